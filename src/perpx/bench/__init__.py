@@ -1,0 +1,1 @@
+"""Benchmarks runnable as `perpx bench ...`; each prints figures and ends with one JSON line."""

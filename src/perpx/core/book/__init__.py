@@ -1,0 +1,1 @@
+"""Order books: price levels of FIFO queues, best prices and depth."""

@@ -1,0 +1,143 @@
+"""One symbol's order book: two sides of price levels, best prices and aggregated depth.
+
+Invariants (checked by `check_invariants`): never crossed after a command; every level holds
+at least one live order; each level's total is the sum of its live orders' leaves.
+"""
+
+from __future__ import annotations
+
+from sortedcontainers import SortedList
+
+from perpx.core.book.level import PriceLevel
+from perpx.core.book.order import RestingOrder
+from perpx.core.enums import Side
+from perpx.core.errors import InvariantViolation
+
+
+class BookSide:
+    """Levels of one side keyed by price, with their prices kept sorted best first.
+
+    Prices are stored as sort keys: the price for asks, its negation for bids, so that
+    ``keys[0]`` is always the best level and depth is a walk from the front.
+    """
+
+    __slots__ = ("keys", "levels", "sign")
+
+    def __init__(self, side: Side) -> None:
+        self.sign = 1 if side is Side.SELL else -1
+        self.levels: dict[int, PriceLevel] = {}
+        self.keys: SortedList = SortedList()
+
+    def best_price(self) -> int | None:
+        """Return the best price of this side, or None if empty."""
+        keys = self.keys
+        return keys[0] * self.sign if keys else None
+
+    def add(self, order: RestingOrder) -> None:
+        """Queue `order` at its price, creating the level if needed."""
+        price = order.price_ticks
+        level = self.levels.get(price)
+        if level is None:
+            level = PriceLevel(price)
+            self.levels[price] = level
+            self.keys.add(price * self.sign)
+        level.append(order)
+
+    def remove(self, order: RestingOrder) -> None:
+        """Take a live `order` out of its level (lazily), dropping the level if it empties."""
+        level = self.levels[order.price_ticks]
+        order.in_book = False
+        level.total_lots -= order.leaves_lots
+        level.live -= 1
+        if level.live == 0:
+            self.drop_level(level.price_ticks)
+
+    def drop_level(self, price_ticks: int) -> None:
+        """Forget the level at `price_ticks`."""
+        del self.levels[price_ticks]
+        self.keys.remove(price_ticks * self.sign)
+
+    def depth(self, limit: int) -> list[tuple[int, int]]:
+        """Return up to `limit` (price_ticks, qty_lots) pairs, best first, in O(limit)."""
+        sign = self.sign
+        levels = self.levels
+        out: list[tuple[int, int]] = []
+        for key in self.keys.islice(0, limit):
+            price = key * sign
+            out.append((price, levels[price].total_lots))
+        return out
+
+    def total_lots_within(self, limit_price_ticks: int, wanted_lots: int) -> int:
+        """Return the lots resting at prices as good as `limit_price_ticks`, stopping at `wanted_lots`."""
+        sign = self.sign
+        levels = self.levels
+        bound = limit_price_ticks * sign
+        total = 0
+        for key in self.keys:
+            if key > bound:
+                break
+            total += levels[key * sign].total_lots
+            if total >= wanted_lots:
+                break
+        return total
+
+
+class OrderBook:
+    """The bids and asks of one symbol."""
+
+    __slots__ = ("asks", "bids", "symbol")
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+        self.bids = BookSide(Side.BUY)
+        self.asks = BookSide(Side.SELL)
+
+    def side(self, side: Side) -> BookSide:
+        """Return the side where orders of `side` rest."""
+        return self.bids if side is Side.BUY else self.asks
+
+    def opposite(self, side: Side) -> BookSide:
+        """Return the side that orders of `side` trade against."""
+        return self.asks if side is Side.BUY else self.bids
+
+    def best_bid(self) -> int | None:
+        """Return the best bid price in ticks, or None."""
+        return self.bids.best_price()
+
+    def best_ask(self) -> int | None:
+        """Return the best ask price in ticks, or None."""
+        return self.asks.best_price()
+
+    def depth(self, limit: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """Return the top `limit` aggregated (price, qty) levels of bids and asks."""
+        return self.bids.depth(limit), self.asks.depth(limit)
+
+    def orders_in_priority(self) -> list[RestingOrder]:
+        """Return every live order: bids best first, then asks best first, each level FIFO."""
+        out: list[RestingOrder] = []
+        for book_side in (self.bids, self.asks):
+            for key in book_side.keys:
+                out.extend(book_side.levels[key * book_side.sign].orders())
+        return out
+
+    def check_invariants(self) -> None:
+        """Raise `InvariantViolation` if the book is crossed or a level disagrees with its orders."""
+        bid, ask = self.best_bid(), self.best_ask()
+        if bid is not None and ask is not None and bid >= ask:
+            raise InvariantViolation(f"{self.symbol}: book crossed, bid {bid} >= ask {ask}")
+        for book_side in (self.bids, self.asks):
+            if sorted(p * book_side.sign for p in book_side.levels) != list(book_side.keys):
+                raise InvariantViolation(f"{self.symbol}: sorted prices disagree with levels")
+            for price, level in book_side.levels.items():
+                live = level.orders()
+                if not live:
+                    raise InvariantViolation(f"{self.symbol}: empty level at {price}")
+                if len(live) != level.live:
+                    raise InvariantViolation(f"{self.symbol}: live count wrong at {price}")
+                if sum(o.leaves_lots for o in live) != level.total_lots:
+                    raise InvariantViolation(f"{self.symbol}: level total wrong at {price}")
+                for order in live:
+                    if order.price_ticks != price or order.leaves_lots <= 0:
+                        raise InvariantViolation(
+                            f"{self.symbol}: order {order.order_id} misplaced at {price}"
+                        )

@@ -1,0 +1,130 @@
+"""A resting order: the one mutable record of an open order, shared by the book and the id index."""
+
+from __future__ import annotations
+
+from perpx.core.enums import OrderStatus, OrderType, Side, SmpType, TimeInForce
+
+
+class RestingOrder:
+    """An open order. `in_book` turns False when it leaves its queue (fill, cancel, re-queue).
+
+    Queues drop such orders lazily when they reach the front, so a cancel is O(1).
+    """
+
+    __slots__ = (
+        "account_id",
+        "close_on_trigger",
+        "created_ts_ms",
+        "filled_lots",
+        "in_book",
+        "leaves_lots",
+        "order_id",
+        "order_link_id",
+        "order_type",
+        "position_idx",
+        "price_ticks",
+        "qty_lots",
+        "reduce_only",
+        "side",
+        "smp_type",
+        "status",
+        "symbol",
+        "time_in_force",
+        "updated_ts_ms",
+    )
+
+    def __init__(
+        self,
+        order_id: int,
+        account_id: int,
+        symbol: str,
+        side: Side,
+        order_type: OrderType,
+        price_ticks: int,
+        qty_lots: int,
+        time_in_force: TimeInForce,
+        reduce_only: bool,
+        close_on_trigger: bool,
+        position_idx: int,
+        order_link_id: str,
+        smp_type: SmpType,
+        ts_ms: int,
+    ) -> None:
+        self.order_id = order_id
+        self.account_id = account_id
+        self.symbol = symbol
+        self.side = side
+        self.order_type = order_type
+        self.price_ticks = price_ticks
+        self.qty_lots = qty_lots
+        self.leaves_lots = qty_lots
+        self.filled_lots = 0
+        self.time_in_force = time_in_force
+        self.reduce_only = reduce_only
+        self.close_on_trigger = close_on_trigger
+        self.position_idx = position_idx
+        self.order_link_id = order_link_id
+        self.smp_type = smp_type
+        self.status = OrderStatus.NEW
+        self.created_ts_ms = ts_ms
+        self.updated_ts_ms = ts_ms
+        self.in_book = False
+
+    def requeued(self) -> RestingOrder:
+        """Return a copy to queue at the back; this object is left out of the book for good."""
+        twin = RestingOrder.__new__(RestingOrder)
+        for name in RestingOrder.__slots__:
+            setattr(twin, name, getattr(self, name))
+        self.in_book = False
+        twin.in_book = False
+        return twin
+
+    def to_record(self) -> list[object]:
+        """Return the order's fields in a fixed order, for snapshots and the state hash."""
+        return [
+            self.order_id,
+            self.account_id,
+            self.symbol,
+            int(self.side),
+            int(self.order_type),
+            self.price_ticks,
+            self.qty_lots,
+            self.leaves_lots,
+            self.filled_lots,
+            int(self.time_in_force),
+            self.reduce_only,
+            self.close_on_trigger,
+            self.position_idx,
+            self.order_link_id,
+            int(self.smp_type),
+            int(self.status),
+            self.created_ts_ms,
+            self.updated_ts_ms,
+        ]
+
+    @classmethod
+    def from_record(cls, record: list[object]) -> RestingOrder:
+        """Rebuild an order from `to_record`'s list."""
+        (oid, acct, symbol, side, otype, price, qty, leaves, filled, tif, ro, cot, idx, link,
+         smp, status, created, updated) = record
+        order = cls(
+            int(oid),  # type: ignore[call-overload]
+            int(acct),  # type: ignore[call-overload]
+            str(symbol),
+            Side(side),
+            OrderType(otype),
+            int(price),  # type: ignore[call-overload]
+            int(qty),  # type: ignore[call-overload]
+            TimeInForce(tif),
+            bool(ro),
+            bool(cot),
+            int(idx),  # type: ignore[call-overload]
+            str(link),
+            SmpType(smp),
+            int(created),  # type: ignore[call-overload]
+        )
+        order.leaves_lots = int(leaves)  # type: ignore[call-overload]
+        order.filled_lots = int(filled)  # type: ignore[call-overload]
+        order.status = OrderStatus(status)
+        order.updated_ts_ms = int(updated)  # type: ignore[call-overload]
+        return order

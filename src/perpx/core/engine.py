@@ -1,0 +1,470 @@
+"""The engine: a deterministic state machine, `Engine.apply(command) -> list[Event]`.
+
+It reads no clock and does no I/O; time and sequence arrive in commands. A user's mistake is a
+rejection event and changes nothing; an exception out of `apply` is a bug.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from perpx.core.book.book import OrderBook
+from perpx.core.book.order import RestingOrder
+from perpx.core.codes import RejectCode
+from perpx.core.commands import AmendOrder, CancelAllOrders, CancelOrder, Command, PlaceOrder
+from perpx.core.enums import CancelReason, OrderType, Side, SmpType, TimeInForce
+from perpx.core.errors import InvariantViolation
+from perpx.core.events import (
+    Event,
+    OrderAccepted,
+    OrderAmended,
+    OrderCancelled,
+    OrderRejected,
+    Trade,
+)
+from perpx.core.instruments import InstrumentSpec, PriceLimitAction
+from perpx.core.lifecycle import TRANSITIONS, Happening
+from perpx.core.matching import match
+from perpx.core.prices import order_price_band
+
+SNAPSHOT_VERSION = 1
+_ORDER_LINK_ID = re.compile(r"[A-Za-z0-9_-]{1,36}")
+
+_BUY = Side.BUY
+_MARKET = OrderType.MARKET
+_GTC = TimeInForce.GTC
+_IOC = TimeInForce.IOC
+_FOK = TimeInForce.FOK
+_POST_ONLY = TimeInForce.POST_ONLY
+
+
+class Rejected(Exception):
+    """Internal signal: validation failed with `code`; turned into an event inside `apply`."""
+
+    def __init__(self, code: RejectCode, detail: str = "") -> None:
+        super().__init__(code, detail)
+        self.code = code
+        self.detail = detail
+
+
+class Engine:
+    """All exchange state, changed only by `apply`."""
+
+    def __init__(self, instruments: Iterable[InstrumentSpec]) -> None:
+        self.instruments: dict[str, InstrumentSpec] = {}
+        self.books: dict[str, OrderBook] = {}
+        for spec in instruments:
+            if spec.symbol in self.instruments:
+                raise ValueError(f"duplicate instrument {spec.symbol}")
+            self.instruments[spec.symbol] = spec
+            self.books[spec.symbol] = OrderBook(spec.symbol)
+        self.open_orders: dict[int, RestingOrder] = {}
+        self._by_link: dict[tuple[int, str], int] = {}
+        self._by_account_symbol: dict[tuple[int, str], dict[int, RestingOrder]] = {}
+        self.last_price: dict[str, int] = {}
+        self.mark_price: dict[str, int] = {}
+        self.index_price: dict[str, int] = {}
+        self.last_seq = 0
+        self.next_order_id = 1
+        self.next_trade_id = 1
+        self._handlers: dict[type[Command], Callable[[Any, list[Event]], None]] = {
+            PlaceOrder: self._place,
+            AmendOrder: self._amend,
+            CancelOrder: self._cancel,
+            CancelAllOrders: self._cancel_all,
+        }
+
+    # -- the one public mutator -------------------------------------------------------------
+
+    def apply(self, command: Command) -> list[Event]:
+        """Apply one sequenced command and return the events it caused, in order."""
+        if command.seq <= self.last_seq:
+            raise InvariantViolation(
+                f"apply: seq must rise, got {command.seq} after {self.last_seq}"
+            )
+        self.last_seq = command.seq
+        events: list[Event] = []
+        self._handlers[type(command)](command, events)
+        return events
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def order(self, order_id: int) -> RestingOrder | None:
+        """Return the open order with `order_id`, if any."""
+        return self.open_orders.get(order_id)
+
+    def orders_of(self, account_id: int, symbol: str) -> list[RestingOrder]:
+        """Return an account's open orders on `symbol`, oldest first."""
+        return list(self._by_account_symbol.get((account_id, symbol), {}).values())
+
+    def reference_price(self, symbol: str) -> int | None:
+        """Return the price the band is built around: mark, else last traded, else None."""
+        mark = self.mark_price.get(symbol)
+        return mark if mark is not None else self.last_price.get(symbol)
+
+    # -- orders -----------------------------------------------------------------------------
+
+    def _place(self, cmd: PlaceOrder, events: list[Event]) -> None:
+        try:
+            spec, price = self._validate_place(cmd)
+        except Rejected as rejection:
+            events.append(
+                OrderRejected(cmd.seq, cmd.ts_ms, cmd.account_id, cmd.symbol, rejection.code,
+                              None, cmd.order_link_id, rejection.detail)
+            )
+            return
+        order_id = self.next_order_id
+        self.next_order_id = order_id + 1
+        is_market = cmd.order_type is _MARKET
+        tif = _IOC if is_market else cmd.time_in_force
+        order = RestingOrder(
+            order_id, cmd.account_id, cmd.symbol, cmd.side, cmd.order_type, price, cmd.qty_lots,
+            tif, cmd.reduce_only, cmd.close_on_trigger, cmd.position_idx, cmd.order_link_id,
+            cmd.smp_type, cmd.ts_ms,
+        )
+        events.append(
+            OrderAccepted(cmd.seq, cmd.ts_ms, order_id, cmd.account_id, cmd.symbol, cmd.side,
+                          cmd.order_type, price, cmd.qty_lots, tif, cmd.reduce_only,
+                          cmd.close_on_trigger, cmd.position_idx, cmd.order_link_id,
+                          cmd.smp_type)
+        )
+        self._execute(order, cmd.seq, cmd.ts_ms, events)
+
+    def _execute(self, order: RestingOrder, seq: int, ts_ms: int, events: list[Event]) -> None:
+        """Run an accepted order through its time in force: reject, match, rest or cancel."""
+        book = self.books[order.symbol]
+        tif = order.time_in_force
+        price = order.price_ticks
+        if tif is _POST_ONLY:
+            best = book.best_ask() if order.side is _BUY else book.best_bid()
+            if best is not None and (price >= best if order.side is _BUY else price <= best):
+                self._end(order, CancelReason.POST_ONLY_WOULD_TAKE, seq, ts_ms, events)
+                return
+        elif tif is _FOK and self._fillable_lots(book, order) < order.leaves_lots:
+            self._end(order, CancelReason.FOK_NOT_FILLABLE, seq, ts_ms, events)
+            return
+        filled_before = order.filled_lots
+        self.next_trade_id, stopped = match(
+            book, order, price, seq, ts_ms, self.next_trade_id, self._forget, events
+        )
+        if order.filled_lots != filled_before:
+            self.last_price[order.symbol] = _last_trade_price(events)
+        if order.leaves_lots == 0:
+            self._forget_if_known(order)
+            return
+        if stopped:
+            self._end(order, CancelReason.SELF_MATCH, seq, ts_ms, events)
+        elif tif is _IOC or tif is _FOK:
+            reason = (CancelReason.IOC_REMAINDER if order.filled_lots
+                      else CancelReason.NO_IMMEDIATE_QTY)
+            self._end(order, reason, seq, ts_ms, events)
+        else:
+            book.side(order.side).add(order)
+            self._remember(order)
+
+    def _fillable_lots(self, book: OrderBook, order: RestingOrder) -> int:
+        """Return how much of `order` could fill now, honouring its self-match prevention."""
+        opposite = book.opposite(order.side)
+        if order.smp_type is SmpType.NONE:
+            return opposite.total_lots_within(order.price_ticks, order.leaves_lots)
+        sign = opposite.sign
+        total = 0
+        for key in opposite.keys:
+            if key > order.price_ticks * sign:
+                break
+            for maker in opposite.levels[key * sign].orders():
+                if maker.account_id == order.account_id:
+                    if order.smp_type is SmpType.CANCEL_MAKER:
+                        continue
+                    return total
+                total += maker.leaves_lots
+                if total >= order.leaves_lots:
+                    return total
+        return total
+
+    def _validate_place(self, cmd: PlaceOrder) -> tuple[InstrumentSpec, int]:
+        """Check an order against its instrument; return the spec and its working price."""
+        spec = self.instruments.get(cmd.symbol)
+        if spec is None:
+            raise Rejected(RejectCode.UNKNOWN_SYMBOL, f"symbol invalid: {cmd.symbol}")
+        is_market = cmd.order_type is _MARKET
+        self._check_qty(spec, cmd.qty_lots, is_market)
+        if cmd.position_idx != 0:
+            raise Rejected(RejectCode.POSITION_IDX_MISMATCH, "position idx not match position mode")
+        if cmd.order_link_id:
+            if not _ORDER_LINK_ID.fullmatch(cmd.order_link_id):
+                raise Rejected(RejectCode.INVALID_ORDER_LINK_ID, "orderLinkId invalid")
+            if (cmd.account_id, cmd.order_link_id) in self._by_link:
+                raise Rejected(RejectCode.DUPLICATE_ORDER_LINK_ID, "OrderLinkedID is duplicate")
+        active = self._by_account_symbol.get((cmd.account_id, cmd.symbol))
+        if active is not None and len(active) >= spec.max_active_orders:
+            raise Rejected(RejectCode.TOO_MANY_ACTIVE_ORDERS,
+                           f"Not allowed to have more than {spec.max_active_orders} active orders")
+        reference = self.reference_price(cmd.symbol)
+        book = self.books[cmd.symbol]
+        if is_market:
+            if reference is None:
+                reference = book.best_ask() if cmd.side is _BUY else book.best_bid()
+            if reference is None:
+                raise Rejected(RejectCode.NO_REFERENCE_PRICE, "no market price to protect a market order")
+            min_sell, max_buy = order_price_band(spec, reference, self.index_price.get(cmd.symbol))
+            price = max_buy if cmd.side is _BUY else min_sell
+            value_price = reference
+        else:
+            if cmd.price_ticks is None:
+                raise Rejected(RejectCode.INVALID_PRICE, "price is required for a limit order")
+            price = self._checked_limit_price(spec, cmd.side, cmd.price_ticks, reference)
+            value_price = price
+        if not cmd.reduce_only and spec.notional_atoms(value_price, cmd.qty_lots) < spec.min_notional_atoms:
+            raise Rejected(RejectCode.NOTIONAL_BELOW_MIN, "Order notional value below the lower limit")
+        return spec, price
+
+    def _check_qty(self, spec: InstrumentSpec, qty_lots: int, is_market: bool) -> None:
+        if qty_lots <= 0:
+            raise Rejected(RejectCode.INVALID_QTY, "Qty invalid")
+        if qty_lots < spec.min_order_qty_lots:
+            raise Rejected(RejectCode.QTY_BELOW_MIN,
+                           "The number of contracts exceeds minimum limit allowed: too small")
+        cap = spec.max_mkt_order_qty_lots if is_market else spec.max_order_qty_lots
+        if qty_lots > cap:
+            raise Rejected(RejectCode.QTY_ABOVE_MAX,
+                           "The number of contracts exceeds maximum limit allowed: too large")
+
+    def _checked_limit_price(
+        self, spec: InstrumentSpec, side: Side, price_ticks: int, reference: int | None
+    ) -> int:
+        """Validate a limit price; clamp it into the band or refuse it, as the instrument says."""
+        if price_ticks <= 0:
+            raise Rejected(RejectCode.INVALID_PRICE, "price invalid")
+        if not spec.min_price_ticks <= price_ticks <= spec.max_price_ticks:
+            raise Rejected(RejectCode.PRICE_OUT_OF_RANGE, "Order price is out of permissible range")
+        if reference is None:
+            return price_ticks
+        min_sell, max_buy = order_price_band(spec, reference, self.index_price.get(spec.symbol))
+        if side is _BUY and price_ticks > max_buy:
+            if spec.price_limit_action is PriceLimitAction.REJECT:
+                raise Rejected(RejectCode.PRICE_OUT_OF_BAND,
+                               f"buy price above the limit {max_buy}")
+            return max_buy
+        if side is not _BUY and price_ticks < min_sell:
+            if spec.price_limit_action is PriceLimitAction.REJECT:
+                raise Rejected(RejectCode.PRICE_OUT_OF_BAND,
+                               f"sell price below the limit {min_sell}")
+            return min_sell
+        return price_ticks
+
+    def _find(self, account_id: int, symbol: str, order_id: int | None, link: str) -> RestingOrder:
+        if symbol not in self.instruments:
+            raise Rejected(RejectCode.UNKNOWN_SYMBOL, f"symbol invalid: {symbol}")
+        if order_id is None and link:
+            order_id = self._by_link.get((account_id, link))
+        if order_id is None and not link:
+            raise Rejected(RejectCode.INVALID_PARAMETER, "orderId or orderLinkId is required")
+        order = self.open_orders.get(order_id) if order_id is not None else None
+        if order is None or order.account_id != account_id or order.symbol != symbol:
+            raise Rejected(RejectCode.ORDER_NOT_FOUND, "Order does not exist")
+        return order
+
+    def _amend(self, cmd: AmendOrder, events: list[Event]) -> None:
+        try:
+            order = self._find(cmd.account_id, cmd.symbol, cmd.order_id, cmd.order_link_id)
+            spec = self.instruments[cmd.symbol]
+            new_qty = order.qty_lots if cmd.qty_lots is None else cmd.qty_lots
+            new_price = order.price_ticks if cmd.price_ticks is None else cmd.price_ticks
+            if cmd.qty_lots is not None:
+                if cmd.qty_lots <= order.filled_lots:
+                    raise Rejected(RejectCode.AMEND_QTY_NOT_ABOVE_FILLED,
+                                   "The modified contract quantity cannot be less than or equal "
+                                   "to the filled quantity.")
+                self._check_qty(spec, cmd.qty_lots, False)
+            if cmd.price_ticks is not None:
+                new_price = self._checked_limit_price(
+                    spec, order.side, cmd.price_ticks, self.reference_price(cmd.symbol)
+                )
+            if new_qty == order.qty_lots and new_price == order.price_ticks:
+                raise Rejected(RejectCode.NOTHING_TO_AMEND, "order not modified")
+            if (not order.reduce_only
+                    and spec.notional_atoms(new_price, new_qty) < spec.min_notional_atoms):
+                raise Rejected(RejectCode.NOTIONAL_BELOW_MIN,
+                               "Order notional value below the lower limit")
+        except Rejected as rejection:
+            events.append(
+                OrderRejected(cmd.seq, cmd.ts_ms, cmd.account_id, cmd.symbol, rejection.code,
+                              cmd.order_id, cmd.order_link_id, rejection.detail)
+            )
+            return
+        book_side = self.books[cmd.symbol].side(order.side)
+        new_leaves = new_qty - order.filled_lots
+        order.status = TRANSITIONS[order.status, Happening.AMEND]
+        if new_price == order.price_ticks and new_qty < order.qty_lots:
+            # Only a smaller quantity at the same price keeps the order's place in the queue.
+            book_side.levels[order.price_ticks].total_lots -= order.leaves_lots - new_leaves
+            order.qty_lots = new_qty
+            order.leaves_lots = new_leaves
+            order.updated_ts_ms = cmd.ts_ms
+            events.append(
+                OrderAmended(cmd.seq, cmd.ts_ms, order.order_id, order.account_id, order.symbol,
+                             new_price, new_qty, new_leaves, True)
+            )
+            return
+        book_side.remove(order)
+        twin = order.requeued()
+        twin.price_ticks = new_price
+        twin.qty_lots = new_qty
+        twin.leaves_lots = new_leaves
+        twin.updated_ts_ms = cmd.ts_ms
+        self._replace(order, twin)
+        events.append(
+            OrderAmended(cmd.seq, cmd.ts_ms, twin.order_id, twin.account_id, twin.symbol,
+                         new_price, new_qty, new_leaves, False)
+        )
+        self._forget(twin)
+        self._execute(twin, cmd.seq, cmd.ts_ms, events)
+
+    def _cancel(self, cmd: CancelOrder, events: list[Event]) -> None:
+        try:
+            order = self._find(cmd.account_id, cmd.symbol, cmd.order_id, cmd.order_link_id)
+        except Rejected as rejection:
+            events.append(
+                OrderRejected(cmd.seq, cmd.ts_ms, cmd.account_id, cmd.symbol, rejection.code,
+                              cmd.order_id, cmd.order_link_id, rejection.detail)
+            )
+            return
+        self._cancel_resting(order, CancelReason.BY_USER, cmd.seq, cmd.ts_ms, events)
+
+    def _cancel_all(self, cmd: CancelAllOrders, events: list[Event]) -> None:
+        if cmd.symbol not in self.instruments:
+            events.append(
+                OrderRejected(cmd.seq, cmd.ts_ms, cmd.account_id, cmd.symbol,
+                              RejectCode.UNKNOWN_SYMBOL, None, "", f"symbol invalid: {cmd.symbol}")
+            )
+            return
+        for order in self.orders_of(cmd.account_id, cmd.symbol):
+            self._cancel_resting(order, CancelReason.BY_USER, cmd.seq, cmd.ts_ms, events)
+
+    def _cancel_resting(
+        self, order: RestingOrder, reason: CancelReason, seq: int, ts_ms: int, events: list[Event]
+    ) -> None:
+        self.books[order.symbol].side(order.side).remove(order)
+        self._end(order, reason, seq, ts_ms, events)
+
+    def _end(
+        self, order: RestingOrder, reason: CancelReason, seq: int, ts_ms: int, events: list[Event]
+    ) -> None:
+        """Cancel what is left of `order` (already out of the book) and forget it."""
+        order.status = TRANSITIONS[order.status, Happening.CANCEL]
+        order.updated_ts_ms = ts_ms
+        events.append(
+            OrderCancelled(seq, ts_ms, order.order_id, order.account_id, order.symbol,
+                           order.leaves_lots, reason)
+        )
+        self._forget_if_known(order)
+
+    # -- the open-order indexes -------------------------------------------------------------
+
+    def _remember(self, order: RestingOrder) -> None:
+        self.open_orders[order.order_id] = order
+        if order.order_link_id:
+            self._by_link[order.account_id, order.order_link_id] = order.order_id
+        key = (order.account_id, order.symbol)
+        mine = self._by_account_symbol.get(key)
+        if mine is None:
+            mine = self._by_account_symbol[key] = {}
+        mine[order.order_id] = order
+
+    def _forget(self, order: RestingOrder) -> None:
+        del self.open_orders[order.order_id]
+        if order.order_link_id:
+            del self._by_link[order.account_id, order.order_link_id]
+        key = (order.account_id, order.symbol)
+        mine = self._by_account_symbol[key]
+        del mine[order.order_id]
+        if not mine:
+            del self._by_account_symbol[key]
+
+    def _forget_if_known(self, order: RestingOrder) -> None:
+        if self.open_orders.get(order.order_id) is order:
+            self._forget(order)
+
+    def _replace(self, old: RestingOrder, new: RestingOrder) -> None:
+        self.open_orders[new.order_id] = new
+        self._by_account_symbol[new.account_id, new.symbol][new.order_id] = new
+        del old  # the old record stays only as a dead entry in its former queue
+
+    # -- snapshots and the state hash -------------------------------------------------------
+
+    def to_snapshot(self) -> dict[str, Any]:
+        """Return the whole state as plain data (ints, strings, lists), in a canonical order."""
+        return {
+            "version": SNAPSHOT_VERSION,
+            "last_seq": self.last_seq,
+            "next_order_id": self.next_order_id,
+            "next_trade_id": self.next_trade_id,
+            "symbols": sorted(self.instruments),
+            "last_price": sorted(self.last_price.items()),
+            "mark_price": sorted(self.mark_price.items()),
+            "index_price": sorted(self.index_price.items()),
+            "books": {
+                symbol: [o.to_record() for o in self.books[symbol].orders_in_priority()]
+                for symbol in sorted(self.books)
+            },
+        }
+
+    @classmethod
+    def from_snapshot(cls, instruments: Iterable[InstrumentSpec], snapshot: dict[str, Any]) -> Engine:
+        """Rebuild an engine from `to_snapshot`'s data and the same instruments."""
+        if snapshot.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(f"unsupported snapshot version {snapshot.get('version')}")
+        engine = cls(instruments)
+        if sorted(engine.instruments) != snapshot["symbols"]:
+            raise ValueError("snapshot was taken with other instruments")
+        engine.last_seq = snapshot["last_seq"]
+        engine.next_order_id = snapshot["next_order_id"]
+        engine.next_trade_id = snapshot["next_trade_id"]
+        engine.last_price = {k: v for k, v in snapshot["last_price"]}
+        engine.mark_price = {k: v for k, v in snapshot["mark_price"]}
+        engine.index_price = {k: v for k, v in snapshot["index_price"]}
+        by_id: list[RestingOrder] = []
+        for symbol, records in snapshot["books"].items():
+            book = engine.books[symbol]
+            for record in records:
+                order = RestingOrder.from_record(record)
+                book.side(order.side).add(order)
+                by_id.append(order)
+        for order in sorted(by_id, key=lambda o: o.order_id):
+            engine._remember(order)
+        return engine
+
+    def state_hash(self) -> str:
+        """Return a SHA-256 over the canonical snapshot: equal states, equal hashes."""
+        encoded = json.dumps(self.to_snapshot(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(encoded.encode()).hexdigest()
+
+    def check_invariants(self) -> None:
+        """Raise `InvariantViolation` if any book or index disagrees with the others."""
+        in_books: dict[int, RestingOrder] = {}
+        for book in self.books.values():
+            book.check_invariants()
+            for order in book.orders_in_priority():
+                in_books[order.order_id] = order
+        if in_books.keys() != self.open_orders.keys():
+            raise InvariantViolation("open-order index and books disagree")
+        for order_id, order in self.open_orders.items():
+            if in_books[order_id] is not order:
+                raise InvariantViolation(f"order {order_id} indexed but not the one in the book")
+            if order.qty_lots != order.filled_lots + order.leaves_lots:
+                raise InvariantViolation(f"order {order_id}: qty != filled + leaves")
+        indexed = sum(len(m) for m in self._by_account_symbol.values())
+        if indexed != len(self.open_orders):
+            raise InvariantViolation("per-account order index disagrees with open orders")
+
+
+def _last_trade_price(events: list[Event]) -> int:
+    for event in reversed(events):
+        if type(event) is Trade:
+            return event.price_ticks
+    raise InvariantViolation("_last_trade_price: no trade among the events")

@@ -1,0 +1,113 @@
+"""Contract specifications as integers: tick, lot and coin scales, limits, fees, risk tiers.
+
+An `InstrumentSpec` is built from Bybit's decimal strings at the edge (`perpx.convert`) and
+validates its own integer scale factors, so the core can value any price x quantity exactly:
+``notional_atoms = price_ticks * qty_lots * atoms_per_tick_lot``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from perpx.core.numbers import RATE_ONE
+
+
+class ContractType(IntEnum):
+    """Bybit's contractType."""
+
+    LINEAR_PERPETUAL = 1
+    LINEAR_FUTURES = 2
+    INVERSE_PERPETUAL = 3
+    INVERSE_FUTURES = 4
+
+
+class PriceLimitAction(IntEnum):
+    """What happens to a limit order priced beyond the order price band."""
+
+    CLAMP = 1  # Bybit perps: the price is moved to the band's edge (spec §10, §14 Q7)
+    REJECT = 2
+
+
+@dataclass(frozen=True, slots=True)
+class RiskLimitTier:
+    """One row of the risk-limit ladder; `limit_atoms` is the inclusive position-value cap."""
+
+    tier_id: int
+    limit_atoms: int
+    mmr: int  # maintenance margin rate, 10**-8
+    imr: int  # initial margin rate, 10**-8
+    max_leverage: int  # 10**-8 (100x == 100 * RATE_ONE)
+    mm_deduction_atoms: int
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentSpec:
+    """A tradable contract. Every amount is an integer in the units named by its suffix."""
+
+    symbol: str
+    contract_type: ContractType
+    base_coin: str
+    quote_coin: str
+    settle_coin: str
+    tick_size: str  # decimal string, kept for the edge
+    qty_step: str  # decimal string, kept for the edge
+    price_scale: int  # decimals shown for prices
+    qty_scale: int  # decimals shown for quantities
+    tick_atoms: int  # quote atoms per one base unit per tick
+    lot_base_e8: int  # base-coin units of 10**-8 per lot
+    atoms_per_tick_lot: int  # quote atoms of one tick on one lot
+    min_price_ticks: int
+    max_price_ticks: int
+    min_order_qty_lots: int
+    max_order_qty_lots: int
+    max_mkt_order_qty_lots: int
+    min_notional_atoms: int
+    min_leverage: int  # 10**-8
+    max_leverage: int  # 10**-8
+    leverage_step: int  # 10**-8
+    taker_fee_rate: int  # 10**-8
+    maker_fee_rate: int  # 10**-8
+    funding_interval_min: int
+    upper_funding_rate: int  # 10**-8
+    lower_funding_rate: int  # 10**-8
+    price_limit_ratio_x: int  # 10**-8
+    price_limit_ratio_y: int  # 10**-8
+    risk_tiers: tuple[RiskLimitTier, ...]
+    price_limit_action: PriceLimitAction = PriceLimitAction.CLAMP
+    launch_time_ms: int = 0
+    max_active_orders: int = 500
+    max_conditional_orders: int = 10
+
+    def __post_init__(self) -> None:
+        if self.tick_atoms * self.lot_base_e8 != self.atoms_per_tick_lot * 10**8:
+            raise ValueError(
+                f"{self.symbol}: tick_atoms * lot_base_e8 / 10**8 must equal atoms_per_tick_lot, "
+                f"was {self.tick_atoms} * {self.lot_base_e8} vs {self.atoms_per_tick_lot}"
+            )
+        if self.atoms_per_tick_lot < 1:
+            raise ValueError(f"{self.symbol}: one tick on one lot must be at least one atom")
+        if not 0 < self.min_price_ticks <= self.max_price_ticks:
+            raise ValueError(f"{self.symbol}: price range is empty")
+        if not 0 < self.min_order_qty_lots <= self.max_order_qty_lots:
+            raise ValueError(f"{self.symbol}: order quantity range is empty")
+        if not self.risk_tiers:
+            raise ValueError(f"{self.symbol}: needs at least one risk-limit tier")
+        previous = 0
+        for tier in self.risk_tiers:
+            if tier.limit_atoms <= previous:
+                raise ValueError(f"{self.symbol}: risk tiers must rise, tier {tier.tier_id}")
+            previous = tier.limit_atoms
+        if not RATE_ONE <= self.min_leverage <= self.max_leverage:
+            raise ValueError(f"{self.symbol}: leverage range is empty")
+
+    def notional_atoms(self, price_ticks: int, qty_lots: int) -> int:
+        """Value `qty_lots` at `price_ticks` in quote atoms, exactly (linear contracts)."""
+        return price_ticks * qty_lots * self.atoms_per_tick_lot
+
+    def tier_for_value(self, value_atoms: int) -> RiskLimitTier | None:
+        """Return the smallest tier whose cap is at or above `value_atoms` (inclusive), if any."""
+        for tier in self.risk_tiers:
+            if value_atoms <= tier.limit_atoms:
+                return tier
+        return None

@@ -1,0 +1,117 @@
+"""Price-time matching of one taker against the opposite side of a book.
+
+Fills execute at the resting order's price (seed 000: a buy limit at 67,080 against an ask at
+67,042 fills at 67,042). The taker's own price bounds the walk; self-match prevention follows
+the taker's `smp_type`. The caller decides what becomes of the taker's remainder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from perpx.core.book.book import OrderBook
+from perpx.core.book.order import RestingOrder
+from perpx.core.enums import CancelReason, Side, SmpType
+from perpx.core.events import Event, OrderCancelled, Trade
+from perpx.core.lifecycle import TRANSITIONS, Happening
+
+_FULL_FILL = Happening.FULL_FILL
+_PARTIAL_FILL = Happening.PARTIAL_FILL
+_CANCEL = Happening.CANCEL
+_SMP_NONE = SmpType.NONE
+_SMP_CANCEL_MAKER = SmpType.CANCEL_MAKER
+_SMP_CANCEL_BOTH = SmpType.CANCEL_BOTH
+_SELF_MATCH = CancelReason.SELF_MATCH
+
+
+def match(
+    book: OrderBook,
+    taker: RestingOrder,
+    limit_price_ticks: int,
+    seq: int,
+    ts_ms: int,
+    next_trade_id: int,
+    close_order: Callable[[RestingOrder], None],
+    events: list[Event],
+) -> tuple[int, bool]:
+    """Fill `taker` against the opposite side at prices no worse than `limit_price_ticks`.
+
+    Status changes go through the lifecycle table (an illegal one raises KeyError: a bug).
+    Appends a `Trade` per fill (and an `OrderCancelled` per maker removed by self-match
+    prevention) to `events`, updates both orders in place, calls `close_order` for each maker
+    that leaves the book, and returns the next free trade id and whether self-match
+    prevention stopped the taker.
+    """
+    side = taker.side
+    opposite = book.asks if side is Side.BUY else book.bids
+    levels = opposite.levels
+    keys = opposite.keys
+    sign = opposite.sign
+    bound = limit_price_ticks * sign
+    symbol = taker.symbol
+    taker_id = taker.order_id
+    taker_account = taker.account_id
+    smp = taker.smp_type
+    remaining = taker.leaves_lots
+    stopped = False
+    while remaining and keys:
+        key = keys[0]
+        if key > bound:
+            break
+        price = key * sign
+        level = levels[price]
+        queue = level.queue
+        while remaining and queue:
+            maker = queue[0]
+            if not maker.in_book:
+                queue.popleft()
+                continue
+            if smp is not _SMP_NONE and maker.account_id == taker_account:
+                if smp is _SMP_CANCEL_MAKER or smp is _SMP_CANCEL_BOTH:
+                    queue.popleft()
+                    maker.in_book = False
+                    level.total_lots -= maker.leaves_lots
+                    level.live -= 1
+                    events.append(
+                        OrderCancelled(seq, ts_ms, maker.order_id, maker.account_id, symbol,
+                                       maker.leaves_lots, _SELF_MATCH)
+                    )
+                    maker.status = TRANSITIONS[maker.status, _CANCEL]
+                    maker.updated_ts_ms = ts_ms
+                    close_order(maker)
+                if smp is not _SMP_CANCEL_MAKER:
+                    stopped = True
+                    break
+                continue
+            maker_leaves = maker.leaves_lots
+            fill = remaining if remaining < maker_leaves else maker_leaves
+            remaining -= fill
+            maker_leaves -= fill
+            maker.leaves_lots = maker_leaves
+            maker.filled_lots += fill
+            maker.updated_ts_ms = ts_ms
+            level.total_lots -= fill
+            events.append(
+                Trade(seq, ts_ms, next_trade_id, symbol, price, fill, side, taker_id,
+                      taker_account, maker.order_id, maker.account_id, remaining, maker_leaves)
+            )
+            next_trade_id += 1
+            if maker_leaves == 0:
+                queue.popleft()
+                maker.in_book = False
+                maker.status = TRANSITIONS[maker.status, _FULL_FILL]
+                level.live -= 1
+                close_order(maker)
+            else:
+                maker.status = TRANSITIONS[maker.status, _PARTIAL_FILL]
+        if level.live == 0:
+            del levels[price]
+            del keys[0]
+        if stopped:
+            break
+    filled = taker.leaves_lots - remaining
+    if filled:
+        taker.filled_lots += filled
+        taker.leaves_lots = remaining
+        taker.status = TRANSITIONS[taker.status, _PARTIAL_FILL if remaining else _FULL_FILL]
+    return next_trade_id, stopped
