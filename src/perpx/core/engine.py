@@ -71,6 +71,7 @@ class Engine:
         self.last_seq = 0
         self.next_order_id = 1
         self.next_trade_id = 1
+        self._band_cache: dict[str, tuple[int, int | None, tuple[int, int]]] = {}
         self._handlers: dict[type[Command], Callable[[Any, list[Event]], None]] = {
             PlaceOrder: self._place,
             AmendOrder: self._amend,
@@ -192,7 +193,11 @@ class Engine:
         if spec is None:
             raise Rejected(RejectCode.UNKNOWN_SYMBOL, f"symbol invalid: {cmd.symbol}")
         is_market = cmd.order_type is _MARKET
-        self._check_qty(spec, cmd.qty_lots, is_market)
+        qty = cmd.qty_lots
+        if not spec.min_order_qty_lots <= qty <= (
+            spec.max_mkt_order_qty_lots if is_market else spec.max_order_qty_lots
+        ):
+            self._check_qty(spec, qty, is_market)
         if cmd.position_idx != 0:
             raise Rejected(RejectCode.POSITION_IDX_MISMATCH, "position idx not match position mode")
         if cmd.order_link_id:
@@ -204,24 +209,42 @@ class Engine:
         if active is not None and len(active) >= spec.max_active_orders:
             raise Rejected(RejectCode.TOO_MANY_ACTIVE_ORDERS,
                            f"Not allowed to have more than {spec.max_active_orders} active orders")
-        reference = self.reference_price(cmd.symbol)
-        book = self.books[cmd.symbol]
         if is_market:
-            if reference is None:
-                reference = book.best_ask() if cmd.side is _BUY else book.best_bid()
-            if reference is None:
-                raise Rejected(RejectCode.NO_REFERENCE_PRICE, "no market price to protect a market order")
-            min_sell, max_buy = order_price_band(spec, reference, self.index_price.get(cmd.symbol))
-            price = max_buy if cmd.side is _BUY else min_sell
-            value_price = reference
+            band = self._band(spec)
+            if band is None:
+                book = self.books[cmd.symbol]
+                best = book.best_ask() if cmd.side is _BUY else book.best_bid()
+                if best is None:
+                    raise Rejected(RejectCode.NO_REFERENCE_PRICE,
+                                   "no market price to protect a market order")
+                band = order_price_band(spec, best)
+                value_price = best
+            else:
+                value_price = self.reference_price(cmd.symbol) or 0
+            price = band[1] if cmd.side is _BUY else band[0]
         else:
             if cmd.price_ticks is None:
                 raise Rejected(RejectCode.INVALID_PRICE, "price is required for a limit order")
-            price = self._checked_limit_price(spec, cmd.side, cmd.price_ticks, reference)
+            price = self._checked_limit_price(spec, cmd.side, cmd.price_ticks)
             value_price = price
-        if not cmd.reduce_only and spec.notional_atoms(value_price, cmd.qty_lots) < spec.min_notional_atoms:
+        if (not cmd.reduce_only
+                and value_price * qty * spec.atoms_per_tick_lot < spec.min_notional_atoms):
             raise Rejected(RejectCode.NOTIONAL_BELOW_MIN, "Order notional value below the lower limit")
         return spec, price
+
+    def _band(self, spec: InstrumentSpec) -> tuple[int, int] | None:
+        """Return the (min_sell, max_buy) band of `spec` now, cached until a reference moves."""
+        symbol = spec.symbol
+        reference = self.reference_price(symbol)
+        if reference is None:
+            return None
+        index = self.index_price.get(symbol)
+        cached = self._band_cache.get(symbol)
+        if cached is not None and cached[0] == reference and cached[1] == index:
+            return cached[2]
+        band = order_price_band(spec, reference, index)
+        self._band_cache[symbol] = (reference, index, band)
+        return band
 
     def _check_qty(self, spec: InstrumentSpec, qty_lots: int, is_market: bool) -> None:
         if qty_lots <= 0:
@@ -234,17 +257,16 @@ class Engine:
             raise Rejected(RejectCode.QTY_ABOVE_MAX,
                            "The number of contracts exceeds maximum limit allowed: too large")
 
-    def _checked_limit_price(
-        self, spec: InstrumentSpec, side: Side, price_ticks: int, reference: int | None
-    ) -> int:
+    def _checked_limit_price(self, spec: InstrumentSpec, side: Side, price_ticks: int) -> int:
         """Validate a limit price; clamp it into the band or refuse it, as the instrument says."""
         if price_ticks <= 0:
             raise Rejected(RejectCode.INVALID_PRICE, "price invalid")
         if not spec.min_price_ticks <= price_ticks <= spec.max_price_ticks:
             raise Rejected(RejectCode.PRICE_OUT_OF_RANGE, "Order price is out of permissible range")
-        if reference is None:
+        band = self._band(spec)
+        if band is None:
             return price_ticks
-        min_sell, max_buy = order_price_band(spec, reference, self.index_price.get(spec.symbol))
+        min_sell, max_buy = band
         if side is _BUY and price_ticks > max_buy:
             if spec.price_limit_action is PriceLimitAction.REJECT:
                 raise Rejected(RejectCode.PRICE_OUT_OF_BAND,
@@ -282,9 +304,7 @@ class Engine:
                                    "to the filled quantity.")
                 self._check_qty(spec, cmd.qty_lots, False)
             if cmd.price_ticks is not None:
-                new_price = self._checked_limit_price(
-                    spec, order.side, cmd.price_ticks, self.reference_price(cmd.symbol)
-                )
+                new_price = self._checked_limit_price(spec, order.side, cmd.price_ticks)
             if new_qty == order.qty_lots and new_price == order.price_ticks:
                 raise Rejected(RejectCode.NOTHING_TO_AMEND, "order not modified")
             if (not order.reduce_only

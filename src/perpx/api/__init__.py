@@ -1,0 +1,1 @@
+"""The Bybit V5 surface: REST, WebSocket, authentication and the retCode mapping."""

@@ -1,0 +1,58 @@
+"""Map the core's `RejectCode` to Bybit V5 `retCode` and `retMsg` (spec bybit-v5-api.md §5.8).
+
+Bybit numbers stay out of the core; clients key on `retCode`, so each code must map to the
+number ccxt and pybit expect for that mistake.
+"""
+
+from __future__ import annotations
+
+from perpx.core.codes import RejectCode
+
+OK = 0
+
+_MAP: dict[RejectCode, tuple[int, str]] = {
+    RejectCode.UNKNOWN_SYMBOL: (10001, "params error: symbol invalid"),
+    RejectCode.INVALID_QTY: (10001, "Qty invalid"),
+    RejectCode.QTY_BELOW_MIN: (
+        10001, "The number of contracts exceeds minimum limit allowed: too small"),
+    RejectCode.QTY_ABOVE_MAX: (
+        10001, "The number of contracts exceeds maximum limit allowed: too large"),
+    RejectCode.INVALID_PRICE: (10001, "price invalid"),
+    RejectCode.PRICE_OUT_OF_RANGE: (110003, "Order price is out of permissible range"),
+    RejectCode.PRICE_OUT_OF_BAND: (110003, "Order price is out of permissible range"),
+    RejectCode.NOTIONAL_BELOW_MIN: (110094, "Order notional value below the lower limit"),
+    RejectCode.POSITION_IDX_MISMATCH: (10001, "position idx not match position mode"),
+    RejectCode.INVALID_ORDER_LINK_ID: (10001, "params error: orderLinkId invalid"),
+    RejectCode.DUPLICATE_ORDER_LINK_ID: (110072, "OrderLinkedID is duplicate"),
+    RejectCode.NOTHING_TO_AMEND: (10001, "order not modified"),
+    RejectCode.INVALID_PARAMETER: (10001, "params error"),
+    RejectCode.INSUFFICIENT_AVAILABLE_BALANCE: (110007, "ab not enough for new order"),
+    RejectCode.REDUCE_ONLY_NOT_SATISFIED: (110017, "Reduce-only rule not satisfied"),
+    RejectCode.RISK_LIMIT_EXCEEDED: (
+        110090, "Order placement failed as your position may exceed the max limit"),
+    RejectCode.WOULD_TRIGGER_LIQUIDATION: (
+        110040, "The order will trigger a forced liquidation, please re-submit the order."),
+    RejectCode.LEVERAGE_OUT_OF_RANGE: (10001, "leverage invalid"),
+    RejectCode.LEVERAGE_NOT_MODIFIED: (110043, "Set leverage not modified"),
+    RejectCode.MARGIN_MODE_SWITCH_REFUSED: (3400045, "Set margin mode failed"),
+    RejectCode.POSITION_MODE_SWITCH_REFUSED: (110025, "Position mode is not modified"),
+    RejectCode.MARGIN_REDUCTION_TOO_LARGE: (110012, "Insufficient available balance"),
+    RejectCode.INSUFFICIENT_WALLET_BALANCE: (110004, "Wallet balance is insufficient"),
+    RejectCode.ORDER_NOT_FOUND: (110001, "Order does not exist"),
+    RejectCode.AMEND_QTY_NOT_ABOVE_FILLED: (
+        110064,
+        "The modified contract quantity cannot be less than or equal to the filled quantity."),
+    RejectCode.TOO_MANY_ACTIVE_ORDERS: (110020, "Not allowed to have more than 500 active orders."),
+    RejectCode.ORDER_ALREADY_FINAL: (110008, "The order has been completed or cancelled."),
+    RejectCode.NO_REFERENCE_PRICE: (10001, "params error: no market price"),
+    RejectCode.UNKNOWN_ACCOUNT: (10003, "API key is invalid."),
+    RejectCode.INVALID_AMOUNT: (10001, "params error: amount invalid"),
+    RejectCode.UNKNOWN_COIN: (10001, "params error: coin invalid"),
+    RejectCode.DUPLICATE_INSTRUMENT: (10001, "params error: duplicate instrument"),
+    RejectCode.SEQUENCE_OUT_OF_ORDER: (10016, "Internal system error."),
+}
+
+
+def bybit_code(code: RejectCode) -> tuple[int, str]:
+    """Return Bybit's (retCode, retMsg) for a core rejection."""
+    return _MAP[code]

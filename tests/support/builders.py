@@ -1,0 +1,108 @@
+"""Named builders: instruments and an engine driver that speaks decimal strings like a client."""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import cache
+from typing import Any
+
+from perpx.convert import to_lots, to_ticks
+from perpx.core import (
+    AmendOrder,
+    CancelAllOrders,
+    CancelOrder,
+    Command,
+    Engine,
+    Event,
+    OrderType,
+    PlaceOrder,
+    Side,
+    TimeInForce,
+)
+from perpx.core.instruments import InstrumentSpec
+from perpx.instruments import load_instruments
+
+
+@cache
+def bundled() -> dict[str, InstrumentSpec]:
+    return {spec.symbol: spec for spec in load_instruments()}
+
+
+def btcusdt(**overrides: Any) -> InstrumentSpec:
+    """Bybit's BTCUSDT (tick 0.10, step 0.001), with any field replaced."""
+    return dataclasses.replace(bundled()["BTCUSDT"], **overrides)
+
+
+def ethusdt(**overrides: Any) -> InstrumentSpec:
+    return dataclasses.replace(bundled()["ETHUSDT"], **overrides)
+
+
+class Driver:
+    """Stamps seq and time on commands, applies them, and checks invariants after each one."""
+
+    def __init__(self, *specs: InstrumentSpec, start_ts_ms: int = 1_700_000_000_000) -> None:
+        self.engine = Engine(specs or (btcusdt(),))
+        self.seq = 0
+        self.ts_ms = start_ts_ms
+        self.log: list[Command] = []
+
+    def spec(self, symbol: str = "BTCUSDT") -> InstrumentSpec:
+        return self.engine.instruments[symbol]
+
+    def stamp(self) -> tuple[int, int]:
+        self.seq += 1
+        self.ts_ms += 1
+        return self.seq, self.ts_ms
+
+    def apply(self, command: Command) -> list[Event]:
+        self.log.append(command)
+        events = self.engine.apply(command)
+        self.engine.check_invariants()
+        return events
+
+    def limit(self, account: int, side: str, price: str, qty: str, *, symbol: str = "BTCUSDT",
+              tif: TimeInForce = TimeInForce.GTC, **kw: Any) -> list[Event]:
+        spec = self.spec(symbol)
+        seq, ts = self.stamp()
+        return self.apply(PlaceOrder(seq, ts, account, symbol, Side[side.upper()], OrderType.LIMIT,
+                                     to_lots(spec, qty), to_ticks(spec, price),
+                                     time_in_force=tif, **kw))
+
+    def market(self, account: int, side: str, qty: str, *, symbol: str = "BTCUSDT",
+               **kw: Any) -> list[Event]:
+        spec = self.spec(symbol)
+        seq, ts = self.stamp()
+        return self.apply(PlaceOrder(seq, ts, account, symbol, Side[side.upper()],
+                                     OrderType.MARKET, to_lots(spec, qty), **kw))
+
+    def amend(self, account: int, order_id: int, *, qty: str | None = None,
+              price: str | None = None, symbol: str = "BTCUSDT") -> list[Event]:
+        spec = self.spec(symbol)
+        seq, ts = self.stamp()
+        return self.apply(AmendOrder(
+            seq, ts, account, symbol, order_id,
+            qty_lots=None if qty is None else to_lots(spec, qty),
+            price_ticks=None if price is None else to_ticks(spec, price)))
+
+    def cancel(self, account: int, order_id: int | None = None, *, link: str = "",
+               symbol: str = "BTCUSDT") -> list[Event]:
+        seq, ts = self.stamp()
+        return self.apply(CancelOrder(seq, ts, account, symbol, order_id, link))
+
+    def cancel_all(self, account: int, symbol: str = "BTCUSDT") -> list[Event]:
+        seq, ts = self.stamp()
+        return self.apply(CancelAllOrders(seq, ts, account, symbol))
+
+    def depth(self, symbol: str = "BTCUSDT", limit: int = 50) -> tuple[list[Any], list[Any]]:
+        return self.engine.books[symbol].depth(limit)
+
+
+def of_type(events: list[Event], kind: type) -> list[Any]:
+    return [e for e in events if type(e) is kind]
+
+
+def state_apart_from_seq(engine: Engine) -> dict[str, Any]:
+    """The engine's snapshot without `last_seq`, which every command advances, even a refused one."""
+    snapshot = engine.to_snapshot()
+    del snapshot["last_seq"]
+    return snapshot
