@@ -102,7 +102,7 @@ def of_type(events: list[Event], kind: type) -> list[Any]:
 
 
 def state_apart_from_seq(engine: Engine) -> dict[str, Any]:
-    """The engine's snapshot without `last_seq`, which every command advances, even a refused one."""
+    """The snapshot without `last_seq`, which every command advances, even a refused one."""
     snapshot = engine.to_snapshot()
     del snapshot["last_seq"]
     return snapshot

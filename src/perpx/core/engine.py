@@ -99,8 +99,9 @@ class Engine:
         return self.open_orders.get(order_id)
 
     def orders_of(self, account_id: int, symbol: str) -> list[RestingOrder]:
-        """Return an account's open orders on `symbol`, oldest first."""
-        return list(self._by_account_symbol.get((account_id, symbol), {}).values())
+        """Return an account's open orders on `symbol` by order id (the order they were placed)."""
+        mine = self._by_account_symbol.get((account_id, symbol), {})
+        return [mine[order_id] for order_id in sorted(mine)]
 
     def reference_price(self, symbol: str) -> int | None:
         """Return the price the band is built around: mark, else last traded, else None."""
@@ -111,7 +112,7 @@ class Engine:
 
     def _place(self, cmd: PlaceOrder, events: list[Event]) -> None:
         try:
-            spec, price = self._validate_place(cmd)
+            price = self._validate_place(cmd)
         except Rejected as rejection:
             events.append(
                 OrderRejected(cmd.seq, cmd.ts_ms, cmd.account_id, cmd.symbol, rejection.code,
@@ -187,8 +188,8 @@ class Engine:
                     return total
         return total
 
-    def _validate_place(self, cmd: PlaceOrder) -> tuple[InstrumentSpec, int]:
-        """Check an order against its instrument; return the spec and its working price."""
+    def _validate_place(self, cmd: PlaceOrder) -> int:
+        """Check an order against its instrument and return its working price."""
         spec = self.instruments.get(cmd.symbol)
         if spec is None:
             raise Rejected(RejectCode.UNKNOWN_SYMBOL, f"symbol invalid: {cmd.symbol}")
@@ -229,8 +230,9 @@ class Engine:
             value_price = price
         if (not cmd.reduce_only
                 and value_price * qty * spec.atoms_per_tick_lot < spec.min_notional_atoms):
-            raise Rejected(RejectCode.NOTIONAL_BELOW_MIN, "Order notional value below the lower limit")
-        return spec, price
+            raise Rejected(RejectCode.NOTIONAL_BELOW_MIN,
+                           "Order notional value below the lower limit")
+        return price
 
     def _band(self, spec: InstrumentSpec) -> tuple[int, int] | None:
         """Return the (min_sell, max_buy) band of `spec` now, cached until a reference moves."""
@@ -331,18 +333,18 @@ class Engine:
                              new_price, new_qty, new_leaves, True)
             )
             return
+        # Anything else queues anew: the old record dies in its queue, a twin runs as a taker.
         book_side.remove(order)
+        self._forget(order)
         twin = order.requeued()
         twin.price_ticks = new_price
         twin.qty_lots = new_qty
         twin.leaves_lots = new_leaves
         twin.updated_ts_ms = cmd.ts_ms
-        self._replace(order, twin)
         events.append(
             OrderAmended(cmd.seq, cmd.ts_ms, twin.order_id, twin.account_id, twin.symbol,
                          new_price, new_qty, new_leaves, False)
         )
-        self._forget(twin)
         self._execute(twin, cmd.seq, cmd.ts_ms, events)
 
     def _cancel(self, cmd: CancelOrder, events: list[Event]) -> None:
@@ -410,11 +412,6 @@ class Engine:
         if self.open_orders.get(order.order_id) is order:
             self._forget(order)
 
-    def _replace(self, old: RestingOrder, new: RestingOrder) -> None:
-        self.open_orders[new.order_id] = new
-        self._by_account_symbol[new.account_id, new.symbol][new.order_id] = new
-        del old  # the old record stays only as a dead entry in its former queue
-
     # -- snapshots and the state hash -------------------------------------------------------
 
     def to_snapshot(self) -> dict[str, Any]:
@@ -435,7 +432,9 @@ class Engine:
         }
 
     @classmethod
-    def from_snapshot(cls, instruments: Iterable[InstrumentSpec], snapshot: dict[str, Any]) -> Engine:
+    def from_snapshot(
+        cls, instruments: Iterable[InstrumentSpec], snapshot: dict[str, Any]
+    ) -> Engine:
         """Rebuild an engine from `to_snapshot`'s data and the same instruments."""
         if snapshot.get("version") != SNAPSHOT_VERSION:
             raise ValueError(f"unsupported snapshot version {snapshot.get('version')}")

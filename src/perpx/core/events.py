@@ -1,4 +1,4 @@
-"""Events: facts in the past tense, returned by `Engine.apply`; read models and streams feed on them.
+"""Events: facts in the past tense returned by `Engine.apply`; read models and streams feed on them.
 
 Each event carries what a read model needs, so nothing downstream calls back into the engine.
 """
@@ -77,7 +77,7 @@ class OrderCancelled(Event, frozen=True, gc=False, tag=True):
 
 
 class OrderAmended(Event, frozen=True, gc=False, tag=True):
-    """An open order now has this price and total quantity; `kept_priority` says if it queued anew."""
+    """An open order now has this price and quantity; if not `kept_priority`, it queued anew."""
 
     order_id: int
     account_id: int

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from support.builders import Driver, btcusdt, ethusdt, of_type, state_apart_from_seq
 
 from perpx.core import (
     CancelReason,
@@ -17,6 +16,7 @@ from perpx.core import (
     Trade,
 )
 from perpx.core.instruments import PriceLimitAction
+from support.builders import Driver, btcusdt, ethusdt, of_type, state_apart_from_seq
 
 
 def accepted_id(events: list) -> int:

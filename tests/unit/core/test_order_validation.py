@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from support.builders import Driver, btcusdt, of_type, state_apart_from_seq
 
 from perpx.api.retcodes import bybit_code
 from perpx.core import OrderRejected, OrderType, PlaceOrder, RejectCode, Side
+from support.builders import Driver, btcusdt, of_type, state_apart_from_seq
 
 BASE: dict[str, Any] = {"account_id": 1, "symbol": "BTCUSDT", "side": Side.BUY,
                         "order_type": OrderType.LIMIT, "qty_lots": 100, "price_ticks": 500000}

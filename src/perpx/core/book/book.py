@@ -68,7 +68,7 @@ class BookSide:
         return out
 
     def total_lots_within(self, limit_price_ticks: int, wanted_lots: int) -> int:
-        """Return the lots resting at prices as good as `limit_price_ticks`, stopping at `wanted_lots`."""
+        """Return the lots resting at `limit_price_ticks` or better, stopping at `wanted_lots`."""
         sign = self.sign
         levels = self.levels
         bound = limit_price_ticks * sign
@@ -121,7 +121,7 @@ class OrderBook:
         return out
 
     def check_invariants(self) -> None:
-        """Raise `InvariantViolation` if the book is crossed or a level disagrees with its orders."""
+        """Raise `InvariantViolation` if crossed or a level disagrees with its orders."""
         bid, ask = self.best_bid(), self.best_ask()
         if bid is not None and ask is not None and bid >= ask:
             raise InvariantViolation(f"{self.symbol}: book crossed, bid {bid} >= ask {ask}")

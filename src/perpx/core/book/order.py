@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from perpx.core.enums import OrderStatus, OrderType, Side, SmpType, TimeInForce
 
 
@@ -103,28 +105,28 @@ class RestingOrder:
         ]
 
     @classmethod
-    def from_record(cls, record: list[object]) -> RestingOrder:
+    def from_record(cls, record: list[Any]) -> RestingOrder:
         """Rebuild an order from `to_record`'s list."""
         (oid, acct, symbol, side, otype, price, qty, leaves, filled, tif, ro, cot, idx, link,
          smp, status, created, updated) = record
         order = cls(
-            int(oid),  # type: ignore[call-overload]
-            int(acct),  # type: ignore[call-overload]
+            int(oid),
+            int(acct),
             str(symbol),
             Side(side),
             OrderType(otype),
-            int(price),  # type: ignore[call-overload]
-            int(qty),  # type: ignore[call-overload]
+            int(price),
+            int(qty),
             TimeInForce(tif),
             bool(ro),
             bool(cot),
-            int(idx),  # type: ignore[call-overload]
+            int(idx),
             str(link),
             SmpType(smp),
-            int(created),  # type: ignore[call-overload]
+            int(created),
         )
-        order.leaves_lots = int(leaves)  # type: ignore[call-overload]
-        order.filled_lots = int(filled)  # type: ignore[call-overload]
+        order.leaves_lots = int(leaves)
+        order.filled_lots = int(filled)
         order.status = OrderStatus(status)
-        order.updated_ts_ms = int(updated)  # type: ignore[call-overload]
+        order.updated_ts_ms = int(updated)
         return order
