@@ -1,16 +1,19 @@
 """The one edge where decimal strings become integers (ticks, lots, atoms, rates) and back.
 
-Input is parsed from `str` with Decimal (never from float) and must be an exact multiple of
-its unit: an off-grid price or quantity is refused, not rounded.
+Input must be a plain ASCII decimal (``-12.345``; no exponent, no underscores, at most 30
+digits each side of the point), parsed exactly with integers, never through float, and an
+exact multiple of its unit: an off-grid price or quantity is refused, not rounded.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation, localcontext
+import re
 
 from perpx.core.codes import RejectCode
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import ATOM_DECIMALS, RATE_DECIMALS
+
+_PLAIN_DECIMAL = re.compile(r"(-?)([0-9]{1,50})(?:\.([0-9]{0,30}))?", re.ASCII)
 
 
 class ConversionError(ValueError):
@@ -21,36 +24,45 @@ class ConversionError(ValueError):
         self.code = code
 
 
-def parse_decimal(text: str, code: RejectCode = RejectCode.INVALID_PARAMETER) -> Decimal:
-    """Parse a finite decimal from a string; floats and other types are refused."""
+def parse_fraction(text: str, code: RejectCode = RejectCode.INVALID_PARAMETER) -> tuple[int, int]:
+    """Parse a plain decimal string into (numerator, decimals): "-1.25" -> (-125, 2)."""
     if not isinstance(text, str):
         raise ConversionError(code, f"expected a decimal string, got {type(text).__name__}")
-    stripped = text.strip()
-    if not stripped or len(stripped) > 64:
-        raise ConversionError(code, f"not a number: {text!r}")
-    try:
-        value = Decimal(stripped)
-    except InvalidOperation:
-        raise ConversionError(code, f"not a number: {text!r}") from None
-    if not value.is_finite():
-        raise ConversionError(code, f"not a finite number: {text!r}")
-    return value
+    found = _PLAIN_DECIMAL.fullmatch(text)
+    if found is None:
+        raise ConversionError(code, f"not a plain decimal number: {text[:40]!r}")
+    sign, whole, fraction = found.groups()
+    fraction = fraction or ""
+    numerator = int(whole + fraction)
+    return (-numerator if sign else numerator), len(fraction)
 
 
-def units_of(text: str, unit: Decimal | str, code: RejectCode) -> int:
+def units_of(text: str, unit: str, code: RejectCode) -> int:
     """Return `text / unit` as an int, refusing anything that is not a whole number of units."""
-    value = parse_decimal(text, code)
-    with localcontext() as ctx:
-        ctx.prec = 60
-        count = value / Decimal(unit)
-        if count != count.to_integral_value():
-            raise ConversionError(code, f"{text} is not a multiple of {unit}")
-    return int(count)
+    value, value_decimals = parse_fraction(text, code)
+    step, step_decimals = parse_fraction(unit, RejectCode.INVALID_PARAMETER)
+    if step <= 0:
+        raise ConversionError(RejectCode.INVALID_PARAMETER, f"unit must be positive: {unit}")
+    # value / 10**vd divided by step / 10**sd == value * 10**sd / (step * 10**vd), exactly.
+    step_scale: int = 10**step_decimals
+    value_scale: int = 10**value_decimals
+    count, remainder = divmod(value * step_scale, step * value_scale)
+    if remainder:
+        raise ConversionError(code, f"{text} is not a multiple of {unit}")
+    return count
 
 
 def scaled(text: str, decimals: int, code: RejectCode = RejectCode.INVALID_PARAMETER) -> int:
     """Return `text * 10**decimals` as an int; more decimals than that are refused."""
-    return units_of(text, Decimal(1).scaleb(-decimals), code)
+    value, value_decimals = parse_fraction(text, code)
+    if value_decimals > decimals:
+        excess: int = 10 ** (value_decimals - decimals)
+        count, remainder = divmod(value, excess)
+        if remainder:
+            raise ConversionError(code, f"{text} has more than {decimals} decimals")
+        return count
+    missing: int = 10 ** (decimals - value_decimals)
+    return value * missing
 
 
 def to_ticks(spec: InstrumentSpec, price: str) -> int:
@@ -74,30 +86,30 @@ def to_rate(rate: str) -> int:
 
 
 def format_scaled(value: int, decimals: int, shown: int | None = None) -> str:
-    """Format `value * 10**-decimals` with `shown` decimals (default: as few as exact)."""
-    quantum = Decimal(1).scaleb(-(decimals if shown is None else shown))
-    with localcontext() as ctx:
-        ctx.prec = 60
-        number = Decimal(value).scaleb(-decimals)
-        if shown is None:
-            return f"{number.normalize():f}"
-        return f"{number.quantize(quantum):f}"
+    """Format `value * 10**-decimals` exactly; `shown` pads to that many decimals.
+
+    Without `shown`, trailing zeros are dropped ("0.165", "5", "-0.00055"). With `shown`
+    smaller than needed, the exact digits are kept rather than rounded.
+    """
+    sign = "-" if value < 0 else ""
+    whole, fraction = divmod(abs(value), 10**decimals)
+    digits = str(fraction).rjust(decimals, "0") if decimals else ""
+    digits = digits.rstrip("0")
+    if shown is not None:
+        digits = digits.ljust(shown, "0")
+    return f"{sign}{whole}.{digits}" if digits else f"{sign}{whole}"
 
 
 def format_ticks(spec: InstrumentSpec, ticks: int) -> str:
     """Format a price in ticks with the instrument's price decimals (Bybit's priceScale)."""
-    with localcontext() as ctx:
-        ctx.prec = 60
-        value = Decimal(spec.tick_size) * ticks
-        return f"{value.quantize(Decimal(1).scaleb(-spec.price_scale)):f}"
+    step, step_decimals = parse_fraction(spec.tick_size)
+    return format_scaled(ticks * step, step_decimals, spec.price_scale)
 
 
 def format_lots(spec: InstrumentSpec, lots: int) -> str:
     """Format a quantity in lots with the qty step's decimals."""
-    with localcontext() as ctx:
-        ctx.prec = 60
-        value = Decimal(spec.qty_step) * lots
-        return f"{value.quantize(Decimal(1).scaleb(-spec.qty_scale)):f}"
+    step, step_decimals = parse_fraction(spec.qty_step)
+    return format_scaled(lots * step, step_decimals, spec.qty_scale)
 
 
 def format_atoms(atoms: int) -> str:

@@ -319,7 +319,7 @@ def _grid(tick: str, max_price: str) -> dict[tuple[str, str], str]:
     [
         (_grid("0.000001", "1.000000"), "atoms_per_tick_lot"),
         (_grid("0.000015", "1.500000"), "atoms_per_tick_lot"),
-        (_grid("0.000000001", "1.000000000"), "not a multiple"),
+        (_grid("0.000000001", "1.000000000"), "more than 8 decimals"),
         ({("priceFilter", "minPrice"): "0.15"}, "not a multiple"),
         (
             {("priceFilter", "minPrice"): "0.20", ("priceFilter", "maxPrice"): "0.10"},

@@ -19,10 +19,20 @@ class Happening(IntEnum):
     DEACTIVATE = 6
 
 
+class TransitionTable(dict[tuple[OrderStatus, Happening], OrderStatus]):
+    """The table; looking up an illegal pair raises `InvariantViolation`, not KeyError."""
+
+    def __missing__(self, key: tuple[OrderStatus, Happening]) -> OrderStatus:
+        status, happening = key
+        raise InvariantViolation(
+            f"next_status: {happening.name} is illegal for an order in status {status.name}"
+        )
+
+
 _S = OrderStatus
 _H = Happening
 
-TRANSITIONS: dict[tuple[OrderStatus, Happening], OrderStatus] = {
+TRANSITIONS = TransitionTable({
     (_S.NEW, _H.PARTIAL_FILL): _S.PARTIALLY_FILLED,
     (_S.NEW, _H.FULL_FILL): _S.FILLED,
     (_S.NEW, _H.CANCEL): _S.CANCELLED,
@@ -37,14 +47,9 @@ TRANSITIONS: dict[tuple[OrderStatus, Happening], OrderStatus] = {
     (_S.TRIGGERED, _H.PARTIAL_FILL): _S.PARTIALLY_FILLED,
     (_S.TRIGGERED, _H.FULL_FILL): _S.FILLED,
     (_S.TRIGGERED, _H.CANCEL): _S.CANCELLED,
-}
+})
 
 
 def next_status(status: OrderStatus, happening: Happening) -> OrderStatus:
     """Return the status after `happening`; an illegal pair is a bug in the engine."""
-    try:
-        return TRANSITIONS[status, happening]
-    except KeyError:
-        raise InvariantViolation(
-            f"next_status: {happening.name} is illegal for an order in status {status.name}"
-        ) from None
+    return TRANSITIONS[status, happening]

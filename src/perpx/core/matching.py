@@ -36,7 +36,7 @@ def match(
 ) -> tuple[int, bool]:
     """Fill `taker` against the opposite side at prices no worse than `limit_price_ticks`.
 
-    Status changes go through the lifecycle table (an illegal one raises KeyError: a bug).
+    Status changes go through the lifecycle table (an illegal one raises InvariantViolation).
     Appends a `Trade` per fill (and an `OrderCancelled` per maker removed by self-match
     prevention) to `events`, updates both orders in place, calls `close_order` for each maker
     that leaves the book, and returns the next free trade id and whether self-match

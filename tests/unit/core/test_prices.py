@@ -79,14 +79,14 @@ def test_band_follows_bybit_formula(
 @pytest.mark.parametrize(
     ("mark", "min_sell", "max_buy"),
     [
-        ("65000.1", "64350.10", "65651.10"),
-        ("65000.3", "64350.30", "65650.30"),
-        ("99.9", "98.90", "100.80"),
+        ("65000.1", "64350.10", "65650.10"),
+        ("65000.0", "64350.00", "65650.00"),
+        ("99.9", "99.00", "100.80"),
     ],
     ids=[
-        "BTCUSDT mark 65000.1: 64349.099 ceils to 64349.10, 65651.101 floors to 65651.10",
-        "BTCUSDT mark 65000.3: exact 1% bounds stay put",
-        "BTCUSDT mark 99.9: 98.901 ceils to 98.90 and 100.899 floors to 100.80",
+        "BTCUSDT mark 65000.1: 64350.099 ceils to 64350.10, 65650.101 floors to 65650.10",
+        "BTCUSDT mark 65000.0: exact 1% bounds stay put",
+        "BTCUSDT mark 99.9: 98.901 ceils to 99.00 and 100.899 floors to 100.80",
     ],
 )
 def test_btcusdt_band_rounds_inward_to_the_tick(mark: str, min_sell: str, max_buy: str) -> None:
@@ -115,12 +115,12 @@ def test_band_is_clamped_to_the_instrument_price_range(
     assert (format_ticks(BTCUSDT, low), format_ticks(BTCUSDT, high)) == (min_sell, max_buy)
 
 
-def exact_band(
-    mark: int, index: int, premium: int, x: int, y: int
-) -> tuple[Fraction, Fraction]:
+def exact_band(mark: int, index: int, premium: int, x: int, y: int) -> tuple[Fraction, Fraction]:
     """The unrounded band of spec §10, as exact fractions of a tick."""
-    up_y, up_x = Fraction(mark * (RATE_ONE + y), RATE_ONE), Fraction(mark * (RATE_ONE + x), RATE_ONE)
-    dn_y, dn_x = Fraction(mark * (RATE_ONE - y), RATE_ONE), Fraction(mark * (RATE_ONE - x), RATE_ONE)
+    one = Fraction(1)
+    rx, ry = Fraction(x, RATE_ONE), Fraction(y, RATE_ONE)
+    up_y, up_x = mark * (one + ry), mark * (one + rx)
+    dn_y, dn_x = mark * (one - ry), mark * (one - rx)
     max_buy = min(up_y, max(Fraction(index), up_x + max(0, premium)))
     min_sell = max(dn_y, min(Fraction(index), dn_x + min(0, premium)))
     return min_sell, max_buy

@@ -1,0 +1,160 @@
+"""`perpx bench match`: the standard stream through the engine, the simple baseline and PyPI peers.
+
+For each contender the stream is converted untimed, then replayed twice: once bare for
+throughput (events/s), once with a clock around every event for the p50/p99 latency. All
+contenders run in the same process on the same stream, so the ratios hold on any machine.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from perpx.bench.reference import run_simple
+from perpx.bench.stream import BUY, CANCEL, LIMIT, StreamEvent, standard_stream
+from perpx.core import (
+    CancelOrder,
+    Command,
+    Engine,
+    OrderAccepted,
+    OrderType,
+    PlaceOrder,
+    Side,
+)
+from perpx.instruments import load_instruments
+
+ACCOUNTS = 1_000
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What one contender measured on the stream."""
+
+    name: str
+    events: int
+    events_per_s: float
+    p50_ns: int
+    p99_ns: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the figures for the JSON summary."""
+        return {"events_per_s": round(self.events_per_s), "p50_ns": self.p50_ns,
+                "p99_ns": self.p99_ns}
+
+
+def percentile(sorted_values: Sequence[int], fraction: float) -> int:
+    """Return the nearest-rank percentile of already sorted values."""
+    if not sorted_values:
+        return 0
+    rank = min(len(sorted_values) - 1, max(0, int(fraction * len(sorted_values) + 0.5) - 1))
+    return sorted_values[rank]
+
+
+def perpx_commands(stream: list[StreamEvent]) -> list[Command]:
+    """Turn the stream into engine commands, learning each order's engine id in a dry run.
+
+    The engine numbers accepted orders itself; a cancel must name that number, so a first
+    pass on a throwaway engine records which stream id became which engine id.
+    """
+    spec = next(s for s in load_instruments() if s.symbol == "BTCUSDT")
+    dry = Engine([spec])
+    engine_id: dict[int, int] = {}
+    commands: list[Command] = []
+    for seq, (kind, order_id, side, price, qty) in enumerate(stream, start=1):
+        account = 1 + order_id % ACCOUNTS
+        order_side = Side.BUY if side == BUY else Side.SELL
+        command: Command
+        if kind == CANCEL:
+            command = CancelOrder(seq, seq, account, "BTCUSDT", engine_id.get(order_id, 0))
+        elif kind == LIMIT:
+            command = PlaceOrder(seq, seq, account, "BTCUSDT", order_side, OrderType.LIMIT, qty,
+                                 price)
+        else:
+            command = PlaceOrder(seq, seq, account, "BTCUSDT", order_side, OrderType.MARKET, qty)
+        events = dry.apply(command)
+        if kind != CANCEL and events and type(events[0]) is OrderAccepted:
+            engine_id[order_id] = events[0].order_id
+        commands.append(command)
+    return commands
+
+
+def run_perpx(commands: list[Command], timed: bool) -> list[int]:
+    """Apply `commands` to a fresh engine; per-event latencies in ns if `timed`."""
+    spec = next(s for s in load_instruments() if s.symbol == "BTCUSDT")
+    engine = Engine([spec])
+    apply = engine.apply
+    if not timed:
+        for command in commands:
+            apply(command)
+        return []
+    clock = time.perf_counter_ns
+    latencies: list[int] = []
+    record = latencies.append
+    for command in commands:
+        start = clock()
+        apply(command)
+        record(clock() - start)
+    return latencies
+
+
+def measure(name: str, events: int, run: Callable[[bool], list[int]]) -> Figures:
+    """Time one bare pass for throughput and one clocked pass for latency percentiles."""
+    gc.collect()
+    start = time.perf_counter()
+    run(False)
+    elapsed = time.perf_counter() - start
+    gc.collect()
+    latencies = sorted(run(True))
+    return Figures(name, events, events / elapsed, percentile(latencies, 0.50),
+                   percentile(latencies, 0.99))
+
+
+def bench_match(events: int, seed: int = 42, with_peers: bool = True,
+                echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the matching benchmark and return its summary (also echoed, JSON last)."""
+    stream = standard_stream(events, seed)
+    results: list[Figures] = []
+    commands = perpx_commands(stream)
+    results.append(measure("perpx", events, lambda timed: run_perpx(commands, timed)))
+    results.append(measure("reference (sorted lists)", events,
+                           lambda timed: run_simple(stream, timed)))
+    peer_figures: list[Figures] = []
+    if with_peers:
+        from perpx.bench.peers import available_peers
+
+        for peer in available_peers():
+            prepared = peer.prepare(stream)
+
+            def run_peer(timed: bool, peer: Any = peer, prepared: Any = prepared) -> list[int]:
+                latencies: list[int] = peer.run(prepared, timed)
+                return latencies
+
+            figures = measure(peer.name, events, run_peer)
+            peer_figures.append(figures)
+            results.append(figures)
+    ours = results[0]
+    echo(f"standard stream: {events:,} events (seed {seed}); Python {platform.python_version()}")
+    echo(f"{'contender':<40} {'events/s':>12} {'p50 ns':>9} {'p99 ns':>9} {'perpx x':>8}")
+    for figures in results:
+        echo(f"{figures.name:<40} {figures.events_per_s:>12,.0f} {figures.p50_ns:>9,} "
+             f"{figures.p99_ns:>9,} {ours.events_per_s / figures.events_per_s:>8.2f}")
+    best_peer = max(peer_figures, key=lambda f: f.events_per_s, default=None)
+    summary: dict[str, Any] = {
+        "bench": "match",
+        "events": events,
+        "seed": seed,
+        **ours.as_dict(),
+        "reference": results[1].as_dict(),
+        "ratio_vs_reference": round(ours.events_per_s / results[1].events_per_s, 3),
+        "peers": {f.name: f.as_dict() for f in peer_figures},
+        "best_peer": best_peer.name if best_peer else None,
+        "ratio_vs_best_peer": (round(ours.events_per_s / best_peer.events_per_s, 3)
+                               if best_peer else None),
+    }
+    echo(json.dumps(summary))
+    return summary
