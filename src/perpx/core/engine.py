@@ -24,7 +24,6 @@ from perpx.core.events import (
     OrderAmended,
     OrderCancelled,
     OrderRejected,
-    Trade,
 )
 from perpx.core.instruments import InstrumentSpec, PriceLimitAction
 from perpx.core.lifecycle import TRANSITIONS, Happening
@@ -71,7 +70,8 @@ class Engine:
         self.last_seq = 0
         self.next_order_id = 1
         self.next_trade_id = 1
-        self._band_cache: dict[str, tuple[int, int | None, tuple[int, int]]] = {}
+        # Bands by symbol; an entry is dropped whenever the symbol's last, mark or index moves.
+        self._bands: dict[str, tuple[int, int]] = {}
         self._handlers: dict[type[Command], Callable[[Any, list[Event]], None]] = {
             PlaceOrder: self._place,
             AmendOrder: self._amend,
@@ -141,23 +141,27 @@ class Engine:
         book = self.books[order.symbol]
         tif = order.time_in_force
         price = order.price_ticks
+        opposite = book.asks if order.side is _BUY else book.bids
+        keys = opposite.keys
+        crosses = bool(keys) and keys[0] <= price * opposite.sign
         if tif is _POST_ONLY:
-            best = book.best_ask() if order.side is _BUY else book.best_bid()
-            if best is not None and (price >= best if order.side is _BUY else price <= best):
+            if crosses:
                 self._end(order, CancelReason.POST_ONLY_WOULD_TAKE, seq, ts_ms, events)
                 return
         elif tif is _FOK and self._fillable_lots(book, order) < order.leaves_lots:
             self._end(order, CancelReason.FOK_NOT_FILLABLE, seq, ts_ms, events)
             return
-        filled_before = order.filled_lots
-        self.next_trade_id, stopped = match(
-            book, order, price, seq, ts_ms, self.next_trade_id, self._forget, events
-        )
-        if order.filled_lots != filled_before:
-            self.last_price[order.symbol] = _last_trade_price(events)
-        if order.leaves_lots == 0:
-            self._forget_if_known(order)
-            return
+        stopped = False
+        if crosses:
+            self.next_trade_id, stopped, last_price = match(
+                book, order, price, seq, ts_ms, self.next_trade_id, self._forget, events
+            )
+            if last_price and last_price != self.last_price.get(order.symbol):
+                self.last_price[order.symbol] = last_price
+                self._bands.pop(order.symbol, None)
+            if order.leaves_lots == 0:
+                self._forget_if_known(order)
+                return
         if stopped:
             self._end(order, CancelReason.SELF_MATCH, seq, ts_ms, events)
         elif tif is _IOC or tif is _FOK:
@@ -165,7 +169,7 @@ class Engine:
                       else CancelReason.NO_IMMEDIATE_QTY)
             self._end(order, reason, seq, ts_ms, events)
         else:
-            book.side(order.side).add(order)
+            (book.bids if order.side is _BUY else book.asks).add(order)
             self._remember(order)
 
     def _fillable_lots(self, book: OrderBook, order: RestingOrder) -> int:
@@ -235,17 +239,14 @@ class Engine:
         return price
 
     def _band(self, spec: InstrumentSpec) -> tuple[int, int] | None:
-        """Return the (min_sell, max_buy) band of `spec` now, cached until a reference moves."""
-        symbol = spec.symbol
-        reference = self.reference_price(symbol)
-        if reference is None:
-            return None
-        index = self.index_price.get(symbol)
-        cached = self._band_cache.get(symbol)
-        if cached is not None and cached[0] == reference and cached[1] == index:
-            return cached[2]
-        band = order_price_band(spec, reference, index)
-        self._band_cache[symbol] = (reference, index, band)
+        """Return the (min_sell, max_buy) band of `spec` now; cached until a reference moves."""
+        band = self._bands.get(spec.symbol)
+        if band is None:
+            reference = self.reference_price(spec.symbol)
+            if reference is None:
+                return None
+            band = order_price_band(spec, reference, self.index_price.get(spec.symbol))
+            self._bands[spec.symbol] = band
         return band
 
     def _check_qty(self, spec: InstrumentSpec, qty_lots: int, is_market: bool) -> None:
@@ -481,9 +482,3 @@ class Engine:
         if indexed != len(self.open_orders):
             raise InvariantViolation("per-account order index disagrees with open orders")
 
-
-def _last_trade_price(events: list[Event]) -> int:
-    for event in reversed(events):
-        if type(event) is Trade:
-            return event.price_ticks
-    raise InvariantViolation("_last_trade_price: no trade among the events")

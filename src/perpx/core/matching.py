@@ -33,14 +33,14 @@ def match(
     next_trade_id: int,
     close_order: Callable[[RestingOrder], None],
     events: list[Event],
-) -> tuple[int, bool]:
+) -> tuple[int, bool, int]:
     """Fill `taker` against the opposite side at prices no worse than `limit_price_ticks`.
 
     Status changes go through the lifecycle table (an illegal one raises InvariantViolation).
     Appends a `Trade` per fill (and an `OrderCancelled` per maker removed by self-match
     prevention) to `events`, updates both orders in place, calls `close_order` for each maker
-    that leaves the book, and returns the next free trade id and whether self-match
-    prevention stopped the taker.
+    that leaves the book, and returns the next free trade id, whether self-match prevention
+    stopped the taker, and the last fill's price (0 if none).
     """
     side = taker.side
     opposite = book.asks if side is Side.BUY else book.bids
@@ -54,6 +54,7 @@ def match(
     smp = taker.smp_type
     remaining = taker.leaves_lots
     stopped = False
+    last_price = 0
     while remaining and keys:
         key = keys[0]
         if key > bound:
@@ -96,6 +97,7 @@ def match(
                       taker_account, maker.order_id, maker.account_id, remaining, maker_leaves)
             )
             next_trade_id += 1
+            last_price = price
             if maker_leaves == 0:
                 queue.popleft()
                 maker.in_book = False
@@ -114,4 +116,4 @@ def match(
         taker.filled_lots += filled
         taker.leaves_lots = remaining
         taker.status = TRANSITIONS[taker.status, _PARTIAL_FILL if remaining else _FULL_FILL]
-    return next_trade_id, stopped
+    return next_trade_id, stopped, last_price
