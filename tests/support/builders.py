@@ -6,7 +6,7 @@ import dataclasses
 from functools import cache
 from typing import Any
 
-from perpx.convert import to_lots, to_ticks
+from perpx.convert import to_atoms, to_lots, to_ticks
 from perpx.core import (
     AmendOrder,
     CancelAllOrders,
@@ -19,6 +19,7 @@ from perpx.core import (
     Side,
     TimeInForce,
 )
+from perpx.core.commands import Deposit
 from perpx.core.instruments import InstrumentSpec
 from perpx.instruments import load_instruments
 
@@ -37,14 +38,37 @@ def ethusdt(**overrides: Any) -> InstrumentSpec:
     return dataclasses.replace(bundled()["ETHUSDT"], **overrides)
 
 
-class Driver:
-    """Stamps seq and time on commands, applies them, and checks invariants after each one."""
+RICH = "10000000"  # 10M USDT: enough that margin never refuses a matching test's order
 
-    def __init__(self, *specs: InstrumentSpec, start_ts_ms: int = 1_700_000_000_000) -> None:
+
+def funded_engine(specs: list[InstrumentSpec], accounts: range | list[int],
+                  amount: str = RICH) -> Engine:
+    """An engine whose `accounts` each deposited `amount` USDT, at seq 1..len(accounts)."""
+    engine = Engine(specs)
+    for seq, account in enumerate(accounts, start=1):
+        engine.apply(Deposit(seq, seq, account, "USDT", to_atoms(amount)))
+    return engine
+
+
+class Driver:
+    """Stamps seq and time on commands, applies them, and checks invariants after each one.
+
+    Accounts 1-9 start with 10M USDT each unless `funded` says otherwise.
+    """
+
+    def __init__(self, *specs: InstrumentSpec, start_ts_ms: int = 1_700_000_000_000,
+                 funded: dict[int, str] | None = None) -> None:
         self.engine = Engine(specs or (btcusdt(),))
         self.seq = 0
         self.ts_ms = start_ts_ms
         self.log: list[Command] = []
+        for account, amount in (funded if funded is not None
+                                else dict.fromkeys(range(1, 10), RICH)).items():
+            self.deposit(account, amount)
+
+    def deposit(self, account: int, amount: str, coin: str = "USDT") -> list[Event]:
+        seq, ts = self.stamp()
+        return self.apply(Deposit(seq, ts, account, coin, to_atoms(amount)))
 
     def spec(self, symbol: str = "BTCUSDT") -> InstrumentSpec:
         return self.engine.instruments[symbol]

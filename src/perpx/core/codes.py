@@ -54,3 +54,15 @@ class RejectCode(IntEnum):
     # 5xxx: admin
     DUPLICATE_INSTRUMENT = 5001
     SEQUENCE_OUT_OF_ORDER = 5002
+
+
+class Rejected(Exception):
+    """Signal inside the core that validation failed with `code`.
+
+    The engine turns it into a rejection event inside `apply`; it never leaves the core.
+    """
+
+    def __init__(self, code: RejectCode, detail: str = "") -> None:
+        super().__init__(code, detail)
+        self.code = code
+        self.detail = detail

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from perpx.core.enums import OrderType, Side, SmpType, TimeInForce
+from perpx.core.enums import MarginMode, OrderType, PositionMode, Side, SmpType, TimeInForce
 
 
 class Command(msgspec.Struct, frozen=True, gc=False, tag=True):
@@ -61,3 +61,68 @@ class CancelAllOrders(Command, frozen=True, gc=False, tag=True):
 
     account_id: int
     symbol: str
+
+
+class Deposit(Command, frozen=True, gc=False, tag=True):
+    """Credit a coin to an account's wallet, opening the account on its first deposit."""
+
+    account_id: int
+    coin: str
+    amount_atoms: int
+
+
+class Withdraw(Command, frozen=True, gc=False, tag=True):
+    """Take a coin out of a wallet; never more than is withdrawable."""
+
+    account_id: int
+    coin: str
+    amount_atoms: int
+
+
+class SetLeverage(Command, frozen=True, gc=False, tag=True):
+    """Set buy and sell leverage of a symbol (equal in one-way mode), in 10**-8."""
+
+    account_id: int
+    symbol: str
+    buy_leverage: int
+    sell_leverage: int
+
+
+class SetMarginMode(Command, frozen=True, gc=False, tag=True):
+    """Switch the account between isolated and cross margin."""
+
+    account_id: int
+    margin_mode: MarginMode
+
+
+class SwitchPositionMode(Command, frozen=True, gc=False, tag=True):
+    """Switch a symbol between one-way and hedge mode (only when flat with no orders)."""
+
+    account_id: int
+    symbol: str
+    position_mode: PositionMode
+
+
+class AdjustMargin(Command, frozen=True, gc=False, tag=True):
+    """Add (positive) or reduce (negative) an isolated position's margin."""
+
+    account_id: int
+    symbol: str
+    position_idx: int
+    amount_atoms: int
+
+
+class SetAutoAddMargin(Command, frozen=True, gc=False, tag=True):
+    """Turn auto margin replenishment on or off for an isolated position."""
+
+    account_id: int
+    symbol: str
+    position_idx: int
+    enabled: bool
+
+
+class MarkPrice(Command, frozen=True, gc=False, tag=True):
+    """Set a symbol's mark price (from the price service or a replay)."""
+
+    symbol: str
+    price_ticks: int

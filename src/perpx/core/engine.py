@@ -14,12 +14,29 @@ from typing import Any
 
 from perpx.core.book.book import OrderBook
 from perpx.core.book.order import RestingOrder
-from perpx.core.codes import RejectCode
-from perpx.core.commands import AmendOrder, CancelAllOrders, CancelOrder, Command, PlaceOrder
+from perpx.core.clearing import Clearing
+from perpx.core.codes import RejectCode, Rejected
+from perpx.core.commands import (
+    AdjustMargin,
+    AmendOrder,
+    CancelAllOrders,
+    CancelOrder,
+    Command,
+    Deposit,
+    MarkPrice,
+    PlaceOrder,
+    SetAutoAddMargin,
+    SetLeverage,
+    SetMarginMode,
+    SwitchPositionMode,
+    Withdraw,
+)
 from perpx.core.enums import CancelReason, OrderType, Side, SmpType, TimeInForce
 from perpx.core.errors import InvariantViolation
 from perpx.core.events import (
+    CommandRejected,
     Event,
+    MarkPriceUpdated,
     OrderAccepted,
     OrderAmended,
     OrderCancelled,
@@ -39,15 +56,6 @@ _GTC = TimeInForce.GTC
 _IOC = TimeInForce.IOC
 _FOK = TimeInForce.FOK
 _POST_ONLY = TimeInForce.POST_ONLY
-
-
-class Rejected(Exception):
-    """Internal signal: validation failed with `code`; turned into an event inside `apply`."""
-
-    def __init__(self, code: RejectCode, detail: str = "") -> None:
-        super().__init__(code, detail)
-        self.code = code
-        self.detail = detail
 
 
 class Engine:
@@ -72,11 +80,21 @@ class Engine:
         self.next_trade_id = 1
         # Bands by symbol; an entry is dropped whenever the symbol's last, mark or index moves.
         self._bands: dict[str, tuple[int, int]] = {}
+        self.clearing = Clearing(self.instruments, self.mark_of, self.orders_of)
+        clearing = self.clearing
         self._handlers: dict[type[Command], Callable[[Any, list[Event]], None]] = {
             PlaceOrder: self._place,
             AmendOrder: self._amend,
             CancelOrder: self._cancel,
             CancelAllOrders: self._cancel_all,
+            MarkPrice: self._mark_price,
+            Deposit: self._account_command(clearing.deposit),
+            Withdraw: self._account_command(clearing.withdraw),
+            SetLeverage: self._account_command(clearing.set_leverage),
+            SetMarginMode: self._account_command(clearing.set_margin_mode),
+            SwitchPositionMode: self._account_command(clearing.switch_position_mode),
+            AdjustMargin: self._account_command(clearing.adjust_margin),
+            SetAutoAddMargin: self._account_command(clearing.set_auto_add_margin),
         }
 
     # -- the one public mutator -------------------------------------------------------------
@@ -92,7 +110,36 @@ class Engine:
         self._handlers[type(command)](command, events)
         return events
 
+    @staticmethod
+    def _account_command(
+        handler: Callable[[Any, list[Event]], None],
+    ) -> Callable[[Any, list[Event]], None]:
+        """Wrap an account command so a refusal becomes a `CommandRejected` event."""
+
+        def run(cmd: Any, events: list[Event]) -> None:
+            try:
+                handler(cmd, events)
+            except Rejected as rejection:
+                del events[:]
+                events.append(CommandRejected(cmd.seq, cmd.ts_ms, cmd.account_id,
+                                              rejection.code, rejection.detail))
+
+        return run
+
+    def _mark_price(self, cmd: MarkPrice, events: list[Event]) -> None:
+        if cmd.symbol not in self.instruments or cmd.price_ticks <= 0:
+            raise InvariantViolation(f"mark price {cmd.price_ticks} for {cmd.symbol} is invalid")
+        self.mark_price[cmd.symbol] = cmd.price_ticks
+        self._bands.pop(cmd.symbol, None)
+        events.append(MarkPriceUpdated(cmd.seq, cmd.ts_ms, cmd.symbol, cmd.price_ticks))
+        self.clearing.maybe_auto_add_margin(cmd.symbol, cmd.seq, cmd.ts_ms, events)
+
     # -- queries ----------------------------------------------------------------------------
+
+    def mark_of(self, symbol: str) -> int | None:
+        """Return the price positions are valued at: mark, else last traded, else None."""
+        mark = self.mark_price.get(symbol)
+        return mark if mark is not None else self.last_price.get(symbol)
 
     def order(self, order_id: int) -> RestingOrder | None:
         """Return the open order with `order_id`, if any."""
@@ -112,7 +159,7 @@ class Engine:
 
     def _place(self, cmd: PlaceOrder, events: list[Event]) -> None:
         try:
-            price = self._validate_place(cmd)
+            price, qty, reduce_only = self._validate_place(cmd)
         except Rejected as rejection:
             events.append(
                 OrderRejected(cmd.seq, cmd.ts_ms, cmd.account_id, cmd.symbol, rejection.code,
@@ -124,13 +171,13 @@ class Engine:
         is_market = cmd.order_type is _MARKET
         tif = _IOC if is_market else cmd.time_in_force
         order = RestingOrder(
-            order_id, cmd.account_id, cmd.symbol, cmd.side, cmd.order_type, price, cmd.qty_lots,
-            tif, cmd.reduce_only, cmd.close_on_trigger, cmd.position_idx, cmd.order_link_id,
+            order_id, cmd.account_id, cmd.symbol, cmd.side, cmd.order_type, price, qty,
+            tif, reduce_only, cmd.close_on_trigger, cmd.position_idx, cmd.order_link_id,
             cmd.smp_type, cmd.ts_ms,
         )
         events.append(
             OrderAccepted(cmd.seq, cmd.ts_ms, order_id, cmd.account_id, cmd.symbol, cmd.side,
-                          cmd.order_type, price, cmd.qty_lots, tif, cmd.reduce_only,
+                          cmd.order_type, price, qty, tif, reduce_only,
                           cmd.close_on_trigger, cmd.position_idx, cmd.order_link_id,
                           cmd.smp_type)
         )
@@ -154,7 +201,8 @@ class Engine:
         stopped = False
         if crosses:
             self.next_trade_id, stopped, last_price = match(
-                book, order, price, seq, ts_ms, self.next_trade_id, self._forget, events
+                book, order, price, seq, ts_ms, self.next_trade_id, self._forget,
+                self.clearing.settle, events
             )
             if last_price and last_price != self.last_price.get(order.symbol):
                 self.last_price[order.symbol] = last_price
@@ -192,8 +240,13 @@ class Engine:
                     return total
         return total
 
-    def _validate_place(self, cmd: PlaceOrder) -> int:
-        """Check an order against its instrument and return its working price."""
+    def _validate_place(self, cmd: PlaceOrder) -> tuple[int, int, bool]:
+        """Check an order; return its working price, quantity and reduce-only flag.
+
+        Steps: 1. instrument, quantity and link id; 2. the price (market: the band's
+        protection price; limit: range and band); 3. min notional; 4. position index,
+        reduce-only and margin, by the clearing.
+        """
         spec = self.instruments.get(cmd.symbol)
         if spec is None:
             raise Rejected(RejectCode.UNKNOWN_SYMBOL, f"symbol invalid: {cmd.symbol}")
@@ -203,8 +256,6 @@ class Engine:
             spec.max_mkt_order_qty_lots if is_market else spec.max_order_qty_lots
         ):
             self._check_qty(spec, qty, is_market)
-        if cmd.position_idx != 0:
-            raise Rejected(RejectCode.POSITION_IDX_MISMATCH, "position idx not match position mode")
         if cmd.order_link_id:
             if not _ORDER_LINK_ID.fullmatch(cmd.order_link_id):
                 raise Rejected(RejectCode.INVALID_ORDER_LINK_ID, "orderLinkId invalid")
@@ -236,7 +287,9 @@ class Engine:
                 and value_price * qty * spec.atoms_per_tick_lot < spec.min_notional_atoms):
             raise Rejected(RejectCode.NOTIONAL_BELOW_MIN,
                            "Order notional value below the lower limit")
-        return price
+        qty, reduce_only = self.clearing.check_order(
+            cmd.account_id, spec, cmd.side, cmd.position_idx, cmd.reduce_only, qty, price)
+        return price, qty, reduce_only
 
     def _band(self, spec: InstrumentSpec) -> tuple[int, int] | None:
         """Return the (min_sell, max_buy) band of `spec` now; cached until a reference moves."""
@@ -314,6 +367,7 @@ class Engine:
                     and spec.notional_atoms(new_price, new_qty) < spec.min_notional_atoms):
                 raise Rejected(RejectCode.NOTIONAL_BELOW_MIN,
                                "Order notional value below the lower limit")
+            self.clearing.check_amend(order, new_price, new_qty - order.filled_lots)
         except Rejected as rejection:
             events.append(
                 OrderRejected(cmd.seq, cmd.ts_ms, cmd.account_id, cmd.symbol, rejection.code,
@@ -326,9 +380,11 @@ class Engine:
         if new_price == order.price_ticks and new_qty < order.qty_lots:
             # Only a smaller quantity at the same price keeps the order's place in the queue.
             book_side.levels[order.price_ticks].total_lots -= order.leaves_lots - new_leaves
+            self.clearing.order_left(order)
             order.qty_lots = new_qty
             order.leaves_lots = new_leaves
             order.updated_ts_ms = cmd.ts_ms
+            self.clearing.order_rested(order)
             events.append(
                 OrderAmended(cmd.seq, cmd.ts_ms, order.order_id, order.account_id, order.symbol,
                              new_price, new_qty, new_leaves, True)
@@ -390,6 +446,7 @@ class Engine:
     # -- the open-order indexes -------------------------------------------------------------
 
     def _remember(self, order: RestingOrder) -> None:
+        self.clearing.order_rested(order)
         self.open_orders[order.order_id] = order
         if order.order_link_id:
             self._by_link[order.account_id, order.order_link_id] = order.order_id
@@ -400,6 +457,7 @@ class Engine:
         mine[order.order_id] = order
 
     def _forget(self, order: RestingOrder) -> None:
+        self.clearing.order_left(order)
         del self.open_orders[order.order_id]
         if order.order_link_id:
             del self._by_link[order.account_id, order.order_link_id]
@@ -430,6 +488,7 @@ class Engine:
                 symbol: [o.to_record() for o in self.books[symbol].orders_in_priority()]
                 for symbol in sorted(self.books)
             },
+            "clearing": self.clearing.to_snapshot(),
         }
 
     @classmethod
@@ -448,6 +507,7 @@ class Engine:
         engine.last_price = {k: v for k, v in snapshot["last_price"]}
         engine.mark_price = {k: v for k, v in snapshot["mark_price"]}
         engine.index_price = {k: v for k, v in snapshot["index_price"]}
+        engine.clearing.restore(snapshot["clearing"])
         by_id: list[RestingOrder] = []
         for symbol, records in snapshot["books"].items():
             book = engine.books[symbol]
@@ -481,4 +541,24 @@ class Engine:
         indexed = sum(len(m) for m in self._by_account_symbol.values())
         if indexed != len(self.open_orders):
             raise InvariantViolation("per-account order index disagrees with open orders")
+        self.clearing.check_invariants()
+        self._check_order_sums()
+
+    def _check_order_sums(self) -> None:
+        """Recount every account's open-order sums from the resting orders themselves."""
+        expected: dict[tuple[int, str, int, Side], tuple[int, int]] = {}
+        for order in self.open_orders.values():
+            if order.reduce_only:
+                continue
+            key = (order.account_id, order.symbol, order.position_idx, order.side)
+            leaves, notional = expected.get(key, (0, 0))
+            expected[key] = (leaves + order.leaves_lots, notional + self.instruments[
+                order.symbol].notional_atoms(order.price_ticks, order.leaves_lots))
+        actual = {
+            (account.account_id, *key): (sums.leaves_lots, sums.notional_atoms)
+            for account in self.clearing.accounts.values()
+            for key, sums in account.order_sums.items()
+        }
+        if actual != expected:
+            raise InvariantViolation(f"open-order sums {actual} != recount {expected}")
 

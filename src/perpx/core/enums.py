@@ -75,3 +75,31 @@ class OrderStatus(IntEnum):
     UNTRIGGERED = 6
     TRIGGERED = 7
     DEACTIVATED = 8
+
+
+class MarginMode(IntEnum):
+    """Account-wide margin mode of the unified account (Bybit setMarginMode)."""
+
+    ISOLATED = 1
+    CROSS = 2  # Bybit's REGULAR_MARGIN, the default
+    PORTFOLIO = 3
+
+
+class PositionMode(IntEnum):
+    """Per-symbol position mode; the values are Bybit's `mode` (0 one-way, 3 hedge)."""
+
+    ONE_WAY = 0
+    HEDGE = 3
+
+
+class BalanceReason(IntEnum):
+    """Why a wallet balance changed: the transaction log's `type`."""
+
+    DEPOSIT = 1
+    WITHDRAW = 2
+    TRADING_FEE = 3
+    FEE_INCOME = 4
+    REALIZED_PNL = 5
+    FUNDING = 6
+    INSURANCE = 7
+    LIQUIDATION = 8

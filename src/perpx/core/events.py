@@ -8,7 +8,16 @@ from __future__ import annotations
 import msgspec
 
 from perpx.core.codes import RejectCode
-from perpx.core.enums import CancelReason, OrderType, Side, SmpType, TimeInForce
+from perpx.core.enums import (
+    BalanceReason,
+    CancelReason,
+    MarginMode,
+    OrderType,
+    PositionMode,
+    Side,
+    SmpType,
+    TimeInForce,
+)
 
 
 class Event(msgspec.Struct, frozen=True, gc=False, tag=True):
@@ -86,3 +95,105 @@ class OrderAmended(Event, frozen=True, gc=False, tag=True):
     qty_lots: int
     leaves_lots: int
     kept_priority: bool
+
+
+class CommandRejected(Event, frozen=True, gc=False, tag=True):
+    """An account or admin command was refused; nothing changed."""
+
+    account_id: int
+    reason: RejectCode
+    detail: str = ""
+
+
+class BalanceChanged(Event, frozen=True, gc=False, tag=True):
+    """A wallet moved by `change_atoms` to `balance_atoms`: one line of the transaction log."""
+
+    account_id: int
+    coin: str
+    change_atoms: int
+    balance_atoms: int
+    reason: BalanceReason
+    symbol: str = ""
+    trade_id: int = 0
+
+
+class Executed(Event, frozen=True, gc=False, tag=True):
+    """One side of a trade as its account sees it: fee paid and P&L closed by this fill."""
+
+    account_id: int
+    order_id: int
+    trade_id: int
+    symbol: str
+    side: Side
+    price_ticks: int
+    qty_lots: int
+    fee_atoms: int
+    is_maker: bool
+    closed_qty_lots: int
+    closed_pnl_atoms: int
+    position_idx: int
+
+
+class PositionChanged(Event, frozen=True, gc=False, tag=True):
+    """A position's new state (size signed: long > 0, short < 0)."""
+
+    account_id: int
+    symbol: str
+    position_idx: int
+    size_lots: int
+    entry_value_atoms: int
+    leverage: int
+    margin_atoms: int
+    realized_pnl_atoms: int
+    cum_realized_pnl_atoms: int
+
+
+class LeverageSet(Event, frozen=True, gc=False, tag=True):
+    """Leverage of a symbol (per side in hedge mode) was set."""
+
+    account_id: int
+    symbol: str
+    buy_leverage: int
+    sell_leverage: int
+
+
+class MarginModeSet(Event, frozen=True, gc=False, tag=True):
+    """The account's margin mode changed."""
+
+    account_id: int
+    margin_mode: MarginMode
+
+
+class PositionModeSwitched(Event, frozen=True, gc=False, tag=True):
+    """A symbol's position mode changed."""
+
+    account_id: int
+    symbol: str
+    position_mode: PositionMode
+
+
+class AutoAddMarginSet(Event, frozen=True, gc=False, tag=True):
+    """Auto margin replenishment was turned on or off for a position."""
+
+    account_id: int
+    symbol: str
+    position_idx: int
+    enabled: bool
+
+
+class MarginAdjusted(Event, frozen=True, gc=False, tag=True):
+    """An isolated position's margin moved by `change_atoms` (by hand or automatically)."""
+
+    account_id: int
+    symbol: str
+    position_idx: int
+    change_atoms: int
+    margin_atoms: int
+    automatic: bool
+
+
+class MarkPriceUpdated(Event, frozen=True, gc=False, tag=True):
+    """A symbol's mark price is now `price_ticks`."""
+
+    symbol: str
+    price_ticks: int

@@ -32,15 +32,16 @@ def match(
     ts_ms: int,
     next_trade_id: int,
     close_order: Callable[[RestingOrder], None],
+    settle: Callable[[Trade, RestingOrder, RestingOrder, list[Event]], None],
     events: list[Event],
 ) -> tuple[int, bool, int]:
     """Fill `taker` against the opposite side at prices no worse than `limit_price_ticks`.
 
     Status changes go through the lifecycle table (an illegal one raises InvariantViolation).
-    Appends a `Trade` per fill (and an `OrderCancelled` per maker removed by self-match
-    prevention) to `events`, updates both orders in place, calls `close_order` for each maker
-    that leaves the book, and returns the next free trade id, whether self-match prevention
-    stopped the taker, and the last fill's price (0 if none).
+    Appends a `Trade` per fill and hands it to `settle` at once (and an `OrderCancelled` per
+    maker removed by self-match prevention) to `events`, updates both orders in place, calls
+    `close_order` for each maker that leaves the book, and returns the next free trade id,
+    whether self-match prevention stopped the taker, and the last fill's price (0 if none).
     """
     side = taker.side
     opposite = book.asks if side is Side.BUY else book.bids
@@ -92,10 +93,13 @@ def match(
             maker.filled_lots += fill
             maker.updated_ts_ms = ts_ms
             level.total_lots -= fill
-            events.append(
-                Trade(seq, ts_ms, next_trade_id, symbol, price, fill, side, taker_id,
-                      taker_account, maker.order_id, maker.account_id, remaining, maker_leaves)
-            )
+            taker.leaves_lots = remaining
+            taker.filled_lots += fill
+            trade = Trade(seq, ts_ms, next_trade_id, symbol, price, fill, side, taker_id,
+                          taker_account, maker.order_id, maker.account_id, remaining,
+                          maker_leaves)
+            events.append(trade)
+            settle(trade, taker, maker, events)
             next_trade_id += 1
             last_price = price
             if maker_leaves == 0:
@@ -111,9 +115,6 @@ def match(
             del keys[0]
         if stopped:
             break
-    filled = taker.leaves_lots - remaining
-    if filled:
-        taker.filled_lots += filled
-        taker.leaves_lots = remaining
+    if last_price:
         taker.status = TRANSITIONS[taker.status, _PARTIAL_FILL if remaining else _FULL_FILL]
     return next_trade_id, stopped, last_price

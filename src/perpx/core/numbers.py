@@ -14,9 +14,9 @@ Atoms = NewType("Atoms", int)
 Rate = NewType("Rate", int)
 
 ATOM_DECIMALS = 8
-ATOMS_PER_COIN = 10**ATOM_DECIMALS
+ATOMS_PER_COIN: int = 10**ATOM_DECIMALS
 RATE_DECIMALS = 8
-RATE_ONE = 10**RATE_DECIMALS
+RATE_ONE: int = 10**RATE_DECIMALS
 
 
 def div_floor(numerator: int, denominator: int) -> int:

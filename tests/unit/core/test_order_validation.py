@@ -52,6 +52,8 @@ def test_bad_order_is_rejected_with_its_code_and_changes_nothing(
 
 def test_reduce_only_order_is_exempt_from_min_notional() -> None:
     d = Driver(btcusdt())
+    d.limit(2, "buy", "50000", "0.001")
+    d.limit(1, "sell", "50000", "0.001")  # account 1 is now short 0.001
     seq, ts = d.stamp()
     events = d.apply(PlaceOrder(seq, ts, **{**BASE, "qty_lots": 1, "price_ticks": 10_000,
                                             "reduce_only": True}))

@@ -1,0 +1,98 @@
+"""Accounts of the unified trading account: wallets per coin, modes, leverage and open-order sums.
+
+Wallet balances change only through `credit`/`debit` with a reason, so every change can be
+logged and the conservation invariant checked. System accounts (fees, insurance fund) have
+negative ids, so they can never collide with a user's.
+"""
+
+from __future__ import annotations
+
+from perpx.core.enums import MarginMode, PositionMode, Side
+from perpx.core.errors import InvariantViolation
+from perpx.core.numbers import RATE_ONE
+from perpx.core.positions import Position
+
+FEE_ACCOUNT_ID = -1
+INSURANCE_FUND_ID = -2
+SYSTEM_ACCOUNT_IDS = (FEE_ACCOUNT_ID, INSURANCE_FUND_ID)
+DEFAULT_LEVERAGE = 10 * RATE_ONE  # Bybit's default for a new USDT-perpetual position
+
+
+class OpenOrderSums:
+    """Leaves and notional of one account's open, non-reduce-only orders on one side group."""
+
+    __slots__ = ("leaves_lots", "notional_atoms")
+
+    def __init__(self) -> None:
+        self.leaves_lots = 0
+        self.notional_atoms = 0
+
+
+class Account:
+    """One trader's (or a system account's) state."""
+
+    __slots__ = (
+        "account_id",
+        "auto_add_margin",
+        "balances",
+        "leverage",
+        "margin_mode",
+        "order_sums",
+        "position_modes",
+        "positions",
+    )
+
+    def __init__(self, account_id: int) -> None:
+        self.account_id = account_id
+        self.balances: dict[str, int] = {}
+        self.margin_mode = MarginMode.CROSS
+        self.position_modes: dict[str, PositionMode] = {}
+        # Leverage and auto-add-margin by (symbol, position_idx); idx 0 in one-way mode.
+        self.leverage: dict[tuple[str, int], int] = {}
+        self.auto_add_margin: dict[tuple[str, int], bool] = {}
+        self.positions: dict[tuple[str, int], Position] = {}
+        # Open orders that may open exposure, by (symbol, position_idx, side).
+        self.order_sums: dict[tuple[str, int, Side], OpenOrderSums] = {}
+
+    def balance(self, coin: str) -> int:
+        """Return the wallet balance of `coin` in atoms."""
+        balance: int = self.balances.get(coin, 0)
+        return balance
+
+    def credit(self, coin: str, amount_atoms: int) -> int:
+        """Add `amount_atoms` (may be negative) to the wallet; return the new balance."""
+        new = self.balances.get(coin, 0) + amount_atoms
+        self.balances[coin] = new
+        return new
+
+    def position_mode(self, symbol: str) -> PositionMode:
+        """Return the position mode of `symbol` (one-way unless switched)."""
+        return self.position_modes.get(symbol, PositionMode.ONE_WAY)
+
+    def leverage_for(self, symbol: str, position_idx: int) -> int:
+        """Return the leverage (10**-8) set for a symbol and position index."""
+        return self.leverage.get((symbol, position_idx), DEFAULT_LEVERAGE)
+
+    def position(self, symbol: str, position_idx: int) -> Position | None:
+        """Return the position at (symbol, idx), if it exists."""
+        return self.positions.get((symbol, position_idx))
+
+    def has_exposure(self) -> bool:
+        """Tell whether the account holds any open position or opening order."""
+        return any(p.size_lots for p in self.positions.values()) or any(
+            s.leaves_lots for s in self.order_sums.values()
+        )
+
+    def sums(self, symbol: str, position_idx: int, side: Side) -> OpenOrderSums:
+        """Return (creating if needed) the open-order sums of a side group."""
+        key = (symbol, position_idx, side)
+        found = self.order_sums.get(key)
+        if found is None:
+            found = self.order_sums[key] = OpenOrderSums()
+        return found
+
+    def check(self) -> None:
+        """Raise `InvariantViolation` if an order sum went negative."""
+        for key, sums in self.order_sums.items():
+            if sums.leaves_lots < 0 or sums.notional_atoms < 0:
+                raise InvariantViolation(f"account {self.account_id}: negative order sums {key}")

@@ -1,0 +1,676 @@
+"""The pure formulas of linear USDT contracts, shared by the engine, `perpx calc` and the tests.
+
+Units (STYLE §3): prices in ticks of the instrument, quantities in lots, money in atoms
+(10**-8 USDT), rates and leverage in 10**-8 (``RATE_ONE``; 10x leverage is ``10 * RATE_ONE``).
+A value is ``price_ticks * qty_lots * spec.atoms_per_tick_lot`` atoms, exact. Below, ``a`` is
+``spec.atoms_per_tick_lot``, ``R`` is ``RATE_ONE``, ``L`` a leverage, ``f`` a fee rate and
+``s`` the side's sign (+1 long, -1 short); formulas are written in those integers.
+
+Every division rounds in the exchange's favour (DESIGN.md, Numbers): requirements (IM, MM,
+fees charged, order cost) up; payouts and credits (P&L, released entry value) down; a
+liquidation price toward the mark (long up, short down); a bankruptcy price away from it
+(long down, short up). Formulas follow spec/perp-mechanics.md, cited by section.
+
+A liquidation price is returned as solved, even when it is zero or negative (a long that the
+mark can never liquidate); the edge applies Bybit's display rule (``liqPrice = ""`` at or
+beyond the instrument's min/max price, spec §1.4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from math import gcd
+from typing import NamedTuple
+
+from perpx.core.enums import Side
+from perpx.core.errors import PerpxBug
+from perpx.core.instruments import InstrumentSpec, RiskLimitTier
+from perpx.core.numbers import (
+    RATE_ONE,
+    apply_rate_ceil,
+    div_ceil,
+    div_floor,
+    mul_div_ceil,
+    mul_div_floor,
+)
+
+# Seed 000: delivery of expiring futures is charged 0.05% of the settled value, no VIP discount.
+EXPIRY_SETTLEMENT_FEE_RATE = 50_000
+
+
+def _require_positive(function: str, name: str, value: int) -> None:
+    # A zero size or leverage reaching a formula is a caller's bug, never a user's mistake.
+    if value <= 0:
+        raise PerpxBug(f"{function}: {name} must be positive, was {value}")
+
+
+# --- values, margins, fees -----------------------------------------------------------------
+
+
+def position_value_atoms(spec: InstrumentSpec, price_ticks: int, qty_lots: int) -> int:
+    """Value `qty_lots` at `price_ticks`.
+
+    ``PV = P * q * a`` atoms, exact: no rounding is needed (spec §0, linear PV = q x price).
+    """
+    return spec.notional_atoms(price_ticks, qty_lots)
+
+
+def initial_margin_atoms(value_atoms: int, leverage: int) -> int:
+    """Return the initial margin of a value at a leverage.
+
+    ``IM = ceil(PV * R / L)`` atoms (spec §1.1, ``PV/L``); rounded up because it is a
+    requirement the account must hold.
+    """
+    _require_positive("initial_margin_atoms", "leverage", leverage)
+    return mul_div_ceil(value_atoms, RATE_ONE, leverage)
+
+
+def fee_atoms(value_atoms: int, fee_rate: int) -> int:
+    """Return the trading fee on a value.
+
+    ``fee = ceil(value * f / R)`` atoms (spec §11, ``execValue x rate``); rounded up because the
+    exchange charges it. A negative (rebate) rate also rounds up, i.e. toward a smaller rebate.
+    """
+    return apply_rate_ceil(value_atoms, fee_rate)
+
+
+def fee_to_close_for_entry_value_atoms(
+    side: Side, entry_value_atoms: int, leverage: int, taker_fee_rate: int
+) -> int:
+    """Return the estimated fee to close a position of a given entry value.
+
+    ``FTC = ceil(EV * (L - s*R) * f / (L * R))`` atoms: the taker fee on the value at the
+    unrounded bankruptcy price ``EP(1 - s/L)`` (spec §1.1); rounded up, a requirement.
+    """
+    _require_positive("fee_to_close", "leverage", leverage)
+    return div_ceil(
+        entry_value_atoms * (leverage - side.sign * RATE_ONE) * taker_fee_rate,
+        leverage * RATE_ONE,
+    )
+
+
+def fee_to_close_atoms(
+    spec: InstrumentSpec,
+    side: Side,
+    entry_price_ticks: int,
+    qty_lots: int,
+    leverage: int,
+    taker_fee_rate: int,
+) -> int:
+    """Return the estimated fee to close `qty_lots` entered at `entry_price_ticks`.
+
+    ``FTC = ceil(q * EP * a * (L - s*R) * f / (L * R))`` atoms, i.e. ``q x BP x f_t`` with the
+    unrounded bankruptcy price (spec §1.1, §1.6); rounded up once, a requirement.
+    """
+    return fee_to_close_for_entry_value_atoms(
+        side, spec.notional_atoms(entry_price_ticks, qty_lots), leverage, taker_fee_rate
+    )
+
+
+def order_cost_atoms(
+    spec: InstrumentSpec,
+    side: Side,
+    price_ticks: int,
+    qty_lots: int,
+    leverage: int,
+    taker_fee_rate: int,
+) -> int:
+    """Return the margin an order locks: IM + fee to open + fee to close.
+
+    ``cost = ceil(V*R/L) + ceil(V*f/R) + FTC`` atoms with ``V = P*q*a`` (spec §1.6, seed 000).
+    Each part is a requirement rounded up on its own, because the engine books them apart;
+    the cost is the sum of the rounded parts.
+    """
+    value = spec.notional_atoms(price_ticks, qty_lots)
+    return (
+        initial_margin_atoms(value, leverage)
+        + fee_atoms(value, taker_fee_rate)
+        + fee_to_close_for_entry_value_atoms(side, value, leverage, taker_fee_rate)
+    )
+
+
+def qty_for_cost_lots(
+    spec: InstrumentSpec,
+    side: Side,
+    price_ticks: int,
+    cost_atoms: int,
+    leverage: int,
+    taker_fee_rate: int,
+) -> int:
+    """Return the largest quantity whose order cost fits in `cost_atoms`.
+
+    ``q = floor(cost * L * R / (P * a * (R*R + 2*f*L - s*f*R)))`` lots, the inverse of the exact
+    cost (spec §1.6: ``Cost*L / [P(2 f L + 1 -/+ f)]``); rounded down to a lot so the order
+    never costs more than was offered, then stepped down while the rounded-up parts of
+    `order_cost_atoms` still exceed `cost_atoms` (at most a few lots).
+    """
+    _require_positive("qty_for_cost_lots", "price_ticks", price_ticks)
+    _require_positive("qty_for_cost_lots", "leverage", leverage)
+    if cost_atoms <= 0:
+        return 0
+    per_lot = price_ticks * spec.atoms_per_tick_lot * (
+        RATE_ONE * RATE_ONE
+        + 2 * taker_fee_rate * leverage
+        - side.sign * taker_fee_rate * RATE_ONE
+    )
+    qty = div_floor(cost_atoms * leverage * RATE_ONE, per_lot)
+    while qty > 0 and (
+        order_cost_atoms(spec, side, price_ticks, qty, leverage, taker_fee_rate) > cost_atoms
+    ):
+        qty -= 1
+    return qty
+
+
+# --- risk-limit tiers and maintenance margin -----------------------------------------------
+
+
+def tier_for_position(spec: InstrumentSpec, value_atoms: int) -> RiskLimitTier:
+    """Return the risk-limit tier of a position value.
+
+    The smallest tier with ``value <= limit`` (inclusive, spec §4.2: "2,000,000 USDT or
+    below"); a value beyond the last tier uses the last tier, whose rates are the strictest,
+    so an oversized position is never under-margined (only reduce-only orders reach there).
+    """
+    tier = spec.tier_for_value(value_atoms)
+    return spec.risk_tiers[-1] if tier is None else tier
+
+
+def mm_deduction_ladder_atoms(tiers: Sequence[RiskLimitTier]) -> tuple[int, ...]:
+    """Return each tier's MM deduction derived from the ladder's limits and rates.
+
+    ``ded_1 = 0``, ``ded_n = ded_(n-1) + floor(limit_(n-1) * (MMR_n - MMR_(n-1)) / R)`` atoms
+    (spec §1.2); rounded down, because a smaller deduction is a larger MM requirement.
+    """
+    deductions: list[int] = []
+    previous: RiskLimitTier | None = None
+    for tier in tiers:
+        if previous is None:
+            deductions.append(0)
+        else:
+            step = mul_div_floor(previous.limit_atoms, tier.mmr - previous.mmr, RATE_ONE)
+            deductions.append(deductions[-1] + step)
+        previous = tier
+    return tuple(deductions)
+
+
+def maintenance_margin_at_rate_atoms(
+    value_atoms: int, mmr: int, mm_deduction_atoms: int, fee_to_close: int
+) -> int:
+    """Return the maintenance margin for an explicit rate and deduction.
+
+    ``MM = ceil(PV * MMR / R) - ded + FTC`` atoms (spec §1.2, UTA); the rate part rounds up,
+    a requirement; the deduction and the fee to close are already whole atoms.
+    """
+    return apply_rate_ceil(value_atoms, mmr) - mm_deduction_atoms + fee_to_close
+
+
+def maintenance_margin_atoms(spec: InstrumentSpec, value_atoms: int, fee_to_close: int) -> int:
+    """Return the maintenance margin of a position value, with the tier for that value.
+
+    ``MM = ceil(PV * MMR_tier / R) - ded_tier + FTC`` atoms (spec §1.2), the tier chosen by
+    `tier_for_position` (inclusive; past the last tier, the last). Rounded up, a requirement.
+    """
+    tier = tier_for_position(spec, value_atoms)
+    return maintenance_margin_at_rate_atoms(
+        value_atoms, tier.mmr, tier.mm_deduction_atoms, fee_to_close
+    )
+
+
+# --- prices: entry, bankruptcy, liquidation ------------------------------------------------
+
+
+def round_liquidation_price(side: Side, numerator: int, denominator: int) -> int:
+    """Round an exact liquidation price to a tick, toward the mark.
+
+    A long's LP (below the mark) rounds up and a short's (above it) down, so liquidation
+    starts no later than the exact price, before the margin is gone (DESIGN.md).
+    """
+    if side is Side.BUY:
+        return div_ceil(numerator, denominator)
+    return div_floor(numerator, denominator)
+
+
+def round_bankruptcy_price(side: Side, numerator: int, denominator: int) -> int:
+    """Round an exact bankruptcy price to a tick, away from the mark.
+
+    A long's BP rounds down and a short's up (DESIGN.md). This differs from Bybit's old
+    note (spec §1.3: long up, short down, to the trader's safety); DESIGN wins: whoever takes
+    the position over at BP (the insurance fund, an ADL counterparty) never gets a worse price
+    than the exact one. The residue, under one tick per lot, lies beyond the trader's margin,
+    so a takeover must cap the trader's loss at the margin or book it to the insurance fund.
+    """
+    if side is Side.BUY:
+        return div_floor(numerator, denominator)
+    return div_ceil(numerator, denominator)
+
+
+def average_entry_price_ticks(
+    spec: InstrumentSpec, entry_value_atoms: int, qty_lots: int
+) -> tuple[int, int]:
+    """Return the average entry price as an exact fraction (numerator, denominator) of ticks.
+
+    ``EP = EV / (q * a)`` ticks with ``EV = sum(P_i * q_i * a)`` (spec §12, ``sum q_i p_i /
+    sum q_i``), reduced to lowest terms with a positive denominator. Exact: positions keep
+    the sum, and only a display rounds it (`average_entry_display`).
+    """
+    _require_positive("average_entry_price_ticks", "qty_lots", qty_lots)
+    denominator = qty_lots * spec.atoms_per_tick_lot
+    common = gcd(entry_value_atoms, denominator)
+    return div_floor(entry_value_atoms, common), div_floor(denominator, common)
+
+
+def average_entry_display(spec: InstrumentSpec, entry_value_atoms: int, qty_lots: int) -> int:
+    """Return the average entry price rounded half up to a tick, for display only.
+
+    ``floor((2*EV + q*a) / (2*q*a))`` ticks; half up as seed 002 shows (56,666.66.. ->
+    56,666.7). Nothing is charged or paid at this price, so no side is favoured.
+    """
+    numerator, denominator = average_entry_price_ticks(spec, entry_value_atoms, qty_lots)
+    return div_floor(2 * numerator + denominator, 2 * denominator)
+
+
+def bankruptcy_price_ticks(
+    spec: InstrumentSpec, side: Side, entry_price_ticks: int, leverage: int
+) -> int:
+    """Return the isolated bankruptcy price at zero margin left.
+
+    ``BP = EP * (L - s*R) / L`` ticks, i.e. ``EP(1 - 1/L)`` long, ``EP(1 + 1/L)`` short (spec
+    §1.3, [B-BANK]). Rounded away from the mark: a long's down, a short's up (DESIGN.md; Bybit's
+    old note rounds the other way, see `round_bankruptcy_price`). The tick is `spec`'s.
+    """
+    _require_positive("bankruptcy_price_ticks", "leverage", leverage)
+    return round_bankruptcy_price(
+        side, entry_price_ticks * (leverage - side.sign * RATE_ONE), leverage
+    )
+
+
+def bankruptcy_price_for_margin_ticks(
+    spec: InstrumentSpec, side: Side, entry_value_atoms: int, qty_lots: int, margin_atoms: int
+) -> int:
+    """Return the bankruptcy price of a position holding `margin_atoms` of margin.
+
+    ``BP = (EV - s * margin) / (q * a)`` ticks, the general form ``EP - s(IM + extra -
+    funding paid)/q`` (spec §1.3 [drv]), used for takeover and ADL. Rounded away from the mark
+    (long down, short up, DESIGN.md).
+    """
+    _require_positive("bankruptcy_price_for_margin_ticks", "qty_lots", qty_lots)
+    return round_bankruptcy_price(
+        side,
+        entry_value_atoms - side.sign * margin_atoms,
+        qty_lots * spec.atoms_per_tick_lot,
+    )
+
+
+def isolated_liquidation_price_fraction(
+    spec: InstrumentSpec,
+    side: Side,
+    entry_value_atoms: int,
+    qty_lots: int,
+    leverage: int,
+    extra_margin_atoms: int,
+    mmr: int,
+    mm_deduction_atoms: int,
+    taker_fee_rate: int,
+) -> tuple[int, int]:
+    """Return the exact isolated liquidation price (current UTA formula) as a tick fraction.
+
+    Spec §1.4 item 1, [B-LIQ-UTA], with ``EV = EP*q*a`` atoms:
+    ``LP_long  = [EV - EV/L - extra/(1 - f) - ded] / [q*a*(1 - MMR)]`` and
+    ``LP_short = [EV + EV/L + extra/(1 + f) + ded] / [q*a*(1 + MMR)]``, i.e. in integers
+    ``N = EV(L - sR)(R - sf) - s*extra*R*L - s*ded*L(R - sf)`` over
+    ``D = q*a*(R - s*MMR)*L*(R - sf) / R``. The ``extra/(1 -/+ f)`` factor is kept as
+    published (§14 Q3). Exact, returned as (numerator, denominator > 0).
+    """
+    function = "isolated_liquidation_price"
+    _require_positive(function, "qty_lots", qty_lots)
+    _require_positive(function, "leverage", leverage)
+    s = side.sign
+    fee_factor = RATE_ONE - s * taker_fee_rate
+    mm_factor = RATE_ONE - s * mmr
+    _require_positive(function, "1 -/+ taker fee rate", fee_factor)
+    _require_positive(function, "1 -/+ MMR", mm_factor)
+    numerator = (
+        entry_value_atoms * (leverage - s * RATE_ONE) * fee_factor
+        - s * extra_margin_atoms * RATE_ONE * leverage
+        - s * mm_deduction_atoms * leverage * fee_factor
+    ) * RATE_ONE
+    denominator = qty_lots * spec.atoms_per_tick_lot * mm_factor * leverage * fee_factor
+    return numerator, denominator
+
+
+def isolated_liquidation_price_ticks(
+    spec: InstrumentSpec,
+    side: Side,
+    entry_price_ticks: int,
+    qty_lots: int,
+    leverage: int,
+    extra_margin_atoms: int,
+    mmr: int,
+    mm_deduction_atoms: int,
+    taker_fee_rate: int,
+) -> int:
+    """Return the isolated liquidation price by the current UTA formula (the default, §14 Q2).
+
+    The exact `isolated_liquidation_price_fraction` of ``EV = EP*q*a``, rounded toward the
+    mark: a long's up, a short's down (DESIGN.md), so liquidation never comes late. A result
+    at or below zero means a long the mark cannot liquidate.
+    """
+    numerator, denominator = isolated_liquidation_price_fraction(
+        spec,
+        side,
+        spec.notional_atoms(entry_price_ticks, qty_lots),
+        qty_lots,
+        leverage,
+        extra_margin_atoms,
+        mmr,
+        mm_deduction_atoms,
+        taker_fee_rate,
+    )
+    return round_liquidation_price(side, numerator, denominator)
+
+
+def isolated_liquidation_price_legacy_fraction(
+    spec: InstrumentSpec,
+    side: Side,
+    entry_value_atoms: int,
+    qty_lots: int,
+    leverage: int,
+    extra_margin_atoms: int,
+    mmr: int,
+    mm_deduction_atoms: int,
+) -> tuple[int, int]:
+    """Return the exact isolated liquidation price of the older USDT article as a tick fraction.
+
+    Spec §1.4 item 2, [B-LIQ-USDT-OLD]: ``LP = EP - s(IM - MM)/q - s*extra/q`` with
+    ``IM = EV/L`` and ``MM = EV*MMR - ded`` at entry, i.e. in integers
+    ``N = EV(L*R - s*R*R + s*L*MMR) - s(ded + extra)*L*R`` over ``D = q*a*L*R``. No fee term.
+    Exact, returned as (numerator, denominator > 0).
+    """
+    function = "isolated_liquidation_price_legacy"
+    _require_positive(function, "qty_lots", qty_lots)
+    _require_positive(function, "leverage", leverage)
+    s = side.sign
+    numerator = entry_value_atoms * (
+        leverage * RATE_ONE - s * RATE_ONE * RATE_ONE + s * leverage * mmr
+    ) - s * (mm_deduction_atoms + extra_margin_atoms) * leverage * RATE_ONE
+    denominator = qty_lots * spec.atoms_per_tick_lot * leverage * RATE_ONE
+    return numerator, denominator
+
+
+def isolated_liquidation_price_legacy_ticks(
+    spec: InstrumentSpec,
+    side: Side,
+    entry_price_ticks: int,
+    qty_lots: int,
+    leverage: int,
+    extra_margin_atoms: int,
+    mmr: int,
+    mm_deduction_atoms: int,
+) -> int:
+    """Return the isolated liquidation price by the older USDT formula (selectable, §14 Q2).
+
+    `isolated_liquidation_price_legacy_fraction` of ``EV = EP*q*a`` (``EP -/+ (IM - MM)/q
+    -/+ extra/q``), rounded toward the mark: a long's up, a short's down (DESIGN.md). A
+    negative `extra_margin_atoms` models funding taken from the margin (spec §1.4).
+    """
+    numerator, denominator = isolated_liquidation_price_legacy_fraction(
+        spec,
+        side,
+        spec.notional_atoms(entry_price_ticks, qty_lots),
+        qty_lots,
+        leverage,
+        extra_margin_atoms,
+        mmr,
+        mm_deduction_atoms,
+    )
+    return round_liquidation_price(side, numerator, denominator)
+
+
+def isolated_liquidation_price_with_tier(
+    spec: InstrumentSpec,
+    side: Side,
+    entry_value_atoms: int,
+    qty_lots: int,
+    leverage: int,
+    extra_margin_atoms: int,
+    taker_fee_rate: int,
+) -> tuple[int, RiskLimitTier]:
+    """Return the UTA isolated liquidation price with the tier that applies at that price.
+
+    Spec §14 Q4: MM is evaluated with the tier of the position value at the liquidation
+    price. With the deduction recursion, MM is continuous and increasing in the value, so
+    exactly one tier's solution lies inside its own tier (two adjacent ones agree at a
+    boundary); the search tries each tier's exact LP and keeps the first whose value
+    ``q * LP * a`` falls in ``(previous limit, limit]`` (the last tier is open-ended). Rounded
+    toward the mark like `isolated_liquidation_price_ticks`.
+    """
+    unit = qty_lots * spec.atoms_per_tick_lot
+    lower = 0
+    last = len(spec.risk_tiers) - 1
+    for index, tier in enumerate(spec.risk_tiers):
+        numerator, denominator = isolated_liquidation_price_fraction(
+            spec, side, entry_value_atoms, qty_lots, leverage, extra_margin_atoms,
+            tier.mmr, tier.mm_deduction_atoms, taker_fee_rate,
+        )
+        value_times_denominator = numerator * unit
+        above_lower = index == 0 or value_times_denominator > lower * denominator
+        below_upper = index == last or value_times_denominator <= tier.limit_atoms * denominator
+        if above_lower and below_upper:
+            return round_liquidation_price(side, numerator, denominator), tier
+        lower = tier.limit_atoms
+    raise PerpxBug(
+        f"isolated_liquidation_price_with_tier: no tier of {spec.symbol} holds its own "
+        f"liquidation price (entry value {entry_value_atoms}, qty {qty_lots}); "
+        "are the deductions off the recursion?"
+    )
+
+
+def cross_liquidation_price_estimate_ticks(
+    spec: InstrumentSpec,
+    side: Side,
+    qty_lots: int,
+    mark_price_ticks: int,
+    margin_balance_atoms: int,
+    total_mm_atoms: int,
+    mmr: int,
+) -> int | None:
+    """Return the UTA-consistent estimate of a cross position's liquidation price.
+
+    Holding the other symbols' marks fixed, solve ``MB(P) = sum MM(P)`` for this mark (spec
+    §2.2 [drv]): ``P = MP - s * (MB - sum MM) * R / (q * a * (R - s*MMR))`` ticks. Rounded
+    toward the mark (long up, short down; spec §11 shows Bybit rounding a long's estimate up).
+    None when there is no position, or when a long's MMR is at least 100% (its equity would
+    then never fall faster than its MM, so no price solves).
+    """
+    if qty_lots <= 0:
+        return None
+    s = side.sign
+    mm_factor = RATE_ONE - s * mmr
+    if mm_factor <= 0:
+        return None
+    unit = qty_lots * spec.atoms_per_tick_lot
+    numerator = (
+        mark_price_ticks * unit * mm_factor
+        - s * (margin_balance_atoms - total_mm_atoms) * RATE_ONE
+    )
+    return round_liquidation_price(side, numerator, unit * mm_factor)
+
+
+def cross_liquidation_price_legacy_ticks(
+    spec: InstrumentSpec,
+    side: Side,
+    entry_price_ticks: int,
+    qty_lots: int,
+    available_atoms: int,
+    im_atoms: int,
+    mm_atoms: int,
+) -> int | None:
+    """Return the old standard-account cross liquidation price of a single position.
+
+    ``LP = EP - s * (available + IM - MM) / q`` (spec §2.2, [B-LIQ-USDT-OLD]), i.e.
+    ``(EP*q*a - s(available + IM - MM)) / (q*a)`` ticks, rounded toward the mark (long up,
+    short down). None when there is no position.
+    """
+    if qty_lots <= 0:
+        return None
+    unit = qty_lots * spec.atoms_per_tick_lot
+    numerator = entry_price_ticks * unit - side.sign * (available_atoms + im_atoms - mm_atoms)
+    return round_liquidation_price(side, numerator, unit)
+
+
+# --- hedge mode (cross) --------------------------------------------------------------------
+
+
+class HedgeMargins(NamedTuple):
+    """IM and MM of the two sides of a hedge-mode cross position, in atoms."""
+
+    long_im: int
+    long_mm: int
+    short_im: int
+    short_mm: int
+
+
+def _fee_reserve_atoms(
+    side: Side, entry_value_atoms: int, qty_lots: int, part_lots: int, times: int,
+    leverage: int, taker_fee_rate: int,
+) -> int:
+    # times x EP x part x (1 - s/L) x f, with EP x part = EV x part / q; rounded up.
+    return div_ceil(
+        times * entry_value_atoms * part_lots * (leverage - side.sign * RATE_ONE)
+        * taker_fee_rate,
+        qty_lots * leverage * RATE_ONE,
+    )
+
+
+def hedge_im_mm_atoms(
+    spec: InstrumentSpec,
+    long_qty_lots: int,
+    long_entry_value_atoms: int,
+    short_qty_lots: int,
+    short_entry_value_atoms: int,
+    mark_price_ticks: int,
+    leverage: int,
+    taker_fee_rate: int,
+    *,
+    literal_hedged_first_term: bool = False,
+) -> HedgeMargins:
+    """Return the IM and MM of both sides of a hedge-mode cross position.
+
+    Spec §2.3 (seed 001), with ``H = min(q_long, q_short)``, ``net = |q_long - q_short|`` and
+    each side's EP the exact ``EV / q``; the side with the higher value at the mark (the larger
+    size; the long on a tie) carries the net size:
+
+    - higher side IM ``= MP*net/L + 2*EP*H*(1 - s/L)*f + EP*net*(1 - s/L)*f``;
+    - higher side MM ``= (MP*net*MMR - ded) + 2*EP*H*(1 - s/L)*f + EP*net*(1 - s/L)*f``, the
+      tier being that of the net value at the mark;
+    - lower side IM = MM ``= 2*EP*H*(1 - s/L)*f``.
+
+    §14 Q1: the first IM term uses the net size, as the MM does; `literal_hedged_first_term`
+    uses the seed's literal "Hedged Position Size" (``MP*H/L``) instead. Each part is a
+    requirement rounded up on its own, and a side with no position has zero IM and MM.
+    """
+    _require_positive("hedge_im_mm_atoms", "leverage", leverage)
+    hedged = min(long_qty_lots, short_qty_lots)
+    net = abs(long_qty_lots - short_qty_lots)
+    higher = Side.BUY if long_qty_lots >= short_qty_lots else Side.SELL
+    margins: dict[Side, tuple[int, int]] = {}
+    for side, qty, entry_value in (
+        (Side.BUY, long_qty_lots, long_entry_value_atoms),
+        (Side.SELL, short_qty_lots, short_entry_value_atoms),
+    ):
+        if qty <= 0:
+            margins[side] = (0, 0)
+            continue
+        reserve = _fee_reserve_atoms(side, entry_value, qty, hedged, 2, leverage, taker_fee_rate)
+        if side is not higher:
+            margins[side] = (reserve, reserve)
+            continue
+        net_ftc = _fee_reserve_atoms(side, entry_value, qty, net, 1, leverage, taker_fee_rate)
+        first_lots = hedged if literal_hedged_first_term else net
+        im_value = spec.notional_atoms(mark_price_ticks, first_lots)
+        net_value = spec.notional_atoms(mark_price_ticks, net)
+        tier = tier_for_position(spec, net_value)
+        im = initial_margin_atoms(im_value, leverage) + reserve + net_ftc
+        mm = maintenance_margin_at_rate_atoms(
+            net_value, tier.mmr, tier.mm_deduction_atoms, reserve + net_ftc
+        )
+        margins[side] = (im, mm)
+    return HedgeMargins(*margins[Side.BUY], *margins[Side.SELL])
+
+
+# --- P&L -----------------------------------------------------------------------------------
+
+
+def unrealized_pnl_atoms(
+    spec: InstrumentSpec, side: Side, entry_value_atoms: int, qty_lots: int, mark_price_ticks: int
+) -> int:
+    """Return the unrealized P&L of a position at the mark.
+
+    ``uPnL = s * (q*MP*a - EV)`` atoms (spec §0: long ``q(MP - EP)``, short ``q(EP - MP)``),
+    exact because the position keeps its entry value ``EV = sum P_i q_i a``, not an average.
+    """
+    return side.sign * (spec.notional_atoms(mark_price_ticks, qty_lots) - entry_value_atoms)
+
+
+def realized_pnl_on_close_atoms(
+    spec: InstrumentSpec,
+    side: Side,
+    entry_value_atoms: int,
+    qty_lots: int,
+    close_qty_lots: int,
+    exit_price_ticks: int,
+) -> tuple[int, int]:
+    """Return (pnl, released entry value) of closing `close_qty_lots` of a position.
+
+    The entry value released is ``EV * c / q`` (the average entry is unchanged by a reduce,
+    spec §12), rounded in the exchange's favour: up for a long, down for a short, so the P&L
+    ``s * (c*XP*a - released)`` atoms is never overpaid. Closing the rest releases exactly
+    what is left, so a position closed in pieces releases its whole entry value and its
+    pieces' P&L sum to ``s * (exit values - EV)`` exactly; rounding only moves P&L between
+    the pieces.
+    """
+    _require_positive("realized_pnl_on_close_atoms", "qty_lots", qty_lots)
+    if not 0 <= close_qty_lots <= qty_lots:
+        raise PerpxBug(
+            f"realized_pnl_on_close_atoms: close_qty_lots {close_qty_lots} "
+            f"outside 0..{qty_lots}"
+        )
+    if side is Side.BUY:
+        released = mul_div_ceil(entry_value_atoms, close_qty_lots, qty_lots)
+    else:
+        released = mul_div_floor(entry_value_atoms, close_qty_lots, qty_lots)
+    exit_value = spec.notional_atoms(exit_price_ticks, close_qty_lots)
+    return side.sign * (exit_value - released), released
+
+
+def closed_pnl_atoms(
+    position_pnl_atoms: int, open_fee_atoms: int, close_fee_atoms: int, funding_paid_atoms: int
+) -> int:
+    """Return Bybit's closed P&L: position P&L less fees and net funding paid.
+
+    ``closed = pnl - open fee - close fee - funding paid`` atoms (spec §12, [B-PNL]); funding
+    received is a negative `funding_paid_atoms`. Exact: a sum of whole atoms.
+    """
+    return position_pnl_atoms - open_fee_atoms - close_fee_atoms - funding_paid_atoms
+
+
+def roi_rate(pnl_atoms: int, margin_atoms: int) -> int:
+    """Return the return on margin in 10**-8.
+
+    ``ROI = floor(pnl * R / margin)`` (spec §12); Bybit's margin is ``IM + fee to close``, and
+    seeds 000/004 use the margin alone: the caller picks. Floor: a displayed figure never
+    flatters the position (a loss rounds to the larger loss).
+    """
+    _require_positive("roi_rate", "margin_atoms", margin_atoms)
+    return mul_div_floor(pnl_atoms, RATE_ONE, margin_atoms)
+
+
+def order_loss_atoms(
+    side: Side, mark_price_ticks: int, order_price_ticks: int, qty_lots: int, spec: InstrumentSpec
+) -> int:
+    """Return the potential loss of an open order against the mark (always <= 0).
+
+    Buy ``min(0, (MP - P) * q * a)``, sell ``min(0, (P - MP) * q * a)`` atoms (spec §0, seed
+    001); exact. It is added to the denominator of the account IM/MM rates.
+    """
+    return min(0, side.sign * spec.notional_atoms(mark_price_ticks - order_price_ticks, qty_lots))

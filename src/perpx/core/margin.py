@@ -1,0 +1,173 @@
+"""Margin of an account: position and order margin, and the account figures of seed 001.
+
+Cross: margin balance = wallet + unrealized P&L; IM rate = ΣIM / (margin balance + order loss);
+available = margin balance + order loss − ΣIM. Isolated: each position holds its own margin;
+available = wallet − Σ position margin − Σ order margin (seed 001, "Available Balance").
+Requirements round up; the figures are exact integers in atoms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from perpx.core import calc
+from perpx.core.accounts import Account
+from perpx.core.book.order import RestingOrder
+from perpx.core.enums import MarginMode, Side
+from perpx.core.instruments import InstrumentSpec
+from perpx.core.numbers import div_ceil
+from perpx.core.positions import Position
+
+
+def order_cost_for_value_atoms(side: Side, value_atoms: int, leverage: int,
+                               taker_fee_rate: int) -> int:
+    """Return the cost of opening `value_atoms` (q × order price): IM + fee to open + to close.
+
+    The same sum of rounded-up parts as `calc.order_cost_atoms` (spec §1.6), from a value,
+    because open-order margin is kept as sums of notional.
+    """
+    return (calc.initial_margin_atoms(value_atoms, leverage)
+            + calc.fee_atoms(value_atoms, taker_fee_rate)
+            + calc.fee_to_close_for_entry_value_atoms(side, value_atoms, leverage,
+                                                      taker_fee_rate))
+
+
+def opposite_position_lots(account: Account, symbol: str, position_idx: int, side: Side) -> int:
+    """Return how much of an order on `side` would close an existing position, not open one."""
+    if position_idx != 0:
+        return 0  # hedge mode: opening orders never close (closing ones are reduce-only)
+    position = account.position(symbol, 0)
+    if position is None:
+        return 0
+    size = position.size_lots
+    if side is Side.BUY:
+        return -size if size < 0 else 0
+    return size if size > 0 else 0
+
+
+def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
+    """Return the margin held by an account's open orders on one symbol (opening parts only)."""
+    total = 0
+    for (symbol, idx, side), sums in account.order_sums.items():
+        if symbol != spec.symbol or not sums.leaves_lots:
+            continue
+        closing = opposite_position_lots(account, symbol, idx, side)
+        opening = sums.leaves_lots - closing
+        if opening <= 0:
+            continue
+        value = div_ceil(sums.notional_atoms * opening, sums.leaves_lots)
+        total += order_cost_for_value_atoms(side, value, account.leverage_for(symbol, idx),
+                                            spec.taker_fee_rate)
+    return total
+
+
+@dataclass(frozen=True, slots=True)
+class PositionRisk:
+    """A position valued at a price: value, unrealized P&L, IM, MM and fee to close."""
+
+    value_atoms: int
+    upnl_atoms: int
+    im_atoms: int
+    mm_atoms: int
+    fee_to_close_atoms: int
+
+
+def position_risk(position: Position, spec: InstrumentSpec, mark_ticks: int,
+                  mode: MarginMode) -> PositionRisk:
+    """Value one position at `mark_ticks` (seed 001; spec §1.1, §1.2).
+
+    IM is PV/L + fee to close in cross mode, and the allocated position margin in isolated
+    mode; MM is PV × MMR − deduction + fee to close, with the tier of the position value.
+    """
+    side = Side.BUY if position.size_lots > 0 else Side.SELL
+    qty = abs(position.size_lots)
+    value = spec.notional_atoms(mark_ticks, qty)
+    upnl = calc.unrealized_pnl_atoms(spec, side, position.entry_value_atoms, qty, mark_ticks)
+    ftc = calc.fee_to_close_for_entry_value_atoms(side, position.entry_value_atoms,
+                                                  position.leverage, spec.taker_fee_rate)
+    mm = calc.maintenance_margin_atoms(spec, value, ftc)
+    if mode is MarginMode.ISOLATED:
+        im = position.margin_atoms
+    else:
+        im = calc.initial_margin_atoms(value, position.leverage) + ftc
+    return PositionRisk(value, upnl, im, mm, ftc)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountFigures:
+    """The account figures of seed 001, in atoms of the settle coin."""
+
+    wallet_atoms: int
+    upnl_atoms: int
+    margin_balance_atoms: int
+    position_im_atoms: int
+    order_im_atoms: int
+    mm_atoms: int
+    order_loss_atoms: int
+    available_atoms: int
+
+    @property
+    def total_im_atoms(self) -> int:
+        """Σ IM of positions and orders."""
+        return self.position_im_atoms + self.order_im_atoms
+
+    @property
+    def withdrawable_atoms(self) -> int:
+        """What may leave the account: never more than the wallet or the available balance."""
+        return max(0, min(self.wallet_atoms, self.available_atoms))
+
+    def im_rate(self) -> tuple[int, int]:
+        """Return the account IM rate as a fraction (numerator, denominator)."""
+        return self.total_im_atoms, self.margin_balance_atoms + self.order_loss_atoms
+
+    def mm_rate(self) -> tuple[int, int]:
+        """Return the account MM rate as a fraction (numerator, denominator)."""
+        return self.mm_atoms, self.margin_balance_atoms + self.order_loss_atoms
+
+
+def account_figures(
+    account: Account,
+    coin: str,
+    instruments: dict[str, InstrumentSpec],
+    mark_of: Callable[[str], int | None],
+    orders_of: Callable[[int, str], Iterable[RestingOrder]],
+) -> AccountFigures:
+    """Compute an account's figures for `coin` with the current marks (seed 001)."""
+    mode = account.margin_mode
+    upnl = position_im = mm = order_im = order_loss = 0
+    symbols: set[str] = set()
+    for (symbol, _idx), position in account.positions.items():
+        spec = instruments[symbol]
+        if spec.settle_coin != coin or not position.size_lots:
+            continue
+        symbols.add(symbol)
+        mark = mark_of(symbol)
+        if mark is None:
+            mark = calc.average_entry_display(spec, position.entry_value_atoms,
+                                              abs(position.size_lots))
+        risk = position_risk(position, spec, mark, mode)
+        upnl += risk.upnl_atoms
+        position_im += risk.im_atoms
+        mm += risk.mm_atoms
+    for (symbol, _idx, _side), sums in account.order_sums.items():
+        if sums.leaves_lots and instruments[symbol].settle_coin == coin:
+            symbols.add(symbol)
+    for symbol in sorted(symbols):
+        spec = instruments[symbol]
+        order_im += order_margin_atoms(account, spec)
+        mark = mark_of(symbol)
+        if mark is None:
+            continue
+        for order in orders_of(account.account_id, symbol):
+            if not order.reduce_only:
+                order_loss += calc.order_loss_atoms(order.side, mark, order.price_ticks,
+                                                    order.leaves_lots, spec)
+    wallet = account.balance(coin)
+    margin_balance = wallet + upnl
+    if mode is MarginMode.ISOLATED:
+        available = wallet - position_im - order_im
+    else:
+        available = margin_balance + order_loss - position_im - order_im
+    return AccountFigures(wallet, upnl, margin_balance, position_im, order_im, mm, order_loss,
+                          available)

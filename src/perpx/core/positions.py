@@ -1,0 +1,156 @@
+"""Positions: signed size, entry value kept as a sum, realized P&L per reduction, one-way flips.
+
+The entry value is Σ price × qty in atoms, not an average, so the average entry price is an
+exact fraction and nothing drifts as fills add up. A reduction releases the entry value pro
+rata, rounded in the exchange's favour (`calc.realized_pnl_on_close_atoms`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from perpx.core import calc
+from perpx.core.enums import Side
+from perpx.core.errors import InvariantViolation
+from perpx.core.instruments import InstrumentSpec
+
+
+class Position:
+    """One position of one account: (symbol, position_idx); size > 0 long, < 0 short."""
+
+    __slots__ = (
+        "account_id",
+        "cum_realized_pnl_atoms",
+        "entry_value_atoms",
+        "extra_margin_atoms",
+        "leverage",
+        "margin_atoms",
+        "position_idx",
+        "realized_pnl_atoms",
+        "size_lots",
+        "symbol",
+        "updated_ts_ms",
+    )
+
+    def __init__(self, account_id: int, symbol: str, position_idx: int, leverage: int) -> None:
+        self.account_id = account_id
+        self.symbol = symbol
+        self.position_idx = position_idx
+        self.size_lots = 0
+        self.entry_value_atoms = 0
+        self.leverage = leverage
+        # Isolated mode only: margin allocated to the position (IM + fee to close + extra).
+        self.margin_atoms = 0
+        self.extra_margin_atoms = 0
+        self.realized_pnl_atoms = 0  # since the position last opened: trading P&L, fees, funding
+        self.cum_realized_pnl_atoms = 0  # over the position's whole life
+        self.updated_ts_ms = 0
+
+    @property
+    def side(self) -> Side | None:
+        """The side of the position, or None when flat."""
+        if self.size_lots > 0:
+            return Side.BUY
+        if self.size_lots < 0:
+            return Side.SELL
+        return None
+
+    @property
+    def qty_lots(self) -> int:
+        """The absolute size."""
+        return abs(self.size_lots)
+
+    def average_entry_ticks(self, spec: InstrumentSpec) -> int:
+        """Return the average entry price in ticks, rounded half-up for display (0 when flat)."""
+        if not self.size_lots:
+            return 0
+        return calc.average_entry_display(spec, self.entry_value_atoms, self.qty_lots)
+
+    def book_realized(self, amount_atoms: int) -> None:
+        """Add trading P&L, a fee (negative) or funding to the realized P&L figures."""
+        self.realized_pnl_atoms += amount_atoms
+        self.cum_realized_pnl_atoms += amount_atoms
+
+    def to_record(self) -> list[Any]:
+        """Return the fields in a fixed order, for snapshots and the state hash."""
+        return [self.account_id, self.symbol, self.position_idx, self.size_lots,
+                self.entry_value_atoms, self.leverage, self.margin_atoms,
+                self.extra_margin_atoms, self.realized_pnl_atoms, self.cum_realized_pnl_atoms,
+                self.updated_ts_ms]
+
+    @classmethod
+    def from_record(cls, record: list[Any]) -> Position:
+        """Rebuild a position from `to_record`'s list."""
+        (account_id, symbol, idx, size, entry, leverage, margin, extra, realized, cum,
+         updated) = record
+        position = cls(account_id, symbol, idx, leverage)
+        position.size_lots = size
+        position.entry_value_atoms = entry
+        position.margin_atoms = margin
+        position.extra_margin_atoms = extra
+        position.realized_pnl_atoms = realized
+        position.cum_realized_pnl_atoms = cum
+        position.updated_ts_ms = updated
+        return position
+
+
+class FillEffect:
+    """What one fill did to a position: how much it closed, the P&L, how much it opened."""
+
+    __slots__ = ("closed_lots", "opened_lots", "pnl_atoms", "released_margin_atoms")
+
+    def __init__(self) -> None:
+        self.closed_lots = 0
+        self.opened_lots = 0
+        self.pnl_atoms = 0
+        self.released_margin_atoms = 0
+
+
+def apply_fill(
+    position: Position, spec: InstrumentSpec, side: Side, price_ticks: int, qty_lots: int
+) -> FillEffect:
+    """Move `position` by a fill: reduce first (realizing P&L), then open with what is left.
+
+    The trading P&L of the reduction is booked to the position's realized P&L here (before a
+    flip starts a new position's figures); the caller moves it in the wallet.
+
+    In one-way mode a fill larger than an opposite position closes it at the fill price and
+    opens the remainder the other way at the same price (a flip). Isolated margin is
+    released pro rata to the closed quantity (the extra margin with it); the caller allocates
+    margin for the opened part.
+    """
+    effect = FillEffect()
+    sign = 1 if side is Side.BUY else -1
+    size = position.size_lots
+    if size and (size > 0) != (sign > 0):
+        held = abs(size)
+        closed = min(qty_lots, held)
+        held_side = Side.BUY if size > 0 else Side.SELL
+        pnl, released = calc.realized_pnl_on_close_atoms(
+            spec, held_side, position.entry_value_atoms, held, closed, price_ticks
+        )
+        released_margin = (position.margin_atoms if closed == held
+                           else position.margin_atoms * closed // held)
+        released_extra = (position.extra_margin_atoms if closed == held
+                          else position.extra_margin_atoms * closed // held)
+        position.entry_value_atoms -= released
+        position.size_lots += sign * closed
+        position.margin_atoms -= released_margin
+        position.extra_margin_atoms -= released_extra
+        position.book_realized(pnl)
+        effect.closed_lots = closed
+        effect.pnl_atoms = pnl
+        effect.released_margin_atoms = released_margin
+        qty_lots -= closed
+        if position.size_lots == 0 and (position.entry_value_atoms or position.margin_atoms):
+            raise InvariantViolation(
+                f"apply_fill: flat position keeps entry {position.entry_value_atoms} "
+                f"or margin {position.margin_atoms}"
+            )
+    if qty_lots:
+        if position.size_lots == 0:
+            position.realized_pnl_atoms = 0  # a new position starts its own realized P&L
+        position.size_lots += sign * qty_lots
+        position.entry_value_atoms += spec.notional_atoms(price_ticks, qty_lots)
+        effect.opened_lots = qty_lots
+    return effect
