@@ -12,6 +12,7 @@ from rich.table import Table
 import perpx
 from perpx.convert import format_lots, format_ticks
 from perpx.core import Engine, OrderType, PlaceOrder, Side, Trade
+from perpx.core.commands import Deposit
 from perpx.instruments import load_instruments
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -43,9 +44,11 @@ def serve(
         raise typer.BadParameter(f"unknown symbol {symbol}; known: {', '.join(sorted(specs))}")
     spec = specs[symbol]
     engine = Engine(specs.values())
+    for account in (1, 2):
+        engine.apply(Deposit(account, 0, account, spec.settle_coin, 10**9 * 10**8))
     rng = random.Random(seed)
     mid = {"BTCUSDT": 650_000, "ETHUSDT": 350_000, "SOLUSDT": 150_000}.get(symbol, 100_000)
-    seq = 0
+    seq = 2
     trades = 0
     started = time.monotonic()
     console.print(f"perpx {perpx.__version__}: demo exchange on {symbol} "

@@ -571,7 +571,8 @@ def test_seed_001_order_loss_of_a_buy_above_mark() -> None:
 def test_seed_roi(case_id: str, rows: list[tuple[str, str, str]]) -> None:
     given = dict(SEEDS[case_id]["inputs"])
     if "margin_added" in given:
-        given["margin_total"] = str(Decimal(given["margin_before"]) + Decimal(given["margin_added"]))
+        total = Decimal(given["margin_before"]) + Decimal(given["margin_added"])
+        given["margin_total"] = str(total)
 
     def field(path: str) -> str:
         node: Any = given

@@ -1,8 +1,10 @@
-"""`perpx bench match`: the standard stream through the engine, the simple baseline and PyPI peers.
+"""`perpx bench match`: the standard stream through perpx, the simple baseline and PyPI peers.
 
-For each contender the stream is converted untimed, then replayed twice: once bare for
-throughput (events/s), once with a clock around every event for the p50/p99 latency. All
-contenders run in the same process on the same stream, so the ratios hold on any machine.
+perpx runs twice: as the whole engine (validation, the price band, margin checks, settlement
+of every fill into positions, fees and wallets, events) and as its book alone (`OrderBook` and
+`match`, as the peers are: no accounts). For each contender the stream is converted untimed,
+then replayed twice: once bare for throughput (events/s), once with a clock around every event
+for the p50/p99 latency. All run in one process on one stream, so the ratios hold anywhere.
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ from typing import Any
 
 from perpx.bench.reference import run_simple
 from perpx.bench.stream import BUY, CANCEL, LIMIT, StreamEvent, standard_stream
+from perpx.core.book.book import OrderBook
+from perpx.core.book.order import RestingOrder
+from perpx.core.enums import SmpType, TimeInForce
+from perpx.core.matching import match
 from perpx.core import (
     CancelOrder,
     Command,
@@ -26,9 +32,11 @@ from perpx.core import (
     PlaceOrder,
     Side,
 )
+from perpx.core.commands import Deposit
 from perpx.instruments import load_instruments
 
 ACCOUNTS = 1_000
+FUNDS_ATOMS = 10**9 * 10**8  # a billion USDT each: the stream never runs out of margin
 
 
 @dataclass(frozen=True)
@@ -55,17 +63,25 @@ def percentile(sorted_values: Sequence[int], fraction: float) -> int:
     return sorted_values[rank]
 
 
+def funded_engine() -> Engine:
+    """Return an engine with BTCUSDT whose accounts 1..ACCOUNTS hold FUNDS_ATOMS each."""
+    spec = next(s for s in load_instruments() if s.symbol == "BTCUSDT")
+    engine = Engine([spec])
+    for account in range(1, ACCOUNTS + 1):
+        engine.apply(Deposit(account, 0, account, "USDT", FUNDS_ATOMS))
+    return engine
+
+
 def perpx_commands(stream: list[StreamEvent]) -> list[Command]:
     """Turn the stream into engine commands, learning each order's engine id in a dry run.
 
     The engine numbers accepted orders itself; a cancel must name that number, so a first
     pass on a throwaway engine records which stream id became which engine id.
     """
-    spec = next(s for s in load_instruments() if s.symbol == "BTCUSDT")
-    dry = Engine([spec])
+    dry = funded_engine()
     engine_id: dict[int, int] = {}
     commands: list[Command] = []
-    for seq, (kind, order_id, side, price, qty) in enumerate(stream, start=1):
+    for seq, (kind, order_id, side, price, qty) in enumerate(stream, start=ACCOUNTS + 1):
         account = 1 + order_id % ACCOUNTS
         order_side = Side.BUY if side == BUY else Side.SELL
         command: Command
@@ -84,9 +100,8 @@ def perpx_commands(stream: list[StreamEvent]) -> list[Command]:
 
 
 def run_perpx(commands: list[Command], timed: bool) -> list[int]:
-    """Apply `commands` to a fresh engine; per-event latencies in ns if `timed`."""
-    spec = next(s for s in load_instruments() if s.symbol == "BTCUSDT")
-    engine = Engine([spec])
+    """Apply `commands` to a fresh funded engine; per-event latencies in ns if `timed`."""
+    engine = funded_engine()
     apply = engine.apply
     if not timed:
         for command in commands:
@@ -99,6 +114,48 @@ def run_perpx(commands: list[Command], timed: bool) -> list[int]:
         start = clock()
         apply(command)
         record(clock() - start)
+    return latencies
+
+
+def run_perpx_book(stream: list[StreamEvent], timed: bool) -> list[int]:
+    """Replay the stream on perpx's book and matcher alone, as the peers run (no accounts)."""
+    book = OrderBook("BTCUSDT")
+    orders: dict[int, RestingOrder] = {}
+    events: list[Any] = []
+    clock = time.perf_counter_ns
+    latencies: list[int] = []
+    record = latencies.append
+    trade_id = 1
+    gtc, ioc, none = TimeInForce.GTC, TimeInForce.IOC, SmpType.NONE
+
+    def forget(order: RestingOrder) -> None:
+        del orders[order.order_id]
+
+    def settle(*_: Any) -> None:
+        return None
+
+    for kind, order_id, side, price, qty in stream:
+        start = clock() if timed else 0
+        if kind == CANCEL:
+            order = orders.pop(order_id, None)
+            if order is not None:
+                (book.bids if order.side is Side.BUY else book.asks).remove(order)
+        else:
+            order_side = Side.BUY if side == BUY else Side.SELL
+            limit = price if kind == LIMIT else (2**62 if side == BUY else 1)
+            order = RestingOrder(order_id, 1, "BTCUSDT", order_side, OrderType.LIMIT, limit, qty,
+                                 gtc if kind == LIMIT else ioc, False, False, 0, "", none, 0)
+            opposite = book.asks if side == BUY else book.bids
+            keys = opposite.keys
+            if keys and keys[0] <= limit * opposite.sign:
+                trade_id, _, _ = match(book, order, limit, 0, 0, trade_id, forget, settle,
+                                       events)
+                events.clear()
+            if order.leaves_lots and kind == LIMIT:
+                (book.bids if side == BUY else book.asks).add(order)
+                orders[order_id] = order
+        if timed:
+            record(clock() - start)
     return latencies
 
 
@@ -120,41 +177,56 @@ def bench_match(events: int, seed: int = 42, with_peers: bool = True,
     stream = standard_stream(events, seed)
     results: list[Figures] = []
     commands = perpx_commands(stream)
-    results.append(measure("perpx", events, lambda timed: run_perpx(commands, timed)))
+    results.append(measure("perpx engine (accounts, margin, fills)", events,
+                           lambda timed: run_perpx(commands, timed)))
+    results.append(measure("perpx book + matcher", events,
+                           lambda timed: run_perpx_book(stream, timed)))
     results.append(measure("reference (sorted lists)", events,
                            lambda timed: run_simple(stream, timed)))
     peer_figures: list[Figures] = []
+    pure_python: frozenset[str] = frozenset()
     if with_peers:
-        from perpx.bench.peers import available_peers
+        from perpx.bench.peers import PURE_PYTHON, available_peers
 
         for peer in available_peers():
-            prepared = peer.prepare(stream)
 
-            def run_peer(timed: bool, peer: Any = peer, prepared: Any = prepared) -> list[int]:
+            def run_peer(timed: bool, peer: Any = peer) -> list[int]:
+                prepared = peer.prepare(stream)  # a replay consumes its book
                 latencies: list[int] = peer.run(prepared, timed)
                 return latencies
 
+            pure_python = PURE_PYTHON
             figures = measure(peer.name, events, run_peer)
             peer_figures.append(figures)
             results.append(figures)
-    ours = results[0]
+    ours, book = results[0], results[1]
     echo(f"standard stream: {events:,} events (seed {seed}); Python {platform.python_version()}")
     echo(f"{'contender':<40} {'events/s':>12} {'p50 ns':>9} {'p99 ns':>9} {'perpx x':>8}")
     for figures in results:
         echo(f"{figures.name:<40} {figures.events_per_s:>12,.0f} {figures.p50_ns:>9,} "
              f"{figures.p99_ns:>9,} {ours.events_per_s / figures.events_per_s:>8.2f}")
     best_peer = max(peer_figures, key=lambda f: f.events_per_s, default=None)
+    python_peers = [f for f in peer_figures if f.name.split()[0] in pure_python]
+    best_python = max(python_peers, key=lambda f: f.events_per_s, default=None)
+
+    def ratio(mine: Figures, other: Figures | None) -> float | None:
+        return round(mine.events_per_s / other.events_per_s, 3) if other else None
+
     summary: dict[str, Any] = {
         "bench": "match",
         "events": events,
         "seed": seed,
         **ours.as_dict(),
-        "reference": results[1].as_dict(),
-        "ratio_vs_reference": round(ours.events_per_s / results[1].events_per_s, 3),
+        "book": book.as_dict(),
+        "reference": results[2].as_dict(),
+        "ratio_vs_reference": ratio(ours, results[2]),
         "peers": {f.name: f.as_dict() for f in peer_figures},
         "best_peer": best_peer.name if best_peer else None,
-        "ratio_vs_best_peer": (round(ours.events_per_s / best_peer.events_per_s, 3)
-                               if best_peer else None),
+        "ratio_vs_best_peer": ratio(ours, best_peer),
+        "book_ratio_vs_best_peer": ratio(book, best_peer),
+        "best_python_peer": best_python.name if best_python else None,
+        "ratio_vs_best_python_peer": ratio(ours, best_python),
+        "book_ratio_vs_best_python_peer": ratio(book, best_python),
     }
     echo(json.dumps(summary))
     return summary

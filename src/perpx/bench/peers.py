@@ -3,7 +3,7 @@
 Each adapter drives one third-party price-time-priority limit order book (a "peer") with the
 events of `perpx.bench.stream`, so perpx's own figures can stand beside theirs. The peers are
 optional: an adapter imports its package only when it is built, and `available_peers()` leaves
-out any whose package is not installed (they are in the `dev` extra).
+out any whose package is not installed (they are in the `bench` extra).
 
 `prepare()` turns the stream into the peer's own objects on a fresh book, outside any timing;
 `run()` replays that prepared stream once and returns each event's latency in nanoseconds,
@@ -49,10 +49,14 @@ def _ignore() -> None:
     """Stand in for a cancel whose id never rested (the stream's contract rules it out)."""
 
 
-def _replay(prepared: object) -> list[int]:
-    """Call each prepared op in order and return its latency in nanoseconds."""
+def _replay(prepared: object, timed: bool) -> list[int]:
+    """Call each prepared op in order; with `timed`, return each one's latency in ns."""
     if not isinstance(prepared, PreparedStream):
         raise TypeError(f"expected a PreparedStream from prepare(), got {type(prepared)!r}")
+    if not timed:
+        for call, args in prepared.ops:
+            call(*args)
+        return []
     clock = time.perf_counter_ns
     latencies = [0] * len(prepared.ops)
     for i, (call, args) in enumerate(prepared.ops):
@@ -82,9 +86,9 @@ class PeerAdapter(ABC):
     def prepare(self, stream: Sequence[StreamEvent]) -> object:
         """Build a fresh book and convert `stream` into calls on it (not timed)."""
 
-    def run(self, prepared: object) -> list[int]:
-        """Replay a stream from `prepare()` once; return each event's latency in nanoseconds."""
-        return _replay(prepared)
+    def run(self, prepared: object, timed: bool = True) -> list[int]:
+        """Replay a stream from `prepare()` once; with `timed`, each event's latency in ns."""
+        return _replay(prepared, timed)
 
 
 class LiquibookPeer(PeerAdapter):
@@ -200,6 +204,40 @@ class LimitOrderBookPeer(PeerAdapter):
         return PreparedStream(book, ops)
 
 
+class Akhil4nOrderbookPeer(PeerAdapter):
+    """akhil4n-orderbook: a pure-Python price-time book (module `orderbook`).
+
+    The fastest pure-Python matching engine found on PyPI; market orders are its own
+    `MarketOrder`, and cancelling an id that no longer rests is a no-op.
+    """
+
+    distribution = "akhil4n-orderbook"
+    module = "orderbook"
+
+    def prepare(self, stream: Sequence[StreamEvent]) -> PreparedStream:
+        """Build a fresh book and convert `stream` into calls on it (not timed)."""
+        m = self._mod
+        book = m.OrderBook()
+        sides = {BUY: m.OrderSide.BID, SELL: m.OrderSide.ASK}
+        ids: dict[int, Any] = {}
+        ops: list[PreparedOp] = []
+        for kind, order_id, side, price_ticks, qty_lots in stream:
+            if kind == LIMIT:
+                order = m.Order(side=sides[side], price=price_ticks, original_quantity=qty_lots)
+                ids[order_id] = order.order_id
+                ops.append((book.add_limit_order, (order,)))
+            elif kind == MARKET:
+                order = m.MarketOrder(side=sides[side], original_quantity=qty_lots)
+                ops.append((book.add_market_order, (order,)))
+            elif kind == CANCEL:
+                target = ids.get(order_id)
+                ops.append((book.cancel_order, (target,)) if target is not None
+                           else (_ignore, ()))
+            else:
+                raise ValueError(f"unknown event kind {kind}")
+        return PreparedStream(book, ops)
+
+
 def _checked_cancel(
     has: Callable[[int], bool], cancel: Callable[[int], object], order_id: int
 ) -> None:
@@ -209,7 +247,10 @@ def _checked_cancel(
 
 
 # Fastest first, as measured on standard_stream(200_000).
-_PEERS: tuple[type[PeerAdapter], ...] = (LiquibookPeer, LitebookPeer, LimitOrderBookPeer)
+_PEERS: tuple[type[PeerAdapter], ...] = (
+    LiquibookPeer, LitebookPeer, LimitOrderBookPeer, Akhil4nOrderbookPeer)
+# The peers written in Python itself (the others wrap C++ or Rust).
+PURE_PYTHON = frozenset({"akhil4n-orderbook"})
 
 
 def available_peers() -> list[PeerAdapter]:

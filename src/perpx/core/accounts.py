@@ -37,6 +37,7 @@ class Account:
         "balances",
         "leverage",
         "margin_mode",
+        "order_margin_cache",
         "order_sums",
         "position_modes",
         "positions",
@@ -53,6 +54,8 @@ class Account:
         self.positions: dict[tuple[str, int], Position] = {}
         # Open orders that may open exposure, by (symbol, position_idx, side).
         self.order_sums: dict[tuple[str, int, Side], OpenOrderSums] = {}
+        # Derived: margin of open orders by symbol; dropped whenever orders or positions move.
+        self.order_margin_cache: dict[str, int] = {}
 
     def balance(self, coin: str) -> int:
         """Return the wallet balance of `coin` in atoms."""

@@ -63,10 +63,13 @@ class Clearing:
         instruments: dict[str, InstrumentSpec],
         mark_of: Callable[[str], int | None],
         orders_of: Callable[[int, str], Iterable[RestingOrder]],
+        published_mark_of: Callable[[str], int | None],
     ) -> None:
         self.instruments = instruments
         self.mark_of = mark_of
         self.orders_of = orders_of
+        self.published_mark_of = published_mark_of
+        self._value_caps: dict[tuple[str, int], int] = {}
         self.coins = sorted({spec.settle_coin for spec in instruments.values()})
         self.accounts: dict[int, Account] = {i: Account(i) for i in SYSTEM_ACCOUNT_IDS}
         self.net_deposits: dict[str, int] = {}
@@ -79,7 +82,8 @@ class Clearing:
 
     def figures(self, account: Account, coin: str = "USDT") -> AccountFigures:
         """Return an account's figures for `coin` at the current marks."""
-        return account_figures(account, coin, self.instruments, self.mark_of, self.orders_of)
+        return account_figures(account, coin, self.instruments, self.mark_of, self.orders_of,
+                               self.published_mark_of)
 
     def _user_account(self, account_id: int) -> Account:
         if account_id in SYSTEM_ACCOUNT_IDS or account_id <= 0:
@@ -146,6 +150,7 @@ class Clearing:
         if all(account.leverage_for(cmd.symbol, i) == lev for i, lev in wanted.items()):
             raise Rejected(RejectCode.LEVERAGE_NOT_MODIFIED, "Set leverage not modified")
         draft = copy.deepcopy(account)
+        draft.order_margin_cache.clear()
         for idx, leverage in wanted.items():
             draft.leverage[cmd.symbol, idx] = leverage
             position = draft.position(cmd.symbol, idx)
@@ -239,6 +244,7 @@ class Clearing:
         for idx in ((1, 2) if cmd.position_mode is PositionMode.HEDGE else (0,)):
             account.leverage[cmd.symbol, idx] = leverage
         account.position_modes[cmd.symbol] = cmd.position_mode
+        account.order_margin_cache.pop(cmd.symbol, None)
         events.append(PositionModeSwitched(cmd.seq, cmd.ts_ms, cmd.account_id, cmd.symbol,
                                            cmd.position_mode))
 
@@ -396,7 +402,7 @@ class Clearing:
                            "Order placement failed as your position may exceed the max limit")
         cost = order_cost_for_value_atoms(side, value, leverage, spec.taker_fee_rate)
         figures = self.figures(account, spec.settle_coin)
-        mark = self.mark_of(spec.symbol)
+        mark = self.published_mark_of(spec.symbol)
         loss = (calc.order_loss_atoms(side, mark, price_ticks, qty_lots, spec)
                 if mark is not None and account.margin_mode is MarginMode.CROSS else 0)
         if cost - loss > figures.available_atoms:
@@ -434,10 +440,13 @@ class Clearing:
 
     def _value_cap_atoms(self, spec: InstrumentSpec, leverage: int) -> int:
         """Return the largest position value the leverage allows: the last tier it fits."""
-        cap = spec.risk_tiers[0].limit_atoms
-        for tier in spec.risk_tiers:
-            if tier.max_leverage >= leverage:
-                cap = tier.limit_atoms
+        cap = self._value_caps.get((spec.symbol, leverage))
+        if cap is None:
+            cap = spec.risk_tiers[0].limit_atoms
+            for tier in spec.risk_tiers:
+                if tier.max_leverage >= leverage:
+                    cap = tier.limit_atoms
+            self._value_caps[spec.symbol, leverage] = cap
         return cap
 
     def _reduce_only_qty(self, account: Account | None, spec: InstrumentSpec, side: Side,
@@ -461,6 +470,7 @@ class Clearing:
         if order.reduce_only:
             return
         account = self.accounts[order.account_id]
+        account.order_margin_cache.pop(order.symbol, None)
         sums = account.sums(order.symbol, order.position_idx, order.side)
         sums.leaves_lots += order.leaves_lots
         sums.notional_atoms += self.instruments[order.symbol].notional_atoms(
@@ -474,6 +484,7 @@ class Clearing:
 
     def _shrink_sums(self, order: RestingOrder, qty_lots: int) -> None:
         account = self.accounts[order.account_id]
+        account.order_margin_cache.pop(order.symbol, None)
         key = (order.symbol, order.position_idx, order.side)
         sums = account.order_sums[key]
         sums.leaves_lots -= qty_lots
@@ -514,6 +525,7 @@ class Clearing:
                 account.account_id, trade.symbol, order.position_idx,
                 account.leverage_for(trade.symbol, order.position_idx))
         effect = apply_fill(position, spec, order.side, trade.price_ticks, trade.qty_lots)
+        account.order_margin_cache.pop(trade.symbol, None)
         if effect.opened_lots and account.margin_mode is MarginMode.ISOLATED:
             opened_value = spec.notional_atoms(trade.price_ticks, effect.opened_lots)
             position.margin_atoms += (

@@ -9,7 +9,8 @@ Requirements round up; the figures are exact integers in atoms.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+
+import msgspec
 
 from perpx.core import calc
 from perpx.core.accounts import Account
@@ -48,6 +49,9 @@ def opposite_position_lots(account: Account, symbol: str, position_idx: int, sid
 
 def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
     """Return the margin held by an account's open orders on one symbol (opening parts only)."""
+    cached = account.order_margin_cache.get(spec.symbol)
+    if cached is not None:
+        return cached
     total = 0
     for (symbol, idx, side), sums in account.order_sums.items():
         if symbol != spec.symbol or not sums.leaves_lots:
@@ -59,11 +63,11 @@ def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
         value = div_ceil(sums.notional_atoms * opening, sums.leaves_lots)
         total += order_cost_for_value_atoms(side, value, account.leverage_for(symbol, idx),
                                             spec.taker_fee_rate)
+    account.order_margin_cache[spec.symbol] = total
     return total
 
 
-@dataclass(frozen=True, slots=True)
-class PositionRisk:
+class PositionRisk(msgspec.Struct, frozen=True, gc=False):
     """A position valued at a price: value, unrealized P&L, IM, MM and fee to close."""
 
     value_atoms: int
@@ -84,8 +88,7 @@ def position_risk(position: Position, spec: InstrumentSpec, mark_ticks: int,
     qty = abs(position.size_lots)
     value = spec.notional_atoms(mark_ticks, qty)
     upnl = calc.unrealized_pnl_atoms(spec, side, position.entry_value_atoms, qty, mark_ticks)
-    ftc = calc.fee_to_close_for_entry_value_atoms(side, position.entry_value_atoms,
-                                                  position.leverage, spec.taker_fee_rate)
+    ftc = position.fee_to_close_atoms(spec)
     mm = calc.maintenance_margin_atoms(spec, value, ftc)
     if mode is MarginMode.ISOLATED:
         im = position.margin_atoms
@@ -94,8 +97,7 @@ def position_risk(position: Position, spec: InstrumentSpec, mark_ticks: int,
     return PositionRisk(value, upnl, im, mm, ftc)
 
 
-@dataclass(frozen=True, slots=True)
-class AccountFigures:
+class AccountFigures(msgspec.Struct, frozen=True, gc=False):
     """The account figures of seed 001, in atoms of the settle coin."""
 
     wallet_atoms: int
@@ -132,8 +134,13 @@ def account_figures(
     instruments: dict[str, InstrumentSpec],
     mark_of: Callable[[str], int | None],
     orders_of: Callable[[int, str], Iterable[RestingOrder]],
+    order_loss_mark_of: Callable[[str], int | None],
 ) -> AccountFigures:
-    """Compute an account's figures for `coin` with the current marks (seed 001)."""
+    """Compute an account's figures for `coin` with the current marks (seed 001).
+
+    Positions are valued at `mark_of` (the mark, or the last price before any mark exists);
+    order loss is measured only against a published mark price (`order_loss_mark_of`).
+    """
     mode = account.margin_mode
     upnl = position_im = mm = order_im = order_loss = 0
     symbols: set[str] = set()
@@ -156,7 +163,7 @@ def account_figures(
     for symbol in sorted(symbols):
         spec = instruments[symbol]
         order_im += order_margin_atoms(account, spec)
-        mark = mark_of(symbol)
+        mark = order_loss_mark_of(symbol)
         if mark is None:
             continue
         for order in orders_of(account.account_id, symbol):

@@ -19,6 +19,7 @@ class Position:
     """One position of one account: (symbol, position_idx); size > 0 long, < 0 short."""
 
     __slots__ = (
+        "_ftc_cache",
         "account_id",
         "cum_realized_pnl_atoms",
         "entry_value_atoms",
@@ -45,6 +46,17 @@ class Position:
         self.realized_pnl_atoms = 0  # since the position last opened: trading P&L, fees, funding
         self.cum_realized_pnl_atoms = 0  # over the position's whole life
         self.updated_ts_ms = 0
+        self._ftc_cache = (0, 0, 0)  # (entry value, leverage, fee to close)
+
+    def fee_to_close_atoms(self, spec: InstrumentSpec) -> int:
+        """Return the estimated fee to close (spec §1.1), recomputed when entry or L change."""
+        entry, leverage, ftc = self._ftc_cache
+        if entry != self.entry_value_atoms or leverage != self.leverage:
+            side = Side.BUY if self.size_lots > 0 else Side.SELL
+            ftc = calc.fee_to_close_for_entry_value_atoms(
+                side, self.entry_value_atoms, self.leverage, spec.taker_fee_rate)
+            self._ftc_cache = (self.entry_value_atoms, self.leverage, ftc)
+        return ftc
 
     @property
     def side(self) -> Side | None:
