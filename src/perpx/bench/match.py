@@ -19,10 +19,6 @@ from typing import Any
 
 from perpx.bench.reference import run_simple
 from perpx.bench.stream import BUY, CANCEL, LIMIT, StreamEvent, standard_stream
-from perpx.core.book.book import OrderBook
-from perpx.core.book.order import RestingOrder
-from perpx.core.enums import SmpType, TimeInForce
-from perpx.core.matching import match
 from perpx.core import (
     CancelOrder,
     Command,
@@ -32,7 +28,11 @@ from perpx.core import (
     PlaceOrder,
     Side,
 )
+from perpx.core.book.book import OrderBook
+from perpx.core.book.order import RestingOrder
 from perpx.core.commands import Deposit
+from perpx.core.enums import SmpType, TimeInForce
+from perpx.core.matching import match
 from perpx.instruments import load_instruments
 
 ACCOUNTS = 1_000
