@@ -6,7 +6,7 @@ import dataclasses
 from functools import cache
 from typing import Any
 
-from perpx.convert import to_atoms, to_lots, to_ticks
+from perpx.convert import to_atoms, to_lots, to_rate, to_ticks
 from perpx.core import (
     AmendOrder,
     CancelAllOrders,
@@ -19,7 +19,17 @@ from perpx.core import (
     Side,
     TimeInForce,
 )
-from perpx.core.commands import Deposit
+from perpx.core.commands import (
+    AdjustMargin,
+    Deposit,
+    MarkPrice,
+    SetAutoAddMargin,
+    SetLeverage,
+    SetMarginMode,
+    SwitchPositionMode,
+    Withdraw,
+)
+from perpx.core.enums import MarginMode, PositionMode
 from perpx.core.instruments import InstrumentSpec
 from perpx.instruments import load_instruments
 
@@ -83,6 +93,50 @@ class Driver:
         events = self.engine.apply(command)
         self.engine.check_invariants()
         return events
+
+    def withdraw(self, account: int, amount: str, coin: str = "USDT") -> list[Event]:
+        seq, ts = self.stamp()
+        return self.apply(Withdraw(seq, ts, account, coin, to_atoms(amount)))
+
+    def leverage(self, account: int, buy: str, sell: str | None = None,
+                 symbol: str = "BTCUSDT") -> list[Event]:
+        seq, ts = self.stamp()
+        return self.apply(SetLeverage(seq, ts, account, symbol, to_rate(buy),
+                                      to_rate(sell if sell is not None else buy)))
+
+    def margin_mode(self, account: int, mode: MarginMode) -> list[Event]:
+        seq, ts = self.stamp()
+        return self.apply(SetMarginMode(seq, ts, account, mode))
+
+    def position_mode(self, account: int, mode: PositionMode,
+                      symbol: str = "BTCUSDT") -> list[Event]:
+        seq, ts = self.stamp()
+        return self.apply(SwitchPositionMode(seq, ts, account, symbol, mode))
+
+    def adjust_margin(self, account: int, amount: str, idx: int = 0,
+                      symbol: str = "BTCUSDT") -> list[Event]:
+        seq, ts = self.stamp()
+        return self.apply(AdjustMargin(seq, ts, account, symbol, idx, to_atoms(amount)))
+
+    def auto_add_margin(self, account: int, enabled: bool, idx: int = 0,
+                        symbol: str = "BTCUSDT") -> list[Event]:
+        seq, ts = self.stamp()
+        return self.apply(SetAutoAddMargin(seq, ts, account, symbol, idx, enabled))
+
+    def mark(self, price: str, symbol: str = "BTCUSDT") -> list[Event]:
+        seq, ts = self.stamp()
+        return self.apply(MarkPrice(seq, ts, symbol, to_ticks(self.spec(symbol), price)))
+
+    def position(self, account: int, idx: int = 0, symbol: str = "BTCUSDT") -> Any:
+        acct = self.engine.clearing.account(account)
+        return acct.position(symbol, idx) if acct else None
+
+    def wallet(self, account: int, coin: str = "USDT") -> int:
+        acct = self.engine.clearing.account(account)
+        return acct.balance(coin) if acct else 0
+
+    def figures(self, account: int) -> Any:
+        return self.engine.clearing.figures(self.engine.clearing.accounts[account])
 
     def limit(self, account: int, side: str, price: str, qty: str, *, symbol: str = "BTCUSDT",
               tif: TimeInForce = TimeInForce.GTC, **kw: Any) -> list[Event]:
