@@ -77,7 +77,7 @@ def test_seed_002_partial_close_realizes_price_pnl_less_both_fees() -> None:
     d.mark("55000")
     d.limit(3, "buy", "55000", "0.5")
     events = d.limit(1, "sell", "55000", "0.5")
-    closing = [e for e in of_type(events, Executed) if e.account_id == 1][0]
+    closing = next(e for e in of_type(events, Executed) if e.account_id == 1)
     assert closing.closed_pnl_atoms == USDT("2500") - USDT("16.5")
     position = d.position(1)
     assert position.realized_pnl_atoms == USDT("2500") - USDT("30") - USDT("16.5")
@@ -103,7 +103,7 @@ def test_one_way_fill_past_zero_closes_then_opens_the_other_way() -> None:
     d.mark("51000")
     d.limit(3, "buy", "51000", "1.5")
     events = d.limit(1, "sell", "51000", "1.5")
-    mine = [e for e in of_type(events, Executed) if e.account_id == 1][0]
+    mine = next(e for e in of_type(events, Executed) if e.account_id == 1)
     assert (mine.closed_qty_lots, mine.closed_pnl_atoms) == (1000, USDT("1000") - mine.fee_atoms)
     position = d.position(1)
     assert (position.size_lots, position.entry_value_atoms) == (-500, USDT("25500"))
