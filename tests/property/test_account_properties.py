@@ -10,10 +10,10 @@ replay from scratch and one from a mid-way snapshot give the same state hash.
 from __future__ import annotations
 
 import random
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from support.builders import btcusdt
 
 from perpx.core import Command, Engine, OrderAccepted, OrderRejected, OrderType, PlaceOrder, Side
 from perpx.core import RejectCode as Code
@@ -31,6 +31,7 @@ from perpx.core.commands import (
 )
 from perpx.core.enums import MarginMode, PositionMode, TimeInForce
 from perpx.core.numbers import RATE_ONE
+from support.builders import btcusdt
 
 SPEC = btcusdt()
 MID = 650_000  # 65,000.0

@@ -264,3 +264,44 @@ def test_raising_leverage_on_an_isolated_position_releases_margin() -> None:
     d.leverage(1, "20")
     assert d.position(1).margin_atoms == USDT("2.5") + USDT("0.026125")  # 50/20 + 50x0.95x0.055%
     assert d.figures(1).available_atoms == available + USDT("5.02475") - USDT("2.526125")
+
+
+def test_hedged_cross_positions_use_seed_001s_hedge_formulas() -> None:
+    # Spec §2.3 [drv]: long 1 and short 0.6 BTC @ 50,000, mark 50,000, 10x, 0.055%, MMR 0.5%:
+    # long IM 2,039.60 (net size in the first term, §14 Q1), long MM 139.60, short IM = MM
+    # 36.30.
+    d = Driver()
+    d.position_mode(1, PositionMode.HEDGE)
+    d.mark("50000")
+    d.limit(3, "sell", "50000", "1")
+    d.limit(1, "buy", "50000", "1", position_idx=1)
+    d.limit(3, "buy", "50000", "0.6")
+    d.limit(1, "sell", "50000", "0.6", position_idx=2)
+    figures = d.figures(1)
+    assert figures.position_im_atoms == USDT("2039.6") + USDT("36.3")
+    assert figures.mm_atoms == USDT("139.6") + USDT("36.3")
+
+
+def test_isolated_position_shows_its_liquidation_and_bankruptcy_prices() -> None:
+    d = isolated_long()  # 0.001 BTC long @ 50,000 at 10x with 5.02475 margin
+    account = d.engine.clearing.accounts[1]
+    liq, bust = d.engine.clearing.position_prices(account, d.position(1))
+    # BP = (50 - 5.02475) / 0.001 = 44,975.25 -> 44,975.2 (a long's BP rounds down, DESIGN)
+    assert bust == to_ticks(d.spec(), "44975.2")
+    assert liq is not None and bust < liq < to_ticks(d.spec(), "50000")
+
+
+def test_cross_position_shows_the_account_level_estimate() -> None:
+    # Spec §2.2: P = MP - (MB - ΣMM) / (q (1 - MMR)); one long 0.1 BTC @ 50,000, wallet 1,000.
+    d = Driver(funded={1: "1000", 3: "1000000"})
+    d.mark("50000")
+    d.limit(3, "sell", "50000", "0.1")
+    d.limit(1, "buy", "50000", "0.1")
+    account = d.engine.clearing.accounts[1]
+    figures = d.figures(1)
+    liq, bust = d.engine.clearing.position_prices(account, d.position(1))
+    unit = d.spec().atoms_per_tick_lot * 100
+    expected = 500_000 - (figures.margin_balance_atoms - figures.mm_atoms) * 10**8 // (
+        unit * (10**8 - 500_000))
+    assert liq in (expected, expected + 1)  # rounded up, toward the mark
+    assert bust is not None and bust < liq

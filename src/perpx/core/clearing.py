@@ -327,6 +327,35 @@ class Clearing:
             position.extra_margin_atoms, tier.mmr, tier.mm_deduction_atoms, spec.taker_fee_rate)
         return max(0, calc.round_liquidation_price(side, numerator, denominator))
 
+    def position_prices(self, account: Account, position: Position) -> tuple[int | None,
+                                                                             int | None]:
+        """Return (liquidation, bankruptcy) prices in ticks shown on a position, or None.
+
+        Isolated: the UTA liquidation price (spec §1.4) and the price at which the position's
+        margin is gone (§1.3). Cross: the account-level estimate (§2.2), holding the other
+        symbols' marks fixed, and the price at which the account's margin balance is gone.
+        Prices at or below zero are shown as None (Bybit shows "").
+        """
+        if not position.size_lots:
+            return None, None
+        spec = self.instruments[position.symbol]
+        side = Side.BUY if position.size_lots > 0 else Side.SELL
+        if account.margin_mode is MarginMode.ISOLATED:
+            liq = self.liquidation_price_ticks(position)
+            bust = calc.bankruptcy_price_for_margin_ticks(
+                spec, side, position.entry_value_atoms, position.qty_lots, position.margin_atoms)
+        else:
+            mark = self.mark_of(spec.symbol) or position.average_entry_ticks(spec)
+            figures = self.figures(account, spec.settle_coin)
+            tier = calc.tier_for_position(spec, spec.notional_atoms(mark, position.qty_lots))
+            liq = calc.cross_liquidation_price_estimate_ticks(
+                spec, side, position.qty_lots, mark, figures.margin_balance_atoms,
+                figures.mm_atoms, tier.mmr)
+            bust = calc.cross_liquidation_price_estimate_ticks(
+                spec, side, position.qty_lots, mark, figures.margin_balance_atoms, 0, 0)
+        return (liq if liq is not None and liq > 0 else None,
+                bust if bust is not None and bust > 0 else None)
+
     def maybe_auto_add_margin(self, symbol: str, seq: int, ts_ms: int,
                               events: list[Event]) -> None:
         """Replenish isolated positions whose mark reached the liquidation price (seed 003).

@@ -144,7 +144,8 @@ def account_figures(
     mode = account.margin_mode
     upnl = position_im = mm = order_im = order_loss = 0
     symbols: set[str] = set()
-    for (symbol, _idx), position in account.positions.items():
+    hedged: dict[str, list[Position]] = {}
+    for (symbol, idx), position in account.positions.items():
         spec = instruments[symbol]
         if spec.settle_coin != coin or not position.size_lots:
             continue
@@ -155,8 +156,28 @@ def account_figures(
                                               abs(position.size_lots))
         risk = position_risk(position, spec, mark, mode)
         upnl += risk.upnl_atoms
+        if idx and mode is MarginMode.CROSS:
+            hedged.setdefault(symbol, []).append(position)
         position_im += risk.im_atoms
         mm += risk.mm_atoms
+    for symbol, pair in hedged.items():
+        if len(pair) == 2:
+            # Both sides open in cross mode: seed 001's hedged formulas replace the sum of
+            # the two positions' own IM and MM.
+            spec = instruments[symbol]
+            mark = mark_of(symbol) or calc.average_entry_display(
+                spec, pair[0].entry_value_atoms, pair[0].qty_lots)
+            for position in pair:
+                risk = position_risk(position, spec, mark, mode)
+                position_im -= risk.im_atoms
+                mm -= risk.mm_atoms
+            long, short = sorted(pair, key=lambda p: p.position_idx)
+            margins = calc.hedge_im_mm_atoms(
+                spec, long.qty_lots, long.entry_value_atoms, short.qty_lots,
+                short.entry_value_atoms, mark, min(long.leverage, short.leverage),
+                spec.taker_fee_rate)
+            position_im += margins.long_im + margins.short_im
+            mm += margins.long_mm + margins.short_mm
     for (symbol, _idx, _side), sums in account.order_sums.items():
         if sums.leaves_lots and instruments[symbol].settle_coin == coin:
             symbols.add(symbol)
