@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
+from collections.abc import Callable
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 import perpx
-from perpx.convert import format_lots, format_ticks
+from perpx import calculator
+from perpx.convert import ConversionError, format_lots, format_ticks
 from perpx.core import Engine, OrderType, PlaceOrder, Side, Trade
 from perpx.core.commands import Deposit
 from perpx.instruments import load_instruments
@@ -19,6 +22,10 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="perpx: a USDT-perpetual futures exchange with Bybit's V5 rules.")
 bench_app = typer.Typer(no_args_is_help=True, help="Measure perpx; each prints JSON last.")
 app.add_typer(bench_app, name="bench")
+calc_app = typer.Typer(no_args_is_help=True,
+                       help="Trader's calculator: the exchange's own figures for an order or "
+                            "position. --json prints JSON.")
+app.add_typer(calc_app, name="calc")
 console = Console()
 
 
@@ -105,6 +112,98 @@ def bench_match_command(
     from perpx.bench.match import bench_match
 
     bench_match(events, seed, with_peers=peers, echo=typer.echo)
+
+
+SYMBOL = typer.Option("BTCUSDT", help="Instrument.")
+SIDE = typer.Option("buy", help="buy/long or sell/short.")
+LEVERAGE = typer.Option("10", help="Leverage, e.g. 10 or 12.5.")
+FEE = typer.Option(None, help="Taker fee rate; default the instrument's (0.00055).")
+AS_JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
+
+
+def _show(title: str, figures: dict[str, str], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(figures))
+        return
+    table = Table(title=title)
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for name, value in figures.items():
+        table.add_row(name, value)
+    console.print(table)
+
+
+def _calc_inputs(symbol: str, side: str, leverage: str, fee: str | None) -> calculator.Inputs:
+    specs = {s.symbol: s for s in load_instruments()}
+    if symbol not in specs:
+        raise typer.BadParameter(f"unknown symbol {symbol}")
+    try:
+        return calculator.inputs(specs[symbol], side, leverage, fee)
+    except (ValueError, ConversionError) as error:
+        raise typer.BadParameter(str(error)) from None
+
+
+def _run(title: str, compute: Callable[[], dict[str, str]], as_json: bool) -> None:
+    try:
+        figures = compute()
+    except (ValueError, ConversionError) as error:
+        raise typer.BadParameter(str(error)) from None
+    _show(title, figures, as_json)
+
+
+@calc_app.command("cost")
+def calc_cost(price: str = typer.Option(..., help="Order price."),
+              qty: str = typer.Option(..., help="Order quantity."),
+              symbol: str = SYMBOL, side: str = SIDE, leverage: str = LEVERAGE,
+              fee: str | None = FEE, as_json: bool = AS_JSON) -> None:
+    """Order cost: initial margin + fee to open + fee to close (what the order locks)."""
+    given = _calc_inputs(symbol, side, leverage, fee)
+    _run("order cost", lambda: calculator.order_cost(given, price, qty), as_json)
+
+
+@calc_app.command("position")
+def calc_position(entry: str = typer.Option(..., help="Entry price."),
+                  qty: str = typer.Option(..., help="Position size."),
+                  mark: str | None = typer.Option(None, help="Mark price (default: entry)."),
+                  extra: str = typer.Option("0", help="Margin added to the position."),
+                  symbol: str = SYMBOL, side: str = SIDE, leverage: str = LEVERAGE,
+                  fee: str | None = FEE, as_json: bool = AS_JSON) -> None:
+    """Isolated position: margin, MM, liquidation and bankruptcy price, uPnL and ROI."""
+    given = _calc_inputs(symbol, side, leverage, fee)
+    _run("position", lambda: calculator.position(given, entry, qty, mark, extra), as_json)
+
+
+@calc_app.command("pnl")
+def calc_pnl(entry: str = typer.Option(..., help="Entry price."),
+             exit_price: str = typer.Option(..., "--exit", help="Exit price."),
+             qty: str = typer.Option(..., help="Quantity."),
+             symbol: str = SYMBOL, side: str = SIDE, leverage: str = LEVERAGE,
+             fee: str | None = FEE, as_json: bool = AS_JSON) -> None:
+    """P&L and ROI of a round trip, with taker fees both ways."""
+    given = _calc_inputs(symbol, side, leverage, fee)
+    _run("closed P&L", lambda: calculator.closed_pnl(given, entry, exit_price, qty), as_json)
+
+
+@calc_app.command("target")
+def calc_target(entry: str = typer.Option(..., help="Entry price."),
+                qty: str = typer.Option(..., help="Quantity."),
+                roi: str = typer.Option(..., help="Target ROI as a fraction (0.5 = 50%)."),
+                symbol: str = SYMBOL, side: str = SIDE, leverage: str = LEVERAGE,
+                fee: str | None = FEE, as_json: bool = AS_JSON) -> None:
+    """The exit price that reaches a target ROI."""
+    given = _calc_inputs(symbol, side, leverage, fee)
+    _run("target price", lambda: calculator.target_price(given, entry, qty, roi), as_json)
+
+
+@calc_app.command("qty")
+def calc_qty(price: str = typer.Option(..., help="Order price."),
+             value: str | None = typer.Option(None, help="Order by value (USDT)."),
+             cost: str | None = typer.Option(None, help="Order by cost (USDT)."),
+             symbol: str = SYMBOL, side: str = SIDE, leverage: str = LEVERAGE,
+             fee: str | None = FEE, as_json: bool = AS_JSON) -> None:
+    """Quantity for an order by value or by cost (seed 000), rounded down to the step."""
+    given = _calc_inputs(symbol, side, leverage, fee)
+    _run("quantity", lambda: calculator.quantity(given, price, value, cost), as_json)
 
 
 def main() -> None:

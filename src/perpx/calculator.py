@@ -1,0 +1,144 @@
+"""The trader's calculator: decimal strings in, the exchange's own figures out.
+
+Every figure comes from `perpx.core.calc` on the instrument's integer units, so `perpx calc`
+shows exactly what the engine would hold or charge. Inputs are converted by `perpx.convert`;
+an off-grid price or quantity is refused, as the exchange refuses it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from perpx.convert import (
+    format_atoms,
+    format_lots,
+    format_rate,
+    format_ticks,
+    to_atoms,
+    to_lots,
+    to_rate,
+    to_ticks,
+)
+from perpx.core import calc
+from perpx.core.enums import Side
+from perpx.core.instruments import InstrumentSpec
+from perpx.core.numbers import RATE_ONE, div_floor
+
+Figures = dict[str, str]
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """One calculation's inputs as the exchange's integers."""
+
+    spec: InstrumentSpec
+    side: Side
+    leverage: int
+    taker_fee_rate: int
+
+
+def inputs(spec: InstrumentSpec, side: str, leverage: str, taker_fee: str | None) -> Inputs:
+    """Parse the inputs every calculation shares."""
+    parsed = Side.BUY if side.lower() in ("buy", "long") else Side.SELL
+    if side.lower() not in ("buy", "long", "sell", "short"):
+        raise ValueError(f"side must be buy/long or sell/short, not {side!r}")
+    fee = spec.taker_fee_rate if taker_fee is None else to_rate(taker_fee)
+    return Inputs(spec, parsed, to_rate(leverage), fee)
+
+
+def order_cost(given: Inputs, price: str, qty: str) -> Figures:
+    """Return the cost of an order: IM, fee to open, fee to close and their sum (spec §1.6)."""
+    spec = given.spec
+    price_ticks, qty_lots = to_ticks(spec, price), to_lots(spec, qty)
+    value = spec.notional_atoms(price_ticks, qty_lots)
+    im = calc.initial_margin_atoms(value, given.leverage)
+    open_fee = calc.fee_atoms(value, given.taker_fee_rate)
+    close_fee = calc.fee_to_close_for_entry_value_atoms(given.side, value, given.leverage,
+                                                        given.taker_fee_rate)
+    return {"order_value": format_atoms(value), "initial_margin": format_atoms(im),
+            "fee_to_open": format_atoms(open_fee), "fee_to_close": format_atoms(close_fee),
+            "order_cost": format_atoms(im + open_fee + close_fee)}
+
+
+def position(given: Inputs, entry: str, qty: str, mark: str | None = None,
+             extra_margin: str = "0") -> Figures:
+    """Return an isolated position's margin, liquidation and bankruptcy prices, uPnL and ROI."""
+    spec, side = given.spec, given.side
+    entry_ticks, qty_lots = to_ticks(spec, entry), to_lots(spec, qty)
+    mark_ticks = entry_ticks if mark is None else to_ticks(spec, mark)
+    extra = to_atoms(extra_margin)
+    entry_value = spec.notional_atoms(entry_ticks, qty_lots)
+    im = calc.initial_margin_atoms(entry_value, given.leverage)
+    ftc = calc.fee_to_close_for_entry_value_atoms(side, entry_value, given.leverage,
+                                                  given.taker_fee_rate)
+    mark_value = spec.notional_atoms(mark_ticks, qty_lots)
+    tier = calc.tier_for_position(spec, mark_value)
+    mm = calc.maintenance_margin_atoms(spec, mark_value, ftc)
+    liq_n, liq_d = calc.isolated_liquidation_price_fraction(
+        spec, side, entry_value, qty_lots, given.leverage, extra, tier.mmr,
+        tier.mm_deduction_atoms, given.taker_fee_rate)
+    liq = calc.round_liquidation_price(side, liq_n, liq_d)
+    bust = calc.bankruptcy_price_for_margin_ticks(spec, side, entry_value, qty_lots,
+                                                  im + ftc + extra)
+    upnl = calc.unrealized_pnl_atoms(spec, side, entry_value, qty_lots, mark_ticks)
+    return {
+        "position_value": format_atoms(mark_value), "initial_margin": format_atoms(im),
+        "fee_to_close": format_atoms(ftc), "position_margin": format_atoms(im + ftc + extra),
+        "maintenance_margin": format_atoms(mm), "risk_tier": str(tier.tier_id),
+        "mmr": format_rate(tier.mmr),
+        "liquidation_price": format_ticks(spec, liq) if liq > 0 else "",
+        "bankruptcy_price": format_ticks(spec, bust) if bust > 0 else "",
+        "unrealized_pnl": format_atoms(upnl),
+        "roi": format_rate(calc.roi_rate(upnl, im + ftc + extra)),
+    }
+
+
+def closed_pnl(given: Inputs, entry: str, exit_price: str, qty: str) -> Figures:
+    """Return the P&L of opening at `entry` and closing at `exit_price`, both as a taker."""
+    spec, side = given.spec, given.side
+    entry_ticks, exit_ticks = to_ticks(spec, entry), to_ticks(spec, exit_price)
+    qty_lots = to_lots(spec, qty)
+    entry_value = spec.notional_atoms(entry_ticks, qty_lots)
+    pnl, _ = calc.realized_pnl_on_close_atoms(spec, side, entry_value, qty_lots, qty_lots,
+                                              exit_ticks)
+    open_fee = calc.fee_atoms(entry_value, given.taker_fee_rate)
+    close_fee = calc.fee_atoms(spec.notional_atoms(exit_ticks, qty_lots), given.taker_fee_rate)
+    net = calc.closed_pnl_atoms(pnl, open_fee, close_fee, 0)
+    margin = calc.initial_margin_atoms(entry_value, given.leverage) + (
+        calc.fee_to_close_for_entry_value_atoms(side, entry_value, given.leverage,
+                                                given.taker_fee_rate))
+    return {"pnl": format_atoms(pnl), "fee_to_open": format_atoms(open_fee),
+            "fee_to_close": format_atoms(close_fee), "closed_pnl": format_atoms(net),
+            "roi": format_rate(calc.roi_rate(pnl, margin))}
+
+
+def target_price(given: Inputs, entry: str, qty: str, roi: str) -> Figures:
+    """Return the exit price that yields `roi` (e.g. "0.5" for 50%) on IM + fee to close."""
+    spec, side = given.spec, given.side
+    entry_ticks, qty_lots = to_ticks(spec, entry), to_lots(spec, qty)
+    entry_value = spec.notional_atoms(entry_ticks, qty_lots)
+    margin = calc.initial_margin_atoms(entry_value, given.leverage) + (
+        calc.fee_to_close_for_entry_value_atoms(side, entry_value, given.leverage,
+                                                given.taker_fee_rate))
+    wanted_pnl = div_floor(margin * to_rate(roi), RATE_ONE)
+    # exit value = entry value + s * pnl; a tick is worth q * a atoms. Round half up.
+    exit_value = entry_value + side.sign * wanted_pnl
+    unit = qty_lots * spec.atoms_per_tick_lot
+    exit_ticks = div_floor(2 * exit_value + unit, 2 * unit)
+    return {"target_price": format_ticks(spec, exit_ticks) if exit_ticks > 0 else "",
+            "pnl_at_target": format_atoms(wanted_pnl)}
+
+
+def quantity(given: Inputs, price: str, value: str | None = None,
+             cost: str | None = None) -> Figures:
+    """Return the order quantity for a value (order by value) or a cost (order by cost)."""
+    spec = given.spec
+    price_ticks = to_ticks(spec, price)
+    if (value is None) == (cost is None):
+        raise ValueError("give exactly one of value or cost")
+    if value is not None:
+        qty_lots = div_floor(to_atoms(value), price_ticks * spec.atoms_per_tick_lot)
+    else:
+        qty_lots = calc.qty_for_cost_lots(spec, given.side, price_ticks, to_atoms(cost or "0"),
+                                          given.leverage, given.taker_fee_rate)
+    return {"qty": format_lots(spec, qty_lots)}

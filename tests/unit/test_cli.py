@@ -1,0 +1,69 @@
+"""The `perpx` command: calculator figures match the published examples; bench prints JSON last."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from perpx.cli import app
+
+runner = CliRunner()
+
+
+def run_json(*args: str) -> dict[str, str]:
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["calc", "cost", "--price", "50000", "--qty", "1", "--fee", "0.0006"],
+         {"initial_margin": "5000", "fee_to_open": "30", "fee_to_close": "27",
+          "order_cost": "5057"}),
+        (["calc", "cost", "--side", "sell", "--price", "50000", "--qty", "1", "--fee", "0.0006"],
+         {"fee_to_close": "33", "order_cost": "5063"}),
+        (["calc", "position", "--entry", "40000", "--qty", "1", "--leverage", "50",
+          "--extra", "3000"],
+         {"fee_to_close": "21.56", "maintenance_margin": "221.56",
+          "liquidation_price": "36380.30"}),
+        (["calc", "pnl", "--entry", "7000", "--exit", "7500", "--qty", "0.2"],
+         {"pnl": "100", "roi": "0.71076741"}),
+        (["calc", "pnl", "--side", "sell", "--entry", "6000", "--exit", "5000", "--qty", "0.4"],
+         {"pnl": "400", "fee_to_open": "1.32", "fee_to_close": "1.1"}),
+        (["calc", "qty", "--price", "50000", "--cost", "5057", "--fee", "0.0006"],
+         {"qty": "1.000"}),
+        (["calc", "qty", "--price", "50000", "--value", "1234"], {"qty": "0.024"}),
+    ],
+    ids=["V15 order cost of a long (5,057)", "V15 order cost of a short (5,063)",
+         "V1/V2 UTA liquidation price and MM (36,380.25 rounds toward the mark to 36,380.3)",
+         "spec §12 ROI 71.07% on IM + fee to close", "spec §12 short P&L and fees",
+         "V15 quantity from cost", "order by value rounds down to the step"],
+)
+def test_calculator_gives_the_published_figures(args: list[str], expected: dict[str, str]) -> None:
+    figures = run_json(*args)
+    assert {k: figures[k] for k in expected} == expected
+
+
+def test_calculator_refuses_an_off_grid_price() -> None:
+    result = runner.invoke(app, ["calc", "cost", "--price", "50000.05", "--qty", "1"])
+    assert result.exit_code == 2
+    assert "not a multiple of 0.10" in result.output
+
+
+def test_bench_match_ends_with_one_json_line() -> None:
+    result = runner.invoke(app, ["bench", "match", "--events", "3000", "--no-peers"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    assert summary["events"] == 3000
+    assert summary["events_per_s"] > 0 and summary["p99_ns"] >= summary["p50_ns"] > 0
+    assert summary["book"]["events_per_s"] > 0
+
+
+def test_serve_runs_the_engine_and_shows_the_book() -> None:
+    result = runner.invoke(app, ["serve", "--seconds", "0.2"])
+    assert result.exit_code == 0, result.output
+    assert "BTCUSDT book" in result.output
