@@ -190,7 +190,7 @@ def calc_target(entry: str = typer.Option(..., help="Entry price."),
                 roi: str = typer.Option(..., help="Target ROI as a fraction (0.5 = 50%)."),
                 symbol: str = SYMBOL, side: str = SIDE, leverage: str = LEVERAGE,
                 fee: str | None = FEE, as_json: bool = AS_JSON) -> None:
-    """The exit price that reaches a target ROI."""
+    """Find the exit price that reaches a target ROI."""
     given = _calc_inputs(symbol, side, leverage, fee)
     _run("target price", lambda: calculator.target_price(given, entry, qty, roi), as_json)
 

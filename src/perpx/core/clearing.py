@@ -340,6 +340,8 @@ class Clearing:
             return None, None
         spec = self.instruments[position.symbol]
         side = Side.BUY if position.size_lots > 0 else Side.SELL
+        liq: int | None
+        bust: int | None
         if account.margin_mode is MarginMode.ISOLATED:
             liq = self.liquidation_price_ticks(position)
             bust = calc.bankruptcy_price_for_margin_ticks(
