@@ -305,3 +305,22 @@ def test_cross_position_shows_the_account_level_estimate() -> None:
         unit * (10**8 - 500_000))
     assert liq in (expected, expected + 1)  # rounded up, toward the mark
     assert bust is not None and bust < liq
+
+
+def test_position_summary_reads_upnl_at_the_mark_or_at_the_last_price() -> None:
+    # Spec §12: long 0.2 @ 7,000, 10x; at 7,500 uPnL +100 and ROI 100 / (140 + 0.693).
+    d = Driver(btcusdt(min_notional_atoms=0))
+    d.mark("7000")
+    d.limit(3, "sell", "7000", "0.2")
+    d.limit(1, "buy", "7000", "0.2")
+    d.limit(3, "sell", "7050", "0.001")
+    d.limit(2, "buy", "7050", "0.001")  # last traded price 7,050
+    d.mark("7500")
+    account = d.engine.clearing.accounts[1]
+    at_mark = d.engine.clearing.position_summary(account, d.position(1))
+    at_last = d.engine.clearing.position_summary(account, d.position(1), at_last_price=True)
+    assert at_mark.upnl_atoms == USDT("100")
+    assert at_last.upnl_atoms == USDT("10")
+    assert at_mark.entry_price_ticks == to_ticks(d.spec(), "7000")
+    # Cross margin at the mark: 1,500 / 10 + fee to close 0.693 = 150.693
+    assert at_mark.margin_atoms == USDT("150.693")

@@ -11,6 +11,8 @@ import copy
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import msgspec
+
 from perpx.core import calc
 from perpx.core.accounts import (
     FEE_ACCOUNT_ID,
@@ -55,6 +57,21 @@ from perpx.core.positions import Position, apply_fill
 _BUY = Side.BUY
 
 
+class PositionSummary(msgspec.Struct, frozen=True, gc=False):
+    """A position as the trader reads it (the API's position fields, in integers)."""
+
+    size_lots: int
+    entry_price_ticks: int
+    value_atoms: int
+    upnl_atoms: int
+    margin_atoms: int
+    roi: int  # 10**-8
+    liq_price_ticks: int | None
+    bust_price_ticks: int | None
+    realized_pnl_atoms: int
+    cum_realized_pnl_atoms: int
+
+
 class Clearing:
     """Accounts and the rules that move money between them."""
 
@@ -64,11 +81,13 @@ class Clearing:
         mark_of: Callable[[str], int | None],
         orders_of: Callable[[int, str], Iterable[RestingOrder]],
         published_mark_of: Callable[[str], int | None],
+        last_price_of: Callable[[str], int | None],
     ) -> None:
         self.instruments = instruments
         self.mark_of = mark_of
         self.orders_of = orders_of
         self.published_mark_of = published_mark_of
+        self.last_price_of = last_price_of
         self._value_caps: dict[tuple[str, int], int] = {}
         self.coins = sorted({spec.settle_coin for spec in instruments.values()})
         self.accounts: dict[int, Account] = {i: Account(i) for i in SYSTEM_ACCOUNT_IDS}
@@ -357,6 +376,35 @@ class Clearing:
                 spec, side, position.qty_lots, mark, figures.margin_balance_atoms, 0, 0)
         return (liq if liq is not None and liq > 0 else None,
                 bust if bust is not None and bust > 0 else None)
+
+    def position_summary(self, account: Account, position: Position,
+                         at_last_price: bool = False) -> PositionSummary:
+        """Return what a trader reads on a position: value, uPnL, margin, ROI and prices.
+
+        Unrealized P&L is at the mark (Bybit's default) or, on request, at the last traded
+        price. ROI is uPnL over the position margin (IM + fee to close, plus added margin in
+        isolated mode), Bybit's calculator definition (spec §12).
+        """
+        spec = self.instruments[position.symbol]
+        side = Side.BUY if position.size_lots > 0 else Side.SELL
+        price = (self.last_price_of(spec.symbol) if at_last_price else self.mark_of(spec.symbol))
+        if price is None:
+            price = position.average_entry_ticks(spec)
+        qty = position.qty_lots
+        upnl = calc.unrealized_pnl_atoms(spec, side, position.entry_value_atoms, qty, price)
+        if account.margin_mode is MarginMode.ISOLATED:
+            margin = position.margin_atoms
+        else:
+            margin = (calc.initial_margin_atoms(spec.notional_atoms(price, qty), position.leverage)
+                      + position.fee_to_close_atoms(spec))
+        liq, bust = self.position_prices(account, position)
+        return PositionSummary(
+            size_lots=position.size_lots, entry_price_ticks=position.average_entry_ticks(spec),
+            value_atoms=spec.notional_atoms(price, qty), upnl_atoms=upnl,
+            margin_atoms=margin, roi=calc.roi_rate(upnl, margin) if margin > 0 else 0,
+            liq_price_ticks=liq, bust_price_ticks=bust,
+            realized_pnl_atoms=position.realized_pnl_atoms,
+            cum_realized_pnl_atoms=position.cum_realized_pnl_atoms)
 
     def maybe_auto_add_margin(self, symbol: str, seq: int, ts_ms: int,
                               events: list[Event]) -> None:

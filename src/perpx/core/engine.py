@@ -81,7 +81,7 @@ class Engine:
         # Bands by symbol; an entry is dropped whenever the symbol's last, mark or index moves.
         self._bands: dict[str, tuple[int, int]] = {}
         self.clearing = Clearing(self.instruments, self.mark_of, self.orders_of,
-                                 self.mark_price.get)
+                                 self.mark_price.get, self.last_price.get)
         clearing = self.clearing
         self._handlers: dict[type[Command], Callable[[Any, list[Event]], None]] = {
             PlaceOrder: self._place,
