@@ -51,6 +51,7 @@ from perpx.core.margin import (
     account_figures,
     opposite_position_lots,
     order_cost_for_value_atoms,
+    order_margin_atoms,
 )
 from perpx.core.positions import Position, apply_fill
 
@@ -213,17 +214,21 @@ class Clearing:
 
     def _exposure_atoms(self, account: Account, spec: InstrumentSpec, idx: int) -> int:
         """Return position value at mark plus open-order value on the larger side (spec §4.2)."""
-        best = 0
-        position = account.position(spec.symbol, idx)
-        for side in (Side.BUY, Side.SELL):
-            value = account.sums(spec.symbol, idx, side).notional_atoms if (
-                (spec.symbol, idx, side) in account.order_sums) else 0
-            if position is not None and position.side is side:
-                mark = self.mark_of(spec.symbol)
-                value += (spec.notional_atoms(mark, position.qty_lots) if mark is not None
-                          else position.entry_value_atoms)
-            best = max(best, value)
-        return best
+        return max(self._side_exposure_atoms(account, spec, idx, Side.BUY),
+                   self._side_exposure_atoms(account, spec, idx, Side.SELL))
+
+    def _side_exposure_atoms(self, account: Account, spec: InstrumentSpec, idx: int,
+                             side: Side) -> int:
+        """Return one side's position value at the mark plus its open-order value."""
+        sums = account.order_sums.get((spec.symbol, idx, side))
+        value = sums.notional_atoms if sums is not None else 0
+        position = account.positions.get((spec.symbol, idx))
+        if position is not None and position.size_lots and (position.size_lots > 0) == (
+                side is _BUY):
+            mark = self.mark_of(spec.symbol)
+            value += (spec.notional_atoms(mark, position.qty_lots) if mark is not None
+                      else position.entry_value_atoms)
+        return value
 
     def set_margin_mode(self, cmd: SetMarginMode, events: list[Event]) -> None:
         """Switch isolated ↔ cross; refused with open positions or orders (seed 000)."""
@@ -476,18 +481,67 @@ class Clearing:
         leverage = account.leverage_for(spec.symbol, position_idx)
         value = spec.notional_atoms(price_ticks, opening)
         cap = self._value_cap_atoms(spec, leverage)
-        if self._exposure_atoms(account, spec, position_idx) + value > cap:
+        # Only the order's own side grows, so only its total can newly pass the cap.
+        if self._side_exposure_atoms(account, spec, position_idx, side) + value > cap:
             raise Rejected(RejectCode.RISK_LIMIT_EXCEEDED,
                            "Order placement failed as your position may exceed the max limit")
         cost = order_cost_for_value_atoms(side, value, leverage, spec.taker_fee_rate)
-        figures = self.figures(account, spec.settle_coin)
         mark = self.published_mark_of(spec.symbol)
         loss = (calc.order_loss_atoms(side, mark, price_ticks, qty_lots, spec)
                 if mark is not None and account.margin_mode is MarginMode.CROSS else 0)
-        if cost - loss > figures.available_atoms:
+        if cost - loss > self.available_atoms(account, spec.settle_coin):
             raise Rejected(RejectCode.INSUFFICIENT_AVAILABLE_BALANCE,
                            "ab not enough for new order")
         return qty_lots, False
+
+    def available_atoms(self, account: Account, coin: str) -> int:
+        """Return the available balance: the figures' value, computed the short way.
+
+        Isolated: wallet − position margins − order margin needs no mark. Cross without a
+        hedged pair: wallet + Σ (uPnL − IM) + order loss − order margin, skipping MM. A
+        hedged cross pair takes the full figures. Equal to `figures().available_atoms`
+        (the property tests compare the two).
+        """
+        mode = account.margin_mode
+        total = account.balances.get(coin, 0)
+        instruments = self.instruments
+        symbols: set[str] = set()
+        for (symbol, idx), position in account.positions.items():
+            if not position.size_lots:
+                continue
+            spec = instruments[symbol]
+            if spec.settle_coin != coin:
+                continue
+            symbols.add(symbol)
+            if mode is MarginMode.ISOLATED:
+                total -= position.margin_atoms
+                continue
+            if idx and account.positions.get((symbol, 3 - idx)) is not None and (
+                    account.positions[symbol, 3 - idx].size_lots):
+                return self.figures(account, coin).available_atoms
+            mark = self.mark_of(symbol)
+            qty = position.qty_lots
+            if mark is None:
+                mark = calc.average_entry_display(spec, position.entry_value_atoms, qty)
+            value = spec.notional_atoms(mark, qty)
+            sign = 1 if position.size_lots > 0 else -1
+            total += (sign * (value - position.entry_value_atoms)
+                      - calc.initial_margin_atoms(value, position.leverage)
+                      - position.fee_to_close_atoms(spec))
+        for (symbol, _idx, _side), sums in account.order_sums.items():
+            if sums.leaves_lots and instruments[symbol].settle_coin == coin:
+                symbols.add(symbol)
+        for symbol in symbols:
+            spec = instruments[symbol]
+            total -= order_margin_atoms(account, spec)
+            if mode is MarginMode.CROSS:
+                mark = self.published_mark_of(symbol)
+                if mark is not None:
+                    for order in self.orders_of(account.account_id, symbol):
+                        if not order.reduce_only:
+                            total += calc.order_loss_atoms(order.side, mark, order.price_ticks,
+                                                           order.leaves_lots, spec)
+        return total
 
     def check_amend(self, order: RestingOrder, price_ticks: int, leaves_lots: int) -> None:
         """Refuse an amendment that the account cannot fund or a position cannot absorb.
