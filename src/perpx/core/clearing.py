@@ -38,6 +38,8 @@ from perpx.core.events import (
     BalanceChanged,
     Event,
     Executed,
+    FundingPaid,
+    FundingSettled,
     LeverageSet,
     MarginAdjusted,
     MarginModeSet,
@@ -45,6 +47,7 @@ from perpx.core.events import (
     PositionModeSwitched,
     Trade,
 )
+from perpx.core.funding import funding_fee_atoms
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.margin import (
     AccountFigures,
@@ -56,6 +59,16 @@ from perpx.core.margin import (
 from perpx.core.positions import Position, apply_fill
 
 _BUY = Side.BUY
+
+
+class _Stamp:
+    """The seq and time of the command being applied, for events raised without a trade."""
+
+    __slots__ = ("seq", "ts_ms")
+
+    def __init__(self, seq: int, ts_ms: int) -> None:
+        self.seq = seq
+        self.ts_ms = ts_ms
 
 
 class PositionSummary(msgspec.Struct, frozen=True, gc=False):
@@ -687,6 +700,52 @@ class Clearing:
                                       position.entry_value_atoms, position.leverage,
                                       position.margin_atoms, position.realized_pnl_atoms,
                                       position.cum_realized_pnl_atoms))
+
+    # -- funding ----------------------------------------------------------------------------
+
+    def settle_funding(self, symbol: str, rate: int, mark_ticks: int, funding_ms: int,
+                       seq: int, ts_ms: int, events: list[Event]) -> None:
+        """Exchange funding between every position of `symbol` at `rate` (spec §6.2).
+
+        Positive rate: longs pay, shorts receive. A payment rounds up, a receipt down; the
+        difference goes to the insurance fund, so the coin is conserved exactly. A payer in
+        isolated mode pays from its available balance first and then from position margin.
+        """
+        spec = self.instruments[symbol]
+        coin = spec.settle_coin
+        paid = received = 0
+        for account_id in sorted(self.accounts):
+            account = self.accounts[account_id]
+            for idx in (0, 1, 2):
+                position = account.positions.get((symbol, idx))
+                if position is None or not position.size_lots or not rate:
+                    continue
+                value = spec.notional_atoms(mark_ticks, position.qty_lots)
+                pays = (position.size_lots > 0) == (rate > 0)
+                amount = funding_fee_atoms(value, rate, pays)
+                if not amount:
+                    continue
+                if pays:
+                    paid += amount
+                    if account.margin_mode is MarginMode.ISOLATED:
+                        short = amount - max(0, self.available_atoms(account, coin))
+                        if short > 0:
+                            position.margin_atoms -= min(short, position.margin_atoms)
+                else:
+                    received += amount
+                signed = amount if pays else -amount
+                position.book_realized(-signed)
+                self._move(account, coin, -signed, BalanceReason.FUNDING,
+                           _Stamp(seq, ts_ms), events, symbol)
+                events.append(FundingPaid(seq, ts_ms, account_id, symbol, idx,
+                                          position.size_lots, value, rate, signed, funding_ms))
+                self._position_changed(position, seq, ts_ms, events)
+        remainder = paid - received
+        if remainder:
+            self._move(self.accounts[INSURANCE_FUND_ID], coin, remainder, BalanceReason.FUNDING,
+                       _Stamp(seq, ts_ms), events, symbol)
+        events.append(FundingSettled(seq, ts_ms, symbol, rate, mark_ticks, funding_ms, paid,
+                                     received, remainder))
 
     # -- invariants and snapshots ----------------------------------------------------------
 

@@ -126,3 +126,21 @@ class MarkPrice(Command, frozen=True, gc=False, tag=True):
 
     symbol: str
     price_ticks: int
+
+
+class IndexPrice(Command, frozen=True, gc=False, tag=True):
+    """A new index price for a symbol, from the price feeds."""
+
+    symbol: str
+    price_ticks: int
+
+
+class Tick(Command, frozen=True, gc=False, tag=True):
+    """Time passed: sample the basis and premium, update marks, settle due funding."""
+
+
+class SetFundingInterval(Command, frozen=True, gc=False, tag=True):
+    """Change a symbol's funding interval (minutes); the next timestamp follows the new one."""
+
+    symbol: str
+    interval_min: int

@@ -23,12 +23,15 @@ from perpx.core.commands import (
     CancelOrder,
     Command,
     Deposit,
+    IndexPrice,
     MarkPrice,
+    SetFundingInterval,
     PlaceOrder,
     SetAutoAddMargin,
     SetLeverage,
     SetMarginMode,
     SwitchPositionMode,
+    Tick,
     Withdraw,
 )
 from perpx.core.enums import CancelReason, OrderType, Side, SmpType, TimeInForce
@@ -46,6 +49,7 @@ from perpx.core.instruments import InstrumentSpec, PriceLimitAction
 from perpx.core.lifecycle import TRANSITIONS, Happening
 from perpx.core.matching import match
 from perpx.core.prices import order_price_band
+from perpx.core.pricing import Pricing
 
 SNAPSHOT_VERSION = 1
 _ORDER_LINK_ID = re.compile(r"[A-Za-z0-9_-]{1,36}")
@@ -83,6 +87,8 @@ class Engine:
         self.clearing = Clearing(self.instruments, self.mark_of, self.orders_of,
                                  self.mark_price.get, self.last_price.get)
         clearing = self.clearing
+        self.pricing = Pricing(self)
+        pricing = self.pricing
         self._handlers: dict[type[Command], Callable[[Any, list[Event]], None]] = {
             PlaceOrder: self._place,
             AmendOrder: self._amend,
@@ -96,6 +102,9 @@ class Engine:
             SwitchPositionMode: self._account_command(clearing.switch_position_mode),
             AdjustMargin: self._account_command(clearing.adjust_margin),
             SetAutoAddMargin: self._account_command(clearing.set_auto_add_margin),
+            IndexPrice: self._admin_command(pricing.index_price),
+            Tick: pricing.tick,
+            SetFundingInterval: self._admin_command(pricing.set_funding_interval),
         }
 
     # -- the one public mutator -------------------------------------------------------------
@@ -108,6 +117,9 @@ class Engine:
             )
         self.last_seq = command.seq
         events: list[Event] = []
+        due = self.pricing.next_due_ms
+        if due is not None and command.ts_ms >= due:
+            self.pricing.settle_due(command.seq, command.ts_ms, events)
         self._handlers[type(command)](command, events)
         return events
 
@@ -118,14 +130,36 @@ class Engine:
         """Wrap an account command so a refusal becomes a `CommandRejected` event."""
 
         def run(cmd: Any, events: list[Event]) -> None:
+            start = len(events)
             try:
                 handler(cmd, events)
             except Rejected as rejection:
-                del events[:]
+                del events[start:]
                 events.append(CommandRejected(cmd.seq, cmd.ts_ms, cmd.account_id,
                                               rejection.code, rejection.detail))
 
         return run
+
+    @staticmethod
+    def _admin_command(
+        handler: Callable[[Any, list[Event]], None],
+    ) -> Callable[[Any, list[Event]], None]:
+        """Wrap an operator command so a refusal becomes a `CommandRejected` (account 0)."""
+
+        def run(cmd: Any, events: list[Event]) -> None:
+            start = len(events)
+            try:
+                handler(cmd, events)
+            except Rejected as rejection:
+                del events[start:]
+                events.append(CommandRejected(cmd.seq, cmd.ts_ms, 0, rejection.code,
+                                              rejection.detail))
+
+        return run
+
+    def drop_band(self, symbol: str) -> None:
+        """Forget the cached price band of `symbol`: one of its reference prices moved."""
+        self._bands.pop(symbol, None)
 
     def _mark_price(self, cmd: MarkPrice, events: list[Event]) -> None:
         if cmd.symbol not in self.instruments or cmd.price_ticks <= 0:
@@ -490,6 +524,7 @@ class Engine:
                 for symbol in sorted(self.books)
             },
             "clearing": self.clearing.to_snapshot(),
+            "pricing": self.pricing.to_snapshot(),
         }
 
     @classmethod
@@ -509,6 +544,7 @@ class Engine:
         engine.mark_price = {k: v for k, v in snapshot["mark_price"]}
         engine.index_price = {k: v for k, v in snapshot["index_price"]}
         engine.clearing.restore(snapshot["clearing"])
+        engine.pricing.restore(snapshot["pricing"])
         by_id: list[RestingOrder] = []
         for symbol, records in snapshot["books"].items():
             book = engine.books[symbol]

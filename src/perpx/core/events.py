@@ -197,3 +197,52 @@ class MarkPriceUpdated(Event, frozen=True, gc=False, tag=True):
 
     symbol: str
     price_ticks: int
+
+
+class IndexPriceUpdated(Event, frozen=True, gc=False, tag=True):
+    """A symbol's index price is now `price_ticks`."""
+
+    symbol: str
+    price_ticks: int
+
+
+class PremiumIndexSampled(Event, frozen=True, gc=False, tag=True):
+    """The minute's premium index, and the funding rate it predicts for the interval."""
+
+    symbol: str
+    premium_rate: int
+    predicted_rate: int
+    next_funding_ms: int
+
+
+class FundingSettled(Event, frozen=True, gc=False, tag=True):
+    """Funding was exchanged at `funding_ms` at `rate`; `remainder_atoms` went to the fund."""
+
+    symbol: str
+    rate: int
+    mark_price_ticks: int
+    funding_ms: int
+    paid_atoms: int
+    received_atoms: int
+    remainder_atoms: int
+
+
+class FundingPaid(Event, frozen=True, gc=False, tag=True):
+    """One position's funding: `amount_atoms` > 0 paid, < 0 received (Bybit's sign)."""
+
+    account_id: int
+    symbol: str
+    position_idx: int
+    size_lots: int
+    value_atoms: int
+    rate: int
+    amount_atoms: int
+    funding_ms: int
+
+
+class FundingIntervalSet(Event, frozen=True, gc=False, tag=True):
+    """A symbol's funding interval changed; the next funding is at `next_funding_ms`."""
+
+    symbol: str
+    interval_min: int
+    next_funding_ms: int

@@ -78,6 +78,12 @@ class InstrumentSpec:
     launch_time_ms: int = 0
     max_active_orders: int = 500
     max_conditional_orders: int = 10
+    # Funding and mark price (spec §5, §6). Margin behind the impact notional, in 10**-8 of the
+    # base coin: seed 001's 0.1 BTC / 1 ETH; the interest per 8 hours (0.06% - 0.03% a day /3).
+    impact_margin_base_e8: int = 10_000_000
+    interest_rate_8h: int = 10_000
+    premium_clamp_rate: int = 50_000  # the ±0.05% clamp of I - P̄
+    mark_basis_window_ms: int = 150_000  # 2.5 min moving average of the basis (§14 Q11)
 
     def __post_init__(self) -> None:
         if self.tick_atoms * self.lot_base_e8 != self.atoms_per_tick_lot * 10**8:

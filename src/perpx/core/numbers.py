@@ -33,6 +33,18 @@ def div_ceil(numerator: int, denominator: int) -> int:
     return -(-numerator // denominator)
 
 
+def div_round(numerator: int, denominator: int) -> int:
+    """Divide rounding to the nearest integer, halves away from zero.
+
+    For published reference figures (mark price, premium index, funding rate), which are no
+    requirement or payout of anyone's, so neither direction favours a side.
+    """
+    if denominator <= 0:
+        raise ZeroDivisionError(f"div_round: denominator must be positive, was {denominator}")
+    magnitude = (2 * abs(numerator) + denominator) // (2 * denominator)
+    return magnitude if numerator >= 0 else -magnitude
+
+
 def mul_div_floor(a: int, b: int, denominator: int) -> int:
     """Return floor(a * b / denominator), exact for any size of integer."""
     return div_floor(a * b, denominator)

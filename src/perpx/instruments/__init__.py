@@ -85,6 +85,7 @@ def spec_from_bybit(item: dict[str, Any]) -> InstrumentSpec:
         risk_tiers=tiers,
         price_limit_action=PriceLimitAction[item.get("priceLimitAction", "CLAMP").upper()],
         launch_time_ms=int(item.get("launchTime", "0")),
+        impact_margin_base_e8=scaled(item.get("impactMarginBase", "0.1"), 8, bad),
     )
 
 

@@ -1,0 +1,162 @@
+"""Index, mark and funding over time: what happens as index prices and ticks arrive.
+
+Time enters only through commands. Before any command stamped at or after a symbol's funding
+timestamp is applied, that funding is settled (so a position opened by a command stamped
+exactly at the timestamp does not pay, and one closed by it does). A `Tick` samples the
+basis once a second and the premium index once a minute, and refreshes the marks.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from perpx.core.codes import Rejected, RejectCode
+from perpx.core.commands import IndexPrice, SetFundingInterval, Tick
+from perpx.core.events import (
+    Event,
+    FundingIntervalSet,
+    IndexPriceUpdated,
+    MarkPriceUpdated,
+    PremiumIndexSampled,
+)
+from perpx.core.funding import (
+    MINUTE_MS,
+    FundingState,
+    funding_rate,
+    impact_price,
+    impact_qty_lots,
+    next_funding_after,
+    premium_index_rate,
+)
+from perpx.core.marks import BasisWindow, mark_price
+from perpx.core.numbers import div_floor
+
+if TYPE_CHECKING:
+    from perpx.core.engine import Engine
+
+
+class Pricing:
+    """Funding clocks and basis windows of every symbol."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.funding: dict[str, FundingState] = {}
+        self.basis: dict[str, BasisWindow] = {}
+        self.next_due_ms: int | None = None  # the earliest funding timestamp of any symbol
+
+    def _state(self, symbol: str, ts_ms: int) -> FundingState:
+        state = self.funding.get(symbol)
+        if state is None:
+            spec = self.engine.instruments[symbol]
+            state = FundingState(spec.funding_interval_min,
+                                 next_funding_after(ts_ms, spec.funding_interval_min))
+            self.funding[symbol] = state
+            self.basis[symbol] = BasisWindow(spec.mark_basis_window_ms)
+            self._refresh_due()
+        return state
+
+    def _refresh_due(self) -> None:
+        self.next_due_ms = min((s.next_funding_ms for s in self.funding.values()), default=None)
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def index_price(self, cmd: IndexPrice, events: list[Event]) -> None:
+        """Take a new index price and refresh the symbol's mark."""
+        if cmd.symbol not in self.engine.instruments:
+            raise Rejected(RejectCode.UNKNOWN_SYMBOL, f"symbol invalid: {cmd.symbol}")
+        if cmd.price_ticks <= 0:
+            raise Rejected(RejectCode.INVALID_PRICE, "index price must be positive")
+        self._state(cmd.symbol, cmd.ts_ms)
+        self.engine.index_price[cmd.symbol] = cmd.price_ticks
+        self.engine.drop_band(cmd.symbol)
+        events.append(IndexPriceUpdated(cmd.seq, cmd.ts_ms, cmd.symbol, cmd.price_ticks))
+        self._refresh_mark(cmd.symbol, cmd.seq, cmd.ts_ms, events)
+
+    def tick(self, cmd: Tick, events: list[Event]) -> None:
+        """Sample basis and premium for every indexed symbol, then refresh its mark."""
+        for symbol in sorted(self.engine.index_price):
+            state = self._state(symbol, cmd.ts_ms)
+            index = self.engine.index_price[symbol]
+            book = self.engine.books[symbol]
+            self.basis[symbol].maybe_sample(cmd.ts_ms, book, index)
+            minute = div_floor(cmd.ts_ms, MINUTE_MS)
+            if minute > state.last_minute:
+                state.last_minute = minute
+                spec = self.engine.instruments[symbol]
+                qty = impact_qty_lots(spec)
+                premium = premium_index_rate(index, impact_price(book.bids, qty),
+                                             impact_price(book.asks, qty))
+                state.samples.append(premium)
+                state.predicted_rate = funding_rate(spec, state.samples, state.interval_min)
+                events.append(PremiumIndexSampled(cmd.seq, cmd.ts_ms, symbol, premium,
+                                                  state.predicted_rate, state.next_funding_ms))
+            self._refresh_mark(symbol, cmd.seq, cmd.ts_ms, events)
+
+    def set_funding_interval(self, cmd: SetFundingInterval, events: list[Event]) -> None:
+        """Change the interval; the next timestamp is the first of the new grid after now.
+
+        The premium samples of the interrupted interval are kept: they were measured and
+        still say where the price stood.
+        """
+        if cmd.symbol not in self.engine.instruments:
+            raise Rejected(RejectCode.UNKNOWN_SYMBOL, f"symbol invalid: {cmd.symbol}")
+        if cmd.interval_min not in (60, 120, 240, 480):
+            raise Rejected(RejectCode.INVALID_PARAMETER, "funding interval must be 1, 2, 4 or 8 h")
+        state = self._state(cmd.symbol, cmd.ts_ms)
+        state.interval_min = cmd.interval_min
+        state.next_funding_ms = next_funding_after(cmd.ts_ms, cmd.interval_min)
+        self._refresh_due()
+        events.append(FundingIntervalSet(cmd.seq, cmd.ts_ms, cmd.symbol, cmd.interval_min,
+                                         state.next_funding_ms))
+
+    # -- funding and marks ----------------------------------------------------------------
+
+    def settle_due(self, seq: int, ts_ms: int, events: list[Event]) -> None:
+        """Settle every funding timestamp at or before `ts_ms`, in time then symbol order."""
+        while self.next_due_ms is not None and self.next_due_ms <= ts_ms:
+            due = self.next_due_ms
+            for symbol in sorted(self.funding):
+                state = self.funding[symbol]
+                if state.next_funding_ms != due:
+                    continue
+                spec = self.engine.instruments[symbol]
+                rate = funding_rate(spec, state.samples, state.interval_min)
+                mark = self.engine.mark_price.get(symbol)
+                if mark is not None:
+                    self.engine.clearing.settle_funding(symbol, rate, mark, due, seq, ts_ms,
+                                                        events)
+                state.last_rate = rate
+                state.samples = []
+                state.predicted_rate = funding_rate(spec, [], state.interval_min)
+                state.next_funding_ms = due + state.interval_min * MINUTE_MS
+            self._refresh_due()
+
+    def _refresh_mark(self, symbol: str, seq: int, ts_ms: int, events: list[Event]) -> None:
+        state = self.funding[symbol]
+        index = self.engine.index_price[symbol]
+        interval_ms = state.interval_min * MINUTE_MS
+        until = max(0, state.next_funding_ms - ts_ms)
+        mark = mark_price(index, state.predicted_rate, until, interval_ms,
+                          self.basis[symbol].average_basis(),
+                          self.engine.last_price.get(symbol))
+        if mark > 0 and mark != self.engine.mark_price.get(symbol):
+            self.engine.mark_price[symbol] = mark
+            self.engine.drop_band(symbol)
+            events.append(MarkPriceUpdated(seq, ts_ms, symbol, mark))
+            self.engine.clearing.maybe_auto_add_margin(symbol, seq, ts_ms, events)
+
+    # -- snapshots ----------------------------------------------------------------------------
+
+    def to_snapshot(self) -> dict[str, Any]:
+        """Return funding clocks and basis windows as plain data."""
+        return {symbol: {"funding": self.funding[symbol].to_record(),
+                         "basis": self.basis[symbol].to_record()}
+                for symbol in sorted(self.funding)}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Load `to_snapshot`'s data."""
+        for symbol, data in snapshot.items():
+            self.funding[symbol] = FundingState.from_record(data["funding"])
+            window = self.engine.instruments[symbol].mark_basis_window_ms
+            self.basis[symbol] = BasisWindow.from_record(window, data["basis"])
+        self._refresh_due()
