@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from perpx.core.codes import Rejected, RejectCode
+from perpx.core.codes import RejectCode, Rejected
 from perpx.core.commands import IndexPrice, SetFundingInterval, Tick
 from perpx.core.events import (
     Event,
