@@ -681,12 +681,11 @@ class Clearing:
         position.book_realized(-fee)
         position.updated_ts_ms = trade.ts_ms
         coin = spec.settle_coin
-        if effect.pnl_atoms:
-            self._move(account, coin, effect.pnl_atoms, BalanceReason.REALIZED_PNL, trade,
-                       events, trade.symbol, trade.trade_id)
-        if fee:
-            self._move(account, coin, -fee, BalanceReason.TRADING_FEE, trade, events,
-                       trade.symbol, trade.trade_id)
+        # One transaction-log line per fill, as Bybit's TRADE entry: cash flow less the fee.
+        balance = account.credit(coin, effect.pnl_atoms - fee)
+        events.append(BalanceChanged(trade.seq, trade.ts_ms, account.account_id, coin,
+                                     effect.pnl_atoms - fee, balance, BalanceReason.TRADE,
+                                     trade.symbol, trade.trade_id, effect.pnl_atoms, fee))
         events.append(Executed(trade.seq, trade.ts_ms, account.account_id, order.order_id,
                                trade.trade_id, trade.symbol, order.side, trade.price_ticks,
                                trade.qty_lots, fee, is_maker, effect.closed_lots,

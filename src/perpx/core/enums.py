@@ -103,3 +103,4 @@ class BalanceReason(IntEnum):
     FUNDING = 6
     INSURANCE = 7
     LIQUIDATION = 8
+    TRADE = 9  # one line per fill: realized P&L (cash flow) less the fee

@@ -115,6 +115,8 @@ class BalanceChanged(Event, frozen=True, gc=False, tag=True):
     reason: BalanceReason
     symbol: str = ""
     trade_id: int = 0
+    cash_flow_atoms: int = 0  # TRADE: the realized P&L of the fill
+    fee_atoms: int = 0  # TRADE: the fee it paid (change = cash flow - fee)
 
 
 class Executed(Event, frozen=True, gc=False, tag=True):
