@@ -95,16 +95,16 @@ class Engine:
             CancelOrder: self._cancel,
             CancelAllOrders: self._cancel_all,
             MarkPrice: self._mark_price,
-            Deposit: self._account_command(clearing.deposit),
-            Withdraw: self._account_command(clearing.withdraw),
-            SetLeverage: self._account_command(clearing.set_leverage),
-            SetMarginMode: self._account_command(clearing.set_margin_mode),
-            SwitchPositionMode: self._account_command(clearing.switch_position_mode),
-            AdjustMargin: self._account_command(clearing.adjust_margin),
-            SetAutoAddMargin: self._account_command(clearing.set_auto_add_margin),
-            IndexPrice: self._admin_command(pricing.index_price),
+            Deposit: self._refusable(clearing.deposit),
+            Withdraw: self._refusable(clearing.withdraw),
+            SetLeverage: self._refusable(clearing.set_leverage),
+            SetMarginMode: self._refusable(clearing.set_margin_mode),
+            SwitchPositionMode: self._refusable(clearing.switch_position_mode),
+            AdjustMargin: self._refusable(clearing.adjust_margin),
+            SetAutoAddMargin: self._refusable(clearing.set_auto_add_margin),
+            IndexPrice: self._refusable(pricing.index_price),
             Tick: pricing.tick,
-            SetFundingInterval: self._admin_command(pricing.set_funding_interval),
+            SetFundingInterval: self._refusable(pricing.set_funding_interval),
         }
 
     # -- the one public mutator -------------------------------------------------------------
@@ -124,10 +124,13 @@ class Engine:
         return events
 
     @staticmethod
-    def _account_command(
+    def _refusable(
         handler: Callable[[Any, list[Event]], None],
     ) -> Callable[[Any, list[Event]], None]:
-        """Wrap an account command so a refusal becomes a `CommandRejected` event."""
+        """Wrap a command so a refusal drops its events and becomes a `CommandRejected`.
+
+        Operator commands carry no account and are answered for account 0.
+        """
 
         def run(cmd: Any, events: list[Event]) -> None:
             start = len(events)
@@ -135,25 +138,9 @@ class Engine:
                 handler(cmd, events)
             except Rejected as rejection:
                 del events[start:]
-                events.append(CommandRejected(cmd.seq, cmd.ts_ms, cmd.account_id,
+                events.append(CommandRejected(cmd.seq, cmd.ts_ms,
+                                              getattr(cmd, "account_id", 0),
                                               rejection.code, rejection.detail))
-
-        return run
-
-    @staticmethod
-    def _admin_command(
-        handler: Callable[[Any, list[Event]], None],
-    ) -> Callable[[Any, list[Event]], None]:
-        """Wrap an operator command so a refusal becomes a `CommandRejected` (account 0)."""
-
-        def run(cmd: Any, events: list[Event]) -> None:
-            start = len(events)
-            try:
-                handler(cmd, events)
-            except Rejected as rejection:
-                del events[start:]
-                events.append(CommandRejected(cmd.seq, cmd.ts_ms, 0, rejection.code,
-                                              rejection.detail))
 
         return run
 
