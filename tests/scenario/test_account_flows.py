@@ -6,7 +6,7 @@ import pytest
 
 from perpx.api.retcodes import bybit_code
 from perpx.convert import to_atoms, to_ticks
-from perpx.core import OrderAccepted, OrderRejected, RejectCode
+from perpx.core import OrderAccepted, OrderRejected, RejectCode, liquidation
 from perpx.core.accounts import FEE_ACCOUNT_ID
 from perpx.core.enums import MarginMode, PositionMode
 from perpx.core.events import (
@@ -235,9 +235,9 @@ def test_isolated_margin_can_be_added_and_reduced_down_to_im_plus_closing_fee() 
 
 def test_adding_margin_lowers_a_longs_liquidation_price() -> None:
     d = isolated_long()
-    before = d.engine.clearing.liquidation_price_ticks(d.position(1))
+    before = liquidation.liquidation_price_ticks(d.engine.clearing, d.position(1))
     d.adjust_margin(1, "2")
-    after = d.engine.clearing.liquidation_price_ticks(d.position(1))
+    after = liquidation.liquidation_price_ticks(d.engine.clearing, d.position(1))
     assert after is not None and before is not None and after < before
 
 
@@ -250,12 +250,12 @@ def test_auto_margin_replenishment_adds_the_positions_im_when_mark_reaches_lp() 
     d.limit(3, "sell", "8000", "5")
     d.limit(1, "buy", "8000", "5")
     d.auto_add_margin(1, True)
-    liq = d.engine.clearing.liquidation_price_ticks(d.position(1))
+    liq = liquidation.liquidation_price_ticks(d.engine.clearing, d.position(1))
     assert liq == to_ticks(d.spec(), "7236.2")  # UTA formula, rounded toward the mark
     assert not of_type(d.mark("7236.3"), MarginAdjusted)
     added = of_type(d.mark("7236.2"), MarginAdjusted)
     assert [(a.change_atoms, a.automatic) for a in added] == [(USDT("4000"), True)]
-    assert d.engine.clearing.liquidation_price_ticks(d.position(1)) < liq
+    assert liquidation.liquidation_price_ticks(d.engine.clearing, d.position(1)) < liq
 
 
 def test_raising_leverage_on_an_isolated_position_releases_margin() -> None:
@@ -285,7 +285,7 @@ def test_hedged_cross_positions_use_seed_001s_hedge_formulas() -> None:
 def test_isolated_position_shows_its_liquidation_and_bankruptcy_prices() -> None:
     d = isolated_long()  # 0.001 BTC long @ 50,000 at 10x with 5.02475 margin
     account = d.engine.clearing.accounts[1]
-    liq, bust = d.engine.clearing.position_prices(account, d.position(1))
+    liq, bust = liquidation.position_prices(d.engine.clearing, account, d.position(1))
     # BP = (50 - 5.02475) / 0.001 = 44,975.25 -> 44,975.2 (a long's BP rounds down, DESIGN)
     assert bust == to_ticks(d.spec(), "44975.2")
     assert liq is not None and bust < liq < to_ticks(d.spec(), "50000")
@@ -299,7 +299,7 @@ def test_cross_position_shows_the_account_level_estimate() -> None:
     d.limit(1, "buy", "50000", "0.1")
     account = d.engine.clearing.accounts[1]
     figures = d.figures(1)
-    liq, bust = d.engine.clearing.position_prices(account, d.position(1))
+    liq, bust = liquidation.position_prices(d.engine.clearing, account, d.position(1))
     unit = d.spec().atoms_per_tick_lot * 100
     expected = 500_000 - (figures.margin_balance_atoms - figures.mm_atoms) * 10**8 // (
         unit * (10**8 - 500_000))
@@ -317,8 +317,9 @@ def test_position_summary_reads_upnl_at_the_mark_or_at_the_last_price() -> None:
     d.limit(2, "buy", "7050", "0.001")  # last traded price 7,050
     d.mark("7500")
     account = d.engine.clearing.accounts[1]
-    at_mark = d.engine.clearing.position_summary(account, d.position(1))
-    at_last = d.engine.clearing.position_summary(account, d.position(1), at_last_price=True)
+    at_mark = liquidation.position_summary(d.engine.clearing, account, d.position(1))
+    at_last = liquidation.position_summary(d.engine.clearing, account, d.position(1),
+                                           at_last_price=True)
     assert at_mark.upnl_atoms == USDT("100")
     assert at_last.upnl_atoms == USDT("10")
     assert at_mark.entry_price_ticks == to_ticks(d.spec(), "7000")

@@ -7,11 +7,8 @@ on a copy of the account, checked, and only then put in place.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterable
 from typing import Any
-
-import msgspec
 
 from perpx.core import calc
 from perpx.core.accounts import (
@@ -23,28 +20,19 @@ from perpx.core.accounts import (
 from perpx.core.book.order import RestingOrder
 from perpx.core.codes import RejectCode, Rejected
 from perpx.core.commands import (
-    AdjustMargin,
     Deposit,
-    SetAutoAddMargin,
-    SetLeverage,
-    SetMarginMode,
-    SwitchPositionMode,
     Withdraw,
 )
 from perpx.core.enums import BalanceReason, MarginMode, PositionMode, Side
 from perpx.core.errors import InvariantViolation
 from perpx.core.events import (
-    AutoAddMarginSet,
     BalanceChanged,
     Event,
     Executed,
     FundingPaid,
     FundingSettled,
-    LeverageSet,
     MarginAdjusted,
-    MarginModeSet,
     PositionChanged,
-    PositionModeSwitched,
     Trade,
 )
 from perpx.core.funding import funding_fee_atoms
@@ -69,21 +57,6 @@ class _Stamp:
     def __init__(self, seq: int, ts_ms: int) -> None:
         self.seq = seq
         self.ts_ms = ts_ms
-
-
-class PositionSummary(msgspec.Struct, frozen=True, gc=False):
-    """A position as the trader reads it (the API's position fields, in integers)."""
-
-    size_lots: int
-    entry_price_ticks: int
-    value_atoms: int
-    upnl_atoms: int
-    margin_atoms: int
-    roi: int  # 10**-8
-    liq_price_ticks: int | None
-    bust_price_ticks: int | None
-    realized_pnl_atoms: int
-    cum_realized_pnl_atoms: int
 
 
 class Clearing:
@@ -118,7 +91,8 @@ class Clearing:
         return account_figures(account, coin, self.instruments, self.mark_of, self.orders_of,
                                self.published_mark_of)
 
-    def _user_account(self, account_id: int) -> Account:
+    def user_account(self, account_id: int) -> Account:
+        """Return a user's account, refusing system accounts and accounts without a wallet."""
         if account_id in SYSTEM_ACCOUNT_IDS or account_id <= 0:
             raise Rejected(RejectCode.UNKNOWN_ACCOUNT, f"account {account_id} cannot trade")
         account = self.accounts.get(account_id)
@@ -126,7 +100,8 @@ class Clearing:
             raise Rejected(RejectCode.UNKNOWN_ACCOUNT, f"account {account_id} has no wallet")
         return account
 
-    def _spec(self, symbol: str) -> InstrumentSpec:
+    def spec_of(self, symbol: str) -> InstrumentSpec:
+        """Return the instrument, refusing an unknown symbol."""
         spec = self.instruments.get(symbol)
         if spec is None:
             raise Rejected(RejectCode.UNKNOWN_SYMBOL, f"symbol invalid: {symbol}")
@@ -150,7 +125,7 @@ class Clearing:
 
     def withdraw(self, cmd: Withdraw, events: list[Event]) -> None:
         """Pay out a withdrawal of at most the withdrawable amount."""
-        account = self._user_account(cmd.account_id)
+        account = self.user_account(cmd.account_id)
         if cmd.coin not in self.coins:
             raise Rejected(RejectCode.UNKNOWN_COIN, f"coin {cmd.coin} is not settled here")
         if cmd.amount_atoms <= 0:
@@ -169,63 +144,7 @@ class Clearing:
 
     # -- settings ---------------------------------------------------------------------------
 
-    def set_leverage(self, cmd: SetLeverage, events: list[Event]) -> None:
-        """Set leverage (seeds 003, 004): within the tier's max; funded; not liquidating."""
-        account = self._user_account(cmd.account_id)
-        spec = self._spec(cmd.symbol)
-        hedge = account.position_mode(cmd.symbol) is PositionMode.HEDGE
-        if not hedge and cmd.buy_leverage != cmd.sell_leverage:
-            raise Rejected(RejectCode.LEVERAGE_OUT_OF_RANGE,
-                           "buy and sell leverage must be equal in one-way mode")
-        wanted = {1: cmd.buy_leverage, 2: cmd.sell_leverage} if hedge else {0: cmd.buy_leverage}
-        for idx, leverage in wanted.items():
-            self._check_leverage_value(account, spec, idx, leverage)
-        if all(account.leverage_for(cmd.symbol, i) == lev for i, lev in wanted.items()):
-            raise Rejected(RejectCode.LEVERAGE_NOT_MODIFIED, "Set leverage not modified")
-        draft = copy.deepcopy(account)
-        draft.order_margin_cache.clear()
-        for idx, leverage in wanted.items():
-            draft.leverage[cmd.symbol, idx] = leverage
-            position = draft.position(cmd.symbol, idx)
-            if position is None or not position.size_lots:
-                if position is not None:
-                    position.leverage = leverage
-                continue
-            raised = leverage > position.leverage
-            position.leverage = leverage
-            if draft.margin_mode is MarginMode.ISOLATED:
-                # Changing leverage resets the position margin to the new requirement, and
-                # the added margin goes back to zero (spec §1.5).
-                position.margin_atoms = self._isolated_margin(spec, position)
-                position.extra_margin_atoms = 0
-                if raised and self._isolated_is_liquidatable(spec, position):
-                    raise Rejected(RejectCode.WOULD_TRIGGER_LIQUIDATION,
-                                   "leverage would trigger liquidation")
-        if self.figures(draft, spec.settle_coin).available_atoms < 0:
-            raise Rejected(RejectCode.INSUFFICIENT_AVAILABLE_BALANCE,
-                           "available balance is insufficient for this leverage")
-        self.accounts[account.account_id] = draft
-        events.append(LeverageSet(cmd.seq, cmd.ts_ms, cmd.account_id, cmd.symbol,
-                                  draft.leverage_for(cmd.symbol, 1 if hedge else 0),
-                                  draft.leverage_for(cmd.symbol, 2 if hedge else 0)))
-        for idx in wanted:
-            position = draft.position(cmd.symbol, idx)
-            if position is not None and position.size_lots:
-                self._position_changed(position, cmd.seq, cmd.ts_ms, events)
-
-    def _check_leverage_value(self, account: Account, spec: InstrumentSpec, idx: int,
-                              leverage: int) -> None:
-        if not spec.min_leverage <= leverage <= spec.max_leverage:
-            raise Rejected(RejectCode.LEVERAGE_OUT_OF_RANGE, "leverage out of range")
-        if (leverage - spec.min_leverage) % spec.leverage_step:
-            raise Rejected(RejectCode.LEVERAGE_OUT_OF_RANGE, "leverage is off its step")
-        value = self._exposure_atoms(account, spec, idx)
-        tier = calc.tier_for_position(spec, value)
-        if leverage > tier.max_leverage:
-            raise Rejected(RejectCode.LEVERAGE_OUT_OF_RANGE,
-                           "leverage above the risk limit tier's maximum")
-
-    def _exposure_atoms(self, account: Account, spec: InstrumentSpec, idx: int) -> int:
+    def exposure_atoms(self, account: Account, spec: InstrumentSpec, idx: int) -> int:
         """Return position value at mark plus open-order value on the larger side (spec §4.2)."""
         return max(self._side_exposure_atoms(account, spec, idx, Side.BUY),
                    self._side_exposure_atoms(account, spec, idx, Side.SELL))
@@ -243,219 +162,17 @@ class Clearing:
                       else position.entry_value_atoms)
         return value
 
-    def set_margin_mode(self, cmd: SetMarginMode, events: list[Event]) -> None:
-        """Switch isolated ↔ cross; refused with open positions or orders (seed 000)."""
-        account = self._user_account(cmd.account_id)
-        if cmd.margin_mode is MarginMode.PORTFOLIO:
-            raise Rejected(RejectCode.MARGIN_MODE_SWITCH_REFUSED,
-                           "portfolio margin is not offered yet")
-        if cmd.margin_mode is account.margin_mode:
-            raise Rejected(RejectCode.MARGIN_MODE_SWITCH_REFUSED, "margin mode not modified")
-        if account.has_exposure():
-            raise Rejected(RejectCode.MARGIN_MODE_SWITCH_REFUSED,
-                           "close positions and cancel orders before switching margin mode")
-        for symbol in {s for s, _ in account.leverage}:
-            if (account.position_mode(symbol) is PositionMode.HEDGE
-                    and account.leverage_for(symbol, 1) != account.leverage_for(symbol, 2)):
-                raise Rejected(RejectCode.MARGIN_MODE_SWITCH_REFUSED,
-                               "long and short leverage differ")
-        account.margin_mode = cmd.margin_mode
-        events.append(MarginModeSet(cmd.seq, cmd.ts_ms, cmd.account_id, cmd.margin_mode))
-
-    def switch_position_mode(self, cmd: SwitchPositionMode, events: list[Event]) -> None:
-        """Switch one-way ↔ hedge for a symbol; only when flat with no orders (seed 000)."""
-        account = self._user_account(cmd.account_id)
-        self._spec(cmd.symbol)
-        if account.position_mode(cmd.symbol) is cmd.position_mode:
-            raise Rejected(RejectCode.POSITION_MODE_SWITCH_REFUSED,
-                           "Position mode is not modified")
-        busy = any(p.size_lots for (s, _), p in account.positions.items() if s == cmd.symbol)
-        if busy or any(True for _ in self.orders_of(cmd.account_id, cmd.symbol)):
-            raise Rejected(RejectCode.POSITION_MODE_SWITCH_REFUSED,
-                           "close the position and cancel orders before switching mode")
-        leverage = account.leverage_for(cmd.symbol, 0 if cmd.position_mode is
-                                        PositionMode.HEDGE else 1)
-        for idx in (0, 1, 2):
-            account.leverage.pop((cmd.symbol, idx), None)
-            account.positions.pop((cmd.symbol, idx), None)
-        for idx in ((1, 2) if cmd.position_mode is PositionMode.HEDGE else (0,)):
-            account.leverage[cmd.symbol, idx] = leverage
-        account.position_modes[cmd.symbol] = cmd.position_mode
-        account.order_margin_cache.pop(cmd.symbol, None)
-        events.append(PositionModeSwitched(cmd.seq, cmd.ts_ms, cmd.account_id, cmd.symbol,
-                                           cmd.position_mode))
-
-    def set_auto_add_margin(self, cmd: SetAutoAddMargin, events: list[Event]) -> None:
-        """Turn auto margin replenishment on or off (isolated mode only)."""
-        account = self._user_account(cmd.account_id)
-        self._spec(cmd.symbol)
-        if account.margin_mode is not MarginMode.ISOLATED:
-            raise Rejected(RejectCode.INVALID_PARAMETER, "auto add margin is for isolated mode")
-        self._check_idx(account, cmd.symbol, cmd.position_idx)
-        account.auto_add_margin[cmd.symbol, cmd.position_idx] = cmd.enabled
-        events.append(AutoAddMarginSet(cmd.seq, cmd.ts_ms, cmd.account_id, cmd.symbol,
-                                       cmd.position_idx, cmd.enabled))
-
-    def adjust_margin(self, cmd: AdjustMargin, events: list[Event]) -> None:
-        """Add or reduce isolated margin (seed 003): never below IM + estimated closing fee."""
-        account = self._user_account(cmd.account_id)
-        spec = self._spec(cmd.symbol)
-        self._check_idx(account, cmd.symbol, cmd.position_idx)
-        if account.margin_mode is not MarginMode.ISOLATED:
-            raise Rejected(RejectCode.INVALID_PARAMETER, "margin can be adjusted in isolated mode")
-        position = account.position(cmd.symbol, cmd.position_idx)
-        if position is None or not position.size_lots:
-            raise Rejected(RejectCode.INVALID_PARAMETER, "no position to adjust")
-        if cmd.amount_atoms == 0:
-            raise Rejected(RejectCode.INVALID_AMOUNT, "amount must not be zero")
-        if cmd.amount_atoms > 0:
-            if cmd.amount_atoms > self.figures(account, spec.settle_coin).available_atoms:
-                raise Rejected(RejectCode.INSUFFICIENT_AVAILABLE_BALANCE,
-                               "available balance is insufficient")
-        elif position.margin_atoms + cmd.amount_atoms < self._isolated_margin(spec, position):
-            raise Rejected(RejectCode.MARGIN_REDUCTION_TOO_LARGE,
-                           "margin cannot fall below IM + estimated closing fee")
-        self._add_margin(position, cmd.amount_atoms, False, cmd.seq, cmd.ts_ms, events)
-
-    def _add_margin(self, position: Position, change: int, automatic: bool, seq: int,
+    def add_margin(self, position: Position, change: int, automatic: bool, seq: int,
                     ts_ms: int, events: list[Event]) -> None:
+        """Move an isolated position's margin by `change` (hand or AMR) and say so."""
         position.margin_atoms += change
         position.extra_margin_atoms += change
         events.append(MarginAdjusted(seq, ts_ms, position.account_id, position.symbol,
                                      position.position_idx, change, position.margin_atoms,
                                      automatic))
-        self._position_changed(position, seq, ts_ms, events)
-
-    def _check_idx(self, account: Account, symbol: str, idx: int) -> None:
-        hedge = account.position_mode(symbol) is PositionMode.HEDGE
-        if (idx in (1, 2)) != hedge or idx not in (0, 1, 2):
-            raise Rejected(RejectCode.POSITION_IDX_MISMATCH, "position idx not match position mode")
+        self.position_changed(position, seq, ts_ms, events)
 
     # -- isolated margin --------------------------------------------------------------------
-
-    def _isolated_margin(self, spec: InstrumentSpec, position: Position) -> int:
-        """Return IM + fee to close of a position at its entry: what isolated mode holds."""
-        side = Side.BUY if position.size_lots > 0 else Side.SELL
-        return (calc.initial_margin_atoms(position.entry_value_atoms, position.leverage)
-                + calc.fee_to_close_for_entry_value_atoms(
-                    side, position.entry_value_atoms, position.leverage, spec.taker_fee_rate))
-
-    def _isolated_is_liquidatable(self, spec: InstrumentSpec, position: Position) -> bool:
-        mark = self.mark_of(spec.symbol)
-        if mark is None:
-            return False
-        side = Side.BUY if position.size_lots > 0 else Side.SELL
-        value = spec.notional_atoms(mark, position.qty_lots)
-        upnl = calc.unrealized_pnl_atoms(spec, side, position.entry_value_atoms,
-                                         position.qty_lots, mark)
-        ftc = calc.fee_to_close_for_entry_value_atoms(side, position.entry_value_atoms,
-                                                      position.leverage, spec.taker_fee_rate)
-        return position.margin_atoms + upnl <= calc.maintenance_margin_atoms(spec, value, ftc)
-
-    def liquidation_price_ticks(self, position: Position) -> int | None:
-        """Return the isolated liquidation price (UTA formula), or None when flat."""
-        if not position.size_lots:
-            return None
-        spec = self.instruments[position.symbol]
-        side = Side.BUY if position.size_lots > 0 else Side.SELL
-        tier = calc.tier_for_position(spec, position.entry_value_atoms)
-        numerator, denominator = calc.isolated_liquidation_price_fraction(
-            spec, side, position.entry_value_atoms, position.qty_lots, position.leverage,
-            position.extra_margin_atoms, tier.mmr, tier.mm_deduction_atoms, spec.taker_fee_rate)
-        return max(0, calc.round_liquidation_price(side, numerator, denominator))
-
-    def position_prices(self, account: Account, position: Position) -> tuple[int | None,
-                                                                             int | None]:
-        """Return (liquidation, bankruptcy) prices in ticks shown on a position, or None.
-
-        Isolated: the UTA liquidation price (spec §1.4) and the price at which the position's
-        margin is gone (§1.3). Cross: the account-level estimate (§2.2), holding the other
-        symbols' marks fixed, and the price at which the account's margin balance is gone.
-        Prices at or below zero are shown as None (Bybit shows "").
-        """
-        if not position.size_lots:
-            return None, None
-        spec = self.instruments[position.symbol]
-        side = Side.BUY if position.size_lots > 0 else Side.SELL
-        liq: int | None
-        bust: int | None
-        if account.margin_mode is MarginMode.ISOLATED:
-            liq = self.liquidation_price_ticks(position)
-            bust = calc.bankruptcy_price_for_margin_ticks(
-                spec, side, position.entry_value_atoms, position.qty_lots, position.margin_atoms)
-        else:
-            mark = self.mark_of(spec.symbol) or position.average_entry_ticks(spec)
-            figures = self.figures(account, spec.settle_coin)
-            tier = calc.tier_for_position(spec, spec.notional_atoms(mark, position.qty_lots))
-            liq = calc.cross_liquidation_price_estimate_ticks(
-                spec, side, position.qty_lots, mark, figures.margin_balance_atoms,
-                figures.mm_atoms, tier.mmr)
-            bust = calc.cross_liquidation_price_estimate_ticks(
-                spec, side, position.qty_lots, mark, figures.margin_balance_atoms, 0, 0)
-        return (liq if liq is not None and liq > 0 else None,
-                bust if bust is not None and bust > 0 else None)
-
-    def position_summary(self, account: Account, position: Position,
-                         at_last_price: bool = False) -> PositionSummary:
-        """Return what a trader reads on a position: value, uPnL, margin, ROI and prices.
-
-        Unrealized P&L is at the mark (Bybit's default) or, on request, at the last traded
-        price. ROI is uPnL over the position margin (IM + fee to close, plus added margin in
-        isolated mode), Bybit's calculator definition (spec §12).
-        """
-        spec = self.instruments[position.symbol]
-        side = Side.BUY if position.size_lots > 0 else Side.SELL
-        price = (self.last_price_of(spec.symbol) if at_last_price else self.mark_of(spec.symbol))
-        if price is None:
-            price = position.average_entry_ticks(spec)
-        qty = position.qty_lots
-        upnl = calc.unrealized_pnl_atoms(spec, side, position.entry_value_atoms, qty, price)
-        if account.margin_mode is MarginMode.ISOLATED:
-            margin = position.margin_atoms
-        else:
-            margin = (calc.initial_margin_atoms(spec.notional_atoms(price, qty), position.leverage)
-                      + position.fee_to_close_atoms(spec))
-        liq, bust = self.position_prices(account, position)
-        return PositionSummary(
-            size_lots=position.size_lots, entry_price_ticks=position.average_entry_ticks(spec),
-            value_atoms=spec.notional_atoms(price, qty), upnl_atoms=upnl,
-            margin_atoms=margin, roi=calc.roi_rate(upnl, margin) if margin > 0 else 0,
-            liq_price_ticks=liq, bust_price_ticks=bust,
-            realized_pnl_atoms=position.realized_pnl_atoms,
-            cum_realized_pnl_atoms=position.cum_realized_pnl_atoms)
-
-    def maybe_auto_add_margin(self, symbol: str, seq: int, ts_ms: int,
-                              events: list[Event]) -> None:
-        """Replenish isolated positions whose mark reached the liquidation price (seed 003).
-
-        Adds the position's current IM from available balance, or all that is available;
-        nothing for a position at 1x or less. Scans the symbol's positions; the indexed risk
-        sweep comes with liquidation (#5).
-        """
-        mark = self.mark_of(symbol)
-        if mark is None:
-            return
-        spec = self.instruments[symbol]
-        for account_id in sorted(self.accounts):
-            account = self.accounts[account_id]
-            if account.margin_mode is not MarginMode.ISOLATED:
-                continue
-            for idx in (0, 1, 2):
-                position = account.position(symbol, idx)
-                if (position is None or not position.size_lots
-                        or not account.auto_add_margin.get((symbol, idx), False)):
-                    continue
-                liq = self.liquidation_price_ticks(position)
-                reached = liq is not None and (mark <= liq if position.size_lots > 0
-                                               else mark >= liq)
-                value = spec.notional_atoms(mark, position.qty_lots)
-                if not reached or position.margin_atoms >= value:
-                    continue
-                im = calc.initial_margin_atoms(position.entry_value_atoms, position.leverage)
-                available = self.figures(account, spec.settle_coin).available_atoms
-                add = min(im, available)
-                if add > 0:
-                    self._add_margin(position, add, True, seq, ts_ms, events)
 
     # -- orders -----------------------------------------------------------------------------
 
@@ -690,10 +407,11 @@ class Clearing:
                                trade.trade_id, trade.symbol, order.side, trade.price_ticks,
                                trade.qty_lots, fee, is_maker, effect.closed_lots,
                                effect.pnl_atoms - fee, order.position_idx))
-        self._position_changed(position, trade.seq, trade.ts_ms, events)
+        self.position_changed(position, trade.seq, trade.ts_ms, events)
 
-    def _position_changed(self, position: Position, seq: int, ts_ms: int,
+    def position_changed(self, position: Position, seq: int, ts_ms: int,
                           events: list[Event]) -> None:
+        """Emit the position's new state."""
         events.append(PositionChanged(seq, ts_ms, position.account_id, position.symbol,
                                       position.position_idx, position.size_lots,
                                       position.entry_value_atoms, position.leverage,
@@ -738,7 +456,7 @@ class Clearing:
                            _Stamp(seq, ts_ms), events, symbol)
                 events.append(FundingPaid(seq, ts_ms, account_id, symbol, idx,
                                           position.size_lots, value, rate, signed, funding_ms))
-                self._position_changed(position, seq, ts_ms, events)
+                self.position_changed(position, seq, ts_ms, events)
         remainder = paid - received
         if remainder:
             self._move(self.accounts[INSURANCE_FUND_ID], coin, remainder, BalanceReason.FUNDING,

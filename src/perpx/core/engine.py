@@ -10,8 +10,10 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
+from perpx.core import liquidation, settings
 from perpx.core.book.book import OrderBook
 from perpx.core.book.order import RestingOrder
 from perpx.core.clearing import Clearing
@@ -97,11 +99,11 @@ class Engine:
             MarkPrice: self._mark_price,
             Deposit: self._refusable(clearing.deposit),
             Withdraw: self._refusable(clearing.withdraw),
-            SetLeverage: self._refusable(clearing.set_leverage),
-            SetMarginMode: self._refusable(clearing.set_margin_mode),
-            SwitchPositionMode: self._refusable(clearing.switch_position_mode),
-            AdjustMargin: self._refusable(clearing.adjust_margin),
-            SetAutoAddMargin: self._refusable(clearing.set_auto_add_margin),
+            SetLeverage: self._refusable(partial(settings.set_leverage, clearing)),
+            SetMarginMode: self._refusable(partial(settings.set_margin_mode, clearing)),
+            SwitchPositionMode: self._refusable(partial(settings.switch_position_mode, clearing)),
+            AdjustMargin: self._refusable(partial(settings.adjust_margin, clearing)),
+            SetAutoAddMargin: self._refusable(partial(settings.set_auto_add_margin, clearing)),
             IndexPrice: self._refusable(pricing.index_price),
             Tick: pricing.tick,
             SetFundingInterval: self._refusable(pricing.set_funding_interval),
@@ -154,7 +156,7 @@ class Engine:
         self.mark_price[cmd.symbol] = cmd.price_ticks
         self._bands.pop(cmd.symbol, None)
         events.append(MarkPriceUpdated(cmd.seq, cmd.ts_ms, cmd.symbol, cmd.price_ticks))
-        self.clearing.maybe_auto_add_margin(cmd.symbol, cmd.seq, cmd.ts_ms, events)
+        liquidation.maybe_auto_add_margin(self.clearing, cmd.symbol, cmd.seq, cmd.ts_ms, events)
 
     # -- queries ----------------------------------------------------------------------------
 

@@ -1,0 +1,142 @@
+"""Liquidation and bankruptcy prices as a position shows them, and what AMR does near them.
+
+Acting on a breach (cancelling orders, partial liquidation, takeover, insurance fund, ADL) is
+built on these in issue #5; here are the prices (spec §1.3, §1.4, §2.2), the position as a
+trader reads it, and auto margin replenishment (seed 003), which acts before liquidation.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from perpx.core import calc
+from perpx.core.accounts import Account
+from perpx.core.clearing import Clearing
+from perpx.core.enums import MarginMode, Side
+from perpx.core.events import Event
+from perpx.core.positions import Position
+
+
+class PositionSummary(msgspec.Struct, frozen=True, gc=False):
+    """A position as the trader reads it (the API's position fields, in integers)."""
+
+    size_lots: int
+    entry_price_ticks: int
+    value_atoms: int
+    upnl_atoms: int
+    margin_atoms: int
+    roi: int  # 10**-8
+    liq_price_ticks: int | None
+    bust_price_ticks: int | None
+    realized_pnl_atoms: int
+    cum_realized_pnl_atoms: int
+
+
+def liquidation_price_ticks(clearing: Clearing, position: Position) -> int | None:
+    """Return the isolated liquidation price (UTA formula), or None when flat."""
+    if not position.size_lots:
+        return None
+    spec = clearing.instruments[position.symbol]
+    side = Side.BUY if position.size_lots > 0 else Side.SELL
+    tier = calc.tier_for_position(spec, position.entry_value_atoms)
+    numerator, denominator = calc.isolated_liquidation_price_fraction(
+        spec, side, position.entry_value_atoms, position.qty_lots, position.leverage,
+        position.extra_margin_atoms, tier.mmr, tier.mm_deduction_atoms, spec.taker_fee_rate)
+    return max(0, calc.round_liquidation_price(side, numerator, denominator))
+
+
+def position_prices(clearing: Clearing, account: Account, position: Position) -> tuple[int | None,
+                                                                         int | None]:
+    """Return (liquidation, bankruptcy) prices in ticks shown on a position, or None.
+
+    Isolated: the UTA liquidation price (spec §1.4) and the price at which the position's
+    margin is gone (§1.3). Cross: the account-level estimate (§2.2), holding the other
+    symbols' marks fixed, and the price at which the account's margin balance is gone.
+    Prices at or below zero are shown as None (Bybit shows "").
+    """
+    if not position.size_lots:
+        return None, None
+    spec = clearing.instruments[position.symbol]
+    side = Side.BUY if position.size_lots > 0 else Side.SELL
+    liq: int | None
+    bust: int | None
+    if account.margin_mode is MarginMode.ISOLATED:
+        liq = liquidation_price_ticks(clearing, position)
+        bust = calc.bankruptcy_price_for_margin_ticks(
+            spec, side, position.entry_value_atoms, position.qty_lots, position.margin_atoms)
+    else:
+        mark = clearing.mark_of(spec.symbol) or position.average_entry_ticks(spec)
+        figures = clearing.figures(account, spec.settle_coin)
+        tier = calc.tier_for_position(spec, spec.notional_atoms(mark, position.qty_lots))
+        liq = calc.cross_liquidation_price_estimate_ticks(
+            spec, side, position.qty_lots, mark, figures.margin_balance_atoms,
+            figures.mm_atoms, tier.mmr)
+        bust = calc.cross_liquidation_price_estimate_ticks(
+            spec, side, position.qty_lots, mark, figures.margin_balance_atoms, 0, 0)
+    return (liq if liq is not None and liq > 0 else None,
+            bust if bust is not None and bust > 0 else None)
+
+
+def position_summary(clearing: Clearing, account: Account, position: Position,
+                     at_last_price: bool = False) -> PositionSummary:
+    """Return what a trader reads on a position: value, uPnL, margin, ROI and prices.
+
+    Unrealized P&L is at the mark (Bybit's default) or, on request, at the last traded
+    price. ROI is uPnL over the position margin (IM + fee to close, plus added margin in
+    isolated mode), Bybit's calculator definition (spec §12).
+    """
+    spec = clearing.instruments[position.symbol]
+    side = Side.BUY if position.size_lots > 0 else Side.SELL
+    price = (clearing.last_price_of(spec.symbol) if at_last_price
+             else clearing.mark_of(spec.symbol))
+    if price is None:
+        price = position.average_entry_ticks(spec)
+    qty = position.qty_lots
+    upnl = calc.unrealized_pnl_atoms(spec, side, position.entry_value_atoms, qty, price)
+    if account.margin_mode is MarginMode.ISOLATED:
+        margin = position.margin_atoms
+    else:
+        margin = (calc.initial_margin_atoms(spec.notional_atoms(price, qty), position.leverage)
+                  + position.fee_to_close_atoms(spec))
+    liq, bust = position_prices(clearing, account, position)
+    return PositionSummary(
+        size_lots=position.size_lots, entry_price_ticks=position.average_entry_ticks(spec),
+        value_atoms=spec.notional_atoms(price, qty), upnl_atoms=upnl,
+        margin_atoms=margin, roi=calc.roi_rate(upnl, margin) if margin > 0 else 0,
+        liq_price_ticks=liq, bust_price_ticks=bust,
+        realized_pnl_atoms=position.realized_pnl_atoms,
+        cum_realized_pnl_atoms=position.cum_realized_pnl_atoms)
+
+
+def maybe_auto_add_margin(clearing: Clearing, symbol: str, seq: int, ts_ms: int,
+                          events: list[Event]) -> None:
+    """Replenish isolated positions whose mark reached the liquidation price (seed 003).
+
+    Adds the position's current IM from available balance, or all that is available;
+    nothing for a position at 1x or less. Scans the symbol's positions; the indexed risk
+    sweep comes with liquidation (#5).
+    """
+    mark = clearing.mark_of(symbol)
+    if mark is None:
+        return
+    spec = clearing.instruments[symbol]
+    for account_id in sorted(clearing.accounts):
+        account = clearing.accounts[account_id]
+        if account.margin_mode is not MarginMode.ISOLATED:
+            continue
+        for idx in (0, 1, 2):
+            position = account.position(symbol, idx)
+            if (position is None or not position.size_lots
+                    or not account.auto_add_margin.get((symbol, idx), False)):
+                continue
+            liq = liquidation_price_ticks(clearing, position)
+            reached = liq is not None and (mark <= liq if position.size_lots > 0
+                                           else mark >= liq)
+            value = spec.notional_atoms(mark, position.qty_lots)
+            if not reached or position.margin_atoms >= value:
+                continue
+            im = calc.initial_margin_atoms(position.entry_value_atoms, position.leverage)
+            available = clearing.figures(account, spec.settle_coin).available_atoms
+            add = min(im, available)
+            if add > 0:
+                clearing.add_margin(position, add, True, seq, ts_ms, events)

@@ -1,0 +1,195 @@
+"""Account settings: leverage, margin mode, position mode, margin adjustment and AMR switch.
+
+Each follows settle → check → commit: a change is worked out (on a copy of the account where
+it touches margin), checked against the rules of seeds 000, 003 and 004, and only then kept.
+A refusal raises `Rejected` and changes nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from perpx.core import calc
+from perpx.core.accounts import Account
+from perpx.core.clearing import Clearing
+from perpx.core.codes import RejectCode, Rejected
+from perpx.core.commands import (
+    AdjustMargin,
+    SetAutoAddMargin,
+    SetLeverage,
+    SetMarginMode,
+    SwitchPositionMode,
+)
+from perpx.core.enums import MarginMode, PositionMode, Side
+from perpx.core.events import (
+    AutoAddMarginSet,
+    Event,
+    LeverageSet,
+    MarginModeSet,
+    PositionModeSwitched,
+)
+from perpx.core.instruments import InstrumentSpec
+from perpx.core.positions import Position
+
+
+def set_leverage(clearing: Clearing, cmd: SetLeverage, events: list[Event]) -> None:
+    """Set leverage (seeds 003, 004): within the tier's max; funded; not liquidating."""
+    account = clearing.user_account(cmd.account_id)
+    spec = clearing.spec_of(cmd.symbol)
+    hedge = account.position_mode(cmd.symbol) is PositionMode.HEDGE
+    if not hedge and cmd.buy_leverage != cmd.sell_leverage:
+        raise Rejected(RejectCode.LEVERAGE_OUT_OF_RANGE,
+                       "buy and sell leverage must be equal in one-way mode")
+    wanted = {1: cmd.buy_leverage, 2: cmd.sell_leverage} if hedge else {0: cmd.buy_leverage}
+    for idx, leverage in wanted.items():
+        _check_leverage_value(clearing, account, spec, idx, leverage)
+    if all(account.leverage_for(cmd.symbol, i) == lev for i, lev in wanted.items()):
+        raise Rejected(RejectCode.LEVERAGE_NOT_MODIFIED, "Set leverage not modified")
+    draft = copy.deepcopy(account)
+    draft.order_margin_cache.clear()
+    for idx, leverage in wanted.items():
+        draft.leverage[cmd.symbol, idx] = leverage
+        position = draft.position(cmd.symbol, idx)
+        if position is None or not position.size_lots:
+            if position is not None:
+                position.leverage = leverage
+            continue
+        raised = leverage > position.leverage
+        position.leverage = leverage
+        if draft.margin_mode is MarginMode.ISOLATED:
+            # Changing leverage resets the position margin to the new requirement, and
+            # the added margin goes back to zero (spec §1.5).
+            position.margin_atoms = _isolated_margin(clearing, spec, position)
+            position.extra_margin_atoms = 0
+            if raised and _isolated_is_liquidatable(clearing, spec, position):
+                raise Rejected(RejectCode.WOULD_TRIGGER_LIQUIDATION,
+                               "leverage would trigger liquidation")
+    if clearing.figures(draft, spec.settle_coin).available_atoms < 0:
+        raise Rejected(RejectCode.INSUFFICIENT_AVAILABLE_BALANCE,
+                       "available balance is insufficient for this leverage")
+    clearing.accounts[account.account_id] = draft
+    events.append(LeverageSet(cmd.seq, cmd.ts_ms, cmd.account_id, cmd.symbol,
+                              draft.leverage_for(cmd.symbol, 1 if hedge else 0),
+                              draft.leverage_for(cmd.symbol, 2 if hedge else 0)))
+    for idx in wanted:
+        position = draft.position(cmd.symbol, idx)
+        if position is not None and position.size_lots:
+            clearing.position_changed(position, cmd.seq, cmd.ts_ms, events)
+
+
+def _check_leverage_value(clearing: Clearing, account: Account, spec: InstrumentSpec, idx: int,
+                          leverage: int) -> None:
+    if not spec.min_leverage <= leverage <= spec.max_leverage:
+        raise Rejected(RejectCode.LEVERAGE_OUT_OF_RANGE, "leverage out of range")
+    if (leverage - spec.min_leverage) % spec.leverage_step:
+        raise Rejected(RejectCode.LEVERAGE_OUT_OF_RANGE, "leverage is off its step")
+    value = clearing.exposure_atoms(account, spec, idx)
+    tier = calc.tier_for_position(spec, value)
+    if leverage > tier.max_leverage:
+        raise Rejected(RejectCode.LEVERAGE_OUT_OF_RANGE,
+                       "leverage above the risk limit tier's maximum")
+
+
+def set_margin_mode(clearing: Clearing, cmd: SetMarginMode, events: list[Event]) -> None:
+    """Switch isolated ↔ cross; refused with open positions or orders (seed 000)."""
+    account = clearing.user_account(cmd.account_id)
+    if cmd.margin_mode is MarginMode.PORTFOLIO:
+        raise Rejected(RejectCode.MARGIN_MODE_SWITCH_REFUSED,
+                       "portfolio margin is not offered yet")
+    if cmd.margin_mode is account.margin_mode:
+        raise Rejected(RejectCode.MARGIN_MODE_SWITCH_REFUSED, "margin mode not modified")
+    if account.has_exposure():
+        raise Rejected(RejectCode.MARGIN_MODE_SWITCH_REFUSED,
+                       "close positions and cancel orders before switching margin mode")
+    for symbol in {s for s, _ in account.leverage}:
+        if (account.position_mode(symbol) is PositionMode.HEDGE
+                and account.leverage_for(symbol, 1) != account.leverage_for(symbol, 2)):
+            raise Rejected(RejectCode.MARGIN_MODE_SWITCH_REFUSED,
+                           "long and short leverage differ")
+    account.margin_mode = cmd.margin_mode
+    events.append(MarginModeSet(cmd.seq, cmd.ts_ms, cmd.account_id, cmd.margin_mode))
+
+
+def switch_position_mode(clearing: Clearing, cmd: SwitchPositionMode, events: list[Event]) -> None:
+    """Switch one-way ↔ hedge for a symbol; only when flat with no orders (seed 000)."""
+    account = clearing.user_account(cmd.account_id)
+    clearing.spec_of(cmd.symbol)
+    if account.position_mode(cmd.symbol) is cmd.position_mode:
+        raise Rejected(RejectCode.POSITION_MODE_SWITCH_REFUSED,
+                       "Position mode is not modified")
+    busy = any(p.size_lots for (s, _), p in account.positions.items() if s == cmd.symbol)
+    if busy or any(True for _ in clearing.orders_of(cmd.account_id, cmd.symbol)):
+        raise Rejected(RejectCode.POSITION_MODE_SWITCH_REFUSED,
+                       "close the position and cancel orders before switching mode")
+    leverage = account.leverage_for(cmd.symbol, 0 if cmd.position_mode is
+                                    PositionMode.HEDGE else 1)
+    for idx in (0, 1, 2):
+        account.leverage.pop((cmd.symbol, idx), None)
+        account.positions.pop((cmd.symbol, idx), None)
+    for idx in ((1, 2) if cmd.position_mode is PositionMode.HEDGE else (0,)):
+        account.leverage[cmd.symbol, idx] = leverage
+    account.position_modes[cmd.symbol] = cmd.position_mode
+    account.order_margin_cache.pop(cmd.symbol, None)
+    events.append(PositionModeSwitched(cmd.seq, cmd.ts_ms, cmd.account_id, cmd.symbol,
+                                       cmd.position_mode))
+
+
+def set_auto_add_margin(clearing: Clearing, cmd: SetAutoAddMargin, events: list[Event]) -> None:
+    """Turn auto margin replenishment on or off (isolated mode only)."""
+    account = clearing.user_account(cmd.account_id)
+    clearing.spec_of(cmd.symbol)
+    if account.margin_mode is not MarginMode.ISOLATED:
+        raise Rejected(RejectCode.INVALID_PARAMETER, "auto add margin is for isolated mode")
+    _check_idx(clearing, account, cmd.symbol, cmd.position_idx)
+    account.auto_add_margin[cmd.symbol, cmd.position_idx] = cmd.enabled
+    events.append(AutoAddMarginSet(cmd.seq, cmd.ts_ms, cmd.account_id, cmd.symbol,
+                                   cmd.position_idx, cmd.enabled))
+
+
+def adjust_margin(clearing: Clearing, cmd: AdjustMargin, events: list[Event]) -> None:
+    """Add or reduce isolated margin (seed 003): never below IM + estimated closing fee."""
+    account = clearing.user_account(cmd.account_id)
+    spec = clearing.spec_of(cmd.symbol)
+    _check_idx(clearing, account, cmd.symbol, cmd.position_idx)
+    if account.margin_mode is not MarginMode.ISOLATED:
+        raise Rejected(RejectCode.INVALID_PARAMETER, "margin can be adjusted in isolated mode")
+    position = account.position(cmd.symbol, cmd.position_idx)
+    if position is None or not position.size_lots:
+        raise Rejected(RejectCode.INVALID_PARAMETER, "no position to adjust")
+    if cmd.amount_atoms == 0:
+        raise Rejected(RejectCode.INVALID_AMOUNT, "amount must not be zero")
+    if cmd.amount_atoms > 0:
+        if cmd.amount_atoms > clearing.figures(account, spec.settle_coin).available_atoms:
+            raise Rejected(RejectCode.INSUFFICIENT_AVAILABLE_BALANCE,
+                           "available balance is insufficient")
+    elif position.margin_atoms + cmd.amount_atoms < _isolated_margin(clearing, spec, position):
+        raise Rejected(RejectCode.MARGIN_REDUCTION_TOO_LARGE,
+                       "margin cannot fall below IM + estimated closing fee")
+    clearing.add_margin(position, cmd.amount_atoms, False, cmd.seq, cmd.ts_ms, events)
+
+
+def _check_idx(clearing: Clearing, account: Account, symbol: str, idx: int) -> None:
+    hedge = account.position_mode(symbol) is PositionMode.HEDGE
+    if (idx in (1, 2)) != hedge or idx not in (0, 1, 2):
+        raise Rejected(RejectCode.POSITION_IDX_MISMATCH, "position idx not match position mode")
+
+
+def _isolated_margin(clearing: Clearing, spec: InstrumentSpec, position: Position) -> int:
+    """Return IM + fee to close of a position at its entry: what isolated mode holds."""
+    side = Side.BUY if position.size_lots > 0 else Side.SELL
+    return (calc.initial_margin_atoms(position.entry_value_atoms, position.leverage)
+            + calc.fee_to_close_for_entry_value_atoms(
+                side, position.entry_value_atoms, position.leverage, spec.taker_fee_rate))
+
+
+def _isolated_is_liquidatable(clearing: Clearing, spec: InstrumentSpec, position: Position) -> bool:
+    mark = clearing.mark_of(spec.symbol)
+    if mark is None:
+        return False
+    side = Side.BUY if position.size_lots > 0 else Side.SELL
+    value = spec.notional_atoms(mark, position.qty_lots)
+    upnl = calc.unrealized_pnl_atoms(spec, side, position.entry_value_atoms,
+                                     position.qty_lots, mark)
+    ftc = calc.fee_to_close_for_entry_value_atoms(side, position.entry_value_atoms,
+                                                  position.leverage, spec.taker_fee_rate)
+    return position.margin_atoms + upnl <= calc.maintenance_margin_atoms(spec, value, ftc)
