@@ -180,7 +180,8 @@ def of_type(events: list[Event], kind: type) -> list[Any]:
 
 
 def state_apart_from_seq(engine: Engine) -> dict[str, Any]:
-    """The snapshot without `last_seq`, which every command advances, even a refused one."""
+    """The snapshot without `last_seq` and `last_ts_ms`, which every command advances."""
     snapshot = engine.to_snapshot()
     del snapshot["last_seq"]
+    del snapshot["last_ts_ms"]
     return snapshot

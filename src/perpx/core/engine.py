@@ -82,6 +82,7 @@ class Engine:
         self.mark_price: dict[str, int] = {}
         self.index_price: dict[str, int] = {}
         self.last_seq = 0
+        self.last_ts_ms = 0
         self.next_order_id = 1
         self.next_trade_id = 1
         # Bands by symbol; an entry is dropped whenever the symbol's last, mark or index moves.
@@ -117,7 +118,12 @@ class Engine:
             raise InvariantViolation(
                 f"apply: seq must rise, got {command.seq} after {self.last_seq}"
             )
+        if command.ts_ms < self.last_ts_ms:
+            raise InvariantViolation(
+                f"apply: time must not run back, got {command.ts_ms} after {self.last_ts_ms}"
+            )
         self.last_seq = command.seq
+        self.last_ts_ms = command.ts_ms
         events: list[Event] = []
         due = self.pricing.next_due_ms
         if due is not None and command.ts_ms >= due:
@@ -502,6 +508,7 @@ class Engine:
         return {
             "version": SNAPSHOT_VERSION,
             "last_seq": self.last_seq,
+            "last_ts_ms": self.last_ts_ms,
             "next_order_id": self.next_order_id,
             "next_trade_id": self.next_trade_id,
             "symbols": sorted(self.instruments),
@@ -529,9 +536,11 @@ class Engine:
         engine.last_seq = snapshot["last_seq"]
         engine.next_order_id = snapshot["next_order_id"]
         engine.next_trade_id = snapshot["next_trade_id"]
-        engine.last_price = {k: v for k, v in snapshot["last_price"]}
-        engine.mark_price = {k: v for k, v in snapshot["mark_price"]}
-        engine.index_price = {k: v for k, v in snapshot["index_price"]}
+        engine.last_ts_ms = snapshot["last_ts_ms"]
+        # Filled in place: the clearing holds these dicts' lookups.
+        engine.last_price.update(snapshot["last_price"])
+        engine.mark_price.update(snapshot["mark_price"])
+        engine.index_price.update(snapshot["index_price"])
         engine.clearing.restore(snapshot["clearing"])
         engine.pricing.restore(snapshot["pricing"])
         by_id: list[RestingOrder] = []

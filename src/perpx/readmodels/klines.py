@@ -1,0 +1,246 @@
+"""Candles per symbol and Bybit interval, for the last, mark, index and premium-index prices.
+
+Built from events only, so replaying a journal rebuilds them: `Trade` feeds the last-price
+candles and their volume (lots) and turnover (quote atoms), `MarkPriceUpdated` the mark,
+`IndexPriceUpdated` the index and `PremiumIndexSampled` the premium index (in 10**-8).
+Periods are those of `perpx.readmodels.period` (UTC; W from Monday; M by calendar month).
+
+Which periods have a candle follows Bybit:
+- last price: only periods with a trade have a candle (no trade, no candle);
+- mark and index: the price holds until it changes, and the engine reports only changes, so a
+  period with no update between the first candle and now reads as flat at the previous close
+  (O = H = L = C, as Bybit's mark and index candles are never missing);
+- premium index: one sample per minute while ticks arrive; a minute without a sample was not
+  measured, so it has no candle.
+
+Queries mirror GET /v5/market/kline: `start`/`end` bound the candles' start times (inclusive),
+newest first; with `start` the `limit` candles from `start` onward (Bybit: ``start=9999&limit=1``
+returns the earliest candle), otherwise the `limit` latest up to `end`. The current candle is
+included. Events are expected in seq order, whose times do not go back (the sequencer stamps
+them); an older one still lands in its own period.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from perpx.core.events import (
+    Event,
+    IndexPriceUpdated,
+    MarkPriceUpdated,
+    PremiumIndexSampled,
+    Trade,
+)
+from perpx.core.instruments import InstrumentSpec
+from perpx.readmodels.period import (
+    KLINE_INTERVALS,
+    first_period_at_or_after,
+    next_period_start,
+    period_start,
+    previous_period_start,
+)
+
+DEFAULT_LIMIT = 200
+MAX_LIMIT = 1000
+
+
+class PriceSource(StrEnum):
+    """Which price a candle follows (Bybit's kline, mark-, index- and premium-index-price-kline)."""
+
+    LAST = "last"
+    MARK = "mark"
+    INDEX = "index"
+    PREMIUM_INDEX = "premiumIndex"
+
+
+# Sources whose value holds between updates, so a quiet period is a flat candle.
+_HOLDS_VALUE = frozenset({PriceSource.MARK, PriceSource.INDEX})
+
+
+@dataclass(frozen=True, slots=True)
+class Candle:
+    """One period's candle: prices in ticks (premium index: rate in 10**-8).
+
+    `volume_lots` and `turnover_atoms` are the traded quantity and quote value of the period
+    (last-price candles only; zero for the others). `updated_ms` is the time of the last event
+    in the period (the kline stream's `timestamp`); a flat filler candle has none.
+    """
+
+    start_ms: int
+    open: int
+    high: int
+    low: int
+    close: int
+    volume_lots: int = 0
+    turnover_atoms: int = 0
+    updated_ms: int | None = None
+
+
+class _Bar:
+    """A candle being built: mutable, so an update costs no allocation."""
+
+    __slots__ = ("close", "high", "low", "open", "start_ms", "turnover_atoms", "updated_ms",
+                 "volume_lots")
+
+    def __init__(self, start_ms: int, ts_ms: int, price: int) -> None:
+        self.start_ms = start_ms
+        self.open = self.high = self.low = self.close = price
+        self.volume_lots = 0
+        self.turnover_atoms = 0
+        self.updated_ms = ts_ms
+
+    def add(self, ts_ms: int, price: int, volume_lots: int, turnover_atoms: int) -> None:
+        if ts_ms >= self.updated_ms:  # an older event cannot move the close
+            self.close = price
+            self.updated_ms = ts_ms
+        self.high = max(self.high, price)
+        self.low = min(self.low, price)
+        self.volume_lots += volume_lots
+        self.turnover_atoms += turnover_atoms
+
+    def freeze(self) -> Candle:
+        return Candle(self.start_ms, self.open, self.high, self.low, self.close,
+                      self.volume_lots, self.turnover_atoms, self.updated_ms)
+
+
+class _Track:
+    """One symbol's candles of one source at one interval, by start time."""
+
+    __slots__ = ("bars", "current", "current_end_ms", "interval", "starts")
+
+    def __init__(self, interval: str) -> None:
+        self.interval = interval
+        self.starts: list[int] = []  # ascending
+        self.bars: dict[int, _Bar] = {}
+        self.current: _Bar | None = None  # the bar of the latest period, cached
+        self.current_end_ms = 0
+
+    def add(self, ts_ms: int, price: int, volume_lots: int, turnover_atoms: int) -> None:
+        bar = self.current
+        if bar is None or not bar.start_ms <= ts_ms < self.current_end_ms:
+            bar = self._bar_for(ts_ms, price)
+        bar.add(ts_ms, price, volume_lots, turnover_atoms)
+
+    def _bar_for(self, ts_ms: int, price: int) -> _Bar:
+        start = period_start(self.interval, ts_ms)
+        bar = self.bars.get(start)
+        if bar is None:
+            bar = _Bar(start, ts_ms, price)
+            self.bars[start] = bar
+            if not self.starts or self.starts[-1] < start:
+                self.starts.append(start)
+            else:
+                insort(self.starts, start)
+        if self.starts[-1] == start:
+            self.current = bar
+            self.current_end_ms = next_period_start(self.interval, start)
+        return bar
+
+    def latest(self) -> Candle | None:
+        return self.bars[self.starts[-1]].freeze() if self.starts else None
+
+    def select(self, start_ms: int | None, end_ms: int | None, limit: int) -> list[Candle]:
+        """Existing candles only, newest first."""
+        low = 0 if start_ms is None else bisect_left(self.starts, start_ms)
+        high = len(self.starts) if end_ms is None else bisect_right(self.starts, end_ms)
+        if start_ms is not None:
+            chosen = self.starts[low:min(high, low + limit)]
+        else:
+            chosen = self.starts[max(low, high - limit):high]
+        return [self.bars[start].freeze() for start in reversed(chosen)]
+
+    def select_filled(self, start_ms: int | None, end_ms: int | None, limit: int,
+                      now_ms: int) -> list[Candle]:
+        """Every period from the first candle to now, a quiet one flat at the previous close."""
+        if not self.starts:
+            return []
+        interval = self.interval
+        first = self.starts[0]
+        last = max(self.starts[-1], period_start(interval, now_ms))
+        low = first if start_ms is None else max(first, first_period_at_or_after(interval,
+                                                                                 start_ms))
+        high = last if end_ms is None else min(last, period_start(interval, end_ms))
+        periods: list[int] = []
+        if start_ms is not None:
+            period = low
+            while period <= high and len(periods) < limit:
+                periods.append(period)
+                period = next_period_start(interval, period)
+            periods.reverse()
+        else:
+            period = high
+            while period >= low and len(periods) < limit:
+                periods.append(period)
+                period = previous_period_start(interval, period)
+        return [self._candle_or_flat(period) for period in periods]
+
+    def _candle_or_flat(self, start_ms: int) -> Candle:
+        bar = self.bars.get(start_ms)
+        if bar is not None:
+            return bar.freeze()
+        previous = self.bars[self.starts[bisect_left(self.starts, start_ms) - 1]].close
+        return Candle(start_ms, previous, previous, previous, previous)
+
+
+class Klines:
+    """Candles of every symbol, source and interval, fed by `apply(event)`."""
+
+    def __init__(self, specs: Iterable[InstrumentSpec]) -> None:
+        self.specs = {spec.symbol: spec for spec in specs}
+        self.now_ms = 0  # the latest event time: "now" for the filled sources
+        self._tracks: dict[tuple[PriceSource, str], tuple[_Track, ...]] = {}
+
+    def _tracks_of(self, source: PriceSource, symbol: str) -> tuple[_Track, ...]:
+        tracks = self._tracks.get((source, symbol))
+        if tracks is None:
+            tracks = tuple(_Track(interval) for interval in KLINE_INTERVALS)
+            self._tracks[(source, symbol)] = tracks
+        return tracks
+
+    def apply(self, event: Event) -> None:
+        """Fold one event into the candles; events that carry no price are only a clock tick."""
+        self.now_ms = max(self.now_ms, event.ts_ms)
+        if isinstance(event, Trade):
+            turnover = self.specs[event.symbol].notional_atoms(event.price_ticks, event.qty_lots)
+            self._add(PriceSource.LAST, event.symbol, event.ts_ms, event.price_ticks,
+                      event.qty_lots, turnover)
+        elif isinstance(event, MarkPriceUpdated):
+            self._add(PriceSource.MARK, event.symbol, event.ts_ms, event.price_ticks)
+        elif isinstance(event, IndexPriceUpdated):
+            self._add(PriceSource.INDEX, event.symbol, event.ts_ms, event.price_ticks)
+        elif isinstance(event, PremiumIndexSampled):
+            self._add(PriceSource.PREMIUM_INDEX, event.symbol, event.ts_ms, event.premium_rate)
+
+    def _add(self, source: PriceSource, symbol: str, ts_ms: int, price: int,
+             volume_lots: int = 0, turnover_atoms: int = 0) -> None:
+        for track in self._tracks_of(source, symbol):
+            track.add(ts_ms, price, volume_lots, turnover_atoms)
+
+    def _track(self, source: PriceSource, symbol: str, interval: str) -> _Track | None:
+        if interval not in KLINE_INTERVALS:
+            raise ValueError(f"interval must be one of {', '.join(KLINE_INTERVALS)}, "
+                             f"was {interval!r}")
+        tracks = self._tracks.get((source, symbol))
+        return None if tracks is None else tracks[KLINE_INTERVALS.index(interval)]
+
+    def candles(self, symbol: str, interval: str, *, source: PriceSource = PriceSource.LAST,
+                start_ms: int | None = None, end_ms: int | None = None,
+                limit: int = DEFAULT_LIMIT) -> list[Candle]:
+        """Return candles newest first, as GET /v5/market/kline and its mark/index variants."""
+        if not 1 <= limit <= MAX_LIMIT:
+            raise ValueError(f"limit must be in [1, {MAX_LIMIT}], was {limit}")
+        track = self._track(source, symbol, interval)
+        if track is None:
+            return []
+        if source in _HOLDS_VALUE:
+            return track.select_filled(start_ms, end_ms, limit, self.now_ms)
+        return track.select(start_ms, end_ms, limit)
+
+    def latest(self, symbol: str, interval: str,
+               source: PriceSource = PriceSource.LAST) -> Candle | None:
+        """Return the newest candle with an update (what the kline stream pushes), if any."""
+        track = self._track(source, symbol, interval)
+        return None if track is None else track.latest()

@@ -1,0 +1,264 @@
+"""Bybit-style tickers per symbol: last price, rolling 24-hour statistics, mark, index, funding, OI.
+
+Built from events only. Time is the latest event's `ts_ms`; a query reads the window as of then.
+
+The 24-hour window is exact at minute resolution: trades fall into one-minute buckets (UTC
+minutes), and the window is the current minute and the 1,439 before it. A bucket leaves the
+window when time reaches its minute's start + 24 h, so a trade at 10:00:00.000 or 10:00:59.999
+counts until 09:59:59.999 the next day and is gone at 10:00:00.000. Volume and turnover are
+running sums that lose a bucket as it leaves; high and low are kept in monotonic queues (at most
+one entry per minute), so a trade and an eviction each cost O(1) amortized.
+
+- `prev_price_24h_ticks` is the last price before the window (the close of the newest bucket
+  that left it); for a symbol whose first trade is inside the window, that first trade's price.
+  `prev_price_1h_ticks` likewise for the last 60 minutes. `price_24h_pcnt` is
+  ``(last - prev24h) / prev24h`` as an exact `Fraction` (Bybit prints it to 6 decimals).
+- With no trade in the window, high and low are the last price (the price held all day).
+- `funding_rate` is the predicted rate of the running interval (the latest
+  `PremiumIndexSampled`); before the first sample, and when funding settles, it is what an
+  interval with no sample settles at, the interest alone (the engine's own reset).
+  `next_funding_ms` is the next timestamp of the symbol's funding grid after now.
+- Open interest (one side, in lots) comes from `PositionChanged` through `OpenInterest`,
+  which this model owns (`tickers.open_interest.history(...)` serves the OI endpoint); its value
+  is taken at the mark.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from fractions import Fraction
+
+from perpx.core.events import (
+    Event,
+    FundingIntervalSet,
+    FundingSettled,
+    IndexPriceUpdated,
+    MarkPriceUpdated,
+    PremiumIndexSampled,
+    Trade,
+)
+from perpx.core.funding import funding_rate, next_funding_after
+from perpx.core.instruments import InstrumentSpec
+from perpx.core.numbers import RATE_ONE, div_round
+from perpx.readmodels.open_interest import OpenInterest
+from perpx.readmodels.period import MINUTE_MS
+
+WINDOW_MINUTES = 24 * 60
+HOUR_MINUTES = 60
+
+
+@dataclass(frozen=True, slots=True)
+class Ticker:
+    """One symbol's ticker (GET /v5/market/tickers, tickers.{symbol}); None where unknown yet."""
+
+    symbol: str
+    ts_ms: int
+    last_price_ticks: int | None
+    high_price_24h_ticks: int | None
+    low_price_24h_ticks: int | None
+    prev_price_24h_ticks: int | None
+    price_24h_pcnt: Fraction
+    volume_24h_lots: int
+    turnover_24h_atoms: int
+    prev_price_1h_ticks: int | None
+    mark_price_ticks: int | None
+    index_price_ticks: int | None
+    funding_rate: int  # predicted rate of the running interval, 10**-8
+    next_funding_ms: int
+    funding_interval_min: int
+    open_interest_lots: int
+    open_interest_value_atoms: int | None  # at the mark; None before the first mark
+
+    @property
+    def price_24h_pcnt_rate(self) -> int:
+        """Return `price_24h_pcnt` in 10**-8, to the nearest (a published figure, not money)."""
+        return div_round(self.price_24h_pcnt.numerator * RATE_ONE,
+                         self.price_24h_pcnt.denominator)
+
+
+class _Bucket:
+    """The trades of one UTC minute."""
+
+    __slots__ = ("close", "minute", "open", "turnover_atoms", "volume_lots")
+
+    def __init__(self, minute: int, price: int) -> None:
+        self.minute = minute
+        self.open = self.close = price
+        self.volume_lots = 0
+        self.turnover_atoms = 0
+
+
+class RollingDay:
+    """The last 1,440 one-minute buckets of a symbol's trades, with sums, high and low."""
+
+    __slots__ = ("_buckets", "_highs", "_lows", "_price_before", "turnover_atoms",
+                 "volume_lots")
+
+    def __init__(self) -> None:
+        self._buckets: deque[_Bucket] = deque()
+        self._highs: deque[tuple[int, int]] = deque()  # (minute, price), prices descending
+        self._lows: deque[tuple[int, int]] = deque()  # (minute, price), prices ascending
+        self._price_before: int | None = None  # close of the newest bucket that left
+        self.volume_lots = 0
+        self.turnover_atoms = 0
+
+    def add(self, minute: int, price: int, qty_lots: int, turnover_atoms: int) -> None:
+        """Count a trade in `minute` (ms // 60,000); `minute` must not precede the newest one."""
+        self.evict(minute)
+        buckets = self._buckets
+        if buckets and buckets[-1].minute >= minute:
+            bucket = buckets[-1]  # an earlier stamp than one seen counts in the newest minute
+            minute = bucket.minute
+        else:
+            bucket = _Bucket(minute, price)
+            buckets.append(bucket)
+        bucket.close = price
+        bucket.volume_lots += qty_lots
+        bucket.turnover_atoms += turnover_atoms
+        self.volume_lots += qty_lots
+        self.turnover_atoms += turnover_atoms
+        _push(self._highs, minute, price, higher=True)
+        _push(self._lows, minute, price, higher=False)
+
+    def evict(self, now_minute: int) -> None:
+        """Drop the buckets of minutes at or before `now_minute` - 1,440."""
+        oldest_kept = now_minute - WINDOW_MINUTES + 1
+        buckets = self._buckets
+        while buckets and buckets[0].minute < oldest_kept:
+            bucket = buckets.popleft()
+            self.volume_lots -= bucket.volume_lots
+            self.turnover_atoms -= bucket.turnover_atoms
+            self._price_before = bucket.close
+        for queue in (self._highs, self._lows):
+            while queue and queue[0][0] < oldest_kept:
+                queue.popleft()
+
+    @property
+    def high(self) -> int | None:
+        """Return the highest trade price in the window."""
+        return self._highs[0][1] if self._highs else None
+
+    @property
+    def low(self) -> int | None:
+        """Return the lowest trade price in the window."""
+        return self._lows[0][1] if self._lows else None
+
+    def price_before(self, minute: int) -> int | None:
+        """Return the last price before `minute`, or the first price seen if none is earlier.
+
+        Looks back from the newest bucket, so `minute` within the last hour costs at most 60
+        steps.
+        """
+        if self._buckets and self._buckets[0].minute < minute:
+            for bucket in reversed(self._buckets):
+                if bucket.minute < minute:
+                    return bucket.close
+        if self._price_before is not None:
+            return self._price_before
+        return self._buckets[0].open if self._buckets else None
+
+
+def _push(queue: deque[tuple[int, int]], minute: int, price: int, *, higher: bool) -> None:
+    # Keep the queue monotonic: an entry dominated by a newer, better price can never be the
+    # extreme again, and within one minute only the best price matters (they leave together).
+    while queue and (queue[-1][1] <= price if higher else queue[-1][1] >= price):
+        queue.pop()
+    if not queue or queue[-1][0] != minute:
+        queue.append((minute, price))
+
+
+class _SymbolState:
+    __slots__ = ("day", "funding_interval_min", "funding_rate", "index", "last", "mark",
+                 "next_funding_ms")
+
+    def __init__(self, spec: InstrumentSpec) -> None:
+        self.day = RollingDay()
+        self.last: int | None = None
+        self.mark: int | None = None
+        self.index: int | None = None
+        self.funding_interval_min = spec.funding_interval_min
+        self.funding_rate = funding_rate(spec, [], spec.funding_interval_min)
+        self.next_funding_ms: int | None = None
+
+
+class Tickers:
+    """Tickers of every symbol, fed by `apply(event)`."""
+
+    def __init__(self, specs: Iterable[InstrumentSpec]) -> None:
+        self.specs = {spec.symbol: spec for spec in specs}
+        self.now_ms = 0
+        self.open_interest = OpenInterest()
+        self._symbols: dict[str, _SymbolState] = {}
+
+    def _state(self, symbol: str) -> _SymbolState:
+        state = self._symbols.get(symbol)
+        if state is None:
+            state = _SymbolState(self.specs[symbol])
+            self._symbols[symbol] = state
+        return state
+
+    def apply(self, event: Event) -> None:
+        """Fold one event in; every event advances the clock."""
+        self.now_ms = max(self.now_ms, event.ts_ms)
+        self.open_interest.apply(event)
+        if isinstance(event, Trade):
+            state = self._state(event.symbol)
+            turnover = self.specs[event.symbol].notional_atoms(event.price_ticks, event.qty_lots)
+            state.day.add(self.now_ms // MINUTE_MS, event.price_ticks, event.qty_lots, turnover)
+            state.last = event.price_ticks
+        elif isinstance(event, MarkPriceUpdated):
+            self._state(event.symbol).mark = event.price_ticks
+        elif isinstance(event, IndexPriceUpdated):
+            self._state(event.symbol).index = event.price_ticks
+        elif isinstance(event, PremiumIndexSampled):
+            state = self._state(event.symbol)
+            state.funding_rate = event.predicted_rate
+            state.next_funding_ms = event.next_funding_ms
+        elif isinstance(event, FundingIntervalSet):
+            state = self._state(event.symbol)
+            state.funding_interval_min = event.interval_min
+            state.next_funding_ms = event.next_funding_ms
+        elif isinstance(event, FundingSettled):
+            # The engine starts the next interval with no premium sample: interest alone.
+            state = self._state(event.symbol)
+            state.funding_rate = funding_rate(self.specs[event.symbol], [],
+                                              state.funding_interval_min)
+            state.next_funding_ms = event.funding_ms + state.funding_interval_min * MINUTE_MS
+
+    def ticker(self, symbol: str) -> Ticker:
+        """Return `symbol`'s ticker as of the latest event."""
+        if symbol not in self.specs:
+            raise KeyError(f"ticker: unknown symbol {symbol!r}")
+        state = self._state(symbol)
+        day = state.day
+        now_minute = self.now_ms // MINUTE_MS
+        day.evict(now_minute)
+        last = state.last
+        prev_24h = day.price_before(now_minute - WINDOW_MINUTES + 1)
+        prev_1h = day.price_before(now_minute - HOUR_MINUTES + 1)
+        pcnt = (Fraction(last - prev_24h, prev_24h) if last is not None and prev_24h
+                else Fraction(0))
+        high = day.high if day.high is not None else last
+        low = day.low if day.low is not None else last
+        next_funding = state.next_funding_ms
+        if next_funding is None or next_funding <= self.now_ms:
+            # Settled (or never reported) since: the grid's next timestamp after now.
+            next_funding = next_funding_after(self.now_ms, state.funding_interval_min)
+        oi = self.open_interest.open_interest_lots(symbol)
+        oi_value = (None if state.mark is None
+                    else self.specs[symbol].notional_atoms(state.mark, oi))
+        return Ticker(symbol=symbol, ts_ms=self.now_ms, last_price_ticks=last,
+                      high_price_24h_ticks=high, low_price_24h_ticks=low,
+                      prev_price_24h_ticks=prev_24h, price_24h_pcnt=pcnt,
+                      volume_24h_lots=day.volume_lots, turnover_24h_atoms=day.turnover_atoms,
+                      prev_price_1h_ticks=prev_1h, mark_price_ticks=state.mark,
+                      index_price_ticks=state.index, funding_rate=state.funding_rate,
+                      next_funding_ms=next_funding,
+                      funding_interval_min=state.funding_interval_min,
+                      open_interest_lots=oi, open_interest_value_atoms=oi_value)
+
+    def tickers(self) -> list[Ticker]:
+        """Return the ticker of every configured symbol, in symbol order."""
+        return [self.ticker(symbol) for symbol in sorted(self.specs)]
