@@ -129,3 +129,17 @@ def test_funding_moves_money_only_through_wallet_events() -> None:
     events = tick(d)
     funding = [e for e in of_type(events, BalanceChanged) if e.reason is BalanceReason.FUNDING]
     assert sum(e.change_atoms for e in funding) == 0
+
+
+def test_a_position_closed_by_a_command_at_the_timestamp_still_pays() -> None:
+    d = hourly_market(T0 + 30 * 60_000)
+    d.limit(2, "sell", "50000.3", "0.001")
+    d.limit(1, "buy", "50000.3", "0.001")
+    d.limit(3, "buy", "50000.3", "0.001")  # a bid for account 1 to close into
+    at(d, T0 + HOUR_MS)
+    events = d.limit(1, "sell", "50000.3", "0.001")  # closes, stamped exactly at the timestamp
+    assert {e.account_id for e in of_type(events, FundingPaid)} == {1, 2}
+    assert d.position(1).size_lots == 0
+    [settled] = of_type(events, FundingSettled)
+    assert settled.next_funding_ms == T0 + 2 * HOUR_MS
+    assert settled.predicted_rate == 1_250  # interest alone until the next premium sample

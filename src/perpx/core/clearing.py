@@ -421,7 +421,8 @@ class Clearing:
     # -- funding ----------------------------------------------------------------------------
 
     def settle_funding(self, symbol: str, rate: int, mark_ticks: int, funding_ms: int,
-                       seq: int, ts_ms: int, events: list[Event]) -> None:
+                       next_funding_ms: int, predicted_rate: int, seq: int, ts_ms: int,
+                       events: list[Event]) -> None:
         """Exchange funding between every position of `symbol` at `rate` (spec §6.2).
 
         Positive rate: longs pay, shorts receive. A payment rounds up, a receipt down; the
@@ -431,7 +432,7 @@ class Clearing:
         spec = self.instruments[symbol]
         coin = spec.settle_coin
         paid = received = 0
-        for account_id in sorted(self.accounts):
+        for account_id in (sorted(self.accounts) if mark_ticks else ()):
             account = self.accounts[account_id]
             for idx in (0, 1, 2):
                 position = account.positions.get((symbol, idx))
@@ -455,14 +456,15 @@ class Clearing:
                 self._move(account, coin, -signed, BalanceReason.FUNDING,
                            _Stamp(seq, ts_ms), events, symbol)
                 events.append(FundingPaid(seq, ts_ms, account_id, symbol, idx,
-                                          position.size_lots, value, rate, signed, funding_ms))
+                                          position.size_lots, value, rate, signed, funding_ms,
+                                          mark_ticks))
                 self.position_changed(position, seq, ts_ms, events)
         remainder = paid - received
         if remainder:
             self._move(self.accounts[INSURANCE_FUND_ID], coin, remainder, BalanceReason.FUNDING,
                        _Stamp(seq, ts_ms), events, symbol)
         events.append(FundingSettled(seq, ts_ms, symbol, rate, mark_ticks, funding_ms, paid,
-                                     received, remainder))
+                                     received, remainder, next_funding_ms, predicted_rate))
 
     # -- invariants and snapshots ----------------------------------------------------------
 

@@ -218,7 +218,10 @@ class PremiumIndexSampled(Event, frozen=True, gc=False, tag=True):
 
 
 class FundingSettled(Event, frozen=True, gc=False, tag=True):
-    """Funding was exchanged at `funding_ms` at `rate`; `remainder_atoms` went to the fund."""
+    """Funding was exchanged at `funding_ms` at `rate`; `remainder_atoms` went to the fund.
+
+    With no mark price yet nobody could be valued, so nothing moved (`mark_price_ticks` 0).
+    """
 
     symbol: str
     rate: int
@@ -227,6 +230,8 @@ class FundingSettled(Event, frozen=True, gc=False, tag=True):
     paid_atoms: int
     received_atoms: int
     remainder_atoms: int
+    next_funding_ms: int = 0
+    predicted_rate: int = 0  # the next interval's rate before any premium sample
 
 
 class FundingPaid(Event, frozen=True, gc=False, tag=True):
@@ -240,6 +245,7 @@ class FundingPaid(Event, frozen=True, gc=False, tag=True):
     rate: int
     amount_atoms: int
     funding_ms: int
+    mark_price_ticks: int = 0
 
 
 class FundingIntervalSet(Event, frozen=True, gc=False, tag=True):

@@ -51,6 +51,8 @@ class Pricing:
             spec = self.engine.instruments[symbol]
             state = FundingState(spec.funding_interval_min,
                                  next_funding_after(ts_ms, spec.funding_interval_min))
+            # Before any premium sample the running rate is the interest alone.
+            state.predicted_rate = funding_rate(spec, [], state.interval_min)
             self.funding[symbol] = state
             self.basis[symbol] = BasisWindow(spec.mark_basis_window_ms)
             self._refresh_due()
@@ -122,14 +124,13 @@ class Pricing:
                     continue
                 spec = self.engine.instruments[symbol]
                 rate = funding_rate(spec, state.samples, state.interval_min)
-                mark = self.engine.mark_price.get(symbol)
-                if mark is not None:
-                    self.engine.clearing.settle_funding(symbol, rate, mark, due, seq, ts_ms,
-                                                        events)
                 state.last_rate = rate
                 state.samples = []
                 state.predicted_rate = funding_rate(spec, [], state.interval_min)
                 state.next_funding_ms = due + state.interval_min * MINUTE_MS
+                self.engine.clearing.settle_funding(
+                    symbol, rate, self.engine.mark_price.get(symbol, 0), due,
+                    state.next_funding_ms, state.predicted_rate, seq, ts_ms, events)
             self._refresh_due()
 
     def _refresh_mark(self, symbol: str, seq: int, ts_ms: int, events: list[Event]) -> None:
