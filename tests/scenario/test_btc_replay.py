@@ -22,7 +22,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
-from pathlib import Path
 from typing import Literal
 
 import pytest
@@ -49,17 +48,15 @@ from perpx.sim import (
     SimulationReport,
     noise_population,
 )
-from support.builders import btcusdt
+from support.builders import SHARED, btcusdt
 
-MINUTE_FILE = Path("/work/shared/data/btcusd_1m_2023-03-01_2023-03-07.csv")
+MINUTE_FILE = SHARED / "data" / "btcusd_1m_2023-03-01_2023-03-07.csv"
 HOUR_MS = 3_600_000
 T0 = 1_677_628_800_000  # 2023-03-01 00:00 UTC
 END = T0 + 32 * HOUR_MS  # 2023-03-02 08:00 UTC, a funding timestamp
 CHECK_EVERY = 500
 MARK_BAND = Fraction(1, 100)
 
-pytestmark = pytest.mark.skipif(not MINUTE_FILE.exists(),
-                                reason="shared market data file is not on this machine")
 
 
 @dataclass

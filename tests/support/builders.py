@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from perpx.convert import to_atoms, to_lots, to_rate, to_ticks
@@ -47,6 +48,9 @@ def btcusdt(**overrides: Any) -> InstrumentSpec:
 def ethusdt(**overrides: Any) -> InstrumentSpec:
     return dataclasses.replace(bundled()["ETHUSDT"], **overrides)
 
+
+# The project's shared folder (seeds, spec, vectors, real prices) stands beside the repository.
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 
 RICH = "10000000"  # 10M USDT: enough that margin never refuses a matching test's order
 

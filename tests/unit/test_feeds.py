@@ -20,14 +20,12 @@ from perpx.feeds import (
     read_candles,
     round_to_tick,
 )
-from support.builders import btcusdt
+from support.builders import SHARED, btcusdt
 
-DATA = Path("/work/shared/data")
+DATA = SHARED / "data"
 MINUTE_FILE = DATA / "btcusd_1m_2023-03-01_2023-03-07.csv"
 DAILY_FILE = DATA / "btcusd_1d_2011-2025.csv"
 T0 = 1_677_628_800_000  # 2023-03-01 00:00 UTC
-needs_data = pytest.mark.skipif(not MINUTE_FILE.exists() or not DAILY_FILE.exists(),
-                                reason="shared market data files are not on this machine")
 
 
 def candle(o: str, h: str, low: str, c: str, open_ms: int = T0) -> Candle:
@@ -119,7 +117,6 @@ def test_every_replayed_price_converts_to_ticks_exactly() -> None:
 
 # -- files ----------------------------------------------------------------------------------------
 
-@needs_data
 def test_the_minute_file_replays_its_first_candle_as_open_high_low_close() -> None:
     # 2023-03-01 00:00: O 23144.78 H 23152.48 L 23133.11 C 23143.72; the high is nearer.
     feed = CandleReplay(MINUTE_FILE, "BTCUSDT", "0.10", step_ms=15_000)
@@ -133,7 +130,6 @@ def test_the_minute_file_replays_its_first_candle_as_open_high_low_close() -> No
     ]
 
 
-@needs_data
 def test_the_daily_file_header_is_understood_and_its_candles_last_a_day() -> None:
     feed = CandleReplay(DAILY_FILE, "BTCUSDT", "0.10", step_ms=6 * 3_600_000)
     assert feed.candle_ms == 86_400_000
@@ -143,7 +139,6 @@ def test_the_daily_file_header_is_understood_and_its_candles_last_a_day() -> Non
     assert {o.price for o in first_day} == {"10.90"}  # a flat first day
 
 
-@needs_data
 def test_a_time_window_replays_only_the_candles_opening_inside_it() -> None:
     feed = CandleReplay(MINUTE_FILE, "BTCUSDT", "0.10", step_ms=30_000,
                         start_ms=T0 + 60_000, end_ms=T0 + 3 * 60_000)
