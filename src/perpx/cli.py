@@ -129,7 +129,7 @@ def sim(
     """Run a market maker and noise traders against the engine on real or simulated prices."""
     from perpx.feeds import CandleReplay, RandomWalkFeed
     from perpx.feeds.base import PriceFeed
-    from perpx.sim import MarketMaker, Simulation, noise_population
+    from perpx.sim import Agent, MarketMaker, Simulation, noise_population
 
     spec = next(s for s in load_instruments() if s.symbol == "BTCUSDT")
     feed: PriceFeed
@@ -143,8 +143,9 @@ def sim(
         start_ms = 1_677_628_800_000  # 2023-03-01 00:00 UTC, as the bundled minute data
         feed = RandomWalkFeed(spec.symbol, spec.tick_size, "23000", start_ms=start_ms,
                               step_ms=step_ms, volatility=0.6, seed=seed)
-    agents = [MarketMaker(1, spec.symbol),
-              *noise_population(spec.symbol, traders, seed=seed, trend_weight=0.4)]
+    agents: list[Agent] = [MarketMaker(1, spec.symbol),
+                           *noise_population(spec.symbol, traders, seed=seed,
+                                             trend_weight=0.4)]
     simulation = Simulation([spec], feed, agents, tick_every_ms=step_ms, seed=seed,
                             check_every=check_every)
     started = time.monotonic()
