@@ -111,8 +111,9 @@ class Clearing:
 
     def deposit(self, cmd: Deposit, events: list[Event]) -> None:
         """Credit a deposit; the first deposit opens the account."""
-        if cmd.account_id <= 0:
-            raise Rejected(RejectCode.UNKNOWN_ACCOUNT, "user account ids are positive")
+        if cmd.account_id <= 0 and cmd.account_id != INSURANCE_FUND_ID:
+            raise Rejected(RejectCode.UNKNOWN_ACCOUNT,
+                           "deposits go to user accounts (positive ids) or the insurance fund")
         if cmd.coin not in self.coins:
             raise Rejected(RejectCode.UNKNOWN_COIN, f"coin {cmd.coin} is not settled here")
         if cmd.amount_atoms <= 0:
@@ -135,6 +136,11 @@ class Clearing:
                            "Wallet balance is insufficient")
         self.net_deposits[cmd.coin] -= cmd.amount_atoms
         self._move(account, cmd.coin, -cmd.amount_atoms, BalanceReason.WITHDRAW, cmd, events)
+
+    def move(self, account: Account, coin: str, change: int, reason: BalanceReason, seq: int,
+             ts_ms: int, events: list[Event], symbol: str = "") -> None:
+        """Credit `change` (may be negative) to a wallet and log it."""
+        self._move(account, coin, change, reason, _Stamp(seq, ts_ms), events, symbol)
 
     def _move(self, account: Account, coin: str, change: int, reason: BalanceReason,
               cmd: Any, events: list[Event], symbol: str = "", trade_id: int = 0) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
-from perpx.core import liquidation, settings
+from perpx.core import liquidation, settings, takeover
 from perpx.core.book.book import OrderBook
 from perpx.core.book.order import RestingOrder
 from perpx.core.clearing import Clearing
@@ -152,6 +152,33 @@ class Engine:
 
         return run
 
+    # -- services for the liquidation engine ------------------------------------------------
+
+    def new_order_id(self) -> int:
+        """Take the next order id (for orders the exchange itself sends)."""
+        order_id = self.next_order_id
+        self.next_order_id = order_id + 1
+        return order_id
+
+    def run_order(self, order: RestingOrder, seq: int, ts_ms: int, events: list[Event]) -> None:
+        """Run an order the exchange itself sends (no margin check) through the book."""
+        events.append(
+            OrderAccepted(seq, ts_ms, order.order_id, order.account_id, order.symbol,
+                          order.side, order.order_type, order.price_ticks, order.qty_lots,
+                          order.time_in_force, order.reduce_only, order.close_on_trigger,
+                          order.position_idx, order.order_link_id, order.smp_type)
+        )
+        self._execute(order, seq, ts_ms, events)
+
+    def cancel_order(self, order: RestingOrder, reason: CancelReason, seq: int, ts_ms: int,
+                     events: list[Event]) -> None:
+        """Cancel a resting order for the exchange's own reasons (liquidation, ADL)."""
+        self._cancel_resting(order, reason, seq, ts_ms, events)
+
+    def price_band(self, spec: InstrumentSpec) -> tuple[int, int] | None:
+        """Return the current (min sell, max buy) price band of `spec`, if any."""
+        return self._band(spec)
+
     def drop_band(self, symbol: str) -> None:
         """Forget the cached price band of `symbol`: one of its reference prices moved."""
         self._bands.pop(symbol, None)
@@ -162,7 +189,12 @@ class Engine:
         self.mark_price[cmd.symbol] = cmd.price_ticks
         self._bands.pop(cmd.symbol, None)
         events.append(MarkPriceUpdated(cmd.seq, cmd.ts_ms, cmd.symbol, cmd.price_ticks))
-        liquidation.maybe_auto_add_margin(self.clearing, cmd.symbol, cmd.seq, cmd.ts_ms, events)
+        self.after_mark_move(cmd.symbol, cmd.seq, cmd.ts_ms, events)
+
+    def after_mark_move(self, symbol: str, seq: int, ts_ms: int, events: list[Event]) -> None:
+        """React to a new mark: auto margin replenishment first, then liquidation."""
+        liquidation.maybe_auto_add_margin(self.clearing, symbol, seq, ts_ms, events)
+        takeover.maybe_liquidate(self, symbol, seq, ts_ms, events)
 
     # -- queries ----------------------------------------------------------------------------
 

@@ -104,3 +104,4 @@ class BalanceReason(IntEnum):
     INSURANCE = 7
     LIQUIDATION = 8
     TRADE = 9  # one line per fill: realized P&L (cash flow) less the fee
+    ADL = 10

@@ -254,3 +254,30 @@ class FundingIntervalSet(Event, frozen=True, gc=False, tag=True):
     symbol: str
     interval_min: int
     next_funding_ms: int
+
+
+class Liquidated(Event, frozen=True, gc=False, tag=True):
+    """The mark breached a position: the insurance fund took it over at `bust_price_ticks`."""
+
+    account_id: int
+    symbol: str
+    position_idx: int
+    side: Side
+    qty_lots: int
+    bust_price_ticks: int
+    mark_price_ticks: int
+
+
+class Deleveraged(Event, frozen=True, gc=False, tag=True):
+    """Auto-deleveraging closed `qty_lots` of this position at a bankrupt position's price.
+
+    The insurance fund could not close a liquidated position in the book; this profitable
+    position on the other side, first in Bybit's ranking, was closed against it instead.
+    """
+
+    account_id: int
+    symbol: str
+    position_idx: int
+    qty_lots: int
+    price_ticks: int
+    mark_price_ticks: int

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from perpx.core import liquidation
 from perpx.core.codes import RejectCode, Rejected
 from perpx.core.commands import IndexPrice, SetFundingInterval, Tick
 from perpx.core.events import (
@@ -145,7 +144,7 @@ class Pricing:
             self.engine.mark_price[symbol] = mark
             self.engine.drop_band(symbol)
             events.append(MarkPriceUpdated(seq, ts_ms, symbol, mark))
-            liquidation.maybe_auto_add_margin(self.engine.clearing, symbol, seq, ts_ms, events)
+            self.engine.after_mark_move(symbol, seq, ts_ms, events)
 
     # -- snapshots ----------------------------------------------------------------------------
 

@@ -13,7 +13,8 @@ ALLOWED_THIRD_PARTY = {"msgspec", "sortedcontainers"}
 FORBIDDEN_STDLIB = {"time", "datetime", "random", "secrets", "uuid", "os", "socket", "threading",
                     "asyncio", "logging", "subprocess", "io", "pathlib", "sqlite3"}
 STDLIB = {"__future__", "collections", "dataclasses", "enum", "typing", "hashlib", "json", "re",
-          "bisect", "functools", "itertools", "operator", "math", "abc", "heapq", "copy"}
+          "bisect", "functools", "itertools", "operator", "math", "abc", "heapq", "copy",
+          "fractions"}
 
 CORE_FILES = sorted(CORE.rglob("*.py"))
 

@@ -1,0 +1,223 @@
+"""Liquidation of isolated positions at the mark: takeover at bankruptcy, close, insurance, ADL.
+
+Spec §7 and §8, for isolated margin (cross-margin liquidation is still to come, issue #5):
+1. a position is liquidatable when the **mark** reaches its liquidation price (§1.4, the
+   price where margin plus unrealized P&L meets maintenance margin, rounded toward the mark);
+2. its account's orders on the symbol are cancelled (`BEFORE_LIQUIDATION`);
+3. the insurance fund takes the position over at the bankruptcy price, where the position's
+   margin is gone: the trader loses the margin and no more;
+4. the liquidation engine closes what it took over in the book, no worse than the price at
+   which the fund's balance would run out; a fill better than bankruptcy is the fund's gain,
+   a worse one its loss;
+5. what the book could not take is auto-deleveraged: closed at the bankruptcy price against
+   the opposite side's positions in Bybit's ranking order (profit × effective leverage).
+Every step moves positions between accounts at one price, so money and open interest are
+conserved exactly; an account left below zero equity is made whole by the fund.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
+from perpx.core import calc, liquidation
+from perpx.core.accounts import INSURANCE_FUND_ID, SYSTEM_ACCOUNT_IDS, Account
+from perpx.core.book.order import RestingOrder
+from perpx.core.enums import (
+    BalanceReason,
+    CancelReason,
+    MarginMode,
+    OrderType,
+    Side,
+    SmpType,
+    TimeInForce,
+)
+from perpx.core.events import Deleveraged, Event, Liquidated
+from perpx.core.instruments import InstrumentSpec
+from perpx.core.numbers import div_floor
+from perpx.core.positions import Position, apply_fill
+
+if TYPE_CHECKING:
+    from perpx.core.engine import Engine
+
+
+def is_liquidatable(engine: Engine, position: Position, mark_ticks: int) -> bool:
+    """Tell whether the mark has reached an isolated position's liquidation price.
+
+    The price is the UTA formula's, rounded toward the mark (DESIGN.md), so the position is
+    taken over at that price or just before its margin reaches maintenance, never after.
+    """
+    liq = liquidation.liquidation_price_ticks(engine.clearing, position)
+    if liq is None:
+        return False
+    return mark_ticks <= liq if position.size_lots > 0 else mark_ticks >= liq
+
+
+def maybe_liquidate(engine: Engine, symbol: str, seq: int, ts_ms: int,
+                    events: list[Event]) -> None:
+    """Liquidate every isolated position of `symbol` that the mark price has breached.
+
+    Only a published mark price triggers liquidation, never the last traded price. Positions
+    are taken in account-id then position-index order, so the outcome is deterministic.
+    """
+    mark = engine.mark_price.get(symbol)
+    if mark is None:
+        return
+    spec = engine.instruments[symbol]
+    clearing = engine.clearing
+    for account_id in sorted(clearing.accounts):
+        if account_id in SYSTEM_ACCOUNT_IDS:
+            continue
+        account = clearing.accounts[account_id]
+        if account.margin_mode is not MarginMode.ISOLATED:
+            continue
+        for idx in (0, 1, 2):
+            position = account.positions.get((symbol, idx))
+            if position is not None and position.size_lots and is_liquidatable(
+                    engine, position, mark):
+                _liquidate(engine, spec, account, position, mark, seq, ts_ms, events)
+
+
+def _liquidate(engine: Engine, spec: InstrumentSpec, account: Account, position: Position,
+               mark: int, seq: int, ts_ms: int, events: list[Event]) -> None:
+    # 1. Cancel the account's orders on the symbol.
+    for order in engine.orders_of(account.account_id, spec.symbol):
+        engine.cancel_order(order, CancelReason.BEFORE_LIQUIDATION, seq, ts_ms, events)
+    # 2. The fund takes the position over at the bankruptcy price.
+    side = Side.BUY if position.size_lots > 0 else Side.SELL
+    qty = position.qty_lots
+    bust = max(1, calc.bankruptcy_price_for_margin_ticks(
+        spec, side, position.entry_value_atoms, qty, position.margin_atoms))
+    events.append(Liquidated(seq, ts_ms, account.account_id, spec.symbol,
+                             position.position_idx, side, qty, bust, mark))
+    fund = engine.clearing.accounts[INSURANCE_FUND_ID]
+    transfer(engine, spec, account, position, fund, qty, bust, BalanceReason.LIQUIDATION,
+             seq, ts_ms, events)
+    make_whole(engine, account, spec.settle_coin, seq, ts_ms, events)
+    # 3. The liquidation engine closes the takeover in the book, as far as the fund can bear.
+    held = fund.positions[spec.symbol, 0]
+    if held.size_lots:
+        _close_in_book(engine, spec, fund, held, bust, seq, ts_ms, events)
+    # 4. What the book did not take is deleveraged against the other side at bankruptcy.
+    if held.size_lots:
+        deleverage(engine, spec, fund, held, bust, seq, ts_ms, events)
+
+
+def transfer(engine: Engine, spec: InstrumentSpec, seller: Account, position: Position,
+             buyer: Account, qty: int, price: int, reason: BalanceReason, seq: int,
+             ts_ms: int, events: list[Event]) -> None:
+    """Move `qty` of `seller`'s position to `buyer` at `price`, without fees.
+
+    The seller closes (realizing its P&L at `price`); the buyer takes the same side at
+    `price` on its one-way position (netting anything it already holds).
+    """
+    clearing = engine.clearing
+    side = Side.BUY if position.size_lots > 0 else Side.SELL
+    closing = apply_fill(position, spec, side.opposite, price, qty)
+    position.updated_ts_ms = ts_ms
+    seller.order_margin_cache.pop(spec.symbol, None)
+    key = (spec.symbol, 0)
+    taken = buyer.positions.get(key)
+    if taken is None:
+        taken = buyer.positions[key] = Position(buyer.account_id, spec.symbol, 0,
+                                                buyer.leverage_for(spec.symbol, 0))
+    opening = apply_fill(taken, spec, side, price, qty)
+    taken.updated_ts_ms = ts_ms
+    buyer.order_margin_cache.pop(spec.symbol, None)
+    coin = spec.settle_coin
+    for account, effect, moved in ((seller, closing, position), (buyer, opening, taken)):
+        if effect.pnl_atoms:
+            clearing.move(account, coin, effect.pnl_atoms, reason, seq, ts_ms, events,
+                          spec.symbol)
+        clearing.position_changed(moved, seq, ts_ms, events)
+
+
+def make_whole(engine: Engine, account: Account, coin: str, seq: int, ts_ms: int,
+               events: list[Event]) -> None:
+    """Have the insurance fund bring an account back to zero equity if it fell below."""
+    clearing = engine.clearing
+    figures = clearing.figures(account, coin)
+    equity = figures.wallet_atoms + figures.upnl_atoms
+    if equity < 0:
+        fund = clearing.accounts[INSURANCE_FUND_ID]
+        clearing.move(fund, coin, equity, BalanceReason.INSURANCE, seq, ts_ms, events)
+        clearing.move(account, coin, -equity, BalanceReason.INSURANCE, seq, ts_ms, events)
+
+
+def _close_in_book(engine: Engine, spec: InstrumentSpec, fund: Account, held: Position,
+                   bust: int, seq: int, ts_ms: int, events: list[Event]) -> None:
+    """Send the fund's IOC close, limited to the worst price its balance (less fees) covers."""
+    qty = held.qty_lots
+    unit = qty * spec.atoms_per_tick_lot
+    fee_reserve = calc.fee_atoms(spec.notional_atoms(bust, qty) * 2, spec.taker_fee_rate)
+    spare = max(0, fund.balance(spec.settle_coin) - fee_reserve)
+    closing_side = Side.SELL if held.size_lots > 0 else Side.BUY
+    band = engine.price_band(spec)
+    if closing_side is Side.SELL:
+        limit = bust - div_floor(spare, unit)
+        if band is not None:
+            limit = max(limit, band[0])
+    else:
+        limit = bust + div_floor(spare, unit)
+        if band is not None:
+            limit = min(limit, band[1])
+    if limit <= 0:
+        return
+    order = RestingOrder(engine.new_order_id(), INSURANCE_FUND_ID, spec.symbol, closing_side,
+                         OrderType.LIMIT, limit, qty, TimeInForce.IOC, True, False, 0,
+                         "", SmpType.NONE, ts_ms)
+    engine.run_order(order, seq, ts_ms, events)
+
+
+def adl_rank(spec: InstrumentSpec, position: Position, mark: int, margin: int) -> Fraction:
+    """Return Bybit's ADL ranking of a position (spec §8).
+
+    ``PnL% = (mark value - entry value) / entry value`` (signed by side) and
+    ``EffLev = mark value / (mark value - bankrupt value)`` where the bankrupt value is what
+    the position is worth when its `margin` is gone; profit ranks ``PnL% × EffLev``, loss
+    ``PnL% / EffLev``.
+    """
+    sign = 1 if position.size_lots > 0 else -1
+    value = spec.notional_atoms(mark, position.qty_lots)
+    entry = position.entry_value_atoms
+    profit = sign * (value - entry)  # PnL% = profit / entry
+    cushion = max(1, profit + margin)  # mark value - bankrupt value; EffLev = value / cushion
+    if profit > 0:
+        return Fraction(profit * value, entry * cushion)
+    return Fraction(profit * cushion, entry * value)
+
+
+def deleverage(engine: Engine, spec: InstrumentSpec, fund: Account, held: Position,
+               bust: int, seq: int, ts_ms: int, events: list[Event]) -> None:
+    """Close the fund's leftover against the best-ranked opposite positions at `bust`."""
+    clearing = engine.clearing
+    mark = engine.mark_price.get(spec.symbol, bust)
+    wanted_sign = -1 if held.size_lots > 0 else 1  # counterparties hold the other side
+    ranked: list[tuple[Fraction, int, Position]] = []
+    for account_id, account in clearing.accounts.items():
+        if account_id in SYSTEM_ACCOUNT_IDS:
+            continue
+        for idx in (0, 1, 2):
+            position = account.positions.get((spec.symbol, idx))
+            if position is None or not position.size_lots or (
+                    (position.size_lots > 0) != (wanted_sign > 0)):
+                continue
+            if account.margin_mode is MarginMode.ISOLATED:
+                margin = position.margin_atoms
+            else:
+                margin = max(0, clearing.figures(account, spec.settle_coin).margin_balance_atoms)
+            ranked.append((adl_rank(spec, position, mark, margin), -account_id, position))
+    ranked.sort(key=lambda entry: (entry[0], entry[1]), reverse=True)
+    for _rank, _neg_id, position in ranked:
+        if not held.size_lots:
+            break
+        account = clearing.accounts[position.account_id]
+        qty = min(held.qty_lots, position.qty_lots)
+        events.append(Deleveraged(seq, ts_ms, account.account_id, spec.symbol,
+                                  position.position_idx, qty, bust, mark))
+        # The counterparty closes its position at the bankruptcy price; the fund closes its
+        # takeover at the same price.
+        transfer(engine, spec, account, position, fund, qty, bust, BalanceReason.ADL, seq,
+                 ts_ms, events)
+        make_whole(engine, account, spec.settle_coin, seq, ts_ms, events)
+

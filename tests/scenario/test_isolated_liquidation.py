@@ -1,0 +1,108 @@
+"""Isolated liquidation: at the mark's liquidation price, takeover at bankruptcy, fund, ADL."""
+
+from __future__ import annotations
+
+import pytest
+
+from perpx.convert import to_atoms
+from perpx.core import liquidation
+from perpx.core.accounts import INSURANCE_FUND_ID
+from perpx.core.enums import MarginMode
+from perpx.core.events import Deleveraged, Liquidated, OrderCancelled, Trade
+from support.builders import Driver, of_type
+
+USDT = to_atoms
+
+
+def isolated(side: str, fund: str = "0") -> tuple[Driver, int, int]:
+    """Account 1 isolated with 1 BTC at 50,000 10x; returns the driver, LP and BP in ticks."""
+    d = Driver(funded={1: "10000", 2: "1000000", 3: "1000000", 4: "1000000"})
+    if fund != "0":
+        d.deposit(INSURANCE_FUND_ID, fund)
+    d.margin_mode(1, MarginMode.ISOLATED)
+    d.mark("50000")
+    other = "sell" if side == "buy" else "buy"
+    d.limit(2, other, "50000", "1")
+    d.limit(1, side, "50000", "1")
+    account = d.engine.clearing.accounts[1]
+    liq, bust = liquidation.position_prices(d.engine.clearing, account, d.position(1))
+    assert liq is not None and bust is not None
+    return d, liq, bust
+
+
+def mark_ticks(d: Driver, ticks: int) -> list:
+    from perpx.core.commands import MarkPrice
+    seq, ts = d.stamp()
+    return d.apply(MarkPrice(seq, ts, "BTCUSDT", ticks))
+
+
+@pytest.mark.parametrize("side", ["buy", "sell"], ids=["long", "short"])
+def test_liquidation_happens_exactly_at_the_liquidation_price(side: str) -> None:
+    d, liq, _ = isolated(side)
+    step = -1 if side == "buy" else 1
+    assert not of_type(mark_ticks(d, liq - step), Liquidated)  # one tick short of it
+    [liquidated] = of_type(mark_ticks(d, liq), Liquidated)
+    assert liquidated.mark_price_ticks == liq
+    assert d.position(1).size_lots == 0
+
+
+def test_the_trader_loses_the_position_margin_and_no_more() -> None:
+    d, liq, bust = isolated("buy")
+    wallet, margin = d.wallet(1), d.position(1).margin_atoms
+    d.limit(3, "buy", "45000", "1")  # a bid for the liquidation engine to sell into
+    events = mark_ticks(d, liq)
+    [liquidated] = of_type(events, Liquidated)
+    assert liquidated.bust_price_ticks == bust
+    lost = wallet - d.wallet(1)
+    assert 0 <= lost - margin < d.spec().atoms_per_tick_lot * 1000  # rounding: under a tick
+    assert d.figures(1).wallet_atoms >= 0
+
+
+def test_a_close_better_than_bankruptcy_credits_the_insurance_fund() -> None:
+    d, liq, bust = isolated("buy")
+    d.limit(3, "buy", "46000", "1")  # above the bankruptcy price of about 45,0xx
+    events = mark_ticks(d, liq)
+    [fill] = [t for t in of_type(events, Trade) if t.taker_account_id == INSURANCE_FUND_ID]
+    assert fill.price_ticks == 460_000 > bust
+    fee = -(-d.spec().notional_atoms(460_000, 1000) * d.spec().taker_fee_rate // 10**8)
+    gain = d.spec().notional_atoms(460_000 - bust, 1000)
+    assert d.wallet(INSURANCE_FUND_ID) == gain - fee
+
+
+def test_without_a_buyer_the_position_is_deleveraged_against_the_best_ranked_short() -> None:
+    d, liq, bust = isolated("buy")
+    # Two shorts from 50,000: account 2 (the original seller, 1 BTC) and account 4 (0.5 BTC).
+    d.limit(3, "buy", "50000", "0.5")
+    d.limit(4, "sell", "50000", "0.5")
+    cancelled = of_type(d.limit(1, "sell", "60000", "0.5", reduce_only=True), OrderCancelled)
+    assert not cancelled
+    events = mark_ticks(d, liq)
+    mine = [c for c in of_type(events, OrderCancelled) if c.account_id == 1]
+    assert [c.reason.name for c in mine] == ["BEFORE_LIQUIDATION"]
+    adl = of_type(events, Deleveraged)
+    assert sum(e.qty_lots for e in adl) == 1000
+    assert all(e.price_ticks == bust for e in adl)
+    assert d.engine.clearing.accounts[INSURANCE_FUND_ID].positions["BTCUSDT", 0].size_lots == 0
+    # The shorts closed at the bankruptcy price: they keep the profit down to it.
+    assert d.position(2).size_lots + d.position(4).size_lots == -500
+
+
+def test_adl_ranks_profit_times_effective_leverage_first() -> None:
+    d, liq, _ = isolated("buy")
+    d.margin_mode(4, MarginMode.ISOLATED)  # a small margin: high effective leverage
+    d.leverage(4, "50")
+    d.mark("52000")
+    d.limit(4, "sell", "52000", "0.2")  # a short from higher up: more profit when price falls
+    d.limit(3, "buy", "52000", "0.2")
+    d.mark("50000")
+    events = mark_ticks(d, liq)
+    first = of_type(events, Deleveraged)[0]
+    assert first.account_id == 4
+
+
+def test_nobody_is_left_below_zero_equity() -> None:
+    d, liq, _ = isolated("buy")
+    mark_ticks(d, liq - 5_000)  # gap far through the liquidation price
+    for account in (1, 2, 3, 4):
+        figures = d.figures(account)
+        assert figures.wallet_atoms + figures.upnl_atoms >= 0
