@@ -1,6 +1,7 @@
-"""Liquidation of isolated positions at the mark: takeover at bankruptcy, close, insurance, ADL.
+"""Liquidation at the mark: takeover at bankruptcy, close in the book, insurance fund, ADL.
 
-Spec §7 and §8, for isolated margin (cross-margin liquidation is still to come, issue #5):
+Spec §7 and §8. Isolated margin (cross follows the same steps at the account level, with
+hedged pairs closed first; see `_liquidate_cross`):
 1. a position is liquidatable when the **mark** reaches its liquidation price (§1.4, the
    price where margin plus unrealized P&L meets maintenance margin, rounded toward the mark);
 2. its account's orders on the symbol are cancelled (`BEFORE_LIQUIDATION`);
@@ -34,6 +35,7 @@ from perpx.core.enums import (
 )
 from perpx.core.events import Deleveraged, Event, Liquidated
 from perpx.core.instruments import InstrumentSpec
+from perpx.core.margin import position_risk
 from perpx.core.numbers import div_floor
 from perpx.core.positions import Position, apply_fill
 
@@ -69,13 +71,92 @@ def maybe_liquidate(engine: Engine, symbol: str, seq: int, ts_ms: int,
         if account_id in SYSTEM_ACCOUNT_IDS:
             continue
         account = clearing.accounts[account_id]
-        if account.margin_mode is not MarginMode.ISOLATED:
+        if account.margin_mode is MarginMode.CROSS:
+            if any(p.size_lots for (s, _), p in account.positions.items() if s == symbol) and (
+                    cross_is_liquidatable(engine, account, spec.settle_coin)):
+                _liquidate_cross(engine, account, spec.settle_coin, seq, ts_ms, events)
             continue
         for idx in (0, 1, 2):
             position = account.positions.get((symbol, idx))
             if position is not None and position.size_lots and is_liquidatable(
                     engine, position, mark):
                 _liquidate(engine, spec, account, position, mark, seq, ts_ms, events)
+
+
+def cross_is_liquidatable(engine: Engine, account: Account, coin: str) -> bool:
+    """Tell whether a cross account's MM rate is at or above 100% (seed 001, spec §7.2).
+
+    MM rate = ΣMM / (margin balance + order loss); a denominator at or below zero counts as
+    breached too.
+    """
+    figures = engine.clearing.figures(account, coin)
+    mm, denominator = figures.mm_rate()
+    return mm > 0 and mm >= denominator
+
+
+def _liquidate_cross(engine: Engine, account: Account, coin: str, seq: int, ts_ms: int,
+                     events: list[Event]) -> None:
+    """Liquidate a cross account step by step until its MM rate is back under 100%.
+
+    1. cancel all its orders; 2. close fully hedged pairs against each other at the mark
+    (seed 000: hedged first); 3. take positions over at the price where the account's margin
+    balance is gone, the largest maintenance margin first, closing each in the book and
+    deleveraging what the book will not take.
+    """
+    clearing = engine.clearing
+    for symbol in sorted({s for s, _ in account.positions}):
+        for order in engine.orders_of(account.account_id, symbol):
+            engine.cancel_order(order, CancelReason.BEFORE_LIQUIDATION, seq, ts_ms, events)
+    if not cross_is_liquidatable(engine, account, coin):
+        return
+    for symbol in sorted({s for s, _ in account.positions}):
+        long, short = account.positions.get((symbol, 1)), account.positions.get((symbol, 2))
+        if long is None or short is None or not long.size_lots or not short.size_lots:
+            continue
+        spec = engine.instruments[symbol]
+        mark = engine.mark_price.get(symbol) or engine.mark_of(symbol) or 0
+        hedged = min(long.qty_lots, short.qty_lots)
+        for position in (long, short):
+            side = Side.BUY if position.size_lots > 0 else Side.SELL
+            effect = apply_fill(position, spec, side.opposite, mark, hedged)
+            if effect.pnl_atoms:
+                clearing.move(account, coin, effect.pnl_atoms, BalanceReason.LIQUIDATION, seq,
+                              ts_ms, events, symbol)
+            clearing.position_changed(position, seq, ts_ms, events)
+        account.order_margin_cache.pop(symbol, None)
+        if not cross_is_liquidatable(engine, account, coin):
+            return
+    while cross_is_liquidatable(engine, account, coin):
+        held = [p for p in account.positions.values()
+                if p.size_lots and engine.instruments[p.symbol].settle_coin == coin]
+        if not held:
+            break
+        position = max(held, key=lambda p: (_maintenance(engine, p), p.symbol, p.position_idx))
+        spec = engine.instruments[position.symbol]
+        mark = engine.mark_of(position.symbol) or position.average_entry_ticks(spec)
+        side = Side.BUY if position.size_lots > 0 else Side.SELL
+        qty = position.qty_lots
+        unit = qty * spec.atoms_per_tick_lot
+        margin_balance = clearing.figures(account, coin).margin_balance_atoms
+        bust = max(1, calc.round_bankruptcy_price(side, mark * unit - side.sign * margin_balance,
+                                                  unit))
+        events.append(Liquidated(seq, ts_ms, account.account_id, spec.symbol,
+                                 position.position_idx, side, qty, bust, mark))
+        fund = clearing.accounts[INSURANCE_FUND_ID]
+        transfer(engine, spec, account, position, fund, qty, bust, BalanceReason.LIQUIDATION,
+                 seq, ts_ms, events)
+        make_whole(engine, account, coin, seq, ts_ms, events)
+        taken = fund.positions[spec.symbol, 0]
+        if taken.size_lots:
+            _close_in_book(engine, spec, fund, taken, bust, seq, ts_ms, events)
+        if taken.size_lots:
+            deleverage(engine, spec, fund, taken, bust, seq, ts_ms, events)
+
+
+def _maintenance(engine: Engine, position: Position) -> int:
+    spec = engine.instruments[position.symbol]
+    mark = engine.mark_of(position.symbol) or position.average_entry_ticks(spec)
+    return position_risk(position, spec, mark, MarginMode.CROSS).mm_atoms
 
 
 def _liquidate(engine: Engine, spec: InstrumentSpec, account: Account, position: Position,
