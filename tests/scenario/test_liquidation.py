@@ -1,4 +1,4 @@
-"""Isolated liquidation: at the mark's liquidation price, takeover at bankruptcy, fund, ADL."""
+"""Liquidation at the mark: isolated and cross, takeover at bankruptcy, insurance fund, ADL."""
 
 from __future__ import annotations
 
@@ -106,3 +106,52 @@ def test_nobody_is_left_below_zero_equity() -> None:
     for account in (1, 2, 3, 4):
         figures = d.figures(account)
         assert figures.wallet_atoms + figures.upnl_atoms >= 0
+
+
+# -- cross margin -------------------------------------------------------------------------------
+
+
+def cross_long(wallet: str) -> Driver:
+    """Account 1 in cross margin, long 1 BTC at 50,000 with `wallet` USDT."""
+    d = Driver(funded={1: wallet, 2: "1000000", 3: "1000000"})
+    d.mark("50000")
+    d.limit(2, "sell", "50000", "1")
+    d.limit(1, "buy", "50000", "1")
+    return d
+
+
+def test_cross_account_is_liquidated_when_its_mm_rate_reaches_100_percent() -> None:
+    d = cross_long("5100")
+    d.limit(3, "buy", "44000", "1")
+    assert not of_type(d.mark("46000"), Liquidated)  # equity ~1,072, MM ~256: under 100%
+    mm, denominator = d.figures(1).mm_rate()
+    assert mm < denominator
+    events = d.mark("45200")  # equity ~272, MM ~250: still under
+    assert not of_type(events, Liquidated)
+    events = d.mark("45150")  # equity ~222 < MM ~250: breached
+    [liquidated] = of_type(events, Liquidated)
+    assert liquidated.account_id == 1
+    assert d.position(1).size_lots == 0
+    assert d.wallet(1) >= 0
+
+
+def test_cross_hedged_pairs_are_closed_at_the_mark_before_anything_is_taken_over() -> None:
+    from perpx.core.enums import PositionMode
+    d = Driver(funded={1: "8000", 2: "1000000", 3: "1000000"})
+    d.position_mode(1, PositionMode.HEDGE)
+    d.mark("50000")
+    d.limit(2, "sell", "50000", "1")
+    d.limit(1, "buy", "50000", "1", position_idx=1)
+    d.limit(3, "buy", "50000", "0.5")
+    d.limit(1, "sell", "50000", "0.5", position_idx=2)
+    assert (d.position(1, 1).size_lots, d.position(1, 2).size_lots) == (1000, -500)
+    d.limit(3, "buy", "30000", "1")  # depth for the liquidation engine
+    events = d.mark("34000")  # equity about 7,959 - 8,000 < 0: far past maintenance
+    kinds = [type(e).__name__ for e in events]
+    # The 0.5 hedged pair closes at the mark first; the unhedged 0.5 long is then taken over.
+    assert d.position(1, 2).size_lots == 0
+    [liquidated] = of_type(events, Liquidated)
+    assert (liquidated.position_idx, liquidated.qty_lots) == (1, 500)
+    assert kinds.index("Liquidated") > kinds.index("PositionChanged")
+    assert d.position(1, 1).size_lots == 0
+    assert d.figures(1).wallet_atoms + d.figures(1).upnl_atoms >= 0
