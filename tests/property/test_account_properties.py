@@ -18,8 +18,18 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from perpx.core import Command, Engine, OrderAccepted, OrderRejected, OrderType, PlaceOrder, Side
+from perpx.core import (
+    Command,
+    Engine,
+    OrderAccepted,
+    OrderRejected,
+    OrderType,
+    PlaceOrder,
+    Side,
+    takeover,
+)
 from perpx.core import RejectCode as Code
+from perpx.core.accounts import Account
 from perpx.core.calc import order_cost_atoms
 from perpx.core.commands import (
     AdjustMargin,
@@ -126,6 +136,17 @@ def opening_cost_before(engine: Engine, cmd: PlaceOrder) -> tuple[int, int] | No
     return cost - loss, engine.clearing.figures(account).available_atoms
 
 
+def breached(engine: Engine, account: Account) -> bool:
+    """Check, by brute force over every position, whether an account is liquidatable."""
+    if account.margin_mode is MarginMode.CROSS:
+        holds = any(p.size_lots for p in account.positions.values())
+        return holds and takeover.cross_is_liquidatable(engine, account, "USDT")
+    mark = engine.mark_price.get("BTCUSDT")
+    return mark is not None and any(
+        p.size_lots and takeover.is_liquidatable(engine, p, mark)
+        for p in account.positions.values())
+
+
 def run_stream(seed: int, length: int) -> tuple[Engine, list[Command]]:
     rng = random.Random(seed)
     engine = Engine([SPEC])
@@ -154,6 +175,9 @@ def run_stream(seed: int, length: int) -> tuple[Engine, list[Command]]:
             assert engine.clearing.available_atoms(held, "USDT") == figures.available_atoms
             # Invariant 4: liquidation and the insurance fund leave nobody below zero equity.
             assert figures.wallet_atoms + figures.upnl_atoms >= 0, (seq, cmd, account)
+            if isinstance(cmd, MarkPrice):
+                # The risk index missed nobody: no breached position survives a mark move.
+                assert not breached(engine, held), (seq, cmd, account)
         if judged is not None and events:
             cost, available = judged
             first = events[0]

@@ -78,6 +78,9 @@ class Clearing:
         self._value_caps: dict[tuple[str, int], int] = {}
         self.coins = sorted({spec.settle_coin for spec in instruments.values()})
         self.accounts: dict[int, Account] = {i: Account(i) for i in SYSTEM_ACCOUNT_IDS}
+        # Derived: accounts whose wallet, positions or orders moved since the risk index last
+        # looked at them.
+        self.dirty: set[int] = set()
         self.net_deposits: dict[str, int] = {}
 
     # -- queries ----------------------------------------------------------------------------
@@ -145,6 +148,7 @@ class Clearing:
     def _move(self, account: Account, coin: str, change: int, reason: BalanceReason,
               cmd: Any, events: list[Event], symbol: str = "", trade_id: int = 0) -> None:
         balance = account.credit(coin, change)
+        self.dirty.add(account.account_id)
         events.append(BalanceChanged(cmd.seq, cmd.ts_ms, account.account_id, coin, change,
                                      balance, reason, symbol, trade_id))
 
@@ -340,6 +344,7 @@ class Clearing:
             return
         account = self.accounts[order.account_id]
         account.order_margin_cache.pop(order.symbol, None)
+        self.dirty.add(account.account_id)
         sums = account.sums(order.symbol, order.position_idx, order.side)
         sums.leaves_lots += order.leaves_lots
         sums.notional_atoms += self.instruments[order.symbol].notional_atoms(
@@ -354,6 +359,7 @@ class Clearing:
     def _shrink_sums(self, order: RestingOrder, qty_lots: int) -> None:
         account = self.accounts[order.account_id]
         account.order_margin_cache.pop(order.symbol, None)
+        self.dirty.add(account.account_id)
         key = (order.symbol, order.position_idx, order.side)
         sums = account.order_sums[key]
         sums.leaves_lots -= qty_lots
@@ -418,6 +424,7 @@ class Clearing:
     def position_changed(self, position: Position, seq: int, ts_ms: int,
                           events: list[Event]) -> None:
         """Emit the position's new state."""
+        self.dirty.add(position.account_id)
         events.append(PositionChanged(seq, ts_ms, position.account_id, position.symbol,
                                       position.position_idx, position.size_lots,
                                       position.entry_value_atoms, position.leverage,
@@ -541,3 +548,4 @@ class Clearing:
                 position = Position.from_record(record)
                 account.positions[position.symbol, position.position_idx] = position
             self.accounts[account.account_id] = account
+        self.dirty = set(self.accounts)

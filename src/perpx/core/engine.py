@@ -52,6 +52,7 @@ from perpx.core.lifecycle import TRANSITIONS, Happening
 from perpx.core.matching import match
 from perpx.core.prices import order_price_band
 from perpx.core.pricing import Pricing
+from perpx.core.risk_index import RiskIndex
 
 SNAPSHOT_VERSION = 1
 _ORDER_LINK_ID = re.compile(r"[A-Za-z0-9_-]{1,36}")
@@ -91,6 +92,7 @@ class Engine:
                                  self.mark_price.get, self.last_price.get)
         clearing = self.clearing
         self.pricing = Pricing(self)
+        self.risk = RiskIndex(self)
         pricing = self.pricing
         self._handlers: dict[type[Command], Callable[[Any, list[Event]], None]] = {
             PlaceOrder: self._place,
@@ -192,9 +194,19 @@ class Engine:
         self.after_mark_move(cmd.symbol, cmd.seq, cmd.ts_ms, events)
 
     def after_mark_move(self, symbol: str, seq: int, ts_ms: int, events: list[Event]) -> None:
-        """React to a new mark: auto margin replenishment first, then liquidation."""
-        liquidation.maybe_auto_add_margin(self.clearing, symbol, seq, ts_ms, events)
-        takeover.maybe_liquidate(self, symbol, seq, ts_ms, events)
+        """React to a new mark: auto margin replenishment first, then liquidation.
+
+        Both look only at the accounts the risk index says the move may have breached.
+        """
+        mark = self.mark_price.get(symbol)
+        if mark is None:
+            return
+        self.risk.refresh(self.clearing.dirty)
+        candidates = self.risk.candidates(symbol, mark)
+        if not candidates:
+            return
+        liquidation.maybe_auto_add_margin(self.clearing, symbol, seq, ts_ms, events, candidates)
+        takeover.maybe_liquidate(self, symbol, seq, ts_ms, events, candidates)
 
     # -- queries ----------------------------------------------------------------------------
 

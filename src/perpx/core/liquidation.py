@@ -109,18 +109,18 @@ def position_summary(clearing: Clearing, account: Account, position: Position,
 
 
 def maybe_auto_add_margin(clearing: Clearing, symbol: str, seq: int, ts_ms: int,
-                          events: list[Event]) -> None:
+                          events: list[Event], account_ids: list[int] | None = None) -> None:
     """Replenish isolated positions whose mark reached the liquidation price (seed 003).
 
     Adds the position's current IM from available balance, or all that is available;
-    nothing for a position at 1x or less. Scans the symbol's positions; the indexed risk
-    sweep comes with liquidation (#5).
+    nothing for a position at 1x or less. Looks at `account_ids` (the risk index's
+    candidates for this mark) or, without them, at every account.
     """
     mark = clearing.mark_of(symbol)
     if mark is None:
         return
     spec = clearing.instruments[symbol]
-    for account_id in sorted(clearing.accounts):
+    for account_id in (sorted(clearing.accounts) if account_ids is None else account_ids):
         account = clearing.accounts[account_id]
         if account.margin_mode is not MarginMode.ISOLATED:
             continue

@@ -56,20 +56,19 @@ def is_liquidatable(engine: Engine, position: Position, mark_ticks: int) -> bool
 
 
 def maybe_liquidate(engine: Engine, symbol: str, seq: int, ts_ms: int,
-                    events: list[Event]) -> None:
+                    events: list[Event], candidates: list[int]) -> None:
     """Liquidate every isolated position of `symbol` that the mark price has breached.
 
-    Only a published mark price triggers liquidation, never the last traded price. Positions
-    are taken in account-id then position-index order, so the outcome is deterministic.
+    Only a published mark price triggers liquidation, never the last traded price. The risk
+    index proposes the accounts the move may have breached; each is checked exactly, in
+    account-id then position-index order, so the outcome is deterministic.
     """
     mark = engine.mark_price.get(symbol)
     if mark is None:
         return
     spec = engine.instruments[symbol]
     clearing = engine.clearing
-    for account_id in sorted(clearing.accounts):
-        if account_id in SYSTEM_ACCOUNT_IDS:
-            continue
+    for account_id in candidates:
         account = clearing.accounts[account_id]
         if account.margin_mode is MarginMode.CROSS:
             if any(p.size_lots for (s, _), p in account.positions.items() if s == symbol) and (

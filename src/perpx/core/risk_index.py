@@ -1,0 +1,146 @@
+"""Which positions a mark move can breach, found without scanning every position.
+
+Each isolated position is filed under its liquidation price, and each cross account that
+holds one one-way position and no orders under the estimated price where its MM rate reaches
+100% (spec §2.2, with the tier that applies at that price). A move of the mark to M then
+touches only longs filed at or above M and shorts at or below it: the cost of a sweep grows
+with the positions at risk, not with all positions. Cross accounts the estimate cannot
+describe (several symbols, hedge mode, open orders) are checked on every move of their
+symbols. The index is derived state: it may only ever propose too many candidates, never too
+few, and every candidate is checked exactly before anything is done.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sortedcontainers import SortedList
+
+from perpx.core import calc, liquidation
+from perpx.core.accounts import SYSTEM_ACCOUNT_IDS, Account
+from perpx.core.enums import MarginMode, Side
+
+if TYPE_CHECKING:
+    from perpx.core.engine import Engine
+
+Entry = tuple[int, int, int]  # (trigger price in ticks, account id, position idx)
+
+
+class RiskIndex:
+    """Liquidation triggers by symbol and side, refreshed for accounts that changed."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.longs: dict[str, SortedList] = {}  # breached when the mark falls to the trigger
+        self.shorts: dict[str, SortedList] = {}  # breached when the mark rises to it
+        self.always: dict[str, set[int]] = {}  # accounts checked on every move of the symbol
+        self.filed: dict[int, list[tuple[str, bool, Entry | None]]] = {}
+
+    def refresh(self, account_ids: set[int]) -> None:
+        """File the current triggers of `account_ids` (the accounts that changed)."""
+        accounts = self.engine.clearing.accounts
+        for account_id in sorted(account_ids):
+            self._unfile(account_id)
+            account = accounts.get(account_id)
+            if account is not None and account_id not in SYSTEM_ACCOUNT_IDS:
+                self._file(account)
+        account_ids.clear()
+
+    def candidates(self, symbol: str, mark: int) -> list[int]:
+        """Return the ids of accounts that a mark of `mark` may breach on `symbol`, sorted."""
+        found: set[int] = set(self.always.get(symbol, ()))
+        longs = self.longs.get(symbol)
+        if longs:
+            # Longs whose trigger is at or above the mark, from the highest down.
+            for trigger, account_id, _idx in reversed(longs):
+                if trigger < mark:
+                    break
+                found.add(account_id)
+        shorts = self.shorts.get(symbol)
+        if shorts:
+            for trigger, account_id, _idx in shorts:
+                if trigger > mark:
+                    break
+                found.add(account_id)
+        return sorted(found)
+
+    # -- filing -----------------------------------------------------------------------------
+
+    def _unfile(self, account_id: int) -> None:
+        for symbol, is_long, entry in self.filed.pop(account_id, []):
+            if entry is None:
+                self.always[symbol].discard(account_id)
+            else:
+                (self.longs if is_long else self.shorts)[symbol].remove(entry)
+
+    def _put(self, account_id: int, symbol: str, side: Side | None,
+             entry: Entry | None) -> None:
+        is_long = side is Side.BUY
+        if entry is None:
+            self.always.setdefault(symbol, set()).add(account_id)
+        else:
+            book = self.longs if is_long else self.shorts
+            book.setdefault(symbol, SortedList()).add(entry)
+        self.filed.setdefault(account_id, []).append((symbol, is_long, entry))
+
+    def _file(self, account: Account) -> None:
+        clearing = self.engine.clearing
+        held = [p for p in account.positions.values() if p.size_lots]
+        if account.margin_mode is MarginMode.ISOLATED:
+            for position in held:
+                trigger = liquidation.liquidation_price_ticks(clearing, position)
+                if trigger is not None:
+                    self._put(account.account_id, position.symbol, position.side,
+                              (trigger, account.account_id, position.position_idx))
+            return
+        if not held:
+            return
+        symbols = {p.symbol for p in held}
+        has_orders = any(s.leaves_lots for s in account.order_sums.values())
+        if len(held) > 1 or has_orders:
+            for symbol in symbols:
+                self._put(account.account_id, symbol, None, None)
+            return
+        [position] = held
+        trigger = self._cross_trigger(account, position.symbol)
+        if trigger is None:
+            self._put(account.account_id, position.symbol, None, None)
+        else:
+            self._put(account.account_id, position.symbol, position.side,
+                      (trigger, account.account_id, position.position_idx))
+
+    def _cross_trigger(self, account: Account, symbol: str) -> int | None:
+        """Estimate the mark at which a one-position cross account's MM rate reaches 100%.
+
+        Spec §2.2 holding the wallet fixed; evaluated with the tier of the position value at
+        the estimate itself (iterated, §14 Q4), rounded toward the current mark.
+        """
+        engine = self.engine
+        clearing = engine.clearing
+        spec = engine.instruments[symbol]
+        position = account.positions.get((symbol, 0))
+        if position is None or not position.size_lots:
+            return None
+        mark = engine.mark_of(symbol)
+        if mark is None:
+            return None
+        side = Side.BUY if position.size_lots > 0 else Side.SELL
+        figures = clearing.figures(account, spec.settle_coin)
+        ftc = position.fee_to_close_atoms(spec)
+        at = mark
+        trigger: int | None = None
+        for _ in range(4):
+            tier = calc.tier_for_position(spec, spec.notional_atoms(at, position.qty_lots))
+            mm_at_mark = calc.maintenance_margin_at_rate_atoms(
+                spec.notional_atoms(mark, position.qty_lots), tier.mmr,
+                tier.mm_deduction_atoms, ftc)
+            trigger = calc.cross_liquidation_price_estimate_ticks(
+                spec, side, position.qty_lots, mark, figures.margin_balance_atoms, mm_at_mark,
+                tier.mmr)
+            if trigger is None or trigger <= 0:
+                return None
+            if calc.tier_for_position(spec, spec.notional_atoms(trigger, position.qty_lots)) \
+                    is tier:
+                return trigger
+            at = trigger
+        return None  # no settled tier: check this account on every move
