@@ -247,6 +247,17 @@ def calc_qty(price: str = typer.Option(..., help="Order price."),
     _run("quantity", lambda: calculator.quantity(given, price, value, cost), as_json)
 
 
+@bench_app.command("risk")
+def bench_risk_command(
+    accounts: int = typer.Option(100_000, help="Isolated accounts (even)."),
+    symbols: int = typer.Option(10, help="Contracts; each account holds one position in each."),
+) -> None:
+    """Open positions in every contract, then move one mark: how long the risk sweep takes."""
+    from perpx.bench.risk import bench_risk
+
+    bench_risk(accounts, symbols, echo=typer.echo)
+
+
 def main() -> None:
     """Entry point of the console script."""
     app()

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from sortedcontainers import SortedList
+
 from perpx.core import calc
 from perpx.core.accounts import (
     FEE_ACCOUNT_ID,
@@ -69,12 +71,17 @@ class Clearing:
         orders_of: Callable[[int, str], Iterable[RestingOrder]],
         published_mark_of: Callable[[str], int | None],
         last_price_of: Callable[[str], int | None],
+        order_by_id: Callable[[int], RestingOrder | None],
     ) -> None:
         self.instruments = instruments
         self.mark_of = mark_of
         self.orders_of = orders_of
         self.published_mark_of = published_mark_of
         self.last_price_of = last_price_of
+        self.order_by_id = order_by_id
+        # Derived: (price, order id) of every resting, non-reduce-only order, by account,
+        # symbol and side, for order loss.
+        self._priced: dict[tuple[int, str, Side], SortedList] = {}
         self._value_caps: dict[tuple[str, int], int] = {}
         self.coins = sorted({spec.settle_coin for spec in instruments.values()})
         self.accounts: dict[int, Account] = {i: Account(i) for i in SYSTEM_ACCOUNT_IDS}
@@ -91,8 +98,8 @@ class Clearing:
 
     def figures(self, account: Account, coin: str = "USDT") -> AccountFigures:
         """Return an account's figures for `coin` at the current marks."""
-        return account_figures(account, coin, self.instruments, self.mark_of, self.orders_of,
-                               self.published_mark_of)
+        return account_figures(account, coin, self.instruments, self.mark_of,
+                               self.order_loss_atoms)
 
     def user_account(self, account_id: int) -> Account:
         """Return a user's account, refusing system accounts and accounts without a wallet."""
@@ -275,12 +282,7 @@ class Clearing:
             spec = instruments[symbol]
             total -= order_margin_atoms(account, spec)
             if mode is MarginMode.CROSS:
-                mark = self.published_mark_of(symbol)
-                if mark is not None:
-                    for order in self.orders_of(account.account_id, symbol):
-                        if not order.reduce_only:
-                            total += calc.order_loss_atoms(order.side, mark, order.price_ticks,
-                                                           order.leaves_lots, spec)
+                total += self.order_loss_atoms(account.account_id, spec)
         return total
 
     def check_amend(self, order: RestingOrder, price_ticks: int, leaves_lots: int) -> None:
@@ -345,6 +347,10 @@ class Clearing:
         account = self.accounts[order.account_id]
         account.order_margin_cache.pop(order.symbol, None)
         self.dirty.add(account.account_id)
+        priced = self._priced.get((order.account_id, order.symbol, order.side))
+        if priced is None:
+            priced = self._priced[order.account_id, order.symbol, order.side] = SortedList()
+        priced.add((order.price_ticks, order.order_id))
         sums = account.sums(order.symbol, order.position_idx, order.side)
         sums.leaves_lots += order.leaves_lots
         sums.notional_atoms += self.instruments[order.symbol].notional_atoms(
@@ -352,9 +358,42 @@ class Clearing:
 
     def order_left(self, order: RestingOrder) -> None:
         """Take what is left of an order that leaves the book out of the sums."""
-        if order.reduce_only or not order.leaves_lots:
+        if order.reduce_only:
             return
-        self._shrink_sums(order, order.leaves_lots)
+        self._priced[order.account_id, order.symbol, order.side].remove(
+            (order.price_ticks, order.order_id))
+        if order.leaves_lots:
+            self._shrink_sums(order, order.leaves_lots)
+
+    def order_loss_atoms(self, account_id: int, spec: InstrumentSpec) -> int:
+        """Return an account's order loss on one symbol against the published mark (seed 001).
+
+        Only buys above the mark and sells below it lose anything, so the account's orders,
+        kept sorted by price, are read from the marketable end and no further.
+        """
+        mark = self.published_mark_of(spec.symbol)
+        if mark is None:
+            return 0
+        loss = 0
+        order_by_id = self.order_by_id
+        buys = self._priced.get((account_id, spec.symbol, Side.BUY))
+        if buys:
+            for price, order_id in reversed(buys):
+                if price <= mark:
+                    break
+                order = order_by_id(order_id)
+                if order is not None:
+                    loss += calc.order_loss_atoms(Side.BUY, mark, price, order.leaves_lots, spec)
+        sells = self._priced.get((account_id, spec.symbol, Side.SELL))
+        if sells:
+            for price, order_id in sells:
+                if price >= mark:
+                    break
+                order = order_by_id(order_id)
+                if order is not None:
+                    loss += calc.order_loss_atoms(Side.SELL, mark, price, order.leaves_lots,
+                                                  spec)
+        return loss
 
     def _shrink_sums(self, order: RestingOrder, qty_lots: int) -> None:
         account = self.accounts[order.account_id]

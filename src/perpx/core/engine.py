@@ -89,7 +89,8 @@ class Engine:
         # Bands by symbol; an entry is dropped whenever the symbol's last, mark or index moves.
         self._bands: dict[str, tuple[int, int]] = {}
         self.clearing = Clearing(self.instruments, self.mark_of, self.orders_of,
-                                 self.mark_price.get, self.last_price.get)
+                                 self.mark_price.get, self.last_price.get,
+                                 self.open_orders.get)
         clearing = self.clearing
         self.pricing = Pricing(self)
         self.risk = RiskIndex(self)

@@ -8,13 +8,12 @@ Requirements round up; the figures are exact integers in atoms.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import msgspec
 
 from perpx.core import calc
 from perpx.core.accounts import Account
-from perpx.core.book.order import RestingOrder
 from perpx.core.enums import MarginMode, Side
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import div_ceil
@@ -133,13 +132,12 @@ def account_figures(
     coin: str,
     instruments: dict[str, InstrumentSpec],
     mark_of: Callable[[str], int | None],
-    orders_of: Callable[[int, str], Iterable[RestingOrder]],
-    order_loss_mark_of: Callable[[str], int | None],
+    order_loss_of: Callable[[int, InstrumentSpec], int],
 ) -> AccountFigures:
     """Compute an account's figures for `coin` with the current marks (seed 001).
 
     Positions are valued at `mark_of` (the mark, or the last price before any mark exists);
-    order loss is measured only against a published mark price (`order_loss_mark_of`).
+    order loss, measured only against a published mark price, comes from `order_loss_of`.
     """
     mode = account.margin_mode
     upnl = position_im = mm = order_im = order_loss = 0
@@ -184,13 +182,7 @@ def account_figures(
     for symbol in sorted(symbols):
         spec = instruments[symbol]
         order_im += order_margin_atoms(account, spec)
-        mark = order_loss_mark_of(symbol)
-        if mark is None:
-            continue
-        for order in orders_of(account.account_id, symbol):
-            if not order.reduce_only:
-                order_loss += calc.order_loss_atoms(order.side, mark, order.price_ticks,
-                                                    order.leaves_lots, spec)
+        order_loss += order_loss_of(account.account_id, spec)
     wallet = account.balance(coin)
     margin_balance = wallet + upnl
     if mode is MarginMode.ISOLATED:
