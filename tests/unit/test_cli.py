@@ -73,3 +73,12 @@ def test_sim_runs_agents_on_a_random_walk_and_reports() -> None:
     result = runner.invoke(app, ["sim", "--hours", "0.5", "--traders", "4"])
     assert result.exit_code == 0, result.output
     assert "trades" in result.output and "invariants held" in result.output
+
+
+def test_bench_risk_ends_with_one_json_line_and_leaves_nobody_breached() -> None:
+    result = runner.invoke(app, ["bench", "risk", "--accounts", "200", "--symbols", "2"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    assert summary["positions"] == 400
+    assert summary["liquidated"] > 0 and summary["breached_left_after"] == 0
+    assert summary["detect_ms"] >= 0 and summary["us_per_liquidation"] > 0
