@@ -8,7 +8,13 @@ from perpx.convert import to_atoms
 from perpx.core import liquidation
 from perpx.core.accounts import INSURANCE_FUND_ID
 from perpx.core.enums import MarginMode
-from perpx.core.events import Deleveraged, Liquidated, OrderCancelled, Trade
+from perpx.core.events import (
+    Deleveraged,
+    HedgedPairClosed,
+    Liquidated,
+    OrderCancelled,
+    Trade,
+)
 from support.builders import Driver, of_type
 
 USDT = to_atoms
@@ -152,6 +158,8 @@ def test_cross_hedged_pairs_are_closed_at_the_mark_before_anything_is_taken_over
     assert d.position(1, 2).size_lots == 0
     [liquidated] = of_type(events, Liquidated)
     assert (liquidated.position_idx, liquidated.qty_lots) == (1, 500)
-    assert kinds.index("Liquidated") > kinds.index("PositionChanged")
+    [closed] = of_type(events, HedgedPairClosed)
+    assert (closed.qty_lots, closed.mark_price_ticks) == (500, 340_000)
+    assert kinds.index("Liquidated") > kinds.index("HedgedPairClosed")
     assert d.position(1, 1).size_lots == 0
     assert d.figures(1).wallet_atoms + d.figures(1).upnl_atoms >= 0

@@ -281,3 +281,16 @@ class Deleveraged(Event, frozen=True, gc=False, tag=True):
     qty_lots: int
     price_ticks: int
     mark_price_ticks: int
+
+
+class HedgedPairClosed(Event, frozen=True, gc=False, tag=True):
+    """A cross liquidation closed a hedged long and short against each other at the mark.
+
+    Seed 000: fully hedged positions are closed first, before anything is taken over.
+    """
+
+    account_id: int
+    symbol: str
+    qty_lots: int
+    mark_price_ticks: int
+    realized_pnl_atoms: int

@@ -33,7 +33,7 @@ from perpx.core.enums import (
     SmpType,
     TimeInForce,
 )
-from perpx.core.events import Deleveraged, Event, Liquidated
+from perpx.core.events import Deleveraged, Event, HedgedPairClosed, Liquidated
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.margin import position_risk
 from perpx.core.numbers import div_floor
@@ -115,12 +115,19 @@ def _liquidate_cross(engine: Engine, account: Account, coin: str, seq: int, ts_m
         spec = engine.instruments[symbol]
         mark = engine.mark_price.get(symbol) or engine.mark_of(symbol) or 0
         hedged = min(long.qty_lots, short.qty_lots)
+        # Both legs close at one price, so their P&L is booked as one sum: the wallet never
+        # shows the first leg's loss without the second leg's gain.
+        pnl = 0
         for position in (long, short):
             side = Side.BUY if position.size_lots > 0 else Side.SELL
-            effect = apply_fill(position, spec, side.opposite, mark, hedged)
-            if effect.pnl_atoms:
-                clearing.move(account, coin, effect.pnl_atoms, BalanceReason.LIQUIDATION, seq,
-                              ts_ms, events, symbol)
+            pnl += apply_fill(position, spec, side.opposite, mark, hedged).pnl_atoms
+            position.updated_ts_ms = ts_ms
+        events.append(HedgedPairClosed(seq, ts_ms, account.account_id, symbol, hedged, mark,
+                                       pnl))
+        if pnl:
+            clearing.move(account, coin, pnl, BalanceReason.LIQUIDATION, seq, ts_ms, events,
+                          symbol)
+        for position in (long, short):
             clearing.position_changed(position, seq, ts_ms, events)
         account.order_margin_cache.pop(symbol, None)
         if not cross_is_liquidatable(engine, account, coin):
