@@ -163,3 +163,41 @@ def test_cross_hedged_pairs_are_closed_at_the_mark_before_anything_is_taken_over
     assert kinds.index("Liquidated") > kinds.index("HedgedPairClosed")
     assert d.position(1, 1).size_lots == 0
     assert d.figures(1).wallet_atoms + d.figures(1).upnl_atoms >= 0
+
+
+def test_adl_rank_indicator_shows_five_bands_per_side() -> None:
+    from perpx.core.takeover import adl_rank_indicator
+    d = Driver(funded={a: "1000000" for a in range(1, 12)})
+    d.mark("50000")
+    for account in range(1, 6):  # five shorts, more profitable the higher they sold
+        price = str(50000 + 100 * account)
+        d.mark(price)
+        d.limit(account, "sell", price, "0.1")
+        d.limit(10, "buy", price, "0.1")
+    d.mark("50000")
+    bands = adl_rank_indicator(d.engine, "BTCUSDT")
+    assert [bands[a, 0] for a in range(1, 6)] == [1, 2, 3, 4, 5]
+    assert bands[10, 0] == 5  # alone on its side: the top of its own queue
+    assert (11, 0) not in bands  # no position: Bybit shows 0
+
+
+def test_a_deleveraged_trader_loses_its_orders_on_the_symbol_first() -> None:
+    d, liq, _ = isolated("buy")
+    d.limit(2, "sell", "50400", "0.1")  # account 2 (the short) also has an order resting
+    events = mark_ticks(d, liq)
+    cancelled = [c for c in of_type(events, OrderCancelled) if c.account_id == 2]
+    assert [c.reason.name for c in cancelled] == ["BEFORE_ADL"]
+    assert of_type(events, Deleveraged)[0].account_id == 2
+
+
+def test_a_fully_hedged_cross_position_is_never_deleveraged() -> None:
+    from perpx.core.enums import PositionMode
+    d, liq, _ = isolated("buy")
+    d.position_mode(4, PositionMode.HEDGE)
+    d.limit(3, "buy", "50000", "0.5")
+    d.limit(4, "sell", "50000", "0.5", position_idx=2)
+    d.limit(3, "sell", "50000", "0.5")
+    d.limit(4, "buy", "50000", "0.5", position_idx=1)
+    events = mark_ticks(d, liq)
+    assert {e.account_id for e in of_type(events, Deleveraged)} == {2}
+    assert d.position(4, 2).size_lots == -500

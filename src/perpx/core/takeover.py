@@ -274,31 +274,65 @@ def adl_rank(spec: InstrumentSpec, position: Position, mark: int, margin: int) -
     return Fraction(profit * cushion, entry * value)
 
 
-def deleverage(engine: Engine, spec: InstrumentSpec, fund: Account, held: Position,
-               bust: int, seq: int, ts_ms: int, events: list[Event]) -> None:
-    """Close the fund's leftover against the best-ranked opposite positions at `bust`."""
+def ranked_positions(engine: Engine, spec: InstrumentSpec, side: Side,
+                     mark: int) -> list[Position]:
+    """Return the users' positions on `side` of a symbol, first in the ADL queue first.
+
+    Ties go to the lower account id. In cross mode the bankrupt value uses the account's
+    margin balance; a cross account holding both sides (hedge mode) offers only its
+    unhedged part, so its fully hedged positions are never chosen (seed 000).
+    """
     clearing = engine.clearing
-    mark = engine.mark_price.get(spec.symbol, bust)
-    wanted_sign = -1 if held.size_lots > 0 else 1  # counterparties hold the other side
     ranked: list[tuple[Fraction, int, Position]] = []
     for account_id, account in clearing.accounts.items():
         if account_id in SYSTEM_ACCOUNT_IDS:
             continue
         for idx in (0, 1, 2):
             position = account.positions.get((spec.symbol, idx))
-            if position is None or not position.size_lots or (
-                    (position.size_lots > 0) != (wanted_sign > 0)):
+            if position is None or not position.size_lots or position.side is not side:
                 continue
             if account.margin_mode is MarginMode.ISOLATED:
                 margin = position.margin_atoms
             else:
+                other = account.positions.get((spec.symbol, 3 - idx)) if idx else None
+                if other is not None and other.qty_lots >= position.qty_lots:
+                    continue  # fully hedged in cross mode: never deleveraged
                 margin = max(0, clearing.figures(account, spec.settle_coin).margin_balance_atoms)
             ranked.append((adl_rank(spec, position, mark, margin), -account_id, position))
     ranked.sort(key=lambda entry: (entry[0], entry[1]), reverse=True)
-    for _rank, _neg_id, position in ranked:
+    return [position for _rank, _neg_id, position in ranked]
+
+
+def adl_rank_indicator(engine: Engine, symbol: str) -> dict[tuple[int, int], int]:
+    """Return Bybit's `adlRankIndicator` (1-5) of every user position of `symbol`.
+
+    Each side is ranked on its own; the top 20% of a side's queue shows 5, the next 20% 4,
+    and so on (seed 001: each light is 20%). Positions not listed (none held) show 0.
+    """
+    spec = engine.instruments[symbol]
+    mark = engine.mark_of(symbol)
+    out: dict[tuple[int, int], int] = {}
+    if mark is None:
+        return out
+    for side in (Side.BUY, Side.SELL):
+        queue = ranked_positions(engine, spec, side, mark)
+        for place, position in enumerate(queue):
+            out[position.account_id, position.position_idx] = 5 - div_floor(5 * place, len(queue))
+    return out
+
+
+def deleverage(engine: Engine, spec: InstrumentSpec, fund: Account, held: Position,
+               bust: int, seq: int, ts_ms: int, events: list[Event]) -> None:
+    """Close the fund's leftover against the best-ranked opposite positions at `bust`."""
+    clearing = engine.clearing
+    mark = engine.mark_price.get(spec.symbol, bust)
+    counterparty_side = Side.SELL if held.size_lots > 0 else Side.BUY
+    for position in ranked_positions(engine, spec, counterparty_side, mark):
         if not held.size_lots:
             break
         account = clearing.accounts[position.account_id]
+        for order in engine.orders_of(account.account_id, spec.symbol):
+            engine.cancel_order(order, CancelReason.BEFORE_ADL, seq, ts_ms, events)
         qty = min(held.qty_lots, position.qty_lots)
         events.append(Deleveraged(seq, ts_ms, account.account_id, spec.symbol,
                                   position.position_idx, qty, bust, mark))
