@@ -41,6 +41,7 @@ from perpx.core.errors import InvariantViolation
 from perpx.core.events import (
     CommandRejected,
     Event,
+    Liquidated,
     MarkPriceUpdated,
     OrderAccepted,
     OrderAmended,
@@ -202,12 +203,19 @@ class Engine:
         mark = self.mark_price.get(symbol)
         if mark is None:
             return
-        self.risk.refresh(self.clearing.dirty)
-        candidates = self.risk.candidates(symbol, mark)
-        if not candidates:
-            return
-        liquidation.maybe_auto_add_margin(self.clearing, symbol, seq, ts_ms, events, candidates)
-        takeover.maybe_liquidate(self, symbol, seq, ts_ms, events, candidates)
+        # A liquidation's close can fill resting orders into fresh positions that the mark
+        # already breaches, so the sweep repeats until a round liquidates nobody.
+        while True:
+            self.risk.refresh(self.clearing.dirty)
+            candidates = self.risk.candidates(symbol, mark)
+            if not candidates:
+                return
+            before = len(events)
+            liquidation.maybe_auto_add_margin(self.clearing, symbol, seq, ts_ms, events,
+                                              candidates)
+            takeover.maybe_liquidate(self, symbol, seq, ts_ms, events, candidates)
+            if not any(type(e) is Liquidated for e in events[before:]):
+                return
 
     # -- queries ----------------------------------------------------------------------------
 
