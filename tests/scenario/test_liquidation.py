@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from perpx.convert import to_atoms
-from perpx.core import liquidation
+from perpx.convert import format_ticks, to_atoms
+from perpx.core import liquidation, takeover
 from perpx.core.accounts import INSURANCE_FUND_ID
 from perpx.core.enums import MarginMode
 from perpx.core.events import (
@@ -201,3 +201,24 @@ def test_a_fully_hedged_cross_position_is_never_deleveraged() -> None:
     events = mark_ticks(d, liq)
     assert {e.account_id for e in of_type(events, Deleveraged)} == {2}
     assert d.position(4, 2).size_lots == -500
+
+
+def test_a_position_above_tier_1_is_first_cut_to_the_tier_below() -> None:
+    # 45 BTC at 50,000 (2.25M USDT, tier 2) at 50x: when the mark reaches its liquidation
+    # price, a reduce-only IOC cuts the value down to tier 1's 2,000,000 (spec §7.1); the
+    # smaller position in tier 1 is no longer breached and stays with its owner.
+    d = Driver(funded={1: "60000", 2: "100000000", 3: "100000000"})
+    d.margin_mode(1, MarginMode.ISOLATED)
+    d.leverage(1, "50")
+    d.mark("50000")
+    d.limit(2, "sell", "50000", "45")
+    d.limit(1, "buy", "50000", "45")
+    liq = liquidation.liquidation_price_ticks(d.engine.clearing, d.position(1))
+    assert liq is not None
+    d.limit(3, "buy", format_ticks(d.spec(), liq), "10")  # a bid at the liquidation price
+    events = mark_ticks(d, liq)
+    assert not of_type(events, Liquidated)
+    left = d.position(1)
+    assert 0 < left.size_lots < 45_000
+    assert d.spec().notional_atoms(liq, left.qty_lots) <= to_atoms("2000000")
+    assert not takeover.is_liquidatable(d.engine, left, liq)

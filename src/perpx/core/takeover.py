@@ -4,7 +4,9 @@ Spec §7 and §8. Isolated margin (cross follows the same steps at the account l
 hedged pairs closed first; see `_liquidate_cross`):
 1. a position is liquidatable when the **mark** reaches its liquidation price (§1.4, the
    price where margin plus unrealized P&L meets maintenance margin, rounded toward the mark);
-2. its account's orders on the symbol are cancelled (`BEFORE_LIQUIDATION`);
+2. its account's orders on the symbol are cancelled (`BEFORE_LIQUIDATION`); above the
+   lowest risk-limit tier, a reduce-only IOC first tries to bring it down to the tier below,
+   and if that ends the breach the rest stays with its owner;
 3. the insurance fund takes the position over at the bankruptcy price, where the position's
    margin is gone: the trader loses the margin and no more;
 4. the liquidation engine closes what it took over in the book, no worse than the price at
@@ -36,7 +38,7 @@ from perpx.core.enums import (
 from perpx.core.events import Deleveraged, Event, HedgedPairClosed, Liquidated
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.margin import position_risk
-from perpx.core.numbers import div_floor
+from perpx.core.numbers import div_ceil, div_floor
 from perpx.core.positions import Position, apply_fill
 
 if TYPE_CHECKING:
@@ -170,7 +172,10 @@ def _liquidate(engine: Engine, spec: InstrumentSpec, account: Account, position:
     # 1. Cancel the account's orders on the symbol.
     for order in engine.orders_of(account.account_id, spec.symbol):
         engine.cancel_order(order, CancelReason.BEFORE_LIQUIDATION, seq, ts_ms, events)
-    # 2. The fund takes the position over at the bankruptcy price.
+    # 2. Above the lowest tier, first try to bring the position down to the tier below.
+    if _reduce_to_lower_tier(engine, spec, position, mark, seq, ts_ms, events):
+        return
+    # 3. The fund takes the position over at the bankruptcy price.
     side = Side.BUY if position.size_lots > 0 else Side.SELL
     qty = position.qty_lots
     bust = max(1, calc.bankruptcy_price_for_margin_ticks(
@@ -188,6 +193,32 @@ def _liquidate(engine: Engine, spec: InstrumentSpec, account: Account, position:
     # 4. What the book did not take is deleveraged against the other side at bankruptcy.
     if held.size_lots:
         deleverage(engine, spec, fund, held, bust, seq, ts_ms, events)
+
+
+def _reduce_to_lower_tier(engine: Engine, spec: InstrumentSpec, position: Position, mark: int,
+                          seq: int, ts_ms: int, events: list[Event]) -> bool:
+    """Send the laddered partial liquidation of spec §7.1; return True if it ended the breach.
+
+    A position above the lowest risk-limit tier is reduced, by an IOC reduce-only order in the
+    book no worse than its bankruptcy price (Bybit's `CreateByLiq`), by the value above the
+    tier below. If the smaller position, now in the lower tier, is no longer breached, it
+    stays with its owner.
+    """
+    value = spec.notional_atoms(mark, position.qty_lots)
+    tier = calc.tier_for_position(spec, value)
+    place = spec.risk_tiers.index(tier)
+    if place == 0:
+        return False
+    excess = value - spec.risk_tiers[place - 1].limit_atoms
+    qty = min(position.qty_lots, div_ceil(excess, mark * spec.atoms_per_tick_lot))
+    side = Side.BUY if position.size_lots > 0 else Side.SELL
+    bust = max(1, calc.bankruptcy_price_for_margin_ticks(
+        spec, side, position.entry_value_atoms, position.qty_lots, position.margin_atoms))
+    order = RestingOrder(engine.new_order_id(), position.account_id, spec.symbol, side.opposite,
+                         OrderType.LIMIT, bust, qty, TimeInForce.IOC, True, False,
+                         position.position_idx, "", SmpType.NONE, ts_ms)
+    engine.run_order(order, seq, ts_ms, events)
+    return not position.size_lots or not is_liquidatable(engine, position, mark)
 
 
 def transfer(engine: Engine, spec: InstrumentSpec, seller: Account, position: Position,
