@@ -175,6 +175,8 @@ def run_stream(seed: int, length: int) -> tuple[Engine, list[Command]]:
             assert engine.clearing.available_atoms(held, "USDT") == figures.available_atoms
             # Invariant 4: liquidation and the insurance fund leave nobody below zero equity.
             assert figures.wallet_atoms + figures.upnl_atoms >= 0, (seq, cmd, account)
+            assert engine.clearing.equity_atoms(held, "USDT") == (
+                figures.wallet_atoms + figures.upnl_atoms)
             if isinstance(cmd, MarkPrice):
                 # The risk index missed nobody: no breached position survives a mark move.
                 assert not breached(engine, held), (seq, cmd, account)

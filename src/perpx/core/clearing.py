@@ -101,6 +101,26 @@ class Clearing:
         return account_figures(account, coin, self.instruments, self.mark_of,
                                self.order_loss_atoms)
 
+    def equity_atoms(self, account: Account, coin: str) -> int:
+        """Return total equity in `coin`: wallet + unrealized P&L at the marks (seed 001).
+
+        The same as the figures' wallet + uPnL, without valuing any margin.
+        """
+        equity = account.balances.get(coin, 0)
+        for position in account.positions.values():
+            if not position.size_lots:
+                continue
+            spec = self.instruments[position.symbol]
+            if spec.settle_coin != coin:
+                continue
+            mark = self.mark_of(position.symbol)
+            if mark is None:
+                continue  # valued at entry: no unrealized P&L
+            side = Side.BUY if position.size_lots > 0 else Side.SELL
+            equity += calc.unrealized_pnl_atoms(spec, side, position.entry_value_atoms,
+                                                position.qty_lots, mark)
+        return equity
+
     def user_account(self, account_id: int) -> Account:
         """Return a user's account, refusing system accounts and accounts without a wallet."""
         if account_id in SYSTEM_ACCOUNT_IDS or account_id <= 0:

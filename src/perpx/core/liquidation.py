@@ -33,16 +33,27 @@ class PositionSummary(msgspec.Struct, frozen=True, gc=False):
 
 
 def liquidation_price_ticks(clearing: Clearing, position: Position) -> int | None:
-    """Return the isolated liquidation price (UTA formula), or None when flat."""
+    """Return the isolated liquidation price (UTA formula), or None when flat.
+
+    It depends only on the position's own size, entry value, leverage and added margin, so it
+    is kept on the position until one of those moves (the risk index asks for it often).
+    """
     if not position.size_lots:
         return None
+    key = (position.size_lots, position.entry_value_atoms, position.leverage,
+           position.extra_margin_atoms)
+    cached = position.liq_cache
+    if cached is not None and cached[0] == key:
+        return cached[1]
     spec = clearing.instruments[position.symbol]
     side = Side.BUY if position.size_lots > 0 else Side.SELL
     tier = calc.tier_for_position(spec, position.entry_value_atoms)
     numerator, denominator = calc.isolated_liquidation_price_fraction(
         spec, side, position.entry_value_atoms, position.qty_lots, position.leverage,
         position.extra_margin_atoms, tier.mmr, tier.mm_deduction_atoms, spec.taker_fee_rate)
-    return max(0, calc.round_liquidation_price(side, numerator, denominator))
+    price = max(0, calc.round_liquidation_price(side, numerator, denominator))
+    position.liq_cache = (key, price)
+    return price
 
 
 def position_prices(clearing: Clearing, account: Account, position: Position) -> tuple[int | None,

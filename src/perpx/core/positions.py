@@ -25,6 +25,7 @@ class Position:
         "entry_value_atoms",
         "extra_margin_atoms",
         "leverage",
+        "liq_cache",
         "margin_atoms",
         "position_idx",
         "realized_pnl_atoms",
@@ -47,6 +48,8 @@ class Position:
         self.cum_realized_pnl_atoms = 0  # over the position's whole life
         self.updated_ts_ms = 0
         self._ftc_cache = (0, 0, 0)  # (entry value, leverage, fee to close)
+        # Derived: ((size, entry value, leverage, added margin), isolated liquidation price).
+        self.liq_cache: tuple[tuple[int, int, int, int], int] | None = None
 
     def fee_to_close_atoms(self, spec: InstrumentSpec) -> int:
         """Return the estimated fee to close (spec §1.1), recomputed when entry or L change."""

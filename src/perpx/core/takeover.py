@@ -254,8 +254,7 @@ def make_whole(engine: Engine, account: Account, coin: str, seq: int, ts_ms: int
                events: list[Event]) -> None:
     """Have the insurance fund bring an account back to zero equity if it fell below."""
     clearing = engine.clearing
-    figures = clearing.figures(account, coin)
-    equity = figures.wallet_atoms + figures.upnl_atoms
+    equity = clearing.equity_atoms(account, coin)
     if equity < 0:
         fund = clearing.accounts[INSURANCE_FUND_ID]
         clearing.move(fund, coin, equity, BalanceReason.INSURANCE, seq, ts_ms, events)
