@@ -222,3 +222,25 @@ def test_a_position_above_tier_1_is_first_cut_to_the_tier_below() -> None:
     assert 0 < left.size_lots < 45_000
     assert d.spec().notional_atoms(liq, left.qty_lots) <= to_atoms("2000000")
     assert not takeover.is_liquidatable(d.engine, left, liq)
+
+
+def test_a_cross_position_above_tier_1_is_cut_to_the_tier_below_before_any_takeover() -> None:
+    # 45 BTC long at 50,000 and 50x in cross with 60,000 USDT: the MM rate reaches 100% near
+    # 48,968 while the position (about 2.2M USDT) is in tier 2. Cutting it to tier 1's
+    # 2,000,000 lowers its maintenance margin enough that the account is no longer breached.
+    d = Driver(funded={1: "60000", 2: "100000000", 3: "100000000"})
+    d.leverage(1, "50")
+    d.mark("50000")
+    d.limit(2, "sell", "50000", "45")
+    d.limit(1, "buy", "50000", "45")
+    d.limit(3, "buy", "48900", "10")
+    for mark in range(491_000, 488_000, -100):
+        events = mark_ticks(d, mark)
+        if [e for e in of_type(events, Trade) if e.taker_account_id == 1] or of_type(
+                events, Liquidated):
+            break
+    assert not of_type(events, Liquidated)
+    left = d.position(1)
+    assert 0 < left.size_lots < 45_000
+    assert d.spec().notional_atoms(mark, left.qty_lots) <= to_atoms("2000000")
+    assert not takeover.cross_is_liquidatable(d.engine, d.engine.clearing.accounts[1], "USDT")

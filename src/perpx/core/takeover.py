@@ -100,9 +100,10 @@ def _liquidate_cross(engine: Engine, account: Account, coin: str, seq: int, ts_m
     """Liquidate a cross account step by step until its MM rate is back under 100%.
 
     1. cancel all its orders; 2. close fully hedged pairs against each other at the mark
-    (seed 000: hedged first); 3. take positions over at the price where the account's margin
-    balance is gone, the largest maintenance margin first, closing each in the book and
-    deleveraging what the book will not take.
+    (seed 000: hedged first); 3. the largest maintenance margin first, cut a position above
+    tier 1 to the tier below (spec §7.1) and stop if that ends the breach; else take it over
+    at the price where the account's margin balance is gone, close it in the book and
+    deleverage what the book will not take.
     """
     clearing = engine.clearing
     for symbol in sorted({s for s, _ in account.positions}):
@@ -148,6 +149,16 @@ def _liquidate_cross(engine: Engine, account: Account, coin: str, seq: int, ts_m
         margin_balance = clearing.figures(account, coin).margin_balance_atoms
         bust = max(1, calc.round_bankruptcy_price(side, mark * unit - side.sign * margin_balance,
                                                   unit))
+        if _reduce_to_lower_tier(engine, spec, position, mark, bust, seq, ts_ms, events) and (
+                not cross_is_liquidatable(engine, account, coin)):
+            return
+        if not position.size_lots:
+            continue
+        qty = position.qty_lots
+        unit = qty * spec.atoms_per_tick_lot
+        margin_balance = clearing.figures(account, coin).margin_balance_atoms
+        bust = max(1, calc.round_bankruptcy_price(side, mark * unit - side.sign * margin_balance,
+                                                  unit))
         events.append(Liquidated(seq, ts_ms, account.account_id, spec.symbol,
                                  position.position_idx, side, qty, bust, mark))
         fund = clearing.accounts[INSURANCE_FUND_ID]
@@ -173,7 +184,11 @@ def _liquidate(engine: Engine, spec: InstrumentSpec, account: Account, position:
     for order in engine.orders_of(account.account_id, spec.symbol):
         engine.cancel_order(order, CancelReason.BEFORE_LIQUIDATION, seq, ts_ms, events)
     # 2. Above the lowest tier, first try to bring the position down to the tier below.
-    if _reduce_to_lower_tier(engine, spec, position, mark, seq, ts_ms, events):
+    side = Side.BUY if position.size_lots > 0 else Side.SELL
+    bust = max(1, calc.bankruptcy_price_for_margin_ticks(
+        spec, side, position.entry_value_atoms, position.qty_lots, position.margin_atoms))
+    if _reduce_to_lower_tier(engine, spec, position, mark, bust, seq, ts_ms, events) and (
+            not position.size_lots or not is_liquidatable(engine, position, mark)):
         return
     # 3. The fund takes the position over at the bankruptcy price.
     side = Side.BUY if position.size_lots > 0 else Side.SELL
@@ -196,13 +211,13 @@ def _liquidate(engine: Engine, spec: InstrumentSpec, account: Account, position:
 
 
 def _reduce_to_lower_tier(engine: Engine, spec: InstrumentSpec, position: Position, mark: int,
-                          seq: int, ts_ms: int, events: list[Event]) -> bool:
-    """Send the laddered partial liquidation of spec §7.1; return True if it ended the breach.
+                          bust: int, seq: int, ts_ms: int, events: list[Event]) -> bool:
+    """Send the laddered partial liquidation of spec §7.1; return True if an order was sent.
 
     A position above the lowest risk-limit tier is reduced, by an IOC reduce-only order in the
-    book no worse than its bankruptcy price (Bybit's `CreateByLiq`), by the value above the
-    tier below. If the smaller position, now in the lower tier, is no longer breached, it
-    stays with its owner.
+    book no worse than its bankruptcy price `bust` (Bybit's `CreateByLiq`), by the value above
+    the tier below. The caller rechecks: if the smaller position, now in the lower tier, is
+    no longer breached, it stays with its owner.
     """
     value = spec.notional_atoms(mark, position.qty_lots)
     tier = calc.tier_for_position(spec, value)
@@ -212,13 +227,11 @@ def _reduce_to_lower_tier(engine: Engine, spec: InstrumentSpec, position: Positi
     excess = value - spec.risk_tiers[place - 1].limit_atoms
     qty = min(position.qty_lots, div_ceil(excess, mark * spec.atoms_per_tick_lot))
     side = Side.BUY if position.size_lots > 0 else Side.SELL
-    bust = max(1, calc.bankruptcy_price_for_margin_ticks(
-        spec, side, position.entry_value_atoms, position.qty_lots, position.margin_atoms))
     order = RestingOrder(engine.new_order_id(), position.account_id, spec.symbol, side.opposite,
                          OrderType.LIMIT, bust, qty, TimeInForce.IOC, True, False,
                          position.position_idx, "", SmpType.NONE, ts_ms)
     engine.run_order(order, seq, ts_ms, events)
-    return not position.size_lots or not is_liquidatable(engine, position, mark)
+    return True
 
 
 def transfer(engine: Engine, spec: InstrumentSpec, seller: Account, position: Position,
