@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from perpx.convert import format_ticks, to_atoms
-from perpx.core import liquidation, takeover
+from perpx.core import OrderAccepted, OrderRejected, RejectCode, liquidation, takeover
 from perpx.core.accounts import INSURANCE_FUND_ID
 from perpx.core.enums import MarginMode
 from perpx.core.events import (
@@ -244,3 +244,12 @@ def test_a_cross_position_above_tier_1_is_cut_to_the_tier_below_before_any_takeo
     assert 0 < left.size_lots < 45_000
     assert d.spec().notional_atoms(mark, left.qty_lots) <= to_atoms("2000000")
     assert not takeover.cross_is_liquidatable(d.engine, d.engine.clearing.accounts[1], "USDT")
+
+
+def test_an_isolated_limit_order_beyond_the_liquidation_price_is_refused() -> None:
+    # Spec §10: adding to a long with a buy at or under its liquidation price is refused with
+    # 110040; a buy above it is fine.
+    d, liq, _ = isolated("buy")
+    events = d.limit(1, "buy", format_ticks(d.spec(), liq), "0.001")
+    assert of_type(events, OrderRejected)[0].reason is RejectCode.WOULD_TRIGGER_LIQUIDATION
+    assert of_type(d.limit(1, "buy", format_ticks(d.spec(), liq + 1), "0.001"), OrderAccepted)

@@ -36,7 +36,7 @@ from perpx.core.commands import (
     Tick,
     Withdraw,
 )
-from perpx.core.enums import CancelReason, OrderType, Side, SmpType, TimeInForce
+from perpx.core.enums import CancelReason, MarginMode, OrderType, Side, SmpType, TimeInForce
 from perpx.core.errors import InvariantViolation
 from perpx.core.events import (
     CommandRejected,
@@ -372,7 +372,27 @@ class Engine:
                            "Order notional value below the lower limit")
         qty, reduce_only = self.clearing.check_order(
             cmd.account_id, spec, cmd.side, cmd.position_idx, cmd.reduce_only, qty, price)
+        if not reduce_only and not is_market:
+            self._check_beyond_liquidation(cmd, price)
         return price, qty, reduce_only
+
+    def _check_beyond_liquidation(self, cmd: PlaceOrder, price: int) -> None:
+        """Refuse a limit order that adds to an isolated position beyond its liquidation price.
+
+        Spec §10: a limit order must be better than the position's liquidation price; a buy at
+        or under a long's (a sell at or over a short's) would fill into a breached position.
+        """
+        account = self.clearing.accounts.get(cmd.account_id)
+        if account is None or account.margin_mode is not MarginMode.ISOLATED:
+            return
+        position = account.positions.get((cmd.symbol, cmd.position_idx))
+        if position is None or position.side is not cmd.side:
+            return
+        liq = liquidation.liquidation_price_ticks(self.clearing, position)
+        if liq is not None and (price <= liq if cmd.side is _BUY else price >= liq):
+            raise Rejected(RejectCode.WOULD_TRIGGER_LIQUIDATION,
+                           "The order will trigger a forced liquidation, please re-submit the "
+                           "order.")
 
     def _band(self, spec: InstrumentSpec) -> tuple[int, int] | None:
         """Return the (min_sell, max_buy) band of `spec` now; cached until a reference moves."""
