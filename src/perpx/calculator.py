@@ -104,9 +104,7 @@ def closed_pnl(given: Inputs, entry: str, exit_price: str, qty: str) -> Figures:
     open_fee = calc.fee_atoms(entry_value, given.taker_fee_rate)
     close_fee = calc.fee_atoms(spec.notional_atoms(exit_ticks, qty_lots), given.taker_fee_rate)
     net = calc.closed_pnl_atoms(pnl, open_fee, close_fee, 0)
-    margin = calc.initial_margin_atoms(entry_value, given.leverage) + (
-        calc.fee_to_close_for_entry_value_atoms(side, entry_value, given.leverage,
-                                                given.taker_fee_rate))
+    margin = calc.position_margin_atoms(side, entry_value, given.leverage, given.taker_fee_rate)
     return {"pnl": format_atoms(pnl), "fee_to_open": format_atoms(open_fee),
             "fee_to_close": format_atoms(close_fee), "closed_pnl": format_atoms(net),
             "roi": format_rate(calc.roi_rate(pnl, margin))}
@@ -117,9 +115,7 @@ def target_price(given: Inputs, entry: str, qty: str, roi: str) -> Figures:
     spec, side = given.spec, given.side
     entry_ticks, qty_lots = to_ticks(spec, entry), to_lots(spec, qty)
     entry_value = spec.notional_atoms(entry_ticks, qty_lots)
-    margin = calc.initial_margin_atoms(entry_value, given.leverage) + (
-        calc.fee_to_close_for_entry_value_atoms(side, entry_value, given.leverage,
-                                                given.taker_fee_rate))
+    margin = calc.position_margin_atoms(side, entry_value, given.leverage, given.taker_fee_rate)
     wanted_pnl = div_floor(margin * to_rate(roi), RATE_ONE)
     # exit value = entry value + s * pnl; a tick is worth q * a atoms. Round half up.
     exit_value = entry_value + side.sign * wanted_pnl

@@ -121,12 +121,31 @@ def order_cost_atoms(
     Each part is a requirement rounded up on its own, because the engine books them apart;
     the cost is the sum of the rounded parts.
     """
-    value = spec.notional_atoms(price_ticks, qty_lots)
-    return (
-        initial_margin_atoms(value, leverage)
-        + fee_atoms(value, taker_fee_rate)
-        + fee_to_close_for_entry_value_atoms(side, value, leverage, taker_fee_rate)
-    )
+    return order_cost_for_value_atoms(
+        side, spec.notional_atoms(price_ticks, qty_lots), leverage, taker_fee_rate)
+
+
+def order_cost_for_value_atoms(side: Side, value_atoms: int, leverage: int,
+                               taker_fee_rate: int) -> int:
+    """Return the order cost of a value ``V = P*q*a``: position margin + fee to open.
+
+    The same sum of rounded-up parts as `order_cost_atoms`, for callers that keep values
+    (open-order sums) rather than a price and a quantity.
+    """
+    return (position_margin_atoms(side, value_atoms, leverage, taker_fee_rate)
+            + fee_atoms(value_atoms, taker_fee_rate))
+
+
+def position_margin_atoms(side: Side, value_atoms: int, leverage: int,
+                          taker_fee_rate: int) -> int:
+    """Return the position margin of an entry value: IM + estimated fee to close.
+
+    ``ceil(V*R/L) + FTC`` atoms (seed 001 glossary "Position margin = IM + fee to close";
+    spec §1.1). What isolated mode holds for a position, valued at its entry; each part a
+    requirement rounded up on its own.
+    """
+    return (initial_margin_atoms(value_atoms, leverage)
+            + fee_to_close_for_entry_value_atoms(side, value_atoms, leverage, taker_fee_rate))
 
 
 def qty_for_cost_lots(

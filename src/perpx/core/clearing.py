@@ -43,7 +43,6 @@ from perpx.core.margin import (
     AccountFigures,
     account_figures,
     opposite_position_lots,
-    order_cost_for_value_atoms,
     order_margin_atoms,
 )
 from perpx.core.positions import Position, apply_fill
@@ -252,7 +251,7 @@ class Clearing:
         if self._side_exposure_atoms(account, spec, position_idx, side) + value > cap:
             raise Rejected(RejectCode.RISK_LIMIT_EXCEEDED,
                            "Order placement failed as your position may exceed the max limit")
-        cost = order_cost_for_value_atoms(side, value, leverage, spec.taker_fee_rate)
+        cost = calc.order_cost_for_value_atoms(side, value, leverage, spec.taker_fee_rate)
         mark = self.published_mark_of(spec.symbol)
         loss = (calc.order_loss_atoms(side, mark, price_ticks, qty_lots, spec)
                 if mark is not None and account.margin_mode is MarginMode.CROSS else 0)
@@ -322,10 +321,10 @@ class Clearing:
                                    "Reduce-only rule not satisfied")
             return
         leverage = account.leverage_for(order.symbol, order.position_idx)
-        before = order_cost_for_value_atoms(
+        before = calc.order_cost_for_value_atoms(
             order.side, spec.notional_atoms(order.price_ticks, order.leaves_lots), leverage,
             spec.taker_fee_rate)
-        after = order_cost_for_value_atoms(
+        after = calc.order_cost_for_value_atoms(
             order.side, spec.notional_atoms(price_ticks, leaves_lots), leverage,
             spec.taker_fee_rate)
         available = self.figures(account, spec.settle_coin).available_atoms
@@ -462,10 +461,8 @@ class Clearing:
         account.order_margin_cache.pop(trade.symbol, None)
         if effect.opened_lots and account.margin_mode is MarginMode.ISOLATED:
             opened_value = spec.notional_atoms(trade.price_ticks, effect.opened_lots)
-            position.margin_atoms += (
-                calc.initial_margin_atoms(opened_value, position.leverage)
-                + calc.fee_to_close_for_entry_value_atoms(
-                    order.side, opened_value, position.leverage, spec.taker_fee_rate))
+            position.margin_atoms += calc.position_margin_atoms(
+                order.side, opened_value, position.leverage, spec.taker_fee_rate)
         position.book_realized(-fee)
         position.updated_ts_ms = trade.ts_ms
         coin = spec.settle_coin
@@ -568,10 +565,6 @@ class Clearing:
         for symbol, net in open_interest.items():
             if net:
                 raise InvariantViolation(f"open interest of {symbol} is off by {net} lots")
-
-    def insurance_fund(self) -> Account:
-        """Return the insurance fund's account."""
-        return self.accounts[INSURANCE_FUND_ID]
 
     def to_snapshot(self) -> dict[str, Any]:
         """Return the accounts as plain data in a canonical order."""

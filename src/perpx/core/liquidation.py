@@ -56,6 +56,18 @@ def liquidation_price_ticks(clearing: Clearing, position: Position) -> int | Non
     return price
 
 
+def is_past_liquidation(clearing: Clearing, position: Position, mark_ticks: int) -> bool:
+    """Tell whether the mark has reached an isolated position's liquidation price.
+
+    The price is the UTA formula's, rounded toward the mark (DESIGN.md), so a position is
+    breached at that price or just before its margin reaches maintenance, never after.
+    """
+    liq = liquidation_price_ticks(clearing, position)
+    if liq is None:
+        return False
+    return mark_ticks <= liq if position.size_lots > 0 else mark_ticks >= liq
+
+
 def position_prices(clearing: Clearing, account: Account, position: Position) -> tuple[int | None,
                                                                          int | None]:
     """Return (liquidation, bankruptcy) prices in ticks shown on a position, or None.
@@ -140,9 +152,7 @@ def maybe_auto_add_margin(clearing: Clearing, symbol: str, seq: int, ts_ms: int,
             if (position is None or not position.size_lots
                     or not account.auto_add_margin.get((symbol, idx), False)):
                 continue
-            liq = liquidation_price_ticks(clearing, position)
-            reached = liq is not None and (mark <= liq if position.size_lots > 0
-                                           else mark >= liq)
+            reached = is_past_liquidation(clearing, position, mark)
             value = spec.notional_atoms(mark, position.qty_lots)
             if not reached or position.margin_atoms >= value:
                 continue

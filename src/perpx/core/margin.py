@@ -20,19 +20,6 @@ from perpx.core.numbers import div_ceil
 from perpx.core.positions import Position
 
 
-def order_cost_for_value_atoms(side: Side, value_atoms: int, leverage: int,
-                               taker_fee_rate: int) -> int:
-    """Return the cost of opening `value_atoms` (q × order price): IM + fee to open + to close.
-
-    The same sum of rounded-up parts as `calc.order_cost_atoms` (spec §1.6), from a value,
-    because open-order margin is kept as sums of notional.
-    """
-    return (calc.initial_margin_atoms(value_atoms, leverage)
-            + calc.fee_atoms(value_atoms, taker_fee_rate)
-            + calc.fee_to_close_for_entry_value_atoms(side, value_atoms, leverage,
-                                                      taker_fee_rate))
-
-
 def opposite_position_lots(account: Account, symbol: str, position_idx: int, side: Side) -> int:
     """Return how much of an order on `side` would close an existing position, not open one."""
     if position_idx != 0:
@@ -60,7 +47,7 @@ def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
         if opening <= 0:
             continue
         value = div_ceil(sums.notional_atoms * opening, sums.leaves_lots)
-        total += order_cost_for_value_atoms(side, value, account.leverage_for(symbol, idx),
+        total += calc.order_cost_for_value_atoms(side, value, account.leverage_for(symbol, idx),
                                             spec.taker_fee_rate)
     account.order_margin_cache[spec.symbol] = total
     return total

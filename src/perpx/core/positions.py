@@ -112,13 +112,12 @@ class Position:
 class FillEffect:
     """What one fill did to a position: how much it closed, the P&L, how much it opened."""
 
-    __slots__ = ("closed_lots", "opened_lots", "pnl_atoms", "released_margin_atoms")
+    __slots__ = ("closed_lots", "opened_lots", "pnl_atoms")
 
     def __init__(self) -> None:
         self.closed_lots = 0
         self.opened_lots = 0
         self.pnl_atoms = 0
-        self.released_margin_atoms = 0
 
 
 def apply_fill(
@@ -155,7 +154,6 @@ def apply_fill(
         position.book_realized(pnl)
         effect.closed_lots = closed
         effect.pnl_atoms = pnl
-        effect.released_margin_atoms = released_margin
         qty_lots -= closed
         if position.size_lots == 0 and (position.entry_value_atoms or position.margin_atoms):
             raise InvariantViolation(

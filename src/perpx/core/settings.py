@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 
-from perpx.core import calc
+from perpx.core import calc, liquidation
 from perpx.core.accounts import Account
 from perpx.core.clearing import Clearing
 from perpx.core.codes import RejectCode, Rejected
@@ -177,19 +177,11 @@ def _check_idx(clearing: Clearing, account: Account, symbol: str, idx: int) -> N
 def _isolated_margin(clearing: Clearing, spec: InstrumentSpec, position: Position) -> int:
     """Return IM + fee to close of a position at its entry: what isolated mode holds."""
     side = Side.BUY if position.size_lots > 0 else Side.SELL
-    return (calc.initial_margin_atoms(position.entry_value_atoms, position.leverage)
-            + calc.fee_to_close_for_entry_value_atoms(
-                side, position.entry_value_atoms, position.leverage, spec.taker_fee_rate))
+    return calc.position_margin_atoms(side, position.entry_value_atoms, position.leverage,
+                                      spec.taker_fee_rate)
 
 
 def _isolated_is_liquidatable(clearing: Clearing, spec: InstrumentSpec, position: Position) -> bool:
+    # The same test the liquidation engine applies: the mark at or past the liquidation price.
     mark = clearing.mark_of(spec.symbol)
-    if mark is None:
-        return False
-    side = Side.BUY if position.size_lots > 0 else Side.SELL
-    value = spec.notional_atoms(mark, position.qty_lots)
-    upnl = calc.unrealized_pnl_atoms(spec, side, position.entry_value_atoms,
-                                     position.qty_lots, mark)
-    ftc = calc.fee_to_close_for_entry_value_atoms(side, position.entry_value_atoms,
-                                                  position.leverage, spec.taker_fee_rate)
-    return position.margin_atoms + upnl <= calc.maintenance_margin_atoms(spec, value, ftc)
+    return mark is not None and liquidation.is_past_liquidation(clearing, position, mark)

@@ -46,15 +46,8 @@ if TYPE_CHECKING:
 
 
 def is_liquidatable(engine: Engine, position: Position, mark_ticks: int) -> bool:
-    """Tell whether the mark has reached an isolated position's liquidation price.
-
-    The price is the UTA formula's, rounded toward the mark (DESIGN.md), so the position is
-    taken over at that price or just before its margin reaches maintenance, never after.
-    """
-    liq = liquidation.liquidation_price_ticks(engine.clearing, position)
-    if liq is None:
-        return False
-    return mark_ticks <= liq if position.size_lots > 0 else mark_ticks >= liq
+    """Tell whether the mark has reached an isolated position's liquidation price."""
+    return liquidation.is_past_liquidation(engine.clearing, position, mark_ticks)
 
 
 def maybe_liquidate(engine: Engine, symbol: str, seq: int, ts_ms: int,
@@ -143,33 +136,54 @@ def _liquidate_cross(engine: Engine, account: Account, coin: str, seq: int, ts_m
         position = max(held, key=lambda p: (_maintenance(engine, p), p.symbol, p.position_idx))
         spec = engine.instruments[position.symbol]
         mark = engine.mark_of(position.symbol) or position.average_entry_ticks(spec)
-        side = Side.BUY if position.size_lots > 0 else Side.SELL
-        qty = position.qty_lots
-        unit = qty * spec.atoms_per_tick_lot
-        margin_balance = clearing.figures(account, coin).margin_balance_atoms
-        bust = max(1, calc.round_bankruptcy_price(side, mark * unit - side.sign * margin_balance,
-                                                  unit))
+        bust = _cross_bust(engine, account, position, spec, mark)
         if _reduce_to_lower_tier(engine, spec, position, mark, bust, seq, ts_ms, events) and (
                 not cross_is_liquidatable(engine, account, coin)):
             return
-        if not position.size_lots:
-            continue
-        qty = position.qty_lots
-        unit = qty * spec.atoms_per_tick_lot
-        margin_balance = clearing.figures(account, coin).margin_balance_atoms
-        bust = max(1, calc.round_bankruptcy_price(side, mark * unit - side.sign * margin_balance,
-                                                  unit))
-        events.append(Liquidated(seq, ts_ms, account.account_id, spec.symbol,
-                                 position.position_idx, side, qty, bust, mark))
-        fund = clearing.accounts[INSURANCE_FUND_ID]
-        transfer(engine, spec, account, position, fund, qty, bust, BalanceReason.LIQUIDATION,
-                 seq, ts_ms, events)
-        make_whole(engine, account, coin, seq, ts_ms, events)
-        taken = fund.positions[spec.symbol, 0]
-        if taken.size_lots:
-            _close_in_book(engine, spec, fund, taken, bust, seq, ts_ms, events)
-        if taken.size_lots:
-            deleverage(engine, spec, fund, taken, bust, seq, ts_ms, events)
+        if position.size_lots:
+            _take_over(engine, spec, account, position,
+                       _cross_bust(engine, account, position, spec, mark), mark, seq, ts_ms,
+                       events)
+
+
+def _cross_bust(engine: Engine, account: Account, position: Position, spec: InstrumentSpec,
+                mark: int) -> int:
+    """Return the price at which a cross account's margin balance is gone, other marks fixed."""
+    side = Side.BUY if position.size_lots > 0 else Side.SELL
+    unit = position.qty_lots * spec.atoms_per_tick_lot
+    margin_balance = engine.clearing.figures(account, spec.settle_coin).margin_balance_atoms
+    return max(1, calc.round_bankruptcy_price(side, mark * unit - side.sign * margin_balance,
+                                              unit))
+
+
+def _isolated_bust(spec: InstrumentSpec, position: Position) -> int:
+    """Return the price at which an isolated position's margin is gone (spec §1.3)."""
+    side = Side.BUY if position.size_lots > 0 else Side.SELL
+    return max(1, calc.bankruptcy_price_for_margin_ticks(
+        spec, side, position.entry_value_atoms, position.qty_lots, position.margin_atoms))
+
+
+def _take_over(engine: Engine, spec: InstrumentSpec, account: Account, position: Position,
+               bust: int, mark: int, seq: int, ts_ms: int, events: list[Event]) -> None:
+    """Have the fund take a position over at `bust`, close it in the book, deleverage the rest.
+
+    The trader is made whole to zero equity if the rounded bankruptcy price cost more than its
+    margin; the fund's close goes no worse than its balance can bear; what the book does not
+    take is deleveraged against the other side at `bust`.
+    """
+    side = Side.BUY if position.size_lots > 0 else Side.SELL
+    qty = position.qty_lots
+    events.append(Liquidated(seq, ts_ms, account.account_id, spec.symbol,
+                             position.position_idx, side, qty, bust, mark))
+    fund = engine.clearing.accounts[INSURANCE_FUND_ID]
+    transfer(engine, spec, account, position, fund, qty, bust, BalanceReason.LIQUIDATION,
+             seq, ts_ms, events)
+    make_whole(engine, account, spec.settle_coin, seq, ts_ms, events)
+    held = fund.positions[spec.symbol, 0]
+    if held.size_lots:
+        _close_in_book(engine, spec, fund, held, bust, seq, ts_ms, events)
+    if held.size_lots:
+        deleverage(engine, spec, fund, held, bust, seq, ts_ms, events)
 
 
 def _maintenance(engine: Engine, position: Position) -> int:
@@ -184,30 +198,13 @@ def _liquidate(engine: Engine, spec: InstrumentSpec, account: Account, position:
     for order in engine.orders_of(account.account_id, spec.symbol):
         engine.cancel_order(order, CancelReason.BEFORE_LIQUIDATION, seq, ts_ms, events)
     # 2. Above the lowest tier, first try to bring the position down to the tier below.
-    side = Side.BUY if position.size_lots > 0 else Side.SELL
-    bust = max(1, calc.bankruptcy_price_for_margin_ticks(
-        spec, side, position.entry_value_atoms, position.qty_lots, position.margin_atoms))
-    if _reduce_to_lower_tier(engine, spec, position, mark, bust, seq, ts_ms, events) and (
+    if _reduce_to_lower_tier(engine, spec, position, mark, _isolated_bust(spec, position), seq,
+                             ts_ms, events) and (
             not position.size_lots or not is_liquidatable(engine, position, mark)):
         return
-    # 3. The fund takes the position over at the bankruptcy price.
-    side = Side.BUY if position.size_lots > 0 else Side.SELL
-    qty = position.qty_lots
-    bust = max(1, calc.bankruptcy_price_for_margin_ticks(
-        spec, side, position.entry_value_atoms, qty, position.margin_atoms))
-    events.append(Liquidated(seq, ts_ms, account.account_id, spec.symbol,
-                             position.position_idx, side, qty, bust, mark))
-    fund = engine.clearing.accounts[INSURANCE_FUND_ID]
-    transfer(engine, spec, account, position, fund, qty, bust, BalanceReason.LIQUIDATION,
-             seq, ts_ms, events)
-    make_whole(engine, account, spec.settle_coin, seq, ts_ms, events)
-    # 3. The liquidation engine closes the takeover in the book, as far as the fund can bear.
-    held = fund.positions[spec.symbol, 0]
-    if held.size_lots:
-        _close_in_book(engine, spec, fund, held, bust, seq, ts_ms, events)
-    # 4. What the book did not take is deleveraged against the other side at bankruptcy.
-    if held.size_lots:
-        deleverage(engine, spec, fund, held, bust, seq, ts_ms, events)
+    # 3. The fund takes over at the bankruptcy price, closes in the book, deleverages the rest.
+    _take_over(engine, spec, account, position, _isolated_bust(spec, position), mark, seq,
+               ts_ms, events)
 
 
 def _reduce_to_lower_tier(engine: Engine, spec: InstrumentSpec, position: Position, mark: int,

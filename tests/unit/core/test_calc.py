@@ -575,3 +575,15 @@ def test_order_loss(side: Side, order_price: int, expected: int) -> None:
 def test_the_units_these_tests_assume() -> None:
     assert BTC.atoms_per_tick_lot == 10_000
     assert BTC.taker_fee_rate == to_rate("0.00055")
+
+
+def test_position_margin_and_order_cost_from_a_value_match_the_published_parts() -> None:
+    # V17's 0.5 BTC long at 50,000 and 10x, held at entry: IM 2,500 + fee to close 12.375.
+    from perpx.core.calc import order_cost_for_value_atoms, position_margin_atoms
+    from perpx.core.enums import Side
+    value = 25_000 * 10**8
+    assert position_margin_atoms(Side.BUY, value, 10 * 10**8, 55_000) == 2_512_375 * 10**5
+    # V15: 1 BTC at 50,000, 10x, 0.06%: 5,000 + 30 + 27 = 5,057 (short: 5,063).
+    one_btc, ten_x = 50_000 * 10**8, 10 * 10**8
+    assert order_cost_for_value_atoms(Side.BUY, one_btc, ten_x, 60_000) == 5_057 * 10**8
+    assert order_cost_for_value_atoms(Side.SELL, one_btc, ten_x, 60_000) == 5_063 * 10**8
