@@ -1,0 +1,156 @@
+"""The single writer: stamp each command with seq and time, journal it, apply it, publish it.
+
+Commands are applied to the engine at once, in the order they arrive, so the single-threaded
+core never waits on a disk. They are acknowledged (the `submit` future resolves) and their
+events published to subscribers only after the batch holding them is durable in the journal:
+nothing a client or a stream has seen can be lost in a crash. While one batch is being written,
+the next accumulates, so one flush carries many commands under load (group commit).
+
+If the journal fails, the engine has applied commands that are not durable: the sequencer
+stops (fail-stop) and every pending and later `submit` raises; a restart recovers from the
+journal, which holds exactly what was acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import msgspec
+
+from perpx.core.commands import Command
+from perpx.core.engine import Engine
+from perpx.core.events import Event
+from perpx.store.journal import Journal
+
+Subscriber = Callable[[Command, list[Event]], None]
+
+
+def wall_clock_ms() -> int:
+    """Milliseconds since the epoch, from the system clock."""
+    return time.time_ns() // 1_000_000
+
+
+class SequencerStopped(RuntimeError):
+    """The sequencer stopped after a journal failure or `close`; nothing more is accepted."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    command: Command
+    events: list[Event]
+    done: asyncio.Future[list[Event]]
+
+
+class Sequencer:
+    """Own the engine and the journal; everything that changes state goes through `submit`."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        journal: Journal,
+        clock: Callable[[], int] = wall_clock_ms,
+        max_batch: int = 4096,
+    ) -> None:
+        if journal.last_seq() != engine.last_seq:
+            raise ValueError(
+                f"engine is at seq {engine.last_seq} but the journal at {journal.last_seq()}: "
+                "recover the engine from the journal first"
+            )
+        self.engine = engine
+        self.journal = journal
+        self._clock = clock
+        self._max_batch = max_batch
+        self._pending: list[_Pending] = []
+        self._subscribers: list[Subscriber] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._failure: BaseException | None = None
+        self._closed = False
+        self.batches = 0
+        self.durable_seq = engine.last_seq
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        """Call `subscriber(command, events)` for every durable command, in seq order."""
+        self._subscribers.append(subscriber)
+
+    def stamp(self, command: Command) -> Command:
+        """Give `command` the next seq and a time no earlier than the last one's."""
+        ts_ms = max(self._clock(), self.engine.last_ts_ms)
+        return msgspec.structs.replace(command, seq=self.engine.last_seq + 1, ts_ms=ts_ms)
+
+    async def submit(self, command: Command) -> list[Event]:
+        """Sequence, apply and journal `command`; return its events once it is durable.
+
+        The `seq` and `ts_ms` the caller put in the command are replaced.
+        """
+        done = self.submit_nowait(command)
+        return await done
+
+    def submit_nowait(self, command: Command) -> asyncio.Future[list[Event]]:
+        """Apply `command` now and return a future that resolves when it is durable."""
+        if self._failure is not None or self._closed:
+            raise SequencerStopped("sequencer is stopped") from self._failure
+        stamped = self.stamp(command)
+        try:
+            events = self.engine.apply(stamped)
+        except BaseException as bug:
+            # An exception out of the core is a broken invariant: stop rather than run on.
+            self._fail(bug, [])
+            raise
+        done: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(stamped, events, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_loop())
+        return done
+
+    async def _flush_loop(self) -> None:
+        while self._pending:
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+            commands = [p.command for p in batch]
+            try:
+                await asyncio.to_thread(self.journal.append, commands)
+            except BaseException as failure:
+                self._fail(failure, batch)
+                return
+            self.batches += 1
+            self.durable_seq = commands[-1].seq
+            for pending in batch:
+                for subscriber in self._subscribers:
+                    subscriber(pending.command, pending.events)
+                if not pending.done.done():
+                    pending.done.set_result(pending.events)
+
+    def _fail(self, failure: BaseException, batch: list[_Pending]) -> None:
+        self._failure = failure
+        for pending in batch + self._pending:
+            if not pending.done.done():
+                pending.done.set_exception(SequencerStopped(f"journal failed: {failure!r}"))
+        self._pending.clear()
+
+    async def drain(self) -> None:
+        """Wait until every submitted command is durable (or the sequencer has failed)."""
+        while self._flusher is not None and not self._flusher.done():
+            await asyncio.shield(self._flusher)
+
+    async def close(self) -> None:
+        """Finish pending writes, refuse new commands and close the journal."""
+        self._closed = True
+        await self.drain()
+        self.journal.close()
+
+    @property
+    def failure(self) -> BaseException | None:
+        """The journal failure that stopped the sequencer, if any."""
+        return self._failure
+
+
+def recover(engine: Engine, journal: Journal) -> int:
+    """Replay into `engine` every journaled command after its seq; return how many."""
+    count = 0
+    for command in journal.read(engine.last_seq + 1):
+        engine.apply(command)
+        count += 1
+    return count
