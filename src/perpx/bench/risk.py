@@ -1,11 +1,13 @@
 """`perpx bench risk`: a million open positions, then a mark move; how long the risk sweep takes.
 
 The population is built through the engine itself (deposits, margin modes, leverage, and
-orders that trade into positions): `accounts` isolated accounts, each holding one position in
-each of `symbols` BTCUSDT-like contracts, longs and shorts paired so open interest balances,
-leverage spread over 2x-100x and entries over ±0.5% of 50,000. A market maker rests bids from
-1% to 20% below the mark for the liquidation engine to sell into, and the insurance fund
-starts with 10M USDT.
+orders that trade into positions): `accounts` accounts, each holding one position in each of
+`symbols` BTCUSDT-like contracts, longs and shorts paired so open interest balances, entries
+over ±0.5% of 50,000. Half the pairs are isolated, with leverage spread over 2x-100x; the
+other half are cross accounts whose wallets give them 5x-74x effective leverage over their
+whole book, so the index files them by margin budget across all their symbols. A market
+maker rests bids and asks from 1% to 20% away from the mark for the liquidation engine to
+trade into, and the insurance fund starts with 10M USDT.
 
 Measured, on one symbol:
 - `find_ms`: the risk index's lookup of the candidates a 0.1% move may breach;
@@ -31,7 +33,7 @@ from perpx.core.enums import MarginMode
 from perpx.core.events import Liquidated
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import RATE_ONE
-from perpx.core.takeover import is_liquidatable
+from perpx.core.takeover import cross_is_liquidatable, is_liquidatable
 from perpx.instruments import load_instruments
 
 MID = 500_000  # 50,000.0 in ticks of 0.1
@@ -57,6 +59,11 @@ def contracts(count: int) -> list[InstrumentSpec]:
     return [dataclasses.replace(btc, symbol=f"SYM{k}USDT") for k in range(count)]
 
 
+def is_cross(pair: int) -> bool:
+    """Whether the pair of accounts (pair, pair + 1) trades in cross margin: every other pair."""
+    return pair % 4 == 1
+
+
 def build(accounts: int, symbols: int, echo: Callable[[str], None]) -> tuple[Engine, Stamper]:
     """Build the population through the engine; return it with its stamper."""
     specs = contracts(symbols)
@@ -67,13 +74,27 @@ def build(accounts: int, symbols: int, echo: Callable[[str], None]) -> tuple[Eng
     stamp(Deposit, INSURANCE_FUND_ID, "USDT", 10**7 * 10**8)  # the fund starts with 10M USDT
     for spec in specs:
         stamp(MarkPrice, spec.symbol, MID)
-        for level in range(1_000):  # bids from -1% to -20% for the liquidation engine
+        # Bids and asks from 1% to 20% away for the fund's closes: 250 a side, within
+        # Bybit's 500 active orders per symbol.
+        for level in range(250):
             stamp(PlaceOrder, MAKER, spec.symbol, Side.BUY, OrderType.LIMIT, 5_000,
-                  MID * 99 // 100 - 100 * level)
+                  MID * 99 // 100 - 380 * level)
+            stamp(PlaceOrder, MAKER, spec.symbol, Side.SELL, OrderType.LIMIT, 5_000,
+                  MID * 101 // 100 + 380 * level)
     for account in range(1, accounts + 1):
-        stamp(Deposit, account, "USDT", 10_000 * 10**8)
-        stamp(SetMarginMode, account, MarginMode.ISOLATED)
-        leverage = (2 + (account * 7919) % 99) * RATE_ONE
+        pair = account if account % 2 else account - 1
+        if is_cross(pair):
+            # Wallet = the book's notional (50 USDT per lot per symbol) / effective leverage,
+            # plus 1% of one position's value to carry the fees and order loss of opening.
+            effective = 5 + (account * 7919) % 70
+            per_symbol = 50 * (1 + pair % 5) * 10**8
+            stamp(Deposit, account, "USDT",  # accounts are cross by default
+                  per_symbol * symbols // effective + per_symbol // 100)
+            leverage = 100 * RATE_ONE
+        else:
+            stamp(Deposit, account, "USDT", 10_000 * 10**8)
+            stamp(SetMarginMode, account, MarginMode.ISOLATED)
+            leverage = (2 + (account * 7919) % 99) * RATE_ONE
         for spec in specs:
             stamp(SetLeverage, account, spec.symbol, leverage, leverage)
     for pair in range(1, accounts, 2):
@@ -93,14 +114,23 @@ def build(accounts: int, symbols: int, echo: Callable[[str], None]) -> tuple[Eng
 
 
 def brute_force_breached(engine: Engine, symbol: str, mark: int) -> int:
-    """Count breached positions of `symbol` by checking every position: the baseline."""
+    """Count breached positions of `symbol` by checking every account: the baseline.
+
+    An isolated position is breached at its liquidation price; a cross account's positions
+    on `symbol` when the account's MM rate reaches 100%.
+    """
     count = 0
+    coin = engine.instruments[symbol].settle_coin
     for account in engine.clearing.accounts.values():
-        for idx in (0, 1, 2):
-            position = account.positions.get((symbol, idx))
-            if position is not None and position.size_lots and is_liquidatable(
-                    engine, position, mark):
-                count += 1
+        held = [p for idx in (0, 1, 2)
+                if (p := account.positions.get((symbol, idx))) is not None and p.size_lots]
+        if not held:
+            continue
+        if account.margin_mode is MarginMode.CROSS:
+            if cross_is_liquidatable(engine, account, coin):
+                count += len(held)
+            continue
+        count += sum(1 for p in held if is_liquidatable(engine, p, mark))
     return count
 
 
@@ -131,6 +161,10 @@ def bench_risk(accounts: int = 100_000, symbols: int = 10,
     events = stamp(MarkPrice, symbol, big)
     process_ns = time.perf_counter_ns() - started
     liquidated = sum(isinstance(e, Liquidated) for e in events)
+    cross_liquidated = sum(
+        isinstance(e, Liquidated)
+        and engine.clearing.accounts[e.account_id].margin_mode is MarginMode.CROSS
+        for e in events)
     left = brute_force_breached(engine, symbol, big)
     engine.check_invariants()
     summary = {
@@ -145,6 +179,9 @@ def bench_risk(accounts: int = 100_000, symbols: int = 10,
         "brute_force_scan_ms": round(scan_ns / 1e6, 3),
         "brute_force_breached": scanned,
         "liquidated": liquidated,
+        "cross_liquidated": cross_liquidated,
+        "cross_accounts": sum(1 for a in engine.clearing.accounts.values()
+                              if a.margin_mode is MarginMode.CROSS),
         "process_ms": round(process_ns / 1e6, 3),
         "us_per_liquidation": round(process_ns / 1e3 / liquidated, 2) if liquidated else None,
         "breached_left_after": left,

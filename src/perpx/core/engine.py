@@ -95,6 +95,9 @@ class Engine:
         clearing = self.clearing
         self.pricing = Pricing(self)
         self.risk = RiskIndex(self)
+        # Scratch for the liquidation engine: each side's ADL ranking, valid for one command
+        # (keyed by its seq), so never part of the state.
+        self.adl_queues: dict[tuple[str, Side], takeover.AdlQueue] = {}
         pricing = self.pricing
         self._handlers: dict[type[Command], Callable[[Any, list[Event]], None]] = {
             PlaceOrder: self._place,
@@ -214,6 +217,9 @@ class Engine:
             liquidation.maybe_auto_add_margin(self.clearing, symbol, seq, ts_ms, events,
                                               candidates)
             takeover.maybe_liquidate(self, symbol, seq, ts_ms, events, candidates)
+            # A candidate that survived was filed around older marks (a budget band it left,
+            # or a trigger it crossed without breaching); refile it around the new ones.
+            self.clearing.dirty.update(candidates)
             if not any(type(e) is Liquidated for e in events[before:]):
                 return
 

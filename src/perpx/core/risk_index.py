@@ -4,10 +4,15 @@ Each isolated position is filed under its liquidation price, and each cross acco
 holds one one-way position and no orders under the estimated price where its MM rate reaches
 100% (spec §2.2, with the tier that applies at that price). A move of the mark to M then
 touches only longs filed at or above M and shorts at or below it: the cost of a sweep grows
-with the positions at risk, not with all positions. Cross accounts the estimate cannot
-describe (several symbols, hedge mode, open orders) are checked on every move of their
-symbols. The index is derived state: it may only ever propose too many candidates, never too
-few, and every candidate is checked exactly before anything is done.
+with the positions at risk, not with all positions.
+
+A cross account the estimate cannot describe (several symbols, hedge mode, open orders) is
+filed by a *margin budget*: its slack (margin balance + order loss − MM) is shared among its
+symbols in proportion to how fast each can consume it, giving every symbol a band
+[M − d, M + d] inside which no combination of moves can breach the account. A mark leaving a
+band makes the account a candidate; it is checked exactly and refiled around the new marks.
+The index is derived state: it may only ever propose too many candidates, never too few, and
+every candidate is checked exactly before anything is done.
 """
 
 from __future__ import annotations
@@ -19,11 +24,17 @@ from sortedcontainers import SortedList
 from perpx.core import calc, liquidation
 from perpx.core.accounts import SYSTEM_ACCOUNT_IDS, Account
 from perpx.core.enums import MarginMode, Side
+from perpx.core.numbers import RATE_ONE, apply_rate_ceil, mul_div_floor
 
 if TYPE_CHECKING:
     from perpx.core.engine import Engine
 
 Entry = tuple[int, int, int]  # (trigger price in ticks, account id, position idx)
+
+_BUDGET_IDX = -1  # the position idx of an account-wide budget entry
+# A budget band is at most this share of the mark wide (in RATE_ONE), so the risk tier met
+# inside it is known when the band is drawn.
+_BAND_CAP = RATE_ONE // 10
 
 
 class RiskIndex:
@@ -95,19 +106,82 @@ class RiskIndex:
             return
         if not held:
             return
-        symbols = {p.symbol for p in held}
         has_orders = any(s.leaves_lots for s in account.order_sums.values())
-        if len(held) > 1 or has_orders:
+        if len(held) == 1 and not has_orders and held[0].position_idx == 0:
+            [position] = held
+            trigger = self._cross_trigger(account, position.symbol)
+            if trigger is not None:
+                self._put(account.account_id, position.symbol, position.side,
+                          (trigger, account.account_id, position.position_idx))
+                return
+        self._file_budget(account)
+
+    def _file_budget(self, account: Account) -> None:
+        """File a cross account by margin budget: one band per symbol it holds or orders."""
+        engine = self.engine
+        instruments = engine.instruments
+        exposure: dict[str, list[int]] = {}  # symbol -> [net lots, gross lots, order lots]
+        for position in account.positions.values():
+            if position.size_lots:
+                held = exposure.setdefault(position.symbol, [0, 0, 0])
+                held[0] += position.size_lots
+                held[1] += abs(position.size_lots)
+        for (symbol, _idx, _side), sums in account.order_sums.items():
+            if sums.leaves_lots:
+                exposure.setdefault(symbol, [0, 0, 0])[2] += sums.leaves_lots
+        for coin in sorted({instruments[s].settle_coin for s in exposure}):
+            symbols = sorted(s for s in exposure if instruments[s].settle_coin == coin)
+            bands = self._budget_bands(account, coin, {s: exposure[s] for s in symbols})
             for symbol in symbols:
-                self._put(account.account_id, symbol, None, None)
-            return
-        [position] = held
-        trigger = self._cross_trigger(account, position.symbol)
-        if trigger is None:
-            self._put(account.account_id, position.symbol, None, None)
-        else:
-            self._put(account.account_id, position.symbol, position.side,
-                      (trigger, account.account_id, position.position_idx))
+                band = None if bands is None else bands.get(symbol)
+                if band is None:
+                    self._put(account.account_id, symbol, None, None)
+                    continue
+                low, high = band
+                self._put(account.account_id, symbol, Side.BUY,
+                          (low, account.account_id, _BUDGET_IDX))
+                self._put(account.account_id, symbol, Side.SELL,
+                          (high, account.account_id, _BUDGET_IDX))
+
+    def _budget_bands(self, account: Account, coin: str,
+                      exposure: dict[str, list[int]]) -> dict[str, tuple[int, int]] | None:
+        """Return each symbol's safe band of marks, or None when no band can be drawn.
+
+        Moving symbol s's mark by Δ ticks changes the slack by at most
+        ``Δ/M_s · w_s`` atoms, where w_s values at M_s the net size (unrealized P&L), the
+        orders (order loss) and the gross size at the band's highest MM rate plus twice the
+        taker fee. With ``d_s = slack · M_s / Σw`` every combination of moves inside the bands
+        consumes at most the slack, so the account cannot reach an MM rate of 100% there.
+        """
+        engine = self.engine
+        figures = engine.clearing.figures(account, coin)
+        # Each rounded-up term of MM and order loss may move by an atom within a band.
+        rounding = 4 * (len(account.positions) + len(account.order_sums) + 1)
+        slack = (figures.margin_balance_atoms + figures.order_loss_atoms - figures.mm_atoms
+                 - rounding)
+        if slack <= 0:
+            return None
+        marks: dict[str, int] = {}
+        weight_total = 0
+        for symbol, (net, gross, ordered) in exposure.items():
+            spec = engine.instruments[symbol]
+            mark = engine.mark_of(symbol)
+            if mark is None:
+                return None
+            marks[symbol] = mark
+            top = mark + apply_rate_ceil(mark, _BAND_CAP)
+            mmr = calc.tier_for_position(spec, spec.notional_atoms(top, gross)).mmr
+            gross_value = spec.notional_atoms(top, gross)
+            weight_total += (spec.notional_atoms(top, abs(net) + ordered)
+                             + apply_rate_ceil(gross_value, mmr + 2 * spec.taker_fee_rate) + 1)
+        bands: dict[str, tuple[int, int]] = {}
+        for symbol, mark in marks.items():
+            reach = min(mul_div_floor(slack, mark, weight_total),
+                        mul_div_floor(mark, _BAND_CAP, RATE_ONE))
+            if reach <= 0:
+                return None
+            bands[symbol] = (mark - reach, mark + reach)
+        return bands
 
     def _cross_trigger(self, account: Account, symbol: str) -> int | None:
         """Estimate the mark at which a one-position cross account's MM rate reaches 100%.

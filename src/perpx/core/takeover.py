@@ -367,9 +367,12 @@ def deleverage(engine: Engine, spec: InstrumentSpec, fund: Account, held: Positi
     clearing = engine.clearing
     mark = engine.mark_price.get(spec.symbol, bust)
     counterparty_side = Side.SELL if held.size_lots > 0 else Side.BUY
-    for position in ranked_positions(engine, spec, counterparty_side, mark):
-        if not held.size_lots:
-            break
+    queue = _adl_queue(engine, spec, counterparty_side, mark, seq)
+    while held.size_lots and queue.cursor < len(queue.positions):
+        position = queue.positions[queue.cursor]
+        if position.side is not counterparty_side or _fully_hedged(engine, position):
+            queue.cursor += 1  # closed, flipped or hedged since it was ranked
+            continue
         account = clearing.accounts[position.account_id]
         for order in engine.orders_of(account.account_id, spec.symbol):
             engine.cancel_order(order, CancelReason.BEFORE_ADL, seq, ts_ms, events)
@@ -381,4 +384,44 @@ def deleverage(engine: Engine, spec: InstrumentSpec, fund: Account, held: Positi
         transfer(engine, spec, account, position, fund, qty, bust, BalanceReason.ADL, seq,
                  ts_ms, events)
         make_whole(engine, account, spec.settle_coin, seq, ts_ms, events)
+        if not position.size_lots:
+            queue.cursor += 1
+
+
+class AdlQueue:
+    """One side's ADL ranking, computed once per command and walked from the front."""
+
+    __slots__ = ("cursor", "key", "positions")
+
+    def __init__(self, key: tuple[int, str, Side], positions: list[Position]) -> None:
+        self.key = key
+        self.positions = positions
+        self.cursor = 0
+
+
+def _adl_queue(engine: Engine, spec: InstrumentSpec, side: Side, mark: int,
+               seq: int) -> AdlQueue:
+    """Return the side's ranking for this command, ranking it on first use.
+
+    Bybit ranks the queue periodically, not per fill; ranking once per command keeps a
+    cascade of takeovers from re-ranking every position of the symbol for each one, while a
+    position that closed, flipped or became fully hedged since is skipped when reached.
+    """
+    key = (seq, spec.symbol, side)
+    queue = engine.adl_queues.get((spec.symbol, side))
+    if queue is None or queue.key != key:
+        queue = AdlQueue(key, ranked_positions(engine, spec, side, mark))
+        engine.adl_queues[spec.symbol, side] = queue
+    return queue
+
+
+def _fully_hedged(engine: Engine, position: Position) -> bool:
+    """Whether a cross hedge-mode position is covered by its opposite side (never ADL'd)."""
+    if not position.position_idx:
+        return False
+    account = engine.clearing.accounts[position.account_id]
+    if account.margin_mode is not MarginMode.CROSS:
+        return False
+    other = account.positions.get((position.symbol, 3 - position.position_idx))
+    return other is not None and other.qty_lots >= position.qty_lots
 
