@@ -169,3 +169,19 @@ def test_private_topics_only_carry_the_connections_account(live: LiveExchange) -
         assert bob_order["data"][0]["side"] == "Buy"
         bob.send(json.dumps({"op": "ping"}))
         assert recv(bob)["op"] == "pong"  # bob saw nothing of alice's
+
+
+def test_kline_snapshot_then_updates_on_trades(live: LiveExchange) -> None:
+    live.place(1, Side.SELL, "0.010", "30000")
+    live.place(2, Side.BUY, "0.004", "30000")
+    with connect(live.url + "/v5/public/linear") as ws:
+        ws.send(json.dumps({"op": "subscribe", "args": ["kline.1.BTCUSDT"]}))
+        assert recv(ws)["success"]
+        snapshot = recv(ws)
+        candle = snapshot["data"][0]
+        assert snapshot["topic"] == "kline.1.BTCUSDT" and candle["interval"] == "1"
+        assert candle["close"] == "30000.00" and candle["volume"] == "0.004"
+        assert candle["end"] == candle["start"] + 59_999 and candle["confirm"] is False
+        live.place(2, Side.BUY, "0.006", "30000")
+        update = recv(ws)["data"][-1]
+        assert update["volume"] == "0.010" and update["turnover"] == "300"
