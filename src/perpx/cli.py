@@ -247,6 +247,19 @@ def calc_qty(price: str = typer.Option(..., help="Order price."),
     _run("quantity", lambda: calculator.quantity(given, price, value, cost), as_json)
 
 
+@bench_app.command("ws")
+def bench_ws_command(
+    subscribers: int = typer.Option(200, help="WebSocket connections subscribed at once."),
+    seconds: float = typer.Option(3.0, help="How long the order flow runs in each pass."),
+    per_tick: int = typer.Option(20, help="Commands submitted every 10 ms."),
+    seed: int = typer.Option(42, help="Seed of the order flow."),
+) -> None:
+    """Messages/s delivered to many subscribers of orderbook.50 and publicTrade; JSON last."""
+    from perpx.bench.ws import bench_ws
+
+    bench_ws(subscribers, seconds, per_tick, seed, echo=typer.echo)
+
+
 @bench_app.command("risk")
 def bench_risk_command(
     accounts: int = typer.Option(100_000, help="Isolated accounts (even)."),

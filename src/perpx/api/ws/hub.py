@@ -1,0 +1,411 @@
+"""The stream hub: durable events in, Bybit V5 topic messages out to subscribed connections.
+
+`StreamHub.on_durable(command, events)` is the sequencer's subscriber: it runs in the event
+loop, in seq order, once a command is durable. It folds the events into the hub's own views
+(book mirrors, tickers, klines, open orders) in O(events), publishes trades, liquidations and
+private rows at once, and marks the throttled views (order books, tickers, klines) dirty.
+A flush task publishes each dirty view at most once per Bybit push interval, so a burst of
+commands yields one delta per view per interval. A message is encoded once and queued to each
+subscriber of its topic: the work per command is O(events + subscribed views), plus one queue
+put per subscriber that gets a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from starlette.routing import BaseRoute
+
+from perpx.api.ws import public
+from perpx.api.ws.book import BookMirror, DepthView
+from perpx.api.ws.connection import Connection
+from perpx.api.ws.private import PRIVATE_TOPICS, PrivateFeed
+from perpx.core.commands import Command
+from perpx.core.engine import Engine
+from perpx.core.events import (
+    Event,
+    FundingIntervalSet,
+    FundingSettled,
+    IndexPriceUpdated,
+    Liquidated,
+    MarkPriceUpdated,
+    OrderAccepted,
+    OrderAmended,
+    OrderCancelled,
+    PositionChanged,
+    PremiumIndexSampled,
+    Trade,
+)
+from perpx.core.instruments import InstrumentSpec
+from perpx.core.takeover import adl_rank_indicator
+from perpx.readmodels.klines import Klines
+from perpx.readmodels.period import KLINE_INTERVALS
+from perpx.readmodels.tickers import Tickers
+
+Verify = Callable[[str, int, str, int], int | None]
+Submit = Callable[[Command], Awaitable[list[Event]]]
+
+_BOOK_EVENTS = (OrderAccepted, Trade, OrderCancelled, OrderAmended)
+_TICKER_EVENTS = (MarkPriceUpdated, IndexPriceUpdated, PremiumIndexSampled, FundingSettled,
+                  FundingIntervalSet, PositionChanged)
+FLUSH_PERIOD_S = 0.005
+_encode = msgspec.json.Encoder().encode
+
+
+def encode(message: dict[str, Any]) -> str:
+    """Encode a message to the JSON text of one frame."""
+    return _encode(message).decode()
+
+
+class _TickerView:
+    __slots__ = ("dirty", "fields", "last_publish", "seq")
+
+    def __init__(self) -> None:
+        self.fields: dict[str, str] | None = None
+        self.dirty = False
+        self.last_publish = 0.0
+        self.seq = 0
+
+
+class _KlineView:
+    __slots__ = ("dirty", "last_publish", "start_ms")
+
+    def __init__(self) -> None:
+        self.start_ms: int | None = None
+        self.dirty = False
+        self.last_publish = 0.0
+
+
+class StreamHub:
+    """Public and private topics for every connection of `/v5/public/linear` and `/v5/private`."""
+
+    def __init__(self, engine: Engine, instruments: list[InstrumentSpec] | None = None,
+                 max_queue: int | None = None) -> None:
+        self.engine = engine
+        specs = instruments if instruments is not None else list(engine.instruments.values())
+        self.specs = {spec.symbol: spec for spec in specs}
+        self.max_queue = max_queue
+        self.mirrors = {symbol: BookMirror(symbol) for symbol in self.specs}
+        self.tickers = Tickers(specs)
+        self.klines = Klines(specs)
+        self.private = PrivateFeed(engine)
+        self.directions = public.TickDirection()
+        self.subscribers: dict[str, set[Connection]] = {}
+        self.accounts: dict[int, set[Connection]] = {}
+        self.depth_views: dict[tuple[str, int], DepthView] = {}
+        self.ticker_views: dict[str, _TickerView] = {}
+        self.kline_views: dict[tuple[str, str], _KlineView] = {}
+        self.now_ms = 0
+        self.seq = 0
+        self.messages = 0  # frames queued, over all connections
+        self._flusher: asyncio.Task[None] | None = None
+
+    # -- topics -----------------------------------------------------------------------------
+
+    def public_topic_ok(self, topic: str) -> bool:
+        """Tell whether `topic` is a public topic this hub serves."""
+        parts = topic.split(".")
+        if len(parts) == 3 and parts[0] == "orderbook":
+            return parts[1] in {str(d) for d in public.ORDERBOOK_DEPTHS} and \
+                parts[2] in self.specs
+        if len(parts) == 3 and parts[0] == "kline":
+            return parts[1] in KLINE_INTERVALS and parts[2] in self.specs
+        if len(parts) == 2 and parts[0] in ("publicTrade", "tickers", "allLiquidation",
+                                            "liquidation"):
+            return parts[1] in self.specs
+        return False
+
+    @staticmethod
+    def private_topic_ok(topic: str) -> bool:
+        """Tell whether `topic` is a private topic this hub serves."""
+        return topic in PRIVATE_TOPICS
+
+    def add(self, conn: Connection, topic: str) -> None:
+        """Subscribe `conn` to `topic` and queue its first snapshot, in one step.
+
+        Nothing awaits between the snapshot and the registration, so the next delta of the
+        topic applies to exactly what the snapshot showed.
+        """
+        self._ensure_flusher()
+        conn.topics.add(topic)
+        self.subscribers.setdefault(topic, set()).add(conn)
+        parts = topic.split(".")
+        kind = parts[0]
+        if kind == "orderbook":
+            self._book_snapshot(conn, parts[2], int(parts[1]))
+        elif kind == "tickers":
+            self._ticker_snapshot(conn, parts[1])
+        elif kind == "kline":
+            self._kline_snapshot(conn, parts[2], parts[1])
+
+    def remove(self, conn: Connection, topic: str) -> None:
+        """Unsubscribe `conn` from `topic`."""
+        conn.topics.discard(topic)
+        found = self.subscribers.get(topic)
+        if found is not None:
+            found.discard(conn)
+            if not found:
+                del self.subscribers[topic]
+                parts = topic.split(".")
+                if parts[0] == "orderbook":
+                    self.depth_views.pop((parts[2], int(parts[1])), None)
+
+    def attach_account(self, conn: Connection, account_id: int) -> None:
+        """Route `account_id`'s private rows to `conn`."""
+        conn.account_id = account_id
+        self.accounts.setdefault(account_id, set()).add(conn)
+
+    def drop(self, conn: Connection) -> None:
+        """Forget a closed connection everywhere."""
+        conn.close()
+        for topic in list(conn.topics):
+            self.remove(conn, topic)
+        if conn.account_id is not None:
+            found = self.accounts.get(conn.account_id)
+            if found is not None:
+                found.discard(conn)
+                if not found:
+                    del self.accounts[conn.account_id]
+
+    def new_connection(self, endpoint: str) -> Connection:
+        """Return a connection with the hub's queue bound."""
+        if self.max_queue is None:
+            return Connection(endpoint)
+        return Connection(endpoint, self.max_queue)
+
+    # -- publishing -------------------------------------------------------------------------
+
+    def _publish(self, topic: str, message: dict[str, Any]) -> None:
+        conns = self.subscribers.get(topic)
+        if not conns:
+            return
+        frame = encode(message)
+        for conn in conns:
+            conn.offer(frame)
+        self.messages += len(conns)
+
+    def _send(self, conn: Connection, message: dict[str, Any]) -> None:
+        conn.offer(encode(message))
+        self.messages += 1
+
+    def _book_snapshot(self, conn: Connection, symbol: str, depth: int) -> None:
+        view = self.depth_views.get((symbol, depth))
+        if view is None:
+            view = self.depth_views[(symbol, depth)] = DepthView(symbol, depth)
+            view.reset(self.mirrors[symbol], self.seq)
+            view.last_publish = asyncio.get_running_loop().time()
+        bids, asks = view.levels()
+        self._send(conn, public.orderbook_message(self.specs[symbol], view, "snapshot", bids,
+                                                  asks, self.now_ms))
+
+    def _ticker_fields(self, symbol: str) -> dict[str, str]:
+        bid, ask = self.mirrors[symbol].best()
+        return public.ticker_fields(self.specs[symbol], self.tickers.ticker(symbol),
+                                    self.directions.current(symbol), bid, ask)
+
+    def _ticker_snapshot(self, conn: Connection, symbol: str) -> None:
+        view = self.ticker_views.get(symbol)
+        if view is None:
+            view = self.ticker_views[symbol] = _TickerView()
+        if view.fields is None:
+            view.fields = self._ticker_fields(symbol)
+            view.seq = self.seq
+            view.dirty = False
+        self._send(conn, {"topic": f"tickers.{symbol}", "type": "snapshot",
+                          "data": dict(view.fields), "cs": view.seq, "ts": self.now_ms})
+
+    def _kline_snapshot(self, conn: Connection, symbol: str, interval: str) -> None:
+        view = self.kline_views.setdefault((symbol, interval), _KlineView())
+        candle = self.klines.latest(symbol, interval)
+        if candle is None:
+            return
+        view.start_ms = candle.start_ms
+        self._send(conn, {"topic": f"kline.{interval}.{symbol}", "type": "snapshot",
+                          "ts": self.now_ms,
+                          "data": [public.kline_row(self.specs[symbol], interval, candle,
+                                                    False)]})
+
+    # -- the sequencer's subscriber ---------------------------------------------------------
+
+    def on_durable(self, command: Command, events: list[Event]) -> None:
+        """Fold a durable command's events in and publish what cannot wait for the flush."""
+        self.now_ms = max(self.now_ms, command.ts_ms)
+        self.seq = command.seq
+        trades: dict[str, list[dict[str, Any]]] = {}
+        liquidations: list[Liquidated] = []
+        book_symbols: set[str] = set()
+        ticker_symbols: set[str] = set()
+        for event in events:
+            self.tickers.apply(event)
+            self.klines.apply(event)
+            if isinstance(event, _BOOK_EVENTS):
+                self.mirrors[event.symbol].apply(event)
+                book_symbols.add(event.symbol)
+                if isinstance(event, Trade):
+                    spec = self.specs[event.symbol]
+                    direction = self.directions.next(event.symbol, event.price_ticks)
+                    trades.setdefault(event.symbol, []).append(
+                        public.trade_row(spec, event, direction))
+            elif isinstance(event, _TICKER_EVENTS):
+                ticker_symbols.add(event.symbol)
+            elif isinstance(event, Liquidated):
+                liquidations.append(event)
+        for symbol in book_symbols:
+            mirror = self.mirrors[symbol]
+            mirror.end_command()
+            if mirror.changed:
+                mirror.changed = False
+                ticker_symbols.add(symbol)
+                for depth in public.ORDERBOOK_DEPTHS:
+                    view = self.depth_views.get((symbol, depth))
+                    if view is not None:
+                        view.dirty = True
+        for symbol in ticker_symbols:
+            ticker_view = self.ticker_views.get(symbol)
+            if ticker_view is not None:
+                ticker_view.dirty = True
+        for symbol, rows in trades.items():
+            self._publish(f"publicTrade.{symbol}", {
+                "topic": f"publicTrade.{symbol}", "type": "snapshot", "ts": self.now_ms,
+                "data": rows})
+            for interval in KLINE_INTERVALS:
+                kline_view = self.kline_views.get((symbol, interval))
+                if kline_view is not None:
+                    kline_view.dirty = True
+        for liq in liquidations:
+            self._publish_liquidation(liq)
+        self._publish_private(events)
+
+    def _publish_liquidation(self, event: Liquidated) -> None:
+        spec = self.specs[event.symbol]
+        self._publish(f"allLiquidation.{event.symbol}", {
+            "topic": f"allLiquidation.{event.symbol}", "type": "snapshot", "ts": event.ts_ms,
+            "data": [public.liquidation_row(spec, event)]})
+        self._publish(f"liquidation.{event.symbol}", {
+            "topic": f"liquidation.{event.symbol}", "type": "snapshot", "ts": event.ts_ms,
+            "data": {"price": public.liquidation_row(spec, event)["p"],
+                     "side": public.side_name(event.side),
+                     "size": public.liquidation_row(spec, event)["v"],
+                     "symbol": event.symbol, "updatedTime": event.ts_ms}})
+
+    def _publish_private(self, events: list[Event]) -> None:
+        # The order mirror sees every event; rows are built only for connected accounts.
+        changed = self.private.collect(events, self.accounts)
+        adl_cache: dict[str, dict[tuple[int, int], int]] = {}
+        for account_id, rows in changed.items():
+            conns = self.accounts.get(account_id)
+            if not conns:
+                continue
+            wanted = set().union(*(c.topics for c in conns))
+            out: list[tuple[str, list[dict[str, Any]]]] = []
+            if rows.executions and "execution" in wanted:
+                out.append(("execution", rows.executions))
+            if rows.orders and "order" in wanted:
+                out.append(("order", [s.row(self.engine) for s in rows.orders.values()]))
+            if rows.positions and "position" in wanted:
+                position_rows = []
+                for symbol, idx in sorted(rows.positions):
+                    if symbol not in adl_cache:
+                        adl_cache[symbol] = adl_rank_indicator(self.engine, symbol)
+                    position_rows.append(self.private.position_row(account_id, symbol, idx,
+                                                                   adl_cache[symbol]))
+                out.append(("position", position_rows))
+            if rows.wallet and "wallet" in wanted:
+                wallet = self.private.wallet_row(account_id)
+                if wallet is not None:
+                    out.append(("wallet", [wallet]))
+            for topic, data in out:
+                frame = encode({"id": f"{self.seq}-{topic}-{account_id}", "topic": topic,
+                                "creationTime": self.now_ms, "data": data})
+                for conn in conns:
+                    if topic in conn.topics:
+                        conn.offer(frame)
+                        self.messages += 1
+
+    # -- the throttled views ----------------------------------------------------------------
+
+    def _ensure_flusher(self) -> None:
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
+
+    async def _flush_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self.subscribers:
+            self.flush(loop.time())
+            await asyncio.sleep(FLUSH_PERIOD_S)
+
+    def flush(self, now: float) -> None:
+        """Publish every dirty view whose push interval has passed."""
+        for (symbol, depth), view in self.depth_views.items():
+            if depth == 1:
+                if view.dirty and now - view.last_publish >= public.ORDERBOOK_INTERVAL_S[1]:
+                    changed = view.advance(self.mirrors[symbol], self.seq)
+                    if changed is not None:
+                        self._publish_book_snapshot(view, now)
+                elif now - view.last_publish >= public.LEVEL1_REPEAT_S:
+                    self._publish_book_snapshot(view, now)
+                continue
+            if view.dirty and now - view.last_publish >= public.ORDERBOOK_INTERVAL_S[depth]:
+                changes = view.advance(self.mirrors[symbol], self.seq)
+                if changes is not None:
+                    view.last_publish = now
+                    self._publish(f"orderbook.{depth}.{symbol}", public.orderbook_message(
+                        self.specs[symbol], view, "delta", changes[0], changes[1],
+                        self.now_ms))
+        for symbol, ticker in self.ticker_views.items():
+            if ticker.dirty and now - ticker.last_publish >= public.TICKER_INTERVAL_S:
+                self._publish_ticker(symbol, ticker, now)
+        for (symbol, interval), kline in self.kline_views.items():
+            if kline.dirty and now - kline.last_publish >= public.KLINE_INTERVAL_S:
+                self._publish_kline(symbol, interval, kline, now)
+
+    def _publish_book_snapshot(self, view: DepthView, now: float) -> None:
+        view.last_publish = now
+        bids, asks = view.levels()
+        self._publish(f"orderbook.{view.depth}.{view.symbol}", public.orderbook_message(
+            self.specs[view.symbol], view, "snapshot", bids, asks, self.now_ms))
+
+    def _publish_ticker(self, symbol: str, view: _TickerView, now: float) -> None:
+        view.dirty = False
+        fields = self._ticker_fields(symbol)
+        old = view.fields or {}
+        delta = {k: v for k, v in fields.items() if old.get(k) != v}
+        view.fields = fields
+        if not delta:
+            return
+        view.last_publish = now
+        view.seq = self.seq
+        delta["symbol"] = symbol
+        self._publish(f"tickers.{symbol}", {"topic": f"tickers.{symbol}", "type": "delta",
+                                            "data": delta, "cs": view.seq, "ts": self.now_ms})
+
+    def _publish_kline(self, symbol: str, interval: str, view: _KlineView, now: float) -> None:
+        view.dirty = False
+        view.last_publish = now
+        spec = self.specs[symbol]
+        candle = self.klines.latest(symbol, interval)
+        if candle is None:
+            return
+        rows = []
+        if view.start_ms is not None and view.start_ms < candle.start_ms:
+            # The candle the clients hold has closed: confirm it once, then the new one.
+            closed = self.klines.candles(symbol, interval, start_ms=view.start_ms,
+                                         end_ms=view.start_ms, limit=1)
+            if closed:
+                rows.append(public.kline_row(spec, interval, closed[0], True))
+        rows.append(public.kline_row(spec, interval, candle, False))
+        view.start_ms = candle.start_ms
+        self._publish(f"kline.{interval}.{symbol}", {"topic": f"kline.{interval}.{symbol}",
+                                                     "type": "snapshot", "ts": self.now_ms,
+                                                     "data": rows})
+
+    # -- endpoints ----------------------------------------------------------------------------
+
+    def routes(self, verify: Verify, submit: Submit | None = None) -> list[BaseRoute]:
+        """Return the WebSocket routes: `/v5/public/linear`, `/v5/private` (and `/v5/trade`)."""
+        from perpx.api.ws.server import build_routes
+
+        return build_routes(self, verify, submit)

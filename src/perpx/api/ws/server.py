@@ -1,0 +1,196 @@
+"""The WebSocket endpoints: connection protocol of spec §8.1-§8.2 and auth of §1.5.
+
+Each connection's frames are handled in order. Every reply goes through the connection's send
+queue, so acks, pongs and topic messages leave in the order they were produced. A subscribe is
+acknowledged about 50 ms after it arrives (pybit registers its callback only after sending the
+frame), and the topic's first snapshot follows its ack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Any
+
+from starlette.routing import BaseRoute, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from perpx.api.ws.connection import OVERFLOW_CLOSE_CODE, Connection
+from perpx.api.ws.hub import StreamHub, Submit, Verify, encode
+
+SUBSCRIBE_DELAY_S = 0.05
+PUBLIC, PRIVATE, TRADE = "public", "private", "trade"
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds (the auth window is checked against real time)."""
+    return time.time_ns() // 1_000_000
+
+
+def _req_id(message: dict[str, Any]) -> dict[str, Any]:
+    for key in ("req_id", "reqId"):
+        if key in message:
+            return {key: str(message[key])}
+    return {}
+
+
+class Session:
+    """The protocol state of one connection."""
+
+    def __init__(self, hub: StreamHub, conn: Connection, verify: Verify,
+                 submit: Submit | None) -> None:
+        self.hub = hub
+        self.conn = conn
+        self.verify = verify
+        self.submit = submit
+
+    def reply(self, message: dict[str, Any]) -> None:
+        """Queue a protocol reply."""
+        self.conn.offer(encode(message))
+
+    async def handle(self, message: dict[str, Any]) -> None:
+        """Answer one client frame."""
+        op = message.get("op")
+        conn = self.conn
+        if op == "ping":
+            if conn.endpoint == PUBLIC:
+                self.reply({"success": True, "ret_msg": "pong", "conn_id": conn.conn_id,
+                            **_req_id(message), "op": "ping"})
+            else:
+                self.reply({**_req_id(message), "op": "pong", "args": [str(now_ms())],
+                            "conn_id": conn.conn_id})
+        elif op == "auth" and conn.endpoint != PUBLIC:
+            self.auth(message)
+        elif op in ("subscribe", "unsubscribe") and conn.endpoint != TRADE:
+            await self.subscribe(message, op)
+        elif conn.endpoint == TRADE and isinstance(op, str) and op.startswith("order."):
+            from perpx.api.ws.trade import handle_trade_op
+
+            await handle_trade_op(self, message)
+        else:
+            self.reply({"success": False, "ret_msg": f"error:unknown op {str(op)[:40]}",
+                        "conn_id": conn.conn_id, **_req_id(message), "op": str(op)})
+
+    def auth(self, message: dict[str, Any]) -> None:
+        """Check an auth frame: key, expiry (ms, must be in the future) and signature."""
+        conn = self.conn
+        args = message.get("args")
+        account: int | None = None
+        error = "error:signature verification failed"
+        code = 10004
+        if conn.account_id is not None:
+            error, code = "error:repeat auth", 20001
+        elif not isinstance(args, list) or len(args) != 3:
+            error, code = "error:params error", 10001
+        else:
+            key, expires, signature = args
+            try:
+                expires_ms = int(str(expires))
+            except ValueError:
+                expires_ms = None
+            current = now_ms()
+            if expires_ms is None or not isinstance(key, str) or not isinstance(signature, str):
+                error, code = "error:params error", 10001
+            elif expires_ms <= current:
+                error, code = "error:auth expired", 10002
+            else:
+                account = self.verify(key, expires_ms, signature, current)
+        if account is not None:
+            self.hub.attach_account(conn, account)
+        if conn.endpoint == TRADE:
+            ok = account is not None
+            self.reply({**_req_id(message), "retCode": 0 if ok else code,
+                        "retMsg": "OK" if ok else error, "op": "auth",
+                        "connId": conn.conn_id})
+        else:
+            self.reply({"success": account is not None,
+                        "ret_msg": "" if account is not None else error, "op": "auth",
+                        "conn_id": conn.conn_id, **_req_id(message)})
+
+    async def subscribe(self, message: dict[str, Any], op: str) -> None:
+        """Subscribe or unsubscribe topics: all or nothing, acked after a short delay."""
+        conn = self.conn
+        hub = self.hub
+        raw = message.get("args")
+        args: list[str] = raw if isinstance(raw, list) else []
+        private = conn.endpoint == PRIVATE
+        ok_topic = hub.private_topic_ok if private else hub.public_topic_ok
+        failure = ""
+        if not args or not all(isinstance(a, str) for a in args):
+            failure = "error:args must be a list of topics"
+        elif private and conn.account_id is None:
+            failure = "Request not authorized"
+        else:
+            bad = [topic for topic in args if not ok_topic(topic)]
+            if bad:
+                failure = f"error:handler not found,topic:{','.join(bad)}"
+        await asyncio.sleep(SUBSCRIBE_DELAY_S)
+        if conn.closed:
+            return
+        ack_msg = "" if private or op == "unsubscribe" else "subscribe"
+        self.reply({"success": not failure, "ret_msg": failure or ack_msg,
+                    "conn_id": conn.conn_id, **_req_id(message), "op": op})
+        if failure:
+            return
+        for topic in args:
+            if op == "subscribe":
+                hub.add(conn, topic)
+            else:
+                hub.remove(conn, topic)
+
+
+async def _serve(websocket: WebSocket, hub: StreamHub, endpoint: str, verify: Verify,
+                 submit: Submit | None) -> None:
+    await websocket.accept()
+    conn = hub.new_connection(endpoint)
+    session = Session(hub, conn, verify, submit)
+
+    async def pump() -> None:
+        try:
+            await conn.pump(websocket.send_text)
+        except Exception:  # the client went away while we were writing
+            conn.close()
+            return
+        if conn.overflowed:
+            with contextlib.suppress(Exception):
+                await websocket.close(code=OVERFLOW_CLOSE_CODE, reason="send queue overflow")
+
+    sender = asyncio.create_task(pump())
+    try:
+        while not conn.closed:
+            text = await websocket.receive_text()
+            try:
+                message = json.loads(text)
+            except ValueError:
+                message = None
+            if not isinstance(message, dict):
+                session.reply({"success": False, "ret_msg": "error:invalid json",
+                               "conn_id": conn.conn_id, "op": ""})
+                continue
+            await session.handle(message)
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        hub.drop(conn)
+        with contextlib.suppress(Exception):
+            await sender
+
+
+def build_routes(hub: StreamHub, verify: Verify, submit: Submit | None) -> list[BaseRoute]:
+    """Return the routes of the public, private and (with `submit`) trade endpoints."""
+
+    def endpoint(kind: str) -> Any:
+        async def run(websocket: WebSocket) -> None:
+            await _serve(websocket, hub, kind, verify, submit)
+
+        return run
+
+    routes: list[BaseRoute] = [
+        WebSocketRoute("/v5/public/linear", endpoint(PUBLIC)),
+        WebSocketRoute("/v5/private", endpoint(PRIVATE)),
+    ]
+    if submit is not None:
+        routes.append(WebSocketRoute("/v5/trade", endpoint(TRADE)))
+    return routes

@@ -1,0 +1,125 @@
+"""A live exchange for WebSocket tests: engine + sequencer + hub behind uvicorn on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+
+from perpx.api.ws.hub import StreamHub
+from perpx.convert import to_atoms, to_lots, to_ticks
+from perpx.core import Engine, OrderType, PlaceOrder, Side, TimeInForce
+from perpx.core.commands import Command, Deposit, MarkPrice
+from perpx.core.events import Event
+from perpx.sequencer import Sequencer
+from perpx.store.journal import MemoryJournal
+from support.builders import btcusdt, ethusdt
+
+KEYS = {"key-alice": ("secret-alice", 1), "key-bob": ("secret-bob", 2)}
+
+
+def sign(secret: str, expires: int | str) -> str:
+    return hmac.new(secret.encode(), f"GET/realtime{expires}".encode(), hashlib.sha256).hexdigest()
+
+
+def verify(api_key: str, expires_ms: int, signature: str, now_ms: int) -> int | None:
+    found = KEYS.get(api_key)
+    if found is None or expires_ms <= now_ms:
+        return None
+    secret, account = found
+    return account if hmac.compare_digest(sign(secret, expires_ms), signature) else None
+
+
+class LiveExchange:
+    """Runs the server in a thread with its own event loop; the test drives the sequencer."""
+
+    def __init__(self, max_queue: int | None = None) -> None:
+        self.engine = Engine([btcusdt(), ethusdt()])
+        self.sequencer = Sequencer(self.engine, MemoryJournal())
+        self.hub = StreamHub(self.engine, max_queue=max_queue)
+        self.sequencer.subscribe(self.hub.on_durable)
+        self.app = Starlette(routes=self.hub.routes(verify, self.sequencer.submit))
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self.sock = sock
+        self.port = sock.getsockname()[1]
+        self.url = f"ws://127.0.0.1:{self.port}"
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="off",
+                                ws="websockets-sansio")
+        self.server = uvicorn.Server(config)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self.loop = asyncio.get_running_loop()
+            await self.server.serve(sockets=[self.sock])
+
+        asyncio.run(main())
+
+    def start(self) -> LiveExchange:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """Run `fn` in the server's loop and return its result."""
+        assert self.loop is not None
+
+        async def run() -> Any:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
+
+    def submit(self, command: Command) -> list[Event]:
+        assert self.loop is not None
+        future = asyncio.run_coroutine_threadsafe(self.sequencer.submit(command), self.loop)
+        return future.result(10)
+
+    def submit_many(self, commands: list[Command]) -> list[list[Event]]:
+        """Submit a burst in one go (one group commit), waiting for all acks."""
+        assert self.loop is not None
+
+        async def run() -> list[list[Event]]:
+            futures = [self.sequencer.submit_nowait(c) for c in commands]
+            return [await f for f in futures]
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(30)
+
+    # -- decimal-string helpers, like a client ----------------------------------------------
+
+    def deposit(self, account: int, amount: str = "1000000") -> None:
+        self.submit(Deposit(0, 0, account, "USDT", to_atoms(amount)))
+
+    def mark(self, price: str, symbol: str = "BTCUSDT") -> None:
+        spec = self.engine.instruments[symbol]
+        self.submit(MarkPrice(0, 0, symbol, to_ticks(spec, price)))
+
+    def order(self, account: int, side: Side, qty: str, price: str | None = None,
+              symbol: str = "BTCUSDT", tif: TimeInForce = TimeInForce.GTC) -> PlaceOrder:
+        spec = self.engine.instruments[symbol]
+        return PlaceOrder(0, 0, account, symbol, side,
+                          OrderType.LIMIT if price is not None else OrderType.MARKET,
+                          to_lots(spec, qty), None if price is None else to_ticks(spec, price),
+                          tif)
+
+    def place(self, account: int, side: Side, qty: str, price: str | None = None,
+              symbol: str = "BTCUSDT", tif: TimeInForce = TimeInForce.GTC) -> list[Event]:
+        return self.submit(self.order(account, side, qty, price, symbol, tif))

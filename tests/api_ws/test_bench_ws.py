@@ -1,0 +1,15 @@
+"""`perpx bench ws` runs end to end and ends with its JSON line (figures are not asserted)."""
+
+from __future__ import annotations
+
+import json
+
+from perpx.bench.ws import bench_ws
+
+
+def test_bench_ws_prints_json_last() -> None:
+    lines: list[str] = []
+    bench_ws(subscribers=3, seconds=0.3, per_tick=5, echo=lines.append)
+    result = json.loads(lines[-1])
+    assert result["subscribers"] == 3 and result["ws_msgs_per_s"] > 0
+    assert result["baseline_msgs_per_s"] > 0 and "ratio_vs_baseline" in result
