@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,13 +32,19 @@ class Live:
     reader: ApiKey
     limited: ApiKey
     poor: ApiKey
+    fuzzer: ApiKey
+    http: httpx.Client
 
     def new_key(self, **options: Any) -> ApiKey:
         options.setdefault("demo_funds", "100000")
         return self.keys.create(**options)
 
     def state_hash(self) -> str:
-        return self.service.engine.state_hash()
+        """Hash the engine state but for the sequence number and time a refused command
+        still advances (it is journaled like any other)."""
+        snapshot = self.service.engine.to_snapshot()
+        del snapshot["last_seq"], snapshot["last_ts_ms"]
+        return hashlib.sha256(json.dumps(snapshot, sort_keys=True).encode()).hexdigest()
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +56,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     reader = keys.create(demo_funds="1000", read_only=True, note="reader")
     limited = keys.create(demo_funds="1000", rate_limit=3, note="limited")
     poor = keys.create(demo_funds="0", note="poor")
+    fuzzer = keys.create(demo_funds="100000", rate_limit=100_000, note="fuzzer")
     # The feed steps once at start (index, mark, the maker's quotes) and then sleeps, so the
     # engine changes only through the tests' requests and state hashes can be compared.
     service = ExchangeService(load_instruments(), MemoryJournal(),
@@ -58,7 +66,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     while service.engine.books["BTCUSDT"].best_ask() is None:  # the maker quotes
         assert time.monotonic() < deadline, "the market maker never quoted"
         time.sleep(0.05)
-    yield Live(server.url, service, keys, alice, bob, reader, limited, poor)
+    http = httpx.Client()
+    yield Live(server.url, service, keys, alice, bob, reader, limited, poor, fuzzer, http)
+    http.close()
     server.stop()
     keys.close()
 
