@@ -296,6 +296,17 @@ def calc_qty(price: str = typer.Option(..., help="Order price."),
     _run("quantity", lambda: calculator.quantity(given, price, value, cost), as_json)
 
 
+@bench_app.command("api")
+def bench_api_command(
+    clients: int = typer.Option(64, help="Concurrent clients, each with its own key."),
+    seconds: float = typer.Option(5.0, help="Seconds per measurement."),
+) -> None:
+    """Signed orders per second over loopback against `perpx serve`, beside a GET baseline."""
+    from perpx.bench.api import bench_api
+
+    bench_api(clients, seconds, echo=typer.echo)
+
+
 @bench_app.command("risk")
 def bench_risk_command(
     accounts: int = typer.Option(100_000, help="Isolated accounts (even)."),
@@ -310,3 +321,7 @@ def bench_risk_command(
 def main() -> None:
     """Entry point of the console script."""
     app()
+
+
+if __name__ == "__main__":
+    main()

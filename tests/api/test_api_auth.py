@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from conftest import Live, sign, signed
+from apisupport import Live, sign, signed
 
 ORDER = json.dumps({"category": "linear", "symbol": "BTCUSDT", "side": "Buy",
                     "orderType": "Limit", "qty": "0.01", "price": "60000"})

@@ -9,7 +9,7 @@ import ccxt
 import ccxt.async_support as ccxt_async
 import pytest
 
-from conftest import Live
+from apisupport import Live
 
 SYMBOL = "BTC/USDT:USDT"
 

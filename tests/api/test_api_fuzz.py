@@ -11,7 +11,7 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import Live, sign
+from apisupport import Live, sign
 from perpx.api.app import ENDPOINTS
 
 NAMES = ["category", "symbol", "side", "orderType", "qty", "price", "timeInForce",

@@ -6,7 +6,7 @@ import pytest
 from pybit.exceptions import InvalidRequestError
 from pybit.unified_trading import HTTP
 
-from conftest import Live
+from apisupport import Live
 
 
 def client(live: Live, key: object) -> HTTP:
