@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,9 +13,7 @@ from rich.table import Table
 
 import perpx
 from perpx import calculator
-from perpx.convert import ConversionError, format_lots, format_ticks
-from perpx.core import Engine, OrderType, PlaceOrder, Side, Trade
-from perpx.core.commands import Deposit
+from perpx.convert import ConversionError
 from perpx.instruments import load_instruments
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -36,71 +33,123 @@ def version() -> None:
     console.print(perpx.__version__)
 
 
+keys_app = typer.Typer(no_args_is_help=True, help="API keys: create, list, revoke.")
+app.add_typer(keys_app, name="keys")
+DATA_OPTION = typer.Option(Path("perpx-data"), "--data", help="The data folder.")
+
+
 @app.command()
 def serve(
-    seconds: float = typer.Option(10.0, help="How long to run; 0 runs until Ctrl-C."),
-    symbol: str = typer.Option("BTCUSDT", help="The symbol to trade."),
-    seed: int = typer.Option(7, help="Seed of the demo order flow."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8080, help="TCP port of the REST (and WebSocket) API."),
+    data: Path = DATA_OPTION,
+    journal: str | None = typer.Option(None, help="Journal URL (postgresql://...)."),
+    replay: Path | None = typer.Option(None, help="Replay this candle CSV as the index."),
+    replay_symbol: str = typer.Option("BTCUSDT", help="The symbol --replay drives."),
+    no_maker: bool = typer.Option(False, "--no-maker", help="Run without the market maker."),
 ) -> None:
-    """Run the exchange engine live with a market maker and takers, showing its book.
+    """Run the exchange: Bybit V5 REST on HOST:PORT, a simulated index and a market maker."""
+    import asyncio
+    import logging
 
-    The Bybit V5 REST and WebSocket server is built in issue #8; until it lands this runs
-    the matching engine in the terminal on the bundled instruments.
-    """
-    specs = {s.symbol: s for s in load_instruments()}
-    if symbol not in specs:
-        raise typer.BadParameter(f"unknown symbol {symbol}; known: {', '.join(sorted(specs))}")
-    spec = specs[symbol]
-    engine = Engine(specs.values())
-    for account in (1, 2):
-        engine.apply(Deposit(account, 0, account, spec.settle_coin, 10**9 * 10**8))
-    rng = random.Random(seed)
-    mid = {"BTCUSDT": 650_000, "ETHUSDT": 350_000, "SOLUSDT": 150_000}.get(symbol, 100_000)
-    seq = 2
-    trades = 0
-    started = time.monotonic()
-    console.print(f"perpx {perpx.__version__}: demo exchange on {symbol} "
-                  f"(tick {spec.tick_size}, step {spec.qty_step}); Ctrl-C stops")
+    from perpx.api.keys import KeyStore
+    from perpx.api.server import serve as serve_api
+    from perpx.service import ExchangeService, open_service_journal
+    from perpx.store.history import History
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if journal is not None:
+        raise typer.BadParameter("journal URLs arrive with the durable journal "
+                                 "(perpx.store.open_journal); omit --journal for now")
+    data.mkdir(parents=True, exist_ok=True)
+    specs = load_instruments()
+    console.print("[yellow]warning: the journal is in memory until the durable journal "
+                  "lands; trading state does not survive a restart[/yellow]")
+    keys = KeyStore(data)
+    demo = next((k for k in keys.list() if k.note == "demo" and not k.revoked), None)
+    if demo is None:
+        demo = keys.create(demo_funds="100000", note="demo")
+    service = ExchangeService(specs, open_service_journal(data), history=History(
+        data / "history.db"), maker=not no_maker, replay=replay, replay_symbol=replay_symbol)
+
+    def ready(bound: int) -> None:
+        console.print(f"perpx {perpx.__version__} serving Bybit V5 REST on "
+                      f"http://{host}:{bound} (data: {data})")
+        console.print("instruments: " + ", ".join(
+            f"{s.symbol} (tick {s.tick_size}, step {s.qty_step})" for s in specs))
+        console.print(f"demo API key: {demo.api_key}\ndemo secret:  {demo.secret}\n"
+                      f"(account {demo.account_id}, 100000 USDT demo funds); Ctrl-C stops")
+
     try:
-        while seconds <= 0 or time.monotonic() - started < seconds:
-            for _ in range(200):
-                seq += 1
-                mid += rng.choice((-1, 0, 0, 1))
-                side = rng.choice((Side.BUY, Side.SELL))
-                qty = rng.randint(spec.min_order_qty_lots, spec.min_order_qty_lots * 50)
-                if rng.random() < 0.8:
-                    away = rng.randint(1, 30)
-                    price = mid - away if side is Side.BUY else mid + away
-                    command = PlaceOrder(seq, int(time.time() * 1000), 1, symbol, side,
-                                         OrderType.LIMIT, qty * 10, price)
-                else:
-                    command = PlaceOrder(seq, int(time.time() * 1000), 2, symbol, side,
-                                         OrderType.MARKET, qty)
-                trades += sum(type(e) is Trade for e in engine.apply(command))
-            show_book(engine, symbol, trades)
-            time.sleep(1.0)
-    except KeyboardInterrupt:
-        console.print("stopped")
+        asyncio.run(serve_api(service, keys, host, port, ready))
+    finally:
+        keys.close()
+    if service.fatal is not None:
+        console.print(f"[red]stopped: {service.fatal!r}[/red]")
+        raise typer.Exit(1)
+    console.print("stopped")
 
 
-def show_book(engine: Engine, symbol: str, trades: int) -> None:
-    """Print the top of the book."""
-    spec = engine.instruments[symbol]
-    bids, asks = engine.books[symbol].depth(5)
-    table = Table(title=f"{symbol} book, {trades:,} trades so far, "
-                        f"last {format_ticks(spec, engine.last_price.get(symbol, 0))}")
-    table.add_column("bid qty", justify="right")
-    table.add_column("bid", justify="right")
-    table.add_column("ask", justify="right")
-    table.add_column("ask qty", justify="right")
-    for i in range(5):
-        bid = bids[i] if i < len(bids) else None
-        ask = asks[i] if i < len(asks) else None
-        table.add_row(
-            format_lots(spec, bid[1]) if bid else "", format_ticks(spec, bid[0]) if bid else "",
-            format_ticks(spec, ask[0]) if ask else "", format_lots(spec, ask[1]) if ask else "",
-        )
-    console.print(table)
+@keys_app.command("create")
+def keys_create(
+    data: Path = DATA_OPTION,
+    read_only: bool = typer.Option(False, "--read-only", help="May read but not trade."),
+    demo_funds: str = typer.Option("0", help="USDT credited to the new account once."),
+    rate_limit: int = typer.Option(200, help="Requests per second allowed."),
+    note: str = typer.Option("", help="A note shown by `keys list`."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Create an API key on a new account."""
+    from perpx.api.keys import KeyStore
+    from perpx.convert import to_atoms
+
+    try:
+        to_atoms(demo_funds)
+    except ConversionError as bad:
+        raise typer.BadParameter(f"--demo-funds: {bad}") from bad
+    keys = KeyStore(data)
+    key = keys.create(read_only=read_only, demo_funds=demo_funds, rate_limit=rate_limit,
+                      note=note)
+    keys.close()
+    if as_json:
+        typer.echo(json.dumps({"api_key": key.api_key, "api_secret": key.secret,
+                               "account_id": key.account_id}))
+    else:
+        typer.echo(f"api key:    {key.api_key}\napi secret: {key.secret}\n"
+                   f"account:    {key.account_id}")
+
+
+@keys_app.command("list")
+def keys_list(data: Path = DATA_OPTION,
+              as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List the API keys (never their secrets)."""
+    from perpx.api.keys import KeyStore
+
+    keys = KeyStore(data)
+    rows = [{"api_key": k.api_key, "account_id": k.account_id, "read_only": k.read_only,
+             "revoked": k.revoked, "rate_limit": k.rate_limit, "demo_funds": k.demo_funds,
+             "note": k.note} for k in keys.list()]
+    keys.close()
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    for row in rows:
+        typer.echo(" ".join(f"{name}={value}" for name, value in row.items()))
+
+
+@keys_app.command("revoke")
+def keys_revoke(key: str = typer.Argument(..., help="The API key to revoke."),
+                data: Path = DATA_OPTION) -> None:
+    """Revoke an API key."""
+    from perpx.api.keys import KeyStore
+
+    keys = KeyStore(data)
+    done = keys.revoke(key)
+    keys.close()
+    if not done:
+        typer.echo(f"no live key {key}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {key}")
 
 
 @bench_app.command("match")
@@ -260,6 +309,17 @@ def bench_ws_command(
     bench_ws(subscribers, seconds, per_tick, seed, echo=typer.echo)
 
 
+@bench_app.command("api")
+def bench_api_command(
+    clients: int = typer.Option(64, help="Concurrent clients, each with its own key."),
+    seconds: float = typer.Option(5.0, help="Seconds per measurement."),
+) -> None:
+    """Signed orders per second over loopback against `perpx serve`, beside a GET baseline."""
+    from perpx.bench.api import bench_api
+
+    bench_api(clients, seconds, echo=typer.echo)
+
+
 @bench_app.command("risk")
 def bench_risk_command(
     accounts: int = typer.Option(100_000, help="Isolated accounts (even)."),
@@ -274,3 +334,7 @@ def bench_risk_command(
 def main() -> None:
     """Entry point of the console script."""
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -63,12 +63,6 @@ def test_bench_match_ends_with_one_json_line() -> None:
     assert summary["book"]["events_per_s"] > 0
 
 
-def test_serve_runs_the_engine_and_shows_the_book() -> None:
-    result = runner.invoke(app, ["serve", "--seconds", "0.2"])
-    assert result.exit_code == 0, result.output
-    assert "BTCUSDT book" in result.output
-
-
 def test_sim_runs_agents_on_a_random_walk_and_reports() -> None:
     result = runner.invoke(app, ["sim", "--hours", "0.5", "--traders", "4"])
     assert result.exit_code == 0, result.output

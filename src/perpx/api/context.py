@@ -1,0 +1,70 @@
+"""What a REST handler gets: the service, the caller's key and account, the parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from perpx.api.envelope import ApiError
+from perpx.api.keys import ApiKey, KeyStore
+from perpx.api.params import Params
+from perpx.api.retcodes import bybit_code
+from perpx.core.events import CommandRejected, Event, OrderRejected
+from perpx.service import ExchangeService
+
+
+class Access(Enum):
+    """Who may call an endpoint: anyone, any valid key, or a key with trade permission."""
+
+    PUBLIC = "public"
+    READ = "read"
+    WRITE = "write"
+
+
+@dataclass(slots=True)
+class Context:
+    """One request's service, key store, parameters and (signed endpoints) key."""
+
+    service: ExchangeService
+    keys: KeyStore
+    params: Params
+    now_ms: int
+    key: ApiKey | None = None
+
+    @property
+    def account_id(self) -> int:
+        """The caller's account (signed endpoints only)."""
+        assert self.key is not None
+        return self.key.account_id
+
+
+Result = dict[str, Any] | tuple[dict[str, Any], dict[str, Any]]
+Handler = Callable[[Context], Awaitable[Result]]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One REST route."""
+
+    method: str
+    path: str
+    handler: Handler
+    access: Access
+
+
+def rejection(events: list[Event]) -> ApiError | None:
+    """Return the ApiError for a core rejection among `events`, if any."""
+    for event in events:
+        if isinstance(event, OrderRejected | CommandRejected):
+            code, message = bybit_code(event.reason)
+            return ApiError(code, message)
+    return None
+
+
+def raise_rejection(events: list[Event]) -> None:
+    """Raise the core's rejection among `events` as Bybit's error."""
+    error = rejection(events)
+    if error is not None:
+        raise error

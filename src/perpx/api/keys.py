@@ -1,0 +1,193 @@
+"""API keys: who may call the signed endpoints, on which account, with which rights.
+
+Bybit's HMAC signatures need the secret itself on the server, so a hash will not do. Secrets
+are stored encrypted (Fernet: AES-128-CBC + HMAC-SHA256) with a server key that lives in the
+data folder as `server.key`, created with mode 0600; the key table (`keys.db`, SQLite) never
+holds a secret in the clear, and secrets are never logged.
+
+The store speaks to its database through the five statements in `_SQL`, so a PostgreSQL
+variant needs only another connection and placeholder style. Lookups are cached for
+`CACHE_TTL_S` seconds; a key revoked from the command line stops working within that time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import sqlite3
+import string
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+CACHE_TTL_S = 2.0
+FIRST_ACCOUNT_ID = 1001  # below are the service's own accounts (the market maker is 1)
+DEFAULT_RATE_LIMIT = 200  # requests per second per key (Bybit's default is lower per endpoint)
+_ALPHABET = string.ascii_letters + string.digits
+
+_SQL = {
+    "schema": """CREATE TABLE IF NOT EXISTS api_keys (
+        api_key TEXT PRIMARY KEY, secret_enc BLOB NOT NULL, account_id INTEGER NOT NULL,
+        read_only INTEGER NOT NULL, demo_funds TEXT NOT NULL, rate_limit INTEGER NOT NULL,
+        note TEXT NOT NULL, created_ms INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0)""",
+    "insert": "INSERT INTO api_keys VALUES (?,?,?,?,?,?,?,?,0)",
+    "get": "SELECT * FROM api_keys WHERE api_key = ? AND revoked = 0",
+    "list": "SELECT * FROM api_keys ORDER BY created_ms, api_key",
+    "revoke": "UPDATE api_keys SET revoked = 1 WHERE api_key = ? AND revoked = 0",
+    "next_account": "SELECT coalesce(max(account_id) + 1, ?) FROM api_keys",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """One API key; `secret` is the decrypted secret (never print it)."""
+
+    api_key: str
+    secret: str
+    account_id: int
+    read_only: bool
+    demo_funds: str  # USDT credited once to a new account ("" or "0": none)
+    rate_limit: int  # requests per second
+    note: str
+    created_ms: int
+    revoked: bool = False
+
+    def __repr__(self) -> str:
+        return (f"ApiKey(api_key={self.api_key!r}, account_id={self.account_id}, "
+                f"read_only={self.read_only}, revoked={self.revoked})")
+
+    def sign(self, payload: str) -> str:
+        """Return the lowercase hex HMAC-SHA256 of `payload` under this key's secret."""
+        return hmac.new(self.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+
+    def verify(self, payload: bytes, signature: str) -> bool:
+        """Tell whether `signature` is this key's HMAC of `payload` (constant time)."""
+        expected = hmac.new(self.secret.encode(), payload, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(expected, signature.lower())
+
+
+def _server_key(data_dir: Path) -> bytes:
+    path = data_dir / "server.key"
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        pass
+    key = Fernet.generate_key()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created it first
+        return path.read_bytes().strip()
+    with os.fdopen(fd, "wb") as out:
+        out.write(key)
+    return key
+
+
+class KeyStore:
+    """API keys in `<data_dir>/keys.db`, secrets encrypted with `<data_dir>/server.key`.
+
+    `data_dir=None` keeps everything in memory (tests).
+    """
+
+    def __init__(self, data_dir: str | Path | None = None) -> None:
+        if data_dir is None:
+            self._fernet = Fernet(Fernet.generate_key())
+            target = ":memory:"
+        else:
+            folder = Path(data_dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            self._fernet = Fernet(_server_key(folder))
+            target = str(folder / "keys.db")
+        self._db = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute(_SQL["schema"])
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()
+
+    def create(self, *, read_only: bool = False, demo_funds: str = "0",
+               account_id: int | None = None, rate_limit: int = DEFAULT_RATE_LIMIT,
+               note: str = "") -> ApiKey:
+        """Create a key (on a new account unless `account_id` is given)."""
+        if rate_limit <= 0:
+            raise ValueError("rate_limit must be positive")
+        api_key = "".join(secrets.choice(_ALPHABET) for _ in range(18))
+        secret = "".join(secrets.choice(_ALPHABET) for _ in range(36))
+        created_ms = time.time_ns() // 1_000_000
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                if account_id is None:
+                    row = self._db.execute(_SQL["next_account"], (FIRST_ACCOUNT_ID,)).fetchone()
+                    account_id = max(int(row[0]), FIRST_ACCOUNT_ID)
+                self._db.execute(_SQL["insert"], (
+                    api_key, self._fernet.encrypt(secret.encode()), account_id, int(read_only),
+                    demo_funds, rate_limit, note, created_ms))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return ApiKey(api_key, secret, account_id, read_only, demo_funds, rate_limit, note,
+                      created_ms)
+
+    def _row_to_key(self, row: tuple[object, ...]) -> ApiKey | None:
+        api_key, secret_enc, account_id, read_only, demo, limit, note, created, revoked = row
+        assert isinstance(secret_enc, bytes) and isinstance(account_id, int)
+        assert isinstance(limit, int) and isinstance(created, int)
+        try:
+            secret = self._fernet.decrypt(secret_enc).decode()
+        except InvalidToken:
+            return None  # encrypted under another server key: unusable
+        return ApiKey(str(api_key), secret, account_id, bool(read_only), str(demo), limit,
+                      str(note), created, bool(revoked))
+
+    def get(self, api_key: str) -> ApiKey | None:
+        """Return the live key, or None if unknown or revoked."""
+        now = time.monotonic()
+        cached = self._cache.get(api_key)
+        if cached is not None and now - cached[0] < CACHE_TTL_S:
+            return cached[1]
+        if len(api_key) > 64:
+            return None
+        with self._lock:
+            row = self._db.execute(_SQL["get"], (api_key,)).fetchone()
+        key = self._row_to_key(row) if row else None
+        if len(self._cache) > 100_000:
+            self._cache.clear()
+        self._cache[api_key] = (now, key)
+        return key
+
+    def list(self) -> list[ApiKey]:
+        """Return every key, revoked ones included."""
+        with self._lock:
+            rows = self._db.execute(_SQL["list"]).fetchall()
+        return [key for key in map(self._row_to_key, rows) if key is not None]
+
+    def revoke(self, api_key: str) -> bool:
+        """Revoke a key; False if it was unknown or already revoked."""
+        with self._lock:
+            changed = self._db.execute(_SQL["revoke"], (api_key,)).rowcount
+        self._cache.pop(api_key, None)
+        return bool(changed)
+
+    def verify_ws(self, api_key: str, expires_ms: int, signature: str, now_ms: int) -> int | None:
+        """Check a WebSocket auth frame (§1.5); return the account id, or None.
+
+        The signature is the HMAC of ``"GET/realtime" + str(expires)``; `expires` must still
+        be in the future.
+        """
+        if expires_ms <= now_ms:
+            return None
+        key = self.get(api_key)
+        if key is None or not key.verify(f"GET/realtime{expires_ms}".encode(), signature):
+            return None
+        return key.account_id

@@ -1,0 +1,1 @@
+"""REST endpoints by area: market data, orders, positions, account."""

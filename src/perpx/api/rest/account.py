@@ -1,0 +1,166 @@
+"""Account, user and asset endpoints (§7), and Bybit's demo-trading funds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from perpx.api import wire
+from perpx.api.context import Access, Context, Endpoint, rejection
+from perpx.api.envelope import ApiError, params_error
+from perpx.api.params import LINEAR
+from perpx.api.retcodes import bybit_code
+from perpx.convert import ConversionError, format_rate, to_atoms
+from perpx.core.commands import Deposit, SetMarginMode, Withdraw
+from perpx.core.enums import MarginMode
+from perpx.store.history import decode_cursor
+
+MARGIN_MODES = {"ISOLATED_MARGIN": MarginMode.ISOLATED, "REGULAR_MARGIN": MarginMode.CROSS,
+                "PORTFOLIO_MARGIN": MarginMode.PORTFOLIO}
+DEMO_MAX = {"USDT": 100_000}  # Bybit's demo trading: at most this much per request
+DAY_MS = 86_400_000
+
+
+async def wallet_balance(ctx: Context) -> dict[str, Any]:
+    """GET /v5/account/wallet-balance (UNIFIED only)."""
+    account_type = ctx.params.text("accountType", required=True)
+    if account_type != "UNIFIED":
+        raise params_error("accountType only support UNIFIED")
+    coins = ctx.params.text("coin")
+    engine = ctx.service.engine
+    account = engine.clearing.account(ctx.account_id)
+    row = wire.wallet(engine, account)
+    if coins and "USDT" not in coins.split(","):
+        row["coin"] = []
+    return {"list": [row]}
+
+
+async def account_info(ctx: Context) -> dict[str, Any]:
+    """GET /v5/account/info (unified trading account 2.0)."""
+    account = ctx.service.engine.clearing.account(ctx.account_id)
+    mode = account.margin_mode if account is not None else MarginMode.CROSS
+    return {"marginMode": wire.MARGIN_MODES[mode], "updatedTime": str(ctx.now_ms),
+            "unifiedMarginStatus": 6, "dcpStatus": "OFF", "timeWindow": 0, "smpGroup": 0,
+            "isMasterTrader": False, "spotHedgingStatus": "OFF"}
+
+
+async def query_api(ctx: Context) -> dict[str, Any]:
+    """GET /v5/user/query-api: this key's rights (ccxt reads `uta` and `unified`)."""
+    key = ctx.key
+    assert key is not None
+    created = datetime.fromtimestamp(key.created_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    trade: list[str] = [] if key.read_only else ["Order", "Position"]
+    return {"id": str(key.account_id), "note": key.note, "apiKey": key.api_key,
+            "readOnly": int(key.read_only), "secret": "",
+            "permissions": {"ContractTrade": trade, "Spot": [], "Wallet": [], "Options": [],
+                            "Derivatives": [] if key.read_only else ["DerivativesTrade"],
+                            "CopyTrading": [], "BlockTrade": [], "Exchange": [], "NFT": [],
+                            "Affiliate": [], "Earn": []},
+            "ips": ["*"], "type": 1, "deadlineDay": -1, "expiredAt": "", "createdAt": created,
+            "unified": 0, "uta": 1, "userID": key.account_id, "inviterID": 0,
+            "vipLevel": "No VIP", "mktMakerLevel": "0", "affiliateID": 0, "rsaPublicKey": "",
+            "isMaster": True, "parentUid": "0", "kycLevel": "LEVEL_DEFAULT", "kycRegion": ""}
+
+
+async def coin_info(ctx: Context) -> dict[str, Any]:
+    """GET /v5/asset/coin/query-info: the coins perpx knows, with no chains."""
+    wanted = ctx.params.text("coin")
+    coins = sorted({c for s in ctx.service.specs.values()
+                    for c in (s.base_coin, s.settle_coin)})
+    return {"rows": [{"name": c, "coin": c, "remainAmount": "0", "chains": []}
+                     for c in coins if not wanted or c == wanted]}
+
+
+async def fee_rate(ctx: Context) -> dict[str, Any]:
+    """GET /v5/account/fee-rate."""
+    category = ctx.params.category()
+    spec = ctx.params.spec(ctx.service.specs, required=False)
+    if category != LINEAR:
+        return {"list": []}
+    chosen = [spec] if spec is not None else list(ctx.service.specs.values())
+    return {"list": [{"symbol": s.symbol, "takerFeeRate": format_rate(s.taker_fee_rate),
+                      "makerFeeRate": format_rate(s.maker_fee_rate)} for s in chosen]}
+
+
+async def transaction_log(ctx: Context) -> dict[str, Any]:
+    """GET /v5/account/transaction-log (default window: the last 24 hours)."""
+    params = ctx.params
+    account_type = params.text("accountType")
+    if account_type not in ("", "UNIFIED"):
+        raise params_error("accountType only support UNIFIED")
+    category = params.category(required=False)
+    coin = params.text("currency") or None
+    kind = params.text("type") or None
+    start = params.integer("startTime", low=0)
+    end = params.integer("endTime", low=0)
+    if start is None and end is None:
+        start, end = ctx.now_ms - DAY_MS, ctx.now_ms
+    else:
+        start, end = params.window(ctx.now_ms)
+    limit = params.limit(20, 50)
+    cursor = params.text("cursor")
+    if cursor:
+        decode_cursor(cursor)
+    if category != LINEAR:
+        return {"list": [], "nextPageCursor": ""}
+    store = ctx.service.history
+    page = await store.run(lambda: store.ledger_entries(
+        ctx.account_id, coin=coin, kind=kind, start_ms=start, end_ms=end, limit=limit,
+        cursor=cursor))
+    return {"list": [wire.ledger(r) for r in page.records], "nextPageCursor": page.next_cursor}
+
+
+async def set_margin_mode(ctx: Context) -> dict[str, Any]:
+    """POST /v5/account/set-margin-mode (same mode again: success, as Bybit)."""
+    mode = ctx.params.choice("setMarginMode", MARGIN_MODES, required=True)
+    engine = ctx.service.engine
+    account = engine.clearing.account(ctx.account_id)
+    if account is not None and account.margin_mode is mode:
+        return {"reasons": []}
+    error = rejection(await ctx.service.submit(SetMarginMode(0, 0, ctx.account_id, mode)))
+    if error is not None:
+        raise ApiError(3400045, "Set margin mode failed", {"reasons": [
+            {"reasonCode": str(error.code), "reasonMsg": error.message}]})
+    return {"reasons": []}
+
+
+async def demo_apply_money(ctx: Context) -> dict[str, Any]:
+    """POST /v5/account/demo-apply-money: Bybit demo trading's funds (adjustType 0 add, 1 take)."""
+    adjust = ctx.params.integer("adjustType", 0, low=0, high=1)
+    items = ctx.params.data.get("utaDemoApplyMoney")
+    if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
+        raise params_error("utaDemoApplyMoney must be a non-empty list")
+    commands: list[Deposit | Withdraw] = []
+    for item in items:
+        coin = item.get("coin")
+        if coin not in DEMO_MAX:
+            raise params_error("coin invalid")
+        try:
+            amount = to_atoms(str(item.get("amountStr", "")))
+        except ConversionError as bad:
+            code, message = bybit_code(bad.code)
+            raise ApiError(code, message) from bad
+        if not 0 < amount <= DEMO_MAX[coin] * 10**8:
+            raise params_error(f"amountStr must be in (0, {DEMO_MAX[coin]}]")
+        if adjust == 1:
+            commands.append(Withdraw(0, 0, ctx.account_id, coin, amount))
+        else:
+            commands.append(Deposit(0, 0, ctx.account_id, coin, amount))
+    for command in commands:
+        error = rejection(await ctx.service.submit(command))
+        if error is not None:
+            raise error
+    return {}
+
+
+ROUTES = [
+    Endpoint("GET", "/v5/account/wallet-balance", wallet_balance, Access.READ),
+    Endpoint("GET", "/v5/account/info", account_info, Access.READ),
+    Endpoint("GET", "/v5/user/query-api", query_api, Access.READ),
+    Endpoint("GET", "/v5/asset/coin/query-info", coin_info, Access.READ),
+    Endpoint("GET", "/v5/account/fee-rate", fee_rate, Access.READ),
+    Endpoint("GET", "/v5/account/transaction-log", transaction_log, Access.READ),
+    Endpoint("POST", "/v5/account/set-margin-mode", set_margin_mode, Access.WRITE),
+    Endpoint("POST", "/v5/account/demo-apply-money", demo_apply_money, Access.WRITE),
+]
+

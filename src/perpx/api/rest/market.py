@@ -1,0 +1,236 @@
+"""Public market data (§4): instruments, tickers, book, trades, candles, funding, OI, risk."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from perpx.api import wire
+from perpx.api.context import Access, Context, Endpoint
+from perpx.api.envelope import params_error
+from perpx.api.params import LINEAR
+from perpx.convert import format_atoms, format_lots, format_rate, format_scaled, format_ticks
+from perpx.core.accounts import INSURANCE_FUND_ID
+from perpx.core.numbers import RATE_DECIMALS
+from perpx.readmodels import PriceSource
+from perpx.readmodels.period import KLINE_INTERVALS, OPEN_INTEREST_INTERVALS
+from perpx.store.history import decode_cursor, encode_cursor
+
+
+def _empty(category: str) -> dict[str, Any]:
+    return {"category": category, "list": [], "nextPageCursor": ""}
+
+
+async def instruments_info(ctx: Context) -> dict[str, Any]:
+    """GET /v5/market/instruments-info."""
+    params = ctx.params
+    category = params.category()
+    status = params.text("status")
+    limit = params.limit(500, 1000)
+    cursor = params.text("cursor")
+    if category != LINEAR or status not in ("", "Trading"):
+        return _empty(category)
+    symbol = params.text("symbol")
+    base = params.text("baseCoin")
+    specs = [spec for spec in ctx.service.specs.values()
+             if (not symbol or spec.symbol == symbol) and (not base or spec.base_coin == base)]
+    start = decode_cursor(cursor) if cursor else 0
+    page = specs[start:start + limit]
+    more = start + limit < len(specs)
+    return {"category": LINEAR, "list": [wire.instrument(spec) for spec in page],
+            "nextPageCursor": encode_cursor(start + limit) if more else ""}
+
+
+async def tickers(ctx: Context) -> dict[str, Any]:
+    """GET /v5/market/tickers."""
+    category = ctx.params.category()
+    if category != LINEAR:
+        return {"category": category, "list": []}
+    spec = ctx.params.spec(ctx.service.specs, required=False)
+    service = ctx.service
+    chosen = [spec] if spec is not None else list(service.specs.values())
+    service.tickers.now_ms = max(service.tickers.now_ms, ctx.now_ms)
+    items: list[dict[str, Any]] = []
+    for one in chosen:
+        book = service.engine.books[one.symbol]
+        bids, asks = book.depth(1)
+        items.append(wire.ticker(service.tickers.ticker(one.symbol), one,
+                                 bids[0] if bids else None, asks[0] if asks else None))
+    return {"category": LINEAR, "list": items}
+
+
+async def orderbook(ctx: Context) -> dict[str, Any]:
+    """GET /v5/market/orderbook."""
+    ctx.params.category()
+    spec = ctx.params.spec(ctx.service.specs)
+    assert spec is not None
+    limit = ctx.params.limit(25, 1000)
+    bids, asks = ctx.service.engine.books[spec.symbol].depth(limit)
+    engine = ctx.service.engine
+    return {"s": spec.symbol,
+            "b": [[format_ticks(spec, p), format_lots(spec, q)] for p, q in bids],
+            "a": [[format_ticks(spec, p), format_lots(spec, q)] for p, q in asks],
+            "ts": ctx.now_ms, "u": engine.last_seq, "seq": engine.last_seq,
+            "cts": engine.last_ts_ms}
+
+
+async def recent_trade(ctx: Context) -> dict[str, Any]:
+    """GET /v5/market/recent-trade."""
+    category = ctx.params.category()
+    if category != LINEAR:
+        return {"category": category, "list": []}
+    spec = ctx.params.spec(ctx.service.specs)
+    assert spec is not None
+    limit = ctx.params.limit(500, 1000)
+    trades = ctx.service.projector.recent_trades[spec.symbol]
+    items: list[dict[str, Any]] = []
+    for trade_id, price, qty, side, ts_ms, seq in reversed(trades):
+        if len(items) == limit:
+            break
+        items.append({"execId": str(trade_id), "symbol": spec.symbol,
+                      "price": format_ticks(spec, price), "size": format_lots(spec, qty),
+                      "side": wire.SIDES[side], "time": str(ts_ms), "isBlockTrade": False,
+                      "isRPITrade": False, "seq": str(seq)})
+    return {"category": LINEAR, "list": items}
+
+
+def _kline(source: PriceSource) -> Any:
+    async def handler(ctx: Context) -> dict[str, Any]:
+        params = ctx.params
+        category = params.category(required=False)
+        spec = params.spec(ctx.service.specs)
+        assert spec is not None
+        interval = params.text("interval", required=True)
+        if interval not in KLINE_INTERVALS:
+            raise params_error("interval invalid")
+        start = params.integer("start", low=0)
+        end = params.integer("end", low=0)
+        limit = params.limit(200, 1000)
+        if category != LINEAR:
+            return {"symbol": spec.symbol, "category": category, "list": []}
+        klines = ctx.service.klines
+        klines.now_ms = max(klines.now_ms, ctx.now_ms)
+        candles = klines.candles(spec.symbol, interval, source=source, start_ms=start,
+                                 end_ms=end, limit=limit)
+        rows: list[list[str]] = []
+        for candle in candles:
+            if source is PriceSource.PREMIUM_INDEX:
+                prices = [format_rate(v) for v in (candle.open, candle.high, candle.low,
+                                                   candle.close)]
+            else:
+                prices = [format_ticks(spec, v) for v in (candle.open, candle.high,
+                                                          candle.low, candle.close)]
+            row = [str(candle.start_ms), *prices]
+            if source is PriceSource.LAST:
+                row += [format_lots(spec, candle.volume_lots),
+                        format_atoms(candle.turnover_atoms)]
+            rows.append(row)
+        return {"symbol": spec.symbol, "category": LINEAR, "list": rows}
+    return handler
+
+
+async def server_time(ctx: Context) -> dict[str, Any]:
+    """GET /v5/market/time."""
+    return {"timeSecond": str(ctx.now_ms // 1000), "timeNano": str(ctx.now_ms * 1_000_000)}
+
+
+async def funding_history(ctx: Context) -> dict[str, Any]:
+    """GET /v5/market/funding/history."""
+    params = ctx.params
+    category = params.category()
+    spec = params.spec(ctx.service.specs)
+    assert spec is not None
+    start = params.integer("startTime", low=0)
+    end = params.integer("endTime", low=0)
+    limit = params.limit(200, 200)
+    if category != LINEAR:
+        return {"category": category, "list": []}
+    rates = ctx.service.funding.rates(spec.symbol, start_ms=start, end_ms=end, limit=limit)
+    return {"category": LINEAR, "list": [
+        {"symbol": r.symbol, "fundingRate": format_rate(r.funding_rate),
+         "fundingRateTimestamp": str(r.funding_rate_timestamp_ms)} for r in rates]}
+
+
+async def open_interest(ctx: Context) -> dict[str, Any]:
+    """GET /v5/market/open-interest."""
+    params = ctx.params
+    category = params.category()
+    spec = params.spec(ctx.service.specs)
+    assert spec is not None
+    interval = params.text("intervalTime", required=True)
+    if interval not in OPEN_INTEREST_INTERVALS:
+        raise params_error("intervalTime invalid")
+    start = params.integer("startTime", low=0)
+    end = params.integer("endTime", low=0)
+    limit = params.limit(50, 200)
+    cursor = params.text("cursor")
+    if category != LINEAR:
+        return {"symbol": spec.symbol, "category": category, "list": [], "nextPageCursor": ""}
+    model = ctx.service.open_interest
+    model.now_ms = max(model.now_ms, ctx.now_ms)
+    if cursor:
+        end = decode_cursor(cursor) - 1
+    points = model.history(spec.symbol, interval, start_ms=start, end_ms=end, limit=limit)
+    more = len(points) == limit and points[-1].timestamp_ms > (start or 0)
+    return {"symbol": spec.symbol, "category": LINEAR, "list": [
+        {"openInterest": format_lots(spec, p.open_interest_lots),
+         "timestamp": str(p.timestamp_ms)} for p in points],
+        "nextPageCursor": encode_cursor(points[-1].timestamp_ms) if more else ""}
+
+
+async def risk_limit(ctx: Context) -> dict[str, Any]:
+    """GET /v5/market/risk-limit (tiers ascending)."""
+    category = ctx.params.category()
+    if category != LINEAR:
+        return _empty(category)
+    spec = ctx.params.spec(ctx.service.specs, required=False)
+    chosen = [spec] if spec is not None else list(ctx.service.specs.values())
+    rows = []
+    for one in chosen:
+        for number, tier in enumerate(one.risk_tiers):
+            rows.append({
+                "id": tier.tier_id, "symbol": one.symbol,
+                "riskLimitValue": format_atoms(tier.limit_atoms),
+                "maintenanceMargin": format_rate(tier.mmr),
+                "initialMargin": format_rate(tier.imr), "isLowestRisk": int(number == 0),
+                "maxLeverage": format_scaled(tier.max_leverage, RATE_DECIMALS, 2),
+                "mmDeduction": format_atoms(tier.mm_deduction_atoms) if number else ""})
+    return {"category": LINEAR, "list": rows, "nextPageCursor": ""}
+
+
+async def insurance(ctx: Context) -> dict[str, Any]:
+    """GET /v5/market/insurance: the one shared USDT fund."""
+    coin = ctx.params.text("coin")
+    fund = ctx.service.engine.clearing.accounts[INSURANCE_FUND_ID]
+    rows = []
+    for settle in sorted({spec.settle_coin for spec in ctx.service.specs.values()}):
+        if coin and coin != settle:
+            continue
+        balance = format_atoms(fund.balance(settle))
+        rows.append({"coin": settle, "symbols": ",".join(
+            s for s, spec in ctx.service.specs.items() if spec.settle_coin == settle),
+            "balance": balance, "value": balance})
+    return {"updatedTime": str(ctx.service.engine.last_ts_ms), "list": rows}
+
+
+async def system_status(ctx: Context) -> dict[str, Any]:
+    """GET /v5/system/status: no maintenance."""
+    return {"list": []}
+
+
+ROUTES = [
+    Endpoint("GET", "/v5/market/instruments-info", instruments_info, Access.PUBLIC),
+    Endpoint("GET", "/v5/market/tickers", tickers, Access.PUBLIC),
+    Endpoint("GET", "/v5/market/orderbook", orderbook, Access.PUBLIC),
+    Endpoint("GET", "/v5/market/recent-trade", recent_trade, Access.PUBLIC),
+    Endpoint("GET", "/v5/market/kline", _kline(PriceSource.LAST), Access.PUBLIC),
+    Endpoint("GET", "/v5/market/mark-price-kline", _kline(PriceSource.MARK), Access.PUBLIC),
+    Endpoint("GET", "/v5/market/index-price-kline", _kline(PriceSource.INDEX), Access.PUBLIC),
+    Endpoint("GET", "/v5/market/premium-index-price-kline", _kline(PriceSource.PREMIUM_INDEX),
+             Access.PUBLIC),
+    Endpoint("GET", "/v5/market/time", server_time, Access.PUBLIC),
+    Endpoint("GET", "/v5/market/funding/history", funding_history, Access.PUBLIC),
+    Endpoint("GET", "/v5/market/open-interest", open_interest, Access.PUBLIC),
+    Endpoint("GET", "/v5/market/risk-limit", risk_limit, Access.PUBLIC),
+    Endpoint("GET", "/v5/market/insurance", insurance, Access.PUBLIC),
+    Endpoint("GET", "/v5/system/status", system_status, Access.PUBLIC),
+]

@@ -1,0 +1,379 @@
+"""Trading (§5): create, amend, cancel, cancel-all, batches, open orders, history, executions.
+
+Order endpoints acknowledge: retCode 0 with the order id means the engine accepted the order;
+fills and cancels that follow are visible on the order object. A synchronous refusal by the
+core is answered with its Bybit code and nothing changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from perpx.api import wire
+from perpx.api.context import Access, Context, Endpoint, raise_rejection, rejection
+from perpx.api.envelope import ApiError, params_error
+from perpx.api.params import LINEAR, Params
+from perpx.api.retcodes import bybit_code
+from perpx.convert import ConversionError, to_lots, to_ticks
+from perpx.core.commands import AmendOrder, CancelAllOrders, CancelOrder, PlaceOrder
+from perpx.core.enums import OrderType, Side, SmpType, TimeInForce
+from perpx.core.events import Event, OrderAccepted, OrderCancelled
+from perpx.core.instruments import InstrumentSpec
+from perpx.store.history import decode_cursor, encode_cursor
+from perpx.store.records import OrderRecord, is_final
+
+SIDES = {"Buy": Side.BUY, "Sell": Side.SELL}
+ORDER_TYPES = {"Limit": OrderType.LIMIT, "Market": OrderType.MARKET}
+TIME_IN_FORCE = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK,
+                 "PostOnly": TimeInForce.POST_ONLY, "GoodTillCancel": TimeInForce.GTC,
+                 "ImmediateOrCancel": TimeInForce.IOC, "FillOrKill": TimeInForce.FOK}
+SMP_TYPES = {"None": SmpType.NONE, "CancelMaker": SmpType.CANCEL_MAKER,
+             "CancelTaker": SmpType.CANCEL_TAKER, "CancelBoth": SmpType.CANCEL_BOTH}
+STATUS_NAMES = {name: number for number, name in wire.STATUSES.items()}
+# Conditional orders and TP/SL are not in the core yet (another branch adds them).
+NOT_YET = ("triggerPrice", "takeProfit", "stopLoss", "trailingStop")
+BATCH_MAX = 20
+
+
+def _refuse_conditional(params: Params) -> None:
+    for name in NOT_YET:
+        if params.text(name) not in ("", "0"):
+            raise ApiError(10001, f"params error: {name} is not supported yet "
+                                  "(conditional and TP/SL orders)")
+
+
+def _linear(params: Params) -> None:
+    if params.category() != LINEAR:
+        raise params_error("category invalid: perpx lists linear contracts only")
+
+
+def _order_id(params: Params) -> int | None:
+    text = params.text("orderId")
+    if text == "":
+        return None
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        raise ApiError(110001, "Order does not exist")
+    return int(text)
+
+
+def _convert(convert: Any, spec: InstrumentSpec, text: str) -> int:
+    try:
+        value: int = convert(spec, text)
+    except ConversionError as bad:
+        code, message = bybit_code(bad.code)
+        raise ApiError(code, message) from bad
+    return value
+
+
+def _place_command(ctx: Context, params: Params) -> PlaceOrder:
+    spec = params.spec(ctx.service.specs)
+    assert spec is not None
+    side = params.choice("side", SIDES, required=True)
+    order_type = params.choice("orderType", ORDER_TYPES, required=True)
+    _refuse_conditional(params)
+    qty = _convert(to_lots, spec, params.text("qty", required=True))
+    price = None
+    if order_type is OrderType.LIMIT:
+        price = _convert(to_ticks, spec, params.text("price", required=True))
+    tif = params.choice("timeInForce", TIME_IN_FORCE, TimeInForce.GTC)
+    if order_type is OrderType.MARKET:
+        tif = TimeInForce.IOC
+    position_idx = params.integer("positionIdx", 0, low=0, high=2)
+    assert position_idx is not None
+    link = params.text("orderLinkId")
+    return PlaceOrder(0, 0, ctx.account_id, spec.symbol, side, order_type, qty, price,
+                      time_in_force=tif, reduce_only=params.flag("reduceOnly"),
+                      close_on_trigger=params.flag("closeOnTrigger"),
+                      position_idx=position_idx, order_link_id=link,
+                      smp_type=params.choice("smpType", SMP_TYPES, SmpType.NONE))
+
+
+def _accepted(events: list[Event]) -> OrderAccepted:
+    raise_rejection(events)
+    for event in events:
+        if isinstance(event, OrderAccepted):
+            return event
+    raise ApiError(10016, "Internal system error.")
+
+
+async def create(ctx: Context) -> dict[str, Any]:
+    """POST /v5/order/create."""
+    _linear(ctx.params)
+    accepted = _accepted(await ctx.service.submit(_place_command(ctx, ctx.params)))
+    return {"orderId": str(accepted.order_id), "orderLinkId": accepted.order_link_id}
+
+
+def _amend_command(ctx: Context, params: Params) -> AmendOrder:
+    spec = params.spec(ctx.service.specs)
+    assert spec is not None
+    _refuse_conditional(params)
+    order_id = _order_id(params)
+    link = params.text("orderLinkId")
+    if order_id is None and not link:
+        raise params_error("orderId or orderLinkId is required")
+    qty = _convert(to_lots, spec, params.text("qty")) if "qty" in params else None
+    price = _convert(to_ticks, spec, params.text("price")) if "price" in params else None
+    return AmendOrder(0, 0, ctx.account_id, spec.symbol, order_id,
+                      link if order_id is None else "", qty, price)
+
+
+def _ids(ctx: Context, events: list[Event], order_id: int | None, link: str) -> dict[str, str]:
+    found = ctx.service.projector.find(ctx.account_id, order_id, link)
+    if found is not None:
+        return {"orderId": str(found.order_id), "orderLinkId": found.order_link_id}
+    return {"orderId": str(order_id or ""), "orderLinkId": link}
+
+
+async def amend(ctx: Context) -> dict[str, Any]:
+    """POST /v5/order/amend."""
+    _linear(ctx.params)
+    command = _amend_command(ctx, ctx.params)
+    events = await ctx.service.submit(command)
+    raise_rejection(events)
+    return _ids(ctx, events, command.order_id, command.order_link_id)
+
+
+def _cancel_command(ctx: Context, params: Params) -> CancelOrder:
+    spec = params.spec(ctx.service.specs)
+    assert spec is not None
+    order_id = _order_id(params)
+    link = params.text("orderLinkId")
+    if order_id is None and not link:
+        raise params_error("orderId or orderLinkId is required")
+    return CancelOrder(0, 0, ctx.account_id, spec.symbol, order_id,
+                       link if order_id is None else "")
+
+
+async def cancel(ctx: Context) -> dict[str, Any]:
+    """POST /v5/order/cancel."""
+    _linear(ctx.params)
+    command = _cancel_command(ctx, ctx.params)
+    before = ctx.service.projector.find(ctx.account_id, command.order_id, command.order_link_id)
+    events = await ctx.service.submit(command)
+    raise_rejection(events)
+    if before is not None:
+        return {"orderId": str(before.order_id), "orderLinkId": before.order_link_id}
+    return _ids(ctx, events, command.order_id, command.order_link_id)
+
+
+def _symbols(ctx: Context, params: Params) -> list[str]:
+    """Return the symbols a request names by `symbol`, `baseCoin` or `settleCoin` (one required)."""
+    spec = params.spec(ctx.service.specs, required=False)
+    if spec is not None:
+        return [spec.symbol]
+    base, settle = params.text("baseCoin"), params.text("settleCoin")
+    if not base and not settle:
+        raise ApiError(10001, "Missing some parameters that must be filled in, symbol or "
+                              "settleCoin or baseCoin")
+    return [s.symbol for s in ctx.service.specs.values()
+            if (not base or s.base_coin == base) and (not settle or s.settle_coin == settle)]
+
+
+async def cancel_all(ctx: Context) -> dict[str, Any]:
+    """POST /v5/order/cancel-all."""
+    params = ctx.params
+    _linear(params)
+    symbols = _symbols(ctx, params)
+    if params.text("orderFilter") == "StopOrder":
+        return {"list": [], "success": "1"}  # no conditional orders yet
+    links = {o.order_id: o.order_link_id for o in ctx.service.projector.open_orders(
+        ctx.account_id)}
+    cancelled: list[dict[str, str]] = []
+    for symbol in symbols:
+        if not ctx.service.engine.orders_of(ctx.account_id, symbol):
+            continue
+        events = await ctx.service.submit(CancelAllOrders(0, 0, ctx.account_id, symbol))
+        raise_rejection(events)
+        cancelled += [{"orderId": str(e.order_id), "orderLinkId": links.get(e.order_id, "")}
+                      for e in events if isinstance(e, OrderCancelled)]
+    return {"list": cancelled, "success": "1"}
+
+
+def _batch_items(ctx: Context) -> list[Params]:
+    _linear(ctx.params)
+    items = ctx.params.data.get("request")
+    if not isinstance(items, list) or not items:
+        raise params_error("request must be a non-empty list")
+    if len(items) > BATCH_MAX:
+        raise params_error(f"at most {BATCH_MAX} orders per batch")
+    if not all(isinstance(item, dict) for item in items):
+        raise params_error("request items must be objects")
+    return [Params(item) for item in items]
+
+
+async def create_batch(ctx: Context) -> tuple[dict[str, Any], dict[str, Any]]:
+    """POST /v5/order/create-batch."""
+    results, codes = [], []
+    for params in _batch_items(ctx):
+        try:
+            events = await ctx.service.submit(_place_command(ctx, params))
+            accepted = _accepted(events)
+            results.append({"category": LINEAR, "symbol": accepted.symbol,
+                            "orderId": str(accepted.order_id),
+                            "orderLinkId": accepted.order_link_id,
+                            "createAt": str(accepted.ts_ms)})
+            codes.append({"code": 0, "msg": "OK"})
+        except ApiError as error:
+            results.append({"category": LINEAR, "symbol": params.text("symbol"),
+                            "orderId": "", "orderLinkId": params.text("orderLinkId"),
+                            "createAt": ""})
+            codes.append({"code": error.code, "msg": error.message})
+    return {"list": results}, {"list": codes}
+
+
+async def _each(ctx: Context, build: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    results, codes = [], []
+    for params in _batch_items(ctx):
+        try:
+            command = build(ctx, params)
+            before = ctx.service.projector.find(ctx.account_id, command.order_id,
+                                                command.order_link_id)
+            events = await ctx.service.submit(command)
+            error = rejection(events)
+            if error is not None:
+                raise error
+            ids = ({"orderId": str(before.order_id), "orderLinkId": before.order_link_id}
+                   if before is not None else _ids(ctx, events, command.order_id,
+                                                   command.order_link_id))
+            results.append({"category": LINEAR, "symbol": command.symbol, **ids})
+            codes.append({"code": 0, "msg": "OK"})
+        except ApiError as error:
+            results.append({"category": LINEAR, "symbol": params.text("symbol"),
+                            "orderId": params.text("orderId"),
+                            "orderLinkId": params.text("orderLinkId")})
+            codes.append({"code": error.code, "msg": error.message})
+    return {"list": results}, {"list": codes}
+
+
+async def amend_batch(ctx: Context) -> tuple[dict[str, Any], dict[str, Any]]:
+    """POST /v5/order/amend-batch."""
+    return await _each(ctx, _amend_command)
+
+
+async def cancel_batch(ctx: Context) -> tuple[dict[str, Any], dict[str, Any]]:
+    """POST /v5/order/cancel-batch."""
+    return await _each(ctx, _cancel_command)
+
+
+def _page(orders: list[OrderRecord], limit: int, cursor: str) -> tuple[list[OrderRecord], str]:
+    """Newest-first orders after `cursor`, at most `limit`, and the next cursor."""
+    if cursor:
+        below = decode_cursor(cursor)
+        orders = [o for o in orders if o.order_id < below]
+    page = orders[:limit]
+    more = len(orders) > limit
+    return page, encode_cursor(page[-1].order_id) if more else ""
+
+
+async def realtime(ctx: Context) -> dict[str, Any]:
+    """GET /v5/order/realtime: open orders, recent closed ones, any recent one by id."""
+    params = ctx.params
+    category = params.category()
+    order_id = _order_id_or_none(params)
+    link = params.text("orderLinkId")
+    limit = params.limit(20, 50)
+    cursor = params.text("cursor")
+    if category != LINEAR:
+        return {"category": category, "list": [], "nextPageCursor": ""}
+    symbols = set(_symbols(ctx, params)) if (order_id is None and not link) else None
+    service = ctx.service
+    if order_id is not None or link:
+        found = service.projector.find(ctx.account_id, order_id, link)
+        if found is None:
+            stored = await service.history.run(lambda: service.history.orders(
+                ctx.account_id, order_id=order_id, order_link_id=link or None, limit=1))
+            chosen = stored.records
+        else:
+            chosen = [found]
+        symbol = params.text("symbol")
+        chosen = [o for o in chosen if not symbol or o.symbol == symbol]
+        return {"category": LINEAR, "list": [wire.order(o, service.specs[o.symbol])
+                                             for o in chosen], "nextPageCursor": ""}
+    if params.text("orderFilter") == "StopOrder":
+        return {"category": LINEAR, "list": [], "nextPageCursor": ""}
+    if params.integer("openOnly", 0, low=0, high=2) == 1:
+        pool = service.projector.recent_closed(ctx.account_id)
+    else:
+        pool = service.projector.open_orders(ctx.account_id)
+    assert symbols is not None
+    page, next_cursor = _page([o for o in pool if o.symbol in symbols], limit, cursor)
+    return {"category": LINEAR, "list": [wire.order(o, service.specs[o.symbol]) for o in page],
+            "nextPageCursor": next_cursor}
+
+
+def _order_id_or_none(params: Params) -> int | None:
+    try:
+        return _order_id(params)
+    except ApiError:
+        return -1  # a malformed id finds nothing
+
+
+async def history(ctx: Context) -> dict[str, Any]:
+    """GET /v5/order/history: final orders, newest first."""
+    params = ctx.params
+    category = params.category()
+    spec = params.spec(ctx.service.specs, required=False)
+    order_id = _order_id_or_none(params)
+    link = params.text("orderLinkId") or None
+    status_name = params.text("orderStatus")
+    status = None
+    if status_name:
+        if status_name not in STATUS_NAMES:
+            raise params_error("orderStatus invalid")
+        status = STATUS_NAMES[status_name]
+    start, end = params.window(ctx.now_ms)
+    limit = params.limit(20, 50)
+    cursor = params.text("cursor")
+    if cursor:
+        decode_cursor(cursor)
+    if category != LINEAR or params.text("orderFilter") == "StopOrder":
+        return {"category": category, "list": [], "nextPageCursor": ""}
+    store = ctx.service.history
+    page = await store.run(lambda: store.orders(
+        ctx.account_id, symbol=spec.symbol if spec else None, order_id=order_id,
+        order_link_id=link, status=status, start_ms=start, end_ms=end, limit=limit,
+        cursor=cursor))
+    specs = ctx.service.specs
+    return {"category": LINEAR, "list": [wire.order(o, specs[o.symbol]) for o in page.records
+                                         if is_final(o.status)],
+            "nextPageCursor": page.next_cursor}
+
+
+async def executions(ctx: Context) -> dict[str, Any]:
+    """GET /v5/execution/list: fills, funding and bust trades, newest first."""
+    params = ctx.params
+    category = params.category()
+    spec = params.spec(ctx.service.specs, required=False)
+    order_id = _order_id_or_none(params)
+    link = params.text("orderLinkId") or None
+    exec_type = params.text("execType") or None
+    start, end = params.window(ctx.now_ms)
+    limit = params.limit(50, 100)
+    cursor = params.text("cursor")
+    if cursor:
+        decode_cursor(cursor)
+    if category != LINEAR:
+        return {"category": category, "list": [], "nextPageCursor": ""}
+    store = ctx.service.history
+    page = await store.run(lambda: store.executions(
+        ctx.account_id, symbol=spec.symbol if spec else None, order_id=order_id,
+        order_link_id=link, exec_type=exec_type, start_ms=start, end_ms=end, limit=limit,
+        cursor=cursor))
+    specs = ctx.service.specs
+    return {"category": LINEAR, "list": [wire.execution(r, specs[r.symbol])
+                                         for r in page.records],
+            "nextPageCursor": page.next_cursor}
+
+
+ROUTES = [
+    Endpoint("POST", "/v5/order/create", create, Access.WRITE),
+    Endpoint("POST", "/v5/order/amend", amend, Access.WRITE),
+    Endpoint("POST", "/v5/order/cancel", cancel, Access.WRITE),
+    Endpoint("POST", "/v5/order/cancel-all", cancel_all, Access.WRITE),
+    Endpoint("POST", "/v5/order/create-batch", create_batch, Access.WRITE),
+    Endpoint("POST", "/v5/order/amend-batch", amend_batch, Access.WRITE),
+    Endpoint("POST", "/v5/order/cancel-batch", cancel_batch, Access.WRITE),
+    Endpoint("GET", "/v5/order/realtime", realtime, Access.READ),
+    Endpoint("GET", "/v5/order/history", history, Access.READ),
+    Endpoint("GET", "/v5/execution/list", executions, Access.READ),
+]

@@ -1,0 +1,206 @@
+"""Positions (§6): list, leverage, position mode, isolated margin, closed P&L."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from perpx.api import wire
+from perpx.api.context import Access, Context, Endpoint, raise_rejection
+from perpx.api.envelope import ApiError, params_error
+from perpx.api.params import LINEAR, Params
+from perpx.api.retcodes import bybit_code
+from perpx.convert import ConversionError, format_atoms, to_atoms, to_rate
+from perpx.core.commands import AdjustMargin, SetAutoAddMargin, SetLeverage, SwitchPositionMode
+from perpx.core.enums import MarginMode, PositionMode
+from perpx.core.instruments import InstrumentSpec
+from perpx.store.history import decode_cursor
+
+POSITION_MODES = {"0": PositionMode.ONE_WAY, "3": PositionMode.HEDGE}
+
+
+def _spec(ctx: Context) -> InstrumentSpec:
+    if ctx.params.category() != LINEAR:
+        raise params_error("category invalid: perpx lists linear contracts only")
+    spec = ctx.params.spec(ctx.service.specs)
+    assert spec is not None
+    return spec
+
+
+def _decimal(convert: Any, text: str) -> int:
+    try:
+        value: int = convert(text)
+    except ConversionError as bad:
+        code, message = bybit_code(bad.code)
+        raise ApiError(code, message) from bad
+    return value
+
+
+def _idx_rows(ctx: Context, spec: InstrumentSpec) -> list[int]:
+    account = ctx.service.engine.clearing.account(ctx.account_id)
+    hedge = account is not None and account.position_mode(spec.symbol) is PositionMode.HEDGE
+    return [1, 2] if hedge else [0]
+
+
+async def position_list(ctx: Context) -> dict[str, Any]:
+    """GET /v5/position/list: a symbol's rows even when flat; by settle coin, open ones."""
+    params = ctx.params
+    category = params.category()
+    spec = params.spec(ctx.service.specs, required=False)
+    settle = params.text("settleCoin")
+    base = params.text("baseCoin")
+    params.limit(20, 200)
+    if category != LINEAR:
+        return {"category": category, "list": [], "nextPageCursor": ""}
+    if spec is None and not settle and not base:
+        raise ApiError(10001, "Missing some parameters that must be filled in, symbol or "
+                              "settleCoin")
+    engine = ctx.service.engine
+    account = engine.clearing.account(ctx.account_id)
+    rows = []
+    if spec is not None:
+        rows = [wire.position(engine, account, spec, idx) for idx in _idx_rows(ctx, spec)]
+    elif account is not None:
+        for (symbol, idx), held in sorted(account.positions.items()):
+            one = ctx.service.specs[symbol]
+            if held.size_lots and (not settle or one.settle_coin == settle) and \
+                    (not base or one.base_coin == base):
+                rows.append(wire.position(engine, account, one, idx))
+    return {"category": LINEAR, "list": rows, "nextPageCursor": ""}
+
+
+async def set_leverage(ctx: Context) -> dict[str, Any]:
+    """POST /v5/position/set-leverage."""
+    spec = _spec(ctx)
+    buy = _decimal(to_rate, ctx.params.text("buyLeverage", required=True))
+    sell = _decimal(to_rate, ctx.params.text("sellLeverage", required=True))
+    raise_rejection(await ctx.service.submit(SetLeverage(0, 0, ctx.account_id, spec.symbol,
+                                                         buy, sell)))
+    return {}
+
+
+async def switch_mode(ctx: Context) -> dict[str, Any]:
+    """POST /v5/position/switch-mode: one symbol, or every symbol of a settle coin."""
+    params = ctx.params
+    if params.category() != LINEAR:
+        raise params_error("category invalid: perpx lists linear contracts only")
+    mode = params.choice("mode", POSITION_MODES, required=True)
+    spec = params.spec(ctx.service.specs, required=False)
+    coin = params.text("coin")
+    if spec is None and not coin:
+        raise params_error("symbol or coin is required")
+    symbols = [spec.symbol] if spec is not None else [
+        s.symbol for s in ctx.service.specs.values() if s.settle_coin == coin]
+    account = ctx.service.engine.clearing.account(ctx.account_id)
+    if account is None:
+        raise ApiError(10001, "params error: the account has no wallet yet")
+    todo = [s for s in symbols if account.position_mode(s) is not mode]
+    if not todo:
+        raise ApiError(110025, "Position mode is not modified")
+    for symbol in todo:
+        raise_rejection(await ctx.service.submit(SwitchPositionMode(
+            0, 0, ctx.account_id, symbol, mode)))
+    return {}
+
+
+async def switch_isolated(ctx: Context) -> dict[str, Any]:
+    """POST /v5/position/switch-isolated: not for unified accounts (Bybit UTA 2.0)."""
+    raise ApiError(100028, "The API cannot be accessed by unified account users.")
+
+
+def _position_idx(params: Params) -> int:
+    idx = params.integer("positionIdx", 0, low=0, high=2)
+    assert idx is not None
+    return idx
+
+
+async def set_auto_add_margin(ctx: Context) -> dict[str, Any]:
+    """POST /v5/position/set-auto-add-margin."""
+    spec = _spec(ctx)
+    enabled = ctx.params.integer("autoAddMargin", required=True, low=0, high=1)
+    account = ctx.service.engine.clearing.account(ctx.account_id)
+    if account is None or account.margin_mode is not MarginMode.ISOLATED:
+        raise ApiError(110076, "Only isolated mode can set auto-add-margin")
+    raise_rejection(await ctx.service.submit(SetAutoAddMargin(
+        0, 0, ctx.account_id, spec.symbol, _position_idx(ctx.params), bool(enabled))))
+    return {}
+
+
+async def add_margin(ctx: Context) -> dict[str, Any]:
+    """POST /v5/position/add-margin: add (positive) or reduce (negative) isolated margin."""
+    spec = _spec(ctx)
+    amount = _decimal(to_atoms, ctx.params.text("margin", required=True))
+    idx = _position_idx(ctx.params)
+    engine = ctx.service.engine
+    account = engine.clearing.account(ctx.account_id)
+    if account is not None and account.margin_mode is not MarginMode.ISOLATED:
+        raise ApiError(110015, "The position is in cross margin mode.")
+    raise_rejection(await ctx.service.submit(AdjustMargin(0, 0, ctx.account_id, spec.symbol,
+                                                          idx, amount)))
+    row = wire.position(engine, engine.clearing.account(ctx.account_id), spec, idx)
+    return {"category": LINEAR, **{k: row[k] for k in (
+        "symbol", "positionIdx", "riskId", "riskLimitValue", "size", "positionValue",
+        "avgPrice", "liqPrice", "bustPrice", "markPrice", "leverage", "autoAddMargin",
+        "positionStatus", "positionIM", "positionMM", "unrealisedPnl", "cumRealisedPnl",
+        "stopLoss", "takeProfit", "trailingStop", "createdTime", "updatedTime")}}
+
+
+async def set_risk_limit(ctx: Context) -> dict[str, Any]:
+    """POST /v5/position/set-risk-limit: risk limits are automatic (Bybit, 2024); no effect."""
+    spec = _spec(ctx)
+    risk_id = ctx.params.integer("riskId", required=True, low=1)
+    tier = next((t for t in spec.risk_tiers if t.tier_id == risk_id), None)
+    if tier is None:
+        raise params_error("riskId invalid")
+    return {"riskId": tier.tier_id, "riskLimitValue": format_atoms(tier.limit_atoms),
+            "category": LINEAR}
+
+
+async def trading_stop(ctx: Context) -> dict[str, Any]:
+    """POST /v5/position/trading-stop: TP/SL are not in the core yet."""
+    _spec(ctx)
+    raise ApiError(10001, "params error: TP/SL and trailing stops are not supported yet")
+
+
+async def set_tpsl_mode(ctx: Context) -> dict[str, Any]:
+    """POST /v5/position/set-tpsl-mode (deprecated by Bybit): Full only for now."""
+    _spec(ctx)
+    mode = ctx.params.text("tpSlMode", required=True)
+    if mode != "Full":
+        raise params_error("tpSlMode invalid: only Full until TP/SL orders exist")
+    return {"tpSlMode": mode}
+
+
+async def closed_pnl(ctx: Context) -> dict[str, Any]:
+    """GET /v5/position/closed-pnl."""
+    params = ctx.params
+    category = params.category()
+    spec = params.spec(ctx.service.specs, required=False)
+    start, end = params.window(ctx.now_ms)
+    limit = params.limit(50, 100)
+    cursor = params.text("cursor")
+    if cursor:
+        decode_cursor(cursor)
+    if category != LINEAR:
+        return {"category": category, "list": [], "nextPageCursor": ""}
+    store = ctx.service.history
+    page = await store.run(lambda: store.closed_pnls(
+        ctx.account_id, symbol=spec.symbol if spec else None, start_ms=start, end_ms=end,
+        limit=limit, cursor=cursor))
+    specs = ctx.service.specs
+    return {"category": LINEAR, "list": [wire.closed_pnl(r, specs[r.symbol])
+                                         for r in page.records],
+            "nextPageCursor": page.next_cursor}
+
+
+ROUTES = [
+    Endpoint("GET", "/v5/position/list", position_list, Access.READ),
+    Endpoint("POST", "/v5/position/set-leverage", set_leverage, Access.WRITE),
+    Endpoint("POST", "/v5/position/switch-mode", switch_mode, Access.WRITE),
+    Endpoint("POST", "/v5/position/switch-isolated", switch_isolated, Access.WRITE),
+    Endpoint("POST", "/v5/position/set-auto-add-margin", set_auto_add_margin, Access.WRITE),
+    Endpoint("POST", "/v5/position/add-margin", add_margin, Access.WRITE),
+    Endpoint("POST", "/v5/position/set-risk-limit", set_risk_limit, Access.WRITE),
+    Endpoint("POST", "/v5/position/trading-stop", trading_stop, Access.WRITE),
+    Endpoint("POST", "/v5/position/set-tpsl-mode", set_tpsl_mode, Access.WRITE),
+    Endpoint("GET", "/v5/position/closed-pnl", closed_pnl, Access.READ),
+]

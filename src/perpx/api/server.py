@@ -1,0 +1,73 @@
+"""Running the API: `serve` for `perpx serve`, `ServerThread` for tests and benchmarks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+
+import uvicorn
+from starlette.applications import Starlette
+
+from perpx.api.app import create_app
+from perpx.api.keys import KeyStore
+from perpx.service import ExchangeService
+
+
+async def serve(service: ExchangeService, keys: KeyStore, host: str, port: int,
+                on_ready: Callable[[int], None] = lambda port: None) -> None:
+    """Serve until Ctrl-C or until the service stops on a fatal error."""
+    app = create_app(service, keys, manage_service=True)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                           access_log=False))
+
+    async def watch() -> None:
+        while not server.started and not server.should_exit:
+            await asyncio.sleep(0.05)
+        if server.started:
+            on_ready(server.servers[0].sockets[0].getsockname()[1])
+        await service.stopped.wait()
+        server.should_exit = True  # a broken invariant or a failed journal: stop serving
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await server.serve()
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+
+
+class ServerThread:
+    """uvicorn serving `app` on a loopback port in a background thread."""
+
+    def __init__(self, app: Starlette, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port,
+                                                    log_level="warning", access_log=False))
+        self.host = host
+        self.port = 0
+        self._thread = threading.Thread(target=self.server.run, daemon=True,
+                                        name="perpx-api")
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. http://127.0.0.1:40123."""
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout_s: float = 20.0) -> ServerThread:
+        """Start serving; return once the port is open."""
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self.server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the API server did not start")
+            time.sleep(0.02)
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        return self
+
+    def stop(self) -> None:
+        """Shut down and wait for the thread."""
+        self.server.should_exit = True
+        self._thread.join(timeout=20)

@@ -1,0 +1,321 @@
+"""Bybit's wire objects: orders, executions, positions, wallets, instruments, tickers.
+
+Prices carry the instrument's price decimals and quantities its qty-step decimals,
+identically everywhere; money and rates are exact decimal strings from `perpx.convert`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from perpx.convert import format_atoms, format_lots, format_rate, format_scaled, format_ticks
+from perpx.core import calc
+from perpx.core.accounts import Account
+from perpx.core.engine import Engine
+from perpx.core.enums import MarginMode, OrderStatus, OrderType, Side, SmpType, TimeInForce
+from perpx.core.instruments import InstrumentSpec
+from perpx.core.liquidation import liquidation_price_ticks
+from perpx.core.margin import position_risk
+from perpx.core.numbers import RATE_DECIMALS
+from perpx.readmodels import Ticker
+from perpx.store.records import (
+    CANCEL_REJECT_REASONS,
+    ClosedPnlRecord,
+    ExecutionRecord,
+    LedgerRecord,
+    OrderRecord,
+)
+
+SIDES = {int(Side.BUY): "Buy", int(Side.SELL): "Sell"}
+ORDER_TYPES = {int(OrderType.LIMIT): "Limit", int(OrderType.MARKET): "Market"}
+TIME_IN_FORCE = {int(TimeInForce.GTC): "GTC", int(TimeInForce.IOC): "IOC",
+                 int(TimeInForce.FOK): "FOK", int(TimeInForce.POST_ONLY): "PostOnly"}
+SMP_TYPES = {int(SmpType.NONE): "None", int(SmpType.CANCEL_MAKER): "CancelMaker",
+             int(SmpType.CANCEL_TAKER): "CancelTaker", int(SmpType.CANCEL_BOTH): "CancelBoth"}
+STATUSES = {int(OrderStatus.NEW): "New", int(OrderStatus.PARTIALLY_FILLED): "PartiallyFilled",
+            int(OrderStatus.FILLED): "Filled", int(OrderStatus.CANCELLED): "Cancelled",
+            int(OrderStatus.REJECTED): "Rejected", int(OrderStatus.UNTRIGGERED): "Untriggered",
+            int(OrderStatus.TRIGGERED): "Triggered",
+            int(OrderStatus.DEACTIVATED): "Deactivated"}
+MARGIN_MODES = {MarginMode.ISOLATED: "ISOLATED_MARGIN", MarginMode.CROSS: "REGULAR_MARGIN",
+                MarginMode.PORTFOLIO: "PORTFOLIO_MARGIN"}
+EXTRA_DECIMALS = 4  # an average price may fall between ticks; show up to 4 more decimals
+
+
+def average_price(spec: InstrumentSpec, value_atoms: int, lots: int) -> str:
+    """Value / quantity as a price, floored to the price decimals + 4 ('0' without fills)."""
+    if lots <= 0:
+        return "0"
+    decimals = spec.price_scale + EXTRA_DECIMALS
+    scaled = value_atoms * 10**decimals // (lots * spec.lot_base_e8)
+    return format_scaled(scaled, decimals, spec.price_scale)
+
+
+def ratio(numerator: int, denominator: int, decimals: int = 4) -> str:
+    """Numerator / denominator floored to `decimals` ('0' when the denominator is not > 0)."""
+    if denominator <= 0:
+        return "0"
+    return format_scaled(numerator * 10**decimals // denominator, decimals)
+
+
+def leverage_text(leverage: int) -> str:
+    """Return a leverage in 10**-8 as Bybit shows it ("10", "12.5")."""
+    return format_rate(leverage)
+
+
+def order(record: OrderRecord, spec: InstrumentSpec) -> dict[str, Any]:
+    """Return the order object of §5.5."""
+    status = STATUSES[record.status]
+    reject, cancel = CANCEL_REJECT_REASONS.get(record.cancel_reason, ("EC_NoError", "UNKNOWN"))
+    leaves = record.leaves_lots
+    fee = record.cum_fee_atoms
+    return {
+        "orderId": str(record.order_id), "orderLinkId": record.order_link_id,
+        "parentOrderLinkId": "", "blockTradeId": "", "symbol": record.symbol,
+        "price": format_ticks(spec, record.price_ticks), "qty": format_lots(spec, record.qty_lots),
+        "side": SIDES[record.side], "isLeverage": "", "positionIdx": record.position_idx,
+        "orderStatus": status, "createType": "CreateByUser", "cancelType": cancel,
+        "rejectReason": reject,
+        "avgPrice": average_price(spec, record.cum_value_atoms, record.cum_lots),
+        "leavesQty": format_lots(spec, leaves),
+        "leavesValue": format_atoms(spec.notional_atoms(record.price_ticks, leaves)),
+        "cumExecQty": format_lots(spec, record.cum_lots),
+        "cumExecValue": format_atoms(record.cum_value_atoms), "cumExecFee": format_atoms(fee),
+        "cumFeeDetail": {spec.settle_coin: format_atoms(fee)} if fee else {},
+        "timeInForce": TIME_IN_FORCE[record.time_in_force],
+        "orderType": ORDER_TYPES[record.order_type], "stopOrderType": "", "orderIv": "",
+        "triggerPrice": "", "takeProfit": "", "stopLoss": "", "tpslMode": "",
+        "tpLimitPrice": "", "slLimitPrice": "", "tpTriggerBy": "", "slTriggerBy": "",
+        "triggerBy": "", "triggerDirection": 0, "lastPriceOnCreated": "",
+        "basePrice": "", "reduceOnly": record.reduce_only,
+        "closeOnTrigger": record.close_on_trigger, "placeType": "",
+        "smpType": SMP_TYPES[record.smp_type], "smpGroup": 0, "smpOrderId": "",
+        "slippageToleranceType": "UNKNOWN", "slippageTolerance": "", "marketUnit": "",
+        "createdTime": str(record.created_ms), "updatedTime": str(record.updated_ms),
+        "extraFees": "", "closedPnl": format_atoms(record.closed_pnl_atoms),
+    }
+
+
+def execution(record: ExecutionRecord, spec: InstrumentSpec) -> dict[str, Any]:
+    """Return the execution object of §5.11."""
+    funding = record.exec_type == "Funding"
+    return {
+        "symbol": record.symbol, "orderId": str(record.order_id) if record.order_id else "",
+        "orderLinkId": record.order_link_id, "side": SIDES[record.side],
+        "orderPrice": format_ticks(spec, record.order_price_ticks) if record.order_id else "",
+        "orderQty": format_lots(spec, record.order_qty_lots) if record.order_id else "",
+        "leavesQty": format_lots(spec, record.leaves_lots),
+        "createType": "" if funding else "CreateByUser",
+        "orderType": "UNKNOWN" if funding else ORDER_TYPES.get(record.order_type, "UNKNOWN"),
+        "stopOrderType": "UNKNOWN", "execId": record.exec_id,
+        "execPrice": format_ticks(spec, record.price_ticks),
+        "execQty": format_lots(spec, record.qty_lots),
+        "execValue": format_atoms(record.value_atoms), "execType": record.exec_type,
+        "execTime": str(record.exec_ms), "execFee": format_atoms(record.fee_atoms),
+        "feeRate": format_rate(record.fee_rate), "feeCurrency": spec.settle_coin,
+        "isMaker": record.is_maker,
+        "markPrice": format_ticks(spec, record.mark_ticks) if record.mark_ticks else "",
+        "closedSize": format_lots(spec, record.closed_lots), "seq": record.seq,
+        "indexPrice": "", "underlyingPrice": "", "tradeIv": "", "markIv": "",
+        "blockTradeId": "", "extraFees": "", "execFeeV2": "", "category": "linear",
+    }
+
+
+def closed_pnl(record: ClosedPnlRecord, spec: InstrumentSpec) -> dict[str, Any]:
+    """Return the closed-P&L object of §6.9."""
+    return {
+        "symbol": record.symbol, "orderId": str(record.order_id), "side": SIDES[record.side],
+        "qty": format_lots(spec, record.qty_lots),
+        "orderPrice": format_ticks(spec, record.order_price_ticks),
+        "orderType": ORDER_TYPES[record.order_type], "execType": record.exec_type,
+        "closedSize": format_lots(spec, record.closed_lots),
+        "cumEntryValue": format_atoms(record.entry_value_atoms),
+        "avgEntryPrice": average_price(spec, record.entry_value_atoms, record.closed_lots),
+        "cumExitValue": format_atoms(record.exit_value_atoms),
+        "avgExitPrice": average_price(spec, record.exit_value_atoms, record.closed_lots),
+        "closedPnl": format_atoms(record.closed_pnl_atoms), "fillCount": str(record.fill_count),
+        "leverage": leverage_text(record.leverage) if record.leverage else "",
+        "openFee": "0", "closeFee": format_atoms(record.close_fee_atoms),
+        "createdTime": str(record.created_ms), "updatedTime": str(record.updated_ms),
+    }
+
+
+def ledger(record: LedgerRecord) -> dict[str, Any]:
+    """Return the transaction-log object of §7.7."""
+    return {
+        "id": record.entry_id, "symbol": record.symbol,
+        "category": "linear" if record.symbol else "", "side": "None",
+        "transactionTime": str(record.ts_ms), "type": record.kind, "transSubType": "",
+        "qty": "", "size": "", "currency": record.coin, "tradePrice": "",
+        "funding": format_atoms(record.funding_atoms), "fee": format_atoms(record.fee_atoms),
+        "cashFlow": format_atoms(record.cash_flow_atoms),
+        "change": format_atoms(record.change_atoms),
+        "cashBalance": format_atoms(record.balance_atoms), "feeRate": "", "bonusChange": "",
+        "tradeId": str(record.trade_id) if record.trade_id else "", "orderId": "",
+        "orderLinkId": "", "extraFees": "",
+    }
+
+
+def position(engine: Engine, account: Account | None, spec: InstrumentSpec,
+             position_idx: int) -> dict[str, Any]:
+    """Return the position object of §6.1 (a flat row when there is no position)."""
+    symbol = spec.symbol
+    held = account.positions.get((symbol, position_idx)) if account is not None else None
+    leverage = (account.leverage_for(symbol, position_idx) if account is not None
+                else 10 * 10**RATE_DECIMALS)
+    mark = engine.mark_of(symbol)
+    mode = account.margin_mode if account is not None else MarginMode.CROSS
+    row: dict[str, Any] = {
+        "positionIdx": position_idx, "riskId": spec.risk_tiers[0].tier_id,
+        "riskLimitValue": format_atoms(spec.risk_tiers[0].limit_atoms), "symbol": symbol,
+        "side": "", "size": format_lots(spec, 0), "avgPrice": "0", "positionValue": "0",
+        "tradeMode": 0, "positionStatus": "Normal",
+        "autoAddMargin": int(account.auto_add_margin.get((symbol, position_idx), False))
+        if account is not None else 0,
+        "adlRankIndicator": 0, "leverage": leverage_text(leverage), "breakEvenPrice": "",
+        "positionBalance": "0", "markPrice": format_ticks(spec, mark) if mark else "",
+        "liqPrice": "", "bustPrice": "", "positionMM": "0", "positionMMByMp": "0",
+        "positionIM": "0", "positionIMByMp": "0", "tpslMode": "Full", "takeProfit": "",
+        "stopLoss": "", "trailingStop": "", "unrealisedPnl": "0", "curRealisedPnl": "0",
+        "cumRealisedPnl": "0", "sessionAvgPrice": "", "delta": "", "gamma": "", "vega": "",
+        "theta": "", "isReduceOnly": False, "mmrSysUpdatedTime": "",
+        "leverageSysUpdatedTime": "", "createdTime": "", "updatedTime": "", "seq": -1,
+    }
+    if held is None:
+        return row
+    row["cumRealisedPnl"] = format_atoms(held.cum_realized_pnl_atoms)
+    row["updatedTime"] = row["createdTime"] = str(held.updated_ts_ms)
+    if not held.size_lots:
+        return row
+    qty = held.qty_lots
+    side = Side.BUY if held.size_lots > 0 else Side.SELL
+    value_mark = mark if mark else held.average_entry_ticks(spec)
+    risk = position_risk(held, spec, value_mark, mode)
+    tier = spec.tier_for_value(risk.value_atoms) or spec.risk_tiers[-1]
+    liq: int | None = None
+    if mode is MarginMode.ISOLATED:
+        liq = liquidation_price_ticks(engine.clearing, held)
+    elif mark and account is not None:
+        figures = engine.clearing.figures(account, spec.settle_coin)
+        liq = calc.cross_liquidation_price_estimate_ticks(
+            spec, side, qty, mark, figures.margin_balance_atoms, figures.mm_atoms, tier.mmr)
+    if liq is not None and not spec.min_price_ticks <= liq <= spec.max_price_ticks:
+        liq = None
+    row.update({
+        "side": SIDES[int(side)], "size": format_lots(spec, qty),
+        "avgPrice": average_price(spec, held.entry_value_atoms, qty),
+        "positionValue": format_atoms(held.entry_value_atoms), "riskId": tier.tier_id,
+        "riskLimitValue": format_atoms(tier.limit_atoms),
+        "positionBalance": format_atoms(risk.im_atoms),
+        "liqPrice": format_ticks(spec, liq) if liq is not None else "",
+        "positionIM": format_atoms(risk.im_atoms), "positionIMByMp": format_atoms(risk.im_atoms),
+        "positionMM": format_atoms(risk.mm_atoms), "positionMMByMp": format_atoms(risk.mm_atoms),
+        "unrealisedPnl": format_atoms(risk.upnl_atoms),
+        "curRealisedPnl": format_atoms(held.realized_pnl_atoms), "seq": engine.last_seq,
+    })
+    return row
+
+
+def wallet(engine: Engine, account: Account | None, coin: str = "USDT") -> dict[str, Any]:
+    """Return the UNIFIED wallet-balance object of §7.1 (one coin: the settle coin)."""
+    if account is None:
+        wallet_atoms = upnl = margin_balance = position_im = order_im = mm = 0
+        available = order_loss = cum_realized = 0
+    else:
+        figures = engine.clearing.figures(account, coin)
+        wallet_atoms, upnl = figures.wallet_atoms, figures.upnl_atoms
+        margin_balance, position_im = figures.margin_balance_atoms, figures.position_im_atoms
+        order_im, mm, available = figures.order_im_atoms, figures.mm_atoms, figures.available_atoms
+        order_loss = figures.order_loss_atoms
+        cum_realized = sum(p.cum_realized_pnl_atoms for p in account.positions.values())
+    total_im = position_im + order_im
+    base = margin_balance + order_loss
+    equity = wallet_atoms + upnl
+    return {
+        "accountType": "UNIFIED", "totalEquity": format_atoms(equity),
+        "totalWalletBalance": format_atoms(wallet_atoms),
+        "totalMarginBalance": format_atoms(margin_balance),
+        "totalAvailableBalance": format_atoms(max(0, available)),
+        "totalPerpUPL": format_atoms(upnl), "totalInitialMargin": format_atoms(total_im),
+        "totalInitialMarginByMp": format_atoms(total_im),
+        "totalMaintenanceMargin": format_atoms(mm),
+        "totalMaintenanceMarginByMp": format_atoms(mm),
+        "accountIMRate": ratio(total_im, base), "accountIMRateByMp": ratio(total_im, base),
+        "accountMMRate": ratio(mm, base), "accountMMRateByMp": ratio(mm, base),
+        "accountLTV": "0",
+        "coin": [{
+            "coin": coin, "equity": format_atoms(equity), "usdValue": format_atoms(equity),
+            "walletBalance": format_atoms(wallet_atoms), "locked": "0",
+            "spotHedgingQty": "0", "borrowAmount": "0", "accruedInterest": "0",
+            "spotBorrow": "0", "totalOrderIM": format_atoms(order_im),
+            "totalPositionIM": format_atoms(position_im),
+            "totalPositionMM": format_atoms(mm), "unrealisedPnl": format_atoms(upnl),
+            "cumRealisedPnl": format_atoms(cum_realized), "bonus": "0",
+            "marginCollateral": True, "collateralSwitch": True, "colRes": "0",
+            "availableToWithdraw": "", "availableToBorrow": "", "free": "",
+        }],
+    }
+
+
+def instrument(spec: InstrumentSpec) -> dict[str, Any]:
+    """Return the linear instruments-info item of §4.1."""
+    return {
+        "symbol": spec.symbol, "contractType": "LinearPerpetual", "status": "Trading",
+        "baseCoin": spec.base_coin, "quoteCoin": spec.quote_coin,
+        "settleCoin": spec.settle_coin, "symbolType": "",
+        "launchTime": str(spec.launch_time_ms), "deliveryTime": "0", "deliveryFeeRate": "",
+        "priceScale": str(spec.price_scale),
+        "leverageFilter": {"minLeverage": format_rate(spec.min_leverage),
+                           "maxLeverage": format_scaled(spec.max_leverage, RATE_DECIMALS, 2),
+                           "leverageStep": format_rate(spec.leverage_step)},
+        "priceFilter": {"minPrice": format_ticks(spec, spec.min_price_ticks),
+                        "maxPrice": format_ticks(spec, spec.max_price_ticks),
+                        "tickSize": spec.tick_size},
+        "lotSizeFilter": {"maxOrderQty": format_lots(spec, spec.max_order_qty_lots),
+                          "minOrderQty": format_lots(spec, spec.min_order_qty_lots),
+                          "qtyStep": spec.qty_step,
+                          "postOnlyMaxOrderQty": format_lots(spec, spec.max_order_qty_lots),
+                          "maxMktOrderQty": format_lots(spec, spec.max_mkt_order_qty_lots),
+                          "minNotionalValue": format_atoms(spec.min_notional_atoms)},
+        "unifiedMarginTrade": True, "fundingInterval": spec.funding_interval_min,
+        "copyTrading": "both", "upperFundingRate": format_rate(spec.upper_funding_rate),
+        "lowerFundingRate": format_rate(spec.lower_funding_rate), "isPreListing": False,
+        "preListingInfo": None, "displayName": "", "forbidUplWithdrawal": False,
+        "riskParameters": {"priceLimitRatioX": format_rate(spec.price_limit_ratio_x),
+                           "priceLimitRatioY": format_rate(spec.price_limit_ratio_y)},
+    }
+
+
+def _price(spec: InstrumentSpec, ticks: int | None) -> str:
+    return format_ticks(spec, ticks) if ticks is not None else ""
+
+
+def ticker(item: Ticker, spec: InstrumentSpec, bid: tuple[int, int] | None,
+           ask: tuple[int, int] | None) -> dict[str, Any]:
+    """Return the linear ticker of §4.2."""
+    oi_value = item.open_interest_value_atoms
+    return {
+        "symbol": item.symbol, "lastPrice": _price(spec, item.last_price_ticks),
+        "indexPrice": _price(spec, item.index_price_ticks),
+        "markPrice": _price(spec, item.mark_price_ticks),
+        "prevPrice24h": _price(spec, item.prev_price_24h_ticks),
+        "price24hPcnt": format_scaled(item.price_24h_pcnt_rate // 100, 6),
+        "highPrice24h": _price(spec, item.high_price_24h_ticks),
+        "lowPrice24h": _price(spec, item.low_price_24h_ticks),
+        "prevPrice1h": _price(spec, item.prev_price_1h_ticks),
+        "openInterest": format_lots(spec, item.open_interest_lots),
+        "openInterestValue": format_atoms(oi_value) if oi_value is not None else "0",
+        "turnover24h": format_atoms(item.turnover_24h_atoms),
+        "volume24h": format_lots(spec, item.volume_24h_lots),
+        "fundingRate": format_rate(item.funding_rate),
+        "nextFundingTime": str(item.next_funding_ms),
+        "predictedDeliveryPrice": "", "basisRate": "", "deliveryFeeRate": "",
+        "deliveryTime": "0", "basis": "", "preOpenPrice": "", "preQty": "",
+        "curPreListingPhase": "", "basisRateYear": "",
+        "bid1Price": _price(spec, bid[0]) if bid else "",
+        "bid1Size": format_lots(spec, bid[1]) if bid else "",
+        "ask1Price": _price(spec, ask[0]) if ask else "",
+        "ask1Size": format_lots(spec, ask[1]) if ask else "",
+        "fundingIntervalHour": str(item.funding_interval_min // 60),
+        "fundingCap": format_rate(spec.upper_funding_rate),
+    }

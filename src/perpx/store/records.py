@@ -1,0 +1,428 @@
+"""Account history records built from engine events: orders, executions, closed P&L, ledger.
+
+`Projector.project(command, events)` folds a command's events into records. It keeps the
+live state that needs more than one event (an order's cumulative fills, each position's entry
+value for closed P&L, the last mark for execution rows) and reports what became final through
+`RecordSink` calls, which the SQLite history (`perpx.store.history`) turns into table rows.
+
+Records hold integers in the core's units (ticks, lots, atoms, rates in 10**-8) and the
+enums' names; the API formats them at the edge. Only user accounts (id > 0) get records.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+import msgspec
+
+from perpx.core.commands import Command
+from perpx.core.enums import BalanceReason, CancelReason, OrderStatus, Side
+from perpx.core.events import (
+    BalanceChanged,
+    Deleveraged,
+    Event,
+    Executed,
+    FundingPaid,
+    Liquidated,
+    MarkPriceUpdated,
+    OrderAccepted,
+    OrderAmended,
+    OrderCancelled,
+    PositionChanged,
+    Trade,
+)
+from perpx.core.instruments import InstrumentSpec
+
+# Closed orders kept in memory per account for GET /v5/order/realtime by id (Bybit: 500).
+RECENT_CLOSED_PER_ACCOUNT = 500
+
+_EXEC_NAMESPACE = uuid.UUID("5f1c3a2e-8d4b-4f6a-9c1e-2b7d0e4a6c58")
+
+
+class OrderRecord(msgspec.Struct, gc=False):
+    """An order as the API shows it; mutable while the order is open."""
+
+    order_id: int
+    account_id: int
+    symbol: str
+    side: int
+    order_type: int
+    price_ticks: int
+    qty_lots: int
+    time_in_force: int
+    reduce_only: bool
+    close_on_trigger: bool
+    position_idx: int
+    order_link_id: str
+    smp_type: int
+    created_ms: int
+    updated_ms: int
+    seq: int
+    status: int = int(OrderStatus.NEW)
+    cum_lots: int = 0
+    cum_value_atoms: int = 0
+    cum_fee_atoms: int = 0
+    closed_lots: int = 0
+    closed_pnl_atoms: int = 0
+    entry_value_closed_atoms: int = 0  # entry value released by this order's closing fills
+    exit_value_atoms: int = 0  # value of this order's closing fills
+    fill_count: int = 0
+    cancel_reason: int = 0  # CancelReason, 0 when not cancelled
+
+    @property
+    def leaves_lots(self) -> int:
+        """Quantity still open (0 once final)."""
+        if self.status in _FINAL:
+            return 0
+        return self.qty_lots - self.cum_lots
+
+
+class ExecutionRecord(msgspec.Struct, frozen=True, gc=False):
+    """One row of GET /v5/execution/list: a fill, a funding payment or a bust trade."""
+
+    exec_id: str
+    account_id: int
+    symbol: str
+    exec_type: str  # Trade, Funding, BustTrade, AdlTrade
+    side: int
+    order_id: int
+    order_link_id: str
+    order_type: int  # 0 for funding (UNKNOWN)
+    order_price_ticks: int
+    order_qty_lots: int
+    leaves_lots: int
+    price_ticks: int
+    qty_lots: int
+    value_atoms: int
+    fee_atoms: int
+    fee_rate: int
+    is_maker: bool
+    mark_ticks: int
+    closed_lots: int
+    exec_ms: int
+    seq: int
+
+
+class ClosedPnlRecord(msgspec.Struct, frozen=True, gc=False):
+    """One row of GET /v5/position/closed-pnl: a closing order's result."""
+
+    order_id: int
+    account_id: int
+    symbol: str
+    side: int
+    order_type: int
+    order_price_ticks: int
+    qty_lots: int
+    closed_lots: int
+    entry_value_atoms: int
+    exit_value_atoms: int
+    closed_pnl_atoms: int
+    close_fee_atoms: int
+    fill_count: int
+    leverage: int
+    exec_type: str
+    created_ms: int
+    updated_ms: int
+    seq: int
+
+
+class LedgerRecord(msgspec.Struct, frozen=True, gc=False):
+    """One row of GET /v5/account/transaction-log: a wallet change."""
+
+    entry_id: str
+    account_id: int
+    coin: str
+    symbol: str
+    kind: str  # Bybit's type: TRADE, SETTLEMENT, TRANSFER_IN, ...
+    change_atoms: int
+    cash_flow_atoms: int
+    fee_atoms: int
+    funding_atoms: int
+    balance_atoms: int
+    trade_id: int
+    ts_ms: int
+    seq: int
+
+
+_FINAL = frozenset({int(OrderStatus.FILLED), int(OrderStatus.CANCELLED),
+                    int(OrderStatus.REJECTED), int(OrderStatus.DEACTIVATED)})
+
+LEDGER_TYPES: dict[BalanceReason, str] = {
+    BalanceReason.DEPOSIT: "TRANSFER_IN",
+    BalanceReason.WITHDRAW: "TRANSFER_OUT",
+    BalanceReason.TRADING_FEE: "TRADE",
+    BalanceReason.FEE_INCOME: "FEE_REFUND",
+    BalanceReason.REALIZED_PNL: "TRADE",
+    BalanceReason.FUNDING: "SETTLEMENT",
+    BalanceReason.INSURANCE: "LIQUIDATION",
+    BalanceReason.LIQUIDATION: "LIQUIDATION",
+    BalanceReason.TRADE: "TRADE",
+    BalanceReason.ADL: "ADL",
+}
+
+
+def is_final(status: int) -> bool:
+    """Tell whether an order status is final (Filled, Cancelled, Rejected, Deactivated)."""
+    return status in _FINAL
+
+
+def exec_id(seq: int, trade_id: int, account_id: int, kind: str) -> str:
+    """Return a UUID derived from what makes an execution unique, so a replay gives the same id."""
+    return str(uuid.uuid5(_EXEC_NAMESPACE, f"{kind}:{seq}:{trade_id}:{account_id}"))
+
+
+class RecordSink(Protocol):
+    """Where the projector hands finished records (the SQLite history, or a test list)."""
+
+    def order_final(self, record: OrderRecord) -> None:
+        """Take an order that reached a final status."""
+
+    def execution(self, record: ExecutionRecord) -> None:
+        """Take a new execution row."""
+
+    def closed_pnl(self, record: ClosedPnlRecord) -> None:
+        """Take a closing order that finished."""
+
+    def ledger(self, record: LedgerRecord) -> None:
+        """Take a new transaction-log row."""
+
+
+class Projector:
+    """Fold events into order, execution, closed-P&L and ledger records.
+
+    Open orders and the most recent closed ones stay in memory for the realtime endpoint;
+    finished records go to the sink. Feeding the same events again produces the same
+    records with the same ids, so a sink keyed by id stays idempotent.
+    """
+
+    def __init__(self, specs: Iterable[InstrumentSpec], sink: RecordSink | None = None) -> None:
+        self.specs = {spec.symbol: spec for spec in specs}
+        self.sink = sink
+        self.open: dict[int, OrderRecord] = {}
+        self.open_by_account: dict[int, dict[int, OrderRecord]] = {}
+        self.recent: dict[int, OrderedDict[int, OrderRecord]] = {}
+        self._positions: dict[tuple[int, str, int], tuple[int, int, int]] = {}
+        self._marks: dict[str, int] = {}
+        # Public trades per symbol, newest last: (trade id, price, qty, taker side, ms, seq).
+        self.recent_trades: dict[str, deque[tuple[int, int, int, int, int, int]]] = {
+            symbol: deque(maxlen=1000) for symbol in self.specs}
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def find(self, account_id: int, order_id: int | None, link: str) -> OrderRecord | None:
+        """Return an open or recently closed order of the account by id or link id."""
+        pools: list[dict[int, OrderRecord]] = [self.open_by_account.get(account_id, {}),
+                                               self.recent.get(account_id, OrderedDict())]
+        for pool in pools:
+            if order_id is not None:
+                found = pool.get(order_id)
+                if found is not None:
+                    return found
+            elif link:
+                for record in pool.values():
+                    if record.order_link_id == link:
+                        return record
+        return None
+
+    def open_orders(self, account_id: int) -> list[OrderRecord]:
+        """Return the account's open orders, newest first."""
+        orders = self.open_by_account.get(account_id, {})
+        return sorted(orders.values(), key=lambda o: o.order_id, reverse=True)
+
+    def recent_closed(self, account_id: int) -> list[OrderRecord]:
+        """Return the account's recently closed orders, newest first."""
+        closed = self.recent.get(account_id, OrderedDict())
+        return sorted(closed.values(), key=lambda o: o.order_id, reverse=True)
+
+    # -- projection ------------------------------------------------------------------------
+
+    def project(self, command: Command, events: list[Event]) -> None:
+        """Fold one command's events."""
+        for event in events:
+            handler = _HANDLERS.get(type(event))
+            if handler is not None:
+                handler(self, event)
+
+    def _accepted(self, event: OrderAccepted) -> None:
+        record = OrderRecord(
+            event.order_id, event.account_id, event.symbol, int(event.side),
+            int(event.order_type), event.price_ticks, event.qty_lots,
+            int(event.time_in_force), event.reduce_only, event.close_on_trigger,
+            event.position_idx, event.order_link_id, int(event.smp_type), event.ts_ms,
+            event.ts_ms, event.seq)
+        self.open[event.order_id] = record
+        if event.account_id > 0:
+            self.open_by_account.setdefault(event.account_id, {})[event.order_id] = record
+
+    def _executed(self, event: Executed) -> None:
+        record = self.open.get(event.order_id)
+        spec = self.specs[event.symbol]
+        value = spec.notional_atoms(event.price_ticks, event.qty_lots)
+        entry_released = 0
+        key = (event.account_id, event.symbol, event.position_idx)
+        size, entry_value, leverage = self._positions.get(key, (0, 0, 0))
+        if event.closed_qty_lots and size:
+            entry_released = entry_value * event.closed_qty_lots // abs(size)
+        if record is not None:
+            record.cum_lots += event.qty_lots
+            record.cum_value_atoms += value
+            record.cum_fee_atoms += event.fee_atoms
+            record.fill_count += 1
+            record.updated_ms = event.ts_ms
+            if event.closed_qty_lots:
+                record.closed_lots += event.closed_qty_lots
+                record.closed_pnl_atoms += event.closed_pnl_atoms
+                record.entry_value_closed_atoms += entry_released
+                record.exit_value_atoms += spec.notional_atoms(event.price_ticks,
+                                                               event.closed_qty_lots)
+            if record.cum_lots >= record.qty_lots:
+                record.status = int(OrderStatus.FILLED)
+                self._finish(record, leverage)
+            else:
+                record.status = int(OrderStatus.PARTIALLY_FILLED)
+        if event.account_id <= 0 or self.sink is None:
+            return
+        rate = spec.maker_fee_rate if event.is_maker else spec.taker_fee_rate
+        self.sink.execution(ExecutionRecord(
+            exec_id(event.seq, event.trade_id, event.account_id, "Trade"), event.account_id,
+            event.symbol, "Trade", int(event.side), event.order_id,
+            record.order_link_id if record else "", record.order_type if record else 1,
+            record.price_ticks if record else event.price_ticks,
+            record.qty_lots if record else event.qty_lots,
+            record.leaves_lots if record else 0, event.price_ticks, event.qty_lots, value,
+            event.fee_atoms, rate, event.is_maker, self._marks.get(event.symbol, 0),
+            event.closed_qty_lots, event.ts_ms, event.seq))
+
+    def _amended(self, event: OrderAmended) -> None:
+        record = self.open.get(event.order_id)
+        if record is not None:
+            record.price_ticks = event.price_ticks
+            record.qty_lots = event.qty_lots
+            record.updated_ms = event.ts_ms
+
+    def _cancelled(self, event: OrderCancelled) -> None:
+        record = self.open.get(event.order_id)
+        if record is None:
+            return
+        record.status = int(OrderStatus.CANCELLED)
+        record.cancel_reason = int(event.reason)
+        record.updated_ms = event.ts_ms
+        key = (record.account_id, record.symbol, record.position_idx)
+        self._finish(record, self._positions.get(key, (0, 0, 0))[2])
+
+    def _finish(self, record: OrderRecord, leverage: int) -> None:
+        self.open.pop(record.order_id, None)
+        if record.account_id <= 0:
+            return
+        self.open_by_account.get(record.account_id, {}).pop(record.order_id, None)
+        recent = self.recent.setdefault(record.account_id, OrderedDict())
+        recent[record.order_id] = record
+        while len(recent) > RECENT_CLOSED_PER_ACCOUNT:
+            recent.popitem(last=False)
+        if self.sink is None:
+            return
+        self.sink.order_final(record)
+        if record.closed_lots:
+            self.sink.closed_pnl(ClosedPnlRecord(
+                record.order_id, record.account_id, record.symbol, record.side,
+                record.order_type, record.price_ticks, record.qty_lots, record.closed_lots,
+                record.entry_value_closed_atoms, record.exit_value_atoms,
+                record.closed_pnl_atoms, record.cum_fee_atoms, record.fill_count, leverage,
+                "Trade", record.created_ms, record.updated_ms, record.seq))
+
+    def _position(self, event: PositionChanged) -> None:
+        key = (event.account_id, event.symbol, event.position_idx)
+        self._positions[key] = (event.size_lots, event.entry_value_atoms, event.leverage)
+
+    def _mark(self, event: MarkPriceUpdated) -> None:
+        self._marks[event.symbol] = event.price_ticks
+
+    def _funding(self, event: FundingPaid) -> None:
+        if event.account_id <= 0 or self.sink is None:
+            return
+        side = Side.BUY if event.size_lots > 0 else Side.SELL
+        self.sink.execution(ExecutionRecord(
+            exec_id(event.seq, event.funding_ms, event.account_id,
+                    f"Funding{event.symbol}{event.position_idx}"),
+            event.account_id, event.symbol, "Funding", int(side), 0, "", 0, 0, 0, 0,
+            event.mark_price_ticks, abs(event.size_lots), event.value_atoms, event.amount_atoms,
+            event.rate, False, event.mark_price_ticks, 0, event.funding_ms, event.seq))
+
+    def _liquidated(self, event: Liquidated) -> None:
+        if event.account_id <= 0 or self.sink is None:
+            return
+        spec = self.specs[event.symbol]
+        self.sink.execution(ExecutionRecord(
+            exec_id(event.seq, event.position_idx, event.account_id, f"Bust{event.symbol}"),
+            event.account_id, event.symbol, "BustTrade", int(Side(event.side).opposite), 0, "",
+            2, event.bust_price_ticks, event.qty_lots, 0, event.bust_price_ticks,
+            event.qty_lots, spec.notional_atoms(event.bust_price_ticks, event.qty_lots), 0, 0,
+            False, event.mark_price_ticks, event.qty_lots, event.ts_ms, event.seq))
+
+    def _deleveraged(self, event: Deleveraged) -> None:
+        if event.account_id <= 0 or self.sink is None:
+            return
+        spec = self.specs[event.symbol]
+        key = (event.account_id, event.symbol, event.position_idx)
+        size = self._positions.get(key, (0, 0, 0))[0]
+        side = Side.SELL if size > 0 else Side.BUY  # closing the position
+        self.sink.execution(ExecutionRecord(
+            exec_id(event.seq, event.position_idx, event.account_id, f"Adl{event.symbol}"),
+            event.account_id, event.symbol, "AdlTrade", int(side), 0, "", 2,
+            event.price_ticks, event.qty_lots, 0, event.price_ticks, event.qty_lots,
+            spec.notional_atoms(event.price_ticks, event.qty_lots), 0, 0, False,
+            event.mark_price_ticks, event.qty_lots, event.ts_ms, event.seq))
+
+    def _trade(self, event: Trade) -> None:
+        trades = self.recent_trades.get(event.symbol)
+        if trades is not None:
+            trades.append((event.trade_id, event.price_ticks, event.qty_lots,
+                           int(event.taker_side), event.ts_ms, event.seq))
+
+    def _balance(self, event: BalanceChanged) -> None:
+        if event.account_id <= 0 or self.sink is None:
+            return
+        reason = BalanceReason(event.reason)
+        funding = event.change_atoms if reason is BalanceReason.FUNDING else 0
+        cash_flow = event.cash_flow_atoms
+        if reason in (BalanceReason.DEPOSIT, BalanceReason.WITHDRAW, BalanceReason.LIQUIDATION,
+                      BalanceReason.ADL, BalanceReason.REALIZED_PNL):
+            cash_flow = event.change_atoms
+        self.sink.ledger(LedgerRecord(
+            f"{event.seq}-{event.account_id}-{event.trade_id}-{int(reason)}-{event.symbol}",
+            event.account_id, event.coin, event.symbol, LEDGER_TYPES.get(reason, "OTHER"),
+            event.change_atoms, cash_flow, event.fee_atoms, funding,
+            event.balance_atoms, event.trade_id, event.ts_ms, event.seq))
+
+
+_HANDLERS: dict[type[Event], Callable[[Projector, Any], None]] = {
+    OrderAccepted: Projector._accepted,
+    Executed: Projector._executed,
+    OrderAmended: Projector._amended,
+    OrderCancelled: Projector._cancelled,
+    PositionChanged: Projector._position,
+    MarkPriceUpdated: Projector._mark,
+    FundingPaid: Projector._funding,
+    Liquidated: Projector._liquidated,
+    Deleveraged: Projector._deleveraged,
+    BalanceChanged: Projector._balance,
+    Trade: Projector._trade,
+}
+
+CANCEL_REJECT_REASONS: dict[int, tuple[str, str]] = {
+    int(CancelReason.BY_USER): ("EC_PerCancelRequest", "CancelByUser"),
+    int(CancelReason.POST_ONLY_WOULD_TAKE): ("EC_PostOnlyWillTakeLiquidity", "UNKNOWN"),
+    int(CancelReason.NO_IMMEDIATE_QTY): ("EC_NoImmediateQtyToFill", "UNKNOWN"),
+    int(CancelReason.IOC_REMAINDER): ("EC_NoError", "UNKNOWN"),
+    int(CancelReason.FOK_NOT_FILLABLE): ("EC_CancelForNoFullFill", "UNKNOWN"),
+    int(CancelReason.SELF_MATCH): ("EC_BySelfMatch", "CancelBySmp"),
+    int(CancelReason.OUTSIDE_PRICE_BAND): ("EC_NoImmediateQtyToFill", "UNKNOWN"),
+    int(CancelReason.REDUCE_ONLY): ("EC_NoError", "CancelByReduceOnly"),
+    int(CancelReason.BEFORE_LIQUIDATION): ("EC_NoError", "CancelByPrepareLiq"),
+    int(CancelReason.BEFORE_ADL): ("EC_NoError", "CancelByPrepareAdl"),
+    int(CancelReason.TPSL_CLEARED): ("EC_NoError", "CancelByTpSlTsClear"),
+    int(CancelReason.BY_ADMIN): ("EC_NoError", "CancelByAdmin"),
+}
