@@ -61,6 +61,14 @@ class SnapshotStore(Protocol):
         """Delete all but the `keep` newest snapshots."""
         ...
 
+    def incomplete(self) -> list[int]:
+        """Return the seqs of snapshots whose writing was cut short (chunks, no header)."""
+        ...
+
+    def corrupt_for_tests(self, seq: int) -> None:
+        """Damage a stored snapshot's bytes (tests of the fallback to older ones)."""
+        ...
+
     def close(self) -> None:
         """Release the connection."""
         ...
@@ -125,6 +133,13 @@ class SqliteSnapshotStore:
             for seq in old:
                 self._conn.execute("DELETE FROM snapshots WHERE seq = ?", (seq,))
                 self._conn.execute("DELETE FROM snapshot_chunks WHERE seq = ?", (seq,))
+
+    def incomplete(self) -> list[int]:
+        """Return the seqs of chunks with no header: snapshots whose writing was cut short."""
+        with self._lock:
+            return [row[0] for row in self._conn.execute(
+                "SELECT DISTINCT seq FROM snapshot_chunks WHERE seq NOT IN "
+                "(SELECT seq FROM snapshots) ORDER BY seq")]
 
     def corrupt_for_tests(self, seq: int) -> None:
         """Flip bytes of a stored snapshot (used by tests of the fallback to older ones)."""
@@ -203,6 +218,13 @@ class PostgresSnapshotStore:
             for seq in old:
                 self._conn.execute(self._q("DELETE FROM {head} WHERE seq = %s"), (seq,))
                 self._conn.execute(self._q("DELETE FROM {body} WHERE seq = %s"), (seq,))
+
+    def incomplete(self) -> list[int]:
+        """Return the seqs of chunks with no header: snapshots whose writing was cut short."""
+        with self._lock:
+            return [int(row[0]) for row in self._conn.execute(  # type: ignore[call-overload]
+                self._q("SELECT DISTINCT seq FROM {body} WHERE seq NOT IN "
+                        "(SELECT seq FROM {head}) ORDER BY seq")).fetchall()]
 
     def corrupt_for_tests(self, seq: int) -> None:
         """Overwrite a stored snapshot's bytes with zeros (tests of the fallback)."""
