@@ -258,6 +258,18 @@ def bench_risk_command(
     bench_risk(accounts, symbols, echo=typer.echo)
 
 
+@bench_app.command("journal")
+def bench_journal_command(
+    quick: bool = typer.Option(False, help="CI-sized run (seconds, not minutes)."),
+    postgres: str = typer.Option("postgresql://postgres@127.0.0.1:5432/test",
+                                 help="PostgreSQL DSN; a fresh schema is created and dropped."),
+) -> None:
+    """Durable commands/s (SQLite, PostgreSQL), replay speed, snapshot time and size."""
+    from perpx.bench.journal import bench_journal
+
+    bench_journal(quick, postgres, echo=typer.echo)
+
+
 # -- journal tools (issue #7) -------------------------------------------------------------
 
 

@@ -66,18 +66,19 @@ class CommandCodec:
         encode = self.encode
         return [encode(command) for command in commands]
 
-    def decode(self, body: bytes | memoryview) -> Command:
+    def decode(self, body: bytes) -> Command:
         """Return the command in `body`; raise `CodecError` if it is not one."""
-        view = memoryview(body)
-        if not view:
+        if not body:
             raise CodecError("empty command body")
+        kind = body[0]
         try:
-            if view[0] == FORMAT_MSGPACK:
-                command: Command = self._msgpack_decoder.decode(view[1:])
-            elif view[0] == FORMAT_JSON:
-                command = self._json_decoder.decode(view[1:])
+            # Slicing bytes copies ~60 bytes, still cheaper than a memoryview per command.
+            if kind == FORMAT_MSGPACK:
+                command: Command = self._msgpack_decoder.decode(body[1:])
+            elif kind == FORMAT_JSON:
+                command = self._json_decoder.decode(body[1:])
             else:
-                raise CodecError(f"unknown command format {view[0]}")
+                raise CodecError(f"unknown command format {kind}")
         except msgspec.DecodeError as bad:
             raise CodecError(f"corrupt command body: {bad}") from bad
         return command
