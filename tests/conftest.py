@@ -12,3 +12,6 @@ settings.register_profile("dev", max_examples=60, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
+
+# Service fixtures (PostgreSQL) shared by every test directory.
+from support.services import pg_schema, postgres_dsn  # noqa: E402, F401

@@ -331,6 +331,93 @@ def bench_risk_command(
     bench_risk(accounts, symbols, echo=typer.echo)
 
 
+@bench_app.command("journal")
+def bench_journal_command(
+    quick: bool = typer.Option(False, help="CI-sized run (seconds, not minutes)."),
+    postgres: str = typer.Option("postgresql://postgres@127.0.0.1:5432/test",
+                                 help="PostgreSQL DSN; a fresh schema is created and dropped."),
+) -> None:
+    """Durable commands/s (SQLite, PostgreSQL), replay speed, snapshot time and size."""
+    from perpx.bench.journal import bench_journal
+
+    bench_journal(quick, postgres, echo=typer.echo)
+
+
+# -- journal tools (issue #7) -------------------------------------------------------------
+
+
+def _journal_progress(total: int, label: str) -> tuple[object, Callable[[int], None]]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    bar = Progress("[progress.description]{task.description}", BarColumn(),
+                   MofNCompleteColumn(), TimeRemainingColumn(), console=console)
+    task = bar.add_task(label, total=total)
+    return bar, lambda done: bar.update(task, completed=done)
+
+
+@app.command()
+def replay(
+    journal: str = typer.Option(..., help="Journal: a file path, sqlite:///PATH or postgresql://..."),
+    verify_snapshots: bool = typer.Option(False, help="Also check every stored snapshot."),
+) -> None:
+    """Rebuild the state from the whole journal; print last seq, commands/s and state hash."""
+    from perpx.store import open_journal, open_snapshots
+    from perpx.store.replay import replay_journal
+
+    source = open_journal(journal)
+    store = open_snapshots(journal) if verify_snapshots else None
+    bar, progress = _journal_progress(source.last_seq(), "replay")
+    with bar:  # type: ignore[attr-defined]
+        report = replay_journal(load_instruments(), source, store, progress)
+    console.print(f"last seq {report.engine.last_seq:,}; {report.commands:,} commands in "
+                  f"{report.seconds:.2f} s = {report.commands_per_s:,.0f} commands/s")
+    console.print(f"state hash {report.engine.state_hash()}")
+    if store is not None:
+        console.print(f"snapshots verified: {len(report.snapshots_ok)}")
+        for problem in report.snapshot_problems:
+            console.print(f"[red]{problem}[/red]")
+        store.close()
+    source.close()
+    if report.snapshot_problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+def audit(
+    journal: str = typer.Option(..., help="Journal: a file path, sqlite:///PATH or postgresql://..."),
+) -> None:
+    """Replay, then check every wallet against the transaction log and each coin's total."""
+    from perpx.convert import format_atoms
+    from perpx.store import open_journal
+    from perpx.store.audit import audit_journal
+
+    source = open_journal(journal)
+    bar, progress = _journal_progress(source.last_seq(), "audit")
+    with bar:  # type: ignore[attr-defined]
+        report = audit_journal(load_instruments(), source, progress)
+    source.close()
+    table = Table(title=f"conservation after {report.commands:,} commands "
+                        f"(seq {report.engine.last_seq:,})")
+    table.add_column("per coin, atoms as decimals")
+    for c in report.coins:
+        table.add_column(c.coin, justify="right")
+    rows = [("deposits", "deposits"), ("withdrawals", "withdrawals"),
+            ("user wallets", "user_wallets"), ("insurance fund", "insurance_fund"),
+            ("fee account", "fee_account"), ("open positions' cash", "position_cash"),
+            ("held − (deposits − withdrawals)", "difference"),
+            ("engine's net deposits", "engine_net_deposits")]
+    for label, name in rows:
+        table.add_row(label, *(format_atoms(getattr(c, name)) for c in report.coins))
+    table.add_row("conserved", *("yes" if c.ok else "[red]NO[/red]" for c in report.coins))
+    console.print(table)
+    console.print(f"wallets checked against the transaction log: {report.wallets_checked:,}, "
+                  f"mismatches: {len(report.wallet_mismatches)}")
+    for problem in report.wallet_mismatches[:20] + report.log_breaks:
+        console.print(f"[red]{problem}[/red]")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Entry point of the console script."""
     app()

@@ -1,1 +1,71 @@
-"""Stores around the core: the command journal (and, with #7, snapshots and read models)."""
+"""Stores around the core: the command journal, snapshots (and read models, elsewhere).
+
+`open_journal(url)` and `open_snapshots(url)` pick the backend from one location string:
+
+- a file path, or ``sqlite:///path`` (``sqlite:///:memory:`` is refused: not durable);
+- ``postgresql://...`` or ``postgres://...``; an optional ``schema=NAME`` query parameter
+  picks the schema (default ``perpx``), the rest is handed to libpq as is.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+if TYPE_CHECKING:  # the backends import their drivers only when opened
+    from perpx.store.journal import Journal
+    from perpx.store.snapshots import SnapshotStore
+
+_PG_SCHEMES = ("postgresql", "postgres")
+
+
+def parse_location(url: str) -> tuple[str, str, str]:
+    """Return ``(kind, target, schema)``: kind "sqlite" (target a path) or "postgres" (a DSN)."""
+    parts = urlsplit(url)
+    if parts.scheme in _PG_SCHEMES:
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        schema = next((v for k, v in query if k == "schema"), "perpx")
+        rest = urlencode([(k, v) for k, v in query if k != "schema"])
+        return "postgres", urlunsplit(parts._replace(query=rest)), schema
+    if parts.scheme == "sqlite":
+        path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else ""
+        if url.startswith("sqlite:////"):
+            path = "/" + url[len("sqlite:////"):]
+        if not path:
+            raise ValueError(f"bad SQLite location {url!r}: use sqlite:///relative/path "
+                             "or sqlite:////absolute/path")
+    elif parts.scheme and len(parts.scheme) > 1:
+        raise ValueError(f"unknown journal location {url!r}: use a file path, sqlite:///PATH "
+                         "or postgresql://...")
+    else:
+        path = url
+    if path == ":memory:" or not path:
+        raise ValueError("an in-memory SQLite journal is not durable; give a file path")
+    return "sqlite", path, ""
+
+
+def open_journal(url: str) -> Journal:
+    """Open the journal at `url` (see the module docstring for the forms)."""
+    kind, target, schema = parse_location(url)
+    if kind == "postgres":
+        from perpx.store.postgres import PostgresJournal
+
+        return PostgresJournal(target, schema)
+    from perpx.store.sqlite import SqliteJournal
+
+    return SqliteJournal(target)
+
+
+def open_snapshots(url: str, chunk_bytes: int | None = None) -> SnapshotStore:
+    """Open the snapshot store that lives beside the journal at `url`."""
+    from perpx.store.snapshots import (
+        DEFAULT_CHUNK_BYTES,
+        PostgresSnapshotStore,
+        SqliteSnapshotStore,
+    )
+
+    kind, target, schema = parse_location(url)
+    size = chunk_bytes or DEFAULT_CHUNK_BYTES
+    if kind == "postgres":
+        return PostgresSnapshotStore(target, schema, size)
+    return SqliteSnapshotStore(target, size)

@@ -1,0 +1,109 @@
+"""Versioned binary encoding of commands (the journal) and engine snapshots.
+
+Every body starts with one format byte, so a reader knows how the rest was written and an
+old journal stays readable when the format changes:
+
+- ``FORMAT_MSGPACK`` (1): msgpack of the tagged ``Command`` union (or of the snapshot dict);
+- ``FORMAT_JSON`` (2): the same as JSON, used only when a value does not fit msgpack's 64-bit
+  integers (the core's integers are unbounded; msgpack's are not).
+
+The command union is collected from ``Command``'s subclasses, walked recursively when the
+codec is built, so a command added to ``perpx.core.commands`` later is journaled without a
+change here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Union
+
+import msgspec
+
+from perpx.core import commands as _commands  # noqa: F401  (registers every command type)
+from perpx.core.commands import Command
+
+FORMAT_MSGPACK = 1
+FORMAT_JSON = 2
+_MSGPACK = bytes([FORMAT_MSGPACK])
+_JSON = bytes([FORMAT_JSON])
+
+
+class CodecError(ValueError):
+    """A body could not be encoded or decoded (unknown format, corrupt bytes, bad type)."""
+
+
+def command_types() -> list[type[Command]]:
+    """Return every concrete command type, found by walking ``Command``'s subclasses."""
+    found: list[type[Command]] = []
+    stack = list(Command.__subclasses__())
+    while stack:
+        kind = stack.pop()
+        if kind not in found:
+            found.append(kind)
+            stack.extend(kind.__subclasses__())
+    return sorted(found, key=lambda k: k.__name__)
+
+
+class CommandCodec:
+    """Encode and decode single commands; one instance per thread is cheap and safe."""
+
+    def __init__(self) -> None:
+        kinds = tuple(command_types())
+        union: Any = Union[kinds]  # noqa: UP007  (a runtime-built union of the tagged types)
+        self._msgpack_encoder = msgspec.msgpack.Encoder()
+        self._msgpack_decoder = msgspec.msgpack.Decoder(union)
+        self._json_decoder = msgspec.json.Decoder(union)
+
+    def encode(self, command: Command) -> bytes:
+        """Return the format byte and the encoded command."""
+        try:
+            return _MSGPACK + self._msgpack_encoder.encode(command)
+        except OverflowError:
+            return _JSON + msgspec.json.encode(command)
+
+    def encode_many(self, commands: Iterable[Command]) -> list[bytes]:
+        """Encode a batch, in order."""
+        encode = self.encode
+        return [encode(command) for command in commands]
+
+    def decode(self, body: bytes) -> Command:
+        """Return the command in `body`; raise `CodecError` if it is not one."""
+        if not body:
+            raise CodecError("empty command body")
+        kind = body[0]
+        try:
+            # Slicing bytes copies ~60 bytes, still cheaper than a memoryview per command.
+            if kind == FORMAT_MSGPACK:
+                command: Command = self._msgpack_decoder.decode(body[1:])
+            elif kind == FORMAT_JSON:
+                command = self._json_decoder.decode(body[1:])
+            else:
+                raise CodecError(f"unknown command format {kind}")
+        except msgspec.DecodeError as bad:
+            raise CodecError(f"corrupt command body: {bad}") from bad
+        return command
+
+
+def encode_snapshot(snapshot: dict[str, Any]) -> bytes:
+    """Encode `Engine.to_snapshot()`'s data with its format byte."""
+    try:
+        return _MSGPACK + msgspec.msgpack.encode(snapshot)
+    except OverflowError:
+        return _JSON + msgspec.json.encode(snapshot)
+
+
+def decode_snapshot(body: bytes | memoryview) -> dict[str, Any]:
+    """Return the snapshot data in `body`; raise `CodecError` if it is corrupt."""
+    view = memoryview(body)
+    try:
+        if view and view[0] == FORMAT_MSGPACK:
+            data = msgspec.msgpack.decode(view[1:])
+        elif view and view[0] == FORMAT_JSON:
+            data = msgspec.json.decode(view[1:])
+        else:
+            raise CodecError("unknown snapshot format")
+    except msgspec.DecodeError as bad:
+        raise CodecError(f"corrupt snapshot: {bad}") from bad
+    if not isinstance(data, dict):
+        raise CodecError("corrupt snapshot: not a mapping")
+    return data
