@@ -43,7 +43,9 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8080, help="TCP port of the REST (and WebSocket) API."),
     data: Path = DATA_OPTION,
-    journal: str | None = typer.Option(None, help="Journal URL (postgresql://...)."),
+    journal: str | None = typer.Option(
+        None, help="Journal location: postgresql://...?schema=NAME or a SQLite path "
+                   "(default DATA/journal.db)."),
     replay: Path | None = typer.Option(None, help="Replay this candle CSV as the index."),
     replay_symbol: str = typer.Option("BTCUSDT", help="The symbol --replay drives."),
     no_maker: bool = typer.Option(False, "--no-maker", help="Run without the market maker."),
@@ -58,18 +60,19 @@ def serve(
     from perpx.store.history import History
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if journal is not None:
-        raise typer.BadParameter("journal URLs arrive with the durable journal "
-                                 "(perpx.store.open_journal); omit --journal for now")
     data.mkdir(parents=True, exist_ok=True)
     specs = load_instruments()
-    console.print("[yellow]warning: the journal is in memory until the durable journal "
-                  "lands; trading state does not survive a restart[/yellow]")
+    try:
+        command_journal = open_service_journal(data, journal)
+    except Exception as bad:  # a bad location or an unreachable database: say which
+        raise typer.BadParameter(f"--journal: {bad}") from bad
+    console.print(f"journal: {journal or data / 'journal.db'} "
+                  f"({command_journal.last_seq():,} commands to replay)")
     keys = KeyStore(data)
     demo = next((k for k in keys.list() if k.note == "demo" and not k.revoked), None)
     if demo is None:
         demo = keys.create(demo_funds="100000", note="demo")
-    service = ExchangeService(specs, open_service_journal(data), history=History(
+    service = ExchangeService(specs, command_journal, history=History(
         data / "history.db"), maker=not no_maker, replay=replay, replay_symbol=replay_symbol)
 
     def ready(bound: int) -> None:

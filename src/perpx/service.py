@@ -29,8 +29,9 @@ from perpx.feeds import CandleReplay, IndexObservation, RandomWalkFeed
 from perpx.readmodels import FundingHistory, Klines, OpenInterest, Tickers
 from perpx.sequencer import Sequencer, SequencerStopped, wall_clock_ms
 from perpx.sim.agents import MarketMaker, MarketView
+from perpx.store import open_journal
 from perpx.store.history import History
-from perpx.store.journal import Journal, MemoryJournal
+from perpx.store.journal import Journal
 from perpx.store.records import Projector
 
 log = logging.getLogger("perpx.service")
@@ -43,14 +44,10 @@ class ServiceStopped(RuntimeError):
     """The service stopped (journal failure or a broken core invariant); nothing is accepted."""
 
 
-def open_service_journal(data_dir: str | Path) -> Journal:
-    """Return the journal of a data folder.
-
-    Until the durable journal lands (branch `journal`: `perpx.store.open_journal`), this is
-    an in-memory journal: nothing survives a restart. The lead switches this one function.
-    """
+def open_service_journal(data_dir: str | Path, url: str | None = None) -> Journal:
+    """Open the service's journal: `url` if given, else SQLite at DATA/journal.db."""
     Path(data_dir).mkdir(parents=True, exist_ok=True)
-    return MemoryJournal()
+    return open_journal(url if url is not None else str(Path(data_dir) / "journal.db"))
 
 
 def _walk(spec: InstrumentSpec, start_price: str, seed: int) -> Iterator[IndexObservation]:
