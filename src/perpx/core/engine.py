@@ -121,7 +121,7 @@ class Engine:
             SetLeverage: self._refusable(partial(settings.set_leverage, clearing)),
             SetMarginMode: self._refusable(partial(settings.set_margin_mode, clearing)),
             SwitchPositionMode: self._refusable(self._switch_position_mode),
-            SetTradingStop: self._refusable(self.stops.set_trading_stop),
+            SetTradingStop: self._refusable(partial(tpsl.set_trading_stop, self.stops)),
             AdjustMargin: self._refusable(partial(settings.adjust_margin, clearing)),
             SetAutoAddMargin: self._refusable(partial(settings.set_auto_add_margin, clearing)),
             IndexPrice: self._refusable(pricing.index_price),
