@@ -160,13 +160,18 @@ class Driver:
                                      OrderType.MARKET, to_lots(spec, qty), **kw))
 
     def amend(self, account: int, order_id: int, *, qty: str | None = None,
-              price: str | None = None, symbol: str = "BTCUSDT") -> list[Event]:
+              price: str | None = None, trigger: str | None = None, symbol: str = "BTCUSDT",
+              **kw: Any) -> list[Event]:
         spec = self.spec(symbol)
+        for name in ("take_profit_ticks", "stop_loss_ticks"):
+            if isinstance(kw.get(name), str):
+                kw[name] = 0 if kw[name] == "0" else to_ticks(spec, kw[name])
         seq, ts = self.stamp()
         return self.apply(AmendOrder(
             seq, ts, account, symbol, order_id,
             qty_lots=None if qty is None else to_lots(spec, qty),
-            price_ticks=None if price is None else to_ticks(spec, price)))
+            price_ticks=None if price is None else to_ticks(spec, price),
+            trigger_price_ticks=None if trigger is None else to_ticks(spec, trigger), **kw))
 
     def cancel(self, account: int, order_id: int | None = None, *, link: str = "",
                symbol: str = "BTCUSDT") -> list[Event]:

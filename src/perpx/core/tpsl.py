@@ -113,6 +113,14 @@ def check_leg_types(spec: InstrumentSpec, mode: TpSlMode, tp_ticks: int, sl_tick
         check_price(spec, limit, name)
 
 
+def refuse_with_reduce_only(cmd: PlaceOrder) -> None:
+    """Refuse TP/SL on a reduce-only or close-on-trigger order (spec §10), before all else."""
+    if (cmd.take_profit_ticks or cmd.stop_loss_ticks) and (
+            cmd.reduce_only or cmd.close_on_trigger):
+        raise Rejected(RejectCode.TPSL_WITH_REDUCE_ONLY,
+                       "params error: a reduce-only order cannot carry TP/SL")
+
+
 def attachment_for(cmd: PlaceOrder, spec: InstrumentSpec, reduce_only: bool,
                    base_ticks: int | None) -> Attachment | None:
     """Return the TP/SL a new order carries (order id still 0), or None if it carries none."""
