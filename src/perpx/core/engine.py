@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
-from perpx.core import closing, liquidation, settings, takeover, tpsl
+from perpx.core import closing, invariants, liquidation, settings, takeover, tpsl
 from perpx.core.book.book import OrderBook
 from perpx.core.book.order import RestingOrder
 from perpx.core.clearing import Clearing
@@ -42,7 +42,6 @@ from perpx.core.enums import (
     OrderFilter,
     OrderType,
     Side,
-    SmpType,
     TimeInForce,
     TriggerBy,
 )
@@ -60,7 +59,7 @@ from perpx.core.events import (
 )
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.lifecycle import TRANSITIONS, Happening
-from perpx.core.matching import match
+from perpx.core.matching import fillable_lots, match
 from perpx.core.pricing import Pricing
 from perpx.core.risk_index import RiskIndex
 from perpx.core.stops import Stops
@@ -322,7 +321,7 @@ class Engine:
             if crosses:
                 self._end(order, CancelReason.POST_ONLY_WOULD_TAKE, seq, ts_ms, events)
                 return
-        elif tif is _FOK and self._fillable_lots(book, order) < order.leaves_lots:
+        elif tif is _FOK and fillable_lots(book, order) < order.leaves_lots:
             self._end(order, CancelReason.FOK_NOT_FILLABLE, seq, ts_ms, events)
             return
         stopped = False
@@ -353,26 +352,6 @@ class Engine:
         else:
             (book.bids if order.side is _BUY else book.asks).add(order)
             self._remember(order)
-
-    def _fillable_lots(self, book: OrderBook, order: RestingOrder) -> int:
-        """Return how much of `order` could fill now, honouring its self-match prevention."""
-        opposite = book.opposite(order.side)
-        if order.smp_type is SmpType.NONE:
-            return opposite.total_lots_within(order.price_ticks, order.leaves_lots)
-        sign = opposite.sign
-        total = 0
-        for key in opposite.keys:
-            if key > order.price_ticks * sign:
-                break
-            for maker in opposite.levels[key * sign].orders():
-                if maker.account_id == order.account_id:
-                    if order.smp_type is SmpType.CANCEL_MAKER:
-                        continue
-                    return total
-                total += maker.leaves_lots
-                if total >= order.leaves_lots:
-                    return total
-        return total
 
     def _find(self, account_id: int, symbol: str, order_id: int | None,
               link: str) -> RestingOrder | ConditionalOrder:
@@ -615,65 +594,5 @@ class Engine:
         return hashlib.sha256(encoded.encode()).hexdigest()
 
     def check_invariants(self) -> None:
-        """Raise `InvariantViolation` if any book or index disagrees with the others."""
-        in_books: dict[int, RestingOrder] = {}
-        for book in self.books.values():
-            book.check_invariants()
-            for order in book.orders_in_priority():
-                in_books[order.order_id] = order
-        if in_books.keys() != self.open_orders.keys():
-            raise InvariantViolation("open-order index and books disagree")
-        for order_id, order in self.open_orders.items():
-            if in_books[order_id] is not order:
-                raise InvariantViolation(f"order {order_id} indexed but not the one in the book")
-            if order.qty_lots != order.filled_lots + order.leaves_lots:
-                raise InvariantViolation(f"order {order_id}: qty != filled + leaves")
-        indexed = sum(len(m) for m in self.by_account_symbol.values())
-        if indexed != len(self.open_orders):
-            raise InvariantViolation("per-account order index disagrees with open orders")
-        self.clearing.check_invariants()
-        self._check_order_sums()
-        self.stops.waiting.check_invariants()
-        self._check_reduce_only()
-
-    def _check_reduce_only(self) -> None:
-        """Check that resting reduce-only orders never exceed the positions they close."""
-        clearing = self.clearing
-        if self.stops.busy():
-            raise InvariantViolation("trigger work left over after a command")
-        recount: dict[tuple[int, str, int, Side], list[int]] = {}
-        for order in self.open_orders.values():
-            if order.reduce_only:
-                key = (order.account_id, order.symbol, order.position_idx, order.side)
-                recount.setdefault(key, []).append(order.order_id)
-        indexed = {key: sorted(found) for key, found in clearing.reduce_only_orders.items()}
-        if indexed != {key: sorted(ids) for key, ids in recount.items()}:
-            raise InvariantViolation("reduce-only index disagrees with the open orders")
-        for (account_id, symbol, idx, side), found in clearing.reduce_only_orders.items():
-            total = sum(order.leaves_lots for order in found.values())
-            room = closing.closable_lots(clearing, account_id, symbol, idx, side)
-            if total > room:
-                raise InvariantViolation(
-                    f"reduce-only orders of {account_id} {symbol} {idx} {side.name} hold "
-                    f"{total} lots over a position of {room}")
-        if set(self.stops.waiting.attachments) != clearing.fill_watch:
-            raise InvariantViolation("fill watch disagrees with the attached TP/SL")
-
-    def _check_order_sums(self) -> None:
-        """Recount every account's open-order sums from the resting orders themselves."""
-        expected: dict[tuple[int, str, int, Side], tuple[int, int]] = {}
-        for order in self.open_orders.values():
-            if order.reduce_only:
-                continue
-            key = (order.account_id, order.symbol, order.position_idx, order.side)
-            leaves, notional = expected.get(key, (0, 0))
-            expected[key] = (leaves + order.leaves_lots, notional + self.instruments[
-                order.symbol].notional_atoms(order.price_ticks, order.leaves_lots))
-        actual = {
-            (account.account_id, *key): (sums.leaves_lots, sums.notional_atoms)
-            for account in self.clearing.accounts.values()
-            for key, sums in account.order_sums.items()
-        }
-        if actual != expected:
-            raise InvariantViolation(f"open-order sums {actual} != recount {expected}")
-
+        """Raise `InvariantViolation` if any book, index or account disagrees with the others."""
+        invariants.check_all(self)

@@ -140,3 +140,24 @@ def match(
     if last_price:
         taker.status = TRANSITIONS[taker.status, _PARTIAL_FILL if remaining else _FULL_FILL]
     return next_trade_id, stopped, last_price
+
+
+def fillable_lots(book: OrderBook, order: RestingOrder) -> int:
+    """Return how much of `order` could fill now, honouring its self-match prevention."""
+    opposite = book.opposite(order.side)
+    if order.smp_type is SmpType.NONE:
+        return opposite.total_lots_within(order.price_ticks, order.leaves_lots)
+    sign = opposite.sign
+    total = 0
+    for key in opposite.keys:
+        if key > order.price_ticks * sign:
+            break
+        for maker in opposite.levels[key * sign].orders():
+            if maker.account_id == order.account_id:
+                if order.smp_type is SmpType.CANCEL_MAKER:
+                    continue
+                return total
+            total += maker.leaves_lots
+            if total >= order.leaves_lots:
+                return total
+    return total
