@@ -359,3 +359,26 @@ def test_a_tpsl_that_is_already_in_the_money_when_its_order_fills_fires_at_once(
     assert [e.stop_order_type for e in of_type(events, OrderTriggered)] == [
         StopOrderType.TAKE_PROFIT]
     assert d.position(1).size_lots == 0
+
+
+@pytest.mark.parametrize("kind", ["market", "fok", "post_only"],
+                         ids=["a market order filled at once", "a FOK that cannot fill",
+                              "a PostOnly that would cross"])
+def test_tpsl_of_an_order_that_never_rests_leave_nothing_behind(kind: str) -> None:
+    # Arrange
+    from perpx.core.enums import TimeInForce
+    d = Driver()
+    market_around(d)
+    tpsl = {"take_profit_ticks": 670000, "stop_loss_ticks": 640000,
+            "tpsl_mode": TpSlMode.PARTIAL}
+
+    # Act
+    if kind == "market":
+        d.market(1, "buy", "0.5", **tpsl)
+    else:
+        tif = TimeInForce.FOK if kind == "fok" else TimeInForce.POST_ONLY
+        d.limit(1, "buy", "65600", "50", tif=tif, **tpsl)
+
+    # Assert
+    assert d.engine.stops.waiting.attachments == {}
+    assert len(d.waiting(1)) == (2 if kind == "market" else 0)

@@ -308,6 +308,10 @@ class Engine:
             self.stops.attach(attachment, order_id, cmd.account_id, cmd.symbol, cmd.seq,
                               cmd.ts_ms, events)
         self._execute(order, cmd.seq, cmd.ts_ms, events)
+        if attachment is not None:
+            # An order that never rested (IOC, FOK, PostOnly) is done: its TP/SL keep only
+            # what its fills started.
+            self.stops.parent_left(order_id)
 
     def _execute(self, order: RestingOrder, seq: int, ts_ms: int, events: list[Event]) -> None:
         """Run an accepted order through its time in force: reject, match, rest or cancel."""

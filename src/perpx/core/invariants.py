@@ -64,6 +64,9 @@ def _check_reduce_only(engine: Engine) -> None:
                 f"{total} lots over a position of {room}")
     if set(engine.stops.waiting.attachments) != clearing.fill_watch:
         raise InvariantViolation("fill watch disagrees with the attached TP/SL")
+    for order_id in engine.stops.waiting.attachments:
+        if order_id not in engine.open_orders and order_id not in engine.stops.waiting.orders:
+            raise InvariantViolation(f"TP/SL attached to order {order_id}, which is gone")
 
 
 def _check_order_sums(engine: Engine) -> None:

@@ -453,3 +453,4 @@ class Stops:
                             order.order_link_id, order.smp_type, ts_ms)
         sent.status = TRANSITIONS[order.status, Happening.ACCEPT]
         engine.run_order(sent, seq, ts_ms, events)
+        self.parent_left(sent.order_id)  # its attachment goes unless it rests
