@@ -39,10 +39,11 @@ from perpx.core.commands import (
     SetAutoAddMargin,
     SetLeverage,
     SetMarginMode,
+    SetTradingStop,
     SwitchPositionMode,
     Withdraw,
 )
-from perpx.core.enums import MarginMode, PositionMode, TimeInForce
+from perpx.core.enums import MarginMode, PositionMode, TimeInForce, TriggerBy, TriggerDirection
 from perpx.core.numbers import RATE_ONE
 from support.builders import btcusdt
 
@@ -90,8 +91,27 @@ def random_command(rng: random.Random, seq: int, engine: Engine) -> Command:
     if draw < 0.97:
         return AdjustMargin(seq, seq, account, "BTCUSDT", rng.choice([0, 1, 2]),
                             rng.randint(-50, 50) * USDT)
-    return SetAutoAddMargin(seq, seq, account, "BTCUSDT", rng.choice([0, 1, 2]),
-                            rng.random() < 0.5)
+    if draw < 0.985:
+        return SetAutoAddMargin(seq, seq, account, "BTCUSDT", rng.choice([0, 1, 2]),
+                                rng.random() < 0.5)
+    # Now and then a conditional stop or a position's TP/SL, so that triggered orders meet
+    # the margin checks, liquidation and ADL of this stream.
+    idx = rng.choice([1, 2]) if hedge else 0
+    mark = engine.mark_price.get("BTCUSDT", MID)
+    if rng.random() < 0.5:
+        rising = rng.random() < 0.5
+        return PlaceOrder(seq, seq, account, "BTCUSDT", rng.choice([Side.BUY, Side.SELL]),
+                          OrderType.MARKET, rng.randint(1, 60), position_idx=idx,
+                          trigger_price_ticks=mark + (1 if rising else -1) * rng.randint(
+                              1, 6_000),
+                          trigger_direction=(TriggerDirection.RISING if rising
+                                             else TriggerDirection.FALLING),
+                          trigger_by=TriggerBy.MARK_PRICE)
+    sign = 1 if idx != 2 else -1
+    return SetTradingStop(seq, seq, account, "BTCUSDT", idx,
+                          take_profit_ticks=mark + sign * rng.randint(1, 6_000),
+                          stop_loss_ticks=mark - sign * rng.randint(1, 6_000),
+                          sl_trigger_by=TriggerBy.MARK_PRICE)
 
 
 def opening_cost_before(engine: Engine, cmd: PlaceOrder) -> tuple[int, int] | None:
@@ -101,7 +121,7 @@ def opening_cost_before(engine: Engine, cmd: PlaceOrder) -> tuple[int, int] | No
     judged here (no account yet).
     """
     account = engine.clearing.accounts.get(cmd.account_id)
-    if account is None or cmd.reduce_only:
+    if account is None or cmd.reduce_only or cmd.trigger_price_ticks is not None:
         return None
     if account.position_mode("BTCUSDT") is PositionMode.HEDGE:
         if (cmd.position_idx == 1) != (cmd.side is Side.BUY):

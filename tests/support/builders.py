@@ -23,14 +23,16 @@ from perpx.core import (
 from perpx.core.commands import (
     AdjustMargin,
     Deposit,
+    IndexPrice,
     MarkPrice,
     SetAutoAddMargin,
     SetLeverage,
     SetMarginMode,
+    SetTradingStop,
     SwitchPositionMode,
     Withdraw,
 )
-from perpx.core.enums import MarginMode, PositionMode
+from perpx.core.enums import MarginMode, OrderFilter, PositionMode, TriggerBy, TriggerDirection
 from perpx.core.instruments import InstrumentSpec
 from perpx.instruments import load_instruments
 
@@ -158,22 +160,74 @@ class Driver:
                                      OrderType.MARKET, to_lots(spec, qty), **kw))
 
     def amend(self, account: int, order_id: int, *, qty: str | None = None,
-              price: str | None = None, symbol: str = "BTCUSDT") -> list[Event]:
+              price: str | None = None, trigger: str | None = None, symbol: str = "BTCUSDT",
+              **kw: Any) -> list[Event]:
         spec = self.spec(symbol)
+        for name in ("take_profit_ticks", "stop_loss_ticks"):
+            if isinstance(kw.get(name), str):
+                kw[name] = 0 if kw[name] == "0" else to_ticks(spec, kw[name])
         seq, ts = self.stamp()
         return self.apply(AmendOrder(
             seq, ts, account, symbol, order_id,
             qty_lots=None if qty is None else to_lots(spec, qty),
-            price_ticks=None if price is None else to_ticks(spec, price)))
+            price_ticks=None if price is None else to_ticks(spec, price),
+            trigger_price_ticks=None if trigger is None else to_ticks(spec, trigger), **kw))
 
     def cancel(self, account: int, order_id: int | None = None, *, link: str = "",
                symbol: str = "BTCUSDT") -> list[Event]:
         seq, ts = self.stamp()
         return self.apply(CancelOrder(seq, ts, account, symbol, order_id, link))
 
-    def cancel_all(self, account: int, symbol: str = "BTCUSDT") -> list[Event]:
+    def cancel_all(self, account: int, symbol: str = "BTCUSDT",
+                   order_filter: OrderFilter = OrderFilter.ALL) -> list[Event]:
         seq, ts = self.stamp()
-        return self.apply(CancelAllOrders(seq, ts, account, symbol))
+        return self.apply(CancelAllOrders(seq, ts, account, symbol, order_filter))
+
+    def index(self, price: str, symbol: str = "BTCUSDT") -> list[Event]:
+        seq, ts = self.stamp()
+        return self.apply(IndexPrice(seq, ts, symbol, to_ticks(self.spec(symbol), price)))
+
+    def conditional(self, account: int, side: str, qty: str, trigger: str, *,
+                    direction: int, price: str | None = None, by: TriggerBy = TriggerBy.LAST_PRICE,
+                    symbol: str = "BTCUSDT", **kw: Any) -> list[Event]:
+        """A conditional order: market unless `price` is given; TP/SL as decimal strings."""
+        spec = self.spec(symbol)
+        for name in ("take_profit_ticks", "stop_loss_ticks", "tp_limit_price_ticks",
+                     "sl_limit_price_ticks"):
+            if isinstance(kw.get(name), str):
+                kw[name] = to_ticks(spec, kw[name])
+        seq, ts = self.stamp()
+        return self.apply(PlaceOrder(
+            seq, ts, account, symbol, Side[side.upper()],
+            OrderType.MARKET if price is None else OrderType.LIMIT,
+            to_lots(spec, qty) if qty != "0" else 0,
+            None if price is None else to_ticks(spec, price),
+            trigger_price_ticks=to_ticks(spec, trigger),
+            trigger_direction=TriggerDirection(direction), trigger_by=by, **kw))
+
+    def trading_stop(self, account: int, *, tp: str | None = None, sl: str | None = None,
+                     trailing: str | None = None, active: str | None = None,
+                     size: str | None = None, idx: int = 0, symbol: str = "BTCUSDT",
+                     **kw: Any) -> list[Event]:
+        spec = self.spec(symbol)
+
+        def ticks(value: str | None) -> int | None:
+            return None if value is None else (0 if value == "0" else to_ticks(spec, value))
+
+        lots = None if size is None else to_lots(spec, size)
+        for name in ("tp_limit_price_ticks", "sl_limit_price_ticks"):
+            if isinstance(kw.get(name), str):
+                kw[name] = to_ticks(spec, kw[name])
+        seq, ts = self.stamp()
+        return self.apply(SetTradingStop(
+            seq, ts, account, symbol, idx, take_profit_ticks=ticks(tp),
+            stop_loss_ticks=ticks(sl), trailing_stop_ticks=ticks(trailing),
+            active_price_ticks=ticks(active), tp_size_lots=lots if tp else None,
+            sl_size_lots=lots if sl else None, **kw))
+
+    def waiting(self, account: int, symbol: str = "BTCUSDT") -> list[Any]:
+        """The account's untriggered orders on `symbol`, oldest first."""
+        return self.engine.stops.waiting.of(account, symbol)
 
     def depth(self, symbol: str = "BTCUSDT", limit: int = 50) -> tuple[list[Any], list[Any]]:
         return self.engine.books[symbol].depth(limit)

@@ -26,6 +26,16 @@ _MAP: dict[RejectCode, tuple[int, str]] = {
     RejectCode.DUPLICATE_ORDER_LINK_ID: (110072, "OrderLinkedID is duplicate"),
     RejectCode.NOTHING_TO_AMEND: (10001, "order not modified"),
     RejectCode.INVALID_PARAMETER: (10001, "params error"),
+    RejectCode.TRIGGER_NOT_ABOVE_PRICE: (
+        110092, "expect Rising, but trigger_price <= current price"),
+    RejectCode.TRIGGER_NOT_BELOW_PRICE: (
+        110093, "expect Falling, but trigger_price >= current price"),
+    RejectCode.INVALID_TPSL_PRICE: (10001, "params error: TP/SL price invalid"),
+    RejectCode.TPSL_WITH_REDUCE_ONLY: (
+        10001, "params error: reduce-only orders cannot carry TP/SL"),
+    RejectCode.NO_POSITION_FOR_TRADING_STOP: (10001, "can not set tp/sl/ts for zero position"),
+    RejectCode.TOO_MANY_CONDITIONAL_ORDERS: (
+        110009, "The number of stop orders exceeds the maximum allowable limit"),
     RejectCode.INSUFFICIENT_AVAILABLE_BALANCE: (110007, "ab not enough for new order"),
     RejectCode.REDUCE_ONLY_NOT_SATISFIED: (110017, "Reduce-only rule not satisfied"),
     RejectCode.RISK_LIMIT_EXCEEDED: (

@@ -88,6 +88,13 @@ class Clearing:
         # looked at them.
         self.dirty: set[int] = set()
         self.net_deposits: dict[str, int] = {}
+        # Derived: resting reduce-only orders by (account, symbol, position idx, side).
+        self.reduce_only_orders: dict[tuple[int, str, int, Side], dict[int, RestingOrder]] = {}
+        # Positions that changed since the trigger engine last looked (TP/SL, reduce-only).
+        self.moved_positions: set[tuple[int, str, int]] = set()
+        # Orders carrying TP/SL that start on fill, and their lots filled since last looked.
+        self.fill_watch: set[int] = set()
+        self.watched_fills: dict[int, int] = {}
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -350,10 +357,10 @@ class Clearing:
         if position is not None and position.side is not None and position.side is not side:
             held = position.qty_lots
         if account is not None:
-            for order in self.orders_of(account.account_id, spec.symbol):
-                if (order.reduce_only and order.side is side
-                        and order.position_idx == position_idx):
-                    held -= order.leaves_lots
+            resting = self.reduce_only_orders.get(
+                (account.account_id, spec.symbol, position_idx, side))
+            if resting:
+                held -= sum(order.leaves_lots for order in resting.values())
         if held <= 0:
             raise Rejected(RejectCode.REDUCE_ONLY_NOT_SATISFIED,
                            "Reduce-only rule not satisfied")
@@ -362,6 +369,11 @@ class Clearing:
     def order_rested(self, order: RestingOrder) -> None:
         """Count a resting order's leaves toward its account's open-order sums."""
         if order.reduce_only:
+            key = (order.account_id, order.symbol, order.position_idx, order.side)
+            found = self.reduce_only_orders.get(key)
+            if found is None:
+                found = self.reduce_only_orders[key] = {}
+            found[order.order_id] = order
             return
         account = self.accounts[order.account_id]
         account.order_margin_cache.pop(order.symbol, None)
@@ -378,6 +390,11 @@ class Clearing:
     def order_left(self, order: RestingOrder) -> None:
         """Take what is left of an order that leaves the book out of the sums."""
         if order.reduce_only:
+            key = (order.account_id, order.symbol, order.position_idx, order.side)
+            found = self.reduce_only_orders[key]
+            del found[order.order_id]
+            if not found:
+                del self.reduce_only_orders[key]
             return
         self._priced[order.account_id, order.symbol, order.side].remove(
             (order.price_ticks, order.order_id))
@@ -436,6 +453,11 @@ class Clearing:
         spec = self.instruments[trade.symbol]
         if not maker.reduce_only:
             self._shrink_sums(maker, trade.qty_lots)
+        if self.fill_watch:
+            for order in (taker, maker):
+                if order.order_id in self.fill_watch:
+                    self.watched_fills[order.order_id] = (
+                        self.watched_fills.get(order.order_id, 0) + trade.qty_lots)
         value = spec.notional_atoms(trade.price_ticks, trade.qty_lots)
         fee_income = 0
         for order, is_maker in ((taker, False), (maker, True)):
@@ -481,6 +503,7 @@ class Clearing:
                           events: list[Event]) -> None:
         """Emit the position's new state."""
         self.dirty.add(position.account_id)
+        self.moved_positions.add((position.account_id, position.symbol, position.position_idx))
         events.append(PositionChanged(seq, ts_ms, position.account_id, position.symbol,
                                       position.position_idx, position.size_lots,
                                       position.entry_value_atoms, position.leverage,

@@ -26,6 +26,10 @@ class RejectCode(IntEnum):
     NOTHING_TO_AMEND = 1011
     INVALID_PARAMETER = 1012
     PRICE_OUT_OF_BAND = 1013
+    TRIGGER_NOT_ABOVE_PRICE = 1014  # triggerDirection 1 with the trigger at or under the price
+    TRIGGER_NOT_BELOW_PRICE = 1015  # triggerDirection 2 with the trigger at or over the price
+    INVALID_TPSL_PRICE = 1016  # TP/SL/trailing on the wrong side of its base price
+    TPSL_WITH_REDUCE_ONLY = 1017
 
     # 2xxx: risk and margin
     INSUFFICIENT_AVAILABLE_BALANCE = 2001
@@ -38,6 +42,7 @@ class RejectCode(IntEnum):
     POSITION_MODE_SWITCH_REFUSED = 2008
     MARGIN_REDUCTION_TOO_LARGE = 2009
     INSUFFICIENT_WALLET_BALANCE = 2010
+    NO_POSITION_FOR_TRADING_STOP = 2011
 
     # 3xxx: book and matching
     ORDER_NOT_FOUND = 3001
@@ -45,6 +50,7 @@ class RejectCode(IntEnum):
     TOO_MANY_ACTIVE_ORDERS = 3003
     ORDER_ALREADY_FINAL = 3004
     NO_REFERENCE_PRICE = 3005
+    TOO_MANY_CONDITIONAL_ORDERS = 3006
 
     # 4xxx: account
     UNKNOWN_ACCOUNT = 4001

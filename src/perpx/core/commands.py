@@ -9,7 +9,18 @@ from __future__ import annotations
 
 import msgspec
 
-from perpx.core.enums import MarginMode, OrderType, PositionMode, Side, SmpType, TimeInForce
+from perpx.core.enums import (
+    MarginMode,
+    OrderFilter,
+    OrderType,
+    PositionMode,
+    Side,
+    SmpType,
+    TimeInForce,
+    TpSlMode,
+    TriggerBy,
+    TriggerDirection,
+)
 
 
 class Command(msgspec.Struct, frozen=True, gc=False, tag=True):
@@ -20,7 +31,13 @@ class Command(msgspec.Struct, frozen=True, gc=False, tag=True):
 
 
 class PlaceOrder(Command, frozen=True, gc=False, tag=True):
-    """Place a limit or market order; `price_ticks` is None for a market order."""
+    """Place a limit or market order; `price_ticks` is None for a market order.
+
+    With `trigger_price_ticks` the order is conditional: it waits, reserving nothing, until
+    the `trigger_by` price rises (direction 1) or falls (2) to the trigger. `take_profit_ticks`
+    / `stop_loss_ticks` attach TP/SL that start when the order fills. `qty_lots` 0 with
+    `reduce_only` and `close_on_trigger` closes the whole position (up to the max quantity).
+    """
 
     account_id: int
     symbol: str
@@ -34,10 +51,26 @@ class PlaceOrder(Command, frozen=True, gc=False, tag=True):
     position_idx: int = 0
     order_link_id: str = ""
     smp_type: SmpType = SmpType.NONE
+    trigger_price_ticks: int | None = None
+    trigger_direction: TriggerDirection | None = None
+    trigger_by: TriggerBy = TriggerBy.LAST_PRICE
+    take_profit_ticks: int | None = None
+    stop_loss_ticks: int | None = None
+    tp_trigger_by: TriggerBy = TriggerBy.LAST_PRICE
+    sl_trigger_by: TriggerBy = TriggerBy.LAST_PRICE
+    tpsl_mode: TpSlMode = TpSlMode.FULL
+    tp_order_type: OrderType = OrderType.MARKET
+    sl_order_type: OrderType = OrderType.MARKET
+    tp_limit_price_ticks: int | None = None
+    sl_limit_price_ticks: int | None = None
 
 
 class AmendOrder(Command, frozen=True, gc=False, tag=True):
-    """Change an open order's total quantity and/or price, found by id or by order link id."""
+    """Change an open order's total quantity and/or price, found by id or by order link id.
+
+    An untriggered conditional, TP/SL or trailing order may also change its trigger price and
+    reference; any order may change its attached TP/SL (a price of 0 removes that leg).
+    """
 
     account_id: int
     symbol: str
@@ -45,6 +78,14 @@ class AmendOrder(Command, frozen=True, gc=False, tag=True):
     order_link_id: str = ""
     qty_lots: int | None = None
     price_ticks: int | None = None
+    trigger_price_ticks: int | None = None
+    trigger_by: TriggerBy | None = None
+    take_profit_ticks: int | None = None
+    stop_loss_ticks: int | None = None
+    tp_trigger_by: TriggerBy | None = None
+    sl_trigger_by: TriggerBy | None = None
+    tp_limit_price_ticks: int | None = None
+    sl_limit_price_ticks: int | None = None
 
 
 class CancelOrder(Command, frozen=True, gc=False, tag=True):
@@ -57,10 +98,38 @@ class CancelOrder(Command, frozen=True, gc=False, tag=True):
 
 
 class CancelAllOrders(Command, frozen=True, gc=False, tag=True):
-    """Cancel every open order of an account on one symbol."""
+    """Cancel every open order of an account on one symbol that `order_filter` selects."""
 
     account_id: int
     symbol: str
+    order_filter: OrderFilter = OrderFilter.ALL
+
+
+class SetTradingStop(Command, frozen=True, gc=False, tag=True):
+    """Set a position's TP/SL or trailing stop (Bybit's position/trading-stop).
+
+    Full mode: one TP and one SL closing the whole position at market; None leaves a leg as
+    it is, 0 removes it. Partial mode: a new TP/SL pair of `tp_size_lots` (= `sl_size_lots`),
+    at market or limit. `trailing_stop_ticks` is a price distance (0 removes the trailing
+    stop); `active_price_ticks` the price that arms it (None: armed at once).
+    """
+
+    account_id: int
+    symbol: str
+    position_idx: int = 0
+    tpsl_mode: TpSlMode = TpSlMode.FULL
+    take_profit_ticks: int | None = None
+    stop_loss_ticks: int | None = None
+    tp_trigger_by: TriggerBy = TriggerBy.LAST_PRICE
+    sl_trigger_by: TriggerBy = TriggerBy.LAST_PRICE
+    trailing_stop_ticks: int | None = None
+    active_price_ticks: int | None = None
+    tp_size_lots: int | None = None
+    sl_size_lots: int | None = None
+    tp_order_type: OrderType = OrderType.MARKET
+    sl_order_type: OrderType = OrderType.MARKET
+    tp_limit_price_ticks: int | None = None
+    sl_limit_price_ticks: int | None = None
 
 
 class Deposit(Command, frozen=True, gc=False, tag=True):

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
-from perpx.core import liquidation, settings, takeover
+from perpx.core import closing, invariants, liquidation, settings, takeover, tpsl
 from perpx.core.book.book import OrderBook
 from perpx.core.book.order import RestingOrder
 from perpx.core.clearing import Clearing
@@ -32,11 +31,20 @@ from perpx.core.commands import (
     SetFundingInterval,
     SetLeverage,
     SetMarginMode,
+    SetTradingStop,
     SwitchPositionMode,
     Tick,
     Withdraw,
 )
-from perpx.core.enums import CancelReason, MarginMode, OrderType, Side, SmpType, TimeInForce
+from perpx.core.conditional import ConditionalOrder
+from perpx.core.enums import (
+    CancelReason,
+    OrderFilter,
+    OrderType,
+    Side,
+    TimeInForce,
+    TriggerBy,
+)
 from perpx.core.errors import InvariantViolation
 from perpx.core.events import (
     CommandRejected,
@@ -47,16 +55,18 @@ from perpx.core.events import (
     OrderAmended,
     OrderCancelled,
     OrderRejected,
+    Trade,
 )
-from perpx.core.instruments import InstrumentSpec, PriceLimitAction
+from perpx.core.instruments import InstrumentSpec
 from perpx.core.lifecycle import TRANSITIONS, Happening
-from perpx.core.matching import match
-from perpx.core.prices import order_price_band
+from perpx.core.matching import fillable_lots, match
 from perpx.core.pricing import Pricing
 from perpx.core.risk_index import RiskIndex
+from perpx.core.stops import Stops
+from perpx.core.validation import check_qty, checked_limit_price, price_band, validate_place
 
-SNAPSHOT_VERSION = 1
-_ORDER_LINK_ID = re.compile(r"[A-Za-z0-9_-]{1,36}")
+SNAPSHOT_VERSION = 2
+_LAST = TriggerBy.LAST_PRICE
 
 _BUY = Side.BUY
 _MARKET = OrderType.MARKET
@@ -78,8 +88,9 @@ class Engine:
             self.instruments[spec.symbol] = spec
             self.books[spec.symbol] = OrderBook(spec.symbol)
         self.open_orders: dict[int, RestingOrder] = {}
-        self._by_link: dict[tuple[int, str], int] = {}
-        self._by_account_symbol: dict[tuple[int, str], dict[int, RestingOrder]] = {}
+        # Order link ids of open and waiting orders, and open orders by account and symbol.
+        self.by_link: dict[tuple[int, str], int] = {}
+        self.by_account_symbol: dict[tuple[int, str], dict[int, RestingOrder]] = {}
         self.last_price: dict[str, int] = {}
         self.mark_price: dict[str, int] = {}
         self.index_price: dict[str, int] = {}
@@ -88,7 +99,7 @@ class Engine:
         self.next_order_id = 1
         self.next_trade_id = 1
         # Bands by symbol; an entry is dropped whenever the symbol's last, mark or index moves.
-        self._bands: dict[str, tuple[int, int]] = {}
+        self.bands: dict[str, tuple[int, int]] = {}
         self.clearing = Clearing(self.instruments, self.mark_of, self.orders_of,
                                  self.mark_price.get, self.last_price.get,
                                  self.open_orders.get)
@@ -98,6 +109,8 @@ class Engine:
         # Scratch for the liquidation engine: each side's ADL ranking, valid for one command
         # (keyed by its seq), so never part of the state.
         self.adl_queues: dict[tuple[str, Side], takeover.AdlQueue] = {}
+        self.stops = Stops(self)
+        self._reduce_room = partial(closing.reduce_room, clearing)
         pricing = self.pricing
         self._handlers: dict[type[Command], Callable[[Any, list[Event]], None]] = {
             PlaceOrder: self._place,
@@ -109,7 +122,8 @@ class Engine:
             Withdraw: self._refusable(clearing.withdraw),
             SetLeverage: self._refusable(partial(settings.set_leverage, clearing)),
             SetMarginMode: self._refusable(partial(settings.set_margin_mode, clearing)),
-            SwitchPositionMode: self._refusable(partial(settings.switch_position_mode, clearing)),
+            SwitchPositionMode: self._refusable(self._switch_position_mode),
+            SetTradingStop: self._refusable(partial(tpsl.set_trading_stop, self.stops)),
             AdjustMargin: self._refusable(partial(settings.adjust_margin, clearing)),
             SetAutoAddMargin: self._refusable(partial(settings.set_auto_add_margin, clearing)),
             IndexPrice: self._refusable(pricing.index_price),
@@ -136,6 +150,8 @@ class Engine:
         if due is not None and command.ts_ms >= due:
             self.pricing.settle_due(command.seq, command.ts_ms, events)
         self._handlers[type(command)](command, events)
+        if self.stops.busy():
+            self.stops.settle(command.seq, command.ts_ms, events)
         return events
 
     @staticmethod
@@ -184,31 +200,38 @@ class Engine:
 
     def price_band(self, spec: InstrumentSpec) -> tuple[int, int] | None:
         """Return the current (min sell, max buy) price band of `spec`, if any."""
-        return self._band(spec)
+        return price_band(self, spec)
 
     def drop_band(self, symbol: str) -> None:
         """Forget the cached price band of `symbol`: one of its reference prices moved."""
-        self._bands.pop(symbol, None)
+        self.bands.pop(symbol, None)
 
     def _mark_price(self, cmd: MarkPrice, events: list[Event]) -> None:
         if cmd.symbol not in self.instruments or cmd.price_ticks <= 0:
             raise InvariantViolation(f"mark price {cmd.price_ticks} for {cmd.symbol} is invalid")
         self.mark_price[cmd.symbol] = cmd.price_ticks
-        self._bands.pop(cmd.symbol, None)
+        self.bands.pop(cmd.symbol, None)
         events.append(MarkPriceUpdated(cmd.seq, cmd.ts_ms, cmd.symbol, cmd.price_ticks))
         self.after_mark_move(cmd.symbol, cmd.seq, cmd.ts_ms, events)
 
     def after_mark_move(self, symbol: str, seq: int, ts_ms: int, events: list[Event]) -> None:
-        """React to a new mark: auto margin replenishment first, then liquidation.
+        """React to a new mark: triggers first, then auto margin replenishment and liquidation.
 
-        Both look only at the accounts the risk index says the move may have breached.
+        A stop loss watching the mark fires before liquidation looks (it stands ahead of the
+        liquidation price). AMR and liquidation look only at the accounts the risk index
+        says the move may have breached.
         """
         mark = self.mark_price.get(symbol)
         if mark is None:
             return
-        # A liquidation's close can fill resting orders into fresh positions that the mark
-        # already breaches, so the sweep repeats until a round liquidates nobody.
+        stops = self.stops
+        stops.price_moved(symbol, TriggerBy.MARK_PRICE, mark)
+        # A liquidation's close, or a triggered order, can fill resting orders into fresh
+        # positions that the mark already breaches, so the sweep repeats until a round
+        # liquidates nobody and leaves no trigger to look at.
         while True:
+            if stops.busy():
+                stops.settle(seq, ts_ms, events)
             self.risk.refresh(self.clearing.dirty)
             candidates = self.risk.candidates(symbol, mark)
             if not candidates:
@@ -220,8 +243,15 @@ class Engine:
             # A candidate that survived was filed around older marks (a budget band it left,
             # or a trigger it crossed without breaching); refile it around the new ones.
             self.clearing.dirty.update(candidates)
-            if not any(type(e) is Liquidated for e in events[before:]):
+            if not any(type(e) is Liquidated for e in events[before:]) and not stops.busy():
                 return
+
+    def _switch_position_mode(self, cmd: SwitchPositionMode, events: list[Event]) -> None:
+        # Waiting orders name a position index of the old mode, so they block a switch too.
+        if self.stops.waiting.of(cmd.account_id, cmd.symbol):
+            raise Rejected(RejectCode.POSITION_MODE_SWITCH_REFUSED,
+                           "close the position and cancel orders before switching mode")
+        settings.switch_position_mode(self.clearing, cmd, events)
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -236,7 +266,7 @@ class Engine:
 
     def orders_of(self, account_id: int, symbol: str) -> list[RestingOrder]:
         """Return an account's open orders on `symbol` by order id (the order they were placed)."""
-        mine = self._by_account_symbol.get((account_id, symbol), {})
+        mine = self.by_account_symbol.get((account_id, symbol), {})
         return [mine[order_id] for order_id in sorted(mine)]
 
     def reference_price(self, symbol: str) -> int | None:
@@ -248,7 +278,17 @@ class Engine:
 
     def _place(self, cmd: PlaceOrder, events: list[Event]) -> None:
         try:
-            price, qty, reduce_only = self._validate_place(cmd)
+            tpsl.refuse_with_reduce_only(cmd)
+            if cmd.trigger_price_ticks is not None:
+                self.stops.place(cmd, events)
+                return
+            price, qty, reduce_only = validate_place(self, cmd)
+            attachment = None
+            if cmd.take_profit_ticks is not None or cmd.stop_loss_ticks is not None:
+                base = price if cmd.order_type is not _MARKET else self.reference_price(
+                    cmd.symbol)
+                attachment = tpsl.attachment_for(cmd, self.instruments[cmd.symbol],
+                                                 reduce_only, base)
         except Rejected as rejection:
             events.append(
                 OrderRejected(cmd.seq, cmd.ts_ms, cmd.account_id, cmd.symbol, rejection.code,
@@ -270,7 +310,14 @@ class Engine:
                           cmd.close_on_trigger, cmd.position_idx, cmd.order_link_id,
                           cmd.smp_type)
         )
+        if attachment is not None:
+            self.stops.attach(attachment, order_id, cmd.account_id, cmd.symbol, cmd.seq,
+                              cmd.ts_ms, events)
         self._execute(order, cmd.seq, cmd.ts_ms, events)
+        if attachment is not None:
+            # An order that never rested (IOC, FOK, PostOnly) is done: its TP/SL keep only
+            # what its fills started.
+            self.stops.parent_left(order_id)
 
     def _execute(self, order: RestingOrder, seq: int, ts_ms: int, events: list[Event]) -> None:
         """Run an accepted order through its time in force: reject, match, rest or cancel."""
@@ -284,18 +331,25 @@ class Engine:
             if crosses:
                 self._end(order, CancelReason.POST_ONLY_WOULD_TAKE, seq, ts_ms, events)
                 return
-        elif tif is _FOK and self._fillable_lots(book, order) < order.leaves_lots:
+        elif tif is _FOK and fillable_lots(book, order) < order.leaves_lots:
             self._end(order, CancelReason.FOK_NOT_FILLABLE, seq, ts_ms, events)
             return
         stopped = False
         if crosses:
+            start = len(events)
             self.next_trade_id, stopped, last_price = match(
                 book, order, price, seq, ts_ms, self.next_trade_id, self._forget,
-                self.clearing.settle, events
+                self.clearing.settle, events, self._reduce_room
             )
             if last_price and last_price != self.last_price.get(order.symbol):
                 self.last_price[order.symbol] = last_price
-                self._bands.pop(order.symbol, None)
+                self.bands.pop(order.symbol, None)
+            if last_price and self.stops.waiting.index.watches(order.symbol, _LAST):
+                # The sweep's prints run one way, so its first and last bound them all.
+                first = next(e.price_ticks for e in events[start:] if type(e) is Trade)
+                self.stops.price_moved(order.symbol, _LAST, first)
+                if last_price != first:
+                    self.stops.price_moved(order.symbol, _LAST, last_price)
             if order.leaves_lots == 0:
                 self._forget_if_known(order)
                 return
@@ -309,156 +363,32 @@ class Engine:
             (book.bids if order.side is _BUY else book.asks).add(order)
             self._remember(order)
 
-    def _fillable_lots(self, book: OrderBook, order: RestingOrder) -> int:
-        """Return how much of `order` could fill now, honouring its self-match prevention."""
-        opposite = book.opposite(order.side)
-        if order.smp_type is SmpType.NONE:
-            return opposite.total_lots_within(order.price_ticks, order.leaves_lots)
-        sign = opposite.sign
-        total = 0
-        for key in opposite.keys:
-            if key > order.price_ticks * sign:
-                break
-            for maker in opposite.levels[key * sign].orders():
-                if maker.account_id == order.account_id:
-                    if order.smp_type is SmpType.CANCEL_MAKER:
-                        continue
-                    return total
-                total += maker.leaves_lots
-                if total >= order.leaves_lots:
-                    return total
-        return total
-
-    def _validate_place(self, cmd: PlaceOrder) -> tuple[int, int, bool]:
-        """Check an order; return its working price, quantity and reduce-only flag.
-
-        Steps: 1. instrument, quantity and link id; 2. the price (market: the band's
-        protection price; limit: range and band); 3. min notional; 4. position index,
-        reduce-only and margin, by the clearing.
-        """
-        spec = self.instruments.get(cmd.symbol)
-        if spec is None:
-            raise Rejected(RejectCode.UNKNOWN_SYMBOL, f"symbol invalid: {cmd.symbol}")
-        is_market = cmd.order_type is _MARKET
-        qty = cmd.qty_lots
-        if not spec.min_order_qty_lots <= qty <= (
-            spec.max_mkt_order_qty_lots if is_market else spec.max_order_qty_lots
-        ):
-            self._check_qty(spec, qty, is_market)
-        if cmd.order_link_id:
-            if not _ORDER_LINK_ID.fullmatch(cmd.order_link_id):
-                raise Rejected(RejectCode.INVALID_ORDER_LINK_ID, "orderLinkId invalid")
-            if (cmd.account_id, cmd.order_link_id) in self._by_link:
-                raise Rejected(RejectCode.DUPLICATE_ORDER_LINK_ID, "OrderLinkedID is duplicate")
-        active = self._by_account_symbol.get((cmd.account_id, cmd.symbol))
-        if active is not None and len(active) >= spec.max_active_orders:
-            raise Rejected(RejectCode.TOO_MANY_ACTIVE_ORDERS,
-                           f"Not allowed to have more than {spec.max_active_orders} active orders")
-        if is_market:
-            band = self._band(spec)
-            if band is None:
-                book = self.books[cmd.symbol]
-                best = book.best_ask() if cmd.side is _BUY else book.best_bid()
-                if best is None:
-                    raise Rejected(RejectCode.NO_REFERENCE_PRICE,
-                                   "no market price to protect a market order")
-                band = order_price_band(spec, best)
-                value_price = best
-            else:
-                value_price = self.reference_price(cmd.symbol) or 0
-            price = band[1] if cmd.side is _BUY else band[0]
-        else:
-            if cmd.price_ticks is None:
-                raise Rejected(RejectCode.INVALID_PRICE, "price is required for a limit order")
-            price = self._checked_limit_price(spec, cmd.side, cmd.price_ticks)
-            value_price = price
-        if (not cmd.reduce_only
-                and value_price * qty * spec.atoms_per_tick_lot < spec.min_notional_atoms):
-            raise Rejected(RejectCode.NOTIONAL_BELOW_MIN,
-                           "Order notional value below the lower limit")
-        qty, reduce_only = self.clearing.check_order(
-            cmd.account_id, spec, cmd.side, cmd.position_idx, cmd.reduce_only, qty, price)
-        if not reduce_only and not is_market:
-            self._check_beyond_liquidation(cmd, price)
-        return price, qty, reduce_only
-
-    def _check_beyond_liquidation(self, cmd: PlaceOrder, price: int) -> None:
-        """Refuse a limit order that adds to an isolated position beyond its liquidation price.
-
-        Spec §10: a limit order must be better than the position's liquidation price; a buy at
-        or under a long's (a sell at or over a short's) would fill into a breached position.
-        """
-        account = self.clearing.accounts.get(cmd.account_id)
-        if account is None or account.margin_mode is not MarginMode.ISOLATED:
-            return
-        position = account.positions.get((cmd.symbol, cmd.position_idx))
-        if position is None or position.side is not cmd.side:
-            return
-        liq = liquidation.liquidation_price_ticks(self.clearing, position)
-        if liq is not None and (price <= liq if cmd.side is _BUY else price >= liq):
-            raise Rejected(RejectCode.WOULD_TRIGGER_LIQUIDATION,
-                           "The order will trigger a forced liquidation, please re-submit the "
-                           "order.")
-
-    def _band(self, spec: InstrumentSpec) -> tuple[int, int] | None:
-        """Return the (min_sell, max_buy) band of `spec` now; cached until a reference moves."""
-        band = self._bands.get(spec.symbol)
-        if band is None:
-            reference = self.reference_price(spec.symbol)
-            if reference is None:
-                return None
-            band = order_price_band(spec, reference, self.index_price.get(spec.symbol))
-            self._bands[spec.symbol] = band
-        return band
-
-    def _check_qty(self, spec: InstrumentSpec, qty_lots: int, is_market: bool) -> None:
-        if qty_lots <= 0:
-            raise Rejected(RejectCode.INVALID_QTY, "Qty invalid")
-        if qty_lots < spec.min_order_qty_lots:
-            raise Rejected(RejectCode.QTY_BELOW_MIN,
-                           "The number of contracts exceeds minimum limit allowed: too small")
-        cap = spec.max_mkt_order_qty_lots if is_market else spec.max_order_qty_lots
-        if qty_lots > cap:
-            raise Rejected(RejectCode.QTY_ABOVE_MAX,
-                           "The number of contracts exceeds maximum limit allowed: too large")
-
-    def _checked_limit_price(self, spec: InstrumentSpec, side: Side, price_ticks: int) -> int:
-        """Validate a limit price; clamp it into the band or refuse it, as the instrument says."""
-        if price_ticks <= 0:
-            raise Rejected(RejectCode.INVALID_PRICE, "price invalid")
-        if not spec.min_price_ticks <= price_ticks <= spec.max_price_ticks:
-            raise Rejected(RejectCode.PRICE_OUT_OF_RANGE, "Order price is out of permissible range")
-        band = self._band(spec)
-        if band is None:
-            return price_ticks
-        min_sell, max_buy = band
-        if side is _BUY and price_ticks > max_buy:
-            if spec.price_limit_action is PriceLimitAction.REJECT:
-                raise Rejected(RejectCode.PRICE_OUT_OF_BAND,
-                               f"buy price above the limit {max_buy}")
-            return max_buy
-        if side is not _BUY and price_ticks < min_sell:
-            if spec.price_limit_action is PriceLimitAction.REJECT:
-                raise Rejected(RejectCode.PRICE_OUT_OF_BAND,
-                               f"sell price below the limit {min_sell}")
-            return min_sell
-        return price_ticks
-
-    def _find(self, account_id: int, symbol: str, order_id: int | None, link: str) -> RestingOrder:
+    def _find(self, account_id: int, symbol: str, order_id: int | None,
+              link: str) -> RestingOrder | ConditionalOrder:
+        """Return an open or waiting order of the account on `symbol`, by id or link id."""
         if symbol not in self.instruments:
             raise Rejected(RejectCode.UNKNOWN_SYMBOL, f"symbol invalid: {symbol}")
         if order_id is None and link:
-            order_id = self._by_link.get((account_id, link))
+            order_id = self.by_link.get((account_id, link))
         if order_id is None and not link:
             raise Rejected(RejectCode.INVALID_PARAMETER, "orderId or orderLinkId is required")
-        order = self.open_orders.get(order_id) if order_id is not None else None
+        order: RestingOrder | ConditionalOrder | None = None
+        if order_id is not None:
+            order = self.open_orders.get(order_id) or self.stops.waiting.orders.get(order_id)
         if order is None or order.account_id != account_id or order.symbol != symbol:
             raise Rejected(RejectCode.ORDER_NOT_FOUND, "Order does not exist")
         return order
 
     def _amend(self, cmd: AmendOrder, events: list[Event]) -> None:
         try:
-            order = self._find(cmd.account_id, cmd.symbol, cmd.order_id, cmd.order_link_id)
+            found = self._find(cmd.account_id, cmd.symbol, cmd.order_id, cmd.order_link_id)
+            if isinstance(found, ConditionalOrder):
+                self.stops.amend(found, cmd, events)
+                return
+            order = found
+            if cmd.trigger_price_ticks is not None or cmd.trigger_by is not None:
+                raise Rejected(RejectCode.INVALID_PARAMETER,
+                               "params error: not a conditional order")
             spec = self.instruments[cmd.symbol]
             new_qty = order.qty_lots if cmd.qty_lots is None else cmd.qty_lots
             new_price = order.price_ticks if cmd.price_ticks is None else cmd.price_ticks
@@ -467,11 +397,20 @@ class Engine:
                     raise Rejected(RejectCode.AMEND_QTY_NOT_ABOVE_FILLED,
                                    "The modified contract quantity cannot be less than or equal "
                                    "to the filled quantity.")
-                self._check_qty(spec, cmd.qty_lots, False)
+                check_qty(spec, cmd.qty_lots, False)
             if cmd.price_ticks is not None:
-                new_price = self._checked_limit_price(spec, order.side, cmd.price_ticks)
-            if new_qty == order.qty_lots and new_price == order.price_ticks:
+                new_price = checked_limit_price(self, spec, order.side, cmd.price_ticks)
+            attached = self.stops.waiting.attachments.get(order.order_id)
+            new_attached = attached
+            if tpsl.changes_tpsl(cmd):
+                new_attached = tpsl.amended_attachment(
+                    cmd, attached, order.order_id, order.side, order.position_idx,
+                    order.reduce_only, spec, new_price)
+            retpsl = not tpsl.same_attachment(attached, new_attached)
+            if new_qty == order.qty_lots and new_price == order.price_ticks and not retpsl:
                 raise Rejected(RejectCode.NOTHING_TO_AMEND, "order not modified")
+            if order.reduce_only and new_qty > order.qty_lots:
+                self._check_reduce_only_room(order, new_qty - order.filled_lots)
             if (not order.reduce_only
                     and spec.notional_atoms(new_price, new_qty) < spec.min_notional_atoms):
                 raise Rejected(RejectCode.NOTIONAL_BELOW_MIN,
@@ -483,6 +422,10 @@ class Engine:
                               cmd.order_id, cmd.order_link_id, rejection.detail)
             )
             return
+        if retpsl:
+            self.stops.replace_attachment(order, new_attached, cmd.seq, cmd.ts_ms, events)
+            if new_qty == order.qty_lots and new_price == order.price_ticks:
+                return
         book_side = self.books[cmd.symbol].side(order.side)
         new_leaves = new_qty - order.filled_lots
         order.status = TRANSITIONS[order.status, Happening.AMEND]
@@ -513,6 +456,16 @@ class Engine:
         )
         self._execute(twin, cmd.seq, cmd.ts_ms, events)
 
+    def _check_reduce_only_room(self, order: RestingOrder, leaves_lots: int) -> None:
+        # A reduce-only order may grow only into room its position still has.
+        others = sum(o.leaves_lots for o in closing.resting_reduce_only(
+            self.clearing, order.account_id, order.symbol, order.position_idx, order.side)
+            if o is not order)
+        room = closing.closable_lots(self.clearing, order.account_id, order.symbol,
+                                     order.position_idx, order.side) - others
+        if leaves_lots > room:
+            raise Rejected(RejectCode.REDUCE_ONLY_NOT_SATISFIED, "Reduce-only rule not satisfied")
+
     def _cancel(self, cmd: CancelOrder, events: list[Event]) -> None:
         try:
             order = self._find(cmd.account_id, cmd.symbol, cmd.order_id, cmd.order_link_id)
@@ -522,7 +475,10 @@ class Engine:
                               cmd.order_id, cmd.order_link_id, rejection.detail)
             )
             return
-        self._cancel_resting(order, CancelReason.BY_USER, cmd.seq, cmd.ts_ms, events)
+        if isinstance(order, ConditionalOrder):
+            self.stops.cancel(order, cmd.seq, cmd.ts_ms, events)
+        else:
+            self._cancel_resting(order, CancelReason.BY_USER, cmd.seq, cmd.ts_ms, events)
 
     def _cancel_all(self, cmd: CancelAllOrders, events: list[Event]) -> None:
         if cmd.symbol not in self.instruments:
@@ -531,8 +487,12 @@ class Engine:
                               RejectCode.UNKNOWN_SYMBOL, None, "", f"symbol invalid: {cmd.symbol}")
             )
             return
-        for order in self.orders_of(cmd.account_id, cmd.symbol):
-            self._cancel_resting(order, CancelReason.BY_USER, cmd.seq, cmd.ts_ms, events)
+        # Orders in the book first, then waiting ones, each in the order they were placed.
+        if cmd.order_filter in (OrderFilter.ALL, OrderFilter.ORDER):
+            for order in self.orders_of(cmd.account_id, cmd.symbol):
+                self._cancel_resting(order, CancelReason.BY_USER, cmd.seq, cmd.ts_ms, events)
+        self.stops.cancel_all(cmd.account_id, cmd.symbol, cmd.order_filter, cmd.seq,
+                              cmd.ts_ms, events)
 
     def _cancel_resting(
         self, order: RestingOrder, reason: CancelReason, seq: int, ts_ms: int, events: list[Event]
@@ -558,23 +518,25 @@ class Engine:
         self.clearing.order_rested(order)
         self.open_orders[order.order_id] = order
         if order.order_link_id:
-            self._by_link[order.account_id, order.order_link_id] = order.order_id
+            self.by_link[order.account_id, order.order_link_id] = order.order_id
         key = (order.account_id, order.symbol)
-        mine = self._by_account_symbol.get(key)
+        mine = self.by_account_symbol.get(key)
         if mine is None:
-            mine = self._by_account_symbol[key] = {}
+            mine = self.by_account_symbol[key] = {}
         mine[order.order_id] = order
 
     def _forget(self, order: RestingOrder) -> None:
         self.clearing.order_left(order)
+        if self.stops.waiting.attachments:
+            self.stops.parent_left(order.order_id)
         del self.open_orders[order.order_id]
         if order.order_link_id:
-            del self._by_link[order.account_id, order.order_link_id]
+            del self.by_link[order.account_id, order.order_link_id]
         key = (order.account_id, order.symbol)
-        mine = self._by_account_symbol[key]
+        mine = self.by_account_symbol[key]
         del mine[order.order_id]
         if not mine:
-            del self._by_account_symbol[key]
+            del self.by_account_symbol[key]
 
     def _forget_if_known(self, order: RestingOrder) -> None:
         if self.open_orders.get(order.order_id) is order:
@@ -600,6 +562,7 @@ class Engine:
             },
             "clearing": self.clearing.to_snapshot(),
             "pricing": self.pricing.to_snapshot(),
+            "waiting": self.stops.waiting.to_snapshot(),
         }
 
     @classmethod
@@ -631,6 +594,8 @@ class Engine:
                 by_id.append(order)
         for order in sorted(by_id, key=lambda o: o.order_id):
             engine._remember(order)
+        engine.stops.waiting.restore(snapshot["waiting"])
+        engine.clearing.fill_watch.update(engine.stops.waiting.attachments)
         return engine
 
     def state_hash(self) -> str:
@@ -639,40 +604,5 @@ class Engine:
         return hashlib.sha256(encoded.encode()).hexdigest()
 
     def check_invariants(self) -> None:
-        """Raise `InvariantViolation` if any book or index disagrees with the others."""
-        in_books: dict[int, RestingOrder] = {}
-        for book in self.books.values():
-            book.check_invariants()
-            for order in book.orders_in_priority():
-                in_books[order.order_id] = order
-        if in_books.keys() != self.open_orders.keys():
-            raise InvariantViolation("open-order index and books disagree")
-        for order_id, order in self.open_orders.items():
-            if in_books[order_id] is not order:
-                raise InvariantViolation(f"order {order_id} indexed but not the one in the book")
-            if order.qty_lots != order.filled_lots + order.leaves_lots:
-                raise InvariantViolation(f"order {order_id}: qty != filled + leaves")
-        indexed = sum(len(m) for m in self._by_account_symbol.values())
-        if indexed != len(self.open_orders):
-            raise InvariantViolation("per-account order index disagrees with open orders")
-        self.clearing.check_invariants()
-        self._check_order_sums()
-
-    def _check_order_sums(self) -> None:
-        """Recount every account's open-order sums from the resting orders themselves."""
-        expected: dict[tuple[int, str, int, Side], tuple[int, int]] = {}
-        for order in self.open_orders.values():
-            if order.reduce_only:
-                continue
-            key = (order.account_id, order.symbol, order.position_idx, order.side)
-            leaves, notional = expected.get(key, (0, 0))
-            expected[key] = (leaves + order.leaves_lots, notional + self.instruments[
-                order.symbol].notional_atoms(order.price_ticks, order.leaves_lots))
-        actual = {
-            (account.account_id, *key): (sums.leaves_lots, sums.notional_atoms)
-            for account in self.clearing.accounts.values()
-            for key, sums in account.order_sums.items()
-        }
-        if actual != expected:
-            raise InvariantViolation(f"open-order sums {actual} != recount {expected}")
-
+        """Raise `InvariantViolation` if any book, index or account disagrees with the others."""
+        invariants.check_all(self)

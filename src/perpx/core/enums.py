@@ -1,4 +1,7 @@
-"""The vocabulary of orders, in Bybit's terms: sides, types, time in force, SMP, cancel causes."""
+"""The vocabulary of orders in Bybit's terms: sides, types, time in force, SMP, cancel causes.
+
+Also the words of conditional orders: trigger direction and price, stop order types, TP/SL mode.
+"""
 
 from __future__ import annotations
 
@@ -62,6 +65,9 @@ class CancelReason(IntEnum):
     BEFORE_ADL = 10
     TPSL_CLEARED = 11
     BY_ADMIN = 12
+    OCO = 13  # the other leg of a partial TP/SL pair triggered
+    REFUSED_AT_TRIGGER = 14  # a triggered order failed its checks (margin, reduce-only...)
+    FOR_CLOSE_ON_TRIGGER = 15  # a reduce-only order cut to make room for a close-on-trigger
 
 
 class OrderStatus(IntEnum):
@@ -105,3 +111,45 @@ class BalanceReason(IntEnum):
     LIQUIDATION = 8
     TRADE = 9  # one line per fill: realized P&L (cash flow) less the fee
     ADL = 10
+
+
+class TriggerDirection(IntEnum):
+    """Bybit's triggerDirection: 1 fires when the price rises to the trigger, 2 when it falls."""
+
+    RISING = 1
+    FALLING = 2
+
+
+class TriggerBy(IntEnum):
+    """The reference price a trigger watches (Bybit's triggerBy / tpTriggerBy / slTriggerBy)."""
+
+    LAST_PRICE = 1
+    MARK_PRICE = 2
+    INDEX_PRICE = 3
+
+
+class StopOrderType(IntEnum):
+    """Bybit's stopOrderType: what kind of waiting order this is."""
+
+    STOP = 1  # a conditional order placed by the user
+    TAKE_PROFIT = 2  # Full-mode TP of a position
+    STOP_LOSS = 3  # Full-mode SL of a position
+    PARTIAL_TAKE_PROFIT = 4
+    PARTIAL_STOP_LOSS = 5
+    TRAILING_STOP = 6
+
+
+class TpSlMode(IntEnum):
+    """Bybit's tpslMode: Full closes the whole position at market; Partial a quantity."""
+
+    FULL = 1
+    PARTIAL = 2
+
+
+class OrderFilter(IntEnum):
+    """Which open orders a cancel-all reaches (Bybit's orderFilter; ALL when absent)."""
+
+    ALL = 0
+    ORDER = 1  # active orders in the book
+    STOP_ORDER = 2  # untriggered conditional orders placed by the user
+    TPSL_ORDER = 3  # TP/SL and trailing stops

@@ -16,7 +16,11 @@ from perpx.core.enums import (
     PositionMode,
     Side,
     SmpType,
+    StopOrderType,
     TimeInForce,
+    TpSlMode,
+    TriggerBy,
+    TriggerDirection,
 )
 
 
@@ -76,13 +80,18 @@ class Trade(Event, frozen=True, gc=False, tag=True):
 
 
 class OrderCancelled(Event, frozen=True, gc=False, tag=True):
-    """An accepted order ended with `leaves_lots` unfilled, for `reason`."""
+    """An accepted order ended with `leaves_lots` unfilled, for `reason`.
+
+    A triggered order that failed its checks ends with `REFUSED_AT_TRIGGER` and the `code`
+    it would have been rejected with.
+    """
 
     order_id: int
     account_id: int
     symbol: str
     leaves_lots: int
     reason: CancelReason
+    code: RejectCode | None = None
 
 
 class OrderAmended(Event, frozen=True, gc=False, tag=True):
@@ -294,3 +303,132 @@ class HedgedPairClosed(Event, frozen=True, gc=False, tag=True):
     qty_lots: int
     mark_price_ticks: int
     realized_pnl_atoms: int
+
+
+class ConditionalOrderAccepted(Event, frozen=True, gc=False, tag=True):
+    """A conditional, TP/SL or trailing-stop order waits for its trigger (status Untriggered).
+
+    `price_ticks` is 0 for a market order; `qty_lots` 0 closes the whole position when it
+    fires. A trailing stop's `trigger_price_ticks` is its stop (0 until armed), and it arms
+    at `active_price_ticks` (0: armed at once). `pair_order_id` is the other leg of a
+    partial TP/SL pair (one-cancels-the-other); `parent_order_id` the order whose fill made
+    this TP/SL (0 when set on the position).
+    """
+
+    order_id: int
+    account_id: int
+    symbol: str
+    side: Side
+    order_type: OrderType
+    price_ticks: int
+    qty_lots: int
+    time_in_force: TimeInForce
+    reduce_only: bool
+    close_on_trigger: bool
+    position_idx: int
+    order_link_id: str
+    smp_type: SmpType
+    stop_order_type: StopOrderType
+    trigger_price_ticks: int
+    trigger_direction: TriggerDirection
+    trigger_by: TriggerBy
+    tpsl_mode: TpSlMode | None = None
+    parent_order_id: int = 0
+    pair_order_id: int = 0
+    trailing_stop_ticks: int = 0
+    active_price_ticks: int = 0
+
+
+class ConditionalOrderAmended(Event, frozen=True, gc=False, tag=True):
+    """An untriggered order now has these figures (by the user, or a TP/SL resized)."""
+
+    order_id: int
+    account_id: int
+    symbol: str
+    qty_lots: int
+    price_ticks: int
+    trigger_price_ticks: int
+    trigger_by: TriggerBy
+    pair_order_id: int
+
+
+class OrderTriggered(Event, frozen=True, gc=False, tag=True):
+    """The `trigger_by` price reached `triggered_at_ticks`: the order is sent (status Triggered).
+
+    An `OrderAccepted` with the same order id follows, or an `OrderCancelled` if the order
+    fails its checks at that moment.
+    """
+
+    order_id: int
+    account_id: int
+    symbol: str
+    stop_order_type: StopOrderType
+    trigger_by: TriggerBy
+    trigger_price_ticks: int
+    triggered_at_ticks: int
+
+
+class OrderDeactivated(Event, frozen=True, gc=False, tag=True):
+    """An untriggered order was cancelled before its trigger (status Deactivated)."""
+
+    order_id: int
+    account_id: int
+    symbol: str
+    stop_order_type: StopOrderType
+    reason: CancelReason
+
+
+class TpSlAttached(Event, frozen=True, gc=False, tag=True):
+    """An order carries TP/SL that start when it fills (0: no such leg)."""
+
+    order_id: int
+    account_id: int
+    symbol: str
+    tpsl_mode: TpSlMode
+    take_profit_ticks: int
+    stop_loss_ticks: int
+    tp_trigger_by: TriggerBy
+    sl_trigger_by: TriggerBy
+    tp_order_type: OrderType
+    sl_order_type: OrderType
+    tp_limit_price_ticks: int
+    sl_limit_price_ticks: int
+
+
+class TradingStopSet(Event, frozen=True, gc=False, tag=True):
+    """A position's Full-mode TP/SL and trailing stop are now these (0: none).
+
+    The position stream's `takeProfit`, `stopLoss` and `trailingStop`.
+    """
+
+    account_id: int
+    symbol: str
+    position_idx: int
+    take_profit_ticks: int
+    stop_loss_ticks: int
+    tp_trigger_by: TriggerBy
+    sl_trigger_by: TriggerBy
+    trailing_stop_ticks: int
+    active_price_ticks: int
+
+
+class TrailingStopMoved(Event, frozen=True, gc=False, tag=True):
+    """A trailing stop armed or followed the last price: it fires at `stop_price_ticks`."""
+
+    order_id: int
+    account_id: int
+    symbol: str
+    position_idx: int
+    stop_price_ticks: int
+    extreme_price_ticks: int
+
+
+class OrderReduced(Event, frozen=True, gc=False, tag=True):
+    """A resting reduce-only order was cut to `qty_lots` as its position shrank (`reason`)."""
+
+    order_id: int
+    account_id: int
+    symbol: str
+    qty_lots: int
+    leaves_lots: int
+    reason: CancelReason

@@ -17,6 +17,7 @@ class Happening(IntEnum):
     AMEND = 4
     TRIGGER = 5
     DEACTIVATE = 6
+    ACCEPT = 7  # a triggered order enters the book's process as a new order
 
 
 class TransitionTable(dict[tuple[OrderStatus, Happening], OrderStatus]):
@@ -47,6 +48,7 @@ TRANSITIONS = TransitionTable({
     (_S.TRIGGERED, _H.PARTIAL_FILL): _S.PARTIALLY_FILLED,
     (_S.TRIGGERED, _H.FULL_FILL): _S.FILLED,
     (_S.TRIGGERED, _H.CANCEL): _S.CANCELLED,
+    (_S.TRIGGERED, _H.ACCEPT): _S.NEW,
 })
 
 

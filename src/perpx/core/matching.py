@@ -22,6 +22,7 @@ _SMP_NONE = SmpType.NONE
 _SMP_CANCEL_MAKER = SmpType.CANCEL_MAKER
 _SMP_CANCEL_BOTH = SmpType.CANCEL_BOTH
 _SELF_MATCH = CancelReason.SELF_MATCH
+_REDUCE_ONLY = CancelReason.REDUCE_ONLY
 
 
 def match(
@@ -34,6 +35,7 @@ def match(
     close_order: Callable[[RestingOrder], None],
     settle: Callable[[Trade, RestingOrder, RestingOrder, list[Event]], None],
     events: list[Event],
+    reduce_room: Callable[[RestingOrder], int] | None = None,
 ) -> tuple[int, bool, int]:
     """Fill `taker` against the opposite side at prices no worse than `limit_price_ticks`.
 
@@ -42,6 +44,9 @@ def match(
     maker removed by self-match prevention) to `events`, updates both orders in place, calls
     `close_order` for each maker that leaves the book, and returns the next free trade id,
     whether self-match prevention stopped the taker, and the last fill's price (0 if none).
+
+    A reduce-only maker fills no more than `reduce_room` says its position can still close;
+    with no room left it is cancelled (`REDUCE_ONLY`), so it can never open a position.
     """
     side = taker.side
     opposite = book.asks if side is Side.BUY else book.bids
@@ -87,6 +92,23 @@ def match(
                 continue
             maker_leaves = maker.leaves_lots
             fill = remaining if remaining < maker_leaves else maker_leaves
+            if maker.reduce_only and reduce_room is not None:
+                room = reduce_room(maker)
+                if room == 0:
+                    queue.popleft()
+                    maker.in_book = False
+                    level.total_lots -= maker_leaves
+                    level.live -= 1
+                    events.append(
+                        OrderCancelled(seq, ts_ms, maker.order_id, maker.account_id, symbol,
+                                       maker_leaves, _REDUCE_ONLY)
+                    )
+                    maker.status = TRANSITIONS[maker.status, _CANCEL]
+                    maker.updated_ts_ms = ts_ms
+                    close_order(maker)
+                    continue
+                if room < fill:
+                    fill = room
             remaining -= fill
             maker_leaves -= fill
             maker.leaves_lots = maker_leaves
@@ -118,3 +140,24 @@ def match(
     if last_price:
         taker.status = TRANSITIONS[taker.status, _PARTIAL_FILL if remaining else _FULL_FILL]
     return next_trade_id, stopped, last_price
+
+
+def fillable_lots(book: OrderBook, order: RestingOrder) -> int:
+    """Return how much of `order` could fill now, honouring its self-match prevention."""
+    opposite = book.opposite(order.side)
+    if order.smp_type is SmpType.NONE:
+        return opposite.total_lots_within(order.price_ticks, order.leaves_lots)
+    sign = opposite.sign
+    total = 0
+    for key in opposite.keys:
+        if key > order.price_ticks * sign:
+            break
+        for maker in opposite.levels[key * sign].orders():
+            if maker.account_id == order.account_id:
+                if order.smp_type is SmpType.CANCEL_MAKER:
+                    continue
+                return total
+            total += maker.leaves_lots
+            if total >= order.leaves_lots:
+                return total
+    return total

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from perpx.core.codes import RejectCode, Rejected
 from perpx.core.commands import IndexPrice, SetFundingInterval, Tick
+from perpx.core.enums import TriggerBy
 from perpx.core.events import (
     Event,
     FundingIntervalSet,
@@ -72,6 +73,7 @@ class Pricing:
         self.engine.index_price[cmd.symbol] = cmd.price_ticks
         self.engine.drop_band(cmd.symbol)
         events.append(IndexPriceUpdated(cmd.seq, cmd.ts_ms, cmd.symbol, cmd.price_ticks))
+        self.engine.stops.price_moved(cmd.symbol, TriggerBy.INDEX_PRICE, cmd.price_ticks)
         self._refresh_mark(cmd.symbol, cmd.seq, cmd.ts_ms, events)
 
     def tick(self, cmd: Tick, events: list[Event]) -> None:

@@ -50,6 +50,11 @@ def test_every_reject_code_maps_to_a_nonzero_retcode_and_a_message(code: RejectC
             110040,
             "The order will trigger a forced liquidation, please re-submit the order.",
         ),
+        (
+            RejectCode.TOO_MANY_CONDITIONAL_ORDERS,
+            110009,
+            "The number of stop orders exceeds the maximum allowable limit",
+        ),
     ],
     ids=[
         "an unknown order is 110001",
@@ -64,6 +69,7 @@ def test_every_reject_code_maps_to_a_nonzero_retcode_and_a_message(code: RejectC
         "an insufficient wallet balance is 110004",
         "a reduce-only order that cannot reduce is 110017",
         "an order that would trigger liquidation is 110040",
+        "an 11th conditional order is 110009",
     ],
 )
 def test_specific_rejections_use_bybit_retcode_and_message(
@@ -85,6 +91,9 @@ def test_specific_rejections_use_bybit_retcode_and_message(
         (RejectCode.INVALID_ORDER_LINK_ID, "params error"),
         (RejectCode.INVALID_PARAMETER, "params error"),
         (RejectCode.INVALID_AMOUNT, "params error"),
+        (RejectCode.INVALID_TPSL_PRICE, "TP/SL price invalid"),
+        (RejectCode.TPSL_WITH_REDUCE_ONLY, "reduce-only"),
+        (RejectCode.NO_POSITION_FOR_TRADING_STOP, "zero position"),
     ],
     ids=[
         "an unknown symbol",
@@ -96,6 +105,9 @@ def test_specific_rejections_use_bybit_retcode_and_message(
         "a malformed orderLinkId",
         "any other bad parameter",
         "a malformed amount",
+        "a TP or SL on the wrong side of its base price",
+        "TP/SL on a reduce-only order",
+        "trading-stop without a position",
     ],
 )
 def test_parameter_errors_are_10001_with_bybit_wording(code: RejectCode, message_part: str) -> None:
@@ -105,3 +117,21 @@ def test_parameter_errors_are_10001_with_bybit_wording(code: RejectCode, message
     # Assert
     assert ret_code == 10001
     assert message_part in ret_msg
+
+
+@pytest.mark.parametrize(
+    ("code", "ret_code", "word"),
+    [
+        (RejectCode.TRIGGER_NOT_ABOVE_PRICE, 110092, "expect Rising"),
+        (RejectCode.TRIGGER_NOT_BELOW_PRICE, 110093, "expect Falling"),
+    ],
+    ids=["a rising trigger at or under the price is 110092",
+         "a falling trigger at or over the price is 110093"],
+)
+def test_trigger_direction_errors_use_bybit_codes(code: RejectCode, ret_code: int,
+                                                  word: str) -> None:
+    # Act
+    got_code, message = bybit_code(code)
+
+    # Assert
+    assert got_code == ret_code and word in message

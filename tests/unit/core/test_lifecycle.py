@@ -28,6 +28,7 @@ LEGAL = [
     (S.TRIGGERED, H.PARTIAL_FILL, S.PARTIALLY_FILLED),
     (S.TRIGGERED, H.FULL_FILL, S.FILLED),
     (S.TRIGGERED, H.CANCEL, S.CANCELLED),
+    (S.TRIGGERED, H.ACCEPT, S.NEW),
 ]
 LEGAL_IDS = [
     "a new order partly filled becomes PartiallyFilled",
@@ -44,6 +45,7 @@ LEGAL_IDS = [
     "a triggered order partly filled becomes PartiallyFilled",
     "a triggered order fully filled becomes Filled",
     "a triggered order cancelled becomes Cancelled",
+    "a triggered order sent to the book becomes New",
 ]
 
 ILLEGAL = [

@@ -1,0 +1,161 @@
+"""Order admission: the checks a new order passes before it meets the book.
+
+Quantity, order link id and the active-order cap; the price (a market order's protection
+price from the band, a limit price's range and band); min notional; then position index,
+reduce-only and margin by the clearing; and, in isolated mode, a limit order that would add
+beyond the position's liquidation price. A triggered conditional order passes the same checks
+at the moment it fires. Each failure raises `Rejected`; nothing is changed here.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from perpx.core import closing, liquidation
+from perpx.core.codes import RejectCode, Rejected
+from perpx.core.commands import PlaceOrder
+from perpx.core.enums import MarginMode, OrderType, Side
+from perpx.core.instruments import InstrumentSpec, PriceLimitAction
+from perpx.core.prices import order_price_band
+
+if TYPE_CHECKING:
+    from perpx.core.engine import Engine
+
+ORDER_LINK_ID = re.compile(r"[A-Za-z0-9_-]{1,36}")
+_BUY = Side.BUY
+_MARKET = OrderType.MARKET
+
+
+
+def validate_place(engine: Engine, cmd: PlaceOrder) -> tuple[int, int, bool]:
+    """Check an order; return its working price, quantity and reduce-only flag.
+
+    Steps: 1. instrument, quantity (0 with close-on-trigger: the whole position) and link
+    id; 2. the price (market: the band's protection price; limit: range and band); 3. min
+    notional; 4. position index, reduce-only and margin, by the clearing.
+    """
+    spec = engine.instruments.get(cmd.symbol)
+    if spec is None:
+        raise Rejected(RejectCode.UNKNOWN_SYMBOL, f"symbol invalid: {cmd.symbol}")
+    is_market = cmd.order_type is _MARKET
+    qty = cmd.qty_lots
+    # A close-on-trigger order only ever closes (spec §10): it is reduce-only.
+    reduce_only = cmd.reduce_only or cmd.close_on_trigger
+    if qty == 0 and cmd.close_on_trigger:
+        # Bybit: qty "0" with reduceOnly and closeOnTrigger closes the whole position, up
+        # to the largest quantity one order may carry.
+        cap = spec.max_mkt_order_qty_lots if is_market else spec.max_order_qty_lots
+        qty = min(cap, closing.closable_lots(engine.clearing, cmd.account_id, cmd.symbol,
+                                             cmd.position_idx, cmd.side))
+        if qty == 0:
+            raise Rejected(RejectCode.REDUCE_ONLY_NOT_SATISFIED,
+                           "Reduce-only rule not satisfied")
+    if not spec.min_order_qty_lots <= qty <= (
+        spec.max_mkt_order_qty_lots if is_market else spec.max_order_qty_lots
+    ):
+        check_qty(spec, qty, is_market)
+    if cmd.order_link_id:
+        if not ORDER_LINK_ID.fullmatch(cmd.order_link_id):
+            raise Rejected(RejectCode.INVALID_ORDER_LINK_ID, "orderLinkId invalid")
+        if (cmd.account_id, cmd.order_link_id) in engine.by_link:
+            raise Rejected(RejectCode.DUPLICATE_ORDER_LINK_ID, "OrderLinkedID is duplicate")
+    active = engine.by_account_symbol.get((cmd.account_id, cmd.symbol))
+    if active is not None and len(active) >= spec.max_active_orders:
+        raise Rejected(RejectCode.TOO_MANY_ACTIVE_ORDERS,
+                       f"Not allowed to have more than {spec.max_active_orders} active orders")
+    if is_market:
+        band = price_band(engine, spec)
+        if band is None:
+            book = engine.books[cmd.symbol]
+            best = book.best_ask() if cmd.side is _BUY else book.best_bid()
+            if best is None:
+                raise Rejected(RejectCode.NO_REFERENCE_PRICE,
+                               "no market price to protect a market order")
+            band = order_price_band(spec, best)
+            value_price = best
+        else:
+            value_price = engine.reference_price(cmd.symbol) or 0
+        price = band[1] if cmd.side is _BUY else band[0]
+    else:
+        if cmd.price_ticks is None:
+            raise Rejected(RejectCode.INVALID_PRICE, "price is required for a limit order")
+        price = checked_limit_price(engine, spec, cmd.side, cmd.price_ticks)
+        value_price = price
+    if (not reduce_only
+            and value_price * qty * spec.atoms_per_tick_lot < spec.min_notional_atoms):
+        raise Rejected(RejectCode.NOTIONAL_BELOW_MIN,
+                       "Order notional value below the lower limit")
+    qty, reduce_only = engine.clearing.check_order(
+        cmd.account_id, spec, cmd.side, cmd.position_idx, reduce_only, qty, price)
+    if not reduce_only and not is_market:
+        _check_beyond_liquidation(engine, cmd, price)
+    return price, qty, reduce_only
+
+
+def _check_beyond_liquidation(engine: Engine, cmd: PlaceOrder, price: int) -> None:
+    """Refuse a limit order that adds to an isolated position beyond its liquidation price.
+
+    Spec §10: a limit order must be better than the position's liquidation price; a buy at
+    or under a long's (a sell at or over a short's) would fill into a breached position.
+    """
+    account = engine.clearing.accounts.get(cmd.account_id)
+    if account is None or account.margin_mode is not MarginMode.ISOLATED:
+        return
+    position = account.positions.get((cmd.symbol, cmd.position_idx))
+    if position is None or position.side is not cmd.side:
+        return
+    liq = liquidation.liquidation_price_ticks(engine.clearing, position)
+    if liq is not None and (price <= liq if cmd.side is _BUY else price >= liq):
+        raise Rejected(RejectCode.WOULD_TRIGGER_LIQUIDATION,
+                       "The order will trigger a forced liquidation, please re-submit the "
+                       "order.")
+
+
+def price_band(engine: Engine, spec: InstrumentSpec) -> tuple[int, int] | None:
+    """Return the (min_sell, max_buy) band of `spec` now; cached until a reference moves."""
+    band = engine.bands.get(spec.symbol)
+    if band is None:
+        reference = engine.reference_price(spec.symbol)
+        if reference is None:
+            return None
+        band = order_price_band(spec, reference, engine.index_price.get(spec.symbol))
+        engine.bands[spec.symbol] = band
+    return band
+
+
+def check_qty(spec: InstrumentSpec, qty_lots: int, is_market: bool) -> None:
+    """Refuse a quantity that is not positive or lies outside the instrument's bounds."""
+    if qty_lots <= 0:
+        raise Rejected(RejectCode.INVALID_QTY, "Qty invalid")
+    if qty_lots < spec.min_order_qty_lots:
+        raise Rejected(RejectCode.QTY_BELOW_MIN,
+                       "The number of contracts exceeds minimum limit allowed: too small")
+    cap = spec.max_mkt_order_qty_lots if is_market else spec.max_order_qty_lots
+    if qty_lots > cap:
+        raise Rejected(RejectCode.QTY_ABOVE_MAX,
+                       "The number of contracts exceeds maximum limit allowed: too large")
+
+
+def checked_limit_price(engine: Engine, spec: InstrumentSpec, side: Side,
+                        price_ticks: int) -> int:
+    """Validate a limit price; clamp it into the band or refuse it, as the instrument says."""
+    if price_ticks <= 0:
+        raise Rejected(RejectCode.INVALID_PRICE, "price invalid")
+    if not spec.min_price_ticks <= price_ticks <= spec.max_price_ticks:
+        raise Rejected(RejectCode.PRICE_OUT_OF_RANGE, "Order price is out of permissible range")
+    band = price_band(engine, spec)
+    if band is None:
+        return price_ticks
+    min_sell, max_buy = band
+    if side is _BUY and price_ticks > max_buy:
+        if spec.price_limit_action is PriceLimitAction.REJECT:
+            raise Rejected(RejectCode.PRICE_OUT_OF_BAND,
+                           f"buy price above the limit {max_buy}")
+        return max_buy
+    if side is not _BUY and price_ticks < min_sell:
+        if spec.price_limit_action is PriceLimitAction.REJECT:
+            raise Rejected(RejectCode.PRICE_OUT_OF_BAND,
+                           f"sell price below the limit {min_sell}")
+        return min_sell
+    return price_ticks
