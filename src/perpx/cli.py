@@ -49,14 +49,24 @@ def serve(
     replay: Path | None = typer.Option(None, help="Replay this candle CSV as the index."),
     replay_symbol: str = typer.Option("BTCUSDT", help="The symbol --replay drives."),
     no_maker: bool = typer.Option(False, "--no-maker", help="Run without the market maker."),
+    snapshot_every: int = typer.Option(
+        100_000, help="Snapshot the state every N durable commands (0: never by count)."),
+    snapshot_seconds: float = typer.Option(
+        600.0, help="Snapshot the state every T seconds if anything changed (0: never by time)."),
+    snapshot_keep: int = typer.Option(3, help="How many snapshots to keep."),
 ) -> None:
-    """Run the exchange: Bybit V5 REST on HOST:PORT, a simulated index and a market maker."""
+    """Run the exchange: Bybit V5 REST, a simulated index, a market maker, snapshots.
+
+    Port 0 takes any free port (printed). Snapshots beside the journal make a restart replay
+    only the journal's tail.
+    """
     import asyncio
     import logging
 
     from perpx.api.keys import KeyStore
     from perpx.api.server import serve as serve_api
     from perpx.service import ExchangeService, open_service_journal
+    from perpx.store import open_snapshots
     from perpx.store.history import History
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -64,20 +74,30 @@ def serve(
     specs = load_instruments()
     try:
         command_journal = open_service_journal(data, journal)
+        snapshots = open_snapshots(journal or str(data / "journal.db"))
     except Exception as bad:  # a bad location or an unreachable database: say which
         raise typer.BadParameter(f"--journal: {bad}") from bad
     console.print(f"journal: {journal or data / 'journal.db'} "
-                  f"({command_journal.last_seq():,} commands to replay)")
+                  f"({command_journal.last_seq():,} commands journaled)")
     keys = KeyStore(data)
     demo = next((k for k in keys.list() if k.note == "demo" and not k.revoked), None)
     if demo is None:
         demo = keys.create(demo_funds="100000", note="demo")
     service = ExchangeService(specs, command_journal, history=History(
-        data / "history.db"), maker=not no_maker, replay=replay, replay_symbol=replay_symbol)
+        data / "history.db"), maker=not no_maker, replay=replay, replay_symbol=replay_symbol,
+        snapshots=snapshots, snapshot_every=snapshot_every, snapshot_seconds=snapshot_seconds,
+        snapshot_keep=snapshot_keep, on_snapshot=lambda line: typer.echo(line))
+    recovered = service.recovery
+    for refusal in recovered.rejected:
+        console.print(f"[yellow]{refusal}[/yellow]", soft_wrap=True)
+    # One plain line, parsed by operators' scripts and the crash tests.
+    typer.echo(f"recovered seq {service.engine.last_seq} from snapshot "
+               f"{recovered.snapshot_seq} + {recovered.replayed} commands in "
+               f"{recovered.seconds:.3f} s; state hash {service.engine.state_hash()}")
 
     def ready(bound: int) -> None:
         console.print(f"perpx {perpx.__version__} serving Bybit V5 REST on "
-                      f"http://{host}:{bound} (data: {data})")
+                      f"http://{host}:{bound} (data: {data})", soft_wrap=True)
         console.print("instruments: " + ", ".join(
             f"{s.symbol} (tick {s.tick_size}, step {s.qty_step})" for s in specs))
         console.print(f"demo API key: {demo.api_key}\ndemo secret:  {demo.secret}\n"

@@ -64,6 +64,7 @@ class Sequencer:
         self._clock = clock
         self._max_batch = max_batch
         self._pending: list[_Pending] = []
+        self._in_flight: list[_Pending] = []  # the batch being journaled or handed out
         self._subscribers: list[Subscriber] = []
         self._flusher: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
@@ -109,6 +110,7 @@ class Sequencer:
         while self._pending:
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
+            self._in_flight = batch
             commands = [p.command for p in batch]
             try:
                 await asyncio.to_thread(self.journal.append, commands)
@@ -122,6 +124,17 @@ class Sequencer:
                     subscriber(pending.command, pending.events)
                 if not pending.done.done():
                     pending.done.set_result(pending.events)
+            self._in_flight = []
+
+    def applied_after(self, seq: int) -> list[tuple[Command, list[Event]]]:
+        """Return every applied command after `seq` with its events, in seq order.
+
+        These are the commands the engine holds but some subscriber may not have seen yet
+        (being journaled, or waiting for the next batch): a forked snapshot folds them into
+        its copy of the read side so that it stands at the engine's seq.
+        """
+        return [(p.command, p.events) for p in self._in_flight + self._pending
+                if p.command.seq > seq]
 
     def _fail(self, failure: BaseException, batch: list[_Pending]) -> None:
         self._failure = failure

@@ -6,9 +6,14 @@ in the event loop between commands; every change goes through `submit`, i.e. thr
 sequencer, the journal and then the engine. The built-in market maker is one more client of
 the sequencer, on its own accounts (one per symbol, below the API keys' account ids).
 
-On start the service replays the journal into a fresh engine and re-projects into the
-history tables every command past their high watermark. A history newer than the journal
-(the journal was lost, e.g. the in-memory journal of a restarted server) is emptied first.
+On start the service rebuilds from the newest snapshot it can use, then the journal's tail:
+a snapshot is usable when it is sound (`perpx.store.recovery`), the history tables have
+been written at least up to its seq, and the read side captured with it was written by this
+code (`perpx.readside`). Without one, it replays the whole journal into a fresh engine. The
+tail is re-projected into the history tables past their high watermark. A history newer than
+the journal (the journal was lost, e.g. the in-memory journal of a restarted server) is
+emptied first. With a snapshot store, a `Snapshotter` snapshots the engine and the read side
+every `snapshot_every` durable commands and/or `snapshot_seconds`.
 """
 
 from __future__ import annotations
@@ -16,9 +21,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from perpx import readside
 from perpx.api.ws.hub import StreamHub
 from perpx.convert import ConversionError, format_ticks, to_atoms, to_ticks
 from perpx.core.commands import Command, Deposit, IndexPrice, Tick
@@ -33,6 +41,9 @@ from perpx.store import open_journal
 from perpx.store.history import History
 from perpx.store.journal import Journal
 from perpx.store.records import Projector
+from perpx.store.recovery import Recovery, latest_sound_snapshot
+from perpx.store.snapshots import SnapshotInfo, SnapshotStore
+from perpx.store.snapshotter import SnapshotResult, Snapshotter
 
 log = logging.getLogger("perpx.service")
 
@@ -62,46 +73,97 @@ class ExchangeService:
                  history: History | None = None, clock: Callable[[], int] = wall_clock_ms,
                  maker: bool = True, replay: str | Path | None = None,
                  replay_symbol: str = "BTCUSDT", feed_interval_s: float = 1.0,
-                 seed: int = 7) -> None:
+                 seed: int = 7, snapshots: SnapshotStore | None = None,
+                 snapshot_every: int = 0, snapshot_seconds: float = 0.0,
+                 snapshot_keep: int = 3,
+                 on_snapshot: Callable[[str], None] | None = None) -> None:
         specs = list(instruments)
         self.specs: dict[str, InstrumentSpec] = {spec.symbol: spec for spec in specs}
         self.clock = clock
-        self.engine = Engine(specs)
         self.history = history if history is not None else History(None)
         self.projector = Projector(specs, sink=None)
         self.tickers = Tickers(specs)
         self.klines = Klines(specs)
         self.open_interest = OpenInterest()
         self.funding = FundingHistory(specs)
-        self._read_models = (self.tickers, self.klines, self.open_interest, self.funding)
+        self.read_seq = 0  # the last command folded into the read side
         self.fatal: BaseException | None = None
         self.stopped = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._flush_scheduled = False
         self._funding_accounts: set[int] = set()
         self._feed_interval_s = feed_interval_s
-        # The streams fold every durable command too, replayed ones included, so their book
-        # mirrors and order states start where the journal ends.
-        self.hub = StreamHub(self.engine, specs)
-        self._recover(journal)
+        self._snapshots = snapshots
+        self._on_snapshot = on_snapshot
+        self.recovery = self._recover(specs, journal, snapshots)
         self.sequencer = Sequencer(self.engine, journal, clock)
         self.sequencer.subscribe(self._on_durable)
+        self.snapshotter: Snapshotter | None = None
+        if snapshots is not None and (snapshot_every or snapshot_seconds):
+            if not hasattr(os, "fork"):
+                # The read side is folded forward in a forked copy of the process only.
+                log.warning("no os.fork on this platform: snapshots are off")
+            else:
+                self.snapshotter = Snapshotter(
+                    self.engine, snapshots, lambda: self.sequencer.durable_seq,
+                    every_commands=snapshot_every, every_seconds=snapshot_seconds,
+                    keep=snapshot_keep, fork=True, extra=self._read_side_in_child,
+                    save_extra=self._save_read_side, on_storing=self._snapshot_storing,
+                    on_stored=self._snapshot_stored)
+                self.sequencer.subscribe(self.snapshotter)
         self.makers = [MarketMaker(MAKER_ACCOUNT_BASE + i, spec.symbol)
                        for i, spec in enumerate(specs)] if maker else []
         self._feeds = self._build_feeds(replay, replay_symbol, seed)
 
+    @property
+    def _read_models(self) -> tuple[Tickers, Klines, OpenInterest, FundingHistory]:
+        return (self.tickers, self.klines, self.open_interest, self.funding)
+
     # -- recovery and projection ----------------------------------------------------------
 
-    def _recover(self, journal: Journal) -> None:
+    def _recover(self, specs: list[InstrumentSpec], journal: Journal,
+                 snapshots: SnapshotStore | None) -> Recovery:
+        started = time.perf_counter()
         if self.history.high_watermark > journal.last_seq():
             log.warning("history is ahead of the journal (seq %d > %d): rebuilding it",
                         self.history.high_watermark, journal.last_seq())
             self.history.reset()
         watermark = self.history.high_watermark
-        for command in journal.read(1):
+        code = readside.fingerprint(specs)
+        stored = set(self.history.checkpoint_seqs()) if snapshots is not None else set()
+        bodies: dict[int, bytes] = {}
+
+        def usable(header: SnapshotInfo) -> str | None:
+            # 1. The history tables must hold every row up to the snapshot (no gap).
+            if header.seq > watermark:
+                return (f"snapshot {header.seq} is ahead of the history tables "
+                        f"(seq {watermark})")
+            # 2. Its read side must be there, written by this code.
+            found = self.history.load_checkpoint(header.seq) if header.seq in stored else None
+            if found is None:
+                return f"snapshot {header.seq} has no read side"
+            if found[0] != code:
+                return f"snapshot {header.seq}: its read side was written by other code"
+            bodies[header.seq] = found[1]
+            return None
+
+        engine, rejected = latest_sound_snapshot(specs, journal, snapshots, say=log.warning,
+                                                 accept=usable)
+        self.engine = engine if engine is not None else Engine(specs)
+        # The streams fold every durable command too, replayed ones included, so their book
+        # mirrors and order states start where the journal ends.
+        self.hub = StreamHub(self.engine, specs)
+        snapshot_seq = self.engine.last_seq
+        if engine is not None:
+            readside.restore(self, bodies[snapshot_seq], snapshot_seq)
+        replayed = 0
+        for command in journal.read(self.engine.last_seq + 1):
             events = self.engine.apply(command)
             self._project(command, events, write=command.seq > watermark)
+            replayed += 1
         self.history.flush().result()
+        return Recovery(self.engine, snapshot_seq, replayed, time.perf_counter() - started,
+                        rejected)
 
     def _project(self, command: Command, events: list[Event], *, write: bool) -> None:
         for model in self._read_models:
@@ -110,6 +172,7 @@ class ExchangeService:
         self.projector.sink = self.history if write else None
         self.projector.project(command, events)
         self.hub.on_durable(command, events)
+        self.read_seq = command.seq
         if write:
             self.history.projected(command.seq)
 
@@ -122,6 +185,44 @@ class ExchangeService:
     def _flush_history(self) -> None:
         self._flush_scheduled = False
         self.history.flush()
+
+    # -- snapshots --------------------------------------------------------------------------
+
+    def _read_side_in_child(self) -> bytes:
+        """Fold the commands in flight into the forked child's read side; pickle it.
+
+        Runs only in the snapshot's forked child, on its copy-on-write image of the process:
+        the live read side in the parent is untouched, and nothing is published (the child
+        has no connections worth writing to) or written to the history tables.
+        """
+        self.hub.subscribers = {}
+        self.hub.accounts = {}
+        for command, events in self.sequencer.applied_after(self.read_seq):
+            self._project(command, events, write=False)
+        if self.read_seq != self.engine.last_seq:
+            raise RuntimeError(f"read side at {self.read_seq}, engine at {self.engine.last_seq}")
+        return readside.capture(self)
+
+    def _save_read_side(self, seq: int, body: bytes) -> None:
+        # The snapshot is usable once the history tables reach its seq; queue behind them.
+        deadline = time.monotonic() + 10.0
+        while self.history.high_watermark < seq and time.monotonic() < deadline:
+            time.sleep(0.002)
+        self.history.save_checkpoint(seq, readside.fingerprint(list(self.specs.values())),
+                                     body, keep=self.snapshotter.keep if self.snapshotter
+                                     else 3)
+
+    def _snapshot_storing(self, seq: int) -> None:
+        if self._on_snapshot is not None:
+            self._on_snapshot(f"snapshot {seq} storing")
+
+    def _snapshot_stored(self, result: SnapshotResult) -> None:
+        if result.error:
+            log.warning("snapshot %d failed: %s", result.seq, result.error)
+        if self._on_snapshot is not None:
+            self._on_snapshot(f"snapshot {result.seq} stored {result.nbytes} bytes, writer "
+                              f"paused {result.pause_s * 1000:.1f} ms, "
+                              f"{result.total_s:.2f} s in all {result.error}".rstrip())
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -193,6 +294,9 @@ class ExchangeService:
                 await self.submit(command)
         await self.step()
         self._tasks.append(asyncio.create_task(self._feed_loop(), name="perpx-feed"))
+        if self.snapshotter is not None and self.snapshotter.every_seconds > 0:
+            self._tasks.append(asyncio.create_task(self.snapshotter.periodic(),
+                                                   name="perpx-snapshots"))
 
     async def step(self) -> None:
         """One feed step: a new index price per symbol, a Tick, then the makers' quotes."""
@@ -234,4 +338,8 @@ class ExchangeService:
         self._tasks.clear()
         with contextlib.suppress(Exception):
             await self.sequencer.close()
+        if self.snapshotter is not None:
+            await asyncio.to_thread(self.snapshotter.wait, 60.0)
+        if self._snapshots is not None:
+            self._snapshots.close()
         self.history.close()

@@ -53,6 +53,8 @@ CREATE TABLE IF NOT EXISTS ledger (
     account_id INTEGER NOT NULL, coin TEXT NOT NULL, kind TEXT NOT NULL,
     ts_ms INTEGER NOT NULL, record BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS ledger_account ON ledger (account_id, id);
+CREATE TABLE IF NOT EXISTS read_side (
+    seq INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL, body BLOB NOT NULL);
 """
 
 _ENCODER = msgspec.msgpack.Encoder()
@@ -131,7 +133,7 @@ class History:
         """Empty every history table (the journal it was built from is gone)."""
         def run() -> None:
             self._db.execute("BEGIN")
-            for table in ("orders", "executions", "closed_pnl", "ledger", "meta"):
+            for table in ("orders", "executions", "closed_pnl", "ledger", "meta", "read_side"):
                 self._db.execute(f"DELETE FROM {table}")
             self._db.execute("COMMIT")
         self._executor.submit(run).result()
@@ -209,6 +211,34 @@ class History:
         """Run `query` on the writer thread after every queued row is written."""
         self.flush()
         return await asyncio.wrap_future(self._executor.submit(query))
+
+    # -- read-side checkpoints (any thread) ---------------------------------------------------
+
+    def save_checkpoint(self, seq: int, fingerprint: str, body: bytes, keep: int = 3) -> None:
+        """Store the service's read side at `seq` (see `perpx.readside`); keep the newest few.
+
+        Runs on the writer thread, after every row queued before it, and returns once
+        committed. It lives here so that it is lost together with the tables it describes.
+        """
+        def run() -> None:
+            self._db.execute("BEGIN")
+            self._db.execute("INSERT OR REPLACE INTO read_side VALUES (?, ?, ?)",
+                             (seq, fingerprint, body))
+            self._db.execute("DELETE FROM read_side WHERE seq NOT IN (SELECT seq FROM "
+                             "read_side ORDER BY seq DESC LIMIT ?)", (keep,))
+            self._db.execute("COMMIT")
+        self._executor.submit(run).result()
+
+    def checkpoint_seqs(self) -> list[int]:
+        """Return the seqs of the stored read-side checkpoints, newest first."""
+        return self._executor.submit(lambda: [row[0] for row in self._db.execute(
+            "SELECT seq FROM read_side ORDER BY seq DESC")]).result()
+
+    def load_checkpoint(self, seq: int) -> tuple[str, bytes] | None:
+        """Return the (fingerprint, body) of the read-side checkpoint at `seq`, if stored."""
+        row = self._executor.submit(lambda: self._db.execute(
+            "SELECT fingerprint, body FROM read_side WHERE seq = ?", (seq,)).fetchone()).result()
+        return None if row is None else (str(row[0]), bytes(row[1]))
 
     # -- queries (writer thread; call through `run`) -----------------------------------------
 

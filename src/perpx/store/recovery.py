@@ -18,7 +18,7 @@ from perpx.core.instruments import InstrumentSpec
 from perpx.sequencer import recover
 from perpx.store.codec import CodecError, decode_snapshot
 from perpx.store.journal import Journal
-from perpx.store.snapshots import SnapshotStore
+from perpx.store.snapshots import SnapshotInfo, SnapshotStore
 
 
 @dataclass(slots=True)
@@ -47,6 +47,41 @@ def load_snapshot(instruments: list[InstrumentSpec], store: SnapshotStore, seq: 
     return engine
 
 
+def latest_sound_snapshot(
+    instruments: Iterable[InstrumentSpec],
+    journal: Journal,
+    snapshots: SnapshotStore | None,
+    verify: bool = True,
+    say: Callable[[str], None] | None = None,
+    accept: Callable[[SnapshotInfo], str | None] | None = None,
+) -> tuple[Engine | None, list[str]]:
+    """Return the engine of the newest sound snapshot (None if none) and why others were refused.
+
+    `accept(header)` may refuse a snapshot before it is loaded by returning the reason (the
+    service refuses those its read side cannot start from).
+    """
+    specs = list(instruments)
+    rejected: list[str] = []
+    last = journal.last_seq()
+    for header in snapshots.headers() if snapshots is not None else []:
+        refusal = accept(header) if accept is not None else None
+        if header.seq > last:
+            rejected.append(f"snapshot {header.seq} is beyond the journal's end ({last})")
+        elif refusal is not None:
+            rejected.append(refusal)
+        else:
+            try:
+                return load_snapshot(specs, snapshots, header.seq,  # type: ignore[arg-type]
+                                     header.state_hash, verify), rejected
+            except ValueError as bad:
+                rejected.append(str(bad))
+        if say is not None:
+            say(rejected[-1] + "; trying an older one")
+    if rejected and say is not None:
+        say("no sound snapshot: replaying the whole journal")
+    return None, rejected
+
+
 def recover_state(
     instruments: Iterable[InstrumentSpec],
     journal: Journal,
@@ -57,26 +92,10 @@ def recover_state(
     """Rebuild the engine from the newest sound snapshot and the journal after it."""
     started = time.perf_counter()
     specs = list(instruments)
-    rejected: list[str] = []
-    engine: Engine | None = None
-    last = journal.last_seq()
-    for header in snapshots.headers() if snapshots is not None else []:
-        if header.seq > last:
-            rejected.append(f"snapshot {header.seq} is beyond the journal's end ({last})")
-        else:
-            try:
-                engine = load_snapshot(specs, snapshots, header.seq,  # type: ignore[arg-type]
-                                       header.state_hash, verify)
-                break
-            except ValueError as bad:
-                rejected.append(str(bad))
-        if say is not None:
-            say(rejected[-1] + "; trying an older one")
+    engine, rejected = latest_sound_snapshot(specs, journal, snapshots, verify, say)
     snapshot_seq = engine.last_seq if engine is not None else 0
     if engine is None:
         engine = Engine(specs)
-        if rejected and say is not None:
-            say("no sound snapshot: replaying the whole journal")
     replayed = recover(engine, journal)
     return Recovery(engine, snapshot_seq, replayed, time.perf_counter() - started, rejected)
 

@@ -14,6 +14,11 @@ The child touches nothing but the engine's plain Python objects, a hash and its 
 database connection, no lock another thread may hold), and leaves with ``os._exit``. Where
 fork is missing (or ``fork=False``) the snapshot is taken inline.
 
+A caller may add its own state at the same seq: `extra()` runs where the engine is encoded
+(in the child when forking, so it may fold pending work into its private copy of the
+process) and returns bytes; `save_extra(seq, data)` stores them from the parent's thread just
+before the engine's snapshot is saved. The service uses this for its read side.
+
 Policy: every `every_commands` durable commands (call the snapshotter as a
 ``Sequencer.subscribe`` callback) and/or every `every_seconds` (run `periodic()` as a task).
 One snapshot is in flight at a time.
@@ -36,7 +41,7 @@ from perpx.core.events import Event
 from perpx.store.codec import encode_snapshot
 from perpx.store.snapshots import SnapshotStore
 
-_HEADER = struct.Struct(">QQQ64s")  # seq, ts_ms, body length, state hash (hex)
+_HEADER = struct.Struct(">QQQQ64s")  # seq, ts_ms, body and extra lengths, state hash (hex)
 
 
 @dataclass(slots=True)
@@ -87,6 +92,8 @@ class Snapshotter:
         durable_timeout_s: float = 60.0,
         on_stored: Callable[[SnapshotResult], None] | None = None,
         on_storing: Callable[[int], None] | None = None,
+        extra: Callable[[], bytes] | None = None,
+        save_extra: Callable[[int, bytes], None] | None = None,
     ) -> None:
         self.engine = engine
         self.store = store
@@ -98,6 +105,8 @@ class Snapshotter:
         self.durable_timeout_s = durable_timeout_s
         self.on_stored = on_stored
         self.on_storing = on_storing
+        self.extra = extra
+        self.save_extra = save_extra
         self.results: list[SnapshotResult] = []
         self._since = 0
         self._last_time = time.monotonic()
@@ -143,8 +152,11 @@ class Snapshotter:
                 status = 1
                 try:
                     body, digest = encode_state(self.engine)
-                    _write_all(write_fd, _HEADER.pack(seq, ts_ms, len(body), digest.encode()))
+                    added = self.extra() if self.extra is not None else b""
+                    _write_all(write_fd, _HEADER.pack(seq, ts_ms, len(body), len(added),
+                                                      digest.encode()))
                     _write_all(write_fd, body)
+                    _write_all(write_fd, added)
                     status = 0
                 finally:
                     os._exit(status)
@@ -153,8 +165,9 @@ class Snapshotter:
             target: Callable[[], None] = partial(self._collect, result, started, pid, read_fd)
         else:
             body, digest = encode_state(self.engine)
+            added = self.extra() if self.extra is not None else b""
             result = SnapshotResult(seq, time.perf_counter() - started)
-            target = partial(self._store, result, started, body, digest, ts_ms)
+            target = partial(self._store, result, started, body, digest, ts_ms, added)
         self._worker = threading.Thread(target=target, name=f"snapshot-{seq}", daemon=True)
         self._worker.start()
         return True
@@ -162,19 +175,20 @@ class Snapshotter:
     def _collect(self, result: SnapshotResult, started: float, pid: int, fd: int) -> None:
         try:
             with os.fdopen(fd, "rb", buffering=0, closefd=True) as pipe:
-                _seq, ts_ms, size, digest = _HEADER.unpack(_read_exact(pipe.fileno(),
-                                                                      _HEADER.size))
+                _seq, ts_ms, size, extra_size, digest = _HEADER.unpack(
+                    _read_exact(pipe.fileno(), _HEADER.size))
                 body = _read_exact(pipe.fileno(), size)
+                added = _read_exact(pipe.fileno(), extra_size) if extra_size else b""
         except (OSError, EOFError, struct.error) as failure:
             result.error = f"snapshot child failed: {failure!r}"
             self._finish(result)
             return
         finally:
             os.waitpid(pid, 0)
-        self._store(result, started, body, digest.decode(), ts_ms)
+        self._store(result, started, body, digest.decode(), ts_ms, added)
 
     def _store(self, result: SnapshotResult, started: float, body: bytes, digest: str,
-               ts_ms: int) -> None:
+               ts_ms: int, added: bytes = b"") -> None:
         deadline = time.monotonic() + self.durable_timeout_s
         while self.durable_seq() < result.seq:
             if time.monotonic() > deadline:
@@ -185,6 +199,8 @@ class Snapshotter:
         if self.on_storing is not None:
             self.on_storing(result.seq)
         try:
+            if self.save_extra is not None and self.extra is not None:
+                self.save_extra(result.seq, added)
             self.store.save(body, result.seq, digest, ts_ms)
             self.store.prune(self.keep)
         except Exception as failure:  # a failed snapshot costs nothing but a longer replay
