@@ -354,6 +354,17 @@ def bench_risk_command(
     bench_risk(accounts, symbols, echo=typer.echo)
 
 
+@bench_app.command("restart")
+def bench_restart_command(
+    commands: int = typer.Option(200_000, help="Commands in the journal before the snapshot."),
+    tail: int = typer.Option(2_000, help="Commands journaled after the snapshot."),
+) -> None:
+    """Restart time of the service: full journal replay vs snapshot + tail."""
+    from perpx.bench.restart import bench_restart
+
+    bench_restart(commands, tail, echo=typer.echo)
+
+
 @bench_app.command("journal")
 def bench_journal_command(
     quick: bool = typer.Option(False, help="CI-sized run (seconds, not minutes)."),

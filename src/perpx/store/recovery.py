@@ -64,10 +64,12 @@ def latest_sound_snapshot(
     rejected: list[str] = []
     last = journal.last_seq()
     for header in snapshots.headers() if snapshots is not None else []:
-        refusal = accept(header) if accept is not None else None
+        refusal = None
         if header.seq > last:
-            rejected.append(f"snapshot {header.seq} is beyond the journal's end ({last})")
-        elif refusal is not None:
+            refusal = f"snapshot {header.seq} is beyond the journal's end ({last})"
+        elif accept is not None:
+            refusal = accept(header)
+        if refusal is not None:
             rejected.append(refusal)
         else:
             try:

@@ -116,3 +116,13 @@ def test_a_snapshot_taken_under_load_folds_in_the_commands_in_flight(tmp_path: P
     full = _start(location, History(None), snapshots=False)
     assert again.recovery.snapshot_seq == seqs[0]
     assert read_side_differences(again, full) == []
+
+
+def test_bench_restart_runs_end_to_end() -> None:
+    from perpx.bench.restart import bench_restart
+
+    lines: list[str] = []
+    figures = bench_restart(commands=600, tail=50, echo=lines.append)
+    assert figures["same_state_hash"] and figures["snapshot_seq"] == 600
+    assert figures["commands"] == 650 and figures["speedup"] > 0
+    assert lines[-1].startswith("{")
