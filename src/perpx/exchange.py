@@ -189,11 +189,15 @@ class Exchange:
                 *, journal: Journal | None = None, **options: Any) -> Exchange:
         """Rebuild an exchange from `snapshot()`'s bytes and the same instruments.
 
-        A `journal` given here must end exactly at the snapshot's seq; commands go on from it.
+        Without `instruments`, the bundled specs of the snapshot's symbols are used (pass
+        your own specs if the snapshot was taken with others). A `journal` given here must
+        end exactly at the snapshot's seq; commands go on from it.
         """
         body = decode_snapshot(data)
         if body.get("format") != SNAPSHOT_FORMAT:
             raise ValueError("Exchange.restore: not an Exchange snapshot")
+        if instruments is None:
+            instruments = list(body["engine"]["symbols"])
         exchange = cls(instruments, start_ms=body["now_ms"], **options)
         exchange.engine = Engine.from_snapshot(exchange._specs, body["engine"])
         if journal is not None:

@@ -210,6 +210,9 @@ def test_snapshot_and_restore_round_trip_and_continue_alike() -> None:
     assert restored.state_hash() == ex.state_hash()
     with pytest.raises(ValueError):
         Exchange.restore(data, journal=_journal_with_one_command())
+    one = Exchange([BTC])
+    one.deposit(1, "5")
+    assert Exchange.restore(one.snapshot()).instruments() == [BTC]
 
 
 def _journal_with_one_command() -> MemoryJournal:
