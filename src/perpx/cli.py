@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -187,44 +188,153 @@ def bench_match_command(
     bench_match(events, seed, with_peers=peers, echo=typer.echo)
 
 
+_MARGIN_WORDS = {"cross": "CROSS", "isolated": "ISOLATED"}
+_POSITION_WORDS = {"oneway": "ONE_WAY", "one-way": "ONE_WAY", "hedge": "HEDGE"}
+
+
+def _choices(text: str, words: dict[str, str], option: str) -> list[str]:
+    """Split a comma list of words into enum member names, refusing unknown ones."""
+    names = [part.strip().lower() for part in text.split(",") if part.strip()]
+    unknown = [n for n in names if n not in words]
+    if unknown or not names:
+        raise typer.BadParameter(f"{option}: use a comma list of {', '.join(sorted(words))}")
+    return [words[n] for n in names]
+
+
+def _leverage_range(text: str) -> tuple[int, int]:
+    low, _, high = text.partition("-")
+    try:
+        pair = (int(low), int(high or low))
+    except ValueError:
+        raise typer.BadParameter("--leverage: MIN-MAX, e.g. 10-100") from None
+    if not 1 <= pair[0] <= pair[1] <= 100:
+        raise typer.BadParameter("--leverage: 1 <= MIN <= MAX <= 100")
+    return pair
+
+
 @app.command()
 def sim(
     data: Path | None = typer.Option(None, help="Candle CSV to replay as the index (e.g. "
                                                 "../shared/data/btcusd_1m_...csv); without it a "
                                                 "seeded random walk."),
     hours: float = typer.Option(8.0, help="Hours of feed time to run."),
+    start: str | None = typer.Option(None, help="Start the replay at this UTC time "
+                                                "(2023-03-02T16:00); default the file's start."),
     traders: int = typer.Option(8, help="Noise traders (both margin and position modes)."),
     seed: int = typer.Option(1, help="Seed of the traders and the random walk."),
     step_ms: int = typer.Option(15_000, help="Feed and tick step, ms of feed time."),
     check_every: int = typer.Option(1_000, help="Check invariants every N commands (0: end)."),
+    leverage: str = typer.Option("10-50", help="Traders' leverage range MIN-MAX (1-100)."),
+    margin_modes: str = typer.Option("cross,isolated", help="Traders' margin modes, in turn."),
+    position_modes: str = typer.Option("oneway,hedge", help="Traders' position modes."),
+    deposit: str = typer.Option("50000", help="Each trader's deposit, USDT."),
+    max_qty: str = typer.Option("0.5", help="Largest order of a trader, BTC."),
+    stop_loss: float = typer.Option(0.5, help="Traders close at a loss of this × margin "
+                                              "(0: never; liquidation decides)."),
+    take_profit: float = typer.Option(1.0, help="Traders close at a gain of this × margin."),
+    hold_hours: float = typer.Option(2.0, help="Traders close after this many hours."),
+    trend_weight: float = typer.Option(0.4, help="How much traders chase the last 30 min."),
+    maker_qty: str = typer.Option("3", help="Market maker's size per level, BTC (5 levels)."),
+    insurance_fund: str = typer.Option("10000", help="Insurance fund seed, USDT."),
+    plot: Path | None = typer.Option(None, help="Write the chart to this PNG."),
+    report_dir: Path | None = typer.Option(None, help="Write report.md, chart.png, "
+                                                      "series.csv and events.csv here."),
+    sample_ms: int = typer.Option(60_000, help="Time series resolution, ms of feed time."),
 ) -> None:
-    """Run a market maker and noise traders against the engine on real or simulated prices."""
+    """Run a market maker and noise traders against the engine on real or simulated prices.
+
+    Prints the engine's report and a summary table (trades, volume, fees, funding,
+    liquidations, ADL, insurance fund, invariant checks); --plot and --report-dir add charts
+    of prices, funding, open interest, the fund, liquidations and the traders' equity.
+    """
+    import shlex
+    import sys
+    from datetime import UTC, datetime
+
+    from perpx.convert import to_atoms
+    from perpx.core.enums import MarginMode, PositionMode
     from perpx.feeds import CandleReplay, RandomWalkFeed
     from perpx.feeds.base import PriceFeed
     from perpx.sim import Agent, MarketMaker, Simulation, noise_population
+    from perpx.sim.series import SeriesRecorder
+    from perpx.sim.summary import summary_rows
 
     spec = next(s for s in load_instruments() if s.symbol == "BTCUSDT")
+    lev = _leverage_range(leverage)
+    margins = [MarginMode[n] for n in _choices(margin_modes, _MARGIN_WORDS, "--margin-modes")]
+    positions = [PositionMode[n]
+                 for n in _choices(position_modes, _POSITION_WORDS, "--position-modes")]
+    try:
+        fund_atoms = to_atoms(insurance_fund)
+    except ConversionError as bad:
+        raise typer.BadParameter(f"--insurance-fund: {bad}") from None
     feed: PriceFeed
     if data is not None:
         if not data.exists():
             raise typer.BadParameter(f"no such file: {data}")
-        feed = CandleReplay(data, spec.symbol, spec.tick_size, step_ms=step_ms)
-        start_ms = next(iter(CandleReplay(data, spec.symbol, spec.tick_size,
+        first_ms = next(iter(CandleReplay(data, spec.symbol, spec.tick_size,
                                           step_ms=step_ms)))[0]
+        start_ms = first_ms
+        if start is not None:
+            try:
+                moment = datetime.fromisoformat(start).replace(tzinfo=UTC)
+            except ValueError:
+                raise typer.BadParameter("--start: an ISO time such as 2023-03-02T16:00") \
+                    from None
+            start_ms = int(moment.timestamp()) * 1_000
+        feed = _StartingAt(CandleReplay(data, spec.symbol, spec.tick_size, step_ms=step_ms),
+                            start_ms)
     else:
         start_ms = 1_677_628_800_000  # 2023-03-01 00:00 UTC, as the bundled minute data
         feed = RandomWalkFeed(spec.symbol, spec.tick_size, "23000", start_ms=start_ms,
                               step_ms=step_ms, volatility=0.6, seed=seed)
-    agents: list[Agent] = [MarketMaker(1, spec.symbol),
-                           *noise_population(spec.symbol, traders, seed=seed,
-                                             trend_weight=0.4)]
+    population = noise_population(
+        spec.symbol, traders, seed=seed, trend_weight=trend_weight, leverage=lev,
+        margin_modes=margins, position_modes=positions, deposit=deposit, max_qty=max_qty,
+        stop_loss=stop_loss if stop_loss > 0 else float("inf"), take_profit=take_profit,
+        max_hold_ms=int(hold_hours * 3_600_000))
+    agents: list[Agent] = [MarketMaker(1, spec.symbol, level_qty=maker_qty), *population]
+    recorder = SeriesRecorder(spec, every_ms=sample_ms,
+                              traders={t.account_id for t in population})
     simulation = Simulation([spec], feed, agents, tick_every_ms=step_ms, seed=seed,
-                            check_every=check_every)
+                            check_every=check_every, observers=[recorder],
+                            insurance_fund_atoms=fund_atoms)
     started = time.monotonic()
-    report = simulation.run(until_ms=start_ms + int(hours * 3_600_000))
+    end_ms = start_ms + int(hours * 3_600_000)
+    report = simulation.run(until_ms=end_ms)
+    recorder.finish(report.last_ts_ms or end_ms)
     console.print(report.format({spec.symbol: spec}))
+    table = Table(title="summary")
+    table.add_column("")
+    table.add_column("", justify="right")
+    for label, value in summary_rows(recorder, report):
+        table.add_row(label, value)
+    console.print(table)
     console.print(f"{report.commands:,} commands in {time.monotonic() - started:.1f} s; "
                   f"invariants held at every check")
+    command_line = "perpx sim " + shlex.join(sys.argv[2:] if len(sys.argv) > 2 else [])
+    if plot is not None:
+        from perpx.sim.plot import plot_series
+
+        plot_series(recorder, plot, title=f"{spec.symbol}: {command_line}")
+        console.print(f"chart written to {plot}")
+    if report_dir is not None:
+        from perpx.sim.reportdir import write_report_dir
+
+        written = write_report_dir(recorder, report, report_dir, command_line=command_line)
+        console.print(f"report written to {report_dir}: "
+                      + ", ".join(p.name for p in written))
+
+
+class _StartingAt:
+    """A price feed's observations from `start_ms` on (iterable again, like the feed)."""
+
+    def __init__(self, feed: Iterable[Any], start_ms: int) -> None:
+        self.feed = feed
+        self.start_ms = start_ms
+
+    def __iter__(self) -> Iterator[Any]:
+        return (o for o in self.feed if o.ts_ms >= self.start_ms)
 
 
 SYMBOL = typer.Option("BTCUSDT", help="Instrument.")

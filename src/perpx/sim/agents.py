@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -370,22 +370,33 @@ class NoiseTrader:
 
 def noise_population(symbol: str, count: int, *, seed: int, first_account_id: int = 100,
                      long_bias: float = 0.65, short_bias: float = 0.35,
+                     leverage: tuple[int, int] = (10, 50),
+                     margin_modes: Sequence[MarginMode] = (MarginMode.CROSS,
+                                                           MarginMode.ISOLATED),
+                     position_modes: Sequence[PositionMode] = (PositionMode.ONE_WAY,
+                                                               PositionMode.HEDGE),
                      **settings: object) -> list[NoiseTrader]:
-    """Return `count` noise traders covering both margin modes, position modes and biases.
+    """Return `count` noise traders covering the margin modes, position modes and biases.
 
-    Trader k is isolated when k is odd, in hedge mode when k // 2 is odd, long-biased
-    (buys with probability `long_bias`) when k % 3 != 1 else short-biased (`short_bias`),
-    at a seeded leverage from 10x to 50x; `settings` go to every trader. Four or more
-    traders cover every pairing of margin and position mode.
+    Trader k takes margin mode k mod m of `margin_modes` and position mode (k div m) mod p
+    of `position_modes`, so m × p or more traders cover every pairing (the defaults: cross
+    and isolated, one-way and hedge). It is long-biased (buys with probability `long_bias`)
+    when k % 3 != 1, else short-biased (`short_bias`), at a seeded leverage within
+    `leverage` (inclusive); `settings` go to every trader.
     """
+    low, high = leverage
+    if not 1 <= low <= high:
+        raise ValueError(f"noise_population: bad leverage range {low}-{high}")
+    if not margin_modes or not position_modes:
+        raise ValueError("noise_population: at least one margin mode and one position mode")
     chooser = random.Random(seed)
     traders = []
     for k in range(count):
         traders.append(NoiseTrader(
             first_account_id + k, symbol, seed=chooser.getrandbits(32),
-            leverage=chooser.randint(10, 50),
-            margin_mode=MarginMode.ISOLATED if k % 2 else MarginMode.CROSS,
-            position_mode=PositionMode.HEDGE if (k // 2) % 2 else PositionMode.ONE_WAY,
+            leverage=chooser.randint(low, high),
+            margin_mode=margin_modes[k % len(margin_modes)],
+            position_mode=position_modes[(k // len(margin_modes)) % len(position_modes)],
             long_bias=short_bias if k % 3 == 1 else long_bias,
             **settings,  # type: ignore[arg-type]
         ))

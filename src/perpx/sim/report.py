@@ -84,7 +84,7 @@ class SimulationReport:
         for record in self.fundings:
             spec = instruments[record.symbol]
             lines.append(
-                f"  {record.symbol} {_utc(record.funding_ms)} rate {format_rate(record.rate)} "
+                f"  {record.symbol} {utc_text(record.funding_ms)} rate {format_rate(record.rate)} "
                 f"mark {format_ticks(spec, record.mark_price_ticks)} "
                 f"paid {format_atoms(record.paid_atoms)} "
                 f"received {format_atoms(record.received_atoms)} "
@@ -102,7 +102,7 @@ class SimulationReport:
         return "\n".join(lines)
 
 
-def _utc(ts_ms: int) -> str:
+def utc_text(ts_ms: int) -> str:
     """Format epoch milliseconds as a UTC time (``2023-03-01T08:00:00Z``)."""
     moment = datetime.fromtimestamp(ts_ms // 1_000, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -30,7 +30,8 @@ import msgspec
 
 from perpx.convert import to_ticks
 from perpx.core import Engine
-from perpx.core.commands import Command, IndexPrice, Tick
+from perpx.core.accounts import INSURANCE_FUND_ID
+from perpx.core.commands import Command, Deposit, IndexPrice, Tick
 from perpx.core.events import Event
 from perpx.core.instruments import InstrumentSpec
 from perpx.feeds.base import IndexObservation, PriceFeed
@@ -51,7 +52,8 @@ class Simulation:
     def __init__(self, instruments: Iterable[InstrumentSpec], feed: PriceFeed,
                  agents: Sequence[Agent], *, tick_every_ms: int = 15_000,
                  check_every: int = 0, seed: int = 0, observers: Sequence[Observer] = (),
-                 keep_commands: bool = False, keep_events: bool = False) -> None:
+                 keep_commands: bool = False, keep_events: bool = False,
+                 insurance_fund_atoms: int = 0) -> None:
         if tick_every_ms <= 0:
             raise ValueError("Simulation: tick_every_ms must be positive")
         self.engine = Engine(instruments)
@@ -69,6 +71,7 @@ class Simulation:
         self.seq = 0
         self.invariant_checks = 0
         self.builder = ReportBuilder()
+        self.insurance_fund_atoms = insurance_fund_atoms
         self._next_tick_ms: int | None = None
         self._started = False
 
@@ -116,6 +119,9 @@ class Simulation:
     def step(self, ts_ms: int, observations: Sequence[IndexObservation]) -> None:
         """Play one feed timestamp: ticks due, index prices, agents, the tick at `ts_ms`."""
         if self._next_tick_ms is None:
+            if self.insurance_fund_atoms > 0:
+                self.submit(Deposit(UNSTAMPED, UNSTAMPED, INSURANCE_FUND_ID, self._fund_coin(),
+                                    self.insurance_fund_atoms), ts_ms)
             for agent in self.agents:
                 for command in agent.setup(self.view):
                     self.submit(command, ts_ms)
@@ -133,6 +139,12 @@ class Simulation:
             for command in agent.act(self.view, ts_ms):
                 self.submit(command, ts_ms)
         self._tick_until(ts_ms, inclusive=True)
+
+    def _fund_coin(self) -> str:
+        coins = {spec.settle_coin for spec in self.engine.instruments.values()}
+        if len(coins) != 1:
+            raise ValueError("Simulation: seeding the fund needs one settle coin")
+        return coins.pop()
 
     def _tick_until(self, ts_ms: int, *, inclusive: bool) -> None:
         next_tick = self._next_tick_ms

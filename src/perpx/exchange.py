@@ -1,0 +1,625 @@
+"""`perpx.Exchange`: the whole exchange in-process, synchronous, for bots, notebooks and sims.
+
+It plays the sequencer's part without threads: each call builds one command from decimal
+strings and Bybit's words (through `perpx.convert` only), stamps it with the next seq and the
+exchange's own clock, applies it to the core and answers a `Result` carrying Bybit's
+retCode/retMsg and the events. Mistakes come back as results, never as exceptions: input the
+core would refuse (an off-grid price, an unknown word) is answered with the same retCode and
+changes nothing, not even the seq. An exception means misuse of the facade itself (the clock
+sent back) or a broken invariant in the core, after which the exchange refuses every call.
+
+Time is explicit: it starts at `start_ms` and moves only by `advance(ms)` or `at(ts_ms)`,
+unless `wall_clock=True` asks for the machine's clock. With a `journal` every applied command
+is appended to it (in batches of `journal_batch`; `flush()`/`close()` write the rest), so the
+run can be checked with `perpx replay --journal PATH` or reopened with `Exchange.from_journal`.
+
+    >>> from perpx import Exchange
+    >>> ex = Exchange()
+    >>> ex.deposit(1, "10000").ok
+    True
+    >>> ex.place_order(1, "BTCUSDT", "Buy", "Limit", qty="0.01", price="65000").order_id
+    '1'
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import msgspec
+
+from perpx.api.retcodes import OK
+from perpx.convert import ConversionError, to_atoms, to_lots, to_rate, to_ticks
+from perpx.core import Engine
+from perpx.core.codes import RejectCode
+from perpx.core.commands import (
+    AdjustMargin,
+    AmendOrder,
+    CancelAllOrders,
+    CancelOrder,
+    Command,
+    Deposit,
+    IndexPrice,
+    MarkPrice,
+    PlaceOrder,
+    SetAutoAddMargin,
+    SetFundingInterval,
+    SetLeverage,
+    SetMarginMode,
+    SetTradingStop,
+    SwitchPositionMode,
+    Tick,
+    Withdraw,
+)
+from perpx.core.enums import (
+    MarginMode,
+    OrderFilter,
+    OrderType,
+    PositionMode,
+    Side,
+    SmpType,
+    TimeInForce,
+    TpSlMode,
+    TriggerBy,
+    TriggerDirection,
+)
+from perpx.core.events import (
+    CommandRejected,
+    ConditionalOrderAccepted,
+    Event,
+    OrderAccepted,
+    OrderRejected,
+)
+from perpx.core.instruments import InstrumentSpec
+from perpx.instruments import load_instruments
+from perpx.store.codec import decode_snapshot, encode_snapshot
+from perpx.store.journal import Journal
+from perpx.views import (
+    OrderBookView,
+    OrderView,
+    PositionView,
+    Result,
+    WalletView,
+    book_view,
+    order_view,
+    position_view,
+    wallet_view,
+)
+
+DEFAULT_START_MS = 1_677_628_800_000  # 2023-03-01 00:00 UTC, the start of the bundled data
+SNAPSHOT_FORMAT = "perpx.Exchange/1"
+Listener = Callable[[Command, list[Event]], None]
+
+# Bybit's words, matched case-insensitively.
+_SIDES = {"buy": Side.BUY, "sell": Side.SELL}
+_ORDER_TYPES = {"limit": OrderType.LIMIT, "market": OrderType.MARKET}
+_TIME_IN_FORCE = {"gtc": TimeInForce.GTC, "ioc": TimeInForce.IOC, "fok": TimeInForce.FOK,
+                  "postonly": TimeInForce.POST_ONLY}
+_SMP = {"none": SmpType.NONE, "cancelmaker": SmpType.CANCEL_MAKER,
+        "canceltaker": SmpType.CANCEL_TAKER, "cancelboth": SmpType.CANCEL_BOTH}
+_TRIGGER_BY = {"lastprice": TriggerBy.LAST_PRICE, "markprice": TriggerBy.MARK_PRICE,
+               "indexprice": TriggerBy.INDEX_PRICE}
+_TPSL_MODES = {"full": TpSlMode.FULL, "partial": TpSlMode.PARTIAL}
+_MARGIN_MODES = {"isolated_margin": MarginMode.ISOLATED, "isolated": MarginMode.ISOLATED,
+                 "regular_margin": MarginMode.CROSS, "cross": MarginMode.CROSS,
+                 "portfolio_margin": MarginMode.PORTFOLIO, "portfolio": MarginMode.PORTFOLIO}
+_POSITION_MODES = {"0": PositionMode.ONE_WAY, "oneway": PositionMode.ONE_WAY,
+                   "one_way": PositionMode.ONE_WAY, "mergedsingle": PositionMode.ONE_WAY,
+                   "3": PositionMode.HEDGE, "hedge": PositionMode.HEDGE,
+                   "bothside": PositionMode.HEDGE}
+_ORDER_FILTERS = {"order": OrderFilter.ORDER, "stoporder": OrderFilter.STOP_ORDER,
+                  "tpslorder": OrderFilter.TPSL_ORDER}
+
+
+class Refused(Exception):
+    """Input refused before it became a command (internal: turned into a `Result`)."""
+
+    def __init__(self, code: RejectCode, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+def _word(table: dict[str, Any], value: object, name: str) -> Any:
+    """Return the enum a Bybit word (or the enum itself) stands for, or refuse it."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, str):
+        found = table.get(value.replace(" ", "").lower())
+        if found is not None:
+            return found
+    for member in table.values():
+        if value is member:
+            return member
+    raise Refused(RejectCode.INVALID_PARAMETER, f"{name} invalid: {value!r}")
+
+
+def _leverage(value: str | int) -> int:
+    """Leverage "10", "12.5" or 10 as a rate in 10**-8."""
+    return to_rate(str(value))
+
+
+class Exchange:
+    """An in-process exchange: call methods with decimal strings, read views back.
+
+    `instruments`: specs, bundled symbol names, or None for the bundled table (what
+    `perpx replay` assumes). `check_invariants=True` runs the core's invariant checks after
+    every command (slow; for tests). Listeners given to `subscribe` see every applied
+    command with its events, in seq order.
+    """
+
+    def __init__(self, instruments: Iterable[InstrumentSpec | str] | None = None, *,
+                 start_ms: int = DEFAULT_START_MS, wall_clock: bool = False,
+                 journal: Journal | None = None, journal_batch: int = 1_000,
+                 check_invariants: bool = False) -> None:
+        self._specs = _resolve(instruments)
+        self.engine = Engine(self._specs)
+        self._now_ms = start_ms
+        self._wall_clock = wall_clock
+        self._journal = journal
+        if journal is not None and journal.last_seq() != 0:
+            raise ValueError("Exchange: the journal is not empty; use Exchange.from_journal")
+        if journal_batch < 1:
+            raise ValueError("Exchange: journal_batch must be at least 1")
+        self._journal_batch = journal_batch
+        self._pending: list[Command] = []
+        self._check = check_invariants
+        self._listeners: list[Listener] = []
+        self._broken: BaseException | None = None
+
+    # -- construction from saved state ------------------------------------------------------
+
+    @classmethod
+    def from_journal(cls, journal: Journal,
+                     instruments: Iterable[InstrumentSpec | str] | None = None,
+                     **options: Any) -> Exchange:
+        """Rebuild an exchange by replaying `journal`, then keep appending to it."""
+        exchange = cls(instruments, **options)
+        last_ts = exchange._now_ms
+        for command in journal.read(1):
+            exchange.engine.apply(command)
+            last_ts = command.ts_ms
+        exchange._now_ms = max(exchange._now_ms, last_ts)
+        exchange._journal = journal
+        return exchange
+
+    @classmethod
+    def restore(cls, data: bytes, instruments: Iterable[InstrumentSpec | str] | None = None,
+                *, journal: Journal | None = None, **options: Any) -> Exchange:
+        """Rebuild an exchange from `snapshot()`'s bytes and the same instruments.
+
+        Without `instruments`, the bundled specs of the snapshot's symbols are used (pass
+        your own specs if the snapshot was taken with others). A `journal` given here must
+        end exactly at the snapshot's seq; commands go on from it.
+        """
+        body = decode_snapshot(data)
+        if body.get("format") != SNAPSHOT_FORMAT:
+            raise ValueError("Exchange.restore: not an Exchange snapshot")
+        if instruments is None:
+            instruments = list(body["engine"]["symbols"])
+        exchange = cls(instruments, start_ms=body["now_ms"], **options)
+        exchange.engine = Engine.from_snapshot(exchange._specs, body["engine"])
+        if journal is not None:
+            if journal.last_seq() != exchange.engine.last_seq:
+                raise ValueError(f"Exchange.restore: the journal ends at seq "
+                                 f"{journal.last_seq()}, the snapshot at "
+                                 f"{exchange.engine.last_seq}")
+            exchange._journal = journal
+        return exchange
+
+    def snapshot(self) -> bytes:
+        """Return the whole state and the clock as bytes (`Exchange.restore` takes them)."""
+        return encode_snapshot({"format": SNAPSHOT_FORMAT, "now_ms": self._now_ms,
+                                "engine": self.engine.to_snapshot()})
+
+    def state_hash(self) -> str:
+        """Return the core's state hash: equal states, equal hashes."""
+        return self.engine.state_hash()
+
+    # -- time -------------------------------------------------------------------------------
+
+    @property
+    def now_ms(self) -> int:
+        """Return the exchange's time (ms since the epoch) that the next command will carry."""
+        if self._wall_clock:
+            self._now_ms = max(self._now_ms, time.time_ns() // 1_000_000)
+        return self._now_ms
+
+    def advance(self, ms: int, *, tick_every_ms: int | None = None) -> list[Result]:
+        """Move the clock `ms` forward; with `tick_every_ms`, `tick()` at each multiple passed.
+
+        Ticks land on the grid of multiples of `tick_every_ms` after now, up to and including
+        the new time, so funding timestamps on the grid settle on time.
+        """
+        if ms < 0:
+            raise ValueError("Exchange.advance: time does not run back")
+        target = self.now_ms + ms
+        results: list[Result] = []
+        if tick_every_ms is not None:
+            if tick_every_ms <= 0:
+                raise ValueError("Exchange.advance: tick_every_ms must be positive")
+            moment = (self._now_ms // tick_every_ms + 1) * tick_every_ms
+            while moment <= target:
+                self._now_ms = moment
+                results.append(self.tick())
+                moment += tick_every_ms
+        self._now_ms = target
+        return results
+
+    def at(self, ts_ms: int) -> None:
+        """Set the clock to `ts_ms` (never earlier than now)."""
+        if ts_ms < self.now_ms:
+            raise ValueError(f"Exchange.at: {ts_ms} is before now ({self._now_ms})")
+        self._now_ms = ts_ms
+
+    # -- events -----------------------------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call `listener(command, events)` after each applied command; returns unsubscribe."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    # -- money ------------------------------------------------------------------------------
+
+    def deposit(self, account: int, amount: str, coin: str = "USDT") -> Result:
+        """Credit `amount` of `coin` (opens the account on its first deposit)."""
+        return self._run(lambda seq, ts: Deposit(seq, ts, account, coin, to_atoms(amount)))
+
+    def withdraw(self, account: int, amount: str, coin: str = "USDT") -> Result:
+        """Take `amount` out of the wallet (never more than is withdrawable)."""
+        return self._run(lambda seq, ts: Withdraw(seq, ts, account, coin, to_atoms(amount)))
+
+    def fund_insurance(self, amount: str, coin: str = "USDT") -> Result:
+        """Seed the insurance fund (an operator's deposit to its system account)."""
+        from perpx.core.accounts import INSURANCE_FUND_ID
+
+        return self._run(lambda seq, ts: Deposit(seq, ts, INSURANCE_FUND_ID, coin,
+                                                 to_atoms(amount)))
+
+    # -- orders -----------------------------------------------------------------------------
+
+    def place_order(self, account: int, symbol: str, side: str, order_type: str, *,
+                    qty: str, price: str | None = None, time_in_force: str = "GTC",
+                    reduce_only: bool = False, close_on_trigger: bool = False,
+                    position_idx: int = 0, order_link_id: str = "", smp_type: str = "None",
+                    trigger_price: str | None = None, trigger_direction: int | None = None,
+                    trigger_by: str = "LastPrice", take_profit: str | None = None,
+                    stop_loss: str | None = None, tp_trigger_by: str = "LastPrice",
+                    sl_trigger_by: str = "LastPrice", tpsl_mode: str = "Full",
+                    tp_order_type: str = "Market", sl_order_type: str = "Market",
+                    tp_limit_price: str | None = None,
+                    sl_limit_price: str | None = None) -> Result:
+        """Place an order (Bybit's create-order, keyword names in snake case).
+
+        `side` "Buy"/"Sell", `order_type` "Limit"/"Market"; a limit needs `price`. With
+        `trigger_price` (and `trigger_direction` 1 rising / 2 falling) it is conditional.
+        """
+
+        def build(seq: int, ts: int) -> Command:
+            spec = self._spec(symbol)
+            kind = _word(_ORDER_TYPES, order_type, "orderType")
+            if kind is OrderType.LIMIT and price is None:
+                raise Refused(RejectCode.INVALID_PRICE, "a limit order needs a price")
+            direction = None
+            if trigger_direction is not None:
+                direction = _word({"1": TriggerDirection.RISING, "2": TriggerDirection.FALLING},
+                                  trigger_direction, "triggerDirection")
+            return PlaceOrder(
+                seq, ts, account, symbol, _word(_SIDES, side, "side"), kind,
+                to_lots(spec, qty) if qty != "0" else 0,
+                to_ticks(spec, price) if price is not None and kind is OrderType.LIMIT
+                else None,
+                time_in_force=_word(_TIME_IN_FORCE, time_in_force, "timeInForce"),
+                reduce_only=reduce_only, close_on_trigger=close_on_trigger,
+                position_idx=position_idx, order_link_id=order_link_id,
+                smp_type=_word(_SMP, smp_type, "smpType"),
+                trigger_price_ticks=_ticks(spec, trigger_price),
+                trigger_direction=direction,
+                trigger_by=_word(_TRIGGER_BY, trigger_by, "triggerBy"),
+                take_profit_ticks=_ticks(spec, take_profit),
+                stop_loss_ticks=_ticks(spec, stop_loss),
+                tp_trigger_by=_word(_TRIGGER_BY, tp_trigger_by, "tpTriggerBy"),
+                sl_trigger_by=_word(_TRIGGER_BY, sl_trigger_by, "slTriggerBy"),
+                tpsl_mode=_word(_TPSL_MODES, tpsl_mode, "tpslMode"),
+                tp_order_type=_word(_ORDER_TYPES, tp_order_type, "tpOrderType"),
+                sl_order_type=_word(_ORDER_TYPES, sl_order_type, "slOrderType"),
+                tp_limit_price_ticks=_ticks(spec, tp_limit_price),
+                sl_limit_price_ticks=_ticks(spec, sl_limit_price))
+
+        return self._run(build, order_link_id=order_link_id)
+
+    def amend(self, account: int, symbol: str, order_id: str | int | None = None, *,
+              order_link_id: str = "", qty: str | None = None, price: str | None = None,
+              trigger_price: str | None = None, trigger_by: str | None = None,
+              take_profit: str | None = None, stop_loss: str | None = None,
+              tp_trigger_by: str | None = None, sl_trigger_by: str | None = None,
+              tp_limit_price: str | None = None, sl_limit_price: str | None = None) -> Result:
+        """Amend an open or waiting order by id or link id (a TP/SL price of "0" removes it)."""
+
+        def build(seq: int, ts: int) -> Command:
+            spec = self._spec(symbol)
+            return AmendOrder(
+                seq, ts, account, symbol, _order_id(order_id), order_link_id,
+                qty_lots=None if qty is None else to_lots(spec, qty),
+                price_ticks=_ticks(spec, price),
+                trigger_price_ticks=_ticks(spec, trigger_price),
+                trigger_by=None if trigger_by is None
+                else _word(_TRIGGER_BY, trigger_by, "triggerBy"),
+                take_profit_ticks=_ticks(spec, take_profit),
+                stop_loss_ticks=_ticks(spec, stop_loss),
+                tp_trigger_by=None if tp_trigger_by is None
+                else _word(_TRIGGER_BY, tp_trigger_by, "tpTriggerBy"),
+                sl_trigger_by=None if sl_trigger_by is None
+                else _word(_TRIGGER_BY, sl_trigger_by, "slTriggerBy"),
+                tp_limit_price_ticks=_ticks(spec, tp_limit_price),
+                sl_limit_price_ticks=_ticks(spec, sl_limit_price))
+
+        return self._run(build, order_link_id=order_link_id)
+
+    def cancel(self, account: int, symbol: str, order_id: str | int | None = None, *,
+               order_link_id: str = "") -> Result:
+        """Cancel one open or waiting order by id or link id."""
+        return self._run(lambda seq, ts: CancelOrder(seq, ts, account, symbol,
+                                                     _order_id(order_id), order_link_id),
+                         order_link_id=order_link_id)
+
+    def cancel_all(self, account: int, symbol: str, order_filter: str | None = None) -> Result:
+        """Cancel the account's orders on `symbol` (Bybit's orderFilter: Order, StopOrder...)."""
+        return self._run(lambda seq, ts: CancelAllOrders(
+            seq, ts, account, symbol, OrderFilter.ALL if order_filter is None
+            else _word(_ORDER_FILTERS, order_filter, "orderFilter")))
+
+    # -- positions and settings -------------------------------------------------------------
+
+    def set_leverage(self, account: int, symbol: str, buy_leverage: str | int,
+                     sell_leverage: str | int | None = None) -> Result:
+        """Set a symbol's leverage ("10", "12.5"); the sell side defaults to the buy side."""
+        return self._run(lambda seq, ts: SetLeverage(
+            seq, ts, account, symbol, _leverage(buy_leverage),
+            _leverage(buy_leverage if sell_leverage is None else sell_leverage)))
+
+    def set_margin_mode(self, account: int, mode: str) -> Result:
+        """Switch margin mode: "ISOLATED_MARGIN"/"isolated" or "REGULAR_MARGIN"/"cross"."""
+        return self._run(lambda seq, ts: SetMarginMode(
+            seq, ts, account, _word(_MARGIN_MODES, mode, "setMarginMode")))
+
+    def switch_position_mode(self, account: int, symbol: str, mode: str | int) -> Result:
+        """Switch one-way (0, "OneWay") or hedge (3, "Hedge") mode; only when flat."""
+        return self._run(lambda seq, ts: SwitchPositionMode(
+            seq, ts, account, symbol, _word(_POSITION_MODES, mode, "mode")))
+
+    def add_margin(self, account: int, symbol: str, amount: str,
+                   position_idx: int = 0) -> Result:
+        """Add (or with a negative amount reduce) an isolated position's margin."""
+        return self._run(lambda seq, ts: AdjustMargin(seq, ts, account, symbol, position_idx,
+                                                      to_atoms(amount)))
+
+    def set_auto_add_margin(self, account: int, symbol: str, enabled: bool,
+                            position_idx: int = 0) -> Result:
+        """Turn auto margin replenishment of an isolated position on or off."""
+        return self._run(lambda seq, ts: SetAutoAddMargin(seq, ts, account, symbol,
+                                                          position_idx, enabled))
+
+    def trading_stop(self, account: int, symbol: str, *, position_idx: int = 0,
+                     tpsl_mode: str = "Full", take_profit: str | None = None,
+                     stop_loss: str | None = None, trailing_stop: str | None = None,
+                     active_price: str | None = None, tp_size: str | None = None,
+                     sl_size: str | None = None, tp_trigger_by: str = "LastPrice",
+                     sl_trigger_by: str = "LastPrice", tp_order_type: str = "Market",
+                     sl_order_type: str = "Market", tp_limit_price: str | None = None,
+                     sl_limit_price: str | None = None) -> Result:
+        """Set a position's TP/SL or trailing stop (Bybit's position/trading-stop; "0" removes)."""
+
+        def build(seq: int, ts: int) -> Command:
+            spec = self._spec(symbol)
+            return SetTradingStop(
+                seq, ts, account, symbol, position_idx,
+                tpsl_mode=_word(_TPSL_MODES, tpsl_mode, "tpslMode"),
+                take_profit_ticks=_ticks(spec, take_profit),
+                stop_loss_ticks=_ticks(spec, stop_loss),
+                tp_trigger_by=_word(_TRIGGER_BY, tp_trigger_by, "tpTriggerBy"),
+                sl_trigger_by=_word(_TRIGGER_BY, sl_trigger_by, "slTriggerBy"),
+                trailing_stop_ticks=_ticks(spec, trailing_stop),
+                active_price_ticks=_ticks(spec, active_price),
+                tp_size_lots=None if tp_size is None else to_lots(spec, tp_size),
+                sl_size_lots=None if sl_size is None else to_lots(spec, sl_size),
+                tp_order_type=_word(_ORDER_TYPES, tp_order_type, "tpOrderType"),
+                sl_order_type=_word(_ORDER_TYPES, sl_order_type, "slOrderType"),
+                tp_limit_price_ticks=_ticks(spec, tp_limit_price),
+                sl_limit_price_ticks=_ticks(spec, sl_limit_price))
+
+        return self._run(build)
+
+    def submit(self, command: Command) -> Result:
+        """Stamp a core command built elsewhere (e.g. by a sim agent) and apply it like any call.
+
+        The command's own `seq` and `ts_ms` are replaced by the next seq and the clock.
+        """
+        return self._run(lambda seq, ts: msgspec.structs.replace(command, seq=seq, ts_ms=ts),
+                         order_link_id=getattr(command, "order_link_id", ""))
+
+    # -- prices and time passing ------------------------------------------------------------
+
+    def index_price(self, symbol: str, price: str) -> Result:
+        """Publish a new index price (moves the mark, may liquidate, may settle funding)."""
+        return self._run(lambda seq, ts: IndexPrice(seq, ts, symbol,
+                                                    to_ticks(self._spec(symbol), price)))
+
+    def mark_price(self, symbol: str, price: str) -> Result:
+        """Set the mark price directly (an operator's override, e.g. to test liquidations)."""
+        return self._run(lambda seq, ts: MarkPrice(seq, ts, symbol,
+                                                   to_ticks(self._spec(symbol), price)))
+
+    def tick(self) -> Result:
+        """Let time pass at now: sample basis and premium, refresh marks, settle due funding."""
+        return self._run(lambda seq, ts: Tick(seq, ts))
+
+    def set_funding_interval(self, symbol: str, minutes: int) -> Result:
+        """Change a symbol's funding interval."""
+        return self._run(lambda seq, ts: SetFundingInterval(seq, ts, symbol, minutes))
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def instruments(self) -> list[str]:
+        """Return the symbols traded here."""
+        return sorted(self.engine.instruments)
+
+    def positions(self, account: int, symbol: str | None = None) -> list[PositionView]:
+        """Return the account's open positions (optionally of one symbol), by symbol and idx."""
+        held = self.engine.clearing.account(account)
+        if held is None:
+            return []
+        return [position_view(self.engine, held, position)
+                for (name, _idx), position in sorted(held.positions.items())
+                if position.size_lots and (symbol is None or name == symbol)]
+
+    def wallet(self, account: int, coin: str = "USDT") -> WalletView:
+        """Return the account's figures in `coin` (zeros for an account never funded)."""
+        return wallet_view(self.engine, self.engine.clearing.account(account), coin)
+
+    def open_orders(self, account: int, symbol: str) -> list[OrderView]:
+        """Return the account's orders resting in `symbol`'s book, oldest first."""
+        spec = self._spec_or_error(symbol)
+        return [order_view(spec, order) for order in self.engine.orders_of(account, symbol)]
+
+    def orderbook(self, symbol: str, depth: int = 25) -> OrderBookView:
+        """Return the top `depth` price levels of each side."""
+        self._spec_or_error(symbol)
+        return book_view(self.engine, symbol, depth)
+
+    def prices(self, symbol: str) -> dict[str, str]:
+        """Return the last, mark and index prices ("" where none yet)."""
+        from perpx.convert import format_ticks
+
+        spec = self._spec_or_error(symbol)
+        found = {"last": self.engine.last_price.get(symbol),
+                 "mark": self.engine.mark_price.get(symbol),
+                 "index": self.engine.index_price.get(symbol)}
+        return {k: format_ticks(spec, v) if v is not None else "" for k, v in found.items()}
+
+    def insurance_fund(self, coin: str = "USDT") -> str:
+        """Return the insurance fund's balance."""
+        from perpx.convert import format_atoms
+        from perpx.core.accounts import INSURANCE_FUND_ID
+
+        fund = self.engine.clearing.accounts.get(INSURANCE_FUND_ID)
+        return format_atoms(fund.balance(coin) if fund is not None else 0)
+
+    def check_invariants(self) -> None:
+        """Run the core's invariant checks now (raises `InvariantViolation` on a breach)."""
+        self.engine.check_invariants()
+
+    # -- the journal ------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Append the commands not yet journaled (durable once this returns)."""
+        if self._journal is not None and self._pending:
+            self._journal.append(self._pending)
+            self._pending = []
+
+    def close(self) -> None:
+        """Flush and close the journal, if any."""
+        self.flush()
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
+    def __enter__(self) -> Exchange:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _spec(self, symbol: str) -> InstrumentSpec:
+        spec = self.engine.instruments.get(symbol)
+        if spec is None:
+            raise Refused(RejectCode.UNKNOWN_SYMBOL, f"symbol invalid: {symbol}")
+        return spec
+
+    def _spec_or_error(self, symbol: str) -> InstrumentSpec:
+        spec = self.engine.instruments.get(symbol)
+        if spec is None:
+            raise KeyError(f"unknown symbol {symbol!r}; this exchange trades "
+                           f"{', '.join(self.instruments())}")
+        return spec
+
+    def _run(self, build: Callable[[int, int], Command], order_link_id: str = "") -> Result:
+        """Build, stamp, apply, journal and publish one command; answer its result."""
+        if self._broken is not None:
+            raise RuntimeError("Exchange stopped after a broken invariant") from self._broken
+        seq = self.engine.last_seq + 1
+        ts_ms = max(self.now_ms, self.engine.last_ts_ms)
+        try:
+            command = build(seq, ts_ms)
+        except ConversionError as bad:
+            return Result.refused(bad.code, str(bad), order_link_id=order_link_id)
+        except Refused as bad:
+            return Result.refused(bad.code, bad.detail, order_link_id=order_link_id)
+        try:
+            events = self.engine.apply(command)
+            if self._check:
+                self.engine.check_invariants()
+        except Exception as broken:
+            self._broken = broken
+            raise
+        if self._journal is not None:
+            self._pending.append(command)
+            if len(self._pending) >= self._journal_batch:
+                self.flush()
+        for listener in list(self._listeners):
+            listener(command, events)
+        return _answer(command, events)
+
+
+def _resolve(instruments: Iterable[InstrumentSpec | str] | None) -> list[InstrumentSpec]:
+    """Return the specs asked for: given specs, bundled ones by name, or all bundled."""
+    if instruments is None:
+        return load_instruments()
+    bundled = {spec.symbol: spec for spec in load_instruments()}
+    specs: list[InstrumentSpec] = []
+    for item in instruments:
+        if isinstance(item, str):
+            if item not in bundled:
+                raise ValueError(f"no bundled instrument {item!r} (have {sorted(bundled)})")
+            specs.append(bundled[item])
+        else:
+            specs.append(item)
+    return specs
+
+
+def _ticks(spec: InstrumentSpec, price: str | None) -> int | None:
+    """Return a price string in ticks; None stays None and "0" is 0 (Bybit's "remove")."""
+    if price is None:
+        return None
+    return 0 if price == "0" else to_ticks(spec, price)
+
+
+def _order_id(order_id: str | int | None) -> int | None:
+    """Return Bybit's order id (a numeric string here) as the engine's integer."""
+    if order_id is None or order_id == "":
+        return None
+    text = str(order_id)
+    if not text.isdigit():
+        raise Refused(RejectCode.ORDER_NOT_FOUND, f"order id {text!r} does not exist")
+    return int(text)
+
+
+def _answer(command: Command, events: Sequence[Event]) -> Result:
+    """Return the result of an applied command: the caller's refusal, or what was created."""
+    account = getattr(command, "account_id", 0)
+    link = getattr(command, "order_link_id", "")
+    order_id = ""
+    for event in events:
+        if isinstance(event, OrderRejected | CommandRejected) and event.account_id == account:
+            return Result.refused(event.reason, event.detail, tuple(events), command.seq, link)
+        if (not order_id and isinstance(command, PlaceOrder)
+                and isinstance(event, OrderAccepted | ConditionalOrderAccepted)
+                and event.account_id == account):
+            order_id = str(event.order_id)
+    if isinstance(command, AmendOrder | CancelOrder) and command.order_id is not None:
+        order_id = str(command.order_id)
+    return Result(OK, "OK", tuple(events), command.seq, order_id, link)
+
