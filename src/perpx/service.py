@@ -82,7 +82,7 @@ class ExchangeService:
         self._feed_interval_s = feed_interval_s
         # The streams fold every durable command too, replayed ones included, so their book
         # mirrors and order states start where the journal ends.
-        self.hub = StreamHub(self.engine, specs)
+        self.hub = StreamHub(self.engine, specs, projector=self.projector)
         self._recover(journal)
         self.sequencer = Sequencer(self.engine, journal, clock)
         self.sequencer.subscribe(self._on_durable)
@@ -108,8 +108,8 @@ class ExchangeService:
             for event in events:
                 model.apply(event)
         self.projector.sink = self.history if write else None
-        self.projector.project(command, events)
-        self.hub.on_durable(command, events)
+        projection = self.projector.project(command, events)
+        self.hub.on_durable(command, events, projection)
         if write:
             self.history.projected(command.seq)
 

@@ -14,6 +14,7 @@ from perpx.core.commands import AdjustMargin, SetAutoAddMargin, SetLeverage, Swi
 from perpx.core.enums import MarginMode, PositionMode
 from perpx.core.instruments import InstrumentSpec
 from perpx.store.history import decode_cursor
+from perpx.store.records import TradingStop
 
 POSITION_MODES = {"0": PositionMode.ONE_WAY, "3": PositionMode.HEDGE}
 
@@ -41,6 +42,10 @@ def _idx_rows(ctx: Context, spec: InstrumentSpec) -> list[int]:
     return [1, 2] if hedge else [0]
 
 
+def _stop(ctx: Context, symbol: str, idx: int) -> TradingStop:
+    return ctx.service.projector.trading_stop(ctx.account_id, symbol, idx)
+
+
 async def position_list(ctx: Context) -> dict[str, Any]:
     """GET /v5/position/list: a symbol's rows even when flat; by settle coin, open ones."""
     params = ctx.params
@@ -58,13 +63,14 @@ async def position_list(ctx: Context) -> dict[str, Any]:
     account = engine.clearing.account(ctx.account_id)
     rows = []
     if spec is not None:
-        rows = [wire.position(engine, account, spec, idx) for idx in _idx_rows(ctx, spec)]
+        rows = [wire.position(engine, account, spec, idx, _stop(ctx, spec.symbol, idx))
+                for idx in _idx_rows(ctx, spec)]
     elif account is not None:
         for (symbol, idx), held in sorted(account.positions.items()):
             one = ctx.service.specs[symbol]
             if held.size_lots and (not settle or one.settle_coin == settle) and \
                     (not base or one.base_coin == base):
-                rows.append(wire.position(engine, account, one, idx))
+                rows.append(wire.position(engine, account, one, idx, _stop(ctx, symbol, idx)))
     return {"category": LINEAR, "list": rows, "nextPageCursor": ""}
 
 
@@ -136,7 +142,8 @@ async def add_margin(ctx: Context) -> dict[str, Any]:
         raise ApiError(110015, "The position is in cross margin mode.")
     raise_rejection(await ctx.service.submit(AdjustMargin(0, 0, ctx.account_id, spec.symbol,
                                                           idx, amount)))
-    row = wire.position(engine, engine.clearing.account(ctx.account_id), spec, idx)
+    row = wire.position(engine, engine.clearing.account(ctx.account_id), spec, idx,
+                        _stop(ctx, spec.symbol, idx))
     return {"category": LINEAR, **{k: row[k] for k in (
         "symbol", "positionIdx", "riskId", "riskLimitValue", "size", "positionValue",
         "avgPrice", "liqPrice", "bustPrice", "markPrice", "leverage", "autoAddMargin",
