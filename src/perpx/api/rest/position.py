@@ -8,6 +8,7 @@ from perpx.api import wire
 from perpx.api.context import Access, Context, Endpoint, raise_rejection
 from perpx.api.envelope import ApiError, params_error
 from perpx.api.params import LINEAR, Params
+from perpx.api.rest import stops
 from perpx.api.retcodes import bybit_code
 from perpx.convert import ConversionError, format_atoms, to_atoms, to_rate
 from perpx.core.commands import AdjustMargin, SetAutoAddMargin, SetLeverage, SwitchPositionMode
@@ -163,17 +164,23 @@ async def set_risk_limit(ctx: Context) -> dict[str, Any]:
 
 
 async def trading_stop(ctx: Context) -> dict[str, Any]:
-    """POST /v5/position/trading-stop: TP/SL are not in the core yet."""
-    _spec(ctx)
-    raise ApiError(10001, "params error: TP/SL and trailing stops are not supported yet")
+    """POST /v5/position/trading-stop: set, change or remove a position's TP/SL and trailing."""
+    spec = _spec(ctx)
+    command = stops.trading_stop_command(ctx.account_id, ctx.params, spec)
+    raise_rejection(await ctx.service.submit(command))
+    return {}
 
 
 async def set_tpsl_mode(ctx: Context) -> dict[str, Any]:
-    """POST /v5/position/set-tpsl-mode (deprecated by Bybit): Full only for now."""
+    """POST /v5/position/set-tpsl-mode (deprecated by Bybit: TP/SL mode is per order now).
+
+    Checked and answered, without effect: each create and trading-stop names its own mode
+    (Full when absent), as Bybit's order-level TP/SL do.
+    """
     _spec(ctx)
     mode = ctx.params.text("tpSlMode", required=True)
-    if mode != "Full":
-        raise params_error("tpSlMode invalid: only Full until TP/SL orders exist")
+    if mode not in stops.TPSL_MODES:
+        raise params_error("tpSlMode invalid")
     return {"tpSlMode": mode}
 
 
