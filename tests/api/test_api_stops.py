@@ -326,3 +326,34 @@ def test_ws_order_stream_and_rest_agree_on_stops(book: Stage,
         assert (position["size"], position["trailingStop"]) == ("0.000", "0")
     finally:
         ws.exit()
+
+
+def test_pybit_batches_and_close_on_trigger(book: Stage) -> None:
+    s = book.pybit(book.key())
+    s.place_order(category="linear", symbol="BTCUSDT", side="Buy", orderType="Market",
+                  qty="0.03")
+    batch = s.place_batch_order(category="linear", request=[
+        {"symbol": "BTCUSDT", "side": "Sell", "orderType": "Market", "qty": "0",
+         "reduceOnly": True, "closeOnTrigger": True, "triggerPrice": "64800",
+         "triggerDirection": 2, "triggerBy": "MarkPrice", "orderLinkId": "close-all"},
+        {"symbol": "BTCUSDT", "side": "Sell", "orderType": "Market", "qty": "0.01",
+         "triggerPrice": "65500", "triggerDirection": 2, "triggerBy": "MarkPrice"}])
+    assert [row["code"] for row in batch["retExtInfo"]["list"]] == [0, 110093]
+    order_id = batch["result"]["list"][0]["orderId"]
+    (row,) = open_orders(s, orderFilter="StopOrder")
+    assert (row["qty"], row["closeOnTrigger"], row["reduceOnly"]) == ("0.000", True, True)
+    amended = s.amend_batch_order(category="linear", request=[
+        {"symbol": "BTCUSDT", "orderLinkId": "close-all", "triggerPrice": "64900"}])
+    assert amended["retExtInfo"]["list"][0]["code"] == 0
+    assert by_id(s, order_id)["triggerPrice"] == "64900.00"
+    book.mark("64850")  # the whole position is closed at market
+    done = by_id(s, order_id)
+    assert (done["orderStatus"], done["cumExecQty"]) == ("Filled", "0.030")
+    (position,) = s.get_positions(category="linear", symbol="BTCUSDT")["result"]["list"]
+    assert position["size"] == "0.000"
+    s.place_order(category="linear", symbol="BTCUSDT", side="Buy", orderType="Market",
+                  qty="0.01", triggerPrice="65500", triggerDirection=1, orderLinkId="later")
+    cancelled = s.cancel_batch_order(category="linear", request=[
+        {"symbol": "BTCUSDT", "orderLinkId": "later"}])
+    assert cancelled["retExtInfo"]["list"][0]["code"] == 0
+    assert open_orders(s) == []
