@@ -62,7 +62,7 @@ def _state(service: ExchangeService) -> dict[str, Any]:
         "tickers": service.tickers, "klines": service.klines,
         "open_interest": service.open_interest, "funding": service.funding,
         "hub_mirrors": hub.mirrors, "hub_tickers": hub.tickers, "hub_klines": hub.klines,
-        "hub_orders": hub.private.orders, "hub_directions": hub.directions,
+        "hub_directions": hub.directions,
         "hub_seq": hub.seq, "hub_now_ms": hub.now_ms,
     }
 
@@ -97,7 +97,10 @@ def restore(service: ExchangeService, body: bytes, seq: int) -> None:
     hub.mirrors = state["hub_mirrors"]
     hub.tickers = state["hub_tickers"]
     hub.klines = state["hub_klines"]
-    hub.private.orders = state["hub_orders"]
+    # The hub's private rows read the service's projector (one order projection for REST
+    # and WebSocket): point it at the restored one.
+    hub.projector = service.projector
+    hub.private.projector = service.projector
     hub.directions = state["hub_directions"]
     hub.seq = state["hub_seq"]
     hub.now_ms = state["hub_now_ms"]

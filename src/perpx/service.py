@@ -152,7 +152,7 @@ class ExchangeService:
         self.engine = engine if engine is not None else Engine(specs)
         # The streams fold every durable command too, replayed ones included, so their book
         # mirrors and order states start where the journal ends.
-        self.hub = StreamHub(self.engine, specs)
+        self.hub = StreamHub(self.engine, specs, projector=self.projector)
         snapshot_seq = self.engine.last_seq
         if engine is not None:
             readside.restore(self, bodies[snapshot_seq], snapshot_seq)
@@ -170,8 +170,8 @@ class ExchangeService:
             for event in events:
                 model.apply(event)
         self.projector.sink = self.history if write else None
-        self.projector.project(command, events)
-        self.hub.on_durable(command, events)
+        projection = self.projector.project(command, events)
+        self.hub.on_durable(command, events, projection)
         self.read_seq = command.seq
         if write:
             self.history.projected(command.seq)

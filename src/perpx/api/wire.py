@@ -12,18 +12,30 @@ from perpx.convert import format_atoms, format_lots, format_rate, format_scaled,
 from perpx.core import calc
 from perpx.core.accounts import Account
 from perpx.core.engine import Engine
-from perpx.core.enums import MarginMode, OrderStatus, OrderType, Side, SmpType, TimeInForce
+from perpx.core.enums import (
+    MarginMode,
+    OrderStatus,
+    OrderType,
+    Side,
+    SmpType,
+    StopOrderType,
+    TimeInForce,
+    TpSlMode,
+    TriggerBy,
+)
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.liquidation import liquidation_price_ticks
 from perpx.core.margin import position_risk
 from perpx.core.numbers import RATE_DECIMALS
 from perpx.readmodels import Ticker
 from perpx.store.records import (
-    CANCEL_REJECT_REASONS,
     ClosedPnlRecord,
     ExecutionRecord,
     LedgerRecord,
     OrderRecord,
+    TradingStop,
+    cancel_reasons,
+    create_type,
 )
 
 SIDES = {int(Side.BUY): "Buy", int(Side.SELL): "Sell"}
@@ -37,6 +49,15 @@ STATUSES = {int(OrderStatus.NEW): "New", int(OrderStatus.PARTIALLY_FILLED): "Par
             int(OrderStatus.REJECTED): "Rejected", int(OrderStatus.UNTRIGGERED): "Untriggered",
             int(OrderStatus.TRIGGERED): "Triggered",
             int(OrderStatus.DEACTIVATED): "Deactivated"}
+STOP_ORDER_TYPES = {0: "", int(StopOrderType.STOP): "Stop",
+                    int(StopOrderType.TAKE_PROFIT): "TakeProfit",
+                    int(StopOrderType.STOP_LOSS): "StopLoss",
+                    int(StopOrderType.PARTIAL_TAKE_PROFIT): "PartialTakeProfit",
+                    int(StopOrderType.PARTIAL_STOP_LOSS): "PartialStopLoss",
+                    int(StopOrderType.TRAILING_STOP): "TrailingStop"}
+TRIGGER_BY = {int(TriggerBy.LAST_PRICE): "LastPrice", int(TriggerBy.MARK_PRICE): "MarkPrice",
+              int(TriggerBy.INDEX_PRICE): "IndexPrice"}
+TPSL_MODES = {int(TpSlMode.FULL): "Full", int(TpSlMode.PARTIAL): "Partial"}
 MARGIN_MODES = {MarginMode.ISOLATED: "ISOLATED_MARGIN", MarginMode.CROSS: "REGULAR_MARGIN",
                 MarginMode.PORTFOLIO: "PORTFOLIO_MARGIN"}
 EXTRA_DECIMALS = 4  # an average price may fall between ticks; show up to 4 more decimals
@@ -63,18 +84,29 @@ def leverage_text(leverage: int) -> str:
     return format_rate(leverage)
 
 
+def _optional_price(spec: InstrumentSpec, ticks: int) -> str:
+    return format_ticks(spec, ticks) if ticks else "0"
+
+
 def order(record: OrderRecord, spec: InstrumentSpec) -> dict[str, Any]:
-    """Return the order object of §5.5."""
+    """Return the order object of §5.5, the same on REST and on the WS `order` topic.
+
+    The WS-only fields (`category`, `closedPnl`, `feeCurrency`) are sent on REST too, so a
+    client sees one object whichever way it asks.
+    """
     status = STATUSES[record.status]
-    reject, cancel = CANCEL_REJECT_REASONS.get(record.cancel_reason, ("EC_NoError", "UNKNOWN"))
+    reject, cancel = cancel_reasons(record)
     leaves = record.leaves_lots
     fee = record.cum_fee_atoms
+    conditional = record.stop_order_type != 0
     return {
+        "category": "linear",
         "orderId": str(record.order_id), "orderLinkId": record.order_link_id,
         "parentOrderLinkId": "", "blockTradeId": "", "symbol": record.symbol,
-        "price": format_ticks(spec, record.price_ticks), "qty": format_lots(spec, record.qty_lots),
+        "price": format_ticks(spec, record.price_ticks) if record.price_ticks else "0",
+        "qty": format_lots(spec, record.qty_lots),
         "side": SIDES[record.side], "isLeverage": "", "positionIdx": record.position_idx,
-        "orderStatus": status, "createType": "CreateByUser", "cancelType": cancel,
+        "orderStatus": status, "createType": create_type(record), "cancelType": cancel,
         "rejectReason": reject,
         "avgPrice": average_price(spec, record.cum_value_atoms, record.cum_lots),
         "leavesQty": format_lots(spec, leaves),
@@ -83,31 +115,44 @@ def order(record: OrderRecord, spec: InstrumentSpec) -> dict[str, Any]:
         "cumExecValue": format_atoms(record.cum_value_atoms), "cumExecFee": format_atoms(fee),
         "cumFeeDetail": {spec.settle_coin: format_atoms(fee)} if fee else {},
         "timeInForce": TIME_IN_FORCE[record.time_in_force],
-        "orderType": ORDER_TYPES[record.order_type], "stopOrderType": "", "orderIv": "",
-        "triggerPrice": "", "takeProfit": "", "stopLoss": "", "tpslMode": "",
-        "tpLimitPrice": "", "slLimitPrice": "", "tpTriggerBy": "", "slTriggerBy": "",
-        "triggerBy": "", "triggerDirection": 0, "lastPriceOnCreated": "",
+        "orderType": ORDER_TYPES[record.order_type],
+        "stopOrderType": STOP_ORDER_TYPES[record.stop_order_type], "orderIv": "",
+        "triggerPrice": _optional_price(spec, record.trigger_price_ticks),
+        "takeProfit": _optional_price(spec, record.take_profit_ticks),
+        "stopLoss": _optional_price(spec, record.stop_loss_ticks),
+        "tpslMode": TPSL_MODES.get(record.tpsl_mode, "UNKNOWN"),
+        "tpLimitPrice": _optional_price(spec, record.tp_limit_price_ticks),
+        "slLimitPrice": _optional_price(spec, record.sl_limit_price_ticks),
+        "tpTriggerBy": TRIGGER_BY.get(record.tp_trigger_by, "UNKNOWN"),
+        "slTriggerBy": TRIGGER_BY.get(record.sl_trigger_by, "UNKNOWN"),
+        "triggerBy": TRIGGER_BY.get(record.trigger_by, "UNKNOWN"),
+        "triggerDirection": record.trigger_direction if conditional else 0,
+        "lastPriceOnCreated": _optional_price(spec, record.last_price_on_created),
         "basePrice": "", "reduceOnly": record.reduce_only,
         "closeOnTrigger": record.close_on_trigger, "placeType": "",
         "smpType": SMP_TYPES[record.smp_type], "smpGroup": 0, "smpOrderId": "",
-        "slippageToleranceType": "UNKNOWN", "slippageTolerance": "", "marketUnit": "",
+        "slippageToleranceType": "UNKNOWN", "slippageTolerance": "0", "marketUnit": "",
         "createdTime": str(record.created_ms), "updatedTime": str(record.updated_ms),
         "extraFees": "", "closedPnl": format_atoms(record.closed_pnl_atoms),
+        "feeCurrency": "",
     }
 
 
 def execution(record: ExecutionRecord, spec: InstrumentSpec) -> dict[str, Any]:
-    """Return the execution object of §5.11."""
+    """Return the execution object of §5.11 with the WS fields of §8.9 (one for both)."""
     funding = record.exec_type == "Funding"
+    has_order = record.order_id != 0
     return {
-        "symbol": record.symbol, "orderId": str(record.order_id) if record.order_id else "",
+        "category": "linear",
+        "symbol": record.symbol, "orderId": str(record.order_id) if has_order else "",
         "orderLinkId": record.order_link_id, "side": SIDES[record.side],
-        "orderPrice": format_ticks(spec, record.order_price_ticks) if record.order_id else "",
-        "orderQty": format_lots(spec, record.order_qty_lots) if record.order_id else "",
+        "orderPrice": format_ticks(spec, record.order_price_ticks) if has_order else "",
+        "orderQty": format_lots(spec, record.order_qty_lots) if has_order else "",
         "leavesQty": format_lots(spec, record.leaves_lots),
-        "createType": "" if funding else "CreateByUser",
+        "createType": record.create_type,
         "orderType": "UNKNOWN" if funding else ORDER_TYPES.get(record.order_type, "UNKNOWN"),
-        "stopOrderType": "UNKNOWN", "execId": record.exec_id,
+        "stopOrderType": STOP_ORDER_TYPES.get(record.stop_order_type) or "UNKNOWN",
+        "execId": record.exec_id,
         "execPrice": format_ticks(spec, record.price_ticks),
         "execQty": format_lots(spec, record.qty_lots),
         "execValue": format_atoms(record.value_atoms), "execType": record.exec_type,
@@ -116,8 +161,10 @@ def execution(record: ExecutionRecord, spec: InstrumentSpec) -> dict[str, Any]:
         "isMaker": record.is_maker,
         "markPrice": format_ticks(spec, record.mark_ticks) if record.mark_ticks else "",
         "closedSize": format_lots(spec, record.closed_lots), "seq": record.seq,
+        "execPnl": format_atoms(record.closed_pnl_atoms), "isLeverage": "0",
+        "marketUnit": "",
         "indexPrice": "", "underlyingPrice": "", "tradeIv": "", "markIv": "",
-        "blockTradeId": "", "extraFees": "", "execFeeV2": "", "category": "linear",
+        "blockTradeId": "", "extraFees": "", "execFeeV2": "",
     }
 
 
@@ -156,9 +203,22 @@ def ledger(record: LedgerRecord) -> dict[str, Any]:
     }
 
 
+def trading_stop_fields(spec: InstrumentSpec, stop: TradingStop) -> dict[str, str]:
+    """Return a position's `takeProfit`, `stopLoss`, `trailingStop` and their trigger-bys."""
+    return {"tpslMode": "Full", "takeProfit": _optional_price(spec, stop.take_profit_ticks),
+            "stopLoss": _optional_price(spec, stop.stop_loss_ticks),
+            "trailingStop": _optional_price(spec, stop.trailing_stop_ticks),
+            "activePrice": _optional_price(spec, stop.active_price_ticks),
+            "tpTriggerBy": TRIGGER_BY[stop.tp_trigger_by],
+            "slTriggerBy": TRIGGER_BY[stop.sl_trigger_by]}
+
+
 def position(engine: Engine, account: Account | None, spec: InstrumentSpec,
-             position_idx: int) -> dict[str, Any]:
-    """Return the position object of §6.1 (a flat row when there is no position)."""
+             position_idx: int, stop: TradingStop | None = None) -> dict[str, Any]:
+    """Return the position object of §6.1 (a flat row when there is no position).
+
+    `stop` is the position's TP/SL and trailing stop from the order projection.
+    """
     symbol = spec.symbol
     held = account.positions.get((symbol, position_idx)) if account is not None else None
     leverage = (account.leverage_for(symbol, position_idx) if account is not None
@@ -181,6 +241,7 @@ def position(engine: Engine, account: Account | None, spec: InstrumentSpec,
         "theta": "", "isReduceOnly": False, "mmrSysUpdatedTime": "",
         "leverageSysUpdatedTime": "", "createdTime": "", "updatedTime": "", "seq": -1,
     }
+    row.update(trading_stop_fields(spec, stop if stop is not None else TradingStop()))
     if held is None:
         return row
     row["cumRealisedPnl"] = format_atoms(held.cum_realized_pnl_atoms)

@@ -1,9 +1,12 @@
 """Account history records built from engine events: orders, executions, closed P&L, ledger.
 
 `Projector.project(command, events)` folds a command's events into records. It keeps the
-live state that needs more than one event (an order's cumulative fills, each position's entry
-value for closed P&L, the last mark for execution rows) and reports what became final through
-`RecordSink` calls, which the SQLite history (`perpx.store.history`) turns into table rows.
+live state that needs more than one event (an order's cumulative fills and trigger fields,
+each position's entry value for closed P&L and its trading stop, the last mark for execution
+rows) and reports what became final through `RecordSink` calls, which the SQLite history
+(`perpx.store.history`) turns into table rows. It is the one order projection: the REST
+endpoints read its records and the private WebSocket topics publish the `Projection` each
+`project` call returns, so both show the same order objects and execution ids.
 
 Records hold integers in the core's units (ticks, lots, atoms, rates in 10**-8) and the
 enums' names; the API formats them at the edge. Only user accounts (id > 0) get records.
@@ -19,9 +22,11 @@ from typing import Any, Protocol
 import msgspec
 
 from perpx.core.commands import Command
-from perpx.core.enums import BalanceReason, CancelReason, OrderStatus, Side
+from perpx.core.enums import BalanceReason, CancelReason, OrderStatus, Side, StopOrderType
 from perpx.core.events import (
     BalanceChanged,
+    ConditionalOrderAccepted,
+    ConditionalOrderAmended,
     Deleveraged,
     Event,
     Executed,
@@ -31,8 +36,14 @@ from perpx.core.events import (
     OrderAccepted,
     OrderAmended,
     OrderCancelled,
+    OrderDeactivated,
+    OrderReduced,
+    OrderTriggered,
     PositionChanged,
+    TpSlAttached,
     Trade,
+    TradingStopSet,
+    TrailingStopMoved,
 )
 from perpx.core.instruments import InstrumentSpec
 
@@ -71,6 +82,23 @@ class OrderRecord(msgspec.Struct, gc=False):
     exit_value_atoms: int = 0  # value of this order's closing fills
     fill_count: int = 0
     cancel_reason: int = 0  # CancelReason, 0 when not cancelled
+    # Conditional, TP/SL and trailing-stop orders (0: not such an order / no such leg).
+    stop_order_type: int = 0  # StopOrderType
+    trigger_price_ticks: int = 0  # a trailing stop's current stop (0 until armed)
+    trigger_direction: int = 0  # TriggerDirection
+    trigger_by: int = 0  # TriggerBy
+    trailing_stop_ticks: int = 0
+    active_price_ticks: int = 0
+    parent_order_id: int = 0
+    last_price_on_created: int = 0
+    # TP/SL the order carries (TpSlAttached), or the mode of the TP/SL leg it is.
+    tpsl_mode: int = 0  # TpSlMode
+    take_profit_ticks: int = 0
+    stop_loss_ticks: int = 0
+    tp_trigger_by: int = 0
+    sl_trigger_by: int = 0
+    tp_limit_price_ticks: int = 0
+    sl_limit_price_ticks: int = 0
 
     @property
     def leaves_lots(self) -> int:
@@ -104,6 +132,20 @@ class ExecutionRecord(msgspec.Struct, frozen=True, gc=False):
     closed_lots: int
     exec_ms: int
     seq: int
+    closed_pnl_atoms: int = 0  # the P&L this fill closed (funding: minus the payment)
+    stop_order_type: int = 0  # of the order that filled
+    create_type: str = ""  # Bybit's createType of that order ('' for funding)
+
+
+class TradingStop(msgspec.Struct, frozen=True, gc=False):
+    """A position's Full-mode TP/SL and trailing stop, as `TradingStopSet` last said (0: none)."""
+
+    take_profit_ticks: int = 0
+    stop_loss_ticks: int = 0
+    tp_trigger_by: int = 1
+    sl_trigger_by: int = 1
+    trailing_stop_ticks: int = 0
+    active_price_ticks: int = 0
 
 
 class ClosedPnlRecord(msgspec.Struct, frozen=True, gc=False):
@@ -174,6 +216,48 @@ def exec_id(seq: int, trade_id: int, account_id: int, kind: str) -> str:
     return str(uuid.uuid5(_EXEC_NAMESPACE, f"{kind}:{seq}:{trade_id}:{account_id}"))
 
 
+def trade_exec_id(trade_id: int, is_maker: bool) -> str:
+    """Return the execution id of one side of a trade (unique even when an account self-trades).
+
+    Trade ids are the engine's counter, never reused, so the id is the same on REST and WS and
+    after any replay.
+    """
+    return str(uuid.uuid5(_EXEC_NAMESPACE, f"Trade:{trade_id}:{'m' if is_maker else 't'}"))
+
+
+_CREATE_TYPES = {
+    int(StopOrderType.STOP): "CreateByStopOrder",
+    int(StopOrderType.TAKE_PROFIT): "CreateByTakeProfit",
+    int(StopOrderType.STOP_LOSS): "CreateByStopLoss",
+    int(StopOrderType.PARTIAL_TAKE_PROFIT): "CreateByPartialTakeProfit",
+    int(StopOrderType.PARTIAL_STOP_LOSS): "CreateByPartialStopLoss",
+    int(StopOrderType.TRAILING_STOP): "CreateByTrailingStop",
+}
+
+
+def create_type(record: OrderRecord) -> str:
+    """Bybit's createType: who made the order (the user, one of its stops, or a liquidation)."""
+    if record.account_id <= 0:
+        return "CreateByLiq"
+    return _CREATE_TYPES.get(record.stop_order_type, "CreateByUser")
+
+
+class Projection:
+    """What one command changed: the orders it touched and the executions it made.
+
+    `orders` holds each touched order once, in its state after the command; `triggered`
+    holds a copy of each order as it stood when its trigger fired (status Triggered), so a
+    stream can show Untriggered -> Triggered -> New/Filled.
+    """
+
+    __slots__ = ("executions", "orders", "triggered")
+
+    def __init__(self) -> None:
+        self.orders: dict[int, OrderRecord] = {}
+        self.triggered: list[OrderRecord] = []
+        self.executions: list[ExecutionRecord] = []
+
+
 class RecordSink(Protocol):
     """Where the projector hands finished records (the SQLite history, or a test list)."""
 
@@ -193,9 +277,12 @@ class RecordSink(Protocol):
 class Projector:
     """Fold events into order, execution, closed-P&L and ledger records.
 
-    Open orders and the most recent closed ones stay in memory for the realtime endpoint;
-    finished records go to the sink. Feeding the same events again produces the same
-    records with the same ids, so a sink keyed by id stays idempotent.
+    Open orders (resting, untriggered and just-triggered ones) and the most recent closed
+    ones stay in memory for the realtime endpoint; finished records go to the sink. Feeding
+    the same events again produces the same records with the same ids, so a sink keyed by id
+    stays idempotent. The live state is all derivable from the engine's open orders, waiting
+    orders and positions (for a start from a snapshot), except fill totals of orders
+    already part-filled.
     """
 
     def __init__(self, specs: Iterable[InstrumentSpec], sink: RecordSink | None = None) -> None:
@@ -204,8 +291,13 @@ class Projector:
         self.open: dict[int, OrderRecord] = {}
         self.open_by_account: dict[int, dict[int, OrderRecord]] = {}
         self.recent: dict[int, OrderedDict[int, OrderRecord]] = {}
+        # Full TP/SL and trailing stop per (account, symbol, position idx), when any is set.
+        self.trading_stops: dict[tuple[int, str, int], TradingStop] = {}
         self._positions: dict[tuple[int, str, int], tuple[int, int, int]] = {}
         self._marks: dict[str, int] = {}
+        self._last: dict[str, int] = {}
+        self._trailing: dict[tuple[int, str, int], int] = {}  # position -> its trailing stop
+        self._out = Projection()
         # Public trades per symbol, newest last: (trade id, price, qty, taker side, ms, seq).
         self.recent_trades: dict[str, deque[tuple[int, int, int, int, int, int]]] = {
             symbol: deque(maxlen=1000) for symbol in self.specs}
@@ -237,25 +329,154 @@ class Projector:
         closed = self.recent.get(account_id, OrderedDict())
         return sorted(closed.values(), key=lambda o: o.order_id, reverse=True)
 
+    def trading_stop(self, account_id: int, symbol: str, position_idx: int) -> TradingStop:
+        """Return a position's Full TP/SL and trailing stop (zeros when none is set)."""
+        return self.trading_stops.get((account_id, symbol, position_idx), _NO_STOP)
+
     # -- projection ------------------------------------------------------------------------
 
-    def project(self, command: Command, events: list[Event]) -> None:
-        """Fold one command's events."""
+    def project(self, command: Command, events: list[Event]) -> Projection:
+        """Fold one command's events; return the orders and executions they touched."""
+        out = self._out = Projection()
         for event in events:
             handler = _HANDLERS.get(type(event))
             if handler is not None:
                 handler(self, event)
+        return out
 
-    def _accepted(self, event: OrderAccepted) -> None:
+    def _touch(self, record: OrderRecord) -> None:
+        if record.account_id > 0:
+            self._out.orders[record.order_id] = record
+
+    def _new_record(self, event: OrderAccepted | ConditionalOrderAccepted) -> OrderRecord:
         record = OrderRecord(
             event.order_id, event.account_id, event.symbol, int(event.side),
             int(event.order_type), event.price_ticks, event.qty_lots,
             int(event.time_in_force), event.reduce_only, event.close_on_trigger,
             event.position_idx, event.order_link_id, int(event.smp_type), event.ts_ms,
-            event.ts_ms, event.seq)
+            event.ts_ms, event.seq, last_price_on_created=self._last.get(event.symbol, 0))
         self.open[event.order_id] = record
         if event.account_id > 0:
             self.open_by_account.setdefault(event.account_id, {})[event.order_id] = record
+        self._touch(record)
+        return record
+
+    def _accepted(self, event: OrderAccepted) -> None:
+        record = self.open.get(event.order_id)
+        if record is None or record.status != _TRIGGERED:
+            self._new_record(event)
+            return
+        # A triggered order is sent with its own id: it becomes a live order (status New).
+        record.order_type = int(event.order_type)
+        record.price_ticks = event.price_ticks
+        record.qty_lots = event.qty_lots
+        record.time_in_force = int(event.time_in_force)
+        record.reduce_only = event.reduce_only
+        record.status = int(OrderStatus.NEW)
+        record.updated_ms = event.ts_ms
+        self._touch(record)
+
+    def _conditional(self, event: ConditionalOrderAccepted) -> None:
+        record = self._new_record(event)
+        record.status = int(OrderStatus.UNTRIGGERED)
+        record.stop_order_type = int(event.stop_order_type)
+        record.trigger_price_ticks = event.trigger_price_ticks or event.active_price_ticks
+        record.trigger_direction = int(event.trigger_direction)
+        record.trigger_by = int(event.trigger_by)
+        record.trailing_stop_ticks = event.trailing_stop_ticks
+        record.active_price_ticks = event.active_price_ticks
+        record.parent_order_id = event.parent_order_id
+        if event.tpsl_mode is not None:
+            record.tpsl_mode = int(event.tpsl_mode)
+        if event.stop_order_type is StopOrderType.TRAILING_STOP:
+            self._trailing[(event.account_id, event.symbol, event.position_idx)] = event.order_id
+
+    def _conditional_amended(self, event: ConditionalOrderAmended) -> None:
+        record = self.open.get(event.order_id)
+        if record is None:
+            return
+        record.qty_lots = event.qty_lots
+        record.price_ticks = event.price_ticks
+        if record.stop_order_type != _TRAILING or event.trigger_price_ticks:
+            record.trigger_price_ticks = event.trigger_price_ticks
+        record.trigger_by = int(event.trigger_by)
+        record.updated_ms = event.ts_ms
+        self._touch(record)
+
+    def _trailing_moved(self, event: TrailingStopMoved) -> None:
+        record = self.open.get(event.order_id)
+        if record is None:
+            return
+        record.trigger_price_ticks = event.stop_price_ticks
+        record.updated_ms = event.ts_ms
+        self._touch(record)
+
+    def _triggered(self, event: OrderTriggered) -> None:
+        record = self.open.get(event.order_id)
+        if record is None:
+            return
+        record.status = _TRIGGERED
+        record.updated_ms = event.ts_ms
+        if record.account_id > 0:
+            self._out.triggered.append(msgspec.structs.replace(record))
+        self._touch(record)
+
+    def _deactivated(self, event: OrderDeactivated) -> None:
+        record = self.open.get(event.order_id)
+        if record is None:
+            return
+        record.status = int(OrderStatus.DEACTIVATED)
+        record.cancel_reason = int(event.reason)
+        record.updated_ms = event.ts_ms
+        self._touch(record)
+        self._finish(record, 0)
+
+    def _tpsl_attached(self, event: TpSlAttached) -> None:
+        record = self.open.get(event.order_id)
+        if record is None:
+            return
+        record.tpsl_mode = int(event.tpsl_mode) if (
+            event.take_profit_ticks or event.stop_loss_ticks) else 0
+        record.take_profit_ticks = event.take_profit_ticks
+        record.stop_loss_ticks = event.stop_loss_ticks
+        record.tp_trigger_by = int(event.tp_trigger_by) if event.take_profit_ticks else 0
+        record.sl_trigger_by = int(event.sl_trigger_by) if event.stop_loss_ticks else 0
+        record.tp_limit_price_ticks = event.tp_limit_price_ticks
+        record.sl_limit_price_ticks = event.sl_limit_price_ticks
+        record.updated_ms = event.ts_ms
+        self._touch(record)
+
+    def _reduced(self, event: OrderReduced) -> None:
+        record = self.open.get(event.order_id)
+        if record is None:
+            return
+        record.qty_lots = event.qty_lots
+        record.updated_ms = event.ts_ms
+        self._touch(record)
+
+    def _trading_stop(self, event: TradingStopSet) -> None:
+        key = (event.account_id, event.symbol, event.position_idx)
+        stop = TradingStop(event.take_profit_ticks, event.stop_loss_ticks,
+                           int(event.tp_trigger_by), int(event.sl_trigger_by),
+                           event.trailing_stop_ticks, event.active_price_ticks)
+        if stop == _NO_STOP:
+            self.trading_stops.pop(key, None)
+        else:
+            self.trading_stops[key] = stop
+        # Only this event says a changed trailing distance or activation price.
+        trailing = self.open.get(self._trailing.get(key, 0))
+        if trailing is None:
+            self._trailing.pop(key, None)
+        elif event.trailing_stop_ticks:
+            changed = (trailing.trailing_stop_ticks != event.trailing_stop_ticks
+                       or trailing.active_price_ticks != event.active_price_ticks)
+            trailing.trailing_stop_ticks = event.trailing_stop_ticks
+            if trailing.active_price_ticks != event.active_price_ticks:
+                trailing.active_price_ticks = event.active_price_ticks
+                if event.active_price_ticks:
+                    trailing.trigger_price_ticks = event.active_price_ticks
+            if changed:
+                self._touch(trailing)
 
     def _executed(self, event: Executed) -> None:
         record = self.open.get(event.order_id)
@@ -278,23 +499,31 @@ class Projector:
                 record.entry_value_closed_atoms += entry_released
                 record.exit_value_atoms += spec.notional_atoms(event.price_ticks,
                                                                event.closed_qty_lots)
+            self._touch(record)
             if record.cum_lots >= record.qty_lots:
                 record.status = int(OrderStatus.FILLED)
                 self._finish(record, leverage)
             else:
                 record.status = int(OrderStatus.PARTIALLY_FILLED)
-        if event.account_id <= 0 or self.sink is None:
+        if event.account_id <= 0:
             return
         rate = spec.maker_fee_rate if event.is_maker else spec.taker_fee_rate
-        self.sink.execution(ExecutionRecord(
-            exec_id(event.seq, event.trade_id, event.account_id, "Trade"), event.account_id,
+        self._execution(ExecutionRecord(
+            trade_exec_id(event.trade_id, event.is_maker), event.account_id,
             event.symbol, "Trade", int(event.side), event.order_id,
             record.order_link_id if record else "", record.order_type if record else 1,
             record.price_ticks if record else event.price_ticks,
             record.qty_lots if record else event.qty_lots,
             record.leaves_lots if record else 0, event.price_ticks, event.qty_lots, value,
             event.fee_atoms, rate, event.is_maker, self._marks.get(event.symbol, 0),
-            event.closed_qty_lots, event.ts_ms, event.seq))
+            event.closed_qty_lots, event.ts_ms, event.seq, event.closed_pnl_atoms,
+            record.stop_order_type if record else 0,
+            create_type(record) if record else "CreateByUser"))
+
+    def _execution(self, record: ExecutionRecord) -> None:
+        self._out.executions.append(record)
+        if self.sink is not None:
+            self.sink.execution(record)
 
     def _amended(self, event: OrderAmended) -> None:
         record = self.open.get(event.order_id)
@@ -302,6 +531,7 @@ class Projector:
             record.price_ticks = event.price_ticks
             record.qty_lots = event.qty_lots
             record.updated_ms = event.ts_ms
+            self._touch(record)
 
     def _cancelled(self, event: OrderCancelled) -> None:
         record = self.open.get(event.order_id)
@@ -310,6 +540,7 @@ class Projector:
         record.status = int(OrderStatus.CANCELLED)
         record.cancel_reason = int(event.reason)
         record.updated_ms = event.ts_ms
+        self._touch(record)
         key = (record.account_id, record.symbol, record.position_idx)
         self._finish(record, self._positions.get(key, (0, 0, 0))[2])
 
@@ -341,42 +572,46 @@ class Projector:
         self._marks[event.symbol] = event.price_ticks
 
     def _funding(self, event: FundingPaid) -> None:
-        if event.account_id <= 0 or self.sink is None:
+        if event.account_id <= 0:
             return
         side = Side.BUY if event.size_lots > 0 else Side.SELL
-        self.sink.execution(ExecutionRecord(
+        self._execution(ExecutionRecord(
             exec_id(event.seq, event.funding_ms, event.account_id,
                     f"Funding{event.symbol}{event.position_idx}"),
             event.account_id, event.symbol, "Funding", int(side), 0, "", 0, 0, 0, 0,
             event.mark_price_ticks, abs(event.size_lots), event.value_atoms, event.amount_atoms,
-            event.rate, False, event.mark_price_ticks, 0, event.funding_ms, event.seq))
+            event.rate, False, event.mark_price_ticks, 0, event.funding_ms, event.seq,
+            -event.amount_atoms, 0, ""))
 
     def _liquidated(self, event: Liquidated) -> None:
-        if event.account_id <= 0 or self.sink is None:
+        if event.account_id <= 0:
             return
         spec = self.specs[event.symbol]
-        self.sink.execution(ExecutionRecord(
+        self._execution(ExecutionRecord(
             exec_id(event.seq, event.position_idx, event.account_id, f"Bust{event.symbol}"),
             event.account_id, event.symbol, "BustTrade", int(Side(event.side).opposite), 0, "",
             2, event.bust_price_ticks, event.qty_lots, 0, event.bust_price_ticks,
             event.qty_lots, spec.notional_atoms(event.bust_price_ticks, event.qty_lots), 0, 0,
-            False, event.mark_price_ticks, event.qty_lots, event.ts_ms, event.seq))
+            False, event.mark_price_ticks, event.qty_lots, event.ts_ms, event.seq, 0, 0,
+            "CreateByTakeOver_PassThrough"))
 
     def _deleveraged(self, event: Deleveraged) -> None:
-        if event.account_id <= 0 or self.sink is None:
+        if event.account_id <= 0:
             return
         spec = self.specs[event.symbol]
         key = (event.account_id, event.symbol, event.position_idx)
         size = self._positions.get(key, (0, 0, 0))[0]
         side = Side.SELL if size > 0 else Side.BUY  # closing the position
-        self.sink.execution(ExecutionRecord(
+        self._execution(ExecutionRecord(
             exec_id(event.seq, event.position_idx, event.account_id, f"Adl{event.symbol}"),
             event.account_id, event.symbol, "AdlTrade", int(side), 0, "", 2,
             event.price_ticks, event.qty_lots, 0, event.price_ticks, event.qty_lots,
             spec.notional_atoms(event.price_ticks, event.qty_lots), 0, 0, False,
-            event.mark_price_ticks, event.qty_lots, event.ts_ms, event.seq))
+            event.mark_price_ticks, event.qty_lots, event.ts_ms, event.seq, 0, 0,
+            "CreateByAdl_PassThrough"))
 
     def _trade(self, event: Trade) -> None:
+        self._last[event.symbol] = event.price_ticks
         trades = self.recent_trades.get(event.symbol)
         if trades is not None:
             trades.append((event.trade_id, event.price_ticks, event.qty_lots,
@@ -398,6 +633,10 @@ class Projector:
             event.balance_atoms, event.trade_id, event.ts_ms, event.seq))
 
 
+_TRIGGERED = int(OrderStatus.TRIGGERED)
+_TRAILING = int(StopOrderType.TRAILING_STOP)
+_NO_STOP = TradingStop()
+
 _HANDLERS: dict[type[Event], Callable[[Projector, Any], None]] = {
     OrderAccepted: Projector._accepted,
     Executed: Projector._executed,
@@ -410,8 +649,17 @@ _HANDLERS: dict[type[Event], Callable[[Projector, Any], None]] = {
     Deleveraged: Projector._deleveraged,
     BalanceChanged: Projector._balance,
     Trade: Projector._trade,
+    ConditionalOrderAccepted: Projector._conditional,
+    ConditionalOrderAmended: Projector._conditional_amended,
+    TrailingStopMoved: Projector._trailing_moved,
+    OrderTriggered: Projector._triggered,
+    OrderDeactivated: Projector._deactivated,
+    TpSlAttached: Projector._tpsl_attached,
+    OrderReduced: Projector._reduced,
+    TradingStopSet: Projector._trading_stop,
 }
 
+# CancelReason -> (rejectReason, cancelType), spec §5.7; the stop order type decides OCO's.
 CANCEL_REJECT_REASONS: dict[int, tuple[str, str]] = {
     int(CancelReason.BY_USER): ("EC_PerCancelRequest", "CancelByUser"),
     int(CancelReason.POST_ONLY_WOULD_TAKE): ("EC_PostOnlyWillTakeLiquidity", "UNKNOWN"),
@@ -425,4 +673,16 @@ CANCEL_REJECT_REASONS: dict[int, tuple[str, str]] = {
     int(CancelReason.BEFORE_ADL): ("EC_NoError", "CancelByPrepareAdl"),
     int(CancelReason.TPSL_CLEARED): ("EC_NoError", "CancelByTpSlTsClear"),
     int(CancelReason.BY_ADMIN): ("EC_NoError", "CancelByAdmin"),
+    int(CancelReason.REFUSED_AT_TRIGGER): ("EC_Others", "UNKNOWN"),
+    int(CancelReason.FOR_CLOSE_ON_TRIGGER): ("EC_NoError", "CancelByReduceOnly"),
 }
+
+
+def cancel_reasons(record: OrderRecord) -> tuple[str, str]:
+    """Return the order's (rejectReason, cancelType); ('EC_NoError', 'UNKNOWN') while live."""
+    if record.cancel_reason == int(CancelReason.OCO):
+        # The other leg of a partial pair fired: Bybit names which one.
+        if record.stop_order_type == int(StopOrderType.PARTIAL_TAKE_PROFIT):
+            return "EC_NoError", "CancelByOCOTpCanceledBySlTriggered"
+        return "EC_NoError", "CancelByOCOSlCanceledByTpTriggered"
+    return CANCEL_REJECT_REASONS.get(record.cancel_reason, ("EC_NoError", "UNKNOWN"))

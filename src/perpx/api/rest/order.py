@@ -1,8 +1,9 @@
 """Trading (§5): create, amend, cancel, cancel-all, batches, open orders, history, executions.
 
-Order endpoints acknowledge: retCode 0 with the order id means the engine accepted the order;
-fills and cancels that follow are visible on the order object. A synchronous refusal by the
-core is answered with its Bybit code and nothing changes.
+Order endpoints acknowledge: retCode 0 with the order id means the engine accepted the order
+(a conditional one as Untriggered); fills, triggers and cancels that follow are visible on the
+order object. A synchronous refusal by the core is answered with its Bybit code and nothing
+changes. Trigger and TP/SL parameters are read by `perpx.api.rest.stops`.
 """
 
 from __future__ import annotations
@@ -13,11 +14,18 @@ from perpx.api import wire
 from perpx.api.context import Access, Context, Endpoint, raise_rejection, rejection
 from perpx.api.envelope import ApiError, params_error
 from perpx.api.params import LINEAR, Params
+from perpx.api.rest import stops
 from perpx.api.retcodes import bybit_code
 from perpx.convert import ConversionError, to_lots, to_ticks
 from perpx.core.commands import AmendOrder, CancelAllOrders, CancelOrder, PlaceOrder
 from perpx.core.enums import OrderType, Side, SmpType, TimeInForce
-from perpx.core.events import Event, OrderAccepted, OrderCancelled
+from perpx.core.events import (
+    ConditionalOrderAccepted,
+    Event,
+    OrderAccepted,
+    OrderCancelled,
+    OrderDeactivated,
+)
 from perpx.core.instruments import InstrumentSpec
 from perpx.store.history import decode_cursor, encode_cursor
 from perpx.store.records import OrderRecord, is_final
@@ -30,16 +38,7 @@ TIME_IN_FORCE = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "FOK": TimeInFo
 SMP_TYPES = {"None": SmpType.NONE, "CancelMaker": SmpType.CANCEL_MAKER,
              "CancelTaker": SmpType.CANCEL_TAKER, "CancelBoth": SmpType.CANCEL_BOTH}
 STATUS_NAMES = {name: number for number, name in wire.STATUSES.items()}
-# Conditional orders and TP/SL are not in the core yet (another branch adds them).
-NOT_YET = ("triggerPrice", "takeProfit", "stopLoss", "trailingStop")
 BATCH_MAX = 20
-
-
-def _refuse_conditional(params: Params) -> None:
-    for name in NOT_YET:
-        if params.text(name) not in ("", "0"):
-            raise ApiError(10001, f"params error: {name} is not supported yet "
-                                  "(conditional and TP/SL orders)")
 
 
 def _linear(params: Params) -> None:
@@ -70,7 +69,8 @@ def _place_command(ctx: Context, params: Params) -> PlaceOrder:
     assert spec is not None
     side = params.choice("side", SIDES, required=True)
     order_type = params.choice("orderType", ORDER_TYPES, required=True)
-    _refuse_conditional(params)
+    if "trailingStop" in params:
+        raise params_error("trailingStop is set on a position by /v5/position/trading-stop")
     qty = _convert(to_lots, spec, params.text("qty", required=True))
     price = None
     if order_type is OrderType.LIMIT:
@@ -85,13 +85,14 @@ def _place_command(ctx: Context, params: Params) -> PlaceOrder:
                       time_in_force=tif, reduce_only=params.flag("reduceOnly"),
                       close_on_trigger=params.flag("closeOnTrigger"),
                       position_idx=position_idx, order_link_id=link,
-                      smp_type=params.choice("smpType", SMP_TYPES, SmpType.NONE))
+                      smp_type=params.choice("smpType", SMP_TYPES, SmpType.NONE),
+                      **stops.place_fields(params, spec))
 
 
-def _accepted(events: list[Event]) -> OrderAccepted:
+def _accepted(events: list[Event]) -> OrderAccepted | ConditionalOrderAccepted:
     raise_rejection(events)
     for event in events:
-        if isinstance(event, OrderAccepted):
+        if isinstance(event, (OrderAccepted, ConditionalOrderAccepted)):
             return event
     raise ApiError(10016, "Internal system error.")
 
@@ -106,7 +107,6 @@ async def create(ctx: Context) -> dict[str, Any]:
 def _amend_command(ctx: Context, params: Params) -> AmendOrder:
     spec = params.spec(ctx.service.specs)
     assert spec is not None
-    _refuse_conditional(params)
     order_id = _order_id(params)
     link = params.text("orderLinkId")
     if order_id is None and not link:
@@ -114,7 +114,8 @@ def _amend_command(ctx: Context, params: Params) -> AmendOrder:
     qty = _convert(to_lots, spec, params.text("qty")) if "qty" in params else None
     price = _convert(to_ticks, spec, params.text("price")) if "price" in params else None
     return AmendOrder(0, 0, ctx.account_id, spec.symbol, order_id,
-                      link if order_id is None else "", qty, price)
+                      link if order_id is None else "", qty, price,
+                      **stops.amend_fields(params, spec))
 
 
 def _ids(ctx: Context, events: list[Event], order_id: int | None, link: str) -> dict[str, str]:
@@ -174,18 +175,21 @@ async def cancel_all(ctx: Context) -> dict[str, Any]:
     params = ctx.params
     _linear(params)
     symbols = _symbols(ctx, params)
-    if params.text("orderFilter") == "StopOrder":
-        return {"list": [], "success": "1"}  # no conditional orders yet
+    order_filter = stops.cancel_filter(params)
     links = {o.order_id: o.order_link_id for o in ctx.service.projector.open_orders(
         ctx.account_id)}
+    engine = ctx.service.engine
     cancelled: list[dict[str, str]] = []
     for symbol in symbols:
-        if not ctx.service.engine.orders_of(ctx.account_id, symbol):
+        if not engine.orders_of(ctx.account_id, symbol) and \
+                not engine.stops.waiting.of(ctx.account_id, symbol):
             continue
-        events = await ctx.service.submit(CancelAllOrders(0, 0, ctx.account_id, symbol))
+        events = await ctx.service.submit(CancelAllOrders(0, 0, ctx.account_id, symbol,
+                                                          order_filter))
         raise_rejection(events)
         cancelled += [{"orderId": str(e.order_id), "orderLinkId": links.get(e.order_id, "")}
-                      for e in events if isinstance(e, OrderCancelled)]
+                      for e in events if isinstance(e, (OrderCancelled, OrderDeactivated))
+                      and e.account_id == ctx.account_id]
     return {"list": cancelled, "success": "1"}
 
 
@@ -289,14 +293,14 @@ async def realtime(ctx: Context) -> dict[str, Any]:
         chosen = [o for o in chosen if not symbol or o.symbol == symbol]
         return {"category": LINEAR, "list": [wire.order(o, service.specs[o.symbol])
                                              for o in chosen], "nextPageCursor": ""}
-    if params.text("orderFilter") == "StopOrder":
-        return {"category": LINEAR, "list": [], "nextPageCursor": ""}
+    wanted = stops.list_filter(params)
     if params.integer("openOnly", 0, low=0, high=2) == 1:
         pool = service.projector.recent_closed(ctx.account_id)
     else:
         pool = service.projector.open_orders(ctx.account_id)
     assert symbols is not None
-    page, next_cursor = _page([o for o in pool if o.symbol in symbols], limit, cursor)
+    page, next_cursor = _page([o for o in pool if o.symbol in symbols and wanted(o)], limit,
+                              cursor)
     return {"category": LINEAR, "list": [wire.order(o, service.specs[o.symbol]) for o in page],
             "nextPageCursor": next_cursor}
 
@@ -326,7 +330,8 @@ async def history(ctx: Context) -> dict[str, Any]:
     cursor = params.text("cursor")
     if cursor:
         decode_cursor(cursor)
-    if category != LINEAR or params.text("orderFilter") == "StopOrder":
+    wanted = stops.list_filter(params)
+    if category != LINEAR:
         return {"category": category, "list": [], "nextPageCursor": ""}
     store = ctx.service.history
     page = await store.run(lambda: store.orders(
@@ -335,7 +340,7 @@ async def history(ctx: Context) -> dict[str, Any]:
         cursor=cursor))
     specs = ctx.service.specs
     return {"category": LINEAR, "list": [wire.order(o, specs[o.symbol]) for o in page.records
-                                         if is_final(o.status)],
+                                         if is_final(o.status) and wanted(o)],
             "nextPageCursor": page.next_cursor}
 
 

@@ -8,12 +8,14 @@ from perpx.api import wire
 from perpx.api.context import Access, Context, Endpoint, raise_rejection
 from perpx.api.envelope import ApiError, params_error
 from perpx.api.params import LINEAR, Params
+from perpx.api.rest import stops
 from perpx.api.retcodes import bybit_code
 from perpx.convert import ConversionError, format_atoms, to_atoms, to_rate
 from perpx.core.commands import AdjustMargin, SetAutoAddMargin, SetLeverage, SwitchPositionMode
 from perpx.core.enums import MarginMode, PositionMode
 from perpx.core.instruments import InstrumentSpec
 from perpx.store.history import decode_cursor
+from perpx.store.records import TradingStop
 
 POSITION_MODES = {"0": PositionMode.ONE_WAY, "3": PositionMode.HEDGE}
 
@@ -41,6 +43,10 @@ def _idx_rows(ctx: Context, spec: InstrumentSpec) -> list[int]:
     return [1, 2] if hedge else [0]
 
 
+def _stop(ctx: Context, symbol: str, idx: int) -> TradingStop:
+    return ctx.service.projector.trading_stop(ctx.account_id, symbol, idx)
+
+
 async def position_list(ctx: Context) -> dict[str, Any]:
     """GET /v5/position/list: a symbol's rows even when flat; by settle coin, open ones."""
     params = ctx.params
@@ -58,13 +64,14 @@ async def position_list(ctx: Context) -> dict[str, Any]:
     account = engine.clearing.account(ctx.account_id)
     rows = []
     if spec is not None:
-        rows = [wire.position(engine, account, spec, idx) for idx in _idx_rows(ctx, spec)]
+        rows = [wire.position(engine, account, spec, idx, _stop(ctx, spec.symbol, idx))
+                for idx in _idx_rows(ctx, spec)]
     elif account is not None:
         for (symbol, idx), held in sorted(account.positions.items()):
             one = ctx.service.specs[symbol]
             if held.size_lots and (not settle or one.settle_coin == settle) and \
                     (not base or one.base_coin == base):
-                rows.append(wire.position(engine, account, one, idx))
+                rows.append(wire.position(engine, account, one, idx, _stop(ctx, symbol, idx)))
     return {"category": LINEAR, "list": rows, "nextPageCursor": ""}
 
 
@@ -136,7 +143,8 @@ async def add_margin(ctx: Context) -> dict[str, Any]:
         raise ApiError(110015, "The position is in cross margin mode.")
     raise_rejection(await ctx.service.submit(AdjustMargin(0, 0, ctx.account_id, spec.symbol,
                                                           idx, amount)))
-    row = wire.position(engine, engine.clearing.account(ctx.account_id), spec, idx)
+    row = wire.position(engine, engine.clearing.account(ctx.account_id), spec, idx,
+                        _stop(ctx, spec.symbol, idx))
     return {"category": LINEAR, **{k: row[k] for k in (
         "symbol", "positionIdx", "riskId", "riskLimitValue", "size", "positionValue",
         "avgPrice", "liqPrice", "bustPrice", "markPrice", "leverage", "autoAddMargin",
@@ -156,17 +164,23 @@ async def set_risk_limit(ctx: Context) -> dict[str, Any]:
 
 
 async def trading_stop(ctx: Context) -> dict[str, Any]:
-    """POST /v5/position/trading-stop: TP/SL are not in the core yet."""
-    _spec(ctx)
-    raise ApiError(10001, "params error: TP/SL and trailing stops are not supported yet")
+    """POST /v5/position/trading-stop: set, change or remove a position's TP/SL and trailing."""
+    spec = _spec(ctx)
+    command = stops.trading_stop_command(ctx.account_id, ctx.params, spec)
+    raise_rejection(await ctx.service.submit(command))
+    return {}
 
 
 async def set_tpsl_mode(ctx: Context) -> dict[str, Any]:
-    """POST /v5/position/set-tpsl-mode (deprecated by Bybit): Full only for now."""
+    """POST /v5/position/set-tpsl-mode (deprecated by Bybit: TP/SL mode is per order now).
+
+    Checked and answered, without effect: each create and trading-stop names its own mode
+    (Full when absent), as Bybit's order-level TP/SL do.
+    """
     _spec(ctx)
     mode = ctx.params.text("tpSlMode", required=True)
-    if mode != "Full":
-        raise params_error("tpSlMode invalid: only Full until TP/SL orders exist")
+    if mode not in stops.TPSL_MODES:
+        raise params_error("tpSlMode invalid")
     return {"tpSlMode": mode}
 
 

@@ -44,6 +44,7 @@ from perpx.core.takeover import adl_rank_indicator
 from perpx.readmodels.klines import Klines
 from perpx.readmodels.period import KLINE_INTERVALS
 from perpx.readmodels.tickers import Tickers
+from perpx.store.records import Projection, Projector
 
 Verify = Callable[[str, int, str, int], int | None]
 Submit = Callable[[Command], Awaitable[list[Event]]]
@@ -83,7 +84,12 @@ class StreamHub:
     """Public and private topics for every connection of `/v5/public/linear` and `/v5/private`."""
 
     def __init__(self, engine: Engine, instruments: list[InstrumentSpec] | None = None,
-                 max_queue: int | None = None) -> None:
+                 max_queue: int | None = None, projector: Projector | None = None) -> None:
+        """Serve `engine`'s streams; orders come from `projector` when the caller owns one.
+
+        With a `projector` (the service's, shared with REST) the caller projects each command
+        and hands the `Projection` to `on_durable`; without one the hub keeps its own.
+        """
         self.engine = engine
         specs = instruments if instruments is not None else list(engine.instruments.values())
         self.specs = {spec.symbol: spec for spec in specs}
@@ -91,7 +97,9 @@ class StreamHub:
         self.mirrors = {symbol: BookMirror(symbol) for symbol in self.specs}
         self.tickers = Tickers(specs)
         self.klines = Klines(specs)
-        self.private = PrivateFeed(engine)
+        self._own_projector = projector is None
+        self.projector = projector if projector is not None else Projector(specs)
+        self.private = PrivateFeed(engine, self.projector)
         self.directions = public.TickDirection()
         self.subscribers: dict[str, set[Connection]] = {}
         self.accounts: dict[int, set[Connection]] = {}
@@ -230,8 +238,17 @@ class StreamHub:
 
     # -- the sequencer's subscriber ---------------------------------------------------------
 
-    def on_durable(self, command: Command, events: list[Event]) -> None:
-        """Fold a durable command's events in and publish what cannot wait for the flush."""
+    def on_durable(self, command: Command, events: list[Event],
+                   projection: Projection | None = None) -> None:
+        """Fold a durable command's events in and publish what cannot wait for the flush.
+
+        `projection` is what the shared order projector made of the command; a hub with its
+        own projector projects the command itself.
+        """
+        if projection is None:
+            if not self._own_projector:
+                raise ValueError("a hub sharing a projector needs the command's projection")
+            projection = self.projector.project(command, events)
         self.now_ms = max(self.now_ms, command.ts_ms)
         self.seq = command.seq
         trades: dict[str, list[dict[str, Any]]] = {}
@@ -277,7 +294,7 @@ class StreamHub:
                     kline_view.dirty = True
         for liq in liquidations:
             self._publish_liquidation(liq)
-        self._publish_private(events)
+        self._publish_private(events, projection)
 
     def _publish_liquidation(self, event: Liquidated) -> None:
         spec = self.specs[event.symbol]
@@ -291,9 +308,11 @@ class StreamHub:
                      "size": public.liquidation_row(spec, event)["v"],
                      "symbol": event.symbol, "updatedTime": event.ts_ms}})
 
-    def _publish_private(self, events: list[Event]) -> None:
-        # The order mirror sees every event; rows are built only for connected accounts.
-        changed = self.private.collect(events, self.accounts)
+    def _publish_private(self, events: list[Event], projection: Projection) -> None:
+        # Rows are built only for connected accounts.
+        if not self.accounts:
+            return
+        changed = self.private.collect(events, self.accounts, projection)
         adl_cache: dict[str, dict[tuple[int, int], int]] = {}
         for account_id, rows in changed.items():
             conns = self.accounts.get(account_id)
@@ -302,9 +321,10 @@ class StreamHub:
             wanted = set().union(*(c.topics for c in conns))
             out: list[tuple[str, list[dict[str, Any]]]] = []
             if rows.executions and "execution" in wanted:
-                out.append(("execution", rows.executions))
+                out.append(("execution", [self.private.execution_row(r)
+                                          for r in rows.executions]))
             if rows.orders and "order" in wanted:
-                out.append(("order", [s.row(self.engine) for s in rows.orders.values()]))
+                out.append(("order", [self.private.order_row(r) for r in rows.orders]))
             if rows.positions and "position" in wanted:
                 position_rows = []
                 for symbol, idx in sorted(rows.positions):

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from perpx.api.envelope import ApiError
+from perpx.api.params import Params
+from perpx.api.rest import stops
 from perpx.api.retcodes import bybit_code
 from perpx.convert import ConversionError, to_lots, to_ticks
 from perpx.core.codes import RejectCode
 from perpx.core.commands import AmendOrder, CancelOrder, Command, PlaceOrder
 from perpx.core.enums import OrderType, Side, TimeInForce
-from perpx.core.events import OrderAccepted, OrderRejected
+from perpx.core.events import ConditionalOrderAccepted, OrderAccepted, OrderRejected
 
 if TYPE_CHECKING:
     from perpx.api.ws.server import Session
@@ -47,6 +50,15 @@ def _bool(value: Any) -> bool:
     return value is True or value == "true"
 
 
+def _stop_fields(read: Any, body: dict[str, Any], spec: Any) -> dict[str, Any]:
+    """Read trigger and TP/SL parameters exactly as the REST endpoints do."""
+    try:
+        fields: dict[str, Any] = read(Params(body), spec)
+    except ApiError as bad:
+        raise BadRequest(bad.code, bad.message) from bad
+    return fields
+
+
 def to_command(op: str, body: dict[str, Any], account_id: int,
                specs: dict[str, Any]) -> Command:
     """Turn one order request body into a command of `account_id`."""
@@ -76,13 +88,15 @@ def to_command(op: str, body: dict[str, Any], account_id: int,
             return PlaceOrder(0, 0, account_id, symbol, side, order_type,
                               to_lots(spec, _text(body, "qty")), price, tif,
                               _bool(body.get("reduceOnly")), _bool(body.get("closeOnTrigger")),
-                              int(body.get("positionIdx") or 0), link)
+                              int(body.get("positionIdx") or 0), link,
+                              **_stop_fields(stops.place_fields, body, spec))
         if oid is None and not link:
             raise BadRequest(10001, "params error: orderId or orderLinkId required")
         if op == "order.amend":
             qty = to_lots(spec, _text(body, "qty")) if body.get("qty") else None
             price = to_ticks(spec, _text(body, "price")) if body.get("price") else None
-            return AmendOrder(0, 0, account_id, symbol, oid, link, qty, price)
+            return AmendOrder(0, 0, account_id, symbol, oid, link, qty, price,
+                              **_stop_fields(stops.amend_fields, body, spec))
         if op == "order.cancel":
             return CancelOrder(0, 0, account_id, symbol, oid, link)
     except ConversionError as bad:
@@ -120,7 +134,8 @@ async def handle_trade_op(session: Session, message: dict[str, Any]) -> None:
             return
     order_id = ""
     for event in events:
-        if isinstance(event, OrderAccepted) and event.account_id == conn.account_id:
+        if isinstance(event, (OrderAccepted, ConditionalOrderAccepted)) and \
+                event.account_id == conn.account_id:
             order_id = str(event.order_id)
             break
     if not order_id and not isinstance(command, PlaceOrder):
