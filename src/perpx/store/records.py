@@ -298,6 +298,7 @@ class Projector:
         self._last: dict[str, int] = {}
         self._trailing: dict[tuple[int, str, int], int] = {}  # position -> its trailing stop
         self._out = Projection()
+        self._ledger_lines = 0  # wallet lines of the current command, for their ids
         # Public trades per symbol, newest last: (trade id, price, qty, taker side, ms, seq).
         self.recent_trades: dict[str, deque[tuple[int, int, int, int, int, int]]] = {
             symbol: deque(maxlen=1000) for symbol in self.specs}
@@ -338,6 +339,7 @@ class Projector:
     def project(self, command: Command, events: list[Event]) -> Projection:
         """Fold one command's events; return the orders and executions they touched."""
         out = self._out = Projection()
+        self._ledger_lines = 0
         for event in events:
             handler = _HANDLERS.get(type(event))
             if handler is not None:
@@ -626,8 +628,11 @@ class Projector:
         if reason in (BalanceReason.DEPOSIT, BalanceReason.WITHDRAW, BalanceReason.LIQUIDATION,
                       BalanceReason.ADL, BalanceReason.REALIZED_PNL):
             cash_flow = event.change_atoms
+        # The n-th wallet line of the command: unique even when an account trades with its
+        # own resting order (two lines with the same trade id and reason).
+        self._ledger_lines += 1
         self.sink.ledger(LedgerRecord(
-            f"{event.seq}-{event.account_id}-{event.trade_id}-{int(reason)}-{event.symbol}",
+            f"{event.seq}-{self._ledger_lines}",
             event.account_id, event.coin, event.symbol, LEDGER_TYPES.get(reason, "OTHER"),
             event.change_atoms, cash_flow, event.fee_atoms, funding,
             event.balance_atoms, event.trade_id, event.ts_ms, event.seq))

@@ -12,7 +12,13 @@ from perpx.api import wire
 from perpx.core.commands import Command
 from perpx.core.enums import OrderStatus, StopOrderType, TpSlMode, TriggerBy
 from perpx.core.events import Event
-from perpx.store.records import ExecutionRecord, OrderRecord, Projection, Projector
+from perpx.store.records import (
+    ExecutionRecord,
+    LedgerRecord,
+    OrderRecord,
+    Projection,
+    Projector,
+)
 from support.builders import Driver, btcusdt
 
 
@@ -150,3 +156,29 @@ def test_projection_matches_the_engine_after_random_commands() -> None:
     assert set(mine) == set(users)
     assert all(_same(mine[i], users[i]) for i in users)
     assert len({e.exec_id for e in executions}) == len(executions)
+
+
+class _Lines:
+    """A record sink that keeps only the ledger lines."""
+
+    def __init__(self) -> None:
+        self.ledger_ids: list[str] = []
+
+    def order_final(self, record: object) -> None: ...
+
+    def execution(self, record: object) -> None: ...
+
+    def closed_pnl(self, record: object) -> None: ...
+
+    def ledger(self, record: LedgerRecord) -> None:
+        self.ledger_ids.append(record.entry_id)
+
+
+def test_a_self_trade_writes_two_ledger_lines_with_distinct_ids() -> None:
+    d = Projected()
+    book(d)
+    lines = _Lines()
+    d.projector.sink = lines  # type: ignore[assignment]
+    d.limit(1, "sell", "30005", "0.1")
+    d.limit(1, "buy", "30005", "0.1")
+    assert len(lines.ledger_ids) == 2 and len(set(lines.ledger_ids)) == 2
