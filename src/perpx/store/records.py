@@ -344,6 +344,7 @@ class Projector:
             handler = _HANDLERS.get(type(event))
             if handler is not None:
                 handler(self, event)
+        self._ledger_lines = 0
         return out
 
     def _touch(self, record: OrderRecord) -> None:
