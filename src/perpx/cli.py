@@ -316,11 +316,15 @@ def bench_ws_command(
 def bench_api_command(
     clients: int = typer.Option(64, help="Concurrent clients, each with its own key."),
     seconds: float = typer.Option(5.0, help="Seconds per measurement."),
+    pipeline: int = typer.Option(1, help="Requests in flight per connection (HTTP/1.1)."),
+    ws_subscribers: int = typer.Option(
+        200, help="Subscribers of the WebSocket fan-out measured after (0: skip it)."),
 ) -> None:
-    """Signed orders per second over loopback against `perpx serve`, beside a GET baseline."""
+    """Signed orders/s against `perpx serve`, GET baseline, client ceiling, WS msgs/s."""
     from perpx.bench.api import bench_api
 
-    bench_api(clients, seconds, echo=typer.echo)
+    bench_api(clients, seconds, pipeline=pipeline, ws_subscribers=ws_subscribers,
+              echo=typer.echo)
 
 
 @bench_app.command("risk")
