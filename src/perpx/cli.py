@@ -51,10 +51,10 @@ def serve(
     no_maker: bool = typer.Option(False, "--no-maker", help="Run without the market maker."),
 ) -> None:
     """Run the exchange: Bybit V5 REST on HOST:PORT, a simulated index and a market maker."""
-    import asyncio
     import logging
 
     from perpx.api.keys import KeyStore
+    from perpx.api.server import run as run_loop
     from perpx.api.server import serve as serve_api
     from perpx.service import ExchangeService, open_service_journal
     from perpx.store.history import History
@@ -84,7 +84,7 @@ def serve(
                       f"(account {demo.account_id}, 100000 USDT demo funds); Ctrl-C stops")
 
     try:
-        asyncio.run(serve_api(service, keys, host, port, ready))
+        run_loop(serve_api(service, keys, host, port, ready))
     finally:
         keys.close()
     if service.fatal is not None:
