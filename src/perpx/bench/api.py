@@ -14,6 +14,8 @@ Figures, in one run:
   answers a fixed envelope (`loadgen trivial`), so the rest can be read against it;
 - the baseline: unsigned `GET /v5/market/time` against the exchange (HTTP stack and loop);
 - signed `POST /v5/order/create`: orders/s, p50 and p99 latency, and the ratio to both;
+- the single writer alone (`perpx.bench.ladder`): `ExchangeService.submit` in process with
+  the same flow and concurrency, no HTTP: the ceiling of any front end;
 - `ws_msgs_per_s`: the WebSocket fan-out of `perpx.bench.ws` (unless `ws_subscribers` is 0).
 
 The last line is JSON with `orders_per_s`, `p50_ms`, `p99_ms` and `ws_msgs_per_s`.
@@ -129,6 +131,9 @@ def bench_api(clients: int = 64, seconds: float = 5.0, *, pipeline: int = 1,
             orders = _loadgen({**job, "kind": "order"})
         finally:
             _stop(server)
+    from perpx.bench.ladder import measure
+
+    writer = measure("writer", clients, seconds)
     ws: dict[str, Any] | None = None
     if ws_subscribers:
         from perpx.bench.ws import bench_ws
@@ -145,6 +150,8 @@ def bench_api(clients: int = 64, seconds: float = 5.0, *, pipeline: int = 1,
         "client_ceiling_p99_ms": ceiling["p99_ms"],
         "ratio_to_client_ceiling": round(orders["per_s"] / ceiling["per_s"], 3)
         if ceiling["per_s"] else None,
+        "writer_orders_per_s": writer["per_s"], "writer_p50_ms": writer["p50_ms"],
+        "writer_p99_ms": writer["p99_ms"],
         "ws_subscribers": ws_subscribers,
         "ws_msgs_per_s": ws["ws_msgs_per_s"] if ws is not None else None,
     }
@@ -157,6 +164,8 @@ def bench_api(clients: int = 64, seconds: float = 5.0, *, pipeline: int = 1,
          f"({clients} clients, pipeline {pipeline}, retCodes {orders['codes']})")
     echo(f"ratio to baseline: {result['ratio_to_baseline']}, "
          f"to the client's ceiling: {result['ratio_to_client_ceiling']}")
+    echo(f"the single writer alone (no HTTP, in process): {writer['per_s']:,} orders/s, "
+         f"p50 {writer['p50_ms']} ms, p99 {writer['p99_ms']} ms")
     if ws is not None:
         echo(f"WebSocket: {ws['ws_msgs_per_s']:,} msgs/s to {ws_subscribers} subscribers")
     echo(json.dumps(result))
