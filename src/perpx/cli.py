@@ -61,10 +61,10 @@ def serve(
     Port 0 takes any free port (printed). Snapshots beside the journal make a restart replay
     only the journal's tail.
     """
-    import asyncio
     import logging
 
     from perpx.api.keys import KeyStore
+    from perpx.api.server import run as run_loop
     from perpx.api.server import serve as serve_api
     from perpx.service import ExchangeService, open_service_journal
     from perpx.store import open_snapshots
@@ -105,7 +105,7 @@ def serve(
                       f"(account {demo.account_id}, 100000 USDT demo funds); Ctrl-C stops")
 
     try:
-        asyncio.run(serve_api(service, keys, host, port, ready))
+        run_loop(serve_api(service, keys, host, port, ready))
     finally:
         keys.close()
     if service.fatal is not None:
@@ -446,11 +446,15 @@ def bench_ws_command(
 def bench_api_command(
     clients: int = typer.Option(64, help="Concurrent clients, each with its own key."),
     seconds: float = typer.Option(5.0, help="Seconds per measurement."),
+    pipeline: int = typer.Option(1, help="Requests in flight per connection (HTTP/1.1)."),
+    ws_subscribers: int = typer.Option(
+        200, help="Subscribers of the WebSocket fan-out measured after (0: skip it)."),
 ) -> None:
-    """Signed orders per second over loopback against `perpx serve`, beside a GET baseline."""
+    """Signed orders/s against `perpx serve`, GET baseline, client ceiling, WS msgs/s."""
     from perpx.bench.api import bench_api
 
-    bench_api(clients, seconds, echo=typer.echo)
+    bench_api(clients, seconds, pipeline=pipeline, ws_subscribers=ws_subscribers,
+              echo=typer.echo)
 
 
 @bench_app.command("risk")

@@ -29,8 +29,9 @@ def test_keys_commands(tmp_path: Path) -> None:
 
 def test_bench_api_runs_end_to_end() -> None:
     lines: list[str] = []
-    result = bench_api(clients=2, seconds=0.5, echo=lines.append)
+    result = bench_api(clients=2, seconds=0.5, ws_subscribers=2, echo=lines.append)
     assert json.loads(lines[-1]) == result
     assert result["orders_per_s"] > 0 and result["order_retcodes"] == {
         "0": sum(result["order_retcodes"].values())}
-    assert result["ws_msgs_per_s"] is None
+    assert result["baseline_time_req_per_s"] > 0 and result["client_ceiling_req_per_s"] > 0
+    assert result["ws_msgs_per_s"] > 0

@@ -1,4 +1,4 @@
-"""The Bybit V5 REST server: `create_app(service, keys)` is a Starlette application.
+"""The Bybit V5 REST server: `create_app(service, keys)` is an ASGI application.
 
 Every reply is HTTP 200 with Bybit's envelope, except an unknown route (404, retCode 10017,
 as Bybit). Signed endpoints check the signature over the raw query or body, the key's
@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
 import msgspec
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import Receive, Scope, Send
 
 from perpx.api.auth import authenticate
 from perpx.api.context import Access, Context, Endpoint
@@ -37,6 +38,7 @@ log = logging.getLogger("perpx.api")
 
 ENDPOINTS: list[Endpoint] = [*market.ROUTES, *order.ROUTES, *position.ROUTES, *account.ROUTES]
 _decoder = msgspec.json.Decoder()
+EMPTY_PARAMS = Params({})
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
 
 
@@ -58,38 +60,54 @@ def _params(method: str, raw: bytes) -> Params:
     return Params(body)
 
 
-def create_app(service: ExchangeService, keys: KeyStore, *,
-               extra_routes: Sequence[BaseRoute] = (), manage_service: bool = False,
-               rate_limiter: RateLimiter | None = None) -> Starlette:
-    """Build the app: the service's WebSocket streams, `extra_routes`, then the REST table.
+Headers = dict[str, str]
+Reply = tuple[int, bytes, Headers]
 
-    With `manage_service`, the app's lifespan starts the service (feed, market maker) and
-    closes it at shutdown.
-    """
-    table = {(e.method, e.path): e for e in ENDPOINTS}
-    paths = {e.path for e in ENDPOINTS}
-    limiter = rate_limiter or RateLimiter()
 
-    async def dispatch(request: Request) -> Response:
+class ClientGone(Exception):
+    """The client disconnected before its request body arrived."""
+
+
+def _signed_headers(raw: list[tuple[bytes, bytes]]) -> Headers:
+    """Return the `x-bapi-*` request headers; the first of a repeated name wins (Starlette's)."""
+    found: Headers = {}
+    for name, value in raw:
+        if name.startswith(b"x-bapi-"):
+            found.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return found
+
+
+class Dispatcher:
+    """The REST table: one request in (method, path, query or body, headers), one reply out."""
+
+    def __init__(self, service: ExchangeService, keys: KeyStore, limiter: RateLimiter) -> None:
+        self.service = service
+        self.keys = keys
+        self.limiter = limiter
+        self.table = {(e.method, e.path): e for e in ENDPOINTS}
+        self.paths = {e.path for e in ENDPOINTS}
+
+    async def __call__(self, method: str, path: str, raw: bytes | Callable[[], Awaitable[bytes]],
+                       headers: Mapping[str, str]) -> Reply:
+        """Answer one request; `raw` is the query string, or (POST...) reads the body."""
+        service = self.service
         now = service.now_ms()
-        path = request.url.path
-        endpoint = table.get((request.method, path))
-        headers: dict[str, str] = {}
+        endpoint = self.table.get((method, path))
+        reply_headers: Headers = {}
         if endpoint is None:
-            code = 10017 if path not in paths else 10001
-            message = "route not found" if path not in paths else "params error: method"
-            return Response(envelope(code, message, {}, now), 404 if code == 10017 else 200,
-                            media_type="application/json")
+            known = path in self.paths
+            code = 10001 if known else 10017
+            message = "params error: method" if known else "route not found"
+            return (200 if known else 404), envelope(code, message, {}, now), reply_headers
         try:
-            raw = request.scope["query_string"] if request.method == "GET" \
-                else await request.body()
-            ctx = Context(service, keys, Params({}), now)
+            payload = raw if isinstance(raw, bytes) else await raw()
+            ctx = Context(service, self.keys, EMPTY_PARAMS, now)
             if endpoint.access is not Access.PUBLIC:
-                key = authenticate(keys, request.headers, raw, now)
-                allowed, remaining, reset = limiter.hit(key.api_key, key.rate_limit, now)
-                headers = {"X-Bapi-Limit": str(key.rate_limit),
-                           "X-Bapi-Limit-Status": str(remaining),
-                           "X-Bapi-Limit-Reset-Timestamp": str(reset)}
+                key = authenticate(self.keys, headers, payload, now)
+                allowed, remaining, reset = self.limiter.hit(key.api_key, key.rate_limit, now)
+                reply_headers = {"X-Bapi-Limit": str(key.rate_limit),
+                                 "X-Bapi-Limit-Status": str(remaining),
+                                 "X-Bapi-Limit-Reset-Timestamp": str(reset)}
                 if not allowed:
                     raise ApiError(10006, "Too many visits. Exceeded the API Rate Limit.")
                 if endpoint.access is Access.WRITE and key.read_only:
@@ -97,12 +115,14 @@ def create_app(service: ExchangeService, keys: KeyStore, *,
                                           "permissions.")
                 ctx.key = key
                 await service.ensure_funded(key.account_id, key.demo_funds)
-            ctx.params = _params(request.method, raw)
+            ctx.params = _params(method, payload)
             result: Any = await endpoint.handler(ctx)
             if isinstance(result, tuple):
                 body = envelope(0, "OK", result[0], now, result[1])
             else:
                 body = envelope(0, "OK", result, now)
+        except ClientGone:
+            raise
         except ApiError as error:
             body = envelope(error.code, error.message, error.result, now, error.ext)
         except ConversionError as bad:
@@ -113,10 +133,100 @@ def create_app(service: ExchangeService, keys: KeyStore, *,
         except ServiceStopped:
             body = envelope(10016, "Internal system error: the service has stopped", {}, now)
         except Exception:
-            log.exception("unexpected error on %s %s", request.method, path)
+            log.exception("unexpected error on %s %s", method, path)
             body = envelope(10016, "Internal system error.", {}, now)
-        headers["Timenow"] = str(now)
-        return Response(body, 200, headers=headers, media_type="application/json")
+        reply_headers["Timenow"] = str(now)
+        return 200, body, reply_headers
+
+
+def _raw_headers(headers: Headers, length: int) -> list[tuple[bytes, bytes]]:
+    """Starlette's response headers for a JSON body: ours, then length and type."""
+    raw = [(name.lower().encode("latin-1"), value.encode("latin-1"))
+           for name, value in headers.items()]
+    raw.append((b"content-length", str(length).encode("latin-1")))
+    raw.append((b"content-type", b"application/json"))
+    return raw
+
+
+class RestApp:
+    """The ASGI application: REST requests go straight to the dispatcher, the rest to Starlette.
+
+    Starlette's middleware, router and Request/Response objects cost more than the whole
+    order path of the engine, so an HTTP request with a known method that no extra route
+    claims is answered here from the ASGI scope, with the same status, body and headers the
+    Starlette route gives. WebSocket streams, lifespan, extra routes and odd methods go to
+    the Starlette app (`starlette`), whose catch-all route calls the same dispatcher.
+    """
+
+    def __init__(self, dispatcher: Dispatcher, starlette: Starlette,
+                 extra_routes: Sequence[BaseRoute]) -> None:
+        self.dispatcher = dispatcher
+        self.starlette = starlette
+        self.extra_routes = list(extra_routes)
+        self.methods = frozenset(METHODS)
+
+    def _claimed(self, scope: Scope) -> bool:
+        return any(route.matches(scope)[0] is not Match.NONE for route in self.extra_routes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection scope."""
+        if scope["type"] != "http" or scope["method"] not in self.methods or \
+                (self.extra_routes and self._claimed(scope)):
+            await self.starlette(scope, receive, send)
+            return
+        method: str = scope["method"]
+
+        async def body() -> bytes:
+            chunks: list[bytes] = []
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientGone
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return b"".join(chunks)
+
+        raw: bytes | Callable[[], Awaitable[bytes]] = scope["query_string"] \
+            if method == "GET" else body
+        try:
+            status, reply, headers = await self.dispatcher(
+                method, scope["path"], raw, _signed_headers(scope["headers"]))
+        except ClientGone:
+            return  # nobody to answer
+        await send({"type": "http.response.start", "status": status,
+                    "headers": _raw_headers(headers, len(reply))})
+        await send({"type": "http.response.body", "body": reply})
+
+    @property
+    def state(self) -> Any:
+        """The Starlette app's state (for code that expects a Starlette application)."""
+        return self.starlette.state
+
+
+def create_app(service: ExchangeService, keys: KeyStore, *,
+               extra_routes: Sequence[BaseRoute] = (), manage_service: bool = False,
+               rate_limiter: RateLimiter | None = None) -> RestApp:
+    """Build the app: the service's WebSocket streams, `extra_routes`, then the REST table.
+
+    With `manage_service`, the app's lifespan starts the service (feed, market maker) and
+    closes it at shutdown.
+    """
+    dispatcher = Dispatcher(service, keys, rate_limiter or RateLimiter())
+
+    async def dispatch(request: Request) -> Response:
+        method = request.method
+
+        async def body() -> bytes:
+            try:
+                return await request.body()
+            except ClientDisconnect as gone:
+                raise ClientGone from gone
+
+        raw: bytes | Callable[[], Awaitable[bytes]] = request.scope["query_string"] \
+            if method == "GET" else body
+        status, reply, headers = await dispatcher(method, request.url.path, raw,
+                                                  request.headers)
+        return Response(reply, status, headers=headers, media_type="application/json")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -131,4 +241,4 @@ def create_app(service: ExchangeService, keys: KeyStore, *,
     streams = service.hub.routes(keys.verify_ws, service.submit)
     routes: list[BaseRoute] = [*streams, *extra_routes,
                                Route("/{path:path}", dispatch, methods=METHODS)]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return RestApp(dispatcher, Starlette(routes=routes, lifespan=lifespan), extra_routes)

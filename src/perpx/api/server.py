@@ -6,22 +6,54 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import uvicorn
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from perpx.api.app import create_app
 from perpx.api.keys import KeyStore
 from perpx.service import ExchangeService
+
+T = TypeVar("T")
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    """Return uvloop's loop factory where uvloop is installed, else asyncio's default."""
+    try:
+        import uvloop
+    except ImportError:  # Windows: the default loop serves, only slower
+        return asyncio.new_event_loop
+    return uvloop.new_event_loop
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """Run `main` on the fastest event loop available (uvloop), like `asyncio.run`."""
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        return runner.run(main)
+
+
+def _config(app: ASGIApp, host: str, port: int) -> uvicorn.Config:
+    # httptools parses HTTP/1.1 in C (h11, uvicorn's pure-Python fallback, costs ~2x); the
+    # loop is chosen by whoever runs the server (`run` above, or uvicorn's "auto" in threads).
+    return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                          http=_http_implementation(), proxy_headers=False)
+
+
+def _http_implementation() -> str:
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        return "h11"
+    return "httptools"
 
 
 async def serve(service: ExchangeService, keys: KeyStore, host: str, port: int,
                 on_ready: Callable[[int], None] = lambda port: None) -> None:
     """Serve until Ctrl-C or until the service stops on a fatal error."""
     app = create_app(service, keys, manage_service=True)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                           access_log=False))
+    server = uvicorn.Server(_config(app, host, port))
 
     async def watch() -> None:
         while not server.started and not server.should_exit:
@@ -43,9 +75,8 @@ async def serve(service: ExchangeService, keys: KeyStore, host: str, port: int,
 class ServerThread:
     """uvicorn serving `app` on a loopback port in a background thread."""
 
-    def __init__(self, app: Starlette, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port,
-                                                    log_level="warning", access_log=False))
+    def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.server = uvicorn.Server(_config(app, host, port))
         self.host = host
         self.port = 0
         self._thread = threading.Thread(target=self.server.run, daemon=True,

@@ -1,22 +1,28 @@
 """`perpx bench api`: signed orders per second end to end over loopback, with latencies.
 
-A `perpx serve` subprocess (no market maker, in-memory journal) serves a fresh data folder;
-`clients` concurrent aiohttp sessions (keep-alive), each with its own API key and account,
-sign every request (HMAC-SHA256 over timestamp + key + recv window + body) and send limit
-orders that alternate buy and sell at the mark, so they trade with each other: the engine
-matches, settles fees and positions, journals, and the history tables record the fills.
+Three processes: the exchange (`perpx serve --no-maker` on a fresh data folder, its SQLite
+journal durable before every acknowledgement, the history tables recording every fill), the
+load generator (`perpx.bench.loadgen`: raw asyncio streams, keep-alive HTTP/1.1, a fresh
+timestamp and HMAC-SHA256 signature on every request), and this one, which only starts the
+other two and reads their results. Each of `clients` connections has its own API key and
+account and sends limit orders that alternate buy and sell at the mark, so they trade with
+each other: the engine matches, settles fees and positions, journals, and the history
+tables and streams record the fills.
 
-The baseline, measured in the same run with the same clients, is an unsigned
-`GET /v5/market/time`: the HTTP stack and event loop alone. The last line is JSON with
-`orders_per_s`, `p50_ms`, `p99_ms` (and `ws_msgs_per_s`: null, measured by the WebSocket
-benchmark when it lands).
+Figures, in one run:
+- the load generator's own ceiling: the same signed requests against a trivial server that
+  answers a fixed envelope (`loadgen trivial`), so the rest can be read against it;
+- the baseline: unsigned `GET /v5/market/time` against the exchange (HTTP stack and loop);
+- signed `POST /v5/order/create`: orders/s, p50 and p99 latency, and the ratio to both;
+- the single writer alone (`perpx.bench.ladder`): `ExchangeService.submit` in process with
+  the same flow and concurrency, no HTTP: the ceiling of any front end;
+- `ws_msgs_per_s`: the WebSocket fan-out of `perpx.bench.ws` (unless `ws_subscribers` is 0).
+
+The last line is JSON with `orders_per_s`, `p50_ms`, `p99_ms` and `ws_msgs_per_s`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import hmac
 import json
 import os
 import socket
@@ -24,11 +30,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import aiohttp
 
 from perpx.api.keys import KeyStore
 
@@ -40,110 +46,127 @@ def _free_port() -> int:
         return port
 
 
-def _percentile(sorted_ms: list[float], share: float) -> float:
-    if not sorted_ms:
-        return 0.0
-    return sorted_ms[min(len(sorted_ms) - 1, int(share * len(sorted_ms)))]
+def _loadgen(job: dict[str, Any]) -> dict[str, Any]:
+    """Run one load in a separate process; return its JSON figures."""
+    done = subprocess.run([sys.executable, "-m", "perpx.bench.loadgen"],
+                          input=json.dumps(job), capture_output=True, text=True, check=False,
+                          timeout=job["seconds"] + 120)
+    if done.returncode != 0 or not done.stdout.strip():
+        raise RuntimeError(f"the load generator failed: {done.stderr[-2000:]}")
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    if figures["connection_errors"]:
+        raise RuntimeError(f"the load generator lost connections: {figures['error']}")
+    return figures
 
 
-async def _load(url: str, keys: list[tuple[str, str]], seconds: float, signed: bool,
-                price: str) -> tuple[int, list[float], dict[int, int]]:
-    done = 0
-    latencies: list[float] = []
-    codes: dict[int, int] = {}
-    deadline = time.perf_counter() + seconds
-
-    async def client(number: int, api_key: str, secret: str) -> None:
-        nonlocal done
-        connector = aiohttp.TCPConnector(limit=1)
-        async with aiohttp.ClientSession(connector=connector) as session:
-            side = "Buy" if number % 2 else "Sell"
-            while time.perf_counter() < deadline:
-                started = time.perf_counter()
-                if signed:
-                    body = json.dumps({"category": "linear", "symbol": "BTCUSDT", "side": side,
-                                       "orderType": "Limit", "qty": "0.001", "price": price,
-                                       "timeInForce": "GTC"}, separators=(",", ":"))
-                    stamp = str(time.time_ns() // 1_000_000)
-                    sign = hmac.new(secret.encode(), (stamp + api_key + "5000" + body).encode(),
-                                    hashlib.sha256).hexdigest()
-                    headers = {"X-BAPI-API-KEY": api_key, "X-BAPI-TIMESTAMP": stamp,
-                               "X-BAPI-RECV-WINDOW": "5000", "X-BAPI-SIGN": sign,
-                               "Content-Type": "application/json"}
-                    request = session.post(url + "/v5/order/create", data=body, headers=headers)
-                    side = "Sell" if side == "Buy" else "Buy"
-                else:
-                    request = session.get(url + "/v5/market/time")
-                async with request as reply:
-                    answer = await reply.json(content_type=None)
-                latencies.append((time.perf_counter() - started) * 1000)
-                code = answer["retCode"]
-                codes[code] = codes.get(code, 0) + 1
-                done += 1
-
-    await asyncio.gather(*(client(i, k, s) for i, (k, s) in enumerate(keys)))
-    return done, latencies, codes
+def _start(argv: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
-def bench_api(clients: int = 64, seconds: float = 5.0,
-              echo: Callable[[str], None] = print) -> dict[str, Any]:
-    """Start a server, measure the baseline and signed orders; print figures, JSON last."""
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> str:
+    """Wait for the exchange; return a limit price at the BTCUSDT mark."""
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError("the server exited: "
+                               + (process.stderr.read() if process.stderr else b"").decode())
+        try:
+            with urllib.request.urlopen(url + "/v5/market/tickers?category=linear&symbol="
+                                        "BTCUSDT", timeout=5) as reply:
+                ticker = json.loads(reply.read())["result"]["list"][0]
+                if ticker["markPrice"]:
+                    return str(ticker["markPrice"])
+        except (OSError, urllib.error.URLError, KeyError, IndexError):
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("the server did not start")
+        time.sleep(0.2)
+
+
+def _trivial_ceiling(pairs: list[list[str]], seconds: float, pipeline: int) -> dict[str, Any]:
+    port = _free_port()
+    server = _start(["perpx.bench.loadgen", "trivial", str(port)])
+    try:
+        assert server.stdout is not None
+        if server.stdout.readline().strip() != b"ready":
+            raise RuntimeError("the trivial server did not start")
+        return _loadgen({"host": "127.0.0.1", "port": port, "kind": "order", "keys": pairs,
+                         "seconds": seconds, "pipeline": pipeline})
+    finally:
+        _stop(server)
+
+
+def bench_api(clients: int = 64, seconds: float = 5.0, *, pipeline: int = 1,
+              ws_subscribers: int = 200, echo: Callable[[str], None] = print
+              ) -> dict[str, Any]:
+    """Measure the client's ceiling, the baseline, signed orders and WS fan-out; JSON last."""
+    if clients < 1 or seconds <= 0 or pipeline < 1 or ws_subscribers < 0:
+        raise ValueError("clients and pipeline must be at least 1, seconds above 0")
     with tempfile.TemporaryDirectory(prefix="perpx-bench-") as folder:
         data = Path(folder)
         store = KeyStore(data)
         keys = [store.create(demo_funds="100000", rate_limit=1_000_000)
                 for _ in range(clients)]
         store.close()
+        pairs = [[k.api_key, k.secret] for k in keys]
+        ceiling = _trivial_ceiling(pairs, seconds, pipeline)
         port = _free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "perpx.cli", "serve", "--port", str(port), "--data",
-             str(data), "--no-maker"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        url = f"http://127.0.0.1:{port}"
+        server = _start(["perpx.cli", "serve", "--port", str(port), "--data", str(data),
+                         "--no-maker"])
         try:
-            price = asyncio.run(_wait_ready(url))
-            pairs = [(k.api_key, k.secret) for k in keys]
-            base_n, base_lat, _ = asyncio.run(_load(url, pairs, seconds, False, price))
-            n, lat, codes = asyncio.run(_load(url, pairs, seconds, True, price))
+            price = _wait_ready(f"http://127.0.0.1:{port}", server)
+            job = {"host": "127.0.0.1", "port": port, "keys": pairs, "seconds": seconds,
+                   "pipeline": pipeline, "price": price}
+            base = _loadgen({**job, "kind": "time"})
+            orders = _loadgen({**job, "kind": "order"})
         finally:
-            server.terminate()
-            server.wait(timeout=30)
-    lat.sort()
-    base_lat.sort()
+            _stop(server)
+    from perpx.bench.ladder import measure
+
+    writer = measure("writer", clients, seconds)
+    ws: dict[str, Any] | None = None
+    if ws_subscribers:
+        from perpx.bench.ws import bench_ws
+
+        ws = bench_ws(ws_subscribers, min(seconds, 3.0), echo=lambda line: echo("  ws: " + line))
     result = {
-        "clients": clients, "seconds": seconds,
-        "orders_per_s": round(n / seconds, 1),
-        "p50_ms": round(_percentile(lat, 0.50), 3), "p99_ms": round(_percentile(lat, 0.99), 3),
-        "order_retcodes": {str(k): v for k, v in sorted(codes.items())},
-        "baseline_time_req_per_s": round(base_n / seconds, 1),
-        "baseline_p50_ms": round(_percentile(base_lat, 0.50), 3),
-        "baseline_p99_ms": round(_percentile(base_lat, 0.99), 3),
-        "ratio_to_baseline": round(n / base_n, 3) if base_n else None,
-        "ws_msgs_per_s": None,
+        "bench": "api", "clients": clients, "seconds": seconds, "pipeline": pipeline,
+        "orders_per_s": orders["per_s"], "p50_ms": orders["p50_ms"],
+        "p99_ms": orders["p99_ms"], "order_retcodes": orders["codes"],
+        "baseline_time_req_per_s": base["per_s"], "baseline_p50_ms": base["p50_ms"],
+        "baseline_p99_ms": base["p99_ms"],
+        "ratio_to_baseline": round(orders["per_s"] / base["per_s"], 3) if base["per_s"] else None,
+        "client_ceiling_req_per_s": ceiling["per_s"], "client_ceiling_p50_ms": ceiling["p50_ms"],
+        "client_ceiling_p99_ms": ceiling["p99_ms"],
+        "ratio_to_client_ceiling": round(orders["per_s"] / ceiling["per_s"], 3)
+        if ceiling["per_s"] else None,
+        "writer_orders_per_s": writer["per_s"], "writer_p50_ms": writer["p50_ms"],
+        "writer_p99_ms": writer["p99_ms"],
+        "ws_subscribers": ws_subscribers,
+        "ws_msgs_per_s": ws["ws_msgs_per_s"] if ws is not None else None,
     }
-    echo(f"baseline GET /v5/market/time: {result['baseline_time_req_per_s']:,} req/s, "
-         f"p50 {result['baseline_p50_ms']} ms, p99 {result['baseline_p99_ms']} ms")
-    echo(f"signed POST /v5/order/create: {result['orders_per_s']:,} orders/s, "
-         f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms "
-         f"({clients} clients, retCodes {result['order_retcodes']})")
-    echo(f"ratio to baseline: {result['ratio_to_baseline']}")
+    echo(f"client ceiling (signed requests, trivial server): {ceiling['per_s']:,} req/s, "
+         f"p50 {ceiling['p50_ms']} ms, p99 {ceiling['p99_ms']} ms")
+    echo(f"baseline GET /v5/market/time: {base['per_s']:,} req/s, "
+         f"p50 {base['p50_ms']} ms, p99 {base['p99_ms']} ms")
+    echo(f"signed POST /v5/order/create: {orders['per_s']:,} orders/s, "
+         f"p50 {orders['p50_ms']} ms, p99 {orders['p99_ms']} ms "
+         f"({clients} clients, pipeline {pipeline}, retCodes {orders['codes']})")
+    echo(f"ratio to baseline: {result['ratio_to_baseline']}, "
+         f"to the client's ceiling: {result['ratio_to_client_ceiling']}")
+    echo(f"the single writer alone (no HTTP, in process): {writer['per_s']:,} orders/s, "
+         f"p50 {writer['p50_ms']} ms, p99 {writer['p99_ms']} ms")
+    if ws is not None:
+        echo(f"WebSocket: {ws['ws_msgs_per_s']:,} msgs/s to {ws_subscribers} subscribers")
     echo(json.dumps(result))
     return result
-
-
-async def _wait_ready(url: str) -> str:
-    """Wait for the server; return a limit price at the BTCUSDT mark."""
-    deadline = time.monotonic() + 60
-    async with aiohttp.ClientSession() as session:
-        while True:
-            try:
-                async with session.get(url + "/v5/market/tickers?category=linear&symbol=BTCUSDT"
-                                       ) as reply:
-                    ticker = (await reply.json())["result"]["list"][0]
-                    if ticker["markPrice"]:
-                        return str(ticker["markPrice"])
-            except (aiohttp.ClientError, KeyError, IndexError):
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the server did not start")
-            await asyncio.sleep(0.2)

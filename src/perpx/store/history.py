@@ -197,8 +197,15 @@ class History:
         db = self._db
         db.execute("BEGIN")
         try:
+            # One executemany per statement: each table has one statement, so the rows of a
+            # table keep their order (a later replace wins), and the sqlite3 module's per-call
+            # cost, paid on this thread while holding the interpreter lock, is paid once per
+            # table instead of once per row (it slowed the event loop's thread by a third).
+            grouped: dict[str, list[tuple[Any, ...]]] = {}
             for sql, values in rows:
-                db.execute(sql, values)
+                grouped.setdefault(sql, []).append(values)
+            for sql, many in grouped.items():
+                db.executemany(sql, many)
             if seq:
                 db.execute("INSERT INTO meta VALUES ('seq', ?) ON CONFLICT(key) DO UPDATE "
                            "SET value = max(value, excluded.value)", (seq,))

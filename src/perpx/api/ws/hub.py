@@ -262,10 +262,12 @@ class StreamHub:
                 self.mirrors[event.symbol].apply(event)
                 book_symbols.add(event.symbol)
                 if isinstance(event, Trade):
-                    spec = self.specs[event.symbol]
                     direction = self.directions.next(event.symbol, event.price_ticks)
-                    trades.setdefault(event.symbol, []).append(
-                        public.trade_row(spec, event, direction))
+                    rows = trades.setdefault(event.symbol, [])
+                    # Rows cost more than the match itself: build them only for listeners.
+                    if self.subscribers.get(f"publicTrade.{event.symbol}"):
+                        rows.append(public.trade_row(self.specs[event.symbol], event,
+                                                     direction))
             elif isinstance(event, _TICKER_EVENTS):
                 ticker_symbols.add(event.symbol)
             elif isinstance(event, Liquidated):
@@ -285,9 +287,10 @@ class StreamHub:
             if ticker_view is not None:
                 ticker_view.dirty = True
         for symbol, rows in trades.items():
-            self._publish(f"publicTrade.{symbol}", {
-                "topic": f"publicTrade.{symbol}", "type": "snapshot", "ts": self.now_ms,
-                "data": rows})
+            if rows:
+                self._publish(f"publicTrade.{symbol}", {
+                    "topic": f"publicTrade.{symbol}", "type": "snapshot", "ts": self.now_ms,
+                    "data": rows})
             for interval in KLINE_INTERVALS:
                 kline_view = self.kline_views.get((symbol, interval))
                 if kline_view is not None:

@@ -1,0 +1,85 @@
+"""The raw ASGI fast path answers exactly as the Starlette route it bypasses."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+from typing import Any
+
+from perpx.api.app import RestApp, create_app
+from perpx.api.keys import KeyStore
+from perpx.instruments import load_instruments
+from perpx.service import ExchangeService
+from perpx.store.journal import MemoryJournal
+
+NOW = 1_700_000_000_000
+
+
+async def _call(app: Any, method: str, path: str, query: bytes = b"", body: bytes = b"",
+                headers: list[tuple[bytes, bytes]] | None = None) -> tuple[int, list, bytes]:
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
+             "query_string": query, "root_path": "", "headers": headers or [],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+    sent: list[dict[str, Any]] = []
+    chunks = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return chunks.pop(0) if chunks else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    start, reply = sent
+    return start["status"], start["headers"], reply["body"]
+
+
+def _signed(key: Any, body: bytes, stamp: int = NOW) -> list[tuple[bytes, bytes]]:
+    sign = hmac.new(key.secret.encode(), f"{stamp}{key.api_key}5000".encode() + body,
+                    hashlib.sha256).hexdigest()
+    return [(b"content-type", b"application/json"), (b"x-bapi-api-key", key.api_key.encode()),
+            (b"x-bapi-timestamp", str(stamp).encode()), (b"x-bapi-recv-window", b"5000"),
+            (b"x-bapi-sign", sign.encode())]
+
+
+def test_fast_path_and_starlette_route_give_the_same_replies() -> None:
+    keys = KeyStore(None)
+    key = keys.create(demo_funds="100000", rate_limit=1000)
+    reader = keys.create(demo_funds="1000", read_only=True)
+    service = ExchangeService(load_instruments(), MemoryJournal(), clock=lambda: NOW,
+                              maker=False)
+    app = create_app(service, keys)
+    other = create_app(service, keys)  # its own rate limiter, so the counts agree
+    assert isinstance(app, RestApp) and isinstance(other, RestApp)
+    order = (b'{"category":"linear","symbol":"BTCUSDT","side":"Buy","orderType":"Limit",'
+             b'"qty":"0.001","price":"60000","timeInForce":"GTC"}')
+    requests: list[tuple[str, str, bytes, bytes, list[tuple[bytes, bytes]]]] = [
+        ("GET", "/v5/market/time", b"", b"", []),
+        ("GET", "/v5/market/tickers", b"category=linear&symbol=BTCUSDT", b"", []),
+        ("GET", "/v5/no/such/route", b"", b"", []),
+        ("DELETE", "/v5/order/create", b"", b"", []),
+        ("POST", "/v5/order/create", b"", b"{not json", _signed(key, b"{not json")),
+        ("POST", "/v5/order/create", b"", order, _signed(key, order, NOW - 60_000)),
+        ("POST", "/v5/order/create", b"", order, _signed(reader, order)),
+        ("POST", "/v5/order/create", b"", order, [(b"x-bapi-api-key", b"nobody")]),
+        ("GET", "/v5/account/wallet-balance", b"accountType=UNIFIED",
+         b"", _signed(key, b"accountType=UNIFIED")),
+    ]
+
+    async def both() -> None:
+        for method, path, query, body, headers in requests:
+            fast = await _call(app, method, path, query, body, headers)
+            slow = await _call(other.starlette, method, path, query, body, headers)
+            assert fast == slow, (method, path)
+        # An order changes state, so the two paths place one order each and must agree.
+        fast = await _call(app, "POST", "/v5/order/create", body=order,
+                           headers=_signed(key, order))
+        slow = await _call(other.starlette, "POST", "/v5/order/create", body=order,
+                           headers=_signed(key, order))
+        assert fast[0] == slow[0] == 200 and fast[1] == slow[1]
+        assert b'"retCode":0' in fast[2] and b'"retCode":0' in slow[2]
+
+    asyncio.run(both())
+    keys.close()
