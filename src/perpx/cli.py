@@ -512,7 +512,7 @@ def replay(
     from perpx.store import open_journal, open_snapshots
     from perpx.store.replay import replay_journal
 
-    source = open_journal(journal)
+    source = open_journal(journal, readonly=True)
     store = open_snapshots(journal) if verify_snapshots else None
     bar, progress = _journal_progress(source.last_seq(), "replay")
     with bar:  # type: ignore[attr-defined]
@@ -539,7 +539,7 @@ def audit(
     from perpx.store import open_journal
     from perpx.store.audit import audit_journal
 
-    source = open_journal(journal)
+    source = open_journal(journal, readonly=True)
     bar, progress = _journal_progress(source.last_seq(), "audit")
     with bar:  # type: ignore[attr-defined]
         report = audit_journal(load_instruments(), source, progress)

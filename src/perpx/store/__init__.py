@@ -44,13 +44,17 @@ def parse_location(url: str) -> tuple[str, str, str]:
     return "sqlite", path, ""
 
 
-def open_journal(url: str) -> Journal:
-    """Open the journal at `url` (see the module docstring for the forms)."""
+def open_journal(url: str, *, readonly: bool = False) -> Journal:
+    """Open the journal at `url` (see the module docstring for the forms).
+
+    A writer (the default) is fenced against any other writer of the same journal; a
+    `readonly` journal (replay, audit) refuses appends and waits for no one.
+    """
     kind, target, schema = parse_location(url)
     if kind == "postgres":
         from perpx.store.postgres import PostgresJournal
 
-        return PostgresJournal(target, schema)
+        return PostgresJournal(target, schema, writer=not readonly)
     from perpx.store.sqlite import SqliteJournal
 
     return SqliteJournal(target)

@@ -7,11 +7,18 @@ in a named schema (``perpx`` by default) so tests can use a fresh schema per run
 
 Like the SQLite journal, it is called from the sequencer's worker thread and from readers, so
 the connection is guarded by a lock.
+
+A writer fences itself with a session advisory lock on the schema's journal. A process killed
+while its COMMIT was in flight leaves a server backend that may still commit that batch; the
+lock is released only when that backend ends, so a restarted writer that takes it reads the
+journal's true end and never races a ghost's last batch. Readers (replay, audit) take no lock.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
+import time
 from collections.abc import Iterator, Sequence
 
 import psycopg
@@ -23,6 +30,27 @@ from perpx.store.journal import JournalError, check_continues
 
 DEFAULT_SCHEMA = "perpx"
 READ_CHUNK = 4096
+WRITER_LOCK_WAIT_S = 15.0
+
+
+def writer_lock_key(schema: str) -> int:
+    """Return the advisory-lock key of a schema's journal writer (a stable signed int64)."""
+    digest = hashlib.sha256(f"perpx-journal:{schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def take_writer_lock(conn: psycopg.Connection[tuple[object, ...]], schema: str,
+                     wait_s: float = WRITER_LOCK_WAIT_S) -> None:
+    """Hold the journal's writer lock for the session, waiting out a dying predecessor."""
+    key = writer_lock_key(schema)
+    deadline = time.monotonic() + wait_s
+    while True:
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+        if row and row[0]:
+            return
+        if time.monotonic() > deadline:
+            raise JournalError(f"journal {schema}.journal is in use by another writer")
+        time.sleep(0.05)
 
 
 def connect(dsn: str, schema: str) -> psycopg.Connection[tuple[object, ...]]:
@@ -39,10 +67,17 @@ def connect(dsn: str, schema: str) -> psycopg.Connection[tuple[object, ...]]:
 class PostgresJournal:
     """The `Journal` protocol on PostgreSQL: table ``<schema>.journal(seq, ts_ms, body)``."""
 
-    def __init__(self, dsn: str, schema: str = DEFAULT_SCHEMA) -> None:
+    def __init__(self, dsn: str, schema: str = DEFAULT_SCHEMA, *, writer: bool = True) -> None:
         self.dsn = dsn
         self.schema = schema
+        self.writer = writer
         self._conn = connect(dsn, schema)
+        if writer:
+            try:
+                take_writer_lock(self._conn, schema)
+            except BaseException:
+                self._conn.close()
+                raise
         self._table = sql.Identifier(schema, "journal")
         self._conn.execute(sql.SQL(
             "CREATE TABLE IF NOT EXISTS {} (seq BIGINT PRIMARY KEY, ts_ms BIGINT NOT NULL, "
@@ -62,6 +97,8 @@ class PostgresJournal:
         with self._lock:
             if self._closed:
                 raise JournalError("journal is closed")
+            if not self.writer:
+                raise JournalError("journal was opened read-only")
             check_continues(self._last_seq, commands)
             try:
                 with self._conn.transaction(), self._conn.cursor() as cur, \

@@ -42,7 +42,10 @@ def _trade(location: str, data: Path, steps: int = 25, every: int = 40) -> list[
 
 
 def _start(location: str, history: History, snapshots: bool = True) -> ExchangeService:
-    return ExchangeService(load_instruments(), open_journal(location), history=history,
+    # A reference replay beside the service under test reads the journal without fencing
+    # it (a second writer of a PostgreSQL journal is refused).
+    journal = open_journal(location, readonly=not snapshots)
+    return ExchangeService(load_instruments(), journal, history=history,
                            maker=False, snapshots=open_snapshots(location) if snapshots
                            else None)
 
