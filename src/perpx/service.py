@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from perpx import readside
+from perpx.api.adl import AdlIndicators
 from perpx.api.ws.hub import StreamHub
 from perpx.convert import ConversionError, format_ticks, to_atoms, to_ticks
 from perpx.core.commands import Command, Deposit, IndexPrice, Tick
@@ -114,6 +115,11 @@ class ExchangeService:
         self.makers = [MarketMaker(MAKER_ACCOUNT_BASE + i, spec.symbol)
                        for i, spec in enumerate(specs)] if maker else []
         self._feeds = self._build_feeds(replay, replay_symbol, seed)
+
+    @property
+    def adl(self) -> AdlIndicators:
+        """The positions' ADL indicators, ranked at most once a second (shared with streams)."""
+        return self.hub.private.adl
 
     @property
     def _read_models(self) -> tuple[Tickers, Klines, OpenInterest, FundingHistory]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
@@ -51,17 +52,28 @@ def test_read_only_key_cannot_trade(live: Live) -> None:
 
 
 def test_rate_limit_headers_and_10006(live: Live) -> None:
-    codes = []
-    for _ in range(6):
+    key = live.limited
+
+    def ask() -> httpx.Response:
         timestamp = str(int(time.time() * 1000))
-        key = live.limited
         reply = httpx.get(live.url + "/v5/account/info", headers={
             "X-BAPI-API-KEY": key.api_key, "X-BAPI-TIMESTAMP": timestamp,
             "X-BAPI-RECV-WINDOW": "5000", "X-BAPI-SIGN": sign(key, timestamp, "5000", "")})
         assert reply.headers["X-Bapi-Limit"] == "3"
         assert int(reply.headers["X-Bapi-Limit-Reset-Timestamp"]) > int(timestamp) - 1000
-        codes.append(reply.json()["retCode"])
-    assert 10006 in codes and codes[0] == 0
+        return reply
+
+    first = ask().json()["retCode"]
+    # Bursts of 8 at once: windows are whole seconds, so a burst lands in at most two and
+    # one of them holds more than the limit of 3 (sequential requests on a loaded machine
+    # may straddle windows and never exceed it).
+    codes: list[int] = []
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(5):
+            codes += [r.json()["retCode"] for r in pool.map(lambda _: ask(), range(8))]
+            if 10006 in codes:
+                break
+    assert first == 0 and 10006 in codes
 
 
 def test_accounts_are_isolated(live: Live) -> None:

@@ -41,6 +41,7 @@ def test_pybit_orders_positions_wallet(live: Live) -> None:
                   qty="0.5")
     (position,) = s.get_positions(category="linear", symbol="ETHUSDT")["result"]["list"]
     assert position["side"] == "Sell" and position["size"] == "0.50"
+    assert 1 <= position["adlRankIndicator"] <= 5  # ranked among the symbol's shorts
     executions = s.get_executions(category="linear", symbol="ETHUSDT")["result"]["list"]
     assert sum(float(e["execQty"]) for e in executions) == pytest.approx(0.5)
     wallet = s.get_wallet_balance(accountType="UNIFIED")["result"]["list"][0]

@@ -24,7 +24,7 @@ from perpx.core.enums import (
     TriggerBy,
 )
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.liquidation import liquidation_price_ticks
+from perpx.core.liquidation import position_summary
 from perpx.core.margin import position_risk
 from perpx.core.numbers import RATE_DECIMALS
 from perpx.readmodels import Ticker
@@ -214,17 +214,19 @@ def trading_stop_fields(spec: InstrumentSpec, stop: TradingStop) -> dict[str, st
 
 
 def position(engine: Engine, account: Account | None, spec: InstrumentSpec,
-             position_idx: int, stop: TradingStop | None = None) -> dict[str, Any]:
+             position_idx: int, stop: TradingStop | None = None,
+             adl_rank: int = 0) -> dict[str, Any]:
     """Return the position object of §6.1 (a flat row when there is no position).
 
-    `stop` is the position's TP/SL and trailing stop from the order projection.
+    The figures are the core's own (`position_summary`, `position_risk`); `stop` is the
+    position's TP/SL and trailing stop from the order projection, `adl_rank` its ADL
+    indicator. The WebSocket's `position` topic shows the same row (§8.9).
     """
     symbol = spec.symbol
     held = account.positions.get((symbol, position_idx)) if account is not None else None
     leverage = (account.leverage_for(symbol, position_idx) if account is not None
                 else 10 * 10**RATE_DECIMALS)
     mark = engine.mark_of(symbol)
-    mode = account.margin_mode if account is not None else MarginMode.CROSS
     row: dict[str, Any] = {
         "positionIdx": position_idx, "riskId": spec.risk_tiers[0].tier_id,
         "riskLimitValue": format_atoms(spec.risk_tiers[0].limit_atoms), "symbol": symbol,
@@ -242,37 +244,35 @@ def position(engine: Engine, account: Account | None, spec: InstrumentSpec,
         "leverageSysUpdatedTime": "", "createdTime": "", "updatedTime": "", "seq": -1,
     }
     row.update(trading_stop_fields(spec, stop if stop is not None else TradingStop()))
-    if held is None:
+    if held is None or account is None:
         return row
+    row["curRealisedPnl"] = format_atoms(held.realized_pnl_atoms)
     row["cumRealisedPnl"] = format_atoms(held.cum_realized_pnl_atoms)
     row["updatedTime"] = row["createdTime"] = str(held.updated_ts_ms)
     if not held.size_lots:
         return row
     qty = held.qty_lots
-    side = Side.BUY if held.size_lots > 0 else Side.SELL
-    value_mark = mark if mark else held.average_entry_ticks(spec)
-    risk = position_risk(held, spec, value_mark, mode)
-    tier = spec.tier_for_value(risk.value_atoms) or spec.risk_tiers[-1]
-    liq: int | None = None
-    if mode is MarginMode.ISOLATED:
-        liq = liquidation_price_ticks(engine.clearing, held)
-    elif mark and account is not None:
-        figures = engine.clearing.figures(account, spec.settle_coin)
-        liq = calc.cross_liquidation_price_estimate_ticks(
-            spec, side, qty, mark, figures.margin_balance_atoms, figures.mm_atoms, tier.mmr)
-    if liq is not None and not spec.min_price_ticks <= liq <= spec.max_price_ticks:
-        liq = None
+    summary = position_summary(engine.clearing, account, held)
+    value_mark = mark if mark else summary.entry_price_ticks
+    risk = position_risk(held, spec, value_mark, account.margin_mode)
+    tier = calc.tier_for_position(spec, summary.value_atoms)
+
+    def price(ticks: int | None) -> str:
+        return "" if ticks is None else format_ticks(spec, ticks)  # None: no such price
+
     row.update({
-        "side": SIDES[int(side)], "size": format_lots(spec, qty),
+        "side": SIDES[int(held.side)] if held.side is not None else "",
+        "size": format_lots(spec, qty),
         "avgPrice": average_price(spec, held.entry_value_atoms, qty),
         "positionValue": format_atoms(held.entry_value_atoms), "riskId": tier.tier_id,
         "riskLimitValue": format_atoms(tier.limit_atoms),
-        "positionBalance": format_atoms(risk.im_atoms),
-        "liqPrice": format_ticks(spec, liq) if liq is not None else "",
+        "markPrice": format_ticks(spec, value_mark),
+        "positionBalance": format_atoms(summary.margin_atoms),
+        "liqPrice": price(summary.liq_price_ticks), "bustPrice": price(summary.bust_price_ticks),
         "positionIM": format_atoms(risk.im_atoms), "positionIMByMp": format_atoms(risk.im_atoms),
         "positionMM": format_atoms(risk.mm_atoms), "positionMMByMp": format_atoms(risk.mm_atoms),
-        "unrealisedPnl": format_atoms(risk.upnl_atoms),
-        "curRealisedPnl": format_atoms(held.realized_pnl_atoms), "seq": engine.last_seq,
+        "unrealisedPnl": format_atoms(summary.upnl_atoms), "adlRankIndicator": adl_rank,
+        "seq": engine.last_seq,
     })
     return row
 

@@ -64,14 +64,16 @@ async def position_list(ctx: Context) -> dict[str, Any]:
     account = engine.clearing.account(ctx.account_id)
     rows = []
     if spec is not None:
-        rows = [wire.position(engine, account, spec, idx, _stop(ctx, spec.symbol, idx))
+        rows = [wire.position(engine, account, spec, idx, _stop(ctx, spec.symbol, idx),
+                              ctx.service.adl.rank(spec.symbol, ctx.account_id, idx))
                 for idx in _idx_rows(ctx, spec)]
     elif account is not None:
         for (symbol, idx), held in sorted(account.positions.items()):
             one = ctx.service.specs[symbol]
             if held.size_lots and (not settle or one.settle_coin == settle) and \
                     (not base or one.base_coin == base):
-                rows.append(wire.position(engine, account, one, idx, _stop(ctx, symbol, idx)))
+                rows.append(wire.position(engine, account, one, idx, _stop(ctx, symbol, idx),
+                                          ctx.service.adl.rank(symbol, ctx.account_id, idx)))
     return {"category": LINEAR, "list": rows, "nextPageCursor": ""}
 
 

@@ -40,7 +40,6 @@ from perpx.core.events import (
     Trade,
 )
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.takeover import adl_rank_indicator
 from perpx.readmodels.klines import Klines
 from perpx.readmodels.period import KLINE_INTERVALS
 from perpx.readmodels.tickers import Tickers
@@ -316,7 +315,6 @@ class StreamHub:
         if not self.accounts:
             return
         changed = self.private.collect(events, self.accounts, projection)
-        adl_cache: dict[str, dict[tuple[int, int], int]] = {}
         for account_id, rows in changed.items():
             conns = self.accounts.get(account_id)
             if not conns:
@@ -329,13 +327,8 @@ class StreamHub:
             if rows.orders and "order" in wanted:
                 out.append(("order", [self.private.order_row(r) for r in rows.orders]))
             if rows.positions and "position" in wanted:
-                position_rows = []
-                for symbol, idx in sorted(rows.positions):
-                    if symbol not in adl_cache:
-                        adl_cache[symbol] = adl_rank_indicator(self.engine, symbol)
-                    position_rows.append(self.private.position_row(account_id, symbol, idx,
-                                                                   adl_cache[symbol]))
-                out.append(("position", position_rows))
+                out.append(("position", [self.private.position_row(account_id, symbol, idx)
+                                         for symbol, idx in sorted(rows.positions)]))
             if rows.wallet and "wallet" in wanted:
                 wallet = self.private.wallet_row(account_id)
                 if wallet is not None:

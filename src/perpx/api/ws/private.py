@@ -22,11 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from perpx.api import wire
-from perpx.api.ws.public import side_name
-from perpx.convert import format_atoms, format_lots, format_rate, format_ticks
-from perpx.core import calc
+from perpx.api.adl import AdlIndicators
+from perpx.convert import format_atoms
 from perpx.core.engine import Engine
-from perpx.core.enums import MarginMode
 from perpx.core.events import (
     BalanceChanged,
     Event,
@@ -36,9 +34,6 @@ from perpx.core.events import (
     PositionChanged,
     TradingStopSet,
 )
-from perpx.core.liquidation import position_summary
-from perpx.core.margin import position_risk
-from perpx.core.takeover import adl_rank_indicator
 from perpx.store.records import ExecutionRecord, OrderRecord, Projection, Projector
 
 PRIVATE_TOPICS = ("order", "execution", "position", "wallet")
@@ -57,9 +52,11 @@ class AccountRows:
 class PrivateFeed:
     """Turn each command's events and its order projection into private rows."""
 
-    def __init__(self, engine: Engine, projector: Projector) -> None:
+    def __init__(self, engine: Engine, projector: Projector,
+                 adl: AdlIndicators | None = None) -> None:
         self.engine = engine
         self.projector = projector
+        self.adl = adl if adl is not None else AdlIndicators(engine)
 
     def collect(self, events: list[Event], interested: Container[int],
                 projection: Projection) -> dict[int, AccountRows]:
@@ -115,67 +112,16 @@ class PrivateFeed:
         """Return an execution's wire object (spec §5.11 + §8.9), as REST shows it."""
         return wire.execution(record, self.engine.instruments[record.symbol])
 
-    def position_row(self, account_id: int, symbol: str, idx: int,
-                     adl: dict[tuple[int, int], int] | None = None) -> dict[str, Any]:
-        """Return the position of spec §6.1 as the WS shows it (`entryPrice`)."""
+    def position_row(self, account_id: int, symbol: str, idx: int) -> dict[str, Any]:
+        """Return the position as the WS shows it: REST's row, with `entryPrice` (§8.9)."""
         engine = self.engine
         spec = engine.instruments[symbol]
-        account = engine.clearing.account(account_id)
-        position = None if account is None else account.position(symbol, idx)
-        leverage = (account.leverage_for(symbol, idx) if account is not None
-                    else 10 * 10**8)
-        row: dict[str, Any] = {
-            "category": "linear", "symbol": symbol, "positionIdx": idx, "tradeMode": 0,
-            "autoAddMargin": int(bool(account and account.auto_add_margin.get((symbol, idx)))),
-            "positionStatus": "Normal", "leverage": format_rate(leverage), "bustPrice": "",
-            **wire.trading_stop_fields(spec, self.projector.trading_stop(account_id, symbol,
-                                                                         idx)),
-            "sessionAvgPrice": "", "isReduceOnly": False, "mmrSysUpdatedTime": "",
-            "leverageSysUpdatedTime": "", "seq": engine.last_seq,
-        }
-        mark = engine.mark_of(symbol)
-        if account is None or position is None or not position.size_lots:
-            tier = spec.risk_tiers[0]
-            row.update({
-                "side": "", "size": "0", "entryPrice": "0", "positionValue": "0",
-                "markPrice": "" if mark is None else format_ticks(spec, mark),
-                "riskId": tier.tier_id, "riskLimitValue": format_atoms(tier.limit_atoms),
-                "breakEvenPrice": "0", "positionBalance": "0", "positionIM": "0",
-                "positionIMByMp": "0", "positionMM": "0", "positionMMByMp": "0",
-                "liqPrice": "", "unrealisedPnl": "0",
-                "curRealisedPnl": format_atoms(position.realized_pnl_atoms if position else 0),
-                "cumRealisedPnl": format_atoms(position.cum_realized_pnl_atoms
-                                               if position else 0),
-                "adlRankIndicator": 0,
-                "createdTime": "0", "updatedTime": str(position.updated_ts_ms if position else 0),
-            })
-            return row
-        summary = position_summary(engine.clearing, account, position)
-        mark_ticks = mark if mark is not None else summary.entry_price_ticks
-        risk = position_risk(position, spec, mark_ticks, account.margin_mode)
-        tier = calc.tier_for_position(spec, summary.value_atoms)
-        im = position.margin_atoms if account.margin_mode is MarginMode.ISOLATED else risk.im_atoms
-        ranks = adl if adl is not None else adl_rank_indicator(engine, symbol)
-        row.update({
-            "side": side_name(position.side) if position.side is not None else "",
-            "size": format_lots(spec, position.qty_lots),
-            "entryPrice": format_ticks(spec, summary.entry_price_ticks),
-            "positionValue": format_atoms(position.entry_value_atoms),
-            "markPrice": format_ticks(spec, mark_ticks),
-            "riskId": tier.tier_id, "riskLimitValue": format_atoms(tier.limit_atoms),
-            "breakEvenPrice": "", "positionBalance": format_atoms(im),
-            "positionIM": format_atoms(im), "positionIMByMp": format_atoms(im),
-            "positionMM": format_atoms(risk.mm_atoms),
-            "positionMMByMp": format_atoms(risk.mm_atoms),
-            "liqPrice": ("" if summary.liq_price_ticks is None
-                         else format_ticks(spec, summary.liq_price_ticks)),
-            "unrealisedPnl": format_atoms(summary.upnl_atoms),
-            "curRealisedPnl": format_atoms(summary.realized_pnl_atoms),
-            "cumRealisedPnl": format_atoms(summary.cum_realized_pnl_atoms),
-            "adlRankIndicator": ranks.get((account_id, idx), 0),
-            "createdTime": str(position.updated_ts_ms),
-            "updatedTime": str(position.updated_ts_ms),
-        })
+        row = wire.position(engine, engine.clearing.account(account_id), spec, idx,
+                            self.projector.trading_stop(account_id, symbol, idx),
+                            self.adl.rank(symbol, account_id, idx))
+        row["entryPrice"] = row.pop("avgPrice")
+        row["category"] = "linear"
+        row["seq"] = engine.last_seq
         return row
 
     def wallet_row(self, account_id: int) -> dict[str, Any] | None:
