@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from support.builders import Driver
-
 from perpx.api.adl import AdlIndicators
+from support.builders import Driver
 
 
 def test_indicators_are_ranked_once_a_second_and_then_refreshed() -> None:
