@@ -68,14 +68,17 @@ def serve(
     from perpx.api.server import serve as serve_api
     from perpx.service import ExchangeService, open_service_journal
     from perpx.store import open_snapshots
-    from perpx.store.history import History
+    from perpx.store.history import open_history
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     data.mkdir(parents=True, exist_ok=True)
     specs = load_instruments()
+    location = journal or str(data / "journal.db")
     try:
         command_journal = open_service_journal(data, journal)
-        snapshots = open_snapshots(journal or str(data / "journal.db"))
+        snapshots = open_snapshots(location)
+        # The history read models live in the journal's database (beside a SQLite journal).
+        history = open_history(location)
     except Exception as bad:  # a bad location or an unreachable database: say which
         raise typer.BadParameter(f"--journal: {bad}") from bad
     console.print(f"journal: {journal or data / 'journal.db'} "
@@ -84,8 +87,8 @@ def serve(
     demo = next((k for k in keys.list() if k.note == "demo" and not k.revoked), None)
     if demo is None:
         demo = keys.create(demo_funds="100000", note="demo")
-    service = ExchangeService(specs, command_journal, history=History(
-        data / "history.db"), maker=not no_maker, replay=replay, replay_symbol=replay_symbol,
+    service = ExchangeService(specs, command_journal, history=history,
+        maker=not no_maker, replay=replay, replay_symbol=replay_symbol,
         snapshots=snapshots, snapshot_every=snapshot_every, snapshot_seconds=snapshot_seconds,
         snapshot_keep=snapshot_keep, on_snapshot=lambda line: typer.echo(line))
     recovered = service.recovery

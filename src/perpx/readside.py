@@ -30,12 +30,14 @@ from perpx.core.instruments import InstrumentSpec
 if TYPE_CHECKING:
     from perpx.service import ExchangeService
 
-FORMAT = "perpx-read-side-1"
+FORMAT = "perpx-read-side-2"  # 2: closed candles and funding rates in tables
 # Every module whose objects a checkpoint holds (or whose folding logic shaped them).
 _MODULES = (
     "perpx.readside", "perpx.store.records", "perpx.readmodels.klines",
     "perpx.readmodels.tickers", "perpx.readmodels.open_interest",
     "perpx.readmodels.funding_history", "perpx.readmodels.period", "perpx.api.ws.hub",
+    # The tables hold what the checkpoint no longer does (closed candles, funding rates).
+    "perpx.readmodels.candles", "perpx.store.history_sql",
     "perpx.api.ws.book", "perpx.api.ws.private", "perpx.api.ws.public", "perpx.core.events",
     "perpx.core.enums", "perpx.core.instruments",
 )
@@ -69,12 +71,16 @@ def _state(service: ExchangeService) -> dict[str, Any]:
 
 def capture(service: ExchangeService) -> bytes:
     """Pickle the service's read side as it stands (at `service.read_seq`)."""
-    sink = service.projector.sink
-    service.projector.sink = None  # the history tables stay where they are
+    # The history tables stay where they are: detach them from the models while pickling.
+    models: tuple[Any, ...] = (service.projector, service.klines, service.funding)
+    sinks = [model.sink for model in models]
+    for model in models:
+        model.sink = None
     try:
         return pickle.dumps(_state(service), protocol=pickle.HIGHEST_PROTOCOL)
     finally:
-        service.projector.sink = sink
+        for model, sink in zip(models, sinks, strict=True):
+            model.sink = sink
 
 
 def restore(service: ExchangeService, body: bytes, seq: int) -> None:
@@ -91,8 +97,10 @@ def restore(service: ExchangeService, body: bytes, seq: int) -> None:
     service.projector.sink = None
     service.tickers = state["tickers"]
     service.klines = state["klines"]
+    service.klines.sink = None
     service.open_interest = state["open_interest"]
     service.funding = state["funding"]
+    service.funding.sink = None
     hub = service.hub
     hub.mirrors = state["hub_mirrors"]
     hub.tickers = state["hub_tickers"]

@@ -40,6 +40,7 @@ from perpx.sequencer import Sequencer, SequencerStopped, wall_clock_ms
 from perpx.sim.agents import MarketMaker, MarketView
 from perpx.store import open_journal
 from perpx.store.history import History
+from perpx.store.history_sqlite import SqliteHistory
 from perpx.store.journal import Journal
 from perpx.store.records import Projector
 from perpx.store.recovery import Recovery, latest_sound_snapshot
@@ -81,12 +82,14 @@ class ExchangeService:
         specs = list(instruments)
         self.specs: dict[str, InstrumentSpec] = {spec.symbol: spec for spec in specs}
         self.clock = clock
-        self.history = history if history is not None else History(None)
+        self.history: History = history if history is not None else SqliteHistory(None)
         self.projector = Projector(specs, sink=None)
         self.tickers = Tickers(specs)
-        self.klines = Klines(specs)
+        # Closed candles and settled funding rates are rows of the history tables: memory
+        # (and the read-side checkpoint) keeps only the open candles.
+        self.klines = Klines(specs, keep_closed=0)
         self.open_interest = OpenInterest()
-        self.funding = FundingHistory(specs)
+        self.funding = FundingHistory(specs, keep=False)
         self.read_seq = 0  # the last command folded into the read side
         self.fatal: BaseException | None = None
         self.stopped = asyncio.Event()
@@ -172,10 +175,13 @@ class ExchangeService:
                         rejected)
 
     def _project(self, command: Command, events: list[Event], *, write: bool) -> None:
+        sink = self.history if write else None
+        self.klines.sink = sink
+        self.funding.sink = sink
         for model in self._read_models:
             for event in events:
                 model.apply(event)
-        self.projector.sink = self.history if write else None
+        self.projector.sink = sink
         projection = self.projector.project(command, events)
         self.hub.on_durable(command, events, projection)
         self.read_seq = command.seq

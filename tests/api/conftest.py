@@ -14,7 +14,7 @@ from perpx.api.keys import KeyStore
 from perpx.api.server import ServerThread
 from perpx.instruments import load_instruments
 from perpx.service import ExchangeService
-from perpx.store.history import History
+from perpx.store.history_sqlite import SqliteHistory
 from perpx.store.journal import MemoryJournal
 
 
@@ -31,7 +31,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     # The feed steps once at start (index, mark, the maker's quotes) and then sleeps, so the
     # engine changes only through the tests' requests and state hashes can be compared.
     service = ExchangeService(load_instruments(), MemoryJournal(),
-                              history=History(folder / "history.db"), feed_interval_s=3600)
+                              history=SqliteHistory(folder / "history.db"), feed_interval_s=3600)
     server = ServerThread(create_app(service, keys, manage_service=True)).start()
     deadline = time.monotonic() + 10
     while service.engine.books["BTCUSDT"].best_ask() is None:  # the maker quotes

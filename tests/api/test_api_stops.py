@@ -27,7 +27,7 @@ from perpx.convert import to_ticks
 from perpx.core.commands import MarkPrice
 from perpx.instruments import load_instruments
 from perpx.service import ExchangeService
-from perpx.store.history import History
+from perpx.store.history_sqlite import SqliteHistory
 from perpx.store.journal import MemoryJournal
 
 SYMBOL = "BTC/USDT:USDT"
@@ -75,7 +75,7 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
     folder = tmp_path_factory.mktemp("stops")
     keys = KeyStore(folder)
     service = ExchangeService(load_instruments(), MemoryJournal(), maker=False,
-                              history=History(folder / "history.db"), feed_interval_s=3600)
+                              history=SqliteHistory(folder / "history.db"), feed_interval_s=3600)
     spec = service.specs["BTCUSDT"]
 
     async def set_mark(request: Request) -> JSONResponse:

@@ -6,8 +6,10 @@ threads that place, cross and cancel orders with signed requests, records every 
 request was acknowledged (retCode 0), and kills the server with SIGKILL after a seeded random
 time under load, or a seeded moment after it starts writing a snapshot. Then, offline:
 
-- the history tables hold exactly the rows that an independent projection of the journal up
-  to their high watermark gives: no duplicate, no gap;
+- the history tables (in the journal's database: ``history.db`` beside a SQLite journal, the
+  journal's schema on PostgreSQL) hold exactly the rows that an independent projection of the
+  journal up to their high watermark gives, closed candles and funding rates included: no
+  duplicate, no gap;
 - the audit (wallets against the transaction log, conservation per coin) passes.
 
 Then the server is started again and must report the seq and state hash of an independent
@@ -29,7 +31,6 @@ import queue
 import random
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -45,6 +46,9 @@ import pytest
 from perpx.api.keys import ApiKey, KeyStore
 from perpx.core.engine import Engine
 from perpx.instruments import load_instruments
+from perpx.readmodels import FundingHistory, Klines
+from perpx.readmodels.funding_history import FundingRateRecord
+from perpx.readmodels.klines import Candle
 from perpx.store import open_journal
 from perpx.store.audit import audit_journal
 from perpx.store.records import (
@@ -54,6 +58,7 @@ from perpx.store.records import (
     OrderRecord,
     Projector,
 )
+from support.stores import history_sql
 
 CRASH_POINTS = int(os.environ.get("PERPX_SERVE_CRASH_POINTS", "4"))
 CLIENTS = 3
@@ -231,6 +236,17 @@ class _Rows:
         self.exec_ids: set[str] = set()
         self.closed_ids: set[int] = set()
         self.entry_ids: set[str] = set()
+        self.candles: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self.rates: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+    def candle_closed(self, source: str, symbol: str, interval: str, candle: Candle) -> None:
+        self.candles[(symbol, source, interval, candle.start_ms)] = (
+            candle.open, candle.high, candle.low, candle.close, str(candle.volume_lots),
+            str(candle.turnover_atoms), candle.updated_ms)
+
+    def funding_rate(self, record: FundingRateRecord) -> None:
+        self.rates[(record.symbol, record.funding_rate_timestamp_ms)] = (
+            record.funding_rate, record.mark_price_ticks, record.seq)
 
     def order_final(self, record: OrderRecord) -> None:
         self.order_status[record.order_id] = record.status
@@ -246,28 +262,41 @@ class _Rows:
         self.entry_ids.add(record.entry_id)
 
 
-def _check_history(data: Path, commands: list[Any]) -> int:
+def _check_history(location: str, commands: list[Any]) -> int:
     """Hold the history tables to an independent projection; return their watermark."""
-    with sqlite3.connect(data / "history.db") as db:
-        row = db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
-        watermark = int(row[0]) if row else 0
-        decoder = msgspec.msgpack.Decoder(OrderRecord)
-        orders = {order_id: decoder.decode(body).status for order_id, body in
-                  db.execute("SELECT order_id, record FROM orders")}
-        executions = [r[0] for r in db.execute("SELECT exec_id FROM executions")]
-        closed = {r[0] for r in db.execute("SELECT order_id FROM closed_pnl")}
-        ledger = [r[0] for r in db.execute("SELECT entry_id FROM ledger")]
+    row = history_sql(location, "SELECT value FROM history_meta WHERE key = 'seq'")
+    watermark = int(row[0][0]) if row else 0
+    decoder = msgspec.msgpack.Decoder(OrderRecord)
+    orders = {order_id: decoder.decode(body).status for order_id, body in
+              history_sql(location, "SELECT order_id, record FROM orders")}
+    executions = [r[0] for r in history_sql(location, "SELECT exec_id FROM executions")]
+    closed = {r[0] for r in history_sql(location, "SELECT order_id FROM closed_pnl")}
+    ledger = [r[0] for r in history_sql(location, "SELECT entry_id FROM ledger")]
+    candles = {tuple(r[:4]): tuple(r[4:]) for r in history_sql(
+        location, 'SELECT symbol, kind, "interval", start_ms, open, high, low, close, volume, '
+                  "turnover, updated_ms FROM klines")}
+    rates = {tuple(r[:2]): tuple(r[2:]) for r in history_sql(
+        location, "SELECT symbol, ts_ms, rate, mark_price, seq FROM funding")}
     expected = _Rows()
-    engine = Engine(load_instruments())
-    projector = Projector(load_instruments(), sink=expected)
+    specs = load_instruments()
+    engine = Engine(specs)
+    projector = Projector(specs, sink=expected)
+    klines = Klines(specs, keep_closed=0, sink=expected)
+    funding = FundingHistory(specs, keep=False, sink=expected)
     for command in commands:
         if command.seq > watermark:
             break
-        projector.project(command, engine.apply(command))
+        events = engine.apply(command)
+        for event in events:
+            klines.apply(event)
+            funding.apply(event)
+        projector.project(command, events)
     assert orders == expected.order_status
     assert len(executions) == len(set(executions)) and set(executions) == expected.exec_ids
     assert closed == expected.closed_ids
     assert len(ledger) == len(set(ledger)) and set(ledger) == expected.entry_ids
+    assert candles == expected.candles
+    assert rates == expected.rates
     return watermark
 
 
@@ -314,7 +343,7 @@ def test_kill9_perpx_serve_under_load_loses_nothing_acknowledged(
         acked_total += len(acked.orders)
         while_storing += acked.killed_while_storing
         engine, commands = _replay(location)
-        _check_history(data, commands)
+        _check_history(location, commands)
         journal = open_journal(location)
         report = audit_journal(load_instruments(), journal)
         journal.close()
@@ -334,7 +363,7 @@ def test_kill9_perpx_serve_under_load_loses_nothing_acknowledged(
         done = subprocess.run([sys.executable, "-m", "perpx.cli", *tool], capture_output=True,
                               text=True, env=dict(os.environ, COLUMNS="200"), timeout=120)
         assert done.returncode == 0, done.stdout + done.stderr
-    _check_history(data, _replay(location)[1])
+    _check_history(location, _replay(location)[1])
     print(f"\n{CRASH_POINTS} crash points on {'PostgreSQL' if journal_location else 'SQLite'}"
           f" ({while_storing} as a snapshot was being stored; {acked_total} acknowledged "
           f"orders; {from_snapshot} restarts from a snapshot)")

@@ -37,7 +37,7 @@ from perpx.core.enums import OrderType, Side, TimeInForce
 from perpx.core.events import OrderAccepted
 from perpx.instruments import load_instruments
 from perpx.service import ExchangeService, open_service_journal
-from perpx.store.history import History
+from perpx.store.history_sqlite import SqliteHistory
 
 SYMBOL = "BTCUSDT"
 Step = Callable[[int, int], Awaitable[bool]]  # (client, request number) -> accepted?
@@ -73,7 +73,7 @@ async def _measure(kind: str, clients: int, seconds: float, folder: Path) -> dic
     specs = load_instruments()
     spec = next(s for s in specs if s.symbol == SYMBOL)
     service = ExchangeService(specs, open_service_journal(folder),
-                              history=History(folder / "history.db"), maker=False,
+                              history=SqliteHistory(folder / "history.db"), maker=False,
                               feed_interval_s=3600)
     keys = KeyStore(None)
     made = [keys.create(demo_funds="100000", rate_limit=1_000_000) for _ in range(clients)]

@@ -29,7 +29,7 @@ from perpx.core.commands import Command
 from perpx.instruments import load_instruments
 from perpx.service import ExchangeService
 from perpx.store import open_journal, open_snapshots
-from perpx.store.history import History
+from perpx.store.history_sqlite import SqliteHistory
 from perpx.store.loadflow import order_flow
 
 
@@ -45,7 +45,7 @@ def _journal(location: str, commands: list[Command], first_seq: int, first_ms: i
 def _start(location: str, data: Path, snapshots: bool) -> tuple[ExchangeService, float]:
     started = time.perf_counter()
     service = ExchangeService(load_instruments(), open_journal(location),
-                              history=History(data / "history.db"), maker=False,
+                              history=SqliteHistory(data / "history.db"), maker=False,
                               snapshots=open_snapshots(location) if snapshots else None,
                               snapshot_every=10**12 if snapshots else 0)
     return service, time.perf_counter() - started

@@ -10,6 +10,9 @@
   ``value_atoms = mark_ticks * |size_lots| * atoms_per_tick_lot`` (a remainder is a bug).
 
 Both are append-only lists in event order; funding timestamps rise, so a query bisects on time.
+The service keeps neither in memory (`keep=False`): it hands each settled rate to a `sink`
+(the history's ``funding`` table), and the funding executions are rows of the execution
+history already (`perpx.store.records`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from perpx.core.enums import Side
 from perpx.core.errors import InvariantViolation
@@ -63,6 +66,13 @@ class FundingExecution:
     exec_type: str = FUNDING_EXEC_TYPE
 
 
+class FundingSink(Protocol):
+    """Where `FundingHistory` hands each settled funding rate."""
+
+    def funding_rate(self, record: FundingRateRecord) -> None:
+        """Take a settled funding rate."""
+
+
 def _check_limit(limit: int, most: int) -> None:
     if not 1 <= limit <= most:
         raise ValueError(f"limit must be in [1, {most}], was {limit}")
@@ -71,8 +81,11 @@ def _check_limit(limit: int, most: int) -> None:
 class FundingHistory:
     """Funding rates per symbol and funding executions per account, fed by `apply(event)`."""
 
-    def __init__(self, specs: Iterable[InstrumentSpec]) -> None:
+    def __init__(self, specs: Iterable[InstrumentSpec], *, keep: bool = True,
+                 sink: FundingSink | None = None) -> None:
         self.specs = {spec.symbol: spec for spec in specs}
+        self.keep = keep
+        self.sink = sink
         self._rates: dict[str, list[FundingRateRecord]] = {}
         self._rate_times: dict[str, list[int]] = {}
         self._executions: dict[int, list[FundingExecution]] = {}
@@ -83,9 +96,13 @@ class FundingHistory:
         if isinstance(event, FundingSettled):
             record = FundingRateRecord(event.symbol, event.rate, event.funding_ms,
                                        event.mark_price_ticks, event.seq)
+            if self.sink is not None:
+                self.sink.funding_rate(record)
+            if not self.keep:
+                return
             self._rates.setdefault(event.symbol, []).append(record)
             self._rate_times.setdefault(event.symbol, []).append(event.funding_ms)
-        elif isinstance(event, FundingPaid):
+        elif isinstance(event, FundingPaid) and self.keep:
             execution = self._execution(event)
             self._executions.setdefault(event.account_id, []).append(execution)
             self._execution_times.setdefault(event.account_id, []).append(event.funding_ms)

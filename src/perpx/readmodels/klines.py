@@ -18,6 +18,11 @@ newest first; with `start` the `limit` candles from `start` onward (Bybit: ``sta
 returns the earliest candle), otherwise the `limit` latest up to `end`. The current candle is
 included. Events are expected in seq order, whose times do not go back (the sequencer stamps
 them); an older one still lands in its own period.
+
+Kept in full (the default), the model answers every query from memory. Bounded
+(`keep_closed=N`), a track keeps its open candle and the N newest closed ones; each candle that
+closes (a later period got its first update) is handed to the `sink`, if one is set, so a
+table can hold the closed candles and `perpx.readmodels.candles` merge them with the open one.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from perpx.core.events import (
     Event,
@@ -57,7 +63,7 @@ class PriceSource(StrEnum):
 
 
 # Sources whose value holds between updates, so a quiet period is a flat candle.
-_HOLDS_VALUE = frozenset({PriceSource.MARK, PriceSource.INDEX})
+HOLDS_VALUE: frozenset[PriceSource] = frozenset({PriceSource.MARK, PriceSource.INDEX})
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +83,13 @@ class Candle:
     volume_lots: int = 0
     turnover_atoms: int = 0
     updated_ms: int | None = None
+
+
+class CandleSink(Protocol):
+    """Where a bounded `Klines` hands each candle that closed."""
+
+    def candle_closed(self, source: str, symbol: str, interval: str, candle: Candle) -> None:
+        """Take a closed candle (it will not change again)."""
 
 
 class _Bar:
@@ -109,31 +122,44 @@ class _Bar:
 class _Track:
     """One symbol's candles of one source at one interval, by start time."""
 
-    __slots__ = ("bars", "current", "current_end_ms", "interval", "starts")
+    __slots__ = ("bars", "current", "current_end_ms", "interval", "keep_closed", "starts")
 
-    def __init__(self, interval: str) -> None:
+    def __init__(self, interval: str, keep_closed: int | None = None) -> None:
         self.interval = interval
+        self.keep_closed = keep_closed  # None: every closed bar
         self.starts: list[int] = []  # ascending
         self.bars: dict[int, _Bar] = {}
         self.current: _Bar | None = None  # the bar of the latest period, cached
         self.current_end_ms = 0
 
-    def add(self, ts_ms: int, price: int, volume_lots: int, turnover_atoms: int) -> None:
+    def add(self, ts_ms: int, price: int, volume_lots: int, turnover_atoms: int) -> _Bar | None:
+        """Fold one update in; return the bar it closed (a later period began), if any."""
         bar = self.current
+        closed = None
         if bar is None or not bar.start_ms <= ts_ms < self.current_end_ms:
+            closed = self.current if self.starts and ts_ms >= self.current_end_ms else None
             bar = self._bar_for(ts_ms, price)
         bar.add(ts_ms, price, volume_lots, turnover_atoms)
+        return closed
 
     def _bar_for(self, ts_ms: int, price: int) -> _Bar:
         start = period_start(self.interval, ts_ms)
         bar = self.bars.get(start)
         if bar is None:
+            if self.keep_closed is not None and self.starts and start < self.starts[-1]:
+                # Its period may have left memory already: the engine's clock never runs
+                # back, so this is a caller's bug, not a state to patch up.
+                raise ValueError(f"klines: an update at {ts_ms} is older than the open "
+                                 f"candle at {self.starts[-1]}")
             bar = _Bar(start, ts_ms, price)
             self.bars[start] = bar
             if not self.starts or self.starts[-1] < start:
                 self.starts.append(start)
             else:
                 insort(self.starts, start)
+            if self.keep_closed is not None:
+                while len(self.starts) > self.keep_closed + 1:
+                    del self.bars[self.starts.pop(0)]
         if self.starts[-1] == start:
             self.current = bar
             self.current_end_ms = next_period_start(self.interval, start)
@@ -188,15 +214,20 @@ class _Track:
 class Klines:
     """Candles of every symbol, source and interval, fed by `apply(event)`."""
 
-    def __init__(self, specs: Iterable[InstrumentSpec]) -> None:
+    def __init__(self, specs: Iterable[InstrumentSpec], *, keep_closed: int | None = None,
+                 sink: CandleSink | None = None) -> None:
+        if keep_closed is not None and keep_closed < 0:
+            raise ValueError(f"keep_closed must be at least 0, was {keep_closed}")
         self.specs = {spec.symbol: spec for spec in specs}
         self.now_ms = 0  # the latest event time: "now" for the filled sources
+        self.keep_closed = keep_closed
+        self.sink = sink
         self._tracks: dict[tuple[PriceSource, str], tuple[_Track, ...]] = {}
 
     def _tracks_of(self, source: PriceSource, symbol: str) -> tuple[_Track, ...]:
         tracks = self._tracks.get((source, symbol))
         if tracks is None:
-            tracks = tuple(_Track(interval) for interval in KLINE_INTERVALS)
+            tracks = tuple(_Track(interval, self.keep_closed) for interval in KLINE_INTERVALS)
             self._tracks[(source, symbol)] = tracks
         return tracks
 
@@ -216,8 +247,11 @@ class Klines:
 
     def _add(self, source: PriceSource, symbol: str, ts_ms: int, price: int,
              volume_lots: int = 0, turnover_atoms: int = 0) -> None:
+        sink = self.sink
         for track in self._tracks_of(source, symbol):
-            track.add(ts_ms, price, volume_lots, turnover_atoms)
+            closed = track.add(ts_ms, price, volume_lots, turnover_atoms)
+            if closed is not None and sink is not None:
+                sink.candle_closed(source.value, symbol, track.interval, closed.freeze())
 
     def _track(self, source: PriceSource, symbol: str, interval: str) -> _Track | None:
         if interval not in KLINE_INTERVALS:
@@ -229,13 +263,17 @@ class Klines:
     def candles(self, symbol: str, interval: str, *, source: PriceSource = PriceSource.LAST,
                 start_ms: int | None = None, end_ms: int | None = None,
                 limit: int = DEFAULT_LIMIT) -> list[Candle]:
-        """Return candles newest first, as GET /v5/market/kline and its mark/index variants."""
+        """Return candles newest first, as GET /v5/market/kline and its mark/index variants.
+
+        A bounded model answers from the candles it still holds only; the service merges the
+        closed ones from its table instead (`perpx.readmodels.candles`).
+        """
         if not 1 <= limit <= MAX_LIMIT:
             raise ValueError(f"limit must be in [1, {MAX_LIMIT}], was {limit}")
         track = self._track(source, symbol, interval)
         if track is None:
             return []
-        if source in _HOLDS_VALUE:
+        if source in HOLDS_VALUE:
             return track.select_filled(start_ms, end_ms, limit, self.now_ms)
         return track.select(start_ms, end_ms, limit)
 

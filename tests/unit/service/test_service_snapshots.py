@@ -8,7 +8,6 @@ full replay of the same journal: the same state hash and the same read side, obj
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 
 from perpx.core.commands import PlaceOrder
@@ -16,15 +15,17 @@ from perpx.core.enums import OrderType, Side
 from perpx.instruments import load_instruments
 from perpx.service import ExchangeService
 from perpx.store import open_journal, open_snapshots
-from perpx.store.history import History
+from perpx.store.history import History, open_history
+from perpx.store.history_sqlite import SqliteHistory
 from support.readside import read_side_differences
+from support.stores import history_rows, history_sql
 
 
 def _trade(location: str, data: Path, steps: int = 25, every: int = 40) -> list[int]:
     """Run a service with snapshots every `every` commands; return the stored snapshot seqs."""
     async def run() -> list[int]:
         service = ExchangeService(load_instruments(), open_journal(location),
-                                  history=History(data / "history.db"),
+                                  history=open_history(location),
                                   snapshots=open_snapshots(location), snapshot_every=every,
                                   feed_interval_s=3600)
         await service.start()
@@ -52,13 +53,14 @@ def _start(location: str, history: History, snapshots: bool = True) -> ExchangeS
 
 def test_restart_from_a_snapshot_equals_a_full_replay(location: str, tmp_path: Path) -> None:
     stored = _trade(location, tmp_path)
-    full = _start(location, History(None), snapshots=False)
-    again = _start(location, History(tmp_path / "history.db"))
+    full = _start(location, SqliteHistory(None), snapshots=False)
+    again = _start(location, open_history(location))
     assert len(stored) >= 3
     assert again.recovery.snapshot_seq > 0 and again.recovery.rejected == []
     assert again.recovery.replayed == full.engine.last_seq - again.recovery.snapshot_seq
     assert again.engine.state_hash() == full.engine.state_hash()
     assert read_side_differences(again, full) == []
+    assert history_rows(again.history) == history_rows(full.history)
 
 
 def test_history_behind_the_newest_snapshot_starts_from_an_older_one(location: str,
@@ -69,27 +71,28 @@ def test_history_behind_the_newest_snapshot_starts_from_an_older_one(location: s
     store.close()
     # The history tables were written up to just below the newest snapshot (a crash lost
     # their last batches): that snapshot would leave a gap, the one before it does not.
-    with sqlite3.connect(tmp_path / "history.db") as db:
-        db.execute("UPDATE meta SET value = ? WHERE key = 'seq'", (seqs[0] - 1,))
-    again = _start(location, History(tmp_path / "history.db"))
-    full = _start(location, History(None), snapshots=False)
+    history_sql(location, "UPDATE history_meta SET value = ? WHERE key = 'seq'",
+                (seqs[0] - 1,))
+    again = _start(location, open_history(location))
+    full = _start(location, SqliteHistory(None), snapshots=False)
     assert again.recovery.snapshot_seq == seqs[1]
     assert "ahead of the history tables" in again.recovery.rejected[0]
     assert again.engine.state_hash() == full.engine.state_hash()
     assert read_side_differences(again, full) == []
+    assert history_rows(again.history) == history_rows(full.history)
     assert again.history.high_watermark == full.history.high_watermark
 
 
 def test_a_read_side_written_by_other_code_is_not_used(location: str, tmp_path: Path) -> None:
     _trade(location, tmp_path, steps=10)
-    with sqlite3.connect(tmp_path / "history.db") as db:
-        db.execute("UPDATE read_side SET fingerprint = 'older code'")
-    again = _start(location, History(tmp_path / "history.db"))
-    full = _start(location, History(None), snapshots=False)
+    history_sql(location, "UPDATE read_side SET fingerprint = 'older code'")
+    again = _start(location, open_history(location))
+    full = _start(location, SqliteHistory(None), snapshots=False)
     assert again.recovery.snapshot_seq == 0
     assert all("written by other code" in r for r in again.recovery.rejected)
     assert again.engine.state_hash() == full.engine.state_hash()
     assert read_side_differences(again, full) == []
+    assert history_rows(again.history) == history_rows(full.history)
 
 
 def test_a_snapshot_taken_under_load_folds_in_the_commands_in_flight(tmp_path: Path) -> None:
@@ -97,7 +100,7 @@ def test_a_snapshot_taken_under_load_folds_in_the_commands_in_flight(tmp_path: P
 
     async def run() -> None:
         service = ExchangeService(load_instruments(), open_journal(location),
-                                  history=History(tmp_path / "history.db"),
+                                  history=open_history(location),
                                   snapshots=open_snapshots(location), snapshot_every=7,
                                   feed_interval_s=3600)
         await service.start()
@@ -112,13 +115,13 @@ def test_a_snapshot_taken_under_load_folds_in_the_commands_in_flight(tmp_path: P
     store = open_snapshots(location)
     seqs = [h.seq for h in store.headers()]
     store.close()
-    with sqlite3.connect(tmp_path / "history.db") as db:
-        checkpoints = [row[0] for row in db.execute("SELECT seq FROM read_side")]
+    checkpoints = [row[0] for row in history_sql(location, "SELECT seq FROM read_side")]
     assert seqs and set(seqs) <= set(checkpoints)
-    again = _start(location, History(tmp_path / "history.db"))
-    full = _start(location, History(None), snapshots=False)
+    again = _start(location, open_history(location))
+    full = _start(location, SqliteHistory(None), snapshots=False)
     assert again.recovery.snapshot_seq == seqs[0]
     assert read_side_differences(again, full) == []
+    assert history_rows(again.history) == history_rows(full.history)
 
 
 def test_bench_restart_runs_end_to_end() -> None:

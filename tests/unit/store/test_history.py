@@ -1,14 +1,12 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from perpx.core import OrderType, PlaceOrder, Side
 from perpx.core.commands import Deposit, IndexPrice, Tick
 from perpx.core.engine import Engine
 from perpx.instruments import load_instruments
-from perpx.store.history import CursorError, History, decode_cursor, encode_cursor
+from perpx.store.history import CursorError, History, decode_cursor, encode_cursor, open_history
 from perpx.store.records import Projector
 
 
@@ -34,8 +32,8 @@ def run(history: History) -> Projector:
 
 
 def test_history_pages_newest_first_and_projecting_twice_changes_nothing(
-        tmp_path: Path) -> None:
-    history = History(tmp_path / "h.db")
+        location: str) -> None:
+    history = open_history(location)
     run(history)
     first = history.executions(1001, limit=3)
     assert len(first.records) == 3 and first.next_cursor
@@ -54,7 +52,9 @@ def test_history_pages_newest_first_and_projecting_twice_changes_nothing(
     assert len(history.ledger_entries(1001, limit=50).records) == len(ledger.records)
     assert history.high_watermark == 14
     history.close()
-    assert History(tmp_path / "h.db").high_watermark == 14
+    again = open_history(location)
+    assert again.high_watermark == 14
+    again.close()
 
 
 def test_cursors_are_url_safe_and_checked() -> None:
@@ -64,3 +64,18 @@ def test_cursors_are_url_safe_and_checked() -> None:
     for bad in ("%%%", "abc", encode_cursor(1) + "x" * 40):
         with pytest.raises(CursorError):
             decode_cursor(bad)
+
+
+def test_checkpoints_keep_the_newest_and_reset_empties_everything(location: str) -> None:
+    history = open_history(location)
+    run(history)
+    for seq in (5, 9, 12, 14):
+        history.save_checkpoint(seq, "code", bytes([seq]) * 3, keep=3)
+    history.save_checkpoint(14, "code", b"again", keep=3)  # the same seq replaces
+    assert history.checkpoint_seqs() == [14, 12, 9]
+    assert history.load_checkpoint(14) == ("code", b"again")
+    assert history.load_checkpoint(5) is None
+    history.reset()
+    assert history.high_watermark == 0 and history.checkpoint_seqs() == []
+    assert history.executions(1001).records == []
+    history.close()

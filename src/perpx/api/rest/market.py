@@ -12,6 +12,8 @@ from perpx.convert import format_atoms, format_lots, format_rate, format_scaled,
 from perpx.core.accounts import INSURANCE_FUND_ID
 from perpx.core.numbers import RATE_DECIMALS
 from perpx.readmodels import PriceSource
+from perpx.readmodels.candles import select_candles
+from perpx.readmodels.klines import HOLDS_VALUE
 from perpx.readmodels.period import KLINE_INTERVALS, OPEN_INTEREST_INTERVALS
 from perpx.store.history import decode_cursor, encode_cursor
 
@@ -107,10 +109,17 @@ def _kline(source: PriceSource) -> Any:
         limit = params.limit(200, 1000)
         if category != LINEAR:
             return {"symbol": spec.symbol, "category": category, "list": []}
+        # Closed candles from the history table, the open one from memory (taken now, with
+        # the table as it stands once every row queued so far is written: the same instant).
         klines = ctx.service.klines
-        klines.now_ms = max(klines.now_ms, ctx.now_ms)
-        candles = klines.candles(spec.symbol, interval, source=source, start_ms=start,
-                                 end_ms=end, limit=limit)
+        now_ms = max(klines.now_ms, ctx.now_ms)
+        current = klines.latest(spec.symbol, interval, source)
+        store = ctx.service.history
+        symbol = spec.symbol
+        candles = await store.run(lambda: select_candles(
+            store.closed_candles(source.value, symbol, interval), current, interval,
+            filled=source in HOLDS_VALUE, start_ms=start, end_ms=end, limit=limit,
+            now_ms=now_ms))
         rows: list[list[str]] = []
         for candle in candles:
             if source is PriceSource.PREMIUM_INDEX:
@@ -144,7 +153,10 @@ async def funding_history(ctx: Context) -> dict[str, Any]:
     limit = params.limit(200, 200)
     if category != LINEAR:
         return {"category": category, "list": []}
-    rates = ctx.service.funding.rates(spec.symbol, start_ms=start, end_ms=end, limit=limit)
+    store = ctx.service.history
+    symbol = spec.symbol
+    rates = await store.run(lambda: store.funding_rates(symbol, start_ms=start, end_ms=end,
+                                                        limit=limit))
     return {"category": LINEAR, "list": [
         {"symbol": r.symbol, "fundingRate": format_rate(r.funding_rate),
          "fundingRateTimestamp": str(r.funding_rate_timestamp_ms)} for r in rates]}

@@ -95,7 +95,8 @@ class StreamHub:
         self.max_queue = max_queue
         self.mirrors = {symbol: BookMirror(symbol) for symbol in self.specs}
         self.tickers = Tickers(specs)
-        self.klines = Klines(specs)
+        # The open candle and the two before it: enough to confirm a closed candle once.
+        self.klines = Klines(specs, keep_closed=2)
         self._own_projector = projector is None
         self.projector = projector if projector is not None else Projector(specs)
         self.private = PrivateFeed(engine, self.projector)

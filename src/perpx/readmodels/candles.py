@@ -1,0 +1,116 @@
+"""Candle queries over closed candles stored elsewhere (a table) plus the open one in memory.
+
+The service keeps only each track's open candle in memory (`Klines(keep_closed=0)`); every
+closed one is a row of the history's ``klines`` table. `select_candles` answers
+GET /v5/market/kline and its mark/index/premium-index variants from both, with exactly the
+semantics of `Klines.candles` (see `perpx.readmodels.klines`): `start`/`end` bound the candles'
+start times (inclusive), newest first; with `start` the `limit` candles from `start` onward,
+otherwise the `limit` latest up to `end`; mark and index read a quiet period as flat at the
+previous close, from the first candle to now.
+
+The open candle is always the newest of its track (the engine's clock never runs back), so
+every stored row starts before it.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from perpx.readmodels.klines import MAX_LIMIT, Candle
+from perpx.readmodels.period import (
+    first_period_at_or_after,
+    next_period_start,
+    period_start,
+    previous_period_start,
+)
+
+
+class ClosedCandles(Protocol):
+    """The closed candles of one track (symbol, source, interval), as stored."""
+
+    def between(self, low_ms: int | None, high_ms: int | None, limit: int, *,
+                newest_first: bool) -> list[Candle]:
+        """Return up to `limit` candles starting in [low, high], in the order asked."""
+
+    def before(self, start_ms: int) -> Candle | None:
+        """Return the newest candle that starts before `start_ms`, if any."""
+
+    def first(self) -> Candle | None:
+        """Return the oldest candle, if any."""
+
+
+def select_candles(closed: ClosedCandles, current: Candle | None, interval: str, *,
+                   filled: bool, start_ms: int | None, end_ms: int | None, limit: int,
+                   now_ms: int) -> list[Candle]:
+    """Return the candles of one track newest first: stored closed ones plus `current`."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be in [1, {MAX_LIMIT}], was {limit}")
+    if filled:
+        return _filled(closed, current, interval, start_ms, end_ms, limit, now_ms)
+    if current is not None and not ((start_ms is None or current.start_ms >= start_ms)
+                                    and (end_ms is None or current.start_ms <= end_ms)):
+        current = None
+    if start_ms is not None:
+        rows = closed.between(start_ms, end_ms, limit, newest_first=False)
+        if current is not None and len(rows) < limit:
+            rows.append(current)
+        rows.reverse()
+        return rows
+    head = [] if current is None else [current]
+    return head + closed.between(None, end_ms, limit - len(head), newest_first=True)
+
+
+def _filled(closed: ClosedCandles, current: Candle | None, interval: str,
+            start_ms: int | None, end_ms: int | None, limit: int,
+            now_ms: int) -> list[Candle]:
+    oldest = closed.first() or current
+    if oldest is None:
+        return []
+    # 1. The periods asked for, from the first candle to now (as `_Track.select_filled`).
+    first = oldest.start_ms
+    if current is not None:
+        newest = current.start_ms
+    else:
+        newest = closed.between(None, None, 1, newest_first=True)[0].start_ms
+    last = max(newest, period_start(interval, now_ms))
+    low = first if start_ms is None else max(first, first_period_at_or_after(interval,
+                                                                            start_ms))
+    high = last if end_ms is None else min(last, period_start(interval, end_ms))
+    periods: list[int] = []
+    if start_ms is not None:
+        period = low
+        while period <= high and len(periods) < limit:
+            periods.append(period)
+            period = next_period_start(interval, period)
+    else:
+        period = high
+        while period >= low and len(periods) < limit:
+            periods.append(period)
+            period = previous_period_start(interval, period)
+        periods.reverse()
+    if not periods:
+        return []
+    # 2. The candles in those periods, and the one before them for a leading quiet period.
+    bars = {c.start_ms: c for c in closed.between(periods[0], periods[-1], limit,
+                                                  newest_first=False)}
+    if current is not None:
+        bars[current.start_ms] = current
+    # The open candle is the newest: when it starts before the window, it is the one.
+    if current is not None and current.start_ms < periods[0]:
+        previous: Candle | None = current
+    else:
+        previous = closed.before(periods[0])
+    # 3. Walk forward: a period without a candle is flat at the previous close.
+    out: list[Candle] = []
+    for period in periods:
+        bar = bars.get(period)
+        if bar is None:
+            if previous is None:  # before the first candle: periods start at it, so never
+                raise ValueError(f"candles: no close before {period}")
+            close = previous.close
+            bar = Candle(period, close, close, close, close)
+        else:
+            previous = bar
+        out.append(bar)
+    out.reverse()
+    return out

@@ -1,0 +1,374 @@
+"""What both history backends share: the writer thread, batched writes, the SQL of the queries.
+
+Rows are queued on the event loop as (statement, values) and written in batches on one
+worker thread (one connection), together with the high-watermark seq of the last projected
+command, in one transaction: after a crash the tables and the watermark agree, and the
+service re-projects the journal past it. Rows are keyed by their natural ids (order id,
+execution id, ledger entry id; symbol and funding time; symbol, price source, interval and
+start time for a candle), so projecting a command twice changes nothing.
+
+The SQL below is written once with ``?`` placeholders and upserts in the dialect SQLite and
+PostgreSQL share (``ON CONFLICT ... DO UPDATE/NOTHING``); a backend supplies the connection,
+the DDL, the transaction and the placeholder style. Candle volume and turnover are decimal
+text: a month's turnover in atoms can pass 2**63, which neither database's integer holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import msgspec
+
+from perpx.readmodels.candles import ClosedCandles
+from perpx.readmodels.funding_history import RATES_MAX_LIMIT, FundingRateRecord
+from perpx.readmodels.klines import Candle
+from perpx.store.history import Page, decode_cursor, encode_cursor
+from perpx.store.records import ClosedPnlRecord, ExecutionRecord, LedgerRecord, OrderRecord
+
+T = TypeVar("T")
+TABLES = ("orders", "executions", "closed_pnl", "ledger", "klines", "funding", "history_meta",
+          "read_side")
+
+_ENCODER = msgspec.msgpack.Encoder()
+_ORDER_SQL = (
+    "INSERT INTO orders VALUES (?,?,?,?,?,?,?) ON CONFLICT (order_id) DO UPDATE SET "
+    "account_id = excluded.account_id, symbol = excluded.symbol, status = excluded.status, "
+    "order_link_id = excluded.order_link_id, created_ms = excluded.created_ms, "
+    "record = excluded.record")
+_EXECUTION_SQL = (
+    "INSERT INTO executions (exec_id, account_id, symbol, order_id, order_link_id, exec_type, "
+    "exec_ms, record) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (exec_id) DO NOTHING")
+_CLOSED_SQL = (
+    "INSERT INTO closed_pnl VALUES (?,?,?,?,?) ON CONFLICT (order_id) DO UPDATE SET "
+    "account_id = excluded.account_id, symbol = excluded.symbol, "
+    "updated_ms = excluded.updated_ms, record = excluded.record")
+_LEDGER_SQL = (
+    "INSERT INTO ledger (entry_id, account_id, coin, kind, ts_ms, record) "
+    "VALUES (?,?,?,?,?,?) ON CONFLICT (entry_id) DO NOTHING")
+_KLINE_SQL = (
+    'INSERT INTO klines VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (symbol, kind, "interval", '
+    "start_ms) DO UPDATE SET open = excluded.open, high = excluded.high, low = excluded.low, "
+    "close = excluded.close, volume = excluded.volume, turnover = excluded.turnover, "
+    "updated_ms = excluded.updated_ms")
+_FUNDING_SQL = ("INSERT INTO funding VALUES (?,?,?,?,?) ON CONFLICT (symbol, ts_ms) "
+                "DO NOTHING")
+_WATERMARK_SQL = (
+    "INSERT INTO history_meta VALUES ('seq', ?) ON CONFLICT (key) DO UPDATE SET value = "
+    "CASE WHEN excluded.value > history_meta.value THEN excluded.value "
+    "ELSE history_meta.value END")
+_CANDLE_COLUMNS = "start_ms, open, high, low, close, volume, turnover, updated_ms"
+
+
+@dataclass(frozen=True, slots=True)
+class _Table:
+    name: str
+    key: str
+    time_column: str
+    record_type: type[Any]
+
+
+_ORDERS = _Table("orders", "order_id", "created_ms", OrderRecord)
+_EXECUTIONS = _Table("executions", "id", "exec_ms", ExecutionRecord)
+_CLOSED = _Table("closed_pnl", "order_id", "updated_ms", ClosedPnlRecord)
+_LEDGER = _Table("ledger", "id", "ts_ms", LedgerRecord)
+
+
+def _candle(row: Sequence[Any]) -> Candle:
+    return Candle(int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]),
+                  int(row[5]), int(row[6]), None if row[7] is None else int(row[7]))
+
+
+class SqlHistory(ABC):
+    """The `History` port over a DB-API connection owned by one worker thread."""
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perpx-history")
+        self._pending: list[tuple[str, tuple[Any, ...]]] = []
+        self._pending_seq = 0
+        self._closed = False
+        try:
+            self._executor.submit(self._open).result()
+        except BaseException:
+            self._executor.shutdown()
+            raise
+        self.high_watermark: int = self._executor.submit(self._read_watermark).result()
+
+    # -- what a backend supplies (worker thread) ----------------------------------------------
+
+    @abstractmethod
+    def _open(self) -> None:
+        """Connect and create the tables if they are missing."""
+
+    @abstractmethod
+    def _transaction(self) -> AbstractContextManager[None]:
+        """Return a context that commits on success and rolls back on error."""
+
+    @abstractmethod
+    def _execute(self, sql: str, values: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement (``?`` placeholders); return its rows (empty if none)."""
+
+    @abstractmethod
+    def _executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """Run one statement (``?`` placeholders) for each row, in order."""
+
+    @abstractmethod
+    def _disconnect(self) -> None:
+        """Close the connection."""
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def _read_watermark(self) -> int:
+        rows = self._execute("SELECT value FROM history_meta WHERE key = 'seq'")
+        return int(rows[0][0]) if rows else 0
+
+    def reset(self) -> None:
+        """Empty every history table (the journal it was built from is gone)."""
+        def run() -> None:
+            with self._transaction():
+                for table in TABLES:
+                    self._execute(f"DELETE FROM {table}")
+        self._executor.submit(run).result()
+        self.high_watermark = 0
+
+    def close(self) -> None:
+        """Write what is queued and close the database."""
+        if self._closed:
+            return
+        self.flush().result()
+        self._closed = True
+        self._executor.submit(self._disconnect).result()
+        self._executor.shutdown()
+
+    # -- sinks (event loop) --------------------------------------------------------------------
+
+    def order_final(self, record: OrderRecord) -> None:
+        """Queue a final order."""
+        self._pending.append((_ORDER_SQL, (
+            record.order_id, record.account_id, record.symbol, record.status,
+            record.order_link_id, record.created_ms, _ENCODER.encode(record))))
+
+    def execution(self, record: ExecutionRecord) -> None:
+        """Queue an execution row."""
+        self._pending.append((_EXECUTION_SQL, (
+            record.exec_id, record.account_id, record.symbol, record.order_id,
+            record.order_link_id, record.exec_type, record.exec_ms, _ENCODER.encode(record))))
+
+    def closed_pnl(self, record: ClosedPnlRecord) -> None:
+        """Queue a closed-P&L row."""
+        self._pending.append((_CLOSED_SQL, (
+            record.order_id, record.account_id, record.symbol, record.updated_ms,
+            _ENCODER.encode(record))))
+
+    def ledger(self, record: LedgerRecord) -> None:
+        """Queue a transaction-log row."""
+        self._pending.append((_LEDGER_SQL, (
+            record.entry_id, record.account_id, record.coin, record.kind, record.ts_ms,
+            _ENCODER.encode(record))))
+
+    def candle_closed(self, source: str, symbol: str, interval: str, candle: Candle) -> None:
+        """Queue a closed candle."""
+        self._pending.append((_KLINE_SQL, (
+            symbol, source, interval, candle.start_ms, candle.open, candle.high, candle.low,
+            candle.close, str(candle.volume_lots), str(candle.turnover_atoms),
+            candle.updated_ms)))
+
+    def funding_rate(self, record: FundingRateRecord) -> None:
+        """Queue a settled funding rate."""
+        self._pending.append((_FUNDING_SQL, (
+            record.symbol, record.funding_rate_timestamp_ms, record.funding_rate,
+            record.mark_price_ticks, record.seq)))
+
+    def projected(self, seq: int) -> None:
+        """Record that every command up to `seq` has been projected."""
+        self._pending_seq = max(self._pending_seq, seq)
+
+    def flush(self) -> Future[None]:
+        """Hand the queued rows to the writer thread; the future resolves once committed."""
+        rows, self._pending = self._pending, []
+        seq = self._pending_seq
+        if seq > self.high_watermark:
+            self.high_watermark = seq
+        return self._executor.submit(self._write, rows, seq)
+
+    def _write(self, rows: list[tuple[str, tuple[Any, ...]]], seq: int) -> None:
+        if not rows and not seq:
+            return
+        # One executemany per statement: each table has one statement, so the rows of a
+        # table keep their order (a later replace wins), and the driver's per-call cost,
+        # paid on this thread while holding the interpreter lock, is paid once per table
+        # instead of once per row (it slowed the event loop's thread by a third).
+        grouped: dict[str, list[tuple[Any, ...]]] = {}
+        for sql, values in rows:
+            grouped.setdefault(sql, []).append(values)
+        with self._transaction():
+            for sql, many in grouped.items():
+                self._executemany(sql, many)
+            if seq:
+                self._execute(_WATERMARK_SQL, (seq,))
+
+    async def run(self, query: Callable[[], T]) -> T:
+        """Run `query` on the writer thread after every queued row is written."""
+        self.flush()
+        return await asyncio.wrap_future(self._executor.submit(query))
+
+    # -- read-side checkpoints (any thread) ----------------------------------------------------
+
+    def save_checkpoint(self, seq: int, fingerprint: str, body: bytes, keep: int = 3) -> None:
+        """Store the service's read side at `seq` (see `perpx.readside`); keep the newest few.
+
+        Runs on the writer thread, after every row queued before it, and returns once
+        committed. It lives here so that it is lost together with the tables it describes.
+        """
+        def run() -> None:
+            with self._transaction():
+                self._execute("DELETE FROM read_side WHERE seq = ?", (seq,))
+                self._execute("INSERT INTO read_side VALUES (?, ?, ?)", (seq, fingerprint, body))
+                self._execute("DELETE FROM read_side WHERE seq NOT IN (SELECT seq FROM "
+                              "read_side ORDER BY seq DESC LIMIT ?)", (keep,))
+        self._executor.submit(run).result()
+
+    def checkpoint_seqs(self) -> list[int]:
+        """Return the seqs of the stored read-side checkpoints, newest first."""
+        return self._executor.submit(lambda: [int(row[0]) for row in self._execute(
+            "SELECT seq FROM read_side ORDER BY seq DESC")]).result()
+
+    def load_checkpoint(self, seq: int) -> tuple[str, bytes] | None:
+        """Return the (fingerprint, body) of the read-side checkpoint at `seq`, if stored."""
+        rows = self._executor.submit(lambda: self._execute(
+            "SELECT fingerprint, body FROM read_side WHERE seq = ?", (seq,))).result()
+        return None if not rows else (str(rows[0][0]), bytes(rows[0][1]))
+
+    # -- queries (writer thread; call through `run`) -------------------------------------------
+
+    def _page(self, table: _Table, account_id: int, filters: dict[str, Any],
+              start_ms: int | None, end_ms: int | None, limit: int,
+              cursor: str) -> Page[Any]:
+        where = ["account_id = ?"]
+        values: list[Any] = [account_id]
+        for column, value in filters.items():
+            if value is not None and value != "":
+                where.append(f"{column} = ?")
+                values.append(value)
+        if start_ms is not None:
+            where.append(f"{table.time_column} >= ?")
+            values.append(start_ms)
+        if end_ms is not None:
+            where.append(f"{table.time_column} <= ?")
+            values.append(end_ms)
+        if cursor:
+            where.append(f"{table.key} < ?")
+            values.append(decode_cursor(cursor))
+        sql = (f"SELECT {table.key}, record FROM {table.name} WHERE {' AND '.join(where)} "
+               f"ORDER BY {table.key} DESC LIMIT ?")
+        rows = self._execute(sql, [*values, limit + 1])
+        decoder = msgspec.msgpack.Decoder(table.record_type)
+        records = [decoder.decode(row[1]) for row in rows[:limit]]
+        more = len(rows) > limit
+        return Page(records, encode_cursor(int(rows[limit - 1][0])) if more else "")
+
+    def orders(self, account_id: int, *, symbol: str | None = None,
+               order_id: int | None = None, order_link_id: str | None = None,
+               status: int | None = None, start_ms: int | None = None,
+               end_ms: int | None = None, limit: int = 20,
+               cursor: str = "") -> Page[OrderRecord]:
+        """Return final orders of an account, newest first."""
+        return self._page(_ORDERS, account_id, {"symbol": symbol, "order_id": order_id,
+                                                "order_link_id": order_link_id,
+                                                "status": status},
+                          start_ms, end_ms, limit, cursor)
+
+    def executions(self, account_id: int, *, symbol: str | None = None,
+                   order_id: int | None = None, order_link_id: str | None = None,
+                   exec_type: str | None = None, start_ms: int | None = None,
+                   end_ms: int | None = None, limit: int = 50,
+                   cursor: str = "") -> Page[ExecutionRecord]:
+        """Return executions of an account, newest first."""
+        return self._page(_EXECUTIONS, account_id,
+                          {"symbol": symbol, "order_id": order_id,
+                           "order_link_id": order_link_id, "exec_type": exec_type},
+                          start_ms, end_ms, limit, cursor)
+
+    def closed_pnls(self, account_id: int, *, symbol: str | None = None,
+                    start_ms: int | None = None, end_ms: int | None = None, limit: int = 50,
+                    cursor: str = "") -> Page[ClosedPnlRecord]:
+        """Return closed-P&L rows of an account, newest first."""
+        return self._page(_CLOSED, account_id, {"symbol": symbol}, start_ms, end_ms, limit,
+                          cursor)
+
+    def ledger_entries(self, account_id: int, *, coin: str | None = None,
+                       kind: str | None = None, start_ms: int | None = None,
+                       end_ms: int | None = None, limit: int = 20,
+                       cursor: str = "") -> Page[LedgerRecord]:
+        """Return transaction-log rows of an account, newest first."""
+        return self._page(_LEDGER, account_id, {"coin": coin, "kind": kind}, start_ms, end_ms,
+                          limit, cursor)
+
+    def funding_rates(self, symbol: str, *, start_ms: int | None = None,
+                      end_ms: int | None = None, limit: int = 200) -> list[FundingRateRecord]:
+        """Return the `limit` latest settled rates in [start, end], newest first.
+
+        As GET /v5/market/funding/history (and `FundingHistory.rates`).
+        """
+        if not 1 <= limit <= RATES_MAX_LIMIT:
+            raise ValueError(f"limit must be in [1, {RATES_MAX_LIMIT}], was {limit}")
+        where: list[str] = ["symbol = ?"]
+        values: list[Any] = [symbol]
+        if start_ms is not None:
+            where.append("ts_ms >= ?")
+            values.append(start_ms)
+        if end_ms is not None:
+            where.append("ts_ms <= ?")
+            values.append(end_ms)
+        rows = self._execute(f"SELECT symbol, rate, ts_ms, mark_price, seq FROM funding WHERE "
+                             f"{' AND '.join(where)} ORDER BY ts_ms DESC LIMIT ?",
+                             [*values, limit])
+        return [FundingRateRecord(str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]))
+                for r in rows]
+
+    def closed_candles(self, source: str, symbol: str, interval: str) -> ClosedCandles:
+        """Return the stored (closed) candles of one track, for `select_candles`."""
+        return _StoredTrack(self, source, symbol, interval)
+
+    def candle_rows(self, source: str, symbol: str, interval: str, where: str,
+                    values: Sequence[Any], order: str, limit: int) -> list[Candle]:
+        """Return one track's stored candles matching `where`, in `order`, at most `limit`."""
+        rows = self._execute(
+            f'SELECT {_CANDLE_COLUMNS} FROM klines WHERE symbol = ? AND kind = ? AND '
+            f'"interval" = ?{where} ORDER BY start_ms {order} LIMIT ?',
+            [symbol, source, interval, *values, limit])
+        return [_candle(row) for row in rows]
+
+
+class _StoredTrack:
+    """`ClosedCandles` over the ``klines`` table (worker thread only)."""
+
+    def __init__(self, store: SqlHistory, source: str, symbol: str, interval: str) -> None:
+        self._store = store
+        self._key = (source, symbol, interval)
+
+    def between(self, low_ms: int | None, high_ms: int | None, limit: int, *,
+                newest_first: bool) -> list[Candle]:
+        if limit <= 0:
+            return []
+        where, values = "", list[Any]()
+        for bound, op in ((low_ms, ">="), (high_ms, "<=")):
+            if bound is not None:
+                where += f" AND start_ms {op} ?"
+                values.append(bound)
+        return self._store.candle_rows(*self._key, where, values,
+                                       "DESC" if newest_first else "ASC", limit)
+
+    def before(self, start_ms: int) -> Candle | None:
+        rows = self._store.candle_rows(*self._key, " AND start_ms < ?", [start_ms], "DESC", 1)
+        return rows[0] if rows else None
+
+    def first(self) -> Candle | None:
+        rows = self._store.candle_rows(*self._key, "", [], "ASC", 1)
+        return rows[0] if rows else None
+
