@@ -6,7 +6,7 @@ orders that trade into positions): `accounts` accounts, each holding one positio
 over ±0.5% of 50,000. Half the pairs are isolated, with leverage spread over 2x-100x; the
 other half are cross accounts whose wallets give them 5x-74x effective leverage over their
 whole book, so the index files them by margin budget across all their symbols. A market
-maker rests bids and asks from 1% to 20% away from the mark for the liquidation engine to
+maker rests bids and asks from 0.1% to 20% away from the mark for the liquidation engine to
 trade into, and the insurance fund starts with 10M USDT.
 
 Measured, on one symbol:
@@ -74,13 +74,6 @@ def build(accounts: int, symbols: int, echo: Callable[[str], None]) -> tuple[Eng
     stamp(Deposit, INSURANCE_FUND_ID, "USDT", 10**7 * 10**8)  # the fund starts with 10M USDT
     for spec in specs:
         stamp(MarkPrice, spec.symbol, MID)
-        # Bids and asks from 1% to 20% away for the fund's closes: 250 a side, within
-        # Bybit's 500 active orders per symbol.
-        for level in range(250):
-            stamp(PlaceOrder, MAKER, spec.symbol, Side.BUY, OrderType.LIMIT, 5_000,
-                  MID * 99 // 100 - 380 * level)
-            stamp(PlaceOrder, MAKER, spec.symbol, Side.SELL, OrderType.LIMIT, 5_000,
-                  MID * 101 // 100 + 380 * level)
     for account in range(1, accounts + 1):
         pair = account if account % 2 else account - 1
         if is_cross(pair):
@@ -105,6 +98,18 @@ def build(accounts: int, symbols: int, echo: Callable[[str], None]) -> tuple[Eng
             qty = 1 + pair % 5
             stamp(PlaceOrder, seller, spec.symbol, Side.SELL, OrderType.LIMIT, qty, price)
             stamp(PlaceOrder, buyer, spec.symbol, Side.BUY, OrderType.LIMIT, qty, price)
+    # The maker quotes once the pairs have traded with each other (their entries span
+    # ±0.5%, so quotes placed earlier would be taken instead).
+    for spec in specs:
+        # Bids and asks from 0.1% to 19.9% away for the fund's closes: 250 a side, within
+        # Bybit's 500 active orders per symbol. The fund may close only inside the price band
+        # (1% around the mark here), so a book quoted only outside it sends every takeover
+        # it cannot absorb to ADL.
+        for level in range(250):
+            stamp(PlaceOrder, MAKER, spec.symbol, Side.BUY, OrderType.LIMIT, 5_000,
+                  MID * 999 // 1000 - 396 * level)
+            stamp(PlaceOrder, MAKER, spec.symbol, Side.SELL, OrderType.LIMIT, 5_000,
+                  MID * 1001 // 1000 + 396 * level)
     positions = sum(1 for a in engine.clearing.accounts.values()
                     for p in a.positions.values() if p.size_lots)
     echo(f"built {positions:,} positions over {accounts:,} accounts in "

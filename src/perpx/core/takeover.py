@@ -337,7 +337,8 @@ def ranked_positions(engine: Engine, spec: InstrumentSpec, side: Side,
                 other = account.positions.get((spec.symbol, 3 - idx)) if idx else None
                 if other is not None and other.qty_lots >= position.qty_lots:
                     continue  # fully hedged in cross mode: never deleveraged
-                margin = max(0, clearing.figures(account, spec.settle_coin).margin_balance_atoms)
+                # Margin balance = wallet + uPnL: the equity, without valuing any margin.
+                margin = max(0, clearing.equity_atoms(account, spec.settle_coin))
             ranked.append((adl_rank(spec, position, mark, margin), -account_id, position))
     ranked.sort(key=lambda entry: (entry[0], entry[1]), reverse=True)
     return [position for _rank, _neg_id, position in ranked]
