@@ -1,8 +1,9 @@
 """The trader's calculator: decimal strings in, the exchange's own figures out.
 
-Every figure comes from `perpx.core.calc` on the instrument's integer units, so `perpx calc`
-shows exactly what the engine would hold or charge. Inputs are converted by `perpx.convert`;
-an off-grid price or quantity is refused, as the exchange refuses it.
+Every figure comes from `perpx.core.calc` and `perpx.core.liqprice` on the instrument's
+integer units, so `perpx calc` shows exactly what the engine would hold or charge. Inputs are
+converted by `perpx.convert`; an off-grid price or quantity is refused, as the exchange refuses
+it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from perpx.convert import (
     to_rate,
     to_ticks,
 )
-from perpx.core import calc
+from perpx.core import calc, liqprice
 from perpx.core.enums import Side
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import RATE_ONE, div_floor
@@ -74,11 +75,11 @@ def position(given: Inputs, entry: str, qty: str, mark: str | None = None,
     mark_value = spec.notional_atoms(mark_ticks, qty_lots)
     tier = calc.tier_for_position(spec, mark_value)
     mm = calc.maintenance_margin_atoms(spec, mark_value, ftc)
-    liq_n, liq_d = calc.isolated_liquidation_price_fraction(
+    liq_n, liq_d = liqprice.isolated_liquidation_price_fraction(
         spec, side, entry_value, qty_lots, given.leverage, extra, tier.mmr,
         tier.mm_deduction_atoms, given.taker_fee_rate)
-    liq = calc.round_liquidation_price(side, liq_n, liq_d)
-    bust = calc.bankruptcy_price_for_margin_ticks(spec, side, entry_value, qty_lots,
+    liq = liqprice.round_liquidation_price(side, liq_n, liq_d)
+    bust = liqprice.bankruptcy_price_for_margin_ticks(spec, side, entry_value, qty_lots,
                                                   im + ftc + extra)
     upnl = calc.unrealized_pnl_atoms(spec, side, entry_value, qty_lots, mark_ticks)
     return {

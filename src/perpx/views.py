@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from perpx.api.retcodes import OK, bybit_code
 from perpx.convert import format_atoms, format_lots, format_rate, format_scaled, format_ticks
-from perpx.core import calc
+from perpx.core import liqprice
 from perpx.core.accounts import Account
 from perpx.core.book.order import RestingOrder
 from perpx.core.codes import RejectCode
@@ -172,7 +172,7 @@ def position_view(engine: Engine, account: Account, position: Position) -> Posit
     elif mark:
         tier = spec.tier_for_value(risk.value_atoms) or spec.risk_tiers[-1]
         figures = engine.clearing.figures(account, spec.settle_coin)
-        liq = calc.cross_liquidation_price_estimate_ticks(
+        liq = liqprice.cross_liquidation_price_estimate_ticks(
             spec, side, qty, mark, figures.margin_balance_atoms, figures.mm_atoms, tier.mmr)
     if liq is not None and not spec.min_price_ticks <= liq <= spec.max_price_ticks:
         liq = None

@@ -7,9 +7,8 @@ fires because the test moved a price, never by chance.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import ccxt
@@ -29,6 +28,7 @@ from perpx.instruments import load_instruments
 from perpx.service import ExchangeService
 from perpx.store.history_sqlite import SqliteHistory
 from perpx.store.journal import MemoryJournal
+from support.inbox import Inbox
 
 SYMBOL = "BTC/USDT:USDT"
 MID = 65000
@@ -255,32 +255,6 @@ def test_ccxt_trigger_tpsl_and_trailing_orders(book: Stage) -> None:
     assert ex.fetch_position(SYMBOL)["info"]["trailingStop"] == "0"
 
 
-class Inbox:
-    """pybit WS callback: collects messages, waits for a predicate."""
-
-    def __init__(self) -> None:
-        self.messages: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, message: dict[str, Any]) -> None:
-        with self.lock:
-            self.messages.append(message)
-
-    def rows(self) -> list[dict[str, Any]]:
-        with self.lock:
-            return [row for m in self.messages for row in m["data"]]
-
-    def wait(self, predicate: Callable[[list[dict[str, Any]]], bool],
-             timeout: float = 10) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            rows = self.rows()
-            if predicate(rows):
-                return rows
-            time.sleep(0.02)
-        raise AssertionError(f"no match in {self.rows()}")
-
-
 def test_ws_order_stream_and_rest_agree_on_stops(book: Stage,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """Untriggered -> Triggered -> Filled on WS; the same objects and exec ids on REST."""
@@ -299,13 +273,13 @@ def test_ws_order_stream_and_rest_agree_on_stops(book: Stage,
                                orderType="Market", qty="0.01", triggerPrice="65100",
                                triggerDirection=1, triggerBy="MarkPrice")["result"]
         book.mark("65150")
-        rows = orders.wait(lambda rows: any(r["orderStatus"] == "Filled" for r in rows))
+        rows = orders.wait_rows(lambda rows: any(r["orderStatus"] == "Filled" for r in rows))
         mine = [r for r in rows if r["orderId"] == placed["orderId"]]
         assert [r["orderStatus"] for r in mine] == ["Untriggered", "Triggered", "Filled"]
         assert mine[-1] == by_id(s, placed["orderId"])  # one order object, REST or WS
         rest_ids = {e["execId"] for e in s.get_executions(
             category="linear", symbol="BTCUSDT")["result"]["list"]}
-        ws_ids = {r["execId"] for r in executions.wait(lambda rows: bool(rows))}
+        ws_ids = {r["execId"] for r in executions.wait_rows(lambda rows: bool(rows))}
         assert ws_ids == rest_ids and len(ws_ids) >= 1
 
         # A trailing stop set by trading-stop arms at the last print and fires when the
@@ -317,7 +291,7 @@ def test_ws_order_stream_and_rest_agree_on_stops(book: Stage,
         other = book.pybit(book.key())
         other.place_order(category="linear", symbol="BTCUSDT", side="Sell",
                           orderType="Market", qty="0.01")  # prints at the best bid
-        rows = orders.wait(lambda rows: [r["orderStatus"] for r in rows
+        rows = orders.wait_rows(lambda rows: [r["orderStatus"] for r in rows
                                          if r["orderId"] == trailing["orderId"]][-1:]
                            == ["Filled"])
         assert [r["orderStatus"] for r in rows if r["orderId"] == trailing["orderId"]] == [

@@ -5,15 +5,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import socket
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 
+from perpx.api.server import LoopServerThread
 from perpx.api.ws.hub import StreamHub
 from perpx.convert import to_atoms, to_lots, to_ticks
 from perpx.core import Engine, OrderType, PlaceOrder, Side, TimeInForce
@@ -47,37 +44,21 @@ class LiveExchange:
         self.hub = StreamHub(self.engine, max_queue=max_queue)
         self.sequencer.subscribe(self.hub.on_durable)
         self.app = Starlette(routes=self.hub.routes(verify, self.sequencer.submit))
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.sock = sock
-        self.port = sock.getsockname()[1]
+        self.thread = LoopServerThread(self.app)
+        self.port = self.thread.port
         self.url = f"ws://127.0.0.1:{self.port}"
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="off",
-                                ws="websockets-sansio")
-        self.server = uvicorn.Server(config)
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        async def main() -> None:
-            self.loop = asyncio.get_running_loop()
-            await self.server.serve(sockets=[self.sock])
-
-        asyncio.run(main())
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The server's event loop, once it runs."""
+        return self.thread.loop
 
     def start(self) -> LiveExchange:
         self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.01)
         return self
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+        self.thread.stop()
 
     def call(self, fn: Callable[[], Any]) -> Any:
         """Run `fn` in the server's loop and return its result."""

@@ -2,39 +2,15 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pybit.unified_trading as ut
 import pytest
 
 from api_ws.live import LiveExchange
 from perpx.core import Side
-
-
-class Inbox:
-    """Collects callback messages by topic; waits for a predicate."""
-
-    def __init__(self) -> None:
-        self.messages: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, message: dict[str, Any]) -> None:
-        with self.lock:
-            self.messages.append(message)
-
-    def wait(self, predicate: Callable[[dict[str, Any]], bool],
-             timeout: float = 10) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.lock:
-                for message in self.messages:
-                    if predicate(message):
-                        return message
-            time.sleep(0.02)
-        raise AssertionError(f"no matching message; got {[m.get('topic') for m in self.messages]}")
+from support.inbox import Inbox
 
 
 @pytest.fixture

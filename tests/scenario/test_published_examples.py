@@ -27,17 +27,11 @@ from perpx.core.calc import (
     EXPIRY_SETTLEMENT_FEE_RATE,
     average_entry_display,
     average_entry_price_ticks,
-    bankruptcy_price_for_margin_ticks,
-    bankruptcy_price_ticks,
     closed_pnl_atoms,
-    cross_liquidation_price_legacy_ticks,
     fee_atoms,
     fee_to_close_atoms,
     hedge_im_mm_atoms,
     initial_margin_atoms,
-    isolated_liquidation_price_fraction,
-    isolated_liquidation_price_legacy_ticks,
-    isolated_liquidation_price_ticks,
     maintenance_margin_at_rate_atoms,
     maintenance_margin_atoms,
     mm_deduction_ladder_atoms,
@@ -52,6 +46,14 @@ from perpx.core.calc import (
 )
 from perpx.core.enums import Side
 from perpx.core.instruments import InstrumentSpec
+from perpx.core.liqprice import (
+    bankruptcy_price_for_margin_ticks,
+    bankruptcy_price_ticks,
+    cross_liquidation_price_legacy_ticks,
+    isolated_liquidation_price_fraction,
+    isolated_liquidation_price_legacy_ticks,
+    isolated_liquidation_price_ticks,
+)
 from perpx.instruments import spec_from_bybit
 from support.builders import btcusdt, ethusdt
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from perpx.api.envelope import ApiError, params_error
 from perpx.core.instruments import InstrumentSpec
+from perpx.store.history import decode_cursor
 
 DAY_MS = 86_400_000
 LINEAR = "linear"
@@ -96,6 +97,16 @@ class Params:
         value = self.integer("limit", default, low=1, high=most)
         assert value is not None
         return value
+
+    def cursor(self) -> str:
+        """`cursor` of a history page, '' when absent; one this store did not issue is refused.
+
+        Checked before anything is read, so a bad cursor fails the same way for every category.
+        """
+        cursor = self.text("cursor")
+        if cursor:
+            decode_cursor(cursor)
+        return cursor
 
     def category(self, *, required: bool = True, default: str = LINEAR) -> str:
         """`category`: 'linear', or another Bybit category (answered with an empty list)."""

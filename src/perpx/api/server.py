@@ -1,9 +1,10 @@
-"""Running the API: `serve` for `perpx serve`, `ServerThread` for tests and benchmarks."""
+"""Running the API: `serve` for `perpx serve`, server threads for tests and benchmarks."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -102,3 +103,49 @@ class ServerThread:
         """Shut down and wait for the thread."""
         self.server.should_exit = True
         self._thread.join(timeout=20)
+
+
+class LoopServerThread:
+    """uvicorn serving `app` on a loopback port in a thread whose event loop callers can use.
+
+    The WebSocket tests and `perpx bench ws` drive the sequencer on the server's own loop
+    (`run`), so that commands and the streams they cause share one loop, as in `perpx serve`.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self._sock = sock
+        self.port: int = sock.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off",
+                                                    ws="websockets-sansio"))
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name="perpx-ws")
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self.loop = asyncio.get_running_loop()
+            await self.server.serve(sockets=[self._sock])
+
+        asyncio.run(main())
+
+    def start(self, timeout_s: float = 10.0) -> LoopServerThread:
+        """Start serving; return once the server accepts connections."""
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.01)
+        return self
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout_s: float | None = None) -> T:
+        """Run `coroutine` on the server's loop and return its result."""
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout_s)
+
+    def stop(self) -> None:
+        """Shut down and wait for the thread."""
+        self.server.should_exit = True
+        self._thread.join(10)

@@ -6,8 +6,10 @@ identically everywhere; money and rates are exact decimal strings from `perpx.co
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar
 
+from perpx.api.params import LINEAR
 from perpx.convert import format_atoms, format_lots, format_rate, format_scaled, format_ticks
 from perpx.core import calc
 from perpx.core.accounts import Account
@@ -28,6 +30,7 @@ from perpx.core.liquidation import position_summary
 from perpx.core.margin import position_risk
 from perpx.core.numbers import RATE_DECIMALS
 from perpx.readmodels import Ticker
+from perpx.store.history import Page
 from perpx.store.records import (
     ClosedPnlRecord,
     ExecutionRecord,
@@ -380,3 +383,27 @@ def ticker(item: Ticker, spec: InstrumentSpec, bid: tuple[int, int] | None,
         "fundingIntervalHour": str(item.funding_interval_min // 60),
         "fundingCap": format_rate(spec.upper_funding_rate),
     }
+
+
+class _Keyed(Protocol):
+    """A history record: it names its instrument."""
+
+    @property
+    def symbol(self) -> str: ...
+
+
+R = TypeVar("R", bound=_Keyed)
+
+
+def empty_page(category: str) -> dict[str, Any]:
+    """Return the answer for a category this exchange does not list (Bybit: an empty page)."""
+    return {"category": category, "list": [], "nextPageCursor": ""}
+
+
+def linear_page(page: Page[R], specs: Mapping[str, InstrumentSpec],
+                render: Callable[[R, InstrumentSpec], dict[str, Any]],
+                keep: Callable[[R], bool] = lambda _: True) -> dict[str, Any]:
+    """Return a history page of linear records, each rendered with its instrument."""
+    return {"category": LINEAR,
+            "list": [render(r, specs[r.symbol]) for r in page.records if keep(r)],
+            "nextPageCursor": page.next_cursor}

@@ -14,17 +14,16 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import socket
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from perpx.api.server import LoopServerThread
 from perpx.api.ws.hub import StreamHub
 from perpx.core import CancelOrder, Engine, OrderType, PlaceOrder, Side, TimeInForce
 from perpx.core.commands import Command, Deposit, MarkPrice
@@ -45,33 +44,17 @@ class _Server:
         self.hub = StreamHub(self.engine, max_queue=100_000)
         self.sequencer.subscribe(self.hub.on_durable)
         app = Starlette(routes=self.hub.routes(lambda *_: None))
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"ws://127.0.0.1:{self.sock.getsockname()[1]}/v5/public/linear"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off",
-                                                    ws="websockets-sansio"))
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        async def main() -> None:
-            self.loop = asyncio.get_running_loop()
-            await self.server.serve(sockets=[self.sock])
-
-        asyncio.run(main())
+        self.thread = LoopServerThread(app)
+        self.url = f"ws://127.0.0.1:{self.thread.port}/v5/public/linear"
 
     def start(self) -> None:
         self.thread.start()
-        while not self.server.started:
-            time.sleep(0.01)
 
     def run(self, coroutine: Any) -> Any:
-        assert self.loop is not None
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+        return self.thread.run(coroutine)
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+        self.thread.stop()
 
 
 def _flow_command(rng: random.Random, engine: Engine) -> Command:

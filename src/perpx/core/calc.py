@@ -1,5 +1,8 @@
 """The pure formulas of linear USDT contracts, shared by the engine, `perpx calc` and the tests.
 
+Values, margins, fees, entry price and P&L live here; the liquidation and bankruptcy price
+formulas are in `perpx.core.liqprice`.
+
 Units (STYLE §3): prices in ticks of the instrument, quantities in lots, money in atoms
 (10**-8 USDT), rates and leverage in 10**-8 (``RATE_ONE``; 10x leverage is ``10 * RATE_ONE``).
 A value is ``price_ticks * qty_lots * spec.atoms_per_tick_lot`` atoms, exact. Below, ``a`` is
@@ -10,10 +13,6 @@ Every division rounds in the exchange's favour (DESIGN.md, Numbers): requirement
 fees charged, order cost) up; payouts and credits (P&L, released entry value) down; a
 liquidation price toward the mark (long up, short down); a bankruptcy price away from it
 (long down, short up). Formulas follow spec/perp-mechanics.md, cited by section.
-
-A liquidation price is returned as solved, even when it is zero or negative (a long that the
-mark can never liquidate); the edge applies Bybit's display rule (``liqPrice = ""`` at or
-beyond the instrument's min/max price, spec §1.4).
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from math import gcd
 from typing import NamedTuple
 
 from perpx.core.enums import Side
-from perpx.core.errors import PerpxBug
+from perpx.core.errors import PerpxBug, require_positive
 from perpx.core.instruments import InstrumentSpec, RiskLimitTier
 from perpx.core.numbers import (
     RATE_ONE,
@@ -36,12 +35,6 @@ from perpx.core.numbers import (
 
 # Seed 000: delivery of expiring futures is charged 0.05% of the settled value, no VIP discount.
 EXPIRY_SETTLEMENT_FEE_RATE = 50_000
-
-
-def _require_positive(function: str, name: str, value: int) -> None:
-    # A zero size or leverage reaching a formula is a caller's bug, never a user's mistake.
-    if value <= 0:
-        raise PerpxBug(f"{function}: {name} must be positive, was {value}")
 
 
 # --- values, margins, fees -----------------------------------------------------------------
@@ -61,7 +54,7 @@ def initial_margin_atoms(value_atoms: int, leverage: int) -> int:
     ``IM = ceil(PV * R / L)`` atoms (spec §1.1, ``PV/L``); rounded up because it is a
     requirement the account must hold.
     """
-    _require_positive("initial_margin_atoms", "leverage", leverage)
+    require_positive("initial_margin_atoms", "leverage", leverage)
     return mul_div_ceil(value_atoms, RATE_ONE, leverage)
 
 
@@ -82,7 +75,7 @@ def fee_to_close_for_entry_value_atoms(
     ``FTC = ceil(EV * (L - s*R) * f / (L * R))`` atoms: the taker fee on the value at the
     unrounded bankruptcy price ``EP(1 - s/L)`` (spec §1.1); rounded up, a requirement.
     """
-    _require_positive("fee_to_close", "leverage", leverage)
+    require_positive("fee_to_close", "leverage", leverage)
     return div_ceil(
         entry_value_atoms * (leverage - side.sign * RATE_ONE) * taker_fee_rate,
         leverage * RATE_ONE,
@@ -163,8 +156,8 @@ def qty_for_cost_lots(
     never costs more than was offered, then stepped down while the rounded-up parts of
     `order_cost_atoms` still exceed `cost_atoms` (at most a few lots).
     """
-    _require_positive("qty_for_cost_lots", "price_ticks", price_ticks)
-    _require_positive("qty_for_cost_lots", "leverage", leverage)
+    require_positive("qty_for_cost_lots", "price_ticks", price_ticks)
+    require_positive("qty_for_cost_lots", "leverage", leverage)
     if cost_atoms <= 0:
         return 0
     per_lot = price_ticks * spec.atoms_per_tick_lot * (
@@ -235,32 +228,7 @@ def maintenance_margin_atoms(spec: InstrumentSpec, value_atoms: int, fee_to_clos
     )
 
 
-# --- prices: entry, bankruptcy, liquidation ------------------------------------------------
-
-
-def round_liquidation_price(side: Side, numerator: int, denominator: int) -> int:
-    """Round an exact liquidation price to a tick, toward the mark.
-
-    A long's LP (below the mark) rounds up and a short's (above it) down, so liquidation
-    starts no later than the exact price, before the margin is gone (DESIGN.md).
-    """
-    if side is Side.BUY:
-        return div_ceil(numerator, denominator)
-    return div_floor(numerator, denominator)
-
-
-def round_bankruptcy_price(side: Side, numerator: int, denominator: int) -> int:
-    """Round an exact bankruptcy price to a tick, away from the mark.
-
-    A long's BP rounds down and a short's up (DESIGN.md). This differs from Bybit's old
-    note (spec §1.3: long up, short down, to the trader's safety); DESIGN wins: whoever takes
-    the position over at BP (the insurance fund, an ADL counterparty) never gets a worse price
-    than the exact one. The residue, under one tick per lot, lies beyond the trader's margin,
-    so a takeover must cap the trader's loss at the margin or book it to the insurance fund.
-    """
-    if side is Side.BUY:
-        return div_floor(numerator, denominator)
-    return div_ceil(numerator, denominator)
+# --- prices: entry -----------------------------------------------------------------------
 
 
 def average_entry_price_ticks(
@@ -272,7 +240,7 @@ def average_entry_price_ticks(
     sum q_i``), reduced to lowest terms with a positive denominator. Exact: positions keep
     the sum, and only a display rounds it (`average_entry_display`).
     """
-    _require_positive("average_entry_price_ticks", "qty_lots", qty_lots)
+    require_positive("average_entry_price_ticks", "qty_lots", qty_lots)
     denominator = qty_lots * spec.atoms_per_tick_lot
     common = gcd(entry_value_atoms, denominator)
     return div_floor(entry_value_atoms, common), div_floor(denominator, common)
@@ -286,255 +254,6 @@ def average_entry_display(spec: InstrumentSpec, entry_value_atoms: int, qty_lots
     """
     numerator, denominator = average_entry_price_ticks(spec, entry_value_atoms, qty_lots)
     return div_floor(2 * numerator + denominator, 2 * denominator)
-
-
-def bankruptcy_price_ticks(
-    spec: InstrumentSpec, side: Side, entry_price_ticks: int, leverage: int
-) -> int:
-    """Return the isolated bankruptcy price at zero margin left.
-
-    ``BP = EP * (L - s*R) / L`` ticks, i.e. ``EP(1 - 1/L)`` long, ``EP(1 + 1/L)`` short (spec
-    §1.3, [B-BANK]). Rounded away from the mark: a long's down, a short's up (DESIGN.md; Bybit's
-    old note rounds the other way, see `round_bankruptcy_price`). The tick is `spec`'s.
-    """
-    _require_positive("bankruptcy_price_ticks", "leverage", leverage)
-    return round_bankruptcy_price(
-        side, entry_price_ticks * (leverage - side.sign * RATE_ONE), leverage
-    )
-
-
-def bankruptcy_price_for_margin_ticks(
-    spec: InstrumentSpec, side: Side, entry_value_atoms: int, qty_lots: int, margin_atoms: int
-) -> int:
-    """Return the bankruptcy price of a position holding `margin_atoms` of margin.
-
-    ``BP = (EV - s * margin) / (q * a)`` ticks, the general form ``EP - s(IM + extra -
-    funding paid)/q`` (spec §1.3 [drv]), used for takeover and ADL. Rounded away from the mark
-    (long down, short up, DESIGN.md).
-    """
-    _require_positive("bankruptcy_price_for_margin_ticks", "qty_lots", qty_lots)
-    return round_bankruptcy_price(
-        side,
-        entry_value_atoms - side.sign * margin_atoms,
-        qty_lots * spec.atoms_per_tick_lot,
-    )
-
-
-def isolated_liquidation_price_fraction(
-    spec: InstrumentSpec,
-    side: Side,
-    entry_value_atoms: int,
-    qty_lots: int,
-    leverage: int,
-    extra_margin_atoms: int,
-    mmr: int,
-    mm_deduction_atoms: int,
-    taker_fee_rate: int,
-) -> tuple[int, int]:
-    """Return the exact isolated liquidation price (current UTA formula) as a tick fraction.
-
-    Spec §1.4 item 1, [B-LIQ-UTA], with ``EV = EP*q*a`` atoms:
-    ``LP_long  = [EV - EV/L - extra/(1 - f) - ded] / [q*a*(1 - MMR)]`` and
-    ``LP_short = [EV + EV/L + extra/(1 + f) + ded] / [q*a*(1 + MMR)]``, i.e. in integers
-    ``N = EV(L - sR)(R - sf) - s*extra*R*L - s*ded*L(R - sf)`` over
-    ``D = q*a*(R - s*MMR)*L*(R - sf) / R``. The ``extra/(1 -/+ f)`` factor is kept as
-    published (§14 Q3). Exact, returned as (numerator, denominator > 0).
-    """
-    function = "isolated_liquidation_price"
-    _require_positive(function, "qty_lots", qty_lots)
-    _require_positive(function, "leverage", leverage)
-    s = side.sign
-    fee_factor = RATE_ONE - s * taker_fee_rate
-    mm_factor = RATE_ONE - s * mmr
-    _require_positive(function, "1 -/+ taker fee rate", fee_factor)
-    _require_positive(function, "1 -/+ MMR", mm_factor)
-    numerator = (
-        entry_value_atoms * (leverage - s * RATE_ONE) * fee_factor
-        - s * extra_margin_atoms * RATE_ONE * leverage
-        - s * mm_deduction_atoms * leverage * fee_factor
-    ) * RATE_ONE
-    denominator = qty_lots * spec.atoms_per_tick_lot * mm_factor * leverage * fee_factor
-    return numerator, denominator
-
-
-def isolated_liquidation_price_ticks(
-    spec: InstrumentSpec,
-    side: Side,
-    entry_price_ticks: int,
-    qty_lots: int,
-    leverage: int,
-    extra_margin_atoms: int,
-    mmr: int,
-    mm_deduction_atoms: int,
-    taker_fee_rate: int,
-) -> int:
-    """Return the isolated liquidation price by the current UTA formula (the default, §14 Q2).
-
-    The exact `isolated_liquidation_price_fraction` of ``EV = EP*q*a``, rounded toward the
-    mark: a long's up, a short's down (DESIGN.md), so liquidation never comes late. A result
-    at or below zero means a long the mark cannot liquidate.
-    """
-    numerator, denominator = isolated_liquidation_price_fraction(
-        spec,
-        side,
-        spec.notional_atoms(entry_price_ticks, qty_lots),
-        qty_lots,
-        leverage,
-        extra_margin_atoms,
-        mmr,
-        mm_deduction_atoms,
-        taker_fee_rate,
-    )
-    return round_liquidation_price(side, numerator, denominator)
-
-
-def isolated_liquidation_price_legacy_fraction(
-    spec: InstrumentSpec,
-    side: Side,
-    entry_value_atoms: int,
-    qty_lots: int,
-    leverage: int,
-    extra_margin_atoms: int,
-    mmr: int,
-    mm_deduction_atoms: int,
-) -> tuple[int, int]:
-    """Return the exact isolated liquidation price of the older USDT article as a tick fraction.
-
-    Spec §1.4 item 2, [B-LIQ-USDT-OLD]: ``LP = EP - s(IM - MM)/q - s*extra/q`` with
-    ``IM = EV/L`` and ``MM = EV*MMR - ded`` at entry, i.e. in integers
-    ``N = EV(L*R - s*R*R + s*L*MMR) - s(ded + extra)*L*R`` over ``D = q*a*L*R``. No fee term.
-    Exact, returned as (numerator, denominator > 0).
-    """
-    function = "isolated_liquidation_price_legacy"
-    _require_positive(function, "qty_lots", qty_lots)
-    _require_positive(function, "leverage", leverage)
-    s = side.sign
-    numerator = entry_value_atoms * (
-        leverage * RATE_ONE - s * RATE_ONE * RATE_ONE + s * leverage * mmr
-    ) - s * (mm_deduction_atoms + extra_margin_atoms) * leverage * RATE_ONE
-    denominator = qty_lots * spec.atoms_per_tick_lot * leverage * RATE_ONE
-    return numerator, denominator
-
-
-def isolated_liquidation_price_legacy_ticks(
-    spec: InstrumentSpec,
-    side: Side,
-    entry_price_ticks: int,
-    qty_lots: int,
-    leverage: int,
-    extra_margin_atoms: int,
-    mmr: int,
-    mm_deduction_atoms: int,
-) -> int:
-    """Return the isolated liquidation price by the older USDT formula (selectable, §14 Q2).
-
-    `isolated_liquidation_price_legacy_fraction` of ``EV = EP*q*a`` (``EP -/+ (IM - MM)/q
-    -/+ extra/q``), rounded toward the mark: a long's up, a short's down (DESIGN.md). A
-    negative `extra_margin_atoms` models funding taken from the margin (spec §1.4).
-    """
-    numerator, denominator = isolated_liquidation_price_legacy_fraction(
-        spec,
-        side,
-        spec.notional_atoms(entry_price_ticks, qty_lots),
-        qty_lots,
-        leverage,
-        extra_margin_atoms,
-        mmr,
-        mm_deduction_atoms,
-    )
-    return round_liquidation_price(side, numerator, denominator)
-
-
-def isolated_liquidation_price_with_tier(
-    spec: InstrumentSpec,
-    side: Side,
-    entry_value_atoms: int,
-    qty_lots: int,
-    leverage: int,
-    extra_margin_atoms: int,
-    taker_fee_rate: int,
-) -> tuple[int, RiskLimitTier]:
-    """Return the UTA isolated liquidation price with the tier that applies at that price.
-
-    Spec §14 Q4: MM is evaluated with the tier of the position value at the liquidation
-    price. With the deduction recursion, MM is continuous and increasing in the value, so
-    exactly one tier's solution lies inside its own tier (two adjacent ones agree at a
-    boundary); the search tries each tier's exact LP and keeps the first whose value
-    ``q * LP * a`` falls in ``(previous limit, limit]`` (the last tier is open-ended). Rounded
-    toward the mark like `isolated_liquidation_price_ticks`.
-    """
-    unit = qty_lots * spec.atoms_per_tick_lot
-    lower = 0
-    last = len(spec.risk_tiers) - 1
-    for index, tier in enumerate(spec.risk_tiers):
-        numerator, denominator = isolated_liquidation_price_fraction(
-            spec, side, entry_value_atoms, qty_lots, leverage, extra_margin_atoms,
-            tier.mmr, tier.mm_deduction_atoms, taker_fee_rate,
-        )
-        value_times_denominator = numerator * unit
-        above_lower = index == 0 or value_times_denominator > lower * denominator
-        below_upper = index == last or value_times_denominator <= tier.limit_atoms * denominator
-        if above_lower and below_upper:
-            return round_liquidation_price(side, numerator, denominator), tier
-        lower = tier.limit_atoms
-    raise PerpxBug(
-        f"isolated_liquidation_price_with_tier: no tier of {spec.symbol} holds its own "
-        f"liquidation price (entry value {entry_value_atoms}, qty {qty_lots}); "
-        "are the deductions off the recursion?"
-    )
-
-
-def cross_liquidation_price_estimate_ticks(
-    spec: InstrumentSpec,
-    side: Side,
-    qty_lots: int,
-    mark_price_ticks: int,
-    margin_balance_atoms: int,
-    total_mm_atoms: int,
-    mmr: int,
-) -> int | None:
-    """Return the UTA-consistent estimate of a cross position's liquidation price.
-
-    Holding the other symbols' marks fixed, solve ``MB(P) = sum MM(P)`` for this mark (spec
-    §2.2 [drv]): ``P = MP - s * (MB - sum MM) * R / (q * a * (R - s*MMR))`` ticks. Rounded
-    toward the mark (long up, short down; spec §11 shows Bybit rounding a long's estimate up).
-    None when there is no position, or when a long's MMR is at least 100% (its equity would
-    then never fall faster than its MM, so no price solves).
-    """
-    if qty_lots <= 0:
-        return None
-    s = side.sign
-    mm_factor = RATE_ONE - s * mmr
-    if mm_factor <= 0:
-        return None
-    unit = qty_lots * spec.atoms_per_tick_lot
-    numerator = (
-        mark_price_ticks * unit * mm_factor
-        - s * (margin_balance_atoms - total_mm_atoms) * RATE_ONE
-    )
-    return round_liquidation_price(side, numerator, unit * mm_factor)
-
-
-def cross_liquidation_price_legacy_ticks(
-    spec: InstrumentSpec,
-    side: Side,
-    entry_price_ticks: int,
-    qty_lots: int,
-    available_atoms: int,
-    im_atoms: int,
-    mm_atoms: int,
-) -> int | None:
-    """Return the old standard-account cross liquidation price of a single position.
-
-    ``LP = EP - s * (available + IM - MM) / q`` (spec §2.2, [B-LIQ-USDT-OLD]), i.e.
-    ``(EP*q*a - s(available + IM - MM)) / (q*a)`` ticks, rounded toward the mark (long up,
-    short down). None when there is no position.
-    """
-    if qty_lots <= 0:
-        return None
-    unit = qty_lots * spec.atoms_per_tick_lot
-    numerator = entry_price_ticks * unit - side.sign * (available_atoms + im_atoms - mm_atoms)
-    return round_liquidation_price(side, numerator, unit)
 
 
 # --- hedge mode (cross) --------------------------------------------------------------------
@@ -588,7 +307,7 @@ def hedge_im_mm_atoms(
     uses the seed's literal "Hedged Position Size" (``MP*H/L``) instead. Each part is a
     requirement rounded up on its own, and a side with no position has zero IM and MM.
     """
-    _require_positive("hedge_im_mm_atoms", "leverage", leverage)
+    require_positive("hedge_im_mm_atoms", "leverage", leverage)
     hedged = min(long_qty_lots, short_qty_lots)
     net = abs(long_qty_lots - short_qty_lots)
     higher = Side.BUY if long_qty_lots >= short_qty_lots else Side.SELL
@@ -648,7 +367,7 @@ def realized_pnl_on_close_atoms(
     pieces' P&L sum to ``s * (exit values - EV)`` exactly; rounding only moves P&L between
     the pieces.
     """
-    _require_positive("realized_pnl_on_close_atoms", "qty_lots", qty_lots)
+    require_positive("realized_pnl_on_close_atoms", "qty_lots", qty_lots)
     if not 0 <= close_qty_lots <= qty_lots:
         raise PerpxBug(
             f"realized_pnl_on_close_atoms: close_qty_lots {close_qty_lots} "
@@ -680,7 +399,7 @@ def roi_rate(pnl_atoms: int, margin_atoms: int) -> int:
     seeds 000/004 use the margin alone: the caller picks. Floor: a displayed figure never
     flatters the position (a loss rounds to the larger loss).
     """
-    _require_positive("roi_rate", "margin_atoms", margin_atoms)
+    require_positive("roi_rate", "margin_atoms", margin_atoms)
     return mul_div_floor(pnl_atoms, RATE_ONE, margin_atoms)
 
 

@@ -9,3 +9,12 @@ class PerpxBug(Exception):
 
 class InvariantViolation(PerpxBug):
     """A rule the state must always satisfy was broken."""
+
+
+def require_positive(function: str, name: str, value: int) -> None:
+    """Raise `PerpxBug` unless `value` is positive.
+
+    A zero size or leverage reaching a formula is a caller's bug, never a user's mistake.
+    """
+    if value <= 0:
+        raise PerpxBug(f"{function}: {name} must be positive, was {value}")

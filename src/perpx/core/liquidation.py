@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from perpx.core import calc
+from perpx.core import calc, liqprice
 from perpx.core.accounts import Account
 from perpx.core.clearing import Clearing
 from perpx.core.enums import MarginMode, Side
@@ -48,10 +48,10 @@ def liquidation_price_ticks(clearing: Clearing, position: Position) -> int | Non
     spec = clearing.instruments[position.symbol]
     side = Side.BUY if position.size_lots > 0 else Side.SELL
     tier = calc.tier_for_position(spec, position.entry_value_atoms)
-    numerator, denominator = calc.isolated_liquidation_price_fraction(
+    numerator, denominator = liqprice.isolated_liquidation_price_fraction(
         spec, side, position.entry_value_atoms, position.qty_lots, position.leverage,
         position.extra_margin_atoms, tier.mmr, tier.mm_deduction_atoms, spec.taker_fee_rate)
-    price = max(0, calc.round_liquidation_price(side, numerator, denominator))
+    price = max(0, liqprice.round_liquidation_price(side, numerator, denominator))
     position.liq_cache = (key, price)
     return price
 
@@ -85,16 +85,16 @@ def position_prices(clearing: Clearing, account: Account, position: Position) ->
     bust: int | None
     if account.margin_mode is MarginMode.ISOLATED:
         liq = liquidation_price_ticks(clearing, position)
-        bust = calc.bankruptcy_price_for_margin_ticks(
+        bust = liqprice.bankruptcy_price_for_margin_ticks(
             spec, side, position.entry_value_atoms, position.qty_lots, position.margin_atoms)
     else:
         mark = clearing.mark_of(spec.symbol) or position.average_entry_ticks(spec)
         figures = clearing.figures(account, spec.settle_coin)
         tier = calc.tier_for_position(spec, spec.notional_atoms(mark, position.qty_lots))
-        liq = calc.cross_liquidation_price_estimate_ticks(
+        liq = liqprice.cross_liquidation_price_estimate_ticks(
             spec, side, position.qty_lots, mark, figures.margin_balance_atoms,
             figures.mm_atoms, tier.mmr)
-        bust = calc.cross_liquidation_price_estimate_ticks(
+        bust = liqprice.cross_liquidation_price_estimate_ticks(
             spec, side, position.qty_lots, mark, figures.margin_balance_atoms, 0, 0)
     return (liq if liq is not None and liq > 0 else None,
             bust if bust is not None and bust > 0 else None)

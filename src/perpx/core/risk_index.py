@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from sortedcontainers import SortedList
 
-from perpx.core import calc, liquidation
+from perpx.core import calc, liqprice, liquidation
 from perpx.core.accounts import SYSTEM_ACCOUNT_IDS, Account
 from perpx.core.enums import MarginMode, Side
 from perpx.core.numbers import RATE_ONE, apply_rate_ceil, mul_div_floor
@@ -208,7 +208,7 @@ class RiskIndex:
             mm_at_mark = calc.maintenance_margin_at_rate_atoms(
                 spec.notional_atoms(mark, position.qty_lots), tier.mmr,
                 tier.mm_deduction_atoms, ftc)
-            trigger = calc.cross_liquidation_price_estimate_ticks(
+            trigger = liqprice.cross_liquidation_price_estimate_ticks(
                 spec, side, position.qty_lots, mark, figures.margin_balance_atoms, mm_at_mark,
                 tier.mmr)
             if trigger is None or trigger <= 0:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
-from perpx.core import calc, liquidation
+from perpx.core import calc, liqprice, liquidation
 from perpx.core.accounts import INSURANCE_FUND_ID, SYSTEM_ACCOUNT_IDS, Account
 from perpx.core.book.order import RestingOrder
 from perpx.core.enums import (
@@ -152,14 +152,14 @@ def _cross_bust(engine: Engine, account: Account, position: Position, spec: Inst
     side = Side.BUY if position.size_lots > 0 else Side.SELL
     unit = position.qty_lots * spec.atoms_per_tick_lot
     margin_balance = engine.clearing.figures(account, spec.settle_coin).margin_balance_atoms
-    return max(1, calc.round_bankruptcy_price(side, mark * unit - side.sign * margin_balance,
+    return max(1, liqprice.round_bankruptcy_price(side, mark * unit - side.sign * margin_balance,
                                               unit))
 
 
 def _isolated_bust(spec: InstrumentSpec, position: Position) -> int:
     """Return the price at which an isolated position's margin is gone (spec §1.3)."""
     side = Side.BUY if position.size_lots > 0 else Side.SELL
-    return max(1, calc.bankruptcy_price_for_margin_ticks(
+    return max(1, liqprice.bankruptcy_price_for_margin_ticks(
         spec, side, position.entry_value_atoms, position.qty_lots, position.margin_atoms))
 
 

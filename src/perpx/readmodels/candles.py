@@ -18,10 +18,8 @@ from typing import Protocol
 
 from perpx.readmodels.klines import MAX_LIMIT, Candle
 from perpx.readmodels.period import (
-    first_period_at_or_after,
-    next_period_start,
     period_start,
-    previous_period_start,
+    periods_in_window,
 )
 
 
@@ -66,28 +64,14 @@ def _filled(closed: ClosedCandles, current: Candle | None, interval: str,
     oldest = closed.first() or current
     if oldest is None:
         return []
-    # 1. The periods asked for, from the first candle to now (as `_Track.select_filled`).
+    # 1. The periods asked for, from the first candle to now (shared with the in-memory klines).
     first = oldest.start_ms
     if current is not None:
         newest = current.start_ms
     else:
         newest = closed.between(None, None, 1, newest_first=True)[0].start_ms
     last = max(newest, period_start(interval, now_ms))
-    low = first if start_ms is None else max(first, first_period_at_or_after(interval,
-                                                                            start_ms))
-    high = last if end_ms is None else min(last, period_start(interval, end_ms))
-    periods: list[int] = []
-    if start_ms is not None:
-        period = low
-        while period <= high and len(periods) < limit:
-            periods.append(period)
-            period = next_period_start(interval, period)
-    else:
-        period = high
-        while period >= low and len(periods) < limit:
-            periods.append(period)
-            period = previous_period_start(interval, period)
-        periods.reverse()
+    periods = periods_in_window(interval, first, last, start_ms, end_ms, limit)
     if not periods:
         return []
     # 2. The candles in those periods, and the one before them for a leading quiet period.

@@ -43,10 +43,9 @@ from perpx.core.events import (
 from perpx.core.instruments import InstrumentSpec
 from perpx.readmodels.period import (
     KLINE_INTERVALS,
-    first_period_at_or_after,
     next_period_start,
     period_start,
-    previous_period_start,
+    periods_in_window,
 )
 
 DEFAULT_LIMIT = 200
@@ -186,22 +185,8 @@ class _Track:
         interval = self.interval
         first = self.starts[0]
         last = max(self.starts[-1], period_start(interval, now_ms))
-        low = first if start_ms is None else max(first, first_period_at_or_after(interval,
-                                                                                 start_ms))
-        high = last if end_ms is None else min(last, period_start(interval, end_ms))
-        periods: list[int] = []
-        if start_ms is not None:
-            period = low
-            while period <= high and len(periods) < limit:
-                periods.append(period)
-                period = next_period_start(interval, period)
-            periods.reverse()
-        else:
-            period = high
-            while period >= low and len(periods) < limit:
-                periods.append(period)
-                period = previous_period_start(interval, period)
-        return [self._candle_or_flat(period) for period in periods]
+        periods = periods_in_window(interval, first, last, start_ms, end_ms, limit)
+        return [self._candle_or_flat(period) for period in reversed(periods)]
 
     def _candle_or_flat(self, start_ms: int) -> Candle:
         bar = self.bars.get(start_ms)

@@ -102,6 +102,31 @@ def first_period_at_or_after(interval: str, ts_ms: int) -> int:
     return start if start == ts_ms else next_period_start(interval, start)
 
 
+def periods_in_window(interval: str, first: int, last: int, start_ms: int | None,
+                      end_ms: int | None, limit: int) -> list[int]:
+    """Return the period starts a filled kline query covers, oldest first.
+
+    The periods run from `first` to `last` (the first candle to now), cut to the window; with
+    a start the `limit` periods from it, else the `limit` periods up to the end (Bybit's
+    paging: a start pages forward, an end or nothing pages back from the newest).
+    """
+    low = first if start_ms is None else max(first, first_period_at_or_after(interval, start_ms))
+    high = last if end_ms is None else min(last, period_start(interval, end_ms))
+    periods: list[int] = []
+    if start_ms is not None:
+        period = low
+        while period <= high and len(periods) < limit:
+            periods.append(period)
+            period = next_period_start(interval, period)
+    else:
+        period = high
+        while period >= low and len(periods) < limit:
+            periods.append(period)
+            period = previous_period_start(interval, period)
+        periods.reverse()
+    return periods
+
+
 def open_interest_interval_ms(interval_time: str) -> int:
     """Return the length in ms of an open-interest `intervalTime` (5min ... 1d)."""
     length = OPEN_INTEREST_INTERVALS.get(interval_time)

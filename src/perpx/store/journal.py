@@ -8,10 +8,11 @@ simulations and tests that need no disk.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol
 
 from perpx.core.commands import Command
+from perpx.store.codec import CommandCodec
 
 
 class JournalError(RuntimeError):
@@ -45,6 +46,14 @@ def check_continues(last_seq: int, commands: Sequence[Command]) -> None:
         if command.seq != expected:
             raise JournalError(f"journal gap: expected seq {expected}, got {command.seq}")
         expected += 1
+
+
+def decode_chunks(codec: CommandCodec, chunks: Iterable[list[bytes]]) -> Iterator[Command]:
+    """Yield the commands of chunks of encoded bodies, in order (the SQL journals' `read`)."""
+    decode = codec.decode
+    for bodies in chunks:
+        for body in bodies:
+            yield decode(body)
 
 
 class MemoryJournal:

@@ -26,7 +26,7 @@ from psycopg import sql
 
 from perpx.core.commands import Command
 from perpx.store.codec import CommandCodec
-from perpx.store.journal import JournalError, check_continues
+from perpx.store.journal import JournalError, check_continues, decode_chunks
 
 DEFAULT_SCHEMA = "perpx"
 READ_CHUNK = 4096
@@ -111,10 +111,7 @@ class PostgresJournal:
 
     def read(self, from_seq: int = 1) -> Iterator[Command]:
         """Yield the commands from `from_seq` on, decoded."""
-        decode = self._codec.decode
-        for bodies in self.read_bodies(from_seq):
-            for body in bodies:
-                yield decode(body)
+        return decode_chunks(self._codec, self.read_bodies(from_seq))
 
     def read_bodies(self, from_seq: int = 1, chunk: int = READ_CHUNK) -> Iterator[list[bytes]]:
         """Yield the encoded bodies from `from_seq` on, a list of up to `chunk` at a time."""

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from perpx.core.commands import Command
 from perpx.store.codec import CommandCodec
-from perpx.store.journal import JournalError, check_continues
+from perpx.store.journal import JournalError, check_continues, decode_chunks
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
@@ -85,10 +85,7 @@ class SqliteJournal:
 
     def read(self, from_seq: int = 1) -> Iterator[Command]:
         """Yield the commands from `from_seq` on, decoded, in chunks of rows."""
-        decode = self._codec.decode
-        for bodies in self.read_bodies(from_seq):
-            for body in bodies:
-                yield decode(body)
+        return decode_chunks(self._codec, self.read_bodies(from_seq))
 
     def read_bodies(self, from_seq: int = 1, chunk: int = READ_CHUNK) -> Iterator[list[bytes]]:
         """Yield the encoded bodies from `from_seq` on, a list of up to `chunk` at a time."""

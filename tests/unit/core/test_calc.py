@@ -13,21 +13,12 @@ from perpx.core.calc import (
     HedgeMargins,
     average_entry_display,
     average_entry_price_ticks,
-    bankruptcy_price_for_margin_ticks,
-    bankruptcy_price_ticks,
     closed_pnl_atoms,
-    cross_liquidation_price_estimate_ticks,
-    cross_liquidation_price_legacy_ticks,
     fee_atoms,
     fee_to_close_atoms,
     fee_to_close_for_entry_value_atoms,
     hedge_im_mm_atoms,
     initial_margin_atoms,
-    isolated_liquidation_price_fraction,
-    isolated_liquidation_price_legacy_fraction,
-    isolated_liquidation_price_legacy_ticks,
-    isolated_liquidation_price_ticks,
-    isolated_liquidation_price_with_tier,
     maintenance_margin_at_rate_atoms,
     maintenance_margin_atoms,
     mm_deduction_ladder_atoms,
@@ -37,14 +28,25 @@ from perpx.core.calc import (
     qty_for_cost_lots,
     realized_pnl_on_close_atoms,
     roi_rate,
-    round_bankruptcy_price,
-    round_liquidation_price,
     tier_for_position,
     unrealized_pnl_atoms,
 )
 from perpx.core.enums import Side
 from perpx.core.errors import PerpxBug
 from perpx.core.instruments import RiskLimitTier
+from perpx.core.liqprice import (
+    bankruptcy_price_for_margin_ticks,
+    bankruptcy_price_ticks,
+    cross_liquidation_price_estimate_ticks,
+    cross_liquidation_price_legacy_ticks,
+    isolated_liquidation_price_fraction,
+    isolated_liquidation_price_legacy_fraction,
+    isolated_liquidation_price_legacy_ticks,
+    isolated_liquidation_price_ticks,
+    isolated_liquidation_price_with_tier,
+    round_bankruptcy_price,
+    round_liquidation_price,
+)
 from perpx.core.numbers import RATE_ONE
 from support.builders import btcusdt
 

@@ -13,7 +13,6 @@ from perpx.api.retcodes import bybit_code
 from perpx.convert import ConversionError, format_rate, to_atoms
 from perpx.core.commands import Deposit, SetMarginMode, Withdraw
 from perpx.core.enums import MarginMode
-from perpx.store.history import decode_cursor
 
 MARGIN_MODES = {"ISOLATED_MARGIN": MarginMode.ISOLATED, "REGULAR_MARGIN": MarginMode.CROSS,
                 "PORTFOLIO_MARGIN": MarginMode.PORTFOLIO}
@@ -98,9 +97,7 @@ async def transaction_log(ctx: Context) -> dict[str, Any]:
     else:
         start, end = params.window(ctx.now_ms)
     limit = params.limit(20, 50)
-    cursor = params.text("cursor")
-    if cursor:
-        decode_cursor(cursor)
+    cursor = params.cursor()
     if category != LINEAR:
         return {"list": [], "nextPageCursor": ""}
     store = ctx.service.history

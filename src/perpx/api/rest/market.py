@@ -18,10 +18,6 @@ from perpx.readmodels.period import KLINE_INTERVALS, OPEN_INTEREST_INTERVALS
 from perpx.store.history import decode_cursor, encode_cursor
 
 
-def _empty(category: str) -> dict[str, Any]:
-    return {"category": category, "list": [], "nextPageCursor": ""}
-
-
 async def instruments_info(ctx: Context) -> dict[str, Any]:
     """GET /v5/market/instruments-info."""
     params = ctx.params
@@ -30,7 +26,7 @@ async def instruments_info(ctx: Context) -> dict[str, Any]:
     limit = params.limit(500, 1000)
     cursor = params.text("cursor")
     if category != LINEAR or status not in ("", "Trading"):
-        return _empty(category)
+        return wire.empty_page(category)
     symbol = params.text("symbol")
     base = params.text("baseCoin")
     specs = [spec for spec in ctx.service.specs.values()
@@ -193,7 +189,7 @@ async def risk_limit(ctx: Context) -> dict[str, Any]:
     """GET /v5/market/risk-limit (tiers ascending)."""
     category = ctx.params.category()
     if category != LINEAR:
-        return _empty(category)
+        return wire.empty_page(category)
     spec = ctx.params.spec(ctx.service.specs, required=False)
     chosen = [spec] if spec is not None else list(ctx.service.specs.values())
     rows = []

@@ -278,7 +278,7 @@ async def realtime(ctx: Context) -> dict[str, Any]:
     limit = params.limit(20, 50)
     cursor = params.text("cursor")
     if category != LINEAR:
-        return {"category": category, "list": [], "nextPageCursor": ""}
+        return wire.empty_page(category)
     symbols = set(_symbols(ctx, params)) if (order_id is None and not link) else None
     service = ctx.service
     if order_id is not None or link:
@@ -327,21 +327,17 @@ async def history(ctx: Context) -> dict[str, Any]:
         status = STATUS_NAMES[status_name]
     start, end = params.window(ctx.now_ms)
     limit = params.limit(20, 50)
-    cursor = params.text("cursor")
-    if cursor:
-        decode_cursor(cursor)
+    cursor = params.cursor()
     wanted = stops.list_filter(params)
     if category != LINEAR:
-        return {"category": category, "list": [], "nextPageCursor": ""}
+        return wire.empty_page(category)
     store = ctx.service.history
     page = await store.run(lambda: store.orders(
         ctx.account_id, symbol=spec.symbol if spec else None, order_id=order_id,
         order_link_id=link, status=status, start_ms=start, end_ms=end, limit=limit,
         cursor=cursor))
-    specs = ctx.service.specs
-    return {"category": LINEAR, "list": [wire.order(o, specs[o.symbol]) for o in page.records
-                                         if is_final(o.status) and wanted(o)],
-            "nextPageCursor": page.next_cursor}
+    return wire.linear_page(page, ctx.service.specs, wire.order,
+                            lambda o: is_final(o.status) and wanted(o))
 
 
 async def executions(ctx: Context) -> dict[str, Any]:
@@ -354,20 +350,15 @@ async def executions(ctx: Context) -> dict[str, Any]:
     exec_type = params.text("execType") or None
     start, end = params.window(ctx.now_ms)
     limit = params.limit(50, 100)
-    cursor = params.text("cursor")
-    if cursor:
-        decode_cursor(cursor)
+    cursor = params.cursor()
     if category != LINEAR:
-        return {"category": category, "list": [], "nextPageCursor": ""}
+        return wire.empty_page(category)
     store = ctx.service.history
     page = await store.run(lambda: store.executions(
         ctx.account_id, symbol=spec.symbol if spec else None, order_id=order_id,
         order_link_id=link, exec_type=exec_type, start_ms=start, end_ms=end, limit=limit,
         cursor=cursor))
-    specs = ctx.service.specs
-    return {"category": LINEAR, "list": [wire.execution(r, specs[r.symbol])
-                                         for r in page.records],
-            "nextPageCursor": page.next_cursor}
+    return wire.linear_page(page, ctx.service.specs, wire.execution)
 
 
 ROUTES = [

@@ -14,7 +14,6 @@ from perpx.convert import ConversionError, format_atoms, to_atoms, to_rate
 from perpx.core.commands import AdjustMargin, SetAutoAddMargin, SetLeverage, SwitchPositionMode
 from perpx.core.enums import MarginMode, PositionMode
 from perpx.core.instruments import InstrumentSpec
-from perpx.store.history import decode_cursor
 from perpx.store.records import TradingStop
 
 POSITION_MODES = {"0": PositionMode.ONE_WAY, "3": PositionMode.HEDGE}
@@ -56,7 +55,7 @@ async def position_list(ctx: Context) -> dict[str, Any]:
     base = params.text("baseCoin")
     params.limit(20, 200)
     if category != LINEAR:
-        return {"category": category, "list": [], "nextPageCursor": ""}
+        return wire.empty_page(category)
     if spec is None and not settle and not base:
         raise ApiError(10001, "Missing some parameters that must be filled in, symbol or "
                               "settleCoin")
@@ -193,19 +192,14 @@ async def closed_pnl(ctx: Context) -> dict[str, Any]:
     spec = params.spec(ctx.service.specs, required=False)
     start, end = params.window(ctx.now_ms)
     limit = params.limit(50, 100)
-    cursor = params.text("cursor")
-    if cursor:
-        decode_cursor(cursor)
+    cursor = params.cursor()
     if category != LINEAR:
-        return {"category": category, "list": [], "nextPageCursor": ""}
+        return wire.empty_page(category)
     store = ctx.service.history
     page = await store.run(lambda: store.closed_pnls(
         ctx.account_id, symbol=spec.symbol if spec else None, start_ms=start, end_ms=end,
         limit=limit, cursor=cursor))
-    specs = ctx.service.specs
-    return {"category": LINEAR, "list": [wire.closed_pnl(r, specs[r.symbol])
-                                         for r in page.records],
-            "nextPageCursor": page.next_cursor}
+    return wire.linear_page(page, ctx.service.specs, wire.closed_pnl)
 
 
 ROUTES = [
