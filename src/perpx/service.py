@@ -86,8 +86,9 @@ class ExchangeService:
         self.projector = Projector(specs, sink=None)
         self.tickers = Tickers(specs)
         # Closed candles and settled funding rates are rows of the history tables: memory
-        # (and the read-side checkpoint) keeps only the open candles.
-        self.klines = Klines(specs, keep_closed=0)
+        # (and the read-side checkpoint) keeps the open candles, and the two closed before
+        # them that the streams' kline topic confirms (the hub shares these models).
+        self.klines = Klines(specs, keep_closed=2)
         self.open_interest = OpenInterest()
         self.funding = FundingHistory(specs, keep=False)
         self.read_seq = 0  # the last command folded into the read side
@@ -161,7 +162,8 @@ class ExchangeService:
         self.engine = engine if engine is not None else Engine(specs)
         # The streams fold every durable command too, replayed ones included, so their book
         # mirrors and order states start where the journal ends.
-        self.hub = StreamHub(self.engine, specs, projector=self.projector)
+        self.hub = StreamHub(self.engine, specs, projector=self.projector,
+                             tickers=self.tickers, klines=self.klines)
         snapshot_seq = self.engine.last_seq
         if engine is not None:
             readside.restore(self, bodies[snapshot_seq], snapshot_seq)

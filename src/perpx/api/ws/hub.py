@@ -83,20 +83,27 @@ class StreamHub:
     """Public and private topics for every connection of `/v5/public/linear` and `/v5/private`."""
 
     def __init__(self, engine: Engine, instruments: list[InstrumentSpec] | None = None,
-                 max_queue: int | None = None, projector: Projector | None = None) -> None:
+                 max_queue: int | None = None, projector: Projector | None = None,
+                 tickers: Tickers | None = None, klines: Klines | None = None) -> None:
         """Serve `engine`'s streams; orders come from `projector` when the caller owns one.
 
         With a `projector` (the service's, shared with REST) the caller projects each command
-        and hands the `Projection` to `on_durable`; without one the hub keeps its own.
+        and hands the `Projection` to `on_durable`; without one the hub keeps its own. Likewise
+        `tickers` and `klines`: shared ones are folded by their owner before `on_durable`
+        (so each event is folded once); without them the hub folds its own. Shared klines
+        must keep at least the two closed candles before the open one.
         """
         self.engine = engine
         specs = instruments if instruments is not None else list(engine.instruments.values())
         self.specs = {spec.symbol: spec for spec in specs}
         self.max_queue = max_queue
         self.mirrors = {symbol: BookMirror(symbol) for symbol in self.specs}
-        self.tickers = Tickers(specs)
+        self._own_models = tickers is None and klines is None
+        if (tickers is None) != (klines is None):
+            raise ValueError("share both tickers and klines with the hub, or neither")
+        self.tickers = tickers if tickers is not None else Tickers(specs)
         # The open candle and the two before it: enough to confirm a closed candle once.
-        self.klines = Klines(specs, keep_closed=2)
+        self.klines = klines if klines is not None else Klines(specs, keep_closed=2)
         self._own_projector = projector is None
         self.projector = projector if projector is not None else Projector(specs)
         self.private = PrivateFeed(engine, self.projector)
@@ -255,9 +262,11 @@ class StreamHub:
         liquidations: list[Liquidated] = []
         book_symbols: set[str] = set()
         ticker_symbols: set[str] = set()
+        own_models = self._own_models
         for event in events:
-            self.tickers.apply(event)
-            self.klines.apply(event)
+            if own_models:
+                self.tickers.apply(event)
+                self.klines.apply(event)
             if isinstance(event, _BOOK_EVENTS):
                 self.mirrors[event.symbol].apply(event)
                 book_symbols.add(event.symbol)
