@@ -45,7 +45,7 @@ from perpx.core.commands import (
 )
 from perpx.core.enums import MarginMode, PositionMode, TimeInForce, TriggerBy, TriggerDirection
 from perpx.core.numbers import RATE_ONE
-from support.builders import btcusdt
+from support.builders import btcusdt, restored_midway
 
 SPEC = btcusdt()
 MID = 650_000  # 65,000.0
@@ -226,13 +226,6 @@ def test_random_trading_conserves_money_and_refuses_exactly_the_unfunded(seed: i
 def test_snapshot_mid_stream_then_tail_gives_the_same_hash(seed: int, length: int,
                                                            where: float) -> None:
     engine, commands = run_stream(seed, length)
-    cut = int(len(commands) * where)
-    first = Engine([SPEC])
-    for command in commands[:cut]:
-        first.apply(command)
-    restored = Engine.from_snapshot([SPEC], first.to_snapshot())
-    for command in commands[cut:]:
-        restored.apply(command)
-    restored.check_invariants()
+    restored = restored_midway([SPEC], commands, int(len(commands) * where))
     assert restored.state_hash() == engine.state_hash()
 

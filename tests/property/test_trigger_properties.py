@@ -36,7 +36,7 @@ from perpx.core.events import (
     Trade,
 )
 from perpx.core.triggers import EntryKind
-from support.builders import btcusdt
+from support.builders import btcusdt, restored_midway
 
 SPEC = btcusdt()
 MID = 650_000
@@ -191,12 +191,5 @@ def test_random_trading_with_triggers_keeps_every_invariant_and_replays(seed: in
 @given(st.integers(0, 10**6), st.integers(20, 150), st.floats(0.0, 1.0))
 def test_triggers_survive_a_snapshot_mid_stream(seed: int, length: int, where: float) -> None:
     engine, commands = run_stream(seed, length)
-    cut = int(len(commands) * where)
-    first = Engine([SPEC])
-    for command in commands[:cut]:
-        first.apply(command)
-    restored = Engine.from_snapshot([SPEC], first.to_snapshot())
-    for command in commands[cut:]:
-        restored.apply(command)
-    restored.check_invariants()
+    restored = restored_midway([SPEC], commands, int(len(commands) * where))
     assert restored.state_hash() == engine.state_hash()

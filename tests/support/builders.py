@@ -243,3 +243,15 @@ def state_apart_from_seq(engine: Engine) -> dict[str, Any]:
     del snapshot["last_seq"]
     del snapshot["last_ts_ms"]
     return snapshot
+
+
+def restored_midway(specs: list[InstrumentSpec], commands: list[Command], cut: int) -> Engine:
+    """Apply `commands[:cut]`, restore a new engine from a snapshot, apply the rest to it."""
+    first = Engine(specs)
+    for command in commands[:cut]:
+        first.apply(command)
+    restored = Engine.from_snapshot(specs, first.to_snapshot())
+    for command in commands[cut:]:
+        restored.apply(command)
+    restored.check_invariants()
+    return restored

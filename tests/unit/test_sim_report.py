@@ -43,7 +43,6 @@ def test_sim_refuses_bad_population_options() -> None:
         assert result.exit_code != 0, (option, result.output)
 
 
-@pytest.mark.skipif(not (SHARED / "data").exists(), reason="the shared BTC data is absent")
 def test_a_leveraged_replay_of_real_btc_liquidates_and_moves_the_fund(tmp_path: Path) -> None:
     data = SHARED / "data" / "btcusd_1m_2023-03-01_2023-03-07.csv"
     result = runner.invoke(app, [

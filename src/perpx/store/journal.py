@@ -8,8 +8,9 @@ simulations and tests that need no disk.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from perpx.core.commands import Command
 from perpx.store.codec import CommandCodec
@@ -54,6 +55,45 @@ def decode_chunks(codec: CommandCodec, chunks: Iterable[list[bytes]]) -> Iterato
     for bodies in chunks:
         for body in bodies:
             yield decode(body)
+
+
+class SqlJournal:
+    """What the SQL journals share: one guarded connection, the codec, the durable end.
+
+    A backend opens `_conn`, calls `_start(last_seq)` and implements `append` and
+    `read_bodies`; reading, `last_seq` and `close` are the same for all.
+    """
+
+    _conn: Any  # a DB-API connection with close()
+    _lock: threading.Lock
+    _codec: CommandCodec
+    _closed: bool
+    _last_seq: int
+
+    def _start(self, last_seq: int) -> None:
+        self._lock = threading.Lock()
+        self._codec = CommandCodec()
+        self._closed = False
+        self._last_seq = last_seq
+
+    def read_bodies(self, from_seq: int = 1, chunk: int = 4096) -> Iterator[list[bytes]]:
+        """Yield the encoded bodies from `from_seq` on, a list of up to `chunk` at a time."""
+        raise NotImplementedError
+
+    def read(self, from_seq: int = 1) -> Iterator[Command]:
+        """Yield the commands from `from_seq` on, decoded, in chunks of rows."""
+        return decode_chunks(self._codec, self.read_bodies(from_seq))
+
+    def last_seq(self) -> int:
+        """Return the seq of the last durable command (0 when empty)."""
+        return self._last_seq
+
+    def close(self) -> None:
+        """Close the connection; further use is an error."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._conn.close()
 
 
 class MemoryJournal:

@@ -17,7 +17,6 @@ journal's true end and never races a ghost's last batch. Readers (replay, audit)
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 from collections.abc import Iterator, Sequence
 
@@ -25,8 +24,7 @@ import psycopg
 from psycopg import sql
 
 from perpx.core.commands import Command
-from perpx.store.codec import CommandCodec
-from perpx.store.journal import JournalError, check_continues, decode_chunks
+from perpx.store.journal import JournalError, SqlJournal, check_continues
 
 DEFAULT_SCHEMA = "perpx"
 READ_CHUNK = 4096
@@ -64,8 +62,10 @@ def connect(dsn: str, schema: str) -> psycopg.Connection[tuple[object, ...]]:
     return conn
 
 
-class PostgresJournal:
+class PostgresJournal(SqlJournal):
     """The `Journal` protocol on PostgreSQL: table ``<schema>.journal(seq, ts_ms, body)``."""
+
+    _conn: psycopg.Connection[tuple[object, ...]]
 
     def __init__(self, dsn: str, schema: str = DEFAULT_SCHEMA, *, writer: bool = True) -> None:
         self.dsn = dsn
@@ -82,11 +82,8 @@ class PostgresJournal:
         self._conn.execute(sql.SQL(
             "CREATE TABLE IF NOT EXISTS {} (seq BIGINT PRIMARY KEY, ts_ms BIGINT NOT NULL, "
             "body BYTEA NOT NULL)").format(self._table))
-        self._lock = threading.Lock()
-        self._codec = CommandCodec()
-        self._closed = False
         row = self._conn.execute(sql.SQL("SELECT max(seq) FROM {}").format(self._table)).fetchone()
-        self._last_seq: int = int(row[0] or 0) if row else 0  # type: ignore[call-overload]
+        self._start(int(row[0] or 0) if row else 0)  # type: ignore[call-overload]
         self._copy = sql.SQL("COPY {} (seq, ts_ms, body) FROM STDIN").format(self._table)
 
     def append(self, commands: Sequence[Command]) -> None:
@@ -109,10 +106,6 @@ class PostgresJournal:
                 raise JournalError(f"postgres journal write failed: {failure}") from failure
             self._last_seq = commands[-1].seq
 
-    def read(self, from_seq: int = 1) -> Iterator[Command]:
-        """Yield the commands from `from_seq` on, decoded."""
-        return decode_chunks(self._codec, self.read_bodies(from_seq))
-
     def read_bodies(self, from_seq: int = 1, chunk: int = READ_CHUNK) -> Iterator[list[bytes]]:
         """Yield the encoded bodies from `from_seq` on, a list of up to `chunk` at a time."""
         query = sql.SQL(
@@ -127,14 +120,3 @@ class PostgresJournal:
                 return
             next_seq = int(rows[-1][0]) + 1  # type: ignore[call-overload]
             yield [bytes(row[1]) for row in rows]  # type: ignore[call-overload]
-
-    def last_seq(self) -> int:
-        """Return the seq of the last durable command (0 when empty)."""
-        return self._last_seq
-
-    def close(self) -> None:
-        """Close the connection; further use is an error."""
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._conn.close()

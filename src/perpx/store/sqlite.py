@@ -15,13 +15,11 @@ every use is guarded by a lock.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from perpx.core.commands import Command
-from perpx.store.codec import CommandCodec
-from perpx.store.journal import JournalError, check_continues, decode_chunks
+from perpx.store.journal import JournalError, SqlJournal, check_continues
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
@@ -46,8 +44,10 @@ def connect(path: str | Path, synchronous: str = "FULL") -> sqlite3.Connection:
     return conn
 
 
-class SqliteJournal:
+class SqliteJournal(SqlJournal):
     """The `Journal` protocol on one SQLite file: table ``journal(seq, ts_ms, body)``."""
+
+    _conn: sqlite3.Connection
 
     def __init__(self, path: str | Path, synchronous: str = "FULL") -> None:
         if synchronous not in ("FULL", "EXTRA"):
@@ -56,11 +56,8 @@ class SqliteJournal:
         self.path = str(path)
         self._conn = connect(path, synchronous)
         self._conn.execute(_SCHEMA)
-        self._lock = threading.Lock()
-        self._codec = CommandCodec()
-        self._closed = False
         row = self._conn.execute("SELECT max(seq) FROM journal").fetchone()
-        self._last_seq: int = row[0] or 0
+        self._start(row[0] or 0)
 
     def append(self, commands: Sequence[Command]) -> None:
         """Write the batch in one transaction; return once it is synced to disk."""
@@ -83,10 +80,6 @@ class SqliteJournal:
                 raise JournalError(f"sqlite journal write failed: {failure}") from failure
             self._last_seq = commands[-1].seq
 
-    def read(self, from_seq: int = 1) -> Iterator[Command]:
-        """Yield the commands from `from_seq` on, decoded, in chunks of rows."""
-        return decode_chunks(self._codec, self.read_bodies(from_seq))
-
     def read_bodies(self, from_seq: int = 1, chunk: int = READ_CHUNK) -> Iterator[list[bytes]]:
         """Yield the encoded bodies from `from_seq` on, a list of up to `chunk` at a time."""
         next_seq = max(from_seq, 1)
@@ -101,14 +94,3 @@ class SqliteJournal:
                 return
             next_seq = rows[-1][0] + 1
             yield [row[1] for row in rows]
-
-    def last_seq(self) -> int:
-        """Return the seq of the last durable command (0 when empty)."""
-        return self._last_seq
-
-    def close(self) -> None:
-        """Close the connection; further use is an error."""
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._conn.close()

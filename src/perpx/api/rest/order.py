@@ -104,13 +104,19 @@ async def create(ctx: Context) -> dict[str, Any]:
     return {"orderId": str(accepted.order_id), "orderLinkId": accepted.order_link_id}
 
 
-def _amend_command(ctx: Context, params: Params) -> AmendOrder:
-    spec = params.spec(ctx.service.specs)
-    assert spec is not None
+def _order_ref(params: Params) -> tuple[int | None, str]:
+    """Return the (orderId, orderLinkId) that name an order; one of them is required."""
     order_id = _order_id(params)
     link = params.text("orderLinkId")
     if order_id is None and not link:
         raise params_error("orderId or orderLinkId is required")
+    return order_id, link
+
+
+def _amend_command(ctx: Context, params: Params) -> AmendOrder:
+    spec = params.spec(ctx.service.specs)
+    assert spec is not None
+    order_id, link = _order_ref(params)
     qty = _convert(to_lots, spec, params.text("qty")) if "qty" in params else None
     price = _convert(to_ticks, spec, params.text("price")) if "price" in params else None
     return AmendOrder(0, 0, ctx.account_id, spec.symbol, order_id,
@@ -118,7 +124,7 @@ def _amend_command(ctx: Context, params: Params) -> AmendOrder:
                       **stops.amend_fields(params, spec))
 
 
-def _ids(ctx: Context, events: list[Event], order_id: int | None, link: str) -> dict[str, str]:
+def _ids(ctx: Context, order_id: int | None, link: str) -> dict[str, str]:
     found = ctx.service.projector.find(ctx.account_id, order_id, link)
     if found is not None:
         return {"orderId": str(found.order_id), "orderLinkId": found.order_link_id}
@@ -131,16 +137,13 @@ async def amend(ctx: Context) -> dict[str, Any]:
     command = _amend_command(ctx, ctx.params)
     events = await ctx.service.submit(command)
     raise_rejection(events)
-    return _ids(ctx, events, command.order_id, command.order_link_id)
+    return _ids(ctx, command.order_id, command.order_link_id)
 
 
 def _cancel_command(ctx: Context, params: Params) -> CancelOrder:
     spec = params.spec(ctx.service.specs)
     assert spec is not None
-    order_id = _order_id(params)
-    link = params.text("orderLinkId")
-    if order_id is None and not link:
-        raise params_error("orderId or orderLinkId is required")
+    order_id, link = _order_ref(params)
     return CancelOrder(0, 0, ctx.account_id, spec.symbol, order_id,
                        link if order_id is None else "")
 
@@ -154,7 +157,7 @@ async def cancel(ctx: Context) -> dict[str, Any]:
     raise_rejection(events)
     if before is not None:
         return {"orderId": str(before.order_id), "orderLinkId": before.order_link_id}
-    return _ids(ctx, events, command.order_id, command.order_link_id)
+    return _ids(ctx, command.order_id, command.order_link_id)
 
 
 def _symbols(ctx: Context, params: Params) -> list[str]:
@@ -237,7 +240,7 @@ async def _each(ctx: Context, build: Any) -> tuple[dict[str, Any], dict[str, Any
             if error is not None:
                 raise error
             ids = ({"orderId": str(before.order_id), "orderLinkId": before.order_link_id}
-                   if before is not None else _ids(ctx, events, command.order_id,
+                   if before is not None else _ids(ctx, command.order_id,
                                                    command.order_link_id))
             results.append({"category": LINEAR, "symbol": command.symbol, **ids})
             codes.append({"code": 0, "msg": "OK"})
