@@ -218,7 +218,7 @@ def _leverage_range(text: str) -> tuple[int, int]:
 @app.command()
 def sim(
     data: Path | None = typer.Option(None, help="Candle CSV to replay as the index (e.g. "
-                                                "../shared/data/btcusd_1m_...csv); without it a "
+                                                "tests/data/prices/btcusd_1m_...csv); without it a "
                                                 "seeded random walk."),
     hours: float = typer.Option(8.0, help="Hours of feed time to run."),
     start: str | None = typer.Option(None, help="Start the replay at this UTC time "

@@ -48,9 +48,9 @@ from perpx.sim import (
     SimulationReport,
     noise_population,
 )
-from support.builders import SHARED, btcusdt
+from support.builders import PRICES, btcusdt
 
-MINUTE_FILE = SHARED / "data" / "btcusd_1m_2023-03-01_2023-03-07.csv"
+MINUTE_FILE = PRICES / "btcusd_1m_2023-03-01_2023-03-07.csv"
 HOUR_MS = 3_600_000
 T0 = 1_677_628_800_000  # 2023-03-01 00:00 UTC
 END = T0 + 32 * HOUR_MS  # 2023-03-02 08:00 UTC, a funding timestamp

@@ -68,9 +68,9 @@ from perpx.core.takeover import cross_is_liquidatable, is_liquidatable
 from perpx.feeds import CandleReplay
 from perpx.sim import Agent, MarketMaker, MarketView, NoiseTrader, Simulation, SimulationReport
 from perpx.sim.agents import UNSTAMPED
-from support.builders import SHARED, btcusdt
+from support.builders import PRICES, btcusdt
 
-MINUTE_FILE = SHARED / "data" / "btcusd_1m_2023-03-01_2023-03-07.csv"
+MINUTE_FILE = PRICES / "btcusd_1m_2023-03-01_2023-03-07.csv"
 HOUR_MS = 3_600_000
 START = 1_677_772_800_000  # 2023-03-02 16:00 UTC, a funding timestamp
 END = START + 16 * HOUR_MS  # 2023-03-03 08:00 UTC, the next but one

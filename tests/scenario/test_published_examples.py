@@ -1,9 +1,10 @@
 """Published and seed worked examples, checked to the last unit against perpx.core.calc.
 
-Loads ../shared/vectors/public_vectors.json and seed_examples.json (next to the repo) and the
-spec/perp-mechanics.md examples. Each row names its source: a public vector id ("V15"), a spec
-section ("§1.6", the figure must be printed in that section) or a seed case ("upl_long"); the
-figure is checked against the source's own text before the formula is checked against it.
+Loads tests/data/vectors/public_vectors.json and seed_examples.json and the examples of
+tests/data/spec/perp-mechanics.md (copies; tests/data/README.md names their sources). Each
+row names its source: a public vector id ("V15"), a spec section ("§1.6", the figure must be
+printed in that section) or a seed case ("upl_long"); the figure is checked against the
+source's own text before the formula is checked against it.
 Where a source displays a rounded number, the exact value and the displayed one are tested
 apart. Vectors a formula cannot reproduce as specified are strict xfails with the reason.
 """
@@ -55,11 +56,10 @@ from perpx.core.liqprice import (
     isolated_liquidation_price_ticks,
 )
 from perpx.instruments import spec_from_bybit
-from support.builders import btcusdt, ethusdt
+from support.builders import TEST_DATA, btcusdt, ethusdt
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED = REPO_ROOT.parent / "shared"
-VECTORS = SHARED / "vectors"
+VECTORS = TEST_DATA / "vectors"
 PUBLIC: dict[str, dict[str, Any]] = {
     case["id"]: case
     for case in json.loads((VECTORS / "public_vectors.json").read_text("utf-8"))["cases"]
@@ -68,7 +68,7 @@ SEEDS: dict[str, dict[str, Any]] = {
     case["id"]: case
     for case in json.loads((VECTORS / "seed_examples.json").read_text("utf-8"))["cases"]
 }
-SPEC_TEXT = (SHARED / "spec" / "perp-mechanics.md").read_text("utf-8")
+SPEC_TEXT = (TEST_DATA / "spec" / "perp-mechanics.md").read_text("utf-8")
 
 BUY, SELL = Side.BUY, Side.SELL
 BTC = btcusdt()  # tick 0.10, step 0.001, taker 0.055%, the real 35-tier ladder

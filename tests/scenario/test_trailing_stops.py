@@ -1,4 +1,4 @@
-"""Trailing stops: spec §10's published examples and real BTC prices from ../shared/data.
+"""Trailing stops: spec §10's published examples and real BTC prices from tests/data/prices.
 
 The stop follows the last price in the position's favour, never back, and fires a market
 close once the price retraces by the distance. On real data the engine is compared with a
@@ -15,9 +15,9 @@ import pytest
 from perpx.core.engine import Engine
 from perpx.core.enums import StopOrderType
 from perpx.core.events import Event, OrderTriggered, TrailingStopMoved
-from support.builders import SHARED, Driver, of_type
+from support.builders import PRICES, Driver, of_type
 
-MINUTE_FILE = SHARED / "data" / "btcusd_1m_2023-03-01_2023-03-07.csv"
+MINUTE_FILE = PRICES / "btcusd_1m_2023-03-01_2023-03-07.csv"
 
 
 def text(ticks: int) -> str:

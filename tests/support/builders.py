@@ -51,8 +51,11 @@ def ethusdt(**overrides: Any) -> InstrumentSpec:
     return dataclasses.replace(bundled()["ETHUSDT"], **overrides)
 
 
-# The project's shared folder (seeds, spec, vectors, real prices) stands beside the repository.
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+# The tests' own copies of the published vectors, the spec text they cite and real prices
+# (tests/data/README.md says where each came from): a clone needs nothing beside it.
+TEST_DATA = Path(__file__).resolve().parents[1] / "data"
+PRICES = TEST_DATA / "prices"
+VECTORS = TEST_DATA / "vectors"
 
 RICH = "10000000"  # 10M USDT: enough that margin never refuses a matching test's order
 

@@ -20,11 +20,10 @@ from perpx.feeds import (
     read_candles,
     round_to_tick,
 )
-from support.builders import SHARED, btcusdt
+from support.builders import PRICES, btcusdt
 
-DATA = SHARED / "data"
-MINUTE_FILE = DATA / "btcusd_1m_2023-03-01_2023-03-07.csv"
-DAILY_FILE = DATA / "btcusd_1d_2011-2025.csv"
+MINUTE_FILE = PRICES / "btcusd_1m_2023-03-01_2023-03-07.csv"
+DAILY_FILE = PRICES / "btcusd_1d_2011-2025.csv"
 T0 = 1_677_628_800_000  # 2023-03-01 00:00 UTC
 
 

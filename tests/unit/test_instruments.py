@@ -20,7 +20,7 @@ from perpx.core.numbers import ATOMS_PER_COIN, RATE_ONE
 from perpx.instruments import load_instruments, spec_from_bybit
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-VECTORS_PATH = REPO_ROOT / ".." / "shared" / "vectors" / "public_vectors.json"
+VECTORS_PATH = REPO_ROOT / "tests" / "data" / "vectors" / "public_vectors.json"
 
 SPECS: dict[str, InstrumentSpec] = {spec.symbol: spec for spec in load_instruments()}
 SYMBOLS = sorted(SPECS)

@@ -13,7 +13,7 @@ from perpx.cli import app
 from perpx.core.enums import MarginMode, PositionMode, Side
 from perpx.sim import noise_population
 from perpx.sim.series import SeriesRecorder
-from support.builders import SHARED, btcusdt
+from support.builders import PRICES, btcusdt
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 runner = CliRunner()
@@ -44,7 +44,7 @@ def test_sim_refuses_bad_population_options() -> None:
 
 
 def test_a_leveraged_replay_of_real_btc_liquidates_and_moves_the_fund(tmp_path: Path) -> None:
-    data = SHARED / "data" / "btcusd_1m_2023-03-01_2023-03-07.csv"
+    data = PRICES / "btcusd_1m_2023-03-01_2023-03-07.csv"
     result = runner.invoke(app, [
         "sim", "--data", str(data), "--start", "2023-03-02T23:00", "--hours", "3",
         "--traders", "16", "--leverage", "50-100", "--deposit", "1500", "--max-qty", "0.3",
