@@ -22,6 +22,7 @@ from perpx.instruments import load_instruments
 if TYPE_CHECKING:  # the server's modules load when a command needs them
     from perpx.api.keys import DemoKey, KeyStore
     from perpx.service import ExchangeService
+    from perpx.store.journal import Journal
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="perpx: a USDT-perpetual futures exchange with Bybit's V5 rules.")
@@ -580,25 +581,45 @@ def _journal_progress(total: int, label: str) -> tuple[object, Callable[[int], N
     return bar, lambda done: bar.update(task, completed=done)
 
 
+def _open_readonly_journal(location: str) -> Journal:
+    """Open a journal read-only; exit 2, having created nothing, if there is none to read."""
+    from perpx.store import open_journal
+    from perpx.store.journal import JournalError
+
+    try:
+        return open_journal(location, readonly=True)
+    except (JournalError, ValueError) as bad:
+        typer.echo(f"perpx: {bad}", err=True)
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def replay(
     journal: str = typer.Option(..., help="Journal: a file path, sqlite:///PATH or postgresql://..."),
     verify_snapshots: bool = typer.Option(False, help="Also check every stored snapshot."),
 ) -> None:
     """Rebuild the state from the whole journal; print last seq, commands/s and state hash."""
-    from perpx.store import open_journal, open_snapshots
+    from perpx.store import open_snapshots
+    from perpx.store.journal import JournalMissing
     from perpx.store.replay import replay_journal
+    from perpx.store.snapshots import SnapshotStore
 
-    source = open_journal(journal, readonly=True)
-    store = open_snapshots(journal) if verify_snapshots else None
+    source = _open_readonly_journal(journal)
+    store: SnapshotStore | None = None
+    if verify_snapshots:
+        try:
+            store = open_snapshots(journal, readonly=True)
+        except JournalMissing:
+            console.print("no snapshots stored beside this journal")
     bar, progress = _journal_progress(source.last_seq(), "replay")
     with bar:  # type: ignore[attr-defined]
         report = replay_journal(load_instruments(), source, store, progress)
     console.print(f"last seq {report.engine.last_seq:,}; {report.commands:,} commands in "
                   f"{report.seconds:.2f} s = {report.commands_per_s:,.0f} commands/s")
     console.print(f"state hash {report.engine.state_hash()}")
-    if store is not None:
+    if verify_snapshots:
         console.print(f"snapshots verified: {len(report.snapshots_ok)}")
+    if store is not None:
         for problem in report.snapshot_problems:
             console.print(f"[red]{problem}[/red]")
         store.close()
@@ -613,10 +634,9 @@ def audit(
 ) -> None:
     """Replay, then check every wallet against the transaction log and each coin's total."""
     from perpx.convert import format_atoms
-    from perpx.store import open_journal
     from perpx.store.audit import audit_journal
 
-    source = open_journal(journal, readonly=True)
+    source = _open_readonly_journal(journal)
     bar, progress = _journal_progress(source.last_seq(), "audit")
     with bar:  # type: ignore[attr-defined]
         report = audit_journal(load_instruments(), source, progress)
