@@ -58,7 +58,7 @@ def test_a_take_applies_entirely_or_not_at_all(live: Live) -> None:
     reply = apply_money(live, key, ["30000", "30000"], adjust=1)
     assert reply["retCode"] == 110004
     assert usdt(live, key) == before
-    reply = apply_money(live, key, ["10", "0.5"] + ["abc"], adjust=1)
+    reply = apply_money(live, key, ["10", "0.5", "abc"], adjust=1)
     assert reply["retCode"] != 0 and usdt(live, key) == before
     assert apply_money(live, key, ["30000", "20000"], adjust=1)["retCode"] == 0
     assert usdt(live, key) == 0

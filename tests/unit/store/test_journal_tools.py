@@ -101,7 +101,7 @@ def test_a_missing_journal_is_refused_and_nothing_is_created(tool: str, location
     assert "no journal at" in result.output or "no table" in result.output
     assert not (tmp_path / "typo").exists()
     if location.startswith("postgres"):
-        kind, dsn, schema = parse_location(location)
+        _, dsn, schema = parse_location(location)
         with psycopg.connect(dsn) as conn:
             found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",
                                  (schema,)).fetchone()
