@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -14,8 +15,14 @@ from rich.table import Table
 
 import perpx
 from perpx import calculator
+from perpx.config import ConfigError, ServeSettings, load_config
 from perpx.convert import ConversionError
 from perpx.instruments import load_instruments
+
+if TYPE_CHECKING:  # the server's modules load when a command needs them
+    from perpx.api.keys import DemoKey, KeyStore
+    from perpx.service import ExchangeService
+    from perpx.store.journal import Journal
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="perpx: a USDT-perpetual futures exchange with Bybit's V5 rules.")
@@ -39,82 +46,150 @@ app.add_typer(keys_app, name="keys")
 DATA_OPTION = typer.Option(Path("perpx-data"), "--data", help="The data folder.")
 
 
+_SERVE = ServeSettings()  # the defaults of `perpx serve`, one place for the CLI and the file
+
+
 @app.command()
 def serve(
-    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
-    port: int = typer.Option(8080, help="TCP port of the REST (and WebSocket) API."),
-    data: Path = DATA_OPTION,
+    ctx: typer.Context,
+    config: Path | None = typer.Option(
+        None, help="TOML settings: a \\[serve] table with these options' names (and "
+                   "production = true). Options given on the command line win."),
+    production: bool = typer.Option(
+        _SERVE.production, "--production/--demo",
+        help="Production: no demo key, no demo funds, no demo-apply-money."),
+    host: str = typer.Option(_SERVE.host, help="Interface to listen on."),
+    port: int = typer.Option(_SERVE.port, help="TCP port of the REST (and WebSocket) API."),
+    data: Path = typer.Option(_SERVE.data, "--data", help="The data folder."),
     journal: str | None = typer.Option(
-        None, help="Journal location: postgresql://...?schema=NAME or a SQLite path "
-                   "(default DATA/journal.db)."),
-    replay: Path | None = typer.Option(None, help="Replay this candle CSV as the index."),
-    replay_symbol: str = typer.Option("BTCUSDT", help="The symbol --replay drives."),
-    no_maker: bool = typer.Option(False, "--no-maker", help="Run without the market maker."),
+        _SERVE.journal, help="Journal location: postgresql://...?schema=NAME or a SQLite path "
+                             "(default DATA/journal.db)."),
+    replay: Path | None = typer.Option(_SERVE.replay,
+                                       help="Replay this candle CSV as the index."),
+    replay_symbol: str = typer.Option(_SERVE.replay_symbol, help="The symbol --replay drives."),
+    maker: bool = typer.Option(_SERVE.maker, "--maker/--no-maker",
+                               help="Run the market maker."),
     snapshot_every: int = typer.Option(
-        100_000, help="Snapshot the state every N durable commands (0: never by count)."),
+        _SERVE.snapshot_every,
+        help="Snapshot the state every N durable commands (0: never by count)."),
     snapshot_seconds: float = typer.Option(
-        600.0, help="Snapshot the state every T seconds if anything changed (0: never by time)."),
-    snapshot_keep: int = typer.Option(3, help="How many snapshots to keep."),
+        _SERVE.snapshot_seconds,
+        help="Snapshot the state every T seconds if anything changed (0: never by time)."),
+    snapshot_keep: int = typer.Option(_SERVE.snapshot_keep, help="How many snapshots to keep."),
 ) -> None:
     """Run the exchange: Bybit V5 REST, a simulated index, a market maker, snapshots.
 
-    Port 0 takes any free port (printed). Snapshots beside the journal make a restart replay
-    only the journal's tail.
+    Without options it is a local demo: a demo key with 100,000 USDT of demo funds (its
+    secret shown once, then kept in DATA/demo-key.json) and demo-apply-money. --production
+    (or production = true in --config) turns all three off. Port 0 takes any free port
+    (printed). Snapshots beside the journal make a restart replay only the journal's tail.
     """
     import logging
 
-    from perpx.api.keys import KeyStore
     from perpx.api.server import run as run_loop
     from perpx.api.server import serve as serve_api
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    settings = serve_settings(ctx, config)
+    exchange = open_exchange(settings, say=typer.echo)
+
+    def ready(bound: int) -> None:
+        console.print(f"perpx {perpx.__version__} serving Bybit V5 REST on "
+                      f"http://{settings.host}:{bound} (data: {settings.data})", soft_wrap=True)
+        console.print("instruments: " + ", ".join(
+            f"{s.symbol} (tick {s.tick_size}, step {s.qty_step})"
+            for s in exchange.service.specs.values()))
+        demo = exchange.demo
+        if demo is None:
+            console.print("production mode: no demo key, no demo funds, demo-apply-money "
+                          "refused; Ctrl-C stops", soft_wrap=True)
+            return
+        secret = (f"demo secret:  {demo.key.secret} (shown once; kept in {demo.path})"
+                  if demo.created else f"demo secret:  in {demo.path}")
+        console.print(f"demo API key: {demo.key.api_key}\n{secret}\n(account "
+                      f"{demo.key.account_id}, {demo.key.demo_funds} USDT demo funds); "
+                      "Ctrl-C stops", soft_wrap=True)
+
+    service = exchange.service
+    try:
+        run_loop(serve_api(service, exchange.keys, settings.host, settings.port, ready))
+    finally:
+        exchange.keys.close()
+    if service.fatal is not None:
+        console.print(f"[red]stopped: {service.fatal!r}[/red]")
+        raise typer.Exit(1)
+    console.print("stopped")
+
+
+def serve_settings(ctx: typer.Context, config: Path | None) -> ServeSettings:
+    """Return the [serve] settings of `config` (or the defaults), options given win."""
+    import dataclasses
+
+    try:
+        settings = load_config(config).serve if config is not None else ServeSettings()
+    except ConfigError as bad:
+        raise typer.BadParameter(str(bad), param_hint="--config") from None
+    # By name: typer ships its own copy of click's ParameterSource.
+    sources = {f.name: ctx.get_parameter_source(f.name) for f in dataclasses.fields(settings)}
+    given = {name: ctx.params[name] for name, source in sources.items()
+             if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")}
+    return dataclasses.replace(settings, **given)
+
+
+@dataclass(slots=True)
+class Exchange:
+    """What `perpx serve` runs: the service, its keys, and (demo mode) the demo key."""
+
+    service: ExchangeService
+    keys: KeyStore
+    demo: DemoKey | None
+
+
+def open_exchange(settings: ServeSettings, say: Callable[[str], None]) -> Exchange:
+    """Open the journal, snapshots, history and keys and recover the service (no serving).
+
+    In demo mode the demo key is made on first start; in production none is, and a demo key
+    left live by earlier demo runs is named so the operator can revoke it.
+    """
+    from perpx.api.keys import KeyStore, demo_key, live_demo_key, private_folder
     from perpx.service import ExchangeService, open_service_journal
     from perpx.store import open_snapshots
     from perpx.store.history import open_history
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    data.mkdir(parents=True, exist_ok=True)
+    data = private_folder(settings.data)
     specs = load_instruments()
-    location = journal or str(data / "journal.db")
+    location = settings.journal or str(data / "journal.db")
     try:
-        command_journal = open_service_journal(data, journal)
+        command_journal = open_service_journal(data, settings.journal)
         snapshots = open_snapshots(location)
         # The history read models live in the journal's database (beside a SQLite journal).
         history = open_history(location)
     except Exception as bad:  # a bad location or an unreachable database: say which
         raise typer.BadParameter(f"--journal: {bad}") from bad
-    console.print(f"journal: {journal or data / 'journal.db'} "
-                  f"({command_journal.last_seq():,} commands journaled)")
+    say(f"journal: {location} ({command_journal.last_seq():,} commands journaled)")
     keys = KeyStore(data)
-    demo = next((k for k in keys.list() if k.note == "demo" and not k.revoked), None)
-    if demo is None:
-        demo = keys.create(demo_funds="100000", note="demo")
+    demo: DemoKey | None = None
+    if settings.production:
+        left = live_demo_key(keys)
+        if left is not None:
+            say(f"warning: the demo key {left.api_key} of an earlier demo run is still live "
+                f"(without demo funds); revoke it: perpx keys revoke {left.api_key} "
+                f"--data {data}")
+    else:
+        demo = demo_key(keys, data)
     service = ExchangeService(specs, command_journal, history=history,
-        maker=not no_maker, replay=replay, replay_symbol=replay_symbol,
-        snapshots=snapshots, snapshot_every=snapshot_every, snapshot_seconds=snapshot_seconds,
-        snapshot_keep=snapshot_keep, on_snapshot=lambda line: typer.echo(line))
+        maker=settings.maker, replay=settings.replay, replay_symbol=settings.replay_symbol,
+        snapshots=snapshots, snapshot_every=settings.snapshot_every,
+        snapshot_seconds=settings.snapshot_seconds, snapshot_keep=settings.snapshot_keep,
+        on_snapshot=say, demo=not settings.production)
     recovered = service.recovery
     for refusal in recovered.rejected:
         console.print(f"[yellow]{refusal}[/yellow]", soft_wrap=True)
     # One plain line, parsed by operators' scripts and the crash tests.
-    typer.echo(f"recovered seq {service.engine.last_seq} from snapshot "
-               f"{recovered.snapshot_seq} + {recovered.replayed} commands in "
-               f"{recovered.seconds:.3f} s; state hash {service.engine.state_hash()}")
-
-    def ready(bound: int) -> None:
-        console.print(f"perpx {perpx.__version__} serving Bybit V5 REST on "
-                      f"http://{host}:{bound} (data: {data})", soft_wrap=True)
-        console.print("instruments: " + ", ".join(
-            f"{s.symbol} (tick {s.tick_size}, step {s.qty_step})" for s in specs))
-        console.print(f"demo API key: {demo.api_key}\ndemo secret:  {demo.secret}\n"
-                      f"(account {demo.account_id}, 100000 USDT demo funds); Ctrl-C stops")
-
-    try:
-        run_loop(serve_api(service, keys, host, port, ready))
-    finally:
-        keys.close()
-    if service.fatal is not None:
-        console.print(f"[red]stopped: {service.fatal!r}[/red]")
-        raise typer.Exit(1)
-    console.print("stopped")
+    say(f"recovered seq {service.engine.last_seq} from snapshot "
+        f"{recovered.snapshot_seq} + {recovered.replayed} commands in "
+        f"{recovered.seconds:.3f} s; state hash {service.engine.state_hash()}")
+    return Exchange(service, keys, demo)
 
 
 @keys_app.command("create")
@@ -506,25 +581,45 @@ def _journal_progress(total: int, label: str) -> tuple[object, Callable[[int], N
     return bar, lambda done: bar.update(task, completed=done)
 
 
+def _open_readonly_journal(location: str) -> Journal:
+    """Open a journal read-only; exit 2, having created nothing, if there is none to read."""
+    from perpx.store import open_journal
+    from perpx.store.journal import JournalError
+
+    try:
+        return open_journal(location, readonly=True)
+    except (JournalError, ValueError) as bad:
+        typer.echo(f"perpx: {bad}", err=True)
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def replay(
     journal: str = typer.Option(..., help="Journal: a file path, sqlite:///PATH or postgresql://..."),
     verify_snapshots: bool = typer.Option(False, help="Also check every stored snapshot."),
 ) -> None:
     """Rebuild the state from the whole journal; print last seq, commands/s and state hash."""
-    from perpx.store import open_journal, open_snapshots
+    from perpx.store import open_snapshots
+    from perpx.store.journal import JournalMissing
     from perpx.store.replay import replay_journal
+    from perpx.store.snapshots import SnapshotStore
 
-    source = open_journal(journal, readonly=True)
-    store = open_snapshots(journal) if verify_snapshots else None
+    source = _open_readonly_journal(journal)
+    store: SnapshotStore | None = None
+    if verify_snapshots:
+        try:
+            store = open_snapshots(journal, readonly=True)
+        except JournalMissing:
+            console.print("no snapshots stored beside this journal")
     bar, progress = _journal_progress(source.last_seq(), "replay")
     with bar:  # type: ignore[attr-defined]
         report = replay_journal(load_instruments(), source, store, progress)
     console.print(f"last seq {report.engine.last_seq:,}; {report.commands:,} commands in "
                   f"{report.seconds:.2f} s = {report.commands_per_s:,.0f} commands/s")
     console.print(f"state hash {report.engine.state_hash()}")
-    if store is not None:
+    if verify_snapshots:
         console.print(f"snapshots verified: {len(report.snapshots_ok)}")
+    if store is not None:
         for problem in report.snapshot_problems:
             console.print(f"[red]{problem}[/red]")
         store.close()
@@ -539,10 +634,9 @@ def audit(
 ) -> None:
     """Replay, then check every wallet against the transaction log and each coin's total."""
     from perpx.convert import format_atoms
-    from perpx.store import open_journal
     from perpx.store.audit import audit_journal
 
-    source = open_journal(journal, readonly=True)
+    source = _open_readonly_journal(journal)
     bar, progress = _journal_progress(source.last_seq(), "audit")
     with bar:  # type: ignore[attr-defined]
         report = audit_journal(load_instruments(), source, progress)

@@ -78,8 +78,10 @@ class ExchangeService:
                  seed: int = 7, snapshots: SnapshotStore | None = None,
                  snapshot_every: int = 0, snapshot_seconds: float = 0.0,
                  snapshot_keep: int = 3,
-                 on_snapshot: Callable[[str], None] | None = None) -> None:
+                 on_snapshot: Callable[[str], None] | None = None,
+                 demo: bool = True) -> None:
         specs = list(instruments)
+        self.demo = demo  # False in production: no demo funds, no demo-apply-money
         self.specs: dict[str, InstrumentSpec] = {spec.symbol: spec for spec in specs}
         self.clock = clock
         self.history: History = history if history is not None else SqliteHistory(None)
@@ -261,8 +263,8 @@ class ExchangeService:
         self.stopped.set()
 
     async def ensure_funded(self, account_id: int, demo_funds: str) -> None:
-        """Credit a key's demo funds once, when its account has no wallet in the engine yet."""
-        if account_id in self._funding_accounts or not demo_funds:
+        """Credit a key's demo funds once, when its account has no wallet yet (demo mode)."""
+        if not self.demo or account_id in self._funding_accounts or not demo_funds:
             return
         if self.engine.clearing.account(account_id) is not None:
             self._funding_accounts.add(account_id)

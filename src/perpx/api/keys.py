@@ -2,8 +2,12 @@
 
 Bybit's HMAC signatures need the secret itself on the server, so a hash will not do. Secrets
 are stored encrypted (Fernet: AES-128-CBC + HMAC-SHA256) with a server key that lives in the
-data folder as `server.key`, created with mode 0600; the key table (`keys.db`, SQLite) never
-holds a secret in the clear, and secrets are never logged.
+data folder as `server.key`; the key table (`keys.db`, SQLite) never holds a secret in the
+clear, and secrets are never logged. Both, and the database's -wal and -shm files, are mode
+0600, and a data folder perpx creates is 0700: the server key decrypts every secret.
+
+`perpx serve` in demo mode keeps one demo key (note "demo", 100,000 USDT of demo funds); its
+secret is shown once, when created, and kept in `demo-key.json` (0600) in the data folder.
 
 The store speaks to its database through the five statements in `_SQL`, so a PostgreSQL
 variant needs only another connection and placeholder style. Lookups are cached for
@@ -12,8 +16,10 @@ variant needs only another connection and placeholder style. Lookups are cached 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import json
 import os
 import secrets
 import sqlite3
@@ -26,6 +32,11 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken
 
 CACHE_TTL_S = 2.0
+PRIVATE_FILE = 0o600
+PRIVATE_FOLDER = 0o700
+DEMO_NOTE = "demo"
+DEMO_FUNDS = "100000"
+DEMO_KEY_FILE = "demo-key.json"
 FIRST_ACCOUNT_ID = 1001  # below are the service's own accounts (the market maker is 1)
 DEFAULT_RATE_LIMIT = 200  # requests per second per key (Bybit's default is lower per endpoint)
 _ALPHABET = string.ascii_letters + string.digits
@@ -71,20 +82,67 @@ class ApiKey:
         return hmac.compare_digest(expected, signature.lower())
 
 
+def private_folder(path: str | Path) -> Path:
+    """Return `path` as a folder, creating it (and missing parents) with mode 0700.
+
+    A folder that already exists keeps its mode: the operator chose it.
+    """
+    folder = Path(path)
+    if not folder.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder, PRIVATE_FOLDER)  # mkdir's mode is masked by the umask
+    return folder
+
+
+def make_private(path: Path) -> None:
+    """Take group and other access away from `path`, if it exists (files of older runs)."""
+    try:
+        if os.stat(path).st_mode & 0o077:
+            os.chmod(path, PRIVATE_FILE)
+    except FileNotFoundError:
+        pass
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` as a 0600 file, replacing it whole.
+
+    The file is created 0600 before a byte is written: never readable by others, even briefly.
+    """
+    temporary = path.with_name(path.name + ".tmp")
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.replace(temporary, path)
+
+
 def _server_key(data_dir: Path) -> bytes:
     path = data_dir / "server.key"
     try:
-        return path.read_bytes().strip()
+        key = path.read_bytes().strip()
     except FileNotFoundError:
         pass
+    else:
+        make_private(path)
+        return key
     key = Fernet.generate_key()
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
     except FileExistsError:  # another process created it first
         return path.read_bytes().strip()
     with os.fdopen(fd, "wb") as out:
         out.write(key)
     return key
+
+
+def _private_database(path: Path) -> None:
+    # SQLite gives the -wal and -shm files the database file's mode, so a database created
+    # 0600 here keeps all three private; an older one is tightened.
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+    for name in (path.name, path.name + "-wal", path.name + "-shm"):
+        make_private(path.with_name(name))
 
 
 class KeyStore:
@@ -98,12 +156,14 @@ class KeyStore:
             self._fernet = Fernet(Fernet.generate_key())
             target = ":memory:"
         else:
-            folder = Path(data_dir)
-            folder.mkdir(parents=True, exist_ok=True)
+            folder = private_folder(data_dir)
             self._fernet = Fernet(_server_key(folder))
+            _private_database(folder / "keys.db")
             target = str(folder / "keys.db")
         self._db = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        if data_dir is not None:
+            _private_database(Path(target))  # the -wal and -shm files WAL mode just made
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.execute(_SQL["schema"])
         self._lock = threading.Lock()
@@ -191,3 +251,32 @@ class KeyStore:
         if key is None or not key.verify(f"GET/realtime{expires_ms}".encode(), signature):
             return None
         return key.account_id
+
+
+@dataclass(frozen=True, slots=True)
+class DemoKey:
+    """The demo key of `perpx serve` in demo mode, and the file that keeps its secret."""
+
+    key: ApiKey
+    path: Path  # DATA/demo-key.json, mode 0600
+    created: bool  # made by this start: the only time its secret is shown
+
+
+def live_demo_key(keys: KeyStore) -> ApiKey | None:
+    """Return the live (not revoked) demo key, if any."""
+    return next((k for k in keys.list() if k.note == DEMO_NOTE and not k.revoked), None)
+
+
+def demo_key(keys: KeyStore, data_dir: str | Path) -> DemoKey:
+    """Return the demo key, creating it (and its 0600 secret file) on first use.
+
+    A data folder from before the file existed gets the file on its next start.
+    """
+    path = Path(data_dir) / DEMO_KEY_FILE
+    found = live_demo_key(keys)
+    key = found if found is not None else keys.create(demo_funds=DEMO_FUNDS, note=DEMO_NOTE)
+    if found is None or not path.exists():
+        write_private(path, json.dumps({"api_key": key.api_key, "api_secret": key.secret,
+                                        "account_id": key.account_id}) + "\n")
+    make_private(path)
+    return DemoKey(key, path, created=found is None)

@@ -41,6 +41,7 @@ from perpx.core.enums import (
     CancelReason,
     OrderFilter,
     OrderType,
+    PositionMode,
     Side,
     TimeInForce,
     TriggerBy,
@@ -246,12 +247,29 @@ class Engine:
             if not any(type(e) is Liquidated for e in events[before:]) and not stops.busy():
                 return
 
-    def _switch_position_mode(self, cmd: SwitchPositionMode, events: list[Event]) -> None:
+    def _check_position_mode_switch(self, account_id: int, symbol: str,
+                                    mode: PositionMode) -> None:
         # Waiting orders name a position index of the old mode, so they block a switch too.
-        if self.stops.waiting.of(cmd.account_id, cmd.symbol):
+        if self.stops.waiting.of(account_id, symbol):
             raise Rejected(RejectCode.POSITION_MODE_SWITCH_REFUSED,
                            "close the position and cancel orders before switching mode")
+        settings.check_position_mode_switch(self.clearing, account_id, symbol, mode)
+
+    def _switch_position_mode(self, cmd: SwitchPositionMode, events: list[Event]) -> None:
+        self._check_position_mode_switch(cmd.account_id, cmd.symbol, cmd.position_mode)
         settings.switch_position_mode(self.clearing, cmd, events)
+
+    def position_mode_refusal(self, account_id: int, symbol: str,
+                              mode: PositionMode) -> RejectCode | None:
+        """Return the code a `SwitchPositionMode` would be refused with now, or None.
+
+        Changes nothing: the API checks every symbol of a coin-wide switch before any.
+        """
+        try:
+            self._check_position_mode_switch(account_id, symbol, mode)
+        except Rejected as refused:
+            return refused.code
+        return None
 
     # -- queries ----------------------------------------------------------------------------
 

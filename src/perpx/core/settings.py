@@ -110,17 +110,24 @@ def set_margin_mode(clearing: Clearing, cmd: SetMarginMode, events: list[Event])
     events.append(MarginModeSet(cmd.seq, cmd.ts_ms, cmd.account_id, cmd.margin_mode))
 
 
-def switch_position_mode(clearing: Clearing, cmd: SwitchPositionMode, events: list[Event]) -> None:
-    """Switch one-way ↔ hedge for a symbol; only when flat with no orders (seed 000)."""
-    account = clearing.user_account(cmd.account_id)
-    clearing.spec_of(cmd.symbol)
-    if account.position_mode(cmd.symbol) is cmd.position_mode:
+def check_position_mode_switch(clearing: Clearing, account_id: int, symbol: str,
+                               mode: PositionMode) -> None:
+    """Raise `Rejected` unless the account may switch `symbol` to `mode`; change nothing."""
+    account = clearing.user_account(account_id)
+    clearing.spec_of(symbol)
+    if account.position_mode(symbol) is mode:
         raise Rejected(RejectCode.POSITION_MODE_SWITCH_REFUSED,
                        "Position mode is not modified")
-    busy = any(p.size_lots for (s, _), p in account.positions.items() if s == cmd.symbol)
-    if busy or any(True for _ in clearing.orders_of(cmd.account_id, cmd.symbol)):
+    busy = any(p.size_lots for (s, _), p in account.positions.items() if s == symbol)
+    if busy or any(True for _ in clearing.orders_of(account_id, symbol)):
         raise Rejected(RejectCode.POSITION_MODE_SWITCH_REFUSED,
                        "close the position and cancel orders before switching mode")
+
+
+def switch_position_mode(clearing: Clearing, cmd: SwitchPositionMode, events: list[Event]) -> None:
+    """Switch one-way ↔ hedge for a symbol; only when flat with no orders (seed 000)."""
+    check_position_mode_switch(clearing, cmd.account_id, cmd.symbol, cmd.position_mode)
+    account = clearing.user_account(cmd.account_id)
     leverage = account.leverage_for(cmd.symbol, 0 if cmd.position_mode is
                                     PositionMode.HEDGE else 1)
     for idx in (0, 1, 2):

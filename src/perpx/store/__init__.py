@@ -48,7 +48,8 @@ def open_journal(url: str, *, readonly: bool = False) -> Journal:
     """Open the journal at `url` (see the module docstring for the forms).
 
     A writer (the default) is fenced against any other writer of the same journal; a
-    `readonly` journal (replay, audit) refuses appends and waits for no one.
+    `readonly` journal (replay, audit) refuses appends, waits for no one, creates nothing
+    (`JournalMissing` where there is no journal) and opens its database read-only.
     """
     kind, target, schema = parse_location(url)
     if kind == "postgres":
@@ -57,11 +58,15 @@ def open_journal(url: str, *, readonly: bool = False) -> Journal:
         return PostgresJournal(target, schema, writer=not readonly)
     from perpx.store.sqlite import SqliteJournal
 
-    return SqliteJournal(target)
+    return SqliteJournal(target, readonly=readonly)
 
 
-def open_snapshots(url: str, chunk_bytes: int | None = None) -> SnapshotStore:
-    """Open the snapshot store that lives beside the journal at `url`."""
+def open_snapshots(url: str, chunk_bytes: int | None = None, *,
+                   readonly: bool = False) -> SnapshotStore:
+    """Open the snapshot store that lives beside the journal at `url`.
+
+    `readonly` opens it as `open_journal` does (`perpx replay --verify-snapshots`).
+    """
     from perpx.store.snapshots import (
         DEFAULT_CHUNK_BYTES,
         PostgresSnapshotStore,
@@ -71,5 +76,5 @@ def open_snapshots(url: str, chunk_bytes: int | None = None) -> SnapshotStore:
     kind, target, schema = parse_location(url)
     size = chunk_bytes or DEFAULT_CHUNK_BYTES
     if kind == "postgres":
-        return PostgresSnapshotStore(target, schema, size)
-    return SqliteSnapshotStore(target, size)
+        return PostgresSnapshotStore(target, schema, size, readonly=readonly)
+    return SqliteSnapshotStore(target, size, readonly=readonly)

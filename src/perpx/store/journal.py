@@ -20,6 +20,10 @@ class JournalError(RuntimeError):
     """The journal refused a batch (gap or repeat in seq, or a storage failure)."""
 
 
+class JournalMissing(JournalError):
+    """A read-only opening found no journal there (replay and audit create nothing)."""
+
+
 class Journal(Protocol):
     """An append-only log of sequenced commands."""
 

@@ -11,7 +11,9 @@ the connection is guarded by a lock.
 A writer fences itself with a session advisory lock on the schema's journal. A process killed
 while its COMMIT was in flight leaves a server backend that may still commit that batch; the
 lock is released only when that backend ends, so a restarted writer that takes it reads the
-journal's true end and never races a ghost's last batch. Readers (replay, audit) take no lock.
+journal's true end and never races a ghost's last batch. Readers (replay, audit) take no lock,
+run in a read-only session (``default_transaction_read_only``) and create nothing: a schema
+without a journal table is `JournalMissing`.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import psycopg
 from psycopg import sql
 
 from perpx.core.commands import Command
-from perpx.store.journal import JournalError, SqlJournal, check_continues
+from perpx.store.journal import JournalError, JournalMissing, SqlJournal, check_continues
 
 DEFAULT_SCHEMA = "perpx"
 READ_CHUNK = 4096
@@ -51,15 +53,32 @@ def take_writer_lock(conn: psycopg.Connection[tuple[object, ...]], schema: str,
         time.sleep(0.05)
 
 
-def connect(dsn: str, schema: str) -> psycopg.Connection[tuple[object, ...]]:
-    """Open a connection with synchronous commits, and create `schema` if it is missing."""
+def connect(dsn: str, schema: str, *,
+            readonly: bool = False) -> psycopg.Connection[tuple[object, ...]]:
+    """Open a connection with synchronous commits, and create `schema` if it is missing.
+
+    `readonly`: a read-only session that creates nothing.
+    """
     try:
         conn = psycopg.connect(dsn, autocommit=True)
     except psycopg.Error as failure:
         raise JournalError(f"cannot connect to PostgreSQL: {failure}") from failure
+    if readonly:
+        conn.execute("SET default_transaction_read_only = on")
+        return conn
     conn.execute("SET synchronous_commit = on")
     conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
     return conn
+
+
+def require_table(conn: psycopg.Connection[tuple[object, ...]], schema: str,
+                  table: str) -> None:
+    """Raise `JournalMissing` (closing `conn`) unless `schema.table` exists."""
+    name = sql.Identifier(schema, table).as_string(conn)
+    row = conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()
+    if row is None or row[0] is None:
+        conn.close()
+        raise JournalMissing(f"no table {schema}.{table} in that database")
 
 
 class PostgresJournal(SqlJournal):
@@ -71,17 +90,19 @@ class PostgresJournal(SqlJournal):
         self.dsn = dsn
         self.schema = schema
         self.writer = writer
-        self._conn = connect(dsn, schema)
+        self._conn = connect(dsn, schema, readonly=not writer)
+        self._table = sql.Identifier(schema, "journal")
         if writer:
             try:
                 take_writer_lock(self._conn, schema)
             except BaseException:
                 self._conn.close()
                 raise
-        self._table = sql.Identifier(schema, "journal")
-        self._conn.execute(sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {} (seq BIGINT PRIMARY KEY, ts_ms BIGINT NOT NULL, "
-            "body BYTEA NOT NULL)").format(self._table))
+            self._conn.execute(sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (seq BIGINT PRIMARY KEY, ts_ms BIGINT NOT NULL, "
+                "body BYTEA NOT NULL)").format(self._table))
+        else:
+            require_table(self._conn, schema, "journal")
         row = self._conn.execute(sql.SQL("SELECT max(seq) FROM {}").format(self._table)).fetchone()
         self._start(int(row[0] or 0) if row else 0)  # type: ignore[call-overload]
         self._copy = sql.SQL("COPY {} (seq, ts_ms, body) FROM STDIN").format(self._table)

@@ -81,10 +81,14 @@ def _chunks(body: bytes, size: int) -> list[bytes]:
 class SqliteSnapshotStore:
     """Snapshots in the journal's SQLite file (its own connection, same WAL durability)."""
 
-    def __init__(self, path: str | Path, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> None:
-        self._conn = sq.connect(path)
+    def __init__(self, path: str | Path, chunk_bytes: int = DEFAULT_CHUNK_BYTES, *,
+                 readonly: bool = False) -> None:
         self._lock = threading.Lock()
         self.chunk_bytes = chunk_bytes
+        if readonly:  # perpx replay: read what is there, create nothing
+            self._conn = sq.connect_readonly(path, "snapshot_chunks")
+            return
+        self._conn = sq.connect(path)
         self._conn.execute("CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, "
                            "ts_ms INTEGER NOT NULL, state_hash TEXT NOT NULL, "
                            "nbytes INTEGER NOT NULL, chunks INTEGER NOT NULL)")
@@ -157,12 +161,15 @@ class PostgresSnapshotStore:
     """Snapshots in the journal's PostgreSQL schema."""
 
     def __init__(self, dsn: str, schema: str = pg.DEFAULT_SCHEMA,
-                 chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> None:
-        self._conn = pg.connect(dsn, schema)
+                 chunk_bytes: int = DEFAULT_CHUNK_BYTES, *, readonly: bool = False) -> None:
+        self._conn = pg.connect(dsn, schema, readonly=readonly)
         self._lock = threading.Lock()
         self.chunk_bytes = chunk_bytes
         self._head = sql.Identifier(schema, "snapshots")
         self._body = sql.Identifier(schema, "snapshot_chunks")
+        if readonly:  # perpx replay: read what is there, create nothing
+            pg.require_table(self._conn, schema, "snapshot_chunks")
+            return
         self._conn.execute(sql.SQL(
             "CREATE TABLE IF NOT EXISTS {} (seq BIGINT PRIMARY KEY, ts_ms BIGINT NOT NULL, "
             "state_hash TEXT NOT NULL, nbytes BIGINT NOT NULL, chunks INTEGER NOT NULL)"

@@ -7,6 +7,12 @@ process but may lose the last commits on power loss, which would break "acknowle
 durable".) The sequencer's group commit puts everything that arrived during one flush into
 one transaction, so one fsync carries many commands.
 
+Replay and audit open a journal read-only (`readonly=True`): a ``mode=ro`` URI, nothing
+created, and ``immutable=1`` when the folder cannot be written (read-only media, where SQLite
+could not make the ``-shm`` file WAL mode reads through). An immutable reader does not see
+a ``-wal`` file's commands, so a journal whose ``-wal`` still holds some is refused there
+rather than read short.
+
 The sequencer calls `append` from a worker thread (``asyncio.to_thread``) while readers may
 call from the event loop's, so the connection is opened with ``check_same_thread=False`` and
 every use is guarded by a lock.
@@ -14,12 +20,14 @@ every use is guarded by a lock.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from urllib.parse import quote
 
 from perpx.core.commands import Command
-from perpx.store.journal import JournalError, SqlJournal, check_continues
+from perpx.store.journal import JournalError, JournalMissing, SqlJournal, check_continues
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
@@ -44,18 +52,60 @@ def connect(path: str | Path, synchronous: str = "FULL") -> sqlite3.Connection:
     return conn
 
 
+def readonly_uri(path: str | Path) -> str:
+    """Return the URI that opens the existing database `path` for reading only.
+
+    Raise `JournalMissing` if there is no such file, and `JournalError` if the folder is
+    read-only while a ``-wal`` file holds commands an immutable reader would skip.
+    """
+    file = Path(path).resolve()
+    if not file.is_file():
+        raise JournalMissing(f"no journal at {path}")
+    query = "mode=ro"
+    if not os.access(file.parent, os.W_OK):
+        wal = file.with_name(file.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise JournalError(
+                f"{wal} holds commands not yet merged into {file.name}, and SQLite reads "
+                "them only where it can write beside the journal: copy both to writable "
+                "storage first")
+        query += "&immutable=1"
+    return f"file:{quote(str(file))}?{query}"
+
+
+def connect_readonly(path: str | Path, table: str) -> sqlite3.Connection:
+    """Open the existing database `path` read-only; `JournalMissing` if `table` is absent."""
+    conn = sqlite3.connect(readonly_uri(path), uri=True, check_same_thread=False,
+                           isolation_level=None, timeout=30.0)
+    try:
+        found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                             (table,)).fetchone()
+    except sqlite3.DatabaseError as bad:  # not a database at all
+        conn.close()
+        raise JournalMissing(f"{path} is not a perpx journal: {bad}") from bad
+    if found is None:
+        conn.close()
+        raise JournalMissing(f"{path} holds no {table} table")
+    return conn
+
+
 class SqliteJournal(SqlJournal):
     """The `Journal` protocol on one SQLite file: table ``journal(seq, ts_ms, body)``."""
 
     _conn: sqlite3.Connection
 
-    def __init__(self, path: str | Path, synchronous: str = "FULL") -> None:
+    def __init__(self, path: str | Path, synchronous: str = "FULL", *,
+                 readonly: bool = False) -> None:
         if synchronous not in ("FULL", "EXTRA"):
             # Anything weaker may lose acknowledged commands on power loss (module docstring).
             raise ValueError("the journal needs synchronous=FULL or EXTRA to be durable")
         self.path = str(path)
-        self._conn = connect(path, synchronous)
-        self._conn.execute(_SCHEMA)
+        self.readonly = readonly
+        if readonly:
+            self._conn = connect_readonly(path, "journal")
+        else:
+            self._conn = connect(path, synchronous)
+            self._conn.execute(_SCHEMA)
         row = self._conn.execute("SELECT max(seq) FROM journal").fetchone()
         self._start(row[0] or 0)
 
@@ -68,6 +118,8 @@ class SqliteJournal(SqlJournal):
         with self._lock:
             if self._closed:
                 raise JournalError("journal is closed")
+            if self.readonly:
+                raise JournalError("journal was opened read-only")
             check_continues(self._last_seq, commands)
             try:
                 self._conn.execute("BEGIN IMMEDIATE")

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 from perpx.api import wire
-from perpx.api.context import Access, Context, Endpoint, rejection
+from perpx.api.context import Access, Context, Endpoint, raise_rejection, rejection
 from perpx.api.envelope import ApiError, params_error
 from perpx.api.params import LINEAR
 from perpx.api.retcodes import bybit_code
 from perpx.convert import ConversionError, format_rate, to_atoms
+from perpx.core.codes import RejectCode
 from perpx.core.commands import Deposit, SetMarginMode, Withdraw
 from perpx.core.enums import MarginMode
 
 MARGIN_MODES = {"ISOLATED_MARGIN": MarginMode.ISOLATED, "REGULAR_MARGIN": MarginMode.CROSS,
                 "PORTFOLIO_MARGIN": MarginMode.PORTFOLIO}
 DEMO_MAX = {"USDT": 100_000}  # Bybit's demo trading: at most this much per request
+DEMO_ONLY = (10005, "Permission denied: demo-apply-money is for demo trading only")
 DAY_MS = 86_400_000
 
 
@@ -122,31 +125,49 @@ async def set_margin_mode(ctx: Context) -> dict[str, Any]:
 
 
 async def demo_apply_money(ctx: Context) -> dict[str, Any]:
-    """POST /v5/account/demo-apply-money: Bybit demo trading's funds (adjustType 0 add, 1 take)."""
+    """POST /v5/account/demo-apply-money: Bybit demo trading's funds (adjustType 0 add, 1 take).
+
+    Demo mode only: a production server answers 10005, as Bybit answers a key that lacks the
+    right. The whole request is checked before anything moves (coins, amounts, the cap summed
+    per coin, a take never above what can be withdrawn), then applied as one command per coin,
+    all submitted before any is awaited: it applies entirely or not at all.
+    """
+    if not ctx.service.demo:
+        raise ApiError(*DEMO_ONLY)
     adjust = ctx.params.integer("adjustType", 0, low=0, high=1)
     items = ctx.params.data.get("utaDemoApplyMoney")
     if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
         raise params_error("utaDemoApplyMoney must be a non-empty list")
-    commands: list[Deposit | Withdraw] = []
+    totals: dict[str, int] = {}
     for item in items:
         coin = item.get("coin")
-        if coin not in DEMO_MAX:
+        if not isinstance(coin, str) or coin not in DEMO_MAX:
             raise params_error("coin invalid")
         try:
             amount = to_atoms(str(item.get("amountStr", "")))
         except ConversionError as bad:
             code, message = bybit_code(bad.code)
             raise ApiError(code, message) from bad
-        if not 0 < amount <= DEMO_MAX[coin] * 10**8:
+        if amount <= 0:
             raise params_error(f"amountStr must be in (0, {DEMO_MAX[coin]}]")
-        if adjust == 1:
-            commands.append(Withdraw(0, 0, ctx.account_id, coin, amount))
-        else:
-            commands.append(Deposit(0, 0, ctx.account_id, coin, amount))
-    for command in commands:
-        error = rejection(await ctx.service.submit(command))
-        if error is not None:
-            raise error
+        totals[coin] = totals.get(coin, 0) + amount
+    for coin, total in totals.items():
+        if total > DEMO_MAX[coin] * 10**8:
+            raise params_error(f"{coin}: at most {DEMO_MAX[coin]} per request")
+    commands: list[Deposit | Withdraw]
+    if adjust == 1:
+        clearing = ctx.service.engine.clearing
+        account = clearing.account(ctx.account_id)
+        for coin, total in totals.items():
+            if account is None or total > clearing.figures(account, coin).withdrawable_atoms:
+                raise ApiError(*bybit_code(RejectCode.INSUFFICIENT_WALLET_BALANCE))
+        commands = [Withdraw(0, 0, ctx.account_id, c, t) for c, t in totals.items()]
+    else:
+        commands = [Deposit(0, 0, ctx.account_id, c, t) for c, t in totals.items()]
+    # gather starts every submit in order before any awaits, and a submit applies its command
+    # in its first step: no other command comes between them.
+    for events in await asyncio.gather(*(ctx.service.submit(c) for c in commands)):
+        raise_rejection(events)
     return {}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from perpx.api import wire
@@ -87,7 +88,13 @@ async def set_leverage(ctx: Context) -> dict[str, Any]:
 
 
 async def switch_mode(ctx: Context) -> dict[str, Any]:
-    """POST /v5/position/switch-mode: one symbol, or every symbol of a settle coin."""
+    """POST /v5/position/switch-mode: one symbol, or every symbol of a settle coin.
+
+    A symbol already in `mode` answers 110025, as Bybit. By coin, the symbols already in
+    `mode` are left alone and, when all are, nothing changes and the answer is 0 (freqtrade
+    and ccxt set a coin's mode at every start and stop on 110025). Every symbol to switch is
+    checked before any is switched, and the switches are submitted together: all or none.
+    """
     params = ctx.params
     if params.category() != LINEAR:
         raise params_error("category invalid: perpx lists linear contracts only")
@@ -98,15 +105,29 @@ async def switch_mode(ctx: Context) -> dict[str, Any]:
         raise params_error("symbol or coin is required")
     symbols = [spec.symbol] if spec is not None else [
         s.symbol for s in ctx.service.specs.values() if s.settle_coin == coin]
-    account = ctx.service.engine.clearing.account(ctx.account_id)
+    if not symbols:
+        raise params_error("coin invalid")
+    engine = ctx.service.engine
+    account = engine.clearing.account(ctx.account_id)
+    # An account with no wallet yet is one-way everywhere, like a new one.
+    todo = [s for s in symbols if (account.position_mode(s) if account is not None
+                                   else PositionMode.ONE_WAY) is not mode]
+    if not todo:
+        if spec is None:
+            return {}
+        raise ApiError(110025, "Position mode is not modified")
     if account is None:
         raise ApiError(10001, "params error: the account has no wallet yet")
-    todo = [s for s in symbols if account.position_mode(s) is not mode]
-    if not todo:
-        raise ApiError(110025, "Position mode is not modified")
     for symbol in todo:
-        raise_rejection(await ctx.service.submit(SwitchPositionMode(
-            0, 0, ctx.account_id, symbol, mode)))
+        refused = engine.position_mode_refusal(ctx.account_id, symbol, mode)
+        if refused is not None:
+            code, message = bybit_code(refused)
+            raise ApiError(code, f"{message}: {symbol}")
+    # gather starts every submit in order before any awaits, and a submit applies its command
+    # in its first step: no other command comes between the checks and the switches.
+    for events in await asyncio.gather(*(ctx.service.submit(SwitchPositionMode(
+            0, 0, ctx.account_id, symbol, mode)) for symbol in todo)):
+        raise_rejection(events)
     return {}
 
 

@@ -1,0 +1,116 @@
+"""The operator's configuration file (TOML): one table per section, one key per field.
+
+A section is a frozen dataclass; `Config` holds one field per section, named as its table::
+
+    [serve]
+    production = true
+    host = "0.0.0.0"
+    port = 8080
+
+A new section is one line in `Config` (``limits: Limits = field(default_factory=Limits)``):
+its keys map onto the dataclass's fields by name and are checked against the fields' types.
+An unknown table or key is an error naming the file, the table and the known keys, so a
+mistyped setting never passes silently (a misspelt ``prodution = true`` would otherwise
+leave a production server handing out demo money).
+
+Command-line options given explicitly win over the file (see `perpx serve`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, not TOML, or holds an unknown or ill-typed key."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServeSettings:
+    """`perpx serve`: where it listens, where it keeps its data, and demo or production."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data: Path = Path("perpx-data")
+    journal: str | None = None  # postgresql://...?schema=NAME or a SQLite path
+    replay: Path | None = None
+    replay_symbol: str = "BTCUSDT"
+    maker: bool = True
+    snapshot_every: int = 100_000
+    snapshot_seconds: float = 600.0
+    snapshot_keep: int = 3
+    # Production: no auto-created demo key, no demo funds on keys, no demo-apply-money.
+    production: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Every section of the file; a missing table keeps its defaults."""
+
+    serve: ServeSettings = field(default_factory=ServeSettings)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read `path` (TOML) into a `Config`; raise `ConfigError` with a clear message."""
+    where = str(path)
+    try:
+        with open(path, "rb") as handle:
+            document = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: no such file") from None
+    except (OSError, tomllib.TOMLDecodeError) as bad:
+        raise ConfigError(f"{where}: {bad}") from None
+    config: Config = _build(Config, document, where, "")
+    return config
+
+
+def _build(cls: type[Any], table: dict[str, Any], where: str, section: str) -> Any:
+    """Make a `cls` from a TOML table: every key must be a field of the right type."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    label = f"[{section}] " if section else ""
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in names:
+            kind = "key" if section else "table"
+            raise ConfigError(f"{where}: {label}unknown {kind} {key!r} "
+                              f"(known: {', '.join(names)})")
+        wanted = hints[key]
+        if dataclasses.is_dataclass(wanted):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: {key!r} must be a table ([{key}])")
+            values[key] = _build(typing.cast(type[Any], wanted), value, where, key)
+        else:
+            values[key] = _convert(wanted, value, f"{where}: {label}{key}")
+    return cls(**values)
+
+
+def _convert(wanted: Any, value: Any, label: str) -> Any:
+    """Check (and for Path and float, convert) one value against a field's type."""
+    options = typing.get_args(wanted) if isinstance(wanted, types.UnionType) else (wanted,)
+    for option in options:
+        if option is type(None):
+            continue  # TOML has no null: an optional field is set by giving a value
+        if option is bool and isinstance(value, bool):
+            return value
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if option is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if option is str and isinstance(value, str):
+            return value
+        if option is Path and isinstance(value, str):
+            return Path(value)
+    names = " or ".join(_type_name(o) for o in options if o is not type(None))
+    raise ConfigError(f"{label}: expected {names}, got {value!r}")
+
+
+def _type_name(kind: Any) -> str:
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string",
+            Path: "a path (string)"}.get(kind, getattr(kind, "__name__", str(kind)))
