@@ -24,11 +24,15 @@ run can be checked with `perpx replay --journal PATH` or reopened with `Exchange
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
 
+from perpx.api import translate
+from perpx.api.envelope import ApiError
+from perpx.api.params import LINEAR
+from perpx.api.rest import stops
 from perpx.api.retcodes import OK
 from perpx.convert import ConversionError, to_atoms, to_lots, to_rate, to_ticks
 from perpx.core import Engine
@@ -57,12 +61,8 @@ from perpx.core.enums import (
     OrderFilter,
     OrderType,
     PositionMode,
-    Side,
-    SmpType,
-    TimeInForce,
     TpSlMode,
     TriggerBy,
-    TriggerDirection,
 )
 from perpx.core.events import (
     CommandRejected,
@@ -92,12 +92,7 @@ SNAPSHOT_FORMAT = "perpx.Exchange/1"
 Listener = Callable[[Command, list[Event]], None]
 
 # Bybit's words, matched case-insensitively.
-_SIDES = {"buy": Side.BUY, "sell": Side.SELL}
 _ORDER_TYPES = {"limit": OrderType.LIMIT, "market": OrderType.MARKET}
-_TIME_IN_FORCE = {"gtc": TimeInForce.GTC, "ioc": TimeInForce.IOC, "fok": TimeInForce.FOK,
-                  "postonly": TimeInForce.POST_ONLY}
-_SMP = {"none": SmpType.NONE, "cancelmaker": SmpType.CANCEL_MAKER,
-        "canceltaker": SmpType.CANCEL_TAKER, "cancelboth": SmpType.CANCEL_BOTH}
 _TRIGGER_BY = {"lastprice": TriggerBy.LAST_PRICE, "markprice": TriggerBy.MARK_PRICE,
                "indexprice": TriggerBy.INDEX_PRICE}
 _TPSL_MODES = {"full": TpSlMode.FULL, "partial": TpSlMode.PARTIAL}
@@ -133,6 +128,23 @@ def _word(table: dict[str, Any], value: object, name: str) -> Any:
         if value is member:
             return member
     raise Refused(RejectCode.INVALID_PARAMETER, f"{name} invalid: {value!r}")
+
+
+def _wire(table: Mapping[str, Any], value: object) -> object:
+    """Return Bybit's own word for `value` (any case, or the enum itself) as the wire has it.
+
+    Unknown words pass through unchanged, for the translator to refuse as REST would.
+    """
+    if isinstance(value, str):
+        wanted = value.replace(" ", "").lower()
+        for word in table:
+            if word.lower() == wanted:
+                return word
+        return value
+    for word, member in table.items():
+        if value is member:
+            return word
+    return value
 
 
 def _leverage(value: str | int) -> int:
@@ -295,39 +307,21 @@ class Exchange:
         `side` "Buy"/"Sell", `order_type` "Limit"/"Market"; a limit needs `price`. With
         `trigger_price` (and `trigger_direction` 1 rising / 2 falling) it is conditional.
         """
-
-        def build(seq: int, ts: int) -> Command:
-            spec = self._spec(symbol)
-            kind = _word(_ORDER_TYPES, order_type, "orderType")
-            if kind is OrderType.LIMIT and price is None:
-                raise Refused(RejectCode.INVALID_PRICE, "a limit order needs a price")
-            direction = None
-            if trigger_direction is not None:
-                direction = _word({"1": TriggerDirection.RISING, "2": TriggerDirection.FALLING},
-                                  trigger_direction, "triggerDirection")
-            return PlaceOrder(
-                seq, ts, account, symbol, _word(_SIDES, side, "side"), kind,
-                to_lots(spec, qty) if qty != "0" else 0,
-                to_ticks(spec, price) if price is not None and kind is OrderType.LIMIT
-                else None,
-                time_in_force=_word(_TIME_IN_FORCE, time_in_force, "timeInForce"),
-                reduce_only=reduce_only, close_on_trigger=close_on_trigger,
-                position_idx=position_idx, order_link_id=order_link_id,
-                smp_type=_word(_SMP, smp_type, "smpType"),
-                trigger_price_ticks=_ticks(spec, trigger_price),
-                trigger_direction=direction,
-                trigger_by=_word(_TRIGGER_BY, trigger_by, "triggerBy"),
-                take_profit_ticks=_ticks(spec, take_profit),
-                stop_loss_ticks=_ticks(spec, stop_loss),
-                tp_trigger_by=_word(_TRIGGER_BY, tp_trigger_by, "tpTriggerBy"),
-                sl_trigger_by=_word(_TRIGGER_BY, sl_trigger_by, "slTriggerBy"),
-                tpsl_mode=_word(_TPSL_MODES, tpsl_mode, "tpslMode"),
-                tp_order_type=_word(_ORDER_TYPES, tp_order_type, "tpOrderType"),
-                sl_order_type=_word(_ORDER_TYPES, sl_order_type, "slOrderType"),
-                tp_limit_price_ticks=_ticks(spec, tp_limit_price),
-                sl_limit_price_ticks=_ticks(spec, sl_limit_price))
-
-        return self._run(build, order_link_id=order_link_id)
+        return self._order("order.create", account, {
+            "symbol": symbol, "side": _wire(translate.SIDES, side),
+            "orderType": _wire(translate.ORDER_TYPES, order_type), "qty": qty, "price": price,
+            "timeInForce": _wire(translate.TIME_IN_FORCE, time_in_force),
+            "reduceOnly": reduce_only, "closeOnTrigger": close_on_trigger,
+            "positionIdx": position_idx, "orderLinkId": order_link_id,
+            "smpType": _wire(translate.SMP_TYPES, smp_type), "triggerPrice": trigger_price,
+            "triggerDirection": _wire(stops.TRIGGER_DIRECTIONS, trigger_direction),
+            "triggerBy": _wire(stops.TRIGGER_BY, trigger_by), "takeProfit": take_profit,
+            "stopLoss": stop_loss, "tpTriggerBy": _wire(stops.TRIGGER_BY, tp_trigger_by),
+            "slTriggerBy": _wire(stops.TRIGGER_BY, sl_trigger_by),
+            "tpslMode": _wire(stops.TPSL_MODES, tpsl_mode),
+            "tpOrderType": _wire(stops.LEG_ORDER_TYPES, tp_order_type),
+            "slOrderType": _wire(stops.LEG_ORDER_TYPES, sl_order_type),
+            "tpLimitPrice": tp_limit_price, "slLimitPrice": sl_limit_price}, order_link_id)
 
     def amend(self, account: int, symbol: str, order_id: str | int | None = None, *,
               order_link_id: str = "", qty: str | None = None, price: str | None = None,
@@ -336,33 +330,29 @@ class Exchange:
               tp_trigger_by: str | None = None, sl_trigger_by: str | None = None,
               tp_limit_price: str | None = None, sl_limit_price: str | None = None) -> Result:
         """Amend an open or waiting order by id or link id (a TP/SL price of "0" removes it)."""
-
-        def build(seq: int, ts: int) -> Command:
-            spec = self._spec(symbol)
-            return AmendOrder(
-                seq, ts, account, symbol, _order_id(order_id), order_link_id,
-                qty_lots=None if qty is None else to_lots(spec, qty),
-                price_ticks=_ticks(spec, price),
-                trigger_price_ticks=_ticks(spec, trigger_price),
-                trigger_by=None if trigger_by is None
-                else _word(_TRIGGER_BY, trigger_by, "triggerBy"),
-                take_profit_ticks=_ticks(spec, take_profit),
-                stop_loss_ticks=_ticks(spec, stop_loss),
-                tp_trigger_by=None if tp_trigger_by is None
-                else _word(_TRIGGER_BY, tp_trigger_by, "tpTriggerBy"),
-                sl_trigger_by=None if sl_trigger_by is None
-                else _word(_TRIGGER_BY, sl_trigger_by, "slTriggerBy"),
-                tp_limit_price_ticks=_ticks(spec, tp_limit_price),
-                sl_limit_price_ticks=_ticks(spec, sl_limit_price))
-
-        return self._run(build, order_link_id=order_link_id)
+        return self._order("order.amend", account, {
+            "symbol": symbol, "orderId": order_id, "orderLinkId": order_link_id, "qty": qty,
+            "price": price, "triggerPrice": trigger_price,
+            "triggerBy": _wire(stops.TRIGGER_BY, trigger_by), "takeProfit": take_profit,
+            "stopLoss": stop_loss, "tpTriggerBy": _wire(stops.TRIGGER_BY, tp_trigger_by),
+            "slTriggerBy": _wire(stops.TRIGGER_BY, sl_trigger_by),
+            "tpLimitPrice": tp_limit_price, "slLimitPrice": sl_limit_price}, order_link_id)
 
     def cancel(self, account: int, symbol: str, order_id: str | int | None = None, *,
                order_link_id: str = "") -> Result:
         """Cancel one open or waiting order by id or link id."""
-        return self._run(lambda seq, ts: CancelOrder(seq, ts, account, symbol,
-                                                     _order_id(order_id), order_link_id),
-                         order_link_id=order_link_id)
+        return self._order("order.cancel", account, {
+            "symbol": symbol, "orderId": order_id, "orderLinkId": order_link_id}, order_link_id)
+
+    def _order(self, op: str, account: int, wire: dict[str, Any], order_link_id: str) -> Result:
+        """Apply the command Bybit's wire parameters `wire` of `op` stand for (REST's reading)."""
+        wire["category"] = LINEAR  # this exchange lists linear contracts only
+
+        def build(seq: int, ts: int) -> Command:
+            command = translate.command(op, wire, account, self.engine.instruments)
+            return msgspec.structs.replace(command, seq=seq, ts_ms=ts)
+
+        return self._run(build, order_link_id=order_link_id)
 
     def cancel_all(self, account: int, symbol: str, order_filter: str | None = None) -> Result:
         """Cancel the account's orders on `symbol` (Bybit's orderFilter: Order, StopOrder...)."""
@@ -558,6 +548,9 @@ class Exchange:
             return Result.refused(bad.code, str(bad), order_link_id=order_link_id)
         except Refused as bad:
             return Result.refused(bad.code, bad.detail, order_link_id=order_link_id)
+        except ApiError as bad:
+            return Result(bad.code, bad.message, order_link_id=order_link_id,
+                          reject=bad.reject or RejectCode.INVALID_PARAMETER, detail=bad.message)
         try:
             events = self.engine.apply(command)
             if self._check:
@@ -595,16 +588,6 @@ def _ticks(spec: InstrumentSpec, price: str | None) -> int | None:
     if price is None:
         return None
     return 0 if price == "0" else to_ticks(spec, price)
-
-
-def _order_id(order_id: str | int | None) -> int | None:
-    """Return Bybit's order id (a numeric string here) as the engine's integer."""
-    if order_id is None or order_id == "":
-        return None
-    text = str(order_id)
-    if not text.isdigit():
-        raise Refused(RejectCode.ORDER_NOT_FOUND, f"order id {text!r} does not exist")
-    return int(text)
 
 
 def _answer(command: Command, events: Sequence[Event]) -> Result:

@@ -10,6 +10,7 @@ from urllib.parse import quote, urlencode
 import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from websockets.sync.client import connect
 
 from apisupport import Live, sign
 from perpx.api.app import ENDPOINTS
@@ -66,3 +67,30 @@ def test_unknown_routes_and_methods(live: Live) -> None:
         reply = httpx.request(method, live.url + path)
         assert reply.status_code in (200, 404)
         assert isinstance(reply.json()["retCode"], int)
+
+
+WS_OPS = ["order.create", "order.amend", "order.cancel", "order.x", "auth", "ping",
+          "subscribe", "unsubscribe", None, 7]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+@given(path=st.sampled_from(["/v5/trade", "/v5/private", "/v5/public/linear"]),
+       op=st.sampled_from(WS_OPS), data=params, wrap=st.booleans())
+def test_every_websocket_frame_is_answered_and_the_connection_kept(
+        live: Live, path: str, op: Any, data: dict[str, Any], wrap: bool) -> None:
+    """Finding: odd frames (positionIdx "x"/[1], ...) raised and dropped the connection."""
+    key = live.fuzzer
+    with connect(live.url.replace("http://", "ws://") + path) as ws:
+        if path != "/v5/public/linear":
+            expires = int(time.time() * 1000) + 10_000
+            ws.send(json.dumps({"op": "auth", "args": [key.api_key, expires,
+                                                       key.sign(f"GET/realtime{expires}")]}))
+            ws.recv(timeout=5)
+        ws.send(json.dumps({"op": op, "reqId": "f", "args": [data] if wrap else data}))
+        if op != "ping":
+            answer = json.loads(ws.recv(timeout=5))
+            assert isinstance(answer, dict) and answer.get("retCode") != 10016, answer
+        ws.send(json.dumps({"op": "ping", "req_id": "alive"}))
+        while json.loads(ws.recv(timeout=5)).get("req_id") != "alive":
+            pass  # a ping under test answers first
+    assert live.service.fatal is None

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from starlette.applications import Starlette
 
+from perpx.api.keys import ApiKey
 from perpx.api.server import LoopServerThread
+from perpx.api.ws.gate import Gate
 from perpx.api.ws.hub import StreamHub
 from perpx.convert import to_atoms, to_lots, to_ticks
 from perpx.core import Engine, OrderType, PlaceOrder, Side, TimeInForce
@@ -27,12 +29,18 @@ def sign(secret: str, expires: int | str) -> str:
     return hmac.new(secret.encode(), f"GET/realtime{expires}".encode(), hashlib.sha256).hexdigest()
 
 
-def verify(api_key: str, expires_ms: int, signature: str, now_ms: int) -> int | None:
-    found = KEYS.get(api_key)
-    if found is None or expires_ms <= now_ms:
-        return None
-    secret, account = found
-    return account if hmac.compare_digest(sign(secret, expires_ms), signature) else None
+class FixedKeys:
+    """The test keys with fixed secrets (so frames are signed without a key store)."""
+
+    def get(self, api_key: str) -> ApiKey | None:
+        found = KEYS.get(api_key)
+        if found is None:
+            return None
+        secret, account = found
+        return ApiKey(api_key, secret, account, False, "0", 1_000_000, "", 0)
+
+    def revoked_among(self, api_keys: Collection[str]) -> set[str]:
+        return {key for key in api_keys if key not in KEYS}
 
 
 class LiveExchange:
@@ -43,7 +51,7 @@ class LiveExchange:
         self.sequencer = Sequencer(self.engine, MemoryJournal())
         self.hub = StreamHub(self.engine, max_queue=max_queue)
         self.sequencer.subscribe(self.hub.on_durable)
-        self.app = Starlette(routes=self.hub.routes(verify, self.sequencer.submit))
+        self.app = Starlette(routes=self.hub.routes(Gate(FixedKeys()), self.sequencer.submit))
         self.thread = LoopServerThread(self.app)
         self.port = self.thread.port
         self.url = f"ws://127.0.0.1:{self.port}"

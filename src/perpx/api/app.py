@@ -22,14 +22,17 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
 
-from perpx.api.auth import authenticate
+from perpx.api.auth import DEFAULT_LIMITS, AuthLimits, authenticate
 from perpx.api.context import Access, Context, Endpoint
 from perpx.api.envelope import ApiError, envelope
-from perpx.api.keys import KeyStore
+from perpx.api.jsondepth import MAX_DEPTH, too_deep
+from perpx.api.keys import ApiKey, KeyStore
 from perpx.api.params import Params
+from perpx.api.permissions import authorize
 from perpx.api.ratelimit import RateLimiter
 from perpx.api.rest import account, market, order, position
 from perpx.api.retcodes import bybit_code
+from perpx.api.ws.gate import Gate
 from perpx.convert import ConversionError
 from perpx.service import ExchangeService, ServiceStopped
 from perpx.store.history import CursorError
@@ -51,6 +54,8 @@ def _params(method: str, raw: bytes) -> Params:
         return Params(dict(parse_qsl(text, keep_blank_values=True)))
     if not raw.strip():
         return Params({})
+    if too_deep(raw):  # before the recursive decoder, which would raise RecursionError
+        raise ApiError(10001, f"params error: JSON nested deeper than {MAX_DEPTH} levels")
     try:
         body = _decoder.decode(raw)
     except msgspec.DecodeError as bad:
@@ -80,10 +85,12 @@ def _signed_headers(raw: list[tuple[bytes, bytes]]) -> Headers:
 class Dispatcher:
     """The REST table: one request in (method, path, query or body, headers), one reply out."""
 
-    def __init__(self, service: ExchangeService, keys: KeyStore, limiter: RateLimiter) -> None:
+    def __init__(self, service: ExchangeService, keys: KeyStore, limiter: RateLimiter,
+                 limits: AuthLimits = DEFAULT_LIMITS) -> None:
         self.service = service
         self.keys = keys
         self.limiter = limiter
+        self.limits = limits
         self.table = {(e.method, e.path): e for e in ENDPOINTS}
         self.paths = {e.path for e in ENDPOINTS}
 
@@ -103,17 +110,14 @@ class Dispatcher:
             payload = raw if isinstance(raw, bytes) else await raw()
             ctx = Context(service, self.keys, EMPTY_PARAMS, now)
             if endpoint.access is not Access.PUBLIC:
-                key = authenticate(self.keys, headers, payload, now)
+                key = authenticate(self.keys, headers, payload, now, self.limits)
                 allowed, remaining, reset = self.limiter.hit(key.api_key, key.rate_limit, now)
                 reply_headers = {"X-Bapi-Limit": str(key.rate_limit),
                                  "X-Bapi-Limit-Status": str(remaining),
                                  "X-Bapi-Limit-Reset-Timestamp": str(reset)}
                 if not allowed:
                     raise ApiError(10006, "Too many visits. Exceeded the API Rate Limit.")
-                if endpoint.access is Access.WRITE and key.read_only:
-                    raise ApiError(10005, "Permission denied, please check your API key "
-                                          "permissions.")
-                ctx.key = key
+                ctx.key = authorize(self.keys, key.api_key, endpoint.access)
                 await service.ensure_funded(key.account_id, key.demo_funds)
             ctx.params = _params(method, payload)
             result: Any = await endpoint.handler(ctx)
@@ -205,13 +209,20 @@ class RestApp:
 
 def create_app(service: ExchangeService, keys: KeyStore, *,
                extra_routes: Sequence[BaseRoute] = (), manage_service: bool = False,
-               rate_limiter: RateLimiter | None = None) -> RestApp:
+               rate_limiter: RateLimiter | None = None,
+               auth_limits: AuthLimits = DEFAULT_LIMITS) -> RestApp:
     """Build the app: the service's WebSocket streams, `extra_routes`, then the REST table.
 
     With `manage_service`, the app's lifespan starts the service (feed, market maker) and
-    closes it at shutdown.
+    closes it at shutdown. REST and `/v5/trade` share one rate limiter, clock and key check.
     """
-    dispatcher = Dispatcher(service, keys, rate_limiter or RateLimiter())
+    limiter = rate_limiter or RateLimiter()
+    dispatcher = Dispatcher(service, keys, limiter, auth_limits)
+
+    async def fund(key: ApiKey) -> None:
+        await service.ensure_funded(key.account_id, key.demo_funds)
+
+    gate = Gate(keys, limits=auth_limits, limiter=limiter, clock=service.now_ms, fund=fund)
 
     async def dispatch(request: Request) -> Response:
         method = request.method
@@ -238,7 +249,7 @@ def create_app(service: ExchangeService, keys: KeyStore, *,
             if manage_service:
                 await service.close()
 
-    streams = service.hub.routes(keys.verify_ws, service.submit)
+    streams = service.hub.routes(gate, service.submit)
     routes: list[BaseRoute] = [*streams, *extra_routes,
                                Route("/{path:path}", dispatch, methods=METHODS)]
     return RestApp(dispatcher, Starlette(routes=routes, lifespan=lifespan), extra_routes)

@@ -4,23 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 from perpx.api.envelope import ApiError
 from perpx.api.keys import ApiKey, KeyStore
 from perpx.api.params import Params
+from perpx.api.permissions import Access
 from perpx.api.retcodes import bybit_code
 from perpx.core.events import CommandRejected, Event, OrderRejected
 from perpx.service import ExchangeService
 
-
-class Access(Enum):
-    """Who may call an endpoint: anyone, any valid key, or a key with trade permission."""
-
-    PUBLIC = "public"
-    READ = "read"
-    WRITE = "write"
+__all__ = ["Access", "Context", "Endpoint", "Handler", "Result", "raise_rejection", "rejection"]
 
 
 @dataclass(slots=True)

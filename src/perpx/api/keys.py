@@ -11,7 +11,9 @@ secret is shown once, when created, and kept in `demo-key.json` (0600) in the da
 
 The store speaks to its database through the five statements in `_SQL`, so a PostgreSQL
 variant needs only another connection and placeholder style. Lookups are cached for
-`CACHE_TTL_S` seconds; a key revoked from the command line stops working within that time.
+`CACHE_TTL_S` seconds; a key revoked from the command line (another process) stops working
+within that time, and the server closes its open WebSocket sessions after asking
+`revoked_among` (an indexed lookup of the keys that have sessions) about as often.
 """
 
 from __future__ import annotations
@@ -26,12 +28,13 @@ import sqlite3
 import string
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
-CACHE_TTL_S = 2.0
+CACHE_TTL_S = 0.5
 PRIVATE_FILE = 0o600
 PRIVATE_FOLDER = 0o700
 DEMO_NOTE = "demo"
@@ -50,6 +53,8 @@ _SQL = {
     "get": "SELECT * FROM api_keys WHERE api_key = ? AND revoked = 0",
     "list": "SELECT * FROM api_keys ORDER BY created_ms, api_key",
     "revoke": "UPDATE api_keys SET revoked = 1 WHERE api_key = ? AND revoked = 0",
+    # No row is revoked too: a key deleted from the table is as dead as a revoked one.
+    "live_among": "SELECT api_key FROM api_keys WHERE revoked = 0 AND api_key IN ({})",
     "next_account": "SELECT coalesce(max(account_id) + 1, ?) FROM api_keys",
 }
 
@@ -78,6 +83,8 @@ class ApiKey:
 
     def verify(self, payload: bytes, signature: str) -> bool:
         """Tell whether `signature` is this key's HMAC of `payload` (constant time)."""
+        if not signature.isascii():  # compare_digest refuses non-ASCII text (TypeError)
+            return False
         expected = hmac.new(self.secret.encode(), payload, hashlib.sha256).hexdigest()
         return hmac.compare_digest(expected, signature.lower())
 
@@ -239,18 +246,22 @@ class KeyStore:
         self._cache.pop(api_key, None)
         return bool(changed)
 
-    def verify_ws(self, api_key: str, expires_ms: int, signature: str, now_ms: int) -> int | None:
-        """Check a WebSocket auth frame (§1.5); return the account id, or None.
+    def revoked_among(self, api_keys: Collection[str]) -> set[str]:
+        """Return those of `api_keys` that are revoked (or gone) now, and forget them.
 
-        The signature is the HMAC of ``"GET/realtime" + str(expires)``; `expires` must still
-        be in the future.
+        Asks the database, not the cache: a revocation by another process is seen at once.
         """
-        if expires_ms <= now_ms:
-            return None
-        key = self.get(api_key)
-        if key is None or not key.verify(f"GET/realtime{expires_ms}".encode(), signature):
-            return None
-        return key.account_id
+        wanted = sorted(set(api_keys))
+        live: set[str] = set()
+        with self._lock:
+            for start in range(0, len(wanted), 500):  # SQLite's bound on host parameters
+                chunk = wanted[start:start + 500]
+                query = _SQL["live_among"].format(",".join("?" * len(chunk)))
+                live.update(str(row[0]) for row in self._db.execute(query, chunk))
+        dead = set(wanted) - live
+        for api_key in dead:
+            self._cache.pop(api_key, None)
+        return dead
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from perpx.api.envelope import ApiError, params_error
+from perpx.core.codes import RejectCode
 from perpx.core.instruments import InstrumentSpec
 from perpx.store.history import decode_cursor
 
@@ -123,7 +124,7 @@ class Params:
             return None
         spec = specs.get(symbol)
         if spec is None:
-            raise ApiError(10001, "params error: symbol invalid")
+            raise ApiError(10001, "params error: symbol invalid", reject=RejectCode.UNKNOWN_SYMBOL)
         return spec
 
     def window(self, now_ms: int, days: int = 7, start_name: str = "startTime",

@@ -43,7 +43,7 @@ class _Server:
         self.sequencer = Sequencer(self.engine, MemoryJournal())
         self.hub = StreamHub(self.engine, max_queue=100_000)
         self.sequencer.subscribe(self.hub.on_durable)
-        app = Starlette(routes=self.hub.routes(lambda *_: None))
+        app = Starlette(routes=self.hub.routes())
         self.thread = LoopServerThread(app)
         self.url = f"ws://127.0.0.1:{self.thread.port}/v5/public/linear"
 

@@ -5,6 +5,10 @@ import hmac
 import stat
 from pathlib import Path
 
+import pytest
+
+from perpx.api.auth import authenticate_ws
+from perpx.api.envelope import ApiError
 from perpx.api.keys import KeyStore
 
 
@@ -27,12 +31,34 @@ def test_keys_are_encrypted_at_rest_and_verify_hmacs(tmp_path: Path) -> None:
     assert [k.revoked for k in again.list()] == [True, False]
 
 
-def test_verify_ws() -> None:
+def test_ws_auth_checks_expiry_key_and_signature() -> None:
+    """(Moved from KeyStore.verify_ws, now perpx.api.auth.authenticate_ws.)"""
     store = KeyStore()
     key = store.create()
     expires = 2_000_000_000_000
     signature = key.sign(f"GET/realtime{expires}")
-    assert store.verify_ws(key.api_key, expires, signature, now_ms=expires - 1) == key.account_id
-    assert store.verify_ws(key.api_key, expires, signature, now_ms=expires) is None
-    assert store.verify_ws(key.api_key, expires + 1, signature, now_ms=0) is None
-    assert store.verify_ws("unknown", expires, signature, now_ms=0) is None
+    assert authenticate_ws(store, key.api_key, expires, signature, expires - 1) == key
+    for api_key, now, code in ((key.api_key, expires, 10002), ("unknown", expires - 1, 10003)):
+        with pytest.raises(ApiError) as refused:
+            authenticate_ws(store, api_key, expires, signature, now)
+        assert refused.value.code == code
+    with pytest.raises(ApiError) as refused:
+        authenticate_ws(store, key.api_key, expires + 1, signature, expires - 1)
+    assert refused.value.code == 10004
+
+
+def test_revoked_among_sees_another_processes_revocation(tmp_path: Path) -> None:
+    """Finding: revoked keys kept working; the server asks the database, not its cache."""
+    store = KeyStore(tmp_path)
+    kept, dropped = store.create(), store.create()
+    assert store.get(dropped.api_key) is not None  # cached
+    KeyStore(tmp_path).revoke(dropped.api_key)  # as `perpx keys revoke` would
+    assert store.revoked_among([kept.api_key, dropped.api_key]) == {dropped.api_key}
+    assert store.get(dropped.api_key) is None  # and the cache forgot it
+
+
+def test_a_non_ascii_signature_is_refused_not_raised() -> None:
+    """Finding: a non-ASCII X-BAPI-SIGN raised TypeError in hmac.compare_digest."""
+    key = KeyStore().create()
+    assert not key.verify(b"payload", "\u00e9" * 64)
+    assert not key.verify(b"payload", "\ud800")

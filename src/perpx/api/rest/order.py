@@ -3,22 +3,20 @@
 Order endpoints acknowledge: retCode 0 with the order id means the engine accepted the order
 (a conditional one as Untriggered); fills, triggers and cancels that follow are visible on the
 order object. A synchronous refusal by the core is answered with its Bybit code and nothing
-changes. Trigger and TP/SL parameters are read by `perpx.api.rest.stops`.
+changes. Parameters become commands in `perpx.api.translate` (shared with `/v5/trade` and
+`perpx.Exchange`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from perpx.api import wire
+from perpx.api import translate, wire
 from perpx.api.context import Access, Context, Endpoint, raise_rejection, rejection
 from perpx.api.envelope import ApiError, params_error
 from perpx.api.params import LINEAR, Params
 from perpx.api.rest import stops
-from perpx.api.retcodes import bybit_code
-from perpx.convert import ConversionError, to_lots, to_ticks
-from perpx.core.commands import AmendOrder, CancelAllOrders, CancelOrder, PlaceOrder
-from perpx.core.enums import OrderType, Side, SmpType, TimeInForce
+from perpx.core.commands import AmendOrder, CancelAllOrders, CancelOrder
 from perpx.core.events import (
     ConditionalOrderAccepted,
     Event,
@@ -26,67 +24,11 @@ from perpx.core.events import (
     OrderCancelled,
     OrderDeactivated,
 )
-from perpx.core.instruments import InstrumentSpec
 from perpx.store.history import decode_cursor, encode_cursor
 from perpx.store.records import OrderRecord, is_final
 
-SIDES = {"Buy": Side.BUY, "Sell": Side.SELL}
-ORDER_TYPES = {"Limit": OrderType.LIMIT, "Market": OrderType.MARKET}
-TIME_IN_FORCE = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK,
-                 "PostOnly": TimeInForce.POST_ONLY, "GoodTillCancel": TimeInForce.GTC,
-                 "ImmediateOrCancel": TimeInForce.IOC, "FillOrKill": TimeInForce.FOK}
-SMP_TYPES = {"None": SmpType.NONE, "CancelMaker": SmpType.CANCEL_MAKER,
-             "CancelTaker": SmpType.CANCEL_TAKER, "CancelBoth": SmpType.CANCEL_BOTH}
 STATUS_NAMES = {name: number for number, name in wire.STATUSES.items()}
 BATCH_MAX = 20
-
-
-def _linear(params: Params) -> None:
-    if params.category() != LINEAR:
-        raise params_error("category invalid: perpx lists linear contracts only")
-
-
-def _order_id(params: Params) -> int | None:
-    text = params.text("orderId")
-    if text == "":
-        return None
-    if not text.isascii() or not text.isdigit() or len(text) > 18:
-        raise ApiError(110001, "Order does not exist")
-    return int(text)
-
-
-def _convert(convert: Any, spec: InstrumentSpec, text: str) -> int:
-    try:
-        value: int = convert(spec, text)
-    except ConversionError as bad:
-        code, message = bybit_code(bad.code)
-        raise ApiError(code, message) from bad
-    return value
-
-
-def _place_command(ctx: Context, params: Params) -> PlaceOrder:
-    spec = params.spec(ctx.service.specs)
-    assert spec is not None
-    side = params.choice("side", SIDES, required=True)
-    order_type = params.choice("orderType", ORDER_TYPES, required=True)
-    if "trailingStop" in params:
-        raise params_error("trailingStop is set on a position by /v5/position/trading-stop")
-    qty = _convert(to_lots, spec, params.text("qty", required=True))
-    price = None
-    if order_type is OrderType.LIMIT:
-        price = _convert(to_ticks, spec, params.text("price", required=True))
-    tif = params.choice("timeInForce", TIME_IN_FORCE, TimeInForce.GTC)
-    if order_type is OrderType.MARKET:
-        tif = TimeInForce.IOC
-    position_idx = params.integer("positionIdx", 0, low=0, high=2)
-    assert position_idx is not None
-    link = params.text("orderLinkId")
-    return PlaceOrder(0, 0, ctx.account_id, spec.symbol, side, order_type, qty, price,
-                      time_in_force=tif, reduce_only=params.flag("reduceOnly"),
-                      close_on_trigger=params.flag("closeOnTrigger"),
-                      position_idx=position_idx, order_link_id=link,
-                      smp_type=params.choice("smpType", SMP_TYPES, SmpType.NONE),
-                      **stops.place_fields(params, spec))
 
 
 def _accepted(events: list[Event]) -> OrderAccepted | ConditionalOrderAccepted:
@@ -99,29 +41,14 @@ def _accepted(events: list[Event]) -> OrderAccepted | ConditionalOrderAccepted:
 
 async def create(ctx: Context) -> dict[str, Any]:
     """POST /v5/order/create."""
-    _linear(ctx.params)
-    accepted = _accepted(await ctx.service.submit(_place_command(ctx, ctx.params)))
+    translate.linear(ctx.params)
+    command = translate.place(ctx.account_id, ctx.params, ctx.service.specs)
+    accepted = _accepted(await ctx.service.submit(command))
     return {"orderId": str(accepted.order_id), "orderLinkId": accepted.order_link_id}
 
 
-def _order_ref(params: Params) -> tuple[int | None, str]:
-    """Return the (orderId, orderLinkId) that name an order; one of them is required."""
-    order_id = _order_id(params)
-    link = params.text("orderLinkId")
-    if order_id is None and not link:
-        raise params_error("orderId or orderLinkId is required")
-    return order_id, link
-
-
 def _amend_command(ctx: Context, params: Params) -> AmendOrder:
-    spec = params.spec(ctx.service.specs)
-    assert spec is not None
-    order_id, link = _order_ref(params)
-    qty = _convert(to_lots, spec, params.text("qty")) if "qty" in params else None
-    price = _convert(to_ticks, spec, params.text("price")) if "price" in params else None
-    return AmendOrder(0, 0, ctx.account_id, spec.symbol, order_id,
-                      link if order_id is None else "", qty, price,
-                      **stops.amend_fields(params, spec))
+    return translate.amend(ctx.account_id, params, ctx.service.specs)
 
 
 def _ids(ctx: Context, order_id: int | None, link: str) -> dict[str, str]:
@@ -133,7 +60,7 @@ def _ids(ctx: Context, order_id: int | None, link: str) -> dict[str, str]:
 
 async def amend(ctx: Context) -> dict[str, Any]:
     """POST /v5/order/amend."""
-    _linear(ctx.params)
+    translate.linear(ctx.params)
     command = _amend_command(ctx, ctx.params)
     events = await ctx.service.submit(command)
     raise_rejection(events)
@@ -141,16 +68,12 @@ async def amend(ctx: Context) -> dict[str, Any]:
 
 
 def _cancel_command(ctx: Context, params: Params) -> CancelOrder:
-    spec = params.spec(ctx.service.specs)
-    assert spec is not None
-    order_id, link = _order_ref(params)
-    return CancelOrder(0, 0, ctx.account_id, spec.symbol, order_id,
-                       link if order_id is None else "")
+    return translate.cancel(ctx.account_id, params, ctx.service.specs)
 
 
 async def cancel(ctx: Context) -> dict[str, Any]:
     """POST /v5/order/cancel."""
-    _linear(ctx.params)
+    translate.linear(ctx.params)
     command = _cancel_command(ctx, ctx.params)
     before = ctx.service.projector.find(ctx.account_id, command.order_id, command.order_link_id)
     events = await ctx.service.submit(command)
@@ -176,7 +99,7 @@ def _symbols(ctx: Context, params: Params) -> list[str]:
 async def cancel_all(ctx: Context) -> dict[str, Any]:
     """POST /v5/order/cancel-all."""
     params = ctx.params
-    _linear(params)
+    translate.linear(params)
     symbols = _symbols(ctx, params)
     order_filter = stops.cancel_filter(params)
     links = {o.order_id: o.order_link_id for o in ctx.service.projector.open_orders(
@@ -197,7 +120,7 @@ async def cancel_all(ctx: Context) -> dict[str, Any]:
 
 
 def _batch_items(ctx: Context) -> list[Params]:
-    _linear(ctx.params)
+    translate.linear(ctx.params)
     items = ctx.params.data.get("request")
     if not isinstance(items, list) or not items:
         raise params_error("request must be a non-empty list")
@@ -213,7 +136,8 @@ async def create_batch(ctx: Context) -> tuple[dict[str, Any], dict[str, Any]]:
     results, codes = [], []
     for params in _batch_items(ctx):
         try:
-            events = await ctx.service.submit(_place_command(ctx, params))
+            command = translate.place(ctx.account_id, params, ctx.service.specs)
+            events = await ctx.service.submit(command)
             accepted = _accepted(events)
             results.append({"category": LINEAR, "symbol": accepted.symbol,
                             "orderId": str(accepted.order_id),
@@ -310,7 +234,7 @@ async def realtime(ctx: Context) -> dict[str, Any]:
 
 def _order_id_or_none(params: Params) -> int | None:
     try:
-        return _order_id(params)
+        return translate.order_id(params)
     except ApiError:
         return -1  # a malformed id finds nothing
 

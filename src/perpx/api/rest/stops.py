@@ -48,7 +48,7 @@ def _price(params: Params, spec: InstrumentSpec, name: str) -> int | None:
         ticks = to_ticks(spec, params.text(name))
     except ConversionError as bad:
         code, message = bybit_code(bad.code)
-        raise ApiError(code, f"{message}: {name}") from bad
+        raise ApiError(code, f"{message}: {name}", reject=bad.code) from bad
     if ticks < 0:
         raise params_error(f"{name} invalid")
     return ticks
@@ -62,7 +62,7 @@ def _lots(params: Params, spec: InstrumentSpec, name: str) -> int | None:
         return to_lots(spec, params.text(name))
     except ConversionError as bad:
         code, message = bybit_code(bad.code)
-        raise ApiError(code, f"{message}: {name}") from bad
+        raise ApiError(code, f"{message}: {name}", reject=bad.code) from bad
 
 
 def place_fields(params: Params, spec: InstrumentSpec) -> dict[str, Any]:

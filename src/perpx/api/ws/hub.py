@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from starlette.routing import BaseRoute
@@ -45,8 +45,10 @@ from perpx.readmodels.period import KLINE_INTERVALS
 from perpx.readmodels.tickers import Tickers
 from perpx.store.records import Projection, Projector
 
-Verify = Callable[[str, int, str, int], int | None]
 Submit = Callable[[Command], Awaitable[list[Event]]]
+
+if TYPE_CHECKING:
+    from perpx.api.ws.gate import Gate
 
 _BOOK_EVENTS = (OrderAccepted, Trade, OrderCancelled, OrderAmended)
 _TICKER_EVENTS = (MarkPriceUpdated, IndexPriceUpdated, PremiumIndexSampled, FundingSettled,
@@ -430,8 +432,12 @@ class StreamHub:
 
     # -- endpoints ----------------------------------------------------------------------------
 
-    def routes(self, verify: Verify, submit: Submit | None = None) -> list[BaseRoute]:
-        """Return the WebSocket routes: `/v5/public/linear`, `/v5/private` (and `/v5/trade`)."""
+    def routes(self, gate: Gate | None = None, submit: Submit | None = None) -> list[BaseRoute]:
+        """Return the WebSocket routes: `/v5/public/linear`, `/v5/private` (and `/v5/trade`).
+
+        `gate` authenticates private and trade sessions; without one, every auth is refused.
+        """
+        from perpx.api.ws.gate import Gate, NoKeys
         from perpx.api.ws.server import build_routes
 
-        return build_routes(self, verify, submit)
+        return build_routes(self, gate if gate is not None else Gate(NoKeys()), submit)

@@ -3,7 +3,9 @@
 Each connection's frames are handled in order. Every reply goes through the connection's send
 queue, so acks, pongs and topic messages leave in the order they were produced. A subscribe is
 acknowledged about 50 ms after it arrives (pybit registers its callback only after sending the
-frame), and the topic's first snapshot follows its ack.
+frame), and the topic's first snapshot follows its ack. Auth, each trade command's permission
+and revocation are the `Gate`'s. No frame ends the connection: a binary frame, invalid or
+too deeply nested JSON is answered with an error and the connection kept.
 """
 
 from __future__ import annotations
@@ -12,13 +14,17 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from perpx.api.ws.connection import OVERFLOW_CLOSE_CODE, Connection
-from perpx.api.ws.hub import StreamHub, Submit, Verify, encode
+from perpx.api.envelope import ApiError
+from perpx.api.jsondepth import MAX_DEPTH, too_deep
+from perpx.api.ws.connection import Connection
+from perpx.api.ws.gate import Gate
+from perpx.api.ws.hub import StreamHub, Submit, encode
 
 SUBSCRIBE_DELAY_S = 0.05
 PUBLIC, PRIVATE, TRADE = "public", "private", "trade"
@@ -27,6 +33,17 @@ PUBLIC, PRIVATE, TRADE = "public", "private", "trade"
 def now_ms() -> int:
     """Wall-clock milliseconds (the auth window is checked against real time)."""
     return time.time_ns() // 1_000_000
+
+
+def _int(value: Any) -> int | None:
+    """Return an auth frame's `expires` (a JSON integer or digits), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        return int(value)
+    return None
 
 
 def _req_id(message: dict[str, Any]) -> dict[str, Any]:
@@ -39,11 +56,11 @@ def _req_id(message: dict[str, Any]) -> dict[str, Any]:
 class Session:
     """The protocol state of one connection."""
 
-    def __init__(self, hub: StreamHub, conn: Connection, verify: Verify,
+    def __init__(self, hub: StreamHub, conn: Connection, gate: Gate,
                  submit: Submit | None) -> None:
         self.hub = hub
         self.conn = conn
-        self.verify = verify
+        self.gate = gate
         self.submit = submit
 
     def reply(self, message: dict[str, Any]) -> None:
@@ -62,7 +79,7 @@ class Session:
                 self.reply({**_req_id(message), "op": "pong", "args": [str(now_ms())],
                             "conn_id": conn.conn_id})
         elif op == "auth" and conn.endpoint != PUBLIC:
-            self.auth(message)
+            await self.auth(message)
         elif op in ("subscribe", "unsubscribe") and conn.endpoint != TRADE:
             await self.subscribe(message, op)
         elif conn.endpoint == TRADE and isinstance(op, str) and op.startswith("order."):
@@ -73,31 +90,26 @@ class Session:
             self.reply({"success": False, "ret_msg": f"error:unknown op {str(op)[:40]}",
                         "conn_id": conn.conn_id, **_req_id(message), "op": str(op)})
 
-    def auth(self, message: dict[str, Any]) -> None:
-        """Check an auth frame: key, expiry (ms, must be in the future) and signature."""
+    async def auth(self, message: dict[str, Any]) -> None:
+        """Check an auth frame: key, expiry (ms, in the future but not too far), signature."""
         conn = self.conn
         args = message.get("args")
         account: int | None = None
-        error = "error:signature verification failed"
-        code = 10004
+        error = "error:params error"
+        code = 10001
         if conn.account_id is not None:
             error, code = "error:repeat auth", 20001
-        elif not isinstance(args, list) or len(args) != 3:
-            error, code = "error:params error", 10001
-        else:
+        elif isinstance(args, list) and len(args) == 3:
             key, expires, signature = args
-            try:
-                expires_ms = int(str(expires))
-            except ValueError:
-                expires_ms = None
-            current = now_ms()
-            if expires_ms is None or not isinstance(key, str) or not isinstance(signature, str):
-                error, code = "error:params error", 10001
-            elif expires_ms <= current:
-                error, code = "error:auth expired", 10002
-            else:
-                account = self.verify(key, expires_ms, signature, current)
-        if account is not None:
+            expires_ms = _int(expires)
+            if expires_ms is not None and isinstance(key, str) and isinstance(signature, str):
+                try:
+                    account = (await self.gate.admit(conn, key, expires_ms, signature)).account_id
+                except ApiError as refused:
+                    code = refused.code
+                    error = refused.message if refused.message.startswith("error:") \
+                        else f"error:{refused.message}"
+        if account is not None and not conn.closed:
             self.hub.attach_account(conn, account)
         if conn.endpoint == TRADE:
             ok = account is not None
@@ -141,11 +153,19 @@ class Session:
                 hub.remove(conn, topic)
 
 
-async def _serve(websocket: WebSocket, hub: StreamHub, endpoint: str, verify: Verify,
+def _frame(message: Mapping[str, Any]) -> tuple[str, bytes | None]:
+    """Return one received frame's text ("" if none) and its bytes (None for a text frame)."""
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text = message.get("text")
+    return (text, None) if text is not None else ("", message.get("bytes") or b"")
+
+
+async def _serve(websocket: WebSocket, hub: StreamHub, endpoint: str, gate: Gate,
                  submit: Submit | None) -> None:
     await websocket.accept()
     conn = hub.new_connection(endpoint)
-    session = Session(hub, conn, verify, submit)
+    session = Session(hub, conn, gate, submit)
 
     async def pump() -> None:
         try:
@@ -153,37 +173,46 @@ async def _serve(websocket: WebSocket, hub: StreamHub, endpoint: str, verify: Ve
         except Exception:  # the client went away while we were writing
             conn.close()
             return
-        if conn.overflowed:
+        if conn.close_code is not None:  # cut off (overflow) or its key revoked
             with contextlib.suppress(Exception):
-                await websocket.close(code=OVERFLOW_CLOSE_CODE, reason="send queue overflow")
+                await websocket.close(code=conn.close_code, reason=conn.close_reason)
+
+    def refuse(error: str) -> None:
+        session.reply({"success": False, "ret_msg": error, "conn_id": conn.conn_id, "op": ""})
 
     sender = asyncio.create_task(pump())
     try:
         while not conn.closed:
-            text = await websocket.receive_text()
+            text, binary = _frame(await websocket.receive())
+            if binary is not None:
+                refuse("error:binary frames are not supported, send JSON text")
+                continue
+            if too_deep(text):
+                refuse(f"error:JSON nested deeper than {MAX_DEPTH} levels")
+                continue
             try:
                 message = json.loads(text)
             except ValueError:
                 message = None
             if not isinstance(message, dict):
-                session.reply({"success": False, "ret_msg": "error:invalid json",
-                               "conn_id": conn.conn_id, "op": ""})
+                refuse("error:invalid json")
                 continue
             await session.handle(message)
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
         hub.drop(conn)
+        gate.release(conn)
         with contextlib.suppress(Exception):
             await sender
 
 
-def build_routes(hub: StreamHub, verify: Verify, submit: Submit | None) -> list[BaseRoute]:
+def build_routes(hub: StreamHub, gate: Gate, submit: Submit | None) -> list[BaseRoute]:
     """Return the routes of the public, private and (with `submit`) trade endpoints."""
 
     def endpoint(kind: str) -> Any:
         async def run(websocket: WebSocket) -> None:
-            await _serve(websocket, hub, kind, verify, submit)
+            await _serve(websocket, hub, kind, gate, submit)
 
         return run
 

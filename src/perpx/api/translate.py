@@ -1,0 +1,135 @@
+"""The one translator from Bybit V5 order parameters to the core's commands.
+
+REST (order/create, amend, cancel and their batches), `/v5/trade` and `perpx.Exchange` all
+turn wire parameters (`symbol`, `side`, `orderType`, `qty`, `price`, `timeInForce`,
+`positionIdx`, `orderLinkId`, `reduceOnly`, `closeOnTrigger`, `smpType`, `orderId`, the
+trigger and TP/SL fields of `perpx.api.rest.stops`) into PlaceOrder / AmendOrder /
+CancelOrder here, so one request means one command whichever way it came. A bad value raises
+`ApiError` with Bybit's code (and the core's `reject` where there is one); nothing is
+submitted. Decimal strings go through `perpx.convert` only.
+
+This module needs no web framework: `perpx.Exchange` imports it in-process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from perpx.api.envelope import ApiError, params_error
+from perpx.api.params import LINEAR, Params
+from perpx.api.rest import stops
+from perpx.api.retcodes import bybit_code
+from perpx.convert import ConversionError, to_lots, to_ticks
+from perpx.core.codes import RejectCode
+from perpx.core.commands import AmendOrder, CancelOrder, Command, PlaceOrder
+from perpx.core.enums import OrderType, Side, SmpType, TimeInForce
+from perpx.core.instruments import InstrumentSpec
+
+SIDES = {"Buy": Side.BUY, "Sell": Side.SELL}
+ORDER_TYPES = {"Limit": OrderType.LIMIT, "Market": OrderType.MARKET}
+TIME_IN_FORCE = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK,
+                 "PostOnly": TimeInForce.POST_ONLY, "GoodTillCancel": TimeInForce.GTC,
+                 "ImmediateOrCancel": TimeInForce.IOC, "FillOrKill": TimeInForce.FOK}
+SMP_TYPES = {"None": SmpType.NONE, "CancelMaker": SmpType.CANCEL_MAKER,
+             "CancelTaker": SmpType.CANCEL_TAKER, "CancelBoth": SmpType.CANCEL_BOTH}
+Specs = Mapping[str, InstrumentSpec]
+
+
+def linear(params: Params) -> None:
+    """Refuse any category but `linear` (a batch checks its outer body once)."""
+    if params.category() != LINEAR:
+        raise params_error("category invalid: perpx lists linear contracts only")
+
+
+def order_id(params: Params) -> int | None:
+    """Return `orderId` as the engine's integer (None when absent); ours are ASCII digits."""
+    text = params.text("orderId")
+    if text == "":
+        return None
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        raise ApiError(110001, "Order does not exist", reject=RejectCode.ORDER_NOT_FOUND)
+    return int(text)
+
+
+def _convert(convert: Callable[[InstrumentSpec, str], int], spec: InstrumentSpec,
+             text: str) -> int:
+    try:
+        return convert(spec, text)
+    except ConversionError as bad:
+        code, message = bybit_code(bad.code)
+        raise ApiError(code, message, reject=bad.code) from bad
+
+
+def _spec(params: Params, specs: Specs) -> InstrumentSpec:
+    spec = params.spec(specs)
+    assert spec is not None  # required=True
+    return spec
+
+
+def place(account_id: int, params: Params, specs: Specs) -> PlaceOrder:
+    """Return the PlaceOrder of an order/create request (or batch item)."""
+    spec = _spec(params, specs)
+    side = params.choice("side", SIDES, required=True)
+    order_type = params.choice("orderType", ORDER_TYPES, required=True)
+    if "trailingStop" in params:
+        raise params_error("trailingStop is set on a position by /v5/position/trading-stop")
+    qty = _convert(to_lots, spec, params.text("qty", required=True))
+    price = None
+    if order_type is OrderType.LIMIT:
+        if "price" not in params:
+            raise ApiError(10001, "params error: price is required",
+                           reject=RejectCode.INVALID_PRICE)
+        price = _convert(to_ticks, spec, params.text("price"))
+    tif = params.choice("timeInForce", TIME_IN_FORCE, TimeInForce.GTC)
+    if order_type is OrderType.MARKET:
+        tif = TimeInForce.IOC
+    position_idx = params.integer("positionIdx", 0, low=0, high=2)
+    assert position_idx is not None
+    return PlaceOrder(0, 0, account_id, spec.symbol, side, order_type, qty, price,
+                      time_in_force=tif, reduce_only=params.flag("reduceOnly"),
+                      close_on_trigger=params.flag("closeOnTrigger"),
+                      position_idx=position_idx, order_link_id=params.text("orderLinkId"),
+                      smp_type=params.choice("smpType", SMP_TYPES, SmpType.NONE),
+                      **stops.place_fields(params, spec))
+
+
+def order_ref(params: Params) -> tuple[int | None, str]:
+    """Return the (orderId, orderLinkId) naming an order; one is required, an id wins."""
+    found = order_id(params)
+    link = params.text("orderLinkId")
+    if found is None and not link:
+        raise params_error("orderId or orderLinkId is required")
+    return found, link if found is None else ""
+
+
+def amend(account_id: int, params: Params, specs: Specs) -> AmendOrder:
+    """Return the AmendOrder of an order/amend request (or batch item)."""
+    spec = _spec(params, specs)
+    found, link = order_ref(params)
+    qty = _convert(to_lots, spec, params.text("qty")) if "qty" in params else None
+    price = _convert(to_ticks, spec, params.text("price")) if "price" in params else None
+    return AmendOrder(0, 0, account_id, spec.symbol, found, link, qty, price,
+                      **stops.amend_fields(params, spec))
+
+
+def cancel(account_id: int, params: Params, specs: Specs) -> CancelOrder:
+    """Return the CancelOrder of an order/cancel request (or batch item)."""
+    spec = _spec(params, specs)
+    found, link = order_ref(params)
+    return CancelOrder(0, 0, account_id, spec.symbol, found, link)
+
+
+Build = Callable[[int, Params, Specs], Command]
+BUILDERS: dict[str, Build] = {"order.create": place, "order.amend": amend,
+                              "order.cancel": cancel}
+
+
+def command(op: str, data: Mapping[str, Any], account_id: int, specs: Specs) -> Command:
+    """Return the command of one order request (`op`: order.create, .amend or .cancel)."""
+    build = BUILDERS.get(op)
+    if build is None:
+        raise ApiError(10404, f"unknown op {op[:40]}")
+    params = Params(data)
+    linear(params)
+    return build(account_id, params, specs)
