@@ -6,6 +6,7 @@ are quick; raw sockets play the slow, silent or greedy clients.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import resource
@@ -331,3 +332,19 @@ def test_public_endpoints_are_throttled_per_address_and_signed_ones_are_not() ->
         assert status == 200 and json.loads(body)["retCode"] == 0
         other = _connect(server.port, "127.0.0.2")  # another address has its own budget
         assert _get_time(other) == 200
+
+
+# -- the load run's idle connections -----------------------------------------------------
+
+
+def test_bench_idle_counts_accepted_refused_and_timed_out() -> None:
+    """The figures of `perpx bench api --idle`: accepted, refused by a cap, closed on time."""
+    from perpx.bench.idle import run
+
+    limits = Limits(request_timeout_s=0.5, max_connections_per_address=3, max_connections=50)
+    with _serve(limits) as server:
+        figures = asyncio.run(run("127.0.0.1", server.port, 6, per_address=4, hold_s=10))
+    # 4 from 127.0.0.2 (one over its cap of 3), 2 from 127.0.0.3
+    assert figures["accepted"] == 5 and figures["refused"] == 1
+    assert figures["connect_errors"] == 0 and figures["still_open_after_hold"] == 0
+    assert figures["closed_by_server"] == 5 and figures["closed_after_s_max"] < 3.0
