@@ -527,12 +527,17 @@ def bench_api_command(
     pipeline: int = typer.Option(1, help="Requests in flight per connection (HTTP/1.1)."),
     ws_subscribers: int = typer.Option(
         200, help="Subscribers of the WebSocket fan-out measured after (0: skip it)."),
+    idle: int = typer.Option(
+        0, help="Also measure signed orders beside this many idle connections that never "
+                "send a byte (server RSS, descriptors, connections refused and timed out)."),
+    idle_per_address: int = typer.Option(
+        400, help="Idle connections per loopback source address (127.0.0.2, .3, ...)."),
 ) -> None:
     """Signed orders/s against `perpx serve`, GET baseline, client ceiling, WS msgs/s."""
     from perpx.bench.api import bench_api
 
-    bench_api(clients, seconds, pipeline=pipeline, ws_subscribers=ws_subscribers,
-              echo=typer.echo)
+    bench_api(clients, seconds, pipeline=pipeline, ws_subscribers=ws_subscribers, idle=idle,
+              idle_per_address=idle_per_address, echo=typer.echo)
 
 
 @bench_app.command("risk")

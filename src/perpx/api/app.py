@@ -1,10 +1,12 @@
 """The Bybit V5 REST server: `create_app(service, keys)` is an ASGI application.
 
 Every reply is HTTP 200 with Bybit's envelope, except an unknown route (404, retCode 10017,
-as Bybit). Signed endpoints check the signature over the raw query or body, the key's
-rights and its rate limit before the handler runs. An unexpected exception is logged and
-answered 10016; a broken core invariant stops the service (`ExchangeService.fatal`), and
-everything after is answered 10016 too.
+as Bybit), a public request over the per-address throttle (403, as Bybit's "access too
+frequent") and a body over `Limits.max_body_bytes` (413, refused before it is read whole or
+authenticated, and the connection closed). Signed endpoints check the signature over the
+raw query or body, the key's rights and its rate limit before the handler runs. An
+unexpected exception is logged and answered 10016; a broken core invariant stops the
+service (`ExchangeService.fatal`), and everything after is answered 10016 too.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from urllib.parse import parse_qsl
 
 import msgspec
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
@@ -27,6 +29,7 @@ from perpx.api.context import Access, Context, Endpoint
 from perpx.api.envelope import ApiError, envelope
 from perpx.api.jsondepth import MAX_DEPTH, too_deep
 from perpx.api.keys import ApiKey, KeyStore
+from perpx.api.limits import AddressThrottle, BodyTooLarge, Limits
 from perpx.api.params import Params
 from perpx.api.permissions import authorize
 from perpx.api.ratelimit import RateLimiter
@@ -73,6 +76,38 @@ class ClientGone(Exception):
     """The client disconnected before its request body arrived."""
 
 
+async def read_body(receive: Receive, declared: bytes | str | None, cap: int) -> bytes:
+    """Read a request body of at most `cap` bytes, or raise `BodyTooLarge` as soon as it is over.
+
+    `declared` is the Content-Length header: a body announced over the cap is refused before
+    a byte of it is read, and a chunked one as soon as the bytes received pass the cap.
+    """
+    if declared is not None:
+        try:
+            length = int(declared)
+        except ValueError:
+            length = 0  # the HTTP parser refuses a malformed length before the app sees it
+        if length > cap:
+            raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > cap:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _content_length(raw: list[tuple[bytes, bytes]]) -> bytes | None:
+    return next((value for name, value in raw if name == b"content-length"), None)
+
+
 def _signed_headers(raw: list[tuple[bytes, bytes]]) -> Headers:
     """Return the `x-bapi-*` request headers; the first of a repeated name wins (Starlette's)."""
     found: Headers = {}
@@ -86,17 +121,24 @@ class Dispatcher:
     """The REST table: one request in (method, path, query or body, headers), one reply out."""
 
     def __init__(self, service: ExchangeService, keys: KeyStore, limiter: RateLimiter,
-                 limits: AuthLimits = DEFAULT_LIMITS) -> None:
+                 limits: Limits | None = None,
+                 auth_limits: AuthLimits = DEFAULT_LIMITS) -> None:
         self.service = service
         self.keys = keys
         self.limiter = limiter
-        self.limits = limits
+        self.auth_limits = auth_limits
+        self.limits = limits = limits or Limits()
+        self.throttle = AddressThrottle(limits.public_requests, limits.public_window_ms,
+                                        limits.public_tracked_addresses)
         self.table = {(e.method, e.path): e for e in ENDPOINTS}
         self.paths = {e.path for e in ENDPOINTS}
 
     async def __call__(self, method: str, path: str, raw: bytes | Callable[[], Awaitable[bytes]],
-                       headers: Mapping[str, str]) -> Reply:
-        """Answer one request; `raw` is the query string, or (POST...) reads the body."""
+                       headers: Mapping[str, str], client: str = "") -> Reply:
+        """Answer one request; `raw` is the query string, or (POST...) reads the body.
+
+        `client` is the client's address, for the per-address throttle of public endpoints.
+        """
         service = self.service
         now = service.now_ms()
         endpoint = self.table.get((method, path))
@@ -106,11 +148,15 @@ class Dispatcher:
             code = 10001 if known else 10017
             message = "params error: method" if known else "route not found"
             return (200 if known else 404), envelope(code, message, {}, now), reply_headers
+        if endpoint.access is Access.PUBLIC and not self.throttle.allow(client):
+            # Bybit answers an IP over 600 requests per 5 s with HTTP 403 "access too frequent".
+            return 403, envelope(10018, "access too frequent: exceeded the IP rate limit", {},
+                                 now), {"Timenow": str(now)}
         try:
             payload = raw if isinstance(raw, bytes) else await raw()
             ctx = Context(service, self.keys, EMPTY_PARAMS, now)
             if endpoint.access is not Access.PUBLIC:
-                key = authenticate(self.keys, headers, payload, now, self.limits)
+                key = authenticate(self.keys, headers, payload, now, self.auth_limits)
                 allowed, remaining, reset = self.limiter.hit(key.api_key, key.rate_limit, now)
                 reply_headers = {"X-Bapi-Limit": str(key.rate_limit),
                                  "X-Bapi-Limit-Status": str(remaining),
@@ -127,6 +173,10 @@ class Dispatcher:
                 body = envelope(0, "OK", result, now)
         except ClientGone:
             raise
+        except BodyTooLarge:
+            message = f"request body too large: at most {self.limits.max_body_bytes} bytes"
+            return 413, envelope(10001, message, {}, now), {"Connection": "close",
+                                                             "Timenow": str(now)}
         except ApiError as error:
             body = envelope(error.code, error.message, error.result, now, error.ext)
         except ConversionError as bad:
@@ -179,22 +229,18 @@ class RestApp:
             await self.starlette(scope, receive, send)
             return
         method: str = scope["method"]
+        cap = self.dispatcher.limits.max_body_bytes
 
         async def body() -> bytes:
-            chunks: list[bytes] = []
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise ClientGone
-                chunks.append(message.get("body", b""))
-                if not message.get("more_body", False):
-                    return b"".join(chunks)
+            return await read_body(receive, _content_length(scope["headers"]), cap)
 
         raw: bytes | Callable[[], Awaitable[bytes]] = scope["query_string"] \
             if method == "GET" else body
+        client = scope.get("client")
         try:
             status, reply, headers = await self.dispatcher(
-                method, scope["path"], raw, _signed_headers(scope["headers"]))
+                method, scope["path"], raw, _signed_headers(scope["headers"]),
+                client[0] if client else "")
         except ClientGone:
             return  # nobody to answer
         await send({"type": "http.response.start", "status": status,
@@ -210,14 +256,17 @@ class RestApp:
 def create_app(service: ExchangeService, keys: KeyStore, *,
                extra_routes: Sequence[BaseRoute] = (), manage_service: bool = False,
                rate_limiter: RateLimiter | None = None,
+               limits: Limits | None = None,
                auth_limits: AuthLimits = DEFAULT_LIMITS) -> RestApp:
     """Build the app: the service's WebSocket streams, `extra_routes`, then the REST table.
 
     With `manage_service`, the app's lifespan starts the service (feed, market maker) and
-    closes it at shutdown. REST and `/v5/trade` share one rate limiter, clock and key check.
+    closes it at shutdown. REST and `/v5/trade` share one rate limiter, clock and key check;
+    `limits` gives the body cap and the public throttle, `auth_limits` the replay windows.
     """
     limiter = rate_limiter or RateLimiter()
-    dispatcher = Dispatcher(service, keys, limiter, auth_limits)
+    dispatcher = Dispatcher(service, keys, limiter, limits, auth_limits)
+    cap = dispatcher.limits.max_body_bytes
 
     async def fund(key: ApiKey) -> None:
         await service.ensure_funded(key.account_id, key.demo_funds)
@@ -228,15 +277,13 @@ def create_app(service: ExchangeService, keys: KeyStore, *,
         method = request.method
 
         async def body() -> bytes:
-            try:
-                return await request.body()
-            except ClientDisconnect as gone:
-                raise ClientGone from gone
+            return await read_body(request.receive, request.headers.get("content-length"), cap)
 
         raw: bytes | Callable[[], Awaitable[bytes]] = request.scope["query_string"] \
             if method == "GET" else body
         status, reply, headers = await dispatcher(method, request.url.path, raw,
-                                                  request.headers)
+                                                  request.headers,
+                                                  request.client.host if request.client else "")
         return Response(reply, status, headers=headers, media_type="application/json")
 
     @contextlib.asynccontextmanager

@@ -15,6 +15,8 @@ from starlette.types import ASGIApp
 
 from perpx.api.app import create_app
 from perpx.api.keys import KeyStore
+from perpx.api.limits import ConnectionGuard, Limits
+from perpx.api.protocol import protocol_classes
 from perpx.service import ExchangeService
 
 T = TypeVar("T")
@@ -35,26 +37,29 @@ def run(main: Coroutine[Any, Any, T]) -> T:
         return runner.run(main)
 
 
-def _config(app: ASGIApp, host: str, port: int) -> uvicorn.Config:
-    # httptools parses HTTP/1.1 in C (h11, uvicorn's pure-Python fallback, costs ~2x); the
-    # loop is chosen by whoever runs the server (`run` above, or uvicorn's "auto" in threads).
+def _config(app: ASGIApp, limits: Limits, guard: ConnectionGuard, host: str = "127.0.0.1",
+            port: int = 0, **options: Any) -> uvicorn.Config:
+    # httptools parses HTTP/1.1 in C (h11, uvicorn's pure-Python fallback, costs ~2x); our
+    # subclass of its protocol adds the connection caps and the request timeout. The loop is
+    # chosen by whoever runs the server (`run` above, or uvicorn's "auto" in threads).
+    http, ws = protocol_classes(limits, guard, options.pop("ws", "auto"))
     return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                          http=_http_implementation(), proxy_headers=False)
+                          http=http, ws=ws, proxy_headers=False,
+                          timeout_keep_alive=limits.keep_alive_s,
+                          ws_max_size=limits.ws_max_message_bytes, **options)
 
 
-def _http_implementation() -> str:
-    try:
-        import httptools  # noqa: F401
-    except ImportError:
-        return "h11"
-    return "httptools"
+def _guard(limits: Limits) -> ConnectionGuard:
+    return ConnectionGuard(limits.max_connections_per_address, limits.connection_cap())
 
 
 async def serve(service: ExchangeService, keys: KeyStore, host: str, port: int,
-                on_ready: Callable[[int], None] = lambda port: None) -> None:
+                on_ready: Callable[[int], None] = lambda port: None,
+                limits: Limits | None = None) -> None:
     """Serve until Ctrl-C or until the service stops on a fatal error."""
-    app = create_app(service, keys, manage_service=True)
-    server = uvicorn.Server(_config(app, host, port))
+    limits = limits or Limits()
+    app = create_app(service, keys, manage_service=True, limits=limits)
+    server = uvicorn.Server(_config(app, limits, _guard(limits), host, port))
 
     async def watch() -> None:
         while not server.started and not server.should_exit:
@@ -74,10 +79,17 @@ async def serve(service: ExchangeService, keys: KeyStore, host: str, port: int,
 
 
 class ServerThread:
-    """uvicorn serving `app` on a loopback port in a background thread."""
+    """uvicorn serving `app` on a loopback port in a background thread.
 
-    def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.server = uvicorn.Server(_config(app, host, port))
+    `limits` are the server's (connections, timeouts); the app takes its own (body size,
+    public throttle) from `create_app`. `guard` counts the open connections.
+    """
+
+    def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0,
+                 limits: Limits | None = None) -> None:
+        limits = limits or Limits()
+        self.guard = _guard(limits)
+        self.server = uvicorn.Server(_config(app, limits, self.guard, host, port))
         self.host = host
         self.port = 0
         self._thread = threading.Thread(target=self.server.run, daemon=True,
@@ -112,14 +124,16 @@ class LoopServerThread:
     (`run`), so that commands and the streams they cause share one loop, as in `perpx serve`.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, limits: Limits | None = None) -> None:
+        limits = limits or Limits()
+        self.guard = _guard(limits)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         self._sock = sock
         self.port: int = sock.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off",
-                                                    ws="websockets-sansio"))
+        self.server = uvicorn.Server(_config(app, limits, self.guard, lifespan="off",
+                                             ws="websockets-sansio"))
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._run, daemon=True, name="perpx-ws")
 

@@ -16,9 +16,15 @@ Figures, in one run:
 - signed `POST /v5/order/create`: orders/s, p50 and p99 latency, and the ratio to both;
 - the single writer alone (`perpx.bench.ladder`): `ExchangeService.submit` in process with
   the same flow and concurrency, no HTTP: the ceiling of any front end;
-- `ws_msgs_per_s`: the WebSocket fan-out of `perpx.bench.ws` (unless `ws_subscribers` is 0).
+- `ws_msgs_per_s`: the WebSocket fan-out of `perpx.bench.ws` (unless `ws_subscribers` is 0);
+- with `idle` above 0, the same signed orders again while `idle` connections that never
+  send a byte (`perpx.bench.idle`, a fourth process, at most `idle_per_address` from each
+  loopback source address) hold descriptors: the server's RSS and descriptors before, with
+  and after them, orders/s and p50/p99 under them, how many were accepted, refused by the
+  connection caps, and closed by the server's request timeout (and after how long).
 
-The last line is JSON with `orders_per_s`, `p50_ms`, `p99_ms` and `ws_msgs_per_s`.
+The last line is JSON with `orders_per_s`, `p50_ms`, `p99_ms` and `ws_msgs_per_s` (and the
+`idle_*` and `server_*` figures with `idle`).
 """
 
 from __future__ import annotations
@@ -64,7 +70,7 @@ def _start(argv: list[str]) -> subprocess.Popen[bytes]:
                             stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def _stop(process: subprocess.Popen[Any]) -> None:
     process.terminate()
     try:
         process.wait(timeout=30)
@@ -93,6 +99,68 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> str:
         time.sleep(0.2)
 
 
+def _server_memory(pid: int) -> dict[str, float | int | None]:
+    """Return the server's resident memory, now and at its peak (MB), and open descriptors."""
+    figures: dict[str, float | int | None] = {"rss_mb": None, "peak_rss_mb": None, "fds": None}
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                name, _, value = line.partition(":")
+                if name in ("VmRSS", "VmHWM"):
+                    key = "rss_mb" if name == "VmRSS" else "peak_rss_mb"
+                    figures[key] = round(int(value.split()[0]) / 1024, 1)
+        figures["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:  # no /proc (macOS, Windows): the figures stay unknown
+        pass
+    return figures
+
+
+def _under_idle(job: dict[str, Any], server: subprocess.Popen[bytes], idle: int,
+                per_address: int) -> dict[str, Any]:
+    """Signed orders while `idle` silent connections are held; the server's figures."""
+    before = _server_memory(server.pid)
+    holder = subprocess.Popen([sys.executable, "-m", "perpx.bench.idle"], text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    assert holder.stdin is not None and holder.stdout is not None
+    holder.stdin.write(json.dumps({"host": job["host"], "port": job["port"], "count": idle,
+                                   "per_address": per_address}))
+    holder.stdin.close()
+    try:
+        if not holder.stdout.readline().strip():  # every idle connection is open (or refused)
+            raise RuntimeError("the idle connections failed: "
+                               + (holder.stderr.read() if holder.stderr else ""))
+        held = _server_memory(server.pid)
+        orders = _loadgen({**job, "kind": "order"})
+        loaded = _server_memory(server.pid)
+        out = holder.stdout.read()  # ends when every idle connection is closed (or held)
+        if holder.wait(timeout=120) != 0:
+            raise RuntimeError("the idle connections failed: "
+                               + (holder.stderr.read()[-2000:] if holder.stderr else ""))
+    finally:
+        if holder.poll() is None:
+            _stop(holder)
+    figures: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    after = _server_memory(server.pid)
+    return {
+        "idle": idle, "idle_per_address": per_address,
+        "idle_accepted": figures["accepted"], "idle_refused": figures["refused"],
+        "idle_connect_errors": figures["connect_errors"],
+        "idle_closed_by_timeout": figures["closed_by_server"],
+        "idle_closed_after_s_p50": figures["closed_after_s_p50"],
+        "idle_closed_after_s_max": figures["closed_after_s_max"],
+        "idle_still_open": figures["still_open_after_hold"],
+        "idle_orders_per_s": orders["per_s"], "idle_p50_ms": orders["p50_ms"],
+        "idle_p99_ms": orders["p99_ms"], "idle_order_retcodes": orders["codes"],
+        "server_rss_mb_before_idle": before["rss_mb"], "server_rss_mb_idle_held": held["rss_mb"],
+        "server_rss_mb_idle_and_orders": loaded["rss_mb"],
+        "server_rss_mb_after_idle_closed": after["rss_mb"],
+        "server_peak_rss_mb": after["peak_rss_mb"],
+        "server_fds_before_idle": before["fds"], "server_fds_idle_held": held["fds"],
+        "server_fds_after_load": loaded["fds"], "server_fds_after_idle_closed": after["fds"],
+    }
+
+
 def _trivial_ceiling(pairs: list[list[str]], seconds: float, pipeline: int) -> dict[str, Any]:
     port = _free_port()
     server = _start(["perpx.bench.loadgen", "trivial", str(port)])
@@ -107,11 +175,20 @@ def _trivial_ceiling(pairs: list[list[str]], seconds: float, pipeline: int) -> d
 
 
 def bench_api(clients: int = 64, seconds: float = 5.0, *, pipeline: int = 1,
-              ws_subscribers: int = 200, echo: Callable[[str], None] = print
-              ) -> dict[str, Any]:
-    """Measure the client's ceiling, the baseline, signed orders and WS fan-out; JSON last."""
-    if clients < 1 or seconds <= 0 or pipeline < 1 or ws_subscribers < 0:
-        raise ValueError("clients and pipeline must be at least 1, seconds above 0")
+              ws_subscribers: int = 200, idle: int = 0, idle_per_address: int = 400,
+              echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Measure the client's ceiling, the baseline, signed orders and WS fan-out; JSON last.
+
+    With `idle`, signed orders are measured again beside that many idle connections.
+    """
+    if clients < 1 or seconds <= 0 or pipeline < 1 or ws_subscribers < 0 or idle < 0 \
+            or idle_per_address < 1:
+        raise ValueError("clients, pipeline and idle_per_address must be at least 1, "
+                         "seconds above 0")
+    if idle:
+        from perpx.bench.idle import raise_fd_limit
+
+        raise_fd_limit()  # the server, started from here, inherits it
     with tempfile.TemporaryDirectory(prefix="perpx-bench-") as folder:
         data = Path(folder)
         store = KeyStore(data)
@@ -129,6 +206,7 @@ def bench_api(clients: int = 64, seconds: float = 5.0, *, pipeline: int = 1,
                    "pipeline": pipeline, "price": price}
             base = _loadgen({**job, "kind": "time"})
             orders = _loadgen({**job, "kind": "order"})
+            under_idle = _under_idle(job, server, idle, idle_per_address) if idle else {}
         finally:
             _stop(server)
     from perpx.bench.ladder import measure
@@ -154,6 +232,7 @@ def bench_api(clients: int = 64, seconds: float = 5.0, *, pipeline: int = 1,
         "writer_p99_ms": writer["p99_ms"],
         "ws_subscribers": ws_subscribers,
         "ws_msgs_per_s": ws["ws_msgs_per_s"] if ws is not None else None,
+        "idle": idle, **under_idle,
     }
     echo(f"client ceiling (signed requests, trivial server): {ceiling['per_s']:,} req/s, "
          f"p50 {ceiling['p50_ms']} ms, p99 {ceiling['p99_ms']} ms")
@@ -168,5 +247,21 @@ def bench_api(clients: int = 64, seconds: float = 5.0, *, pipeline: int = 1,
          f"p50 {writer['p50_ms']} ms, p99 {writer['p99_ms']} ms")
     if ws is not None:
         echo(f"WebSocket: {ws['ws_msgs_per_s']:,} msgs/s to {ws_subscribers} subscribers")
+    if under_idle:
+        echo(f"with {idle} idle connections: {under_idle['idle_accepted']} accepted, "
+             f"{under_idle['idle_refused']} refused, {under_idle['idle_connect_errors']} "
+             f"connect errors, {under_idle['idle_closed_by_timeout']} closed by the server "
+             f"(p50 {under_idle['idle_closed_after_s_p50']} s, max "
+             f"{under_idle['idle_closed_after_s_max']} s), {under_idle['idle_still_open']} "
+             f"still open")
+        echo(f"  signed orders beside them: {under_idle['idle_orders_per_s']:,} orders/s, "
+             f"p50 {under_idle['idle_p50_ms']} ms, p99 {under_idle['idle_p99_ms']} ms")
+        echo(f"  server RSS {under_idle['server_rss_mb_before_idle']} MB before, "
+             f"{under_idle['server_rss_mb_idle_held']} MB holding them, "
+             f"{under_idle['server_rss_mb_idle_and_orders']} MB after the orders, "
+             f"{under_idle['server_rss_mb_after_idle_closed']} MB once closed (peak "
+             f"{under_idle['server_peak_rss_mb']} MB); descriptors "
+             f"{under_idle['server_fds_before_idle']} -> {under_idle['server_fds_idle_held']}"
+             f" -> {under_idle['server_fds_after_idle_closed']}")
     echo(json.dumps(result))
     return result
