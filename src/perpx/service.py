@@ -19,8 +19,8 @@ Snapshots, checkpoints and history writes are side tasks: their failures are log
 retried (see `Snapshotter`, `SqlHistory`) and never cost a command its answer. The read side
 is checkpointed only while it is a fold of the journal: if projecting a durable command
 fails, the read side is marked unsound (`read_side_fault`), snapshots stop and the history
-watermark stays below that command, so the next start rebuilds from an older checkpoint or
-the whole journal instead of keeping what went wrong.
+tables take no more rows (their watermark stays below that command), so the next start
+rebuilds from an older checkpoint or the whole journal instead of keeping what went wrong.
 """
 
 from __future__ import annotations
@@ -77,6 +77,10 @@ def _walk(spec: InstrumentSpec, start_price: str, seed: int) -> Iterator[IndexOb
 
 class ExchangeService:
     """Own the engine, the sequencer, the read models, the feed and the market maker."""
+
+    # How long a snapshot waits for the history tables to commit its seq before storing its
+    # read side anyway (a restart then skips it until the tables have caught up).
+    checkpoint_wait_s = 10.0
 
     def __init__(self, instruments: Iterable[InstrumentSpec], journal: Journal, *,
                  history: History | None = None, clock: Callable[[], int] = wall_clock_ms,
@@ -195,14 +199,15 @@ class ExchangeService:
         projection = self.projector.project(command, events)
         self.hub.on_durable(command, events, projection)
         self.read_seq = command.seq
-        if write and not self.read_side_fault:
-            # Once unsound, the watermark stays below the failed command: a restart
-            # re-projects everything from there.
+        if write:
             self.history.projected(command.seq)
 
     def _on_durable(self, command: Command, events: list[Event]) -> None:
         try:
-            self._project(command, events, write=True)
+            # Once unsound, nothing more is written to the history tables (rows folded from
+            # a wrong state would outlive the restart) and their watermark stays below the
+            # failed command: the next start re-projects everything from there.
+            self._project(command, events, write=not self.read_side_fault)
         except Exception as failure:
             self._read_side_failed(command.seq, failure)
         if not self._flush_scheduled:
@@ -249,7 +254,7 @@ class ExchangeService:
         if self.read_side_fault:
             raise RuntimeError(f"the read side is unsound: {self.read_side_fault}")
         # The snapshot is usable once the history tables have committed its seq.
-        deadline = time.monotonic() + 10.0
+        deadline = time.monotonic() + self.checkpoint_wait_s
         while self.history.high_watermark < seq and time.monotonic() < deadline:
             time.sleep(0.002)
         self.history.save_checkpoint(seq, readside.fingerprint(list(self.specs.values())),
