@@ -263,7 +263,9 @@ class SqlHistory(ABC):
             if not force and time.monotonic() < self._retry_at:
                 raise HistoryUnavailable(
                     f"history writes failing; retrying rows past seq {self.high_watermark}")
-        if not rows and not seq:
+        if not rows and seq <= self.high_watermark:
+            # Nothing new (a query's flush): no transaction, and nothing held back either.
+            self._backlog, self._backlog_seq, self._failures = [], 0, 0
             return
         try:
             self._reconnect()

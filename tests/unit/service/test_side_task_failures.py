@@ -296,3 +296,44 @@ def test_a_failed_projection_is_never_checkpointed(tmp_path: Path,
     asyncio.run(run())
     again = _assert_restart_equals_replay(location)
     again.history.close()
+
+
+def test_a_killed_postgres_history_connection_costs_no_row(postgres_dsn: str,
+                                                          pg_schema: str) -> None:
+    """Finding: a lost PostgreSQL history connection never reconnected, so order/history
+    answered 10016 until a restart. Now it reconnects, and no row is lost."""
+    import psycopg
+
+    from perpx.store.history_postgres import PostgresHistory
+
+    location = f"{postgres_dsn}?schema={pg_schema}"
+
+    def kill(history: PostgresHistory) -> None:
+        assert history._db is not None
+        with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (history._db.info.backend_pid,))
+
+    async def run() -> None:
+        service = _service(location)
+        history = service.history
+        assert isinstance(history, PostgresHistory)
+        await service.start()
+        await _trade(service, 50)
+        await asyncio.to_thread(history.flush().result)
+        kill(history)
+        await _trade(service, 150)
+        deadline = time.monotonic() + 20
+        while history.high_watermark < service.engine.last_seq:
+            assert history.high_watermark == _committed_watermark(location)
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        assert (await history.run(lambda: history.orders(5001))).records
+        kill(history)  # and a query that meets the dead connection fails, then recovers
+        with pytest.raises(HistoryUnavailable):
+            await history.run(lambda: history.orders(5001))
+        assert (await history.run(lambda: history.orders(5001))).records
+        await _assert_live_equals_replay(service, location)
+        await service.close()
+
+    asyncio.run(run())
+    _assert_restart_equals_replay(location).history.close()
