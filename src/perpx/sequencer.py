@@ -9,11 +9,17 @@ the next accumulates, so one flush carries many commands under load (group commi
 If the journal fails, the engine has applied commands that are not durable: the sequencer
 stops (fail-stop) and every pending and later `submit` raises; a restart recovers from the
 journal, which holds exactly what was acknowledged.
+
+A subscriber is a side task (read models, snapshots): its exception is logged and the loop
+goes on, so a durable command is always answered and every other subscriber still sees it.
+A subscriber whose state must not silently drift catches its own failure and says so (the
+service marks its read side unsound).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +30,8 @@ from perpx.core.commands import Command
 from perpx.core.engine import Engine
 from perpx.core.events import Event
 from perpx.store.journal import Journal
+
+log = logging.getLogger("perpx.sequencer")
 
 Subscriber = Callable[[Command, list[Event]], None]
 
@@ -70,6 +78,7 @@ class Sequencer:
         self._failure: BaseException | None = None
         self._closed = False
         self.batches = 0
+        self.subscriber_failures = 0
         self.durable_seq = engine.last_seq
 
     def subscribe(self, subscriber: Subscriber) -> None:
@@ -121,7 +130,12 @@ class Sequencer:
             self.durable_seq = commands[-1].seq
             for pending in batch:
                 for subscriber in self._subscribers:
-                    subscriber(pending.command, pending.events)
+                    try:
+                        subscriber(pending.command, pending.events)
+                    except Exception:  # a side task must never cost an answer (see above)
+                        self.subscriber_failures += 1
+                        log.exception("subscriber %r failed on seq %d", subscriber,
+                                      pending.command.seq)
                 if not pending.done.done():
                     pending.done.set_result(pending.events)
             self._in_flight = []

@@ -14,6 +14,13 @@ tail is re-projected into the history tables past their high watermark. A histor
 the journal (the journal was lost, e.g. the in-memory journal of a restarted server) is
 emptied first. With a snapshot store, a `Snapshotter` snapshots the engine and the read side
 every `snapshot_every` durable commands and/or `snapshot_seconds`.
+
+Snapshots, checkpoints and history writes are side tasks: their failures are logged and
+retried (see `Snapshotter`, `SqlHistory`) and never cost a command its answer. The read side
+is checkpointed only while it is a fold of the journal: if projecting a durable command
+fails, the read side is marked unsound (`read_side_fault`), snapshots stop and the history
+tables take no more rows (their watermark stays below that command), so the next start
+rebuilds from an older checkpoint or the whole journal instead of keeping what went wrong.
 """
 
 from __future__ import annotations
@@ -71,6 +78,10 @@ def _walk(spec: InstrumentSpec, start_price: str, seed: int) -> Iterator[IndexOb
 class ExchangeService:
     """Own the engine, the sequencer, the read models, the feed and the market maker."""
 
+    # How long a snapshot waits for the history tables to commit its seq before storing its
+    # read side anyway (a restart then skips it until the tables have caught up).
+    checkpoint_wait_s = 10.0
+
     def __init__(self, instruments: Iterable[InstrumentSpec], journal: Journal, *,
                  history: History | None = None, clock: Callable[[], int] = wall_clock_ms,
                  maker: bool = True, replay: str | Path | None = None,
@@ -94,6 +105,7 @@ class ExchangeService:
         self.open_interest = OpenInterest()
         self.funding = FundingHistory(specs, keep=False)
         self.read_seq = 0  # the last command folded into the read side
+        self.read_side_fault = ""  # why the read side is no longer a fold of the journal
         self.fatal: BaseException | None = None
         self.stopped = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -193,14 +205,33 @@ class ExchangeService:
             self.history.projected(command.seq)
 
     def _on_durable(self, command: Command, events: list[Event]) -> None:
-        self._project(command, events, write=True)
+        try:
+            # Once unsound, nothing more is written to the history tables (rows folded from
+            # a wrong state would outlive the restart) and their watermark stays below the
+            # failed command: the next start re-projects everything from there.
+            self._project(command, events, write=not self.read_side_fault)
+        except Exception as failure:
+            self._read_side_failed(command.seq, failure)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush_history)
 
+    def _read_side_failed(self, seq: int, failure: Exception) -> None:
+        log.error("projecting seq %d failed: the read side is unsound until a restart",
+                  seq, exc_info=failure)
+        if not self.read_side_fault:
+            self.read_side_fault = f"projecting seq {seq} failed: {failure!r}"
+            if self.snapshotter is not None:
+                # A snapshot without its read side is no use to a restart, and taking one
+                # would prune the older snapshots that still have theirs.
+                self.snapshotter.disable(self.read_side_fault)
+
     def _flush_history(self) -> None:
         self._flush_scheduled = False
-        self.history.flush()
+        try:
+            self.history.flush()
+        except Exception:  # the rows stay queued and go with the next flush
+            log.exception("handing rows to the history writer failed")
 
     # -- snapshots --------------------------------------------------------------------------
 
@@ -211,6 +242,8 @@ class ExchangeService:
         the live read side in the parent is untouched, and nothing is published (the child
         has no connections worth writing to) or written to the history tables.
         """
+        if self.read_side_fault:
+            raise RuntimeError(f"the read side is unsound: {self.read_side_fault}")
         self.hub.subscribers = {}
         self.hub.accounts = {}
         for command, events in self.sequencer.applied_after(self.read_seq):
@@ -220,8 +253,10 @@ class ExchangeService:
         return readside.capture(self)
 
     def _save_read_side(self, seq: int, body: bytes) -> None:
-        # The snapshot is usable once the history tables reach its seq; queue behind them.
-        deadline = time.monotonic() + 10.0
+        if self.read_side_fault:
+            raise RuntimeError(f"the read side is unsound: {self.read_side_fault}")
+        # The snapshot is usable once the history tables have committed its seq.
+        deadline = time.monotonic() + self.checkpoint_wait_s
         while self.history.high_watermark < seq and time.monotonic() < deadline:
             time.sleep(0.002)
         self.history.save_checkpoint(seq, readside.fingerprint(list(self.specs.values())),
@@ -233,8 +268,7 @@ class ExchangeService:
             self._on_snapshot(f"snapshot {seq} storing")
 
     def _snapshot_stored(self, result: SnapshotResult) -> None:
-        if result.error:
-            log.warning("snapshot %d failed: %s", result.seq, result.error)
+        # A failure is logged by the snapshotter itself.
         if self._on_snapshot is not None:
             self._on_snapshot(f"snapshot {result.seq} stored {result.nbytes} bytes, writer "
                               f"paused {result.pause_s * 1000:.1f} ms, "

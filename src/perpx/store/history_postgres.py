@@ -8,10 +8,16 @@ plain ``COPY``. The connection commits with ``synchronous_commit = off``: the hi
 derived, and a server crash can only lose its newest batches whole, rows and watermark
 together, which the service then re-projects from the journal (the journal itself keeps
 synchronous commits).
+
+A lost connection (the server restarted, the backend was terminated, the network dropped)
+is replaced before the next write or query; the batch it failed is retried whole by
+`SqlHistory`, and queries fail with `HistoryUnavailable` until the rows are written again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
@@ -21,6 +27,8 @@ from psycopg import sql
 
 from perpx.store.history_sql import SqlHistory
 from perpx.store.journal import JournalError
+
+log = logging.getLogger("perpx.history")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS history_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);
@@ -100,6 +108,20 @@ class PostgresHistory(SqlHistory):
             db.close()
             raise
         self._db = db
+
+    def _reconnect(self) -> None:
+        db = self._db
+        if db is not None and not db.closed and not db.broken:
+            return
+        if db is not None:
+            with contextlib.suppress(psycopg.Error):
+                db.close()
+            self._db = None
+        log.warning("history: reconnecting to PostgreSQL (schema %s)", self.schema)
+        self._open()
+
+    def _lost_errors(self) -> tuple[type[Exception], ...]:
+        return (psycopg.OperationalError, psycopg.InterfaceError, JournalError, OSError)
 
     def _text(self, text: str) -> str:
         found = self._sql.get(text)

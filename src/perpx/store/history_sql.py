@@ -11,11 +11,26 @@ The SQL below is written once with ``?`` placeholders and upserts in the dialect
 PostgreSQL share (``ON CONFLICT ... DO UPDATE/NOTHING``); a backend supplies the connection,
 the DDL, the transaction and the placeholder style. Candle volume and turnover are decimal
 text: a month's turnover in atoms can pass 2**63, which neither database's integer holds.
+
+`high_watermark` is the last seq *committed*, never one merely handed to the writer: it is
+what recovery and the read-side checkpoints trust. A batch that fails (disk full, a lost
+connection) is kept, in order, and the next write commits it first, together with the rows
+that came after it, in one transaction; retries back off (`RETRY_MIN_S` doubling up to
+`RETRY_MAX_S`) and a timer retries even when no new rows arrive. While rows are held back
+the queries fail with `HistoryUnavailable` (the API answers 10016) rather than answer
+without them. A backend reconnects a lost connection before the next attempt. Should the
+rows held back pass `max_backlog_rows`, they are dropped and nothing more is written until
+a restart, which re-projects from the journal past the (committed) watermark: memory stays
+bounded and still no row is skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -32,6 +47,11 @@ from perpx.store.history import Page, decode_cursor, encode_cursor
 from perpx.store.records import ClosedPnlRecord, ExecutionRecord, LedgerRecord, OrderRecord
 
 T = TypeVar("T")
+log = logging.getLogger("perpx.history")
+RETRY_MIN_S = 0.05  # the first retry of a failed batch
+RETRY_MAX_S = 5.0  # the longest wait between two retries
+MAX_BACKLOG_ROWS = 250_000  # rows held back before giving up until a restart (~100 MB)
+Row = tuple[str, tuple[Any, ...]]
 TABLES = ("orders", "executions", "closed_pnl", "ledger", "klines", "funding", "history_meta",
           "read_side")
 
@@ -84,14 +104,28 @@ def _candle(row: Sequence[Any]) -> Candle:
                   int(row[5]), int(row[6]), None if row[7] is None else int(row[7]))
 
 
+class HistoryUnavailable(RuntimeError):
+    """The history tables cannot be written or read right now; writes are being retried."""
+
+
 class SqlHistory(ABC):
     """The `History` port over a DB-API connection owned by one worker thread."""
 
+    max_backlog_rows = MAX_BACKLOG_ROWS
+
     def __init__(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perpx-history")
-        self._pending: list[tuple[str, tuple[Any, ...]]] = []
+        self._pending: list[Row] = []
         self._pending_seq = 0
         self._closed = False
+        # Writer thread only: the rows of failed batches, in order, and when to retry them.
+        self._backlog: list[Row] = []
+        self._backlog_seq = 0
+        self._backoff = 0.0
+        self._retry_at = 0.0
+        self._failures = 0
+        self._timer: threading.Timer | None = None
+        self._given_up = ""  # the backlog was dropped: nothing is written until a restart
         try:
             self._executor.submit(self._open).result()
         except BaseException:
@@ -121,6 +155,14 @@ class SqlHistory(ABC):
     def _disconnect(self) -> None:
         """Close the connection."""
 
+    @abstractmethod
+    def _reconnect(self) -> None:
+        """Replace the connection if it was lost (before each write and query)."""
+
+    @abstractmethod
+    def _lost_errors(self) -> tuple[type[Exception], ...]:
+        """Return the errors of an unreachable or failing database (not of a wrong query)."""
+
     # -- lifecycle -----------------------------------------------------------------------------
 
     def _read_watermark(self) -> int:
@@ -130,18 +172,28 @@ class SqlHistory(ABC):
     def reset(self) -> None:
         """Empty every history table (the journal it was built from is gone)."""
         def run() -> None:
+            self._reconnect()
             with self._transaction():
                 for table in TABLES:
                     self._execute(f"DELETE FROM {table}")
+            self._backlog, self._backlog_seq, self._given_up = [], 0, ""
+            self.high_watermark = 0
         self._executor.submit(run).result()
-        self.high_watermark = 0
 
     def close(self) -> None:
-        """Write what is queued and close the database."""
+        """Write what is queued (one last try for rows held back) and close the database."""
         if self._closed:
             return
-        self.flush().result()
+        try:
+            self._hand_over(force=True).result()
+        except Exception as failure:
+            # Nothing is lost: the watermark is the committed one, and the next start
+            # re-projects the journal past it.
+            log.warning("history closed with rows unwritten past seq %d: %r",
+                        self.high_watermark, failure)
         self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
         self._executor.submit(self._disconnect).result()
         self._executor.shutdown()
 
@@ -189,16 +241,74 @@ class SqlHistory(ABC):
         self._pending_seq = max(self._pending_seq, seq)
 
     def flush(self) -> Future[None]:
-        """Hand the queued rows to the writer thread; the future resolves once committed."""
-        rows, self._pending = self._pending, []
-        seq = self._pending_seq
-        if seq > self.high_watermark:
-            self.high_watermark = seq
-        return self._executor.submit(self._write, rows, seq)
+        """Hand the queued rows to the writer thread; the future resolves once committed.
 
-    def _write(self, rows: list[tuple[str, tuple[Any, ...]]], seq: int) -> None:
-        if not rows and not seq:
+        It fails with `HistoryUnavailable` if they could not be committed: they are then
+        held back and retried before any later row (see the module's docstring).
+        """
+        return self._hand_over(force=False)
+
+    def _hand_over(self, force: bool) -> Future[None]:
+        rows, self._pending = self._pending, []
+        return self._executor.submit(self._write, rows, self._pending_seq, force)
+
+    def _write(self, rows: list[Row], seq: int, force: bool = False) -> None:
+        if self._given_up:
+            return  # the journal re-projects all of it at the next start
+        if self._failures:
+            # An earlier batch failed: these rows go after it, never before it.
+            self._backlog.extend(rows)
+            self._backlog_seq = max(self._backlog_seq, seq)
+            rows, seq = self._backlog, self._backlog_seq
+            if not force and time.monotonic() < self._retry_at:
+                raise HistoryUnavailable(
+                    f"history writes failing; retrying rows past seq {self.high_watermark}")
+        if not rows and seq <= self.high_watermark:
+            # Nothing new (a query's flush): no transaction, and nothing held back either.
+            self._backlog, self._backlog_seq, self._failures = [], 0, 0
             return
+        try:
+            self._reconnect()
+            self._commit(rows, seq)
+        except Exception as failure:
+            self._failed(rows, seq, failure)
+            raise HistoryUnavailable(f"history write failed: {failure!r}") from failure
+        if self._failures:
+            log.warning("history writes resumed after %d failures (watermark %d -> %d)",
+                        self._failures, self.high_watermark, seq)
+        self._backlog, self._backlog_seq = [], 0
+        self._backoff, self._failures = 0.0, 0
+        self.high_watermark = max(self.high_watermark, seq)
+
+    def _failed(self, rows: list[Row], seq: int, failure: Exception) -> None:
+        self._failures += 1
+        if self._failures == 1:
+            log.error("history write failed; holding the rows back and retrying",
+                      exc_info=failure)
+        else:
+            log.warning("history write failed again (%d): %r", self._failures, failure)
+        if len(rows) > self.max_backlog_rows:
+            self._given_up = (f"{len(rows)} rows held back: history writes stop until a "
+                              f"restart re-projects the journal past seq {self.high_watermark}")
+            log.error("%s", self._given_up)
+            self._backlog, self._backlog_seq, self._failures = [], 0, 0
+            return
+        self._backlog, self._backlog_seq = rows, seq
+        self._backoff = min(max(self._backoff * 2, RETRY_MIN_S), RETRY_MAX_S)
+        self._retry_at = time.monotonic() + self._backoff
+        if self._timer is None or not self._timer.is_alive():
+            # Retry even if no new rows come to carry these along.
+            self._timer = threading.Timer(self._backoff, self._wake)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _wake(self) -> None:
+        if self._closed:
+            return
+        with contextlib.suppress(RuntimeError):  # shut down meanwhile
+            self._executor.submit(self._write, [], 0, True)
+
+    def _commit(self, rows: list[Row], seq: int) -> None:
         # One executemany per statement: each table has one statement, so the rows of a
         # table keep their order (a later replace wins), and the driver's per-call cost,
         # paid on this thread while holding the interpreter lock, is paid once per table
@@ -213,9 +323,23 @@ class SqlHistory(ABC):
                 self._execute(_WATERMARK_SQL, (seq,))
 
     async def run(self, query: Callable[[], T]) -> T:
-        """Run `query` on the writer thread after every queued row is written."""
+        """Run `query` on the writer thread after every queued row is written.
+
+        Raises `HistoryUnavailable` while rows are held back (it would answer without them)
+        or when the database cannot be reached.
+        """
         self.flush()
-        return await asyncio.wrap_future(self._executor.submit(query))
+        return await asyncio.wrap_future(self._executor.submit(self._query, query))
+
+    def _query(self, query: Callable[[], T]) -> T:
+        if self._failures or self._given_up:
+            raise HistoryUnavailable(
+                self._given_up or f"history rows past seq {self.high_watermark} not written yet")
+        try:
+            self._reconnect()
+            return query()
+        except self._lost_errors() as failure:
+            raise HistoryUnavailable(f"history query failed: {failure!r}") from failure
 
     # -- read-side checkpoints (any thread) ----------------------------------------------------
 
@@ -226,6 +350,7 @@ class SqlHistory(ABC):
         committed. It lives here so that it is lost together with the tables it describes.
         """
         def run() -> None:
+            self._reconnect()
             with self._transaction():
                 self._execute("DELETE FROM read_side WHERE seq = ?", (seq,))
                 self._execute("INSERT INTO read_side VALUES (?, ?, ?)", (seq, fingerprint, body))

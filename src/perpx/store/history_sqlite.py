@@ -6,11 +6,13 @@ behind them on the hot path. Beside it, the two files are one database in the se
 matters (one folder, backed up and lost together; the history is rebuilt from the journal
 past its watermark, and emptied when it is ahead of the journal). WAL with
 ``synchronous=NORMAL``: a power cut may lose the last batches, rows and watermark together,
-and they are re-projected.
+and they are re-projected. A write that fails (disk full, an I/O error) rolls back whole
+and is retried by `SqlHistory` before any later row.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -86,10 +88,21 @@ class SqliteHistory(SqlHistory):
         db.execute("BEGIN")
         try:
             yield
+            db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            # SQLite may have rolled back already (disk full, I/O error): the first error
+            # is the one to report, and the connection must leave the transaction.
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
             raise
-        db.execute("COMMIT")
+
+    def _reconnect(self) -> None:
+        pass  # a file's connection is not lost; a failed statement is simply retried
+
+    def _lost_errors(self) -> tuple[type[Exception], ...]:
+        # Disk full, I/O errors, a locked or unopenable file: all may pass.
+        return (sqlite3.OperationalError, OSError)
 
     def _execute(self, sql: str, values: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self._conn.execute(sql, values).fetchall()

@@ -22,12 +22,21 @@ before the engine's snapshot is saved. The service uses this for its read side.
 Policy: every `every_commands` durable commands (call the snapshotter as a
 ``Sequencer.subscribe`` callback) and/or every `every_seconds` (run `periodic()` as a task).
 One snapshot is in flight at a time.
+
+A snapshot is a side task: it runs inside the sequencer's flush loop, so none of its
+failures may escape. No descriptor left for the pipe, no process for the fork, a child that
+dies, a store that is full: each ends as a `SnapshotResult` with an `error`, logged, and the
+next trigger tries again (the periodic task also retries after a failure with nothing new to
+snapshot). A caller that knows its state can no longer be captured soundly calls `disable`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
+import signal
 import struct
 import threading
 import time
@@ -40,6 +49,8 @@ from perpx.core.engine import Engine
 from perpx.core.events import Event
 from perpx.store.codec import encode_snapshot
 from perpx.store.snapshots import SnapshotStore
+
+log = logging.getLogger("perpx.snapshots")
 
 _HEADER = struct.Struct(">QQQQ64s")  # seq, ts_ms, body and extra lengths, state hash (hex)
 
@@ -58,6 +69,23 @@ class SnapshotResult:
 def encode_state(engine: Engine) -> tuple[bytes, str]:
     """Return the engine's encoded snapshot and its state hash."""
     return encode_snapshot(engine.to_snapshot()), engine.state_hash()
+
+
+def _reap(pid: int, fd: int) -> None:
+    """End a child whose output nobody will read, and close its pipe."""
+    os.close(fd)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+@dataclass(slots=True)
+class _Work:
+    """What a snapshot's worker thread runs, and how to undo it if the thread never starts."""
+
+    run: Callable[[], None]
+    cancel: Callable[[], None] = lambda: None
 
 
 def _read_exact(fd: int, size: int) -> bytes:
@@ -111,6 +139,14 @@ class Snapshotter:
         self._since = 0
         self._last_time = time.monotonic()
         self._worker: threading.Thread | None = None
+        self._retry = False  # the last snapshot failed: the next periodic tick tries again
+        self.disabled = ""  # why snapshots were turned off for good ('' while on)
+
+    def disable(self, reason: str) -> None:
+        """Take no more snapshots (the one in flight, if any, finishes)."""
+        if not self.disabled:
+            log.warning("snapshots turned off: %s", reason)
+            self.disabled = reason
 
     # -- policy ------------------------------------------------------------------------------
 
@@ -126,8 +162,11 @@ class Snapshotter:
             raise ValueError("periodic snapshots need every_seconds > 0")
         while True:
             await asyncio.sleep(self.every_seconds)
-            if self._since:
-                self.start()
+            if self._since or self._retry:
+                try:
+                    self.start()
+                except Exception:  # start catches its own; this loop must outlive any bug
+                    log.exception("periodic snapshot failed")
 
     @property
     def busy(self) -> bool:
@@ -137,16 +176,47 @@ class Snapshotter:
     # -- taking one ------------------------------------------------------------------------
 
     def start(self) -> bool:
-        """Begin a snapshot of the engine as it is now; False if one is still in flight."""
-        if self.busy:
+        """Begin a snapshot of the engine as it is now; False if none was started.
+
+        None is started while one is in flight, after `disable`, or when this one fails
+        at once (no pipe, no fork, an inline encoding error): that failure is recorded as
+        a result and logged, and the next trigger tries again.
+        """
+        if self.busy or self.disabled:
             return False
         self._since = 0
         self._last_time = time.monotonic()
-        seq, ts_ms = self.engine.last_seq, self.engine.last_ts_ms
+        seq = self.engine.last_seq
         started = time.perf_counter()
+        try:
+            target = self._begin(seq, started)
+        except Exception as failure:
+            self._finish(SnapshotResult(seq, time.perf_counter() - started,
+                                        error=f"snapshot could not start: {failure!r}"))
+            return False
+        self._worker = threading.Thread(target=self._guarded, args=(target, seq),
+                                        name=f"snapshot-{seq}", daemon=True)
+        try:
+            self._worker.start()
+        except RuntimeError as failure:  # no thread left: as short of resources as a fork
+            self._worker = None
+            target.cancel()
+            self._finish(SnapshotResult(seq, time.perf_counter() - started,
+                                        error=f"snapshot could not start: {failure!r}"))
+            return False
+        return True
+
+    def _begin(self, seq: int, started: float) -> _Work:
+        """Fork (or encode inline) and return what the worker thread has to finish."""
+        ts_ms = self.engine.last_ts_ms
         if self.fork:
             read_fd, write_fd = os.pipe()
-            pid = os.fork()
+            try:
+                pid = os.fork()
+            except BaseException:
+                os.close(read_fd)
+                os.close(write_fd)
+                raise
             if pid == 0:  # the child: encode, hash, send, leave without any cleanup
                 os.close(read_fd)
                 status = 1
@@ -162,15 +232,20 @@ class Snapshotter:
                     os._exit(status)
             os.close(write_fd)
             result = SnapshotResult(seq, time.perf_counter() - started)
-            target: Callable[[], None] = partial(self._collect, result, started, pid, read_fd)
-        else:
-            body, digest = encode_state(self.engine)
-            added = self.extra() if self.extra is not None else b""
-            result = SnapshotResult(seq, time.perf_counter() - started)
-            target = partial(self._store, result, started, body, digest, ts_ms, added)
-        self._worker = threading.Thread(target=target, name=f"snapshot-{seq}", daemon=True)
-        self._worker.start()
-        return True
+            return _Work(partial(self._collect, result, started, pid, read_fd),
+                         partial(_reap, pid, read_fd))
+        body, digest = encode_state(self.engine)
+        added = self.extra() if self.extra is not None else b""
+        result = SnapshotResult(seq, time.perf_counter() - started)
+        return _Work(partial(self._store, result, started, body, digest, ts_ms, added))
+
+    def _guarded(self, work: _Work, seq: int) -> None:
+        # The worker's own paths record their failures; this catches whatever they missed
+        # (a callback's bug), so that a thread never dies with the snapshot unaccounted for.
+        try:
+            work.run()
+        except Exception as failure:
+            self._finish(SnapshotResult(seq, 0.0, error=f"snapshot failed: {failure!r}"))
 
     def _collect(self, result: SnapshotResult, started: float, pid: int, fd: int) -> None:
         try:
@@ -184,7 +259,8 @@ class Snapshotter:
             self._finish(result)
             return
         finally:
-            os.waitpid(pid, 0)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
         self._store(result, started, body, digest.decode(), ts_ms, added)
 
     def _store(self, result: SnapshotResult, started: float, body: bytes, digest: str,
@@ -211,8 +287,14 @@ class Snapshotter:
 
     def _finish(self, result: SnapshotResult) -> None:
         self.results.append(result)
+        self._retry = bool(result.error)
+        if result.error:
+            log.warning("snapshot %d failed: %s", result.seq, result.error)
         if self.on_stored is not None:
-            self.on_stored(result)
+            try:
+                self.on_stored(result)
+            except Exception:
+                log.exception("snapshot %d: on_stored failed", result.seq)
 
     def wait(self, timeout: float | None = None) -> SnapshotResult | None:
         """Block until the snapshot in flight is stored; return the last result."""
