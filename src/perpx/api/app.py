@@ -38,7 +38,7 @@ from perpx.api.retcodes import bybit_code
 from perpx.api.ws.gate import Gate
 from perpx.convert import ConversionError
 from perpx.service import ExchangeService, ServiceStopped
-from perpx.store.history import CursorError
+from perpx.store.history import CursorError, HistoryUnavailable
 
 log = logging.getLogger("perpx.api")
 
@@ -184,6 +184,11 @@ class Dispatcher:
             body = envelope(code, message, {}, now)
         except CursorError:
             body = envelope(10001, "params error: cursor invalid", {}, now)
+        except HistoryUnavailable:
+            # The history database is failing; its writer retries and reconnects on its own.
+            log.warning("history unavailable on %s %s", method, path)
+            body = envelope(10016, "Internal system error: history temporarily unavailable",
+                            {}, now)
         except ServiceStopped:
             body = envelope(10016, "Internal system error: the service has stopped", {}, now)
         except Exception:

@@ -32,6 +32,10 @@ class CursorError(ValueError):
     """A pagination cursor this store did not issue."""
 
 
+class HistoryUnavailable(RuntimeError):
+    """The history tables cannot be written or read right now; writes are being retried."""
+
+
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
     """One page of newest-first records and the cursor of the next ('' when none)."""
@@ -65,7 +69,7 @@ class History(Protocol):
     reads its own fills at once.
     """
 
-    high_watermark: int
+    high_watermark: int  # the seq of the last command whose rows are committed
 
     def order_final(self, record: OrderRecord) -> None:
         """Queue a final order."""

@@ -43,7 +43,7 @@ import msgspec
 from perpx.readmodels.candles import ClosedCandles
 from perpx.readmodels.funding_history import RATES_MAX_LIMIT, FundingRateRecord
 from perpx.readmodels.klines import Candle
-from perpx.store.history import Page, decode_cursor, encode_cursor
+from perpx.store.history import HistoryUnavailable, Page, decode_cursor, encode_cursor
 from perpx.store.records import ClosedPnlRecord, ExecutionRecord, LedgerRecord, OrderRecord
 
 T = TypeVar("T")
@@ -102,10 +102,6 @@ _LEDGER = _Table("ledger", "id", "ts_ms", LedgerRecord)
 def _candle(row: Sequence[Any]) -> Candle:
     return Candle(int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]),
                   int(row[5]), int(row[6]), None if row[7] is None else int(row[7]))
-
-
-class HistoryUnavailable(RuntimeError):
-    """The history tables cannot be written or read right now; writes are being retried."""
 
 
 class SqlHistory(ABC):
