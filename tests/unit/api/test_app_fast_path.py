@@ -83,3 +83,36 @@ def test_fast_path_and_starlette_route_give_the_same_replies() -> None:
 
     asyncio.run(both())
     keys.close()
+
+
+def test_a_failing_history_is_answered_10016_and_the_next_read_recovers() -> None:
+    """#12 item 6: while the history database fails, reads answer 10016; nothing raises."""
+    import msgspec
+
+    from perpx.store.history import HistoryUnavailable
+
+    service = ExchangeService(load_instruments(), MemoryJournal(), clock=lambda: NOW,
+                              maker=False)
+    app = create_app(service, KeyStore(None))
+    query = b"category=linear&symbol=BTCUSDT"
+    real_run = service.history.run
+    failing = [True]
+
+    async def run(job: Any) -> Any:
+        if failing[0]:
+            raise HistoryUnavailable("history writes are failing")
+        return await real_run(job)
+
+    service.history.run = run  # type: ignore[method-assign]
+
+    async def go() -> None:
+        status, _, body = await _call(app, "GET", "/v5/market/funding/history", query)
+        reply = msgspec.json.decode(body)
+        assert (status, reply["retCode"]) == (200, 10016)
+        assert "history" in reply["retMsg"]
+        failing[0] = False
+        status, _, body = await _call(app, "GET", "/v5/market/funding/history", query)
+        assert msgspec.json.decode(body)["retCode"] == 0
+
+    asyncio.run(go())
+    service.history.close()
