@@ -15,7 +15,7 @@ from rich.table import Table
 
 import perpx
 from perpx import calculator
-from perpx.config import ConfigError, ServeSettings, load_config
+from perpx.config import Config, ConfigError, ServeSettings, load_config
 from perpx.convert import ConversionError
 from perpx.instruments import load_instruments
 
@@ -90,12 +90,16 @@ def serve(
     from perpx.api.server import serve as serve_api
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    settings = serve_settings(ctx, config)
+    settings, file_config = serve_settings(ctx, config)
     exchange = open_exchange(settings, say=typer.echo)
 
     def ready(bound: int) -> None:
+        base = f"{settings.host}:{bound}"
         console.print(f"perpx {perpx.__version__} serving Bybit V5 REST on "
-                      f"http://{settings.host}:{bound} (data: {settings.data})", soft_wrap=True)
+                      f"http://{base} (data: {settings.data})", soft_wrap=True)
+        console.print(f"WebSocket: ws://{base}/v5/public/linear (public), "
+                      f"ws://{base}/v5/private (private), ws://{base}/v5/trade (orders)",
+                      soft_wrap=True)
         console.print("instruments: " + ", ".join(
             f"{s.symbol} (tick {s.tick_size}, step {s.qty_step})"
             for s in exchange.service.specs.values()))
@@ -112,7 +116,8 @@ def serve(
 
     service = exchange.service
     try:
-        run_loop(serve_api(service, exchange.keys, settings.host, settings.port, ready))
+        run_loop(serve_api(service, exchange.keys, settings.host, settings.port, ready,
+                           limits=file_config.limits, auth_limits=file_config.auth))
     finally:
         exchange.keys.close()
     if service.fatal is not None:
@@ -121,19 +126,24 @@ def serve(
     console.print("stopped")
 
 
-def serve_settings(ctx: typer.Context, config: Path | None) -> ServeSettings:
-    """Return the [serve] settings of `config` (or the defaults), options given win."""
+def serve_settings(ctx: typer.Context,
+                   config: Path | None) -> tuple[ServeSettings, Config]:
+    """Return the [serve] settings of `config` (options given win) and the whole file.
+
+    The whole file's configuration carries its [limits] and [auth] tables.
+    """
     import dataclasses
 
     try:
-        settings = load_config(config).serve if config is not None else ServeSettings()
+        whole = load_config(config) if config is not None else Config()
+        settings = whole.serve
     except ConfigError as bad:
         raise typer.BadParameter(str(bad), param_hint="--config") from None
     # By name: typer ships its own copy of click's ParameterSource.
     sources = {f.name: ctx.get_parameter_source(f.name) for f in dataclasses.fields(settings)}
     given = {name: ctx.params[name] for name, source in sources.items()
              if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")}
-    return dataclasses.replace(settings, **given)
+    return dataclasses.replace(settings, **given), whole
 
 
 @dataclass(slots=True)

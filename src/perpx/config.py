@@ -7,6 +7,13 @@ A section is a frozen dataclass; `Config` holds one field per section, named as 
     host = "0.0.0.0"
     port = 8080
 
+    [limits]                    # perpx.api.limits.Limits
+    max_body_bytes = 1048576
+    max_connections_per_address = 500
+
+    [auth]                      # perpx.api.auth.AuthLimits
+    max_recv_window_ms = 60000
+
 A new section is one line in `Config` (``limits: Limits = field(default_factory=Limits)``):
 its keys map onto the dataclass's fields by name and are checked against the fields' types.
 An unknown table or key is an error naming the file, the table and the known keys, so a
@@ -25,6 +32,9 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from perpx.api.auth import AuthLimits
+from perpx.api.limits import Limits
 
 
 class ConfigError(ValueError):
@@ -54,6 +64,10 @@ class Config:
     """Every section of the file; a missing table keeps its defaults."""
 
     serve: ServeSettings = field(default_factory=ServeSettings)
+    # The API's resource limits (body size, timeouts, connection caps, public throttle).
+    limits: Limits = field(default_factory=Limits)
+    # How long a signed request or a WebSocket auth may be replayed.
+    auth: AuthLimits = field(default_factory=AuthLimits)
 
 
 def load_config(path: str | Path) -> Config:

@@ -11,7 +11,9 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from perpx.api import server
+from perpx.api.auth import AuthLimits
 from perpx.api.keys import DEMO_KEY_FILE, KeyStore
+from perpx.api.limits import Limits
 from perpx.bench.api import bench_api
 from perpx.cli import app
 from perpx.service import ExchangeService
@@ -48,14 +50,19 @@ def test_bench_api_runs_end_to_end() -> None:
 # -- issue #12 item 8: demo money only in demo mode; the demo secret shown once -------------
 
 
+SERVED_LIMITS: list[tuple[Limits | None, AuthLimits | None]] = []
+
+
 @pytest.fixture
 def served(monkeypatch: pytest.MonkeyPatch) -> list[ExchangeService]:
     """Run `perpx serve` up to serving: setup is real, the server answers at once."""
     started: list[ExchangeService] = []
 
     async def fake_serve(service: ExchangeService, keys: KeyStore, host: str, port: int,
-                         ready: Callable[[int], None]) -> None:
+                         ready: Callable[[int], None], limits: Limits | None = None,
+                         auth_limits: AuthLimits | None = None) -> None:
         started.append(service)
+        SERVED_LIMITS.append((limits, auth_limits))
         ready(port)
 
     monkeypatch.setattr(server, "serve", fake_serve)
@@ -126,3 +133,20 @@ def test_key_files_of_an_older_data_folder_are_made_private(tmp_path: Path) -> N
     KeyStore(tmp_path).close()
     for name in ("keys.db", "server.key"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
+
+
+def test_the_config_file_sets_the_api_limits_and_the_banner_names_the_streams(
+        tmp_path: Path, served: list[ExchangeService]) -> None:
+    """#12 items 4 and 9 are configurable; #13 C6: the banner shows the WebSocket URLs."""
+    config = tmp_path / "perpx.toml"
+    config.write_text(f'[serve]\ndata = "{tmp_path / "d"}"\n[limits]\nmax_body_bytes = 4096\n'
+                      "max_connections_per_address = 7\n[auth]\nmax_recv_window_ms = 9000\n")
+    result = _serve("--config", str(config))
+    assert result.exit_code == 0, result.output
+    limits, auth = SERVED_LIMITS[-1]
+    assert limits == Limits(max_body_bytes=4096, max_connections_per_address=7)
+    assert auth == AuthLimits(max_recv_window_ms=9000)
+    for path in ("/v5/public/linear", "/v5/private", "/v5/trade"):
+        assert f"ws://127.0.0.1:0{path}" in result.output
+    config.write_text("[limits]\nmax_body = 1\n")
+    assert "unknown key 'max_body'" in _serve("--config", str(config)).output

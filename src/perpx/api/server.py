@@ -14,6 +14,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from perpx.api.app import create_app
+from perpx.api.auth import AuthLimits
 from perpx.api.keys import KeyStore
 from perpx.api.limits import ConnectionGuard, Limits
 from perpx.api.protocol import protocol_classes
@@ -55,10 +56,11 @@ def _guard(limits: Limits) -> ConnectionGuard:
 
 async def serve(service: ExchangeService, keys: KeyStore, host: str, port: int,
                 on_ready: Callable[[int], None] = lambda port: None,
-                limits: Limits | None = None) -> None:
+                limits: Limits | None = None, auth_limits: AuthLimits | None = None) -> None:
     """Serve until Ctrl-C or until the service stops on a fatal error."""
     limits = limits or Limits()
-    app = create_app(service, keys, manage_service=True, limits=limits)
+    app = create_app(service, keys, manage_service=True, limits=limits,
+                     auth_limits=auth_limits or AuthLimits())
     server = uvicorn.Server(_config(app, limits, _guard(limits), host, port))
 
     async def watch() -> None:
