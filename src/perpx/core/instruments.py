@@ -22,6 +22,18 @@ class ContractType(IntEnum):
     INVERSE_FUTURES = 4
 
 
+class LiquidationFormula(IntEnum):
+    """Which published isolated liquidation-price formula an instrument uses (spec §14 Q2).
+
+    UTA is Bybit's current one (spec §1.4 item 1, the default); LEGACY the older USDT
+    article's ``EP -/+ (IM - MM)/q -/+ extra/q`` (§1.4 item 2), kept so replays of older data
+    and the older published examples match.
+    """
+
+    UTA = 1
+    LEGACY = 2
+
+
 class PriceLimitAction(IntEnum):
     """What happens to a limit order priced beyond the order price band."""
 
@@ -84,6 +96,7 @@ class InstrumentSpec:
     interest_rate_8h: int = 10_000
     premium_clamp_rate: int = 50_000  # the ±0.05% clamp of I - P̄
     mark_basis_window_ms: int = 150_000  # 2.5 min moving average of the basis (§14 Q11)
+    liq_price_formula: LiquidationFormula = LiquidationFormula.UTA  # spec §14 Q2
 
     def __post_init__(self) -> None:
         if self.tick_atoms * self.lot_base_e8 != self.atoms_per_tick_lot * 10**8:
