@@ -31,6 +31,7 @@ from perpx.core.numbers import ATOM_DECIMALS
 _CONTRACT_TYPES = {
     "LinearPerpetual": ContractType.LINEAR_PERPETUAL,
 }
+CONTRACT_TYPE_WORDS = {kind: word for word, kind in _CONTRACT_TYPES.items()}
 _KNOWN_UNSUPPORTED = ("LinearFutures", "InversePerpetual", "InverseFutures")
 
 # perpx's `liqPriceFormula` field (spec §14 Q2); absent means the current UTA formula.
