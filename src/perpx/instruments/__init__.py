@@ -84,6 +84,7 @@ def spec_from_bybit(item: dict[str, Any]) -> InstrumentSpec:
     tiers = risk_tiers_from_bybit(item["symbol"], item["riskLimits"])
     fees = item.get("feeRates", {})
     limits = item.get("riskParameters", {})
+    adl = item.get("adlAlert", {})  # perpx's field, in Bybit's adlAlert words (§6.4)
     return InstrumentSpec(
         symbol=item["symbol"],
         contract_type=contract_type,
@@ -118,6 +119,9 @@ def spec_from_bybit(item: dict[str, Any]) -> InstrumentSpec:
         launch_time_ms=int(item.get("launchTime", "0")),
         impact_margin_base_e8=scaled(item.get("impactMarginBase", "0.1"), 8, bad),
         liq_price_formula=liquidation_formula(item.get("liqPriceFormula", "uta")),
+        adl_trigger_threshold_atoms=to_atoms(str(adl.get("adlTriggerThreshold", "10000"))),
+        insurance_pnl_ratio=to_rate(str(adl.get("insurancePnlRatio", "-0.3"))),
+        adl_stop_ratio=to_rate(str(adl.get("adlStopRatio", "-0.25"))),
     )
 
 
