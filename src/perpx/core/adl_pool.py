@@ -82,10 +82,11 @@ def window_max(samples: Samples, now_ms: int) -> int | None:
 
 
 def _record(samples: Samples, ts_ms: int, value: int) -> None:
-    """Add a sample (replacing one at the same time) and drop those out of the window."""
-    if samples and samples[-1][0] == ts_ms:
-        samples[-1] = (ts_ms, value)
-    elif not samples or samples[-1][1] != value:
+    """Add a sample (unless the value is unchanged) and drop those out of the window.
+
+    Samples at one time are all kept: a takeover's balance before and after both count.
+    """
+    if not samples or samples[-1][1] != value:
         samples.append((ts_ms, value))
     start = ts_ms - WINDOW_MS
     while len(samples) >= 2 and samples[1][0] <= start:
@@ -147,8 +148,12 @@ class AdlPool:
     def record_takeover(self, symbol: str, ts_ms: int, contribution_atoms: int,
                         balance_atoms: int) -> None:
         """Book a takeover's gain (or loss) to the symbol's P&L and sample both series."""
-        self.pnl[symbol] = self.pnl.get(symbol, 0) + contribution_atoms
-        _record(self.pnl_samples.setdefault(symbol, []), ts_ms, self.pnl[symbol])
+        samples = self.pnl_samples.setdefault(symbol, [])
+        previous = self.pnl.get(symbol, 0)
+        if not samples:
+            _record(samples, ts_ms, previous)  # the P&L held before this takeover counts
+        self.pnl[symbol] = previous + contribution_atoms
+        _record(samples, ts_ms, self.pnl[symbol])
         self.observe_balance(ts_ms, balance_atoms)
 
     # -- snapshots ------------------------------------------------------------------------
