@@ -70,6 +70,9 @@ def _decimals(text: str) -> int:
 
 def spec_from_bybit(item: dict[str, Any]) -> InstrumentSpec:
     """Build an `InstrumentSpec` from one Bybit instruments-info item with perpx's extra fields."""
+    contract_type = _CONTRACT_TYPES.get(item["contractType"])
+    if contract_type is None:
+        raise UnsupportedContractType(item["symbol"], item["contractType"])
     price_filter = item["priceFilter"]
     lot_filter = item["lotSizeFilter"]
     leverage = item["leverageFilter"]
@@ -78,9 +81,6 @@ def spec_from_bybit(item: dict[str, Any]) -> InstrumentSpec:
     bad = RejectCode.INVALID_PARAMETER
     tick_atoms = scaled(tick, ATOM_DECIMALS, bad)
     lot_base_e8 = scaled(step, 8, bad)
-    contract_type = _CONTRACT_TYPES.get(item["contractType"])
-    if contract_type is None:
-        raise UnsupportedContractType(item["symbol"], item["contractType"])
     tiers = risk_tiers_from_bybit(item["symbol"], item["riskLimits"])
     fees = item.get("feeRates", {})
     limits = item.get("riskParameters", {})
