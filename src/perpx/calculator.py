@@ -8,12 +8,14 @@ it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from perpx.convert import (
     format_atoms,
     format_lots,
     format_rate,
+    format_scaled,
     format_ticks,
     to_atoms,
     to_lots,
@@ -22,8 +24,10 @@ from perpx.convert import (
 )
 from perpx.core import calc, liqprice
 from perpx.core.enums import Side
-from perpx.core.instruments import InstrumentSpec
+from perpx.core.funding import impact_qty_lots
+from perpx.core.instruments import InstrumentSpec, LiquidationFormula
 from perpx.core.numbers import RATE_ONE, div_floor
+from perpx.instruments import CONTRACT_TYPE_WORDS, liquidation_formula
 
 Figures = dict[str, str]
 
@@ -38,8 +42,15 @@ class Inputs:
     taker_fee_rate: int
 
 
-def inputs(spec: InstrumentSpec, side: str, leverage: str, taker_fee: str | None) -> Inputs:
-    """Parse the inputs every calculation shares."""
+def inputs(spec: InstrumentSpec, side: str, leverage: str, taker_fee: str | None,
+           formula: str | None = None) -> Inputs:
+    """Parse the inputs every calculation shares.
+
+    `formula` ("uta" or "legacy") overrides the instrument's isolated liquidation-price
+    formula (spec §14 Q2); without it the instrument's own applies.
+    """
+    if formula is not None:
+        spec = dataclasses.replace(spec, liq_price_formula=liquidation_formula(formula))
     parsed = Side.BUY if side.lower() in ("buy", "long") else Side.SELL
     if side.lower() not in ("buy", "long", "sell", "short"):
         raise ValueError(f"side must be buy/long or sell/short, not {side!r}")
@@ -75,23 +86,57 @@ def position(given: Inputs, entry: str, qty: str, mark: str | None = None,
     mark_value = spec.notional_atoms(mark_ticks, qty_lots)
     tier = calc.tier_for_position(spec, mark_value)
     mm = calc.maintenance_margin_atoms(spec, mark_value, ftc)
-    liq_n, liq_d = liqprice.isolated_liquidation_price_fraction(
+    liq_n, liq_d = liqprice.isolated_liquidation_price_selected_fraction(
         spec, side, entry_value, qty_lots, given.leverage, extra, tier.mmr,
         tier.mm_deduction_atoms, given.taker_fee_rate)
     liq = liqprice.round_liquidation_price(side, liq_n, liq_d)
     bust = liqprice.bankruptcy_price_for_margin_ticks(spec, side, entry_value, qty_lots,
                                                   im + ftc + extra)
     upnl = calc.unrealized_pnl_atoms(spec, side, entry_value, qty_lots, mark_ticks)
-    return {
+    legacy = spec.liq_price_formula is LiquidationFormula.LEGACY
+    figures = {
         "position_value": format_atoms(mark_value), "initial_margin": format_atoms(im),
         "fee_to_close": format_atoms(ftc), "position_margin": format_atoms(im + ftc + extra),
+        "position_im": format_atoms(calc.initial_margin_atoms(mark_value, given.leverage) + ftc),
         "maintenance_margin": format_atoms(mm), "risk_tier": str(tier.tier_id),
-        "mmr": format_rate(tier.mmr),
+        "mmr": format_rate(tier.mmr), "mm_deduction": format_atoms(tier.mm_deduction_atoms),
+        "liq_price_formula": "legacy" if legacy else "uta",
+    }
+    if legacy:
+        # The older article's MM, at entry and without the fee to close (spec §1.4 item 2).
+        figures["legacy_maintenance_margin"] = format_atoms(
+            calc.maintenance_margin_at_rate_atoms(entry_value, tier.mmr, tier.mm_deduction_atoms,
+                                                  0))
+    return figures | {
         "liquidation_price": format_ticks(spec, liq) if liq > 0 else "",
         "bankruptcy_price": format_ticks(spec, bust) if bust > 0 else "",
         "unrealized_pnl": format_atoms(upnl),
         "roi": format_rate(calc.roi_rate(upnl, im + ftc + extra)),
     }
+
+
+def instrument(spec: InstrumentSpec, price: str | None = None) -> Figures:
+    """Return an instrument's risk figures: formula, tier 1, and the impact margin notional.
+
+    Bybit publishes the impact margin in the base coin (seed 001: 0.1 BTC, 1 ETH of initial
+    margin); the impact margin notional is what that margin buys at the tier-1 initial margin
+    rate, the depth the funding premium index walks (`perpx.core.funding.impact_qty_lots`,
+    the engine's own). With a `price` it is also valued in the settle coin.
+    """
+    qty_lots = impact_qty_lots(spec)
+    tier = spec.risk_tiers[0]
+    figures = {
+        "symbol": spec.symbol, "contract_type": CONTRACT_TYPE_WORDS[spec.contract_type],
+        "liq_price_formula": spec.liq_price_formula.name.lower(),
+        "tier1_risk_limit_value": format_atoms(tier.limit_atoms),
+        "tier1_mmr": format_rate(tier.mmr), "tier1_imr": format_rate(tier.imr),
+        "impact_margin": f"{format_scaled(spec.impact_margin_base_e8, 8)} {spec.base_coin}",
+        "impact_margin_notional_qty": f"{format_lots(spec, qty_lots)} {spec.base_coin}",
+    }
+    if price is not None:
+        value = spec.notional_atoms(to_ticks(spec, price), qty_lots)
+        figures["impact_margin_notional"] = f"{format_atoms(value)} {spec.settle_coin}"
+    return figures
 
 
 def closed_pnl(given: Inputs, entry: str, exit_price: str, qty: str) -> Figures:

@@ -17,6 +17,7 @@ import perpx
 from perpx import calculator
 from perpx.config import Config, ConfigError, ServeSettings, load_config
 from perpx.convert import ConversionError
+from perpx.core.instruments import InstrumentSpec
 from perpx.instruments import load_instruments
 
 if TYPE_CHECKING:  # the server's modules load when a command needs them
@@ -430,6 +431,9 @@ SIDE = typer.Option("buy", help="buy/long or sell/short.")
 LEVERAGE = typer.Option("10", help="Leverage, e.g. 10 or 12.5.")
 FEE = typer.Option(None, help="Taker fee rate; default the instrument's (0.00055).")
 AS_JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
+FORMULA = typer.Option(None, "--formula",
+                       help="Isolated liquidation-price formula: uta (Bybit's current) or "
+                            "legacy (the older USDT article); default the instrument's.")
 
 
 def _show(title: str, figures: dict[str, str], as_json: bool) -> None:
@@ -444,12 +448,18 @@ def _show(title: str, figures: dict[str, str], as_json: bool) -> None:
     console.print(table)
 
 
-def _calc_inputs(symbol: str, side: str, leverage: str, fee: str | None) -> calculator.Inputs:
+def _calc_spec(symbol: str) -> InstrumentSpec:
     specs = {s.symbol: s for s in load_instruments()}
     if symbol not in specs:
         raise typer.BadParameter(f"unknown symbol {symbol}")
+    return specs[symbol]
+
+
+def _calc_inputs(symbol: str, side: str, leverage: str, fee: str | None,
+                 formula: str | None = None) -> calculator.Inputs:
+    spec = _calc_spec(symbol)
     try:
-        return calculator.inputs(specs[symbol], side, leverage, fee)
+        return calculator.inputs(spec, side, leverage, fee, formula)
     except (ValueError, ConversionError) as error:
         raise typer.BadParameter(str(error)) from None
 
@@ -478,10 +488,21 @@ def calc_position(entry: str = typer.Option(..., help="Entry price."),
                   mark: str | None = typer.Option(None, help="Mark price (default: entry)."),
                   extra: str = typer.Option("0", help="Margin added to the position."),
                   symbol: str = SYMBOL, side: str = SIDE, leverage: str = LEVERAGE,
-                  fee: str | None = FEE, as_json: bool = AS_JSON) -> None:
+                  fee: str | None = FEE, formula: str | None = FORMULA,
+                  as_json: bool = AS_JSON) -> None:
     """Isolated position: margin, MM, liquidation and bankruptcy price, uPnL and ROI."""
-    given = _calc_inputs(symbol, side, leverage, fee)
+    given = _calc_inputs(symbol, side, leverage, fee, formula)
     _run("position", lambda: calculator.position(given, entry, qty, mark, extra), as_json)
+
+
+@calc_app.command("instrument")
+def calc_instrument(symbol: str = SYMBOL,
+                    price: str | None = typer.Option(
+                        None, help="Price to value the impact margin notional at."),
+                    as_json: bool = AS_JSON) -> None:
+    """Instrument risk figures: formula, tier 1 and the impact margin notional."""
+    spec = _calc_spec(symbol)
+    _run("instrument", lambda: calculator.instrument(spec, price), as_json)
 
 
 @calc_app.command("pnl")

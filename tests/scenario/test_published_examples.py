@@ -12,6 +12,7 @@ apart. Vectors a formula cannot reproduce as specified are strict xfails with th
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
 from collections.abc import Callable
@@ -46,14 +47,16 @@ from perpx.core.calc import (
     unrealized_pnl_atoms,
 )
 from perpx.core.enums import Side
-from perpx.core.instruments import InstrumentSpec
+from perpx.core.instruments import InstrumentSpec, LiquidationFormula
 from perpx.core.liqprice import (
     bankruptcy_price_for_margin_ticks,
     bankruptcy_price_ticks,
     cross_liquidation_price_legacy_ticks,
     isolated_liquidation_price_fraction,
     isolated_liquidation_price_legacy_ticks,
+    isolated_liquidation_price_selected_fraction,
     isolated_liquidation_price_ticks,
+    round_liquidation_price,
 )
 from perpx.instruments import spec_from_bybit
 from support.builders import TEST_DATA, btcusdt, ethusdt
@@ -314,9 +317,21 @@ def _avg(spec: InstrumentSpec, fills: list[tuple[str, str]]) -> int:
     return average_entry_display(spec, entry_value, sum(lots(spec, size) for size, _ in fills))
 
 
-V30_UTA_REASON = (
-    "V30's published LP 7,240 is 8,000 - (4,000 - 200)/5, the older formula; the UTA default "
-    "gives 8,000 x 0.9 / 0.995 = 7,236.18.. (7,236.2 rounded toward the mark)")
+def _selected(spec: InstrumentSpec, entry: str, size: str, leverage: str) -> int:
+    """The liquidation price by `spec`'s own formula (§14 Q2), MMR 0.5%, no extra margin."""
+    numerator, denominator = isolated_liquidation_price_selected_fraction(
+        spec, BUY, value(spec, entry, size), lots(spec, size), x(leverage), 0, to_rate("0.005"),
+        0, spec.taker_fee_rate)
+    return round_liquidation_price(BUY, numerator, denominator)
+
+
+def test_v30_the_uta_default_does_not_give_the_published_figure() -> None:
+    """#13 B4: V30's 7,240 is 8,000 - (4,000 - 200)/5, the older formula; the UTA default
+    gives 8,000 x 0.9 / 0.995 = 7,236.18.. (7,236.2 rounded toward the mark). Formerly a
+    strict xfail; the instrument's formula now selects the one that matches."""
+    check_source("V30", "7,240")
+    assert BTC.liq_price_formula is LiquidationFormula.UTA
+    assert _selected(BTC, "8,000", "5", "10") == px(BTC, "7,236.2")
 
 PRICES: list[Any] = [
     ("V3", "19,700", lambda: _legacy(BTC, BUY, "20,000", "1", "50", "0", "0.005")),
@@ -340,10 +355,8 @@ PRICES: list[Any] = [
     ("§9", "6,440", lambda: _amr_lp(1)),
     ("§9", "6,040", lambda: _amr_lp(2)),
     ("§9", "6,040", lambda: _amr_lp(3)),
-    pytest.param("V30", "7,240", lambda: isolated_liquidation_price_ticks(
-        BTC, BUY, px(BTC, "8,000"), lots(BTC, "5"), x("10"), 0, to_rate("0.005"), 0,
-        BTC.taker_fee_rate),
-        marks=pytest.mark.xfail(strict=True, reason=V30_UTA_REASON)),
+    ("V30", "7,240", lambda: _selected(dataclasses.replace(
+        BTC, liq_price_formula=LiquidationFormula.LEGACY), "8,000", "5", "10")),
     ("§2.2", "17,900", lambda: _old_cross("20,000", "1")),
     ("§2.2", "8,950", lambda: _old_cross("10,000", "2")),
     ("V22", "5,375", lambda: _avg(BTC, [("0.5", "5,000"), ("0.3", "6,000")])),
@@ -369,7 +382,7 @@ PRICE_IDS = [
     "§9 after the first AMR the LP is 6,440",
     "§9 after the second AMR the LP is 6,040",
     "§9 a third AMR finds no balance and the LP stays at 6,040",
-    "V30 the UTA default formula does not give the published 7,240",
+    "V30 an instrument on the older formula gives the published 7,240 (#13 B4)",
     "§2.2 the old cross rule puts a 1 BTC long from 20,000 with 2,000 available at 17,900",
     "§2.2 the Bybit original's 2 BTC from 10,000 liquidate at 8,950",
     "V22 0.5 at 5,000 and 0.3 at 6,000 average 5,375",

@@ -76,3 +76,29 @@ def test_bench_risk_ends_with_one_json_line_and_leaves_nobody_breached() -> None
     assert summary["positions"] == 400
     assert summary["liquidated"] > 0 and summary["breached_left_after"] == 0
     assert summary["detect_ms"] >= 0 and summary["us_per_liquidation"] > 0
+
+
+def test_calc_formula_option_selects_the_older_liquidation_price() -> None:
+    """#13 B4: --formula legacy gives V3's 19,700; uta (the default) its own price."""
+    base = ["calc", "position", "--entry", "20000", "--qty", "1", "--leverage", "50"]
+    assert run_json(*base, "--formula", "legacy")["liquidation_price"] == "19700.00"
+    assert run_json(*base)["liq_price_formula"] == "uta"
+    assert runner.invoke(app, [*base, "--formula", "oldest"]).exit_code != 0
+
+
+@pytest.mark.parametrize(
+    ("symbol", "margin", "qty", "value"),
+    [("BTCUSDT", "0.1 BTC", "10.000 BTC", "600000 USDT"),
+     ("ETHUSDT", "1 ETH", "100.00 ETH", "300000 USDT")],
+    ids=["BTCUSDT: 0.1 BTC of margin at 100x is 10 BTC, 600,000 USDT at 60,000",
+         "ETHUSDT: 1 ETH of margin at 100x is 100 ETH, 300,000 USDT at 3,000"],
+)
+def test_calc_instrument_shows_the_impact_margin_notional(
+        symbol: str, margin: str, qty: str, value: str) -> None:
+    """#13 B7: the impact margin notional is readable, in the base coin as Bybit publishes
+    the impact margin, and in USDT at a price."""
+    price = "60000" if symbol == "BTCUSDT" else "3000"
+    figures = run_json("calc", "instrument", "--symbol", symbol, "--price", price)
+    assert (figures["impact_margin"], figures["impact_margin_notional_qty"],
+            figures["impact_margin_notional"]) == (margin, qty, value)
+    assert figures["contract_type"] == "LinearPerpetual"

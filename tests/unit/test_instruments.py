@@ -15,9 +15,19 @@ from typing import Any
 import pytest
 
 from perpx.convert import to_atoms, to_lots, to_rate, to_ticks
-from perpx.core.instruments import ContractType, InstrumentSpec, PriceLimitAction
+from perpx.core.instruments import (
+    ContractType,
+    InstrumentSpec,
+    LiquidationFormula,
+    PriceLimitAction,
+)
 from perpx.core.numbers import ATOMS_PER_COIN, RATE_ONE
-from perpx.instruments import load_instruments, spec_from_bybit
+from perpx.instruments import (
+    MmDeductionMismatch,
+    UnsupportedContractType,
+    load_instruments,
+    spec_from_bybit,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VECTORS_PATH = REPO_ROOT / "tests" / "data" / "vectors" / "public_vectors.json"
@@ -391,3 +401,90 @@ def test_custom_table_loads_from_a_string_path(tmp_path: Path) -> None:
 
     # Assert
     assert specs == load_instruments()
+
+
+# --- #13 B5: deductions by the recursion, #13 B6: only linear perpetuals load -------------
+
+def test_stripped_deductions_are_computed_by_the_recursion() -> None:
+    """#13 B5: a ladder without mmDeduction gets the published recursion's values.
+
+    Stripping every deduction from the real BTCUSDT ladder (35 tiers, all on the recursion)
+    and reloading gives back exactly the published deductions.
+    """
+    # Arrange
+    item = bybit_item("BTCUSDT")
+    for row in item["riskLimits"]:
+        del row["mmDeduction"]
+
+    # Act
+    spec = spec_from_bybit(item)
+
+    # Assert
+    assert spec.risk_tiers == BTCUSDT.risk_tiers
+    assert [tier.mm_deduction_atoms for tier in spec.risk_tiers[:9]] == [
+        usdt(d) for d in ["0", "1200", "3020", "4300", "5820", "8460", "15460", "20500", "46000"]
+    ]
+
+
+def test_empty_deductions_are_computed_like_missing_ones() -> None:
+    """#13 B5: Bybit's "" (tier 1's) means "not given" on any tier, and is computed."""
+    # Arrange
+    item = bybit_item("BTCUSDT")
+    for row in item["riskLimits"]:
+        row["mmDeduction"] = ""
+
+    # Act / Assert
+    assert spec_from_bybit(item).risk_tiers == BTCUSDT.risk_tiers
+
+
+def test_a_deduction_off_the_recursion_is_refused() -> None:
+    """#13 B5: a published deduction is checked against the recursion, not trusted blind."""
+    # Arrange
+    item = bybit_item("BTCUSDT")
+    item["riskLimits"][2]["mmDeduction"] = "3000"  # the recursion gives 3,020
+
+    # Act / Assert
+    with pytest.raises(MmDeductionMismatch, match=r"BTCUSDT: risk tier 3 .*3000.*3020") as raised:
+        spec_from_bybit(item)
+    assert isinstance(raised.value, ValueError)
+    assert (raised.value.symbol, raised.value.tier_id) == ("BTCUSDT", 3)
+
+
+@pytest.mark.parametrize(
+    "contract_type",
+    ["InversePerpetual", "InverseFutures", "LinearFutures", "Spot"],
+    ids=["InversePerpetual would trade as if linear",
+         "InverseFutures likewise",
+         "LinearFutures has no delivery in the engine",
+         "an unknown word"],
+)
+def test_unsupported_contract_types_are_refused_at_load(
+        contract_type: str, tmp_path: Path) -> None:
+    """#13 B6: only LinearPerpetual loads; anything else is a clear error naming both."""
+    # Arrange
+    item = bybit_item("BTCUSDT")
+    item["symbol"] = "BTCUSD"
+    item["contractType"] = contract_type
+    path = tmp_path / "inverse.json"
+    path.write_text(json.dumps({"instruments": [item]}), "utf-8")
+
+    # Act / Assert
+    with pytest.raises(UnsupportedContractType, match=rf"BTCUSD: contractType '{contract_type}'"
+                       ) as raised:
+        load_instruments(path)
+    assert isinstance(raised.value, ValueError)
+    assert (raised.value.symbol, raised.value.contract_type) == ("BTCUSD", contract_type)
+
+
+def test_liq_price_formula_is_read_from_the_table() -> None:
+    """#13 B4: `liqPriceFormula` selects the older formula per instrument; UTA by default."""
+    # Arrange
+    item = bybit_item("BTCUSDT")
+    item["liqPriceFormula"] = "legacy"
+
+    # Act / Assert
+    assert BTCUSDT.liq_price_formula is LiquidationFormula.UTA
+    assert spec_from_bybit(item).liq_price_formula is LiquidationFormula.LEGACY
+    item["liqPriceFormula"] = "oldest"
+    with pytest.raises(ValueError, match="liqPriceFormula"):
+        spec_from_bybit(item)

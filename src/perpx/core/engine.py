@@ -13,6 +13,7 @@ from functools import partial
 from typing import Any
 
 from perpx.core import closing, invariants, liquidation, settings, takeover, tpsl
+from perpx.core.adl_pool import AdlPool
 from perpx.core.book.book import OrderBook
 from perpx.core.book.order import RestingOrder
 from perpx.core.clearing import Clearing
@@ -110,6 +111,8 @@ class Engine:
         # Scratch for the liquidation engine: each side's ADL ranking, valid for one command
         # (keyed by its seq), so never part of the state.
         self.adl_queues: dict[tuple[str, Side], takeover.AdlQueue] = {}
+        # The insurance pool's balance and per-symbol P&L history: ADL condition 1 (§6.2).
+        self.adl_pool = AdlPool()
         self.stops = Stops(self)
         self._reduce_room = partial(closing.reduce_room, clearing)
         pricing = self.pricing
@@ -581,6 +584,7 @@ class Engine:
             "clearing": self.clearing.to_snapshot(),
             "pricing": self.pricing.to_snapshot(),
             "waiting": self.stops.waiting.to_snapshot(),
+            "adl_pool": self.adl_pool.to_snapshot(),
         }
 
     @classmethod
@@ -613,6 +617,8 @@ class Engine:
         for order in sorted(by_id, key=lambda o: o.order_id):
             engine._remember(order)
         engine.stops.waiting.restore(snapshot["waiting"])
+        if "adl_pool" in snapshot:  # absent from snapshots taken before #13 B8
+            engine.adl_pool.restore(snapshot["adl_pool"])
         engine.clearing.fill_watch.update(engine.stops.waiting.attachments)
         return engine
 

@@ -22,6 +22,18 @@ class ContractType(IntEnum):
     INVERSE_FUTURES = 4
 
 
+class LiquidationFormula(IntEnum):
+    """Which published isolated liquidation-price formula an instrument uses (spec §14 Q2).
+
+    UTA is Bybit's current one (spec §1.4 item 1, the default); LEGACY the older USDT
+    article's ``EP -/+ (IM - MM)/q -/+ extra/q`` (§1.4 item 2), kept so replays of older data
+    and the older published examples match.
+    """
+
+    UTA = 1
+    LEGACY = 2
+
+
 class PriceLimitAction(IntEnum):
     """What happens to a limit order priced beyond the order price band."""
 
@@ -84,6 +96,13 @@ class InstrumentSpec:
     interest_rate_8h: int = 10_000
     premium_clamp_rate: int = 50_000  # the ±0.05% clamp of I - P̄
     mark_basis_window_ms: int = 150_000  # 2.5 min moving average of the basis (§14 Q11)
+    liq_price_formula: LiquidationFormula = LiquidationFormula.UTA  # spec §14 Q2
+    # ADL on the insurance pool's P&L drawdown (next-mechanics §6.2; defaults §7 N12, the live
+    # adlAlert sample): the pool balance above which condition 1 applies, the pnlRatio that
+    # triggers it and the one above which it stops (rates in 10**-8).
+    adl_trigger_threshold_atoms: int = 10_000 * 10**8
+    insurance_pnl_ratio: int = -30_000_000
+    adl_stop_ratio: int = -25_000_000
 
     def __post_init__(self) -> None:
         if self.tick_atoms * self.lot_base_e8 != self.atoms_per_tick_lot * 10**8:
@@ -106,6 +125,9 @@ class InstrumentSpec:
             previous = tier.limit_atoms
         if not RATE_ONE <= self.min_leverage <= self.max_leverage:
             raise ValueError(f"{self.symbol}: leverage range is empty")
+        if not -RATE_ONE <= self.insurance_pnl_ratio <= self.adl_stop_ratio <= 0:
+            raise ValueError(f"{self.symbol}: ADL ratios must satisfy "
+                             "-1 <= insurancePnlRatio <= adlStopRatio <= 0")
 
     def notional_atoms(self, price_ticks: int, qty_lots: int) -> int:
         """Value `qty_lots` at `price_ticks` in quote atoms, exactly (linear contracts)."""

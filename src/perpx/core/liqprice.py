@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from perpx.core.enums import Side
 from perpx.core.errors import PerpxBug, require_positive
-from perpx.core.instruments import InstrumentSpec, RiskLimitTier
+from perpx.core.instruments import InstrumentSpec, LiquidationFormula, RiskLimitTier
 from perpx.core.numbers import RATE_ONE, div_ceil, div_floor
 
 
@@ -200,6 +200,34 @@ def isolated_liquidation_price_legacy_ticks(
         mm_deduction_atoms,
     )
     return round_liquidation_price(side, numerator, denominator)
+
+
+def isolated_liquidation_price_selected_fraction(
+    spec: InstrumentSpec,
+    side: Side,
+    entry_value_atoms: int,
+    qty_lots: int,
+    leverage: int,
+    extra_margin_atoms: int,
+    mmr: int,
+    mm_deduction_atoms: int,
+    taker_fee_rate: int,
+) -> tuple[int, int]:
+    """Return the exact isolated liquidation price by the instrument's own formula (§14 Q2).
+
+    `spec.liq_price_formula` picks the current UTA formula (the default,
+    `isolated_liquidation_price_fraction`) or the older USDT article's
+    (`isolated_liquidation_price_legacy_fraction`, which has no fee term, so
+    `taker_fee_rate` is unused there). The one place the engine, `perpx calc` and the views
+    choose between them.
+    """
+    if spec.liq_price_formula is LiquidationFormula.LEGACY:
+        return isolated_liquidation_price_legacy_fraction(
+            spec, side, entry_value_atoms, qty_lots, leverage, extra_margin_atoms, mmr,
+            mm_deduction_atoms)
+    return isolated_liquidation_price_fraction(
+        spec, side, entry_value_atoms, qty_lots, leverage, extra_margin_atoms, mmr,
+        mm_deduction_atoms, taker_fee_rate)
 
 
 def isolated_liquidation_price_with_tier(

@@ -33,7 +33,7 @@ class PositionSummary(msgspec.Struct, frozen=True, gc=False):
 
 
 def liquidation_price_ticks(clearing: Clearing, position: Position) -> int | None:
-    """Return the isolated liquidation price (UTA formula), or None when flat.
+    """Return the isolated liquidation price (the instrument's formula, §14 Q2), or None.
 
     It depends only on the position's own size, entry value, leverage and added margin, so it
     is kept on the position until one of those moves (the risk index asks for it often).
@@ -48,7 +48,7 @@ def liquidation_price_ticks(clearing: Clearing, position: Position) -> int | Non
     spec = clearing.instruments[position.symbol]
     side = Side.BUY if position.size_lots > 0 else Side.SELL
     tier = calc.tier_for_position(spec, position.entry_value_atoms)
-    numerator, denominator = liqprice.isolated_liquidation_price_fraction(
+    numerator, denominator = liqprice.isolated_liquidation_price_selected_fraction(
         spec, side, position.entry_value_atoms, position.qty_lots, position.leverage,
         position.extra_margin_atoms, tier.mmr, tier.mm_deduction_atoms, spec.taker_fee_rate)
     price = max(0, liqprice.round_liquidation_price(side, numerator, denominator))
@@ -59,8 +59,9 @@ def liquidation_price_ticks(clearing: Clearing, position: Position) -> int | Non
 def is_past_liquidation(clearing: Clearing, position: Position, mark_ticks: int) -> bool:
     """Tell whether the mark has reached an isolated position's liquidation price.
 
-    The price is the UTA formula's, rounded toward the mark (DESIGN.md), so a position is
-    breached at that price or just before its margin reaches maintenance, never after.
+    The price is by the instrument's formula (UTA by default), rounded toward the mark
+    (DESIGN.md), so a position is breached at that price or just before its margin reaches
+    maintenance, never after.
     """
     liq = liquidation_price_ticks(clearing, position)
     if liq is None:
@@ -72,9 +73,10 @@ def position_prices(clearing: Clearing, account: Account, position: Position) ->
                                                                          int | None]:
     """Return (liquidation, bankruptcy) prices in ticks shown on a position, or None.
 
-    Isolated: the UTA liquidation price (spec §1.4) and the price at which the position's
-    margin is gone (§1.3). Cross: the account-level estimate (§2.2), holding the other
-    symbols' marks fixed, and the price at which the account's margin balance is gone.
+    Isolated: the liquidation price by the instrument's formula (spec §1.4, §14 Q2) and the
+    price at which the position's margin is gone (§1.3). Cross: the account-level estimate
+    (§2.2), holding the other symbols' marks fixed, and the price at which the account's
+    margin balance is gone.
     Prices at or below zero are shown as None (Bybit shows "").
     """
     if not position.size_lots:

@@ -176,14 +176,27 @@ def _take_over(engine: Engine, spec: InstrumentSpec, account: Account, position:
     events.append(Liquidated(seq, ts_ms, account.account_id, spec.symbol,
                              position.position_idx, side, qty, bust, mark))
     fund = engine.clearing.accounts[INSURANCE_FUND_ID]
+    pool, coin = engine.adl_pool, spec.settle_coin
+    before = fund.balance(coin)
+    pool.observe_balance(ts_ms, before)
+    # ADL condition 1 (next-mechanics §6.3): while the symbol's P&L drawdown holds it
+    # triggered, its takeovers go to ADL directly; otherwise the pool covers a shortfall only
+    # down to the drawdown threshold.
+    direct = pool.update_state(spec, ts_ms, before)
+    headroom = None if direct else pool.headroom(spec, ts_ms, before)
     transfer(engine, spec, account, position, fund, qty, bust, BalanceReason.LIQUIDATION,
              seq, ts_ms, events)
-    make_whole(engine, account, spec.settle_coin, seq, ts_ms, events)
+    make_whole(engine, account, coin, seq, ts_ms, events)
     held = fund.positions[spec.symbol, 0]
-    if held.size_lots:
-        _close_in_book(engine, spec, fund, held, bust, seq, ts_ms, events)
+    if held.size_lots and not direct:
+        if headroom is not None:
+            headroom -= before - fund.balance(coin)  # what making the trader whole cost
+        _close_in_book(engine, spec, fund, held, bust, seq, ts_ms, events, headroom)
     if held.size_lots:
         deleverage(engine, spec, fund, held, bust, seq, ts_ms, events)
+    after = fund.balance(coin)
+    pool.record_takeover(spec.symbol, ts_ms, after - before, after)
+    pool.update_state(spec, ts_ms, after)
 
 
 def _maintenance(engine: Engine, position: Position) -> int:
@@ -272,12 +285,19 @@ def make_whole(engine: Engine, account: Account, coin: str, seq: int, ts_ms: int
 
 
 def _close_in_book(engine: Engine, spec: InstrumentSpec, fund: Account, held: Position,
-                   bust: int, seq: int, ts_ms: int, events: list[Event]) -> None:
-    """Send the fund's IOC close, limited to the worst price its balance (less fees) covers."""
+                   bust: int, seq: int, ts_ms: int, events: list[Event],
+                   headroom: int | None = None) -> None:
+    """Send the fund's IOC close, limited to the worst price its balance (less fees) covers.
+
+    With a `headroom` (ADL condition 1, `perpx.core.adl_pool`), no worse than the loss the
+    pool may still take for this symbol either; what is left is deleveraged.
+    """
     qty = held.qty_lots
     unit = qty * spec.atoms_per_tick_lot
     fee_reserve = calc.fee_atoms(spec.notional_atoms(bust, qty) * 2, spec.taker_fee_rate)
     spare = max(0, fund.balance(spec.settle_coin) - fee_reserve)
+    if headroom is not None:
+        spare = min(spare, max(0, headroom - fee_reserve))
     closing_side = Side.SELL if held.size_lots > 0 else Side.BUY
     band = engine.price_band(spec)
     if closing_side is Side.SELL:

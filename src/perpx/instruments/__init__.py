@@ -6,23 +6,61 @@ shape can be passed instead, so operators list their own contracts without touch
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from perpx.convert import scaled, to_atoms, to_rate, units_of
+from perpx.convert import format_atoms, scaled, to_atoms, to_rate, units_of
+from perpx.core.calc import mm_deduction_ladder_atoms
 from perpx.core.codes import RejectCode
-from perpx.core.instruments import ContractType, InstrumentSpec, PriceLimitAction, RiskLimitTier
+from perpx.core.instruments import (
+    ContractType,
+    InstrumentSpec,
+    LiquidationFormula,
+    PriceLimitAction,
+    RiskLimitTier,
+)
 from perpx.core.numbers import ATOM_DECIMALS
 
+# The contract types the engine trades. Only linear perpetuals: inverse contracts value
+# positions in the base coin and futures need delivery, neither of which the core has, so
+# either would trade silently as a linear perpetual (issue #13 B6).
 _CONTRACT_TYPES = {
     "LinearPerpetual": ContractType.LINEAR_PERPETUAL,
-    "LinearFutures": ContractType.LINEAR_FUTURES,
-    "InversePerpetual": ContractType.INVERSE_PERPETUAL,
-    "InverseFutures": ContractType.INVERSE_FUTURES,
 }
+CONTRACT_TYPE_WORDS = {kind: word for word, kind in _CONTRACT_TYPES.items()}
+_KNOWN_UNSUPPORTED = ("LinearFutures", "InversePerpetual", "InverseFutures")
+
+# perpx's `liqPriceFormula` field (spec §14 Q2); absent means the current UTA formula.
+_LIQ_FORMULAS = {"uta": LiquidationFormula.UTA, "legacy": LiquidationFormula.LEGACY}
+
+
+class UnsupportedContractType(ValueError):
+    """An instrument whose contractType the engine cannot trade (only LinearPerpetual)."""
+
+    def __init__(self, symbol: str, contract_type: str) -> None:
+        known = "a type perpx does not trade yet" if contract_type in _KNOWN_UNSUPPORTED else (
+            "not a Bybit contract type")
+        super().__init__(
+            f"{symbol}: contractType {contract_type!r} is {known}; "
+            f"supported: {', '.join(sorted(_CONTRACT_TYPES))}")
+        self.symbol = symbol
+        self.contract_type = contract_type
+
+
+class MmDeductionMismatch(ValueError):
+    """A risk-limit tier whose published mmDeduction is off the deduction recursion."""
+
+    def __init__(self, symbol: str, tier_id: int, given: str, expected_atoms: int) -> None:
+        super().__init__(
+            f"{symbol}: risk tier {tier_id} has mmDeduction {given}, but the recursion "
+            f"ded_n = ded_(n-1) + limit_(n-1) x (MMR_n - MMR_(n-1)) gives "
+            f"{format_atoms(expected_atoms)} (spec perp-mechanics.md §1.2)")
+        self.symbol = symbol
+        self.tier_id = tier_id
 
 
 def _decimals(text: str) -> int:
@@ -32,6 +70,9 @@ def _decimals(text: str) -> int:
 
 def spec_from_bybit(item: dict[str, Any]) -> InstrumentSpec:
     """Build an `InstrumentSpec` from one Bybit instruments-info item with perpx's extra fields."""
+    contract_type = _CONTRACT_TYPES.get(item["contractType"])
+    if contract_type is None:
+        raise UnsupportedContractType(item["symbol"], item["contractType"])
     price_filter = item["priceFilter"]
     lot_filter = item["lotSizeFilter"]
     leverage = item["leverageFilter"]
@@ -40,22 +81,13 @@ def spec_from_bybit(item: dict[str, Any]) -> InstrumentSpec:
     bad = RejectCode.INVALID_PARAMETER
     tick_atoms = scaled(tick, ATOM_DECIMALS, bad)
     lot_base_e8 = scaled(step, 8, bad)
-    tiers = tuple(
-        RiskLimitTier(
-            tier_id=int(row["id"]),
-            limit_atoms=to_atoms(row["riskLimitValue"]),
-            mmr=to_rate(row["maintenanceMargin"]),
-            imr=to_rate(row["initialMargin"]),
-            max_leverage=to_rate(row["maxLeverage"]),
-            mm_deduction_atoms=to_atoms(row["mmDeduction"] or "0"),
-        )
-        for row in item["riskLimits"]
-    )
+    tiers = risk_tiers_from_bybit(item["symbol"], item["riskLimits"])
     fees = item.get("feeRates", {})
     limits = item.get("riskParameters", {})
+    adl = item.get("adlAlert", {})  # perpx's field, in Bybit's adlAlert words (§6.4)
     return InstrumentSpec(
         symbol=item["symbol"],
-        contract_type=_CONTRACT_TYPES[item["contractType"]],
+        contract_type=contract_type,
         base_coin=item["baseCoin"],
         quote_coin=item["quoteCoin"],
         settle_coin=item["settleCoin"],
@@ -86,7 +118,49 @@ def spec_from_bybit(item: dict[str, Any]) -> InstrumentSpec:
         price_limit_action=PriceLimitAction[item.get("priceLimitAction", "CLAMP").upper()],
         launch_time_ms=int(item.get("launchTime", "0")),
         impact_margin_base_e8=scaled(item.get("impactMarginBase", "0.1"), 8, bad),
+        liq_price_formula=liquidation_formula(item.get("liqPriceFormula", "uta")),
+        adl_trigger_threshold_atoms=to_atoms(str(adl.get("adlTriggerThreshold", "10000"))),
+        insurance_pnl_ratio=to_rate(str(adl.get("insurancePnlRatio", "-0.3"))),
+        adl_stop_ratio=to_rate(str(adl.get("adlStopRatio", "-0.25"))),
     )
+
+
+def liquidation_formula(name: str) -> LiquidationFormula:
+    """Return the isolated liquidation-price formula named `name` ("uta" or "legacy")."""
+    found = _LIQ_FORMULAS.get(str(name).lower())
+    if found is None:
+        raise ValueError(f"liqPriceFormula must be one of {sorted(_LIQ_FORMULAS)}, not {name!r}")
+    return found
+
+
+def risk_tiers_from_bybit(symbol: str, rows: list[dict[str, Any]]) -> tuple[RiskLimitTier, ...]:
+    """Build a risk-limit ladder from GET /v5/market/risk-limit rows, deductions included.
+
+    A row without `mmDeduction` (absent or "", as Bybit sends tier 1) gets the value of the
+    published recursion ``ded_1 = 0, ded_n = ded_(n-1) + limit_(n-1) x (MMR_n - MMR_(n-1))``
+    (spec §1.2); a row that carries one must equal it (`MmDeductionMismatch` otherwise): MM is
+    continuous across tiers only on the recursion, and the liquidation-price tier search
+    relies on that (issue #13 B5).
+    """
+    bare = [
+        RiskLimitTier(
+            tier_id=int(row["id"]),
+            limit_atoms=to_atoms(row["riskLimitValue"]),
+            mmr=to_rate(row["maintenanceMargin"]),
+            imr=to_rate(row["initialMargin"]),
+            max_leverage=to_rate(row["maxLeverage"]),
+            mm_deduction_atoms=0,
+        )
+        for row in rows
+    ]
+    deductions = mm_deduction_ladder_atoms(bare)
+    tiers: list[RiskLimitTier] = []
+    for row, tier, expected in zip(rows, bare, deductions, strict=True):
+        given = row.get("mmDeduction") or ""
+        if given and to_atoms(given) != expected:
+            raise MmDeductionMismatch(symbol, tier.tier_id, given, expected)
+        tiers.append(dataclasses.replace(tier, mm_deduction_atoms=expected))
+    return tuple(tiers)
 
 
 def load_instruments(path: str | Path | None = None) -> list[InstrumentSpec]:

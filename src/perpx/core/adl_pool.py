@@ -1,0 +1,176 @@
+"""The insurance pool's ADL triggers: pool equity and a symbol's P&L drawdown (issue #13 B8).
+
+Bybit runs ADL on two conditions (spec next-mechanics.md §6.2, API adl-alert):
+1. **contract P&L drawdown**: the pool's balance ``B`` is above ``adlTriggerThreshold`` and the
+   symbol's ``pnlRatio = (PnL - MaxPnL_8h) / MaxBalance_8h`` is at or below
+   ``insurancePnlRatio`` (-0.3; at equality it triggers, §7 N11); it stops once the ratio is
+   above ``adlStopRatio`` (-0.25), so between the two it stays as it was;
+2. **pool equity**: ``B <= 0``; stops when ``B > 0``.
+
+perpx has one insurance fund (one shared pool for every symbol it lists); ``PnL`` of a symbol
+is its cumulative contribution to the fund (liquidation surpluses minus covered shortfalls),
+kept here because Bybit does not publish it. Under condition 1 the pool pays a symbol's
+shortfall only down to the threshold: `loss_headroom`; the rest is deleveraged, and while the
+symbol stays triggered every new takeover of it goes to ADL directly (§6.3). Condition 2 is
+the takeover's own cap: the fund closes no worse than its balance covers (`perpx.core.takeover`).
+
+The 8-hour maxima are exact over the step functions the samples describe: a sample holds from
+its time until the next, so the window keeps its samples plus the last one before it. Samples
+are taken at each takeover, before and after, which is when the fund's balance falls; between
+takeovers it only rises (deposits, surpluses), so a maximum reached there is sampled at the
+next takeover, the first moment it is read. All state is integers, in the snapshot.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from perpx.core.instruments import InstrumentSpec
+from perpx.core.numbers import RATE_ONE, div_floor
+
+WINDOW_MS = 8 * 3_600_000  # "8h max balance", "8h Max PnL" (§6.2)
+
+Samples = list[tuple[int, int]]  # (ts_ms, value), time ascending
+
+
+def drawdown_at_or_below(drawdown_atoms: int, max_balance_atoms: int, ratio: int) -> bool:
+    """Tell whether ``drawdown / max_balance <= ratio`` exactly (a ratio in 10**-8).
+
+    A pool that never held a positive balance has no ratio; it is never below anything.
+    """
+    if max_balance_atoms <= 0:
+        return False
+    return drawdown_atoms * RATE_ONE <= ratio * max_balance_atoms
+
+
+def condition_1_triggers(balance_atoms: int, drawdown_atoms: int, max_balance_atoms: int,
+                         spec: InstrumentSpec) -> bool:
+    """Condition 1's trigger: ``B > adlTriggerThreshold`` and ``pnlRatio <= insurancePnlRatio``."""
+    return balance_atoms > spec.adl_trigger_threshold_atoms and drawdown_at_or_below(
+        drawdown_atoms, max_balance_atoms, spec.insurance_pnl_ratio)
+
+
+def condition_1_stops(drawdown_atoms: int, max_balance_atoms: int, spec: InstrumentSpec) -> bool:
+    """Condition 1's stop: ``pnlRatio > adlStopRatio``."""
+    return not drawdown_at_or_below(drawdown_atoms, max_balance_atoms, spec.adl_stop_ratio)
+
+
+def condition_2_triggers(balance_atoms: int) -> bool:
+    """Condition 2 (the original mechanism): the pool's balance is at or below zero."""
+    return balance_atoms <= 0
+
+
+def loss_headroom_atoms(drawdown_atoms: int, max_balance_atoms: int, ratio: int) -> int:
+    """Return how much more loss the pool covers before ``pnlRatio`` passes `ratio`.
+
+    ``max(0, drawdown - ratio * MaxBalance)`` (§6.3 rule 2), rounded down: the pool pays no
+    more than the threshold allows, the rest goes to ADL.
+    """
+    return max(0, drawdown_atoms + div_floor(-ratio * max_balance_atoms, RATE_ONE))
+
+
+def window_max(samples: Samples, now_ms: int) -> int | None:
+    """Return the largest value the samples held in ``[now - 8h, now]``, or None if none."""
+    start = now_ms - WINDOW_MS
+    best: int | None = None
+    for index, (_ts, value) in enumerate(samples):
+        following = samples[index + 1][0] if index + 1 < len(samples) else None
+        if following is not None and following <= start:
+            continue  # replaced before the window opened
+        best = value if best is None else max(best, value)
+    return best
+
+
+def _record(samples: Samples, ts_ms: int, value: int) -> None:
+    """Add a sample (unless the value is unchanged) and drop those out of the window.
+
+    Samples at one time are all kept: a takeover's balance before and after both count.
+    """
+    if not samples or samples[-1][1] != value:
+        samples.append((ts_ms, value))
+    start = ts_ms - WINDOW_MS
+    while len(samples) >= 2 and samples[1][0] <= start:
+        del samples[0]
+
+
+class AdlPool:
+    """The pool's balance history and each symbol's P&L, maxima and condition-1 state."""
+
+    __slots__ = ("balance_samples", "pnl", "pnl_samples", "triggered")
+
+    def __init__(self) -> None:
+        self.balance_samples: Samples = []
+        self.pnl: dict[str, int] = {}
+        self.pnl_samples: dict[str, Samples] = {}
+        self.triggered: set[str] = set()
+
+    def observe_balance(self, ts_ms: int, balance_atoms: int) -> None:
+        """Sample the pool's balance."""
+        _record(self.balance_samples, ts_ms, balance_atoms)
+
+    def max_balance(self, ts_ms: int) -> int:
+        """Return the pool's 8-hour maximum balance (0 before any sample)."""
+        return window_max(self.balance_samples, ts_ms) or 0
+
+    def drawdown(self, symbol: str, ts_ms: int) -> int:
+        """Return ``PnL - MaxPnL_8h`` of `symbol` (at most 0)."""
+        current = self.pnl.get(symbol, 0)
+        best = window_max(self.pnl_samples.get(symbol, []), ts_ms)
+        return current - max(current, best if best is not None else current)
+
+    def pnl_ratio(self, symbol: str, ts_ms: int) -> tuple[int, int]:
+        """Return the symbol's ratio as (drawdown, max balance): ``pnlRatio = d / M``."""
+        return self.drawdown(symbol, ts_ms), self.max_balance(ts_ms)
+
+    def update_state(self, spec: InstrumentSpec, ts_ms: int, balance_atoms: int) -> bool:
+        """Re-evaluate condition 1 for `spec`'s symbol (with its hysteresis); return it."""
+        symbol = spec.symbol
+        drawdown, max_balance = self.pnl_ratio(symbol, ts_ms)
+        if symbol in self.triggered:
+            if condition_1_stops(drawdown, max_balance, spec):
+                self.triggered.discard(symbol)
+        elif condition_1_triggers(balance_atoms, drawdown, max_balance, spec):
+            self.triggered.add(symbol)
+        return symbol in self.triggered
+
+    def headroom(self, spec: InstrumentSpec, ts_ms: int, balance_atoms: int) -> int | None:
+        """Return the loss the pool still covers for `spec` under condition 1, None if unbounded.
+
+        Condition 1 applies only while the pool's balance is above the trigger threshold.
+        """
+        if balance_atoms <= spec.adl_trigger_threshold_atoms:
+            return None
+        drawdown, max_balance = self.pnl_ratio(spec.symbol, ts_ms)
+        if max_balance <= 0:
+            return None
+        return loss_headroom_atoms(drawdown, max_balance, spec.insurance_pnl_ratio)
+
+    def record_takeover(self, symbol: str, ts_ms: int, contribution_atoms: int,
+                        balance_atoms: int) -> None:
+        """Book a takeover's gain (or loss) to the symbol's P&L and sample both series."""
+        samples = self.pnl_samples.setdefault(symbol, [])
+        previous = self.pnl.get(symbol, 0)
+        if not samples:
+            _record(samples, ts_ms, previous)  # the P&L held before this takeover counts
+        self.pnl[symbol] = previous + contribution_atoms
+        _record(samples, ts_ms, self.pnl[symbol])
+        self.observe_balance(ts_ms, balance_atoms)
+
+    # -- snapshots ------------------------------------------------------------------------
+
+    def to_snapshot(self) -> dict[str, Any]:
+        """Return the state as plain data in a canonical order."""
+        return {
+            "balance": [list(s) for s in self.balance_samples],
+            "pnl": sorted(self.pnl.items()),
+            "pnl_samples": {s: [list(x) for x in v] for s, v in sorted(self.pnl_samples.items())},
+            "triggered": sorted(self.triggered),
+        }
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Load `to_snapshot`'s data."""
+        self.balance_samples = [(int(t), int(v)) for t, v in snapshot["balance"]]
+        self.pnl = {str(s): int(v) for s, v in snapshot["pnl"]}
+        self.pnl_samples = {str(s): [(int(t), int(v)) for t, v in samples]
+                            for s, samples in snapshot["pnl_samples"].items()}
+        self.triggered = set(snapshot["triggered"])
