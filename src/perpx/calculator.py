@@ -79,8 +79,8 @@ def position(given: Inputs, entry: str, qty: str, mark: str | None = None,
         spec, side, entry_value, qty_lots, given.leverage, extra, tier.mmr,
         tier.mm_deduction_atoms, given.taker_fee_rate)
     liq = liqprice.round_liquidation_price(side, liq_n, liq_d)
-    bust = liqprice.bankruptcy_price_for_margin_ticks(spec, side, entry_value, qty_lots,
-                                                  im + ftc + extra)
+    bust = liqprice.isolated_bankruptcy_price_ticks(spec, side, entry_value, qty_lots,
+                                                    im + ftc + extra, ftc)
     upnl = calc.unrealized_pnl_atoms(spec, side, entry_value, qty_lots, mark_ticks)
     return {
         "position_value": format_atoms(mark_value), "initial_margin": format_atoms(im),
