@@ -497,7 +497,8 @@ class Clearing:
                                trade.trade_id, trade.symbol, order.side, trade.price_ticks,
                                trade.qty_lots, fee, is_maker, effect.closed_lots,
                                effect.pnl_atoms - effect.close_fee_atoms, order.position_idx,
-                               effect.open_fee_atoms, effect.funding_atoms))
+                               effect.open_fee_atoms, effect.funding_atoms,
+                               effect.close_fee_atoms))
         self.position_changed(position, trade.seq, trade.ts_ms, events)
 
     def position_changed(self, position: Position, seq: int, ts_ms: int,

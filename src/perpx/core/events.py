@@ -144,9 +144,11 @@ class Executed(Event, frozen=True, gc=False, tag=True):
     closed_pnl_atoms: int  # price P&L of the closed lots less their closing fee
     position_idx: int
     # The closed lots' share of the position's opening fees and of the funding it paid
-    # (received: negative): Bybit's closed P&L is closed_pnl - open_fee - funding (#13 B3).
+    # (received: negative), and the closing part of `fee_atoms`: Bybit's closed P&L of the
+    # fill is closed_pnl - open_fee - funding (#13 B3).
     open_fee_atoms: int = 0
     funding_atoms: int = 0
+    close_fee_atoms: int = 0
 
 
 class PositionChanged(Event, frozen=True, gc=False, tag=True):
