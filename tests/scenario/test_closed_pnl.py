@@ -175,3 +175,23 @@ def test_shares_round_toward_zero_and_the_last_close_takes_the_remainder() -> No
         pieces.append(piece)
         left -= piece
     assert left == 0 and sum(pieces) == 1_000_001 and pieces[:2] == [333_000, 333_000]
+
+
+def test_snapshots_and_the_state_hash_carry_the_unattributed_fee_and_funding() -> None:
+    """#13 B3: the opening fee and funding not yet attributed survive a snapshot, and the
+    state hash tells two states apart that differ only there."""
+    from perpx.core.engine import Engine
+
+    d = Projected(MarginMode.CROSS)
+    d.index("50000")
+    d.mark("50000")
+    d.limit(2, "sell", "50000", "1")
+    d.limit(1, "buy", "50000", "1", tif=TimeInForce.IOC)
+    d.ts_ms = next_funding_after(d.ts_ms, 480) - 1
+    d.mark("50000")
+    restored = Engine.from_snapshot([btcusdt()], d.engine.to_snapshot())
+    position = restored.clearing.accounts[1].positions["BTCUSDT", 0]
+    assert (position.open_fee_atoms, position.funding_atoms) == (USDT("27.5"), USDT("5"))
+    assert restored.state_hash() == d.engine.state_hash()
+    position.funding_atoms += 1
+    assert restored.state_hash() != d.engine.state_hash()
