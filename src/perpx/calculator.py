@@ -90,8 +90,8 @@ def position(given: Inputs, entry: str, qty: str, mark: str | None = None,
         spec, side, entry_value, qty_lots, given.leverage, extra, tier.mmr,
         tier.mm_deduction_atoms, given.taker_fee_rate)
     liq = liqprice.round_liquidation_price(side, liq_n, liq_d)
-    bust = liqprice.bankruptcy_price_for_margin_ticks(spec, side, entry_value, qty_lots,
-                                                  im + ftc + extra)
+    bust = liqprice.isolated_bankruptcy_price_ticks(spec, side, entry_value, qty_lots,
+                                                    im + ftc + extra, ftc)
     upnl = calc.unrealized_pnl_atoms(spec, side, entry_value, qty_lots, mark_ticks)
     legacy = spec.liq_price_formula is LiquidationFormula.LEGACY
     figures = {
@@ -139,21 +139,28 @@ def instrument(spec: InstrumentSpec, price: str | None = None) -> Figures:
     return figures
 
 
-def closed_pnl(given: Inputs, entry: str, exit_price: str, qty: str) -> Figures:
-    """Return the P&L of opening at `entry` and closing at `exit_price`, both as a taker."""
+def closed_pnl(given: Inputs, entry: str, exit_price: str, qty: str,
+               funding: str = "0") -> Figures:
+    """Return Bybit's closed P&L of opening at `entry` and closing at `exit_price` as a taker.
+
+    ``closed P&L = P&L - fee to open - fee to close - funding paid`` (spec §12; #13 B3), with
+    `funding` the funding the position paid while open (negative: received), as the
+    closed-pnl endpoint's ``closedPnl``, ``openFee`` and ``closeFee`` report it.
+    """
     spec, side = given.spec, given.side
     entry_ticks, exit_ticks = to_ticks(spec, entry), to_ticks(spec, exit_price)
     qty_lots = to_lots(spec, qty)
+    funding_atoms = to_atoms(funding)
     entry_value = spec.notional_atoms(entry_ticks, qty_lots)
     pnl, _ = calc.realized_pnl_on_close_atoms(spec, side, entry_value, qty_lots, qty_lots,
                                               exit_ticks)
     open_fee = calc.fee_atoms(entry_value, given.taker_fee_rate)
     close_fee = calc.fee_atoms(spec.notional_atoms(exit_ticks, qty_lots), given.taker_fee_rate)
-    net = calc.closed_pnl_atoms(pnl, open_fee, close_fee, 0)
+    net = calc.closed_pnl_atoms(pnl, open_fee, close_fee, funding_atoms)
     margin = calc.position_margin_atoms(side, entry_value, given.leverage, given.taker_fee_rate)
     return {"pnl": format_atoms(pnl), "fee_to_open": format_atoms(open_fee),
-            "fee_to_close": format_atoms(close_fee), "closed_pnl": format_atoms(net),
-            "roi": format_rate(calc.roi_rate(pnl, margin))}
+            "fee_to_close": format_atoms(close_fee), "funding": format_atoms(funding_atoms),
+            "closed_pnl": format_atoms(net), "roi": format_rate(calc.roi_rate(pnl, margin))}
 
 
 def target_price(given: Inputs, entry: str, qty: str, roi: str) -> Figures:

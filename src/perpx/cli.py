@@ -509,11 +509,14 @@ def calc_instrument(symbol: str = SYMBOL,
 def calc_pnl(entry: str = typer.Option(..., help="Entry price."),
              exit_price: str = typer.Option(..., "--exit", help="Exit price."),
              qty: str = typer.Option(..., help="Quantity."),
+             funding: str = typer.Option(
+                 "0", help="Funding paid while open (negative: received)."),
              symbol: str = SYMBOL, side: str = SIDE, leverage: str = LEVERAGE,
              fee: str | None = FEE, as_json: bool = AS_JSON) -> None:
-    """P&L and ROI of a round trip, with taker fees both ways."""
+    """Bybit's closed P&L of a round trip: taker fees both ways and the funding paid."""
     given = _calc_inputs(symbol, side, leverage, fee)
-    _run("closed P&L", lambda: calculator.closed_pnl(given, entry, exit_price, qty), as_json)
+    _run("closed P&L",
+         lambda: calculator.closed_pnl(given, entry, exit_price, qty, funding), as_json)
 
 
 @calc_app.command("target")

@@ -18,7 +18,7 @@ from perpx.core.engine import Engine
 from perpx.core.enums import MarginMode, Side
 from perpx.core.events import Event
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.liquidation import liquidation_price_ticks
+from perpx.core.liquidation import liquidation_price_ticks, position_prices
 from perpx.core.margin import position_risk
 from perpx.core.positions import Position
 
@@ -76,6 +76,9 @@ class PositionView:
     position_im: str
     position_mm: str
     liq_price: str  # "" when none (cross estimate beyond the price range, or no mark yet)
+    # Isolated: where the loss equals IM + added margin (#13 B2); cross: where the margin
+    # balance is gone. "" when at or below zero.
+    bust_price: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +179,7 @@ def position_view(engine: Engine, account: Account, position: Position) -> Posit
             spec, side, qty, mark, figures.margin_balance_atoms, figures.mm_atoms, tier.mmr)
     if liq is not None and not spec.min_price_ticks <= liq <= spec.max_price_ticks:
         liq = None
+    bust = position_prices(engine.clearing, account, position)[1]
     return PositionView(
         symbol=position.symbol, position_idx=position.position_idx, side=SIDE_WORDS[side],
         size=format_lots(spec, qty), avg_price=average_price(spec, position.entry_value_atoms, qty),
@@ -188,6 +192,7 @@ def position_view(engine: Engine, account: Account, position: Position) -> Posit
         cum_realised_pnl=format_atoms(position.cum_realized_pnl_atoms),
         position_im=format_atoms(risk.im_atoms), position_mm=format_atoms(risk.mm_atoms),
         liq_price=format_ticks(spec, liq) if liq is not None else "",
+        bust_price=format_ticks(spec, bust) if bust is not None else "",
     )
 
 

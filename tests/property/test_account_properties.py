@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import random
 
+import msgspec
 import pytest
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from perpx.core import (
@@ -35,8 +36,10 @@ from perpx.core.commands import (
     AdjustMargin,
     CancelOrder,
     Deposit,
+    IndexPrice,
     MarkPrice,
     SetAutoAddMargin,
+    SetFundingInterval,
     SetLeverage,
     SetMarginMode,
     SetTradingStop,
@@ -44,6 +47,8 @@ from perpx.core.commands import (
     Withdraw,
 )
 from perpx.core.enums import MarginMode, PositionMode, TimeInForce, TriggerBy, TriggerDirection
+from perpx.core.events import FundingSettled
+from perpx.core.margin import position_risk
 from perpx.core.numbers import RATE_ONE
 from support.builders import btcusdt, restored_midway
 
@@ -229,3 +234,83 @@ def test_snapshot_mid_stream_then_tail_gives_the_same_hash(seed: int, length: in
     restored = restored_midway([SPEC], commands, int(len(commands) * where))
     assert restored.state_hash() == engine.state_hash()
 
+
+
+# -- #13 B1: funding drains isolated margin --------------------------------------------------
+
+HOUR_MS = 3_600_000
+
+
+def isolated_positions_at_or_below_maintenance(engine: Engine) -> list[tuple[int, int, int, int]]:
+    """Return every open isolated position whose margin + uPnL at the mark is at or below MM.
+
+    Brute force, from the position's own margin (whatever funding or margin changes did to
+    it), not from any liquidation price: (account, idx, margin + uPnL, MM).
+    """
+    mark = engine.mark_price.get("BTCUSDT")
+    found: list[tuple[int, int, int, int]] = []
+    if mark is None:
+        return found
+    for account in ACCOUNTS:
+        held = engine.clearing.accounts[account]
+        if held.margin_mode is not MarginMode.ISOLATED:
+            continue
+        for (_symbol, idx), position in held.positions.items():
+            if not position.size_lots:
+                continue
+            risk = position_risk(position, engine.instruments["BTCUSDT"], mark,
+                                 MarginMode.ISOLATED)
+            if position.margin_atoms + risk.upnl_atoms <= risk.mm_atoms:
+                found.append((account, idx, position.margin_atoms + risk.upnl_atoms,
+                              risk.mm_atoms))
+    return found
+
+
+@given(st.integers(0, 10**6), st.integers(40, 200),
+       st.sampled_from([-8_000_000, -2_000_000, 2_000_000, 8_000_000]))
+@settings(deadline=None)
+def test_no_isolated_position_sits_at_or_below_maintenance_after_marks_or_funding(
+        seed: int, length: int, rate_8h: int) -> None:
+    """#13 B1: after any mark move or funding settlement, no isolated position has margin
+    (+ uPnL at the mark) at or below its maintenance margin without being liquidated.
+
+    Hourly funding at ``rate_8h / 8`` (up to 1% of the position value an hour, either way),
+    settled every twenty commands or so, drains isolated margins; the mark moves as in
+    `run_stream`, and accounts 1, 4 and 5 trade isolated.
+    """
+    spec = btcusdt(interest_rate_8h=rate_8h, premium_clamp_rate=abs(rate_8h),
+                   upper_funding_rate=abs(rate_8h), lower_funding_rate=-abs(rate_8h))
+    rng = random.Random(seed)
+    engine = Engine([spec])
+    ts = 0
+
+    def apply(command: Command) -> list:
+        nonlocal ts
+        ts += 3 * 60_000  # three minutes a command: a settlement every twenty commands
+        events = engine.apply(msgspec.structs.replace(command, ts_ms=ts))
+        engine.check_invariants()
+        return events
+
+    for seq, account in enumerate(ACCOUNTS, start=1):
+        apply(Deposit(seq, 0, account, "USDT", 2_000 * USDT))
+    setup: list[Command] = [SetMarginMode(8, 0, 1, MarginMode.ISOLATED),
+                            SetMarginMode(9, 0, 4, MarginMode.ISOLATED),
+                            SetMarginMode(10, 0, 5, MarginMode.ISOLATED),
+                            SetFundingInterval(11, 0, "BTCUSDT", 60),
+                            IndexPrice(12, 0, "BTCUSDT", MID),
+                            MarkPrice(13, 0, "BTCUSDT", MID)]
+    for command in setup:
+        apply(command)
+    settlements = 0
+    for seq in range(14, 14 + length):
+        cmd = random_command(rng, seq, engine)
+        if isinstance(cmd, SetMarginMode):
+            continue  # keep the isolated accounts isolated
+        events = apply(cmd)
+        funded = any(isinstance(e, FundingSettled) for e in events)
+        settlements += funded
+        if isinstance(cmd, MarkPrice) or funded:
+            assert not isolated_positions_at_or_below_maintenance(engine), (seq, cmd)
+            for account in ACCOUNTS:
+                assert not breached(engine, engine.clearing.accounts[account]), (seq, account)
+    assert settlements >= length * 3 * 60_000 // HOUR_MS - 1

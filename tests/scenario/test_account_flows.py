@@ -104,9 +104,13 @@ def test_one_way_fill_past_zero_closes_then_opens_the_other_way() -> None:
     d.limit(3, "buy", "51000", "1.5")
     events = d.limit(1, "sell", "51000", "1.5")
     mine = next(e for e in of_type(events, Executed) if e.account_id == 1)
-    assert (mine.closed_qty_lots, mine.closed_pnl_atoms) == (1000, USDT("1000") - mine.fee_atoms)
+    # #13 B3: the flip's fee is split pro rata: the closed 1 BTC of 1.5 carries two thirds
+    # (rounded toward zero) and the new short keeps the rest as its opening fee.
+    close_fee = mine.fee_atoms * 1000 // 1500
+    assert (mine.closed_qty_lots, mine.closed_pnl_atoms) == (1000, USDT("1000") - close_fee)
     position = d.position(1)
     assert (position.size_lots, position.entry_value_atoms) == (-500, USDT("25500"))
+    assert position.open_fee_atoms == mine.fee_atoms - close_fee
 
 
 # -- position mode ------------------------------------------------------------------------
@@ -286,8 +290,9 @@ def test_isolated_position_shows_its_liquidation_and_bankruptcy_prices() -> None
     d = isolated_long()  # 0.001 BTC long @ 50,000 at 10x with 5.02475 margin
     account = d.engine.clearing.accounts[1]
     liq, bust = liquidation.position_prices(d.engine.clearing, account, d.position(1))
-    # BP = (50 - 5.02475) / 0.001 = 44,975.25 -> 44,975.2 (a long's BP rounds down, DESIGN)
-    assert bust == to_ticks(d.spec(), "44975.2")
+    # #13 B2: BP is where the loss equals the IM, the fee to close reserved beside it:
+    # 50,000 x (1 - 1/10) = 45,000 (before #13: (50 - 5.02475) / 0.001 -> 44,975.2).
+    assert bust == to_ticks(d.spec(), "45000")
     assert liq is not None and bust < liq < to_ticks(d.spec(), "50000")
 
 

@@ -72,7 +72,10 @@ def test_a_close_better_than_bankruptcy_credits_the_insurance_fund() -> None:
     assert fill.price_ticks == 460_000 > bust
     fee = -(-d.spec().notional_atoms(460_000, 1000) * d.spec().taker_fee_rate // 10**8)
     gain = d.spec().notional_atoms(460_000 - bust, 1000)
-    assert d.wallet(INSURANCE_FUND_ID) == gain - fee
+    # #13 B2: the fund takes over at 45,000 (= 50,000 x (1 - 1/10)) and is paid the trader's
+    # reserved fee to close, valued there: 45,000 x 0.055% = 24.75.
+    assert bust == 450_000
+    assert d.wallet(INSURANCE_FUND_ID) == gain - fee + USDT("24.75")
 
 
 def test_without_a_buyer_the_position_is_deleveraged_against_the_best_ranked_short() -> None:

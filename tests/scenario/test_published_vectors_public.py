@@ -136,10 +136,8 @@ def test_v3_the_same_position_on_an_instrument_configured_for_the_older_formula(
     assert position(ex, 1).liq_price == "19700.00"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "#13 B2 (another item): perpx calc prints entry - (IM + fee to close)/qty = 58,767.7; "
-    "Bybit's isolated bankruptcy price is entry x (1 - 1/L) = 58,800"))
 def test_v13_the_bankruptcy_price_through_calc() -> None:
+    """#13 B2: Bybit's isolated bankruptcy price is entry x (1 - 1/L) = 58,800."""
     assert expected("V13") == "58,800"
     figures = calc("position", "--entry", "60000", "--qty", "1", "--leverage", "50")
     assert figures["bankruptcy_price"] == "58800.00"
@@ -428,7 +426,6 @@ OUT_OF_REACH = {
     "inverse_im_100x": "inverse contracts are refused at load (#13 B6)",
 }
 PARTLY = {
-    "V13": "strict xfail until #13 B2 fixes the isolated bankruptcy price",
     "fees_non_vip": "its expiry settlement rate needs expiry futures, refused at load (#13 B6)",
     "realized_pnl_partial_close": "its funding received is not replayed",
 }

@@ -185,7 +185,8 @@ def closed_pnl(record: ClosedPnlRecord, spec: InstrumentSpec) -> dict[str, Any]:
         "avgExitPrice": average_price(spec, record.exit_value_atoms, record.closed_lots),
         "closedPnl": format_atoms(record.closed_pnl_atoms), "fillCount": str(record.fill_count),
         "leverage": leverage_text(record.leverage) if record.leverage else "",
-        "openFee": "0", "closeFee": format_atoms(record.close_fee_atoms),
+        "openFee": format_atoms(record.open_fee_atoms),
+        "closeFee": format_atoms(record.close_fee_atoms),
         "createdTime": str(record.created_ms), "updatedTime": str(record.updated_ms),
     }
 

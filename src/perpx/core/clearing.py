@@ -479,7 +479,7 @@ class Clearing:
             position = account.positions[key] = Position(
                 account.account_id, trade.symbol, order.position_idx,
                 account.leverage_for(trade.symbol, order.position_idx))
-        effect = apply_fill(position, spec, order.side, trade.price_ticks, trade.qty_lots)
+        effect = apply_fill(position, spec, order.side, trade.price_ticks, trade.qty_lots, fee)
         account.order_margin_cache.pop(trade.symbol, None)
         if effect.opened_lots and account.margin_mode is MarginMode.ISOLATED:
             opened_value = spec.notional_atoms(trade.price_ticks, effect.opened_lots)
@@ -496,7 +496,9 @@ class Clearing:
         events.append(Executed(trade.seq, trade.ts_ms, account.account_id, order.order_id,
                                trade.trade_id, trade.symbol, order.side, trade.price_ticks,
                                trade.qty_lots, fee, is_maker, effect.closed_lots,
-                               effect.pnl_atoms - fee, order.position_idx))
+                               effect.pnl_atoms - effect.close_fee_atoms, order.position_idx,
+                               effect.open_fee_atoms, effect.funding_atoms,
+                               effect.close_fee_atoms))
         self.position_changed(position, trade.seq, trade.ts_ms, events)
 
     def position_changed(self, position: Position, seq: int, ts_ms: int,
@@ -540,11 +542,16 @@ class Clearing:
                     if account.margin_mode is MarginMode.ISOLATED:
                         short = amount - max(0, self.available_atoms(account, coin))
                         if short > 0:
-                            position.margin_atoms -= min(short, position.margin_atoms)
+                            # Taken from the position's margin: the added margin goes below
+                            # zero with it, so the liquidation price follows (#13 B1).
+                            taken = min(short, position.margin_atoms)
+                            position.margin_atoms -= taken
+                            position.extra_margin_atoms -= taken
                 else:
                     received += amount
                 signed = amount if pays else -amount
                 position.book_realized(-signed)
+                position.funding_atoms += signed
                 self._move(account, coin, -signed, BalanceReason.FUNDING,
                            _Stamp(seq, ts_ms), events, symbol)
                 events.append(FundingPaid(seq, ts_ms, account_id, symbol, idx,

@@ -228,8 +228,19 @@ class Engine:
         mark = self.mark_price.get(symbol)
         if mark is None:
             return
+        self.stops.price_moved(symbol, TriggerBy.MARK_PRICE, mark)
+        self.sweep(symbol, seq, ts_ms, events)
+
+    def sweep(self, symbol: str, seq: int, ts_ms: int, events: list[Event]) -> None:
+        """Replenish and liquidate what the current mark of `symbol` breaches.
+
+        Called on every mark move, and after a funding settlement (margin taken by funding
+        can breach a position at an unchanged mark; #13 B1).
+        """
+        mark = self.mark_price.get(symbol)
+        if mark is None:
+            return
         stops = self.stops
-        stops.price_moved(symbol, TriggerBy.MARK_PRICE, mark)
         # A liquidation's close, or a triggered order, can fill resting orders into fresh
         # positions that the mark already breaches, so the sweep repeats until a round
         # liquidates nobody and leaves no trigger to look at.

@@ -141,8 +141,14 @@ class Executed(Event, frozen=True, gc=False, tag=True):
     fee_atoms: int
     is_maker: bool
     closed_qty_lots: int
-    closed_pnl_atoms: int
+    closed_pnl_atoms: int  # price P&L of the closed lots less their closing fee
     position_idx: int
+    # The closed lots' share of the position's opening fees and of the funding it paid
+    # (received: negative), and the closing part of `fee_atoms`: Bybit's closed P&L of the
+    # fill is closed_pnl - open_fee - funding (#13 B3).
+    open_fee_atoms: int = 0
+    funding_atoms: int = 0
+    close_fee_atoms: int = 0
 
 
 class PositionChanged(Event, frozen=True, gc=False, tag=True):

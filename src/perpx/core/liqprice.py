@@ -77,6 +77,48 @@ def bankruptcy_price_for_margin_ticks(
     )
 
 
+def isolated_bankruptcy_price_ticks(
+    spec: InstrumentSpec, side: Side, entry_value_atoms: int, qty_lots: int,
+    margin_atoms: int, fee_to_close_atoms: int,
+) -> int:
+    """Return the isolated bankruptcy price: where the loss uses up the margin bar the fee.
+
+    Bybit's rule (spec §1.3, [B-BANK]; #13 B2): the loss at bankruptcy equals the initial
+    margin, moved by any margin added or removed (funding taken from it included), i.e.
+    ``BP = EP - s * (IM + extra - funding paid) / q``; the fee to close is reserved beside it,
+    not spent on the price. `margin_atoms` is the position margin as held (IM + fee to close
+    + extra) and `fee_to_close_atoms` its reserved fee to close, so with no extra margin this
+    is ``EP(1 - 1/L)`` long and ``EP(1 + 1/L)`` short (60,000 at 50x long: 58,800, V13).
+    Rounded away from the mark, a long's down and a short's up (`round_bankruptcy_price`):
+    whoever takes the position over never gets a worse price than the exact one.
+    """
+    return bankruptcy_price_for_margin_ticks(
+        spec, side, entry_value_atoms, qty_lots, margin_atoms - fee_to_close_atoms)
+
+
+def isolated_margin_call_price_fraction(
+    spec: InstrumentSpec, side: Side, entry_value_atoms: int, qty_lots: int,
+    margin_atoms: int, fee_to_close_atoms: int, mmr: int, mm_deduction_atoms: int,
+) -> tuple[int, int]:
+    """Return the mark at which an isolated position's margin meets its MM, as a fraction.
+
+    Solves ``margin + uPnL(P) = q*P*a*MMR - ded + FTC + 1`` for the position's actual
+    `margin_atoms` (whatever funding or margin changes did to it; #13 B1):
+    ``P = (EV - s(margin - FTC + ded - 1)) * R / (q*a*(R - s*MMR))`` ticks. The extra atom
+    covers MM's rounding up, so at any mark where ``margin + uPnL <= MM`` (MM rounded as
+    `calc.maintenance_margin_at_rate_atoms`) the mark is at or beyond this price. Exact,
+    returned as (numerator, denominator > 0); round it toward the mark.
+    """
+    function = "isolated_margin_call_price"
+    require_positive(function, "qty_lots", qty_lots)
+    s = side.sign
+    mm_factor = RATE_ONE - s * mmr
+    require_positive(function, "1 -/+ MMR", mm_factor)
+    numerator = (entry_value_atoms
+                 - s * (margin_atoms - fee_to_close_atoms + mm_deduction_atoms - 1)) * RATE_ONE
+    return numerator, qty_lots * spec.atoms_per_tick_lot * mm_factor
+
+
 def isolated_liquidation_price_fraction(
     spec: InstrumentSpec,
     side: Side,

@@ -14,6 +14,7 @@ from perpx.core.accounts import Account
 from perpx.core.clearing import Clearing
 from perpx.core.enums import MarginMode, Side
 from perpx.core.events import Event
+from perpx.core.instruments import LiquidationFormula
 from perpx.core.positions import Position
 
 
@@ -56,17 +57,58 @@ def liquidation_price_ticks(clearing: Clearing, position: Position) -> int | Non
     return price
 
 
-def is_past_liquidation(clearing: Clearing, position: Position, mark_ticks: int) -> bool:
-    """Tell whether the mark has reached an isolated position's liquidation price.
+def liquidation_trigger_ticks(clearing: Clearing, position: Position) -> int | None:
+    """Return the mark at which an isolated position is liquidated, or None when flat.
 
-    The price is by the instrument's formula (UTA by default), rounded toward the mark
-    (DESIGN.md), so a position is breached at that price or just before its margin reaches
-    maintenance, never after.
+    The first the mark reaches of the published liquidation price, by the instrument's
+    formula (`liquidation_price_ticks`: UTA by default, spec §14 Q2), and, under the UTA
+    formula, the price where the position's actual margin meets its maintenance margin
+    (`liqprice.isolated_margin_call_price_fraction`, with every tier's line: MM is the largest
+    of them under the deduction recursion). They differ when margin was added (the published
+    formula's ``extra/(1 -/+ f)`` puts its price a little beyond the margin call) or by
+    rounding: the engine checks the margin at the mark continuously, as Bybit does, so no
+    isolated position is ever left at or below its MM unliquidated (#13 B1). An instrument on
+    the legacy formula is liquidated at the legacy price alone, as the older rule did.
+    Kept on the position until size, entry value, leverage or margin move.
     """
-    liq = liquidation_price_ticks(clearing, position)
-    if liq is None:
+    if not position.size_lots:
+        return None
+    key = (position.size_lots, position.entry_value_atoms, position.leverage,
+           position.extra_margin_atoms, position.margin_atoms)
+    cached = position.trigger_cache
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    shown = liquidation_price_ticks(clearing, position)
+    if shown is None:
+        return None
+    spec = clearing.instruments[position.symbol]
+    if spec.liq_price_formula is LiquidationFormula.LEGACY:
+        position.trigger_cache = (key, shown)
+        return shown
+    side = Side.BUY if position.size_lots > 0 else Side.SELL
+    ftc = position.fee_to_close_atoms(spec)
+    trigger = shown
+    for tier in spec.risk_tiers:
+        numerator, denominator = liqprice.isolated_margin_call_price_fraction(
+            spec, side, position.entry_value_atoms, position.qty_lots, position.margin_atoms,
+            ftc, tier.mmr, tier.mm_deduction_atoms)
+        price = liqprice.round_liquidation_price(side, numerator, denominator)
+        trigger = max(trigger, price) if side is Side.BUY else min(trigger, price)
+    position.trigger_cache = (key, trigger)
+    return trigger
+
+
+def is_past_liquidation(clearing: Clearing, position: Position, mark_ticks: int) -> bool:
+    """Tell whether the mark has reached an isolated position's liquidation trigger.
+
+    The trigger (`liquidation_trigger_ticks`) is rounded toward the mark (DESIGN.md), so a
+    position is breached at its liquidation price or when its margin meets maintenance,
+    whichever comes first, never after.
+    """
+    trigger = liquidation_trigger_ticks(clearing, position)
+    if trigger is None:
         return False
-    return mark_ticks <= liq if position.size_lots > 0 else mark_ticks >= liq
+    return mark_ticks <= trigger if position.size_lots > 0 else mark_ticks >= trigger
 
 
 def position_prices(clearing: Clearing, account: Account, position: Position) -> tuple[int | None,
@@ -74,9 +116,9 @@ def position_prices(clearing: Clearing, account: Account, position: Position) ->
     """Return (liquidation, bankruptcy) prices in ticks shown on a position, or None.
 
     Isolated: the liquidation price by the instrument's formula (spec §1.4, §14 Q2) and the
-    price at which the position's margin is gone (§1.3). Cross: the account-level estimate
-    (§2.2), holding the other symbols' marks fixed, and the price at which the account's
-    margin balance is gone.
+    bankruptcy price, where the loss uses up the margin bar the reserved fee to close (§1.3,
+    #13 B2). Cross: the account-level estimate (§2.2), holding the other symbols' marks fixed,
+    and the price at which the account's margin balance is gone.
     Prices at or below zero are shown as None (Bybit shows "").
     """
     if not position.size_lots:
@@ -87,8 +129,9 @@ def position_prices(clearing: Clearing, account: Account, position: Position) ->
     bust: int | None
     if account.margin_mode is MarginMode.ISOLATED:
         liq = liquidation_price_ticks(clearing, position)
-        bust = liqprice.bankruptcy_price_for_margin_ticks(
-            spec, side, position.entry_value_atoms, position.qty_lots, position.margin_atoms)
+        bust = liqprice.isolated_bankruptcy_price_ticks(
+            spec, side, position.entry_value_atoms, position.qty_lots, position.margin_atoms,
+            position.fee_to_close_atoms(spec))
     else:
         mark = clearing.mark_of(spec.symbol) or position.average_entry_ticks(spec)
         figures = clearing.figures(account, spec.settle_coin)

@@ -24,13 +24,16 @@ class Position:
         "cum_realized_pnl_atoms",
         "entry_value_atoms",
         "extra_margin_atoms",
+        "funding_atoms",
         "leverage",
         "liq_cache",
         "margin_atoms",
+        "open_fee_atoms",
         "position_idx",
         "realized_pnl_atoms",
         "size_lots",
         "symbol",
+        "trigger_cache",
         "updated_ts_ms",
     )
 
@@ -47,9 +50,16 @@ class Position:
         self.realized_pnl_atoms = 0  # since the position last opened: trading P&L, fees, funding
         self.cum_realized_pnl_atoms = 0  # over the position's whole life
         self.updated_ts_ms = 0
+        # Not yet attributed to a closing (Bybit's closed P&L, spec §12): the opening fees of
+        # the size held, and the net funding it paid (received: negative). A reduction takes
+        # its share pro rata (`take_share`); the flat position holds neither.
+        self.open_fee_atoms = 0
+        self.funding_atoms = 0
         self._ftc_cache = (0, 0, 0)  # (entry value, leverage, fee to close)
-        # Derived: ((size, entry value, leverage, added margin), isolated liquidation price).
+        # Derived: ((size, entry value, leverage, added margin), isolated liquidation price),
+        # and ((size, entry value, leverage, added margin, margin), liquidation trigger).
         self.liq_cache: tuple[tuple[int, int, int, int], int] | None = None
+        self.trigger_cache: tuple[tuple[int, int, int, int, int], int] | None = None
 
     def fee_to_close_atoms(self, spec: InstrumentSpec) -> int:
         """Return the estimated fee to close (spec §1.1), recomputed when entry or L change."""
@@ -91,13 +101,14 @@ class Position:
         return [self.account_id, self.symbol, self.position_idx, self.size_lots,
                 self.entry_value_atoms, self.leverage, self.margin_atoms,
                 self.extra_margin_atoms, self.realized_pnl_atoms, self.cum_realized_pnl_atoms,
-                self.updated_ts_ms]
+                self.updated_ts_ms, self.open_fee_atoms, self.funding_atoms]
 
     @classmethod
     def from_record(cls, record: list[Any]) -> Position:
-        """Rebuild a position from `to_record`'s list."""
+        """Rebuild a position from `to_record`'s list (one of 11 fields predates #13 B3)."""
         (account_id, symbol, idx, size, entry, leverage, margin, extra, realized, cum,
-         updated) = record
+         updated) = record[:11]
+        open_fee, funding = record[11:13] if len(record) > 11 else (0, 0)
         position = cls(account_id, symbol, idx, leverage)
         position.size_lots = size
         position.entry_value_atoms = entry
@@ -106,27 +117,62 @@ class Position:
         position.realized_pnl_atoms = realized
         position.cum_realized_pnl_atoms = cum
         position.updated_ts_ms = updated
+        position.open_fee_atoms = open_fee
+        position.funding_atoms = funding
         return position
 
 
-class FillEffect:
-    """What one fill did to a position: how much it closed, the P&L, how much it opened."""
+def take_share(amount_atoms: int, part_lots: int, held_lots: int) -> int:
+    """Return the share of `amount_atoms` that closing `part_lots` of `held_lots` takes.
 
-    __slots__ = ("closed_lots", "opened_lots", "pnl_atoms")
+    Pro rata, ``amount * part / held`` rounded toward zero (so an earlier partial close
+    never carries more than its exact share of a fee or of funding, whatever the sign);
+    closing everything takes the whole amount, so the pieces always sum to it exactly and
+    the remainder of each rounding goes with the last close (#13 B3).
+    """
+    if part_lots >= held_lots:
+        return amount_atoms
+    share = abs(amount_atoms) * part_lots // held_lots
+    return share if amount_atoms >= 0 else -share
+
+
+class FillEffect:
+    """What one fill did to a position: how much it closed and opened, the P&L, the fees.
+
+    `close_fee_atoms` is the closing part of the fill's fee; `open_fee_atoms` and
+    `funding_atoms` the closed part's share of the position's opening fees and of the
+    funding it paid (received: negative), the three deductions of Bybit's closed P&L.
+    """
+
+    __slots__ = ("close_fee_atoms", "closed_lots", "funding_atoms", "open_fee_atoms",
+                 "opened_lots", "pnl_atoms")
 
     def __init__(self) -> None:
         self.closed_lots = 0
         self.opened_lots = 0
         self.pnl_atoms = 0
+        self.close_fee_atoms = 0
+        self.open_fee_atoms = 0
+        self.funding_atoms = 0
+
+    @property
+    def closed_pnl_atoms(self) -> int:
+        """Return Bybit's closed P&L of the fill (`calc.closed_pnl_atoms`, spec §12)."""
+        return calc.closed_pnl_atoms(self.pnl_atoms, self.open_fee_atoms, self.close_fee_atoms,
+                                     self.funding_atoms)
 
 
 def apply_fill(
-    position: Position, spec: InstrumentSpec, side: Side, price_ticks: int, qty_lots: int
+    position: Position, spec: InstrumentSpec, side: Side, price_ticks: int, qty_lots: int,
+    fee_atoms: int = 0,
 ) -> FillEffect:
     """Move `position` by a fill: reduce first (realizing P&L), then open with what is left.
 
     The trading P&L of the reduction is booked to the position's realized P&L here (before a
-    flip starts a new position's figures); the caller moves it in the wallet.
+    flip starts a new position's figures); the caller moves it in the wallet and books the
+    fee. The fill's `fee_atoms` is split between the closed and the opened lots
+    (`take_share`: the closing part rounds toward zero, the opening part takes the rest); the
+    opening part joins the position's unattributed opening fees.
 
     In one-way mode a fill larger than an opposite position closes it at the fill price and
     opens the remainder the other way at the same price (a flip). Isolated margin is
@@ -145,25 +191,32 @@ def apply_fill(
         )
         released_margin = (position.margin_atoms if closed == held
                            else position.margin_atoms * closed // held)
-        released_extra = (position.extra_margin_atoms if closed == held
-                          else position.extra_margin_atoms * closed // held)
+        released_extra = take_share(position.extra_margin_atoms, closed, held)
+        effect.open_fee_atoms = take_share(position.open_fee_atoms, closed, held)
+        effect.funding_atoms = take_share(position.funding_atoms, closed, held)
+        effect.close_fee_atoms = take_share(fee_atoms, closed, qty_lots)
         position.entry_value_atoms -= released
         position.size_lots += sign * closed
         position.margin_atoms -= released_margin
         position.extra_margin_atoms -= released_extra
+        position.open_fee_atoms -= effect.open_fee_atoms
+        position.funding_atoms -= effect.funding_atoms
         position.book_realized(pnl)
         effect.closed_lots = closed
         effect.pnl_atoms = pnl
         qty_lots -= closed
-        if position.size_lots == 0 and (position.entry_value_atoms or position.margin_atoms):
+        if position.size_lots == 0 and (position.entry_value_atoms or position.margin_atoms
+                                        or position.open_fee_atoms or position.funding_atoms):
             raise InvariantViolation(
-                f"apply_fill: flat position keeps entry {position.entry_value_atoms} "
-                f"or margin {position.margin_atoms}"
+                f"apply_fill: flat position keeps entry {position.entry_value_atoms}, "
+                f"margin {position.margin_atoms}, opening fee {position.open_fee_atoms} or "
+                f"funding {position.funding_atoms}"
             )
     if qty_lots:
         if position.size_lots == 0:
             position.realized_pnl_atoms = 0  # a new position starts its own realized P&L
         position.size_lots += sign * qty_lots
         position.entry_value_atoms += spec.notional_atoms(price_ticks, qty_lots)
+        position.open_fee_atoms += fee_atoms - effect.close_fee_atoms
         effect.opened_lots = qty_lots
     return effect

@@ -132,6 +132,8 @@ class Pricing:
                 self.engine.clearing.settle_funding(
                     symbol, rate, self.engine.mark_price.get(symbol, 0), due,
                     state.next_funding_ms, state.predicted_rate, seq, ts_ms, events)
+                # Funding moved margins: liquidate at the current mark what it breached.
+                self.engine.sweep(symbol, seq, ts_ms, events)
             self._refresh_due()
 
     def _refresh_mark(self, symbol: str, seq: int, ts_ms: int, events: list[Event]) -> None:

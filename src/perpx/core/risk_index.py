@@ -99,7 +99,7 @@ class RiskIndex:
         held = [p for p in account.positions.values() if p.size_lots]
         if account.margin_mode is MarginMode.ISOLATED:
             for position in held:
-                trigger = liquidation.liquidation_price_ticks(clearing, position)
+                trigger = liquidation.liquidation_trigger_ticks(clearing, position)
                 if trigger is not None:
                     self._put(account.account_id, position.symbol, position.side,
                               (trigger, account.account_id, position.position_idx))

@@ -157,19 +157,26 @@ def _cross_bust(engine: Engine, account: Account, position: Position, spec: Inst
 
 
 def _isolated_bust(spec: InstrumentSpec, position: Position) -> int:
-    """Return the price at which an isolated position's margin is gone (spec §1.3)."""
+    """Return the isolated bankruptcy price (spec §1.3; `liqprice.isolated_bankruptcy_...`).
+
+    The loss there uses up the margin bar the reserved fee to close (#13 B2).
+    """
     side = Side.BUY if position.size_lots > 0 else Side.SELL
-    return max(1, liqprice.bankruptcy_price_for_margin_ticks(
-        spec, side, position.entry_value_atoms, position.qty_lots, position.margin_atoms))
+    return max(1, liqprice.isolated_bankruptcy_price_ticks(
+        spec, side, position.entry_value_atoms, position.qty_lots, position.margin_atoms,
+        position.fee_to_close_atoms(spec)))
 
 
 def _take_over(engine: Engine, spec: InstrumentSpec, account: Account, position: Position,
-               bust: int, mark: int, seq: int, ts_ms: int, events: list[Event]) -> None:
+               bust: int, mark: int, seq: int, ts_ms: int, events: list[Event],
+               isolated: bool = False) -> None:
     """Have the fund take a position over at `bust`, close it in the book, deleverage the rest.
 
-    The trader is made whole to zero equity if the rounded bankruptcy price cost more than its
-    margin; the fund's close goes no worse than its balance can bear; what the book does not
-    take is deleveraged against the other side at `bust`.
+    An isolated position also pays its reserved fee to close, valued at `bust` (the taker
+    fee on the value there) and at most what its margin still holds, to the fund that
+    closes it (#13 B2). The trader is made whole to zero equity if the rounded bankruptcy
+    price cost more than its margin; the fund's close goes no worse than its balance can
+    bear; what the book does not take is deleveraged against the other side at `bust`.
     """
     side = Side.BUY if position.size_lots > 0 else Side.SELL
     qty = position.qty_lots
@@ -184,8 +191,20 @@ def _take_over(engine: Engine, spec: InstrumentSpec, account: Account, position:
     # down to the drawdown threshold.
     direct = pool.update_state(spec, ts_ms, before)
     headroom = None if direct else pool.headroom(spec, ts_ms, before)
+    left = position.margin_atoms + calc.unrealized_pnl_atoms(
+        spec, side, position.entry_value_atoms, qty, bust)
     transfer(engine, spec, account, position, fund, qty, bust, BalanceReason.LIQUIDATION,
              seq, ts_ms, events)
+    # The fund is paid the fee to close reserved beside the bankruptcy price (#13 B2), at
+    # most what the margin still holds.
+    fee = min(calc.fee_atoms(spec.notional_atoms(bust, qty), spec.taker_fee_rate),
+              max(0, left)) if isolated else 0
+    if fee:
+        position.book_realized(-fee)
+        engine.clearing.move(account, coin, -fee, BalanceReason.LIQUIDATION, seq,
+                             ts_ms, events, spec.symbol)
+        engine.clearing.move(fund, coin, fee, BalanceReason.LIQUIDATION, seq,
+                             ts_ms, events, spec.symbol)
     make_whole(engine, account, coin, seq, ts_ms, events)
     held = fund.positions[spec.symbol, 0]
     if held.size_lots and not direct:
@@ -217,7 +236,7 @@ def _liquidate(engine: Engine, spec: InstrumentSpec, account: Account, position:
         return
     # 3. The fund takes over at the bankruptcy price, closes in the book, deleverages the rest.
     _take_over(engine, spec, account, position, _isolated_bust(spec, position), mark, seq,
-               ts_ms, events)
+               ts_ms, events, isolated=True)
 
 
 def _reduce_to_lower_tier(engine: Engine, spec: InstrumentSpec, position: Position, mark: int,

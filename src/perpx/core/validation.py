@@ -105,7 +105,7 @@ def _check_beyond_liquidation(engine: Engine, cmd: PlaceOrder, price: int) -> No
     position = account.positions.get((cmd.symbol, cmd.position_idx))
     if position is None or position.side is not cmd.side:
         return
-    liq = liquidation.liquidation_price_ticks(engine.clearing, position)
+    liq = liquidation.liquidation_trigger_ticks(engine.clearing, position)
     if liq is not None and (price <= liq if cmd.side is _BUY else price >= liq):
         raise Rejected(RejectCode.WOULD_TRIGGER_LIQUIDATION,
                        "The order will trigger a forced liquidation, please re-submit the "

@@ -77,7 +77,7 @@ class OrderRecord(msgspec.Struct, gc=False):
     cum_value_atoms: int = 0
     cum_fee_atoms: int = 0
     closed_lots: int = 0
-    closed_pnl_atoms: int = 0
+    closed_pnl_atoms: int = 0  # Bybit's closed P&L: less opening fee share and funding
     entry_value_closed_atoms: int = 0  # entry value released by this order's closing fills
     exit_value_atoms: int = 0  # value of this order's closing fills
     fill_count: int = 0
@@ -99,6 +99,8 @@ class OrderRecord(msgspec.Struct, gc=False):
     sl_trigger_by: int = 0
     tp_limit_price_ticks: int = 0
     sl_limit_price_ticks: int = 0
+    open_fee_closed_atoms: int = 0  # the closed lots' share of the opening fees (#13 B3)
+    close_fee_atoms: int = 0  # the closing part of this order's fees
 
     @property
     def leaves_lots(self) -> int:
@@ -169,6 +171,7 @@ class ClosedPnlRecord(msgspec.Struct, frozen=True, gc=False):
     created_ms: int
     updated_ms: int
     seq: int
+    open_fee_atoms: int = 0  # the closed lots' share of the opening fees (#13 B3)
 
 
 class LedgerRecord(msgspec.Struct, frozen=True, gc=False):
@@ -498,7 +501,10 @@ class Projector:
             record.updated_ms = event.ts_ms
             if event.closed_qty_lots:
                 record.closed_lots += event.closed_qty_lots
-                record.closed_pnl_atoms += event.closed_pnl_atoms
+                record.closed_pnl_atoms += (event.closed_pnl_atoms - event.open_fee_atoms
+                                            - event.funding_atoms)
+                record.open_fee_closed_atoms += event.open_fee_atoms
+                record.close_fee_atoms += event.close_fee_atoms
                 record.entry_value_closed_atoms += entry_released
                 record.exit_value_atoms += spec.notional_atoms(event.price_ticks,
                                                                event.closed_qty_lots)
@@ -564,8 +570,9 @@ class Projector:
                 record.order_id, record.account_id, record.symbol, record.side,
                 record.order_type, record.price_ticks, record.qty_lots, record.closed_lots,
                 record.entry_value_closed_atoms, record.exit_value_atoms,
-                record.closed_pnl_atoms, record.cum_fee_atoms, record.fill_count, leverage,
-                "Trade", record.created_ms, record.updated_ms, record.seq))
+                record.closed_pnl_atoms, record.close_fee_atoms, record.fill_count, leverage,
+                "Trade", record.created_ms, record.updated_ms, record.seq,
+                record.open_fee_closed_atoms))
 
     def _position(self, event: PositionChanged) -> None:
         key = (event.account_id, event.symbol, event.position_idx)
