@@ -2,19 +2,34 @@
 
 The read side is everything the service folds from durable events: the history projector's
 open and recent orders, positions and marks; the market read models (24-hour tickers, klines,
-open interest, funding history); the stream hub's book mirrors, tickers, klines, private
-order mirror and tick directions. None of it can be rebuilt from the engine's state alone
-(a 24-hour window, candles, an order's cumulative fees, closed orders), so it is captured
-exactly, at the seq of the engine snapshot it belongs to: the snapshotter's forked child
-folds the commands still in flight into its copy of the read side, so that both stand at the
-same seq, and pickles it. A restart then loads both and replays only the journal's tail, and
-gets the read side a full replay would have built, byte for byte.
+open interest, funding history); the stream hub's book mirrors and tick directions (the hub
+shares the service's tickers and klines). None of it can be rebuilt from the engine's state
+alone (a 24-hour window, candles, an order's cumulative fees, closed orders), so it is
+captured exactly, at the seq of the engine snapshot it belongs to: the snapshotter's forked
+child folds the commands still in flight into its copy of the read side, so that both stand at
+the same seq, and encodes it. A restart then loads both and replays only the journal's tail,
+and gets the read side a full replay would have built, exactly.
 
-A checkpoint is pickled Python objects, so it is only ever read back by the code that wrote
-it: its fingerprint hashes the source of every module whose classes it holds plus the
-instrument table, and a checkpoint with another fingerprint is ignored (the service then
-starts from an older snapshot, or replays the whole journal). Checkpoints are read only from
-the service's own data folder, which holds its API secrets too.
+Why data, not objects: the checkpoint lives in the history tables (the journal's database or
+``history.db``), so whoever can write there chooses its bytes. A pickle would let them run code
+on the host at the next start. A checkpoint is therefore MessagePack of explicit state records
+(`ReadSideState`: integers, strings, lists, dicts and msgspec structs of those, each class's
+`to_state()`), decoded by a typed msgspec decoder that builds nothing but those types; each
+model's `from_state()` then checks what types cannot (known symbols, consistent indexes).
+
+A checkpoint is used only if all of this holds, else it is refused with the reason and the
+service starts from an older snapshot, or replays the whole journal (`load` raises
+`ReadSideError`, never anything else):
+
+- its header names this format and `VERSION` (1 and 2 were pickles, never read any more),
+  the instrument table in force (`instruments_hash`) and the seq of its snapshot;
+- the body decodes as `ReadSideState` with no field missing, unknown or of another type;
+- every model accepts its state.
+
+The table's fingerprint column (`fingerprint`) additionally hashes the source of the modules
+whose folding shaped the state: not for safety (a forged checkpoint can carry any
+fingerprint), but so that code with other folding rules never resumes from a read side that
+its own replay would not have built.
 """
 
 from __future__ import annotations
@@ -22,21 +37,31 @@ from __future__ import annotations
 import hashlib
 import importlib
 import inspect
-import pickle
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import msgspec
+
+from perpx.api.ws.hub import HubFolded, HubState
 from perpx.core.instruments import InstrumentSpec
+from perpx.readmodels import FundingHistory, Klines, OpenInterest, Tickers
+from perpx.readmodels.funding_history import FundingHistoryState
+from perpx.readmodels.klines import KlinesState
+from perpx.readmodels.open_interest import OpenInterestState
+from perpx.readmodels.tickers import TickersState
+from perpx.store.records import Projector, ProjectorState
 
 if TYPE_CHECKING:
     from perpx.service import ExchangeService
 
-FORMAT = "perpx-read-side-2"  # 2: closed candles and funding rates in tables
-# Every module whose objects a checkpoint holds (or whose folding logic shaped them).
+FORMAT = "perpx-read-side"
+VERSION = 3  # 1, 2: pickles (no longer read); 3: MessagePack of typed state records
+# Every module whose folding logic shaped a checkpoint's state (see `fingerprint`).
 _MODULES = (
     "perpx.readside", "perpx.store.records", "perpx.readmodels.klines",
     "perpx.readmodels.tickers", "perpx.readmodels.open_interest",
     "perpx.readmodels.funding_history", "perpx.readmodels.period", "perpx.api.ws.hub",
-    # The tables hold what the checkpoint no longer does (closed candles, funding rates).
+    # The tables hold what the checkpoint does not (closed candles, funding rates).
     "perpx.readmodels.candles", "perpx.store.history_sql",
     "perpx.api.ws.book", "perpx.api.ws.private", "perpx.api.ws.public", "perpx.core.events",
     "perpx.core.enums", "perpx.core.instruments",
@@ -44,72 +69,139 @@ _MODULES = (
 
 
 class ReadSideError(ValueError):
-    """A checkpoint that cannot be used (other code wrote it, or it does not load)."""
+    """A checkpoint that cannot be used (foreign, corrupt, or of another version or table)."""
+
+
+class Header(msgspec.Struct):
+    """The fields every version's checkpoint starts with (others are ignored when reading it)."""
+
+    format: str
+    version: int
+    instruments: str
+    seq: int
+
+
+class ReadSideState(msgspec.Struct, forbid_unknown_fields=True):
+    """A whole read side as data: the header, then each model's `to_state()`."""
+
+    format: str
+    version: int
+    instruments: str  # `instruments_hash` of the table it was folded with
+    seq: int
+    projector: ProjectorState
+    tickers: TickersState
+    klines: KlinesState
+    open_interest: OpenInterestState
+    funding: FundingHistoryState
+    hub: HubState
+
+
+@dataclass(slots=True)
+class ReadSide:
+    """A read side rebuilt from a checkpoint, ready to `install`."""
+
+    seq: int
+    projector: Projector
+    tickers: Tickers
+    klines: Klines
+    open_interest: OpenInterest
+    funding: FundingHistory
+    hub: HubFolded
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(ReadSideState)
+_header_decoder = msgspec.msgpack.Decoder(Header)
+
+
+def instruments_hash(specs: list[InstrumentSpec]) -> str:
+    """Return the hash of the instrument table a checkpoint was folded with."""
+    return hashlib.sha256(repr(sorted(specs, key=lambda spec: spec.symbol)).encode()).hexdigest()
 
 
 def fingerprint(specs: list[InstrumentSpec]) -> str:
-    """Return the hash of the code and instruments a checkpoint is only valid for."""
-    digest = hashlib.sha256(FORMAT.encode())
+    """Return the hash of the format, folding code and instruments a checkpoint is valid for."""
+    digest = hashlib.sha256(f"{FORMAT}/{VERSION}".encode())
     for name in _MODULES:
         digest.update(inspect.getsource(importlib.import_module(name)).encode())
-    digest.update(repr(sorted(specs, key=lambda spec: spec.symbol)).encode())
+    digest.update(instruments_hash(specs).encode())
     return digest.hexdigest()
 
 
-def _state(service: ExchangeService) -> dict[str, Any]:
+def state(service: ExchangeService) -> ReadSideState:
+    """Return the service's read side as it stands (at `service.read_seq`), as data."""
     hub = service.hub
-    return {
-        "seq": service.read_seq,
-        "projector": service.projector,
-        "tickers": service.tickers, "klines": service.klines,
-        "open_interest": service.open_interest, "funding": service.funding,
-        "hub_mirrors": hub.mirrors, "hub_tickers": hub.tickers, "hub_klines": hub.klines,
-        "hub_directions": hub.directions,
-        "hub_seq": hub.seq, "hub_now_ms": hub.now_ms,
-    }
+    if hub.tickers is not service.tickers or hub.klines is not service.klines:
+        raise ValueError("the stream hub must share the service's tickers and klines")
+    return ReadSideState(
+        FORMAT, VERSION, instruments_hash(list(service.specs.values())), service.read_seq,
+        service.projector.to_state(), service.tickers.to_state(), service.klines.to_state(),
+        service.open_interest.to_state(), service.funding.to_state(), hub.to_state())
 
 
 def capture(service: ExchangeService) -> bytes:
-    """Pickle the service's read side as it stands (at `service.read_seq`)."""
-    # The history tables stay where they are: detach them from the models while pickling.
-    models: tuple[Any, ...] = (service.projector, service.klines, service.funding)
-    sinks = [model.sink for model in models]
-    for model in models:
-        model.sink = None
+    """Encode the service's read side as it stands (at `service.read_seq`)."""
+    return _encoder.encode(state(service))
+
+
+def _decode(body: bytes, seq: int, specs: list[InstrumentSpec]) -> ReadSideState:
+    # The header first, so that another version is named as such rather than as bad data.
     try:
-        return pickle.dumps(_state(service), protocol=pickle.HIGHEST_PROTOCOL)
-    finally:
-        for model, sink in zip(models, sinks, strict=True):
-            model.sink = sink
+        header = _header_decoder.decode(body)
+    except msgspec.DecodeError as bad:
+        raise ReadSideError(f"read side at {seq} has no readable header: {bad}") from None
+    if (header.format, header.version) != (FORMAT, VERSION):
+        raise ReadSideError(f"read side at {seq} is {header.format!r} version "
+                            f"{header.version}, not {FORMAT!r} version {VERSION}")
+    if header.instruments != instruments_hash(specs):
+        raise ReadSideError(f"read side at {seq} was folded with another instrument table")
+    if header.seq != seq:
+        raise ReadSideError(f"read side at {seq} holds seq {header.seq}")
+    try:
+        return _decoder.decode(body)
+    except msgspec.DecodeError as bad:
+        raise ReadSideError(f"read side at {seq} does not decode: {bad}") from None
+
+
+def load(service: ExchangeService, body: bytes, seq: int) -> ReadSide:
+    """Rebuild the read side the checkpoint `body` taken at `seq` holds, for `service`.
+
+    The service lends its instruments and its models' bounds (klines in memory, funding
+    kept or not) and is not touched. Raises `ReadSideError`, and only that, for a checkpoint
+    that cannot be used, so the caller can try an older one.
+    """
+    specs = list(service.specs.values())
+    found = _decode(body, seq, specs)
+    try:
+        return ReadSide(
+            seq, Projector.from_state(specs, found.projector),
+            Tickers.from_state(specs, found.tickers),
+            Klines.from_state(specs, found.klines, keep_closed=service.klines.keep_closed),
+            OpenInterest.from_state(found.open_interest),
+            FundingHistory.from_state(specs, found.funding, keep=service.funding.keep),
+            HubFolded.from_state(found.hub, list(service.specs)))
+    except Exception as bad:  # whatever a model makes of a state it cannot hold: unusable
+        raise ReadSideError(f"read side at {seq} does not fit: {bad!r}") from None
+
+
+def install(service: ExchangeService, read_side: ReadSide) -> None:
+    """Replace the service's read side with one `load` rebuilt."""
+    service.read_seq = read_side.seq
+    service.projector = read_side.projector
+    service.tickers = read_side.tickers
+    service.klines = read_side.klines
+    service.open_interest = read_side.open_interest
+    service.funding = read_side.funding
+    hub = service.hub
+    hub.restore(read_side.hub)
+    # The hub shares the service's order projector, tickers and klines (one projection for
+    # REST and WebSocket): point it at the restored ones.
+    hub.tickers = service.tickers
+    hub.klines = service.klines
+    hub.projector = service.projector
+    hub.private.projector = service.projector
 
 
 def restore(service: ExchangeService, body: bytes, seq: int) -> None:
     """Replace the service's read side with the checkpoint `body` taken at `seq`."""
-    try:
-        # Only our own data folder is read, written by this very code (see above).
-        state = pickle.loads(body)
-    except Exception as bad:
-        raise ReadSideError(f"read side at {seq} does not load: {bad!r}") from bad
-    if not isinstance(state, dict) or state.get("seq") != seq:
-        raise ReadSideError(f"read side at {seq} holds another seq")
-    service.read_seq = seq
-    service.projector = state["projector"]
-    service.projector.sink = None
-    service.tickers = state["tickers"]
-    service.klines = state["klines"]
-    service.klines.sink = None
-    service.open_interest = state["open_interest"]
-    service.funding = state["funding"]
-    service.funding.sink = None
-    hub = service.hub
-    hub.mirrors = state["hub_mirrors"]
-    hub.tickers = state["hub_tickers"]
-    hub.klines = state["hub_klines"]
-    # The hub's private rows read the service's projector (one order projection for REST
-    # and WebSocket): point it at the restored one.
-    hub.projector = service.projector
-    hub.private.projector = service.projector
-    hub.directions = state["hub_directions"]
-    hub.seq = state["hub_seq"]
-    hub.now_ms = state["hub_now_ms"]
-
+    install(service, load(service, body, seq))

@@ -9,11 +9,12 @@ the sequencer, on its own accounts (one per symbol, below the API keys' account 
 On start the service rebuilds from the newest snapshot it can use, then the journal's tail:
 a snapshot is usable when it is sound (`perpx.store.recovery`), the history tables have
 been written at least up to its seq, and the read side captured with it was written by this
-code (`perpx.readside`). Without one, it replays the whole journal into a fresh engine. The
-tail is re-projected into the history tables past their high watermark. A history newer than
-the journal (the journal was lost, e.g. the in-memory journal of a restarted server) is
-emptied first. With a snapshot store, a `Snapshotter` snapshots the engine and the read side
-every `snapshot_every` durable commands and/or `snapshot_seconds`.
+code and loads (`perpx.readside`: a corrupt, foreign or hostile one is refused with a log
+line, never run and never fatal). Without one, it replays the whole journal into a fresh
+engine. The tail is re-projected into the history tables past their high watermark. A
+history newer than the journal (the journal was lost, e.g. the in-memory journal of a
+restarted server) is emptied first. With a snapshot store, a `Snapshotter` snapshots the
+engine and the read side every `snapshot_every` durable commands and/or `snapshot_seconds`.
 
 Snapshots, checkpoints and history writes are side tasks: their failures are logged and
 retried (see `Snapshotter`, `SqlHistory`) and never cost a command its answer. The read side
@@ -155,20 +156,25 @@ class ExchangeService:
         watermark = self.history.high_watermark
         code = readside.fingerprint(specs)
         stored = set(self.history.checkpoint_seqs()) if snapshots is not None else set()
-        bodies: dict[int, bytes] = {}
+        read_sides: dict[int, readside.ReadSide] = {}
 
         def usable(header: SnapshotInfo) -> str | None:
             # 1. The history tables must hold every row up to the snapshot (no gap).
             if header.seq > watermark:
                 return (f"snapshot {header.seq} is ahead of the history tables "
                         f"(seq {watermark})")
-            # 2. Its read side must be there, written by this code.
+            # 2. Its read side must be there, written by this code, and load: it is rebuilt
+            # here, so that a corrupt or foreign one refuses this snapshot (and an older one,
+            # or a full replay, is tried) instead of stopping the start.
             found = self.history.load_checkpoint(header.seq) if header.seq in stored else None
             if found is None:
                 return f"snapshot {header.seq} has no read side"
             if found[0] != code:
                 return f"snapshot {header.seq}: its read side was written by other code"
-            bodies[header.seq] = found[1]
+            try:
+                read_sides[header.seq] = readside.load(self, found[1], header.seq)
+            except readside.ReadSideError as bad:
+                return f"snapshot {header.seq}: {bad}"
             return None
 
         engine, rejected = latest_sound_snapshot(specs, journal, snapshots, say=log.warning,
@@ -180,7 +186,8 @@ class ExchangeService:
                              tickers=self.tickers, klines=self.klines)
         snapshot_seq = self.engine.last_seq
         if engine is not None:
-            readside.restore(self, bodies[snapshot_seq], snapshot_seq)
+            readside.install(self, read_sides[snapshot_seq])
+        read_sides.clear()
         replayed = 0
         for command in journal.read(self.engine.last_seq + 1):
             events = self.engine.apply(command)
@@ -236,7 +243,7 @@ class ExchangeService:
     # -- snapshots --------------------------------------------------------------------------
 
     def _read_side_in_child(self) -> bytes:
-        """Fold the commands in flight into the forked child's read side; pickle it.
+        """Fold the commands in flight into the forked child's read side; encode it.
 
         Runs only in the snapshot's forked child, on its copy-on-write image of the process:
         the live read side in the parent is untouched, and nothing is published (the child

@@ -1,12 +1,15 @@
-"""Compare two read sides object by object (pickled bytes differ with sharing and interning)."""
+"""Compare two read sides: their live objects one by one, and their checkpoint states."""
 
 from __future__ import annotations
 
-import pickle
 from typing import Any
 
 from perpx import readside
 from perpx.service import ExchangeService
+
+# Attributes that are wiring or scratch, not folded state: where the models hand rows (the
+# history of one service, none in another) and the projector's result of its last call.
+_NOT_STATE = frozenset({"sink", "_out"})
 
 
 def differences(a: Any, b: Any, path: str = "", found: list[str] | None = None) -> list[str]:
@@ -31,7 +34,8 @@ def differences(a: Any, b: Any, path: str = "", found: list[str] | None = None) 
         if a != b:
             out.append(f"{path}: {a!r:.80} != {b!r:.80}")
     elif hasattr(a, "__dict__"):
-        differences(vars(a), vars(b), path + ".", out)
+        differences({k: v for k, v in vars(a).items() if k not in _NOT_STATE},
+                    {k: v for k, v in vars(b).items() if k not in _NOT_STATE}, path + ".", out)
     elif hasattr(a, "__slots__"):
         for name in a.__slots__:
             differences(getattr(a, name, None), getattr(b, name, None), f"{path}.{name}", out)
@@ -40,6 +44,24 @@ def differences(a: Any, b: Any, path: str = "", found: list[str] | None = None) 
     return out
 
 
+def live_read_side(service: ExchangeService) -> dict[str, Any]:
+    """Return the objects of a service's read side (those a checkpoint holds)."""
+    hub = service.hub
+    return {
+        "seq": service.read_seq, "projector": service.projector, "tickers": service.tickers,
+        "klines": service.klines, "open_interest": service.open_interest,
+        "funding": service.funding, "hub_mirrors": hub.mirrors,
+        "hub_directions": hub.directions, "hub_seq": hub.seq, "hub_now_ms": hub.now_ms,
+        # Sharing is state too: one order projection, tickers and klines for REST and streams.
+        "shared": (hub.projector is service.projector,
+                   hub.private.projector is service.projector,
+                   hub.tickers is service.tickers, hub.klines is service.klines),
+    }
+
+
 def read_side_differences(a: ExchangeService, b: ExchangeService) -> list[str]:
-    """Return where the read sides of two services differ."""
-    return differences(pickle.loads(readside.capture(a)), pickle.loads(readside.capture(b)))
+    """Return where the read sides of two services differ, as objects and as checkpoints."""
+    found = differences(live_read_side(a), live_read_side(b))
+    if readside.state(a) != readside.state(b):
+        found.append("checkpoint states differ")
+    return found

@@ -13,6 +13,9 @@ Both are append-only lists in event order; funding timestamps rise, so a query b
 The service keeps neither in memory (`keep=False`): it hands each settled rate to a `sink`
 (the history's ``funding`` table), and the funding executions are rows of the execution
 history already (`perpx.store.records`).
+
+`to_state()` / `FundingHistory.from_state()` export and rebuild what the model keeps as plain
+data (`FundingHistoryState`), for the read-side checkpoint (`perpx.readside`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
+
+import msgspec
 
 from perpx.core.enums import Side
 from perpx.core.errors import InvariantViolation
@@ -66,6 +71,13 @@ class FundingExecution:
     exec_type: str = FUNDING_EXEC_TYPE
 
 
+class FundingHistoryState(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    """What a `FundingHistory` keeps, as data (the time indexes are derived from it)."""
+
+    rates: dict[str, list[FundingRateRecord]]
+    executions: dict[int, list[FundingExecution]]
+
+
 class FundingSink(Protocol):
     """Where `FundingHistory` hands each settled funding rate."""
 
@@ -90,6 +102,28 @@ class FundingHistory:
         self._rate_times: dict[str, list[int]] = {}
         self._executions: dict[int, list[FundingExecution]] = {}
         self._execution_times: dict[int, list[int]] = {}
+
+    def to_state(self) -> FundingHistoryState:
+        """Return what the model keeps as data (empty with `keep=False`)."""
+        return FundingHistoryState({s: list(v) for s, v in self._rates.items()},
+                                   {a: list(v) for a, v in self._executions.items()})
+
+    @classmethod
+    def from_state(cls, specs: Iterable[InstrumentSpec], state: FundingHistoryState, *,
+                   keep: bool = True, sink: FundingSink | None = None) -> FundingHistory:
+        """Rebuild a model from `to_state()`; raise ValueError on a state it cannot hold."""
+        model = cls(specs, keep=keep, sink=sink)
+        if not keep and (state.rates or state.executions):
+            raise ValueError("funding state holds records for a model that keeps none")
+        for symbol, rates in state.rates.items():
+            if symbol not in model.specs:
+                raise ValueError(f"funding state names unknown symbol {symbol!r}")
+            model._rates[symbol] = list(rates)
+            model._rate_times[symbol] = [r.funding_rate_timestamp_ms for r in rates]
+        for account, executions in state.executions.items():
+            model._executions[account] = list(executions)
+            model._execution_times[account] = [e.exec_time_ms for e in executions]
+        return model
 
     def apply(self, event: Event) -> None:
         """Fold one event in; only `FundingSettled` and `FundingPaid` are recorded."""

@@ -23,6 +23,9 @@ Kept in full (the default), the model answers every query from memory. Bounded
 (`keep_closed=N`), a track keeps its open candle and the N newest closed ones; each candle that
 closes (a later period got its first update) is handed to the `sink`, if one is set, so a
 table can hold the closed candles and `perpx.readmodels.candles` merge them with the open one.
+
+`to_state()` / `Klines.from_state()` export and rebuild the candles in memory as plain data
+(`KlinesState`), for the read-side checkpoint (`perpx.readside`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
+
+import msgspec
 
 from perpx.core.events import (
     Event,
@@ -82,6 +87,25 @@ class Candle:
     volume_lots: int = 0
     turnover_atoms: int = 0
     updated_ms: int | None = None
+
+
+Bar = tuple[int, int, int, int, int, int, int, int]  # start, O, H, L, C, volume, turnover, updated
+
+
+class TrackState(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    """One track's candles in memory as data (bars in the track's own order)."""
+
+    starts: list[int]
+    bars: list[Bar]
+    current: int | None  # start of the cached current bar
+    current_end_ms: int
+
+
+class KlinesState(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    """A `Klines` model as data: per (source, symbol), one track per Bybit interval."""
+
+    now_ms: int
+    tracks: list[tuple[PriceSource, str, list[TrackState]]]
 
 
 class CandleSink(Protocol):
@@ -164,6 +188,29 @@ class _Track:
             self.current_end_ms = next_period_start(self.interval, start)
         return bar
 
+    def to_state(self) -> TrackState:
+        return TrackState(
+            list(self.starts),
+            [(b.start_ms, b.open, b.high, b.low, b.close, b.volume_lots, b.turnover_atoms,
+              b.updated_ms) for b in self.bars.values()],
+            None if self.current is None else self.current.start_ms, self.current_end_ms)
+
+    def load(self, state: TrackState) -> None:
+        """Take the candles of `to_state()`; raise ValueError on an inconsistent state."""
+        bars: dict[int, _Bar] = {}
+        for start, open_, high, low, close, volume, turnover, updated in state.bars:
+            bar = bars[start] = _Bar(start, updated, open_)
+            bar.high, bar.low, bar.close = high, low, close
+            bar.volume_lots, bar.turnover_atoms = volume, turnover
+        if (sorted(bars) != state.starts or len(bars) != len(state.bars)
+                or (self.keep_closed is not None and len(bars) > self.keep_closed + 1)
+                or (state.current is not None and state.current not in bars)):
+            raise ValueError(f"klines state: an inconsistent {self.interval} track")
+        self.starts = list(state.starts)
+        self.bars = bars
+        self.current = None if state.current is None else bars[state.current]
+        self.current_end_ms = state.current_end_ms
+
     def latest(self) -> Candle | None:
         return self.bars[self.starts[-1]].freeze() if self.starts else None
 
@@ -215,6 +262,26 @@ class Klines:
             tracks = tuple(_Track(interval, self.keep_closed) for interval in KLINE_INTERVALS)
             self._tracks[(source, symbol)] = tracks
         return tracks
+
+    def to_state(self) -> KlinesState:
+        """Return the candles in memory as data (the sink and the bound are configuration)."""
+        return KlinesState(self.now_ms, [
+            (source, symbol, [track.to_state() for track in tracks])
+            for (source, symbol), tracks in self._tracks.items()])
+
+    @classmethod
+    def from_state(cls, specs: Iterable[InstrumentSpec], state: KlinesState, *,
+                   keep_closed: int | None = None, sink: CandleSink | None = None) -> Klines:
+        """Rebuild a model from `to_state()`; raise ValueError on a state it cannot hold."""
+        klines = cls(specs, keep_closed=keep_closed, sink=sink)
+        klines.now_ms = state.now_ms
+        for source, symbol, tracks in state.tracks:
+            if symbol not in klines.specs or len(tracks) != len(KLINE_INTERVALS) \
+                    or (source, symbol) in klines._tracks:
+                raise ValueError(f"klines state: unexpected {source} track of {symbol!r}")
+            for track, found in zip(klines._tracks_of(source, symbol), tracks, strict=True):
+                track.load(found)
+        return klines
 
     def apply(self, event: Event) -> None:
         """Fold one event into the candles; events that carry no price are only a clock tick."""

@@ -13,12 +13,17 @@ an entry; a symbol that never had a position reads one entry of zero for the cur
 (ccxt's fetch_open_interest takes ``list[0]``, so the list must not be empty). The model
 keeps the closing value of each 5-minute period that saw a change: every interval is a
 multiple of 5 minutes, so that is enough for all of them.
+
+`to_state()` / `OpenInterest.from_state()` export and rebuild the model as plain data
+(`OpenInterestState`), for the read-side checkpoint (`perpx.readside`).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass
+
+import msgspec
 
 from perpx.core.events import Event, PositionChanged
 from perpx.readmodels.period import MINUTE_MS, open_interest_interval_ms
@@ -36,6 +41,17 @@ class OpenInterestPoint:
     open_interest_lots: int
 
 
+class OpenInterestState(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    """An `OpenInterest` model as data."""
+
+    now_ms: int
+    sizes: list[tuple[int, str, int, int]]  # (account, symbol, idx, size)
+    long: dict[str, int]
+    short: dict[str, int]
+    bucket_starts: dict[str, list[int]]
+    bucket_values: dict[str, list[int]]
+
+
 class OpenInterest:
     """Current open interest and its 5-minute history per symbol, fed by `apply(event)`."""
 
@@ -46,6 +62,28 @@ class OpenInterest:
         self._short: dict[str, int] = {}
         self._bucket_starts: dict[str, list[int]] = {}  # ascending 5-minute period starts
         self._bucket_values: dict[str, list[int]] = {}  # long OI at each one's close
+
+    def to_state(self) -> OpenInterestState:
+        """Return the model as data."""
+        return OpenInterestState(
+            self.now_ms, [(*key, size) for key, size in self._sizes.items()], dict(self._long),
+            dict(self._short), {s: list(v) for s, v in self._bucket_starts.items()},
+            {s: list(v) for s, v in self._bucket_values.items()})
+
+    @classmethod
+    def from_state(cls, state: OpenInterestState) -> OpenInterest:
+        """Rebuild a model from `to_state()`; raise ValueError on mismatched history lists."""
+        if ({s: len(v) for s, v in state.bucket_starts.items()}
+                != {s: len(v) for s, v in state.bucket_values.items()}):
+            raise ValueError("open interest state: bucket starts and values do not pair up")
+        model = cls()
+        model.now_ms = state.now_ms
+        model._sizes = {(a, s, i): size for a, s, i, size in state.sizes}
+        model._long = dict(state.long)
+        model._short = dict(state.short)
+        model._bucket_starts = {s: list(v) for s, v in state.bucket_starts.items()}
+        model._bucket_values = {s: list(v) for s, v in state.bucket_values.items()}
+        return model
 
     def apply(self, event: Event) -> None:
         """Fold one event in; only `PositionChanged` moves open interest, any event moves time."""

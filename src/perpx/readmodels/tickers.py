@@ -21,6 +21,9 @@ one entry per minute), so a trade and an eviction each cost O(1) amortized.
 - Open interest (one side, in lots) comes from `PositionChanged` through `OpenInterest`,
   which this model owns (`tickers.open_interest.history(...)` serves the OI endpoint); its value
   is taken at the mark.
+
+`to_state()` / `Tickers.from_state()` export and rebuild the model as plain data
+(`TickersState`), for the read-side checkpoint (`perpx.readside`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
+
+import msgspec
 
 from perpx.core.events import (
     Event,
@@ -42,7 +47,7 @@ from perpx.core.events import (
 from perpx.core.funding import funding_rate, next_funding_after
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import RATE_ONE, div_round
-from perpx.readmodels.open_interest import OpenInterest
+from perpx.readmodels.open_interest import OpenInterest, OpenInterestState
 from perpx.readmodels.period import MINUTE_MS
 
 WINDOW_MINUTES = 24 * 60
@@ -76,6 +81,38 @@ class Ticker:
         """Return `price_24h_pcnt` in 10**-8, to the nearest (a published figure, not money)."""
         return div_round(self.price_24h_pcnt.numerator * RATE_ONE,
                          self.price_24h_pcnt.denominator)
+
+
+class RollingDayState(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    """A `RollingDay` as data."""
+
+    buckets: list[tuple[int, int, int, int, int]]  # minute, open, close, volume, turnover
+    highs: list[tuple[int, int]]
+    lows: list[tuple[int, int]]
+    price_before: int | None
+    volume_lots: int
+    turnover_atoms: int
+
+
+class SymbolTickerState(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    """One symbol's ticker state as data."""
+
+    symbol: str
+    day: RollingDayState
+    last: int | None
+    mark: int | None
+    index: int | None
+    funding_interval_min: int
+    funding_rate: int
+    next_funding_ms: int | None
+
+
+class TickersState(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    """A `Tickers` model as data; symbols in the model's order."""
+
+    now_ms: int
+    open_interest: OpenInterestState
+    symbols: list[SymbolTickerState]
 
 
 class _Bucket:
@@ -134,6 +171,30 @@ class RollingDay:
         for queue in (self._highs, self._lows):
             while queue and queue[0][0] < oldest_kept:
                 queue.popleft()
+
+    def to_state(self) -> RollingDayState:
+        """Return the window as data."""
+        return RollingDayState(
+            [(b.minute, b.open, b.close, b.volume_lots, b.turnover_atoms) for b in self._buckets],
+            list(self._highs), list(self._lows), self._price_before, self.volume_lots,
+            self.turnover_atoms)
+
+    @classmethod
+    def from_state(cls, state: RollingDayState) -> RollingDay:
+        """Rebuild a window from `to_state()`."""
+        day = cls()
+        for minute, open_, close, volume, turnover in state.buckets:
+            bucket = _Bucket(minute, open_)
+            bucket.close = close
+            bucket.volume_lots = volume
+            bucket.turnover_atoms = turnover
+            day._buckets.append(bucket)
+        day._highs.extend(state.highs)
+        day._lows.extend(state.lows)
+        day._price_before = state.price_before
+        day.volume_lots = state.volume_lots
+        day.turnover_atoms = state.turnover_atoms
+        return day
 
     @property
     def high(self) -> int | None:
@@ -226,6 +287,33 @@ class Tickers:
             state.funding_rate = funding_rate(self.specs[event.symbol], [],
                                               state.funding_interval_min)
             state.next_funding_ms = event.funding_ms + state.funding_interval_min * MINUTE_MS
+
+    def to_state(self) -> TickersState:
+        """Return the model as data."""
+        return TickersState(self.now_ms, self.open_interest.to_state(), [
+            SymbolTickerState(symbol, state.day.to_state(), state.last, state.mark, state.index,
+                              state.funding_interval_min, state.funding_rate,
+                              state.next_funding_ms)
+            for symbol, state in self._symbols.items()])
+
+    @classmethod
+    def from_state(cls, specs: Iterable[InstrumentSpec], state: TickersState) -> Tickers:
+        """Rebuild a model from `to_state()`; raise ValueError on a symbol not in `specs`."""
+        tickers = cls(specs)
+        tickers.now_ms = state.now_ms
+        tickers.open_interest = OpenInterest.from_state(state.open_interest)
+        for found in state.symbols:
+            if found.symbol not in tickers.specs:
+                raise ValueError(f"tickers state names unknown symbol {found.symbol!r}")
+            symbol = tickers._state(found.symbol)
+            symbol.day = RollingDay.from_state(found.day)
+            symbol.last = found.last
+            symbol.mark = found.mark
+            symbol.index = found.index
+            symbol.funding_interval_min = found.funding_interval_min
+            symbol.funding_rate = found.funding_rate
+            symbol.next_funding_ms = found.next_funding_ms
+        return tickers
 
     def ticker(self, symbol: str) -> Ticker:
         """Return `symbol`'s ticker as of the latest event."""

@@ -10,6 +10,10 @@ endpoints read its records and the private WebSocket topics publish the `Project
 
 Records hold integers in the core's units (ticks, lots, atoms, rates in 10**-8) and the
 enums' names; the API formats them at the edge. Only user accounts (id > 0) get records.
+
+`Projector.to_state()` / `Projector.from_state()` export and rebuild the projector's live state
+as plain data (`ProjectorState`: integers, strings, lists and record structs), which the
+read-side checkpoint (`perpx.readside`) stores.
 """
 
 from __future__ import annotations
@@ -192,6 +196,32 @@ class LedgerRecord(msgspec.Struct, frozen=True, gc=False):
     seq: int
 
 
+class _OrderRow(OrderRecord, array_like=True, gc=False):
+    """An `OrderRecord` in a checkpoint: the same fields as an array (no field names)."""
+
+
+class ProjectorState(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    """A projector's live state as data; each list keeps its dictionary's order."""
+
+    open: list[_OrderRow]
+    open_by_account: list[tuple[int, list[int]]]  # account -> ids of its open orders
+    recent: list[tuple[int, list[_OrderRow]]]  # account -> recently closed orders, oldest first
+    trading_stops: list[tuple[int, str, int, TradingStop]]
+    positions: list[tuple[int, str, int, int, int, int]]  # key, then size, entry value, leverage
+    marks: dict[str, int]
+    last: dict[str, int]
+    trailing: list[tuple[int, str, int, int]]  # position key, then its trailing stop's order id
+    recent_trades: dict[str, list[tuple[int, int, int, int, int, int]]]
+
+
+def _row(record: OrderRecord) -> _OrderRow:
+    return _OrderRow(*msgspec.structs.astuple(record))
+
+
+def _record(row: _OrderRow) -> OrderRecord:
+    return OrderRecord(*msgspec.structs.astuple(row))
+
+
 _FINAL = frozenset({int(OrderStatus.FILLED), int(OrderStatus.CANCELLED),
                     int(OrderStatus.REJECTED), int(OrderStatus.DEACTIVATED)})
 
@@ -305,6 +335,57 @@ class Projector:
         # Public trades per symbol, newest last: (trade id, price, qty, taker side, ms, seq).
         self.recent_trades: dict[str, deque[tuple[int, int, int, int, int, int]]] = {
             symbol: deque(maxlen=1000) for symbol in self.specs}
+
+    # -- checkpoint ------------------------------------------------------------------------
+
+    def to_state(self) -> ProjectorState:
+        """Return the live state as data (the sink and the last projection are not state)."""
+        return ProjectorState(
+            open=[_row(record) for record in self.open.values()],
+            open_by_account=[(account, list(orders))
+                             for account, orders in self.open_by_account.items()],
+            recent=[(account, [_row(record) for record in closed.values()])
+                    for account, closed in self.recent.items()],
+            trading_stops=[(*key, stop) for key, stop in self.trading_stops.items()],
+            positions=[(*key, *value) for key, value in self._positions.items()],
+            marks=dict(self._marks), last=dict(self._last),
+            trailing=[(*key, order_id) for key, order_id in self._trailing.items()],
+            recent_trades={symbol: list(trades)
+                           for symbol, trades in self.recent_trades.items()})
+
+    @classmethod
+    def from_state(cls, specs: Iterable[InstrumentSpec], state: ProjectorState,
+                   sink: RecordSink | None = None) -> Projector:
+        """Rebuild a projector from `to_state()`; raise ValueError on a state it cannot hold."""
+        projector = cls(specs, sink)
+        known = projector.specs
+        symbols = ([row.symbol for row in state.open]
+                   + [row.symbol for _, rows in state.recent for row in rows]
+                   + [key[1] for key in state.trading_stops] + [key[1] for key in state.positions]
+                   + [key[1] for key in state.trailing] + list(state.marks) + list(state.last)
+                   + list(state.recent_trades))
+        unknown = set(symbols) - set(known)
+        if unknown:
+            raise ValueError(f"projector state names unknown symbols {sorted(unknown)[:3]}")
+        projector.open = {row.order_id: _record(row) for row in state.open}
+        try:
+            projector.open_by_account = {
+                account: {order_id: projector.open[order_id] for order_id in ids}
+                for account, ids in state.open_by_account}
+        except KeyError as missing:
+            raise ValueError(f"projector state: open order {missing} is not open") from None
+        projector.recent = {
+            account: OrderedDict((row.order_id, _record(row)) for row in rows)
+            for account, rows in state.recent}
+        projector.trading_stops = {(a, s, i): stop for a, s, i, stop in state.trading_stops}
+        projector._positions = {(a, s, i): (size, entry, leverage)
+                                for a, s, i, size, entry, leverage in state.positions}
+        projector._marks = dict(state.marks)
+        projector._last = dict(state.last)
+        projector._trailing = {(a, s, i): order_id for a, s, i, order_id in state.trailing}
+        for symbol, trades in state.recent_trades.items():
+            projector.recent_trades[symbol].extend(trades)
+        return projector
 
     # -- queries ---------------------------------------------------------------------------
 

@@ -8,16 +8,30 @@ undo, and a stream must never show those. Each command costs O(its events).
 A `DepthView` is what subscribers of one (symbol, depth) have been shown. Publishing diffs the
 mirror's current top N against that view, so a delta deletes only levels the view holds and
 re-adds every level that enters the top N; all subscribers of a view share one delta.
+
+`BookMirror.to_state()` / `BookMirror.from_state()` export and rebuild a mirror as plain data
+(`BookMirrorState`), for the read-side checkpoint (`perpx.readside`).
 """
 
 from __future__ import annotations
 
+import msgspec
 from sortedcontainers import SortedDict
 
 from perpx.core.enums import Side
 from perpx.core.events import Event, OrderAccepted, OrderAmended, OrderCancelled, Trade
 
 Level = tuple[int, int]  # (price_ticks, qty_lots)
+
+
+class BookMirrorState(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    """A `BookMirror` as data: levels by sort key, orders as (id, side, price, leaves, resting)."""
+
+    bids: list[Level]
+    asks: list[Level]
+    orders: list[tuple[int, Side, int, int, bool]]
+    pending: list[int]
+    changed: bool
 
 
 class _MirrorOrder:
@@ -43,6 +57,26 @@ class BookMirror:
         # they are takers until their matching is over.
         self._pending: list[int] = []
         self.changed = False
+
+    def to_state(self) -> BookMirrorState:
+        """Return the mirror as data."""
+        return BookMirrorState(
+            list(self.bids.items()), list(self.asks.items()),
+            [(order_id, o.side, o.price, o.leaves, o.resting)
+             for order_id, o in self._orders.items()], list(self._pending), self.changed)
+
+    @classmethod
+    def from_state(cls, symbol: str, state: BookMirrorState) -> BookMirror:
+        """Rebuild a mirror from `to_state()`."""
+        mirror = cls(symbol)
+        mirror.bids.update(state.bids)
+        mirror.asks.update(state.asks)
+        for order_id, side, price, leaves, resting in state.orders:
+            order = mirror._orders[order_id] = _MirrorOrder(side, price, leaves)
+            order.resting = resting
+        mirror._pending = list(state.pending)
+        mirror.changed = state.changed
+        return mirror
 
     def _side(self, side: Side) -> tuple[SortedDict, int]:
         return (self.bids, -1) if side is Side.BUY else (self.asks, 1)

@@ -8,19 +8,25 @@ A flush task publishes each dirty view at most once per Bybit push interval, so 
 commands yields one delta per view per interval. A message is encoded once and queued to each
 subscriber of its topic: the work per command is O(events + subscribed views), plus one queue
 put per subscriber that gets a message.
+
+The hub's folded state (book mirrors, tick directions, its seq and clock) is part of the
+read-side checkpoint: `to_state()` exports it as plain data (`HubState`), `HubFolded`
+rebuilds it and `restore()` takes it back. Subscriptions and published views belong to
+connections and are never checkpointed.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 from starlette.routing import BaseRoute
 
 from perpx.api.ws import public
-from perpx.api.ws.book import BookMirror, DepthView
+from perpx.api.ws.book import BookMirror, BookMirrorState, DepthView
 from perpx.api.ws.connection import Connection
 from perpx.api.ws.private import PRIVATE_TOPICS, PrivateFeed
 from perpx.core.commands import Command
@@ -60,6 +66,38 @@ _encode = msgspec.json.Encoder().encode
 def encode(message: dict[str, Any]) -> str:
     """Encode a message to the JSON text of one frame."""
     return _encode(message).decode()
+
+
+class HubState(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    """What the hub folded from durable events, as data (tickers and klines are shared)."""
+
+    seq: int
+    now_ms: int
+    mirrors: dict[str, BookMirrorState]
+    directions: public.TickDirectionState
+
+
+@dataclass(slots=True)
+class HubFolded:
+    """A hub's folded state rebuilt from a `HubState`, ready for `StreamHub.restore`."""
+
+    seq: int
+    now_ms: int
+    mirrors: dict[str, BookMirror]
+    directions: public.TickDirection
+
+    @classmethod
+    def from_state(cls, state: HubState, symbols: list[str]) -> HubFolded:
+        """Rebuild from `StreamHub.to_state()`; raise ValueError on another instrument table."""
+        if list(state.mirrors) != symbols:
+            raise ValueError("hub state: book mirrors of another instrument table")
+        unknown = set(state.directions) - set(symbols)
+        if unknown:
+            raise ValueError(f"hub state: tick directions of unknown symbols {sorted(unknown)}")
+        return cls(state.seq, state.now_ms,
+                   {symbol: BookMirror.from_state(symbol, found)
+                    for symbol, found in state.mirrors.items()},
+                   public.TickDirection.from_state(state.directions))
 
 
 class _TickerView:
@@ -119,6 +157,21 @@ class StreamHub:
         self.seq = 0
         self.messages = 0  # frames queued, over all connections
         self._flusher: asyncio.Task[None] | None = None
+
+    # -- checkpoint ---------------------------------------------------------------------------
+
+    def to_state(self) -> HubState:
+        """Return the hub's folded state as data."""
+        return HubState(self.seq, self.now_ms,
+                        {symbol: mirror.to_state() for symbol, mirror in self.mirrors.items()},
+                        self.directions.to_state())
+
+    def restore(self, folded: HubFolded) -> None:
+        """Take the folded state rebuilt from a checkpoint (`HubFolded.from_state`)."""
+        self.mirrors = folded.mirrors
+        self.directions = folded.directions
+        self.seq = folded.seq
+        self.now_ms = folded.now_ms
 
     # -- topics -----------------------------------------------------------------------------
 

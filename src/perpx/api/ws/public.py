@@ -2,11 +2,14 @@
 
 Prices and quantities are formatted by `perpx.convert` with the instrument's scales, so a level
 reads byte-identically in a snapshot and in every later delta (pybit matches levels by string).
+
+`TickDirection.to_state()` / `TickDirection.from_state()` export and rebuild the tick
+directions as plain data, for the read-side checkpoint (`perpx.readside`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from perpx.api.ws.book import DepthView, Level
 from perpx.convert import format_atoms, format_lots, format_rate, format_scaled, format_ticks
@@ -49,15 +52,32 @@ def orderbook_message(spec: InstrumentSpec, view: DepthView, kind: str, bids: li
     }
 
 
+Direction = Literal["PlusTick", "ZeroPlusTick", "MinusTick", "ZeroMinusTick"]
+# A symbol's last trade price and its direction, as a checkpoint holds it.
+TickDirectionState = dict[str, tuple[int, Direction]]
+
+
 class TickDirection:
     """Bybit's tick direction of each symbol's last trade, relative to the price before."""
 
     def __init__(self) -> None:
-        self._last: dict[str, tuple[int, str]] = {}
+        self._last: dict[str, tuple[int, Direction]] = {}
+
+    def to_state(self) -> TickDirectionState:
+        """Return each symbol's last price and direction as data."""
+        return dict(self._last)
+
+    @classmethod
+    def from_state(cls, state: TickDirectionState) -> TickDirection:
+        """Rebuild the directions from `to_state()`."""
+        directions = cls()
+        directions._last = dict(state)
+        return directions
 
     def next(self, symbol: str, price: int) -> str:
         """Return the direction of a trade at `price` and remember it."""
         previous = self._last.get(symbol)
+        direction: Direction
         if previous is None:
             direction = "ZeroPlusTick"
         elif price > previous[0]:
