@@ -16,6 +16,7 @@ makes these ccxt calls, wrapped in the same error handling reproduced below:
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import ccxt
@@ -43,14 +44,10 @@ def _start(api: ccxt.bybit) -> None:
 def _lev_prep(api: ccxt.bybit, leverage: float) -> None:
     """freqtrade's Bybit `_lev_prep`: margin mode, then leverage, both with accept_fail."""
     tolerated = (ccxt.BadRequest, ccxt.OperationRejected, ccxt.InsufficientFunds)
-    try:
+    with contextlib.suppress(tolerated):
         api.set_margin_mode("cross", PAIR, {"leverage": leverage})
-    except tolerated:
-        pass
-    try:
+    with contextlib.suppress(tolerated):  # 110043, not modified, on every later entry
         api.set_leverage(leverage, PAIR)
-    except tolerated:
-        pass  # 110043, leverage not modified, on every entry after the first
 
 
 def _entry(api: ccxt.bybit, kind: str, side: str, amount: float,
