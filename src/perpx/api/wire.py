@@ -191,9 +191,13 @@ def closed_pnl(record: ClosedPnlRecord, spec: InstrumentSpec) -> dict[str, Any]:
     }
 
 
-def ledger(record: LedgerRecord) -> dict[str, Any]:
-    """Return the transaction-log object of §7.7."""
-    return {
+def ledger(record: LedgerRecord, spec: InstrumentSpec | None = None) -> dict[str, Any]:
+    """Return the transaction-log object of §7.7.
+
+    A TRADE row names its fill (#13 C5): side, qty, the signed position size after it, the
+    fill price, fee rate, order and `tradeId` = the execution's `execId`, as Bybit's do.
+    """
+    row = {
         "id": record.entry_id, "symbol": record.symbol,
         "category": "linear" if record.symbol else "", "side": "None",
         "transactionTime": str(record.ts_ms), "type": record.kind, "transSubType": "",
@@ -205,6 +209,16 @@ def ledger(record: LedgerRecord) -> dict[str, Any]:
         "tradeId": str(record.trade_id) if record.trade_id else "", "orderId": "",
         "orderLinkId": "", "extraFees": "",
     }
+    if record.exec_id and spec is not None:
+        size = format_lots(spec, abs(record.size_lots))
+        row.update({
+            "side": SIDES[record.side], "qty": format_lots(spec, record.qty_lots),
+            "size": "-" + size if record.size_lots < 0 else size,
+            "tradePrice": format_ticks(spec, record.price_ticks),
+            "feeRate": format_rate(record.fee_rate), "tradeId": record.exec_id,
+            "orderId": str(record.order_id), "orderLinkId": record.order_link_id,
+        })
+    return row
 
 
 def trading_stop_fields(spec: InstrumentSpec, stop: TradingStop) -> dict[str, str]:
@@ -276,6 +290,9 @@ def position(engine: Engine, account: Account | None, spec: InstrumentSpec,
         "positionIM": format_atoms(risk.im_atoms), "positionIMByMp": format_atoms(risk.im_atoms),
         "positionMM": format_atoms(risk.mm_atoms), "positionMMByMp": format_atoms(risk.mm_atoms),
         "unrealisedPnl": format_atoms(summary.upnl_atoms), "adlRankIndicator": adl_rank,
+        "breakEvenPrice": price(calc.break_even_price_ticks(
+            spec, Side.BUY if held.size_lots > 0 else Side.SELL, held.entry_value_atoms, qty,
+            held.realized_pnl_atoms)),
         "seq": engine.last_seq,
     })
     return row

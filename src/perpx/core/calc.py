@@ -350,6 +350,37 @@ def unrealized_pnl_atoms(
     return side.sign * (spec.notional_atoms(mark_price_ticks, qty_lots) - entry_value_atoms)
 
 
+# Bybit's floor on the fee rate of its break-even price (0.055%, the base taker rate).
+BREAK_EVEN_MIN_FEE_RATE = 55_000
+
+
+def break_even_price_ticks(
+    spec: InstrumentSpec, side: Side, entry_value_atoms: int, qty_lots: int,
+    realized_pnl_atoms: int,
+) -> int | None:
+    """Return the price at which closing the position at the taker fee nets zero, in ticks.
+
+    Bybit's ``breakEvenPrice`` (spec §12, [B-API-ORDER]): ``(EP*q - realized) / (q -
+    |q|*f)`` with q signed and ``f = max(taker fee, 0.055%)``; `realized` is the position's
+    ``curRealisedPnl`` (fees and funding so far, negative when paid). In integers: long
+    ``(EV - Rz) * R / (q*a*(R - f))``, short ``(EV + Rz) * R / (q*a*(R + f))``, rounded half
+    up to a tick: a displayed figure, nothing is charged at it (Bybit's published 30,033.1 for
+    0.01 BTC at 30,000.1 with -0.16500055 realized is the nearest tick of 30,033.118).
+    None when the position has already earned more than it could lose (no such price).
+    """
+    require_positive("break_even_price_ticks", "qty_lots", qty_lots)
+    rate = max(spec.taker_fee_rate, BREAK_EVEN_MIN_FEE_RATE)
+    if side is Side.BUY:
+        numerator = (entry_value_atoms - realized_pnl_atoms) * RATE_ONE
+        denominator = qty_lots * spec.atoms_per_tick_lot * (RATE_ONE - rate)
+    else:
+        numerator = (entry_value_atoms + realized_pnl_atoms) * RATE_ONE
+        denominator = qty_lots * spec.atoms_per_tick_lot * (RATE_ONE + rate)
+    if numerator <= 0 or denominator <= 0:
+        return None
+    return div_floor(2 * numerator + denominator, 2 * denominator)
+
+
 def realized_pnl_on_close_atoms(
     spec: InstrumentSpec,
     side: Side,

@@ -5,8 +5,9 @@ closed one is a row of the history's ``klines`` table. `select_candles` answers
 GET /v5/market/kline and its mark/index/premium-index variants from both, with exactly the
 semantics of `Klines.candles` (see `perpx.readmodels.klines`): `start`/`end` bound the candles'
 start times (inclusive), newest first; with `start` the `limit` candles from `start` onward,
-otherwise the `limit` latest up to `end`; mark and index read a quiet period as flat at the
-previous close, from the first candle to now.
+otherwise the `limit` latest up to `end`; last-price, mark and index tracks read a quiet
+period as flat at the previous close (no volume), from the first candle to now, as Bybit
+serves them (issue #13 C3); premium-index minutes without a sample stay gaps.
 
 The open candle is always the newest of its track (the engine's clock never runs back), so
 every stored row starts before it.

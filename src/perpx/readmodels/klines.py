@@ -6,7 +6,12 @@ candles and their volume (lots) and turnover (quote atoms), `MarkPriceUpdated` t
 Periods are those of `perpx.readmodels.period` (UTC; W from Monday; M by calendar month).
 
 Which periods have a candle follows Bybit:
-- last price: only periods with a trade have a candle (no trade, no candle);
+- last price: every period from the first candle to now has one (#13 C3): a period without a
+  trade reads as flat at the previous close with volume 0, synthesized at read time (nothing
+  is stored for it, so the answer is the same before and after a restart), and the current
+  period's candle is there from its first second. Before the symbol's first trade the
+  last-price candles follow the mark price with volume 0 (the ticker's last price is the
+  mark until then, `perpx.readmodels.tickers`), so a new listing has candles at once;
 - mark and index: the price holds until it changes, and the engine reports only changes, so a
   period with no update between the first candle and now reads as flat at the previous close
   (O = H = L = C, as Bybit's mark and index candles are never missing);
@@ -66,8 +71,10 @@ class PriceSource(StrEnum):
     PREMIUM_INDEX = "premiumIndex"
 
 
-# Sources whose value holds between updates, so a quiet period is a flat candle.
-HOLDS_VALUE: frozenset[PriceSource] = frozenset({PriceSource.MARK, PriceSource.INDEX})
+# Sources whose value holds between updates, so a quiet period is a flat candle (the last
+# price too: Bybit's kline has a candle for every period, volume 0 when nothing traded).
+HOLDS_VALUE: frozenset[PriceSource] = frozenset({PriceSource.LAST, PriceSource.MARK,
+                                                 PriceSource.INDEX})
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,10 +299,25 @@ class Klines:
                       event.qty_lots, turnover)
         elif isinstance(event, MarkPriceUpdated):
             self._add(PriceSource.MARK, event.symbol, event.ts_ms, event.price_ticks)
+            if not self.has_traded(event.symbol):
+                self._add(PriceSource.LAST, event.symbol, event.ts_ms, event.price_ticks)
         elif isinstance(event, IndexPriceUpdated):
             self._add(PriceSource.INDEX, event.symbol, event.ts_ms, event.price_ticks)
         elif isinstance(event, PremiumIndexSampled):
             self._add(PriceSource.PREMIUM_INDEX, event.symbol, event.ts_ms, event.premium_rate)
+
+    def has_traded(self, symbol: str) -> bool:
+        """Tell whether `symbol` has had a trade (else its last-price candles follow the mark).
+
+        Read from the candles themselves, so a checkpoint needs nothing more: after the first
+        trade only trades open last-price candles, so the newest one-minute candle has volume;
+        before it, every last-price candle came from the mark and has none.
+        """
+        tracks = self._tracks.get((PriceSource.LAST, symbol))
+        if tracks is None:
+            return False
+        minute = tracks[0]
+        return bool(minute.starts) and minute.bars[minute.starts[-1]].volume_lots > 0
 
     def _add(self, source: PriceSource, symbol: str, ts_ms: int, price: int,
              volume_lots: int = 0, turnover_atoms: int = 0) -> None:
@@ -331,6 +353,22 @@ class Klines:
 
     def latest(self, symbol: str, interval: str,
                source: PriceSource = PriceSource.LAST) -> Candle | None:
-        """Return the newest candle with an update (what the kline stream pushes), if any."""
+        """Return the newest candle with an update, if any."""
         track = self._track(source, symbol, interval)
         return None if track is None else track.latest()
+
+    def current(self, symbol: str, interval: str, now_ms: int,
+                source: PriceSource = PriceSource.LAST) -> Candle | None:
+        """Return the candle of the period at `now_ms` (what the kline stream pushes), if any.
+
+        For a source that holds its value, a period not updated yet is flat at the previous
+        close (Bybit pushes the new candle from the period's first second).
+        """
+        candle = self.latest(symbol, interval, source)
+        if candle is None or source not in HOLDS_VALUE:
+            return candle
+        start = period_start(interval, now_ms)
+        if candle.start_ms >= start:
+            return candle
+        close = candle.close
+        return Candle(start, close, close, close, close)

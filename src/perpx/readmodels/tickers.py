@@ -14,6 +14,9 @@ one entry per minute), so a trade and an eviction each cost O(1) amortized.
   `prev_price_1h_ticks` likewise for the last 60 minutes. `price_24h_pcnt` is
   ``(last - prev24h) / prev24h`` as an exact `Fraction` (Bybit prints it to 6 decimals).
 - With no trade in the window, high and low are the last price (the price held all day).
+- Before the symbol's first trade, the last price is the mark price (the index before the
+  first mark), and prev 24 h / prev 1 h / high / low are that price too (#13 C4): Bybit lists
+  a new symbol with a price, so a ticker is never blank once prices flow.
 - `funding_rate` is the predicted rate of the running interval (the latest
   `PremiumIndexSampled`); before the first sample, and when funding settles, it is what an
   interval with no sample settles at, the interest alone (the engine's own reset).
@@ -323,9 +326,16 @@ class Tickers:
         day = state.day
         now_minute = self.now_ms // MINUTE_MS
         day.evict(now_minute)
+        # Before the first trade the last price is the mark (or, before any mark, the index),
+        # and the 24-hour figures follow it: a new listing shows a price from its first
+        # second (#13 C4).
         last = state.last
+        if last is None:
+            last = state.mark if state.mark is not None else state.index
         prev_24h = day.price_before(now_minute - WINDOW_MINUTES + 1)
         prev_1h = day.price_before(now_minute - HOUR_MINUTES + 1)
+        if prev_24h is None:  # no trade yet
+            prev_24h = prev_1h = last
         pcnt = (Fraction(last - prev_24h, prev_24h) if last is not None and prev_24h
                 else Fraction(0))
         high = day.high if day.high is not None else last

@@ -194,6 +194,16 @@ class LedgerRecord(msgspec.Struct, frozen=True, gc=False):
     trade_id: int
     ts_ms: int
     seq: int
+    # TRADE rows: the fill (#13 C5). `size_lots` is the position after it, signed (a short
+    # is negative); `exec_id` the execution's id, Bybit's `tradeId`. Zero/empty elsewhere.
+    side: int = 0
+    qty_lots: int = 0
+    size_lots: int = 0
+    price_ticks: int = 0
+    fee_rate: int = 0
+    order_id: int = 0
+    order_link_id: str = ""
+    exec_id: str = ""
 
 
 class _OrderRow(OrderRecord, array_like=True, gc=False):
@@ -332,6 +342,9 @@ class Projector:
         self._trailing: dict[tuple[int, str, int], int] = {}  # position -> its trailing stop
         self._out = Projection()
         self._ledger_lines = 0  # wallet lines of the current command, for their ids
+        # A fill's TRADE wallet line waits for its `Executed` and `PositionChanged` (the
+        # clearing emits the three in that order) to carry the fill and the size after it.
+        self._pending_trade_line: LedgerRecord | None = None
         # Public trades per symbol, newest last: (trade id, price, qty, taker side, ms, seq).
         self.recent_trades: dict[str, deque[tuple[int, int, int, int, int, int]]] = {
             symbol: deque(maxlen=1000) for symbol in self.specs}
@@ -428,8 +441,16 @@ class Projector:
             handler = _HANDLERS.get(type(event))
             if handler is not None:
                 handler(self, event)
+        self._flush_trade_line()
         self._ledger_lines = 0
         return out
+
+    def _flush_trade_line(self) -> None:
+        line = self._pending_trade_line
+        if line is not None:
+            self._pending_trade_line = None
+            if self.sink is not None:
+                self.sink.ledger(line)
 
     def _touch(self, record: OrderRecord) -> None:
         if record.account_id > 0:
@@ -598,8 +619,16 @@ class Projector:
         if event.account_id <= 0:
             return
         rate = spec.maker_fee_rate if event.is_maker else spec.taker_fee_rate
+        execution_id = trade_exec_id(event.trade_id, event.is_maker)
+        line = self._pending_trade_line
+        if line is not None and (line.account_id, line.trade_id) == (event.account_id,
+                                                                     event.trade_id):
+            self._pending_trade_line = msgspec.structs.replace(
+                line, side=int(event.side), qty_lots=event.qty_lots,
+                price_ticks=event.price_ticks, fee_rate=rate, order_id=event.order_id,
+                order_link_id=record.order_link_id if record else "", exec_id=execution_id)
         self._execution(ExecutionRecord(
-            trade_exec_id(event.trade_id, event.is_maker), event.account_id,
+            execution_id, event.account_id,
             event.symbol, "Trade", int(event.side), event.order_id,
             record.order_link_id if record else "", record.order_type if record else 1,
             record.price_ticks if record else event.price_ticks,
@@ -658,6 +687,11 @@ class Projector:
     def _position(self, event: PositionChanged) -> None:
         key = (event.account_id, event.symbol, event.position_idx)
         self._positions[key] = (event.size_lots, event.entry_value_atoms, event.leverage)
+        line = self._pending_trade_line
+        if line is not None and line.exec_id and (line.account_id, line.symbol) == (
+                event.account_id, event.symbol):
+            self._pending_trade_line = msgspec.structs.replace(line, size_lots=event.size_lots)
+            self._flush_trade_line()
 
     def _mark(self, event: MarkPriceUpdated) -> None:
         self._marks[event.symbol] = event.price_ticks
@@ -720,11 +754,16 @@ class Projector:
         # The n-th wallet line of the command: unique even when an account trades with its
         # own resting order (two lines with the same trade id and reason).
         self._ledger_lines += 1
-        self.sink.ledger(LedgerRecord(
+        self._flush_trade_line()
+        line = LedgerRecord(
             f"{event.seq}-{self._ledger_lines}",
             event.account_id, event.coin, event.symbol, LEDGER_TYPES.get(reason, "OTHER"),
             event.change_atoms, cash_flow, event.fee_atoms, funding,
-            event.balance_atoms, event.trade_id, event.ts_ms, event.seq))
+            event.balance_atoms, event.trade_id, event.ts_ms, event.seq)
+        if reason is BalanceReason.TRADE and event.trade_id:
+            self._pending_trade_line = line
+        else:
+            self.sink.ledger(line)
 
 
 _TRIGGERED = int(OrderStatus.TRIGGERED)

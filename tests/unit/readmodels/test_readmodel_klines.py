@@ -105,11 +105,44 @@ def test_a_whole_month_of_trades_sums_into_one_monthly_candle() -> None:
     assert len(feed.klines.candles("BTCUSDT", "W")) == 5  # Feb 2024 touches five ISO weeks
 
 
-def test_minutes_without_trades_have_no_last_price_candle() -> None:
+def test_minutes_without_trades_carry_the_close_forward_with_no_volume() -> None:
+    """#13 C3: Bybit's kline has a candle for every minute; a quiet one is flat at the
+    previous close with volume 0 (this test asserted the opposite before: no trade, no
+    candle). The current minute has its candle from its first second."""
     feed = Feed()
     feed.trade(T0, 100)
-    feed.trade(T0 + 3 * MIN, 103)
-    assert [c.start_ms for c in feed.klines.candles("BTCUSDT", "1")] == [T0 + 3 * MIN, T0]
+    feed.trade(T0 + 3 * MIN + 5_000, 103)
+    feed.index(T0 + 5 * MIN, 1)  # the clock moves on: minutes 4 and 5 are quiet
+    candles = feed.klines.candles("BTCUSDT", "1")
+    assert [(c.start_ms, c.open, c.high, c.low, c.close, c.volume_lots) for c in candles] == [
+        (T0 + 5 * MIN, 103, 103, 103, 103, 0), (T0 + 4 * MIN, 103, 103, 103, 103, 0),
+        (T0 + 3 * MIN, 103, 103, 103, 103, 1), (T0 + 2 * MIN, 100, 100, 100, 100, 0),
+        (T0 + MIN, 100, 100, 100, 100, 0), (T0, 100, 100, 100, 100, 1)]
+    assert feed.klines.current("BTCUSDT", "1", T0 + 6 * MIN) == Candle(T0 + 6 * MIN, 103, 103,
+                                                                       103, 103)
+
+
+def test_before_the_first_trade_last_price_candles_follow_the_mark() -> None:
+    """#13 C3: a new listing has last-price candles at once, at the mark, volume 0; the first
+    trade takes over and the mark no longer moves them. Restored from its state, the model
+    still knows the symbol has traded."""
+    feed = Feed()
+    assert feed.klines.candles("BTCUSDT", "1") == []
+    feed.mark(T0 + 1_000, 500)
+    feed.mark(T0 + 2_000, 510)
+    feed.mark(T0 + MIN + 1_000, 505)
+    assert not feed.klines.has_traded("BTCUSDT")
+    assert [(c.start_ms, c.open, c.high, c.low, c.close, c.volume_lots)
+            for c in feed.klines.candles("BTCUSDT", "1")] == [
+        (T0 + MIN, 505, 505, 505, 505, 0), (T0, 500, 510, 500, 510, 0)]
+    feed.trade(T0 + MIN + 2_000, 520)
+    restored = Klines.from_state([SPEC], feed.klines.to_state())
+    for klines in (feed.klines, restored):
+        assert klines.has_traded("BTCUSDT")
+        klines.apply(MarkPriceUpdated(99, T0 + 2 * MIN, "BTCUSDT", 400))
+        assert [(c.start_ms, c.open, c.high, c.low, c.close, c.volume_lots)
+                for c in klines.candles("BTCUSDT", "1", limit=2)] == [
+            (T0 + 2 * MIN, 520, 520, 520, 520, 0), (T0 + MIN, 505, 520, 505, 520, 1)]
 
 
 def test_queries_are_newest_first_and_anchor_at_start_when_given() -> None:

@@ -183,3 +183,21 @@ def test_mark_index_and_last_are_the_latest_values() -> None:
     assert (ticker.last_price_ticks, ticker.mark_price_ticks, ticker.index_price_ticks) == (
         500_010, 500_005, 500_000)
     assert [t.symbol for t in feed.tickers.tickers()] == ["BTCUSDT"]
+
+
+def test_before_the_first_trade_the_last_price_is_the_mark() -> None:
+    """#13 C4: a fresh symbol's ticker has a last price and 24 h figures from its first mark
+    (they were None, so a bot doing ticker['last'] * x crashed); the first trade takes over."""
+    feed = Feed()
+    feed.tickers.apply(IndexPriceUpdated(feed._next(), T0, "BTCUSDT", 499_990))
+    assert feed.tickers.ticker("BTCUSDT").last_price_ticks == 499_990  # before any mark
+    feed.mark(T0 + 1, 500_005)
+    ticker = feed.tickers.ticker("BTCUSDT")
+    assert (ticker.last_price_ticks, ticker.prev_price_24h_ticks, ticker.high_price_24h_ticks,
+            ticker.low_price_24h_ticks, ticker.prev_price_1h_ticks) == (500_005,) * 5
+    assert ticker.price_24h_pcnt == 0 and ticker.volume_24h_lots == 0
+    feed.trade(T0 + 2, 500_100)
+    feed.mark(T0 + 3, 500_000)
+    ticker = feed.tickers.ticker("BTCUSDT")
+    assert (ticker.last_price_ticks, ticker.prev_price_24h_ticks, ticker.high_price_24h_ticks,
+            ticker.low_price_24h_ticks) == (500_100,) * 4

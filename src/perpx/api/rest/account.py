@@ -107,7 +107,9 @@ async def transaction_log(ctx: Context) -> dict[str, Any]:
     page = await store.run(lambda: store.ledger_entries(
         ctx.account_id, coin=coin, kind=kind, start_ms=start, end_ms=end, limit=limit,
         cursor=cursor))
-    return {"list": [wire.ledger(r) for r in page.records], "nextPageCursor": page.next_cursor}
+    specs = ctx.service.specs
+    return {"list": [wire.ledger(r, specs.get(r.symbol)) for r in page.records],
+            "nextPageCursor": page.next_cursor}
 
 
 async def set_margin_mode(ctx: Context) -> dict[str, Any]:

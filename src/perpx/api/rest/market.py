@@ -16,6 +16,7 @@ from perpx.readmodels.candles import select_candles
 from perpx.readmodels.klines import HOLDS_VALUE
 from perpx.readmodels.period import KLINE_INTERVALS, OPEN_INTEREST_INTERVALS
 from perpx.store.history import decode_cursor, encode_cursor
+from perpx.store.records import trade_exec_id
 
 
 async def instruments_info(ctx: Context) -> dict[str, Any]:
@@ -84,7 +85,7 @@ async def recent_trade(ctx: Context) -> dict[str, Any]:
     for trade_id, price, qty, side, ts_ms, seq in reversed(trades):
         if len(items) == limit:
             break
-        items.append({"execId": str(trade_id), "symbol": spec.symbol,
+        items.append({"execId": trade_exec_id(trade_id, False), "symbol": spec.symbol,
                       "price": format_ticks(spec, price), "size": format_lots(spec, qty),
                       "side": wire.SIDES[side], "time": str(ts_ms), "isBlockTrade": False,
                       "isRPITrade": False, "seq": str(seq)})

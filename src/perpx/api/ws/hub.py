@@ -47,7 +47,7 @@ from perpx.core.events import (
 )
 from perpx.core.instruments import InstrumentSpec
 from perpx.readmodels.klines import Klines
-from perpx.readmodels.period import KLINE_INTERVALS
+from perpx.readmodels.period import KLINE_INTERVALS, period_start
 from perpx.readmodels.tickers import Tickers
 from perpx.store.records import Projection, Projector
 
@@ -289,7 +289,7 @@ class StreamHub:
 
     def _kline_snapshot(self, conn: Connection, symbol: str, interval: str) -> None:
         view = self.kline_views.setdefault((symbol, interval), _KlineView())
-        candle = self.klines.latest(symbol, interval)
+        candle = self.klines.current(symbol, interval, self.now_ms)
         if candle is None:
             return
         view.start_ms = candle.start_ms
@@ -334,6 +334,9 @@ class StreamHub:
                                                      direction))
             elif isinstance(event, _TICKER_EVENTS):
                 ticker_symbols.add(event.symbol)
+                if isinstance(event, MarkPriceUpdated) and event.symbol not in trades \
+                        and not self.klines.has_traded(event.symbol):
+                    trades[event.symbol] = []  # the mark moves the last-price candle (C3)
             elif isinstance(event, Liquidated):
                 liquidations.append(event)
         for symbol in book_symbols:
@@ -359,6 +362,11 @@ class StreamHub:
                 kline_view = self.kline_views.get((symbol, interval))
                 if kline_view is not None:
                     kline_view.dirty = True
+        # A new period starts a new candle even without a trade (#13 C3): push it.
+        for (_symbol, interval), kline_view in self.kline_views.items():
+            if not kline_view.dirty and (kline_view.start_ms is None or kline_view.start_ms
+                                         < period_start(interval, self.now_ms)):
+                kline_view.dirty = True
         for liq in liquidations:
             self._publish_liquidation(liq)
         self._publish_private(events, projection)
@@ -467,7 +475,7 @@ class StreamHub:
         view.dirty = False
         view.last_publish = now
         spec = self.specs[symbol]
-        candle = self.klines.latest(symbol, interval)
+        candle = self.klines.current(symbol, interval, self.now_ms)
         if candle is None:
             return
         rows = []

@@ -19,6 +19,7 @@ from perpx.core.instruments import InstrumentSpec
 from perpx.readmodels.klines import Candle
 from perpx.readmodels.period import next_period_start
 from perpx.readmodels.tickers import Ticker
+from perpx.store.records import trade_exec_id
 
 ORDERBOOK_DEPTHS = (1, 50, 200, 1000)
 # Bybit's push interval per depth, in seconds (spec §8.4): changes are coalesced within it.
@@ -97,10 +98,13 @@ class TickDirection:
 
 
 def trade_row(spec: InstrumentSpec, trade: Trade, direction: str) -> dict[str, Any]:
-    """Return one `publicTrade` row: taker side, size, price, tick direction, id."""
+    """Return one `publicTrade` row: taker side, size, price, tick direction, id.
+
+    The id is the taker's `execId` of the fill, as on Bybit (#13 C5).
+    """
     return {"T": trade.ts_ms, "s": trade.symbol, "S": _SIDE[trade.taker_side],
             "v": format_lots(spec, trade.qty_lots), "p": format_ticks(spec, trade.price_ticks),
-            "L": direction, "i": str(trade.trade_id), "BT": False, "RPI": False,
+            "L": direction, "i": trade_exec_id(trade.trade_id, False), "BT": False, "RPI": False,
             "seq": trade.seq}
 
 
