@@ -42,9 +42,16 @@ def test_no_break_even_once_the_realized_profit_covers_the_whole_entry() -> None
        st.integers(1, 10_000), st.integers(-10**10, 0))
 def test_closing_at_break_even_nets_within_a_tick_of_zero(side: Side, price: int, qty: int,
                                                           realized: int) -> None:
-    """Closing at the (unrounded) price pays the taker fee and leaves zero in total."""
+    """Closing at the (unrounded) price pays the taker fee and leaves zero in total.
+
+    A short whose realized loss exceeds its entry value has no break-even price (it would
+    be below zero): none is given.
+    """
     entry = BTC.notional_atoms(price, qty)
     ticks = break_even_price_ticks(BTC, side, entry, qty, realized)
+    if side is Side.SELL and entry + realized <= 0:
+        assert ticks is None
+        return
     assert ticks is not None
     rate = Fraction(max(BTC.taker_fee_rate, BREAK_EVEN_MIN_FEE_RATE), RATE_ONE)
 
