@@ -270,11 +270,20 @@ def bench_match_command(
     events: int = typer.Option(1_000_000, help="Events in the standard stream."),
     seed: int = typer.Option(42, help="Seed of the stream generator."),
     peers: bool = typer.Option(True, help="Also run the PyPI order-book peers."),
+    realistic: bool = typer.Option(
+        True, help="Also run the realistic stream (moving mark, margin refusals, "
+                   "liquidations, funding) on the engine."),
+    profile: bool = typer.Option(
+        False, help="Instead, cProfile the engine on --events standard-stream commands and "
+                    "print the top 15 functions by cumulative and by own time."),
 ) -> None:
     """Replay the standard order stream through perpx, the baseline and the PyPI peers."""
-    from perpx.bench.match import bench_match
+    from perpx.bench.match import bench_match, profile_engine
 
-    bench_match(events, seed, with_peers=peers, echo=typer.echo)
+    if profile:
+        profile_engine(events, seed, echo=typer.echo)
+        return
+    bench_match(events, seed, with_peers=peers, echo=typer.echo, realistic=realistic)
 
 
 _MARGIN_WORDS = {"cross": "CROSS", "isolated": "ISOLATED"}

@@ -1,23 +1,35 @@
-"""`perpx bench match`: the standard stream through perpx, the simple baseline and PyPI peers.
+"""`perpx bench match`: perpx, the baseline and PyPI peers on streams; a profile of the engine.
+
+The standard stream runs through perpx, the baseline and the peers; the realistic stream
+through the engine; ``--profile`` profiles the engine instead.
 
 perpx runs twice: as the whole engine (validation, the price band, margin checks, settlement
 of every fill into positions, fees and wallets, events) and as its book alone (`OrderBook` and
 `match`, as the peers are: no accounts). For each contender the stream is converted untimed,
 then replayed twice: once bare for throughput (events/s), once with a clock around every event
 for the p50/p99 latency. All run in one process on one stream, so the ratios hold anywhere.
+
+The standard stream (seed 42, 60/30/10) is unchanged so that figures stay comparable; it never
+moves a mark, refuses an order for margin or liquidates anyone. The realistic stream
+(`perpx.bench.realistic`, under the JSON key ``realistic``) does all three and settles funding;
+it runs on the engine only (the peers have no accounts) and reports its counts beside its
+figures. The baseline is `perpx.bench.reference.LevelBook`, O(log n) per event.
 """
 
 from __future__ import annotations
 
+import cProfile
 import gc
 import json
 import platform
+import pstats
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from perpx.bench.reference import run_simple
+from perpx.bench.realistic import RealisticStream, realistic_stream
+from perpx.bench.reference import run_reference
 from perpx.bench.stream import BUY, CANCEL, LIMIT, StreamEvent, standard_stream
 from perpx.core import (
     CancelOrder,
@@ -117,6 +129,24 @@ def run_perpx(commands: list[Command], timed: bool) -> list[int]:
     return latencies
 
 
+def run_realistic(stream: RealisticStream, timed: bool) -> list[int]:
+    """Apply the realistic stream's commands to a fresh engine after its (untimed) setup."""
+    engine = stream.engine()
+    apply = engine.apply
+    if not timed:
+        for command in stream.commands:
+            apply(command)
+        return []
+    clock = time.perf_counter_ns
+    latencies: list[int] = []
+    record = latencies.append
+    for command in stream.commands:
+        start = clock()
+        apply(command)
+        record(clock() - start)
+    return latencies
+
+
 def run_perpx_book(stream: list[StreamEvent], timed: bool) -> list[int]:
     """Replay the stream on perpx's book and matcher alone, as the peers run (no accounts)."""
     book = OrderBook("BTCUSDT")
@@ -172,8 +202,12 @@ def measure(name: str, events: int, run: Callable[[bool], list[int]]) -> Figures
 
 
 def bench_match(events: int, seed: int = 42, with_peers: bool = True,
-                echo: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run the matching benchmark and return its summary (also echoed, JSON last)."""
+                echo: Callable[[str], None] = print, realistic: bool = True) -> dict[str, Any]:
+    """Run the matching benchmark and return its summary (also echoed, JSON last).
+
+    With `realistic` the realistic stream of the same length and seed runs too (on the engine
+    only), under the key ``realistic``.
+    """
     stream = standard_stream(events, seed)
     results: list[Figures] = []
     commands = perpx_commands(stream)
@@ -181,8 +215,8 @@ def bench_match(events: int, seed: int = 42, with_peers: bool = True,
                            lambda timed: run_perpx(commands, timed)))
     results.append(measure("perpx book + matcher", events,
                            lambda timed: run_perpx_book(stream, timed)))
-    results.append(measure("reference (sorted lists)", events,
-                           lambda timed: run_simple(stream, timed)))
+    results.append(measure("reference (price levels, heaps)", events,
+                           lambda timed: run_reference(stream, timed)))
     peer_figures: list[Figures] = []
     pure_python: frozenset[str] = frozenset()
     if with_peers:
@@ -200,11 +234,19 @@ def bench_match(events: int, seed: int = 42, with_peers: bool = True,
             peer_figures.append(figures)
             results.append(figures)
     ours, book = results[0], results[1]
+    real: RealisticStream | None = realistic_stream(events, seed) if realistic else None
+    real_figures = (measure("perpx engine, realistic stream", events,
+                            lambda timed: run_realistic(real, timed))
+                    if real is not None else None)
     echo(f"standard stream: {events:,} events (seed {seed}); Python {platform.python_version()}")
     echo(f"{'contender':<40} {'events/s':>12} {'p50 ns':>9} {'p99 ns':>9} {'perpx x':>8}")
     for figures in results:
         echo(f"{figures.name:<40} {figures.events_per_s:>12,.0f} {figures.p50_ns:>9,} "
              f"{figures.p99_ns:>9,} {ours.events_per_s / figures.events_per_s:>8.2f}")
+    if real is not None and real_figures is not None:
+        echo(f"realistic stream: {events:,} commands (seed {seed}): "
+             f"{real_figures.events_per_s:,.0f} events/s, p50 {real_figures.p50_ns:,} ns, "
+             f"p99 {real_figures.p99_ns:,} ns; {real.counts}")
     best_peer = max(peer_figures, key=lambda f: f.events_per_s, default=None)
     python_peers = [f for f in peer_figures if f.name.split()[0] in pure_python]
     best_python = max(python_peers, key=lambda f: f.events_per_s, default=None)
@@ -220,6 +262,7 @@ def bench_match(events: int, seed: int = 42, with_peers: bool = True,
         "book": book.as_dict(),
         "reference": results[2].as_dict(),
         "ratio_vs_reference": ratio(ours, results[2]),
+        "book_ratio_vs_reference": ratio(book, results[2]),
         "peers": {f.name: f.as_dict() for f in peer_figures},
         "best_peer": best_peer.name if best_peer else None,
         "ratio_vs_best_peer": ratio(ours, best_peer),
@@ -228,5 +271,54 @@ def bench_match(events: int, seed: int = 42, with_peers: bool = True,
         "ratio_vs_best_python_peer": ratio(ours, best_python),
         "book_ratio_vs_best_python_peer": ratio(book, best_python),
     }
+    if real is not None and real_figures is not None:
+        summary["realistic"] = {"events": events, **real_figures.as_dict(),
+                                "ratio_vs_standard": ratio(real_figures, ours),
+                                "counts": real.counts}
+    echo(json.dumps(summary))
+    return summary
+
+
+def profile_engine(events: int = 100_000, seed: int = 42, top: int = 15,
+                   echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Profile the engine (cProfile) applying `events` standard-stream commands; JSON last.
+
+    `perpx bench match --profile --events 100000` reproduces the profile issue #14 cites.
+    The commands are built untimed first, as in the benchmark; only the apply loop is
+    profiled. Prints the `top` functions by cumulative and by total (own) time, then a JSON
+    summary with the same rows as ``[function, calls, tottime_s, cumtime_s]``.
+    """
+    commands = perpx_commands(standard_stream(events, seed))
+    engine = funded_engine()
+    apply = engine.apply
+    profiler = cProfile.Profile()
+    gc.collect()
+    profiler.enable()
+    for command in commands:
+        apply(command)
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    total_calls = sum(row[1] for row in raw.values())
+    total_s: float = stats.total_tt  # type: ignore[attr-defined]
+
+    label: Callable[[Any], str] = pstats.func_std_string  # type: ignore[attr-defined]
+
+    def rows(key: int) -> list[list[Any]]:
+        ordered = sorted(raw.items(), key=lambda item: item[1][key], reverse=True)[:top]
+        return [[label(func), calls, round(tt, 4), round(ct, 4)]
+                for func, (_, calls, tt, ct, _) in ordered]
+
+    summary: dict[str, Any] = {
+        "bench": "match-profile", "events": events, "seed": seed,
+        "profiled_s": round(total_s, 3), "calls_per_command": round(total_calls / events, 1),
+        "by_cumulative": rows(3), "by_total": rows(2),
+    }
+    echo(f"cProfile of the engine on {events:,} standard-stream commands (seed {seed}): "
+         f"{total_s:.2f} s profiled, {total_calls / events:.1f} calls a command")
+    for title, key in (("cumulative", "by_cumulative"), ("total (own)", "by_total")):
+        echo(f"top {top} by {title} time: {'calls':>10} {'tottime s':>10} {'cumtime s':>10}")
+        for name, calls, tt, ct in summary[key]:
+            echo(f"  {name[-60:]:<60} {calls:>10,} {tt:>10.3f} {ct:>10.3f}")
     echo(json.dumps(summary))
     return summary
