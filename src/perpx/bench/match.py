@@ -306,7 +306,7 @@ def profile_engine(events: int = 100_000, seed: int = 42, top: int = 15,
 
     def rows(key: int) -> list[list[Any]]:
         ordered = sorted(raw.items(), key=lambda item: item[1][key], reverse=True)[:top]
-        return [[label(func), calls, round(tt, 4), round(ct, 4)]
+        return [[label(func).split("/src/", 1)[-1], calls, round(tt, 4), round(ct, 4)]
                 for func, (_, calls, tt, ct, _) in ordered]
 
     summary: dict[str, Any] = {
