@@ -276,6 +276,9 @@ def bench_match_command(
     profile: bool = typer.Option(
         False, help="Instead, cProfile the engine on --events standard-stream commands and "
                     "print the top 15 functions by cumulative and by own time."),
+    memory: int = typer.Option(
+        50_000, help="Last, measure the engine's bytes per resting order and per open "
+                     "position with this many of each (0: skip; `perpx bench memory` for 1M)."),
 ) -> None:
     """Replay the standard order stream through perpx, the baseline and the PyPI peers."""
     from perpx.bench.match import bench_match, profile_engine
@@ -283,7 +286,19 @@ def bench_match_command(
     if profile:
         profile_engine(events, seed, echo=typer.echo)
         return
-    bench_match(events, seed, with_peers=peers, echo=typer.echo, realistic=realistic)
+    bench_match(events, seed, with_peers=peers, echo=typer.echo, realistic=realistic,
+                memory=memory)
+
+
+@bench_app.command("memory")
+def bench_memory_command(
+    orders: int = typer.Option(1_000_000, help="Resting orders to measure."),
+    positions: int = typer.Option(1_000_000, help="Open positions to measure."),
+) -> None:
+    """Bytes per resting order and per open position in the engine (tracemalloc); JSON last."""
+    from perpx.bench.memory import bench_memory
+
+    bench_memory(orders, positions, echo=typer.echo)
 
 
 _MARGIN_WORDS = {"cross": "CROSS", "isolated": "ISOLATED"}

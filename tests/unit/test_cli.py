@@ -55,12 +55,22 @@ def test_calculator_refuses_an_off_grid_price() -> None:
 
 
 def test_bench_match_ends_with_one_json_line() -> None:
-    result = runner.invoke(app, ["bench", "match", "--events", "3000", "--no-peers"])
+    result = runner.invoke(app, ["bench", "match", "--events", "3000", "--no-peers",
+                                 "--memory", "500"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output.strip().splitlines()[-1])
     assert summary["events"] == 3000
     assert summary["events_per_s"] > 0 and summary["p99_ns"] >= summary["p50_ns"] > 0
     assert summary["book"]["events_per_s"] > 0
+    assert summary["memory"]["orders"] == 500 and summary["memory"]["positions"] == 500
+
+
+def test_bench_memory_ends_with_one_json_line() -> None:
+    result = runner.invoke(app, ["bench", "memory", "--orders", "300", "--positions", "40"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    assert summary["bench"] == "memory"
+    assert summary["orders"] == 300 and summary["positions"] == 40
 
 
 def test_sim_runs_agents_on_a_random_walk_and_reports() -> None:

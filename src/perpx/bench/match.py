@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from perpx.bench.memory import measure_memory
 from perpx.bench.realistic import RealisticStream, realistic_stream
 from perpx.bench.reference import run_reference
 from perpx.bench.stream import BUY, CANCEL, LIMIT, StreamEvent, standard_stream
@@ -202,11 +203,14 @@ def measure(name: str, events: int, run: Callable[[bool], list[int]]) -> Figures
 
 
 def bench_match(events: int, seed: int = 42, with_peers: bool = True,
-                echo: Callable[[str], None] = print, realistic: bool = True) -> dict[str, Any]:
+                echo: Callable[[str], None] = print, realistic: bool = True,
+                memory: int = 0) -> dict[str, Any]:
     """Run the matching benchmark and return its summary (also echoed, JSON last).
 
     With `realistic` the realistic stream of the same length and seed runs too (on the engine
-    only), under the key ``realistic``.
+    only), under the key ``realistic``. With `memory` > 0, after every timing, the engine's
+    bytes per resting order and per open position with that many of each
+    (`perpx.bench.memory`), under the key ``memory``.
     """
     stream = standard_stream(events, seed)
     results: list[Figures] = []
@@ -275,6 +279,12 @@ def bench_match(events: int, seed: int = 42, with_peers: bool = True,
         summary["realistic"] = {"events": events, **real_figures.as_dict(),
                                 "ratio_vs_standard": ratio(real_figures, ours),
                                 "counts": real.counts}
+    if memory > 0:
+        held = measure_memory(memory, memory)
+        echo(f"memory with {held['orders']:,} resting orders and {held['positions']:,} open "
+             f"positions: {held['bytes_per_resting_order']:,.1f} bytes an order, "
+             f"{held['bytes_per_open_position']:,.1f} bytes a position (tracemalloc)")
+        summary["memory"] = held
     echo(json.dumps(summary))
     return summary
 
