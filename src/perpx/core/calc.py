@@ -7,11 +7,11 @@ already in the settle coin (`contract.LINEAR_VALUE_MATHS`): callers that may mee
 contract type ask `spec.contract` instead. The liquidation and bankruptcy price functions are
 in `perpx.core.liqprice`; the risk-limit tier rules (contract-independent, on values) here.
 
-Units (STYLE §3): prices in ticks of the instrument, quantities in lots, money in atoms
-(10**-8 USDT), rates and leverage in 10**-8 (``RATE_ONE``; 10x leverage is ``10 * RATE_ONE``).
-A value is ``price_ticks * qty_lots * spec.atoms_per_tick_lot`` atoms, exact. Below, ``a`` is
-``spec.atoms_per_tick_lot``, ``R`` is ``RATE_ONE``, ``L`` a leverage, ``f`` a fee rate and
-``s`` the side's sign (+1 long, -1 short); formulas are written in those integers.
+Units (STYLE §3): prices in ticks of the instrument, quantities in lots, money in atoms of
+the settle coin, rates and leverage in 10**-8 (``RATE_ONE``; 10x leverage is ``10 *
+RATE_ONE``). Below, ``R`` is ``RATE_ONE``, ``L`` a leverage, ``f`` a fee rate and ``s`` the
+side's sign (+1 long, -1 short); where a docstring quotes the linear form, ``a`` is the
+tick-lot value ``atoms_per_tick_lot`` of `perpx.core.contract.LinearContract`.
 
 Every division rounds in the exchange's favour (DESIGN.md, Numbers): requirements (IM, MM,
 fees charged, order cost) up; payouts and credits (P&L, released entry value) down; a
