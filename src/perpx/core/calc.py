@@ -1,13 +1,17 @@
-"""The pure formulas of linear USDT contracts, shared by the engine, `perpx calc` and the tests.
+"""Values, margins, fees, entry price and P&L by instrument, for the engine, `perpx calc` and tests.
 
-Values, margins, fees, entry price and P&L live here; the liquidation and bankruptcy price
-formulas are in `perpx.core.liqprice`.
+The formulas themselves belong to the instrument's contract maths (`spec.contract`, see
+`perpx.core.contract`); the functions here are thin over it, keeping the signatures their
+callers know. The value-only helpers (no `spec` argument) are the linear maths of a value
+already in the settle coin (`contract.LINEAR_VALUE_MATHS`): callers that may meet another
+contract type ask `spec.contract` instead. The liquidation and bankruptcy price functions are
+in `perpx.core.liqprice`; the risk-limit tier rules (contract-independent, on values) here.
 
-Units (STYLE §3): prices in ticks of the instrument, quantities in lots, money in atoms
-(10**-8 USDT), rates and leverage in 10**-8 (``RATE_ONE``; 10x leverage is ``10 * RATE_ONE``).
-A value is ``price_ticks * qty_lots * spec.atoms_per_tick_lot`` atoms, exact. Below, ``a`` is
-``spec.atoms_per_tick_lot``, ``R`` is ``RATE_ONE``, ``L`` a leverage, ``f`` a fee rate and
-``s`` the side's sign (+1 long, -1 short); formulas are written in those integers.
+Units (STYLE §3): prices in ticks of the instrument, quantities in lots, money in atoms of
+the settle coin, rates and leverage in 10**-8 (``RATE_ONE``; 10x leverage is ``10 *
+RATE_ONE``). Below, ``R`` is ``RATE_ONE``, ``L`` a leverage, ``f`` a fee rate and ``s`` the
+side's sign (+1 long, -1 short); where a docstring quotes the linear form, ``a`` is the
+tick-lot value ``atoms_per_tick_lot`` of `perpx.core.contract.LinearContract`.
 
 Every division rounds in the exchange's favour (DESIGN.md, Numbers): requirements (IM, MM,
 fees charged, order cost) up; payouts and credits (P&L, released entry value) down; a
@@ -18,20 +22,19 @@ liquidation price toward the mark (long up, short down); a bankruptcy price away
 from __future__ import annotations
 
 from collections.abc import Sequence
-from math import gcd
 from typing import NamedTuple
 
-from perpx.core.enums import Side
-from perpx.core.errors import PerpxBug, require_positive
-from perpx.core.instruments import InstrumentSpec, RiskLimitTier
-from perpx.core.numbers import (
-    RATE_ONE,
-    apply_rate_ceil,
-    div_ceil,
-    div_floor,
-    mul_div_ceil,
-    mul_div_floor,
+from perpx.core.contract import BREAK_EVEN_MIN_FEE_RATE as BREAK_EVEN_MIN_FEE_RATE
+from perpx.core.contract import (
+    LINEAR_VALUE_MATHS,
+    fee_for_value_atoms,
+    initial_margin_for_value_atoms,
+    maintenance_margin_for_value_atoms,
 )
+from perpx.core.enums import Side
+from perpx.core.errors import require_positive
+from perpx.core.instruments import InstrumentSpec, RiskLimitTier
+from perpx.core.numbers import RATE_ONE, mul_div_floor
 
 # Seed 000: delivery of expiring futures is charged 0.05% of the settled value, no VIP discount.
 EXPIRY_SETTLEMENT_FEE_RATE = 50_000
@@ -41,45 +44,38 @@ EXPIRY_SETTLEMENT_FEE_RATE = 50_000
 
 
 def position_value_atoms(spec: InstrumentSpec, price_ticks: int, qty_lots: int) -> int:
-    """Value `qty_lots` at `price_ticks`.
-
-    ``PV = P * q * a`` atoms, exact: no rounding is needed (spec §0, linear PV = q x price).
-    """
-    return spec.notional_atoms(price_ticks, qty_lots)
+    """Value `qty_lots` at `price_ticks`, rounded up (spec §0; linear: ``P*q*a``, exact)."""
+    return spec.contract.value_ceil_atoms(price_ticks, qty_lots)
 
 
 def initial_margin_atoms(value_atoms: int, leverage: int) -> int:
-    """Return the initial margin of a value at a leverage.
+    """Return the initial margin ``ceil(PV * R / L)`` of a value at a leverage (spec §1.1).
 
-    ``IM = ceil(PV * R / L)`` atoms (spec §1.1, ``PV/L``); rounded up because it is a
-    requirement the account must hold.
+    Rounded up because it is a requirement the account must hold; the same for every
+    contract type once the value is in the settle coin.
     """
-    require_positive("initial_margin_atoms", "leverage", leverage)
-    return mul_div_ceil(value_atoms, RATE_ONE, leverage)
+    return initial_margin_for_value_atoms(value_atoms, leverage)
 
 
 def fee_atoms(value_atoms: int, fee_rate: int) -> int:
-    """Return the trading fee on a value.
+    """Return the trading fee ``ceil(value * f / R)`` on a value (spec §11).
 
-    ``fee = ceil(value * f / R)`` atoms (spec §11, ``execValue x rate``); rounded up because the
-    exchange charges it. A negative (rebate) rate also rounds up, i.e. toward a smaller rebate.
+    Rounded up, and a negative (rebate) rate rounds toward a smaller rebate.
     """
-    return apply_rate_ceil(value_atoms, fee_rate)
+    return fee_for_value_atoms(value_atoms, fee_rate)
 
 
 def fee_to_close_for_entry_value_atoms(
     side: Side, entry_value_atoms: int, leverage: int, taker_fee_rate: int
 ) -> int:
-    """Return the estimated fee to close a position of a given entry value.
+    """Return the estimated fee to close a linear position of a given entry value.
 
-    ``FTC = ceil(EV * (L - s*R) * f / (L * R))`` atoms: the taker fee on the value at the
-    unrounded bankruptcy price ``EP(1 - s/L)`` (spec §1.1); rounded up, a requirement.
+    `LinearContract.fee_to_close_atoms`: the taker fee on the value at the unrounded
+    bankruptcy price (spec §1.1), rounded up. Linear only: callers that may meet another
+    contract type ask ``spec.contract.fee_to_close_atoms``.
     """
-    require_positive("fee_to_close", "leverage", leverage)
-    return div_ceil(
-        entry_value_atoms * (leverage - side.sign * RATE_ONE) * taker_fee_rate,
-        leverage * RATE_ONE,
-    )
+    return LINEAR_VALUE_MATHS.fee_to_close_atoms(side, entry_value_atoms, leverage,
+                                                 taker_fee_rate)
 
 
 def fee_to_close_atoms(
@@ -92,12 +88,12 @@ def fee_to_close_atoms(
 ) -> int:
     """Return the estimated fee to close `qty_lots` entered at `entry_price_ticks`.
 
-    ``FTC = ceil(q * EP * a * (L - s*R) * f / (L * R))`` atoms, i.e. ``q x BP x f_t`` with the
-    unrounded bankruptcy price (spec §1.1, §1.6); rounded up once, a requirement.
+    ``q x BP x f_t`` with the unrounded bankruptcy price (spec §1.1, §1.6); rounded up once,
+    a requirement.
     """
-    return fee_to_close_for_entry_value_atoms(
-        side, spec.notional_atoms(entry_price_ticks, qty_lots), leverage, taker_fee_rate
-    )
+    contract = spec.contract
+    return contract.fee_to_close_atoms(
+        side, contract.entry_value_atoms(entry_price_ticks, qty_lots), leverage, taker_fee_rate)
 
 
 def order_cost_atoms(
@@ -108,37 +104,37 @@ def order_cost_atoms(
     leverage: int,
     taker_fee_rate: int,
 ) -> int:
-    """Return the margin an order locks: IM + fee to open + fee to close.
+    """Return the margin an order locks: IM + fee to open + fee to close (spec §1.6, seed 000).
 
-    ``cost = ceil(V*R/L) + ceil(V*f/R) + FTC`` atoms with ``V = P*q*a`` (spec §1.6, seed 000).
     Each part is a requirement rounded up on its own, because the engine books them apart;
     the cost is the sum of the rounded parts.
     """
-    return order_cost_for_value_atoms(
-        side, spec.notional_atoms(price_ticks, qty_lots), leverage, taker_fee_rate)
+    contract = spec.contract
+    return contract.order_cost_atoms(
+        side, contract.value_ceil_atoms(price_ticks, qty_lots), leverage, taker_fee_rate)
 
 
 def order_cost_for_value_atoms(side: Side, value_atoms: int, leverage: int,
                                taker_fee_rate: int) -> int:
-    """Return the order cost of a value ``V = P*q*a``: position margin + fee to open.
+    """Return the order cost of a linear value: position margin + fee to open.
 
     The same sum of rounded-up parts as `order_cost_atoms`, for callers that keep values
-    (open-order sums) rather than a price and a quantity.
+    (open-order sums) rather than a price and a quantity. Linear only (see
+    `fee_to_close_for_entry_value_atoms`).
     """
-    return (position_margin_atoms(side, value_atoms, leverage, taker_fee_rate)
-            + fee_atoms(value_atoms, taker_fee_rate))
+    return LINEAR_VALUE_MATHS.order_cost_atoms(side, value_atoms, leverage, taker_fee_rate)
 
 
 def position_margin_atoms(side: Side, value_atoms: int, leverage: int,
                           taker_fee_rate: int) -> int:
-    """Return the position margin of an entry value: IM + estimated fee to close.
+    """Return the position margin of a linear entry value: IM + estimated fee to close.
 
-    ``ceil(V*R/L) + FTC`` atoms (seed 001 glossary "Position margin = IM + fee to close";
-    spec §1.1). What isolated mode holds for a position, valued at its entry; each part a
-    requirement rounded up on its own.
+    Seed 001 glossary "Position margin = IM + fee to close"; spec §1.1. What isolated mode
+    holds for a position, valued at its entry; each part a requirement rounded up on its
+    own. Linear only (see `fee_to_close_for_entry_value_atoms`).
     """
-    return (initial_margin_atoms(value_atoms, leverage)
-            + fee_to_close_for_entry_value_atoms(side, value_atoms, leverage, taker_fee_rate))
+    return LINEAR_VALUE_MATHS.position_margin_atoms(side, value_atoms, leverage,
+                                                    taker_fee_rate)
 
 
 def qty_for_cost_lots(
@@ -149,28 +145,12 @@ def qty_for_cost_lots(
     leverage: int,
     taker_fee_rate: int,
 ) -> int:
-    """Return the largest quantity whose order cost fits in `cost_atoms`.
+    """Return the largest quantity whose order cost fits in `cost_atoms` (spec §1.6).
 
-    ``q = floor(cost * L * R / (P * a * (R*R + 2*f*L - s*f*R)))`` lots, the inverse of the exact
-    cost (spec §1.6: ``Cost*L / [P(2 f L + 1 -/+ f)]``); rounded down to a lot so the order
-    never costs more than was offered, then stepped down while the rounded-up parts of
-    `order_cost_atoms` still exceed `cost_atoms` (at most a few lots).
+    Rounded down to a lot so the order never costs more than was offered.
     """
-    require_positive("qty_for_cost_lots", "price_ticks", price_ticks)
-    require_positive("qty_for_cost_lots", "leverage", leverage)
-    if cost_atoms <= 0:
-        return 0
-    per_lot = price_ticks * spec.atoms_per_tick_lot * (
-        RATE_ONE * RATE_ONE
-        + 2 * taker_fee_rate * leverage
-        - side.sign * taker_fee_rate * RATE_ONE
-    )
-    qty = div_floor(cost_atoms * leverage * RATE_ONE, per_lot)
-    while qty > 0 and (
-        order_cost_atoms(spec, side, price_ticks, qty, leverage, taker_fee_rate) > cost_atoms
-    ):
-        qty -= 1
-    return qty
+    return spec.contract.qty_for_cost_lots(side, price_ticks, cost_atoms, leverage,
+                                           taker_fee_rate)
 
 
 # --- risk-limit tiers and maintenance margin -----------------------------------------------
@@ -210,10 +190,10 @@ def maintenance_margin_at_rate_atoms(
 ) -> int:
     """Return the maintenance margin for an explicit rate and deduction.
 
-    ``MM = ceil(PV * MMR / R) - ded + FTC`` atoms (spec §1.2, UTA); the rate part rounds up,
-    a requirement; the deduction and the fee to close are already whole atoms.
+    ``MM = ceil(PV * MMR / R) - ded + FTC`` atoms (spec §1.2, UTA); rounded up, a requirement.
     """
-    return apply_rate_ceil(value_atoms, mmr) - mm_deduction_atoms + fee_to_close
+    return maintenance_margin_for_value_atoms(value_atoms, mmr, mm_deduction_atoms,
+                                              fee_to_close)
 
 
 def maintenance_margin_atoms(spec: InstrumentSpec, value_atoms: int, fee_to_close: int) -> int:
@@ -223,7 +203,7 @@ def maintenance_margin_atoms(spec: InstrumentSpec, value_atoms: int, fee_to_clos
     `tier_for_position` (inclusive; past the last tier, the last). Rounded up, a requirement.
     """
     tier = tier_for_position(spec, value_atoms)
-    return maintenance_margin_at_rate_atoms(
+    return spec.contract.maintenance_margin_atoms(
         value_atoms, tier.mmr, tier.mm_deduction_atoms, fee_to_close
     )
 
@@ -236,24 +216,20 @@ def average_entry_price_ticks(
 ) -> tuple[int, int]:
     """Return the average entry price as an exact fraction (numerator, denominator) of ticks.
 
-    ``EP = EV / (q * a)`` ticks with ``EV = sum(P_i * q_i * a)`` (spec §12, ``sum q_i p_i /
-    sum q_i``), reduced to lowest terms with a positive denominator. Exact: positions keep
-    the sum, and only a display rounds it (`average_entry_display`).
+    Reduced to lowest terms with a positive denominator (linear: ``EV / (q * a)``, spec §12).
+    Exact: positions keep the entry value, and only a display rounds it
+    (`average_entry_display`).
     """
-    require_positive("average_entry_price_ticks", "qty_lots", qty_lots)
-    denominator = qty_lots * spec.atoms_per_tick_lot
-    common = gcd(entry_value_atoms, denominator)
-    return div_floor(entry_value_atoms, common), div_floor(denominator, common)
+    return spec.contract.average_entry_fraction(entry_value_atoms, qty_lots)
 
 
 def average_entry_display(spec: InstrumentSpec, entry_value_atoms: int, qty_lots: int) -> int:
     """Return the average entry price rounded half up to a tick, for display only.
 
-    ``floor((2*EV + q*a) / (2*q*a))`` ticks; half up as seed 002 shows (56,666.66.. ->
-    56,666.7). Nothing is charged or paid at this price, so no side is favoured.
+    Half up as seed 002 shows (56,666.66.. -> 56,666.7). Nothing is charged or paid at this
+    price, so no side is favoured.
     """
-    numerator, denominator = average_entry_price_ticks(spec, entry_value_atoms, qty_lots)
-    return div_floor(2 * numerator + denominator, 2 * denominator)
+    return spec.contract.average_entry_display_ticks(entry_value_atoms, qty_lots)
 
 
 # --- hedge mode (cross) --------------------------------------------------------------------
@@ -266,18 +242,6 @@ class HedgeMargins(NamedTuple):
     long_mm: int
     short_im: int
     short_mm: int
-
-
-def _fee_reserve_atoms(
-    side: Side, entry_value_atoms: int, qty_lots: int, part_lots: int, times: int,
-    leverage: int, taker_fee_rate: int,
-) -> int:
-    # times x EP x part x (1 - s/L) x f, with EP x part = EV x part / q; rounded up.
-    return div_ceil(
-        times * entry_value_atoms * part_lots * (leverage - side.sign * RATE_ONE)
-        * taker_fee_rate,
-        qty_lots * leverage * RATE_ONE,
-    )
 
 
 def hedge_im_mm_atoms(
@@ -305,9 +269,11 @@ def hedge_im_mm_atoms(
 
     §14 Q1: the first IM term uses the net size, as the MM does; `literal_hedged_first_term`
     uses the seed's literal "Hedged Position Size" (``MP*H/L``) instead. Each part is a
-    requirement rounded up on its own, and a side with no position has zero IM and MM.
+    requirement rounded up on its own, and a side with no position has zero IM and MM. The
+    values and fee reserves are the contract maths' (`fee_reserve_atoms`).
     """
     require_positive("hedge_im_mm_atoms", "leverage", leverage)
+    contract = spec.contract
     hedged = min(long_qty_lots, short_qty_lots)
     net = abs(long_qty_lots - short_qty_lots)
     higher = Side.BUY if long_qty_lots >= short_qty_lots else Side.SELL
@@ -319,17 +285,19 @@ def hedge_im_mm_atoms(
         if qty <= 0:
             margins[side] = (0, 0)
             continue
-        reserve = _fee_reserve_atoms(side, entry_value, qty, hedged, 2, leverage, taker_fee_rate)
+        reserve = contract.fee_reserve_atoms(side, entry_value, qty, hedged, 2, leverage,
+                                             taker_fee_rate)
         if side is not higher:
             margins[side] = (reserve, reserve)
             continue
-        net_ftc = _fee_reserve_atoms(side, entry_value, qty, net, 1, leverage, taker_fee_rate)
+        net_ftc = contract.fee_reserve_atoms(side, entry_value, qty, net, 1, leverage,
+                                             taker_fee_rate)
         first_lots = hedged if literal_hedged_first_term else net
-        im_value = spec.notional_atoms(mark_price_ticks, first_lots)
-        net_value = spec.notional_atoms(mark_price_ticks, net)
+        im_value = contract.value_ceil_atoms(mark_price_ticks, first_lots)
+        net_value = contract.value_ceil_atoms(mark_price_ticks, net)
         tier = tier_for_position(spec, net_value)
-        im = initial_margin_atoms(im_value, leverage) + reserve + net_ftc
-        mm = maintenance_margin_at_rate_atoms(
+        im = contract.initial_margin_atoms(im_value, leverage) + reserve + net_ftc
+        mm = contract.maintenance_margin_atoms(
             net_value, tier.mmr, tier.mm_deduction_atoms, reserve + net_ftc
         )
         margins[side] = (im, mm)
@@ -344,14 +312,11 @@ def unrealized_pnl_atoms(
 ) -> int:
     """Return the unrealized P&L of a position at the mark.
 
-    ``uPnL = s * (q*MP*a - EV)`` atoms (spec §0: long ``q(MP - EP)``, short ``q(EP - MP)``),
-    exact because the position keeps its entry value ``EV = sum P_i q_i a``, not an average.
+    Linear ``uPnL = s * (q*MP*a - EV)`` atoms (spec §0: long ``q(MP - EP)``, short
+    ``q(EP - MP)``), exact because the position keeps its entry value, not an average.
     """
-    return side.sign * (spec.notional_atoms(mark_price_ticks, qty_lots) - entry_value_atoms)
-
-
-# Bybit's floor on the fee rate of its break-even price (0.055%, the base taker rate).
-BREAK_EVEN_MIN_FEE_RATE = 55_000
+    return spec.contract.unrealised_pnl_atoms(side, entry_value_atoms, qty_lots,
+                                              mark_price_ticks)
 
 
 def break_even_price_ticks(
@@ -362,23 +327,13 @@ def break_even_price_ticks(
 
     Bybit's ``breakEvenPrice`` (spec §12, [B-API-ORDER]): ``(EP*q - realized) / (q -
     |q|*f)`` with q signed and ``f = max(taker fee, 0.055%)``; `realized` is the position's
-    ``curRealisedPnl`` (fees and funding so far, negative when paid). In integers: long
-    ``(EV - Rz) * R / (q*a*(R - f))``, short ``(EV + Rz) * R / (q*a*(R + f))``, rounded half
-    up to a tick: a displayed figure, nothing is charged at it (Bybit's published 30,033.1 for
+    ``curRealisedPnl`` (fees and funding so far, negative when paid). Rounded half up to a
+    tick: a displayed figure, nothing is charged at it (Bybit's published 30,033.1 for
     0.01 BTC at 30,000.1 with -0.16500055 realized is the nearest tick of 30,033.118).
     None when the position has already earned more than it could lose (no such price).
     """
-    require_positive("break_even_price_ticks", "qty_lots", qty_lots)
-    rate = max(spec.taker_fee_rate, BREAK_EVEN_MIN_FEE_RATE)
-    if side is Side.BUY:
-        numerator = (entry_value_atoms - realized_pnl_atoms) * RATE_ONE
-        denominator = qty_lots * spec.atoms_per_tick_lot * (RATE_ONE - rate)
-    else:
-        numerator = (entry_value_atoms + realized_pnl_atoms) * RATE_ONE
-        denominator = qty_lots * spec.atoms_per_tick_lot * (RATE_ONE + rate)
-    if numerator <= 0 or denominator <= 0:
-        return None
-    return div_floor(2 * numerator + denominator, 2 * denominator)
+    return spec.contract.break_even_price_ticks(side, entry_value_atoms, qty_lots,
+                                                realized_pnl_atoms, spec.taker_fee_rate)
 
 
 def realized_pnl_on_close_atoms(
@@ -392,24 +347,11 @@ def realized_pnl_on_close_atoms(
     """Return (pnl, released entry value) of closing `close_qty_lots` of a position.
 
     The entry value released is ``EV * c / q`` (the average entry is unchanged by a reduce,
-    spec §12), rounded in the exchange's favour: up for a long, down for a short, so the P&L
-    ``s * (c*XP*a - released)`` atoms is never overpaid. Closing the rest releases exactly
-    what is left, so a position closed in pieces releases its whole entry value and its
-    pieces' P&L sum to ``s * (exit values - EV)`` exactly; rounding only moves P&L between
-    the pieces.
+    spec §12), rounded in the exchange's favour, so the P&L is never overpaid; closing the
+    rest releases exactly what is left (`ContractMaths.realised_pnl_on_close_atoms`).
     """
-    require_positive("realized_pnl_on_close_atoms", "qty_lots", qty_lots)
-    if not 0 <= close_qty_lots <= qty_lots:
-        raise PerpxBug(
-            f"realized_pnl_on_close_atoms: close_qty_lots {close_qty_lots} "
-            f"outside 0..{qty_lots}"
-        )
-    if side is Side.BUY:
-        released = mul_div_ceil(entry_value_atoms, close_qty_lots, qty_lots)
-    else:
-        released = mul_div_floor(entry_value_atoms, close_qty_lots, qty_lots)
-    exit_value = spec.notional_atoms(exit_price_ticks, close_qty_lots)
-    return side.sign * (exit_value - released), released
+    return spec.contract.realised_pnl_on_close_atoms(
+        side, entry_value_atoms, qty_lots, close_qty_lots, exit_price_ticks)
 
 
 def closed_pnl_atoms(
@@ -439,7 +381,7 @@ def order_loss_atoms(
 ) -> int:
     """Return the potential loss of an open order against the mark (always <= 0).
 
-    Buy ``min(0, (MP - P) * q * a)``, sell ``min(0, (P - MP) * q * a)`` atoms (spec §0, seed
-    001); exact. It is added to the denominator of the account IM/MM rates.
+    Linear: buy ``min(0, (MP - P) * q * a)``, sell ``min(0, (P - MP) * q * a)`` atoms (spec
+    §0, seed 001); exact. It is added to the denominator of the account IM/MM rates.
     """
-    return min(0, side.sign * spec.notional_atoms(mark_price_ticks - order_price_ticks, qty_lots))
+    return spec.contract.order_loss_atoms(side, mark_price_ticks, order_price_ticks, qty_lots)

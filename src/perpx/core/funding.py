@@ -125,3 +125,17 @@ def funding_fee_atoms(value_atoms: int, rate: int, pays: bool) -> int:
     """Return the magnitude of a funding transfer: ``value × |F|``, up if paid, down if received."""
     amount = value_atoms * abs(rate)
     return div_ceil(amount, RATE_ONE) if pays else div_floor(amount, RATE_ONE)
+
+
+def position_funding_atoms(spec: InstrumentSpec, mark_ticks: int, qty_lots: int, rate: int,
+                           pays: bool) -> int:
+    """Return the magnitude of a position's funding transfer at the mark.
+
+    ``value at the mark × |F|`` (spec §6.2), the value from the instrument's contract maths:
+    rounded up with the fee when the position pays, down when it receives, so the transfer
+    never hands out more than it collects.
+    """
+    contract = spec.contract
+    if pays:
+        return funding_fee_atoms(contract.value_ceil_atoms(mark_ticks, qty_lots), rate, True)
+    return funding_fee_atoms(contract.value_floor_atoms(mark_ticks, qty_lots), rate, False)

@@ -1,15 +1,17 @@
 """Contract specifications as integers: tick, lot and coin scales, limits, fees, risk tiers.
 
 An `InstrumentSpec` is built from Bybit's decimal strings at the edge (`perpx.convert`) and
-validates its own integer scale factors, so the core can value any price x quantity exactly:
-``notional_atoms = price_ticks * qty_lots * atoms_per_tick_lot``.
+validates its own integer scale factors; at construction it gets the maths of its contract
+type (`contract`, a `perpx.core.contract.ContractMaths`), which values any price x quantity.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import IntEnum
 
+from perpx.core.contract import ContractMaths, LinearContract
 from perpx.core.numbers import RATE_ONE
 
 
@@ -103,6 +105,10 @@ class InstrumentSpec:
     adl_trigger_threshold_atoms: int = 10_000 * 10**8
     insurance_pnl_ratio: int = -30_000_000
     adl_stop_ratio: int = -25_000_000
+    # Derived at construction, never passed: the contract type's maths (`contract_maths_for`)
+    # and its value rounded up, bound once so the hot paths call it without a lookup.
+    contract: ContractMaths = field(init=False, repr=False, compare=False)
+    notional_atoms: Callable[[int, int], int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.tick_atoms * self.lot_base_e8 != self.atoms_per_tick_lot * 10**8:
@@ -128,10 +134,12 @@ class InstrumentSpec:
         if not -RATE_ONE <= self.insurance_pnl_ratio <= self.adl_stop_ratio <= 0:
             raise ValueError(f"{self.symbol}: ADL ratios must satisfy "
                              "-1 <= insurancePnlRatio <= adlStopRatio <= 0")
-
-    def notional_atoms(self, price_ticks: int, qty_lots: int) -> int:
-        """Value `qty_lots` at `price_ticks` in quote atoms, exactly (linear contracts)."""
-        return price_ticks * qty_lots * self.atoms_per_tick_lot
+        contract = contract_maths_for(self.symbol, self.contract_type, self.atoms_per_tick_lot)
+        # A frozen dataclass sets its derived fields through object.__setattr__.
+        object.__setattr__(self, "contract", contract)
+        # `notional_atoms(price_ticks, qty_lots)`: the value in settle-coin atoms, rounded up
+        # (the base of a requirement), for callers not yet asking `contract` directly.
+        object.__setattr__(self, "notional_atoms", contract.value_ceil_atoms)
 
     def tier_for_value(self, value_atoms: int) -> RiskLimitTier | None:
         """Return the smallest tier whose cap is at or above `value_atoms` (inclusive), if any."""
@@ -139,3 +147,21 @@ class InstrumentSpec:
             if value_atoms <= tier.limit_atoms:
                 return tier
         return None
+
+
+class UnsupportedContractMaths(ValueError):
+    """A contract type the core has no maths for (inverse contracts, not yet written)."""
+
+
+def contract_maths_for(symbol: str, contract_type: ContractType,
+                       atoms_per_tick_lot: int) -> ContractMaths:
+    """Return the maths of `contract_type` for an instrument of that tick-lot scale.
+
+    Linear perpetuals and linear futures value ``P * q * a`` (`LinearContract`); futures
+    differ in delivery, not in their maths. Inverse contracts have none yet, so an inverse
+    spec is refused here rather than traded as linear (issue #13 B6).
+    """
+    if contract_type in (ContractType.LINEAR_PERPETUAL, ContractType.LINEAR_FUTURES):
+        return LinearContract(atoms_per_tick_lot)
+    raise UnsupportedContractMaths(
+        f"{symbol}: no contract maths for {contract_type.name} yet")

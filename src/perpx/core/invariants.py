@@ -78,7 +78,7 @@ def _check_order_sums(engine: Engine) -> None:
         key = (order.account_id, order.symbol, order.position_idx, order.side)
         leaves, notional = expected.get(key, (0, 0))
         expected[key] = (leaves + order.leaves_lots, notional + engine.instruments[
-            order.symbol].notional_atoms(order.price_ticks, order.leaves_lots))
+            order.symbol].contract.value_ceil_atoms(order.price_ticks, order.leaves_lots))
     actual = {
         (account.account_id, *key): (sums.leaves_lots, sums.notional_atoms)
         for account in engine.clearing.accounts.values()

@@ -1,11 +1,12 @@
-"""Liquidation and bankruptcy prices of linear USDT positions: the formulas, exact in integers.
+"""Liquidation and bankruptcy prices by instrument, exact in integers.
 
-Split from `perpx.core.calc` (which keeps values, margins, fees, entry price and P&L); the
-units and notation are calc's: prices in ticks, quantities in lots, money in atoms, rates in
-``RATE_ONE``; ``a`` is ``spec.atoms_per_tick_lot``, ``L`` a leverage, ``f`` a fee rate and
-``s`` the side's sign. A liquidation price rounds toward the mark (long up, short down) and a
-bankruptcy price away from it (long down, short up), per DESIGN.md; formulas follow
-spec/perp-mechanics.md, cited by section.
+Split from `perpx.core.calc` (which keeps values, margins, fees, entry price and P&L). The
+formulas belong to the instrument's contract maths (`spec.contract`, `perpx.core.contract`);
+these functions keep the signatures their callers know, and choose between the published
+formulas (`spec.liq_price_formula`) and risk tiers. Units: prices in ticks, quantities in
+lots, money in atoms, rates in ``RATE_ONE``. A liquidation price rounds toward the mark (long
+up, short down) and a bankruptcy price away from it (long down, short up), per DESIGN.md;
+formulas follow spec/perp-mechanics.md, cited by section.
 
 A liquidation price is returned as solved, even when it is zero or negative (a long that the
 mark can never liquidate); the edge applies Bybit's display rule (``liqPrice = ""`` at or
@@ -14,35 +15,13 @@ beyond the instrument's min/max price, spec §1.4).
 
 from __future__ import annotations
 
+# The rounding rules live with the contract maths; re-exported for the callers that know them
+# from here.
+from perpx.core.contract import round_bankruptcy_price as round_bankruptcy_price
+from perpx.core.contract import round_liquidation_price as round_liquidation_price
 from perpx.core.enums import Side
-from perpx.core.errors import PerpxBug, require_positive
+from perpx.core.errors import PerpxBug
 from perpx.core.instruments import InstrumentSpec, LiquidationFormula, RiskLimitTier
-from perpx.core.numbers import RATE_ONE, div_ceil, div_floor
-
-
-def round_liquidation_price(side: Side, numerator: int, denominator: int) -> int:
-    """Round an exact liquidation price to a tick, toward the mark.
-
-    A long's LP (below the mark) rounds up and a short's (above it) down, so liquidation
-    starts no later than the exact price, before the margin is gone (DESIGN.md).
-    """
-    if side is Side.BUY:
-        return div_ceil(numerator, denominator)
-    return div_floor(numerator, denominator)
-
-
-def round_bankruptcy_price(side: Side, numerator: int, denominator: int) -> int:
-    """Round an exact bankruptcy price to a tick, away from the mark.
-
-    A long's BP rounds down and a short's up (DESIGN.md). This differs from Bybit's old
-    note (spec §1.3: long up, short down, to the trader's safety); DESIGN wins: whoever takes
-    the position over at BP (the insurance fund, an ADL counterparty) never gets a worse price
-    than the exact one. The residue, under one tick per lot, lies beyond the trader's margin,
-    so a takeover must cap the trader's loss at the margin or book it to the insurance fund.
-    """
-    if side is Side.BUY:
-        return div_floor(numerator, denominator)
-    return div_ceil(numerator, denominator)
 
 
 def bankruptcy_price_ticks(
@@ -54,10 +33,7 @@ def bankruptcy_price_ticks(
     §1.3, [B-BANK]). Rounded away from the mark: a long's down, a short's up (DESIGN.md; Bybit's
     old note rounds the other way, see `round_bankruptcy_price`). The tick is `spec`'s.
     """
-    require_positive("bankruptcy_price_ticks", "leverage", leverage)
-    return round_bankruptcy_price(
-        side, entry_price_ticks * (leverage - side.sign * RATE_ONE), leverage
-    )
+    return spec.contract.bankruptcy_price_ticks(side, entry_price_ticks, leverage)
 
 
 def bankruptcy_price_for_margin_ticks(
@@ -69,12 +45,8 @@ def bankruptcy_price_for_margin_ticks(
     funding paid)/q`` (spec §1.3 [drv]), used for takeover and ADL. Rounded away from the mark
     (long down, short up, DESIGN.md).
     """
-    require_positive("bankruptcy_price_for_margin_ticks", "qty_lots", qty_lots)
-    return round_bankruptcy_price(
-        side,
-        entry_value_atoms - side.sign * margin_atoms,
-        qty_lots * spec.atoms_per_tick_lot,
-    )
+    return spec.contract.bankruptcy_price_for_margin_ticks(
+        side, entry_value_atoms, qty_lots, margin_atoms)
 
 
 def isolated_bankruptcy_price_ticks(
@@ -109,14 +81,9 @@ def isolated_margin_call_price_fraction(
     `calc.maintenance_margin_at_rate_atoms`) the mark is at or beyond this price. Exact,
     returned as (numerator, denominator > 0); round it toward the mark.
     """
-    function = "isolated_margin_call_price"
-    require_positive(function, "qty_lots", qty_lots)
-    s = side.sign
-    mm_factor = RATE_ONE - s * mmr
-    require_positive(function, "1 -/+ MMR", mm_factor)
-    numerator = (entry_value_atoms
-                 - s * (margin_atoms - fee_to_close_atoms + mm_deduction_atoms - 1)) * RATE_ONE
-    return numerator, qty_lots * spec.atoms_per_tick_lot * mm_factor
+    return spec.contract.isolated_margin_call_price_fraction(
+        side, entry_value_atoms, qty_lots, margin_atoms, fee_to_close_atoms, mmr,
+        mm_deduction_atoms)
 
 
 def isolated_liquidation_price_fraction(
@@ -139,21 +106,9 @@ def isolated_liquidation_price_fraction(
     ``D = q*a*(R - s*MMR)*L*(R - sf) / R``. The ``extra/(1 -/+ f)`` factor is kept as
     published (§14 Q3). Exact, returned as (numerator, denominator > 0).
     """
-    function = "isolated_liquidation_price"
-    require_positive(function, "qty_lots", qty_lots)
-    require_positive(function, "leverage", leverage)
-    s = side.sign
-    fee_factor = RATE_ONE - s * taker_fee_rate
-    mm_factor = RATE_ONE - s * mmr
-    require_positive(function, "1 -/+ taker fee rate", fee_factor)
-    require_positive(function, "1 -/+ MMR", mm_factor)
-    numerator = (
-        entry_value_atoms * (leverage - s * RATE_ONE) * fee_factor
-        - s * extra_margin_atoms * RATE_ONE * leverage
-        - s * mm_deduction_atoms * leverage * fee_factor
-    ) * RATE_ONE
-    denominator = qty_lots * spec.atoms_per_tick_lot * mm_factor * leverage * fee_factor
-    return numerator, denominator
+    return spec.contract.isolated_liquidation_price_fraction(
+        side, entry_value_atoms, qty_lots, leverage, extra_margin_atoms, mmr,
+        mm_deduction_atoms, taker_fee_rate)
 
 
 def isolated_liquidation_price_ticks(
@@ -173,10 +128,10 @@ def isolated_liquidation_price_ticks(
     mark: a long's up, a short's down (DESIGN.md), so liquidation never comes late. A result
     at or below zero means a long the mark cannot liquidate.
     """
-    numerator, denominator = isolated_liquidation_price_fraction(
-        spec,
+    contract = spec.contract
+    numerator, denominator = contract.isolated_liquidation_price_fraction(
         side,
-        spec.notional_atoms(entry_price_ticks, qty_lots),
+        contract.entry_value_atoms(entry_price_ticks, qty_lots),
         qty_lots,
         leverage,
         extra_margin_atoms,
@@ -204,15 +159,9 @@ def isolated_liquidation_price_legacy_fraction(
     ``N = EV(L*R - s*R*R + s*L*MMR) - s(ded + extra)*L*R`` over ``D = q*a*L*R``. No fee term.
     Exact, returned as (numerator, denominator > 0).
     """
-    function = "isolated_liquidation_price_legacy"
-    require_positive(function, "qty_lots", qty_lots)
-    require_positive(function, "leverage", leverage)
-    s = side.sign
-    numerator = entry_value_atoms * (
-        leverage * RATE_ONE - s * RATE_ONE * RATE_ONE + s * leverage * mmr
-    ) - s * (mm_deduction_atoms + extra_margin_atoms) * leverage * RATE_ONE
-    denominator = qty_lots * spec.atoms_per_tick_lot * leverage * RATE_ONE
-    return numerator, denominator
+    return spec.contract.isolated_liquidation_price_legacy_fraction(
+        side, entry_value_atoms, qty_lots, leverage, extra_margin_atoms, mmr,
+        mm_deduction_atoms)
 
 
 def isolated_liquidation_price_legacy_ticks(
@@ -231,10 +180,10 @@ def isolated_liquidation_price_legacy_ticks(
     -/+ extra/q``), rounded toward the mark: a long's up, a short's down (DESIGN.md). A
     negative `extra_margin_atoms` models funding taken from the margin (spec §1.4).
     """
-    numerator, denominator = isolated_liquidation_price_legacy_fraction(
-        spec,
+    contract = spec.contract
+    numerator, denominator = contract.isolated_liquidation_price_legacy_fraction(
         side,
-        spec.notional_atoms(entry_price_ticks, qty_lots),
+        contract.entry_value_atoms(entry_price_ticks, qty_lots),
         qty_lots,
         leverage,
         extra_margin_atoms,
@@ -263,12 +212,13 @@ def isolated_liquidation_price_selected_fraction(
     `taker_fee_rate` is unused there). The one place the engine, `perpx calc` and the views
     choose between them.
     """
+    contract = spec.contract
     if spec.liq_price_formula is LiquidationFormula.LEGACY:
-        return isolated_liquidation_price_legacy_fraction(
-            spec, side, entry_value_atoms, qty_lots, leverage, extra_margin_atoms, mmr,
+        return contract.isolated_liquidation_price_legacy_fraction(
+            side, entry_value_atoms, qty_lots, leverage, extra_margin_atoms, mmr,
             mm_deduction_atoms)
-    return isolated_liquidation_price_fraction(
-        spec, side, entry_value_atoms, qty_lots, leverage, extra_margin_atoms, mmr,
+    return contract.isolated_liquidation_price_fraction(
+        side, entry_value_atoms, qty_lots, leverage, extra_margin_atoms, mmr,
         mm_deduction_atoms, taker_fee_rate)
 
 
@@ -290,17 +240,20 @@ def isolated_liquidation_price_with_tier(
     ``q * LP * a`` falls in ``(previous limit, limit]`` (the last tier is open-ended). Rounded
     toward the mark like `isolated_liquidation_price_ticks`.
     """
-    unit = qty_lots * spec.atoms_per_tick_lot
+    contract = spec.contract
     lower = 0
     last = len(spec.risk_tiers) - 1
     for index, tier in enumerate(spec.risk_tiers):
-        numerator, denominator = isolated_liquidation_price_fraction(
-            spec, side, entry_value_atoms, qty_lots, leverage, extra_margin_atoms,
+        numerator, denominator = contract.isolated_liquidation_price_fraction(
+            side, entry_value_atoms, qty_lots, leverage, extra_margin_atoms,
             tier.mmr, tier.mm_deduction_atoms, taker_fee_rate,
         )
-        value_times_denominator = numerator * unit
-        above_lower = index == 0 or value_times_denominator > lower * denominator
-        below_upper = index == last or value_times_denominator <= tier.limit_atoms * denominator
+        # The value at the exact LP, as a fraction: compared without rounding.
+        value_numerator, value_denominator = contract.value_fraction_atoms(
+            qty_lots, numerator, denominator)
+        above_lower = index == 0 or value_numerator > lower * value_denominator
+        below_upper = (index == last
+                       or value_numerator <= tier.limit_atoms * value_denominator)
         if above_lower and below_upper:
             return round_liquidation_price(side, numerator, denominator), tier
         lower = tier.limit_atoms
@@ -328,18 +281,8 @@ def cross_liquidation_price_estimate_ticks(
     None when there is no position, or when a long's MMR is at least 100% (its equity would
     then never fall faster than its MM, so no price solves).
     """
-    if qty_lots <= 0:
-        return None
-    s = side.sign
-    mm_factor = RATE_ONE - s * mmr
-    if mm_factor <= 0:
-        return None
-    unit = qty_lots * spec.atoms_per_tick_lot
-    numerator = (
-        mark_price_ticks * unit * mm_factor
-        - s * (margin_balance_atoms - total_mm_atoms) * RATE_ONE
-    )
-    return round_liquidation_price(side, numerator, unit * mm_factor)
+    return spec.contract.cross_liquidation_price_estimate_ticks(
+        side, qty_lots, mark_price_ticks, margin_balance_atoms, total_mm_atoms, mmr)
 
 
 def cross_liquidation_price_legacy_ticks(
@@ -357,8 +300,5 @@ def cross_liquidation_price_legacy_ticks(
     ``(EP*q*a - s(available + IM - MM)) / (q*a)`` ticks, rounded toward the mark (long up,
     short down). None when there is no position.
     """
-    if qty_lots <= 0:
-        return None
-    unit = qty_lots * spec.atoms_per_tick_lot
-    numerator = entry_price_ticks * unit - side.sign * (available_atoms + im_atoms - mm_atoms)
-    return round_liquidation_price(side, numerator, unit)
+    return spec.contract.cross_liquidation_price_legacy_ticks(
+        side, entry_price_ticks, qty_lots, available_atoms, im_atoms, mm_atoms)

@@ -135,7 +135,8 @@ def position_prices(clearing: Clearing, account: Account, position: Position) ->
     else:
         mark = clearing.mark_of(spec.symbol) or position.average_entry_ticks(spec)
         figures = clearing.figures(account, spec.settle_coin)
-        tier = calc.tier_for_position(spec, spec.notional_atoms(mark, position.qty_lots))
+        tier = calc.tier_for_position(
+            spec, spec.contract.value_ceil_atoms(mark, position.qty_lots))
         liq = liqprice.cross_liquidation_price_estimate_ticks(
             spec, side, position.qty_lots, mark, figures.margin_balance_atoms,
             figures.mm_atoms, tier.mmr)
@@ -160,16 +161,18 @@ def position_summary(clearing: Clearing, account: Account, position: Position,
     if price is None:
         price = position.average_entry_ticks(spec)
     qty = position.qty_lots
-    upnl = calc.unrealized_pnl_atoms(spec, side, position.entry_value_atoms, qty, price)
+    contract = spec.contract
+    upnl = contract.unrealised_pnl_atoms(side, position.entry_value_atoms, qty, price)
+    value = contract.value_ceil_atoms(price, qty)
     if account.margin_mode is MarginMode.ISOLATED:
         margin = position.margin_atoms
     else:
-        margin = (calc.initial_margin_atoms(spec.notional_atoms(price, qty), position.leverage)
+        margin = (contract.initial_margin_atoms(value, position.leverage)
                   + position.fee_to_close_atoms(spec))
     liq, bust = position_prices(clearing, account, position)
     return PositionSummary(
         size_lots=position.size_lots, entry_price_ticks=position.average_entry_ticks(spec),
-        value_atoms=spec.notional_atoms(price, qty), upnl_atoms=upnl,
+        value_atoms=value, upnl_atoms=upnl,
         margin_atoms=margin, roi=calc.roi_rate(upnl, margin) if margin > 0 else 0,
         liq_price_ticks=liq, bust_price_ticks=bust,
         realized_pnl_atoms=position.realized_pnl_atoms,
@@ -198,10 +201,11 @@ def maybe_auto_add_margin(clearing: Clearing, symbol: str, seq: int, ts_ms: int,
                     or not account.auto_add_margin.get((symbol, idx), False)):
                 continue
             reached = is_past_liquidation(clearing, position, mark)
-            value = spec.notional_atoms(mark, position.qty_lots)
+            value = spec.contract.value_ceil_atoms(mark, position.qty_lots)
             if not reached or position.margin_atoms >= value:
                 continue
-            im = calc.initial_margin_atoms(position.entry_value_atoms, position.leverage)
+            im = spec.contract.initial_margin_atoms(position.entry_value_atoms,
+                                                    position.leverage)
             available = clearing.figures(account, spec.settle_coin).available_atoms
             add = min(im, available)
             if add > 0:

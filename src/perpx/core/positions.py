@@ -2,7 +2,9 @@
 
 The entry value is Σ price × qty in atoms, not an average, so the average entry price is an
 exact fraction and nothing drifts as fills add up. A reduction releases the entry value pro
-rata, rounded in the exchange's favour (`calc.realized_pnl_on_close_atoms`).
+rata, rounded in the exchange's favour. What a fill adds to the entry value, what a reduction
+releases and realizes, and the fee to close are the instrument's contract maths
+(`spec.contract`, `perpx.core.contract`).
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ class Position:
         entry, leverage, ftc = self._ftc_cache
         if entry != self.entry_value_atoms or leverage != self.leverage:
             side = Side.BUY if self.size_lots > 0 else Side.SELL
-            ftc = calc.fee_to_close_for_entry_value_atoms(
+            ftc = spec.contract.fee_to_close_atoms(
                 side, self.entry_value_atoms, self.leverage, spec.taker_fee_rate)
             self._ftc_cache = (self.entry_value_atoms, self.leverage, ftc)
         return ftc
@@ -89,7 +91,7 @@ class Position:
         """Return the average entry price in ticks, rounded half-up for display (0 when flat)."""
         if not self.size_lots:
             return 0
-        return calc.average_entry_display(spec, self.entry_value_atoms, self.qty_lots)
+        return spec.contract.average_entry_display_ticks(self.entry_value_atoms, self.qty_lots)
 
     def book_realized(self, amount_atoms: int) -> None:
         """Add trading P&L, a fee (negative) or funding to the realized P&L figures."""
@@ -180,14 +182,15 @@ def apply_fill(
     margin for the opened part.
     """
     effect = FillEffect()
+    contract = spec.contract
     sign = 1 if side is Side.BUY else -1
     size = position.size_lots
     if size and (size > 0) != (sign > 0):
         held = abs(size)
         closed = min(qty_lots, held)
         held_side = Side.BUY if size > 0 else Side.SELL
-        pnl, released = calc.realized_pnl_on_close_atoms(
-            spec, held_side, position.entry_value_atoms, held, closed, price_ticks
+        pnl, released = contract.realised_pnl_on_close_atoms(
+            held_side, position.entry_value_atoms, held, closed, price_ticks
         )
         released_margin = (position.margin_atoms if closed == held
                            else position.margin_atoms * closed // held)
@@ -216,7 +219,7 @@ def apply_fill(
         if position.size_lots == 0:
             position.realized_pnl_atoms = 0  # a new position starts its own realized P&L
         position.size_lots += sign * qty_lots
-        position.entry_value_atoms += spec.notional_atoms(price_ticks, qty_lots)
+        position.entry_value_atoms += contract.entry_value_atoms(price_ticks, qty_lots)
         position.open_fee_atoms += fee_atoms - effect.close_fee_atoms
         effect.opened_lots = qty_lots
     return effect

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from sortedcontainers import SortedList
 
-from perpx.core import calc, liqprice, liquidation
+from perpx.core import calc, liquidation
 from perpx.core.accounts import SYSTEM_ACCOUNT_IDS, Account
 from perpx.core.enums import MarginMode, Side
 from perpx.core.numbers import RATE_ONE, apply_rate_ceil, mul_div_floor
@@ -170,9 +170,10 @@ class RiskIndex:
                 return None
             marks[symbol] = mark
             top = mark + apply_rate_ceil(mark, _BAND_CAP)
-            mmr = calc.tier_for_position(spec, spec.notional_atoms(top, gross)).mmr
-            gross_value = spec.notional_atoms(top, gross)
-            weight_total += (spec.notional_atoms(top, abs(net) + ordered)
+            value_at_top = spec.contract.value_ceil_atoms
+            gross_value = value_at_top(top, gross)
+            mmr = calc.tier_for_position(spec, gross_value).mmr
+            weight_total += (value_at_top(top, abs(net) + ordered)
                              + apply_rate_ceil(gross_value, mmr + 2 * spec.taker_fee_rate) + 1)
         bands: dict[str, tuple[int, int]] = {}
         for symbol, mark in marks.items():
@@ -201,20 +202,19 @@ class RiskIndex:
         side = Side.BUY if position.size_lots > 0 else Side.SELL
         figures = clearing.figures(account, spec.settle_coin)
         ftc = position.fee_to_close_atoms(spec)
+        contract = spec.contract
+        qty = position.qty_lots
         at = mark
         trigger: int | None = None
         for _ in range(4):
-            tier = calc.tier_for_position(spec, spec.notional_atoms(at, position.qty_lots))
-            mm_at_mark = calc.maintenance_margin_at_rate_atoms(
-                spec.notional_atoms(mark, position.qty_lots), tier.mmr,
-                tier.mm_deduction_atoms, ftc)
-            trigger = liqprice.cross_liquidation_price_estimate_ticks(
-                spec, side, position.qty_lots, mark, figures.margin_balance_atoms, mm_at_mark,
-                tier.mmr)
+            tier = calc.tier_for_position(spec, contract.value_ceil_atoms(at, qty))
+            mm_at_mark = contract.maintenance_margin_atoms(
+                contract.value_ceil_atoms(mark, qty), tier.mmr, tier.mm_deduction_atoms, ftc)
+            trigger = contract.cross_liquidation_price_estimate_ticks(
+                side, qty, mark, figures.margin_balance_atoms, mm_at_mark, tier.mmr)
             if trigger is None or trigger <= 0:
                 return None
-            if calc.tier_for_position(spec, spec.notional_atoms(trigger, position.qty_lots)) \
-                    is tier:
+            if calc.tier_for_position(spec, contract.value_ceil_atoms(trigger, qty)) is tier:
                 return trigger
             at = trigger
         return None  # no settled tier: check this account on every move

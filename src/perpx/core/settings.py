@@ -184,8 +184,8 @@ def _check_idx(clearing: Clearing, account: Account, symbol: str, idx: int) -> N
 def _isolated_margin(clearing: Clearing, spec: InstrumentSpec, position: Position) -> int:
     """Return IM + fee to close of a position at its entry: what isolated mode holds."""
     side = Side.BUY if position.size_lots > 0 else Side.SELL
-    return calc.position_margin_atoms(side, position.entry_value_atoms, position.leverage,
-                                      spec.taker_fee_rate)
+    return spec.contract.position_margin_atoms(side, position.entry_value_atoms,
+                                               position.leverage, spec.taker_fee_rate)
 
 
 def _isolated_is_liquidatable(clearing: Clearing, spec: InstrumentSpec, position: Position) -> bool:

@@ -145,8 +145,8 @@ class Stops:
             if not spec.min_price_ticks <= price <= spec.max_price_ticks:
                 raise Rejected(RejectCode.PRICE_OUT_OF_RANGE,
                                "Order price is out of permissible range")
-        if not reduce_only and spec.notional_atoms(price or trigger, cmd.qty_lots) < (
-                spec.min_notional_atoms):
+        if not reduce_only and spec.contract.value_floor_atoms(
+                price or trigger, cmd.qty_lots) < spec.min_notional_atoms:
             raise Rejected(RejectCode.NOTIONAL_BELOW_MIN,
                            "Order notional value below the lower limit")
         attachment = tpsl.attachment_for(cmd, spec, reduce_only, price or trigger)
@@ -273,8 +273,8 @@ class Stops:
         if (qty == order.qty_lots and price == order.price_ticks and not moved
                 and tpsl.same_attachment(old, new)):
             raise Rejected(RejectCode.NOTHING_TO_AMEND, "order not modified")
-        if qty and not order.reduce_only and spec.notional_atoms(price or trigger, qty) < (
-                spec.min_notional_atoms):
+        if qty and not order.reduce_only and spec.contract.value_floor_atoms(
+                price or trigger, qty) < spec.min_notional_atoms:
             raise Rejected(RejectCode.NOTIONAL_BELOW_MIN,
                            "Order notional value below the lower limit")
         # Checked: commit.

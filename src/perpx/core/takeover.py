@@ -38,7 +38,7 @@ from perpx.core.enums import (
 from perpx.core.events import Deleveraged, Event, HedgedPairClosed, Liquidated
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.margin import position_risk
-from perpx.core.numbers import div_ceil, div_floor
+from perpx.core.numbers import div_floor
 from perpx.core.positions import Position, apply_fill
 
 if TYPE_CHECKING:
@@ -150,10 +150,12 @@ def _cross_bust(engine: Engine, account: Account, position: Position, spec: Inst
                 mark: int) -> int:
     """Return the price at which a cross account's margin balance is gone, other marks fixed."""
     side = Side.BUY if position.size_lots > 0 else Side.SELL
-    unit = position.qty_lots * spec.atoms_per_tick_lot
     margin_balance = engine.clearing.figures(account, spec.settle_coin).margin_balance_atoms
-    return max(1, liqprice.round_bankruptcy_price(side, mark * unit - side.sign * margin_balance,
-                                              unit))
+    # The position as if entered at the mark, with the margin balance as its margin.
+    contract = spec.contract
+    at_mark = contract.entry_value_atoms(mark, position.qty_lots)
+    return max(1, contract.bankruptcy_price_for_margin_ticks(
+        side, at_mark, position.qty_lots, margin_balance))
 
 
 def _isolated_bust(spec: InstrumentSpec, position: Position) -> int:
@@ -191,13 +193,14 @@ def _take_over(engine: Engine, spec: InstrumentSpec, account: Account, position:
     # down to the drawdown threshold.
     direct = pool.update_state(spec, ts_ms, before)
     headroom = None if direct else pool.headroom(spec, ts_ms, before)
-    left = position.margin_atoms + calc.unrealized_pnl_atoms(
-        spec, side, position.entry_value_atoms, qty, bust)
+    contract = spec.contract
+    left = position.margin_atoms + contract.unrealised_pnl_atoms(
+        side, position.entry_value_atoms, qty, bust)
     transfer(engine, spec, account, position, fund, qty, bust, BalanceReason.LIQUIDATION,
              seq, ts_ms, events)
     # The fund is paid the fee to close reserved beside the bankruptcy price (#13 B2), at
     # most what the margin still holds.
-    fee = min(calc.fee_atoms(spec.notional_atoms(bust, qty), spec.taker_fee_rate),
+    fee = min(contract.fill_fee_atoms(bust, qty, spec.taker_fee_rate),
               max(0, left)) if isolated else 0
     if fee:
         position.book_realized(-fee)
@@ -248,13 +251,14 @@ def _reduce_to_lower_tier(engine: Engine, spec: InstrumentSpec, position: Positi
     the tier below. The caller rechecks: if the smaller position, now in the lower tier, is
     no longer breached, it stays with its owner.
     """
-    value = spec.notional_atoms(mark, position.qty_lots)
+    contract = spec.contract
+    value = contract.value_ceil_atoms(mark, position.qty_lots)
     tier = calc.tier_for_position(spec, value)
     place = spec.risk_tiers.index(tier)
     if place == 0:
         return False
     excess = value - spec.risk_tiers[place - 1].limit_atoms
-    qty = min(position.qty_lots, div_ceil(excess, mark * spec.atoms_per_tick_lot))
+    qty = min(position.qty_lots, contract.qty_for_value_lots(mark, excess))
     side = Side.BUY if position.size_lots > 0 else Side.SELL
     order = RestingOrder(engine.new_order_id(), position.account_id, spec.symbol, side.opposite,
                          OrderType.LIMIT, bust, qty, TimeInForce.IOC, True, False,
@@ -312,21 +316,19 @@ def _close_in_book(engine: Engine, spec: InstrumentSpec, fund: Account, held: Po
     pool may still take for this symbol either; what is left is deleveraged.
     """
     qty = held.qty_lots
-    unit = qty * spec.atoms_per_tick_lot
-    fee_reserve = calc.fee_atoms(spec.notional_atoms(bust, qty) * 2, spec.taker_fee_rate)
+    contract = spec.contract
+    # The fees of two closes of `qty` at `bust` (the fund's and a counterparty's), rounded up
+    # once.
+    fee_reserve = contract.fill_fee_atoms(bust, 2 * qty, spec.taker_fee_rate)
     spare = max(0, fund.balance(spec.settle_coin) - fee_reserve)
     if headroom is not None:
         spare = min(spare, max(0, headroom - fee_reserve))
-    closing_side = Side.SELL if held.size_lots > 0 else Side.BUY
+    held_side = Side.BUY if held.size_lots > 0 else Side.SELL
+    closing_side = held_side.opposite
     band = engine.price_band(spec)
-    if closing_side is Side.SELL:
-        limit = bust - div_floor(spare, unit)
-        if band is not None:
-            limit = max(limit, band[0])
-    else:
-        limit = bust + div_floor(spare, unit)
-        if band is not None:
-            limit = min(limit, band[1])
+    limit = contract.loss_limit_price_ticks(held_side, qty, bust, spare)
+    if band is not None:
+        limit = max(limit, band[0]) if closing_side is Side.SELL else min(limit, band[1])
     if limit <= 0:
         return
     order = RestingOrder(engine.new_order_id(), INSURANCE_FUND_ID, spec.symbol, closing_side,
@@ -343,10 +345,11 @@ def adl_rank(spec: InstrumentSpec, position: Position, mark: int, margin: int) -
     the position is worth when its `margin` is gone; profit ranks ``PnL% × EffLev``, loss
     ``PnL% / EffLev``.
     """
-    sign = 1 if position.size_lots > 0 else -1
-    value = spec.notional_atoms(mark, position.qty_lots)
+    side = Side.BUY if position.size_lots > 0 else Side.SELL
+    value = spec.contract.value_floor_atoms(mark, position.qty_lots)
     entry = position.entry_value_atoms
-    profit = sign * (value - entry)  # PnL% = profit / entry
+    profit = spec.contract.unrealised_pnl_atoms(  # PnL% = profit / entry
+        side, entry, position.qty_lots, mark)
     cushion = max(1, profit + margin)  # mark value - bankrupt value; EffLev = value / cushion
     if profit > 0:
         return Fraction(profit * value, entry * cushion)

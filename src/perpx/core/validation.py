@@ -83,7 +83,7 @@ def validate_place(engine: Engine, cmd: PlaceOrder) -> tuple[int, int, bool]:
         price = checked_limit_price(engine, spec, cmd.side, cmd.price_ticks)
         value_price = price
     if (not reduce_only
-            and value_price * qty * spec.atoms_per_tick_lot < spec.min_notional_atoms):
+            and spec.contract.value_floor_atoms(value_price, qty) < spec.min_notional_atoms):
         raise Rejected(RejectCode.NOTIONAL_BELOW_MIN,
                        "Order notional value below the lower limit")
     qty, reduce_only = engine.clearing.check_order(

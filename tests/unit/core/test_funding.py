@@ -17,6 +17,7 @@ from perpx.core.funding import (
     impact_qty_lots,
     interest_rate,
     next_funding_after,
+    position_funding_atoms,
     premium_index_rate,
 )
 from perpx.core.marks import decaying_funding_price, mark_price
@@ -66,6 +67,20 @@ def test_a_payment_is_never_less_than_the_receipt_it_funds(value: int, rate: int
     paid = funding_fee_atoms(value, rate, pays=True)
     received = funding_fee_atoms(value, rate, pays=False)
     assert 0 <= paid - received <= 1
+
+
+@given(st.integers(1, 10_000_000), st.integers(1, 1_000_000), st.integers(-375_000, 375_000),
+       st.booleans())
+def test_a_positions_funding_is_the_fee_on_its_value_at_the_mark(
+        mark: int, qty: int, rate: int, pays: bool) -> None:
+    value = SPEC.contract.value_ceil_atoms(mark, qty) if pays else SPEC.contract.value_floor_atoms(
+        mark, qty)
+    assert position_funding_atoms(SPEC, mark, qty, rate, pays) == funding_fee_atoms(
+        value, rate, pays)
+
+
+def test_half_a_btc_at_a_40000_mark_pays_two_usdt_at_one_basis_point() -> None:
+    assert position_funding_atoms(SPEC, 400_000, 500, to_rate("0.0001"), True) == to_atoms("2")
 
 
 def test_price1_decays_the_funding_basis_spec_5() -> None:
