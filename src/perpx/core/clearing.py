@@ -46,6 +46,7 @@ from perpx.core.margin import (
     order_margin_atoms,
 )
 from perpx.core.positions import Position, apply_fill
+from perpx.core.rules import check_position_idx, closes_hedge_side
 
 _BUY = Side.BUY
 
@@ -231,14 +232,8 @@ class Clearing:
         """
         account = self.accounts.get(account_id)
         hedge = account is not None and account.position_mode(spec.symbol) is PositionMode.HEDGE
-        if hedge:
-            if position_idx not in (1, 2):
-                raise Rejected(RejectCode.POSITION_IDX_MISMATCH,
-                               "position idx not match position mode")
-            reduce_only = reduce_only or (position_idx == 1) != (side is _BUY)
-        elif position_idx != 0:
-            raise Rejected(RejectCode.POSITION_IDX_MISMATCH,
-                           "position idx not match position mode")
+        check_position_idx(hedge, position_idx)
+        reduce_only = reduce_only or closes_hedge_side(hedge, position_idx, side)
         if reduce_only:
             return self._reduce_only_qty(account, spec, side, position_idx, qty_lots), True
         if account is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from perpx.core import lifecycle
 from perpx.core.enums import (
     OrderStatus,
     OrderType,
@@ -103,7 +104,7 @@ class ConditionalOrder:
         self.trailing_stop_ticks = 0
         self.active_price_ticks = 0
         self.extreme_ticks = 0
-        self.status = OrderStatus.UNTRIGGERED
+        self.status = lifecycle.START_CONDITIONAL
         self.created_ts_ms = ts_ms
         self.updated_ts_ms = ts_ms
 

@@ -64,8 +64,9 @@ from perpx.core.lifecycle import TRANSITIONS, Happening
 from perpx.core.matching import fillable_lots, match
 from perpx.core.pricing import Pricing
 from perpx.core.risk_index import RiskIndex
+from perpx.core.rules import check_min_notional, check_qty
 from perpx.core.stops import Stops
-from perpx.core.validation import check_qty, checked_limit_price, price_band, validate_place
+from perpx.core.validation import checked_limit_price, price_band, validate_place
 
 SNAPSHOT_VERSION = 2
 _LAST = TriggerBy.LAST_PRICE
@@ -443,10 +444,7 @@ class Engine:
                 raise Rejected(RejectCode.NOTHING_TO_AMEND, "order not modified")
             if order.reduce_only and new_qty > order.qty_lots:
                 self._check_reduce_only_room(order, new_qty - order.filled_lots)
-            if (not order.reduce_only
-                    and spec.notional_atoms(new_price, new_qty) < spec.min_notional_atoms):
-                raise Rejected(RejectCode.NOTIONAL_BELOW_MIN,
-                               "Order notional value below the lower limit")
+            check_min_notional(spec, new_price, new_qty, order.reduce_only)
             self.clearing.check_amend(order, new_price, new_qty - order.filled_lots)
         except Rejected as rejection:
             events.append(

@@ -1,4 +1,8 @@
-"""The order lifecycle: one table of (status, happening) -> status; anything else is a bug."""
+"""The order lifecycle: one table of (status, happening) -> status; anything else is a bug.
+
+The core moves its orders through it, and the store's order projector moves its records through
+the same table as it reads the core's events, so the two cannot tell different stories.
+"""
 
 from __future__ import annotations
 
@@ -25,8 +29,10 @@ class TransitionTable(dict[tuple[OrderStatus, Happening], OrderStatus]):
 
     def __missing__(self, key: tuple[OrderStatus, Happening]) -> OrderStatus:
         status, happening = key
+        # A record's status may be a plain int (the store keeps ints): name it all the same.
         raise InvariantViolation(
-            f"next_status: {happening.name} is illegal for an order in status {status.name}"
+            f"next_status: {Happening(happening).name} is illegal for an order in status "
+            f"{OrderStatus(status).name}"
         )
 
 
@@ -52,6 +58,23 @@ TRANSITIONS = TransitionTable({
 })
 
 
-def next_status(status: OrderStatus, happening: Happening) -> OrderStatus:
-    """Return the status after `happening`; an illegal pair is a bug in the engine."""
-    return TRANSITIONS[status, happening]
+# Where an order starts: a plain order as New, a conditional order (or TP/SL leg) Untriggered.
+START = _S.NEW
+START_CONDITIONAL = _S.UNTRIGGERED
+
+# The statuses with no way out of the table: the order is done (Rejected is never entered).
+FINAL = frozenset(status for status in OrderStatus
+                  if not any(source is status for source, _ in TRANSITIONS))
+
+
+def next_status(status: OrderStatus | int, happening: Happening) -> OrderStatus:
+    """Return the status after `happening`; an illegal pair is a bug in the engine.
+
+    An IntEnum hashes and compares as its int, so a status kept as an int looks up the same.
+    """
+    return TRANSITIONS[status, happening]  # type: ignore[index]
+
+
+def fill_happening(filled_lots: int, qty_lots: int) -> Happening:
+    """Return what a fill is to an order that has now `filled_lots` of `qty_lots`."""
+    return Happening.FULL_FILL if filled_lots >= qty_lots else Happening.PARTIAL_FILL

@@ -30,6 +30,7 @@ from perpx.core.events import (
 )
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.positions import Position
+from perpx.core.rules import check_position_idx, position_indexes
 
 
 def set_leverage(clearing: Clearing, cmd: SetLeverage, events: list[Event]) -> None:
@@ -133,7 +134,7 @@ def switch_position_mode(clearing: Clearing, cmd: SwitchPositionMode, events: li
     for idx in (0, 1, 2):
         account.leverage.pop((cmd.symbol, idx), None)
         account.positions.pop((cmd.symbol, idx), None)
-    for idx in ((1, 2) if cmd.position_mode is PositionMode.HEDGE else (0,)):
+    for idx in position_indexes(cmd.position_mode is PositionMode.HEDGE):
         account.leverage[cmd.symbol, idx] = leverage
     account.position_modes[cmd.symbol] = cmd.position_mode
     account.order_margin_cache.pop(cmd.symbol, None)
@@ -176,9 +177,7 @@ def adjust_margin(clearing: Clearing, cmd: AdjustMargin, events: list[Event]) ->
 
 
 def _check_idx(clearing: Clearing, account: Account, symbol: str, idx: int) -> None:
-    hedge = account.position_mode(symbol) is PositionMode.HEDGE
-    if (idx in (1, 2)) != hedge or idx not in (0, 1, 2):
-        raise Rejected(RejectCode.POSITION_IDX_MISMATCH, "position idx not match position mode")
+    check_position_idx(account.position_mode(symbol) is PositionMode.HEDGE, idx)
 
 
 def _isolated_margin(clearing: Clearing, spec: InstrumentSpec, position: Position) -> int:

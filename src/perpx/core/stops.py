@@ -52,11 +52,21 @@ from perpx.core.events import (
     TrailingStopMoved,
 )
 from perpx.core.lifecycle import TRANSITIONS, Happening
+from perpx.core.rules import (
+    check_min_notional,
+    check_order_link_id,
+    check_order_price,
+    check_position_idx,
+    check_qty,
+    closes_hedge_side,
+    max_qty_lots,
+)
 from perpx.core.triggers import EntryKind
-from perpx.core.validation import ORDER_LINK_ID, check_qty, validate_place
+from perpx.core.validation import validate_place
 
 if TYPE_CHECKING:
     from perpx.core.engine import Engine
+    from perpx.core.instruments import InstrumentSpec
 
 MAX_CONDITIONAL_ORDERS = 10  # per account and symbol (Bybit)
 _MARKET = OrderType.MARKET
@@ -117,38 +127,23 @@ class Stops:
         reduce_only = cmd.reduce_only or cmd.close_on_trigger
         if cmd.qty_lots != 0 or not cmd.close_on_trigger:
             check_qty(spec, cmd.qty_lots, is_market)
-        if cmd.order_link_id:
-            if not ORDER_LINK_ID.fullmatch(cmd.order_link_id):
-                raise Rejected(RejectCode.INVALID_ORDER_LINK_ID, "orderLinkId invalid")
-            if (cmd.account_id, cmd.order_link_id) in engine.by_link:
-                raise Rejected(RejectCode.DUPLICATE_ORDER_LINK_ID, "OrderLinkedID is duplicate")
+        check_order_link_id(cmd.order_link_id, cmd.account_id, engine.by_link)
         if self.waiting.stop_count(cmd.account_id, cmd.symbol) >= MAX_CONDITIONAL_ORDERS:
             raise Rejected(RejectCode.TOO_MANY_CONDITIONAL_ORDERS,
                            "The number of stop orders exceeds the maximum allowable limit")
         hedge = account.position_mode(cmd.symbol) is PositionMode.HEDGE
-        if (cmd.position_idx in (1, 2)) != hedge or cmd.position_idx not in (0, 1, 2):
-            raise Rejected(RejectCode.POSITION_IDX_MISMATCH,
-                           "position idx not match position mode")
-        if hedge and (cmd.position_idx == 1) != (cmd.side is Side.BUY):
-            reduce_only = True  # the closing side of a hedge-mode position
+        check_position_idx(hedge, cmd.position_idx)
+        reduce_only = reduce_only or closes_hedge_side(hedge, cmd.position_idx, cmd.side)
         if cmd.trigger_direction is None:
             raise Rejected(RejectCode.INVALID_PARAMETER,
                            "params error: triggerDirection is required")
         trigger = cmd.trigger_price_ticks or 0
-        self._check_trigger(spec.symbol, spec.min_price_ticks, spec.max_price_ticks, trigger,
-                            cmd.trigger_direction, cmd.trigger_by)
+        self._check_trigger(spec, trigger, cmd.trigger_direction, cmd.trigger_by)
         price = 0
         if not is_market:
             price = cmd.price_ticks or 0
-            if price <= 0:
-                raise Rejected(RejectCode.INVALID_PRICE, "price invalid")
-            if not spec.min_price_ticks <= price <= spec.max_price_ticks:
-                raise Rejected(RejectCode.PRICE_OUT_OF_RANGE,
-                               "Order price is out of permissible range")
-        if not reduce_only and spec.contract.value_floor_atoms(
-                price or trigger, cmd.qty_lots) < spec.min_notional_atoms:
-            raise Rejected(RejectCode.NOTIONAL_BELOW_MIN,
-                           "Order notional value below the lower limit")
+            check_order_price(spec, price)
+        check_min_notional(spec, price or trigger, cmd.qty_lots, reduce_only)
         attachment = tpsl.attachment_for(cmd, spec, reduce_only, price or trigger)
         order = ConditionalOrder(
             engine.new_order_id(), cmd.account_id, cmd.symbol, cmd.side, cmd.order_type, price,
@@ -160,19 +155,15 @@ class Stops:
             self.attach(attachment, order.order_id, order.account_id, order.symbol, cmd.seq,
                         cmd.ts_ms, events)
 
-    def _check_trigger(self, symbol: str, low: int, high: int, trigger: int,
-                       direction: TriggerDirection, trigger_by: TriggerBy) -> None:
+    def _check_trigger(self, spec: InstrumentSpec, trigger: int, direction: TriggerDirection,
+                       trigger_by: TriggerBy) -> None:
         """Refuse a trigger off the price grid's range or on the wrong side of the price now.
 
         With no such price yet (no trade, mark or index) any side is accepted: the first
         price decides.
         """
-        if trigger <= 0:
-            raise Rejected(RejectCode.INVALID_PRICE, "params error: triggerPrice invalid")
-        if not low <= trigger <= high:
-            raise Rejected(RejectCode.PRICE_OUT_OF_RANGE,
-                           "Order price is out of permissible range")
-        current = self.reference(symbol, trigger_by)
+        check_order_price(spec, trigger, "params error: triggerPrice invalid")
+        current = self.reference(spec.symbol, trigger_by)
         if current is None:
             return
         name = {_LAST: "LastPrice", _MARK: "MarkPrice"}.get(trigger_by, "IndexPrice")
@@ -248,19 +239,14 @@ class Stops:
             if order.order_type is _MARKET:
                 raise Rejected(RejectCode.INVALID_PARAMETER,
                                "params error: a market order has no price")
-            if cmd.price_ticks <= 0:
-                raise Rejected(RejectCode.INVALID_PRICE, "price invalid")
-            if not spec.min_price_ticks <= cmd.price_ticks <= spec.max_price_ticks:
-                raise Rejected(RejectCode.PRICE_OUT_OF_RANGE,
-                               "Order price is out of permissible range")
+            check_order_price(spec, cmd.price_ticks)
             price = cmd.price_ticks
         trigger_by = cmd.trigger_by if cmd.trigger_by is not None else order.trigger_by
         trigger = (cmd.trigger_price_ticks if cmd.trigger_price_ticks is not None
                    else order.trigger_price_ticks)
         moved = trigger != order.trigger_price_ticks or trigger_by is not order.trigger_by
         if moved:
-            self._check_trigger(order.symbol, spec.min_price_ticks, spec.max_price_ticks,
-                                trigger, order.trigger_direction, trigger_by)
+            self._check_trigger(spec, trigger, order.trigger_direction, trigger_by)
         old = self.waiting.attachments.get(order.order_id)
         new = old
         if tpsl.changes_tpsl(cmd):
@@ -273,10 +259,8 @@ class Stops:
         if (qty == order.qty_lots and price == order.price_ticks and not moved
                 and tpsl.same_attachment(old, new)):
             raise Rejected(RejectCode.NOTHING_TO_AMEND, "order not modified")
-        if qty and not order.reduce_only and spec.contract.value_floor_atoms(
-                price or trigger, qty) < spec.min_notional_atoms:
-            raise Rejected(RejectCode.NOTIONAL_BELOW_MIN,
-                           "Order notional value below the lower limit")
+        if qty:  # 0: the whole position at trigger, a close that has no notional yet
+            check_min_notional(spec, price or trigger, qty, order.reduce_only)
         # Checked: commit.
         order.status = TRANSITIONS[order.status, Happening.AMEND]
         order.qty_lots = qty
@@ -426,9 +410,7 @@ class Stops:
             tpsl.publish(self, order.account_id, order.symbol, order.position_idx, seq, ts_ms,
                             events)
         if order.close_on_trigger:
-            spec = engine.instruments[order.symbol]
-            cap = (spec.max_mkt_order_qty_lots if order.order_type is _MARKET
-                   else spec.max_order_qty_lots)
+            cap = max_qty_lots(engine.instruments[order.symbol], order.order_type is _MARKET)
             wanted = order.qty_lots or min(cap, closing.closable_lots(
                 engine.clearing, order.account_id, order.symbol, order.position_idx,
                 order.side))

@@ -37,7 +37,7 @@ from perpx.core.enums import (
 from perpx.core.events import Event, TradingStopSet, TrailingStopMoved
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.lifecycle import TRANSITIONS, Happening
-from perpx.core.validation import check_qty
+from perpx.core.rules import check_position_idx, check_price_range, check_qty
 
 if TYPE_CHECKING:
     from perpx.core.stops import Stops
@@ -93,8 +93,8 @@ def check_price(spec: InstrumentSpec, price_ticks: int, what: str) -> None:
     """Refuse a negative price or one outside the instrument's price range (0 is allowed)."""
     if price_ticks < 0:
         raise Rejected(RejectCode.INVALID_PARAMETER, f"params error: {what} invalid")
-    if price_ticks and not spec.min_price_ticks <= price_ticks <= spec.max_price_ticks:
-        raise Rejected(RejectCode.PRICE_OUT_OF_RANGE, "Order price is out of permissible range")
+    if price_ticks:
+        check_price_range(spec, price_ticks)
 
 
 def check_leg_types(spec: InstrumentSpec, mode: TpSlMode, tp_ticks: int, sl_ticks: int,
@@ -208,10 +208,8 @@ def set_trading_stop(stops: Stops, cmd: SetTradingStop, events: list[Event]) -> 
     clearing = stops.engine.clearing
     account = clearing.user_account(cmd.account_id)
     spec = clearing.spec_of(cmd.symbol)
-    hedge = account.position_mode(cmd.symbol) is PositionMode.HEDGE
-    if (cmd.position_idx in (1, 2)) != hedge or cmd.position_idx not in (0, 1, 2):
-        raise Rejected(RejectCode.POSITION_IDX_MISMATCH,
-                       "position idx not match position mode")
+    check_position_idx(account.position_mode(cmd.symbol) is PositionMode.HEDGE,
+                       cmd.position_idx)
     position = account.position(cmd.symbol, cmd.position_idx)
     if position is None or position.side is None:
         raise Rejected(RejectCode.NO_POSITION_FOR_TRADING_STOP,

@@ -4,12 +4,12 @@ Quantity, order link id and the active-order cap; the price (a market order's pr
 price from the band, a limit price's range and band); min notional; then position index,
 reduce-only and margin by the clearing; and, in isolated mode, a limit order that would add
 beyond the position's liquidation price. A triggered conditional order passes the same checks
-at the moment it fires. Each failure raises `Rejected`; nothing is changed here.
+at the moment it fires. Each failure raises `Rejected`; nothing is changed here. The rules
+themselves are written once in `rules`; this module says which apply to a new order, and when.
 """
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 from perpx.core import closing, liquidation
@@ -18,11 +18,17 @@ from perpx.core.commands import PlaceOrder
 from perpx.core.enums import MarginMode, OrderType, Side
 from perpx.core.instruments import InstrumentSpec, PriceLimitAction
 from perpx.core.prices import order_price_band
+from perpx.core.rules import (
+    check_min_notional,
+    check_order_link_id,
+    check_order_price,
+    check_qty,
+    max_qty_lots,
+)
 
 if TYPE_CHECKING:
     from perpx.core.engine import Engine
 
-ORDER_LINK_ID = re.compile(r"[A-Za-z0-9_-]{1,36}")
 _BUY = Side.BUY
 _MARKET = OrderType.MARKET
 
@@ -45,21 +51,14 @@ def validate_place(engine: Engine, cmd: PlaceOrder) -> tuple[int, int, bool]:
     if qty == 0 and cmd.close_on_trigger:
         # Bybit: qty "0" with reduceOnly and closeOnTrigger closes the whole position, up
         # to the largest quantity one order may carry.
-        cap = spec.max_mkt_order_qty_lots if is_market else spec.max_order_qty_lots
-        qty = min(cap, closing.closable_lots(engine.clearing, cmd.account_id, cmd.symbol,
-                                             cmd.position_idx, cmd.side))
+        qty = min(max_qty_lots(spec, is_market),
+                  closing.closable_lots(engine.clearing, cmd.account_id, cmd.symbol,
+                                        cmd.position_idx, cmd.side))
         if qty == 0:
             raise Rejected(RejectCode.REDUCE_ONLY_NOT_SATISFIED,
                            "Reduce-only rule not satisfied")
-    if not spec.min_order_qty_lots <= qty <= (
-        spec.max_mkt_order_qty_lots if is_market else spec.max_order_qty_lots
-    ):
-        check_qty(spec, qty, is_market)
-    if cmd.order_link_id:
-        if not ORDER_LINK_ID.fullmatch(cmd.order_link_id):
-            raise Rejected(RejectCode.INVALID_ORDER_LINK_ID, "orderLinkId invalid")
-        if (cmd.account_id, cmd.order_link_id) in engine.by_link:
-            raise Rejected(RejectCode.DUPLICATE_ORDER_LINK_ID, "OrderLinkedID is duplicate")
+    check_qty(spec, qty, is_market)
+    check_order_link_id(cmd.order_link_id, cmd.account_id, engine.by_link)
     active = engine.by_account_symbol.get((cmd.account_id, cmd.symbol))
     if active is not None and len(active) >= spec.max_active_orders:
         raise Rejected(RejectCode.TOO_MANY_ACTIVE_ORDERS,
@@ -82,10 +81,7 @@ def validate_place(engine: Engine, cmd: PlaceOrder) -> tuple[int, int, bool]:
             raise Rejected(RejectCode.INVALID_PRICE, "price is required for a limit order")
         price = checked_limit_price(engine, spec, cmd.side, cmd.price_ticks)
         value_price = price
-    if (not reduce_only
-            and spec.contract.value_floor_atoms(value_price, qty) < spec.min_notional_atoms):
-        raise Rejected(RejectCode.NOTIONAL_BELOW_MIN,
-                       "Order notional value below the lower limit")
+    check_min_notional(spec, value_price, qty, reduce_only)
     qty, reduce_only = engine.clearing.check_order(
         cmd.account_id, spec, cmd.side, cmd.position_idx, reduce_only, qty, price)
     if not reduce_only and not is_market:
@@ -124,26 +120,10 @@ def price_band(engine: Engine, spec: InstrumentSpec) -> tuple[int, int] | None:
     return band
 
 
-def check_qty(spec: InstrumentSpec, qty_lots: int, is_market: bool) -> None:
-    """Refuse a quantity that is not positive or lies outside the instrument's bounds."""
-    if qty_lots <= 0:
-        raise Rejected(RejectCode.INVALID_QTY, "Qty invalid")
-    if qty_lots < spec.min_order_qty_lots:
-        raise Rejected(RejectCode.QTY_BELOW_MIN,
-                       "The number of contracts exceeds minimum limit allowed: too small")
-    cap = spec.max_mkt_order_qty_lots if is_market else spec.max_order_qty_lots
-    if qty_lots > cap:
-        raise Rejected(RejectCode.QTY_ABOVE_MAX,
-                       "The number of contracts exceeds maximum limit allowed: too large")
-
-
 def checked_limit_price(engine: Engine, spec: InstrumentSpec, side: Side,
                         price_ticks: int) -> int:
     """Validate a limit price; clamp it into the band or refuse it, as the instrument says."""
-    if price_ticks <= 0:
-        raise Rejected(RejectCode.INVALID_PRICE, "price invalid")
-    if not spec.min_price_ticks <= price_ticks <= spec.max_price_ticks:
-        raise Rejected(RejectCode.PRICE_OUT_OF_RANGE, "Order price is out of permissible range")
+    check_order_price(spec, price_ticks)
     band = price_band(engine, spec)
     if band is None:
         return price_ticks

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from perpx.core import lifecycle
 from perpx.core.commands import Command
 from perpx.core.enums import BalanceReason, CancelReason, OrderStatus, Side, StopOrderType
 from perpx.core.events import (
@@ -76,7 +77,7 @@ class OrderRecord(msgspec.Struct, gc=False):
     created_ms: int
     updated_ms: int
     seq: int
-    status: int = int(OrderStatus.NEW)
+    status: int = int(lifecycle.START)
     cum_lots: int = 0
     cum_value_atoms: int = 0
     cum_fee_atoms: int = 0
@@ -232,8 +233,7 @@ def _record(row: _OrderRow) -> OrderRecord:
     return OrderRecord(*msgspec.structs.astuple(row))
 
 
-_FINAL = frozenset({int(OrderStatus.FILLED), int(OrderStatus.CANCELLED),
-                    int(OrderStatus.REJECTED), int(OrderStatus.DEACTIVATED)})
+_FINAL = frozenset(int(status) for status in lifecycle.FINAL)
 
 LEDGER_TYPES: dict[BalanceReason, str] = {
     BalanceReason.DEPOSIT: "TRANSFER_IN",
@@ -475,18 +475,18 @@ class Projector:
             self._new_record(event)
             return
         # A triggered order is sent with its own id: it becomes a live order (status New).
+        record.status = int(lifecycle.next_status(record.status, _ACCEPT))
         record.order_type = int(event.order_type)
         record.price_ticks = event.price_ticks
         record.qty_lots = event.qty_lots
         record.time_in_force = int(event.time_in_force)
         record.reduce_only = event.reduce_only
-        record.status = int(OrderStatus.NEW)
         record.updated_ms = event.ts_ms
         self._touch(record)
 
     def _conditional(self, event: ConditionalOrderAccepted) -> None:
         record = self._new_record(event)
-        record.status = int(OrderStatus.UNTRIGGERED)
+        record.status = int(lifecycle.START_CONDITIONAL)
         record.stop_order_type = int(event.stop_order_type)
         record.trigger_price_ticks = event.trigger_price_ticks or event.active_price_ticks
         record.trigger_direction = int(event.trigger_direction)
@@ -523,7 +523,7 @@ class Projector:
         record = self.open.get(event.order_id)
         if record is None:
             return
-        record.status = _TRIGGERED
+        record.status = int(lifecycle.next_status(record.status, _TRIGGER))
         record.updated_ms = event.ts_ms
         if record.account_id > 0:
             self._out.triggered.append(msgspec.structs.replace(record))
@@ -533,7 +533,7 @@ class Projector:
         record = self.open.get(event.order_id)
         if record is None:
             return
-        record.status = int(OrderStatus.DEACTIVATED)
+        record.status = int(lifecycle.next_status(record.status, _DEACTIVATE))
         record.cancel_reason = int(event.reason)
         record.updated_ms = event.ts_ms
         self._touch(record)
@@ -611,11 +611,10 @@ class Projector:
                 record.exit_value_atoms += spec.notional_atoms(event.price_ticks,
                                                                event.closed_qty_lots)
             self._touch(record)
-            if record.cum_lots >= record.qty_lots:
-                record.status = int(OrderStatus.FILLED)
+            record.status = int(lifecycle.next_status(
+                record.status, lifecycle.fill_happening(record.cum_lots, record.qty_lots)))
+            if record.status in _FINAL:
                 self._finish(record, leverage)
-            else:
-                record.status = int(OrderStatus.PARTIALLY_FILLED)
         if event.account_id <= 0:
             return
         rate = spec.maker_fee_rate if event.is_maker else spec.taker_fee_rate
@@ -656,7 +655,7 @@ class Projector:
         record = self.open.get(event.order_id)
         if record is None:
             return
-        record.status = int(OrderStatus.CANCELLED)
+        record.status = int(lifecycle.next_status(record.status, _CANCEL))
         record.cancel_reason = int(event.reason)
         record.updated_ms = event.ts_ms
         self._touch(record)
@@ -767,6 +766,10 @@ class Projector:
 
 
 _TRIGGERED = int(OrderStatus.TRIGGERED)
+_ACCEPT = lifecycle.Happening.ACCEPT
+_TRIGGER = lifecycle.Happening.TRIGGER
+_DEACTIVATE = lifecycle.Happening.DEACTIVATE
+_CANCEL = lifecycle.Happening.CANCEL
 _TRAILING = int(StopOrderType.TRAILING_STOP)
 _NO_STOP = TradingStop()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from perpx.core import lifecycle
 from perpx.core.enums import OrderStatus, OrderType, Side, SmpType, TimeInForce
 
 
@@ -67,7 +68,7 @@ class RestingOrder:
         self.position_idx = position_idx
         self.order_link_id = order_link_id
         self.smp_type = smp_type
-        self.status = OrderStatus.NEW
+        self.status = lifecycle.START
         self.created_ts_ms = ts_ms
         self.updated_ts_ms = ts_ms
         self.in_book = False
