@@ -13,11 +13,13 @@ from collections.abc import Callable
 import msgspec
 
 from perpx.core import calc
-from perpx.core.accounts import Account
+from perpx.core.accounts import DEFAULT_LEVERAGE, Account
 from perpx.core.enums import MarginMode, Side
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.numbers import div_ceil
+from perpx.core.numbers import RATE_ONE
 from perpx.core.positions import Position
+
+_BUY = Side.BUY
 
 
 def opposite_position_lots(account: Account, symbol: str, position_idx: int, side: Side) -> int:
@@ -33,23 +35,55 @@ def opposite_position_lots(account: Account, symbol: str, position_idx: int, sid
     return size if size > 0 else 0
 
 
+def order_cost_fast_atoms(sign: int, value_atoms: int, leverage: int, fee_rate: int) -> int:
+    """Return `calc.order_cost_for_value_atoms` in one expression, for the hot path.
+
+    The same three parts, each rounded up on its own: ``ceil(V*R/L)`` (IM),
+    ``ceil(V*(L - s*R)*f / (L*R))`` (fee to close) and ``ceil(V*f/R)`` (fee to open); `sign`
+    is +1 for a buy, -1 for a sell, and `leverage` is positive (settings refuse any other).
+    The property tests check it against the layered formula.
+    """
+    return -((-value_atoms * RATE_ONE // leverage)
+             + (-value_atoms * (leverage - sign * RATE_ONE) * fee_rate // (leverage * RATE_ONE))
+             + (-value_atoms * fee_rate // RATE_ONE))
+
+
 def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
-    """Return the margin held by an account's open orders on one symbol (opening parts only)."""
-    cached = account.order_margin_cache.get(spec.symbol)
+    """Return the margin held by an account's open orders on one symbol (opening parts only).
+
+    Kept per symbol in `account.order_margin_cache` until an order, a position or the
+    leverage of the symbol moves; the formulas are `calc.order_cost_for_value_atoms` and
+    `opposite_position_lots`, written out (`order_cost_fast_atoms`).
+    """
+    symbol = spec.symbol
+    cached = account.order_margin_cache.get(symbol)
     if cached is not None:
         return cached
     total = 0
-    for (symbol, idx, side), sums in account.order_sums.items():
-        if symbol != spec.symbol or not sums.leaves_lots:
+    positions = account.positions
+    leverages = account.leverage
+    fee_rate = spec.taker_fee_rate
+    for key, sums in account.order_sums.items():
+        leaves = sums.leaves_lots
+        if key[0] != symbol or not leaves:
             continue
-        closing = opposite_position_lots(account, symbol, idx, side)
-        opening = sums.leaves_lots - closing
+        idx = key[1]
+        sign = 1 if key[2] is _BUY else -1
+        closing = 0
+        if idx == 0:
+            position = positions.get((symbol, 0))
+            if position is not None:
+                # A one-way order against the position closes it first: no margin for that.
+                size = position.size_lots
+                if (size < 0) if sign > 0 else (size > 0):
+                    closing = size if size > 0 else -size
+        opening = leaves - closing
         if opening <= 0:
             continue
-        value = div_ceil(sums.notional_atoms * opening, sums.leaves_lots)
-        total += calc.order_cost_for_value_atoms(side, value, account.leverage_for(symbol, idx),
-                                            spec.taker_fee_rate)
-    account.order_margin_cache[spec.symbol] = total
+        value = -(-sums.notional_atoms * opening // leaves)
+        leverage = leverages.get((symbol, idx), DEFAULT_LEVERAGE)
+        total += order_cost_fast_atoms(sign, value, leverage, fee_rate)
+    account.order_margin_cache[symbol] = total
     return total
 
 
