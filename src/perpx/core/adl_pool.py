@@ -23,6 +23,9 @@ next takeover, the first moment it is read. All state is integers, in the snapsh
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from itertools import islice
+from operator import itemgetter
 from typing import Any
 
 from perpx.core.instruments import InstrumentSpec
@@ -31,6 +34,8 @@ from perpx.core.numbers import RATE_ONE, div_floor
 WINDOW_MS = 8 * 3_600_000  # "8h max balance", "8h Max PnL" (§6.2)
 
 Samples = list[tuple[int, int]]  # (ts_ms, value), time ascending
+_time = itemgetter(0)
+_value = itemgetter(1)
 
 
 def drawdown_at_or_below(drawdown_atoms: int, max_balance_atoms: int, ratio: int) -> bool:
@@ -70,15 +75,16 @@ def loss_headroom_atoms(drawdown_atoms: int, max_balance_atoms: int, ratio: int)
 
 
 def window_max(samples: Samples, now_ms: int) -> int | None:
-    """Return the largest value the samples held in ``[now - 8h, now]``, or None if none."""
-    start = now_ms - WINDOW_MS
-    best: int | None = None
-    for index, (_ts, value) in enumerate(samples):
-        following = samples[index + 1][0] if index + 1 < len(samples) else None
-        if following is not None and following <= start:
-            continue  # replaced before the window opened
-        best = value if best is None else max(best, value)
-    return best
+    """Return the largest value the samples held in ``[now - 8h, now]``, or None if none.
+
+    A sample counts unless the next one came at or before the window's start (it was
+    replaced before the window opened); times ascend, so those form a prefix, found by
+    bisection rather than a walk (a busy pool holds thousands of samples).
+    """
+    if not samples:
+        return None
+    first = bisect_right(samples, now_ms - WINDOW_MS, lo=1, key=_time) - 1
+    return max(map(_value, islice(samples, first, None)))
 
 
 def _record(samples: Samples, ts_ms: int, value: int) -> None:

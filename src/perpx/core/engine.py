@@ -71,6 +71,7 @@ SNAPSHOT_VERSION = 2
 _LAST = TriggerBy.LAST_PRICE
 
 _BUY = Side.BUY
+_SELL = Side.SELL
 _MARKET = OrderType.MARKET
 _GTC = TimeInForce.GTC
 _IOC = TimeInForce.IOC
@@ -154,9 +155,29 @@ class Engine:
         if due is not None and command.ts_ms >= due:
             self.pricing.settle_due(command.seq, command.ts_ms, events)
         self._handlers[type(command)](command, events)
+        if self.clearing.moved_positions:
+            self._drop_unwatched_moves()
         if self.stops.busy():
             self.stops.settle(command.seq, command.ts_ms, events)
         return events
+
+    def _drop_unwatched_moves(self) -> None:
+        """Forget moved positions that no TP/SL and no reduce-only order watches.
+
+        The trigger engine's first step would look such a position up and find nothing to
+        do, so leaving it out changes nothing; most fills move only such positions, and
+        then the trigger engine need not run at all.
+        """
+        moved = self.clearing.moved_positions
+        guarded = self.stops.waiting.by_position
+        reduce_only = self.clearing.reduce_only_orders
+        if not guarded and not reduce_only:
+            moved.clear()
+            return
+        idle = [key for key in moved
+                if key not in guarded and (*key, _BUY) not in reduce_only
+                and (*key, _SELL) not in reduce_only]
+        moved.difference_update(idle)
 
     @staticmethod
     def _refusable(
