@@ -27,10 +27,12 @@ from perpx.core import (
     OrderType,
     PlaceOrder,
     Side,
+    calc,
     takeover,
 )
 from perpx.core import RejectCode as Code
 from perpx.core.accounts import Account
+from perpx.core.adl_pool import WINDOW_MS, window_max
 from perpx.core.calc import order_cost_atoms
 from perpx.core.commands import (
     AdjustMargin,
@@ -48,8 +50,8 @@ from perpx.core.commands import (
 )
 from perpx.core.enums import MarginMode, PositionMode, TimeInForce, TriggerBy, TriggerDirection
 from perpx.core.events import FundingSettled
-from perpx.core.margin import position_risk
-from perpx.core.numbers import RATE_ONE
+from perpx.core.margin import order_cost_fast_atoms, order_margin_atoms, position_risk
+from perpx.core.numbers import RATE_ONE, div_ceil
 from support.builders import btcusdt, restored_midway
 
 SPEC = btcusdt()
@@ -172,6 +174,72 @@ def breached(engine: Engine, account: Account) -> bool:
         for p in account.positions.values())
 
 
+def order_margin_from_scratch(engine: Engine, account: Account) -> int:
+    """Recompute an account's order margin on BTCUSDT from its open orders, the layered way.
+
+    Per side group the resting opening orders' leaves and notional, less what would close a
+    one-way position, costed by `calc.order_cost_for_value_atoms` (spec §1.6, seed 001).
+    """
+    groups: dict[tuple[int, Side], list[int]] = {}
+    for order in engine.orders_of(account.account_id, "BTCUSDT"):
+        if order.reduce_only or not order.leaves_lots:
+            continue
+        group = groups.setdefault((order.position_idx, order.side), [0, 0])
+        group[0] += order.leaves_lots
+        group[1] += SPEC.notional_atoms(order.price_ticks, order.leaves_lots)
+    total = 0
+    for (idx, side), (leaves, notional) in groups.items():
+        position = account.position("BTCUSDT", idx) if idx == 0 else None
+        size = position.size_lots if position is not None else 0
+        closing = max(0, -size) if side is Side.BUY else max(0, size)
+        opening = leaves - closing
+        if opening > 0:
+            value = div_ceil(notional * opening, leaves)
+            total += calc.order_cost_for_value_atoms(
+                side, value, account.leverage_for("BTCUSDT", idx), SPEC.taker_fee_rate)
+    return total
+
+
+def order_loss_from_scratch(engine: Engine, account: Account) -> int:
+    """Recompute an account's order loss on BTCUSDT against the published mark, order by order."""
+    mark = engine.mark_price.get("BTCUSDT")
+    if mark is None:
+        return 0
+    return sum(calc.order_loss_atoms(order.side, mark, order.price_ticks, order.leaves_lots, SPEC)
+               for order in engine.orders_of(account.account_id, "BTCUSDT")
+               if not order.reduce_only)
+
+
+def assert_incremental_totals_match(engine: Engine) -> None:
+    """Every total the clearing keeps between commands equals its recomputation from scratch.
+
+    The order margin kept per account and symbol (while it is kept), the open-order sums,
+    the order loss read from the per-account opening orders, and the fast available balance
+    against the full account figures.
+    """
+    clearing = engine.clearing
+    for account_id in ACCOUNTS:
+        account = clearing.accounts[account_id]
+        kept = account.order_margin_cache.get("BTCUSDT")
+        scratch = order_margin_from_scratch(engine, account)
+        if kept is not None:
+            assert kept == scratch, (account_id, kept, scratch)
+        assert order_margin_atoms(account, SPEC) == scratch, account_id
+        sums: dict[tuple[int, Side], tuple[int, int]] = {}
+        for order in engine.orders_of(account_id, "BTCUSDT"):
+            if not order.reduce_only:
+                leaves, notional = sums.get((order.position_idx, order.side), (0, 0))
+                sums[order.position_idx, order.side] = (
+                    leaves + order.leaves_lots,
+                    notional + SPEC.notional_atoms(order.price_ticks, order.leaves_lots))
+        assert {(idx, side): (s.leaves_lots, s.notional_atoms)
+                for (_symbol, idx, side), s in account.order_sums.items()} == sums
+        assert clearing.order_loss_atoms(account_id, SPEC) == order_loss_from_scratch(
+            engine, account), account_id
+        assert clearing.available_atoms(account, "USDT") == clearing.figures(
+            account).available_atoms, account_id
+
+
 def run_stream(seed: int, length: int) -> tuple[Engine, list[Command]]:
     rng = random.Random(seed)
     engine = Engine([SPEC])
@@ -193,6 +261,7 @@ def run_stream(seed: int, length: int) -> tuple[Engine, list[Command]]:
         events = engine.apply(cmd)
         commands.append(cmd)
         engine.check_invariants()
+        assert_incremental_totals_match(engine)
         for account in ACCOUNTS:
             held = engine.clearing.accounts[account]
             figures = engine.clearing.figures(held)
@@ -314,3 +383,31 @@ def test_no_isolated_position_sits_at_or_below_maintenance_after_marks_or_fundin
             for account in ACCOUNTS:
                 assert not breached(engine, engine.clearing.accounts[account]), (seq, account)
     assert settlements >= length * 3 * 60_000 // HOUR_MS - 1
+
+
+# -- #14: the hot path's written-out formulas agree with the layered ones ------------------
+
+
+@given(st.sampled_from([Side.BUY, Side.SELL]), st.integers(0, 10**22),
+       st.integers(1, 200 * RATE_ONE), st.integers(-10**6, 10**6))
+def test_written_out_order_cost_equals_the_layered_formula(side: Side, value: int, leverage: int,
+                                                           fee_rate: int) -> None:
+    assert order_cost_fast_atoms(side.sign, value, leverage, fee_rate) == (
+        calc.order_cost_for_value_atoms(side, value, leverage, fee_rate))
+
+
+def window_max_by_walking(samples: list[tuple[int, int]], now_ms: int) -> int | None:
+    """The ADL pool's 8 h maximum the long way: every sample not replaced before the window."""
+    start = now_ms - WINDOW_MS
+    held = [value for index, (_ts, value) in enumerate(samples)
+            if index + 1 == len(samples) or samples[index + 1][0] > start]
+    return max(held) if held else None
+
+
+@given(st.lists(st.tuples(st.integers(0, 3 * 8 * 3_600_000), st.integers(-10**12, 10**12)),
+                max_size=30),
+       st.integers(0, 4 * 8 * 3_600_000))
+def test_adl_window_maximum_equals_the_walk_over_every_sample(
+        raw: list[tuple[int, int]], now_ms: int) -> None:
+    samples = sorted(raw, key=lambda sample: sample[0])
+    assert window_max(samples, now_ms) == window_max_by_walking(samples, now_ms)
