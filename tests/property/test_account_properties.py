@@ -236,8 +236,17 @@ def assert_incremental_totals_match(engine: Engine) -> None:
                 for (_symbol, idx, side), s in account.order_sums.items()} == sums
         assert clearing.order_loss_atoms(account_id, SPEC) == order_loss_from_scratch(
             engine, account), account_id
-        assert clearing.available_atoms(account, "USDT") == clearing.figures(
-            account).available_atoms, account_id
+        figures = clearing.figures(account)
+        assert clearing.available_atoms(account, "USDT") == figures.available_atoms, account_id
+        held = [p for p in account.positions.values() if p.size_lots]
+        hedged_cross = len(held) == 2 and account.margin_mode is MarginMode.CROSS
+        if not hedged_cross:
+            # The figures' position terms, summed from the layered `position_risk`.
+            risks = [position_risk(p, SPEC, engine.mark_of("BTCUSDT") or calc.average_entry_display(
+                SPEC, p.entry_value_atoms, p.qty_lots), account.margin_mode) for p in held]
+            assert figures.upnl_atoms == sum(r.upnl_atoms for r in risks), account_id
+            assert figures.position_im_atoms == sum(r.im_atoms for r in risks), account_id
+            assert figures.mm_atoms == sum(r.mm_atoms for r in risks), account_id
 
 
 def run_stream(seed: int, length: int) -> tuple[Engine, list[Command]]:

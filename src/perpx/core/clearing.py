@@ -114,18 +114,21 @@ class Clearing:
         The same as the figures' wallet + uPnL, without valuing any margin.
         """
         equity = account.balances.get(coin, 0)
+        instruments = self.instruments
         for position in account.positions.values():
-            if not position.size_lots:
+            size = position.size_lots
+            if not size:
                 continue
-            spec = self.instruments[position.symbol]
+            spec = instruments[position.symbol]
             if spec.settle_coin != coin:
                 continue
             mark = self.mark_of(position.symbol)
             if mark is None:
                 continue  # valued at entry: no unrealized P&L
-            side = Side.BUY if position.size_lots > 0 else Side.SELL
-            equity += calc.unrealized_pnl_atoms(spec, side, position.entry_value_atoms,
-                                                position.qty_lots, mark)
+            # `calc.unrealized_pnl_atoms`, written out: s * (q*MP*a - EV), exact.
+            value = mark * size * spec.atoms_per_tick_lot
+            equity += (value - position.entry_value_atoms if size > 0
+                       else value + position.entry_value_atoms)
         return equity
 
     def user_account(self, account_id: int) -> Account:

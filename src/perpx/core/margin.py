@@ -161,24 +161,34 @@ def account_figures(
     order loss, measured only against a published mark price, comes from `order_loss_of`.
     """
     mode = account.margin_mode
+    isolated = mode is MarginMode.ISOLATED
     upnl = position_im = mm = order_im = order_loss = 0
     symbols: set[str] = set()
     hedged: dict[str, list[Position]] = {}
     for (symbol, idx), position in account.positions.items():
+        size = position.size_lots
+        if not size:
+            continue
         spec = instruments[symbol]
-        if spec.settle_coin != coin or not position.size_lots:
+        if spec.settle_coin != coin:
             continue
         symbols.add(symbol)
+        qty = size if size > 0 else -size
+        entry = position.entry_value_atoms
         mark = mark_of(symbol)
         if mark is None:
-            mark = calc.average_entry_display(spec, position.entry_value_atoms,
-                                              abs(position.size_lots))
-        risk = position_risk(position, spec, mark, mode)
-        upnl += risk.upnl_atoms
+            mark = calc.average_entry_display(spec, entry, qty)
+        # `position_risk`, written out (the property tests compare the figures with it).
+        value = mark * qty * spec.atoms_per_tick_lot
+        upnl += value - entry if size > 0 else entry - value
+        ftc = position.fee_to_close_atoms(spec)
+        mm += calc.maintenance_margin_atoms(spec, value, ftc)
+        if isolated:
+            position_im += position.margin_atoms
+        else:
+            position_im += ftc - (-value * RATE_ONE // position.leverage)
         if idx and mode is MarginMode.CROSS:
             hedged.setdefault(symbol, []).append(position)
-        position_im += risk.im_atoms
-        mm += risk.mm_atoms
     for symbol, pair in hedged.items():
         if len(pair) == 2:
             # Both sides open in cross mode: seed 001's hedged formulas replace the sum of
