@@ -69,6 +69,8 @@ from perpx.core.validation import check_qty, checked_limit_price, price_band, va
 
 SNAPSHOT_VERSION = 2
 _LAST = TriggerBy.LAST_PRICE
+_CANCEL = Happening.CANCEL
+_BY_USER = CancelReason.BY_USER
 
 _BUY = Side.BUY
 _SELL = Side.SELL
@@ -531,7 +533,7 @@ class Engine:
         if isinstance(order, ConditionalOrder):
             self.stops.cancel(order, cmd.seq, cmd.ts_ms, events)
         else:
-            self._cancel_resting(order, CancelReason.BY_USER, cmd.seq, cmd.ts_ms, events)
+            self._cancel_resting(order, _BY_USER, cmd.seq, cmd.ts_ms, events)
 
     def _cancel_all(self, cmd: CancelAllOrders, events: list[Event]) -> None:
         if cmd.symbol not in self.instruments:
@@ -543,7 +545,7 @@ class Engine:
         # Orders in the book first, then waiting ones, each in the order they were placed.
         if cmd.order_filter in (OrderFilter.ALL, OrderFilter.ORDER):
             for order in self.orders_of(cmd.account_id, cmd.symbol):
-                self._cancel_resting(order, CancelReason.BY_USER, cmd.seq, cmd.ts_ms, events)
+                self._cancel_resting(order, _BY_USER, cmd.seq, cmd.ts_ms, events)
         self.stops.cancel_all(cmd.account_id, cmd.symbol, cmd.order_filter, cmd.seq,
                               cmd.ts_ms, events)
 
@@ -557,7 +559,7 @@ class Engine:
         self, order: RestingOrder, reason: CancelReason, seq: int, ts_ms: int, events: list[Event]
     ) -> None:
         """Cancel what is left of `order` (already out of the book) and forget it."""
-        order.status = TRANSITIONS[order.status, Happening.CANCEL]
+        order.status = TRANSITIONS[order.status, _CANCEL]
         order.updated_ts_ms = ts_ms
         events.append(
             OrderCancelled(seq, ts_ms, order.order_id, order.account_id, order.symbol,

@@ -20,6 +20,8 @@ from perpx.core.numbers import RATE_ONE
 from perpx.core.positions import Position
 
 _BUY = Side.BUY
+_CROSS = MarginMode.CROSS
+_ISOLATED = MarginMode.ISOLATED
 
 
 def opposite_position_lots(account: Account, symbol: str, position_idx: int, side: Side) -> int:
@@ -30,7 +32,7 @@ def opposite_position_lots(account: Account, symbol: str, position_idx: int, sid
     if position is None:
         return 0
     size = position.size_lots
-    if side is Side.BUY:
+    if side is _BUY:
         return -size if size < 0 else 0
     return size if size > 0 else 0
 
@@ -52,7 +54,8 @@ def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
     """Return the margin held by an account's open orders on one symbol (opening parts only).
 
     Kept per symbol in `account.order_margin_cache` until an order, a position or the
-    leverage of the symbol moves; the formulas are `calc.order_cost_for_value_atoms` and
+    leverage of the symbol moves, and per side group in its `margin_memo` with the inputs
+    it was computed from; the formulas are `calc.order_cost_for_value_atoms` and
     `opposite_position_lots`, written out (`order_cost_fast_atoms`).
     """
     symbol = spec.symbol
@@ -80,9 +83,17 @@ def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
         opening = leaves - closing
         if opening <= 0:
             continue
-        value = -(-sums.notional_atoms * opening // leaves)
+        notional = sums.notional_atoms
         leverage = leverages.get((symbol, idx), DEFAULT_LEVERAGE)
-        total += order_cost_fast_atoms(sign, value, leverage, fee_rate)
+        inputs = (leaves, notional, opening, leverage)
+        memo = sums.margin_memo
+        if memo is not None and memo[0] == inputs:
+            total += memo[1]
+            continue
+        value = -(-notional * opening // leaves)
+        cost = order_cost_fast_atoms(sign, value, leverage, fee_rate)
+        sums.margin_memo = (inputs, cost)
+        total += cost
     account.order_margin_cache[symbol] = total
     return total
 
@@ -161,7 +172,7 @@ def account_figures(
     order loss, measured only against a published mark price, comes from `order_loss_of`.
     """
     mode = account.margin_mode
-    isolated = mode is MarginMode.ISOLATED
+    isolated = mode is _ISOLATED
     upnl = position_im = mm = order_im = order_loss = 0
     symbols: set[str] = set()
     hedged: dict[str, list[Position]] = {}
@@ -187,7 +198,7 @@ def account_figures(
             position_im += position.margin_atoms
         else:
             position_im += ftc - (-value * RATE_ONE // position.leverage)
-        if idx and mode is MarginMode.CROSS:
+        if idx and mode is _CROSS:
             hedged.setdefault(symbol, []).append(position)
     for symbol, pair in hedged.items():
         if len(pair) == 2:
