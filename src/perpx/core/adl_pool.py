@@ -84,7 +84,8 @@ def window_max(samples: Samples, now_ms: int) -> int | None:
     if not samples:
         return None
     first = bisect_right(samples, now_ms - WINDOW_MS, lo=1, key=_time) - 1
-    return max(map(_value, islice(samples, first, None)))
+    best: int = max(map(_value, islice(samples, first, None)))
+    return best
 
 
 def _record(samples: Samples, ts_ms: int, value: int) -> None:

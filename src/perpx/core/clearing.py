@@ -280,10 +280,10 @@ class Clearing:
         if cap is None:
             cap = self._value_cap_atoms(spec, leverage)
         # Only the order's own side grows, so only its total can newly pass the cap.
-        if size and (size > 0) == (sign > 0):
+        if position is not None and size and (size > 0) == (sign > 0):
             mark = self.mark_of(symbol)
             side_value += (mark * (size if size > 0 else -size) * atoms_per_tick_lot
-                           if mark is not None else position.entry_value_atoms)  # type: ignore[union-attr]
+                           if mark is not None else position.entry_value_atoms)
         if side_value + value > cap:
             raise Rejected(RejectCode.RISK_LIMIT_EXCEEDED,
                            "Order placement failed as your position may exceed the max limit")
