@@ -32,7 +32,7 @@ from perpx.core import (
 )
 from perpx.core import RejectCode as Code
 from perpx.core.accounts import Account
-from perpx.core.adl_pool import WINDOW_MS, window_max
+from perpx.core.adl_pool import WINDOW_MS, AdlPool, window_max
 from perpx.core.calc import order_cost_atoms
 from perpx.core.commands import (
     AdjustMargin,
@@ -420,3 +420,25 @@ def test_adl_window_maximum_equals_the_walk_over_every_sample(
         raw: list[tuple[int, int]], now_ms: int) -> None:
     samples = sorted(raw, key=lambda sample: sample[0])
     assert window_max(samples, now_ms) == window_max_by_walking(samples, now_ms)
+
+
+@given(st.lists(st.tuples(st.integers(0, 3_600_000), st.integers(-5, 5), st.integers(-3, 3),
+                          st.booleans()), max_size=60))
+def test_adl_pool_maxima_equal_the_window_maximum_of_its_samples(
+        steps: list[tuple[int, int, int, bool]]) -> None:
+    """The pool's kept peaks answer exactly what `window_max` reads from its samples."""
+    pool = AdlPool()
+    ts = 0
+    for pause, contribution, balance, restore in steps:
+        ts += pause * 4  # up to four hours a step, so samples leave the 8 h window
+        pool.record_takeover("BTCUSDT", ts, contribution, balance)
+        if restore:
+            snapshot = pool.to_snapshot()
+            pool = AdlPool()
+            pool.restore(snapshot)
+        for now in (ts, ts + WINDOW_MS // 2, ts + WINDOW_MS):
+            assert pool.max_balance(now) == (window_max(pool.balance_samples, now) or 0)
+            best = window_max(pool.pnl_samples["BTCUSDT"], now)
+            current = pool.pnl["BTCUSDT"]
+            assert pool.drawdown("BTCUSDT", now) == current - max(
+                current, best if best is not None else current)
