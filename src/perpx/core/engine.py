@@ -333,7 +333,8 @@ class Engine:
 
     def _place(self, cmd: PlaceOrder, events: list[Event]) -> None:
         try:
-            tpsl.refuse_with_reduce_only(cmd)
+            if cmd.take_profit_ticks or cmd.stop_loss_ticks:
+                tpsl.refuse_with_reduce_only(cmd)
             if cmd.trigger_price_ticks is not None:
                 self.stops.place(cmd, events)
                 return
