@@ -50,8 +50,14 @@ from perpx.core.commands import (
 )
 from perpx.core.enums import MarginMode, PositionMode, TimeInForce, TriggerBy, TriggerDirection
 from perpx.core.events import FundingSettled
-from perpx.core.margin import order_cost_fast_atoms, order_margin_atoms, position_risk
+from perpx.core.margin import (
+    apply_fill_fast,
+    order_cost_fast_atoms,
+    order_margin_atoms,
+    position_risk,
+)
 from perpx.core.numbers import RATE_ONE, div_ceil
+from perpx.core.positions import Position, apply_fill
 from support.builders import btcusdt, restored_midway
 
 SPEC = btcusdt()
@@ -442,3 +448,31 @@ def test_adl_pool_maxima_equal_the_window_maximum_of_its_samples(
             current = pool.pnl["BTCUSDT"]
             assert pool.drawdown("BTCUSDT", now) == current - max(
                 current, best if best is not None else current)
+
+
+@given(st.integers(-80, 80), st.integers(1, 10**7),
+       st.integers(-10**6, 10**6), st.integers(-10**6, 10**6), st.integers(-10**5, 10**5),
+       st.sampled_from([Side.BUY, Side.SELL]), st.integers(1, 10**6), st.integers(1, 120),
+       st.integers(-10**5, 10**5))
+def test_written_out_fill_equals_apply_fill(
+        size: int, entry_per_lot: int, extra: int, open_fee: int, funding: int,
+        side: Side, price: int, qty: int, fee: int) -> None:
+    """`margin.apply_fill_fast` moves a position exactly as `positions.apply_fill` does."""
+    def position() -> Position:
+        held = Position(1, "BTCUSDT", 0, 10 * RATE_ONE)
+        held.size_lots = size
+        held.entry_value_atoms = abs(size) * entry_per_lot + (entry_per_lot % 7 if size else 0)
+        held.margin_atoms = abs(size) * 1_000 + extra if size else 0
+        held.extra_margin_atoms = extra if size else 0
+        held.open_fee_atoms = open_fee if size else 0
+        held.funding_atoms = funding if size else 0
+        held.realized_pnl_atoms = held.cum_realized_pnl_atoms = 5
+        return held
+
+    slow, fast = position(), position()
+    expected = apply_fill(slow, SPEC, side, price, qty, fee)
+    got = apply_fill_fast(fast, SPEC, side, price, qty, fee)
+    assert fast.to_record() == slow.to_record()
+    fields = ("closed_lots", "opened_lots", "pnl_atoms", "close_fee_atoms", "open_fee_atoms",
+              "funding_atoms")
+    assert [getattr(got, f) for f in fields] == [getattr(expected, f) for f in fields]

@@ -42,11 +42,12 @@ from perpx.core.instruments import InstrumentSpec
 from perpx.core.margin import (
     AccountFigures,
     account_figures,
+    apply_fill_fast,
     order_cost_fast_atoms,
     order_margin_atoms,
 )
 from perpx.core.numbers import RATE_ONE
-from perpx.core.positions import Position, apply_fill
+from perpx.core.positions import Position
 
 # Enum members read on the hot path, bound once: a class attribute lookup of an enum
 # member costs several times a global's in CPython 3.11.
@@ -532,7 +533,7 @@ class Clearing:
                 account_id, symbol, idx, account.leverage.get(key, DEFAULT_LEVERAGE))
         price = trade.price_ticks
         qty = trade.qty_lots
-        effect = apply_fill(position, spec, order.side, price, qty, fee)
+        effect = apply_fill_fast(position, spec, order.side, price, qty, fee)
         account.order_margin_cache.pop(symbol, None)
         if effect.opened_lots and account.margin_mode is _ISOLATED:
             opened_value = spec.notional_atoms(price, effect.opened_lots)
