@@ -27,10 +27,12 @@ from perpx.core import (
     OrderType,
     PlaceOrder,
     Side,
+    calc,
     takeover,
 )
 from perpx.core import RejectCode as Code
 from perpx.core.accounts import Account
+from perpx.core.adl_pool import WINDOW_MS, AdlPool, window_max
 from perpx.core.calc import order_cost_atoms
 from perpx.core.commands import (
     AdjustMargin,
@@ -48,8 +50,14 @@ from perpx.core.commands import (
 )
 from perpx.core.enums import MarginMode, PositionMode, TimeInForce, TriggerBy, TriggerDirection
 from perpx.core.events import FundingSettled
-from perpx.core.margin import position_risk
-from perpx.core.numbers import RATE_ONE
+from perpx.core.margin import (
+    apply_fill_fast,
+    order_cost_fast_atoms,
+    order_margin_atoms,
+    position_risk,
+)
+from perpx.core.numbers import RATE_ONE, div_ceil
+from perpx.core.positions import Position, apply_fill
 from support.builders import btcusdt, restored_midway
 
 SPEC = btcusdt()
@@ -172,6 +180,81 @@ def breached(engine: Engine, account: Account) -> bool:
         for p in account.positions.values())
 
 
+def order_margin_from_scratch(engine: Engine, account: Account) -> int:
+    """Recompute an account's order margin on BTCUSDT from its open orders, the layered way.
+
+    Per side group the resting opening orders' leaves and notional, less what would close a
+    one-way position, costed by `calc.order_cost_for_value_atoms` (spec §1.6, seed 001).
+    """
+    groups: dict[tuple[int, Side], list[int]] = {}
+    for order in engine.orders_of(account.account_id, "BTCUSDT"):
+        if order.reduce_only or not order.leaves_lots:
+            continue
+        group = groups.setdefault((order.position_idx, order.side), [0, 0])
+        group[0] += order.leaves_lots
+        group[1] += SPEC.notional_atoms(order.price_ticks, order.leaves_lots)
+    total = 0
+    for (idx, side), (leaves, notional) in groups.items():
+        position = account.position("BTCUSDT", idx) if idx == 0 else None
+        size = position.size_lots if position is not None else 0
+        closing = max(0, -size) if side is Side.BUY else max(0, size)
+        opening = leaves - closing
+        if opening > 0:
+            value = div_ceil(notional * opening, leaves)
+            total += calc.order_cost_for_value_atoms(
+                side, value, account.leverage_for("BTCUSDT", idx), SPEC.taker_fee_rate)
+    return total
+
+
+def order_loss_from_scratch(engine: Engine, account: Account) -> int:
+    """Recompute an account's order loss on BTCUSDT against the published mark, order by order."""
+    mark = engine.mark_price.get("BTCUSDT")
+    if mark is None:
+        return 0
+    return sum(calc.order_loss_atoms(order.side, mark, order.price_ticks, order.leaves_lots, SPEC)
+               for order in engine.orders_of(account.account_id, "BTCUSDT")
+               if not order.reduce_only)
+
+
+def assert_incremental_totals_match(engine: Engine) -> None:
+    """Every total the clearing keeps between commands equals its recomputation from scratch.
+
+    The order margin kept per account and symbol (while it is kept), the open-order sums,
+    the order loss read from the per-account opening orders, and the fast available balance
+    against the full account figures.
+    """
+    clearing = engine.clearing
+    for account_id in ACCOUNTS:
+        account = clearing.accounts[account_id]
+        kept = account.order_margin_cache.get("BTCUSDT")
+        scratch = order_margin_from_scratch(engine, account)
+        if kept is not None:
+            assert kept == scratch, (account_id, kept, scratch)
+        assert order_margin_atoms(account, SPEC) == scratch, account_id
+        sums: dict[tuple[int, Side], tuple[int, int]] = {}
+        for order in engine.orders_of(account_id, "BTCUSDT"):
+            if not order.reduce_only:
+                leaves, notional = sums.get((order.position_idx, order.side), (0, 0))
+                sums[order.position_idx, order.side] = (
+                    leaves + order.leaves_lots,
+                    notional + SPEC.notional_atoms(order.price_ticks, order.leaves_lots))
+        assert {(idx, side): (s.leaves_lots, s.notional_atoms)
+                for (_symbol, idx, side), s in account.order_sums.items()} == sums
+        assert clearing.order_loss_atoms(account_id, SPEC) == order_loss_from_scratch(
+            engine, account), account_id
+        figures = clearing.figures(account)
+        assert clearing.available_atoms(account, "USDT") == figures.available_atoms, account_id
+        held = [p for p in account.positions.values() if p.size_lots]
+        hedged_cross = len(held) == 2 and account.margin_mode is MarginMode.CROSS
+        if not hedged_cross:
+            # The figures' position terms, summed from the layered `position_risk`.
+            risks = [position_risk(p, SPEC, engine.mark_of("BTCUSDT") or calc.average_entry_display(
+                SPEC, p.entry_value_atoms, p.qty_lots), account.margin_mode) for p in held]
+            assert figures.upnl_atoms == sum(r.upnl_atoms for r in risks), account_id
+            assert figures.position_im_atoms == sum(r.im_atoms for r in risks), account_id
+            assert figures.mm_atoms == sum(r.mm_atoms for r in risks), account_id
+
+
 def run_stream(seed: int, length: int) -> tuple[Engine, list[Command]]:
     rng = random.Random(seed)
     engine = Engine([SPEC])
@@ -193,6 +276,7 @@ def run_stream(seed: int, length: int) -> tuple[Engine, list[Command]]:
         events = engine.apply(cmd)
         commands.append(cmd)
         engine.check_invariants()
+        assert_incremental_totals_match(engine)
         for account in ACCOUNTS:
             held = engine.clearing.accounts[account]
             figures = engine.clearing.figures(held)
@@ -314,3 +398,81 @@ def test_no_isolated_position_sits_at_or_below_maintenance_after_marks_or_fundin
             for account in ACCOUNTS:
                 assert not breached(engine, engine.clearing.accounts[account]), (seq, account)
     assert settlements >= length * 3 * 60_000 // HOUR_MS - 1
+
+
+# -- #14: the hot path's written-out formulas agree with the layered ones ------------------
+
+
+@given(st.sampled_from([Side.BUY, Side.SELL]), st.integers(0, 10**22),
+       st.integers(1, 200 * RATE_ONE), st.integers(-10**6, 10**6))
+def test_written_out_order_cost_equals_the_layered_formula(side: Side, value: int, leverage: int,
+                                                           fee_rate: int) -> None:
+    assert order_cost_fast_atoms(side.sign, value, leverage, fee_rate) == (
+        calc.order_cost_for_value_atoms(side, value, leverage, fee_rate))
+
+
+def window_max_by_walking(samples: list[tuple[int, int]], now_ms: int) -> int | None:
+    """The ADL pool's 8 h maximum the long way: every sample not replaced before the window."""
+    start = now_ms - WINDOW_MS
+    held = [value for index, (_ts, value) in enumerate(samples)
+            if index + 1 == len(samples) or samples[index + 1][0] > start]
+    return max(held) if held else None
+
+
+@given(st.lists(st.tuples(st.integers(0, 3 * 8 * 3_600_000), st.integers(-10**12, 10**12)),
+                max_size=30),
+       st.integers(0, 4 * 8 * 3_600_000))
+def test_adl_window_maximum_equals_the_walk_over_every_sample(
+        raw: list[tuple[int, int]], now_ms: int) -> None:
+    samples = sorted(raw, key=lambda sample: sample[0])
+    assert window_max(samples, now_ms) == window_max_by_walking(samples, now_ms)
+
+
+@given(st.lists(st.tuples(st.integers(0, 3_600_000), st.integers(-5, 5), st.integers(-3, 3),
+                          st.booleans()), max_size=60))
+def test_adl_pool_maxima_equal_the_window_maximum_of_its_samples(
+        steps: list[tuple[int, int, int, bool]]) -> None:
+    """The pool's kept peaks answer exactly what `window_max` reads from its samples."""
+    pool = AdlPool()
+    ts = 0
+    for pause, contribution, balance, restore in steps:
+        ts += pause * 4  # up to four hours a step, so samples leave the 8 h window
+        pool.record_takeover("BTCUSDT", ts, contribution, balance)
+        if restore:
+            snapshot = pool.to_snapshot()
+            pool = AdlPool()
+            pool.restore(snapshot)
+        for now in (ts, ts + WINDOW_MS // 2, ts + WINDOW_MS):
+            assert pool.max_balance(now) == (window_max(pool.balance_samples, now) or 0)
+            best = window_max(pool.pnl_samples["BTCUSDT"], now)
+            current = pool.pnl["BTCUSDT"]
+            assert pool.drawdown("BTCUSDT", now) == current - max(
+                current, best if best is not None else current)
+
+
+@given(st.integers(-80, 80), st.integers(1, 10**7),
+       st.integers(-10**6, 10**6), st.integers(-10**6, 10**6), st.integers(-10**5, 10**5),
+       st.sampled_from([Side.BUY, Side.SELL]), st.integers(1, 10**6), st.integers(1, 120),
+       st.integers(-10**5, 10**5))
+def test_written_out_fill_equals_apply_fill(
+        size: int, entry_per_lot: int, extra: int, open_fee: int, funding: int,
+        side: Side, price: int, qty: int, fee: int) -> None:
+    """`margin.apply_fill_fast` moves a position exactly as `positions.apply_fill` does."""
+    def position() -> Position:
+        held = Position(1, "BTCUSDT", 0, 10 * RATE_ONE)
+        held.size_lots = size
+        held.entry_value_atoms = abs(size) * entry_per_lot + (entry_per_lot % 7 if size else 0)
+        held.margin_atoms = abs(size) * 1_000 + extra if size else 0
+        held.extra_margin_atoms = extra if size else 0
+        held.open_fee_atoms = open_fee if size else 0
+        held.funding_atoms = funding if size else 0
+        held.realized_pnl_atoms = held.cum_realized_pnl_atoms = 5
+        return held
+
+    slow, fast = position(), position()
+    expected = apply_fill(slow, SPEC, side, price, qty, fee)
+    got = apply_fill_fast(fast, SPEC, side, price, qty, fee)
+    assert fast.to_record() == slow.to_record()
+    fields = ("closed_lots", "opened_lots", "pnl_atoms", "close_fee_atoms", "open_fee_atoms",
+              "funding_atoms")
+    assert [getattr(got, f) for f in fields] == [getattr(expected, f) for f in fields]

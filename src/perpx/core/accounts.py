@@ -19,13 +19,19 @@ DEFAULT_LEVERAGE = 10 * RATE_ONE  # Bybit's default for a new USDT-perpetual pos
 
 
 class OpenOrderSums:
-    """Leaves and notional of one account's open, non-reduce-only orders on one side group."""
+    """Leaves and notional of one account's open, non-reduce-only orders on one side group.
 
-    __slots__ = ("leaves_lots", "notional_atoms")
+    `margin_memo` keeps the group's last order margin with what it was computed from
+    ((leaves, notional, opening lots, leverage), margin), so an unchanged group is not
+    costed again (`perpx.core.margin.order_margin_atoms`).
+    """
+
+    __slots__ = ("leaves_lots", "margin_memo", "notional_atoms")
 
     def __init__(self) -> None:
         self.leaves_lots = 0
         self.notional_atoms = 0
+        self.margin_memo: tuple[tuple[int, int, int, int], int] | None = None
 
 
 class Account:

@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sortedcontainers import SortedList
-
 from perpx.core import calc
 from perpx.core.accounts import (
+    DEFAULT_LEVERAGE,
     FEE_ACCOUNT_ID,
     INSURANCE_FUND_ID,
     SYSTEM_ACCOUNT_IDS,
     Account,
+    OpenOrderSums,
 )
 from perpx.core.book.order import RestingOrder
 from perpx.core.codes import RejectCode, Rejected
@@ -42,13 +42,22 @@ from perpx.core.instruments import InstrumentSpec
 from perpx.core.margin import (
     AccountFigures,
     account_figures,
-    opposite_position_lots,
+    apply_fill_fast,
+    order_cost_fast_atoms,
     order_margin_atoms,
 )
-from perpx.core.positions import Position, apply_fill
+from perpx.core.numbers import RATE_ONE
+from perpx.core.positions import Position
 from perpx.core.rules import check_position_idx, closes_hedge_side
 
+# Enum members read on the hot path, bound once: a class attribute lookup of an enum
+# member costs several times a global's in CPython 3.11.
 _BUY = Side.BUY
+_TRADE = BalanceReason.TRADE
+_HEDGE = PositionMode.HEDGE
+_CROSS = MarginMode.CROSS
+_ISOLATED = MarginMode.ISOLATED
+_FEE_INCOME = BalanceReason.FEE_INCOME
 
 
 class _Stamp:
@@ -79,9 +88,8 @@ class Clearing:
         self.published_mark_of = published_mark_of
         self.last_price_of = last_price_of
         self.order_by_id = order_by_id
-        # Derived: (price, order id) of every resting, non-reduce-only order, by account,
-        # symbol and side, for order loss.
-        self._priced: dict[tuple[int, str, Side], SortedList] = {}
+        # Derived: every resting, non-reduce-only order by account and symbol, for order loss.
+        self._opening_orders: dict[tuple[int, str], dict[int, RestingOrder]] = {}
         self._value_caps: dict[tuple[str, int], int] = {}
         self.coins = sorted({spec.settle_coin for spec in instruments.values()})
         self.accounts: dict[int, Account] = {i: Account(i) for i in SYSTEM_ACCOUNT_IDS}
@@ -114,18 +122,21 @@ class Clearing:
         The same as the figures' wallet + uPnL, without valuing any margin.
         """
         equity = account.balances.get(coin, 0)
+        instruments = self.instruments
         for position in account.positions.values():
-            if not position.size_lots:
+            size = position.size_lots
+            if not size:
                 continue
-            spec = self.instruments[position.symbol]
+            spec = instruments[position.symbol]
             if spec.settle_coin != coin:
                 continue
             mark = self.mark_of(position.symbol)
             if mark is None:
                 continue  # valued at entry: no unrealized P&L
-            side = Side.BUY if position.size_lots > 0 else Side.SELL
-            equity += calc.unrealized_pnl_atoms(spec, side, position.entry_value_atoms,
-                                                position.qty_lots, mark)
+            # `calc.unrealized_pnl_atoms`, written out: s * (q*MP*a - EV), exact.
+            value = mark * size * spec.atoms_per_tick_lot
+            equity += (value - position.entry_value_atoms if size > 0
+                       else value + position.entry_value_atoms)
         return equity
 
     def user_account(self, account_id: int) -> Account:
@@ -231,7 +242,7 @@ class Clearing:
         account IM rate at or under 100% (cross).
         """
         account = self.accounts.get(account_id)
-        hedge = account is not None and account.position_mode(spec.symbol) is PositionMode.HEDGE
+        hedge = account is not None and account.position_modes.get(spec.symbol) is _HEDGE
         check_position_idx(hedge, position_idx)
         reduce_only = reduce_only or closes_hedge_side(hedge, position_idx, side)
         if reduce_only:
@@ -239,25 +250,47 @@ class Clearing:
         if account is None:
             raise Rejected(RejectCode.INSUFFICIENT_AVAILABLE_BALANCE,
                            "ab not enough for new order")
-        key = (spec.symbol, position_idx, side)
-        sums = account.order_sums.get(key)
-        resting = sums.leaves_lots if sums is not None else 0
-        closing = opposite_position_lots(account, spec.symbol, position_idx, side)
+        # The hot path of every opening order: the formulas of `opposite_position_lots`,
+        # `_side_exposure_atoms`, `calc.order_cost_for_value_atoms` and
+        # `calc.order_loss_atoms`, written out (the property tests hold them equal).
+        symbol = spec.symbol
+        sign = 1 if side is _BUY else -1
+        sums = account.order_sums.get((symbol, position_idx, side))
+        if sums is not None:
+            resting = sums.leaves_lots
+            side_value = sums.notional_atoms
+        else:
+            resting = side_value = 0
+        position = account.positions.get((symbol, position_idx))
+        size = position.size_lots if position is not None else 0
+        closing = 0
+        if position_idx == 0 and size and (size < 0) == (sign > 0):
+            closing = size if size > 0 else -size
         opening = max(0, resting + qty_lots - closing) - max(0, resting - closing)
         if opening == 0:
             return qty_lots, False
-        leverage = account.leverage_for(spec.symbol, position_idx)
-        value = spec.notional_atoms(price_ticks, opening)
-        cap = self._value_cap_atoms(spec, leverage)
+        leverage = account.leverage.get((symbol, position_idx), DEFAULT_LEVERAGE)
+        atoms_per_tick_lot = spec.atoms_per_tick_lot
+        value = price_ticks * opening * atoms_per_tick_lot
+        cap = self._value_caps.get((symbol, leverage))
+        if cap is None:
+            cap = self._value_cap_atoms(spec, leverage)
         # Only the order's own side grows, so only its total can newly pass the cap.
-        if self._side_exposure_atoms(account, spec, position_idx, side) + value > cap:
+        if position is not None and size and (size > 0) == (sign > 0):
+            mark = self.mark_of(symbol)
+            side_value += (mark * (size if size > 0 else -size) * atoms_per_tick_lot
+                           if mark is not None else position.entry_value_atoms)
+        if side_value + value > cap:
             raise Rejected(RejectCode.RISK_LIMIT_EXCEEDED,
                            "Order placement failed as your position may exceed the max limit")
-        cost = calc.order_cost_for_value_atoms(side, value, leverage, spec.taker_fee_rate)
-        mark = self.published_mark_of(spec.symbol)
-        loss = (calc.order_loss_atoms(side, mark, price_ticks, qty_lots, spec)
-                if mark is not None and account.margin_mode is MarginMode.CROSS else 0)
-        if cost - loss > self.available_atoms(account, spec.settle_coin):
+        cost = order_cost_fast_atoms(sign, value, leverage, spec.taker_fee_rate)
+        if account.margin_mode is _CROSS:
+            mark = self.published_mark_of(symbol)
+            if mark is not None:
+                gap = sign * (mark - price_ticks)
+                if gap < 0:
+                    cost -= gap * qty_lots * atoms_per_tick_lot
+        if cost > self.available_atoms(account, spec.settle_coin):
             raise Rejected(RejectCode.INSUFFICIENT_AVAILABLE_BALANCE,
                            "ab not enough for new order")
         return qty_lots, False
@@ -266,43 +299,55 @@ class Clearing:
         """Return the available balance: the figures' value, computed the short way.
 
         Isolated: wallet − position margins − order margin needs no mark. Cross without a
-        hedged pair: wallet + Σ (uPnL − IM) + order loss − order margin, skipping MM. A
-        hedged cross pair takes the full figures. Equal to `figures().available_atoms`
-        (the property tests compare the two).
+        hedged pair: wallet + Σ (uPnL − IM − fee to close) + order loss − order margin,
+        skipping MM. A hedged cross pair takes the full figures. Equal to
+        `figures().available_atoms` (the property tests compare the two). Only symbols with
+        open orders hold order margin or order loss, so only those are looked up.
         """
         mode = account.margin_mode
+        isolated = mode is _ISOLATED
         total = account.balances.get(coin, 0)
         instruments = self.instruments
-        symbols: set[str] = set()
-        for (symbol, idx), position in account.positions.items():
-            if not position.size_lots:
+        positions = account.positions
+        mark_of = self.mark_of
+        for (symbol, idx), position in positions.items():
+            size = position.size_lots
+            if not size:
                 continue
             spec = instruments[symbol]
             if spec.settle_coin != coin:
                 continue
-            symbols.add(symbol)
-            if mode is MarginMode.ISOLATED:
+            if isolated:
                 total -= position.margin_atoms
                 continue
-            if idx and account.positions.get((symbol, 3 - idx)) is not None and (
-                    account.positions[symbol, 3 - idx].size_lots):
-                return self.figures(account, coin).available_atoms
-            mark = self.mark_of(symbol)
-            qty = position.qty_lots
+            if idx:
+                other = positions.get((symbol, 3 - idx))
+                if other is not None and other.size_lots:
+                    return self.figures(account, coin).available_atoms
+            qty = size if size > 0 else -size
+            mark = mark_of(symbol)
             if mark is None:
                 mark = calc.average_entry_display(spec, position.entry_value_atoms, qty)
-            value = spec.notional_atoms(mark, qty)
-            sign = 1 if position.size_lots > 0 else -1
-            total += (sign * (value - position.entry_value_atoms)
-                      - calc.initial_margin_atoms(value, position.leverage)
+            value = mark * qty * spec.atoms_per_tick_lot
+            entry = position.entry_value_atoms
+            # uPnL, less IM = ceil(PV*R/L) (floor of the negation), less the fee to close.
+            total += ((value - entry if size > 0 else entry - value)
+                      + (-value * RATE_ONE // position.leverage)
                       - position.fee_to_close_atoms(spec))
-        for (symbol, _idx, _side), sums in account.order_sums.items():
-            if sums.leaves_lots and instruments[symbol].settle_coin == coin:
-                symbols.add(symbol)
-        for symbol in symbols:
+        order_sums = account.order_sums
+        if not order_sums:
+            return total
+        cross = mode is _CROSS
+        seen: list[str] = []  # an account's symbols are few: a list beats a set here
+        for (symbol, _idx, _side), sums in order_sums.items():
+            if not sums.leaves_lots or symbol in seen:
+                continue
+            seen.append(symbol)
             spec = instruments[symbol]
+            if spec.settle_coin != coin:
+                continue
             total -= order_margin_atoms(account, spec)
-            if mode is MarginMode.CROSS:
+            if cross:
                 total += self.order_loss_atoms(account.account_id, spec)
         return total
 
@@ -363,24 +408,30 @@ class Clearing:
 
     def order_rested(self, order: RestingOrder) -> None:
         """Count a resting order's leaves toward its account's open-order sums."""
+        account_id = order.account_id
+        symbol = order.symbol
         if order.reduce_only:
-            key = (order.account_id, order.symbol, order.position_idx, order.side)
+            key = (account_id, symbol, order.position_idx, order.side)
             found = self.reduce_only_orders.get(key)
             if found is None:
                 found = self.reduce_only_orders[key] = {}
             found[order.order_id] = order
             return
-        account = self.accounts[order.account_id]
-        account.order_margin_cache.pop(order.symbol, None)
-        self.dirty.add(account.account_id)
-        priced = self._priced.get((order.account_id, order.symbol, order.side))
-        if priced is None:
-            priced = self._priced[order.account_id, order.symbol, order.side] = SortedList()
-        priced.add((order.price_ticks, order.order_id))
-        sums = account.sums(order.symbol, order.position_idx, order.side)
-        sums.leaves_lots += order.leaves_lots
-        sums.notional_atoms += self.instruments[order.symbol].notional_atoms(
-            order.price_ticks, order.leaves_lots)
+        account = self.accounts[account_id]
+        account.order_margin_cache.pop(symbol, None)
+        self.dirty.add(account_id)
+        mine = self._opening_orders.get((account_id, symbol))
+        if mine is None:
+            mine = self._opening_orders[account_id, symbol] = {}
+        mine[order.order_id] = order
+        key3 = (symbol, order.position_idx, order.side)
+        sums = account.order_sums.get(key3)
+        if sums is None:
+            sums = account.order_sums[key3] = OpenOrderSums()
+        leaves = order.leaves_lots
+        sums.leaves_lots += leaves
+        sums.notional_atoms += (order.price_ticks * leaves
+                                * self.instruments[symbol].atoms_per_tick_lot)
 
     def order_left(self, order: RestingOrder) -> None:
         """Take what is left of an order that leaves the book out of the sums."""
@@ -391,54 +442,52 @@ class Clearing:
             if not found:
                 del self.reduce_only_orders[key]
             return
-        self._priced[order.account_id, order.symbol, order.side].remove(
-            (order.price_ticks, order.order_id))
+        key2 = (order.account_id, order.symbol)
+        mine = self._opening_orders[key2]
+        del mine[order.order_id]
+        if not mine:
+            del self._opening_orders[key2]
         if order.leaves_lots:
             self._shrink_sums(order, order.leaves_lots)
 
     def order_loss_atoms(self, account_id: int, spec: InstrumentSpec) -> int:
         """Return an account's order loss on one symbol against the published mark (seed 001).
 
-        Only buys above the mark and sells below it lose anything, so the account's orders,
-        kept sorted by price, are read from the marketable end and no further.
+        Only buys above the mark and sells below it lose anything: Σ ``min(0, s*(MP − P)*q)``
+        lots × ticks over the account's opening orders, times the atoms of a tick on a lot
+        (`calc.order_loss_atoms`, summed exactly). An account holds few orders, so a scan of
+        them is cheaper than keeping them sorted by price.
         """
         mark = self.published_mark_of(spec.symbol)
         if mark is None:
             return 0
+        mine = self._opening_orders.get((account_id, spec.symbol))
+        if not mine:
+            return 0
         loss = 0
-        order_by_id = self.order_by_id
-        buys = self._priced.get((account_id, spec.symbol, Side.BUY))
-        if buys:
-            for price, order_id in reversed(buys):
-                if price <= mark:
-                    break
-                order = order_by_id(order_id)
-                if order is not None:
-                    loss += calc.order_loss_atoms(Side.BUY, mark, price, order.leaves_lots, spec)
-        sells = self._priced.get((account_id, spec.symbol, Side.SELL))
-        if sells:
-            for price, order_id in sells:
-                if price >= mark:
-                    break
-                order = order_by_id(order_id)
-                if order is not None:
-                    loss += calc.order_loss_atoms(Side.SELL, mark, price, order.leaves_lots,
-                                                  spec)
-        return loss
+        for order in mine.values():
+            price = order.price_ticks
+            if order.side is _BUY:
+                if price > mark:
+                    loss += (mark - price) * order.leaves_lots
+            elif price < mark:
+                loss += (price - mark) * order.leaves_lots
+        return loss * spec.atoms_per_tick_lot
 
     def _shrink_sums(self, order: RestingOrder, qty_lots: int) -> None:
         account = self.accounts[order.account_id]
         account.order_margin_cache.pop(order.symbol, None)
-        self.dirty.add(account.account_id)
+        self.dirty.add(order.account_id)
         key = (order.symbol, order.position_idx, order.side)
-        sums = account.order_sums[key]
+        order_sums = account.order_sums
+        sums = order_sums[key]
         sums.leaves_lots -= qty_lots
-        sums.notional_atoms -= self.instruments[order.symbol].notional_atoms(
-            order.price_ticks, qty_lots)
+        sums.notional_atoms -= (order.price_ticks * qty_lots
+                                * self.instruments[order.symbol].atoms_per_tick_lot)
         if sums.leaves_lots == 0:
             if sums.notional_atoms:
                 raise InvariantViolation(f"order sums {key}: notional left without leaves")
-            del account.order_sums[key]
+            del order_sums[key]
 
     # -- settlement -------------------------------------------------------------------------
 
@@ -446,55 +495,72 @@ class Clearing:
                events: list[Event]) -> None:
         """Settle one trade for both sides: position, realized P&L, fees, isolated margin."""
         spec = self.instruments[trade.symbol]
+        qty = trade.qty_lots
         if not maker.reduce_only:
-            self._shrink_sums(maker, trade.qty_lots)
+            self._shrink_sums(maker, qty)
         if self.fill_watch:
             for order in (taker, maker):
                 if order.order_id in self.fill_watch:
                     self.watched_fills[order.order_id] = (
-                        self.watched_fills.get(order.order_id, 0) + trade.qty_lots)
-        value = spec.notional_atoms(trade.price_ticks, trade.qty_lots)
-        fee_income = 0
-        for order, is_maker in ((taker, False), (maker, True)):
-            rate = spec.maker_fee_rate if is_maker else spec.taker_fee_rate
-            fee = calc.fee_atoms(value, rate)
-            fee_income += fee
-            self._settle_side(spec, trade, order, is_maker, fee, events)
+                        self.watched_fills.get(order.order_id, 0) + qty)
+        value = trade.price_ticks * qty * spec.atoms_per_tick_lot
+        # `calc.fee_atoms`, written out: ceil(value * rate / R), a charge rounded up.
+        taker_fee = -(-value * spec.taker_fee_rate // RATE_ONE)
+        maker_fee = -(-value * spec.maker_fee_rate // RATE_ONE)
+        self._settle_side(spec, trade, taker, False, taker_fee, events)
+        self._settle_side(spec, trade, maker, True, maker_fee, events)
+        fee_income = taker_fee + maker_fee
         if fee_income:
             fees = self.accounts[FEE_ACCOUNT_ID]
-            self._move(fees, spec.settle_coin, fee_income, BalanceReason.FEE_INCOME, trade,
+            self._move(fees, spec.settle_coin, fee_income, _FEE_INCOME, trade,
                        events, trade.symbol, trade.trade_id)
 
     def _settle_side(self, spec: InstrumentSpec, trade: Trade, order: RestingOrder,
                      is_maker: bool, fee: int, events: list[Event]) -> None:
-        account = self.accounts[order.account_id]
-        key = (trade.symbol, order.position_idx)
+        account_id = order.account_id
+        account = self.accounts[account_id]
+        symbol = trade.symbol
+        idx = order.position_idx
+        key = (symbol, idx)
         position = account.positions.get(key)
         if position is None:
             position = account.positions[key] = Position(
-                account.account_id, trade.symbol, order.position_idx,
-                account.leverage_for(trade.symbol, order.position_idx))
-        effect = apply_fill(position, spec, order.side, trade.price_ticks, trade.qty_lots, fee)
-        account.order_margin_cache.pop(trade.symbol, None)
-        if effect.opened_lots and account.margin_mode is MarginMode.ISOLATED:
-            opened_value = spec.notional_atoms(trade.price_ticks, effect.opened_lots)
+                account_id, symbol, idx, account.leverage.get(key, DEFAULT_LEVERAGE))
+        price = trade.price_ticks
+        qty = trade.qty_lots
+        effect = apply_fill_fast(position, spec, order.side, price, qty, fee)
+        account.order_margin_cache.pop(symbol, None)
+        if effect.opened_lots and account.margin_mode is _ISOLATED:
+            opened_value = spec.notional_atoms(price, effect.opened_lots)
             position.margin_atoms += calc.position_margin_atoms(
                 order.side, opened_value, position.leverage, spec.taker_fee_rate)
-        position.book_realized(-fee)
-        position.updated_ts_ms = trade.ts_ms
+        # `Position.book_realized(-fee)`, written out.
+        position.realized_pnl_atoms -= fee
+        position.cum_realized_pnl_atoms -= fee
+        seq = trade.seq
+        ts_ms = trade.ts_ms
+        trade_id = trade.trade_id
+        position.updated_ts_ms = ts_ms
         coin = spec.settle_coin
+        pnl = effect.pnl_atoms
+        close_fee = effect.close_fee_atoms
         # One transaction-log line per fill, as Bybit's TRADE entry: cash flow less the fee.
-        balance = account.credit(coin, effect.pnl_atoms - fee)
-        events.append(BalanceChanged(trade.seq, trade.ts_ms, account.account_id, coin,
-                                     effect.pnl_atoms - fee, balance, BalanceReason.TRADE,
-                                     trade.symbol, trade.trade_id, effect.pnl_atoms, fee))
-        events.append(Executed(trade.seq, trade.ts_ms, account.account_id, order.order_id,
-                               trade.trade_id, trade.symbol, order.side, trade.price_ticks,
-                               trade.qty_lots, fee, is_maker, effect.closed_lots,
-                               effect.pnl_atoms - effect.close_fee_atoms, order.position_idx,
-                               effect.open_fee_atoms, effect.funding_atoms,
-                               effect.close_fee_atoms))
-        self.position_changed(position, trade.seq, trade.ts_ms, events)
+        balances = account.balances
+        balance = balances.get(coin, 0) + pnl - fee
+        balances[coin] = balance
+        events.append(BalanceChanged(seq, ts_ms, account_id, coin, pnl - fee, balance,
+                                     _TRADE, symbol, trade_id, pnl, fee))
+        events.append(Executed(seq, ts_ms, account_id, order.order_id, trade_id, symbol,
+                               order.side, price, qty, fee, is_maker, effect.closed_lots,
+                               pnl - close_fee, idx, effect.open_fee_atoms,
+                               effect.funding_atoms, close_fee))
+        # `position_changed`, written out.
+        self.dirty.add(account_id)
+        self.moved_positions.add((account_id, symbol, idx))
+        events.append(PositionChanged(seq, ts_ms, account_id, symbol, idx, position.size_lots,
+                                      position.entry_value_atoms, position.leverage,
+                                      position.margin_atoms, position.realized_pnl_atoms,
+                                      position.cum_realized_pnl_atoms))
 
     def position_changed(self, position: Position, seq: int, ts_ms: int,
                           events: list[Event]) -> None:
@@ -534,7 +600,7 @@ class Clearing:
                     continue
                 if pays:
                     paid += amount
-                    if account.margin_mode is MarginMode.ISOLATED:
+                    if account.margin_mode is _ISOLATED:
                         short = amount - max(0, self.available_atoms(account, coin))
                         if short > 0:
                             # Taken from the position's margin: the added margin goes below

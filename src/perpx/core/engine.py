@@ -70,8 +70,11 @@ from perpx.core.validation import checked_limit_price, price_band, validate_plac
 
 SNAPSHOT_VERSION = 2
 _LAST = TriggerBy.LAST_PRICE
+_CANCEL = Happening.CANCEL
+_BY_USER = CancelReason.BY_USER
 
 _BUY = Side.BUY
+_SELL = Side.SELL
 _MARKET = OrderType.MARKET
 _GTC = TimeInForce.GTC
 _IOC = TimeInForce.IOC
@@ -155,9 +158,29 @@ class Engine:
         if due is not None and command.ts_ms >= due:
             self.pricing.settle_due(command.seq, command.ts_ms, events)
         self._handlers[type(command)](command, events)
+        if self.clearing.moved_positions:
+            self._drop_unwatched_moves()
         if self.stops.busy():
             self.stops.settle(command.seq, command.ts_ms, events)
         return events
+
+    def _drop_unwatched_moves(self) -> None:
+        """Forget moved positions that no TP/SL and no reduce-only order watches.
+
+        The trigger engine's first step would look such a position up and find nothing to
+        do, so leaving it out changes nothing; most fills move only such positions, and
+        then the trigger engine need not run at all.
+        """
+        moved = self.clearing.moved_positions
+        guarded = self.stops.waiting.by_position
+        reduce_only = self.clearing.reduce_only_orders
+        if not guarded and not reduce_only:
+            moved.clear()
+            return
+        idle = [key for key in moved
+                if key not in guarded and (*key, _BUY) not in reduce_only
+                and (*key, _SELL) not in reduce_only]
+        moved.difference_update(idle)
 
     @staticmethod
     def _refusable(
@@ -311,7 +334,8 @@ class Engine:
 
     def _place(self, cmd: PlaceOrder, events: list[Event]) -> None:
         try:
-            tpsl.refuse_with_reduce_only(cmd)
+            if cmd.take_profit_ticks or cmd.stop_loss_ticks:
+                tpsl.refuse_with_reduce_only(cmd)
             if cmd.trigger_price_ticks is not None:
                 self.stops.place(cmd, events)
                 return
@@ -508,7 +532,7 @@ class Engine:
         if isinstance(order, ConditionalOrder):
             self.stops.cancel(order, cmd.seq, cmd.ts_ms, events)
         else:
-            self._cancel_resting(order, CancelReason.BY_USER, cmd.seq, cmd.ts_ms, events)
+            self._cancel_resting(order, _BY_USER, cmd.seq, cmd.ts_ms, events)
 
     def _cancel_all(self, cmd: CancelAllOrders, events: list[Event]) -> None:
         if cmd.symbol not in self.instruments:
@@ -520,7 +544,7 @@ class Engine:
         # Orders in the book first, then waiting ones, each in the order they were placed.
         if cmd.order_filter in (OrderFilter.ALL, OrderFilter.ORDER):
             for order in self.orders_of(cmd.account_id, cmd.symbol):
-                self._cancel_resting(order, CancelReason.BY_USER, cmd.seq, cmd.ts_ms, events)
+                self._cancel_resting(order, _BY_USER, cmd.seq, cmd.ts_ms, events)
         self.stops.cancel_all(cmd.account_id, cmd.symbol, cmd.order_filter, cmd.seq,
                               cmd.ts_ms, events)
 
@@ -534,7 +558,7 @@ class Engine:
         self, order: RestingOrder, reason: CancelReason, seq: int, ts_ms: int, events: list[Event]
     ) -> None:
         """Cancel what is left of `order` (already out of the book) and forget it."""
-        order.status = TRANSITIONS[order.status, Happening.CANCEL]
+        order.status = TRANSITIONS[order.status, _CANCEL]
         order.updated_ts_ms = ts_ms
         events.append(
             OrderCancelled(seq, ts_ms, order.order_id, order.account_id, order.symbol,

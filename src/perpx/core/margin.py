@@ -13,11 +13,16 @@ from collections.abc import Callable
 import msgspec
 
 from perpx.core import calc
-from perpx.core.accounts import Account
+from perpx.core.accounts import DEFAULT_LEVERAGE, Account
 from perpx.core.enums import MarginMode, Side
+from perpx.core.errors import InvariantViolation
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.numbers import div_ceil
-from perpx.core.positions import Position
+from perpx.core.numbers import RATE_ONE
+from perpx.core.positions import FillEffect, Position
+
+_BUY = Side.BUY
+_CROSS = MarginMode.CROSS
+_ISOLATED = MarginMode.ISOLATED
 
 
 def opposite_position_lots(account: Account, symbol: str, position_idx: int, side: Side) -> int:
@@ -28,29 +33,138 @@ def opposite_position_lots(account: Account, symbol: str, position_idx: int, sid
     if position is None:
         return 0
     size = position.size_lots
-    if side is Side.BUY:
+    if side is _BUY:
         return -size if size < 0 else 0
     return size if size > 0 else 0
 
 
+def order_cost_fast_atoms(sign: int, value_atoms: int, leverage: int, fee_rate: int) -> int:
+    """Return `calc.order_cost_for_value_atoms` in one expression, for the hot path.
+
+    The same three parts, each rounded up on its own: ``ceil(V*R/L)`` (IM),
+    ``ceil(V*(L - s*R)*f / (L*R))`` (fee to close) and ``ceil(V*f/R)`` (fee to open); `sign`
+    is +1 for a buy, -1 for a sell, and `leverage` is positive (settings refuse any other).
+    The property tests check it against the layered formula.
+    """
+    return -((-value_atoms * RATE_ONE // leverage)
+             + (-value_atoms * (leverage - sign * RATE_ONE) * fee_rate // (leverage * RATE_ONE))
+             + (-value_atoms * fee_rate // RATE_ONE))
+
+
 def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
-    """Return the margin held by an account's open orders on one symbol (opening parts only)."""
-    cached = account.order_margin_cache.get(spec.symbol)
+    """Return the margin held by an account's open orders on one symbol (opening parts only).
+
+    Kept per symbol in `account.order_margin_cache` until an order, a position or the
+    leverage of the symbol moves, and per side group in its `margin_memo` with the inputs
+    it was computed from; the formulas are `calc.order_cost_for_value_atoms` and
+    `opposite_position_lots`, written out (`order_cost_fast_atoms`).
+    """
+    symbol = spec.symbol
+    cached = account.order_margin_cache.get(symbol)
     if cached is not None:
         return cached
     total = 0
-    for (symbol, idx, side), sums in account.order_sums.items():
-        if symbol != spec.symbol or not sums.leaves_lots:
+    positions = account.positions
+    leverages = account.leverage
+    fee_rate = spec.taker_fee_rate
+    for key, sums in account.order_sums.items():
+        leaves = sums.leaves_lots
+        if key[0] != symbol or not leaves:
             continue
-        closing = opposite_position_lots(account, symbol, idx, side)
-        opening = sums.leaves_lots - closing
+        idx = key[1]
+        sign = 1 if key[2] is _BUY else -1
+        closing = 0
+        if idx == 0:
+            position = positions.get((symbol, 0))
+            if position is not None:
+                # A one-way order against the position closes it first: no margin for that.
+                size = position.size_lots
+                if (size < 0) if sign > 0 else (size > 0):
+                    closing = size if size > 0 else -size
+        opening = leaves - closing
         if opening <= 0:
             continue
-        value = div_ceil(sums.notional_atoms * opening, sums.leaves_lots)
-        total += calc.order_cost_for_value_atoms(side, value, account.leverage_for(symbol, idx),
-                                            spec.taker_fee_rate)
-    account.order_margin_cache[spec.symbol] = total
+        notional = sums.notional_atoms
+        leverage = leverages.get((symbol, idx), DEFAULT_LEVERAGE)
+        inputs = (leaves, notional, opening, leverage)
+        memo = sums.margin_memo
+        if memo is not None and memo[0] == inputs:
+            total += memo[1]
+            continue
+        value = -(-notional * opening // leaves)
+        cost = order_cost_fast_atoms(sign, value, leverage, fee_rate)
+        sums.margin_memo = (inputs, cost)
+        total += cost
+    account.order_margin_cache[symbol] = total
     return total
+
+
+def apply_fill_fast(position: Position, spec: InstrumentSpec, side: Side, price_ticks: int,
+                    qty_lots: int, fee_atoms: int) -> FillEffect:
+    """`perpx.core.positions.apply_fill`, written out for the settlement of every fill.
+
+    The same steps and roundings: reduce first (the released entry value rounded up for a
+    long, down for a short; margin, extra margin, opening fees and funding released pro rata,
+    `take_share`'s rounding toward zero), then open with the rest. The property tests hold
+    the two equal, field by field, on random positions and fills.
+    """
+    effect = FillEffect()
+    size = position.size_lots
+    buy = side is _BUY
+    if size and (size > 0) != buy:
+        long = size > 0
+        held = size if long else -size
+        closed = qty_lots if qty_lots < held else held
+        entry = position.entry_value_atoms
+        released = -(-entry * closed // held) if long else entry * closed // held
+        exit_value = price_ticks * closed * spec.atoms_per_tick_lot
+        pnl = exit_value - released if long else released - exit_value
+        if closed >= held:
+            released_margin = position.margin_atoms
+            released_extra = position.extra_margin_atoms
+            open_fee = position.open_fee_atoms
+            funding = position.funding_atoms
+        else:
+            released_margin = position.margin_atoms * closed // held
+            released_extra = _share(position.extra_margin_atoms, closed, held)
+            open_fee = _share(position.open_fee_atoms, closed, held)
+            funding = _share(position.funding_atoms, closed, held)
+        close_fee = fee_atoms if closed >= qty_lots else _share(fee_atoms, closed, qty_lots)
+        effect.open_fee_atoms = open_fee
+        effect.funding_atoms = funding
+        effect.close_fee_atoms = close_fee
+        position.entry_value_atoms = entry - released
+        size = position.size_lots = size - closed if long else size + closed
+        position.margin_atoms -= released_margin
+        position.extra_margin_atoms -= released_extra
+        position.open_fee_atoms -= open_fee
+        position.funding_atoms -= funding
+        position.realized_pnl_atoms += pnl
+        position.cum_realized_pnl_atoms += pnl
+        effect.closed_lots = closed
+        effect.pnl_atoms = pnl
+        qty_lots -= closed
+        if size == 0 and (position.entry_value_atoms or position.margin_atoms
+                          or position.open_fee_atoms or position.funding_atoms):
+            raise InvariantViolation(
+                f"apply_fill: flat position keeps entry {position.entry_value_atoms}, "
+                f"margin {position.margin_atoms}, opening fee {position.open_fee_atoms} or "
+                f"funding {position.funding_atoms}"
+            )
+    if qty_lots:
+        if size == 0:
+            position.realized_pnl_atoms = 0  # a new position starts its own realized P&L
+        position.size_lots = size + qty_lots if buy else size - qty_lots
+        position.entry_value_atoms += price_ticks * qty_lots * spec.atoms_per_tick_lot
+        position.open_fee_atoms += fee_atoms - effect.close_fee_atoms
+        effect.opened_lots = qty_lots
+    return effect
+
+
+def _share(amount_atoms: int, part_lots: int, held_lots: int) -> int:
+    """`perpx.core.positions.take_share` for a part smaller than the whole."""
+    share = (amount_atoms if amount_atoms >= 0 else -amount_atoms) * part_lots // held_lots
+    return share if amount_atoms >= 0 else -share
 
 
 class PositionRisk(msgspec.Struct, frozen=True, gc=False):
@@ -127,24 +241,34 @@ def account_figures(
     order loss, measured only against a published mark price, comes from `order_loss_of`.
     """
     mode = account.margin_mode
+    isolated = mode is _ISOLATED
     upnl = position_im = mm = order_im = order_loss = 0
     symbols: set[str] = set()
     hedged: dict[str, list[Position]] = {}
     for (symbol, idx), position in account.positions.items():
+        size = position.size_lots
+        if not size:
+            continue
         spec = instruments[symbol]
-        if spec.settle_coin != coin or not position.size_lots:
+        if spec.settle_coin != coin:
             continue
         symbols.add(symbol)
+        qty = size if size > 0 else -size
+        entry = position.entry_value_atoms
         mark = mark_of(symbol)
         if mark is None:
-            mark = calc.average_entry_display(spec, position.entry_value_atoms,
-                                              abs(position.size_lots))
-        risk = position_risk(position, spec, mark, mode)
-        upnl += risk.upnl_atoms
-        if idx and mode is MarginMode.CROSS:
+            mark = calc.average_entry_display(spec, entry, qty)
+        # `position_risk`, written out (the property tests compare the figures with it).
+        value = mark * qty * spec.atoms_per_tick_lot
+        upnl += value - entry if size > 0 else entry - value
+        ftc = position.fee_to_close_atoms(spec)
+        mm += calc.maintenance_margin_atoms(spec, value, ftc)
+        if isolated:
+            position_im += position.margin_atoms
+        else:
+            position_im += ftc - (-value * RATE_ONE // position.leverage)
+        if idx and mode is _CROSS:
             hedged.setdefault(symbol, []).append(position)
-        position_im += risk.im_atoms
-        mm += risk.mm_atoms
     for symbol, pair in hedged.items():
         if len(pair) == 2:
             # Both sides open in cross mode: seed 001's hedged formulas replace the sum of

@@ -21,6 +21,7 @@ conserved exactly; an account left below zero equity is made whole by the fund.
 from __future__ import annotations
 
 from fractions import Fraction
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from perpx.core import calc, liqprice, liquidation
@@ -356,6 +357,10 @@ def adl_rank(spec: InstrumentSpec, position: Position, mark: int, margin: int) -
     return Fraction(profit * cushion, entry * value)
 
 
+_RANK_SCALE = 1 << 64
+_rank_key = itemgetter(0, 1, 2)
+
+
 def ranked_positions(engine: Engine, spec: InstrumentSpec, side: Side,
                      mark: int) -> list[Position]:
     """Return the users' positions on `side` of a symbol, first in the ADL queue first.
@@ -365,7 +370,10 @@ def ranked_positions(engine: Engine, spec: InstrumentSpec, side: Side,
     unhedged part, so its fully hedged positions are never chosen (seed 000).
     """
     clearing = engine.clearing
-    ranked: list[tuple[Fraction, int, Position]] = []
+    # (rank scaled and floored, rank, -account id, position): the floor orders most pairs
+    # with one integer comparison, and only ranks with equal floors compare as fractions,
+    # so the order is exactly that of (rank, -account id).
+    ranked: list[tuple[int, Fraction, int, Position]] = []
     for account_id, account in clearing.accounts.items():
         if account_id in SYSTEM_ACCOUNT_IDS:
             continue
@@ -381,9 +389,11 @@ def ranked_positions(engine: Engine, spec: InstrumentSpec, side: Side,
                     continue  # fully hedged in cross mode: never deleveraged
                 # Margin balance = wallet + uPnL: the equity, without valuing any margin.
                 margin = max(0, clearing.equity_atoms(account, spec.settle_coin))
-            ranked.append((adl_rank(spec, position, mark, margin), -account_id, position))
-    ranked.sort(key=lambda entry: (entry[0], entry[1]), reverse=True)
-    return [position for _rank, _neg_id, position in ranked]
+            rank = adl_rank(spec, position, mark, margin)
+            ranked.append((rank.numerator * _RANK_SCALE // rank.denominator, rank, -account_id,
+                           position))
+    ranked.sort(key=_rank_key, reverse=True)
+    return [entry[3] for entry in ranked]
 
 
 def adl_rank_indicator(engine: Engine, symbol: str) -> dict[tuple[int, int], int]:

@@ -13,6 +13,8 @@ from perpx.core.book.order import RestingOrder
 from perpx.core.enums import Side
 from perpx.core.errors import InvariantViolation
 
+_BUY = Side.BUY  # bound once: an enum member lookup is slow in CPython 3.11
+
 
 class BookSide:
     """Levels of one side keyed by price, with their prices kept sorted best first.
@@ -94,11 +96,11 @@ class OrderBook:
 
     def side(self, side: Side) -> BookSide:
         """Return the side where orders of `side` rest."""
-        return self.bids if side is Side.BUY else self.asks
+        return self.bids if side is _BUY else self.asks
 
     def opposite(self, side: Side) -> BookSide:
         """Return the side that orders of `side` trade against."""
-        return self.asks if side is Side.BUY else self.bids
+        return self.asks if side is _BUY else self.bids
 
     def best_bid(self) -> int | None:
         """Return the best bid price in ticks, or None."""
