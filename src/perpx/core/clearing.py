@@ -42,12 +42,11 @@ from perpx.core.instruments import InstrumentSpec
 from perpx.core.margin import (
     AccountFigures,
     account_figures,
-    apply_fill_fast,
     order_cost_fast_atoms,
     order_margin_atoms,
 )
 from perpx.core.numbers import RATE_ONE
-from perpx.core.positions import Position
+from perpx.core.positions import Position, apply_fill
 from perpx.core.rules import check_position_idx, closes_hedge_side
 
 # Enum members read on the hot path, bound once: a class attribute lookup of an enum
@@ -133,10 +132,11 @@ class Clearing:
             mark = self.mark_of(position.symbol)
             if mark is None:
                 continue  # valued at entry: no unrealized P&L
-            # `calc.unrealized_pnl_atoms`, written out: s * (q*MP*a - EV), exact.
-            value = mark * size * spec.atoms_per_tick_lot
+            # `calc.unrealized_pnl_atoms`, written out: value at the mark less the entry value
+            # (the other way round for a short), exact.
+            value = spec.notional_atoms(mark, size if size > 0 else -size)
             equity += (value - position.entry_value_atoms if size > 0
-                       else value + position.entry_value_atoms)
+                       else position.entry_value_atoms - value)
         return equity
 
     def user_account(self, account_id: int) -> Account:
@@ -270,15 +270,15 @@ class Clearing:
         if opening == 0:
             return qty_lots, False
         leverage = account.leverage.get((symbol, position_idx), DEFAULT_LEVERAGE)
-        atoms_per_tick_lot = spec.atoms_per_tick_lot
-        value = price_ticks * opening * atoms_per_tick_lot
+        notional_atoms = spec.notional_atoms
+        value = notional_atoms(price_ticks, opening)
         cap = self._value_caps.get((symbol, leverage))
         if cap is None:
             cap = self._value_cap_atoms(spec, leverage)
         # Only the order's own side grows, so only its total can newly pass the cap.
         if position is not None and size and (size > 0) == (sign > 0):
             mark = self.mark_of(symbol)
-            side_value += (mark * (size if size > 0 else -size) * atoms_per_tick_lot
+            side_value += (notional_atoms(mark, size if size > 0 else -size)
                            if mark is not None else position.entry_value_atoms)
         if side_value + value > cap:
             raise Rejected(RejectCode.RISK_LIMIT_EXCEEDED,
@@ -286,10 +286,9 @@ class Clearing:
         cost = order_cost_fast_atoms(sign, value, leverage, spec.taker_fee_rate)
         if account.margin_mode is _CROSS:
             mark = self.published_mark_of(symbol)
-            if mark is not None:
-                gap = sign * (mark - price_ticks)
-                if gap < 0:
-                    cost -= gap * qty_lots * atoms_per_tick_lot
+            # Only a buy above the mark or a sell below it carries an order loss.
+            if mark is not None and sign * (mark - price_ticks) < 0:
+                cost -= spec.contract.order_loss_atoms(side, mark, price_ticks, qty_lots)
         if cost > self.available_atoms(account, spec.settle_coin):
             raise Rejected(RejectCode.INSUFFICIENT_AVAILABLE_BALANCE,
                            "ab not enough for new order")
@@ -328,7 +327,7 @@ class Clearing:
             mark = mark_of(symbol)
             if mark is None:
                 mark = calc.average_entry_display(spec, position.entry_value_atoms, qty)
-            value = mark * qty * spec.atoms_per_tick_lot
+            value = spec.notional_atoms(mark, qty)
             entry = position.entry_value_atoms
             # uPnL, less IM = ceil(PV*R/L) (floor of the negation), less the fee to close.
             total += ((value - entry if size > 0 else entry - value)
@@ -430,8 +429,7 @@ class Clearing:
             sums = account.order_sums[key3] = OpenOrderSums()
         leaves = order.leaves_lots
         sums.leaves_lots += leaves
-        sums.notional_atoms += (order.price_ticks * leaves
-                                * self.instruments[symbol].atoms_per_tick_lot)
+        sums.notional_atoms += self.instruments[symbol].notional_atoms(order.price_ticks, leaves)
 
     def order_left(self, order: RestingOrder) -> None:
         """Take what is left of an order that leaves the book out of the sums."""
@@ -464,15 +462,13 @@ class Clearing:
         mine = self._opening_orders.get((account_id, spec.symbol))
         if not mine:
             return 0
+        order_loss_atoms = spec.contract.order_loss_atoms
         loss = 0
         for order in mine.values():
             price = order.price_ticks
-            if order.side is _BUY:
-                if price > mark:
-                    loss += (mark - price) * order.leaves_lots
-            elif price < mark:
-                loss += (price - mark) * order.leaves_lots
-        return loss * spec.atoms_per_tick_lot
+            if price > mark if order.side is _BUY else price < mark:
+                loss += order_loss_atoms(order.side, mark, price, order.leaves_lots)
+        return loss
 
     def _shrink_sums(self, order: RestingOrder, qty_lots: int) -> None:
         account = self.accounts[order.account_id]
@@ -482,8 +478,8 @@ class Clearing:
         order_sums = account.order_sums
         sums = order_sums[key]
         sums.leaves_lots -= qty_lots
-        sums.notional_atoms -= (order.price_ticks * qty_lots
-                                * self.instruments[order.symbol].atoms_per_tick_lot)
+        sums.notional_atoms -= self.instruments[order.symbol].notional_atoms(
+            order.price_ticks, qty_lots)
         if sums.leaves_lots == 0:
             if sums.notional_atoms:
                 raise InvariantViolation(f"order sums {key}: notional left without leaves")
@@ -503,7 +499,7 @@ class Clearing:
                 if order.order_id in self.fill_watch:
                     self.watched_fills[order.order_id] = (
                         self.watched_fills.get(order.order_id, 0) + qty)
-        value = trade.price_ticks * qty * spec.atoms_per_tick_lot
+        value = spec.notional_atoms(trade.price_ticks, qty)
         # `calc.fee_atoms`, written out: ceil(value * rate / R), a charge rounded up.
         taker_fee = -(-value * spec.taker_fee_rate // RATE_ONE)
         maker_fee = -(-value * spec.maker_fee_rate // RATE_ONE)
@@ -528,7 +524,7 @@ class Clearing:
                 account_id, symbol, idx, account.leverage.get(key, DEFAULT_LEVERAGE))
         price = trade.price_ticks
         qty = trade.qty_lots
-        effect = apply_fill_fast(position, spec, order.side, price, qty, fee)
+        effect = apply_fill(position, spec, order.side, price, qty, fee)
         account.order_margin_cache.pop(symbol, None)
         if effect.opened_lots and account.margin_mode is _ISOLATED:
             opened_value = spec.notional_atoms(price, effect.opened_lots)

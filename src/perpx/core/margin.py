@@ -15,10 +15,9 @@ import msgspec
 from perpx.core import calc
 from perpx.core.accounts import DEFAULT_LEVERAGE, Account
 from perpx.core.enums import MarginMode, Side
-from perpx.core.errors import InvariantViolation
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import RATE_ONE
-from perpx.core.positions import FillEffect, Position
+from perpx.core.positions import Position
 
 _BUY = Side.BUY
 _CROSS = MarginMode.CROSS
@@ -97,74 +96,6 @@ def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
         total += cost
     account.order_margin_cache[symbol] = total
     return total
-
-
-def apply_fill_fast(position: Position, spec: InstrumentSpec, side: Side, price_ticks: int,
-                    qty_lots: int, fee_atoms: int) -> FillEffect:
-    """`perpx.core.positions.apply_fill`, written out for the settlement of every fill.
-
-    The same steps and roundings: reduce first (the released entry value rounded up for a
-    long, down for a short; margin, extra margin, opening fees and funding released pro rata,
-    `take_share`'s rounding toward zero), then open with the rest. The property tests hold
-    the two equal, field by field, on random positions and fills.
-    """
-    effect = FillEffect()
-    size = position.size_lots
-    buy = side is _BUY
-    if size and (size > 0) != buy:
-        long = size > 0
-        held = size if long else -size
-        closed = qty_lots if qty_lots < held else held
-        entry = position.entry_value_atoms
-        released = -(-entry * closed // held) if long else entry * closed // held
-        exit_value = price_ticks * closed * spec.atoms_per_tick_lot
-        pnl = exit_value - released if long else released - exit_value
-        if closed >= held:
-            released_margin = position.margin_atoms
-            released_extra = position.extra_margin_atoms
-            open_fee = position.open_fee_atoms
-            funding = position.funding_atoms
-        else:
-            released_margin = position.margin_atoms * closed // held
-            released_extra = _share(position.extra_margin_atoms, closed, held)
-            open_fee = _share(position.open_fee_atoms, closed, held)
-            funding = _share(position.funding_atoms, closed, held)
-        close_fee = fee_atoms if closed >= qty_lots else _share(fee_atoms, closed, qty_lots)
-        effect.open_fee_atoms = open_fee
-        effect.funding_atoms = funding
-        effect.close_fee_atoms = close_fee
-        position.entry_value_atoms = entry - released
-        size = position.size_lots = size - closed if long else size + closed
-        position.margin_atoms -= released_margin
-        position.extra_margin_atoms -= released_extra
-        position.open_fee_atoms -= open_fee
-        position.funding_atoms -= funding
-        position.realized_pnl_atoms += pnl
-        position.cum_realized_pnl_atoms += pnl
-        effect.closed_lots = closed
-        effect.pnl_atoms = pnl
-        qty_lots -= closed
-        if size == 0 and (position.entry_value_atoms or position.margin_atoms
-                          or position.open_fee_atoms or position.funding_atoms):
-            raise InvariantViolation(
-                f"apply_fill: flat position keeps entry {position.entry_value_atoms}, "
-                f"margin {position.margin_atoms}, opening fee {position.open_fee_atoms} or "
-                f"funding {position.funding_atoms}"
-            )
-    if qty_lots:
-        if size == 0:
-            position.realized_pnl_atoms = 0  # a new position starts its own realized P&L
-        position.size_lots = size + qty_lots if buy else size - qty_lots
-        position.entry_value_atoms += price_ticks * qty_lots * spec.atoms_per_tick_lot
-        position.open_fee_atoms += fee_atoms - effect.close_fee_atoms
-        effect.opened_lots = qty_lots
-    return effect
-
-
-def _share(amount_atoms: int, part_lots: int, held_lots: int) -> int:
-    """`perpx.core.positions.take_share` for a part smaller than the whole."""
-    share = (amount_atoms if amount_atoms >= 0 else -amount_atoms) * part_lots // held_lots
-    return share if amount_atoms >= 0 else -share
 
 
 class PositionRisk(msgspec.Struct, frozen=True, gc=False):
@@ -259,7 +190,7 @@ def account_figures(
         if mark is None:
             mark = calc.average_entry_display(spec, entry, qty)
         # `position_risk`, written out (the property tests compare the figures with it).
-        value = mark * qty * spec.atoms_per_tick_lot
+        value = spec.notional_atoms(mark, qty)
         upnl += value - entry if size > 0 else entry - value
         ftc = position.fee_to_close_atoms(spec)
         mm += calc.maintenance_margin_atoms(spec, value, ftc)

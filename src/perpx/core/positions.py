@@ -16,6 +16,9 @@ from perpx.core.enums import Side
 from perpx.core.errors import InvariantViolation
 from perpx.core.instruments import InstrumentSpec
 
+_BUY = Side.BUY
+_SELL = Side.SELL
+
 
 class Position:
     """One position of one account: (symbol, position_idx); size > 0 long, < 0 short."""
@@ -181,45 +184,54 @@ def apply_fill(
     released pro rata to the closed quantity (the extra margin with it); the caller allocates
     margin for the opened part.
     """
+    # Written out for the settlement of every fill (this runs once per side per trade):
+    # plain integer steps, the contract's maths called once for the reduction's P&L and once
+    # for the opened value.
     effect = FillEffect()
-    contract = spec.contract
-    sign = 1 if side is Side.BUY else -1
     size = position.size_lots
-    if size and (size > 0) != (sign > 0):
-        held = abs(size)
-        closed = min(qty_lots, held)
-        held_side = Side.BUY if size > 0 else Side.SELL
-        pnl, released = contract.realised_pnl_on_close_atoms(
-            held_side, position.entry_value_atoms, held, closed, price_ticks
-        )
-        released_margin = (position.margin_atoms if closed == held
-                           else position.margin_atoms * closed // held)
-        released_extra = take_share(position.extra_margin_atoms, closed, held)
-        effect.open_fee_atoms = take_share(position.open_fee_atoms, closed, held)
-        effect.funding_atoms = take_share(position.funding_atoms, closed, held)
+    buy = side is _BUY
+    if size and (size > 0) != buy:
+        long = size > 0
+        held = size if long else -size
+        closed = qty_lots if qty_lots < held else held
+        pnl, released = spec.contract.realised_pnl_on_close_atoms(
+            _BUY if long else _SELL, position.entry_value_atoms, held, closed, price_ticks)
+        if closed >= held:
+            released_margin = position.margin_atoms
+            released_extra = position.extra_margin_atoms
+            open_fee = position.open_fee_atoms
+            funding = position.funding_atoms
+        else:
+            released_margin = position.margin_atoms * closed // held
+            released_extra = take_share(position.extra_margin_atoms, closed, held)
+            open_fee = take_share(position.open_fee_atoms, closed, held)
+            funding = take_share(position.funding_atoms, closed, held)
+        effect.open_fee_atoms = open_fee
+        effect.funding_atoms = funding
         effect.close_fee_atoms = take_share(fee_atoms, closed, qty_lots)
         position.entry_value_atoms -= released
-        position.size_lots += sign * closed
+        size = position.size_lots = size - closed if long else size + closed
         position.margin_atoms -= released_margin
         position.extra_margin_atoms -= released_extra
-        position.open_fee_atoms -= effect.open_fee_atoms
-        position.funding_atoms -= effect.funding_atoms
-        position.book_realized(pnl)
+        position.open_fee_atoms -= open_fee
+        position.funding_atoms -= funding
+        position.realized_pnl_atoms += pnl
+        position.cum_realized_pnl_atoms += pnl
         effect.closed_lots = closed
         effect.pnl_atoms = pnl
         qty_lots -= closed
-        if position.size_lots == 0 and (position.entry_value_atoms or position.margin_atoms
-                                        or position.open_fee_atoms or position.funding_atoms):
+        if size == 0 and (position.entry_value_atoms or position.margin_atoms
+                          or position.open_fee_atoms or position.funding_atoms):
             raise InvariantViolation(
                 f"apply_fill: flat position keeps entry {position.entry_value_atoms}, "
                 f"margin {position.margin_atoms}, opening fee {position.open_fee_atoms} or "
                 f"funding {position.funding_atoms}"
             )
     if qty_lots:
-        if position.size_lots == 0:
+        if size == 0:
             position.realized_pnl_atoms = 0  # a new position starts its own realized P&L
-        position.size_lots += sign * qty_lots
-        position.entry_value_atoms += contract.entry_value_atoms(price_ticks, qty_lots)
+        position.size_lots = size + qty_lots if buy else size - qty_lots
+        position.entry_value_atoms += spec.contract.entry_value_atoms(price_ticks, qty_lots)
         position.open_fee_atoms += fee_atoms - effect.close_fee_atoms
         effect.opened_lots = qty_lots
     return effect
