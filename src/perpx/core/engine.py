@@ -153,10 +153,24 @@ class Engine:
         due = self.pricing.next_due_ms
         if due is not None and command.ts_ms >= due:
             self.pricing.settle_due(command.seq, command.ts_ms, events)
+        start = len(events)
+        trade_id = self.next_trade_id
         self._handlers[type(command)](command, events)
         if self.stops.busy():
             self.stops.settle(command.seq, command.ts_ms, events)
+        if self.next_trade_id != trade_id:
+            self._sweep_traded(events, start, command.seq, command.ts_ms)
         return events
+
+    def _sweep_traded(self, events: list[Event], start: int, seq: int, ts_ms: int) -> None:
+        """Liquidate at the current mark what this command's fills breached.
+
+        A fill moves margins as funding does: a taker or maker fill far from the mark (the
+        book is not the mark) can open or grow an isolated position already at or below its
+        maintenance margin, which must not sit there until the next mark (#13 B1).
+        """
+        for symbol in sorted({e.symbol for e in events[start:] if type(e) is Trade}):
+            self.sweep(symbol, seq, ts_ms, events)
 
     @staticmethod
     def _refusable(
