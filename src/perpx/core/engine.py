@@ -40,6 +40,7 @@ from perpx.core.commands import (
 from perpx.core.conditional import ConditionalOrder
 from perpx.core.enums import (
     CancelReason,
+    MarginMode,
     OrderFilter,
     OrderType,
     PositionMode,
@@ -163,13 +164,36 @@ class Engine:
         return events
 
     def _sweep_traded(self, events: list[Event], start: int, seq: int, ts_ms: int) -> None:
-        """Liquidate at the current mark what this command's fills breached.
+        """Liquidate at the current mark what this command's fills breached (#13 B1).
 
-        A fill moves margins as funding does: a taker or maker fill far from the mark (the
-        book is not the mark) can open or grow an isolated position already at or below its
-        maintenance margin, which must not sit there until the next mark (#13 B1).
+        The book is not the mark: a fill far from it (a taker's, or a maker's resting order
+        met after the mark moved) can open or grow an isolated position already at or below
+        its maintenance margin, which must not sit there until the next mark. Only the side
+        a print is worse than the mark for can be breached by it (lots bought at or under
+        the mark bring their IM and no loss), and only in isolated mode (a cross account's
+        orders already count their loss at the mark); the sweep runs only when such a
+        position is past its trigger, so most fills cost two comparisons.
         """
-        for symbol in sorted({e.symbol for e in events[start:] if type(e) is Trade}):
+        accounts = self.clearing.accounts
+        breached: set[str] = set()
+        for event in events[start:]:
+            if type(event) is not Trade or event.symbol in breached:
+                continue
+            mark = self.mark_price.get(event.symbol)
+            if mark is None or event.price_ticks == mark:
+                continue
+            buyer_took = event.taker_side is _BUY
+            if (event.price_ticks > mark) is buyer_took:  # worse for the taker
+                account = accounts.get(event.taker_account_id)
+            else:
+                account = accounts.get(event.maker_account_id)
+            if account is None or account.margin_mode is not MarginMode.ISOLATED:
+                continue
+            if any(liquidation.is_past_liquidation(self.clearing, position, mark)
+                   for idx in (0, 1, 2)
+                   if (position := account.positions.get((event.symbol, idx)))):
+                breached.add(event.symbol)
+        for symbol in sorted(breached):
             self.sweep(symbol, seq, ts_ms, events)
 
     @staticmethod
