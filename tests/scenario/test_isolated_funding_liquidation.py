@@ -103,3 +103,51 @@ def test_no_isolated_position_is_left_at_or_below_its_maintenance_margin() -> No
         if position.size_lots:
             risk = position_risk(position, d.spec(), mark, MarginMode.ISOLATED)
             assert position.margin_atoms + risk.upnl_atoms > risk.mm_atoms
+
+
+def test_a_fill_that_opens_an_isolated_position_below_maintenance_is_liquidated_at_once() -> None:
+    """#13 B1, hypothesis seed 2286: funding and a far-from-mark fill in one command.
+
+    The funding timestamp passes with the command, so funding settles (and the symbol is
+    swept) first; then account 1's 100x isolated market buy of 0.1 BTC takes the only ask,
+    50,450, 0.9% above the mark of 50,000. Its margin (IM 50.45 + fee to close) less the
+    45 of uPnL at the mark is under its MM (25 + fee to close): the fill's position must be
+    liquidated in the same command, not sit breached until the next mark.
+    """
+    d = Driver(btcusdt(), start_ts_ms=T0 + 60_000,
+               funded={1: "1000", 2: "1000000", 3: "1000000", 4: "1000000"})
+    d.margin_mode(1, MarginMode.ISOLATED)
+    d.leverage(1, "100")
+    d.index("50000")  # starts the symbol's funding clock
+    d.mark("50000")
+    d.limit(3, "sell", "50000", "1")
+    d.limit(4, "buy", "50000", "1")  # a position to pay funding at the timestamp
+    d.limit(2, "sell", "50450", "0.1")
+    d.ts_ms = T0 + EIGHT_HOURS_MS - 1
+    events = d.market(1, "buy", "0.1")
+    assert of_type(events, FundingPaid)
+    [liquidated] = of_type(events, Liquidated)
+    assert (liquidated.account_id, liquidated.mark_price_ticks) == (1, to_ticks(d.spec(),
+                                                                                "50000"))
+    assert events.index(of_type(events, FundingPaid)[0]) < events.index(liquidated)
+    assert d.position(1).size_lots == 0
+    assert d.figures(1).wallet_atoms >= 0
+
+
+def test_a_maker_fill_under_maintenance_at_the_mark_is_liquidated_at_once() -> None:
+    """#13 B1: a resting 100x isolated buy at 50,450 filled after the mark fell to 50,000.
+
+    The order was sound when placed (mark 50,450); the seller's fill opens the long 0.9%
+    under water at the mark, at or below its MM, so the same command liquidates it.
+    """
+    d = Driver(btcusdt(), start_ts_ms=T0 + 60_000, funded={1: "1000", 2: "1000000"})
+    d.margin_mode(1, MarginMode.ISOLATED)
+    d.leverage(1, "100")
+    d.mark("50450")
+    d.limit(1, "buy", "50450", "0.1")
+    assert not of_type(d.mark("50000"), Liquidated)  # no position yet: nothing to liquidate
+    events = d.limit(2, "sell", "50450", "0.1")
+    [liquidated] = of_type(events, Liquidated)
+    assert liquidated.account_id == 1
+    assert d.position(1).size_lots == 0
+    assert d.figures(1).wallet_atoms >= 0

@@ -40,6 +40,7 @@ from perpx.core.commands import (
 from perpx.core.conditional import ConditionalOrder
 from perpx.core.enums import (
     CancelReason,
+    MarginMode,
     OrderFilter,
     OrderType,
     PositionMode,
@@ -157,11 +158,15 @@ class Engine:
         due = self.pricing.next_due_ms
         if due is not None and command.ts_ms >= due:
             self.pricing.settle_due(command.seq, command.ts_ms, events)
+        start = len(events)
+        trade_id = self.next_trade_id
         self._handlers[type(command)](command, events)
         if self.clearing.moved_positions:
             self._drop_unwatched_moves()
         if self.stops.busy():
             self.stops.settle(command.seq, command.ts_ms, events)
+        if self.next_trade_id != trade_id:
+            self._sweep_traded(events, start, command.seq, command.ts_ms)
         return events
 
     def _drop_unwatched_moves(self) -> None:
@@ -284,6 +289,39 @@ class Engine:
             self.clearing.dirty.update(candidates)
             if not any(type(e) is Liquidated for e in events[before:]) and not stops.busy():
                 return
+
+    def _sweep_traded(self, events: list[Event], start: int, seq: int, ts_ms: int) -> None:
+        """Liquidate at the current mark what this command's fills breached (#13 B1).
+
+        The book is not the mark: a fill far from it (a taker's, or a maker's resting order
+        met after the mark moved) can open or grow an isolated position already at or below
+        its maintenance margin, which must not sit there until the next mark. Only the side
+        a print is worse than the mark for can be breached by it (lots bought at or under
+        the mark bring their IM and no loss), and only in isolated mode (a cross account's
+        orders already count their loss at the mark); the sweep runs only when such a
+        position is past its trigger, so most fills cost two comparisons.
+        """
+        accounts = self.clearing.accounts
+        breached: set[str] = set()
+        for event in events[start:]:
+            if type(event) is not Trade or event.symbol in breached:
+                continue
+            mark = self.mark_price.get(event.symbol)
+            if mark is None or event.price_ticks == mark:
+                continue
+            buyer_took = event.taker_side is _BUY
+            if (event.price_ticks > mark) is buyer_took:  # worse for the taker
+                account = accounts.get(event.taker_account_id)
+            else:
+                account = accounts.get(event.maker_account_id)
+            if account is None or account.margin_mode is not MarginMode.ISOLATED:
+                continue
+            if any(liquidation.is_past_liquidation(self.clearing, position, mark)
+                   for idx in (0, 1, 2)
+                   if (position := account.positions.get((event.symbol, idx)))):
+                breached.add(event.symbol)
+        for symbol in sorted(breached):
+            self.sweep(symbol, seq, ts_ms, events)
 
     def _check_position_mode_switch(self, account_id: int, symbol: str,
                                     mode: PositionMode) -> None:
