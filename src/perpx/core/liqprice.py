@@ -22,6 +22,7 @@ from perpx.core.contract import round_liquidation_price as round_liquidation_pri
 from perpx.core.enums import Side
 from perpx.core.errors import PerpxBug
 from perpx.core.instruments import InstrumentSpec, LiquidationFormula, RiskLimitTier
+from perpx.core.numbers import div_ceil, div_floor
 
 
 def bankruptcy_price_ticks(
@@ -84,6 +85,39 @@ def isolated_margin_call_price_fraction(
     return spec.contract.isolated_margin_call_price_fraction(
         side, entry_value_atoms, qty_lots, margin_atoms, fee_to_close_atoms, mmr,
         mm_deduction_atoms)
+
+
+def isolated_margin_call_trigger_ticks(
+    spec: InstrumentSpec, side: Side, entry_value_atoms: int, qty_lots: int,
+    margin_atoms: int, fee_to_close_atoms: int, first_ticks: int,
+) -> int:
+    """Return the first price the mark reaches of `first_ticks` and every tier's margin call.
+
+    Each tier's `isolated_margin_call_price_fraction` rounded toward the mark (a long's up,
+    a short's down, as `round_liquidation_price`); a long keeps the highest, a short the
+    lowest. Every tier's line counts, since MM is the largest of them under the deduction
+    recursion. Written as one loop because the risk index asks it for every position whose
+    size, entry or margin moved.
+    """
+    margin_call = spec.contract.isolated_margin_call_price_fraction
+    trigger = first_ticks
+    if side is Side.BUY:
+        for tier in spec.risk_tiers:
+            numerator, denominator = margin_call(
+                side, entry_value_atoms, qty_lots, margin_atoms, fee_to_close_atoms, tier.mmr,
+                tier.mm_deduction_atoms)
+            price = div_ceil(numerator, denominator)
+            if price > trigger:
+                trigger = price
+    else:
+        for tier in spec.risk_tiers:
+            numerator, denominator = margin_call(
+                side, entry_value_atoms, qty_lots, margin_atoms, fee_to_close_atoms, tier.mmr,
+                tier.mm_deduction_atoms)
+            price = div_floor(numerator, denominator)
+            if price < trigger:
+                trigger = price
+    return trigger
 
 
 def isolated_liquidation_price_fraction(

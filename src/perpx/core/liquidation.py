@@ -85,15 +85,9 @@ def liquidation_trigger_ticks(clearing: Clearing, position: Position) -> int | N
     if spec.liq_price_formula is LiquidationFormula.LEGACY:
         position.trigger_cache = (key, shown)
         return shown
-    side = Side.BUY if position.size_lots > 0 else Side.SELL
-    ftc = position.fee_to_close_atoms(spec)
-    trigger = shown
-    for tier in spec.risk_tiers:
-        numerator, denominator = liqprice.isolated_margin_call_price_fraction(
-            spec, side, position.entry_value_atoms, position.qty_lots, position.margin_atoms,
-            ftc, tier.mmr, tier.mm_deduction_atoms)
-        price = liqprice.round_liquidation_price(side, numerator, denominator)
-        trigger = max(trigger, price) if side is Side.BUY else min(trigger, price)
+    trigger = liqprice.isolated_margin_call_trigger_ticks(
+        spec, Side.BUY if position.size_lots > 0 else Side.SELL, position.entry_value_atoms,
+        position.qty_lots, position.margin_atoms, position.fee_to_close_atoms(spec), shown)
     position.trigger_cache = (key, trigger)
     return trigger
 

@@ -30,7 +30,10 @@ if TYPE_CHECKING:
     from perpx.core.engine import Engine
 
 Entry = tuple[int, int, int]  # (trigger price in ticks, account id, position idx)
+# (symbol, filed with the longs, entry or None for "check on every move of the symbol")
+Filing = tuple[str, bool, Entry | None]
 
+_NOTHING: list[Filing] = []  # the filing of an account not in the index (never changed)
 _BUDGET_IDX = -1  # the position idx of an account-wide budget entry
 # A budget band is at most this share of the mark wide (in RATE_ONE), so the risk tier met
 # inside it is known when the band is drawn.
@@ -45,16 +48,37 @@ class RiskIndex:
         self.longs: dict[str, SortedList] = {}  # breached when the mark falls to the trigger
         self.shorts: dict[str, SortedList] = {}  # breached when the mark rises to it
         self.always: dict[str, set[int]] = {}  # accounts checked on every move of the symbol
-        self.filed: dict[int, list[tuple[str, bool, Entry | None]]] = {}
+        self.filed: dict[int, list[Filing]] = {}
 
     def refresh(self, account_ids: set[int]) -> None:
-        """File the current triggers of `account_ids` (the accounts that changed)."""
+        """File the current triggers of `account_ids` (the accounts that changed).
+
+        Most changes leave an account's filing as it was (an order on an isolated account, a
+        fill that keeps a cached trigger), so only the entries that differ move: a sorted
+        list's removal and insertion cost more than computing the filing.
+        """
         accounts = self.engine.clearing.accounts
-        for account_id in sorted(account_ids):
-            self._unfile(account_id)
+        filed = self.filed
+        for account_id in account_ids:
             account = accounts.get(account_id)
+            new: list[Filing] = []
             if account is not None and account_id not in SYSTEM_ACCOUNT_IDS:
-                self._file(account)
+                self._file(account, new)
+            old = filed.get(account_id, _NOTHING)
+            if old == new:
+                continue
+            if old and new:
+                kept = set(new)
+                self._unfile([f for f in old if f not in kept], account_id)
+                was = set(old)
+                self._put([f for f in new if f not in was], account_id)
+            else:
+                self._unfile(old, account_id)
+                self._put(new, account_id)
+            if new:
+                filed[account_id] = new
+            else:
+                del filed[account_id]
         account_ids.clear()
 
     def candidates(self, symbol: str, mark: int) -> list[int]:
@@ -77,46 +101,50 @@ class RiskIndex:
 
     # -- filing -----------------------------------------------------------------------------
 
-    def _unfile(self, account_id: int) -> None:
-        for symbol, is_long, entry in self.filed.pop(account_id, []):
+    def _unfile(self, filings: list[Filing], account_id: int) -> None:
+        for symbol, is_long, entry in filings:
             if entry is None:
                 self.always[symbol].discard(account_id)
             else:
                 (self.longs if is_long else self.shorts)[symbol].remove(entry)
 
-    def _put(self, account_id: int, symbol: str, side: Side | None,
-             entry: Entry | None) -> None:
-        is_long = side is Side.BUY
-        if entry is None:
-            self.always.setdefault(symbol, set()).add(account_id)
-        else:
-            book = self.longs if is_long else self.shorts
-            book.setdefault(symbol, SortedList()).add(entry)
-        self.filed.setdefault(account_id, []).append((symbol, is_long, entry))
+    def _put(self, filings: list[Filing], account_id: int) -> None:
+        for symbol, is_long, entry in filings:
+            if entry is None:
+                self.always.setdefault(symbol, set()).add(account_id)
+            else:
+                book = self.longs if is_long else self.shorts
+                entries = book.get(symbol)
+                if entries is None:
+                    entries = book[symbol] = SortedList()
+                entries.add(entry)
 
-    def _file(self, account: Account) -> None:
-        clearing = self.engine.clearing
+    def _file(self, account: Account, out: list[Filing]) -> None:
+        """Append the filings of `account`'s current triggers to `out`."""
         held = [p for p in account.positions.values() if p.size_lots]
-        if account.margin_mode is MarginMode.ISOLATED:
-            for position in held:
-                trigger = liquidation.liquidation_trigger_ticks(clearing, position)
-                if trigger is not None:
-                    self._put(account.account_id, position.symbol, position.side,
-                              (trigger, account.account_id, position.position_idx))
-            return
         if not held:
+            return
+        account_id = account.account_id
+        if account.margin_mode is MarginMode.ISOLATED:
+            clearing = self.engine.clearing
+            trigger_of = liquidation.liquidation_trigger_ticks
+            for position in held:
+                trigger = trigger_of(clearing, position)
+                if trigger is not None:
+                    out.append((position.symbol, position.size_lots > 0,
+                                (trigger, account_id, position.position_idx)))
             return
         has_orders = any(s.leaves_lots for s in account.order_sums.values())
         if len(held) == 1 and not has_orders and held[0].position_idx == 0:
             [position] = held
             trigger = self._cross_trigger(account, position.symbol)
             if trigger is not None:
-                self._put(account.account_id, position.symbol, position.side,
-                          (trigger, account.account_id, position.position_idx))
+                out.append((position.symbol, position.size_lots > 0,
+                            (trigger, account_id, position.position_idx)))
                 return
-        self._file_budget(account)
+        self._file_budget(account, out)
 
-    def _file_budget(self, account: Account) -> None:
+    def _file_budget(self, account: Account, out: list[Filing]) -> None:
         """File a cross account by margin budget: one band per symbol it holds or orders."""
         engine = self.engine
         instruments = engine.instruments
@@ -135,13 +163,11 @@ class RiskIndex:
             for symbol in symbols:
                 band = None if bands is None else bands.get(symbol)
                 if band is None:
-                    self._put(account.account_id, symbol, None, None)
+                    out.append((symbol, False, None))
                     continue
                 low, high = band
-                self._put(account.account_id, symbol, Side.BUY,
-                          (low, account.account_id, _BUDGET_IDX))
-                self._put(account.account_id, symbol, Side.SELL,
-                          (high, account.account_id, _BUDGET_IDX))
+                out.append((symbol, True, (low, account.account_id, _BUDGET_IDX)))
+                out.append((symbol, False, (high, account.account_id, _BUDGET_IDX)))
 
     def _budget_bands(self, account: Account, coin: str,
                       exposure: dict[str, list[int]]) -> dict[str, tuple[int, int]] | None:
