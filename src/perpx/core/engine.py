@@ -61,7 +61,6 @@ from perpx.core.events import (
 )
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.lifecycle import TRANSITIONS, Happening
-from perpx.core.matching import fillable_lots, match
 from perpx.core.pricing import Pricing
 from perpx.core.risk_index import RiskIndex
 from perpx.core.rules import check_min_notional, check_qty
@@ -382,22 +381,19 @@ class Engine:
         book = self.books[order.symbol]
         tif = order.time_in_force
         price = order.price_ticks
-        opposite = book.asks if order.side is _BUY else book.bids
-        keys = opposite.keys
-        crosses = bool(keys) and keys[0] <= price * opposite.sign
+        crosses = book.crosses(order.side, price)
         if tif is _POST_ONLY:
             if crosses:
                 self._end(order, CancelReason.POST_ONLY_WOULD_TAKE, seq, ts_ms, events)
                 return
-        elif tif is _FOK and fillable_lots(book, order) < order.leaves_lots:
+        elif tif is _FOK and book.fillable_lots(order) < order.leaves_lots:
             self._end(order, CancelReason.FOK_NOT_FILLABLE, seq, ts_ms, events)
             return
         stopped = False
         if crosses:
             # Match, then settle: the walk fills orders only; one pass then settles its steps.
-            steps, self.next_trade_id, stopped, last_price = match(
-                book, order, price, ts_ms, self.next_trade_id, self._reduce_room
-            )
+            steps, self.next_trade_id, stopped, last_price = book.match(
+                order, price, ts_ms, self.next_trade_id, self._reduce_room)
             settle_steps(steps, order, seq, ts_ms, self.clearing.settle, self._forget, events)
             if last_price and last_price != self.last_price.get(order.symbol):
                 self.last_price[order.symbol] = last_price
@@ -418,7 +414,7 @@ class Engine:
                       else CancelReason.NO_IMMEDIATE_QTY)
             self._end(order, reason, seq, ts_ms, events)
         else:
-            (book.bids if order.side is _BUY else book.asks).add(order)
+            book.add(order)
             self._remember(order)
 
     def _find(self, account_id: int, symbol: str, order_id: int | None,

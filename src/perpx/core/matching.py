@@ -7,10 +7,10 @@ the taker's `smp_type`. The caller decides what becomes of the taker's remainder
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from perpx.core.book.book import OrderBook
 from perpx.core.book.fills import Fill, MakerCancel, MatchStep
+from perpx.core.book.interface import ReduceRoom
 from perpx.core.book.order import RestingOrder
 from perpx.core.enums import CancelReason, Side, SmpType
 from perpx.core.lifecycle import TRANSITIONS, Happening
@@ -24,9 +24,8 @@ _SMP_CANCEL_BOTH = SmpType.CANCEL_BOTH
 _SELF_MATCH = CancelReason.SELF_MATCH
 _REDUCE_ONLY = CancelReason.REDUCE_ONLY
 
-# How much a reduce-only maker may still fill, given the taker and the steps matched so far in
-# this walk (not yet settled): the matcher asks, the caller knows the positions.
-ReduceRoom = Callable[[RestingOrder, RestingOrder, list[MatchStep]], int]
+if TYPE_CHECKING:
+    from perpx.core.book.book import OrderBook
 
 
 def match(
