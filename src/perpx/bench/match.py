@@ -152,18 +152,11 @@ def run_perpx_book(stream: list[StreamEvent], timed: bool) -> list[int]:
     """Replay the stream on perpx's book and matcher alone, as the peers run (no accounts)."""
     book = OrderBook("BTCUSDT")
     orders: dict[int, RestingOrder] = {}
-    events: list[Any] = []
     clock = time.perf_counter_ns
     latencies: list[int] = []
     record = latencies.append
     trade_id = 1
     gtc, ioc, none = TimeInForce.GTC, TimeInForce.IOC, SmpType.NONE
-
-    def forget(order: RestingOrder) -> None:
-        del orders[order.order_id]
-
-    def settle(*_: Any) -> None:
-        return None
 
     for kind, order_id, side, price, qty in stream:
         start = clock() if timed else 0
@@ -179,9 +172,10 @@ def run_perpx_book(stream: list[StreamEvent], timed: bool) -> list[int]:
             opposite = book.asks if side == BUY else book.bids
             keys = opposite.keys
             if keys and keys[0] <= limit * opposite.sign:
-                trade_id, _, _ = match(book, order, limit, 0, 0, trade_id, forget, settle,
-                                       events)
-                events.clear()
+                steps, trade_id, _, _ = match(book, order, limit, 0, trade_id)
+                for step in steps:  # the makers that left the book
+                    if not step.maker.in_book:
+                        del orders[step.maker.order_id]
             if order.leaves_lots and kind == LIMIT:
                 (book.bids if side == BUY else book.asks).add(order)
                 orders[order_id] = order

@@ -15,6 +15,7 @@ from typing import Any
 from perpx.core import closing, invariants, liquidation, settings, takeover, tpsl
 from perpx.core.adl_pool import AdlPool
 from perpx.core.book.book import OrderBook
+from perpx.core.book.fills import Fill
 from perpx.core.book.order import RestingOrder
 from perpx.core.clearing import Clearing
 from perpx.core.codes import RejectCode, Rejected
@@ -58,14 +59,13 @@ from perpx.core.events import (
     OrderAmended,
     OrderCancelled,
     OrderRejected,
-    Trade,
 )
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.lifecycle import TRANSITIONS, Happening
-from perpx.core.matching import fillable_lots, match
 from perpx.core.pricing import Pricing
 from perpx.core.risk_index import RiskIndex
 from perpx.core.rules import check_min_notional, check_qty
+from perpx.core.settlement import reduce_room, settle_steps
 from perpx.core.stops import Stops
 from perpx.core.validation import checked_limit_price, price_band, validate_place
 
@@ -119,7 +119,7 @@ class Engine:
         # The insurance pool's balance and per-symbol P&L history: ADL condition 1 (§6.2).
         self.adl_pool = AdlPool()
         self.stops = Stops(self)
-        self._reduce_room = partial(closing.reduce_room, clearing)
+        self._reduce_room = partial(reduce_room, clearing)
         pricing = self.pricing
         self._handlers: dict[type[Command], Callable[[Any, list[Event]], None]] = {
             PlaceOrder: self._place,
@@ -419,29 +419,26 @@ class Engine:
         book = self.books[order.symbol]
         tif = order.time_in_force
         price = order.price_ticks
-        opposite = book.asks if order.side is _BUY else book.bids
-        keys = opposite.keys
-        crosses = bool(keys) and keys[0] <= price * opposite.sign
+        crosses = book.crosses(order.side, price)
         if tif is _POST_ONLY:
             if crosses:
                 self._end(order, CancelReason.POST_ONLY_WOULD_TAKE, seq, ts_ms, events)
                 return
-        elif tif is _FOK and fillable_lots(book, order) < order.leaves_lots:
+        elif tif is _FOK and book.fillable_lots(order) < order.leaves_lots:
             self._end(order, CancelReason.FOK_NOT_FILLABLE, seq, ts_ms, events)
             return
         stopped = False
         if crosses:
-            start = len(events)
-            self.next_trade_id, stopped, last_price = match(
-                book, order, price, seq, ts_ms, self.next_trade_id, self._forget,
-                self.clearing.settle, events, self._reduce_room
-            )
+            # Match, then settle: the walk fills orders only; one pass then settles its steps.
+            steps, self.next_trade_id, stopped, last_price = book.match(
+                order, price, ts_ms, self.next_trade_id, self._reduce_room)
+            settle_steps(steps, order, seq, ts_ms, self.clearing.settle, self._forget, events)
             if last_price and last_price != self.last_price.get(order.symbol):
                 self.last_price[order.symbol] = last_price
                 self.bands.pop(order.symbol, None)
             if last_price and self.stops.waiting.index.watches(order.symbol, _LAST):
                 # The sweep's prints run one way, so its first and last bound them all.
-                first = next(e.price_ticks for e in events[start:] if type(e) is Trade)
+                first = next(step.price_ticks for step in steps if type(step) is Fill)
                 self.stops.price_moved(order.symbol, _LAST, first)
                 if last_price != first:
                     self.stops.price_moved(order.symbol, _LAST, last_price)
@@ -455,7 +452,7 @@ class Engine:
                       else CancelReason.NO_IMMEDIATE_QTY)
             self._end(order, reason, seq, ts_ms, events)
         else:
-            (book.bids if order.side is _BUY else book.asks).add(order)
+            book.add(order)
             self._remember(order)
 
     def _find(self, account_id: int, symbol: str, order_id: int | None,

@@ -7,12 +7,12 @@ the taker's `smp_type`. The caller decides what becomes of the taker's remainder
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from perpx.core.book.book import OrderBook
+from perpx.core.book.fills import Fill, MakerCancel, MatchStep
+from perpx.core.book.interface import ReduceRoom
 from perpx.core.book.order import RestingOrder
 from perpx.core.enums import CancelReason, Side, SmpType
-from perpx.core.events import Event, OrderCancelled, Trade
 from perpx.core.lifecycle import TRANSITIONS, Happening
 
 _FULL_FILL = Happening.FULL_FILL
@@ -24,26 +24,26 @@ _SMP_CANCEL_BOTH = SmpType.CANCEL_BOTH
 _SELF_MATCH = CancelReason.SELF_MATCH
 _REDUCE_ONLY = CancelReason.REDUCE_ONLY
 
+if TYPE_CHECKING:
+    from perpx.core.book.book import OrderBook
+
 
 def match(
     book: OrderBook,
     taker: RestingOrder,
     limit_price_ticks: int,
-    seq: int,
     ts_ms: int,
     next_trade_id: int,
-    close_order: Callable[[RestingOrder], None],
-    settle: Callable[[Trade, RestingOrder, RestingOrder, list[Event]], None],
-    events: list[Event],
-    reduce_room: Callable[[RestingOrder], int] | None = None,
-) -> tuple[int, bool, int]:
+    reduce_room: ReduceRoom | None = None,
+) -> tuple[list[MatchStep], int, bool, int]:
     """Fill `taker` against the opposite side at prices no worse than `limit_price_ticks`.
 
-    Status changes go through the lifecycle table (an illegal one raises InvariantViolation).
-    Appends a `Trade` per fill and hands it to `settle` at once (and an `OrderCancelled` per
-    maker removed by self-match prevention) to `events`, updates both orders in place, calls
-    `close_order` for each maker that leaves the book, and returns the next free trade id,
-    whether self-match prevention stopped the taker, and the last fill's price (0 if none).
+    Knows orders and the book only, never accounts: returns the walk's steps in order (a
+    `Fill` per fill, a `MakerCancel` per maker taken out by self-match prevention or for want
+    of reduce room), the next free trade id, whether self-match prevention stopped the taker,
+    and the last fill's price (0 if none). Both orders are updated in place and status changes
+    go through the lifecycle table (an illegal one raises InvariantViolation); the makers that
+    left the book are the steps' makers with no leaves. Settling the steps is the caller's.
 
     A reduce-only maker fills no more than `reduce_room` says its position can still close;
     with no room left it is cancelled (`REDUCE_ONLY`), so it can never open a position.
@@ -54,11 +54,12 @@ def match(
     keys = opposite.keys
     sign = opposite.sign
     bound = limit_price_ticks * sign
-    symbol = taker.symbol
-    taker_id = taker.order_id
     taker_account = taker.account_id
     smp = taker.smp_type
     remaining = taker.leaves_lots
+    taker_filled = taker.filled_lots
+    steps: list[MatchStep] = []
+    record = steps.append
     stopped = False
     last_price = 0
     while remaining and keys:
@@ -79,13 +80,9 @@ def match(
                     maker.in_book = False
                     level.total_lots -= maker.leaves_lots
                     level.live -= 1
-                    events.append(
-                        OrderCancelled(seq, ts_ms, maker.order_id, maker.account_id, symbol,
-                                       maker.leaves_lots, _SELF_MATCH)
-                    )
+                    record(MakerCancel(maker, maker.leaves_lots, _SELF_MATCH))
                     maker.status = TRANSITIONS[maker.status, _CANCEL]
                     maker.updated_ts_ms = ts_ms
-                    close_order(maker)
                 if smp is not _SMP_CANCEL_MAKER:
                     stopped = True
                     break
@@ -93,19 +90,15 @@ def match(
             maker_leaves = maker.leaves_lots
             fill = remaining if remaining < maker_leaves else maker_leaves
             if maker.reduce_only and reduce_room is not None:
-                room = reduce_room(maker)
+                room = reduce_room(maker, taker, steps)
                 if room == 0:
                     queue.popleft()
                     maker.in_book = False
                     level.total_lots -= maker_leaves
                     level.live -= 1
-                    events.append(
-                        OrderCancelled(seq, ts_ms, maker.order_id, maker.account_id, symbol,
-                                       maker_leaves, _REDUCE_ONLY)
-                    )
+                    record(MakerCancel(maker, maker_leaves, _REDUCE_ONLY))
                     maker.status = TRANSITIONS[maker.status, _CANCEL]
                     maker.updated_ts_ms = ts_ms
-                    close_order(maker)
                     continue
                 if room < fill:
                     fill = room
@@ -115,13 +108,8 @@ def match(
             maker.filled_lots += fill
             maker.updated_ts_ms = ts_ms
             level.total_lots -= fill
-            taker.leaves_lots = remaining
-            taker.filled_lots += fill
-            trade = Trade(seq, ts_ms, next_trade_id, symbol, price, fill, side, taker_id,
-                          taker_account, maker.order_id, maker.account_id, remaining,
-                          maker_leaves)
-            events.append(trade)
-            settle(trade, taker, maker, events)
+            taker_filled += fill
+            record(Fill(maker, price, fill, next_trade_id, remaining, maker_leaves))
             next_trade_id += 1
             last_price = price
             if maker_leaves == 0:
@@ -129,7 +117,6 @@ def match(
                 maker.in_book = False
                 maker.status = TRANSITIONS[maker.status, _FULL_FILL]
                 level.live -= 1
-                close_order(maker)
             else:
                 maker.status = TRANSITIONS[maker.status, _PARTIAL_FILL]
         if level.live == 0:
@@ -138,8 +125,10 @@ def match(
         if stopped:
             break
     if last_price:
+        taker.leaves_lots = remaining
+        taker.filled_lots = taker_filled
         taker.status = TRANSITIONS[taker.status, _PARTIAL_FILL if remaining else _FULL_FILL]
-    return next_trade_id, stopped, last_price
+    return steps, next_trade_id, stopped, last_price
 
 
 def fillable_lots(book: OrderBook, order: RestingOrder) -> int:

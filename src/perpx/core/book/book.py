@@ -6,8 +6,13 @@ at least one live order; each level's total is the sum of its live orders' leave
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sortedcontainers import SortedList
 
+from perpx.core import matching
+from perpx.core.book.fills import MatchStep
+from perpx.core.book.interface import ReduceRoom
 from perpx.core.book.level import PriceLevel
 from perpx.core.book.order import RestingOrder
 from perpx.core.enums import Side
@@ -85,7 +90,7 @@ class BookSide:
 
 
 class OrderBook:
-    """The bids and asks of one symbol."""
+    """The bids and asks of one symbol: the `Book` protocol's implementation."""
 
     __slots__ = ("asks", "bids", "symbol")
 
@@ -113,6 +118,31 @@ class OrderBook:
     def depth(self, limit: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         """Return the top `limit` aggregated (price, qty) levels of bids and asks."""
         return self.bids.depth(limit), self.asks.depth(limit)
+
+    def add(self, order: RestingOrder) -> None:
+        """Rest `order` at the back of its price on its side."""
+        (self.bids if order.side is _BUY else self.asks).add(order)
+
+    def remove(self, order: RestingOrder) -> None:
+        """Take the live `order` out of the book."""
+        (self.bids if order.side is _BUY else self.asks).remove(order)
+
+    def crosses(self, side: Side, price_ticks: int) -> bool:
+        """Return whether an order of `side` at `price_ticks` would trade now."""
+        opposite = self.asks if side is _BUY else self.bids
+        keys = opposite.keys
+        return bool(keys) and keys[0] <= price_ticks * opposite.sign
+
+    def fillable_lots(self, order: RestingOrder) -> int:
+        """Return how much of `order` could fill now, honouring its self-match prevention."""
+        return matching.fillable_lots(self, order)
+
+    def match(self, taker: RestingOrder, limit_price_ticks: int, ts_ms: int,
+              next_trade_id: int,
+              reduce_room: ReduceRoom | None = None) -> tuple[list[MatchStep], int, bool, int]:
+        """Walk `taker` into the opposite side (`core.matching.match`)."""
+        return matching.match(self, taker, limit_price_ticks, ts_ms, next_trade_id,
+                              reduce_room)
 
     def orders_in_priority(self) -> list[RestingOrder]:
         """Return every live order: bids best first, then asks best first, each level FIFO."""
@@ -143,3 +173,10 @@ class OrderBook:
                         raise InvariantViolation(
                             f"{self.symbol}: order {order.order_id} misplaced at {price}"
                         )
+
+
+if TYPE_CHECKING:
+    from perpx.core.book.interface import Book
+
+    def _satisfies_the_protocol(book: OrderBook) -> Book:
+        return book  # mypy checks here that OrderBook is a Book

@@ -1,0 +1,82 @@
+"""The settlement pass: a matching walk's steps become events and account changes, in order.
+
+The matcher (`core/matching.py`) fills orders and knows nothing of accounts; this pass then
+applies its steps one by one, as exchange-core releases after it matches. Per step, in walk
+order: a fill's `Trade`, then its settlement (the clearing's `settle`), then the maker's exit
+from the indexes if it left the book; a cancelled maker's `OrderCancelled`, then its exit. So
+the event stream is the one a settle-as-you-match walk gives.
+
+A reduce-only maker's room depends on fills earlier in the same walk, which are matched but
+not yet settled: `reduce_room` reads the settled position and moves it by those fills.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from perpx.core.book.fills import Fill, MatchStep
+from perpx.core.book.order import RestingOrder
+from perpx.core.clearing import Clearing
+from perpx.core.enums import Side
+from perpx.core.events import Event, OrderCancelled, Trade
+
+_BUY = Side.BUY
+_SELL = Side.SELL
+
+
+def settle_steps(
+    steps: list[MatchStep],
+    taker: RestingOrder,
+    seq: int,
+    ts_ms: int,
+    settle: Callable[[Trade, RestingOrder, RestingOrder, list[Event]], None],
+    close_order: Callable[[RestingOrder], None],
+    events: list[Event],
+) -> None:
+    """Apply a walk's steps in order, appending each one's events before the next's."""
+    symbol = taker.symbol
+    side = taker.side
+    taker_id = taker.order_id
+    taker_account = taker.account_id
+    append = events.append
+    for step in steps:
+        maker = step.maker
+        if isinstance(step, Fill):
+            trade = Trade(seq, ts_ms, step.trade_id, symbol, step.price_ticks, step.qty_lots,
+                          side, taker_id, taker_account, maker.order_id, maker.account_id,
+                          step.taker_leaves_lots, step.maker_leaves_lots)
+            append(trade)
+            settle(trade, taker, maker, events)
+            if step.maker_leaves_lots == 0:
+                close_order(maker)
+        else:
+            append(OrderCancelled(seq, ts_ms, maker.order_id, maker.account_id, symbol,
+                                  step.leaves_lots, step.reason))
+            close_order(maker)
+
+
+def reduce_room(clearing: Clearing, maker: RestingOrder, taker: RestingOrder,
+                steps: list[MatchStep]) -> int:
+    """Return how much reduce-only `maker` may fill after the walk's unsettled `steps`.
+
+    What its position can close, the position being the settled one moved by each earlier
+    fill of the walk on either side that is the maker's account and position index (a fill
+    moves a position by exactly its signed quantity).
+    """
+    account_id = maker.account_id
+    idx = maker.position_idx
+    account = clearing.accounts.get(account_id)
+    position = None if account is None else account.positions.get((maker.symbol, idx))
+    size = 0 if position is None else position.size_lots
+    if steps:
+        taker_counts = taker.account_id == account_id and taker.position_idx == idx
+        taker_sign = 1 if taker.side is _BUY else -1
+        for step in steps:
+            if type(step) is not Fill:
+                continue
+            if taker_counts:
+                size += taker_sign * step.qty_lots
+            other = step.maker
+            if other.account_id == account_id and other.position_idx == idx:
+                size += step.qty_lots if other.side is _BUY else -step.qty_lots
+    return (size if size > 0 else 0) if maker.side is _SELL else (-size if size < 0 else 0)
