@@ -23,7 +23,7 @@ from sortedcontainers import SortedList
 
 from perpx.core import calc, liquidation
 from perpx.core.accounts import SYSTEM_ACCOUNT_IDS, Account
-from perpx.core.enums import MarginMode, Side
+from perpx.core.enums import Side
 from perpx.core.numbers import RATE_ONE, apply_rate_ceil, mul_div_floor
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ class RiskIndex:
     def _file(self, account: Account) -> None:
         clearing = self.engine.clearing
         held = [p for p in account.positions.values() if p.size_lots]
-        if account.margin_mode is MarginMode.ISOLATED:
+        if account.model.holds_position_margin:
             for position in held:
                 trigger = liquidation.liquidation_trigger_ticks(clearing, position)
                 if trigger is not None:
