@@ -19,7 +19,7 @@ from perpx.core.enums import MarginMode, Side
 from perpx.core.events import Event
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.liquidation import liquidation_price_ticks, position_prices
-from perpx.core.margin import position_risk
+from perpx.core.margin_model import position_risk
 from perpx.core.positions import Position
 
 SIDE_WORDS = {Side.BUY: "Buy", Side.SELL: "Sell"}

@@ -12,7 +12,7 @@ from perpx.convert import to_atoms, to_ticks
 from perpx.core import liquidation
 from perpx.core.enums import MarginMode
 from perpx.core.events import FundingPaid, Liquidated, MarkPriceUpdated
-from perpx.core.margin import position_risk
+from perpx.core.margin_model import position_risk
 from support.builders import Driver, btcusdt, of_type
 
 USDT = to_atoms

@@ -27,7 +27,7 @@ from perpx.core.enums import (
 )
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.liquidation import position_summary
-from perpx.core.margin import position_risk
+from perpx.core.margin_model import position_risk
 from perpx.core.numbers import RATE_DECIMALS
 from perpx.readmodels import Ticker
 from perpx.store.history import Page

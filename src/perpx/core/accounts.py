@@ -7,10 +7,15 @@ negative ids, so they can never collide with a user's.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from perpx.core.enums import MarginMode, PositionMode, Side
 from perpx.core.errors import InvariantViolation
 from perpx.core.numbers import RATE_ONE
 from perpx.core.positions import Position
+
+if TYPE_CHECKING:
+    from perpx.core.margin_model import MarginModel
 
 FEE_ACCOUNT_ID = -1
 INSURANCE_FUND_ID = -2
@@ -42,17 +47,19 @@ class Account:
         "auto_add_margin",
         "balances",
         "leverage",
-        "margin_mode",
+        "model",
         "order_margin_cache",
         "order_sums",
         "position_modes",
         "positions",
     )
 
-    def __init__(self, account_id: int) -> None:
+    def __init__(self, account_id: int, model: MarginModel) -> None:
         self.account_id = account_id
         self.balances: dict[str, int] = {}
-        self.margin_mode = MarginMode.CROSS
+        # The margin model of the account's margin mode (`perpx.core.margin_model`): every
+        # rule that differs between modes is asked of it, chosen once when the mode is set.
+        self.model = model
         self.position_modes: dict[str, PositionMode] = {}
         # Leverage and auto-add-margin by (symbol, position_idx); idx 0 in one-way mode.
         self.leverage: dict[tuple[str, int], int] = {}
@@ -62,6 +69,11 @@ class Account:
         self.order_sums: dict[tuple[str, int, Side], OpenOrderSums] = {}
         # Derived: margin of open orders by symbol; dropped whenever orders or positions move.
         self.order_margin_cache: dict[str, int] = {}
+
+    @property
+    def margin_mode(self) -> MarginMode:
+        """Return the margin mode, the one its model applies."""
+        return self.model.mode
 
     def balance(self, coin: str) -> int:
         """Return the wallet balance of `coin` in atoms."""

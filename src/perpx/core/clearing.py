@@ -39,12 +39,8 @@ from perpx.core.events import (
 )
 from perpx.core.funding import funding_fee_atoms
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.margin import (
-    AccountFigures,
-    account_figures,
-    order_cost_fast_atoms,
-    order_margin_atoms,
-)
+from perpx.core.margin import AccountFigures, order_cost_fast_atoms
+from perpx.core.margin_model import CROSS, account_figures, model_for
 from perpx.core.numbers import RATE_ONE
 from perpx.core.positions import Position, apply_fill
 from perpx.core.rules import check_position_idx, closes_hedge_side
@@ -54,8 +50,6 @@ from perpx.core.rules import check_position_idx, closes_hedge_side
 _BUY = Side.BUY
 _TRADE = BalanceReason.TRADE
 _HEDGE = PositionMode.HEDGE
-_CROSS = MarginMode.CROSS
-_ISOLATED = MarginMode.ISOLATED
 _FEE_INCOME = BalanceReason.FEE_INCOME
 
 
@@ -91,7 +85,7 @@ class Clearing:
         self._opening_orders: dict[tuple[int, str], dict[int, RestingOrder]] = {}
         self._value_caps: dict[tuple[str, int], int] = {}
         self.coins = sorted({spec.settle_coin for spec in instruments.values()})
-        self.accounts: dict[int, Account] = {i: Account(i) for i in SYSTEM_ACCOUNT_IDS}
+        self.accounts: dict[int, Account] = {i: Account(i, CROSS) for i in SYSTEM_ACCOUNT_IDS}
         # Derived: accounts whose wallet, positions or orders moved since the risk index last
         # looked at them.
         self.dirty: set[int] = set()
@@ -168,7 +162,7 @@ class Clearing:
             raise Rejected(RejectCode.INVALID_AMOUNT, "amount must be positive")
         account = self.accounts.get(cmd.account_id)
         if account is None:
-            account = self.accounts[cmd.account_id] = Account(cmd.account_id)
+            account = self.accounts[cmd.account_id] = Account(cmd.account_id, CROSS)
         self.net_deposits[cmd.coin] = self.net_deposits.get(cmd.coin, 0) + cmd.amount_atoms
         self._move(account, cmd.coin, cmd.amount_atoms, BalanceReason.DEPOSIT, cmd, events)
 
@@ -238,8 +232,7 @@ class Clearing:
         A closing order in hedge mode (sell on the long side, buy on the short side) is
         reduce-only. A reduce-only quantity is cut to what the position can still close;
         nothing left is a 110017 rejection. Only the part of an order that opens exposure
-        needs margin: its cost must fit the available balance (isolated), or keep the
-        account IM rate at or under 100% (cross).
+        needs margin: the account's margin model says whether its cost is funded.
         """
         account = self.accounts.get(account_id)
         hedge = account is not None and account.position_modes.get(spec.symbol) is _HEDGE
@@ -284,71 +277,18 @@ class Clearing:
             raise Rejected(RejectCode.RISK_LIMIT_EXCEEDED,
                            "Order placement failed as your position may exceed the max limit")
         cost = order_cost_fast_atoms(sign, value, leverage, spec.taker_fee_rate)
-        if account.margin_mode is _CROSS:
-            mark = self.published_mark_of(symbol)
-            # Only a buy above the mark or a sell below it carries an order loss.
-            if mark is not None and sign * (mark - price_ticks) < 0:
-                cost -= spec.contract.order_loss_atoms(side, mark, price_ticks, qty_lots)
-        if cost > self.available_atoms(account, spec.settle_coin):
+        if not account.model.can_open(self, account, spec, side, price_ticks, qty_lots, cost):
             raise Rejected(RejectCode.INSUFFICIENT_AVAILABLE_BALANCE,
                            "ab not enough for new order")
         return qty_lots, False
 
     def available_atoms(self, account: Account, coin: str) -> int:
-        """Return the available balance: the figures' value, computed the short way.
+        """Return the available balance: the risk value's, computed the short way.
 
-        Isolated: wallet − position margins − order margin needs no mark. Cross without a
-        hedged pair: wallet + Σ (uPnL − IM − fee to close) + order loss − order margin,
-        skipping MM. A hedged cross pair takes the full figures. Equal to
-        `figures().available_atoms` (the property tests compare the two). Only symbols with
-        open orders hold order margin or order loss, so only those are looked up.
+        The account's margin model knows the short way (`MarginModel.available_atoms`); the
+        property tests hold it equal to `figures().available_atoms`.
         """
-        mode = account.margin_mode
-        isolated = mode is _ISOLATED
-        total = account.balances.get(coin, 0)
-        instruments = self.instruments
-        positions = account.positions
-        mark_of = self.mark_of
-        for (symbol, idx), position in positions.items():
-            size = position.size_lots
-            if not size:
-                continue
-            spec = instruments[symbol]
-            if spec.settle_coin != coin:
-                continue
-            if isolated:
-                total -= position.margin_atoms
-                continue
-            if idx:
-                other = positions.get((symbol, 3 - idx))
-                if other is not None and other.size_lots:
-                    return self.figures(account, coin).available_atoms
-            qty = size if size > 0 else -size
-            mark = mark_of(symbol)
-            if mark is None:
-                mark = calc.average_entry_display(spec, position.entry_value_atoms, qty)
-            value = spec.notional_atoms(mark, qty)
-            entry = position.entry_value_atoms
-            # uPnL, less IM = ceil(PV*R/L) (floor of the negation), less the fee to close.
-            total += ((value - entry if size > 0 else entry - value)
-                      + (-value * RATE_ONE // position.leverage)
-                      - position.fee_to_close_atoms(spec))
-        order_sums = account.order_sums
-        if not order_sums:
-            return total
-        cross = mode is _CROSS
-        seen: list[str] = []  # an account's symbols are few: a list beats a set here
-        for (symbol, _idx, _side), sums in order_sums.items():
-            if not sums.leaves_lots or symbol in seen:
-                continue
-            seen.append(symbol)
-            spec = instruments[symbol]
-            if spec.settle_coin != coin:
-                continue
-            total -= order_margin_atoms(account, spec)
-            if cross:
-                total += self.order_loss_atoms(account.account_id, spec)
-        return total
+        return account.model.available_atoms(self, account, coin)
 
     def check_amend(self, order: RestingOrder, price_ticks: int, leaves_lots: int) -> None:
         """Refuse an amendment that the account cannot fund or a position cannot absorb.
@@ -526,10 +466,8 @@ class Clearing:
         qty = trade.qty_lots
         effect = apply_fill(position, spec, order.side, price, qty, fee)
         account.order_margin_cache.pop(symbol, None)
-        if effect.opened_lots and account.margin_mode is _ISOLATED:
-            opened_value = spec.notional_atoms(price, effect.opened_lots)
-            position.margin_atoms += calc.position_margin_atoms(
-                order.side, opened_value, position.leverage, spec.taker_fee_rate)
+        if effect.opened_lots:
+            account.model.margin_on_open(position, spec, order.side, price, effect.opened_lots)
         # `Position.book_realized(-fee)`, written out.
         position.realized_pnl_atoms -= fee
         position.cum_realized_pnl_atoms -= fee
@@ -577,8 +515,8 @@ class Clearing:
         """Exchange funding between every position of `symbol` at `rate` (spec §6.2).
 
         Positive rate: longs pay, shorts receive. A payment rounds up, a receipt down; the
-        difference goes to the insurance fund, so the coin is conserved exactly. A payer in
-        isolated mode pays from its available balance first and then from position margin.
+        difference goes to the insurance fund, so the coin is conserved exactly. What a
+        payment does to margin is the account's margin model's (`cover_funding`).
         """
         spec = self.instruments[symbol]
         coin = spec.settle_coin
@@ -596,14 +534,7 @@ class Clearing:
                     continue
                 if pays:
                     paid += amount
-                    if account.margin_mode is _ISOLATED:
-                        short = amount - max(0, self.available_atoms(account, coin))
-                        if short > 0:
-                            # Taken from the position's margin: the added margin goes below
-                            # zero with it, so the liquidation price follows (#13 B1).
-                            taken = min(short, position.margin_atoms)
-                            position.margin_atoms -= taken
-                            position.extra_margin_atoms -= taken
+                    account.model.cover_funding(self, account, position, amount, coin)
                 else:
                     received += amount
                 signed = amount if pays else -amount
@@ -677,9 +608,8 @@ class Clearing:
         self.net_deposits = dict(snapshot["net_deposits"])
         self.accounts = {}
         for data in snapshot["accounts"]:
-            account = Account(data["id"])
+            account = Account(data["id"], model_for(MarginMode(data["margin_mode"])))
             account.balances = dict(data["balances"])
-            account.margin_mode = MarginMode(data["margin_mode"])
             account.position_modes = {s: PositionMode(m) for s, m in data["position_modes"]}
             account.leverage = {(s, i): v for s, i, v in data["leverage"]}
             account.auto_add_margin = {(s, i): v for s, i, v in data["auto_add_margin"]}

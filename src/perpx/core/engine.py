@@ -41,7 +41,6 @@ from perpx.core.commands import (
 from perpx.core.conditional import ConditionalOrder
 from perpx.core.enums import (
     CancelReason,
-    MarginMode,
     OrderFilter,
     OrderType,
     PositionMode,
@@ -59,6 +58,7 @@ from perpx.core.events import (
     OrderAmended,
     OrderCancelled,
     OrderRejected,
+    Trade,
 )
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.lifecycle import TRANSITIONS, Happening
@@ -314,7 +314,7 @@ class Engine:
                 account = accounts.get(event.taker_account_id)
             else:
                 account = accounts.get(event.maker_account_id)
-            if account is None or account.margin_mode is not MarginMode.ISOLATED:
+            if account is None or not account.model.holds_position_margin:
                 continue
             if any(liquidation.is_past_liquidation(self.clearing, position, mark)
                    for idx in (0, 1, 2)

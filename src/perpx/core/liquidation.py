@@ -7,15 +7,20 @@ trader reads it, and auto margin replenishment (seed 003), which acts before liq
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import msgspec
 
 from perpx.core import calc, liqprice
 from perpx.core.accounts import Account
-from perpx.core.clearing import Clearing
-from perpx.core.enums import MarginMode, Side
+from perpx.core.enums import Side
 from perpx.core.events import Event
 from perpx.core.instruments import LiquidationFormula
 from perpx.core.positions import Position
+
+if TYPE_CHECKING:
+    # Only for annotations: the margin models (imported by the clearing) use this module.
+    from perpx.core.clearing import Clearing
 
 
 class PositionSummary(msgspec.Struct, frozen=True, gc=False):
@@ -109,33 +114,13 @@ def position_prices(clearing: Clearing, account: Account, position: Position) ->
                                                                          int | None]:
     """Return (liquidation, bankruptcy) prices in ticks shown on a position, or None.
 
-    Isolated: the liquidation price by the instrument's formula (spec §1.4, §14 Q2) and the
-    bankruptcy price, where the loss uses up the margin bar the reserved fee to close (§1.3,
-    #13 B2). Cross: the account-level estimate (§2.2), holding the other symbols' marks fixed,
-    and the price at which the account's margin balance is gone.
+    Each margin model has its own (`MarginModel.position_prices`): isolated, the position's
+    own liquidation and bankruptcy prices; cross, the account-level estimates.
     Prices at or below zero are shown as None (Bybit shows "").
     """
     if not position.size_lots:
         return None, None
-    spec = clearing.instruments[position.symbol]
-    side = Side.BUY if position.size_lots > 0 else Side.SELL
-    liq: int | None
-    bust: int | None
-    if account.margin_mode is MarginMode.ISOLATED:
-        liq = liquidation_price_ticks(clearing, position)
-        bust = liqprice.isolated_bankruptcy_price_ticks(
-            spec, side, position.entry_value_atoms, position.qty_lots, position.margin_atoms,
-            position.fee_to_close_atoms(spec))
-    else:
-        mark = clearing.mark_of(spec.symbol) or position.average_entry_ticks(spec)
-        figures = clearing.figures(account, spec.settle_coin)
-        tier = calc.tier_for_position(
-            spec, spec.contract.value_ceil_atoms(mark, position.qty_lots))
-        liq = liqprice.cross_liquidation_price_estimate_ticks(
-            spec, side, position.qty_lots, mark, figures.margin_balance_atoms,
-            figures.mm_atoms, tier.mmr)
-        bust = liqprice.cross_liquidation_price_estimate_ticks(
-            spec, side, position.qty_lots, mark, figures.margin_balance_atoms, 0, 0)
+    liq, bust = account.model.position_prices(clearing, account, position)
     return (liq if liq is not None and liq > 0 else None,
             bust if bust is not None and bust > 0 else None)
 
@@ -158,11 +143,8 @@ def position_summary(clearing: Clearing, account: Account, position: Position,
     contract = spec.contract
     upnl = contract.unrealised_pnl_atoms(side, position.entry_value_atoms, qty, price)
     value = contract.value_ceil_atoms(price, qty)
-    if account.margin_mode is MarginMode.ISOLATED:
-        margin = position.margin_atoms
-    else:
-        margin = (contract.initial_margin_atoms(value, position.leverage)
-                  + position.fee_to_close_atoms(spec))
+    margin = account.model.position_im_atoms(position, spec, value,
+                                             position.fee_to_close_atoms(spec))
     liq, bust = position_prices(clearing, account, position)
     return PositionSummary(
         size_lots=position.size_lots, entry_price_ticks=position.average_entry_ticks(spec),
@@ -187,7 +169,7 @@ def maybe_auto_add_margin(clearing: Clearing, symbol: str, seq: int, ts_ms: int,
     spec = clearing.instruments[symbol]
     for account_id in (sorted(clearing.accounts) if account_ids is None else account_ids):
         account = clearing.accounts[account_id]
-        if account.margin_mode is not MarginMode.ISOLATED:
+        if not account.model.holds_position_margin:
             continue
         for idx in (0, 1, 2):
             position = account.position(symbol, idx)

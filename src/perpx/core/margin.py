@@ -1,27 +1,20 @@
-"""Margin of an account: position and order margin, and the account figures of seed 001.
+"""Margin maths every margin mode shares: order margin, and the records of a risk value.
 
-Cross: margin balance = wallet + unrealized P&L; IM rate = ΣIM / (margin balance + order loss);
-available = margin balance + order loss − ΣIM. Isolated: each position holds its own margin;
-available = wallet − Σ position margin − Σ order margin (seed 001, "Available Balance").
+Open orders hold margin the same way in every mode (`order_margin_atoms`); how positions
+count, and what is available, is each mode's rule (`perpx.core.margin_model`).
 Requirements round up; the figures are exact integers in atoms.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import msgspec
 
-from perpx.core import calc
 from perpx.core.accounts import DEFAULT_LEVERAGE, Account
-from perpx.core.enums import MarginMode, Side
+from perpx.core.enums import Side
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import RATE_ONE
-from perpx.core.positions import Position
 
 _BUY = Side.BUY
-_CROSS = MarginMode.CROSS
-_ISOLATED = MarginMode.ISOLATED
 
 
 def opposite_position_lots(account: Account, symbol: str, position_idx: int, side: Side) -> int:
@@ -108,28 +101,12 @@ class PositionRisk(msgspec.Struct, frozen=True, gc=False):
     fee_to_close_atoms: int
 
 
-def position_risk(position: Position, spec: InstrumentSpec, mark_ticks: int,
-                  mode: MarginMode) -> PositionRisk:
-    """Value one position at `mark_ticks` (seed 001; spec §1.1, §1.2).
+class RiskValue(msgspec.Struct, frozen=True, gc=False):
+    """An account's risk value in one settle coin (seed 001's account figures), in atoms.
 
-    IM is PV/L + fee to close in cross mode, and the allocated position margin in isolated
-    mode; MM is PV × MMR − deduction + fee to close, with the tier of the position value.
+    Each margin model answers it its own way (`perpx.core.margin_model`): equity, IM, MM,
+    available balance and the IM and MM rates.
     """
-    side = Side.BUY if position.size_lots > 0 else Side.SELL
-    qty = abs(position.size_lots)
-    value = spec.notional_atoms(mark_ticks, qty)
-    upnl = calc.unrealized_pnl_atoms(spec, side, position.entry_value_atoms, qty, mark_ticks)
-    ftc = position.fee_to_close_atoms(spec)
-    mm = calc.maintenance_margin_atoms(spec, value, ftc)
-    if mode is MarginMode.ISOLATED:
-        im = position.margin_atoms
-    else:
-        im = calc.initial_margin_atoms(value, position.leverage) + ftc
-    return PositionRisk(value, upnl, im, mm, ftc)
-
-
-class AccountFigures(msgspec.Struct, frozen=True, gc=False):
-    """The account figures of seed 001, in atoms of the settle coin."""
 
     wallet_atoms: int
     upnl_atoms: int
@@ -139,6 +116,11 @@ class AccountFigures(msgspec.Struct, frozen=True, gc=False):
     mm_atoms: int
     order_loss_atoms: int
     available_atoms: int
+
+    @property
+    def equity_atoms(self) -> int:
+        """Equity: wallet + unrealized P&L (the margin balance)."""
+        return self.margin_balance_atoms
 
     @property
     def total_im_atoms(self) -> int:
@@ -159,77 +141,5 @@ class AccountFigures(msgspec.Struct, frozen=True, gc=False):
         return self.mm_atoms, self.margin_balance_atoms + self.order_loss_atoms
 
 
-def account_figures(
-    account: Account,
-    coin: str,
-    instruments: dict[str, InstrumentSpec],
-    mark_of: Callable[[str], int | None],
-    order_loss_of: Callable[[int, InstrumentSpec], int],
-) -> AccountFigures:
-    """Compute an account's figures for `coin` with the current marks (seed 001).
-
-    Positions are valued at `mark_of` (the mark, or the last price before any mark exists);
-    order loss, measured only against a published mark price, comes from `order_loss_of`.
-    """
-    mode = account.margin_mode
-    isolated = mode is _ISOLATED
-    upnl = position_im = mm = order_im = order_loss = 0
-    symbols: set[str] = set()
-    hedged: dict[str, list[Position]] = {}
-    for (symbol, idx), position in account.positions.items():
-        size = position.size_lots
-        if not size:
-            continue
-        spec = instruments[symbol]
-        if spec.settle_coin != coin:
-            continue
-        symbols.add(symbol)
-        qty = size if size > 0 else -size
-        entry = position.entry_value_atoms
-        mark = mark_of(symbol)
-        if mark is None:
-            mark = calc.average_entry_display(spec, entry, qty)
-        # `position_risk`, written out (the property tests compare the figures with it).
-        value = spec.notional_atoms(mark, qty)
-        upnl += value - entry if size > 0 else entry - value
-        ftc = position.fee_to_close_atoms(spec)
-        mm += calc.maintenance_margin_atoms(spec, value, ftc)
-        if isolated:
-            position_im += position.margin_atoms
-        else:
-            position_im += ftc - (-value * RATE_ONE // position.leverage)
-        if idx and mode is _CROSS:
-            hedged.setdefault(symbol, []).append(position)
-    for symbol, pair in hedged.items():
-        if len(pair) == 2:
-            # Both sides open in cross mode: seed 001's hedged formulas replace the sum of
-            # the two positions' own IM and MM.
-            spec = instruments[symbol]
-            mark = mark_of(symbol) or calc.average_entry_display(
-                spec, pair[0].entry_value_atoms, pair[0].qty_lots)
-            for position in pair:
-                risk = position_risk(position, spec, mark, mode)
-                position_im -= risk.im_atoms
-                mm -= risk.mm_atoms
-            long, short = sorted(pair, key=lambda p: p.position_idx)
-            margins = calc.hedge_im_mm_atoms(
-                spec, long.qty_lots, long.entry_value_atoms, short.qty_lots,
-                short.entry_value_atoms, mark, min(long.leverage, short.leverage),
-                spec.taker_fee_rate)
-            position_im += margins.long_im + margins.short_im
-            mm += margins.long_mm + margins.short_mm
-    for (symbol, _idx, _side), sums in account.order_sums.items():
-        if sums.leaves_lots and instruments[symbol].settle_coin == coin:
-            symbols.add(symbol)
-    for symbol in sorted(symbols):
-        spec = instruments[symbol]
-        order_im += order_margin_atoms(account, spec)
-        order_loss += order_loss_of(account.account_id, spec)
-    wallet = account.balance(coin)
-    margin_balance = wallet + upnl
-    if mode is MarginMode.ISOLATED:
-        available = wallet - position_im - order_im
-    else:
-        available = margin_balance + order_loss - position_im - order_im
-    return AccountFigures(wallet, upnl, margin_balance, position_im, order_im, mm, order_loss,
-                          available)
+# The name the callers knew before the margin models: the same record.
+AccountFigures = RiskValue

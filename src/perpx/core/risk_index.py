@@ -23,7 +23,7 @@ from sortedcontainers import SortedList
 
 from perpx.core import calc, liquidation
 from perpx.core.accounts import SYSTEM_ACCOUNT_IDS, Account
-from perpx.core.enums import MarginMode, Side
+from perpx.core.enums import Side
 from perpx.core.numbers import RATE_ONE, apply_rate_ceil, mul_div_floor
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ class RiskIndex:
         if not held:
             return
         account_id = account.account_id
-        if account.margin_mode is MarginMode.ISOLATED:
+        if account.model.holds_position_margin:
             clearing = self.engine.clearing
             trigger_of = liquidation.liquidation_trigger_ticks
             for position in held:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 
-from perpx.core import calc, liquidation
+from perpx.core import calc
 from perpx.core.accounts import Account
 from perpx.core.clearing import Clearing
 from perpx.core.codes import RejectCode, Rejected
@@ -20,7 +20,7 @@ from perpx.core.commands import (
     SetMarginMode,
     SwitchPositionMode,
 )
-from perpx.core.enums import MarginMode, PositionMode, Side
+from perpx.core.enums import PositionMode
 from perpx.core.events import (
     AutoAddMarginSet,
     Event,
@@ -29,7 +29,7 @@ from perpx.core.events import (
     PositionModeSwitched,
 )
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.positions import Position
+from perpx.core.margin_model import IsolatedMargin, model_for
 from perpx.core.rules import check_position_idx, position_indexes
 
 
@@ -57,14 +57,8 @@ def set_leverage(clearing: Clearing, cmd: SetLeverage, events: list[Event]) -> N
             continue
         raised = leverage > position.leverage
         position.leverage = leverage
-        if draft.margin_mode is MarginMode.ISOLATED:
-            # Changing leverage resets the position margin to the new requirement, and
-            # the added margin goes back to zero (spec §1.5).
-            position.margin_atoms = _isolated_margin(clearing, spec, position)
-            position.extra_margin_atoms = 0
-            if raised and _isolated_is_liquidatable(clearing, spec, position):
-                raise Rejected(RejectCode.WOULD_TRIGGER_LIQUIDATION,
-                               "leverage would trigger liquidation")
+        # What the mode does to a held position's margin (isolated: reset, spec §1.5).
+        draft.model.apply_leverage(clearing, spec, position, raised)
     if clearing.figures(draft, spec.settle_coin).available_atoms < 0:
         raise Rejected(RejectCode.INSUFFICIENT_AVAILABLE_BALANCE,
                        "available balance is insufficient for this leverage")
@@ -94,10 +88,8 @@ def _check_leverage_value(clearing: Clearing, account: Account, spec: Instrument
 def set_margin_mode(clearing: Clearing, cmd: SetMarginMode, events: list[Event]) -> None:
     """Switch isolated ↔ cross; refused with open positions or orders (seed 000)."""
     account = clearing.user_account(cmd.account_id)
-    if cmd.margin_mode is MarginMode.PORTFOLIO:
-        raise Rejected(RejectCode.MARGIN_MODE_SWITCH_REFUSED,
-                       "portfolio margin is not offered yet")
-    if cmd.margin_mode is account.margin_mode:
+    model = model_for(cmd.margin_mode)  # refuses a mode without a model (portfolio, for now)
+    if model is account.model:
         raise Rejected(RejectCode.MARGIN_MODE_SWITCH_REFUSED, "margin mode not modified")
     if account.has_exposure():
         raise Rejected(RejectCode.MARGIN_MODE_SWITCH_REFUSED,
@@ -107,7 +99,7 @@ def set_margin_mode(clearing: Clearing, cmd: SetMarginMode, events: list[Event])
                 and account.leverage_for(symbol, 1) != account.leverage_for(symbol, 2)):
             raise Rejected(RejectCode.MARGIN_MODE_SWITCH_REFUSED,
                            "long and short leverage differ")
-    account.margin_mode = cmd.margin_mode
+    account.model = model
     events.append(MarginModeSet(cmd.seq, cmd.ts_ms, cmd.account_id, cmd.margin_mode))
 
 
@@ -146,7 +138,7 @@ def set_auto_add_margin(clearing: Clearing, cmd: SetAutoAddMargin, events: list[
     """Turn auto margin replenishment on or off (isolated mode only)."""
     account = clearing.user_account(cmd.account_id)
     clearing.spec_of(cmd.symbol)
-    if account.margin_mode is not MarginMode.ISOLATED:
+    if not account.model.holds_position_margin:
         raise Rejected(RejectCode.INVALID_PARAMETER, "auto add margin is for isolated mode")
     _check_idx(clearing, account, cmd.symbol, cmd.position_idx)
     account.auto_add_margin[cmd.symbol, cmd.position_idx] = cmd.enabled
@@ -159,7 +151,7 @@ def adjust_margin(clearing: Clearing, cmd: AdjustMargin, events: list[Event]) ->
     account = clearing.user_account(cmd.account_id)
     spec = clearing.spec_of(cmd.symbol)
     _check_idx(clearing, account, cmd.symbol, cmd.position_idx)
-    if account.margin_mode is not MarginMode.ISOLATED:
+    if not account.model.holds_position_margin:
         raise Rejected(RejectCode.INVALID_PARAMETER, "margin can be adjusted in isolated mode")
     position = account.position(cmd.symbol, cmd.position_idx)
     if position is None or not position.size_lots:
@@ -170,7 +162,8 @@ def adjust_margin(clearing: Clearing, cmd: AdjustMargin, events: list[Event]) ->
         if cmd.amount_atoms > clearing.figures(account, spec.settle_coin).available_atoms:
             raise Rejected(RejectCode.INSUFFICIENT_AVAILABLE_BALANCE,
                            "available balance is insufficient")
-    elif position.margin_atoms + cmd.amount_atoms < _isolated_margin(clearing, spec, position):
+    elif position.margin_atoms + cmd.amount_atoms < IsolatedMargin.entry_margin_atoms(
+            spec, position):
         raise Rejected(RejectCode.MARGIN_REDUCTION_TOO_LARGE,
                        "margin cannot fall below IM + estimated closing fee")
     clearing.add_margin(position, cmd.amount_atoms, False, cmd.seq, cmd.ts_ms, events)
@@ -178,16 +171,3 @@ def adjust_margin(clearing: Clearing, cmd: AdjustMargin, events: list[Event]) ->
 
 def _check_idx(clearing: Clearing, account: Account, symbol: str, idx: int) -> None:
     check_position_idx(account.position_mode(symbol) is PositionMode.HEDGE, idx)
-
-
-def _isolated_margin(clearing: Clearing, spec: InstrumentSpec, position: Position) -> int:
-    """Return IM + fee to close of a position at its entry: what isolated mode holds."""
-    side = Side.BUY if position.size_lots > 0 else Side.SELL
-    return spec.contract.position_margin_atoms(side, position.entry_value_atoms,
-                                               position.leverage, spec.taker_fee_rate)
-
-
-def _isolated_is_liquidatable(clearing: Clearing, spec: InstrumentSpec, position: Position) -> bool:
-    # The same test the liquidation engine applies: the mark at or past the liquidation price.
-    mark = clearing.mark_of(spec.symbol)
-    return mark is not None and liquidation.is_past_liquidation(clearing, position, mark)

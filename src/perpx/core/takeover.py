@@ -24,13 +24,12 @@ from fractions import Fraction
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
-from perpx.core import calc, liqprice, liquidation
+from perpx.core import calc, liqprice
 from perpx.core.accounts import INSURANCE_FUND_ID, SYSTEM_ACCOUNT_IDS, Account
 from perpx.core.book.order import RestingOrder
 from perpx.core.enums import (
     BalanceReason,
     CancelReason,
-    MarginMode,
     OrderType,
     Side,
     SmpType,
@@ -38,7 +37,7 @@ from perpx.core.enums import (
 )
 from perpx.core.events import Deleveraged, Event, HedgedPairClosed, Liquidated
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.margin import position_risk
+from perpx.core.margin_model import ISOLATED
 from perpx.core.numbers import div_floor
 from perpx.core.positions import Position, apply_fill
 
@@ -48,16 +47,20 @@ if TYPE_CHECKING:
 
 def is_liquidatable(engine: Engine, position: Position, mark_ticks: int) -> bool:
     """Tell whether the mark has reached an isolated position's liquidation price."""
-    return liquidation.is_past_liquidation(engine.clearing, position, mark_ticks)
+    return ISOLATED.is_liquidatable(engine.clearing, engine.clearing.accounts[
+        position.account_id], position, mark_ticks)
 
 
 def maybe_liquidate(engine: Engine, symbol: str, seq: int, ts_ms: int,
                     events: list[Event], candidates: list[int]) -> None:
-    """Liquidate every isolated position of `symbol` that the mark price has breached.
+    """Liquidate every position or account holding `symbol` that the mark price has breached.
 
     Only a published mark price triggers liquidation, never the last traded price. The risk
-    index proposes the accounts the move may have breached; each is checked exactly, in
-    account-id then position-index order, so the outcome is deterministic.
+    index proposes the accounts the move may have breached; each is checked exactly by its
+    margin model, in account-id then position-index order, so the outcome is deterministic.
+    A model that holds position margin liquidates each breached position on its own; the
+    other (cross) liquidates the whole account once any of its positions on `symbol` is
+    breached (its account-wide test).
     """
     mark = engine.mark_price.get(symbol)
     if mark is None:
@@ -66,16 +69,19 @@ def maybe_liquidate(engine: Engine, symbol: str, seq: int, ts_ms: int,
     clearing = engine.clearing
     for account_id in candidates:
         account = clearing.accounts[account_id]
-        if account.margin_mode is MarginMode.CROSS:
-            if any(p.size_lots for (s, _), p in account.positions.items() if s == symbol) and (
-                    cross_is_liquidatable(engine, account, spec.settle_coin)):
-                _liquidate_cross(engine, account, spec.settle_coin, seq, ts_ms, events)
-            continue
+        model = account.model
         for idx in (0, 1, 2):
             position = account.positions.get((symbol, idx))
-            if position is not None and position.size_lots and is_liquidatable(
-                    engine, position, mark):
-                _liquidate(engine, spec, account, position, mark, seq, ts_ms, events)
+            if position is None or not position.size_lots:
+                continue
+            if model.holds_position_margin:
+                if model.is_liquidatable(clearing, account, position, mark):
+                    _liquidate(engine, spec, account, position, mark, seq, ts_ms, events)
+                continue
+            # The account is tested once, at its first position on the symbol.
+            if model.is_liquidatable(clearing, account, position, mark):
+                _liquidate_cross(engine, account, spec.settle_coin, seq, ts_ms, events)
+            break
 
 
 def cross_is_liquidatable(engine: Engine, account: Account, coin: str) -> bool:
@@ -86,7 +92,7 @@ def cross_is_liquidatable(engine: Engine, account: Account, coin: str) -> bool:
     """
     figures = engine.clearing.figures(account, coin)
     mm, denominator = figures.mm_rate()
-    return mm > 0 and mm >= denominator
+    return mm > 0 and mm >= denominator  # `CrossMargin.is_liquidatable`, for any coin
 
 
 def _liquidate_cross(engine: Engine, account: Account, coin: str, seq: int, ts_ms: int,
@@ -225,7 +231,9 @@ def _take_over(engine: Engine, spec: InstrumentSpec, account: Account, position:
 def _maintenance(engine: Engine, position: Position) -> int:
     spec = engine.instruments[position.symbol]
     mark = engine.mark_of(position.symbol) or position.average_entry_ticks(spec)
-    return position_risk(position, spec, mark, MarginMode.CROSS).mm_atoms
+    # MM is valued the same way in every margin mode.
+    return calc.maintenance_margin_atoms(spec, spec.notional_atoms(mark, position.qty_lots),
+                                         position.fee_to_close_atoms(spec))
 
 
 def _liquidate(engine: Engine, spec: InstrumentSpec, account: Account, position: Position,
@@ -381,14 +389,10 @@ def ranked_positions(engine: Engine, spec: InstrumentSpec, side: Side,
             position = account.positions.get((spec.symbol, idx))
             if position is None or not position.size_lots or position.side is not side:
                 continue
-            if account.margin_mode is MarginMode.ISOLATED:
-                margin = position.margin_atoms
-            else:
-                other = account.positions.get((spec.symbol, 3 - idx)) if idx else None
-                if other is not None and other.qty_lots >= position.qty_lots:
-                    continue  # fully hedged in cross mode: never deleveraged
-                # Margin balance = wallet + uPnL: the equity, without valuing any margin.
-                margin = max(0, clearing.equity_atoms(account, spec.settle_coin))
+            model = account.model
+            if model.fully_hedged(account, position):
+                continue  # fully hedged in cross mode: never deleveraged
+            margin = model.adl_margin_atoms(clearing, account, position, spec.settle_coin)
             rank = adl_rank(spec, position, mark, margin)
             ranked.append((rank.numerator * _RANK_SCALE // rank.denominator, rank, -account_id,
                            position))
@@ -473,8 +477,5 @@ def _fully_hedged(engine: Engine, position: Position) -> bool:
     if not position.position_idx:
         return False
     account = engine.clearing.accounts[position.account_id]
-    if account.margin_mode is not MarginMode.CROSS:
-        return False
-    other = account.positions.get((position.symbol, 3 - position.position_idx))
-    return other is not None and other.qty_lots >= position.qty_lots
+    return account.model.fully_hedged(account, position)
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from perpx.core import closing, liquidation
+from perpx.core import closing
 from perpx.core.codes import RejectCode, Rejected
 from perpx.core.commands import PlaceOrder
-from perpx.core.enums import MarginMode, OrderType, Side
+from perpx.core.enums import OrderType, Side
 from perpx.core.instruments import InstrumentSpec, PriceLimitAction
 from perpx.core.prices import order_price_band
 from perpx.core.rules import (
@@ -96,12 +96,13 @@ def _check_beyond_liquidation(engine: Engine, cmd: PlaceOrder, price: int) -> No
     or under a long's (a sell at or over a short's) would fill into a breached position.
     """
     account = engine.clearing.accounts.get(cmd.account_id)
-    if account is None or account.margin_mode is not MarginMode.ISOLATED:
+    if account is None:
         return
     position = account.positions.get((cmd.symbol, cmd.position_idx))
     if position is None or position.side is not cmd.side:
         return
-    liq = liquidation.liquidation_trigger_ticks(engine.clearing, position)
+    # Only a mode that liquidates a position on its own (isolated) has its trigger.
+    liq = account.model.trigger_ticks(engine.clearing, position)
     if liq is not None and (price <= liq if cmd.side is _BUY else price >= liq):
         raise Rejected(RejectCode.WOULD_TRIGGER_LIQUIDATION,
                        "The order will trigger a forced liquidation, please re-submit the "

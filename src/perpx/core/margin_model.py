@@ -1,0 +1,497 @@
+"""The margin model of each margin mode: every rule that differs between isolated and cross.
+
+An account holds one model (`Account.model`), chosen when its margin mode is set; callers ask
+it, and nothing outside this module branches on the mode. A model answers the account's risk
+value (`RiskValue`: equity, IM, MM, available balance, MM rate) and the mode's predicates and
+rules: can an order open, is a position or account liquidatable, what a fill does to the
+position margin, what funding takes from it, what a leverage change does to it, and the
+liquidation and bankruptcy prices a position shows. Portfolio margin will be a third model.
+
+Cross: margin balance = wallet + unrealized P&L; IM rate = ΣIM / (margin balance + order loss);
+available = margin balance + order loss − ΣIM; liquidated when MM rate ≥ 100% (seed 001,
+spec §7.2). Isolated: each position holds its own margin; available = wallet − Σ position
+margin − Σ order margin; a position is liquidated when the mark reaches its trigger, where its
+margin plus unrealized P&L meets maintenance (seed 001, seed 003, spec §1.4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from perpx.core import calc, liqprice, liquidation
+from perpx.core.codes import RejectCode, Rejected
+from perpx.core.enums import MarginMode, Side
+from perpx.core.instruments import InstrumentSpec
+from perpx.core.margin import PositionRisk, RiskValue, order_margin_atoms
+from perpx.core.numbers import RATE_ONE
+from perpx.core.positions import Position
+
+if TYPE_CHECKING:
+    from perpx.core.accounts import Account
+    from perpx.core.clearing import Clearing
+
+MarkOf = Callable[[str], "int | None"]
+OrderLossOf = Callable[[int, InstrumentSpec], int]
+
+_BUY = Side.BUY
+
+
+class MarginModel(Protocol):
+    """What every margin mode answers; one stateless instance per mode (`model_for`)."""
+
+    mode: MarginMode
+    # Each position holds its own margin, adjusted by hand or by AMR, and is liquidated on
+    # its own; otherwise the account is one pool, liquidated as a whole.
+    holds_position_margin: bool
+
+    def position_im_atoms(self, position: Position, spec: InstrumentSpec, value_atoms: int,
+                          fee_to_close_atoms: int) -> int:
+        """Return the IM a position counts at a value (with its fee to close)."""
+        ...
+
+    def risk_value(self, account: Account, coin: str, instruments: dict[str, InstrumentSpec],
+                   mark_of: MarkOf, order_loss_of: OrderLossOf) -> RiskValue:
+        """Return the account's risk value in `coin` at the current marks, from scratch."""
+        ...
+
+    def available_atoms(self, clearing: Clearing, account: Account, coin: str) -> int:
+        """Return the risk value's available balance, the short way (the hot path)."""
+        ...
+
+    def can_open(self, clearing: Clearing, account: Account, spec: InstrumentSpec, side: Side,
+                 price_ticks: int, qty_lots: int, cost_atoms: int) -> bool:
+        """Tell whether an order whose opening part costs `cost_atoms` is funded."""
+        ...
+
+    def margin_on_open(self, position: Position, spec: InstrumentSpec, side: Side,
+                       price_ticks: int, opened_lots: int) -> None:
+        """Allocate what a fill that opened `opened_lots` adds to the position's margin."""
+        ...
+
+    def cover_funding(self, clearing: Clearing, account: Account, position: Position,
+                      amount_atoms: int, coin: str) -> None:
+        """Take a funding payment's shortfall where the mode takes it (before it is paid)."""
+        ...
+
+    def apply_leverage(self, clearing: Clearing, spec: InstrumentSpec, position: Position,
+                       raised: bool) -> None:
+        """Rework a held position's margin after its leverage changed; refuse a breach."""
+        ...
+
+    def is_liquidatable(self, clearing: Clearing, account: Account, position: Position,
+                        mark_ticks: int) -> bool:
+        """Tell whether `position` (isolated) or its account (cross) is to be liquidated."""
+        ...
+
+    def trigger_ticks(self, clearing: Clearing, position: Position) -> int | None:
+        """Return the mark at which the position alone is liquidated, if the mode has one."""
+        ...
+
+    def fully_hedged(self, account: Account, position: Position) -> bool:
+        """Tell whether the opposite side covers the position (never deleveraged then)."""
+        ...
+
+    def adl_margin_atoms(self, clearing: Clearing, account: Account, position: Position,
+                         coin: str) -> int:
+        """Return the margin that ranks a position for auto-deleveraging."""
+        ...
+
+    def position_prices(self, clearing: Clearing, account: Account,
+                        position: Position) -> tuple[int | None, int | None]:
+        """Return the (liquidation, bankruptcy) prices a position shows, before clipping."""
+        ...
+
+
+def position_risk(position: Position, spec: InstrumentSpec, mark_ticks: int,
+                  mode: MarginMode) -> PositionRisk:
+    """Value one position at `mark_ticks` (seed 001; spec §1.1, §1.2).
+
+    IM is the mode's (`MarginModel.position_im_atoms`); MM is PV × MMR − deduction + fee to
+    close, with the tier of the position value.
+    """
+    side = Side.BUY if position.size_lots > 0 else Side.SELL
+    qty = abs(position.size_lots)
+    value = spec.notional_atoms(mark_ticks, qty)
+    upnl = calc.unrealized_pnl_atoms(spec, side, position.entry_value_atoms, qty, mark_ticks)
+    ftc = position.fee_to_close_atoms(spec)
+    mm = calc.maintenance_margin_atoms(spec, value, ftc)
+    im = model_for(mode).position_im_atoms(position, spec, value, ftc)
+    return PositionRisk(value, upnl, im, mm, ftc)
+
+
+def account_figures(account: Account, coin: str, instruments: dict[str, InstrumentSpec],
+                    mark_of: MarkOf, order_loss_of: OrderLossOf) -> RiskValue:
+    """Return an account's risk value for `coin` by its own model (seed 001)."""
+    return account.model.risk_value(account, coin, instruments, mark_of, order_loss_of)
+
+
+def _order_terms(account: Account, coin: str, instruments: dict[str, InstrumentSpec],
+                 symbols: set[str], order_loss_of: OrderLossOf) -> tuple[int, int]:
+    """Return (order IM, order loss) over `symbols` and those with open orders in `coin`.
+
+    Order loss is measured only against a published mark price (`order_loss_of`).
+    """
+    for (symbol, _idx, _side), sums in account.order_sums.items():
+        if sums.leaves_lots and instruments[symbol].settle_coin == coin:
+            symbols.add(symbol)
+    order_im = order_loss = 0
+    for symbol in sorted(symbols):
+        spec = instruments[symbol]
+        order_im += order_margin_atoms(account, spec)
+        order_loss += order_loss_of(account.account_id, spec)
+    return order_im, order_loss
+
+
+class _Stateless:
+    """A model holds no state: a copied account shares its model."""
+
+    __slots__ = ()
+
+    def __copy__(self) -> _Stateless:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> _Stateless:
+        return self
+
+
+class CrossMargin(_Stateless):
+    """Cross margin: the account is one pool; IM and MM are summed over its positions."""
+
+    __slots__ = ()
+    mode = MarginMode.CROSS
+    holds_position_margin = False
+
+    def position_im_atoms(self, position: Position, spec: InstrumentSpec, value_atoms: int,
+                          fee_to_close_atoms: int) -> int:
+        """IM = ceil(PV / L) + fee to close, at the current value (spec §1.1)."""
+        return calc.initial_margin_atoms(value_atoms, position.leverage) + fee_to_close_atoms
+
+    def risk_value(self, account: Account, coin: str, instruments: dict[str, InstrumentSpec],
+                   mark_of: MarkOf, order_loss_of: OrderLossOf) -> RiskValue:
+        """Positions at `mark_of` (the mark, or the last price before any mark exists).
+
+        Both sides of a hedge-mode symbol open: seed 001's hedged formulas replace the sum
+        of the two positions' own IM and MM.
+        """
+        upnl = position_im = mm = 0
+        symbols: set[str] = set()
+        hedged: dict[str, list[Position]] = {}
+        for (symbol, idx), position in account.positions.items():
+            size = position.size_lots
+            if not size:
+                continue
+            spec = instruments[symbol]
+            if spec.settle_coin != coin:
+                continue
+            symbols.add(symbol)
+            qty = size if size > 0 else -size
+            entry = position.entry_value_atoms
+            mark = mark_of(symbol)
+            if mark is None:
+                mark = calc.average_entry_display(spec, entry, qty)
+            # `position_risk`, written out (the property tests compare the figures with it).
+            value = spec.notional_atoms(mark, qty)
+            upnl += value - entry if size > 0 else entry - value
+            ftc = position.fee_to_close_atoms(spec)
+            mm += calc.maintenance_margin_atoms(spec, value, ftc)
+            position_im += ftc - (-value * RATE_ONE // position.leverage)
+            if idx:
+                hedged.setdefault(symbol, []).append(position)
+        for symbol, pair in hedged.items():
+            if len(pair) == 2:
+                spec = instruments[symbol]
+                mark = mark_of(symbol) or calc.average_entry_display(
+                    spec, pair[0].entry_value_atoms, pair[0].qty_lots)
+                for position in pair:
+                    risk = position_risk(position, spec, mark, MarginMode.CROSS)
+                    position_im -= risk.im_atoms
+                    mm -= risk.mm_atoms
+                long, short = sorted(pair, key=lambda p: p.position_idx)
+                margins = calc.hedge_im_mm_atoms(
+                    spec, long.qty_lots, long.entry_value_atoms, short.qty_lots,
+                    short.entry_value_atoms, mark, min(long.leverage, short.leverage),
+                    spec.taker_fee_rate)
+                position_im += margins.long_im + margins.short_im
+                mm += margins.long_mm + margins.short_mm
+        order_im, order_loss = _order_terms(account, coin, instruments, symbols, order_loss_of)
+        wallet = account.balance(coin)
+        margin_balance = wallet + upnl
+        available = margin_balance + order_loss - position_im - order_im
+        return RiskValue(wallet, upnl, margin_balance, position_im, order_im, mm, order_loss,
+                         available)
+
+    def available_atoms(self, clearing: Clearing, account: Account, coin: str) -> int:
+        """Wallet + Σ (uPnL − IM − fee to close) + order loss − order margin, skipping MM.
+
+        A hedged pair takes the full risk value. Equal to `risk_value(...).available_atoms`
+        (the property tests compare the two). Only symbols with open orders hold order
+        margin or order loss, so only those are looked up.
+        """
+        total = account.balances.get(coin, 0)
+        instruments = clearing.instruments
+        positions = account.positions
+        mark_of = clearing.mark_of
+        for (symbol, idx), position in positions.items():
+            size = position.size_lots
+            if not size:
+                continue
+            spec = instruments[symbol]
+            if spec.settle_coin != coin:
+                continue
+            if idx:
+                other = positions.get((symbol, 3 - idx))
+                if other is not None and other.size_lots:
+                    return clearing.figures(account, coin).available_atoms
+            qty = size if size > 0 else -size
+            mark = mark_of(symbol)
+            if mark is None:
+                mark = calc.average_entry_display(spec, position.entry_value_atoms, qty)
+            value = spec.notional_atoms(mark, qty)
+            entry = position.entry_value_atoms
+            # uPnL, less IM = ceil(PV*R/L) (floor of the negation), less the fee to close.
+            total += ((value - entry if size > 0 else entry - value)
+                      + (-value * RATE_ONE // position.leverage)
+                      - position.fee_to_close_atoms(spec))
+        order_sums = account.order_sums
+        if not order_sums:
+            return total
+        seen: list[str] = []  # an account's symbols are few: a list beats a set here
+        for (symbol, _idx, _side), sums in order_sums.items():
+            if not sums.leaves_lots or symbol in seen:
+                continue
+            seen.append(symbol)
+            spec = instruments[symbol]
+            if spec.settle_coin != coin:
+                continue
+            total -= order_margin_atoms(account, spec)
+            total += clearing.order_loss_atoms(account.account_id, spec)
+        return total
+
+    def can_open(self, clearing: Clearing, account: Account, spec: InstrumentSpec, side: Side,
+                 price_ticks: int, qty_lots: int, cost_atoms: int) -> bool:
+        """Keep the account IM rate at or under 100%.
+
+        The cost, less the order's own order loss against the published mark, must fit the
+        available balance.
+        """
+        mark = clearing.published_mark_of(spec.symbol)
+        # Only a buy above the mark or a sell below it carries an order loss.
+        if mark is not None and (price_ticks > mark if side is _BUY else price_ticks < mark):
+            cost_atoms -= spec.contract.order_loss_atoms(side, mark, price_ticks, qty_lots)
+        return cost_atoms <= self.available_atoms(clearing, account, spec.settle_coin)
+
+    def margin_on_open(self, position: Position, spec: InstrumentSpec, side: Side,
+                       price_ticks: int, opened_lots: int) -> None:
+        """Nothing: cross IM is valued at the mark, not allocated."""
+
+    def cover_funding(self, clearing: Clearing, account: Account, position: Position,
+                      amount_atoms: int, coin: str) -> None:
+        """Nothing: the payment comes out of the shared wallet."""
+
+    def apply_leverage(self, clearing: Clearing, spec: InstrumentSpec, position: Position,
+                       raised: bool) -> None:
+        """Nothing: the IM follows the leverage; the caller checks the available balance."""
+
+    def is_liquidatable(self, clearing: Clearing, account: Account, position: Position,
+                        mark_ticks: int) -> bool:
+        """Tell whether the account's MM rate is at or above 100% (seed 001, spec §7.2).
+
+        MM rate = ΣMM / (margin balance + order loss); a denominator at or below zero counts
+        as breached too.
+        """
+        mm, denominator = clearing.figures(
+            account, clearing.instruments[position.symbol].settle_coin).mm_rate()
+        return mm > 0 and mm >= denominator
+
+    def trigger_ticks(self, clearing: Clearing, position: Position) -> int | None:
+        """None: a cross position is liquidated with its account, not at a price of its own."""
+        return None
+
+    def fully_hedged(self, account: Account, position: Position) -> bool:
+        """Tell whether the opposite hedge-mode side is at least as large."""
+        if not position.position_idx:
+            return False
+        other = account.positions.get((position.symbol, 3 - position.position_idx))
+        return other is not None and other.qty_lots >= position.qty_lots
+
+    def adl_margin_atoms(self, clearing: Clearing, account: Account, position: Position,
+                         coin: str) -> int:
+        """Margin balance = wallet + uPnL: the equity, without valuing any margin."""
+        return max(0, clearing.equity_atoms(account, coin))
+
+    def position_prices(self, clearing: Clearing, account: Account,
+                        position: Position) -> tuple[int | None, int | None]:
+        """Return the account-level estimates (§2.2), the other symbols' marks held fixed.
+
+        Liquidation where MM meets the margin balance; bankruptcy where it is gone.
+        """
+        spec = clearing.instruments[position.symbol]
+        side = Side.BUY if position.size_lots > 0 else Side.SELL
+        mark = clearing.mark_of(spec.symbol) or position.average_entry_ticks(spec)
+        figures = clearing.figures(account, spec.settle_coin)
+        tier = calc.tier_for_position(
+            spec, spec.contract.value_ceil_atoms(mark, position.qty_lots))
+        liq = liqprice.cross_liquidation_price_estimate_ticks(
+            spec, side, position.qty_lots, mark, figures.margin_balance_atoms,
+            figures.mm_atoms, tier.mmr)
+        bust = liqprice.cross_liquidation_price_estimate_ticks(
+            spec, side, position.qty_lots, mark, figures.margin_balance_atoms, 0, 0)
+        return liq, bust
+
+
+class IsolatedMargin(_Stateless):
+    """Isolated margin: each position holds the margin allocated to it, and no more."""
+
+    __slots__ = ()
+    mode = MarginMode.ISOLATED
+    holds_position_margin = True
+
+    def position_im_atoms(self, position: Position, spec: InstrumentSpec, value_atoms: int,
+                          fee_to_close_atoms: int) -> int:
+        """IM is the allocated position margin."""
+        return position.margin_atoms
+
+    @staticmethod
+    def entry_margin_atoms(spec: InstrumentSpec, position: Position) -> int:
+        """Return IM + fee to close of a position at its entry: what isolated mode holds."""
+        side = Side.BUY if position.size_lots > 0 else Side.SELL
+        return spec.contract.position_margin_atoms(side, position.entry_value_atoms,
+                                                   position.leverage, spec.taker_fee_rate)
+
+    def risk_value(self, account: Account, coin: str, instruments: dict[str, InstrumentSpec],
+                   mark_of: MarkOf, order_loss_of: OrderLossOf) -> RiskValue:
+        """Positions at `mark_of` for uPnL and MM; IM is their allocated margin."""
+        upnl = position_im = mm = 0
+        symbols: set[str] = set()
+        for (symbol, _idx), position in account.positions.items():
+            size = position.size_lots
+            if not size:
+                continue
+            spec = instruments[symbol]
+            if spec.settle_coin != coin:
+                continue
+            symbols.add(symbol)
+            qty = size if size > 0 else -size
+            entry = position.entry_value_atoms
+            mark = mark_of(symbol)
+            if mark is None:
+                mark = calc.average_entry_display(spec, entry, qty)
+            # `position_risk`, written out (the property tests compare the figures with it).
+            value = spec.notional_atoms(mark, qty)
+            upnl += value - entry if size > 0 else entry - value
+            mm += calc.maintenance_margin_atoms(spec, value, position.fee_to_close_atoms(spec))
+            position_im += position.margin_atoms
+        order_im, order_loss = _order_terms(account, coin, instruments, symbols, order_loss_of)
+        wallet = account.balance(coin)
+        available = wallet - position_im - order_im
+        return RiskValue(wallet, upnl, wallet + upnl, position_im, order_im, mm, order_loss,
+                         available)
+
+    def available_atoms(self, clearing: Clearing, account: Account, coin: str) -> int:
+        """Wallet − position margins − order margin: no mark needed (seed 001)."""
+        total = account.balances.get(coin, 0)
+        instruments = clearing.instruments
+        for position in account.positions.values():
+            if position.size_lots and instruments[position.symbol].settle_coin == coin:
+                total -= position.margin_atoms
+        seen: list[str] = []
+        for (symbol, _idx, _side), sums in account.order_sums.items():
+            if not sums.leaves_lots or symbol in seen:
+                continue
+            seen.append(symbol)
+            spec = instruments[symbol]
+            if spec.settle_coin == coin:
+                total -= order_margin_atoms(account, spec)
+        return total
+
+    def can_open(self, clearing: Clearing, account: Account, spec: InstrumentSpec, side: Side,
+                 price_ticks: int, qty_lots: int, cost_atoms: int) -> bool:
+        """Tell whether the order's cost fits the available balance (no order loss offset)."""
+        return cost_atoms <= self.available_atoms(clearing, account, spec.settle_coin)
+
+    def margin_on_open(self, position: Position, spec: InstrumentSpec, side: Side,
+                       price_ticks: int, opened_lots: int) -> None:
+        """Move the opened value's IM + fee to close into the position margin."""
+        opened_value = spec.notional_atoms(price_ticks, opened_lots)
+        position.margin_atoms += calc.position_margin_atoms(
+            side, opened_value, position.leverage, spec.taker_fee_rate)
+
+    def cover_funding(self, clearing: Clearing, account: Account, position: Position,
+                      amount_atoms: int, coin: str) -> None:
+        """Pay from the available balance first, then from the position margin.
+
+        The added margin goes below zero with it, so the liquidation price follows (#13 B1).
+        """
+        short = amount_atoms - max(0, self.available_atoms(clearing, account, coin))
+        if short > 0:
+            taken = min(short, position.margin_atoms)
+            position.margin_atoms -= taken
+            position.extra_margin_atoms -= taken
+
+    def apply_leverage(self, clearing: Clearing, spec: InstrumentSpec, position: Position,
+                       raised: bool) -> None:
+        """Reset the position margin to the new requirement, the added margin to zero.
+
+        Spec §1.5. A raise may not put the position past its liquidation trigger.
+        """
+        position.margin_atoms = self.entry_margin_atoms(spec, position)
+        position.extra_margin_atoms = 0
+        if raised:
+            # The same test the liquidation engine applies: the mark at or past the trigger.
+            mark = clearing.mark_of(spec.symbol)
+            if mark is not None and liquidation.is_past_liquidation(clearing, position, mark):
+                raise Rejected(RejectCode.WOULD_TRIGGER_LIQUIDATION,
+                               "leverage would trigger liquidation")
+
+    def is_liquidatable(self, clearing: Clearing, account: Account, position: Position,
+                        mark_ticks: int) -> bool:
+        """Tell whether the mark has reached the position's trigger.
+
+        Its liquidation price, or where its margin plus unrealized P&L meets maintenance
+        (`liquidation.is_past_liquidation`).
+        """
+        return liquidation.is_past_liquidation(clearing, position, mark_ticks)
+
+    def trigger_ticks(self, clearing: Clearing, position: Position) -> int | None:
+        """Return the mark at which the position is liquidated (its own trigger)."""
+        return liquidation.liquidation_trigger_ticks(clearing, position)
+
+    def fully_hedged(self, account: Account, position: Position) -> bool:
+        """Never: each side stands on its own margin."""
+        return False
+
+    def adl_margin_atoms(self, clearing: Clearing, account: Account, position: Position,
+                         coin: str) -> int:
+        """Return the position's own margin."""
+        return position.margin_atoms
+
+    def position_prices(self, clearing: Clearing, account: Account,
+                        position: Position) -> tuple[int | None, int | None]:
+        """Return the position's own liquidation and bankruptcy prices.
+
+        Liquidation by the instrument's formula (spec §1.4, §14 Q2); bankruptcy where the
+        loss uses up the margin bar the reserved fee to close (§1.3, #13 B2).
+        """
+        spec = clearing.instruments[position.symbol]
+        side = Side.BUY if position.size_lots > 0 else Side.SELL
+        liq = liquidation.liquidation_price_ticks(clearing, position)
+        bust = liqprice.isolated_bankruptcy_price_ticks(
+            spec, side, position.entry_value_atoms, position.qty_lots, position.margin_atoms,
+            position.fee_to_close_atoms(spec))
+        return liq, bust
+
+
+CROSS = CrossMargin()
+ISOLATED = IsolatedMargin()
+_MODELS: dict[MarginMode, MarginModel] = {MarginMode.CROSS: CROSS,
+                                          MarginMode.ISOLATED: ISOLATED}
+
+
+def model_for(mode: MarginMode) -> MarginModel:
+    """Return the model of a margin mode; portfolio margin is not offered yet."""
+    model = _MODELS.get(mode)
+    if model is None:
+        raise Rejected(RejectCode.MARGIN_MODE_SWITCH_REFUSED,
+                       "portfolio margin is not offered yet")
+    return model
