@@ -5,8 +5,9 @@ insurance fund = deposits − withdrawals), long OI = short OI, open-order sums 
 orders (`Engine.check_invariants`). For every new order, the engine accepts it exactly when
 an independent recomputation of its opening cost fits the available balance. At the end, a
 replay from scratch and one from a mid-way snapshot give the same state hash. The fast
-`available_atoms` always equals the full account figures' available balance, and no account
-ends a command below zero equity (marks jump up to 10% now and then, so positions are
+`available_atoms` always equals the full account figures' available balance, each account's
+margin model answers the risk value recomputed from scratch, and no account ends a command
+below zero equity (marks jump up to 10% now and then, so positions are
 liquidated in both margin modes and deleveraged).
 """
 
@@ -50,7 +51,7 @@ from perpx.core.commands import (
 )
 from perpx.core.enums import MarginMode, PositionMode, TimeInForce, TriggerBy, TriggerDirection
 from perpx.core.events import FundingSettled
-from perpx.core.margin import order_cost_fast_atoms, order_margin_atoms
+from perpx.core.margin import RiskValue, order_cost_fast_atoms, order_margin_atoms
 from perpx.core.margin_model import position_risk
 from perpx.core.numbers import RATE_ONE, div_ceil
 from perpx.core.positions import FillEffect, Position, apply_fill, take_share
@@ -240,15 +241,46 @@ def assert_incremental_totals_match(engine: Engine) -> None:
             engine, account), account_id
         figures = clearing.figures(account)
         assert clearing.available_atoms(account, "USDT") == figures.available_atoms, account_id
-        held = [p for p in account.positions.values() if p.size_lots]
-        hedged_cross = len(held) == 2 and account.margin_mode is MarginMode.CROSS
-        if not hedged_cross:
-            # The figures' position terms, summed from the layered `position_risk`.
-            risks = [position_risk(p, SPEC, engine.mark_of("BTCUSDT") or calc.average_entry_display(
-                SPEC, p.entry_value_atoms, p.qty_lots), account.margin_mode) for p in held]
-            assert figures.upnl_atoms == sum(r.upnl_atoms for r in risks), account_id
-            assert figures.position_im_atoms == sum(r.im_atoms for r in risks), account_id
-            assert figures.mm_atoms == sum(r.mm_atoms for r in risks), account_id
+        # The account's margin model answers the risk value computed from scratch.
+        assert figures == risk_value_from_scratch(engine, account), account_id
+        assert account.model.available_atoms(clearing, account, "USDT") == (
+            figures.available_atoms), account_id
+
+
+def risk_value_from_scratch(engine: Engine, account: Account) -> RiskValue:
+    """Recompute an account's risk value in USDT, the layered way, from seed 001's rules.
+
+    Each position valued by `position_risk` at the mark (the last price before any); a cross
+    hedged pair by `calc.hedge_im_mm_atoms` instead; orders by the from-scratch order margin
+    and order loss. Isolated: available = wallet − Σ position margin − order margin; cross:
+    wallet + uPnL + order loss − ΣIM − order margin.
+    """
+    held = {p.position_idx: p for p in account.positions.values() if p.size_lots}
+    cross = account.margin_mode is MarginMode.CROSS
+    mark = engine.mark_of("BTCUSDT")
+    upnl = position_im = mm = 0
+    for position in held.values():
+        at = mark or calc.average_entry_display(SPEC, position.entry_value_atoms,
+                                                position.qty_lots)
+        risk = position_risk(position, SPEC, at, account.margin_mode)
+        upnl += risk.upnl_atoms
+        position_im += risk.im_atoms
+        mm += risk.mm_atoms
+    if cross and 1 in held and 2 in held:
+        long, short = held[1], held[2]
+        at = mark or calc.average_entry_display(SPEC, long.entry_value_atoms, long.qty_lots)
+        margins = calc.hedge_im_mm_atoms(
+            SPEC, long.qty_lots, long.entry_value_atoms, short.qty_lots, short.entry_value_atoms,
+            at, min(long.leverage, short.leverage), SPEC.taker_fee_rate)
+        position_im = margins.long_im + margins.short_im
+        mm = margins.long_mm + margins.short_mm
+    order_im = order_margin_from_scratch(engine, account)
+    order_loss = order_loss_from_scratch(engine, account)
+    wallet = account.balance("USDT")
+    available = (wallet + upnl + order_loss - position_im - order_im if cross
+                 else wallet - position_im - order_im)
+    return RiskValue(wallet, upnl, wallet + upnl, position_im, order_im, mm, order_loss,
+                     available)
 
 
 def run_stream(seed: int, length: int) -> tuple[Engine, list[Command]]:
