@@ -1,8 +1,10 @@
-"""A deliberately simple exchange: one list of resting orders, sorted anew whenever it is read.
+"""A deliberately simple exchange and book: one list of resting orders, sorted anew when read.
 
-It implements the same rules as the engine (validation order, band, time in force, self-match
-prevention, amend priority) in the plainest way, with Fractions for the band, so that the
-property tests can hold the engine's every outcome against it.
+`ReferenceExchange` implements the same rules as the engine (validation order, band, time in
+force, self-match prevention, amend priority) in the plainest way, with Fractions for the band,
+so that the property tests can hold the engine's every outcome against it. `ReferenceBook` is
+the same plainness behind the engine's `Book` protocol, so that the book property tests can
+hold any book implementation against it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from perpx.core import CancelReason, OrderType, RejectCode, Side, SmpType, TimeInForce
+from perpx.core.book import Book, Fill, MakerCancel, MatchStep, ReduceRoom
+from perpx.core.book.order import RestingOrder
+from perpx.core.errors import InvariantViolation
 from perpx.core.instruments import InstrumentSpec
+from perpx.core.lifecycle import TRANSITIONS, Happening
 
 Outcome = tuple[object, ...]
 
@@ -237,3 +243,136 @@ class ReferenceExchange:
         out: list[Outcome] = [("amend", oid, new_price, new_qty, order.leaves, False)]
         self.run(order, out)
         return out
+
+
+class ReferenceBook:
+    """The `Book` protocol in the plainest way: one list in arrival order, sorted when read."""
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+        self.resting: list[RestingOrder] = []
+
+    def side_orders(self, side: Side) -> list[RestingOrder]:
+        """The live orders of `side`, best price first, then oldest first (a stable sort)."""
+        mine = [o for o in self.resting if o.side is side]
+        sign = -1 if side is Side.BUY else 1
+        return sorted(mine, key=lambda o: sign * o.price_ticks)
+
+    @staticmethod
+    def within(taker: RestingOrder, price_ticks: int, limit_price_ticks: int) -> bool:
+        if taker.side is Side.BUY:
+            return price_ticks <= limit_price_ticks
+        return price_ticks >= limit_price_ticks
+
+    def add(self, order: RestingOrder) -> None:
+        order.in_book = True
+        self.resting.append(order)
+
+    def remove(self, order: RestingOrder) -> None:
+        order.in_book = False
+        self.resting.remove(order)
+
+    def best_bid(self) -> int | None:
+        bids = self.side_orders(Side.BUY)
+        return bids[0].price_ticks if bids else None
+
+    def best_ask(self) -> int | None:
+        asks = self.side_orders(Side.SELL)
+        return asks[0].price_ticks if asks else None
+
+    def crosses(self, side: Side, price_ticks: int) -> bool:
+        best = self.best_ask() if side is Side.BUY else self.best_bid()
+        if best is None:
+            return False
+        return best <= price_ticks if side is Side.BUY else best >= price_ticks
+
+    def depth(self, limit: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        out: list[list[tuple[int, int]]] = []
+        for side in (Side.BUY, Side.SELL):
+            totals: dict[int, int] = {}
+            for order in self.side_orders(side):
+                totals[order.price_ticks] = totals.get(order.price_ticks, 0) + order.leaves_lots
+            out.append(list(totals.items())[:limit])
+        return out[0], out[1]
+
+    def orders_in_priority(self) -> list[RestingOrder]:
+        return self.side_orders(Side.BUY) + self.side_orders(Side.SELL)
+
+    def fillable_lots(self, order: RestingOrder) -> int:
+        total = 0
+        opposite = Side.SELL if order.side is Side.BUY else Side.BUY
+        for maker in self.side_orders(opposite):
+            if not self.within(order, maker.price_ticks, order.price_ticks):
+                break
+            if order.smp_type is not SmpType.NONE and maker.account_id == order.account_id:
+                if order.smp_type is SmpType.CANCEL_MAKER:
+                    continue
+                break
+            total += maker.leaves_lots
+        return total
+
+    def take_out(self, maker: RestingOrder, reason: CancelReason, ts_ms: int,
+                 steps: list[MatchStep]) -> None:
+        steps.append(MakerCancel(maker, maker.leaves_lots, reason))
+        self.remove(maker)
+        maker.status = TRANSITIONS[maker.status, Happening.CANCEL]
+        maker.updated_ts_ms = ts_ms
+
+    def match(self, taker: RestingOrder, limit_price_ticks: int, ts_ms: int,
+              next_trade_id: int,
+              reduce_room: ReduceRoom | None = None) -> tuple[list[MatchStep], int, bool, int]:
+        """Each step takes the opposite side's best order afresh (a reduce-only maker cut to
+        its room stays at the front, and is cancelled next if the taker still has leaves)."""
+        steps: list[MatchStep] = []
+        opposite = Side.SELL if taker.side is Side.BUY else Side.BUY
+        smp = taker.smp_type
+        stopped = False
+        last_price = 0
+        while taker.leaves_lots:
+            makers = self.side_orders(opposite)
+            if not makers or not self.within(taker, makers[0].price_ticks, limit_price_ticks):
+                break
+            maker = makers[0]
+            if smp is not SmpType.NONE and maker.account_id == taker.account_id:
+                if smp in (SmpType.CANCEL_MAKER, SmpType.CANCEL_BOTH):
+                    self.take_out(maker, CancelReason.SELF_MATCH, ts_ms, steps)
+                if smp is not SmpType.CANCEL_MAKER:
+                    stopped = True
+                    break
+                continue
+            qty = min(taker.leaves_lots, maker.leaves_lots)
+            if maker.reduce_only and reduce_room is not None:
+                room = reduce_room(maker, taker, steps)
+                if room == 0:
+                    self.take_out(maker, CancelReason.REDUCE_ONLY, ts_ms, steps)
+                    continue
+                qty = min(qty, room)
+            taker.leaves_lots -= qty
+            taker.filled_lots += qty
+            maker.leaves_lots -= qty
+            maker.filled_lots += qty
+            maker.updated_ts_ms = ts_ms
+            steps.append(Fill(maker, maker.price_ticks, qty, next_trade_id, taker.leaves_lots,
+                              maker.leaves_lots))
+            next_trade_id += 1
+            last_price = maker.price_ticks
+            if maker.leaves_lots == 0:
+                self.remove(maker)
+                maker.status = TRANSITIONS[maker.status, Happening.FULL_FILL]
+            else:
+                maker.status = TRANSITIONS[maker.status, Happening.PARTIAL_FILL]
+        if last_price:
+            taker.status = TRANSITIONS[
+                taker.status, Happening.PARTIAL_FILL if taker.leaves_lots else Happening.FULL_FILL]
+        return steps, next_trade_id, stopped, last_price
+
+    def check_invariants(self) -> None:
+        bid, ask = self.best_bid(), self.best_ask()
+        if bid is not None and ask is not None and bid >= ask:
+            raise InvariantViolation(f"{self.symbol}: reference book crossed")
+        if any(o.leaves_lots <= 0 or not o.in_book for o in self.resting):
+            raise InvariantViolation(f"{self.symbol}: reference book holds a spent order")
+
+
+def _satisfies_the_protocol(book: ReferenceBook) -> Book:
+    return book  # mypy checks here that the reference is a Book too

@@ -61,7 +61,10 @@ class Book(Protocol):
         ...
 
     def fillable_lots(self, order: RestingOrder) -> int:
-        """Return how much of `order` could fill now, honouring its self-match prevention."""
+        """Return how much of `order` could fill now, honouring its self-match prevention.
+
+        Exact below the order's leaves; at or above them an implementation may stop counting.
+        """
         ...
 
     def match(self, taker: RestingOrder, limit_price_ticks: int, ts_ms: int,
