@@ -27,6 +27,13 @@ class OpenOrderSums:
         self.leaves_lots = 0
         self.notional_atoms = 0
 
+    def copy(self) -> OpenOrderSums:
+        """Return an independent copy."""
+        twin = OpenOrderSums()
+        twin.leaves_lots = self.leaves_lots
+        twin.notional_atoms = self.notional_atoms
+        return twin
+
 
 class Account:
     """One trader's (or a system account's) state."""
@@ -56,6 +63,23 @@ class Account:
         self.order_sums: dict[tuple[str, int, Side], OpenOrderSums] = {}
         # Derived: margin of open orders by symbol; dropped whenever orders or positions move.
         self.order_margin_cache: dict[str, int] = {}
+
+    def copy(self) -> Account:
+        """Return an independent copy, a draft to change and keep or drop.
+
+        Explicit rather than `copy.deepcopy`, which cannot copy a class compiled by mypyc.
+        Keys and enum values are immutable, so only the positions and sums are copied.
+        """
+        twin = Account(self.account_id)
+        twin.balances = dict(self.balances)
+        twin.margin_mode = self.margin_mode
+        twin.position_modes = dict(self.position_modes)
+        twin.leverage = dict(self.leverage)
+        twin.auto_add_margin = dict(self.auto_add_margin)
+        twin.positions = {key: p.copy() for key, p in self.positions.items()}
+        twin.order_sums = {key: s.copy() for key, s in self.order_sums.items()}
+        twin.order_margin_cache = dict(self.order_margin_cache)
+        return twin
 
     def balance(self, coin: str) -> int:
         """Return the wallet balance of `coin` in atoms."""
