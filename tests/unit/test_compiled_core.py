@@ -9,7 +9,9 @@ with the reason, except under ``PERPX_REQUIRE_COMPILED=1`` (CI sets it), where i
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.machinery
 import inspect
 import json
 import os
@@ -99,3 +101,39 @@ def test_compiled_and_pure_cores_emit_identical_event_bytes() -> None:
                                                       strict=True)):
             assert mine == reference, f"{stream}: events {index * 1000}.. differ"
         assert ours["state_hash"] == theirs["state_hash"], stream
+
+
+def fake_build(root: Path, source: str) -> Path:
+    """A core of one module 'compiled' (an empty extension file) with its manifest."""
+    core = root / "perpx" / "core"
+    core.mkdir(parents=True)
+    module = core / "engine.py"
+    module.write_text(source, encoding="utf-8")
+    module.with_suffix(importlib.machinery.EXTENSION_SUFFIXES[0]).write_bytes(b"")
+    digest = hashlib.sha256(module.read_bytes()).hexdigest()
+    (core / perpx.compiled.MANIFEST).write_text(
+        json.dumps({"modules": {"perpx.core.engine": digest}}), encoding="utf-8")
+    return core
+
+
+def test_the_compiled_core_runs_only_while_it_matches_its_sources(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PERPX_PURE", raising=False)
+    core = fake_build(tmp_path, "ANSWER = 42\n")
+    monkeypatch.setattr(perpx.compiled, "CORE_DIR", core)
+    assert perpx.compiled._compiled_core_problem() is None
+
+    monkeypatch.setenv("PERPX_PURE", "1")
+    assert perpx.compiled._compiled_core_problem() == "PERPX_PURE is set"
+    monkeypatch.delenv("PERPX_PURE")
+
+    (core / "engine.py").write_text("ANSWER = 43\n", encoding="utf-8")  # edited after the build
+    assert "perpx.core.engine changed since it was compiled" in str(
+        perpx.compiled._compiled_core_problem())
+
+    (core / "engine.py").write_text("ANSWER = 42\n", encoding="utf-8")
+    (core / f"engine{importlib.machinery.EXTENSION_SUFFIXES[0]}").unlink()  # extension gone
+    assert perpx.compiled._compiled_core_problem() == "perpx.core.engine has no compiled extension"
+
+    (core / perpx.compiled.MANIFEST).unlink()
+    assert perpx.compiled._compiled_core_problem() == "the core was not compiled at install"
