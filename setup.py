@@ -9,9 +9,9 @@ Compiled: every module of ``src/perpx/core`` except the packages' ``__init__`` a
 that defines a msgspec ``Struct`` — mypyc drops Struct options such as ``tag``, ``frozen`` and
 ``gc`` (a trial broke journal decoding), so those stay pure Python.
 
-After a successful build, ``_compiled.json`` beside the core records the SHA-256 of each
-compiled source; `perpx.compiled` runs the compiled core only while every source still
-matches, so an edited module never runs as its stale compiled self.
+After a successful build, ``_compiled.json`` beside the core lists the compiled modules and
+the SHA-256 of every source of the core; `perpx.compiled` runs the compiled core only while
+every source still matches, so an edited core never runs as its stale compiled self.
 """
 
 from __future__ import annotations
@@ -142,9 +142,12 @@ class OptionalBuildExt(build_ext):
         self.extensions = []
 
     def _write_manifest(self) -> None:
+        # Every source of the core, compiled or not: the compiled modules were type-checked
+        # and built against the others, so a change to any of them retires the build.
         record = {
-            "modules": {module_name(p): hashlib.sha256(p.read_bytes()).hexdigest()
-                        for p in self.compiled},
+            "compiled": [module_name(p) for p in self.compiled],
+            "sources": {p.relative_to(SRC).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                        for p in sorted(CORE.rglob("*.py"))},
         }
         text = json.dumps(record, indent=1, sort_keys=True) + "\n"
         # Beside the extensions: in the sources when built in place (an editable install),

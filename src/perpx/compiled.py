@@ -7,8 +7,8 @@ the sources first whenever the compiled core must not run:
 
 - ``PERPX_PURE=1`` asks for the pure core (the equality test runs both side by side);
 - there is no manifest (never compiled, or compilation failed and fell back);
-- a compiled module is missing, or its source changed since the build (an edited checkout
-  runs what it reads, never a stale extension; reinstall to compile again).
+- a compiled module is missing, or any source of the core changed since the build (an edited
+  checkout runs what it reads, never a stale extension; reinstall to compile again).
 
 `COMPILED` then tells which core this process runs, and `REASON` why.
 """
@@ -59,20 +59,22 @@ def _compiled_core_problem() -> str | None:
         return "the core was not compiled at install"
     except ValueError as bad:
         return f"unreadable {MANIFEST}: {bad}"
-    modules: dict[str, str] = manifest.get("modules", {})
-    if not modules:
-        return f"{MANIFEST} lists no module"
-    suffixes = importlib.machinery.EXTENSION_SUFFIXES
+    compiled: list[str] = manifest.get("compiled", [])
+    sources: dict[str, str] = manifest.get("sources", {})
+    if not compiled or not sources:
+        return f"{MANIFEST} lists no compiled module or no source"
     root = CORE_DIR.parent.parent
-    for name, sha256 in sorted(modules.items()):
-        source = root.joinpath(*name.split(".")).with_suffix(".py")
-        if not any(source.with_suffix(suffix).exists() for suffix in suffixes):
+    for name in compiled:
+        stem = root.joinpath(*name.split("."))
+        if not any(stem.with_name(stem.name + suffix).exists()
+                   for suffix in importlib.machinery.EXTENSION_SUFFIXES):
             return f"{name} has no compiled extension"
+    for relative, sha256 in sorted(sources.items()):
         try:
-            if hashlib.sha256(source.read_bytes()).hexdigest() != sha256:
-                return f"{name} changed since it was compiled (reinstall to compile again)"
+            if hashlib.sha256((root / relative).read_bytes()).hexdigest() != sha256:
+                return f"{relative} changed since the core was compiled (reinstall to compile)"
         except FileNotFoundError:
-            return f"{name} has no source"
+            return f"{relative} is gone since the core was compiled"
     return None
 
 

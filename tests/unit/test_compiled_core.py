@@ -110,9 +110,11 @@ def fake_build(root: Path, source: str) -> Path:
     module = core / "engine.py"
     module.write_text(source, encoding="utf-8")
     module.with_suffix(importlib.machinery.EXTENSION_SUFFIXES[0]).write_bytes(b"")
-    digest = hashlib.sha256(module.read_bytes()).hexdigest()
+    (core / "events.py").write_text("KIND = 1\n", encoding="utf-8")  # stays pure
+    sources = {f"perpx/core/{p.name}": hashlib.sha256(p.read_bytes()).hexdigest()
+               for p in core.glob("*.py")}
     (core / perpx.compiled.MANIFEST).write_text(
-        json.dumps({"modules": {"perpx.core.engine": digest}}), encoding="utf-8")
+        json.dumps({"compiled": ["perpx.core.engine"], "sources": sources}), encoding="utf-8")
     return core
 
 
@@ -128,10 +130,15 @@ def test_the_compiled_core_runs_only_while_it_matches_its_sources(
     monkeypatch.delenv("PERPX_PURE")
 
     (core / "engine.py").write_text("ANSWER = 43\n", encoding="utf-8")  # edited after the build
-    assert "perpx.core.engine changed since it was compiled" in str(
+    assert "perpx/core/engine.py changed since the core was compiled" in str(
         perpx.compiled._compiled_core_problem())
-
     (core / "engine.py").write_text("ANSWER = 42\n", encoding="utf-8")
+
+    (core / "events.py").write_text("KIND = 2\n", encoding="utf-8")  # a pure module, too
+    assert "perpx/core/events.py changed" in str(perpx.compiled._compiled_core_problem())
+    (core / "events.py").write_text("KIND = 1\n", encoding="utf-8")
+    assert perpx.compiled._compiled_core_problem() is None
+
     (core / f"engine{importlib.machinery.EXTENSION_SUFFIXES[0]}").unlink()  # extension gone
     assert perpx.compiled._compiled_core_problem() == "perpx.core.engine has no compiled extension"
 
