@@ -41,8 +41,8 @@ console = Console()
 def version() -> None:
     """Print the version and which core runs (compiled by mypyc, or pure Python, and why)."""
     console.print(perpx.__version__)
-    console.print(f"core: {'compiled' if perpx.compiled.COMPILED else 'pure Python'} "
-                  f"({perpx.compiled.REASON})", highlight=False)
+    core = "compiled by mypyc" if perpx.compiled.COMPILED else "pure Python"
+    console.print(f"core: {core} ({perpx.compiled.REASON})", highlight=False, soft_wrap=True)
 
 
 keys_app = typer.Typer(no_args_is_help=True, help="API keys: create, list, revoke.")

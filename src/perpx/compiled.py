@@ -56,7 +56,7 @@ def _compiled_core_problem() -> str | None:
     try:
         manifest = json.loads((CORE_DIR / MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return "the core was not compiled at install"
+        return "the core was not compiled at install; `pip install -v` says why"
     except ValueError as bad:
         return f"unreadable {MANIFEST}: {bad}"
     compiled: list[str] = manifest.get("compiled", [])

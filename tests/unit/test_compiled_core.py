@@ -143,4 +143,5 @@ def test_the_compiled_core_runs_only_while_it_matches_its_sources(
     assert perpx.compiled._compiled_core_problem() == "perpx.core.engine has no compiled extension"
 
     (core / perpx.compiled.MANIFEST).unlink()
-    assert perpx.compiled._compiled_core_problem() == "the core was not compiled at install"
+    assert perpx.compiled._compiled_core_problem() == (
+        "the core was not compiled at install; `pip install -v` says why")
