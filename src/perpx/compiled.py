@@ -85,7 +85,7 @@ def choose_core() -> None:
         return  # already imported: too late to choose, and `COMPILED` was set then
     problem = _compiled_core_problem()
     if problem is None:
-        COMPILED, REASON = True, "compiled by mypyc at install"
+        COMPILED, REASON = True, "built at install, sources unchanged since"
         return
     COMPILED, REASON = False, problem
     if not any(isinstance(finder, _SourcesFirst) for finder in sys.meta_path):
