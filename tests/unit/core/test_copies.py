@@ -21,6 +21,7 @@ from perpx.core.enums import (
     SmpType,
     TimeInForce,
 )
+from perpx.core.margin_model import model_for
 from perpx.core.positions import Position
 
 
@@ -44,9 +45,8 @@ def position(size: int = 3) -> Position:
 
 
 def account() -> Account:
-    holder = Account(7)
+    holder = Account(7, model_for(MarginMode.ISOLATED))
     holder.balances["USDT"] = 1_000
-    holder.margin_mode = MarginMode.ISOLATED
     holder.position_modes["BTCUSDT"] = PositionMode.HEDGE
     holder.leverage["BTCUSDT", 1] = 5 * 10**8
     holder.auto_add_margin["BTCUSDT", 1] = True
@@ -83,7 +83,8 @@ def test_an_account_copy_has_every_field_and_shares_nothing_mutable() -> None:
     assert values(twin.positions["BTCUSDT", 1], Position) == values(
         original.positions["BTCUSDT", 1], Position)
     copied_sums = twin.order_sums["BTCUSDT", 1, Side.BUY]
-    assert values(copied_sums, OpenOrderSums) == {"leaves_lots": 4, "notional_atoms": 400}
+    assert values(copied_sums, OpenOrderSums) == {"leaves_lots": 4, "notional_atoms": 400,
+                                                  "margin_memo": None}
 
     twin.balances["USDT"] = 0
     twin.leverage["BTCUSDT", 1] = 1
