@@ -3,7 +3,7 @@
 The pure-Python package is always installed: every module's source goes into the package. On
 top of it the core's modules are compiled to C extensions when mypyc is importable and a C
 compiler works; if anything in that fails the build says why and installs pure Python, never
-fails. ``PERPX_COMPILE=0`` turns compilation off.
+fails. Opt-in for now: ``PERPX_COMPILE=1`` asks for it.
 
 Compiled: every module of ``src/perpx/core`` except the packages' ``__init__`` and any module
 that defines a msgspec ``Struct`` — mypyc drops Struct options such as ``tag``, ``frozen`` and
@@ -80,9 +80,9 @@ def module_name(path: Path) -> str:
 
 
 def compile_wanted() -> bool:
-    """Tell whether to try compiling (PERPX_COMPILE=0 says no)."""
-    if os.environ.get("PERPX_COMPILE", "1").strip() == "0":
-        say("PERPX_COMPILE=0: installing the pure-Python core")
+    """Tell whether to try compiling: only when asked with PERPX_COMPILE=1 (opt-in for now)."""
+    if os.environ.get("PERPX_COMPILE", "0").strip() != "1":
+        say("PERPX_COMPILE is not 1: installing the pure-Python core")
         return False
     return True
 
