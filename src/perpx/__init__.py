@@ -3,7 +3,11 @@
 The public facade is `perpx.Exchange` (see `perpx.exchange`): the whole exchange in-process.
 """
 
-from perpx.exchange import Exchange
+from perpx.compiled import choose_core
+
+choose_core()  # before anything imports the core: its compiled build, or the sources
+
+from perpx.exchange import Exchange  # noqa: E402
 
 __version__ = "0.1.0"
 

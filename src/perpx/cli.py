@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 import perpx
+import perpx.compiled
 from perpx import calculator
 from perpx.config import Config, ConfigError, ServeSettings, load_config
 from perpx.convert import ConversionError
@@ -38,8 +39,10 @@ console = Console()
 
 @app.command()
 def version() -> None:
-    """Print the version."""
+    """Print the version and which core runs (compiled by mypyc, or pure Python, and why)."""
     console.print(perpx.__version__)
+    core = "compiled by mypyc" if perpx.compiled.COMPILED else "pure Python"
+    console.print(f"core: {core} ({perpx.compiled.REASON})", highlight=False, soft_wrap=True)
 
 
 keys_app = typer.Typer(no_args_is_help=True, help="API keys: create, list, revoke.")

@@ -35,9 +35,9 @@ its own replay would not have built.
 from __future__ import annotations
 
 import hashlib
-import importlib
-import inspect
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -119,11 +119,27 @@ def instruments_hash(specs: list[InstrumentSpec]) -> str:
     return hashlib.sha256(repr(sorted(specs, key=lambda spec: spec.symbol)).encode()).hexdigest()
 
 
+def _source(module_name: str) -> str:
+    """Return a module's source text, also when it runs compiled by mypyc (issue #14, item 7).
+
+    A compiled module is an extension whose source sits beside it, so both builds of the
+    core give one fingerprint and a checkpoint outlives switching between them.
+    """
+    spec = importlib.util.find_spec(module_name)
+    if spec is None or spec.origin is None:
+        raise ReadSideError(f"no source for {module_name}")
+    origin = Path(spec.origin)
+    if origin.suffix != ".py":
+        origin = origin.with_name(module_name.rpartition(".")[2] + ".py")
+    # Universal newlines, as `inspect.getsource` reads it, so the fingerprint is unchanged.
+    return origin.read_text(encoding="utf-8")
+
+
 def fingerprint(specs: list[InstrumentSpec]) -> str:
     """Return the hash of the format, folding code and instruments a checkpoint is valid for."""
     digest = hashlib.sha256(f"{FORMAT}/{VERSION}".encode())
     for name in _MODULES:
-        digest.update(inspect.getsource(importlib.import_module(name)).encode())
+        digest.update(_source(name).encode())
     digest.update(instruments_hash(specs).encode())
     return digest.hexdigest()
 

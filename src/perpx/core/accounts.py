@@ -38,6 +38,14 @@ class OpenOrderSums:
         self.notional_atoms = 0
         self.margin_memo: tuple[tuple[int, int, int, int], int] | None = None
 
+    def copy(self) -> OpenOrderSums:
+        """Return an independent copy."""
+        twin = OpenOrderSums()
+        twin.leaves_lots = self.leaves_lots
+        twin.notional_atoms = self.notional_atoms
+        twin.margin_memo = self.margin_memo
+        return twin
+
 
 class Account:
     """One trader's (or a system account's) state."""
@@ -74,6 +82,23 @@ class Account:
     def margin_mode(self) -> MarginMode:
         """Return the margin mode, the one its model applies."""
         return self.model.mode
+
+    def copy(self) -> Account:
+        """Return an independent copy, a draft to change and keep or drop.
+
+        Explicit rather than `copy.deepcopy`, which cannot copy a class compiled by mypyc.
+        Keys, enum values and the stateless margin model are shared; positions and sums are
+        copied.
+        """
+        twin = Account(self.account_id, self.model)
+        twin.balances = dict(self.balances)
+        twin.position_modes = dict(self.position_modes)
+        twin.leverage = dict(self.leverage)
+        twin.auto_add_margin = dict(self.auto_add_margin)
+        twin.positions = {key: p.copy() for key, p in self.positions.items()}
+        twin.order_sums = {key: s.copy() for key, s in self.order_sums.items()}
+        twin.order_margin_cache = dict(self.order_margin_cache)
+        return twin
 
     def balance(self, coin: str) -> int:
         """Return the wallet balance of `coin` in atoms."""

@@ -280,7 +280,10 @@ class LinearContract:
         return price_ticks * qty_lots * self.atoms_per_tick_lot
 
     # Exact, so rounding up changes nothing: the same function under the requirement's name.
-    value_ceil_atoms = value_floor_atoms
+    def value_ceil_atoms(self, price_ticks: int, qty_lots: int) -> int:
+        """The same exact product: a linear value needs no rounding (a method, not an alias of
+        `value_floor_atoms`, because a mypyc-compiled class has no class-level aliases)."""
+        return price_ticks * qty_lots * self.atoms_per_tick_lot
 
     def entry_value_atoms(self, price_ticks: int, qty_lots: int) -> int:
         """Add an opening fill's exact value ``P * q * a`` to ``EV = sum P_i q_i a``."""

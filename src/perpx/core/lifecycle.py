@@ -70,9 +70,10 @@ FINAL = frozenset(status for status in OrderStatus
 def next_status(status: OrderStatus | int, happening: Happening) -> OrderStatus:
     """Return the status after `happening`; an illegal pair is a bug in the engine.
 
-    An IntEnum hashes and compares as its int, so a status kept as an int looks up the same.
+    A status kept as an int (the store keeps ints) is named first: the table's keys are typed,
+    and a compiled core checks the type of a key, not only its hash.
     """
-    return TRANSITIONS[status, happening]  # type: ignore[index]
+    return TRANSITIONS[OrderStatus(status), happening]
 
 
 def fill_happening(filled_lots: int, qty_lots: int) -> Happening:

@@ -66,6 +66,24 @@ class Position:
         self.liq_cache: tuple[tuple[int, int, int, int], int] | None = None
         self.trigger_cache: tuple[tuple[int, int, int, int, int], int] | None = None
 
+    def copy(self) -> Position:
+        """Return an independent copy (explicit, as `copy.deepcopy` cannot copy a mypyc class)."""
+        twin = Position(self.account_id, self.symbol, self.position_idx, self.leverage)
+        twin.size_lots = self.size_lots
+        twin.entry_value_atoms = self.entry_value_atoms
+        twin.margin_atoms = self.margin_atoms
+        twin.extra_margin_atoms = self.extra_margin_atoms
+        twin.realized_pnl_atoms = self.realized_pnl_atoms
+        twin.cum_realized_pnl_atoms = self.cum_realized_pnl_atoms
+        twin.updated_ts_ms = self.updated_ts_ms
+        twin.open_fee_atoms = self.open_fee_atoms
+        twin.funding_atoms = self.funding_atoms
+        # The caches are tuples of ints, immutable, so the copy may share them.
+        twin._ftc_cache = self._ftc_cache
+        twin.liq_cache = self.liq_cache
+        twin.trigger_cache = self.trigger_cache
+        return twin
+
     def fee_to_close_atoms(self, spec: InstrumentSpec) -> int:
         """Return the estimated fee to close (spec §1.1), recomputed when entry or L change."""
         entry, leverage, ftc = self._ftc_cache

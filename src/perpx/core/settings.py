@@ -7,8 +7,6 @@ A refusal raises `Rejected` and changes nothing.
 
 from __future__ import annotations
 
-import copy
-
 from perpx.core import calc
 from perpx.core.accounts import Account
 from perpx.core.clearing import Clearing
@@ -46,7 +44,7 @@ def set_leverage(clearing: Clearing, cmd: SetLeverage, events: list[Event]) -> N
         _check_leverage_value(clearing, account, spec, idx, leverage)
     if all(account.leverage_for(cmd.symbol, i) == lev for i, lev in wanted.items()):
         raise Rejected(RejectCode.LEVERAGE_NOT_MODIFIED, "Set leverage not modified")
-    draft = copy.deepcopy(account)
+    draft = account.copy()
     draft.order_margin_cache.clear()
     for idx, leverage in wanted.items():
         draft.leverage[cmd.symbol, idx] = leverage

@@ -74,12 +74,20 @@ class RestingOrder:
         self.in_book = False
 
     def requeued(self) -> RestingOrder:
-        """Return a copy to queue at the back; this object is left out of the book for good."""
-        twin = RestingOrder.__new__(RestingOrder)
-        for name in RestingOrder.__slots__:
-            setattr(twin, name, getattr(self, name))
+        """Return a copy to queue at the back; this object is left out of the book for good.
+
+        Field by field, not through `__slots__`: a class compiled by mypyc has none to walk.
+        """
+        twin = RestingOrder(
+            self.order_id, self.account_id, self.symbol, self.side, self.order_type,
+            self.price_ticks, self.qty_lots, self.time_in_force, self.reduce_only,
+            self.close_on_trigger, self.position_idx, self.order_link_id, self.smp_type,
+            self.created_ts_ms)
+        twin.leaves_lots = self.leaves_lots
+        twin.filled_lots = self.filled_lots
+        twin.status = self.status
+        twin.updated_ts_ms = self.updated_ts_ms
         self.in_book = False
-        twin.in_book = False
         return twin
 
     def to_record(self) -> list[object]:
