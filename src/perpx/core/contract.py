@@ -279,10 +279,10 @@ class LinearContract:
         """``PV = P * q * a`` atoms, exact: no rounding is needed (spec §0, linear PV = q x P)."""
         return price_ticks * qty_lots * self.atoms_per_tick_lot
 
-    # Exact, so rounding up changes nothing: the same function under the requirement's name.
+    # Exact, so rounding up changes nothing. A method rather than an alias of
+    # `value_floor_atoms`: a mypyc-compiled class has no class-level aliases.
     def value_ceil_atoms(self, price_ticks: int, qty_lots: int) -> int:
-        """The same exact product: a linear value needs no rounding (a method, not an alias of
-        `value_floor_atoms`, because a mypyc-compiled class has no class-level aliases)."""
+        """``PV = P * q * a`` atoms, exact: the same product as `value_floor_atoms`."""
         return price_ticks * qty_lots * self.atoms_per_tick_lot
 
     def entry_value_atoms(self, price_ticks: int, qty_lots: int) -> int:
