@@ -6,7 +6,7 @@ to the close, each waypoint hit exactly on a sample (with four or more samples p
 every price rounded to the tick. When both extremes are equally far from the open, the one
 on the far side of the close comes first, so the path ends moving toward the close.
 
-Two header shapes are understood (the files in /work/shared/data):
+Two header shapes are understood (the files in tests/data/prices):
 
 - ``open_time,open,high,low,close,volume`` with ``2023-03-01 00:00:00+00:00`` timestamps;
 - ``timestamp,open,close,volume,unix_timestamp,high,low`` with naive UTC timestamps and

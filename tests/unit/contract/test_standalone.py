@@ -1,6 +1,6 @@
 """The repository stands alone: nothing in src/ or tests/ reads the project folder beside it.
 
-A fresh clone has no `../shared`; a test or a module that reads it passes on a developer's
+A fresh clone has nothing beside it; a test or a module that reads it passes on a developer's
 machine and fails for everyone else (issue #13 A). The copies the tests need live in
 tests/data/ (its README names their sources).
 """
@@ -11,9 +11,10 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
-# A path that climbs out of the repository to the shared folder, in any spelling a Path or a
-# string would use: "../shared", parent / "shared", parents[3] / "shared" ...
-OUTSIDE = re.compile(r"""\.\./shared|/ *["']shared["']|["']shared["'] */""")
+# The developers' folder beside the repository, and a path that climbs out to it in any spelling
+# a Path or a string would use: "../<folder>", parent / "<folder>", parents[3] / "<folder>" ...
+FOLDER = "shared"
+OUTSIDE = re.compile(rf"""\.\./{FOLDER}|/ *["']{FOLDER}["']|["']{FOLDER}["'] */""")
 
 
 def test_no_source_or_test_reads_the_shared_folder() -> None:
