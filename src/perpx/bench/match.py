@@ -172,7 +172,7 @@ def run_perpx_book(stream: list[StreamEvent], timed: bool) -> list[int]:
             opposite = book.asks if side == BUY else book.bids
             keys = opposite.keys
             if keys and keys[0] <= limit * opposite.sign:
-                steps, trade_id, _, _ = match(book, order, limit, 0, trade_id)
+                steps, trade_id, _, _ = match(opposite, order, limit, 0, trade_id)
                 for step in steps:  # the makers that left the book
                     if not step.maker.in_book:
                         del orders[step.maker.order_id]

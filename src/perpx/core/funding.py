@@ -15,7 +15,7 @@ insurance fund, so the transfer is exact (DESIGN.md).
 
 from __future__ import annotations
 
-from perpx.core.book.book import BookSide
+from perpx.core.book.side import BookSide
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import RATE_ONE, div_ceil, div_floor, div_round
 

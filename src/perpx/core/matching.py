@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from perpx.core.book.fills import Fill, MakerCancel, MatchStep
 from perpx.core.book.interface import ReduceRoom
 from perpx.core.book.order import RestingOrder
-from perpx.core.enums import CancelReason, Side, SmpType
+from perpx.core.enums import CancelReason, SmpType
 from perpx.core.lifecycle import TRANSITIONS, Happening
 
 _FULL_FILL = Happening.FULL_FILL
@@ -25,18 +25,18 @@ _SELF_MATCH = CancelReason.SELF_MATCH
 _REDUCE_ONLY = CancelReason.REDUCE_ONLY
 
 if TYPE_CHECKING:
-    from perpx.core.book.book import OrderBook
+    from perpx.core.book.side import BookSide
 
 
 def match(
-    book: OrderBook,
+    opposite: BookSide,
     taker: RestingOrder,
     limit_price_ticks: int,
     ts_ms: int,
     next_trade_id: int,
     reduce_room: ReduceRoom | None = None,
 ) -> tuple[list[MatchStep], int, bool, int]:
-    """Fill `taker` against the opposite side at prices no worse than `limit_price_ticks`.
+    """Fill `taker` against `opposite`, the side it trades against, up to `limit_price_ticks`.
 
     Knows orders and the book only, never accounts: returns the walk's steps in order (a
     `Fill` per fill, a `MakerCancel` per maker taken out by self-match prevention or for want
@@ -48,8 +48,6 @@ def match(
     A reduce-only maker fills no more than `reduce_room` says its position can still close;
     with no room left it is cancelled (`REDUCE_ONLY`), so it can never open a position.
     """
-    side = taker.side
-    opposite = book.asks if side is Side.BUY else book.bids
     levels = opposite.levels
     keys = opposite.keys
     sign = opposite.sign
@@ -131,9 +129,8 @@ def match(
     return steps, next_trade_id, stopped, last_price
 
 
-def fillable_lots(book: OrderBook, order: RestingOrder) -> int:
-    """Return how much of `order` could fill now, honouring its self-match prevention."""
-    opposite = book.opposite(order.side)
+def fillable_lots(opposite: BookSide, order: RestingOrder) -> int:
+    """Return how much of `order` could fill now against `opposite`, honouring its SMP."""
     if order.smp_type is SmpType.NONE:
         return opposite.total_lots_within(order.price_ticks, order.leaves_lots)
     sign = opposite.sign

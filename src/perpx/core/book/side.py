@@ -1,0 +1,77 @@
+"""One side of an order book: its price levels, with their prices kept sorted best first."""
+
+from __future__ import annotations
+
+from sortedcontainers import SortedList
+
+from perpx.core.book.level import PriceLevel
+from perpx.core.book.order import RestingOrder
+from perpx.core.enums import Side
+
+
+class BookSide:
+    """Levels of one side keyed by price, with their prices kept sorted best first.
+
+    Prices are stored as sort keys: the price for asks, its negation for bids, so that
+    ``keys[0]`` is always the best level and depth is a walk from the front.
+    """
+
+    __slots__ = ("keys", "levels", "sign")
+
+    def __init__(self, side: Side) -> None:
+        self.sign = 1 if side is Side.SELL else -1
+        self.levels: dict[int, PriceLevel] = {}
+        self.keys: SortedList = SortedList()
+
+    def best_price(self) -> int | None:
+        """Return the best price of this side, or None if empty."""
+        keys = self.keys
+        return keys[0] * self.sign if keys else None
+
+    def add(self, order: RestingOrder) -> None:
+        """Queue `order` at its price, creating the level if needed."""
+        price = order.price_ticks
+        level = self.levels.get(price)
+        if level is None:
+            level = PriceLevel(price)
+            self.levels[price] = level
+            self.keys.add(price * self.sign)
+        level.append(order)
+
+    def remove(self, order: RestingOrder) -> None:
+        """Take a live `order` out of its level (lazily), dropping the level if it empties."""
+        level = self.levels[order.price_ticks]
+        order.in_book = False
+        level.total_lots -= order.leaves_lots
+        level.live -= 1
+        if level.live == 0:
+            self.drop_level(level.price_ticks)
+
+    def drop_level(self, price_ticks: int) -> None:
+        """Forget the level at `price_ticks`."""
+        del self.levels[price_ticks]
+        self.keys.remove(price_ticks * self.sign)
+
+    def depth(self, limit: int) -> list[tuple[int, int]]:
+        """Return up to `limit` (price_ticks, qty_lots) pairs, best first, in O(limit)."""
+        sign = self.sign
+        levels = self.levels
+        out: list[tuple[int, int]] = []
+        for key in self.keys.islice(0, limit):
+            price = key * sign
+            out.append((price, levels[price].total_lots))
+        return out
+
+    def total_lots_within(self, limit_price_ticks: int, wanted_lots: int) -> int:
+        """Return the lots resting at `limit_price_ticks` or better, stopping at `wanted_lots`."""
+        sign = self.sign
+        levels = self.levels
+        bound = limit_price_ticks * sign
+        total = 0
+        for key in self.keys:
+            if key > bound:
+                break
+            total += levels[key * sign].total_lots
+            if total >= wanted_lots:
+                break
+        return total
