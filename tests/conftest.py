@@ -13,5 +13,5 @@ settings.register_profile("dev", max_examples=60, deadline=None,
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 
-# Service fixtures (PostgreSQL) shared by every test directory.
-from support.services import pg_schema, postgres_dsn  # noqa: E402, F401
+# Service fixtures (PostgreSQL, NATS) shared by every test directory.
+from support.services import nats_url, pg_schema, postgres_dsn, stream_name  # noqa: E402, F401

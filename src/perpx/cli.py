@@ -23,6 +23,7 @@ from perpx.instruments import load_instruments
 
 if TYPE_CHECKING:  # the server's modules load when a command needs them
     from perpx.api.keys import DemoKey, KeyStore
+    from perpx.bus import BusPublisher
     from perpx.service import ExchangeService
     from perpx.store.journal import Journal
 
@@ -80,6 +81,11 @@ def serve(
         _SERVE.snapshot_seconds,
         help="Snapshot the state every T seconds if anything changed (0: never by time)."),
     snapshot_keep: int = typer.Option(_SERVE.snapshot_keep, help="How many snapshots to keep."),
+    bus: str = typer.Option(
+        _SERVE.bus, help="Publish every durable batch of events on this bus: 'memory', or "
+                         "nats://HOST:PORT (JetStream); default none."),
+    bus_stream: str = typer.Option(_SERVE.bus_stream,
+                                   help="The venue's JetStream stream name (with --bus nats://)."),
 ) -> None:
     """Run the exchange: Bybit V5 REST, a simulated index, a market maker, snapshots.
 
@@ -195,7 +201,8 @@ def open_exchange(settings: ServeSettings, say: Callable[[str], None]) -> Exchan
         maker=settings.maker, replay=settings.replay, replay_symbol=settings.replay_symbol,
         snapshots=snapshots, snapshot_every=settings.snapshot_every,
         snapshot_seconds=settings.snapshot_seconds, snapshot_keep=settings.snapshot_keep,
-        on_snapshot=say, demo=not settings.production)
+        on_snapshot=say, demo=not settings.production,
+        bus=open_publisher(settings, specs, command_journal))
     recovered = service.recovery
     for refusal in recovered.rejected:
         console.print(f"[yellow]{refusal}[/yellow]", soft_wrap=True)
@@ -204,6 +211,22 @@ def open_exchange(settings: ServeSettings, say: Callable[[str], None]) -> Exchan
         f"{recovered.snapshot_seq} + {recovered.replayed} commands in "
         f"{recovered.seconds:.3f} s; state hash {service.engine.state_hash()}")
     return Exchange(service, keys, demo)
+
+
+def open_publisher(settings: ServeSettings, specs: list[InstrumentSpec],
+                   journal: Journal) -> BusPublisher | None:
+    """Return the publisher of `settings.bus` (None without one); it republishes `journal`."""
+    from perpx.bus import BusPublisher, journal_source, open_bus
+
+    try:
+        bus = open_bus(settings.bus, settings.bus_stream)
+    except ValueError as bad:
+        raise typer.BadParameter(str(bad), param_hint="--bus") from None
+    if bus is None:
+        return None
+    # The catch-up replays the journal from its start (no snapshot: the snapshot store's
+    # connection belongs to the writer's thread).
+    return BusPublisher(bus, journal_source(specs, journal))
 
 
 @keys_app.command("create")

@@ -57,6 +57,11 @@ class ServeSettings:
     snapshot_keep: int = 3
     # Production: no auto-created demo key, no demo funds on keys, no demo-apply-money.
     production: bool = False
+    # The event bus each durable batch of events is published on (issue #15): "" none (the
+    # default: projections run in process as before), "memory", or nats://HOST:PORT with
+    # `bus_stream` the venue's JetStream stream.
+    bus: str = ""
+    bus_stream: str = "PERPX_EVENTS"
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ from pathlib import Path
 from perpx import readside
 from perpx.api.adl import AdlIndicators
 from perpx.api.ws.hub import StreamHub
+from perpx.bus.publisher import BusPublisher
 from perpx.convert import ConversionError, format_ticks, to_atoms, to_ticks
 from perpx.core.commands import Command, Deposit, IndexPrice, Tick
 from perpx.core.engine import Engine
@@ -91,7 +92,7 @@ class ExchangeService:
                  snapshot_every: int = 0, snapshot_seconds: float = 0.0,
                  snapshot_keep: int = 3,
                  on_snapshot: Callable[[str], None] | None = None,
-                 demo: bool = True) -> None:
+                 demo: bool = True, bus: BusPublisher | None = None) -> None:
         specs = list(instruments)
         self.demo = demo  # False in production: no demo funds, no demo-apply-money
         self.specs: dict[str, InstrumentSpec] = {spec.symbol: spec for spec in specs}
@@ -118,6 +119,11 @@ class ExchangeService:
         self.recovery = self._recover(specs, journal, snapshots)
         self.sequencer = Sequencer(self.engine, journal, clock)
         self.sequencer.subscribe(self._on_durable)
+        # The event bus (issue #15): each durable command's events go on it, never waited for.
+        self.bus = bus
+        if bus is not None:
+            bus.follow(self.engine.last_seq)  # republish what the bus missed before a restart
+            self.sequencer.subscribe(bus.on_durable)
         self.snapshotter: Snapshotter | None = None
         if snapshots is not None and (snapshot_every or snapshot_seconds):
             if not hasattr(os, "fork"):
@@ -342,6 +348,8 @@ class ExchangeService:
 
     async def start(self) -> None:
         """Set up the market makers and start the feed loop."""
+        if self.bus is not None:
+            self.bus.start()  # catches the bus up to the journal even before any command
         view = MarketView(self.engine)
         for maker in self.makers:
             for command in maker.setup(view):
@@ -395,6 +403,8 @@ class ExchangeService:
         self._tasks.clear()
         with contextlib.suppress(Exception):
             await self.sequencer.close()
+        if self.bus is not None:
+            await self.bus.close()
         if self.snapshotter is not None:
             await asyncio.to_thread(self.snapshotter.wait, 60.0)
         if self._snapshots is not None:

@@ -1,4 +1,4 @@
-"""External services for tests (PostgreSQL): skip with a reason when absent, fail under CI.
+"""External services for tests (PostgreSQL, NATS): skip with a reason when absent, fail under CI.
 
 A test that needs PostgreSQL asks for `postgres_dsn` (the DSN) or `pg_schema` (a schema name
 fresh to this test, dropped afterwards: only schemas this run created are ever dropped).
@@ -7,6 +7,7 @@ With PERPX_REQUIRE_SERVICES=1 (CI sets it) an unreachable service fails the test
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -57,3 +58,60 @@ def pg_schema(postgres_dsn: str) -> Iterator[str]:
     yield name
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+
+
+# -- NATS JetStream (the event bus) ---------------------------------------------------------
+
+NATS_URL = os.environ.get("PERPX_TEST_NATS", "nats://127.0.0.1:4222")
+
+
+def nats_or_skip() -> str:
+    """Return the test NATS URL if JetStream answers; otherwise skip (or fail under CI)."""
+    import asyncio
+
+    import nats
+
+    async def probe() -> None:
+        nc = await nats.connect(NATS_URL, connect_timeout=3, max_reconnect_attempts=0,
+                                allow_reconnect=False)
+        try:
+            await nc.jetstream().account_info()
+        finally:
+            await nc.close()
+
+    try:
+        asyncio.run(probe())
+    except Exception as failure:  # nats-py raises several kinds for an absent server
+        message = f"NATS JetStream at {NATS_URL} unreachable ({failure!r}); set PERPX_TEST_NATS"
+        if services_required():
+            pytest.fail(f"{message} [PERPX_REQUIRE_SERVICES=1]")
+        pytest.skip(message)
+    return NATS_URL
+
+
+@pytest.fixture
+def nats_url() -> str:
+    """The URL of a reachable NATS server with JetStream."""
+    return nats_or_skip()
+
+
+@pytest.fixture
+def stream_name(nats_url: str) -> Iterator[str]:
+    """A JetStream stream name fresh to this test; the stream is deleted after it."""
+    import asyncio
+
+    import nats
+    from nats.js.errors import NotFoundError
+
+    name = f"PERPX_TEST_{uuid.uuid4().hex[:12].upper()}"
+    yield name
+
+    async def delete() -> None:
+        nc = await nats.connect(nats_url, connect_timeout=3)
+        try:
+            with contextlib.suppress(NotFoundError):
+                await nc.jetstream().delete_stream(name)
+        finally:
+            await nc.close()
+
+    asyncio.run(delete())
