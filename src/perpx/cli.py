@@ -658,6 +658,18 @@ def bench_journal_command(
     bench_journal(quick, postgres, echo=typer.echo)
 
 
+@bench_app.command("bus")
+def bench_bus_command(
+    commands: int = typer.Option(20_000, help="Commands of the seeded order flow."),
+    nats: str = typer.Option("nats://127.0.0.1:4222", help="NATS server with JetStream."),
+    max_batch: int = typer.Option(256, help="Most commands in one bus message."),
+) -> None:
+    """Events/s through the event bus (in-process and JetStream), published and consumed."""
+    from perpx.bench.bus import bench_bus
+
+    bench_bus(commands, nats, max_batch, echo=typer.echo)
+
+
 # -- journal tools (issue #7) -------------------------------------------------------------
 
 

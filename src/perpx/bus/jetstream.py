@@ -35,6 +35,12 @@ LAST_SEQ_HEADER = "Perpx-Last-Seq"
 MSG_ID_HEADER = "Nats-Msg-Id"
 
 
+async def _quiet(failure: Exception) -> None:
+    # nats-py logs every failed connect attempt at ERROR by default; the publisher already
+    # says, with backoff, that the bus is unreachable.
+    log.debug("nats: %r", failure)
+
+
 class JetStreamBus:
     """An `EventBus` on one JetStream stream (one venue), connected on first use."""
 
@@ -69,9 +75,12 @@ class JetStreamBus:
             from nats.js.errors import NotFoundError
 
             try:
+                # A few reconnects, not forever: nats-py's "forever" (-1) also makes the
+                # first connect wait forever, and the publisher must see a failure to back
+                # off and retry. A client that gave up is closed and replaced on next use.
                 nc = await nats.connect(self.url, connect_timeout=self.timeout_s,
-                                        max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                                        allow_reconnect=True)
+                                        max_reconnect_attempts=3, reconnect_time_wait=0.5,
+                                        allow_reconnect=True, error_cb=_quiet)
             except Exception as failure:
                 raise BusError(f"NATS at {self.url} unreachable: {failure!r}") from failure
             js = nc.jetstream(timeout=self.timeout_s)

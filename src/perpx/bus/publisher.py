@@ -149,8 +149,9 @@ class BusPublisher:
                 await asyncio.wait_for(asyncio.shield(task), timeout_s)
             if not task.done():
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                # A client library caught mid-connect may take a moment to unwind.
+                with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
+                    await asyncio.wait_for(task, 5.0)
         return self.published is not None and self.published >= self.durable_seq
 
     # -- the task ---------------------------------------------------------------------------
@@ -163,6 +164,11 @@ class BusPublisher:
             except asyncio.CancelledError:
                 raise
             except Exception as failure:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # A cancel swallowed inside the client (asyncio.wait_for in 3.11 can lose
+                    # one that races a timeout): stop anyway rather than retry forever.
+                    raise asyncio.CancelledError from failure
                 self.retries += 1
                 if self.retries == 1 or self.retries % 100 == 0:
                     log.warning("bus %s failed (retry %d in %.2fs): %r", what, self.retries,
@@ -185,7 +191,7 @@ class BusPublisher:
 
     async def _run(self) -> None:
         if self.published is None:
-            last = await self._retrying("last_seq", self.bus.last_seq)
+            last = await self._retrying("last_seq", lambda: self.bus.last_seq())
             self.published = last
         while True:
             published = self.published
