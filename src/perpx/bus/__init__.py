@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from perpx.bus.base import BusError, EventBus, GapError, InOrder
 from perpx.bus.codec import BatchCodec, Durable, EventBatch
+from perpx.bus.consumer import Projection, follow
 from perpx.bus.jetstream import JetStreamBus
 from perpx.bus.memory import InProcessBus
 from perpx.bus.publisher import BusPublisher, catch_up, republish
@@ -28,7 +29,9 @@ __all__ = [
     "InOrder",
     "InProcessBus",
     "JetStreamBus",
+    "Projection",
     "catch_up",
+    "follow",
     "journal_source",
     "open_bus",
     "republish",
@@ -40,7 +43,8 @@ def open_bus(location: str, stream: str = "PERPX_EVENTS") -> EventBus | None:
     if not location or location == "none":
         return None
     if location == "memory":
-        return InProcessBus()
+        # Nothing in this process reads it yet: keep a modest window (~100k commands).
+        return InProcessBus(keep_commands=100_000)
     if location.startswith(("nats://", "tls://")):
         return JetStreamBus(location, stream)
     raise ValueError(f"unknown bus {location!r}: use '', 'memory' or nats://HOST:PORT")

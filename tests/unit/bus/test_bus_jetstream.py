@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
-from perpx.bus import BusPublisher, EventBatch, GapError, JetStreamBus, journal_source, republish
+from perpx.bus import (
+    BusPublisher,
+    EventBatch,
+    GapError,
+    JetStreamBus,
+    follow,
+    journal_source,
+    republish,
+)
 from perpx.core.engine import Engine
 from perpx.instruments import load_instruments
 from perpx.sequencer import Sequencer
 from perpx.store.journal import MemoryJournal
 from support.bus import batch_of, durable_flow, journal_of, seqs
+from support.bus_projection import CountingProjection, Crash
 
 pytestmark = pytest.mark.service
 
@@ -170,5 +180,43 @@ def test_an_unreachable_nats_does_not_block_the_writer(nats_url: str,
         assert await publisher.close(timeout_s=60)
         assert seqs(await read(live, 1, len(FLOW))) == list(range(1, len(FLOW) + 1))
         await live.close()
+
+    asyncio.run(run())
+
+
+def test_a_projector_killed_mid_batch_resumes_with_identical_rows(
+        nats_url: str, stream_name: str, tmp_path: Path) -> None:
+    async def run() -> None:
+        bus = JetStreamBus(nats_url, stream_name)
+        await republish(bus, journal_source(SPECS, journal_of(FLOW)), 0, len(FLOW), 100)
+        crashing = CountingProjection(tmp_path / "p.db", crash_after_batches=7)
+        with pytest.raises(Crash):
+            await asyncio.wait_for(follow(bus, crashing, until=len(FLOW)), 30)
+        again = CountingProjection(tmp_path / "p.db")
+        assert again.position() == 700
+        assert await asyncio.wait_for(follow(bus, again, until=len(FLOW)), 30) == len(FLOW)
+        reference = CountingProjection(tmp_path / "ref.db")
+        await asyncio.wait_for(follow(bus, reference, until=len(FLOW)), 30)
+        assert again.rows() == reference.rows()
+        assert sum(again.rows().values()) == sum(len(e) for _, e in FLOW)
+        await bus.close()
+
+    asyncio.run(run())
+
+
+def test_a_batch_over_the_byte_cap_is_split_the_same_way_every_time(
+        nats_url: str, stream_name: str) -> None:
+    async def run() -> None:
+        bus = JetStreamBus(nats_url, stream_name, max_bytes=4096)
+        batch = batch_of(FLOW, 1, 200)
+        parts = bus.encode(batch)
+        assert len(parts) > 1 and all(len(body) <= 4096 or len(part.entries) == 1
+                                      for part, body in parts)
+        assert [p.msg_id for p, _ in parts] == [p.msg_id for p, _ in bus.encode(batch)]
+        assert await bus.publish(batch)
+        assert not await bus.publish(batch)  # the retry: every part a duplicate
+        assert await stream_messages(bus) == len(parts)
+        assert seqs(await read(bus, 1, 200)) == list(range(1, 201))
+        await bus.close()
 
     asyncio.run(run())

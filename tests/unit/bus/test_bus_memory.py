@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
-from perpx.bus import EventBatch, GapError, InProcessBus
+from perpx.bus import EventBatch, GapError, InProcessBus, follow
 from support.bus import batch_of, durable_flow, seqs
+from support.bus_projection import CountingProjection, Crash
 
 FLOW = durable_flow(100)
 
@@ -105,5 +107,23 @@ def test_close_ends_the_subscriptions() -> None:
         await asyncio.sleep(0.01)
         await bus.close()
         assert seqs(await asyncio.wait_for(consumer, 5)) == list(range(1, 11))
+
+    asyncio.run(run())
+
+
+def test_a_projector_killed_mid_batch_resumes_from_its_own_position(tmp_path: Path) -> None:
+    async def run() -> None:
+        bus = InProcessBus()
+        for first in range(1, 101, 10):
+            await bus.publish(batch_of(FLOW, first, first + 9))
+        crashing = CountingProjection(tmp_path / "p.db", crash_after_batches=4)
+        with pytest.raises(Crash):
+            await follow(bus, crashing, until=100)
+        again = CountingProjection(tmp_path / "p.db")
+        assert again.position() == 40
+        assert await follow(bus, again, until=100) == 100
+        reference = CountingProjection(tmp_path / "ref.db")
+        await follow(bus, reference, until=100)
+        assert again.rows() == reference.rows() and sum(again.rows().values()) > 0
 
     asyncio.run(run())
