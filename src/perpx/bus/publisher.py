@@ -186,9 +186,6 @@ class BusPublisher:
         self.published = batch.last_seq
         return new
 
-    def _progress(self, seq: int) -> None:
-        self.published = seq
-
     async def _run(self) -> None:
         if self.published is None:
             last = await self._retrying("last_seq", lambda: self.bus.last_seq())
@@ -221,10 +218,15 @@ class BusPublisher:
         log.info("bus: republishing seqs %d..%d from the journal", after + 1, upto)
         source = self.source
 
+        async def publish(batch: EventBatch) -> bool:
+            new = await self._publish(batch)
+            self.republished += len(batch.entries)  # counted as they go: a retry resumes
+            return new
+
         async def replay() -> int:
+            # A retry (the journal could not be read) resumes after what went out.
             start = self.published if self.published is not None else after
             return await republish(self.bus, source, start, upto, self.max_batch,
-                                   publish=self._publish,
-                                   progress=self._progress)
+                                   publish=publish)
 
-        self.republished += await self._retrying("republish", replay)
+        await self._retrying("republish", replay)

@@ -30,8 +30,12 @@ SPECS = load_instruments()
 
 
 class SlowJetStream(JetStreamBus):
+    killed = False
+
     async def publish(self, batch: EventBatch) -> bool:
         await asyncio.sleep(0.01)
+        if self.killed:  # the process is gone: nothing more leaves it
+            raise asyncio.CancelledError
         return await super().publish(batch)
 
 
@@ -113,8 +117,10 @@ def test_a_writer_killed_mid_way_catches_up_from_the_journal_exactly_once(
         while await bus.last_seq() < 400:
             await asyncio.sleep(0.005)
         assert first._task is not None
+        bus.killed = True
         first._task.cancel()  # kill: the rest of its backlog is lost with the process
-        await asyncio.sleep(0.05)
+        await asyncio.wait([first._task], timeout=10)
+        assert first._task.done()
         await bus.close()
         probe = JetStreamBus(nats_url, stream_name)
         reached = await probe.last_seq()

@@ -5,8 +5,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
-from perpx.bus import BusPublisher, EventBatch, InProcessBus, catch_up, journal_source
+import pytest
+import typer
+
+from perpx.bus import (
+    BusPublisher,
+    EventBatch,
+    InProcessBus,
+    JetStreamBus,
+    catch_up,
+    journal_source,
+)
+from perpx.cli import open_publisher
+from perpx.config import ServeSettings, load_config
 from perpx.instruments import load_instruments
 from perpx.sequencer import Sequencer
 from perpx.service import ExchangeService
@@ -170,3 +183,19 @@ def test_the_service_publishes_each_durable_command_when_given_a_bus() -> None:
         assert seqs(batches) == list(range(1, 201))
 
     asyncio.run(run())
+
+
+def test_serve_settings_choose_the_bus_and_default_to_none(tmp_path: Path) -> None:
+    journal = MemoryJournal()
+    assert open_publisher(ServeSettings(), SPECS, journal) is None
+    memory = open_publisher(ServeSettings(bus="memory"), SPECS, journal)
+    assert memory is not None and isinstance(memory.bus, InProcessBus)
+    nats = open_publisher(ServeSettings(bus="nats://127.0.0.1:4222", bus_stream="VENUE_A"),
+                          SPECS, journal)
+    assert nats is not None and isinstance(nats.bus, JetStreamBus)
+    assert nats.bus.stream == "VENUE_A"
+    with pytest.raises(typer.BadParameter):
+        open_publisher(ServeSettings(bus="kafka://x"), SPECS, journal)
+    config = tmp_path / "perpx.toml"
+    config.write_text('[serve]\nbus = "memory"\nbus_stream = "V1"\n')
+    assert load_config(config).serve.bus == "memory"
