@@ -47,8 +47,7 @@ def _take(entries: Iterator[Durable], count: int) -> list[Durable]:
 
 async def republish(bus: EventBus, source: EventSource, after: int, upto: int,
                     max_batch: int = 256,
-                    publish: Callable[[EventBatch], Awaitable[bool]] | None = None,
-                    progress: Callable[[int], None] | None = None) -> int:
+                    publish: Callable[[EventBatch], Awaitable[bool]] | None = None) -> int:
     """Publish the journal's entries after `after` up to `upto`; return how many commands.
 
     The replay runs in a worker thread, a chunk at a time, so the event loop (and the
@@ -66,17 +65,16 @@ async def republish(bus: EventBus, source: EventSource, after: int, upto: int,
         else:
             await bus.publish(batch)
         count += len(chunk)
-        if progress is not None:
-            progress(batch.last_seq)
 
 
 async def catch_up(bus: EventBus, source: EventSource, upto: int,
                    max_batch: int = 256) -> int:
     """After a restart: republish what the journal holds past the bus's end, up to `upto`.
 
-    The bus's end is its last message's last seq; anything after it that the crashed
-    writer had published but not seen acknowledged is dropped by the bus as a duplicate
-    (same seq range, same message id). Returns the commands republished.
+    The bus's end is its last message's last seq, so what the crashed writer got onto the
+    bus, acknowledged or not, is not sent again. (A message of the dead writer's still in
+    flight, stored after this read, would overlap: the bus drops it if its range is the
+    same, and consumers trim any overlap, `InOrder`.) Returns the commands republished.
     """
     return await republish(bus, source, await bus.last_seq(), upto, max_batch)
 
