@@ -24,6 +24,7 @@ from perpx.instruments import load_instruments
 from perpx.sequencer import Sequencer
 from perpx.service import ExchangeService
 from perpx.store.journal import MemoryJournal
+from perpx.store.sqlite import SqliteJournal
 from support.bus import durable_flow, journal_of, seqs
 
 FLOW = durable_flow(3000)
@@ -199,3 +200,21 @@ def test_serve_settings_choose_the_bus_and_default_to_none(tmp_path: Path) -> No
     config = tmp_path / "perpx.toml"
     config.write_text('[serve]\nbus = "memory"\nbus_stream = "V1"\n')
     assert load_config(config).serve.bus == "memory"
+
+
+def test_a_restarted_service_republishes_the_journal_the_bus_never_saw(tmp_path: Path) -> None:
+    async def run() -> None:
+        first = ExchangeService(SPECS, SqliteJournal(tmp_path / "j.db"), maker=False)
+        answered = [await first.submit(command) for command, _ in FLOW[:100]]
+        await first.close()
+        bus = InProcessBus()
+        journal = SqliteJournal(tmp_path / "j.db")
+        again = ExchangeService(SPECS, journal, maker=False,
+                                bus=BusPublisher(bus, journal_source(SPECS, journal)))
+        answered += [await again.submit(command) for command, _ in FLOW[100:110]]
+        await again.close()
+        batches = await everything(bus, 110)
+        assert seqs(batches) == list(range(1, 111))
+        assert [entry.events for b in batches for entry in b.entries] == answered
+
+    asyncio.run(run())
