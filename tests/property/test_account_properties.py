@@ -51,10 +51,11 @@ from perpx.core.commands import (
 )
 from perpx.core.enums import MarginMode, PositionMode, TimeInForce, TriggerBy, TriggerDirection
 from perpx.core.events import FundingSettled
-from perpx.core.margin import RiskValue, order_cost_fast_atoms, order_margin_atoms
+from perpx.core.margin import order_cost_fast_atoms, order_margin_atoms
 from perpx.core.margin_model import position_risk
 from perpx.core.numbers import RATE_ONE, div_ceil
 from perpx.core.positions import FillEffect, Position, apply_fill, take_share
+from perpx.core.risk_value import RiskValue
 from support.builders import btcusdt, restored_midway
 
 SPEC = btcusdt()

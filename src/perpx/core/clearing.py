@@ -39,10 +39,11 @@ from perpx.core.events import (
 )
 from perpx.core.funding import funding_fee_atoms
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.margin import AccountFigures, order_cost_fast_atoms
+from perpx.core.margin import order_cost_fast_atoms
 from perpx.core.margin_model import CROSS, account_figures, model_for
 from perpx.core.numbers import RATE_ONE
 from perpx.core.positions import Position, apply_fill
+from perpx.core.risk_value import AccountFigures
 from perpx.core.rules import check_position_idx, closes_hedge_side
 
 # Enum members read on the hot path, bound once: a class attribute lookup of an enum
