@@ -171,10 +171,10 @@ def breached(engine: Engine, account: Account) -> bool:
     """Check, by brute force over every position, whether an account is liquidatable."""
     if account.margin_mode is MarginMode.CROSS:
         holds = any(p.size_lots for p in account.positions.values())
-        return holds and takeover.cross_is_liquidatable(engine, account, "USDT")
+        return holds and takeover.cross_is_liquidatable(engine.clearing, account, "USDT")
     mark = engine.mark_price.get("BTCUSDT")
     return mark is not None and any(
-        p.size_lots and takeover.is_liquidatable(engine, p, mark)
+        p.size_lots and takeover.is_liquidatable(engine.clearing, p, mark)
         for p in account.positions.values())
 
 

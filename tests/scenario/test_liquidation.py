@@ -178,7 +178,7 @@ def test_adl_rank_indicator_shows_five_bands_per_side() -> None:
         d.limit(account, "sell", price, "0.1")
         d.limit(10, "buy", price, "0.1")
     d.mark("50000")
-    bands = adl_rank_indicator(d.engine, "BTCUSDT")
+    bands = adl_rank_indicator(d.engine.clearing, "BTCUSDT")
     assert [bands[a, 0] for a in range(1, 6)] == [1, 2, 3, 4, 5]
     assert bands[10, 0] == 5  # alone on its side: the top of its own queue
     assert (11, 0) not in bands  # no position: Bybit shows 0
@@ -224,7 +224,7 @@ def test_a_position_above_tier_1_is_first_cut_to_the_tier_below() -> None:
     left = d.position(1)
     assert 0 < left.size_lots < 45_000
     assert d.spec().notional_atoms(liq, left.qty_lots) <= to_atoms("2000000")
-    assert not takeover.is_liquidatable(d.engine, left, liq)
+    assert not takeover.is_liquidatable(d.engine.clearing, left, liq)
 
 
 def test_a_cross_position_above_tier_1_is_cut_to_the_tier_below_before_any_takeover() -> None:
@@ -246,7 +246,8 @@ def test_a_cross_position_above_tier_1_is_cut_to_the_tier_below_before_any_takeo
     left = d.position(1)
     assert 0 < left.size_lots < 45_000
     assert d.spec().notional_atoms(mark, left.qty_lots) <= to_atoms("2000000")
-    assert not takeover.cross_is_liquidatable(d.engine, d.engine.clearing.accounts[1], "USDT")
+    clearing = d.engine.clearing
+    assert not takeover.cross_is_liquidatable(clearing, clearing.accounts[1], "USDT")
 
 
 def test_an_isolated_limit_order_beyond_the_liquidation_price_is_refused() -> None:

@@ -263,11 +263,11 @@ class Audit:
                 continue
             if account.margin_mode is MarginMode.ISOLATED:
                 for position in held:
-                    if is_liquidatable(engine, position, mark):
+                    if is_liquidatable(engine.clearing, position, mark):
                         self.breaches.append(
                             f"seq {command.seq}: isolated {account_id} idx "
                             f"{position.position_idx} size {position.size_lots} at {mark}")
-            elif cross_is_liquidatable(engine, account, COIN):
+            elif cross_is_liquidatable(engine.clearing, account, COIN):
                 self.breaches.append(f"seq {command.seq}: cross {account_id} at MM rate "
                                      f"{engine.clearing.figures(account, COIN).mm_rate()}")
 

@@ -32,6 +32,6 @@ class AdlIndicators:
         cached = self._ranked.get(symbol)
         if cached is not None and now - cached[0] < self.rerank_ms:
             return cached[1]
-        ranks = adl_rank_indicator(self.engine, symbol)
+        ranks = adl_rank_indicator(self.engine.clearing, symbol)
         self._ranked[symbol] = (now, ranks)
         return ranks

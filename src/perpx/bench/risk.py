@@ -132,10 +132,10 @@ def brute_force_breached(engine: Engine, symbol: str, mark: int) -> int:
         if not held:
             continue
         if account.margin_mode is MarginMode.CROSS:
-            if cross_is_liquidatable(engine, account, coin):
+            if cross_is_liquidatable(engine.clearing, account, coin):
                 count += len(held)
             continue
-        count += sum(1 for p in held if is_liquidatable(engine, p, mark))
+        count += sum(1 for p in held if is_liquidatable(engine.clearing, p, mark))
     return count
 
 
