@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from perpx.convert import format_ticks, to_atoms
-from perpx.core import OrderAccepted, OrderRejected, RejectCode, liquidation, takeover
-from perpx.core.accounts import INSURANCE_FUND_ID
+from perpx.core import OrderAccepted, OrderRejected, RejectCode
+from perpx.core.account.accounts import INSURANCE_FUND_ID
 from perpx.core.enums import MarginMode
 from perpx.core.events import (
     Deleveraged,
@@ -15,6 +15,7 @@ from perpx.core.events import (
     OrderCancelled,
     Trade,
 )
+from perpx.core.risk import liquidation, takeover
 from support.builders import Driver, of_type
 
 USDT = to_atoms
@@ -169,7 +170,7 @@ def test_cross_hedged_pairs_are_closed_at_the_mark_before_anything_is_taken_over
 
 
 def test_adl_rank_indicator_shows_five_bands_per_side() -> None:
-    from perpx.core.takeover import adl_rank_indicator
+    from perpx.core.risk.takeover import adl_rank_indicator
     d = Driver(funded={a: "1000000" for a in range(1, 12)})
     d.mark("50000")
     for account in range(1, 6):  # five shorts, more profitable the higher they sold

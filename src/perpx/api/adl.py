@@ -9,7 +9,7 @@ the symbol has never been ranked.
 from __future__ import annotations
 
 from perpx.core.engine import Engine
-from perpx.core.takeover import adl_rank_indicator
+from perpx.core.risk.takeover import adl_rank_indicator
 
 RERANK_MS = 1_000
 

@@ -12,10 +12,11 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
-from perpx.core import closing, invariants, liquidation, settings, takeover, tpsl
+from perpx.core import invariants
+from perpx.core.account import settings
+from perpx.core.account.clearing import Clearing
 from perpx.core.book.fills import Fill
 from perpx.core.book.order import RestingOrder
-from perpx.core.clearing import Clearing
 from perpx.core.codes import RejectCode, Rejected
 from perpx.core.commands import (
     AdjustMargin,
@@ -36,7 +37,6 @@ from perpx.core.commands import (
     Tick,
     Withdraw,
 )
-from perpx.core.conditional import ConditionalOrder
 from perpx.core.enums import (
     CancelReason,
     OrderFilter,
@@ -61,13 +61,16 @@ from perpx.core.events import (
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.lifecycle import TRANSITIONS, Happening
 from perpx.core.market import Market
-from perpx.core.pricing import Pricing
-from perpx.core.risk_index import RiskIndex
-from perpx.core.rules import check_min_notional, check_qty
+from perpx.core.orders import closing, tpsl
+from perpx.core.orders.conditional import ConditionalOrder
+from perpx.core.orders.rules import check_min_notional, check_qty
+from perpx.core.orders.stops import Stops
+from perpx.core.orders.validation import checked_limit_price, validate_place
+from perpx.core.prices.pricing import Pricing
+from perpx.core.risk import liquidation, takeover
+from perpx.core.risk.risk_index import RiskIndex
+from perpx.core.risk.takeover import LiquidationDesk
 from perpx.core.settlement import reduce_room, settle_steps
-from perpx.core.stops import Stops
-from perpx.core.takeover import LiquidationDesk
-from perpx.core.validation import checked_limit_price, validate_place
 
 SNAPSHOT_VERSION = 2
 _LAST = TriggerBy.LAST_PRICE

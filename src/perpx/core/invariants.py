@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from perpx.core import closing
 from perpx.core.book.order import RestingOrder
 from perpx.core.enums import Side
 from perpx.core.errors import InvariantViolation
+from perpx.core.orders import closing
 
 if TYPE_CHECKING:
-    from perpx.core.clearing import Clearing
+    from perpx.core.account.clearing import Clearing
     from perpx.core.market import Market
-    from perpx.core.stops import Stops
+    from perpx.core.orders.stops import Stops
 
 
 def check_all(market: Market, clearing: Clearing, stops: Stops) -> None:

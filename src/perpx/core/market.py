@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from perpx.core.book.book import OrderBook
 from perpx.core.book.order import RestingOrder
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.prices import order_price_band
+from perpx.core.prices.prices import order_price_band
 
 
 class Market:

@@ -25,12 +25,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from perpx.core import closing, tpsl
+from perpx.core.account.clearing import Clearing
 from perpx.core.book.order import RestingOrder
-from perpx.core.clearing import Clearing
 from perpx.core.codes import RejectCode, Rejected
 from perpx.core.commands import AmendOrder, PlaceOrder
-from perpx.core.conditional import Attachment, ConditionalOrder, Waiting
 from perpx.core.enums import (
     CancelReason,
     OrderFilter,
@@ -54,8 +52,9 @@ from perpx.core.events import (
 )
 from perpx.core.lifecycle import TRANSITIONS, Happening
 from perpx.core.market import Market
-from perpx.core.ports import OrderRunner
-from perpx.core.rules import (
+from perpx.core.orders import closing, tpsl
+from perpx.core.orders.conditional import Attachment, ConditionalOrder, Waiting
+from perpx.core.orders.rules import (
     check_min_notional,
     check_order_link_id,
     check_order_price,
@@ -64,8 +63,9 @@ from perpx.core.rules import (
     closes_hedge_side,
     max_qty_lots,
 )
-from perpx.core.triggers import EntryKind
-from perpx.core.validation import validate_place
+from perpx.core.orders.triggers import EntryKind
+from perpx.core.orders.validation import validate_place
+from perpx.core.ports import OrderRunner
 
 if TYPE_CHECKING:
     from perpx.core.instruments import InstrumentSpec

@@ -10,21 +10,21 @@ themselves are written once in `rules`; this module says which apply to a new or
 
 from __future__ import annotations
 
-from perpx.core import closing
-from perpx.core.clearing import Clearing
+from perpx.core.account.clearing import Clearing
 from perpx.core.codes import RejectCode, Rejected
 from perpx.core.commands import PlaceOrder
 from perpx.core.enums import OrderType, Side
 from perpx.core.instruments import InstrumentSpec, PriceLimitAction
 from perpx.core.market import Market
-from perpx.core.prices import order_price_band
-from perpx.core.rules import (
+from perpx.core.orders import closing
+from perpx.core.orders.rules import (
     check_min_notional,
     check_order_link_id,
     check_order_price,
     check_qty,
     max_qty_lots,
 )
+from perpx.core.prices.prices import order_price_band
 
 _BUY = Side.BUY
 _MARKET = OrderType.MARKET

@@ -12,8 +12,8 @@ close-on-trigger order makes its own room the same way when it is sent.
 
 from __future__ import annotations
 
+from perpx.core.account.clearing import Clearing
 from perpx.core.book.order import RestingOrder
-from perpx.core.clearing import Clearing
 from perpx.core.enums import CancelReason, Side
 from perpx.core.events import Event, OrderReduced
 from perpx.core.lifecycle import TRANSITIONS, Happening

@@ -20,7 +20,8 @@ from perpx.core.events import (
     MarkPriceUpdated,
     PremiumIndexSampled,
 )
-from perpx.core.funding import (
+from perpx.core.numbers import div_floor
+from perpx.core.prices.funding import (
     MINUTE_MS,
     FundingState,
     funding_rate,
@@ -29,14 +30,13 @@ from perpx.core.funding import (
     next_funding_after,
     premium_index_rate,
 )
-from perpx.core.marks import BasisWindow, mark_price
-from perpx.core.numbers import div_floor
+from perpx.core.prices.marks import BasisWindow, mark_price
 
 if TYPE_CHECKING:
-    from perpx.core.clearing import Clearing
+    from perpx.core.account.clearing import Clearing
     from perpx.core.market import Market
+    from perpx.core.orders.stops import Stops
     from perpx.core.ports import MarkReactions
-    from perpx.core.stops import Stops
 
 
 class Pricing:

@@ -7,7 +7,7 @@ order and the current reference price for TP/SL set on a position. Full mode clo
 position at market; Partial mode a quantity, at market or limit. Reduce-only orders cannot
 carry TP/SL. A price of 0 removes a leg. Each failure raises `Rejected`.
 
-A position's legs are waiting orders (`core/conditional.py`) that close with
+A position's legs are waiting orders (`core/orders/conditional.py`) that close with
 reduce-only, close-on-trigger orders: Full TP/SL and the trailing stop one of each per
 position (size 0: the whole position when they fire), Partial pairs any number. They are set
 by `set_trading_stop` or started by an order's fill (`start_filled`), and go with the
@@ -19,11 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from perpx.core import closing
-from perpx.core.clearing import Clearing
+from perpx.core.account.clearing import Clearing
 from perpx.core.codes import RejectCode, Rejected
 from perpx.core.commands import AmendOrder, PlaceOrder, SetTradingStop
-from perpx.core.conditional import Attachment, ConditionalOrder, Waiting
 from perpx.core.enums import (
     CancelReason,
     OrderType,
@@ -39,7 +37,9 @@ from perpx.core.enums import (
 from perpx.core.events import Event, TradingStopSet, TrailingStopMoved
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.lifecycle import TRANSITIONS, Happening
-from perpx.core.rules import check_position_idx, check_price_range, check_qty
+from perpx.core.orders import closing
+from perpx.core.orders.conditional import Attachment, ConditionalOrder, Waiting
+from perpx.core.orders.rules import check_position_idx, check_price_range, check_qty
 
 _BUY = Side.BUY
 _MARKET = OrderType.MARKET
@@ -49,8 +49,8 @@ _TRAILING = StopOrderType.TRAILING_STOP
 POSITION_LEGS = (StopOrderType.TAKE_PROFIT, StopOrderType.STOP_LOSS, _TRAILING)
 
 
-class TriggerEngine(Protocol):
-    """What the TP/SL rules ask of the trigger engine (`perpx.core.stops.Stops`).
+class StopsPort(Protocol):
+    """What the TP/SL rules ask of the trigger engine (`perpx.core.orders.stops.Stops`).
 
     Declared here so the rules sit below the trigger engine that calls them.
     """
@@ -237,7 +237,7 @@ def same_attachment(a: Attachment | None, b: Attachment | None) -> bool:
 # -- a position's TP/SL and trailing stop ---------------------------------------------------
 
 
-def set_trading_stop(stops: TriggerEngine, cmd: SetTradingStop, events: list[Event]) -> None:
+def set_trading_stop(stops: StopsPort, cmd: SetTradingStop, events: list[Event]) -> None:
     """Set, change or remove a position's TP/SL and trailing stop (Bybit trading-stop).
 
     Everything is checked before anything changes; a refusal raises `Rejected`.
@@ -303,7 +303,7 @@ def set_trading_stop(stops: TriggerEngine, cmd: SetTradingStop, events: list[Eve
     publish(stops, *key, seq, ts_ms, events)
 
 
-def _trailing_start(stops: TriggerEngine, symbol: str, side: Side, distance: int,
+def _trailing_start(stops: StopsPort, symbol: str, side: Side, distance: int,
                     active: int) -> tuple[int, int, int]:
     """Check a trailing stop; return (stop, activation price, extreme) to start it with.
 
@@ -327,7 +327,7 @@ def _trailing_start(stops: TriggerEngine, symbol: str, side: Side, distance: int
     return (last - distance if long else last + distance), 0, last
 
 
-def _set_full_leg(stops: TriggerEngine, key: tuple[int, str, int], closing_side: Side,
+def _set_full_leg(stops: StopsPort, key: tuple[int, str, int], closing_side: Side,
                   take_profit: bool, price: int, trigger_by: TriggerBy, parent: int, seq: int,
                   ts_ms: int, events: list[Event]) -> None:
     kind = leg_kind(take_profit, TpSlMode.FULL)
@@ -349,7 +349,7 @@ def _set_full_leg(stops: TriggerEngine, key: tuple[int, str, int], closing_side:
         stops.recheck(leg)
 
 
-def _leg(stops: TriggerEngine, key: tuple[int, str, int], closing_side: Side, take_profit: bool,
+def _leg(stops: StopsPort, key: tuple[int, str, int], closing_side: Side, take_profit: bool,
          mode: TpSlMode, price: int, trigger_by: TriggerBy, qty: int,
          order_type: OrderType, limit_price: int, parent: int,
          ts_ms: int) -> ConditionalOrder:
@@ -365,7 +365,7 @@ def _leg(stops: TriggerEngine, key: tuple[int, str, int], closing_side: Side, ta
     return leg
 
 
-def _new_pair(stops: TriggerEngine, key: tuple[int, str, int], closing_side: Side, qty: int,
+def _new_pair(stops: StopsPort, key: tuple[int, str, int], closing_side: Side, qty: int,
               tp: int, sl: int, tp_by: TriggerBy, sl_by: TriggerBy, tp_type: OrderType,
               sl_type: OrderType, tp_limit: int, sl_limit: int, parent: int, seq: int,
               ts_ms: int, events: list[Event]) -> tuple[int, int]:
@@ -388,7 +388,7 @@ def _new_pair(stops: TriggerEngine, key: tuple[int, str, int], closing_side: Sid
     return tp_id, sl_id
 
 
-def _set_trailing(stops: TriggerEngine, key: tuple[int, str, int], closing_side: Side,
+def _set_trailing(stops: StopsPort, key: tuple[int, str, int], closing_side: Side,
                   distance: int, stop: int, active: int, extreme: int, seq: int, ts_ms: int,
                   events: list[Event]) -> None:
     leg = stops.waiting.full_leg(*key, _TRAILING)
@@ -424,7 +424,7 @@ def _set_trailing(stops: TriggerEngine, key: tuple[int, str, int], closing_side:
                                         leg.symbol, leg.position_idx, stop, extreme))
 
 
-def publish(stops: TriggerEngine, account_id: int, symbol: str, position_idx: int, seq: int,
+def publish(stops: StopsPort, account_id: int, symbol: str, position_idx: int, seq: int,
                ts_ms: int, events: list[Event]) -> None:
     """Say what the position's Full TP/SL and trailing stop now are."""
     waiting = stops.waiting
@@ -438,7 +438,7 @@ def publish(stops: TriggerEngine, account_id: int, symbol: str, position_idx: in
         trail.trailing_stop_ticks if trail else 0, trail.active_price_ticks if trail else 0))
 
 
-def clear_unguarded(stops: TriggerEngine, keys: list[tuple[int, str, int]], seq: int, ts_ms: int,
+def clear_unguarded(stops: StopsPort, keys: list[tuple[int, str, int]], seq: int, ts_ms: int,
                      events: list[Event]) -> None:
     """Deactivate TP/SL and trailing stops whose position is gone or turned round."""
     clearing = stops.clearing
@@ -456,7 +456,7 @@ def clear_unguarded(stops: TriggerEngine, keys: list[tuple[int, str, int]], seq:
             publish(stops, account_id, symbol, idx, seq, ts_ms, events)
 
 
-def start_filled(stops: TriggerEngine, seq: int, ts_ms: int, events: list[Event]) -> None:
+def start_filled(stops: StopsPort, seq: int, ts_ms: int, events: list[Event]) -> None:
     """Start the TP/SL of orders that filled (spec §10: TP/SL activate on fill)."""
     clearing = stops.clearing
     fills = sorted(clearing.watched_fills.items())
@@ -483,7 +483,7 @@ def start_filled(stops: TriggerEngine, seq: int, ts_ms: int, events: list[Event]
         _grow_pair(stops, attachment, key, side.opposite, lots, order_id, seq, ts_ms, events)
 
 
-def _grow_pair(stops: TriggerEngine, attachment: Attachment, key: tuple[int, str, int],
+def _grow_pair(stops: StopsPort, attachment: Attachment, key: tuple[int, str, int],
                closing_side: Side, lots: int, parent: int, seq: int, ts_ms: int,
                events: list[Event]) -> None:
     """Size a Partial pair to the parent's fills: grow the live legs, or start a pair."""

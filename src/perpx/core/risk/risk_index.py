@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING
 
 from sortedcontainers import SortedList
 
-from perpx.core import calc, liquidation
-from perpx.core.accounts import SYSTEM_ACCOUNT_IDS, Account
+from perpx.core import calc
+from perpx.core.account.accounts import SYSTEM_ACCOUNT_IDS, Account
 from perpx.core.enums import Side
 from perpx.core.numbers import RATE_ONE, apply_rate_ceil, mul_div_floor
+from perpx.core.risk import liquidation
 
 if TYPE_CHECKING:
-    from perpx.core.clearing import Clearing
+    from perpx.core.account.clearing import Clearing
     from perpx.core.market import Market
 
 Entry = tuple[int, int, int]  # (trigger price in ticks, account id, position idx)

@@ -6,7 +6,7 @@ negative ids, so they can never collide with a user's.
 
 Each account holds the margin model of its mode; the models' protocol (`MarginModel`, with
 `MarginLedger`, what a model may ask of the clearing) is declared here, beside the account it
-is asked about, and implemented in `perpx.core.margin_model`.
+is asked about, and implemented in `perpx.core.account.margin_model`.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from perpx.core.account.positions import Position
+from perpx.core.account.risk_value import RiskValue
 from perpx.core.enums import MarginMode, PositionMode, Side
 from perpx.core.errors import InvariantViolation
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import RATE_ONE
-from perpx.core.positions import Position
-from perpx.core.risk_value import RiskValue
 
 FEE_ACCOUNT_ID = -1
 INSURANCE_FUND_ID = -2
@@ -35,7 +35,7 @@ class OpenOrderSums:
 
     `margin_memo` keeps the group's last order margin with what it was computed from
     ((leaves, notional, opening lots, leverage), margin), so an unchanged group is not
-    costed again (`perpx.core.margin.order_margin_atoms`).
+    costed again (`perpx.core.account.margin.order_margin_atoms`).
     """
 
     __slots__ = ("leaves_lots", "margin_memo", "notional_atoms")
@@ -72,7 +72,7 @@ class Account:
     def __init__(self, account_id: int, model: MarginModel) -> None:
         self.account_id = account_id
         self.balances: dict[str, int] = {}
-        # The margin model of the account's margin mode (`perpx.core.margin_model`): every
+        # The margin model of the account's margin mode (`perpx.core.account.margin_model`): every
         # rule that differs between modes is asked of it, chosen once when the mode is set.
         self.model = model
         self.position_modes: dict[str, PositionMode] = {}

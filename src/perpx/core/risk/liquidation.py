@@ -12,11 +12,11 @@ from typing import Protocol
 import msgspec
 
 from perpx.core import calc, liqprice
-from perpx.core.accounts import Account, MarginLedger
+from perpx.core.account.accounts import Account, MarginLedger
+from perpx.core.account.positions import Position
 from perpx.core.enums import Side
 from perpx.core.events import Event
 from perpx.core.instruments import LiquidationFormula
-from perpx.core.positions import Position
 
 
 class ReplenishingLedger(MarginLedger, Protocol):

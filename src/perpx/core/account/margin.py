@@ -1,14 +1,14 @@
 """Margin maths every margin mode shares: order margin.
 
 Open orders hold margin the same way in every mode (`order_margin_atoms`); how positions
-count, and what is available, is each mode's rule (`perpx.core.margin_model`), answered in
-the records of `perpx.core.risk_value`.
+count, and what is available, is each mode's rule (`perpx.core.account.margin_model`), answered in
+the records of `perpx.core.account.risk_value`.
 Requirements round up; the figures are exact integers in atoms.
 """
 
 from __future__ import annotations
 
-from perpx.core.accounts import DEFAULT_LEVERAGE, Account
+from perpx.core.account.accounts import DEFAULT_LEVERAGE, Account
 from perpx.core.enums import Side
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import RATE_ONE

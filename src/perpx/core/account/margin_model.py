@@ -16,15 +16,16 @@ margin plus unrealized P&L meets maintenance (seed 001, seed 003, spec §1.4).
 
 from __future__ import annotations
 
-from perpx.core import calc, liqprice, liquidation
-from perpx.core.accounts import Account, MarginLedger, MarginModel, MarkOf, OrderLossOf
+from perpx.core import calc, liqprice
+from perpx.core.account.accounts import Account, MarginLedger, MarginModel, MarkOf, OrderLossOf
+from perpx.core.account.margin import order_margin_atoms
+from perpx.core.account.positions import Position
+from perpx.core.account.risk_value import PositionRisk, RiskValue
 from perpx.core.codes import RejectCode, Rejected
 from perpx.core.enums import MarginMode, Side
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.margin import order_margin_atoms
 from perpx.core.numbers import RATE_ONE
-from perpx.core.positions import Position
-from perpx.core.risk_value import PositionRisk, RiskValue
+from perpx.core.risk import liquidation
 
 _BUY = Side.BUY
 

@@ -24,10 +24,11 @@ from fractions import Fraction
 from operator import itemgetter
 
 from perpx.core import calc, liqprice
-from perpx.core.accounts import INSURANCE_FUND_ID, SYSTEM_ACCOUNT_IDS, Account
-from perpx.core.adl_pool import AdlPool
+from perpx.core.account.accounts import INSURANCE_FUND_ID, SYSTEM_ACCOUNT_IDS, Account
+from perpx.core.account.clearing import Clearing
+from perpx.core.account.margin_model import ISOLATED
+from perpx.core.account.positions import Position, apply_fill
 from perpx.core.book.order import RestingOrder
-from perpx.core.clearing import Clearing
 from perpx.core.enums import (
     BalanceReason,
     CancelReason,
@@ -38,11 +39,10 @@ from perpx.core.enums import (
 )
 from perpx.core.events import Deleveraged, Event, HedgedPairClosed, Liquidated
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.margin_model import ISOLATED
 from perpx.core.market import Market
 from perpx.core.numbers import div_floor
 from perpx.core.ports import OrderRunner
-from perpx.core.positions import Position, apply_fill
+from perpx.core.risk.adl_pool import AdlPool
 
 
 class LiquidationDesk:
@@ -347,7 +347,7 @@ def _close_in_book(desk: LiquidationDesk, spec: InstrumentSpec, fund: Account, h
                    headroom: int | None = None) -> None:
     """Send the fund's IOC close, limited to the worst price its balance (less fees) covers.
 
-    With a `headroom` (ADL condition 1, `perpx.core.adl_pool`), no worse than the loss the
+    With a `headroom` (ADL condition 1, `perpx.core.risk.adl_pool`), no worse than the loss the
     pool may still take for this symbol either; what is left is deleveraged.
     """
     qty = held.qty_lots

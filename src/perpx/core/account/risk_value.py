@@ -1,6 +1,6 @@
 """The records of a risk value: a position valued at a price, an account's figures in a coin.
 
-Plain data every margin mode answers in (`perpx.core.accounts.MarginModel`); below the
+Plain data every margin mode answers in (`perpx.core.account.accounts.MarginModel`); below the
 accounts, so the margin models' protocol can name them.
 """
 
@@ -22,7 +22,7 @@ class PositionRisk(msgspec.Struct, frozen=True, gc=False):
 class RiskValue(msgspec.Struct, frozen=True, gc=False):
     """An account's risk value in one settle coin (seed 001's account figures), in atoms.
 
-    Each margin model answers it its own way (`perpx.core.margin_model`): equity, IM, MM,
+    Each margin model answers it its own way (`perpx.core.account.margin_model`): equity, IM, MM,
     available balance and the IM and MM rates.
     """
 
