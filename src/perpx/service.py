@@ -5,6 +5,8 @@ positions, wallets, tickers) come straight from the engine and the in-memory rea
 in the event loop between commands; every change goes through `submit`, i.e. through the
 sequencer, the journal and then the engine. The built-in market maker is one more client of
 the sequencer, on its own accounts (one per symbol, below the API keys' account ids).
+The service imports nothing of the API: whoever publishes from the read side (the API's
+stream hub) registers with `listen` and is told of each durable command once it is folded.
 
 On start the service rebuilds from the newest snapshot it can use, then the journal's tail:
 a snapshot is usable when it is sound (`perpx.store.recovery`), the history tables have
