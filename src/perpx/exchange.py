@@ -29,11 +29,10 @@ from typing import Any
 
 import msgspec
 
-from perpx.api import translate
-from perpx.api.envelope import ApiError
-from perpx.api.params import LINEAR
-from perpx.api.rest import stops
-from perpx.api.retcodes import OK
+from perpx.bybit import stops, translate
+from perpx.bybit.errors import ApiError
+from perpx.bybit.params import LINEAR
+from perpx.bybit.retcodes import OK
 from perpx.convert import ConversionError, to_atoms, to_lots, to_rate, to_ticks
 from perpx.core import Engine
 from perpx.core.codes import RejectCode

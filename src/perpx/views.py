@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from perpx.api.retcodes import OK, bybit_code
+from perpx.bybit.retcodes import OK, bybit_code
 from perpx.convert import format_atoms, format_lots, format_rate, format_scaled, format_ticks
 from perpx.core import liqprice
 from perpx.core.account.accounts import Account

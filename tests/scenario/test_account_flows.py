@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from perpx.api.retcodes import bybit_code
+from perpx.bybit.retcodes import bybit_code
 from perpx.convert import to_atoms, to_ticks
 from perpx.core import OrderAccepted, OrderRejected, RejectCode
 from perpx.core.account.accounts import FEE_ACCOUNT_ID

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
-from perpx.api.params import LINEAR
+from perpx.bybit.params import LINEAR
 from perpx.convert import format_atoms, format_lots, format_rate, format_scaled, format_ticks
 from perpx.core import calc
 from perpx.core.account.accounts import Account
