@@ -173,8 +173,7 @@ def open_exchange(settings: ServeSettings, say: Callable[[str], None]) -> Exchan
     """
     from perpx.api.keys import KeyStore, demo_key, live_demo_key, private_folder
     from perpx.service import ExchangeService, open_service_journal
-    from perpx.store import open_snapshots
-    from perpx.store.history import open_history
+    from perpx.store import open_history, open_snapshots
 
     data = private_folder(settings.data)
     specs = load_instruments()

@@ -29,11 +29,10 @@ from typing import Any
 
 import msgspec
 
-from perpx.api import translate
-from perpx.api.envelope import ApiError
-from perpx.api.params import LINEAR
-from perpx.api.rest import stops
-from perpx.api.retcodes import OK
+from perpx.bybit import stops, translate
+from perpx.bybit.errors import ApiError
+from perpx.bybit.params import LINEAR
+from perpx.bybit.retcodes import OK
 from perpx.convert import ConversionError, to_atoms, to_lots, to_rate, to_ticks
 from perpx.core import Engine
 from perpx.core.codes import RejectCode
@@ -284,7 +283,7 @@ class Exchange:
 
     def fund_insurance(self, amount: str, coin: str = "USDT") -> Result:
         """Seed the insurance fund (an operator's deposit to its system account)."""
-        from perpx.core.accounts import INSURANCE_FUND_ID
+        from perpx.core.account.accounts import INSURANCE_FUND_ID
 
         return self._run(lambda seq, ts: Deposit(seq, ts, INSURANCE_FUND_ID, coin,
                                                  to_atoms(amount)))
@@ -491,7 +490,7 @@ class Exchange:
     def insurance_fund(self, coin: str = "USDT") -> str:
         """Return the insurance fund's balance."""
         from perpx.convert import format_atoms
-        from perpx.core.accounts import INSURANCE_FUND_ID
+        from perpx.core.account.accounts import INSURANCE_FUND_ID
 
         fund = self.engine.clearing.accounts.get(INSURANCE_FUND_ID)
         return format_atoms(fund.balance(coin) if fund is not None else 0)

@@ -2,9 +2,10 @@
 
 The read side is everything the service folds from durable events: the history projector's
 open and recent orders, positions and marks; the market read models (24-hour tickers, klines,
-open interest, funding history); the stream hub's book mirrors and tick directions (the hub
-shares the service's tickers and klines). None of it can be rebuilt from the engine's state
-alone (a 24-hour window, candles, an order's cumulative fees, closed orders), so it is
+open interest, funding history); the book mirrors and tick directions the streams show (the
+API's stream hub publishes from all of these and folds nothing of its own). None of it can
+be rebuilt from the engine's state alone (a 24-hour window, candles, an order's cumulative
+fees, closed orders), so it is
 captured exactly, at the seq of the engine snapshot it belongs to: the snapshotter's forked
 child folds the commands still in flight into its copy of the read side, so that both stand at
 the same seq, and encodes it. A restart then loads both and replays only the journal's tail,
@@ -38,34 +39,49 @@ import hashlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import msgspec
 
-from perpx.api.ws.hub import HubFolded, HubState
 from perpx.core.instruments import InstrumentSpec
 from perpx.readmodels import FundingHistory, Klines, OpenInterest, Tickers
+from perpx.readmodels.books import Books, BooksState
 from perpx.readmodels.funding_history import FundingHistoryState
 from perpx.readmodels.klines import KlinesState
 from perpx.readmodels.open_interest import OpenInterestState
 from perpx.readmodels.tickers import TickersState
 from perpx.store.records import Projector, ProjectorState
 
-if TYPE_CHECKING:
-    from perpx.service import ExchangeService
-
 FORMAT = "perpx-read-side"
-VERSION = 3  # 1, 2: pickles (no longer read); 3: MessagePack of typed state records
+# 1, 2: pickles (no longer read); 3: MessagePack of typed state records, the books under
+# `hub`; 4: the same, the books under `books` (folded by the service, not by the stream hub).
+VERSION = 4
 # Every module whose folding logic shaped a checkpoint's state (see `fingerprint`).
 _MODULES = (
     "perpx.readside", "perpx.store.records", "perpx.readmodels.klines",
     "perpx.readmodels.tickers", "perpx.readmodels.open_interest",
-    "perpx.readmodels.funding_history", "perpx.readmodels.period", "perpx.api.ws.hub",
+    "perpx.readmodels.funding_history", "perpx.readmodels.period", "perpx.readmodels.books",
     # The tables hold what the checkpoint does not (closed candles, funding rates).
-    "perpx.readmodels.candles", "perpx.store.history_sql",
-    "perpx.api.ws.book", "perpx.api.ws.private", "perpx.api.ws.public", "perpx.core.events",
-    "perpx.core.enums", "perpx.core.instruments",
+    "perpx.readmodels.candles", "perpx.store.history_sql", "perpx.rows",
+    "perpx.core.events", "perpx.core.enums", "perpx.core.instruments",
 )
+
+
+class Owner(Protocol):
+    """What holds a read side (the service): its instruments, its models, their seq.
+
+    A protocol, so that this module needs nothing of the service that captures and restores
+    through it.
+    """
+
+    specs: dict[str, InstrumentSpec]
+    read_seq: int
+    projector: Projector
+    tickers: Tickers
+    klines: Klines
+    open_interest: OpenInterest
+    funding: FundingHistory
+    books: Books
 
 
 class ReadSideError(ValueError):
@@ -93,7 +109,7 @@ class ReadSideState(msgspec.Struct, forbid_unknown_fields=True):
     klines: KlinesState
     open_interest: OpenInterestState
     funding: FundingHistoryState
-    hub: HubState
+    books: BooksState
 
 
 @dataclass(slots=True)
@@ -106,7 +122,7 @@ class ReadSide:
     klines: Klines
     open_interest: OpenInterest
     funding: FundingHistory
-    hub: HubFolded
+    books: Books
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -144,18 +160,16 @@ def fingerprint(specs: list[InstrumentSpec]) -> str:
     return digest.hexdigest()
 
 
-def state(service: ExchangeService) -> ReadSideState:
+def state(service: Owner) -> ReadSideState:
     """Return the service's read side as it stands (at `service.read_seq`), as data."""
-    hub = service.hub
-    if hub.tickers is not service.tickers or hub.klines is not service.klines:
-        raise ValueError("the stream hub must share the service's tickers and klines")
     return ReadSideState(
         FORMAT, VERSION, instruments_hash(list(service.specs.values())), service.read_seq,
         service.projector.to_state(), service.tickers.to_state(), service.klines.to_state(),
-        service.open_interest.to_state(), service.funding.to_state(), hub.to_state())
+        service.open_interest.to_state(), service.funding.to_state(),
+        service.books.to_state())
 
 
-def capture(service: ExchangeService) -> bytes:
+def capture(service: Owner) -> bytes:
     """Encode the service's read side as it stands (at `service.read_seq`)."""
     return _encoder.encode(state(service))
 
@@ -179,7 +193,7 @@ def _decode(body: bytes, seq: int, specs: list[InstrumentSpec]) -> ReadSideState
         raise ReadSideError(f"read side at {seq} does not decode: {bad}") from None
 
 
-def load(service: ExchangeService, body: bytes, seq: int) -> ReadSide:
+def load(service: Owner, body: bytes, seq: int) -> ReadSide:
     """Rebuild the read side the checkpoint `body` taken at `seq` holds, for `service`.
 
     The service lends its instruments and its models' bounds (klines in memory, funding
@@ -195,29 +209,26 @@ def load(service: ExchangeService, body: bytes, seq: int) -> ReadSide:
             Klines.from_state(specs, found.klines, keep_closed=service.klines.keep_closed),
             OpenInterest.from_state(found.open_interest),
             FundingHistory.from_state(specs, found.funding, keep=service.funding.keep),
-            HubFolded.from_state(found.hub, list(service.specs)))
+            Books.from_state(found.books, list(service.specs)))
     except Exception as bad:  # whatever a model makes of a state it cannot hold: unusable
         raise ReadSideError(f"read side at {seq} does not fit: {bad!r}") from None
 
 
-def install(service: ExchangeService, read_side: ReadSide) -> None:
-    """Replace the service's read side with one `load` rebuilt."""
+def install(service: Owner, read_side: ReadSide) -> None:
+    """Replace the service's read side with one `load` rebuilt.
+
+    Whoever shares the models (the API's stream hub) must be built after this: the service
+    installs a read side while it starts, before anyone can listen.
+    """
     service.read_seq = read_side.seq
     service.projector = read_side.projector
     service.tickers = read_side.tickers
     service.klines = read_side.klines
     service.open_interest = read_side.open_interest
     service.funding = read_side.funding
-    hub = service.hub
-    hub.restore(read_side.hub)
-    # The hub shares the service's order projector, tickers and klines (one projection for
-    # REST and WebSocket): point it at the restored ones.
-    hub.tickers = service.tickers
-    hub.klines = service.klines
-    hub.projector = service.projector
-    hub.private.projector = service.projector
+    service.books = read_side.books
 
 
-def restore(service: ExchangeService, body: bytes, seq: int) -> None:
+def restore(service: Owner, body: bytes, seq: int) -> None:
     """Replace the service's read side with the checkpoint `body` taken at `seq`."""
     install(service, load(service, body, seq))

@@ -172,12 +172,3 @@ class Sequencer:
     def failure(self) -> BaseException | None:
         """The journal failure that stopped the sequencer, if any."""
         return self._failure
-
-
-def recover(engine: Engine, journal: Journal) -> int:
-    """Replay into `engine` every journaled command after its seq; return how many."""
-    count = 0
-    for command in journal.read(engine.last_seq + 1):
-        engine.apply(command)
-        count += 1
-    return count

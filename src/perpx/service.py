@@ -5,6 +5,8 @@ positions, wallets, tickers) come straight from the engine and the in-memory rea
 in the event loop between commands; every change goes through `submit`, i.e. through the
 sequencer, the journal and then the engine. The built-in market maker is one more client of
 the sequencer, on its own accounts (one per symbol, below the API keys' account ids).
+The service imports nothing of the API: whoever publishes from the read side (the API's
+stream hub) registers with `listen` and is told of each durable command once it is folded.
 
 On start the service rebuilds from the newest snapshot it can use, then the journal's tail:
 a snapshot is usable when it is sound (`perpx.store.recovery`), the history tables have
@@ -33,10 +35,10 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 from perpx import readside
-from perpx.api.adl import AdlIndicators
-from perpx.api.ws.hub import StreamHub
+from perpx.adl import AdlIndicators
 from perpx.bus.publisher import BusPublisher
 from perpx.convert import ConversionError, format_ticks, to_atoms, to_ticks
 from perpx.core.commands import Command, Deposit, IndexPrice, Tick
@@ -45,13 +47,14 @@ from perpx.core.events import Event
 from perpx.core.instruments import InstrumentSpec
 from perpx.feeds import CandleReplay, IndexObservation, RandomWalkFeed
 from perpx.readmodels import FundingHistory, Klines, OpenInterest, Tickers
+from perpx.readmodels.books import BookChanges, Books
 from perpx.sequencer import Sequencer, SequencerStopped, wall_clock_ms
 from perpx.sim.agents import MarketMaker, MarketView
 from perpx.store import open_journal
 from perpx.store.history import History
 from perpx.store.history_sqlite import SqliteHistory
 from perpx.store.journal import Journal
-from perpx.store.records import Projector
+from perpx.store.records import Projection, Projector
 from perpx.store.recovery import Recovery, latest_sound_snapshot
 from perpx.store.snapshots import SnapshotInfo, SnapshotStore
 from perpx.store.snapshotter import SnapshotResult, Snapshotter
@@ -60,6 +63,19 @@ log = logging.getLogger("perpx.service")
 
 MAKER_ACCOUNT_BASE = 1  # market-maker accounts 1, 2, 3, ... one per symbol
 START_PRICES = {"BTCUSDT": "65000", "ETHUSDT": "3500", "SOLUSDT": "150"}
+
+
+class Listener(Protocol):
+    """Who is told of each durable command once the read side has folded it (`listen`).
+
+    The stream hub of the API is one: it publishes from the command's events, the order
+    projection and the book changes. A listener runs in the event loop, in seq order; what it
+    raises marks the read side unsound, as a failed projection does.
+    """
+
+    def __call__(self, command: Command, events: list[Event], projection: Projection,
+                 books: BookChanges, /) -> None:
+        """Take one durable command."""
 
 
 class ServiceStopped(RuntimeError):
@@ -106,6 +122,8 @@ class ExchangeService:
         self.klines = Klines(specs, keep_closed=2)
         self.open_interest = OpenInterest()
         self.funding = FundingHistory(specs, keep=False)
+        self.books = Books([spec.symbol for spec in specs])
+        self._listeners: list[Listener] = []
         self.read_seq = 0  # the last command folded into the read side
         self.read_side_fault = ""  # why the read side is no longer a fold of the journal
         self.fatal: BaseException | None = None
@@ -141,10 +159,9 @@ class ExchangeService:
                        for i, spec in enumerate(specs)] if maker else []
         self._feeds = self._build_feeds(replay, replay_symbol, seed)
 
-    @property
-    def adl(self) -> AdlIndicators:
-        """The positions' ADL indicators, ranked at most once a second (shared with streams)."""
-        return self.hub.private.adl
+    def listen(self, listener: Listener) -> None:
+        """Tell `listener` of every durable command from now on (see `Listener`)."""
+        self._listeners.append(listener)
 
     @property
     def _read_models(self) -> tuple[Tickers, Klines, OpenInterest, FundingHistory]:
@@ -186,10 +203,8 @@ class ExchangeService:
         engine, rejected = latest_sound_snapshot(specs, journal, snapshots, say=log.warning,
                                                  accept=usable)
         self.engine = engine if engine is not None else Engine(specs)
-        # The streams fold every durable command too, replayed ones included, so their book
-        # mirrors and order states start where the journal ends.
-        self.hub = StreamHub(self.engine, specs, projector=self.projector,
-                             tickers=self.tickers, klines=self.klines)
+        # The positions' ADL indicators, ranked at most once a second (REST and streams).
+        self.adl = AdlIndicators(self.engine)
         snapshot_seq = self.engine.last_seq
         if engine is not None:
             readside.install(self, read_sides[snapshot_seq])
@@ -212,7 +227,9 @@ class ExchangeService:
                 model.apply(event)
         self.projector.sink = sink
         projection = self.projector.project(command, events)
-        self.hub.on_durable(command, events, projection)
+        books = self.books.apply(command, events)
+        for listener in self._listeners:
+            listener(command, events, projection, books)
         self.read_seq = command.seq
         if write:
             self.history.projected(command.seq)
@@ -253,12 +270,12 @@ class ExchangeService:
 
         Runs only in the snapshot's forked child, on its copy-on-write image of the process:
         the live read side in the parent is untouched, and nothing is published (the child
-        has no connections worth writing to) or written to the history tables.
+        tells no listener: it has no connections worth writing to) or written to the history
+        tables.
         """
         if self.read_side_fault:
             raise RuntimeError(f"the read side is unsound: {self.read_side_fault}")
-        self.hub.subscribers = {}
-        self.hub.accounts = {}
+        self._listeners = []
         for command, events in self.sequencer.applied_after(self.read_seq):
             self._project(command, events, write=False)
         if self.read_seq != self.engine.last_seq:

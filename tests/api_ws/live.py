@@ -14,6 +14,7 @@ from perpx.api.keys import ApiKey
 from perpx.api.server import LoopServerThread
 from perpx.api.ws.gate import Gate
 from perpx.api.ws.hub import StreamHub
+from perpx.api.ws.server import build_routes
 from perpx.convert import to_atoms, to_lots, to_ticks
 from perpx.core import Engine, OrderType, PlaceOrder, Side, TimeInForce
 from perpx.core.commands import Command, Deposit, MarkPrice
@@ -51,7 +52,8 @@ class LiveExchange:
         self.sequencer = Sequencer(self.engine, MemoryJournal())
         self.hub = StreamHub(self.engine, max_queue=max_queue)
         self.sequencer.subscribe(self.hub.on_durable)
-        self.app = Starlette(routes=self.hub.routes(Gate(FixedKeys()), self.sequencer.submit))
+        self.app = Starlette(routes=build_routes(self.hub, Gate(FixedKeys()),
+                                                  self.sequencer.submit))
         self.thread = LoopServerThread(self.app)
         self.port = self.thread.port
         self.url = f"ws://127.0.0.1:{self.port}"

@@ -1,6 +1,6 @@
 """kill -9 a real exchange process at seeded random points; recovery must lose nothing acked.
 
-Each crash point runs `python -m perpx.store.loadtarget` on the same journal (it first
+Each crash point runs `python -m perpx.loadtarget` on the same journal (it first
 recovers from what the previous one left), kills it with SIGKILL after a random number of
 acknowledgements, at a random moment while it stores a snapshot, or at a random time, and
 then checks: every acknowledged seq is in the journal, the journal has no gap, snapshot +
@@ -21,10 +21,9 @@ import threading
 
 from perpx.core.engine import Engine
 from perpx.instruments import load_instruments
-from perpx.sequencer import recover
 from perpx.store import open_journal, open_snapshots
 from perpx.store.audit import audit_journal
-from perpx.store.recovery import recover_state
+from perpx.store.recovery import recover, recover_state
 
 CRASH_POINTS = int(os.environ.get("PERPX_CRASH_POINTS", "9"))
 COMMANDS_PER_RUN = 1500
@@ -34,7 +33,7 @@ def _crash_once(location: str, rng: random.Random, point: int) -> tuple[int, str
     """Run the target, kill it; return (highest acked seq, how it was killed, ran to end)."""
     mode = ("acks", "snapshot", "time")[point % 3]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "perpx.store.loadtarget", "--journal", location,
+        [sys.executable, "-m", "perpx.loadtarget", "--journal", location,
          "--commands", str(COMMANDS_PER_RUN), "--seed", str(point), "--snapshot-every", "300",
          "--chunk-bytes", "4096"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -47,8 +47,7 @@ from perpx.api.keys import ApiKey, KeyStore
 from perpx.core.engine import Engine
 from perpx.instruments import load_instruments
 from perpx.readmodels import FundingHistory, Klines
-from perpx.readmodels.funding_history import FundingRateRecord
-from perpx.readmodels.klines import Candle
+from perpx.rows import Candle, FundingRateRecord
 from perpx.store import open_journal
 from perpx.store.audit import audit_journal
 from perpx.store.records import (

@@ -46,16 +46,12 @@ def differences(a: Any, b: Any, path: str = "", found: list[str] | None = None) 
 
 def live_read_side(service: ExchangeService) -> dict[str, Any]:
     """Return the objects of a service's read side (those a checkpoint holds)."""
-    hub = service.hub
+    # The stream hub folds nothing (it is built on these by the API, after a restore), so
+    # the book mirrors and tick directions it publishes are the service's `books`.
     return {
         "seq": service.read_seq, "projector": service.projector, "tickers": service.tickers,
         "klines": service.klines, "open_interest": service.open_interest,
-        "funding": service.funding, "hub_mirrors": hub.mirrors,
-        "hub_directions": hub.directions, "hub_seq": hub.seq, "hub_now_ms": hub.now_ms,
-        # Sharing is state too: one order projection, tickers and klines for REST and streams.
-        "shared": (hub.projector is service.projector,
-                   hub.private.projector is service.projector,
-                   hub.tickers is service.tickers, hub.klines is service.klines),
+        "funding": service.funding, "books": service.books,
     }
 
 

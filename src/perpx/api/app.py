@@ -26,16 +26,19 @@ from starlette.types import Receive, Scope, Send
 
 from perpx.api.auth import DEFAULT_LIMITS, AuthLimits, authenticate
 from perpx.api.context import Access, Context, Endpoint
-from perpx.api.envelope import ApiError, envelope
+from perpx.api.envelope import envelope
 from perpx.api.jsondepth import MAX_DEPTH, too_deep
 from perpx.api.keys import ApiKey, KeyStore
 from perpx.api.limits import AddressThrottle, BodyTooLarge, Limits
-from perpx.api.params import Params
 from perpx.api.permissions import authorize
 from perpx.api.ratelimit import RateLimiter
 from perpx.api.rest import account, market, order, position
-from perpx.api.retcodes import bybit_code
 from perpx.api.ws.gate import Gate
+from perpx.api.ws.hub import StreamHub
+from perpx.api.ws.server import build_routes
+from perpx.bybit.errors import ApiError
+from perpx.bybit.params import Params
+from perpx.bybit.retcodes import bybit_code
 from perpx.convert import ConversionError
 from perpx.service import ExchangeService, ServiceStopped
 from perpx.store.history import CursorError, HistoryUnavailable
@@ -258,6 +261,20 @@ class RestApp:
         return self.starlette.state
 
 
+def service_hub(service: ExchangeService) -> StreamHub:
+    """Return a stream hub publishing from `service`'s read side, listening to its commands.
+
+    The hub shares the service's order projection, tickers, klines, book mirrors and ADL
+    ranks (REST and the streams show one state), so it folds nothing itself; the service
+    tells it of each durable command once these are folded (`ExchangeService.listen`).
+    """
+    hub = StreamHub(service.engine, list(service.specs.values()), projector=service.projector,
+                    tickers=service.tickers, klines=service.klines, books=service.books,
+                    adl=service.adl)
+    service.listen(hub.on_durable)
+    return hub
+
+
 def create_app(service: ExchangeService, keys: KeyStore, *,
                extra_routes: Sequence[BaseRoute] = (), manage_service: bool = False,
                rate_limiter: RateLimiter | None = None,
@@ -301,7 +318,7 @@ def create_app(service: ExchangeService, keys: KeyStore, *,
             if manage_service:
                 await service.close()
 
-    streams = service.hub.routes(gate, service.submit)
+    streams = build_routes(service_hub(service), gate, service.submit)
     routes: list[BaseRoute] = [*streams, *extra_routes,
                                Route("/{path:path}", dispatch, methods=METHODS)]
     return RestApp(dispatcher, Starlette(routes=routes, lifespan=lifespan), extra_routes)

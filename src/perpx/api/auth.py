@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from perpx.api.envelope import ApiError
 from perpx.api.keys import ApiKey, KeyStore
 from perpx.api.permissions import INVALID_KEY, Access, KeyLookup, authorize
+from perpx.bybit.errors import ApiError
 
 DEFAULT_RECV_WINDOW = 5000
 FUTURE_TOLERANCE_MS = 1000  # Bybit: timestamp < server_time + 1000

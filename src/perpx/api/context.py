@@ -6,11 +6,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from perpx.api.envelope import ApiError
 from perpx.api.keys import ApiKey, KeyStore
-from perpx.api.params import Params
 from perpx.api.permissions import Access
-from perpx.api.retcodes import bybit_code
+from perpx.bybit.errors import ApiError
+from perpx.bybit.params import Params
+from perpx.bybit.retcodes import bybit_code
 from perpx.core.events import CommandRejected, Event, OrderRejected
 from perpx.service import ExchangeService
 

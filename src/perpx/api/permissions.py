@@ -10,8 +10,8 @@ from __future__ import annotations
 from enum import Enum
 from typing import Protocol
 
-from perpx.api.envelope import ApiError
 from perpx.api.keys import ApiKey
+from perpx.bybit.errors import ApiError
 
 
 class Access(Enum):

@@ -25,6 +25,7 @@ from websockets.exceptions import ConnectionClosed
 
 from perpx.api.server import LoopServerThread
 from perpx.api.ws.hub import StreamHub
+from perpx.api.ws.server import build_routes
 from perpx.core import CancelOrder, Engine, OrderType, PlaceOrder, Side, TimeInForce
 from perpx.core.commands import Command, Deposit, MarkPrice
 from perpx.instruments import load_instruments
@@ -43,7 +44,7 @@ class _Server:
         self.sequencer = Sequencer(self.engine, MemoryJournal())
         self.hub = StreamHub(self.engine, max_queue=100_000)
         self.sequencer.subscribe(self.hub.on_durable)
-        app = Starlette(routes=self.hub.routes())
+        app = Starlette(routes=build_routes(self.hub))
         self.thread = LoopServerThread(app)
         self.url = f"ws://127.0.0.1:{self.thread.port}/v5/public/linear"
 

@@ -15,27 +15,12 @@ every stored row starts before it.
 
 from __future__ import annotations
 
-from typing import Protocol
-
-from perpx.readmodels.klines import MAX_LIMIT, Candle
+from perpx.readmodels.klines import MAX_LIMIT
 from perpx.readmodels.period import (
     period_start,
     periods_in_window,
 )
-
-
-class ClosedCandles(Protocol):
-    """The closed candles of one track (symbol, source, interval), as stored."""
-
-    def between(self, low_ms: int | None, high_ms: int | None, limit: int, *,
-                newest_first: bool) -> list[Candle]:
-        """Return up to `limit` candles starting in [low, high], in the order asked."""
-
-    def before(self, start_ms: int) -> Candle | None:
-        """Return the newest candle that starts before `start_ms`, if any."""
-
-    def first(self) -> Candle | None:
-        """Return the oldest candle, if any."""
+from perpx.rows import Candle, ClosedCandles
 
 
 def select_candles(closed: ClosedCandles, current: Candle | None, interval: str, *,

@@ -31,25 +31,14 @@ from perpx.core.enums import Side
 from perpx.core.errors import InvariantViolation
 from perpx.core.events import Event, FundingPaid, FundingSettled
 from perpx.core.instruments import InstrumentSpec
+from perpx.rows import RATES_MAX_LIMIT, FundingRateRecord
 
 RATES_DEFAULT_LIMIT = 200
-RATES_MAX_LIMIT = 200
 EXECUTIONS_DEFAULT_LIMIT = 50
 EXECUTIONS_MAX_LIMIT = 100
 FUNDING_EXEC_TYPE = "Funding"
 
 _Record = TypeVar("_Record")
-
-
-@dataclass(frozen=True, slots=True)
-class FundingRateRecord:
-    """One settled funding of a symbol."""
-
-    symbol: str
-    funding_rate: int  # 10**-8
-    funding_rate_timestamp_ms: int
-    mark_price_ticks: int
-    seq: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
@@ -57,6 +56,7 @@ from perpx.readmodels.period import (
     period_start,
     periods_in_window,
 )
+from perpx.rows import Candle
 
 DEFAULT_LIMIT = 200
 MAX_LIMIT = 1000
@@ -75,25 +75,6 @@ class PriceSource(StrEnum):
 # price too: Bybit's kline has a candle for every period, volume 0 when nothing traded).
 HOLDS_VALUE: frozenset[PriceSource] = frozenset({PriceSource.LAST, PriceSource.MARK,
                                                  PriceSource.INDEX})
-
-
-@dataclass(frozen=True, slots=True)
-class Candle:
-    """One period's candle: prices in ticks (premium index: rate in 10**-8).
-
-    `volume_lots` and `turnover_atoms` are the traded quantity and quote value of the period
-    (last-price candles only; zero for the others). `updated_ms` is the time of the last event
-    in the period (the kline stream's `timestamp`); a flat filler candle has none.
-    """
-
-    start_ms: int
-    open: int
-    high: int
-    low: int
-    close: int
-    volume_lots: int = 0
-    turnover_atoms: int = 0
-    updated_ms: int | None = None
 
 
 Bar = tuple[int, int, int, int, int, int, int, int]  # start, O, H, L, C, volume, turnover, updated

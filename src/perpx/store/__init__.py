@@ -1,6 +1,7 @@
-"""Stores around the core: the command journal, snapshots (and read models, elsewhere).
+"""Stores around the core: the command journal, snapshots and the history tables.
 
-`open_journal(url)` and `open_snapshots(url)` pick the backend from one location string:
+`open_journal(url)`, `open_snapshots(url)` and `open_history(url)` pick the backend from one
+location string (this module stands above the backends, which never import it):
 
 - a file path, or ``sqlite:///path`` (``sqlite:///:memory:`` is refused: not durable);
 - ``postgresql://...`` or ``postgres://...``; an optional ``schema=NAME`` query parameter
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 if TYPE_CHECKING:  # the backends import their drivers only when opened
+    from perpx.store.history import History
     from perpx.store.journal import Journal
     from perpx.store.snapshots import SnapshotStore
 
@@ -78,3 +80,16 @@ def open_snapshots(url: str, chunk_bytes: int | None = None, *,
     if kind == "postgres":
         return PostgresSnapshotStore(target, schema, size, readonly=readonly)
     return SqliteSnapshotStore(target, size, readonly=readonly)
+
+
+def open_history(location: str) -> History:
+    """Open the history in the database of the journal at `location` (path or URL)."""
+    kind, target, schema = parse_location(location)
+    if kind == "postgres":
+        from perpx.store.history_postgres import PostgresHistory
+
+        return PostgresHistory(target, schema)
+    from perpx.store.history import history_path
+    from perpx.store.history_sqlite import SqliteHistory
+
+    return SqliteHistory(history_path(target))

@@ -1,4 +1,4 @@
-"""The history read models: the `History` port, its pages and cursors, and `open_history`.
+"""The history read models' base: the `History` port, its pages, cursors and errors.
 
 Read models built from events, in the same database as the journal (issue #7): final
 orders, executions, closed P&L, the wallet's transaction log, settled funding rates and
@@ -8,6 +8,9 @@ endpoints read. Two backends implement the port over the same tables and queries
 `perpx.store.history_postgres` (the journal's PostgreSQL schema); the shared machinery (a
 writer thread, batched writes, the ``history_meta`` high watermark committed in the same
 transaction as the rows, idempotent upserts by natural key) is `perpx.store.history_sql`.
+This module sits below them all; `perpx.store.open_history` (above the backends) picks one.
+The tables are typed on plain rows (`perpx.store.records`, `perpx.rows`), never on the read
+models that fold them.
 """
 
 from __future__ import annotations
@@ -19,9 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
-from perpx.readmodels.candles import ClosedCandles
-from perpx.readmodels.funding_history import FundingRateRecord
-from perpx.readmodels.klines import Candle
+from perpx.rows import Candle, ClosedCandles, FundingRateRecord
 from perpx.store.records import ClosedPnlRecord, ExecutionRecord, LedgerRecord, OrderRecord
 
 T = TypeVar("T")
@@ -149,17 +150,3 @@ class History(Protocol):
 def history_path(journal_path: str | Path) -> Path:
     """Return where the history of a SQLite journal lives: ``history.db`` in its folder."""
     return Path(journal_path).parent / HISTORY_FILE
-
-
-def open_history(location: str) -> History:
-    """Open the history in the database of the journal at `location` (path or URL)."""
-    from perpx.store import parse_location
-
-    kind, target, schema = parse_location(location)
-    if kind == "postgres":
-        from perpx.store.history_postgres import PostgresHistory
-
-        return PostgresHistory(target, schema)
-    from perpx.store.history_sqlite import SqliteHistory
-
-    return SqliteHistory(history_path(target))

@@ -40,9 +40,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from perpx.readmodels.candles import ClosedCandles
-from perpx.readmodels.funding_history import RATES_MAX_LIMIT, FundingRateRecord
-from perpx.readmodels.klines import Candle
+from perpx.rows import RATES_MAX_LIMIT, Candle, ClosedCandles, FundingRateRecord
 from perpx.store.history import HistoryUnavailable, Page, decode_cursor, encode_cursor
 from perpx.store.records import ClosedPnlRecord, ExecutionRecord, LedgerRecord, OrderRecord
 

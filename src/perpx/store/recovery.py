@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 from perpx.core.engine import Engine
 from perpx.core.instruments import InstrumentSpec
-from perpx.sequencer import recover
 from perpx.store.codec import CodecError, decode_snapshot
 from perpx.store.journal import Journal
 from perpx.store.snapshots import SnapshotInfo, SnapshotStore
@@ -30,6 +29,15 @@ class Recovery:
     replayed: int = 0
     seconds: float = 0.0
     rejected: list[str] = field(default_factory=list)  # why each skipped snapshot was refused
+
+
+def recover(engine: Engine, journal: Journal) -> int:
+    """Replay into `engine` every journaled command after its seq; return how many."""
+    count = 0
+    for command in journal.read(engine.last_seq + 1):
+        engine.apply(command)
+        count += 1
+    return count
 
 
 def load_snapshot(instruments: list[InstrumentSpec], store: SnapshotStore, seq: int,

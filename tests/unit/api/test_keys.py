@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from perpx.api.auth import authenticate_ws
-from perpx.api.envelope import ApiError
 from perpx.api.keys import KeyStore
+from perpx.bybit.errors import ApiError
 
 
 def test_keys_are_encrypted_at_rest_and_verify_hmacs(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from perpx.api.retcodes import OK, bybit_code
+from perpx.bybit.retcodes import OK, bybit_code
 from perpx.core.codes import RejectCode
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from perpx.api.retcodes import bybit_code
+from perpx.bybit.retcodes import bybit_code
 from perpx.core import OrderRejected, OrderType, PlaceOrder, RejectCode, Side
 from support.builders import Driver, btcusdt, of_type, state_apart_from_seq
 

@@ -8,7 +8,8 @@ import pytest
 
 from perpx.core.enums import Side
 from perpx.core.events import IndexPriceUpdated, MarkPriceUpdated, PremiumIndexSampled, Trade
-from perpx.readmodels.klines import Candle, Klines, PriceSource
+from perpx.readmodels.klines import Klines, PriceSource
+from perpx.rows import Candle
 from support.builders import btcusdt
 
 SPEC = btcusdt()  # one tick on one lot = 10,000 atoms

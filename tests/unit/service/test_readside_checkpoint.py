@@ -33,8 +33,7 @@ from perpx.core.commands import (
 from perpx.core.enums import OrderType, Side, TimeInForce, TriggerDirection
 from perpx.instruments import load_instruments
 from perpx.service import ExchangeService
-from perpx.store import open_journal, open_snapshots
-from perpx.store.history import open_history
+from perpx.store import open_history, open_journal, open_snapshots
 from perpx.store.history_sqlite import SqliteHistory
 from perpx.store.journal import MemoryJournal
 from support.readside import live_read_side, read_side_differences

@@ -10,8 +10,9 @@ import pytest
 from perpx.core import Engine, OrderType, PlaceOrder, Side
 from perpx.core.commands import Command, Deposit
 from perpx.core.events import OrderAccepted
-from perpx.sequencer import Sequencer, SequencerStopped, recover
+from perpx.sequencer import Sequencer, SequencerStopped
 from perpx.store.journal import JournalError, MemoryJournal
+from perpx.store.recovery import recover
 from support.builders import btcusdt
 
 

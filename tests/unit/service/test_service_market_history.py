@@ -24,8 +24,7 @@ from perpx.core.enums import OrderType, Side
 from perpx.instruments import load_instruments
 from perpx.readmodels import FundingHistory, Klines, PriceSource
 from perpx.service import ExchangeService
-from perpx.store import open_journal
-from perpx.store.history import open_history
+from perpx.store import open_history, open_journal
 
 T0 = 1_700_006_400_000
 STEP_MS = 7 * 60_000

@@ -14,8 +14,8 @@ from perpx.core.commands import PlaceOrder
 from perpx.core.enums import OrderType, Side
 from perpx.instruments import load_instruments
 from perpx.service import ExchangeService
-from perpx.store import open_journal, open_snapshots
-from perpx.store.history import History, open_history
+from perpx.store import open_history, open_journal, open_snapshots
+from perpx.store.history import History
 from perpx.store.history_sqlite import SqliteHistory
 from support.readside import read_side_differences
 from support.stores import history_rows, history_sql

@@ -27,8 +27,8 @@ from perpx.core.enums import OrderType, Side
 from perpx.core.events import Event
 from perpx.instruments import load_instruments
 from perpx.service import ExchangeService
-from perpx.store import open_journal, open_snapshots
-from perpx.store.history import History, history_path, open_history
+from perpx.store import open_history, open_journal, open_snapshots
+from perpx.store.history import History, history_path
 from perpx.store.history_sql import HistoryUnavailable
 from perpx.store.history_sqlite import SqliteHistory
 from support.readside import read_side_differences

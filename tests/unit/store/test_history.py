@@ -6,7 +6,8 @@ from perpx.core import OrderType, PlaceOrder, Side
 from perpx.core.commands import Deposit, IndexPrice, Tick
 from perpx.core.engine import Engine
 from perpx.instruments import load_instruments
-from perpx.store.history import CursorError, History, decode_cursor, encode_cursor, open_history
+from perpx.store import open_history
+from perpx.store.history import CursorError, History, decode_cursor, encode_cursor
 from perpx.store.records import Projector
 
 

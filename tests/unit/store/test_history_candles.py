@@ -15,7 +15,8 @@ from perpx.readmodels import FundingHistory, Klines, PriceSource
 from perpx.readmodels.candles import select_candles
 from perpx.readmodels.klines import HOLDS_VALUE
 from perpx.readmodels.period import KLINE_INTERVALS
-from perpx.store.history import History, open_history
+from perpx.store import open_history
+from perpx.store.history import History
 from perpx.store.history_sql import SqlHistory
 from support.builders import Driver
 from support.stores import history_rows

@@ -14,7 +14,7 @@ from perpx.core import OrderType, PlaceOrder, Side
 from perpx.core.commands import Command, Deposit, IndexPrice, Tick
 from perpx.core.engine import Engine
 from perpx.instruments import load_instruments
-from perpx.store.history import open_history
+from perpx.store import open_history
 from perpx.store.history_postgres import PostgresHistory
 from perpx.store.history_sql import HistoryUnavailable, SqlHistory
 from perpx.store.history_sqlite import SqliteHistory

@@ -9,11 +9,11 @@ import pytest
 
 from perpx.core.engine import Engine
 from perpx.instruments import load_instruments
-from perpx.sequencer import Sequencer, recover
+from perpx.sequencer import Sequencer
 from perpx.store.codec import decode_snapshot, encode_snapshot
 from perpx.store.journal import Journal
 from perpx.store.loadflow import order_flow
-from perpx.store.recovery import recover_state
+from perpx.store.recovery import recover, recover_state
 from perpx.store.snapshots import SnapshotStore
 from perpx.store.snapshotter import Snapshotter
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from perpx.api import wire
 from perpx.api.context import Access, Context, Endpoint, raise_rejection, rejection
-from perpx.api.envelope import ApiError, params_error
-from perpx.api.params import LINEAR
-from perpx.api.retcodes import bybit_code
+from perpx.bybit.errors import ApiError, params_error
+from perpx.bybit.params import LINEAR
+from perpx.bybit.retcodes import bybit_code
 from perpx.convert import ConversionError, format_rate, to_atoms
 from perpx.core.codes import RejectCode
 from perpx.core.commands import Deposit, SetMarginMode, Withdraw

@@ -3,7 +3,7 @@
 Order endpoints acknowledge: retCode 0 with the order id means the engine accepted the order
 (a conditional one as Untriggered); fills, triggers and cancels that follow are visible on the
 order object. A synchronous refusal by the core is answered with its Bybit code and nothing
-changes. Parameters become commands in `perpx.api.translate` (shared with `/v5/trade` and
+changes. Parameters become commands in `perpx.bybit.translate` (shared with `/v5/trade` and
 `perpx.Exchange`).
 """
 
@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from perpx.api import translate, wire
+from perpx.api import wire
 from perpx.api.context import Access, Context, Endpoint, raise_rejection, rejection
-from perpx.api.envelope import ApiError, params_error
-from perpx.api.params import LINEAR, Params
-from perpx.api.rest import stops
+from perpx.bybit import stops, translate
+from perpx.bybit.errors import ApiError, params_error
+from perpx.bybit.params import LINEAR, Params
 from perpx.core.commands import AmendOrder, CancelAllOrders, CancelOrder
 from perpx.core.events import (
     ConditionalOrderAccepted,

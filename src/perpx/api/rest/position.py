@@ -7,10 +7,10 @@ from typing import Any
 
 from perpx.api import wire
 from perpx.api.context import Access, Context, Endpoint, raise_rejection
-from perpx.api.envelope import ApiError, params_error
-from perpx.api.params import LINEAR, Params
-from perpx.api.rest import stops
-from perpx.api.retcodes import bybit_code
+from perpx.bybit import stops
+from perpx.bybit.errors import ApiError, params_error
+from perpx.bybit.params import LINEAR, Params
+from perpx.bybit.retcodes import bybit_code
 from perpx.convert import ConversionError, format_atoms, to_atoms, to_rate
 from perpx.core.commands import AdjustMargin, SetAutoAddMargin, SetLeverage, SwitchPositionMode
 from perpx.core.enums import MarginMode, PositionMode

@@ -18,11 +18,11 @@ from collections.abc import Awaitable, Callable, Collection
 from typing import Protocol
 
 from perpx.api.auth import DEFAULT_LIMITS, AuthLimits, authenticate_ws
-from perpx.api.envelope import ApiError
 from perpx.api.keys import ApiKey
 from perpx.api.permissions import Access, KeyLookup, authorize
 from perpx.api.ratelimit import RateLimiter
 from perpx.api.ws.connection import REVOKED_CLOSE_CODE, Connection
+from perpx.bybit.errors import ApiError
 
 log = logging.getLogger("perpx.api.ws")
 

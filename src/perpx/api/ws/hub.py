@@ -1,32 +1,32 @@
 """The stream hub: durable events in, Bybit V5 topic messages out to subscribed connections.
 
-`StreamHub.on_durable(command, events)` is the sequencer's subscriber: it runs in the event
-loop, in seq order, once a command is durable. It folds the events into the hub's own views
-(book mirrors, tickers, klines, open orders) in O(events), publishes trades, liquidations and
-private rows at once, and marks the throttled views (order books, tickers, klines) dirty.
+`StreamHub.on_durable(command, events, ...)` listens to durable commands: it runs in the event
+loop, in seq order, once a command is durable (the service calls it after folding its read
+side; a hub alone is the sequencer's subscriber and folds its own). It publishes trades,
+liquidations and private rows at once and marks the throttled views (order books, tickers,
+klines) dirty, in O(events).
 A flush task publishes each dirty view at most once per Bybit push interval, so a burst of
 commands yields one delta per view per interval. A message is encoded once and queued to each
 subscriber of its topic: the work per command is O(events + subscribed views), plus one queue
 put per subscriber that gets a message.
 
-The hub's folded state (book mirrors, tick directions, its seq and clock) is part of the
-read-side checkpoint: `to_state()` exports it as plain data (`HubState`), `HubFolded`
-rebuilds it and `restore()` takes it back. Subscriptions and published views belong to
-connections and are never checkpointed.
+What is folded from events (book mirrors and tick directions: `perpx.readmodels.books`;
+tickers, klines, the order projection) belongs to the read side, which checkpoints it; the
+hub only reads it. Subscriptions and published views belong to connections and are never
+checkpointed.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
-from starlette.routing import BaseRoute
 
+from perpx.adl import AdlIndicators
 from perpx.api.ws import public
-from perpx.api.ws.book import BookMirror, BookMirrorState, DepthView
+from perpx.api.ws.book import DepthView
 from perpx.api.ws.connection import Connection
 from perpx.api.ws.private import PRIVATE_TOPICS, PrivateFeed
 from perpx.core.commands import Command
@@ -38,14 +38,12 @@ from perpx.core.events import (
     IndexPriceUpdated,
     Liquidated,
     MarkPriceUpdated,
-    OrderAccepted,
-    OrderAmended,
-    OrderCancelled,
     PositionChanged,
     PremiumIndexSampled,
     Trade,
 )
 from perpx.core.instruments import InstrumentSpec
+from perpx.readmodels.books import BookChanges, BookMirror, Books, TickDirection
 from perpx.readmodels.klines import Klines
 from perpx.readmodels.period import KLINE_INTERVALS, period_start
 from perpx.readmodels.tickers import Tickers
@@ -53,10 +51,6 @@ from perpx.store.records import Projection, Projector
 
 Submit = Callable[[Command], Awaitable[list[Event]]]
 
-if TYPE_CHECKING:
-    from perpx.api.ws.gate import Gate
-
-_BOOK_EVENTS = (OrderAccepted, Trade, OrderCancelled, OrderAmended)
 _TICKER_EVENTS = (MarkPriceUpdated, IndexPriceUpdated, PremiumIndexSampled, FundingSettled,
                   FundingIntervalSet, PositionChanged)
 FLUSH_PERIOD_S = 0.005
@@ -66,38 +60,6 @@ _encode = msgspec.json.Encoder().encode
 def encode(message: dict[str, Any]) -> str:
     """Encode a message to the JSON text of one frame."""
     return _encode(message).decode()
-
-
-class HubState(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
-    """What the hub folded from durable events, as data (tickers and klines are shared)."""
-
-    seq: int
-    now_ms: int
-    mirrors: dict[str, BookMirrorState]
-    directions: public.TickDirectionState
-
-
-@dataclass(slots=True)
-class HubFolded:
-    """A hub's folded state rebuilt from a `HubState`, ready for `StreamHub.restore`."""
-
-    seq: int
-    now_ms: int
-    mirrors: dict[str, BookMirror]
-    directions: public.TickDirection
-
-    @classmethod
-    def from_state(cls, state: HubState, symbols: list[str]) -> HubFolded:
-        """Rebuild from `StreamHub.to_state()`; raise ValueError on another instrument table."""
-        if list(state.mirrors) != symbols:
-            raise ValueError("hub state: book mirrors of another instrument table")
-        unknown = set(state.directions) - set(symbols)
-        if unknown:
-            raise ValueError(f"hub state: tick directions of unknown symbols {sorted(unknown)}")
-        return cls(state.seq, state.now_ms,
-                   {symbol: BookMirror.from_state(symbol, found)
-                    for symbol, found in state.mirrors.items()},
-                   public.TickDirection.from_state(state.directions))
 
 
 class _TickerView:
@@ -124,20 +86,24 @@ class StreamHub:
 
     def __init__(self, engine: Engine, instruments: list[InstrumentSpec] | None = None,
                  max_queue: int | None = None, projector: Projector | None = None,
-                 tickers: Tickers | None = None, klines: Klines | None = None) -> None:
+                 tickers: Tickers | None = None, klines: Klines | None = None,
+                 books: Books | None = None, adl: AdlIndicators | None = None) -> None:
         """Serve `engine`'s streams; orders come from `projector` when the caller owns one.
 
         With a `projector` (the service's, shared with REST) the caller projects each command
         and hands the `Projection` to `on_durable`; without one the hub keeps its own. Likewise
-        `tickers` and `klines`: shared ones are folded by their owner before `on_durable`
-        (so each event is folded once); without them the hub folds its own. Shared klines
-        must keep at least the two closed candles before the open one.
+        `books`: shared ones are folded by their owner, who hands `on_durable` the command's
+        `BookChanges`; and `tickers` and `klines`: shared ones are folded by their owner
+        before `on_durable` (so each event is folded once); without them the hub folds its
+        own. Shared klines must keep at least the two closed candles before the open one.
+        `adl` is the owner's ADL indicator cache (REST shows the same ranks).
         """
         self.engine = engine
         specs = instruments if instruments is not None else list(engine.instruments.values())
         self.specs = {spec.symbol: spec for spec in specs}
         self.max_queue = max_queue
-        self.mirrors = {symbol: BookMirror(symbol) for symbol in self.specs}
+        self._own_books = books is None
+        self.books = books if books is not None else Books(list(self.specs))
         self._own_models = tickers is None and klines is None
         if (tickers is None) != (klines is None):
             raise ValueError("share both tickers and klines with the hub, or neither")
@@ -146,32 +112,36 @@ class StreamHub:
         self.klines = klines if klines is not None else Klines(specs, keep_closed=2)
         self._own_projector = projector is None
         self.projector = projector if projector is not None else Projector(specs)
-        self.private = PrivateFeed(engine, self.projector)
-        self.directions = public.TickDirection()
+        self.private = PrivateFeed(engine, self.projector, adl)
         self.subscribers: dict[str, set[Connection]] = {}
         self.accounts: dict[int, set[Connection]] = {}
         self.depth_views: dict[tuple[str, int], DepthView] = {}
         self.ticker_views: dict[str, _TickerView] = {}
         self.kline_views: dict[tuple[str, str], _KlineView] = {}
-        self.now_ms = 0
-        self.seq = 0
         self.messages = 0  # frames queued, over all connections
         self._flusher: asyncio.Task[None] | None = None
 
-    # -- checkpoint ---------------------------------------------------------------------------
+    # -- the folded state it publishes (the read side's) --------------------------------------
 
-    def to_state(self) -> HubState:
-        """Return the hub's folded state as data."""
-        return HubState(self.seq, self.now_ms,
-                        {symbol: mirror.to_state() for symbol, mirror in self.mirrors.items()},
-                        self.directions.to_state())
+    @property
+    def mirrors(self) -> dict[str, BookMirror]:
+        """Each symbol's book mirror."""
+        return self.books.mirrors
 
-    def restore(self, folded: HubFolded) -> None:
-        """Take the folded state rebuilt from a checkpoint (`HubFolded.from_state`)."""
-        self.mirrors = folded.mirrors
-        self.directions = folded.directions
-        self.seq = folded.seq
-        self.now_ms = folded.now_ms
+    @property
+    def directions(self) -> TickDirection:
+        """Each symbol's last tick direction."""
+        return self.books.directions
+
+    @property
+    def seq(self) -> int:
+        """The last durable command folded."""
+        return self.books.seq
+
+    @property
+    def now_ms(self) -> int:
+        """The clock of the durable commands folded (never runs back)."""
+        return self.books.now_ms
 
     # -- topics -----------------------------------------------------------------------------
 
@@ -301,37 +271,36 @@ class StreamHub:
     # -- the sequencer's subscriber ---------------------------------------------------------
 
     def on_durable(self, command: Command, events: list[Event],
-                   projection: Projection | None = None) -> None:
-        """Fold a durable command's events in and publish what cannot wait for the flush.
+                   projection: Projection | None = None,
+                   books: BookChanges | None = None) -> None:
+        """Publish what a durable command changed that cannot wait for the flush.
 
-        `projection` is what the shared order projector made of the command; a hub with its
-        own projector projects the command itself.
+        `projection` and `books` are what the shared order projector and book mirrors made of
+        the command; a hub with its own projector (books) folds the command itself.
         """
         if projection is None:
             if not self._own_projector:
                 raise ValueError("a hub sharing a projector needs the command's projection")
             projection = self.projector.project(command, events)
-        self.now_ms = max(self.now_ms, command.ts_ms)
-        self.seq = command.seq
+        if books is None:
+            if not self._own_books:
+                raise ValueError("a hub sharing its books needs the command's book changes")
+            books = self.books.apply(command, events)
+        directions = iter(books.directions)
         trades: dict[str, list[dict[str, Any]]] = {}
         liquidations: list[Liquidated] = []
-        book_symbols: set[str] = set()
-        ticker_symbols: set[str] = set()
+        ticker_symbols: set[str] = set(books.changed)
         own_models = self._own_models
         for event in events:
             if own_models:
                 self.tickers.apply(event)
                 self.klines.apply(event)
-            if isinstance(event, _BOOK_EVENTS):
-                self.mirrors[event.symbol].apply(event)
-                book_symbols.add(event.symbol)
-                if isinstance(event, Trade):
-                    direction = self.directions.next(event.symbol, event.price_ticks)
-                    rows = trades.setdefault(event.symbol, [])
-                    # Rows cost more than the match itself: build them only for listeners.
-                    if self.subscribers.get(f"publicTrade.{event.symbol}"):
-                        rows.append(public.trade_row(self.specs[event.symbol], event,
-                                                     direction))
+            if isinstance(event, Trade):
+                direction = next(directions)
+                rows = trades.setdefault(event.symbol, [])
+                # Rows cost more than the match itself: build them only for listeners.
+                if self.subscribers.get(f"publicTrade.{event.symbol}"):
+                    rows.append(public.trade_row(self.specs[event.symbol], event, direction))
             elif isinstance(event, _TICKER_EVENTS):
                 ticker_symbols.add(event.symbol)
                 if isinstance(event, MarkPriceUpdated) and event.symbol not in trades \
@@ -339,16 +308,11 @@ class StreamHub:
                     trades[event.symbol] = []  # the mark moves the last-price candle (C3)
             elif isinstance(event, Liquidated):
                 liquidations.append(event)
-        for symbol in book_symbols:
-            mirror = self.mirrors[symbol]
-            mirror.end_command()
-            if mirror.changed:
-                mirror.changed = False
-                ticker_symbols.add(symbol)
-                for depth in public.ORDERBOOK_DEPTHS:
-                    view = self.depth_views.get((symbol, depth))
-                    if view is not None:
-                        view.dirty = True
+        for symbol in books.changed:
+            for depth in public.ORDERBOOK_DEPTHS:
+                view = self.depth_views.get((symbol, depth))
+                if view is not None:
+                    view.dirty = True
         for symbol in ticker_symbols:
             ticker_view = self.ticker_views.get(symbol)
             if ticker_view is not None:
@@ -490,15 +454,3 @@ class StreamHub:
         self._publish(f"kline.{interval}.{symbol}", {"topic": f"kline.{interval}.{symbol}",
                                                      "type": "snapshot", "ts": self.now_ms,
                                                      "data": rows})
-
-    # -- endpoints ----------------------------------------------------------------------------
-
-    def routes(self, gate: Gate | None = None, submit: Submit | None = None) -> list[BaseRoute]:
-        """Return the WebSocket routes: `/v5/public/linear`, `/v5/private` (and `/v5/trade`).
-
-        `gate` authenticates private and trade sessions; without one, every auth is refused.
-        """
-        from perpx.api.ws.gate import Gate, NoKeys
-        from perpx.api.ws.server import build_routes
-
-        return build_routes(self, gate if gate is not None else Gate(NoKeys()), submit)

@@ -21,8 +21,8 @@ from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any
 
+from perpx.adl import AdlIndicators
 from perpx.api import wire
-from perpx.api.adl import AdlIndicators
 from perpx.convert import format_atoms
 from perpx.core.engine import Engine
 from perpx.core.events import (

@@ -2,23 +2,21 @@
 
 Prices and quantities are formatted by `perpx.convert` with the instrument's scales, so a level
 reads byte-identically in a snapshot and in every later delta (pybit matches levels by string).
-
-`TickDirection.to_state()` / `TickDirection.from_state()` export and rebuild the tick
-directions as plain data, for the read-side checkpoint (`perpx.readside`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-from perpx.api.ws.book import DepthView, Level
+from perpx.api.ws.book import DepthView
 from perpx.convert import format_atoms, format_lots, format_rate, format_scaled, format_ticks
 from perpx.core.enums import Side
 from perpx.core.events import Liquidated, Trade
 from perpx.core.instruments import InstrumentSpec
-from perpx.readmodels.klines import Candle
+from perpx.readmodels.books import Level
 from perpx.readmodels.period import next_period_start
 from perpx.readmodels.tickers import Ticker
+from perpx.rows import Candle
 from perpx.store.records import trade_exec_id
 
 ORDERBOOK_DEPTHS = (1, 50, 200, 1000)
@@ -51,50 +49,6 @@ def orderbook_message(spec: InstrumentSpec, view: DepthView, kind: str, bids: li
                  "u": view.u, "seq": view.seq},
         "cts": ts_ms,
     }
-
-
-Direction = Literal["PlusTick", "ZeroPlusTick", "MinusTick", "ZeroMinusTick"]
-# A symbol's last trade price and its direction, as a checkpoint holds it.
-TickDirectionState = dict[str, tuple[int, Direction]]
-
-
-class TickDirection:
-    """Bybit's tick direction of each symbol's last trade, relative to the price before."""
-
-    def __init__(self) -> None:
-        self._last: dict[str, tuple[int, Direction]] = {}
-
-    def to_state(self) -> TickDirectionState:
-        """Return each symbol's last price and direction as data."""
-        return dict(self._last)
-
-    @classmethod
-    def from_state(cls, state: TickDirectionState) -> TickDirection:
-        """Rebuild the directions from `to_state()`."""
-        directions = cls()
-        directions._last = dict(state)
-        return directions
-
-    def next(self, symbol: str, price: int) -> str:
-        """Return the direction of a trade at `price` and remember it."""
-        previous = self._last.get(symbol)
-        direction: Direction
-        if previous is None:
-            direction = "ZeroPlusTick"
-        elif price > previous[0]:
-            direction = "PlusTick"
-        elif price < previous[0]:
-            direction = "MinusTick"
-        else:
-            direction = "ZeroPlusTick" if previous[1] in ("PlusTick", "ZeroPlusTick") \
-                else "ZeroMinusTick"
-        self._last[symbol] = (price, direction)
-        return direction
-
-    def current(self, symbol: str) -> str:
-        """Return the last trade's direction ("" before any trade)."""
-        found = self._last.get(symbol)
-        return found[1] if found else ""
 
 
 def trade_row(spec: InstrumentSpec, trade: Trade, direction: str) -> dict[str, Any]:

@@ -20,11 +20,13 @@ from typing import Any
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from perpx.api.envelope import ApiError
 from perpx.api.jsondepth import MAX_DEPTH, too_deep
 from perpx.api.ws.connection import Connection
-from perpx.api.ws.gate import Gate
+from perpx.api.ws.gate import Gate, NoKeys
 from perpx.api.ws.hub import StreamHub, Submit, encode
+from perpx.api.ws.trade import handle_trade_op
+from perpx.bybit.errors import ApiError
+from perpx.core.instruments import InstrumentSpec
 
 SUBSCRIBE_DELAY_S = 0.05
 PUBLIC, PRIVATE, TRADE = "public", "private", "trade"
@@ -63,6 +65,11 @@ class Session:
         self.gate = gate
         self.submit = submit
 
+    @property
+    def specs(self) -> Mapping[str, InstrumentSpec]:
+        """The instruments orders may name (the hub's)."""
+        return self.hub.specs
+
     def reply(self, message: dict[str, Any]) -> None:
         """Queue a protocol reply."""
         self.conn.offer(encode(message))
@@ -83,8 +90,6 @@ class Session:
         elif op in ("subscribe", "unsubscribe") and conn.endpoint != TRADE:
             await self.subscribe(message, op)
         elif conn.endpoint == TRADE and isinstance(op, str) and op.startswith("order."):
-            from perpx.api.ws.trade import handle_trade_op
-
             await handle_trade_op(self, message)
         else:
             self.reply({"success": False, "ret_msg": f"error:unknown op {str(op)[:40]}",
@@ -207,8 +212,14 @@ async def _serve(websocket: WebSocket, hub: StreamHub, endpoint: str, gate: Gate
             await sender
 
 
-def build_routes(hub: StreamHub, gate: Gate, submit: Submit | None) -> list[BaseRoute]:
-    """Return the routes of the public, private and (with `submit`) trade endpoints."""
+def build_routes(hub: StreamHub, gate: Gate | None = None,
+                 submit: Submit | None = None) -> list[BaseRoute]:
+    """Return the routes of the public, private and (with `submit`) trade endpoints.
+
+    `gate` authenticates private and trade sessions; without one, every auth is refused.
+    """
+    if gate is None:
+        gate = Gate(NoKeys())
 
     def endpoint(kind: str) -> Any:
         async def run(websocket: WebSocket) -> None:

@@ -3,20 +3,24 @@
 Each request body is a REST body (§5.1-§5.3). When the command is executed, the session's key
 is checked as REST checks it (`Gate.check`: revoked 10003, read-only 10005, over the key's
 rate limit shared with REST 10006); the body becomes a command through the same translator
-as REST (`perpx.api.translate`) and is submitted through the sequencer; the reply comes once
+as REST (`perpx.bybit.translate`) and is submitted through the sequencer; the reply comes once
 the command is durable, with the same retCode a REST call would get.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
-from perpx.api import translate
-from perpx.api.envelope import ApiError
-from perpx.api.params import Params
 from perpx.api.permissions import Access
-from perpx.api.retcodes import bybit_code
+from perpx.api.ws.connection import Connection
+from perpx.api.ws.gate import Gate
+from perpx.api.ws.hub import Submit
+from perpx.bybit import translate
+from perpx.bybit.errors import ApiError
+from perpx.bybit.params import Params
+from perpx.bybit.retcodes import bybit_code
 from perpx.core.codes import RejectCode
 from perpx.core.commands import PlaceOrder
 from perpx.core.events import (
@@ -25,14 +29,31 @@ from perpx.core.events import (
     OrderAccepted,
     OrderRejected,
 )
-
-if TYPE_CHECKING:
-    from perpx.api.ws.server import Session
+from perpx.core.instruments import InstrumentSpec
 
 log = logging.getLogger("perpx.api.ws")
 
 
-async def handle_trade_op(session: Session, message: dict[str, Any]) -> None:
+class TradeSession(Protocol):
+    """What a `/v5/trade` request needs of its connection's session (`server.Session`).
+
+    A protocol rather than the class, so that the endpoints import this module and not the
+    other way round.
+    """
+
+    conn: Connection
+    gate: Gate
+    submit: Submit | None
+
+    @property
+    def specs(self) -> Mapping[str, InstrumentSpec]:
+        """The instruments orders may name."""
+
+    def reply(self, message: dict[str, Any]) -> None:
+        """Queue a protocol reply."""
+
+
+async def handle_trade_op(session: TradeSession, message: dict[str, Any]) -> None:
     """Answer one `/v5/trade` request."""
     conn = session.conn
     op = str(message.get("op"))
@@ -44,7 +65,7 @@ async def handle_trade_op(session: Session, message: dict[str, Any]) -> None:
         if session.submit is None or not isinstance(args, list) or len(args) != 1 \
                 or not isinstance(args[0], dict):
             raise ApiError(10001, "params error")
-        command = translate.command(op, args[0], key.account_id, session.hub.specs)
+        command = translate.command(op, args[0], key.account_id, session.specs)
     except ApiError as refused:
         session.reply({**base, "retCode": refused.code, "retMsg": refused.message, "data": {}})
         return

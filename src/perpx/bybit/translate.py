@@ -3,12 +3,12 @@
 REST (order/create, amend, cancel and their batches), `/v5/trade` and `perpx.Exchange` all
 turn wire parameters (`symbol`, `side`, `orderType`, `qty`, `price`, `timeInForce`,
 `positionIdx`, `orderLinkId`, `reduceOnly`, `closeOnTrigger`, `smpType`, `orderId`, the
-trigger and TP/SL fields of `perpx.api.rest.stops`) into PlaceOrder / AmendOrder /
+trigger and TP/SL fields of `perpx.bybit.stops`) into PlaceOrder / AmendOrder /
 CancelOrder here, so one request means one command whichever way it came. A bad value raises
 `ApiError` with Bybit's code (and the core's `reject` where there is one); nothing is
 submitted. Decimal strings go through `perpx.convert` only.
 
-This module needs no web framework: `perpx.Exchange` imports it in-process.
+It lives below the API and needs no web framework: `perpx.Exchange` imports it in-process.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from perpx.api.envelope import ApiError, params_error
-from perpx.api.params import LINEAR, Params
-from perpx.api.rest import stops
-from perpx.api.retcodes import bybit_code
+from perpx.bybit import stops
+from perpx.bybit.errors import ApiError, params_error
+from perpx.bybit.params import LINEAR, Params
+from perpx.bybit.retcodes import bybit_code
 from perpx.convert import ConversionError, to_lots, to_ticks
 from perpx.core.codes import RejectCode
 from perpx.core.commands import AmendOrder, CancelOrder, Command, PlaceOrder

@@ -1,6 +1,6 @@
 """A small exchange process for crash tests: recover, then drive the real Sequencer.
 
-``python -m perpx.store.loadtarget --journal URL --commands N --seed S`` recovers the engine
+``python -m perpx.loadtarget --journal URL --commands N --seed S`` recovers the engine
 from the journal and its snapshots, then submits `N` commands of `loadflow.order_flow` from
 `--submitters` concurrent tasks through a `Sequencer` on that journal, with a `Snapshotter`
 subscribed. It prints one line per event, flushed at once, so a test that kills it with

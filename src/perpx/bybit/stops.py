@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from perpx.api.envelope import ApiError, params_error
-from perpx.api.params import Params
-from perpx.api.retcodes import bybit_code
+from perpx.bybit.errors import ApiError, params_error
+from perpx.bybit.params import Params
+from perpx.bybit.retcodes import bybit_code
 from perpx.convert import ConversionError, to_lots, to_ticks
 from perpx.core.commands import SetTradingStop
 from perpx.core.enums import (

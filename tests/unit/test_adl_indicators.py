@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from perpx.api.adl import AdlIndicators
+from perpx.adl import AdlIndicators
 from support.builders import Driver
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from perpx.api.envelope import ApiError, params_error
+from perpx.bybit.errors import ApiError, params_error
 from perpx.core.codes import RejectCode
 from perpx.core.instruments import InstrumentSpec
 from perpx.store.history import decode_cursor

@@ -1,0 +1,57 @@
+"""The rows the read side hands to the history tables, and reads back: plain data, no rules.
+
+Closed candles and settled funding rates are folded by the read models (`perpx.readmodels`)
+and stored by the history tables (`perpx.store.history`); both speak these types, so neither
+is typed on the other's classes. Nothing here imports any other part of perpx.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+RATES_MAX_LIMIT = 200  # the most settled funding rates one query returns (Bybit's cap)
+
+
+@dataclass(frozen=True, slots=True)
+class Candle:
+    """One period's candle: prices in ticks (premium index: rate in 10**-8).
+
+    `volume_lots` and `turnover_atoms` are the traded quantity and quote value of the period
+    (last-price candles only; zero for the others). `updated_ms` is the time of the last event
+    in the period (the kline stream's `timestamp`); a flat filler candle has none.
+    """
+
+    start_ms: int
+    open: int
+    high: int
+    low: int
+    close: int
+    volume_lots: int = 0
+    turnover_atoms: int = 0
+    updated_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FundingRateRecord:
+    """One settled funding of a symbol."""
+
+    symbol: str
+    funding_rate: int  # 10**-8
+    funding_rate_timestamp_ms: int
+    mark_price_ticks: int
+    seq: int
+
+
+class ClosedCandles(Protocol):
+    """The closed candles of one track (symbol, source, interval), as stored."""
+
+    def between(self, low_ms: int | None, high_ms: int | None, limit: int, *,
+                newest_first: bool) -> list[Candle]:
+        """Return up to `limit` candles starting in [low, high], in the order asked."""
+
+    def before(self, start_ms: int) -> Candle | None:
+        """Return the newest candle that starts before `start_ms`, if any."""
+
+    def first(self) -> Candle | None:
+        """Return the oldest candle, if any."""
