@@ -86,6 +86,10 @@ def serve(
                          "nats://HOST:PORT (JetStream); default none."),
     bus_stream: str = typer.Option(_SERVE.bus_stream,
                                    help="The venue's JetStream stream name (with --bus nats://)."),
+    role: str = typer.Option(
+        "all", help="all: the whole exchange in this process. standby: follow the journal "
+                    "of a running leader (same --journal, --data and --port) and take over, "
+                    "serving on --port, when its writer lock comes free."),
 ) -> None:
     """Run the exchange: Bybit V5 REST, a simulated index, a market maker, snapshots.
 
@@ -101,10 +105,17 @@ def serve(
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     settings, file_config = serve_settings(ctx, config)
-    exchange = open_exchange(settings, say=typer.echo)
+    if role not in ("all", "standby"):
+        raise typer.BadParameter("all or standby", param_hint="--role")
+    exchange = (take_over(settings, say=typer.echo) if role == "standby"
+                else open_exchange(settings, say=typer.echo))
 
     def ready(bound: int) -> None:
         base = f"{settings.host}:{bound}"
+        # The leader record in the journal's database says where the writer serves.
+        advertise = getattr(exchange.service.sequencer.journal, "advertise", None)
+        if advertise is not None:
+            advertise(f"http://{base}")
         console.print(f"perpx {perpx.__version__} serving Bybit V5 REST on "
                       f"http://{base} (data: {settings.data})", soft_wrap=True)
         console.print(f"WebSocket: ws://{base}/v5/public/linear (public), "
@@ -165,9 +176,41 @@ class Exchange:
     demo: DemoKey | None
 
 
-def open_exchange(settings: ServeSettings, say: Callable[[str], None]) -> Exchange:
+def take_over(settings: ServeSettings, say: Callable[[str], None]) -> Exchange:
+    """`--role standby`: follow the journal until the leader is gone, then open the exchange.
+
+    The exchange is recovered as on any restart (snapshot + tail, read side, history); it
+    must hash the same as the engine the standby followed, or nothing is served.
+    """
+    from perpx.api.keys import private_folder
+    from perpx.standby import Standby
+
+    data = private_folder(settings.data)
+    location = settings.journal or str(data / "journal.db")
+    standby = Standby(load_instruments(), location, say=say)
+    try:
+        takeover = standby.run()
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+    assert takeover is not None  # run() without a stop condition returns only on takeover
+    epoch = getattr(takeover.journal, "epoch", 0)
+    say(f"standby: the leader is gone; took the journal over at seq "
+        f"{takeover.engine.last_seq} as leader epoch {epoch} in "
+        f"{takeover.took_s * 1000:.0f} ms")
+    exchange = open_exchange(settings, say, command_journal=takeover.journal)
+    followed, recovered = takeover.engine.state_hash(), exchange.service.engine.state_hash()
+    if followed != recovered:
+        takeover.journal.close()
+        raise RuntimeError(f"the recovered state hash {recovered} differs from the followed "
+                           f"one {followed}: not serving")
+    return exchange
+
+
+def open_exchange(settings: ServeSettings, say: Callable[[str], None],
+                  command_journal: Journal | None = None) -> Exchange:
     """Open the journal, snapshots, history and keys and recover the service (no serving).
 
+    `command_journal`: the writer journal already open (a standby's, at takeover).
     In demo mode the demo key is made on first start; in production none is, and a demo key
     left live by earlier demo runs is named so the operator can revoke it.
     """
@@ -179,7 +222,8 @@ def open_exchange(settings: ServeSettings, say: Callable[[str], None]) -> Exchan
     specs = load_instruments()
     location = settings.journal or str(data / "journal.db")
     try:
-        command_journal = open_service_journal(data, settings.journal)
+        if command_journal is None:
+            command_journal = open_service_journal(data, settings.journal)
         snapshots = open_snapshots(location)
         # The history read models live in the journal's database (beside a SQLite journal).
         history = open_history(location)

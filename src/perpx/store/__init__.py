@@ -46,21 +46,28 @@ def parse_location(url: str) -> tuple[str, str, str]:
     return "sqlite", path, ""
 
 
-def open_journal(url: str, *, readonly: bool = False) -> Journal:
+def open_journal(url: str, *, readonly: bool = False,
+                 lock_wait_s: float | None = None) -> Journal:
     """Open the journal at `url` (see the module docstring for the forms).
 
-    A writer (the default) is fenced against any other writer of the same journal; a
-    `readonly` journal (replay, audit) refuses appends, waits for no one, creates nothing
-    (`JournalMissing` where there is no journal) and opens its database read-only.
+    A writer (the default) is fenced against any other writer of the same journal: it waits
+    up to `lock_wait_s` (default 15 s) for the writer lock, then raises `JournalBusy`, and
+    takes a new leader epoch that every one of its group commits checks. A `readonly`
+    journal (replay, audit, a standby's follower) refuses appends, waits for no one, creates
+    nothing (`JournalMissing` where there is no journal) and opens its database read-only.
     """
     kind, target, schema = parse_location(url)
     if kind == "postgres":
-        from perpx.store.postgres import PostgresJournal
+        from perpx.store.postgres import WRITER_LOCK_WAIT_S, PostgresJournal
 
-        return PostgresJournal(target, schema, writer=not readonly)
+        return PostgresJournal(target, schema, writer=not readonly,
+                               lock_wait_s=WRITER_LOCK_WAIT_S if lock_wait_s is None
+                               else lock_wait_s)
+    from perpx.store.sqlite import WRITER_LOCK_WAIT_S as SQLITE_WAIT_S
     from perpx.store.sqlite import SqliteJournal
 
-    return SqliteJournal(target, readonly=readonly)
+    return SqliteJournal(target, readonly=readonly,
+                         lock_wait_s=SQLITE_WAIT_S if lock_wait_s is None else lock_wait_s)
 
 
 def open_snapshots(url: str, chunk_bytes: int | None = None, *,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from perpx.core.commands import Command
@@ -22,6 +23,28 @@ class JournalError(RuntimeError):
 
 class JournalMissing(JournalError):
     """A read-only opening found no journal there (replay and audit create nothing)."""
+
+
+class JournalBusy(JournalError):
+    """Another writer holds the journal's writer lock (a standby keeps waiting for it)."""
+
+
+class JournalFenced(JournalError):
+    """A newer writer took the journal over: this one may never commit again.
+
+    Every writer bumps the journal's leader epoch when it takes the lock and checks it inside
+    each group commit; a writer that lost its lock without noticing (a zombie) finds a newer
+    epoch there and its batch is rolled back, never acknowledged.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderRecord:
+    """Who writes the journal: the leader epoch, the holder's address, since when (ms)."""
+
+    epoch: int
+    holder: str
+    since_ms: int
 
 
 class Journal(Protocol):

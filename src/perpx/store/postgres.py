@@ -11,7 +11,13 @@ the connection is guarded by a lock.
 A writer fences itself with a session advisory lock on the schema's journal. A process killed
 while its COMMIT was in flight leaves a server backend that may still commit that batch; the
 lock is released only when that backend ends, so a restarted writer that takes it reads the
-journal's true end and never races a ghost's last batch. Readers (replay, audit) take no lock,
+journal's true end and never races a ghost's last batch. On taking the lock a writer bumps
+the leader epoch in ``<schema>.journal_leader``, and every group commit first reads that row
+``FOR SHARE`` in its own transaction: a successor's bump waits for a batch in flight to
+commit (so it reads the journal's true end after it), and a writer that lost its session lock
+without losing its connection (a zombie: an administrator's ``pg_advisory_unlock_all``, a
+pooler resetting the session) finds a newer epoch and is refused (`JournalFenced`) rather
+than commit beside its successor. Readers (replay, audit) take no lock,
 run in a read-only session (``default_transaction_read_only``) and create nothing: a schema
 without a journal table is `JournalMissing`.
 """
@@ -19,6 +25,8 @@ without a journal table is `JournalMissing`.
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
 import time
 from collections.abc import Iterator, Sequence
 
@@ -26,7 +34,15 @@ import psycopg
 from psycopg import sql
 
 from perpx.core.commands import Command
-from perpx.store.journal import JournalError, JournalMissing, SqlJournal, check_continues
+from perpx.store.journal import (
+    JournalBusy,
+    JournalError,
+    JournalFenced,
+    JournalMissing,
+    LeaderRecord,
+    SqlJournal,
+    check_continues,
+)
 
 DEFAULT_SCHEMA = "perpx"
 READ_CHUNK = 4096
@@ -48,9 +64,21 @@ def take_writer_lock(conn: psycopg.Connection[tuple[object, ...]], schema: str,
         row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
         if row and row[0]:
             return
-        if time.monotonic() > deadline:
-            raise JournalError(f"journal {schema}.journal is in use by another writer")
+        if time.monotonic() >= deadline:
+            raise JournalBusy(f"journal {schema}.journal is in use by another writer")
         time.sleep(0.05)
+
+
+def writer_alive(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> bool:
+    """Say whether some session holds the writer lock of `schema`'s journal (`pg_locks`)."""
+    key = writer_lock_key(schema)
+    # A bigint advisory key shows as its high and low 32 bits, with objsubid 1.
+    row = conn.execute(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 1",
+        ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF)).fetchone()
+    return bool(row and row[0])
 
 
 def connect(dsn: str, schema: str, *,
@@ -86,26 +114,81 @@ class PostgresJournal(SqlJournal):
 
     _conn: psycopg.Connection[tuple[object, ...]]
 
-    def __init__(self, dsn: str, schema: str = DEFAULT_SCHEMA, *, writer: bool = True) -> None:
+    def __init__(self, dsn: str, schema: str = DEFAULT_SCHEMA, *, writer: bool = True,
+                 lock_wait_s: float = WRITER_LOCK_WAIT_S) -> None:
         self.dsn = dsn
         self.schema = schema
         self.writer = writer
+        self.epoch = 0  # the leader epoch this writer holds (0: a reader)
         self._conn = connect(dsn, schema, readonly=not writer)
         self._table = sql.Identifier(schema, "journal")
+        self._leader = sql.Identifier(schema, "journal_leader")
         if writer:
             try:
-                take_writer_lock(self._conn, schema)
+                take_writer_lock(self._conn, schema, lock_wait_s)
+                self._conn.execute(sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (seq BIGINT PRIMARY KEY, "
+                    "ts_ms BIGINT NOT NULL, body BYTEA NOT NULL)").format(self._table))
+                self.epoch = self._lead(f"{socket.gethostname()} pid {os.getpid()}")
             except BaseException:
                 self._conn.close()
                 raise
-            self._conn.execute(sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {} (seq BIGINT PRIMARY KEY, ts_ms BIGINT NOT NULL, "
-                "body BYTEA NOT NULL)").format(self._table))
         else:
             require_table(self._conn, schema, "journal")
+        # Read after the epoch is bumped: no earlier writer can add a batch past this end.
         row = self._conn.execute(sql.SQL("SELECT max(seq) FROM {}").format(self._table)).fetchone()
         self._start(int(row[0] or 0) if row else 0)  # type: ignore[call-overload]
         self._copy = sql.SQL("COPY {} (seq, ts_ms, body) FROM STDIN").format(self._table)
+        self._fence = sql.SQL("SELECT epoch FROM {} WHERE id = 1 FOR SHARE").format(self._leader)
+
+    def _lead(self, holder: str) -> int:
+        """Bump the leader epoch for this writer (one transaction); return the new epoch."""
+        conn = self._conn
+        conn.execute(sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (id INT PRIMARY KEY CHECK (id = 1), "
+            "epoch BIGINT NOT NULL, holder TEXT NOT NULL, since_ms BIGINT NOT NULL)"
+        ).format(self._leader))
+        with conn.transaction():
+            conn.execute(sql.SQL("INSERT INTO {} VALUES (1, 0, '', 0) ON CONFLICT DO NOTHING")
+                         .format(self._leader))
+            # Waits for a predecessor's batch in flight (it holds the row FOR SHARE).
+            row = conn.execute(sql.SQL(
+                "UPDATE {} SET epoch = epoch + 1, holder = %s, since_ms = %s WHERE id = 1 "
+                "RETURNING epoch").format(self._leader),
+                (holder, time.time_ns() // 1_000_000)).fetchone()
+        assert row is not None
+        epoch: int = row[0]  # type: ignore[assignment]
+        return epoch
+
+    def advertise(self, holder: str) -> None:
+        """Say in the leader record where this writer serves (how gateways find the leader)."""
+        with self._lock:
+            if self._closed or not self.writer:
+                return
+            self._conn.execute(sql.SQL("UPDATE {} SET holder = %s WHERE id = 1 AND epoch = %s")
+                               .format(self._leader), (holder, self.epoch))
+
+    def leader(self) -> LeaderRecord | None:
+        """Return the leader record (None before any writer of this code opened the journal)."""
+        with self._lock:
+            if self._closed:
+                raise JournalError("journal is closed")
+            name = self._leader.as_string(self._conn)
+            found = self._conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()
+            if found is None or found[0] is None:
+                return None
+            row = self._conn.execute(sql.SQL("SELECT epoch, holder, since_ms FROM {} "
+                                             "WHERE id = 1").format(self._leader)).fetchone()
+        if row is None:
+            return None
+        return LeaderRecord(int(row[0]), str(row[1]), int(row[2]))  # type: ignore[call-overload]
+
+    def writer_alive(self) -> bool:
+        """Say whether a writer holds this journal's lock (what a standby waits on)."""
+        if self.writer and not self._closed:
+            return True
+        with self._lock:
+            return writer_alive(self._conn, self.schema)
 
     def append(self, commands: Sequence[Command]) -> None:
         """COPY the batch in one transaction; return once the commit is flushed."""
@@ -119,10 +202,17 @@ class PostgresJournal(SqlJournal):
                 raise JournalError("journal was opened read-only")
             check_continues(self._last_seq, commands)
             try:
-                with self._conn.transaction(), self._conn.cursor() as cur, \
-                        cur.copy(self._copy) as copy:
-                    for command, body in zip(commands, bodies, strict=True):
-                        copy.write_row((command.seq, command.ts_ms, body))
+                with self._conn.transaction(), self._conn.cursor() as cur:
+                    # The fence, in the batch's own transaction (module docstring).
+                    row = cur.execute(self._fence).fetchone()
+                    if row is None or row[0] != self.epoch:
+                        raise JournalFenced(
+                            f"journal {self.schema}.journal was taken over (leader epoch "
+                            f"{row[0] if row else '?'}, this writer's {self.epoch}): this "
+                            "batch is not committed")
+                    with cur.copy(self._copy) as copy:
+                        for command, body in zip(commands, bodies, strict=True):
+                            copy.write_row((command.seq, command.ts_ms, body))
             except psycopg.Error as failure:
                 raise JournalError(f"postgres journal write failed: {failure}") from failure
             self._last_seq = commands[-1].seq

@@ -16,18 +16,39 @@ rather than read short.
 The sequencer calls `append` from a worker thread (``asyncio.to_thread``) while readers may
 call from the event loop's, so the connection is opened with ``check_same_thread=False`` and
 every use is guarded by a lock.
+
+One writer at a time (issue #15, the hot standby): a writer holds an exclusive ``flock`` on
+``<journal>.lock`` beside the file for its whole life (the kernel drops it when the process
+dies, even by kill -9), and on taking it bumps the leader epoch in table ``journal_leader``.
+Every group commit checks that epoch inside its ``BEGIN IMMEDIATE`` transaction, which SQLite
+serialises with the bump: a writer that lost its lock unnoticed (a zombie) is refused
+(`JournalFenced`) instead of committing beside its successor. A side file rather than the
+database itself: closing any descriptor of the database would drop the POSIX locks SQLite
+holds on it for the process's other connections. ``flock`` is per open file, so even two
+writers in one process exclude each other; it is local to one machine (not NFS).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import socket
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
 from perpx.core.commands import Command
-from perpx.store.journal import JournalError, JournalMissing, SqlJournal, check_continues
+from perpx.store.journal import (
+    JournalBusy,
+    JournalError,
+    JournalFenced,
+    JournalMissing,
+    LeaderRecord,
+    SqlJournal,
+    check_continues,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
@@ -37,7 +58,67 @@ CREATE TABLE IF NOT EXISTS journal (
 )
 """
 
+_LEADER = """
+CREATE TABLE IF NOT EXISTS journal_leader (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    epoch INTEGER NOT NULL,
+    holder TEXT NOT NULL,
+    since_ms INTEGER NOT NULL
+)
+"""
+
 READ_CHUNK = 4096
+WRITER_LOCK_WAIT_S = 15.0
+LOCK_POLL_S = 0.02
+
+
+def lock_path(path: str | Path) -> Path:
+    """Return the side file whose ``flock`` is the journal's writer lock."""
+    return Path(str(path) + ".lock")
+
+
+def _try_flock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def take_writer_lock(path: str | Path, wait_s: float = WRITER_LOCK_WAIT_S) -> int:
+    """Hold the journal's writer lock (return its descriptor), waiting up to `wait_s`.
+
+    Raise `JournalBusy` if another writer still holds it then.
+    """
+    fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + wait_s
+    while not _try_flock(fd):
+        if time.monotonic() >= deadline:
+            os.close(fd)
+            raise JournalBusy(f"journal {path} is in use by another writer")
+        time.sleep(LOCK_POLL_S)
+    return fd
+
+
+def writer_alive(path: str | Path) -> bool:
+    """Say whether some process holds the writer lock of the journal at `path`.
+
+    The probe takes the lock for an instant when it is free; a writer opening at that moment
+    simply waits (it waits up to `WRITER_LOCK_WAIT_S`).
+    """
+    try:
+        fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return False  # no folder yet: no writer either
+    try:
+        return not _try_flock(fd)
+    finally:
+        os.close(fd)  # also releases the probe's own lock
+
+
+def this_process() -> str:
+    """Who a writer says it is in the leader record (host and pid) until it says more."""
+    return f"{socket.gethostname()} pid {os.getpid()}"
 
 
 def connect(path: str | Path, synchronous: str = "FULL") -> sqlite3.Connection:
@@ -95,19 +176,83 @@ class SqliteJournal(SqlJournal):
     _conn: sqlite3.Connection
 
     def __init__(self, path: str | Path, synchronous: str = "FULL", *,
-                 readonly: bool = False) -> None:
+                 readonly: bool = False, lock_wait_s: float = WRITER_LOCK_WAIT_S) -> None:
         if synchronous not in ("FULL", "EXTRA"):
             # Anything weaker may lose acknowledged commands on power loss (module docstring).
             raise ValueError("the journal needs synchronous=FULL or EXTRA to be durable")
         self.path = str(path)
         self.readonly = readonly
+        self.epoch = 0  # the leader epoch this writer holds (0: a reader)
+        self._lock_fd = -1
         if readonly:
             self._conn = connect_readonly(path, "journal")
         else:
-            self._conn = connect(path, synchronous)
-            self._conn.execute(_SCHEMA)
+            if self.path != ":memory:":
+                self._lock_fd = take_writer_lock(path, lock_wait_s)
+            try:
+                self._conn = connect(path, synchronous)
+                self._conn.execute(_SCHEMA)
+                self.epoch = self._lead(this_process())
+            except BaseException:
+                self._release()
+                raise
+        # Read after the epoch is bumped: no earlier writer can add a batch past this end.
         row = self._conn.execute("SELECT max(seq) FROM journal").fetchone()
         self._start(row[0] or 0)
+
+    def _lead(self, holder: str) -> int:
+        """Bump the leader epoch for this writer (one transaction); return the new epoch."""
+        conn = self._conn
+        conn.execute(_LEADER)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("INSERT OR IGNORE INTO journal_leader VALUES (1, 0, '', 0)")
+            conn.execute("UPDATE journal_leader SET epoch = epoch + 1, holder = ?, "
+                         "since_ms = ? WHERE id = 1", (holder, time.time_ns() // 1_000_000))
+            epoch = int(conn.execute(
+                "SELECT epoch FROM journal_leader WHERE id = 1").fetchone()[0])
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return epoch
+
+    def advertise(self, holder: str) -> None:
+        """Say in the leader record where this writer serves (how gateways find the leader)."""
+        with self._lock:
+            if self._closed or self.readonly:
+                return
+            self._conn.execute("UPDATE journal_leader SET holder = ? WHERE id = 1 AND "
+                               "epoch = ?", (holder, self.epoch))
+
+    def leader(self) -> LeaderRecord | None:
+        """Return the leader record (None before any writer of this code opened the journal)."""
+        with self._lock:
+            if self._closed:
+                raise JournalError("journal is closed")
+            try:
+                row = self._conn.execute(
+                    "SELECT epoch, holder, since_ms FROM journal_leader WHERE id = 1").fetchone()
+            except sqlite3.OperationalError:  # no such table: written before the epoch
+                return None
+        return LeaderRecord(int(row[0]), str(row[1]), int(row[2])) if row else None
+
+    def writer_alive(self) -> bool:
+        """Say whether a writer holds this journal's lock (what a standby waits on)."""
+        if self._lock_fd >= 0:
+            return True
+        return writer_alive(self.path)
+
+    def _release(self) -> None:
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)  # drops the flock
+            self._lock_fd = -1
+
+    def close(self) -> None:
+        """Close the connection, then let the next writer in."""
+        super().close()
+        self._release()
 
     def append(self, commands: Sequence[Command]) -> None:
         """Write the batch in one transaction; return once it is synced to disk."""
@@ -123,6 +268,14 @@ class SqliteJournal(SqlJournal):
             check_continues(self._last_seq, commands)
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
+                # The fence: serialised with a successor's epoch bump by the write lock.
+                row = self._conn.execute(
+                    "SELECT epoch FROM journal_leader WHERE id = 1").fetchone()
+                if row is None or row[0] != self.epoch:
+                    self._conn.execute("ROLLBACK")
+                    raise JournalFenced(f"journal {self.path} was taken over (leader epoch "
+                                        f"{row[0] if row else '?'}, this writer's "
+                                        f"{self.epoch}): this batch is not committed")
                 self._conn.executemany(
                     "INSERT INTO journal (seq, ts_ms, body) VALUES (?, ?, ?)", rows)
                 self._conn.execute("COMMIT")
