@@ -23,19 +23,14 @@ PERPX_SERVE_CRASH_POINTS sets the crash points per store (default 4).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import os
 import queue
 import random
-import re
 import signal
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,94 +52,12 @@ from perpx.store.records import (
     OrderRecord,
     Projector,
 )
+from support.serving import Acked, Server, check_orders
+from support.serving import signed as _signed
 from support.stores import history_sql
 
 CRASH_POINTS = int(os.environ.get("PERPX_SERVE_CRASH_POINTS", "4"))
 CLIENTS = 3
-_RECOVERED = re.compile(r"recovered seq (\d+) from snapshot (\d+) \+ (\d+) commands .* "
-                        r"state hash ([0-9a-f]{64})")
-_URL = re.compile(r"http://127\.0\.0\.1:(\d+)")
-
-
-class Server:
-    """One `perpx serve` process and the lines it printed."""
-
-    def __init__(self, data: Path, journal: str | None) -> None:
-        args = [sys.executable, "-m", "perpx.cli", "serve", "--data", str(data), "--port", "0",
-                "--no-maker", "--snapshot-every", "120", "--snapshot-seconds", "0"]
-        if journal is not None:
-            args += ["--journal", journal]
-        env = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="200")
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, env=env)
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.output: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-        self.url = ""
-        self.recovered: tuple[int, int, int, str] | None = None
-        deadline = time.monotonic() + 60
-        while not self.url:
-            line = self.next_line(deadline)
-            found = _RECOVERED.search(line)
-            if found:
-                seq, snap, tail, digest = found.groups()
-                self.recovered = (int(seq), int(snap), int(tail), digest)
-            url = _URL.search(line)
-            if url and "serving" in line:
-                self.url = f"http://127.0.0.1:{url.group(1)}"
-        assert self.recovered is not None, "\n".join(self.output)
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.output.append(line.rstrip())
-            self.lines.put(line.rstrip())
-        self.lines.put("")
-
-    def next_line(self, deadline: float) -> str:
-        """Return the next printed line; fail once the process has ended or time is up."""
-        try:
-            line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            raise AssertionError("server too slow:\n" + "\n".join(self.output)) from None
-        if line == "" and self.proc.poll() is not None:
-            raise AssertionError("server ended:\n" + "\n".join(self.output))
-        return line
-
-    def kill(self) -> None:
-        """SIGKILL, and wait."""
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-
-def _signed(client: httpx.Client, key: ApiKey, method: str, path: str,
-            params: dict[str, Any]) -> dict[str, Any]:
-    payload = (json.dumps(params) if method == "POST"
-               else "&".join(f"{k}={v}" for k, v in params.items()))
-    stamp = str(int(time.time() * 1000))
-    sign = hmac.new(key.secret.encode(), (stamp + key.api_key + "5000" + payload).encode(),
-                    hashlib.sha256).hexdigest()
-    headers = {"X-BAPI-API-KEY": key.api_key, "X-BAPI-TIMESTAMP": stamp,
-               "X-BAPI-RECV-WINDOW": "5000", "X-BAPI-SIGN": sign,
-               "Content-Type": "application/json"}
-    if method == "POST":
-        reply = client.post(path, content=payload, headers=headers)
-    else:
-        reply = client.get(f"{path}?{payload}", headers=headers)
-    reply.raise_for_status()
-    return dict(reply.json())
-
-
-@dataclass
-class Acked:
-    """Orders whose requests were acknowledged: order id -> (owner, cancel acknowledged)."""
-
-    orders: dict[str, tuple[int, bool]] = field(default_factory=dict)
-    killed_while_storing: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
 def _client(url: str, key: ApiKey, number: int, seed: int, acked: Acked,
             stop: threading.Event) -> None:
     rng = random.Random(f"{seed}:{number}")
@@ -299,21 +212,6 @@ def _check_history(location: str, commands: list[Any]) -> int:
     return watermark
 
 
-def _check_orders(server: Server, keys: list[ApiKey], acked: Acked) -> None:
-    """Every acknowledged order is there, cancelled if its cancel was acknowledged."""
-    with httpx.Client(base_url=server.url, timeout=10) as client:
-        for order_id, (owner, cancelled) in acked.orders.items():
-            query = {"category": "linear", "orderId": order_id}
-            rows = _signed(client, keys[owner], "GET", "/v5/order/realtime", query)
-            found = rows["result"]["list"]
-            if not found:
-                found = _signed(client, keys[owner], "GET", "/v5/order/history",
-                                query)["result"]["list"]
-            assert len(found) == 1, f"acknowledged order {order_id} is gone"
-            if cancelled:
-                assert found[0]["orderStatus"] == "Cancelled", found[0]
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def journal_location(request: pytest.FixtureRequest) -> str | None:
     """None: the default SQLite journal in the data folder; else a fresh PostgreSQL schema."""
@@ -353,7 +251,7 @@ def test_kill9_perpx_serve_under_load_loses_nothing_acknowledged(
         assert (seq, digest) == (engine.last_seq, engine.state_hash()), f"point {point}"
         assert snapshot_seq + tail == seq
         from_snapshot += snapshot_seq > 0
-        _check_orders(server, keys, acked)
+        check_orders(server.url, keys, acked)
     # A clean stop this time: the tools must agree with what is left.
     server.proc.send_signal(signal.SIGINT)
     assert server.proc.wait(timeout=60) == 0, "\n".join(server.output)

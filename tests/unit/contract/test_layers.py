@@ -178,6 +178,9 @@ FORBIDDEN = [
     ("perpx.bus", "perpx.sequencer", "the publisher is a sequencer subscriber by signature"),
     ("perpx.bus", "perpx.readside", "projections consume the bus from above it"),
     ("perpx.store", "perpx.bus", "the bus republishes from the store, below it"),
+    ("perpx.standby", "perpx.api", "the standby follows the journal; the CLI serves after"),
+    ("perpx.standby", "perpx.service", "the standby hands a writer journal up, not down"),
+    ("perpx.store", "perpx.standby", "the standby waits on the store's writer lock"),
 ]
 
 # Who may import perpx.api from outside it: the entries that wire the server together.
