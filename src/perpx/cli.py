@@ -807,6 +807,32 @@ def audit(
         raise typer.Exit(1)
 
 
+@app.command()
+def leader(
+    journal: str = typer.Option(..., help="Journal: a file path, sqlite:///PATH or postgresql://..."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Say who writes the journal: the leader record (epoch, address, since) and if it lives.
+
+    How gateways and operators find the leader after a standby took over; exit 1 when no
+    writer holds the journal's lock.
+    """
+    source = _open_readonly_journal(journal)
+    try:
+        record = source.leader()  # type: ignore[attr-defined]
+        alive = bool(source.writer_alive())  # type: ignore[attr-defined]
+    finally:
+        source.close()
+    figures = {"epoch": record.epoch if record else 0, "holder": record.holder if record else "",
+               "since_ms": record.since_ms if record else 0, "alive": alive}
+    if as_json:
+        typer.echo(json.dumps(figures))
+    else:
+        typer.echo(" ".join(f"{name}={value}" for name, value in figures.items()))
+    if not alive:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Entry point of the console script."""
     app()

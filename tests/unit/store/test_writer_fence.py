@@ -110,3 +110,27 @@ def test_a_standby_stops_when_told(location: str) -> None:
 
     assert Standby(load_instruments(), location, poll_s=0.01).run(stop) is None
     leader.close()
+
+
+def test_perpx_leader_names_the_writer_and_says_when_none_lives(location: str) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from perpx.cli import app
+
+    writer = open_journal(location)
+    writer.advertise("http://127.0.0.1:8080")  # type: ignore[attr-defined]
+    shown = CliRunner().invoke(app, ["leader", "--journal", location, "--json"])
+    assert shown.exit_code == 0, shown.output
+    record = json.loads(shown.output)
+    assert record["holder"] == "http://127.0.0.1:8080" and record["alive"] is True
+    assert record["epoch"] == writer.epoch  # type: ignore[attr-defined]
+    writer.close()
+    deadline = time.monotonic() + 5
+    while True:  # PostgreSQL drops the lock as the session's backend ends
+        shown = CliRunner().invoke(app, ["leader", "--journal", location])
+        if shown.exit_code == 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert shown.exit_code == 1 and "alive=False" in shown.output
