@@ -125,7 +125,6 @@ class ExchangeService:
         # (and the read-side checkpoint) keeps the open candles, and the two closed before
         # them that the streams' kline topic confirms (the hub shares these models).
         self.klines = Klines(specs, keep_closed=2)
-        self.open_interest = OpenInterest()
         self.funding = FundingHistory(specs, keep=False)
         self.books = Books([spec.symbol for spec in specs])
         self._listeners: list[Listener] = []
@@ -169,8 +168,13 @@ class ExchangeService:
         self._listeners.append(listener)
 
     @property
-    def _read_models(self) -> tuple[Tickers, Klines, OpenInterest, FundingHistory]:
-        return (self.tickers, self.klines, self.open_interest, self.funding)
+    def open_interest(self) -> OpenInterest:
+        """The open interest model: the tickers' own (folded once, with them)."""
+        return self.tickers.open_interest
+
+    @property
+    def _read_models(self) -> tuple[Tickers, Klines, FundingHistory]:
+        return (self.tickers, self.klines, self.funding)
 
     # -- recovery and projection ----------------------------------------------------------
 
