@@ -183,6 +183,9 @@ def test_a_read_after_an_acknowledged_write_sees_it_while_others_write() -> None
         stop.set()
         await noisy
         assert gaps > 0, "the writer was never ahead of the journal: the test proves nothing"
+        await service.sequencer.drain()
+        # Caught up, the follower is the writer's engine exactly (the same core, same commands).
+        assert service.durable.engine.state_hash() == service.engine.state_hash()
         await service.close()
 
     asyncio.run(run())
