@@ -97,8 +97,12 @@ class DurableState:
         self.engine.apply(command)
 
     def published(self, seq: int) -> None:
-        """Say that everything folded from the command at `seq` is readable (wakes readers)."""
-        self.watermark.advance(seq)
+        """Say that everything folded from the command at `seq` is readable (wakes readers).
+
+        Never past what the follower holds: had a fold failed, readers waiting for their
+        writes time out ("reads are behind") rather than read a state without them.
+        """
+        self.watermark.advance(min(seq, self.engine.last_seq))
 
     async def wait_for(self, seq: int, timeout: float = READ_WAIT_S) -> None:
         """Return once reads show every command up to `seq` (see the module's doc)."""
