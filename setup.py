@@ -3,7 +3,8 @@
 The pure-Python package is always installed: every module's source goes into the package. On
 top of it the core's modules are compiled to C extensions when mypyc is importable and a C
 compiler works; if anything in that fails the build says why and installs pure Python, never
-fails. Opt-in for now: ``PERPX_COMPILE=1`` asks for it.
+fails. Compiling is the default; ``PERPX_COMPILE=0`` at install skips it (``PERPX_PURE=1`` at run
+time runs the pure sources of a compiled install).
 
 Compiled: every module of ``src/perpx/core`` except the packages' ``__init__`` and any module
 that defines a msgspec ``Struct`` — mypyc drops Struct options such as ``tag``, ``frozen`` and
@@ -80,11 +81,35 @@ def module_name(path: Path) -> str:
 
 
 def compile_wanted() -> bool:
-    """Tell whether to try compiling: only when asked with PERPX_COMPILE=1 (opt-in for now)."""
-    if os.environ.get("PERPX_COMPILE", "0").strip() != "1":
-        say("PERPX_COMPILE is not 1: installing the pure-Python core")
+    """Tell whether to try compiling: yes unless PERPX_COMPILE=0 (or false/no/off) says no."""
+    if os.environ.get("PERPX_COMPILE", "1").strip().lower() in ("0", "false", "no", "off"):
+        say("PERPX_COMPILE=0: installing the pure-Python core")
         return False
     return True
+
+
+def compiler_problem() -> str | None:
+    """Return why no C extension can be built here, or None when a test one compiles.
+
+    Checked before mypyc runs, because mypyc's type check and C generation take most of a
+    minute that a machine without a compiler (or without Python's headers) would waste.
+    """
+    import tempfile
+
+    try:
+        from distutils.ccompiler import new_compiler  # setuptools' copy (imported above)
+        from distutils.sysconfig import customize_compiler, get_python_inc
+
+        compiler = new_compiler()
+        customize_compiler(compiler)  # CC, CFLAGS and Python's own flags, as build_ext does
+        with tempfile.TemporaryDirectory() as folder:
+            probe = Path(folder) / "probe.c"
+            probe.write_text("#include <Python.h>\nint perpx_probe(void) { return 0; }\n",
+                             encoding="utf-8")
+            compiler.compile([str(probe)], output_dir=folder, include_dirs=[get_python_inc()])
+    except Exception as failure:  # any failure at all means no compiled core, never no install
+        return f"no working C compiler with Python's headers ({failure!r})"
+    return None
 
 
 def compiled_extensions(modules: list[Path]) -> list[Any]:
@@ -161,13 +186,18 @@ class OptionalBuildExt(build_ext):
 def main() -> None:
     """Run setuptools, with mypyc's extensions when building and compiling is wanted."""
     wanted = compile_wanted()
-    if not wanted:  # extensions an earlier editable install left in the sources stay unused
-        (CORE / MANIFEST).unlink(missing_ok=True)
     # mypyc type-checks for a while: only when something is built, not each time setuptools
     # reads the project for its metadata or build requirements (`egg_info`, `dist_info`).
     building = any(command in BUILD_COMMANDS for command in sys.argv[1:])
-    modules = core_modules() if wanted and building else []
+    problem = compiler_problem() if wanted and building else None
+    if problem is not None:
+        say(f"{problem}; installing the pure-Python core")
+    modules = core_modules() if wanted and building and problem is None else []
     extensions = compiled_extensions(modules) if modules else []
+    if not wanted or (building and not extensions):
+        # Extensions an earlier editable install left in the sources stay unused: this
+        # install is pure, and its core must be what `perpx.compiled` reports.
+        (CORE / MANIFEST).unlink(missing_ok=True)
     OptionalBuildExt.compiled = modules if extensions else []
     setup(ext_modules=extensions, cmdclass={"build_ext": OptionalBuildExt})
 

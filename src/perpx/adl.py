@@ -9,7 +9,7 @@ the symbol has never been ranked.
 from __future__ import annotations
 
 from perpx.core.engine import Engine
-from perpx.core.takeover import adl_rank_indicator
+from perpx.core.risk.takeover import adl_rank_indicator
 
 RERANK_MS = 1_000
 
@@ -32,6 +32,6 @@ class AdlIndicators:
         cached = self._ranked.get(symbol)
         if cached is not None and now - cached[0] < self.rerank_ms:
             return cached[1]
-        ranks = adl_rank_indicator(self.engine, symbol)
+        ranks = adl_rank_indicator(self.engine.clearing, symbol)
         self._ranked[symbol] = (now, ranks)
         return ranks

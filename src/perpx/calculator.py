@@ -24,9 +24,9 @@ from perpx.convert import (
 )
 from perpx.core import calc, liqprice
 from perpx.core.enums import Side
-from perpx.core.funding import impact_qty_lots
 from perpx.core.instruments import InstrumentSpec, LiquidationFormula
 from perpx.core.numbers import RATE_ONE, div_floor
+from perpx.core.prices.funding import impact_qty_lots
 from perpx.instruments import CONTRACT_TYPE_WORDS, liquidation_formula
 
 Figures = dict[str, str]
@@ -120,7 +120,7 @@ def instrument(spec: InstrumentSpec, price: str | None = None) -> Figures:
 
     Bybit publishes the impact margin in the base coin (seed 001: 0.1 BTC, 1 ETH of initial
     margin); the impact margin notional is what that margin buys at the tier-1 initial margin
-    rate, the depth the funding premium index walks (`perpx.core.funding.impact_qty_lots`,
+    rate, the depth the funding premium index walks (`perpx.core.prices.funding.impact_qty_lots`,
     the engine's own). With a `price` it is also valued in the settle coin.
     """
     qty_lots = impact_qty_lots(spec)

@@ -283,7 +283,7 @@ class Exchange:
 
     def fund_insurance(self, amount: str, coin: str = "USDT") -> Result:
         """Seed the insurance fund (an operator's deposit to its system account)."""
-        from perpx.core.accounts import INSURANCE_FUND_ID
+        from perpx.core.account.accounts import INSURANCE_FUND_ID
 
         return self._run(lambda seq, ts: Deposit(seq, ts, INSURANCE_FUND_ID, coin,
                                                  to_atoms(amount)))
@@ -490,7 +490,7 @@ class Exchange:
     def insurance_fund(self, coin: str = "USDT") -> str:
         """Return the insurance fund's balance."""
         from perpx.convert import format_atoms
-        from perpx.core.accounts import INSURANCE_FUND_ID
+        from perpx.core.account.accounts import INSURANCE_FUND_ID
 
         fund = self.engine.clearing.accounts.get(INSURANCE_FUND_ID)
         return format_atoms(fund.balance(coin) if fund is not None else 0)

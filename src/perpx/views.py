@@ -11,16 +11,16 @@ from dataclasses import dataclass, field
 from perpx.bybit.retcodes import OK, bybit_code
 from perpx.convert import format_atoms, format_lots, format_rate, format_scaled, format_ticks
 from perpx.core import liqprice
-from perpx.core.accounts import Account
+from perpx.core.account.accounts import Account
+from perpx.core.account.margin_model import position_risk
+from perpx.core.account.positions import Position
 from perpx.core.book.order import RestingOrder
 from perpx.core.codes import RejectCode
 from perpx.core.engine import Engine
 from perpx.core.enums import MarginMode, Side
 from perpx.core.events import Event
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.liquidation import liquidation_price_ticks, position_prices
-from perpx.core.margin_model import position_risk
-from perpx.core.positions import Position
+from perpx.core.risk.liquidation import liquidation_price_ticks, position_prices
 
 SIDE_WORDS = {Side.BUY: "Buy", Side.SELL: "Sell"}
 AVERAGE_EXTRA_DECIMALS = 4  # an average entry may fall between ticks: up to 4 more decimals

@@ -29,11 +29,13 @@ from perpx.core import (
     PlaceOrder,
     Side,
     calc,
-    takeover,
 )
 from perpx.core import RejectCode as Code
-from perpx.core.accounts import Account
-from perpx.core.adl_pool import WINDOW_MS, AdlPool, window_max
+from perpx.core.account.accounts import Account
+from perpx.core.account.margin import order_cost_fast_atoms, order_margin_atoms
+from perpx.core.account.margin_model import position_risk
+from perpx.core.account.positions import FillEffect, Position, apply_fill, take_share
+from perpx.core.account.risk_value import RiskValue
 from perpx.core.calc import order_cost_atoms
 from perpx.core.commands import (
     AdjustMargin,
@@ -51,10 +53,9 @@ from perpx.core.commands import (
 )
 from perpx.core.enums import MarginMode, PositionMode, TimeInForce, TriggerBy, TriggerDirection
 from perpx.core.events import FundingSettled
-from perpx.core.margin import RiskValue, order_cost_fast_atoms, order_margin_atoms
-from perpx.core.margin_model import position_risk
 from perpx.core.numbers import RATE_ONE, div_ceil
-from perpx.core.positions import FillEffect, Position, apply_fill, take_share
+from perpx.core.risk import takeover
+from perpx.core.risk.adl_pool import WINDOW_MS, AdlPool, window_max
 from support.builders import btcusdt, restored_midway
 
 SPEC = btcusdt()
@@ -170,10 +171,10 @@ def breached(engine: Engine, account: Account) -> bool:
     """Check, by brute force over every position, whether an account is liquidatable."""
     if account.margin_mode is MarginMode.CROSS:
         holds = any(p.size_lots for p in account.positions.values())
-        return holds and takeover.cross_is_liquidatable(engine, account, "USDT")
+        return holds and takeover.cross_is_liquidatable(engine.clearing, account, "USDT")
     mark = engine.mark_price.get("BTCUSDT")
     return mark is not None and any(
-        p.size_lots and takeover.is_liquidatable(engine, p, mark)
+        p.size_lots and takeover.is_liquidatable(engine.clearing, p, mark)
         for p in account.positions.values())
 
 

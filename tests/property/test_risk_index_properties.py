@@ -16,10 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from perpx.bench.realistic import realistic_stream
-from perpx.core import Engine, liqprice, liquidation
+from perpx.core import Engine, liqprice
+from perpx.core.account.positions import Position
 from perpx.core.enums import MarginMode, Side
 from perpx.core.instruments import LiquidationFormula
-from perpx.core.positions import Position
+from perpx.core.risk import liquidation
 
 
 def _trigger_from_scratch(engine: Engine, position: Position) -> int | None:

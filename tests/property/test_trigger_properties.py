@@ -35,7 +35,7 @@ from perpx.core.events import (
     OrderTriggered,
     Trade,
 )
-from perpx.core.triggers import EntryKind
+from perpx.core.orders.triggers import EntryKind
 from support.builders import btcusdt, restored_midway
 
 SPEC = btcusdt()

@@ -6,8 +6,8 @@ import pytest
 
 from perpx.bybit.retcodes import bybit_code
 from perpx.convert import to_atoms, to_ticks
-from perpx.core import OrderAccepted, OrderRejected, RejectCode, liquidation
-from perpx.core.accounts import FEE_ACCOUNT_ID
+from perpx.core import OrderAccepted, OrderRejected, RejectCode
+from perpx.core.account.accounts import FEE_ACCOUNT_ID
 from perpx.core.enums import MarginMode, PositionMode
 from perpx.core.events import (
     CommandRejected,
@@ -15,6 +15,7 @@ from perpx.core.events import (
     LeverageSet,
     MarginAdjusted,
 )
+from perpx.core.risk import liquidation
 from support.builders import Driver, btcusdt, of_type, state_apart_from_seq
 
 USDT = to_atoms

@@ -17,7 +17,7 @@ from perpx import Exchange
 from perpx.calculator import inputs, position
 from perpx.cli import app
 from perpx.convert import to_atoms, to_ticks
-from perpx.core.accounts import INSURANCE_FUND_ID
+from perpx.core.account.accounts import INSURANCE_FUND_ID
 from perpx.core.enums import MarginMode
 from perpx.core.events import Liquidated, Trade
 from support.builders import VECTORS, Driver, btcusdt, of_type

@@ -26,7 +26,7 @@ from typing import Literal
 
 import pytest
 
-from perpx.core.accounts import INSURANCE_FUND_ID
+from perpx.core.account.accounts import INSURANCE_FUND_ID
 from perpx.core.commands import Command
 from perpx.core.engine import Engine
 from perpx.core.enums import MarginMode, PositionMode

@@ -25,11 +25,11 @@ from perpx.api import wire
 from perpx.cli import app
 from perpx.convert import format_atoms, to_atoms
 from perpx.core import TimeInForce
+from perpx.core.account.positions import take_share
 from perpx.core.commands import Command
 from perpx.core.enums import MarginMode
 from perpx.core.events import Event, Executed, FundingPaid
-from perpx.core.funding import next_funding_after
-from perpx.core.positions import take_share
+from perpx.core.prices.funding import next_funding_after
 from perpx.store.records import (
     ClosedPnlRecord,
     ExecutionRecord,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from perpx.convert import to_atoms, to_ticks
 from perpx.core import TimeInForce
-from perpx.core.accounts import INSURANCE_FUND_ID
+from perpx.core.account.accounts import INSURANCE_FUND_ID
 from perpx.core.commands import IndexPrice, SetFundingInterval, Tick
 from perpx.core.enums import BalanceReason, MarginMode
 from perpx.core.events import (

@@ -9,10 +9,10 @@ with the clamps opened wide, so one settlement pays `rate x 50,000`.
 from __future__ import annotations
 
 from perpx.convert import to_atoms, to_ticks
-from perpx.core import liquidation
+from perpx.core.account.margin_model import position_risk
 from perpx.core.enums import MarginMode
 from perpx.core.events import FundingPaid, Liquidated, MarkPriceUpdated
-from perpx.core.margin_model import position_risk
+from perpx.core.risk import liquidation
 from support.builders import Driver, btcusdt, of_type
 
 USDT = to_atoms

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from perpx.convert import format_ticks, to_atoms
-from perpx.core import OrderAccepted, OrderRejected, RejectCode, liquidation, takeover
-from perpx.core.accounts import INSURANCE_FUND_ID
+from perpx.core import OrderAccepted, OrderRejected, RejectCode
+from perpx.core.account.accounts import INSURANCE_FUND_ID
 from perpx.core.enums import MarginMode
 from perpx.core.events import (
     Deleveraged,
@@ -15,6 +15,7 @@ from perpx.core.events import (
     OrderCancelled,
     Trade,
 )
+from perpx.core.risk import liquidation, takeover
 from support.builders import Driver, of_type
 
 USDT = to_atoms
@@ -169,7 +170,7 @@ def test_cross_hedged_pairs_are_closed_at_the_mark_before_anything_is_taken_over
 
 
 def test_adl_rank_indicator_shows_five_bands_per_side() -> None:
-    from perpx.core.takeover import adl_rank_indicator
+    from perpx.core.risk.takeover import adl_rank_indicator
     d = Driver(funded={a: "1000000" for a in range(1, 12)})
     d.mark("50000")
     for account in range(1, 6):  # five shorts, more profitable the higher they sold
@@ -178,7 +179,7 @@ def test_adl_rank_indicator_shows_five_bands_per_side() -> None:
         d.limit(account, "sell", price, "0.1")
         d.limit(10, "buy", price, "0.1")
     d.mark("50000")
-    bands = adl_rank_indicator(d.engine, "BTCUSDT")
+    bands = adl_rank_indicator(d.engine.clearing, "BTCUSDT")
     assert [bands[a, 0] for a in range(1, 6)] == [1, 2, 3, 4, 5]
     assert bands[10, 0] == 5  # alone on its side: the top of its own queue
     assert (11, 0) not in bands  # no position: Bybit shows 0
@@ -224,7 +225,7 @@ def test_a_position_above_tier_1_is_first_cut_to_the_tier_below() -> None:
     left = d.position(1)
     assert 0 < left.size_lots < 45_000
     assert d.spec().notional_atoms(liq, left.qty_lots) <= to_atoms("2000000")
-    assert not takeover.is_liquidatable(d.engine, left, liq)
+    assert not takeover.is_liquidatable(d.engine.clearing, left, liq)
 
 
 def test_a_cross_position_above_tier_1_is_cut_to_the_tier_below_before_any_takeover() -> None:
@@ -246,7 +247,8 @@ def test_a_cross_position_above_tier_1_is_cut_to_the_tier_below_before_any_takeo
     left = d.position(1)
     assert 0 < left.size_lots < 45_000
     assert d.spec().notional_atoms(mark, left.qty_lots) <= to_atoms("2000000")
-    assert not takeover.cross_is_liquidatable(d.engine, d.engine.clearing.accounts[1], "USDT")
+    clearing = d.engine.clearing
+    assert not takeover.cross_is_liquidatable(clearing, clearing.accounts[1], "USDT")
 
 
 def test_an_isolated_limit_order_beyond_the_liquidation_price_is_refused() -> None:

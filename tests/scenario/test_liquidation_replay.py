@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from perpx.convert import to_atoms
-from perpx.core.accounts import INSURANCE_FUND_ID, SYSTEM_ACCOUNT_IDS
+from perpx.core.account.accounts import INSURANCE_FUND_ID, SYSTEM_ACCOUNT_IDS
 from perpx.core.commands import Command, Deposit
 from perpx.core.enums import MarginMode, PositionMode
 from perpx.core.events import (
@@ -64,7 +64,7 @@ from perpx.core.events import (
     PositionModeSwitched,
 )
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.takeover import cross_is_liquidatable, is_liquidatable
+from perpx.core.risk.takeover import cross_is_liquidatable, is_liquidatable
 from perpx.feeds import CandleReplay
 from perpx.sim import Agent, MarketMaker, MarketView, NoiseTrader, Simulation, SimulationReport
 from perpx.sim.agents import UNSTAMPED
@@ -263,11 +263,11 @@ class Audit:
                 continue
             if account.margin_mode is MarginMode.ISOLATED:
                 for position in held:
-                    if is_liquidatable(engine, position, mark):
+                    if is_liquidatable(engine.clearing, position, mark):
                         self.breaches.append(
                             f"seq {command.seq}: isolated {account_id} idx "
                             f"{position.position_idx} size {position.size_lots} at {mark}")
-            elif cross_is_liquidatable(engine, account, COIN):
+            elif cross_is_liquidatable(engine.clearing, account, COIN):
                 self.breaches.append(f"seq {command.seq}: cross {account_id} at MM rate "
                                      f"{engine.clearing.figures(account, COIN).mm_rate()}")
 

@@ -12,7 +12,8 @@ from typing import Any, Protocol, TypeVar
 from perpx.bybit.params import LINEAR
 from perpx.convert import format_atoms, format_lots, format_rate, format_scaled, format_ticks
 from perpx.core import calc
-from perpx.core.accounts import Account
+from perpx.core.account.accounts import Account
+from perpx.core.account.margin_model import position_risk
 from perpx.core.engine import Engine
 from perpx.core.enums import (
     MarginMode,
@@ -26,9 +27,8 @@ from perpx.core.enums import (
     TriggerBy,
 )
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.liquidation import position_summary
-from perpx.core.margin_model import position_risk
 from perpx.core.numbers import RATE_DECIMALS
+from perpx.core.risk.liquidation import position_summary
 from perpx.readmodels import Ticker
 from perpx.store.history import Page
 from perpx.store.records import (

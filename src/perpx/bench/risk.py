@@ -27,13 +27,13 @@ from collections.abc import Callable
 from typing import Any
 
 from perpx.core import Engine, OrderType, PlaceOrder, Side
-from perpx.core.accounts import INSURANCE_FUND_ID
+from perpx.core.account.accounts import INSURANCE_FUND_ID
 from perpx.core.commands import Command, Deposit, MarkPrice, SetLeverage, SetMarginMode
 from perpx.core.enums import MarginMode
 from perpx.core.events import Liquidated
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import RATE_ONE
-from perpx.core.takeover import cross_is_liquidatable, is_liquidatable
+from perpx.core.risk.takeover import cross_is_liquidatable, is_liquidatable
 from perpx.instruments import load_instruments
 
 MID = 500_000  # 50,000.0 in ticks of 0.1
@@ -132,10 +132,10 @@ def brute_force_breached(engine: Engine, symbol: str, mark: int) -> int:
         if not held:
             continue
         if account.margin_mode is MarginMode.CROSS:
-            if cross_is_liquidatable(engine, account, coin):
+            if cross_is_liquidatable(engine.clearing, account, coin):
                 count += len(held)
             continue
-        count += sum(1 for p in held if is_liquidatable(engine, p, mark))
+        count += sum(1 for p in held if is_liquidatable(engine.clearing, p, mark))
     return count
 
 

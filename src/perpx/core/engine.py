@@ -12,12 +12,11 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
-from perpx.core import closing, invariants, liquidation, settings, takeover, tpsl
-from perpx.core.adl_pool import AdlPool
-from perpx.core.book.book import OrderBook
+from perpx.core import invariants
+from perpx.core.account import settings
+from perpx.core.account.clearing import Clearing
 from perpx.core.book.fills import Fill
 from perpx.core.book.order import RestingOrder
-from perpx.core.clearing import Clearing
 from perpx.core.codes import RejectCode, Rejected
 from perpx.core.commands import (
     AdjustMargin,
@@ -38,7 +37,6 @@ from perpx.core.commands import (
     Tick,
     Withdraw,
 )
-from perpx.core.conditional import ConditionalOrder
 from perpx.core.enums import (
     CancelReason,
     OrderFilter,
@@ -62,12 +60,17 @@ from perpx.core.events import (
 )
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.lifecycle import TRANSITIONS, Happening
-from perpx.core.pricing import Pricing
-from perpx.core.risk_index import RiskIndex
-from perpx.core.rules import check_min_notional, check_qty
+from perpx.core.market import Market
+from perpx.core.orders import closing, tpsl
+from perpx.core.orders.conditional import ConditionalOrder
+from perpx.core.orders.rules import check_min_notional, check_qty
+from perpx.core.orders.stops import Stops
+from perpx.core.orders.validation import checked_limit_price, validate_place
+from perpx.core.prices.pricing import Pricing
+from perpx.core.risk import liquidation, takeover
+from perpx.core.risk.risk_index import RiskIndex
+from perpx.core.risk.takeover import LiquidationDesk
 from perpx.core.settlement import reduce_room, settle_steps
-from perpx.core.stops import Stops
-from perpx.core.validation import checked_limit_price, price_band, validate_place
 
 SNAPSHOT_VERSION = 2
 _LAST = TriggerBy.LAST_PRICE
@@ -87,38 +90,39 @@ class Engine:
     """All exchange state, changed only by `apply`."""
 
     def __init__(self, instruments: Iterable[InstrumentSpec]) -> None:
-        self.instruments: dict[str, InstrumentSpec] = {}
-        self.books: dict[str, OrderBook] = {}
-        for spec in instruments:
-            if spec.symbol in self.instruments:
-                raise ValueError(f"duplicate instrument {spec.symbol}")
-            self.instruments[spec.symbol] = spec
-            self.books[spec.symbol] = OrderBook(spec.symbol)
-        self.open_orders: dict[int, RestingOrder] = {}
-        # Order link ids of open and waiting orders, and open orders by account and symbol.
-        self.by_link: dict[tuple[int, str], int] = {}
-        self.by_account_symbol: dict[tuple[int, str], dict[int, RestingOrder]] = {}
-        self.last_price: dict[str, int] = {}
-        self.mark_price: dict[str, int] = {}
-        self.index_price: dict[str, int] = {}
+        # The market state every subsystem reads; its dicts and queries are bound here too
+        # (the same objects), so the engine's own paths and its callers look nothing up twice.
+        market = self.market = Market(instruments)
+        self.instruments = market.instruments
+        self.books = market.books
+        self.open_orders = market.open_orders
+        self.by_link = market.by_link
+        self.by_account_symbol = market.by_account_symbol
+        self.last_price = market.last_price
+        self.mark_price = market.mark_price
+        self.index_price = market.index_price
+        self.bands = market.bands
+        self.mark_of = market.mark_of
+        self.orders_of = market.orders_of
+        self.order = market.order
+        self.reference_price = market.reference_price
+        self.price_band = market.price_band
         self.last_seq = 0
         self.last_ts_ms = 0
         self.next_order_id = 1
         self.next_trade_id = 1
-        # Bands by symbol; an entry is dropped whenever the symbol's last, mark or index moves.
-        self.bands: dict[str, tuple[int, int]] = {}
-        self.clearing = Clearing(self.instruments, self.mark_of, self.orders_of,
-                                 self.mark_price.get, self.last_price.get,
-                                 self.open_orders.get)
+        self.clearing = Clearing(market.instruments, market.mark_of, market.orders_of,
+                                 market.mark_price.get, market.last_price.get,
+                                 market.open_orders.get)
         clearing = self.clearing
-        self.pricing = Pricing(self)
-        self.risk = RiskIndex(self)
-        # Scratch for the liquidation engine: each side's ADL ranking, valid for one command
-        # (keyed by its seq), so never part of the state.
-        self.adl_queues: dict[tuple[str, Side], takeover.AdlQueue] = {}
-        # The insurance pool's balance and per-symbol P&L history: ADL condition 1 (§6.2).
-        self.adl_pool = AdlPool()
-        self.stops = Stops(self)
+        # The subsystems get the market, the clearing and the engine as the protocols they
+        # need (`perpx.core.ports`): the order runner, and the reactions to a new mark.
+        self.stops = Stops(market, clearing, self)
+        self.pricing = Pricing(market, clearing, self.stops, self)
+        self.risk = RiskIndex(market, clearing)
+        self.liquidation = LiquidationDesk(market, clearing, self)
+        self.adl_pool = self.liquidation.adl_pool
+        self._validate = partial(validate_place, market, clearing)
         self._reduce_room = partial(reduce_room, clearing)
         pricing = self.pricing
         self._handlers: dict[type[Command], Callable[[Any, list[Event]], None]] = {
@@ -231,14 +235,6 @@ class Engine:
         """Cancel a resting order for the exchange's own reasons (liquidation, ADL)."""
         self._cancel_resting(order, reason, seq, ts_ms, events)
 
-    def price_band(self, spec: InstrumentSpec) -> tuple[int, int] | None:
-        """Return the current (min sell, max buy) price band of `spec`, if any."""
-        return price_band(self, spec)
-
-    def drop_band(self, symbol: str) -> None:
-        """Forget the cached price band of `symbol`: one of its reference prices moved."""
-        self.bands.pop(symbol, None)
-
     def _mark_price(self, cmd: MarkPrice, events: list[Event]) -> None:
         if cmd.symbol not in self.instruments or cmd.price_ticks <= 0:
             raise InvariantViolation(f"mark price {cmd.price_ticks} for {cmd.symbol} is invalid")
@@ -283,7 +279,7 @@ class Engine:
             before = len(events)
             liquidation.maybe_auto_add_margin(self.clearing, symbol, seq, ts_ms, events,
                                               candidates)
-            takeover.maybe_liquidate(self, symbol, seq, ts_ms, events, candidates)
+            takeover.maybe_liquidate(self.liquidation, symbol, seq, ts_ms, events, candidates)
             # A candidate that survived was filed around older marks (a budget band it left,
             # or a trigger it crossed without breaching); refile it around the new ones.
             self.clearing.dirty.update(candidates)
@@ -347,27 +343,6 @@ class Engine:
             return refused.code
         return None
 
-    # -- queries ----------------------------------------------------------------------------
-
-    def mark_of(self, symbol: str) -> int | None:
-        """Return the price positions are valued at: mark, else last traded, else None."""
-        mark = self.mark_price.get(symbol)
-        return mark if mark is not None else self.last_price.get(symbol)
-
-    def order(self, order_id: int) -> RestingOrder | None:
-        """Return the open order with `order_id`, if any."""
-        return self.open_orders.get(order_id)
-
-    def orders_of(self, account_id: int, symbol: str) -> list[RestingOrder]:
-        """Return an account's open orders on `symbol` by order id (the order they were placed)."""
-        mine = self.by_account_symbol.get((account_id, symbol), {})
-        return [mine[order_id] for order_id in sorted(mine)]
-
-    def reference_price(self, symbol: str) -> int | None:
-        """Return the price the band is built around: mark, else last traded, else None."""
-        mark = self.mark_price.get(symbol)
-        return mark if mark is not None else self.last_price.get(symbol)
-
     # -- orders -----------------------------------------------------------------------------
 
     def _place(self, cmd: PlaceOrder, events: list[Event]) -> None:
@@ -377,7 +352,7 @@ class Engine:
             if cmd.trigger_price_ticks is not None:
                 self.stops.place(cmd, events)
                 return
-            price, qty, reduce_only = validate_place(self, cmd)
+            price, qty, reduce_only = self._validate(cmd)
             attachment = None
             if cmd.take_profit_ticks is not None or cmd.stop_loss_ticks is not None:
                 base = price if cmd.order_type is not _MARKET else self.reference_price(
@@ -491,7 +466,7 @@ class Engine:
                                    "to the filled quantity.")
                 check_qty(spec, cmd.qty_lots, False)
             if cmd.price_ticks is not None:
-                new_price = checked_limit_price(self, spec, order.side, cmd.price_ticks)
+                new_price = checked_limit_price(self.market, spec, order.side, cmd.price_ticks)
             attached = self.stops.waiting.attachments.get(order.order_id)
             new_attached = attached
             if tpsl.changes_tpsl(cmd):
@@ -697,4 +672,4 @@ class Engine:
 
     def check_invariants(self) -> None:
         """Raise `InvariantViolation` if any book, index or account disagrees with the others."""
-        invariants.check_all(self)
+        invariants.check_all(self.market, self.clearing, self.stops)

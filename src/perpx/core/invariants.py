@@ -10,45 +10,46 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from perpx.core import closing
 from perpx.core.book.order import RestingOrder
 from perpx.core.enums import Side
 from perpx.core.errors import InvariantViolation
+from perpx.core.orders import closing
 
 if TYPE_CHECKING:
-    from perpx.core.engine import Engine
+    from perpx.core.account.clearing import Clearing
+    from perpx.core.market import Market
+    from perpx.core.orders.stops import Stops
 
 
-def check_all(engine: Engine) -> None:
+def check_all(market: Market, clearing: Clearing, stops: Stops) -> None:
     """Raise `InvariantViolation` if any book or index disagrees with the others."""
     in_books: dict[int, RestingOrder] = {}
-    for book in engine.books.values():
+    for book in market.books.values():
         book.check_invariants()
         for order in book.orders_in_priority():
             in_books[order.order_id] = order
-    if in_books.keys() != engine.open_orders.keys():
+    if in_books.keys() != market.open_orders.keys():
         raise InvariantViolation("open-order index and books disagree")
-    for order_id, order in engine.open_orders.items():
+    for order_id, order in market.open_orders.items():
         if in_books[order_id] is not order:
             raise InvariantViolation(f"order {order_id} indexed but not the one in the book")
         if order.qty_lots != order.filled_lots + order.leaves_lots:
             raise InvariantViolation(f"order {order_id}: qty != filled + leaves")
-    indexed = sum(len(m) for m in engine.by_account_symbol.values())
-    if indexed != len(engine.open_orders):
+    indexed = sum(len(m) for m in market.by_account_symbol.values())
+    if indexed != len(market.open_orders):
         raise InvariantViolation("per-account order index disagrees with open orders")
-    engine.clearing.check_invariants()
-    _check_order_sums(engine)
-    engine.stops.waiting.check_invariants()
-    _check_reduce_only(engine)
+    clearing.check_invariants()
+    _check_order_sums(market, clearing)
+    stops.waiting.check_invariants()
+    _check_reduce_only(market, clearing, stops)
 
 
-def _check_reduce_only(engine: Engine) -> None:
+def _check_reduce_only(market: Market, clearing: Clearing, stops: Stops) -> None:
     """Check that resting reduce-only orders never exceed the positions they close."""
-    clearing = engine.clearing
-    if engine.stops.busy():
+    if stops.busy():
         raise InvariantViolation("trigger work left over after a command")
     recount: dict[tuple[int, str, int, Side], list[int]] = {}
-    for order in engine.open_orders.values():
+    for order in market.open_orders.values():
         if order.reduce_only:
             key = (order.account_id, order.symbol, order.position_idx, order.side)
             recount.setdefault(key, []).append(order.order_id)
@@ -62,26 +63,26 @@ def _check_reduce_only(engine: Engine) -> None:
             raise InvariantViolation(
                 f"reduce-only orders of {account_id} {symbol} {idx} {side.name} hold "
                 f"{total} lots over a position of {room}")
-    if set(engine.stops.waiting.attachments) != clearing.fill_watch:
+    if set(stops.waiting.attachments) != clearing.fill_watch:
         raise InvariantViolation("fill watch disagrees with the attached TP/SL")
-    for order_id in engine.stops.waiting.attachments:
-        if order_id not in engine.open_orders and order_id not in engine.stops.waiting.orders:
+    for order_id in stops.waiting.attachments:
+        if order_id not in market.open_orders and order_id not in stops.waiting.orders:
             raise InvariantViolation(f"TP/SL attached to order {order_id}, which is gone")
 
 
-def _check_order_sums(engine: Engine) -> None:
+def _check_order_sums(market: Market, clearing: Clearing) -> None:
     """Recount every account's open-order sums from the resting orders themselves."""
     expected: dict[tuple[int, str, int, Side], tuple[int, int]] = {}
-    for order in engine.open_orders.values():
+    for order in market.open_orders.values():
         if order.reduce_only:
             continue
         key = (order.account_id, order.symbol, order.position_idx, order.side)
         leaves, notional = expected.get(key, (0, 0))
-        expected[key] = (leaves + order.leaves_lots, notional + engine.instruments[
+        expected[key] = (leaves + order.leaves_lots, notional + market.instruments[
             order.symbol].contract.value_ceil_atoms(order.price_ticks, order.leaves_lots))
     actual = {
         (account.account_id, *key): (sums.leaves_lots, sums.notional_atoms)
-        for account in engine.clearing.accounts.values()
+        for account in clearing.accounts.values()
         for key, sums in account.order_sums.items()
     }
     if actual != expected:

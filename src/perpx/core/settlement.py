@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from perpx.core.account.clearing import Clearing
 from perpx.core.book.fills import Fill, MatchStep
 from perpx.core.book.order import RestingOrder
-from perpx.core.clearing import Clearing
 from perpx.core.enums import Side
 from perpx.core.events import Event, OrderCancelled, Trade
 

@@ -47,9 +47,9 @@ from perpx.core.events import (
     PremiumIndexSampled,
     Trade,
 )
-from perpx.core.funding import funding_rate, next_funding_after
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import RATE_ONE, div_round
+from perpx.core.prices.funding import funding_rate, next_funding_after
 from perpx.readmodels.open_interest import OpenInterest, OpenInterestState
 from perpx.readmodels.period import MINUTE_MS
 

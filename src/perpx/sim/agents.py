@@ -24,7 +24,8 @@ from typing import Literal, Protocol
 
 from perpx.convert import to_atoms, to_lots, to_rate
 from perpx.core import Engine
-from perpx.core.accounts import DEFAULT_LEVERAGE
+from perpx.core.account.accounts import DEFAULT_LEVERAGE
+from perpx.core.account.positions import Position
 from perpx.core.book.order import RestingOrder
 from perpx.core.commands import (
     AmendOrder,
@@ -39,7 +40,6 @@ from perpx.core.commands import (
 from perpx.core.enums import MarginMode, OrderType, PositionMode, Side, SmpType, TimeInForce
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import RATE_ONE
-from perpx.core.positions import Position
 
 UNSTAMPED = 0  # seq and ts_ms of a command an agent builds; the runner stamps the real ones
 

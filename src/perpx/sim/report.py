@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from perpx.convert import format_atoms, format_lots, format_rate, format_ticks
-from perpx.core.accounts import INSURANCE_FUND_ID
+from perpx.core.account.accounts import INSURANCE_FUND_ID
 from perpx.core.commands import Command
 from perpx.core.enums import BalanceReason
 from perpx.core.events import (

@@ -30,7 +30,7 @@ import msgspec
 
 from perpx.convert import to_ticks
 from perpx.core import Engine
-from perpx.core.accounts import INSURANCE_FUND_ID
+from perpx.core.account.accounts import INSURANCE_FUND_ID
 from perpx.core.commands import Command, Deposit, IndexPrice, Tick
 from perpx.core.events import Event
 from perpx.core.instruments import InstrumentSpec

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
-from perpx.core.accounts import FEE_ACCOUNT_ID, INSURANCE_FUND_ID
+from perpx.core.account.accounts import FEE_ACCOUNT_ID, INSURANCE_FUND_ID
 from perpx.core.commands import Command
 from perpx.core.enums import BalanceReason, Side
 from perpx.core.events import (

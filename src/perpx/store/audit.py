@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from perpx.core.accounts import FEE_ACCOUNT_ID, INSURANCE_FUND_ID
+from perpx.core.account.accounts import FEE_ACCOUNT_ID, INSURANCE_FUND_ID
 from perpx.core.engine import Engine
 from perpx.core.enums import BalanceReason
 from perpx.core.events import BalanceChanged

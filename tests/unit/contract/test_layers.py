@@ -150,10 +150,6 @@ def test_the_reader_sees_the_imports() -> None:
 
 def test_no_import_circle() -> None:
     circles = _circles(GRAPH)
-    # core's own circle is issue #14's, removed on branch circles: until that is merged, a
-    # circle whose members all lie inside perpx.core is not this test's business. A circle
-    # that reaches out of core is.
-    circles = [c for c in circles if not all(_within(m, "perpx.core") for m in c)]
     assert not circles, "import circles:\n" + "\n".join(_describe(c) for c in circles)
 
 

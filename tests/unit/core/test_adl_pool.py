@@ -13,8 +13,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from perpx.convert import to_atoms, to_rate
-from perpx.core.accounts import INSURANCE_FUND_ID
-from perpx.core.adl_pool import (
+from perpx.core.account.accounts import INSURANCE_FUND_ID
+from perpx.core.engine import Engine
+from perpx.core.enums import MarginMode
+from perpx.core.events import Deleveraged, Event, Liquidated, Trade
+from perpx.core.instruments import InstrumentSpec
+from perpx.core.risk.adl_pool import (
     WINDOW_MS,
     AdlPool,
     condition_1_stops,
@@ -22,10 +26,6 @@ from perpx.core.adl_pool import (
     condition_2_triggers,
     loss_headroom_atoms,
 )
-from perpx.core.engine import Engine
-from perpx.core.enums import MarginMode
-from perpx.core.events import Deleveraged, Event, Liquidated, Trade
-from perpx.core.instruments import InstrumentSpec
 from support.builders import Driver, btcusdt, of_type
 
 USDT = to_atoms
@@ -153,7 +153,7 @@ def _long_to_liquidate(spec: InstrumentSpec, fund: str) -> tuple[Driver, int]:
     d.limit(1, "buy", "50000", "10")
     d.limit(3, "buy", "44800", "10")
     liq = d.engine.clearing.accounts[1].positions["BTCUSDT", 0]
-    from perpx.core import liquidation
+    from perpx.core.risk import liquidation
     price = liquidation.liquidation_price_ticks(d.engine.clearing, liq)
     assert price is not None
     return d, price

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from perpx.core.accounts import Account, OpenOrderSums
+from perpx.core.account.accounts import Account, OpenOrderSums
+from perpx.core.account.margin_model import model_for
+from perpx.core.account.positions import Position
 from perpx.core.book.order import RestingOrder
 from perpx.core.enums import (
     MarginMode,
@@ -21,8 +23,6 @@ from perpx.core.enums import (
     SmpType,
     TimeInForce,
 )
-from perpx.core.margin_model import model_for
-from perpx.core.positions import Position
 
 
 def fields(cls: type) -> tuple[str, ...]:

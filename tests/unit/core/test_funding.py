@@ -10,7 +10,7 @@ from perpx.convert import to_atoms, to_rate
 from perpx.core.book.book import OrderBook
 from perpx.core.book.order import RestingOrder
 from perpx.core.enums import OrderType, Side, SmpType, TimeInForce
-from perpx.core.funding import (
+from perpx.core.prices.funding import (
     funding_fee_atoms,
     funding_rate,
     impact_price,
@@ -20,7 +20,7 @@ from perpx.core.funding import (
     position_funding_atoms,
     premium_index_rate,
 )
-from perpx.core.marks import decaying_funding_price, mark_price
+from perpx.core.prices.marks import decaying_funding_price, mark_price
 from support.builders import btcusdt
 
 HOUR_MS = 3_600_000

@@ -11,13 +11,13 @@ from __future__ import annotations
 import pytest
 
 from perpx.convert import to_atoms, to_ticks
-from perpx.core.accounts import Account
-from perpx.core.clearing import Clearing
+from perpx.core.account.accounts import Account, MarginModel
+from perpx.core.account.clearing import Clearing
+from perpx.core.account.margin_model import CROSS, ISOLATED, model_for
+from perpx.core.account.positions import Position, apply_fill
 from perpx.core.codes import RejectCode, Rejected
 from perpx.core.enums import MarginMode, Side
-from perpx.core.margin_model import CROSS, ISOLATED, MarginModel, model_for
 from perpx.core.numbers import RATE_ONE
-from perpx.core.positions import Position, apply_fill
 from support.builders import btcusdt
 
 USDT = to_atoms

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from perpx.convert import format_ticks, to_ticks
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import RATE_ONE
-from perpx.core.prices import order_price_band
+from perpx.core.prices.prices import order_price_band
 from perpx.instruments import load_instruments, spec_from_bybit
 
 BTCUSDT = next(spec for spec in load_instruments() if spec.symbol == "BTCUSDT")

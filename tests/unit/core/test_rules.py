@@ -1,4 +1,4 @@
-"""The order rules, written once (`perpx.core.rules`), and every site that asks them.
+"""The order rules, written once (`perpx.core.orders.rules`), and every site that asks them.
 
 Worked cases on BTCUSDT (tick 0.10 = 1 tick, lot 0.001 BTC = 1 lot, one tick-lot = 10,000
 atoms of 1e-8 USDT; min notional 5 USDT; price 0.10 to 1,999,999.80; qty 0.001 to 1,190 BTC,
@@ -16,7 +16,7 @@ import pytest
 from perpx.core.codes import RejectCode, Rejected
 from perpx.core.enums import MarginMode, PositionMode, Side
 from perpx.core.events import CommandRejected, Event, OrderAccepted, OrderRejected
-from perpx.core.rules import (
+from perpx.core.orders.rules import (
     check_min_notional,
     check_order_link_id,
     check_order_price,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from perpx.core.enums import TriggerBy, TriggerDirection
-from perpx.core.triggers import EntryKind, TriggerIndex
+from perpx.core.orders.triggers import EntryKind, TriggerIndex
 
 LAST = TriggerBy.LAST_PRICE
 UP, DOWN = TriggerDirection.RISING, TriggerDirection.FALLING

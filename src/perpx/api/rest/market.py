@@ -9,7 +9,7 @@ from perpx.api.context import Access, Context, Endpoint
 from perpx.bybit.errors import params_error
 from perpx.bybit.params import LINEAR
 from perpx.convert import format_atoms, format_lots, format_rate, format_scaled, format_ticks
-from perpx.core.accounts import INSURANCE_FUND_ID
+from perpx.core.account.accounts import INSURANCE_FUND_ID
 from perpx.core.numbers import RATE_DECIMALS
 from perpx.readmodels import PriceSource
 from perpx.readmodels.candles import select_candles

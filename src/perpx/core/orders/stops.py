@@ -25,11 +25,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from perpx.core import closing, tpsl
+from perpx.core.account.clearing import Clearing
 from perpx.core.book.order import RestingOrder
 from perpx.core.codes import RejectCode, Rejected
 from perpx.core.commands import AmendOrder, PlaceOrder
-from perpx.core.conditional import Attachment, ConditionalOrder, Waiting
 from perpx.core.enums import (
     CancelReason,
     OrderFilter,
@@ -52,7 +51,10 @@ from perpx.core.events import (
     TrailingStopMoved,
 )
 from perpx.core.lifecycle import TRANSITIONS, Happening
-from perpx.core.rules import (
+from perpx.core.market import Market
+from perpx.core.orders import closing, tpsl
+from perpx.core.orders.conditional import Attachment, ConditionalOrder, Waiting
+from perpx.core.orders.rules import (
     check_min_notional,
     check_order_link_id,
     check_order_price,
@@ -61,11 +63,11 @@ from perpx.core.rules import (
     closes_hedge_side,
     max_qty_lots,
 )
-from perpx.core.triggers import EntryKind
-from perpx.core.validation import validate_place
+from perpx.core.orders.triggers import EntryKind
+from perpx.core.orders.validation import validate_place
+from perpx.core.ports import OrderRunner
 
 if TYPE_CHECKING:
-    from perpx.core.engine import Engine
     from perpx.core.instruments import InstrumentSpec
 
 MAX_CONDITIONAL_ORDERS = 10  # per account and symbol (Bybit)
@@ -79,9 +81,14 @@ _TRAILING = StopOrderType.TRAILING_STOP
 class Stops:
     """Waiting orders of the engine and the rules that place, change and fire them."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.waiting = Waiting(engine.by_link)
+    def __init__(self, market: Market, clearing: Clearing, runner: OrderRunner) -> None:
+        self.market = market
+        self.clearing = clearing
+        # Fired orders, the room a close-on-trigger makes and TP/SL legs go through the
+        # engine's order runner; bound once, they cost no lookup on the way.
+        self.runner = runner
+        self.new_order_id = runner.new_order_id
+        self.waiting = Waiting(market.by_link)
         self._settling = False
         # Orders carrying TP/SL that left the book; their attachment goes once all fills
         # are seen.
@@ -91,12 +98,12 @@ class Stops:
 
     def reference(self, symbol: str, trigger_by: TriggerBy) -> int | None:
         """Return the symbol's current last, mark or index price, if there is one."""
-        engine = self.engine
+        market = self.market
         if trigger_by is _LAST:
-            return engine.last_price.get(symbol)
+            return market.last_price.get(symbol)
         if trigger_by is _MARK:
-            return engine.mark_price.get(symbol)
-        return engine.index_price.get(symbol)
+            return market.mark_price.get(symbol)
+        return market.index_price.get(symbol)
 
     def price_moved(self, symbol: str, trigger_by: TriggerBy, price_ticks: int) -> None:
         """Queue a price point for the triggers that watch this reference, if any do."""
@@ -106,7 +113,7 @@ class Stops:
 
     def busy(self) -> bool:
         """Tell whether `settle` has anything to do."""
-        clearing = self.engine.clearing
+        clearing = self.clearing
         return bool(self.waiting.points or clearing.moved_positions or clearing.watched_fills
                     or self._parents_left)
 
@@ -119,15 +126,14 @@ class Stops:
 
     def place(self, cmd: PlaceOrder, events: list[Event]) -> None:
         """Accept a conditional order as Untriggered, or raise `Rejected`."""
-        engine = self.engine
-        clearing = engine.clearing
+        clearing = self.clearing
         spec = clearing.spec_of(cmd.symbol)
         account = clearing.user_account(cmd.account_id)
         is_market = cmd.order_type is _MARKET
         reduce_only = cmd.reduce_only or cmd.close_on_trigger
         if cmd.qty_lots != 0 or not cmd.close_on_trigger:
             check_qty(spec, cmd.qty_lots, is_market)
-        check_order_link_id(cmd.order_link_id, cmd.account_id, engine.by_link)
+        check_order_link_id(cmd.order_link_id, cmd.account_id, self.market.by_link)
         if self.waiting.stop_count(cmd.account_id, cmd.symbol) >= MAX_CONDITIONAL_ORDERS:
             raise Rejected(RejectCode.TOO_MANY_CONDITIONAL_ORDERS,
                            "The number of stop orders exceeds the maximum allowable limit")
@@ -146,7 +152,7 @@ class Stops:
         check_min_notional(spec, price or trigger, cmd.qty_lots, reduce_only)
         attachment = tpsl.attachment_for(cmd, spec, reduce_only, price or trigger)
         order = ConditionalOrder(
-            engine.new_order_id(), cmd.account_id, cmd.symbol, cmd.side, cmd.order_type, price,
+            self.new_order_id(), cmd.account_id, cmd.symbol, cmd.side, cmd.order_type, price,
             cmd.qty_lots, TimeInForce.IOC if is_market else cmd.time_in_force, reduce_only,
             cmd.close_on_trigger, cmd.position_idx, cmd.order_link_id, cmd.smp_type,
             StopOrderType.STOP, trigger, cmd.trigger_direction, cmd.trigger_by, cmd.ts_ms)
@@ -181,7 +187,7 @@ class Stops:
         """Keep the TP/SL an order carries until it fills."""
         attachment.order_id = order_id
         self.waiting.attachments[order_id] = attachment
-        self.engine.clearing.fill_watch.add(order_id)
+        self.clearing.fill_watch.add(order_id)
         events.append(TpSlAttached(
             seq, ts_ms, order_id, account_id, symbol, attachment.mode,
             attachment.take_profit_ticks, attachment.stop_loss_ticks, attachment.tp_trigger_by,
@@ -205,7 +211,7 @@ class Stops:
     def drop_attachment(self, order_id: int) -> None:
         """Forget the TP/SL an order carried (it ended, or they fired or changed)."""
         if self.waiting.attachments.pop(order_id, None) is not None:
-            self.engine.clearing.fill_watch.discard(order_id)
+            self.clearing.fill_watch.discard(order_id)
 
     def accept(self, order: ConditionalOrder, seq: int, ts_ms: int,
                events: list[Event]) -> None:
@@ -223,7 +229,7 @@ class Stops:
 
     def amend(self, order: ConditionalOrder, cmd: AmendOrder, events: list[Event]) -> None:
         """Change a waiting order's quantity, price, trigger or attached TP/SL, or raise."""
-        spec = self.engine.instruments[order.symbol]
+        spec = self.market.instruments[order.symbol]
         if order.stop_order_type is _TRAILING:
             raise Rejected(RejectCode.INVALID_PARAMETER,
                            "params error: a trailing stop is changed by trading-stop")
@@ -341,8 +347,8 @@ class Stops:
         if self._settling:
             return  # the outer loop picks up whatever this call would have done
         self._settling = True
-        engine = self.engine
-        clearing = engine.clearing
+        market = self.market
+        clearing = self.clearing
         waiting = self.waiting
         while True:
             # 1. and 2.: positions first, so a TP/SL whose position is gone never fires.
@@ -350,13 +356,14 @@ class Stops:
                 keys = sorted(clearing.moved_positions)
                 clearing.moved_positions.clear()
                 tpsl.clear_unguarded(self, keys, seq, ts_ms, events)
-                closing.fit_to_positions(engine, keys, seq, ts_ms, events)
+                closing.fit_to_positions(market, clearing, self.runner, keys, seq, ts_ms,
+                                         events)
             if clearing.watched_fills:
                 tpsl.start_filled(self, seq, ts_ms, events)
             if self._parents_left:
                 left, self._parents_left = sorted(set(self._parents_left)), []
                 for order_id in left:
-                    if (order_id not in engine.open_orders
+                    if (order_id not in market.open_orders
                             and order_id not in waiting.orders
                             and order_id not in clearing.watched_fills):
                         self.drop_attachment(order_id)
@@ -394,7 +401,8 @@ class Stops:
     def _fire(self, order: ConditionalOrder, price: int, seq: int, ts_ms: int,
               events: list[Event]) -> None:
         """Send a triggered order through the checks of a new order, or cancel it."""
-        engine = self.engine
+        market = self.market
+        clearing = self.clearing
         waiting = self.waiting
         waiting.remove(order)
         order.status = TRANSITIONS[order.status, Happening.TRIGGER]
@@ -410,18 +418,17 @@ class Stops:
             tpsl.publish(self, order.account_id, order.symbol, order.position_idx, seq, ts_ms,
                             events)
         if order.close_on_trigger:
-            cap = max_qty_lots(engine.instruments[order.symbol], order.order_type is _MARKET)
+            cap = max_qty_lots(market.instruments[order.symbol], order.order_type is _MARKET)
             wanted = order.qty_lots or min(cap, closing.closable_lots(
-                engine.clearing, order.account_id, order.symbol, order.position_idx,
-                order.side))
-            closing.make_room(engine, order.account_id, order.symbol, order.position_idx,
-                              order.side, wanted, seq, ts_ms, events)
+                clearing, order.account_id, order.symbol, order.position_idx, order.side))
+            closing.make_room(market, clearing, self.runner, order.account_id, order.symbol,
+                              order.position_idx, order.side, wanted, seq, ts_ms, events)
         cmd = PlaceOrder(seq, ts_ms, order.account_id, order.symbol, order.side,
                          order.order_type, order.qty_lots, order.price_ticks or None,
                          order.time_in_force, order.reduce_only, order.close_on_trigger,
                          order.position_idx, order.order_link_id, order.smp_type)
         try:
-            working_price, qty, reduce_only = validate_place(engine, cmd)
+            working_price, qty, reduce_only = validate_place(market, clearing, cmd)
         except Rejected as rejection:
             order.status = TRANSITIONS[order.status, Happening.CANCEL]
             events.append(OrderCancelled(seq, ts_ms, order.order_id, order.account_id,
@@ -434,5 +441,5 @@ class Stops:
                             reduce_only, order.close_on_trigger, order.position_idx,
                             order.order_link_id, order.smp_type, ts_ms)
         sent.status = TRANSITIONS[order.status, Happening.ACCEPT]
-        engine.run_order(sent, seq, ts_ms, events)
+        self.runner.run_order(sent, seq, ts_ms, events)
         self.parent_left(sent.order_id)  # its attachment goes unless it rests

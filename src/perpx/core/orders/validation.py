@@ -10,38 +10,35 @@ themselves are written once in `rules`; this module says which apply to a new or
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from perpx.core import closing
+from perpx.core.account.clearing import Clearing
 from perpx.core.codes import RejectCode, Rejected
 from perpx.core.commands import PlaceOrder
 from perpx.core.enums import OrderType, Side
 from perpx.core.instruments import InstrumentSpec, PriceLimitAction
-from perpx.core.prices import order_price_band
-from perpx.core.rules import (
+from perpx.core.market import Market
+from perpx.core.orders import closing
+from perpx.core.orders.rules import (
     check_min_notional,
     check_order_link_id,
     check_order_price,
     check_qty,
     max_qty_lots,
 )
-
-if TYPE_CHECKING:
-    from perpx.core.engine import Engine
+from perpx.core.prices.prices import order_price_band
 
 _BUY = Side.BUY
 _MARKET = OrderType.MARKET
 
 
 
-def validate_place(engine: Engine, cmd: PlaceOrder) -> tuple[int, int, bool]:
+def validate_place(market: Market, clearing: Clearing, cmd: PlaceOrder) -> tuple[int, int, bool]:
     """Check an order; return its working price, quantity and reduce-only flag.
 
     Steps: 1. instrument, quantity (0 with close-on-trigger: the whole position) and link
     id; 2. the price (market: the band's protection price; limit: range and band); 3. min
     notional; 4. position index, reduce-only and margin, by the clearing.
     """
-    spec = engine.instruments.get(cmd.symbol)
+    spec = market.instruments.get(cmd.symbol)
     if spec is None:
         raise Rejected(RejectCode.UNKNOWN_SYMBOL, f"symbol invalid: {cmd.symbol}")
     is_market = cmd.order_type is _MARKET
@@ -52,21 +49,21 @@ def validate_place(engine: Engine, cmd: PlaceOrder) -> tuple[int, int, bool]:
         # Bybit: qty "0" with reduceOnly and closeOnTrigger closes the whole position, up
         # to the largest quantity one order may carry.
         qty = min(max_qty_lots(spec, is_market),
-                  closing.closable_lots(engine.clearing, cmd.account_id, cmd.symbol,
+                  closing.closable_lots(clearing, cmd.account_id, cmd.symbol,
                                         cmd.position_idx, cmd.side))
         if qty == 0:
             raise Rejected(RejectCode.REDUCE_ONLY_NOT_SATISFIED,
                            "Reduce-only rule not satisfied")
     check_qty(spec, qty, is_market)
-    check_order_link_id(cmd.order_link_id, cmd.account_id, engine.by_link)
-    active = engine.by_account_symbol.get((cmd.account_id, cmd.symbol))
+    check_order_link_id(cmd.order_link_id, cmd.account_id, market.by_link)
+    active = market.by_account_symbol.get((cmd.account_id, cmd.symbol))
     if active is not None and len(active) >= spec.max_active_orders:
         raise Rejected(RejectCode.TOO_MANY_ACTIVE_ORDERS,
                        f"Not allowed to have more than {spec.max_active_orders} active orders")
     if is_market:
-        band = price_band(engine, spec)
+        band = market.price_band(spec)
         if band is None:
-            book = engine.books[cmd.symbol]
+            book = market.books[cmd.symbol]
             best = book.best_ask() if cmd.side is _BUY else book.best_bid()
             if best is None:
                 raise Rejected(RejectCode.NO_REFERENCE_PRICE,
@@ -74,58 +71,46 @@ def validate_place(engine: Engine, cmd: PlaceOrder) -> tuple[int, int, bool]:
             band = order_price_band(spec, best)
             value_price = best
         else:
-            value_price = engine.reference_price(cmd.symbol) or 0
+            value_price = market.reference_price(cmd.symbol) or 0
         price = band[1] if cmd.side is _BUY else band[0]
     else:
         if cmd.price_ticks is None:
             raise Rejected(RejectCode.INVALID_PRICE, "price is required for a limit order")
-        price = checked_limit_price(engine, spec, cmd.side, cmd.price_ticks)
+        price = checked_limit_price(market, spec, cmd.side, cmd.price_ticks)
         value_price = price
     check_min_notional(spec, value_price, qty, reduce_only)
-    qty, reduce_only = engine.clearing.check_order(
+    qty, reduce_only = clearing.check_order(
         cmd.account_id, spec, cmd.side, cmd.position_idx, reduce_only, qty, price)
     if not reduce_only and not is_market:
-        _check_beyond_liquidation(engine, cmd, price)
+        _check_beyond_liquidation(clearing, cmd, price)
     return price, qty, reduce_only
 
 
-def _check_beyond_liquidation(engine: Engine, cmd: PlaceOrder, price: int) -> None:
+def _check_beyond_liquidation(clearing: Clearing, cmd: PlaceOrder, price: int) -> None:
     """Refuse a limit order that adds to an isolated position beyond its liquidation price.
 
     Spec §10: a limit order must be better than the position's liquidation price; a buy at
     or under a long's (a sell at or over a short's) would fill into a breached position.
     """
-    account = engine.clearing.accounts.get(cmd.account_id)
+    account = clearing.accounts.get(cmd.account_id)
     if account is None:
         return
     position = account.positions.get((cmd.symbol, cmd.position_idx))
     if position is None or position.side is not cmd.side:
         return
     # Only a mode that liquidates a position on its own (isolated) has its trigger.
-    liq = account.model.trigger_ticks(engine.clearing, position)
+    liq = account.model.trigger_ticks(clearing, position)
     if liq is not None and (price <= liq if cmd.side is _BUY else price >= liq):
         raise Rejected(RejectCode.WOULD_TRIGGER_LIQUIDATION,
                        "The order will trigger a forced liquidation, please re-submit the "
                        "order.")
 
 
-def price_band(engine: Engine, spec: InstrumentSpec) -> tuple[int, int] | None:
-    """Return the (min_sell, max_buy) band of `spec` now; cached until a reference moves."""
-    band = engine.bands.get(spec.symbol)
-    if band is None:
-        reference = engine.reference_price(spec.symbol)
-        if reference is None:
-            return None
-        band = order_price_band(spec, reference, engine.index_price.get(spec.symbol))
-        engine.bands[spec.symbol] = band
-    return band
-
-
-def checked_limit_price(engine: Engine, spec: InstrumentSpec, side: Side,
+def checked_limit_price(market: Market, spec: InstrumentSpec, side: Side,
                         price_ticks: int) -> int:
     """Validate a limit price; clamp it into the band or refuse it, as the instrument says."""
     check_order_price(spec, price_ticks)
-    band = price_band(engine, spec)
+    band = market.price_band(spec)
     if band is None:
         return price_ticks
     min_sell, max_buy = band

@@ -12,16 +12,13 @@ close-on-trigger order makes its own room the same way when it is sent.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from perpx.core.account.clearing import Clearing
 from perpx.core.book.order import RestingOrder
-from perpx.core.clearing import Clearing
 from perpx.core.enums import CancelReason, Side
 from perpx.core.events import Event, OrderReduced
 from perpx.core.lifecycle import TRANSITIONS, Happening
-
-if TYPE_CHECKING:
-    from perpx.core.engine import Engine
+from perpx.core.market import Market
+from perpx.core.ports import OrderRunner
 
 _SELL = Side.SELL
 
@@ -59,26 +56,26 @@ def resting_reduce_only(clearing: Clearing, account_id: int, symbol: str, positi
     return sorted(found.values(), key=lambda o: (sign * o.price_ticks, o.order_id))
 
 
-def fit(engine: Engine, account_id: int, symbol: str, position_idx: int, side: Side,
-        room_lots: int, reason: CancelReason, seq: int, ts_ms: int,
-        events: list[Event]) -> None:
+def fit(market: Market, clearing: Clearing, runner: OrderRunner, account_id: int, symbol: str,
+        position_idx: int, side: Side, room_lots: int, reason: CancelReason, seq: int,
+        ts_ms: int, events: list[Event]) -> None:
     """Cut or cancel resting reduce-only orders so their leaves total at most `room_lots`."""
     kept = 0
-    for order in resting_reduce_only(engine.clearing, account_id, symbol, position_idx, side):
+    for order in resting_reduce_only(clearing, account_id, symbol, position_idx, side):
         left = room_lots - kept
         if order.leaves_lots <= left:
             kept += order.leaves_lots
         elif left > 0:
-            _reduce(engine, order, left, reason, seq, ts_ms, events)
+            _reduce(market, order, left, reason, seq, ts_ms, events)
             kept = room_lots
         else:
-            engine.cancel_order(order, reason, seq, ts_ms, events)
+            runner.cancel_order(order, reason, seq, ts_ms, events)
 
 
-def fit_to_positions(engine: Engine, keys: list[tuple[int, str, int]], seq: int, ts_ms: int,
+def fit_to_positions(market: Market, clearing: Clearing, runner: OrderRunner,
+                     keys: list[tuple[int, str, int]], seq: int, ts_ms: int,
                      events: list[Event]) -> None:
     """Bring the reduce-only orders over each (account, symbol, idx) within its position."""
-    clearing = engine.clearing
     for account_id, symbol, idx in keys:
         for side in (Side.BUY, Side.SELL):
             orders = clearing.reduce_only_orders.get((account_id, symbol, idx, side))
@@ -86,31 +83,31 @@ def fit_to_positions(engine: Engine, keys: list[tuple[int, str, int]], seq: int,
                 continue
             room = closable_lots(clearing, account_id, symbol, idx, side)
             if sum(o.leaves_lots for o in orders.values()) > room:
-                fit(engine, account_id, symbol, idx, side, room, CancelReason.REDUCE_ONLY,
-                    seq, ts_ms, events)
+                fit(market, clearing, runner, account_id, symbol, idx, side, room,
+                    CancelReason.REDUCE_ONLY, seq, ts_ms, events)
 
 
-def make_room(engine: Engine, account_id: int, symbol: str, position_idx: int, side: Side,
-              qty_lots: int, seq: int, ts_ms: int, events: list[Event]) -> None:
+def make_room(market: Market, clearing: Clearing, runner: OrderRunner, account_id: int,
+              symbol: str, position_idx: int, side: Side, qty_lots: int, seq: int, ts_ms: int,
+              events: list[Event]) -> None:
     """Free room under the position for a close-on-trigger order of `qty_lots` (spec §10).
 
     A reduce-only close needs no margin in perpx (its fee is paid from the wallet), so what
     can stop it is the reduce-only rule: other resting reduce-only orders holding the room.
     Those are cut or cancelled, farthest from the market first.
     """
-    room = max(0, closable_lots(engine.clearing, account_id, symbol, position_idx, side)
-               - qty_lots)
-    orders = engine.clearing.reduce_only_orders.get((account_id, symbol, position_idx, side))
+    room = max(0, closable_lots(clearing, account_id, symbol, position_idx, side) - qty_lots)
+    orders = clearing.reduce_only_orders.get((account_id, symbol, position_idx, side))
     if orders and sum(o.leaves_lots for o in orders.values()) > room:
-        fit(engine, account_id, symbol, position_idx, side, room,
+        fit(market, clearing, runner, account_id, symbol, position_idx, side, room,
             CancelReason.FOR_CLOSE_ON_TRIGGER, seq, ts_ms, events)
 
 
-def _reduce(engine: Engine, order: RestingOrder, leaves_lots: int, reason: CancelReason,
+def _reduce(market: Market, order: RestingOrder, leaves_lots: int, reason: CancelReason,
             seq: int, ts_ms: int, events: list[Event]) -> None:
     # Cut in place: a smaller quantity keeps the order's place in its queue.
     cut = order.leaves_lots - leaves_lots
-    engine.books[order.symbol].side(order.side).levels[order.price_ticks].total_lots -= cut
+    market.books[order.symbol].side(order.side).levels[order.price_ticks].total_lots -= cut
     order.status = TRANSITIONS[order.status, Happening.AMEND]
     order.qty_lots -= cut
     order.leaves_lots = leaves_lots

@@ -2,7 +2,7 @@
 
 A waiting order reserves no margin and is not in the book. `Waiting` keeps them by id, by
 account and symbol, and by the position a TP/SL protects, files their triggers in a
-`TriggerIndex`, and queues the price points the trigger engine (`core/stops.py`) still has
+`TriggerIndex`, and queues the price points the trigger engine (`core/orders/stops.py`) still has
 to look at. It also keeps the TP/SL attached to orders that have not filled yet.
 Invariants: every waiting order is Untriggered and filed exactly as `filing` says; every
 order link id of a waiting order is in the engine's link index.
@@ -26,7 +26,7 @@ from perpx.core.enums import (
     TriggerDirection,
 )
 from perpx.core.errors import InvariantViolation
-from perpx.core.triggers import EntryKind, TriggerIndex
+from perpx.core.orders.triggers import EntryKind, TriggerIndex
 
 _RISING = TriggerDirection.RISING
 _FALLING = TriggerDirection.FALLING

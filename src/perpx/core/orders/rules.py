@@ -48,7 +48,7 @@ def check_order_link_id(order_link_id: str, account_id: int,
     """Refuse a malformed link id, or one the account already uses on a live order.
 
     An empty link id means none and passes. `taken` holds the (account, link id) pairs of the
-    account's open and waiting orders (`Engine.by_link`).
+    account's open and waiting orders (`Market.by_link`).
     """
     if not order_link_id:
         return

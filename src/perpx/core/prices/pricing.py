@@ -20,7 +20,8 @@ from perpx.core.events import (
     MarkPriceUpdated,
     PremiumIndexSampled,
 )
-from perpx.core.funding import (
+from perpx.core.numbers import div_floor
+from perpx.core.prices.funding import (
     MINUTE_MS,
     FundingState,
     funding_rate,
@@ -29,18 +30,25 @@ from perpx.core.funding import (
     next_funding_after,
     premium_index_rate,
 )
-from perpx.core.marks import BasisWindow, mark_price
-from perpx.core.numbers import div_floor
+from perpx.core.prices.marks import BasisWindow, mark_price
 
 if TYPE_CHECKING:
-    from perpx.core.engine import Engine
+    from perpx.core.account.clearing import Clearing
+    from perpx.core.market import Market
+    from perpx.core.orders.stops import Stops
+    from perpx.core.ports import MarkReactions
 
 
 class Pricing:
     """Funding clocks and basis windows of every symbol."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, market: Market, clearing: Clearing, stops: Stops,
+                 reactions: MarkReactions) -> None:
+        self.market = market
+        self.clearing = clearing
+        self.stops = stops
+        # What follows a new mark, or funding at an unchanged one: the engine's reactions.
+        self.reactions = reactions
         self.funding: dict[str, FundingState] = {}
         self.basis: dict[str, BasisWindow] = {}
         self.next_due_ms: int | None = None  # the earliest funding timestamp of any symbol
@@ -48,7 +56,7 @@ class Pricing:
     def _state(self, symbol: str, ts_ms: int) -> FundingState:
         state = self.funding.get(symbol)
         if state is None:
-            spec = self.engine.instruments[symbol]
+            spec = self.market.instruments[symbol]
             state = FundingState(spec.funding_interval_min,
                                  next_funding_after(ts_ms, spec.funding_interval_min))
             # Before any premium sample the running rate is the interest alone.
@@ -65,28 +73,28 @@ class Pricing:
 
     def index_price(self, cmd: IndexPrice, events: list[Event]) -> None:
         """Take a new index price and refresh the symbol's mark."""
-        if cmd.symbol not in self.engine.instruments:
+        if cmd.symbol not in self.market.instruments:
             raise Rejected(RejectCode.UNKNOWN_SYMBOL, f"symbol invalid: {cmd.symbol}")
         if cmd.price_ticks <= 0:
             raise Rejected(RejectCode.INVALID_PRICE, "index price must be positive")
         self._state(cmd.symbol, cmd.ts_ms)
-        self.engine.index_price[cmd.symbol] = cmd.price_ticks
-        self.engine.drop_band(cmd.symbol)
+        self.market.index_price[cmd.symbol] = cmd.price_ticks
+        self.market.drop_band(cmd.symbol)
         events.append(IndexPriceUpdated(cmd.seq, cmd.ts_ms, cmd.symbol, cmd.price_ticks))
-        self.engine.stops.price_moved(cmd.symbol, TriggerBy.INDEX_PRICE, cmd.price_ticks)
+        self.stops.price_moved(cmd.symbol, TriggerBy.INDEX_PRICE, cmd.price_ticks)
         self._refresh_mark(cmd.symbol, cmd.seq, cmd.ts_ms, events)
 
     def tick(self, cmd: Tick, events: list[Event]) -> None:
         """Sample basis and premium for every indexed symbol, then refresh its mark."""
-        for symbol in sorted(self.engine.index_price):
+        for symbol in sorted(self.market.index_price):
             state = self._state(symbol, cmd.ts_ms)
-            index = self.engine.index_price[symbol]
-            book = self.engine.books[symbol]
+            index = self.market.index_price[symbol]
+            book = self.market.books[symbol]
             self.basis[symbol].maybe_sample(cmd.ts_ms, book, index)
             minute = div_floor(cmd.ts_ms, MINUTE_MS)
             if minute > state.last_minute:
                 state.last_minute = minute
-                spec = self.engine.instruments[symbol]
+                spec = self.market.instruments[symbol]
                 qty = impact_qty_lots(spec)
                 premium = premium_index_rate(index, impact_price(book.bids, qty),
                                              impact_price(book.asks, qty))
@@ -102,7 +110,7 @@ class Pricing:
         The premium samples of the interrupted interval are kept: they were measured and
         still say where the price stood.
         """
-        if cmd.symbol not in self.engine.instruments:
+        if cmd.symbol not in self.market.instruments:
             raise Rejected(RejectCode.UNKNOWN_SYMBOL, f"symbol invalid: {cmd.symbol}")
         if cmd.interval_min not in (60, 120, 240, 480):
             raise Rejected(RejectCode.INVALID_PARAMETER, "funding interval must be 1, 2, 4 or 8 h")
@@ -123,32 +131,32 @@ class Pricing:
                 state = self.funding[symbol]
                 if state.next_funding_ms != due:
                     continue
-                spec = self.engine.instruments[symbol]
+                spec = self.market.instruments[symbol]
                 rate = funding_rate(spec, state.samples, state.interval_min)
                 state.last_rate = rate
                 state.samples = []
                 state.predicted_rate = funding_rate(spec, [], state.interval_min)
                 state.next_funding_ms = due + state.interval_min * MINUTE_MS
-                self.engine.clearing.settle_funding(
-                    symbol, rate, self.engine.mark_price.get(symbol, 0), due,
+                self.clearing.settle_funding(
+                    symbol, rate, self.market.mark_price.get(symbol, 0), due,
                     state.next_funding_ms, state.predicted_rate, seq, ts_ms, events)
                 # Funding moved margins: liquidate at the current mark what it breached.
-                self.engine.sweep(symbol, seq, ts_ms, events)
+                self.reactions.sweep(symbol, seq, ts_ms, events)
             self._refresh_due()
 
     def _refresh_mark(self, symbol: str, seq: int, ts_ms: int, events: list[Event]) -> None:
         state = self.funding[symbol]
-        index = self.engine.index_price[symbol]
+        index = self.market.index_price[symbol]
         interval_ms = state.interval_min * MINUTE_MS
         until = max(0, state.next_funding_ms - ts_ms)
         mark = mark_price(index, state.predicted_rate, until, interval_ms,
                           self.basis[symbol].average_basis(),
-                          self.engine.last_price.get(symbol))
-        if mark > 0 and mark != self.engine.mark_price.get(symbol):
-            self.engine.mark_price[symbol] = mark
-            self.engine.drop_band(symbol)
+                          self.market.last_price.get(symbol))
+        if mark > 0 and mark != self.market.mark_price.get(symbol):
+            self.market.mark_price[symbol] = mark
+            self.market.drop_band(symbol)
             events.append(MarkPriceUpdated(seq, ts_ms, symbol, mark))
-            self.engine.after_mark_move(symbol, seq, ts_ms, events)
+            self.reactions.after_mark_move(symbol, seq, ts_ms, events)
 
     # -- snapshots ----------------------------------------------------------------------------
 
@@ -162,6 +170,6 @@ class Pricing:
         """Load `to_snapshot`'s data."""
         for symbol, data in snapshot.items():
             self.funding[symbol] = FundingState.from_record(data["funding"])
-            window = self.engine.instruments[symbol].mark_basis_window_ms
+            window = self.market.instruments[symbol].mark_basis_window_ms
             self.basis[symbol] = BasisWindow.from_record(window, data["basis"])
         self._refresh_due()

@@ -7,7 +7,7 @@ order and the current reference price for TP/SL set on a position. Full mode clo
 position at market; Partial mode a quantity, at market or limit. Reduce-only orders cannot
 carry TP/SL. A price of 0 removes a leg. Each failure raises `Rejected`.
 
-A position's legs are waiting orders (`core/conditional.py`) that close with
+A position's legs are waiting orders (`core/orders/conditional.py`) that close with
 reduce-only, close-on-trigger orders: Full TP/SL and the trailing stop one of each per
 position (size 0: the whole position when they fire), Partial pairs any number. They are set
 by `set_trading_stop` or started by an order's fill (`start_filled`), and go with the
@@ -16,12 +16,12 @@ position (`clear_unguarded`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
-from perpx.core import closing
+from perpx.core.account.clearing import Clearing
 from perpx.core.codes import RejectCode, Rejected
 from perpx.core.commands import AmendOrder, PlaceOrder, SetTradingStop
-from perpx.core.conditional import Attachment, ConditionalOrder
 from perpx.core.enums import (
     CancelReason,
     OrderType,
@@ -37,10 +37,9 @@ from perpx.core.enums import (
 from perpx.core.events import Event, TradingStopSet, TrailingStopMoved
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.lifecycle import TRANSITIONS, Happening
-from perpx.core.rules import check_position_idx, check_price_range, check_qty
-
-if TYPE_CHECKING:
-    from perpx.core.stops import Stops
+from perpx.core.orders import closing
+from perpx.core.orders.conditional import Attachment, ConditionalOrder, Waiting
+from perpx.core.orders.rules import check_position_idx, check_price_range, check_qty
 
 _BUY = Side.BUY
 _MARKET = OrderType.MARKET
@@ -48,6 +47,44 @@ _LAST = TriggerBy.LAST_PRICE
 _RISING = TriggerDirection.RISING
 _TRAILING = StopOrderType.TRAILING_STOP
 POSITION_LEGS = (StopOrderType.TAKE_PROFIT, StopOrderType.STOP_LOSS, _TRAILING)
+
+
+class StopsPort(Protocol):
+    """What the TP/SL rules ask of the trigger engine (`perpx.core.orders.stops.Stops`).
+
+    Declared here so the rules sit below the trigger engine that calls them.
+    """
+
+    waiting: Waiting
+    clearing: Clearing
+    new_order_id: Callable[[], int]
+
+    def reference(self, symbol: str, trigger_by: TriggerBy) -> int | None:
+        """Return the symbol's current last, mark or index price, if there is one."""
+        ...
+
+    def accept(self, order: ConditionalOrder, seq: int, ts_ms: int,
+               events: list[Event]) -> None:
+        """Keep a new waiting order and say so."""
+        ...
+
+    def amended(self, order: ConditionalOrder, seq: int, ts_ms: int,
+                events: list[Event]) -> None:
+        """Say what a waiting order's figures now are."""
+        ...
+
+    def deactivate(self, order: ConditionalOrder, reason: CancelReason, seq: int, ts_ms: int,
+                   events: list[Event]) -> None:
+        """Cancel a waiting order before its trigger."""
+        ...
+
+    def drop_attachment(self, order_id: int) -> None:
+        """Forget the TP/SL an order carried."""
+        ...
+
+    def recheck(self, order: ConditionalOrder) -> None:
+        """Look at a new or moved TP/SL against the price now."""
+        ...
 
 
 def leg_direction(take_profit: bool, closing_side: Side) -> TriggerDirection:
@@ -200,12 +237,12 @@ def same_attachment(a: Attachment | None, b: Attachment | None) -> bool:
 # -- a position's TP/SL and trailing stop ---------------------------------------------------
 
 
-def set_trading_stop(stops: Stops, cmd: SetTradingStop, events: list[Event]) -> None:
+def set_trading_stop(stops: StopsPort, cmd: SetTradingStop, events: list[Event]) -> None:
     """Set, change or remove a position's TP/SL and trailing stop (Bybit trading-stop).
 
     Everything is checked before anything changes; a refusal raises `Rejected`.
     """
-    clearing = stops.engine.clearing
+    clearing = stops.clearing
     account = clearing.user_account(cmd.account_id)
     spec = clearing.spec_of(cmd.symbol)
     check_position_idx(account.position_mode(cmd.symbol) is PositionMode.HEDGE,
@@ -266,7 +303,7 @@ def set_trading_stop(stops: Stops, cmd: SetTradingStop, events: list[Event]) -> 
     publish(stops, *key, seq, ts_ms, events)
 
 
-def _trailing_start(stops: Stops, symbol: str, side: Side, distance: int,
+def _trailing_start(stops: StopsPort, symbol: str, side: Side, distance: int,
                     active: int) -> tuple[int, int, int]:
     """Check a trailing stop; return (stop, activation price, extreme) to start it with.
 
@@ -290,9 +327,9 @@ def _trailing_start(stops: Stops, symbol: str, side: Side, distance: int,
     return (last - distance if long else last + distance), 0, last
 
 
-def _set_full_leg(stops: Stops, key: tuple[int, str, int], closing_side: Side, take_profit: bool,
-                  price: int, trigger_by: TriggerBy, parent: int, seq: int, ts_ms: int,
-                  events: list[Event]) -> None:
+def _set_full_leg(stops: StopsPort, key: tuple[int, str, int], closing_side: Side,
+                  take_profit: bool, price: int, trigger_by: TriggerBy, parent: int, seq: int,
+                  ts_ms: int, events: list[Event]) -> None:
     kind = leg_kind(take_profit, TpSlMode.FULL)
     leg = stops.waiting.full_leg(*key, kind)
     if leg is not None and price == 0:
@@ -312,13 +349,13 @@ def _set_full_leg(stops: Stops, key: tuple[int, str, int], closing_side: Side, t
         stops.recheck(leg)
 
 
-def _leg(stops: Stops, key: tuple[int, str, int], closing_side: Side, take_profit: bool,
+def _leg(stops: StopsPort, key: tuple[int, str, int], closing_side: Side, take_profit: bool,
          mode: TpSlMode, price: int, trigger_by: TriggerBy, qty: int,
          order_type: OrderType, limit_price: int, parent: int,
          ts_ms: int) -> ConditionalOrder:
     account_id, symbol, idx = key
     leg = ConditionalOrder(
-        stops.engine.new_order_id(), account_id, symbol, closing_side, order_type,
+        stops.new_order_id(), account_id, symbol, closing_side, order_type,
         limit_price if order_type is not _MARKET else 0, qty,
         TimeInForce.IOC if order_type is _MARKET else TimeInForce.GTC, True, True, idx,
         "", SmpType.NONE, leg_kind(take_profit, mode), price,
@@ -328,8 +365,8 @@ def _leg(stops: Stops, key: tuple[int, str, int], closing_side: Side, take_profi
     return leg
 
 
-def _new_pair(stops: Stops, key: tuple[int, str, int], closing_side: Side, qty: int, tp: int,
-              sl: int, tp_by: TriggerBy, sl_by: TriggerBy, tp_type: OrderType,
+def _new_pair(stops: StopsPort, key: tuple[int, str, int], closing_side: Side, qty: int,
+              tp: int, sl: int, tp_by: TriggerBy, sl_by: TriggerBy, tp_type: OrderType,
               sl_type: OrderType, tp_limit: int, sl_limit: int, parent: int, seq: int,
               ts_ms: int, events: list[Event]) -> tuple[int, int]:
     """Start a partial TP/SL pair (either leg may be absent); return the legs' ids."""
@@ -351,8 +388,8 @@ def _new_pair(stops: Stops, key: tuple[int, str, int], closing_side: Side, qty: 
     return tp_id, sl_id
 
 
-def _set_trailing(stops: Stops, key: tuple[int, str, int], closing_side: Side, distance: int,
-                  stop: int, active: int, extreme: int, seq: int, ts_ms: int,
+def _set_trailing(stops: StopsPort, key: tuple[int, str, int], closing_side: Side,
+                  distance: int, stop: int, active: int, extreme: int, seq: int, ts_ms: int,
                   events: list[Event]) -> None:
     leg = stops.waiting.full_leg(*key, _TRAILING)
     if leg is not None and not distance:
@@ -363,7 +400,7 @@ def _set_trailing(stops: Stops, key: tuple[int, str, int], closing_side: Side, d
     if leg is None:
         account_id, symbol, idx = key
         leg = ConditionalOrder(
-            stops.engine.new_order_id(), account_id, symbol, closing_side, _MARKET, 0, 0,
+            stops.new_order_id(), account_id, symbol, closing_side, _MARKET, 0, 0,
             TimeInForce.IOC, True, True, idx, "", SmpType.NONE, _TRAILING, stop,
             _RISING if closing_side is Side.BUY else TriggerDirection.FALLING, _LAST,
             ts_ms)
@@ -387,7 +424,7 @@ def _set_trailing(stops: Stops, key: tuple[int, str, int], closing_side: Side, d
                                         leg.symbol, leg.position_idx, stop, extreme))
 
 
-def publish(stops: Stops, account_id: int, symbol: str, position_idx: int, seq: int,
+def publish(stops: StopsPort, account_id: int, symbol: str, position_idx: int, seq: int,
                ts_ms: int, events: list[Event]) -> None:
     """Say what the position's Full TP/SL and trailing stop now are."""
     waiting = stops.waiting
@@ -401,10 +438,10 @@ def publish(stops: Stops, account_id: int, symbol: str, position_idx: int, seq: 
         trail.trailing_stop_ticks if trail else 0, trail.active_price_ticks if trail else 0))
 
 
-def clear_unguarded(stops: Stops, keys: list[tuple[int, str, int]], seq: int, ts_ms: int,
+def clear_unguarded(stops: StopsPort, keys: list[tuple[int, str, int]], seq: int, ts_ms: int,
                      events: list[Event]) -> None:
     """Deactivate TP/SL and trailing stops whose position is gone or turned round."""
-    clearing = stops.engine.clearing
+    clearing = stops.clearing
     for account_id, symbol, idx in keys:
         guards = stops.waiting.guarding(account_id, symbol, idx)
         if not guards:
@@ -419,9 +456,9 @@ def clear_unguarded(stops: Stops, keys: list[tuple[int, str, int]], seq: int, ts
             publish(stops, account_id, symbol, idx, seq, ts_ms, events)
 
 
-def start_filled(stops: Stops, seq: int, ts_ms: int, events: list[Event]) -> None:
+def start_filled(stops: StopsPort, seq: int, ts_ms: int, events: list[Event]) -> None:
     """Start the TP/SL of orders that filled (spec §10: TP/SL activate on fill)."""
-    clearing = stops.engine.clearing
+    clearing = stops.clearing
     fills = sorted(clearing.watched_fills.items())
     clearing.watched_fills.clear()
     for order_id, lots in fills:
@@ -446,8 +483,9 @@ def start_filled(stops: Stops, seq: int, ts_ms: int, events: list[Event]) -> Non
         _grow_pair(stops, attachment, key, side.opposite, lots, order_id, seq, ts_ms, events)
 
 
-def _grow_pair(stops: Stops, attachment: Attachment, key: tuple[int, str, int], closing_side: Side,
-               lots: int, parent: int, seq: int, ts_ms: int, events: list[Event]) -> None:
+def _grow_pair(stops: StopsPort, attachment: Attachment, key: tuple[int, str, int],
+               closing_side: Side, lots: int, parent: int, seq: int, ts_ms: int,
+               events: list[Event]) -> None:
     """Size a Partial pair to the parent's fills: grow the live legs, or start a pair."""
     waiting = stops.waiting
     legs = [waiting.orders[i] for i in (attachment.tp_order_id, attachment.sl_order_id)

@@ -21,13 +21,15 @@ from typing import TYPE_CHECKING
 
 from sortedcontainers import SortedList
 
-from perpx.core import calc, liquidation
-from perpx.core.accounts import SYSTEM_ACCOUNT_IDS, Account
+from perpx.core import calc
+from perpx.core.account.accounts import SYSTEM_ACCOUNT_IDS, Account
 from perpx.core.enums import Side
 from perpx.core.numbers import RATE_ONE, apply_rate_ceil, mul_div_floor
+from perpx.core.risk import liquidation
 
 if TYPE_CHECKING:
-    from perpx.core.engine import Engine
+    from perpx.core.account.clearing import Clearing
+    from perpx.core.market import Market
 
 Entry = tuple[int, int, int]  # (trigger price in ticks, account id, position idx)
 # (symbol, filed with the longs, entry or None for "check on every move of the symbol")
@@ -43,8 +45,9 @@ _BAND_CAP = RATE_ONE // 10
 class RiskIndex:
     """Liquidation triggers by symbol and side, refreshed for accounts that changed."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, market: Market, clearing: Clearing) -> None:
+        self.market = market
+        self.clearing = clearing
         self.longs: dict[str, SortedList] = {}  # breached when the mark falls to the trigger
         self.shorts: dict[str, SortedList] = {}  # breached when the mark rises to it
         self.always: dict[str, set[int]] = {}  # accounts checked on every move of the symbol
@@ -57,7 +60,7 @@ class RiskIndex:
         fill that keeps a cached trigger), so only the entries that differ move: a sorted
         list's removal and insertion cost more than computing the filing.
         """
-        accounts = self.engine.clearing.accounts
+        accounts = self.clearing.accounts
         filed = self.filed
         for account_id in account_ids:
             account = accounts.get(account_id)
@@ -126,7 +129,7 @@ class RiskIndex:
             return
         account_id = account.account_id
         if account.model.holds_position_margin:
-            clearing = self.engine.clearing
+            clearing = self.clearing
             trigger_of = liquidation.liquidation_trigger_ticks
             for position in held:
                 trigger = trigger_of(clearing, position)
@@ -146,8 +149,7 @@ class RiskIndex:
 
     def _file_budget(self, account: Account, out: list[Filing]) -> None:
         """File a cross account by margin budget: one band per symbol it holds or orders."""
-        engine = self.engine
-        instruments = engine.instruments
+        instruments = self.market.instruments
         exposure: dict[str, list[int]] = {}  # symbol -> [net lots, gross lots, order lots]
         for position in account.positions.values():
             if position.size_lots:
@@ -179,8 +181,8 @@ class RiskIndex:
         taker fee. With ``d_s = slack · M_s / Σw`` every combination of moves inside the bands
         consumes at most the slack, so the account cannot reach an MM rate of 100% there.
         """
-        engine = self.engine
-        figures = engine.clearing.figures(account, coin)
+        market = self.market
+        figures = self.clearing.figures(account, coin)
         # Each rounded-up term of MM and order loss may move by an atom within a band.
         rounding = 4 * (len(account.positions) + len(account.order_sums) + 1)
         slack = (figures.margin_balance_atoms + figures.order_loss_atoms - figures.mm_atoms
@@ -190,8 +192,8 @@ class RiskIndex:
         marks: dict[str, int] = {}
         weight_total = 0
         for symbol, (net, gross, ordered) in exposure.items():
-            spec = engine.instruments[symbol]
-            mark = engine.mark_of(symbol)
+            spec = market.instruments[symbol]
+            mark = market.mark_of(symbol)
             if mark is None:
                 return None
             marks[symbol] = mark
@@ -216,13 +218,13 @@ class RiskIndex:
         Spec §2.2 holding the wallet fixed; evaluated with the tier of the position value at
         the estimate itself (iterated, §14 Q4), rounded toward the current mark.
         """
-        engine = self.engine
-        clearing = engine.clearing
-        spec = engine.instruments[symbol]
+        market = self.market
+        clearing = self.clearing
+        spec = market.instruments[symbol]
         position = account.positions.get((symbol, 0))
         if position is None or not position.size_lots:
             return None
-        mark = engine.mark_of(symbol)
+        mark = market.mark_of(symbol)
         if mark is None:
             return None
         side = Side.BUY if position.size_lots > 0 else Side.SELL

@@ -3,24 +3,31 @@
 Wallet balances change only through `credit`/`debit` with a reason, so every change can be
 logged and the conservation invariant checked. System accounts (fees, insurance fund) have
 negative ids, so they can never collide with a user's.
+
+Each account holds the margin model of its mode; the models' protocol (`MarginModel`, with
+`MarginLedger`, what a model may ask of the clearing) is declared here, beside the account it
+is asked about, and implemented in `perpx.core.account.margin_model`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
+from perpx.core.account.positions import Position
+from perpx.core.account.risk_value import RiskValue
 from perpx.core.enums import MarginMode, PositionMode, Side
 from perpx.core.errors import InvariantViolation
+from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import RATE_ONE
-from perpx.core.positions import Position
-
-if TYPE_CHECKING:
-    from perpx.core.margin_model import MarginModel
 
 FEE_ACCOUNT_ID = -1
 INSURANCE_FUND_ID = -2
 SYSTEM_ACCOUNT_IDS = (FEE_ACCOUNT_ID, INSURANCE_FUND_ID)
 DEFAULT_LEVERAGE = 10 * RATE_ONE  # Bybit's default for a new USDT-perpetual position
+
+MarkOf = Callable[[str], "int | None"]
+OrderLossOf = Callable[[int, InstrumentSpec], int]
 
 
 class OpenOrderSums:
@@ -28,7 +35,7 @@ class OpenOrderSums:
 
     `margin_memo` keeps the group's last order margin with what it was computed from
     ((leaves, notional, opening lots, leverage), margin), so an unchanged group is not
-    costed again (`perpx.core.margin.order_margin_atoms`).
+    costed again (`perpx.core.account.margin.order_margin_atoms`).
     """
 
     __slots__ = ("leaves_lots", "margin_memo", "notional_atoms")
@@ -65,7 +72,7 @@ class Account:
     def __init__(self, account_id: int, model: MarginModel) -> None:
         self.account_id = account_id
         self.balances: dict[str, int] = {}
-        # The margin model of the account's margin mode (`perpx.core.margin_model`): every
+        # The margin model of the account's margin mode (`perpx.core.account.margin_model`): every
         # rule that differs between modes is asked of it, chosen once when the mode is set.
         self.model = model
         self.position_modes: dict[str, PositionMode] = {}
@@ -142,3 +149,96 @@ class Account:
         for key, sums in self.order_sums.items():
             if sums.leaves_lots < 0 or sums.notional_atoms < 0:
                 raise InvariantViolation(f"account {self.account_id}: negative order sums {key}")
+
+
+class MarginModel(Protocol):
+    """What every margin mode answers; one stateless instance per mode (`model_for`)."""
+
+    mode: MarginMode
+    # Each position holds its own margin, adjusted by hand or by AMR, and is liquidated on
+    # its own; otherwise the account is one pool, liquidated as a whole.
+    holds_position_margin: bool
+
+    def position_im_atoms(self, position: Position, spec: InstrumentSpec, value_atoms: int,
+                          fee_to_close_atoms: int) -> int:
+        """Return the IM a position counts at a value (with its fee to close)."""
+        ...
+
+    def risk_value(self, account: Account, coin: str, instruments: dict[str, InstrumentSpec],
+                   mark_of: MarkOf, order_loss_of: OrderLossOf) -> RiskValue:
+        """Return the account's risk value in `coin` at the current marks, from scratch."""
+        ...
+
+    def available_atoms(self, clearing: MarginLedger, account: Account, coin: str) -> int:
+        """Return the risk value's available balance, the short way (the hot path)."""
+        ...
+
+    def can_open(self, clearing: MarginLedger, account: Account, spec: InstrumentSpec, side: Side,
+                 price_ticks: int, qty_lots: int, cost_atoms: int) -> bool:
+        """Tell whether an order whose opening part costs `cost_atoms` is funded."""
+        ...
+
+    def margin_on_open(self, position: Position, spec: InstrumentSpec, side: Side,
+                       price_ticks: int, opened_lots: int) -> None:
+        """Allocate what a fill that opened `opened_lots` adds to the position's margin."""
+        ...
+
+    def cover_funding(self, clearing: MarginLedger, account: Account, position: Position,
+                      amount_atoms: int, coin: str) -> None:
+        """Take a funding payment's shortfall where the mode takes it (before it is paid)."""
+        ...
+
+    def apply_leverage(self, clearing: MarginLedger, spec: InstrumentSpec, position: Position,
+                       raised: bool) -> None:
+        """Rework a held position's margin after its leverage changed; refuse a breach."""
+        ...
+
+    def is_liquidatable(self, clearing: MarginLedger, account: Account, position: Position,
+                        mark_ticks: int) -> bool:
+        """Tell whether `position` (isolated) or its account (cross) is to be liquidated."""
+        ...
+
+    def trigger_ticks(self, clearing: MarginLedger, position: Position) -> int | None:
+        """Return the mark at which the position alone is liquidated, if the mode has one."""
+        ...
+
+    def fully_hedged(self, account: Account, position: Position) -> bool:
+        """Tell whether the opposite side covers the position (never deleveraged then)."""
+        ...
+
+    def adl_margin_atoms(self, clearing: MarginLedger, account: Account, position: Position,
+                         coin: str) -> int:
+        """Return the margin that ranks a position for auto-deleveraging."""
+        ...
+
+    def position_prices(self, clearing: MarginLedger, account: Account,
+                        position: Position) -> tuple[int | None, int | None]:
+        """Return the (liquidation, bankruptcy) prices a position shows, before clipping."""
+        ...
+
+
+class MarginLedger(Protocol):
+    """What a margin model may ask of the clearing: instruments, prices, an account's figures.
+
+    The clearing answers it; the models (and the liquidation prices they use) are typed on
+    this, not on the clearing, so they sit below it.
+    """
+
+    instruments: dict[str, InstrumentSpec]
+    # The price positions are valued at (mark, else last traded); the published mark alone
+    # (order loss is measured only against it); the last traded price.
+    mark_of: MarkOf
+    published_mark_of: MarkOf
+    last_price_of: MarkOf
+
+    def figures(self, account: Account, coin: str = "USDT") -> RiskValue:
+        """Return an account's risk value in `coin` at the current marks."""
+        ...
+
+    def equity_atoms(self, account: Account, coin: str) -> int:
+        """Return wallet + unrealized P&L in `coin` at the marks."""
+        ...
+
+    def order_loss_atoms(self, account_id: int, spec: InstrumentSpec) -> int:
+        """Return the loss an account's open orders on `spec` carry against the mark."""
+        ...

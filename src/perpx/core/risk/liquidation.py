@@ -7,20 +7,27 @@ trader reads it, and auto margin replenishment (seed 003), which acts before liq
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import msgspec
 
 from perpx.core import calc, liqprice
-from perpx.core.accounts import Account
+from perpx.core.account.accounts import Account, MarginLedger
+from perpx.core.account.positions import Position
 from perpx.core.enums import Side
 from perpx.core.events import Event
 from perpx.core.instruments import LiquidationFormula
-from perpx.core.positions import Position
 
-if TYPE_CHECKING:
-    # Only for annotations: the margin models (imported by the clearing) use this module.
-    from perpx.core.clearing import Clearing
+
+class ReplenishingLedger(MarginLedger, Protocol):
+    """What auto margin replenishment asks of the clearing besides the margin figures."""
+
+    accounts: dict[int, Account]
+
+    def add_margin(self, position: Position, change: int, automatic: bool, seq: int,
+                   ts_ms: int, events: list[Event]) -> None:
+        """Move an isolated position's margin by `change` (hand or AMR) and say so."""
+        ...
 
 
 class PositionSummary(msgspec.Struct, frozen=True, gc=False):
@@ -38,7 +45,7 @@ class PositionSummary(msgspec.Struct, frozen=True, gc=False):
     cum_realized_pnl_atoms: int
 
 
-def liquidation_price_ticks(clearing: Clearing, position: Position) -> int | None:
+def liquidation_price_ticks(clearing: MarginLedger, position: Position) -> int | None:
     """Return the isolated liquidation price (the instrument's formula, §14 Q2), or None.
 
     It depends only on the position's own size, entry value, leverage and added margin, so it
@@ -62,7 +69,7 @@ def liquidation_price_ticks(clearing: Clearing, position: Position) -> int | Non
     return price
 
 
-def liquidation_trigger_ticks(clearing: Clearing, position: Position) -> int | None:
+def liquidation_trigger_ticks(clearing: MarginLedger, position: Position) -> int | None:
     """Return the mark at which an isolated position is liquidated, or None when flat.
 
     The first the mark reaches of the published liquidation price, by the instrument's
@@ -97,7 +104,7 @@ def liquidation_trigger_ticks(clearing: Clearing, position: Position) -> int | N
     return trigger
 
 
-def is_past_liquidation(clearing: Clearing, position: Position, mark_ticks: int) -> bool:
+def is_past_liquidation(clearing: MarginLedger, position: Position, mark_ticks: int) -> bool:
     """Tell whether the mark has reached an isolated position's liquidation trigger.
 
     The trigger (`liquidation_trigger_ticks`) is rounded toward the mark (DESIGN.md), so a
@@ -110,8 +117,8 @@ def is_past_liquidation(clearing: Clearing, position: Position, mark_ticks: int)
     return mark_ticks <= trigger if position.size_lots > 0 else mark_ticks >= trigger
 
 
-def position_prices(clearing: Clearing, account: Account, position: Position) -> tuple[int | None,
-                                                                         int | None]:
+def position_prices(clearing: MarginLedger, account: Account,
+                    position: Position) -> tuple[int | None, int | None]:
     """Return (liquidation, bankruptcy) prices in ticks shown on a position, or None.
 
     Each margin model has its own (`MarginModel.position_prices`): isolated, the position's
@@ -125,7 +132,7 @@ def position_prices(clearing: Clearing, account: Account, position: Position) ->
             bust if bust is not None and bust > 0 else None)
 
 
-def position_summary(clearing: Clearing, account: Account, position: Position,
+def position_summary(clearing: MarginLedger, account: Account, position: Position,
                      at_last_price: bool = False) -> PositionSummary:
     """Return what a trader reads on a position: value, uPnL, margin, ROI and prices.
 
@@ -155,7 +162,7 @@ def position_summary(clearing: Clearing, account: Account, position: Position,
         cum_realized_pnl_atoms=position.cum_realized_pnl_atoms)
 
 
-def maybe_auto_add_margin(clearing: Clearing, symbol: str, seq: int, ts_ms: int,
+def maybe_auto_add_margin(clearing: ReplenishingLedger, symbol: str, seq: int, ts_ms: int,
                           events: list[Event], account_ids: list[int] | None = None) -> None:
     """Replenish isolated positions whose mark reached the liquidation price (seed 003).
 

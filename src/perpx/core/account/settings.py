@@ -8,8 +8,9 @@ A refusal raises `Rejected` and changes nothing.
 from __future__ import annotations
 
 from perpx.core import calc
-from perpx.core.accounts import Account
-from perpx.core.clearing import Clearing
+from perpx.core.account.accounts import Account
+from perpx.core.account.clearing import Clearing
+from perpx.core.account.margin_model import IsolatedMargin, model_for
 from perpx.core.codes import RejectCode, Rejected
 from perpx.core.commands import (
     AdjustMargin,
@@ -27,8 +28,7 @@ from perpx.core.events import (
     PositionModeSwitched,
 )
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.margin_model import IsolatedMargin, model_for
-from perpx.core.rules import check_position_idx, position_indexes
+from perpx.core.orders.rules import check_position_idx, position_indexes
 
 
 def set_leverage(clearing: Clearing, cmd: SetLeverage, events: list[Event]) -> None:

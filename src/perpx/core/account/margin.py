@@ -1,15 +1,14 @@
-"""Margin maths every margin mode shares: order margin, and the records of a risk value.
+"""Margin maths every margin mode shares: order margin.
 
 Open orders hold margin the same way in every mode (`order_margin_atoms`); how positions
-count, and what is available, is each mode's rule (`perpx.core.margin_model`).
+count, and what is available, is each mode's rule (`perpx.core.account.margin_model`), answered in
+the records of `perpx.core.account.risk_value`.
 Requirements round up; the figures are exact integers in atoms.
 """
 
 from __future__ import annotations
 
-import msgspec
-
-from perpx.core.accounts import DEFAULT_LEVERAGE, Account
+from perpx.core.account.accounts import DEFAULT_LEVERAGE, Account
 from perpx.core.enums import Side
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import RATE_ONE
@@ -89,57 +88,3 @@ def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
         total += cost
     account.order_margin_cache[symbol] = total
     return total
-
-
-class PositionRisk(msgspec.Struct, frozen=True, gc=False):
-    """A position valued at a price: value, unrealized P&L, IM, MM and fee to close."""
-
-    value_atoms: int
-    upnl_atoms: int
-    im_atoms: int
-    mm_atoms: int
-    fee_to_close_atoms: int
-
-
-class RiskValue(msgspec.Struct, frozen=True, gc=False):
-    """An account's risk value in one settle coin (seed 001's account figures), in atoms.
-
-    Each margin model answers it its own way (`perpx.core.margin_model`): equity, IM, MM,
-    available balance and the IM and MM rates.
-    """
-
-    wallet_atoms: int
-    upnl_atoms: int
-    margin_balance_atoms: int
-    position_im_atoms: int
-    order_im_atoms: int
-    mm_atoms: int
-    order_loss_atoms: int
-    available_atoms: int
-
-    @property
-    def equity_atoms(self) -> int:
-        """Equity: wallet + unrealized P&L (the margin balance)."""
-        return self.margin_balance_atoms
-
-    @property
-    def total_im_atoms(self) -> int:
-        """Σ IM of positions and orders."""
-        return self.position_im_atoms + self.order_im_atoms
-
-    @property
-    def withdrawable_atoms(self) -> int:
-        """What may leave the account: never more than the wallet or the available balance."""
-        return max(0, min(self.wallet_atoms, self.available_atoms))
-
-    def im_rate(self) -> tuple[int, int]:
-        """Return the account IM rate as a fraction (numerator, denominator)."""
-        return self.total_im_atoms, self.margin_balance_atoms + self.order_loss_atoms
-
-    def mm_rate(self) -> tuple[int, int]:
-        """Return the account MM rate as a fraction (numerator, denominator)."""
-        return self.mm_atoms, self.margin_balance_atoms + self.order_loss_atoms
-
-
-# The name the callers knew before the margin models: the same record.
-AccountFigures = RiskValue

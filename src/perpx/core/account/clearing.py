@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from perpx.core import calc
-from perpx.core.accounts import (
+from perpx.core.account.accounts import (
     DEFAULT_LEVERAGE,
     FEE_ACCOUNT_ID,
     INSURANCE_FUND_ID,
@@ -19,6 +19,10 @@ from perpx.core.accounts import (
     Account,
     OpenOrderSums,
 )
+from perpx.core.account.margin import order_cost_fast_atoms
+from perpx.core.account.margin_model import CROSS, account_figures, model_for
+from perpx.core.account.positions import Position, apply_fill
+from perpx.core.account.risk_value import AccountFigures
 from perpx.core.book.order import RestingOrder
 from perpx.core.codes import RejectCode, Rejected
 from perpx.core.commands import (
@@ -37,13 +41,10 @@ from perpx.core.events import (
     PositionChanged,
     Trade,
 )
-from perpx.core.funding import funding_fee_atoms
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.margin import AccountFigures, order_cost_fast_atoms
-from perpx.core.margin_model import CROSS, account_figures, model_for
 from perpx.core.numbers import RATE_ONE
-from perpx.core.positions import Position, apply_fill
-from perpx.core.rules import check_position_idx, closes_hedge_side
+from perpx.core.orders.rules import check_position_idx, closes_hedge_side
+from perpx.core.prices.funding import funding_fee_atoms
 
 # Enum members read on the hot path, bound once: a class attribute lookup of an enum
 # member costs several times a global's in CPython 3.11.

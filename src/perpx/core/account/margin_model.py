@@ -16,91 +16,18 @@ margin plus unrealized P&L meets maintenance (seed 001, seed 003, spec §1.4).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
-
-from perpx.core import calc, liqprice, liquidation
+from perpx.core import calc, liqprice
+from perpx.core.account.accounts import Account, MarginLedger, MarginModel, MarkOf, OrderLossOf
+from perpx.core.account.margin import order_margin_atoms
+from perpx.core.account.positions import Position
+from perpx.core.account.risk_value import PositionRisk, RiskValue
 from perpx.core.codes import RejectCode, Rejected
 from perpx.core.enums import MarginMode, Side
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.margin import PositionRisk, RiskValue, order_margin_atoms
 from perpx.core.numbers import RATE_ONE
-from perpx.core.positions import Position
-
-if TYPE_CHECKING:
-    from perpx.core.accounts import Account
-    from perpx.core.clearing import Clearing
-
-MarkOf = Callable[[str], "int | None"]
-OrderLossOf = Callable[[int, InstrumentSpec], int]
+from perpx.core.risk import liquidation
 
 _BUY = Side.BUY
-
-
-class MarginModel(Protocol):
-    """What every margin mode answers; one stateless instance per mode (`model_for`)."""
-
-    mode: MarginMode
-    # Each position holds its own margin, adjusted by hand or by AMR, and is liquidated on
-    # its own; otherwise the account is one pool, liquidated as a whole.
-    holds_position_margin: bool
-
-    def position_im_atoms(self, position: Position, spec: InstrumentSpec, value_atoms: int,
-                          fee_to_close_atoms: int) -> int:
-        """Return the IM a position counts at a value (with its fee to close)."""
-        ...
-
-    def risk_value(self, account: Account, coin: str, instruments: dict[str, InstrumentSpec],
-                   mark_of: MarkOf, order_loss_of: OrderLossOf) -> RiskValue:
-        """Return the account's risk value in `coin` at the current marks, from scratch."""
-        ...
-
-    def available_atoms(self, clearing: Clearing, account: Account, coin: str) -> int:
-        """Return the risk value's available balance, the short way (the hot path)."""
-        ...
-
-    def can_open(self, clearing: Clearing, account: Account, spec: InstrumentSpec, side: Side,
-                 price_ticks: int, qty_lots: int, cost_atoms: int) -> bool:
-        """Tell whether an order whose opening part costs `cost_atoms` is funded."""
-        ...
-
-    def margin_on_open(self, position: Position, spec: InstrumentSpec, side: Side,
-                       price_ticks: int, opened_lots: int) -> None:
-        """Allocate what a fill that opened `opened_lots` adds to the position's margin."""
-        ...
-
-    def cover_funding(self, clearing: Clearing, account: Account, position: Position,
-                      amount_atoms: int, coin: str) -> None:
-        """Take a funding payment's shortfall where the mode takes it (before it is paid)."""
-        ...
-
-    def apply_leverage(self, clearing: Clearing, spec: InstrumentSpec, position: Position,
-                       raised: bool) -> None:
-        """Rework a held position's margin after its leverage changed; refuse a breach."""
-        ...
-
-    def is_liquidatable(self, clearing: Clearing, account: Account, position: Position,
-                        mark_ticks: int) -> bool:
-        """Tell whether `position` (isolated) or its account (cross) is to be liquidated."""
-        ...
-
-    def trigger_ticks(self, clearing: Clearing, position: Position) -> int | None:
-        """Return the mark at which the position alone is liquidated, if the mode has one."""
-        ...
-
-    def fully_hedged(self, account: Account, position: Position) -> bool:
-        """Tell whether the opposite side covers the position (never deleveraged then)."""
-        ...
-
-    def adl_margin_atoms(self, clearing: Clearing, account: Account, position: Position,
-                         coin: str) -> int:
-        """Return the margin that ranks a position for auto-deleveraging."""
-        ...
-
-    def position_prices(self, clearing: Clearing, account: Account,
-                        position: Position) -> tuple[int | None, int | None]:
-        """Return the (liquidation, bankruptcy) prices a position shows, before clipping."""
-        ...
 
 
 def position_risk(position: Position, spec: InstrumentSpec, mark_ticks: int,
@@ -221,7 +148,7 @@ class CrossMargin(_Stateless):
         return RiskValue(wallet, upnl, margin_balance, position_im, order_im, mm, order_loss,
                          available)
 
-    def available_atoms(self, clearing: Clearing, account: Account, coin: str) -> int:
+    def available_atoms(self, clearing: MarginLedger, account: Account, coin: str) -> int:
         """Wallet + Σ (uPnL − IM − fee to close) + order loss − order margin, skipping MM.
 
         A hedged pair takes the full risk value. Equal to `risk_value(...).available_atoms`
@@ -268,7 +195,7 @@ class CrossMargin(_Stateless):
             total += clearing.order_loss_atoms(account.account_id, spec)
         return total
 
-    def can_open(self, clearing: Clearing, account: Account, spec: InstrumentSpec, side: Side,
+    def can_open(self, clearing: MarginLedger, account: Account, spec: InstrumentSpec, side: Side,
                  price_ticks: int, qty_lots: int, cost_atoms: int) -> bool:
         """Keep the account IM rate at or under 100%.
 
@@ -285,15 +212,15 @@ class CrossMargin(_Stateless):
                        price_ticks: int, opened_lots: int) -> None:
         """Nothing: cross IM is valued at the mark, not allocated."""
 
-    def cover_funding(self, clearing: Clearing, account: Account, position: Position,
+    def cover_funding(self, clearing: MarginLedger, account: Account, position: Position,
                       amount_atoms: int, coin: str) -> None:
         """Nothing: the payment comes out of the shared wallet."""
 
-    def apply_leverage(self, clearing: Clearing, spec: InstrumentSpec, position: Position,
+    def apply_leverage(self, clearing: MarginLedger, spec: InstrumentSpec, position: Position,
                        raised: bool) -> None:
         """Nothing: the IM follows the leverage; the caller checks the available balance."""
 
-    def is_liquidatable(self, clearing: Clearing, account: Account, position: Position,
+    def is_liquidatable(self, clearing: MarginLedger, account: Account, position: Position,
                         mark_ticks: int) -> bool:
         """Tell whether the account's MM rate is at or above 100% (seed 001, spec §7.2).
 
@@ -304,7 +231,7 @@ class CrossMargin(_Stateless):
             account, clearing.instruments[position.symbol].settle_coin).mm_rate()
         return mm > 0 and mm >= denominator
 
-    def trigger_ticks(self, clearing: Clearing, position: Position) -> int | None:
+    def trigger_ticks(self, clearing: MarginLedger, position: Position) -> int | None:
         """None: a cross position is liquidated with its account, not at a price of its own."""
         return None
 
@@ -315,12 +242,12 @@ class CrossMargin(_Stateless):
         other = account.positions.get((position.symbol, 3 - position.position_idx))
         return other is not None and other.qty_lots >= position.qty_lots
 
-    def adl_margin_atoms(self, clearing: Clearing, account: Account, position: Position,
+    def adl_margin_atoms(self, clearing: MarginLedger, account: Account, position: Position,
                          coin: str) -> int:
         """Margin balance = wallet + uPnL: the equity, without valuing any margin."""
         return max(0, clearing.equity_atoms(account, coin))
 
-    def position_prices(self, clearing: Clearing, account: Account,
+    def position_prices(self, clearing: MarginLedger, account: Account,
                         position: Position) -> tuple[int | None, int | None]:
         """Return the account-level estimates (§2.2), the other symbols' marks held fixed.
 
@@ -388,7 +315,7 @@ class IsolatedMargin(_Stateless):
         return RiskValue(wallet, upnl, wallet + upnl, position_im, order_im, mm, order_loss,
                          available)
 
-    def available_atoms(self, clearing: Clearing, account: Account, coin: str) -> int:
+    def available_atoms(self, clearing: MarginLedger, account: Account, coin: str) -> int:
         """Wallet − position margins − order margin: no mark needed (seed 001)."""
         total = account.balances.get(coin, 0)
         instruments = clearing.instruments
@@ -405,7 +332,7 @@ class IsolatedMargin(_Stateless):
                 total -= order_margin_atoms(account, spec)
         return total
 
-    def can_open(self, clearing: Clearing, account: Account, spec: InstrumentSpec, side: Side,
+    def can_open(self, clearing: MarginLedger, account: Account, spec: InstrumentSpec, side: Side,
                  price_ticks: int, qty_lots: int, cost_atoms: int) -> bool:
         """Tell whether the order's cost fits the available balance (no order loss offset)."""
         return cost_atoms <= self.available_atoms(clearing, account, spec.settle_coin)
@@ -417,7 +344,7 @@ class IsolatedMargin(_Stateless):
         position.margin_atoms += calc.position_margin_atoms(
             side, opened_value, position.leverage, spec.taker_fee_rate)
 
-    def cover_funding(self, clearing: Clearing, account: Account, position: Position,
+    def cover_funding(self, clearing: MarginLedger, account: Account, position: Position,
                       amount_atoms: int, coin: str) -> None:
         """Pay from the available balance first, then from the position margin.
 
@@ -429,7 +356,7 @@ class IsolatedMargin(_Stateless):
             position.margin_atoms -= taken
             position.extra_margin_atoms -= taken
 
-    def apply_leverage(self, clearing: Clearing, spec: InstrumentSpec, position: Position,
+    def apply_leverage(self, clearing: MarginLedger, spec: InstrumentSpec, position: Position,
                        raised: bool) -> None:
         """Reset the position margin to the new requirement, the added margin to zero.
 
@@ -444,7 +371,7 @@ class IsolatedMargin(_Stateless):
                 raise Rejected(RejectCode.WOULD_TRIGGER_LIQUIDATION,
                                "leverage would trigger liquidation")
 
-    def is_liquidatable(self, clearing: Clearing, account: Account, position: Position,
+    def is_liquidatable(self, clearing: MarginLedger, account: Account, position: Position,
                         mark_ticks: int) -> bool:
         """Tell whether the mark has reached the position's trigger.
 
@@ -453,7 +380,7 @@ class IsolatedMargin(_Stateless):
         """
         return liquidation.is_past_liquidation(clearing, position, mark_ticks)
 
-    def trigger_ticks(self, clearing: Clearing, position: Position) -> int | None:
+    def trigger_ticks(self, clearing: MarginLedger, position: Position) -> int | None:
         """Return the mark at which the position is liquidated (its own trigger)."""
         return liquidation.liquidation_trigger_ticks(clearing, position)
 
@@ -461,12 +388,12 @@ class IsolatedMargin(_Stateless):
         """Never: each side stands on its own margin."""
         return False
 
-    def adl_margin_atoms(self, clearing: Clearing, account: Account, position: Position,
+    def adl_margin_atoms(self, clearing: MarginLedger, account: Account, position: Position,
                          coin: str) -> int:
         """Return the position's own margin."""
         return position.margin_atoms
 
-    def position_prices(self, clearing: Clearing, account: Account,
+    def position_prices(self, clearing: MarginLedger, account: Account,
                         position: Position) -> tuple[int | None, int | None]:
         """Return the position's own liquidation and bankruptcy prices.
 

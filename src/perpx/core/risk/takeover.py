@@ -9,7 +9,7 @@ hedged pairs closed first; see `_liquidate_cross`):
    and if that ends the breach the rest stays with its owner;
 3. the insurance fund takes the position over at the bankruptcy price, where the position's
    margin is gone: the trader loses the margin and no more;
-4. the liquidation engine closes what it took over in the book, no worse than the price at
+4. the liquidation desk closes what it took over in the book, no worse than the price at
    which the fund's balance would run out; a fill better than bankruptcy is the fund's gain,
    a worse one its loss;
 5. what the book could not take is auto-deleveraged: closed at the bankruptcy price against
@@ -22,10 +22,12 @@ from __future__ import annotations
 
 from fractions import Fraction
 from operator import itemgetter
-from typing import TYPE_CHECKING
 
 from perpx.core import calc, liqprice
-from perpx.core.accounts import INSURANCE_FUND_ID, SYSTEM_ACCOUNT_IDS, Account
+from perpx.core.account.accounts import INSURANCE_FUND_ID, SYSTEM_ACCOUNT_IDS, Account
+from perpx.core.account.clearing import Clearing
+from perpx.core.account.margin_model import ISOLATED
+from perpx.core.account.positions import Position, apply_fill
 from perpx.core.book.order import RestingOrder
 from perpx.core.enums import (
     BalanceReason,
@@ -37,21 +39,45 @@ from perpx.core.enums import (
 )
 from perpx.core.events import Deleveraged, Event, HedgedPairClosed, Liquidated
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.margin_model import ISOLATED
+from perpx.core.market import Market
 from perpx.core.numbers import div_floor
-from perpx.core.positions import Position, apply_fill
-
-if TYPE_CHECKING:
-    from perpx.core.engine import Engine
+from perpx.core.ports import OrderRunner
+from perpx.core.risk.adl_pool import AdlPool
 
 
-def is_liquidatable(engine: Engine, position: Position, mark_ticks: int) -> bool:
+class LiquidationDesk:
+    """What the liquidation desk works with, and the state it owns.
+
+    It reads the market and the clearing, and sends and cancels orders through the desk's
+    order runner; the insurance pool's record (ADL condition 1, §6.2) and each side's ADL
+    ranking for the command at hand are its own. What it uses is bound once here, so a
+    takeover looks nothing up on the way.
+    """
+
+    def __init__(self, market: Market, clearing: Clearing, runner: OrderRunner) -> None:
+        self.clearing = clearing
+        self.instruments = market.instruments
+        self.mark_price = market.mark_price
+        self.mark_of = market.mark_of
+        self.orders_of = market.orders_of
+        self.price_band = market.price_band
+        self.new_order_id = runner.new_order_id
+        self.run_order = runner.run_order
+        self.cancel_order = runner.cancel_order
+        # The insurance pool's balance and per-symbol P&L history: ADL condition 1 (§6.2).
+        self.adl_pool = AdlPool()
+        # Scratch: each side's ADL ranking, valid for one command (keyed by its seq), so
+        # never part of the state.
+        self.adl_queues: dict[tuple[str, Side], AdlQueue] = {}
+
+
+def is_liquidatable(clearing: Clearing, position: Position, mark_ticks: int) -> bool:
     """Tell whether the mark has reached an isolated position's liquidation price."""
-    return ISOLATED.is_liquidatable(engine.clearing, engine.clearing.accounts[
-        position.account_id], position, mark_ticks)
+    return ISOLATED.is_liquidatable(clearing, clearing.accounts[position.account_id], position,
+                                    mark_ticks)
 
 
-def maybe_liquidate(engine: Engine, symbol: str, seq: int, ts_ms: int,
+def maybe_liquidate(desk: LiquidationDesk, symbol: str, seq: int, ts_ms: int,
                     events: list[Event], candidates: list[int]) -> None:
     """Liquidate every position or account holding `symbol` that the mark price has breached.
 
@@ -62,11 +88,11 @@ def maybe_liquidate(engine: Engine, symbol: str, seq: int, ts_ms: int,
     other (cross) liquidates the whole account once any of its positions on `symbol` is
     breached (its account-wide test).
     """
-    mark = engine.mark_price.get(symbol)
+    mark = desk.mark_price.get(symbol)
     if mark is None:
         return
-    spec = engine.instruments[symbol]
-    clearing = engine.clearing
+    spec = desk.instruments[symbol]
+    clearing = desk.clearing
     for account_id in candidates:
         account = clearing.accounts[account_id]
         model = account.model
@@ -76,26 +102,26 @@ def maybe_liquidate(engine: Engine, symbol: str, seq: int, ts_ms: int,
                 continue
             if model.holds_position_margin:
                 if model.is_liquidatable(clearing, account, position, mark):
-                    _liquidate(engine, spec, account, position, mark, seq, ts_ms, events)
+                    _liquidate(desk, spec, account, position, mark, seq, ts_ms, events)
                 continue
             # The account is tested once, at its first position on the symbol.
             if model.is_liquidatable(clearing, account, position, mark):
-                _liquidate_cross(engine, account, spec.settle_coin, seq, ts_ms, events)
+                _liquidate_cross(desk, account, spec.settle_coin, seq, ts_ms, events)
             break
 
 
-def cross_is_liquidatable(engine: Engine, account: Account, coin: str) -> bool:
+def cross_is_liquidatable(clearing: Clearing, account: Account, coin: str) -> bool:
     """Tell whether a cross account's MM rate is at or above 100% (seed 001, spec §7.2).
 
     MM rate = ΣMM / (margin balance + order loss); a denominator at or below zero counts as
     breached too.
     """
-    figures = engine.clearing.figures(account, coin)
+    figures = clearing.figures(account, coin)
     mm, denominator = figures.mm_rate()
     return mm > 0 and mm >= denominator  # `CrossMargin.is_liquidatable`, for any coin
 
 
-def _liquidate_cross(engine: Engine, account: Account, coin: str, seq: int, ts_ms: int,
+def _liquidate_cross(desk: LiquidationDesk, account: Account, coin: str, seq: int, ts_ms: int,
                      events: list[Event]) -> None:
     """Liquidate a cross account step by step until its MM rate is back under 100%.
 
@@ -105,18 +131,18 @@ def _liquidate_cross(engine: Engine, account: Account, coin: str, seq: int, ts_m
     at the price where the account's margin balance is gone, close it in the book and
     deleverage what the book will not take.
     """
-    clearing = engine.clearing
+    clearing = desk.clearing
     for symbol in sorted({s for s, _ in account.positions}):
-        for order in engine.orders_of(account.account_id, symbol):
-            engine.cancel_order(order, CancelReason.BEFORE_LIQUIDATION, seq, ts_ms, events)
-    if not cross_is_liquidatable(engine, account, coin):
+        for order in desk.orders_of(account.account_id, symbol):
+            desk.cancel_order(order, CancelReason.BEFORE_LIQUIDATION, seq, ts_ms, events)
+    if not cross_is_liquidatable(clearing, account, coin):
         return
     for symbol in sorted({s for s, _ in account.positions}):
         long, short = account.positions.get((symbol, 1)), account.positions.get((symbol, 2))
         if long is None or short is None or not long.size_lots or not short.size_lots:
             continue
-        spec = engine.instruments[symbol]
-        mark = engine.mark_price.get(symbol) or engine.mark_of(symbol) or 0
+        spec = desk.instruments[symbol]
+        mark = desk.mark_price.get(symbol) or desk.mark_of(symbol) or 0
         hedged = min(long.qty_lots, short.qty_lots)
         # Both legs close at one price, so their P&L is booked as one sum: the wallet never
         # shows the first leg's loss without the second leg's gain.
@@ -133,31 +159,31 @@ def _liquidate_cross(engine: Engine, account: Account, coin: str, seq: int, ts_m
         for position in (long, short):
             clearing.position_changed(position, seq, ts_ms, events)
         account.order_margin_cache.pop(symbol, None)
-        if not cross_is_liquidatable(engine, account, coin):
+        if not cross_is_liquidatable(clearing, account, coin):
             return
-    while cross_is_liquidatable(engine, account, coin):
+    while cross_is_liquidatable(clearing, account, coin):
         held = [p for p in account.positions.values()
-                if p.size_lots and engine.instruments[p.symbol].settle_coin == coin]
+                if p.size_lots and desk.instruments[p.symbol].settle_coin == coin]
         if not held:
             break
-        position = max(held, key=lambda p: (_maintenance(engine, p), p.symbol, p.position_idx))
-        spec = engine.instruments[position.symbol]
-        mark = engine.mark_of(position.symbol) or position.average_entry_ticks(spec)
-        bust = _cross_bust(engine, account, position, spec, mark)
-        if _reduce_to_lower_tier(engine, spec, position, mark, bust, seq, ts_ms, events) and (
-                not cross_is_liquidatable(engine, account, coin)):
+        position = max(held, key=lambda p: (_maintenance(desk, p), p.symbol, p.position_idx))
+        spec = desk.instruments[position.symbol]
+        mark = desk.mark_of(position.symbol) or position.average_entry_ticks(spec)
+        bust = _cross_bust(desk, account, position, spec, mark)
+        if _reduce_to_lower_tier(desk, spec, position, mark, bust, seq, ts_ms, events) and (
+                not cross_is_liquidatable(clearing, account, coin)):
             return
         if position.size_lots:
-            _take_over(engine, spec, account, position,
-                       _cross_bust(engine, account, position, spec, mark), mark, seq, ts_ms,
+            _take_over(desk, spec, account, position,
+                       _cross_bust(desk, account, position, spec, mark), mark, seq, ts_ms,
                        events)
 
 
-def _cross_bust(engine: Engine, account: Account, position: Position, spec: InstrumentSpec,
+def _cross_bust(desk: LiquidationDesk, account: Account, position: Position, spec: InstrumentSpec,
                 mark: int) -> int:
     """Return the price at which a cross account's margin balance is gone, other marks fixed."""
     side = Side.BUY if position.size_lots > 0 else Side.SELL
-    margin_balance = engine.clearing.figures(account, spec.settle_coin).margin_balance_atoms
+    margin_balance = desk.clearing.figures(account, spec.settle_coin).margin_balance_atoms
     # The position as if entered at the mark, with the margin balance as its margin.
     contract = spec.contract
     at_mark = contract.entry_value_atoms(mark, position.qty_lots)
@@ -176,7 +202,7 @@ def _isolated_bust(spec: InstrumentSpec, position: Position) -> int:
         position.fee_to_close_atoms(spec)))
 
 
-def _take_over(engine: Engine, spec: InstrumentSpec, account: Account, position: Position,
+def _take_over(desk: LiquidationDesk, spec: InstrumentSpec, account: Account, position: Position,
                bust: int, mark: int, seq: int, ts_ms: int, events: list[Event],
                isolated: bool = False) -> None:
     """Have the fund take a position over at `bust`, close it in the book, deleverage the rest.
@@ -191,8 +217,8 @@ def _take_over(engine: Engine, spec: InstrumentSpec, account: Account, position:
     qty = position.qty_lots
     events.append(Liquidated(seq, ts_ms, account.account_id, spec.symbol,
                              position.position_idx, side, qty, bust, mark))
-    fund = engine.clearing.accounts[INSURANCE_FUND_ID]
-    pool, coin = engine.adl_pool, spec.settle_coin
+    fund = desk.clearing.accounts[INSURANCE_FUND_ID]
+    pool, coin = desk.adl_pool, spec.settle_coin
     before = fund.balance(coin)
     pool.observe_balance(ts_ms, before)
     # ADL condition 1 (next-mechanics §6.3): while the symbol's P&L drawdown holds it
@@ -203,7 +229,7 @@ def _take_over(engine: Engine, spec: InstrumentSpec, account: Account, position:
     contract = spec.contract
     left = position.margin_atoms + contract.unrealised_pnl_atoms(
         side, position.entry_value_atoms, qty, bust)
-    transfer(engine, spec, account, position, fund, qty, bust, BalanceReason.LIQUIDATION,
+    transfer(desk, spec, account, position, fund, qty, bust, BalanceReason.LIQUIDATION,
              seq, ts_ms, events)
     # The fund is paid the fee to close reserved beside the bankruptcy price (#13 B2), at
     # most what the margin still holds.
@@ -211,48 +237,48 @@ def _take_over(engine: Engine, spec: InstrumentSpec, account: Account, position:
               max(0, left)) if isolated else 0
     if fee:
         position.book_realized(-fee)
-        engine.clearing.move(account, coin, -fee, BalanceReason.LIQUIDATION, seq,
+        desk.clearing.move(account, coin, -fee, BalanceReason.LIQUIDATION, seq,
                              ts_ms, events, spec.symbol)
-        engine.clearing.move(fund, coin, fee, BalanceReason.LIQUIDATION, seq,
+        desk.clearing.move(fund, coin, fee, BalanceReason.LIQUIDATION, seq,
                              ts_ms, events, spec.symbol)
-    make_whole(engine, account, coin, seq, ts_ms, events)
+    make_whole(desk, account, coin, seq, ts_ms, events)
     held = fund.positions[spec.symbol, 0]
     if held.size_lots and not direct:
         if headroom is not None:
             headroom -= before - fund.balance(coin)  # what making the trader whole cost
-        _close_in_book(engine, spec, fund, held, bust, seq, ts_ms, events, headroom)
+        _close_in_book(desk, spec, fund, held, bust, seq, ts_ms, events, headroom)
     if held.size_lots:
-        deleverage(engine, spec, fund, held, bust, seq, ts_ms, events)
+        deleverage(desk, spec, fund, held, bust, seq, ts_ms, events)
     after = fund.balance(coin)
     pool.record_takeover(spec.symbol, ts_ms, after - before, after)
     pool.update_state(spec, ts_ms, after)
 
 
-def _maintenance(engine: Engine, position: Position) -> int:
-    spec = engine.instruments[position.symbol]
-    mark = engine.mark_of(position.symbol) or position.average_entry_ticks(spec)
+def _maintenance(desk: LiquidationDesk, position: Position) -> int:
+    spec = desk.instruments[position.symbol]
+    mark = desk.mark_of(position.symbol) or position.average_entry_ticks(spec)
     # MM is valued the same way in every margin mode.
     return calc.maintenance_margin_atoms(spec, spec.notional_atoms(mark, position.qty_lots),
                                          position.fee_to_close_atoms(spec))
 
 
-def _liquidate(engine: Engine, spec: InstrumentSpec, account: Account, position: Position,
+def _liquidate(desk: LiquidationDesk, spec: InstrumentSpec, account: Account, position: Position,
                mark: int, seq: int, ts_ms: int, events: list[Event]) -> None:
     # 1. Cancel the account's orders on the symbol.
-    for order in engine.orders_of(account.account_id, spec.symbol):
-        engine.cancel_order(order, CancelReason.BEFORE_LIQUIDATION, seq, ts_ms, events)
+    for order in desk.orders_of(account.account_id, spec.symbol):
+        desk.cancel_order(order, CancelReason.BEFORE_LIQUIDATION, seq, ts_ms, events)
     # 2. Above the lowest tier, first try to bring the position down to the tier below.
-    if _reduce_to_lower_tier(engine, spec, position, mark, _isolated_bust(spec, position), seq,
+    if _reduce_to_lower_tier(desk, spec, position, mark, _isolated_bust(spec, position), seq,
                              ts_ms, events) and (
-            not position.size_lots or not is_liquidatable(engine, position, mark)):
+            not position.size_lots or not is_liquidatable(desk.clearing, position, mark)):
         return
     # 3. The fund takes over at the bankruptcy price, closes in the book, deleverages the rest.
-    _take_over(engine, spec, account, position, _isolated_bust(spec, position), mark, seq,
+    _take_over(desk, spec, account, position, _isolated_bust(spec, position), mark, seq,
                ts_ms, events, isolated=True)
 
 
-def _reduce_to_lower_tier(engine: Engine, spec: InstrumentSpec, position: Position, mark: int,
-                          bust: int, seq: int, ts_ms: int, events: list[Event]) -> bool:
+def _reduce_to_lower_tier(desk: LiquidationDesk, spec: InstrumentSpec, position: Position,
+                          mark: int, bust: int, seq: int, ts_ms: int, events: list[Event]) -> bool:
     """Send the laddered partial liquidation of spec §7.1; return True if an order was sent.
 
     A position above the lowest risk-limit tier is reduced, by an IOC reduce-only order in the
@@ -269,14 +295,14 @@ def _reduce_to_lower_tier(engine: Engine, spec: InstrumentSpec, position: Positi
     excess = value - spec.risk_tiers[place - 1].limit_atoms
     qty = min(position.qty_lots, contract.qty_for_value_lots(mark, excess))
     side = Side.BUY if position.size_lots > 0 else Side.SELL
-    order = RestingOrder(engine.new_order_id(), position.account_id, spec.symbol, side.opposite,
+    order = RestingOrder(desk.new_order_id(), position.account_id, spec.symbol, side.opposite,
                          OrderType.LIMIT, bust, qty, TimeInForce.IOC, True, False,
                          position.position_idx, "", SmpType.NONE, ts_ms)
-    engine.run_order(order, seq, ts_ms, events)
+    desk.run_order(order, seq, ts_ms, events)
     return True
 
 
-def transfer(engine: Engine, spec: InstrumentSpec, seller: Account, position: Position,
+def transfer(desk: LiquidationDesk, spec: InstrumentSpec, seller: Account, position: Position,
              buyer: Account, qty: int, price: int, reason: BalanceReason, seq: int,
              ts_ms: int, events: list[Event]) -> None:
     """Move `qty` of `seller`'s position to `buyer` at `price`, without fees.
@@ -284,7 +310,7 @@ def transfer(engine: Engine, spec: InstrumentSpec, seller: Account, position: Po
     The seller closes (realizing its P&L at `price`); the buyer takes the same side at
     `price` on its one-way position (netting anything it already holds).
     """
-    clearing = engine.clearing
+    clearing = desk.clearing
     side = Side.BUY if position.size_lots > 0 else Side.SELL
     closing = apply_fill(position, spec, side.opposite, price, qty)
     position.updated_ts_ms = ts_ms
@@ -305,10 +331,10 @@ def transfer(engine: Engine, spec: InstrumentSpec, seller: Account, position: Po
         clearing.position_changed(moved, seq, ts_ms, events)
 
 
-def make_whole(engine: Engine, account: Account, coin: str, seq: int, ts_ms: int,
+def make_whole(desk: LiquidationDesk, account: Account, coin: str, seq: int, ts_ms: int,
                events: list[Event]) -> None:
     """Have the insurance fund bring an account back to zero equity if it fell below."""
-    clearing = engine.clearing
+    clearing = desk.clearing
     equity = clearing.equity_atoms(account, coin)
     if equity < 0:
         fund = clearing.accounts[INSURANCE_FUND_ID]
@@ -316,12 +342,12 @@ def make_whole(engine: Engine, account: Account, coin: str, seq: int, ts_ms: int
         clearing.move(account, coin, -equity, BalanceReason.INSURANCE, seq, ts_ms, events)
 
 
-def _close_in_book(engine: Engine, spec: InstrumentSpec, fund: Account, held: Position,
+def _close_in_book(desk: LiquidationDesk, spec: InstrumentSpec, fund: Account, held: Position,
                    bust: int, seq: int, ts_ms: int, events: list[Event],
                    headroom: int | None = None) -> None:
     """Send the fund's IOC close, limited to the worst price its balance (less fees) covers.
 
-    With a `headroom` (ADL condition 1, `perpx.core.adl_pool`), no worse than the loss the
+    With a `headroom` (ADL condition 1, `perpx.core.risk.adl_pool`), no worse than the loss the
     pool may still take for this symbol either; what is left is deleveraged.
     """
     qty = held.qty_lots
@@ -334,16 +360,16 @@ def _close_in_book(engine: Engine, spec: InstrumentSpec, fund: Account, held: Po
         spare = min(spare, max(0, headroom - fee_reserve))
     held_side = Side.BUY if held.size_lots > 0 else Side.SELL
     closing_side = held_side.opposite
-    band = engine.price_band(spec)
+    band = desk.price_band(spec)
     limit = contract.loss_limit_price_ticks(held_side, qty, bust, spare)
     if band is not None:
         limit = max(limit, band[0]) if closing_side is Side.SELL else min(limit, band[1])
     if limit <= 0:
         return
-    order = RestingOrder(engine.new_order_id(), INSURANCE_FUND_ID, spec.symbol, closing_side,
+    order = RestingOrder(desk.new_order_id(), INSURANCE_FUND_ID, spec.symbol, closing_side,
                          OrderType.LIMIT, limit, qty, TimeInForce.IOC, True, False, 0,
                          "", SmpType.NONE, ts_ms)
-    engine.run_order(order, seq, ts_ms, events)
+    desk.run_order(order, seq, ts_ms, events)
 
 
 def adl_rank(spec: InstrumentSpec, position: Position, mark: int, margin: int) -> Fraction:
@@ -369,7 +395,7 @@ _RANK_SCALE = 1 << 64
 _rank_key = itemgetter(0, 1, 2)
 
 
-def ranked_positions(engine: Engine, spec: InstrumentSpec, side: Side,
+def ranked_positions(clearing: Clearing, spec: InstrumentSpec, side: Side,
                      mark: int) -> list[Position]:
     """Return the users' positions on `side` of a symbol, first in the ADL queue first.
 
@@ -377,7 +403,6 @@ def ranked_positions(engine: Engine, spec: InstrumentSpec, side: Side,
     margin balance; a cross account holding both sides (hedge mode) offers only its
     unhedged part, so its fully hedged positions are never chosen (seed 000).
     """
-    clearing = engine.clearing
     # (rank scaled and floored, rank, -account id, position): the floor orders most pairs
     # with one integer comparison, and only ranks with equal floors compare as fractions,
     # so the order is exactly that of (rank, -account id).
@@ -400,47 +425,47 @@ def ranked_positions(engine: Engine, spec: InstrumentSpec, side: Side,
     return [entry[3] for entry in ranked]
 
 
-def adl_rank_indicator(engine: Engine, symbol: str) -> dict[tuple[int, int], int]:
+def adl_rank_indicator(clearing: Clearing, symbol: str) -> dict[tuple[int, int], int]:
     """Return Bybit's `adlRankIndicator` (1-5) of every user position of `symbol`.
 
     Each side is ranked on its own; the top 20% of a side's queue shows 5, the next 20% 4,
     and so on (seed 001: each light is 20%). Positions not listed (none held) show 0.
     """
-    spec = engine.instruments[symbol]
-    mark = engine.mark_of(symbol)
+    spec = clearing.instruments[symbol]
+    mark = clearing.mark_of(symbol)
     out: dict[tuple[int, int], int] = {}
     if mark is None:
         return out
     for side in (Side.BUY, Side.SELL):
-        queue = ranked_positions(engine, spec, side, mark)
+        queue = ranked_positions(clearing, spec, side, mark)
         for place, position in enumerate(queue):
             out[position.account_id, position.position_idx] = 5 - div_floor(5 * place, len(queue))
     return out
 
 
-def deleverage(engine: Engine, spec: InstrumentSpec, fund: Account, held: Position,
+def deleverage(desk: LiquidationDesk, spec: InstrumentSpec, fund: Account, held: Position,
                bust: int, seq: int, ts_ms: int, events: list[Event]) -> None:
     """Close the fund's leftover against the best-ranked opposite positions at `bust`."""
-    clearing = engine.clearing
-    mark = engine.mark_price.get(spec.symbol, bust)
+    clearing = desk.clearing
+    mark = desk.mark_price.get(spec.symbol, bust)
     counterparty_side = Side.SELL if held.size_lots > 0 else Side.BUY
-    queue = _adl_queue(engine, spec, counterparty_side, mark, seq)
+    queue = _adl_queue(desk, spec, counterparty_side, mark, seq)
     while held.size_lots and queue.cursor < len(queue.positions):
         position = queue.positions[queue.cursor]
-        if position.side is not counterparty_side or _fully_hedged(engine, position):
+        if position.side is not counterparty_side or _fully_hedged(desk, position):
             queue.cursor += 1  # closed, flipped or hedged since it was ranked
             continue
         account = clearing.accounts[position.account_id]
-        for order in engine.orders_of(account.account_id, spec.symbol):
-            engine.cancel_order(order, CancelReason.BEFORE_ADL, seq, ts_ms, events)
+        for order in desk.orders_of(account.account_id, spec.symbol):
+            desk.cancel_order(order, CancelReason.BEFORE_ADL, seq, ts_ms, events)
         qty = min(held.qty_lots, position.qty_lots)
         events.append(Deleveraged(seq, ts_ms, account.account_id, spec.symbol,
                                   position.position_idx, qty, bust, mark))
         # The counterparty closes its position at the bankruptcy price; the fund closes its
         # takeover at the same price.
-        transfer(engine, spec, account, position, fund, qty, bust, BalanceReason.ADL, seq,
+        transfer(desk, spec, account, position, fund, qty, bust, BalanceReason.ADL, seq,
                  ts_ms, events)
-        make_whole(engine, account, spec.settle_coin, seq, ts_ms, events)
+        make_whole(desk, account, spec.settle_coin, seq, ts_ms, events)
         if not position.size_lots:
             queue.cursor += 1
 
@@ -456,7 +481,7 @@ class AdlQueue:
         self.cursor = 0
 
 
-def _adl_queue(engine: Engine, spec: InstrumentSpec, side: Side, mark: int,
+def _adl_queue(desk: LiquidationDesk, spec: InstrumentSpec, side: Side, mark: int,
                seq: int) -> AdlQueue:
     """Return the side's ranking for this command, ranking it on first use.
 
@@ -465,17 +490,17 @@ def _adl_queue(engine: Engine, spec: InstrumentSpec, side: Side, mark: int,
     position that closed, flipped or became fully hedged since is skipped when reached.
     """
     key = (seq, spec.symbol, side)
-    queue = engine.adl_queues.get((spec.symbol, side))
+    queue = desk.adl_queues.get((spec.symbol, side))
     if queue is None or queue.key != key:
-        queue = AdlQueue(key, ranked_positions(engine, spec, side, mark))
-        engine.adl_queues[spec.symbol, side] = queue
+        queue = AdlQueue(key, ranked_positions(desk.clearing, spec, side, mark))
+        desk.adl_queues[spec.symbol, side] = queue
     return queue
 
 
-def _fully_hedged(engine: Engine, position: Position) -> bool:
+def _fully_hedged(desk: LiquidationDesk, position: Position) -> bool:
     """Whether a cross hedge-mode position is covered by its opposite side (never ADL'd)."""
     if not position.position_idx:
         return False
-    account = engine.clearing.accounts[position.account_id]
+    account = desk.clearing.accounts[position.account_id]
     return account.model.fully_hedged(account, position)
 

@@ -12,7 +12,8 @@ is its cumulative contribution to the fund (liquidation surpluses minus covered 
 kept here because Bybit does not publish it. Under condition 1 the pool pays a symbol's
 shortfall only down to the threshold: `loss_headroom`; the rest is deleveraged, and while the
 symbol stays triggered every new takeover of it goes to ADL directly (§6.3). Condition 2 is
-the takeover's own cap: the fund closes no worse than its balance covers (`perpx.core.takeover`).
+the takeover's own cap: the fund closes no worse than its balance covers
+(`perpx.core.risk.takeover`).
 
 The 8-hour maxima are exact over the step functions the samples describe: a sample holds from
 its time until the next, so the window keeps its samples plus the last one before it. Samples

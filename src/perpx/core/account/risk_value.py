@@ -1,0 +1,63 @@
+"""The records of a risk value: a position valued at a price, an account's figures in a coin.
+
+Plain data every margin mode answers in (`perpx.core.account.accounts.MarginModel`); below the
+accounts, so the margin models' protocol can name them.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class PositionRisk(msgspec.Struct, frozen=True, gc=False):
+    """A position valued at a price: value, unrealized P&L, IM, MM and fee to close."""
+
+    value_atoms: int
+    upnl_atoms: int
+    im_atoms: int
+    mm_atoms: int
+    fee_to_close_atoms: int
+
+
+class RiskValue(msgspec.Struct, frozen=True, gc=False):
+    """An account's risk value in one settle coin (seed 001's account figures), in atoms.
+
+    Each margin model answers it its own way (`perpx.core.account.margin_model`): equity, IM, MM,
+    available balance and the IM and MM rates.
+    """
+
+    wallet_atoms: int
+    upnl_atoms: int
+    margin_balance_atoms: int
+    position_im_atoms: int
+    order_im_atoms: int
+    mm_atoms: int
+    order_loss_atoms: int
+    available_atoms: int
+
+    @property
+    def equity_atoms(self) -> int:
+        """Equity: wallet + unrealized P&L (the margin balance)."""
+        return self.margin_balance_atoms
+
+    @property
+    def total_im_atoms(self) -> int:
+        """Σ IM of positions and orders."""
+        return self.position_im_atoms + self.order_im_atoms
+
+    @property
+    def withdrawable_atoms(self) -> int:
+        """What may leave the account: never more than the wallet or the available balance."""
+        return max(0, min(self.wallet_atoms, self.available_atoms))
+
+    def im_rate(self) -> tuple[int, int]:
+        """Return the account IM rate as a fraction (numerator, denominator)."""
+        return self.total_im_atoms, self.margin_balance_atoms + self.order_loss_atoms
+
+    def mm_rate(self) -> tuple[int, int]:
+        """Return the account MM rate as a fraction (numerator, denominator)."""
+        return self.mm_atoms, self.margin_balance_atoms + self.order_loss_atoms
+
+
+# The name the callers knew before the margin models: the same record.
+AccountFigures = RiskValue

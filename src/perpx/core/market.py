@@ -1,0 +1,73 @@
+"""The market: instruments, books, open orders and the prices they are valued and banded at.
+
+The state every subsystem reads (validation, the trigger engine, pricing, the risk index, the
+liquidation engine) is owned here, and the engine holds it: a subsystem is handed the market,
+never the engine. The engine changes the books and the open-order indexes as orders run;
+pricing moves the index and mark; the matcher's prints move the last price. Whoever moves a
+reference price drops the symbol's cached band (`drop_band`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from perpx.core.book.book import OrderBook
+from perpx.core.book.order import RestingOrder
+from perpx.core.instruments import InstrumentSpec
+from perpx.core.prices.prices import order_price_band
+
+
+class Market:
+    """Instruments, books, open-order indexes and the last, mark and index prices."""
+
+    def __init__(self, instruments: Iterable[InstrumentSpec]) -> None:
+        self.instruments: dict[str, InstrumentSpec] = {}
+        self.books: dict[str, OrderBook] = {}
+        for spec in instruments:
+            if spec.symbol in self.instruments:
+                raise ValueError(f"duplicate instrument {spec.symbol}")
+            self.instruments[spec.symbol] = spec
+            self.books[spec.symbol] = OrderBook(spec.symbol)
+        self.open_orders: dict[int, RestingOrder] = {}
+        # Order link ids of open and waiting orders, and open orders by account and symbol.
+        self.by_link: dict[tuple[int, str], int] = {}
+        self.by_account_symbol: dict[tuple[int, str], dict[int, RestingOrder]] = {}
+        self.last_price: dict[str, int] = {}
+        self.mark_price: dict[str, int] = {}
+        self.index_price: dict[str, int] = {}
+        # Bands by symbol; an entry is dropped whenever the symbol's last, mark or index moves.
+        self.bands: dict[str, tuple[int, int]] = {}
+
+    def mark_of(self, symbol: str) -> int | None:
+        """Return the price positions are valued at: mark, else last traded, else None."""
+        mark = self.mark_price.get(symbol)
+        return mark if mark is not None else self.last_price.get(symbol)
+
+    def reference_price(self, symbol: str) -> int | None:
+        """Return the price the band is built around: mark, else last traded, else None."""
+        mark = self.mark_price.get(symbol)
+        return mark if mark is not None else self.last_price.get(symbol)
+
+    def order(self, order_id: int) -> RestingOrder | None:
+        """Return the open order with `order_id`, if any."""
+        return self.open_orders.get(order_id)
+
+    def orders_of(self, account_id: int, symbol: str) -> list[RestingOrder]:
+        """Return an account's open orders on `symbol` by order id (the order they were placed)."""
+        mine = self.by_account_symbol.get((account_id, symbol), {})
+        return [mine[order_id] for order_id in sorted(mine)]
+
+    def price_band(self, spec: InstrumentSpec) -> tuple[int, int] | None:
+        """Return the (min_sell, max_buy) band of `spec` now; cached until a reference moves."""
+        band = self.bands.get(spec.symbol)
+        if band is None:
+            reference = self.reference_price(spec.symbol)
+            if reference is None:
+                return None
+            band = order_price_band(spec, reference, self.index_price.get(spec.symbol))
+            self.bands[spec.symbol] = band
+        return band
+
+    def drop_band(self, symbol: str) -> None:
+        """Forget the cached price band of `symbol`: one of its reference prices moved."""
+        self.bands.pop(symbol, None)
