@@ -54,17 +54,22 @@ class Load:
     """The clients' shared state: what was acknowledged, and when."""
 
     acked: Acked = field(default_factory=Acked)
-    ack_times: list[list[float]] = field(default_factory=lambda: [[] for _ in range(CLIENTS)])
+    # Per client: (when the request was sent, when its acknowledgement came), monotonic.
+    ack_times: list[list[tuple[float, float]]] = field(
+        default_factory=lambda: [[] for _ in range(CLIENTS)])
     stop: threading.Event = field(default_factory=threading.Event)
     pause: threading.Event = field(default_factory=threading.Event)
     idle: list[threading.Event] = field(
         default_factory=lambda: [threading.Event() for _ in range(CLIENTS)])
 
     def first_acks_after(self, moment: float) -> list[float]:
-        """Each client's first acknowledgement after `moment`, in seconds after it."""
+        """Each client's first order sent after `moment` and acknowledged: seconds to its ack.
+
+        Sent after, so a reply of the old leader that arrived after the kill is not counted.
+        """
         found = []
         for times in self.ack_times:
-            later = [t for t in list(times) if t > moment]
+            later = [acked for sent, acked in list(times) if sent > moment]
             if later:
                 found.append(later[0] - moment)
         return found
@@ -104,12 +109,13 @@ def _client(url: str, key: ApiKey, number: int, load: Load) -> None:
                     away = rng.randint(-20, 60) / 10
                     price = mark - away if side == "Buy" else mark + away
                     params.update(orderType="Limit", price=f"{price:.1f}", timeInForce="GTC")
+                sent = time.monotonic()
                 reply = signed(client, key, "POST", "/v5/order/create", params)
                 if reply["retCode"] == 0:
                     order_id = reply["result"]["orderId"]
                     with load.acked.lock:
                         load.acked.orders[order_id] = (number, False)
-                    load.ack_times[number].append(time.monotonic())
+                    load.ack_times[number].append((sent, time.monotonic()))
                     if params["orderType"] == "Limit":
                         mine.append(order_id)
             except (httpx.HTTPError, OSError, ValueError, KeyError):
