@@ -64,6 +64,9 @@ def served(monkeypatch: pytest.MonkeyPatch) -> list[ExchangeService]:
         started.append(service)
         SERVED_LIMITS.append((limits, auth_limits))
         ready(port)
+        # As the real server does when it stops: the journal's writer lock is let go, so the
+        # next `perpx serve` on the same data folder can open it.
+        await service.close()
 
     monkeypatch.setattr(server, "serve", fake_serve)
     return started
