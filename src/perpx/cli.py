@@ -86,6 +86,12 @@ def serve(
                          "nats://HOST:PORT (JetStream); default none."),
     bus_stream: str = typer.Option(_SERVE.bus_stream,
                                    help="The venue's JetStream stream name (with --bus nats://)."),
+    role: str = typer.Option(
+        _SERVE.role, help="'all' (the whole exchange), or 'projector': fold the history "
+                          "tables from --bus into --history in this process."),
+    history: str | None = typer.Option(
+        _SERVE.history, help="With --role projector: its own history tables, a SQLite file "
+                             "or postgresql://...?schema=NAME."),
 ) -> None:
     """Run the exchange: Bybit V5 REST, a simulated index, a market maker, snapshots.
 
@@ -101,6 +107,12 @@ def serve(
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     settings, file_config = serve_settings(ctx, config)
+    if settings.role == "projector":
+        serve_projector(settings)
+        return
+    if settings.role != "all":
+        raise typer.BadParameter(f"unknown role {settings.role!r}: use 'all' or 'projector'",
+                                 param_hint="--role")
     exchange = open_exchange(settings, say=typer.echo)
 
     def ready(bound: int) -> None:
@@ -154,6 +166,59 @@ def serve_settings(ctx: typer.Context,
     given = {name: ctx.params[name] for name, source in sources.items()
              if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")}
     return dataclasses.replace(settings, **given), whole
+
+
+def serve_projector(settings: ServeSettings) -> None:
+    """Run the projector role until stopped (SIGINT/SIGTERM); exit 1 on a gap or an error."""
+    import asyncio
+    import signal
+    import sys
+
+    from perpx.bus import BusError, open_bus
+    from perpx.roles.projector import HistoryProjector, ProjectorError, project
+    from perpx.store import open_history, parse_location
+
+    if not settings.bus.startswith(("nats://", "tls://")):
+        raise typer.BadParameter("the projector follows a JetStream bus: --bus nats://HOST:PORT",
+                                 param_hint="--bus")
+    if not settings.history:
+        raise typer.BadParameter("the projector needs tables of its own: --history PATH or "
+                                 "postgresql://...?schema=NAME", param_hint="--history")
+    try:
+        if parse_location(settings.history)[0] == "postgres" and "schema=" not in \
+                settings.history:
+            # The default schema is the writer's: a projector's tables are its own.
+            raise ValueError("a PostgreSQL history needs ?schema=NAME (the projector's own)")
+        history = open_history(settings.history, beside_journal=False)
+    except Exception as bad:
+        raise typer.BadParameter(str(bad), param_hint="--history") from bad
+
+    def say(line: str) -> None:
+        typer.echo(line)
+        sys.stdout.flush()
+
+    async def run() -> int:
+        bus = open_bus(settings.bus, settings.bus_stream)
+        assert bus is not None
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for number in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(number, stop.set)
+        try:
+            projector = await asyncio.to_thread(HistoryProjector, load_instruments(), history,
+                                                say=say)
+            return await project(bus, projector, stop=stop)
+        finally:
+            await bus.close()
+
+    try:
+        reached = asyncio.run(run())
+    except (BusError, ProjectorError) as failure:  # a GapError is a BusError
+        console.print(f"[red]projector stopped: {failure}[/red]", soft_wrap=True)
+        raise typer.Exit(1) from None
+    finally:
+        history.close()
+    say(f"projector stopped at seq {reached}")
 
 
 @dataclass(slots=True)
