@@ -76,7 +76,8 @@ def serve(
                                help="Run the market maker."),
     snapshot_every: int = typer.Option(
         _SERVE.snapshot_every,
-        help="Snapshot the state every N durable commands (0: never by count)."),
+        help="Snapshot the state every N durable commands (0: never by count); a projector "
+             "checkpoints its read side as often."),
     snapshot_seconds: float = typer.Option(
         _SERVE.snapshot_seconds,
         help="Snapshot the state every T seconds if anything changed (0: never by time)."),
@@ -205,8 +206,13 @@ def serve_projector(settings: ServeSettings) -> None:
         for number in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(number, stop.set)
         try:
-            projector = await asyncio.to_thread(HistoryProjector, load_instruments(), history,
-                                                say=say)
+            # Its read-side checkpoints are its snapshots: the same two settings pace them.
+            projector = await asyncio.to_thread(
+                lambda: HistoryProjector(
+                    load_instruments(), history, say=say,
+                    checkpoint_every=settings.snapshot_every or 2**62,
+                    checkpoint_seconds=settings.snapshot_seconds or float("inf"),
+                    checkpoint_keep=settings.snapshot_keep))
             return await project(bus, projector, stop=stop)
         finally:
             await bus.close()
@@ -214,7 +220,7 @@ def serve_projector(settings: ServeSettings) -> None:
     try:
         reached = asyncio.run(run())
     except (BusError, ProjectorError) as failure:  # a GapError is a BusError
-        console.print(f"[red]projector stopped: {failure}[/red]", soft_wrap=True)
+        typer.echo(f"projector stopped: {failure}", err=True)
         raise typer.Exit(1) from None
     finally:
         history.close()
