@@ -740,6 +740,19 @@ def bench_bus_command(
     bench_bus(commands, nats, max_batch, echo=typer.echo)
 
 
+@bench_app.command("projector")
+def bench_projector_command(
+    commands: int = typer.Option(20_000, help="Commands of the seeded order flow."),
+    nats: str = typer.Option("nats://127.0.0.1:4222", help="NATS server with JetStream."),
+    postgres: str = typer.Option("", help="Also into PostgreSQL at this DSN (a fresh "
+                                          "schema, dropped afterwards)."),
+) -> None:
+    """Commands, events and rows/s a projector folds from the bus into history tables."""
+    from perpx.bench.projector import bench_projector
+
+    bench_projector(commands, nats, postgres, echo=typer.echo)
+
+
 # -- journal tools (issue #7) -------------------------------------------------------------
 
 
