@@ -207,7 +207,8 @@ async def project(bus: EventBus, projector: HistoryProjector, *,
     """Follow `bus` into `projector` until `stop` is set, `until` is reached, or a gap.
 
     Commits and checkpoints what was folded before returning or raising; returns the seq
-    reached. Raises `GapError` (a hole in the stream) or `ProjectorError`.
+    reached. Raises `GapError` (a hole in the stream) or `ProjectorError` (the bus ends
+    before the projector's rows, or ended the subscription).
     """
     last = await bus.last_seq()
     if 0 < last < projector.written:
@@ -233,4 +234,9 @@ async def project(bus: EventBus, projector: HistoryProjector, *,
         projector.sync()
     if following.cancelled():
         return projector.position()
-    return following.result()  # raises the GapError, if that is what ended it
+    reached = following.result()  # raises the GapError, if that is what ended it
+    if until is None or reached < until:
+        # The subscription ended by itself: the connection to the bus was lost for good.
+        raise ProjectorError(f"the bus ended the subscription at seq {reached} (connection "
+                             "lost?); what was folded is committed: start the projector again")
+    return reached

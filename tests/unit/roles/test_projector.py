@@ -129,3 +129,21 @@ def test_serve_role_projector_needs_a_jetstream_bus_and_tables_of_its_own(
     assert result.exit_code != 0 and "schema" in result.output
     result = runner.invoke(app, ["serve", "--role", "gatekeeper"])
     assert result.exit_code != 0 and "unknown role" in result.output
+
+
+def test_a_subscription_the_bus_ends_is_an_error_not_a_clean_stop(tmp_path: Path) -> None:
+    async def run() -> None:
+        bus, reference = await written(tmp_path / "writer.db", 200)
+        history = SqliteHistory(tmp_path / "projector.db")
+        projector = HistoryProjector(SPECS, history)
+        following = asyncio.ensure_future(project(bus, projector))
+        while history.high_watermark < 200:
+            await asyncio.sleep(0.01)
+        await bus.close()  # the connection is lost for good
+        with pytest.raises(ProjectorError, match="ended the subscription at seq 200"):
+            await following
+        assert projector.checkpointed == 200  # committed and checkpointed on the way out
+        history.close()
+        reference.close()
+
+    asyncio.run(run())
