@@ -95,6 +95,7 @@ class HistoryProjector:
         self.checkpointed = self._restore()
         self._checkpoint_at = time.monotonic()
         self._inflight: Future[None] | None = None
+        self.fault = ""  # why the in-memory read side is no longer a fold of the stream
         # Counters for operators, tests and `perpx bench projector`.
         self.batches = 0
         self.commands = 0
@@ -131,11 +132,19 @@ class HistoryProjector:
 
     def apply(self, batch: EventBatch) -> None:
         """Fold `batch`; hand its rows and watermark to the tables (one transaction)."""
+        if self.fault:
+            raise ProjectorError(f"the read side is unsound: {self.fault}")
         history = self.history
         written = self.written
         for entry in batch.entries:
             write = entry.seq > written
-            readside.fold(self, entry, entry.events, history if write else None)
+            try:
+                readside.fold(self, entry, entry.events, history if write else None)
+            except Exception as failure:
+                # Half folded: no checkpoint may capture it, and the watermark stays below
+                # this seq (as in the writer's process), so a restart refolds it.
+                self.fault = f"folding seq {entry.seq} failed: {failure!r}"
+                raise
             self.read_seq = entry.seq
             self.events += len(entry.events)
             if write:
@@ -190,7 +199,7 @@ class HistoryProjector:
     def checkpoint(self) -> None:
         """Store the read side at `read_seq`, after the rows up to it are committed."""
         self._checkpoint_at = time.monotonic()
-        if self.read_seq <= self.checkpointed:
+        if self.read_seq <= self.checkpointed or self.fault:
             return
         self.sync()
         try:

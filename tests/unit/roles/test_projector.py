@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from perpx.bus import GapError, InProcessBus
+from perpx.bus import EventBatch, GapError, InProcessBus
 from perpx.cli import app
 from perpx.roles.projector import HistoryProjector, ProjectorError, project
 from perpx.store.history_sqlite import SqliteHistory
@@ -61,8 +61,8 @@ def test_a_restart_refolds_from_its_checkpoint_and_writes_the_same_rows(
         first = HistoryProjector(SPECS, SqliteHistory(path), checkpoint_every=500,
                                  checkpoint_seconds=1e9)
         async for batch in bus.subscribe(1):
-            first.apply(batch.after(0) if batch.last_seq <= stop_at else
-                        type(batch).of(batch.entries[:stop_at - batch.first_seq + 1]))
+            first.apply(batch if batch.last_seq <= stop_at else
+                        EventBatch.of(batch.entries[:stop_at - batch.first_seq + 1]))
             if first.read_seq >= stop_at:
                 break
         first.sync()
@@ -143,6 +143,38 @@ def test_a_subscription_the_bus_ends_is_an_error_not_a_clean_stop(tmp_path: Path
         with pytest.raises(ProjectorError, match="ended the subscription at seq 200"):
             await following
         assert projector.checkpointed == 200  # committed and checkpointed on the way out
+        history.close()
+        reference.close()
+
+    asyncio.run(run())
+
+
+def test_a_batch_that_fails_to_fold_is_never_checkpointed(tmp_path: Path) -> None:
+    async def run() -> None:
+        bus, reference = await written(tmp_path / "writer.db", 400)
+        history = SqliteHistory(tmp_path / "projector.db")
+        projector = HistoryProjector(SPECS, history)
+        reached = await project(bus, projector, until=100)  # the end of a batch past 100
+        assert projector.checkpointed == reached
+        broken = projector.projector
+
+        def fail(*_: object) -> None:
+            raise RuntimeError("a bug in the fold")
+
+        broken.project = fail  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError, match="a bug"):
+            await project(bus, projector, until=400)
+        assert projector.fault and projector.checkpointed == reached
+        assert history.high_watermark < 400
+        with pytest.raises(ProjectorError, match="unsound"):
+            await project(bus, projector, until=400)
+        history.close()
+        # A restart (the bug fixed) refolds from the last sound checkpoint: the same rows.
+        history = SqliteHistory(tmp_path / "projector.db")
+        again = HistoryProjector(SPECS, history)
+        assert again.position() == reached
+        await project(bus, again, until=400)
+        same_tables(history, reference)
         history.close()
         reference.close()
 
