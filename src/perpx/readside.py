@@ -70,7 +70,7 @@ _MODULES = (
 
 
 class Owner(Protocol):
-    """What holds a read side (the service): its instruments, its models, their seq.
+    """What holds a read side (the service, a projector): its instruments, models and seq.
 
     A protocol, so that this module needs nothing of the service that captures and restores
     through it.
