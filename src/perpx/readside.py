@@ -45,19 +45,19 @@ import msgspec
 
 from perpx.core.events import Event
 from perpx.core.instruments import InstrumentSpec
-from perpx.readmodels import FundingHistory, Klines, OpenInterest, Tickers
+from perpx.readmodels import FundingHistory, Klines, Tickers
 from perpx.readmodels.books import BookChanges, Books, BooksState
 from perpx.readmodels.funding_history import FundingHistoryState, FundingSink
 from perpx.readmodels.klines import CandleSink, KlinesState
-from perpx.readmodels.open_interest import OpenInterestState
 from perpx.readmodels.tickers import TickersState
 from perpx.rows import Stamp
 from perpx.store.records import Projection, Projector, ProjectorState, RecordSink
 
 FORMAT = "perpx-read-side"
 # 1, 2: pickles (no longer read); 3: MessagePack of typed state records, the books under
-# `hub`; 4: the same, the books under `books` (folded by the service, not by the stream hub).
-VERSION = 4
+# `hub`; 4: the same, the books under `books` (folded by the service, not by the stream hub);
+# 5: no separate open interest (the service's is the tickers', folded once, kept in theirs).
+VERSION = 5
 # Every module whose folding logic shaped a checkpoint's state (see `fingerprint`).
 _MODULES = (
     "perpx.readside", "perpx.store.records", "perpx.readmodels.klines",
@@ -81,7 +81,6 @@ class Owner(Protocol):
     projector: Projector
     tickers: Tickers
     klines: Klines
-    open_interest: OpenInterest
     funding: FundingHistory
     books: Books
 
@@ -107,9 +106,8 @@ class ReadSideState(msgspec.Struct, forbid_unknown_fields=True):
     instruments: str  # `instruments_hash` of the table it was folded with
     seq: int
     projector: ProjectorState
-    tickers: TickersState
+    tickers: TickersState  # with the open interest
     klines: KlinesState
-    open_interest: OpenInterestState
     funding: FundingHistoryState
     books: BooksState
 
@@ -122,7 +120,6 @@ class ReadSide:
     projector: Projector
     tickers: Tickers
     klines: Klines
-    open_interest: OpenInterest
     funding: FundingHistory
     books: Books
 
@@ -167,8 +164,7 @@ def state(service: Owner) -> ReadSideState:
     return ReadSideState(
         FORMAT, VERSION, instruments_hash(list(service.specs.values())), service.read_seq,
         service.projector.to_state(), service.tickers.to_state(), service.klines.to_state(),
-        service.open_interest.to_state(), service.funding.to_state(),
-        service.books.to_state())
+        service.funding.to_state(), service.books.to_state())
 
 
 def capture(service: Owner) -> bytes:
@@ -209,7 +205,6 @@ def load(service: Owner, body: bytes, seq: int) -> ReadSide:
             seq, Projector.from_state(specs, found.projector),
             Tickers.from_state(specs, found.tickers),
             Klines.from_state(specs, found.klines, keep_closed=service.klines.keep_closed),
-            OpenInterest.from_state(found.open_interest),
             FundingHistory.from_state(specs, found.funding, keep=service.funding.keep),
             Books.from_state(found.books, list(service.specs)))
     except Exception as bad:  # whatever a model makes of a state it cannot hold: unusable
@@ -226,7 +221,6 @@ def install(service: Owner, read_side: ReadSide) -> None:
     service.projector = read_side.projector
     service.tickers = read_side.tickers
     service.klines = read_side.klines
-    service.open_interest = read_side.open_interest
     service.funding = read_side.funding
     service.books = read_side.books
 
@@ -254,8 +248,8 @@ def fresh(specs: list[InstrumentSpec]) -> ReadSide:
     tables (the models hand them to the sink), so memory and checkpoints stay small.
     """
     return ReadSide(0, Projector(specs, sink=None), Tickers(specs),
-                    Klines(specs, keep_closed=KLINES_KEPT), OpenInterest(),
-                    FundingHistory(specs, keep=False), Books([spec.symbol for spec in specs]))
+                    Klines(specs, keep_closed=KLINES_KEPT), FundingHistory(specs, keep=False),
+                    Books([spec.symbol for spec in specs]))
 
 
 def fold(owner: Owner, stamp: Stamp, events: list[Event],
@@ -269,7 +263,8 @@ def fold(owner: Owner, stamp: Stamp, events: list[Event],
     """
     owner.klines.sink = sink
     owner.funding.sink = sink
-    for model in (owner.tickers, owner.klines, owner.open_interest, owner.funding):
+    # Each event once per model; the open interest is the tickers' own.
+    for model in (owner.tickers, owner.klines, owner.funding):
         for event in events:
             model.apply(event)
     owner.projector.sink = sink

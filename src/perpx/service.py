@@ -1,10 +1,16 @@
 """The live exchange: engine, sequencer, read models, price feeds and a market maker together.
 
-`ExchangeService` is what `perpx serve` runs and what the API talks to. Reads (books,
-positions, wallets, tickers) come straight from the engine and the in-memory read models,
-in the event loop between commands; every change goes through `submit`, i.e. through the
-sequencer, the journal and then the engine. The built-in market maker is one more client of
-the sequencer, on its own accounts (one per symbol, below the API keys' account ids).
+`ExchangeService` is what `perpx serve` runs and what the API talks to. Every change goes
+through `submit`, i.e. through the sequencer: applied to the writer's engine at once,
+journaled, acknowledged once durable. Reads never look at the writer's engine (it is ahead
+of the journal by up to one group commit): books, positions, wallets and margin come from
+`durable` (`perpx.durable`: a follower engine that applies a command only once it is
+durable), orders, trades, tickers and candles from the read models folded from durable
+commands. Both are folded before the command is acknowledged, so a caller reads its own
+writes; `acked_seq` is the last seq acknowledged to an account, for readers that must wait
+for the projection to pass it (`DurableState.wait_for`). The built-in market maker is one
+more client of the sequencer, on its own accounts (one per symbol, below the API keys'
+account ids).
 The service imports nothing of the API: whoever publishes from the read side (the API's
 stream hub) registers with `listen` and is told of each durable command once it is folded.
 
@@ -38,14 +44,15 @@ from pathlib import Path
 from typing import Protocol
 
 from perpx import readside
-from perpx.adl import AdlIndicators
 from perpx.bus.publisher import BusPublisher
 from perpx.convert import ConversionError, format_ticks, to_atoms, to_ticks
 from perpx.core.commands import Command, Deposit, IndexPrice, Tick
 from perpx.core.engine import Engine
 from perpx.core.events import Event
 from perpx.core.instruments import InstrumentSpec
+from perpx.durable import DurableState
 from perpx.feeds import CandleReplay, IndexObservation, RandomWalkFeed
+from perpx.readmodels import OpenInterest
 from perpx.readmodels.books import BookChanges
 from perpx.sequencer import Sequencer, SequencerStopped, wall_clock_ms
 from perpx.sim.agents import MarketMaker, MarketView
@@ -120,7 +127,6 @@ class ExchangeService:
         self.projector = empty.projector
         self.tickers = empty.tickers
         self.klines = empty.klines
-        self.open_interest = empty.open_interest
         self.funding = empty.funding
         self.books = empty.books
         self._listeners: list[Listener] = []
@@ -135,6 +141,11 @@ class ExchangeService:
         self._snapshots = snapshots
         self._on_snapshot = on_snapshot
         self.recovery = self._recover(specs, journal, snapshots)
+        # What reads see: the recovered engine is all durable, so the follower starts from it.
+        self.durable = DurableState(self.engine)
+        # The positions' ADL indicators, ranked at most once a second (REST and streams).
+        self.adl = self.durable.adl
+        self._acked: dict[int, int] = {}  # account -> the last seq acknowledged to it
         self.sequencer = Sequencer(self.engine, journal, clock)
         self.sequencer.subscribe(self._on_durable)
         # The event bus (issue #15): each durable command's events go on it, never waited for.
@@ -162,6 +173,11 @@ class ExchangeService:
     def listen(self, listener: Listener) -> None:
         """Tell `listener` of every durable command from now on (see `Listener`)."""
         self._listeners.append(listener)
+
+    @property
+    def open_interest(self) -> OpenInterest:
+        """The open interest model: the tickers' own (folded once, with them)."""
+        return self.tickers.open_interest
 
     # -- recovery and projection ----------------------------------------------------------
 
@@ -199,8 +215,6 @@ class ExchangeService:
         engine, rejected = latest_sound_snapshot(specs, journal, snapshots, say=log.warning,
                                                  accept=usable)
         self.engine = engine if engine is not None else Engine(specs)
-        # The positions' ADL indicators, ranked at most once a second (REST and streams).
-        self.adl = AdlIndicators(self.engine)
         snapshot_seq = self.engine.last_seq
         if engine is not None:
             readside.install(self, read_sides[snapshot_seq])
@@ -225,12 +239,19 @@ class ExchangeService:
 
     def _on_durable(self, command: Command, events: list[Event]) -> None:
         try:
+            # The follower first: the listeners' position and wallet rows read it at this seq.
+            self.durable.fold(command)
+        except Exception as failure:
+            self._read_side_failed(command.seq, failure)
+        try:
             # Once unsound, nothing more is written to the history tables (rows folded from
             # a wrong state would outlive the restart) and their watermark stays below the
             # failed command: the next start re-projects everything from there.
             self._project(command, events, write=not self.read_side_fault)
         except Exception as failure:
             self._read_side_failed(command.seq, failure)
+        # Readable up to this seq now (the sequencer acknowledges the command after this).
+        self.durable.published(command.seq)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush_history)
@@ -300,7 +321,7 @@ class ExchangeService:
         if self.fatal is not None:
             raise ServiceStopped("the service has stopped") from self.fatal
         try:
-            return await self.sequencer.submit(command)
+            events = await self.sequencer.submit(command)
         except SequencerStopped as stopped:
             self._stop(self.sequencer.failure or stopped)
             raise ServiceStopped("the service has stopped") from stopped
@@ -308,6 +329,23 @@ class ExchangeService:
             # An exception out of the core is a broken invariant (DESIGN): stop the service.
             self._stop(bug)
             raise ServiceStopped("the service has stopped") from bug
+        account_id = getattr(command, "account_id", None)
+        if account_id is not None and events:
+            # Every event of a command carries its seq (a refused one: its rejection).
+            self._acked[account_id] = max(self._acked.get(account_id, 0), events[0].seq)
+        return events
+
+    async def settled(self) -> None:
+        """Wait until every command the writer has applied so far is durable and readable.
+
+        For an answer drawn from the writer's own state (a write found to be a no-op): it
+        must not be given while that state holds commands a crash could still erase.
+        """
+        await self.durable.wait_for(self.engine.last_seq)
+
+    def acked_seq(self, account_id: int) -> int:
+        """Return the last seq acknowledged to `account_id` (0: none since the start)."""
+        return self._acked.get(account_id, 0)
 
     def _stop(self, failure: BaseException) -> None:
         if self.fatal is None:

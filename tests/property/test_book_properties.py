@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from perpx.core import OrderType, Side, SmpType, TimeInForce
@@ -85,8 +85,8 @@ class Market:
                     for account in {order.account_id, step.maker.account_id}:
                         self.positions[account] = (self.positions.get(account, 0)
                                                    + self.moved(account, order, step))
-                if not step.maker.in_book:
-                    del self.live[step.maker.order_id]
+                if not step.maker.in_book:  # a maker may be in two steps: filled, then cancelled
+                    self.live.pop(step.maker.order_id, None)
             result = (tuple(describe(step) for step in steps), self.next_trade_id, stopped,
                       last)
         if order.leaves_lots and tif is TimeInForce.GTC and not stopped:
@@ -113,9 +113,20 @@ def describe(step: MatchStep) -> tuple[object, ...]:
             step.maker.leaves_lots, step.maker.status, step.maker.updated_ts_ms)
 
 
+# A reduce-only maker filled down to its room and then cancelled in the same walk: the same
+# maker in two steps (a Fill, then a MakerCancel).
+_FILLED_THEN_CANCELLED = [
+    ("order", 2, Side.SELL, 0, 2, TimeInForce.GTC, SmpType.NONE, False),
+    ("order", 1, Side.BUY, 0, 2, TimeInForce.GTC, SmpType.NONE, False),
+    ("order", 1, Side.SELL, 0, 5, TimeInForce.GTC, SmpType.NONE, True),
+    ("order", 3, Side.BUY, 0, 5, TimeInForce.GTC, SmpType.NONE, False),
+]
+
+
 @pytest.mark.parametrize("make_book", IMPLEMENTATIONS, ids=lambda make: make.__name__)
 @settings(max_examples=300)  # about 5 s: the walk's cases are many and cheap
 @given(streams)
+@example(_FILLED_THEN_CANCELLED)
 def test_a_book_walks_rests_and_cancels_as_the_reference(
         make_book: Callable[[str], Book], ops: list[tuple[Any, ...]]) -> None:
     tested, reference = Market(make_book("BTCUSDT")), Market(ReferenceBook("BTCUSDT"))

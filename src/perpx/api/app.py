@@ -40,6 +40,7 @@ from perpx.bybit.errors import ApiError
 from perpx.bybit.params import Params
 from perpx.bybit.retcodes import bybit_code
 from perpx.convert import ConversionError
+from perpx.durable import ReadTimeout
 from perpx.service import ExchangeService, ServiceStopped
 from perpx.store.history import CursorError, HistoryUnavailable
 
@@ -168,6 +169,9 @@ class Dispatcher:
                     raise ApiError(10006, "Too many visits. Exceeded the API Rate Limit.")
                 ctx.key = authorize(self.keys, key.api_key, endpoint.access)
                 await service.ensure_funded(key.account_id, key.demo_funds)
+                # Read-your-writes: the read side must have passed this key's account's last
+                # acknowledged write (at once in one process; see `perpx.durable`).
+                await service.durable.wait_for(service.acked_seq(key.account_id))
             ctx.params = _params(method, payload)
             result: Any = await endpoint.handler(ctx)
             if isinstance(result, tuple):
@@ -192,6 +196,8 @@ class Dispatcher:
             log.warning("history unavailable on %s %s", method, path)
             body = envelope(10016, "Internal system error: history temporarily unavailable",
                             {}, now)
+        except ReadTimeout:
+            body = envelope(10016, "Internal system error: reads are behind, retry", {}, now)
         except ServiceStopped:
             body = envelope(10016, "Internal system error: the service has stopped", {}, now)
         except Exception:
@@ -268,7 +274,8 @@ def service_hub(service: ExchangeService) -> StreamHub:
     ranks (REST and the streams show one state), so it folds nothing itself; the service
     tells it of each durable command once these are folded (`ExchangeService.listen`).
     """
-    hub = StreamHub(service.engine, list(service.specs.values()), projector=service.projector,
+    hub = StreamHub(service.durable.engine, list(service.specs.values()),
+                    projector=service.projector,
                     tickers=service.tickers, klines=service.klines, books=service.books,
                     adl=service.adl)
     service.listen(hub.on_durable)

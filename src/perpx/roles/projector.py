@@ -46,7 +46,7 @@ from perpx.bus.base import EventBus
 from perpx.bus.codec import EventBatch
 from perpx.bus.consumer import follow
 from perpx.core.instruments import InstrumentSpec
-from perpx.readmodels import FundingHistory, Klines, OpenInterest, Tickers
+from perpx.readmodels import FundingHistory, Klines, Tickers
 from perpx.readmodels.books import Books
 from perpx.store.history import History, HistoryUnavailable
 from perpx.store.records import Projector
@@ -86,7 +86,6 @@ class HistoryProjector:
         self.projector: Projector = empty.projector
         self.tickers: Tickers = empty.tickers
         self.klines: Klines = empty.klines
-        self.open_interest: OpenInterest = empty.open_interest
         self.funding: FundingHistory = empty.funding
         self.books: Books = empty.books
         self._code = readside.fingerprint(specs)

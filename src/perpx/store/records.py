@@ -18,7 +18,7 @@ read-side checkpoint (`perpx.readside`) stores.
 
 from __future__ import annotations
 
-import uuid
+import hashlib
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
@@ -55,7 +55,22 @@ from perpx.rows import Stamp
 # Closed orders kept in memory per account for GET /v5/order/realtime by id (Bybit: 500).
 RECENT_CLOSED_PER_ACCOUNT = 500
 
-_EXEC_NAMESPACE = uuid.UUID("5f1c3a2e-8d4b-4f6a-9c1e-2b7d0e4a6c58")
+# Execution ids are UUID strings (Bybit's execId), version 8 (RFC 9562: laid out by the
+# maker), written out from integers rather than hashed per row with `uuid5` (~7% of the
+# writer's time, issue #15). The first 48 bits name perpx's executions; the 12 bits after the
+# version name the kind; the last 62 the execution within it.
+_EXEC_PREFIX = "5f1c3a2e-8d4b-8"
+_KIND_TRADE = 0x001
+_KIND_HASHED = 0x002
+_LOW_48 = (1 << 48) - 1
+_LOW_62 = (1 << 62) - 1
+_VARIANT = 0b10 << 14  # RFC 9562's variant, in the top two bits of the fourth group
+
+
+def _uuid8(kind: int, number: int) -> str:
+    """Return perpx's execution UUID for `number` (< 2**62) of `kind`."""
+    return (f"{_EXEC_PREFIX}{kind:03x}-{_VARIANT | (number >> 48):04x}-"
+            f"{number & _LOW_48:012x}")
 
 
 class OrderRecord(msgspec.Struct, gc=False):
@@ -255,17 +270,23 @@ def is_final(status: int) -> bool:
 
 
 def exec_id(seq: int, trade_id: int, account_id: int, kind: str) -> str:
-    """Return a UUID derived from what makes an execution unique, so a replay gives the same id."""
-    return str(uuid.uuid5(_EXEC_NAMESPACE, f"{kind}:{seq}:{trade_id}:{account_id}"))
+    """Return a UUID derived from what makes an execution unique, so a replay gives the same id.
+
+    For the rare executions (funding, takeover, ADL), whose key does not fit 62 bits: its
+    62-bit BLAKE2b digest (a collision is not expected before ~2**31 such rows).
+    """
+    digest = hashlib.blake2b(f"{kind}:{seq}:{trade_id}:{account_id}".encode(),
+                             digest_size=8).digest()
+    return _uuid8(_KIND_HASHED, int.from_bytes(digest) & _LOW_62)
 
 
 def trade_exec_id(trade_id: int, is_maker: bool) -> str:
     """Return the execution id of one side of a trade (unique even when an account self-trades).
 
     Trade ids are the engine's counter, never reused, so the id is the same on REST and WS and
-    after any replay.
+    after any replay: the trade id and the side are the id's last 62 bits, no hash.
     """
-    return str(uuid.uuid5(_EXEC_NAMESPACE, f"Trade:{trade_id}:{'m' if is_maker else 't'}"))
+    return _uuid8(_KIND_TRADE, (trade_id << 1) | is_maker)
 
 
 _CREATE_TYPES = {

@@ -29,9 +29,8 @@ async def wallet_balance(ctx: Context) -> dict[str, Any]:
     if account_type != "UNIFIED":
         raise params_error("accountType only support UNIFIED")
     coins = ctx.params.text("coin")
-    engine = ctx.service.engine
-    account = engine.clearing.account(ctx.account_id)
-    row = wire.wallet(engine, account)
+    state = ctx.service.durable.engine
+    row = wire.wallet(state, state.clearing.account(ctx.account_id))
     if coins and "USDT" not in coins.split(","):
         row["coin"] = []
     return {"list": [row]}
@@ -39,7 +38,7 @@ async def wallet_balance(ctx: Context) -> dict[str, Any]:
 
 async def account_info(ctx: Context) -> dict[str, Any]:
     """GET /v5/account/info (unified trading account 2.0)."""
-    account = ctx.service.engine.clearing.account(ctx.account_id)
+    account = ctx.service.durable.engine.clearing.account(ctx.account_id)
     mode = account.margin_mode if account is not None else MarginMode.CROSS
     return {"marginMode": wire.MARGIN_MODES[mode], "updatedTime": str(ctx.now_ms),
             "unifiedMarginStatus": 6, "dcpStatus": "OFF", "timeWindow": 0, "smpGroup": 0,
@@ -118,6 +117,8 @@ async def set_margin_mode(ctx: Context) -> dict[str, Any]:
     engine = ctx.service.engine
     account = engine.clearing.account(ctx.account_id)
     if account is not None and account.margin_mode is mode:
+        # Nothing to do, as the writer's state says: answer once that state is durable.
+        await ctx.service.settled()
         return {"reasons": []}
     error = rejection(await ctx.service.submit(SetMarginMode(0, 0, ctx.account_id, mode)))
     if error is not None:
@@ -162,6 +163,7 @@ async def demo_apply_money(ctx: Context) -> dict[str, Any]:
         account = clearing.account(ctx.account_id)
         for coin, total in totals.items():
             if account is None or total > clearing.figures(account, coin).withdrawable_atoms:
+                await ctx.service.settled()  # refused on the writer's state, once durable
                 raise ApiError(*bybit_code(RejectCode.INSUFFICIENT_WALLET_BALANCE))
         commands = [Withdraw(0, 0, ctx.account_id, c, t) for c, t in totals.items()]
     else:

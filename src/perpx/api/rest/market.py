@@ -49,8 +49,9 @@ async def tickers(ctx: Context) -> dict[str, Any]:
     chosen = [spec] if spec is not None else list(service.specs.values())
     service.tickers.now_ms = max(service.tickers.now_ms, ctx.now_ms)
     items: list[dict[str, Any]] = []
+    books = service.durable.engine.books  # the durable book, as the tickers are durable
     for one in chosen:
-        book = service.engine.books[one.symbol]
+        book = books[one.symbol]
         bids, asks = book.depth(1)
         items.append(wire.ticker(service.tickers.ticker(one.symbol), one,
                                  bids[0] if bids else None, asks[0] if asks else None))
@@ -63,13 +64,14 @@ async def orderbook(ctx: Context) -> dict[str, Any]:
     spec = ctx.params.spec(ctx.service.specs)
     assert spec is not None
     limit = ctx.params.limit(25, 1000)
-    bids, asks = ctx.service.engine.books[spec.symbol].depth(limit)
-    engine = ctx.service.engine
+    # The book as of the durable seq it names in `u`/`seq` (never the writer's engine).
+    state = ctx.service.durable.engine
+    bids, asks = state.books[spec.symbol].depth(limit)
     return {"s": spec.symbol,
             "b": [[format_ticks(spec, p), format_lots(spec, q)] for p, q in bids],
             "a": [[format_ticks(spec, p), format_lots(spec, q)] for p, q in asks],
-            "ts": ctx.now_ms, "u": engine.last_seq, "seq": engine.last_seq,
-            "cts": engine.last_ts_ms}
+            "ts": ctx.now_ms, "u": state.last_seq, "seq": state.last_seq,
+            "cts": state.last_ts_ms}
 
 
 async def recent_trade(ctx: Context) -> dict[str, Any]:
@@ -209,7 +211,8 @@ async def risk_limit(ctx: Context) -> dict[str, Any]:
 async def insurance(ctx: Context) -> dict[str, Any]:
     """GET /v5/market/insurance: the one shared USDT fund."""
     coin = ctx.params.text("coin")
-    fund = ctx.service.engine.clearing.accounts[INSURANCE_FUND_ID]
+    state = ctx.service.durable.engine
+    fund = state.clearing.accounts[INSURANCE_FUND_ID]
     rows = []
     for settle in sorted({spec.settle_coin for spec in ctx.service.specs.values()}):
         if coin and coin != settle:
@@ -218,7 +221,7 @@ async def insurance(ctx: Context) -> dict[str, Any]:
         rows.append({"coin": settle, "symbols": ",".join(
             s for s, spec in ctx.service.specs.items() if spec.settle_coin == settle),
             "balance": balance, "value": balance})
-    return {"updatedTime": str(ctx.service.engine.last_ts_ms), "list": rows}
+    return {"updatedTime": str(state.last_ts_ms), "list": rows}
 
 
 async def system_status(ctx: Context) -> dict[str, Any]:

@@ -104,11 +104,13 @@ async def cancel_all(ctx: Context) -> dict[str, Any]:
     order_filter = stops.cancel_filter(params)
     links = {o.order_id: o.order_link_id for o in ctx.service.projector.open_orders(
         ctx.account_id)}
-    engine = ctx.service.engine
+    engine = ctx.service.engine  # the writer's: which symbols need a command at all
     cancelled: list[dict[str, str]] = []
+    skipped = False
     for symbol in symbols:
         if not engine.orders_of(ctx.account_id, symbol) and \
                 not engine.stops.waiting.of(ctx.account_id, symbol):
+            skipped = True
             continue
         events = await ctx.service.submit(CancelAllOrders(0, 0, ctx.account_id, symbol,
                                                           order_filter))
@@ -116,6 +118,9 @@ async def cancel_all(ctx: Context) -> dict[str, Any]:
         cancelled += [{"orderId": str(e.order_id), "orderLinkId": links.get(e.order_id, "")}
                       for e in events if isinstance(e, (OrderCancelled, OrderDeactivated))
                       and e.account_id == ctx.account_id]
+    if skipped:
+        # "Nothing to cancel" came from the writer's state: answer once it is durable.
+        await ctx.service.settled()
     return {"list": cancelled, "success": "1"}
 
 

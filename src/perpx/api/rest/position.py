@@ -38,7 +38,7 @@ def _decimal(convert: Any, text: str) -> int:
 
 
 def _idx_rows(ctx: Context, spec: InstrumentSpec) -> list[int]:
-    account = ctx.service.engine.clearing.account(ctx.account_id)
+    account = ctx.service.durable.engine.clearing.account(ctx.account_id)
     hedge = account is not None and account.position_mode(spec.symbol) is PositionMode.HEDGE
     return [1, 2] if hedge else [0]
 
@@ -60,11 +60,11 @@ async def position_list(ctx: Context) -> dict[str, Any]:
     if spec is None and not settle and not base:
         raise ApiError(10001, "Missing some parameters that must be filled in, symbol or "
                               "settleCoin")
-    engine = ctx.service.engine
-    account = engine.clearing.account(ctx.account_id)
+    state = ctx.service.durable.engine
+    account = state.clearing.account(ctx.account_id)
     rows = []
     if spec is not None:
-        rows = [wire.position(engine, account, spec, idx, _stop(ctx, spec.symbol, idx),
+        rows = [wire.position(state, account, spec, idx, _stop(ctx, spec.symbol, idx),
                               ctx.service.adl.rank(spec.symbol, ctx.account_id, idx))
                 for idx in _idx_rows(ctx, spec)]
     elif account is not None:
@@ -72,7 +72,7 @@ async def position_list(ctx: Context) -> dict[str, Any]:
             one = ctx.service.specs[symbol]
             if held.size_lots and (not settle or one.settle_coin == settle) and \
                     (not base or one.base_coin == base):
-                rows.append(wire.position(engine, account, one, idx, _stop(ctx, symbol, idx),
+                rows.append(wire.position(state, account, one, idx, _stop(ctx, symbol, idx),
                                           ctx.service.adl.rank(symbol, ctx.account_id, idx)))
     return {"category": LINEAR, "list": rows, "nextPageCursor": ""}
 
@@ -113,6 +113,8 @@ async def switch_mode(ctx: Context) -> dict[str, Any]:
     todo = [s for s in symbols if (account.position_mode(s) if account is not None
                                    else PositionMode.ONE_WAY) is not mode]
     if not todo:
+        # Nothing to switch, as the writer's state says: answer once that state is durable.
+        await ctx.service.settled()
         if spec is None:
             return {}
         raise ApiError(110025, "Position mode is not modified")
@@ -121,6 +123,7 @@ async def switch_mode(ctx: Context) -> dict[str, Any]:
     for symbol in todo:
         refused = engine.position_mode_refusal(ctx.account_id, symbol, mode)
         if refused is not None:
+            await ctx.service.settled()  # refused on the writer's state: once it is durable
             code, message = bybit_code(refused)
             raise ApiError(code, f"{message}: {symbol}")
     # gather starts every submit in order before any awaits, and a submit applies its command
@@ -148,6 +151,7 @@ async def set_auto_add_margin(ctx: Context) -> dict[str, Any]:
     enabled = ctx.params.integer("autoAddMargin", required=True, low=0, high=1)
     account = ctx.service.engine.clearing.account(ctx.account_id)
     if account is None or account.margin_mode is not MarginMode.ISOLATED:
+        await ctx.service.settled()  # refused on the writer's state: once it is durable
         raise ApiError(110076, "Only isolated mode can set auto-add-margin")
     raise_rejection(await ctx.service.submit(SetAutoAddMargin(
         0, 0, ctx.account_id, spec.symbol, _position_idx(ctx.params), bool(enabled))))
@@ -162,10 +166,13 @@ async def add_margin(ctx: Context) -> dict[str, Any]:
     engine = ctx.service.engine
     account = engine.clearing.account(ctx.account_id)
     if account is not None and account.margin_mode is not MarginMode.ISOLATED:
+        await ctx.service.settled()  # refused on the writer's state: once it is durable
         raise ApiError(110015, "The position is in cross margin mode.")
     raise_rejection(await ctx.service.submit(AdjustMargin(0, 0, ctx.account_id, spec.symbol,
                                                           idx, amount)))
-    row = wire.position(engine, engine.clearing.account(ctx.account_id), spec, idx,
+    # Acknowledged, so the durable state holds the adjustment (read-your-writes).
+    state = ctx.service.durable.engine
+    row = wire.position(state, state.clearing.account(ctx.account_id), spec, idx,
                         _stop(ctx, spec.symbol, idx))
     return {"category": LINEAR, **{k: row[k] for k in (
         "symbol", "positionIdx", "riskId", "riskLimitValue", "size", "positionValue",

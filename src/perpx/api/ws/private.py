@@ -11,8 +11,9 @@ same records the REST endpoints read, built into wire objects by `perpx.api.wire
 sees identical order objects and execution ids on REST and WS.
 
 Position and wallet figures that no event carries (IM, MM, liquidation price, available
-balance) are read from the engine's clearing when the row is built, so they may already include
-commands applied but still being flushed (at most one group commit ahead).
+balance) are read from the engine this feed is given: the service's durable follower
+(`perpx.durable`), which has applied exactly the command being published when its rows are
+built, never a command that is not yet durable.
 """
 
 from __future__ import annotations

@@ -1,0 +1,44 @@
+"""Journals for tests of what is durable when: one whose commit a test holds, one that is slow."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+
+from perpx.core.commands import Command
+from perpx.store.journal import MemoryJournal
+
+
+class HeldJournal(MemoryJournal):
+    """A memory journal whose commit waits while the test holds it (`hold` / `release`).
+
+    The sequencer writes in a worker thread, so a held commit leaves the writer's engine with
+    applied commands that are not durable, for as long as the test likes: what no read may
+    show.
+    """
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        super().__init__()
+        self._open = threading.Event()
+        self._open.set()
+        self.delay_s = delay_s
+        self.waiting = threading.Event()  # set while a commit waits for `release`
+
+    def hold(self) -> None:
+        """Make the next commits wait until `release`."""
+        self._open.clear()
+
+    def release(self) -> None:
+        """Let the commits through."""
+        self._open.set()
+
+    def append(self, commands: Sequence[Command]) -> None:
+        """Wait while held (or `delay_s`), then keep the batch."""
+        if not self._open.is_set():
+            self.waiting.set()
+            self._open.wait(30)
+            self.waiting.clear()
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        super().append(commands)

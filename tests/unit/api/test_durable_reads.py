@@ -1,0 +1,260 @@
+"""Reads are durable-consistent (issue #15): a read after an acknowledged write sees it, and no
+read (REST or a private stream row) shows a command that is not yet durable."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+from typing import Any
+
+import pytest
+
+from perpx.api.app import RestApp, create_app, service_hub
+from perpx.api.keys import ApiKey, KeyStore
+from perpx.convert import to_ticks
+from perpx.core.commands import Command, Deposit, PlaceOrder
+from perpx.core.enums import OrderType, Side
+from perpx.core.events import Event, Executed
+from perpx.durable import ReadTimeout, Watermark
+from perpx.instruments import load_instruments
+from perpx.readmodels.books import BookChanges
+from perpx.service import ExchangeService
+from perpx.store.records import Projection
+from support.journals import HeldJournal
+
+NOW = 1_700_000_000_000
+# A bid far below the market, for another account's orders that never fill.
+LOW_BID = to_ticks(load_instruments()[0], "30000")
+
+
+def _headers(key: ApiKey, payload: str) -> dict[str, str]:
+    sign = hmac.new(key.secret.encode(), f"{NOW}{key.api_key}5000{payload}".encode(),
+                    hashlib.sha256).hexdigest()
+    return {"x-bapi-api-key": key.api_key, "x-bapi-timestamp": str(NOW),
+            "x-bapi-recv-window": "5000", "x-bapi-sign": sign}
+
+
+async def _get(app: RestApp, key: ApiKey | None, path: str, query: str) -> bytes:
+    status, body, _ = await app.dispatcher("GET", path, query.encode(),
+                                           _headers(key, query) if key else {})
+    assert status == 200, body
+    return body
+
+
+async def _post(app: RestApp, key: ApiKey, path: str, params: dict[str, Any]) -> Any:
+    payload = json.dumps(params)
+    status, body, _ = await app.dispatcher("POST", path, payload.encode(),
+                                           _headers(key, payload))
+    assert status == 200, body
+    reply = json.loads(body)
+    assert reply["retCode"] == 0, reply
+    return reply["result"]
+
+
+def _order(side: str, qty: str, price: str | None = None) -> dict[str, Any]:
+    order = {"category": "linear", "symbol": "BTCUSDT", "side": side, "qty": qty,
+             "orderType": "Limit" if price else "Market"}
+    if price:
+        order.update(price=price, timeInForce="GTC")
+    return order
+
+
+def _result(body: bytes) -> Any:
+    reply = json.loads(body)
+    assert reply["retCode"] == 0, reply
+    return reply["result"]
+
+
+def _setup(journal: HeldJournal) -> tuple[ExchangeService, RestApp, ApiKey, ApiKey]:
+    keys = KeyStore(None)
+    alice = keys.create(demo_funds="100000", rate_limit=100_000)
+    bob = keys.create(demo_funds="100000", rate_limit=100_000)
+    service = ExchangeService(load_instruments(), journal, clock=lambda: NOW, maker=False,
+                              feed_interval_s=3600)
+    app = create_app(service, keys)
+    assert isinstance(app, RestApp)
+    return service, app, alice, bob
+
+
+def _reads(alice: ApiKey, bob: ApiKey) -> list[tuple[ApiKey | None, str, str]]:
+    positions = "category=linear&symbol=BTCUSDT"
+    return [
+        (None, "/v5/market/orderbook", "category=linear&symbol=BTCUSDT&limit=50"),
+        (None, "/v5/market/tickers", "category=linear&symbol=BTCUSDT"),
+        (None, "/v5/market/recent-trade", "category=linear&symbol=BTCUSDT"),
+        (None, "/v5/market/insurance", ""),
+        (alice, "/v5/position/list", positions), (bob, "/v5/position/list", positions),
+        (alice, "/v5/account/wallet-balance", "accountType=UNIFIED"),
+        (bob, "/v5/account/wallet-balance", "accountType=UNIFIED"),
+        (alice, "/v5/order/realtime", positions), (bob, "/v5/order/realtime", positions),
+        (alice, "/v5/account/info", ""),
+    ]
+
+
+def test_no_read_shows_a_command_that_is_not_yet_durable() -> None:
+    async def run() -> None:
+        journal = HeldJournal()
+        service, app, alice, bob = _setup(journal)
+        await service.step()  # index and mark prices
+        reads = _reads(alice, bob)
+        for key in (alice, bob):  # the first signed request funds the key
+            await _get(app, key, "/v5/account/wallet-balance", "accountType=UNIFIED")
+        before = [await _get(app, *read) for read in reads]
+        durable = service.sequencer.durable_seq
+        journal.hold()
+        # Bob rests a sell, Alice buys half of it: applied by the writer, not durable.
+        sell = asyncio.ensure_future(_post(app, bob, "/v5/order/create",
+                                           _order("Sell", "0.02", "65000")))
+        buy = asyncio.ensure_future(_post(app, alice, "/v5/order/create",
+                                          _order("Buy", "0.01")))
+        while service.engine.last_seq < durable + 2:
+            await asyncio.sleep(0.001)
+        # The gap is real: the writer's engine holds the fill, the journal does not.
+        assert service.sequencer.durable_seq == durable
+        held = service.engine.clearing.account(alice.account_id)
+        assert held is not None and held.positions[("BTCUSDT", 0)].size_lots > 0
+        assert service.engine.books["BTCUSDT"].best_ask() is not None
+        for _ in range(3):
+            during = [await _get(app, *read) for read in reads]
+            assert during == before, [r[1] for r, a, b in zip(reads, during, before, strict=True)
+                                      if a != b]
+            await asyncio.sleep(0.01)
+        assert not sell.done() and not buy.done()  # not acknowledged either
+        journal.release()
+        placed = await sell
+        await buy
+        after = [await _get(app, *read) for read in reads]
+        changed = {read[1] for read, old, new in zip(reads, before, after, strict=True)
+                   if old != new}
+        assert changed >= {"/v5/market/orderbook", "/v5/market/recent-trade",
+                           "/v5/position/list", "/v5/account/wallet-balance",
+                           "/v5/order/realtime", "/v5/market/tickers"}
+        book = _result(after[0])
+        assert book["a"] == [["65000.00", "0.010"]] and book["u"] == durable + 2
+        open_orders = _result(after[9])["list"]
+        assert [o["orderId"] for o in open_orders] == [placed["orderId"]]
+        assert _result(after[4])["list"][0]["size"] == "0.010"
+        await service.close()
+
+    asyncio.run(run())
+
+
+def test_a_read_after_an_acknowledged_write_sees_it_while_others_write() -> None:
+    async def run() -> None:
+        journal = HeldJournal(delay_s=0.002)  # commits take a while: batches pile up
+        service, app, alice, bob = _setup(journal)
+        await service.step()
+        for key in (alice, bob):
+            await _get(app, key, "/v5/account/wallet-balance", "accountType=UNIFIED")
+        stop = asyncio.Event()
+
+        async def noise() -> None:  # another account keeps the writer ahead of the journal
+            await service.submit(Deposit(0, 0, 999, "USDT", 10**14))
+            while not stop.is_set():
+                await asyncio.gather(*(service.submit(PlaceOrder(
+                    0, 0, 999, "BTCUSDT", Side.BUY, OrderType.LIMIT, 1, LOW_BID))
+                    for _ in range(4)))
+
+        noisy = asyncio.ensure_future(noise())
+        gaps = 0
+        wallet = b""
+        for number in range(1, 31):
+            sold = await _post(app, bob, "/v5/order/create", _order("Sell", "0.001", "65000"))
+            gaps += service.engine.last_seq > service.durable.seq
+            mine = _result(await _get(app, bob, "/v5/order/realtime",
+                                      f"category=linear&orderId={sold['orderId']}"))
+            assert [o["orderStatus"] for o in mine["list"]] == ["New"]
+            book = _result(await _get(app, None, "/v5/market/orderbook",
+                                      "category=linear&symbol=BTCUSDT"))
+            assert book["a"][0] == ["65000.00", "0.001"]
+            await _post(app, alice, "/v5/order/create", _order("Buy", "0.001"))
+            gaps += service.engine.last_seq > service.durable.seq
+            rows = _result(await _get(app, alice, "/v5/position/list",
+                                      "category=linear&symbol=BTCUSDT"))["list"]
+            assert rows[0]["size"] == f"{number / 1000:.3f}"
+            now = await _get(app, alice, "/v5/account/wallet-balance", "accountType=UNIFIED")
+            assert now != wallet  # the fill's fee moved the wallet
+            wallet = now
+            filled = _result(await _get(app, bob, "/v5/order/realtime",
+                                        f"category=linear&orderId={sold['orderId']}"))
+            assert [o["orderStatus"] for o in filled["list"]] == ["Filled"]
+        stop.set()
+        await noisy
+        assert gaps > 0, "the writer was never ahead of the journal: the test proves nothing"
+        await service.sequencer.drain()
+        # Caught up, the follower is the writer's engine exactly (the same core, same commands).
+        assert service.durable.engine.state_hash() == service.engine.state_hash()
+        await service.close()
+
+    asyncio.run(run())
+
+
+def test_stream_rows_are_built_from_the_durable_state_at_their_command() -> None:
+    async def run() -> None:
+        journal = HeldJournal(delay_s=0.002)
+        service, app, alice, bob = _setup(journal)
+        await service.step()
+        for key in (alice, bob):
+            await _get(app, key, "/v5/account/wallet-balance", "accountType=UNIFIED")
+        hub = service_hub(service)
+        assert hub.private.engine is service.durable.engine and hub.private.adl is service.adl
+        seen: list[tuple[int, int, int]] = []
+        rows: list[tuple[int, Any]] = []
+
+        def listener(command: Command, events: list[Event], projection: Projection,
+                     books: BookChanges, /) -> None:
+            seen.append((command.seq, service.durable.seq, service.engine.last_seq))
+            if any(isinstance(e, Executed) and e.account_id == alice.account_id
+                   for e in events):
+                rows.append((command.seq, hub.private.position_row(alice.account_id,
+                                                                   "BTCUSDT", 0)))
+
+        service.listen(listener)
+        await asyncio.gather(*(_post(app, bob, "/v5/order/create",
+                                     _order("Sell", "0.001", "65000")) for _ in range(10)))
+        await asyncio.gather(*(_post(app, alice, "/v5/order/create", _order("Buy", "0.001"))
+                               for _ in range(10)))
+        assert all(seq == durable for seq, durable, _ in seen)
+        assert any(live > seq for seq, _, live in seen), "never ahead: the test proves nothing"
+        # Each fill's position row shows the position after that fill, at its seq.
+        assert [(row["seq"], row["size"]) for _, row in rows] == [
+            (seq, f"{n / 1000:.3f}") for n, (seq, _) in enumerate(rows, start=1)]
+        await service.close()
+
+    asyncio.run(run())
+
+
+def test_a_reader_waits_for_the_seq_it_was_acknowledged_at() -> None:
+    async def run() -> None:
+        mark = Watermark(5)
+        await mark.wait_for(5)  # passed: at once
+        waiting = asyncio.ensure_future(mark.wait_for(7, timeout=5))
+        await asyncio.sleep(0.01)
+        mark.advance(6)
+        await asyncio.sleep(0.01)
+        assert not waiting.done()
+        mark.advance(8)
+        await waiting
+        with pytest.raises(ReadTimeout):
+            await mark.wait_for(9, timeout=0.01)
+        assert mark.seq == 8
+
+        journal = HeldJournal()
+        service = _setup(journal)[0]
+        await service.step()
+        journal.hold()
+        pending = asyncio.ensure_future(service.submit(PlaceOrder(
+            0, 0, 7, "BTCUSDT", Side.BUY, OrderType.LIMIT, 1, LOW_BID)))
+        await asyncio.sleep(0.01)
+        settled = asyncio.ensure_future(service.settled())
+        await asyncio.sleep(0.02)
+        assert not settled.done()  # the writer's state is not yet durable
+        journal.release()
+        await pending
+        await settled
+        assert service.durable.seq == service.engine.last_seq
+        await service.close()
+
+    asyncio.run(run())
