@@ -62,6 +62,11 @@ class ServeSettings:
     # `bus_stream` the venue's JetStream stream.
     bus: str = ""
     bus_stream: str = "PERPX_EVENTS"
+    # Which part of the venue this process runs (issue #15): "all" (the default: the whole
+    # exchange in one process), or "projector" (history tables folded from `bus` into
+    # `history`, a SQLite file or postgresql://...?schema=NAME of its own).
+    role: str = "all"
+    history: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -144,6 +144,7 @@ def test_the_reader_sees_the_imports() -> None:
     assert "perpx.core.engine" in GRAPH["perpx.sequencer"]
     assert "perpx.store.postgres" in GRAPH["perpx.store.snapshots"]  # from pkg import module
     assert "perpx.store.sqlite" in GRAPH["perpx.store"]  # lazy, inside a function
+    assert "perpx.bus.consumer" in GRAPH["perpx.roles.projector"]
     assert _circles({"a": {"b": 1}, "b": {"c": 1}, "c": {"a": 1}, "d": {"a": 1}}) == [
         ["a", "b", "c"]]
 
@@ -181,6 +182,9 @@ FORBIDDEN = [
     ("perpx.standby", "perpx.api", "the standby follows the journal; the CLI serves after"),
     ("perpx.standby", "perpx.service", "the standby hands a writer journal up, not down"),
     ("perpx.store", "perpx.standby", "the standby waits on the store's writer lock"),
+    ("perpx.roles", "perpx.api", "a role process imports no gateway (issue #15)"),
+    ("perpx.roles", "perpx.service", "a projector folds events, it runs no exchange"),
+    ("perpx.roles", "perpx.sequencer", "a projector follows the bus, never the writer"),
 ]
 
 # Who may import perpx.api from outside it: the entries that wire the server together.
