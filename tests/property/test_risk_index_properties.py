@@ -65,6 +65,21 @@ def _check_books_match_filings(engine: Engine) -> None:
     assert {s: a for s, a in risk.always.items() if a} == always
 
 
+def _check_cross_estimates_see_the_margin_balance(engine: Engine) -> None:
+    # The cross trigger estimate reads the equity for the margin balance: equal for an
+    # account with one held position that a mark values (the only accounts it estimates).
+    clearing = engine.clearing
+    for account_id, account in clearing.accounts.items():
+        if account.margin_mode is not MarginMode.CROSS or account_id in SYSTEM_ACCOUNT_IDS:
+            continue
+        held = [p for p in account.positions.values() if p.size_lots]
+        if len(held) != 1 or clearing.mark_of(held[0].symbol) is None:
+            continue
+        coin = engine.instruments[held[0].symbol].settle_coin
+        assert clearing.equity_atoms(account, coin) == (
+            clearing.figures(account, coin).margin_balance_atoms)
+
+
 def _check_isolated_triggers(engine: Engine) -> None:
     clearing = engine.clearing
     for account_id, account in clearing.accounts.items():
@@ -92,6 +107,7 @@ def test_the_risk_index_matches_a_recomputation_after_every_command(seed: int) -
         engine.apply(command)
         _check_books_match_filings(engine)
         _check_isolated_triggers(engine)
+        _check_cross_estimates_see_the_margin_balance(engine)
 
 
 def _queue_from_scratch(engine: Engine, side: Side, mark: int) -> list[Position]:
