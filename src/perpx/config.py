@@ -62,6 +62,10 @@ class ServeSettings:
     # `bus_stream` the venue's JetStream stream.
     bus: str = ""
     bus_stream: str = "PERPX_EVENTS"
+    # The command endpoint for API gateways in other processes (issue #15, item 4; default
+    # off): a Unix socket path and/or a NATS URL (subject `perpx.<bus_stream>.commands`).
+    command_socket: Path | None = None
+    command_nats: str = ""
 
 
 @dataclass(frozen=True, slots=True)
