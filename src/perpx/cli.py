@@ -749,6 +749,17 @@ def bench_bus_command(
     bench_bus(commands, nats, max_batch, echo=typer.echo)
 
 
+@bench_app.command("transport")
+def bench_transport_command(
+    commands: int = typer.Option(4000, help="PlaceOrder round trips per path and concurrency."),
+    nats: str = typer.Option("nats://127.0.0.1:4222", help="NATS server for request/reply."),
+) -> None:
+    """PlaceOrder round trips/s and latency: in process, Unix socket, NATS request/reply."""
+    from perpx.bench.transport import bench_transport
+
+    bench_transport(commands, nats, echo=typer.echo)
+
+
 # -- journal tools (issue #7) -------------------------------------------------------------
 
 

@@ -148,8 +148,10 @@ class NatsWriterClient:
 
         if self._nc is None:
             try:
-                self._nc = await nats.connect(self.url, connect_timeout=self.timeout_s,
-                                              name="perpx-gateway")
+                # Bounded: nats-py keeps retrying a first connection as a reconnection.
+                self._nc = await asyncio.wait_for(
+                    nats.connect(self.url, connect_timeout=self.timeout_s,
+                                 name="perpx-gateway"), self.timeout_s)
             except Exception as failure:  # nats-py raises several kinds for no server
                 raise WriterUnavailable(f"no NATS at {self.url}: {failure!r} (the command "
                                         "was not sent)") from failure

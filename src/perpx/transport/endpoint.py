@@ -132,7 +132,9 @@ class CommandEndpoint:
         """Answer requests on the venue's subject (`command_subject`) at the NATS `url`."""
         import nats
 
-        self._nats = await nats.connect(url, connect_timeout=5, name="perpx-writer")
+        # Bounded: nats-py keeps retrying a first connection as it would a reconnection.
+        self._nats = await asyncio.wait_for(
+            nats.connect(url, connect_timeout=5, name="perpx-writer"), 10)
         wire = Wire()
 
         async def on_request(msg: Any) -> None:

@@ -6,8 +6,8 @@ import asyncio
 import struct
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Protocol
 from pathlib import Path
+from typing import Protocol
 
 import msgspec
 import pytest
