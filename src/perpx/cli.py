@@ -297,7 +297,10 @@ async def open_endpoint(settings: ServeSettings,
         return None
     from perpx.transport import CommandEndpoint, command_subject
 
-    endpoint = CommandEndpoint(service.submit, stopped=service.stopped.is_set)
+    # A shutdown closes the sequencer before the endpoint: a request in that gap is refused
+    # unread (safe to resend to the next leader) rather than failed as an unknown outcome.
+    endpoint = CommandEndpoint(service.submit, stopped=lambda: service.stopped.is_set()
+                               or service.sequencer.closed)
     if settings.command_socket is not None:
         await endpoint.start_unix(settings.command_socket)
         console.print(f"commands: unix://{settings.command_socket}", soft_wrap=True)

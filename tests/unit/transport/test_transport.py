@@ -289,3 +289,27 @@ def test_writer_gone_mid_request_is_an_unknown_outcome(tmp_path: Path, transport
         await service.close()
 
     asyncio.run(run())
+
+
+def test_serve_opens_the_endpoint_only_when_asked_and_refuses_during_shutdown(
+        tmp_path: Path) -> None:
+    from perpx.cli import open_endpoint
+    from perpx.config import ServeSettings
+
+    service = sqlite_service(tmp_path)
+    path = tmp_path / "serve.sock"
+
+    async def run() -> None:
+        assert await open_endpoint(ServeSettings(), service) is None  # default: off
+        endpoint = await open_endpoint(ServeSettings(command_socket=path), service)
+        assert endpoint is not None and path.is_socket()
+        client = UnixWriterClient(path)
+        assert (await client.submit(Deposit(0, 0, ACCOUNT, "USDT", 1)))[0] == 1
+        await service.close()  # a shutdown: the sequencer closes before the endpoint
+        with pytest.raises(Refused, match="stopped"):
+            await client.submit(Deposit(0, 0, ACCOUNT, "USDT", 1))
+        assert service.fatal is None  # a shutdown, not a failure
+        await client.close()
+        await endpoint.close()
+
+    asyncio.run(run())
