@@ -77,7 +77,8 @@ def serve(
                                help="Run the market maker."),
     snapshot_every: int = typer.Option(
         _SERVE.snapshot_every,
-        help="Snapshot the state every N durable commands (0: never by count)."),
+        help="Snapshot the state every N durable commands (0: never by count); a projector "
+             "checkpoints its read side as often."),
     snapshot_seconds: float = typer.Option(
         _SERVE.snapshot_seconds,
         help="Snapshot the state every T seconds if anything changed (0: never by time)."),
@@ -96,9 +97,13 @@ def serve(
         help="Also take encoded commands as NATS requests on perpx.<bus-stream>.commands "
              "at this nats://HOST:PORT (default off)."),
     role: str = typer.Option(
-        "all", help="all: the whole exchange in this process. standby: follow the journal "
-                    "of a running leader (same --journal, --data and --port) and take over, "
-                    "serving on --port, when its writer lock comes free."),
+        _SERVE.role, help="all: the whole exchange in this process. standby: follow the "
+                          "journal of a running leader (same --journal, --data and --port) and "
+                          "take over, serving on --port, when its writer lock comes free. "
+                          "projector: fold the history tables from --bus into --history."),
+    history: str | None = typer.Option(
+        _SERVE.history, help="With --role projector: its own history tables, a SQLite file "
+                             "or postgresql://...?schema=NAME."),
 ) -> None:
     """Run the exchange: Bybit V5 REST, a simulated index, a market maker, snapshots.
 
@@ -114,9 +119,13 @@ def serve(
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     settings, file_config = serve_settings(ctx, config)
-    if role not in ("all", "standby"):
-        raise typer.BadParameter("all or standby", param_hint="--role")
-    exchange = (take_over(settings, say=typer.echo) if role == "standby"
+    if settings.role == "projector":
+        serve_projector(settings)
+        return
+    if settings.role not in ("all", "standby"):
+        raise typer.BadParameter(f"unknown role {settings.role!r}: use all, standby or projector",
+                                 param_hint="--role")
+    exchange = (take_over(settings, say=typer.echo) if settings.role == "standby"
                 else open_exchange(settings, say=typer.echo))
 
     def ready(bound: int) -> None:
@@ -183,6 +192,64 @@ def serve_settings(ctx: typer.Context,
     given = {name: ctx.params[name] for name, source in sources.items()
              if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")}
     return dataclasses.replace(settings, **given), whole
+
+
+def serve_projector(settings: ServeSettings) -> None:
+    """Run the projector role until stopped (SIGINT/SIGTERM); exit 1 on a gap or an error."""
+    import asyncio
+    import signal
+    import sys
+
+    from perpx.bus import BusError, open_bus
+    from perpx.roles.projector import HistoryProjector, ProjectorError, project
+    from perpx.store import open_history, parse_location
+
+    if not settings.bus.startswith(("nats://", "tls://")):
+        raise typer.BadParameter("the projector follows a JetStream bus: --bus nats://HOST:PORT",
+                                 param_hint="--bus")
+    if not settings.history:
+        raise typer.BadParameter("the projector needs tables of its own: --history PATH or "
+                                 "postgresql://...?schema=NAME", param_hint="--history")
+    try:
+        if parse_location(settings.history)[0] == "postgres" and "schema=" not in \
+                settings.history:
+            # The default schema is the writer's: a projector's tables are its own.
+            raise ValueError("a PostgreSQL history needs ?schema=NAME (the projector's own)")
+        history = open_history(settings.history, beside_journal=False)
+    except Exception as bad:
+        raise typer.BadParameter(str(bad), param_hint="--history") from bad
+
+    def say(line: str) -> None:
+        typer.echo(line)
+        sys.stdout.flush()
+
+    async def run() -> int:
+        bus = open_bus(settings.bus, settings.bus_stream)
+        assert bus is not None
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for number in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(number, stop.set)
+        try:
+            # Its read-side checkpoints are its snapshots: the same two settings pace them.
+            projector = await asyncio.to_thread(
+                lambda: HistoryProjector(
+                    load_instruments(), history, say=say,
+                    checkpoint_every=settings.snapshot_every or 2**62,
+                    checkpoint_seconds=settings.snapshot_seconds or float("inf"),
+                    checkpoint_keep=settings.snapshot_keep))
+            return await project(bus, projector, stop=stop)
+        finally:
+            await bus.close()
+
+    try:
+        reached = asyncio.run(run())
+    except (BusError, ProjectorError) as failure:  # a GapError is a BusError
+        typer.echo(f"projector stopped: {failure}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        history.close()
+    say(f"projector stopped at seq {reached}")
 
 
 @dataclass(slots=True)
@@ -750,6 +817,19 @@ def bench_bus_command(
     from perpx.bench.bus import bench_bus
 
     bench_bus(commands, nats, max_batch, echo=typer.echo)
+
+
+@bench_app.command("projector")
+def bench_projector_command(
+    commands: int = typer.Option(20_000, help="Commands of the seeded order flow."),
+    nats: str = typer.Option("nats://127.0.0.1:4222", help="NATS server with JetStream."),
+    postgres: str = typer.Option("", help="Also into PostgreSQL at this DSN (a fresh "
+                                          "schema, dropped afterwards)."),
+) -> None:
+    """Commands, events and rows/s a projector folds from the bus into history tables."""
+    from perpx.bench.projector import bench_projector
+
+    bench_projector(commands, nats, postgres, echo=typer.echo)
 
 
 @bench_app.command("transport")

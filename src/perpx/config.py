@@ -62,6 +62,11 @@ class ServeSettings:
     # `bus_stream` the venue's JetStream stream.
     bus: str = ""
     bus_stream: str = "PERPX_EVENTS"
+    # Which part of the venue this process runs (issue #15): "all" (the default: the whole
+    # exchange in one process), or "projector" (history tables folded from `bus` into
+    # `history`, a SQLite file or postgresql://...?schema=NAME of its own).
+    role: str = "all"
+    history: str | None = None
     # The command endpoint for API gateways in other processes (issue #15, item 4; default
     # off): a Unix socket path and/or a NATS URL (subject `perpx.<bus_stream>.commands`).
     command_socket: Path | None = None

@@ -43,13 +43,15 @@ from typing import Protocol
 
 import msgspec
 
+from perpx.core.events import Event
 from perpx.core.instruments import InstrumentSpec
 from perpx.readmodels import FundingHistory, Klines, Tickers
-from perpx.readmodels.books import Books, BooksState
-from perpx.readmodels.funding_history import FundingHistoryState
-from perpx.readmodels.klines import KlinesState
+from perpx.readmodels.books import BookChanges, Books, BooksState
+from perpx.readmodels.funding_history import FundingHistoryState, FundingSink
+from perpx.readmodels.klines import CandleSink, KlinesState
 from perpx.readmodels.tickers import TickersState
-from perpx.store.records import Projector, ProjectorState
+from perpx.rows import Stamp
+from perpx.store.records import Projection, Projector, ProjectorState, RecordSink
 
 FORMAT = "perpx-read-side"
 # 1, 2: pickles (no longer read); 3: MessagePack of typed state records, the books under
@@ -68,7 +70,7 @@ _MODULES = (
 
 
 class Owner(Protocol):
-    """What holds a read side (the service): its instruments, its models, their seq.
+    """What holds a read side (the service, a projector): its instruments, models and seq.
 
     A protocol, so that this module needs nothing of the service that captures and restores
     through it.
@@ -226,3 +228,45 @@ def install(service: Owner, read_side: ReadSide) -> None:
 def restore(service: Owner, body: bytes, seq: int) -> None:
     """Replace the service's read side with the checkpoint `body` taken at `seq`."""
     install(service, load(service, body, seq))
+
+
+# -- the fold: one for the writer's process and for a projector fed by the bus ---------------
+
+# Closed candles kept in memory per track: the streams' kline topic confirms the two closed
+# before the open one; older ones are rows of the history tables.
+KLINES_KEPT = 2
+
+
+class Sink(RecordSink, CandleSink, FundingSink, Protocol):
+    """Where the fold hands the history tables' rows (`perpx.store.history.History`)."""
+
+
+def fresh(specs: list[InstrumentSpec]) -> ReadSide:
+    """Return an empty read side at seq 0, with the bounds every owner keeps.
+
+    Closed candles past `KLINES_KEPT` and settled funding rates live only in the history
+    tables (the models hand them to the sink), so memory and checkpoints stay small.
+    """
+    return ReadSide(0, Projector(specs, sink=None), Tickers(specs),
+                    Klines(specs, keep_closed=KLINES_KEPT), FundingHistory(specs, keep=False),
+                    Books([spec.symbol for spec in specs]))
+
+
+def fold(owner: Owner, stamp: Stamp, events: list[Event],
+         sink: Sink | None) -> tuple[Projection, BookChanges]:
+    """Fold one durable command's events into the owner's read side; return what changed.
+
+    The one fold of the read side: the writer's process (`ExchangeService._project`) and a
+    projector fed by the event bus (`perpx.roles.projector`) both call it, so their history
+    rows are the same. `sink` takes the rows (None: fold only, e.g. while re-folding
+    commands whose rows are already stored). The caller advances `owner.read_seq`.
+    """
+    owner.klines.sink = sink
+    owner.funding.sink = sink
+    # Each event once per model; the open interest is the tickers' own.
+    for model in (owner.tickers, owner.klines, owner.funding):
+        for event in events:
+            model.apply(event)
+    owner.projector.sink = sink
+    projection = owner.projector.project(stamp, events)
+    return projection, owner.books.apply(stamp, events)

@@ -13,6 +13,25 @@ from typing import Protocol
 RATES_MAX_LIMIT = 200  # the most settled funding rates one query returns (Bybit's cap)
 
 
+class Stamp(Protocol):
+    """Where a durable command sits in the journal: a stamped command, or a bus entry.
+
+    The read side folds a command's events at its seq and time; it needs nothing else of the
+    command, so a projector fed by the event bus (which carries events, not commands) folds
+    exactly as the writer's own process does.
+    """
+
+    @property
+    def seq(self) -> int:
+        """The command's journal seq."""
+        ...
+
+    @property
+    def ts_ms(self) -> int:
+        """The command's time, as the sequencer stamped it."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Candle:
     """One period's candle: prices in ticks (premium index: rate in 10**-8).

@@ -52,15 +52,15 @@ from perpx.core.events import Event
 from perpx.core.instruments import InstrumentSpec
 from perpx.durable import DurableState
 from perpx.feeds import CandleReplay, IndexObservation, RandomWalkFeed
-from perpx.readmodels import FundingHistory, Klines, OpenInterest, Tickers
-from perpx.readmodels.books import BookChanges, Books
+from perpx.readmodels import OpenInterest
+from perpx.readmodels.books import BookChanges
 from perpx.sequencer import Sequencer, SequencerStopped, wall_clock_ms
 from perpx.sim.agents import MarketMaker, MarketView
 from perpx.store import open_journal
 from perpx.store.history import History
 from perpx.store.history_sqlite import SqliteHistory
 from perpx.store.journal import Journal
-from perpx.store.records import Projection, Projector
+from perpx.store.records import Projection
 from perpx.store.recovery import Recovery, latest_sound_snapshot
 from perpx.store.snapshots import SnapshotInfo, SnapshotStore
 from perpx.store.snapshotter import SnapshotResult, Snapshotter
@@ -120,14 +120,15 @@ class ExchangeService:
         self.specs: dict[str, InstrumentSpec] = {spec.symbol: spec for spec in specs}
         self.clock = clock
         self.history: History = history if history is not None else SqliteHistory(None)
-        self.projector = Projector(specs, sink=None)
-        self.tickers = Tickers(specs)
         # Closed candles and settled funding rates are rows of the history tables: memory
         # (and the read-side checkpoint) keeps the open candles, and the two closed before
         # them that the streams' kline topic confirms (the hub shares these models).
-        self.klines = Klines(specs, keep_closed=2)
-        self.funding = FundingHistory(specs, keep=False)
-        self.books = Books([spec.symbol for spec in specs])
+        empty = readside.fresh(specs)  # the bounds every read side keeps, one place
+        self.projector = empty.projector
+        self.tickers = empty.tickers
+        self.klines = empty.klines
+        self.funding = empty.funding
+        self.books = empty.books
         self._listeners: list[Listener] = []
         self.read_seq = 0  # the last command folded into the read side
         self.read_side_fault = ""  # why the read side is no longer a fold of the journal
@@ -177,10 +178,6 @@ class ExchangeService:
     def open_interest(self) -> OpenInterest:
         """The open interest model: the tickers' own (folded once, with them)."""
         return self.tickers.open_interest
-
-    @property
-    def _read_models(self) -> tuple[Tickers, Klines, FundingHistory]:
-        return (self.tickers, self.klines, self.funding)
 
     # -- recovery and projection ----------------------------------------------------------
 
@@ -232,15 +229,8 @@ class ExchangeService:
                         rejected)
 
     def _project(self, command: Command, events: list[Event], *, write: bool) -> None:
-        sink = self.history if write else None
-        self.klines.sink = sink
-        self.funding.sink = sink
-        for model in self._read_models:
-            for event in events:
-                model.apply(event)
-        self.projector.sink = sink
-        projection = self.projector.project(command, events)
-        books = self.books.apply(command, events)
+        projection, books = readside.fold(self, command, events,
+                                          self.history if write else None)
         for listener in self._listeners:
             listener(command, events, projection, books)
         self.read_seq = command.seq

@@ -25,6 +25,7 @@ order loss and the price solutions are its own), and its entry value is ``sum C_
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from math import gcd
 from typing import Protocol
 
@@ -101,6 +102,20 @@ BREAK_EVEN_MIN_FEE_RATE = 55_000
 
 
 # --- the interface ----------------------------------------------------------------------------
+
+
+class MaintenanceLine(Protocol):
+    """One line of maintenance margin, ``V * mmr - deduction``: a risk-limit tier's."""
+
+    @property
+    def mmr(self) -> int:
+        """The maintenance margin rate, 10**-8."""
+        ...
+
+    @property
+    def mm_deduction_atoms(self) -> int:
+        """The deduction, atoms."""
+        ...
 
 
 class ContractMaths(Protocol):
@@ -221,6 +236,13 @@ class ContractMaths(Protocol):
         fee_to_close_atoms: int, mmr: int, mm_deduction_atoms: int,
     ) -> tuple[int, int]:
         """Return the exact mark at which an isolated margin meets its MM."""
+        ...
+
+    def isolated_margin_call_trigger_ticks(
+        self, side: Side, entry_value_atoms: int, qty_lots: int, margin_atoms: int,
+        fee_to_close_atoms: int, lines: Sequence[MaintenanceLine], first_ticks: int,
+    ) -> int:
+        """Return the first mark reached of `first_ticks` and every line's margin call."""
         ...
 
     def isolated_liquidation_price_fraction(
@@ -518,6 +540,42 @@ class LinearContract:
                      - s * (margin_atoms - fee_to_close_atoms + mm_deduction_atoms - 1)
                      ) * RATE_ONE
         return numerator, qty_lots * self.atoms_per_tick_lot * mm_factor
+
+    def isolated_margin_call_trigger_ticks(
+        self, side: Side, entry_value_atoms: int, qty_lots: int, margin_atoms: int,
+        fee_to_close_atoms: int, lines: Sequence[MaintenanceLine], first_ticks: int,
+    ) -> int:
+        """Return the first the mark reaches of `first_ticks` and each line's margin call.
+
+        Each line's `isolated_margin_call_price_fraction` rounded toward the mark (a long's
+        up, a short's down); a long keeps the highest, a short the lowest. Written out with
+        the terms every line shares taken out of the loop (the risk index asks this for every
+        isolated position whose size, entry or margin moved, and a ladder has dozens of
+        tiers); the property tests hold it equal to the per-line fraction, rounded.
+        """
+        function = "isolated_margin_call_price"
+        require_positive(function, "qty_lots", qty_lots)
+        qa = qty_lots * self.atoms_per_tick_lot
+        trigger = first_ticks
+        if side is Side.BUY:
+            # N = (EV - (margin - FTC + ded - 1)) * R, D = q*a*(R - MMR); ceil(N / D).
+            base = entry_value_atoms - margin_atoms + fee_to_close_atoms + 1
+            for line in lines:
+                mm_factor = RATE_ONE - line.mmr
+                require_positive(function, "1 -/+ MMR", mm_factor)
+                price = -((line.mm_deduction_atoms - base) * RATE_ONE // (qa * mm_factor))
+                if price > trigger:
+                    trigger = price
+        else:
+            # N = (EV + (margin - FTC + ded - 1)) * R, D = q*a*(R + MMR); floor(N / D).
+            base = entry_value_atoms + margin_atoms - fee_to_close_atoms - 1
+            for line in lines:
+                mm_factor = RATE_ONE + line.mmr
+                require_positive(function, "1 -/+ MMR", mm_factor)
+                price = (base + line.mm_deduction_atoms) * RATE_ONE // (qa * mm_factor)
+                if price < trigger:
+                    trigger = price
+        return trigger
 
     def isolated_liquidation_price_fraction(
         self, side: Side, entry_value_atoms: int, qty_lots: int, leverage: int,

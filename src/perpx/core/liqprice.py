@@ -22,7 +22,6 @@ from perpx.core.contract import round_liquidation_price as round_liquidation_pri
 from perpx.core.enums import Side
 from perpx.core.errors import PerpxBug
 from perpx.core.instruments import InstrumentSpec, LiquidationFormula, RiskLimitTier
-from perpx.core.numbers import div_ceil, div_floor
 
 
 def bankruptcy_price_ticks(
@@ -96,28 +95,12 @@ def isolated_margin_call_trigger_ticks(
     Each tier's `isolated_margin_call_price_fraction` rounded toward the mark (a long's up,
     a short's down, as `round_liquidation_price`); a long keeps the highest, a short the
     lowest. Every tier's line counts, since MM is the largest of them under the deduction
-    recursion. Written as one loop because the risk index asks it for every position whose
-    size, entry or margin moved.
+    recursion. The contract writes the loop out (`isolated_margin_call_trigger_ticks`),
+    because the risk index asks it for every position whose size, entry or margin moved.
     """
-    margin_call = spec.contract.isolated_margin_call_price_fraction
-    trigger = first_ticks
-    if side is Side.BUY:
-        for tier in spec.risk_tiers:
-            numerator, denominator = margin_call(
-                side, entry_value_atoms, qty_lots, margin_atoms, fee_to_close_atoms, tier.mmr,
-                tier.mm_deduction_atoms)
-            price = div_ceil(numerator, denominator)
-            if price > trigger:
-                trigger = price
-    else:
-        for tier in spec.risk_tiers:
-            numerator, denominator = margin_call(
-                side, entry_value_atoms, qty_lots, margin_atoms, fee_to_close_atoms, tier.mmr,
-                tier.mm_deduction_atoms)
-            price = div_floor(numerator, denominator)
-            if price < trigger:
-                trigger = price
-    return trigger
+    return spec.contract.isolated_margin_call_trigger_ticks(
+        side, entry_value_atoms, qty_lots, margin_atoms, fee_to_close_atoms, spec.risk_tiers,
+        first_ticks)
 
 
 def isolated_liquidation_price_fraction(

@@ -60,7 +60,7 @@ def match(
     record = steps.append
     stopped = False
     last_price = 0
-    while remaining and keys:
+    while remaining and levels:  # `levels` holds exactly the prices of `keys`, and tests faster
         key = keys[0]
         if key > bound:
             break

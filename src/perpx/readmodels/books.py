@@ -22,9 +22,9 @@ from typing import Literal
 import msgspec
 from sortedcontainers import SortedDict
 
-from perpx.core.commands import Command
 from perpx.core.enums import Side
 from perpx.core.events import Event, OrderAccepted, OrderAmended, OrderCancelled, Trade
+from perpx.rows import Stamp
 
 BOOK_EVENTS = (OrderAccepted, Trade, OrderCancelled, OrderAmended)
 
@@ -266,7 +266,7 @@ class Books:
         books.now_ms = state.now_ms
         return books
 
-    def apply(self, command: Command, events: list[Event]) -> BookChanges:
+    def apply(self, command: Stamp, events: list[Event]) -> BookChanges:
         """Fold a durable command's events in; return what changed."""
         self.now_ms = max(self.now_ms, command.ts_ms)
         self.seq = command.seq

@@ -89,8 +89,13 @@ def open_snapshots(url: str, chunk_bytes: int | None = None, *,
     return SqliteSnapshotStore(target, size, readonly=readonly)
 
 
-def open_history(location: str) -> History:
-    """Open the history in the database of the journal at `location` (path or URL)."""
+def open_history(location: str, *, beside_journal: bool = True) -> History:
+    """Open history tables: by default in the database of the journal at `location`.
+
+    With `beside_journal=False`, `location` names the tables' own place: a SQLite file (not
+    a journal's, whose history is ``history.db`` beside it), or a PostgreSQL schema (a
+    projector's own, issue #15).
+    """
     kind, target, schema = parse_location(location)
     if kind == "postgres":
         from perpx.store.history_postgres import PostgresHistory
@@ -99,4 +104,4 @@ def open_history(location: str) -> History:
     from perpx.store.history import history_path
     from perpx.store.history_sqlite import SqliteHistory
 
-    return SqliteHistory(history_path(target))
+    return SqliteHistory(history_path(target) if beside_journal else target)

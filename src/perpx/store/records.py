@@ -26,7 +26,6 @@ from typing import Any, Protocol
 import msgspec
 
 from perpx.core import lifecycle
-from perpx.core.commands import Command
 from perpx.core.enums import BalanceReason, CancelReason, OrderStatus, Side, StopOrderType
 from perpx.core.events import (
     BalanceChanged,
@@ -51,6 +50,7 @@ from perpx.core.events import (
     TrailingStopMoved,
 )
 from perpx.core.instruments import InstrumentSpec
+from perpx.rows import Stamp
 
 # Closed orders kept in memory per account for GET /v5/order/realtime by id (Bybit: 500).
 RECENT_CLOSED_PER_ACCOUNT = 500
@@ -454,8 +454,12 @@ class Projector:
 
     # -- projection ------------------------------------------------------------------------
 
-    def project(self, command: Command, events: list[Event]) -> Projection:
-        """Fold one command's events; return the orders and executions they touched."""
+    def project(self, command: Stamp, events: list[Event]) -> Projection:
+        """Fold one command's events; return the orders and executions they touched.
+
+        Only the events are read (each carries its seq and time), so a bus entry folds as
+        its command does.
+        """
         out = self._out = Projection()
         self._ledger_lines = 0
         for event in events:

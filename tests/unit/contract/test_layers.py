@@ -144,6 +144,7 @@ def test_the_reader_sees_the_imports() -> None:
     assert "perpx.core.engine" in GRAPH["perpx.sequencer"]
     assert "perpx.store.postgres" in GRAPH["perpx.store.snapshots"]  # from pkg import module
     assert "perpx.store.sqlite" in GRAPH["perpx.store"]  # lazy, inside a function
+    assert "perpx.bus.consumer" in GRAPH["perpx.roles.projector"]
     assert "perpx.store.codec" in GRAPH["perpx.transport.wire"]
     assert _circles({"a": {"b": 1}, "b": {"c": 1}, "c": {"a": 1}, "d": {"a": 1}}) == [
         ["a", "b", "c"]]
@@ -182,6 +183,9 @@ FORBIDDEN = [
     ("perpx.standby", "perpx.api", "the standby follows the journal; the CLI serves after"),
     ("perpx.standby", "perpx.service", "the standby hands a writer journal up, not down"),
     ("perpx.store", "perpx.standby", "the standby waits on the store's writer lock"),
+    ("perpx.roles", "perpx.api", "a role process imports no gateway (issue #15)"),
+    ("perpx.roles", "perpx.service", "a projector folds events, it runs no exchange"),
+    ("perpx.roles", "perpx.sequencer", "a projector follows the bus, never the writer"),
     ("perpx.transport", "perpx.api", "gateways stand on the command path, not under it"),
     ("perpx.transport", "perpx.service", "the endpoint takes the service's submit as a call"),
     ("perpx.transport", "perpx.sequencer", "the endpoint submits through the service"),

@@ -267,6 +267,26 @@ def test_liquidation_prices_agree_with_the_inline_formulas(
         side, price * unit - s * (balance + ftc - ded), unit)
 
 
+@given(side=sides, qty=quantities, entry_value=st.integers(1, 10**17), margin=atoms,
+       ftc=st.integers(0, 10**10), first=st.integers(-10**9, 10**9),
+       mmrs_=st.lists(mmrs, max_size=40), deds=st.lists(st.integers(0, 10**12), max_size=40))
+def test_margin_call_trigger_is_every_lines_fraction_rounded_toward_the_mark(
+        side: Side, qty: int, entry_value: int, margin: int, ftc: int, first: int,
+        mmrs_: list[int], deds: list[int]) -> None:
+    # The written-out loop equals the per-line fraction rounded as a liquidation price, the
+    # long's highest and the short's lowest (BTCUSDT's own ladder included).
+    lines = [dataclasses.replace(BTC.risk_tiers[0], mmr=m, mm_deduction_atoms=d)
+             for m, d in zip(mmrs_, deds, strict=False)]
+    for ladder in (lines, BTC.risk_tiers):
+        expected = first
+        for line in ladder:
+            price = round_liquidation_price(side, *LINEAR.isolated_margin_call_price_fraction(
+                side, entry_value, qty, margin, ftc, line.mmr, line.mm_deduction_atoms))
+            expected = max(expected, price) if side is BUY else min(expected, price)
+        assert LINEAR.isolated_margin_call_trigger_ticks(
+            side, entry_value, qty, margin, ftc, ladder, first) == expected
+
+
 @given(side=sides, price=prices, leverage=leverages, fee=fee_rates,
        cost=st.integers(0, 10**15))
 def test_quantity_for_cost_is_the_largest_that_fits(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import uuid
 
+from perpx.core.commands import Deposit
+from perpx.core.events import Event
 from perpx.instruments import load_instruments
 from perpx.service import ExchangeService
 from perpx.store.journal import MemoryJournal
@@ -36,4 +38,16 @@ def test_other_execution_ids_are_uuids_unique_and_apart_from_trades() -> None:
 def test_open_interest_is_folded_once_with_the_tickers() -> None:
     service = ExchangeService(load_instruments(), MemoryJournal(), maker=False)
     assert service.open_interest is service.tickers.open_interest
-    assert service.open_interest not in service._read_models
+    # The one fold (`readside.fold`) hands each event to the open interest once.
+    seen: list[Event] = []
+    fold = service.open_interest.apply
+
+    def counted(event: Event) -> None:
+        seen.append(event)
+        fold(event)
+
+    service.open_interest.apply = counted  # type: ignore[method-assign]
+    command = Deposit(1, 1_700_000_000_000, 7, "USDT", 10**10)
+    events = service.engine.apply(command)
+    service._project(command, events, write=False)
+    assert seen == events

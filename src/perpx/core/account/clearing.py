@@ -237,8 +237,9 @@ class Clearing:
         """
         account = self.accounts.get(account_id)
         hedge = account is not None and account.position_modes.get(spec.symbol) is _HEDGE
-        check_position_idx(hedge, position_idx)
-        reduce_only = reduce_only or closes_hedge_side(hedge, position_idx, side)
+        if hedge or position_idx:  # one-way mode with index 0 passes both rules as they are
+            check_position_idx(hedge, position_idx)
+            reduce_only = reduce_only or closes_hedge_side(hedge, position_idx, side)
         if reduce_only:
             return self._reduce_only_qty(account, spec, side, position_idx, qty_lots), True
         if account is None:
@@ -467,8 +468,9 @@ class Clearing:
         qty = trade.qty_lots
         effect = apply_fill(position, spec, order.side, price, qty, fee)
         account.order_margin_cache.pop(symbol, None)
-        if effect.opened_lots:
-            account.model.margin_on_open(position, spec, order.side, price, effect.opened_lots)
+        model = account.model
+        if effect.opened_lots and model.holds_position_margin:  # a cross model's is a no-op
+            model.margin_on_open(position, spec, order.side, price, effect.opened_lots)
         # `Position.book_realized(-fee)`, written out.
         position.realized_pnl_atoms -= fee
         position.cum_realized_pnl_atoms -= fee

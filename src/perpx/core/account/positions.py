@@ -220,13 +220,18 @@ def apply_fill(
             open_fee = position.open_fee_atoms
             funding = position.funding_atoms
         else:
+            # A zero amount's share is zero (most positions hold no added margin, and
+            # funding comes hourly): no call for it.
+            extra = position.extra_margin_atoms
+            open_fee = position.open_fee_atoms
+            funding = position.funding_atoms
             released_margin = position.margin_atoms * closed // held
-            released_extra = take_share(position.extra_margin_atoms, closed, held)
-            open_fee = take_share(position.open_fee_atoms, closed, held)
-            funding = take_share(position.funding_atoms, closed, held)
+            released_extra = take_share(extra, closed, held) if extra else 0
+            open_fee = take_share(open_fee, closed, held) if open_fee else 0
+            funding = take_share(funding, closed, held) if funding else 0
         effect.open_fee_atoms = open_fee
         effect.funding_atoms = funding
-        effect.close_fee_atoms = take_share(fee_atoms, closed, qty_lots)
+        effect.close_fee_atoms = take_share(fee_atoms, closed, qty_lots) if fee_atoms else 0
         position.entry_value_atoms -= released
         size = position.size_lots = size - closed if long else size + closed
         position.margin_atoms -= released_margin

@@ -25,8 +25,7 @@ class BookSide:
 
     def best_price(self) -> int | None:
         """Return the best price of this side, or None if empty."""
-        keys = self.keys
-        return keys[0] * self.sign if keys else None
+        return self.keys[0] * self.sign if self.levels else None  # `levels`: the same prices
 
     def add(self, order: RestingOrder) -> None:
         """Queue `order` at its price, creating the level if needed."""

@@ -93,12 +93,13 @@ def _check_beyond_liquidation(clearing: Clearing, cmd: PlaceOrder, price: int) -
     or under a long's (a sell at or over a short's) would fill into a breached position.
     """
     account = clearing.accounts.get(cmd.account_id)
-    if account is None:
+    # Only a mode that liquidates a position on its own (isolated) has its trigger; the
+    # others' `trigger_ticks` is always None, so they are not asked.
+    if account is None or not account.model.holds_position_margin:
         return
     position = account.positions.get((cmd.symbol, cmd.position_idx))
     if position is None or position.side is not cmd.side:
         return
-    # Only a mode that liquidates a position on its own (isolated) has its trigger.
     liq = account.model.trigger_ticks(clearing, position)
     if liq is not None and (price <= liq if cmd.side is _BUY else price >= liq):
         raise Rejected(RejectCode.WOULD_TRIGGER_LIQUIDATION,

@@ -228,7 +228,10 @@ class RiskIndex:
         if mark is None:
             return None
         side = Side.BUY if position.size_lots > 0 else Side.SELL
-        figures = clearing.figures(account, spec.settle_coin)
+        # The margin balance (wallet + uPnL). The account holds this one position and a mark
+        # values it, so the equity is exactly the figures' margin balance, without valuing
+        # IM, MM and order terms the estimate does not use (a property test compares them).
+        margin_balance = clearing.equity_atoms(account, spec.settle_coin)
         ftc = position.fee_to_close_atoms(spec)
         contract = spec.contract
         qty = position.qty_lots
@@ -239,7 +242,7 @@ class RiskIndex:
             mm_at_mark = contract.maintenance_margin_atoms(
                 contract.value_ceil_atoms(mark, qty), tier.mmr, tier.mm_deduction_atoms, ftc)
             trigger = contract.cross_liquidation_price_estimate_ticks(
-                side, qty, mark, figures.margin_balance_atoms, mm_at_mark, tier.mmr)
+                side, qty, mark, margin_balance, mm_at_mark, tier.mmr)
             if trigger is None or trigger <= 0:
                 return None
             if calc.tier_for_position(spec, contract.value_ceil_atoms(trigger, qty)) is tier:

@@ -372,13 +372,14 @@ def _close_in_book(desk: LiquidationDesk, spec: InstrumentSpec, fund: Account, h
     desk.run_order(order, seq, ts_ms, events)
 
 
-def adl_rank(spec: InstrumentSpec, position: Position, mark: int, margin: int) -> Fraction:
-    """Return Bybit's ADL ranking of a position (spec §8).
+def adl_rank_terms(spec: InstrumentSpec, position: Position, mark: int,
+                   margin: int) -> tuple[int, int]:
+    """Return Bybit's ADL ranking of a position (spec §8) as (numerator, denominator > 0).
 
     ``PnL% = (mark value - entry value) / entry value`` (signed by side) and
     ``EffLev = mark value / (mark value - bankrupt value)`` where the bankrupt value is what
     the position is worth when its `margin` is gone; profit ranks ``PnL% × EffLev``, loss
-    ``PnL% / EffLev``.
+    ``PnL% / EffLev``. Not reduced: the ranking compares them exactly without a gcd.
     """
     side = Side.BUY if position.size_lots > 0 else Side.SELL
     value = spec.contract.value_floor_atoms(mark, position.qty_lots)
@@ -387,8 +388,37 @@ def adl_rank(spec: InstrumentSpec, position: Position, mark: int, margin: int) -
         side, entry, position.qty_lots, mark)
     cushion = max(1, profit + margin)  # mark value - bankrupt value; EffLev = value / cushion
     if profit > 0:
-        return Fraction(profit * value, entry * cushion)
-    return Fraction(profit * cushion, entry * value)
+        return profit * value, entry * cushion
+    return profit * cushion, entry * value
+
+
+def adl_rank(spec: InstrumentSpec, position: Position, mark: int, margin: int) -> Fraction:
+    """Return Bybit's ADL ranking of a position (spec §8), exact (`adl_rank_terms`)."""
+    numerator, denominator = adl_rank_terms(spec, position, mark, margin)
+    return Fraction(numerator, denominator)
+
+
+class _Rank:
+    """An exact rank compared by cross-multiplication: a `Fraction` without its gcd.
+
+    The queue sorts on (rank floored at 2**-64, rank, -account id); a tuple compares its
+    second item only when the floors are equal, which is rare, so most ranks are never
+    compared at all and building a `Fraction` for each would be wasted.
+    """
+
+    __slots__ = ("denominator", "numerator")
+
+    def __init__(self, numerator: int, denominator: int) -> None:
+        self.numerator = numerator
+        self.denominator = denominator  # > 0
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _Rank):
+            return NotImplemented
+        return self.numerator * other.denominator == other.numerator * self.denominator
+
+    def __lt__(self, other: _Rank) -> bool:
+        return self.numerator * other.denominator < other.numerator * self.denominator
 
 
 _RANK_SCALE = 1 << 64
@@ -404,23 +434,30 @@ def ranked_positions(clearing: Clearing, spec: InstrumentSpec, side: Side,
     unhedged part, so its fully hedged positions are never chosen (seed 000).
     """
     # (rank scaled and floored, rank, -account id, position): the floor orders most pairs
-    # with one integer comparison, and only ranks with equal floors compare as fractions,
-    # so the order is exactly that of (rank, -account id).
-    ranked: list[tuple[int, Fraction, int, Position]] = []
+    # with one integer comparison, and only ranks with equal floors compare exactly, so the
+    # order is exactly that of (rank, -account id).
+    ranked: list[tuple[int, _Rank, int, Position]] = []
+    symbol = spec.symbol
+    coin = spec.settle_coin
     for account_id, account in clearing.accounts.items():
         if account_id in SYSTEM_ACCOUNT_IDS:
             continue
+        positions = account.positions
+        if not positions:
+            continue
         for idx in (0, 1, 2):
-            position = account.positions.get((spec.symbol, idx))
+            position = positions.get((symbol, idx))
             if position is None or not position.size_lots or position.side is not side:
                 continue
             model = account.model
             if model.fully_hedged(account, position):
                 continue  # fully hedged in cross mode: never deleveraged
-            margin = model.adl_margin_atoms(clearing, account, position, spec.settle_coin)
-            rank = adl_rank(spec, position, mark, margin)
-            ranked.append((rank.numerator * _RANK_SCALE // rank.denominator, rank, -account_id,
-                           position))
+            margin = model.adl_margin_atoms(clearing, account, position, coin)
+            numerator, denominator = adl_rank_terms(spec, position, mark, margin)
+            if denominator <= 0:
+                raise ZeroDivisionError(f"ADL rank of account {account_id} over {denominator}")
+            ranked.append((numerator * _RANK_SCALE // denominator,
+                           _Rank(numerator, denominator), -account_id, position))
     ranked.sort(key=_rank_key, reverse=True)
     return [entry[3] for entry in ranked]
 
