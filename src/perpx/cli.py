@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # the server's modules load when a command needs them
     from perpx.bus import BusPublisher
     from perpx.service import ExchangeService
     from perpx.store.journal import Journal
+    from perpx.transport import CommandEndpoint
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="perpx: a USDT-perpetual futures exchange with Bybit's V5 rules.")
@@ -87,6 +88,14 @@ def serve(
                          "nats://HOST:PORT (JetStream); default none."),
     bus_stream: str = typer.Option(_SERVE.bus_stream,
                                    help="The venue's JetStream stream name (with --bus nats://)."),
+    command_socket: Path | None = typer.Option(
+        _SERVE.command_socket,
+        help="Also take encoded commands from API gateways on this Unix socket "
+             "(default off)."),
+    command_nats: str = typer.Option(
+        _SERVE.command_nats,
+        help="Also take encoded commands as NATS requests on perpx.<bus-stream>.commands "
+             "at this nats://HOST:PORT (default off)."),
     role: str = typer.Option(
         _SERVE.role, help="all: the whole exchange in this process. standby: follow the "
                           "journal of a running leader (same --journal, --data and --port) and "
@@ -145,9 +154,18 @@ def serve(
                       "Ctrl-C stops", soft_wrap=True)
 
     service = exchange.service
+
+    async def main() -> None:
+        endpoint = await open_endpoint(settings, service)
+        try:
+            await serve_api(service, exchange.keys, settings.host, settings.port, ready,
+                            limits=file_config.limits, auth_limits=file_config.auth)
+        finally:
+            if endpoint is not None:
+                await endpoint.close()
+
     try:
-        run_loop(serve_api(service, exchange.keys, settings.host, settings.port, ready,
-                           limits=file_config.limits, auth_limits=file_config.auth))
+        run_loop(main())
     finally:
         exchange.keys.close()
     if service.fatal is not None:
@@ -337,6 +355,27 @@ def open_publisher(settings: ServeSettings, specs: list[InstrumentSpec],
     # The catch-up replays the journal from its start (no snapshot: the snapshot store's
     # connection belongs to the writer's thread).
     return BusPublisher(bus, journal_source(specs, journal))
+
+
+async def open_endpoint(settings: ServeSettings,
+                        service: ExchangeService) -> CommandEndpoint | None:
+    """Open the command endpoint(s) `settings` ask for (None when both are off)."""
+    if settings.command_socket is None and not settings.command_nats:
+        return None
+    from perpx.transport import CommandEndpoint, command_subject
+
+    # A shutdown closes the sequencer before the endpoint: a request in that gap is refused
+    # unread (safe to resend to the next leader) rather than failed as an unknown outcome.
+    endpoint = CommandEndpoint(service.submit, stopped=lambda: service.stopped.is_set()
+                               or service.sequencer.closed)
+    if settings.command_socket is not None:
+        await endpoint.start_unix(settings.command_socket)
+        console.print(f"commands: unix://{settings.command_socket}", soft_wrap=True)
+    if settings.command_nats:
+        await endpoint.start_nats(settings.command_nats, settings.bus_stream)
+        console.print(f"commands: {settings.command_nats} on "
+                      f"{command_subject(settings.bus_stream)}", soft_wrap=True)
+    return endpoint
 
 
 @keys_app.command("create")
@@ -791,6 +830,17 @@ def bench_projector_command(
     from perpx.bench.projector import bench_projector
 
     bench_projector(commands, nats, postgres, echo=typer.echo)
+
+
+@bench_app.command("transport")
+def bench_transport_command(
+    commands: int = typer.Option(4000, help="PlaceOrder round trips per path and concurrency."),
+    nats: str = typer.Option("nats://127.0.0.1:4222", help="NATS server for request/reply."),
+) -> None:
+    """PlaceOrder round trips/s and latency: in process, Unix socket, NATS request/reply."""
+    from perpx.bench.transport import bench_transport
+
+    bench_transport(commands, nats, echo=typer.echo)
 
 
 # -- journal tools (issue #7) -------------------------------------------------------------

@@ -67,6 +67,10 @@ class ServeSettings:
     # `history`, a SQLite file or postgresql://...?schema=NAME of its own).
     role: str = "all"
     history: str | None = None
+    # The command endpoint for API gateways in other processes (issue #15, item 4; default
+    # off): a Unix socket path and/or a NATS URL (subject `perpx.<bus_stream>.commands`).
+    command_socket: Path | None = None
+    command_nats: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -169,6 +169,11 @@ class Sequencer:
         self.journal.close()
 
     @property
+    def closed(self) -> bool:
+        """True once `close` began: nothing more is accepted (a shutdown, not a failure)."""
+        return self._closed
+
+    @property
     def failure(self) -> BaseException | None:
         """The journal failure that stopped the sequencer, if any."""
         return self._failure

@@ -46,13 +46,14 @@ class Server:
     """
 
     def __init__(self, data: Path, journal: str | None, *, port: int = 0,
-                 role: str = "all") -> None:
+                 role: str = "all", extra: tuple[str, ...] = ()) -> None:
         args = [sys.executable, "-m", "perpx.cli", "serve", "--data", str(data), "--port",
                 str(port), "--no-maker", "--snapshot-every", "120", "--snapshot-seconds", "0"]
         if journal is not None:
             args += ["--journal", journal]
         if role != "all":
             args += ["--role", role]
+        args += extra
         env = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="200")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, env=env)

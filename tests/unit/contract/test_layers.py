@@ -145,6 +145,7 @@ def test_the_reader_sees_the_imports() -> None:
     assert "perpx.store.postgres" in GRAPH["perpx.store.snapshots"]  # from pkg import module
     assert "perpx.store.sqlite" in GRAPH["perpx.store"]  # lazy, inside a function
     assert "perpx.bus.consumer" in GRAPH["perpx.roles.projector"]
+    assert "perpx.store.codec" in GRAPH["perpx.transport.wire"]
     assert _circles({"a": {"b": 1}, "b": {"c": 1}, "c": {"a": 1}, "d": {"a": 1}}) == [
         ["a", "b", "c"]]
 
@@ -185,6 +186,14 @@ FORBIDDEN = [
     ("perpx.roles", "perpx.api", "a role process imports no gateway (issue #15)"),
     ("perpx.roles", "perpx.service", "a projector folds events, it runs no exchange"),
     ("perpx.roles", "perpx.sequencer", "a projector follows the bus, never the writer"),
+    ("perpx.transport", "perpx.api", "gateways stand on the command path, not under it"),
+    ("perpx.transport", "perpx.service", "the endpoint takes the service's submit as a call"),
+    ("perpx.transport", "perpx.sequencer", "the endpoint submits through the service"),
+    ("perpx.transport", "perpx.readside", "the command path carries commands and events"),
+    ("perpx.service", "perpx.transport", "the CLI opens the endpoint over the service"),
+    ("perpx.store", "perpx.transport", "the transport borrows the journal's encoding"),
+    ("perpx.bus", "perpx.transport", "the transport borrows the bus's encoding"),
+    ("perpx.sequencer", "perpx.transport", "the writer knows commands, not transports"),
 ]
 
 # Who may import perpx.api from outside it: the entries that wire the server together.

@@ -1,0 +1,187 @@
+"""Gateways' side of the command path: `await client.submit(command) -> (seq, events)`.
+
+Both clients raise `NotSequenced` only when the command certainly did not reach a writer
+(no connection could be made, no NATS responder, or the writer refused it unread), and
+`OutcomeUnknown` whenever it may have: the writer closed the connection or went silent
+with the command in flight, or the timeout passed. See `perpx.transport.wire` for what a
+gateway may retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from pathlib import Path
+from typing import Any, Protocol
+
+from perpx.core.commands import Command
+from perpx.core.events import Event
+from perpx.transport.wire import (
+    HEADER,
+    LENGTH,
+    OutcomeUnknown,
+    Wire,
+    WriterUnavailable,
+    command_subject,
+    frame,
+)
+
+
+class WriterClient(Protocol):
+    """What a gateway needs of the writer."""
+
+    async def submit(self, command: Command) -> tuple[int, list[Event]]:
+        """Return the command's seq and events once it is durable."""
+
+    async def close(self) -> None:
+        """Release the connection."""
+
+
+class UnixWriterClient:
+    """Commands over one Unix socket connection, many in flight, matched by request id.
+
+    A connection lost is noticed at once (the kernel closes a dead writer's socket): every
+    command in flight fails with `OutcomeUnknown`, and the next `submit` connects afresh
+    (`WriterUnavailable` if nothing listens).
+    """
+
+    def __init__(self, path: str | Path, timeout_s: float = 5.0) -> None:
+        self.path = str(path)
+        self.timeout_s = timeout_s
+        self._wire = Wire()
+        self._ids = itertools.count(1)
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self._waiting: dict[int, asyncio.Future[bytes]] = {}
+        self._connecting: asyncio.Lock | None = None
+
+    async def _connected(self) -> asyncio.StreamWriter:
+        if self._writer is not None and not self._writer.is_closing():
+            return self._writer
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:
+            if self._writer is not None and not self._writer.is_closing():
+                return self._writer
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_unix_connection(self.path), self.timeout_s)
+            except (OSError, TimeoutError) as failure:
+                raise WriterUnavailable(
+                    f"no writer at {self.path}: {failure!r} (the command was not sent)"
+                ) from failure
+            self._writer = writer
+            self._reader_task = asyncio.create_task(self._read(reader, writer))
+            return writer
+
+    async def _read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        why = "the writer closed the connection"
+        try:
+            while True:
+                head = await reader.readexactly(LENGTH.size)
+                (length,) = LENGTH.unpack(head)
+                data = await reader.readexactly(length)
+                request_id = int.from_bytes(data[: HEADER.size - LENGTH.size], "big")
+                waiter = self._waiting.pop(request_id, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(data[HEADER.size - LENGTH.size:])
+                elif request_id == 0:  # the writer found our stream out of step
+                    why = "the writer dropped the connection: " + repr(data[8:])
+        except (asyncio.IncompleteReadError, ConnectionError) as lost:
+            why = f"{why} ({lost!r})"
+        finally:
+            if self._writer is writer:
+                self._writer = None
+            writer.close()
+            self._fail_waiting(why)
+
+    def _fail_waiting(self, why: str) -> None:
+        waiting, self._waiting = self._waiting, {}
+        for waiter in waiting.values():
+            if not waiter.done():
+                waiter.set_exception(OutcomeUnknown(
+                    f"{why} with the command in flight: it may have been journaled"))
+
+    async def submit(self, command: Command) -> tuple[int, list[Event]]:
+        """Send `command`; return its seq and events once the writer says it is durable."""
+        writer = await self._connected()
+        request_id = next(self._ids)
+        waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._waiting[request_id] = waiter
+        writer.write(frame(request_id, self._wire.request(command)))
+        try:
+            body = await asyncio.wait_for(waiter, self.timeout_s)
+        except TimeoutError:
+            self._waiting.pop(request_id, None)
+            raise OutcomeUnknown(f"no answer from the writer in {self.timeout_s} s: the "
+                                 "command may have been journaled") from None
+        return self._wire.reply(body)
+
+    async def close(self) -> None:
+        """Close the connection (commands in flight fail with `OutcomeUnknown`)."""
+        if self._writer is not None:
+            self._writer.close()
+        if self._reader_task is not None:
+            with contextlib.suppress(Exception):
+                await self._reader_task
+            self._reader_task = None
+
+
+class NatsWriterClient:
+    """Commands as NATS requests on the venue's subject.
+
+    NATS says at once when no writer is subscribed (`WriterUnavailable`), but not when one
+    dies holding a request: that shows only as the timeout (`OutcomeUnknown`).
+    """
+
+    def __init__(self, url: str, venue: str = "PERPX", timeout_s: float = 5.0) -> None:
+        self.url = url
+        self.subject = command_subject(venue)
+        self.timeout_s = timeout_s
+        self._wire = Wire()
+        self._nc: Any = None
+
+    async def connect(self) -> None:
+        """Connect to NATS (`submit` does it on first use)."""
+        import nats
+
+        if self._nc is None:
+            try:
+                # Bounded: nats-py keeps retrying a first connection as a reconnection.
+                self._nc = await asyncio.wait_for(
+                    nats.connect(self.url, connect_timeout=self.timeout_s,
+                                 name="perpx-gateway"), self.timeout_s)
+            except Exception as failure:  # nats-py raises several kinds for no server
+                raise WriterUnavailable(f"no NATS at {self.url}: {failure!r} (the command "
+                                        "was not sent)") from failure
+
+    async def submit(self, command: Command) -> tuple[int, list[Event]]:
+        """Send `command`; return its seq and events once the writer says it is durable."""
+        from nats.errors import NoRespondersError
+        from nats.errors import TimeoutError as NatsTimeout
+
+        await self.connect()
+        if not self._nc.is_connected:
+            raise WriterUnavailable(f"not connected to NATS at {self.url} (the command was "
+                                    "not sent)")
+        try:
+            msg = await self._nc.request(self.subject, self._wire.request(command),
+                                         timeout=self.timeout_s)
+        except NoRespondersError as none:
+            raise WriterUnavailable(f"no writer answers {self.subject} (the command was not "
+                                    "delivered)") from none
+        except (NatsTimeout, TimeoutError) as silent:
+            raise OutcomeUnknown(f"no answer on {self.subject} in {self.timeout_s} s: the "
+                                 "command may have been journaled") from silent
+        except Exception as failure:  # the connection failed with the request out
+            raise OutcomeUnknown(f"NATS failed with the command in flight ({failure!r}): it "
+                                 "may have been journaled") from failure
+        return self._wire.reply(msg.data)
+
+    async def close(self) -> None:
+        """Close the NATS connection."""
+        if self._nc is not None:
+            with contextlib.suppress(Exception):
+                await self._nc.close()
+            self._nc = None

@@ -1,0 +1,122 @@
+"""The bytes of the command path, shared by both transports, and what a failure means.
+
+A request is one core command in the journal's own encoding (`perpx.store.codec`, format byte
+then msgpack); the writer replaces its `seq` and `ts_ms`, as the sequencer always does. A
+reply is a status byte, then:
+
+- ``OK``: the command's entry exactly as the event bus carries it (`perpx.bus.codec`): an
+  `EventBatch` of the one `Durable` (seq, time, events). A command that emitted no event
+  (a `Tick`, a cancel-all with nothing open) is durable too but changed nothing, so there
+  is no seq to wait for: it is answered with seq 0 (events carry the seq, `submit` no more);
+- ``REFUSED``: a UTF-8 reason; the command was not sequenced (unreadable, or the writer had
+  already stopped), so nothing changed;
+- ``FAILED``: a UTF-8 reason; the writer failed while holding the command (journal failure,
+  broken invariant): it may or may not be in the journal.
+
+On the Unix socket each message is a frame: a 4-byte big-endian length of the rest, an
+8-byte request id (the client's, echoed so that many requests share a connection), then the
+request or the reply. On NATS the message body is the request or reply itself (NATS pairs
+them through the reply inbox).
+
+What a gateway may do after a failure (`docs/architecture.md`, "The command path"):
+`NotSequenced` is safe to retry, at this writer or at the leader the leader record names;
+`OutcomeUnknown` is not: the command may be durable (a resend would be a second order, and
+an order link id protects only while the first order is still open, see
+`perpx.core.orders.rules.check_order_link_id`), so the gateway tells its caller the outcome
+is unknown and lets it look (e.g. the order by its link id, on the durable reads).
+"""
+
+from __future__ import annotations
+
+import struct
+
+from perpx.bus.codec import BatchCodec, Durable, EventBatch
+from perpx.core.commands import Command
+from perpx.core.events import Event
+from perpx.store.codec import CodecError, CommandCodec
+
+OK = 0
+REFUSED = 1
+FAILED = 2
+
+HEADER = struct.Struct(">IQ")  # frame length (of what follows it), request id
+LENGTH = struct.Struct(">I")
+MAX_FRAME = 1 << 20  # a command is ~100 bytes; anything near this is not a request
+
+
+class WriterError(RuntimeError):
+    """The writer did not answer a command with its events."""
+
+
+class NotSequenced(WriterError):
+    """The command certainly was not sequenced: retrying it is safe."""
+
+
+class WriterUnavailable(NotSequenced):
+    """No writer to send to (no socket, connection refused, no NATS responder)."""
+
+
+class Refused(NotSequenced):
+    """The writer read the request and refused it before sequencing (see the reason)."""
+
+
+class OutcomeUnknown(WriterError):
+    """The command reached the writer (or may have) and no answer came: it may be journaled.
+
+    Do not resend it blindly; report the unknown outcome, or look for its effect first.
+    """
+
+
+def command_subject(venue: str) -> str:
+    """Return the NATS subject a venue's writer answers commands on."""
+    return f"perpx.{venue}.commands"
+
+
+class Wire:
+    """Encode and decode requests and replies; one per connection or task."""
+
+    def __init__(self) -> None:
+        self.commands = CommandCodec()
+        self.batches = BatchCodec()
+
+    def request(self, command: Command) -> bytes:
+        """Return the request body of `command`."""
+        return self.commands.encode(command)
+
+    def command(self, body: bytes) -> Command:
+        """Return the command in a request body; raise `CodecError` if there is none."""
+        return self.commands.decode(body)
+
+    def ok(self, events: list[Event]) -> bytes:
+        """Return the reply of a durable command that emitted `events`."""
+        # Every event of a command carries the command's seq and time.
+        seq, ts_ms = (events[0].seq, events[0].ts_ms) if events else (0, 0)
+        return bytes([OK]) + self.batches.encode(EventBatch.of([Durable(seq, ts_ms, events)]))
+
+    @staticmethod
+    def error(status: int, reason: str) -> bytes:
+        """Return a REFUSED or FAILED reply."""
+        return bytes([status]) + reason.encode("utf-8", "replace")
+
+    def reply(self, body: bytes) -> tuple[int, list[Event]]:
+        """Return (seq, events) of an OK reply; raise the `WriterError` another one means."""
+        if not body:
+            raise OutcomeUnknown("empty reply from the writer")
+        status = body[0]
+        if status == OK:
+            try:
+                entry = self.batches.decode(body[1:]).entries[0]
+            except CodecError as bad:
+                raise OutcomeUnknown(f"unreadable reply from the writer: {bad}") from bad
+            return entry.seq, entry.events
+        reason = bytes(body[1:]).decode("utf-8", "replace")
+        if status == REFUSED:
+            raise Refused(f"the writer refused the command: {reason}")
+        if status == FAILED:
+            raise OutcomeUnknown(f"the writer failed holding the command: {reason}")
+        raise OutcomeUnknown(f"unknown reply status {status} from the writer")
+
+
+def frame(request_id: int, body: bytes) -> bytes:
+    """Return `body` framed for the socket under `request_id`."""
+    return HEADER.pack(8 + len(body), request_id) + body

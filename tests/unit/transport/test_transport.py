@@ -1,0 +1,315 @@
+"""The command path (issue #15, item 4): a real service behind both transports."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Protocol
+
+import msgspec
+import pytest
+
+from perpx.convert import to_ticks
+from perpx.core.commands import Command, Deposit, PlaceOrder
+from perpx.core.enums import OrderType, Side
+from perpx.core.events import BalanceChanged, OrderAccepted
+from perpx.instruments import load_instruments
+from perpx.service import ExchangeService, open_service_journal
+from perpx.store.journal import Journal
+from perpx.transport import (
+    CommandEndpoint,
+    NatsWriterClient,
+    OutcomeUnknown,
+    Refused,
+    UnixWriterClient,
+    WriterClient,
+    WriterUnavailable,
+)
+from perpx.transport.wire import HEADER, REFUSED, frame
+from support.journals import HeldJournal
+
+SPECS = load_instruments()
+BTC = next(spec for spec in SPECS if spec.symbol == "BTCUSDT")
+ACCOUNT = 7001
+
+
+def order(price: str = "60000", link: str = "") -> PlaceOrder:
+    return PlaceOrder(0, 0, ACCOUNT, "BTCUSDT", Side.BUY, OrderType.LIMIT, 1,
+                      to_ticks(BTC, price), order_link_id=link)
+
+
+class Garbage(msgspec.Struct, frozen=True, tag=True):
+    """Tagged like a command but none (not a subclass: that would join the codec's union)."""
+
+    seq: int
+    ts_ms: int
+    coin: str
+
+
+def sqlite_service(tmp_path: Path) -> ExchangeService:
+    return ExchangeService(SPECS, open_service_journal(tmp_path), maker=False)
+
+
+def journaled(journal: Journal) -> list[Command]:
+    return list(journal.read(1))
+
+
+Body = Callable[[WriterClient], Awaitable[None]]
+
+
+class Run(Protocol):
+    def __call__(self, service: ExchangeService, body: Body,
+                 endpoint: CommandEndpoint | None = None) -> Awaitable[None]: ...
+
+
+async def over_unix(service: ExchangeService, body: Body,
+                    path: Path, endpoint: CommandEndpoint | None = None) -> None:
+    endpoint = endpoint or CommandEndpoint(service.submit, service.stopped.is_set)
+    await endpoint.start_unix(path)
+    client = UnixWriterClient(path, timeout_s=5)
+    try:
+        await body(client)
+    finally:
+        await client.close()
+        await endpoint.close()
+
+
+async def over_nats(service: ExchangeService, body: Body,
+                    url: str, venue: str, endpoint: CommandEndpoint | None = None) -> None:
+    endpoint = endpoint or CommandEndpoint(service.submit, service.stopped.is_set)
+    await endpoint.start_nats(url, venue)
+    client = NatsWriterClient(url, venue, timeout_s=5)
+    try:
+        await body(client)
+    finally:
+        await client.close()
+        await endpoint.close()
+
+
+@pytest.fixture(params=["unix", "nats"])
+def transport(request: pytest.FixtureRequest, tmp_path: Path) -> Run:
+    """Run a body against a client of the endpoint, over each transport."""
+    if request.param == "unix":
+        def unix(service: ExchangeService, body: Body,
+                 endpoint: CommandEndpoint | None = None) -> Awaitable[None]:
+            return over_unix(service, body, tmp_path / "writer.sock", endpoint)
+        return unix
+    request.applymarker(pytest.mark.service)
+    url = request.getfixturevalue("nats_url")
+    venue = f"TEST{uuid.uuid4().hex[:10].upper()}"
+
+    def nats(service: ExchangeService, body: Body,
+             endpoint: CommandEndpoint | None = None) -> Awaitable[None]:
+        return over_nats(service, body, url, venue, endpoint)
+    return nats
+
+
+def test_round_trip_answers_seq_and_events_once_durable(tmp_path: Path,
+                                                         transport: Run) -> None:
+    service = sqlite_service(tmp_path)
+
+    async def body(client: WriterClient) -> None:
+        seq, events = await client.submit(Deposit(0, 0, ACCOUNT, "USDT", 10**8 * 100_000))
+        assert seq == 1 and isinstance(events[0], BalanceChanged)
+        seq, events = await client.submit(order(link="first"))
+        assert seq == 2
+        assert isinstance(events[0], OrderAccepted) and events[0].order_link_id == "first"
+        # Durable when answered: the journal holds it, and the events are the writer's own.
+        assert service.sequencer.journal.last_seq() == 2
+        assert service.acked_seq(ACCOUNT) == 2
+
+    async def run() -> None:
+        await transport(service, body)
+        await service.close()
+
+    asyncio.run(run())
+    again = open_service_journal(tmp_path)
+    assert [c.seq for c in journaled(again)] == [1, 2]
+    again.close()
+
+
+def test_many_concurrent_requests_share_group_commits(tmp_path: Path, transport: Run) -> None:
+    service = sqlite_service(tmp_path)
+    count = 200
+
+    async def body(client: WriterClient) -> None:
+        await client.submit(Deposit(0, 0, ACCOUNT, "USDT", 10**8 * 10_000_000))
+        batches = service.sequencer.batches
+        answers = await asyncio.gather(*(client.submit(order(str(50_000 + i)))
+                                         for i in range(count)))
+        seqs = [seq for seq, _ in answers]
+        assert sorted(seqs) == list(range(2, count + 2))
+        for seq, events in answers:
+            assert all(event.seq == seq for event in events)
+            assert isinstance(events[0], OrderAccepted)
+        assert service.sequencer.batches - batches < count  # group commit did its work
+
+    async def run() -> None:
+        await transport(service, body)
+        await service.close()
+
+    asyncio.run(run())
+
+
+def test_the_reply_waits_for_the_journal(tmp_path: Path, transport: Run) -> None:
+    journal = HeldJournal()
+    service = ExchangeService(SPECS, journal, maker=False)
+
+    async def body(client: WriterClient) -> None:
+        await client.submit(Deposit(0, 0, ACCOUNT, "USDT", 10**8 * 100_000))
+        journal.hold()
+        pending = asyncio.ensure_future(client.submit(order()))
+        while not journal.waiting.is_set():
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.1)
+        # Applied by the writer's engine, not durable: no answer yet.
+        assert service.engine.last_seq == 2 and journal.last_seq() == 1
+        assert not pending.done()
+        journal.release()
+        seq, _ = await pending
+        assert seq == 2 and journal.last_seq() == 2
+
+    async def run() -> None:
+        await transport(service, body)
+        await service.close()
+
+    asyncio.run(run())
+
+
+def test_a_bad_body_is_refused_and_changes_nothing(tmp_path: Path, transport: Run) -> None:
+    service = sqlite_service(tmp_path)
+
+    async def body(client: WriterClient) -> None:
+        with pytest.raises(Refused, match="corrupt command body"):
+            await client.submit(Garbage(0, 0, "USDT"))  # type: ignore[arg-type]
+        assert service.engine.last_seq == 0
+        seq, _ = await client.submit(Deposit(0, 0, ACCOUNT, "USDT", 1))  # still serving
+        assert seq == 1
+
+    async def run() -> None:
+        await transport(service, body)
+        await service.close()
+
+    asyncio.run(run())
+
+
+def test_a_stopped_writer_refuses_unread(tmp_path: Path, transport: Run) -> None:
+    service = sqlite_service(tmp_path)
+
+    async def body(client: WriterClient) -> None:
+        service.stopped.set()
+        with pytest.raises(Refused, match="stopped"):
+            await client.submit(Deposit(0, 0, ACCOUNT, "USDT", 1))
+        assert service.engine.last_seq == 0
+
+    async def run() -> None:
+        await transport(service, body)
+        await service.close()
+
+    asyncio.run(run())
+
+
+def test_bad_frames_on_the_socket(tmp_path: Path) -> None:
+    service = sqlite_service(tmp_path)
+    path = tmp_path / "writer.sock"
+
+    async def run() -> None:
+        endpoint = CommandEndpoint(service.submit, service.stopped.is_set)
+        await endpoint.start_unix(path)
+        reader, writer = await asyncio.open_unix_connection(str(path))
+        # A well-framed request with junk in it: refused under its id, the connection lives.
+        writer.write(frame(41, b"\x01\xff\x00junk"))
+        head = await reader.readexactly(HEADER.size)
+        length, request_id = HEADER.unpack(head)
+        reply = await reader.readexactly(length - 8)
+        assert request_id == 41 and reply[0] == REFUSED
+        # A length no request has: refused under id 0, then the writer hangs up.
+        writer.write(struct.pack(">I", 1 << 30))
+        length, request_id = HEADER.unpack(await reader.readexactly(HEADER.size))
+        reply = await reader.readexactly(length - 8)
+        assert request_id == 0 and reply[0] == REFUSED and b"bad frame length" in reply
+        assert await reader.read() == b""
+        writer.close()
+        assert service.engine.last_seq == 0 and service.sequencer.journal.last_seq() == 0
+        assert endpoint.refused == 2
+        await endpoint.close()
+        assert not path.exists()
+        await service.close()
+
+    asyncio.run(run())
+
+
+def test_no_writer_is_a_clear_not_sent(tmp_path: Path) -> None:
+    async def run() -> None:
+        client = UnixWriterClient(tmp_path / "nobody.sock", timeout_s=1)
+        with pytest.raises(WriterUnavailable, match="not sent"):
+            await client.submit(Deposit(0, 0, ACCOUNT, "USDT", 1))
+        await client.close()
+
+    asyncio.run(run())
+
+
+@pytest.mark.service
+def test_no_nats_responder_is_a_clear_not_delivered(nats_url: str) -> None:
+    async def run() -> None:
+        client = NatsWriterClient(nats_url, "NOBODY_HERE", timeout_s=2)
+        with pytest.raises(WriterUnavailable, match="no writer answers"):
+            await client.submit(Deposit(0, 0, ACCOUNT, "USDT", 1))
+        await client.close()
+
+    asyncio.run(run())
+
+
+def test_writer_gone_mid_request_is_an_unknown_outcome(tmp_path: Path, transport: Run) -> None:
+    """The writer dies holding the command: the client says so, and never resends it."""
+    journal = HeldJournal()
+    service = ExchangeService(SPECS, journal, maker=False)
+    endpoint = CommandEndpoint(service.submit, service.stopped.is_set)
+
+    async def body(client: WriterClient) -> None:
+        if isinstance(client, NatsWriterClient):
+            client.timeout_s = 1.0  # NATS tells a silent writer only by the timeout
+        journal.hold()
+        pending = asyncio.ensure_future(client.submit(Deposit(0, 0, ACCOUNT, "USDT", 1)))
+        while not journal.waiting.is_set():
+            await asyncio.sleep(0.005)
+        await endpoint.abort()  # what the socket and NATS see of a kill -9
+        with pytest.raises(OutcomeUnknown, match="may have been journaled"):
+            await pending
+        journal.release()
+
+    async def run() -> None:
+        await transport(service, body, endpoint)
+        await service.sequencer.drain()
+        # The command was journaled after all: exactly what a blind resend would double.
+        assert journal.last_seq() == 1
+        await service.close()
+
+    asyncio.run(run())
+
+
+def test_serve_opens_the_endpoint_only_when_asked_and_refuses_during_shutdown(
+        tmp_path: Path) -> None:
+    from perpx.cli import open_endpoint
+    from perpx.config import ServeSettings
+
+    service = sqlite_service(tmp_path)
+    path = tmp_path / "serve.sock"
+
+    async def run() -> None:
+        assert await open_endpoint(ServeSettings(), service) is None  # default: off
+        endpoint = await open_endpoint(ServeSettings(command_socket=path), service)
+        assert endpoint is not None and path.is_socket()
+        client = UnixWriterClient(path)
+        assert (await client.submit(Deposit(0, 0, ACCOUNT, "USDT", 1)))[0] == 1
+        await service.close()  # a shutdown: the sequencer closes before the endpoint
+        with pytest.raises(Refused, match="stopped"):
+            await client.submit(Deposit(0, 0, ACCOUNT, "USDT", 1))
+        assert service.fatal is None  # a shutdown, not a failure
+        await client.close()
+        await endpoint.close()
+
+    asyncio.run(run())
