@@ -31,15 +31,14 @@ import msgspec
 
 from perpx.bybit import stops, translate
 from perpx.bybit.errors import ApiError
-from perpx.bybit.params import LINEAR
+from perpx.bybit.params import LINEAR, Params
 from perpx.bybit.retcodes import OK
-from perpx.convert import ConversionError, to_atoms, to_lots, to_rate, to_ticks
+from perpx.convert import ConversionError, to_atoms, to_rate, to_ticks
 from perpx.core import Engine
 from perpx.core.codes import RejectCode
 from perpx.core.commands import (
     AdjustMargin,
     AmendOrder,
-    CancelAllOrders,
     CancelOrder,
     Command,
     Deposit,
@@ -50,18 +49,13 @@ from perpx.core.commands import (
     SetFundingInterval,
     SetLeverage,
     SetMarginMode,
-    SetTradingStop,
     SwitchPositionMode,
     Tick,
     Withdraw,
 )
 from perpx.core.enums import (
     MarginMode,
-    OrderFilter,
-    OrderType,
     PositionMode,
-    TpSlMode,
-    TriggerBy,
 )
 from perpx.core.events import (
     CommandRejected,
@@ -91,10 +85,6 @@ SNAPSHOT_FORMAT = "perpx.Exchange/1"
 Listener = Callable[[Command, list[Event]], None]
 
 # Bybit's words, matched case-insensitively.
-_ORDER_TYPES = {"limit": OrderType.LIMIT, "market": OrderType.MARKET}
-_TRIGGER_BY = {"lastprice": TriggerBy.LAST_PRICE, "markprice": TriggerBy.MARK_PRICE,
-               "indexprice": TriggerBy.INDEX_PRICE}
-_TPSL_MODES = {"full": TpSlMode.FULL, "partial": TpSlMode.PARTIAL}
 _MARGIN_MODES = {"isolated_margin": MarginMode.ISOLATED, "isolated": MarginMode.ISOLATED,
                  "regular_margin": MarginMode.CROSS, "cross": MarginMode.CROSS,
                  "portfolio_margin": MarginMode.PORTFOLIO, "portfolio": MarginMode.PORTFOLIO}
@@ -102,8 +92,6 @@ _POSITION_MODES = {"0": PositionMode.ONE_WAY, "oneway": PositionMode.ONE_WAY,
                    "one_way": PositionMode.ONE_WAY, "mergedsingle": PositionMode.ONE_WAY,
                    "3": PositionMode.HEDGE, "hedge": PositionMode.HEDGE,
                    "bothside": PositionMode.HEDGE}
-_ORDER_FILTERS = {"order": OrderFilter.ORDER, "stoporder": OrderFilter.STOP_ORDER,
-                  "tpslorder": OrderFilter.TPSL_ORDER}
 
 
 class Refused(Exception):
@@ -355,9 +343,15 @@ class Exchange:
 
     def cancel_all(self, account: int, symbol: str, order_filter: str | None = None) -> Result:
         """Cancel the account's orders on `symbol` (Bybit's orderFilter: Order, StopOrder...)."""
-        return self._run(lambda seq, ts: CancelAllOrders(
-            seq, ts, account, symbol, OrderFilter.ALL if order_filter is None
-            else _word(_ORDER_FILTERS, order_filter, "orderFilter")))
+        wire = {"category": LINEAR, "symbol": symbol,
+                "orderFilter": _wire(stops.CANCEL_FILTERS, order_filter)}
+
+        def build(seq: int, ts: int) -> Command:
+            # One symbol, so exactly one command (REST's reading of the same body).
+            [command] = translate.cancel_all(account, Params(wire), self.engine.instruments)
+            return msgspec.structs.replace(command, seq=seq, ts_ms=ts)
+
+        return self._run(build)
 
     # -- positions and settings -------------------------------------------------------------
 
@@ -399,24 +393,19 @@ class Exchange:
                      sl_order_type: str = "Market", tp_limit_price: str | None = None,
                      sl_limit_price: str | None = None) -> Result:
         """Set a position's TP/SL or trailing stop (Bybit's position/trading-stop; "0" removes)."""
+        wire = {"category": LINEAR, "symbol": symbol, "positionIdx": position_idx,
+                "tpslMode": _wire(stops.TPSL_MODES, tpsl_mode), "takeProfit": take_profit,
+                "stopLoss": stop_loss, "trailingStop": trailing_stop, "activePrice": active_price,
+                "tpSize": tp_size, "slSize": sl_size,
+                "tpTriggerBy": _wire(stops.TRIGGER_BY, tp_trigger_by),
+                "slTriggerBy": _wire(stops.TRIGGER_BY, sl_trigger_by),
+                "tpOrderType": _wire(stops.LEG_ORDER_TYPES, tp_order_type),
+                "slOrderType": _wire(stops.LEG_ORDER_TYPES, sl_order_type),
+                "tpLimitPrice": tp_limit_price, "slLimitPrice": sl_limit_price}
 
         def build(seq: int, ts: int) -> Command:
-            spec = self._spec(symbol)
-            return SetTradingStop(
-                seq, ts, account, symbol, position_idx,
-                tpsl_mode=_word(_TPSL_MODES, tpsl_mode, "tpslMode"),
-                take_profit_ticks=_ticks(spec, take_profit),
-                stop_loss_ticks=_ticks(spec, stop_loss),
-                tp_trigger_by=_word(_TRIGGER_BY, tp_trigger_by, "tpTriggerBy"),
-                sl_trigger_by=_word(_TRIGGER_BY, sl_trigger_by, "slTriggerBy"),
-                trailing_stop_ticks=_ticks(spec, trailing_stop),
-                active_price_ticks=_ticks(spec, active_price),
-                tp_size_lots=None if tp_size is None else to_lots(spec, tp_size),
-                sl_size_lots=None if sl_size is None else to_lots(spec, sl_size),
-                tp_order_type=_word(_ORDER_TYPES, tp_order_type, "tpOrderType"),
-                sl_order_type=_word(_ORDER_TYPES, sl_order_type, "slOrderType"),
-                tp_limit_price_ticks=_ticks(spec, tp_limit_price),
-                sl_limit_price_ticks=_ticks(spec, sl_limit_price))
+            command = translate.trading_stop(account, Params(wire), self.engine.instruments)
+            return msgspec.structs.replace(command, seq=seq, ts_ms=ts)
 
         return self._run(build)
 
@@ -580,13 +569,6 @@ def _resolve(instruments: Iterable[InstrumentSpec | str] | None) -> list[Instrum
         else:
             specs.append(item)
     return specs
-
-
-def _ticks(spec: InstrumentSpec, price: str | None) -> int | None:
-    """Return a price string in ticks; None stays None and "0" is 0 (Bybit's "remove")."""
-    if price is None:
-        return None
-    return 0 if price == "0" else to_ticks(spec, price)
 
 
 def _answer(command: Command, events: Sequence[Event]) -> Result:

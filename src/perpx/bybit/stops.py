@@ -103,14 +103,12 @@ def amend_fields(params: Params, spec: InstrumentSpec) -> dict[str, Any]:
     }
 
 
-def trading_stop_command(account_id: int, params: Params,
-                         spec: InstrumentSpec) -> SetTradingStop:
-    """Return the SetTradingStop of a position/trading-stop request.
+def trading_stop_command(account_id: int, params: Params, spec: InstrumentSpec,
+                         position_idx: int) -> SetTradingStop:
+    """Return the SetTradingStop of a position/trading-stop request (`translate.trading_stop`).
 
-    ccxt omits `tpslMode` for a trailing stop alone and `positionIdx` always: Full and 0.
+    ccxt omits `tpslMode` for a trailing stop alone: Full.
     """
-    position_idx = params.integer("positionIdx", 0, low=0, high=2)
-    assert position_idx is not None
     trailing = _price(params, spec, "trailingStop")
     active = _price(params, spec, "activePrice")
     return SetTradingStop(

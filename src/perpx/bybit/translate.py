@@ -1,10 +1,12 @@
 """The one translator from Bybit V5 order parameters to the core's commands.
 
-REST (order/create, amend, cancel and their batches), `/v5/trade` and `perpx.Exchange` all
-turn wire parameters (`symbol`, `side`, `orderType`, `qty`, `price`, `timeInForce`,
-`positionIdx`, `orderLinkId`, `reduceOnly`, `closeOnTrigger`, `smpType`, `orderId`, the
-trigger and TP/SL fields of `perpx.bybit.stops`) into PlaceOrder / AmendOrder /
-CancelOrder here, so one request means one command whichever way it came. A bad value raises
+REST (order/create, amend, cancel, cancel-all, their batches and position/trading-stop),
+`/v5/trade` and `perpx.Exchange` all turn wire parameters (`category`, `symbol`, `side`,
+`orderType`, `qty`, `price`, `timeInForce`, `positionIdx`, `orderLinkId`, `reduceOnly`,
+`closeOnTrigger`, `smpType`, `orderId`, `settleCoin`/`baseCoin`, `orderFilter`, the trigger
+and TP/SL fields of `perpx.bybit.stops`) into PlaceOrder / AmendOrder / CancelOrder /
+CancelAllOrders / SetTradingStop here, so one request means one command (and one bad field
+one refusal) whichever way it came. A bad value raises
 `ApiError` with Bybit's code (and the core's `reject` where there is one); nothing is
 submitted. Decimal strings go through `perpx.convert` only.
 
@@ -22,7 +24,14 @@ from perpx.bybit.params import LINEAR, Params
 from perpx.bybit.retcodes import bybit_code
 from perpx.convert import ConversionError, to_lots, to_ticks
 from perpx.core.codes import RejectCode
-from perpx.core.commands import AmendOrder, CancelOrder, Command, PlaceOrder
+from perpx.core.commands import (
+    AmendOrder,
+    CancelAllOrders,
+    CancelOrder,
+    Command,
+    PlaceOrder,
+    SetTradingStop,
+)
 from perpx.core.enums import OrderType, Side, SmpType, TimeInForce
 from perpx.core.instruments import InstrumentSpec
 
@@ -67,6 +76,22 @@ def _spec(params: Params, specs: Specs) -> InstrumentSpec:
     return spec
 
 
+def linear_spec(params: Params, specs: Specs) -> InstrumentSpec:
+    """Return the `symbol` of a one-symbol request (`category` linear only, required)."""
+    linear(params)
+    return _spec(params, specs)
+
+
+def position_idx(params: Params) -> int:
+    """Return `positionIdx`: 0 one-way, 1 hedge buy, 2 hedge sell; absent 0 (ccxt omits it).
+
+    Whether it matches the account's position mode is the core's call.
+    """
+    idx = params.integer("positionIdx", 0, low=0, high=2)
+    assert idx is not None
+    return idx
+
+
 def place(account_id: int, params: Params, specs: Specs) -> PlaceOrder:
     """Return the PlaceOrder of an order/create request (or batch item)."""
     spec = _spec(params, specs)
@@ -84,12 +109,10 @@ def place(account_id: int, params: Params, specs: Specs) -> PlaceOrder:
     tif = params.choice("timeInForce", TIME_IN_FORCE, TimeInForce.GTC)
     if order_type is OrderType.MARKET:
         tif = TimeInForce.IOC
-    position_idx = params.integer("positionIdx", 0, low=0, high=2)
-    assert position_idx is not None
     return PlaceOrder(0, 0, account_id, spec.symbol, side, order_type, qty, price,
                       time_in_force=tif, reduce_only=params.flag("reduceOnly"),
                       close_on_trigger=params.flag("closeOnTrigger"),
-                      position_idx=position_idx, order_link_id=params.text("orderLinkId"),
+                      position_idx=position_idx(params), order_link_id=params.text("orderLinkId"),
                       smp_type=params.choice("smpType", SMP_TYPES, SmpType.NONE),
                       **stops.place_fields(params, spec))
 
@@ -118,6 +141,33 @@ def cancel(account_id: int, params: Params, specs: Specs) -> CancelOrder:
     spec = _spec(params, specs)
     found, link = order_ref(params)
     return CancelOrder(0, 0, account_id, spec.symbol, found, link)
+
+
+def cancel_symbols(params: Params, specs: Specs) -> list[str]:
+    """Return the symbols cancel-all names by `symbol`, `baseCoin` or `settleCoin` (one needed)."""
+    spec = params.spec(specs, required=False)
+    if spec is not None:
+        return [spec.symbol]
+    base, settle = params.text("baseCoin"), params.text("settleCoin")
+    if not base and not settle:
+        raise ApiError(10001, "Missing some parameters that must be filled in, symbol or "
+                              "settleCoin or baseCoin")
+    return [s.symbol for s in specs.values()
+            if (not base or s.base_coin == base) and (not settle or s.settle_coin == settle)]
+
+
+def cancel_all(account_id: int, params: Params, specs: Specs) -> list[CancelAllOrders]:
+    """Return the CancelAllOrders (one a symbol) of an order/cancel-all request."""
+    linear(params)
+    symbols = cancel_symbols(params, specs)
+    order_filter = stops.cancel_filter(params)
+    return [CancelAllOrders(0, 0, account_id, symbol, order_filter) for symbol in symbols]
+
+
+def trading_stop(account_id: int, params: Params, specs: Specs) -> SetTradingStop:
+    """Return the SetTradingStop of a position/trading-stop request."""
+    spec = linear_spec(params, specs)
+    return stops.trading_stop_command(account_id, params, spec, position_idx(params))
 
 
 Build = Callable[[int, Params, Specs], Command]

@@ -16,7 +16,7 @@ from perpx.api.context import Access, Context, Endpoint, raise_rejection, reject
 from perpx.bybit import stops, translate
 from perpx.bybit.errors import ApiError, params_error
 from perpx.bybit.params import LINEAR, Params
-from perpx.core.commands import AmendOrder, CancelAllOrders, CancelOrder
+from perpx.core.commands import AmendOrder, CancelOrder
 from perpx.core.events import (
     ConditionalOrderAccepted,
     Event,
@@ -85,35 +85,23 @@ async def cancel(ctx: Context) -> dict[str, Any]:
 
 def _symbols(ctx: Context, params: Params) -> list[str]:
     """Return the symbols a request names by `symbol`, `baseCoin` or `settleCoin` (one required)."""
-    spec = params.spec(ctx.service.specs, required=False)
-    if spec is not None:
-        return [spec.symbol]
-    base, settle = params.text("baseCoin"), params.text("settleCoin")
-    if not base and not settle:
-        raise ApiError(10001, "Missing some parameters that must be filled in, symbol or "
-                              "settleCoin or baseCoin")
-    return [s.symbol for s in ctx.service.specs.values()
-            if (not base or s.base_coin == base) and (not settle or s.settle_coin == settle)]
+    return translate.cancel_symbols(params, ctx.service.specs)
 
 
 async def cancel_all(ctx: Context) -> dict[str, Any]:
     """POST /v5/order/cancel-all."""
-    params = ctx.params
-    translate.linear(params)
-    symbols = _symbols(ctx, params)
-    order_filter = stops.cancel_filter(params)
+    commands = translate.cancel_all(ctx.account_id, ctx.params, ctx.service.specs)
     links = {o.order_id: o.order_link_id for o in ctx.service.projector.open_orders(
         ctx.account_id)}
     engine = ctx.service.engine  # the writer's: which symbols need a command at all
     cancelled: list[dict[str, str]] = []
     skipped = False
-    for symbol in symbols:
-        if not engine.orders_of(ctx.account_id, symbol) and \
-                not engine.stops.waiting.of(ctx.account_id, symbol):
+    for command in commands:
+        if not engine.orders_of(ctx.account_id, command.symbol) and \
+                not engine.stops.waiting.of(ctx.account_id, command.symbol):
             skipped = True
             continue
-        events = await ctx.service.submit(CancelAllOrders(0, 0, ctx.account_id, symbol,
-                                                          order_filter))
+        events = await ctx.service.submit(command)
         raise_rejection(events)
         cancelled += [{"orderId": str(e.order_id), "orderLinkId": links.get(e.order_id, "")}
                       for e in events if isinstance(e, (OrderCancelled, OrderDeactivated))

@@ -7,9 +7,9 @@ from typing import Any
 
 from perpx.api import wire
 from perpx.api.context import Access, Context, Endpoint, raise_rejection
-from perpx.bybit import stops
+from perpx.bybit import stops, translate
 from perpx.bybit.errors import ApiError, params_error
-from perpx.bybit.params import LINEAR, Params
+from perpx.bybit.params import LINEAR
 from perpx.bybit.retcodes import bybit_code
 from perpx.convert import ConversionError, format_atoms, to_atoms, to_rate
 from perpx.core.commands import AdjustMargin, SetAutoAddMargin, SetLeverage, SwitchPositionMode
@@ -21,11 +21,7 @@ POSITION_MODES = {"0": PositionMode.ONE_WAY, "3": PositionMode.HEDGE}
 
 
 def _spec(ctx: Context) -> InstrumentSpec:
-    if ctx.params.category() != LINEAR:
-        raise params_error("category invalid: perpx lists linear contracts only")
-    spec = ctx.params.spec(ctx.service.specs)
-    assert spec is not None
-    return spec
+    return translate.linear_spec(ctx.params, ctx.service.specs)
 
 
 def _decimal(convert: Any, text: str) -> int:
@@ -139,12 +135,6 @@ async def switch_isolated(ctx: Context) -> dict[str, Any]:
     raise ApiError(100028, "The API cannot be accessed by unified account users.")
 
 
-def _position_idx(params: Params) -> int:
-    idx = params.integer("positionIdx", 0, low=0, high=2)
-    assert idx is not None
-    return idx
-
-
 async def set_auto_add_margin(ctx: Context) -> dict[str, Any]:
     """POST /v5/position/set-auto-add-margin."""
     spec = _spec(ctx)
@@ -154,7 +144,7 @@ async def set_auto_add_margin(ctx: Context) -> dict[str, Any]:
         await ctx.service.settled()  # refused on the writer's state: once it is durable
         raise ApiError(110076, "Only isolated mode can set auto-add-margin")
     raise_rejection(await ctx.service.submit(SetAutoAddMargin(
-        0, 0, ctx.account_id, spec.symbol, _position_idx(ctx.params), bool(enabled))))
+        0, 0, ctx.account_id, spec.symbol, translate.position_idx(ctx.params), bool(enabled))))
     return {}
 
 
@@ -162,7 +152,7 @@ async def add_margin(ctx: Context) -> dict[str, Any]:
     """POST /v5/position/add-margin: add (positive) or reduce (negative) isolated margin."""
     spec = _spec(ctx)
     amount = _decimal(to_atoms, ctx.params.text("margin", required=True))
-    idx = _position_idx(ctx.params)
+    idx = translate.position_idx(ctx.params)
     engine = ctx.service.engine
     account = engine.clearing.account(ctx.account_id)
     if account is not None and account.margin_mode is not MarginMode.ISOLATED:
@@ -194,8 +184,7 @@ async def set_risk_limit(ctx: Context) -> dict[str, Any]:
 
 async def trading_stop(ctx: Context) -> dict[str, Any]:
     """POST /v5/position/trading-stop: set, change or remove a position's TP/SL and trailing."""
-    spec = _spec(ctx)
-    command = stops.trading_stop_command(ctx.account_id, ctx.params, spec)
+    command = translate.trading_stop(ctx.account_id, ctx.params, ctx.service.specs)
     raise_rejection(await ctx.service.submit(command))
     return {}
 

@@ -79,8 +79,9 @@ async def handle_trade_op(session: TradeSession, message: dict[str, Any]) -> Non
     for event in events:
         if isinstance(event, OrderRejected | CommandRejected) and \
                 event.account_id == key.account_id:
+            # Bybit's fixed retMsg for the code, as REST and `perpx.Exchange` answer it.
             code, msg = bybit_code(event.reason)
-            session.reply({**base, "retCode": code, "retMsg": event.detail or msg, "data": {}})
+            session.reply({**base, "retCode": code, "retMsg": msg, "data": {}})
             return
     order_id = ""
     for event in events:
