@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from perpx.core import lifecycle
+from perpx.core import calc, lifecycle
 from perpx.core.enums import BalanceReason, CancelReason, OrderStatus, Side, StopOrderType
 from perpx.core.events import (
     BalanceChanged,
@@ -306,6 +306,33 @@ def create_type(record: OrderRecord) -> str:
     return _CREATE_TYPES.get(record.stop_order_type, "CreateByUser")
 
 
+# Closed-P&L rows are keyed by order id; a takeover or ADL closing has no order, so its row
+# gets an id above every engine order id (the engine's counter never nears 2**62): the
+# closing's seq and its place in the command, unique and the same after any replay.
+_TAKEOVER_IDS = 1 << 62
+
+
+def _takeover_id(seq: int, place: int) -> int:
+    """Return the closed-P&L key of the `place`-th takeover or ADL closing of command `seq`.
+
+    `seq` < 2**42, `place` < 2**20 (a command closes at most every position on one side).
+    """
+    return _TAKEOVER_IDS | (seq << 20) | place
+
+
+def _with_close_fee(row: ClosedPnlRecord, booked_atoms: int) -> ClosedPnlRecord:
+    """Return a takeover or ADL row with its closing fee: the price P&L the wallet missed.
+
+    `row.closed_pnl_atoms` holds the price P&L; `booked_atoms` what the closing's wallet
+    lines moved (P&L less the fee to close). `calc.closed_pnl_atoms` is the one formula of
+    every closed-P&L row (no opening-fee or funding share: see `Projector._closing`).
+    """
+    fee = max(0, row.closed_pnl_atoms - booked_atoms)
+    return msgspec.structs.replace(
+        row, close_fee_atoms=fee,
+        closed_pnl_atoms=calc.closed_pnl_atoms(row.closed_pnl_atoms, 0, fee, 0))
+
+
 class Projection:
     """What one command changed: the orders it touched and the executions it made.
 
@@ -366,6 +393,14 @@ class Projector:
         # A fill's TRADE wallet line waits for its `Executed` and `PositionChanged` (the
         # clearing emits the three in that order) to carry the fill and the size after it.
         self._pending_trade_line: LedgerRecord | None = None
+        # A funding SETTLEMENT wallet line waits for its `FundingPaid` (emitted right after
+        # it) to carry the position's side, size and the funding's mark and rate.
+        self._pending_settlement: LedgerRecord | None = None
+        # Closings by takeover or ADL in the current command, by (account, symbol): the row
+        # and the wallet lines of its reason seen since (P&L, and an isolated takeover's fee
+        # to close), written when the command's events are folded.
+        self._takeovers: dict[tuple[int, str], tuple[ClosedPnlRecord, BalanceReason, int]] = {}
+        self._closings = 0  # takeover and ADL closings of the current command, for row ids
         # Public trades per symbol, newest last: (trade id, price, qty, taker side, ms, seq).
         self.recent_trades: dict[str, deque[tuple[int, int, int, int, int, int]]] = {
             symbol: deque(maxlen=1000) for symbol in self.specs}
@@ -462,12 +497,16 @@ class Projector:
         """
         out = self._out = Projection()
         self._ledger_lines = 0
+        self._closings = 0
         for event in events:
             handler = _HANDLERS.get(type(event))
             if handler is not None:
                 handler(self, event)
         self._flush_trade_line()
+        self._flush_settlement()
+        self._flush_takeovers()
         self._ledger_lines = 0
+        self._closings = 0
         return out
 
     def _flush_trade_line(self) -> None:
@@ -476,6 +515,20 @@ class Projector:
             self._pending_trade_line = None
             if self.sink is not None:
                 self.sink.ledger(line)
+
+    def _flush_settlement(self) -> None:
+        line = self._pending_settlement
+        if line is not None:
+            self._pending_settlement = None
+            if self.sink is not None:
+                self.sink.ledger(line)
+
+    def _flush_takeovers(self) -> None:
+        takeovers, self._takeovers = self._takeovers, {}
+        if self.sink is None:
+            return
+        for row, _, booked in takeovers.values():
+            self.sink.closed_pnl(_with_close_fee(row, booked))
 
     def _touch(self, record: OrderRecord) -> None:
         if record.account_id > 0:
@@ -724,6 +777,17 @@ class Projector:
         if event.account_id <= 0:
             return
         side = Side.BUY if event.size_lots > 0 else Side.SELL
+        line = self._pending_settlement
+        if line is not None and (line.account_id, line.symbol) == (event.account_id,
+                                                                     event.symbol):
+            # Bybit's SETTLEMENT row: the position's side and size, the funding's mark
+            # (`tradePrice`) and rate (`feeRate`), and the payment as its fee (received:
+            # negative), so that change = cash flow - fee as on a TRADE row.
+            self._pending_settlement = msgspec.structs.replace(
+                line, side=int(side), qty_lots=abs(event.size_lots), size_lots=event.size_lots,
+                price_ticks=event.mark_price_ticks, fee_rate=event.rate,
+                fee_atoms=event.amount_atoms)
+            self._flush_settlement()
         self._execution(ExecutionRecord(
             exec_id(event.seq, event.funding_ms, event.account_id,
                     f"Funding{event.symbol}{event.position_idx}"),
@@ -743,6 +807,8 @@ class Projector:
             event.qty_lots, spec.notional_atoms(event.bust_price_ticks, event.qty_lots), 0, 0,
             False, event.mark_price_ticks, event.qty_lots, event.ts_ms, event.seq, 0, 0,
             "CreateByTakeOver_PassThrough"))
+        self._closing(event, Side(event.side), event.bust_price_ticks, "BustTrade",
+                      BalanceReason.LIQUIDATION)
 
     def _deleveraged(self, event: Deleveraged) -> None:
         if event.account_id <= 0:
@@ -758,6 +824,39 @@ class Projector:
             spec.notional_atoms(event.price_ticks, event.qty_lots), 0, 0, False,
             event.mark_price_ticks, event.qty_lots, event.ts_ms, event.seq, 0, 0,
             "CreateByAdl_PassThrough"))
+        self._closing(event, side.opposite, event.price_ticks, "AdlTrade", BalanceReason.ADL)
+
+    def _closing(self, event: Liquidated | Deleveraged, held: Side, price_ticks: int,
+                 exec_type: str, reason: BalanceReason) -> None:
+        """Start the closed-P&L row of a position closed by takeover or ADL (no order fills).
+
+        The events carry the closed quantity and price; the entry value and leverage are the
+        fold's position (its last `PositionChanged`, before this closing). The price P&L and
+        the entry value released are the contract's own (`realised_pnl_on_close_atoms`, as
+        the clearing books them); the closing fee (an isolated takeover's fee to close, #13
+        B2) is what the wallet lines of `reason` that follow fall short of that P&L.
+        Opening-fee and funding shares are not in the events (the core drops them from the
+        position without a wallet line): `openFee` is 0 and `closedPnl` omits them.
+        """
+        self._closings += 1
+        key = (event.account_id, event.symbol)
+        done = self._takeovers.pop(key, None)
+        if done is not None and self.sink is not None:
+            self.sink.closed_pnl(_with_close_fee(done[0], done[2]))
+        spec = self.specs[event.symbol]
+        size, entry_value, leverage = self._positions.get(
+            (event.account_id, event.symbol, event.position_idx), (0, 0, 0))
+        pnl, released = spec.contract.realised_pnl_on_close_atoms(
+            held, entry_value, abs(size), event.qty_lots, price_ticks)
+        # Until its wallet lines are seen, the row says no fee: `closed_pnl_atoms` holds the
+        # price P&L and `_with_close_fee` deducts the fee found.
+        row = ClosedPnlRecord(
+            _takeover_id(event.seq, self._closings),
+            event.account_id, event.symbol, int(held.opposite), 2, price_ticks,
+            event.qty_lots, event.qty_lots, released,
+            spec.notional_atoms(price_ticks, event.qty_lots), pnl, 0, 1, leverage, exec_type,
+            event.ts_ms, event.ts_ms, event.seq, 0)
+        self._takeovers[key] = (row, reason, 0)
 
     def _trade(self, event: Trade) -> None:
         self._last[event.symbol] = event.price_ticks
@@ -779,6 +878,11 @@ class Projector:
         # own resting order (two lines with the same trade id and reason).
         self._ledger_lines += 1
         self._flush_trade_line()
+        self._flush_settlement()
+        taken = self._takeovers.get((event.account_id, event.symbol))
+        if taken is not None and taken[1] is reason:
+            self._takeovers[event.account_id, event.symbol] = (
+                taken[0], reason, taken[2] + event.change_atoms)
         line = LedgerRecord(
             f"{event.seq}-{self._ledger_lines}",
             event.account_id, event.coin, event.symbol, LEDGER_TYPES.get(reason, "OTHER"),
@@ -786,6 +890,8 @@ class Projector:
             event.balance_atoms, event.trade_id, event.ts_ms, event.seq)
         if reason is BalanceReason.TRADE and event.trade_id:
             self._pending_trade_line = line
+        elif reason is BalanceReason.FUNDING and event.symbol:
+            self._pending_settlement = line
         else:
             self.sink.ledger(line)
 
