@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import msgspec
 
 from perpx.core import calc, lifecycle
+from perpx.core.account.positions import take_share
 from perpx.core.enums import BalanceReason, CancelReason, OrderStatus, Side, StopOrderType
 from perpx.core.events import (
     BalanceChanged,
@@ -35,6 +36,7 @@ from perpx.core.events import (
     Event,
     Executed,
     FundingPaid,
+    HedgedPairClosed,
     Liquidated,
     MarkPriceUpdated,
     OrderAccepted,
@@ -238,6 +240,7 @@ class ProjectorState(msgspec.Struct, array_like=True, forbid_unknown_fields=True
     last: dict[str, int]
     trailing: list[tuple[int, str, int, int]]  # position key, then its trailing stop's order id
     recent_trades: dict[str, list[tuple[int, int, int, int, int, int]]]
+    costs: list[tuple[int, str, int, int, int]]  # key, then opening fees and funding held
 
 
 def _row(record: OrderRecord) -> _OrderRow:
@@ -320,17 +323,29 @@ def _takeover_id(seq: int, place: int) -> int:
     return _TAKEOVER_IDS | (seq << 20) | place
 
 
-def _with_close_fee(row: ClosedPnlRecord, booked_atoms: int) -> ClosedPnlRecord:
-    """Return a takeover or ADL row with its closing fee: the price P&L the wallet missed.
+class _Closing:
+    """A takeover or ADL closing of the current command, until its wallet lines are seen."""
 
-    `row.closed_pnl_atoms` holds the price P&L; `booked_atoms` what the closing's wallet
-    lines moved (P&L less the fee to close). `calc.closed_pnl_atoms` is the one formula of
-    every closed-P&L row (no opening-fee or funding share: see `Projector._closing`).
-    """
-    fee = max(0, row.closed_pnl_atoms - booked_atoms)
-    return msgspec.structs.replace(
-        row, close_fee_atoms=fee,
-        closed_pnl_atoms=calc.closed_pnl_atoms(row.closed_pnl_atoms, 0, fee, 0))
+    __slots__ = ("booked_atoms", "funding_atoms", "reason", "started")
+
+    def __init__(self, started: ClosedPnlRecord, reason: BalanceReason,
+                 funding_atoms: int) -> None:
+        self.started = started  # `closed_pnl_atoms` holds the price P&L, no closing fee
+        self.reason = reason  # of the closing's wallet lines
+        self.funding_atoms = funding_atoms  # the funding share it took
+        self.booked_atoms = 0  # what those lines moved: P&L less the fee to close
+
+    def row(self) -> ClosedPnlRecord:
+        """Return the row: the closing fee is the price P&L the wallet lines fell short of.
+
+        `calc.closed_pnl_atoms` is the one formula of every closed-P&L row (the core's
+        `FillEffect` and `perpx calc pnl` use it too).
+        """
+        row = self.started
+        pnl = row.closed_pnl_atoms
+        fee = max(0, pnl - self.booked_atoms)
+        return msgspec.structs.replace(row, close_fee_atoms=fee, closed_pnl_atoms=(
+            calc.closed_pnl_atoms(pnl, row.open_fee_atoms, fee, self.funding_atoms)))
 
 
 class Projection:
@@ -399,7 +414,12 @@ class Projector:
         # Closings by takeover or ADL in the current command, by (account, symbol): the row
         # and the wallet lines of its reason seen since (P&L, and an isolated takeover's fee
         # to close), written when the command's events are folded.
-        self._takeovers: dict[tuple[int, str], tuple[ClosedPnlRecord, BalanceReason, int]] = {}
+        self._takeovers: dict[tuple[int, str], _Closing] = {}
+        # Per user position: the opening fees and the net funding paid (received: negative)
+        # it still holds, as the core's `Position` does (#13 B3), folded from `Executed`,
+        # `FundingPaid` and `HedgedPairClosed`: a takeover or ADL closing takes its share
+        # of both, which no event states.
+        self._costs: dict[tuple[int, str, int], tuple[int, int]] = {}
         self._closings = 0  # takeover and ADL closings of the current command, for row ids
         # Public trades per symbol, newest last: (trade id, price, qty, taker side, ms, seq).
         self.recent_trades: dict[str, deque[tuple[int, int, int, int, int, int]]] = {
@@ -420,7 +440,8 @@ class Projector:
             marks=dict(self._marks), last=dict(self._last),
             trailing=[(*key, order_id) for key, order_id in self._trailing.items()],
             recent_trades={symbol: list(trades)
-                           for symbol, trades in self.recent_trades.items()})
+                           for symbol, trades in self.recent_trades.items()},
+            costs=[(*key, *value) for key, value in self._costs.items()])
 
     @classmethod
     def from_state(cls, specs: Iterable[InstrumentSpec], state: ProjectorState,
@@ -432,6 +453,7 @@ class Projector:
                    + [row.symbol for _, rows in state.recent for row in rows]
                    + [key[1] for key in state.trading_stops] + [key[1] for key in state.positions]
                    + [key[1] for key in state.trailing] + list(state.marks) + list(state.last)
+                   + [key[1] for key in state.costs]
                    + list(state.recent_trades))
         unknown = set(symbols) - set(known)
         if unknown:
@@ -449,6 +471,7 @@ class Projector:
         projector.trading_stops = {(a, s, i): stop for a, s, i, stop in state.trading_stops}
         projector._positions = {(a, s, i): (size, entry, leverage)
                                 for a, s, i, size, entry, leverage in state.positions}
+        projector._costs = {(a, s, i): (fees, funding) for a, s, i, fees, funding in state.costs}
         projector._marks = dict(state.marks)
         projector._last = dict(state.last)
         projector._trailing = {(a, s, i): order_id for a, s, i, order_id in state.trailing}
@@ -527,8 +550,8 @@ class Projector:
         takeovers, self._takeovers = self._takeovers, {}
         if self.sink is None:
             return
-        for row, _, booked in takeovers.values():
-            self.sink.closed_pnl(_with_close_fee(row, booked))
+        for closing in takeovers.values():
+            self.sink.closed_pnl(closing.row())
 
     def _touch(self, record: OrderRecord) -> None:
         if record.account_id > 0:
@@ -673,6 +696,11 @@ class Projector:
         size, entry_value, leverage = self._positions.get(key, (0, 0, 0))
         if event.closed_qty_lots and size:
             entry_released = entry_value * event.closed_qty_lots // abs(size)
+        if event.account_id > 0:
+            # `apply_fill`: the closing takes its shares, the opened lots add their fee.
+            fees, funding = self._costs.get(key, (0, 0))
+            self._costs[key] = (fees - event.open_fee_atoms + event.fee_atoms
+                                - event.close_fee_atoms, funding - event.funding_atoms)
         if record is not None:
             record.cum_lots += event.qty_lots
             record.cum_value_atoms += value
@@ -764,6 +792,8 @@ class Projector:
     def _position(self, event: PositionChanged) -> None:
         key = (event.account_id, event.symbol, event.position_idx)
         self._positions[key] = (event.size_lots, event.entry_value_atoms, event.leverage)
+        if not event.size_lots:
+            self._costs.pop(key, None)  # a flat position holds none (the core checks it)
         line = self._pending_trade_line
         if line is not None and line.exec_id and (line.account_id, line.symbol) == (
                 event.account_id, event.symbol):
@@ -777,6 +807,9 @@ class Projector:
         if event.account_id <= 0:
             return
         side = Side.BUY if event.size_lots > 0 else Side.SELL
+        key = (event.account_id, event.symbol, event.position_idx)
+        fees, funding = self._costs.get(key, (0, 0))
+        self._costs[key] = (fees, funding + event.amount_atoms)
         line = self._pending_settlement
         if line is not None and (line.account_id, line.symbol) == (event.account_id,
                                                                      event.symbol):
@@ -826,6 +859,24 @@ class Projector:
             "CreateByAdl_PassThrough"))
         self._closing(event, side.opposite, event.price_ticks, "AdlTrade", BalanceReason.ADL)
 
+    def _hedged_pair(self, event: HedgedPairClosed) -> None:
+        """Both legs of a hedged pair closed at the mark: each gives up its shares."""
+        if event.account_id <= 0:
+            return
+        for idx in (1, 2):
+            self._take_costs((event.account_id, event.symbol, idx), event.qty_lots)
+
+    def _take_costs(self, key: tuple[int, str, int], qty_lots: int) -> tuple[int, int]:
+        """Take closing `qty_lots`' share of a position's opening fees and funding."""
+        held = abs(self._positions.get(key, (0, 0, 0))[0])
+        fees, funding = self._costs.get(key, (0, 0))
+        if not held:
+            return 0, 0
+        fee_share = take_share(fees, qty_lots, held)
+        funding_share = take_share(funding, qty_lots, held)
+        self._costs[key] = (fees - fee_share, funding - funding_share)
+        return fee_share, funding_share
+
     def _closing(self, event: Liquidated | Deleveraged, held: Side, price_ticks: int,
                  exec_type: str, reason: BalanceReason) -> None:
         """Start the closed-P&L row of a position closed by takeover or ADL (no order fills).
@@ -834,29 +885,30 @@ class Projector:
         fold's position (its last `PositionChanged`, before this closing). The price P&L and
         the entry value released are the contract's own (`realised_pnl_on_close_atoms`, as
         the clearing books them); the closing fee (an isolated takeover's fee to close, #13
-        B2) is what the wallet lines of `reason` that follow fall short of that P&L.
-        Opening-fee and funding shares are not in the events (the core drops them from the
-        position without a wallet line): `openFee` is 0 and `closedPnl` omits them.
+        B2) is what the wallet lines of `reason` that follow fall short of that P&L. The
+        opening-fee and funding shares are not in the events: they are the fold's
+        (`_take_costs`, the core's `take_share` on what the position holds).
         """
         self._closings += 1
         key = (event.account_id, event.symbol)
         done = self._takeovers.pop(key, None)
         if done is not None and self.sink is not None:
-            self.sink.closed_pnl(_with_close_fee(done[0], done[2]))
+            self.sink.closed_pnl(done.row())
         spec = self.specs[event.symbol]
-        size, entry_value, leverage = self._positions.get(
-            (event.account_id, event.symbol, event.position_idx), (0, 0, 0))
+        position = (event.account_id, event.symbol, event.position_idx)
+        size, entry_value, leverage = self._positions.get(position, (0, 0, 0))
         pnl, released = spec.contract.realised_pnl_on_close_atoms(
             held, entry_value, abs(size), event.qty_lots, price_ticks)
-        # Until its wallet lines are seen, the row says no fee: `closed_pnl_atoms` holds the
-        # price P&L and `_with_close_fee` deducts the fee found.
+        fee_share, funding_share = self._take_costs(position, event.qty_lots)
+        # Until its wallet lines are seen, the row says no closing fee and the price P&L
+        # (`_Closing.row` completes both).
         row = ClosedPnlRecord(
             _takeover_id(event.seq, self._closings),
             event.account_id, event.symbol, int(held.opposite), 2, price_ticks,
             event.qty_lots, event.qty_lots, released,
             spec.notional_atoms(price_ticks, event.qty_lots), pnl, 0, 1, leverage, exec_type,
-            event.ts_ms, event.ts_ms, event.seq, 0)
-        self._takeovers[key] = (row, reason, 0)
+            event.ts_ms, event.ts_ms, event.seq, fee_share)
+        self._takeovers[key] = _Closing(row, reason, funding_share)
 
     def _trade(self, event: Trade) -> None:
         self._last[event.symbol] = event.price_ticks
@@ -880,9 +932,8 @@ class Projector:
         self._flush_trade_line()
         self._flush_settlement()
         taken = self._takeovers.get((event.account_id, event.symbol))
-        if taken is not None and taken[1] is reason:
-            self._takeovers[event.account_id, event.symbol] = (
-                taken[0], reason, taken[2] + event.change_atoms)
+        if taken is not None and taken.reason is reason:
+            taken.booked_atoms += event.change_atoms
         line = LedgerRecord(
             f"{event.seq}-{self._ledger_lines}",
             event.account_id, event.coin, event.symbol, LEDGER_TYPES.get(reason, "OTHER"),
@@ -914,6 +965,7 @@ _HANDLERS: dict[type[Event], Callable[[Projector, Any], None]] = {
     FundingPaid: Projector._funding,
     Liquidated: Projector._liquidated,
     Deleveraged: Projector._deleveraged,
+    HedgedPairClosed: Projector._hedged_pair,
     BalanceChanged: Projector._balance,
     Trade: Projector._trade,
     ConditionalOrderAccepted: Projector._conditional,

@@ -4,7 +4,8 @@ name their position, read through the REST API of a running service.
 An isolated long and a cross long are taken over at their bankruptcy prices; with no bids in
 the book the fund deleverages both against the one short, which gets an ADL row for each.
 Every figure is checked against the prices the API reports (bust prices from the
-`BustTrade` executions), computed here by hand: linear P&L = exit value − entry value.
+`BustTrade` executions), computed here by hand: linear P&L = exit value − entry value, and
+Bybit's closed P&L = that − opening-fee share − closing fee − funding share.
 """
 
 from __future__ import annotations
@@ -132,6 +133,7 @@ def test_takeover_and_adl_closings_and_funding_have_their_rows() -> None:
 
         entry = D("50000")
         taker = D(BTC.taker_fee_rate) / D(10**8)
+        maker = D(BTC.maker_fee_rate) / D(10**8)
         rows = {}
         for name, key in (("isolated", isolated), ("cross", cross)):
             [bust] = await _get(app, key, "/v5/execution/list",
@@ -150,13 +152,16 @@ def test_takeover_and_adl_closings_and_funding_have_their_rows() -> None:
             assert closed["avgEntryPrice"] == "50000.00"
             assert closed["cumEntryValue"] == _money(entry)
             assert closed["cumExitValue"] == _money(exit_value)
-            assert closed["closeFee"] == _money(fee) and closed["openFee"] == _money(D(0))
-            assert closed["closedPnl"] == _money(exit_value - entry - fee)
+            # Bybit's closed P&L: price P&L − opening fee (the market buy's taker fee) −
+            # closing fee − the funding the position paid.
+            open_fee = entry * taker
+            assert closed["closeFee"] == _money(fee) and closed["openFee"] == _money(open_fee)
+            assert closed["closedPnl"] == _money(exit_value - entry - open_fee - fee - D(5))
             assert closed["leverage"] == "10"
-            # The wallet moved by exactly the row's P&L (its LIQUIDATION lines).
+            # The takeover's wallet lines moved the price P&L less the fee to close.
             lines = await _get(app, key, "/v5/account/transaction-log",
                                "accountType=UNIFIED&type=LIQUIDATION")
-            assert sum(D(line["change"]) for line in lines) == D(closed["closedPnl"])
+            assert sum(D(line["change"]) for line in lines) == exit_value - entry - fee
         assert rows["isolated"]["orderId"] != rows["cross"]["orderId"]
 
         # The short was deleveraged against both, at each bankruptcy price.
@@ -173,12 +178,16 @@ def test_takeover_and_adl_closings_and_funding_have_their_rows() -> None:
             assert row["closedSize"] == execution["execQty"] == "1.000"
             assert row["cumEntryValue"] == _money(entry)
             assert row["cumExitValue"] == _money(price)
-            assert row["closeFee"] == row["openFee"] == _money(D(0))
-            assert row["closedPnl"] == _money(entry - price)  # a short gains as price falls
+            # Each closes half the short: half its opening (maker) fee and of the funding
+            # it received; ADL itself charges no fee.
+            open_fee = 2 * entry * maker / 2
+            assert row["closeFee"] == "0" and row["openFee"] == _money(open_fee)
+            # A short gains as the price falls; the funding received adds to it.
+            assert row["closedPnl"] == _money(entry - price - open_fee + D(5))
         lines = await _get(app, short, "/v5/account/transaction-log",
                            "accountType=UNIFIED&type=ADL")
         assert sum(D(line["change"]) for line in lines) == sum(
-            D(row["closedPnl"]) for row in adl)
+            entry - D(e["execPrice"]) for e in executions)
         await service.close()
 
     asyncio.run(run())
