@@ -26,7 +26,10 @@ Checked, by an observer that sees every command with its events:
 - after every command that moved the mark, no isolated position is past its liquidation price
   and no cross account holding a position is at an MM rate of 100% or more;
 - no account's equity (wallet + uPnL) is below zero, after every command;
-- the insurance fund's wallet is the running sum of its `BalanceChanged` events.
+- the insurance fund's wallet is the running sum of its `BalanceChanged` events;
+- the read side's projector, folding the same events, writes one closed-P&L row per
+  takeover and per ADL step of a trader, and holds each trader position's opening fees and
+  funding exactly as the engine's position does (what those rows' shares are taken from).
 
 A cross liquidation that closes a hedged pair at the mark announces it with
 `HedgedPairClosed`; the audit also looks for such closes by their shape (the long and the
@@ -68,6 +71,13 @@ from perpx.core.risk.takeover import cross_is_liquidatable, is_liquidatable
 from perpx.feeds import CandleReplay
 from perpx.sim import Agent, MarketMaker, MarketView, NoiseTrader, Simulation, SimulationReport
 from perpx.sim.agents import UNSTAMPED
+from perpx.store.records import (
+    ClosedPnlRecord,
+    ExecutionRecord,
+    LedgerRecord,
+    OrderRecord,
+    Projector,
+)
 from support.builders import PRICES, btcusdt
 
 MINUTE_FILE = PRICES / "btcusd_1m_2023-03-01_2023-03-07.csv"
@@ -148,6 +158,7 @@ class Audit:
     breaches: list[str] = field(default_factory=list)
     negative_equity: list[str] = field(default_factory=list)
     setup_rejections: list[CommandRejected] = field(default_factory=list)
+    closings: list[Liquidated | Deleveraged] = field(default_factory=list)
 
     def observe(self, command: Command, events: list[Event]) -> None:
         self.commands_seen += 1
@@ -167,6 +178,7 @@ class Audit:
                 traded.add(key)
                 expected[key] += event.side.sign * event.qty_lots
             elif isinstance(event, Liquidated):
+                self.closings.append(event)
                 named.add(event.account_id)
                 bust = event.bust_price_ticks
                 self.liquidated_lots += event.qty_lots
@@ -179,6 +191,7 @@ class Audit:
                 expected[event.account_id, 1] -= event.qty_lots
                 expected[event.account_id, 2] += event.qty_lots
             elif isinstance(event, Deleveraged):
+                self.closings.append(event)
                 named.add(event.account_id)
                 self.deleveragings += 1
                 self.deleveraged_lots += event.qty_lots
@@ -294,6 +307,7 @@ class Replay:
     audit: Audit
     report: SimulationReport
     seconds: float
+    projector: Projector
 
 
 @pytest.fixture(scope="module")
@@ -308,6 +322,8 @@ def replay() -> Replay:
                      check_every=CHECK_EVERY)
     audit = Audit(sim, frozenset(t.account_id for t in traders))
     sim.observers.append(audit.observe)
+    projector = Projector([spec], ClosedRows())
+    sim.observers.append(projector.project)
     started = time.perf_counter()
     report = sim.run(until_ms=END)
     seconds = time.perf_counter() - started
@@ -320,7 +336,7 @@ def replay() -> Replay:
           f"{audit.hedge_closes} ({len(audit.silent_hedge_closes)} with no Liquidated)\n"
           f"ADL: {audit.deleveragings} ({audit.deleveraged_lots} lots); insurance fund "
           f"{fund / 10**8:,.2f} USDT (seeded {FUND_SEED})")
-    return Replay(spec, sim, audit, report, seconds)
+    return Replay(spec, sim, audit, report, seconds, projector)
 
 
 # -- the run as a whole -------------------------------------------------------------------------
@@ -400,3 +416,49 @@ def test_the_insurance_fund_wallet_is_the_sum_of_its_changes(replay: Replay) -> 
     assert audit.fund_events > 1
     assert audit.fund_problems == []
     assert audit.fund_wallet == fund == replay.report.insurance_fund_atoms > 0
+
+
+class ClosedRows:
+    """A record sink keeping the takeover and ADL closed-P&L rows."""
+
+    def __init__(self) -> None:
+        self.closed: list[ClosedPnlRecord] = []
+
+    def order_final(self, record: OrderRecord) -> None:
+        pass
+
+    def execution(self, record: ExecutionRecord) -> None:
+        pass
+
+    def closed_pnl(self, record: ClosedPnlRecord) -> None:
+        if record.exec_type != "Trade":
+            self.closed.append(record)
+
+    def ledger(self, record: LedgerRecord) -> None:
+        pass
+
+
+def test_every_takeover_and_adl_of_a_trader_has_a_closed_pnl_row(replay: Replay) -> None:
+    sink = replay.projector.sink
+    assert isinstance(sink, ClosedRows)
+    rows = Counter((row.exec_type, row.account_id, row.seq, row.closed_lots)
+                   for row in sink.closed)
+    expected = Counter(
+        ("BustTrade" if isinstance(e, Liquidated) else "AdlTrade", e.account_id, e.seq,
+         e.qty_lots)
+        for e in replay.audit.closings if e.account_id in replay.audit.traders)
+    assert rows == expected
+    assert {kind for kind, *_ in rows} == {"BustTrade", "AdlTrade"}
+    assert len({row.order_id for row in sink.closed}) == len(sink.closed)
+
+
+def test_the_projector_holds_each_positions_opening_fees_and_funding(replay: Replay) -> None:
+    accounts = replay.sim.engine.clearing.accounts
+    actual = {(account_id, position.symbol, idx): (position.open_fee_atoms,
+                                                   position.funding_atoms)
+              for account_id in replay.audit.traders
+              for (_, idx), position in accounts[account_id].positions.items()
+              if position.size_lots}
+    folded = {key: costs for key, costs in replay.projector._costs.items()
+              if key[0] in replay.audit.traders}
+    assert folded == actual

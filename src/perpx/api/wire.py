@@ -209,7 +209,17 @@ def ledger(record: LedgerRecord, spec: InstrumentSpec | None = None) -> dict[str
         "tradeId": str(record.trade_id) if record.trade_id else "", "orderId": "",
         "orderLinkId": "", "extraFees": "",
     }
-    if record.exec_id and spec is not None:
+    if record.kind == "SETTLEMENT" and record.qty_lots and spec is not None:
+        # A funding settlement names the position it charged and the funding's mark price
+        # and rate; the payment is its `funding` and `change` (`fee` and `cashFlow` are 0).
+        size = format_lots(spec, abs(record.size_lots))
+        row.update({
+            "side": SIDES[record.side], "qty": format_lots(spec, record.qty_lots),
+            "size": "-" + size if record.size_lots < 0 else size,
+            "tradePrice": format_ticks(spec, record.price_ticks),
+            "feeRate": format_rate(record.fee_rate),
+        })
+    elif record.exec_id and spec is not None:
         size = format_lots(spec, abs(record.size_lots))
         row.update({
             "side": SIDES[record.side], "qty": format_lots(spec, record.qty_lots),

@@ -25,7 +25,8 @@ from typing import Any, Protocol
 
 import msgspec
 
-from perpx.core import lifecycle
+from perpx.core import calc, lifecycle
+from perpx.core.account.positions import take_share
 from perpx.core.enums import BalanceReason, CancelReason, OrderStatus, Side, StopOrderType
 from perpx.core.events import (
     BalanceChanged,
@@ -35,6 +36,7 @@ from perpx.core.events import (
     Event,
     Executed,
     FundingPaid,
+    HedgedPairClosed,
     Liquidated,
     MarkPriceUpdated,
     OrderAccepted,
@@ -238,6 +240,7 @@ class ProjectorState(msgspec.Struct, array_like=True, forbid_unknown_fields=True
     last: dict[str, int]
     trailing: list[tuple[int, str, int, int]]  # position key, then its trailing stop's order id
     recent_trades: dict[str, list[tuple[int, int, int, int, int, int]]]
+    costs: list[tuple[int, str, int, int, int]]  # key, then opening fees and funding held
 
 
 def _row(record: OrderRecord) -> _OrderRow:
@@ -306,6 +309,45 @@ def create_type(record: OrderRecord) -> str:
     return _CREATE_TYPES.get(record.stop_order_type, "CreateByUser")
 
 
+# Closed-P&L rows are keyed by order id; a takeover or ADL closing has no order, so its row
+# gets an id above every engine order id (the engine's counter never nears 2**62): the
+# closing's seq and its place in the command, unique and the same after any replay.
+_TAKEOVER_IDS = 1 << 62
+
+
+def _takeover_id(seq: int, place: int) -> int:
+    """Return the closed-P&L key of the `place`-th takeover or ADL closing of command `seq`.
+
+    `seq` < 2**42, `place` < 2**20 (a command closes at most every position on one side).
+    """
+    return _TAKEOVER_IDS | (seq << 20) | place
+
+
+class _Closing:
+    """A takeover or ADL closing of the current command, until its wallet lines are seen."""
+
+    __slots__ = ("booked_atoms", "funding_atoms", "reason", "started")
+
+    def __init__(self, started: ClosedPnlRecord, reason: BalanceReason,
+                 funding_atoms: int) -> None:
+        self.started = started  # `closed_pnl_atoms` holds the price P&L, no closing fee
+        self.reason = reason  # of the closing's wallet lines
+        self.funding_atoms = funding_atoms  # the funding share it took
+        self.booked_atoms = 0  # what those lines moved: P&L less the fee to close
+
+    def row(self) -> ClosedPnlRecord:
+        """Return the row: the closing fee is the price P&L the wallet lines fell short of.
+
+        `calc.closed_pnl_atoms` is the one formula of every closed-P&L row (the core's
+        `FillEffect` and `perpx calc pnl` use it too).
+        """
+        row = self.started
+        pnl = row.closed_pnl_atoms
+        fee = max(0, pnl - self.booked_atoms)
+        return msgspec.structs.replace(row, close_fee_atoms=fee, closed_pnl_atoms=(
+            calc.closed_pnl_atoms(pnl, row.open_fee_atoms, fee, self.funding_atoms)))
+
+
 class Projection:
     """What one command changed: the orders it touched and the executions it made.
 
@@ -366,6 +408,19 @@ class Projector:
         # A fill's TRADE wallet line waits for its `Executed` and `PositionChanged` (the
         # clearing emits the three in that order) to carry the fill and the size after it.
         self._pending_trade_line: LedgerRecord | None = None
+        # A funding SETTLEMENT wallet line waits for its `FundingPaid` (emitted right after
+        # it) to carry the position's side, size and the funding's mark and rate.
+        self._pending_settlement: LedgerRecord | None = None
+        # Closings by takeover or ADL in the current command, by (account, symbol): the row
+        # and the wallet lines of its reason seen since (P&L, and an isolated takeover's fee
+        # to close), written when the command's events are folded.
+        self._takeovers: dict[tuple[int, str], _Closing] = {}
+        # Per user position: the opening fees and the net funding paid (received: negative)
+        # it still holds, as the core's `Position` does (#13 B3), folded from `Executed`,
+        # `FundingPaid` and `HedgedPairClosed`: a takeover or ADL closing takes its share
+        # of both, which no event states.
+        self._costs: dict[tuple[int, str, int], tuple[int, int]] = {}
+        self._closings = 0  # takeover and ADL closings of the current command, for row ids
         # Public trades per symbol, newest last: (trade id, price, qty, taker side, ms, seq).
         self.recent_trades: dict[str, deque[tuple[int, int, int, int, int, int]]] = {
             symbol: deque(maxlen=1000) for symbol in self.specs}
@@ -385,7 +440,8 @@ class Projector:
             marks=dict(self._marks), last=dict(self._last),
             trailing=[(*key, order_id) for key, order_id in self._trailing.items()],
             recent_trades={symbol: list(trades)
-                           for symbol, trades in self.recent_trades.items()})
+                           for symbol, trades in self.recent_trades.items()},
+            costs=[(*key, *value) for key, value in self._costs.items()])
 
     @classmethod
     def from_state(cls, specs: Iterable[InstrumentSpec], state: ProjectorState,
@@ -397,6 +453,7 @@ class Projector:
                    + [row.symbol for _, rows in state.recent for row in rows]
                    + [key[1] for key in state.trading_stops] + [key[1] for key in state.positions]
                    + [key[1] for key in state.trailing] + list(state.marks) + list(state.last)
+                   + [key[1] for key in state.costs]
                    + list(state.recent_trades))
         unknown = set(symbols) - set(known)
         if unknown:
@@ -414,6 +471,7 @@ class Projector:
         projector.trading_stops = {(a, s, i): stop for a, s, i, stop in state.trading_stops}
         projector._positions = {(a, s, i): (size, entry, leverage)
                                 for a, s, i, size, entry, leverage in state.positions}
+        projector._costs = {(a, s, i): (fees, funding) for a, s, i, fees, funding in state.costs}
         projector._marks = dict(state.marks)
         projector._last = dict(state.last)
         projector._trailing = {(a, s, i): order_id for a, s, i, order_id in state.trailing}
@@ -462,12 +520,16 @@ class Projector:
         """
         out = self._out = Projection()
         self._ledger_lines = 0
+        self._closings = 0
         for event in events:
             handler = _HANDLERS.get(type(event))
             if handler is not None:
                 handler(self, event)
         self._flush_trade_line()
+        self._flush_settlement()
+        self._flush_takeovers()
         self._ledger_lines = 0
+        self._closings = 0
         return out
 
     def _flush_trade_line(self) -> None:
@@ -476,6 +538,20 @@ class Projector:
             self._pending_trade_line = None
             if self.sink is not None:
                 self.sink.ledger(line)
+
+    def _flush_settlement(self) -> None:
+        line = self._pending_settlement
+        if line is not None:
+            self._pending_settlement = None
+            if self.sink is not None:
+                self.sink.ledger(line)
+
+    def _flush_takeovers(self) -> None:
+        takeovers, self._takeovers = self._takeovers, {}
+        if self.sink is None:
+            return
+        for closing in takeovers.values():
+            self.sink.closed_pnl(closing.row())
 
     def _touch(self, record: OrderRecord) -> None:
         if record.account_id > 0:
@@ -620,6 +696,11 @@ class Projector:
         size, entry_value, leverage = self._positions.get(key, (0, 0, 0))
         if event.closed_qty_lots and size:
             entry_released = entry_value * event.closed_qty_lots // abs(size)
+        if event.account_id > 0:
+            # `apply_fill`: the closing takes its shares, the opened lots add their fee.
+            fees, funding = self._costs.get(key, (0, 0))
+            self._costs[key] = (fees - event.open_fee_atoms + event.fee_atoms
+                                - event.close_fee_atoms, funding - event.funding_atoms)
         if record is not None:
             record.cum_lots += event.qty_lots
             record.cum_value_atoms += value
@@ -711,6 +792,8 @@ class Projector:
     def _position(self, event: PositionChanged) -> None:
         key = (event.account_id, event.symbol, event.position_idx)
         self._positions[key] = (event.size_lots, event.entry_value_atoms, event.leverage)
+        if not event.size_lots:
+            self._costs.pop(key, None)  # a flat position holds none (the core checks it)
         line = self._pending_trade_line
         if line is not None and line.exec_id and (line.account_id, line.symbol) == (
                 event.account_id, event.symbol):
@@ -724,6 +807,19 @@ class Projector:
         if event.account_id <= 0:
             return
         side = Side.BUY if event.size_lots > 0 else Side.SELL
+        key = (event.account_id, event.symbol, event.position_idx)
+        fees, funding = self._costs.get(key, (0, 0))
+        self._costs[key] = (fees, funding + event.amount_atoms)
+        line = self._pending_settlement
+        if line is not None and (line.account_id, line.symbol) == (event.account_id,
+                                                                     event.symbol):
+            # Bybit's SETTLEMENT row: the position's side and size, the funding's mark
+            # (`tradePrice`) and rate (`feeRate`); the payment stays in `funding` (received:
+            # positive) and `change`, with `fee` 0 and `cashFlow` 0, as in Bybit's example.
+            self._pending_settlement = msgspec.structs.replace(
+                line, side=int(side), qty_lots=abs(event.size_lots), size_lots=event.size_lots,
+                price_ticks=event.mark_price_ticks, fee_rate=event.rate)
+            self._flush_settlement()
         self._execution(ExecutionRecord(
             exec_id(event.seq, event.funding_ms, event.account_id,
                     f"Funding{event.symbol}{event.position_idx}"),
@@ -743,6 +839,8 @@ class Projector:
             event.qty_lots, spec.notional_atoms(event.bust_price_ticks, event.qty_lots), 0, 0,
             False, event.mark_price_ticks, event.qty_lots, event.ts_ms, event.seq, 0, 0,
             "CreateByTakeOver_PassThrough"))
+        self._closing(event, Side(event.side), event.bust_price_ticks, "BustTrade",
+                      BalanceReason.LIQUIDATION)
 
     def _deleveraged(self, event: Deleveraged) -> None:
         if event.account_id <= 0:
@@ -758,6 +856,58 @@ class Projector:
             spec.notional_atoms(event.price_ticks, event.qty_lots), 0, 0, False,
             event.mark_price_ticks, event.qty_lots, event.ts_ms, event.seq, 0, 0,
             "CreateByAdl_PassThrough"))
+        self._closing(event, side.opposite, event.price_ticks, "AdlTrade", BalanceReason.ADL)
+
+    def _hedged_pair(self, event: HedgedPairClosed) -> None:
+        """Both legs of a hedged pair closed at the mark: each gives up its shares."""
+        if event.account_id <= 0:
+            return
+        for idx in (1, 2):
+            self._take_costs((event.account_id, event.symbol, idx), event.qty_lots)
+
+    def _take_costs(self, key: tuple[int, str, int], qty_lots: int) -> tuple[int, int]:
+        """Take closing `qty_lots`' share of a position's opening fees and funding."""
+        held = abs(self._positions.get(key, (0, 0, 0))[0])
+        fees, funding = self._costs.get(key, (0, 0))
+        if not held:
+            return 0, 0
+        fee_share = take_share(fees, qty_lots, held)
+        funding_share = take_share(funding, qty_lots, held)
+        self._costs[key] = (fees - fee_share, funding - funding_share)
+        return fee_share, funding_share
+
+    def _closing(self, event: Liquidated | Deleveraged, held: Side, price_ticks: int,
+                 exec_type: str, reason: BalanceReason) -> None:
+        """Start the closed-P&L row of a position closed by takeover or ADL (no order fills).
+
+        The events carry the closed quantity and price; the entry value and leverage are the
+        fold's position (its last `PositionChanged`, before this closing). The price P&L and
+        the entry value released are the contract's own (`realised_pnl_on_close_atoms`, as
+        the clearing books them); the closing fee (an isolated takeover's fee to close, #13
+        B2) is what the wallet lines of `reason` that follow fall short of that P&L. The
+        opening-fee and funding shares are not in the events: they are the fold's
+        (`_take_costs`, the core's `take_share` on what the position holds).
+        """
+        self._closings += 1
+        key = (event.account_id, event.symbol)
+        done = self._takeovers.pop(key, None)
+        if done is not None and self.sink is not None:
+            self.sink.closed_pnl(done.row())
+        spec = self.specs[event.symbol]
+        position = (event.account_id, event.symbol, event.position_idx)
+        size, entry_value, leverage = self._positions.get(position, (0, 0, 0))
+        pnl, released = spec.contract.realised_pnl_on_close_atoms(
+            held, entry_value, abs(size), event.qty_lots, price_ticks)
+        fee_share, funding_share = self._take_costs(position, event.qty_lots)
+        # Until its wallet lines are seen, the row says no closing fee and the price P&L
+        # (`_Closing.row` completes both).
+        row = ClosedPnlRecord(
+            _takeover_id(event.seq, self._closings),
+            event.account_id, event.symbol, int(held.opposite), 2, price_ticks,
+            event.qty_lots, event.qty_lots, released,
+            spec.notional_atoms(price_ticks, event.qty_lots), pnl, 0, 1, leverage, exec_type,
+            event.ts_ms, event.ts_ms, event.seq, fee_share)
+        self._takeovers[key] = _Closing(row, reason, funding_share)
 
     def _trade(self, event: Trade) -> None:
         self._last[event.symbol] = event.price_ticks
@@ -779,6 +929,10 @@ class Projector:
         # own resting order (two lines with the same trade id and reason).
         self._ledger_lines += 1
         self._flush_trade_line()
+        self._flush_settlement()
+        taken = self._takeovers.get((event.account_id, event.symbol))
+        if taken is not None and taken.reason is reason:
+            taken.booked_atoms += event.change_atoms
         line = LedgerRecord(
             f"{event.seq}-{self._ledger_lines}",
             event.account_id, event.coin, event.symbol, LEDGER_TYPES.get(reason, "OTHER"),
@@ -786,6 +940,8 @@ class Projector:
             event.balance_atoms, event.trade_id, event.ts_ms, event.seq)
         if reason is BalanceReason.TRADE and event.trade_id:
             self._pending_trade_line = line
+        elif reason is BalanceReason.FUNDING and event.symbol:
+            self._pending_settlement = line
         else:
             self.sink.ledger(line)
 
@@ -808,6 +964,7 @@ _HANDLERS: dict[type[Event], Callable[[Projector, Any], None]] = {
     FundingPaid: Projector._funding,
     Liquidated: Projector._liquidated,
     Deleveraged: Projector._deleveraged,
+    HedgedPairClosed: Projector._hedged_pair,
     BalanceChanged: Projector._balance,
     Trade: Projector._trade,
     ConditionalOrderAccepted: Projector._conditional,
