@@ -70,6 +70,37 @@ def _order_terms(account: Account, coin: str, instruments: dict[str, InstrumentS
     return order_im, order_loss
 
 
+def _positions_at_mark(model: CrossMargin | IsolatedMargin, account: Account, coin: str,
+                       instruments: dict[str, InstrumentSpec],
+                       mark_of: MarkOf) -> tuple[int, int, int, set[str]]:
+    """Return (uPnL, IM, MM, symbols) of the account's open positions settled in `coin`.
+
+    Each is valued at `mark_of` (the entry price before any mark); the model says what IM a
+    position takes. `position_risk`, written out: the property tests compare the figures.
+    """
+    upnl = position_im = mm = 0
+    symbols: set[str] = set()
+    for (symbol, _idx), position in account.positions.items():
+        size = position.size_lots
+        if not size:
+            continue
+        spec = instruments[symbol]
+        if spec.settle_coin != coin:
+            continue
+        symbols.add(symbol)
+        qty = size if size > 0 else -size
+        entry = position.entry_value_atoms
+        mark = mark_of(symbol)
+        if mark is None:
+            mark = calc.average_entry_display(spec, entry, qty)
+        value = spec.notional_atoms(mark, qty)
+        upnl += value - entry if size > 0 else entry - value
+        ftc = position.fee_to_close_atoms(spec)
+        mm += calc.maintenance_margin_atoms(spec, value, ftc)
+        position_im += model.position_im_atoms(position, spec, value, ftc)
+    return upnl, position_im, mm, symbols
+
+
 class _Stateless:
     """A model holds no state: a copied account shares its model."""
 
@@ -101,29 +132,11 @@ class CrossMargin(_Stateless):
         Both sides of a hedge-mode symbol open: seed 001's hedged formulas replace the sum
         of the two positions' own IM and MM.
         """
-        upnl = position_im = mm = 0
-        symbols: set[str] = set()
+        upnl, position_im, mm, symbols = _positions_at_mark(self, account, coin, instruments,
+                                                            mark_of)
         hedged: dict[str, list[Position]] = {}
         for (symbol, idx), position in account.positions.items():
-            size = position.size_lots
-            if not size:
-                continue
-            spec = instruments[symbol]
-            if spec.settle_coin != coin:
-                continue
-            symbols.add(symbol)
-            qty = size if size > 0 else -size
-            entry = position.entry_value_atoms
-            mark = mark_of(symbol)
-            if mark is None:
-                mark = calc.average_entry_display(spec, entry, qty)
-            # `position_risk`, written out (the property tests compare the figures with it).
-            value = spec.notional_atoms(mark, qty)
-            upnl += value - entry if size > 0 else entry - value
-            ftc = position.fee_to_close_atoms(spec)
-            mm += calc.maintenance_margin_atoms(spec, value, ftc)
-            position_im += ftc - (-value * RATE_ONE // position.leverage)
-            if idx:
+            if idx and position.size_lots and symbol in symbols:
                 hedged.setdefault(symbol, []).append(position)
         for symbol, pair in hedged.items():
             if len(pair) == 2:
@@ -289,26 +302,8 @@ class IsolatedMargin(_Stateless):
     def risk_value(self, account: Account, coin: str, instruments: dict[str, InstrumentSpec],
                    mark_of: MarkOf, order_loss_of: OrderLossOf) -> RiskValue:
         """Positions at `mark_of` for uPnL and MM; IM is their allocated margin."""
-        upnl = position_im = mm = 0
-        symbols: set[str] = set()
-        for (symbol, _idx), position in account.positions.items():
-            size = position.size_lots
-            if not size:
-                continue
-            spec = instruments[symbol]
-            if spec.settle_coin != coin:
-                continue
-            symbols.add(symbol)
-            qty = size if size > 0 else -size
-            entry = position.entry_value_atoms
-            mark = mark_of(symbol)
-            if mark is None:
-                mark = calc.average_entry_display(spec, entry, qty)
-            # `position_risk`, written out (the property tests compare the figures with it).
-            value = spec.notional_atoms(mark, qty)
-            upnl += value - entry if size > 0 else entry - value
-            mm += calc.maintenance_margin_atoms(spec, value, position.fee_to_close_atoms(spec))
-            position_im += position.margin_atoms
+        upnl, position_im, mm, symbols = _positions_at_mark(self, account, coin, instruments,
+                                                            mark_of)
         order_im, order_loss = _order_terms(account, coin, instruments, symbols, order_loss_of)
         wallet = account.balance(coin)
         available = wallet - position_im - order_im
