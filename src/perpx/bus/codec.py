@@ -22,7 +22,13 @@ import msgspec
 
 from perpx.core import events as _events  # noqa: F401  (registers every event type)
 from perpx.core.events import Event
-from perpx.store.codec import FORMAT_JSON, FORMAT_MSGPACK, CodecError
+from perpx.store.codec import (
+    FORMAT_JSON,
+    FORMAT_MSGPACK,
+    CodecError,
+    concrete_types,
+    encode_body,
+)
 
 
 class Durable(msgspec.Struct, frozen=True, array_like=True, gc=False):
@@ -63,19 +69,8 @@ class EventBatch(msgspec.Struct, frozen=True, array_like=True, gc=False):
 
 
 def event_types() -> list[type[Event]]:
-    """Return every concrete event type, found by walking `Event`'s subclasses."""
-    found: list[type[Event]] = []
-    stack = list(Event.__subclasses__())
-    while stack:
-        kind = stack.pop()
-        if kind not in found:
-            found.append(kind)
-            stack.extend(kind.__subclasses__())
-    return sorted(found, key=lambda k: k.__name__)
-
-
-_MSGPACK = bytes([FORMAT_MSGPACK])
-_JSON = bytes([FORMAT_JSON])
+    """Return every concrete event type."""
+    return concrete_types(Event)
 
 
 class BatchCodec:
@@ -90,10 +85,7 @@ class BatchCodec:
 
     def encode(self, batch: EventBatch) -> bytes:
         """Return the format byte and the encoded batch."""
-        try:
-            return _MSGPACK + self._encoder.encode(batch)
-        except OverflowError:
-            return _JSON + msgspec.json.encode(batch)
+        return encode_body(batch, self._encoder)
 
     def decode(self, body: bytes) -> EventBatch:
         """Return the batch in `body`; raise `CodecError` if it is not a sound one."""

@@ -15,33 +15,49 @@ change here.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Union
+from typing import Any, TypeVar, Union
 
 import msgspec
 
 from perpx.core import commands as _commands  # noqa: F401  (registers every command type)
 from perpx.core.commands import Command
 
+_T = TypeVar("_T")
+
 FORMAT_MSGPACK = 1
 FORMAT_JSON = 2
 _MSGPACK = bytes([FORMAT_MSGPACK])
 _JSON = bytes([FORMAT_JSON])
+_SNAPSHOT_ENCODER = msgspec.msgpack.Encoder()
 
 
 class CodecError(ValueError):
     """A body could not be encoded or decoded (unknown format, corrupt bytes, bad type)."""
 
 
-def command_types() -> list[type[Command]]:
-    """Return every concrete command type, found by walking ``Command``'s subclasses."""
-    found: list[type[Command]] = []
-    stack = list(Command.__subclasses__())
+def concrete_types(base: type[_T]) -> list[type[_T]]:
+    """Return every subclass of `base`, walked recursively, by name (a tagged union's members)."""
+    found: list[type[_T]] = []
+    stack = list(base.__subclasses__())
     while stack:
         kind = stack.pop()
         if kind not in found:
             found.append(kind)
             stack.extend(kind.__subclasses__())
     return sorted(found, key=lambda k: k.__name__)
+
+
+def command_types() -> list[type[Command]]:
+    """Return every concrete command type."""
+    return concrete_types(Command)
+
+
+def encode_body(value: Any, msgpack: msgspec.msgpack.Encoder) -> bytes:
+    """Return the format byte and `value` as msgpack, or as JSON past msgpack's 64-bit ints."""
+    try:
+        return _MSGPACK + msgpack.encode(value)
+    except OverflowError:
+        return _JSON + msgspec.json.encode(value)
 
 
 class CommandCodec:
@@ -56,10 +72,7 @@ class CommandCodec:
 
     def encode(self, command: Command) -> bytes:
         """Return the format byte and the encoded command."""
-        try:
-            return _MSGPACK + self._msgpack_encoder.encode(command)
-        except OverflowError:
-            return _JSON + msgspec.json.encode(command)
+        return encode_body(command, self._msgpack_encoder)
 
     def encode_many(self, commands: Iterable[Command]) -> list[bytes]:
         """Encode a batch, in order."""
@@ -86,10 +99,7 @@ class CommandCodec:
 
 def encode_snapshot(snapshot: dict[str, Any]) -> bytes:
     """Encode `Engine.to_snapshot()`'s data with its format byte."""
-    try:
-        return _MSGPACK + msgspec.msgpack.encode(snapshot)
-    except OverflowError:
-        return _JSON + msgspec.json.encode(snapshot)
+    return encode_body(snapshot, _SNAPSHOT_ENCODER)
 
 
 def decode_snapshot(body: bytes | memoryview) -> dict[str, Any]:
