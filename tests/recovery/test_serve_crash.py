@@ -36,7 +36,6 @@ from typing import Any
 
 import httpx
 import msgspec
-import pytest
 
 from perpx.api.keys import ApiKey, KeyStore
 from perpx.core.engine import Engine
@@ -210,16 +209,6 @@ def _check_history(location: str, commands: list[Any]) -> int:
     assert candles == expected.candles
     assert rates == expected.rates
     return watermark
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def journal_location(request: pytest.FixtureRequest) -> str | None:
-    """None: the default SQLite journal in the data folder; else a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        return None
-    dsn = request.getfixturevalue("postgres_dsn")
-    schema = request.getfixturevalue("pg_schema")
-    return f"{dsn}?schema={schema}"
 
 
 def test_kill9_perpx_serve_under_load_loses_nothing_acknowledged(

@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import pytest
 
 from perpx.api.keys import ApiKey, KeyStore
 from perpx.core.engine import Engine
@@ -163,16 +162,6 @@ def _replayed_hash(location: str, seq: int) -> str:
         journal.close()
     assert engine.last_seq == seq
     return engine.state_hash()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def journal_location(request: pytest.FixtureRequest) -> str | None:
-    """None: the default SQLite journal in the data folder; else a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        return None
-    dsn = request.getfixturevalue("postgres_dsn")
-    schema = request.getfixturevalue("pg_schema")
-    return f"{dsn}?schema={schema}"
 
 
 def test_the_standby_takes_over_a_killed_leader_losing_nothing_acknowledged(
