@@ -4,9 +4,6 @@ read (REST or a private stream row) shows a command that is not yet durable."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-import json
 from typing import Any
 
 import pytest
@@ -23,6 +20,7 @@ from perpx.readmodels.books import BookChanges
 from perpx.service import ExchangeService
 from perpx.store.records import Projection
 from support.journals import HeldJournal
+from support.rest import btc_order, ok_result, post, signed_headers
 
 NOW = 1_700_000_000_000
 # A bid far below the market, for another account's orders that never fill.
@@ -30,10 +28,7 @@ LOW_BID = to_ticks(load_instruments()[0], "30000")
 
 
 def _headers(key: ApiKey, payload: str) -> dict[str, str]:
-    sign = hmac.new(key.secret.encode(), f"{NOW}{key.api_key}5000{payload}".encode(),
-                    hashlib.sha256).hexdigest()
-    return {"x-bapi-api-key": key.api_key, "x-bapi-timestamp": str(NOW),
-            "x-bapi-recv-window": "5000", "x-bapi-sign": sign}
+    return signed_headers(key, payload, NOW)
 
 
 async def _get(app: RestApp, key: ApiKey | None, path: str, query: str) -> bytes:
@@ -44,27 +39,7 @@ async def _get(app: RestApp, key: ApiKey | None, path: str, query: str) -> bytes
 
 
 async def _post(app: RestApp, key: ApiKey, path: str, params: dict[str, Any]) -> Any:
-    payload = json.dumps(params)
-    status, body, _ = await app.dispatcher("POST", path, payload.encode(),
-                                           _headers(key, payload))
-    assert status == 200, body
-    reply = json.loads(body)
-    assert reply["retCode"] == 0, reply
-    return reply["result"]
-
-
-def _order(side: str, qty: str, price: str | None = None) -> dict[str, Any]:
-    order = {"category": "linear", "symbol": "BTCUSDT", "side": side, "qty": qty,
-             "orderType": "Limit" if price else "Market"}
-    if price:
-        order.update(price=price, timeInForce="GTC")
-    return order
-
-
-def _result(body: bytes) -> Any:
-    reply = json.loads(body)
-    assert reply["retCode"] == 0, reply
-    return reply["result"]
+    return await post(app, key, path, params, NOW)
 
 
 def _setup(journal: HeldJournal) -> tuple[ExchangeService, RestApp, ApiKey, ApiKey]:
@@ -106,9 +81,9 @@ def test_no_read_shows_a_command_that_is_not_yet_durable() -> None:
         journal.hold()
         # Bob rests a sell, Alice buys half of it: applied by the writer, not durable.
         sell = asyncio.ensure_future(_post(app, bob, "/v5/order/create",
-                                           _order("Sell", "0.02", "65000")))
+                                           btc_order("Sell", "0.02", "65000")))
         buy = asyncio.ensure_future(_post(app, alice, "/v5/order/create",
-                                          _order("Buy", "0.01")))
+                                          btc_order("Buy", "0.01")))
         while service.engine.last_seq < durable + 2:
             await asyncio.sleep(0.001)
         # The gap is real: the writer's engine holds the fill, the journal does not.
@@ -131,11 +106,11 @@ def test_no_read_shows_a_command_that_is_not_yet_durable() -> None:
         assert changed >= {"/v5/market/orderbook", "/v5/market/recent-trade",
                            "/v5/position/list", "/v5/account/wallet-balance",
                            "/v5/order/realtime", "/v5/market/tickers"}
-        book = _result(after[0])
+        book = ok_result(after[0])
         assert book["a"] == [["65000.00", "0.010"]] and book["u"] == durable + 2
-        open_orders = _result(after[9])["list"]
+        open_orders = ok_result(after[9])["list"]
         assert [o["orderId"] for o in open_orders] == [placed["orderId"]]
-        assert _result(after[4])["list"][0]["size"] == "0.010"
+        assert ok_result(after[4])["list"][0]["size"] == "0.010"
         await service.close()
 
     asyncio.run(run())
@@ -161,23 +136,23 @@ def test_a_read_after_an_acknowledged_write_sees_it_while_others_write() -> None
         gaps = 0
         wallet = b""
         for number in range(1, 31):
-            sold = await _post(app, bob, "/v5/order/create", _order("Sell", "0.001", "65000"))
+            sold = await _post(app, bob, "/v5/order/create", btc_order("Sell", "0.001", "65000"))
             gaps += service.engine.last_seq > service.durable.seq
-            mine = _result(await _get(app, bob, "/v5/order/realtime",
+            mine = ok_result(await _get(app, bob, "/v5/order/realtime",
                                       f"category=linear&orderId={sold['orderId']}"))
             assert [o["orderStatus"] for o in mine["list"]] == ["New"]
-            book = _result(await _get(app, None, "/v5/market/orderbook",
+            book = ok_result(await _get(app, None, "/v5/market/orderbook",
                                       "category=linear&symbol=BTCUSDT"))
             assert book["a"][0] == ["65000.00", "0.001"]
-            await _post(app, alice, "/v5/order/create", _order("Buy", "0.001"))
+            await _post(app, alice, "/v5/order/create", btc_order("Buy", "0.001"))
             gaps += service.engine.last_seq > service.durable.seq
-            rows = _result(await _get(app, alice, "/v5/position/list",
+            rows = ok_result(await _get(app, alice, "/v5/position/list",
                                       "category=linear&symbol=BTCUSDT"))["list"]
             assert rows[0]["size"] == f"{number / 1000:.3f}"
             now = await _get(app, alice, "/v5/account/wallet-balance", "accountType=UNIFIED")
             assert now != wallet  # the fill's fee moved the wallet
             wallet = now
-            filled = _result(await _get(app, bob, "/v5/order/realtime",
+            filled = ok_result(await _get(app, bob, "/v5/order/realtime",
                                         f"category=linear&orderId={sold['orderId']}"))
             assert [o["orderStatus"] for o in filled["list"]] == ["Filled"]
         stop.set()
@@ -213,8 +188,8 @@ def test_stream_rows_are_built_from_the_durable_state_at_their_command() -> None
 
         service.listen(listener)
         await asyncio.gather(*(_post(app, bob, "/v5/order/create",
-                                     _order("Sell", "0.001", "65000")) for _ in range(10)))
-        await asyncio.gather(*(_post(app, alice, "/v5/order/create", _order("Buy", "0.001"))
+                                     btc_order("Sell", "0.001", "65000")) for _ in range(10)))
+        await asyncio.gather(*(_post(app, alice, "/v5/order/create", btc_order("Buy", "0.001"))
                                for _ in range(10)))
         assert all(seq == durable for seq, durable, _ in seen)
         assert any(live > seq for seq, _, live in seen), "never ahead: the test proves nothing"

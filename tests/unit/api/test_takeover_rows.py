@@ -11,9 +11,6 @@ Bybit's closed P&L = that − opening-fee share − closing fee − funding shar
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-import json
 from decimal import Decimal
 from typing import Any
 
@@ -25,6 +22,7 @@ from perpx.core.enums import MarginMode
 from perpx.instruments import load_instruments
 from perpx.service import ExchangeService
 from support.journals import HeldJournal
+from support.rest import btc_order, ok_result, post, signed_headers
 
 NOW = 1_700_000_000_000
 BTC = load_instruments()[0]
@@ -43,37 +41,17 @@ CLOCK = Clock()
 
 
 def _headers(key: ApiKey, payload: str) -> dict[str, str]:
-    now = CLOCK.ms  # requests are stamped by the service's clock
-    sign = hmac.new(key.secret.encode(), f"{now}{key.api_key}5000{payload}".encode(),
-                    hashlib.sha256).hexdigest()
-    return {"x-bapi-api-key": key.api_key, "x-bapi-timestamp": str(now),
-            "x-bapi-recv-window": "5000", "x-bapi-sign": sign}
+    return signed_headers(key, payload, CLOCK.ms)  # stamped by the service's clock
 
 
 async def _get(app: RestApp, key: ApiKey, path: str, query: str) -> Any:
     status, body, _ = await app.dispatcher("GET", path, query.encode(), _headers(key, query))
     assert status == 200, body
-    reply = json.loads(body)
-    assert reply["retCode"] == 0, reply
-    return reply["result"]["list"]
+    return ok_result(body)["list"]
 
 
 async def _post(app: RestApp, key: ApiKey, path: str, params: dict[str, Any]) -> Any:
-    payload = json.dumps(params)
-    status, body, _ = await app.dispatcher("POST", path, payload.encode(),
-                                           _headers(key, payload))
-    assert status == 200, body
-    reply = json.loads(body)
-    assert reply["retCode"] == 0, reply
-    return reply["result"]
-
-
-def _order(side: str, qty: str, price: str | None = None) -> dict[str, Any]:
-    order = {"category": "linear", "symbol": "BTCUSDT", "side": side, "qty": qty,
-             "orderType": "Limit" if price else "Market"}
-    if price:
-        order.update(price=price, timeInForce="GTC")
-    return order
+    return await post(app, key, path, params, CLOCK.ms)
 
 
 def _money(value: Decimal) -> str:
@@ -106,9 +84,9 @@ def test_takeover_and_adl_closings_and_funding_have_their_rows() -> None:
         await _prices(service, "50000")
         await service.submit(SetMarginMode(0, 0, isolated.account_id, MarginMode.ISOLATED))
         # Both longs at the default leverage, 10x.
-        await _post(app, short, "/v5/order/create", _order("Sell", "2", "50000"))
-        await _post(app, isolated, "/v5/order/create", _order("Buy", "1"))
-        await _post(app, cross, "/v5/order/create", _order("Buy", "1"))
+        await _post(app, short, "/v5/order/create", btc_order("Sell", "2", "50000"))
+        await _post(app, isolated, "/v5/order/create", btc_order("Buy", "1"))
+        await _post(app, cross, "/v5/order/create", btc_order("Buy", "1"))
 
         # Funding at the next 8-hour timestamp: index = mark, so the rate is the interest
         # rate's 0.01%; the longs pay, the short receives, on 1 BTC valued at the mark.
