@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import pytest
 
+from perpx.bench.bus import flow as durable_flow
 from perpx.bus import BatchCodec, Durable, EventBatch
 from perpx.bus.codec import event_types
 from perpx.core.events import Event, IndexPriceUpdated
 from perpx.store.codec import FORMAT_JSON, CodecError
-from support.bus import batch_of, durable_flow
+from support.bus import batch_of
 
 
 def test_a_batch_round_trips_with_every_event_as_the_engine_gave_it() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from perpx.bench.bus import flow as durable_flow
 from perpx.bus import (
     BusPublisher,
     EventBatch,
@@ -20,7 +21,7 @@ from perpx.core.engine import Engine
 from perpx.instruments import load_instruments
 from perpx.sequencer import Sequencer
 from perpx.store.journal import MemoryJournal
-from support.bus import batch_of, durable_flow, journal_of, seqs
+from support.bus import batch_of, journal_of, seqs
 from support.bus_projection import CountingProjection, Crash
 
 pytestmark = pytest.mark.service

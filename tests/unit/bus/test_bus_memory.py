@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from perpx.bench.bus import flow as durable_flow
 from perpx.bus import EventBatch, GapError, InProcessBus, follow
-from support.bus import batch_of, durable_flow, seqs
+from support.bus import batch_of, seqs
 from support.bus_projection import CountingProjection, Crash
 
 FLOW = durable_flow(100)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import typer
 
+from perpx.bench.bus import flow as durable_flow
 from perpx.bus import (
     BusPublisher,
     EventBatch,
@@ -25,7 +26,7 @@ from perpx.sequencer import Sequencer
 from perpx.service import ExchangeService
 from perpx.store.journal import MemoryJournal
 from perpx.store.sqlite import SqliteJournal
-from support.bus import durable_flow, journal_of, seqs
+from support.bus import journal_of, seqs
 
 FLOW = durable_flow(3000)
 SPECS = load_instruments()
