@@ -51,7 +51,7 @@ from perpx.store.records import (
     OrderRecord,
     Projector,
 )
-from support.serving import Acked, Server, check_orders
+from support.serving import Acked, Server, check_orders, random_order
 from support.serving import signed as _signed
 from support.stores import history_sql
 
@@ -75,16 +75,7 @@ def _client(url: str, key: ApiKey, number: int, seed: int, acked: Acked,
                         with acked.lock:
                             acked.orders[order_id] = (number, True)
                     continue
-                side = rng.choice(("Buy", "Sell"))
-                params = {"category": "linear", "symbol": "BTCUSDT", "side": side,
-                          "qty": f"0.00{rng.randint(1, 9)}"}
-                if draw < 0.4:
-                    params["orderType"] = "Market"
-                else:
-                    # Some cross the spread (and trade with the other clients), most rest.
-                    away = rng.randint(-20, 60) / 10
-                    price = mark - away if side == "Buy" else mark + away
-                    params.update(orderType="Limit", price=f"{price:.1f}", timeInForce="GTC")
+                params = random_order(rng, mark, market=draw < 0.4)
                 reply = _signed(client, key, "POST", "/v5/order/create", params)
                 if reply["retCode"] == 0:
                     order_id = reply["result"]["orderId"]

@@ -41,7 +41,7 @@ from perpx.core.engine import Engine
 from perpx.instruments import load_instruments
 from perpx.store import open_journal
 from perpx.store.audit import audit_journal
-from support.serving import Acked, Server, check_orders, free_port, signed
+from support.serving import Acked, Server, check_orders, free_port, random_order, signed
 
 CRASH_POINTS = int(os.environ.get("PERPX_STANDBY_CRASH_POINTS", "3"))
 CLIENTS = 3
@@ -99,15 +99,7 @@ def _client(url: str, key: ApiKey, number: int, load: Load) -> None:
                         with load.acked.lock:
                             load.acked.orders[order_id] = (number, True)
                     continue
-                side = rng.choice(("Buy", "Sell"))
-                params = {"category": "linear", "symbol": "BTCUSDT", "side": side,
-                          "qty": f"0.00{rng.randint(1, 9)}"}
-                if draw < 0.4:
-                    params["orderType"] = "Market"
-                else:
-                    away = rng.randint(-20, 60) / 10
-                    price = mark - away if side == "Buy" else mark + away
-                    params.update(orderType="Limit", price=f"{price:.1f}", timeInForce="GTC")
+                params = random_order(rng, mark, market=draw < 0.4)
                 sent = time.monotonic()
                 reply = signed(client, key, "POST", "/v5/order/create", params)
                 if reply["retCode"] == 0:

@@ -5,11 +5,10 @@ Shared by the kill -9 tests (`tests/recovery`): the server crash test and the ho
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import queue
+import random
 import re
 import signal
 import socket
@@ -24,6 +23,7 @@ from typing import Any
 import httpx
 
 from perpx.api.keys import ApiKey
+from support.rest import signed_headers
 
 RECOVERED = re.compile(r"recovered seq (\d+) from snapshot (\d+) \+ (\d+) commands .* "
                        r"state hash ([0-9a-f]{64})")
@@ -112,11 +112,7 @@ def signed(client: httpx.Client, key: ApiKey, method: str, path: str,
     """Send a request signed with `key` (Bybit V5 HMAC); return the decoded reply."""
     payload = (json.dumps(params) if method == "POST"
                else "&".join(f"{k}={v}" for k, v in params.items()))
-    stamp = str(int(time.time() * 1000))
-    sign = hmac.new(key.secret.encode(), (stamp + key.api_key + "5000" + payload).encode(),
-                    hashlib.sha256).hexdigest()
-    headers = {"X-BAPI-API-KEY": key.api_key, "X-BAPI-TIMESTAMP": stamp,
-               "X-BAPI-RECV-WINDOW": "5000", "X-BAPI-SIGN": sign,
+    headers = {**signed_headers(key, payload, int(time.time() * 1000)),
                "Content-Type": "application/json"}
     if method == "POST":
         reply = client.post(path, content=payload, headers=headers)
@@ -150,3 +146,21 @@ def check_orders(url: str, keys: list[ApiKey], acked: Acked) -> None:
             assert len(found) == 1, f"acknowledged order {order_id} is gone"
             if cancelled:
                 assert found[0]["orderStatus"] == "Cancelled", found[0]
+
+
+def random_order(rng: random.Random, mark: float, market: bool) -> dict[str, Any]:
+    """A small BTCUSDT order body: a market order, or a GTC limit near `mark`.
+
+    Limits go from 2 USDT through the mark to 6 USDT away from it: some cross (and
+    trade with the other clients), most rest.
+    """
+    side = rng.choice(("Buy", "Sell"))
+    params: dict[str, Any] = {"category": "linear", "symbol": "BTCUSDT", "side": side,
+                              "qty": f"0.00{rng.randint(1, 9)}"}
+    if market:
+        params["orderType"] = "Market"
+    else:
+        away = rng.randint(-20, 60) / 10
+        price = mark - away if side == "Buy" else mark + away
+        params.update(orderType="Limit", price=f"{price:.1f}", timeInForce="GTC")
+    return params
