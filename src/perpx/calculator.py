@@ -1,7 +1,10 @@
 """The trader's calculator: decimal strings in, the exchange's own figures out.
 
-Every figure comes from `perpx.core.calc` and `perpx.core.liqprice` on the instrument's
-integer units, so `perpx calc` shows exactly what the engine would hold or charge. Inputs are
+Every figure comes from `perpx.core.calc`, `perpx.core.liqprice` and the instrument's contract
+maths (`spec.contract`, linear or inverse) on the instrument's integer units, so `perpx calc`
+shows exactly what the engine would hold or charge. Money is in the settle coin: USDT for
+the linear perpetuals, the base coin for the inverse ones (BTCUSD: quantities are USD
+contracts, margins and P&L BTC). Inputs are
 converted by `perpx.convert`; an off-grid price or quantity is refused, as the exchange refuses
 it.
 """
@@ -62,11 +65,12 @@ def order_cost(given: Inputs, price: str, qty: str) -> Figures:
     """Return the cost of an order: IM, fee to open, fee to close and their sum (spec §1.6)."""
     spec = given.spec
     price_ticks, qty_lots = to_ticks(spec, price), to_lots(spec, qty)
-    value = spec.notional_atoms(price_ticks, qty_lots)
-    im = calc.initial_margin_atoms(value, given.leverage)
-    open_fee = calc.fee_atoms(value, given.taker_fee_rate)
-    close_fee = calc.fee_to_close_for_entry_value_atoms(given.side, value, given.leverage,
-                                                        given.taker_fee_rate)
+    contract = spec.contract
+    value = contract.value_ceil_atoms(price_ticks, qty_lots)
+    im = contract.initial_margin_atoms(value, given.leverage)
+    open_fee = contract.fill_fee_atoms(price_ticks, qty_lots, given.taker_fee_rate)
+    close_fee = contract.fee_to_close_atoms(given.side, value, given.leverage,
+                                            given.taker_fee_rate)
     return {"order_value": format_atoms(value), "initial_margin": format_atoms(im),
             "fee_to_open": format_atoms(open_fee), "fee_to_close": format_atoms(close_fee),
             "order_cost": format_atoms(im + open_fee + close_fee)}
@@ -79,11 +83,11 @@ def position(given: Inputs, entry: str, qty: str, mark: str | None = None,
     entry_ticks, qty_lots = to_ticks(spec, entry), to_lots(spec, qty)
     mark_ticks = entry_ticks if mark is None else to_ticks(spec, mark)
     extra = to_atoms(extra_margin)
-    entry_value = spec.notional_atoms(entry_ticks, qty_lots)
-    im = calc.initial_margin_atoms(entry_value, given.leverage)
-    ftc = calc.fee_to_close_for_entry_value_atoms(side, entry_value, given.leverage,
-                                                  given.taker_fee_rate)
-    mark_value = spec.notional_atoms(mark_ticks, qty_lots)
+    contract = spec.contract
+    entry_value = contract.entry_value_atoms(entry_ticks, qty_lots)
+    im = contract.initial_margin_atoms(entry_value, given.leverage)
+    ftc = contract.fee_to_close_atoms(side, entry_value, given.leverage, given.taker_fee_rate)
+    mark_value = contract.value_ceil_atoms(mark_ticks, qty_lots)
     tier = calc.tier_for_position(spec, mark_value)
     mm = calc.maintenance_margin_atoms(spec, mark_value, ftc)
     liq_n, liq_d = liqprice.isolated_liquidation_price_selected_fraction(
@@ -108,11 +112,21 @@ def position(given: Inputs, entry: str, qty: str, mark: str | None = None,
             calc.maintenance_margin_at_rate_atoms(entry_value, tier.mmr, tier.mm_deduction_atoms,
                                                   0))
     return figures | {
-        "liquidation_price": format_ticks(spec, liq) if liq > 0 else "",
-        "bankruptcy_price": format_ticks(spec, bust) if bust > 0 else "",
+        "liquidation_price": _shown_price(spec, liq),
+        "bankruptcy_price": _shown_price(spec, bust),
         "unrealized_pnl": format_atoms(upnl),
         "roi": format_rate(calc.roi_rate(upnl, im + ftc + extra)),
     }
+
+
+def _shown_price(spec: InstrumentSpec, price_ticks: int) -> str:
+    """Show a price as the position endpoint does: "" outside (0, maxPrice] (spec §1.4).
+
+    An inverse short at 1x has no bankruptcy or liquidation price (next-mechanics §1.5).
+    """
+    if 0 < price_ticks <= spec.max_price_ticks:
+        return format_ticks(spec, price_ticks)
+    return ""
 
 
 def instrument(spec: InstrumentSpec, price: str | None = None) -> Figures:
@@ -123,7 +137,7 @@ def instrument(spec: InstrumentSpec, price: str | None = None) -> Figures:
     rate, the depth the funding premium index walks (`perpx.core.prices.funding.impact_qty_lots`,
     the engine's own). With a `price` it is also valued in the settle coin.
     """
-    qty_lots = impact_qty_lots(spec)
+    qty_lots = impact_qty_lots(spec, to_ticks(spec, price) if price is not None else 0)
     tier = spec.risk_tiers[0]
     figures = {
         "symbol": spec.symbol, "contract_type": CONTRACT_TYPE_WORDS[spec.contract_type],
@@ -131,8 +145,11 @@ def instrument(spec: InstrumentSpec, price: str | None = None) -> Figures:
         "tier1_risk_limit_value": format_atoms(tier.limit_atoms),
         "tier1_mmr": format_rate(tier.mmr), "tier1_imr": format_rate(tier.imr),
         "impact_margin": f"{format_scaled(spec.impact_margin_base_e8, 8)} {spec.base_coin}",
-        "impact_margin_notional_qty": f"{format_lots(spec, qty_lots)} {spec.base_coin}",
+        "settle_coin": spec.settle_coin,
     }
+    if qty_lots:  # an inverse quantity needs a price (`impact_qty_lots`)
+        unit = spec.base_coin if spec.contract.value_sign > 0 else "contracts"
+        figures["impact_margin_notional_qty"] = f"{format_lots(spec, qty_lots)} {unit}"
     if price is not None:
         value = spec.notional_atoms(to_ticks(spec, price), qty_lots)
         figures["impact_margin_notional"] = f"{format_atoms(value)} {spec.settle_coin}"
@@ -151,13 +168,15 @@ def closed_pnl(given: Inputs, entry: str, exit_price: str, qty: str,
     entry_ticks, exit_ticks = to_ticks(spec, entry), to_ticks(spec, exit_price)
     qty_lots = to_lots(spec, qty)
     funding_atoms = to_atoms(funding)
-    entry_value = spec.notional_atoms(entry_ticks, qty_lots)
+    contract = spec.contract
+    entry_value = contract.entry_value_atoms(entry_ticks, qty_lots)
     pnl, _ = calc.realized_pnl_on_close_atoms(spec, side, entry_value, qty_lots, qty_lots,
                                               exit_ticks)
-    open_fee = calc.fee_atoms(entry_value, given.taker_fee_rate)
-    close_fee = calc.fee_atoms(spec.notional_atoms(exit_ticks, qty_lots), given.taker_fee_rate)
+    open_fee = contract.fill_fee_atoms(entry_ticks, qty_lots, given.taker_fee_rate)
+    close_fee = contract.fill_fee_atoms(exit_ticks, qty_lots, given.taker_fee_rate)
     net = calc.closed_pnl_atoms(pnl, open_fee, close_fee, funding_atoms)
-    margin = calc.position_margin_atoms(side, entry_value, given.leverage, given.taker_fee_rate)
+    margin = contract.position_margin_atoms(side, entry_value, given.leverage,
+                                            given.taker_fee_rate)
     return {"pnl": format_atoms(pnl), "fee_to_open": format_atoms(open_fee),
             "fee_to_close": format_atoms(close_fee), "funding": format_atoms(funding_atoms),
             "closed_pnl": format_atoms(net), "roi": format_rate(calc.roi_rate(pnl, margin))}
@@ -167,14 +186,18 @@ def target_price(given: Inputs, entry: str, qty: str, roi: str) -> Figures:
     """Return the exit price that yields `roi` (e.g. "0.5" for 50%) on IM + fee to close."""
     spec, side = given.spec, given.side
     entry_ticks, qty_lots = to_ticks(spec, entry), to_lots(spec, qty)
-    entry_value = spec.notional_atoms(entry_ticks, qty_lots)
-    margin = calc.position_margin_atoms(side, entry_value, given.leverage, given.taker_fee_rate)
+    contract = spec.contract
+    entry_value = contract.entry_value_atoms(entry_ticks, qty_lots)
+    margin = contract.position_margin_atoms(side, entry_value, given.leverage,
+                                            given.taker_fee_rate)
     wanted_pnl = div_floor(margin * to_rate(roi), RATE_ONE)
-    # exit value = entry value + s * pnl; a tick is worth q * a atoms. Round half up.
-    exit_value = entry_value + side.sign * wanted_pnl
-    unit = qty_lots * spec.atoms_per_tick_lot
-    exit_ticks = div_floor(2 * exit_value + unit, 2 * unit)
-    return {"target_price": format_ticks(spec, exit_ticks) if exit_ticks > 0 else "",
+    # A long gains as its value moves by `value_sign` (up linear, down inverse): the exit
+    # value; the price at which the quantity is worth it is the contract's "average entry"
+    # of that value, rounded half up.
+    exit_value = entry_value + side.sign * contract.value_sign * wanted_pnl
+    exit_ticks = (contract.average_entry_display_ticks(exit_value, qty_lots)
+                  if exit_value > 0 else 0)
+    return {"target_price": _shown_price(spec, exit_ticks),
             "pnl_at_target": format_atoms(wanted_pnl)}
 
 
@@ -186,7 +209,11 @@ def quantity(given: Inputs, price: str, value: str | None = None,
     if (value is None) == (cost is None):
         raise ValueError("give exactly one of value or cost")
     if value is not None:
-        qty_lots = div_floor(to_atoms(value), price_ticks * spec.atoms_per_tick_lot)
+        # The most lots worth no more than `value` at the price (order by value).
+        wanted = to_atoms(value)
+        qty_lots = spec.contract.qty_for_value_lots(price_ticks, wanted)
+        if spec.contract.value_ceil_atoms(price_ticks, qty_lots) > wanted:
+            qty_lots -= 1
     else:
         qty_lots = calc.qty_for_cost_lots(spec, given.side, price_ticks, to_atoms(cost or "0"),
                                           given.leverage, given.taker_fee_rate)

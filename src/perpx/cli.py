@@ -19,7 +19,7 @@ from perpx import calculator
 from perpx.config import Config, ConfigError, ServeSettings, load_config
 from perpx.convert import ConversionError
 from perpx.core.instruments import InstrumentSpec
-from perpx.instruments import load_instruments
+from perpx.instruments import bundled_instruments, load_instruments
 
 if TYPE_CHECKING:  # the server's modules load when a command needs them
     from perpx.api.keys import DemoKey, KeyStore
@@ -648,7 +648,7 @@ def _show(title: str, figures: dict[str, str], as_json: bool) -> None:
 
 
 def _calc_spec(symbol: str) -> InstrumentSpec:
-    specs = {s.symbol: s for s in load_instruments()}
+    specs = {s.symbol: s for s in bundled_instruments()}
     if symbol not in specs:
         raise typer.BadParameter(f"unknown symbol {symbol}")
     return specs[symbol]

@@ -112,6 +112,24 @@ def format_lots(spec: InstrumentSpec, lots: int) -> str:
     return format_scaled(lots * step, step_decimals, spec.qty_scale)
 
 
+def format_average_price(spec: InstrumentSpec, value_atoms: int, lots: int,
+                         extra_decimals: int) -> str:
+    """Show the price at which `lots` are worth `value_atoms`, floored to `extra_decimals` more.
+
+    The contract's average entry (`ContractMaths.average_entry_fraction`: linear ``V/(q*a)``,
+    inverse the harmonic ``q*k/V``) in ticks, shown in quote units; "0" without a quantity
+    (zero without a value).
+    """
+    if lots <= 0:
+        return "0"
+    decimals = spec.price_scale + extra_decimals
+    scaled_price = 0
+    if value_atoms > 0:
+        numerator, denominator = spec.contract.average_entry_fraction(value_atoms, lots)
+        scaled_price = numerator * spec.tick_atoms * 10**decimals // (denominator * 10**8)
+    return format_scaled(scaled_price, decimals, spec.price_scale)
+
+
 def format_atoms(atoms: int) -> str:
     """Format an amount in atoms as a plain decimal string without trailing zeros."""
     return format_scaled(atoms, ATOM_DECIMALS)

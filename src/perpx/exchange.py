@@ -65,7 +65,7 @@ from perpx.core.events import (
     OrderRejected,
 )
 from perpx.core.instruments import InstrumentSpec
-from perpx.instruments import load_instruments
+from perpx.instruments import bundled_instruments, load_instruments
 from perpx.store.codec import decode_snapshot, encode_snapshot
 from perpx.store.journal import Journal
 from perpx.views import (
@@ -142,10 +142,10 @@ def _leverage(value: str | int) -> int:
 class Exchange:
     """An in-process exchange: call methods with decimal strings, read views back.
 
-    `instruments`: specs, bundled symbol names, or None for the bundled table (what
-    `perpx replay` assumes). `check_invariants=True` runs the core's invariant checks after
-    every command (slow; for tests). Listeners given to `subscribe` see every applied
-    command with its events, in seq order.
+    `instruments`: specs, bundled symbol names (the inverse BTCUSD and ETHUSD among them), or
+    None for the default bundled table (what `perpx replay` assumes). `check_invariants=True`
+    runs the core's invariant checks after every command (slow; for tests). Listeners given
+    to `subscribe` see every applied command with its events, in seq order.
     """
 
     def __init__(self, instruments: Iterable[InstrumentSpec | str] | None = None, *,
@@ -559,7 +559,7 @@ def _resolve(instruments: Iterable[InstrumentSpec | str] | None) -> list[Instrum
     """Return the specs asked for: given specs, bundled ones by name, or all bundled."""
     if instruments is None:
         return load_instruments()
-    bundled = {spec.symbol: spec for spec in load_instruments()}
+    bundled = {spec.symbol: spec for spec in bundled_instruments()}
     specs: list[InstrumentSpec] = []
     for item in instruments:
         if isinstance(item, str):

@@ -9,7 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from perpx.bybit.retcodes import OK, bybit_code
-from perpx.convert import format_atoms, format_lots, format_rate, format_scaled, format_ticks
+from perpx.convert import (
+    format_atoms,
+    format_average_price,
+    format_lots,
+    format_rate,
+    format_scaled,
+    format_ticks,
+)
 from perpx.core import liqprice
 from perpx.core.account.accounts import Account
 from perpx.core.account.margin_model import position_risk
@@ -198,11 +205,7 @@ def position_view(engine: Engine, account: Account, position: Position) -> Posit
 
 def average_price(spec: InstrumentSpec, value_atoms: int, lots: int) -> str:
     """Return entry value / size as a price, floored to the price decimals + 4 ("0" if flat)."""
-    if lots <= 0:
-        return "0"
-    decimals = spec.price_scale + AVERAGE_EXTRA_DECIMALS
-    scaled = value_atoms * 10**decimals // (lots * spec.lot_base_e8)
-    return format_scaled(scaled, decimals, spec.price_scale)
+    return format_average_price(spec, value_atoms, lots, AVERAGE_EXTRA_DECIMALS)
 
 
 def order_view(spec: InstrumentSpec, order: RestingOrder) -> OrderView:

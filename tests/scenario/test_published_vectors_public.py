@@ -24,7 +24,7 @@ from perpx.cli import app
 from perpx.convert import to_atoms, to_rate
 from perpx.core.events import FundingSettled, Trade
 from perpx.core.instruments import InstrumentSpec, LiquidationFormula
-from perpx.instruments import UnsupportedContractType, load_instruments, spec_from_bybit
+from perpx.instruments import load_instruments
 from support.builders import TEST_DATA
 
 VECTORS = TEST_DATA / "vectors"
@@ -410,20 +410,42 @@ def test_seed_000_non_vip_fees_through_the_exchange() -> None:
     assert num("10000") - num(ex.wallet(2).wallet_balance) == num("650") * num(want["taker"])
 
 
-def test_inverse_seeds_are_refused_as_perpx_refuses_inverse_contracts() -> None:
-    """Seed 004's inverse examples: an InversePerpetual does not load (#13 B6), so the
-    exchange cannot be asked for them; see OUT_OF_REACH."""
-    item = json.loads(json.dumps({"symbol": "BTCUSD", "contractType": "InversePerpetual"}))
-    with pytest.raises(UnsupportedContractType):
-        spec_from_bybit(item)
+def test_seed_004_inverse_upl_long_through_calc_and_the_exchange() -> None:
+    """Seed 004: long 10,000 BTCUSD at 8,000, last 8,100: uPnL 0.01543209 BTC.
+
+    The exact 0.0154320987.. shown truncated: perpx rounds an unrealised P&L down
+    (`InverseContract.unrealised_pnl_atoms`), so both interfaces print the seed's figure.
+    """
+    case = SEEDS["inverse_upl_long"]
+    given, want = case["inputs"], case["expected"]["unrealized_pnl_btc"]
+    figures = calc("position", "--symbol", "BTCUSD", "--entry", given["entry"],
+                   "--qty", given["contracts_usd"], "--mark", given["ltp"], "--leverage", "10")
+    assert figures["unrealized_pnl"] == want
+    ex = Exchange(["BTCUSD"], check_invariants=True)
+    for account in (1, 2):
+        ex.deposit(account, "1", "BTC")
+    ex.index_price("BTCUSD", given["entry"])
+    ex.place_order(1, "BTCUSD", "Buy", "Limit", qty=given["contracts_usd"], price=given["entry"])
+    ex.place_order(2, "BTCUSD", "Sell", "Market", qty=given["contracts_usd"])
+    ex.mark_price("BTCUSD", given["ltp"])
+    [position] = ex.positions(1, "BTCUSD")
+    assert (position.avg_price, position.unrealised_pnl) == ("8000.00", want)
+    assert ex.wallet(1, "BTC").unrealised_pnl == want
+
+
+def test_seed_004_inverse_im_100x_through_calc() -> None:
+    """Seed 004: 10,000 BTCUSD at 8,000, 100x: IM 0.0125 BTC (C / (P x L))."""
+    case = SEEDS["inverse_im_100x"]
+    given, want = case["inputs"], case["expected"]["initial_margin_btc"]
+    figures = calc("cost", "--symbol", "BTCUSD", "--price", given["entry"],
+                   "--qty", given["contracts_usd"], "--leverage", given["leverage"])
+    assert num(figures["initial_margin"]) == num(want)
 
 
 # --- every vector is claimed ----------------------------------------------------------------
 
 OUT_OF_REACH = {
     "haircut_loss_btc_for_usdt": "multi-collateral accounts (next-mechanics §4) do not exist",
-    "inverse_upl_long": "inverse contracts are refused at load (#13 B6)",
-    "inverse_im_100x": "inverse contracts are refused at load (#13 B6)",
 }
 PARTLY = {
     "fees_non_vip": "its expiry settlement rate needs expiry futures, refused at load (#13 B6)",
@@ -435,7 +457,7 @@ CHECKED_HERE = {
     "short_eth_10x_down", "short_eth_10x_up", "leverage_10x_100_margin", "roi_add_margin",
     "roi_hedge_sides", "avg_entry_two_fills", "realized_pnl_partial_close",
     "order_loss_buy_above_mark", "limit_buy_price_improvement", "limit_sell_price_improvement",
-    "fees_non_vip", "interest_rate_8h",
+    "fees_non_vip", "interest_rate_8h", "inverse_upl_long", "inverse_im_100x",
 }
 
 

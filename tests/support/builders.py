@@ -51,6 +51,16 @@ def ethusdt(**overrides: Any) -> InstrumentSpec:
     return dataclasses.replace(bundled()["ETHUSDT"], **overrides)
 
 
+@cache
+def bundled_inverse() -> dict[str, InstrumentSpec]:
+    return {spec.symbol: spec for spec in load_instruments("inverse")}
+
+
+def btcusd(**overrides: Any) -> InstrumentSpec:
+    """Bybit's BTCUSD inverse perpetual (tick 0.10 USD, 1 USD contracts), any field replaced."""
+    return dataclasses.replace(bundled_inverse()["BTCUSD"], **overrides)
+
+
 # The tests' own copies of the published vectors, the spec text they cite and real prices
 # (tests/data/README.md says where each came from): a clone needs nothing beside it.
 TEST_DATA = Path(__file__).resolve().parents[1] / "data"

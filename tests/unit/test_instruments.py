@@ -452,15 +452,14 @@ def test_a_deduction_off_the_recursion_is_refused() -> None:
 
 @pytest.mark.parametrize(
     "contract_type",
-    ["InversePerpetual", "InverseFutures", "LinearFutures", "Spot"],
-    ids=["InversePerpetual would trade as if linear",
-         "InverseFutures likewise",
+    ["InverseFutures", "LinearFutures", "Spot"],
+    ids=["InverseFutures has no delivery in the engine",
          "LinearFutures has no delivery in the engine",
          "an unknown word"],
 )
 def test_unsupported_contract_types_are_refused_at_load(
         contract_type: str, tmp_path: Path) -> None:
-    """#13 B6: only LinearPerpetual loads; anything else is a clear error naming both."""
+    """#13 B6: only perpetuals load; anything else is a clear error naming both."""
     # Arrange
     item = bybit_item("BTCUSDT")
     item["symbol"] = "BTCUSD"

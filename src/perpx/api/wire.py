@@ -10,7 +10,14 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
 from perpx.bybit.params import LINEAR
-from perpx.convert import format_atoms, format_lots, format_rate, format_scaled, format_ticks
+from perpx.convert import (
+    format_atoms,
+    format_average_price,
+    format_lots,
+    format_rate,
+    format_scaled,
+    format_ticks,
+)
 from perpx.core import calc
 from perpx.core.account.accounts import Account
 from perpx.core.account.margin_model import position_risk
@@ -68,11 +75,7 @@ EXTRA_DECIMALS = 4  # an average price may fall between ticks; show up to 4 more
 
 def average_price(spec: InstrumentSpec, value_atoms: int, lots: int) -> str:
     """Value / quantity as a price, floored to the price decimals + 4 ('0' without fills)."""
-    if lots <= 0:
-        return "0"
-    decimals = spec.price_scale + EXTRA_DECIMALS
-    scaled = value_atoms * 10**decimals // (lots * spec.lot_base_e8)
-    return format_scaled(scaled, decimals, spec.price_scale)
+    return format_average_price(spec, value_atoms, lots, EXTRA_DECIMALS)
 
 
 def ratio(numerator: int, denominator: int, decimals: int = 4) -> str:

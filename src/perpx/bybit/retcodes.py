@@ -46,6 +46,7 @@ _MAP: dict[RejectCode, tuple[int, str]] = {
     RejectCode.LEVERAGE_NOT_MODIFIED: (110043, "Set leverage not modified"),
     RejectCode.MARGIN_MODE_SWITCH_REFUSED: (3400045, "Set margin mode failed"),
     RejectCode.POSITION_MODE_SWITCH_REFUSED: (110025, "Position mode is not modified"),
+    RejectCode.HEDGE_MODE_UNSUPPORTED: (110029, "Hedge mode is not supported for this symbol"),
     RejectCode.MARGIN_REDUCTION_TOO_LARGE: (110012, "Insufficient available balance"),
     RejectCode.INSUFFICIENT_WALLET_BALANCE: (110004, "Wallet balance is insufficient"),
     RejectCode.ORDER_NOT_FOUND: (110001, "Order does not exist"),

@@ -121,6 +121,15 @@ class MaintenanceLine(Protocol):
 class ContractMaths(Protocol):
     """The formulas of one contract type, in integer ticks, lots and settle-coin atoms."""
 
+    @property
+    def value_sign(self) -> int:
+        """+1 when a position's value rises with the price (linear), -1 when it falls (inverse).
+
+        A long's P&L is ``value_sign * (value - EV)``; in the cash view of conservation a
+        long has paid ``value_sign * EV`` out of its wallet (`Clearing.check_invariants`).
+        """
+        ...
+
     # values and entry
     def value_floor_atoms(self, price_ticks: int, qty_lots: int) -> int:
         """Value `qty_lots` at `price_ticks`, rounded down (a credit's base)."""
@@ -294,6 +303,11 @@ class LinearContract:
 
     def __repr__(self) -> str:
         return f"LinearContract(atoms_per_tick_lot={self.atoms_per_tick_lot})"
+
+    @property
+    def value_sign(self) -> int:
+        """+1: a linear value rises with the price."""
+        return 1
 
     # -- values and entry --------------------------------------------------------------------
 
@@ -668,3 +682,423 @@ class LinearContract:
 # `perpx.core.calc` (kept for callers that hold values, not prices) delegate to. The tick
 # scale never enters a value-only formula, so one lot-tick atom serves.
 LINEAR_VALUE_MATHS = LinearContract(1)
+
+
+# --- inverse contracts --------------------------------------------------------------------------
+
+# The price returned where none exists: a short inverse position at 1x (or with margin beyond
+# its entry value) has no bankruptcy or liquidation price, as ``C/BP = C/EP - M <= 0`` puts it
+# at infinity (next-mechanics §1.5: "At 1x a short never goes bankrupt: BP = inf"). Far above
+# any instrument's maxPrice in ticks, so a mark never reaches it and a display shows "".
+UNREACHABLE_PRICE_TICKS = 10**18
+
+
+def round_half_up(numerator: int, denominator: int) -> int:
+    """Divide rounding to the nearest integer, halves up: ``floor((2N + D) / 2D)``."""
+    return div_floor(2 * numerator + denominator, 2 * denominator)
+
+
+class InverseContract:
+    """Coin-margined inverse contracts (BTCUSD): value ``C / P`` in the base coin.
+
+    ``k`` is `atoms_ticks_per_lot`: one lot at a price of one tick is worth ``k`` atoms of
+    the settle coin, so ``q`` lots at ``P`` ticks are worth ``q*k/P`` atoms (BTCUSD: lot 1 USD,
+    tick 0.1 USD, so ``k = 10**8 * 10**8 / 10**7 = 10**9``; next-mechanics §1.2 "PV = C/P").
+    The value is not exact, so every use picks a rounding:
+
+    - requirements and charges (IM, MM, fees, funding paid) start from `value_ceil_atoms`,
+      credits (funding received) from `value_floor_atoms` (contract.py's rule);
+    - the value a *fill* adds to or takes from a position (`entry_value_atoms`, also the exit
+      value of a close) is rounded half up, next-mechanics §7 N1 ("values, P&L and estimates
+      are rounded half-up to 8 dp"), and is the same integer for buyer and seller, so P&L is
+      zero-sum and each coin is conserved exactly (`Clearing.check_invariants`);
+    - the unrealised P&L at the mark, an estimate of a credit, rounds down:
+      ``floor(s * (EV - C/MP))`` (seed 004's 0.01543209; Bybit's API -0.00029413, I10).
+
+    The value falls as the price rises (`value_sign` -1): a long gains ``EV - C/X`` (spec §1.2
+    ``C(1/EP - 1/X)``), and the average entry is the harmonic mean ``C / EV``
+    (``sum C_i / sum C_i/P_i``). Prices solved from coin amounts (bankruptcy, liquidation)
+    are ``C / coin amount``; where the coin amount is not positive there is no such price
+    (`UNREACHABLE_PRICE_TICKS`, or None where the interface allows it). Rounding of prices
+    follows contract.py's rule: liquidation toward the mark, bankruptcy away from it.
+    """
+
+    __slots__ = ("atoms_ticks_per_lot",)
+
+    def __init__(self, atoms_ticks_per_lot: int) -> None:
+        require_positive("InverseContract", "atoms_ticks_per_lot", atoms_ticks_per_lot)
+        self.atoms_ticks_per_lot = atoms_ticks_per_lot
+
+    def __repr__(self) -> str:
+        return f"InverseContract(atoms_ticks_per_lot={self.atoms_ticks_per_lot})"
+
+    @property
+    def value_sign(self) -> int:
+        """-1: an inverse value ``C/P`` falls as the price rises."""
+        return -1
+
+    def _qk(self, qty_lots: int) -> int:
+        return qty_lots * self.atoms_ticks_per_lot
+
+    # -- values and entry --------------------------------------------------------------------
+
+    def value_floor_atoms(self, price_ticks: int, qty_lots: int) -> int:
+        """``floor(q*k / P)`` atoms (spec §1.2, PV = C/P), a credit's base."""
+        require_positive("value_floor_atoms", "price_ticks", price_ticks)
+        return div_floor(self._qk(qty_lots), price_ticks)
+
+    def value_ceil_atoms(self, price_ticks: int, qty_lots: int) -> int:
+        """``ceil(q*k / P)`` atoms, a requirement's or charge's base."""
+        require_positive("value_ceil_atoms", "price_ticks", price_ticks)
+        return div_ceil(self._qk(qty_lots), price_ticks)
+
+    def entry_value_atoms(self, price_ticks: int, qty_lots: int) -> int:
+        """``round_half_up(q*k / P)``: a fill's coin value, the same for both sides (§7 N1)."""
+        require_positive("entry_value_atoms", "price_ticks", price_ticks)
+        return round_half_up(self._qk(qty_lots), price_ticks)
+
+    def value_fraction_atoms(self, qty_lots: int, price_numerator: int,
+                             price_denominator: int) -> tuple[int, int]:
+        """``q*k / (N/D) = q*k*D / N`` atoms, exact, as (numerator, denominator)."""
+        require_positive("value_fraction_atoms", "price numerator", price_numerator)
+        return self._qk(qty_lots) * price_denominator, price_numerator
+
+    def qty_for_value_lots(self, price_ticks: int, value_atoms: int) -> int:
+        """``ceil(V * P / k)`` lots: the fewest whose value at `price_ticks` reaches V."""
+        return div_ceil(value_atoms * price_ticks, self.atoms_ticks_per_lot)
+
+    def loss_limit_price_ticks(self, side: Side, qty_lots: int, price_ticks: int,
+                               loss_atoms: int) -> int:
+        """Return the furthest price where `side` loses at most `loss_atoms` from `price_ticks`.
+
+        A long loses ``qk/X - qk/P`` below P: ``X >= qk*P / (qk + loss*P)``, rounded up; a
+        short loses ``qk/P - qk/X`` above P: ``X <= qk*P / (qk - loss*P)``, rounded down, and
+        without bound when ``loss*P >= qk`` (the whole value at P: a short cannot lose more).
+        """
+        qk = self._qk(qty_lots)
+        if side is Side.BUY:
+            return div_ceil(qk * price_ticks, qk + loss_atoms * price_ticks)
+        room = qk - loss_atoms * price_ticks
+        if room <= 0:
+            return UNREACHABLE_PRICE_TICKS
+        return div_floor(qk * price_ticks, room)
+
+    def average_entry_fraction(self, entry_value_atoms: int, qty_lots: int) -> tuple[int, int]:
+        """``EP = q*k / EV`` ticks, the harmonic mean ``sum C_i / sum C_i/P_i`` (§1.2)."""
+        require_positive("average_entry_price_ticks", "qty_lots", qty_lots)
+        require_positive("average_entry_price_ticks", "entry_value_atoms", entry_value_atoms)
+        numerator = self._qk(qty_lots)
+        common = gcd(numerator, entry_value_atoms)
+        return div_floor(numerator, common), div_floor(entry_value_atoms, common)
+
+    def average_entry_display_ticks(self, entry_value_atoms: int, qty_lots: int) -> int:
+        """``q*k / EV`` rounded half up to a tick, for display only (I1: 5,625.00)."""
+        numerator, denominator = self.average_entry_fraction(entry_value_atoms, qty_lots)
+        return round_half_up(numerator, denominator)
+
+    # -- P&L -----------------------------------------------------------------------------------
+
+    def unrealised_pnl_atoms(self, side: Side, entry_value_atoms: int, qty_lots: int,
+                             mark_price_ticks: int) -> int:
+        """``floor(s * (EV - q*k/MP))``: long ``C(1/EP - 1/MP)``, short the opposite (§1.2).
+
+        Rounded down, an estimate of a credit: long ``EV - ceil(qk/MP)``, short
+        ``floor(qk/MP) - EV``. Seed 004 prints 0.01543209 (10,000 at 8,000, mark 8,100) and
+        Bybit's API -0.00029413 (I10), both this floor (docs/decisions.md, on §7 N1).
+        """
+        if side is Side.BUY:
+            return entry_value_atoms - self.value_ceil_atoms(mark_price_ticks, qty_lots)
+        return self.value_floor_atoms(mark_price_ticks, qty_lots) - entry_value_atoms
+
+    def realised_pnl_on_close_atoms(self, side: Side, entry_value_atoms: int, qty_lots: int,
+                                    close_qty_lots: int, exit_price_ticks: int
+                                    ) -> tuple[int, int]:
+        """Release ``EV * c / q`` (the entry is unchanged by a reduce) and realise the P&L.
+
+        A long realises ``released - exit value``, a short ``exit value - released``, the
+        exit value being the fill's (`entry_value_atoms`). The release rounds in the
+        exchange's favour, down for a long and up for a short; closing the rest releases
+        exactly what is left.
+        """
+        require_positive("realized_pnl_on_close_atoms", "qty_lots", qty_lots)
+        if not 0 <= close_qty_lots <= qty_lots:
+            raise PerpxBug(
+                f"realized_pnl_on_close_atoms: close_qty_lots {close_qty_lots} "
+                f"outside 0..{qty_lots}"
+            )
+        exit_value = self.entry_value_atoms(exit_price_ticks, close_qty_lots)
+        if side is Side.BUY:
+            released = mul_div_floor(entry_value_atoms, close_qty_lots, qty_lots)
+            return released - exit_value, released
+        released = mul_div_ceil(entry_value_atoms, close_qty_lots, qty_lots)
+        return exit_value - released, released
+
+    def order_loss_atoms(self, side: Side, mark_price_ticks: int, order_price_ticks: int,
+                         qty_lots: int) -> int:
+        """Buy ``min(0, qk/P - qk/MP)``, sell ``min(0, qk/MP - qk/P)`` atoms.
+
+        The uPnL of the order filled at its price, valued at the mark; the loss rounded to
+        the larger (each value toward it).
+        """
+        if side is Side.BUY:
+            loss = (self.value_floor_atoms(order_price_ticks, qty_lots)
+                    - self.value_ceil_atoms(mark_price_ticks, qty_lots))
+        else:
+            loss = (self.value_floor_atoms(mark_price_ticks, qty_lots)
+                    - self.value_ceil_atoms(order_price_ticks, qty_lots))
+        return min(0, loss)
+
+    def break_even_price_ticks(self, side: Side, entry_value_atoms: int, qty_lots: int,
+                               realised_pnl_atoms: int, taker_fee_rate: int) -> int | None:
+        """Return the price at which closing at the taker fee nets zero (Bybit's rule, in coin).
+
+        Long: ``EV - C/X - f*C/X + Rz = 0``, so ``X = C(1 + f) / (EV + Rz)``; short:
+        ``C/X - EV - f*C/X + Rz = 0``, so ``X = C(1 - f) / (EV - Rz)``, with ``f =
+        max(taker fee, 0.055%)`` (spec §12). Rounded half up (a displayed figure); None when
+        no positive price solves.
+        """
+        require_positive("break_even_price_ticks", "qty_lots", qty_lots)
+        rate = max(taker_fee_rate, BREAK_EVEN_MIN_FEE_RATE)
+        s = side.sign
+        numerator = self._qk(qty_lots) * (RATE_ONE + s * rate)
+        denominator = (entry_value_atoms + s * realised_pnl_atoms) * RATE_ONE
+        if numerator <= 0 or denominator <= 0:
+            return None
+        return round_half_up(numerator, denominator)
+
+    # -- fees ----------------------------------------------------------------------------------
+
+    def fill_fee_atoms(self, price_ticks: int, qty_lots: int, fee_rate: int) -> int:
+        """``ceil(ceil(q*k/P) * f / R)`` atoms (§1.3, ``C/execPrice x rate``), a charge."""
+        return apply_rate_ceil(self.value_ceil_atoms(price_ticks, qty_lots), fee_rate)
+
+    def fee_to_close_atoms(self, side: Side, entry_value_atoms: int, leverage: int,
+                           taker_fee_rate: int) -> int:
+        """``FTC = ceil(EV * (L + s*R) * f / (L * R))`` atoms: ``C/BP x f`` (§1.3).
+
+        With the unrounded bankruptcy price ``EP*L/(L + s)``, ``C/BP = EV(1 + s/L)``: the
+        inverse sign of perp-mechanics §1.1 ("+ for buy"). A short at 1x has none (BP = inf).
+        """
+        require_positive("fee_to_close", "leverage", leverage)
+        return div_ceil(
+            entry_value_atoms * (leverage + side.sign * RATE_ONE) * taker_fee_rate,
+            leverage * RATE_ONE,
+        )
+
+    def fee_reserve_atoms(self, side: Side, entry_value_atoms: int, qty_lots: int,
+                          part_lots: int, times: int, leverage: int, taker_fee_rate: int) -> int:
+        """``ceil(times * EV * part * (L + s*R) * f / (q * L * R))`` atoms (hedge reserve)."""
+        return div_ceil(
+            times * entry_value_atoms * part_lots * (leverage + side.sign * RATE_ONE)
+            * taker_fee_rate,
+            qty_lots * leverage * RATE_ONE,
+        )
+
+    # -- margins -------------------------------------------------------------------------------
+
+    def initial_margin_atoms(self, value_atoms: int, leverage: int) -> int:
+        """``IM = ceil(V * R / L)`` (§1.4, ``C/(P*L)``)."""
+        return initial_margin_for_value_atoms(value_atoms, leverage)
+
+    def maintenance_margin_atoms(self, value_atoms: int, mmr: int, mm_deduction_atoms: int,
+                                 fee_to_close: int) -> int:
+        """``MM = ceil(V * MMR / R) - ded + FTC``, V in coin and tiers in coin (§1.4, I9)."""
+        return maintenance_margin_for_value_atoms(value_atoms, mmr, mm_deduction_atoms,
+                                                  fee_to_close)
+
+    def position_margin_atoms(self, side: Side, value_atoms: int, leverage: int,
+                              taker_fee_rate: int) -> int:
+        """``ceil(V*R/L) + FTC`` atoms (§1.4 "Position IM = C/MP/L + C/BP*f_t")."""
+        return (initial_margin_for_value_atoms(value_atoms, leverage)
+                + self.fee_to_close_atoms(side, value_atoms, leverage, taker_fee_rate))
+
+    def order_cost_atoms(self, side: Side, value_atoms: int, leverage: int,
+                         taker_fee_rate: int) -> int:
+        """``C/(P*L) + C/P*f + C/BP(P)*f`` atoms (§1.4, B-COST-INV), parts rounded up apart.
+
+        ``BP`` unrounded: ``C/BP = V(1 + s/L)`` (see docs/decisions.md on §7 N2).
+        """
+        return (self.position_margin_atoms(side, value_atoms, leverage, taker_fee_rate)
+                + fee_for_value_atoms(value_atoms, taker_fee_rate))
+
+    def qty_for_cost_lots(self, side: Side, price_ticks: int, cost_atoms: int, leverage: int,
+                          taker_fee_rate: int) -> int:
+        """``q = floor(cost * L * R * P / (k * (R*R + 2*f*L + s*f*R)))`` lots.
+
+        The inverse of the exact cost ``V(1/L + f + (1 + s/L) f)`` with ``V = q*k/P``; then
+        stepped down while the rounded-up parts still exceed `cost_atoms`.
+        """
+        require_positive("qty_for_cost_lots", "price_ticks", price_ticks)
+        require_positive("qty_for_cost_lots", "leverage", leverage)
+        if cost_atoms <= 0:
+            return 0
+        per_lot = self.atoms_ticks_per_lot * (
+            RATE_ONE * RATE_ONE
+            + 2 * taker_fee_rate * leverage
+            + side.sign * taker_fee_rate * RATE_ONE
+        )
+        qty = div_floor(cost_atoms * leverage * RATE_ONE * price_ticks, per_lot)
+        while qty > 0 and self.order_cost_atoms(
+                side, self.value_ceil_atoms(price_ticks, qty), leverage,
+                taker_fee_rate) > cost_atoms:
+            qty -= 1
+        return qty
+
+    # -- prices --------------------------------------------------------------------------------
+
+    def bankruptcy_price_ticks(self, side: Side, entry_price_ticks: int, leverage: int) -> int:
+        """``BP = EP * L / (L + s*R)`` ticks: ``EP*L/(L+1)`` long, ``EP*L/(L-1)`` short.
+
+        Spec perp-mechanics §1.3 (I13: 7,890.08 at 50x -> 7,735.3725). Rounded away from the
+        mark (`round_bankruptcy_price`); a short at 1x has none (`UNREACHABLE_PRICE_TICKS`).
+        """
+        require_positive("bankruptcy_price_ticks", "leverage", leverage)
+        denominator = leverage + side.sign * RATE_ONE
+        if denominator <= 0:
+            return UNREACHABLE_PRICE_TICKS
+        return round_bankruptcy_price(side, entry_price_ticks * leverage, denominator)
+
+    def bankruptcy_price_for_margin_ticks(self, side: Side, entry_value_atoms: int,
+                                          qty_lots: int, margin_atoms: int) -> int:
+        """``BP = q*k / (EV + s * margin)`` ticks: where the loss equals the margin (§1.5).
+
+        Long ``C/BP = C/EP + M``, short ``C/BP = C/EP - M``; rounded away from the mark; none
+        (`UNREACHABLE_PRICE_TICKS`) when a short's margin reaches its entry value.
+        """
+        require_positive("bankruptcy_price_for_margin_ticks", "qty_lots", qty_lots)
+        coin = entry_value_atoms + side.sign * margin_atoms
+        if coin <= 0:
+            return UNREACHABLE_PRICE_TICKS
+        return round_bankruptcy_price(side, self._qk(qty_lots), coin)
+
+    def isolated_margin_call_price_fraction(
+        self, side: Side, entry_value_atoms: int, qty_lots: int, margin_atoms: int,
+        fee_to_close_atoms: int, mmr: int, mm_deduction_atoms: int,
+    ) -> tuple[int, int]:
+        """Solve ``margin + uPnL(P) = (qk/P)*MMR - ded + FTC + 3`` for the mark.
+
+        ``P = q*k*(R + s*MMR) / ((EV + s(margin - FTC + ded - 3)) * R)`` ticks. The 3 atoms
+        cover the roundings of the engine's figures (uPnL's, MM's value's and MM's rate
+        part's, each under one atom), so at any mark where ``margin + uPnL <= MM`` the mark
+        is at or beyond this price. Exact, as (numerator, denominator > 0);
+        `UNREACHABLE_PRICE_TICKS` when no price solves (a short whose margin covers its whole
+        value).
+        """
+        function = "isolated_margin_call_price"
+        require_positive(function, "qty_lots", qty_lots)
+        s = side.sign
+        coin = entry_value_atoms + s * (margin_atoms - fee_to_close_atoms
+                                        + mm_deduction_atoms - _INVERSE_CALL_SLACK)
+        if coin <= 0:
+            return UNREACHABLE_PRICE_TICKS, 1
+        return self._qk(qty_lots) * (RATE_ONE + s * mmr), coin * RATE_ONE
+
+    def isolated_margin_call_trigger_ticks(
+        self, side: Side, entry_value_atoms: int, qty_lots: int, margin_atoms: int,
+        fee_to_close_atoms: int, lines: Sequence[MaintenanceLine], first_ticks: int,
+    ) -> int:
+        """Return the first the mark reaches of `first_ticks` and each line's margin call.
+
+        Each line's `isolated_margin_call_price_fraction` rounded toward the mark; a long
+        keeps the highest, a short the lowest.
+        """
+        trigger = first_ticks
+        for line in lines:
+            numerator, denominator = self.isolated_margin_call_price_fraction(
+                side, entry_value_atoms, qty_lots, margin_atoms, fee_to_close_atoms,
+                line.mmr, line.mm_deduction_atoms)
+            price = round_liquidation_price(side, numerator, denominator)
+            if (price > trigger) if side is Side.BUY else (price < trigger):
+                trigger = price
+        return trigger
+
+    def isolated_liquidation_price_fraction(
+        self, side: Side, entry_value_atoms: int, qty_lots: int, leverage: int,
+        extra_margin_atoms: int, mmr: int, mm_deduction_atoms: int, taker_fee_rate: int,
+    ) -> tuple[int, int]:
+        """Return the LP by the 2026 UTA form (§1.5, B-LIQ-ISO-UTA; §7 N16), MM at the LP.
+
+        ``LP_long = C(1+MMR) / [C/EP + C/EP/L + extra/(1+f) + ded]`` and
+        ``LP_short = C(1-MMR) / [C/EP - C/EP/L - extra/(1-f) - ded]``, i.e. in integers
+        ``N = q*k*(R + s*MMR)*L*(R + s*f)`` over
+        ``D = [EV(L + sR)(R + sf) + s*extra*R*L + s*ded*L(R + sf)] * R``. I7: 45,681.82.
+        `UNREACHABLE_PRICE_TICKS` when the short's bracket is not positive.
+        """
+        function = "isolated_liquidation_price"
+        require_positive(function, "qty_lots", qty_lots)
+        require_positive(function, "leverage", leverage)
+        s = side.sign
+        fee_factor = RATE_ONE + s * taker_fee_rate
+        require_positive(function, "1 +/- taker fee rate", fee_factor)
+        coin = (entry_value_atoms * (leverage + s * RATE_ONE) * fee_factor
+                + s * extra_margin_atoms * RATE_ONE * leverage
+                + s * mm_deduction_atoms * leverage * fee_factor)
+        if coin <= 0:
+            return UNREACHABLE_PRICE_TICKS, 1
+        return (self._qk(qty_lots) * (RATE_ONE + s * mmr) * leverage * fee_factor,
+                coin * RATE_ONE)
+
+    def isolated_liquidation_price_legacy_fraction(
+        self, side: Side, entry_value_atoms: int, qty_lots: int, leverage: int,
+        extra_margin_atoms: int, mmr: int, mm_deduction_atoms: int,
+    ) -> tuple[int, int]:
+        """Return the LP by the 2024 UTA form (§1.5, B-LIQ-ISO-UTA-2024), MM at entry.
+
+        ``LP = C / [PV + s(IM - MM + extra)]`` with ``PV = EV``, ``IM = PV/L``,
+        ``MM = PV*MMR - ded`` (extra inside the bracket, §7 N16); in integers ``N = q*k*L*R``
+        over ``D = EV*L*R + s(EV*R*R - EV*MMR*L + (ded + extra)*L*R)``. I7: 45,662.10.
+        """
+        function = "isolated_liquidation_price_legacy"
+        require_positive(function, "qty_lots", qty_lots)
+        require_positive(function, "leverage", leverage)
+        s = side.sign
+        coin = (entry_value_atoms * leverage * RATE_ONE
+                + s * (entry_value_atoms * RATE_ONE * RATE_ONE - entry_value_atoms * mmr * leverage
+                       + (mm_deduction_atoms + extra_margin_atoms) * leverage * RATE_ONE))
+        if coin <= 0:
+            return UNREACHABLE_PRICE_TICKS, 1
+        return self._qk(qty_lots) * leverage * RATE_ONE, coin
+
+    def cross_liquidation_price_estimate_ticks(
+        self, side: Side, qty_lots: int, mark_price_ticks: int, margin_balance_atoms: int,
+        total_mm_atoms: int, mmr: int,
+    ) -> int | None:
+        """Solve ``MB(P) = sum MM(P)`` for this mark, the others fixed (§1.5, MECH-§2.2).
+
+        ``qk(R + s*MMR)/P = qk(R + s*MMR)/MP + s(MB - sum MM)R``, so
+        ``P = qk(R + s*MMR)*MP / (qk(R + s*MMR) + s(MB - sum MM)*R*MP)``, rounded toward the
+        mark. None without a position or when no price solves.
+        """
+        if qty_lots <= 0:
+            return None
+        s = side.sign
+        weight = self._qk(qty_lots) * (RATE_ONE + s * mmr)
+        denominator = weight + s * (margin_balance_atoms - total_mm_atoms) * RATE_ONE \
+            * mark_price_ticks
+        if weight <= 0 or denominator <= 0:
+            return None
+        return round_liquidation_price(side, weight * mark_price_ticks, denominator)
+
+    def cross_liquidation_price_legacy_ticks(
+        self, side: Side, entry_price_ticks: int, qty_lots: int, available_atoms: int,
+        im_atoms: int, mm_atoms: int,
+    ) -> int | None:
+        """``C(1/EP - 1/LP) = -(available + IM - MM)`` for a long, the opposite for a short.
+
+        The linear rule's "loss at LP = available + IM - MM" in coin (§1.5, B-LIQ-INV-OLD):
+        ``LP = qk*EP / (qk + s(available + IM - MM)*EP)``, rounded toward the mark. None
+        without a position or when no price solves.
+        """
+        if qty_lots <= 0:
+            return None
+        qk = self._qk(qty_lots)
+        denominator = qk + side.sign * (available_atoms + im_atoms - mm_atoms) * entry_price_ticks
+        if denominator <= 0:
+            return None
+        return round_liquidation_price(side, qk * entry_price_ticks, denominator)
+
+
+# Atoms of slack in an inverse margin call (`InverseContract.isolated_margin_call_price_fraction`):
+# the uPnL rounded down, MM's value rounded up (times MMR) and MM's rate part rounded up, each
+# under one atom.
+_INVERSE_CALL_SLACK = 3

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from perpx.core.contract import ContractMaths, LinearContract
-from perpx.core.numbers import RATE_ONE
+from perpx.core.contract import ContractMaths, InverseContract, LinearContract
+from perpx.core.numbers import ATOMS_PER_COIN, RATE_ONE
 
 
 class ContractType(IntEnum):
@@ -134,7 +134,8 @@ class InstrumentSpec:
         if not -RATE_ONE <= self.insurance_pnl_ratio <= self.adl_stop_ratio <= 0:
             raise ValueError(f"{self.symbol}: ADL ratios must satisfy "
                              "-1 <= insurancePnlRatio <= adlStopRatio <= 0")
-        contract = contract_maths_for(self.symbol, self.contract_type, self.atoms_per_tick_lot)
+        contract = contract_maths_for(self.symbol, self.contract_type, self.atoms_per_tick_lot,
+                                      self.tick_atoms, self.lot_base_e8)
         # A frozen dataclass sets its derived fields through object.__setattr__.
         object.__setattr__(self, "contract", contract)
         # `notional_atoms(price_ticks, qty_lots)`: the value in settle-coin atoms, rounded up
@@ -150,18 +151,26 @@ class InstrumentSpec:
 
 
 class UnsupportedContractMaths(ValueError):
-    """A contract type the core has no maths for (inverse contracts, not yet written)."""
+    """A contract type, or a tick and lot of one, that the core has no exact maths for."""
 
 
-def contract_maths_for(symbol: str, contract_type: ContractType,
-                       atoms_per_tick_lot: int) -> ContractMaths:
-    """Return the maths of `contract_type` for an instrument of that tick-lot scale.
+def contract_maths_for(symbol: str, contract_type: ContractType, atoms_per_tick_lot: int,
+                       tick_atoms: int = 0, lot_base_e8: int = 0) -> ContractMaths:
+    """Return the maths of `contract_type` for an instrument of that tick and lot.
 
     Linear perpetuals and linear futures value ``P * q * a`` (`LinearContract`); futures
-    differ in delivery, not in their maths. Inverse contracts have none yet, so an inverse
-    spec is refused here rather than traded as linear (issue #13 B6).
+    differ in delivery, not in their maths. Inverse contracts value ``q * k / P`` in the base
+    coin (`InverseContract`), where ``k = lot_base_e8 * 10**8 / tick_atoms``: the lot in
+    quote units over the tick in quote units, in settle-coin atoms. It must be a whole
+    number (BTCUSD: lot 1 USD, tick 0.1 USD, k = 10**9), else the spec is refused.
     """
     if contract_type in (ContractType.LINEAR_PERPETUAL, ContractType.LINEAR_FUTURES):
         return LinearContract(atoms_per_tick_lot)
+    if contract_type is ContractType.INVERSE_PERPETUAL:
+        if tick_atoms <= 0 or lot_base_e8 <= 0 or lot_base_e8 * ATOMS_PER_COIN % tick_atoms:
+            raise UnsupportedContractMaths(
+                f"{symbol}: an inverse lot over a tick ({lot_base_e8} / {tick_atoms} x 10**8) "
+                "must be a whole number of settle-coin atoms")
+        return InverseContract(lot_base_e8 * ATOMS_PER_COIN // tick_atoms)
     raise UnsupportedContractMaths(
         f"{symbol}: no contract maths for {contract_type.name} yet")

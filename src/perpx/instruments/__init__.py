@@ -1,7 +1,10 @@
 """Instrument tables: Bybit-shaped JSON (instruments-info items plus fees and risk limits).
 
 `load_instruments()` reads the bundled BTCUSDT, ETHUSDT and SOLUSDT table; any file of the same
-shape can be passed instead, so operators list their own contracts without touching code.
+shape can be passed instead, so operators list their own contracts without touching code. A
+second bundled table, "inverse", holds the inverse perpetuals BTCUSD and ETHUSD; it is kept out
+of the default one so that everything run on the default table (the behaviour digest included)
+is unchanged. `bundled_instruments()` is both, for looking a bundled symbol up by name.
 """
 
 from __future__ import annotations
@@ -25,21 +28,24 @@ from perpx.core.instruments import (
 )
 from perpx.core.numbers import ATOM_DECIMALS
 
-# The contract types the engine trades. Only linear perpetuals: inverse contracts value
-# positions in the base coin and futures need delivery, neither of which the core has, so
-# either would trade silently as a linear perpetual (issue #13 B6).
+# The contract types the engine trades: linear and inverse perpetuals. Futures need delivery,
+# which the core does not have, so they would trade silently as perpetuals (issue #13 B6).
 _CONTRACT_TYPES = {
     "LinearPerpetual": ContractType.LINEAR_PERPETUAL,
+    "InversePerpetual": ContractType.INVERSE_PERPETUAL,
 }
 CONTRACT_TYPE_WORDS = {kind: word for word, kind in _CONTRACT_TYPES.items()}
-_KNOWN_UNSUPPORTED = ("LinearFutures", "InversePerpetual", "InverseFutures")
+_KNOWN_UNSUPPORTED = ("LinearFutures", "InverseFutures")
+
+# The bundled tables, by name: the default linear one and the inverse perpetuals.
+BUNDLED_TABLES = ("default", "inverse")
 
 # perpx's `liqPriceFormula` field (spec §14 Q2); absent means the current UTA formula.
 _LIQ_FORMULAS = {"uta": LiquidationFormula.UTA, "legacy": LiquidationFormula.LEGACY}
 
 
 class UnsupportedContractType(ValueError):
-    """An instrument whose contractType the engine cannot trade (only LinearPerpetual)."""
+    """An instrument whose contractType the engine cannot trade (only perpetuals)."""
 
     def __init__(self, symbol: str, contract_type: str) -> None:
         known = "a type perpx does not trade yet" if contract_type in _KNOWN_UNSUPPORTED else (
@@ -164,10 +170,20 @@ def risk_tiers_from_bybit(symbol: str, rows: list[dict[str, Any]]) -> tuple[Risk
 
 
 def load_instruments(path: str | Path | None = None) -> list[InstrumentSpec]:
-    """Load an instrument table; without a path, the bundled Bybit BTCUSDT/ETHUSDT/SOLUSDT one."""
-    if path is None:
-        text = resources.files("perpx.instruments").joinpath("default.json").read_text("utf-8")
+    """Load an instrument table: a file, a bundled table's name, or the default table.
+
+    Without a path, the bundled Bybit BTCUSDT/ETHUSDT/SOLUSDT one; "inverse" names the bundled
+    inverse perpetuals (BTCUSD, ETHUSD; `BUNDLED_TABLES`).
+    """
+    if path is None or (isinstance(path, str) and path in BUNDLED_TABLES):
+        name = "default" if path is None else path
+        text = resources.files("perpx.instruments").joinpath(f"{name}.json").read_text("utf-8")
     else:
         text = Path(path).read_text("utf-8")
     table = json.loads(text)
     return [spec_from_bybit(item) for item in table["instruments"]]
+
+
+def bundled_instruments() -> list[InstrumentSpec]:
+    """Return every bundled instrument, the default table's first: what a bundled name means."""
+    return [spec for name in BUNDLED_TABLES for spec in load_instruments(name)]

@@ -6,7 +6,8 @@
   rows (GET /v5/execution/list, the `execution` stream): `execFee` is the amount (positive =
   paid), `execPrice` the mark, `execQty` the position size, `execValue` the position value,
   `feeRate` the rate, `side` the position's side (long: Buy) and `execTime` the funding
-  timestamp. `FundingPaid` does not carry the mark, so it is recovered from the value exactly:
+  timestamp. The mark is the event's `mark_price_ticks`; events journaled before it existed
+  (0 there) are linear, and their mark is recovered from the value exactly:
   ``value_atoms = mark_ticks * |size_lots| * atoms_per_tick_lot`` (a remainder is a bug).
 
 Both are append-only lists in event order; funding timestamps rise, so a query bisects on time.
@@ -132,8 +133,10 @@ class FundingHistory:
 
     def _execution(self, event: FundingPaid) -> FundingExecution:
         qty = abs(event.size_lots)
-        mark, remainder = divmod(event.value_atoms,
-                                 qty * self.specs[event.symbol].atoms_per_tick_lot)
+        mark, remainder = event.mark_price_ticks, 0
+        if not mark and qty:
+            mark, remainder = divmod(event.value_atoms,
+                                     qty * self.specs[event.symbol].atoms_per_tick_lot)
         if remainder or qty == 0:
             raise InvariantViolation(
                 f"FundingHistory: value {event.value_atoms} of seq {event.seq} is not a mark "

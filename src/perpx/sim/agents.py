@@ -93,10 +93,12 @@ class MarketView:
         mark = self._engine.mark_price.get(symbol)
         value = (spec.notional_atoms(mark, position.qty_lots) if mark is not None
                  else position.entry_value_atoms)
-        sign = 1 if position.size_lots > 0 else -1
+        side = Side.BUY if position.size_lots > 0 else Side.SELL
         margin = position.margin_atoms or value * RATE_ONE // position.leverage
-        return PositionState(position.size_lots, sign * (value - position.entry_value_atoms),
-                             margin)
+        upnl = (spec.contract.unrealised_pnl_atoms(side, position.entry_value_atoms,
+                                                   position.qty_lots, mark)
+                if mark is not None else 0)
+        return PositionState(position.size_lots, upnl, margin)
 
 
 @dataclass(frozen=True, slots=True)

@@ -198,8 +198,8 @@ class SeriesRecorder:
             return equity
         for (owner, _idx), (size, entry) in self.positions.items():
             if owner == account_id and size:
-                value = self.spec.notional_atoms(mark, abs(size))
-                equity += value - entry if size > 0 else entry - value
+                equity += self.spec.contract.unrealised_pnl_atoms(
+                    Side.BUY if size > 0 else Side.SELL, entry, abs(size), mark)
         return equity
 
     def population(self) -> list[int]:

@@ -21,6 +21,7 @@ from perpx.convert import to_atoms, to_lots, to_rate, to_ticks
 from perpx.core.contract import (
     LINEAR_VALUE_MATHS,
     ContractMaths,
+    InverseContract,
     LinearContract,
     round_bankruptcy_price,
     round_liquidation_price,
@@ -74,10 +75,23 @@ def test_linear_futures_share_the_linear_maths() -> None:
     assert isinstance(futures.contract, LinearContract)
 
 
-@pytest.mark.parametrize("kind", [ContractType.INVERSE_PERPETUAL, ContractType.INVERSE_FUTURES])
-def test_an_inverse_spec_is_refused_rather_than_traded_as_linear(kind: ContractType) -> None:
-    with pytest.raises(UnsupportedContractMaths, match="no contract maths for INVERSE"):
-        dataclasses.replace(BTC, contract_type=kind)
+def test_an_inverse_perpetual_gets_the_inverse_maths_never_the_linear() -> None:
+    inverse = dataclasses.replace(BTC, contract_type=ContractType.INVERSE_PERPETUAL)
+    assert isinstance(inverse.contract, InverseContract)
+    # lot 0.001 over tick 0.1 in atoms: k = 10**5 * 10**8 / 10**7.
+    assert inverse.contract.atoms_ticks_per_lot == 10**6
+
+
+def test_inverse_futures_are_refused_rather_than_traded_as_perpetuals() -> None:
+    with pytest.raises(UnsupportedContractMaths, match="no contract maths for INVERSE_FUTURES"):
+        dataclasses.replace(BTC, contract_type=ContractType.INVERSE_FUTURES)
+
+
+def test_an_inverse_tick_that_does_not_divide_the_lot_in_atoms_is_refused() -> None:
+    with pytest.raises(UnsupportedContractMaths, match="whole number"):
+        dataclasses.replace(BTC, contract_type=ContractType.INVERSE_PERPETUAL,
+                            tick_atoms=3 * 10**7, lot_base_e8=10**8,
+                            atoms_per_tick_lot=3 * 10**7)
 
 
 def test_the_contract_is_not_part_of_a_specs_equality() -> None:

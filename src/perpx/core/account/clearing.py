@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from perpx.core import calc
 from perpx.core.account.accounts import (
     DEFAULT_LEVERAGE,
     FEE_ACCOUNT_ID,
@@ -49,6 +48,7 @@ from perpx.core.prices.funding import funding_fee_atoms
 # Enum members read on the hot path, bound once: a class attribute lookup of an enum
 # member costs several times a global's in CPython 3.11.
 _BUY = Side.BUY
+_SELL = Side.SELL
 _TRADE = BalanceReason.TRADE
 _HEDGE = PositionMode.HEDGE
 _FEE_INCOME = BalanceReason.FEE_INCOME
@@ -127,9 +127,14 @@ class Clearing:
             mark = self.mark_of(position.symbol)
             if mark is None:
                 continue  # valued at entry: no unrealized P&L
+            qty = size if size > 0 else -size
+            if spec.contract.value_sign < 0:  # inverse: the contract's rounding
+                equity += spec.contract.unrealised_pnl_atoms(
+                    _BUY if size > 0 else _SELL, position.entry_value_atoms, qty, mark)
+                continue
             # `calc.unrealized_pnl_atoms`, written out: value at the mark less the entry value
             # (the other way round for a short), exact.
-            value = spec.notional_atoms(mark, size if size > 0 else -size)
+            value = spec.notional_atoms(mark, qty)
             equity += (value - position.entry_value_atoms if size > 0
                        else position.entry_value_atoms - value)
         return equity
@@ -278,7 +283,8 @@ class Clearing:
         if side_value + value > cap:
             raise Rejected(RejectCode.RISK_LIMIT_EXCEEDED,
                            "Order placement failed as your position may exceed the max limit")
-        cost = order_cost_fast_atoms(sign, value, leverage, spec.taker_fee_rate)
+        cost = order_cost_fast_atoms(sign * spec.contract.value_sign, value, leverage,
+                                     spec.taker_fee_rate)
         if not account.model.can_open(self, account, spec, side, price_ticks, qty_lots, cost):
             raise Rejected(RejectCode.INSUFFICIENT_AVAILABLE_BALANCE,
                            "ab not enough for new order")
@@ -309,10 +315,10 @@ class Clearing:
                                    "Reduce-only rule not satisfied")
             return
         leverage = account.leverage_for(order.symbol, order.position_idx)
-        before = calc.order_cost_for_value_atoms(
+        before = spec.contract.order_cost_atoms(
             order.side, spec.notional_atoms(order.price_ticks, order.leaves_lots), leverage,
             spec.taker_fee_rate)
-        after = calc.order_cost_for_value_atoms(
+        after = spec.contract.order_cost_atoms(
             order.side, spec.notional_atoms(price_ticks, leaves_lots), leverage,
             spec.taker_fee_rate)
         available = self.figures(account, spec.settle_coin).available_atoms
@@ -561,9 +567,11 @@ class Clearing:
     def check_invariants(self) -> None:
         """Raise `InvariantViolation` unless money is conserved and open interest balances.
 
-        Conservation is checked in the cash view: a long's entry value has been paid out of
-        its wallet, a short's received, so Σ (wallet − signed entry value) over every account,
-        system accounts included, equals deposits − withdrawals, per coin, exactly.
+        Conservation is checked in the cash view: a linear long's entry value has been paid out
+        of its wallet, a short's received, so Σ (wallet − signed entry value) over every
+        account, system accounts included, equals deposits − withdrawals, per coin, exactly.
+        An inverse position's value falls as the price rises, so there the signs swap
+        (`ContractMaths.value_sign`): an inverse long has received its entry value.
         """
         cash: dict[str, int] = {coin: 0 for coin in self.coins}
         open_interest: dict[str, int] = {}
@@ -574,7 +582,8 @@ class Clearing:
             for (symbol, _idx), position in account.positions.items():
                 spec = self.instruments[symbol]
                 sign = 1 if position.size_lots > 0 else -1
-                cash[spec.settle_coin] -= sign * position.entry_value_atoms
+                cash[spec.settle_coin] -= sign * spec.contract.value_sign \
+                    * position.entry_value_atoms
                 open_interest[symbol] = open_interest.get(symbol, 0) + position.size_lots
                 if position.size_lots == 0 and position.entry_value_atoms:
                     raise InvariantViolation(f"flat position {symbol} keeps an entry value")

@@ -34,8 +34,9 @@ def order_cost_fast_atoms(sign: int, value_atoms: int, leverage: int, fee_rate: 
 
     The same three parts, each rounded up on its own: ``ceil(V*R/L)`` (IM),
     ``ceil(V*(L - s*R)*f / (L*R))`` (fee to close) and ``ceil(V*f/R)`` (fee to open); `sign`
-    is +1 for a buy, -1 for a sell, and `leverage` is positive (settings refuse any other).
-    The property tests check it against the layered formula.
+    is the side's sign times the contract's `value_sign` (+1 for a linear buy or an inverse
+    sell: the value at the bankruptcy price is ``V(1 - 1/L)``), and `leverage` is positive
+    (settings refuse any other). The property tests check it against the layered formula.
     """
     return -((-value_atoms * RATE_ONE // leverage)
              + (-value_atoms * (leverage - sign * RATE_ONE) * fee_rate // (leverage * RATE_ONE))
@@ -65,6 +66,7 @@ def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
         idx = key[1]
         sign = 1 if key[2] is _BUY else -1
         closing = 0
+        bust_sign = sign * spec.contract.value_sign
         if idx == 0:
             position = positions.get((symbol, 0))
             if position is not None:
@@ -83,7 +85,7 @@ def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
             total += memo[1]
             continue
         value = -(-notional * opening // leaves)
-        cost = order_cost_fast_atoms(sign, value, leverage, fee_rate)
+        cost = order_cost_fast_atoms(bust_sign, value, leverage, fee_rate)
         sums.margin_memo = (inputs, cost)
         total += cost
     account.order_margin_cache[symbol] = total

@@ -28,6 +28,7 @@ from perpx.core.numbers import RATE_ONE
 from perpx.core.risk import liquidation
 
 _BUY = Side.BUY
+_SELL = Side.SELL
 
 
 def position_risk(position: Position, spec: InstrumentSpec, mark_ticks: int,
@@ -94,7 +95,11 @@ def _positions_at_mark(model: CrossMargin | IsolatedMargin, account: Account, co
         if mark is None:
             mark = calc.average_entry_display(spec, entry, qty)
         value = spec.notional_atoms(mark, qty)
-        upnl += value - entry if size > 0 else entry - value
+        if spec.contract.value_sign > 0:
+            upnl += value - entry if size > 0 else entry - value
+        else:  # an inverse value rounds, and its uPnL picks the rounding (`InverseContract`)
+            upnl += spec.contract.unrealised_pnl_atoms(_BUY if size > 0 else _SELL, entry, qty,
+                                                       mark)
         ftc = position.fee_to_close_atoms(spec)
         mm += calc.maintenance_margin_atoms(spec, value, ftc)
         position_im += model.position_im_atoms(position, spec, value, ftc)
@@ -190,8 +195,12 @@ class CrossMargin(_Stateless):
             value = spec.notional_atoms(mark, qty)
             entry = position.entry_value_atoms
             # uPnL, less IM = ceil(PV*R/L) (floor of the negation), less the fee to close.
-            total += ((value - entry if size > 0 else entry - value)
-                      + (-value * RATE_ONE // position.leverage)
+            if spec.contract.value_sign > 0:
+                upnl = value - entry if size > 0 else entry - value
+            else:  # inverse: the contract's rounding (`InverseContract.unrealised_pnl_atoms`)
+                upnl = spec.contract.unrealised_pnl_atoms(_BUY if size > 0 else _SELL, entry,
+                                                          qty, mark)
+            total += (upnl + (-value * RATE_ONE // position.leverage)
                       - position.fee_to_close_atoms(spec))
         order_sums = account.order_sums
         if not order_sums:
@@ -336,7 +345,7 @@ class IsolatedMargin(_Stateless):
                        price_ticks: int, opened_lots: int) -> None:
         """Move the opened value's IM + fee to close into the position margin."""
         opened_value = spec.notional_atoms(price_ticks, opened_lots)
-        position.margin_atoms += calc.position_margin_atoms(
+        position.margin_atoms += spec.contract.position_margin_atoms(
             side, opened_value, position.leverage, spec.taker_fee_rate)
 
     def cover_funding(self, clearing: MarginLedger, account: Account, position: Position,

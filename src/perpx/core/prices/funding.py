@@ -60,12 +60,20 @@ def next_funding_after(ts_ms: int, interval_min: int) -> int:
     return (div_floor(ts_ms, interval_ms) + 1) * interval_ms
 
 
-def impact_qty_lots(spec: InstrumentSpec) -> int:
+def impact_qty_lots(spec: InstrumentSpec, price_ticks: int = 0) -> int:
     """Return the impact margin notional as a quantity: impact margin ÷ tier-1 IMR, in lots.
 
-    ``0.1 BTC / 1%`` = 10 BTC for BTCUSDT (seed 001); rounded up to a whole lot.
+    ``0.1 BTC / 1%`` = 10 BTC for BTCUSDT (seed 001); rounded up to a whole lot. An inverse
+    contract's lot is a USD amount, so its 10 BTC of value is a quantity only at a price
+    (`price_ticks`, the index): the fewest lots worth that much there (0 without a price).
     """
     imr = spec.risk_tiers[0].imr
+    if spec.contract.value_sign < 0:
+        if price_ticks <= 0:
+            return 0
+        # The impact margin is in the base coin, which is the inverse contract's settle coin.
+        value = div_ceil(spec.impact_margin_base_e8 * RATE_ONE, imr)
+        return spec.contract.qty_for_value_lots(price_ticks, value)
     return div_ceil(spec.impact_margin_base_e8 * RATE_ONE, imr * spec.lot_base_e8)
 
 

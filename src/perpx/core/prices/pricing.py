@@ -95,7 +95,7 @@ class Pricing:
             if minute > state.last_minute:
                 state.last_minute = minute
                 spec = self.market.instruments[symbol]
-                qty = impact_qty_lots(spec)
+                qty = impact_qty_lots(spec, index)
                 premium = premium_index_rate(index, impact_price(book.bids, qty),
                                              impact_price(book.asks, qty))
                 state.samples.append(premium)

@@ -176,10 +176,11 @@ class RiskIndex:
         """Return each symbol's safe band of marks, or None when no band can be drawn.
 
         Moving symbol s's mark by Δ ticks changes the slack by at most
-        ``Δ/M_s · w_s`` atoms, where w_s values at M_s the net size (unrealized P&L), the
-        orders (order loss) and the gross size at the band's highest MM rate plus twice the
-        taker fee. With ``d_s = slack · M_s / Σw`` every combination of moves inside the bands
-        consumes at most the slack, so the account cannot reach an MM rate of 100% there.
+        ``Δ/M_s · w_s`` atoms, where w_s values at the band's dearest end the net size
+        (unrealized P&L), the orders (order loss) and the gross size at the band's highest MM
+        rate plus twice the taker fee. With ``d_s = slack · M_s / Σw`` every combination of
+        moves inside the bands consumes at most the slack, so the account cannot reach an MM
+        rate of 100% there.
         """
         market = self.market
         figures = self.clearing.figures(account, coin)
@@ -197,7 +198,11 @@ class RiskIndex:
             if mark is None:
                 return None
             marks[symbol] = mark
-            top = mark + apply_rate_ceil(mark, _BAND_CAP)
+            # Value at the band's end where the position is worth most: its top for a linear
+            # contract, its bottom for an inverse one (``C/P`` grows as the price falls), so
+            # the weight bounds the value's change over the whole band either way.
+            cap = apply_rate_ceil(mark, _BAND_CAP)
+            top = mark + cap if spec.contract.value_sign > 0 else max(1, mark - cap)
             value_at_top = spec.contract.value_ceil_atoms
             gross_value = value_at_top(top, gross)
             mmr = calc.tier_for_position(spec, gross_value).mmr
