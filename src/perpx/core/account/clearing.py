@@ -394,7 +394,7 @@ class Clearing:
         if not mine:
             del self._opening_orders[key2]
         if order.leaves_lots:
-            self._shrink_sums(order, order.leaves_lots)
+            self._shrink_sums(order, order.leaves_lots, 0)
 
     def order_loss_atoms(self, account_id: int, spec: InstrumentSpec) -> int:
         """Return an account's order loss on one symbol against the published mark (seed 001).
@@ -418,7 +418,12 @@ class Clearing:
                 loss += order_loss_atoms(order.side, mark, price, order.leaves_lots)
         return loss
 
-    def _shrink_sums(self, order: RestingOrder, qty_lots: int) -> None:
+    def _shrink_sums(self, order: RestingOrder, qty_lots: int, left_lots: int) -> None:
+        """Take `qty_lots` of `order` out of its side's sums, `left_lots` staying in them.
+
+        The value taken is what the order was counted at less what stays: an inverse value
+        rounds up per order (``ceil(C/P)``), and rounded parts would not add up to it.
+        """
         account = self.accounts[order.account_id]
         account.order_margin_cache.pop(order.symbol, None)
         self.dirty.add(order.account_id)
@@ -426,8 +431,9 @@ class Clearing:
         order_sums = account.order_sums
         sums = order_sums[key]
         sums.leaves_lots -= qty_lots
-        sums.notional_atoms -= self.instruments[order.symbol].notional_atoms(
-            order.price_ticks, qty_lots)
+        notional_atoms = self.instruments[order.symbol].notional_atoms
+        sums.notional_atoms -= (notional_atoms(order.price_ticks, qty_lots + left_lots)
+                                - notional_atoms(order.price_ticks, left_lots))
         if sums.leaves_lots == 0:
             if sums.notional_atoms:
                 raise InvariantViolation(f"order sums {key}: notional left without leaves")
@@ -441,7 +447,7 @@ class Clearing:
         spec = self.instruments[trade.symbol]
         qty = trade.qty_lots
         if not maker.reduce_only:
-            self._shrink_sums(maker, qty)
+            self._shrink_sums(maker, qty, trade.maker_leaves_lots)
         if self.fill_watch:
             for order in (taker, maker):
                 if order.order_id in self.fill_watch:

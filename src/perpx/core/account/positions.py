@@ -254,7 +254,15 @@ def apply_fill(
         if size == 0:
             position.realized_pnl_atoms = 0  # a new position starts its own realized P&L
         position.size_lots = size + qty_lots if buy else size - qty_lots
-        position.entry_value_atoms += spec.contract.entry_value_atoms(price_ticks, qty_lots)
+        entry_value_atoms = spec.contract.entry_value_atoms
+        closed = effect.closed_lots
+        # After a flip, the opened part is worth the fill's value less the closed part's
+        # exit value: an inverse value rounds, and the two sides of a fill must move the
+        # same whole value, however each splits it into closing and opening (conservation).
+        position.entry_value_atoms += (
+            entry_value_atoms(price_ticks, closed + qty_lots)
+            - entry_value_atoms(price_ticks, closed) if closed
+            else entry_value_atoms(price_ticks, qty_lots))
         position.open_fee_atoms += fee_atoms - effect.close_fee_atoms
         effect.opened_lots = qty_lots
     return effect
