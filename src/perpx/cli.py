@@ -731,8 +731,8 @@ def calc_target(entry: str = typer.Option(..., help="Entry price."),
 
 @calc_app.command("qty")
 def calc_qty(price: str = typer.Option(..., help="Order price."),
-             value: str | None = typer.Option(None, help="Order by value (USDT)."),
-             cost: str | None = typer.Option(None, help="Order by cost (USDT)."),
+             value: str | None = typer.Option(None, help="Order by value (in the settle coin)."),
+             cost: str | None = typer.Option(None, help="Order by cost (in the settle coin)."),
              symbol: str = SYMBOL, side: str = SIDE, leverage: str = LEVERAGE,
              fee: str | None = FEE, as_json: bool = AS_JSON) -> None:
     """Quantity for an order by value or by cost (seed 000), rounded down to the step."""

@@ -123,13 +123,15 @@ def position_prices(clearing: MarginLedger, account: Account,
 
     Each margin model has its own (`MarginModel.position_prices`): isolated, the position's
     own liquidation and bankruptcy prices; cross, the account-level estimates.
-    Prices at or below zero are shown as None (Bybit shows "").
+    Prices at or below zero, or above the instrument's maxPrice, are shown as None (Bybit
+    shows ""; spec §1.4): an inverse short at 1x has neither (next-mechanics §1.5).
     """
     if not position.size_lots:
         return None, None
     liq, bust = account.model.position_prices(clearing, account, position)
-    return (liq if liq is not None and liq > 0 else None,
-            bust if bust is not None and bust > 0 else None)
+    top = clearing.instruments[position.symbol].max_price_ticks
+    return (liq if liq is not None and 0 < liq <= top else None,
+            bust if bust is not None and 0 < bust <= top else None)
 
 
 def position_summary(clearing: MarginLedger, account: Account, position: Position,
