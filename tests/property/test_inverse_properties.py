@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from perpx.core import Command, Engine, OrderType, PlaceOrder, Side
 from perpx.core.account.accounts import Account
+from perpx.core.account.margin import order_cost_fast_atoms
 from perpx.core.account.margin_model import position_risk
 from perpx.core.commands import (
     AdjustMargin,
@@ -262,3 +263,16 @@ def test_no_isolated_inverse_position_sits_at_or_below_maintenance(
             for account in ACCOUNTS:
                 assert not breached(engine, engine.clearing.accounts[account]), (seq, account)
     assert settlements >= applied * 3 * 60_000 // HOUR_MS - 1
+
+
+# -- the hot path's written-out order cost, for an inverse contract -------------------------
+
+
+@given(st.sampled_from([Side.BUY, Side.SELL]), st.integers(0, 10**22),
+       st.integers(1, 100).map(lambda x: x * RATE_ONE), st.integers(0, 200_000))
+def test_written_out_order_cost_takes_the_inverse_sign_of_the_fee_to_close(
+        side: Side, value: int, leverage: int, fee: int) -> None:
+    """`order_cost_fast_atoms` with ``sign × value_sign`` is the inverse contract's cost."""
+    contract = INVERSE.contract
+    fast = order_cost_fast_atoms(side.sign * contract.value_sign, value, leverage, fee)
+    assert fast == contract.order_cost_atoms(side, value, leverage, fee)
