@@ -26,6 +26,7 @@ from perpx.convert import (
     to_ticks,
 )
 from perpx.core import calc, liqprice
+from perpx.core.contract import UNREACHABLE_PRICE_TICKS
 from perpx.core.enums import Side
 from perpx.core.instruments import InstrumentSpec, LiquidationFormula
 from perpx.core.numbers import RATE_ONE, div_floor
@@ -120,11 +121,12 @@ def position(given: Inputs, entry: str, qty: str, mark: str | None = None,
 
 
 def _shown_price(spec: InstrumentSpec, price_ticks: int) -> str:
-    """Show a price as the position endpoint does: "" outside (0, maxPrice] (spec §1.4).
+    """Show a price as the position endpoint does: "" for none (at or below zero).
 
-    An inverse short at 1x has no bankruptcy or liquidation price (next-mechanics §1.5).
+    An inverse short at 1x has no bankruptcy or liquidation price either (next-mechanics
+    §1.5, `UNREACHABLE_PRICE_TICKS`).
     """
-    if 0 < price_ticks <= spec.max_price_ticks:
+    if 0 < price_ticks < UNREACHABLE_PRICE_TICKS:
         return format_ticks(spec, price_ticks)
     return ""
 

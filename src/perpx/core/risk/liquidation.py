@@ -14,6 +14,7 @@ import msgspec
 from perpx.core import calc, liqprice
 from perpx.core.account.accounts import Account, MarginLedger
 from perpx.core.account.positions import Position
+from perpx.core.contract import UNREACHABLE_PRICE_TICKS
 from perpx.core.enums import Side
 from perpx.core.events import Event
 from perpx.core.instruments import LiquidationFormula
@@ -123,15 +124,14 @@ def position_prices(clearing: MarginLedger, account: Account,
 
     Each margin model has its own (`MarginModel.position_prices`): isolated, the position's
     own liquidation and bankruptcy prices; cross, the account-level estimates.
-    Prices at or below zero, or above the instrument's maxPrice, are shown as None (Bybit
-    shows ""; spec §1.4): an inverse short at 1x has neither (next-mechanics §1.5).
+    Prices at or below zero are shown as None (Bybit shows ""), and so is the price an
+    inverse short at 1x does not have (`UNREACHABLE_PRICE_TICKS`, next-mechanics §1.5).
     """
     if not position.size_lots:
         return None, None
     liq, bust = account.model.position_prices(clearing, account, position)
-    top = clearing.instruments[position.symbol].max_price_ticks
-    return (liq if liq is not None and 0 < liq <= top else None,
-            bust if bust is not None and 0 < bust <= top else None)
+    return (liq if liq is not None and 0 < liq < UNREACHABLE_PRICE_TICKS else None,
+            bust if bust is not None and 0 < bust < UNREACHABLE_PRICE_TICKS else None)
 
 
 def position_summary(clearing: MarginLedger, account: Account, position: Position,
