@@ -187,3 +187,16 @@ def test_a_1x_short_shows_no_liquidation_or_bankruptcy_price() -> None:
     assert (short.liq_price, short.bust_price) == ("", "")
     [long] = ex.positions(1, "BTCUSD")
     assert long.bust_price == "4000.00"  # 8,000 x 1/2
+
+
+def test_ethusd_settles_in_eth() -> None:
+    """ETHUSD (placeholder figures, docs/decisions.md): 1,000 USD at 2,000 is 0.5 ETH."""
+    ex = Exchange(["ETHUSD"], check_invariants=True)
+    for account in (1, 2):
+        ex.deposit(account, "1", "ETH")
+    ex.index_price("ETHUSD", "2000")
+    ex.place_order(1, "ETHUSD", "Buy", "Limit", qty="1000", price="2000")
+    ex.place_order(2, "ETHUSD", "Sell", "Market", qty="1000")
+    [long] = ex.positions(1, "ETHUSD")
+    assert (long.position_value, long.avg_price) == ("0.5", "2000.00")
+    assert ex.wallet(1, "ETH").wallet_balance == "0.9999"  # maker 0.02% of 0.5 ETH
