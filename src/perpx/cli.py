@@ -136,7 +136,8 @@ def serve(
             advertise(f"http://{base}")
         console.print(f"perpx {perpx.__version__} serving Bybit V5 REST on "
                       f"http://{base} (data: {settings.data})", soft_wrap=True)
-        console.print(f"WebSocket: ws://{base}/v5/public/linear (public), "
+        console.print(f"WebSocket: ws://{base}/v5/public/linear and "
+                      f"ws://{base}/v5/public/inverse (public), "
                       f"ws://{base}/v5/private (private), ws://{base}/v5/trade (orders)",
                       soft_wrap=True)
         console.print("instruments: " + ", ".join(
@@ -234,7 +235,7 @@ def serve_projector(settings: ServeSettings) -> None:
             # Its read-side checkpoints are its snapshots: the same two settings pace them.
             projector = await asyncio.to_thread(
                 lambda: HistoryProjector(
-                    load_instruments(), history, say=say,
+                    bundled_instruments(), history, say=say,
                     checkpoint_every=settings.snapshot_every or 2**62,
                     checkpoint_seconds=settings.snapshot_seconds or float("inf"),
                     checkpoint_keep=settings.snapshot_keep))
@@ -272,7 +273,7 @@ def take_over(settings: ServeSettings, say: Callable[[str], None]) -> Exchange:
 
     data = private_folder(settings.data)
     location = settings.journal or str(data / "journal.db")
-    standby = Standby(load_instruments(), location, say=say)
+    standby = Standby(bundled_instruments(), location, say=say)
     try:
         takeover = standby.run()
     except KeyboardInterrupt:
@@ -304,7 +305,10 @@ def open_exchange(settings: ServeSettings, say: Callable[[str], None],
     from perpx.store import open_history, open_snapshots
 
     data = private_folder(settings.data)
-    specs = load_instruments()
+    # A venue lists all its contracts: every bundled table, the inverse perpetuals included.
+    # The projector, the standby, replay, audit and loadtarget read the same journal with
+    # the same instruments (a read-side checkpoint names them in its fingerprint).
+    specs = bundled_instruments()
     location = settings.journal or str(data / "journal.db")
     try:
         if command_journal is None:
@@ -887,7 +891,7 @@ def replay(
             console.print("no snapshots stored beside this journal")
     bar, progress = _journal_progress(source.last_seq(), "replay")
     with bar:  # type: ignore[attr-defined]
-        report = replay_journal(load_instruments(), source, store, progress)
+        report = replay_journal(bundled_instruments(), source, store, progress)
     console.print(f"last seq {report.engine.last_seq:,}; {report.commands:,} commands in "
                   f"{report.seconds:.2f} s = {report.commands_per_s:,.0f} commands/s")
     console.print(f"state hash {report.engine.state_hash()}")
@@ -913,7 +917,7 @@ def audit(
     source = _open_readonly_journal(journal)
     bar, progress = _journal_progress(source.last_seq(), "audit")
     with bar:  # type: ignore[attr-defined]
-        report = audit_journal(load_instruments(), source, progress)
+        report = audit_journal(bundled_instruments(), source, progress)
     source.close()
     table = Table(title=f"conservation after {report.commands:,} commands "
                         f"(seq {report.engine.last_seq:,})")

@@ -31,7 +31,7 @@ import msgspec
 
 from perpx.bybit import stops, translate
 from perpx.bybit.errors import ApiError
-from perpx.bybit.params import LINEAR, Params
+from perpx.bybit.params import LINEAR, Params, category_of
 from perpx.bybit.retcodes import OK
 from perpx.convert import ConversionError, to_atoms, to_rate, to_ticks
 from perpx.core import Engine
@@ -331,9 +331,14 @@ class Exchange:
         return self._order("order.cancel", account, {
             "symbol": symbol, "orderId": order_id, "orderLinkId": order_link_id}, order_link_id)
 
+    def _category(self, symbol: str) -> str:
+        """Return the Bybit category a request on `symbol` names (unknown: refused later)."""
+        spec = self.engine.instruments.get(symbol)
+        return category_of(spec) if spec is not None else LINEAR
+
     def _order(self, op: str, account: int, wire: dict[str, Any], order_link_id: str) -> Result:
         """Apply the command Bybit's wire parameters `wire` of `op` stand for (REST's reading)."""
-        wire["category"] = LINEAR  # this exchange lists linear contracts only
+        wire["category"] = self._category(wire["symbol"])
 
         def build(seq: int, ts: int) -> Command:
             command = translate.command(op, wire, account, self.engine.instruments)
@@ -343,7 +348,7 @@ class Exchange:
 
     def cancel_all(self, account: int, symbol: str, order_filter: str | None = None) -> Result:
         """Cancel the account's orders on `symbol` (Bybit's orderFilter: Order, StopOrder...)."""
-        wire = {"category": LINEAR, "symbol": symbol,
+        wire = {"category": self._category(symbol), "symbol": symbol,
                 "orderFilter": _wire(stops.CANCEL_FILTERS, order_filter)}
 
         def build(seq: int, ts: int) -> Command:
@@ -393,7 +398,7 @@ class Exchange:
                      sl_order_type: str = "Market", tp_limit_price: str | None = None,
                      sl_limit_price: str | None = None) -> Result:
         """Set a position's TP/SL or trailing stop (Bybit's position/trading-stop; "0" removes)."""
-        wire = {"category": LINEAR, "symbol": symbol, "positionIdx": position_idx,
+        wire = {"category": self._category(symbol), "symbol": symbol, "positionIdx": position_idx,
                 "tpslMode": _wire(stops.TPSL_MODES, tpsl_mode), "takeProfit": take_profit,
                 "stopLoss": stop_loss, "trailingStop": trailing_stop, "activePrice": active_price,
                 "tpSize": tp_size, "slSize": sl_size,

@@ -68,7 +68,12 @@ from perpx.store.snapshotter import SnapshotResult, Snapshotter
 log = logging.getLogger("perpx.service")
 
 MAKER_ACCOUNT_BASE = 1  # market-maker accounts 1, 2, 3, ... one per symbol
-START_PRICES = {"BTCUSDT": "65000", "ETHUSDT": "3500", "SOLUSDT": "150"}
+START_PRICES = {"BTCUSDT": "65000", "ETHUSDT": "3500", "SOLUSDT": "150", "BTCUSD": "65000",
+                "ETHUSD": "3500"}
+# The demo market maker's quote size and deposit where the defaults (3 of the quantity unit,
+# 20,000,000 of the settle coin) do not fit: an inverse quantity is in USD contracts, and its
+# margin is in the base coin.
+MAKER_SIZES = {"BTCUSD": ("200000", "1000"), "ETHUSD": ("10000", "20000")}  # level qty, deposit
 
 
 class Listener(Protocol):
@@ -92,6 +97,13 @@ def open_service_journal(data_dir: str | Path, url: str | None = None) -> Journa
     """Open the service's journal: `url` if given, else SQLite at DATA/journal.db."""
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     return open_journal(url if url is not None else str(Path(data_dir) / "journal.db"))
+
+
+def _maker(account_id: int, symbol: str) -> MarketMaker:
+    sizes = MAKER_SIZES.get(symbol)
+    if sizes is None:
+        return MarketMaker(account_id, symbol)
+    return MarketMaker(account_id, symbol, level_qty=sizes[0], deposit=sizes[1])
 
 
 def _walk(spec: InstrumentSpec, start_price: str, seed: int) -> Iterator[IndexObservation]:
@@ -166,7 +178,7 @@ class ExchangeService:
                     save_extra=self._save_read_side, on_storing=self._snapshot_storing,
                     on_stored=self._snapshot_stored)
                 self.sequencer.subscribe(self.snapshotter)
-        self.makers = [MarketMaker(MAKER_ACCOUNT_BASE + i, spec.symbol)
+        self.makers = [_maker(MAKER_ACCOUNT_BASE + i, spec.symbol)
                        for i, spec in enumerate(specs)] if maker else []
         self._feeds = self._build_feeds(replay, replay_symbol, seed)
 
@@ -378,7 +390,9 @@ class ExchangeService:
     def _build_feeds(self, replay: str | Path | None, replay_symbol: str,
                      seed: int) -> dict[str, Iterator[IndexObservation]]:
         feeds: dict[str, Iterator[IndexObservation]] = {}
+        walks: dict[str, int] = {}  # base coin -> its walk: one index per coin (BTCUSD = BTCUSDT)
         for number, spec in enumerate(self.specs.values()):
+            number = walks.setdefault(spec.base_coin, number)
             if replay is not None and spec.symbol == replay_symbol:
                 feeds[spec.symbol] = iter(CandleReplay(replay, spec.symbol, spec.tick_size,
                                                        step_ms=1000))

@@ -12,7 +12,7 @@ from apisupport import Live
 from perpx.api.app import create_app
 from perpx.api.keys import KeyStore
 from perpx.api.server import ServerThread
-from perpx.instruments import load_instruments
+from perpx.instruments import bundled_instruments
 from perpx.service import ExchangeService
 from perpx.store.history_sqlite import SqliteHistory
 from perpx.store.journal import MemoryJournal
@@ -28,9 +28,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     limited = keys.create(demo_funds="1000", rate_limit=3, note="limited")
     poor = keys.create(demo_funds="0", note="poor")
     fuzzer = keys.create(demo_funds="100000", rate_limit=100_000, note="fuzzer")
+    # Every bundled instrument, as `perpx serve` lists them (the inverse BTCUSD and ETHUSD too).
     # The feed steps once at start (index, mark, the maker's quotes) and then sleeps, so the
     # engine changes only through the tests' requests and state hashes can be compared.
-    service = ExchangeService(load_instruments(), MemoryJournal(),
+    service = ExchangeService(bundled_instruments(), MemoryJournal(),
                               history=SqliteHistory(folder / "history.db"), feed_interval_s=3600)
     server = ServerThread(create_app(service, keys, manage_service=True)).start()
     deadline = time.monotonic() + 10

@@ -149,7 +149,7 @@ def test_the_config_file_sets_the_api_limits_and_the_banner_names_the_streams(
     limits, auth = SERVED_LIMITS[-1]
     assert limits == Limits(max_body_bytes=4096, max_connections_per_address=7)
     assert auth == AuthLimits(max_recv_window_ms=9000)
-    for path in ("/v5/public/linear", "/v5/private", "/v5/trade"):
+    for path in ("/v5/public/linear", "/v5/public/inverse", "/v5/private", "/v5/trade"):
         assert f"ws://127.0.0.1:0{path}" in result.output
     config.write_text("[limits]\nmax_body = 1\n")
     assert "unknown key 'max_body'" in _serve("--config", str(config)).output

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
-from perpx.bybit.params import LINEAR
+from perpx.bybit.params import category_of
 from perpx.convert import (
     format_atoms,
     format_average_price,
@@ -36,6 +36,7 @@ from perpx.core.enums import (
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import RATE_DECIMALS
 from perpx.core.risk.liquidation import position_summary
+from perpx.instruments import CONTRACT_TYPE_WORDS
 from perpx.readmodels import Ticker
 from perpx.store.history import Page
 from perpx.store.records import (
@@ -71,18 +72,12 @@ TPSL_MODES = {int(TpSlMode.FULL): "Full", int(TpSlMode.PARTIAL): "Partial"}
 MARGIN_MODES = {MarginMode.ISOLATED: "ISOLATED_MARGIN", MarginMode.CROSS: "REGULAR_MARGIN",
                 MarginMode.PORTFOLIO: "PORTFOLIO_MARGIN"}
 EXTRA_DECIMALS = 4  # an average price may fall between ticks; show up to 4 more decimals
+USD_COINS = ("USD", "USDT", "USDC")  # valued at 1 USD in the wallet's totals (`usd_price`)
 
 
 def average_price(spec: InstrumentSpec, value_atoms: int, lots: int) -> str:
     """Value / quantity as a price, floored to the price decimals + 4 ('0' without fills)."""
     return format_average_price(spec, value_atoms, lots, EXTRA_DECIMALS)
-
-
-def ratio(numerator: int, denominator: int, decimals: int = 4) -> str:
-    """Numerator / denominator floored to `decimals` ('0' when the denominator is not > 0)."""
-    if denominator <= 0:
-        return "0"
-    return format_scaled(numerator * 10**decimals // denominator, decimals)
 
 
 def leverage_text(leverage: int) -> str:
@@ -106,7 +101,7 @@ def order(record: OrderRecord, spec: InstrumentSpec) -> dict[str, Any]:
     fee = record.cum_fee_atoms
     conditional = record.stop_order_type != 0
     return {
-        "category": "linear",
+        "category": category_of(spec),
         "orderId": str(record.order_id), "orderLinkId": record.order_link_id,
         "parentOrderLinkId": "", "blockTradeId": "", "symbol": record.symbol,
         "price": format_ticks(spec, record.price_ticks) if record.price_ticks else "0",
@@ -149,7 +144,7 @@ def execution(record: ExecutionRecord, spec: InstrumentSpec) -> dict[str, Any]:
     funding = record.exec_type == "Funding"
     has_order = record.order_id != 0
     return {
-        "category": "linear",
+        "category": category_of(spec),
         "symbol": record.symbol, "orderId": str(record.order_id) if has_order else "",
         "orderLinkId": record.order_link_id, "side": SIDES[record.side],
         "orderPrice": format_ticks(spec, record.order_price_ticks) if has_order else "",
@@ -202,7 +197,8 @@ def ledger(record: LedgerRecord, spec: InstrumentSpec | None = None) -> dict[str
     """
     row = {
         "id": record.entry_id, "symbol": record.symbol,
-        "category": "linear" if record.symbol else "", "side": "None",
+        "category": category_of(spec) if record.symbol and spec is not None else "",
+        "side": "None",
         "transactionTime": str(record.ts_ms), "type": record.kind, "transSubType": "",
         "qty": "", "size": "", "currency": record.coin, "tradePrice": "",
         "funding": format_atoms(record.funding_atoms), "fee": format_atoms(record.fee_atoms),
@@ -311,51 +307,121 @@ def position(engine: Engine, account: Account | None, spec: InstrumentSpec,
     return row
 
 
-def wallet(engine: Engine, account: Account | None, coin: str = "USDT") -> dict[str, Any]:
-    """Return the UNIFIED wallet-balance object of §7.1 (one coin: the settle coin)."""
-    if account is None:
-        wallet_atoms = upnl = margin_balance = position_im = order_im = mm = 0
-        available = order_loss = cum_realized = 0
-    else:
-        figures = engine.clearing.figures(account, coin)
-        wallet_atoms, upnl = figures.wallet_atoms, figures.upnl_atoms
-        margin_balance, position_im = figures.margin_balance_atoms, figures.position_im_atoms
-        order_im, mm, available = figures.order_im_atoms, figures.mm_atoms, figures.available_atoms
-        order_loss = figures.order_loss_atoms
-        cum_realized = sum(p.cum_realized_pnl_atoms for p in account.positions.values())
-    total_im = position_im + order_im
-    base = margin_balance + order_loss
+def usd_price(engine: Engine, coin: str) -> tuple[int, int] | None:
+    """Return a coin's USD index price as a fraction (USD atoms per coin atom), None unknown.
+
+    USDT (and USDC, next-mechanics §7 N17) counts as 1 USD: perpx's linear accounts have always
+    summed USDT as USD. Another coin takes the venue's own index of it: an inverse contract's
+    (quoted in USD) before a linear one's (in USDT, taken as USD). Multi-collateral valuation
+    with haircuts is issue #17.
+    """
+    if coin in USD_COINS:
+        return 1, 1
+    candidates = sorted((spec for spec in engine.instruments.values()
+                         if spec.base_coin == coin and spec.quote_coin in USD_COINS),
+                        key=lambda spec: spec.quote_coin != "USD")
+    for spec in candidates:
+        index = engine.index_price.get(spec.symbol)
+        if index:
+            return index * spec.tick_atoms, 10**8
+    return None
+
+
+def _usd(atoms: int, price: tuple[int, int]) -> int:
+    """Return a coin amount in USD atoms, floored: an asset counts no more, a debt no less."""
+    return atoms * price[0] // price[1]
+
+
+def _rate_up(fraction: tuple[int, int]) -> int:
+    """Return an account rate (requirement over balance) in 10**-4, rounded up; 0 without one."""
+    numerator, denominator = fraction
+    if denominator <= 0:
+        return 0
+    return -(-numerator * 10_000 // denominator)
+
+
+def wallet(engine: Engine, account: Account | None) -> dict[str, Any]:
+    """Return the UNIFIED wallet-balance object of §7.1: a row per settle coin, totals in USD.
+
+    Each coin row is in its coin (a BTC row: walletBalance, unrealisedPnl, cumRealisedPnl,
+    totalPositionIM in BTC). A coin row is listed once the account holds or owes the coin; an
+    account without any shows the first settle coin's zero row, as Bybit shows an empty
+    wallet. The account totals are the rows' sums valued in USD (`usd_price`: USDT 1:1, a
+    coin at the venue's index; a coin with no index yet adds nothing). The core margins each
+    settle coin on its own until multi-collateral (#17), so the account IM and MM rates are
+    the highest of the coins' own rates: the one nearest its liquidation.
+    """
+    clearing = engine.clearing
+    rows: list[dict[str, Any]] = []
+    totals = dict.fromkeys(("equity", "wallet", "margin", "available", "upnl", "im", "mm"), 0)
+    im_rate = mm_rate = 0  # in 10**-4
+    for coin in clearing.coins:
+        if account is None:
+            continue
+        figures = clearing.figures(account, coin)
+        cum_realized = sum(p.cum_realized_pnl_atoms for p in account.positions.values()
+                           if engine.instruments[p.symbol].settle_coin == coin)
+        if not (figures.wallet_atoms or figures.upnl_atoms or figures.total_im_atoms
+                or cum_realized):
+            continue
+        equity = figures.wallet_atoms + figures.upnl_atoms
+        price = usd_price(engine, coin)
+        if price is not None:
+            for name, atoms in (("equity", equity), ("wallet", figures.wallet_atoms),
+                                ("margin", figures.margin_balance_atoms),
+                                ("available", max(0, figures.available_atoms)),
+                                ("upnl", figures.upnl_atoms), ("im", figures.total_im_atoms),
+                                ("mm", figures.mm_atoms)):
+                totals[name] += _usd(atoms, price)
+        im_rate = max(im_rate, _rate_up(figures.im_rate()))
+        mm_rate = max(mm_rate, _rate_up(figures.mm_rate()))
+        rows.append(_wallet_coin(coin, figures.wallet_atoms, figures.upnl_atoms,
+                                 figures.order_im_atoms, figures.position_im_atoms,
+                                 figures.mm_atoms, cum_realized,
+                                 _usd(equity, price) if price is not None else None))
+    if not rows and clearing.coins:
+        rows.append(_wallet_coin("USDT" if "USDT" in clearing.coins else clearing.coins[0],
+                                 0, 0, 0, 0, 0, 0, 0))
+    im_text, mm_text = format_scaled(im_rate, 4), format_scaled(mm_rate, 4)
+    return {
+        "accountType": "UNIFIED", "totalEquity": format_atoms(totals["equity"]),
+        "totalWalletBalance": format_atoms(totals["wallet"]),
+        "totalMarginBalance": format_atoms(totals["margin"]),
+        "totalAvailableBalance": format_atoms(totals["available"]),
+        "totalPerpUPL": format_atoms(totals["upnl"]),
+        "totalInitialMargin": format_atoms(totals["im"]),
+        "totalInitialMarginByMp": format_atoms(totals["im"]),
+        "totalMaintenanceMargin": format_atoms(totals["mm"]),
+        "totalMaintenanceMarginByMp": format_atoms(totals["mm"]),
+        "accountIMRate": im_text, "accountIMRateByMp": im_text,
+        "accountMMRate": mm_text, "accountMMRateByMp": mm_text, "accountLTV": "0",
+        "coin": rows,
+    }
+
+
+def _wallet_coin(coin: str, wallet_atoms: int, upnl: int, order_im: int, position_im: int,
+                 mm: int, cum_realized: int, usd_value: int | None) -> dict[str, Any]:
+    """One coin row of the wallet, every amount in the coin (usdValue: "" without an index)."""
     equity = wallet_atoms + upnl
     return {
-        "accountType": "UNIFIED", "totalEquity": format_atoms(equity),
-        "totalWalletBalance": format_atoms(wallet_atoms),
-        "totalMarginBalance": format_atoms(margin_balance),
-        "totalAvailableBalance": format_atoms(max(0, available)),
-        "totalPerpUPL": format_atoms(upnl), "totalInitialMargin": format_atoms(total_im),
-        "totalInitialMarginByMp": format_atoms(total_im),
-        "totalMaintenanceMargin": format_atoms(mm),
-        "totalMaintenanceMarginByMp": format_atoms(mm),
-        "accountIMRate": ratio(total_im, base), "accountIMRateByMp": ratio(total_im, base),
-        "accountMMRate": ratio(mm, base), "accountMMRateByMp": ratio(mm, base),
-        "accountLTV": "0",
-        "coin": [{
-            "coin": coin, "equity": format_atoms(equity), "usdValue": format_atoms(equity),
-            "walletBalance": format_atoms(wallet_atoms), "locked": "0",
-            "spotHedgingQty": "0", "borrowAmount": "0", "accruedInterest": "0",
-            "spotBorrow": "0", "totalOrderIM": format_atoms(order_im),
-            "totalPositionIM": format_atoms(position_im),
-            "totalPositionMM": format_atoms(mm), "unrealisedPnl": format_atoms(upnl),
-            "cumRealisedPnl": format_atoms(cum_realized), "bonus": "0",
-            "marginCollateral": True, "collateralSwitch": True, "colRes": "0",
-            "availableToWithdraw": "", "availableToBorrow": "", "free": "",
-        }],
+        "coin": coin, "equity": format_atoms(equity),
+        "usdValue": format_atoms(usd_value) if usd_value is not None else "",
+        "walletBalance": format_atoms(wallet_atoms), "locked": "0",
+        "spotHedgingQty": "0", "borrowAmount": "0", "accruedInterest": "0",
+        "spotBorrow": "0", "totalOrderIM": format_atoms(order_im),
+        "totalPositionIM": format_atoms(position_im),
+        "totalPositionMM": format_atoms(mm), "unrealisedPnl": format_atoms(upnl),
+        "cumRealisedPnl": format_atoms(cum_realized), "bonus": "0",
+        "marginCollateral": True, "collateralSwitch": True, "colRes": "0",
+        "availableToWithdraw": "", "availableToBorrow": "", "free": "",
     }
 
 
 def instrument(spec: InstrumentSpec) -> dict[str, Any]:
-    """Return the linear instruments-info item of §4.1."""
+    """Return the instruments-info item of §4.1 (linear or inverse: the table's own fields)."""
     return {
-        "symbol": spec.symbol, "contractType": "LinearPerpetual", "status": "Trading",
+        "symbol": spec.symbol, "contractType": CONTRACT_TYPE_WORDS[spec.contract_type],
+        "status": "Trading",
         "baseCoin": spec.base_coin, "quoteCoin": spec.quote_coin,
         "settleCoin": spec.settle_coin, "symbolType": "",
         "launchTime": str(spec.launch_time_ms), "deliveryTime": "0", "deliveryFeeRate": "",
@@ -387,7 +453,7 @@ def _price(spec: InstrumentSpec, ticks: int | None) -> str:
 
 def ticker(item: Ticker, spec: InstrumentSpec, bid: tuple[int, int] | None,
            ask: tuple[int, int] | None) -> dict[str, Any]:
-    """Return the linear ticker of §4.2."""
+    """Return the ticker of §4.2; an inverse one's volume is in contracts, its values in coin."""
     oi_value = item.open_interest_value_atoms
     return {
         "symbol": item.symbol, "lastPrice": _price(spec, item.last_price_ticks),
@@ -431,10 +497,10 @@ def empty_page(category: str) -> dict[str, Any]:
     return {"category": category, "list": [], "nextPageCursor": ""}
 
 
-def linear_page(page: Page[R], specs: Mapping[str, InstrumentSpec],
-                render: Callable[[R, InstrumentSpec], dict[str, Any]],
-                keep: Callable[[R], bool] = lambda _: True) -> dict[str, Any]:
-    """Return a history page of linear records, each rendered with its instrument."""
-    return {"category": LINEAR,
+def history_page(category: str, page: Page[R], specs: Mapping[str, InstrumentSpec],
+                 render: Callable[[R, InstrumentSpec], dict[str, Any]],
+                 keep: Callable[[R], bool] = lambda _: True) -> dict[str, Any]:
+    """Return a history page of `category`'s records, each rendered with its instrument."""
+    return {"category": category,
             "list": [render(r, specs[r.symbol]) for r in page.records if keep(r)],
             "nextPageCursor": page.next_cursor}

@@ -12,12 +12,47 @@ from typing import Any
 
 from perpx.bybit.errors import ApiError, params_error
 from perpx.core.codes import RejectCode
-from perpx.core.instruments import InstrumentSpec
+from perpx.core.instruments import ContractType, InstrumentSpec
 from perpx.store.history import decode_cursor
 
 DAY_MS = 86_400_000
 LINEAR = "linear"
-OTHER_CATEGORIES = frozenset({"spot", "inverse", "option"})
+INVERSE = "inverse"
+# The categories perpx lists contracts in; the others are answered with an empty list
+# (ccxt's load_markets and watch_positions ask for them, and an error would abort the call).
+LISTED_CATEGORIES = frozenset({LINEAR, INVERSE})
+OTHER_CATEGORIES = frozenset({"spot", "option"})
+_INVERSE_TYPES = frozenset({ContractType.INVERSE_PERPETUAL, ContractType.INVERSE_FUTURES})
+
+
+def category_of(spec: InstrumentSpec) -> str:
+    """Return Bybit's `category` of an instrument: `inverse` for coin-settled contracts.
+
+    Bybit's enum: `linear` covers USDT and USDC perpetuals and futures, `inverse` the inverse
+    perpetuals and futures (next-mechanics §0).
+    """
+    return INVERSE if spec.contract_type in _INVERSE_TYPES else LINEAR
+
+
+def in_category(specs: Mapping[str, InstrumentSpec],
+                category: str) -> dict[str, InstrumentSpec]:
+    """Return the instruments of `category` (none for a category perpx does not list).
+
+    A request names its symbol within its category: looked up here, a linear symbol asked for
+    with `category=inverse` (or the other way round) is unknown, Bybit's 10001 "symbol
+    invalid", as any symbol the category does not list.
+    """
+    return {symbol: spec for symbol, spec in specs.items() if category_of(spec) == category}
+
+
+def request_specs(specs: Mapping[str, InstrumentSpec],
+                  category: str) -> Mapping[str, InstrumentSpec]:
+    """Return the instruments a read of `category` may name: its category's (`in_category`).
+
+    A category perpx does not list (spot, option) keeps every symbol nameable: its answer is
+    an empty list whatever the symbol, as it was before perpx listed inverse contracts.
+    """
+    return in_category(specs, category) if category in LISTED_CATEGORIES else specs
 
 
 def _text(value: Any) -> str | None:
@@ -110,9 +145,9 @@ class Params:
         return cursor
 
     def category(self, *, required: bool = True, default: str = LINEAR) -> str:
-        """`category`: 'linear', or another Bybit category (answered with an empty list)."""
+        """`category`: 'linear', 'inverse', or another Bybit category (an empty list)."""
         value = self.text("category", required=required) or default
-        if value != LINEAR and value not in OTHER_CATEGORIES:
+        if value not in LISTED_CATEGORIES and value not in OTHER_CATEGORIES:
             raise params_error("category invalid")
         return value
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from perpx.bybit import stops
 from perpx.bybit.errors import ApiError, params_error
-from perpx.bybit.params import LINEAR, Params
+from perpx.bybit.params import LISTED_CATEGORIES, Params, in_category
 from perpx.bybit.retcodes import bybit_code
 from perpx.convert import ConversionError, to_lots, to_ticks
 from perpx.core.codes import RejectCode
@@ -45,10 +45,16 @@ SMP_TYPES = {"None": SmpType.NONE, "CancelMaker": SmpType.CANCEL_MAKER,
 Specs = Mapping[str, InstrumentSpec]
 
 
-def linear(params: Params) -> None:
-    """Refuse any category but `linear` (a batch checks its outer body once)."""
-    if params.category() != LINEAR:
-        raise params_error("category invalid: perpx lists linear contracts only")
+def category_specs(params: Params, specs: Specs) -> Specs:
+    """Return the instruments of the request's `category` (`linear` or `inverse`, required).
+
+    A write names its symbol within them, so a symbol of the other category is 10001 "symbol
+    invalid" (`params.in_category`). A batch checks its outer body once.
+    """
+    category = params.category()
+    if category not in LISTED_CATEGORIES:
+        raise params_error("category invalid: perpx lists linear and inverse contracts only")
+    return in_category(specs, category)
 
 
 def order_id(params: Params) -> int | None:
@@ -76,10 +82,9 @@ def _spec(params: Params, specs: Specs) -> InstrumentSpec:
     return spec
 
 
-def linear_spec(params: Params, specs: Specs) -> InstrumentSpec:
-    """Return the `symbol` of a one-symbol request (`category` linear only, required)."""
-    linear(params)
-    return _spec(params, specs)
+def category_spec(params: Params, specs: Specs) -> InstrumentSpec:
+    """Return the `symbol` of a one-symbol request, within its `category` (required)."""
+    return _spec(params, category_specs(params, specs))
 
 
 def position_idx(params: Params) -> int:
@@ -158,15 +163,14 @@ def cancel_symbols(params: Params, specs: Specs) -> list[str]:
 
 def cancel_all(account_id: int, params: Params, specs: Specs) -> list[CancelAllOrders]:
     """Return the CancelAllOrders (one a symbol) of an order/cancel-all request."""
-    linear(params)
-    symbols = cancel_symbols(params, specs)
+    symbols = cancel_symbols(params, category_specs(params, specs))
     order_filter = stops.cancel_filter(params)
     return [CancelAllOrders(0, 0, account_id, symbol, order_filter) for symbol in symbols]
 
 
 def trading_stop(account_id: int, params: Params, specs: Specs) -> SetTradingStop:
     """Return the SetTradingStop of a position/trading-stop request."""
-    spec = linear_spec(params, specs)
+    spec = category_spec(params, specs)
     return stops.trading_stop_command(account_id, params, spec, position_idx(params))
 
 
@@ -181,5 +185,4 @@ def command(op: str, data: Mapping[str, Any], account_id: int, specs: Specs) -> 
     if build is None:
         raise ApiError(10404, f"unknown op {op[:40]}")
     params = Params(data)
-    linear(params)
-    return build(account_id, params, specs)
+    return build(account_id, params, category_specs(params, specs))

@@ -20,13 +20,16 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeAlias, TypeVar
 
 from perpx.rows import Candle, ClosedCandles, FundingRateRecord
 from perpx.store.records import ClosedPnlRecord, ExecutionRecord, LedgerRecord, OrderRecord
 
 T = TypeVar("T")
 HISTORY_FILE = "history.db"
+# A history filter: one value, any of several (a category's symbols or coins; none of an
+# empty tuple), or None for no filter.
+Among: TypeAlias = str | tuple[str, ...] | None
 
 
 class CursorError(ValueError):
@@ -114,26 +117,26 @@ class History(Protocol):
     def load_checkpoint(self, seq: int) -> tuple[str, bytes] | None:
         """Return the (fingerprint, body) of the read-side checkpoint at `seq`, if stored."""
 
-    def orders(self, account_id: int, *, symbol: str | None = None,
+    def orders(self, account_id: int, *, symbol: Among = None,
                order_id: int | None = None, order_link_id: str | None = None,
                status: int | None = None, start_ms: int | None = None,
                end_ms: int | None = None, limit: int = 20,
                cursor: str = "") -> Page[OrderRecord]:
         """Return final orders of an account, newest first."""
 
-    def executions(self, account_id: int, *, symbol: str | None = None,
+    def executions(self, account_id: int, *, symbol: Among = None,
                    order_id: int | None = None, order_link_id: str | None = None,
                    exec_type: str | None = None, start_ms: int | None = None,
                    end_ms: int | None = None, limit: int = 50,
                    cursor: str = "") -> Page[ExecutionRecord]:
         """Return executions of an account, newest first."""
 
-    def closed_pnls(self, account_id: int, *, symbol: str | None = None,
+    def closed_pnls(self, account_id: int, *, symbol: Among = None,
                     start_ms: int | None = None, end_ms: int | None = None, limit: int = 50,
                     cursor: str = "") -> Page[ClosedPnlRecord]:
         """Return closed-P&L rows of an account, newest first."""
 
-    def ledger_entries(self, account_id: int, *, coin: str | None = None,
+    def ledger_entries(self, account_id: int, *, coin: Among = None,
                        kind: str | None = None, start_ms: int | None = None,
                        end_ms: int | None = None, limit: int = 20,
                        cursor: str = "") -> Page[LedgerRecord]:

@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from perpx.rows import RATES_MAX_LIMIT, Candle, ClosedCandles, FundingRateRecord
-from perpx.store.history import HistoryUnavailable, Page, decode_cursor, encode_cursor
+from perpx.store.history import Among, HistoryUnavailable, Page, decode_cursor, encode_cursor
 from perpx.store.records import ClosedPnlRecord, ExecutionRecord, LedgerRecord, OrderRecord
 
 T = TypeVar("T")
@@ -371,7 +371,11 @@ class SqlHistory(ABC):
         where = ["account_id = ?"]
         values: list[Any] = [account_id]
         for column, value in filters.items():
-            if value is not None and value != "":
+            if isinstance(value, tuple):  # any of these (a category's symbols or coins)
+                where.append(f"{column} IN ({', '.join('?' * len(value))})" if value
+                             else "1 = 0")
+                values.extend(value)
+            elif value is not None and value != "":
                 where.append(f"{column} = ?")
                 values.append(value)
         if start_ms is not None:
@@ -391,7 +395,7 @@ class SqlHistory(ABC):
         more = len(rows) > limit
         return Page(records, encode_cursor(int(rows[limit - 1][0])) if more else "")
 
-    def orders(self, account_id: int, *, symbol: str | None = None,
+    def orders(self, account_id: int, *, symbol: Among = None,
                order_id: int | None = None, order_link_id: str | None = None,
                status: int | None = None, start_ms: int | None = None,
                end_ms: int | None = None, limit: int = 20,
@@ -402,7 +406,7 @@ class SqlHistory(ABC):
                                                 "status": status},
                           start_ms, end_ms, limit, cursor)
 
-    def executions(self, account_id: int, *, symbol: str | None = None,
+    def executions(self, account_id: int, *, symbol: Among = None,
                    order_id: int | None = None, order_link_id: str | None = None,
                    exec_type: str | None = None, start_ms: int | None = None,
                    end_ms: int | None = None, limit: int = 50,
@@ -413,14 +417,14 @@ class SqlHistory(ABC):
                            "order_link_id": order_link_id, "exec_type": exec_type},
                           start_ms, end_ms, limit, cursor)
 
-    def closed_pnls(self, account_id: int, *, symbol: str | None = None,
+    def closed_pnls(self, account_id: int, *, symbol: Among = None,
                     start_ms: int | None = None, end_ms: int | None = None, limit: int = 50,
                     cursor: str = "") -> Page[ClosedPnlRecord]:
         """Return closed-P&L rows of an account, newest first."""
         return self._page(_CLOSED, account_id, {"symbol": symbol}, start_ms, end_ms, limit,
                           cursor)
 
-    def ledger_entries(self, account_id: int, *, coin: str | None = None,
+    def ledger_entries(self, account_id: int, *, coin: Among = None,
                        kind: str | None = None, start_ms: int | None = None,
                        end_ms: int | None = None, limit: int = 20,
                        cursor: str = "") -> Page[LedgerRecord]:

@@ -9,7 +9,7 @@ from typing import Any
 from perpx.api import wire
 from perpx.api.context import Access, Context, Endpoint, raise_rejection, rejection
 from perpx.bybit.errors import ApiError, params_error
-from perpx.bybit.params import LINEAR
+from perpx.bybit.params import LISTED_CATEGORIES, in_category, request_specs
 from perpx.bybit.retcodes import bybit_code
 from perpx.convert import ConversionError, format_rate, to_atoms
 from perpx.core.codes import RejectCode
@@ -18,7 +18,9 @@ from perpx.core.enums import MarginMode
 
 MARGIN_MODES = {"ISOLATED_MARGIN": MarginMode.ISOLATED, "REGULAR_MARGIN": MarginMode.CROSS,
                 "PORTFOLIO_MARGIN": MarginMode.PORTFOLIO}
-DEMO_MAX = {"USDT": 100_000}  # Bybit's demo trading: at most this much per request
+# Bybit's demo trading: at most this much of a coin per request (its published caps); a coin
+# is credited only where it is a settle coin here (BTC and ETH settle the inverse contracts).
+DEMO_MAX = {"USDT": 100_000, "USDC": 100_000, "BTC": 15, "ETH": 200}
 DEMO_ONLY = (10005, "Permission denied: demo-apply-money is for demo trading only")
 DAY_MS = 86_400_000
 
@@ -31,8 +33,9 @@ async def wallet_balance(ctx: Context) -> dict[str, Any]:
     coins = ctx.params.text("coin")
     state = ctx.service.durable.engine
     row = wire.wallet(state, state.clearing.account(ctx.account_id))
-    if coins and "USDT" not in coins.split(","):
-        row["coin"] = []
+    if coins:
+        wanted = coins.split(",")
+        row["coin"] = [one for one in row["coin"] if one["coin"] in wanted]
     return {"list": [row]}
 
 
@@ -75,10 +78,11 @@ async def coin_info(ctx: Context) -> dict[str, Any]:
 async def fee_rate(ctx: Context) -> dict[str, Any]:
     """GET /v5/account/fee-rate."""
     category = ctx.params.category()
-    spec = ctx.params.spec(ctx.service.specs, required=False)
-    if category != LINEAR:
+    specs = request_specs(ctx.service.specs, category)
+    spec = ctx.params.spec(specs, required=False)
+    if category not in LISTED_CATEGORIES:
         return {"list": []}
-    chosen = [spec] if spec is not None else list(ctx.service.specs.values())
+    chosen = [spec] if spec is not None else list(specs.values())
     return {"list": [{"symbol": s.symbol, "takerFeeRate": format_rate(s.taker_fee_rate),
                       "makerFeeRate": format_rate(s.maker_fee_rate)} for s in chosen]}
 
@@ -89,7 +93,8 @@ async def transaction_log(ctx: Context) -> dict[str, Any]:
     account_type = params.text("accountType")
     if account_type not in ("", "UNIFIED"):
         raise params_error("accountType only support UNIFIED")
-    category = params.category(required=False)
+    # Without a category, every coin's rows (Bybit's transaction log spans the account).
+    category = params.category() if "category" in params else ""
     coin = params.text("currency") or None
     kind = params.text("type") or None
     start = params.integer("startTime", low=0)
@@ -100,11 +105,18 @@ async def transaction_log(ctx: Context) -> dict[str, Any]:
         start, end = params.window(ctx.now_ms)
     limit = params.limit(20, 50)
     cursor = params.cursor()
-    if category != LINEAR:
+    if category and category not in LISTED_CATEGORIES:
         return {"list": [], "nextPageCursor": ""}
+    coins: str | tuple[str, ...] | None = coin
+    if category:
+        # A category's rows are those of its settle coins (USDT for linear, BTC and ETH for
+        # inverse): the coin's deposits and withdrawals included, as each coin has one ledger.
+        settle = tuple(sorted({s.settle_coin for s in in_category(ctx.service.specs, category)
+                               .values()}))
+        coins = settle if coin is None else (coin,) if coin in settle else ()
     store = ctx.service.history
     page = await store.run(lambda: store.ledger_entries(
-        ctx.account_id, coin=coin, kind=kind, start_ms=start, end_ms=end, limit=limit,
+        ctx.account_id, coin=coins, kind=kind, start_ms=start, end_ms=end, limit=limit,
         cursor=cursor))
     specs = ctx.service.specs
     return {"list": [wire.ledger(r, specs.get(r.symbol)) for r in page.records],
@@ -144,7 +156,8 @@ async def demo_apply_money(ctx: Context) -> dict[str, Any]:
     totals: dict[str, int] = {}
     for item in items:
         coin = item.get("coin")
-        if not isinstance(coin, str) or coin not in DEMO_MAX:
+        if not isinstance(coin, str) or coin not in DEMO_MAX or \
+                coin not in ctx.service.engine.clearing.coins:
             raise params_error("coin invalid")
         try:
             amount = to_atoms(str(item.get("amountStr", "")))

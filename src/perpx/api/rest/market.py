@@ -7,7 +7,7 @@ from typing import Any
 from perpx.api import wire
 from perpx.api.context import Access, Context, Endpoint
 from perpx.bybit.errors import params_error
-from perpx.bybit.params import LINEAR
+from perpx.bybit.params import LISTED_CATEGORIES, category_of, in_category, request_specs
 from perpx.convert import format_atoms, format_lots, format_rate, format_scaled, format_ticks
 from perpx.core.account.accounts import INSURANCE_FUND_ID
 from perpx.core.numbers import RATE_DECIMALS
@@ -26,27 +26,28 @@ async def instruments_info(ctx: Context) -> dict[str, Any]:
     status = params.text("status")
     limit = params.limit(500, 1000)
     cursor = params.text("cursor")
-    if category != LINEAR or status not in ("", "Trading"):
+    if category not in LISTED_CATEGORIES or status not in ("", "Trading"):
         return wire.empty_page(category)
     symbol = params.text("symbol")
     base = params.text("baseCoin")
-    specs = [spec for spec in ctx.service.specs.values()
+    specs = [spec for spec in in_category(ctx.service.specs, category).values()
              if (not symbol or spec.symbol == symbol) and (not base or spec.base_coin == base)]
     start = decode_cursor(cursor) if cursor else 0
     page = specs[start:start + limit]
     more = start + limit < len(specs)
-    return {"category": LINEAR, "list": [wire.instrument(spec) for spec in page],
+    return {"category": category, "list": [wire.instrument(spec) for spec in page],
             "nextPageCursor": encode_cursor(start + limit) if more else ""}
 
 
 async def tickers(ctx: Context) -> dict[str, Any]:
     """GET /v5/market/tickers."""
     category = ctx.params.category()
-    if category != LINEAR:
+    if category not in LISTED_CATEGORIES:
         return {"category": category, "list": []}
-    spec = ctx.params.spec(ctx.service.specs, required=False)
     service = ctx.service
-    chosen = [spec] if spec is not None else list(service.specs.values())
+    specs = in_category(service.specs, category)
+    spec = ctx.params.spec(specs, required=False)
+    chosen = [spec] if spec is not None else list(specs.values())
     service.tickers.now_ms = max(service.tickers.now_ms, ctx.now_ms)
     items: list[dict[str, Any]] = []
     books = service.durable.engine.books  # the durable book, as the tickers are durable
@@ -55,13 +56,13 @@ async def tickers(ctx: Context) -> dict[str, Any]:
         bids, asks = book.depth(1)
         items.append(wire.ticker(service.tickers.ticker(one.symbol), one,
                                  bids[0] if bids else None, asks[0] if asks else None))
-    return {"category": LINEAR, "list": items}
+    return {"category": category, "list": items}
 
 
 async def orderbook(ctx: Context) -> dict[str, Any]:
     """GET /v5/market/orderbook."""
-    ctx.params.category()
-    spec = ctx.params.spec(ctx.service.specs)
+    category = ctx.params.category()
+    spec = ctx.params.spec(request_specs(ctx.service.specs, category))
     assert spec is not None
     limit = ctx.params.limit(25, 1000)
     # The book as of the durable seq it names in `u`/`seq` (never the writer's engine).
@@ -77,9 +78,9 @@ async def orderbook(ctx: Context) -> dict[str, Any]:
 async def recent_trade(ctx: Context) -> dict[str, Any]:
     """GET /v5/market/recent-trade."""
     category = ctx.params.category()
-    if category != LINEAR:
+    if category not in LISTED_CATEGORIES:
         return {"category": category, "list": []}
-    spec = ctx.params.spec(ctx.service.specs)
+    spec = ctx.params.spec(in_category(ctx.service.specs, category))
     assert spec is not None
     limit = ctx.params.limit(500, 1000)
     trades = ctx.service.projector.recent_trades[spec.symbol]
@@ -91,22 +92,26 @@ async def recent_trade(ctx: Context) -> dict[str, Any]:
                       "price": format_ticks(spec, price), "size": format_lots(spec, qty),
                       "side": wire.SIDES[side], "time": str(ts_ms), "isBlockTrade": False,
                       "isRPITrade": False, "seq": str(seq)})
-    return {"category": LINEAR, "list": items}
+    return {"category": category, "list": items}
 
 
 def _kline(source: PriceSource) -> Any:
     async def handler(ctx: Context) -> dict[str, Any]:
         params = ctx.params
-        category = params.category(required=False)
-        spec = params.spec(ctx.service.specs)
+        # Without a category, the symbol's own (Bybit defaults to linear; perpx names the
+        # category a listed symbol is in rather than calling an inverse one invalid).
+        named = params.category() if "category" in params else ""
+        spec = params.spec(request_specs(ctx.service.specs, named) if named
+                           else ctx.service.specs)
         assert spec is not None
+        category = named or category_of(spec)
         interval = params.text("interval", required=True)
         if interval not in KLINE_INTERVALS:
             raise params_error("interval invalid")
         start = params.integer("start", low=0)
         end = params.integer("end", low=0)
         limit = params.limit(200, 1000)
-        if category != LINEAR:
+        if category not in LISTED_CATEGORIES:
             return {"symbol": spec.symbol, "category": category, "list": []}
         # Closed candles from the history table, the open one from memory (taken now, with
         # the table as it stands once every row queued so far is written: the same instant).
@@ -132,7 +137,7 @@ def _kline(source: PriceSource) -> Any:
                 row += [format_lots(spec, candle.volume_lots),
                         format_atoms(candle.turnover_atoms)]
             rows.append(row)
-        return {"symbol": spec.symbol, "category": LINEAR, "list": rows}
+        return {"symbol": spec.symbol, "category": category, "list": rows}
     return handler
 
 
@@ -145,18 +150,18 @@ async def funding_history(ctx: Context) -> dict[str, Any]:
     """GET /v5/market/funding/history."""
     params = ctx.params
     category = params.category()
-    spec = params.spec(ctx.service.specs)
+    spec = params.spec(request_specs(ctx.service.specs, category))
     assert spec is not None
     start = params.integer("startTime", low=0)
     end = params.integer("endTime", low=0)
     limit = params.limit(200, 200)
-    if category != LINEAR:
+    if category not in LISTED_CATEGORIES:
         return {"category": category, "list": []}
     store = ctx.service.history
     symbol = spec.symbol
     rates = await store.run(lambda: store.funding_rates(symbol, start_ms=start, end_ms=end,
                                                         limit=limit))
-    return {"category": LINEAR, "list": [
+    return {"category": category, "list": [
         {"symbol": r.symbol, "fundingRate": format_rate(r.funding_rate),
          "fundingRateTimestamp": str(r.funding_rate_timestamp_ms)} for r in rates]}
 
@@ -165,7 +170,7 @@ async def open_interest(ctx: Context) -> dict[str, Any]:
     """GET /v5/market/open-interest."""
     params = ctx.params
     category = params.category()
-    spec = params.spec(ctx.service.specs)
+    spec = params.spec(request_specs(ctx.service.specs, category))
     assert spec is not None
     interval = params.text("intervalTime", required=True)
     if interval not in OPEN_INTEREST_INTERVALS:
@@ -174,7 +179,7 @@ async def open_interest(ctx: Context) -> dict[str, Any]:
     end = params.integer("endTime", low=0)
     limit = params.limit(50, 200)
     cursor = params.text("cursor")
-    if category != LINEAR:
+    if category not in LISTED_CATEGORIES:
         return {"symbol": spec.symbol, "category": category, "list": [], "nextPageCursor": ""}
     model = ctx.service.open_interest
     model.now_ms = max(model.now_ms, ctx.now_ms)
@@ -182,7 +187,7 @@ async def open_interest(ctx: Context) -> dict[str, Any]:
         end = decode_cursor(cursor) - 1
     points = model.history(spec.symbol, interval, start_ms=start, end_ms=end, limit=limit)
     more = len(points) == limit and points[-1].timestamp_ms > (start or 0)
-    return {"symbol": spec.symbol, "category": LINEAR, "list": [
+    return {"symbol": spec.symbol, "category": category, "list": [
         {"openInterest": format_lots(spec, p.open_interest_lots),
          "timestamp": str(p.timestamp_ms)} for p in points],
         "nextPageCursor": encode_cursor(points[-1].timestamp_ms) if more else ""}
@@ -191,10 +196,11 @@ async def open_interest(ctx: Context) -> dict[str, Any]:
 async def risk_limit(ctx: Context) -> dict[str, Any]:
     """GET /v5/market/risk-limit (tiers ascending)."""
     category = ctx.params.category()
-    if category != LINEAR:
+    if category not in LISTED_CATEGORIES:
         return wire.empty_page(category)
-    spec = ctx.params.spec(ctx.service.specs, required=False)
-    chosen = [spec] if spec is not None else list(ctx.service.specs.values())
+    specs = in_category(ctx.service.specs, category)
+    spec = ctx.params.spec(specs, required=False)
+    chosen = [spec] if spec is not None else list(specs.values())
     rows = []
     for one in chosen:
         for number, tier in enumerate(one.risk_tiers):
@@ -205,7 +211,7 @@ async def risk_limit(ctx: Context) -> dict[str, Any]:
                 "initialMargin": format_rate(tier.imr), "isLowestRisk": int(number == 0),
                 "maxLeverage": format_scaled(tier.max_leverage, RATE_DECIMALS, 2),
                 "mmDeduction": format_atoms(tier.mm_deduction_atoms) if number else ""})
-    return {"category": LINEAR, "list": rows, "nextPageCursor": ""}
+    return {"category": category, "list": rows, "nextPageCursor": ""}
 
 
 async def insurance(ctx: Context) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from perpx.api import wire
 from perpx.api.context import Access, Context, Endpoint, raise_rejection, rejection
 from perpx.bybit import stops, translate
 from perpx.bybit.errors import ApiError, params_error
-from perpx.bybit.params import LINEAR, Params
+from perpx.bybit.params import LISTED_CATEGORIES, Params, in_category, request_specs
 from perpx.core.commands import AmendOrder, CancelOrder
 from perpx.core.events import (
     ConditionalOrderAccepted,
@@ -41,14 +41,14 @@ def _accepted(events: list[Event]) -> OrderAccepted | ConditionalOrderAccepted:
 
 async def create(ctx: Context) -> dict[str, Any]:
     """POST /v5/order/create."""
-    translate.linear(ctx.params)
-    command = translate.place(ctx.account_id, ctx.params, ctx.service.specs)
+    specs = translate.category_specs(ctx.params, ctx.service.specs)
+    command = translate.place(ctx.account_id, ctx.params, specs)
     accepted = _accepted(await ctx.service.submit(command))
     return {"orderId": str(accepted.order_id), "orderLinkId": accepted.order_link_id}
 
 
-def _amend_command(ctx: Context, params: Params) -> AmendOrder:
-    return translate.amend(ctx.account_id, params, ctx.service.specs)
+def _amend_command(ctx: Context, params: Params, specs: translate.Specs) -> AmendOrder:
+    return translate.amend(ctx.account_id, params, specs)
 
 
 def _ids(ctx: Context, order_id: int | None, link: str) -> dict[str, str]:
@@ -60,21 +60,21 @@ def _ids(ctx: Context, order_id: int | None, link: str) -> dict[str, str]:
 
 async def amend(ctx: Context) -> dict[str, Any]:
     """POST /v5/order/amend."""
-    translate.linear(ctx.params)
-    command = _amend_command(ctx, ctx.params)
+    command = _amend_command(ctx, ctx.params,
+                             translate.category_specs(ctx.params, ctx.service.specs))
     events = await ctx.service.submit(command)
     raise_rejection(events)
     return _ids(ctx, command.order_id, command.order_link_id)
 
 
-def _cancel_command(ctx: Context, params: Params) -> CancelOrder:
-    return translate.cancel(ctx.account_id, params, ctx.service.specs)
+def _cancel_command(ctx: Context, params: Params, specs: translate.Specs) -> CancelOrder:
+    return translate.cancel(ctx.account_id, params, specs)
 
 
 async def cancel(ctx: Context) -> dict[str, Any]:
     """POST /v5/order/cancel."""
-    translate.linear(ctx.params)
-    command = _cancel_command(ctx, ctx.params)
+    command = _cancel_command(ctx, ctx.params,
+                              translate.category_specs(ctx.params, ctx.service.specs))
     before = ctx.service.projector.find(ctx.account_id, command.order_id, command.order_link_id)
     events = await ctx.service.submit(command)
     raise_rejection(events)
@@ -83,9 +83,9 @@ async def cancel(ctx: Context) -> dict[str, Any]:
     return _ids(ctx, command.order_id, command.order_link_id)
 
 
-def _symbols(ctx: Context, params: Params) -> list[str]:
+def _symbols(ctx: Context, params: Params, specs: translate.Specs) -> list[str]:
     """Return the symbols a request names by `symbol`, `baseCoin` or `settleCoin` (one required)."""
-    return translate.cancel_symbols(params, ctx.service.specs)
+    return translate.cancel_symbols(params, specs)
 
 
 async def cancel_all(ctx: Context) -> dict[str, Any]:
@@ -112,8 +112,9 @@ async def cancel_all(ctx: Context) -> dict[str, Any]:
     return {"list": cancelled, "success": "1"}
 
 
-def _batch_items(ctx: Context) -> list[Params]:
-    translate.linear(ctx.params)
+def _batch_items(ctx: Context) -> tuple[str, translate.Specs, list[Params]]:
+    """Return the batch's category, its instruments and its items (the body names the category)."""
+    specs = translate.category_specs(ctx.params, ctx.service.specs)
     items = ctx.params.data.get("request")
     if not isinstance(items, list) or not items:
         raise params_error("request must be a non-empty list")
@@ -121,24 +122,25 @@ def _batch_items(ctx: Context) -> list[Params]:
         raise params_error(f"at most {BATCH_MAX} orders per batch")
     if not all(isinstance(item, dict) for item in items):
         raise params_error("request items must be objects")
-    return [Params(item) for item in items]
+    return ctx.params.category(), specs, [Params(item) for item in items]
 
 
 async def create_batch(ctx: Context) -> tuple[dict[str, Any], dict[str, Any]]:
     """POST /v5/order/create-batch."""
     results, codes = [], []
-    for params in _batch_items(ctx):
+    category, specs, items = _batch_items(ctx)
+    for params in items:
         try:
-            command = translate.place(ctx.account_id, params, ctx.service.specs)
+            command = translate.place(ctx.account_id, params, specs)
             events = await ctx.service.submit(command)
             accepted = _accepted(events)
-            results.append({"category": LINEAR, "symbol": accepted.symbol,
+            results.append({"category": category, "symbol": accepted.symbol,
                             "orderId": str(accepted.order_id),
                             "orderLinkId": accepted.order_link_id,
                             "createAt": str(accepted.ts_ms)})
             codes.append({"code": 0, "msg": "OK"})
         except ApiError as error:
-            results.append({"category": LINEAR, "symbol": params.text("symbol"),
+            results.append({"category": category, "symbol": params.text("symbol"),
                             "orderId": "", "orderLinkId": params.text("orderLinkId"),
                             "createAt": ""})
             codes.append({"code": error.code, "msg": error.message})
@@ -147,9 +149,10 @@ async def create_batch(ctx: Context) -> tuple[dict[str, Any], dict[str, Any]]:
 
 async def _each(ctx: Context, build: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     results, codes = [], []
-    for params in _batch_items(ctx):
+    category, specs, items = _batch_items(ctx)
+    for params in items:
         try:
-            command = build(ctx, params)
+            command = build(ctx, params, specs)
             before = ctx.service.projector.find(ctx.account_id, command.order_id,
                                                 command.order_link_id)
             events = await ctx.service.submit(command)
@@ -159,10 +162,10 @@ async def _each(ctx: Context, build: Any) -> tuple[dict[str, Any], dict[str, Any
             ids = ({"orderId": str(before.order_id), "orderLinkId": before.order_link_id}
                    if before is not None else _ids(ctx, command.order_id,
                                                    command.order_link_id))
-            results.append({"category": LINEAR, "symbol": command.symbol, **ids})
+            results.append({"category": category, "symbol": command.symbol, **ids})
             codes.append({"code": 0, "msg": "OK"})
         except ApiError as error:
-            results.append({"category": LINEAR, "symbol": params.text("symbol"),
+            results.append({"category": category, "symbol": params.text("symbol"),
                             "orderId": params.text("orderId"),
                             "orderLinkId": params.text("orderLinkId")})
             codes.append({"code": error.code, "msg": error.message})
@@ -197,9 +200,10 @@ async def realtime(ctx: Context) -> dict[str, Any]:
     link = params.text("orderLinkId")
     limit = params.limit(20, 50)
     cursor = params.text("cursor")
-    if category != LINEAR:
+    if category not in LISTED_CATEGORIES:
         return wire.empty_page(category)
-    symbols = set(_symbols(ctx, params)) if (order_id is None and not link) else None
+    specs = in_category(ctx.service.specs, category)
+    symbols = set(_symbols(ctx, params, specs)) if (order_id is None and not link) else None
     service = ctx.service
     if order_id is not None or link:
         found = service.projector.find(ctx.account_id, order_id, link)
@@ -210,9 +214,9 @@ async def realtime(ctx: Context) -> dict[str, Any]:
         else:
             chosen = [found]
         symbol = params.text("symbol")
-        chosen = [o for o in chosen if not symbol or o.symbol == symbol]
-        return {"category": LINEAR, "list": [wire.order(o, service.specs[o.symbol])
-                                             for o in chosen], "nextPageCursor": ""}
+        chosen = [o for o in chosen if o.symbol in specs and (not symbol or o.symbol == symbol)]
+        return {"category": category, "list": [wire.order(o, specs[o.symbol])
+                                               for o in chosen], "nextPageCursor": ""}
     wanted = stops.list_filter(params)
     if params.integer("openOnly", 0, low=0, high=2) == 1:
         pool = service.projector.recent_closed(ctx.account_id)
@@ -221,7 +225,7 @@ async def realtime(ctx: Context) -> dict[str, Any]:
     assert symbols is not None
     page, next_cursor = _page([o for o in pool if o.symbol in symbols and wanted(o)], limit,
                               cursor)
-    return {"category": LINEAR, "list": [wire.order(o, service.specs[o.symbol]) for o in page],
+    return {"category": category, "list": [wire.order(o, specs[o.symbol]) for o in page],
             "nextPageCursor": next_cursor}
 
 
@@ -236,7 +240,8 @@ async def history(ctx: Context) -> dict[str, Any]:
     """GET /v5/order/history: final orders, newest first."""
     params = ctx.params
     category = params.category()
-    spec = params.spec(ctx.service.specs, required=False)
+    specs = request_specs(ctx.service.specs, category)
+    spec = params.spec(specs, required=False)
     order_id = _order_id_or_none(params)
     link = params.text("orderLinkId") or None
     status_name = params.text("orderStatus")
@@ -249,36 +254,37 @@ async def history(ctx: Context) -> dict[str, Any]:
     limit = params.limit(20, 50)
     cursor = params.cursor()
     wanted = stops.list_filter(params)
-    if category != LINEAR:
+    if category not in LISTED_CATEGORIES:
         return wire.empty_page(category)
     store = ctx.service.history
     page = await store.run(lambda: store.orders(
-        ctx.account_id, symbol=spec.symbol if spec else None, order_id=order_id,
+        ctx.account_id, symbol=spec.symbol if spec else tuple(specs), order_id=order_id,
         order_link_id=link, status=status, start_ms=start, end_ms=end, limit=limit,
         cursor=cursor))
-    return wire.linear_page(page, ctx.service.specs, wire.order,
-                            lambda o: is_final(o.status) and wanted(o))
+    return wire.history_page(category, page, specs, wire.order,
+                             lambda o: is_final(o.status) and wanted(o))
 
 
 async def executions(ctx: Context) -> dict[str, Any]:
     """GET /v5/execution/list: fills, funding and bust trades, newest first."""
     params = ctx.params
     category = params.category()
-    spec = params.spec(ctx.service.specs, required=False)
+    specs = request_specs(ctx.service.specs, category)
+    spec = params.spec(specs, required=False)
     order_id = _order_id_or_none(params)
     link = params.text("orderLinkId") or None
     exec_type = params.text("execType") or None
     start, end = params.window(ctx.now_ms)
     limit = params.limit(50, 100)
     cursor = params.cursor()
-    if category != LINEAR:
+    if category not in LISTED_CATEGORIES:
         return wire.empty_page(category)
     store = ctx.service.history
     page = await store.run(lambda: store.executions(
-        ctx.account_id, symbol=spec.symbol if spec else None, order_id=order_id,
+        ctx.account_id, symbol=spec.symbol if spec else tuple(specs), order_id=order_id,
         order_link_id=link, exec_type=exec_type, start_ms=start, end_ms=end, limit=limit,
         cursor=cursor))
-    return wire.linear_page(page, ctx.service.specs, wire.execution)
+    return wire.history_page(category, page, specs, wire.execution)
 
 
 ROUTES = [

@@ -9,7 +9,7 @@ from perpx.api import wire
 from perpx.api.context import Access, Context, Endpoint, raise_rejection
 from perpx.bybit import stops, translate
 from perpx.bybit.errors import ApiError, params_error
-from perpx.bybit.params import LINEAR
+from perpx.bybit.params import LINEAR, LISTED_CATEGORIES, category_of, request_specs
 from perpx.bybit.retcodes import bybit_code
 from perpx.convert import ConversionError, format_atoms, to_atoms, to_rate
 from perpx.core.commands import AdjustMargin, SetAutoAddMargin, SetLeverage, SwitchPositionMode
@@ -21,7 +21,7 @@ POSITION_MODES = {"0": PositionMode.ONE_WAY, "3": PositionMode.HEDGE}
 
 
 def _spec(ctx: Context) -> InstrumentSpec:
-    return translate.linear_spec(ctx.params, ctx.service.specs)
+    return translate.category_spec(ctx.params, ctx.service.specs)
 
 
 def _decimal(convert: Any, text: str) -> int:
@@ -47,13 +47,16 @@ async def position_list(ctx: Context) -> dict[str, Any]:
     """GET /v5/position/list: a symbol's rows even when flat; by settle coin, open ones."""
     params = ctx.params
     category = params.category()
-    spec = params.spec(ctx.service.specs, required=False)
+    specs = request_specs(ctx.service.specs, category)
+    spec = params.spec(specs, required=False)
     settle = params.text("settleCoin")
     base = params.text("baseCoin")
     params.limit(20, 200)
-    if category != LINEAR:
+    if category not in LISTED_CATEGORIES:
         return wire.empty_page(category)
-    if spec is None and not settle and not base:
+    # Bybit requires symbol or settleCoin for linear only: an inverse list may name neither
+    # (ccxt.pro's watch_positions asks `category=inverse&limit=200`).
+    if spec is None and not settle and not base and category == LINEAR:
         raise ApiError(10001, "Missing some parameters that must be filled in, symbol or "
                               "settleCoin")
     state = ctx.service.durable.engine
@@ -65,12 +68,13 @@ async def position_list(ctx: Context) -> dict[str, Any]:
                 for idx in _idx_rows(ctx, spec)]
     elif account is not None:
         for (symbol, idx), held in sorted(account.positions.items()):
-            one = ctx.service.specs[symbol]
-            if held.size_lots and (not settle or one.settle_coin == settle) and \
+            one = specs.get(symbol)  # None: a symbol of another category
+            if one is not None and held.size_lots and \
+                    (not settle or one.settle_coin == settle) and \
                     (not base or one.base_coin == base):
                 rows.append(wire.position(state, account, one, idx, _stop(ctx, symbol, idx),
                                           ctx.service.adl.rank(symbol, ctx.account_id, idx)))
-    return {"category": LINEAR, "list": rows, "nextPageCursor": ""}
+    return {"category": category, "list": rows, "nextPageCursor": ""}
 
 
 async def set_leverage(ctx: Context) -> dict[str, Any]:
@@ -92,15 +96,14 @@ async def switch_mode(ctx: Context) -> dict[str, Any]:
     checked before any is switched, and the switches are submitted together: all or none.
     """
     params = ctx.params
-    if params.category() != LINEAR:
-        raise params_error("category invalid: perpx lists linear contracts only")
+    specs = translate.category_specs(params, ctx.service.specs)
     mode = params.choice("mode", POSITION_MODES, required=True)
-    spec = params.spec(ctx.service.specs, required=False)
+    spec = params.spec(specs, required=False)
     coin = params.text("coin")
     if spec is None and not coin:
         raise params_error("symbol or coin is required")
     symbols = [spec.symbol] if spec is not None else [
-        s.symbol for s in ctx.service.specs.values() if s.settle_coin == coin]
+        s.symbol for s in specs.values() if s.settle_coin == coin]
     if not symbols:
         raise params_error("coin invalid")
     engine = ctx.service.engine
@@ -164,7 +167,7 @@ async def add_margin(ctx: Context) -> dict[str, Any]:
     state = ctx.service.durable.engine
     row = wire.position(state, state.clearing.account(ctx.account_id), spec, idx,
                         _stop(ctx, spec.symbol, idx))
-    return {"category": LINEAR, **{k: row[k] for k in (
+    return {"category": category_of(spec), **{k: row[k] for k in (
         "symbol", "positionIdx", "riskId", "riskLimitValue", "size", "positionValue",
         "avgPrice", "liqPrice", "bustPrice", "markPrice", "leverage", "autoAddMargin",
         "positionStatus", "positionIM", "positionMM", "unrealisedPnl", "cumRealisedPnl",
@@ -179,7 +182,7 @@ async def set_risk_limit(ctx: Context) -> dict[str, Any]:
     if tier is None:
         raise params_error("riskId invalid")
     return {"riskId": tier.tier_id, "riskLimitValue": format_atoms(tier.limit_atoms),
-            "category": LINEAR}
+            "category": category_of(spec)}
 
 
 async def trading_stop(ctx: Context) -> dict[str, Any]:
@@ -206,17 +209,18 @@ async def closed_pnl(ctx: Context) -> dict[str, Any]:
     """GET /v5/position/closed-pnl."""
     params = ctx.params
     category = params.category()
-    spec = params.spec(ctx.service.specs, required=False)
+    specs = request_specs(ctx.service.specs, category)
+    spec = params.spec(specs, required=False)
     start, end = params.window(ctx.now_ms)
     limit = params.limit(50, 100)
     cursor = params.cursor()
-    if category != LINEAR:
+    if category not in LISTED_CATEGORIES:
         return wire.empty_page(category)
     store = ctx.service.history
     page = await store.run(lambda: store.closed_pnls(
-        ctx.account_id, symbol=spec.symbol if spec else None, start_ms=start, end_ms=end,
-        limit=limit, cursor=cursor))
-    return wire.linear_page(page, ctx.service.specs, wire.closed_pnl)
+        ctx.account_id, symbol=spec.symbol if spec else tuple(specs), start_ms=start,
+        end_ms=end, limit=limit, cursor=cursor))
+    return wire.history_page(category, page, specs, wire.closed_pnl)
 
 
 ROUTES = [

@@ -29,6 +29,7 @@ from perpx.api.ws import public
 from perpx.api.ws.book import DepthView
 from perpx.api.ws.connection import Connection
 from perpx.api.ws.private import PRIVATE_TOPICS, PrivateFeed
+from perpx.bybit.params import category_of
 from perpx.core.commands import Command
 from perpx.core.engine import Engine
 from perpx.core.events import (
@@ -82,7 +83,7 @@ class _KlineView:
 
 
 class StreamHub:
-    """Public and private topics for every connection of `/v5/public/linear` and `/v5/private`."""
+    """Public and private topics of `/v5/public/linear`, `/v5/public/inverse`, `/v5/private`."""
 
     def __init__(self, engine: Engine, instruments: list[InstrumentSpec] | None = None,
                  max_queue: int | None = None, projector: Projector | None = None,
@@ -145,17 +146,25 @@ class StreamHub:
 
     # -- topics -----------------------------------------------------------------------------
 
-    def public_topic_ok(self, topic: str) -> bool:
-        """Tell whether `topic` is a public topic this hub serves."""
+    def public_topic_ok(self, topic: str, category: str = "") -> bool:
+        """Tell whether `topic` is a public topic this hub serves (on `category`'s path).
+
+        A public path serves its category's symbols only (`/v5/public/inverse` BTCUSD, not
+        BTCUSDT), as Bybit's; "" accepts any symbol.
+        """
         parts = topic.split(".")
+
+        def listed(symbol: str) -> bool:
+            spec = self.specs.get(symbol)
+            return spec is not None and (not category or category_of(spec) == category)
+
         if len(parts) == 3 and parts[0] == "orderbook":
-            return parts[1] in {str(d) for d in public.ORDERBOOK_DEPTHS} and \
-                parts[2] in self.specs
+            return parts[1] in {str(d) for d in public.ORDERBOOK_DEPTHS} and listed(parts[2])
         if len(parts) == 3 and parts[0] == "kline":
-            return parts[1] in KLINE_INTERVALS and parts[2] in self.specs
+            return parts[1] in KLINE_INTERVALS and listed(parts[2])
         if len(parts) == 2 and parts[0] in ("publicTrade", "tickers", "allLiquidation",
                                             "liquidation"):
-            return parts[1] in self.specs
+            return listed(parts[1])
         return False
 
     @staticmethod

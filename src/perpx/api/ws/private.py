@@ -24,7 +24,7 @@ from typing import Any
 
 from perpx.adl import AdlIndicators
 from perpx.api import wire
-from perpx.convert import format_atoms
+from perpx.bybit.params import category_of
 from perpx.core.engine import Engine
 from perpx.core.events import (
     BalanceChanged,
@@ -121,68 +121,13 @@ class PrivateFeed:
                             self.projector.trading_stop(account_id, symbol, idx),
                             self.adl.rank(symbol, account_id, idx))
         row["entryPrice"] = row.pop("avgPrice")
-        row["category"] = "linear"
+        row["category"] = category_of(spec)
         row["seq"] = engine.last_seq
         return row
 
     def wallet_row(self, account_id: int) -> dict[str, Any] | None:
         """Return the wallet account object of spec §7.1 (UNIFIED), or None without a wallet."""
-        clearing = self.engine.clearing
-        account = clearing.account(account_id)
+        account = self.engine.clearing.account(account_id)
         if account is None:
             return None
-        coins = []
-        totals = {"equity": 0, "wallet": 0, "upnl": 0, "im": 0, "mm": 0, "available": 0,
-                  "margin_balance": 0}
-        for coin in clearing.coins:
-            figures = clearing.figures(account, coin)
-            cum_realized = sum(p.cum_realized_pnl_atoms for p in account.positions.values()
-                               if self.engine.instruments[p.symbol].settle_coin == coin)
-            equity = figures.wallet_atoms + figures.upnl_atoms
-            totals["equity"] += equity
-            totals["wallet"] += figures.wallet_atoms
-            totals["upnl"] += figures.upnl_atoms
-            totals["im"] += figures.total_im_atoms
-            totals["mm"] += figures.mm_atoms
-            totals["available"] += figures.available_atoms
-            totals["margin_balance"] += figures.margin_balance_atoms
-            coins.append({
-                "coin": coin, "equity": format_atoms(equity), "usdValue": format_atoms(equity),
-                "walletBalance": format_atoms(figures.wallet_atoms),
-                "availableToWithdraw": "", "availableToBorrow": "", "borrowAmount": "0",
-                "accruedInterest": "0", "totalOrderIM": format_atoms(figures.order_im_atoms),
-                "totalPositionIM": format_atoms(figures.position_im_atoms),
-                "totalPositionMM": format_atoms(figures.mm_atoms),
-                "unrealisedPnl": format_atoms(figures.upnl_atoms),
-                "cumRealisedPnl": format_atoms(cum_realized), "bonus": "0",
-                "collateralSwitch": True, "marginCollateral": True, "locked": "0",
-                "spotHedgingQty": "0", "spotBorrow": "0",
-            })
-        balance = totals["margin_balance"]
-        im_rate = _rate4(totals["im"], balance)
-        mm_rate = _rate4(totals["mm"], balance)
-        return {
-            "accountType": "UNIFIED", "accountLTV": "0",
-            "totalEquity": format_atoms(totals["equity"]),
-            "totalWalletBalance": format_atoms(totals["wallet"]),
-            "totalMarginBalance": format_atoms(balance),
-            "totalAvailableBalance": format_atoms(totals["available"]),
-            "totalPerpUPL": format_atoms(totals["upnl"]),
-            "totalInitialMargin": format_atoms(totals["im"]),
-            "totalInitialMarginByMp": format_atoms(totals["im"]),
-            "totalMaintenanceMargin": format_atoms(totals["mm"]),
-            "totalMaintenanceMarginByMp": format_atoms(totals["mm"]),
-            "accountIMRate": im_rate, "accountIMRateByMp": im_rate,
-            "accountMMRate": mm_rate, "accountMMRateByMp": mm_rate,
-            "coin": coins,
-        }
-
-
-def _rate4(numerator: int, denominator: int) -> str:
-    """Return numerator / denominator to 4 decimals, rounded up (a requirement's ratio)."""
-    if denominator <= 0:
-        return "0"
-    scaled = -(-numerator * 10_000 // denominator)
-    whole, frac = divmod(scaled, 10_000)
-    text = f"{whole}.{frac:04d}".rstrip("0").rstrip(".")
-    return text
+        return wire.wallet(self.engine, account)

@@ -26,6 +26,7 @@ from perpx.api.ws.gate import Gate, NoKeys
 from perpx.api.ws.hub import StreamHub, Submit, encode
 from perpx.api.ws.trade import handle_trade_op
 from perpx.bybit.errors import ApiError
+from perpx.bybit.params import INVERSE, LINEAR
 from perpx.core.instruments import InstrumentSpec
 
 SUBSCRIBE_DELAY_S = 0.05
@@ -59,11 +60,12 @@ class Session:
     """The protocol state of one connection."""
 
     def __init__(self, hub: StreamHub, conn: Connection, gate: Gate,
-                 submit: Submit | None) -> None:
+                 submit: Submit | None, category: str = "") -> None:
         self.hub = hub
         self.conn = conn
         self.gate = gate
         self.submit = submit
+        self.category = category  # a public path's category: the symbols it streams
 
     @property
     def specs(self) -> Mapping[str, InstrumentSpec]:
@@ -133,7 +135,12 @@ class Session:
         raw = message.get("args")
         args: list[str] = raw if isinstance(raw, list) else []
         private = conn.endpoint == PRIVATE
-        ok_topic = hub.private_topic_ok if private else hub.public_topic_ok
+        category = self.category
+
+        def ok_topic(topic: str) -> bool:
+            return hub.private_topic_ok(topic) if private else \
+                hub.public_topic_ok(topic, category)
+
         failure = ""
         if not args or not all(isinstance(a, str) for a in args):
             failure = "error:args must be a list of topics"
@@ -167,10 +174,10 @@ def _frame(message: Mapping[str, Any]) -> tuple[str, bytes | None]:
 
 
 async def _serve(websocket: WebSocket, hub: StreamHub, endpoint: str, gate: Gate,
-                 submit: Submit | None) -> None:
+                 submit: Submit | None, category: str = "") -> None:
     await websocket.accept()
     conn = hub.new_connection(endpoint)
-    session = Session(hub, conn, gate, submit)
+    session = Session(hub, conn, gate, submit, category)
 
     async def pump() -> None:
         try:
@@ -221,14 +228,15 @@ def build_routes(hub: StreamHub, gate: Gate | None = None,
     if gate is None:
         gate = Gate(NoKeys())
 
-    def endpoint(kind: str) -> Any:
+    def endpoint(kind: str, category: str = "") -> Any:
         async def run(websocket: WebSocket) -> None:
-            await _serve(websocket, hub, kind, gate, submit)
+            await _serve(websocket, hub, kind, gate, submit, category)
 
         return run
 
     routes: list[BaseRoute] = [
-        WebSocketRoute("/v5/public/linear", endpoint(PUBLIC)),
+        WebSocketRoute("/v5/public/linear", endpoint(PUBLIC, LINEAR)),
+        WebSocketRoute("/v5/public/inverse", endpoint(PUBLIC, INVERSE)),
         WebSocketRoute("/v5/private", endpoint(PRIVATE)),
     ]
     if submit is not None:
