@@ -871,10 +871,26 @@ def _open_readonly_journal(location: str) -> Journal:
         raise typer.Exit(2) from None
 
 
+_INSTRUMENTS_HELP = ("The instruments the journal was written with: a bundled table "
+                     "(default, inverse) or a table file; without it, every bundled table, "
+                     "what `perpx serve` lists (a `perpx.Exchange()` journal: default).")
+
+
+def _journal_instruments(name: str | None) -> list[InstrumentSpec]:
+    """Return the instruments `perpx replay` / `audit` read a journal with (`_INSTRUMENTS_HELP`)."""
+    if name is None:
+        return bundled_instruments()
+    try:
+        return load_instruments(name)
+    except (OSError, ValueError, KeyError) as bad:
+        raise typer.BadParameter(str(bad), param_hint="--instruments") from bad
+
+
 @app.command()
 def replay(
     journal: str = typer.Option(..., help="Journal: a file path, sqlite:///PATH or postgresql://..."),
     verify_snapshots: bool = typer.Option(False, help="Also check every stored snapshot."),
+    instruments: str | None = typer.Option(None, help=_INSTRUMENTS_HELP),
 ) -> None:
     """Rebuild the state from the whole journal; print last seq, commands/s and state hash."""
     from perpx.store import open_snapshots
@@ -891,7 +907,7 @@ def replay(
             console.print("no snapshots stored beside this journal")
     bar, progress = _journal_progress(source.last_seq(), "replay")
     with bar:  # type: ignore[attr-defined]
-        report = replay_journal(bundled_instruments(), source, store, progress)
+        report = replay_journal(_journal_instruments(instruments), source, store, progress)
     console.print(f"last seq {report.engine.last_seq:,}; {report.commands:,} commands in "
                   f"{report.seconds:.2f} s = {report.commands_per_s:,.0f} commands/s")
     console.print(f"state hash {report.engine.state_hash()}")
@@ -909,6 +925,7 @@ def replay(
 @app.command()
 def audit(
     journal: str = typer.Option(..., help="Journal: a file path, sqlite:///PATH or postgresql://..."),
+    instruments: str | None = typer.Option(None, help=_INSTRUMENTS_HELP),
 ) -> None:
     """Replay, then check every wallet against the transaction log and each coin's total."""
     from perpx.convert import format_atoms
@@ -917,7 +934,7 @@ def audit(
     source = _open_readonly_journal(journal)
     bar, progress = _journal_progress(source.last_seq(), "audit")
     with bar:  # type: ignore[attr-defined]
-        report = audit_journal(bundled_instruments(), source, progress)
+        report = audit_journal(_journal_instruments(instruments), source, progress)
     source.close()
     table = Table(title=f"conservation after {report.commands:,} commands "
                         f"(seq {report.engine.last_seq:,})")

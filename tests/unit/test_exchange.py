@@ -233,7 +233,8 @@ def test_a_journaled_run_replays_to_the_same_hash(tmp_path: Path) -> None:
     assert reopened.deposit(9, "1").ok
     assert journal.last_seq() == reopened.engine.last_seq - 1  # batched until close()
     reopened.close()
-    out = CliRunner().invoke(app, ["replay", "--journal", str(path)])
+    # An Exchange() journal holds the default table (perpx replay defaults to serve's set).
+    out = CliRunner().invoke(app, ["replay", "--journal", str(path), "--instruments", "default"])
     assert out.exit_code == 0, out.output
     assert f"state hash {Exchange.from_journal(open_journal(str(path))).state_hash()}" in (
         out.output.replace("\n", ""))
