@@ -296,3 +296,39 @@ def test_ccxt_pro_watches_inverse(live: Live) -> None:
             await exchange.close()
 
     asyncio.run(run())
+
+
+def test_private_streams_carry_inverse_rows(live: Live) -> None:
+    key = btc_key(live)
+    ws = live.url.replace("http://", "ws://")
+
+    async def run() -> None:
+        exchange = ccxt.pro.bybit({
+            **config(live, key),
+            "urls": {"api": {"public": live.url, "private": live.url,
+                             "ws": {"public": {"inverse": ws + "/v5/public/inverse"},
+                                    "private": {"contract": ws + "/v5/private",
+                                                "spot": {"unified": ws + "/v5/private"},
+                                                "trade": ws + "/v5/trade"}}}}})
+        try:
+            await exchange.load_markets()
+            trades = asyncio.ensure_future(exchange.watch_my_trades(INVERSE))
+            orders = asyncio.ensure_future(exchange.watch_orders(INVERSE))
+            balance = asyncio.ensure_future(exchange.watch_balance())
+            await asyncio.sleep(0.3)
+            await exchange.create_order(INVERSE, "market", "sell", 700)
+            (trade, *_) = await asyncio.wait_for(trades, 10)
+            assert trade["amount"] == 700 and trade["fee"]["currency"] == "BTC"
+            info = trade["info"]
+            assert info["category"] == "inverse"
+            assert Decimal(info["execValue"]) == coin_value(info["execQty"], info["execPrice"])
+            (order, *_) = await asyncio.wait_for(orders, 10)
+            assert order["info"]["category"] == "inverse" and order["amount"] == 700
+            wallet = await asyncio.wait_for(balance, 10)
+            assert 0 < wallet["BTC"]["total"] < 2
+            rows = {row["coin"]: row for row in wallet["info"][0]["coin"]}
+            assert Decimal(rows["BTC"]["totalPositionIM"]) > 0  # the short's margin, in BTC
+        finally:
+            await exchange.close()
+
+    asyncio.run(run())
