@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any
 
 import ccxt
@@ -248,6 +248,25 @@ def test_pybit_trades_inverse(live: Live) -> None:
         session.place_order(category="inverse", symbol="BTCUSDT", side="Buy",
                             orderType="Market", qty="1")
     assert refused.value.status_code == 10001
+
+    bid = Decimal(session.get_orderbook(category="inverse", symbol="BTCUSD")["result"]["b"][0][0])
+    resting = session.place_order(category="inverse", symbol="BTCUSD", side="Buy",
+                                  orderType="Limit", qty="50", price=str(bid - 100))
+    order_id = resting["result"]["orderId"]
+    session.amend_order(category="inverse", symbol="BTCUSD", orderId=order_id, qty="60",
+                        price=str(bid - 120))
+    (open_order,) = session.get_open_orders(category="inverse", symbol="BTCUSD")["result"][
+        "list"]
+    assert (open_order["qty"], open_order["price"]) == ("60", f"{bid - 120:.2f}")
+    # An order's value counts against the trader: C / P in BTC, rounded up.
+    assert Decimal(open_order["leavesValue"]) == (Decimal(60) / (bid - 120)).quantize(
+        SAT, ROUND_CEILING)
+    assert session.get_open_orders(category="linear", settleCoin="USDT")["result"][
+        "list"] == []
+    session.cancel_order(category="inverse", symbol="BTCUSD", orderId=order_id)
+    assert session.get_open_orders(category="inverse", symbol="BTCUSD")["result"]["list"] == []
+    history = session.get_order_history(category="inverse", symbol="BTCUSD")["result"]["list"]
+    assert {o["orderStatus"] for o in history} == {"Filled", "Cancelled"}
 
 
 def test_public_inverse_stream_serves_inverse_symbols_only(live: Live) -> None:
