@@ -452,15 +452,14 @@ def test_a_deduction_off_the_recursion_is_refused() -> None:
 
 @pytest.mark.parametrize(
     "contract_type",
-    ["InversePerpetual", "InverseFutures", "LinearFutures", "Spot"],
+    ["InversePerpetual", "InverseFutures", "Spot"],
     ids=["InversePerpetual would trade as if linear",
          "InverseFutures likewise",
-         "LinearFutures has no delivery in the engine",
          "an unknown word"],
 )
 def test_unsupported_contract_types_are_refused_at_load(
         contract_type: str, tmp_path: Path) -> None:
-    """#13 B6: only LinearPerpetual loads; anything else is a clear error naming both."""
+    """#13 B6: only linear contracts load; anything else is a clear error naming both."""
     # Arrange
     item = bybit_item("BTCUSDT")
     item["symbol"] = "BTCUSD"
@@ -474,6 +473,20 @@ def test_unsupported_contract_types_are_refused_at_load(
         load_instruments(path)
     assert isinstance(raised.value, ValueError)
     assert (raised.value.symbol, raised.value.contract_type) == ("BTCUSD", contract_type)
+
+
+def test_a_linear_futures_item_loads_with_its_delivery_fields() -> None:
+    """Issue #16 item 2: LinearFutures loads, with deliveryTime and deliveryFeeRate."""
+    item = bybit_item("BTCUSDT")
+    item.update(symbol="BTCUSDT-27MAR26", contractType="LinearFutures",
+                deliveryTime="1774598400000", deliveryFeeRate="0.0005", fundingInterval=0)
+    spec = spec_from_bybit(item)
+    assert spec.dated and spec.delivery_time_ms == 1_774_598_400_000
+    assert spec.delivery_fee_rate == 50_000
+    assert spec.mark_basis_window_ms == 600_000
+    del item["deliveryTime"]
+    with pytest.raises(KeyError):
+        spec_from_bybit(item)
 
 
 def test_liq_price_formula_is_read_from_the_table() -> None:

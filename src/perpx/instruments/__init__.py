@@ -25,14 +25,18 @@ from perpx.core.instruments import (
 )
 from perpx.core.numbers import ATOM_DECIMALS
 
-# The contract types the engine trades. Only linear perpetuals: inverse contracts value
-# positions in the base coin and futures need delivery, neither of which the core has, so
-# either would trade silently as a linear perpetual (issue #13 B6).
+# The contract types the engine trades: linear perpetuals and linear dated futures (delivered
+# by `perpx.core.delivery`, issue #16 item 2). Inverse contracts value positions in the base
+# coin, which the core does not have yet, so they would trade silently as linear (#13 B6).
 _CONTRACT_TYPES = {
     "LinearPerpetual": ContractType.LINEAR_PERPETUAL,
+    "LinearFutures": ContractType.LINEAR_FUTURES,
 }
 CONTRACT_TYPE_WORDS = {kind: word for word, kind in _CONTRACT_TYPES.items()}
-_KNOWN_UNSUPPORTED = ("LinearFutures", "InversePerpetual", "InverseFutures")
+_KNOWN_UNSUPPORTED = ("InversePerpetual", "InverseFutures")
+# A dated future's mark is Index x (1 + basisRate), basisRate the 10-minute moving average
+# (next-mechanics §2.3, B-MARK-FUT); a perpetual's basis window stays 2.5 minutes.
+_FUTURES_BASIS_WINDOW_MS = 600_000
 
 # perpx's `liqPriceFormula` field (spec §14 Q2); absent means the current UTA formula.
 _LIQ_FORMULAS = {"uta": LiquidationFormula.UTA, "legacy": LiquidationFormula.LEGACY}
@@ -122,7 +126,20 @@ def spec_from_bybit(item: dict[str, Any]) -> InstrumentSpec:
         adl_trigger_threshold_atoms=to_atoms(str(adl.get("adlTriggerThreshold", "10000"))),
         insurance_pnl_ratio=to_rate(str(adl.get("insurancePnlRatio", "-0.3"))),
         adl_stop_ratio=to_rate(str(adl.get("adlStopRatio", "-0.25"))),
+        **_dated_fields(item, contract_type),
     )
+
+
+def _dated_fields(item: dict[str, Any], contract_type: ContractType) -> dict[str, Any]:
+    """Return a dated future's delivery fields (next-mechanics §2.1); none for a perpetual."""
+    if contract_type is not ContractType.LINEAR_FUTURES:
+        return {}
+    return {
+        "delivery_time_ms": int(item["deliveryTime"]),
+        "delivery_fee_rate": to_rate(item.get("deliveryFeeRate") or "0.0005"),
+        "close_only_before_delivery_ms": int(item.get("closeOnlyBeforeDeliverySec", 0)) * 1000,
+        "mark_basis_window_ms": _FUTURES_BASIS_WINDOW_MS,
+    }
 
 
 def liquidation_formula(name: str) -> LiquidationFormula:
@@ -163,10 +180,20 @@ def risk_tiers_from_bybit(symbol: str, rows: list[dict[str, Any]]) -> tuple[Risk
     return tuple(tiers)
 
 
+# The bundled dated USDT futures (BTCUSDT-25DEC26, BTCUSDT-26MAR27), loaded only when asked:
+# `load_instruments(FUTURES_TABLE)`; the default table stays perpetuals only.
+FUTURES_TABLE = "futures.json"
+_BUNDLED = ("default.json", FUTURES_TABLE)
+
+
 def load_instruments(path: str | Path | None = None) -> list[InstrumentSpec]:
-    """Load an instrument table; without a path, the bundled Bybit BTCUSDT/ETHUSDT/SOLUSDT one."""
-    if path is None:
-        text = resources.files("perpx.instruments").joinpath("default.json").read_text("utf-8")
+    """Load an instrument table; without a path, the bundled Bybit BTCUSDT/ETHUSDT/SOLUSDT one.
+
+    `FUTURES_TABLE` names the bundled dated futures; any other path is a file of that shape.
+    """
+    if path is None or path in _BUNDLED:
+        name = "default.json" if path is None else str(path)
+        text = resources.files("perpx.instruments").joinpath(name).read_text("utf-8")
     else:
         text = Path(path).read_text("utf-8")
     table = json.loads(text)
