@@ -26,16 +26,21 @@ async def instruments_info(ctx: Context) -> dict[str, Any]:
     status = params.text("status")
     limit = params.limit(500, 1000)
     cursor = params.text("cursor")
-    if category != LINEAR or status not in ("", "Trading"):
+    if category != LINEAR:
         return wire.empty_page(category)
     symbol = params.text("symbol")
     base = params.text("baseCoin")
+    # A dated future's status is the durable engine's (Trading until it delivers, then
+    # Closed); without `status` only Trading contracts are listed, as Bybit does.
+    delivery = ctx.service.durable.engine.delivery
+    wanted = status or "Trading"
     specs = [spec for spec in ctx.service.specs.values()
-             if (not symbol or spec.symbol == symbol) and (not base or spec.base_coin == base)]
+             if (not symbol or spec.symbol == symbol) and (not base or spec.base_coin == base)
+             and wire.STATUS_WORDS[delivery.status(spec.symbol)] == wanted]
     start = decode_cursor(cursor) if cursor else 0
     page = specs[start:start + limit]
     more = start + limit < len(specs)
-    return {"category": LINEAR, "list": [wire.instrument(spec) for spec in page],
+    return {"category": LINEAR, "list": [wire.instrument(spec, wanted) for spec in page],
             "nextPageCursor": encode_cursor(start + limit) if more else ""}
 
 
