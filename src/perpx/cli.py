@@ -19,7 +19,7 @@ from perpx import calculator
 from perpx.config import Config, ConfigError, ServeSettings, load_config
 from perpx.convert import ConversionError
 from perpx.core.instruments import InstrumentSpec
-from perpx.instruments import load_instruments
+from perpx.instruments import FUTURES_TABLE, load_instruments
 
 if TYPE_CHECKING:  # the server's modules load when a command needs them
     from perpx.api.keys import DemoKey, KeyStore
@@ -648,7 +648,7 @@ def _show(title: str, figures: dict[str, str], as_json: bool) -> None:
 
 
 def _calc_spec(symbol: str) -> InstrumentSpec:
-    specs = {s.symbol: s for s in load_instruments()}
+    specs = {s.symbol: s for s in [*load_instruments(), *load_instruments(FUTURES_TABLE)]}
     if symbol not in specs:
         raise typer.BadParameter(f"unknown symbol {symbol}")
     return specs[symbol]
@@ -727,6 +727,20 @@ def calc_target(entry: str = typer.Option(..., help="Entry price."),
     """Find the exit price that reaches a target ROI."""
     given = _calc_inputs(symbol, side, leverage, fee)
     _run("target price", lambda: calculator.target_price(given, entry, qty, roi), as_json)
+
+
+@calc_app.command("delivery")
+def calc_delivery(entry: str = typer.Option(..., help="Entry price."),
+                  qty: str = typer.Option(..., help="Position size held at delivery."),
+                  price: str = typer.Option(..., help="Delivery price (8 decimals)."),
+                  delivery_fee: str | None = typer.Option(
+                      None, help="Delivery fee rate (default: the instrument's)."),
+                  symbol: str = typer.Option("BTCUSDT-25DEC26", help="A dated future."),
+                  side: str = SIDE, as_json: bool = AS_JSON) -> None:
+    """Settle a dated future at delivery: P&L at the delivery price and the fee."""
+    given = _calc_inputs(symbol, side, "1", None)
+    _run("delivery",
+         lambda: calculator.delivery(given, entry, qty, price, delivery_fee), as_json)
 
 
 @calc_app.command("qty")
