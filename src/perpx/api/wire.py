@@ -445,6 +445,28 @@ def ticker(item: Ticker, spec: InstrumentSpec, bid: tuple[int, int] | None,
     }
 
 
+def futures_ticker(spec: InstrumentSpec, item: Ticker, predicted_e8: int | None
+                   ) -> dict[str, Any]:
+    """Return the fields a dated future's ticker adds (next-mechanics §2.7).
+
+    `predictedDeliveryPrice` has a value only in the last 30 minutes (the running mean of
+    the index samples); `basis` is mark − index and `basisRate` basis / index (the mark is
+    the index times one plus the 10-minute basis-rate average, §2.3). No funding fields.
+    """
+    mark, index = item.mark_price_ticks, item.index_price_ticks
+    basis = mark - index if mark is not None and index else None
+    return {
+        "deliveryTime": str(spec.delivery_time_ms),
+        "deliveryFeeRate": format_rate(spec.delivery_fee_rate),
+        "predictedDeliveryPrice": (format_scaled(predicted_e8, 8, 8)
+                                   if predicted_e8 is not None else ""),
+        "basis": format_ticks(spec, basis) if basis is not None else "",
+        "basisRate": (format_scaled(basis * 10**8 // index, 8) if basis is not None and index
+                      else ""),
+        "fundingRate": "", "nextFundingTime": "", "fundingIntervalHour": "", "fundingCap": "",
+    }
+
+
 class _Keyed(Protocol):
     """A history record: it names its instrument."""
 
