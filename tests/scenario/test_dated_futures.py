@@ -25,6 +25,7 @@ from perpx.core.events import (
     FundingSettled,
     FuturesDelivered,
     InstrumentStatusChanged,
+    Liquidated,
     OrderAccepted,
     OrderCancelled,
     OrderDeactivated,
@@ -248,3 +249,35 @@ def test_without_any_sample_the_future_delivers_at_the_last_index() -> None:
     (done,) = of_type(deliver(d), FuturesDelivered)
     assert (done.samples, done.delivery_price_e8) == (0, 6_000_000_000_000)
     assert d.position(1, symbol=SYMBOL).size_lots == 0
+
+
+def test_n20_the_running_delivery_average_liquidates_as_the_mark_would() -> None:
+    # The index sat at 50,000 for the first 15 minutes of the window, then came back to
+    # 60,000: the mark follows the index, the delivery average lags at ~52,500.
+    d = Driver(FUTURE, start_ts_ms=T - 1_800_100)
+    d.margin_mode(1, MarginMode.ISOLATED)
+    for k in range(1_200):
+        seq, _ = d.stamp()
+        d.ts_ms = T - 1_800_000 + 1_000 * k
+        d.apply(IndexPrice(seq, d.ts_ms, SYMBOL, 500_000 if k < 900 else 600_000))
+    trade(d, 1, 2, "60000", "0.5")  # a 10x isolated long: liquidation price ~54,300
+    assert d.position(1, symbol=SYMBOL).size_lots == 500
+    assert d.engine.mark_price[SYMBOL] == 600_000
+    seq, _ = d.stamp()
+    d.ts_ms = T - 1_800_000 + 1_200_000
+    events = d.apply(IndexPrice(seq, d.ts_ms, SYMBOL, 600_000))
+    (liquidated,) = of_type(events, Liquidated)
+    average = (900 * 500_000 + 301 * 600_000 + 1_201 // 2) // 1_201  # to the nearest tick
+    assert (liquidated.account_id, liquidated.mark_price_ticks) == (1, average)
+    assert d.position(1, symbol=SYMBOL).size_lots == 0
+    assert d.engine.mark_price[SYMBOL] == 600_000  # the mark itself never moved
+
+
+def test_n20_outside_the_window_the_average_triggers_nothing() -> None:
+    d = Driver(FUTURE, start_ts_ms=T - 3_600_000)
+    d.margin_mode(1, MarginMode.ISOLATED)
+    d.index("50000", symbol=SYMBOL)
+    d.index("60000", symbol=SYMBOL)
+    trade(d, 1, 2, "60000", "0.5")
+    assert not of_type(d.index("60000", symbol=SYMBOL), Liquidated)
+    assert d.engine.delivery.predicted_price_e8(SYMBOL) is None

@@ -15,6 +15,9 @@ finds it Closed). Delivery, in one step (§2.2 item 3, §2.5):
    is made whole by the insurance fund, as after a takeover;
 4. status `Closed`: new orders are refused (110074).
 
+In the window the running delivery average is a second trigger (§2.2, §7 N20): after each
+sample, what it breaches is liquidated as if it were the mark (`_double_trigger`).
+
 A close-only window before T (`closeOnlyBeforeDeliverySec`, §7 N5, none by default)
 refuses orders that are not reduce-only. The core samples the index itself, so a replay of
 the journal gives the same DP. Only `delivery_price_fraction` depends on the contract type
@@ -36,7 +39,7 @@ if TYPE_CHECKING:
     from perpx.core.instruments import InstrumentSpec
     from perpx.core.market import Market
     from perpx.core.orders.stops import Stops
-    from perpx.core.ports import OrderRunner
+    from perpx.core.ports import MarkReactions, OrderRunner
     from perpx.core.risk.takeover import LiquidationDesk
 
 SECOND_MS = 1_000
@@ -85,8 +88,9 @@ class Delivery:
     """The dated futures of the market: their clocks, order gate and delivery."""
 
     def __init__(self, market: Market, clearing: Clearing, stops: Stops, runner: OrderRunner,
-                 desk: LiquidationDesk) -> None:
+                 desk: LiquidationDesk, reactions: MarkReactions) -> None:
         self.market = market
+        self.reactions = reactions
         self.clearing = clearing
         self.stops = stops
         self.runner = runner
@@ -128,8 +132,12 @@ class Delivery:
 
     # -- the delivery price -------------------------------------------------------------------
 
-    def sample(self, symbol: str, ts_ms: int, index_ticks: int) -> None:
-        """Take the second's index sample if `ts_ms` lies in the delivery window (§2.4)."""
+    def sample(self, symbol: str, ts_ms: int, index_ticks: int, seq: int,
+               events: list[Event]) -> None:
+        """Take the second's index sample if `ts_ms` lies in the delivery window (§2.4).
+
+        A new sample moves the running average, the second liquidation trigger (N20).
+        """
         clock = self.clocks[symbol]
         spec = self.market.instruments[symbol]
         delivery = spec.delivery_time_ms
@@ -141,6 +149,31 @@ class Delivery:
             clock.last_second = second
             clock.total_ticks += index_ticks
             clock.samples += 1
+            self._double_trigger(symbol, spec, clock, seq, ts_ms, events)
+
+    def _double_trigger(self, symbol: str, spec: InstrumentSpec, clock: DeliveryClock,
+                        seq: int, ts_ms: int, events: list[Event]) -> None:
+        """Liquidate what the running delivery average breaches, as the mark would (N20).
+
+        Bybit: in the last 30 minutes "liquidation triggers when either the mark price or the
+        expected settlement price reaches the liquidation price" [B-FUT-SPEC]. The average,
+        rounded to the nearest tick, stands in for the mark during one sweep (the liquidation
+        engine reads the mark: its checks, and the price its events report), and the mark is
+        put back, unchanged, after it. Where the average is the mark there is nothing more to
+        check; a position the average favours is not breached by it.
+        """
+        market = self.market
+        mark = market.mark_price.get(symbol)
+        average = div_round(clock.total_ticks, clock.samples)
+        if mark is None or average == mark or average <= 0:
+            return
+        market.mark_price[symbol] = average
+        market.drop_band(symbol)
+        try:
+            self.reactions.sweep(symbol, seq, ts_ms, events)
+        finally:
+            market.mark_price[symbol] = mark
+            market.drop_band(symbol)
 
     def predicted_price_e8(self, symbol: str) -> int | None:
         """Return the running delivery price (tickers' predictedDeliveryPrice), if sampled."""

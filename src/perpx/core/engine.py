@@ -126,7 +126,7 @@ class Engine:
         self.liquidation = LiquidationDesk(market, clearing, self)
         self.adl_pool = self.liquidation.adl_pool
         # Dated futures' clocks and delivery; `dated` is its clocks, read by every order.
-        self.delivery = Delivery(market, clearing, self.stops, self, self.liquidation)
+        self.delivery = Delivery(market, clearing, self.stops, self, self.liquidation, self)
         self.dated = self.delivery.clocks
         self.pricing = Pricing(market, clearing, self.stops, self, self.delivery)
         # Specs listed by `ListInstrument`, as its records, in listing order (for snapshots).

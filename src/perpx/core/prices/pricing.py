@@ -101,8 +101,8 @@ class Pricing:
         events.append(IndexPriceUpdated(cmd.seq, cmd.ts_ms, cmd.symbol, cmd.price_ticks))
         self.stops.price_moved(cmd.symbol, TriggerBy.INDEX_PRICE, cmd.price_ticks)
         if spec.dated:
-            self.delivery.sample(cmd.symbol, cmd.ts_ms, cmd.price_ticks)
             self._refresh_futures_mark(cmd.symbol, cmd.seq, cmd.ts_ms, events)
+            self.delivery.sample(cmd.symbol, cmd.ts_ms, cmd.price_ticks, cmd.seq, events)
             return
         self._refresh_mark(cmd.symbol, cmd.seq, cmd.ts_ms, events)
 
@@ -137,11 +137,11 @@ class Pricing:
         if self.delivery.status(symbol) is not InstrumentStatus.TRADING:
             return
         index = self.market.index_price[symbol]
-        self.delivery.sample(symbol, ts_ms, index)
         spec = self.market.instruments[symbol]
         self.basis_rate[symbol].maybe_sample(ts_ms, self.market.books[symbol], index,
                                              impact_qty_lots(spec))
         self._refresh_futures_mark(symbol, seq, ts_ms, events)
+        self.delivery.sample(symbol, ts_ms, index, seq, events)
 
     def set_funding_interval(self, cmd: SetFundingInterval, events: list[Event]) -> None:
         """Change the interval; the next timestamp is the first of the new grid after now.
