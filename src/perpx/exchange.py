@@ -197,7 +197,9 @@ class Exchange:
         if body.get("format") != SNAPSHOT_FORMAT:
             raise ValueError("Exchange.restore: not an Exchange snapshot")
         if instruments is None:
-            instruments = list(body["engine"]["symbols"])
+            # Contracts listed while it ran come back from the snapshot itself.
+            listed = {record["symbol"] for record in body["engine"].get("listed", ())}
+            instruments = [s for s in body["engine"]["symbols"] if s not in listed]
         exchange = cls(instruments, start_ms=body["now_ms"], **options)
         exchange.engine = Engine.from_snapshot(exchange._specs, body["engine"])
         if journal is not None:

@@ -81,3 +81,4 @@ def test_the_exchange_lists_a_bybit_item_and_refuses_it_twice() -> None:
     assert (again.ret_code, again.ret_msg) == (10001, "params error: duplicate instrument")
     restored = Exchange.restore(ex.snapshot(), ["BTCUSDT"])
     assert restored.state_hash() == ex.state_hash()
+    assert Exchange.restore(ex.snapshot()).state_hash() == ex.state_hash()

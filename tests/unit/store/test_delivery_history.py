@@ -11,12 +11,14 @@ from decimal import Decimal
 
 from perpx import readside
 from perpx.api import wire
+from perpx.bus import BatchCodec, Durable, EventBatch
 from perpx.core.commands import Deposit, IndexPrice, ListInstrument, PlaceOrder, Tick
 from perpx.core.engine import Engine
 from perpx.core.enums import OrderType, Side
 from perpx.core.instruments import spec_record
 from perpx.instruments import FUTURES_TABLE, load_instruments
 from perpx.store import open_history
+from perpx.store.codec import CommandCodec
 from perpx.store.history import History
 from support.builders import btcusdt
 
@@ -112,3 +114,22 @@ def test_a_listed_future_is_learned_by_the_read_side_and_delivers_alike(
     check(history, owner)
     history.close()
 
+
+
+def test_the_new_commands_and_events_round_trip_through_the_journal_and_bus_codecs() -> None:
+    engine = Engine([btcusdt()])
+    listing = ListInstrument(1, T - 10**7, spec_record(FUTURE))
+    codec = CommandCodec()
+    assert codec.decode(codec.encode(listing)) == listing
+    flow = [listing, Deposit(2, T - 10**7, 1, "USDT", 10**6 * USDT),
+            Deposit(3, T - 10**7, 2, "USDT", 10**6 * USDT),
+            IndexPrice(4, T - 10**7, FUTURE.symbol, 600_000),
+            PlaceOrder(5, T - 10**7, 2, FUTURE.symbol, Side.SELL, OrderType.LIMIT, 5, 600_000),
+            PlaceOrder(6, T - 10**7, 1, FUTURE.symbol, Side.BUY, OrderType.LIMIT, 5, 600_000),
+            Tick(7, T)]
+    entries = [Durable(c.seq, c.ts_ms, engine.apply(c)) for c in flow]
+    kinds = {type(e).__name__ for entry in entries for e in entry.events}
+    assert {"InstrumentListed", "InstrumentStatusChanged", "PositionDelivered",
+            "FuturesDelivered"} <= kinds
+    batch = EventBatch.of(entries)
+    assert BatchCodec().decode(BatchCodec().encode(batch)) == batch
