@@ -217,6 +217,11 @@ def test_n5_a_close_only_window_refuses_opening_orders_only() -> None:
     assert bybit_code(refused.reason)[0] == 110042
     assert of_type(d.limit(1, "sell", "61000", "0.1", symbol=SYMBOL, reduce_only=True),
                    OrderAccepted)
+    # The order accepted before the window may shrink in it, not grow.
+    (resting,) = d.engine.orders_of(3, SYMBOL)
+    (grown,) = of_type(d.amend(3, resting.order_id, qty="0.2", symbol=SYMBOL), OrderRejected)
+    assert grown.reason is RejectCode.CLOSE_ONLY_BEFORE_DELIVERY
+    assert not of_type(d.amend(3, resting.order_id, qty="0.05", symbol=SYMBOL), OrderRejected)
 
 
 def test_n5_by_default_a_future_trades_until_its_delivery_time() -> None:

@@ -507,6 +507,10 @@ class Engine:
             spec = self.instruments[cmd.symbol]
             new_qty = order.qty_lots if cmd.qty_lots is None else cmd.qty_lots
             new_price = order.price_ticks if cmd.price_ticks is None else cmd.price_ticks
+            if self.dated and cmd.symbol in self.dated:
+                # In a close-only window an opening order may shrink or move, not grow.
+                self.delivery.check_order(cmd.symbol, cmd.ts_ms,
+                                          order.reduce_only or new_qty <= order.qty_lots)
             if cmd.qty_lots is not None:
                 if cmd.qty_lots <= order.filled_lots:
                     raise Rejected(RejectCode.AMEND_QTY_NOT_ABOVE_FILLED,
