@@ -45,6 +45,7 @@ from perpx.store.records import (
 )
 
 SIDES = {int(Side.BUY): "Buy", int(Side.SELL): "Sell"}
+YEAR_MS = 365 * 86_400_000
 # Bybit's instrument `status` words (next-mechanics §2.1).
 STATUS_WORDS = {InstrumentStatus.TRADING: "Trading", InstrumentStatus.DELIVERING: "Delivering",
                 InstrumentStatus.CLOSED: "Closed"}
@@ -455,6 +456,10 @@ def futures_ticker(spec: InstrumentSpec, item: Ticker, predicted_e8: int | None
     """
     mark, index = item.mark_price_ticks, item.index_price_ticks
     basis = mark - index if mark is not None and index else None
+    left_ms = spec.delivery_time_ms - item.ts_ms
+    # The basis rate annualised over the time left to delivery (Bybit's basisRateYear).
+    yearly = (format_scaled(basis * 10**8 * YEAR_MS // (index * left_ms), 8)
+              if basis is not None and index and left_ms > 0 else "")
     return {
         "deliveryTime": str(spec.delivery_time_ms),
         "deliveryFeeRate": format_rate(spec.delivery_fee_rate),
@@ -463,6 +468,7 @@ def futures_ticker(spec: InstrumentSpec, item: Ticker, predicted_e8: int | None
         "basis": format_ticks(spec, basis) if basis is not None else "",
         "basisRate": (format_scaled(basis * 10**8 // index, 8) if basis is not None and index
                       else ""),
+        "basisRateYear": yearly,
         "fundingRate": "", "nextFundingTime": "", "fundingIntervalHour": "", "fundingCap": "",
     }
 

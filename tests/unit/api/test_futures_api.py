@@ -80,6 +80,7 @@ def test_a_future_is_listed_quoted_delivered_and_recorded_through_the_api() -> N
         assert ticker["predictedDeliveryPrice"] == "61089.95000000"
         assert (ticker["deliveryTime"], ticker["fundingRate"]) == (str(T), "")
         assert ticker["basis"] == "0.00"  # the mark is the index: no basis sample yet
+        assert (ticker["basisRate"], ticker["basisRateYear"]) == ("0", "0")
 
         clock.ms = T
         await service.submit(Tick(0, 0))
