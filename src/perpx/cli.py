@@ -729,6 +729,20 @@ def calc_target(entry: str = typer.Option(..., help="Entry price."),
     _run("target price", lambda: calculator.target_price(given, entry, qty, roi), as_json)
 
 
+@calc_app.command("delivery")
+def calc_delivery(entry: str = typer.Option(..., help="Entry price."),
+                  qty: str = typer.Option(..., help="Position size held at delivery."),
+                  price: str = typer.Option(..., help="Delivery price (8 decimals)."),
+                  delivery_fee: str | None = typer.Option(
+                      None, help="Delivery fee rate (default: the instrument's)."),
+                  symbol: str = typer.Option("BTCUSDT-25DEC26", help="A dated future."),
+                  side: str = SIDE, as_json: bool = AS_JSON) -> None:
+    """Settle a dated future at delivery: P&L at the delivery price and the fee."""
+    given = _calc_inputs(symbol, side, "1", None)
+    _run("delivery",
+         lambda: calculator.delivery(given, entry, qty, price, delivery_fee), as_json)
+
+
 @calc_app.command("qty")
 def calc_qty(price: str = typer.Option(..., help="Order price."),
              value: str | None = typer.Option(None, help="Order by value (in the settle coin)."),

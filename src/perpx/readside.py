@@ -43,10 +43,10 @@ from typing import Protocol
 
 import msgspec
 
-from perpx.core.events import Event
-from perpx.core.instruments import InstrumentSpec
+from perpx.core.events import Event, InstrumentListed
+from perpx.core.instruments import InstrumentSpec, spec_from_record
 from perpx.readmodels import FundingHistory, Klines, Tickers
-from perpx.readmodels.books import BookChanges, Books, BooksState
+from perpx.readmodels.books import BookChanges, BookMirror, Books, BooksState
 from perpx.readmodels.funding_history import FundingHistoryState, FundingSink
 from perpx.readmodels.klines import CandleSink, KlinesState
 from perpx.readmodels.tickers import TickersState
@@ -253,6 +253,19 @@ def fresh(specs: list[InstrumentSpec]) -> ReadSide:
                     Books([spec.symbol for spec in specs]))
 
 
+def _learn(owner: Owner, spec: InstrumentSpec) -> None:
+    """Make a contract the operator listed known to every model (the projector learns its own).
+
+    Checkpoints name the instrument table they were folded with, so one taken after a
+    listing is refused by a service started on the table alone: it then replays the journal,
+    which lists the contract again.
+    """
+    owner.specs[spec.symbol] = spec
+    for model in (owner.tickers, owner.klines, owner.funding):
+        model.specs[spec.symbol] = spec
+    owner.books.mirrors[spec.symbol] = BookMirror(spec.symbol)
+
+
 def fold(owner: Owner, stamp: Stamp, events: list[Event],
          sink: Sink | None) -> tuple[Projection, BookChanges]:
     """Fold one durable command's events into the owner's read side; return what changed.
@@ -264,6 +277,8 @@ def fold(owner: Owner, stamp: Stamp, events: list[Event],
     """
     owner.klines.sink = sink
     owner.funding.sink = sink
+    if len(events) == 1 and type(events[0]) is InstrumentListed:  # a listing's only event
+        _learn(owner, spec_from_record(events[0].record))
     # Each event once per model; the open interest is the tickers' own.
     for model in (owner.tickers, owner.klines, owner.funding):
         for event in events:

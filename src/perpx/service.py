@@ -385,8 +385,10 @@ class ExchangeService:
                 continue
             last = self.engine.index_price.get(spec.symbol)
             # After a restart the walk continues from the last index price.
-            start_price = (START_PRICES.get(spec.symbol, "100") if last is None
-                           else format_ticks(spec, last))
+            # A dated future follows its base coin's index (BTCUSDT-25DEC26: BTCUSDT's).
+            start_price = (START_PRICES.get(spec.symbol) or START_PRICES.get(
+                f"{spec.base_coin}{spec.quote_coin}", "100") if last is None
+                else format_ticks(spec, last))
             feeds[spec.symbol] = _walk(spec, start_price, seed + number)
         return feeds
 
