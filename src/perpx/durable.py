@@ -27,6 +27,7 @@ import asyncio
 from perpx.adl import AdlIndicators
 from perpx.core.commands import Command
 from perpx.core.engine import Engine
+from perpx.core.events import Event
 
 # How long a read waits for the projection to pass the caller's last acknowledged write.
 READ_WAIT_S = 5.0
@@ -89,12 +90,12 @@ class DurableState:
         """The last durable command the state holds."""
         return self.engine.last_seq
 
-    def fold(self, command: Command) -> None:
-        """Apply the next durable command (in seq order, each once)."""
+    def fold(self, command: Command) -> list[Event]:
+        """Apply the next durable command (in seq order, each once); return its events."""
         if command.seq != self.engine.last_seq + 1:
             raise ValueError(f"durable state at seq {self.engine.last_seq} was handed "
                              f"seq {command.seq}")
-        self.engine.apply(command)
+        return self.engine.apply(command)
 
     def published(self, seq: int) -> None:
         """Say that everything folded from the command at `seq` is readable (wakes readers).
