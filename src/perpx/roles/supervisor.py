@@ -45,6 +45,7 @@ class Gateway:
             [sys.executable, "-m", "perpx.cli", "serve", *args], stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, env=env, preexec_fn=_die_with_parent)
         self._say = say
+        say(f"gateway {number}: started, pid {self.proc.pid}")
         threading.Thread(target=self._relay, daemon=True,
                          name=f"perpx-gateway-{number}").start()
 
