@@ -56,6 +56,7 @@ class Gateway:
             if " serving " in line:
                 self.ready.set()
             self._say(f"gateway {self.number}: {line}")
+        self.ready.set()  # its output ended: it did too, and no one waits for it any more
 
     @property
     def pid(self) -> int:
@@ -93,7 +94,9 @@ class Gateways:
 
     async def _wait_ready(self, gateway: Gateway) -> None:
         ready = await asyncio.to_thread(gateway.ready.wait, READY_S)
-        if not ready:
+        if self._stopping:
+            return
+        if not ready or gateway.proc.poll() is not None:
             raise RuntimeError(f"gateway {gateway.number} did not start serving in "
                                f"{READY_S:.0f} s (exit code {gateway.proc.poll()})")
 

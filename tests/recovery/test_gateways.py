@@ -1,0 +1,183 @@
+"""API gateways in processes of their own (issue #15, items 4 and 7), on both journals.
+
+- Two `perpx serve --role gateway` on one port (SO_REUSEPORT) in front of a writer: orders
+  placed on fresh connections (the kernel spreads them over both) are read back at once on
+  other fresh connections, i.e. through either gateway (read-your-writes across gateways).
+- A gateway killed -9 loses nothing acknowledged (the writer journaled it before the answer);
+  the other one serves alone, and the killed one, restarted, catches up from the journal.
+- A key revoked with the key store (as `perpx keys revoke`) is refused by a gateway within a
+  second.
+- `perpx serve --gateways 2`: the writer starts its gateways on its port, restarts one
+  killed -9, and takes them all down when it stops, cleanly or killed -9.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from perpx.api.keys import ApiKey, KeyStore
+from support.serving import Acked, Server, check_orders, free_port, signed
+
+RECV = "5000"
+
+
+def order(price: int) -> dict[str, str]:
+    return {"category": "linear", "symbol": "BTCUSDT", "side": "Buy", "qty": "0.001",
+            "orderType": "Limit", "price": str(price), "timeInForce": "GTC"}
+
+
+def place_and_read_back(url: str, key: ApiKey, acked: Acked, count: int, first: int) -> None:
+    """Place `count` orders, each on a new connection, and read each back on another one."""
+    for number in range(first, first + count):
+        with httpx.Client(base_url=url, timeout=10) as client:
+            placed = signed(client, key, "POST", "/v5/order/create", order(40_000 + number))
+        assert placed["retCode"] == 0, placed
+        order_id = placed["result"]["orderId"]
+        with acked.lock:
+            acked.orders[order_id] = (0, False)
+        with httpx.Client(base_url=url, timeout=10) as client:
+            rows = signed(client, key, "GET", "/v5/order/realtime",
+                          {"category": "linear", "orderId": order_id})["result"]["list"]
+        assert [row["orderId"] for row in rows] == [order_id], "a read missed its own write"
+
+
+def started(writer: Server, gateways: int) -> list[int]:
+    """Wait until the writer serves through its gateways; return their pids."""
+    deadline = time.monotonic() + 60
+    while not any(f"through {gateways} gateways" in line for line in writer.output):
+        writer.next_line(deadline)
+    return [int(found) for found in re.findall(r"gateway \d: started, pid (\d+)",
+                                               "\n".join(writer.output))]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (ended, not yet reaped by its parent) is gone for our purpose.
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(")")[-1].split()[0] != "Z"
+
+
+def test_two_gateways_on_one_port_kill9_and_catch_up(tmp_path: Path,
+                                                    journal_location: str | None) -> None:
+    data = tmp_path / "data"
+    sock = tmp_path / "writer.sock"
+    writer = Server(data, journal_location, extra=("--command-socket", str(sock)))
+    keys = KeyStore(data)  # as `perpx keys create`: the gateways read the same key table
+    alice = keys.create(demo_funds="100000", rate_limit=10_000)
+    port = free_port()
+    gateway_args = ("--command-socket", str(sock))
+    gateways = [Server(data, journal_location, port=port, role="gateway", extra=gateway_args)
+                for _ in range(2)]
+    url = f"http://127.0.0.1:{port}"
+    acked = Acked()
+    try:
+        place_and_read_back(url, alice, acked, 30, 0)
+        gateways[0].kill()
+        place_and_read_back(url, alice, acked, 5, 30)  # the other one serves alone
+        gateways[0] = Server(data, journal_location, port=port, role="gateway",
+                             extra=gateway_args)
+        gateways[1].kill()
+        # Only the restarted gateway listens now: it has caught up with what the other took.
+        check_orders(url, [alice], acked)
+        assert len(acked.orders) == 35
+        # The writer's own API (a single process) shows the same orders.
+        check_orders(writer.url, [alice], acked)
+        # Revoked with the key store, as `perpx keys revoke`: refused within a second.
+        revoked_at = time.monotonic()
+        assert keys.revoke(alice.api_key)
+        while True:
+            with httpx.Client(base_url=url, timeout=10) as client:
+                code = signed(client, alice, "GET", "/v5/account/info", {})["retCode"]
+            if code == 10003:
+                break
+            assert time.monotonic() - revoked_at < 1.0, "a revoked key still works"
+            time.sleep(0.05)
+    finally:
+        for gateway in gateways:
+            gateway.kill()
+        writer.kill()
+        keys.close()
+
+
+def test_the_writer_starts_restarts_and_stops_its_gateways(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    writer = Server(data, None, extra=("--gateways", "2"))
+    pids = started(writer, 2)
+    assert len(pids) == 2 and all(alive(pid) for pid in pids)
+    keys = KeyStore(data)
+    bob = keys.create(demo_funds="100000", rate_limit=10_000)
+    acked = Acked()
+    try:
+        place_and_read_back(writer.url, bob, acked, 10, 0)
+        with httpx.Client(base_url=writer.url, timeout=10) as client:
+            wallet = signed(client, bob, "GET", "/v5/account/wallet-balance",
+                            {"accountType": "UNIFIED"})["result"]["list"][0]
+        # Funded once, by the writer, however many gateways saw the new key first.
+        assert wallet["totalWalletBalance"].startswith("100000"), wallet
+        seen = len(writer.output)
+        os.kill(pids[0], signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while not any("gateway 0: perpx" in line and "serving" in line
+                      for line in writer.output[seen:]):  # restarted, and serving again
+            writer.next_line(deadline)
+        restarted = [int(found) for found in re.findall(
+            r"gateway \d: started, pid (\d+)", "\n".join(writer.output))]
+        assert len(restarted) == 3 and not alive(pids[0])
+        check_orders(writer.url, [bob], acked)
+        place_and_read_back(writer.url, bob, acked, 4, 10)
+        writer.stop()  # SIGTERM: the gateways go with it
+        assert writer.proc.returncode == 0
+        assert not any(alive(pid) for pid in restarted)
+    finally:
+        writer.kill()
+        keys.close()
+
+
+def test_gateways_end_with_a_writer_killed_9(tmp_path: Path) -> None:
+    writer = Server(tmp_path / "data", None, extra=("--gateways", "1"))
+    pids = started(writer, 1)
+    assert len(pids) == 1
+    writer.kill()
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in pids):
+        assert time.monotonic() < deadline, "a gateway outlived its writer"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("body", [json.dumps(order(1)), "not json"])
+def test_a_gateway_without_a_writer_says_nothing_was_done(tmp_path: Path, body: str) -> None:
+    data = tmp_path / "data"
+    writer = Server(data, None, extra=("--command-socket", str(tmp_path / "w.sock")))
+    keys = KeyStore(data)
+    carol = keys.create(demo_funds="100000")
+    gateway = Server(data, None, role="gateway",
+                     extra=("--command-socket", str(tmp_path / "w.sock")))
+    try:
+        with httpx.Client(base_url=gateway.url, timeout=10) as client:
+            assert signed(client, carol, "GET", "/v5/account/info", {})["retCode"] == 0
+            writer.kill()
+            now = int(time.time() * 1000)
+            headers = {"X-BAPI-API-KEY": carol.api_key, "X-BAPI-TIMESTAMP": str(now),
+                       "X-BAPI-RECV-WINDOW": RECV,
+                       "X-BAPI-SIGN": carol.sign(f"{now}{carol.api_key}{RECV}{body}"),
+                       "Content-Type": "application/json"}
+            reply = client.post("/v5/order/create", content=body, headers=headers).json()
+        if body == "not json":
+            assert reply["retCode"] == 10001  # parsed and refused in the gateway alone
+        else:
+            assert reply["retCode"] == 10016 and "nothing was done" in reply["retMsg"], reply
+    finally:
+        gateway.kill()
+        writer.kill()
+        keys.close()
