@@ -895,12 +895,20 @@ def bench_api_command(
                 "send a byte (server RSS, descriptors, connections refused and timed out)."),
     idle_per_address: int = typer.Option(
         400, help="Idle connections per loopback source address (127.0.0.2, .3, ...)."),
+    gateways: str = typer.Option(
+        "", help="Also measure through `perpx serve --gateways N` for each N of this comma "
+                 "list (e.g. 1,2): baseline GET, signed orders, RSS of every process."),
 ) -> None:
     """Signed orders/s against `perpx serve`, GET baseline, client ceiling, WS msgs/s."""
     from perpx.bench.api import bench_api
 
+    try:
+        counts = [int(part) for part in gateways.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter("a comma list of gateway counts, e.g. 1,2",
+                                 param_hint="--gateways") from None
     bench_api(clients, seconds, pipeline=pipeline, ws_subscribers=ws_subscribers, idle=idle,
-              idle_per_address=idle_per_address, echo=typer.echo)
+              idle_per_address=idle_per_address, gateways=counts, echo=typer.echo)
 
 
 @bench_app.command("risk")
