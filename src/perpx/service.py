@@ -339,6 +339,15 @@ class ExchangeService:
         self._funding_accounts.add(account_id)
         await self.submit(Deposit(0, 0, account_id, "USDT", amount))
 
+    async def fund_for_gateway(self, account_id: int, demo_funds: str) -> None:
+        """`ensure_funded`, answered once the deposit is durable (a gateway's request).
+
+        A request that finds the deposit already started by another (another gateway's)
+        waits for it too, so the seq its gateway is answered with covers it.
+        """
+        await self.ensure_funded(account_id, demo_funds)
+        await self.settled()
+
     def now_ms(self) -> int:
         """Return the service clock, never behind the engine's last command."""
         return max(self.clock(), self.engine.last_ts_ms)

@@ -56,7 +56,7 @@ def gateway_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     writer.run(service.start(), 30)
     endpoint = CommandEndpoint(service.submit, service.stopped.is_set,
                                durable_seq=lambda: service.sequencer.durable_seq,
-                               fund=service.ensure_funded)
+                               fund=service.fund_for_gateway)
     writer.run(endpoint.start_unix(folder / "writer.sock"), 10)
     gateway = GatewayService(load_instruments(), location,
                              UnixWriterClient(folder / "writer.sock"), open_history(location))

@@ -98,7 +98,7 @@ async def _serve(through: str, tmp_path: Path, delay_s: float = 0.0) -> Served:
                               clock=lambda: NOW, maker=False, feed_interval_s=3600)
     endpoint = CommandEndpoint(service.submit, service.stopped.is_set,
                                durable_seq=lambda: service.sequencer.durable_seq,
-                               fund=service.ensure_funded)
+                               fund=service.fund_for_gateway)
     await endpoint.start_unix(tmp_path / "writer.sock")
     gateway = GatewayService(load_instruments(), location,
                              UnixWriterClient(tmp_path / "writer.sock"), open_history(location),
@@ -231,27 +231,30 @@ def test_a_read_after_an_acknowledged_write_sees_it_while_others_write(
     asyncio.run(run())
 
 
-def test_stream_rows_are_built_from_the_durable_state_at_their_command() -> None:
+@THROUGH
+def test_stream_rows_are_built_from_the_durable_state_at_their_command(
+        through: str, tmp_path: Path) -> None:
     async def run() -> None:
-        journal = HeldJournal(delay_s=0.002)
-        service, app, alice, bob = _setup(journal)
+        served = await _serve(through, tmp_path, delay_s=0.002)
+        service, reads, app = served.service, served.reads, served.app
+        alice, bob = served.alice, served.bob
         await service.step()
         for key in (alice, bob):
             await _get(app, key, "/v5/account/wallet-balance", "accountType=UNIFIED")
-        hub = service_hub(service)
-        assert hub.private.engine is service.durable.engine and hub.private.adl is service.adl
+        hub = service_hub(reads)
+        assert hub.private.engine is reads.durable.engine and hub.private.adl is reads.adl
         seen: list[tuple[int, int, int]] = []
         rows: list[tuple[int, Any]] = []
 
         def listener(command: Command, events: list[Event], projection: Projection,
                      books: BookChanges, /) -> None:
-            seen.append((command.seq, service.durable.seq, service.engine.last_seq))
+            seen.append((command.seq, reads.durable.seq, service.engine.last_seq))
             if any(isinstance(e, Executed) and e.account_id == alice.account_id
                    for e in events):
                 rows.append((command.seq, hub.private.position_row(alice.account_id,
                                                                    "BTCUSDT", 0)))
 
-        service.listen(listener)
+        reads.listen(listener)
         await asyncio.gather(*(_post(app, bob, "/v5/order/create",
                                      btc_order("Sell", "0.001", "65000")) for _ in range(10)))
         await asyncio.gather(*(_post(app, alice, "/v5/order/create", btc_order("Buy", "0.001"))
@@ -261,7 +264,7 @@ def test_stream_rows_are_built_from_the_durable_state_at_their_command() -> None
         # Each fill's position row shows the position after that fill, at its seq.
         assert [(row["seq"], row["size"]) for _, row in rows] == [
             (seq, f"{n / 1000:.3f}") for n, (seq, _) in enumerate(rows, start=1)]
-        await service.close()
+        await served.close()
 
     asyncio.run(run())
 
