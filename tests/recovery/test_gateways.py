@@ -72,7 +72,9 @@ def test_two_gateways_on_one_port_kill9_and_catch_up(tmp_path: Path,
                                                     journal_location: str | None) -> None:
     data = tmp_path / "data"
     sock = tmp_path / "writer.sock"
-    writer = Server(data, journal_location, extra=("--command-socket", str(sock)))
+    # Snapshots often: a gateway restarted later starts from one (and its read side).
+    writer = Server(data, journal_location, extra=("--command-socket", str(sock),
+                                                   "--snapshot-every", "20"))
     keys = KeyStore(data)  # as `perpx keys create`: the gateways read the same key table
     alice = keys.create(demo_funds="100000", rate_limit=10_000)
     port = free_port()
@@ -87,6 +89,8 @@ def test_two_gateways_on_one_port_kill9_and_catch_up(tmp_path: Path,
         place_and_read_back(url, alice, acked, 5, 30)  # the other one serves alone
         gateways[0] = Server(data, journal_location, port=port, role="gateway",
                              extra=gateway_args)
+        start = next(line for line in gateways[0].output if "following the journal" in line)
+        assert int(re.search(r"from snapshot (\d+)", start).group(1)) > 0, start  # type: ignore[union-attr]
         gateways[1].kill()
         # Only the restarted gateway listens now: it has caught up with what the other took.
         check_orders(url, [alice], acked)

@@ -97,6 +97,7 @@ class GatewayService:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perpx-follow")
         self._reader = self._open_reader(location, say)
         self.durable = DurableState(self._start(specs, location, say))
+        self.snapshot_seq = self.durable.seq  # where the follower started (0: the journal's start)
         self.adl: AdlIndicators = self.durable.adl
         # Polls of the journal: started, and finished (each folds all it read).
         self._polls_started = 0
@@ -108,7 +109,8 @@ class GatewayService:
         # What the snapshot did not hold: the journal's tail, before anyone listens.
         for command in self._reader.read(self.durable.seq + 1):
             self._fold(command)
-        say(f"gateway: following the journal at seq {self.durable.seq}")
+        say(f"gateway: following the journal at seq {self.durable.seq} (from snapshot "
+            f"{self.snapshot_seq})")
 
     # -- start ----------------------------------------------------------------------------
 
