@@ -9,6 +9,8 @@
   second.
 - `perpx serve --gateways 2`: the writer starts its gateways on its port, restarts one
   killed -9, and takes them all down when it stops, cleanly or killed -9.
+- A gateway forwarding over NATS request/reply serves its WebSocket streams (private,
+  public, `/v5/trade`) from what its follower folds.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ import os
 import re
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from websockets.sync.client import ClientConnection, connect
 
 from perpx.api.keys import ApiKey, KeyStore
 from support.serving import Acked, Server, check_orders, free_port, signed
@@ -181,6 +186,67 @@ def test_a_gateway_without_a_writer_says_nothing_was_done(tmp_path: Path, body: 
             assert reply["retCode"] == 10001  # parsed and refused in the gateway alone
         else:
             assert reply["retCode"] == 10016 and "nothing was done" in reply["retMsg"], reply
+    finally:
+        gateway.kill()
+        writer.kill()
+        keys.close()
+
+
+def _recv(ws: ClientConnection, wanted: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """Return the next frame `wanted` accepts (others, e.g. snapshots, are skipped)."""
+    deadline = time.monotonic() + 20
+    while True:
+        frame = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+        if wanted(frame):
+            return dict(frame)
+
+
+@pytest.mark.service
+def test_a_gateway_over_nats_with_its_streams(tmp_path: Path, nats_url: str,
+                                              stream_name: str) -> None:
+    """A gateway on another machine's footing: commands as NATS requests, its own streams.
+
+    Its private and public WebSocket streams publish from the commands its follower folds,
+    and `/v5/trade` forwards like REST.
+    """
+    data = tmp_path / "data"
+    nats_args = ("--command-nats", nats_url, "--bus-stream", stream_name)
+    writer = Server(data, None, extra=nats_args)
+    keys = KeyStore(data)
+    dave = keys.create(demo_funds="100000", rate_limit=10_000)
+    gateway = Server(data, None, role="gateway", extra=nats_args)
+    ws_url = gateway.url.replace("http://", "ws://")
+    try:
+        with connect(ws_url + "/v5/private") as private, \
+                connect(ws_url + "/v5/public/linear") as public, \
+                connect(ws_url + "/v5/trade") as trade, \
+                httpx.Client(base_url=gateway.url, timeout=10) as client:
+            for ws in (private, trade):
+                expires = int(time.time() * 1000) + 10_000
+                ws.send(json.dumps({"op": "auth", "args": [
+                    dave.api_key, expires, dave.sign(f"GET/realtime{expires}")]}))
+                reply = json.loads(ws.recv(timeout=10))
+                assert reply.get("success") is True or reply.get("retCode") == 0, reply
+            private.send(json.dumps({"op": "subscribe", "args": ["order"]}))
+            public.send(json.dumps({"op": "subscribe", "args": ["orderbook.50.BTCUSDT"]}))
+            _recv(private, lambda f: f.get("op") == "subscribe")
+            _recv(public, lambda f: f.get("op") == "subscribe")
+            placed = signed(client, dave, "POST", "/v5/order/create", order(41_234))
+            assert placed["retCode"] == 0, placed
+            order_id = placed["result"]["orderId"]
+            update = _recv(private, lambda f: f.get("topic") == "order")
+            assert update["data"][0]["orderId"] == order_id
+            book = _recv(public, lambda f: f.get("topic") == "orderbook.50.BTCUSDT" and any(
+                level[0] == "41234.00" for level in f["data"].get("b", [])))
+            assert book["data"]["s"] == "BTCUSDT"
+            trade.send(json.dumps({"reqId": "c1", "op": "order.cancel", "args": [
+                {"category": "linear", "symbol": "BTCUSDT", "orderId": order_id}]}))
+            cancelled = _recv(trade, lambda f: f.get("reqId") == "c1")
+            assert cancelled["retCode"] == 0, cancelled
+            # Read your writes: the cancel is visible on the next request, through REST.
+            rows = signed(client, dave, "GET", "/v5/order/realtime",
+                          {"category": "linear", "orderId": order_id})["result"]["list"]
+            assert [row["orderStatus"] for row in rows] == ["Cancelled"]
     finally:
         gateway.kill()
         writer.kill()
