@@ -254,6 +254,7 @@ def serve_gateway(settings: ServeSettings, file_config: Config) -> None:
     import sys
 
     from perpx.api.keys import KeyStore, private_folder
+    from perpx.api.ratelimit import SharedRateLimiter
     from perpx.api.server import run as run_loop
     from perpx.api.server import serve as serve_api
     from perpx.roles.gateway import GatewayService
@@ -280,6 +281,8 @@ def serve_gateway(settings: ServeSettings, file_config: Config) -> None:
     except Exception as bad:
         raise typer.BadParameter(f"--journal: {bad}") from bad
     keys = KeyStore(data)
+    # Every gateway with this data folder counts a key's requests in one table.
+    limiter = SharedRateLimiter(data / "rate-limits.bin")
 
     def ready(bound: int) -> None:
         say(f"perpx {perpx.__version__} gateway serving Bybit V5 REST on "
@@ -290,13 +293,14 @@ def serve_gateway(settings: ServeSettings, file_config: Config) -> None:
                                  demo=not settings.production, say=say)
         await serve_api(service, keys, settings.host, settings.port, ready,
                         limits=file_config.limits, auth_limits=file_config.auth,
-                        reuse_port=True)
+                        reuse_port=True, rate_limiter=limiter)
         return 1 if service.fatal is not None else 0
 
     try:
         failed = run_loop(main())
     finally:
         keys.close()
+        limiter.close()
     if failed:
         raise typer.Exit(1)
     say("gateway stopped")

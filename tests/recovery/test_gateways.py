@@ -5,7 +5,8 @@
   other fresh connections, i.e. through either gateway (read-your-writes across gateways).
 - A gateway killed -9 loses nothing acknowledged (the writer journaled it before the answer);
   the other one serves alone, and the killed one, restarted, catches up from the journal.
-- A key revoked with the key store (as `perpx keys revoke`) is refused by a gateway within a
+- A key's rate limit holds across the gateways (they share one count), and a key revoked
+  with the key store (as `perpx keys revoke`) is refused by a gateway within a
   second.
 - `perpx serve --gateways 2`: the writer starts its gateways on its port, restarts one
   killed -9, and takes them all down when it stops, cleanly or killed -9.
@@ -21,6 +22,7 @@ import re
 import signal
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,30 @@ def started(writer: Server, gateways: int) -> list[int]:
                                                "\n".join(writer.output))]
 
 
+def limited_burst(url: str, key: ApiKey) -> None:
+    """A key's limit holds across gateways: bursts on fresh connections (spread over both)."""
+    def ask(_: int) -> httpx.Response:
+        with httpx.Client(base_url=url, timeout=10) as client:
+            now = int(time.time() * 1000)
+            return client.get("/v5/account/info", headers={
+                "X-BAPI-API-KEY": key.api_key, "X-BAPI-TIMESTAMP": str(now),
+                "X-BAPI-RECV-WINDOW": RECV,
+                "X-BAPI-SIGN": key.sign(f"{now}{key.api_key}{RECV}")})
+
+    allowed: dict[str, int] = {}
+    refused = 0
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(3):
+            for reply in pool.map(ask, range(16)):
+                window = reply.headers["X-Bapi-Limit-Reset-Timestamp"]
+                if reply.json()["retCode"] == 0:
+                    allowed[window] = allowed.get(window, 0) + 1
+                else:
+                    assert reply.json()["retCode"] == 10006
+                    refused += 1
+    assert refused and max(allowed.values()) <= 3, allowed
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -90,6 +116,7 @@ def test_two_gateways_on_one_port_kill9_and_catch_up(tmp_path: Path,
     acked = Acked()
     try:
         place_and_read_back(url, alice, acked, 30, 0)
+        limited_burst(url, keys.create(demo_funds="1000", rate_limit=3))
         gateways[0].kill()
         place_and_read_back(url, alice, acked, 5, 30)  # the other one serves alone
         gateways[0] = Server(data, journal_location, port=port, role="gateway",

@@ -33,7 +33,7 @@ from perpx.api.jsondepth import MAX_DEPTH, too_deep
 from perpx.api.keys import ApiKey, KeyStore
 from perpx.api.limits import AddressThrottle, BodyTooLarge, Limits
 from perpx.api.permissions import authorize
-from perpx.api.ratelimit import RateLimiter
+from perpx.api.ratelimit import Limiter, RateLimiter
 from perpx.api.rest import account, market, order, position
 from perpx.api.ws.gate import Gate
 from perpx.api.ws.hub import StreamHub
@@ -127,7 +127,7 @@ def _signed_headers(raw: list[tuple[bytes, bytes]]) -> Headers:
 class Dispatcher:
     """The REST table: one request in (method, path, query or body, headers), one reply out."""
 
-    def __init__(self, service: Venue, keys: KeyStore, limiter: RateLimiter,
+    def __init__(self, service: Venue, keys: KeyStore, limiter: Limiter,
                  limits: Limits | None = None,
                  auth_limits: AuthLimits = DEFAULT_LIMITS) -> None:
         self.service = service
@@ -297,7 +297,7 @@ def service_hub(service: Venue) -> StreamHub:
 
 def create_app(service: Venue, keys: KeyStore, *,
                extra_routes: Sequence[BaseRoute] = (), manage_service: bool = False,
-               rate_limiter: RateLimiter | None = None,
+               rate_limiter: Limiter | None = None,
                limits: Limits | None = None,
                auth_limits: AuthLimits = DEFAULT_LIMITS) -> RestApp:
     """Build the app: the service's WebSocket streams, `extra_routes`, then the REST table.

@@ -18,6 +18,7 @@ from perpx.api.auth import AuthLimits
 from perpx.api.keys import KeyStore
 from perpx.api.limits import ConnectionGuard, Limits
 from perpx.api.protocol import protocol_classes
+from perpx.api.ratelimit import Limiter
 from perpx.venue import Venue
 
 T = TypeVar("T")
@@ -80,14 +81,15 @@ def shared_port_socket(host: str, port: int) -> socket.socket:
 async def serve(service: Venue, keys: KeyStore, host: str, port: int,
                 on_ready: Callable[[int], None] = lambda port: None,
                 limits: Limits | None = None, auth_limits: AuthLimits | None = None,
-                reuse_port: bool = False) -> None:
+                reuse_port: bool = False, rate_limiter: Limiter | None = None) -> None:
     """Serve until Ctrl-C or until the service stops on a fatal error.
 
-    `reuse_port`: listen on a socket with SO_REUSEPORT, beside other gateways on the port.
+    `reuse_port`: listen on a socket with SO_REUSEPORT, beside other gateways on the port;
+    `rate_limiter`: the key's counts (a gateway's, shared with the others on the machine).
     """
     limits = limits or Limits()
     app = create_app(service, keys, manage_service=True, limits=limits,
-                     auth_limits=auth_limits or AuthLimits())
+                     auth_limits=auth_limits or AuthLimits(), rate_limiter=rate_limiter)
     server = uvicorn.Server(_config(app, limits, _guard(limits), host, port))
     sockets = [shared_port_socket(host, port)] if reuse_port else None
 
