@@ -11,8 +11,8 @@ shows: it never passes the journal's durable seq, and a crash loses nothing it h
 The follower is the core itself (one rule in one place: the same margin, liquidation-price
 and available-balance code the writer runs), so its figures equal the writer's at each seq
 exactly; it is deterministic, so folding the durable commands again gives the same state.
-In a later layout it is a projector process reading the journal's stream; readers ask it
-through the same two things: the state at `seq`, and `wait_for(seq)`.
+An API gateway (`perpx.roles.gateway`) keeps one too, folded from the journal it reads;
+readers ask either through the same two things: the state at `seq`, and `wait_for(seq)`.
 
 Read-your-writes: a caller whose write was acknowledged at seq S must see S. A reader asks
 `wait_for(S)` before it reads: it returns at once when the follower has passed S (always, in

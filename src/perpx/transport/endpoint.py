@@ -5,8 +5,10 @@ the order it arrived; the reply is written when `submit` returns, i.e. once the 
 durable, as an in-process API call is answered. Many requests are in flight at once, on one
 connection or many, so one group commit carries them all.
 
-The endpoint takes the service as two callables (`submit`, `stopped`), so that the transport
-depends on commands and events only, never on the service or the API above it. It trusts
+A funding request (a gateway meeting a new demo key) is handed to `fund` instead
+(`ExchangeService.fund_for_gateway`). The endpoint takes the service as callables
+(`submit`, `stopped`, `durable_seq`, `fund`), so that the transport depends on commands and
+events only, never on the service or the API above it. It trusts
 its callers as the API trusts itself: a gateway sends commands it has authenticated and
 validated (the socket is local and its file mode is the operator's; NATS subjects are guarded
 by NATS accounts).
