@@ -212,6 +212,62 @@ def load(service: Owner, body: bytes, seq: int) -> ReadSide:
         raise ReadSideError(f"read side at {seq} does not fit: {bad!r}") from None
 
 
+class Checkpoints:
+    """Which engine snapshots a start may use: those whose read side it can load (one rule).
+
+    Called with a snapshot's header (`perpx.store.recovery.latest_sound_snapshot`'s
+    `accept`), it says why the snapshot is not usable, or None and keeps the read side it
+    loaded in `loaded` (by seq), ready to `install`. Usable means: the history tables hold
+    every row up to the snapshot (`watermark`, no gap), and its read side is stored, was
+    written by this code and loads; a corrupt, foreign or hostile checkpoint refuses the
+    snapshot (an older one, or a full replay, is tried) rather than stopping the start.
+    The writer's service and an API gateway start alike through it.
+    """
+
+    def __init__(self, owner: Owner, history: CheckpointStore, watermark: int,
+                 enabled: bool = True) -> None:
+        self.owner = owner
+        self.history = history
+        self.watermark = watermark
+        self.code = fingerprint(list(owner.specs.values()))
+        self.stored = set(history.checkpoint_seqs()) if enabled else set()
+        self.loaded: dict[int, ReadSide] = {}
+
+    def __call__(self, header: SnapshotHeader) -> str | None:
+        """Return why the snapshot `header` is not usable, or None (its read side loaded)."""
+        if header.seq > self.watermark:
+            return (f"snapshot {header.seq} is ahead of the history tables "
+                    f"(seq {self.watermark})")
+        found = self.history.load_checkpoint(header.seq) if header.seq in self.stored else None
+        if found is None:
+            return f"snapshot {header.seq} has no read side"
+        if found[0] != self.code:
+            return f"snapshot {header.seq}: its read side was written by other code"
+        try:
+            self.loaded[header.seq] = load(self.owner, found[1], header.seq)
+        except ReadSideError as bad:
+            return f"snapshot {header.seq}: {bad}"
+        return None
+
+
+class CheckpointStore(Protocol):
+    """Where read-side checkpoints are kept (the history tables, `History`)."""
+
+    def checkpoint_seqs(self) -> list[int]:
+        """Return the seqs of the stored checkpoints."""
+
+    def load_checkpoint(self, seq: int) -> tuple[str, bytes] | None:
+        """Return (fingerprint, body) of the checkpoint at `seq`, if stored."""
+
+
+class SnapshotHeader(Protocol):
+    """The seq of an engine snapshot (`perpx.store.snapshots.SnapshotInfo`)."""
+
+    @property
+    def seq(self) -> int:
+        """The snapshot's seq."""
+
+
 def install(service: Owner, read_side: ReadSide) -> None:
     """Replace the service's read side with one `load` rebuilt.
 

@@ -108,6 +108,9 @@ class History(Protocol):
     async def run(self, query: Callable[[], T]) -> T:
         """Run `query` on the writer's thread after every queued row is written."""
 
+    def follow_writer(self, floor: Callable[[], int], wait_s: float) -> None:
+        """Read tables another process writes; each query waits for them to commit `floor()`."""
+
     def reset(self) -> None:
         """Empty every history table (the journal it was built from is gone)."""
 

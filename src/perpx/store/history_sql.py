@@ -130,6 +130,10 @@ class SqlHistory(ABC):
         self._failures = 0
         self._timer: threading.Timer | None = None
         self._given_up = ""  # the backlog was dropped: nothing is written until a restart
+        # A reader of tables another process writes (an API gateway): the seq its other reads
+        # show, which a query waits for the committed watermark to reach (`follow_writer`).
+        self._read_floor: Callable[[], int] | None = None
+        self._read_wait_s = 0.0
         try:
             self._executor.submit(self._open).result()
         except BaseException:
@@ -339,14 +343,36 @@ class SqlHistory(ABC):
         or when the database cannot be reached.
         """
         self.flush()
-        return await asyncio.wrap_future(self._executor.submit(self._query, query))
+        floor = self._read_floor() if self._read_floor is not None else 0
+        return await asyncio.wrap_future(self._executor.submit(self._query, query, floor))
 
-    def _query(self, query: Callable[[], T]) -> T:
+    def follow_writer(self, floor: Callable[[], int], wait_s: float) -> None:
+        """Read tables that another process writes, never behind the seq `floor()` gives.
+
+        An API gateway reads the writer's tables and shows the rest from a follower at some
+        seq: each query first waits (up to `wait_s`, then `HistoryUnavailable`) until the
+        tables have committed that seq, so a history read never misses what other reads show.
+        Such a reader queues no rows.
+        """
+        self._read_floor = floor
+        self._read_wait_s = wait_s
+
+    def _committed_at_least(self, floor: int) -> None:
+        deadline = time.monotonic() + self._read_wait_s
+        while (committed := self._read_watermark()) < floor:
+            if time.monotonic() > deadline:
+                raise HistoryUnavailable(f"history tables at seq {committed}, reads at {floor}")
+            time.sleep(0.002)
+        self.high_watermark = committed  # a reader's: what it has seen committed
+
+    def _query(self, query: Callable[[], T], floor: int = 0) -> T:
         if self._failures or self._given_up:
             raise HistoryUnavailable(
                 self._given_up or f"history rows past seq {self.high_watermark} not written yet")
         try:
             self._reconnect()
+            if floor > self.high_watermark:
+                self._committed_at_least(floor)
             return query()
         except self._lost_errors() as failure:
             raise HistoryUnavailable(f"history query failed: {failure!r}") from failure
