@@ -20,7 +20,7 @@ import sys
 from collections.abc import Iterator
 
 from perpx.core.commands import Command
-from perpx.instruments import bundled_instruments
+from perpx.instruments import served_instruments
 from perpx.sequencer import Sequencer
 from perpx.store import open_journal, open_snapshots
 from perpx.store.loadflow import order_flow
@@ -38,7 +38,7 @@ async def run(args: argparse.Namespace) -> None:
     """Recover, then submit the flow and snapshot along the way."""
     journal = open_journal(args.journal)
     store = open_snapshots(args.journal, args.chunk_bytes)
-    engine = recover_engine(bundled_instruments(), journal, store, say=lambda m: say("note " + m))
+    engine = recover_engine(served_instruments(), journal, store, say=lambda m: say("note " + m))
     say(f"ready {engine.last_seq}")
     sequencer = Sequencer(engine, journal)
 

@@ -20,7 +20,7 @@ import sys
 import threading
 
 from perpx.core.engine import Engine
-from perpx.instruments import bundled_instruments
+from perpx.instruments import served_instruments
 from perpx.store import open_journal, open_snapshots
 from perpx.store.audit import audit_journal
 from perpx.store.recovery import recover, recover_state
@@ -80,13 +80,13 @@ def _check(location: str, highest_acked: int) -> tuple[int, int]:
         last = journal.last_seq()
         assert last >= highest_acked, f"acknowledged seq {highest_acked} lost (journal at {last})"
         assert [c.seq for c in journal.read()] == list(range(1, last + 1))
-        recovery = recover_state(bundled_instruments(), journal, store)
+        recovery = recover_state(served_instruments(), journal, store)
         assert not recovery.rejected, recovery.rejected
-        full = Engine(bundled_instruments())
+        full = Engine(served_instruments())
         recover(full, journal)
         assert recovery.engine.state_hash() == full.state_hash()
         recovery.engine.check_invariants()
-        report = audit_journal(bundled_instruments(), journal)
+        report = audit_journal(served_instruments(), journal)
         assert report.ok, (report.wallet_mismatches, report.log_breaks, report.coins)
         assert report.engine.state_hash() == full.state_hash()
         return recovery.snapshot_seq, len(store.incomplete())

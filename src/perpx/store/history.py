@@ -23,7 +23,13 @@ from pathlib import Path
 from typing import Generic, Protocol, TypeAlias, TypeVar
 
 from perpx.rows import Candle, ClosedCandles, FundingRateRecord
-from perpx.store.records import ClosedPnlRecord, ExecutionRecord, LedgerRecord, OrderRecord
+from perpx.store.records import (
+    ClosedPnlRecord,
+    DeliveryRecord,
+    ExecutionRecord,
+    LedgerRecord,
+    OrderRecord,
+)
 
 T = TypeVar("T")
 HISTORY_FILE = "history.db"
@@ -87,6 +93,9 @@ class History(Protocol):
     def ledger(self, record: LedgerRecord) -> None:
         """Queue a transaction-log row."""
 
+    def delivery(self, record: DeliveryRecord) -> None:
+        """Queue a delivery-record row."""
+
     def candle_closed(self, source: str, symbol: str, interval: str, candle: Candle) -> None:
         """Queue a closed candle."""
 
@@ -101,6 +110,9 @@ class History(Protocol):
 
     async def run(self, query: Callable[[], T]) -> T:
         """Run `query` on the writer's thread after every queued row is written."""
+
+    def follow_writer(self, floor: Callable[[], int], wait_s: float) -> None:
+        """Read tables another process writes; each query waits for them to commit `floor()`."""
 
     def reset(self) -> None:
         """Empty every history table (the journal it was built from is gone)."""
@@ -135,6 +147,11 @@ class History(Protocol):
                     start_ms: int | None = None, end_ms: int | None = None, limit: int = 50,
                     cursor: str = "") -> Page[ClosedPnlRecord]:
         """Return closed-P&L rows of an account, newest first."""
+
+    def deliveries(self, account_id: int, *, symbol: Among = None,
+                   start_ms: int | None = None, end_ms: int | None = None, limit: int = 20,
+                   cursor: str = "") -> Page[DeliveryRecord]:
+        """Return delivery-record rows of an account, newest first."""
 
     def ledger_entries(self, account_id: int, *, coin: Among = None,
                        kind: str | None = None, start_ms: int | None = None,
