@@ -294,7 +294,10 @@ def position(engine: Engine, account: Account | None, spec: InstrumentSpec,
     row.update({
         "side": SIDES[int(held.side)] if held.side is not None else "",
         "size": format_lots(spec, qty),
-        "avgPrice": average_price(spec, held.entry_value_atoms, qty),
+        "avgPrice": average_price(spec, held.true_entry_value_atoms(spec), qty),
+        # USDC contracts: the session's entry, which uPnL and margin use (§3.3); else "".
+        "sessionAvgPrice": (average_price(spec, held.entry_value_atoms, qty)
+                            if spec.session_settled else ""),
         "positionValue": format_atoms(held.entry_value_atoms), "riskId": tier.tier_id,
         "riskLimitValue": format_atoms(tier.limit_atoms),
         "markPrice": format_ticks(spec, value_mark),
@@ -375,7 +378,7 @@ def instrument(spec: InstrumentSpec) -> dict[str, Any]:
         "unifiedMarginTrade": True, "fundingInterval": spec.funding_interval_min,
         "copyTrading": "both", "upperFundingRate": format_rate(spec.upper_funding_rate),
         "lowerFundingRate": format_rate(spec.lower_funding_rate), "isPreListing": False,
-        "preListingInfo": None, "displayName": "", "forbidUplWithdrawal": False,
+        "preListingInfo": None, "displayName": spec.display_name, "forbidUplWithdrawal": False,
         "riskParameters": {"priceLimitRatioX": format_rate(spec.price_limit_ratio_x),
                            "priceLimitRatioY": format_rate(spec.price_limit_ratio_y)},
     }

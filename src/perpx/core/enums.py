@@ -111,6 +111,7 @@ class BalanceReason(IntEnum):
     LIQUIDATION = 8
     TRADE = 9  # one line per fill: realized P&L (cash flow) less the fee
     ADL = 10
+    SESSION_SETTLEMENT = 11  # a USDC contract's session uPnL realised (next-mechanics §3.2)
 
 
 class TriggerDirection(IntEnum):

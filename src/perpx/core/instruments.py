@@ -14,6 +14,10 @@ from enum import IntEnum
 from perpx.core.contract import ContractMaths, InverseContract, LinearContract
 from perpx.core.numbers import ATOMS_PER_COIN, RATE_ONE
 
+# The settle coin whose linear perpetuals settle each session (next-mechanics §3.2: Bybit's
+# USDC perpetuals). USDC futures would too (§7 N15), once the core has futures.
+SESSION_SETTLED_COIN = "USDC"
+
 
 class ContractType(IntEnum):
     """Bybit's contractType."""
@@ -105,10 +109,17 @@ class InstrumentSpec:
     adl_trigger_threshold_atoms: int = 10_000 * 10**8
     insurance_pnl_ratio: int = -30_000_000
     adl_stop_ratio: int = -25_000_000
+    display_name: str = ""  # Bybit's displayName: "BTC-PERP" for BTCPERP (§3.1), else ""
     # Derived at construction, never passed: the contract type's maths (`contract_maths_for`)
     # and its value rounded up, bound once so the hot paths call it without a lookup.
     contract: ContractMaths = field(init=False, repr=False, compare=False)
     notional_atoms: Callable[[int, int], int] = field(init=False, repr=False, compare=False)
+    # Derived as well: a linear contract settled in USDC realises its uPnL into the wallet at
+    # every funding time (next-mechanics §3.2, session settlement); inverse and USDC
+    # contracts trade in one-way mode only (§1.1, §3.1). Fixed here so the hot paths branch
+    # on a flag instead of looking anything up per fill.
+    session_settled: bool = field(init=False, repr=False, compare=False)
+    one_way_only: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.tick_atoms * self.lot_base_e8 != self.atoms_per_tick_lot * 10**8:
@@ -141,6 +152,11 @@ class InstrumentSpec:
         # `notional_atoms(price_ticks, qty_lots)`: the value in settle-coin atoms, rounded up
         # (the base of a requirement), for callers not yet asking `contract` directly.
         object.__setattr__(self, "notional_atoms", contract.value_ceil_atoms)
+        session = (self.settle_coin == SESSION_SETTLED_COIN
+                   and self.contract_type is ContractType.LINEAR_PERPETUAL)
+        object.__setattr__(self, "session_settled", session)
+        object.__setattr__(self, "one_way_only",
+                           session or self.contract_type is ContractType.INVERSE_PERPETUAL)
 
     def tier_for_value(self, value_atoms: int) -> RiskLimitTier | None:
         """Return the smallest tier whose cap is at or above `value_atoms` (inclusive), if any."""

@@ -4,7 +4,9 @@
 shape can be passed instead, so operators list their own contracts without touching code. A
 second bundled table, "inverse", holds the inverse perpetuals BTCUSD and ETHUSD; it is kept out
 of the default one so that everything run on the default table (the behaviour digest included)
-is unchanged. `bundled_instruments()` is both, for looking a bundled symbol up by name.
+is unchanged. A third, "usdc", holds the USDC perpetuals BTCPERP and ETHPERP (session
+settlement), kept apart for the same reason. `bundled_instruments()` is all of them, for
+looking a bundled symbol up by name.
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ _CONTRACT_TYPES = {
 CONTRACT_TYPE_WORDS = {kind: word for word, kind in _CONTRACT_TYPES.items()}
 _KNOWN_UNSUPPORTED = ("LinearFutures", "InverseFutures")
 
-# The bundled tables, by name: the default linear one and the inverse perpetuals.
-BUNDLED_TABLES = ("default", "inverse")
+# The bundled tables, by name: the default linear one, the inverse perpetuals and the USDC
+# perpetuals.
+BUNDLED_TABLES = ("default", "inverse", "usdc")
 
 # perpx's `liqPriceFormula` field (spec §14 Q2); absent means the current UTA formula.
 _LIQ_FORMULAS = {"uta": LiquidationFormula.UTA, "legacy": LiquidationFormula.LEGACY}
@@ -128,6 +131,7 @@ def spec_from_bybit(item: dict[str, Any]) -> InstrumentSpec:
         adl_trigger_threshold_atoms=to_atoms(str(adl.get("adlTriggerThreshold", "10000"))),
         insurance_pnl_ratio=to_rate(str(adl.get("insurancePnlRatio", "-0.3"))),
         adl_stop_ratio=to_rate(str(adl.get("adlStopRatio", "-0.25"))),
+        display_name=str(item.get("displayName", "")),
     )
 
 
@@ -173,7 +177,8 @@ def load_instruments(path: str | Path | None = None) -> list[InstrumentSpec]:
     """Load an instrument table: a file, a bundled table's name, or the default table.
 
     Without a path, the bundled Bybit BTCUSDT/ETHUSDT/SOLUSDT one; "inverse" names the bundled
-    inverse perpetuals (BTCUSD, ETHUSD; `BUNDLED_TABLES`).
+    inverse perpetuals (BTCUSD, ETHUSD), "usdc" the USDC perpetuals (BTCPERP, ETHPERP;
+    `BUNDLED_TABLES`).
     """
     if path is None or (isinstance(path, str) and path in BUNDLED_TABLES):
         name = "default" if path is None else path
