@@ -19,7 +19,7 @@ from perpx import calculator
 from perpx.config import Config, ConfigError, ServeSettings, load_config
 from perpx.convert import ConversionError
 from perpx.core.instruments import InstrumentSpec
-from perpx.instruments import bundled_instruments, load_instruments
+from perpx.instruments import bundled_instruments, load_instruments, served_instruments
 
 if TYPE_CHECKING:  # the server's modules load when a command needs them
     from perpx.api.keys import DemoKey, KeyStore
@@ -234,7 +234,7 @@ def serve_projector(settings: ServeSettings) -> None:
             # Its read-side checkpoints are its snapshots: the same two settings pace them.
             projector = await asyncio.to_thread(
                 lambda: HistoryProjector(
-                    load_instruments(), history, say=say,
+                    served_instruments(), history, say=say,
                     checkpoint_every=settings.snapshot_every or 2**62,
                     checkpoint_seconds=settings.snapshot_seconds or float("inf"),
                     checkpoint_keep=settings.snapshot_keep))
@@ -272,7 +272,7 @@ def take_over(settings: ServeSettings, say: Callable[[str], None]) -> Exchange:
 
     data = private_folder(settings.data)
     location = settings.journal or str(data / "journal.db")
-    standby = Standby(load_instruments(), location, say=say)
+    standby = Standby(served_instruments(), location, say=say)
     try:
         takeover = standby.run()
     except KeyboardInterrupt:
@@ -304,7 +304,7 @@ def open_exchange(settings: ServeSettings, say: Callable[[str], None],
     from perpx.store import open_history, open_snapshots
 
     data = private_folder(settings.data)
-    specs = load_instruments()
+    specs = served_instruments()
     location = settings.journal or str(data / "journal.db")
     try:
         if command_journal is None:
@@ -887,7 +887,7 @@ def replay(
             console.print("no snapshots stored beside this journal")
     bar, progress = _journal_progress(source.last_seq(), "replay")
     with bar:  # type: ignore[attr-defined]
-        report = replay_journal(load_instruments(), source, store, progress)
+        report = replay_journal(served_instruments(), source, store, progress)
     console.print(f"last seq {report.engine.last_seq:,}; {report.commands:,} commands in "
                   f"{report.seconds:.2f} s = {report.commands_per_s:,.0f} commands/s")
     console.print(f"state hash {report.engine.state_hash()}")
@@ -913,7 +913,7 @@ def audit(
     source = _open_readonly_journal(journal)
     bar, progress = _journal_progress(source.last_seq(), "audit")
     with bar:  # type: ignore[attr-defined]
-        report = audit_journal(load_instruments(), source, progress)
+        report = audit_journal(served_instruments(), source, progress)
     source.close()
     table = Table(title=f"conservation after {report.commands:,} commands "
                         f"(seq {report.engine.last_seq:,})")

@@ -68,7 +68,8 @@ from perpx.store.snapshotter import SnapshotResult, Snapshotter
 log = logging.getLogger("perpx.service")
 
 MAKER_ACCOUNT_BASE = 1  # market-maker accounts 1, 2, 3, ... one per symbol
-START_PRICES = {"BTCUSDT": "65000", "ETHUSDT": "3500", "SOLUSDT": "150"}
+START_PRICES = {"BTCUSDT": "65000", "ETHUSDT": "3500", "SOLUSDT": "150",
+                "BTCPERP": "65000", "ETHPERP": "3500"}
 
 
 class Listener(Protocol):

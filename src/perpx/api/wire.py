@@ -43,6 +43,7 @@ from perpx.store.records import (
     ExecutionRecord,
     LedgerRecord,
     OrderRecord,
+    SettlementRecord,
     TradingStop,
     cancel_reasons,
     create_type,
@@ -242,6 +243,24 @@ def trading_stop_fields(spec: InstrumentSpec, stop: TradingStop) -> dict[str, st
             "activePrice": _optional_price(spec, stop.active_price_ticks),
             "tpTriggerBy": TRIGGER_BY[stop.tp_trigger_by],
             "slTriggerBy": TRIGGER_BY[stop.sl_trigger_by]}
+
+
+def settlement_record(record: SettlementRecord, spec: InstrumentSpec) -> dict[str, Any]:
+    """Return one row of GET /v5/asset/settlement-record (next-mechanics §3.3).
+
+    `sessionAvgPrice` is the session's average before the settlement, `markPrice` the
+    settlement's mark and `realisedPnl` what went to the wallet: U5's ``sessionAvgPrice =
+    markPrice − realisedPnl / size`` for a long.
+    """
+    return {
+        "symbol": record.symbol, "side": SIDES[record.side],
+        "size": format_lots(spec, record.size_lots),
+        "sessionAvgPrice": average_price(spec, record.session_entry_value_atoms,
+                                         record.size_lots),
+        "markPrice": format_ticks(spec, record.mark_price_ticks),
+        "realisedPnl": format_atoms(record.realised_pnl_atoms),
+        "createdTime": str(record.ts_ms),
+    }
 
 
 def position(engine: Engine, account: Account | None, spec: InstrumentSpec,

@@ -189,6 +189,16 @@ def load_instruments(path: str | Path | None = None) -> list[InstrumentSpec]:
     return [spec_from_bybit(item) for item in table["instruments"]]
 
 
+# What `perpx serve` lists, and so what every role replaying its journal (projector, standby,
+# replay, audit) must load: the default table and the USDC perpetuals.
+SERVED_TABLES = ("default", "usdc")
+
+
+def served_instruments() -> list[InstrumentSpec]:
+    """Return the instruments `perpx serve` lists (`SERVED_TABLES`), the default table's first."""
+    return [spec for name in SERVED_TABLES for spec in load_instruments(name)]
+
+
 def bundled_instruments() -> list[InstrumentSpec]:
     """Return every bundled instrument, the default table's first: what a bundled name means."""
     return [spec for name in BUNDLED_TABLES for spec in load_instruments(name)]

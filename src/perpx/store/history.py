@@ -23,7 +23,13 @@ from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
 from perpx.rows import Candle, ClosedCandles, FundingRateRecord
-from perpx.store.records import ClosedPnlRecord, ExecutionRecord, LedgerRecord, OrderRecord
+from perpx.store.records import (
+    ClosedPnlRecord,
+    ExecutionRecord,
+    LedgerRecord,
+    OrderRecord,
+    SettlementRecord,
+)
 
 T = TypeVar("T")
 HISTORY_FILE = "history.db"
@@ -84,6 +90,9 @@ class History(Protocol):
     def ledger(self, record: LedgerRecord) -> None:
         """Queue a transaction-log row."""
 
+    def settlement(self, record: SettlementRecord) -> None:
+        """Queue a session-settlement row (USDC contracts)."""
+
     def candle_closed(self, source: str, symbol: str, interval: str, candle: Candle) -> None:
         """Queue a closed candle."""
 
@@ -138,6 +147,11 @@ class History(Protocol):
                        end_ms: int | None = None, limit: int = 20,
                        cursor: str = "") -> Page[LedgerRecord]:
         """Return transaction-log rows of an account, newest first."""
+
+    def settlements(self, account_id: int, *, symbol: str | None = None,
+                    start_ms: int | None = None, end_ms: int | None = None, limit: int = 20,
+                    cursor: str = "") -> Page[SettlementRecord]:
+        """Return session-settlement rows of an account, newest first."""
 
     def funding_rates(self, symbol: str, *, start_ms: int | None = None,
                       end_ms: int | None = None, limit: int = 200) -> list[FundingRateRecord]:

@@ -581,10 +581,10 @@ class Clearing:
         exactly the uPnL and the cash view of conservation does not move at all: no rounding,
         nothing for the insurance fund. A gain is free balance at once (Bybit's stated aim);
         a loss of an isolated position comes out of its margin first, so its liquidation
-        trigger (margin + uPnL against MM) stays where it was, and any rest out of the wallet, which may then be negative
-        (§3.2: a derivatives liability). A cross account's equity does not move at all. The
-        caller sweeps for liquidations afterwards, as after funding. The true entry
-        (avgPrice) is not touched.
+        trigger (margin + uPnL against MM) stays where it was, and any rest out of the
+        wallet, which may then be negative (§3.2: a derivatives liability). A cross
+        account's equity does not move at all. The caller sweeps for liquidations
+        afterwards, as after funding. The true entry (avgPrice) is not touched.
         """
         if not mark_ticks:
             return  # nobody can be valued yet (as funding)

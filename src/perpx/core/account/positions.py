@@ -125,8 +125,11 @@ class Position:
         return spec.contract.average_entry_display_ticks(self.entry_value_atoms, self.qty_lots)
 
     def true_entry_value_atoms(self, spec: InstrumentSpec) -> int:
-        """Return the entry value of Bybit's avgPrice: the true one of a session-settled
-        contract (never moved by a settlement), else the only one there is."""
+        """Return the entry value behind Bybit's avgPrice.
+
+        The true one of a session-settled contract (never moved by a settlement), else the
+        only one there is.
+        """
         return self.true_entry_atoms if spec.session_settled else self.entry_value_atoms
 
     def book_realized(self, amount_atoms: int) -> None:
