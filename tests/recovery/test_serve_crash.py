@@ -39,7 +39,7 @@ import msgspec
 
 from perpx.api.keys import ApiKey, KeyStore
 from perpx.core.engine import Engine
-from perpx.instruments import load_instruments
+from perpx.instruments import served_instruments
 from perpx.readmodels import FundingHistory, Klines
 from perpx.rows import Candle, FundingRateRecord
 from perpx.store import open_journal
@@ -124,7 +124,7 @@ def _replay(location: str) -> tuple[Engine, list[Any]]:
         commands = list(journal.read(1))
     finally:
         journal.close()
-    engine = Engine(load_instruments())
+    engine = Engine(served_instruments())
     for command in commands:
         engine.apply(command)
     return engine, commands
@@ -180,7 +180,7 @@ def _check_history(location: str, commands: list[Any]) -> int:
     rates = {tuple(r[:2]): tuple(r[2:]) for r in history_sql(
         location, "SELECT symbol, ts_ms, rate, mark_price, seq FROM funding")}
     expected = _Rows()
-    specs = load_instruments()
+    specs = served_instruments()
     engine = Engine(specs)
     projector = Projector(specs, sink=expected)
     klines = Klines(specs, keep_closed=0, sink=expected)
@@ -222,7 +222,7 @@ def test_kill9_perpx_serve_under_load_loses_nothing_acknowledged(
         engine, commands = _replay(location)
         _check_history(location, commands)
         journal = open_journal(location)
-        report = audit_journal(load_instruments(), journal)
+        report = audit_journal(served_instruments(), journal)
         journal.close()
         assert report.ok, (report.wallet_mismatches[:5], report.log_breaks[:5])
         server = Server(data, journal_location)

@@ -38,7 +38,7 @@ import httpx
 
 from perpx.api.keys import ApiKey, KeyStore
 from perpx.core.engine import Engine
-from perpx.instruments import load_instruments
+from perpx.instruments import served_instruments
 from perpx.store import open_journal
 from perpx.store.audit import audit_journal
 from support.serving import Acked, Server, check_orders, free_port, random_order, signed
@@ -144,7 +144,7 @@ def _kill_leader(leader: Server, rng: random.Random, mode: str) -> float:
 def _replayed_hash(location: str, seq: int) -> str:
     """The state hash of an independent replay of the journal's first `seq` commands."""
     journal = open_journal(location, readonly=True)
-    engine = Engine(load_instruments())
+    engine = Engine(served_instruments())
     try:
         for command in journal.read(1):
             if command.seq > seq:
@@ -195,7 +195,7 @@ def test_the_standby_takes_over_a_killed_leader_losing_nothing_acknowledged(
             assert digest == _replayed_hash(location, seq), f"point {point}"
             check_orders(standby.url, keys, load.acked)
             journal = open_journal(location, readonly=True)
-            report = audit_journal(load_instruments(), journal)
+            report = audit_journal(served_instruments(), journal)
             record = journal.leader()  # type: ignore[attr-defined]
             journal.close()
             assert report.ok, (report.wallet_mismatches[:5], report.log_breaks[:5])

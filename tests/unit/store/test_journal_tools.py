@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from perpx.cli import app
 from perpx.core.commands import Deposit
 from perpx.core.engine import Engine
-from perpx.instruments import load_instruments
+from perpx.instruments import served_instruments
 from perpx.sequencer import Sequencer
 from perpx.store import open_journal, open_snapshots, parse_location
 from perpx.store.audit import AuditReport, _check_coins, _check_wallets, audit_journal
@@ -28,7 +28,7 @@ def _journal(path: Path, count: int = 1200) -> str:
 
     async def go() -> None:
         journal, store = open_journal(url), open_snapshots(url)
-        engine = Engine(load_instruments())
+        engine = Engine(served_instruments())
         sequencer = Sequencer(engine, journal)
         snapshotter = Snapshotter(engine, store, lambda: sequencer.durable_seq,
                                   every_commands=400, fork=False)
@@ -48,7 +48,7 @@ def test_replay_prints_seq_speed_and_hash_and_verifies_snapshots(tmp_path: Path)
     result = CliRunner().invoke(app, ["replay", "--journal", url, "--verify-snapshots"])
     assert result.exit_code == 0, result.output
     journal = open_journal(url)
-    expected = Engine(load_instruments())
+    expected = Engine(served_instruments())
     for command in journal.read():
         expected.apply(command)
     assert "last seq 1,200" in result.output and "commands/s" in result.output
@@ -70,7 +70,7 @@ def test_audit_passes_on_a_real_journal(tmp_path: Path) -> None:
 
 def test_audit_checks_catch_a_wallet_off_by_one_atom(tmp_path: Path) -> None:
     url = _journal(tmp_path / "j.db", 300)
-    report = audit_journal(load_instruments(), open_journal(url))
+    report = audit_journal(served_instruments(), open_journal(url))
     assert report.ok and report.wallets_checked > 20
     account = report.engine.clearing.accounts[3]
     account.balances["USDT"] += 1  # what a bug in the core would look like
