@@ -19,7 +19,7 @@ from perpx.core.account.accounts import (
     OpenOrderSums,
 )
 from perpx.core.account.margin import order_cost_fast_atoms
-from perpx.core.account.margin_model import CROSS, account_figures, model_for
+from perpx.core.account.margin_model import CROSS, ISOLATED, account_figures, model_for
 from perpx.core.account.positions import Position, apply_fill
 from perpx.core.account.risk_value import AccountFigures
 from perpx.core.book.order import RestingOrder
@@ -605,12 +605,16 @@ class Clearing:
             if settled != contract.value_ceil_atoms(mark_ticks, qty):
                 raise InvariantViolation(f"session settlement of {symbol}: inexact value")
             position.entry_value_atoms = settled
-            if pnl < 0 and account.model.holds_position_margin:
-                # As `IsolatedMargin.cover_funding` does, the added margin goes with it, so
-                # margin + uPnL, what the trigger compares with MM, is unchanged.
-                taken = min(-pnl, position.margin_atoms)
-                position.margin_atoms -= taken
-                position.extra_margin_atoms -= taken
+            if account.model.holds_position_margin:
+                if pnl < 0:
+                    # margin + uPnL, what the trigger compares with MM, is unchanged.
+                    position.margin_atoms -= min(-pnl, position.margin_atoms)
+                # The margin held is the requirement at the (new) session entry plus the
+                # added margin, as `IsolatedMargin.apply_leverage` keeps it: so the
+                # liquidation price shown (which counts the added margin) stays the
+                # trigger's.
+                position.extra_margin_atoms = (
+                    position.margin_atoms - ISOLATED.entry_margin_atoms(spec, position))
             position.book_realized(pnl)
             position.updated_ts_ms = ts_ms
             if pnl:
