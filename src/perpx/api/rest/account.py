@@ -18,7 +18,7 @@ from perpx.core.enums import MarginMode
 
 MARGIN_MODES = {"ISOLATED_MARGIN": MarginMode.ISOLATED, "REGULAR_MARGIN": MarginMode.CROSS,
                 "PORTFOLIO_MARGIN": MarginMode.PORTFOLIO}
-DEMO_MAX = {"USDT": 100_000}  # Bybit's demo trading: at most this much per request
+DEMO_MAX = {"USDT": 100_000, "USDC": 100_000}  # Bybit's demo trading: at most this per request
 DEMO_ONLY = (10005, "Permission denied: demo-apply-money is for demo trading only")
 DAY_MS = 86_400_000
 
