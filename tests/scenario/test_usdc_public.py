@@ -41,6 +41,17 @@ def test_u6_position_im_with_the_fee_to_close_through_calc() -> None:
     assert figures["position_im"] == "2537.375"
 
 
+def test_u6_position_im_through_the_exchange() -> None:
+    """U6 on a traded position (default fees, cross): positionIM at the mark 2,537.375."""
+    ex = Exchange(["BTCPERP"], check_invariants=True)
+    for account in (1, 2):
+        ex.deposit(account, "100000", "USDC")
+    trade(ex, 1, 2, "50000", "0.5")
+    ex.mark_price("BTCPERP", "50500")
+    [long] = ex.positions(1, "BTCPERP")
+    assert (long.position_im, long.unrealised_pnl) == ("2537.375", "250")
+
+
 def test_u2_closed_pnl_through_calc() -> None:
     """U2's close of 0.1 at 50,700 against the session average 50,250: 45 before fees."""
     figures = calc("pnl", "--entry", "50250", "--exit", "50700", "--qty", "0.1",
