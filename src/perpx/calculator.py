@@ -26,7 +26,7 @@ from perpx.convert import (
     to_ticks,
 )
 from perpx.core import calc, liqprice
-from perpx.core.contract import UNREACHABLE_PRICE_TICKS
+from perpx.core.contract import UNREACHABLE_PRICE_TICKS, settlement_fee_atoms
 from perpx.core.enums import Side
 from perpx.core.instruments import InstrumentSpec, LiquidationFormula
 from perpx.core.numbers import RATE_ONE, div_floor
@@ -182,6 +182,29 @@ def closed_pnl(given: Inputs, entry: str, exit_price: str, qty: str,
     return {"pnl": format_atoms(pnl), "fee_to_open": format_atoms(open_fee),
             "fee_to_close": format_atoms(close_fee), "funding": format_atoms(funding_atoms),
             "closed_pnl": format_atoms(net), "roi": format_rate(calc.roi_rate(pnl, margin))}
+
+
+def delivery(given: Inputs, entry: str, qty: str, delivery_price: str,
+             fee_rate: str | None = None) -> Figures:
+    """Return a dated future's settlement at delivery (next-mechanics §2.5, example E3).
+
+    ``P&L = q(DP - EP)·side`` and the delivery fee ``q·DP·deliveryFeeRate`` (truncated, §7
+    N1), as `Clearing.settle_delivery` books them; DP has 8 decimals and need not be on the
+    tick. `fee_rate` overrides the instrument's deliveryFeeRate (USDC futures: 0, E5).
+    """
+    spec, side = given.spec, given.side
+    entry_value = spec.contract.entry_value_atoms(to_ticks(spec, entry), to_lots(spec, qty))
+    qty_lots = to_lots(spec, qty)
+    dp_e8 = to_atoms(delivery_price)  # 8 decimals, as the quote coin's atoms
+    rate = spec.delivery_fee_rate if fee_rate is None else to_rate(fee_rate)
+    pnl = spec.contract.settlement_pnl_atoms(side, entry_value, qty_lots, dp_e8,
+                                             spec.tick_atoms)
+    value_n, value_d = spec.contract.value_fraction_atoms(qty_lots, dp_e8, spec.tick_atoms)
+    fee = settlement_fee_atoms(value_n, value_d, rate)
+    return {"delivery_price": format_scaled(dp_e8, 8, 8),
+            "position_value": format_atoms(div_floor(value_n, value_d)),
+            "delivery_pnl": format_atoms(pnl), "delivery_fee_rate": format_rate(rate),
+            "delivery_fee": format_atoms(fee), "net": format_atoms(pnl - fee)}
 
 
 def target_price(given: Inputs, entry: str, qty: str, roi: str) -> Figures:

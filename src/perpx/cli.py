@@ -100,7 +100,15 @@ def serve(
         _SERVE.role, help="all: the whole exchange in this process. standby: follow the "
                           "journal of a running leader (same --journal, --data and --port) and "
                           "take over, serving on --port, when its writer lock comes free. "
-                          "projector: fold the history tables from --bus into --history."),
+                          "projector: fold the history tables from --bus into --history. "
+                          "gateway: serve the API on --port (shared, SO_REUSEPORT) with "
+                          "commands to the writer at --command-socket and reads from its "
+                          "--journal."),
+    gateways: int = typer.Option(
+        _SERVE.gateways, min=0,
+        help="Start N API gateway processes on --port (SO_REUSEPORT) that forward commands "
+             "to this writer over --command-socket (default DATA/command.sock); the writer "
+             "then serves no HTTP itself. 0: one process serves all (the default)."),
     history: str | None = typer.Option(
         _SERVE.history, help="With --role projector: its own history tables, a SQLite file "
                              "or postgresql://...?schema=NAME."),
@@ -122,9 +130,20 @@ def serve(
     if settings.role == "projector":
         serve_projector(settings)
         return
+    if settings.role == "gateway":
+        serve_gateway(settings, file_config)
+        return
     if settings.role not in ("all", "standby"):
-        raise typer.BadParameter(f"unknown role {settings.role!r}: use all, standby or projector",
-                                 param_hint="--role")
+        raise typer.BadParameter(f"unknown role {settings.role!r}: use all, standby, gateway "
+                                 "or projector", param_hint="--role")
+    if settings.gateways:
+        import dataclasses
+
+        from perpx.api.keys import private_folder
+
+        # The gateways reach the writer on its command socket: one by default.
+        socket_path = settings.command_socket or private_folder(settings.data) / "command.sock"
+        settings = dataclasses.replace(settings, command_socket=socket_path)
     exchange = (take_over(settings, say=typer.echo) if settings.role == "standby"
                 else open_exchange(settings, say=typer.echo))
 
@@ -134,8 +153,9 @@ def serve(
         advertise = getattr(exchange.service.sequencer.journal, "advertise", None)
         if advertise is not None:
             advertise(f"http://{base}")
+        through = f" through {settings.gateways} gateways" if settings.gateways else ""
         console.print(f"perpx {perpx.__version__} serving Bybit V5 REST on "
-                      f"http://{base} (data: {settings.data})", soft_wrap=True)
+                      f"http://{base}{through} (data: {settings.data})", soft_wrap=True)
         console.print(f"WebSocket: ws://{base}/v5/public/linear (public), "
                       f"ws://{base}/v5/private (private), ws://{base}/v5/trade (orders)",
                       soft_wrap=True)
@@ -158,8 +178,11 @@ def serve(
     async def main() -> None:
         endpoint = await open_endpoint(settings, service)
         try:
-            await serve_api(service, exchange.keys, settings.host, settings.port, ready,
-                            limits=file_config.limits, auth_limits=file_config.auth)
+            if settings.gateways:
+                await serve_through_gateways(settings, config, service, ready)
+            else:
+                await serve_api(service, exchange.keys, settings.host, settings.port, ready,
+                                limits=file_config.limits, auth_limits=file_config.auth)
         finally:
             if endpoint is not None:
                 await endpoint.close()
@@ -172,6 +195,115 @@ def serve(
         console.print(f"[red]stopped: {service.fatal!r}[/red]")
         raise typer.Exit(1)
     console.print("stopped")
+
+
+async def serve_through_gateways(settings: ServeSettings, config: Path | None,
+                                 service: ExchangeService,
+                                 ready: Callable[[int], None]) -> None:
+    """Run the writer with `settings.gateways` gateway processes serving the API on its port.
+
+    The writer serves no HTTP itself: taking HTTP, authentication and JSON off the writer's
+    interpreter is the point of gateways (`docs/decisions.md`). It holds the port with a
+    bound, never listening SO_REUSEPORT socket (so port 0 picks one port for all), starts the
+    gateways, restarts one that dies, and stops them all when it stops.
+    """
+    import asyncio
+    import signal
+
+    from perpx.api.server import shared_port_socket
+    from perpx.roles.supervisor import Gateways
+
+    try:
+        held = shared_port_socket(settings.host, settings.port)
+    except OSError as bad:
+        raise typer.BadParameter(f"cannot take port {settings.port}: {bad}",
+                                 param_hint="--port") from None
+    bound = held.getsockname()[1]
+    assert settings.command_socket is not None
+    args = ["--role", "gateway", "--command-socket", str(settings.command_socket),
+            "--data", str(settings.data), "--host", settings.host, "--port", str(bound),
+            "--production" if settings.production else "--demo"]
+    if settings.journal:
+        args += ["--journal", settings.journal]
+    if config is not None:
+        args += ["--config", str(config)]  # the same [limits] and [auth]
+    gateways = Gateways(settings.gateways, args, say=typer.echo)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(number, stop.set)
+    await service.start()
+    try:
+        await gateways.start()
+        ready(bound)
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(service.stopped.wait()),
+                 asyncio.ensure_future(gateways.supervise())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+    finally:
+        await gateways.stop()
+        held.close()
+        await service.close()
+
+
+def serve_gateway(settings: ServeSettings, file_config: Config) -> None:
+    """Run the gateway role: the API over a journal follower, commands to the writer."""
+    import sys
+
+    from perpx.api.keys import KeyStore, private_folder
+    from perpx.api.ratelimit import SharedRateLimiter
+    from perpx.api.server import run as run_loop
+    from perpx.api.server import serve as serve_api
+    from perpx.roles.gateway import GatewayService
+    from perpx.store import open_history
+    from perpx.transport import NatsWriterClient, UnixWriterClient, WriterClient
+
+    if settings.command_socket is None and not settings.command_nats:
+        raise typer.BadParameter("a gateway forwards commands to the writer: --command-socket "
+                                 "PATH (or --command-nats URL)", param_hint="--command-socket")
+    data = private_folder(settings.data)
+    location = settings.journal or str(data / "journal.db")
+    writer: WriterClient = (UnixWriterClient(settings.command_socket)
+                            if settings.command_socket is not None
+                            else NatsWriterClient(settings.command_nats, settings.bus_stream))
+    where = (f"unix://{settings.command_socket}" if settings.command_socket is not None
+             else settings.command_nats)
+
+    def say(line: str) -> None:
+        typer.echo(line)
+        sys.stdout.flush()
+
+    try:
+        history = open_history(location)  # the writer's tables, read only by this process
+    except Exception as bad:
+        raise typer.BadParameter(f"--journal: {bad}") from bad
+    keys = KeyStore(data)
+    # Every gateway with this data folder counts a key's requests in one table.
+    limiter = SharedRateLimiter(data / "rate-limits.bin")
+
+    def ready(bound: int) -> None:
+        say(f"perpx {perpx.__version__} gateway serving Bybit V5 REST on "
+            f"http://{settings.host}:{bound} (commands: {where})")
+
+    async def main() -> int:
+        service = GatewayService(served_instruments(), location, writer, history,
+                                 demo=not settings.production, say=say)
+        await serve_api(service, keys, settings.host, settings.port, ready,
+                        limits=file_config.limits, auth_limits=file_config.auth,
+                        reuse_port=True, rate_limiter=limiter)
+        return 1 if service.fatal is not None else 0
+
+    try:
+        failed = run_loop(main())
+    finally:
+        keys.close()
+        limiter.close()
+    if failed:
+        raise typer.Exit(1)
+    say("gateway stopped")
 
 
 def serve_settings(ctx: typer.Context,
@@ -367,7 +499,9 @@ async def open_endpoint(settings: ServeSettings,
     # A shutdown closes the sequencer before the endpoint: a request in that gap is refused
     # unread (safe to resend to the next leader) rather than failed as an unknown outcome.
     endpoint = CommandEndpoint(service.submit, stopped=lambda: service.stopped.is_set()
-                               or service.sequencer.closed)
+                               or service.sequencer.closed,
+                               durable_seq=lambda: service.sequencer.durable_seq,
+                               fund=service.fund_for_gateway)
     if settings.command_socket is not None:
         await endpoint.start_unix(settings.command_socket)
         console.print(f"commands: unix://{settings.command_socket}", soft_wrap=True)
@@ -729,6 +863,20 @@ def calc_target(entry: str = typer.Option(..., help="Entry price."),
     _run("target price", lambda: calculator.target_price(given, entry, qty, roi), as_json)
 
 
+@calc_app.command("delivery")
+def calc_delivery(entry: str = typer.Option(..., help="Entry price."),
+                  qty: str = typer.Option(..., help="Position size held at delivery."),
+                  price: str = typer.Option(..., help="Delivery price (8 decimals)."),
+                  delivery_fee: str | None = typer.Option(
+                      None, help="Delivery fee rate (default: the instrument's)."),
+                  symbol: str = typer.Option("BTCUSDT-25DEC26", help="A dated future."),
+                  side: str = SIDE, as_json: bool = AS_JSON) -> None:
+    """Settle a dated future at delivery: P&L at the delivery price and the fee."""
+    given = _calc_inputs(symbol, side, "1", None)
+    _run("delivery",
+         lambda: calculator.delivery(given, entry, qty, price, delivery_fee), as_json)
+
+
 @calc_app.command("qty")
 def calc_qty(price: str = typer.Option(..., help="Order price."),
              value: str | None = typer.Option(None, help="Order by value (in the settle coin)."),
@@ -765,12 +913,20 @@ def bench_api_command(
                 "send a byte (server RSS, descriptors, connections refused and timed out)."),
     idle_per_address: int = typer.Option(
         400, help="Idle connections per loopback source address (127.0.0.2, .3, ...)."),
+    gateways: str = typer.Option(
+        "", help="Also measure through `perpx serve --gateways N` for each N of this comma "
+                 "list (e.g. 1,2): baseline GET, signed orders, RSS of every process."),
 ) -> None:
     """Signed orders/s against `perpx serve`, GET baseline, client ceiling, WS msgs/s."""
     from perpx.bench.api import bench_api
 
+    try:
+        counts = [int(part) for part in gateways.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter("a comma list of gateway counts, e.g. 1,2",
+                                 param_hint="--gateways") from None
     bench_api(clients, seconds, pipeline=pipeline, ws_subscribers=ws_subscribers, idle=idle,
-              idle_per_address=idle_per_address, echo=typer.echo)
+              idle_per_address=idle_per_address, gateways=counts, echo=typer.echo)
 
 
 @bench_app.command("risk")

@@ -63,14 +63,18 @@ class ServeSettings:
     bus: str = ""
     bus_stream: str = "PERPX_EVENTS"
     # Which part of the venue this process runs (issue #15): "all" (the default: the whole
-    # exchange in one process), or "projector" (history tables folded from `bus` into
-    # `history`, a SQLite file or postgresql://...?schema=NAME of its own).
+    # exchange in one process), "projector" (history tables folded from `bus` into
+    # `history`, a SQLite file or postgresql://...?schema=NAME of its own), "standby", or
+    # "gateway" (the API only, commands to the writer at `command_socket`).
     role: str = "all"
     history: str | None = None
     # The command endpoint for API gateways in other processes (issue #15, item 4; default
     # off): a Unix socket path and/or a NATS URL (subject `perpx.<bus_stream>.commands`).
     command_socket: Path | None = None
     command_nats: str = ""
+    # API gateway processes the writer starts on `port` (SO_REUSEPORT); 0: the writer serves
+    # the API itself, in one process, as before.
+    gateways: int = 0
 
 
 @dataclass(frozen=True, slots=True)

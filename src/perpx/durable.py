@@ -11,8 +11,8 @@ shows: it never passes the journal's durable seq, and a crash loses nothing it h
 The follower is the core itself (one rule in one place: the same margin, liquidation-price
 and available-balance code the writer runs), so its figures equal the writer's at each seq
 exactly; it is deterministic, so folding the durable commands again gives the same state.
-In a later layout it is a projector process reading the journal's stream; readers ask it
-through the same two things: the state at `seq`, and `wait_for(seq)`.
+An API gateway (`perpx.roles.gateway`) keeps one too, folded from the journal it reads;
+readers ask either through the same two things: the state at `seq`, and `wait_for(seq)`.
 
 Read-your-writes: a caller whose write was acknowledged at seq S must see S. A reader asks
 `wait_for(S)` before it reads: it returns at once when the follower has passed S (always, in
@@ -27,6 +27,7 @@ import asyncio
 from perpx.adl import AdlIndicators
 from perpx.core.commands import Command
 from perpx.core.engine import Engine
+from perpx.core.events import Event
 
 # How long a read waits for the projection to pass the caller's last acknowledged write.
 READ_WAIT_S = 5.0
@@ -89,12 +90,12 @@ class DurableState:
         """The last durable command the state holds."""
         return self.engine.last_seq
 
-    def fold(self, command: Command) -> None:
-        """Apply the next durable command (in seq order, each once)."""
+    def fold(self, command: Command) -> list[Event]:
+        """Apply the next durable command (in seq order, each once); return its events."""
         if command.seq != self.engine.last_seq + 1:
             raise ValueError(f"durable state at seq {self.engine.last_seq} was handed "
                              f"seq {command.seq}")
-        self.engine.apply(command)
+        return self.engine.apply(command)
 
     def published(self, seq: int) -> None:
         """Say that everything folded from the command at `seq` is readable (wakes readers).

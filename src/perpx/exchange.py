@@ -33,7 +33,7 @@ from perpx.bybit import stops, translate
 from perpx.bybit.errors import ApiError
 from perpx.bybit.params import LINEAR, Params
 from perpx.bybit.retcodes import OK
-from perpx.convert import ConversionError, to_atoms, to_rate, to_ticks
+from perpx.convert import ConversionError, format_scaled, to_atoms, to_rate, to_ticks
 from perpx.core import Engine
 from perpx.core.codes import RejectCode
 from perpx.core.commands import (
@@ -43,6 +43,7 @@ from perpx.core.commands import (
     Command,
     Deposit,
     IndexPrice,
+    ListInstrument,
     MarkPrice,
     PlaceOrder,
     SetAutoAddMargin,
@@ -64,8 +65,8 @@ from perpx.core.events import (
     OrderAccepted,
     OrderRejected,
 )
-from perpx.core.instruments import InstrumentSpec
-from perpx.instruments import bundled_instruments, load_instruments
+from perpx.core.instruments import InstrumentSpec, spec_record
+from perpx.instruments import bundled_instruments, load_instruments, spec_from_bybit
 from perpx.store.codec import decode_snapshot, encode_snapshot
 from perpx.store.journal import Journal
 from perpx.views import (
@@ -196,7 +197,9 @@ class Exchange:
         if body.get("format") != SNAPSHOT_FORMAT:
             raise ValueError("Exchange.restore: not an Exchange snapshot")
         if instruments is None:
-            instruments = list(body["engine"]["symbols"])
+            # Contracts listed while it ran come back from the snapshot itself.
+            listed = {record["symbol"] for record in body["engine"].get("listed", ())}
+            instruments = [s for s in body["engine"]["symbols"] if s not in listed]
         exchange = cls(instruments, start_ms=body["now_ms"], **options)
         exchange.engine = Engine.from_snapshot(exchange._specs, body["engine"])
         if journal is not None:
@@ -432,6 +435,30 @@ class Exchange:
     def tick(self) -> Result:
         """Let time pass at now: sample basis and premium, refresh marks, settle due funding."""
         return self._run(lambda seq, ts: Tick(seq, ts))
+
+    def list_instrument(self, instrument: InstrumentSpec | Mapping[str, Any]) -> Result:
+        """List a new contract (the operator's `ListInstrument`): a spec or a Bybit item.
+
+        A Bybit instruments-info item (with perpx's fields, as in the bundled tables) is
+        converted first; the core refuses a malformed, duplicate or expired listing.
+        """
+        spec = (instrument if isinstance(instrument, InstrumentSpec)
+                else spec_from_bybit(dict(instrument)))
+        record = spec_record(spec)
+        return self._run(lambda seq, ts: ListInstrument(seq, ts, record))
+
+    def instrument_status(self, symbol: str) -> str:
+        """Return Bybit's status of a symbol: Trading, or a future's Delivering/Closed."""
+        self._spec_or_error(symbol)
+        return self.engine.delivery.status(symbol).name.capitalize()
+
+    def delivery_price(self, symbol: str) -> str:
+        """Return a future's delivery price once delivered, else the running average ('')."""
+        self._spec_or_error(symbol)
+        clock = self.engine.delivery.clocks.get(symbol)
+        price = (clock.price_e8 if clock is not None and clock.price_e8
+                 else self.engine.delivery.predicted_price_e8(symbol))
+        return format_scaled(price, 8, 8) if price else ""
 
     def set_funding_interval(self, symbol: str, minutes: int) -> Result:
         """Change a symbol's funding interval."""

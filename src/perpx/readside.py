@@ -43,10 +43,10 @@ from typing import Protocol
 
 import msgspec
 
-from perpx.core.events import Event
-from perpx.core.instruments import InstrumentSpec
+from perpx.core.events import Event, InstrumentListed
+from perpx.core.instruments import InstrumentSpec, spec_from_record
 from perpx.readmodels import FundingHistory, Klines, Tickers
-from perpx.readmodels.books import BookChanges, Books, BooksState
+from perpx.readmodels.books import BookChanges, BookMirror, Books, BooksState
 from perpx.readmodels.funding_history import FundingHistoryState, FundingSink
 from perpx.readmodels.klines import CandleSink, KlinesState
 from perpx.readmodels.tickers import TickersState
@@ -212,6 +212,62 @@ def load(service: Owner, body: bytes, seq: int) -> ReadSide:
         raise ReadSideError(f"read side at {seq} does not fit: {bad!r}") from None
 
 
+class Checkpoints:
+    """Which engine snapshots a start may use: those whose read side it can load (one rule).
+
+    Called with a snapshot's header (`perpx.store.recovery.latest_sound_snapshot`'s
+    `accept`), it says why the snapshot is not usable, or None and keeps the read side it
+    loaded in `loaded` (by seq), ready to `install`. Usable means: the history tables hold
+    every row up to the snapshot (`watermark`, no gap), and its read side is stored, was
+    written by this code and loads; a corrupt, foreign or hostile checkpoint refuses the
+    snapshot (an older one, or a full replay, is tried) rather than stopping the start.
+    The writer's service and an API gateway start alike through it.
+    """
+
+    def __init__(self, owner: Owner, history: CheckpointStore, watermark: int,
+                 enabled: bool = True) -> None:
+        self.owner = owner
+        self.history = history
+        self.watermark = watermark
+        self.code = fingerprint(list(owner.specs.values()))
+        self.stored = set(history.checkpoint_seqs()) if enabled else set()
+        self.loaded: dict[int, ReadSide] = {}
+
+    def __call__(self, header: SnapshotHeader) -> str | None:
+        """Return why the snapshot `header` is not usable, or None (its read side loaded)."""
+        if header.seq > self.watermark:
+            return (f"snapshot {header.seq} is ahead of the history tables "
+                    f"(seq {self.watermark})")
+        found = self.history.load_checkpoint(header.seq) if header.seq in self.stored else None
+        if found is None:
+            return f"snapshot {header.seq} has no read side"
+        if found[0] != self.code:
+            return f"snapshot {header.seq}: its read side was written by other code"
+        try:
+            self.loaded[header.seq] = load(self.owner, found[1], header.seq)
+        except ReadSideError as bad:
+            return f"snapshot {header.seq}: {bad}"
+        return None
+
+
+class CheckpointStore(Protocol):
+    """Where read-side checkpoints are kept (the history tables, `History`)."""
+
+    def checkpoint_seqs(self) -> list[int]:
+        """Return the seqs of the stored checkpoints."""
+
+    def load_checkpoint(self, seq: int) -> tuple[str, bytes] | None:
+        """Return (fingerprint, body) of the checkpoint at `seq`, if stored."""
+
+
+class SnapshotHeader(Protocol):
+    """The seq of an engine snapshot (`perpx.store.snapshots.SnapshotInfo`)."""
+
+    @property
+    def seq(self) -> int:
+        """The snapshot's seq."""
+
+
 def install(service: Owner, read_side: ReadSide) -> None:
     """Replace the service's read side with one `load` rebuilt.
 
@@ -253,6 +309,19 @@ def fresh(specs: list[InstrumentSpec]) -> ReadSide:
                     Books([spec.symbol for spec in specs]))
 
 
+def _learn(owner: Owner, spec: InstrumentSpec) -> None:
+    """Make a contract the operator listed known to every model (the projector learns its own).
+
+    Checkpoints name the instrument table they were folded with, so one taken after a
+    listing is refused by a service started on the table alone: it then replays the journal,
+    which lists the contract again.
+    """
+    owner.specs[spec.symbol] = spec
+    for model in (owner.tickers, owner.klines, owner.funding):
+        model.specs[spec.symbol] = spec
+    owner.books.mirrors[spec.symbol] = BookMirror(spec.symbol)
+
+
 def fold(owner: Owner, stamp: Stamp, events: list[Event],
          sink: Sink | None) -> tuple[Projection, BookChanges]:
     """Fold one durable command's events into the owner's read side; return what changed.
@@ -264,6 +333,8 @@ def fold(owner: Owner, stamp: Stamp, events: list[Event],
     """
     owner.klines.sink = sink
     owner.funding.sink = sink
+    if len(events) == 1 and type(events[0]) is InstrumentListed:  # a listing's only event
+        _learn(owner, spec_from_record(events[0].record))
     # Each event once per model; the open interest is the tickers' own.
     for model in (owner.tickers, owner.klines, owner.funding):
         for event in events:

@@ -41,7 +41,6 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Protocol
 
 from perpx import readside
 from perpx.bus.publisher import BusPublisher
@@ -53,40 +52,24 @@ from perpx.core.instruments import InstrumentSpec
 from perpx.durable import DurableState
 from perpx.feeds import CandleReplay, IndexObservation, RandomWalkFeed
 from perpx.readmodels import OpenInterest
-from perpx.readmodels.books import BookChanges
 from perpx.sequencer import Sequencer, SequencerStopped, wall_clock_ms
 from perpx.sim.agents import MarketMaker, MarketView
 from perpx.store import open_journal
 from perpx.store.history import History
 from perpx.store.history_sqlite import SqliteHistory
 from perpx.store.journal import Journal
-from perpx.store.records import Projection
 from perpx.store.recovery import Recovery, latest_sound_snapshot
-from perpx.store.snapshots import SnapshotInfo, SnapshotStore
+from perpx.store.snapshots import SnapshotStore
 from perpx.store.snapshotter import SnapshotResult, Snapshotter
+from perpx.venue import Listener, ServiceStopped
+
+__all__ = ["ExchangeService", "Listener", "ServiceStopped", "open_service_journal"]
 
 log = logging.getLogger("perpx.service")
 
 MAKER_ACCOUNT_BASE = 1  # market-maker accounts 1, 2, 3, ... one per symbol
 START_PRICES = {"BTCUSDT": "65000", "ETHUSDT": "3500", "SOLUSDT": "150",
                 "BTCPERP": "65000", "ETHPERP": "3500"}
-
-
-class Listener(Protocol):
-    """Who is told of each durable command once the read side has folded it (`listen`).
-
-    The stream hub of the API is one: it publishes from the command's events, the order
-    projection and the book changes. A listener runs in the event loop, in seq order; what it
-    raises marks the read side unsound, as a failed projection does.
-    """
-
-    def __call__(self, command: Command, events: list[Event], projection: Projection,
-                 books: BookChanges, /) -> None:
-        """Take one durable command."""
-
-
-class ServiceStopped(RuntimeError):
-    """The service stopped (journal failure or a broken core invariant); nothing is accepted."""
 
 
 def open_service_journal(data_dir: str | Path, url: str | None = None) -> Journal:
@@ -189,37 +172,17 @@ class ExchangeService:
             log.warning("history is ahead of the journal (seq %d > %d): rebuilding it",
                         self.history.high_watermark, journal.last_seq())
             self.history.reset()
+        # A snapshot is usable with its read side only (`readside.Checkpoints`).
         watermark = self.history.high_watermark
-        code = readside.fingerprint(specs)
-        stored = set(self.history.checkpoint_seqs()) if snapshots is not None else set()
-        read_sides: dict[int, readside.ReadSide] = {}
-
-        def usable(header: SnapshotInfo) -> str | None:
-            # 1. The history tables must hold every row up to the snapshot (no gap).
-            if header.seq > watermark:
-                return (f"snapshot {header.seq} is ahead of the history tables "
-                        f"(seq {watermark})")
-            # 2. Its read side must be there, written by this code, and load: it is rebuilt
-            # here, so that a corrupt or foreign one refuses this snapshot (and an older one,
-            # or a full replay, is tried) instead of stopping the start.
-            found = self.history.load_checkpoint(header.seq) if header.seq in stored else None
-            if found is None:
-                return f"snapshot {header.seq} has no read side"
-            if found[0] != code:
-                return f"snapshot {header.seq}: its read side was written by other code"
-            try:
-                read_sides[header.seq] = readside.load(self, found[1], header.seq)
-            except readside.ReadSideError as bad:
-                return f"snapshot {header.seq}: {bad}"
-            return None
+        usable = readside.Checkpoints(self, self.history, watermark, snapshots is not None)
 
         engine, rejected = latest_sound_snapshot(specs, journal, snapshots, say=log.warning,
                                                  accept=usable)
         self.engine = engine if engine is not None else Engine(specs)
         snapshot_seq = self.engine.last_seq
         if engine is not None:
-            readside.install(self, read_sides[snapshot_seq])
-        read_sides.clear()
+            readside.install(self, usable.loaded[snapshot_seq])
+        usable.loaded.clear()
         replayed = 0
         for command in journal.read(self.engine.last_seq + 1):
             events = self.engine.apply(command)
@@ -344,6 +307,13 @@ class ExchangeService:
         """
         await self.durable.wait_for(self.engine.last_seq)
 
+    async def caught_up(self, account_id: int) -> None:
+        """Return once reads show every write acknowledged to `account_id` (read-your-writes).
+
+        At once in this process: the read side folds a batch before it is acknowledged.
+        """
+        await self.durable.wait_for(self.acked_seq(account_id))
+
     def acked_seq(self, account_id: int) -> int:
         """Return the last seq acknowledged to `account_id` (0: none since the start)."""
         return self._acked.get(account_id, 0)
@@ -370,6 +340,15 @@ class ExchangeService:
         self._funding_accounts.add(account_id)
         await self.submit(Deposit(0, 0, account_id, "USDT", amount))
 
+    async def fund_for_gateway(self, account_id: int, demo_funds: str) -> None:
+        """`ensure_funded`, answered once the deposit is durable (a gateway's request).
+
+        A request that finds the deposit already started by another (another gateway's)
+        waits for it too, so the seq its gateway is answered with covers it.
+        """
+        await self.ensure_funded(account_id, demo_funds)
+        await self.settled()
+
     def now_ms(self) -> int:
         """Return the service clock, never behind the engine's last command."""
         return max(self.clock(), self.engine.last_ts_ms)
@@ -386,8 +365,10 @@ class ExchangeService:
                 continue
             last = self.engine.index_price.get(spec.symbol)
             # After a restart the walk continues from the last index price.
-            start_price = (START_PRICES.get(spec.symbol, "100") if last is None
-                           else format_ticks(spec, last))
+            # A dated future follows its base coin's index (BTCUSDT-25DEC26: BTCUSDT's).
+            start_price = (START_PRICES.get(spec.symbol) or START_PRICES.get(
+                f"{spec.base_coin}{spec.quote_coin}", "100") if last is None
+                else format_ticks(spec, last))
             feeds[spec.symbol] = _walk(spec, start_price, seed + number)
         return feeds
 

@@ -1,4 +1,8 @@
-"""Authentication, permissions, rate limits and bad input: Bybit's codes, and nothing changes."""
+"""Authentication, permissions, rate limits and bad input: Bybit's codes, and nothing changes.
+
+Each test runs against the single-process server and against an API gateway in front of a
+writer (`gateway_live`): the same codes, the same limits.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 
 from apisupport import Live, sign, signed
+
+
+@pytest.fixture(params=["writer", "gateway"])
+def live(request: pytest.FixtureRequest, live: Live) -> Live:
+    """The single-process server, or a gateway in front of a writer."""
+    return live if request.param == "writer" else request.getfixturevalue("gateway_live")
+
 
 ORDER = json.dumps({"category": "linear", "symbol": "BTCUSDT", "side": "Buy",
                     "orderType": "Limit", "qty": "0.01", "price": "60000"})

@@ -1,4 +1,8 @@
-"""Journals for tests of what is durable when: one whose commit a test holds, one that is slow."""
+"""Journals for tests of what is durable when: one whose commit a test holds, one that is slow.
+
+Both in memory (`HeldJournal`) and on a SQLite file (`HeldSqliteJournal`, for a gateway that
+follows the journal from another connection).
+"""
 
 from __future__ import annotations
 
@@ -8,18 +12,18 @@ from collections.abc import Sequence
 
 from perpx.core.commands import Command
 from perpx.store.journal import MemoryJournal
+from perpx.store.sqlite import SqliteJournal
 
 
-class HeldJournal(MemoryJournal):
-    """A memory journal whose commit waits while the test holds it (`hold` / `release`).
+class Held:
+    """A journal whose commit waits while the test holds it (`hold` / `release`).
 
     The sequencer writes in a worker thread, so a held commit leaves the writer's engine with
     applied commands that are not durable, for as long as the test likes: what no read may
-    show.
+    show. Mixed into a journal class (before it).
     """
 
-    def __init__(self, delay_s: float = 0.0) -> None:
-        super().__init__()
+    def _hold_init(self, delay_s: float) -> None:
         self._open = threading.Event()
         self._open.set()
         self.delay_s = delay_s
@@ -41,4 +45,20 @@ class HeldJournal(MemoryJournal):
             self.waiting.clear()
         if self.delay_s:
             time.sleep(self.delay_s)
-        super().append(commands)
+        super().append(commands)  # type: ignore[misc]
+
+
+class HeldJournal(Held, MemoryJournal):
+    """A memory journal whose commit a test holds (`Held`)."""
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        MemoryJournal.__init__(self)
+        self._hold_init(delay_s)
+
+
+class HeldSqliteJournal(Held, SqliteJournal):
+    """A SQLite journal (the writer's, locked) whose commit a test holds (`Held`)."""
+
+    def __init__(self, path: str, delay_s: float = 0.0) -> None:
+        SqliteJournal.__init__(self, path)
+        self._hold_init(delay_s)

@@ -1,6 +1,7 @@
 """Drive a real `perpx serve` process: start it, read what it prints, sign requests, check orders.
 
-Shared by the kill -9 tests (`tests/recovery`): the server crash test and the hot standby's.
+Shared by the kill -9 tests (`tests/recovery`): the server crash test, the hot standby's and
+the API gateways'.
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ class Server:
             deadline = time.monotonic() + 60
             while "standby: following" not in self.next_line(deadline):
                 pass
+        elif role == "gateway":  # a gateway recovers nothing: it follows, then serves
+            self.recovered = (0, 0, 0, "")
+            self.wait_serving()
         else:
             self.wait_serving()
 
@@ -99,6 +103,12 @@ class Server:
         if line == "" and self.proc.poll() is not None:
             raise AssertionError("server ended:\n" + "\n".join(self.output))
         return line
+
+    def stop(self) -> None:
+        """SIGTERM, and wait (a clean stop)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        self.proc.wait(timeout=60)
 
     def kill(self) -> None:
         """SIGKILL, and wait."""

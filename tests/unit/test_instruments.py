@@ -452,14 +452,13 @@ def test_a_deduction_off_the_recursion_is_refused() -> None:
 
 @pytest.mark.parametrize(
     "contract_type",
-    ["InverseFutures", "LinearFutures", "Spot"],
-    ids=["InverseFutures has no delivery in the engine",
-         "LinearFutures has no delivery in the engine",
+    ["InverseFutures", "Spot"],
+    ids=["InverseFutures: no inverse delivery in the engine yet",
          "an unknown word"],
 )
 def test_unsupported_contract_types_are_refused_at_load(
         contract_type: str, tmp_path: Path) -> None:
-    """#13 B6: only perpetuals load; anything else is a clear error naming both."""
+    """#13 B6: only the contract types the core delivers load; anything else is a clear error."""
     # Arrange
     item = bybit_item("BTCUSDT")
     item["symbol"] = "BTCUSD"
@@ -473,6 +472,20 @@ def test_unsupported_contract_types_are_refused_at_load(
         load_instruments(path)
     assert isinstance(raised.value, ValueError)
     assert (raised.value.symbol, raised.value.contract_type) == ("BTCUSD", contract_type)
+
+
+def test_a_linear_futures_item_loads_with_its_delivery_fields() -> None:
+    """Issue #16 item 2: LinearFutures loads, with deliveryTime and deliveryFeeRate."""
+    item = bybit_item("BTCUSDT")
+    item.update(symbol="BTCUSDT-27MAR26", contractType="LinearFutures",
+                deliveryTime="1774598400000", deliveryFeeRate="0.0005", fundingInterval=0)
+    spec = spec_from_bybit(item)
+    assert spec.dated and spec.delivery_time_ms == 1_774_598_400_000
+    assert spec.delivery_fee_rate == 50_000
+    assert spec.mark_basis_window_ms == 600_000
+    del item["deliveryTime"]
+    with pytest.raises(KeyError):
+        spec_from_bybit(item)
 
 
 def test_liq_price_formula_is_read_from_the_table() -> None:

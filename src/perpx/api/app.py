@@ -6,7 +6,9 @@ frequent") and a body over `Limits.max_body_bytes` (413, refused before it is re
 authenticated, and the connection closed). Signed endpoints check the signature over the
 raw query or body, the key's rights and its rate limit before the handler runs. An
 unexpected exception is logged and answered 10016; a broken core invariant stops the
-service (`ExchangeService.fatal`), and everything after is answered 10016 too.
+service (`ExchangeService.fatal`), and everything after is answered 10016 too. In a gateway
+(`perpx.roles.gateway`) a writer that cannot be reached is 10016 with "nothing was done"
+(`NotSequenced`) or "the outcome is unknown" (`OutcomeUnknown`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from perpx.api.jsondepth import MAX_DEPTH, too_deep
 from perpx.api.keys import ApiKey, KeyStore
 from perpx.api.limits import AddressThrottle, BodyTooLarge, Limits
 from perpx.api.permissions import authorize
-from perpx.api.ratelimit import RateLimiter
+from perpx.api.ratelimit import Limiter, RateLimiter
 from perpx.api.rest import account, market, order, position
 from perpx.api.ws.gate import Gate
 from perpx.api.ws.hub import StreamHub
@@ -41,8 +43,9 @@ from perpx.bybit.params import Params
 from perpx.bybit.retcodes import bybit_code
 from perpx.convert import ConversionError
 from perpx.durable import ReadTimeout
-from perpx.service import ExchangeService, ServiceStopped
 from perpx.store.history import CursorError, HistoryUnavailable
+from perpx.transport.wire import NotSequenced, OutcomeUnknown
+from perpx.venue import ServiceStopped, Venue
 
 log = logging.getLogger("perpx.api")
 
@@ -124,7 +127,7 @@ def _signed_headers(raw: list[tuple[bytes, bytes]]) -> Headers:
 class Dispatcher:
     """The REST table: one request in (method, path, query or body, headers), one reply out."""
 
-    def __init__(self, service: ExchangeService, keys: KeyStore, limiter: RateLimiter,
+    def __init__(self, service: Venue, keys: KeyStore, limiter: Limiter,
                  limits: Limits | None = None,
                  auth_limits: AuthLimits = DEFAULT_LIMITS) -> None:
         self.service = service
@@ -170,8 +173,9 @@ class Dispatcher:
                 ctx.key = authorize(self.keys, key.api_key, endpoint.access)
                 await service.ensure_funded(key.account_id, key.demo_funds)
                 # Read-your-writes: the read side must have passed this key's account's last
-                # acknowledged write (at once in one process; see `perpx.durable`).
-                await service.durable.wait_for(service.acked_seq(key.account_id))
+                # acknowledged write (at once in one process; see `perpx.durable`; a gateway
+                # waits for its follower to pass the journal's end as of now).
+                await service.caught_up(key.account_id)
             ctx.params = _params(method, payload)
             result: Any = await endpoint.handler(ctx)
             if isinstance(result, tuple):
@@ -200,6 +204,15 @@ class Dispatcher:
             body = envelope(10016, "Internal system error: reads are behind, retry", {}, now)
         except ServiceStopped:
             body = envelope(10016, "Internal system error: the service has stopped", {}, now)
+        except NotSequenced:
+            # A gateway found no writer (or it refused unread): nothing was placed, retry.
+            body = envelope(10016, "Internal system error: the writer is unavailable, "
+                                   "nothing was done; retry", {}, now)
+        except OutcomeUnknown:
+            # The writer may have journaled it: the caller must look before resending.
+            log.warning("outcome unknown on %s %s", method, path)
+            body = envelope(10016, "Internal system error: the outcome is unknown; check "
+                                   "before retrying", {}, now)
         except Exception:
             log.exception("unexpected error on %s %s", method, path)
             body = envelope(10016, "Internal system error.", {}, now)
@@ -267,7 +280,7 @@ class RestApp:
         return self.starlette.state
 
 
-def service_hub(service: ExchangeService) -> StreamHub:
+def service_hub(service: Venue) -> StreamHub:
     """Return a stream hub publishing from `service`'s read side, listening to its commands.
 
     The hub shares the service's order projection, tickers, klines, book mirrors and ADL
@@ -282,9 +295,9 @@ def service_hub(service: ExchangeService) -> StreamHub:
     return hub
 
 
-def create_app(service: ExchangeService, keys: KeyStore, *,
+def create_app(service: Venue, keys: KeyStore, *,
                extra_routes: Sequence[BaseRoute] = (), manage_service: bool = False,
-               rate_limiter: RateLimiter | None = None,
+               rate_limiter: Limiter | None = None,
                limits: Limits | None = None,
                auth_limits: AuthLimits = DEFAULT_LIMITS) -> RestApp:
     """Build the app: the service's WebSocket streams, `extra_routes`, then the REST table.

@@ -12,7 +12,7 @@ from perpx.bybit.errors import ApiError
 from perpx.bybit.params import Params
 from perpx.bybit.retcodes import bybit_code
 from perpx.core.events import CommandRejected, Event, OrderRejected
-from perpx.service import ExchangeService
+from perpx.venue import Venue
 
 __all__ = ["Access", "Context", "Endpoint", "Handler", "Result", "raise_rejection", "rejection"]
 
@@ -21,7 +21,7 @@ __all__ = ["Access", "Context", "Endpoint", "Handler", "Result", "raise_rejectio
 class Context:
     """One request's service, key store, parameters and (signed endpoints) key."""
 
-    service: ExchangeService
+    service: Venue
     keys: KeyStore
     params: Params
     now_ms: int

@@ -3,11 +3,35 @@
 `X-Bapi-Limit` is the key's limit per second, `X-Bapi-Limit-Status` what is left in the
 current window and `X-Bapi-Limit-Reset-Timestamp` (ms) when the window ends; a request over
 the limit is answered 10006 (pybit sleeps until the reset timestamp and retries).
+
+One process counts in memory (`RateLimiter`). API gateways on one machine count in one
+table they share (`SharedRateLimiter`, a file in the data folder mapped into each), so a key
+gets its limit per second however many gateways its connections reach, as in one process.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import mmap
+import os
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
 WINDOW_MS = 1000
+
+
+class Limiter(Protocol):
+    """Counts a key's requests: `RateLimiter` in one process, `SharedRateLimiter` across."""
+
+    def hit(self, key: str, limit: int, now_ms: int) -> tuple[bool, int, int]:
+        """Count one request; return (allowed, remaining, reset timestamp in ms)."""
+
+
+def _verdict(used: int, limit: int, start: int) -> tuple[bool, int, int]:
+    return used <= limit, max(0, limit - used), start + WINDOW_MS
 
 
 class RateLimiter:
@@ -26,4 +50,76 @@ class RateLimiter:
         self._windows[key] = (start, used)
         if len(self._windows) > 100_000:  # forget idle keys; they restart a fresh window
             self._windows = {k: v for k, v in self._windows.items() if v[0] == start}
-        return used <= limit, max(0, limit - used), start + WINDOW_MS
+        return _verdict(used, limit, start)
+
+
+# A slot: the key's 8-byte fingerprint (0: free), its window (epoch seconds), its count.
+_SLOT = struct.Struct("<QII")
+SLOTS = 1 << 16  # keys active in one second, with room to spare (1.5 MB)
+PROBE = 16  # slots looked at from a key's home slot
+
+
+class SharedRateLimiter:
+    """The same counting in a table every gateway on the machine maps (`path`, 0600).
+
+    Each hit locks the file (`flock`, two system calls), finds the key's slot by its
+    fingerprint within `PROBE` slots of its home, and counts there. A slot whose window has
+    passed is free for any key. Should every slot near a key's home be taken by keys active
+    in this very second (tens of thousands of them), the key is counted in this process's
+    memory instead, i.e. per gateway, as before.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(fd).st_size < SLOTS * _SLOT.size:
+                with _locked(fd):
+                    if os.fstat(fd).st_size < SLOTS * _SLOT.size:
+                        os.ftruncate(fd, SLOTS * _SLOT.size)  # zeros: every slot free
+            self._map = mmap.mmap(fd, SLOTS * _SLOT.size)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        self._local = RateLimiter()
+
+    def hit(self, key: str, limit: int, now_ms: int) -> tuple[bool, int, int]:
+        """Count one request; return (allowed, remaining, reset timestamp in ms)."""
+        start = now_ms - now_ms % WINDOW_MS
+        window = start // WINDOW_MS
+        fingerprint = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(),
+                                     "little") or 1
+        home = fingerprint % SLOTS
+        table = self._map
+        with _locked(self._fd):
+            spare = -1
+            for step in range(PROBE):
+                offset = ((home + step) % SLOTS) * _SLOT.size
+                owner, seen, used = _SLOT.unpack_from(table, offset)
+                if owner == fingerprint:
+                    used = used + 1 if seen == window else 1
+                    _SLOT.pack_into(table, offset, fingerprint, window, used)
+                    return _verdict(used, limit, start)
+                if spare < 0 and (owner == 0 or seen != window):
+                    spare = offset
+            if spare >= 0:
+                _SLOT.pack_into(table, spare, fingerprint, window, 1)
+                return _verdict(1, limit, start)
+        return self._local.hit(key, limit, now_ms)
+
+    def close(self) -> None:
+        """Unmap the table and close the file."""
+        self._map.close()
+        os.close(self._fd)
+
+
+@contextlib.contextmanager
+def _locked(fd: int) -> Iterator[None]:
+    import fcntl  # POSIX only, as SO_REUSEPORT gateways are
+
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)

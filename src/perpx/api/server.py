@@ -18,7 +18,8 @@ from perpx.api.auth import AuthLimits
 from perpx.api.keys import KeyStore
 from perpx.api.limits import ConnectionGuard, Limits
 from perpx.api.protocol import protocol_classes
-from perpx.service import ExchangeService
+from perpx.api.ratelimit import Limiter
+from perpx.venue import Venue
 
 T = TypeVar("T")
 
@@ -54,14 +55,43 @@ def _guard(limits: Limits) -> ConnectionGuard:
     return ConnectionGuard(limits.max_connections_per_address, limits.connection_cap())
 
 
-async def serve(service: ExchangeService, keys: KeyStore, host: str, port: int,
+def shared_port_socket(host: str, port: int) -> socket.socket:
+    """Return a TCP socket bound to (host, port) with SO_REUSEPORT: one of N on one port.
+
+    Every process that binds the port so (same user) gets its own listening socket, and the
+    kernel spreads new connections over those that listen. Bound but not listening, it only
+    holds the port (`perpx serve --gateways N` keeps one so, to pick a free port for all).
+    """
+    reuse_port = getattr(socket, "SO_REUSEPORT", None)
+    if reuse_port is None:
+        raise OSError("SO_REUSEPORT is not available on this platform: run one gateway per "
+                      "port")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, reuse_port, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+async def serve(service: Venue, keys: KeyStore, host: str, port: int,
                 on_ready: Callable[[int], None] = lambda port: None,
-                limits: Limits | None = None, auth_limits: AuthLimits | None = None) -> None:
-    """Serve until Ctrl-C or until the service stops on a fatal error."""
+                limits: Limits | None = None, auth_limits: AuthLimits | None = None,
+                reuse_port: bool = False, rate_limiter: Limiter | None = None) -> None:
+    """Serve until Ctrl-C or until the service stops on a fatal error.
+
+    `reuse_port`: listen on a socket with SO_REUSEPORT, beside other gateways on the port;
+    `rate_limiter`: the key's counts (a gateway's, shared with the others on the machine).
+    """
     limits = limits or Limits()
     app = create_app(service, keys, manage_service=True, limits=limits,
-                     auth_limits=auth_limits or AuthLimits())
+                     auth_limits=auth_limits or AuthLimits(), rate_limiter=rate_limiter)
     server = uvicorn.Server(_config(app, limits, _guard(limits), host, port))
+    sockets = [shared_port_socket(host, port)] if reuse_port else None
 
     async def watch() -> None:
         while not server.started and not server.should_exit:
@@ -73,7 +103,7 @@ async def serve(service: ExchangeService, keys: KeyStore, host: str, port: int,
 
     watcher = asyncio.create_task(watch())
     try:
-        await server.serve()
+        await server.serve(sockets=sockets)
     finally:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):

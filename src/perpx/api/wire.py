@@ -23,6 +23,7 @@ from perpx.core.account.accounts import Account
 from perpx.core.account.margin_model import position_risk
 from perpx.core.engine import Engine
 from perpx.core.enums import (
+    InstrumentStatus,
     MarginMode,
     OrderStatus,
     OrderType,
@@ -36,10 +37,12 @@ from perpx.core.enums import (
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import RATE_DECIMALS
 from perpx.core.risk.liquidation import position_summary
+from perpx.instruments import CONTRACT_TYPE_WORDS
 from perpx.readmodels import Ticker
 from perpx.store.history import Page
 from perpx.store.records import (
     ClosedPnlRecord,
+    DeliveryRecord,
     ExecutionRecord,
     LedgerRecord,
     OrderRecord,
@@ -50,6 +53,10 @@ from perpx.store.records import (
 )
 
 SIDES = {int(Side.BUY): "Buy", int(Side.SELL): "Sell"}
+YEAR_MS = 365 * 86_400_000
+# Bybit's instrument `status` words (next-mechanics §2.1).
+STATUS_WORDS = {InstrumentStatus.TRADING: "Trading", InstrumentStatus.DELIVERING: "Delivering",
+                InstrumentStatus.CLOSED: "Closed"}
 ORDER_TYPES = {int(OrderType.LIMIT): "Limit", int(OrderType.MARKET): "Market"}
 TIME_IN_FORCE = {int(TimeInForce.GTC): "GTC", int(TimeInForce.IOC): "IOC",
                  int(TimeInForce.FOK): "FOK", int(TimeInForce.POST_ONLY): "PostOnly"}
@@ -192,6 +199,23 @@ def closed_pnl(record: ClosedPnlRecord, spec: InstrumentSpec) -> dict[str, Any]:
         "openFee": format_atoms(record.open_fee_atoms),
         "closeFee": format_atoms(record.close_fee_atoms),
         "createdTime": str(record.created_ms), "updatedTime": str(record.updated_ms),
+    }
+
+
+def delivery_record(record: DeliveryRecord, spec: InstrumentSpec) -> dict[str, Any]:
+    """Return the delivery-record object of next-mechanics §2.7 (`/v5/asset/delivery-record`).
+
+    `deliveryTime` is a number, as Bybit's is; the delivery price keeps its 8 decimals (it is
+    not on the tick, §2.4) and `deliveryRpl` is the price P&L less the delivery fee; `strike`
+    is an option's, empty for a future.
+    """
+    return {
+        "deliveryTime": record.delivery_ms, "symbol": record.symbol,
+        "side": SIDES[record.side], "position": format_lots(spec, record.qty_lots),
+        "entryPrice": average_price(spec, record.entry_value_atoms, record.qty_lots),
+        "deliveryPrice": format_scaled(record.delivery_price_e8, 8, 8), "strike": "",
+        "fee": format_atoms(record.fee_atoms),
+        "deliveryRpl": format_atoms(record.pnl_atoms - record.fee_atoms),
     }
 
 
@@ -374,13 +398,18 @@ def wallet(engine: Engine, account: Account | None, coin: str = "USDT") -> dict[
     }
 
 
-def instrument(spec: InstrumentSpec) -> dict[str, Any]:
-    """Return the linear instruments-info item of §4.1."""
-    return {
-        "symbol": spec.symbol, "contractType": "LinearPerpetual", "status": "Trading",
-        "baseCoin": spec.base_coin, "quoteCoin": spec.quote_coin,
+def instrument(spec: InstrumentSpec, status: str = "Trading") -> dict[str, Any]:
+    """Return the linear instruments-info item of §4.1 (a dated future's: next-mechanics §2.1).
+
+    A dated future has its contractType, deliveryTime and deliveryFeeRate, fundingInterval 0
+    and no funding caps.
+    """
+    item: dict[str, Any] = {
+        "symbol": spec.symbol, "contractType": CONTRACT_TYPE_WORDS[spec.contract_type],
+        "status": status, "baseCoin": spec.base_coin, "quoteCoin": spec.quote_coin,
         "settleCoin": spec.settle_coin, "symbolType": "",
-        "launchTime": str(spec.launch_time_ms), "deliveryTime": "0", "deliveryFeeRate": "",
+        "launchTime": str(spec.launch_time_ms), "deliveryTime": str(spec.delivery_time_ms),
+        "deliveryFeeRate": format_rate(spec.delivery_fee_rate) if spec.dated else "",
         "priceScale": str(spec.price_scale),
         "leverageFilter": {"minLeverage": format_rate(spec.min_leverage),
                            "maxLeverage": format_scaled(spec.max_leverage, RATE_DECIMALS, 2),
@@ -394,13 +423,17 @@ def instrument(spec: InstrumentSpec) -> dict[str, Any]:
                           "postOnlyMaxOrderQty": format_lots(spec, spec.max_order_qty_lots),
                           "maxMktOrderQty": format_lots(spec, spec.max_mkt_order_qty_lots),
                           "minNotionalValue": format_atoms(spec.min_notional_atoms)},
-        "unifiedMarginTrade": True, "fundingInterval": spec.funding_interval_min,
+        "unifiedMarginTrade": True,
+        "fundingInterval": 0 if spec.dated else spec.funding_interval_min,
         "copyTrading": "both", "upperFundingRate": format_rate(spec.upper_funding_rate),
         "lowerFundingRate": format_rate(spec.lower_funding_rate), "isPreListing": False,
         "preListingInfo": None, "displayName": spec.display_name, "forbidUplWithdrawal": False,
         "riskParameters": {"priceLimitRatioX": format_rate(spec.price_limit_ratio_x),
                            "priceLimitRatioY": format_rate(spec.price_limit_ratio_y)},
     }
+    if spec.dated:
+        del item["upperFundingRate"], item["lowerFundingRate"]
+    return item
 
 
 def _price(spec: InstrumentSpec, ticks: int | None) -> str:
@@ -435,6 +468,33 @@ def ticker(item: Ticker, spec: InstrumentSpec, bid: tuple[int, int] | None,
         "ask1Size": format_lots(spec, ask[1]) if ask else "",
         "fundingIntervalHour": str(item.funding_interval_min // 60),
         "fundingCap": format_rate(spec.upper_funding_rate),
+    }
+
+
+def futures_ticker(spec: InstrumentSpec, item: Ticker, predicted_e8: int | None
+                   ) -> dict[str, Any]:
+    """Return the fields a dated future's ticker adds (next-mechanics §2.7).
+
+    `predictedDeliveryPrice` has a value only in the last 30 minutes (the running mean of
+    the index samples); `basis` is mark − index and `basisRate` basis / index (the mark is
+    the index times one plus the 10-minute basis-rate average, §2.3). No funding fields.
+    """
+    mark, index = item.mark_price_ticks, item.index_price_ticks
+    basis = mark - index if mark is not None and index else None
+    left_ms = spec.delivery_time_ms - item.ts_ms
+    # The basis rate annualised over the time left to delivery (Bybit's basisRateYear).
+    yearly = (format_scaled(basis * 10**8 * YEAR_MS // (index * left_ms), 8)
+              if basis is not None and index and left_ms > 0 else "")
+    return {
+        "deliveryTime": str(spec.delivery_time_ms),
+        "deliveryFeeRate": format_rate(spec.delivery_fee_rate),
+        "predictedDeliveryPrice": (format_scaled(predicted_e8, 8, 8)
+                                   if predicted_e8 is not None else ""),
+        "basis": format_ticks(spec, basis) if basis is not None else "",
+        "basisRate": (format_scaled(basis * 10**8 // index, 8) if basis is not None and index
+                      else ""),
+        "basisRateYear": yearly,
+        "fundingRate": "", "nextFundingTime": "", "fundingIntervalHour": "", "fundingCap": "",
     }
 
 

@@ -23,8 +23,15 @@ Figures, in one run:
   and after them, orders/s and p50/p99 under them, how many were accepted, refused by the
   connection caps, and closed by the server's request timeout (and after how long).
 
+- with `gateways` (e.g. ``[1, 2]``), for each N the same baseline GET and signed orders
+  against `perpx serve --gateways N` (the writer serving no HTTP, N API gateway processes on
+  the port with SO_REUSEPORT, commands over the Unix command socket, reads from each
+  gateway's follower of the journal), on a fresh data folder, and the RSS of the writer and
+  of each gateway after the orders.
+
 The last line is JSON with `orders_per_s`, `p50_ms`, `p99_ms` and `ws_msgs_per_s` (and the
-`idle_*` and `server_*` figures with `idle`).
+`idle_*` and `server_*` figures with `idle`; `server_rss_mb` is the single process's RSS
+after its orders; with `gateways`, `gateways_N_*` for each N).
 """
 
 from __future__ import annotations
@@ -161,6 +168,56 @@ def _under_idle(job: dict[str, Any], server: subprocess.Popen[bytes], idle: int,
     }
 
 
+def _new_keys(data: Path, clients: int) -> list[list[str]]:
+    """Create `clients` keys (own accounts, demo funds) in `data`; return (key, secret) pairs."""
+    store = KeyStore(data)
+    keys = [store.create(demo_funds="100000", rate_limit=1_000_000) for _ in range(clients)]
+    store.close()
+    return [[k.api_key, k.secret] for k in keys]
+
+
+def _through_gateways(count: int, clients: int, seconds: float,
+                      pipeline: int) -> dict[str, Any]:
+    """Baseline GET and signed orders against `perpx serve --gateways count`; RSS of each."""
+    with tempfile.TemporaryDirectory(prefix="perpx-bench-gw-") as folder:
+        data = Path(folder)
+        pairs = _new_keys(data, clients)
+        port = _free_port()
+        server = _start(["perpx.cli", "serve", "--port", str(port), "--data", str(data),
+                         "--no-maker", "--gateways", str(count)])
+        try:
+            assert server.stdout is not None
+            pids: list[int] = []
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:  # the writer names each gateway's pid
+                line = server.stdout.readline().decode()
+                if not line:
+                    break
+                if ": started, pid " in line:
+                    pids.append(int(line.rsplit(" ", 1)[1]))
+                if f"through {count} gateways" in line:
+                    break
+            price = _wait_ready(f"http://127.0.0.1:{port}", server)
+            job = {"host": "127.0.0.1", "port": port, "keys": pairs, "seconds": seconds,
+                   "pipeline": pipeline, "price": price}
+            base = _loadgen({**job, "kind": "time"})
+            orders = _loadgen({**job, "kind": "order"})
+            writer_rss = _server_memory(server.pid)["rss_mb"]
+            gateway_rss = [_server_memory(pid)["rss_mb"] for pid in pids]
+        finally:
+            _stop(server)
+    name = f"gateways_{count}"
+    return {
+        f"{name}_orders_per_s": orders["per_s"], f"{name}_p50_ms": orders["p50_ms"],
+        f"{name}_p99_ms": orders["p99_ms"], f"{name}_order_retcodes": orders["codes"],
+        f"{name}_baseline_time_req_per_s": base["per_s"],
+        f"{name}_baseline_p99_ms": base["p99_ms"],
+        f"{name}_ratio_to_baseline": round(orders["per_s"] / base["per_s"], 3)
+        if base["per_s"] else None,
+        f"{name}_writer_rss_mb": writer_rss, f"{name}_gateway_rss_mb": gateway_rss,
+    }
+
+
 def _trivial_ceiling(pairs: list[list[str]], seconds: float, pipeline: int) -> dict[str, Any]:
     port = _free_port()
     server = _start(["perpx.bench.loadgen", "trivial", str(port)])
@@ -176,13 +233,16 @@ def _trivial_ceiling(pairs: list[list[str]], seconds: float, pipeline: int) -> d
 
 def bench_api(clients: int = 64, seconds: float = 5.0, *, pipeline: int = 1,
               ws_subscribers: int = 200, idle: int = 0, idle_per_address: int = 400,
+              gateways: list[int] | None = None,
               echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Measure the client's ceiling, the baseline, signed orders and WS fan-out; JSON last.
 
-    With `idle`, signed orders are measured again beside that many idle connections.
+    With `idle`, signed orders are measured again beside that many idle connections; with
+    `gateways`, again through that many gateway processes (each count in the list).
     """
+    gateways = gateways or []
     if clients < 1 or seconds <= 0 or pipeline < 1 or ws_subscribers < 0 or idle < 0 \
-            or idle_per_address < 1:
+            or idle_per_address < 1 or any(count < 1 for count in gateways):
         raise ValueError("clients, pipeline and idle_per_address must be at least 1, "
                          "seconds above 0")
     if idle:
@@ -191,11 +251,7 @@ def bench_api(clients: int = 64, seconds: float = 5.0, *, pipeline: int = 1,
         raise_fd_limit()  # the server, started from here, inherits it
     with tempfile.TemporaryDirectory(prefix="perpx-bench-") as folder:
         data = Path(folder)
-        store = KeyStore(data)
-        keys = [store.create(demo_funds="100000", rate_limit=1_000_000)
-                for _ in range(clients)]
-        store.close()
-        pairs = [[k.api_key, k.secret] for k in keys]
+        pairs = _new_keys(data, clients)
         ceiling = _trivial_ceiling(pairs, seconds, pipeline)
         port = _free_port()
         server = _start(["perpx.cli", "serve", "--port", str(port), "--data", str(data),
@@ -206,9 +262,13 @@ def bench_api(clients: int = 64, seconds: float = 5.0, *, pipeline: int = 1,
                    "pipeline": pipeline, "price": price}
             base = _loadgen({**job, "kind": "time"})
             orders = _loadgen({**job, "kind": "order"})
+            server_rss = _server_memory(server.pid)["rss_mb"]
             under_idle = _under_idle(job, server, idle, idle_per_address) if idle else {}
         finally:
             _stop(server)
+    through: dict[str, Any] = {}
+    for count in gateways:
+        through.update(_through_gateways(count, clients, seconds, pipeline))
     from perpx.bench.ladder import measure
 
     writer = measure("writer", clients, seconds)
@@ -233,6 +293,7 @@ def bench_api(clients: int = 64, seconds: float = 5.0, *, pipeline: int = 1,
         "ws_subscribers": ws_subscribers,
         "ws_msgs_per_s": ws["ws_msgs_per_s"] if ws is not None else None,
         "idle": idle, **under_idle,
+        "server_rss_mb": server_rss, "gateways": gateways, **through,
     }
     echo(f"client ceiling (signed requests, trivial server): {ceiling['per_s']:,} req/s, "
          f"p50 {ceiling['p50_ms']} ms, p99 {ceiling['p99_ms']} ms")
@@ -247,6 +308,15 @@ def bench_api(clients: int = 64, seconds: float = 5.0, *, pipeline: int = 1,
          f"p50 {writer['p50_ms']} ms, p99 {writer['p99_ms']} ms")
     if ws is not None:
         echo(f"WebSocket: {ws['ws_msgs_per_s']:,} msgs/s to {ws_subscribers} subscribers")
+    for count in gateways:
+        name = f"gateways_{count}"
+        base_per_s = through[name + "_baseline_time_req_per_s"]
+        echo(f"through {count} gateway(s): baseline GET {base_per_s:,} req/s; signed "
+             f"orders {through[name + '_orders_per_s']:,}/s, p50 "
+             f"{through[name + '_p50_ms']} ms, p99 {through[name + '_p99_ms']} ms (ratio "
+             f"{through[name + '_ratio_to_baseline']}); RSS writer "
+             f"{through[name + '_writer_rss_mb']} MB, gateways "
+             f"{through[name + '_gateway_rss_mb']} MB (single process: {server_rss} MB)")
     if under_idle:
         echo(f"with {idle} idle connections: {under_idle['idle_accepted']} accepted, "
              f"{under_idle['idle_refused']} refused, {under_idle['idle_connect_errors']} "

@@ -61,6 +61,12 @@ _MAP: dict[RejectCode, tuple[int, str]] = {
     RejectCode.UNKNOWN_COIN: (10001, "params error: coin invalid"),
     RejectCode.DUPLICATE_INSTRUMENT: (10001, "params error: duplicate instrument"),
     RejectCode.SEQUENCE_OUT_OF_ORDER: (10016, "Internal system error."),
+    # Bybit V5 error list: 110074 "This contract is not live"; 110042, in the V3 derivatives
+    # list, refuses all but reducing orders in the pre-delivery state.
+    RejectCode.CONTRACT_NOT_LIVE: (110074, "This contract is not live"),
+    RejectCode.CLOSE_ONLY_BEFORE_DELIVERY: (
+        110042, "Currently in pre-delivery status, only position reduction is allowed"),
+    RejectCode.INVALID_INSTRUMENT: (10001, "params error: instrument invalid"),
 }
 
 

@@ -30,6 +30,8 @@ class RejectCode(IntEnum):
     TRIGGER_NOT_BELOW_PRICE = 1015  # triggerDirection 2 with the trigger at or over the price
     INVALID_TPSL_PRICE = 1016  # TP/SL/trailing on the wrong side of its base price
     TPSL_WITH_REDUCE_ONLY = 1017
+    CONTRACT_NOT_LIVE = 1018  # a dated future that has delivered (or is delivering)
+    CLOSE_ONLY_BEFORE_DELIVERY = 1019  # an opening order in a future's close-only window
 
     # 2xxx: risk and margin
     INSUFFICIENT_AVAILABLE_BALANCE = 2001
@@ -61,6 +63,7 @@ class RejectCode(IntEnum):
     # 5xxx: admin
     DUPLICATE_INSTRUMENT = 5001
     SEQUENCE_OUT_OF_ORDER = 5002
+    INVALID_INSTRUMENT = 5003  # a listing whose contract specification is malformed
 
 
 class Rejected(Exception):

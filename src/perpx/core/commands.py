@@ -7,6 +7,8 @@ build, which matters on the matching path, and directly encodable by the journal
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from perpx.core.enums import (
@@ -213,3 +215,14 @@ class SetFundingInterval(Command, frozen=True, gc=False, tag=True):
 
     symbol: str
     interval_min: int
+
+
+class ListInstrument(Command, frozen=True, gc=False, tag=True):
+    """List a new contract (operator): `record` is `instruments.spec_record(spec)`'s data.
+
+    Journaled like any command, so a replay lists it at the same point; refused with
+    `INVALID_INSTRUMENT` if the record is malformed (or a dated future's delivery time has
+    passed) and `DUPLICATE_INSTRUMENT` if the symbol is already listed.
+    """
+
+    record: dict[str, Any]

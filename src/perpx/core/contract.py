@@ -61,6 +61,16 @@ def fee_for_value_atoms(value_atoms: int, fee_rate: int) -> int:
     return apply_rate_ceil(value_atoms, fee_rate)
 
 
+def settlement_fee_atoms(value_numerator: int, value_denominator: int, fee_rate: int) -> int:
+    """Return a delivery fee, ``value(DP) x f_d``, truncated to the atom (next-mechanics §2.5).
+
+    The value at the delivery price is exact as a fraction (the price is not on the tick).
+    Truncated, not rounded up like a trading fee: the spec's decision N1 for settlement and
+    delivery fees, which its worked example E3 prints (15.308641953 -> 15.30864195).
+    """
+    return div_floor(value_numerator * fee_rate, value_denominator * RATE_ONE)
+
+
 def maintenance_margin_for_value_atoms(
     value_atoms: int, mmr: int, mm_deduction_atoms: int, fee_to_close: int
 ) -> int:
@@ -183,6 +193,15 @@ class ContractMaths(Protocol):
     def order_loss_atoms(self, side: Side, mark_price_ticks: int, order_price_ticks: int,
                          qty_lots: int) -> int:
         """Return an open order's potential loss against the mark (always <= 0)."""
+        ...
+
+    def settlement_pnl_atoms(self, side: Side, entry_value_atoms: int, qty_lots: int,
+                             price_numerator: int, price_denominator: int) -> int:
+        """Return the P&L of settling a whole position at an exact fractional price.
+
+        A dated future's delivery (next-mechanics §2.5) settles at a price off the tick;
+        rounded toward the exchange (down), the remainder being the insurance fund's.
+        """
         ...
 
     def break_even_price_ticks(self, side: Side, entry_value_atoms: int, qty_lots: int,
@@ -392,6 +411,19 @@ class LinearContract:
                     released)
         released = mul_div_floor(entry_value_atoms, close_qty_lots, qty_lots)
         return released - exit_price_ticks * close_qty_lots * self.atoms_per_tick_lot, released
+
+    def settlement_pnl_atoms(self, side: Side, entry_value_atoms: int, qty_lots: int,
+                             price_numerator: int, price_denominator: int) -> int:
+        """``s * (q * a * N/D - EV)`` atoms, rounded down (next-mechanics §2.5, linear).
+
+        The value at the delivery price ``N/D`` ticks is exact as a fraction; a long's P&L
+        takes its floor and a short's gives up its ceiling, so neither is overpaid.
+        """
+        numerator, denominator = self.value_fraction_atoms(qty_lots, price_numerator,
+                                                           price_denominator)
+        if side is Side.BUY:
+            return div_floor(numerator, denominator) - entry_value_atoms
+        return entry_value_atoms - div_ceil(numerator, denominator)
 
     def order_loss_atoms(self, side: Side, mark_price_ticks: int, order_price_ticks: int,
                          qty_lots: int) -> int:
@@ -832,6 +864,20 @@ class InverseContract:
             return released - exit_value, released
         released = mul_div_ceil(entry_value_atoms, close_qty_lots, qty_lots)
         return exit_value - released, released
+
+    def settlement_pnl_atoms(self, side: Side, entry_value_atoms: int, qty_lots: int,
+                             price_numerator: int, price_denominator: int) -> int:
+        """``s * (EV - q*k*D/N)`` atoms, rounded down (next-mechanics §2.5, inverse form).
+
+        The value at the delivery price ``N/D`` ticks is the exact fraction ``q*k*D/N``; a
+        long gains ``EV`` less its ceiling and a short its floor less ``EV``, so neither is
+        overpaid (the linear form's rule, with the value falling as the price rises).
+        """
+        numerator, denominator = self.value_fraction_atoms(qty_lots, price_numerator,
+                                                           price_denominator)
+        if side is Side.BUY:
+            return entry_value_atoms - div_ceil(numerator, denominator)
+        return div_floor(numerator, denominator) - entry_value_atoms
 
     def order_loss_atoms(self, side: Side, mark_price_ticks: int, order_price_ticks: int,
                          qty_lots: int) -> int:

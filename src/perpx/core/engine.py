@@ -15,6 +15,7 @@ from typing import Any
 from perpx.core import invariants
 from perpx.core.account import settings
 from perpx.core.account.clearing import Clearing
+from perpx.core.book.book import OrderBook
 from perpx.core.book.fills import Fill
 from perpx.core.book.order import RestingOrder
 from perpx.core.codes import RejectCode, Rejected
@@ -26,6 +27,7 @@ from perpx.core.commands import (
     Command,
     Deposit,
     IndexPrice,
+    ListInstrument,
     MarkPrice,
     PlaceOrder,
     SetAutoAddMargin,
@@ -37,6 +39,7 @@ from perpx.core.commands import (
     Tick,
     Withdraw,
 )
+from perpx.core.delivery import Delivery
 from perpx.core.enums import (
     CancelReason,
     OrderFilter,
@@ -50,6 +53,7 @@ from perpx.core.errors import InvariantViolation
 from perpx.core.events import (
     CommandRejected,
     Event,
+    InstrumentListed,
     Liquidated,
     MarkPriceUpdated,
     OrderAccepted,
@@ -58,7 +62,7 @@ from perpx.core.events import (
     OrderRejected,
     Trade,
 )
-from perpx.core.instruments import InstrumentSpec
+from perpx.core.instruments import InstrumentSpec, dated_symbol, spec_from_record, spec_record
 from perpx.core.lifecycle import TRANSITIONS, Happening
 from perpx.core.market import Market
 from perpx.core.orders import closing, tpsl
@@ -118,10 +122,15 @@ class Engine:
         # The subsystems get the market, the clearing and the engine as the protocols they
         # need (`perpx.core.ports`): the order runner, and the reactions to a new mark.
         self.stops = Stops(market, clearing, self)
-        self.pricing = Pricing(market, clearing, self.stops, self)
         self.risk = RiskIndex(market, clearing)
         self.liquidation = LiquidationDesk(market, clearing, self)
         self.adl_pool = self.liquidation.adl_pool
+        # Dated futures' clocks and delivery; `dated` is its clocks, read by every order.
+        self.delivery = Delivery(market, clearing, self.stops, self, self.liquidation, self)
+        self.dated = self.delivery.clocks
+        self.pricing = Pricing(market, clearing, self.stops, self, self.delivery)
+        # Specs listed by `ListInstrument`, as its records, in listing order (for snapshots).
+        self.listed: list[dict[str, Any]] = []
         self._validate = partial(validate_place, market, clearing)
         self._reduce_room = partial(reduce_room, clearing)
         pricing = self.pricing
@@ -142,6 +151,7 @@ class Engine:
             IndexPrice: self._refusable(pricing.index_price),
             Tick: pricing.tick,
             SetFundingInterval: self._refusable(pricing.set_funding_interval),
+            ListInstrument: self._refusable(self._list_instrument),
         }
 
     # -- the one public mutator -------------------------------------------------------------
@@ -162,6 +172,9 @@ class Engine:
         due = self.pricing.next_due_ms
         if due is not None and command.ts_ms >= due:
             self.pricing.settle_due(command.seq, command.ts_ms, events)
+        due = self.delivery.next_due_ms
+        if due is not None and command.ts_ms >= due:
+            self.delivery.deliver_due(command.seq, command.ts_ms, events)
         start = len(events)
         trade_id = self.next_trade_id
         self._handlers[type(command)](command, events)
@@ -319,6 +332,38 @@ class Engine:
         for symbol in sorted(breached):
             self.sweep(symbol, seq, ts_ms, events)
 
+    # -- listing --------------------------------------------------------------------------------
+
+    def _list_instrument(self, cmd: ListInstrument, events: list[Event]) -> None:
+        """List a new contract: refused if malformed, already listed, or already expired."""
+        try:
+            spec = spec_from_record(cmd.record)
+        except ValueError as bad:
+            raise Rejected(RejectCode.INVALID_INSTRUMENT, str(bad)) from bad
+        if spec.symbol in self.instruments:
+            raise Rejected(RejectCode.DUPLICATE_INSTRUMENT, f"{spec.symbol} is already listed")
+        if spec.dated:
+            if spec.delivery_time_ms <= cmd.ts_ms:
+                raise Rejected(RejectCode.INVALID_INSTRUMENT,
+                               f"{spec.symbol}: deliveryTime has passed")
+            named = dated_symbol(spec.base_coin, spec.quote_coin, spec.settle_coin,
+                                 spec.delivery_time_ms)
+            if spec.symbol != named:
+                raise Rejected(RejectCode.INVALID_INSTRUMENT,
+                               f"{spec.symbol}: Bybit names this contract {named}")
+        self._add_instrument(spec)
+        events.append(InstrumentListed(cmd.seq, cmd.ts_ms, spec.symbol, spec_record(spec)))
+
+    def _add_instrument(self, spec: InstrumentSpec) -> None:
+        """Put a listed contract in the market (and its coin in the clearing, if new)."""
+        self.instruments[spec.symbol] = spec
+        self.books[spec.symbol] = OrderBook(spec.symbol)
+        if spec.settle_coin not in self.clearing.coins:
+            self.clearing.coins = sorted({*self.clearing.coins, spec.settle_coin})
+        if spec.dated:
+            self.delivery.add(spec)
+        self.listed.append(spec_record(spec))
+
     def _check_position_mode_switch(self, account_id: int, symbol: str,
                                     mode: PositionMode) -> None:
         # Waiting orders name a position index of the old mode, so they block a switch too.
@@ -347,6 +392,9 @@ class Engine:
 
     def _place(self, cmd: PlaceOrder, events: list[Event]) -> None:
         try:
+            if self.dated and cmd.symbol in self.dated:
+                self.delivery.check_order(cmd.symbol, cmd.ts_ms,
+                                          cmd.reduce_only or cmd.close_on_trigger)
             if cmd.take_profit_ticks or cmd.stop_loss_ticks:
                 tpsl.refuse_with_reduce_only(cmd)
             if cmd.trigger_price_ticks is not None:
@@ -459,6 +507,10 @@ class Engine:
             spec = self.instruments[cmd.symbol]
             new_qty = order.qty_lots if cmd.qty_lots is None else cmd.qty_lots
             new_price = order.price_ticks if cmd.price_ticks is None else cmd.price_ticks
+            if self.dated and cmd.symbol in self.dated:
+                # In a close-only window an opening order may shrink or move, not grow.
+                self.delivery.check_order(cmd.symbol, cmd.ts_ms,
+                                          order.reduce_only or new_qty <= order.qty_lots)
             if cmd.qty_lots is not None:
                 if cmd.qty_lots <= order.filled_lots:
                     raise Rejected(RejectCode.AMEND_QTY_NOT_ABOVE_FILLED,
@@ -628,6 +680,10 @@ class Engine:
             "pricing": self.pricing.to_snapshot(),
             "waiting": self.stops.waiting.to_snapshot(),
             "adl_pool": self.adl_pool.to_snapshot(),
+            # Only where there is something to keep, so a perpetuals-only state hashes as
+            # before dated futures and listings existed.
+            **({"listed": list(self.listed)} if self.listed else {}),
+            **({"delivery": self.delivery.to_snapshot()} if self.dated else {}),
         }
 
     @classmethod
@@ -638,6 +694,8 @@ class Engine:
         if snapshot.get("version") != SNAPSHOT_VERSION:
             raise ValueError(f"unsupported snapshot version {snapshot.get('version')}")
         engine = cls(instruments)
+        for record in snapshot.get("listed", ()):
+            engine._add_instrument(spec_from_record(record))
         if sorted(engine.instruments) != snapshot["symbols"]:
             raise ValueError("snapshot was taken with other instruments")
         engine.last_seq = snapshot["last_seq"]
@@ -662,6 +720,7 @@ class Engine:
         engine.stops.waiting.restore(snapshot["waiting"])
         if "adl_pool" in snapshot:  # absent from snapshots taken before #13 B8
             engine.adl_pool.restore(snapshot["adl_pool"])
+        engine.delivery.restore(snapshot.get("delivery", {}))
         engine.clearing.fill_watch.update(engine.stops.waiting.attachments)
         return engine
 

@@ -68,6 +68,7 @@ class CancelReason(IntEnum):
     OCO = 13  # the other leg of a partial TP/SL pair triggered
     REFUSED_AT_TRIGGER = 14  # a triggered order failed its checks (margin, reduce-only...)
     FOR_CLOSE_ON_TRIGGER = 15  # a reduce-only order cut to make room for a close-on-trigger
+    BY_SETTLE = 16  # a dated future delivered: Bybit's CancelBySettle (next-mechanics §7 N4)
 
 
 class OrderStatus(IntEnum):
@@ -111,7 +112,8 @@ class BalanceReason(IntEnum):
     LIQUIDATION = 8
     TRADE = 9  # one line per fill: realized P&L (cash flow) less the fee
     ADL = 10
-    SESSION_SETTLEMENT = 11  # a USDC contract's session uPnL realised (next-mechanics §3.2)
+    DELIVERY = 11  # a dated future's settlement at delivery: P&L less the delivery fee
+    SESSION_SETTLEMENT = 12  # a USDC contract's session uPnL realised (next-mechanics §3.2)
 
 
 class TriggerDirection(IntEnum):
@@ -154,3 +156,11 @@ class OrderFilter(IntEnum):
     ORDER = 1  # active orders in the book
     STOP_ORDER = 2  # untriggered conditional orders placed by the user
     TPSL_ORDER = 3  # TP/SL and trailing stops
+
+
+class InstrumentStatus(IntEnum):
+    """Bybit's instrument `status` of a dated future (next-mechanics §2.1, §2.2)."""
+
+    TRADING = 1
+    DELIVERING = 2  # the settlement state: from deliveryTime until every position is settled
+    CLOSED = 3  # delivered: no orders, no positions

@@ -5,12 +5,15 @@ Each event carries what a read model needs, so nothing downstream calls back int
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from perpx.core.codes import RejectCode
 from perpx.core.enums import (
     BalanceReason,
     CancelReason,
+    InstrumentStatus,
     MarginMode,
     OrderType,
     PositionMode,
@@ -456,3 +459,62 @@ class OrderReduced(Event, frozen=True, gc=False, tag=True):
     qty_lots: int
     leaves_lots: int
     reason: CancelReason
+
+
+class InstrumentListed(Event, frozen=True, gc=False, tag=True):
+    """The operator listed a new contract; `record` is its specification as plain data.
+
+    `perpx.core.instruments.spec_from_record(record)` rebuilds the `InstrumentSpec`, so a read
+    side learns the new symbol from the event alone.
+    """
+
+    symbol: str
+    record: dict[str, Any]
+
+
+class InstrumentStatusChanged(Event, frozen=True, gc=False, tag=True):
+    """A dated future's status moved (Trading -> Delivering -> Closed)."""
+
+    symbol: str
+    status: InstrumentStatus
+
+
+class PositionDelivered(Event, frozen=True, gc=False, tag=True):
+    """One position of a dated future was settled at the delivery price (next-mechanics §2.5).
+
+    `pnl_atoms` is the price P&L ``q x (DP - EP) x side`` (rounded toward the exchange), and
+    `fee_atoms` the delivery fee ``value(DP) x deliveryFeeRate`` (truncated); the wallet moved
+    by their difference. `open_fee_atoms` and `funding_atoms` are the position's unattributed
+    opening fees and funding, the other terms of Bybit's closed P&L. The delivery price is
+    ``delivery_price_e8`` units of 10**-8 of the quote coin (8 dp, not on the tick, §7 N3).
+    """
+
+    account_id: int
+    symbol: str
+    position_idx: int
+    size_lots: int  # signed, as held before delivery
+    entry_value_atoms: int
+    delivery_price_e8: int
+    value_atoms: int  # the position's value at the delivery price (exact, rounded down)
+    pnl_atoms: int
+    fee_atoms: int
+    fee_rate: int
+    leverage: int
+    open_fee_atoms: int = 0
+    funding_atoms: int = 0
+
+
+class FuturesDelivered(Event, frozen=True, gc=False, tag=True):
+    """A dated future delivered at `delivery_price_e8` (the mean of `samples` index samples).
+
+    `remainder_atoms` is what the rounding of the positions' P&L left to the insurance fund
+    (never negative: each P&L rounds toward the exchange).
+    """
+
+    symbol: str
+    delivery_time_ms: int
+    delivery_price_e8: int
+    samples: int
+    positions: int
+    fee_atoms: int
+    remainder_atoms: int

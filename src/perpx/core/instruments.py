@@ -7,9 +7,11 @@ type (`contract`, a `perpx.core.contract.ContractMaths`), which values any price
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
 
 from perpx.core.contract import ContractMaths, InverseContract, LinearContract
 from perpx.core.numbers import ATOMS_PER_COIN, RATE_ONE
@@ -109,6 +111,14 @@ class InstrumentSpec:
     adl_trigger_threshold_atoms: int = 10_000 * 10**8
     insurance_pnl_ratio: int = -30_000_000
     adl_stop_ratio: int = -25_000_000
+    # Dated futures (next-mechanics §2): the delivery time (0 for a perpetual), the delivery
+    # fee rate (0.05% for USDT futures, §2.5), the window whose index samples average into
+    # the delivery price (the last 30 minutes, §2.4), and the close-only window before
+    # delivery (none by default, §7 N5's `closeOnlyBeforeDeliverySec`).
+    delivery_time_ms: int = 0
+    delivery_fee_rate: int = 0  # 10**-8
+    delivery_window_ms: int = 1_800_000
+    close_only_before_delivery_ms: int = 0
     display_name: str = ""  # Bybit's displayName: "BTC-PERP" for BTCPERP (§3.1), else ""
     # Derived at construction, never passed: the contract type's maths (`contract_maths_for`)
     # and its value rounded up, bound once so the hot paths call it without a lookup.
@@ -147,6 +157,15 @@ class InstrumentSpec:
                              "-1 <= insurancePnlRatio <= adlStopRatio <= 0")
         contract = contract_maths_for(self.symbol, self.contract_type, self.atoms_per_tick_lot,
                                       self.tick_atoms, self.lot_base_e8)
+        if self.dated:
+            if self.delivery_time_ms <= 0:
+                raise ValueError(f"{self.symbol}: a dated future needs a deliveryTime")
+            if not 0 <= self.delivery_fee_rate < RATE_ONE:
+                raise ValueError(f"{self.symbol}: deliveryFeeRate must lie in [0, 1)")
+            if self.delivery_window_ms <= 0 or self.close_only_before_delivery_ms < 0:
+                raise ValueError(f"{self.symbol}: delivery windows must be positive")
+        elif self.delivery_time_ms:
+            raise ValueError(f"{self.symbol}: a perpetual has no deliveryTime")
         # A frozen dataclass sets its derived fields through object.__setattr__.
         object.__setattr__(self, "contract", contract)
         # `notional_atoms(price_ticks, qty_lots)`: the value in settle-coin atoms, rounded up
@@ -158,12 +177,109 @@ class InstrumentSpec:
         object.__setattr__(self, "one_way_only",
                            session or self.contract_type is ContractType.INVERSE_PERPETUAL)
 
+    @property
+    def dated(self) -> bool:
+        """Tell whether this is a dated (expiry) future: delivered, never funded."""
+        return self.contract_type in _DATED
+
     def tier_for_value(self, value_atoms: int) -> RiskLimitTier | None:
         """Return the smallest tier whose cap is at or above `value_atoms` (inclusive), if any."""
         for tier in self.risk_tiers:
             if value_atoms <= tier.limit_atoms:
                 return tier
         return None
+
+
+_DATED = (ContractType.LINEAR_FUTURES, ContractType.INVERSE_FUTURES)
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+
+
+def civil_date(ts_ms: int) -> tuple[int, int, int]:
+    """Return the UTC (year, month, day) of a time in ms (the core reads no `datetime`).
+
+    Howard Hinnant's days-to-civil algorithm on the proleptic Gregorian calendar, in
+    integers: eras of 400 years (146,097 days) starting 0000-03-01.
+    """
+    days = ts_ms // 86_400_000 + 719_468  # days since 0000-03-01
+    era = days // 146_097
+    day_of_era = days - era * 146_097
+    year_of_era = (day_of_era - day_of_era // 1_460 + day_of_era // 36_524
+                   - day_of_era // 146_096) // 365
+    day_of_year = day_of_era - (365 * year_of_era + year_of_era // 4 - year_of_era // 100)
+    shifted_month = (5 * day_of_year + 2) // 153  # 0 = March
+    day = day_of_year - (153 * shifted_month + 2) // 5 + 1
+    month = shifted_month + 3 if shifted_month < 10 else shifted_month - 9
+    year = year_of_era + era * 400 + (1 if month <= 2 else 0)
+    return year, month, day
+
+
+def dated_symbol(base_coin: str, quote_coin: str, settle_coin: str,
+                 delivery_time_ms: int) -> str:
+    """Return Bybit's API symbol of a linear dated future (next-mechanics §2.1).
+
+    USDT futures are ``{BASE}USDT-{DDMMMYY}`` (BTCUSDT-27MAR26), USDC futures
+    ``{BASE}-{DDMMMYY}`` (BTC-26DEC25); the date is the delivery day in UTC.
+    """
+    year, month, day = civil_date(delivery_time_ms)
+    suffix = f"{day:02d}{_MONTHS[month - 1]}{year % 100:02d}"
+    if settle_coin == "USDC":
+        return f"{base_coin}-{suffix}"
+    return f"{base_coin}{quote_coin}-{suffix}"
+
+
+def spec_record(spec: InstrumentSpec) -> dict[str, Any]:
+    """Return `spec`'s constructor fields as plain data (ints, strings, lists).
+
+    What a `ListInstrument` command and an engine snapshot carry; `spec_from_record` is
+    its inverse.
+    """
+    record: dict[str, Any] = {}
+    for item in dataclasses.fields(spec):
+        if not item.init:
+            continue
+        value = getattr(spec, item.name)
+        if item.name == "risk_tiers":
+            value = [[t.tier_id, t.limit_atoms, t.mmr, t.imr, t.max_leverage,
+                      t.mm_deduction_atoms] for t in value]
+        elif isinstance(value, IntEnum):
+            value = int(value)
+        record[item.name] = value
+    return record
+
+
+_ENUM_FIELDS: dict[str, type[IntEnum]] = {
+    "contract_type": ContractType,
+    "price_limit_action": PriceLimitAction,
+    "liq_price_formula": LiquidationFormula,
+}
+
+
+def spec_from_record(record: dict[str, Any]) -> InstrumentSpec:
+    """Rebuild an `InstrumentSpec` from `spec_record`'s data; ValueError if it is malformed."""
+    try:
+        known = {item.name: item for item in dataclasses.fields(InstrumentSpec) if item.init}
+        unknown = sorted(set(record) - set(known))
+        if unknown:
+            raise ValueError(f"unknown instrument fields {unknown}")
+        values: dict[str, Any] = {}
+        for name, value in record.items():
+            if name == "risk_tiers":
+                value = tuple(RiskLimitTier(*(int(x) for x in row)) for row in value)
+            elif name in _ENUM_FIELDS:
+                value = _ENUM_FIELDS[name](int(value))
+            elif name in ("symbol", "base_coin", "quote_coin", "settle_coin", "tick_size",
+                          "qty_step"):
+                if not isinstance(value, str) or not value:
+                    raise ValueError(f"{name} must be a non-empty string")
+            elif name == "display_name":  # may be empty (Bybit's "" for most symbols)
+                if not isinstance(value, str):
+                    raise ValueError(f"{name} must be a string")
+            elif type(value) is not int:
+                raise ValueError(f"{name} must be an integer")
+            values[name] = value
+        return InstrumentSpec(**values)
+    except (TypeError, KeyError) as bad:
+        raise ValueError(f"malformed instrument record: {bad}") from bad
 
 
 class UnsupportedContractMaths(ValueError):

@@ -30,18 +30,23 @@ from perpx.core.instruments import (
 )
 from perpx.core.numbers import ATOM_DECIMALS
 
-# The contract types the engine trades: linear and inverse perpetuals. Futures need delivery,
-# which the core does not have, so they would trade silently as perpetuals (issue #13 B6).
+# The contract types the engine trades: linear and inverse perpetuals and linear dated futures
+# (delivered by `perpx.core.delivery`, issue #16 item 2). Inverse futures need the inverse
+# delivery path listed and tested first, so they are refused rather than traded silently.
 _CONTRACT_TYPES = {
     "LinearPerpetual": ContractType.LINEAR_PERPETUAL,
     "InversePerpetual": ContractType.INVERSE_PERPETUAL,
+    "LinearFutures": ContractType.LINEAR_FUTURES,
 }
 CONTRACT_TYPE_WORDS = {kind: word for word, kind in _CONTRACT_TYPES.items()}
-_KNOWN_UNSUPPORTED = ("LinearFutures", "InverseFutures")
+_KNOWN_UNSUPPORTED = ("InverseFutures",)
+# A dated future's mark is Index x (1 + basisRate), basisRate the 10-minute moving average
+# (next-mechanics §2.3, B-MARK-FUT); a perpetual's basis window stays 2.5 minutes.
+_FUTURES_BASIS_WINDOW_MS = 600_000
 
-# The bundled tables, by name: the default linear one, the inverse perpetuals and the USDC
-# perpetuals.
-BUNDLED_TABLES = ("default", "inverse", "usdc")
+# The bundled tables, by name: the default linear one, the inverse perpetuals, the dated
+# futures (`FUTURES_TABLE`) and the USDC perpetuals.
+BUNDLED_TABLES = ("default", "inverse", "futures", "usdc")
 
 # perpx's `liqPriceFormula` field (spec §14 Q2); absent means the current UTA formula.
 _LIQ_FORMULAS = {"uta": LiquidationFormula.UTA, "legacy": LiquidationFormula.LEGACY}
@@ -131,8 +136,21 @@ def spec_from_bybit(item: dict[str, Any]) -> InstrumentSpec:
         adl_trigger_threshold_atoms=to_atoms(str(adl.get("adlTriggerThreshold", "10000"))),
         insurance_pnl_ratio=to_rate(str(adl.get("insurancePnlRatio", "-0.3"))),
         adl_stop_ratio=to_rate(str(adl.get("adlStopRatio", "-0.25"))),
+        **_dated_fields(item, contract_type),
         display_name=str(item.get("displayName", "")),
     )
+
+
+def _dated_fields(item: dict[str, Any], contract_type: ContractType) -> dict[str, Any]:
+    """Return a dated future's delivery fields (next-mechanics §2.1); none for a perpetual."""
+    if contract_type is not ContractType.LINEAR_FUTURES:
+        return {}
+    return {
+        "delivery_time_ms": int(item["deliveryTime"]),
+        "delivery_fee_rate": to_rate(item.get("deliveryFeeRate") or "0.0005"),
+        "close_only_before_delivery_ms": int(item.get("closeOnlyBeforeDeliverySec", 0)) * 1000,
+        "mark_basis_window_ms": _FUTURES_BASIS_WINDOW_MS,
+    }
 
 
 def liquidation_formula(name: str) -> LiquidationFormula:
@@ -173,12 +191,17 @@ def risk_tiers_from_bybit(symbol: str, rows: list[dict[str, Any]]) -> tuple[Risk
     return tuple(tiers)
 
 
+# The bundled dated USDT futures (BTCUSDT-25DEC26, BTCUSDT-26MAR27), loaded only when asked:
+# `load_instruments(FUTURES_TABLE)`; the default table stays perpetuals only.
+FUTURES_TABLE = "futures"
+
+
 def load_instruments(path: str | Path | None = None) -> list[InstrumentSpec]:
     """Load an instrument table: a file, a bundled table's name, or the default table.
 
     Without a path, the bundled Bybit BTCUSDT/ETHUSDT/SOLUSDT one; "inverse" names the bundled
-    inverse perpetuals (BTCUSD, ETHUSD), "usdc" the USDC perpetuals (BTCPERP, ETHPERP;
-    `BUNDLED_TABLES`).
+    inverse perpetuals (BTCUSD, ETHUSD), `FUTURES_TABLE` the dated futures and "usdc" the USDC
+    perpetuals (BTCPERP, ETHPERP; `BUNDLED_TABLES`); any other path is a file of that shape.
     """
     if path is None or (isinstance(path, str) and path in BUNDLED_TABLES):
         name = "default" if path is None else path

@@ -341,7 +341,9 @@ class Tickers:
         high = day.high if day.high is not None else last
         low = day.low if day.low is not None else last
         next_funding = state.next_funding_ms
-        if next_funding is None or next_funding <= self.now_ms:
+        if not state.funding_interval_min:
+            next_funding = 0  # a dated future: no funding (next-mechanics §2.3)
+        elif next_funding is None or next_funding <= self.now_ms:
             # Settled (or never reported) since: the grid's next timestamp after now.
             next_funding = next_funding_after(self.now_ms, state.funding_interval_min)
         oi = self.open_interest.open_interest_lots(symbol)

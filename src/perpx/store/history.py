@@ -25,6 +25,7 @@ from typing import Generic, Protocol, TypeVar
 from perpx.rows import Candle, ClosedCandles, FundingRateRecord
 from perpx.store.records import (
     ClosedPnlRecord,
+    DeliveryRecord,
     ExecutionRecord,
     LedgerRecord,
     OrderRecord,
@@ -90,6 +91,9 @@ class History(Protocol):
     def ledger(self, record: LedgerRecord) -> None:
         """Queue a transaction-log row."""
 
+    def delivery(self, record: DeliveryRecord) -> None:
+        """Queue a delivery-record row."""
+
     def settlement(self, record: SettlementRecord) -> None:
         """Queue a session-settlement row (USDC contracts)."""
 
@@ -107,6 +111,9 @@ class History(Protocol):
 
     async def run(self, query: Callable[[], T]) -> T:
         """Run `query` on the writer's thread after every queued row is written."""
+
+    def follow_writer(self, floor: Callable[[], int], wait_s: float) -> None:
+        """Read tables another process writes; each query waits for them to commit `floor()`."""
 
     def reset(self) -> None:
         """Empty every history table (the journal it was built from is gone)."""
@@ -141,6 +148,11 @@ class History(Protocol):
                     start_ms: int | None = None, end_ms: int | None = None, limit: int = 50,
                     cursor: str = "") -> Page[ClosedPnlRecord]:
         """Return closed-P&L rows of an account, newest first."""
+
+    def deliveries(self, account_id: int, *, symbol: str | None = None,
+                   start_ms: int | None = None, end_ms: int | None = None, limit: int = 20,
+                   cursor: str = "") -> Page[DeliveryRecord]:
+        """Return delivery-record rows of an account, newest first."""
 
     def ledger_entries(self, account_id: int, *, coin: str | None = None,
                        kind: str | None = None, start_ms: int | None = None,

@@ -52,6 +52,11 @@ CREATE TABLE IF NOT EXISTS ledger (
     account_id BIGINT NOT NULL, coin TEXT NOT NULL, kind TEXT NOT NULL,
     ts_ms BIGINT NOT NULL, record BYTEA NOT NULL);
 CREATE INDEX IF NOT EXISTS ledger_account ON ledger (account_id, id);
+CREATE TABLE IF NOT EXISTS delivery (
+    id BIGSERIAL PRIMARY KEY, delivery_id TEXT NOT NULL UNIQUE,
+    account_id BIGINT NOT NULL, symbol TEXT NOT NULL, delivery_ms BIGINT NOT NULL,
+    record BYTEA NOT NULL);
+CREATE INDEX IF NOT EXISTS delivery_account ON delivery (account_id, id);
 CREATE TABLE IF NOT EXISTS settlements (
     id BIGSERIAL PRIMARY KEY, entry_id TEXT NOT NULL UNIQUE,
     account_id BIGINT NOT NULL, symbol TEXT NOT NULL, ts_ms BIGINT NOT NULL,

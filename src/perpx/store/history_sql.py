@@ -44,6 +44,7 @@ from perpx.rows import RATES_MAX_LIMIT, Candle, ClosedCandles, FundingRateRecord
 from perpx.store.history import HistoryUnavailable, Page, decode_cursor, encode_cursor
 from perpx.store.records import (
     ClosedPnlRecord,
+    DeliveryRecord,
     ExecutionRecord,
     LedgerRecord,
     OrderRecord,
@@ -56,8 +57,8 @@ RETRY_MIN_S = 0.05  # the first retry of a failed batch
 RETRY_MAX_S = 5.0  # the longest wait between two retries
 MAX_BACKLOG_ROWS = 250_000  # rows held back before giving up until a restart (~100 MB)
 Row = tuple[str, tuple[Any, ...]]
-TABLES = ("orders", "executions", "closed_pnl", "ledger", "settlements", "klines", "funding",
-          "history_meta", "read_side")
+TABLES = ("orders", "executions", "closed_pnl", "ledger", "delivery", "settlements",
+          "klines", "funding", "history_meta", "read_side")
 
 _ENCODER = msgspec.msgpack.Encoder()
 _ORDER_SQL = (
@@ -75,6 +76,9 @@ _CLOSED_SQL = (
 _LEDGER_SQL = (
     "INSERT INTO ledger (entry_id, account_id, coin, kind, ts_ms, record) "
     "VALUES (?,?,?,?,?,?) ON CONFLICT (entry_id) DO NOTHING")
+_DELIVERY_SQL = (
+    "INSERT INTO delivery (delivery_id, account_id, symbol, delivery_ms, record) "
+    "VALUES (?,?,?,?,?) ON CONFLICT (delivery_id) DO NOTHING")
 _SETTLEMENT_SQL = (
     "INSERT INTO settlements (entry_id, account_id, symbol, ts_ms, record) "
     "VALUES (?,?,?,?,?) ON CONFLICT (entry_id) DO NOTHING")
@@ -104,6 +108,7 @@ _ORDERS = _Table("orders", "order_id", "created_ms", OrderRecord)
 _EXECUTIONS = _Table("executions", "id", "exec_ms", ExecutionRecord)
 _CLOSED = _Table("closed_pnl", "order_id", "updated_ms", ClosedPnlRecord)
 _LEDGER = _Table("ledger", "id", "ts_ms", LedgerRecord)
+_DELIVERY = _Table("delivery", "id", "delivery_ms", DeliveryRecord)
 _SETTLEMENTS = _Table("settlements", "id", "ts_ms", SettlementRecord)
 
 
@@ -130,6 +135,10 @@ class SqlHistory(ABC):
         self._failures = 0
         self._timer: threading.Timer | None = None
         self._given_up = ""  # the backlog was dropped: nothing is written until a restart
+        # A reader of tables another process writes (an API gateway): the seq its other reads
+        # show, which a query waits for the committed watermark to reach (`follow_writer`).
+        self._read_floor: Callable[[], int] | None = None
+        self._read_wait_s = 0.0
         try:
             self._executor.submit(self._open).result()
         except BaseException:
@@ -231,6 +240,12 @@ class SqlHistory(ABC):
         """Queue a session-settlement row."""
         self._pending.append((_SETTLEMENT_SQL, (
             record.entry_id, record.account_id, record.symbol, record.ts_ms,
+            _ENCODER.encode(record))))
+
+    def delivery(self, record: DeliveryRecord) -> None:
+        """Queue a delivery-record row."""
+        self._pending.append((_DELIVERY_SQL, (
+            record.delivery_id, record.account_id, record.symbol, record.delivery_ms,
             _ENCODER.encode(record))))
 
     def candle_closed(self, source: str, symbol: str, interval: str, candle: Candle) -> None:
@@ -339,14 +354,36 @@ class SqlHistory(ABC):
         or when the database cannot be reached.
         """
         self.flush()
-        return await asyncio.wrap_future(self._executor.submit(self._query, query))
+        floor = self._read_floor() if self._read_floor is not None else 0
+        return await asyncio.wrap_future(self._executor.submit(self._query, query, floor))
 
-    def _query(self, query: Callable[[], T]) -> T:
+    def follow_writer(self, floor: Callable[[], int], wait_s: float) -> None:
+        """Read tables that another process writes, never behind the seq `floor()` gives.
+
+        An API gateway reads the writer's tables and shows the rest from a follower at some
+        seq: each query first waits (up to `wait_s`, then `HistoryUnavailable`) until the
+        tables have committed that seq, so a history read never misses what other reads show.
+        Such a reader queues no rows.
+        """
+        self._read_floor = floor
+        self._read_wait_s = wait_s
+
+    def _committed_at_least(self, floor: int) -> None:
+        deadline = time.monotonic() + self._read_wait_s
+        while (committed := self._read_watermark()) < floor:
+            if time.monotonic() > deadline:
+                raise HistoryUnavailable(f"history tables at seq {committed}, reads at {floor}")
+            time.sleep(0.002)
+        self.high_watermark = committed  # a reader's: what it has seen committed
+
+    def _query(self, query: Callable[[], T], floor: int = 0) -> T:
         if self._failures or self._given_up:
             raise HistoryUnavailable(
                 self._given_up or f"history rows past seq {self.high_watermark} not written yet")
         try:
             self._reconnect()
+            if floor > self.high_watermark:
+                self._committed_at_least(floor)
             return query()
         except self._lost_errors() as failure:
             raise HistoryUnavailable(f"history query failed: {failure!r}") from failure
@@ -434,6 +471,13 @@ class SqlHistory(ABC):
                     cursor: str = "") -> Page[ClosedPnlRecord]:
         """Return closed-P&L rows of an account, newest first."""
         return self._page(_CLOSED, account_id, {"symbol": symbol}, start_ms, end_ms, limit,
+                          cursor)
+
+    def deliveries(self, account_id: int, *, symbol: str | None = None,
+                   start_ms: int | None = None, end_ms: int | None = None, limit: int = 20,
+                   cursor: str = "") -> Page[DeliveryRecord]:
+        """Return delivery-record rows of an account, newest first."""
+        return self._page(_DELIVERY, account_id, {"symbol": symbol}, start_ms, end_ms, limit,
                           cursor)
 
     def ledger_entries(self, account_id: int, *, coin: str | None = None,

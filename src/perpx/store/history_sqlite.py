@@ -43,6 +43,11 @@ CREATE TABLE IF NOT EXISTS ledger (
     account_id INTEGER NOT NULL, coin TEXT NOT NULL, kind TEXT NOT NULL,
     ts_ms INTEGER NOT NULL, record BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS ledger_account ON ledger (account_id, id);
+CREATE TABLE IF NOT EXISTS delivery (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, delivery_id TEXT NOT NULL UNIQUE,
+    account_id INTEGER NOT NULL, symbol TEXT NOT NULL, delivery_ms INTEGER NOT NULL,
+    record BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS delivery_account ON delivery (account_id, id);
 CREATE TABLE IF NOT EXISTS settlements (
     id INTEGER PRIMARY KEY AUTOINCREMENT, entry_id TEXT NOT NULL UNIQUE,
     account_id INTEGER NOT NULL, symbol TEXT NOT NULL, ts_ms INTEGER NOT NULL,

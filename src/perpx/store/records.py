@@ -37,6 +37,7 @@ from perpx.core.events import (
     Executed,
     FundingPaid,
     HedgedPairClosed,
+    InstrumentListed,
     Liquidated,
     MarkPriceUpdated,
     OrderAccepted,
@@ -46,13 +47,15 @@ from perpx.core.events import (
     OrderReduced,
     OrderTriggered,
     PositionChanged,
+    PositionDelivered,
     SessionSettled,
     TpSlAttached,
     Trade,
     TradingStopSet,
     TrailingStopMoved,
 )
-from perpx.core.instruments import InstrumentSpec
+from perpx.core.instruments import InstrumentSpec, spec_from_record
+from perpx.core.numbers import div_round
 from perpx.rows import Stamp
 
 # Closed orders kept in memory per account for GET /v5/order/realtime by id (Bybit: 500).
@@ -225,6 +228,27 @@ class LedgerRecord(msgspec.Struct, frozen=True, gc=False):
     exec_id: str = ""
 
 
+class DeliveryRecord(msgspec.Struct, frozen=True, gc=False):
+    """One row of GET /v5/asset/delivery-record: a position settled at delivery (§2.7).
+
+    `side` is the position's (Buy long, Sell short); `pnl_atoms` the price P&L and
+    `fee_atoms` the delivery fee, so Bybit's `deliveryRpl` is their difference. The delivery
+    price is in 10**-8 of the quote coin (8 dp, off the tick).
+    """
+
+    delivery_id: str
+    account_id: int
+    symbol: str
+    side: int
+    qty_lots: int
+    entry_value_atoms: int
+    delivery_price_e8: int
+    fee_atoms: int
+    pnl_atoms: int
+    delivery_ms: int
+    seq: int
+
+
 class SettlementRecord(msgspec.Struct, frozen=True, gc=False):
     """One row of GET /v5/asset/settlement-record: a USDC position's session settlement.
 
@@ -285,6 +309,7 @@ LEDGER_TYPES: dict[BalanceReason, str] = {
     BalanceReason.LIQUIDATION: "LIQUIDATION",
     BalanceReason.TRADE: "TRADE",
     BalanceReason.ADL: "ADL",
+    BalanceReason.DELIVERY: "DELIVERY",  # next-mechanics §2.5, the uta-translog type
     # Bybit books the USDC session settlement as SETTLEMENT too ("USDC Perp funding
     # settlement + USDC 8-hour session settlement", next-mechanics §3.2).
     BalanceReason.SESSION_SETTLEMENT: "SETTLEMENT",
@@ -402,6 +427,9 @@ class RecordSink(Protocol):
 
     def ledger(self, record: LedgerRecord) -> None:
         """Take a new transaction-log row."""
+
+    def delivery(self, record: DeliveryRecord) -> None:
+        """Take a new delivery-record row (a dated future's position settled)."""
 
     def settlement(self, record: SettlementRecord) -> None:
         """Take a new session-settlement row (USDC contracts)."""
@@ -965,6 +993,46 @@ class Projector:
             event.ts_ms, event.ts_ms, event.seq, fee_share)
         self._takeovers[key] = _Closing(row, reason, funding_share)
 
+    def _listed(self, event: InstrumentListed) -> None:
+        """Learn a contract the operator listed: its rows are valued with its spec."""
+        self.specs[event.symbol] = spec_from_record(event.record)
+
+    def _delivered(self, event: PositionDelivered) -> None:
+        """Fold a dated future's position settled at delivery: execution, closed P&L, record.
+
+        The execution (Bybit's execType Delivery) shows the delivery price rounded to the
+        tick, as its integer price field must; the delivery record and the closed P&L's
+        values carry the exact one. Bybit's closed P&L nets the delivery fee, the position's
+        opening fees and its funding from the price P&L.
+        """
+        if event.account_id <= 0:
+            return
+        spec = self.specs[event.symbol]
+        held = Side.BUY if event.size_lots > 0 else Side.SELL
+        qty = abs(event.size_lots)
+        price_ticks = div_round(event.delivery_price_e8, spec.tick_atoms)
+        self._closings += 1
+        key = f"Delivery{event.symbol}{event.position_idx}"
+        self._execution(ExecutionRecord(
+            exec_id(event.seq, event.position_idx, event.account_id, key),
+            event.account_id, event.symbol, "Delivery", int(held.opposite), 0, "", 2,
+            price_ticks, qty, 0, price_ticks, qty, event.value_atoms, event.fee_atoms,
+            event.fee_rate, False, self._marks.get(event.symbol, 0), qty, event.ts_ms,
+            event.seq, event.pnl_atoms - event.fee_atoms, 0, "CreateBySettle"))
+        if self.sink is None:
+            return
+        self.sink.closed_pnl(ClosedPnlRecord(
+            _takeover_id(event.seq, self._closings), event.account_id, event.symbol,
+            int(held.opposite), 2, price_ticks, qty, qty, event.entry_value_atoms,
+            event.value_atoms,
+            event.pnl_atoms - event.fee_atoms - event.open_fee_atoms - event.funding_atoms,
+            event.fee_atoms, 1, event.leverage, "Delivery", event.ts_ms, event.ts_ms,
+            event.seq, event.open_fee_atoms))
+        self.sink.delivery(DeliveryRecord(
+            f"{event.seq}-{event.account_id}-{event.position_idx}-{event.symbol}",
+            event.account_id, event.symbol, int(held), qty, event.entry_value_atoms,
+            event.delivery_price_e8, event.fee_atoms, event.pnl_atoms, event.ts_ms, event.seq))
+
     def _trade(self, event: Trade) -> None:
         self._last[event.symbol] = event.price_ticks
         trades = self.recent_trades.get(event.symbol)
@@ -1034,6 +1102,8 @@ _HANDLERS: dict[type[Event], Callable[[Projector, Any], None]] = {
     TpSlAttached: Projector._tpsl_attached,
     OrderReduced: Projector._reduced,
     TradingStopSet: Projector._trading_stop,
+    InstrumentListed: Projector._listed,
+    PositionDelivered: Projector._delivered,
 }
 
 # CancelReason -> (rejectReason, cancelType), spec §5.7; the stop order type decides OCO's.
@@ -1052,6 +1122,7 @@ CANCEL_REJECT_REASONS: dict[int, tuple[str, str]] = {
     int(CancelReason.BY_ADMIN): ("EC_NoError", "CancelByAdmin"),
     int(CancelReason.REFUSED_AT_TRIGGER): ("EC_Others", "UNKNOWN"),
     int(CancelReason.FOR_CLOSE_ON_TRIGGER): ("EC_NoError", "CancelByReduceOnly"),
+    int(CancelReason.BY_SETTLE): ("EC_NoError", "CancelBySettle"),  # next-mechanics §7 N4
 }
 
 

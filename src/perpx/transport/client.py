@@ -34,6 +34,9 @@ class WriterClient(Protocol):
     async def submit(self, command: Command) -> tuple[int, list[Event]]:
         """Return the command's seq and events once it is durable."""
 
+    async def fund(self, account_id: int, demo_funds: str) -> int:
+        """Have the writer credit a key's demo funds once; return a durable seq past it."""
+
     async def close(self) -> None:
         """Release the connection."""
 
@@ -105,11 +108,18 @@ class UnixWriterClient:
 
     async def submit(self, command: Command) -> tuple[int, list[Event]]:
         """Send `command`; return its seq and events once the writer says it is durable."""
+        return await self._ask(self._wire.request(command))
+
+    async def fund(self, account_id: int, demo_funds: str) -> int:
+        """Have the writer credit a key's demo funds once; return a durable seq past it."""
+        return (await self._ask(Wire.fund_request(account_id, demo_funds)))[0]
+
+    async def _ask(self, request: bytes) -> tuple[int, list[Event]]:
         writer = await self._connected()
         request_id = next(self._ids)
         waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = waiter
-        writer.write(frame(request_id, self._wire.request(command)))
+        writer.write(frame(request_id, request))
         try:
             body = await asyncio.wait_for(waiter, self.timeout_s)
         except TimeoutError:
@@ -158,6 +168,13 @@ class NatsWriterClient:
 
     async def submit(self, command: Command) -> tuple[int, list[Event]]:
         """Send `command`; return its seq and events once the writer says it is durable."""
+        return await self._ask(self._wire.request(command))
+
+    async def fund(self, account_id: int, demo_funds: str) -> int:
+        """Have the writer credit a key's demo funds once; return a durable seq past it."""
+        return (await self._ask(Wire.fund_request(account_id, demo_funds)))[0]
+
+    async def _ask(self, request: bytes) -> tuple[int, list[Event]]:
         from nats.errors import NoRespondersError
         from nats.errors import TimeoutError as NatsTimeout
 
@@ -166,8 +183,7 @@ class NatsWriterClient:
             raise WriterUnavailable(f"not connected to NATS at {self.url} (the command was "
                                     "not sent)")
         try:
-            msg = await self._nc.request(self.subject, self._wire.request(command),
-                                         timeout=self.timeout_s)
+            msg = await self._nc.request(self.subject, request, timeout=self.timeout_s)
         except NoRespondersError as none:
             raise WriterUnavailable(f"no writer answers {self.subject} (the command was not "
                                     "delivered)") from none

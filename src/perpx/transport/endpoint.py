@@ -5,8 +5,10 @@ the order it arrived; the reply is written when `submit` returns, i.e. once the 
 durable, as an in-process API call is answered. Many requests are in flight at once, on one
 connection or many, so one group commit carries them all.
 
-The endpoint takes the service as two callables (`submit`, `stopped`), so that the transport
-depends on commands and events only, never on the service or the API above it. It trusts
+A funding request (a gateway meeting a new demo key) is handed to `fund` instead
+(`ExchangeService.fund_for_gateway`). The endpoint takes the service as callables
+(`submit`, `stopped`, `durable_seq`, `fund`), so that the transport depends on commands and
+events only, never on the service or the API above it. It trusts
 its callers as the API trusts itself: a gateway sends commands it has authenticated and
 validated (the socket is local and its file mode is the operator's; NATS subjects are guarded
 by NATS accounts).
@@ -39,14 +41,24 @@ from perpx.transport.wire import (
 log = logging.getLogger("perpx.transport")
 
 Submit = Callable[[Command], Awaitable[list[Event]]]
+Fund = Callable[[int, str], Awaitable[None]]
 
 
 class CommandEndpoint:
     """Answer encoded commands with their seq and events, once durable, over both transports."""
 
-    def __init__(self, submit: Submit, stopped: Callable[[], bool] | None = None) -> None:
+    def __init__(self, submit: Submit, stopped: Callable[[], bool] | None = None, *,
+                 durable_seq: Callable[[], int] = lambda: 0, fund: Fund | None = None
+                 ) -> None:
+        """Answer with `submit`; `stopped()` refuses commands unread.
+
+        `durable_seq`: the writer's durable seq (the reply's seq for a command without
+        events); `fund`: credit a key's demo funds once (`ExchangeService.ensure_funded`).
+        """
         self._submit = submit
         self._stopped = stopped
+        self._durable_seq = durable_seq
+        self._fund = fund
         self._server: asyncio.AbstractServer | None = None
         self._socket_path: Path | None = None
         self._streams: set[asyncio.StreamWriter] = set()
@@ -58,19 +70,28 @@ class CommandEndpoint:
     async def handle(self, body: bytes, wire: Wire) -> bytes:
         """Return the reply to one request body (never raises)."""
         try:
-            command = wire.command(body)
+            funding = Wire.funding(body)
+            command = wire.command(body) if funding is None else None
         except CodecError as bad:
             self.refused += 1
             return Wire.error(REFUSED, str(bad))
         if self._stopped is not None and self._stopped():
             self.refused += 1
             return Wire.error(REFUSED, "the writer has stopped")
+        if funding is not None and self._fund is None:
+            self.refused += 1
+            return Wire.error(REFUSED, "this writer funds no keys")
         try:
-            events = await self._submit(command)
+            if command is not None:
+                events = await self._submit(command)
+            else:
+                assert funding is not None and self._fund is not None
+                await self._fund(*funding)
+                events = []
         except Exception as failure:  # any failure past this point: the outcome is unknown
             return Wire.error(FAILED, repr(failure))
         self.answered += 1
-        return wire.ok(events)
+        return wire.ok(events, self._durable_seq())
 
     def _spawn(self, work: Awaitable[None]) -> None:
         # Tasks start in creation order, so commands reach `submit` in the order they came.

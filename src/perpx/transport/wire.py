@@ -6,8 +6,13 @@ reply is a status byte, then:
 
 - ``OK``: the command's entry exactly as the event bus carries it (`perpx.bus.codec`): an
   `EventBatch` of the one `Durable` (seq, time, events). A command that emitted no event
-  (a `Tick`, a cancel-all with nothing open) is durable too but changed nothing, so there
-  is no seq to wait for: it is answered with seq 0 (events carry the seq, `submit` no more);
+  (a `Tick`, a cancel-all with nothing open) is durable too: it is answered with the
+  writer's durable seq when it was acknowledged (at or past its own seq), so a gateway that
+  waits for its reads to pass the reply's seq sees everything durable before the answer;
+- ``FUNDED``-requests (a first byte ``FUND``, never a codec's format byte) ask the writer to
+  credit an API key's demo funds once (`ExchangeService.ensure_funded`), so that two
+  gateways seeing a new key at once cannot both fund it; the reply is ``OK`` as above, with
+  no events and the durable seq;
 - ``REFUSED``: a UTF-8 reason; the command was not sequenced (unreadable, or the writer had
   already stopped), so nothing changed;
 - ``FAILED``: a UTF-8 reason; the writer failed while holding the command (journal failure,
@@ -30,6 +35,8 @@ from __future__ import annotations
 
 import struct
 
+import msgspec
+
 from perpx.bus.codec import BatchCodec, Durable, EventBatch
 from perpx.core.commands import Command
 from perpx.core.events import Event
@@ -38,6 +45,7 @@ from perpx.store.codec import CodecError, CommandCodec
 OK = 0
 REFUSED = 1
 FAILED = 2
+FUND = 0xF0  # first byte of a demo-funding request (command bodies start with 1 or 2)
 
 HEADER = struct.Struct(">IQ")  # frame length (of what follows it), request id
 LENGTH = struct.Struct(">I")
@@ -87,11 +95,30 @@ class Wire:
         """Return the command in a request body; raise `CodecError` if there is none."""
         return self.commands.decode(body)
 
-    def ok(self, events: list[Event]) -> bytes:
-        """Return the reply of a durable command that emitted `events`."""
-        # Every event of a command carries the command's seq and time.
-        seq, ts_ms = (events[0].seq, events[0].ts_ms) if events else (0, 0)
+    def ok(self, events: list[Event], durable_seq: int = 0) -> bytes:
+        """Return the reply of a durable command that emitted `events`.
+
+        Every event of a command carries the command's seq and time; a command without one
+        is answered with `durable_seq`, the writer's durable seq when it was acknowledged.
+        """
+        seq, ts_ms = (events[0].seq, events[0].ts_ms) if events else (durable_seq, 0)
         return bytes([OK]) + self.batches.encode(EventBatch.of([Durable(seq, ts_ms, events)]))
+
+    @staticmethod
+    def fund_request(account_id: int, demo_funds: str) -> bytes:
+        """Return the request to credit `account_id` its key's `demo_funds` once."""
+        return bytes([FUND]) + msgspec.msgpack.encode((account_id, demo_funds))
+
+    @staticmethod
+    def funding(body: bytes) -> tuple[int, str] | None:
+        """Return (account, demo funds) of a funding request; None for a command's body."""
+        if not body or body[0] != FUND:
+            return None
+        try:
+            account_id, demo_funds = msgspec.msgpack.decode(body[1:], type=tuple[int, str])
+        except (msgspec.DecodeError, msgspec.ValidationError) as bad:
+            raise CodecError(f"unreadable funding request: {bad}") from None
+        return account_id, demo_funds
 
     @staticmethod
     def error(status: int, reason: str) -> bytes:

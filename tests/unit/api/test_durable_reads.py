@@ -1,9 +1,15 @@
 """Reads are durable-consistent (issue #15): a read after an acknowledged write sees it, and no
-read (REST or a private stream row) shows a command that is not yet durable."""
+read (REST or a private stream row) shows a command that is not yet durable.
+
+The first two hold for the writer's own API and for an API gateway (`perpx.roles.gateway`:
+commands over the command socket, reads from its follower of the SQLite journal), alike.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,9 +23,13 @@ from perpx.core.events import Event, Executed
 from perpx.durable import ReadTimeout, Watermark
 from perpx.instruments import load_instruments
 from perpx.readmodels.books import BookChanges
+from perpx.roles.gateway import GatewayService
 from perpx.service import ExchangeService
+from perpx.store import open_history
 from perpx.store.records import Projection
-from support.journals import HeldJournal
+from perpx.transport import CommandEndpoint, UnixWriterClient
+from perpx.venue import Venue
+from support.journals import Held, HeldJournal, HeldSqliteJournal
 from support.rest import btc_order, ok_result, post, signed_headers
 
 NOW = 1_700_000_000_000
@@ -53,6 +63,55 @@ def _setup(journal: HeldJournal) -> tuple[ExchangeService, RestApp, ApiKey, ApiK
     return service, app, alice, bob
 
 
+@dataclass
+class Served:
+    """The writer's service, and the API under test over the venue its reads come from."""
+
+    service: ExchangeService  # the writer
+    reads: Venue  # the writer itself, or the gateway
+    app: RestApp
+    alice: ApiKey
+    bob: ApiKey
+    journal: Held
+    endpoint: CommandEndpoint | None = None
+
+    async def close(self) -> None:
+        if self.reads is not self.service:
+            await self.reads.close()
+        if self.endpoint is not None:
+            await self.endpoint.close()
+        await self.service.close()
+
+
+async def _serve(through: str, tmp_path: Path, delay_s: float = 0.0) -> Served:
+    """The API of the writer itself, or of a gateway in front of it (same keys, clock)."""
+    if through == "writer":
+        journal = HeldJournal(delay_s)
+        service, app, alice, bob = _setup(journal)
+        return Served(service, service, app, alice, bob, journal)
+    keys = KeyStore(None)
+    alice = keys.create(demo_funds="100000", rate_limit=100_000)
+    bob = keys.create(demo_funds="100000", rate_limit=100_000)
+    location = str(tmp_path / "journal.db")
+    held = HeldSqliteJournal(location, delay_s)
+    service = ExchangeService(load_instruments(), held, history=open_history(location),
+                              clock=lambda: NOW, maker=False, feed_interval_s=3600)
+    endpoint = CommandEndpoint(service.submit, service.stopped.is_set,
+                               durable_seq=lambda: service.sequencer.durable_seq,
+                               fund=service.fund_for_gateway)
+    await endpoint.start_unix(tmp_path / "writer.sock")
+    gateway = GatewayService(load_instruments(), location,
+                             UnixWriterClient(tmp_path / "writer.sock"), open_history(location),
+                             clock=lambda: NOW)
+    await gateway.start()
+    app = create_app(gateway, keys)
+    assert isinstance(app, RestApp)
+    return Served(service, gateway, app, alice, bob, held, endpoint)
+
+
+THROUGH = pytest.mark.parametrize("through", ["writer", "gateway"])
+
+
 def _reads(alice: ApiKey, bob: ApiKey) -> list[tuple[ApiKey | None, str, str]]:
     positions = "category=linear&symbol=BTCUSDT"
     return [
@@ -68,10 +127,12 @@ def _reads(alice: ApiKey, bob: ApiKey) -> list[tuple[ApiKey | None, str, str]]:
     ]
 
 
-def test_no_read_shows_a_command_that_is_not_yet_durable() -> None:
+@THROUGH
+def test_no_read_shows_a_command_that_is_not_yet_durable(through: str, tmp_path: Path) -> None:
     async def run() -> None:
-        journal = HeldJournal()
-        service, app, alice, bob = _setup(journal)
+        served = await _serve(through, tmp_path)
+        service, app, alice, bob, journal = (served.service, served.app, served.alice,
+                                             served.bob, served.journal)
         await service.step()  # index and mark prices
         reads = _reads(alice, bob)
         for key in (alice, bob):  # the first signed request funds the key
@@ -111,15 +172,18 @@ def test_no_read_shows_a_command_that_is_not_yet_durable() -> None:
         open_orders = ok_result(after[9])["list"]
         assert [o["orderId"] for o in open_orders] == [placed["orderId"]]
         assert ok_result(after[4])["list"][0]["size"] == "0.010"
-        await service.close()
+        await served.close()
 
     asyncio.run(run())
 
 
-def test_a_read_after_an_acknowledged_write_sees_it_while_others_write() -> None:
+@THROUGH
+def test_a_read_after_an_acknowledged_write_sees_it_while_others_write(
+        through: str, tmp_path: Path) -> None:
     async def run() -> None:
-        journal = HeldJournal(delay_s=0.002)  # commits take a while: batches pile up
-        service, app, alice, bob = _setup(journal)
+        # Commits take a while: batches pile up.
+        served = await _serve(through, tmp_path, delay_s=0.002)
+        service, app, alice, bob = served.service, served.app, served.alice, served.bob
         await service.step()
         for key in (alice, bob):
             await _get(app, key, "/v5/account/wallet-balance", "accountType=UNIFIED")
@@ -159,34 +223,38 @@ def test_a_read_after_an_acknowledged_write_sees_it_while_others_write() -> None
         await noisy
         assert gaps > 0, "the writer was never ahead of the journal: the test proves nothing"
         await service.sequencer.drain()
+        await served.reads.caught_up(alice.account_id)
         # Caught up, the follower is the writer's engine exactly (the same core, same commands).
-        assert service.durable.engine.state_hash() == service.engine.state_hash()
-        await service.close()
+        assert served.reads.durable.engine.state_hash() == service.engine.state_hash()
+        await served.close()
 
     asyncio.run(run())
 
 
-def test_stream_rows_are_built_from_the_durable_state_at_their_command() -> None:
+@THROUGH
+def test_stream_rows_are_built_from_the_durable_state_at_their_command(
+        through: str, tmp_path: Path) -> None:
     async def run() -> None:
-        journal = HeldJournal(delay_s=0.002)
-        service, app, alice, bob = _setup(journal)
+        served = await _serve(through, tmp_path, delay_s=0.002)
+        service, reads, app = served.service, served.reads, served.app
+        alice, bob = served.alice, served.bob
         await service.step()
         for key in (alice, bob):
             await _get(app, key, "/v5/account/wallet-balance", "accountType=UNIFIED")
-        hub = service_hub(service)
-        assert hub.private.engine is service.durable.engine and hub.private.adl is service.adl
+        hub = service_hub(reads)
+        assert hub.private.engine is reads.durable.engine and hub.private.adl is reads.adl
         seen: list[tuple[int, int, int]] = []
         rows: list[tuple[int, Any]] = []
 
         def listener(command: Command, events: list[Event], projection: Projection,
                      books: BookChanges, /) -> None:
-            seen.append((command.seq, service.durable.seq, service.engine.last_seq))
+            seen.append((command.seq, reads.durable.seq, service.engine.last_seq))
             if any(isinstance(e, Executed) and e.account_id == alice.account_id
                    for e in events):
                 rows.append((command.seq, hub.private.position_row(alice.account_id,
                                                                    "BTCUSDT", 0)))
 
-        service.listen(listener)
+        reads.listen(listener)
         await asyncio.gather(*(_post(app, bob, "/v5/order/create",
                                      btc_order("Sell", "0.001", "65000")) for _ in range(10)))
         await asyncio.gather(*(_post(app, alice, "/v5/order/create", btc_order("Buy", "0.001"))
@@ -196,7 +264,7 @@ def test_stream_rows_are_built_from_the_durable_state_at_their_command() -> None
         # Each fill's position row shows the position after that fill, at its seq.
         assert [(row["seq"], row["size"]) for _, row in rows] == [
             (seq, f"{n / 1000:.3f}") for n, (seq, _) in enumerate(rows, start=1)]
-        await service.close()
+        await served.close()
 
     asyncio.run(run())
 

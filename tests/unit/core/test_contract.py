@@ -71,7 +71,8 @@ def test_a_replaced_spec_gets_maths_for_its_own_scale() -> None:
 
 
 def test_linear_futures_share_the_linear_maths() -> None:
-    futures = dataclasses.replace(BTC, contract_type=ContractType.LINEAR_FUTURES)
+    futures = dataclasses.replace(BTC, contract_type=ContractType.LINEAR_FUTURES,
+                                  delivery_time_ms=1_798_185_600_000)
     assert isinstance(futures.contract, LinearContract)
 
 

@@ -25,6 +25,7 @@ from perpx.core.codes import RejectCode
 from perpx.core.commands import (
     Deposit,
     IndexPrice,
+    ListInstrument,
     MarkPrice,
     SetFundingInterval,
     SetLeverage,
@@ -40,6 +41,7 @@ from perpx.core.events import (
     Executed,
     SessionSettled,
 )
+from perpx.core.instruments import spec_record
 from perpx.core.numbers import RATE_ONE
 from perpx.store.records import LedgerRecord, Projector, SettlementRecord
 from support.builders import btcperp, btcusdt
@@ -349,3 +351,13 @@ def test_a_snapshot_keeps_the_true_entry_and_a_usdt_record_is_unchanged() -> Non
     plain = Position(1, "BTCUSDT", 0, RATE_ONE)
     apply_fill(plain, btcusdt(), BUY, 500_000, 100)
     assert len(plain.to_record()) == 13  # what the behaviour digest hashes stays as it was
+
+
+def test_a_listed_usdc_contract_keeps_its_display_name_and_sessions() -> None:
+    """An operator's listing (`ListInstrument`, a spec record) carries displayName too."""
+    engine = Engine([btcusdt()])
+    events = engine.apply(ListInstrument(1, 1, spec_record(btcperp())))
+    assert not any(isinstance(e, CommandRejected) for e in events), events
+    listed = engine.instruments["BTCPERP"]
+    assert (listed.display_name, listed.session_settled, listed.one_way_only) == (
+        "BTC-PERP", True, True)

@@ -28,6 +28,8 @@ def _sample(info: msgspec.inspect.Type, big: bool) -> Any:
     if isinstance(info, msgspec.inspect.EnumType):
         members: list[enum.Enum] = list(info.cls)
         return members[-1]
+    if isinstance(info, msgspec.inspect.DictType):  # ListInstrument's record: plain data
+        return {"BTCUSDT-é": 10**30 if big else -123_456_789_012, "tiers": [[1, "x"]]}
     raise AssertionError(f"no sample for {info}")
 
 

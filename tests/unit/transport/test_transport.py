@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from perpx.convert import to_ticks
-from perpx.core.commands import Command, Deposit, PlaceOrder
+from perpx.core.commands import CancelAllOrders, Command, Deposit, PlaceOrder
 from perpx.core.enums import OrderType, Side
 from perpx.core.events import BalanceChanged, OrderAccepted
 from perpx.instruments import load_instruments
@@ -129,6 +129,64 @@ def test_round_trip_answers_seq_and_events_once_durable(tmp_path: Path,
     again = open_service_journal(tmp_path)
     assert [c.seq for c in journaled(again)] == [1, 2]
     again.close()
+
+
+def writer_endpoint(service: ExchangeService) -> CommandEndpoint:
+    """The endpoint as `perpx serve` opens it: durable seq for event-less replies, funding."""
+    return CommandEndpoint(service.submit, service.stopped.is_set,
+                           durable_seq=lambda: service.sequencer.durable_seq,
+                           fund=service.fund_for_gateway)
+
+
+def test_a_command_without_events_carries_the_seq_it_was_durable_at(
+        tmp_path: Path, transport: Run) -> None:
+    service = sqlite_service(tmp_path)
+
+    async def body(client: WriterClient) -> None:
+        seq, events = await client.submit(Deposit(0, 0, ACCOUNT, "USDT", 10**8 * 100_000))
+        assert seq == 1 and events
+        # Nothing open: a cancel-all changes nothing and emits no event, yet it is durable.
+        seq, events = await client.submit(CancelAllOrders(0, 0, ACCOUNT, "BTCUSDT"))
+        assert events == [] and seq >= 2
+        assert service.sequencer.journal.last_seq() >= seq
+
+    async def run() -> None:
+        await transport(service, body, writer_endpoint(service))
+        await service.close()
+
+    asyncio.run(run())
+
+
+def test_demo_funding_through_the_writer_credits_once(tmp_path: Path, transport: Run) -> None:
+    service = sqlite_service(tmp_path)
+
+    async def body(client: WriterClient) -> None:
+        # Two gateways meet the new key at once: both ask, the writer funds once.
+        seqs = await asyncio.gather(*(client.fund(ACCOUNT, "1000") for _ in range(5)))
+        assert all(seq >= 1 for seq in seqs)
+        deposits = [c for c in journaled(service.sequencer.journal)
+                    if isinstance(c, Deposit) and c.account_id == ACCOUNT]
+        assert len(deposits) == 1 and deposits[0].amount_atoms == 1000 * 10**8
+
+    async def run() -> None:
+        await transport(service, body, writer_endpoint(service))
+        await service.close()
+
+    asyncio.run(run())
+
+
+def test_a_writer_without_funding_refuses_it(tmp_path: Path) -> None:
+    service = sqlite_service(tmp_path)
+
+    async def body(client: WriterClient) -> None:
+        with pytest.raises(Refused):
+            await client.fund(ACCOUNT, "1000")
+
+    async def run() -> None:
+        await over_unix(service, body, tmp_path / "w.sock")
+        await service.close()
+
+    asyncio.run(run())
 
 
 def test_many_concurrent_requests_share_group_commits(tmp_path: Path, transport: Run) -> None:

@@ -95,6 +95,29 @@ async def fee_rate(ctx: Context) -> dict[str, Any]:
                       "makerFeeRate": format_rate(s.maker_fee_rate)} for s in chosen]}
 
 
+async def delivery_record(ctx: Context) -> dict[str, Any]:
+    """GET /v5/asset/delivery-record: dated futures' positions settled at delivery (§2.7).
+
+    Bybit's window is 30 days (default: the last 30); `expDate` (``25DEC26``) keeps the
+    contracts of that delivery day, the suffix of their symbol.
+    """
+    params = ctx.params
+    category = params.category()
+    spec = params.spec(ctx.service.specs, required=False)
+    exp_date = params.text("expDate").upper()
+    start, end = params.window(ctx.now_ms, days=30)
+    limit = params.limit(20, 50)
+    cursor = params.cursor()
+    if category != LINEAR:
+        return wire.empty_page(category)
+    store = ctx.service.history
+    page = await store.run(lambda: store.deliveries(
+        ctx.account_id, symbol=spec.symbol if spec else None, start_ms=start, end_ms=end,
+        limit=limit, cursor=cursor))
+    return wire.linear_page(page, ctx.service.specs, wire.delivery_record,
+                            lambda r: not exp_date or r.symbol.endswith(f"-{exp_date}"))
+
+
 async def transaction_log(ctx: Context) -> dict[str, Any]:
     """GET /v5/account/transaction-log (default window: the last 24 hours)."""
     params = ctx.params
@@ -217,6 +240,7 @@ ROUTES = [
     Endpoint("GET", "/v5/asset/settlement-record", settlement_record, Access.READ),
     Endpoint("GET", "/v5/account/fee-rate", fee_rate, Access.READ),
     Endpoint("GET", "/v5/account/transaction-log", transaction_log, Access.READ),
+    Endpoint("GET", "/v5/asset/delivery-record", delivery_record, Access.READ),
     Endpoint("POST", "/v5/account/set-margin-mode", set_margin_mode, Access.WRITE),
     Endpoint("POST", "/v5/account/demo-apply-money", demo_apply_money, Access.WRITE),
 ]

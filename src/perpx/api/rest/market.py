@@ -26,16 +26,51 @@ async def instruments_info(ctx: Context) -> dict[str, Any]:
     status = params.text("status")
     limit = params.limit(500, 1000)
     cursor = params.text("cursor")
-    if category != LINEAR or status not in ("", "Trading"):
+    if category != LINEAR:
         return wire.empty_page(category)
     symbol = params.text("symbol")
     base = params.text("baseCoin")
+    # A dated future's status is the durable engine's (Trading until it delivers, then
+    # Closed); without `status` only Trading contracts are listed, as Bybit does.
+    delivery = ctx.service.durable.engine.delivery
+    wanted = status or "Trading"
     specs = [spec for spec in ctx.service.specs.values()
-             if (not symbol or spec.symbol == symbol) and (not base or spec.base_coin == base)]
+             if (not symbol or spec.symbol == symbol) and (not base or spec.base_coin == base)
+             and wire.STATUS_WORDS[delivery.status(spec.symbol)] == wanted]
     start = decode_cursor(cursor) if cursor else 0
     page = specs[start:start + limit]
     more = start + limit < len(specs)
-    return {"category": LINEAR, "list": [wire.instrument(spec) for spec in page],
+    return {"category": LINEAR, "list": [wire.instrument(spec, wanted) for spec in page],
+            "nextPageCursor": encode_cursor(start + limit) if more else ""}
+
+
+async def delivery_price(ctx: Context) -> dict[str, Any]:
+    """GET /v5/market/delivery-price: delivered futures' prices, newest first (§2.7).
+
+    From the durable engine's delivery clocks; Bybit's `settleCoin` defaults to USDC, so a
+    query without it asks for USDC contracts, as on Bybit.
+    """
+    params = ctx.params
+    category = params.category()
+    spec = params.spec(ctx.service.specs, required=False)
+    settle = params.text("settleCoin") or "USDC"
+    limit = params.limit(50, 200)
+    cursor = params.text("cursor")
+    if category != LINEAR:
+        return wire.empty_page(category)
+    delivery = ctx.service.durable.engine.delivery
+    specs = ctx.service.specs
+    done = sorted(((specs[symbol].delivery_time_ms, symbol, clock.price_e8)
+                   for symbol, clock in delivery.clocks.items()
+                   if clock.price_e8 and symbol in specs
+                   and specs[symbol].settle_coin == settle
+                   and (spec is None or spec.symbol == symbol)), reverse=True)
+    start = decode_cursor(cursor) if cursor else 0
+    page = done[start:start + limit]
+    more = start + limit < len(done)
+    return {"category": LINEAR,
+            "list": [{"symbol": symbol, "deliveryPrice": format_scaled(price, 8, 8),
+                      "deliveryTime": str(when)} for when, symbol, price in page],
             "nextPageCursor": encode_cursor(start + limit) if more else ""}
 
 
@@ -53,8 +88,12 @@ async def tickers(ctx: Context) -> dict[str, Any]:
     for one in chosen:
         book = books[one.symbol]
         bids, asks = book.depth(1)
-        items.append(wire.ticker(service.tickers.ticker(one.symbol), one,
-                                 bids[0] if bids else None, asks[0] if asks else None))
+        item = service.tickers.ticker(one.symbol)
+        row = wire.ticker(item, one, bids[0] if bids else None, asks[0] if asks else None)
+        if one.dated:
+            predicted = service.durable.engine.delivery.predicted_price_e8(one.symbol)
+            row |= wire.futures_ticker(one, item, predicted)
+        items.append(row)
     return {"category": LINEAR, "list": items}
 
 
@@ -231,6 +270,7 @@ async def system_status(ctx: Context) -> dict[str, Any]:
 
 ROUTES = [
     Endpoint("GET", "/v5/market/instruments-info", instruments_info, Access.PUBLIC),
+    Endpoint("GET", "/v5/market/delivery-price", delivery_price, Access.PUBLIC),
     Endpoint("GET", "/v5/market/tickers", tickers, Access.PUBLIC),
     Endpoint("GET", "/v5/market/orderbook", orderbook, Access.PUBLIC),
     Endpoint("GET", "/v5/market/recent-trade", recent_trade, Access.PUBLIC),

@@ -20,7 +20,7 @@ from typing import Protocol
 from perpx.api.auth import DEFAULT_LIMITS, AuthLimits, authenticate_ws
 from perpx.api.keys import ApiKey
 from perpx.api.permissions import Access, KeyLookup, authorize
-from perpx.api.ratelimit import RateLimiter
+from perpx.api.ratelimit import Limiter, RateLimiter
 from perpx.api.ws.connection import REVOKED_CLOSE_CODE, Connection
 from perpx.bybit.errors import ApiError
 
@@ -59,7 +59,7 @@ class Gate:
     """Authentication, per-command permission and rate limit, and revocation of sessions."""
 
     def __init__(self, keys: SessionKeys, *, limits: AuthLimits = DEFAULT_LIMITS,
-                 limiter: RateLimiter | None = None, clock: Callable[[], int] = wall_ms,
+                 limiter: Limiter | None = None, clock: Callable[[], int] = wall_ms,
                  fund: Fund | None = None, poll_s: float = POLL_S) -> None:
         """`clock` must be the REST dispatcher's, so both count in the same windows."""
         self.keys = keys

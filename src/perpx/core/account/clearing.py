@@ -28,6 +28,7 @@ from perpx.core.commands import (
     Deposit,
     Withdraw,
 )
+from perpx.core.contract import settlement_fee_atoms
 from perpx.core.enums import BalanceReason, MarginMode, PositionMode, Side
 from perpx.core.errors import InvariantViolation
 from perpx.core.events import (
@@ -38,11 +39,12 @@ from perpx.core.events import (
     FundingSettled,
     MarginAdjusted,
     PositionChanged,
+    PositionDelivered,
     SessionSettled,
     Trade,
 )
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.numbers import RATE_ONE
+from perpx.core.numbers import RATE_ONE, div_floor
 from perpx.core.orders.rules import check_position_idx, closes_hedge_side
 from perpx.core.prices.funding import funding_fee_atoms
 
@@ -63,6 +65,18 @@ class _Stamp:
     def __init__(self, seq: int, ts_ms: int) -> None:
         self.seq = seq
         self.ts_ms = ts_ms
+
+
+class DeliverySettled:
+    """What settling a future's positions at delivery did (`Clearing.settle_delivery`)."""
+
+    __slots__ = ("accounts", "fee_atoms", "positions", "remainder_atoms")
+
+    def __init__(self) -> None:
+        self.accounts: list[int] = []  # the accounts settled, ascending
+        self.positions = 0
+        self.fee_atoms = 0
+        self.remainder_atoms = 0  # the rounding of the P&L, credited to the insurance fund
 
 
 class Clearing:
@@ -568,6 +582,76 @@ class Clearing:
                        _Stamp(seq, ts_ms), events, symbol)
         events.append(FundingSettled(seq, ts_ms, symbol, rate, mark_ticks, funding_ms, paid,
                                      received, remainder, next_funding_ms, predicted_rate))
+
+    # -- delivery -----------------------------------------------------------------------------
+
+    def settle_delivery(self, spec: InstrumentSpec, price_e8: int, seq: int, ts_ms: int,
+                        events: list[Event]) -> DeliverySettled:
+        """Close every position of a dated future at the delivery price (next-mechanics §2.5).
+
+        `price_e8` is DP in 10**-8 of the quote coin, i.e. ``price_e8 / tick_atoms`` ticks,
+        off the tick. Each position realises its P&L (`settlement_pnl_atoms`, rounded toward
+        the exchange) and pays the delivery fee on its value at DP (truncated, §7 N1); its
+        margin is released and it is flat. The fees go to the fee account; what the P&L's
+        rounding kept (the longs' values round down, the shorts' up) goes to the insurance
+        fund, so the coin is conserved exactly.
+        """
+        symbol = spec.symbol
+        coin = spec.settle_coin
+        contract = spec.contract
+        rate = spec.delivery_fee_rate
+        denominator = spec.tick_atoms
+        result = DeliverySettled()
+        cash = 0  # the change of the cash view (wallet - signed entry value), fees aside
+        stamp = _Stamp(seq, ts_ms)
+        for account_id in sorted(self.accounts):
+            account = self.accounts[account_id]
+            settled = False
+            for idx in (0, 1, 2):
+                position = account.positions.get((symbol, idx))
+                if position is None or not position.size_lots:
+                    continue
+                size = position.size_lots
+                side = _BUY if size > 0 else Side.SELL
+                qty = position.qty_lots
+                entry = position.entry_value_atoms
+                value_n, value_d = contract.value_fraction_atoms(qty, price_e8, denominator)
+                pnl = contract.settlement_pnl_atoms(side, entry, qty, price_e8, denominator)
+                fee = settlement_fee_atoms(value_n, value_d, rate)
+                cash += pnl + (entry if size > 0 else -entry)
+                events.append(PositionDelivered(
+                    seq, ts_ms, account_id, symbol, idx, size, entry, price_e8,
+                    div_floor(value_n, value_d), pnl, fee, rate, position.leverage,
+                    position.open_fee_atoms, position.funding_atoms))
+                position.size_lots = 0
+                position.entry_value_atoms = 0
+                position.margin_atoms = 0
+                position.extra_margin_atoms = 0
+                position.open_fee_atoms = 0
+                position.funding_atoms = 0
+                position.book_realized(pnl - fee)
+                position.updated_ts_ms = ts_ms
+                balance = account.credit(coin, pnl - fee)
+                events.append(BalanceChanged(seq, ts_ms, account_id, coin, pnl - fee, balance,
+                                             BalanceReason.DELIVERY, symbol, 0, pnl, fee))
+                self.position_changed(position, seq, ts_ms, events)
+                result.positions += 1
+                result.fee_atoms += fee
+                settled = True
+            if settled:
+                account.order_margin_cache.pop(symbol, None)
+                result.accounts.append(account_id)
+        if result.fee_atoms:
+            self._move(self.accounts[FEE_ACCOUNT_ID], coin, result.fee_atoms, _FEE_INCOME,
+                       stamp, events, symbol)
+        # Exact P&L would leave the cash view unchanged; the rounding kept -cash >= 0.
+        result.remainder_atoms = -cash
+        if cash > 0:
+            raise InvariantViolation(f"delivery of {symbol} paid out {cash} atoms too many")
+        if cash:
+            self._move(self.accounts[INSURANCE_FUND_ID], coin, -cash, BalanceReason.DELIVERY,
+                       stamp, events, symbol)
+        return result
 
     # -- session settlement (USDC contracts) -------------------------------------------------
 

@@ -318,8 +318,12 @@ class Stops:
                             events)
 
     def cancel_all(self, account_id: int, symbol: str, order_filter: OrderFilter, seq: int,
-                   ts_ms: int, events: list[Event]) -> None:
-        """Cancel the account's waiting orders on `symbol` that `order_filter` selects."""
+                   ts_ms: int, events: list[Event],
+                   reason: CancelReason = CancelReason.BY_USER) -> None:
+        """Cancel the account's waiting orders on `symbol` that `order_filter` selects.
+
+        `reason` is the user's request unless the exchange cancels (a future's delivery).
+        """
         if order_filter is OrderFilter.ORDER:
             return
         touched: set[int] = set()
@@ -328,7 +332,7 @@ class Stops:
                 continue  # went with its pair
             if order_filter is OrderFilter.ALL or (
                     order.is_tpsl == (order_filter is OrderFilter.TPSL_ORDER)):
-                self.deactivate(order, CancelReason.BY_USER, seq, ts_ms, events)
+                self.deactivate(order, reason, seq, ts_ms, events)
                 if order.stop_order_type in tpsl.POSITION_LEGS:
                     touched.add(order.position_idx)
         for idx in sorted(touched):

@@ -4,6 +4,10 @@ Time enters only through commands. Before any command stamped at or after a symb
 timestamp is applied, that funding is settled (so a position opened by a command stamped
 exactly at the timestamp does not pay, and one closed by it does). A `Tick` samples the
 basis once a second and the premium index once a minute, and refreshes the marks.
+
+A dated future has no funding clock (next-mechanics §2.3): it samples its basis rate once a
+second and its mark is ``Index × (1 + basisRate)``; each index it takes is also a sample of
+its delivery price (`perpx.core.delivery`).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from perpx.core.codes import RejectCode, Rejected
 from perpx.core.commands import IndexPrice, SetFundingInterval, Tick
-from perpx.core.enums import TriggerBy
+from perpx.core.enums import InstrumentStatus, TriggerBy
 from perpx.core.events import (
     Event,
     FundingIntervalSet,
@@ -30,10 +34,16 @@ from perpx.core.prices.funding import (
     next_funding_after,
     premium_index_rate,
 )
-from perpx.core.prices.marks import BasisWindow, mark_price
+from perpx.core.prices.marks import (
+    BasisRateWindow,
+    BasisWindow,
+    futures_mark_price,
+    mark_price,
+)
 
 if TYPE_CHECKING:
     from perpx.core.account.clearing import Clearing
+    from perpx.core.delivery import Delivery
     from perpx.core.market import Market
     from perpx.core.orders.stops import Stops
     from perpx.core.ports import MarkReactions
@@ -43,8 +53,11 @@ class Pricing:
     """Funding clocks and basis windows of every symbol."""
 
     def __init__(self, market: Market, clearing: Clearing, stops: Stops,
-                 reactions: MarkReactions) -> None:
+                 reactions: MarkReactions, delivery: Delivery) -> None:
         self.market = market
+        self.delivery = delivery
+        # Dated futures' basis-rate windows (they have no funding clock), by symbol.
+        self.basis_rate: dict[str, BasisRateWindow] = {}
         self.clearing = clearing
         self.stops = stops
         # What follows a new mark, or funding at an unchanged one: the engine's reactions.
@@ -77,16 +90,28 @@ class Pricing:
             raise Rejected(RejectCode.UNKNOWN_SYMBOL, f"symbol invalid: {cmd.symbol}")
         if cmd.price_ticks <= 0:
             raise Rejected(RejectCode.INVALID_PRICE, "index price must be positive")
-        self._state(cmd.symbol, cmd.ts_ms)
+        spec = self.market.instruments[cmd.symbol]
+        if spec.dated:
+            if cmd.symbol not in self.basis_rate:
+                self.basis_rate[cmd.symbol] = BasisRateWindow(spec.mark_basis_window_ms)
+        else:
+            self._state(cmd.symbol, cmd.ts_ms)
         self.market.index_price[cmd.symbol] = cmd.price_ticks
         self.market.drop_band(cmd.symbol)
         events.append(IndexPriceUpdated(cmd.seq, cmd.ts_ms, cmd.symbol, cmd.price_ticks))
         self.stops.price_moved(cmd.symbol, TriggerBy.INDEX_PRICE, cmd.price_ticks)
+        if spec.dated:
+            self._refresh_futures_mark(cmd.symbol, cmd.seq, cmd.ts_ms, events)
+            self.delivery.sample(cmd.symbol, cmd.ts_ms, cmd.price_ticks, cmd.seq, events)
+            return
         self._refresh_mark(cmd.symbol, cmd.seq, cmd.ts_ms, events)
 
     def tick(self, cmd: Tick, events: list[Event]) -> None:
         """Sample basis and premium for every indexed symbol, then refresh its mark."""
         for symbol in sorted(self.market.index_price):
+            if symbol in self.basis_rate:
+                self._tick_future(symbol, cmd.seq, cmd.ts_ms, events)
+                continue
             state = self._state(symbol, cmd.ts_ms)
             index = self.market.index_price[symbol]
             book = self.market.books[symbol]
@@ -104,6 +129,20 @@ class Pricing:
                                                   state.predicted_rate, state.next_funding_ms))
             self._refresh_mark(symbol, cmd.seq, cmd.ts_ms, events)
 
+    def _tick_future(self, symbol: str, seq: int, ts_ms: int, events: list[Event]) -> None:
+        """Sample a dated future's delivery price and basis rate, then refresh its mark.
+
+        A future that has delivered samples nothing and keeps its last mark.
+        """
+        if self.delivery.status(symbol) is not InstrumentStatus.TRADING:
+            return
+        index = self.market.index_price[symbol]
+        spec = self.market.instruments[symbol]
+        self.basis_rate[symbol].maybe_sample(ts_ms, self.market.books[symbol], index,
+                                             impact_qty_lots(spec))
+        self._refresh_futures_mark(symbol, seq, ts_ms, events)
+        self.delivery.sample(symbol, ts_ms, index, seq, events)
+
     def set_funding_interval(self, cmd: SetFundingInterval, events: list[Event]) -> None:
         """Change the interval; the next timestamp is the first of the new grid after now.
 
@@ -112,6 +151,8 @@ class Pricing:
         """
         if cmd.symbol not in self.market.instruments:
             raise Rejected(RejectCode.UNKNOWN_SYMBOL, f"symbol invalid: {cmd.symbol}")
+        if self.market.instruments[cmd.symbol].dated:
+            raise Rejected(RejectCode.INVALID_PARAMETER, "a dated future has no funding")
         if cmd.interval_min not in (60, 120, 240, 480):
             raise Rejected(RejectCode.INVALID_PARAMETER, "funding interval must be 1, 2, 4 or 8 h")
         state = self._state(cmd.symbol, cmd.ts_ms)
@@ -161,18 +202,36 @@ class Pricing:
             events.append(MarkPriceUpdated(seq, ts_ms, symbol, mark))
             self.reactions.after_mark_move(symbol, seq, ts_ms, events)
 
+    def _refresh_futures_mark(self, symbol: str, seq: int, ts_ms: int,
+                              events: list[Event]) -> None:
+        index = self.market.index_price[symbol]
+        mark = futures_mark_price(index, self.basis_rate[symbol].average_rate())
+        if mark > 0 and mark != self.market.mark_price.get(symbol):
+            self.market.mark_price[symbol] = mark
+            self.market.drop_band(symbol)
+            events.append(MarkPriceUpdated(seq, ts_ms, symbol, mark))
+            self.reactions.after_mark_move(symbol, seq, ts_ms, events)
+
     # -- snapshots ----------------------------------------------------------------------------
 
     def to_snapshot(self) -> dict[str, Any]:
-        """Return funding clocks and basis windows as plain data."""
-        return {symbol: {"funding": self.funding[symbol].to_record(),
-                         "basis": self.basis[symbol].to_record()}
-                for symbol in sorted(self.funding)}
+        """Return funding clocks and basis windows (futures: basis-rate windows) as data."""
+        snapshot: dict[str, Any] = {
+            symbol: {"funding": self.funding[symbol].to_record(),
+                     "basis": self.basis[symbol].to_record()}
+            for symbol in sorted(self.funding)}
+        for symbol in sorted(self.basis_rate):
+            snapshot[symbol] = {"basis_rate": self.basis_rate[symbol].to_record()}
+        return snapshot
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         """Load `to_snapshot`'s data."""
         for symbol, data in snapshot.items():
-            self.funding[symbol] = FundingState.from_record(data["funding"])
             window = self.market.instruments[symbol].mark_basis_window_ms
+            if "basis_rate" in data:
+                self.basis_rate[symbol] = BasisRateWindow.from_record(window,
+                                                                      data["basis_rate"])
+                continue
+            self.funding[symbol] = FundingState.from_record(data["funding"])
             self.basis[symbol] = BasisWindow.from_record(window, data["basis"])
         self._refresh_due()

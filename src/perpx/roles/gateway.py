@@ -1,0 +1,273 @@
+"""The API gateway role (issue #15, item 4): the whole Bybit API, no engine writer.
+
+`perpx serve --role gateway --command-socket PATH --journal LOCATION` serves the same REST
+and WebSocket API as `perpx serve` (the same `perpx.api` routes, handlers, authentication,
+permissions, rate limits and parsing: the CLI builds the one app over a `GatewayService`
+as it does over the writer's `ExchangeService`; both are a `perpx.venue.Venue`). What
+differs is behind it:
+
+- **Writes** go to the writer over the command socket (`perpx.transport`), which answers
+  once the command is durable, with its seq (or, for a command without events, the durable
+  seq it was answered at). The gateway then waits until its follower has folded that seq,
+  so the answer, and every read after it, shows the write as one process does.
+- **Reads** come from a follower of the durable journal inside the gateway: the journal
+  opened read-only (it holds nothing that is not durable), folded into a `DurableState`
+  (the core itself, as the writer's own follower) and, from the events that fold returns,
+  the read side (`perpx.readside.fold`: orders, tickers, klines, books). The history tables
+  are the writer's, read-only; a history query waits until they have committed the seq the
+  follower shows (`SqlHistory.follow_writer`). The private and public WebSocket streams
+  publish from the same fold.
+- **Read-your-writes across gateways**: a signed request first waits until the follower has
+  read the journal to its end *as of the request's arrival* (`caught_up`: a poll of the
+  journal that starts after the call). Any write acknowledged before the request, through
+  this gateway or another, is in the journal by then, so the request sees it. Concurrent
+  requests share one poll.
+- **Demo funds** of a new key are credited by the writer (a funding request on the command
+  socket, `ExchangeService.ensure_funded`), which funds an account once however many
+  gateways see the key first.
+
+The follower polls the journal every `poll_s` too, so the public reads and streams advance
+without requests. It starts from the newest engine snapshot whose read-side checkpoint the
+writer's history tables hold (`readside.Checkpoints`, the writer's own rule), else from the
+journal's start. A gateway holds no state of its own worth keeping: killed, it is restarted
+and catches up from the journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from perpx import readside
+from perpx.adl import AdlIndicators
+from perpx.core.commands import Command
+from perpx.core.engine import Engine
+from perpx.core.events import Event
+from perpx.core.instruments import InstrumentSpec
+from perpx.durable import READ_WAIT_S, DurableState, Watermark
+from perpx.readmodels import OpenInterest
+from perpx.store import open_journal, open_snapshots
+from perpx.store.history import History
+from perpx.store.journal import Journal, JournalMissing
+from perpx.store.recovery import latest_sound_snapshot
+from perpx.transport.client import WriterClient
+from perpx.venue import Listener, ServiceStopped
+
+log = logging.getLogger("perpx.gateway")
+
+POLL_S = 0.02  # the follower reads the journal at least this often
+OPEN_WAIT_S = 30.0  # how long a gateway waits for a journal to follow
+
+
+def wall_clock_ms() -> int:
+    """Milliseconds since the epoch, from the system clock."""
+    return time.time_ns() // 1_000_000
+
+
+class GatewayService:
+    """A `Venue` with no writer: commands to the writer, reads from a journal follower."""
+
+    def __init__(self, specs: list[InstrumentSpec], location: str, writer: WriterClient,
+                 history: History, *, demo: bool = True, poll_s: float = POLL_S,
+                 clock: Callable[[], int] = wall_clock_ms,
+                 say: Callable[[str], None] = lambda line: None) -> None:
+        self.specs: dict[str, InstrumentSpec] = {spec.symbol: spec for spec in specs}
+        self.demo = demo
+        self.clock = clock
+        self.poll_s = poll_s
+        self.history = history
+        self.writer = writer
+        empty = readside.fresh(specs)
+        self.projector = empty.projector
+        self.tickers = empty.tickers
+        self.klines = empty.klines
+        self.funding = empty.funding
+        self.books = empty.books
+        self.read_seq = 0
+        self.fatal: BaseException | None = None
+        self.stopped = asyncio.Event()
+        self._listeners: list[Listener] = []
+        self._acked: dict[int, int] = {}
+        self._funded: set[int] = set()
+        # The journal's connection lives on one thread; the event loop never waits on it.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perpx-follow")
+        self._reader = self._open_reader(location, say)
+        self.durable = DurableState(self._start(specs, location, say))
+        self.snapshot_seq = self.durable.seq  # where the follower started (0: the journal's start)
+        self.adl: AdlIndicators = self.durable.adl
+        # Polls of the journal: started, and finished (each folds all it read).
+        self._polls_started = 0
+        self._polls = Watermark(0)
+        self._kick: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        # History queries wait for the writer's tables to commit what the follower shows.
+        history.follow_writer(lambda: self.read_seq, READ_WAIT_S)
+        # What the snapshot did not hold: the journal's tail, before anyone listens.
+        for command in self._reader.read(self.durable.seq + 1):
+            self._fold(command)
+        say(f"gateway: following the journal at seq {self.durable.seq} (from snapshot "
+            f"{self.snapshot_seq})")
+
+    # -- start ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _open_reader(location: str, say: Callable[[str], None]) -> Journal:
+        deadline = time.monotonic() + OPEN_WAIT_S
+        while True:
+            try:
+                return open_journal(location, readonly=True)
+            except JournalMissing:
+                if time.monotonic() > deadline:
+                    raise
+                say(f"gateway: no journal at {location} yet; waiting for the writer")
+                time.sleep(0.5)
+
+    def _start(self, specs: list[InstrumentSpec], location: str,
+               say: Callable[[str], None]) -> Engine:
+        """Return the engine of the newest snapshot with a usable read side (installed)."""
+        try:
+            snapshots = open_snapshots(location, readonly=True)
+        except JournalMissing:
+            return Engine(specs)
+        usable = readside.Checkpoints(self, self.history, self.history.high_watermark)
+        try:
+            engine, _ = latest_sound_snapshot(specs, self._reader, snapshots, say=say,
+                                              accept=usable)
+        finally:
+            snapshots.close()
+        if engine is None:
+            return Engine(specs)
+        readside.install(self, usable.loaded[engine.last_seq])
+        return engine
+
+    # -- the follower ---------------------------------------------------------------------
+
+    def _fold(self, command: Command) -> None:
+        events = self.durable.fold(command)
+        projection, books = readside.fold(self, command, events, None)
+        for listener in self._listeners:
+            listener(command, events, projection, books)
+        self.read_seq = command.seq
+        self.durable.published(command.seq)
+
+    def _read_new(self, after: int) -> list[Command]:
+        return list(self._reader.read(after + 1))
+
+    async def _follow(self) -> None:
+        assert self._kick is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), self.poll_s)
+            self._kick.clear()
+            self._polls_started += 1
+            number = self._polls_started
+            try:
+                commands = await loop.run_in_executor(self._executor, self._read_new,
+                                                      self.durable.seq)
+                for command in commands:
+                    self._fold(command)
+            except Exception as failure:
+                # A read side that failed to fold is no longer the journal's: stop serving
+                # (a restart rebuilds it) rather than show a state no replay would give.
+                log.critical("gateway: following the journal failed", exc_info=failure)
+                self._stop(failure)
+                return
+            self._polls.advance(number)
+
+    async def _caught_up(self, timeout: float = READ_WAIT_S) -> None:
+        """Return once a poll that started after this call has been folded."""
+        if self.fatal is not None:
+            raise ServiceStopped("the gateway has stopped") from self.fatal
+        wanted = self._polls_started + 1
+        if self._kick is not None:
+            self._kick.set()
+        await self._polls.wait_for(wanted, timeout)
+
+    async def _shows(self, seq: int) -> None:
+        """Return once the follower has folded `seq` (polling at once if it has not)."""
+        if seq > self.durable.seq and self._kick is not None:
+            self._kick.set()
+        await self.durable.wait_for(seq)
+
+    def _stop(self, failure: BaseException) -> None:
+        if self.fatal is None:
+            self.fatal = failure
+        self.stopped.set()
+
+    # -- the Venue --------------------------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        """The durable follower: a gateway has no writer's state to check a request against."""
+        return self.durable.engine
+
+    @property
+    def open_interest(self) -> OpenInterest:
+        """The open interest model: the tickers' own."""
+        return self.tickers.open_interest
+
+    async def submit(self, command: Command) -> list[Event]:
+        """Have the writer sequence `command`; return its events once durable and shown here."""
+        if self.fatal is not None:
+            raise ServiceStopped("the gateway has stopped") from self.fatal
+        seq, events = await self.writer.submit(command)
+        account_id = getattr(command, "account_id", None)
+        if account_id is not None:
+            self._acked[account_id] = max(self._acked.get(account_id, 0), seq)
+        await self._shows(seq)
+        return events
+
+    async def settled(self) -> None:
+        """Return at once: the state a gateway checks requests against is the durable one."""
+
+    async def caught_up(self, account_id: int) -> None:
+        """Return once reads show the journal as it stood at this call (see the module)."""
+        await self._caught_up()
+        await self._shows(self.acked_seq(account_id))
+
+    def acked_seq(self, account_id: int) -> int:
+        """Return the last seq this gateway saw acknowledged to `account_id`."""
+        return self._acked.get(account_id, 0)
+
+    async def ensure_funded(self, account_id: int, demo_funds: str) -> None:
+        """Have the writer credit a key's demo funds once (it alone knows if it did)."""
+        if not self.demo or account_id in self._funded or not demo_funds:
+            return
+        if self.durable.engine.clearing.account(account_id) is not None:
+            self._funded.add(account_id)
+            return
+        seq = await self.writer.fund(account_id, demo_funds)
+        self._funded.add(account_id)
+        self._acked[account_id] = max(self._acked.get(account_id, 0), seq)
+        await self._shows(seq)
+
+    def now_ms(self) -> int:
+        """Return the clock, never behind the last command the follower folded."""
+        return max(self.clock(), self.durable.engine.last_ts_ms)
+
+    def listen(self, listener: Listener) -> None:
+        """Tell `listener` of every durable command folded from now on."""
+        self._listeners.append(listener)
+
+    async def start(self) -> None:
+        """Start following the journal."""
+        self._kick = asyncio.Event()
+        self._task = asyncio.create_task(self._follow(), name="perpx-gateway-follow")
+
+    async def close(self) -> None:
+        """Stop following; close the writer's connection, the journal and the tables."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.writer.close()
+        self._executor.submit(self._reader.close).result()
+        self._executor.shutdown()
+        self.history.close()
+        self.stopped.set()
