@@ -69,7 +69,7 @@ log = logging.getLogger("perpx.service")
 
 MAKER_ACCOUNT_BASE = 1  # market-maker accounts 1, 2, 3, ... one per symbol
 START_PRICES = {"BTCUSDT": "65000", "ETHUSDT": "3500", "SOLUSDT": "150", "BTCUSD": "65000",
-                "ETHUSD": "3500"}
+                "ETHUSD": "3500", "BTCPERP": "65000", "ETHPERP": "3500"}
 # The demo market maker's quote size and deposit where the defaults (3 of the quantity unit,
 # 20,000,000 of the settle coin) do not fit: an inverse quantity is in USD contracts, and its
 # margin is in the base coin.

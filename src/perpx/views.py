@@ -86,6 +86,9 @@ class PositionView:
     # Isolated: where the loss equals IM + added margin (#13 B2); cross: where the margin
     # balance is gone. "" when at or below zero.
     bust_price: str = ""
+    # USDC contracts (session settlement, next-mechanics §3.2): the session's entry, which
+    # the uPnL and margin use; `avg_price` stays the true entry. "" for other contracts.
+    session_avg_price: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +192,8 @@ def position_view(engine: Engine, account: Account, position: Position) -> Posit
     bust = position_prices(engine.clearing, account, position)[1]
     return PositionView(
         symbol=position.symbol, position_idx=position.position_idx, side=SIDE_WORDS[side],
-        size=format_lots(spec, qty), avg_price=average_price(spec, position.entry_value_atoms, qty),
+        size=format_lots(spec, qty),
+        avg_price=average_price(spec, position.true_entry_value_atoms(spec), qty),
         position_value=format_atoms(position.entry_value_atoms),
         leverage=format_rate(position.leverage),
         margin_mode="isolated" if mode is MarginMode.ISOLATED else "cross",
@@ -200,6 +204,9 @@ def position_view(engine: Engine, account: Account, position: Position) -> Posit
         position_im=format_atoms(risk.im_atoms), position_mm=format_atoms(risk.mm_atoms),
         liq_price=format_ticks(spec, liq) if liq is not None else "",
         bust_price=format_ticks(spec, bust) if bust is not None else "",
+        # The session's entry (next-mechanics §3.2), which the uPnL and margin use.
+        session_avg_price=(average_price(spec, position.entry_value_atoms, qty)
+                           if spec.session_settled else ""),
     )
 
 

@@ -61,6 +61,16 @@ def btcusd(**overrides: Any) -> InstrumentSpec:
     return dataclasses.replace(bundled_inverse()["BTCUSD"], **overrides)
 
 
+@cache
+def bundled_usdc() -> dict[str, InstrumentSpec]:
+    return {spec.symbol: spec for spec in load_instruments("usdc")}
+
+
+def btcperp(**overrides: Any) -> InstrumentSpec:
+    """Bybit's BTCPERP USDC perpetual (tick 0.5 USDC, step 0.001 BTC), any field replaced."""
+    return dataclasses.replace(bundled_usdc()["BTCPERP"], **overrides)
+
+
 # The tests' own copies of the published vectors, the spec text they cite and real prices
 # (tests/data/README.md says where each came from): a clone needs nothing beside it.
 TEST_DATA = Path(__file__).resolve().parents[1] / "data"

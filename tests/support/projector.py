@@ -9,7 +9,7 @@ from typing import Any
 
 from perpx.bus import BusPublisher, EventBus, journal_source
 from perpx.core.commands import Command
-from perpx.instruments import load_instruments
+from perpx.instruments import served_instruments
 from perpx.service import ExchangeService
 from perpx.store.history import History
 from perpx.store.history_sql import SqlHistory
@@ -17,7 +17,7 @@ from perpx.store.journal import Journal
 from perpx.store.loadflow import order_flow
 from support.stores import history_rows
 
-SPECS = load_instruments()
+SPECS = served_instruments()
 START_MS = 1_700_000_000_000
 STEP_MS = 20_000  # each command 20 s later: candles close, funding settles every 1,440
 

@@ -46,6 +46,7 @@ from perpx.store.records import (
     ExecutionRecord,
     LedgerRecord,
     OrderRecord,
+    SettlementRecord,
     TradingStop,
     cancel_reasons,
     create_type,
@@ -263,6 +264,24 @@ def trading_stop_fields(spec: InstrumentSpec, stop: TradingStop) -> dict[str, st
             "slTriggerBy": TRIGGER_BY[stop.sl_trigger_by]}
 
 
+def settlement_record(record: SettlementRecord, spec: InstrumentSpec) -> dict[str, Any]:
+    """Return one row of GET /v5/asset/settlement-record (next-mechanics §3.3).
+
+    `sessionAvgPrice` is the session's average before the settlement, `markPrice` the
+    settlement's mark and `realisedPnl` what went to the wallet: U5's ``sessionAvgPrice =
+    markPrice − realisedPnl / size`` for a long.
+    """
+    return {
+        "symbol": record.symbol, "side": SIDES[record.side],
+        "size": format_lots(spec, record.size_lots),
+        "sessionAvgPrice": average_price(spec, record.session_entry_value_atoms,
+                                         record.size_lots),
+        "markPrice": format_ticks(spec, record.mark_price_ticks),
+        "realisedPnl": format_atoms(record.realised_pnl_atoms),
+        "createdTime": str(record.ts_ms),
+    }
+
+
 def position(engine: Engine, account: Account | None, spec: InstrumentSpec,
              position_idx: int, stop: TradingStop | None = None,
              adl_rank: int = 0) -> dict[str, Any]:
@@ -313,7 +332,10 @@ def position(engine: Engine, account: Account | None, spec: InstrumentSpec,
     row.update({
         "side": SIDES[int(held.side)] if held.side is not None else "",
         "size": format_lots(spec, qty),
-        "avgPrice": average_price(spec, held.entry_value_atoms, qty),
+        "avgPrice": average_price(spec, held.true_entry_value_atoms(spec), qty),
+        # USDC contracts: the session's entry, which uPnL and margin use (§3.3); else "".
+        "sessionAvgPrice": (average_price(spec, held.entry_value_atoms, qty)
+                            if spec.session_settled else ""),
         "positionValue": format_atoms(held.entry_value_atoms), "riskId": tier.tier_id,
         "riskLimitValue": format_atoms(tier.limit_atoms),
         "markPrice": format_ticks(spec, value_mark),
@@ -469,7 +491,7 @@ def instrument(spec: InstrumentSpec, status: str = "Trading") -> dict[str, Any]:
         "fundingInterval": 0 if spec.dated else spec.funding_interval_min,
         "copyTrading": "both", "upperFundingRate": format_rate(spec.upper_funding_rate),
         "lowerFundingRate": format_rate(spec.lower_funding_rate), "isPreListing": False,
-        "preListingInfo": None, "displayName": "", "forbidUplWithdrawal": False,
+        "preListingInfo": None, "displayName": spec.display_name, "forbidUplWithdrawal": False,
         "riskParameters": {"priceLimitRatioX": format_rate(spec.price_limit_ratio_x),
                            "priceLimitRatioY": format_rate(spec.price_limit_ratio_y)},
     }

@@ -45,7 +45,7 @@ class RejectCode(IntEnum):
     MARGIN_REDUCTION_TOO_LARGE = 2009
     INSUFFICIENT_WALLET_BALANCE = 2010
     NO_POSITION_FOR_TRADING_STOP = 2011
-    HEDGE_MODE_UNSUPPORTED = 2012  # inverse contracts are one-way only (UTA 2.0)
+    HEDGE_MODE_UNSUPPORTED = 2012  # inverse and USDC contracts are one-way only (UTA 2.0)
 
     # 3xxx: book and matching
     ORDER_NOT_FOUND = 3001

@@ -113,6 +113,7 @@ class BalanceReason(IntEnum):
     TRADE = 9  # one line per fill: realized P&L (cash flow) less the fee
     ADL = 10
     DELIVERY = 11  # a dated future's settlement at delivery: P&L less the delivery fee
+    SESSION_SETTLEMENT = 12  # a USDC contract's session uPnL realised (next-mechanics §3.2)
 
 
 class TriggerDirection(IntEnum):

@@ -266,6 +266,24 @@ class FundingPaid(Event, frozen=True, gc=False, tag=True):
     mark_price_ticks: int = 0
 
 
+class SessionSettled(Event, frozen=True, gc=False, tag=True):
+    """One position's session settlement (USDC contracts, next-mechanics §3.2).
+
+    `session_entry_value_atoms` is the session's entry value before the settlement (over the
+    size, the previous sessionAvgPrice of Bybit's settlement record); the position's new
+    session entry is the value at `mark_price_ticks`; `realised_pnl_atoms` went to the wallet.
+    """
+
+    account_id: int
+    symbol: str
+    position_idx: int
+    size_lots: int
+    session_entry_value_atoms: int
+    mark_price_ticks: int
+    realised_pnl_atoms: int
+    session_ms: int
+
+
 class FundingIntervalSet(Event, frozen=True, gc=False, tag=True):
     """A symbol's funding interval changed; the next funding is at `next_funding_ms`."""
 

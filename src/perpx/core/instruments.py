@@ -16,6 +16,10 @@ from typing import Any
 from perpx.core.contract import ContractMaths, InverseContract, LinearContract
 from perpx.core.numbers import ATOMS_PER_COIN, RATE_ONE
 
+# The settle coin whose linear perpetuals settle each session (next-mechanics §3.2: Bybit's
+# USDC perpetuals). USDC futures would too (§7 N15), once the core has futures.
+SESSION_SETTLED_COIN = "USDC"
+
 
 class ContractType(IntEnum):
     """Bybit's contractType."""
@@ -115,10 +119,17 @@ class InstrumentSpec:
     delivery_fee_rate: int = 0  # 10**-8
     delivery_window_ms: int = 1_800_000
     close_only_before_delivery_ms: int = 0
+    display_name: str = ""  # Bybit's displayName: "BTC-PERP" for BTCPERP (§3.1), else ""
     # Derived at construction, never passed: the contract type's maths (`contract_maths_for`)
     # and its value rounded up, bound once so the hot paths call it without a lookup.
     contract: ContractMaths = field(init=False, repr=False, compare=False)
     notional_atoms: Callable[[int, int], int] = field(init=False, repr=False, compare=False)
+    # Derived as well: a linear contract settled in USDC realises its uPnL into the wallet at
+    # every funding time (next-mechanics §3.2, session settlement); inverse and USDC
+    # contracts trade in one-way mode only (§1.1, §3.1). Fixed here so the hot paths branch
+    # on a flag instead of looking anything up per fill.
+    session_settled: bool = field(init=False, repr=False, compare=False)
+    one_way_only: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.tick_atoms * self.lot_base_e8 != self.atoms_per_tick_lot * 10**8:
@@ -160,6 +171,11 @@ class InstrumentSpec:
         # `notional_atoms(price_ticks, qty_lots)`: the value in settle-coin atoms, rounded up
         # (the base of a requirement), for callers not yet asking `contract` directly.
         object.__setattr__(self, "notional_atoms", contract.value_ceil_atoms)
+        session = (self.settle_coin == SESSION_SETTLED_COIN
+                   and self.contract_type is ContractType.LINEAR_PERPETUAL)
+        object.__setattr__(self, "session_settled", session)
+        object.__setattr__(self, "one_way_only",
+                           session or self.contract_type is ContractType.INVERSE_PERPETUAL)
 
     @property
     def dated(self) -> bool:
@@ -255,6 +271,9 @@ def spec_from_record(record: dict[str, Any]) -> InstrumentSpec:
                           "qty_step"):
                 if not isinstance(value, str) or not value:
                     raise ValueError(f"{name} must be a non-empty string")
+            elif name == "display_name":  # may be empty (Bybit's "" for most symbols)
+                if not isinstance(value, str):
+                    raise ValueError(f"{name} must be a string")
             elif type(value) is not int:
                 raise ValueError(f"{name} must be an integer")
             values[name] = value

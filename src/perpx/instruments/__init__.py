@@ -4,7 +4,9 @@
 shape can be passed instead, so operators list their own contracts without touching code. A
 second bundled table, "inverse", holds the inverse perpetuals BTCUSD and ETHUSD; it is kept out
 of the default one so that everything run on the default table (the behaviour digest included)
-is unchanged. `bundled_instruments()` is both, for looking a bundled symbol up by name.
+is unchanged. A third, "usdc", holds the USDC perpetuals BTCPERP and ETHPERP (session
+settlement), kept apart for the same reason. `bundled_instruments()` is all of them, for
+looking a bundled symbol up by name.
 """
 
 from __future__ import annotations
@@ -42,12 +44,12 @@ _KNOWN_UNSUPPORTED = ("InverseFutures",)
 # (next-mechanics §2.3, B-MARK-FUT); a perpetual's basis window stays 2.5 minutes.
 _FUTURES_BASIS_WINDOW_MS = 600_000
 
-# The bundled tables, by name: the default linear one, the inverse perpetuals and the dated
-# futures (`FUTURES_TABLE`).
-BUNDLED_TABLES = ("default", "inverse", "futures")
+# The bundled tables, by name: the default linear one, the inverse perpetuals, the dated
+# futures (`FUTURES_TABLE`) and the USDC perpetuals.
+BUNDLED_TABLES = ("default", "inverse", "futures", "usdc")
 # The tables a venue lists (`served_instruments`): every perpetual. A dated future delivers once
 # and is Closed for good, so the operator lists the quarter it wants (ListInstrument).
-SERVED_TABLES = ("default", "inverse")
+SERVED_TABLES = ("default", "inverse", "usdc")
 
 # perpx's `liqPriceFormula` field (spec §14 Q2); absent means the current UTA formula.
 _LIQ_FORMULAS = {"uta": LiquidationFormula.UTA, "legacy": LiquidationFormula.LEGACY}
@@ -138,6 +140,7 @@ def spec_from_bybit(item: dict[str, Any]) -> InstrumentSpec:
         insurance_pnl_ratio=to_rate(str(adl.get("insurancePnlRatio", "-0.3"))),
         adl_stop_ratio=to_rate(str(adl.get("adlStopRatio", "-0.25"))),
         **_dated_fields(item, contract_type),
+        display_name=str(item.get("displayName", "")),
     )
 
 
@@ -200,8 +203,8 @@ def load_instruments(path: str | Path | None = None) -> list[InstrumentSpec]:
     """Load an instrument table: a file, a bundled table's name, or the default table.
 
     Without a path, the bundled Bybit BTCUSDT/ETHUSDT/SOLUSDT one; "inverse" names the bundled
-    inverse perpetuals (BTCUSD, ETHUSD) and `FUTURES_TABLE` the dated futures
-    (`BUNDLED_TABLES`); any other path is a file of that shape.
+    inverse perpetuals (BTCUSD, ETHUSD), `FUTURES_TABLE` the dated futures and "usdc" the USDC
+    perpetuals (BTCPERP, ETHPERP; `BUNDLED_TABLES`); any other path is a file of that shape.
     """
     if path is None or (isinstance(path, str) and path in BUNDLED_TABLES):
         name = "default" if path is None else path

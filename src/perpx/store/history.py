@@ -29,6 +29,7 @@ from perpx.store.records import (
     ExecutionRecord,
     LedgerRecord,
     OrderRecord,
+    SettlementRecord,
 )
 
 T = TypeVar("T")
@@ -96,6 +97,9 @@ class History(Protocol):
     def delivery(self, record: DeliveryRecord) -> None:
         """Queue a delivery-record row."""
 
+    def settlement(self, record: SettlementRecord) -> None:
+        """Queue a session-settlement row (USDC contracts)."""
+
     def candle_closed(self, source: str, symbol: str, interval: str, candle: Candle) -> None:
         """Queue a closed candle."""
 
@@ -158,6 +162,11 @@ class History(Protocol):
                        end_ms: int | None = None, limit: int = 20,
                        cursor: str = "") -> Page[LedgerRecord]:
         """Return transaction-log rows of an account, newest first."""
+
+    def settlements(self, account_id: int, *, symbol: str | None = None,
+                    start_ms: int | None = None, end_ms: int | None = None, limit: int = 20,
+                    cursor: str = "") -> Page[SettlementRecord]:
+        """Return session-settlement rows of an account, newest first."""
 
     def funding_rates(self, symbol: str, *, start_ms: int | None = None,
                       end_ms: int | None = None, limit: int = 200) -> list[FundingRateRecord]:

@@ -57,6 +57,11 @@ CREATE TABLE IF NOT EXISTS delivery (
     account_id BIGINT NOT NULL, symbol TEXT NOT NULL, delivery_ms BIGINT NOT NULL,
     record BYTEA NOT NULL);
 CREATE INDEX IF NOT EXISTS delivery_account ON delivery (account_id, id);
+CREATE TABLE IF NOT EXISTS settlements (
+    id BIGSERIAL PRIMARY KEY, entry_id TEXT NOT NULL UNIQUE,
+    account_id BIGINT NOT NULL, symbol TEXT NOT NULL, ts_ms BIGINT NOT NULL,
+    record BYTEA NOT NULL);
+CREATE INDEX IF NOT EXISTS settlements_account ON settlements (account_id, id);
 CREATE TABLE IF NOT EXISTS klines (
     symbol TEXT NOT NULL, kind TEXT NOT NULL, "interval" TEXT NOT NULL,
     start_ms BIGINT NOT NULL, open BIGINT NOT NULL, high BIGINT NOT NULL,

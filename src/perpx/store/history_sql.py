@@ -48,6 +48,7 @@ from perpx.store.records import (
     ExecutionRecord,
     LedgerRecord,
     OrderRecord,
+    SettlementRecord,
 )
 
 T = TypeVar("T")
@@ -56,8 +57,8 @@ RETRY_MIN_S = 0.05  # the first retry of a failed batch
 RETRY_MAX_S = 5.0  # the longest wait between two retries
 MAX_BACKLOG_ROWS = 250_000  # rows held back before giving up until a restart (~100 MB)
 Row = tuple[str, tuple[Any, ...]]
-TABLES = ("orders", "executions", "closed_pnl", "ledger", "delivery", "klines", "funding",
-          "history_meta", "read_side")
+TABLES = ("orders", "executions", "closed_pnl", "ledger", "delivery", "settlements",
+          "klines", "funding", "history_meta", "read_side")
 
 _ENCODER = msgspec.msgpack.Encoder()
 _ORDER_SQL = (
@@ -78,6 +79,9 @@ _LEDGER_SQL = (
 _DELIVERY_SQL = (
     "INSERT INTO delivery (delivery_id, account_id, symbol, delivery_ms, record) "
     "VALUES (?,?,?,?,?) ON CONFLICT (delivery_id) DO NOTHING")
+_SETTLEMENT_SQL = (
+    "INSERT INTO settlements (entry_id, account_id, symbol, ts_ms, record) "
+    "VALUES (?,?,?,?,?) ON CONFLICT (entry_id) DO NOTHING")
 _KLINE_SQL = (
     'INSERT INTO klines VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (symbol, kind, "interval", '
     "start_ms) DO UPDATE SET open = excluded.open, high = excluded.high, low = excluded.low, "
@@ -105,6 +109,7 @@ _EXECUTIONS = _Table("executions", "id", "exec_ms", ExecutionRecord)
 _CLOSED = _Table("closed_pnl", "order_id", "updated_ms", ClosedPnlRecord)
 _LEDGER = _Table("ledger", "id", "ts_ms", LedgerRecord)
 _DELIVERY = _Table("delivery", "id", "delivery_ms", DeliveryRecord)
+_SETTLEMENTS = _Table("settlements", "id", "ts_ms", SettlementRecord)
 
 
 def _candle(row: Sequence[Any]) -> Candle:
@@ -229,6 +234,12 @@ class SqlHistory(ABC):
         """Queue a transaction-log row."""
         self._pending.append((_LEDGER_SQL, (
             record.entry_id, record.account_id, record.coin, record.kind, record.ts_ms,
+            _ENCODER.encode(record))))
+
+    def settlement(self, record: SettlementRecord) -> None:
+        """Queue a session-settlement row."""
+        self._pending.append((_SETTLEMENT_SQL, (
+            record.entry_id, record.account_id, record.symbol, record.ts_ms,
             _ENCODER.encode(record))))
 
     def delivery(self, record: DeliveryRecord) -> None:
@@ -479,6 +490,13 @@ class SqlHistory(ABC):
                        cursor: str = "") -> Page[LedgerRecord]:
         """Return transaction-log rows of an account, newest first."""
         return self._page(_LEDGER, account_id, {"coin": coin, "kind": kind}, start_ms, end_ms,
+                          limit, cursor)
+
+    def settlements(self, account_id: int, *, symbol: str | None = None,
+                    start_ms: int | None = None, end_ms: int | None = None, limit: int = 20,
+                    cursor: str = "") -> Page[SettlementRecord]:
+        """Return session-settlement rows of an account, newest first."""
+        return self._page(_SETTLEMENTS, account_id, {"symbol": symbol}, start_ms, end_ms,
                           limit, cursor)
 
     def funding_rates(self, symbol: str, *, start_ms: int | None = None,

@@ -48,6 +48,7 @@ from perpx.core.events import (
     OrderTriggered,
     PositionChanged,
     PositionDelivered,
+    SessionSettled,
     TpSlAttached,
     Trade,
     TradingStopSet,
@@ -248,6 +249,26 @@ class DeliveryRecord(msgspec.Struct, frozen=True, gc=False):
     seq: int
 
 
+class SettlementRecord(msgspec.Struct, frozen=True, gc=False):
+    """One row of GET /v5/asset/settlement-record: a USDC position's session settlement.
+
+    `session_entry_value_atoms` is the session's entry value before the settlement, over
+    the size the previous sessionAvgPrice; the realised P&L went to the wallet
+    (next-mechanics §3.2, §3.3).
+    """
+
+    entry_id: str
+    account_id: int
+    symbol: str
+    side: int
+    size_lots: int
+    session_entry_value_atoms: int
+    mark_price_ticks: int
+    realised_pnl_atoms: int
+    ts_ms: int
+    seq: int
+
+
 class _OrderRow(OrderRecord, array_like=True, gc=False):
     """An `OrderRecord` in a checkpoint: the same fields as an array (no field names)."""
 
@@ -289,6 +310,9 @@ LEDGER_TYPES: dict[BalanceReason, str] = {
     BalanceReason.TRADE: "TRADE",
     BalanceReason.ADL: "ADL",
     BalanceReason.DELIVERY: "DELIVERY",  # next-mechanics §2.5, the uta-translog type
+    # Bybit books the USDC session settlement as SETTLEMENT too ("USDC Perp funding
+    # settlement + USDC 8-hour session settlement", next-mechanics §3.2).
+    BalanceReason.SESSION_SETTLEMENT: "SETTLEMENT",
 }
 
 
@@ -406,6 +430,9 @@ class RecordSink(Protocol):
 
     def delivery(self, record: DeliveryRecord) -> None:
         """Take a new delivery-record row (a dated future's position settled)."""
+
+    def settlement(self, record: SettlementRecord) -> None:
+        """Take a new session-settlement row (USDC contracts)."""
 
 
 class Projector:
@@ -723,7 +750,15 @@ class Projector:
         key = (event.account_id, event.symbol, event.position_idx)
         size, entry_value, leverage = self._positions.get(key, (0, 0, 0))
         if event.closed_qty_lots and size:
-            entry_released = entry_value * event.closed_qty_lots // abs(size)
+            if spec.session_settled:
+                # The fold's entry value is the session's; the closed P&L (Bybit's) is
+                # against the true entry, so the entry released is what the exit value
+                # less that P&L says (exact: `realised_pnl_on_close_atoms`).
+                exit_value = spec.notional_atoms(event.price_ticks, event.closed_qty_lots)
+                pnl = event.closed_pnl_atoms + event.close_fee_atoms
+                entry_released = exit_value - pnl if size > 0 else exit_value + pnl
+            else:
+                entry_released = entry_value * event.closed_qty_lots // abs(size)
         if event.account_id > 0:
             # `apply_fill`: the closing takes its shares, the opened lots add their fee.
             fees, funding = self._costs.get(key, (0, 0))
@@ -855,6 +890,27 @@ class Projector:
             event.mark_price_ticks, abs(event.size_lots), event.value_atoms, event.amount_atoms,
             event.rate, False, event.mark_price_ticks, 0, event.funding_ms, event.seq,
             -event.amount_atoms, 0, ""))
+
+    def _session_settled(self, event: SessionSettled) -> None:
+        if event.account_id <= 0:
+            return
+        side = Side.BUY if event.size_lots > 0 else Side.SELL
+        line = self._pending_settlement
+        if line is not None and (line.account_id, line.symbol) == (event.account_id,
+                                                                     event.symbol):
+            # The SETTLEMENT row of the session: side, size and the settlement mark, the
+            # realised P&L in `change` and `cashFlow` (no fee, no funding).
+            self._pending_settlement = msgspec.structs.replace(
+                line, side=int(side), qty_lots=abs(event.size_lots), size_lots=event.size_lots,
+                price_ticks=event.mark_price_ticks)
+            self._flush_settlement()
+        if self.sink is not None:
+            self.sink.settlement(SettlementRecord(
+                exec_id(event.seq, event.session_ms, event.account_id,
+                        f"Session{event.symbol}{event.position_idx}"),
+                event.account_id, event.symbol, int(side), abs(event.size_lots),
+                event.session_entry_value_atoms, event.mark_price_ticks,
+                event.realised_pnl_atoms, event.ts_ms, event.seq))
 
     def _liquidated(self, event: Liquidated) -> None:
         if event.account_id <= 0:
@@ -991,7 +1047,8 @@ class Projector:
         funding = event.change_atoms if reason is BalanceReason.FUNDING else 0
         cash_flow = event.cash_flow_atoms
         if reason in (BalanceReason.DEPOSIT, BalanceReason.WITHDRAW, BalanceReason.LIQUIDATION,
-                      BalanceReason.ADL, BalanceReason.REALIZED_PNL):
+                      BalanceReason.ADL, BalanceReason.REALIZED_PNL,
+                      BalanceReason.SESSION_SETTLEMENT):
             cash_flow = event.change_atoms
         # The n-th wallet line of the command: unique even when an account trades with its
         # own resting order (two lines with the same trade id and reason).
@@ -1008,7 +1065,8 @@ class Projector:
             event.balance_atoms, event.trade_id, event.ts_ms, event.seq)
         if reason is BalanceReason.TRADE and event.trade_id:
             self._pending_trade_line = line
-        elif reason is BalanceReason.FUNDING and event.symbol:
+        elif (reason is BalanceReason.FUNDING
+              or reason is BalanceReason.SESSION_SETTLEMENT) and event.symbol:
             self._pending_settlement = line
         else:
             self.sink.ledger(line)
@@ -1030,6 +1088,7 @@ _HANDLERS: dict[type[Event], Callable[[Projector, Any], None]] = {
     PositionChanged: Projector._position,
     MarkPriceUpdated: Projector._mark,
     FundingPaid: Projector._funding,
+    SessionSettled: Projector._session_settled,
     Liquidated: Projector._liquidated,
     Deleveraged: Projector._deleveraged,
     HedgedPairClosed: Projector._hedged_pair,

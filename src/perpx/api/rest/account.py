@@ -147,6 +147,30 @@ async def transaction_log(ctx: Context) -> dict[str, Any]:
             "nextPageCursor": page.next_cursor}
 
 
+async def settlement_record(ctx: Context) -> dict[str, Any]:
+    """GET /v5/asset/settlement-record: USDC session settlements (next-mechanics §3.3).
+
+    `category=linear` (required, as Bybit's), `symbol`, a window of at most 30 days (default
+    the last 30), `limit` [1, 50] default 20, `cursor`. Another category has no USDC
+    contracts: an empty page.
+    """
+    params = ctx.params
+    category = params.category()
+    specs = request_specs(ctx.service.specs, category)
+    spec = params.spec(specs, required=False)
+    start, end = params.window(ctx.now_ms, days=30)
+    limit = params.limit(20, 50)
+    cursor = params.cursor()
+    if category not in LISTED_CATEGORIES:
+        return wire.empty_page(category)
+    store = ctx.service.history
+    page = await store.run(lambda: store.settlements(
+        ctx.account_id, symbol=spec.symbol if spec else None, start_ms=start, end_ms=end,
+        limit=limit, cursor=cursor))
+    return wire.history_page(category, page, specs, wire.settlement_record,
+                             lambda r: r.symbol in specs)
+
+
 async def set_margin_mode(ctx: Context) -> dict[str, Any]:
     """POST /v5/account/set-margin-mode (same mode again: success, as Bybit)."""
     mode = ctx.params.choice("setMarginMode", MARGIN_MODES, required=True)
@@ -217,6 +241,7 @@ ROUTES = [
     Endpoint("GET", "/v5/account/info", account_info, Access.READ),
     Endpoint("GET", "/v5/user/query-api", query_api, Access.READ),
     Endpoint("GET", "/v5/asset/coin/query-info", coin_info, Access.READ),
+    Endpoint("GET", "/v5/asset/settlement-record", settlement_record, Access.READ),
     Endpoint("GET", "/v5/account/fee-rate", fee_rate, Access.READ),
     Endpoint("GET", "/v5/account/transaction-log", transaction_log, Access.READ),
     Endpoint("GET", "/v5/asset/delivery-record", delivery_record, Access.READ),

@@ -19,7 +19,7 @@ from perpx.core.account.accounts import (
     OpenOrderSums,
 )
 from perpx.core.account.margin import order_cost_fast_atoms
-from perpx.core.account.margin_model import CROSS, account_figures, model_for
+from perpx.core.account.margin_model import CROSS, ISOLATED, account_figures, model_for
 from perpx.core.account.positions import Position, apply_fill
 from perpx.core.account.risk_value import AccountFigures
 from perpx.core.book.order import RestingOrder
@@ -40,6 +40,7 @@ from perpx.core.events import (
     MarginAdjusted,
     PositionChanged,
     PositionDelivered,
+    SessionSettled,
     Trade,
 )
 from perpx.core.instruments import InstrumentSpec
@@ -515,7 +516,7 @@ class Clearing:
                                      _TRADE, symbol, trade_id, pnl, fee))
         events.append(Executed(seq, ts_ms, account_id, order.order_id, trade_id, symbol,
                                order.side, price, qty, fee, is_maker, effect.closed_lots,
-                               pnl - close_fee, idx, effect.open_fee_atoms,
+                               effect.entry_pnl_atoms - close_fee, idx, effect.open_fee_atoms,
                                effect.funding_atoms, close_fee))
         # `position_changed`, written out.
         self.dirty.add(account_id)
@@ -651,6 +652,61 @@ class Clearing:
             self._move(self.accounts[INSURANCE_FUND_ID], coin, -cash, BalanceReason.DELIVERY,
                        stamp, events, symbol)
         return result
+
+    # -- session settlement (USDC contracts) -------------------------------------------------
+
+    def settle_sessions(self, symbol: str, mark_ticks: int, session_ms: int, seq: int,
+                        ts_ms: int, events: list[Event]) -> None:
+        """Realise every position's session uPnL of a session-settled `symbol` at the mark.
+
+        next-mechanics §3.2: at each funding time ``side × |q| × (MP − sessionAvgPrice)`` is
+        credited or debited to the wallet as realised P&L, then the session's entry becomes
+        the mark's value. The value at the mark is exact (linear), so the wallet moves by
+        exactly the uPnL and the cash view of conservation does not move at all: no rounding,
+        nothing for the insurance fund. A gain is free balance at once (Bybit's stated aim);
+        a loss of an isolated position comes out of its margin first, so its liquidation
+        trigger (margin + uPnL against MM) stays where it was, and any rest out of the
+        wallet, which may then be negative (§3.2: a derivatives liability). A cross
+        account's equity does not move at all. The caller sweeps for liquidations
+        afterwards, as after funding. The true entry (avgPrice) is not touched.
+        """
+        if not mark_ticks:
+            return  # nobody can be valued yet (as funding)
+        spec = self.instruments[symbol]
+        coin = spec.settle_coin
+        contract = spec.contract
+        for account_id in sorted(self.accounts):
+            account = self.accounts[account_id]
+            position = account.positions.get((symbol, 0))
+            if position is None or not position.size_lots:
+                continue  # one-way only: index 0 is the only one (`one_way_only`)
+            size = position.size_lots
+            qty = size if size > 0 else -size
+            side = _BUY if size > 0 else _SELL
+            before = position.entry_value_atoms
+            settled = contract.value_floor_atoms(mark_ticks, qty)
+            pnl = contract.unrealised_pnl_atoms(side, before, qty, mark_ticks)
+            if settled != contract.value_ceil_atoms(mark_ticks, qty):
+                raise InvariantViolation(f"session settlement of {symbol}: inexact value")
+            position.entry_value_atoms = settled
+            if account.model.holds_position_margin:
+                if pnl < 0:
+                    # margin + uPnL, what the trigger compares with MM, is unchanged.
+                    position.margin_atoms -= min(-pnl, position.margin_atoms)
+                # The margin held is the requirement at the (new) session entry plus the
+                # added margin, as `IsolatedMargin.apply_leverage` keeps it: so the
+                # liquidation price shown (which counts the added margin) stays the
+                # trigger's.
+                position.extra_margin_atoms = (
+                    position.margin_atoms - ISOLATED.entry_margin_atoms(spec, position))
+            position.book_realized(pnl)
+            position.updated_ts_ms = ts_ms
+            if pnl:
+                self._move(account, coin, pnl, BalanceReason.SESSION_SETTLEMENT,
+                           _Stamp(seq, ts_ms), events, symbol)
+            events.append(SessionSettled(seq, ts_ms, account_id, symbol, 0, size, before,
+                                         mark_ticks, pnl, session_ms))
+            self.position_changed(position, seq, ts_ms, events)
 
     # -- invariants and snapshots ----------------------------------------------------------
 

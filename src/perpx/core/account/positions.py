@@ -5,6 +5,12 @@ exact fraction and nothing drifts as fills add up. A reduction releases the entr
 rata, rounded in the exchange's favour. What a fill adds to the entry value, what a reduction
 releases and realizes, and the fee to close are the instrument's contract maths
 (`spec.contract`, `perpx.core.contract`).
+
+A session-settled contract (USDC perpetuals, next-mechanics §3.2) keeps two entry values: the
+*session* one in `entry_value_atoms` (reset to the mark's value at every settlement, so the
+uPnL, margin and realised P&L that the rest of the core computes from it are the session's)
+and the *true* one in `true_entry_atoms` (Bybit's avgPrice, never touched by a settlement:
+closed P&L and break-even). Other contracts leave `true_entry_atoms` at zero.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ class Position:
         "size_lots",
         "symbol",
         "trigger_cache",
+        "true_entry_atoms",
         "updated_ts_ms",
     )
 
@@ -60,6 +67,8 @@ class Position:
         # its share pro rata (`take_share`); the flat position holds neither.
         self.open_fee_atoms = 0
         self.funding_atoms = 0
+        # Session-settled contracts only: the true entry value (see the module's docstring).
+        self.true_entry_atoms = 0
         self._ftc_cache = (0, 0, 0)  # (entry value, leverage, fee to close)
         # Derived: ((size, entry value, leverage, added margin), isolated liquidation price),
         # and ((size, entry value, leverage, added margin, margin), liquidation trigger).
@@ -78,6 +87,7 @@ class Position:
         twin.updated_ts_ms = self.updated_ts_ms
         twin.open_fee_atoms = self.open_fee_atoms
         twin.funding_atoms = self.funding_atoms
+        twin.true_entry_atoms = self.true_entry_atoms
         # The caches are tuples of ints, immutable, so the copy may share them.
         twin._ftc_cache = self._ftc_cache
         twin.liq_cache = self.liq_cache
@@ -114,17 +124,32 @@ class Position:
             return 0
         return spec.contract.average_entry_display_ticks(self.entry_value_atoms, self.qty_lots)
 
+    def true_entry_value_atoms(self, spec: InstrumentSpec) -> int:
+        """Return the entry value behind Bybit's avgPrice.
+
+        The true one of a session-settled contract (never moved by a settlement), else the
+        only one there is.
+        """
+        return self.true_entry_atoms if spec.session_settled else self.entry_value_atoms
+
     def book_realized(self, amount_atoms: int) -> None:
         """Add trading P&L, a fee (negative) or funding to the realized P&L figures."""
         self.realized_pnl_atoms += amount_atoms
         self.cum_realized_pnl_atoms += amount_atoms
 
     def to_record(self) -> list[Any]:
-        """Return the fields in a fixed order, for snapshots and the state hash."""
-        return [self.account_id, self.symbol, self.position_idx, self.size_lots,
-                self.entry_value_atoms, self.leverage, self.margin_atoms,
-                self.extra_margin_atoms, self.realized_pnl_atoms, self.cum_realized_pnl_atoms,
-                self.updated_ts_ms, self.open_fee_atoms, self.funding_atoms]
+        """Return the fields in a fixed order, for snapshots and the state hash.
+
+        The true entry value is appended only when there is one (a session-settled
+        position), so every other position's record, and the state hash, are as before.
+        """
+        record = [self.account_id, self.symbol, self.position_idx, self.size_lots,
+                  self.entry_value_atoms, self.leverage, self.margin_atoms,
+                  self.extra_margin_atoms, self.realized_pnl_atoms, self.cum_realized_pnl_atoms,
+                  self.updated_ts_ms, self.open_fee_atoms, self.funding_atoms]
+        if self.true_entry_atoms:
+            record.append(self.true_entry_atoms)
+        return record
 
     @classmethod
     def from_record(cls, record: list[Any]) -> Position:
@@ -142,6 +167,8 @@ class Position:
         position.updated_ts_ms = updated
         position.open_fee_atoms = open_fee
         position.funding_atoms = funding
+        if len(record) > 13:
+            position.true_entry_atoms = record[13]
         return position
 
 
@@ -165,15 +192,19 @@ class FillEffect:
     `close_fee_atoms` is the closing part of the fill's fee; `open_fee_atoms` and
     `funding_atoms` the closed part's share of the position's opening fees and of the
     funding it paid (received: negative), the three deductions of Bybit's closed P&L.
+    `pnl_atoms` is what the wallet realises; `entry_pnl_atoms` the closed lots' price P&L
+    against the true entry, Bybit's closed P&L: the same number except for a
+    session-settled contract, whose wallet realises against the session's entry.
     """
 
-    __slots__ = ("close_fee_atoms", "closed_lots", "funding_atoms", "open_fee_atoms",
-                 "opened_lots", "pnl_atoms")
+    __slots__ = ("close_fee_atoms", "closed_lots", "entry_pnl_atoms", "funding_atoms",
+                 "open_fee_atoms", "opened_lots", "pnl_atoms")
 
     def __init__(self) -> None:
         self.closed_lots = 0
         self.opened_lots = 0
         self.pnl_atoms = 0
+        self.entry_pnl_atoms = 0
         self.close_fee_atoms = 0
         self.open_fee_atoms = 0
         self.funding_atoms = 0
@@ -181,8 +212,8 @@ class FillEffect:
     @property
     def closed_pnl_atoms(self) -> int:
         """Return Bybit's closed P&L of the fill (`calc.closed_pnl_atoms`, spec §12)."""
-        return calc.closed_pnl_atoms(self.pnl_atoms, self.open_fee_atoms, self.close_fee_atoms,
-                                     self.funding_atoms)
+        return calc.closed_pnl_atoms(self.entry_pnl_atoms, self.open_fee_atoms,
+                                     self.close_fee_atoms, self.funding_atoms)
 
 
 def apply_fill(
@@ -241,7 +272,7 @@ def apply_fill(
         position.realized_pnl_atoms += pnl
         position.cum_realized_pnl_atoms += pnl
         effect.closed_lots = closed
-        effect.pnl_atoms = pnl
+        effect.pnl_atoms = effect.entry_pnl_atoms = pnl
         qty_lots -= closed
         if size == 0 and (position.entry_value_atoms or position.margin_atoms
                           or position.open_fee_atoms or position.funding_atoms):
@@ -265,4 +296,35 @@ def apply_fill(
             else entry_value_atoms(price_ticks, qty_lots))
         position.open_fee_atoms += fee_atoms - effect.close_fee_atoms
         effect.opened_lots = qty_lots
+    if spec.session_settled:  # a flag fixed with the instrument: USDT fills pay one test
+        _follow_true_entry(position, spec, side, price_ticks, effect)
     return effect
+
+
+def _follow_true_entry(position: Position, spec: InstrumentSpec, side: Side, price_ticks: int,
+                       effect: FillEffect) -> None:
+    """Move a session-settled position's true entry value by the fill `apply_fill` applied.
+
+    The true entry is released and added by the same contract maths as the session's
+    (`realised_pnl_on_close_atoms`: pro rata, in the exchange's favour), and the closed lots'
+    P&L against it is the fill's `entry_pnl_atoms` (Bybit's closed P&L uses the true
+    avgPrice, next-mechanics §3.2). What the position held before the fill follows from the
+    effect: the closed lots plus what is left, or only the closed lots when the fill opened
+    the other way (or from flat).
+    """
+    closed = effect.closed_lots
+    if closed:
+        held = closed if effect.opened_lots else closed + position.qty_lots
+        long = side is _SELL  # the fill sold: it closed a long
+        pnl, released = spec.contract.realised_pnl_on_close_atoms(
+            _BUY if long else _SELL, position.true_entry_atoms, held, closed, price_ticks)
+        position.true_entry_atoms -= released
+        effect.entry_pnl_atoms = pnl
+    opened = effect.opened_lots
+    if opened:
+        entry_value_atoms = spec.contract.entry_value_atoms
+        position.true_entry_atoms += (entry_value_atoms(price_ticks, closed + opened)
+                                      - entry_value_atoms(price_ticks, closed))
+    if not position.size_lots and position.true_entry_atoms:
+        raise InvariantViolation(
+            f"apply_fill: flat position keeps a true entry {position.true_entry_atoms}")

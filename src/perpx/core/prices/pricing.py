@@ -178,9 +178,12 @@ class Pricing:
                 state.samples = []
                 state.predicted_rate = funding_rate(spec, [], state.interval_min)
                 state.next_funding_ms = due + state.interval_min * MINUTE_MS
+                mark = self.market.mark_price.get(symbol, 0)
                 self.clearing.settle_funding(
-                    symbol, rate, self.market.mark_price.get(symbol, 0), due,
-                    state.next_funding_ms, state.predicted_rate, seq, ts_ms, events)
+                    symbol, rate, mark, due, state.next_funding_ms, state.predicted_rate, seq,
+                    ts_ms, events)
+                if spec.session_settled:  # USDC: the session ends with the funding (§3.2)
+                    self.clearing.settle_sessions(symbol, mark, due, seq, ts_ms, events)
                 # Funding moved margins: liquidate at the current mark what it breached.
                 self.reactions.sweep(symbol, seq, ts_ms, events)
             self._refresh_due()
