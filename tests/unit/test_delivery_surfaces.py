@@ -72,7 +72,8 @@ def test_a_future_delivers_through_the_exchange() -> None:
 
 
 def test_the_exchange_lists_a_bybit_item_and_refuses_it_twice() -> None:
-    table = resources.files("perpx.instruments").joinpath(f"{FUTURES_TABLE}.json").read_text("utf-8")
+    table = resources.files("perpx.instruments").joinpath(f"{FUTURES_TABLE}.json").read_text(
+        "utf-8")
     item = json.loads(table)["instruments"][1]
     ex = Exchange(["BTCUSDT"], start_ms=T)
     assert ex.list_instrument(item).ok

@@ -27,7 +27,7 @@ from perpx.core.events import (
     MarginModeSet,
     PositionModeSwitched,
 )
-from perpx.core.instruments import ContractType, InstrumentSpec
+from perpx.core.instruments import InstrumentSpec
 from perpx.core.orders.rules import check_position_idx, position_indexes
 
 
@@ -106,8 +106,8 @@ def check_position_mode_switch(clearing: Clearing, account_id: int, symbol: str,
     """Raise `Rejected` unless the account may switch `symbol` to `mode`; change nothing."""
     account = clearing.user_account(account_id)
     spec = clearing.spec_of(symbol)
-    if mode is PositionMode.HEDGE and spec.contract_type is ContractType.INVERSE_PERPETUAL:
-        # UTA 2.0: inverse contracts allow one-way mode only (next-mechanics §1.1,
+    if mode is PositionMode.HEDGE and spec.contract.value_sign < 0:
+        # UTA 2.0: inverse perpetuals and futures allow one-way mode only (next-mechanics §1.1,
         # API acct-mode.mdx); Bybit answers an unsupported switch with 110029.
         raise Rejected(RejectCode.HEDGE_MODE_UNSUPPORTED,
                        "inverse contracts trade in one-way mode only")
