@@ -243,8 +243,13 @@ class StreamHub:
 
     def _ticker_fields(self, symbol: str) -> dict[str, str]:
         bid, ask = self.mirrors[symbol].best()
-        return public.ticker_fields(self.specs[symbol], self.tickers.ticker(symbol),
-                                    self.directions.current(symbol), bid, ask)
+        spec = self.specs[symbol]
+        ticker = self.tickers.ticker(symbol)
+        fields = public.ticker_fields(spec, ticker, self.directions.current(symbol), bid, ask)
+        if spec.dated:
+            predicted = self.engine.delivery.predicted_price_e8(symbol)
+            fields = public.futures_ticker_fields(spec, ticker, fields, predicted)
+        return fields
 
     def _ticker_snapshot(self, conn: Connection, symbol: str) -> None:
         view = self.ticker_views.get(symbol)
