@@ -1119,6 +1119,82 @@ def leader(
         raise typer.Exit(1)
 
 
+@app.command("list-contract")
+def list_contract(
+    symbol: str | None = typer.Option(
+        None, help="A bundled contract to list (e.g. BTCUSDT-26MAR27, BTCUSDZ26)."),
+    item: Path | None = typer.Option(
+        None, help="A JSON file: one Bybit instruments-info item with perpx's fields (as in "
+                   "the bundled tables), or a table of them ({\"instruments\": [...]})."),
+    command_socket: Path | None = typer.Option(
+        None, help="The running writer's command socket (perpx serve --command-socket)."),
+    command_nats: str | None = typer.Option(
+        None, help="Or the NATS URL the writer takes commands on (perpx serve --command-nats)."),
+    bus_stream: str = typer.Option(_SERVE.bus_stream, help="The venue's name on NATS."),
+) -> None:
+    """List a new contract on a running venue: a `ListInstrument` on the command path.
+
+    The command goes to the writer as a gateway's do (the same socket or NATS subject), is
+    journaled and answered once durable; every read side (the writer's API, gateways
+    following the journal, a restart) learns the contract from it. Exit 1 if refused.
+    """
+    import asyncio
+
+    from perpx.bybit.retcodes import bybit_code
+    from perpx.core.commands import ListInstrument
+    from perpx.core.events import CommandRejected, InstrumentListed
+    from perpx.core.instruments import spec_record
+    from perpx.instruments import spec_from_bybit
+    from perpx.transport import NatsWriterClient, UnixWriterClient, WriterClient, WriterError
+
+    if (symbol is None) == (item is None):
+        raise typer.BadParameter("give exactly one of --symbol and --item")
+    if (command_socket is None) == (command_nats is None):
+        raise typer.BadParameter("give exactly one of --command-socket and --command-nats")
+    if symbol is not None:
+        found = [spec for spec in bundled_instruments() if spec.symbol == symbol]
+        if not found:
+            raise typer.BadParameter(f"{symbol} is not a bundled contract; use --item")
+        specs = found
+    else:
+        assert item is not None
+        try:
+            data = json.loads(item.read_text("utf-8"))
+            items = data.get("instruments", [data])
+            specs = [spec_from_bybit(one) for one in items]
+        except (OSError, ValueError, KeyError, TypeError) as bad:
+            raise typer.BadParameter(f"--item: {bad}") from bad
+    writer: WriterClient = (UnixWriterClient(command_socket) if command_socket is not None
+                            else NatsWriterClient(command_nats or "", bus_stream))
+
+    async def send() -> int:
+        refused = 0
+        try:
+            for spec in specs:
+                seq, events = await writer.submit(ListInstrument(0, 0, spec_record(spec)))
+                listed = [e for e in events if isinstance(e, InstrumentListed)]
+                if listed:
+                    typer.echo(f"listed {spec.symbol} at seq {seq}")
+                    continue
+                refused += 1
+                rejected = [e for e in events if isinstance(e, CommandRejected)]
+                code, message = (bybit_code(rejected[0].reason) if rejected
+                                 else (0, "no listing"))
+                typer.echo(f"refused {spec.symbol}: retCode {code} {message}"
+                           + (f" ({rejected[0].detail})" if rejected else ""), err=True)
+        finally:
+            await writer.close()
+        return refused
+
+    try:
+        failed = asyncio.run(send())
+    except WriterError as bad:
+        typer.echo(f"perpx: {bad}", err=True)
+        raise typer.Exit(2) from None
+    if failed:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Entry point of the console script."""
     app()

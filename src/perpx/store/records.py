@@ -938,8 +938,13 @@ class Projector:
         self._takeovers[key] = _Closing(row, reason, funding_share)
 
     def _listed(self, event: InstrumentListed) -> None:
-        """Learn a contract the operator listed: its rows are valued with its spec."""
+        """Learn a contract the operator listed: its rows are valued with its spec.
+
+        Its public trades are kept from now on, as a configured contract's are (and as a
+        projector restored with the contract keeps them).
+        """
         self.specs[event.symbol] = spec_from_record(event.record)
+        self.recent_trades.setdefault(event.symbol, deque(maxlen=1000))
 
     def _delivered(self, event: PositionDelivered) -> None:
         """Fold a dated future's position settled at delivery: execution, closed P&L, record.
