@@ -648,16 +648,26 @@ def sim(
     check_every: int = typer.Option(1_000, help="Check invariants every N commands (0: end)."),
     leverage: str = typer.Option("10-50", help="Traders' leverage range MIN-MAX (1-100)."),
     margin_modes: str = typer.Option("cross,isolated", help="Traders' margin modes, in turn."),
-    position_modes: str = typer.Option("oneway,hedge", help="Traders' position modes."),
-    deposit: str = typer.Option("50000", help="Each trader's deposit, USDT."),
-    max_qty: str = typer.Option("0.5", help="Largest order of a trader, BTC."),
+    position_modes: str = typer.Option("oneway,hedge", help="Traders' position modes "
+                                                             "(inverse contracts: one-way)."),
+    symbol: str = typer.Option("BTCUSDT", help="The contract traded: any bundled one, e.g. "
+                                               "BTCUSD (inverse) or BTCUSDT-25DEC26 (dated)."),
+    delivery_at: str | None = typer.Option(
+        None, help="A dated future delivers at this UTC time (2023-03-03T08:00), renamed "
+                   "for that day; default its own deliveryTime."),
+    deposit: str | None = typer.Option(None, help="Each trader's deposit in the settle coin "
+                                                  "(default 50000 USDT, 2 BTC inverse)."),
+    max_qty: str | None = typer.Option(None, help="Largest order of a trader (default 0.5 "
+                                                  "BTC, 10000 contracts inverse)."),
     stop_loss: float = typer.Option(0.5, help="Traders close at a loss of this × margin "
                                               "(0: never; liquidation decides)."),
     take_profit: float = typer.Option(1.0, help="Traders close at a gain of this × margin."),
     hold_hours: float = typer.Option(2.0, help="Traders close after this many hours."),
     trend_weight: float = typer.Option(0.4, help="How much traders chase the last 30 min."),
-    maker_qty: str = typer.Option("3", help="Market maker's size per level, BTC (5 levels)."),
-    insurance_fund: str = typer.Option("10000", help="Insurance fund seed, USDT."),
+    maker_qty: str | None = typer.Option(None, help="Market maker's size per level, 5 levels "
+                                                    "(default 3 BTC, 60000 contracts inverse)."),
+    insurance_fund: str | None = typer.Option(None, help="Insurance fund seed in the settle "
+                                                         "coin (default 10000 USDT, 1 BTC)."),
     plot: Path | None = typer.Option(None, help="Write the chart to this PNG."),
     report_dir: Path | None = typer.Option(None, help="Write report.md, chart.png, "
                                                       "series.csv and events.csv here."),
@@ -671,7 +681,6 @@ def sim(
     """
     import shlex
     import sys
-    from datetime import UTC, datetime
 
     from perpx.convert import to_atoms
     from perpx.core.enums import MarginMode, PositionMode
@@ -681,11 +690,22 @@ def sim(
     from perpx.sim.series import SeriesRecorder
     from perpx.sim.summary import summary_rows
 
-    spec = next(s for s in load_instruments() if s.symbol == "BTCUSDT")
+    spec = _sim_spec(symbol, delivery_at)
+    inverse = spec.contract.value_sign < 0
+    # Defaults in the contract's own units: USDT and BTC for linear, BTC and USD contracts
+    # for inverse (about the same exposure at the bundled prices).
+    deposit = deposit or ("2" if inverse else "50000")
+    max_qty = max_qty or ("10000" if inverse else "0.5")
+    maker_qty = maker_qty or ("60000" if inverse else "3")
+    insurance_fund = insurance_fund or ("1" if inverse else "10000")
     lev = _leverage_range(leverage)
     margins = [MarginMode[n] for n in _choices(margin_modes, _MARGIN_WORDS, "--margin-modes")]
     positions = [PositionMode[n]
                  for n in _choices(position_modes, _POSITION_WORDS, "--position-modes")]
+    if inverse and PositionMode.HEDGE in positions:
+        # UTA 2.0: inverse contracts trade one-way only (next-mechanics §1.1).
+        positions = [PositionMode.ONE_WAY]
+        console.print(f"{spec.symbol} is inverse: one-way mode only")
     try:
         fund_atoms = to_atoms(insurance_fund)
     except ConversionError as bad:
@@ -696,14 +716,7 @@ def sim(
             raise typer.BadParameter(f"no such file: {data}")
         first_ms = next(iter(CandleReplay(data, spec.symbol, spec.tick_size,
                                           step_ms=step_ms)))[0]
-        start_ms = first_ms
-        if start is not None:
-            try:
-                moment = datetime.fromisoformat(start).replace(tzinfo=UTC)
-            except ValueError:
-                raise typer.BadParameter("--start: an ISO time such as 2023-03-02T16:00") \
-                    from None
-            start_ms = int(moment.timestamp()) * 1_000
+        start_ms = first_ms if start is None else _utc_ms(start, "--start")
         feed = _StartingAt(CandleReplay(data, spec.symbol, spec.tick_size, step_ms=step_ms),
                             start_ms)
     else:
@@ -746,6 +759,43 @@ def sim(
         written = write_report_dir(recorder, report, report_dir, command_line=command_line)
         console.print(f"report written to {report_dir}: "
                       + ", ".join(p.name for p in written))
+
+
+def _utc_ms(text: str, option: str) -> int:
+    """Return an ISO UTC time (2023-03-02T16:00) in epoch ms, or refuse the option."""
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(text).replace(tzinfo=UTC)
+    except ValueError:
+        raise typer.BadParameter(f"{option}: an ISO time such as 2023-03-02T16:00") from None
+    return int(moment.timestamp()) * 1_000
+
+
+def _sim_spec(symbol: str, delivery_at: str | None) -> InstrumentSpec:
+    """Return the bundled contract `symbol`; a dated one moved to deliver at `delivery_at`.
+
+    A replay of past prices needs the delivery inside its window, so the operator picks the
+    time; the contract is then named for that day as Bybit would name it (`dated_symbol`).
+    """
+    import dataclasses
+
+    from perpx.core.instruments import dated_symbol
+
+    spec = next((s for s in bundled_instruments() if s.symbol == symbol), None)
+    if spec is None:
+        raise typer.BadParameter(f"unknown symbol {symbol}", param_hint="--symbol")
+    if delivery_at is None:
+        return spec
+    if not spec.dated:
+        raise typer.BadParameter(f"{symbol} is a perpetual: it never delivers",
+                                 param_hint="--delivery-at")
+    delivery_ms = _utc_ms(delivery_at, "--delivery-at")
+    if delivery_ms <= 0:
+        raise typer.BadParameter("a delivery time after 1970", param_hint="--delivery-at")
+    named = dated_symbol(spec.base_coin, spec.quote_coin, spec.settle_coin, delivery_ms)
+    return dataclasses.replace(spec, symbol=named, delivery_time_ms=delivery_ms,
+                               launch_time_ms=min(spec.launch_time_ms, delivery_ms))
 
 
 class _StartingAt:

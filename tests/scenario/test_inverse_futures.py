@@ -210,3 +210,19 @@ def test_e1_e2_through_the_exchange() -> None:
     assert short_e1 == Decimal("-0.45") - Decimal("0.0004")
     refused = ex.place_order(1, SYMBOL, "Buy", "Limit", qty="100", price="12500")
     assert (refused.ret_code, refused.ret_msg) == (110074, "This contract is not live")
+
+
+def test_an_inverse_futures_mark_takes_its_basis_from_the_book() -> None:
+    """§2.3 on inverse: the impact notional is 10 BTC in contracts at the index (a tick with
+    a two-sided book divided by zero before: the quantity was asked without a price)."""
+    d = Driver(FUTURE, start_ts_ms=T - 86_400_000, funded={})
+    for account in (1, 2):
+        d.deposit(account, "100", "BTC")
+    d.index("8000", symbol=SYMBOL)
+    d.limit(1, "buy", "8040", "200000", symbol=SYMBOL)  # 10 BTC is 80,000 contracts at 8,000
+    d.limit(2, "sell", "8060", "200000", symbol=SYMBOL)
+    seq, _ = d.stamp()
+    d.ts_ms += 1_000
+    d.apply(Tick(seq, d.ts_ms))
+    # Index 8,000, impact mid 8,050: basis rate 0.625%, mark 8,050.
+    assert d.engine.mark_price[SYMBOL] == 16_100
