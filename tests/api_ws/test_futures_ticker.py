@@ -13,7 +13,9 @@ from websockets.sync.client import connect
 
 from api_ws.live import LiveExchange
 from api_ws.test_protocol import recv
-from perpx.core.commands import IndexPrice
+from perpx.core.commands import IndexPrice, ListInstrument
+from perpx.core.events import InstrumentListed
+from perpx.core.instruments import spec_record
 from perpx.instruments import FUTURES_TABLE, load_instruments
 from support.builders import btcusdt
 
@@ -55,5 +57,23 @@ def test_a_futures_ticker_streams_its_delivery_fields_and_no_funding() -> None:
         perpetual = tickers["tickers.BTCUSDT"]
         assert all(key in perpetual for key in FUNDING)
         assert "deliveryTime" not in perpetual
+    finally:
+        live.stop()
+
+
+def test_a_contract_listed_while_serving_streams_its_ticker() -> None:
+    clock = Clock(T - 3_600_000)
+    live = LiveExchange(specs=[btcusdt()], clock=clock).start()
+    try:
+        events = live.submit(ListInstrument(0, 0, spec_record(FUTURE)))
+        assert [type(e) for e in events] == [InstrumentListed]
+        live.submit(IndexPrice(0, 0, FUTURE.symbol, 610_000))
+        with connect(live.url + "/v5/public/linear") as ws:
+            ws.send(json.dumps({"op": "subscribe", "args": [f"tickers.{FUTURE.symbol}"]}))
+            assert recv(ws)["success"] is True
+            ticker = recv(ws)
+        assert ticker["topic"] == f"tickers.{FUTURE.symbol}"
+        assert ticker["data"]["indexPrice"] == "61000.00"
+        assert ticker["data"]["deliveryTime"] == str(T)
     finally:
         live.stop()
