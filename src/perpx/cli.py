@@ -652,16 +652,26 @@ def sim(
     check_every: int = typer.Option(1_000, help="Check invariants every N commands (0: end)."),
     leverage: str = typer.Option("10-50", help="Traders' leverage range MIN-MAX (1-100)."),
     margin_modes: str = typer.Option("cross,isolated", help="Traders' margin modes, in turn."),
-    position_modes: str = typer.Option("oneway,hedge", help="Traders' position modes."),
-    deposit: str = typer.Option("50000", help="Each trader's deposit, USDT."),
-    max_qty: str = typer.Option("0.5", help="Largest order of a trader, BTC."),
+    position_modes: str = typer.Option("oneway,hedge", help="Traders' position modes "
+                                                             "(inverse contracts: one-way)."),
+    symbol: str = typer.Option("BTCUSDT", help="The contract traded: any bundled one, e.g. "
+                                               "BTCUSD (inverse) or BTCUSDT-25DEC26 (dated)."),
+    delivery_at: str | None = typer.Option(
+        None, help="A dated future delivers at this UTC time (2023-03-03T08:00), renamed "
+                   "for that day; default its own deliveryTime."),
+    deposit: str | None = typer.Option(None, help="Each trader's deposit in the settle coin "
+                                                  "(default 50000 USDT, 2 BTC inverse)."),
+    max_qty: str | None = typer.Option(None, help="Largest order of a trader (default 0.5 "
+                                                  "BTC, 10000 contracts inverse)."),
     stop_loss: float = typer.Option(0.5, help="Traders close at a loss of this × margin "
                                               "(0: never; liquidation decides)."),
     take_profit: float = typer.Option(1.0, help="Traders close at a gain of this × margin."),
     hold_hours: float = typer.Option(2.0, help="Traders close after this many hours."),
     trend_weight: float = typer.Option(0.4, help="How much traders chase the last 30 min."),
-    maker_qty: str = typer.Option("3", help="Market maker's size per level, BTC (5 levels)."),
-    insurance_fund: str = typer.Option("10000", help="Insurance fund seed, USDT."),
+    maker_qty: str | None = typer.Option(None, help="Market maker's size per level, 5 levels "
+                                                    "(default 3 BTC, 60000 contracts inverse)."),
+    insurance_fund: str | None = typer.Option(None, help="Insurance fund seed in the settle "
+                                                         "coin (default 10000 USDT, 1 BTC)."),
     plot: Path | None = typer.Option(None, help="Write the chart to this PNG."),
     report_dir: Path | None = typer.Option(None, help="Write report.md, chart.png, "
                                                       "series.csv and events.csv here."),
@@ -675,7 +685,6 @@ def sim(
     """
     import shlex
     import sys
-    from datetime import UTC, datetime
 
     from perpx.convert import to_atoms
     from perpx.core.enums import MarginMode, PositionMode
@@ -685,11 +694,22 @@ def sim(
     from perpx.sim.series import SeriesRecorder
     from perpx.sim.summary import summary_rows
 
-    spec = next(s for s in load_instruments() if s.symbol == "BTCUSDT")
+    spec = _sim_spec(symbol, delivery_at)
+    inverse = spec.contract.value_sign < 0
+    # Defaults in the contract's own units: USDT and BTC for linear, BTC and USD contracts
+    # for inverse (about the same exposure at the bundled prices).
+    deposit = deposit or ("2" if inverse else "50000")
+    max_qty = max_qty or ("10000" if inverse else "0.5")
+    maker_qty = maker_qty or ("60000" if inverse else "3")
+    insurance_fund = insurance_fund or ("1" if inverse else "10000")
     lev = _leverage_range(leverage)
     margins = [MarginMode[n] for n in _choices(margin_modes, _MARGIN_WORDS, "--margin-modes")]
     positions = [PositionMode[n]
                  for n in _choices(position_modes, _POSITION_WORDS, "--position-modes")]
+    if inverse and PositionMode.HEDGE in positions:
+        # UTA 2.0: inverse contracts trade one-way only (next-mechanics §1.1).
+        positions = [PositionMode.ONE_WAY]
+        console.print(f"{spec.symbol} is inverse: one-way mode only")
     try:
         fund_atoms = to_atoms(insurance_fund)
     except ConversionError as bad:
@@ -700,14 +720,7 @@ def sim(
             raise typer.BadParameter(f"no such file: {data}")
         first_ms = next(iter(CandleReplay(data, spec.symbol, spec.tick_size,
                                           step_ms=step_ms)))[0]
-        start_ms = first_ms
-        if start is not None:
-            try:
-                moment = datetime.fromisoformat(start).replace(tzinfo=UTC)
-            except ValueError:
-                raise typer.BadParameter("--start: an ISO time such as 2023-03-02T16:00") \
-                    from None
-            start_ms = int(moment.timestamp()) * 1_000
+        start_ms = first_ms if start is None else _utc_ms(start, "--start")
         feed = _StartingAt(CandleReplay(data, spec.symbol, spec.tick_size, step_ms=step_ms),
                             start_ms)
     else:
@@ -750,6 +763,43 @@ def sim(
         written = write_report_dir(recorder, report, report_dir, command_line=command_line)
         console.print(f"report written to {report_dir}: "
                       + ", ".join(p.name for p in written))
+
+
+def _utc_ms(text: str, option: str) -> int:
+    """Return an ISO UTC time (2023-03-02T16:00) in epoch ms, or refuse the option."""
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(text).replace(tzinfo=UTC)
+    except ValueError:
+        raise typer.BadParameter(f"{option}: an ISO time such as 2023-03-02T16:00") from None
+    return int(moment.timestamp()) * 1_000
+
+
+def _sim_spec(symbol: str, delivery_at: str | None) -> InstrumentSpec:
+    """Return the bundled contract `symbol`; a dated one moved to deliver at `delivery_at`.
+
+    A replay of past prices needs the delivery inside its window, so the operator picks the
+    time; the contract is then named for that day as Bybit would name it (`dated_symbol`).
+    """
+    import dataclasses
+
+    from perpx.core.instruments import dated_symbol
+
+    spec = next((s for s in bundled_instruments() if s.symbol == symbol), None)
+    if spec is None:
+        raise typer.BadParameter(f"unknown symbol {symbol}", param_hint="--symbol")
+    if delivery_at is None:
+        return spec
+    if not spec.dated:
+        raise typer.BadParameter(f"{symbol} is a perpetual: it never delivers",
+                                 param_hint="--delivery-at")
+    delivery_ms = _utc_ms(delivery_at, "--delivery-at")
+    if delivery_ms <= 0:
+        raise typer.BadParameter("a delivery time after 1970", param_hint="--delivery-at")
+    named = dated_symbol(spec.base_coin, spec.quote_coin, spec.settle_coin, delivery_ms)
+    return dataclasses.replace(spec, symbol=named, delivery_time_ms=delivery_ms,
+                               launch_time_ms=min(spec.launch_time_ms, delivery_ms))
 
 
 class _StartingAt:
@@ -1137,6 +1187,82 @@ def leader(
     else:
         typer.echo(" ".join(f"{name}={value}" for name, value in figures.items()))
     if not alive:
+        raise typer.Exit(1)
+
+
+@app.command("list-contract")
+def list_contract(
+    symbol: str | None = typer.Option(
+        None, help="A bundled contract to list (e.g. BTCUSDT-26MAR27, BTCUSDZ26)."),
+    item: Path | None = typer.Option(
+        None, help="A JSON file: one Bybit instruments-info item with perpx's fields (as in "
+                   "the bundled tables), or a table of them ({\"instruments\": [...]})."),
+    command_socket: Path | None = typer.Option(
+        None, help="The running writer's command socket (perpx serve --command-socket)."),
+    command_nats: str | None = typer.Option(
+        None, help="Or the NATS URL the writer takes commands on (perpx serve --command-nats)."),
+    bus_stream: str = typer.Option(_SERVE.bus_stream, help="The venue's name on NATS."),
+) -> None:
+    """List a new contract on a running venue: a `ListInstrument` on the command path.
+
+    The command goes to the writer as a gateway's do (the same socket or NATS subject), is
+    journaled and answered once durable; every read side (the writer's API, gateways
+    following the journal, a restart) learns the contract from it. Exit 1 if refused.
+    """
+    import asyncio
+
+    from perpx.bybit.retcodes import bybit_code
+    from perpx.core.commands import ListInstrument
+    from perpx.core.events import CommandRejected, InstrumentListed
+    from perpx.core.instruments import spec_record
+    from perpx.instruments import spec_from_bybit
+    from perpx.transport import NatsWriterClient, UnixWriterClient, WriterClient, WriterError
+
+    if (symbol is None) == (item is None):
+        raise typer.BadParameter("give exactly one of --symbol and --item")
+    if (command_socket is None) == (command_nats is None):
+        raise typer.BadParameter("give exactly one of --command-socket and --command-nats")
+    if symbol is not None:
+        found = [spec for spec in bundled_instruments() if spec.symbol == symbol]
+        if not found:
+            raise typer.BadParameter(f"{symbol} is not a bundled contract; use --item")
+        specs = found
+    else:
+        assert item is not None
+        try:
+            data = json.loads(item.read_text("utf-8"))
+            items = data.get("instruments", [data])
+            specs = [spec_from_bybit(one) for one in items]
+        except (OSError, ValueError, KeyError, TypeError) as bad:
+            raise typer.BadParameter(f"--item: {bad}") from bad
+    writer: WriterClient = (UnixWriterClient(command_socket) if command_socket is not None
+                            else NatsWriterClient(command_nats or "", bus_stream))
+
+    async def send() -> int:
+        refused = 0
+        try:
+            for spec in specs:
+                seq, events = await writer.submit(ListInstrument(0, 0, spec_record(spec)))
+                listed = [e for e in events if isinstance(e, InstrumentListed)]
+                if listed:
+                    typer.echo(f"listed {spec.symbol} at seq {seq}")
+                    continue
+                refused += 1
+                rejected = [e for e in events if isinstance(e, CommandRejected)]
+                code, message = (bybit_code(rejected[0].reason) if rejected
+                                 else (0, "no listing"))
+                typer.echo(f"refused {spec.symbol}: retCode {code} {message}"
+                           + (f" ({rejected[0].detail})" if rejected else ""), err=True)
+        finally:
+            await writer.close()
+        return refused
+
+    try:
+        failed = asyncio.run(send())
+    except WriterError as bad:
+        typer.echo(f"perpx: {bad}", err=True)
+        raise typer.Exit(2) from None
+    if failed:
         raise typer.Exit(1)
 
 

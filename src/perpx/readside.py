@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -123,6 +124,9 @@ class ReadSide:
     klines: Klines
     funding: FundingHistory
     books: Books
+    # Contracts listed by the operator before the checkpoint (not in the configured table):
+    # `install` makes them known to the service, as replaying their listing would.
+    listed: tuple[InstrumentSpec, ...] = ()
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -192,14 +196,17 @@ def _decode(body: bytes, seq: int, specs: list[InstrumentSpec]) -> ReadSideState
         raise ReadSideError(f"read side at {seq} does not decode: {bad}") from None
 
 
-def load(service: Owner, body: bytes, seq: int) -> ReadSide:
+def load(service: Owner, body: bytes, seq: int,
+         listed: list[InstrumentSpec] | None = None) -> ReadSide:
     """Rebuild the read side the checkpoint `body` taken at `seq` holds, for `service`.
 
     The service lends its instruments and its models' bounds (klines in memory, funding
-    kept or not) and is not touched. Raises `ReadSideError`, and only that, for a checkpoint
-    that cannot be used, so the caller can try an older one.
+    kept or not) and is not touched; `listed` are the contracts listed before `seq` that the
+    service does not know yet (the checkpoint was folded with them too). Raises
+    `ReadSideError`, and only that, for a checkpoint that cannot be used, so the caller can
+    try an older one.
     """
-    specs = list(service.specs.values())
+    specs = [*service.specs.values(), *(listed or ())]
     found = _decode(body, seq, specs)
     try:
         return ReadSide(
@@ -207,7 +214,8 @@ def load(service: Owner, body: bytes, seq: int) -> ReadSide:
             Tickers.from_state(specs, found.tickers),
             Klines.from_state(specs, found.klines, keep_closed=service.klines.keep_closed),
             FundingHistory.from_state(specs, found.funding, keep=service.funding.keep),
-            Books.from_state(found.books, list(service.specs)))
+            Books.from_state(found.books, [spec.symbol for spec in specs]),
+            tuple(listed or ()))
     except Exception as bad:  # whatever a model makes of a state it cannot hold: unusable
         raise ReadSideError(f"read side at {seq} does not fit: {bad!r}") from None
 
@@ -222,16 +230,24 @@ class Checkpoints:
     written by this code and loads; a corrupt, foreign or hostile checkpoint refuses the
     snapshot (an older one, or a full replay, is tried) rather than stopping the start.
     The writer's service and an API gateway start alike through it.
+
+    A checkpoint taken after the operator listed contracts was folded with them as well:
+    `listed_at(seq)` names the contracts the engine snapshot at `seq` had listed (its
+    `listed` records), so such a checkpoint is judged, and loaded, with them, and a restart
+    from it keeps them without replaying the journal. It is asked only when the checkpoint
+    does not fit the configured table alone.
     """
 
     def __init__(self, owner: Owner, history: CheckpointStore, watermark: int,
-                 enabled: bool = True) -> None:
+                 enabled: bool = True,
+                 listed_at: Callable[[int], list[InstrumentSpec]] | None = None) -> None:
         self.owner = owner
         self.history = history
         self.watermark = watermark
         self.code = fingerprint(list(owner.specs.values()))
         self.stored = set(history.checkpoint_seqs()) if enabled else set()
         self.loaded: dict[int, ReadSide] = {}
+        self.listed_at = listed_at
 
     def __call__(self, header: SnapshotHeader) -> str | None:
         """Return why the snapshot `header` is not usable, or None (its read side loaded)."""
@@ -241,10 +257,20 @@ class Checkpoints:
         found = self.history.load_checkpoint(header.seq) if header.seq in self.stored else None
         if found is None:
             return f"snapshot {header.seq} has no read side"
-        if found[0] != self.code:
+        listed: list[InstrumentSpec] = []
+        code = self.code
+        if found[0] != code and self.listed_at is not None:
+            try:
+                listed = [spec for spec in self.listed_at(header.seq)
+                          if spec.symbol not in self.owner.specs]
+            except Exception as bad:  # an engine snapshot that does not decode: unusable
+                return f"snapshot {header.seq}: its listed contracts do not load: {bad!r}"
+            if listed:
+                code = fingerprint([*self.owner.specs.values(), *listed])
+        if found[0] != code:
             return f"snapshot {header.seq}: its read side was written by other code"
         try:
-            self.loaded[header.seq] = load(self.owner, found[1], header.seq)
+            self.loaded[header.seq] = load(self.owner, found[1], header.seq, listed)
         except ReadSideError as bad:
             return f"snapshot {header.seq}: {bad}"
         return None
@@ -275,6 +301,8 @@ def install(service: Owner, read_side: ReadSide) -> None:
     installs a read side while it starts, before anyone can listen.
     """
     service.read_seq = read_side.seq
+    for spec in read_side.listed:
+        service.specs[spec.symbol] = spec
     service.projector = read_side.projector
     service.tickers = read_side.tickers
     service.klines = read_side.klines

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -58,7 +59,7 @@ from perpx.store import open_journal
 from perpx.store.history import History
 from perpx.store.history_sqlite import SqliteHistory
 from perpx.store.journal import Journal
-from perpx.store.recovery import Recovery, latest_sound_snapshot
+from perpx.store.recovery import Recovery, latest_sound_snapshot, listed_in_snapshot
 from perpx.store.snapshots import SnapshotStore
 from perpx.store.snapshotter import SnapshotResult, Snapshotter
 from perpx.venue import Listener, ServiceStopped
@@ -185,7 +186,9 @@ class ExchangeService:
             self.history.reset()
         # A snapshot is usable with its read side only (`readside.Checkpoints`).
         watermark = self.history.high_watermark
-        usable = readside.Checkpoints(self, self.history, watermark, snapshots is not None)
+        usable = readside.Checkpoints(
+            self, self.history, watermark, snapshots is not None,
+            listed_at=functools.partial(listed_in_snapshot, snapshots) if snapshots else None)
 
         engine, rejected = latest_sound_snapshot(specs, journal, snapshots, say=log.warning,
                                                  accept=usable)

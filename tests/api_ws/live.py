@@ -19,6 +19,7 @@ from perpx.convert import to_atoms, to_lots, to_ticks
 from perpx.core import Engine, OrderType, PlaceOrder, Side, TimeInForce
 from perpx.core.commands import Command, Deposit, MarkPrice
 from perpx.core.events import Event
+from perpx.core.instruments import InstrumentSpec
 from perpx.sequencer import Sequencer
 from perpx.store.journal import MemoryJournal
 from support.builders import btcusdt, ethusdt
@@ -47,9 +48,12 @@ class FixedKeys:
 class LiveExchange:
     """Runs the server in a thread with its own event loop; the test drives the sequencer."""
 
-    def __init__(self, max_queue: int | None = None) -> None:
-        self.engine = Engine([btcusdt(), ethusdt()])
-        self.sequencer = Sequencer(self.engine, MemoryJournal())
+    def __init__(self, max_queue: int | None = None,
+                 specs: list[InstrumentSpec] | None = None,
+                 clock: Callable[[], int] | None = None) -> None:
+        self.engine = Engine(specs if specs is not None else [btcusdt(), ethusdt()])
+        self.sequencer = (Sequencer(self.engine, MemoryJournal()) if clock is None
+                          else Sequencer(self.engine, MemoryJournal(), clock))
         self.hub = StreamHub(self.engine, max_queue=max_queue)
         self.sequencer.subscribe(self.hub.on_durable)
         self.app = Starlette(routes=build_routes(self.hub, Gate(FixedKeys()),

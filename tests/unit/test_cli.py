@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from perpx.cli import app
+from support.builders import PRICES
 
 runner = CliRunner()
 
@@ -77,6 +78,39 @@ def test_sim_runs_agents_on_a_random_walk_and_reports() -> None:
     result = runner.invoke(app, ["sim", "--hours", "0.5", "--traders", "4"])
     assert result.exit_code == 0, result.output
     assert "trades" in result.output and "invariants held" in result.output
+
+
+def test_sim_trades_an_inverse_perpetual_in_btc() -> None:
+    result = runner.invoke(app, ["sim", "--symbol", "BTCUSD", "--hours", "0.5",
+                                 "--traders", "4"])
+    assert result.exit_code == 0, result.output
+    assert "BTCUSD is inverse: one-way mode only" in result.output
+    assert "insurance fund 1 BTC" in result.output and "contracts =" in result.output
+    assert "rejections: none" in result.output  # no hedge-mode switch was tried
+    assert "invariants held" in result.output
+
+
+@pytest.mark.parametrize(("symbol", "named", "coin"), [
+    ("BTCUSDT-25DEC26", "BTCUSDT-03MAR23", "USDT"), ("BTCUSDZ26", "BTCUSDH23", "BTC")])
+def test_sim_delivers_a_dated_future_inside_a_replay(symbol: str, named: str, coin: str) -> None:
+    """The operator moves the delivery into the replayed window; the report shows it."""
+    result = runner.invoke(app, [
+        "sim", "--symbol", symbol, "--delivery-at", "2023-03-03T08:00",
+        "--data", str(PRICES / "btcusd_1m_2023-03-01_2023-03-07.csv"),
+        "--start", "2023-03-03T06:00", "--hours", "3", "--traders", "4"])
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())  # the console wraps long lines
+    assert f"delivery {named} 2023-03-03T08:00:00Z price" in flat
+    assert "(120 index samples)" in flat  # one a 15 s step in the last 30 min
+    assert "open interest: none" in flat  # every position settled
+    assert "BY_SETTLE" in flat and "rejections: none" in flat
+    assert "insurance fund seeded / end │ " in flat and f" {coin} │" in flat
+    assert "invariants held" in flat
+
+
+def test_sim_refuses_a_delivery_time_for_a_perpetual() -> None:
+    result = runner.invoke(app, ["sim", "--delivery-at", "2023-03-03T08:00"])
+    assert result.exit_code != 0 and "never delivers" in result.output
 
 
 def test_bench_risk_ends_with_one_json_line_and_leaves_nobody_breached() -> None:

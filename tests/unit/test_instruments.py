@@ -452,8 +452,8 @@ def test_a_deduction_off_the_recursion_is_refused() -> None:
 
 @pytest.mark.parametrize(
     "contract_type",
-    ["InverseFutures", "Spot"],
-    ids=["InverseFutures: no inverse delivery in the engine yet",
+    ["Option", "Spot"],
+    ids=["Option: a Bybit type perpx does not trade yet",
          "an unknown word"],
 )
 def test_unsupported_contract_types_are_refused_at_load(

@@ -157,6 +157,10 @@ class InstrumentSpec:
                              "-1 <= insurancePnlRatio <= adlStopRatio <= 0")
         contract = contract_maths_for(self.symbol, self.contract_type, self.atoms_per_tick_lot,
                                       self.tick_atoms, self.lot_base_e8)
+        # An inverse contract is margined, valued and settled in its base coin (§1.1): a
+        # settle coin other than the base would book coin amounts in the wrong wallet.
+        if contract.value_sign < 0 and self.settle_coin != self.base_coin:
+            raise ValueError(f"{self.symbol}: an inverse contract settles in its base coin")
         if self.dated:
             if self.delivery_time_ms <= 0:
                 raise ValueError(f"{self.symbol}: a dated future needs a deliveryTime")
@@ -174,8 +178,7 @@ class InstrumentSpec:
         session = (self.settle_coin == SESSION_SETTLED_COIN
                    and self.contract_type is ContractType.LINEAR_PERPETUAL)
         object.__setattr__(self, "session_settled", session)
-        object.__setattr__(self, "one_way_only",
-                           session or self.contract_type is ContractType.INVERSE_PERPETUAL)
+        object.__setattr__(self, "one_way_only", session or self.contract.value_sign < 0)
 
     @property
     def dated(self) -> bool:
@@ -192,6 +195,9 @@ class InstrumentSpec:
 
 _DATED = (ContractType.LINEAR_FUTURES, ContractType.INVERSE_FUTURES)
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+# The futures month codes of inverse futures' names (next-mechanics §2.1: H Mar, M Jun, U Sep,
+# Z Dec); Bybit lists quarterlies only, the other months are the exchange-standard letters.
+_MONTH_CODES = "FGHJKMNQUVXZ"
 
 
 def civil_date(ts_ms: int) -> tuple[int, int, int]:
@@ -215,12 +221,16 @@ def civil_date(ts_ms: int) -> tuple[int, int, int]:
 
 def dated_symbol(base_coin: str, quote_coin: str, settle_coin: str,
                  delivery_time_ms: int) -> str:
-    """Return Bybit's API symbol of a linear dated future (next-mechanics §2.1).
+    """Return Bybit's API symbol of a dated future (next-mechanics §2.1).
 
     USDT futures are ``{BASE}USDT-{DDMMMYY}`` (BTCUSDT-27MAR26), USDC futures
-    ``{BASE}-{DDMMMYY}`` (BTC-26DEC25); the date is the delivery day in UTC.
+    ``{BASE}-{DDMMMYY}`` (BTC-26DEC25); the date is the delivery day in UTC. Inverse futures
+    (settled in their base coin) are ``{BASE}USD{M}{YY}`` (BTCUSDZ26): the month's futures
+    code and the year, no day.
     """
     year, month, day = civil_date(delivery_time_ms)
+    if settle_coin == base_coin:
+        return f"{base_coin}{quote_coin}{_MONTH_CODES[month - 1]}{year % 100:02d}"
     suffix = f"{day:02d}{_MONTHS[month - 1]}{year % 100:02d}"
     if settle_coin == "USDC":
         return f"{base_coin}-{suffix}"
@@ -291,14 +301,15 @@ def contract_maths_for(symbol: str, contract_type: ContractType, atoms_per_tick_
     """Return the maths of `contract_type` for an instrument of that tick and lot.
 
     Linear perpetuals and linear futures value ``P * q * a`` (`LinearContract`); futures
-    differ in delivery, not in their maths. Inverse contracts value ``q * k / P`` in the base
-    coin (`InverseContract`), where ``k = lot_base_e8 * 10**8 / tick_atoms``: the lot in
-    quote units over the tick in quote units, in settle-coin atoms. It must be a whole
-    number (BTCUSD: lot 1 USD, tick 0.1 USD, k = 10**9), else the spec is refused.
+    differ in delivery, not in their maths. Inverse perpetuals and inverse futures value
+    ``q * k / P`` in the base coin (`InverseContract`), where ``k = lot_base_e8 * 10**8 /
+    tick_atoms``: the lot in quote units over the tick in quote units, in settle-coin
+    atoms. It must be a whole number (BTCUSD: lot 1 USD, tick 0.1 USD, k = 10**9), else
+    the spec is refused.
     """
     if contract_type in (ContractType.LINEAR_PERPETUAL, ContractType.LINEAR_FUTURES):
         return LinearContract(atoms_per_tick_lot)
-    if contract_type is ContractType.INVERSE_PERPETUAL:
+    if contract_type in (ContractType.INVERSE_PERPETUAL, ContractType.INVERSE_FUTURES):
         if tick_atoms <= 0 or lot_base_e8 <= 0 or lot_base_e8 * ATOMS_PER_COIN % tick_atoms:
             raise UnsupportedContractMaths(
                 f"{symbol}: an inverse lot over a tick ({lot_base_e8} / {tick_atoms} x 10**8) "

@@ -30,16 +30,17 @@ from perpx.core.instruments import (
 )
 from perpx.core.numbers import ATOM_DECIMALS
 
-# The contract types the engine trades: linear and inverse perpetuals and linear dated futures
-# (delivered by `perpx.core.delivery`, issue #16 item 2). Inverse futures need the inverse
-# delivery path listed and tested first, so they are refused rather than traded silently.
+# The contract types the engine trades: linear and inverse perpetuals and dated futures of
+# both kinds (delivered by `perpx.core.delivery`, issue #16 item 2). Bybit's other types
+# (options) are refused as "not trading yet" rather than traded silently.
 _CONTRACT_TYPES = {
     "LinearPerpetual": ContractType.LINEAR_PERPETUAL,
     "InversePerpetual": ContractType.INVERSE_PERPETUAL,
     "LinearFutures": ContractType.LINEAR_FUTURES,
+    "InverseFutures": ContractType.INVERSE_FUTURES,
 }
 CONTRACT_TYPE_WORDS = {kind: word for word, kind in _CONTRACT_TYPES.items()}
-_KNOWN_UNSUPPORTED = ("InverseFutures",)
+_KNOWN_UNSUPPORTED = ("Option",)
 # A dated future's mark is Index x (1 + basisRate), basisRate the 10-minute moving average
 # (next-mechanics §2.3, B-MARK-FUT); a perpetual's basis window stays 2.5 minutes.
 _FUTURES_BASIS_WINDOW_MS = 600_000
@@ -146,7 +147,7 @@ def spec_from_bybit(item: dict[str, Any]) -> InstrumentSpec:
 
 def _dated_fields(item: dict[str, Any], contract_type: ContractType) -> dict[str, Any]:
     """Return a dated future's delivery fields (next-mechanics §2.1); none for a perpetual."""
-    if contract_type is not ContractType.LINEAR_FUTURES:
+    if contract_type not in (ContractType.LINEAR_FUTURES, ContractType.INVERSE_FUTURES):
         return {}
     return {
         "delivery_time_ms": int(item["deliveryTime"]),

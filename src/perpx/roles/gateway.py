@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -53,7 +54,7 @@ from perpx.readmodels import OpenInterest
 from perpx.store import open_journal, open_snapshots
 from perpx.store.history import History
 from perpx.store.journal import Journal, JournalMissing
-from perpx.store.recovery import latest_sound_snapshot
+from perpx.store.recovery import latest_sound_snapshot, listed_in_snapshot
 from perpx.transport.client import WriterClient
 from perpx.venue import Listener, ServiceStopped
 
@@ -133,7 +134,8 @@ class GatewayService:
             snapshots = open_snapshots(location, readonly=True)
         except JournalMissing:
             return Engine(specs)
-        usable = readside.Checkpoints(self, self.history, self.history.high_watermark)
+        usable = readside.Checkpoints(self, self.history, self.history.high_watermark,
+                                      listed_at=functools.partial(listed_in_snapshot, snapshots))
         try:
             engine, _ = latest_sound_snapshot(specs, self._reader, snapshots, say=say,
                                               accept=usable)

@@ -37,7 +37,15 @@ from perpx.core.commands import (
     SetMarginMode,
     SwitchPositionMode,
 )
-from perpx.core.enums import MarginMode, OrderType, PositionMode, Side, SmpType, TimeInForce
+from perpx.core.enums import (
+    InstrumentStatus,
+    MarginMode,
+    OrderType,
+    PositionMode,
+    Side,
+    SmpType,
+    TimeInForce,
+)
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import RATE_ONE
 
@@ -53,6 +61,10 @@ class MarketView:
     def instrument(self, symbol: str) -> InstrumentSpec:
         """Return the contract specification of `symbol`."""
         return self._engine.instruments[symbol]
+
+    def trading(self, symbol: str) -> bool:
+        """Tell whether `symbol` takes orders (a dated future stops at its delivery)."""
+        return self._engine.delivery.status(symbol) is InstrumentStatus.TRADING
 
     def index_ticks(self, symbol: str) -> int | None:
         """Return the last index price, if any."""
@@ -212,6 +224,8 @@ class MarketMaker:
 
     def act(self, view: MarketView, ts_ms: int) -> Iterator[Command]:
         """Refresh the ladder when the center moved or a level was (partly) filled."""
+        if not view.trading(self.symbol):  # delivered: nothing left to quote
+            return
         wanted = self.ladder(view)
         if wanted is None:
             return
@@ -324,7 +338,7 @@ class NoiseTrader:
     def act(self, view: MarketView, ts_ms: int) -> Iterator[Command]:
         """Cancel stale orders, close positions that hit a rule, then maybe open one."""
         index = view.index_ticks(self.symbol)
-        if index is None:
+        if index is None or not view.trading(self.symbol):
             return
         self._seen.append((ts_ms, index))
         while self._seen[0][0] < ts_ms - self.trend_lookback_ms:

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from perpx.convert import format_atoms, format_lots, format_rate, format_ticks
+from perpx.convert import format_atoms, format_lots, format_rate, format_scaled, format_ticks
 from perpx.core.account.accounts import INSURANCE_FUND_ID
 from perpx.core.commands import Command
 from perpx.core.enums import BalanceReason
@@ -21,6 +21,7 @@ from perpx.core.events import (
     CommandRejected,
     Event,
     FundingSettled,
+    FuturesDelivered,
     IndexPriceUpdated,
     MarkPriceUpdated,
     OrderCancelled,
@@ -47,6 +48,19 @@ class FundingRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """A dated future's delivery as `FuturesDelivered` reported it."""
+
+    symbol: str
+    delivery_ms: int
+    price_e8: int  # the delivery price, 10**-8 of the quote coin
+    samples: int
+    positions: int
+    fee_atoms: int
+    remainder_atoms: int
+
+
+@dataclass(frozen=True, slots=True)
 class SimulationReport:
     """Counts and balances at the end of a run; money in atoms, rates in 10**-8."""
 
@@ -65,6 +79,7 @@ class SimulationReport:
     invariant_checks: int = 0
     first_ts_ms: int | None = None
     last_ts_ms: int | None = None
+    deliveries: list[DeliveryRecord] = field(default_factory=list)
 
     def format(self, instruments: Mapping[str, InstrumentSpec]) -> str:
         """Return the report as a few lines of text, amounts as decimal strings."""
@@ -89,9 +104,16 @@ class SimulationReport:
                 f"paid {format_atoms(record.paid_atoms)} "
                 f"received {format_atoms(record.received_atoms)} "
                 f"to fund {format_atoms(record.remainder_atoms)}")
+        for done in self.deliveries:
+            lines.append(
+                f"delivery {done.symbol} {utc_text(done.delivery_ms)} price "
+                f"{format_scaled(done.price_e8, 8, 8)} ({done.samples} index samples) "
+                f"positions {done.positions} fee {format_atoms(done.fee_atoms)} "
+                f"to fund {format_atoms(done.remainder_atoms)}")
+        coin = "/".join(sorted({spec.settle_coin for spec in instruments.values()}))
         lines += [
-            f"fees collected {format_atoms(self.fees_atoms)} USDT",
-            f"insurance fund {format_atoms(self.insurance_fund_atoms)} USDT",
+            f"fees collected {format_atoms(self.fees_atoms)} {coin}",
+            f"insurance fund {format_atoms(self.insurance_fund_atoms)} {coin}",
             "open interest: " + (", ".join(
                 f"{symbol} {format_lots(instruments[symbol], lots)}"
                 for symbol, lots in sorted(self.open_interest_lots.items())) or "none"),
@@ -120,6 +142,7 @@ class ReportBuilder:
     cancellations: Counter[str] = field(default_factory=Counter)
     premium_samples: int = 0
     fundings: list[FundingRecord] = field(default_factory=list)
+    deliveries: list[DeliveryRecord] = field(default_factory=list)
     fees_atoms: int = 0
     insurance_fund_atoms: int = 0
     sizes: dict[tuple[int, str, int], int] = field(default_factory=dict)
@@ -164,6 +187,10 @@ class ReportBuilder:
                 self.fundings.append(FundingRecord(
                     event.symbol, event.funding_ms, event.rate, event.mark_price_ticks,
                     event.paid_atoms, event.received_atoms, event.remainder_atoms))
+            elif isinstance(event, FuturesDelivered):
+                self.deliveries.append(DeliveryRecord(
+                    event.symbol, event.delivery_time_ms, event.delivery_price_e8, event.samples,
+                    event.positions, event.fee_atoms, event.remainder_atoms))
         # Measured after the whole command: an index move and the mark it causes are one step.
         for symbol in sorted(touched):
             self._gap(symbol)
@@ -189,4 +216,5 @@ class ReportBuilder:
             fundings=list(self.fundings), fees_atoms=self.fees_atoms,
             insurance_fund_atoms=self.insurance_fund_atoms, open_interest_lots=open_interest,
             max_mark_gap_rate=dict(self.max_gap_rate), invariant_checks=invariant_checks,
-            first_ts_ms=self.first_ts_ms, last_ts_ms=self.last_ts_ms)
+            first_ts_ms=self.first_ts_ms, last_ts_ms=self.last_ts_ms,
+            deliveries=list(self.deliveries))

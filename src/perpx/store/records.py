@@ -994,16 +994,21 @@ class Projector:
         self._takeovers[key] = _Closing(row, reason, funding_share)
 
     def _listed(self, event: InstrumentListed) -> None:
-        """Learn a contract the operator listed: its rows are valued with its spec."""
+        """Learn a contract the operator listed: its rows are valued with its spec.
+
+        Its public trades are kept from now on, as a configured contract's are (and as a
+        projector restored with the contract keeps them).
+        """
         self.specs[event.symbol] = spec_from_record(event.record)
+        self.recent_trades.setdefault(event.symbol, deque(maxlen=1000))
 
     def _delivered(self, event: PositionDelivered) -> None:
         """Fold a dated future's position settled at delivery: execution, closed P&L, record.
 
-        The execution (Bybit's execType Delivery) shows the delivery price rounded to the
-        tick, as its integer price field must; the delivery record and the closed P&L's
-        values carry the exact one. Bybit's closed P&L nets the delivery fee, the position's
-        opening fees and its funding from the price P&L.
+        The execution (Bybit's execType Delivery, Settle for an inverse future) shows the
+        delivery price rounded to the tick, as its integer price field must; the delivery
+        record and the closed P&L's values carry the exact one. Bybit's closed P&L nets the
+        delivery fee, the position's opening fees and its funding from the price P&L.
         """
         if event.account_id <= 0:
             return
@@ -1012,10 +1017,12 @@ class Projector:
         qty = abs(event.size_lots)
         price_ticks = div_round(event.delivery_price_e8, spec.tick_atoms)
         self._closings += 1
+        # Bybit's execType: Delivery for USDT futures, Settle for inverse futures (§2.5).
+        exec_type = "Settle" if spec.contract.value_sign < 0 else "Delivery"
         key = f"Delivery{event.symbol}{event.position_idx}"
         self._execution(ExecutionRecord(
             exec_id(event.seq, event.position_idx, event.account_id, key),
-            event.account_id, event.symbol, "Delivery", int(held.opposite), 0, "", 2,
+            event.account_id, event.symbol, exec_type, int(held.opposite), 0, "", 2,
             price_ticks, qty, 0, price_ticks, qty, event.value_atoms, event.fee_atoms,
             event.fee_rate, False, self._marks.get(event.symbol, 0), qty, event.ts_ms,
             event.seq, event.pnl_atoms - event.fee_atoms, 0, "CreateBySettle"))
@@ -1026,7 +1033,7 @@ class Projector:
             int(held.opposite), 2, price_ticks, qty, qty, event.entry_value_atoms,
             event.value_atoms,
             event.pnl_atoms - event.fee_atoms - event.open_fee_atoms - event.funding_atoms,
-            event.fee_atoms, 1, event.leverage, "Delivery", event.ts_ms, event.ts_ms,
+            event.fee_atoms, 1, event.leverage, exec_type, event.ts_ms, event.ts_ms,
             event.seq, event.open_fee_atoms))
         self.sink.delivery(DeliveryRecord(
             f"{event.seq}-{event.account_id}-{event.position_idx}-{event.symbol}",

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from perpx.core.engine import Engine
-from perpx.core.instruments import InstrumentSpec
+from perpx.core.instruments import InstrumentSpec, spec_from_record
 from perpx.store.codec import CodecError, decode_snapshot
 from perpx.store.journal import Journal
 from perpx.store.snapshots import SnapshotInfo, SnapshotStore
@@ -53,6 +53,17 @@ def load_snapshot(instruments: list[InstrumentSpec], store: SnapshotStore, seq: 
     if verify and engine.state_hash() != expected_hash:
         raise ValueError(f"snapshot {seq} state hash differs from the stored one")
     return engine
+
+
+def listed_in_snapshot(store: SnapshotStore, seq: int) -> list[InstrumentSpec]:
+    """Return the contracts the operator had listed in the engine snapshot at `seq`.
+
+    What a restart from that snapshot must know besides the configured table (the read
+    side's checkpoint was folded with them: `readside.Checkpoints`). Decodes the snapshot;
+    asked only of snapshots whose read side does not fit the configured table alone.
+    """
+    data = decode_snapshot(store.load(seq))
+    return [spec_from_record(record) for record in data.get("listed", ())]
 
 
 def latest_sound_snapshot(

@@ -77,20 +77,25 @@ def test_linear_futures_share_the_linear_maths() -> None:
 
 
 def test_an_inverse_perpetual_gets_the_inverse_maths_never_the_linear() -> None:
-    inverse = dataclasses.replace(BTC, contract_type=ContractType.INVERSE_PERPETUAL)
+    inverse = dataclasses.replace(BTC, contract_type=ContractType.INVERSE_PERPETUAL,
+                                  settle_coin="BTC")
     assert isinstance(inverse.contract, InverseContract)
     # lot 0.001 over tick 0.1 in atoms: k = 10**5 * 10**8 / 10**7.
     assert inverse.contract.atoms_ticks_per_lot == 10**6
 
 
-def test_inverse_futures_are_refused_rather_than_traded_as_perpetuals() -> None:
-    with pytest.raises(UnsupportedContractMaths, match="no contract maths for INVERSE_FUTURES"):
-        dataclasses.replace(BTC, contract_type=ContractType.INVERSE_FUTURES)
+def test_inverse_futures_get_the_inverse_maths_and_settle_in_the_base_coin() -> None:
+    future = dataclasses.replace(BTC, contract_type=ContractType.INVERSE_FUTURES,
+                                 settle_coin="BTC", delivery_time_ms=1_798_185_600_000,
+                                 delivery_fee_rate=50_000)
+    assert isinstance(future.contract, InverseContract) and future.dated
+    with pytest.raises(ValueError, match="settles in its base coin"):
+        dataclasses.replace(future, settle_coin="USDT")
 
 
 def test_an_inverse_tick_that_does_not_divide_the_lot_in_atoms_is_refused() -> None:
     with pytest.raises(UnsupportedContractMaths, match="whole number"):
-        dataclasses.replace(BTC, contract_type=ContractType.INVERSE_PERPETUAL,
+        dataclasses.replace(BTC, contract_type=ContractType.INVERSE_PERPETUAL, settle_coin="BTC",
                             tick_atoms=3 * 10**7, lot_base_e8=10**8,
                             atoms_per_tick_lot=3 * 10**7)
 

@@ -1,7 +1,7 @@
 """Dated futures: the worked examples of next-mechanics §2.8 and the §7 decisions, pinned.
 
-E1, E2 and E4 are inverse futures (P&L and fee in the base coin): they wait for the inverse
-contract maths (issue #16 item 1) and are not here. Figures are checked against the exact
+E1, E2 and E4 are inverse futures (P&L and fee in the base coin, BTCUSDZ26's 0.50 tick).
+Figures are checked against the exact
 decimal arithmetic of the spec, not against the code's own output.
 """
 
@@ -87,6 +87,80 @@ def test_a_pnl_off_the_atom_rounds_toward_the_exchange_on_both_sides() -> None:
     assert (long, short) == (0, -1)  # the atom's remainder is the insurance fund's
 
 
+# -- E1, E2, E4: inverse futures settle in the base coin -----------------------------------
+
+
+def inverse_future() -> InstrumentSpec:
+    """The bundled BTCUSDZ26 (BTCUSD's filters, the 0.50 tick, 0.05% delivery fee)."""
+    return next(s for s in load_instruments(FUTURES_TABLE) if s.symbol == "BTCUSDZ26")
+
+
+def inverse_settlement(side: Side, contracts: int, entry: str, dp: str) -> tuple[int, int]:
+    """(P&L, fee) in BTC atoms of `contracts` BTCUSDZ26 held from `entry` to DP `dp`."""
+    spec = inverse_future()
+    qty = to_lots(spec, str(contracts))
+    entry_value = spec.contract.entry_value_atoms(int(Decimal(entry) * 2), qty)  # 0.50 tick
+    dp_e8 = int(Decimal(dp) * E8)
+    pnl = spec.contract.settlement_pnl_atoms(side, entry_value, qty, dp_e8, spec.tick_atoms)
+    fee = settlement_fee_atoms(*spec.contract.value_fraction_atoms(qty, dp_e8, spec.tick_atoms),
+                               spec.delivery_fee_rate)
+    return pnl, fee
+
+
+def test_e1_the_inverse_delivery_fee_is_c_over_dp_times_the_rate_in_coin() -> None:
+    _, fee = inverse_settlement(Side.BUY, 10_000, "8000", "12500")
+    assert fee == atoms("0.0004")  # 10,000 / 12,500 x 0.05%
+
+
+def test_e2_inverse_settlement_pnl_and_net() -> None:
+    pnl, fee = inverse_settlement(Side.BUY, 10_000, "8000", "10600")
+    exact = 10_000 * (1 / Decimal(8000) - 1 / Decimal(10600))
+    assert pnl == atoms("0.30660377") == int(exact * E8)  # 0.3066037735..: floor
+    assert pnl - fee == atoms("0.30613208")
+
+
+def test_e4_inverse_short_pays_its_value_rounded_toward_the_exchange_and_a_truncated_fee(
+        ) -> None:
+    pnl, fee = inverse_settlement(Side.SELL, 20_000, "62500", "61234.5")
+    exact_pnl = 20_000 * (1 / Decimal("61234.5") - 1 / Decimal(62500))  # 0.0066132653..
+    exact_fee = 20_000 / Decimal("61234.5") * Decimal("0.0005")  # 0.00016330663..
+    # The spec prints both half up (0.00661327, 0.00016331); perpx rounds the P&L toward
+    # the exchange (the remainder is the insurance fund's) and truncates the fee (§7 N1,
+    # as E1 and E3 do): one atom less each.
+    assert pnl == int(exact_pnl * E8) == atoms("0.00661327") - 1
+    assert fee == int((exact_fee * E8).to_integral_value(ROUND_DOWN)) == atoms("0.00016331") - 1
+    assert int((exact_pnl * E8).to_integral_value()) == atoms("0.00661327")  # as printed
+    long_pnl, _ = inverse_settlement(Side.BUY, 20_000, "62500", "61234.5")
+    assert long_pnl == -atoms("0.00661327")  # the long's loss rounds up
+
+
+def test_e7_bybit_names_inverse_futures_by_month_code_and_year() -> None:
+    assert dated_symbol("BTC", "USD", "BTC", 1_798_185_600_000) == "BTCUSDZ26"
+    assert dated_symbol("BTC", "USD", "BTC", MAR26) == "BTCUSDH26"
+    assert dated_symbol("ETH", "USD", "ETH", 1_782_460_800_000) == "ETHUSDM26"  # 26 JUN 26
+    spec = inverse_future()
+    assert spec.contract_type is ContractType.INVERSE_FUTURES and spec.dated
+    assert (spec.settle_coin, spec.delivery_time_ms, spec.tick_size) == (
+        "BTC", 1_798_185_600_000, "0.50")
+    assert spec.contract.value_sign == -1
+
+
+def test_an_inverse_contract_settling_in_another_coin_is_refused() -> None:
+    with pytest.raises(ValueError, match="settles in its base coin"):
+        dataclasses.replace(inverse_future(), settle_coin="USDT")
+
+
+def test_an_inverse_future_is_listed_under_its_bybit_name_only() -> None:
+    engine = Engine([btcusdt()])
+    record = spec_record(inverse_future())
+    wrong = engine.apply(ListInstrument(1, 1_790_000_000_000, {**record, "symbol": "BTCUSD1225"}))
+    assert wrong[0].reason is RejectCode.INVALID_INSTRUMENT
+    events = engine.apply(ListInstrument(2, 1_790_000_000_000, record))
+    assert [type(e) for e in events] == [InstrumentListed]
+    assert "BTC" in engine.clearing.coins
+    assert engine.delivery.next_due_ms == 1_798_185_600_000
+
+
 # -- E5: USDC futures pay no delivery fee ------------------------------------------------------
 
 
@@ -141,7 +215,8 @@ def test_bybit_names_usdt_and_usdc_futures_by_their_delivery_day() -> None:
 
 def test_the_bundled_futures_are_named_and_fielded_as_bybit_does() -> None:
     for spec in load_instruments(FUTURES_TABLE):
-        assert spec.contract_type is ContractType.LINEAR_FUTURES and spec.dated
+        assert spec.contract_type in (ContractType.LINEAR_FUTURES,
+                                      ContractType.INVERSE_FUTURES) and spec.dated
         assert spec.symbol == dated_symbol(spec.base_coin, spec.quote_coin, spec.settle_coin,
                                            spec.delivery_time_ms)
         assert spec.delivery_fee_rate == 50_000  # 0.05%

@@ -37,13 +37,14 @@ from perpx.core.events import (
     FundingIntervalSet,
     FundingSettled,
     IndexPriceUpdated,
+    InstrumentListed,
     Liquidated,
     MarkPriceUpdated,
     PositionChanged,
     PremiumIndexSampled,
     Trade,
 )
-from perpx.core.instruments import InstrumentSpec
+from perpx.core.instruments import InstrumentSpec, spec_from_record
 from perpx.readmodels.books import BookChanges, BookMirror, Books, TickDirection
 from perpx.readmodels.klines import Klines
 from perpx.readmodels.period import KLINE_INTERVALS, period_start
@@ -252,8 +253,13 @@ class StreamHub:
 
     def _ticker_fields(self, symbol: str) -> dict[str, str]:
         bid, ask = self.mirrors[symbol].best()
-        return public.ticker_fields(self.specs[symbol], self.tickers.ticker(symbol),
-                                    self.directions.current(symbol), bid, ask)
+        spec = self.specs[symbol]
+        ticker = self.tickers.ticker(symbol)
+        fields = public.ticker_fields(spec, ticker, self.directions.current(symbol), bid, ask)
+        if spec.dated:
+            predicted = self.engine.delivery.predicted_price_e8(symbol)
+            fields = public.futures_ticker_fields(spec, ticker, fields, predicted)
+        return fields
 
     def _ticker_snapshot(self, conn: Connection, symbol: str) -> None:
         view = self.ticker_views.get(symbol)
@@ -287,6 +293,17 @@ class StreamHub:
         `projection` and `books` are what the shared order projector and book mirrors made of
         the command; a hub with its own projector (books) folds the command itself.
         """
+        if len(events) == 1 and type(events[0]) is InstrumentListed:
+            # A contract the operator listed: its topics open now. The shared read side (the
+            # service's) has learnt it in the fold; a hub folding its own models learns it
+            # here too.
+            spec = spec_from_record(events[0].record)
+            self.specs[spec.symbol] = spec
+            if self._own_models:
+                self.tickers.specs[spec.symbol] = spec
+                self.klines.specs[spec.symbol] = spec
+            if self._own_books:
+                self.books.mirrors[spec.symbol] = BookMirror(spec.symbol)
         if projection is None:
             if not self._own_projector:
                 raise ValueError("a hub sharing a projector needs the command's projection")

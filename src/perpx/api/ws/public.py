@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from perpx.api import wire
 from perpx.api.ws.book import DepthView
 from perpx.convert import format_atoms, format_lots, format_rate, format_scaled, format_ticks
 from perpx.core.enums import Side
@@ -103,6 +104,24 @@ def ticker_fields(spec: InstrumentSpec, ticker: Ticker, direction: str,
         "fundingIntervalHour": str(ticker.funding_interval_min // 60),
         "fundingCap": format_rate(spec.upper_funding_rate),
     }
+
+
+# A dated future has no funding (next-mechanics §2.3): its ticker carries none of these.
+FUNDING_FIELDS = ("fundingRate", "nextFundingTime", "fundingIntervalHour", "fundingCap")
+
+
+def futures_ticker_fields(spec: InstrumentSpec, ticker: Ticker, fields: dict[str, str],
+                          predicted_e8: int | None) -> dict[str, str]:
+    """Return a dated future's `tickers.{symbol}` fields: `fields` less funding, plus §2.7's.
+
+    The futures fields (deliveryTime, deliveryFeeRate, predictedDeliveryPrice, basis,
+    basisRate, basisRateYear) are the REST ticker's (`wire.futures_ticker`); the funding
+    fields are left out rather than sent empty, so no delta ever carries them.
+    """
+    extra = wire.futures_ticker(spec, ticker, predicted_e8)
+    out = {key: value for key, value in fields.items() if key not in FUNDING_FIELDS}
+    out.update((key, value) for key, value in extra.items() if key not in FUNDING_FIELDS)
+    return out
 
 
 def kline_row(spec: InstrumentSpec, interval: str, candle: Candle, confirm: bool) -> dict[str, Any]:

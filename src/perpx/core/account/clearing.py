@@ -618,7 +618,9 @@ class Clearing:
                 value_n, value_d = contract.value_fraction_atoms(qty, price_e8, denominator)
                 pnl = contract.settlement_pnl_atoms(side, entry, qty, price_e8, denominator)
                 fee = settlement_fee_atoms(value_n, value_d, rate)
-                cash += pnl + (entry if size > 0 else -entry)
+                # The cash view held -value_sign x the signed entry value (a linear long had
+                # paid it, an inverse long received it); the position is gone, the P&L booked.
+                cash += pnl + contract.value_sign * (entry if size > 0 else -entry)
                 events.append(PositionDelivered(
                     seq, ts_ms, account_id, symbol, idx, size, entry, price_e8,
                     div_floor(value_n, value_d), pnl, fee, rate, position.leverage,

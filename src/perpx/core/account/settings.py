@@ -107,8 +107,9 @@ def check_position_mode_switch(clearing: Clearing, account_id: int, symbol: str,
     account = clearing.user_account(account_id)
     spec = clearing.spec_of(symbol)
     if mode is PositionMode.HEDGE and spec.one_way_only:
-        # UTA 2.0: inverse and USDC contracts allow one-way mode only (next-mechanics §1.1,
-        # §3.1, API acct-mode.mdx); Bybit answers an unsupported switch with 110029.
+        # UTA 2.0: inverse contracts (perpetual and futures) and USDC contracts allow one-way
+        # mode only (next-mechanics §1.1, §3.1, API acct-mode.mdx); Bybit answers an
+        # unsupported switch with 110029.
         raise Rejected(RejectCode.HEDGE_MODE_UNSUPPORTED,
                        f"{symbol} trades in one-way mode only")
     if account.position_mode(symbol) is mode:

@@ -139,7 +139,7 @@ class Pricing:
         index = self.market.index_price[symbol]
         spec = self.market.instruments[symbol]
         self.basis_rate[symbol].maybe_sample(ts_ms, self.market.books[symbol], index,
-                                             impact_qty_lots(spec))
+                                             impact_qty_lots(spec, index))
         self._refresh_futures_mark(symbol, seq, ts_ms, events)
         self.delivery.sample(symbol, ts_ms, index, seq, events)
 
