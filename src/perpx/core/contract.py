@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from math import gcd
-from typing import Protocol
+from typing import Final, Protocol
 
 from perpx.core.enums import Side
 from perpx.core.errors import PerpxBug, require_positive
@@ -98,7 +98,7 @@ def round_bankruptcy_price(side: Side, numerator: int, denominator: int) -> int:
 
 
 # Bybit's floor on the fee rate of its break-even price (0.055%, the base taker rate).
-BREAK_EVEN_MIN_FEE_RATE = 55_000
+BREAK_EVEN_MIN_FEE_RATE: Final = 55_000
 
 
 # --- the interface ----------------------------------------------------------------------------
@@ -118,30 +118,37 @@ class MaintenanceLine(Protocol):
         ...
 
 
-class ContractMaths(Protocol):
-    """The formulas of one contract type, in integer ticks, lots and settle-coin atoms."""
+class ContractMaths:
+    """The formulas of one contract type, in integer ticks, lots and settle-coin atoms.
+
+    A base class, not a Protocol: compiled by mypyc, a call through a base class is a
+    vtable call, through a Protocol a generic Python method call, and these run on every
+    fill. Each contract type subclasses it.
+    """
+
+    __slots__ = ()
 
     # values and entry
     def value_floor_atoms(self, price_ticks: int, qty_lots: int) -> int:
         """Value `qty_lots` at `price_ticks`, rounded down (a credit's base)."""
-        ...
+        raise NotImplementedError
 
     def value_ceil_atoms(self, price_ticks: int, qty_lots: int) -> int:
         """Value `qty_lots` at `price_ticks`, rounded up (a requirement's or charge's base)."""
-        ...
+        raise NotImplementedError
 
     def entry_value_atoms(self, price_ticks: int, qty_lots: int) -> int:
         """Return what an opening fill of `qty_lots` at `price_ticks` adds to the entry value."""
-        ...
+        raise NotImplementedError
 
     def value_fraction_atoms(self, qty_lots: int, price_numerator: int,
                              price_denominator: int) -> tuple[int, int]:
         """Value `qty_lots` at an exact fractional price, as (numerator, denominator > 0)."""
-        ...
+        raise NotImplementedError
 
     def qty_for_value_lots(self, price_ticks: int, value_atoms: int) -> int:
         """Return the fewest lots whose value at `price_ticks` reaches `value_atoms`."""
-        ...
+        raise NotImplementedError
 
     def loss_limit_price_ticks(self, side: Side, qty_lots: int, price_ticks: int,
                                loss_atoms: int) -> int:
@@ -149,135 +156,135 @@ class ContractMaths(Protocol):
 
         A long's limit lies below `price_ticks`, a short's above; rounded toward it.
         """
-        ...
+        raise NotImplementedError
 
     def average_entry_fraction(self, entry_value_atoms: int, qty_lots: int) -> tuple[int, int]:
         """Return the exact average entry price as (numerator, denominator > 0) in ticks."""
-        ...
+        raise NotImplementedError
 
     def average_entry_display_ticks(self, entry_value_atoms: int, qty_lots: int) -> int:
         """Return the average entry price rounded half up to a tick, for display only."""
-        ...
+        raise NotImplementedError
 
     # P&L
     def unrealised_pnl_atoms(self, side: Side, entry_value_atoms: int, qty_lots: int,
                              mark_price_ticks: int) -> int:
         """Return the unrealised P&L of a position at the mark."""
-        ...
+        raise NotImplementedError
 
     def realised_pnl_on_close_atoms(self, side: Side, entry_value_atoms: int, qty_lots: int,
                                     close_qty_lots: int, exit_price_ticks: int
                                     ) -> tuple[int, int]:
         """Return (P&L, entry value released) of closing `close_qty_lots` at the exit price."""
-        ...
+        raise NotImplementedError
 
     def order_loss_atoms(self, side: Side, mark_price_ticks: int, order_price_ticks: int,
                          qty_lots: int) -> int:
         """Return an open order's potential loss against the mark (always <= 0)."""
-        ...
+        raise NotImplementedError
 
     def break_even_price_ticks(self, side: Side, entry_value_atoms: int, qty_lots: int,
                                realised_pnl_atoms: int, taker_fee_rate: int) -> int | None:
         """Return the price at which closing at the taker fee nets zero (None: no such)."""
-        ...
+        raise NotImplementedError
 
     # fees
     def fill_fee_atoms(self, price_ticks: int, qty_lots: int, fee_rate: int) -> int:
         """Return the fee charged on a fill of `qty_lots` at `price_ticks`."""
-        ...
+        raise NotImplementedError
 
     def fee_to_close_atoms(self, side: Side, entry_value_atoms: int, leverage: int,
                            taker_fee_rate: int) -> int:
         """Return the estimated fee to close a position of an entry value (spec §1.1)."""
-        ...
+        raise NotImplementedError
 
     def fee_reserve_atoms(self, side: Side, entry_value_atoms: int, qty_lots: int,
                           part_lots: int, times: int, leverage: int, taker_fee_rate: int) -> int:
         """Return `times` the fee to close `part_lots` of a position (hedge mode, spec §2.3)."""
-        ...
+        raise NotImplementedError
 
     # margins
     def initial_margin_atoms(self, value_atoms: int, leverage: int) -> int:
         """Return the initial margin of a value at a leverage."""
-        ...
+        raise NotImplementedError
 
     def maintenance_margin_atoms(self, value_atoms: int, mmr: int, mm_deduction_atoms: int,
                                  fee_to_close: int) -> int:
         """Return the maintenance margin of a value at a tier's rate and deduction."""
-        ...
+        raise NotImplementedError
 
     def position_margin_atoms(self, side: Side, value_atoms: int, leverage: int,
                               taker_fee_rate: int) -> int:
         """Return IM + estimated fee to close of an entry value."""
-        ...
+        raise NotImplementedError
 
     def order_cost_atoms(self, side: Side, value_atoms: int, leverage: int,
                          taker_fee_rate: int) -> int:
         """Return the margin an order of a value locks: IM + fee to open + fee to close."""
-        ...
+        raise NotImplementedError
 
     def qty_for_cost_lots(self, side: Side, price_ticks: int, cost_atoms: int, leverage: int,
                           taker_fee_rate: int) -> int:
         """Return the largest quantity whose order cost fits in `cost_atoms`."""
-        ...
+        raise NotImplementedError
 
     # prices
     def bankruptcy_price_ticks(self, side: Side, entry_price_ticks: int, leverage: int) -> int:
         """Return the isolated bankruptcy price at zero margin left, from an entry price."""
-        ...
+        raise NotImplementedError
 
     def bankruptcy_price_for_margin_ticks(self, side: Side, entry_value_atoms: int,
                                           qty_lots: int, margin_atoms: int) -> int:
         """Return the price at which a position holding `margin_atoms` has lost it all."""
-        ...
+        raise NotImplementedError
 
     def isolated_margin_call_price_fraction(
         self, side: Side, entry_value_atoms: int, qty_lots: int, margin_atoms: int,
         fee_to_close_atoms: int, mmr: int, mm_deduction_atoms: int,
     ) -> tuple[int, int]:
         """Return the exact mark at which an isolated margin meets its MM."""
-        ...
+        raise NotImplementedError
 
     def isolated_margin_call_trigger_ticks(
         self, side: Side, entry_value_atoms: int, qty_lots: int, margin_atoms: int,
         fee_to_close_atoms: int, lines: Sequence[MaintenanceLine], first_ticks: int,
     ) -> int:
         """Return the first mark reached of `first_ticks` and every line's margin call."""
-        ...
+        raise NotImplementedError
 
     def isolated_liquidation_price_fraction(
         self, side: Side, entry_value_atoms: int, qty_lots: int, leverage: int,
         extra_margin_atoms: int, mmr: int, mm_deduction_atoms: int, taker_fee_rate: int,
     ) -> tuple[int, int]:
         """Return the exact isolated liquidation price by the current UTA formula."""
-        ...
+        raise NotImplementedError
 
     def isolated_liquidation_price_legacy_fraction(
         self, side: Side, entry_value_atoms: int, qty_lots: int, leverage: int,
         extra_margin_atoms: int, mmr: int, mm_deduction_atoms: int,
     ) -> tuple[int, int]:
         """Return the exact isolated liquidation price by the older USDT article's formula."""
-        ...
+        raise NotImplementedError
 
     def cross_liquidation_price_estimate_ticks(
         self, side: Side, qty_lots: int, mark_price_ticks: int, margin_balance_atoms: int,
         total_mm_atoms: int, mmr: int,
     ) -> int | None:
         """Return the UTA estimate of a cross position's liquidation price, others fixed."""
-        ...
+        raise NotImplementedError
 
     def cross_liquidation_price_legacy_ticks(
         self, side: Side, entry_price_ticks: int, qty_lots: int, available_atoms: int,
         im_atoms: int, mm_atoms: int,
     ) -> int | None:
         """Return the old standard-account cross liquidation price of one position."""
-        ...
+        raise NotImplementedError
 
 
 # --- linear contracts ---------------------------------------------------------------------------
 
 
-class LinearContract:
+class LinearContract(ContractMaths):
     """USDT/USDC-margined linear contracts: value ``P * q * a`` atoms, exact.
 
     ``a`` is `atoms_per_tick_lot`, the settle-coin atoms of one tick on one lot. Because a
@@ -667,4 +674,4 @@ class LinearContract:
 # The linear maths of values already in the settle coin: what the value-only helpers of
 # `perpx.core.calc` (kept for callers that hold values, not prices) delegate to. The tick
 # scale never enters a value-only formula, so one lot-tick atom serves.
-LINEAR_VALUE_MATHS = LinearContract(1)
+LINEAR_VALUE_MATHS: Final = LinearContract(1)

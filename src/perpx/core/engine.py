@@ -10,7 +10,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable
 from functools import partial
-from typing import Any
+from typing import Any, Final, cast
 
 from perpx.core import invariants
 from perpx.core.account import settings
@@ -72,18 +72,18 @@ from perpx.core.risk.risk_index import RiskIndex
 from perpx.core.risk.takeover import LiquidationDesk
 from perpx.core.settlement import reduce_room, settle_steps
 
-SNAPSHOT_VERSION = 2
-_LAST = TriggerBy.LAST_PRICE
-_CANCEL = Happening.CANCEL
-_BY_USER = CancelReason.BY_USER
+SNAPSHOT_VERSION: Final = 2
+_LAST: Final = TriggerBy.LAST_PRICE
+_CANCEL: Final = Happening.CANCEL
+_BY_USER: Final = CancelReason.BY_USER
 
-_BUY = Side.BUY
-_SELL = Side.SELL
-_MARKET = OrderType.MARKET
-_GTC = TimeInForce.GTC
-_IOC = TimeInForce.IOC
-_FOK = TimeInForce.FOK
-_POST_ONLY = TimeInForce.POST_ONLY
+_BUY: Final = Side.BUY
+_SELL: Final = Side.SELL
+_MARKET: Final = OrderType.MARKET
+_GTC: Final = TimeInForce.GTC
+_IOC: Final = TimeInForce.IOC
+_FOK: Final = TimeInForce.FOK
+_POST_ONLY: Final = TimeInForce.POST_ONLY
 
 
 class Engine:
@@ -122,7 +122,6 @@ class Engine:
         self.risk = RiskIndex(market, clearing)
         self.liquidation = LiquidationDesk(market, clearing, self)
         self.adl_pool = self.liquidation.adl_pool
-        self._validate = partial(validate_place, market, clearing)
         self._reduce_room = partial(reduce_room, clearing)
         pricing = self.pricing
         self._handlers: dict[type[Command], Callable[[Any, list[Event]], None]] = {
@@ -164,7 +163,15 @@ class Engine:
             self.pricing.settle_due(command.seq, command.ts_ms, events)
         start = len(events)
         trade_id = self.next_trade_id
-        self._handlers[type(command)](command, events)
+        # The two commands of nearly every stream are called directly: compiled, a native
+        # method call, where the table's bound methods are generic Python calls.
+        kind = type(command)
+        if kind is PlaceOrder:
+            self._place(cast(PlaceOrder, command), events)
+        elif kind is CancelOrder:
+            self._cancel(cast(CancelOrder, command), events)
+        else:
+            self._handlers[kind](command, events)
         if self.clearing.moved_positions:
             self._drop_unwatched_moves()
         if self.stops.busy():
@@ -352,7 +359,7 @@ class Engine:
             if cmd.trigger_price_ticks is not None:
                 self.stops.place(cmd, events)
                 return
-            price, qty, reduce_only = self._validate(cmd)
+            price, qty, reduce_only = validate_place(self.market, self.clearing, cmd)
             attachment = None
             if cmd.take_profit_ticks is not None or cmd.stop_loss_ticks is not None:
                 base = price if cmd.order_type is not _MARKET else self.reference_price(
@@ -407,7 +414,7 @@ class Engine:
             # Match, then settle: the walk fills orders only; one pass then settles its steps.
             steps, self.next_trade_id, stopped, last_price = book.match(
                 order, price, ts_ms, self.next_trade_id, self._reduce_room)
-            settle_steps(steps, order, seq, ts_ms, self.clearing.settle, self._forget, events)
+            settle_steps(steps, order, seq, ts_ms, self.clearing, self._forget, events)
             if last_price and last_price != self.last_price.get(order.symbol):
                 self.last_price[order.symbol] = last_price
                 self.bands.pop(order.symbol, None)

@@ -7,7 +7,7 @@ the taker's `smp_type`. The caller decides what becomes of the taker's remainder
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from perpx.core.book.fills import Fill, MakerCancel, MatchStep
 from perpx.core.book.interface import ReduceRoom
@@ -15,14 +15,14 @@ from perpx.core.book.order import RestingOrder
 from perpx.core.enums import CancelReason, SmpType
 from perpx.core.lifecycle import TRANSITIONS, Happening
 
-_FULL_FILL = Happening.FULL_FILL
-_PARTIAL_FILL = Happening.PARTIAL_FILL
-_CANCEL = Happening.CANCEL
-_SMP_NONE = SmpType.NONE
-_SMP_CANCEL_MAKER = SmpType.CANCEL_MAKER
-_SMP_CANCEL_BOTH = SmpType.CANCEL_BOTH
-_SELF_MATCH = CancelReason.SELF_MATCH
-_REDUCE_ONLY = CancelReason.REDUCE_ONLY
+_FULL_FILL: Final = Happening.FULL_FILL
+_PARTIAL_FILL: Final = Happening.PARTIAL_FILL
+_CANCEL: Final = Happening.CANCEL
+_SMP_NONE: Final = SmpType.NONE
+_SMP_CANCEL_MAKER: Final = SmpType.CANCEL_MAKER
+_SMP_CANCEL_BOTH: Final = SmpType.CANCEL_BOTH
+_SELF_MATCH: Final = CancelReason.SELF_MATCH
+_REDUCE_ONLY: Final = CancelReason.REDUCE_ONLY
 
 if TYPE_CHECKING:
     from perpx.core.book.side import BookSide

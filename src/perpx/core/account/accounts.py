@@ -12,7 +12,7 @@ is asked about, and implemented in `perpx.core.account.margin_model`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Final, Protocol
 
 from perpx.core.account.positions import Position
 from perpx.core.account.risk_value import RiskValue
@@ -21,10 +21,10 @@ from perpx.core.errors import InvariantViolation
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import RATE_ONE
 
-FEE_ACCOUNT_ID = -1
-INSURANCE_FUND_ID = -2
-SYSTEM_ACCOUNT_IDS = (FEE_ACCOUNT_ID, INSURANCE_FUND_ID)
-DEFAULT_LEVERAGE = 10 * RATE_ONE  # Bybit's default for a new USDT-perpetual position
+FEE_ACCOUNT_ID: Final = -1
+INSURANCE_FUND_ID: Final = -2
+SYSTEM_ACCOUNT_IDS: Final = (FEE_ACCOUNT_ID, INSURANCE_FUND_ID)
+DEFAULT_LEVERAGE: Final = 10 * RATE_ONE  # Bybit's default for a new USDT-perpetual position
 
 MarkOf = Callable[[str], "int | None"]
 OrderLossOf = Callable[[int, InstrumentSpec], int]
@@ -151,70 +151,78 @@ class Account:
                 raise InvariantViolation(f"account {self.account_id}: negative order sums {key}")
 
 
-class MarginModel(Protocol):
-    """What every margin mode answers; one stateless instance per mode (`model_for`)."""
+class MarginModel:
+    """What every margin mode answers; one stateless instance per mode (`model_for`).
 
-    mode: MarginMode
-    # Each position holds its own margin, adjusted by hand or by AMR, and is liquidated on
-    # its own; otherwise the account is one pool, liquidated as a whole.
-    holds_position_margin: bool
+    A base class, not a Protocol: compiled by mypyc, a call through a base class is a
+    vtable call, through a Protocol a generic Python method call (this is on every order's
+    margin check and every fill). The modes subclass it (`perpx.core.account.margin_model`).
+    """
+
+    __slots__ = ("holds_position_margin", "mode")
+
+    def __init__(self, mode: MarginMode, holds_position_margin: bool) -> None:
+        self.mode = mode
+        # Each position holds its own margin, adjusted by hand or by AMR, and is liquidated
+        # on its own; otherwise the account is one pool, liquidated as a whole.
+        self.holds_position_margin = holds_position_margin
 
     def position_im_atoms(self, position: Position, spec: InstrumentSpec, value_atoms: int,
                           fee_to_close_atoms: int) -> int:
         """Return the IM a position counts at a value (with its fee to close)."""
-        ...
+        raise NotImplementedError
 
     def risk_value(self, account: Account, coin: str, instruments: dict[str, InstrumentSpec],
                    mark_of: MarkOf, order_loss_of: OrderLossOf) -> RiskValue:
         """Return the account's risk value in `coin` at the current marks, from scratch."""
-        ...
+        raise NotImplementedError
 
     def available_atoms(self, clearing: MarginLedger, account: Account, coin: str) -> int:
         """Return the risk value's available balance, the short way (the hot path)."""
-        ...
+        raise NotImplementedError
 
     def can_open(self, clearing: MarginLedger, account: Account, spec: InstrumentSpec, side: Side,
                  price_ticks: int, qty_lots: int, cost_atoms: int) -> bool:
         """Tell whether an order whose opening part costs `cost_atoms` is funded."""
-        ...
+        raise NotImplementedError
 
     def margin_on_open(self, position: Position, spec: InstrumentSpec, side: Side,
                        price_ticks: int, opened_lots: int) -> None:
         """Allocate what a fill that opened `opened_lots` adds to the position's margin."""
-        ...
+        raise NotImplementedError
 
     def cover_funding(self, clearing: MarginLedger, account: Account, position: Position,
                       amount_atoms: int, coin: str) -> None:
         """Take a funding payment's shortfall where the mode takes it (before it is paid)."""
-        ...
+        raise NotImplementedError
 
     def apply_leverage(self, clearing: MarginLedger, spec: InstrumentSpec, position: Position,
                        raised: bool) -> None:
         """Rework a held position's margin after its leverage changed; refuse a breach."""
-        ...
+        raise NotImplementedError
 
     def is_liquidatable(self, clearing: MarginLedger, account: Account, position: Position,
                         mark_ticks: int) -> bool:
         """Tell whether `position` (isolated) or its account (cross) is to be liquidated."""
-        ...
+        raise NotImplementedError
 
     def trigger_ticks(self, clearing: MarginLedger, position: Position) -> int | None:
         """Return the mark at which the position alone is liquidated, if the mode has one."""
-        ...
+        raise NotImplementedError
 
     def fully_hedged(self, account: Account, position: Position) -> bool:
         """Tell whether the opposite side covers the position (never deleveraged then)."""
-        ...
+        raise NotImplementedError
 
     def adl_margin_atoms(self, clearing: MarginLedger, account: Account, position: Position,
                          coin: str) -> int:
         """Return the margin that ranks a position for auto-deleveraging."""
-        ...
+        raise NotImplementedError
 
     def position_prices(self, clearing: MarginLedger, account: Account,
                         position: Position) -> tuple[int | None, int | None]:
         """Return the (liquidation, bankruptcy) prices a position shows, before clipping."""
-        ...
+        raise NotImplementedError
 
 
 class MarginLedger(Protocol):

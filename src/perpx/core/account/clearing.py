@@ -8,7 +8,7 @@ on a copy of the account, checked, and only then put in place.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Final
 
 from perpx.core import calc
 from perpx.core.account.accounts import (
@@ -48,10 +48,10 @@ from perpx.core.prices.funding import funding_fee_atoms
 
 # Enum members read on the hot path, bound once: a class attribute lookup of an enum
 # member costs several times a global's in CPython 3.11.
-_BUY = Side.BUY
-_TRADE = BalanceReason.TRADE
-_HEDGE = PositionMode.HEDGE
-_FEE_INCOME = BalanceReason.FEE_INCOME
+_BUY: Final = Side.BUY
+_TRADE: Final = BalanceReason.TRADE
+_HEDGE: Final = PositionMode.HEDGE
+_FEE_INCOME: Final = BalanceReason.FEE_INCOME
 
 
 class _Stamp:

@@ -8,12 +8,14 @@ Requirements round up; the figures are exact integers in atoms.
 
 from __future__ import annotations
 
+from typing import Final
+
 from perpx.core.account.accounts import DEFAULT_LEVERAGE, Account
 from perpx.core.enums import Side
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import RATE_ONE
 
-_BUY = Side.BUY
+_BUY: Final = Side.BUY
 
 
 def opposite_position_lots(account: Account, symbol: str, position_idx: int, side: Side) -> int:

@@ -16,6 +16,8 @@ margin plus unrealized P&L meets maintenance (seed 001, seed 003, spec §1.4).
 
 from __future__ import annotations
 
+from typing import Final
+
 from perpx.core import calc, liqprice
 from perpx.core.account.accounts import Account, MarginLedger, MarginModel, MarkOf, OrderLossOf
 from perpx.core.account.margin import order_margin_atoms
@@ -27,7 +29,7 @@ from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import RATE_ONE
 from perpx.core.risk import liquidation
 
-_BUY = Side.BUY
+_BUY: Final = Side.BUY
 
 
 def position_risk(position: Position, spec: InstrumentSpec, mark_ticks: int,
@@ -101,7 +103,7 @@ def _positions_at_mark(model: CrossMargin | IsolatedMargin, account: Account, co
     return upnl, position_im, mm, symbols
 
 
-class _Stateless:
+class _Stateless(MarginModel):
     """A model holds no state: a copied account shares its model."""
 
     __slots__ = ()
@@ -117,8 +119,9 @@ class CrossMargin(_Stateless):
     """Cross margin: the account is one pool; IM and MM are summed over its positions."""
 
     __slots__ = ()
-    mode = MarginMode.CROSS
-    holds_position_margin = False
+
+    def __init__(self) -> None:
+        super().__init__(MarginMode.CROSS, False)
 
     def position_im_atoms(self, position: Position, spec: InstrumentSpec, value_atoms: int,
                           fee_to_close_atoms: int) -> int:
@@ -284,8 +287,9 @@ class IsolatedMargin(_Stateless):
     """Isolated margin: each position holds the margin allocated to it, and no more."""
 
     __slots__ = ()
-    mode = MarginMode.ISOLATED
-    holds_position_margin = True
+
+    def __init__(self) -> None:
+        super().__init__(MarginMode.ISOLATED, True)
 
     def position_im_atoms(self, position: Position, spec: InstrumentSpec, value_atoms: int,
                           fee_to_close_atoms: int) -> int:
@@ -404,8 +408,8 @@ class IsolatedMargin(_Stateless):
         return liq, bust
 
 
-CROSS = CrossMargin()
-ISOLATED = IsolatedMargin()
+CROSS: Final = CrossMargin()
+ISOLATED: Final = IsolatedMargin()
 _MODELS: dict[MarginMode, MarginModel] = {MarginMode.CROSS: CROSS,
                                           MarginMode.ISOLATED: ISOLATED}
 

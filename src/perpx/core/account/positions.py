@@ -9,15 +9,15 @@ releases and realizes, and the fee to close are the instrument's contract maths
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from perpx.core import calc
 from perpx.core.enums import Side
 from perpx.core.errors import InvariantViolation
 from perpx.core.instruments import InstrumentSpec
 
-_BUY = Side.BUY
-_SELL = Side.SELL
+_BUY: Final = Side.BUY
+_SELL: Final = Side.SELL
 
 
 class Position:

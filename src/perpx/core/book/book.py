@@ -6,7 +6,7 @@ at least one live order; each level's total is the sum of its live orders' leave
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from perpx.core import matching
 from perpx.core.book.fills import MatchStep
@@ -16,7 +16,7 @@ from perpx.core.book.side import BookSide
 from perpx.core.enums import Side
 from perpx.core.errors import InvariantViolation
 
-_BUY = Side.BUY  # bound once: an enum member lookup is slow in CPython 3.11
+_BUY: Final = Side.BUY  # bound once: an enum member lookup is slow in CPython 3.11
 
 
 class OrderBook:

@@ -10,6 +10,8 @@ themselves are written once in `rules`; this module says which apply to a new or
 
 from __future__ import annotations
 
+from typing import Final
+
 from perpx.core.account.clearing import Clearing
 from perpx.core.codes import RejectCode, Rejected
 from perpx.core.commands import PlaceOrder
@@ -26,8 +28,8 @@ from perpx.core.orders.rules import (
 )
 from perpx.core.prices.prices import order_price_band
 
-_BUY = Side.BUY
-_MARKET = OrderType.MARKET
+_BUY: Final = Side.BUY
+_MARKET: Final = OrderType.MARKET
 
 
 

@@ -12,11 +12,12 @@ does too, so the mark starts at Price1. Prices round to the nearest tick (a publ
 from __future__ import annotations
 
 from collections import deque
+from typing import Final
 
 from perpx.core.book.book import OrderBook
 from perpx.core.numbers import RATE_ONE, div_round
 
-SECOND_MS = 1_000
+SECOND_MS: Final = 1_000
 
 
 class BasisWindow:

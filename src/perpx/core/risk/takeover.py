@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from operator import itemgetter
+from typing import Final
 
 from perpx.core import calc, liqprice
 from perpx.core.account.accounts import INSURANCE_FUND_ID, SYSTEM_ACCOUNT_IDS, Account
@@ -421,7 +422,7 @@ class _Rank:
         return self.numerator * other.denominator < other.numerator * self.denominator
 
 
-_RANK_SCALE = 1 << 64
+_RANK_SCALE: Final = 1 << 64
 _rank_key = itemgetter(0, 1, 2)
 
 
