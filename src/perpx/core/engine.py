@@ -374,23 +374,28 @@ class Engine:
             return
         order_id = self.next_order_id
         self.next_order_id = order_id + 1
-        is_market = cmd.order_type is _MARKET
-        tif = _IOC if is_market else cmd.time_in_force
+        # The command's fields read once (each read of a msgspec Struct's field is a generic
+        # attribute lookup from compiled code); the order and its event take the same values.
+        seq = cmd.seq
+        ts_ms = cmd.ts_ms
+        account_id = cmd.account_id
+        symbol = cmd.symbol
+        order_type = cmd.order_type
+        tif = _IOC if order_type is _MARKET else cmd.time_in_force
         order = RestingOrder(
-            order_id, cmd.account_id, cmd.symbol, cmd.side, cmd.order_type, price, qty,
+            order_id, account_id, symbol, cmd.side, order_type, price, qty,
             tif, reduce_only, cmd.close_on_trigger, cmd.position_idx, cmd.order_link_id,
-            cmd.smp_type, cmd.ts_ms,
+            cmd.smp_type, ts_ms,
         )
         events.append(
-            OrderAccepted(cmd.seq, cmd.ts_ms, order_id, cmd.account_id, cmd.symbol, cmd.side,
-                          cmd.order_type, price, qty, tif, reduce_only,
-                          cmd.close_on_trigger, cmd.position_idx, cmd.order_link_id,
-                          cmd.smp_type)
+            OrderAccepted(seq, ts_ms, order_id, account_id, symbol, order.side,
+                          order_type, price, qty, tif, reduce_only,
+                          order.close_on_trigger, order.position_idx, order.order_link_id,
+                          order.smp_type)
         )
         if attachment is not None:
-            self.stops.attach(attachment, order_id, cmd.account_id, cmd.symbol, cmd.seq,
-                              cmd.ts_ms, events)
-        self._execute(order, cmd.seq, cmd.ts_ms, events)
+            self.stops.attach(attachment, order_id, account_id, symbol, seq, ts_ms, events)
+        self._execute(order, seq, ts_ms, events)
         if attachment is not None:
             # An order that never rested (IOC, FOK, PostOnly) is done: its TP/SL keep only
             # what its fills started.

@@ -33,24 +33,35 @@ OrderLossOf = Callable[[int, InstrumentSpec], int]
 class OpenOrderSums:
     """Leaves and notional of one account's open, non-reduce-only orders on one side group.
 
-    `margin_memo` keeps the group's last order margin with what it was computed from
-    ((leaves, notional, opening lots, leverage), margin), so an unchanged group is not
-    costed again (`perpx.core.account.margin.order_margin_atoms`).
+    The ``memo_*`` fields keep the group's last order margin (`memo_margin_atoms`) with the
+    leaves, notional, opening lots and leverage it was computed from, so an unchanged group
+    is not costed again (`perpx.core.account.margin.order_margin_atoms`); `memo_leaves_lots`
+    0 means none (a costed group has leaves). Plain int fields, not a tuple of tuples: no
+    allocation per costing, and native ints when compiled.
     """
 
-    __slots__ = ("leaves_lots", "margin_memo", "notional_atoms")
+    __slots__ = ("leaves_lots", "memo_leaves_lots", "memo_leverage", "memo_margin_atoms",
+                 "memo_notional_atoms", "memo_opening_lots", "notional_atoms")
 
     def __init__(self) -> None:
         self.leaves_lots = 0
         self.notional_atoms = 0
-        self.margin_memo: tuple[tuple[int, int, int, int], int] | None = None
+        self.memo_leaves_lots = 0
+        self.memo_notional_atoms = 0
+        self.memo_opening_lots = 0
+        self.memo_leverage = 0
+        self.memo_margin_atoms = 0
 
     def copy(self) -> OpenOrderSums:
         """Return an independent copy."""
         twin = OpenOrderSums()
         twin.leaves_lots = self.leaves_lots
         twin.notional_atoms = self.notional_atoms
-        twin.margin_memo = self.margin_memo
+        twin.memo_leaves_lots = self.memo_leaves_lots
+        twin.memo_notional_atoms = self.memo_notional_atoms
+        twin.memo_opening_lots = self.memo_opening_lots
+        twin.memo_leverage = self.memo_leverage
+        twin.memo_margin_atoms = self.memo_margin_atoms
         return twin
 
 
