@@ -57,7 +57,6 @@ def match(
     remaining = taker.leaves_lots
     taker_filled = taker.filled_lots
     steps: list[MatchStep] = []
-    record = steps.append
     stopped = False
     last_price = 0
     while remaining and levels:  # `levels` holds exactly the prices of `keys`, and tests faster
@@ -78,7 +77,7 @@ def match(
                     maker.in_book = False
                     level.total_lots -= maker.leaves_lots
                     level.live -= 1
-                    record(MakerCancel(maker, maker.leaves_lots, _SELF_MATCH))
+                    steps.append(MakerCancel(maker, maker.leaves_lots, _SELF_MATCH))
                     maker.status = TRANSITIONS[maker.status, _CANCEL]
                     maker.updated_ts_ms = ts_ms
                 if smp is not _SMP_CANCEL_MAKER:
@@ -94,7 +93,7 @@ def match(
                     maker.in_book = False
                     level.total_lots -= maker_leaves
                     level.live -= 1
-                    record(MakerCancel(maker, maker_leaves, _REDUCE_ONLY))
+                    steps.append(MakerCancel(maker, maker_leaves, _REDUCE_ONLY))
                     maker.status = TRANSITIONS[maker.status, _CANCEL]
                     maker.updated_ts_ms = ts_ms
                     continue
@@ -107,7 +106,7 @@ def match(
             maker.updated_ts_ms = ts_ms
             level.total_lots -= fill
             taker_filled += fill
-            record(Fill(maker, price, fill, next_trade_id, remaining, maker_leaves))
+            steps.append(Fill(maker, price, fill, next_trade_id, remaining, maker_leaves))
             next_trade_id += 1
             last_price = price
             if maker_leaves == 0:

@@ -39,19 +39,18 @@ def settle_steps(
     side = taker.side
     taker_id = taker.order_id
     taker_account = taker.account_id
-    append = events.append
     for step in steps:
         maker = step.maker
         if isinstance(step, Fill):
             trade = Trade(seq, ts_ms, step.trade_id, symbol, step.price_ticks, step.qty_lots,
                           side, taker_id, taker_account, maker.order_id, maker.account_id,
                           step.taker_leaves_lots, step.maker_leaves_lots)
-            append(trade)
+            events.append(trade)
             clearing.settle(trade, taker, maker, events)
             if step.maker_leaves_lots == 0:
                 close_order(maker)
         else:
-            append(OrderCancelled(seq, ts_ms, maker.order_id, maker.account_id, symbol,
+            events.append(OrderCancelled(seq, ts_ms, maker.order_id, maker.account_id, symbol,
                                   step.leaves_lots, step.reason))
             close_order(maker)
 

@@ -101,6 +101,16 @@ class Account:
         """Return the margin mode, the one its model applies."""
         return self.model.mode
 
+    def forget_order_margin(self, symbol: str) -> None:
+        """Drop the cached order margin of `symbol`: an order, position or leverage moved.
+
+        A membership test and a ``del``, not ``dict.pop(symbol, None)``: compiled, those are
+        primitives and ``pop`` with a default a generic method call.
+        """
+        cache = self.order_margin_cache
+        if symbol in cache:
+            del cache[symbol]
+
     def copy(self) -> Account:
         """Return an independent copy, a draft to change and keep or drop.
 

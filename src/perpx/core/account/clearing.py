@@ -359,7 +359,7 @@ class Clearing:
             found[order.order_id] = order
             return
         account = self.accounts[account_id]
-        account.order_margin_cache.pop(symbol, None)
+        account.forget_order_margin(symbol)
         self.dirty.add(account_id)
         mine = self._opening_orders.get((account_id, symbol))
         if mine is None:
@@ -414,7 +414,7 @@ class Clearing:
 
     def _shrink_sums(self, order: RestingOrder, qty_lots: int) -> None:
         account = self.accounts[order.account_id]
-        account.order_margin_cache.pop(order.symbol, None)
+        account.forget_order_margin(order.symbol)
         self.dirty.add(order.account_id)
         key = (order.symbol, order.position_idx, order.side)
         order_sums = account.order_sums
@@ -467,7 +467,7 @@ class Clearing:
         price = trade.price_ticks
         qty = trade.qty_lots
         effect = apply_fill(position, spec, order.side, price, qty, fee)
-        account.order_margin_cache.pop(symbol, None)
+        account.forget_order_margin(symbol)
         model = account.model
         if effect.opened_lots and model.holds_position_margin:  # a cross model's is a no-op
             model.margin_on_open(position, spec, order.side, price, effect.opened_lots)
