@@ -147,20 +147,23 @@ class Engine:
 
     def apply(self, command: Command) -> list[Event]:
         """Apply one sequenced command and return the events it caused, in order."""
-        if command.seq <= self.last_seq:
+        # Read once: each read of a msgspec Struct's field is a generic attribute lookup.
+        seq = command.seq
+        ts_ms = command.ts_ms
+        if seq <= self.last_seq:
             raise InvariantViolation(
-                f"apply: seq must rise, got {command.seq} after {self.last_seq}"
+                f"apply: seq must rise, got {seq} after {self.last_seq}"
             )
-        if command.ts_ms < self.last_ts_ms:
+        if ts_ms < self.last_ts_ms:
             raise InvariantViolation(
-                f"apply: time must not run back, got {command.ts_ms} after {self.last_ts_ms}"
+                f"apply: time must not run back, got {ts_ms} after {self.last_ts_ms}"
             )
-        self.last_seq = command.seq
-        self.last_ts_ms = command.ts_ms
+        self.last_seq = seq
+        self.last_ts_ms = ts_ms
         events: list[Event] = []
         due = self.pricing.next_due_ms
-        if due is not None and command.ts_ms >= due:
-            self.pricing.settle_due(command.seq, command.ts_ms, events)
+        if due is not None and ts_ms >= due:
+            self.pricing.settle_due(seq, ts_ms, events)
         start = len(events)
         trade_id = self.next_trade_id
         # The two commands of nearly every stream are called directly: compiled, a native
@@ -175,9 +178,9 @@ class Engine:
         if self.clearing.moved_positions:
             self._drop_unwatched_moves()
         if self.stops.busy():
-            self.stops.settle(command.seq, command.ts_ms, events)
+            self.stops.settle(seq, ts_ms, events)
         if self.next_trade_id != trade_id:
-            self._sweep_traded(events, start, command.seq, command.ts_ms)
+            self._sweep_traded(events, start, seq, ts_ms)
         return events
 
     def _drop_unwatched_moves(self) -> None:
@@ -422,7 +425,8 @@ class Engine:
             settle_steps(steps, order, seq, ts_ms, self.clearing, self._forget, events)
             if last_price and last_price != self.last_price.get(order.symbol):
                 self.last_price[order.symbol] = last_price
-                self.bands.pop(order.symbol, None)
+                if order.symbol in self.bands:  # in/del: compiled primitives; pop is not
+                    del self.bands[order.symbol]
             if last_price and self.stops.waiting.index.watches(order.symbol, _LAST):
                 # The sweep's prints run one way, so its first and last bound them all.
                 first = next(step.price_ticks for step in steps if type(step) is Fill)
@@ -543,18 +547,25 @@ class Engine:
             raise Rejected(RejectCode.REDUCE_ONLY_NOT_SATISFIED, "Reduce-only rule not satisfied")
 
     def _cancel(self, cmd: CancelOrder, events: list[Event]) -> None:
+        # Fields read once: each read of a msgspec Struct's field is a generic lookup.
+        seq = cmd.seq
+        ts_ms = cmd.ts_ms
+        account_id = cmd.account_id
+        symbol = cmd.symbol
+        order_id = cmd.order_id
+        link = cmd.order_link_id
         try:
-            order = self._find(cmd.account_id, cmd.symbol, cmd.order_id, cmd.order_link_id)
+            order = self._find(account_id, symbol, order_id, link)
         except Rejected as rejection:
             events.append(
-                OrderRejected(cmd.seq, cmd.ts_ms, cmd.account_id, cmd.symbol, rejection.code,
-                              cmd.order_id, cmd.order_link_id, rejection.detail)
+                OrderRejected(seq, ts_ms, account_id, symbol, rejection.code, order_id, link,
+                              rejection.detail)
             )
             return
         if isinstance(order, ConditionalOrder):
-            self.stops.cancel(order, cmd.seq, cmd.ts_ms, events)
+            self.stops.cancel(order, seq, ts_ms, events)
         else:
-            self._cancel_resting(order, _BY_USER, cmd.seq, cmd.ts_ms, events)
+            self._cancel_resting(order, _BY_USER, seq, ts_ms, events)
 
     def _cancel_all(self, cmd: CancelAllOrders, events: list[Event]) -> None:
         if cmd.symbol not in self.instruments:

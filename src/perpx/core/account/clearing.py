@@ -129,7 +129,7 @@ class Clearing:
                 continue  # valued at entry: no unrealized P&L
             # `calc.unrealized_pnl_atoms`, written out: value at the mark less the entry value
             # (the other way round for a short), exact.
-            value = spec.notional_atoms(mark, size if size > 0 else -size)
+            value = spec.contract.value_ceil_atoms(mark, size if size > 0 else -size)
             equity += (value - position.entry_value_atoms if size > 0
                        else position.entry_value_atoms - value)
         return equity
@@ -208,7 +208,7 @@ class Clearing:
         if position is not None and position.size_lots and (position.size_lots > 0) == (
                 side is _BUY):
             mark = self.mark_of(spec.symbol)
-            value += (spec.notional_atoms(mark, position.qty_lots) if mark is not None
+            value += (spec.contract.value_ceil_atoms(mark, position.qty_lots) if mark is not None
                       else position.entry_value_atoms)
         return value
 
@@ -265,15 +265,14 @@ class Clearing:
         if opening == 0:
             return qty_lots, False
         leverage = account.leverage.get((symbol, position_idx), DEFAULT_LEVERAGE)
-        notional_atoms = spec.notional_atoms
-        value = notional_atoms(price_ticks, opening)
+        value = spec.contract.value_ceil_atoms(price_ticks, opening)
         cap = self._value_caps.get((symbol, leverage))
         if cap is None:
             cap = self._value_cap_atoms(spec, leverage)
         # Only the order's own side grows, so only its total can newly pass the cap.
         if position is not None and size and (size > 0) == (sign > 0):
             mark = self.mark_of(symbol)
-            side_value += (notional_atoms(mark, size if size > 0 else -size)
+            side_value += (spec.contract.value_ceil_atoms(mark, size if size > 0 else -size)
                            if mark is not None else position.entry_value_atoms)
         if side_value + value > cap:
             raise Rejected(RejectCode.RISK_LIMIT_EXCEEDED,
@@ -310,10 +309,10 @@ class Clearing:
             return
         leverage = account.leverage_for(order.symbol, order.position_idx)
         before = calc.order_cost_for_value_atoms(
-            order.side, spec.notional_atoms(order.price_ticks, order.leaves_lots), leverage,
-            spec.taker_fee_rate)
+            order.side, spec.contract.value_ceil_atoms(order.price_ticks, order.leaves_lots),
+            leverage, spec.taker_fee_rate)
         after = calc.order_cost_for_value_atoms(
-            order.side, spec.notional_atoms(price_ticks, leaves_lots), leverage,
+            order.side, spec.contract.value_ceil_atoms(price_ticks, leaves_lots), leverage,
             spec.taker_fee_rate)
         available = self.figures(account, spec.settle_coin).available_atoms
         if after > before and after - before > available:
@@ -371,7 +370,8 @@ class Clearing:
             sums = account.order_sums[key3] = OpenOrderSums()
         leaves = order.leaves_lots
         sums.leaves_lots += leaves
-        sums.notional_atoms += self.instruments[symbol].notional_atoms(order.price_ticks, leaves)
+        sums.notional_atoms += self.instruments[symbol].contract.value_ceil_atoms(
+            order.price_ticks, leaves)
 
     def order_left(self, order: RestingOrder) -> None:
         """Take what is left of an order that leaves the book out of the sums."""
@@ -420,7 +420,7 @@ class Clearing:
         order_sums = account.order_sums
         sums = order_sums[key]
         sums.leaves_lots -= qty_lots
-        sums.notional_atoms -= self.instruments[order.symbol].notional_atoms(
+        sums.notional_atoms -= self.instruments[order.symbol].contract.value_ceil_atoms(
             order.price_ticks, qty_lots)
         if sums.leaves_lots == 0:
             if sums.notional_atoms:
@@ -432,8 +432,15 @@ class Clearing:
     def settle(self, trade: Trade, taker: RestingOrder, maker: RestingOrder,
                events: list[Event]) -> None:
         """Settle one trade for both sides: position, realized P&L, fees, isolated margin."""
-        spec = self.instruments[trade.symbol]
+        # The trade's fields read once (each read of a msgspec Struct's field is a generic
+        # attribute lookup from compiled code) and handed to both sides.
+        symbol = trade.symbol
+        price = trade.price_ticks
         qty = trade.qty_lots
+        seq = trade.seq
+        ts_ms = trade.ts_ms
+        trade_id = trade.trade_id
+        spec = self.instruments[symbol]
         if not maker.reduce_only:
             self._shrink_sums(maker, qty)
         if self.fill_watch:
@@ -441,31 +448,31 @@ class Clearing:
                 if order.order_id in self.fill_watch:
                     self.watched_fills[order.order_id] = (
                         self.watched_fills.get(order.order_id, 0) + qty)
-        value = spec.notional_atoms(trade.price_ticks, qty)
+        value = spec.contract.value_ceil_atoms(price, qty)
         # `calc.fee_atoms`, written out: ceil(value * rate / R), a charge rounded up.
         taker_fee = -(-value * spec.taker_fee_rate // RATE_ONE)
         maker_fee = -(-value * spec.maker_fee_rate // RATE_ONE)
-        self._settle_side(spec, trade, taker, False, taker_fee, events)
-        self._settle_side(spec, trade, maker, True, maker_fee, events)
+        self._settle_side(spec, symbol, price, qty, seq, ts_ms, trade_id, taker, False,
+                          taker_fee, events)
+        self._settle_side(spec, symbol, price, qty, seq, ts_ms, trade_id, maker, True,
+                          maker_fee, events)
         fee_income = taker_fee + maker_fee
         if fee_income:
             fees = self.accounts[FEE_ACCOUNT_ID]
             self._move(fees, spec.settle_coin, fee_income, _FEE_INCOME, trade,
-                       events, trade.symbol, trade.trade_id)
+                       events, symbol, trade_id)
 
-    def _settle_side(self, spec: InstrumentSpec, trade: Trade, order: RestingOrder,
-                     is_maker: bool, fee: int, events: list[Event]) -> None:
+    def _settle_side(self, spec: InstrumentSpec, symbol: str, price: int, qty: int, seq: int,
+                     ts_ms: int, trade_id: int, order: RestingOrder, is_maker: bool, fee: int,
+                     events: list[Event]) -> None:
         account_id = order.account_id
         account = self.accounts[account_id]
-        symbol = trade.symbol
         idx = order.position_idx
         key = (symbol, idx)
         position = account.positions.get(key)
         if position is None:
             position = account.positions[key] = Position(
                 account_id, symbol, idx, account.leverage.get(key, DEFAULT_LEVERAGE))
-        price = trade.price_ticks
-        qty = trade.qty_lots
         effect = apply_fill(position, spec, order.side, price, qty, fee)
         account.forget_order_margin(symbol)
         model = account.model
@@ -474,9 +481,6 @@ class Clearing:
         # `Position.book_realized(-fee)`, written out.
         position.realized_pnl_atoms -= fee
         position.cum_realized_pnl_atoms -= fee
-        seq = trade.seq
-        ts_ms = trade.ts_ms
-        trade_id = trade.trade_id
         position.updated_ts_ms = ts_ms
         coin = spec.settle_coin
         pnl = effect.pnl_atoms
@@ -530,7 +534,7 @@ class Clearing:
                 position = account.positions.get((symbol, idx))
                 if position is None or not position.size_lots or not rate:
                     continue
-                value = spec.notional_atoms(mark_ticks, position.qty_lots)
+                value = spec.contract.value_ceil_atoms(mark_ticks, position.qty_lots)
                 pays = (position.size_lots > 0) == (rate > 0)
                 amount = funding_fee_atoms(value, rate, pays)
                 if not amount:

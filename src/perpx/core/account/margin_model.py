@@ -41,7 +41,7 @@ def position_risk(position: Position, spec: InstrumentSpec, mark_ticks: int,
     """
     side = Side.BUY if position.size_lots > 0 else Side.SELL
     qty = abs(position.size_lots)
-    value = spec.notional_atoms(mark_ticks, qty)
+    value = spec.contract.value_ceil_atoms(mark_ticks, qty)
     upnl = calc.unrealized_pnl_atoms(spec, side, position.entry_value_atoms, qty, mark_ticks)
     ftc = position.fee_to_close_atoms(spec)
     mm = calc.maintenance_margin_atoms(spec, value, ftc)
@@ -95,7 +95,7 @@ def _positions_at_mark(model: CrossMargin | IsolatedMargin, account: Account, co
         mark = mark_of(symbol)
         if mark is None:
             mark = calc.average_entry_display(spec, entry, qty)
-        value = spec.notional_atoms(mark, qty)
+        value = spec.contract.value_ceil_atoms(mark, qty)
         upnl += value - entry if size > 0 else entry - value
         ftc = position.fee_to_close_atoms(spec)
         mm += calc.maintenance_margin_atoms(spec, value, ftc)
@@ -190,7 +190,7 @@ class CrossMargin(_Stateless):
             mark = mark_of(symbol)
             if mark is None:
                 mark = calc.average_entry_display(spec, position.entry_value_atoms, qty)
-            value = spec.notional_atoms(mark, qty)
+            value = spec.contract.value_ceil_atoms(mark, qty)
             entry = position.entry_value_atoms
             # uPnL, less IM = ceil(PV*R/L) (floor of the negation), less the fee to close.
             total += ((value - entry if size > 0 else entry - value)
@@ -339,7 +339,7 @@ class IsolatedMargin(_Stateless):
     def margin_on_open(self, position: Position, spec: InstrumentSpec, side: Side,
                        price_ticks: int, opened_lots: int) -> None:
         """Move the opened value's IM + fee to close into the position margin."""
-        opened_value = spec.notional_atoms(price_ticks, opened_lots)
+        opened_value = spec.contract.value_ceil_atoms(price_ticks, opened_lots)
         position.margin_atoms += calc.position_margin_atoms(
             side, opened_value, position.leverage, spec.taker_fee_rate)
 

@@ -259,8 +259,9 @@ def _maintenance(desk: LiquidationDesk, position: Position) -> int:
     spec = desk.instruments[position.symbol]
     mark = desk.mark_of(position.symbol) or position.average_entry_ticks(spec)
     # MM is valued the same way in every margin mode.
-    return calc.maintenance_margin_atoms(spec, spec.notional_atoms(mark, position.qty_lots),
-                                         position.fee_to_close_atoms(spec))
+    return calc.maintenance_margin_atoms(
+        spec, spec.contract.value_ceil_atoms(mark, position.qty_lots),
+        position.fee_to_close_atoms(spec))
 
 
 def _liquidate(desk: LiquidationDesk, spec: InstrumentSpec, account: Account, position: Position,
