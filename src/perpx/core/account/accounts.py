@@ -4,9 +4,9 @@ Wallet balances change only through `credit`/`debit` with a reason, so every cha
 logged and the conservation invariant checked. System accounts (fees, insurance fund) have
 negative ids, so they can never collide with a user's.
 
-Each account holds the margin model of its mode; the models' protocol (`MarginModel`, with
-`MarginLedger`, what a model may ask of the clearing) is declared here, beside the account it
-is asked about, and implemented in `perpx.core.account.margin_model`.
+Each account holds the margin model of its mode; the models' base class (`MarginModel`, with
+the `MarginLedger` protocol, what a model may ask of the clearing) is declared here, beside the
+account it is asked about, and subclassed in `perpx.core.account.margin_model`.
 """
 
 from __future__ import annotations

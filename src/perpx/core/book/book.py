@@ -60,8 +60,7 @@ class OrderBook:
     def crosses(self, side: Side, price_ticks: int) -> bool:
         """Return whether an order of `side` at `price_ticks` would trade now."""
         opposite = self.asks if side is _BUY else self.bids
-        # `levels` holds exactly the prices of `keys`; a dict's emptiness is a C test, a
-        # sorted list's a Python call.
+        # `levels` holds exactly the prices of `keys`: both are empty or neither is.
         return bool(opposite.levels) and opposite.keys[0] <= price_ticks * opposite.sign
 
     def fillable_lots(self, order: RestingOrder) -> int:
