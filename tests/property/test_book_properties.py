@@ -109,7 +109,7 @@ class Market:
 
 
 def describe(step: MatchStep) -> tuple[object, ...]:
-    return (type(step).__name__, step.maker.order_id, *step[1:],
+    return (type(step).__name__, step.maker.order_id, *step.values(),
             step.maker.leaves_lots, step.maker.status, step.maker.updated_ts_ms)
 
 

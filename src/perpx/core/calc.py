@@ -22,7 +22,7 @@ liquidation price toward the mark (long up, short down); a bankruptcy price away
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from perpx.core.contract import BREAK_EVEN_MIN_FEE_RATE as BREAK_EVEN_MIN_FEE_RATE
 from perpx.core.contract import (
@@ -37,7 +37,7 @@ from perpx.core.instruments import InstrumentSpec, RiskLimitTier
 from perpx.core.numbers import RATE_ONE, mul_div_floor
 
 # Seed 000: delivery of expiring futures is charged 0.05% of the settled value, no VIP discount.
-EXPIRY_SETTLEMENT_FEE_RATE = 50_000
+EXPIRY_SETTLEMENT_FEE_RATE: Final = 50_000
 
 
 # --- values, margins, fees -----------------------------------------------------------------

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from math import gcd
-from typing import Protocol
+from typing import Final, Protocol
 
 from perpx.core.enums import Side
 from perpx.core.errors import PerpxBug, require_positive
@@ -108,7 +108,7 @@ def round_bankruptcy_price(side: Side, numerator: int, denominator: int) -> int:
 
 
 # Bybit's floor on the fee rate of its break-even price (0.055%, the base taker rate).
-BREAK_EVEN_MIN_FEE_RATE = 55_000
+BREAK_EVEN_MIN_FEE_RATE: Final = 55_000
 
 
 # --- the interface ----------------------------------------------------------------------------
@@ -128,8 +128,15 @@ class MaintenanceLine(Protocol):
         ...
 
 
-class ContractMaths(Protocol):
-    """The formulas of one contract type, in integer ticks, lots and settle-coin atoms."""
+class ContractMaths:
+    """The formulas of one contract type, in integer ticks, lots and settle-coin atoms.
+
+    A base class, not a Protocol: compiled by mypyc, a call through a base class is a
+    vtable call, through a Protocol a generic Python method call, and these run on every
+    fill. Each contract type subclasses it.
+    """
+
+    __slots__ = ()
 
     @property
     def value_sign(self) -> int:
@@ -138,29 +145,29 @@ class ContractMaths(Protocol):
         A long's P&L is ``value_sign * (value - EV)``; in the cash view of conservation a
         long has paid ``value_sign * EV`` out of its wallet (`Clearing.check_invariants`).
         """
-        ...
+        raise NotImplementedError
 
     # values and entry
     def value_floor_atoms(self, price_ticks: int, qty_lots: int) -> int:
         """Value `qty_lots` at `price_ticks`, rounded down (a credit's base)."""
-        ...
+        raise NotImplementedError
 
     def value_ceil_atoms(self, price_ticks: int, qty_lots: int) -> int:
         """Value `qty_lots` at `price_ticks`, rounded up (a requirement's or charge's base)."""
-        ...
+        raise NotImplementedError
 
     def entry_value_atoms(self, price_ticks: int, qty_lots: int) -> int:
         """Return what an opening fill of `qty_lots` at `price_ticks` adds to the entry value."""
-        ...
+        raise NotImplementedError
 
     def value_fraction_atoms(self, qty_lots: int, price_numerator: int,
                              price_denominator: int) -> tuple[int, int]:
         """Value `qty_lots` at an exact fractional price, as (numerator, denominator > 0)."""
-        ...
+        raise NotImplementedError
 
     def qty_for_value_lots(self, price_ticks: int, value_atoms: int) -> int:
         """Return the fewest lots whose value at `price_ticks` reaches `value_atoms`."""
-        ...
+        raise NotImplementedError
 
     def loss_limit_price_ticks(self, side: Side, qty_lots: int, price_ticks: int,
                                loss_atoms: int) -> int:
@@ -168,32 +175,32 @@ class ContractMaths(Protocol):
 
         A long's limit lies below `price_ticks`, a short's above; rounded toward it.
         """
-        ...
+        raise NotImplementedError
 
     def average_entry_fraction(self, entry_value_atoms: int, qty_lots: int) -> tuple[int, int]:
         """Return the exact average entry price as (numerator, denominator > 0) in ticks."""
-        ...
+        raise NotImplementedError
 
     def average_entry_display_ticks(self, entry_value_atoms: int, qty_lots: int) -> int:
         """Return the average entry price rounded half up to a tick, for display only."""
-        ...
+        raise NotImplementedError
 
     # P&L
     def unrealised_pnl_atoms(self, side: Side, entry_value_atoms: int, qty_lots: int,
                              mark_price_ticks: int) -> int:
         """Return the unrealised P&L of a position at the mark."""
-        ...
+        raise NotImplementedError
 
     def realised_pnl_on_close_atoms(self, side: Side, entry_value_atoms: int, qty_lots: int,
                                     close_qty_lots: int, exit_price_ticks: int
                                     ) -> tuple[int, int]:
         """Return (P&L, entry value released) of closing `close_qty_lots` at the exit price."""
-        ...
+        raise NotImplementedError
 
     def order_loss_atoms(self, side: Side, mark_price_ticks: int, order_price_ticks: int,
                          qty_lots: int) -> int:
         """Return an open order's potential loss against the mark (always <= 0)."""
-        ...
+        raise NotImplementedError
 
     def settlement_pnl_atoms(self, side: Side, entry_value_atoms: int, qty_lots: int,
                              price_numerator: int, price_denominator: int) -> int:
@@ -202,110 +209,110 @@ class ContractMaths(Protocol):
         A dated future's delivery (next-mechanics §2.5) settles at a price off the tick;
         rounded toward the exchange (down), the remainder being the insurance fund's.
         """
-        ...
+        raise NotImplementedError
 
     def break_even_price_ticks(self, side: Side, entry_value_atoms: int, qty_lots: int,
                                realised_pnl_atoms: int, taker_fee_rate: int) -> int | None:
         """Return the price at which closing at the taker fee nets zero (None: no such)."""
-        ...
+        raise NotImplementedError
 
     # fees
     def fill_fee_atoms(self, price_ticks: int, qty_lots: int, fee_rate: int) -> int:
         """Return the fee charged on a fill of `qty_lots` at `price_ticks`."""
-        ...
+        raise NotImplementedError
 
     def fee_to_close_atoms(self, side: Side, entry_value_atoms: int, leverage: int,
                            taker_fee_rate: int) -> int:
         """Return the estimated fee to close a position of an entry value (spec §1.1)."""
-        ...
+        raise NotImplementedError
 
     def fee_reserve_atoms(self, side: Side, entry_value_atoms: int, qty_lots: int,
                           part_lots: int, times: int, leverage: int, taker_fee_rate: int) -> int:
         """Return `times` the fee to close `part_lots` of a position (hedge mode, spec §2.3)."""
-        ...
+        raise NotImplementedError
 
     # margins
     def initial_margin_atoms(self, value_atoms: int, leverage: int) -> int:
         """Return the initial margin of a value at a leverage."""
-        ...
+        raise NotImplementedError
 
     def maintenance_margin_atoms(self, value_atoms: int, mmr: int, mm_deduction_atoms: int,
                                  fee_to_close: int) -> int:
         """Return the maintenance margin of a value at a tier's rate and deduction."""
-        ...
+        raise NotImplementedError
 
     def position_margin_atoms(self, side: Side, value_atoms: int, leverage: int,
                               taker_fee_rate: int) -> int:
         """Return IM + estimated fee to close of an entry value."""
-        ...
+        raise NotImplementedError
 
     def order_cost_atoms(self, side: Side, value_atoms: int, leverage: int,
                          taker_fee_rate: int) -> int:
         """Return the margin an order of a value locks: IM + fee to open + fee to close."""
-        ...
+        raise NotImplementedError
 
     def qty_for_cost_lots(self, side: Side, price_ticks: int, cost_atoms: int, leverage: int,
                           taker_fee_rate: int) -> int:
         """Return the largest quantity whose order cost fits in `cost_atoms`."""
-        ...
+        raise NotImplementedError
 
     # prices
     def bankruptcy_price_ticks(self, side: Side, entry_price_ticks: int, leverage: int) -> int:
         """Return the isolated bankruptcy price at zero margin left, from an entry price."""
-        ...
+        raise NotImplementedError
 
     def bankruptcy_price_for_margin_ticks(self, side: Side, entry_value_atoms: int,
                                           qty_lots: int, margin_atoms: int) -> int:
         """Return the price at which a position holding `margin_atoms` has lost it all."""
-        ...
+        raise NotImplementedError
 
     def isolated_margin_call_price_fraction(
         self, side: Side, entry_value_atoms: int, qty_lots: int, margin_atoms: int,
         fee_to_close_atoms: int, mmr: int, mm_deduction_atoms: int,
     ) -> tuple[int, int]:
         """Return the exact mark at which an isolated margin meets its MM."""
-        ...
+        raise NotImplementedError
 
     def isolated_margin_call_trigger_ticks(
         self, side: Side, entry_value_atoms: int, qty_lots: int, margin_atoms: int,
         fee_to_close_atoms: int, lines: Sequence[MaintenanceLine], first_ticks: int,
     ) -> int:
         """Return the first mark reached of `first_ticks` and every line's margin call."""
-        ...
+        raise NotImplementedError
 
     def isolated_liquidation_price_fraction(
         self, side: Side, entry_value_atoms: int, qty_lots: int, leverage: int,
         extra_margin_atoms: int, mmr: int, mm_deduction_atoms: int, taker_fee_rate: int,
     ) -> tuple[int, int]:
         """Return the exact isolated liquidation price by the current UTA formula."""
-        ...
+        raise NotImplementedError
 
     def isolated_liquidation_price_legacy_fraction(
         self, side: Side, entry_value_atoms: int, qty_lots: int, leverage: int,
         extra_margin_atoms: int, mmr: int, mm_deduction_atoms: int,
     ) -> tuple[int, int]:
         """Return the exact isolated liquidation price by the older USDT article's formula."""
-        ...
+        raise NotImplementedError
 
     def cross_liquidation_price_estimate_ticks(
         self, side: Side, qty_lots: int, mark_price_ticks: int, margin_balance_atoms: int,
         total_mm_atoms: int, mmr: int,
     ) -> int | None:
         """Return the UTA estimate of a cross position's liquidation price, others fixed."""
-        ...
+        raise NotImplementedError
 
     def cross_liquidation_price_legacy_ticks(
         self, side: Side, entry_price_ticks: int, qty_lots: int, available_atoms: int,
         im_atoms: int, mm_atoms: int,
     ) -> int | None:
         """Return the old standard-account cross liquidation price of one position."""
-        ...
+        raise NotImplementedError
 
 
 # --- linear contracts ---------------------------------------------------------------------------
 
 
-class LinearContract:
+class LinearContract(ContractMaths):
     """USDT/USDC-margined linear contracts: value ``P * q * a`` atoms, exact.
 
     ``a`` is `atoms_per_tick_lot`, the settle-coin atoms of one tick on one lot. Because a
@@ -713,7 +720,7 @@ class LinearContract:
 # The linear maths of values already in the settle coin: what the value-only helpers of
 # `perpx.core.calc` (kept for callers that hold values, not prices) delegate to. The tick
 # scale never enters a value-only formula, so one lot-tick atom serves.
-LINEAR_VALUE_MATHS = LinearContract(1)
+LINEAR_VALUE_MATHS: Final = LinearContract(1)
 
 
 # --- inverse contracts --------------------------------------------------------------------------
@@ -722,7 +729,7 @@ LINEAR_VALUE_MATHS = LinearContract(1)
 # its entry value) has no bankruptcy or liquidation price, as ``C/BP = C/EP - M <= 0`` puts it
 # at infinity (next-mechanics §1.5: "At 1x a short never goes bankrupt: BP = inf"). Far above
 # any instrument's maxPrice in ticks, so a mark never reaches it and a display shows "".
-UNREACHABLE_PRICE_TICKS = 10**18
+UNREACHABLE_PRICE_TICKS: Final = 10**18
 
 
 def round_half_up(numerator: int, denominator: int) -> int:
@@ -730,7 +737,7 @@ def round_half_up(numerator: int, denominator: int) -> int:
     return div_floor(2 * numerator + denominator, 2 * denominator)
 
 
-class InverseContract:
+class InverseContract(ContractMaths):
     """Coin-margined inverse contracts (BTCUSD): value ``C / P`` in the base coin.
 
     ``k`` is `atoms_ticks_per_lot`: one lot at a price of one tick is worth ``k`` atoms of
@@ -1147,4 +1154,4 @@ class InverseContract:
 # Atoms of slack in an inverse margin call (`InverseContract.isolated_margin_call_price_fraction`):
 # the uPnL rounded down, MM's value rounded up (times MMR) and MM's rate part rounded up, each
 # under one atom.
-_INVERSE_CALL_SLACK = 3
+_INVERSE_CALL_SLACK: Final = 3

@@ -10,7 +10,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable
 from functools import partial
-from typing import Any
+from typing import Any, Final, cast
 
 from perpx.core import invariants
 from perpx.core.account import settings
@@ -76,18 +76,18 @@ from perpx.core.risk.risk_index import RiskIndex
 from perpx.core.risk.takeover import LiquidationDesk
 from perpx.core.settlement import reduce_room, settle_steps
 
-SNAPSHOT_VERSION = 2
-_LAST = TriggerBy.LAST_PRICE
-_CANCEL = Happening.CANCEL
-_BY_USER = CancelReason.BY_USER
+SNAPSHOT_VERSION: Final = 2
+_LAST: Final = TriggerBy.LAST_PRICE
+_CANCEL: Final = Happening.CANCEL
+_BY_USER: Final = CancelReason.BY_USER
 
-_BUY = Side.BUY
-_SELL = Side.SELL
-_MARKET = OrderType.MARKET
-_GTC = TimeInForce.GTC
-_IOC = TimeInForce.IOC
-_FOK = TimeInForce.FOK
-_POST_ONLY = TimeInForce.POST_ONLY
+_BUY: Final = Side.BUY
+_SELL: Final = Side.SELL
+_MARKET: Final = OrderType.MARKET
+_GTC: Final = TimeInForce.GTC
+_IOC: Final = TimeInForce.IOC
+_FOK: Final = TimeInForce.FOK
+_POST_ONLY: Final = TimeInForce.POST_ONLY
 
 
 class Engine:
@@ -131,7 +131,6 @@ class Engine:
         self.pricing = Pricing(market, clearing, self.stops, self, self.delivery)
         # Specs listed by `ListInstrument`, as its records, in listing order (for snapshots).
         self.listed: list[dict[str, Any]] = []
-        self._validate = partial(validate_place, market, clearing)
         self._reduce_room = partial(reduce_room, clearing)
         pricing = self.pricing
         self._handlers: dict[type[Command], Callable[[Any, list[Event]], None]] = {
@@ -158,32 +157,43 @@ class Engine:
 
     def apply(self, command: Command) -> list[Event]:
         """Apply one sequenced command and return the events it caused, in order."""
-        if command.seq <= self.last_seq:
+        # Read once: each read of a msgspec Struct's field is a generic attribute lookup.
+        seq = command.seq
+        ts_ms = command.ts_ms
+        if seq <= self.last_seq:
             raise InvariantViolation(
-                f"apply: seq must rise, got {command.seq} after {self.last_seq}"
+                f"apply: seq must rise, got {seq} after {self.last_seq}"
             )
-        if command.ts_ms < self.last_ts_ms:
+        if ts_ms < self.last_ts_ms:
             raise InvariantViolation(
-                f"apply: time must not run back, got {command.ts_ms} after {self.last_ts_ms}"
+                f"apply: time must not run back, got {ts_ms} after {self.last_ts_ms}"
             )
-        self.last_seq = command.seq
-        self.last_ts_ms = command.ts_ms
+        self.last_seq = seq
+        self.last_ts_ms = ts_ms
         events: list[Event] = []
         due = self.pricing.next_due_ms
-        if due is not None and command.ts_ms >= due:
-            self.pricing.settle_due(command.seq, command.ts_ms, events)
+        if due is not None and ts_ms >= due:
+            self.pricing.settle_due(seq, ts_ms, events)
         due = self.delivery.next_due_ms
-        if due is not None and command.ts_ms >= due:
-            self.delivery.deliver_due(command.seq, command.ts_ms, events)
+        if due is not None and ts_ms >= due:
+            self.delivery.deliver_due(seq, ts_ms, events)
         start = len(events)
         trade_id = self.next_trade_id
-        self._handlers[type(command)](command, events)
+        # The two commands of nearly every stream are called directly: compiled, a native
+        # method call, where the table's bound methods are generic Python calls.
+        kind = type(command)
+        if kind is PlaceOrder:
+            self._place(cast(PlaceOrder, command), events)
+        elif kind is CancelOrder:
+            self._cancel(cast(CancelOrder, command), events)
+        else:
+            self._handlers[kind](command, events)
         if self.clearing.moved_positions:
             self._drop_unwatched_moves()
         if self.stops.busy():
-            self.stops.settle(command.seq, command.ts_ms, events)
+            self.stops.settle(seq, ts_ms, events)
         if self.next_trade_id != trade_id:
-            self._sweep_traded(events, start, command.seq, command.ts_ms)
+            self._sweep_traded(events, start, seq, ts_ms)
         return events
 
     def _drop_unwatched_moves(self) -> None:
@@ -400,7 +410,7 @@ class Engine:
             if cmd.trigger_price_ticks is not None:
                 self.stops.place(cmd, events)
                 return
-            price, qty, reduce_only = self._validate(cmd)
+            price, qty, reduce_only = validate_place(self.market, self.clearing, cmd)
             attachment = None
             if cmd.take_profit_ticks is not None or cmd.stop_loss_ticks is not None:
                 base = price if cmd.order_type is not _MARKET else self.reference_price(
@@ -415,23 +425,28 @@ class Engine:
             return
         order_id = self.next_order_id
         self.next_order_id = order_id + 1
-        is_market = cmd.order_type is _MARKET
-        tif = _IOC if is_market else cmd.time_in_force
+        # The command's fields read once (each read of a msgspec Struct's field is a generic
+        # attribute lookup from compiled code); the order and its event take the same values.
+        seq = cmd.seq
+        ts_ms = cmd.ts_ms
+        account_id = cmd.account_id
+        symbol = cmd.symbol
+        order_type = cmd.order_type
+        tif = _IOC if order_type is _MARKET else cmd.time_in_force
         order = RestingOrder(
-            order_id, cmd.account_id, cmd.symbol, cmd.side, cmd.order_type, price, qty,
+            order_id, account_id, symbol, cmd.side, order_type, price, qty,
             tif, reduce_only, cmd.close_on_trigger, cmd.position_idx, cmd.order_link_id,
-            cmd.smp_type, cmd.ts_ms,
+            cmd.smp_type, ts_ms,
         )
         events.append(
-            OrderAccepted(cmd.seq, cmd.ts_ms, order_id, cmd.account_id, cmd.symbol, cmd.side,
-                          cmd.order_type, price, qty, tif, reduce_only,
-                          cmd.close_on_trigger, cmd.position_idx, cmd.order_link_id,
-                          cmd.smp_type)
+            OrderAccepted(seq, ts_ms, order_id, account_id, symbol, order.side,
+                          order_type, price, qty, tif, reduce_only,
+                          order.close_on_trigger, order.position_idx, order.order_link_id,
+                          order.smp_type)
         )
         if attachment is not None:
-            self.stops.attach(attachment, order_id, cmd.account_id, cmd.symbol, cmd.seq,
-                              cmd.ts_ms, events)
-        self._execute(order, cmd.seq, cmd.ts_ms, events)
+            self.stops.attach(attachment, order_id, account_id, symbol, seq, ts_ms, events)
+        self._execute(order, seq, ts_ms, events)
         if attachment is not None:
             # An order that never rested (IOC, FOK, PostOnly) is done: its TP/SL keep only
             # what its fills started.
@@ -455,10 +470,11 @@ class Engine:
             # Match, then settle: the walk fills orders only; one pass then settles its steps.
             steps, self.next_trade_id, stopped, last_price = book.match(
                 order, price, ts_ms, self.next_trade_id, self._reduce_room)
-            settle_steps(steps, order, seq, ts_ms, self.clearing.settle, self._forget, events)
+            settle_steps(steps, order, seq, ts_ms, self.clearing, self._forget, events)
             if last_price and last_price != self.last_price.get(order.symbol):
                 self.last_price[order.symbol] = last_price
-                self.bands.pop(order.symbol, None)
+                if order.symbol in self.bands:  # in/del: compiled primitives; pop is not
+                    del self.bands[order.symbol]
             if last_price and self.stops.waiting.index.watches(order.symbol, _LAST):
                 # The sweep's prints run one way, so its first and last bound them all.
                 first = next(step.price_ticks for step in steps if type(step) is Fill)
@@ -583,18 +599,25 @@ class Engine:
             raise Rejected(RejectCode.REDUCE_ONLY_NOT_SATISFIED, "Reduce-only rule not satisfied")
 
     def _cancel(self, cmd: CancelOrder, events: list[Event]) -> None:
+        # Fields read once: each read of a msgspec Struct's field is a generic lookup.
+        seq = cmd.seq
+        ts_ms = cmd.ts_ms
+        account_id = cmd.account_id
+        symbol = cmd.symbol
+        order_id = cmd.order_id
+        link = cmd.order_link_id
         try:
-            order = self._find(cmd.account_id, cmd.symbol, cmd.order_id, cmd.order_link_id)
+            order = self._find(account_id, symbol, order_id, link)
         except Rejected as rejection:
             events.append(
-                OrderRejected(cmd.seq, cmd.ts_ms, cmd.account_id, cmd.symbol, rejection.code,
-                              cmd.order_id, cmd.order_link_id, rejection.detail)
+                OrderRejected(seq, ts_ms, account_id, symbol, rejection.code, order_id, link,
+                              rejection.detail)
             )
             return
         if isinstance(order, ConditionalOrder):
-            self.stops.cancel(order, cmd.seq, cmd.ts_ms, events)
+            self.stops.cancel(order, seq, ts_ms, events)
         else:
-            self._cancel_resting(order, _BY_USER, cmd.seq, cmd.ts_ms, events)
+            self._cancel_resting(order, _BY_USER, seq, ts_ms, events)
 
     def _cancel_all(self, cmd: CancelAllOrders, events: list[Event]) -> None:
         if cmd.symbol not in self.instruments:

@@ -7,6 +7,7 @@ the same table as it reads the core's events, so the two cannot tell different s
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Final
 
 from perpx.core.enums import OrderStatus
 from perpx.core.errors import InvariantViolation
@@ -39,7 +40,7 @@ class TransitionTable(dict[tuple[OrderStatus, Happening], OrderStatus]):
 _S = OrderStatus
 _H = Happening
 
-TRANSITIONS = TransitionTable({
+TRANSITIONS: Final = TransitionTable({
     (_S.NEW, _H.PARTIAL_FILL): _S.PARTIALLY_FILLED,
     (_S.NEW, _H.FULL_FILL): _S.FILLED,
     (_S.NEW, _H.CANCEL): _S.CANCELLED,
@@ -59,11 +60,11 @@ TRANSITIONS = TransitionTable({
 
 
 # Where an order starts: a plain order as New, a conditional order (or TP/SL leg) Untriggered.
-START = _S.NEW
-START_CONDITIONAL = _S.UNTRIGGERED
+START: Final = _S.NEW
+START_CONDITIONAL: Final = _S.UNTRIGGERED
 
 # The statuses with no way out of the table: the order is done (Rejected is never entered).
-FINAL = frozenset(status for status in OrderStatus
+FINAL: Final = frozenset(status for status in OrderStatus
                   if not any(source is status for source, _ in TRANSITIONS))
 
 

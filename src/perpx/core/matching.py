@@ -7,7 +7,7 @@ the taker's `smp_type`. The caller decides what becomes of the taker's remainder
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from perpx.core.book.fills import Fill, MakerCancel, MatchStep
 from perpx.core.book.interface import ReduceRoom
@@ -15,14 +15,14 @@ from perpx.core.book.order import RestingOrder
 from perpx.core.enums import CancelReason, SmpType
 from perpx.core.lifecycle import TRANSITIONS, Happening
 
-_FULL_FILL = Happening.FULL_FILL
-_PARTIAL_FILL = Happening.PARTIAL_FILL
-_CANCEL = Happening.CANCEL
-_SMP_NONE = SmpType.NONE
-_SMP_CANCEL_MAKER = SmpType.CANCEL_MAKER
-_SMP_CANCEL_BOTH = SmpType.CANCEL_BOTH
-_SELF_MATCH = CancelReason.SELF_MATCH
-_REDUCE_ONLY = CancelReason.REDUCE_ONLY
+_FULL_FILL: Final = Happening.FULL_FILL
+_PARTIAL_FILL: Final = Happening.PARTIAL_FILL
+_CANCEL: Final = Happening.CANCEL
+_SMP_NONE: Final = SmpType.NONE
+_SMP_CANCEL_MAKER: Final = SmpType.CANCEL_MAKER
+_SMP_CANCEL_BOTH: Final = SmpType.CANCEL_BOTH
+_SELF_MATCH: Final = CancelReason.SELF_MATCH
+_REDUCE_ONLY: Final = CancelReason.REDUCE_ONLY
 
 if TYPE_CHECKING:
     from perpx.core.book.side import BookSide
@@ -57,7 +57,6 @@ def match(
     remaining = taker.leaves_lots
     taker_filled = taker.filled_lots
     steps: list[MatchStep] = []
-    record = steps.append
     stopped = False
     last_price = 0
     while remaining and levels:  # `levels` holds exactly the prices of `keys`, and tests faster
@@ -78,7 +77,7 @@ def match(
                     maker.in_book = False
                     level.total_lots -= maker.leaves_lots
                     level.live -= 1
-                    record(MakerCancel(maker, maker.leaves_lots, _SELF_MATCH))
+                    steps.append(MakerCancel(maker, maker.leaves_lots, _SELF_MATCH))
                     maker.status = TRANSITIONS[maker.status, _CANCEL]
                     maker.updated_ts_ms = ts_ms
                 if smp is not _SMP_CANCEL_MAKER:
@@ -94,7 +93,7 @@ def match(
                     maker.in_book = False
                     level.total_lots -= maker_leaves
                     level.live -= 1
-                    record(MakerCancel(maker, maker_leaves, _REDUCE_ONLY))
+                    steps.append(MakerCancel(maker, maker_leaves, _REDUCE_ONLY))
                     maker.status = TRANSITIONS[maker.status, _CANCEL]
                     maker.updated_ts_ms = ts_ms
                     continue
@@ -107,7 +106,7 @@ def match(
             maker.updated_ts_ms = ts_ms
             level.total_lots -= fill
             taker_filled += fill
-            record(Fill(maker, price, fill, next_trade_id, remaining, maker_leaves))
+            steps.append(Fill(maker, price, fill, next_trade_id, remaining, maker_leaves))
             next_trade_id += 1
             last_price = price
             if maker_leaves == 0:

@@ -6,17 +6,17 @@ Every division names its rounding direction; `/` and floats never touch an amoun
 
 from __future__ import annotations
 
-from typing import NewType
+from typing import Final, NewType
 
 Ticks = NewType("Ticks", int)
 Lots = NewType("Lots", int)
 Atoms = NewType("Atoms", int)
 Rate = NewType("Rate", int)
 
-ATOM_DECIMALS = 8
-ATOMS_PER_COIN: int = 10**ATOM_DECIMALS
-RATE_DECIMALS = 8
-RATE_ONE: int = 10**RATE_DECIMALS
+ATOM_DECIMALS: Final = 8
+ATOMS_PER_COIN: Final = 10**ATOM_DECIMALS
+RATE_DECIMALS: Final = 8
+RATE_ONE: Final = 10**RATE_DECIMALS
 
 
 def div_floor(numerator: int, denominator: int) -> int:

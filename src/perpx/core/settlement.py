@@ -13,6 +13,7 @@ not yet settled: `reduce_room` reads the settled position and moves it by those 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 from perpx.core.account.clearing import Clearing
 from perpx.core.book.fills import Fill, MatchStep
@@ -20,8 +21,8 @@ from perpx.core.book.order import RestingOrder
 from perpx.core.enums import Side
 from perpx.core.events import Event, OrderCancelled, Trade
 
-_BUY = Side.BUY
-_SELL = Side.SELL
+_BUY: Final = Side.BUY
+_SELL: Final = Side.SELL
 
 
 def settle_steps(
@@ -29,7 +30,7 @@ def settle_steps(
     taker: RestingOrder,
     seq: int,
     ts_ms: int,
-    settle: Callable[[Trade, RestingOrder, RestingOrder, list[Event]], None],
+    clearing: Clearing,
     close_order: Callable[[RestingOrder], None],
     events: list[Event],
 ) -> None:
@@ -38,19 +39,18 @@ def settle_steps(
     side = taker.side
     taker_id = taker.order_id
     taker_account = taker.account_id
-    append = events.append
     for step in steps:
         maker = step.maker
         if isinstance(step, Fill):
             trade = Trade(seq, ts_ms, step.trade_id, symbol, step.price_ticks, step.qty_lots,
                           side, taker_id, taker_account, maker.order_id, maker.account_id,
                           step.taker_leaves_lots, step.maker_leaves_lots)
-            append(trade)
-            settle(trade, taker, maker, events)
+            events.append(trade)
+            clearing.settle(trade, taker, maker, events)
             if step.maker_leaves_lots == 0:
                 close_order(maker)
         else:
-            append(OrderCancelled(seq, ts_ms, maker.order_id, maker.account_id, symbol,
+            events.append(OrderCancelled(seq, ts_ms, maker.order_id, maker.account_id, symbol,
                                   step.leaves_lots, step.reason))
             close_order(maker)
 

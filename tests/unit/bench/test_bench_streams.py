@@ -96,6 +96,8 @@ def test_the_level_book_fills_and_rests_exactly_as_the_sorted_list_book() -> Non
 
 def test_the_profile_lists_the_engine_functions() -> None:
     summary = profile_engine(500, top=5, echo=lambda _: None)
-    assert summary["events"] == 500 and summary["calls_per_command"] > 1
-    assert len(summary["by_cumulative"]) == len(summary["by_total"]) == 5
+    # At least `apply` itself; with a compiled core cProfile sees no native call below it, so
+    # the calls per command may be 1 and the rows fewer than `top` (only what runs as Python).
+    assert summary["events"] == 500 and summary["calls_per_command"] >= 1
+    assert 1 <= len(summary["by_cumulative"]) == len(summary["by_total"]) <= 5
     assert any("apply" in row[0] for row in summary["by_cumulative"])

@@ -83,8 +83,9 @@ def test_an_account_copy_has_every_field_and_shares_nothing_mutable() -> None:
     assert values(twin.positions["BTCUSDT", 1], Position) == values(
         original.positions["BTCUSDT", 1], Position)
     copied_sums = twin.order_sums["BTCUSDT", 1, Side.BUY]
-    assert values(copied_sums, OpenOrderSums) == {"leaves_lots": 4, "notional_atoms": 400,
-                                                  "margin_memo": None}
+    assert values(copied_sums, OpenOrderSums) == {
+        "leaves_lots": 4, "notional_atoms": 400, "memo_leaves_lots": 0, "memo_notional_atoms": 0,
+        "memo_opening_lots": 0, "memo_leverage": 0, "memo_margin_atoms": 0}
 
     twin.balances["USDT"] = 0
     twin.leverage["BTCUSDT", 1] = 1

@@ -4,15 +4,15 @@ Wallet balances change only through `credit`/`debit` with a reason, so every cha
 logged and the conservation invariant checked. System accounts (fees, insurance fund) have
 negative ids, so they can never collide with a user's.
 
-Each account holds the margin model of its mode; the models' protocol (`MarginModel`, with
-`MarginLedger`, what a model may ask of the clearing) is declared here, beside the account it
-is asked about, and implemented in `perpx.core.account.margin_model`.
+Each account holds the margin model of its mode; the models' base class (`MarginModel`, with
+the `MarginLedger` protocol, what a model may ask of the clearing) is declared here, beside the
+account it is asked about, and subclassed in `perpx.core.account.margin_model`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Final, Protocol
 
 from perpx.core.account.positions import Position
 from perpx.core.account.risk_value import RiskValue
@@ -21,10 +21,10 @@ from perpx.core.errors import InvariantViolation
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import RATE_ONE
 
-FEE_ACCOUNT_ID = -1
-INSURANCE_FUND_ID = -2
-SYSTEM_ACCOUNT_IDS = (FEE_ACCOUNT_ID, INSURANCE_FUND_ID)
-DEFAULT_LEVERAGE = 10 * RATE_ONE  # Bybit's default for a new USDT-perpetual position
+FEE_ACCOUNT_ID: Final = -1
+INSURANCE_FUND_ID: Final = -2
+SYSTEM_ACCOUNT_IDS: Final = (FEE_ACCOUNT_ID, INSURANCE_FUND_ID)
+DEFAULT_LEVERAGE: Final = 10 * RATE_ONE  # Bybit's default for a new USDT-perpetual position
 
 MarkOf = Callable[[str], "int | None"]
 OrderLossOf = Callable[[int, InstrumentSpec], int]
@@ -33,24 +33,35 @@ OrderLossOf = Callable[[int, InstrumentSpec], int]
 class OpenOrderSums:
     """Leaves and notional of one account's open, non-reduce-only orders on one side group.
 
-    `margin_memo` keeps the group's last order margin with what it was computed from
-    ((leaves, notional, opening lots, leverage), margin), so an unchanged group is not
-    costed again (`perpx.core.account.margin.order_margin_atoms`).
+    The ``memo_*`` fields keep the group's last order margin (`memo_margin_atoms`) with the
+    leaves, notional, opening lots and leverage it was computed from, so an unchanged group
+    is not costed again (`perpx.core.account.margin.order_margin_atoms`); `memo_leaves_lots`
+    0 means none (a costed group has leaves). Plain int fields, not a tuple of tuples: no
+    allocation per costing, and native ints when compiled.
     """
 
-    __slots__ = ("leaves_lots", "margin_memo", "notional_atoms")
+    __slots__ = ("leaves_lots", "memo_leaves_lots", "memo_leverage", "memo_margin_atoms",
+                 "memo_notional_atoms", "memo_opening_lots", "notional_atoms")
 
     def __init__(self) -> None:
         self.leaves_lots = 0
         self.notional_atoms = 0
-        self.margin_memo: tuple[tuple[int, int, int, int], int] | None = None
+        self.memo_leaves_lots = 0
+        self.memo_notional_atoms = 0
+        self.memo_opening_lots = 0
+        self.memo_leverage = 0
+        self.memo_margin_atoms = 0
 
     def copy(self) -> OpenOrderSums:
         """Return an independent copy."""
         twin = OpenOrderSums()
         twin.leaves_lots = self.leaves_lots
         twin.notional_atoms = self.notional_atoms
-        twin.margin_memo = self.margin_memo
+        twin.memo_leaves_lots = self.memo_leaves_lots
+        twin.memo_notional_atoms = self.memo_notional_atoms
+        twin.memo_opening_lots = self.memo_opening_lots
+        twin.memo_leverage = self.memo_leverage
+        twin.memo_margin_atoms = self.memo_margin_atoms
         return twin
 
 
@@ -89,6 +100,16 @@ class Account:
     def margin_mode(self) -> MarginMode:
         """Return the margin mode, the one its model applies."""
         return self.model.mode
+
+    def forget_order_margin(self, symbol: str) -> None:
+        """Drop the cached order margin of `symbol`: an order, position or leverage moved.
+
+        A membership test and a ``del``, not ``dict.pop(symbol, None)``: compiled, those are
+        primitives and ``pop`` with a default a generic method call.
+        """
+        cache = self.order_margin_cache
+        if symbol in cache:
+            del cache[symbol]
 
     def copy(self) -> Account:
         """Return an independent copy, a draft to change and keep or drop.
@@ -151,70 +172,78 @@ class Account:
                 raise InvariantViolation(f"account {self.account_id}: negative order sums {key}")
 
 
-class MarginModel(Protocol):
-    """What every margin mode answers; one stateless instance per mode (`model_for`)."""
+class MarginModel:
+    """What every margin mode answers; one stateless instance per mode (`model_for`).
 
-    mode: MarginMode
-    # Each position holds its own margin, adjusted by hand or by AMR, and is liquidated on
-    # its own; otherwise the account is one pool, liquidated as a whole.
-    holds_position_margin: bool
+    A base class, not a Protocol: compiled by mypyc, a call through a base class is a
+    vtable call, through a Protocol a generic Python method call (this is on every order's
+    margin check and every fill). The modes subclass it (`perpx.core.account.margin_model`).
+    """
+
+    __slots__ = ("holds_position_margin", "mode")
+
+    def __init__(self, mode: MarginMode, holds_position_margin: bool) -> None:
+        self.mode = mode
+        # Each position holds its own margin, adjusted by hand or by AMR, and is liquidated
+        # on its own; otherwise the account is one pool, liquidated as a whole.
+        self.holds_position_margin = holds_position_margin
 
     def position_im_atoms(self, position: Position, spec: InstrumentSpec, value_atoms: int,
                           fee_to_close_atoms: int) -> int:
         """Return the IM a position counts at a value (with its fee to close)."""
-        ...
+        raise NotImplementedError
 
     def risk_value(self, account: Account, coin: str, instruments: dict[str, InstrumentSpec],
                    mark_of: MarkOf, order_loss_of: OrderLossOf) -> RiskValue:
         """Return the account's risk value in `coin` at the current marks, from scratch."""
-        ...
+        raise NotImplementedError
 
     def available_atoms(self, clearing: MarginLedger, account: Account, coin: str) -> int:
         """Return the risk value's available balance, the short way (the hot path)."""
-        ...
+        raise NotImplementedError
 
     def can_open(self, clearing: MarginLedger, account: Account, spec: InstrumentSpec, side: Side,
                  price_ticks: int, qty_lots: int, cost_atoms: int) -> bool:
         """Tell whether an order whose opening part costs `cost_atoms` is funded."""
-        ...
+        raise NotImplementedError
 
     def margin_on_open(self, position: Position, spec: InstrumentSpec, side: Side,
                        price_ticks: int, opened_lots: int) -> None:
         """Allocate what a fill that opened `opened_lots` adds to the position's margin."""
-        ...
+        raise NotImplementedError
 
     def cover_funding(self, clearing: MarginLedger, account: Account, position: Position,
                       amount_atoms: int, coin: str) -> None:
         """Take a funding payment's shortfall where the mode takes it (before it is paid)."""
-        ...
+        raise NotImplementedError
 
     def apply_leverage(self, clearing: MarginLedger, spec: InstrumentSpec, position: Position,
                        raised: bool) -> None:
         """Rework a held position's margin after its leverage changed; refuse a breach."""
-        ...
+        raise NotImplementedError
 
     def is_liquidatable(self, clearing: MarginLedger, account: Account, position: Position,
                         mark_ticks: int) -> bool:
         """Tell whether `position` (isolated) or its account (cross) is to be liquidated."""
-        ...
+        raise NotImplementedError
 
     def trigger_ticks(self, clearing: MarginLedger, position: Position) -> int | None:
         """Return the mark at which the position alone is liquidated, if the mode has one."""
-        ...
+        raise NotImplementedError
 
     def fully_hedged(self, account: Account, position: Position) -> bool:
         """Tell whether the opposite side covers the position (never deleveraged then)."""
-        ...
+        raise NotImplementedError
 
     def adl_margin_atoms(self, clearing: MarginLedger, account: Account, position: Position,
                          coin: str) -> int:
         """Return the margin that ranks a position for auto-deleveraging."""
-        ...
+        raise NotImplementedError
 
     def position_prices(self, clearing: MarginLedger, account: Account,
                         position: Position) -> tuple[int | None, int | None]:
         """Return the (liquidation, bankruptcy) prices a position shows, before clipping."""
-        ...
+        raise NotImplementedError
 
 
 class MarginLedger(Protocol):

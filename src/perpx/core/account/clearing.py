@@ -8,7 +8,7 @@ on a copy of the account, checked, and only then put in place.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Final
 
 from perpx.core.account.accounts import (
     DEFAULT_LEVERAGE,
@@ -50,11 +50,11 @@ from perpx.core.prices.funding import funding_fee_atoms
 
 # Enum members read on the hot path, bound once: a class attribute lookup of an enum
 # member costs several times a global's in CPython 3.11.
-_BUY = Side.BUY
-_SELL = Side.SELL
-_TRADE = BalanceReason.TRADE
-_HEDGE = PositionMode.HEDGE
-_FEE_INCOME = BalanceReason.FEE_INCOME
+_BUY: Final = Side.BUY
+_SELL: Final = Side.SELL
+_TRADE: Final = BalanceReason.TRADE
+_HEDGE: Final = PositionMode.HEDGE
+_FEE_INCOME: Final = BalanceReason.FEE_INCOME
 
 
 class _Stamp:
@@ -149,7 +149,7 @@ class Clearing:
                 continue
             # `calc.unrealized_pnl_atoms`, written out: value at the mark less the entry value
             # (the other way round for a short), exact.
-            value = spec.notional_atoms(mark, qty)
+            value = spec.contract.value_ceil_atoms(mark, qty)
             equity += (value - position.entry_value_atoms if size > 0
                        else position.entry_value_atoms - value)
         return equity
@@ -228,7 +228,7 @@ class Clearing:
         if position is not None and position.size_lots and (position.size_lots > 0) == (
                 side is _BUY):
             mark = self.mark_of(spec.symbol)
-            value += (spec.notional_atoms(mark, position.qty_lots) if mark is not None
+            value += (spec.contract.value_ceil_atoms(mark, position.qty_lots) if mark is not None
                       else position.entry_value_atoms)
         return value
 
@@ -285,15 +285,14 @@ class Clearing:
         if opening == 0:
             return qty_lots, False
         leverage = account.leverage.get((symbol, position_idx), DEFAULT_LEVERAGE)
-        notional_atoms = spec.notional_atoms
-        value = notional_atoms(price_ticks, opening)
+        value = spec.contract.value_ceil_atoms(price_ticks, opening)
         cap = self._value_caps.get((symbol, leverage))
         if cap is None:
             cap = self._value_cap_atoms(spec, leverage)
         # Only the order's own side grows, so only its total can newly pass the cap.
         if position is not None and size and (size > 0) == (sign > 0):
             mark = self.mark_of(symbol)
-            side_value += (notional_atoms(mark, size if size > 0 else -size)
+            side_value += (spec.contract.value_ceil_atoms(mark, size if size > 0 else -size)
                            if mark is not None else position.entry_value_atoms)
         if side_value + value > cap:
             raise Rejected(RejectCode.RISK_LIMIT_EXCEEDED,
@@ -380,7 +379,7 @@ class Clearing:
             found[order.order_id] = order
             return
         account = self.accounts[account_id]
-        account.order_margin_cache.pop(symbol, None)
+        account.forget_order_margin(symbol)
         self.dirty.add(account_id)
         mine = self._opening_orders.get((account_id, symbol))
         if mine is None:
@@ -392,7 +391,8 @@ class Clearing:
             sums = account.order_sums[key3] = OpenOrderSums()
         leaves = order.leaves_lots
         sums.leaves_lots += leaves
-        sums.notional_atoms += self.instruments[symbol].notional_atoms(order.price_ticks, leaves)
+        sums.notional_atoms += self.instruments[symbol].contract.value_ceil_atoms(
+            order.price_ticks, leaves)
 
     def order_left(self, order: RestingOrder) -> None:
         """Take what is left of an order that leaves the book out of the sums."""
@@ -440,7 +440,7 @@ class Clearing:
         rounds up per order (``ceil(C/P)``), and rounded parts would not add up to it.
         """
         account = self.accounts[order.account_id]
-        account.order_margin_cache.pop(order.symbol, None)
+        account.forget_order_margin(order.symbol)
         self.dirty.add(order.account_id)
         key = (order.symbol, order.position_idx, order.side)
         order_sums = account.order_sums
@@ -459,8 +459,15 @@ class Clearing:
     def settle(self, trade: Trade, taker: RestingOrder, maker: RestingOrder,
                events: list[Event]) -> None:
         """Settle one trade for both sides: position, realized P&L, fees, isolated margin."""
-        spec = self.instruments[trade.symbol]
+        # The trade's fields read once (each read of a msgspec Struct's field is a generic
+        # attribute lookup from compiled code) and handed to both sides.
+        symbol = trade.symbol
+        price = trade.price_ticks
         qty = trade.qty_lots
+        seq = trade.seq
+        ts_ms = trade.ts_ms
+        trade_id = trade.trade_id
+        spec = self.instruments[symbol]
         if not maker.reduce_only:
             self._shrink_sums(maker, qty, trade.maker_leaves_lots)
         if self.fill_watch:
@@ -468,42 +475,39 @@ class Clearing:
                 if order.order_id in self.fill_watch:
                     self.watched_fills[order.order_id] = (
                         self.watched_fills.get(order.order_id, 0) + qty)
-        value = spec.notional_atoms(trade.price_ticks, qty)
+        value = spec.contract.value_ceil_atoms(price, qty)
         # `calc.fee_atoms`, written out: ceil(value * rate / R), a charge rounded up.
         taker_fee = -(-value * spec.taker_fee_rate // RATE_ONE)
         maker_fee = -(-value * spec.maker_fee_rate // RATE_ONE)
-        self._settle_side(spec, trade, taker, False, taker_fee, events)
-        self._settle_side(spec, trade, maker, True, maker_fee, events)
+        self._settle_side(spec, symbol, price, qty, seq, ts_ms, trade_id, taker, False,
+                          taker_fee, events)
+        self._settle_side(spec, symbol, price, qty, seq, ts_ms, trade_id, maker, True,
+                          maker_fee, events)
         fee_income = taker_fee + maker_fee
         if fee_income:
             fees = self.accounts[FEE_ACCOUNT_ID]
             self._move(fees, spec.settle_coin, fee_income, _FEE_INCOME, trade,
-                       events, trade.symbol, trade.trade_id)
+                       events, symbol, trade_id)
 
-    def _settle_side(self, spec: InstrumentSpec, trade: Trade, order: RestingOrder,
-                     is_maker: bool, fee: int, events: list[Event]) -> None:
+    def _settle_side(self, spec: InstrumentSpec, symbol: str, price: int, qty: int, seq: int,
+                     ts_ms: int, trade_id: int, order: RestingOrder, is_maker: bool, fee: int,
+                     events: list[Event]) -> None:
         account_id = order.account_id
         account = self.accounts[account_id]
-        symbol = trade.symbol
         idx = order.position_idx
         key = (symbol, idx)
         position = account.positions.get(key)
         if position is None:
             position = account.positions[key] = Position(
                 account_id, symbol, idx, account.leverage.get(key, DEFAULT_LEVERAGE))
-        price = trade.price_ticks
-        qty = trade.qty_lots
         effect = apply_fill(position, spec, order.side, price, qty, fee)
-        account.order_margin_cache.pop(symbol, None)
+        account.forget_order_margin(symbol)
         model = account.model
         if effect.opened_lots and model.holds_position_margin:  # a cross model's is a no-op
             model.margin_on_open(position, spec, order.side, price, effect.opened_lots)
         # `Position.book_realized(-fee)`, written out.
         position.realized_pnl_atoms -= fee
         position.cum_realized_pnl_atoms -= fee
-        seq = trade.seq
-        ts_ms = trade.ts_ms
-        trade_id = trade.trade_id
         position.updated_ts_ms = ts_ms
         coin = spec.settle_coin
         pnl = effect.pnl_atoms
@@ -557,7 +561,7 @@ class Clearing:
                 position = account.positions.get((symbol, idx))
                 if position is None or not position.size_lots or not rate:
                     continue
-                value = spec.notional_atoms(mark_ticks, position.qty_lots)
+                value = spec.contract.value_ceil_atoms(mark_ticks, position.qty_lots)
                 pays = (position.size_lots > 0) == (rate > 0)
                 amount = funding_fee_atoms(value, rate, pays)
                 if not amount:

@@ -8,12 +8,14 @@ Requirements round up; the figures are exact integers in atoms.
 
 from __future__ import annotations
 
+from typing import Final
+
 from perpx.core.account.accounts import DEFAULT_LEVERAGE, Account
 from perpx.core.enums import Side
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import RATE_ONE
 
-_BUY = Side.BUY
+_BUY: Final = Side.BUY
 
 
 def opposite_position_lots(account: Account, symbol: str, position_idx: int, side: Side) -> int:
@@ -47,7 +49,7 @@ def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
     """Return the margin held by an account's open orders on one symbol (opening parts only).
 
     Kept per symbol in `account.order_margin_cache` until an order, a position or the
-    leverage of the symbol moves, and per side group in its `margin_memo` with the inputs
+    leverage of the symbol moves, and per side group in its ``memo_*`` fields with the inputs
     it was computed from; the formulas are `calc.order_cost_for_value_atoms` and
     `opposite_position_lots`, written out (`order_cost_fast_atoms`).
     """
@@ -79,14 +81,17 @@ def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
             continue
         notional = sums.notional_atoms
         leverage = leverages.get((symbol, idx), DEFAULT_LEVERAGE)
-        inputs = (leaves, notional, opening, leverage)
-        memo = sums.margin_memo
-        if memo is not None and memo[0] == inputs:
-            total += memo[1]
+        if (sums.memo_leaves_lots == leaves and sums.memo_notional_atoms == notional
+                and sums.memo_opening_lots == opening and sums.memo_leverage == leverage):
+            total += sums.memo_margin_atoms
             continue
         value = -(-notional * opening // leaves)
         cost = order_cost_fast_atoms(bust_sign, value, leverage, fee_rate)
-        sums.margin_memo = (inputs, cost)
+        sums.memo_leaves_lots = leaves
+        sums.memo_notional_atoms = notional
+        sums.memo_opening_lots = opening
+        sums.memo_leverage = leverage
+        sums.memo_margin_atoms = cost
         total += cost
     account.order_margin_cache[symbol] = total
     return total

@@ -16,6 +16,8 @@ margin plus unrealized P&L meets maintenance (seed 001, seed 003, spec §1.4).
 
 from __future__ import annotations
 
+from typing import Final
+
 from perpx.core import calc, liqprice
 from perpx.core.account.accounts import Account, MarginLedger, MarginModel, MarkOf, OrderLossOf
 from perpx.core.account.margin import order_margin_atoms
@@ -27,8 +29,8 @@ from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import RATE_ONE
 from perpx.core.risk import liquidation
 
-_BUY = Side.BUY
-_SELL = Side.SELL
+_BUY: Final = Side.BUY
+_SELL: Final = Side.SELL
 
 
 def position_risk(position: Position, spec: InstrumentSpec, mark_ticks: int,
@@ -40,7 +42,7 @@ def position_risk(position: Position, spec: InstrumentSpec, mark_ticks: int,
     """
     side = Side.BUY if position.size_lots > 0 else Side.SELL
     qty = abs(position.size_lots)
-    value = spec.notional_atoms(mark_ticks, qty)
+    value = spec.contract.value_ceil_atoms(mark_ticks, qty)
     upnl = calc.unrealized_pnl_atoms(spec, side, position.entry_value_atoms, qty, mark_ticks)
     ftc = position.fee_to_close_atoms(spec)
     mm = calc.maintenance_margin_atoms(spec, value, ftc)
@@ -106,7 +108,7 @@ def _positions_at_mark(model: CrossMargin | IsolatedMargin, account: Account, co
     return upnl, position_im, mm, symbols
 
 
-class _Stateless:
+class _Stateless(MarginModel):
     """A model holds no state: a copied account shares its model."""
 
     __slots__ = ()
@@ -122,8 +124,9 @@ class CrossMargin(_Stateless):
     """Cross margin: the account is one pool; IM and MM are summed over its positions."""
 
     __slots__ = ()
-    mode = MarginMode.CROSS
-    holds_position_margin = False
+
+    def __init__(self) -> None:
+        super().__init__(MarginMode.CROSS, False)
 
     def position_im_atoms(self, position: Position, spec: InstrumentSpec, value_atoms: int,
                           fee_to_close_atoms: int) -> int:
@@ -192,7 +195,7 @@ class CrossMargin(_Stateless):
             mark = mark_of(symbol)
             if mark is None:
                 mark = calc.average_entry_display(spec, position.entry_value_atoms, qty)
-            value = spec.notional_atoms(mark, qty)
+            value = spec.contract.value_ceil_atoms(mark, qty)
             entry = position.entry_value_atoms
             # uPnL, less IM = ceil(PV*R/L) (floor of the negation), less the fee to close.
             if spec.contract.value_sign > 0:
@@ -293,8 +296,9 @@ class IsolatedMargin(_Stateless):
     """Isolated margin: each position holds the margin allocated to it, and no more."""
 
     __slots__ = ()
-    mode = MarginMode.ISOLATED
-    holds_position_margin = True
+
+    def __init__(self) -> None:
+        super().__init__(MarginMode.ISOLATED, True)
 
     def position_im_atoms(self, position: Position, spec: InstrumentSpec, value_atoms: int,
                           fee_to_close_atoms: int) -> int:
@@ -413,8 +417,8 @@ class IsolatedMargin(_Stateless):
         return liq, bust
 
 
-CROSS = CrossMargin()
-ISOLATED = IsolatedMargin()
+CROSS: Final = CrossMargin()
+ISOLATED: Final = IsolatedMargin()
 _MODELS: dict[MarginMode, MarginModel] = {MarginMode.CROSS: CROSS,
                                           MarginMode.ISOLATED: ISOLATED}
 

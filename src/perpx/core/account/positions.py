@@ -15,15 +15,15 @@ closed P&L and break-even). Other contracts leave `true_entry_atoms` at zero.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from perpx.core import calc
 from perpx.core.enums import Side
 from perpx.core.errors import InvariantViolation
 from perpx.core.instruments import InstrumentSpec
 
-_BUY = Side.BUY
-_SELL = Side.SELL
+_BUY: Final = Side.BUY
+_SELL: Final = Side.SELL
 
 
 class Position:

@@ -59,5 +59,20 @@ class RiskValue(msgspec.Struct, frozen=True, gc=False):
         return self.mm_atoms, self.margin_balance_atoms + self.order_loss_atoms
 
 
+class PositionSummary(msgspec.Struct, frozen=True, gc=False):
+    """A position as the trader reads it (the API's position fields, in integers)."""
+
+    size_lots: int
+    entry_price_ticks: int
+    value_atoms: int
+    upnl_atoms: int
+    margin_atoms: int
+    roi: int  # 10**-8
+    liq_price_ticks: int | None
+    bust_price_ticks: int | None
+    realized_pnl_atoms: int
+    cum_realized_pnl_atoms: int
+
+
 # The name the callers knew before the margin models: the same record.
 AccountFigures = RiskValue

@@ -6,7 +6,7 @@ at least one live order; each level's total is the sum of its live orders' leave
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from perpx.core import matching
 from perpx.core.book.fills import MatchStep
@@ -16,7 +16,7 @@ from perpx.core.book.side import BookSide
 from perpx.core.enums import Side
 from perpx.core.errors import InvariantViolation
 
-_BUY = Side.BUY  # bound once: an enum member lookup is slow in CPython 3.11
+_BUY: Final = Side.BUY  # bound once: an enum member lookup is slow in CPython 3.11
 
 
 class OrderBook:
@@ -60,8 +60,7 @@ class OrderBook:
     def crosses(self, side: Side, price_ticks: int) -> bool:
         """Return whether an order of `side` at `price_ticks` would trade now."""
         opposite = self.asks if side is _BUY else self.bids
-        # `levels` holds exactly the prices of `keys`; a dict's emptiness is a C test, a
-        # sorted list's a Python call.
+        # `levels` holds exactly the prices of `keys`: both are empty or neither is.
         return bool(opposite.levels) and opposite.keys[0] <= price_ticks * opposite.sign
 
     def fillable_lots(self, order: RestingOrder) -> int:

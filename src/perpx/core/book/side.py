@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sortedcontainers import SortedList
+from bisect import bisect_left, insort
 
 from perpx.core.book.level import PriceLevel
 from perpx.core.book.order import RestingOrder
@@ -14,6 +14,10 @@ class BookSide:
 
     Prices are stored as sort keys: the price for asks, its negation for bids, so that
     ``keys[0]`` is always the best level and depth is a walk from the front.
+
+    The keys are a plain list kept sorted with `bisect`: a side holds few levels, so an
+    insert or delete is a short memmove in C, where a `SortedList` runs Python code for
+    every ``keys[0]`` the matcher and `crosses` read (and a compiled core cannot inline it).
     """
 
     __slots__ = ("keys", "levels", "sign")
@@ -21,7 +25,7 @@ class BookSide:
     def __init__(self, side: Side) -> None:
         self.sign = 1 if side is Side.SELL else -1
         self.levels: dict[int, PriceLevel] = {}
-        self.keys: SortedList = SortedList()
+        self.keys: list[int] = []
 
     def best_price(self) -> int | None:
         """Return the best price of this side, or None if empty."""
@@ -34,7 +38,7 @@ class BookSide:
         if level is None:
             level = PriceLevel(price)
             self.levels[price] = level
-            self.keys.add(price * self.sign)
+            insort(self.keys, price * self.sign)
         level.append(order)
 
     def remove(self, order: RestingOrder) -> None:
@@ -49,14 +53,15 @@ class BookSide:
     def drop_level(self, price_ticks: int) -> None:
         """Forget the level at `price_ticks`."""
         del self.levels[price_ticks]
-        self.keys.remove(price_ticks * self.sign)
+        keys = self.keys
+        del keys[bisect_left(keys, price_ticks * self.sign)]
 
     def depth(self, limit: int) -> list[tuple[int, int]]:
         """Return up to `limit` (price_ticks, qty_lots) pairs, best first, in O(limit)."""
         sign = self.sign
         levels = self.levels
         out: list[tuple[int, int]] = []
-        for key in self.keys.islice(0, limit):
+        for key in self.keys[:limit]:
             price = key * sign
             out.append((price, levels[price].total_lots))
         return out

@@ -12,6 +12,8 @@ close-on-trigger order makes its own room the same way when it is sent.
 
 from __future__ import annotations
 
+from typing import Final
+
 from perpx.core.account.clearing import Clearing
 from perpx.core.book.order import RestingOrder
 from perpx.core.enums import CancelReason, Side
@@ -20,7 +22,7 @@ from perpx.core.lifecycle import TRANSITIONS, Happening
 from perpx.core.market import Market
 from perpx.core.ports import OrderRunner
 
-_SELL = Side.SELL
+_SELL: Final = Side.SELL
 
 
 def closable_lots(clearing: Clearing, account_id: int, symbol: str, position_idx: int,

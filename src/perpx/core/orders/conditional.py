@@ -11,7 +11,7 @@ order link id of a waiting order is in the engine's link index.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import Any, Final
 
 from perpx.core import lifecycle
 from perpx.core.enums import (
@@ -28,10 +28,10 @@ from perpx.core.enums import (
 from perpx.core.errors import InvariantViolation
 from perpx.core.orders.triggers import EntryKind, TriggerIndex
 
-_RISING = TriggerDirection.RISING
-_FALLING = TriggerDirection.FALLING
-_SELL = Side.SELL
-TPSL_TYPES = frozenset({StopOrderType.TAKE_PROFIT, StopOrderType.STOP_LOSS,
+_RISING: Final = TriggerDirection.RISING
+_FALLING: Final = TriggerDirection.FALLING
+_SELL: Final = Side.SELL
+TPSL_TYPES: Final = frozenset({StopOrderType.TAKE_PROFIT, StopOrderType.STOP_LOSS,
                         StopOrderType.PARTIAL_TAKE_PROFIT, StopOrderType.PARTIAL_STOP_LOSS,
                         StopOrderType.TRAILING_STOP})
 

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Container
+from typing import Final
 
 from perpx.core.codes import RejectCode, Rejected
 from perpx.core.enums import Side
 from perpx.core.instruments import InstrumentSpec
 
 # Bybit: orderLinkId is 1 to 36 letters, digits, '_' or '-'.
-ORDER_LINK_ID = re.compile(r"[A-Za-z0-9_-]{1,36}")
-HEDGE_INDEXES = (1, 2)  # 1: the buy (long) side, 2: the sell (short) side
-ONE_WAY_INDEXES = (0,)
-_BUY = Side.BUY
+ORDER_LINK_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,36}")
+HEDGE_INDEXES: Final = (1, 2)  # 1: the buy (long) side, 2: the sell (short) side
+ONE_WAY_INDEXES: Final = (0,)
+_BUY: Final = Side.BUY
 
 
 def max_qty_lots(spec: InstrumentSpec, is_market: bool) -> int:

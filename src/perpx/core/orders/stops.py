@@ -23,7 +23,7 @@ extreme that the same point cannot cross again, and orders only come from earlie
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from perpx.core.account.clearing import Clearing
 from perpx.core.book.order import RestingOrder
@@ -70,12 +70,12 @@ from perpx.core.ports import OrderRunner
 if TYPE_CHECKING:
     from perpx.core.instruments import InstrumentSpec
 
-MAX_CONDITIONAL_ORDERS = 10  # per account and symbol (Bybit)
-_MARKET = OrderType.MARKET
-_RISING = TriggerDirection.RISING
-_LAST = TriggerBy.LAST_PRICE
-_MARK = TriggerBy.MARK_PRICE
-_TRAILING = StopOrderType.TRAILING_STOP
+MAX_CONDITIONAL_ORDERS: Final = 10  # per account and symbol (Bybit)
+_MARKET: Final = OrderType.MARKET
+_RISING: Final = TriggerDirection.RISING
+_LAST: Final = TriggerBy.LAST_PRICE
+_MARK: Final = TriggerBy.MARK_PRICE
+_TRAILING: Final = StopOrderType.TRAILING_STOP
 
 
 class Stops:

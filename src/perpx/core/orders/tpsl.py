@@ -17,7 +17,7 @@ position (`clear_unguarded`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Final, Protocol
 
 from perpx.core.account.clearing import Clearing
 from perpx.core.codes import RejectCode, Rejected
@@ -41,12 +41,12 @@ from perpx.core.orders import closing
 from perpx.core.orders.conditional import Attachment, ConditionalOrder, Waiting
 from perpx.core.orders.rules import check_position_idx, check_price_range, check_qty
 
-_BUY = Side.BUY
-_MARKET = OrderType.MARKET
-_LAST = TriggerBy.LAST_PRICE
-_RISING = TriggerDirection.RISING
-_TRAILING = StopOrderType.TRAILING_STOP
-POSITION_LEGS = (StopOrderType.TAKE_PROFIT, StopOrderType.STOP_LOSS, _TRAILING)
+_BUY: Final = Side.BUY
+_MARKET: Final = OrderType.MARKET
+_LAST: Final = TriggerBy.LAST_PRICE
+_RISING: Final = TriggerDirection.RISING
+_TRAILING: Final = StopOrderType.TRAILING_STOP
+POSITION_LEGS: Final = (StopOrderType.TAKE_PROFIT, StopOrderType.STOP_LOSS, _TRAILING)
 
 
 class StopsPort(Protocol):

@@ -17,12 +17,13 @@ or move entries.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Final
 
 from sortedcontainers import SortedList
 
 from perpx.core.enums import TriggerBy, TriggerDirection
 
-_RISING = TriggerDirection.RISING
+_RISING: Final = TriggerDirection.RISING
 
 
 class EntryKind(IntEnum):

@@ -10,6 +10,8 @@ themselves are written once in `rules`; this module says which apply to a new or
 
 from __future__ import annotations
 
+from typing import Final
+
 from perpx.core.account.clearing import Clearing
 from perpx.core.codes import RejectCode, Rejected
 from perpx.core.commands import PlaceOrder
@@ -26,8 +28,8 @@ from perpx.core.orders.rules import (
 )
 from perpx.core.prices.prices import order_price_band
 
-_BUY = Side.BUY
-_MARKET = OrderType.MARKET
+_BUY: Final = Side.BUY
+_MARKET: Final = OrderType.MARKET
 
 
 
@@ -38,9 +40,15 @@ def validate_place(market: Market, clearing: Clearing, cmd: PlaceOrder) -> tuple
     id; 2. the price (market: the band's protection price; limit: range and band); 3. min
     notional; 4. position index, reduce-only and margin, by the clearing.
     """
-    spec = market.instruments.get(cmd.symbol)
+    # The command is a msgspec Struct, whose every field read is a generic attribute lookup
+    # from compiled code: the fields read more than once are read once here.
+    symbol = cmd.symbol
+    side = cmd.side
+    account_id = cmd.account_id
+    position_idx = cmd.position_idx
+    spec = market.instruments.get(symbol)
     if spec is None:
-        raise Rejected(RejectCode.UNKNOWN_SYMBOL, f"symbol invalid: {cmd.symbol}")
+        raise Rejected(RejectCode.UNKNOWN_SYMBOL, f"symbol invalid: {symbol}")
     is_market = cmd.order_type is _MARKET
     qty = cmd.qty_lots
     # A close-on-trigger order only ever closes (spec §10): it is reduce-only.
@@ -49,38 +57,38 @@ def validate_place(market: Market, clearing: Clearing, cmd: PlaceOrder) -> tuple
         # Bybit: qty "0" with reduceOnly and closeOnTrigger closes the whole position, up
         # to the largest quantity one order may carry.
         qty = min(max_qty_lots(spec, is_market),
-                  closing.closable_lots(clearing, cmd.account_id, cmd.symbol,
-                                        cmd.position_idx, cmd.side))
+                  closing.closable_lots(clearing, account_id, symbol,
+                                        position_idx, side))
         if qty == 0:
             raise Rejected(RejectCode.REDUCE_ONLY_NOT_SATISFIED,
                            "Reduce-only rule not satisfied")
     check_qty(spec, qty, is_market)
-    check_order_link_id(cmd.order_link_id, cmd.account_id, market.by_link)
-    active = market.by_account_symbol.get((cmd.account_id, cmd.symbol))
+    check_order_link_id(cmd.order_link_id, account_id, market.by_link)
+    active = market.by_account_symbol.get((account_id, symbol))
     if active is not None and len(active) >= spec.max_active_orders:
         raise Rejected(RejectCode.TOO_MANY_ACTIVE_ORDERS,
                        f"Not allowed to have more than {spec.max_active_orders} active orders")
     if is_market:
         band = market.price_band(spec)
         if band is None:
-            book = market.books[cmd.symbol]
-            best = book.best_ask() if cmd.side is _BUY else book.best_bid()
+            book = market.books[symbol]
+            best = book.best_ask() if side is _BUY else book.best_bid()
             if best is None:
                 raise Rejected(RejectCode.NO_REFERENCE_PRICE,
                                "no market price to protect a market order")
             band = order_price_band(spec, best)
             value_price = best
         else:
-            value_price = market.reference_price(cmd.symbol) or 0
-        price = band[1] if cmd.side is _BUY else band[0]
+            value_price = market.reference_price(symbol) or 0
+        price = band[1] if side is _BUY else band[0]
     else:
         if cmd.price_ticks is None:
             raise Rejected(RejectCode.INVALID_PRICE, "price is required for a limit order")
-        price = checked_limit_price(market, spec, cmd.side, cmd.price_ticks)
+        price = checked_limit_price(market, spec, side, cmd.price_ticks)
         value_price = price
     check_min_notional(spec, value_price, qty, reduce_only)
     qty, reduce_only = clearing.check_order(
-        cmd.account_id, spec, cmd.side, cmd.position_idx, reduce_only, qty, price)
+        account_id, spec, side, position_idx, reduce_only, qty, price)
     if not reduce_only and not is_market:
         _check_beyond_liquidation(clearing, cmd, price)
     return price, qty, reduce_only

@@ -15,12 +15,14 @@ insurance fund, so the transfer is exact (DESIGN.md).
 
 from __future__ import annotations
 
+from typing import Final
+
 from perpx.core.book.side import BookSide
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import RATE_ONE, div_ceil, div_floor, div_round
 
-MINUTE_MS = 60_000
-EIGHT_HOURS_MIN = 480
+MINUTE_MS: Final = 60_000
+EIGHT_HOURS_MIN: Final = 480
 
 
 class FundingState:

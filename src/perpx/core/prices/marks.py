@@ -20,12 +20,13 @@ the impact notional on both sides takes no sample; with none the mark is the ind
 from __future__ import annotations
 
 from collections import deque
+from typing import Final
 
 from perpx.core.book.book import OrderBook
 from perpx.core.numbers import RATE_ONE, div_round
 from perpx.core.prices.funding import impact_price
 
-SECOND_MS = 1_000
+SECOND_MS: Final = 1_000
 
 
 class BasisWindow:

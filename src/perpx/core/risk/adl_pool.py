@@ -27,12 +27,12 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from itertools import islice
 from operator import itemgetter
-from typing import Any
+from typing import Any, Final
 
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import RATE_ONE, div_floor
 
-WINDOW_MS = 8 * 3_600_000  # "8h max balance", "8h Max PnL" (§6.2)
+WINDOW_MS: Final = 8 * 3_600_000  # "8h max balance", "8h Max PnL" (§6.2)
 
 Samples = list[tuple[int, int]]  # (ts_ms, value), time ascending
 _time = itemgetter(0)

@@ -3,17 +3,20 @@
 Acting on a breach (cancelling orders, partial liquidation, takeover, insurance fund, ADL) is
 built on these in issue #5; here are the prices (spec §1.3, §1.4, §2.2), the position as a
 trader reads it, and auto margin replenishment (seed 003), which acts before liquidation.
+
+The position's record (`PositionSummary`) lives with the other plain records in
+`perpx.core.account.risk_value`: a module that defines a msgspec Struct stays pure Python, and
+this one, on the liquidation path of every mark move, is compiled with the core.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
-import msgspec
-
 from perpx.core import calc, liqprice
 from perpx.core.account.accounts import Account, MarginLedger
 from perpx.core.account.positions import Position
+from perpx.core.account.risk_value import PositionSummary
 from perpx.core.contract import UNREACHABLE_PRICE_TICKS
 from perpx.core.enums import Side
 from perpx.core.events import Event
@@ -29,21 +32,6 @@ class ReplenishingLedger(MarginLedger, Protocol):
                    ts_ms: int, events: list[Event]) -> None:
         """Move an isolated position's margin by `change` (hand or AMR) and say so."""
         ...
-
-
-class PositionSummary(msgspec.Struct, frozen=True, gc=False):
-    """A position as the trader reads it (the API's position fields, in integers)."""
-
-    size_lots: int
-    entry_price_ticks: int
-    value_atoms: int
-    upnl_atoms: int
-    margin_atoms: int
-    roi: int  # 10**-8
-    liq_price_ticks: int | None
-    bust_price_ticks: int | None
-    realized_pnl_atoms: int
-    cum_realized_pnl_atoms: int
 
 
 def liquidation_price_ticks(clearing: MarginLedger, position: Position) -> int | None:

@@ -17,7 +17,7 @@ every candidate is checked exactly before anything is done.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from sortedcontainers import SortedList
 
@@ -36,10 +36,10 @@ Entry = tuple[int, int, int]  # (trigger price in ticks, account id, position id
 Filing = tuple[str, bool, Entry | None]
 
 _NOTHING: list[Filing] = []  # the filing of an account not in the index (never changed)
-_BUDGET_IDX = -1  # the position idx of an account-wide budget entry
+_BUDGET_IDX: Final = -1  # the position idx of an account-wide budget entry
 # A budget band is at most this share of the mark wide (in RATE_ONE), so the risk tier met
 # inside it is known when the band is drawn.
-_BAND_CAP = RATE_ONE // 10
+_BAND_CAP: Final = RATE_ONE // 10
 
 
 class RiskIndex:

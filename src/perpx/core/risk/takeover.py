@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from operator import itemgetter
+from typing import Final
 
 from perpx.core import calc, liqprice
 from perpx.core.account.accounts import INSURANCE_FUND_ID, SYSTEM_ACCOUNT_IDS, Account
@@ -258,8 +259,9 @@ def _maintenance(desk: LiquidationDesk, position: Position) -> int:
     spec = desk.instruments[position.symbol]
     mark = desk.mark_of(position.symbol) or position.average_entry_ticks(spec)
     # MM is valued the same way in every margin mode.
-    return calc.maintenance_margin_atoms(spec, spec.notional_atoms(mark, position.qty_lots),
-                                         position.fee_to_close_atoms(spec))
+    return calc.maintenance_margin_atoms(
+        spec, spec.contract.value_ceil_atoms(mark, position.qty_lots),
+        position.fee_to_close_atoms(spec))
 
 
 def _liquidate(desk: LiquidationDesk, spec: InstrumentSpec, account: Account, position: Position,
@@ -421,7 +423,7 @@ class _Rank:
         return self.numerator * other.denominator < other.numerator * self.denominator
 
 
-_RANK_SCALE = 1 << 64
+_RANK_SCALE: Final = 1 << 64
 _rank_key = itemgetter(0, 1, 2)
 
 
