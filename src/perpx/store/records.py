@@ -1068,10 +1068,14 @@ class Projector:
             event.pnl_atoms - event.fee_atoms - event.open_fee_atoms - event.funding_atoms,
             event.fee_atoms, 1, event.leverage, "Delivery", event.ts_ms, event.ts_ms,
             event.seq, event.open_fee_atoms))
+        # Bybit's `deliveryTime` is the contract's, not the time of the command that found
+        # it due (which may come later: the core delivers before the first command at or
+        # after it), as `/v5/market/delivery-price` shows it too.
         self.sink.delivery(DeliveryRecord(
             f"{event.seq}-{event.account_id}-{event.position_idx}-{event.symbol}",
             event.account_id, event.symbol, int(held), qty, event.entry_value_atoms,
-            event.delivery_price_e8, event.fee_atoms, event.pnl_atoms, event.ts_ms, event.seq))
+            event.delivery_price_e8, event.fee_atoms, event.pnl_atoms, spec.delivery_time_ms,
+            event.seq))
 
     def _trade(self, event: Trade) -> None:
         self._last[event.symbol] = event.price_ticks
