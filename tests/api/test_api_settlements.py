@@ -14,16 +14,21 @@ funding time, which is past the delivery time too, so the next command delivers 
   (pybit's names for /v5/market/delivery-price and /v5/asset/delivery-record) and
   `get_usdc_contract_settlement`;
 - the future's position is gone and a new order on it is refused (110074).
+
+Before that, ccxt.pro's `watch_balance` shows the USDC row of the `wallet` topic.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import ccxt
+import ccxt.pro
 import pybit._helpers
 import pytest
 from pybit.unified_trading import HTTP
@@ -93,6 +98,44 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     yield Served(server.url, service, keys, clock, future)
     server.stop()
     keys.close()
+
+
+def test_the_wallet_topic_carries_the_usdc_row(served: Served) -> None:
+    """ccxt.pro's `watch_balance` reads the USDC coin row of the `wallet` topic after a
+    BTCPERP fill (the wallet object is the REST one: a row per settle coin held)."""
+    key = served.keys.create(demo_funds="100000", note="usdc-wallet")
+    ws = served.url.replace("http://", "ws://")
+
+    async def run() -> dict[str, Any]:
+        exchange = ccxt.pro.bybit({
+            "apiKey": key.api_key, "secret": key.secret,
+            "urls": {"api": {"public": served.url, "private": served.url,
+                             "ws": {"public": {"linear": ws + "/v5/public/linear"},
+                                    "private": {"contract": ws + "/v5/private",
+                                                "spot": {"unified": ws + "/v5/private"},
+                                                "trade": ws + "/v5/trade"}}}}})
+        try:
+            await exchange.load_markets()
+            usdc = {"adjustType": 0,
+                    "utaDemoApplyMoney": [{"coin": "USDC", "amountStr": "100000"}]}
+            await exchange.private_post_v5_account_demo_apply_money(usdc)
+            balance = asyncio.ensure_future(exchange.watch_balance())
+            await asyncio.sleep(0.3)
+            await exchange.create_order("BTC/USDC:USDC", "market", "buy", 0.01)
+            wallet: dict[str, Any] = await asyncio.wait_for(balance, 10)
+            return wallet
+        finally:
+            await exchange.close()
+
+    wallet = asyncio.run(run())
+    rows = {row["coin"]: row for row in wallet["info"][0]["coin"]}
+    assert {"USDT", "USDC"} <= set(rows)
+    row = rows["USDC"]
+    # The fill's taker fee came out of the USDC wallet; its position margin is in USDC.
+    assert Decimal(row["walletBalance"]) < 100_000
+    assert Decimal(row["totalPositionIM"]) > 0
+    assert Decimal(rows["USDT"]["walletBalance"]) == 100_000
+    assert 0 < wallet["USDC"]["total"] < 100_000
 
 
 def test_delivery_and_session_records_through_ccxt_and_pybit(
