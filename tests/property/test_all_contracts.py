@@ -13,7 +13,8 @@ After every command: each coin is conserved to the atom and open interest balanc
 core's own `Engine.check_invariants`: wallets in the cash view of every account, the fee
 account and the insurance fund included, per coin), and every total the clearing keeps
 between commands equals its recomputation from scratch (`assert_incremental_totals_match`
-of the core property test, per symbol and per settle coin). At the delivery no position or
+of the core property test, per symbol and per settle coin); the read side's fold keeps
+each BTCPERP position's true entry equal to the core's. At the delivery no position or
 order of the future is left; after it every order on the future is refused with 110074. At
 the end a replay of the commands, and one from a mid-way snapshot, give the same state hash.
 """
@@ -57,6 +58,7 @@ from perpx.core.events import (
 from perpx.core.instruments import InstrumentSpec, spec_record
 from perpx.core.numbers import RATE_ONE
 from perpx.instruments import FUTURES_TABLE, load_instruments
+from perpx.store.records import Projector
 from support.builders import btcperp, btcusd, btcusdt, restored_midway
 
 LINEAR, INVERSE, USDC = btcusdt(), btcusd(), btcperp()
@@ -143,6 +145,7 @@ def run_stream(seed: int, length: int) -> tuple[Engine, list[Command], Seen]:
     """Apply `length` random commands (after a setup), half before the delivery, half after."""
     rng = random.Random(seed)
     engine = Engine(PERPETUALS)
+    projector = Projector(PERPETUALS)  # the read side's fold, beside the engine
     setup: list[Command] = []
     for account in ACCOUNTS:
         setup += [Deposit(0, 0, account, "USDT", 4_000 * UNIT["USDT"]),
@@ -165,6 +168,7 @@ def run_stream(seed: int, length: int) -> tuple[Engine, list[Command], Seen]:
         ts = start + seq * MINUTE_MS
         cmd = msgspec.structs.replace(draft, seq=seq, ts_ms=ts)
         events = engine.apply(cmd)
+        projector.project(cmd, events)
         commands.append(cmd)
         if isinstance(cmd, ListInstrument):
             assert FUTURE.symbol in engine.instruments, events
@@ -183,6 +187,13 @@ def run_stream(seed: int, length: int) -> tuple[Engine, list[Command], Seen]:
         # Per coin conservation and open interest: the core's own check, every coin at once.
         engine.check_invariants()
         assert_incremental_totals_match(engine, ACCOUNTS, specs)
+        # The fold keeps each USDC position's true entry as the core does (its takeover
+        # and ADL rows are valued against it).
+        assert sorted(projector.to_state().true_entries) == sorted(
+            (account.account_id, symbol, idx, position.true_entry_atoms)
+            for account in engine.clearing.accounts.values() if account.account_id > 0
+            for (symbol, idx), position in account.positions.items()
+            if symbol == USDC.symbol and position.size_lots), (seq, cmd)
         if any(isinstance(e, FuturesDelivered) for e in events):
             assert not seen.delivered
             seen.delivered = True
