@@ -58,8 +58,9 @@ FORMAT = "perpx-read-side"
 # 1, 2: pickles (no longer read); 3: MessagePack of typed state records, the books under
 # `hub`; 4: the same, the books under `books` (folded by the service, not by the stream hub);
 # 5: no separate open interest (the service's is the tickers', folded once, kept in theirs);
-# 6: the projector holds each position's opening fees and funding (`ProjectorState.costs`).
-VERSION = 6
+# 6: the projector holds each position's opening fees and funding (`ProjectorState.costs`);
+# 7: and each USDC position's true entry (`ProjectorState.true_entries`).
+VERSION = 7
 # Every module whose folding logic shaped a checkpoint's state (see `fingerprint`).
 _MODULES = (
     "perpx.readside", "perpx.store.records", "perpx.readmodels.klines",

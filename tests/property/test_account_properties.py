@@ -53,6 +53,7 @@ from perpx.core.commands import (
 )
 from perpx.core.enums import MarginMode, PositionMode, TimeInForce, TriggerBy, TriggerDirection
 from perpx.core.events import FundingSettled
+from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import RATE_ONE, div_ceil
 from perpx.core.risk import takeover
 from perpx.core.risk.adl_pool import WINDOW_MS, AdlPool, window_max
@@ -178,74 +179,91 @@ def breached(engine: Engine, account: Account) -> bool:
         for p in account.positions.values())
 
 
-def order_margin_from_scratch(engine: Engine, account: Account) -> int:
-    """Recompute an account's order margin on BTCUSDT from its open orders, the layered way.
+def order_margin_from_scratch(engine: Engine, account: Account,
+                              spec: InstrumentSpec = SPEC) -> int:
+    """Recompute an account's order margin on one symbol from its open orders, the layered way.
 
-    Per side group the resting opening orders' leaves and notional, less what would close a
-    one-way position, costed by `calc.order_cost_for_value_atoms` (spec §1.6, seed 001).
+    Per side group the resting opening orders' leaves and notional (each order's value
+    rounded up, as `contract.value_ceil_atoms`), less what would close a one-way position,
+    costed by the contract's order cost (`calc.order_cost_for_value_atoms` for a linear
+    contract; spec §1.6, seed 001).
     """
+    symbol = spec.symbol
     groups: dict[tuple[int, Side], list[int]] = {}
-    for order in engine.orders_of(account.account_id, "BTCUSDT"):
+    for order in engine.orders_of(account.account_id, symbol):
         if order.reduce_only or not order.leaves_lots:
             continue
         group = groups.setdefault((order.position_idx, order.side), [0, 0])
         group[0] += order.leaves_lots
-        group[1] += SPEC.notional_atoms(order.price_ticks, order.leaves_lots)
+        group[1] += spec.contract.value_ceil_atoms(order.price_ticks, order.leaves_lots)
     total = 0
     for (idx, side), (leaves, notional) in groups.items():
-        position = account.position("BTCUSDT", idx) if idx == 0 else None
+        position = account.position(symbol, idx) if idx == 0 else None
         size = position.size_lots if position is not None else 0
         closing = max(0, -size) if side is Side.BUY else max(0, size)
         opening = leaves - closing
         if opening > 0:
             value = div_ceil(notional * opening, leaves)
-            total += calc.order_cost_for_value_atoms(
-                side, value, account.leverage_for("BTCUSDT", idx), SPEC.taker_fee_rate)
+            total += spec.contract.order_cost_atoms(
+                side, value, account.leverage_for(symbol, idx), spec.taker_fee_rate)
     return total
 
 
-def order_loss_from_scratch(engine: Engine, account: Account) -> int:
-    """Recompute an account's order loss on BTCUSDT against the published mark, order by order."""
-    mark = engine.mark_price.get("BTCUSDT")
+def order_loss_from_scratch(engine: Engine, account: Account,
+                            spec: InstrumentSpec = SPEC) -> int:
+    """Recompute an account's order loss on one symbol against its mark, order by order."""
+    mark = engine.mark_price.get(spec.symbol)
     if mark is None:
         return 0
-    return sum(calc.order_loss_atoms(order.side, mark, order.price_ticks, order.leaves_lots, SPEC)
-               for order in engine.orders_of(account.account_id, "BTCUSDT")
+    return sum(calc.order_loss_atoms(order.side, mark, order.price_ticks, order.leaves_lots, spec)
+               for order in engine.orders_of(account.account_id, spec.symbol)
                if not order.reduce_only)
 
 
-def assert_incremental_totals_match(engine: Engine) -> None:
+def assert_incremental_totals_match(engine: Engine, accounts: tuple[int, ...] = ACCOUNTS,
+                                    specs: tuple[InstrumentSpec, ...] = (SPEC,)) -> None:
     """Every total the clearing keeps between commands equals its recomputation from scratch.
 
-    The order margin kept per account and symbol (while it is kept), the open-order sums,
-    the order loss read from the per-account opening orders, and the fast available balance
-    against the full account figures.
+    Per symbol: the order margin kept per account and symbol (while it is kept), the
+    open-order sums, the order loss read from the per-account opening orders; per settle
+    coin, the fast available balance against the full account figures (the margin model's
+    risk value, itself recomputed the layered way here when BTCUSDT is the only symbol).
     """
     clearing = engine.clearing
-    for account_id in ACCOUNTS:
-        account = clearing.accounts[account_id]
-        kept = account.order_margin_cache.get("BTCUSDT")
-        scratch = order_margin_from_scratch(engine, account)
-        if kept is not None:
-            assert kept == scratch, (account_id, kept, scratch)
-        assert order_margin_atoms(account, SPEC) == scratch, account_id
-        sums: dict[tuple[int, Side], tuple[int, int]] = {}
-        for order in engine.orders_of(account_id, "BTCUSDT"):
-            if not order.reduce_only:
-                leaves, notional = sums.get((order.position_idx, order.side), (0, 0))
-                sums[order.position_idx, order.side] = (
-                    leaves + order.leaves_lots,
-                    notional + SPEC.notional_atoms(order.price_ticks, order.leaves_lots))
-        assert {(idx, side): (s.leaves_lots, s.notional_atoms)
-                for (_symbol, idx, side), s in account.order_sums.items()} == sums
-        assert clearing.order_loss_atoms(account_id, SPEC) == order_loss_from_scratch(
-            engine, account), account_id
-        figures = clearing.figures(account)
-        assert clearing.available_atoms(account, "USDT") == figures.available_atoms, account_id
-        # The account's margin model answers the risk value computed from scratch.
-        assert figures == risk_value_from_scratch(engine, account), account_id
-        assert account.model.available_atoms(clearing, account, "USDT") == (
-            figures.available_atoms), account_id
+    for account_id in accounts:
+        account = clearing.accounts.get(account_id)
+        if account is None:  # not funded yet
+            continue
+        for spec in specs:
+            symbol = spec.symbol
+            kept = account.order_margin_cache.get(symbol)
+            scratch = order_margin_from_scratch(engine, account, spec)
+            if kept is not None:
+                assert kept == scratch, (account_id, symbol, kept, scratch)
+            assert order_margin_atoms(account, spec) == scratch, (account_id, symbol)
+            sums: dict[tuple[int, Side], tuple[int, int]] = {}
+            for order in engine.orders_of(account_id, symbol):
+                if not order.reduce_only:
+                    leaves, notional = sums.get((order.position_idx, order.side), (0, 0))
+                    sums[order.position_idx, order.side] = (
+                        leaves + order.leaves_lots,
+                        notional + spec.contract.value_ceil_atoms(order.price_ticks,
+                                                                  order.leaves_lots))
+            assert {(idx, side): (s.leaves_lots, s.notional_atoms)
+                    for (held, idx, side), s in account.order_sums.items()
+                    if held == symbol} == sums, (account_id, symbol)
+            assert clearing.order_loss_atoms(account_id, spec) == order_loss_from_scratch(
+                engine, account, spec), (account_id, symbol)
+        for coin in sorted({spec.settle_coin for spec in specs}):
+            figures = clearing.figures(account, coin)
+            assert clearing.available_atoms(account, coin) == figures.available_atoms, (
+                account_id, coin)
+            assert account.model.available_atoms(clearing, account, coin) == (
+                figures.available_atoms), (account_id, coin)
+        if specs == (SPEC,):
+            # The account's margin model answers the risk value computed from scratch.
+            assert clearing.figures(account) == risk_value_from_scratch(engine, account), (
+                account_id)
 
 
 def risk_value_from_scratch(engine: Engine, account: Account) -> RiskValue:

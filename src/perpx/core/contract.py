@@ -891,8 +891,13 @@ class InverseContract(ContractMaths):
         """Buy ``min(0, qk/P - qk/MP)``, sell ``min(0, qk/MP - qk/P)`` atoms.
 
         The uPnL of the order filled at its price, valued at the mark; the loss rounded to
-        the larger (each value toward it).
+        the larger (each value toward it). Only a buy above the mark or a sell below it has a
+        loss, as the clearing's sums and `can_open` take it: at or past the mark the two
+        rounded values could differ by an atom and show a loss that is not there.
         """
+        if (order_price_ticks <= mark_price_ticks if side is Side.BUY
+                else order_price_ticks >= mark_price_ticks):
+            return 0
         if side is Side.BUY:
             loss = (self.value_floor_atoms(order_price_ticks, qty_lots)
                     - self.value_ceil_atoms(mark_price_ticks, qty_lots))

@@ -286,6 +286,7 @@ class ProjectorState(msgspec.Struct, array_like=True, forbid_unknown_fields=True
     trailing: list[tuple[int, str, int, int]]  # position key, then its trailing stop's order id
     recent_trades: dict[str, list[tuple[int, int, int, int, int, int]]]
     costs: list[tuple[int, str, int, int, int]]  # key, then opening fees and funding held
+    true_entries: list[tuple[int, str, int, int]]  # key, then a USDC position's true entry
 
 
 def _row(record: OrderRecord) -> _OrderRow:
@@ -375,14 +376,17 @@ def _takeover_id(seq: int, place: int) -> int:
 class _Closing:
     """A takeover or ADL closing of the current command, until its wallet lines are seen."""
 
-    __slots__ = ("booked_atoms", "funding_atoms", "reason", "started")
+    __slots__ = ("booked_atoms", "entry_gap_atoms", "funding_atoms", "reason", "started")
 
     def __init__(self, started: ClosedPnlRecord, reason: BalanceReason,
-                 funding_atoms: int) -> None:
+                 funding_atoms: int, entry_gap_atoms: int = 0) -> None:
         self.started = started  # `closed_pnl_atoms` holds the price P&L, no closing fee
         self.reason = reason  # of the closing's wallet lines
         self.funding_atoms = funding_atoms  # the funding share it took
         self.booked_atoms = 0  # what those lines moved: P&L less the fee to close
+        # The row's price P&L less the one the wallet lines book: a USDC position's row is
+        # against the true entry, its lines against the session's; 0 for other contracts.
+        self.entry_gap_atoms = entry_gap_atoms
 
     def row(self) -> ClosedPnlRecord:
         """Return the row: the closing fee is the price P&L the wallet lines fell short of.
@@ -392,7 +396,7 @@ class _Closing:
         """
         row = self.started
         pnl = row.closed_pnl_atoms
-        fee = max(0, pnl - self.booked_atoms)
+        fee = max(0, pnl - self.entry_gap_atoms - self.booked_atoms)
         return msgspec.structs.replace(row, close_fee_atoms=fee, closed_pnl_atoms=(
             calc.closed_pnl_atoms(pnl, row.open_fee_atoms, fee, self.funding_atoms)))
 
@@ -475,6 +479,12 @@ class Projector:
         # `FundingPaid` and `HedgedPairClosed`: a takeover or ADL closing takes its share
         # of both, which no event states.
         self._costs: dict[tuple[int, str, int], tuple[int, int]] = {}
+        # Per user position of a session-settled (USDC) contract: its true entry value
+        # (Bybit's avgPrice; `_positions` holds the session's), as the core's
+        # `Position.true_entry_atoms` moves on every fill, so a takeover or ADL closing's row
+        # is against it as a trade's is (`Executed` states that P&L; `Liquidated` and
+        # `Deleveraged` do not).
+        self._true_entries: dict[tuple[int, str, int], int] = {}
         self._closings = 0  # takeover and ADL closings of the current command, for row ids
         # Public trades per symbol, newest last: (trade id, price, qty, taker side, ms, seq).
         self.recent_trades: dict[str, deque[tuple[int, int, int, int, int, int]]] = {
@@ -496,7 +506,8 @@ class Projector:
             trailing=[(*key, order_id) for key, order_id in self._trailing.items()],
             recent_trades={symbol: list(trades)
                            for symbol, trades in self.recent_trades.items()},
-            costs=[(*key, *value) for key, value in self._costs.items()])
+            costs=[(*key, *value) for key, value in self._costs.items()],
+            true_entries=[(*key, value) for key, value in self._true_entries.items()])
 
     @classmethod
     def from_state(cls, specs: Iterable[InstrumentSpec], state: ProjectorState,
@@ -508,7 +519,7 @@ class Projector:
                    + [row.symbol for _, rows in state.recent for row in rows]
                    + [key[1] for key in state.trading_stops] + [key[1] for key in state.positions]
                    + [key[1] for key in state.trailing] + list(state.marks) + list(state.last)
-                   + [key[1] for key in state.costs]
+                   + [key[1] for key in state.costs] + [key[1] for key in state.true_entries]
                    + list(state.recent_trades))
         unknown = set(symbols) - set(known)
         if unknown:
@@ -527,6 +538,7 @@ class Projector:
         projector._positions = {(a, s, i): (size, entry, leverage)
                                 for a, s, i, size, entry, leverage in state.positions}
         projector._costs = {(a, s, i): (fees, funding) for a, s, i, fees, funding in state.costs}
+        projector._true_entries = {(a, s, i): value for a, s, i, value in state.true_entries}
         projector._marks = dict(state.marks)
         projector._last = dict(state.last)
         projector._trailing = {(a, s, i): order_id for a, s, i, order_id in state.trailing}
@@ -759,6 +771,8 @@ class Projector:
                 entry_released = exit_value - pnl if size > 0 else exit_value + pnl
             else:
                 entry_released = entry_value * event.closed_qty_lots // abs(size)
+        if spec.session_settled and event.account_id > 0:
+            self._follow_true_entry(key, spec, event, entry_released)
         if event.account_id > 0:
             # `apply_fill`: the closing takes its shares, the opened lots add their fee.
             fees, funding = self._costs.get(key, (0, 0))
@@ -806,6 +820,23 @@ class Projector:
             event.closed_qty_lots, event.ts_ms, event.seq, event.closed_pnl_atoms,
             record.stop_order_type if record else 0,
             create_type(record) if record else "CreateByUser"))
+
+    def _follow_true_entry(self, key: tuple[int, str, int], spec: InstrumentSpec,
+                           event: Executed, released_atoms: int) -> None:
+        """Move a USDC position's true entry by a fill, as `positions._follow_true_entry`.
+
+        The closed lots release what the fill's P&L against the true entry says
+        (`released_atoms`, from `Executed`); the opened lots add their entry value at the
+        fill price, by the contract's maths and the core's expression.
+        """
+        true = self._true_entries.get(key, 0) - released_atoms
+        closed = event.closed_qty_lots
+        opened = event.qty_lots - closed
+        if opened:
+            entry_value_atoms = spec.contract.entry_value_atoms
+            true += (entry_value_atoms(event.price_ticks, closed + opened)
+                     - entry_value_atoms(event.price_ticks, closed))
+        self._true_entries[key] = true
 
     def _execution(self, record: ExecutionRecord) -> None:
         self._out.executions.append(record)
@@ -857,6 +888,7 @@ class Projector:
         self._positions[key] = (event.size_lots, event.entry_value_atoms, event.leverage)
         if not event.size_lots:
             self._costs.pop(key, None)  # a flat position holds none (the core checks it)
+            self._true_entries.pop(key, None)
         line = self._pending_trade_line
         if line is not None and line.exec_id and (line.account_id, line.symbol) == (
                 event.account_id, event.symbol):
@@ -982,6 +1014,14 @@ class Projector:
         size, entry_value, leverage = self._positions.get(position, (0, 0, 0))
         pnl, released = spec.contract.realised_pnl_on_close_atoms(
             held, entry_value, abs(size), event.qty_lots, price_ticks)
+        booked_pnl = pnl  # what the wallet lines book: against the session entry (USDC)
+        if spec.session_settled:
+            # Bybit's closed P&L of a USDC position is against its true entry (avgPrice),
+            # released by the same maths as the core's `positions._follow_true_entry`.
+            true = self._true_entries.get(position, 0)
+            pnl, released = spec.contract.realised_pnl_on_close_atoms(
+                held, true, abs(size), event.qty_lots, price_ticks)
+            self._true_entries[position] = true - released
         fee_share, funding_share = self._take_costs(position, event.qty_lots)
         # Until its wallet lines are seen, the row says no closing fee and the price P&L
         # (`_Closing.row` completes both).
@@ -991,7 +1031,7 @@ class Projector:
             event.qty_lots, event.qty_lots, released,
             spec.notional_atoms(price_ticks, event.qty_lots), pnl, 0, 1, leverage, exec_type,
             event.ts_ms, event.ts_ms, event.seq, fee_share)
-        self._takeovers[key] = _Closing(row, reason, funding_share)
+        self._takeovers[key] = _Closing(row, reason, funding_share, pnl - booked_pnl)
 
     def _listed(self, event: InstrumentListed) -> None:
         """Learn a contract the operator listed: its rows are valued with its spec.
@@ -1035,10 +1075,14 @@ class Projector:
             event.pnl_atoms - event.fee_atoms - event.open_fee_atoms - event.funding_atoms,
             event.fee_atoms, 1, event.leverage, exec_type, event.ts_ms, event.ts_ms,
             event.seq, event.open_fee_atoms))
+        # Bybit's `deliveryTime` is the contract's, not the time of the command that found
+        # it due (which may come later: the core delivers before the first command at or
+        # after it), as `/v5/market/delivery-price` shows it too.
         self.sink.delivery(DeliveryRecord(
             f"{event.seq}-{event.account_id}-{event.position_idx}-{event.symbol}",
             event.account_id, event.symbol, int(held), qty, event.entry_value_atoms,
-            event.delivery_price_e8, event.fee_atoms, event.pnl_atoms, event.ts_ms, event.seq))
+            event.delivery_price_e8, event.fee_atoms, event.pnl_atoms, spec.delivery_time_ms,
+            event.seq))
 
     def _trade(self, event: Trade) -> None:
         self._last[event.symbol] = event.price_ticks

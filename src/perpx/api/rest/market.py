@@ -48,13 +48,15 @@ async def delivery_price(ctx: Context) -> dict[str, Any]:
     """GET /v5/market/delivery-price: delivered futures' prices, newest first (§2.7).
 
     From the durable engine's delivery clocks; Bybit's `settleCoin` defaults to USDC, so a
-    query without it asks for USDC contracts, as on Bybit.
+    query without it or a symbol asks for USDC contracts, as on Bybit. A query that names
+    its symbol defaults to that symbol's settle coin (ccxt's `fetch_settlement_history`
+    sends only category and symbol, and a USDT future's price must not read as none).
     """
     params = ctx.params
     category = params.category()
     specs = request_specs(ctx.service.specs, category)
     spec = params.spec(specs, required=False)
-    settle = params.text("settleCoin") or "USDC"
+    settle = params.text("settleCoin") or (spec.settle_coin if spec is not None else "USDC")
     limit = params.limit(50, 200)
     cursor = params.text("cursor")
     if category not in LISTED_CATEGORIES:
