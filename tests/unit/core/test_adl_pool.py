@@ -26,6 +26,7 @@ from perpx.core.risk.adl_pool import (
     condition_2_triggers,
     loss_headroom_atoms,
 )
+from perpx.instruments import bundled_instruments
 from support.builders import Driver, btcusdt, of_type
 
 USDT = to_atoms
@@ -239,3 +240,17 @@ def test_adl_never_runs_when_neither_condition_holds(
         events = d.mark(str(price))
         assert not of_type(events, Deleveraged)
     assert not d.engine.adl_pool.triggered
+
+
+def test_a_coin_pool_threshold_is_in_its_coin() -> None:
+    """A BTC or ETH pool's ``adlTriggerThreshold`` is a coin amount (about 10,000 USD), so the
+    drawdown trigger can fire for the inverse contracts' pools as for the USDT ones; the USDT
+    sample's 10,000 read as 10,000 BTC would never be passed (docs/decisions.md)."""
+    specs = {spec.symbol: spec for spec in bundled_instruments()}
+    btcusd = specs["BTCUSD"]
+    assert btcusd.adl_trigger_threshold_atoms == to_atoms("0.15")
+    assert specs["ETHUSD"].adl_trigger_threshold_atoms == to_atoms("3")
+    assert specs["BTCUSDZ26"].adl_trigger_threshold_atoms == to_atoms("0.15")
+    # A 10 BTC pool that lost 3.5 BTC (35% of its 8 h maximum) on BTCUSD triggers condition 1.
+    assert condition_1_triggers(to_atoms("6.5"), -to_atoms("3.5"), to_atoms("10"), btcusd)
+    assert not condition_1_triggers(to_atoms("0.1"), -to_atoms("3.5"), to_atoms("10"), btcusd)
