@@ -81,6 +81,7 @@ def test_gateways_find_the_new_leader_losing_nothing_acknowledged(
         thread.start()
     takeovers: list[tuple[str, float, float, int]] = []
     epoch = 0
+    standby: Server | None = None
     try:
         for point in range(points):
             mode = ("load", "snapshot")[point % 2]
@@ -109,8 +110,13 @@ def test_gateways_find_the_new_leader_losing_nothing_acknowledged(
             assert record.holder == standby.url and record.epoch > epoch
             epoch = record.epoch
             takeovers.append((mode, min(firsts), max(firsts), seq))
-            leader = standby
+            leader, standby = standby, None
             load.pause.clear()
+    except BaseException:
+        for server in (leader, standby):
+            if server is not None:
+                server.kill()
+        raise
     finally:
         load.stop.set()
         for thread in threads:
@@ -157,6 +163,7 @@ def test_a_standby_with_gateways_serves_through_its_own_after_the_takeover(
                for n, key in enumerate(keys)]
     for thread in threads:
         thread.start()
+    standby: Server | None = None
     try:
         standby = Server(data, None, port=port, role="standby", extra=("--gateways", "1"))
         killed = kill_leader(leader, random.Random(7), "load")
@@ -191,6 +198,11 @@ def test_a_standby_with_gateways_serves_through_its_own_after_the_takeover(
         seq, _, _, digest = standby.recovered
         assert digest == replayed_hash(str(data / "journal.db"), seq)
         check_orders(standby.url, keys, load.acked)
+    except BaseException:
+        leader.kill()
+        if standby is not None:
+            standby.kill()
+        raise
     finally:
         load.stop.set()
         for thread in threads:

@@ -51,6 +51,9 @@ from perpx.store.journal import MemoryJournal
 TOPICS = ["orderbook.50.BTCUSDT", "publicTrade.BTCUSDT"]
 GATEWAY_TOPICS = [*TOPICS, "tickers.BTCUSDT"]
 CONNECT_AT_ONCE = 50  # connections opened concurrently (the listen backlog is finite)
+# Subscribers per loopback source address (127.0.0.2, .3, ...): under the server's cap of
+# connections per address (`Limits.max_connections_per_address`).
+PER_ADDRESS = 250
 _MID = 300_000  # 30,000.0 in BTCUSDT ticks
 
 
@@ -277,7 +280,8 @@ def _through_gateways(count: int, subscribers: int, seconds: float, per_tick: in
                     for attempt in range(50):  # a gateway may still be starting
                         try:
                             ws = await connect(url, max_size=None, ping_interval=None,
-                                               open_timeout=30)
+                                               open_timeout=30, local_addr=(
+                                                   f"127.0.0.{2 + i // PER_ADDRESS}", 0))
                             break
                         except OSError:
                             await asyncio.sleep(0.1 * (attempt + 1))
@@ -311,12 +315,17 @@ def _through_gateways(count: int, subscribers: int, seconds: float, per_tick: in
                     await asyncio.gather(*(subscriber(i, gate, connected)
                                            for i in range(subscribers)))
 
-                asyncio.run(main())
+                try:
+                    asyncio.run(main())
+                except Exception as failure:  # told to the main thread, which stops
+                    failed.append(failure)
+                    ready.set()
 
+            failed: list[Exception] = []
             thread = threading.Thread(target=clients, daemon=True)
             thread.start()
-            if not ready.wait(300):
-                raise RuntimeError("the subscribers did not all connect")
+            if not ready.wait(300) or failed:
+                raise RuntimeError(f"the subscribers did not all connect: {failed!r}")
             time.sleep(0.5)  # the snapshots
             marks: dict[str, float] = {}
 
