@@ -184,6 +184,22 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _waiting_s(pid: int) -> float:
+    """Seconds a process's threads have waited, runnable, for a CPU (0 without schedstat).
+
+    Set beside the CPU used, it says whether a process was bounded by its own work (CPU
+    near a core, little waiting) or by the CPU the machine gave it (waiting).
+    """
+    total = 0.0
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/schedstat") as stat:
+                total += int(stat.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return total
+    return total
+
+
 def _own_cpu_s() -> float:
     times = os.times()
     return times.user + times.system
@@ -351,6 +367,8 @@ def _through_gateways(count: int, subscribers: int, seconds: float, per_tick: in
                 marks["started"] = time.perf_counter()
                 marks["own"] = _own_cpu_s()
                 marks.update({str(pid): _cpu_s(pid) for pid in [server.pid, *pids]})
+                marks.update({f"wait{pid}": _waiting_s(pid)
+                              for pid in [server.pid, *pids, os.getpid()]})
                 counting.set()
 
             socket_path = data / "command.sock"
@@ -362,6 +380,8 @@ def _through_gateways(count: int, subscribers: int, seconds: float, per_tick: in
             cpu = {pid: round((_cpu_s(pid) - marks[str(pid)]) / elapsed, 2)
                    for pid in [server.pid, *pids]}
             own_cpu = round((_own_cpu_s() - marks["own"]) / elapsed, 2)
+            waited = {pid: round((_waiting_s(pid) - marks[f"wait{pid}"]) / elapsed, 2)
+                      for pid in [server.pid, *pids, os.getpid()]}
             writer_rss = _server_memory(server.pid)["rss_mb"]
             gateway_rss = [_server_memory(pid)["rss_mb"] for pid in pids]
             done.set()
@@ -383,6 +403,10 @@ def _through_gateways(count: int, subscribers: int, seconds: float, per_tick: in
         f"{name}_writer_cpu": cpu[server.pid],
         f"{name}_gateway_cpu": [cpu[pid] for pid in pids],
         f"{name}_clients_cpu": own_cpu,
+        # Seconds waited for a CPU per second (summed over each process's threads).
+        f"{name}_writer_cpu_wait": waited[server.pid],
+        f"{name}_gateway_cpu_wait": [waited[pid] for pid in pids],
+        f"{name}_clients_cpu_wait": waited[os.getpid()],
         f"{name}_loadavg_before": round(load_before[0], 2),
         f"{name}_loadavg_after": round(os.getloadavg()[0], 2),
     }
@@ -428,7 +452,10 @@ def bench_ws(subscribers: int = 200, seconds: float = 3.0, per_tick: int = 20, s
              f"{figures[name + '_writer_rss_mb']} MB, gateways "
              f"{figures[name + '_gateway_rss_mb']} MB; CPU (cores) writer "
              f"{figures[name + '_writer_cpu']}, gateways {figures[name + '_gateway_cpu']}, "
-             f"clients {figures[name + '_clients_cpu']}; load average "
+             f"clients {figures[name + '_clients_cpu']}; waiting for a CPU: writer "
+             f"{figures[name + '_writer_cpu_wait']}, gateways "
+             f"{figures[name + '_gateway_cpu_wait']}, clients "
+             f"{figures[name + '_clients_cpu_wait']}; load average "
              f"{figures[name + '_loadavg_before']} -> {figures[name + '_loadavg_after']}")
         result.update(figures)
     echo(json.dumps(result))

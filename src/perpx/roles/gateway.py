@@ -26,6 +26,14 @@ differs is behind it:
   socket, `ExchangeService.ensure_funded`), which funds an account once however many
   gateways see the key first.
 
+- **A new leader**: a standby that takes the journal over binds the dead leader's command
+  socket path (or subscribes to its NATS subject), so the gateway keeps its one address. A
+  command that reached no writer (`NotSequenced`) is resent until one answers, for
+  `LEADER_WAIT_S`; one that may have reached the dead leader (`OutcomeUnknown`) never is:
+  the API answers that its outcome is unknown. Over NATS a requester is not told its
+  responder died, so while a command waits past `STALE_S` the follower checks the journal's
+  writer lock and leader epoch, and fails such commands at once when the leader is gone.
+
 The follower polls the journal every `poll_s` too, so the public reads and streams advance
 without requests. It starts from the newest engine snapshot whose read-side checkpoint the
 writer's history tables hold (`readside.Checkpoints`, the writer's own rule), else from the
