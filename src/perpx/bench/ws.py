@@ -271,7 +271,10 @@ async def _drive_writer(socket_path: Path, seconds: float, per_tick: int, seed: 
 def _through_gateways(count: int, subscribers: int, seconds: float, per_tick: int,
                       seed: int) -> dict[str, Any]:
     """Fan-out to `subscribers` through `perpx serve --gateways count`: msgs/s, RSS, CPU."""
-    from perpx.bench.api import _free_port, _server_memory, _start, _stop
+    from perpx.bench.procs import free_port as _free_port
+    from perpx.bench.procs import server_memory as _server_memory
+    from perpx.bench.procs import start as _start
+    from perpx.bench.procs import stop as _stop
 
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="perpx-bench-wsgw-") as folder:
