@@ -948,11 +948,22 @@ def bench_ws_command(
     seconds: float = typer.Option(3.0, help="How long the order flow runs in each pass."),
     per_tick: int = typer.Option(20, help="Commands submitted every 10 ms."),
     seed: int = typer.Option(42, help="Seed of the order flow."),
+    gateways: str = typer.Option(
+        "", help="Also measure through `perpx serve --gateways N` for each N of this comma "
+                 "list (e.g. 1,2): msgs/s, RSS and CPU of the writer and each gateway."),
+    gateway_subscribers: int = typer.Option(
+        1000, help="Subscribers (book, trades, ticker) in the --gateways measurements."),
 ) -> None:
     """Messages/s delivered to many subscribers of orderbook.50 and publicTrade; JSON last."""
     from perpx.bench.ws import bench_ws
 
-    bench_ws(subscribers, seconds, per_tick, seed, echo=typer.echo)
+    try:
+        counts = [int(part) for part in gateways.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter("a comma list of gateway counts, e.g. 1,2",
+                                 param_hint="--gateways") from None
+    bench_ws(subscribers, seconds, per_tick, seed, echo=typer.echo, gateways=counts,
+             gateway_subscribers=gateway_subscribers)
 
 
 @bench_app.command("api")

@@ -13,3 +13,14 @@ def test_bench_ws_prints_json_last() -> None:
     result = json.loads(lines[-1])
     assert result["subscribers"] == 3 and result["ws_msgs_per_s"] > 0
     assert result["baseline_msgs_per_s"] > 0 and "ratio_vs_baseline" in result
+
+
+def test_bench_ws_through_a_gateway_reports_each_process() -> None:
+    lines: list[str] = []
+    result = bench_ws(subscribers=2, seconds=0.5, per_tick=5, echo=lines.append, gateways=[1],
+                      gateway_subscribers=10)
+    assert json.loads(lines[-1]) == result
+    assert result["gateways_1_subscribers"] == 10 and result["gateways_1_cut_off"] == 0
+    assert result["gateways_1_msgs_per_s"] > 0 and result["gateways_1_commands"] > 0
+    assert len(result["gateways_1_gateway_rss_mb"]) == 1
+    assert len(result["gateways_1_gateway_cpu"]) == 1

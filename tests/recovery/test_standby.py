@@ -24,136 +24,23 @@ PERPX_STANDBY_CRASH_POINTS sets the crash points per store (default 3).
 from __future__ import annotations
 
 import os
-import queue
 import random
 import signal
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
-from perpx.api.keys import ApiKey, KeyStore
-from perpx.core.engine import Engine
+from perpx.api.keys import KeyStore
 from perpx.instruments import served_instruments
 from perpx.store import open_journal
 from perpx.store.audit import audit_journal
-from support.serving import Acked, Server, check_orders, free_port, random_order, signed
+from support.failover import CLIENTS, Load, client, kill_leader, pause, replayed_hash
+from support.serving import Server, check_orders, free_port
 
 CRASH_POINTS = int(os.environ.get("PERPX_STANDBY_CRASH_POINTS", "3"))
-CLIENTS = 3
 TAKEOVER_LIMIT_S = 3.0
-
-
-@dataclass
-class Load:
-    """The clients' shared state: what was acknowledged, and when."""
-
-    acked: Acked = field(default_factory=Acked)
-    # Per client: (when the request was sent, when its acknowledgement came), monotonic.
-    ack_times: list[list[tuple[float, float]]] = field(
-        default_factory=lambda: [[] for _ in range(CLIENTS)])
-    stop: threading.Event = field(default_factory=threading.Event)
-    pause: threading.Event = field(default_factory=threading.Event)
-    idle: list[threading.Event] = field(
-        default_factory=lambda: [threading.Event() for _ in range(CLIENTS)])
-
-    def first_acks_after(self, moment: float) -> list[float]:
-        """Each client's first order sent after `moment` and acknowledged: seconds to its ack.
-
-        Sent after, so a reply of the old leader that arrived after the kill is not counted.
-        """
-        found = []
-        for times in self.ack_times:
-            later = [acked for sent, acked in list(times) if sent > moment]
-            if later:
-                found.append(later[0] - moment)
-        return found
-
-
-def _client(url: str, key: ApiKey, number: int, load: Load) -> None:
-    """Place, cross and cancel signed orders; on a dead connection, reconnect and go on."""
-    rng = random.Random(f"standby:{number}")
-    mine: list[str] = []
-    mark = 0.0
-    with httpx.Client(base_url=url, timeout=5) as client:
-        while not load.stop.is_set():
-            if load.pause.is_set():
-                load.idle[number].set()
-                time.sleep(0.01)
-                continue
-            load.idle[number].clear()
-            try:
-                if not mark:
-                    ticker = client.get("/v5/market/tickers?category=linear&symbol=BTCUSDT")
-                    mark = float(ticker.json()["result"]["list"][0]["markPrice"])
-                draw = rng.random()
-                if draw < 0.3 and mine:
-                    order_id = mine.pop(rng.randrange(len(mine)))
-                    reply = signed(client, key, "POST", "/v5/order/cancel", {
-                        "category": "linear", "symbol": "BTCUSDT", "orderId": order_id})
-                    if reply["retCode"] == 0:
-                        with load.acked.lock:
-                            load.acked.orders[order_id] = (number, True)
-                    continue
-                params = random_order(rng, mark, market=draw < 0.4)
-                sent = time.monotonic()
-                reply = signed(client, key, "POST", "/v5/order/create", params)
-                if reply["retCode"] == 0:
-                    order_id = reply["result"]["orderId"]
-                    with load.acked.lock:
-                        load.acked.orders[order_id] = (number, False)
-                    load.ack_times[number].append((sent, time.monotonic()))
-                    if params["orderType"] == "Limit":
-                        mine.append(order_id)
-            except (httpx.HTTPError, OSError, ValueError, KeyError):
-                time.sleep(0.02)  # the leader is gone: reconnect to whoever serves the port
-
-
-def _pause(load: Load) -> None:
-    load.pause.set()
-    for idle in load.idle:
-        assert idle.wait(30), "a client did not pause"
-
-
-def _kill_leader(leader: Server, rng: random.Random, mode: str) -> float:
-    """Kill the leader (after a while, or while it stores a snapshot); return when."""
-    if mode == "snapshot":
-        while not leader.lines.empty():  # only a snapshot that starts from now on
-            leader.lines.get_nowait()
-        give_up = time.monotonic() + 20
-        while time.monotonic() < give_up:
-            try:
-                line = leader.lines.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if line.endswith("storing"):
-                time.sleep(rng.uniform(0.0, 0.01))
-                break
-    else:
-        time.sleep(rng.uniform(0.3, 1.2))
-    os.kill(leader.proc.pid, signal.SIGKILL)
-    killed = time.monotonic()
-    leader.proc.wait(timeout=30)
-    return killed
-
-
-def _replayed_hash(location: str, seq: int) -> str:
-    """The state hash of an independent replay of the journal's first `seq` commands."""
-    journal = open_journal(location, readonly=True)
-    engine = Engine(served_instruments())
-    try:
-        for command in journal.read(1):
-            if command.seq > seq:
-                break
-            engine.apply(command)
-    finally:
-        journal.close()
-    assert engine.last_seq == seq
-    return engine.state_hash()
 
 
 def test_the_standby_takes_over_a_killed_leader_losing_nothing_acknowledged(
@@ -167,7 +54,7 @@ def test_the_standby_takes_over_a_killed_leader_losing_nothing_acknowledged(
     rng = random.Random(20261206)
     leader = Server(data, journal_location, port=port)
     load = Load()
-    threads = [threading.Thread(target=_client, args=(leader.url, key, n, load))
+    threads = [threading.Thread(target=client, args=(leader.url, key, n, load))
                for n, key in enumerate(keys)]
     for thread in threads:
         thread.start()
@@ -181,7 +68,7 @@ def test_the_standby_takes_over_a_killed_leader_losing_nothing_acknowledged(
             # While the leader lives the standby only follows: it neither writes nor serves.
             assert standby.proc.poll() is None and not standby.url
             assert not any("took the journal over" in line for line in standby.output)
-            killed = _kill_leader(leader, rng, mode)
+            killed = kill_leader(leader, rng, mode)
             standby.wait_serving(timeout_s=30)
             assert standby.url == leader.url  # the same host:port: clients just reconnect
             while len(load.first_acks_after(killed)) < CLIENTS:
@@ -189,10 +76,10 @@ def test_the_standby_takes_over_a_killed_leader_losing_nothing_acknowledged(
                 time.sleep(0.01)
             firsts = load.first_acks_after(killed)
             assert max(firsts) < TAKEOVER_LIMIT_S, f"point {point}: {firsts}"
-            _pause(load)
+            pause(load)
             assert standby.recovered is not None
             seq, _, _, digest = standby.recovered
-            assert digest == _replayed_hash(location, seq), f"point {point}"
+            assert digest == replayed_hash(location, seq), f"point {point}"
             check_orders(standby.url, keys, load.acked)
             journal = open_journal(location, readonly=True)
             report = audit_journal(served_instruments(), journal)

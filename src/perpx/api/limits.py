@@ -43,6 +43,11 @@ class Limits:
     public_tracked_addresses: int = 100_000
     # Largest WebSocket message a client may send (Bybit's requests are a few KB).
     ws_max_message_bytes: int = MIB
+    # permessage-deflate on WebSocket streams. Off: a deflate context is per connection, so
+    # with it every public frame is compressed once per subscriber (a third of a gateway's
+    # CPU with 1,000 subscribers, `perpx bench ws --gateways`), where without it the frame
+    # encoded once per topic is written as it is to every subscriber.
+    ws_compression: bool = False
 
     def connection_cap(self) -> int:
         """Total connections allowed: `max_connections`, within descriptors minus the reserve."""

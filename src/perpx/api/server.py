@@ -48,7 +48,8 @@ def _config(app: ASGIApp, limits: Limits, guard: ConnectionGuard, host: str = "1
     return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                           http=http, ws=ws, proxy_headers=False,
                           timeout_keep_alive=limits.keep_alive_s,
-                          ws_max_size=limits.ws_max_message_bytes, **options)
+                          ws_max_size=limits.ws_max_message_bytes,
+                          ws_per_message_deflate=limits.ws_compression, **options)
 
 
 def _guard(limits: Limits) -> ConnectionGuard:

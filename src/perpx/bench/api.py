@@ -37,8 +37,6 @@ after its orders; with `gateways`, `gateways_N_*` for each N).
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,13 +48,10 @@ from pathlib import Path
 from typing import Any
 
 from perpx.api.keys import KeyStore
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from perpx.bench.procs import free_port as _free_port
+from perpx.bench.procs import server_memory as _server_memory
+from perpx.bench.procs import start as _start
+from perpx.bench.procs import stop as _stop
 
 
 def _loadgen(job: dict[str, Any]) -> dict[str, Any]:
@@ -70,20 +65,6 @@ def _loadgen(job: dict[str, Any]) -> dict[str, Any]:
     if figures["connection_errors"]:
         raise RuntimeError(f"the load generator lost connections: {figures['error']}")
     return figures
-
-
-def _start(argv: list[str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-
-
-def _stop(process: subprocess.Popen[Any]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> str:
@@ -104,22 +85,6 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> str:
         if time.monotonic() > deadline:
             raise RuntimeError("the server did not start")
         time.sleep(0.2)
-
-
-def _server_memory(pid: int) -> dict[str, float | int | None]:
-    """Return the server's resident memory, now and at its peak (MB), and open descriptors."""
-    figures: dict[str, float | int | None] = {"rss_mb": None, "peak_rss_mb": None, "fds": None}
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                name, _, value = line.partition(":")
-                if name in ("VmRSS", "VmHWM"):
-                    key = "rss_mb" if name == "VmRSS" else "peak_rss_mb"
-                    figures[key] = round(int(value.split()[0]) / 1024, 1)
-        figures["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
-    except OSError:  # no /proc (macOS, Windows): the figures stay unknown
-        pass
-    return figures
 
 
 def _under_idle(job: dict[str, Any], server: subprocess.Popen[bytes], idle: int,

@@ -7,16 +7,32 @@ without parsing them) in another. Every client subscribes to `orderbook.50.BTCUS
 figure is frames received by all clients per second. The baseline is the same run with one
 subscriber; the ratio says how much the fan-out multiplies delivered throughput. Both threads
 share one interpreter lock and two cores, so the figures are for the whole loop, clients included.
+
+With `gateways` (e.g. ``[1, 2]``), the same fan-out is measured again through `perpx serve
+--gateways N` (real processes on a fresh data folder: the writer serves no HTTP, each gateway
+folds the journal and publishes its own streams): `gateway_subscribers` connections (1,000 by
+default) spread by the kernel over the gateways' shared port, each subscribed to the order
+book, trades and ticker of BTCUSDT (`GATEWAY_TOPICS`); the order flow goes straight to the
+writer's command socket. Figures (``gateways_N_*``): messages/s delivered, the RSS and the CPU
+share (of one core) of the writer, of each gateway and of this process (the clients and the
+driver), and the load average before and after, as the machine may be shared.
+
+A message is encoded once per topic (`StreamHub._publish`: one msgspec encode) and the same
+frame is queued to every subscriber; what each subscriber costs is its queue and the
+WebSocket send (the server's framing and one write per frame).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
+import tempfile
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -33,6 +49,11 @@ from perpx.sequencer import Sequencer
 from perpx.store.journal import MemoryJournal
 
 TOPICS = ["orderbook.50.BTCUSDT", "publicTrade.BTCUSDT"]
+GATEWAY_TOPICS = [*TOPICS, "tickers.BTCUSDT"]
+CONNECT_AT_ONCE = 50  # connections opened concurrently (the listen backlog is finite)
+# Subscribers per loopback source address (127.0.0.2, .3, ...): under the server's cap of
+# connections per address (`Limits.max_connections_per_address`).
+PER_ADDRESS = 250
 _MID = 300_000  # 30,000.0 in BTCUSDT ticks
 
 
@@ -153,11 +174,259 @@ def _measure(subscribers: int, seconds: float, per_tick: int, seed: int) -> dict
         server.stop()
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far (0 without /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _waiting_s(pid: int) -> float:
+    """Seconds a process's threads have waited, runnable, for a CPU (0 without schedstat).
+
+    Set beside the CPU used, it says whether a process was bounded by its own work (CPU
+    near a core, little waiting) or by the CPU the machine gave it (waiting).
+    """
+    total = 0.0
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/schedstat") as stat:
+                total += int(stat.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return total
+    return total
+
+
+def _own_cpu_s() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def _flow_from_replies(rng: random.Random, resting: list[tuple[int, int]]) -> Command:
+    """Return the next command of `_flow_command`'s flow; cancels name orders placed before.
+
+    `resting`: (order id, account) of the limit orders the writer's replies named.
+    """
+    roll = rng.random()
+    if roll < 0.25 and resting:
+        order_id, owner = resting.pop(rng.randrange(max(0, len(resting) - 200), len(resting)))
+        return CancelOrder(0, 0, owner, "BTCUSDT", order_id)
+    side = Side.BUY if rng.random() < 0.5 else Side.SELL
+    account = rng.randint(1, 5)
+    if roll < 0.35:
+        return PlaceOrder(0, 0, account, "BTCUSDT", side, OrderType.MARKET, rng.randint(1, 10))
+    behind = rng.randint(-3, 80)
+    price = _MID - behind if side is Side.BUY else _MID + behind
+    return PlaceOrder(0, 0, account, "BTCUSDT", side, OrderType.LIMIT, rng.randint(1, 20), price,
+                      TimeInForce.GTC)
+
+
+async def _drive_writer(socket_path: Path, seconds: float, per_tick: int, seed: int,
+                        counting: Callable[[], None]) -> int:
+    """Fund five accounts, then send `per_tick` commands every 10 ms to the writer's socket."""
+    from perpx.transport import UnixWriterClient
+
+    writer = UnixWriterClient(socket_path, timeout_s=30)
+    rng = random.Random(seed)
+    resting: list[tuple[int, int]] = []
+    try:
+        for account in range(1, 6):
+            await writer.submit(Deposit(0, 0, account, "USDT", 10**17))
+        await writer.submit(MarkPrice(0, 0, "BTCUSDT", _MID))
+        counting()
+        count = 0
+
+        async def batch(commands: list[Command]) -> None:
+            replies = await asyncio.gather(*(writer.submit(c) for c in commands),
+                                           return_exceptions=True)
+            for command, reply in zip(commands, replies, strict=True):
+                if isinstance(reply, BaseException) or not isinstance(
+                        command, PlaceOrder) or command.order_type is not OrderType.LIMIT:
+                    continue
+                placed = [e.order_id for e in reply[1] if hasattr(e, "order_id")]
+                if placed:
+                    resting.append((placed[0], command.account_id))
+
+        # Paced like the in-process flow (`_drive`), but without waiting for a tick's replies
+        # before the next tick: a round trip over the socket would otherwise set the pace.
+        in_flight: set[asyncio.Task[None]] = set()
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            commands = [_flow_from_replies(rng, resting) for _ in range(per_tick)]
+            task = asyncio.ensure_future(batch(commands))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+            count += len(commands)
+            await asyncio.sleep(0.01)
+        if in_flight:
+            await asyncio.gather(*in_flight)
+        return count
+    finally:
+        await writer.close()
+
+
+def _through_gateways(count: int, subscribers: int, seconds: float, per_tick: int,
+                      seed: int) -> dict[str, Any]:
+    """Fan-out to `subscribers` through `perpx serve --gateways count`: msgs/s, RSS, CPU."""
+    from perpx.bench.procs import free_port as _free_port
+    from perpx.bench.procs import server_memory as _server_memory
+    from perpx.bench.procs import start as _start
+    from perpx.bench.procs import stop as _stop
+
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="perpx-bench-wsgw-") as folder:
+        data = Path(folder)
+        port = _free_port()
+        server = _start(["perpx.cli", "serve", "--port", str(port), "--data", str(data),
+                         "--no-maker", "--production", "--gateways", str(count)])
+        try:
+            assert server.stdout is not None
+            pids: list[int] = []
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:  # the writer names each gateway's pid
+                line = server.stdout.readline().decode()
+                if not line:
+                    raise RuntimeError("the writer ended: " + (
+                        server.stderr.read() if server.stderr else b"").decode()[-2000:])
+                if ": started, pid " in line:
+                    pids.append(int(line.rsplit(" ", 1)[1]))
+                if f"through {count} gateways" in line:
+                    break
+            # Drain the writer's output (its gateways print there too) so it never blocks.
+            threading.Thread(target=server.stdout.read, daemon=True).start()
+            url = f"ws://127.0.0.1:{port}/v5/public/linear"
+            received = [0] * subscribers
+            cut_off: list[int] = []
+            opened: list[Any] = []
+            ready = threading.Event()
+            done = threading.Event()
+            counting = threading.Event()
+
+            async def subscriber(i: int, gate: asyncio.Semaphore,
+                                 connected: Callable[[], None]) -> None:
+                async with gate:
+                    for attempt in range(50):  # a gateway may still be starting
+                        try:
+                            ws = await connect(url, max_size=None, ping_interval=None,
+                                               open_timeout=30, local_addr=(
+                                                   f"127.0.0.{2 + i // PER_ADDRESS}", 0))
+                            break
+                        except OSError:
+                            await asyncio.sleep(0.1 * (attempt + 1))
+                    else:
+                        raise RuntimeError(f"no gateway answers {url}")
+                    await ws.send(json.dumps({"op": "subscribe", "args": GATEWAY_TOPICS}))
+                    await ws.recv()  # the ack
+                connected()
+                opened.append(ws)
+                # `async for` rather than a timed `recv` per frame: the clients share this
+                # process (and the machine) with the driver, so their cost is kept small.
+                try:
+                    async for _frame in ws:
+                        if counting.is_set():
+                            received[i] += 1
+                except ConnectionClosed:
+                    pass
+                if not done.is_set():
+                    cut_off.append(i)  # fell too far behind (or the gateway stopped)
+
+            async def closer() -> None:
+                while not done.is_set():
+                    await asyncio.sleep(0.1)
+                for ws in opened:
+                    ws.transport.abort()
+
+            def clients() -> None:
+                async def main() -> None:
+                    pending = [subscribers]
+                    gate = asyncio.Semaphore(CONNECT_AT_ONCE)
+
+                    def connected() -> None:
+                        pending[0] -= 1
+                        if pending[0] == 0:
+                            ready.set()
+
+                    await asyncio.gather(closer(), *(subscriber(i, gate, connected)
+                                                     for i in range(subscribers)))
+
+                try:
+                    asyncio.run(main())
+                except Exception as failure:  # told to the main thread, which stops
+                    failed.append(failure)
+                    ready.set()
+
+            failed: list[Exception] = []
+            thread = threading.Thread(target=clients, daemon=True)
+            thread.start()
+            if not ready.wait(300) or failed:
+                raise RuntimeError(f"the subscribers did not all connect: {failed!r}")
+            time.sleep(0.5)  # the snapshots
+            marks: dict[str, float] = {}
+
+            def start_counting() -> None:
+                marks["started"] = time.perf_counter()
+                marks["own"] = _own_cpu_s()
+                marks.update({str(pid): _cpu_s(pid) for pid in [server.pid, *pids]})
+                marks.update({f"wait{pid}": _waiting_s(pid)
+                              for pid in [server.pid, *pids, os.getpid()]})
+                counting.set()
+
+            socket_path = data / "command.sock"
+            commands = asyncio.run(_drive_writer(socket_path, seconds, per_tick, seed,
+                                                 start_counting))
+            time.sleep(0.3)  # the last throttled deltas
+            counting.clear()
+            elapsed = time.perf_counter() - marks["started"]
+            cpu = {pid: round((_cpu_s(pid) - marks[str(pid)]) / elapsed, 2)
+                   for pid in [server.pid, *pids]}
+            own_cpu = round((_own_cpu_s() - marks["own"]) / elapsed, 2)
+            waited = {pid: round((_waiting_s(pid) - marks[f"wait{pid}"]) / elapsed, 2)
+                      for pid in [server.pid, *pids, os.getpid()]}
+            writer_rss = _server_memory(server.pid)["rss_mb"]
+            gateway_rss = [_server_memory(pid)["rss_mb"] for pid in pids]
+            done.set()
+            thread.join(30)
+        finally:
+            _stop(server)
+            if server.poll() is None:
+                server.kill()
+    total = sum(received)
+    name = f"gateways_{count}"
+    return {
+        f"{name}_subscribers": subscribers, f"{name}_commands": commands,
+        f"{name}_seconds": round(elapsed, 3), f"{name}_msgs_per_s": round(total / elapsed, 1),
+        f"{name}_per_subscriber_msgs_per_s": round(total / elapsed / subscribers, 2),
+        # Every subscriber has the same topics: a spread says some were served later.
+        f"{name}_per_subscriber_min_max": [min(received), max(received)],
+        f"{name}_cut_off": len(cut_off),
+        f"{name}_writer_rss_mb": writer_rss, f"{name}_gateway_rss_mb": gateway_rss,
+        f"{name}_writer_cpu": cpu[server.pid],
+        f"{name}_gateway_cpu": [cpu[pid] for pid in pids],
+        f"{name}_clients_cpu": own_cpu,
+        # Seconds waited for a CPU per second (summed over each process's threads).
+        f"{name}_writer_cpu_wait": waited[server.pid],
+        f"{name}_gateway_cpu_wait": [waited[pid] for pid in pids],
+        f"{name}_clients_cpu_wait": waited[os.getpid()],
+        f"{name}_loadavg_before": round(load_before[0], 2),
+        f"{name}_loadavg_after": round(os.getloadavg()[0], 2),
+    }
+
+
 def bench_ws(subscribers: int = 200, seconds: float = 3.0, per_tick: int = 20, seed: int = 42,
-             echo: Callable[[str], None] = print) -> dict[str, Any]:
-    """Measure delivered messages/s with one subscriber, then with `subscribers`; print JSON."""
-    if subscribers < 1 or seconds <= 0 or per_tick < 1:
-        raise ValueError("subscribers and per_tick must be at least 1, seconds above 0")
+             echo: Callable[[str], None] = print, *, gateways: list[int] | None = None,
+             gateway_subscribers: int = 1000) -> dict[str, Any]:
+    """Measure delivered messages/s with one subscriber, then with `subscribers`; print JSON.
+
+    With `gateways`, also through `perpx serve --gateways N` for each N (module docstring).
+    """
+    gateways = gateways or []
+    if subscribers < 1 or seconds <= 0 or per_tick < 1 or gateway_subscribers < 1 \
+            or any(count < 1 for count in gateways):
+        raise ValueError("subscribers, per_tick and gateway counts must be at least 1, "
+                         "seconds above 0")
     base = _measure(1, seconds, per_tick, seed)
     echo(f"baseline: 1 subscriber, {base['commands']} commands in {base['seconds']:.2f} s: "
          f"{base['msgs_per_s']:,.0f} msgs/s")
@@ -174,5 +443,23 @@ def bench_ws(subscribers: int = 200, seconds: float = 3.0, per_tick: int = 20, s
               "baseline_per_subscriber_msgs_per_s": round(base["per_subscriber_per_s"], 2),
               "commands": many["commands"], "seconds": round(many["seconds"], 3),
               "cut_off": many["cut_off"]}
+    if gateways:
+        result["gateways"] = gateways
+        result["gateway_topics"] = GATEWAY_TOPICS
+    for count in gateways:
+        figures = _through_gateways(count, gateway_subscribers, seconds, per_tick, seed)
+        name = f"gateways_{count}"
+        echo(f"{gateway_subscribers} subscribers through {count} gateways, "
+             f"{figures[name + '_commands']} commands: {figures[name + '_msgs_per_s']:,.0f} "
+             f"msgs/s ({figures[name + '_cut_off']} cut off); RSS writer "
+             f"{figures[name + '_writer_rss_mb']} MB, gateways "
+             f"{figures[name + '_gateway_rss_mb']} MB; CPU (cores) writer "
+             f"{figures[name + '_writer_cpu']}, gateways {figures[name + '_gateway_cpu']}, "
+             f"clients {figures[name + '_clients_cpu']}; waiting for a CPU: writer "
+             f"{figures[name + '_writer_cpu_wait']}, gateways "
+             f"{figures[name + '_gateway_cpu_wait']}, clients "
+             f"{figures[name + '_clients_cpu_wait']}; load average "
+             f"{figures[name + '_loadavg_before']} -> {figures[name + '_loadavg_after']}")
+        result.update(figures)
     echo(json.dumps(result))
     return result

@@ -26,6 +26,14 @@ differs is behind it:
   socket, `ExchangeService.ensure_funded`), which funds an account once however many
   gateways see the key first.
 
+- **A new leader**: a standby that takes the journal over binds the dead leader's command
+  socket path (or subscribes to its NATS subject), so the gateway keeps its one address. A
+  command that reached no writer (`NotSequenced`) is resent until one answers, for
+  `LEADER_WAIT_S`; one that may have reached the dead leader (`OutcomeUnknown`) never is:
+  the API answers that its outcome is unknown. Over NATS a requester is not told its
+  responder died, so while a command waits past `STALE_S` the follower checks the journal's
+  writer lock and leader epoch, and fails such commands at once when the leader is gone.
+
 The follower polls the journal every `poll_s` too, so the public reads and streams advance
 without requests. It starts from the newest engine snapshot whose read-side checkpoint the
 writer's history tables hold (`readside.Checkpoints`, the writer's own rule), else from the
@@ -40,8 +48,9 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from perpx import readside
 from perpx.adl import AdlIndicators
@@ -56,12 +65,22 @@ from perpx.store.history import History
 from perpx.store.journal import Journal, JournalMissing
 from perpx.store.recovery import latest_sound_snapshot, listed_in_snapshot
 from perpx.transport.client import WriterClient
+from perpx.transport.wire import NotSequenced
 from perpx.venue import Listener, ServiceStopped
 
 log = logging.getLogger("perpx.gateway")
 
+T = TypeVar("T")
+
 POLL_S = 0.02  # the follower reads the journal at least this often
 OPEN_WAIT_S = 30.0  # how long a gateway waits for a journal to follow
+# How long a command waits for a writer to take it (a standby taking over after the leader
+# died: measured well under a second, `tests/recovery/test_gateway_failover.py`), resending
+# only what certainly was not sequenced.
+LEADER_WAIT_S = 3.0
+RESEND_EVERY_S = 0.05
+# A command unanswered this long makes the follower check that its leader still lives.
+STALE_S = 0.25
 
 
 def wall_clock_ms() -> int:
@@ -74,12 +93,14 @@ class GatewayService:
 
     def __init__(self, specs: list[InstrumentSpec], location: str, writer: WriterClient,
                  history: History, *, demo: bool = True, poll_s: float = POLL_S,
+                 leader_wait_s: float = LEADER_WAIT_S,
                  clock: Callable[[], int] = wall_clock_ms,
                  say: Callable[[str], None] = lambda line: None) -> None:
         self.specs: dict[str, InstrumentSpec] = {spec.symbol: spec for spec in specs}
         self.demo = demo
         self.clock = clock
         self.poll_s = poll_s
+        self.leader_wait_s = leader_wait_s
         self.history = history
         self.writer = writer
         empty = readside.fresh(specs)
@@ -97,6 +118,7 @@ class GatewayService:
         # The journal's connection lives on one thread; the event loop never waits on it.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perpx-follow")
         self._reader = self._open_reader(location, say)
+        self._epoch = self._leader_epoch()
         self.durable = DurableState(self._start(specs, location, say))
         self.snapshot_seq = self.durable.seq  # where the follower started (0: the journal's start)
         self.adl: AdlIndicators = self.durable.adl
@@ -159,6 +181,45 @@ class GatewayService:
     def _read_new(self, after: int) -> list[Command]:
         return list(self._reader.read(after + 1))
 
+    def _leader_epoch(self) -> int:
+        leader = getattr(self._reader, "leader", None)
+        record = leader() if leader is not None else None
+        return record.epoch if record is not None else 0
+
+    def _leader_moved(self) -> bool:
+        """Say whether the leader died or was replaced since the last look (follower thread).
+
+        The writer lock is free only once its holder died, and the epoch moves only when a
+        new writer took the lock: either way, the writer that took a command still
+        unanswered will never answer it.
+        """
+        alive: Callable[[], bool] | None = getattr(self._reader, "writer_alive", None)
+        epoch = self._leader_epoch()
+        moved = epoch != self._epoch or (alive is not None and not alive())
+        self._epoch = epoch
+        return moved
+
+    async def _check_leader(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Fail commands held by a dead leader now, not at the transport's timeout.
+
+        Over NATS a requester is not told that its responder died; over the Unix socket the
+        kernel says it at once (`waiting_since` is None there). Only looked at while a
+        command has waited `STALE_S`, so a healthy writer costs no query.
+        """
+        since = self.writer.waiting_since()
+        if since is None or time.monotonic() - since < STALE_S:
+            return
+        looked = time.monotonic()
+        try:
+            moved = await loop.run_in_executor(self._executor, self._leader_moved)
+        except Exception as failure:  # the journal's database hiccuped: look again later
+            log.warning("gateway: could not read the leader record: %r", failure)
+            return
+        if moved:
+            dropped = self.writer.abandon(looked)
+            log.warning("gateway: the leader died or changed; %d commands in flight have an "
+                        "unknown outcome", dropped)
+
     async def _follow(self) -> None:
         assert self._kick is not None
         loop = asyncio.get_running_loop()
@@ -180,6 +241,7 @@ class GatewayService:
                 self._stop(failure)
                 return
             self._polls.advance(number)
+            await self._check_leader(loop)
 
     async def _caught_up(self, timeout: float = READ_WAIT_S) -> None:
         """Return once a poll that started after this call has been folded."""
@@ -217,12 +279,30 @@ class GatewayService:
         """Have the writer sequence `command`; return its events once durable and shown here."""
         if self.fatal is not None:
             raise ServiceStopped("the gateway has stopped") from self.fatal
-        seq, events = await self.writer.submit(command)
+        seq, events = await self._to_writer(lambda: self.writer.submit(command))
         account_id = getattr(command, "account_id", None)
         if account_id is not None:
             self._acked[account_id] = max(self._acked.get(account_id, 0), seq)
         await self._shows(seq)
         return events
+
+    async def _to_writer(self, send: Callable[[], Awaitable[T]]) -> T:
+        """Return `send()`'s answer, resending while no writer took it, for `LEADER_WAIT_S`.
+
+        Between a leader's death and its standby's takeover nothing answers the command
+        socket (or the NATS subject); such a failure is `NotSequenced`, so resending cannot
+        apply a command twice, and the caller gets its answer from the new leader instead of
+        an error. A command that may have reached the dead leader (`OutcomeUnknown`) is never
+        resent: it goes up to the API, which tells the caller to look before retrying.
+        """
+        deadline = time.monotonic() + self.leader_wait_s
+        while True:
+            try:
+                return await send()
+            except NotSequenced:
+                if time.monotonic() >= deadline or self.fatal is not None:
+                    raise
+            await asyncio.sleep(RESEND_EVERY_S)
 
     async def settled(self) -> None:
         """Return at once: the state a gateway checks requests against is the durable one."""
@@ -243,7 +323,7 @@ class GatewayService:
         if self.durable.engine.clearing.account(account_id) is not None:
             self._funded.add(account_id)
             return
-        seq = await self.writer.fund(account_id, demo_funds)
+        seq = await self._to_writer(lambda: self.writer.fund(account_id, demo_funds))
         self._funded.add(account_id)
         self._acked[account_id] = max(self._acked.get(account_id, 0), seq)
         await self._shows(seq)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import time
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -39,6 +40,17 @@ class WriterClient(Protocol):
 
     async def close(self) -> None:
         """Release the connection."""
+
+    def waiting_since(self) -> float | None:
+        """Return when the oldest command still unanswered was sent (monotonic), or None."""
+
+    def abandon(self, sent_before: float) -> int:
+        """Fail the commands sent before `sent_before` with `OutcomeUnknown`; return how many.
+
+        For a gateway that learnt the leader died (or was replaced) while they were out: the
+        leader will never answer them, and waiting for a transport's timeout only delays
+        the caller.
+        """
 
 
 class UnixWriterClient:
@@ -128,6 +140,14 @@ class UnixWriterClient:
                                  "command may have been journaled") from None
         return self._wire.reply(body)
 
+    def waiting_since(self) -> float | None:
+        """None: a dead writer's socket is closed by the kernel, failing its commands at once."""
+        return None
+
+    def abandon(self, sent_before: float) -> int:
+        """Nothing to do (see `waiting_since`)."""
+        return 0
+
     async def close(self) -> None:
         """Close the connection (commands in flight fail with `OutcomeUnknown`)."""
         if self._writer is not None:
@@ -142,7 +162,8 @@ class NatsWriterClient:
     """Commands as NATS requests on the venue's subject.
 
     NATS says at once when no writer is subscribed (`WriterUnavailable`), but not when one
-    dies holding a request: that shows only as the timeout (`OutcomeUnknown`).
+    dies holding a request: that shows only as the timeout (`OutcomeUnknown`), unless the
+    gateway sees the leader die or change in the journal first and `abandon`s them.
     """
 
     def __init__(self, url: str, venue: str = "PERPX", timeout_s: float = 5.0) -> None:
@@ -151,6 +172,9 @@ class NatsWriterClient:
         self.timeout_s = timeout_s
         self._wire = Wire()
         self._nc: Any = None
+        # Requests out: the task waiting for each reply -> when it was sent (monotonic).
+        self._in_flight: dict[asyncio.Future[Any], float] = {}
+        self._abandoned: set[asyncio.Future[Any]] = set()
 
     async def connect(self) -> None:
         """Connect to NATS (`submit` does it on first use)."""
@@ -182,8 +206,17 @@ class NatsWriterClient:
         if not self._nc.is_connected:
             raise WriterUnavailable(f"not connected to NATS at {self.url} (the command was "
                                     "not sent)")
+        waiting = asyncio.ensure_future(
+            self._nc.request(self.subject, request, timeout=self.timeout_s))
+        self._in_flight[waiting] = time.monotonic()
         try:
-            msg = await self._nc.request(self.subject, request, timeout=self.timeout_s)
+            msg = await waiting
+        except asyncio.CancelledError:
+            if waiting not in self._abandoned:
+                raise  # our caller was cancelled
+            raise OutcomeUnknown(f"the leader that held the request on {self.subject} died "
+                                 "or was replaced: the command may have been journaled"
+                                 ) from None
         except NoRespondersError as none:
             raise WriterUnavailable(f"no writer answers {self.subject} (the command was not "
                                     "delivered)") from none
@@ -193,7 +226,23 @@ class NatsWriterClient:
         except Exception as failure:  # the connection failed with the request out
             raise OutcomeUnknown(f"NATS failed with the command in flight ({failure!r}): it "
                                  "may have been journaled") from failure
+        finally:
+            self._in_flight.pop(waiting, None)
+            self._abandoned.discard(waiting)
         return self._wire.reply(msg.data)
+
+    def waiting_since(self) -> float | None:
+        """Return when the oldest request still unanswered was sent (monotonic), or None."""
+        return min(self._in_flight.values(), default=None)
+
+    def abandon(self, sent_before: float) -> int:
+        """Fail the requests sent before `sent_before` with `OutcomeUnknown`; return how many."""
+        dropped = [task for task, sent in self._in_flight.items()
+                   if sent < sent_before and not task.done()]
+        for task in dropped:
+            self._abandoned.add(task)
+            task.cancel()
+        return len(dropped)
 
     async def close(self) -> None:
         """Close the NATS connection."""
