@@ -647,9 +647,13 @@ def sim(
     start: str | None = typer.Option(None, help="Start the replay at this UTC time "
                                                 "(2023-03-02T16:00); default the file's start."),
     traders: int = typer.Option(8, help="Noise traders (both margin and position modes)."),
-    seed: int = typer.Option(1, help="Seed of the traders and the random walk."),
-    step_ms: int = typer.Option(15_000, help="Feed and tick step, ms of feed time."),
-    check_every: int = typer.Option(1_000, help="Check invariants every N commands (0: end)."),
+    seed: int | None = typer.Option(None, help="Seed of the traders and the random walk "
+                                               "(default 1, or the scenario's)."),
+    step_ms: int | None = typer.Option(None, help="Feed and tick step, ms of feed time "
+                                                  "(default 15000, or the scenario's)."),
+    check_every: int | None = typer.Option(None, help="Check invariants every N commands "
+                                                      "(0: end; default 1000, or the "
+                                                      "scenario's)."),
     leverage: str = typer.Option("10-50", help="Traders' leverage range MIN-MAX (1-100)."),
     margin_modes: str = typer.Option("cross,isolated", help="Traders' margin modes, in turn."),
     position_modes: str = typer.Option("oneway,hedge", help="Traders' position modes "
@@ -676,6 +680,12 @@ def sim(
     report_dir: Path | None = typer.Option(None, help="Write report.md, chart.png, "
                                                       "series.csv and events.csv here."),
     sample_ms: int = typer.Option(60_000, help="Time series resolution, ms of feed time."),
+    scenario: str | None = typer.Option(
+        None, help="A venue's population in TOML: a file or a bundled name (default); it "
+                   "replaces the market maker and the traders options above."),
+    as_json: bool = typer.Option(False, "--json", help="Also print the market figures "
+                                                       "(basis, premium, funding, ADL) as JSON "
+                                                       "last."),
 ) -> None:
     """Run a market maker and noise traders against the engine on real or simulated prices.
 
@@ -691,10 +701,23 @@ def sim(
     from perpx.feeds import CandleReplay, RandomWalkFeed
     from perpx.feeds.base import PriceFeed
     from perpx.sim import Agent, MarketMaker, Simulation, noise_population
+    from perpx.sim.figures import MarketFigures
+    from perpx.sim.scenario import ScenarioError, load_scenario
     from perpx.sim.series import SeriesRecorder
     from perpx.sim.summary import summary_rows
 
     spec = _sim_spec(symbol, delivery_at)
+    venue = None
+    if scenario is not None:
+        try:
+            venue = load_scenario(scenario)
+        except ScenarioError as bad:
+            raise typer.BadParameter(str(bad), param_hint="--scenario") from None
+        insurance_fund = insurance_fund or venue.insurance_fund
+    seed = seed if seed is not None else (venue.seed if venue is not None else 1)
+    step_ms = step_ms or (venue.step_ms if venue is not None else 15_000)
+    if check_every is None:
+        check_every = venue.check_every if venue is not None else 1_000
     inverse = spec.contract.value_sign < 0
     # Defaults in the contract's own units: USDT and BTC for linear, BTC and USD contracts
     # for inverse (about the same exposure at the bundled prices).
@@ -733,10 +756,16 @@ def sim(
         stop_loss=stop_loss if stop_loss > 0 else float("inf"), take_profit=take_profit,
         max_hold_ms=int(hold_hours * 3_600_000))
     agents: list[Agent] = [MarketMaker(1, spec.symbol, level_qty=maker_qty), *population]
-    recorder = SeriesRecorder(spec, every_ms=sample_ms,
-                              traders={t.account_id for t in population})
+    followed = {t.account_id for t in population}
+    if venue is not None:
+        from perpx.sim.scenario import SIGNAL_IDS
+
+        agents = venue.agents(spec.symbol, seed)
+        followed = {a.account_id for a in agents if a.account_id >= SIGNAL_IDS}
+    recorder = SeriesRecorder(spec, every_ms=sample_ms, traders=followed)
+    figures = MarketFigures(spec.symbol)
     simulation = Simulation([spec], feed, agents, tick_every_ms=step_ms, seed=seed,
-                            check_every=check_every, observers=[recorder],
+                            check_every=check_every, observers=[recorder, figures],
                             insurance_fund_atoms=fund_atoms)
     started = time.monotonic()
     end_ms = start_ms + int(hours * 3_600_000)
@@ -746,10 +775,11 @@ def sim(
     table = Table(title="summary")
     table.add_column("")
     table.add_column("", justify="right")
-    for label, value in summary_rows(recorder, report):
+    for label, value in [*summary_rows(recorder, report), *figures.rows()]:
         table.add_row(label, value)
     console.print(table)
-    console.print(f"{report.commands:,} commands in {time.monotonic() - started:.1f} s; "
+    elapsed = time.monotonic() - started
+    console.print(f"{report.commands:,} commands in {elapsed:.1f} s; "
                   f"invariants held at every check")
     command_line = "perpx sim " + shlex.join(sys.argv[2:] if len(sys.argv) > 2 else [])
     if plot is not None:
@@ -763,6 +793,10 @@ def sim(
         written = write_report_dir(recorder, report, report_dir, command_line=command_line)
         console.print(f"report written to {report_dir}: "
                       + ", ".join(p.name for p in written))
+    if as_json:
+        typer.echo(json.dumps({"scenario": venue.name if venue is not None else None,
+                               "agents": len(agents), "commands": report.commands,
+                               "seconds": round(elapsed, 1), **figures.as_dict()}))
 
 
 def _utc_ms(text: str, option: str) -> int:
