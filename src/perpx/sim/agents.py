@@ -74,6 +74,10 @@ class MarketView:
         """Return the mark price, if any."""
         return self._engine.mark_price.get(symbol)
 
+    def last_ticks(self, symbol: str) -> int | None:
+        """Return the last traded price, if any (Bybit's public lastPrice)."""
+        return self._engine.last_price.get(symbol)
+
     def best_bid(self, symbol: str) -> int | None:
         """Return the best bid in ticks, if any."""
         return self._engine.books[symbol].best_bid()

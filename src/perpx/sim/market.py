@@ -67,8 +67,11 @@ class DepthMaker:
 
     Level i (0-based) sits at ``center ∓ index × (half_spread + i × level_step) × widen``
     with ``level_qty × (1 + i × qty_growth) / widen`` lots: size grows away from the mid.
-    ``center = index × (1 − skew)``, the skew ``inventory / skew_unit × skew_per_unit``
-    within ±`max_skew` (a long maker lowers its quotes to sell). `widen` is 1 while the
+    ``center = index × (1 + basis × basis_follow − skew)``: `basis` is a moving average
+    (weight `basis_alpha` a step) of the last trade's premium over the index, so the book
+    leans the way the flow has been trading it (how a perpetual comes to trade at a premium
+    in a long crowd); the skew is ``inventory / skew_unit × skew_per_unit`` within
+    ±`max_skew` (a long maker lowers its quotes to sell). `widen` is 1 while the
     index's mean step over `vol_window_ms` is at most `calm_step`, and grows in proportion
     above it (capped at `max_widen`): wider and thinner when volatility rises. When the
     index moves more than `pull_move` within `vol_window_ms` (0: never), the maker cancels
@@ -82,7 +85,8 @@ class DepthMaker:
                  skew_unit: str = "1", skew_per_unit: str = "0.0001",
                  max_skew: str = "0.002", leverage: int = 10, vol_window_ms: int = 10 * 60_000,
                  calm_step: str = "0.0006", max_widen: str = "4", pull_move: str = "0",
-                 pull_ms: int = 15 * 60_000, requote: str = "0.00002") -> None:
+                 pull_ms: int = 15 * 60_000, requote: str = "0.00002",
+                 basis_follow: str = "0", basis_alpha: str = "0.1") -> None:
         if levels <= 0:
             raise ValueError("DepthMaker: at least one level")
         self.account_id = account_id
@@ -103,6 +107,9 @@ class DepthMaker:
         self.pull_move_rate = to_rate(pull_move)
         self.pull_ms = pull_ms
         self.requote_rate = to_rate(requote)
+        self.basis_follow_rate = to_rate(basis_follow)
+        self.basis_alpha_rate = to_rate(basis_alpha)
+        self.basis_rate = 0  # moving average of (last − index) / index, 10**-8
         self.level_lots: list[int] = []  # set at setup, from the instrument
         self.skew_unit_lots = 1
         self.pulled_until_ms: int | None = None
@@ -136,10 +143,23 @@ class DepthMaker:
         """Return the order link id of one ladder level (stable, so refreshes find it)."""
         return f"dm{self.account_id}-{'b' if side is Side.BUY else 'a'}{level}"
 
+    def center_ticks(self, view: MarketView, index: int) -> int:
+        """Return the ladder's center: the index moved by the followed basis and the skew."""
+        shift = self.basis_rate * self.basis_follow_rate // RATE_ONE - self.skew_rate(view)
+        return index + _ticks_of_rate(index, shift)
+
+    def observe_basis(self, view: MarketView, index: int) -> None:
+        """Fold the last trade's basis into the moving average the center follows."""
+        last = view.last_ticks(self.symbol)
+        if last is None or not self.basis_follow_rate:
+            return
+        basis = (last - index) * RATE_ONE // index
+        self.basis_rate += (basis - self.basis_rate) * self.basis_alpha_rate // RATE_ONE
+
     def ladder(self, view: MarketView, index: int, widen: int) -> dict[str, tuple[Side, int, int]]:
         """Return the wanted quotes by link id: (side, price in ticks, lots)."""
         spec = view.instrument(self.symbol)
-        center = index - _ticks_of_rate(index, self.skew_rate(view))
+        center = self.center_ticks(view, index)
         wanted: dict[str, tuple[Side, int, int]] = {}
         for level, lots in enumerate(self.level_lots):
             rate = (self.half_spread_rate + level * self.level_step_rate) * widen // RATE_ONE
@@ -167,9 +187,10 @@ class DepthMaker:
                 self._quoted = None
                 return
             self.pulled_until_ms = None
+        self.observe_basis(view, index)
         widen = self.widen_rate()
         wanted = self.ladder(view, index, widen)
-        center = index - _ticks_of_rate(index, self.skew_rate(view))
+        center = self.center_ticks(view, index)
         tolerance = max(1, _ticks_of_rate(index, self.requote_rate))
         whole = all(link in resting and resting[link].leaves_lots == lots
                     for link, (_, _, lots) in wanted.items())
