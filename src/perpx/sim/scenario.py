@@ -182,10 +182,20 @@ def parse_scenario(text: str, name: str = "scenario") -> Scenario:
         arbitrageurs=_check_list(doc, "arbitrageurs", Arbitrageur),
         signals=_check_list(doc, "signals", SignalTrader),
         retail=_check_retail(doc.get("retail")), **run)
-    try:  # every amount and setting is checked now, not in the middle of a run
-        scenario.agents("BTCUSDT")
-    except (ValueError, TypeError, KeyError) as bad:
-        raise ScenarioError(f"{name}: {bad}") from None
+    # Every amount and setting is checked now, table by table, not in the middle of a run.
+    for key, cls, tables in (("makers", DepthMaker, scenario.makers),
+                             ("arbitrageurs", Arbitrageur, scenario.arbitrageurs),
+                             ("signals", SignalTrader, scenario.signals)):
+        for i, table in enumerate(tables):
+            try:
+                cls(1, "BTCUSDT", **({"seed": 0} if cls is SignalTrader else {}),
+                    **_without(table, "count"))
+            except (ValueError, TypeError) as bad:
+                raise ScenarioError(f"{key}[{i}]: {bad}") from None
+    try:
+        scenario.retail_traders("BTCUSDT", random.Random(0))
+    except (ValueError, TypeError) as bad:
+        raise ScenarioError(f"retail: {bad}") from None
     return scenario
 
 
