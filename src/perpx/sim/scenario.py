@@ -116,7 +116,8 @@ def _settings_of(cls: type, drawn: set[str] | None = None) -> dict[str, type]:
     """Return an agent's keyword settings and their types, from its constructor's defaults."""
     fields: dict[str, type] = {}
     for name, param in inspect.signature(cls).parameters.items():
-        if name in _NOT_SETTINGS or name in (drawn or ()) or param.default is inspect.Parameter.empty:
+        if (name in _NOT_SETTINGS or name in (drawn or ())
+                or param.default is inspect.Parameter.empty):
             continue
         fields[name] = type(param.default)
     return fields
@@ -130,7 +131,7 @@ def _check(table: Any, where: str, allowed: dict[str, type]) -> dict[str, Any]:
             raise ScenarioError(f"{where}.{key}: unknown field (known: "
                                 f"{', '.join(sorted(allowed))})")
         want = allowed[key]
-        ok = (isinstance(value, want) and not (want is int and isinstance(value, bool))
+        ok = ((isinstance(value, want) and not (want is int and isinstance(value, bool)))
               or (want is float and isinstance(value, int) and not isinstance(value, bool)))
         if not ok:
             raise ScenarioError(f"{where}.{key}: a {want.__name__}, not {value!r}")
@@ -188,8 +189,8 @@ def parse_scenario(text: str, name: str = "scenario") -> Scenario:
                              ("signals", SignalTrader, scenario.signals)):
         for i, table in enumerate(tables):
             try:
-                cls(1, "BTCUSDT", **({"seed": 0} if cls is SignalTrader else {}),
-                    **_without(table, "count"))
+                extra: dict[str, Any] = {"seed": 0} if cls is SignalTrader else {}
+                cls(1, "BTCUSDT", **extra, **_without(table, "count"))
             except (ValueError, TypeError) as bad:
                 raise ScenarioError(f"{key}[{i}]: {bad}") from None
     try:
