@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,13 @@ def test_signal_trader_follows_or_fades_the_move(style: str, move: int, want: in
     trader.window.add(0, 100_000)
     trader.window.add(60_000, move)
     assert trader.signal() == want
+
+
+def test_perpx_sim_runs_the_default_scenario_and_prints_its_figures_as_json() -> None:
+    result = CliRunner().invoke(app, ["sim", "--scenario", "default", "--hours", "0.5",
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output.strip().splitlines()[-1])
+    assert figures["scenario"] == "default" and figures["agents"] == 51
+    assert figures["premium_samples"] >= 29 and figures["basis_p95"] is not None
+    assert "premium index non-zero" in result.output and "invariants held" in result.output
