@@ -90,8 +90,10 @@ def _rest(venue: tuple[Server, ApiKey], method: str, path: str,
 
 def test_public_view_fills_with_live_data(page: Page) -> None:
     expect(page.locator("body")).to_have_attribute("data-ready", "1", timeout=20_000)
-    timing = page.evaluate("""() => { const n = performance.getEntriesByType('navigation')[0];
-        return {load: n.loadEventEnd - n.startTime, dom: n.domContentLoadedEventEnd - n.startTime}; }""")
+    timing = page.evaluate("""() => {
+        const n = performance.getEntriesByType('navigation')[0];
+        return {load: n.loadEventEnd - n.startTime, dom: n.domContentLoadedEventEnd - n.startTime};
+    }""")
     print(f"page load {timing['load']:.0f} ms (DOMContentLoaded {timing['dom']:.0f} ms)")
     assert 0 < timing["load"] < 1000, timing
     expect(page.locator("#asks tr").first).to_be_visible(timeout=10_000)
@@ -162,3 +164,19 @@ def test_sign_in_and_trade_from_the_ticket(page: Page, venue: tuple[Server, ApiK
     # close it from the table
     page.locator("#positions tbody tr").first.get_by_role("button", name="Close").click()
     expect(page.locator("#positions tbody tr")).to_have_count(0, timeout=10_000)
+
+
+def test_page_routes_leave_the_api_alone(venue: tuple[Server, ApiKey]) -> None:
+    """`/` and `/web/` serve the page's files; every `/v5` path is still the API's."""
+    with httpx.Client(base_url=venue[0].url, timeout=10) as client:
+        index = client.get("/")
+        assert index.status_code == 200 and "text/html" in index.headers["content-type"]
+        assert "/web/app.js" in index.text
+        script = client.get("/web/app.js")
+        assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+        chart = client.get("/web/vendor/lightweight-charts.standalone.production.js")
+        assert chart.status_code == 200
+        assert client.get("/v5/market/time").json()["retCode"] == 0
+        assert client.get("/web/missing.js").status_code == 404
+        unknown = client.get("/v5/no/such/route")
+        assert unknown.status_code == 404 and unknown.json()["retCode"] != 0

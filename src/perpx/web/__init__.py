@@ -19,7 +19,7 @@ PREFIX = "/web/"
 
 
 async def index(request: Request) -> Response:
-    """The page itself (its scripts and styles come from `/web/`)."""
+    """Serve the page itself (its scripts and styles come from `/web/`)."""
     return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
 

@@ -133,7 +133,7 @@ function onTrades(list) {
   for (const t of list) state.trades.unshift(t);
   state.trades.length = Math.min(state.trades.length, 40);
   document.querySelector("#trades tbody").innerHTML = state.trades.map((t) =>
-    `<tr><td class="${t.S === "Buy" ? "buy-t" : "sell-t"}">${fmtP(t.p)}</td><td>${esc(t.v)}</td><td>${new Date(t.T).toLocaleTimeString()}</td></tr>`).join("");
+    `<tr><td class="${t.S === "Buy" ? "buy-t" : "sell-t"}">${fmtP(t.p)}</td><td>${esc(t.v)}</td><td>${new Date(t.T).toLocaleTimeString([], { hour12: false })}</td></tr>`).join("");
 }
 
 // ---- public stream ----
