@@ -105,6 +105,30 @@ def test_public_view_fills_with_live_data(page: Page) -> None:
                            timeout=15_000)
 
 
+def test_book_keeps_up_within_one_core(page: Page) -> None:
+    """Over 5 s the book follows every stream frame and the tab's main thread stays under a core.
+
+    Main-thread busy time is Chromium's `TaskDuration` metric (DevTools protocol).
+    """
+    expect(page.locator("#asks tr").first).to_be_visible(timeout=20_000)
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Performance.enable")
+
+    def sample() -> tuple[float, int]:
+        metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+        frames = int(page.get_attribute("#book", "data-frames") or 0)
+        return float(metrics["TaskDuration"]), frames
+
+    busy0, frames0 = sample()
+    page.wait_for_timeout(5000)
+    busy1, frames1 = sample()
+    cpu = (busy1 - busy0) / 5
+    print(f"book: {(frames1 - frames0) / 5:.1f} stream frames/s painted; tab main thread "
+          f"{cpu:.3f} of a core")
+    assert frames1 > frames0
+    assert cpu < 1.0
+
+
 def test_sign_in_and_trade_from_the_ticket(page: Page, venue: tuple[Server, ApiKey]) -> None:
     key = venue[1]
     expect(page.locator("body")).to_have_attribute("data-ready", "1", timeout=20_000)
