@@ -47,9 +47,11 @@ class Server:
     """
 
     def __init__(self, data: Path, journal: str | None, *, port: int = 0,
-                 role: str = "all", extra: tuple[str, ...] = ()) -> None:
+                 role: str = "all", extra: tuple[str, ...] = (), maker: bool = False) -> None:
         args = [sys.executable, "-m", "perpx.cli", "serve", "--data", str(data), "--port",
-                str(port), "--no-maker", "--snapshot-every", "120", "--snapshot-seconds", "0"]
+                str(port), "--snapshot-every", "120", "--snapshot-seconds", "0"]
+        if not maker:  # most tests want only their own orders in the book
+            args.append("--no-maker")
         if journal is not None:
             args += ["--journal", journal]
         if role != "all":

@@ -46,6 +46,7 @@ from perpx.durable import ReadTimeout
 from perpx.store.history import CursorError, HistoryUnavailable
 from perpx.transport.wire import NotSequenced, OutcomeUnknown
 from perpx.venue import ServiceStopped, Venue
+from perpx.web import is_web_path, web_routes
 
 log = logging.getLogger("perpx.api")
 
@@ -252,7 +253,7 @@ class RestApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection scope."""
         if scope["type"] != "http" or scope["method"] not in self.methods or \
-                (self.extra_routes and self._claimed(scope)):
+                is_web_path(scope["path"]) or (self.extra_routes and self._claimed(scope)):
             await self.starlette(scope, receive, send)
             return
         method: str = scope["method"]
@@ -339,6 +340,6 @@ def create_app(service: Venue, keys: KeyStore, *,
                 await service.close()
 
     streams = build_routes(service_hub(service), gate, service.submit)
-    routes: list[BaseRoute] = [*streams, *extra_routes,
+    routes: list[BaseRoute] = [*streams, *web_routes(), *extra_routes,
                                Route("/{path:path}", dispatch, methods=METHODS)]
     return RestApp(dispatcher, Starlette(routes=routes, lifespan=lifespan), extra_routes)
