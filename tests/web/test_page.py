@@ -4,7 +4,8 @@ The page loads, fills its book, trades and chart from the public streams; a key 
 `perpx keys create` signs in; the ticket places a limit order (shown in the book and open
 orders) that is then cancelled, shows Bybit's message for a bad order, and opens a position
 by market whose liquidation price is the one REST `/v5/position/list` gives. Screenshots go to
-docs/img/. Without Chromium or Playwright the test skips, or fails under
+a temporary folder, or to docs/img/ (the README's) with PERPX_SCREENSHOTS=docs/img, so a test
+run leaves the tree as it was. Without Chromium or Playwright the test skips, or fails under
 PERPX_REQUIRE_BROWSER=1 (CI).
 """
 
@@ -15,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,9 @@ from perpx.api.keys import ApiKey
 from support.serving import Server, signed
 
 ROOT = Path(__file__).resolve().parents[2]
-IMG = ROOT / "docs" / "img"
+# Where the screenshots go: the README's folder only when asked (PERPX_SCREENSHOTS=docs/img).
+IMG = ROOT / os.environ["PERPX_SCREENSHOTS"] if os.environ.get("PERPX_SCREENSHOTS") else Path(
+    tempfile.gettempdir()) / "perpx-web-screenshots"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
