@@ -24,7 +24,7 @@ SIDES = {"Buy": "buy", "Sell": "sell"}
 
 
 async def order(ctx: Context) -> dict[str, Any]:
-    """The cost of an order and the isolated position it would open at its price.
+    """Return the cost of an order and the isolated position it would open at its price.
 
     `symbol`, `side` (Buy/Sell), `price`, `qty` and `leverage` are required; `price` and
     `qty` must be on the instrument's grid and positive, `leverage` within its range. The
