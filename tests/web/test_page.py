@@ -2,11 +2,14 @@
 
 The page loads, fills its book, trades and chart from the public streams; a key made with
 `perpx keys create` signs in; the ticket places a limit order (shown in the book and open
-orders) that is then cancelled, shows Bybit's message for a bad order, and opens a position
-by market whose liquidation price is the one REST `/v5/position/list` gives. Screenshots go to
-a temporary folder, or to docs/img/ (the README's) with PERPX_SCREENSHOTS=docs/img, so a test
-run leaves the tree as it was. Without Chromium or Playwright the test skips, or fails under
-PERPX_REQUIRE_BROWSER=1 (CI).
+orders) with the cost and liquidation price of `perpx calc` beside the ticket, amends it (it
+moves in the book) and cancels it, shows Bybit's message for a bad order, and opens a position
+by market whose liquidation price is the one REST `/v5/position/list` gives; it sets TP/SL on
+the position, closes it and finds the closed P&L row in the history tab. A conditional order
+rests as Untriggered, and the operator view shows the insurance fund and funding history.
+Screenshots go to a temporary folder, or to docs/img/ (the README's) with
+PERPX_SCREENSHOTS=docs/img, so a test run leaves the tree as it was. Without Chromium or
+Playwright the test skips, or fails under PERPX_REQUIRE_BROWSER=1 (CI).
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from typing import Any
 import httpx
 import pytest
 
+from perpx import calculator
 from perpx.api.keys import ApiKey
+from perpx.instruments import bundled_instruments
 from support.serving import Server, signed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -154,8 +159,21 @@ def test_sign_in_and_trade_from_the_ticket(page: Page, venue: tuple[Server, ApiK
     expect(row).to_have_count(1, timeout=10_000)
     expect(row.first).to_contain_text(price)
     expect(page.locator("#bids")).to_contain_text(price, timeout=10_000)
+    # the ticket's estimate is `perpx calc`'s (via GET /perpx/calc/order), at the page's leverage
+    spec = next(s for s in bundled_instruments() if s.symbol == "BTCUSDT")
+    leverage = page.input_value("#o-lev")
+    cost = calculator.order_cost(calculator.inputs(spec, "buy", leverage, None), price, "0.01")
+    expect(page.locator("#o-estimate")).to_have_attribute("data-cost", cost["order_cost"],
+                                                          timeout=10_000)
     IMG.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(IMG / "web-limit-order.png"))
+    # amend its price inline: the order moves in the book
+    moved = f"{float(price) - 5.0:.1f}"
+    row.first.locator(".am-price").fill(moved)
+    row.first.get_by_role("button", name="Amend").click()
+    expect(page.locator("#ticket-msg")).to_have_text("Amended", timeout=10_000)
+    expect(page.locator("#orders tbody tr .am-price")).to_have_value(moved, timeout=10_000)
+    expect(page.locator("#bids")).to_contain_text(moved, timeout=10_000)
     row.first.get_by_role("button", name="Cancel").click()
     expect(page.locator("#orders tbody tr")).to_have_count(0, timeout=10_000)
 
@@ -187,11 +205,76 @@ def test_sign_in_and_trade_from_the_ticket(page: Page, venue: tuple[Server, ApiK
     liq = rest_liq()
     assert liq and float(liq) > 0
     expect(page.locator("#positions .liq")).to_have_text(liq, timeout=10_000)
+
+    # TP/SL on the position (POST /v5/position/trading-stop), shown in its row
+    held = _rest(venue, "GET", "/v5/position/list", {"category": "linear", "symbol": "BTCUSDT"})
+    entry = float(held["result"]["list"][0]["avgPrice"])
+    take, stop = f"{round(entry * 1.2):.1f}", f"{round(entry * 0.8):.1f}"
+    position = page.locator("#positions tbody tr").first
+    position.locator(".tp").fill(take)
+    position.locator(".sl").fill(stop)
+    position.get_by_role("button", name="Set").click()
+    expect(page.locator("#ticket-msg")).to_have_text("TP/SL set", timeout=10_000)
+    row_rest = _rest(venue, "GET", "/v5/position/list",
+                     {"category": "linear", "symbol": "BTCUSDT"})["result"]["list"][0]
+    assert float(row_rest["takeProfit"]) == float(take)
+    assert float(row_rest["stopLoss"]) == float(stop)
+    expect(page.locator("#positions .tp")).to_have_value(row_rest["takeProfit"], timeout=10_000)
+    expect(page.locator("#positions .sl")).to_have_value(row_rest["stopLoss"])
+    expect(page.locator("#positions .im")).not_to_have_text("")
+    expect(page.locator("#positions .roi")).to_contain_text("%")
     page.screenshot(path=str(IMG / "web-trading.png"))
 
-    # close it from the table
+    # close it from the table; the closed P&L row is in the history tab, as REST has it
     page.locator("#positions tbody tr").first.get_by_role("button", name="Close").click()
     expect(page.locator("#positions tbody tr")).to_have_count(0, timeout=10_000)
+    page.get_by_role("tab", name="Closed P&L").click()
+    closed = _rest(venue, "GET", "/v5/position/closed-pnl",
+                   {"category": "linear", "symbol": "BTCUSDT"})["result"]["list"]
+    assert closed
+    expect(page.locator("#history tbody tr").first).to_contain_text(closed[0]["closedPnl"],
+                                                                    timeout=10_000)
+    page.screenshot(path=str(IMG / "web-history.png"))
+
+
+def test_conditional_order_rests_untriggered(page: Page, venue: tuple[Server, ApiKey]) -> None:
+    expect(page.locator("#signed")).to_be_visible(timeout=10_000)
+    ticker = _rest(venue, "GET", "/v5/market/tickers", {"category": "linear", "symbol": "BTCUSDT"})
+    last = float(ticker["result"]["list"][0]["lastPrice"])
+    page.select_option("#o-type", "Market")
+    page.check("#o-cond")
+    page.fill("#o-trig", f"{round(last * 1.3):.1f}")
+    page.select_option("#o-trig-by", "MarkPrice")
+    page.fill("#o-qty", "0.01")
+    page.click("#o-submit")
+    expect(page.locator("#ticket-msg")).to_have_class("ok", timeout=10_000)
+    row = page.locator("#orders tbody tr").first
+    expect(row.locator(".status")).to_have_text("Untriggered", timeout=10_000)
+    expect(row).to_contain_text("MarkPrice")
+    row.get_by_role("button", name="Cancel").click()
+    expect(page.locator("#orders tbody tr")).to_have_count(0, timeout=10_000)
+    page.uncheck("#o-cond")
+
+
+def test_operator_view(page: Page, venue: tuple[Server, ApiKey]) -> None:
+    """`/#operator`: the insurance fund (polled, charted) and funding history, as REST has them."""
+    page.evaluate("() => { location.hash = '#operator'; }")
+    expect(page.locator("#operator-view")).to_be_visible(timeout=10_000)
+    with httpx.Client(base_url=venue[0].url, timeout=10) as client:
+        fund = client.get("/v5/market/insurance").json()["result"]["list"]
+        funding = client.get("/v5/market/funding/history",
+                             params={"category": "linear", "symbol": "BTCUSDT"}).json()
+    usdt = next(f for f in fund if f["coin"] == "USDT")
+    expect(page.locator('#insurance tr[data-coin="USDT"] .balance')).to_have_text(
+        usdt["balance"], timeout=10_000)
+    page.wait_for_function(
+        "() => Number(document.getElementById('insurance-chart').dataset.points || 0) >= 1")
+    expect(page.locator("#funding")).to_have_attribute(
+        "data-rows", str(len(funding["result"]["list"])), timeout=10_000)
+    expect(page.locator("#status")).to_contain_text("Round trip", timeout=10_000)
+    page.screenshot(path=str(IMG / "web-operator.png"))
+    page.evaluate("() => { location.hash = ''; }")
+    expect(page.locator("#trade-view")).to_be_visible()
 
 
 def test_page_routes_leave_the_api_alone(venue: tuple[Server, ApiKey]) -> None:

@@ -96,6 +96,7 @@ function onBook(msg) {
   const d = msg.data;
   if (msg.type === "snapshot") { state.asks.clear(); state.bids.clear(); }
   state.bookFrames = (state.bookFrames || 0) + 1;  // read by the browser test (stream rate)
+  if (d.seq !== undefined) state.bookSeq = d.seq;
   for (const [side, rows] of [[state.asks, d.a], [state.bids, d.b]])
     for (const [p, s] of rows) { if (Number(s) === 0) side.delete(p); else side.set(p, Number(s)); }
   scheduleBook();
@@ -179,19 +180,38 @@ function fillIntervals() {
 }
 
 // ---- account ----
+const stopText = (v) => (v && Number(v) !== 0 ? v : "");
+const editing = () => document.activeElement?.matches?.("#positions input, #orders input");
+function positionRow(p) {
+  // ROI as Bybit's page shows it: unrealised P&L over the position's IM, both REST's figures.
+  const roi = Number(p.positionIM) > 0 ? `${(100 * Number(p.unrealisedPnl) / Number(p.positionIM)).toFixed(2)}%` : "–";
+  return `<tr data-symbol="${esc(p.symbol)}"><td>${esc(p.symbol)}</td><td class="${p.side === "Buy" ? "buy-t" : "sell-t"}">${esc(p.side)}</td><td>${esc(p.size)}</td><td>${esc(p.avgPrice)}</td><td>${esc(p.markPrice)}</td><td class="liq">${esc(p.liqPrice)}</td><td>${esc(p.unrealisedPnl)}</td>
+     <td class="roi">${roi}</td><td class="im">${esc(p.positionIM)}</td><td class="adl">${esc(p.adlRankIndicator ?? "")}</td>
+     <td class="tpsl"><input class="tp" aria-label="Take profit" placeholder="TP" size="8" value="${esc(stopText(p.takeProfit))}"><input class="sl" aria-label="Stop loss" placeholder="SL" size="8" value="${esc(stopText(p.stopLoss))}"><input class="trail" aria-label="Trailing stop distance" placeholder="trail" size="6" value="${esc(stopText(p.trailingStop))}"><button type="button" data-tpsl="${esc(p.symbol)}" data-idx="${p.positionIdx}">Set</button></td>
+     <td><button type="button" data-close="${esc(p.symbol)}" data-side="${p.side === "Buy" ? "Sell" : "Buy"}" data-qty="${esc(p.size)}" data-idx="${p.positionIdx}">Close</button></td></tr>`;
+}
+function orderRow(o) {
+  const trig = Number(o.triggerPrice) > 0 ? `${esc(o.triggerPrice)} ${esc(o.triggerBy)} ${o.triggerDirection === 1 ? "↑" : "↓"}` : "";
+  const price = o.orderType === "Market" ? "Market" : `<input class="am-price" aria-label="Amend price" size="9" value="${esc(o.price)}">`;
+  return `<tr data-order="${esc(o.orderId)}"><td>${esc(o.symbol)}</td><td class="${o.side === "Buy" ? "buy-t" : "sell-t"}">${esc(o.side)}</td><td>${esc(o.orderType)}</td><td>${price}</td><td><input class="am-qty" aria-label="Amend quantity" size="7" value="${esc(o.qty)}"></td><td>${trig}</td><td>${esc(o.cumExecQty)}</td><td class="status">${esc(o.orderStatus)}</td>
+     <td><button type="button" data-amend="${esc(o.orderId)}" data-symbol="${esc(o.symbol)}" data-price="${esc(o.price)}" data-qty="${esc(o.qty)}">Amend</button> <button type="button" data-cancel="${esc(o.orderId)}" data-symbol="${esc(o.symbol)}">Cancel</button></td></tr>`;
+}
 async function refreshAccount() {
   if (!state.creds) return;
-  const [pos, ord, wal] = await Promise.all([
+  if (editing()) { scheduleRefresh(); return; }  // don't wipe a field the user is typing in
+  const [pos, ord, wal, info] = await Promise.all([
     priv("GET", "/v5/position/list", { category: "linear", settleCoin: "USDT" }),
     priv("GET", "/v5/order/realtime", { category: "linear", settleCoin: "USDT" }),
-    priv("GET", "/v5/account/wallet-balance", { accountType: "UNIFIED" })]);
-  const positions = (pos.result?.list || []).filter((p) => Number(p.size) > 0);
-  document.querySelector("#positions tbody").innerHTML = positions.map((p) =>
-    `<tr data-symbol="${esc(p.symbol)}"><td>${esc(p.symbol)}</td><td class="${p.side === "Buy" ? "buy-t" : "sell-t"}">${esc(p.side)}</td><td>${esc(p.size)}</td><td>${esc(p.avgPrice)}</td><td>${esc(p.markPrice)}</td><td class="liq">${esc(p.liqPrice)}</td><td>${esc(p.unrealisedPnl)}</td>
-     <td><button type="button" data-close="${esc(p.symbol)}" data-side="${p.side === "Buy" ? "Sell" : "Buy"}" data-qty="${esc(p.size)}" data-idx="${p.positionIdx}">Close</button></td></tr>`).join("");
-  document.querySelector("#orders tbody").innerHTML = (ord.result?.list || []).map((o) =>
-    `<tr data-order="${esc(o.orderId)}"><td>${esc(o.symbol)}</td><td class="${o.side === "Buy" ? "buy-t" : "sell-t"}">${esc(o.side)}</td><td>${esc(o.orderType)}</td><td>${esc(o.price)}</td><td>${esc(o.qty)}</td><td>${esc(o.cumExecQty)}</td><td>${esc(o.orderStatus)}</td>
-     <td><button type="button" data-cancel="${esc(o.orderId)}" data-symbol="${esc(o.symbol)}">Cancel</button></td></tr>`).join("");
+    priv("GET", "/v5/account/wallet-balance", { accountType: "UNIFIED" }),
+    priv("GET", "/v5/account/info", {})]);
+  if (editing()) { scheduleRefresh(); return; }
+  const all = pos.result?.list || [];
+  const mine = all.find((p) => p.symbol === state.symbol);
+  if (mine && document.activeElement !== $("o-lev")) $("o-lev").value = mine.leverage;
+  if (info.result?.marginMode) $("margin-mode").value = info.result.marginMode;
+  state.positions = all.filter((p) => Number(p.size) > 0);
+  document.querySelector("#positions tbody").innerHTML = state.positions.map(positionRow).join("");
+  document.querySelector("#orders tbody").innerHTML = (ord.result?.list || []).map(orderRow).join("");
   const w = wal.result?.list?.[0];
   if (w) {
     const pct = (v) => `${(Number(v) * 100).toFixed(2)}%`;
@@ -199,6 +219,36 @@ async function refreshAccount() {
       ["IM rate", pct(w.accountIMRate)], ["MM rate", pct(w.accountMMRate)]]
       .map(([k, v]) => `<span>${k}</span><span id="w-${k.split(" ")[0].toLowerCase()}">${esc(v)}</span>`).join("");
   }
+  if (state.history) loadHistory2(state.history, false);
+}
+
+// ---- history tabs (REST, paged by cursor) ----
+const when = (ms) => new Date(Number(ms)).toLocaleString([], { hour12: false });
+const HISTORY = {
+  orders: { path: "/v5/order/history", params: { category: "linear" }, cols: [["Time", "createdTime", when], ["Symbol", "symbol"], ["Side", "side"], ["Type", "orderType"], ["Price", "price"], ["Qty", "qty"], ["Filled", "cumExecQty"], ["Status", "orderStatus"]] },
+  trades: { path: "/v5/execution/list", params: { category: "linear" }, cols: [["Time", "execTime", when], ["Symbol", "symbol"], ["Side", "side"], ["Price", "execPrice"], ["Qty", "execQty"], ["Fee", "execFee"], ["Type", "execType"]] },
+  pnl: { path: "/v5/position/closed-pnl", params: { category: "linear" }, cols: [["Time", "updatedTime", when], ["Symbol", "symbol"], ["Side", "side"], ["Qty", "closedSize"], ["Entry", "avgEntryPrice"], ["Exit", "avgExitPrice"], ["Closed P&L", "closedPnl"]] },
+  log: { path: "/v5/account/transaction-log", params: { accountType: "UNIFIED" }, cols: [["Time", "transactionTime", when], ["Symbol", "symbol"], ["Type", "type"], ["Qty", "qty"], ["Change", "change"], ["Cash flow", "cashFlow"], ["Balance", "cashBalance"], ["Fee", "fee"]] },
+};
+async function loadHistory2(name, more) {
+  const h = HISTORY[name];
+  const params = { ...h.params, limit: 20 };
+  if (more && state.historyCursor) params.cursor = state.historyCursor;
+  const r = await priv("GET", h.path, params);
+  if (r.retCode !== 0) { showMsg(`${r.retMsg} (${r.retCode})`, true); return; }
+  if (state.history !== name) return;  // another tab was chosen meanwhile
+  state.historyCursor = r.result.nextPageCursor || "";
+  document.querySelector("#history thead").innerHTML = `<tr>${h.cols.map(([t]) => `<th>${t}</th>`).join("")}</tr>`;
+  const body = r.result.list.map((row) => `<tr>${h.cols.map(([, k, f]) => `<td>${esc(f ? f(row[k]) : row[k] ?? "")}</td>`).join("")}</tr>`).join("");
+  const tbody = document.querySelector("#history tbody");
+  if (more) tbody.insertAdjacentHTML("beforeend", body); else tbody.innerHTML = body;
+  $("history-more").hidden = !state.historyCursor;
+}
+function chooseHistory(name) {
+  state.history = name;
+  state.historyCursor = "";
+  for (const b of document.querySelectorAll("#history-tabs button")) b.setAttribute("aria-selected", String(b.dataset.h === name));
+  if (state.creds) loadHistory2(name, false);
 }
 let refreshTimer = 0;
 function scheduleRefresh() { clearTimeout(refreshTimer); refreshTimer = setTimeout(refreshAccount, 150); }
@@ -234,7 +284,7 @@ function signOut() {
   state.creds = null;
   if (state.priv) { state.priv.onclose = null; state.priv.close(); state.priv = null; }
   $("signin").hidden = false; $("signed").hidden = true; $("signin-hint").hidden = false;
-  for (const t of ["#positions tbody", "#orders tbody"]) document.querySelector(t).innerHTML = "";
+  for (const t of ["#positions tbody", "#orders tbody", "#history tbody"]) document.querySelector(t).innerHTML = "";
   $("wallet").innerHTML = "";
 }
 
@@ -253,6 +303,13 @@ async function placeOrder(e) {
   if ($("o-reduce").checked) body.reduceOnly = true;
   if ($("o-tp").value.trim()) body.takeProfit = $("o-tp").value.trim();
   if ($("o-sl").value.trim()) body.stopLoss = $("o-sl").value.trim();
+  if ($("o-cond").checked) {
+    const trig = $("o-trig").value.trim();
+    body.triggerPrice = trig;
+    body.triggerBy = $("o-trig-by").value;
+    // Bybit's triggerDirection: 1 fires when the price rises to the trigger, 2 when it falls to it.
+    body.triggerDirection = Number($("o-trig-dir").value || (Number(trig) > Number(state.ticker.lastPrice) ? 1 : 2));
+  }
   await send(body);
 }
 async function send(body) {
@@ -261,9 +318,36 @@ async function send(body) {
   else showMsg(`${r.retMsg} (${r.retCode})`, true);
   scheduleRefresh();
 }
+async function act(path, body, done) {
+  const r = await priv("POST", path, body);
+  showMsg(r.retCode === 0 ? done : `${r.retMsg} (${r.retCode})`, r.retCode !== 0);
+  scheduleRefresh();
+  return r;
+}
 async function onAccountClick(e) {
   const b = e.target;
-  if (b.dataset.cancel) {
+  const row = b.closest("tr");
+  if (b.id === "close-all") {
+    // Bybit's "close all": a reduce-only market order against each open position.
+    for (const p of state.positions || [])
+      await send({ category: "linear", symbol: p.symbol, side: p.side === "Buy" ? "Sell" : "Buy", orderType: "Market",
+        qty: p.size, reduceOnly: true, positionIdx: p.positionIdx });
+  } else if (b.dataset.h) chooseHistory(b.dataset.h);
+  else if (b.id === "history-more") loadHistory2(state.history, true);
+  else if (b.dataset.tpsl) {
+    // An empty field is "0": Bybit's way of removing that stop.
+    const v = (cls) => row.querySelector(cls).value.trim() || "0";
+    await act("/v5/position/trading-stop", { category: "linear", symbol: b.dataset.tpsl, positionIdx: Number(b.dataset.idx),
+      tpslMode: "Full", takeProfit: v(".tp"), stopLoss: v(".sl"), trailingStop: v(".trail") }, "TP/SL set");
+    b.blur();
+  } else if (b.dataset.amend) {
+    const body = { category: "linear", symbol: b.dataset.symbol, orderId: b.dataset.amend };
+    const price = row.querySelector(".am-price")?.value.trim(), qty = row.querySelector(".am-qty").value.trim();
+    if (price && price !== b.dataset.price) body.price = price;
+    if (qty !== b.dataset.qty) body.qty = qty;
+    await act("/v5/order/amend", body, "Amended");
+    b.blur();
+  } else if (b.dataset.cancel) {
     const r = await priv("POST", "/v5/order/cancel", { category: "linear", symbol: b.dataset.symbol, orderId: b.dataset.cancel });
     showMsg(r.retCode === 0 ? "Cancelled" : `${r.retMsg} (${r.retCode})`, r.retCode !== 0);
     scheduleRefresh();
@@ -271,6 +355,105 @@ async function onAccountClick(e) {
     await send({ category: "linear", symbol: b.dataset.close, side: b.dataset.side, orderType: "Market",
       qty: b.dataset.qty, reduceOnly: true, positionIdx: Number(b.dataset.idx) });
   }
+}
+
+// ---- ticket estimate, leverage, margin mode ----
+// The cost and liquidation price come from the server's calculator (GET /perpx/calc/order, the
+// code behind `perpx calc`): the page holds no copy of the formulas.
+let estimateTimer = 0;
+function scheduleEstimate() { clearTimeout(estimateTimer); estimateTimer = setTimeout(estimate, 200); }
+async function estimate() {
+  const out = $("o-estimate");
+  const market = $("o-type").value === "Market";
+  const price = market ? ($("o-cond").checked ? $("o-trig").value.trim() : state.ticker.lastPrice) : $("o-price").value.trim();
+  const qty = $("o-qty").value.trim();
+  if (!price || !qty) { out.textContent = ""; out.dataset.cost = ""; return; }
+  const side = document.querySelector("input[name=side]:checked").value;
+  try {
+    const r = await pub("/perpx/calc/order", { symbol: state.symbol, side, price, qty, leverage: $("o-lev").value.trim() });
+    out.className = "";
+    out.dataset.cost = r.cost.order_cost;
+    out.dataset.liq = r.position.liquidation_price;
+    out.textContent = `Cost ${r.cost.order_cost} · isolated liq. ${r.position.liquidation_price || "none"}`;
+  } catch (err) { out.className = "dim"; out.dataset.cost = ""; out.textContent = String(err.message); }
+}
+async function setLeverage() {
+  const lev = $("o-lev").value.trim();
+  await act("/v5/position/set-leverage", { category: "linear", symbol: state.symbol, buyLeverage: lev, sellLeverage: lev }, `Leverage ${lev}x`);
+  scheduleEstimate();
+}
+
+// ---- operator view ----
+const op = { timers: [], ws: null, chart: null, series: {}, last: 0 };
+async function pollInsurance() {
+  const r = await pub("/v5/market/insurance", {});
+  document.querySelector("#insurance tbody").innerHTML = r.list.map((f) =>
+    `<tr data-coin="${esc(f.coin)}"><td>${esc(f.coin)}</td><td class="balance">${esc(f.balance)}</td><td>${esc(f.symbols)}</td></tr>`).join("");
+  const t = Math.floor(Date.now() / 1000);
+  if (t <= op.last) return;  // the chart needs increasing times
+  op.last = t;
+  for (const f of r.list) {
+    op.series[f.coin] ||= op.chart.addSeries(window.LightweightCharts.LineSeries, { color: "#f0b90b", lineWidth: 2, title: f.coin });
+    op.series[f.coin].update({ time: t, value: Number(f.balance) });
+  }
+  $("insurance-chart").dataset.points = String(Number($("insurance-chart").dataset.points || 0) + 1);
+}
+async function loadFunding() {
+  $("funding-symbol").textContent = state.symbol;
+  const r = await pub("/v5/market/funding/history", { category: "linear", symbol: state.symbol, limit: 20 });
+  document.querySelector("#funding tbody").innerHTML = r.list.length ? r.list.map((f) =>
+    `<tr><td>${when(f.fundingRateTimestamp)}</td><td>${(Number(f.fundingRate) * 100).toFixed(4)}%</td></tr>`).join("")
+    : `<tr class="empty"><td colspan="2">No funding settled yet (next at ${state.ticker.nextFundingTime ? when(state.ticker.nextFundingTime) : "–"})</td></tr>`;
+  $("funding").dataset.rows = String(r.list.length);
+}
+async function loadOpenInterest() {
+  const r = await pub("/v5/market/open-interest", { category: "linear", symbol: state.symbol, intervalTime: "5min", limit: 12 });
+  document.querySelector("#oi tbody").innerHTML = r.list.map((p) => `<tr><td>${when(p.timestamp)}</td><td>${esc(p.openInterest)}</td></tr>`).join("");
+}
+async function loadStatus() {
+  const t0 = performance.now();
+  const time = await pub("/v5/market/time", {});
+  const rtt = performance.now() - t0;
+  const status = await pub("/v5/system/status", {});
+  const streams = [state.ws, op.ws].map((w) => (w && w.readyState === 1 ? "open" : "closed")).join(" / ");
+  $("status").innerHTML = [["Server time", when(Number(time.timeSecond) * 1000)],
+    ["Clock offset", `${Math.round(Number(time.timeNano) / 1e6 - Date.now() + rtt / 2)} ms`],
+    ["Round trip", `${rtt.toFixed(0)} ms`], ["Maintenance", status.list.length ? "scheduled" : "none"],
+    ["Book seq", state.bookSeq ?? "–"], ["Streams (market / liquidations)", streams]]
+    .map(([k, v]) => `<span>${k}</span><span>${esc(v)}</span>`).join("");
+}
+function onLiquidation(rows) {
+  const body = document.querySelector("#liquidations tbody");
+  body.insertAdjacentHTML("afterbegin", rows.map((l) =>
+    `<tr><td>${esc(l.s)}</td><td class="${l.S === "Buy" ? "buy-t" : "sell-t"}">${esc(l.S)}</td><td>${esc(l.p)}</td><td>${esc(l.v)}</td><td>${new Date(l.T).toLocaleTimeString([], { hour12: false })}</td></tr>`).join(""));
+  while (body.rows.length > 50) body.deleteRow(-1);
+}
+function startOperator() {
+  if (!op.chart) op.chart = window.LightweightCharts.createChart($("insurance-chart"), { autoSize: true,
+    layout: { background: { color: "#161a1e" }, textColor: "#848e9c" }, timeScale: { timeVisible: true, secondsVisible: true },
+    grid: { vertLines: { color: "#1f252b" }, horzLines: { color: "#1f252b" } } });
+  const safe = (f) => () => f().catch((err) => console.warn(err));
+  for (const f of [pollInsurance, loadFunding, loadOpenInterest, loadStatus]) safe(f)();
+  op.timers = [setInterval(safe(pollInsurance), 5000), setInterval(safe(loadStatus), 5000),
+    setInterval(safe(loadOpenInterest), 60000), setInterval(safe(loadFunding), 60000)];
+  const ws = new WebSocket(`${WS_BASE}/v5/public/linear`);
+  op.ws = ws;
+  ws.onopen = () => ws.send(JSON.stringify({ op: "subscribe", args: Object.keys(state.instruments).map((s) => `allLiquidation.${s}`) }));
+  ws.onmessage = (e) => { const m = JSON.parse(e.data); if (m.topic?.startsWith("allLiquidation.")) onLiquidation(m.data); };
+}
+function stopOperator() {
+  for (const t of op.timers) clearInterval(t);
+  op.timers = [];
+  if (op.ws) { op.ws.close(); op.ws = null; }
+}
+function route() {
+  const operator = location.hash === "#operator";
+  $("trade-view").hidden = operator;
+  $("operator-view").hidden = !operator;
+  $("nav-trade").setAttribute("aria-current", String(!operator));
+  $("nav-operator").setAttribute("aria-current", String(operator));
+  if (operator && !op.timers.length) startOperator();
+  else if (!operator) stopOperator();
 }
 
 // ---- start ----
@@ -286,6 +469,12 @@ async function main() {
   $("group").onchange = () => { state.group = Number($("group").value); scheduleBook(); };
   $("ticket").onsubmit = placeOrder;
   $("o-type").onchange = () => { $("o-price").disabled = $("o-type").value === "Market"; };
+  $("o-cond").onchange = () => { $("o-trigger").hidden = !$("o-cond").checked; };
+  $("ticket").addEventListener("input", scheduleEstimate);
+  $("ticket").addEventListener("change", scheduleEstimate);
+  $("o-lev").oninput = scheduleEstimate;
+  $("lev-set").onclick = () => (state.creds ? setLeverage() : showMsg("Sign in first", true));
+  $("margin-mode").onchange = () => (state.creds ? act("/v5/account/set-margin-mode", { setMarginMode: $("margin-mode").value }, "Margin mode set") : showMsg("Sign in first", true));
   $("account-box").onclick = onAccountClick;
   $("signin").onsubmit = (e) => { e.preventDefault(); signIn($("api-key").value.trim(), $("api-secret").value.trim()); };
   $("signout").onclick = signOut;
@@ -295,6 +484,8 @@ async function main() {
     else if (e.key === "o") { e.preventDefault(); $("o-qty").focus(); }
   });
   setInterval(tickFunding, 1000);
+  window.addEventListener("hashchange", route);
+  route();
   await selectSymbol(state.symbol);
   const saved = sessionStorage.getItem("perpx-creds");
   if (saved) { const c = JSON.parse(saved); signIn(c.key, c.secret); }
