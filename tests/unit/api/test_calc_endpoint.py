@@ -53,8 +53,10 @@ def test_bad_parameters_are_bybit_rejections() -> None:
     good = {"symbol": "BTCUSDT", "side": "Sell", "price": "60000", "qty": "0.1",
             "leverage": "10"}
     for name, value in [("symbol", "NOPE"), ("side", "Up"), ("price", "0"), ("price", "abc"),
-                        ("qty", "0.0001"), ("qty", "0"), ("leverage", "0"),
-                        ("leverage", "1000"), ("leverage", "x")]:
+                        ("price", "-1"), ("price", "nan"), ("price", "1e5"), ("price", "inf"),
+                        ("qty", "0.0001"), ("qty", "0"), ("qty", "1" * 40), ("qty", "-0.1"),
+                        ("leverage", "0"), ("leverage", "-5"), ("leverage", "0.5"),
+                        ("leverage", "1000"), ("leverage", "x"), ("leverage", "1" * 40)]:
         query = "&".join(f"{k}={value if k == name else v}" for k, v in good.items())
         status, reply = _get(dispatcher, query)
         assert status == 200 and reply["retCode"] != 0, (name, value, reply)

@@ -27,8 +27,8 @@ async def order(ctx: Context) -> dict[str, Any]:
     """Return the cost of an order and the isolated position it would open at its price.
 
     `symbol`, `side` (Buy/Sell), `price`, `qty` and `leverage` are required; `price` and
-    `qty` must be on the instrument's grid and positive, `leverage` within its range. The
-    liquidation price is the isolated one at `price` as entry (`perpx calc position`); a
+    `qty` must be on the instrument's grid and within its order bounds, `leverage` within its
+    range. The liquidation price is the isolated one at `price` as entry (`perpx calc position`); a
     cross position's depends on the whole account, which this endpoint does not read.
     """
     params = ctx.params
@@ -39,9 +39,10 @@ async def order(ctx: Context) -> dict[str, Any]:
     qty = params.text("qty", required=True)
     leverage = params.text("leverage", required=True)
     # Off-grid or malformed numbers raise ConversionError: the dispatcher answers Bybit's code.
-    if to_ticks(spec, price) <= 0:
+    # The instrument's price and quantity bounds, as an order's (limit orders' quantity cap).
+    if not spec.min_price_ticks <= to_ticks(spec, price) <= spec.max_price_ticks:
         raise params_error("price invalid")
-    if to_lots(spec, qty) <= 0:
+    if not spec.min_order_qty_lots <= to_lots(spec, qty) <= spec.max_order_qty_lots:
         raise params_error("qty invalid")
     given = calculator.inputs(spec, side, leverage, None)
     if not spec.min_leverage <= given.leverage <= spec.max_leverage:
