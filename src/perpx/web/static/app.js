@@ -219,7 +219,7 @@ async function refreshAccount() {
       ["IM rate", pct(w.accountIMRate)], ["MM rate", pct(w.accountMMRate)]]
       .map(([k, v]) => `<span>${k}</span><span id="w-${k.split(" ")[0].toLowerCase()}">${esc(v)}</span>`).join("");
   }
-  if (state.history) loadHistory2(state.history, false);
+  if (state.history) loadAccountHistory(state.history, false);
 }
 
 // ---- history tabs (REST, paged by cursor) ----
@@ -230,7 +230,7 @@ const HISTORY = {
   pnl: { path: "/v5/position/closed-pnl", params: { category: "linear" }, cols: [["Time", "updatedTime", when], ["Symbol", "symbol"], ["Side", "side"], ["Qty", "closedSize"], ["Entry", "avgEntryPrice"], ["Exit", "avgExitPrice"], ["Closed P&L", "closedPnl"]] },
   log: { path: "/v5/account/transaction-log", params: { accountType: "UNIFIED" }, cols: [["Time", "transactionTime", when], ["Symbol", "symbol"], ["Type", "type"], ["Qty", "qty"], ["Change", "change"], ["Cash flow", "cashFlow"], ["Balance", "cashBalance"], ["Fee", "fee"]] },
 };
-async function loadHistory2(name, more) {
+async function loadAccountHistory(name, more) {
   const h = HISTORY[name];
   const params = { ...h.params, limit: 20 };
   if (more && state.historyCursor) params.cursor = state.historyCursor;
@@ -248,7 +248,7 @@ function chooseHistory(name) {
   state.history = name;
   state.historyCursor = "";
   for (const b of document.querySelectorAll("#history-tabs button")) b.setAttribute("aria-selected", String(b.dataset.h === name));
-  if (state.creds) loadHistory2(name, false);
+  if (state.creds) loadAccountHistory(name, false);
 }
 let refreshTimer = 0;
 function scheduleRefresh() { clearTimeout(refreshTimer); refreshTimer = setTimeout(refreshAccount, 150); }
@@ -333,7 +333,7 @@ async function onAccountClick(e) {
       await send({ category: "linear", symbol: p.symbol, side: p.side === "Buy" ? "Sell" : "Buy", orderType: "Market",
         qty: p.size, reduceOnly: true, positionIdx: p.positionIdx });
   } else if (b.dataset.h) chooseHistory(b.dataset.h);
-  else if (b.id === "history-more") loadHistory2(state.history, true);
+  else if (b.id === "history-more") loadAccountHistory(state.history, true);
   else if (b.dataset.tpsl) {
     // An empty field is "0": Bybit's way of removing that stop.
     const v = (cls) => row.querySelector(cls).value.trim() || "0";
