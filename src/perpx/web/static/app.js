@@ -393,7 +393,9 @@ async function pollInsurance() {
   if (t <= op.last) return;  // the chart needs increasing times
   op.last = t;
   for (const f of r.list) {
-    op.series[f.coin] ||= op.chart.addSeries(window.LightweightCharts.LineSeries, { color: "#f0b90b", lineWidth: 2, title: f.coin });
+    const colors = ["#f0b90b", "#0ecb81", "#5d8cff", "#f6465d", "#c77dff"];
+    op.series[f.coin] ||= op.chart.addSeries(window.LightweightCharts.LineSeries,
+      { color: colors[Object.keys(op.series).length % colors.length], lineWidth: 2, title: f.coin });
     op.series[f.coin].update({ time: t, value: Number(f.balance) });
   }
   $("insurance-chart").dataset.points = String(Number($("insurance-chart").dataset.points || 0) + 1);
