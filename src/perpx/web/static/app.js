@@ -192,9 +192,13 @@ function positionRow(p) {
 }
 function orderRow(o) {
   const trig = Number(o.triggerPrice) > 0 ? `${esc(o.triggerPrice)} ${esc(o.triggerBy)} ${o.triggerDirection === 1 ? "↑" : "↓"}` : "";
+  // A position's TP/SL (quantity 0: the whole position) is edited in the position's row.
+  const whole = Number(o.qty) === 0;
   const price = o.orderType === "Market" ? "Market" : `<input class="am-price" aria-label="Amend price" size="9" value="${esc(o.price)}">`;
-  return `<tr data-order="${esc(o.orderId)}"><td>${esc(o.symbol)}</td><td class="${o.side === "Buy" ? "buy-t" : "sell-t"}">${esc(o.side)}</td><td>${esc(o.orderType)}</td><td>${price}</td><td><input class="am-qty" aria-label="Amend quantity" size="7" value="${esc(o.qty)}"></td><td>${trig}</td><td>${esc(o.cumExecQty)}</td><td class="status">${esc(o.orderStatus)}</td>
-     <td><button type="button" data-amend="${esc(o.orderId)}" data-symbol="${esc(o.symbol)}" data-price="${esc(o.price)}" data-qty="${esc(o.qty)}">Amend</button> <button type="button" data-cancel="${esc(o.orderId)}" data-symbol="${esc(o.symbol)}">Cancel</button></td></tr>`;
+  const qty = whole ? "position" : `<input class="am-qty" aria-label="Amend quantity" size="7" value="${esc(o.qty)}">`;
+  const amend = whole ? "" : `<button type="button" data-amend="${esc(o.orderId)}" data-symbol="${esc(o.symbol)}" data-price="${esc(o.price)}" data-qty="${esc(o.qty)}">Amend</button> `;
+  return `<tr data-order="${esc(o.orderId)}"><td>${esc(o.symbol)}</td><td class="${o.side === "Buy" ? "buy-t" : "sell-t"}">${esc(o.side)}</td><td>${esc(o.orderType)}</td><td>${price}</td><td>${qty}</td><td>${trig}</td><td>${esc(o.cumExecQty)}</td><td class="status">${esc(o.orderStatus)}</td>
+     <td>${amend}<button type="button" data-cancel="${esc(o.orderId)}" data-symbol="${esc(o.symbol)}">Cancel</button></td></tr>`;
 }
 async function refreshAccount() {
   if (!state.creds) return;
