@@ -348,11 +348,17 @@ def bootstrap_blocks(returns: Sequence[float], steps: int, block: int,
     return [rng.randrange(len(returns) - block + 1) for _ in range(-(-steps // block))]
 
 
+def bootstrap_returns(returns: Sequence[float], steps: int, block: int,
+                      rng: random.Random) -> list[float]:
+    """Return `steps` returns: the drawn blocks laid end to end, the last one cut."""
+    return [r for b in bootstrap_blocks(returns, steps, block, rng)
+            for r in returns[b:b + block]][:steps]
+
+
 def bootstrap_path(returns: Sequence[float], first_price: Decimal, start_ms: int, steps: int,
                    block: int, rng: random.Random, tick_size: str) -> list[tuple[int, str]]:
     """Return one price path: `steps` + 1 minute prices rounded to the tick."""
-    ratios = [r for b in bootstrap_blocks(returns, steps, block, rng)
-              for r in returns[b:b + block]][:steps]
+    ratios = bootstrap_returns(returns, steps, block, rng)
     price = float(first_price)
     path = [(start_ms, round_to_tick(first_price, tick_size))]
     for minute, ratio in enumerate(ratios, start=1):

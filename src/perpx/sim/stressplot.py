@@ -31,7 +31,11 @@ def plot_fund_paths(results: Sequence[RunResult], path: Path) -> Path:
                 label=label, linewidth=1)
     ax.set_ylabel("insurance fund")
     ax.set_title("insurance fund per run", fontsize=9)
-    ax.legend(fontsize=6, ncol=2)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=6, ncol=2)
+    else:  # no run moved its fund
+        ax.text(0.5, 0.5, "no change of the fund in any run", ha="center",
+                transform=ax.transAxes)
     ax.tick_params(labelsize=7)
     fig.autofmt_xdate()
     fig.tight_layout()
