@@ -66,9 +66,12 @@ def plot_heatmaps(results: Sequence[RunResult], axes: Sequence[tuple[str, list[s
                 line.append(sum(cell) / len(cell) if cell else float("nan"))
             grid.append(line)
         image = panel.imshow(grid, cmap="Reds", aspect="auto")
+        top = max((v for line in grid for v in line if v == v), default=0.0)
         for i, line in enumerate(grid):
             for j, value in enumerate(line):
-                panel.text(j, i, f"{value:,.0f}", ha="center", va="center", fontsize=7)
+                # White on the dark cells, black on the light ones.
+                panel.text(j, i, f"{value:,.0f}", ha="center", va="center", fontsize=7,
+                           color="white" if top and value > top / 2 else "black")
         panel.set_xticks(range(len(cols)), cols, fontsize=7)
         panel.set_yticks(range(len(rows)), rows, fontsize=7)
         panel.set_xlabel(col_key, fontsize=8)
