@@ -831,7 +831,7 @@ def _stress(spec: InstrumentSpec, *, scenario: str | None, data: Path | None,
 
     from perpx.convert import to_atoms
     from perpx.feeds import CandleReplay
-    from perpx.sim import stress
+    from perpx.sim import stress, stressreport
     from perpx.sim.scenario import ScenarioError
 
     if scenario is None or data is None or report_dir is None:
@@ -869,16 +869,17 @@ def _stress(spec: InstrumentSpec, *, scenario: str | None, data: Path | None,
     console.print(f"{len(runs)} runs in {workers or os.cpu_count()} processes...")
     results = stress.run_all(runs, workers)
     if fund_sizing:
-        written = stress.write_sizing_report(results, report_dir, command_line=command_line,
-                                             block=block_minutes)
+        written = stressreport.write_sizing_report(results, report_dir,
+                                                   command_line=command_line,
+                                                   block=block_minutes)
         table = Table(title="fund exhaustion")
         for column in stress.EXHAUSTION_COLUMNS:
             table.add_column(column, justify="right")
         for row in stress.exhaustion_curve(results):
             table.add_row(*row)
     else:
-        written = stress.write_sweep_report(results, axes, report_dir,
-                                            command_line=command_line)
+        written = stressreport.write_sweep_report(results, axes, report_dir,
+                                                  command_line=command_line)
         table = Table(title="sweep")
         shown = [1, 2, 3, 4, 6, 9, 10, 11]  # params, liquidations ... recovery (summary.md)
         for k in shown:
