@@ -686,6 +686,21 @@ def sim(
     as_json: bool = typer.Option(False, "--json", help="Also print the market figures "
                                                        "(basis, premium, funding, ADL) as JSON "
                                                        "last."),
+    sweep: list[str] = typer.Option([], help="With --scenario: KEY=V1,V2,... (repeatable), a "
+                                             "grid of runs; KEY is table.field "
+                                             "(run.insurance_fund, retail.count, "
+                                             "makers.level_qty) or insurance_fund, seed, "
+                                             "retail_count, maker_depth, max_leverage."),
+    workers: int | None = typer.Option(None, help="Processes for --sweep and --fund-sizing "
+                                                  "(default every core)."),
+    fund_sizing: bool = typer.Option(False, help="With --scenario and --data: the probability "
+                                                 "that the fund is exhausted, per --funds "
+                                                 "size, on bootstrapped price paths."),
+    paths: int = typer.Option(4, help="--fund-sizing: Monte Carlo price paths."),
+    horizon_hours: float = typer.Option(3.0, help="--fund-sizing: hours of each path."),
+    funds: str = typer.Option("1000,10000,100000",
+                              help="--fund-sizing: insurance fund sizes, comma list."),
+    block_minutes: int = typer.Option(60, help="--fund-sizing: bootstrap block length."),
 ) -> None:
     """Run a market maker and noise traders against the engine on real or simulated prices.
 
@@ -707,6 +722,12 @@ def sim(
     from perpx.sim.summary import summary_rows
 
     spec = _sim_spec(symbol, delivery_at)
+    if sweep or fund_sizing:
+        _stress(spec, scenario=scenario, data=data, start=start, hours=hours, sweep=sweep,
+                workers=workers, fund_sizing=fund_sizing, paths=paths,
+                horizon_hours=horizon_hours, funds=funds, block_minutes=block_minutes,
+                report_dir=report_dir, seed=seed)
+        return
     venue = None
     if scenario is not None:
         try:
@@ -797,6 +818,80 @@ def sim(
         typer.echo(json.dumps({"scenario": venue.name if venue is not None else None,
                                "agents": len(agents), "commands": report.commands,
                                "seconds": round(elapsed, 1), **figures.as_dict()}))
+
+
+def _stress(spec: InstrumentSpec, *, scenario: str | None, data: Path | None,
+            start: str | None, hours: float, sweep: list[str], workers: int | None,
+            fund_sizing: bool, paths: int, horizon_hours: float, funds: str,
+            block_minutes: int, report_dir: Path | None, seed: int | None) -> None:
+    """`perpx sim --sweep` and `--fund-sizing`: many runs of a scenario, a stress report."""
+    import os
+    import shlex
+    import sys
+
+    from perpx.convert import to_atoms
+    from perpx.feeds import CandleReplay
+    from perpx.sim import stress, stressreport
+    from perpx.sim.scenario import ScenarioError
+
+    if scenario is None or data is None or report_dir is None:
+        raise typer.BadParameter("--sweep and --fund-sizing need --scenario, --data and "
+                                 "--report-dir")
+    if not data.exists():
+        raise typer.BadParameter(f"no such file: {data}")
+    command_line = "perpx sim " + shlex.join(sys.argv[2:] if len(sys.argv) > 2 else [])
+    started = time.monotonic()
+    try:
+        doc, name = stress.load_doc(scenario)
+        if seed is not None:
+            stress.apply_override(doc, "seed", str(seed))
+        axes = stress.parse_sweep(sweep)
+        if fund_sizing:
+            # With --fund-sizing, --sweep KEY=VALUE sets one field for every run.
+            for key, values in axes:
+                if len(values) != 1:
+                    raise ScenarioError(f"--sweep {key}: one value with --fund-sizing")
+                stress.apply_override(doc, key, values[0])
+            sizes = [f.strip() for f in funds.split(",") if f.strip()]
+            for size in sizes:
+                to_atoms(size)
+            runs = stress.sizing_runs(doc, name, spec=spec, data=str(data), paths=paths,
+                                      horizon_hours=horizon_hours, funds=sizes,
+                                      block=block_minutes,
+                                      seed=seed if seed is not None else 1)
+        else:
+            first_ms = next(iter(CandleReplay(data, spec.symbol, spec.tick_size)))[0]
+            start_ms = first_ms if start is None else _utc_ms(start, "--start")
+            runs = stress.sweep_runs(doc, name, axes, spec=spec, data=str(data),
+                                     start_ms=start_ms, hours=hours)
+    except (ScenarioError, ConversionError, ValueError) as bad:
+        raise typer.BadParameter(str(bad)) from None
+    console.print(f"{len(runs)} runs in {workers or os.cpu_count()} processes...")
+    results = stress.run_all(runs, workers)
+    if fund_sizing:
+        written = stressreport.write_sizing_report(results, report_dir,
+                                                   command_line=command_line,
+                                                   block=block_minutes)
+        table = Table(title="fund exhaustion")
+        for column in stress.EXHAUSTION_COLUMNS:
+            table.add_column(column, justify="right")
+        for row in stress.exhaustion_curve(results):
+            table.add_row(*row)
+    else:
+        written = stressreport.write_sweep_report(results, axes, report_dir,
+                                                  command_line=command_line)
+        table = Table(title="sweep")
+        shown = [1, 2, 3, 4, 6, 9, 10, 11]  # params, liquidations ... recovery (summary.md)
+        for k in shown:
+            table.add_column(stress.SUMMARY_COLUMNS[k], justify="right")
+        for result in results:
+            row = result.row()
+            table.add_row(*(row[k] for k in shown))
+    console.print(table)
+    console.print(f"{len(runs)} runs, {sum(r.commands for r in results):,} commands in "
+                  f"{time.monotonic() - started:.1f} s; invariants held at "
+                  f"{sum(r.invariant_checks for r in results):,} checks")
+    console.print(f"report written to {report_dir}: " + ", ".join(p.name for p in written))
 
 
 def _utc_ms(text: str, option: str) -> int:

@@ -39,6 +39,8 @@ _RETAIL_OWN: dict[str, type] = {"count": int, "leverage": list, "margin_modes": 
 _NOT_SETTINGS = {"self", "account_id", "symbol", "seed"}
 # Retail draws these per trader (a distribution, modes in turn, biases by thirds).
 _RETAIL_DRAWN = {"leverage", "margin_mode", "position_mode", "long_bias"}
+_LIST_TABLES: dict[str, type] = {"makers": DepthMaker, "arbitrageurs": Arbitrageur,
+                                 "signals": SignalTrader}
 _MARGIN = {"cross": MarginMode.CROSS, "isolated": MarginMode.ISOLATED}
 _POSITION = {"oneway": PositionMode.ONE_WAY, "hedge": PositionMode.HEDGE}
 
@@ -171,6 +173,25 @@ def parse_scenario(text: str, name: str = "scenario") -> Scenario:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as bad:
         raise ScenarioError(f"{name}: not TOML: {bad}") from None
+    return scenario_from_doc(doc, name)
+
+
+def field_type(table: str, name: str) -> type | None:
+    """Return the type a scenario field takes (`run.insurance_fund` → str), None if unknown."""
+    allowed: dict[str, type]
+    if table == "run":
+        allowed = _RUN_FIELDS
+    elif table == "retail":
+        allowed = {**_settings_of(NoiseTrader, _RETAIL_DRAWN), **_RETAIL_OWN}
+    elif table in _LIST_TABLES:
+        allowed = {"count": int, **_settings_of(_LIST_TABLES[table])}
+    else:
+        return None
+    return allowed.get(name)
+
+
+def scenario_from_doc(doc: dict[str, Any], name: str = "scenario") -> Scenario:
+    """Return the scenario a parsed TOML document describes, or raise `ScenarioError`."""
     known = {"run", "makers", "arbitrageurs", "signals", "retail", "description"}
     for key in doc:
         if key not in known:
@@ -200,13 +221,19 @@ def parse_scenario(text: str, name: str = "scenario") -> Scenario:
     return scenario
 
 
-def load_scenario(name_or_path: str) -> Scenario:
-    """Return a bundled scenario by name (`default`) or the one in a TOML file."""
+def scenario_text(name_or_path: str) -> tuple[str, str]:
+    """Return a bundled scenario's (`default`) or a TOML file's text and its name."""
     if name_or_path in BUNDLED:
         text = (resources.files("perpx.sim") / "scenarios" / f"{name_or_path}.toml").read_text()
-        return parse_scenario(text, name_or_path)
+        return text, name_or_path
     path = Path(name_or_path)
     if not path.is_file():
         raise ScenarioError(f"no scenario {name_or_path!r}: a file, or one of "
                             f"{', '.join(BUNDLED)}")
-    return parse_scenario(path.read_text(), path.stem)
+    return path.read_text(), path.stem
+
+
+def load_scenario(name_or_path: str) -> Scenario:
+    """Return a bundled scenario by name (`default`) or the one in a TOML file."""
+    text, name = scenario_text(name_or_path)
+    return parse_scenario(text, name)
