@@ -26,7 +26,7 @@ import random
 import tomllib
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from perpx.convert import format_atoms, to_atoms
 from perpx.core.account.accounts import INSURANCE_FUND_ID
 from perpx.core.commands import Command
 from perpx.core.events import BalanceChanged, Deleveraged, Event, Liquidated
-from perpx.core.instruments import InstrumentSpec
+from perpx.core.instruments import InstrumentSpec, spec_from_record, spec_record
 from perpx.feeds.base import IndexObservation, round_to_tick
 from perpx.feeds.csv_replay import CandleReplay, read_candles
 from perpx.sim.runner import Simulation
@@ -241,7 +241,24 @@ def run_all(runs: Sequence[RunSpec], workers: int | None = None) -> list[RunResu
     if workers == 1 or len(runs) == 1:
         return [run_one(run) for run in runs]
     with ProcessPoolExecutor(max_workers=min(workers, len(runs))) as pool:
-        return list(pool.map(run_one, runs))
+        return list(pool.map(_run_portable, [_portable(run) for run in runs]))
+
+
+def _portable(run: RunSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return `run` as plain data for a worker: its fields, and its instrument as a record.
+
+    The compiled core's frozen dataclasses (`InstrumentSpec`, `RiskLimitTier`) do not unpickle
+    (their ``__setattr__`` refuses the state pickle restores), so the instrument travels as
+    `spec_record`'s data, the form a `ListInstrument` command and a snapshot carry.
+    """
+    plain = {item.name: getattr(run, item.name) for item in fields(run) if item.name != "spec"}
+    return plain, spec_record(run.spec)
+
+
+def _run_portable(item: tuple[dict[str, Any], dict[str, Any]]) -> RunResult:
+    """Rebuild a run sent by `_portable` in the worker and play it."""
+    plain, record = item
+    return run_one(RunSpec(spec=spec_from_record(record), **plain))
 
 
 def load_doc(name_or_path: str) -> tuple[dict[str, Any], str]:
