@@ -232,14 +232,17 @@ class ContractMaths:
         raise NotImplementedError
 
     # margins
+    # Once a value is in the settle coin (C/P for inverse, P*q for linear) IM and MM are the
+    # same rules for every contract type, so they are defined here once.
     def initial_margin_atoms(self, value_atoms: int, leverage: int) -> int:
-        """Return the initial margin of a value at a leverage."""
-        raise NotImplementedError
+        """``IM = ceil(V * R / L)`` (spec §1.1; next-mechanics §1.4 ``C/(P*L)``)."""
+        return initial_margin_for_value_atoms(value_atoms, leverage)
 
     def maintenance_margin_atoms(self, value_atoms: int, mmr: int, mm_deduction_atoms: int,
                                  fee_to_close: int) -> int:
-        """Return the maintenance margin of a value at a tier's rate and deduction."""
-        raise NotImplementedError
+        """``MM = ceil(V * MMR / R) - ded + FTC`` (spec §1.2; tiers in coin for inverse, I9)."""
+        return maintenance_margin_for_value_atoms(value_atoms, mmr, mm_deduction_atoms,
+                                                  fee_to_close)
 
     def position_margin_atoms(self, side: Side, value_atoms: int, leverage: int,
                               taker_fee_rate: int) -> int:
@@ -495,16 +498,6 @@ class LinearContract(ContractMaths):
         )
 
     # -- margins -------------------------------------------------------------------------------
-
-    def initial_margin_atoms(self, value_atoms: int, leverage: int) -> int:
-        """``IM = ceil(V * R / L)`` (spec §1.1)."""
-        return initial_margin_for_value_atoms(value_atoms, leverage)
-
-    def maintenance_margin_atoms(self, value_atoms: int, mmr: int, mm_deduction_atoms: int,
-                                 fee_to_close: int) -> int:
-        """``MM = ceil(V * MMR / R) - ded + FTC`` (spec §1.2)."""
-        return maintenance_margin_for_value_atoms(value_atoms, mmr, mm_deduction_atoms,
-                                                  fee_to_close)
 
     def position_margin_atoms(self, side: Side, value_atoms: int, leverage: int,
                               taker_fee_rate: int) -> int:
@@ -953,16 +946,6 @@ class InverseContract(ContractMaths):
         )
 
     # -- margins -------------------------------------------------------------------------------
-
-    def initial_margin_atoms(self, value_atoms: int, leverage: int) -> int:
-        """``IM = ceil(V * R / L)`` (§1.4, ``C/(P*L)``)."""
-        return initial_margin_for_value_atoms(value_atoms, leverage)
-
-    def maintenance_margin_atoms(self, value_atoms: int, mmr: int, mm_deduction_atoms: int,
-                                 fee_to_close: int) -> int:
-        """``MM = ceil(V * MMR / R) - ded + FTC``, V in coin and tiers in coin (§1.4, I9)."""
-        return maintenance_margin_for_value_atoms(value_atoms, mmr, mm_deduction_atoms,
-                                                  fee_to_close)
 
     def position_margin_atoms(self, side: Side, value_atoms: int, leverage: int,
                               taker_fee_rate: int) -> int:
