@@ -342,6 +342,34 @@ def test_partial_take_profit_and_close_all(page: Page, venue: tuple[Server, ApiK
     expect(page.locator("#orders tbody tr")).to_have_count(0, timeout=10_000)
 
 
+def test_isolated_position_liquidation_price_is_perpx_calc_s(page: Page,
+                                                             venue: tuple[Server, ApiKey]) -> None:
+    """In isolated margin the position row's liquidation price is `perpx calc position`'s at
+    the fill price and leverage, and REST's: one formula behind the page, REST and the CLI."""
+    page.select_option("#margin-mode", "ISOLATED_MARGIN")
+    expect(page.locator("#ticket-msg")).to_have_text("Margin mode set", timeout=10_000)
+    try:
+        page.select_option("#o-type", "Market")
+        page.fill("#o-qty", "0.01")  # one maker level: one fill price
+        page.click("#o-submit")
+        row = page.locator('#positions tbody tr[data-symbol="BTCUSDT"]')
+        expect(row).to_have_count(1, timeout=10_000)
+        held = _rest(venue, "GET", "/v5/position/list",
+                     {"category": "linear", "symbol": "BTCUSDT"})["result"]["list"][0]
+        made = subprocess.run([sys.executable, "-m", "perpx.cli", "calc", "position", "--json",
+                               "--symbol", "BTCUSDT", "--side", "buy", "--entry",
+                               held["avgPrice"], "--qty", held["size"], "--leverage",
+                               held["leverage"]], check=True, capture_output=True, text=True)
+        cli = json.loads(made.stdout)["liquidation_price"]
+        assert float(held["liqPrice"]) == float(cli), (held, cli)
+        expect(row.locator(".liq")).to_have_text(held["liqPrice"], timeout=10_000)
+        row.get_by_role("button", name="Close").click()
+        expect(row).to_have_count(0, timeout=10_000)
+    finally:
+        page.select_option("#margin-mode", "REGULAR_MARGIN")
+        expect(page.locator("#ticket-msg")).to_have_text("Margin mode set", timeout=10_000)
+
+
 def test_inverse_and_usdc_symbols(page: Page, venue: tuple[Server, ApiKey]) -> None:
     """BTCUSD (category inverse: USD contracts, BTC margin) and BTCPERP (USDC) on the page,
     each on its category's stream and REST calls, coin figures in their coin."""
