@@ -108,7 +108,8 @@ function tickFunding() {
 function onBook(msg) {
   const d = msg.data;
   if (msg.type === "snapshot") { state.asks.clear(); state.bids.clear(); }
-  state.bookFrames = (state.bookFrames || 0) + 1;  // read by the browser test (stream rate)
+  state.bookFrames = (state.bookFrames || 0) + 1;  // read by the browser test and benchmarks/bench_web.py
+  window.perpxBookFrames = state.bookFrames;
   if (d.seq !== undefined) state.bookSeq = d.seq;
   for (const [side, rows] of [[state.asks, d.a], [state.bids, d.b]])
     for (const [p, s] of rows) { if (Number(s) === 0) side.delete(p); else side.set(p, Number(s)); }
@@ -133,6 +134,7 @@ function rows(levels, color) {
 function renderBook() {
   bookPending = false;
   $("book").dataset.frames = String(state.bookFrames || 0);
+  $("book").dataset.paints = String((state.bookPaints = (state.bookPaints || 0) + 1));
   const asks = grouped(state.asks, true), bids = grouped(state.bids, false);
   $("asks").innerHTML = rows(asks, "rgba(246,70,93,.15)").reverse().join("");
   $("bids").innerHTML = rows(bids, "rgba(14,203,129,.15)").join("");
