@@ -248,8 +248,8 @@ async function refreshAccount() {
     $("wallet").innerHTML = [["Equity", w.totalEquity], ["Available", w.totalAvailableBalance],
       ["IM rate", pct(w.accountIMRate)], ["MM rate", pct(w.accountMMRate)]]
       .map(([k, v]) => `<span>${k}</span><span id="w-${k.split(" ")[0].toLowerCase()}">${esc(v)}</span>`).join("")
-      + `<table id="coins"><thead><tr><th>Coin</th><th>Equity</th><th>Withdrawable</th></tr></thead><tbody>${
-        (w.coin || []).map((c) => `<tr data-coin="${esc(c.coin)}"><td>${esc(c.coin)}</td><td class="equity">${esc(c.equity)}</td><td>${esc(c.availableToWithdraw)}</td></tr>`).join("")}</tbody></table>`;
+      + `<table id="coins"><thead><tr><th>Coin</th><th>Wallet</th><th>Equity</th></tr></thead><tbody>${
+        (w.coin || []).map((c) => `<tr data-coin="${esc(c.coin)}"><td>${esc(c.coin)}</td><td>${esc(c.walletBalance)}</td><td class="equity">${esc(c.equity)}</td></tr>`).join("")}</tbody></table>`;
   }
   if (state.history) loadAccountHistory(state.history, false);
 }
