@@ -140,7 +140,7 @@ class Dispatcher:
         self.throttle = AddressThrottle(limits.public_requests, limits.public_window_ms,
                                         limits.public_tracked_addresses)
         # perpx's own endpoints (status, demo accounts) read the server through this.
-        self.server = ServerInfo(limiter, started_ms=service.now_ms())
+        self.server = ServerInfo(limiter)
         self.table = {(e.method, e.path): e for e in ENDPOINTS}
         self.paths = {e.path for e in ENDPOINTS}
 

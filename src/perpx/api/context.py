@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +34,9 @@ class ServerInfo:
     limiter: Limiter = field(default_factory=RateLimiter)
     sessions: dict[str, int] = field(default_factory=dict)
     connections: ConnectionGuard | None = None
-    started_ms: int = 0
+    # When the app was built, on the monotonic clock (uptime; the venue's clock may be a
+    # replay's, so it is not used for this).
+    started_s: float = field(default_factory=time.monotonic)
 
 
 @dataclass(slots=True)

@@ -10,6 +10,7 @@ block `/perpx/` at their proxy (docs/security.md).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from perpx.api.context import Access, Context, Endpoint
@@ -32,13 +33,13 @@ async def status(ctx: Context) -> dict[str, Any]:
     server = ctx.server
     guard = server.connections if server is not None else None
     sessions = dict(server.sessions) if server is not None else {}
-    started = server.started_ms if server is not None else 0
     return {"seq": str(seq), "durableSeq": str(durable), "journalLag": str(max(0, seq - durable)),
             "connections": "" if guard is None else str(guard.open),
             "connectionsRefused": "" if guard is None else str(guard.refused),
             "wsSessions": {kind: str(sessions.get(kind, 0))
                            for kind in ("public", "private", "trade")},
-            "uptimeMs": str(ctx.now_ms - started) if started else "",
+            "uptimeMs": "" if server is None else
+            str(int((time.monotonic() - server.started_s) * 1000)),
             "demo": service.demo, "stopped": service.stopped.is_set()}
 
 
