@@ -5,8 +5,12 @@ The page loads, fills its book, trades and chart from the public streams; a key 
 orders) with the cost and liquidation price of `perpx calc` beside the ticket, amends it (it
 moves in the book) and cancels it, shows Bybit's message for a bad order, and opens a position
 by market whose liquidation price is the one REST `/v5/position/list` gives; it sets TP/SL on
-the position, closes it and finds the closed P&L row in the history tab. A conditional order
-rests as Untriggered, and the operator view shows the insurance fund and funding history.
+the position, closes it and finds the closed P&L row in the history tab. An isolated
+position's liquidation price is `perpx calc position`'s; a conditional order rests as
+Untriggered; orders by value and by cost send `perpx calc qty`'s contracts; a partial
+take-profit lists as REST lists it and close-all flattens; BTCUSD (inverse) and BTCPERP
+(USDC) trade in their units and coins; the Demo account button opens a funded account; the
+operator view shows the insurance fund, funding history and `/perpx/status`.
 Screenshots go to a temporary folder, or to docs/img/ (the README's) with
 PERPX_SCREENSHOTS=docs/img, so a test run leaves the tree as it was. Without Chromium or
 Playwright the test skips, or fails under PERPX_REQUIRE_BROWSER=1 (CI).
