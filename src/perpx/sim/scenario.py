@@ -29,7 +29,7 @@ from perpx.core.enums import MarginMode, PositionMode
 from perpx.sim.agents import Agent, NoiseTrader
 from perpx.sim.market import Arbitrageur, DepthMaker, SignalTrader, weighted_choice
 
-BUNDLED = ("default",)
+BUNDLED = ("default", "calm", "crash")
 MAKER_IDS, ARB_IDS, SIGNAL_IDS, RETAIL_IDS = 1, 20, 40, 100
 _RUN_FIELDS: dict[str, type] = {"step_ms": int, "seed": int, "insurance_fund": str,
                                 "check_every": int}
