@@ -116,3 +116,11 @@ def test_perpx_sim_runs_the_default_scenario_and_prints_its_figures_as_json() ->
     assert figures["scenario"] == "default" and figures["agents"] == 51
     assert figures["premium_samples"] >= 29 and figures["basis_p95"] is not None
     assert "premium index non-zero" in result.output and "invariants held" in result.output
+
+
+@pytest.mark.parametrize("name", ["default", "calm", "crash"])
+def test_every_bundled_scenario_parses_with_a_described_population(name: str) -> None:
+    scenario = load_scenario(name)
+    agents = scenario.agents("BTCUSDT")
+    assert 40 <= len(agents) <= 60 and len({a.account_id for a in agents}) == len(agents)
+    assert {DepthMaker, Arbitrageur, NoiseTrader} <= {type(a) for a in agents}
