@@ -681,8 +681,8 @@ def sim(
                                                       "series.csv and events.csv here."),
     sample_ms: int = typer.Option(60_000, help="Time series resolution, ms of feed time."),
     scenario: str | None = typer.Option(
-        None, help="A venue's population in TOML: a file or a bundled name (default); it "
-                   "replaces the market maker and the traders options above."),
+        None, help="A venue's population in TOML: a file or a bundled name (default, calm, "
+                   "crash); it replaces the market maker and the traders options above."),
     as_json: bool = typer.Option(False, "--json", help="Also print the market figures "
                                                        "(basis, premium, funding, ADL) as JSON "
                                                        "last."),

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -28,6 +30,10 @@ from perpx.sim.runner import Simulation
 from perpx.sim.scenario import load_scenario
 from perpx.sim.stress import FundWatcher, RunResult
 
+NOTE = ("ADL steps by cause (`perpx.sim.adlcause`): fund = the fund's balance bounded its "
+        "close, pool = the ADL pool's drawdown trigger (condition 1), book = the book held too "
+        "little within the price band. Bad debt: the loss the fund did not cover (ADL at the "
+        "bankruptcy price instead of the mark). Money in the settle coin.")
 ROWS = ["p95 \\|last − index\\| / index", "premium index non-zero", "distinct funding rates "
         "/ settlements", "funding rate range", "liquidations", "ADL steps (fund / pool / book)",
         "fund's maximum drawdown", "bad debt (uncovered loss)", "commands, wall time"]
@@ -110,7 +116,9 @@ def main(argv: list[str] | None = None) -> None:
              f"{sum(r['invariant_checks'] for r in results)} checks.\n")
     print(text)
     if args.out is not None:
-        args.out.write_text(text)
+        command = "python -m perpx.sim.scenariotable " + shlex.join(
+            sys.argv[1:] if argv is None else argv)
+        args.out.write_text(f"# Scenarios side by side\n\n    {command}\n\n{NOTE}\n\n{text}")
 
 
 if __name__ == "__main__":
