@@ -10,7 +10,10 @@ position's liquidation price is `perpx calc position`'s; a conditional order res
 Untriggered; orders by value and by cost send `perpx calc qty`'s contracts; a partial
 take-profit lists as REST lists it and close-all flattens; BTCUSD (inverse) and BTCPERP
 (USDC) trade in their units and coins; the Demo account button opens a funded account; the
-operator view shows the insurance fund, funding history and `/perpx/status`.
+operator view shows the insurance fund, funding history and `/perpx/status`; a partial
+take-profit with a limit price rests as a limit order at it; hedge mode opens both sides of
+BTCUSDT with a leverage each; and on a server whose index falls (a candle replay) an
+over-leveraged long is liquidated and seen in the operator view's feed and fund history.
 Screenshots go to a temporary folder, or to docs/img/ (the README's) with
 PERPX_SCREENSHOTS=docs/img, so a test run leaves the tree as it was. Without Chromium or
 Playwright the test skips, or fails under PERPX_REQUIRE_BROWSER=1 (CI).

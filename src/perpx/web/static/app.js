@@ -517,8 +517,10 @@ async function pollInsurance() {
     op.series[f.coin] ||= op.chart.addSeries(window.LightweightCharts.LineSeries,
       { color: FUND_COLORS[Object.keys(op.series).length % FUND_COLORS.length], lineWidth: 2, lineType: 1, title: f.coin });
     // Oldest first, one point per second (the last change of a second wins), then the balance now.
-    const line = [];
-    for (const c of h.list.filter((c) => c.coin === f.coin).reverse()) {
+    const line = [], changes = h.list.filter((c) => c.coin === f.coin).reverse();
+    // The balance before the oldest change shown, a second before it: the first step is drawn too.
+    if (changes.length) line.push({ time: Math.floor(Number(changes[0].time) / 1000) - 1, value: Number(changes[0].balance) - Number(changes[0].change) });
+    for (const c of changes) {
       const time = Math.floor(Number(c.time) / 1000);
       if (line.length && line[line.length - 1].time === time) line.pop();
       line.push({ time, value: Number(c.balance) });
