@@ -18,13 +18,15 @@ from perpx.api.app import RestApp, create_app
 from perpx.api.keys import ApiKey, KeyStore
 from perpx.convert import to_ticks
 from perpx.core.account.accounts import INSURANCE_FUND_ID
-from perpx.core.commands import IndexPrice, MarkPrice, SetMarginMode
+from perpx.core.commands import Deposit, IndexPrice, MarkPrice, SetMarginMode
 from perpx.core.enums import BalanceReason, MarginMode
 from perpx.core.events import BalanceChanged
 from perpx.instruments import load_instruments
 from perpx.readmodels.insurance import fund_changes
+from perpx.roles.gateway import GatewayService
 from perpx.service import ExchangeService
 from perpx.store import open_history, open_journal, open_snapshots
+from perpx.transport import CommandEndpoint, UnixWriterClient
 from support.rest import btc_order, post, signed_headers
 
 NOW = 1_700_000_000_000
@@ -125,3 +127,39 @@ def test_the_funds_history_is_served_and_survives_a_restart_from_a_snapshot(
         await service.close()
 
     asyncio.run(second(asyncio.run(first())))
+
+
+def test_a_gateway_serves_the_funds_history_from_the_writers_tables(tmp_path: Path) -> None:
+    """A gateway reads the writer's ``insurance`` table (`History.run` waits for its seq)."""
+    async def run() -> None:
+        location = str(tmp_path / "journal.db")
+        socket = tmp_path / "writer.sock"
+        service = ExchangeService(load_instruments(), open_journal(location),
+                                  history=open_history(location), clock=lambda: NOW,
+                                  maker=False, feed_interval_s=3600)
+        endpoint = CommandEndpoint(service.submit, service.stopped.is_set,
+                                   durable_seq=lambda: service.sequencer.durable_seq,
+                                   fund=service.fund_for_gateway)
+        await endpoint.start_unix(socket)
+        gateway = GatewayService(load_instruments(), location, UnixWriterClient(socket),
+                                 open_history(location), clock=lambda: NOW)
+        await gateway.start()
+        app = create_app(gateway, KeyStore(None))
+        assert isinstance(app, RestApp)
+        try:
+            # The operator tops the fund up (a deposit to system account -2).
+            await service.submit(Deposit(0, 0, INSURANCE_FUND_ID, "USDT", 2_000 * 10**8))
+            rows: list[dict[str, Any]] = []
+            for _ in range(500):  # the gateway follows the journal
+                rows = (await _get(app, "/perpx/insurance/history"))["result"]["list"]
+                if rows:
+                    break
+                await asyncio.sleep(0.01)
+            assert [(r["coin"], r["change"], r["balance"], r["reason"]) for r in rows] == [
+                ("USDT", "2000", "2000", "DEPOSIT")]
+        finally:
+            await gateway.close()
+            await endpoint.close()
+            await service.close()
+
+    asyncio.run(run())

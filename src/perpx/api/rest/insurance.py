@@ -9,8 +9,9 @@ account's); outside `/v5` so no client mistakes it for Bybit's.
 
 Parameters: `coin` (optional: every settle coin), `startTime`/`endTime` (ms, inclusive) and
 `limit` (1..1000, default 200). Rows come newest first, like Bybit's history endpoints:
-`coin`, `balance` (after the change), `change`, `reason` (the transaction log's type of the
-change: LIQUIDATION, FUNDING, DELIVERY, TRADE, ...), `symbol`, `time` and `seq`.
+`coin`, `balance` (after the change), `change`, `reason` (why the fund moved, the core's
+`BalanceReason` name: LIQUIDATION, INSURANCE, TRADE, FUNDING, DELIVERY, DEPOSIT, ...; finer
+than the transaction log's types, which fold several into one), `symbol`, `time` and `seq`.
 """
 
 from __future__ import annotations
