@@ -51,9 +51,9 @@ async def _get(app: RestApp, path: str, query: str = "") -> dict[str, Any]:
     return reply
 
 
-def _service(location: str) -> ExchangeService:
-    return ExchangeService(load_instruments(), open_journal(location),
-                           history=open_history(location), snapshots=open_snapshots(location),
+def _service(where: str) -> ExchangeService:
+    return ExchangeService(load_instruments(), open_journal(where),
+                           history=open_history(where), snapshots=open_snapshots(where),
                            snapshot_every=3, clock=lambda: NOW, maker=False,
                            feed_interval_s=3600)
 
@@ -78,8 +78,8 @@ async def _liquidate(service: ExchangeService, app: RestApp, long: ApiKey,
 
 
 def test_the_funds_history_is_served_and_survives_a_restart_from_a_snapshot(
-        tmp_path: Path) -> None:
-    location = str(tmp_path / "journal.db")
+        location: str) -> None:
+    """On both backends (SQLite's ``history.db``, the journal's PostgreSQL schema)."""
     keys = KeyStore(None)
     made = [keys.create(demo_funds="10000", rate_limit=100_000),
             keys.create(demo_funds="1000000", rate_limit=100_000),
@@ -132,17 +132,17 @@ def test_the_funds_history_is_served_and_survives_a_restart_from_a_snapshot(
 def test_a_gateway_serves_the_funds_history_from_the_writers_tables(tmp_path: Path) -> None:
     """A gateway reads the writer's ``insurance`` table (`History.run` waits for its seq)."""
     async def run() -> None:
-        location = str(tmp_path / "journal.db")
+        journal = str(tmp_path / "journal.db")
         socket = tmp_path / "writer.sock"
-        service = ExchangeService(load_instruments(), open_journal(location),
-                                  history=open_history(location), clock=lambda: NOW,
+        service = ExchangeService(load_instruments(), open_journal(journal),
+                                  history=open_history(journal), clock=lambda: NOW,
                                   maker=False, feed_interval_s=3600)
         endpoint = CommandEndpoint(service.submit, service.stopped.is_set,
                                    durable_seq=lambda: service.sequencer.durable_seq,
                                    fund=service.fund_for_gateway)
         await endpoint.start_unix(socket)
-        gateway = GatewayService(load_instruments(), location, UnixWriterClient(socket),
-                                 open_history(location), clock=lambda: NOW)
+        gateway = GatewayService(load_instruments(), journal, UnixWriterClient(socket),
+                                 open_history(journal), clock=lambda: NOW)
         await gateway.start()
         app = create_app(gateway, KeyStore(None))
         assert isinstance(app, RestApp)
