@@ -46,9 +46,10 @@ import msgspec
 
 from perpx.core.events import Event, InstrumentListed
 from perpx.core.instruments import InstrumentSpec, spec_from_record
-from perpx.readmodels import FundingHistory, Klines, Tickers
+from perpx.readmodels import FundingHistory, Klines, Tickers, insurance
 from perpx.readmodels.books import BookChanges, BookMirror, Books, BooksState
 from perpx.readmodels.funding_history import FundingHistoryState, FundingSink
+from perpx.readmodels.insurance import InsuranceSink
 from perpx.readmodels.klines import CandleSink, KlinesState
 from perpx.readmodels.tickers import TickersState
 from perpx.rows import Stamp
@@ -66,6 +67,7 @@ _MODULES = (
     "perpx.readside", "perpx.store.records", "perpx.readmodels.klines",
     "perpx.readmodels.tickers", "perpx.readmodels.open_interest",
     "perpx.readmodels.funding_history", "perpx.readmodels.period", "perpx.readmodels.books",
+    "perpx.readmodels.insurance",
     # The tables hold what the checkpoint does not (closed candles, funding rates).
     "perpx.readmodels.candles", "perpx.store.history_sql", "perpx.rows",
     "perpx.core.events", "perpx.core.enums", "perpx.core.instruments",
@@ -323,7 +325,7 @@ def restore(service: Owner, body: bytes, seq: int) -> None:
 KLINES_KEPT = 2
 
 
-class Sink(RecordSink, CandleSink, FundingSink, Protocol):
+class Sink(RecordSink, CandleSink, FundingSink, InsuranceSink, Protocol):
     """Where the fold hands the history tables' rows (`perpx.store.history.History`)."""
 
 
@@ -368,6 +370,8 @@ def fold(owner: Owner, stamp: Stamp, events: list[Event],
     for model in (owner.tickers, owner.klines, owner.funding):
         for event in events:
             model.apply(event)
+    # The insurance fund's changes: rows only, no state (`perpx.readmodels.insurance`).
+    insurance.fold(events, sink)
     owner.projector.sink = sink
     projection = owner.projector.project(stamp, events)
     return projection, owner.books.apply(stamp, events)

@@ -62,6 +62,28 @@ class FundingRateRecord:
     seq: int
 
 
+@dataclass(frozen=True, slots=True)
+class InsuranceRecord:
+    """One change of the insurance fund's balance in one coin (`perpx.readmodels.insurance`).
+
+    `seq` and `n` (its place among the fund's changes in that command) are the row's key, so
+    re-projecting a command writes nothing twice; `balance_atoms` is the fund's balance in
+    `coin` after the change, `reason` the `BalanceReason` name (LIQUIDATION, FUNDING, ...).
+    """
+
+    coin: str
+    ts_ms: int
+    seq: int
+    n: int
+    change_atoms: int
+    balance_atoms: int
+    reason: str
+    symbol: str
+
+
+INSURANCE_MAX_LIMIT = 1000  # the most fund changes one query returns
+
+
 class ClosedCandles(Protocol):
     """The closed candles of one track (symbol, source, interval), as stored."""
 

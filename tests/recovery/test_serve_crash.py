@@ -41,6 +41,7 @@ from perpx.api.keys import ApiKey, KeyStore
 from perpx.core.engine import Engine
 from perpx.instruments import served_instruments
 from perpx.readmodels import FundingHistory, Klines
+from perpx.readmodels.insurance import fund_changes
 from perpx.rows import Candle, FundingRateRecord
 from perpx.store import open_journal
 from perpx.store.audit import audit_journal
@@ -140,6 +141,7 @@ class _Rows:
         self.entry_ids: set[str] = set()
         self.candles: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self.rates: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self.fund: dict[tuple[int, int], tuple[Any, ...]] = {}
 
     def candle_closed(self, source: str, symbol: str, interval: str, candle: Candle) -> None:
         self.candles[(symbol, source, interval, candle.start_ms)] = (
@@ -179,6 +181,8 @@ def _check_history(location: str, commands: list[Any]) -> int:
                   "turnover, updated_ms FROM klines")}
     rates = {tuple(r[:2]): tuple(r[2:]) for r in history_sql(
         location, "SELECT symbol, ts_ms, rate, mark_price, seq FROM funding")}
+    fund = {(r[0], r[1]): tuple(r[2:]) for r in history_sql(
+        location, "SELECT seq, n, coin, ts_ms, change_atoms, balance_atoms FROM insurance")}
     expected = _Rows()
     specs = served_instruments()
     engine = Engine(specs)
@@ -192,6 +196,9 @@ def _check_history(location: str, commands: list[Any]) -> int:
         for event in events:
             klines.apply(event)
             funding.apply(event)
+        for change in fund_changes(events):
+            expected.fund[(change.seq, change.n)] = (change.coin, change.ts_ms,
+                                                    change.change_atoms, change.balance_atoms)
         projector.project(command, events)
     assert orders == expected.order_status
     assert len(executions) == len(set(executions)) and set(executions) == expected.exec_ids
@@ -199,6 +206,7 @@ def _check_history(location: str, commands: list[Any]) -> int:
     assert len(ledger) == len(set(ledger)) and set(ledger) == expected.entry_ids
     assert candles == expected.candles
     assert rates == expected.rates
+    assert fund == expected.fund
     return watermark
 
 

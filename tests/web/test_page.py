@@ -10,7 +10,10 @@ position's liquidation price is `perpx calc position`'s; a conditional order res
 Untriggered; orders by value and by cost send `perpx calc qty`'s contracts; a partial
 take-profit lists as REST lists it and close-all flattens; BTCUSD (inverse) and BTCPERP
 (USDC) trade in their units and coins; the Demo account button opens a funded account; the
-operator view shows the insurance fund, funding history and `/perpx/status`.
+operator view shows the insurance fund, funding history and `/perpx/status`; a partial
+take-profit with a limit price rests as a limit order at it; hedge mode opens both sides of
+BTCUSDT with a leverage each; and on a server whose index falls (a candle replay) an
+over-leveraged long is liquidated and seen in the operator view's feed and fund history.
 Screenshots go to a temporary folder, or to docs/img/ (the README's) with
 PERPX_SCREENSHOTS=docs/img, so a test run leaves the tree as it was. Without Chromium or
 Playwright the test skips, or fails under PERPX_REQUIRE_BROWSER=1 (CI).
@@ -418,6 +421,99 @@ def test_inverse_and_usdc_symbols(page: Page, venue: tuple[Server, ApiKey]) -> N
     expect(page.locator("#asks tr").first).to_be_visible(timeout=15_000)
 
 
+def test_partial_take_profit_with_a_limit_price(page: Page,
+                                                venue: tuple[Server, ApiKey]) -> None:
+    """A partial take-profit with a limit price: tpOrderType=Limit and tpLimitPrice sent from
+    the position row; the leg rests as a limit order at that price, as REST lists it."""
+    page.select_option("#o-type", "Market")
+    page.fill("#o-qty", "0.1")
+    page.click("#o-submit")
+    position = page.locator('#positions tbody tr[data-symbol="BTCUSDT"]')
+    expect(position).to_have_count(1, timeout=10_000)
+    held = _rest(venue, "GET", "/v5/position/list",
+                 {"category": "linear", "symbol": "BTCUSDT"})["result"]["list"][0]
+    take = f"{round(float(held['avgPrice']) * 1.04):.1f}"
+    limit = f"{round(float(held['avgPrice']) * 1.039):.1f}"
+    position.locator(".mode").select_option("Partial")
+    expect(position.locator(".tp-limit")).to_be_visible()
+    position.locator(".size-in").fill("0.05")
+    position.locator(".tp").fill(take)
+    position.locator(".tp-limit").fill(limit)
+    position.get_by_role("button", name="Set").click()
+    expect(page.locator("#ticket-msg")).to_have_text("TP/SL set", timeout=10_000)
+    [leg] = [o for o in _rest(venue, "GET", "/v5/order/realtime",
+                              {"category": "linear", "symbol": "BTCUSDT"})["result"]["list"]
+             if o["stopOrderType"] == "PartialTakeProfit"]
+    assert leg["orderType"] == "Limit" and float(leg["price"]) == float(limit)
+    assert float(leg["triggerPrice"]) == float(take) and float(leg["qty"]) == 0.05
+    row = page.locator("#orders tbody tr", has_text="PartialTakeProfit")
+    expect(row).to_have_count(1, timeout=10_000)
+    expect(row.locator(".type")).to_have_text("Limit · PartialTakeProfit")
+    expect(row.locator(".price")).to_have_text(leg["price"])
+    page.click("#close-all")
+    expect(page.locator("#positions tbody tr")).to_have_count(0, timeout=10_000)
+    for one in _rest(venue, "GET", "/v5/order/realtime",
+                     {"category": "linear", "settleCoin": "USDT"})["result"]["list"]:
+        _rest(venue, "POST", "/v5/order/cancel", {"category": "linear", "symbol": one["symbol"],
+                                                  "orderId": one["orderId"]})
+    expect(page.locator("#orders tbody tr")).to_have_count(0, timeout=10_000)
+
+
+def test_hedge_mode_from_the_ticket(page: Page, venue: tuple[Server, ApiKey]) -> None:
+    """Hedge mode per symbol (switch-mode): a leverage per side, orders name their side
+    (positionIdx 1 long, 2 short), and the positions table shows both sides of BTCUSDT."""
+    page.select_option("#pos-mode", "3")
+    expect(page.locator("#ticket-msg")).to_have_text("BTCUSDT: hedge mode", timeout=10_000)
+    try:
+        expect(page.locator("#o-lev-sell-box")).to_be_visible()
+        page.fill("#o-lev", "10")
+        page.fill("#o-lev-sell", "5")
+        page.click("#lev-set")
+        expect(page.locator("#ticket-msg")).to_have_text("Leverage 10x long / 5x short",
+                                                         timeout=10_000)
+        sides = {p["positionIdx"]: p for p in _rest(
+            venue, "GET", "/v5/position/list",
+            {"category": "linear", "symbol": "BTCUSDT"})["result"]["list"]}
+        assert (sides[1]["leverage"], sides[2]["leverage"]) == ("10", "5")
+        page.select_option("#o-type", "Market")
+        page.fill("#o-qty", "0.02")
+        page.check("input[name=side][value=Buy]")
+        expect(page.locator("#o-side")).to_have_text("Opens the long side (positionIdx 1)")
+        page.click("#o-submit")
+        expect(page.locator('#positions tbody tr[data-idx="1"]')).to_have_count(1,
+                                                                             timeout=10_000)
+        page.check("input[name=side][value=Sell]")
+        expect(page.locator("#o-side")).to_have_text("Opens the short side (positionIdx 2)")
+        page.fill("#o-qty", "0.01")
+        page.click("#o-submit")
+        long = page.locator('#positions tbody tr[data-symbol="BTCUSDT"][data-idx="1"]')
+        short = page.locator('#positions tbody tr[data-symbol="BTCUSDT"][data-idx="2"]')
+        expect(short).to_have_count(1, timeout=10_000)
+        expect(long.locator(".side")).to_have_text("Long")
+        expect(short.locator(".side")).to_have_text("Short")
+        expect(long.locator(".size")).to_contain_text("0.020")
+        expect(short.locator(".size")).to_contain_text("0.010")
+        held = {p["positionIdx"]: p for p in _rest(
+            venue, "GET", "/v5/position/list",
+            {"category": "linear", "symbol": "BTCUSDT"})["result"]["list"]}
+        assert (held[1]["side"], held[1]["size"]) == ("Buy", "0.020")
+        assert (held[2]["side"], held[2]["size"]) == ("Sell", "0.010")
+        # a reduce-only sell closes the long side
+        page.check("#o-reduce")
+        expect(page.locator("#o-side")).to_have_text("Closes the long side (positionIdx 1)")
+        page.uncheck("#o-reduce")
+        page.screenshot(path=str(IMG / "web-hedge-mode.png"))
+        short.get_by_role("button", name="Close").click()
+        expect(short).to_have_count(0, timeout=10_000)
+        long.get_by_role("button", name="Close").click()
+        expect(long).to_have_count(0, timeout=10_000)
+    finally:
+        page.check("input[name=side][value=Buy]")
+        page.select_option("#pos-mode", "0")
+        expect(page.locator("#ticket-msg")).to_have_text("BTCUSDT: one-way mode", timeout=10_000)
+        expect(page.locator("#o-lev-sell-box")).to_be_hidden()
+
+
 def test_one_click_demo_account(page: Page, venue: tuple[Server, ApiKey]) -> None:
     """On a demo-mode server a new tab opens a demo account in one click: a key minted by
     POST /perpx/demo/account, USDT demo funds, and BTC, ETH and USDC from demo-apply-money."""
@@ -467,6 +563,77 @@ def test_operator_view(page: Page, venue: tuple[Server, ApiKey]) -> None:
     page.screenshot(path=str(IMG / "web-operator.png"))
     page.evaluate("() => { location.hash = ''; }")
     expect(page.locator("#trade-view")).to_be_visible()
+
+
+def _falling_prices(path: Path) -> None:
+    """A BTCUSDT index replay: 10-second candles from 65,000 down 250 each (25 USDT a second).
+
+    `perpx serve --replay` samples it once a second; it lasts 5 minutes, long enough for a
+    100x long opened at any moment of it to be liquidated within seconds.
+    """
+    lines = ["open_time,open,high,low,close,volume"]
+    for number in range(30):
+        high = 65_000 - 250 * number
+        stamp = f"2024-01-01 00:{number * 10 // 60:02d}:{number * 10 % 60:02d}+00:00"
+        lines.append(f"{stamp},{high},{high},{high - 250},{high - 250},1")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_liquidation_shows_in_the_operator_view(page: Page,
+                                                tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A `perpx serve` whose index falls (a candle replay): an isolated 100x long opened from
+    the ticket is liquidated, and the operator view's live feed and the fund's history show it."""
+    data = tmp_path_factory.mktemp("web-liq")
+    prices = data / "falling.csv"
+    _falling_prices(prices)
+    made = subprocess.run([sys.executable, "-m", "perpx.cli", "keys", "create", "--json",
+                           "--demo-funds", "1000", "--data", str(data)],
+                          check=True, capture_output=True, text=True)
+    row = json.loads(made.stdout)
+    server = Server(data, None, maker=True, extra=("--replay", str(prices)))
+    browser = page.context.browser
+    assert browser is not None
+    tab = browser.new_page(viewport={"width": 1440, "height": 900})
+    try:
+        tab.goto(server.url + "/#operator")
+        expect(tab.locator("body")).to_have_attribute("data-ready", "1", timeout=20_000)
+        tab.fill("#api-key", row["api_key"])
+        tab.fill("#api-secret", row["api_secret"])
+        tab.click("#signin-btn")
+        expect(tab.locator("#signed")).to_be_visible(timeout=10_000)
+        tab.evaluate("() => { location.hash = ''; }")
+        tab.select_option("#margin-mode", "ISOLATED_MARGIN")
+        expect(tab.locator("#ticket-msg")).to_have_text("Margin mode set", timeout=10_000)
+        tab.fill("#o-lev", "100")
+        tab.click("#lev-set")
+        expect(tab.locator("#ticket-msg")).to_have_text("Leverage 100x", timeout=10_000)
+        tab.select_option("#o-type", "Market")
+        tab.fill("#o-qty", "0.1")
+        tab.click("#o-submit")
+        expect(tab.locator("#ticket-msg")).to_have_class("ok", timeout=10_000)
+        tab.evaluate("() => { location.hash = '#operator'; }")
+        # The index falls 25 USDT a second; 100x isolated is liquidated ~0.5% under its entry.
+        liquidation = tab.locator('#liquidations tbody tr[data-symbol="BTCUSDT"]')
+        expect(liquidation.first).to_be_visible(timeout=60_000)
+        expect(liquidation.first).to_contain_text("Buy")  # Bybit: the side of the position
+        expect(liquidation.first).to_contain_text("0.1")
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            closed = signed(client, ApiKey(row["api_key"], row["api_secret"],
+                                           int(row["account_id"]), False, "1000", 200, "", 0),
+                            "GET", "/v5/position/closed-pnl", {"category": "linear"})
+            assert closed["result"]["list"][0]["execType"] == "BustTrade"
+            # The fund's history (GET /perpx/insurance/history) has the liquidation's change.
+            changes = client.get("/perpx/insurance/history",
+                                 params={"coin": "USDT"}).json()["result"]["list"]
+        assert any(c["reason"] == "LIQUIDATION" and c["symbol"] == "BTCUSDT" for c in changes)
+        tab.wait_for_function(
+            "() => Number(document.getElementById('insurance-chart').dataset.changes || 0) > 0",
+            timeout=15_000)
+        expect(tab.locator("#insurance-changes tbody tr").first).to_contain_text("BTCUSDT")
+        tab.screenshot(path=str(IMG / "web-liquidation.png"))
+    finally:
+        tab.close()
+        server.stop()
 
 
 def test_page_routes_leave_the_api_alone(venue: tuple[Server, ApiKey]) -> None:

@@ -1,9 +1,10 @@
 """The history read models' base: the `History` port, its pages, cursors and errors.
 
 Read models built from events, in the same database as the journal (issue #7): final
-orders, executions, closed P&L, the wallet's transaction log, settled funding rates and
-closed candles, plus the service's read-side checkpoints. They are what the API's history
-endpoints read. Two backends implement the port over the same tables and queries:
+orders, executions, closed P&L, the wallet's transaction log, settled funding rates,
+closed candles and the insurance fund's changes, plus the service's read-side checkpoints.
+They are what the API's history endpoints read. Two backends implement the port over the
+same tables and queries:
 `perpx.store.history_sqlite` (a ``history.db`` beside the SQLite journal) and
 `perpx.store.history_postgres` (the journal's PostgreSQL schema); the shared machinery (a
 writer thread, batched writes, the ``history_meta`` high watermark committed in the same
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, Protocol, TypeAlias, TypeVar
 
-from perpx.rows import Candle, ClosedCandles, FundingRateRecord
+from perpx.rows import Candle, ClosedCandles, FundingRateRecord, InsuranceRecord
 from perpx.store.records import (
     ClosedPnlRecord,
     DeliveryRecord,
@@ -106,6 +107,9 @@ class History(Protocol):
     def funding_rate(self, record: FundingRateRecord) -> None:
         """Queue a settled funding rate."""
 
+    def insurance(self, record: InsuranceRecord) -> None:
+        """Queue one change of the insurance fund."""
+
     def projected(self, seq: int) -> None:
         """Record that every command up to `seq` has been projected."""
 
@@ -171,6 +175,11 @@ class History(Protocol):
     def funding_rates(self, symbol: str, *, start_ms: int | None = None,
                       end_ms: int | None = None, limit: int = 200) -> list[FundingRateRecord]:
         """Return the `limit` latest settled rates in [start, end], newest first."""
+
+    def insurance_history(self, coin: str, *, start_ms: int | None = None,
+                          end_ms: int | None = None,
+                          limit: int = 200) -> list[InsuranceRecord]:
+        """Return the `limit` latest changes of the fund in `coin` in [start, end], newest first."""
 
     def closed_candles(self, source: str, symbol: str, interval: str) -> ClosedCandles:
         """Return the stored (closed) candles of one track, for `select_candles`."""

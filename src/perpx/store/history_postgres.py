@@ -71,6 +71,11 @@ CREATE TABLE IF NOT EXISTS klines (
 CREATE TABLE IF NOT EXISTS funding (
     symbol TEXT NOT NULL, ts_ms BIGINT NOT NULL, rate BIGINT NOT NULL,
     mark_price BIGINT NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (symbol, ts_ms));
+CREATE TABLE IF NOT EXISTS insurance (
+    seq BIGINT NOT NULL, n INTEGER NOT NULL, coin TEXT NOT NULL, ts_ms BIGINT NOT NULL,
+    change_atoms BIGINT NOT NULL, balance_atoms BIGINT NOT NULL, reason TEXT NOT NULL,
+    symbol TEXT NOT NULL, PRIMARY KEY (seq, n));
+CREATE INDEX IF NOT EXISTS insurance_coin ON insurance (coin, ts_ms);
 CREATE TABLE IF NOT EXISTS read_side (
     seq BIGINT PRIMARY KEY, fingerprint TEXT NOT NULL, body BYTEA NOT NULL);
 """

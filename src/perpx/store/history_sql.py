@@ -5,7 +5,8 @@ worker thread (one connection), together with the high-watermark seq of the last
 command, in one transaction: after a crash the tables and the watermark agree, and the
 service re-projects the journal past it. Rows are keyed by their natural ids (order id,
 execution id, ledger entry id; symbol and funding time; symbol, price source, interval and
-start time for a candle), so projecting a command twice changes nothing.
+start time for a candle; seq and place for a change of the insurance fund), so projecting a
+command twice changes nothing.
 
 The SQL below is written once with ``?`` placeholders and upserts in the dialect SQLite and
 PostgreSQL share (``ON CONFLICT ... DO UPDATE/NOTHING``); a backend supplies the connection,
@@ -40,7 +41,14 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from perpx.rows import RATES_MAX_LIMIT, Candle, ClosedCandles, FundingRateRecord
+from perpx.rows import (
+    INSURANCE_MAX_LIMIT,
+    RATES_MAX_LIMIT,
+    Candle,
+    ClosedCandles,
+    FundingRateRecord,
+    InsuranceRecord,
+)
 from perpx.store.history import Among, HistoryUnavailable, Page, decode_cursor, encode_cursor
 from perpx.store.records import (
     ClosedPnlRecord,
@@ -58,7 +66,7 @@ RETRY_MAX_S = 5.0  # the longest wait between two retries
 MAX_BACKLOG_ROWS = 250_000  # rows held back before giving up until a restart (~100 MB)
 Row = tuple[str, tuple[Any, ...]]
 TABLES = ("orders", "executions", "closed_pnl", "ledger", "delivery", "settlements",
-          "klines", "funding", "history_meta", "read_side")
+          "klines", "funding", "insurance", "history_meta", "read_side")
 
 _ENCODER = msgspec.msgpack.Encoder()
 _ORDER_SQL = (
@@ -89,6 +97,8 @@ _KLINE_SQL = (
     "updated_ms = excluded.updated_ms")
 _FUNDING_SQL = ("INSERT INTO funding VALUES (?,?,?,?,?) ON CONFLICT (symbol, ts_ms) "
                 "DO NOTHING")
+_INSURANCE_SQL = ("INSERT INTO insurance VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (seq, n) "
+                  "DO NOTHING")
 _WATERMARK_SQL = (
     "INSERT INTO history_meta VALUES ('seq', ?) ON CONFLICT (key) DO UPDATE SET value = "
     "CASE WHEN excluded.value > history_meta.value THEN excluded.value "
@@ -260,6 +270,12 @@ class SqlHistory(ABC):
         self._pending.append((_FUNDING_SQL, (
             record.symbol, record.funding_rate_timestamp_ms, record.funding_rate,
             record.mark_price_ticks, record.seq)))
+
+    def insurance(self, record: InsuranceRecord) -> None:
+        """Queue one change of the insurance fund."""
+        self._pending.append((_INSURANCE_SQL, (
+            record.seq, record.n, record.coin, record.ts_ms, record.change_atoms,
+            record.balance_atoms, record.reason, record.symbol)))
 
     def projected(self, seq: int) -> None:
         """Record that every command up to `seq` has been projected."""
@@ -520,6 +536,30 @@ class SqlHistory(ABC):
                              [*values, limit])
         return [FundingRateRecord(str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]))
                 for r in rows]
+
+    def insurance_history(self, coin: str, *, start_ms: int | None = None,
+                          end_ms: int | None = None,
+                          limit: int = 200) -> list[InsuranceRecord]:
+        """Return the `limit` latest changes of the fund in `coin` in [start, end], newest first.
+
+        Newest first by time, then by seq and place (several changes can share a time).
+        """
+        if not 1 <= limit <= INSURANCE_MAX_LIMIT:
+            raise ValueError(f"limit must be in [1, {INSURANCE_MAX_LIMIT}], was {limit}")
+        where: list[str] = ["coin = ?"]
+        values: list[Any] = [coin]
+        if start_ms is not None:
+            where.append("ts_ms >= ?")
+            values.append(start_ms)
+        if end_ms is not None:
+            where.append("ts_ms <= ?")
+            values.append(end_ms)
+        rows = self._execute(
+            "SELECT coin, ts_ms, seq, n, change_atoms, balance_atoms, reason, symbol FROM "
+            f"insurance WHERE {' AND '.join(where)} ORDER BY ts_ms DESC, seq DESC, n DESC "
+            "LIMIT ?", [*values, limit])
+        return [InsuranceRecord(str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]),
+                                int(r[5]), str(r[6]), str(r[7])) for r in rows]
 
     def closed_candles(self, source: str, symbol: str, interval: str) -> ClosedCandles:
         """Return the stored (closed) candles of one track, for `select_candles`."""

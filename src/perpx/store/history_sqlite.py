@@ -63,6 +63,11 @@ CREATE TABLE IF NOT EXISTS funding (
     symbol TEXT NOT NULL, ts_ms INTEGER NOT NULL, rate INTEGER NOT NULL,
     mark_price INTEGER NOT NULL, seq INTEGER NOT NULL,
     PRIMARY KEY (symbol, ts_ms)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS insurance (
+    seq INTEGER NOT NULL, n INTEGER NOT NULL, coin TEXT NOT NULL, ts_ms INTEGER NOT NULL,
+    change_atoms INTEGER NOT NULL, balance_atoms INTEGER NOT NULL, reason TEXT NOT NULL,
+    symbol TEXT NOT NULL, PRIMARY KEY (seq, n)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS insurance_coin ON insurance (coin, ts_ms);
 CREATE TABLE IF NOT EXISTS read_side (
     seq INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL, body BLOB NOT NULL);
 """

@@ -3,7 +3,8 @@
 The page is plain HTML, CSS and ES modules in `static/`; it trades through the public Bybit V5
 REST and WebSocket API the server already serves (signing private requests in the browser),
 and reads perpx's own public routes for what Bybit's API lacks (`/perpx/calc/order`,
-`/perpx/status`, and in demo mode `/perpx/demo/account`); this module serves the files only.
+`/perpx/status`, `/perpx/insurance/history`, and in demo mode `/perpx/demo/account`); this
+module serves the files only.
 """
 
 from __future__ import annotations

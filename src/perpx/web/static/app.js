@@ -183,6 +183,7 @@ async function selectSymbol(symbol) {
   connectPublic();
   showQtyUnit();
   if (state.history && state.creds) loadAccountHistory(state.history, false);
+  if (state.creds) scheduleRefresh();  // this symbol's position mode and leverage
   if (location.hash === "#operator") { loadFunding().catch(() => {}); loadOpenInterest().catch(() => {}); }
 }
 function fillIntervals() {
@@ -204,9 +205,11 @@ function positionRow(p) {
   const roi = Number(p.positionIM) > 0 ? `${(100 * Number(p.unrealisedPnl) / Number(p.positionIM)).toFixed(2)}%` : "–";
   const coin = coinOf(p.symbol);
   // Full: the position's TP/SL (and trailing stop); Partial: a TP/SL pair for `size` contracts.
-  return `<tr data-symbol="${esc(p.symbol)}"><td>${esc(p.symbol)}</td><td class="${p.side === "Buy" ? "buy-t" : "sell-t"}">${esc(p.side)}</td><td class="size">${esc(p.size)} <small class="coin">${esc(qtyUnit(p.symbol))}</small></td><td>${esc(p.avgPrice)}</td><td>${esc(p.markPrice)}</td><td class="liq">${esc(p.liqPrice)}</td><td class="upnl">${coined(p.unrealisedPnl, coin)}</td>
+  // Hedge mode: a symbol has a long side (positionIdx 1) and a short side (2), each its own row.
+  const sideText = p.positionIdx === 1 ? "Long" : p.positionIdx === 2 ? "Short" : p.side;
+  return `<tr data-symbol="${esc(p.symbol)}" data-idx="${p.positionIdx}"><td>${esc(p.symbol)}</td><td class="side ${p.side === "Buy" ? "buy-t" : "sell-t"}">${esc(sideText)}</td><td class="size">${esc(p.size)} <small class="coin">${esc(qtyUnit(p.symbol))}</small></td><td>${esc(p.avgPrice)}</td><td>${esc(p.markPrice)}</td><td class="liq">${esc(p.liqPrice)}</td><td class="upnl">${coined(p.unrealisedPnl, coin)}</td>
      <td class="roi">${roi}</td><td class="im">${coined(p.positionIM, coin)}</td><td class="adl">${esc(p.adlRankIndicator ?? "")}</td>
-     <td class="tpsl"><select class="mode" aria-label="TP/SL mode"><option>Full</option><option>Partial</option></select><input class="size-in" aria-label="TP/SL size" placeholder="size" size="6" hidden><input class="tp" aria-label="Take profit" placeholder="TP" size="8" value="${esc(stopText(p.takeProfit))}"><input class="sl" aria-label="Stop loss" placeholder="SL" size="8" value="${esc(stopText(p.stopLoss))}"><input class="trail" aria-label="Trailing stop distance" placeholder="trail" size="6" value="${esc(stopText(p.trailingStop))}"><button type="button" data-tpsl="${esc(p.symbol)}" data-idx="${p.positionIdx}">Set</button></td>
+     <td class="tpsl"><select class="mode" aria-label="TP/SL mode"><option>Full</option><option>Partial</option></select><input class="size-in" aria-label="TP/SL size" placeholder="size" size="6" hidden><input class="tp" aria-label="Take profit" placeholder="TP" size="8" value="${esc(stopText(p.takeProfit))}"><input class="tp-limit" aria-label="Take-profit limit price" placeholder="TP limit" title="Partial only: the take-profit leg is a limit order at this price (empty: market)" size="8" hidden><input class="sl" aria-label="Stop loss" placeholder="SL" size="8" value="${esc(stopText(p.stopLoss))}"><input class="sl-limit" aria-label="Stop-loss limit price" placeholder="SL limit" title="Partial only: the stop-loss leg is a limit order at this price (empty: market)" size="8" hidden><input class="trail" aria-label="Trailing stop distance" placeholder="trail" size="6" value="${esc(stopText(p.trailingStop))}"><button type="button" data-tpsl="${esc(p.symbol)}" data-idx="${p.positionIdx}">Set</button></td>
      <td><button type="button" data-close="${esc(p.symbol)}" data-side="${p.side === "Buy" ? "Sell" : "Buy"}" data-qty="${esc(p.size)}" data-idx="${p.positionIdx}">Close</button></td></tr>`;
 }
 function orderRow(o) {
@@ -215,7 +218,7 @@ function orderRow(o) {
   // A partial TP/SL pair's legs (stopOrderType Partial...) are cancelled here, set again in the position row.
   const whole = Number(o.qty) === 0;
   const leg = /TakeProfit|StopLoss|TrailingStop/.test(o.stopOrderType || "");
-  const price = o.orderType === "Market" || leg ? esc(o.orderType) : `<input class="am-price" aria-label="Amend price" size="9" value="${esc(o.price)}">`;
+  const price = o.orderType === "Market" ? esc(o.orderType) : leg ? `<span class="price">${esc(o.price)}</span>` : `<input class="am-price" aria-label="Amend price" size="9" value="${esc(o.price)}">`;
   const qty = whole ? "position" : leg ? esc(o.qty) : `<input class="am-qty" aria-label="Amend quantity" size="7" value="${esc(o.qty)}">`;
   const amend = whole || leg ? "" : `<button type="button" data-amend="${esc(o.orderId)}" data-symbol="${esc(o.symbol)}" data-price="${esc(o.price)}" data-qty="${esc(o.qty)}">Amend</button> `;
   const type = o.stopOrderType && o.stopOrderType !== "UNKNOWN" ? `${o.orderType} · ${o.stopOrderType}` : o.orderType;
@@ -230,13 +233,18 @@ async function refreshAccount() {
     priv("GET", "/v5/account/wallet-balance", { accountType: "UNIFIED" }),
     priv("GET", "/v5/account/info", {}),
     ...scopes.map((q) => priv("GET", "/v5/position/list", { ...q, limit: 200 })),
-    ...scopes.map((q) => priv("GET", "/v5/order/realtime", { ...q, limit: 50 }))]);
+    ...scopes.map((q) => priv("GET", "/v5/order/realtime", { ...q, limit: 50 })),
+    // The current symbol's rows, flat or not: one (positionIdx 0) in one-way mode, two in hedge mode.
+    priv("GET", "/v5/position/list", { category: cat(), symbol: state.symbol })]);
+  const here = lists.pop().result?.list || [];
   if (editing()) { scheduleRefresh(); return; }
   const rowsOf = (replies) => replies.flatMap((r) => r.result?.list || []);
   const all = rowsOf(lists.slice(0, scopes.length));
   const ord = { result: { list: rowsOf(lists.slice(scopes.length)) } };
-  const mine = all.find((p) => p.symbol === state.symbol);
-  if (mine && document.activeElement !== $("o-lev")) $("o-lev").value = mine.leverage;
+  showMode(here.some((p) => p.positionIdx > 0));
+  const long = here.find((p) => p.positionIdx !== 2), short = here.find((p) => p.positionIdx === 2);
+  if (long && document.activeElement !== $("o-lev")) $("o-lev").value = long.leverage;
+  if (short && document.activeElement !== $("o-lev-sell")) $("o-lev-sell").value = short.leverage;
   if (info.result?.marginMode) $("margin-mode").value = info.result.marginMode;
   state.positions = all.filter((p) => Number(p.size) > 0);
   document.querySelector("#positions tbody").innerHTML = state.positions.map(positionRow).join("");
@@ -332,6 +340,7 @@ function signOut() {
   $("signin").hidden = false; $("signed").hidden = true; $("signin-hint").hidden = false;
   for (const t of ["#positions tbody", "#orders tbody", "#history tbody"]) document.querySelector(t).innerHTML = "";
   $("wallet").innerHTML = "";
+  showMode(false);
 }
 
 // ---- ticket ----
@@ -352,6 +361,7 @@ async function placeOrder(e) {
     body.timeInForce = $("o-post").checked ? "PostOnly" : $("o-tif").value;
   } else if ($("o-tif").value !== "GTC") body.timeInForce = $("o-tif").value;
   if ($("o-reduce").checked) body.reduceOnly = true;
+  if (state.hedge) body.positionIdx = hedgeIdx(body.side, !!body.reduceOnly);
   if ($("o-tp").value.trim()) body.takeProfit = $("o-tp").value.trim();
   if ($("o-sl").value.trim()) body.stopLoss = $("o-sl").value.trim();
   if ($("o-cond").checked) {
@@ -392,6 +402,9 @@ async function onAccountClick(e) {
       // Partial: a TP and/or SL for tpSize = slSize contracts, each its own order (listed in open orders).
       Object.assign(body, { tpslMode: "Partial", tpSize: field(".size-in"), slSize: field(".size-in") });
       for (const [k, cls] of [["takeProfit", ".tp"], ["stopLoss", ".sl"], ["trailingStop", ".trail"]]) if (field(cls)) body[k] = field(cls);
+      // A leg with a limit price is a limit order at it when triggered (Bybit's tpOrderType/slOrderType=Limit).
+      if (field(".tp-limit")) Object.assign(body, { tpOrderType: "Limit", tpLimitPrice: field(".tp-limit") });
+      if (field(".sl-limit")) Object.assign(body, { slOrderType: "Limit", slLimitPrice: field(".sl-limit") });
     } else {
       // Full: the whole position; an empty field is "0", Bybit's way of removing that stop.
       Object.assign(body, { tpslMode: "Full", takeProfit: field(".tp") || "0", stopLoss: field(".sl") || "0", trailingStop: field(".trail") || "0" });
@@ -434,7 +447,8 @@ async function calcOrder() {
   const amount = $("o-qty").value.trim();
   if (!price || !amount) return null;
   const side = document.querySelector("input[name=side]:checked").value;
-  return pub("/perpx/calc/order", { symbol: state.symbol, side, price, [$("o-by").value]: amount, leverage: $("o-lev").value.trim() });
+  const lev = state.hedge && side === "Sell" ? $("o-lev-sell") : $("o-lev");
+  return pub("/perpx/calc/order", { symbol: state.symbol, side, price, [$("o-by").value]: amount, leverage: lev.value.trim() });
 }
 async function estimate() {
   const out = $("o-estimate");
@@ -451,27 +465,72 @@ async function estimate() {
   } catch (err) { out.className = "dim"; out.dataset.cost = ""; out.dataset.qty = ""; out.textContent = String(err.message); }
 }
 async function setLeverage() {
-  const lev = $("o-lev").value.trim();
-  await act("/v5/position/set-leverage", { category: cat(), symbol: state.symbol, buyLeverage: lev, sellLeverage: lev }, `Leverage ${lev}x`);
+  // One-way: one leverage; hedge mode: the long side's and the short side's.
+  const buy = $("o-lev").value.trim(), sell = state.hedge ? $("o-lev-sell").value.trim() : buy;
+  await act("/v5/position/set-leverage", { category: cat(), symbol: state.symbol, buyLeverage: buy, sellLeverage: sell },
+    buy === sell ? `Leverage ${buy}x` : `Leverage ${buy}x long / ${sell}x short`);
   scheduleEstimate();
 }
 
+// ---- position mode (per symbol): one-way, or hedge with a long side (positionIdx 1) and a short side (2) ----
+// In hedge mode an order names its side: buying opens the long side and a reduce-only buy closes the
+// short side; selling opens the short side and a reduce-only sell closes the long side.
+const hedgeIdx = (side, reduce) => ((side === "Buy") !== reduce ? 1 : 2);
+function showMode(hedge) {
+  state.hedge = hedge;
+  if (document.activeElement !== $("pos-mode")) $("pos-mode").value = hedge ? "3" : "0";
+  $("o-lev-sell-box").hidden = !hedge;
+  $("o-lev-label").textContent = hedge ? "Leverage long" : "Leverage";
+  showSide();
+}
+function showSide() {
+  const out = $("o-side");
+  out.hidden = !state.hedge;
+  if (!state.hedge) return;
+  const side = document.querySelector("input[name=side]:checked").value, reduce = $("o-reduce").checked;
+  const idx = hedgeIdx(side, reduce);
+  out.dataset.idx = String(idx);
+  out.textContent = `${reduce ? "Closes" : "Opens"} the ${idx === 1 ? "long" : "short"} side (positionIdx ${idx})`;
+}
+async function switchMode() {
+  const mode = $("pos-mode").value;
+  const r = await act("/v5/position/switch-mode", { category: cat(), symbol: state.symbol, mode: Number(mode) },
+    mode === "3" ? `${state.symbol}: hedge mode` : `${state.symbol}: one-way mode`);
+  if (r.retCode === 0) showMode(mode === "3");
+  $("pos-mode").blur();
+}
+
 // ---- operator view ----
-const op = { timers: [], ws: [], chart: null, series: {}, last: 0 };
+const op = { timers: [], ws: [], chart: null, series: {} };
+// The fund per coin over time: the server's history of its changes (GET /perpx/insurance/history, one
+// row per change, durable), each coin a step line ending at its balance now (GET /v5/market/insurance).
+const FUND_COLORS = ["#f0b90b", "#0ecb81", "#5d8cff", "#f6465d", "#c77dff"];
 async function pollInsurance() {
-  const r = await pub("/v5/market/insurance", {});
+  const [r, h] = await Promise.all([pub("/v5/market/insurance", {}), pub("/perpx/insurance/history", { limit: 1000 })]);
   document.querySelector("#insurance tbody").innerHTML = r.list.map((f) =>
     `<tr data-coin="${esc(f.coin)}"><td>${esc(f.coin)}</td><td class="balance">${esc(f.balance)}</td><td>${esc(f.symbols)}</td></tr>`).join("");
-  const t = Math.floor(Date.now() / 1000);
-  if (t <= op.last) return;  // the chart needs increasing times
-  op.last = t;
+  document.querySelector("#insurance-changes tbody").innerHTML = h.list.slice(0, 10).map((c) =>
+    `<tr data-seq="${esc(c.seq)}"><td>${when(c.time)}</td><td>${esc(c.coin)}</td><td class="${Number(c.change) >= 0 ? "buy-t" : "sell-t"}">${esc(c.change)}</td><td>${esc(c.reason)}</td><td>${esc(c.symbol)}</td><td class="balance">${esc(c.balance)}</td></tr>`).join("");
+  const now = Math.floor(Date.now() / 1000);
+  let points = 0;
   for (const f of r.list) {
-    const colors = ["#f0b90b", "#0ecb81", "#5d8cff", "#f6465d", "#c77dff"];
     op.series[f.coin] ||= op.chart.addSeries(window.LightweightCharts.LineSeries,
-      { color: colors[Object.keys(op.series).length % colors.length], lineWidth: 2, title: f.coin });
-    op.series[f.coin].update({ time: t, value: Number(f.balance) });
+      { color: FUND_COLORS[Object.keys(op.series).length % FUND_COLORS.length], lineWidth: 2, lineType: 1, title: f.coin });
+    // Oldest first, one point per second (the last change of a second wins), then the balance now.
+    const line = [], changes = h.list.filter((c) => c.coin === f.coin).reverse();
+    // The balance before the oldest change shown, a second before it: the first step is drawn too.
+    if (changes.length) line.push({ time: Math.floor(Number(changes[0].time) / 1000) - 1, value: Number(changes[0].balance) - Number(changes[0].change) });
+    for (const c of changes) {
+      const time = Math.floor(Number(c.time) / 1000);
+      if (line.length && line[line.length - 1].time === time) line.pop();
+      line.push({ time, value: Number(c.balance) });
+    }
+    if (!line.length || line[line.length - 1].time < now) line.push({ time: now, value: Number(f.balance) });
+    op.series[f.coin].setData(line);
+    points += line.length;
   }
-  $("insurance-chart").dataset.points = String(Number($("insurance-chart").dataset.points || 0) + 1);
+  $("insurance-chart").dataset.points = String(points);
+  $("insurance-chart").dataset.changes = String(h.list.length);
 }
 async function loadFunding() {
   $("funding-symbol").textContent = state.symbol;
@@ -511,7 +570,7 @@ async function loadStatus() {
 function onLiquidation(rows) {
   const body = document.querySelector("#liquidations tbody");
   body.insertAdjacentHTML("afterbegin", rows.map((l) =>
-    `<tr><td>${esc(l.s)}</td><td class="${l.S === "Buy" ? "buy-t" : "sell-t"}">${esc(l.S)}</td><td>${esc(l.p)}</td><td>${esc(l.v)}</td><td>${new Date(l.T).toLocaleTimeString([], { hour12: false })}</td></tr>`).join(""));
+    `<tr data-symbol="${esc(l.s)}"><td>${esc(l.s)}</td><td class="${l.S === "Buy" ? "buy-t" : "sell-t"}">${esc(l.S)}</td><td>${esc(l.p)}</td><td>${esc(l.v)}</td><td>${new Date(l.T).toLocaleTimeString([], { hour12: false })}</td></tr>`).join(""));
   while (body.rows.length > 50) body.deleteRow(-1);
 }
 function startOperator() {
@@ -565,7 +624,7 @@ async function main() {
   $("account-box").addEventListener("change", (e) => {
     if (!e.target.matches(".mode")) return;  // Partial shows the size; its legs start empty
     const row = e.target.closest("tr"), partial = e.target.value === "Partial";
-    row.querySelector(".size-in").hidden = !partial;
+    for (const c of [".size-in", ".tp-limit", ".sl-limit"]) row.querySelector(c).hidden = !partial;
     if (partial) for (const c of [".tp", ".sl", ".trail"]) row.querySelector(c).value = "";
   });
   $("demo-btn").onclick = demoAccount;
@@ -578,6 +637,9 @@ async function main() {
   $("ticket").addEventListener("input", scheduleEstimate);
   $("ticket").addEventListener("change", scheduleEstimate);
   $("o-lev").oninput = scheduleEstimate;
+  $("pos-mode").onchange = () => (state.creds ? switchMode() : showMsg("Sign in first", true));
+  for (const e of ["change", "input"]) $("ticket").addEventListener(e, showSide);
+  $("o-lev-sell").oninput = scheduleEstimate;
   $("lev-set").onclick = () => (state.creds ? setLeverage() : showMsg("Sign in first", true));
   $("margin-mode").onchange = () => (state.creds ? act("/v5/account/set-margin-mode", { setMarginMode: $("margin-mode").value }, "Margin mode set") : showMsg("Sign in first", true));
   $("account-box").onclick = onAccountClick;
