@@ -371,3 +371,59 @@ def test_serve_opens_the_endpoint_only_when_asked_and_refuses_during_shutdown(
         await endpoint.close()
 
     asyncio.run(run())
+
+
+# -- request ids (issue #15: exact retries) ---------------------------------------------------
+
+
+def test_a_request_id_rides_beside_the_command_and_unknown_bytes_are_refused() -> None:
+    from perpx.store.codec import CodecError
+    from perpx.store.journal import new_request_id
+    from perpx.transport.wire import Wire
+
+    wire = Wire()
+    rid = new_request_id()
+    assert wire.command(wire.request(order(), rid)) == (order(), rid)
+    assert wire.command(wire.request(order())) == (order(), None)
+    with pytest.raises(ValueError):
+        wire.request(order(), b"short")
+    with pytest.raises(CodecError):
+        wire.command(wire.request(order(), rid)[:17])
+
+
+def test_a_command_resent_with_its_request_id_is_journaled_once(transport: Run,
+                                                                tmp_path: Path) -> None:
+    from perpx.store.journal import new_request_id
+
+    service = sqlite_service(tmp_path)
+    rid = new_request_id()
+
+    async def body(client: WriterClient) -> None:
+        await client.submit(Deposit(0, 0, ACCOUNT, "USDT", 10**15))
+        first = await client.submit(order(link="once"), rid)
+        # The same request again (a gateway whose answer was lost): the first answer, again.
+        assert await client.submit(order(link="once"), rid) == first
+        assert isinstance(first[1][0], OrderAccepted)
+
+    asyncio.run(transport(service, body))
+    places = [c for c in journaled(service.sequencer.journal) if isinstance(c, PlaceOrder)]
+    assert len(places) == 1
+    ids = service.sequencer.journal.request_ids()
+    assert [seq for seq, r in ids if r == rid] == [places[0].seq]
+    assert len(ids) == 2  # the deposit came without one: the writer gave it its own
+
+
+def test_a_request_whose_answer_is_gone_is_lost_not_resent(tmp_path: Path) -> None:
+    from perpx.store.journal import new_request_id
+    from perpx.transport import OutcomeLost
+
+    service = sqlite_service(tmp_path)
+    rid = new_request_id()
+    service.sequencer.remember(rid, 1, None)  # as a takeover from a later snapshot leaves it
+
+    async def body(client: WriterClient) -> None:
+        with pytest.raises(OutcomeLost, match="seq 1"):
+            await client.submit(order(), rid)
+
+    asyncio.run(over_unix(service, body, tmp_path / "writer.sock"))
+    assert service.fatal is None and service.engine.last_seq == 0
