@@ -166,9 +166,13 @@ class Sequencer:
     def _resent(self, hit: _Pending | Recorded) -> asyncio.Future[list[Event]]:
         """Answer a request id already applied: with its own future, or from its record."""
         self.resent += 1
+        seq = hit.command.seq if isinstance(hit, _Pending) else hit[0]
+        # Rare (a gateway's resend after a failover or a timeout), and worth seeing.
+        log.warning("a request id came again: answered with the outcome recorded at seq %d",
+                    seq)
         if isinstance(hit, _Pending):
             return hit.done  # in flight or durable: the same answer as the first time
-        seq, events = hit
+        _, events = hit
         done: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
         if events is None:
             done.set_exception(OutcomeNotKept(seq))

@@ -313,7 +313,7 @@ class GatewayService:
         unknown = False  # an attempt may have reached a writer: the deadline runs from it
         while True:
             try:
-                return await send()
+                answer = await send()
             except OutcomeLost:
                 raise
             except OutcomeUnknown:
@@ -328,6 +328,10 @@ class GatewayService:
             except NotSequenced:
                 if time.monotonic() >= deadline or self.fatal is not None:
                     raise
+            else:
+                if unknown:
+                    log.warning("a request was resent after an unknown outcome and answered")
+                return answer
             await asyncio.sleep(RESEND_EVERY_S)
 
     async def settled(self) -> None:
