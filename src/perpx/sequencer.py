@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -99,8 +100,10 @@ class Sequencer:
         self.batches = 0
         self.subscriber_failures = 0
         self.durable_seq = engine.last_seq
-        # request id -> its command in flight, or its recorded outcome; oldest first.
-        self._recent: dict[bytes, _Pending | Recorded] = {}
+        # request id -> its command in flight, or its recorded outcome; oldest first. An
+        # OrderedDict: dropping a plain dict's first key again and again costs O(size) per
+        # drop (iteration skips the deleted slots), ~33 us at 65,536; popitem is O(1).
+        self._recent: OrderedDict[bytes, _Pending | Recorded] = OrderedDict()
         self._window = window
         self.resent = 0  # commands answered from `_recent` instead of applied
 
@@ -108,7 +111,7 @@ class Sequencer:
         """Record a journaled command's request id and outcome (recovery, takeover)."""
         self._recent[request_id] = (seq, events)
         if len(self._recent) > self._window:
-            del self._recent[next(iter(self._recent))]
+            self._recent.popitem(last=False)
 
     def recorded(self, request_id: bytes) -> int | None:
         """Return the seq of the command that carried `request_id`, if it is remembered."""
@@ -158,7 +161,7 @@ class Sequencer:
             recent = self._recent
             recent[request_id] = pending
             if len(recent) > self._window:
-                del recent[next(iter(recent))]
+                recent.popitem(last=False)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_loop())
         return done
@@ -181,6 +184,7 @@ class Sequencer:
         return done
 
     async def _flush_loop(self) -> None:
+        recent = self._recent
         while self._pending:
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
@@ -204,6 +208,11 @@ class Sequencer:
                                       pending.command.seq)
                 if not pending.done.done():
                     pending.done.set_result(pending.events)
+                rid = pending.request_id
+                if rid is not None and rid in recent:
+                    # Durable: keep the outcome only, not the future and the command (the
+                    # window is long-lived memory; same key, so its place is unchanged).
+                    recent[rid] = (pending.command.seq, pending.events)
             self._in_flight = []
 
     def applied_after(self, seq: int) -> list[tuple[Command, list[Event]]]:
