@@ -349,6 +349,58 @@ def test_writer_gone_mid_request_is_an_unknown_outcome(tmp_path: Path, transport
     asyncio.run(run())
 
 
+def test_a_command_resent_to_the_next_writer_with_its_request_id_is_answered_exactly(
+        tmp_path: Path) -> None:
+    """The writer dies after journaling the command, before answering; the next one
+    (recovered from the journal, as a standby taking over) answers the resend with the
+    same events and applies nothing twice."""
+    from perpx.store import open_journal
+    from perpx.store.journal import new_request_id
+    from support.journals import HeldSqliteJournal
+
+    location = str(tmp_path / "journal.db")
+    socket_path = tmp_path / "writer.sock"
+    rid = new_request_id()
+    journal = HeldSqliteJournal(location)
+    first = ExchangeService(SPECS, journal, maker=False)
+    endpoint = CommandEndpoint(first.submit, first.stopped.is_set)
+
+    async def run() -> None:
+        await first.submit(Deposit(0, 0, ACCOUNT, "USDT", 10**15))
+        await endpoint.start_unix(socket_path)
+        client = UnixWriterClient(socket_path, timeout_s=5)
+        journal.hold()
+        pending = asyncio.ensure_future(client.submit(order(link="exact"), rid))
+        while not journal.waiting.is_set():
+            await asyncio.sleep(0.005)
+        await endpoint.abort()  # the reply never leaves: as a kill -9 after the commit
+        with pytest.raises(OutcomeUnknown):
+            await pending
+        journal.release()
+        await first.sequencer.drain()  # the commit lands: the order is journaled
+        seq = journal.last_seq()
+        await first.close()
+        await endpoint.close()
+        # The next writer: rebuilt from the journal, its window refilled from the tail.
+        second = ExchangeService(SPECS, open_journal(location), maker=False)
+        again = CommandEndpoint(second.submit, second.stopped.is_set)
+        await again.start_unix(socket_path)
+        try:
+            answer_seq, events = await client.submit(order(link="exact"), rid)
+            assert answer_seq == seq and isinstance(events[0], OrderAccepted)
+            assert second.engine.last_seq == seq and second.sequencer.resent == 1
+        finally:
+            await client.close()
+            await again.close()
+            await second.close()
+
+    asyncio.run(run())
+    reader = open_journal(location, readonly=True)
+    places = [c for c in journaled(reader) if isinstance(c, PlaceOrder)]
+    reader.close()
+    assert [p.order_link_id for p in places] == ["exact"]
+
+
 def test_serve_opens_the_endpoint_only_when_asked_and_refuses_during_shutdown(
         tmp_path: Path) -> None:
     from perpx.cli import open_endpoint
