@@ -325,8 +325,11 @@ class GatewayService:
                 elif time.monotonic() >= deadline:
                     raise
                 self.resends += 1
-            except NotSequenced:
+            except NotSequenced as failure:
                 if time.monotonic() >= deadline or self.fatal is not None:
+                    if unknown:  # the first attempt may still be journaled: not "nothing"
+                        raise OutcomeUnknown("the writer holding the command died and no "
+                                             "writer answered its resend in time") from failure
                     raise
             else:
                 if unknown:

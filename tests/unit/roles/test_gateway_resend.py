@@ -67,3 +67,19 @@ def test_a_lost_answer_is_final() -> None:
     with pytest.raises(OutcomeLost):
         _run(gateway, send)
     assert len(gateway.sent) == 1
+
+
+def test_a_resend_that_finds_no_writer_in_time_stays_unknown_not_nothing_done() -> None:
+    # The first attempt may be journaled: "the writer is unavailable, nothing was done"
+    # would be a lie, whatever the resends met.
+    gateway = _Gateway(leader_wait_s=0.2)
+    send = _script(gateway, [OutcomeUnknown("leader died"), WriterUnavailable("no one")])
+    with pytest.raises(OutcomeUnknown, match="resend"):
+        _run(gateway, send)
+
+
+def test_a_command_that_never_reached_a_writer_is_nothing_done() -> None:
+    gateway = _Gateway(leader_wait_s=0.1)
+    send = _script(gateway, [WriterUnavailable("no one")])
+    with pytest.raises(WriterUnavailable):
+        _run(gateway, send)
