@@ -10,6 +10,13 @@ If the journal fails, the engine has applied commands that are not durable: the 
 stops (fail-stop) and every pending and later `submit` raises; a restart recovers from the
 journal, which holds exactly what was acknowledged.
 
+A command may carry a request id (`perpx.store.journal.new_request_id`, given where the request
+entered the API). The id is journaled beside the command, never inside it, and the sequencer
+keeps the last `RECENT_WINDOW` ids it applied with their outcome: a command resent with an id
+already there (a gateway retrying what was in flight when the leader died) is answered with
+that outcome, not applied again. A writer that takes the journal over fills the window from
+the journal's tail (`remember`), so the retry finds it there too.
+
 A subscriber is a side task (read models, snapshots): its exception is logged and the loop
 goes on, so a durable command is always answered and every other subscriber still sees it.
 A subscriber whose state must not silently drift catches its own failure and says so (the
@@ -21,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,11 +37,17 @@ import msgspec
 from perpx.core.commands import Command
 from perpx.core.engine import Engine
 from perpx.core.events import Event
-from perpx.store.journal import Journal
+from perpx.store.journal import Journal, OutcomeNotKept
 
 log = logging.getLogger("perpx.sequencer")
 
 Subscriber = Callable[[Command, list[Event]], None]
+
+# How many recent request ids the writer remembers with their outcome. It must cover every
+# command that can be in flight when a leader dies (a batch being journaled and the next one
+# accumulating, up to 2 x `max_batch`) plus what the new leader accepts before the gateways'
+# resends reach it (they resend within `LEADER_WAIT_S` of the takeover); docs/decisions.md.
+RECENT_WINDOW = 65_536
 
 
 def wall_clock_ms() -> int:
@@ -50,6 +64,11 @@ class _Pending:
     command: Command
     events: list[Event]
     done: asyncio.Future[list[Event]]
+    request_id: bytes | None = None
+
+
+# A request id's outcome recorded at recovery: (seq, events; None if not recomputed).
+Recorded = tuple[int, list[Event] | None]
 
 
 class Sequencer:
@@ -61,6 +80,7 @@ class Sequencer:
         journal: Journal,
         clock: Callable[[], int] = wall_clock_ms,
         max_batch: int = 4096,
+        window: int = RECENT_WINDOW,
     ) -> None:
         if journal.last_seq() != engine.last_seq:
             raise ValueError(
@@ -80,6 +100,25 @@ class Sequencer:
         self.batches = 0
         self.subscriber_failures = 0
         self.durable_seq = engine.last_seq
+        # request id -> its command in flight, or its recorded outcome; oldest first. An
+        # OrderedDict: dropping a plain dict's first key again and again costs O(size) per
+        # drop (iteration skips the deleted slots), ~33 us at 65,536; popitem is O(1).
+        self._recent: OrderedDict[bytes, _Pending | Recorded] = OrderedDict()
+        self._window = window
+        self.resent = 0  # commands answered from `_recent` instead of applied
+
+    def remember(self, request_id: bytes, seq: int, events: list[Event] | None) -> None:
+        """Record a journaled command's request id and outcome (recovery, takeover)."""
+        self._recent[request_id] = (seq, events)
+        if len(self._recent) > self._window:
+            self._recent.popitem(last=False)
+
+    def recorded(self, request_id: bytes) -> int | None:
+        """Return the seq of the command that carried `request_id`, if it is remembered."""
+        hit = self._recent.get(request_id)
+        if hit is None:
+            return None
+        return hit.command.seq if isinstance(hit, _Pending) else hit[0]
 
     def subscribe(self, subscriber: Subscriber) -> None:
         """Call `subscriber(command, events)` for every durable command, in seq order."""
@@ -90,18 +129,24 @@ class Sequencer:
         ts_ms = max(self._clock(), self.engine.last_ts_ms)
         return msgspec.structs.replace(command, seq=self.engine.last_seq + 1, ts_ms=ts_ms)
 
-    async def submit(self, command: Command) -> list[Event]:
+    async def submit(self, command: Command, request_id: bytes | None = None) -> list[Event]:
         """Sequence, apply and journal `command`; return its events once it is durable.
 
-        The `seq` and `ts_ms` the caller put in the command are replaced.
+        The `seq` and `ts_ms` the caller put in the command are replaced. A `request_id`
+        seen within the window answers with that command's events, applying nothing.
         """
-        done = self.submit_nowait(command)
+        done = self.submit_nowait(command, request_id)
         return await done
 
-    def submit_nowait(self, command: Command) -> asyncio.Future[list[Event]]:
+    def submit_nowait(self, command: Command, request_id: bytes | None = None
+                      ) -> asyncio.Future[list[Event]]:
         """Apply `command` now and return a future that resolves when it is durable."""
         if self._failure is not None or self._closed:
             raise SequencerStopped("sequencer is stopped") from self._failure
+        if request_id is not None:
+            hit = self._recent.get(request_id)
+            if hit is not None:
+                return self._resent(hit)
         stamped = self.stamp(command)
         try:
             events = self.engine.apply(stamped)
@@ -110,19 +155,44 @@ class Sequencer:
             self._fail(bug, [])
             raise
         done: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(stamped, events, done))
+        pending = _Pending(stamped, events, done, request_id)
+        self._pending.append(pending)
+        if request_id is not None:
+            recent = self._recent
+            recent[request_id] = pending
+            if len(recent) > self._window:
+                recent.popitem(last=False)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_loop())
         return done
 
+    def _resent(self, hit: _Pending | Recorded) -> asyncio.Future[list[Event]]:
+        """Answer a request id already applied: with its own future, or from its record."""
+        self.resent += 1
+        seq = hit.command.seq if isinstance(hit, _Pending) else hit[0]
+        # Rare (a gateway's resend after a failover or a timeout), and worth seeing.
+        log.warning("a request id came again: answered with the outcome recorded at seq %d",
+                    seq)
+        if isinstance(hit, _Pending):
+            return hit.done  # in flight or durable: the same answer as the first time
+        _, events = hit
+        done: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
+        if events is None:
+            done.set_exception(OutcomeNotKept(seq))
+        else:
+            done.set_result(events)
+        return done
+
     async def _flush_loop(self) -> None:
+        recent = self._recent
         while self._pending:
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
             self._in_flight = batch
             commands = [p.command for p in batch]
+            request_ids = [p.request_id for p in batch]
             try:
-                await asyncio.to_thread(self.journal.append, commands)
+                await asyncio.to_thread(self.journal.append, commands, request_ids)
             except BaseException as failure:
                 self._fail(failure, batch)
                 return
@@ -138,6 +208,11 @@ class Sequencer:
                                       pending.command.seq)
                 if not pending.done.done():
                     pending.done.set_result(pending.events)
+                rid = pending.request_id
+                if rid is not None and rid in recent:
+                    # Durable: keep the outcome only, not the future and the command (the
+                    # window is long-lived memory; same key, so its place is unchanged).
+                    recent[rid] = (pending.command.seq, pending.events)
             self._in_flight = []
 
     def applied_after(self, seq: int) -> list[tuple[Command, list[Event]]]:

@@ -53,12 +53,17 @@ from perpx.core.instruments import InstrumentSpec
 from perpx.durable import DurableState
 from perpx.feeds import CandleReplay, IndexObservation, RandomWalkFeed
 from perpx.readmodels import OpenInterest
-from perpx.sequencer import Sequencer, SequencerStopped, wall_clock_ms
+from perpx.sequencer import (
+    RECENT_WINDOW,
+    Sequencer,
+    SequencerStopped,
+    wall_clock_ms,
+)
 from perpx.sim.agents import MarketMaker, MarketView
 from perpx.store import open_journal
 from perpx.store.history import History
 from perpx.store.history_sqlite import SqliteHistory
-from perpx.store.journal import Journal
+from perpx.store.journal import Journal, OutcomeNotKept, new_request_id
 from perpx.store.recovery import Recovery, latest_sound_snapshot, listed_in_snapshot
 from perpx.store.snapshots import SnapshotStore
 from perpx.store.snapshotter import SnapshotResult, Snapshotter
@@ -143,6 +148,9 @@ class ExchangeService:
         self.adl = self.durable.adl
         self._acked: dict[int, int] = {}  # account -> the last seq acknowledged to it
         self.sequencer = Sequencer(self.engine, journal, clock)
+        for rid, seq, events in self._recorded:
+            self.sequencer.remember(rid, seq, events)
+        del self._recorded
         self.sequencer.subscribe(self._on_durable)
         # The event bus (issue #15): each durable command's events go on it, never waited for.
         self.bus = bus
@@ -197,11 +205,21 @@ class ExchangeService:
         if engine is not None:
             readside.install(self, usable.loaded[snapshot_seq])
         usable.loaded.clear()
+        # The request ids of the journal's tail, for the sequencer's window (a resent command
+        # is answered with its recorded outcome): events for those the tail replays below.
+        last = journal.last_seq()
+        ids = journal.request_ids(max(1, last - RECENT_WINDOW + 1))
+        by_seq = {seq: rid for seq, rid in ids}
+        self._recorded: list[tuple[bytes, int, list[Event] | None]] = [
+            (rid, seq, None) for seq, rid in ids if seq <= snapshot_seq]
         replayed = 0
         for command in journal.read(self.engine.last_seq + 1):
             events = self.engine.apply(command)
             self._project(command, events, write=command.seq > watermark)
             replayed += 1
+            rid = by_seq.get(command.seq)
+            if rid is not None:
+                self._recorded.append((rid, command.seq, events))
         self.history.flush().result()
         return Recovery(self.engine, snapshot_seq, replayed, time.perf_counter() - started,
                         rejected)
@@ -294,12 +312,23 @@ class ExchangeService:
 
     # -- writes ---------------------------------------------------------------------------
 
-    async def submit(self, command: Command) -> list[Event]:
-        """Sequence, apply and journal `command`; return its events once durable."""
+    async def submit(self, command: Command, request_id: bytes | None = None) -> list[Event]:
+        """Sequence, apply and journal `command`; return its events once durable.
+
+        A request from the API: it is journaled with `request_id` (a gateway's, which a
+        retry after a failover resends), or with a fresh one (`new_request_id`). A request id
+        the writer has seen recently is answered with its recorded events (`Sequencer`).
+        """
+        return await self._submit(command, request_id or new_request_id())
+
+    async def _submit(self, command: Command, request_id: bytes | None) -> list[Event]:
+        """`submit`; the writer's own commands (feeds, makers) carry no request id."""
         if self.fatal is not None:
             raise ServiceStopped("the service has stopped") from self.fatal
         try:
-            events = await self.sequencer.submit(command)
+            events = await self.sequencer.submit(command, request_id)
+        except OutcomeNotKept:
+            raise  # a resend whose outcome this writer cannot tell: not a failure of its own
         except SequencerStopped as stopped:
             self._stop(self.sequencer.failure or stopped)
             raise ServiceStopped("the service has stopped") from stopped
@@ -398,7 +427,7 @@ class ExchangeService:
                 if isinstance(command, Deposit) and \
                         self.engine.clearing.account(command.account_id) is not None:
                     continue  # funded in an earlier run (durable journal)
-                await self.submit(command)
+                await self._submit(command, None)
         await self.step()
         self._tasks.append(asyncio.create_task(self._feed_loop(), name="perpx-feed"))
         if self.snapshotter is not None and self.snapshotter.every_seconds > 0:
@@ -413,13 +442,14 @@ class ExchangeService:
             if observation is None:
                 continue  # a replay that ended keeps its last price
             spec = self.specs[symbol]
-            await self.submit(IndexPrice(0, 0, symbol, to_ticks(spec, observation.price)))
-        await self.submit(Tick(0, 0))
+            await self._submit(IndexPrice(0, 0, symbol, to_ticks(spec, observation.price)),
+                               None)
+        await self._submit(Tick(0, 0), None)
         view = MarketView(self.engine)
         now = self.now_ms()
         for maker in self.makers:
             for command in maker.act(view, now):
-                futures.append(asyncio.ensure_future(self.submit(command)))
+                futures.append(asyncio.ensure_future(self._submit(command, None)))
         if futures:
             await asyncio.gather(*futures)
 

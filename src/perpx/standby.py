@@ -19,6 +19,9 @@ The followed engine is the state of the journal at each moment it has read: `per
 --role standby` checks that the service it builds at takeover (newest snapshot + the tail,
 with the read side and the history tables, as any restart) hashes the same as the engine it
 followed, a second and independent derivation of the state before it accepts anything.
+That rebuild also refills the writer's window of recent request ids from the journal's tail
+(`ExchangeService._recover`), so the gateways' resends of what the dead leader held in
+flight are answered with its recorded outcome, not applied twice.
 """
 
 from __future__ import annotations

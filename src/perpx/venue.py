@@ -103,8 +103,12 @@ class Venue(Protocol):
     def fatal(self) -> BaseException | None:
         """Why it stopped, if it failed."""
 
-    async def submit(self, command: Command) -> list[Event]:
-        """Sequence `command`; return its events once durable."""
+    async def submit(self, command: Command, request_id: bytes | None = None) -> list[Event]:
+        """Sequence `command`; return its events once durable.
+
+        It is journaled with `request_id`, or a fresh one drawn where the request entered
+        (`perpx.store.journal.new_request_id`): what lets a retry be answered exactly.
+        """
 
     async def settled(self) -> None:
         """Wait until the state `engine` showed is durable and readable."""

@@ -18,10 +18,13 @@ How the gateways find the new leader (`docs/decisions.md`, "Leader failover behi
 gateways"): over the Unix socket, the standby binds the leader's socket path once it leads
 (the gateways reconnect to the same path); over NATS, it subscribes to the venue's subject
 once it leads. A command that finds no writer is resent by the gateway (it certainly was not
-sequenced) until the standby answers; a command in flight when the leader died is answered
-"the outcome is unknown" and never resent. Over NATS a requester is not told that its
-responder died: the gateway sees it in the journal (the writer lock free, or the leader epoch
-moved) and answers such a command then, not at the request's 5 s timeout.
+sequenced) until the standby answers; a command in flight when the leader died is resent
+with its request id, and the standby answers one it finds journaled with the recorded
+events (its window of recent request ids, rebuilt from the journal's tail) instead of
+applying it twice. So no client is told "the outcome is unknown", no order link id is
+journaled twice, and every acknowledged order is there. Over NATS a requester is not told
+that its responder died: the gateway sees it in the journal (the writer lock free, or the
+leader epoch moved) and resends such a command then, not at the request's 5 s timeout.
 
 On SQLite and PostgreSQL journals; PERPX_GATEWAY_CRASH_POINTS sets the crash points (default
 3 over the socket, 2 over NATS).
@@ -45,7 +48,15 @@ from perpx.api.keys import KeyStore
 from perpx.instruments import served_instruments
 from perpx.store import open_journal
 from perpx.store.audit import audit_journal
-from support.failover import CLIENTS, Load, client, kill_leader, pause, replayed_hash
+from support.failover import (
+    CLIENTS,
+    Load,
+    client,
+    kill_leader,
+    link_ids_journaled,
+    pause,
+    replayed_hash,
+)
 from support.serving import Server, check_orders, free_port
 
 CRASH_POINTS = os.environ.get("PERPX_GATEWAY_CRASH_POINTS")
@@ -82,10 +93,12 @@ def test_gateways_find_the_new_leader_losing_nothing_acknowledged(
     takeovers: list[tuple[str, float, float, int]] = []
     epoch = 0
     standby: Server | None = None
+    writers = [leader]
     try:
         for point in range(points):
             mode = ("load", "snapshot")[point % 2]
             standby = Server(data, journal_location, role="standby", extra=command)
+            writers.append(standby)
             time.sleep(0.2)
             assert standby.proc.poll() is None and not standby.url
             killed = kill_leader(leader, rng, mode)
@@ -130,12 +143,22 @@ def test_gateways_find_the_new_leader_losing_nothing_acknowledged(
         done = subprocess.run([sys.executable, "-m", "perpx.cli", *tool], capture_output=True,
                               text=True, env=dict(os.environ, COLUMNS="200"), timeout=120)
         assert done.returncode == 0, done.stdout + done.stderr
-    # Only the refusals a failover may cause: the unknown outcome of a command in flight
-    # (and the core's own refusals of the random orders, e.g. a cancel racing a fill).
-    assert not any("nothing was done" in message for message in load.refusals), load.refusals
+    # No refusal a failover could cause: commands in flight at the kill were resent with
+    # their request ids and answered exactly (only the core's own refusals of the random
+    # orders remain, e.g. a cancel racing a fill).
+    assert not any("nothing was done" in message or "outcome is unknown" in message
+                   for message in load.refusals), load.refusals
+    # No command applied twice: each request's order link id is journaled once.
+    twice = {link: n for link, n in link_ids_journaled(location).items() if n > 1}
+    assert not twice, twice
+    resent = sum(line.count("answered with the outcome recorded")
+                 for server in writers for line in server.output)
+    answered = sum("resent after an unknown outcome" in line
+                   for gateway in gateways for line in gateway.output)
     kind = "PostgreSQL" if journal_location else "SQLite"
     print(f"\ngateway failover over {path} on {kind} ({len(load.acked.orders)} acknowledged "
-          f"orders; refusals {load.refusals}): "
+          f"orders; refusals {load.refusals}; {answered} commands resent after an unknown "
+          f"outcome, {resent} of them answered from the journal): "
           + "; ".join(f"{mode} kill at seq {seq}: first order accepted through the gateways "
                       f"{first:.2f} s after the kill, every client by {last:.2f} s"
                       for mode, first, last, seq in takeovers))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from perpx.api.keys import ApiKey
+from perpx.core.commands import PlaceOrder
 from perpx.core.engine import Engine
 from perpx.instruments import served_instruments
 from perpx.store import open_journal
@@ -58,6 +59,7 @@ def client(url: str, key: ApiKey, number: int, load: Load) -> None:
     """Place, cross and cancel signed orders; on a dead connection, reconnect and go on."""
     rng = random.Random(f"standby:{number}")
     mine: list[str] = []
+    sends = 0
     mark = 0.0
     with httpx.Client(base_url=url, timeout=5) as http:
         while not load.stop.is_set():
@@ -78,8 +80,14 @@ def client(url: str, key: ApiKey, number: int, load: Load) -> None:
                     if reply["retCode"] == 0:
                         with load.acked.lock:
                             load.acked.orders[order_id] = (number, True)
+                    elif "outcome is unknown" in str(reply["retMsg"]):
+                        with load.acked.lock:
+                            message = "cancel: " + str(reply["retMsg"])
+                            load.refusals[message] = load.refusals.get(message, 0) + 1
                     continue
                 params = random_order(rng, mark, market=draw < 0.4)
+                sends += 1  # a link id per request: a duplicate would show in the journal
+                params["orderLinkId"] = f"load-{number}-{sends}"
                 sent = time.monotonic()
                 reply = signed(http, key, "POST", "/v5/order/create", params)
                 if reply["retCode"] != 0:
@@ -138,3 +146,16 @@ def replayed_hash(location: str, seq: int) -> str:
         journal.close()
     assert engine.last_seq == seq
     return engine.state_hash()
+
+
+def link_ids_journaled(location: str) -> dict[str, int]:
+    """How many times each order link id was journaled in a place-order command."""
+    counts: dict[str, int] = {}
+    journal = open_journal(location, readonly=True)
+    try:
+        for command in journal.read(1):
+            if isinstance(command, PlaceOrder) and command.order_link_id:
+                counts[command.order_link_id] = counts.get(command.order_link_id, 0) + 1
+    finally:
+        journal.close()
+    return counts

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from perpx.core.commands import Command
 from perpx.store.journal import MemoryJournal
@@ -37,7 +38,7 @@ class Held:
         """Let the commits through."""
         self._open.set()
 
-    def append(self, commands: Sequence[Command]) -> None:
+    def append(self, commands: Sequence[Command], request_ids: Any = None) -> None:
         """Wait while held (or `delay_s`), then keep the batch."""
         if not self._open.is_set():
             self.waiting.set()
@@ -45,7 +46,7 @@ class Held:
             self.waiting.clear()
         if self.delay_s:
             time.sleep(self.delay_s)
-        super().append(commands)  # type: ignore[misc]
+        super().append(commands, request_ids)  # type: ignore[misc]
 
 
 class HeldJournal(Held, MemoryJournal):

@@ -8,7 +8,8 @@ raw query or body, the key's rights and its rate limit before the handler runs. 
 unexpected exception is logged and answered 10016; a broken core invariant stops the
 service (`ExchangeService.fatal`), and everything after is answered 10016 too. In a gateway
 (`perpx.roles.gateway`) a writer that cannot be reached is 10016 with "nothing was done"
-(`NotSequenced`) or "the outcome is unknown" (`OutcomeUnknown`).
+(`NotSequenced`) or "the outcome is unknown" (`OutcomeUnknown`, once the gateway's resends
+with the same request id found no writer in time, or the writer no longer had the answer).
 """
 
 from __future__ import annotations
@@ -214,7 +215,8 @@ class Dispatcher:
             body = envelope(10016, "Internal system error: the writer is unavailable, "
                                    "nothing was done; retry", {}, now)
         except OutcomeUnknown:
-            # The writer may have journaled it: the caller must look before resending.
+            # Resent with its request id and still no answer (or the answer is gone): the
+            # writer may have journaled it, so the caller must look before resending.
             log.warning("outcome unknown on %s %s", method, path)
             body = envelope(10016, "Internal system error: the outcome is unknown; check "
                                    "before retrying", {}, now)

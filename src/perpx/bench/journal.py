@@ -36,7 +36,7 @@ from perpx.core.enums import OrderType, Side
 from perpx.instruments import load_instruments
 from perpx.sequencer import Sequencer
 from perpx.store.codec import CommandCodec
-from perpx.store.journal import Journal
+from perpx.store.journal import Journal, new_request_id
 from perpx.store.loadflow import order_flow
 from perpx.store.snapshots import SnapshotStore, SqliteSnapshotStore
 from perpx.store.snapshotter import Snapshotter, encode_state
@@ -74,7 +74,10 @@ def naive(path: Path, commands: list[Command]) -> float:
 
 
 def pipeline(journal: Journal, count: int, submitters: int = 1000) -> float:
-    """Drive `count` commands through the real Sequencer from concurrent tasks; commands/s."""
+    """Drive `count` commands through the real Sequencer from concurrent tasks; commands/s.
+
+    Each with a fresh request id, as every command from the API has (its window and column).
+    """
     commands = list(order_flow(count, seed=11))
 
     async def run() -> float:
@@ -83,7 +86,7 @@ def pipeline(journal: Journal, count: int, submitters: int = 1000) -> float:
 
         async def submitter() -> None:
             for command in flow:
-                await sequencer.submit(command)
+                await sequencer.submit(command, new_request_id())
 
         started = time.perf_counter()
         await asyncio.gather(*(submitter() for _ in range(submitters)))

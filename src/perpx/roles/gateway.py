@@ -27,12 +27,17 @@ differs is behind it:
   gateways see the key first.
 
 - **A new leader**: a standby that takes the journal over binds the dead leader's command
-  socket path (or subscribes to its NATS subject), so the gateway keeps its one address. A
-  command that reached no writer (`NotSequenced`) is resent until one answers, for
-  `LEADER_WAIT_S`; one that may have reached the dead leader (`OutcomeUnknown`) never is:
-  the API answers that its outcome is unknown. Over NATS a requester is not told its
-  responder died, so while a command waits past `STALE_S` the follower checks the journal's
-  writer lock and leader epoch, and fails such commands at once when the leader is gone.
+  socket path (or subscribes to its NATS subject), so the gateway keeps its one address.
+  Every command goes with a request id drawn here (`new_request_id`), which the writer
+  journals beside it. A command that reached no writer (`NotSequenced`) is resent until one
+  answers, for `LEADER_WAIT_S`; so is one that may have reached the dead leader
+  (`OutcomeUnknown`), with the same request id: the new leader rebuilt its window of recent
+  request ids from the journal's tail and answers one it holds with the recorded events,
+  applying nothing twice. Only a resend that still has no answer at `LEADER_WAIT_S` after
+  the failure (or `OutcomeLost`) makes the API answer that the outcome is unknown. Over
+  NATS a requester is not told its responder died, so while a command waits past `STALE_S`
+  the follower checks the journal's writer lock and leader epoch, and fails such commands
+  at once when the leader is gone (to be resent to the new one).
 
 The follower polls the journal every `poll_s` too, so the public reads and streams advance
 without requests. It starts from the newest engine snapshot whose read-side checkpoint the
@@ -62,10 +67,10 @@ from perpx.durable import READ_WAIT_S, DurableState, Watermark
 from perpx.readmodels import OpenInterest
 from perpx.store import open_journal, open_snapshots
 from perpx.store.history import History
-from perpx.store.journal import Journal, JournalMissing
+from perpx.store.journal import Journal, JournalMissing, new_request_id
 from perpx.store.recovery import latest_sound_snapshot, listed_in_snapshot
 from perpx.transport.client import WriterClient
-from perpx.transport.wire import NotSequenced
+from perpx.transport.wire import NotSequenced, OutcomeLost, OutcomeUnknown
 from perpx.venue import Listener, ServiceStopped
 
 log = logging.getLogger("perpx.gateway")
@@ -115,6 +120,7 @@ class GatewayService:
         self._listeners: list[Listener] = []
         self._acked: dict[int, int] = {}
         self._funded: set[int] = set()
+        self.resends = 0  # requests resent after an unknown outcome (a leader died holding them)
         # The journal's connection lives on one thread; the event loop never waits on it.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perpx-follow")
         self._reader = self._open_reader(location, say)
@@ -275,11 +281,16 @@ class GatewayService:
         """The open interest model: the tickers' own."""
         return self.tickers.open_interest
 
-    async def submit(self, command: Command) -> list[Event]:
-        """Have the writer sequence `command`; return its events once durable and shown here."""
+    async def submit(self, command: Command, request_id: bytes | None = None) -> list[Event]:
+        """Have the writer sequence `command`; return its events once durable and shown here.
+
+        The command carries `request_id` or one drawn here, so that it can be resent after
+        a failover without being applied twice (`_to_writer`).
+        """
         if self.fatal is not None:
             raise ServiceStopped("the gateway has stopped") from self.fatal
-        seq, events = await self._to_writer(lambda: self.writer.submit(command))
+        rid = request_id or new_request_id()
+        seq, events = await self._to_writer(lambda: self.writer.submit(command, rid))
         account_id = getattr(command, "account_id", None)
         if account_id is not None:
             self._acked[account_id] = max(self._acked.get(account_id, 0), seq)
@@ -287,21 +298,43 @@ class GatewayService:
         return events
 
     async def _to_writer(self, send: Callable[[], Awaitable[T]]) -> T:
-        """Return `send()`'s answer, resending while no writer took it, for `LEADER_WAIT_S`.
+        """Return `send()`'s answer, resending while no writer gave one, for `LEADER_WAIT_S`.
 
         Between a leader's death and its standby's takeover nothing answers the command
         socket (or the NATS subject); such a failure is `NotSequenced`, so resending cannot
         apply a command twice, and the caller gets its answer from the new leader instead of
-        an error. A command that may have reached the dead leader (`OutcomeUnknown`) is never
-        resent: it goes up to the API, which tells the caller to look before retrying.
+        an error. A request that may have reached the dead leader (`OutcomeUnknown`) is
+        resent too, as it is exact (a command with its request id: the writer answers one
+        it journaled with the recorded events; a funding request: the writer funds once), for
+        `LEADER_WAIT_S` from that failure; past it, or when the writer says the answer is
+        gone (`OutcomeLost`), it goes up to the API, which tells the caller to look.
         """
         deadline = time.monotonic() + self.leader_wait_s
+        unknown = False  # an attempt may have reached a writer: the deadline runs from it
         while True:
             try:
-                return await send()
-            except NotSequenced:
-                if time.monotonic() >= deadline or self.fatal is not None:
+                answer = await send()
+            except OutcomeLost:
+                raise
+            except OutcomeUnknown:
+                if self.fatal is not None:
                     raise
+                if not unknown:
+                    unknown = True
+                    deadline = time.monotonic() + self.leader_wait_s
+                elif time.monotonic() >= deadline:
+                    raise
+                self.resends += 1
+            except NotSequenced as failure:
+                if time.monotonic() >= deadline or self.fatal is not None:
+                    if unknown:  # the first attempt may still be journaled: not "nothing"
+                        raise OutcomeUnknown("the writer holding the command died and no "
+                                             "writer answered its resend in time") from failure
+                    raise
+            else:
+                if unknown:
+                    log.warning("a request was resent after an unknown outcome and answered")
+                return answer
             await asyncio.sleep(RESEND_EVERY_S)
 
     async def settled(self) -> None:

@@ -2,12 +2,21 @@
 
 A backend implements `Journal`. `append` returns only once the batch is durable, so the
 sequencer can acknowledge every command in it; it is called from one writer thread at a time.
+
+Beside each command a journal keeps the request id it came with, if any (16 bytes the API
+gave the request where it entered: `new_request_id`), outside the command's own encoding, so
+the core never sees it and the behaviour is unchanged. A writer that takes a journal over reads
+the ids of its tail back (`request_ids`) to answer a resent command with its recorded outcome
+instead of applying it twice (`perpx.sequencer`). Journals written before the ids existed have
+none (an optional column, added when a writer opens them).
 `MemoryJournal` keeps commands in a list: it is exact and ordered but not durable, and serves
 simulations and tests that need no disk.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -38,6 +47,20 @@ class JournalFenced(JournalError):
     """
 
 
+class OutcomeNotKept(RuntimeError):
+    """A resent request id is journaled, but its events are not kept here.
+
+    Only for a command journaled before the snapshot a takeover started from: its events were
+    never recomputed (rare: the snapshot must have been stored between the command's commit
+    and its answer). It was applied once; the caller must look for its effect.
+    """
+
+    def __init__(self, seq: int) -> None:
+        super().__init__(f"the request was journaled at seq {seq}, before this writer's "
+                         "snapshot: its outcome is not kept here")
+        self.seq = seq
+
+
 @dataclass(frozen=True, slots=True)
 class LeaderRecord:
     """Who writes the journal: the leader epoch, the holder's address, since when (ms)."""
@@ -47,11 +70,45 @@ class LeaderRecord:
     since_ms: int
 
 
+REQUEST_ID_BYTES = 16
+RequestIds = Sequence[bytes | None]
+
+_PROCESS_PREFIX = os.urandom(REQUEST_ID_BYTES - 8)
+_REQUEST_COUNTER = itertools.count(1)
+
+
+def new_request_id() -> bytes:
+    """Return a request id unique across processes and restarts: a random prefix, a counter.
+
+    8 random bytes drawn once per process, then a per-process counter: no syscall per request,
+    and two processes (or one restarted) collide only if their prefixes do (2**-64).
+    """
+    return _PROCESS_PREFIX + next(_REQUEST_COUNTER).to_bytes(8, "big")
+
+
+def fork_request_ids() -> None:
+    """Draw a new prefix (in a forked child, which would otherwise share its parent's)."""
+    global _PROCESS_PREFIX
+    _PROCESS_PREFIX = os.urandom(REQUEST_ID_BYTES - 8)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=fork_request_ids)
+
+
 class Journal(Protocol):
     """An append-only log of sequenced commands."""
 
-    def append(self, commands: Sequence[Command]) -> None:
-        """Store the batch durably, in order; seqs must continue the log without a gap."""
+    def append(self, commands: Sequence[Command], request_ids: RequestIds | None = None
+               ) -> None:
+        """Store the batch durably, in order; seqs must continue the log without a gap.
+
+        `request_ids`: one per command (None for a command without one), or None for none.
+        """
+        ...
+
+    def request_ids(self, from_seq: int = 1) -> list[tuple[int, bytes]]:
+        """Return (seq, request id) of the commands with seq >= `from_seq` that carry one."""
         ...
 
     def read(self, from_seq: int = 1) -> Iterator[Command]:
@@ -74,6 +131,16 @@ def check_continues(last_seq: int, commands: Sequence[Command]) -> None:
         if command.seq != expected:
             raise JournalError(f"journal gap: expected seq {expected}, got {command.seq}")
         expected += 1
+
+
+def check_request_ids(commands: Sequence[Command], request_ids: RequestIds | None
+                      ) -> RequestIds:
+    """Return one request id (or None) per command; raise `JournalError` on a bad list."""
+    if request_ids is None:
+        return [None] * len(commands)
+    if len(request_ids) != len(commands):
+        raise JournalError(f"{len(request_ids)} request ids for {len(commands)} commands")
+    return request_ids
 
 
 def decode_chunks(codec: CommandCodec, chunks: Iterable[list[bytes]]) -> Iterator[Command]:
@@ -111,6 +178,10 @@ class SqlJournal:
         """Yield the commands from `from_seq` on, decoded, in chunks of rows."""
         return decode_chunks(self._codec, self.read_bodies(from_seq))
 
+    def request_ids(self, from_seq: int = 1) -> list[tuple[int, bytes]]:
+        """Return (seq, request id) of the commands from `from_seq` on that carry one."""
+        raise NotImplementedError
+
     def last_seq(self) -> int:
         """Return the seq of the last durable command (0 when empty)."""
         return self._last_seq
@@ -128,14 +199,24 @@ class MemoryJournal:
 
     def __init__(self) -> None:
         self._commands: list[Command] = []
+        self._request_ids: dict[int, bytes] = {}
         self._closed = False
 
-    def append(self, commands: Sequence[Command]) -> None:
+    def append(self, commands: Sequence[Command], request_ids: RequestIds | None = None
+               ) -> None:
         """Keep the batch (in memory only)."""
         if self._closed:
             raise JournalError("journal is closed")
         check_continues(self.last_seq(), commands)
+        ids = check_request_ids(commands, request_ids)
         self._commands.extend(commands)
+        for command, request_id in zip(commands, ids, strict=True):
+            if request_id is not None:
+                self._request_ids[command.seq] = request_id
+
+    def request_ids(self, from_seq: int = 1) -> list[tuple[int, bytes]]:
+        """Return (seq, request id) from `from_seq` on, in seq order."""
+        return sorted((seq, rid) for seq, rid in self._request_ids.items() if seq >= from_seq)
 
     def read(self, from_seq: int = 1) -> Iterator[Command]:
         """Yield the commands from `from_seq` on."""

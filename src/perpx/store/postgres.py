@@ -40,8 +40,10 @@ from perpx.store.journal import (
     JournalFenced,
     JournalMissing,
     LeaderRecord,
+    RequestIds,
     SqlJournal,
     check_continues,
+    check_request_ids,
 )
 
 DEFAULT_SCHEMA = "perpx"
@@ -110,7 +112,11 @@ def require_table(conn: psycopg.Connection[tuple[object, ...]], schema: str,
 
 
 class PostgresJournal(SqlJournal):
-    """The `Journal` protocol on PostgreSQL: table ``<schema>.journal(seq, ts_ms, body)``."""
+    """The `Journal` protocol on PostgreSQL: table ``<schema>.journal(seq, ts_ms, body, rid)``.
+
+    ``rid`` (the request id, NULL when none) was added with issue #15's exact retries; a
+    writer adds the column to an older journal, and a reader of one finds no ids.
+    """
 
     _conn: psycopg.Connection[tuple[object, ...]]
 
@@ -128,7 +134,10 @@ class PostgresJournal(SqlJournal):
                 take_writer_lock(self._conn, schema, lock_wait_s)
                 self._conn.execute(sql.SQL(
                     "CREATE TABLE IF NOT EXISTS {} (seq BIGINT PRIMARY KEY, "
-                    "ts_ms BIGINT NOT NULL, body BYTEA NOT NULL)").format(self._table))
+                    "ts_ms BIGINT NOT NULL, body BYTEA NOT NULL, rid BYTEA)"
+                ).format(self._table))
+                self._conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS rid BYTEA")
+                                   .format(self._table))
                 self.epoch = self._lead(f"{socket.gethostname()} pid {os.getpid()}")
             except BaseException:
                 self._conn.close()
@@ -138,7 +147,7 @@ class PostgresJournal(SqlJournal):
         # Read after the epoch is bumped: no earlier writer can add a batch past this end.
         row = self._conn.execute(sql.SQL("SELECT max(seq) FROM {}").format(self._table)).fetchone()
         self._start(int(row[0] or 0) if row else 0)  # type: ignore[call-overload]
-        self._copy = sql.SQL("COPY {} (seq, ts_ms, body) FROM STDIN").format(self._table)
+        self._copy = sql.SQL("COPY {} (seq, ts_ms, body, rid) FROM STDIN").format(self._table)
         self._fence = sql.SQL("SELECT epoch FROM {} WHERE id = 1 FOR SHARE").format(self._leader)
 
     def _lead(self, holder: str) -> int:
@@ -190,11 +199,13 @@ class PostgresJournal(SqlJournal):
         with self._lock:
             return writer_alive(self._conn, self.schema)
 
-    def append(self, commands: Sequence[Command]) -> None:
+    def append(self, commands: Sequence[Command], request_ids: RequestIds | None = None
+               ) -> None:
         """COPY the batch in one transaction; return once the commit is flushed."""
         if not commands:
             return
         bodies = self._codec.encode_many(commands)
+        ids = check_request_ids(commands, request_ids)
         with self._lock:
             if self._closed:
                 raise JournalError("journal is closed")
@@ -211,8 +222,8 @@ class PostgresJournal(SqlJournal):
                             f"{row[0] if row else '?'}, this writer's {self.epoch}): this "
                             "batch is not committed")
                     with cur.copy(self._copy) as copy:
-                        for command, body in zip(commands, bodies, strict=True):
-                            copy.write_row((command.seq, command.ts_ms, body))
+                        for command, body, rid in zip(commands, bodies, ids, strict=True):
+                            copy.write_row((command.seq, command.ts_ms, body, rid))
             except psycopg.Error as failure:
                 raise JournalError(f"postgres journal write failed: {failure}") from failure
             self._last_seq = commands[-1].seq
@@ -231,3 +242,18 @@ class PostgresJournal(SqlJournal):
                 return
             next_seq = int(rows[-1][0]) + 1  # type: ignore[call-overload]
             yield [bytes(row[1]) for row in rows]  # type: ignore[call-overload]
+
+    def request_ids(self, from_seq: int = 1) -> list[tuple[int, bytes]]:
+        """Return (seq, request id) of the commands from `from_seq` on that carry one."""
+        with self._lock:
+            if self._closed:
+                raise JournalError("journal is closed")
+            found = self._conn.execute(
+                "SELECT 1 FROM information_schema.columns WHERE table_schema = %s AND "
+                "table_name = 'journal' AND column_name = 'rid'", (self.schema,)).fetchone()
+            if found is None:
+                return []  # a journal from before the request ids, opened read-only
+            rows = self._conn.execute(sql.SQL(
+                "SELECT seq, rid FROM {} WHERE seq >= %s AND rid IS NOT NULL ORDER BY seq"
+            ).format(self._table), (max(from_seq, 1),)).fetchall()
+        return [(int(seq), bytes(rid)) for seq, rid in rows]  # type: ignore[call-overload]

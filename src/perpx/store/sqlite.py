@@ -46,15 +46,18 @@ from perpx.store.journal import (
     JournalFenced,
     JournalMissing,
     LeaderRecord,
+    RequestIds,
     SqlJournal,
     check_continues,
+    check_request_ids,
 )
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
     seq INTEGER PRIMARY KEY,
     ts_ms INTEGER NOT NULL,
-    body BLOB NOT NULL
+    body BLOB NOT NULL,
+    rid BLOB
 )
 """
 
@@ -154,6 +157,11 @@ def readonly_uri(path: str | Path) -> str:
     return f"file:{quote(str(file))}?{query}"
 
 
+def has_column(conn: sqlite3.Connection, table: str, column: str) -> bool:
+    """Say whether `table` has `column` (a journal from before the request ids has no rid)."""
+    return any(row[1] == column for row in conn.execute(f"PRAGMA table_info({table})"))
+
+
 def connect_readonly(path: str | Path, table: str) -> sqlite3.Connection:
     """Open the existing database `path` read-only; `JournalMissing` if `table` is absent."""
     conn = sqlite3.connect(readonly_uri(path), uri=True, check_same_thread=False,
@@ -171,7 +179,11 @@ def connect_readonly(path: str | Path, table: str) -> sqlite3.Connection:
 
 
 class SqliteJournal(SqlJournal):
-    """The `Journal` protocol on one SQLite file: table ``journal(seq, ts_ms, body)``."""
+    """The `Journal` protocol on one SQLite file: table ``journal(seq, ts_ms, body, rid)``.
+
+    ``rid`` (the request id, NULL when none) was added with issue #15's exact retries; a
+    writer adds the column to an older journal, and a reader of one finds no ids.
+    """
 
     _conn: sqlite3.Connection
 
@@ -192,6 +204,8 @@ class SqliteJournal(SqlJournal):
             try:
                 self._conn = connect(path, synchronous)
                 self._conn.execute(_SCHEMA)
+                if not has_column(self._conn, "journal", "rid"):
+                    self._conn.execute("ALTER TABLE journal ADD COLUMN rid BLOB")
                 self.epoch = self._lead(this_process())
             except BaseException:
                 self._release()
@@ -254,12 +268,14 @@ class SqliteJournal(SqlJournal):
         super().close()
         self._release()
 
-    def append(self, commands: Sequence[Command]) -> None:
+    def append(self, commands: Sequence[Command], request_ids: RequestIds | None = None
+               ) -> None:
         """Write the batch in one transaction; return once it is synced to disk."""
         if not commands:
             return
         bodies = self._codec.encode_many(commands)
-        rows = [(c.seq, c.ts_ms, b) for c, b in zip(commands, bodies, strict=True)]
+        ids = check_request_ids(commands, request_ids)
+        rows = [(c.seq, c.ts_ms, b, r) for c, b, r in zip(commands, bodies, ids, strict=True)]
         with self._lock:
             if self._closed:
                 raise JournalError("journal is closed")
@@ -277,7 +293,7 @@ class SqliteJournal(SqlJournal):
                                         f"{row[0] if row else '?'}, this writer's "
                                         f"{self.epoch}): this batch is not committed")
                 self._conn.executemany(
-                    "INSERT INTO journal (seq, ts_ms, body) VALUES (?, ?, ?)", rows)
+                    "INSERT INTO journal (seq, ts_ms, body, rid) VALUES (?, ?, ?, ?)", rows)
                 self._conn.execute("COMMIT")
             except sqlite3.Error as failure:
                 if self._conn.in_transaction:
@@ -299,3 +315,15 @@ class SqliteJournal(SqlJournal):
                 return
             next_seq = rows[-1][0] + 1
             yield [row[1] for row in rows]
+
+    def request_ids(self, from_seq: int = 1) -> list[tuple[int, bytes]]:
+        """Return (seq, request id) of the commands from `from_seq` on that carry one."""
+        with self._lock:
+            if self._closed:
+                raise JournalError("journal is closed")
+            if not has_column(self._conn, "journal", "rid"):
+                return []  # a journal from before the request ids, opened read-only
+            rows = self._conn.execute(
+                "SELECT seq, rid FROM journal WHERE seq >= ? AND rid IS NOT NULL ORDER BY seq",
+                (max(from_seq, 1),)).fetchall()
+        return [(int(seq), bytes(rid)) for seq, rid in rows]

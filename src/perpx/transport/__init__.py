@@ -9,7 +9,8 @@ are exactly those of the in-process API. Two transports carry the same bytes
 
 Failures are told apart by what a gateway may do next (`perpx.transport.wire`):
 `NotSequenced` (the command certainly was not sequenced: retrying it, here or at a new
-leader, is safe) and `OutcomeUnknown` (it may be journaled: do not resend it blindly).
+leader, is safe) and `OutcomeUnknown` (it may be journaled: resend it only with the same
+request id, which the writer journals and answers from its window of recent ones).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from perpx.transport.client import NatsWriterClient, UnixWriterClient, WriterCli
 from perpx.transport.endpoint import CommandEndpoint, Submit
 from perpx.transport.wire import (
     NotSequenced,
+    OutcomeLost,
     OutcomeUnknown,
     Refused,
     WriterError,
@@ -29,6 +31,7 @@ __all__ = [
     "CommandEndpoint",
     "NatsWriterClient",
     "NotSequenced",
+    "OutcomeLost",
     "OutcomeUnknown",
     "Refused",
     "Submit",

@@ -4,7 +4,7 @@ Both clients raise `NotSequenced` only when the command certainly did not reach 
 (no connection could be made, no NATS responder, or the writer refused it unread), and
 `OutcomeUnknown` whenever it may have: the writer closed the connection or went silent
 with the command in flight, or the timeout passed. See `perpx.transport.wire` for what a
-gateway may retry.
+gateway may retry (a command sent with a request id may be resent with the same id).
 """
 
 from __future__ import annotations
@@ -32,8 +32,13 @@ from perpx.transport.wire import (
 class WriterClient(Protocol):
     """What a gateway needs of the writer."""
 
-    async def submit(self, command: Command) -> tuple[int, list[Event]]:
-        """Return the command's seq and events once it is durable."""
+    async def submit(self, command: Command, request_id: bytes | None = None
+                     ) -> tuple[int, list[Event]]:
+        """Return the command's seq and events once it is durable.
+
+        `request_id` is journaled with the command; resending the command with the same id
+        after an `OutcomeUnknown` cannot apply it twice (`perpx.transport.wire`).
+        """
 
     async def fund(self, account_id: int, demo_funds: str) -> int:
         """Have the writer credit a key's demo funds once; return a durable seq past it."""
@@ -118,9 +123,10 @@ class UnixWriterClient:
                 waiter.set_exception(OutcomeUnknown(
                     f"{why} with the command in flight: it may have been journaled"))
 
-    async def submit(self, command: Command) -> tuple[int, list[Event]]:
+    async def submit(self, command: Command, request_id: bytes | None = None
+                     ) -> tuple[int, list[Event]]:
         """Send `command`; return its seq and events once the writer says it is durable."""
-        return await self._ask(self._wire.request(command))
+        return await self._ask(self._wire.request(command, request_id))
 
     async def fund(self, account_id: int, demo_funds: str) -> int:
         """Have the writer credit a key's demo funds once; return a durable seq past it."""
@@ -190,9 +196,10 @@ class NatsWriterClient:
                 raise WriterUnavailable(f"no NATS at {self.url}: {failure!r} (the command "
                                         "was not sent)") from failure
 
-    async def submit(self, command: Command) -> tuple[int, list[Event]]:
+    async def submit(self, command: Command, request_id: bytes | None = None
+                     ) -> tuple[int, list[Event]]:
         """Send `command`; return its seq and events once the writer says it is durable."""
-        return await self._ask(self._wire.request(command))
+        return await self._ask(self._wire.request(command, request_id))
 
     async def fund(self, account_id: int, demo_funds: str) -> int:
         """Have the writer credit a key's demo funds once; return a durable seq past it."""

@@ -1,9 +1,10 @@
 """The writer's command endpoint: commands in over a Unix socket or NATS, events out once durable.
 
-Each request is decoded and handed to `submit` (the service's: `ExchangeService.submit`), in
-the order it arrived; the reply is written when `submit` returns, i.e. once the command is
-durable, as an in-process API call is answered. Many requests are in flight at once, on one
-connection or many, so one group commit carries them all.
+Each request is decoded and handed to `submit` (the service's: `ExchangeService.submit`),
+with its request id if it carries one, in the order it arrived; the reply is written when
+`submit` returns, i.e. once the command is durable, as an in-process API call is answered.
+Many requests are in flight at once, on one connection or many, so one group commit carries
+them all.
 
 A funding request (a gateway meeting a new demo key) is handed to `fund` instead
 (`ExchangeService.fund_for_gateway`). The endpoint takes the service as callables
@@ -27,10 +28,12 @@ from typing import Any
 from perpx.core.commands import Command
 from perpx.core.events import Event
 from perpx.store.codec import CodecError
+from perpx.store.journal import OutcomeNotKept
 from perpx.transport.wire import (
     FAILED,
     HEADER,
     LENGTH,
+    LOST,
     MAX_FRAME,
     REFUSED,
     Wire,
@@ -40,7 +43,8 @@ from perpx.transport.wire import (
 
 log = logging.getLogger("perpx.transport")
 
-Submit = Callable[[Command], Awaitable[list[Event]]]
+# submit(command, request_id): the events once durable (a known request id: its recorded ones).
+Submit = Callable[[Command, bytes | None], Awaitable[list[Event]]]
 Fund = Callable[[int, str], Awaitable[None]]
 
 
@@ -71,7 +75,7 @@ class CommandEndpoint:
         """Return the reply to one request body (never raises)."""
         try:
             funding = Wire.funding(body)
-            command = wire.command(body) if funding is None else None
+            command, request_id = wire.command(body) if funding is None else (None, None)
         except CodecError as bad:
             self.refused += 1
             return Wire.error(REFUSED, str(bad))
@@ -83,11 +87,13 @@ class CommandEndpoint:
             return Wire.error(REFUSED, "this writer funds no keys")
         try:
             if command is not None:
-                events = await self._submit(command)
+                events = await self._submit(command, request_id)
             else:
                 assert funding is not None and self._fund is not None
                 await self._fund(*funding)
                 events = []
+        except OutcomeNotKept as lost:
+            return Wire.error(LOST, str(lost))
         except Exception as failure:  # any failure past this point: the outcome is unknown
             return Wire.error(FAILED, repr(failure))
         self.answered += 1

@@ -2,7 +2,11 @@
 
 A request is one core command in the journal's own encoding (`perpx.store.codec`, format byte
 then msgpack); the writer replaces its `seq` and `ts_ms`, as the sequencer always does. A
-reply is a status byte, then:
+command may be preceded by a byte ``REQ`` (never a codec's format byte) and its 16-byte
+request id (`perpx.store.journal.new_request_id`, drawn by the gateway where the request
+entered), which the writer journals beside it: a gateway that lost the answer resends the
+same bytes, and the writer answers a request id it already holds with the recorded outcome
+instead of applying the command twice. A reply is a status byte, then:
 
 - ``OK``: the command's entry exactly as the event bus carries it (`perpx.bus.codec`): an
   `EventBatch` of the one `Durable` (seq, time, events). A command that emitted no event
@@ -17,6 +21,8 @@ reply is a status byte, then:
   already stopped), so nothing changed;
 - ``FAILED``: a UTF-8 reason; the writer failed while holding the command (journal failure,
   broken invariant): it may or may not be in the journal.
+- ``LOST``: a UTF-8 reason; the request id was journaled once, but this writer does not keep
+  its events (`perpx.sequencer.OutcomeNotKept`): applied exactly once, outcome to be looked up.
 
 On the Unix socket each message is a frame: a 4-byte big-endian length of the rest, an
 8-byte request id (the client's, echoed so that many requests share a connection), then the
@@ -25,10 +31,11 @@ them through the reply inbox).
 
 What a gateway may do after a failure (`docs/architecture.md`, "The command path"):
 `NotSequenced` is safe to retry, at this writer or at the leader the leader record names;
-`OutcomeUnknown` is not: the command may be durable (a resend would be a second order, and
-an order link id protects only while the first order is still open, see
-`perpx.core.orders.rules.check_order_link_id`), so the gateway tells its caller the outcome
-is unknown and lets it look (e.g. the order by its link id, on the durable reads).
+`OutcomeUnknown` is safe to retry only with the same request id (the writer answers a
+journaled one from its window; without an id a resend could be a second order, and an order
+link id protects only while the first order is still open, see
+`perpx.core.orders.rules.check_order_link_id`). `OutcomeLost` is final: the command was
+applied once and its answer is gone, so the gateway tells its caller to look.
 """
 
 from __future__ import annotations
@@ -45,7 +52,10 @@ from perpx.store.codec import CodecError, CommandCodec
 OK = 0
 REFUSED = 1
 FAILED = 2
+LOST = 3
 FUND = 0xF0  # first byte of a demo-funding request (command bodies start with 1 or 2)
+REQ = 0xF1  # first byte of a command with its request id
+REQUEST_ID_BYTES = 16
 
 HEADER = struct.Struct(">IQ")  # frame length (of what follows it), request id
 LENGTH = struct.Struct(">I")
@@ -71,7 +81,15 @@ class Refused(NotSequenced):
 class OutcomeUnknown(WriterError):
     """The command reached the writer (or may have) and no answer came: it may be journaled.
 
-    Do not resend it blindly; report the unknown outcome, or look for its effect first.
+    Resend it only with the same request id (the writer then answers a journaled one with
+    its recorded outcome); without one, report the unknown outcome or look for its effect.
+    """
+
+
+class OutcomeLost(OutcomeUnknown):
+    """The command was journaled once, and the writer holding it no longer has its answer.
+
+    Final: resending cannot bring the answer back; the caller must look for the effect.
     """
 
 
@@ -87,13 +105,25 @@ class Wire:
         self.commands = CommandCodec()
         self.batches = BatchCodec()
 
-    def request(self, command: Command) -> bytes:
-        """Return the request body of `command`."""
-        return self.commands.encode(command)
+    def request(self, command: Command, request_id: bytes | None = None) -> bytes:
+        """Return the request body of `command`, with its request id if it has one."""
+        if request_id is None:
+            return self.commands.encode(command)
+        if len(request_id) != REQUEST_ID_BYTES:
+            raise ValueError(f"a request id is {REQUEST_ID_BYTES} bytes")
+        return bytes([REQ]) + request_id + self.commands.encode(command)
 
-    def command(self, body: bytes) -> Command:
-        """Return the command in a request body; raise `CodecError` if there is none."""
-        return self.commands.decode(body)
+    def command(self, body: bytes) -> tuple[Command, bytes | None]:
+        """Return the command in a request body and its request id (None if it has none).
+
+        Raise `CodecError` if there is no command.
+        """
+        if body and body[0] == REQ:
+            if len(body) <= 1 + REQUEST_ID_BYTES:
+                raise CodecError("request id without a command")
+            start = 1 + REQUEST_ID_BYTES
+            return self.commands.decode(body[start:]), bytes(body[1:start])
+        return self.commands.decode(body), None
 
     def ok(self, events: list[Event], durable_seq: int = 0) -> bytes:
         """Return the reply of a durable command that emitted `events`.
@@ -122,7 +152,7 @@ class Wire:
 
     @staticmethod
     def error(status: int, reason: str) -> bytes:
-        """Return a REFUSED or FAILED reply."""
+        """Return a REFUSED, FAILED or LOST reply."""
         return bytes([status]) + reason.encode("utf-8", "replace")
 
     def reply(self, body: bytes) -> tuple[int, list[Event]]:
@@ -141,6 +171,8 @@ class Wire:
             raise Refused(f"the writer refused the command: {reason}")
         if status == FAILED:
             raise OutcomeUnknown(f"the writer failed holding the command: {reason}")
+        if status == LOST:
+            raise OutcomeLost(reason)
         raise OutcomeUnknown(f"unknown reply status {status} from the writer")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
@@ -31,16 +32,16 @@ class _SlowJournal(MemoryJournal):
         super().__init__()
         self.flushes: list[int] = []
 
-    def append(self, commands: Sequence[Command]) -> None:
+    def append(self, commands: Sequence[Command], request_ids: Any = None) -> None:
         import time
 
         time.sleep(0.002)
         self.flushes.append(len(commands))
-        super().append(commands)
+        super().append(commands, request_ids)
 
 
 class _BrokenJournal(MemoryJournal):
-    def append(self, commands: Sequence[Command]) -> None:
+    def append(self, commands: Sequence[Command], request_ids: Any = None) -> None:
         raise OSError("disk full")
 
 

@@ -349,6 +349,58 @@ def test_writer_gone_mid_request_is_an_unknown_outcome(tmp_path: Path, transport
     asyncio.run(run())
 
 
+def test_a_command_resent_to_the_next_writer_with_its_request_id_is_answered_exactly(
+        tmp_path: Path) -> None:
+    """The writer dies after journaling the command, before answering; the next one
+    (recovered from the journal, as a standby taking over) answers the resend with the
+    same events and applies nothing twice."""
+    from perpx.store import open_journal
+    from perpx.store.journal import new_request_id
+    from support.journals import HeldSqliteJournal
+
+    location = str(tmp_path / "journal.db")
+    socket_path = tmp_path / "writer.sock"
+    rid = new_request_id()
+    journal = HeldSqliteJournal(location)
+    first = ExchangeService(SPECS, journal, maker=False)
+    endpoint = CommandEndpoint(first.submit, first.stopped.is_set)
+
+    async def run() -> None:
+        await first.submit(Deposit(0, 0, ACCOUNT, "USDT", 10**15))
+        await endpoint.start_unix(socket_path)
+        client = UnixWriterClient(socket_path, timeout_s=5)
+        journal.hold()
+        pending = asyncio.ensure_future(client.submit(order(link="exact"), rid))
+        while not journal.waiting.is_set():
+            await asyncio.sleep(0.005)
+        await endpoint.abort()  # the reply never leaves: as a kill -9 after the commit
+        with pytest.raises(OutcomeUnknown):
+            await pending
+        journal.release()
+        await first.sequencer.drain()  # the commit lands: the order is journaled
+        seq = journal.last_seq()
+        await first.close()
+        await endpoint.close()
+        # The next writer: rebuilt from the journal, its window refilled from the tail.
+        second = ExchangeService(SPECS, open_journal(location), maker=False)
+        again = CommandEndpoint(second.submit, second.stopped.is_set)
+        await again.start_unix(socket_path)
+        try:
+            answer_seq, events = await client.submit(order(link="exact"), rid)
+            assert answer_seq == seq and isinstance(events[0], OrderAccepted)
+            assert second.engine.last_seq == seq and second.sequencer.resent == 1
+        finally:
+            await client.close()
+            await again.close()
+            await second.close()
+
+    asyncio.run(run())
+    reader = open_journal(location, readonly=True)
+    places = [c for c in journaled(reader) if isinstance(c, PlaceOrder)]
+    reader.close()
+    assert [p.order_link_id for p in places] == ["exact"]
+
+
 def test_serve_opens_the_endpoint_only_when_asked_and_refuses_during_shutdown(
         tmp_path: Path) -> None:
     from perpx.cli import open_endpoint
@@ -371,3 +423,59 @@ def test_serve_opens_the_endpoint_only_when_asked_and_refuses_during_shutdown(
         await endpoint.close()
 
     asyncio.run(run())
+
+
+# -- request ids (issue #15: exact retries) ---------------------------------------------------
+
+
+def test_a_request_id_rides_beside_the_command_and_unknown_bytes_are_refused() -> None:
+    from perpx.store.codec import CodecError
+    from perpx.store.journal import new_request_id
+    from perpx.transport.wire import Wire
+
+    wire = Wire()
+    rid = new_request_id()
+    assert wire.command(wire.request(order(), rid)) == (order(), rid)
+    assert wire.command(wire.request(order())) == (order(), None)
+    with pytest.raises(ValueError):
+        wire.request(order(), b"short")
+    with pytest.raises(CodecError):
+        wire.command(wire.request(order(), rid)[:17])
+
+
+def test_a_command_resent_with_its_request_id_is_journaled_once(transport: Run,
+                                                                tmp_path: Path) -> None:
+    from perpx.store.journal import new_request_id
+
+    service = sqlite_service(tmp_path)
+    rid = new_request_id()
+
+    async def body(client: WriterClient) -> None:
+        await client.submit(Deposit(0, 0, ACCOUNT, "USDT", 10**15))
+        first = await client.submit(order(link="once"), rid)
+        # The same request again (a gateway whose answer was lost): the first answer, again.
+        assert await client.submit(order(link="once"), rid) == first
+        assert isinstance(first[1][0], OrderAccepted)
+
+    asyncio.run(transport(service, body))
+    places = [c for c in journaled(service.sequencer.journal) if isinstance(c, PlaceOrder)]
+    assert len(places) == 1
+    ids = service.sequencer.journal.request_ids()
+    assert [seq for seq, r in ids if r == rid] == [places[0].seq]
+    assert len(ids) == 2  # the deposit came without one: the writer gave it its own
+
+
+def test_a_request_whose_answer_is_gone_is_lost_not_resent(tmp_path: Path) -> None:
+    from perpx.store.journal import new_request_id
+    from perpx.transport import OutcomeLost
+
+    service = sqlite_service(tmp_path)
+    rid = new_request_id()
+    service.sequencer.remember(rid, 1, None)  # as a takeover from a later snapshot leaves it
+
+    async def body(client: WriterClient) -> None:
+        with pytest.raises(OutcomeLost, match="seq 1"):
+            await client.submit(order(), rid)
+
+    asyncio.run(over_unix(service, body, tmp_path / "writer.sock"))
+    assert service.fatal is None and service.engine.last_seq == 0
