@@ -150,6 +150,30 @@ class Withdraw(Command, frozen=True, gc=False, tag=True):
     amount_atoms: int
 
 
+class SetCollateralSwitch(Command, frozen=True, gc=False, tag=True):
+    """Switch coins on or off as collateral (`/v5/account/set-collateral-switch`, §4.2).
+
+    All or nothing: a batch request is one command.
+    """
+
+    account_id: int
+    switches: list[tuple[str, bool]]
+
+
+class RepayLiability(Command, frozen=True, gc=False, tag=True):
+    """Repay a coin's liability, or every liability (`coin` "") (next-mechanics §4.4).
+
+    `convert`: other coins are converted in liquidation order (`/v5/account/repay`,
+    `quick-repayment`); otherwise only the coin's own balance repays (`no-convert-repay`).
+    `amount_atoms` 0 repays all.
+    """
+
+    account_id: int
+    coin: str
+    amount_atoms: int
+    convert: bool
+
+
 class SetLeverage(Command, frozen=True, gc=False, tag=True):
     """Set buy and sell leverage of a symbol (equal in one-way mode), in 10**-8."""
 

@@ -15,6 +15,7 @@ from typing import Any, Final, cast
 from perpx.core import invariants
 from perpx.core.account import settings
 from perpx.core.account.clearing import Clearing
+from perpx.core.account.collateral import HOUR_MS, CollateralTable, next_interest_ms
 from perpx.core.book.book import OrderBook
 from perpx.core.book.fills import Fill
 from perpx.core.book.order import RestingOrder
@@ -30,7 +31,9 @@ from perpx.core.commands import (
     ListInstrument,
     MarkPrice,
     PlaceOrder,
+    RepayLiability,
     SetAutoAddMargin,
+    SetCollateralSwitch,
     SetFundingInterval,
     SetLeverage,
     SetMarginMode,
@@ -93,7 +96,8 @@ _POST_ONLY: Final = TimeInForce.POST_ONLY
 class Engine:
     """All exchange state, changed only by `apply`."""
 
-    def __init__(self, instruments: Iterable[InstrumentSpec]) -> None:
+    def __init__(self, instruments: Iterable[InstrumentSpec],
+                 collateral: CollateralTable | None = None) -> None:
         # The market state every subsystem reads; its dicts and queries are bound here too
         # (the same objects), so the engine's own paths and its callers look nothing up twice.
         market = self.market = Market(instruments)
@@ -113,11 +117,13 @@ class Engine:
         self.price_band = market.price_band
         self.last_seq = 0
         self.last_ts_ms = 0
+        # The next hh:05, when interest on liabilities is charged (derived from last_ts_ms).
+        self.interest_due_ms = next_interest_ms(0)
         self.next_order_id = 1
         self.next_trade_id = 1
         self.clearing = Clearing(market.instruments, market.mark_of, market.orders_of,
                                  market.mark_price.get, market.last_price.get,
-                                 market.open_orders.get)
+                                 market.open_orders.get, market.index_price.get, collateral)
         clearing = self.clearing
         # The subsystems get the market, the clearing and the engine as the protocols they
         # need (`perpx.core.ports`): the order runner, and the reactions to a new mark.
@@ -143,6 +149,8 @@ class Engine:
             Withdraw: self._refusable(clearing.withdraw),
             SetLeverage: self._refusable(partial(settings.set_leverage, clearing)),
             SetMarginMode: self._refusable(partial(settings.set_margin_mode, clearing)),
+            SetCollateralSwitch: self._refusable(clearing.set_collateral_switch),
+            RepayLiability: self._refusable(clearing.repay),
             SwitchPositionMode: self._refusable(self._switch_position_mode),
             SetTradingStop: self._refusable(partial(tpsl.set_trading_stop, self.stops)),
             AdjustMargin: self._refusable(partial(settings.adjust_margin, clearing)),
@@ -171,6 +179,8 @@ class Engine:
         self.last_seq = seq
         self.last_ts_ms = ts_ms
         events: list[Event] = []
+        if ts_ms >= self.interest_due_ms:
+            self._charge_interest(seq, ts_ms, events)
         due = self.pricing.next_due_ms
         if due is not None and ts_ms >= due:
             self.pricing.settle_due(seq, ts_ms, events)
@@ -195,6 +205,20 @@ class Engine:
         if self.next_trade_id != trade_id:
             self._sweep_traded(events, start, seq, ts_ms)
         return events
+
+    def _charge_interest(self, seq: int, ts_ms: int, events: list[Event]) -> None:
+        """Charge each hh:05 passed since the last command its hour of interest (§4.4).
+
+        At most a week of hours at once: a venue is never silent that long, and a replay
+        that jumps in time should not loop for ever.
+        """
+        due = self.interest_due_ms
+        for _ in range(168):
+            if ts_ms < due:
+                break
+            self.clearing.charge_interest(seq, ts_ms, events)
+            due += HOUR_MS
+        self.interest_due_ms = next_interest_ms(ts_ms)
 
     def _drop_unwatched_moves(self) -> None:
         """Forget moved positions that no TP/SL and no reduce-only order watches.
@@ -368,8 +392,7 @@ class Engine:
         """Put a listed contract in the market (and its coin in the clearing, if new)."""
         self.instruments[spec.symbol] = spec
         self.books[spec.symbol] = OrderBook(spec.symbol)
-        if spec.settle_coin not in self.clearing.coins:
-            self.clearing.coins = sorted({*self.clearing.coins, spec.settle_coin})
+        self.clearing.refresh_coins()
         if spec.dated:
             self.delivery.add(spec)
         self.listed.append(spec_record(spec))
@@ -725,6 +748,7 @@ class Engine:
         engine.next_order_id = snapshot["next_order_id"]
         engine.next_trade_id = snapshot["next_trade_id"]
         engine.last_ts_ms = snapshot["last_ts_ms"]
+        engine.interest_due_ms = next_interest_ms(engine.last_ts_ms)
         # Filled in place: the clearing holds these dicts' lookups.
         engine.last_price.update(snapshot["last_price"])
         engine.mark_price.update(snapshot["mark_price"])

@@ -314,6 +314,11 @@ LEDGER_TYPES: dict[BalanceReason, str] = {
     # Bybit books the USDC session settlement as SETTLEMENT too ("USDC Perp funding
     # settlement + USDC 8-hour session settlement", next-mechanics §3.2).
     BalanceReason.SESSION_SETTLEMENT: "SETTLEMENT",
+    # Multi-collateral (next-mechanics §4.6): interest on a liability, and the two legs of a
+    # conversion that repays one.
+    BalanceReason.INTEREST: "INTEREST",
+    BalanceReason.CURRENCY_SELL: "CURRENCY_SELL",
+    BalanceReason.CURRENCY_BUY: "CURRENCY_BUY",
 }
 
 

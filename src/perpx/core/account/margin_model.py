@@ -20,9 +20,10 @@ from typing import Final
 
 from perpx.core import calc, liqprice
 from perpx.core.account.accounts import Account, MarginLedger, MarginModel, MarkOf, OrderLossOf
+from perpx.core.account.collateral import usd_ceil, usd_floor
 from perpx.core.account.margin import order_margin_atoms
 from perpx.core.account.positions import Position
-from perpx.core.account.risk_value import PositionRisk, RiskValue
+from perpx.core.account.risk_value import AccountRisk, PositionRisk, RiskValue
 from perpx.core.codes import RejectCode, Rejected
 from perpx.core.enums import MarginMode, Side
 from perpx.core.instruments import InstrumentSpec
@@ -108,6 +109,29 @@ def _positions_at_mark(model: CrossMargin | IsolatedMargin, account: Account, co
     return upnl, position_im, mm, symbols
 
 
+def pool_risk(clearing: MarginLedger, account: Account) -> AccountRisk:
+    """Sum an account's coins in USD (next-mechanics §4.3): its cross-margin figures.
+
+    Each coin's own figures (its wallet, and the IM, MM and order loss of the contracts
+    settled in it, by the account's model) at the coin's USD price: equity and order loss
+    rounded down, IM and MM up, the margin balance after each coin's collateral ratio. An
+    account in one coin at par comes out exactly as that coin's own figures.
+    """
+    total_equity = wallet = upnl = margin = position_im = order_im = mm = order_loss = 0
+    for coin in clearing.account_coins(account):
+        own, px, equity_usd, value = clearing.usd_terms(account, coin)
+        total_equity += equity_usd
+        margin += value
+        wallet += usd_floor(own.wallet_atoms, px)
+        upnl += usd_floor(own.upnl_atoms, px)
+        position_im += usd_ceil(own.position_im_atoms, px)
+        order_im += usd_ceil(own.order_im_atoms, px)
+        mm += usd_ceil(own.mm_atoms, px)
+        order_loss += usd_floor(own.order_loss_atoms, px)
+    return AccountRisk(total_equity, wallet, upnl, margin, position_im, order_im, mm,
+                       order_loss)
+
+
 class _Stateless(MarginModel):
     """A model holds no state: a copied account shares its model."""
 
@@ -169,14 +193,24 @@ class CrossMargin(_Stateless):
         return RiskValue(wallet, upnl, margin_balance, position_im, order_im, mm, order_loss,
                          available)
 
+    def account_risk(self, clearing: MarginLedger, account: Account) -> AccountRisk:
+        """Return the USD pool of the account's coins (`pool_risk`)."""
+        return pool_risk(clearing, account)
+
     def available_atoms(self, clearing: MarginLedger, account: Account, coin: str) -> int:
         """Wallet + Σ (uPnL − IM − fee to close) + order loss − order margin, skipping MM.
 
         A hedged pair takes the full risk value. Equal to `risk_value(...).available_atoms`
         (the property tests compare the two). Only symbols with open orders hold order
-        margin or order loss, so only those are looked up.
+        margin or order loss, so only those are looked up. An account that holds, owes or
+        trades another coin, or a coin not at par, is a USD pool: its available balance is
+        the pool's (`MarginLedger.figures`), not this coin's own.
         """
-        total = account.balances.get(coin, 0)
+        balances = account.balances
+        total = balances.get(coin, 0)
+        if (len(balances) > 1 or coin not in balances or coin not in clearing.par_coins) and (
+                clearing.pooled(account)):
+            return clearing.figures(account, coin).available_atoms
         instruments = clearing.instruments
         positions = account.positions
         mark_of = clearing.mark_of
@@ -186,7 +220,7 @@ class CrossMargin(_Stateless):
                 continue
             spec = instruments[symbol]
             if spec.settle_coin != coin:
-                continue
+                return clearing.figures(account, coin).available_atoms  # a USD pool
             if idx:
                 other = positions.get((symbol, 3 - idx))
                 if other is not None and other.size_lots:
@@ -215,7 +249,7 @@ class CrossMargin(_Stateless):
             seen.append(symbol)
             spec = instruments[symbol]
             if spec.settle_coin != coin:
-                continue
+                return clearing.figures(account, coin).available_atoms  # a USD pool
             total -= order_margin_atoms(account, spec)
             total += clearing.order_loss_atoms(account.account_id, spec)
         return total
@@ -252,9 +286,7 @@ class CrossMargin(_Stateless):
         MM rate = ΣMM / (margin balance + order loss); a denominator at or below zero counts
         as breached too.
         """
-        mm, denominator = clearing.figures(
-            account, clearing.instruments[position.symbol].settle_coin).mm_rate()
-        return mm > 0 and mm >= denominator
+        return clearing.account_risk(account).breached()
 
     def trigger_ticks(self, clearing: MarginLedger, position: Position) -> int | None:
         """None: a cross position is liquidated with its account, not at a price of its own."""
@@ -269,7 +301,12 @@ class CrossMargin(_Stateless):
 
     def adl_margin_atoms(self, clearing: MarginLedger, account: Account, position: Position,
                          coin: str) -> int:
-        """Margin balance = wallet + uPnL: the equity, without valuing any margin."""
+        """Margin balance = wallet + uPnL: the equity, without valuing any margin.
+
+        A USD pool's margin balance, in `coin`.
+        """
+        if clearing.pooled(account):
+            return max(0, clearing.figures(account, coin).margin_balance_atoms)
         return max(0, clearing.equity_atoms(account, coin))
 
     def position_prices(self, clearing: MarginLedger, account: Account,
@@ -322,6 +359,10 @@ class IsolatedMargin(_Stateless):
         available = wallet - position_im - order_im
         return RiskValue(wallet, upnl, wallet + upnl, position_im, order_im, mm, order_loss,
                          available)
+
+    def account_risk(self, clearing: MarginLedger, account: Account) -> AccountRisk:
+        """Sum the account's coins in USD for display; isolated margin never pools them."""
+        return pool_risk(clearing, account)
 
     def available_atoms(self, clearing: MarginLedger, account: Account, coin: str) -> int:
         """Wallet − position margins − order margin: no mark needed (seed 001)."""

@@ -137,6 +137,9 @@ class RiskIndex:
                     out.append((position.symbol, position.size_lots > 0,
                                 (trigger, account_id, position.position_idx)))
             return
+        if self.clearing.pooled(account):
+            self._file_pool(account, out)
+            return
         has_orders = any(s.leaves_lots for s in account.order_sums.values())
         if len(held) == 1 and not has_orders and held[0].position_idx == 0:
             [position] = held
@@ -146,6 +149,23 @@ class RiskIndex:
                             (trigger, account_id, position.position_idx)))
                 return
         self._file_budget(account, out)
+
+    def _file_pool(self, account: Account, out: list[Filing]) -> None:
+        """File a USD pool (several coins, or portfolio margin) to be checked on every move.
+
+        Under every symbol it holds or orders, and every symbol on a coin it holds that is
+        not at par: a move of that coin's price revalues its collateral or its liability
+        (next-mechanics §4.5). Only pooled accounts are checked this way, never all accounts.
+        """
+        instruments = self.market.instruments
+        symbols = {p.symbol for p in account.positions.values() if p.size_lots}
+        symbols.update(s for (s, _i, _d), o in account.order_sums.items() if o.leaves_lots)
+        clearing = self.clearing
+        for coin in clearing.account_coins(account):
+            if coin not in clearing.par_coins:
+                symbols.update(s for s, spec in instruments.items() if spec.base_coin == coin)
+        for symbol in sorted(symbols):
+            out.append((symbol, False, None))
 
     def _file_budget(self, account: Account, out: list[Filing]) -> None:
         """File a cross account by margin budget: one band per symbol it holds or orders."""
