@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from perpx.convert import (
     format_atoms,
@@ -26,6 +27,7 @@ from perpx.convert import (
     to_ticks,
 )
 from perpx.core import calc, liqprice
+from perpx.core.account.portfolio import PmLeg, PmParams, ShockBase, portfolio_margin
 from perpx.core.contract import UNREACHABLE_PRICE_TICKS, settlement_fee_atoms
 from perpx.core.enums import Side
 from perpx.core.instruments import InstrumentSpec, LiquidationFormula
@@ -243,3 +245,123 @@ def quantity(given: Inputs, price: str, value: str | None = None,
         qty_lots = calc.qty_for_cost_lots(spec, given.side, price_ticks, to_atoms(cost or "0"),
                                           given.leverage, given.taker_fee_rate)
     return {"qty": format_lots(spec, qty_lots)}
+
+
+# --- portfolio margin (next-mechanics §5) ------------------------------------------------------
+
+# USD price of a settle coin unless given (§4.1, §7 N17: USDT and USDC count as 1 USD).
+_DEFAULT_USD = {"USDT": "1", "USDC": "1"}
+
+
+def _pair(text: str, what: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key or not value:
+        raise ValueError(f"{what} must be KEY=PRICE, not {text!r}")
+    return key.strip(), value.strip()
+
+
+def portfolio_legs(specs: dict[str, InstrumentSpec], positions: list[str], orders: list[str],
+                   indexes: list[str], marks: list[str], usd: list[str]) -> list[PmLeg]:
+    """Parse `perpx calc pm`'s inputs into the core's legs, one per instrument.
+
+    - a position ``SYMBOL:QTY`` (signed; repeated symbols add up), e.g. ``BTCUSDT:1``;
+    - an order ``SYMBOL:buy|sell:QTY`` (open quantity; they enter the IM only, §5.4);
+    - an index ``COIN=PRICE`` for every instrument on that base coin, or ``SYMBOL=PRICE`` for
+      one (needed when the price is off an instrument's tick);
+    - a mark ``SYMBOL=PRICE`` (default: the index; used with ``--shock-base mark``);
+    - a settle coin's USD price ``COIN=PRICE`` (default 1 for USDT and USDC).
+    """
+    lots: dict[str, list[int]] = {}  # symbol -> [position, buys, sells]
+
+    def spec_of(symbol: str) -> InstrumentSpec:
+        if symbol not in specs:
+            raise ValueError(f"unknown symbol {symbol}")
+        return specs[symbol]
+
+    for text in positions:
+        symbol, sep, qty = text.rpartition(":")
+        spec = spec_of(symbol.strip())
+        if not sep:
+            raise ValueError(f"a position is SYMBOL:QTY, not {text!r}")
+        qty = qty.strip()
+        sign = -1 if qty.startswith("-") else 1
+        row = lots.setdefault(spec.symbol, [0, 0, 0])
+        row[0] += sign * to_lots(spec, qty.removeprefix("-"))
+    for text in orders:
+        parts = [part.strip() for part in text.split(":")]
+        if len(parts) != 3 or parts[1].lower() not in ("buy", "sell"):
+            raise ValueError(f"an order is SYMBOL:buy|sell:QTY, not {text!r}")
+        spec = spec_of(parts[0])
+        row = lots.setdefault(spec.symbol, [0, 0, 0])
+        row[1 if parts[1].lower() == "buy" else 2] += to_lots(spec, parts[2])
+    index_by = dict(_pair(text, "--index") for text in indexes)
+    mark_by = dict(_pair(text, "--mark") for text in marks)
+    usd_by = _DEFAULT_USD | dict(_pair(text, "--usd") for text in usd)
+    legs = []
+    for symbol, (position, buys, sells) in lots.items():
+        spec = specs[symbol]
+        index = index_by.get(symbol, index_by.get(spec.base_coin))
+        if index is None:
+            raise ValueError(f"no index for {symbol}: give --index {spec.base_coin}=PRICE")
+        if spec.settle_coin == spec.base_coin:
+            settle_usd = 0  # an inverse contract's coin is valued at the scenario price
+        elif spec.settle_coin in usd_by:
+            settle_usd = to_atoms(usd_by[spec.settle_coin])
+        else:
+            raise ValueError(f"no USD price for {spec.settle_coin}: give --usd "
+                             f"{spec.settle_coin}=PRICE")
+        mark = mark_by.get(symbol)
+        legs.append(PmLeg(spec, position, to_ticks(spec, index), settle_usd,
+                          mark_ticks=to_ticks(spec, mark) if mark is not None else 0,
+                          buy_order_lots=buys, sell_order_lots=sells))
+    return legs
+
+
+def portfolio_params(shock_base: str = "index", risk_factor: str | None = None,
+                     im_factor: str | None = None) -> PmParams:
+    """Return the PM parameters: perpx's defaults (§7 N14) with the ones given replaced."""
+    if shock_base.lower() not in ("index", "mark"):
+        raise ValueError(f"shock base must be index or mark, not {shock_base!r}")
+    defaults = PmParams()
+    return PmParams(shock_base=ShockBase.MARK if shock_base.lower() == "mark"
+                    else ShockBase.INDEX,
+                    risk_factor=defaults.risk_factor if risk_factor is None
+                    else to_rate(risk_factor),
+                    im_factor=defaults.im_factor if im_factor is None else to_rate(im_factor))
+
+
+def portfolio(legs: list[PmLeg], params: PmParams) -> dict[str, Any]:
+    """Return the PM figures of a book: per unit the grid, MaxLoss, contingencies, MM, IM.
+
+    Amounts are USD (8 decimals); shocks are fractions ("-0.1"). ``pnl_grid`` lists, per
+    shock, the unit's total and each leg's P&L; ``mm_with_buys`` / ``mm_with_sells`` are
+    the MM with every open buy (sell) order filled, whose maximum sets the IM (§5.4).
+    """
+    result = portfolio_margin(legs, params)
+    units = []
+    for unit in result.units:
+        grid = []
+        for k, shock in enumerate(unit.shocks):
+            row = {"price_move": format_rate(shock), "pnl": format_atoms(unit.pnls[k])}
+            row |= {leg.leg.spec.symbol: format_atoms(leg.pnls[k]) for leg in unit.legs}
+            grid.append(row)
+        units.append({
+            "base_coin": unit.base_coin,
+            "positions": {leg.leg.spec.symbol: format_lots(leg.leg.spec, leg.leg.position_lots)
+                          for leg in unit.legs},
+            "pnl_grid": grid,
+            "max_loss": format_atoms(unit.max_loss),
+            "max_loss_price_move": format_rate(unit.max_loss_price_move),
+            "future_contingency": format_atoms(unit.future_contingency),
+            "delta_spread_contingency": format_atoms(unit.delta_spread_contingency),
+            "usdt_usdc_contingency": format_atoms(unit.usdt_usdc_contingency),
+            "contingency": format_atoms(unit.contingency),
+            "mm": format_atoms(unit.mm),
+            "mm_with_buys": format_atoms(unit.mm_with_buys),
+            "mm_with_sells": format_atoms(unit.mm_with_sells),
+            "im": format_atoms(unit.im),
+        })
+    return {"units": units, "mm": format_atoms(result.mm), "im": format_atoms(result.im),
+            "shock_base": params.shock_base.name.lower(),
+            "risk_factor": format_rate(params.risk_factor),
+            "im_factor": format_rate(params.im_factor)}

@@ -1071,6 +1071,52 @@ def calc_qty(price: str = typer.Option(..., help="Order price."),
     _run("quantity", lambda: calculator.quantity(given, price, value, cost), as_json)
 
 
+@calc_app.command("pm")
+def calc_pm(position: list[str] = typer.Option(
+                [], help="A position SYMBOL:QTY, signed (repeatable): BTCUSDT:1, "
+                         "BTCUSDT-25DEC26:-1, BTCUSD:60000 (inverse: USD contracts)."),
+            order: list[str] = typer.Option(
+                [], help="Open orders SYMBOL:buy|sell:QTY (repeatable); they enter the IM."),
+            index: list[str] = typer.Option(
+                [], help="Index price COIN=PRICE for a base coin's instruments, or "
+                         "SYMBOL=PRICE for one (repeatable): BTC=60000."),
+            mark: list[str] = typer.Option(
+                [], help="Mark price SYMBOL=PRICE (repeatable; default the index)."),
+            usd: list[str] = typer.Option(
+                [], help="USD price of a settle coin COIN=PRICE (default USDT=1, USDC=1)."),
+            shock_base: str = typer.Option(
+                "index", help="Price the grid shocks: index (default) or mark."),
+            risk_factor: str | None = typer.Option(
+                None, help="Futures contingency rate (default 0.006, not Bybit's)."),
+            im_factor: str | None = typer.Option(None, help="IM = MM x this (default 1.2)."),
+            as_json: bool = AS_JSON) -> None:
+    """Portfolio margin of a book: each unit's P&L grid, MaxLoss, contingencies, MM and IM (USD)."""
+    specs = {spec.symbol: spec for spec in bundled_instruments()}
+    try:
+        params = calculator.portfolio_params(shock_base, risk_factor, im_factor)
+        legs = calculator.portfolio_legs(specs, position, order, index, mark, usd)
+        figures = calculator.portfolio(legs, params)
+    except (ValueError, ConversionError) as error:
+        raise typer.BadParameter(str(error)) from None
+    if as_json:
+        typer.echo(json.dumps(figures))
+        return
+    for unit in figures["units"]:
+        grid = Table(title=f"{unit['base_coin']} unit: scenario P&L (USD)")
+        columns = list(unit["pnl_grid"][0]) if unit["pnl_grid"] else []
+        for name in columns:
+            grid.add_column(name, justify="right")
+        for row in unit["pnl_grid"]:
+            grid.add_row(*(row[name] for name in columns))
+        console.print(grid)
+        shown = {f"position {symbol}": qty for symbol, qty in unit["positions"].items()}
+        shown |= {name: value for name, value in unit.items()
+                  if isinstance(value, str) and name != "base_coin"}
+        _show(f"{unit['base_coin']} unit: margin (USD)", shown, False)
+    _show("portfolio margin (USD)",
+          {name: value for name, value in figures.items() if isinstance(value, str)}, False)
+
+
 @bench_app.command("ws")
 def bench_ws_command(
     subscribers: int = typer.Option(200, help="WebSocket connections subscribed at once."),
