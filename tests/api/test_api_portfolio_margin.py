@@ -53,7 +53,8 @@ def test_ccxt_enters_portfolio_margin_and_reads_the_calculation(live: Live) -> N
     result = pm["result"]
     [unit] = result["assetPnlRange"]
     assert unit["baseCoin"] == "BTC"
-    assert [r["priceScale"] for r in unit["totalPnlRanges"]["ALL"]["pnlRanges"]][0] == "-0.1"
+    scales = [r["priceScale"] for r in unit["totalPnlRanges"]["ALL"]["pnlRanges"]]
+    assert scales[0] == "-0.1" and scales[-1] == "0.1" and len(scales) == 11
     assert unit["maxLossPriceMove"] == "-0.1"  # a long loses most when the price falls
     im, mm = Decimal(unit["asset"]["assetIM"]), Decimal(unit["asset"]["assetMM"])
     assert mm > 0 and im == (mm * Decimal("1.2")).quantize(Decimal("0.00000001"))
