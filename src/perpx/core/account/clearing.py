@@ -469,6 +469,12 @@ class Clearing:
                     stamp = _Stamp(seq, ts_ms)
                     self._move(account, coin, -cost, BalanceReason.INTEREST, stamp, events)
                     self._move(fee_account, coin, cost, BalanceReason.INTEREST, stamp, events)
+                limit = terms.max_borrowing_atoms
+                if limit and borrow + cost > limit:
+                    # Above the borrowing limit Bybit auto-repays (§4.4): the excess is bought
+                    # with other collateral, in liquidation order.
+                    self.repay_liabilities(account, coin, seq, ts_ms, events,
+                                           borrow + cost - limit)
 
     def equity_atoms(self, account: Account, coin: str) -> int:
         """Return total equity in `coin`: wallet + unrealized P&L at the marks (seed 001).
