@@ -681,8 +681,8 @@ def sim(
                                                       "series.csv and events.csv here."),
     sample_ms: int = typer.Option(60_000, help="Time series resolution, ms of feed time."),
     scenario: str | None = typer.Option(
-        None, help="A venue's population in TOML: a file or a bundled name (default); it "
-                   "replaces the market maker and the traders options above."),
+        None, help="A venue's population in TOML: a file or a bundled name (default, calm, "
+                   "crash); it replaces the market maker and the traders options above."),
     as_json: bool = typer.Option(False, "--json", help="Also print the market figures "
                                                        "(basis, premium, funding, ADL) as JSON "
                                                        "last."),
@@ -716,6 +716,7 @@ def sim(
     from perpx.feeds import CandleReplay, RandomWalkFeed
     from perpx.feeds.base import PriceFeed
     from perpx.sim import Agent, MarketMaker, Simulation, noise_population
+    from perpx.sim.adlcause import AdlCauses, watch_pool
     from perpx.sim.figures import MarketFigures
     from perpx.sim.scenario import ScenarioError, load_scenario
     from perpx.sim.series import SeriesRecorder
@@ -784,10 +785,11 @@ def sim(
         agents = venue.agents(spec.symbol, seed)
         followed = {a.account_id for a in agents if a.account_id >= SIGNAL_IDS}
     recorder = SeriesRecorder(spec, every_ms=sample_ms, traders=followed)
-    figures = MarketFigures(spec.symbol)
+    figures = MarketFigures(spec.symbol, causes=AdlCauses(spec))
     simulation = Simulation([spec], feed, agents, tick_every_ms=step_ms, seed=seed,
                             check_every=check_every, observers=[recorder, figures],
                             insurance_fund_atoms=fund_atoms)
+    watch_pool(figures.causes, simulation.engine)  # type: ignore[arg-type]
     started = time.monotonic()
     end_ms = start_ms + int(hours * 3_600_000)
     report = simulation.run(until_ms=end_ms)
