@@ -98,7 +98,7 @@ def test_a_population_in_portfolio_margin_trades_through_the_crash() -> None:
     simulation.run(until_ms=CRASH + HOUR_MS)
     accounts = simulation.engine.clearing.accounts.values()
     in_pm = [a for a in accounts if a.margin_mode is MarginMode.PORTFOLIO]
-    assert in_pm and any(p.size_lots for a in in_pm for p in a.positions.values()) or any(
+    assert (in_pm and any(p.size_lots for a in in_pm for p in a.positions.values())) or any(
         isinstance(e, Liquidated) and e.account_id in {a.account_id for a in in_pm}
         for e in simulation.events or ())
     simulation.engine.check_invariants()
