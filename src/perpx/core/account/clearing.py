@@ -444,16 +444,10 @@ class Clearing:
                 continue
             for coin in self.account_coins(account):
                 terms = table.coin(coin)
-                if terms is None:
+                due = self.interest_due(account, coin)
+                if terms is None or due is None:
                     continue
-                wallet = account.balances.get(coin, 0)
-                equity = self.equity_atoms(account, coin)
-                if equity >= 0:
-                    continue
-                borrow = -equity
-                free = free_borrow_atoms(terms, wallet, equity)
-                cost = interest_atoms(terms, borrow, free)
-                unrealised = max(0, borrow - max(0, -wallet))
+                borrow, free, unrealised, cost = due
                 events.append(InterestCharged(seq, ts_ms, account_id, coin, borrow, free,
                                               max(0, borrow - free), unrealised,
                                               terms.hourly_borrow_rate, cost))
@@ -461,6 +455,24 @@ class Clearing:
                     stamp = _Stamp(seq, ts_ms)
                     self._move(account, coin, -cost, BalanceReason.INTEREST, stamp, events)
                     self._move(fee_account, coin, cost, BalanceReason.INTEREST, stamp, events)
+
+    def interest_due(self, account: Account, coin: str) -> tuple[int, int, int, int] | None:
+        """Return a coin's hour of interest now: (borrow, free, unrealised part, cost).
+
+        The liability (`|min(0, equity)|`), its interest-free part, the part owed to
+        unrealised losses, and the interest on the rest at the coin's hourly rate (§4.4);
+        None without a liability or borrowing terms. `charge_interest` books it at hh:05;
+        `perpx calc account` shows it.
+        """
+        terms = self.collateral.coin(coin)
+        equity = self.equity_atoms(account, coin)
+        if terms is None or equity >= 0:
+            return None
+        wallet = account.balances.get(coin, 0)
+        borrow = -equity
+        free = free_borrow_atoms(terms, wallet, equity)
+        return (borrow, free, max(0, borrow - max(0, -wallet)),
+                interest_atoms(terms, borrow, free))
 
     def equity_atoms(self, account: Account, coin: str) -> int:
         """Return total equity in `coin`: wallet + unrealized P&L at the marks (seed 001).
