@@ -1227,11 +1227,14 @@ def bench_api_command(
 def bench_risk_command(
     accounts: int = typer.Option(100_000, help="Isolated accounts (even)."),
     symbols: int = typer.Option(10, help="Contracts; each account holds one position in each."),
+    pooled_every: int = typer.Option(
+        2, help="Every Nth cross pair holds BTC collateral instead of USDT (a multi-coin USD "
+                "pool); 0: none."),
 ) -> None:
     """Open positions in every contract, then move one mark: how long the risk sweep takes."""
     from perpx.bench.risk import bench_risk
 
-    bench_risk(accounts, symbols, echo=typer.echo)
+    bench_risk(accounts, symbols, echo=typer.echo, pooled_every=pooled_every)
 
 
 @bench_app.command("restart")
