@@ -529,15 +529,17 @@ class AccountBook:
         account = self.account = Account(_CALC_ACCOUNT_ID, CROSS)
         engine.clearing.accounts[_CALC_ACCOUNT_ID] = account
         account.balances.update(balances)
-        for symbol, (lots, entry) in held.items():
+        for symbol, (lots, entry_ticks) in held.items():
             spec = self.specs[symbol]
             leverage = leverage_by.get(symbol, DEFAULT_LEVERAGE)
-            if not 0 < leverage <= spec.max_leverage:
-                raise ValueError(f"leverage of {symbol} must be in (0, "
+            if not spec.min_leverage <= leverage <= spec.max_leverage:
+                raise ValueError(f"leverage of {symbol} must be in "
+                                 f"[{format_rate(spec.min_leverage)}, "
                                  f"{format_rate(spec.max_leverage)}]")
             account.leverage[symbol, 0] = leverage
             position = Position(_CALC_ACCOUNT_ID, symbol, 0, leverage)
-            apply_fill(position, spec, Side.BUY if lots > 0 else Side.SELL, entry, abs(lots))
+            apply_fill(position, spec, Side.BUY if lots > 0 else Side.SELL, entry_ticks,
+                       abs(lots))
             account.positions[symbol, 0] = position
         for coin in engine.clearing.account_coins(account):
             if engine.clearing.usd_px(coin) <= 0:
