@@ -419,3 +419,16 @@ def test_n18_interest_at_hh05_and_the_repay_window() -> None:
     ex.at(start + HOUR_MS + 5 * 60_000)
     assert not [e for e in ex.tick().events if isinstance(e, InterestCharged)]
     ex.check_invariants()
+
+
+def test_calc_account_refuses_what_it_cannot_price_or_parse() -> None:
+    """Bad input is a usage error (exit 2), never a traceback."""
+    for args in (["--coin", "APT=1"],  # no price for a coin no index prices
+                 ["--coin", "BTC=1", "--ratio", "BTC=0.9:10,0.8"],  # no index for BTC
+                 ["--coin", "USDT=1", "--ratio", "USDT=0.9,0.8"],  # tiers need RATIO:UPTO
+                 ["--coin", "USDT=1", "--position", "BTCUSDT:1@60000"],  # no price for it
+                 ["--coin", "USDT=1", "--position", "BTCUSDT:1@60000", "--index",
+                  "BTCUSDT=60000", "--leverage", "BTCUSDT=500"],
+                 ["--coin", "BTC=1", "--usd-price", "BTC=60000"]):  # BTC is index-priced
+        result = runner.invoke(app, ["calc", "account", *args])
+        assert result.exit_code == 2, (args, result.output)
