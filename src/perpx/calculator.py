@@ -458,6 +458,8 @@ def copy_terms(terms: CollateralCoin) -> CollateralCoin:
 
 
 def _fixed(terms: CollateralCoin) -> CollateralCoin:
+    if terms.coin == "USDT":
+        raise ValueError("USDT is worth the USDT rate: give --usdt-rate")
     if terms.price_symbol:
         raise ValueError(f"{terms.coin} is priced by {terms.price_symbol}'s index: give "
                          f"--index {terms.price_symbol}=PRICE")

@@ -429,6 +429,7 @@ def test_calc_account_refuses_what_it_cannot_price_or_parse() -> None:
                  ["--coin", "USDT=1", "--position", "BTCUSDT:1@60000"],  # no price for it
                  ["--coin", "USDT=1", "--position", "BTCUSDT:1@60000", "--index",
                   "BTCUSDT=60000", "--leverage", "BTCUSDT=500"],
-                 ["--coin", "BTC=1", "--usd-price", "BTC=60000"]):  # BTC is index-priced
+                 ["--coin", "BTC=1", "--usd-price", "BTC=60000"],  # BTC is index-priced
+                 ["--coin", "USDT=1", "--usd-price", "USDT=0.999"]):  # that is --usdt-rate
         result = runner.invoke(app, ["calc", "account", *args])
         assert result.exit_code == 2, (args, result.output)
