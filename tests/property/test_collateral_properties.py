@@ -271,6 +271,7 @@ class Seen:
         self.pooled_checked = 0
         self.events: Counter[str] = Counter()
         self.refusals: Counter[tuple[str, str]] = Counter()
+        self.state_hash = ""
 
 
 def check(engine: Engine, command: Command, seen: Seen) -> None:
@@ -297,8 +298,9 @@ def check(engine: Engine, command: Command, seen: Seen) -> None:
             assert risk.total_equity_atoms >= 0, (account_id, command, risk)
 
 
-def run_stream(seed: int, length: int, usdt_rate_e8: int, tiered: bool) -> Seen:
-    """Apply a setup and `length` random commands, checking after each."""
+def run_stream(seed: int, length: int, usdt_rate_e8: int, tiered: bool,
+               commands: list[Command] | None = None) -> Seen:
+    """Apply a setup and `length` random commands, checking after each (kept in `commands`)."""
     rng = random.Random(seed)
     walk = Walk()
     engine = Engine(SPECS, table_for(usdt_rate_e8, tiered))
@@ -322,6 +324,8 @@ def run_stream(seed: int, length: int, usdt_rate_e8: int, tiered: bool) -> Seen:
     for seq in range(1, len(setup) + length + 1):
         draft = setup[seq - 1] if seq <= len(setup) else random_command(rng, walk, engine)
         command = msgspec.structs.replace(draft, seq=seq, ts_ms=T0 + seq * MINUTE_MS)
+        if commands is not None:
+            commands.append(command)
         pooled_before = {i for i, a in engine.clearing.accounts.items()
                          if i > 0 and a.model is CROSS and engine.clearing.pooled(a)}
         events = engine.apply(command)
@@ -337,6 +341,7 @@ def run_stream(seed: int, length: int, usdt_rate_e8: int, tiered: bool) -> Seen:
             elif isinstance(event, InterestCharged):
                 seen.interest += 1
         check(engine, command, seen)
+    seen.state_hash = engine.state_hash()
     return seen
 
 
@@ -359,6 +364,26 @@ def test_the_flows_are_not_vacuous() -> None:
         assert seen.conversions > 0 and seen.automatic_conversions > 0, seed
         assert seen.pooled_liquidations > 0, seed
         assert seen.events["Liquidated"] > 0 and seen.events["Trade"] > 50
+
+
+def test_a_flow_replays_and_restores_to_the_same_state() -> None:
+    """Liabilities, conversions (the desk's account) and interest survive a snapshot."""
+    commands: list[Command] = []
+    seen = run_stream(3, 400, 99_950_000, False, commands)
+    assert seen.conversions and seen.interest
+    table = table_for(99_950_000, False)
+    replayed = Engine(SPECS, table)
+    for command in commands:
+        replayed.apply(command)
+    assert replayed.state_hash() == seen.state_hash
+    cut = len(commands) // 2 + 7
+    first = Engine(SPECS, table)
+    for command in commands[:cut]:
+        first.apply(command)
+    restored = Engine.from_snapshot(SPECS, first.to_snapshot(), table)
+    for command in commands[cut:]:
+        restored.apply(command)
+    assert restored.state_hash() == seen.state_hash
 
 
 def test_specs_are_the_four_families() -> None:
