@@ -35,6 +35,7 @@ from perpx.bybit.params import LINEAR, Params, category_of
 from perpx.bybit.retcodes import OK
 from perpx.convert import ConversionError, format_scaled, to_atoms, to_rate, to_ticks
 from perpx.core import Engine
+from perpx.core.account.collateral import CollateralTable
 from perpx.core.codes import RejectCode
 from perpx.core.commands import (
     AdjustMargin,
@@ -46,7 +47,9 @@ from perpx.core.commands import (
     ListInstrument,
     MarkPrice,
     PlaceOrder,
+    RepayLiability,
     SetAutoAddMargin,
+    SetCollateralSwitch,
     SetFundingInterval,
     SetLeverage,
     SetMarginMode,
@@ -144,7 +147,9 @@ class Exchange:
     """An in-process exchange: call methods with decimal strings, read views back.
 
     `instruments`: specs, bundled symbol names (the inverse BTCUSD and ETHUSD among them), or
-    None for the default bundled table (what `perpx replay` assumes). `check_invariants=True`
+    None for the default bundled table (what `perpx replay` assumes). `collateral`: the
+    collateral table (coins, tiered ratios, USDT rate; default `default_collateral()`).
+    `check_invariants=True`
     runs the core's invariant checks after every command (slow; for tests). Listeners given
     to `subscribe` see every applied command with its events, in seq order.
     """
@@ -152,9 +157,13 @@ class Exchange:
     def __init__(self, instruments: Iterable[InstrumentSpec | str] | None = None, *,
                  start_ms: int = DEFAULT_START_MS, wall_clock: bool = False,
                  journal: Journal | None = None, journal_batch: int = 1_000,
-                 check_invariants: bool = False) -> None:
+                 check_invariants: bool = False,
+                 collateral: CollateralTable | None = None) -> None:
         self._specs = _resolve(instruments)
-        self.engine = Engine(self._specs)
+        # The venue's collateral coins and USDT rate (next-mechanics §4); perpx's defaults
+        # unless given. A journal replays only on the same table: it is configuration.
+        self._collateral = collateral
+        self.engine = Engine(self._specs, collateral)
         self._now_ms = start_ms
         self._wall_clock = wall_clock
         self._journal = journal
@@ -201,7 +210,8 @@ class Exchange:
             listed = {record["symbol"] for record in body["engine"].get("listed", ())}
             instruments = [s for s in body["engine"]["symbols"] if s not in listed]
         exchange = cls(instruments, start_ms=body["now_ms"], **options)
-        exchange.engine = Engine.from_snapshot(exchange._specs, body["engine"])
+        exchange.engine = Engine.from_snapshot(exchange._specs, body["engine"],
+                                               exchange._collateral)
         if journal is not None:
             if journal.last_seq() != exchange.engine.last_seq:
                 raise ValueError(f"Exchange.restore: the journal ends at seq "
@@ -278,6 +288,20 @@ class Exchange:
 
         return self._run(lambda seq, ts: Deposit(seq, ts, INSURANCE_FUND_ID, coin,
                                                  to_atoms(amount)))
+
+    def set_collateral_switch(self, account: int, coin: str, on: bool) -> Result:
+        """Switch a coin on or off as collateral (`/v5/account/set-collateral-switch`)."""
+        return self._run(lambda seq, ts: SetCollateralSwitch(seq, ts, account, [(coin, on)]))
+
+    def repay(self, account: int, coin: str = "", amount: str = "0", *,
+              convert: bool = True) -> Result:
+        """Repay a coin's liability (`coin` "": all; `amount` "0": all of it).
+
+        `convert` sells other coins in liquidation order (`/v5/account/repay`); without it
+        only the coin's own balance repays (`no-convert-repay`).
+        """
+        return self._run(lambda seq, ts: RepayLiability(seq, ts, account, coin,
+                                                        to_atoms(amount), convert))
 
     # -- orders -----------------------------------------------------------------------------
 
