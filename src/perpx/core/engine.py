@@ -306,6 +306,15 @@ class Engine:
         self.stops.price_moved(symbol, TriggerBy.MARK_PRICE, mark)
         self.sweep(symbol, seq, ts_ms, events)
 
+    def after_index_move(self, symbol: str, seq: int, ts_ms: int, events: list[Event]) -> None:
+        """Sweep on an index move that left the mark unchanged, if some pool watches the index.
+
+        Only USD pools and portfolio-margin accounts are filed by index (`RiskIndex`), so a
+        venue without them does nothing here.
+        """
+        if self.risk.watches_index(symbol):
+            self.sweep(symbol, seq, ts_ms, events)
+
     def sweep(self, symbol: str, seq: int, ts_ms: int, events: list[Event]) -> None:
         """Replenish and liquidate what the current mark of `symbol` breaches.
 
@@ -323,7 +332,7 @@ class Engine:
             if stops.busy():
                 stops.settle(seq, ts_ms, events)
             self.risk.refresh(self.clearing.dirty)
-            candidates = self.risk.candidates(symbol, mark)
+            candidates = self.risk.candidates(symbol, mark, self.index_price.get(symbol))
             if not candidates:
                 return
             before = len(events)

@@ -217,25 +217,45 @@ class Clearing:
         otherwise an inverse contract on the coin (quoted in USD) prices it, or the table's
         fixed price (USDC, §7 N17).
         """
-        table = self.collateral
-        rate = table.usdt_rate_e8
+        symbol, _by_index = self.usd_price_source(coin)
+        if not symbol:
+            terms = self.collateral.coin(coin)
+            if coin == "USDT":
+                return self.collateral.usdt_rate_e8
+            return terms.fixed_px_e8 if terms is not None and not terms.price_symbol else 0
+        spec = self.instruments[symbol]
+        ticks = self._price_ticks(symbol) or 0
+        if spec.quote_coin == "USD":
+            return ticks * spec.tick_atoms
+        return ticks * spec.tick_atoms * self.collateral.usdt_rate_e8 // PX_ONE
+
+    def usd_price_source(self, coin: str) -> tuple[str, bool]:
+        """Return the symbol whose price sets a coin's USD price, and whether it is its index.
+
+        ("", True) for a coin at a constant price (USDT at the table's rate, a fixed price);
+        (symbol, False) while that symbol has no index yet (its mark or last price stands in)
+        or none at all. The risk index bands a pool's collateral on this index (`usd_px`'s
+        one rule).
+        """
         if coin == "USDT":
-            return rate
-        terms = table.coin(coin)
+            return "", True
+        terms = self.collateral.coin(coin)
+        candidates: list[str] = []
         if terms is not None and terms.price_symbol:
-            spec = self.instruments.get(terms.price_symbol)
-            if spec is not None:
-                ticks = self._price_ticks(spec.symbol)
-                if ticks:
-                    return ticks * spec.tick_atoms * rate // PX_ONE
+            if terms.price_symbol in self.instruments:
+                candidates.append(terms.price_symbol)
         elif terms is not None:
-            return terms.fixed_px_e8
-        for spec in sorted(self.instruments.values(), key=lambda s: s.symbol):
-            if spec.base_coin == coin and spec.quote_coin == "USD":
-                ticks = self._price_ticks(spec.symbol)
-                if ticks:
-                    return ticks * spec.tick_atoms
-        return 0
+            return "", True
+        if not candidates:
+            candidates = [s.symbol for s in sorted(self.instruments.values(),
+                                                   key=lambda s: s.symbol)
+                          if s.base_coin == coin and s.quote_coin == "USD"]
+        for symbol in candidates:
+            if self.index_of(symbol):
+                return symbol, True
+            if self.mark_of(symbol) or self.last_price_of(symbol):
+                return symbol, False
+        return (candidates[0], False) if candidates else ("", False)
 
     def _price_ticks(self, symbol: str) -> int | None:
         return self.index_of(symbol) or self.mark_of(symbol) or self.last_price_of(symbol)
