@@ -1244,11 +1244,14 @@ def bench_risk_command(
     pooled_every: int = typer.Option(
         2, help="Every Nth cross pair holds BTC collateral instead of USDT (a multi-coin USD "
                 "pool); 0: none."),
+    pm_every: int = typer.Option(
+        2, help="Every Nth other cross pair trades in portfolio margin; 0: none."),
 ) -> None:
     """Open positions in every contract, then move one mark: how long the risk sweep takes."""
     from perpx.bench.risk import bench_risk
 
-    bench_risk(accounts, symbols, echo=typer.echo, pooled_every=pooled_every)
+    bench_risk(accounts, symbols, echo=typer.echo, pooled_every=pooled_every,
+               pm_every=pm_every)
 
 
 @bench_app.command("restart")

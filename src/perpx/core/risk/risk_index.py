@@ -267,12 +267,15 @@ class RiskIndex:
             prices[symbol] = mark
             weights[symbol] = -(-weight * coin_px // PX_ONE)
             if pm:
-                index = market.index_price.get(symbol) or mark
+                # The scenarios' base is the index, or the mark before any index
+                # (`margin_model.pm_legs`): the band goes on whichever it reads.
+                index = market.index_price.get(symbol)
                 move = params.range_for(spec.base_coin).max_move + params.risk_factor
-                key = _INDEX + symbol
-                prices[key] = index
-                weights[key] = -(-(apply_rate_ceil(value_at(top, gross), move) + 1) * coin_px
-                                 // PX_ONE)
+                key = _INDEX + symbol if index else symbol
+                if index:
+                    prices[key] = index
+                weights[key] = weights.get(key, 0) + (
+                    -(-(apply_rate_ceil(value_at(top, gross), move) + 1) * coin_px // PX_ONE))
         for coin in coins:
             source, by_index = clearing.usd_price_source(coin)
             if not source:
