@@ -70,11 +70,13 @@ from perpx.instruments import bundled_instruments, load_instruments, spec_from_b
 from perpx.store.codec import decode_snapshot, encode_snapshot
 from perpx.store.journal import Journal
 from perpx.views import (
+    AccountRiskView,
     OrderBookView,
     OrderView,
     PositionView,
     Result,
     WalletView,
+    account_risk_view,
     book_view,
     order_view,
     position_view,
@@ -278,6 +280,36 @@ class Exchange:
 
         return self._run(lambda seq, ts: Deposit(seq, ts, INSURANCE_FUND_ID, coin,
                                                  to_atoms(amount)))
+
+    # -- collateral and liabilities (next-mechanics §4) -------------------------------------
+
+    def set_collateral_switch(self, account: int, coin: str, on: bool) -> Result:
+        """Switch `coin` on or off as collateral (Bybit's set-collateral-switch).
+
+        USDT and USDC cannot be switched off; switching off is refused when it would leave
+        the account's IM above its margin balance.
+        """
+        wire = {"coin": coin, "collateralSwitch": "ON" if on else "OFF"}
+        return self._run(lambda seq, ts: msgspec.structs.replace(
+            translate.collateral_switch(account, Params(wire)), seq=seq, ts_ms=ts))
+
+    def repay(self, account: int, coin: str | None = None, amount: str | None = None, *,
+              convert: bool = True) -> Result:
+        """Repay a liability: `coin` None repays every one, `amount` None all of the coin's.
+
+        With `convert` (Bybit's repay and quick-repayment) other coins are converted at the
+        USD index prices, in liquidation order; without (no-convert-repay) only the coin's
+        own balance may repay, which a derivatives liability never leaves (nothing repaid).
+        Refused between hh:04:00 and hh:05:30, while interest is computed.
+        """
+        wire = {"coin": coin, "amount": amount}
+
+        def build(seq: int, ts: int) -> Command:
+            command = translate.repay(account, Params(wire), convert=convert,
+                                      coin_required=not convert)
+            return msgspec.structs.replace(command, seq=seq, ts_ms=ts)
+
+        return self._run(build)
 
     # -- orders -----------------------------------------------------------------------------
 
@@ -487,6 +519,22 @@ class Exchange:
     def wallet(self, account: int, coin: str = "USDT") -> WalletView:
         """Return the account's figures in `coin` (zeros for an account never funded)."""
         return wallet_view(self.engine, self.engine.clearing.account(account), coin)
+
+    def account_risk(self, account: int) -> AccountRiskView:
+        """Return the account's figures in USD across its coins.
+
+        Total equity, margin balance after the collateral ratios, IM, MM, available balance
+        and the account rates (next-mechanics §4.3), as decimal strings.
+        """
+        return account_risk_view(self.engine, self.engine.clearing.account(account))
+
+    def liability(self, account: int, coin: str = "USDT") -> str:
+        """Return the account's liability in `coin` now: |min(0, equity)| ("0" if none)."""
+        from perpx.convert import format_atoms
+
+        held = self.engine.clearing.account(account)
+        return format_atoms(self.engine.clearing.liability_atoms(held, coin)
+                            if held is not None else 0)
 
     def open_orders(self, account: int, symbol: str) -> list[OrderView]:
         """Return the account's orders resting in `symbol`'s book, oldest first."""
