@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from perpx.bybit.retcodes import OK, bybit_code
 from perpx.convert import (
+    account_rate_e4,
     format_atoms,
     format_average_price,
     format_lots,
@@ -168,9 +169,8 @@ class OrderBookView:
 
 def _ratio(numerator: int, denominator: int) -> str:
     """Return numerator/denominator to 4 decimals, rounded down; "" if undefined."""
-    if denominator <= 0:
-        return ""
-    return format_scaled(numerator * 10**4 // denominator, 4, 4)
+    rate = account_rate_e4(numerator, denominator)
+    return "" if rate is None else format_scaled(rate, 4, 4)
 
 
 def wallet_view(engine: Engine, account: Account | None, coin: str) -> WalletView:

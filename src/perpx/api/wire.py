@@ -11,6 +11,7 @@ from typing import Any, Protocol, TypeVar
 
 from perpx.bybit.params import category_of
 from perpx.convert import (
+    account_rate_e4,
     format_atoms,
     format_average_price,
     format_lots,
@@ -366,12 +367,10 @@ def _usd(atoms: int, price: tuple[int, int]) -> int:
     return atoms * price[0] // price[1]
 
 
-def _rate_up(fraction: tuple[int, int]) -> int:
-    """Return an account rate (requirement over balance) in 10**-4, rounded up; 0 without one."""
-    numerator, denominator = fraction
-    if denominator <= 0:
-        return 0
-    return -(-numerator * 10_000 // denominator)
+def _rate(fraction: tuple[int, int]) -> int:
+    """Return an account rate (requirement over balance) in 10**-4 (`account_rate_e4`)."""
+    rate = account_rate_e4(*fraction)
+    return 0 if rate is None else rate
 
 
 def wallet(engine: Engine, account: Account | None) -> dict[str, Any]:
@@ -413,8 +412,8 @@ def wallet(engine: Engine, account: Account | None) -> dict[str, Any]:
                                 ("mm", figures.mm_atoms)):
                 totals[name] += _usd(atoms, price)
         if not pooled:
-            im_rate = max(im_rate, _rate_up(figures.im_rate()))
-            mm_rate = max(mm_rate, _rate_up(figures.mm_rate()))
+            im_rate = max(im_rate, _rate(figures.im_rate()))
+            mm_rate = max(mm_rate, _rate(figures.mm_rate()))
         terms = clearing.collateral.coin(coin)
         withdrawable = clearing.figures(account, coin).withdrawable_atoms
         rows.append(_wallet_coin(coin, figures.wallet_atoms, figures.upnl_atoms,
@@ -430,7 +429,7 @@ def wallet(engine: Engine, account: Account | None) -> dict[str, Any]:
                       margin=risk.margin_balance_atoms,
                       available=max(0, risk.available_atoms), upnl=risk.upnl_atoms,
                       im=risk.total_im_atoms, mm=risk.mm_atoms)
-        im_rate, mm_rate = _rate_up(risk.im_rate()), _rate_up(risk.mm_rate())
+        im_rate, mm_rate = _rate(risk.im_rate()), _rate(risk.mm_rate())
     if not rows and clearing.coins:
         rows.append(_wallet_coin("USDT" if "USDT" in clearing.coins else clearing.coins[0],
                                  0, 0, 0, 0, 0, 0, 0))
