@@ -24,6 +24,7 @@ from perpx.store.records import (
     ExecutionRecord,
     LedgerRecord,
     OrderRecord,
+    Projection,
     Projector,
     SettlementRecord,
 )
@@ -127,7 +128,12 @@ def test_collateral_switch_refusals() -> None:
     assert ex.set_collateral_switch(ALICE, "ETH", False).ok
     held = ex.engine.clearing.account(ALICE)
     assert held is not None and held.collateral_off == {"ETH"}
-    assert ex.set_collateral_switch(ALICE, "ETH", True).ok
+    # The private wallet topic is pushed for a switch (no money moves): collateralSwitch.
+    feed = PrivateFeed(ex.engine, Projector(ex.engine.instruments.values()))
+    on = ex.set_collateral_switch(ALICE, "ETH", True)
+    assert on.ok
+    assert feed.collect(list(on.events), {ALICE}, Projection())[
+        ALICE].wallet
 
 
 def next_interest(ex: Exchange) -> int:
@@ -179,8 +185,7 @@ def test_interest_window_and_quick_repayment_by_conversion() -> None:
     sold = [r for r in rows.ledger_rows if r.account_id == ALICE][-2]
     assert sold.coin == "BTC" and sold.cash_flow_atoms == sold.change_atoms < 0
     # The private wallet topic is pushed for the conversion, with the liability gone.
-    changed = feed.collect(list(repaid.events), {ALICE}, Projector([]).project(
-        ex.engine, []))
+    changed = feed.collect(list(repaid.events), {ALICE}, Projection())
     assert changed[ALICE].wallet
     wallet = feed.wallet_row(ALICE)
     assert wallet is not None
@@ -188,8 +193,7 @@ def test_interest_window_and_quick_repayment_by_conversion() -> None:
     assert coins["USDT"]["borrowAmount"] == "0"
     assert Decimal(coins["BTC"]["walletBalance"]) < 1
     # And for the interest: a BalanceChanged of the account.
-    assert feed.collect(list(charged.events), {ALICE}, Projector([]).project(
-        ex.engine, []))[ALICE].wallet
+    assert feed.collect(list(charged.events), {ALICE}, Projection())[ALICE].wallet
 
 
 def test_repay_amount_needs_a_coin_and_a_positive_amount() -> None:
