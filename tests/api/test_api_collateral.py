@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import pybit._helpers
+import pybit.unified_trading as ut
 import pytest
 from pybit.unified_trading import HTTP
 
@@ -34,6 +35,7 @@ from perpx.instruments import served_instruments
 from perpx.service import ExchangeService
 from perpx.store.history_sqlite import SqliteHistory
 from perpx.store.journal import MemoryJournal
+from support.inbox import Inbox
 
 
 class Clock:
@@ -232,6 +234,28 @@ def test_btc_collateral_liability_interest_and_quick_repayment(
     assert ok(session.manual_no_convert_repay(coin="USDT")) == {"resultStatus": "FA"}
     assert ok(session.get_borrow_history(currency="USDT"))["list"] == []
 
+    # The private wallet stream, opened (and authenticated) before the clock moves.
+    monkeypatch.setattr(ut, "PRIVATE_WSS", live.url.replace("http://", "ws://") + "/v5/private")
+    stream = ut.WebSocket(channel_type="private", api_key=key.api_key,
+                          api_secret=key.secret, testnet=False)
+    wallets = Inbox()
+    try:
+        stream.wallet_stream(wallets)
+        time.sleep(0.3)  # the subscribe ack
+        interest_and_repayment(live, clock, session, wallets, owed, monkeypatch)
+    finally:
+        stream.exit()
+
+
+def usdt_row(message: dict[str, Any]) -> dict[str, Any]:
+    return {row["coin"]: row for row in message["data"][0]["coin"]}["USDT"]
+
+
+def interest_and_repayment(live: Live, clock: Clock, session: HTTP, wallets: Inbox,
+                           owed: Decimal, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = live.alice
+    wallet_before = ok(session.get_wallet_balance(accountType="UNIFIED", coin="USDT"))
+    usdt_before = Decimal(wallet_before["list"][0]["coin"][0]["walletBalance"])
     # hh:05:01: the next command charges the hour's interest first.
     now = live.service.now_ms()
     due = next_interest_ms(now)
@@ -257,6 +281,8 @@ def test_btc_collateral_liability_interest_and_quick_repayment(
     [interest] = log
     assert (interest["currency"], interest["type"]) == ("USDT", "INTEREST")
     assert Decimal(interest["change"]) == Decimal(interest["cashFlow"]) == -cost
+    # The wallet topic was pushed with the interest in the USDT wallet.
+    wallets.wait(lambda m: Decimal(usdt_row(m)["walletBalance"]) == usdt_before - cost)
     # Still inside hh:04:00–hh:05:30: repayment refused.
     closed = call(live, key, "POST", "/v5/account/quick-repayment", "{}")
     assert closed["retCode"] == 10001 and "05:30" in closed["retMsg"]
@@ -269,6 +295,10 @@ def test_btc_collateral_liability_interest_and_quick_repayment(
     assert repaid["coin"] == "USDT" and Decimal(repaid["repaymentQty"]) > 0
     [usdt] = ok(session.get_collateral_info(currency="USDT"))["list"]
     assert usdt["borrowAmount"] == "0"
+    # ...and with the conversion that repaid it.
+    pushed = wallets.wait(lambda m: usdt_row(m)["borrowAmount"] == "0")
+    assert Decimal({row["coin"]: row for row in pushed["data"][0]["coin"]}["BTC"][
+        "walletBalance"]) < 1
     sells = ok(session.get_transaction_log(accountType="UNIFIED", type="CURRENCY_SELL"))
     buys = ok(session.get_transaction_log(accountType="UNIFIED", currency="USDT",
                                           type="CURRENCY_BUY"))
