@@ -312,3 +312,20 @@ def interest_and_repayment(live: Live, clock: Clock, session: HTTP, wallets: Inb
     # The window: the last 30 days by default; one before the charge finds nothing.
     before = ok(session.get_borrow_history(startTime=due - 86_400_000, endTime=due - 1))
     assert before == {"list": [], "nextPageCursor": ""}
+
+
+def test_the_same_behind_a_gateway(gateway_live: Live) -> None:
+    """A gateway serves the collateral reads from its follower and sends the switch on."""
+    live = gateway_live
+    key = live.new_key(demo_funds="1000")
+    public = live.http.get(live.url + "/v5/spot-margin-trade/collateral",
+                           params={"currency": "ETH"}).json()
+    assert public["result"]["list"][0]["currency"] == "ETH"
+    session = client(live, key)
+    assert ok(session.set_collateral_coin(coin="ETH", collateralSwitch="OFF")) == {}
+    [eth] = ok(session.get_collateral_info(currency="ETH"))["list"]  # reads its own write
+    assert eth["collateralSwitch"] is False
+    refused = call(live, key, "POST", "/v5/account/quick-repayment", "{}")
+    assert refused["retCode"] == 10001
+    history = ok(session.get_borrow_history())
+    assert history == {"list": [], "nextPageCursor": ""}
