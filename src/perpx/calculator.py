@@ -317,6 +317,31 @@ def portfolio_legs(specs: dict[str, InstrumentSpec], positions: list[str], order
     return legs
 
 
+def filled_positions(positions: list[str], fills: list[str]) -> list[str]:
+    """Return the positions of a book after `fills` (``SYMBOL:buy|sell:QTY``) traded.
+
+    The what-if of `perpx calc pm --fill`: each fill becomes a signed position on its symbol,
+    netted with what is held there.
+    """
+    after = list(positions)
+    for text in fills:
+        parts = [part.strip() for part in text.split(":")]
+        if len(parts) != 3 or parts[1].lower() not in ("buy", "sell"):
+            raise ValueError(f"a fill is SYMBOL:buy|sell:QTY, not {text!r}")
+        sign = "" if parts[1].lower() == "buy" else "-"
+        after.append(f"{parts[0]}:{sign}{parts[2]}")
+    return after
+
+
+def portfolio_what_if(before: list[PmLeg], after: list[PmLeg],
+                      params: PmParams) -> dict[str, dict[str, str]]:
+    """Return the book's PM MM and IM before and after an order fills, and the change."""
+    old, new = portfolio_margin(before, params), portfolio_margin(after, params)
+    return {"before": {"mm": format_atoms(old.mm), "im": format_atoms(old.im)},
+            "after": {"mm": format_atoms(new.mm), "im": format_atoms(new.im)},
+            "change": {"mm": format_atoms(new.mm - old.mm), "im": format_atoms(new.im - old.im)}}
+
+
 def portfolio_params(shock_base: str = "index", risk_factor: str | None = None,
                      im_factor: str | None = None) -> PmParams:
     """Return the PM parameters: perpx's defaults (§7 N14) with the ones given replaced."""

@@ -1089,6 +1089,9 @@ def calc_pm(position: list[str] = typer.Option(
             risk_factor: str | None = typer.Option(
                 None, help="Futures contingency rate (default 0.006, not Bybit's)."),
             im_factor: str | None = typer.Option(None, help="IM = MM x this (default 1.2)."),
+            fill: list[str] = typer.Option(
+                [], help="What if an order SYMBOL:buy|sell:QTY fills (repeatable): the book's "
+                         "MM and IM before and after."),
             as_json: bool = AS_JSON) -> None:
     """Portfolio margin of a book: each unit's P&L grid, MaxLoss, contingencies, MM and IM (USD)."""
     specs = {spec.symbol: spec for spec in bundled_instruments()}
@@ -1096,6 +1099,10 @@ def calc_pm(position: list[str] = typer.Option(
         params = calculator.portfolio_params(shock_base, risk_factor, im_factor)
         legs = calculator.portfolio_legs(specs, position, order, index, mark, usd)
         figures = calculator.portfolio(legs, params)
+        if fill:
+            after = calculator.portfolio_legs(
+                specs, calculator.filled_positions(position, fill), order, index, mark, usd)
+            figures["what_if"] = calculator.portfolio_what_if(legs, after, params)
     except (ValueError, ConversionError) as error:
         raise typer.BadParameter(str(error)) from None
     if as_json:
@@ -1115,6 +1122,11 @@ def calc_pm(position: list[str] = typer.Option(
         _show(f"{unit['base_coin']} unit: margin (USD)", shown, False)
     _show("portfolio margin (USD)",
           {name: value for name, value in figures.items() if isinstance(value, str)}, False)
+    if "what_if" in figures:
+        what_if = figures["what_if"]
+        _show("what if the fills trade (USD)",
+              {f"{figure} {when}": what_if[when][figure]
+               for when in ("before", "after", "change") for figure in ("mm", "im")}, False)
 
 
 @bench_app.command("ws")

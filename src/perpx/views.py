@@ -18,7 +18,6 @@ from perpx.convert import (
     format_scaled,
     format_ticks,
 )
-from perpx.core import liqprice
 from perpx.core.account.accounts import Account
 from perpx.core.account.margin_model import position_risk
 from perpx.core.account.positions import Position
@@ -28,7 +27,7 @@ from perpx.core.engine import Engine
 from perpx.core.enums import MarginMode, Side
 from perpx.core.events import Event
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.risk.liquidation import liquidation_price_ticks, position_prices
+from perpx.core.risk.liquidation import position_prices
 
 SIDE_WORDS = {Side.BUY: "Buy", Side.SELL: "Sell"}
 AVERAGE_EXTRA_DECIMALS = 4  # an average entry may fall between ticks: up to 4 more decimals
@@ -76,7 +75,7 @@ class PositionView:
     avg_price: str
     position_value: str  # entry value
     leverage: str
-    margin_mode: str  # "isolated" or "cross"
+    margin_mode: str  # "isolated", "cross" or "portfolio"
     mark_price: str
     unrealised_pnl: str
     cur_realised_pnl: str
@@ -234,24 +233,20 @@ def position_view(engine: Engine, account: Account, position: Position) -> Posit
     value_mark = mark if mark else position.average_entry_ticks(spec)
     mode = account.margin_mode
     risk = position_risk(position, spec, value_mark, mode)
-    liq: int | None = None
-    if mode is MarginMode.ISOLATED:
-        liq = liquidation_price_ticks(engine.clearing, position)
-    elif mark:
-        tier = spec.tier_for_value(risk.value_atoms) or spec.risk_tiers[-1]
-        figures = engine.clearing.figures(account, spec.settle_coin)
-        liq = liqprice.cross_liquidation_price_estimate_ticks(
-            spec, side, qty, mark, figures.margin_balance_atoms, figures.mm_atoms, tier.mmr)
+    # The margin model's prices (`MarginModel.position_prices`): isolated, the position's own;
+    # cross, the account estimate, shown once a mark exists; portfolio margin, none.
+    liq, bust = position_prices(engine.clearing, account, position)
+    if mode is not MarginMode.ISOLATED and not mark:
+        liq = None
     if liq is not None and not spec.min_price_ticks <= liq <= spec.max_price_ticks:
         liq = None
-    bust = position_prices(engine.clearing, account, position)[1]
     return PositionView(
         symbol=position.symbol, position_idx=position.position_idx, side=SIDE_WORDS[side],
         size=format_lots(spec, qty),
         avg_price=average_price(spec, position.true_entry_value_atoms(spec), qty),
         position_value=format_atoms(position.entry_value_atoms),
         leverage=format_rate(position.leverage),
-        margin_mode="isolated" if mode is MarginMode.ISOLATED else "cross",
+        margin_mode=_MODE_WORDS[mode],
         mark_price=format_ticks(spec, mark) if mark else "",
         unrealised_pnl=format_atoms(risk.upnl_atoms),
         cur_realised_pnl=format_atoms(position.realized_pnl_atoms),
@@ -263,6 +258,10 @@ def position_view(engine: Engine, account: Account, position: Position) -> Posit
         session_avg_price=(average_price(spec, position.entry_value_atoms, qty)
                            if spec.session_settled else ""),
     )
+
+
+_MODE_WORDS = {MarginMode.ISOLATED: "isolated", MarginMode.CROSS: "cross",
+               MarginMode.PORTFOLIO: "portfolio"}
 
 
 def average_price(spec: InstrumentSpec, value_atoms: int, lots: int) -> str:

@@ -73,3 +73,16 @@ def test_table_output_and_refusals() -> None:
                 ["--position", "BTCUSDT:1", "--index", "BTC=60000", "--shock-base", "x"]):
         result = runner.invoke(app, ["calc", "pm", *bad])
         assert result.exit_code != 0, bad
+
+
+def test_what_if_a_hedge_fills() -> None:
+    """P3's long, then a short future fills: P4's hedge, MM 6,360 → 720 and IM 7,632 → 864."""
+    figures = _pm("--position", "BTCUSDT:1", "--index", "BTC=60000",
+                  "--fill", "BTCUSDT-25DEC26:sell:1")
+    assert figures["what_if"] == {"before": {"mm": "6360", "im": "7632"},
+                                  "after": {"mm": "720", "im": "864"},
+                                  "change": {"mm": "-5640", "im": "-6768"}}
+    assert figures["mm"] == "6360"  # the book as held; the fill is only a what-if
+    table = runner.invoke(app, ["calc", "pm", "--position", "BTCUSDT:1", "--index",
+                                "BTC=60000", "--fill", "BTCUSDT:sell:0.5"])
+    assert table.exit_code == 0 and "mm after" in table.output and "3180" in table.output

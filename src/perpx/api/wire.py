@@ -350,6 +350,12 @@ def position(engine: Engine, account: Account | None, spec: InstrumentSpec,
             held.realized_pnl_atoms)),
         "seq": engine.last_seq,
     })
+    if account.margin_mode is MarginMode.PORTFOLIO:
+        # Portfolio margin switches the per-position risk-limit machinery off (next-mechanics
+        # §5.1): no risk tier, no leverage, no liquidation price, no position IM or MM.
+        row.update({"riskId": 0, "riskLimitValue": "0", "leverage": "", "liqPrice": "",
+                    "bustPrice": "", "positionIM": "", "positionIMByMp": "",
+                    "positionMM": "", "positionMMByMp": ""})
     return row
 
 
@@ -367,8 +373,11 @@ def _usd(atoms: int, price: tuple[int, int]) -> int:
     return atoms * price[0] // price[1]
 
 
-def _rate(fraction: tuple[int, int]) -> int:
-    """Return an account rate (requirement over balance) in 10**-4 (`account_rate_e4`)."""
+def rate_text_value(fraction: tuple[int, int]) -> int:
+    """Return an account rate (requirement over balance) in 10**-4 as the wallet shows it.
+
+    Truncated (`convert.account_rate_e4`, as Bybit prints the rates); 0 without a base.
+    """
     rate = account_rate_e4(*fraction)
     return 0 if rate is None else rate
 
@@ -412,24 +421,23 @@ def wallet(engine: Engine, account: Account | None) -> dict[str, Any]:
                                 ("mm", figures.mm_atoms)):
                 totals[name] += _usd(atoms, price)
         if not pooled:
-            im_rate = max(im_rate, _rate(figures.im_rate()))
-            mm_rate = max(mm_rate, _rate(figures.mm_rate()))
+            im_rate = max(im_rate, rate_text_value(figures.im_rate()))
+            mm_rate = max(mm_rate, rate_text_value(figures.mm_rate()))
         terms = clearing.collateral.coin(coin)
-        withdrawable = clearing.figures(account, coin).withdrawable_atoms
         rows.append(_wallet_coin(coin, figures.wallet_atoms, figures.upnl_atoms,
                                  figures.order_im_atoms, figures.position_im_atoms,
                                  figures.mm_atoms, cum_realized,
                                  _usd(equity, price) if price is not None else None,
                                  margin_collateral=terms is not None and terms.margin_collateral,
                                  switched_on=coin not in account.collateral_off,
-                                 withdrawable_atoms=withdrawable, portfolio=portfolio))
+                                 portfolio=portfolio))
     if pooled and account is not None:
         risk = clearing.account_risk(account)
         totals.update(equity=risk.total_equity_atoms, wallet=risk.wallet_atoms,
                       margin=risk.margin_balance_atoms,
                       available=max(0, risk.available_atoms), upnl=risk.upnl_atoms,
                       im=risk.total_im_atoms, mm=risk.mm_atoms)
-        im_rate, mm_rate = _rate(risk.im_rate()), _rate(risk.mm_rate())
+        im_rate, mm_rate = rate_text_value(risk.im_rate()), rate_text_value(risk.mm_rate())
     if not rows and clearing.coins:
         rows.append(_wallet_coin("USDT" if "USDT" in clearing.coins else clearing.coins[0],
                                  0, 0, 0, 0, 0, 0, 0))
@@ -453,7 +461,6 @@ def wallet(engine: Engine, account: Account | None) -> dict[str, Any]:
 def _wallet_coin(coin: str, wallet_atoms: int, upnl: int, order_im: int, position_im: int,
                  mm: int, cum_realized: int, usd_value: int | None, *,
                  margin_collateral: bool = True, switched_on: bool = True,
-                 withdrawable_atoms: int | None = None,
                  portfolio: bool = False) -> dict[str, Any]:
     """One coin row of the wallet, every amount in the coin (usdValue: "" without a price).
 
@@ -475,9 +482,8 @@ def _wallet_coin(coin: str, wallet_atoms: int, upnl: int, order_im: int, positio
         "unrealisedPnl": format_atoms(upnl),
         "cumRealisedPnl": format_atoms(cum_realized), "bonus": "0",
         "marginCollateral": margin_collateral, "collateralSwitch": switched_on, "colRes": "0",
-        "availableToWithdraw": ("" if withdrawable_atoms is None
-                                else format_atoms(withdrawable_atoms)),
-        "availableToBorrow": "", "free": "",
+        # Deprecated for UNIFIED: Bybit answers "" and ccxt then derives free from the IMs.
+        "availableToWithdraw": "", "availableToBorrow": "", "free": "",
     }
 
 

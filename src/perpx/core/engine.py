@@ -16,6 +16,7 @@ from perpx.core import invariants
 from perpx.core.account import settings
 from perpx.core.account.clearing import Clearing
 from perpx.core.account.collateral import HOUR_MS, CollateralTable, next_interest_ms
+from perpx.core.account.portfolio import PmParams
 from perpx.core.book.book import OrderBook
 from perpx.core.book.fills import Fill
 from perpx.core.book.order import RestingOrder
@@ -97,7 +98,8 @@ class Engine:
     """All exchange state, changed only by `apply`."""
 
     def __init__(self, instruments: Iterable[InstrumentSpec],
-                 collateral: CollateralTable | None = None) -> None:
+                 collateral: CollateralTable | None = None,
+                 pm_params: PmParams | None = None) -> None:
         # The market state every subsystem reads; its dicts and queries are bound here too
         # (the same objects), so the engine's own paths and its callers look nothing up twice.
         market = self.market = Market(instruments)
@@ -123,7 +125,8 @@ class Engine:
         self.next_trade_id = 1
         self.clearing = Clearing(market.instruments, market.mark_of, market.orders_of,
                                  market.mark_price.get, market.last_price.get,
-                                 market.open_orders.get, market.index_price.get, collateral)
+                                 market.open_orders.get, market.index_price.get, collateral,
+                                 pm_params)
         clearing = self.clearing
         # The subsystems get the market, the clearing and the engine as the protocols they
         # need (`perpx.core.ports`): the order runner, and the reactions to a new mark.

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final, Protocol
 
+from perpx.core.account.portfolio import PmParams
 from perpx.core.account.positions import Position
 from perpx.core.account.risk_value import AccountRisk, RiskValue
 from perpx.core.enums import MarginMode, PositionMode, Side
@@ -273,6 +274,9 @@ class MarginLedger(Protocol):
     instruments: dict[str, InstrumentSpec]
     # Coins worth exactly 1 USD that count in full (`Clearing.par_coins`).
     par_coins: set[str]
+    # The index price of a symbol; the venue's portfolio-margin parameters.
+    index_of: MarkOf
+    pm_params: PmParams
     # The price positions are valued at (mark, else last traded); the published mark alone
     # (order loss is measured only against it); the last traded price.
     mark_of: MarkOf

@@ -35,6 +35,7 @@ from perpx.core.account.collateral import (
 )
 from perpx.core.account.margin import order_cost_fast_atoms
 from perpx.core.account.margin_model import CROSS, ISOLATED, account_figures, model_for
+from perpx.core.account.portfolio import PmParams
 from perpx.core.account.positions import Position, apply_fill
 from perpx.core.account.risk_value import AccountFigures, AccountRisk, RiskValue
 from perpx.core.book.order import RestingOrder
@@ -117,6 +118,7 @@ class Clearing:
         order_by_id: Callable[[int], RestingOrder | None],
         index_of: Callable[[str], int | None] | None = None,
         collateral: CollateralTable | None = None,
+        pm_params: PmParams | None = None,
     ) -> None:
         self.instruments = instruments
         self.mark_of = mark_of
@@ -129,6 +131,8 @@ class Clearing:
         self._value_caps: dict[tuple[str, int], int] = {}
         self.index_of = index_of if index_of is not None else _no_price
         self.collateral = collateral if collateral is not None else default_collateral()
+        # Portfolio margin's scenario grid, risk factor and IM factor (§5, §7 N14).
+        self.pm_params = pm_params if pm_params is not None else PmParams()
         # Coins a wallet may hold: every settle coin, and every collateral coin the venue can
         # price (its USD price symbol is listed, or it has a fixed price).
         self.coins: list[str] = []

@@ -185,7 +185,13 @@ def _liquidate_cross(desk: LiquidationDesk, account: Account, coin: str, seq: in
         spec = desk.instruments[position.symbol]
         mark = desk.mark_of(position.symbol) or position.average_entry_ticks(spec)
         bust = _cross_bust(desk, account, position, spec, mark)
-        if _reduce_to_lower_tier(desk, spec, position, mark, bust, seq, ts_ms, events) and (
+        if account.model.pools:
+            # Portfolio margin: the position is first closed in the book, no worse than the
+            # bankruptcy price; the account keeps what is left of its equity (§5.5).
+            _close_position_in_book(desk, spec, position, bust, seq, ts_ms, events)
+            if not cross_is_liquidatable(clearing, account, coin):
+                return
+        elif _reduce_to_lower_tier(desk, spec, position, mark, bust, seq, ts_ms, events) and (
                 not cross_is_liquidatable(clearing, account, coin)):
             return
         if position.size_lots:
@@ -325,6 +331,16 @@ def _reduce_to_lower_tier(desk: LiquidationDesk, spec: InstrumentSpec, position:
                          position.position_idx, "", SmpType.NONE, ts_ms)
     desk.run_order(order, seq, ts_ms, events)
     return True
+
+
+def _close_position_in_book(desk: LiquidationDesk, spec: InstrumentSpec, position: Position,
+                            bust: int, seq: int, ts_ms: int, events: list[Event]) -> None:
+    """Send a reduce-only IOC for the whole position, no worse than `bust` (`CreateByLiq`)."""
+    side = Side.BUY if position.size_lots > 0 else Side.SELL
+    order = RestingOrder(desk.new_order_id(), position.account_id, spec.symbol, side.opposite,
+                         OrderType.LIMIT, bust, position.qty_lots, TimeInForce.IOC, True,
+                         False, position.position_idx, "", SmpType.NONE, ts_ms)
+    desk.run_order(order, seq, ts_ms, events)
 
 
 def transfer(desk: LiquidationDesk, spec: InstrumentSpec, seller: Account, position: Position,
