@@ -213,6 +213,16 @@ def test_btc_collateral_liability_interest_and_quick_repayment(
     wallet = ok(session.get_wallet_balance(accountType="UNIFIED"))["list"][0]
     coins = {row["coin"]: row for row in wallet["coin"]}
     assert set(coins) == {"BTC", "USDT"}
+    # Every field next-mechanics §4.6 names, on the account and on each coin row.
+    assert {"totalEquity", "totalWalletBalance", "totalMarginBalance", "totalAvailableBalance",
+            "totalPerpUPL", "totalInitialMargin", "totalMaintenanceMargin", "accountIMRate",
+            "accountMMRate", "totalInitialMarginByMp", "totalMaintenanceMarginByMp",
+            "accountIMRateByMp", "accountMMRateByMp"} <= set(wallet)
+    assert all({"equity", "usdValue", "walletBalance", "borrowAmount", "accruedInterest",
+                "spotBorrow", "unrealisedPnl", "cumRealisedPnl", "totalOrderIM",
+                "totalPositionIM", "totalPositionMM", "marginCollateral", "collateralSwitch",
+                "colRes", "locked", "bonus", "spotHedgingQty"} <= set(row)
+               for row in coins.values())
     owed = Decimal(coins["USDT"]["borrowAmount"])
     assert owed > 0 and owed == -(Decimal(coins["USDT"]["walletBalance"])
                                   + Decimal(coins["USDT"]["unrealisedPnl"]))

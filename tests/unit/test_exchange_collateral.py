@@ -89,6 +89,14 @@ def test_btc_eth_and_usdc_deposit_as_collateral() -> None:
     assert refused.reject is RejectCode.UNKNOWN_COIN and refused.ret_code == 10001
 
 
+def test_a_collateral_coin_needs_its_price_listed() -> None:
+    """USDC has a fixed USD price (§7 N17): any venue takes it. ETH is priced by ETHUSDT's
+    index: a venue without it (nor an ETH-settled contract) cannot value it, and refuses it."""
+    ex = Exchange(["BTCUSDT"], start_ms=T0)
+    assert ex.deposit(ALICE, "100", "USDC").ok and ex.deposit(ALICE, "1", "BTC").ok
+    assert ex.deposit(ALICE, "1", "ETH").reject is RejectCode.UNKNOWN_COIN
+
+
 def borrowed() -> tuple[Exchange, Rows]:
     """Alice: 1 BTC and no USDT, long 0.5 BTCUSDT: the taker fee is a USDT liability."""
     ex, rows = venue()
