@@ -219,7 +219,7 @@ class Engine:
         for _ in range(168):
             if ts_ms < due:
                 break
-            self.clearing.charge_interest(seq, ts_ms, events)
+            self.clearing.charge_interest(seq, ts_ms, events, due)
             due += HOUR_MS
         self.interest_due_ms = next_interest_ms(ts_ms)
 

@@ -525,9 +525,11 @@ class InterestCharged(Event, frozen=True, gc=False, tag=True):
 
     One `/v5/account/borrow-history` row: the liability at hh:05 (`borrow_atoms`), its
     interest-free part, the interest-bearing rest, the hourly rate (10⁻¹⁸) and the cost.
+    `hour_ms` is the hh:05 it is charged for (the first command at or after it books it).
     """
 
     account_id: int
+    hour_ms: int
     coin: str
     borrow_atoms: int
     free_atoms: int

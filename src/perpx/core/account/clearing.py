@@ -144,6 +144,10 @@ class Clearing:
         # Derived: accounts whose wallet, positions or orders moved since the risk index last
         # looked at them.
         self.dirty: set[int] = set()
+        # Derived: accounts that have held a second coin, or a coin not at par, or entered
+        # portfolio margin: the only ones that can be a USD pool, so the only ones the hourly
+        # interest looks at (never every account).
+        self.multi_coin: set[int] = set()
         self.net_deposits: dict[str, int] = {}
         # Derived: resting reduce-only orders by (account, symbol, position idx, side).
         self.reduce_only_orders: dict[tuple[int, str, int, Side], dict[int, RestingOrder]] = {}
@@ -431,7 +435,8 @@ class Clearing:
             events.append(LiabilityRepaid(cmd.seq, cmd.ts_ms, account.account_id, coin, repaid,
                                           cmd.convert))
 
-    def charge_interest(self, seq: int, ts_ms: int, events: list[Event]) -> None:
+    def charge_interest(self, seq: int, ts_ms: int, events: list[Event],
+                        hour_ms: int = 0) -> None:
         """Charge an hour's interest on every liability of a pooled account (§4.4, §7 N18).
 
         The liability at this hh:05 (`|min(0, equity)|`), less its interest-free part, at the
@@ -440,11 +445,9 @@ class Clearing:
         """
         table = self.collateral
         fee_account = self.accounts[FEE_ACCOUNT_ID]
-        for account_id in sorted(self.accounts):
-            if account_id <= 0:
-                continue
+        for account_id in sorted(self.multi_coin):
             account = self.accounts[account_id]
-            if not self.pooled(account):
+            if account_id <= 0 or not self.pooled(account):
                 continue
             for coin in self.account_coins(account):
                 terms = table.coin(coin)
@@ -458,13 +461,20 @@ class Clearing:
                 free = free_borrow_atoms(terms, wallet, equity)
                 cost = interest_atoms(terms, borrow, free)
                 unrealised = max(0, borrow - max(0, -wallet))
-                events.append(InterestCharged(seq, ts_ms, account_id, coin, borrow, free,
+                events.append(InterestCharged(seq, ts_ms, account_id, hour_ms or ts_ms, coin,
+                                              borrow, free,
                                               max(0, borrow - free), unrealised,
                                               terms.hourly_borrow_rate, cost))
                 if cost:
                     stamp = _Stamp(seq, ts_ms)
                     self._move(account, coin, -cost, BalanceReason.INTEREST, stamp, events)
                     self._move(fee_account, coin, cost, BalanceReason.INTEREST, stamp, events)
+                limit = terms.max_borrowing_atoms
+                if limit and borrow + cost > limit:
+                    # Above the borrowing limit Bybit auto-repays (§4.4): the excess is bought
+                    # with other collateral, in liquidation order.
+                    self.repay_liabilities(account, coin, seq, ts_ms, events,
+                                           borrow + cost - limit)
 
     def equity_atoms(self, account: Account, coin: str) -> int:
         """Return total equity in `coin`: wallet + unrealized P&L at the marks (seed 001).
@@ -550,6 +560,8 @@ class Clearing:
               cmd: Any, events: list[Event], symbol: str = "", trade_id: int = 0) -> None:
         balance = account.credit(coin, change)
         self.dirty.add(account.account_id)
+        if len(account.balances) > 1 or coin not in self.par_coins:
+            self.multi_coin.add(account.account_id)
         events.append(BalanceChanged(cmd.seq, cmd.ts_ms, account.account_id, coin, change,
                                      balance, reason, symbol, trade_id))
 
@@ -1127,3 +1139,6 @@ class Clearing:
                 account.positions[position.symbol, position.position_idx] = position
             self.accounts[account.account_id] = account
         self.dirty = set(self.accounts)
+        self.multi_coin = {a.account_id for a in self.accounts.values()
+                           if len(a.balances) > 1 or a.model.pools
+                           or any(c not in self.par_coins for c in a.balances)}

@@ -119,6 +119,8 @@ def set_margin_mode(clearing: Clearing, cmd: SetMarginMode, events: list[Event])
                        "insufficient margin under the new margin mode")
     account.order_margin_cache.clear()
     clearing.dirty.add(account.account_id)
+    if model.pools:
+        clearing.multi_coin.add(account.account_id)
     events.append(MarginModeSet(cmd.seq, cmd.ts_ms, cmd.account_id, cmd.margin_mode))
 
 
