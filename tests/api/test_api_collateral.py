@@ -279,7 +279,7 @@ def interest_and_repayment(live: Live, clock: Clock, session: HTTP, wallets: Inb
     assert set(row) == {"currency", "createdTime", "borrowCost", "hourlyBorrowRate",
                         "InterestBearingBorrowSize", "costExemption", "borrowAmount",
                         "unrealisedLoss", "freeBorrowedAmount"}
-    assert row["currency"] == "USDT" and row["createdTime"] >= due
+    assert row["currency"] == "USDT" and row["createdTime"] == due  # the hh:05 it is for
     assert row["hourlyBorrowRate"] == "0.000014621596"
     bearing = Decimal(row["InterestBearingBorrowSize"])
     assert bearing > 0

@@ -275,7 +275,7 @@ class BorrowRecord(msgspec.Struct, frozen=True, gc=False):
 
     What `InterestCharged` states: the liability at hh:05, its interest-free part, the
     interest-bearing rest, the part caused by unrealised losses, the hourly rate (10**-18)
-    and the interest booked.
+    and the interest booked; `ts_ms` is the hh:05 it is for.
     """
 
     entry_id: str
@@ -1127,10 +1127,12 @@ class Projector:
         # Ids as the wallet lines': the n-th line of the command (a command that passes
         # several hh:05 at once charges a coin once an hour).
         self._ledger_lines += 1
+        # Its time is the hh:05 it is charged for (`hour_ms`), Bybit's `createdTime`, not
+        # that of the command that came first after it.
         self.sink.borrow(BorrowRecord(
             f"{event.seq}-{self._ledger_lines}", event.account_id, event.coin,
             event.borrow_atoms, event.free_atoms, event.bearing_atoms,
-            event.unrealised_loss_atoms, event.hourly_rate, event.cost_atoms, event.ts_ms,
+            event.unrealised_loss_atoms, event.hourly_rate, event.cost_atoms, event.hour_ms,
             event.seq))
 
     def _balance(self, event: BalanceChanged) -> None:
