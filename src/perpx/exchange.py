@@ -33,7 +33,14 @@ from perpx.bybit import stops, translate
 from perpx.bybit.errors import ApiError
 from perpx.bybit.params import LINEAR, Params, category_of
 from perpx.bybit.retcodes import OK
-from perpx.convert import ConversionError, format_scaled, to_atoms, to_rate, to_ticks
+from perpx.convert import (
+    ConversionError,
+    format_atoms,
+    format_scaled,
+    to_atoms,
+    to_rate,
+    to_ticks,
+)
 from perpx.core import Engine
 from perpx.core.codes import RejectCode
 from perpx.core.commands import (
@@ -530,8 +537,6 @@ class Exchange:
 
     def liability(self, account: int, coin: str = "USDT") -> str:
         """Return the account's liability in `coin` now: |min(0, equity)| ("0" if none)."""
-        from perpx.convert import format_atoms
-
         held = self.engine.clearing.account(account)
         return format_atoms(self.engine.clearing.liability_atoms(held, coin)
                             if held is not None else 0)
@@ -558,7 +563,6 @@ class Exchange:
 
     def insurance_fund(self, coin: str = "USDT") -> str:
         """Return the insurance fund's balance."""
-        from perpx.convert import format_atoms
         from perpx.core.account.accounts import INSURANCE_FUND_ID
 
         fund = self.engine.clearing.accounts.get(INSURANCE_FUND_ID)
