@@ -7,10 +7,9 @@ with the store's cursor, filter by coin and time, and go with `reset`.
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
+from perpx.store import open_history
 from perpx.store.history import decode_cursor
-from perpx.store.history_sqlite import SqliteHistory
 from perpx.store.records import BorrowRecord
 
 HOUR_MS = 3_600_000
@@ -22,9 +21,9 @@ def row(hour: int, coin: str = "USDT", account: int = 7) -> BorrowRecord:
                         14_621_596_000_000, 14_621, T0 + hour * HOUR_MS, hour + 1)
 
 
-def test_borrow_rows_page_filter_persist_and_reset(tmp_path: Path) -> None:
-    path = tmp_path / "history.db"
-    history = SqliteHistory(path)
+def test_borrow_rows_page_filter_persist_and_reset(location: str) -> None:
+    """On both backends (PostgreSQL when one is reachable)."""
+    history = open_history(location)
     for hour in range(5):
         history.borrow(row(hour))
     history.borrow(row(0))  # projected again after a restart: the same row
@@ -34,7 +33,7 @@ def test_borrow_rows_page_filter_persist_and_reset(tmp_path: Path) -> None:
     history.flush().result()
     history.close()
 
-    history = SqliteHistory(path)
+    history = open_history(location)
     page = asyncio.run(history.run(lambda: history.borrows(7, limit=4)))
     assert [r.ts_ms for r in page.records] == [T0 + h * HOUR_MS for h in (5, 4, 3, 2)]
     assert decode_cursor(page.next_cursor)
