@@ -153,7 +153,12 @@ def test_interest_window_and_quick_repayment_by_conversion() -> None:
     ex, rows = borrowed()
     assert ex.repay(ALICE, "BTC").reject is RejectCode.NOTHING_TO_REPAY
     due = next_interest(ex)
+    ex.at(due - 60_001)  # hh:03:59.999: still open
+    assert ex.repay(ALICE, "USDT", "0.01").ok
+    ex.at(due - 60_000)  # hh:04:00: closed until hh:05:30
+    assert ex.repay(ALICE).reject is RejectCode.REPAY_WINDOW_CLOSED
     ex.at(due)
+    wallet_before = Decimal(ex.wallet(ALICE, "USDT").wallet_balance)
     charged = ex.tick()
     [interest] = [e for e in charged.events
                   if isinstance(e, InterestCharged) and e.account_id == ALICE]
@@ -161,9 +166,9 @@ def test_interest_window_and_quick_repayment_by_conversion() -> None:
     # 0.000014621596; what the position's unrealised loss adds would be interest-free.
     borrow = interest.borrow_atoms
     # Booked as more liability in USDT (the marks the tick then moved do not change it).
-    assert Decimal(ex.wallet(ALICE, "USDT").wallet_balance) == Decimal("-8.25") - Decimal(
+    assert Decimal(ex.wallet(ALICE, "USDT").wallet_balance) == wallet_before - Decimal(
         interest.cost_atoms) / 10**8
-    assert interest.bearing_atoms == min(borrow, 825_000_000)
+    assert interest.bearing_atoms == min(borrow, -int(wallet_before * 10**8))
     assert interest.free_atoms == borrow - interest.bearing_atoms
     assert interest.cost_atoms == interest.bearing_atoms * 14_621_596 // 10**12 > 0
     [record] = [r for r in rows.borrows if r.account_id == ALICE]
