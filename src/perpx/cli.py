@@ -681,8 +681,8 @@ def sim(
                                                       "series.csv and events.csv here."),
     sample_ms: int = typer.Option(60_000, help="Time series resolution, ms of feed time."),
     scenario: str | None = typer.Option(
-        None, help="A venue's population in TOML: a file or a bundled name (default); it "
-                   "replaces the market maker and the traders options above."),
+        None, help="A venue's population in TOML: a file or a bundled name (default, calm, "
+                   "crash); it replaces the market maker and the traders options above."),
     as_json: bool = typer.Option(False, "--json", help="Also print the market figures "
                                                        "(basis, premium, funding, ADL) as JSON "
                                                        "last."),
@@ -716,6 +716,7 @@ def sim(
     from perpx.feeds import CandleReplay, RandomWalkFeed
     from perpx.feeds.base import PriceFeed
     from perpx.sim import Agent, MarketMaker, Simulation, noise_population
+    from perpx.sim.adlcause import AdlCauses, watch_pool
     from perpx.sim.figures import MarketFigures
     from perpx.sim.scenario import ScenarioError, load_scenario
     from perpx.sim.series import SeriesRecorder
@@ -784,10 +785,11 @@ def sim(
         agents = venue.agents(spec.symbol, seed)
         followed = {a.account_id for a in agents if a.account_id >= SIGNAL_IDS}
     recorder = SeriesRecorder(spec, every_ms=sample_ms, traders=followed)
-    figures = MarketFigures(spec.symbol)
+    figures = MarketFigures(spec.symbol, causes=AdlCauses(spec))
     simulation = Simulation([spec], feed, agents, tick_every_ms=step_ms, seed=seed,
                             check_every=check_every, observers=[recorder, figures],
                             insurance_fund_atoms=fund_atoms)
+    watch_pool(figures.causes, simulation.engine)  # type: ignore[arg-type]
     started = time.monotonic()
     end_ms = start_ms + int(hours * 3_600_000)
     report = simulation.run(until_ms=end_ms)
@@ -1129,6 +1131,60 @@ def calc_pm(position: list[str] = typer.Option(
                for when in ("before", "after", "change") for figure in ("mm", "im")}, False)
 
 
+@calc_app.command("account")
+def calc_account(coin: list[str] = typer.Option(
+                     [], help="A coin balance COIN=AMOUNT (repeatable; negative: owed): "
+                              "BTC=1, USDT=1500."),
+                 position: list[str] = typer.Option(
+                     [], help="A position SYMBOL:QTY@ENTRY, signed (repeatable): "
+                              "BTCUSDT:2@61000, BTCUSD:-60000@60000 (inverse: contracts)."),
+                 index: list[str] = typer.Option(
+                     [], help="Index price SYMBOL=PRICE, or COIN=PRICE for the instruments on "
+                              "that base coin (repeatable); a coin's USD price is its USDT "
+                              "perpetual's index times the USDT rate."),
+                 mark: list[str] = typer.Option(
+                     [], help="Mark price SYMBOL=PRICE (repeatable; default the index)."),
+                 leverage: list[str] = typer.Option(
+                     [], help="Leverage SYMBOL=L of a position (repeatable; default 10)."),
+                 usdt_rate: str | None = typer.Option(
+                     None, help="USD per USDT (default 1): BTCUSD index / BTCUSDT index."),
+                 ratio: list[str] = typer.Option(
+                     [], help="Collateral ratio COIN=R, or tiers COIN=R1:UPTO1,R2:UPTO2,...,Rn "
+                              "applied slice by slice (repeatable): BTC=0.98."),
+                 usd_price: list[str] = typer.Option(
+                     [], help="USD price COIN=P of a coin no index prices (USDC, or a coin of "
+                              "your own; repeatable)."),
+                 usdt_price: list[str] = typer.Option(
+                     [], help="USDT (spot) price COIN=P of such a coin, times the USDT rate "
+                              "(repeatable): USDC=1.0002."),
+                 borrow_limit: list[str] = typer.Option(
+                     [], help="Borrowing limit COIN=QTY (repeatable): above it the penalty "
+                              "interest applies."),
+                 as_json: bool = AS_JSON) -> None:
+    """Multi-coin cross account: per-coin and USD figures, rates, liquidation prices."""
+    specs = {spec.symbol: spec for spec in bundled_instruments()}
+    try:
+        table = calculator.collateral_table(usdt_rate, ratio, usd_price, usdt_price,
+                                            borrow_limit)
+        book = calculator.AccountBook(specs, table, coin, position, index, mark, leverage)
+        figures = book.figures()
+    except (ValueError, ConversionError) as error:
+        raise typer.BadParameter(str(error)) from None
+    if as_json:
+        typer.echo(json.dumps(figures))
+        return
+    coins = figures["coins"]
+    table_view = Table(title="coins (amounts in the coin; usd_ and collateral_ in USD)")
+    table_view.add_column("figure")
+    for name in coins:
+        table_view.add_column(name, justify="right")
+    for row in next(iter(coins.values()), {}):
+        table_view.add_row(row, *(coins[name][row] for name in coins))
+    if coins:
+        console.print(table_view)
+    _show("account (USD)", figures["account"], False)
+
+
 @bench_app.command("ws")
 def bench_ws_command(
     subscribers: int = typer.Option(200, help="WebSocket connections subscribed at once."),
@@ -1185,11 +1241,14 @@ def bench_api_command(
 def bench_risk_command(
     accounts: int = typer.Option(100_000, help="Isolated accounts (even)."),
     symbols: int = typer.Option(10, help="Contracts; each account holds one position in each."),
+    pooled_every: int = typer.Option(
+        2, help="Every Nth cross pair holds BTC collateral instead of USDT (a multi-coin USD "
+                "pool); 0: none."),
 ) -> None:
     """Open positions in every contract, then move one mark: how long the risk sweep takes."""
     from perpx.bench.risk import bench_risk
 
-    bench_risk(accounts, symbols, echo=typer.echo)
+    bench_risk(accounts, symbols, echo=typer.echo, pooled_every=pooled_every)
 
 
 @bench_app.command("restart")

@@ -42,6 +42,7 @@ from perpx.convert import (
     to_ticks,
 )
 from perpx.core import Engine
+from perpx.core.account.collateral import CollateralTable
 from perpx.core.codes import RejectCode
 from perpx.core.commands import (
     AdjustMargin,
@@ -153,7 +154,9 @@ class Exchange:
     """An in-process exchange: call methods with decimal strings, read views back.
 
     `instruments`: specs, bundled symbol names (the inverse BTCUSD and ETHUSD among them), or
-    None for the default bundled table (what `perpx replay` assumes). `check_invariants=True`
+    None for the default bundled table (what `perpx replay` assumes). `collateral`: the
+    collateral table (coins, tiered ratios, USDT rate; default `default_collateral()`).
+    `check_invariants=True`
     runs the core's invariant checks after every command (slow; for tests). Listeners given
     to `subscribe` see every applied command with its events, in seq order.
     """
@@ -161,9 +164,13 @@ class Exchange:
     def __init__(self, instruments: Iterable[InstrumentSpec | str] | None = None, *,
                  start_ms: int = DEFAULT_START_MS, wall_clock: bool = False,
                  journal: Journal | None = None, journal_batch: int = 1_000,
-                 check_invariants: bool = False) -> None:
+                 check_invariants: bool = False,
+                 collateral: CollateralTable | None = None) -> None:
         self._specs = _resolve(instruments)
-        self.engine = Engine(self._specs)
+        # The venue's collateral coins and USDT rate (next-mechanics §4); perpx's defaults
+        # unless given. A journal replays only on the same table: it is configuration.
+        self._collateral = collateral
+        self.engine = Engine(self._specs, collateral)
         self._now_ms = start_ms
         self._wall_clock = wall_clock
         self._journal = journal
@@ -210,7 +217,8 @@ class Exchange:
             listed = {record["symbol"] for record in body["engine"].get("listed", ())}
             instruments = [s for s in body["engine"]["symbols"] if s not in listed]
         exchange = cls(instruments, start_ms=body["now_ms"], **options)
-        exchange.engine = Engine.from_snapshot(exchange._specs, body["engine"])
+        exchange.engine = Engine.from_snapshot(exchange._specs, body["engine"],
+                                               exchange._collateral)
         if journal is not None:
             if journal.last_seq() != exchange.engine.last_seq:
                 raise ValueError(f"Exchange.restore: the journal ends at seq "

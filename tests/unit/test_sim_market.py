@@ -14,6 +14,7 @@ from perpx.core.numbers import RATE_ONE
 from perpx.sim.agents import NoiseTrader
 from perpx.sim.market import Arbitrageur, DepthMaker, IndexWindow, SignalTrader
 from perpx.sim.scenario import ScenarioError, load_scenario, parse_scenario
+from support.builders import PRICES
 
 
 def test_the_bundled_default_scenario_parses_into_about_fifty_agents() -> None:
@@ -116,3 +117,23 @@ def test_perpx_sim_runs_the_default_scenario_and_prints_its_figures_as_json() ->
     assert figures["scenario"] == "default" and figures["agents"] == 51
     assert figures["premium_samples"] >= 29 and figures["basis_p95"] is not None
     assert "premium index non-zero" in result.output and "invariants held" in result.output
+
+
+@pytest.mark.parametrize("name", ["default", "calm", "crash"])
+def test_every_bundled_scenario_parses_with_a_described_population(name: str) -> None:
+    scenario = load_scenario(name)
+    agents = scenario.agents("BTCUSDT")
+    assert 40 <= len(agents) <= 60 and len({a.account_id for a in agents}) == len(agents)
+    assert {DepthMaker, Arbitrageur, NoiseTrader} <= {type(a) for a in agents}
+
+
+def test_the_scenario_table_prints_each_scenarios_figures(tmp_path: Path) -> None:
+    from perpx.sim.scenariotable import main
+
+    out = tmp_path / "table.md"
+    main(["--data", str(PRICES / "btcusd_1m_2023-03-01_2023-03-07.csv"), "--hours", "0.5",
+          "--scenarios", "calm", "--workers", "1", "--out", str(out)])
+    text = out.read_text()
+    assert "| 0.5 h of the file, from its start | calm (fund 1000000) |" in text
+    assert "| ADL steps (fund / pool / book) | 0 (0 / 0 / 0) |" in text
+    assert "invariants held" in text

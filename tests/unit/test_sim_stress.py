@@ -114,3 +114,24 @@ def test_sweep_and_fund_sizing_reports_have_their_files_and_columns(tmp_path: Pa
     assert all(row["paths"] == "2" for row in curve)
     for name in ("runs.csv", "report.md", "exhaustion.png"):
         assert (sizing_dir / name).stat().st_size > 0
+
+
+@pytest.mark.parametrize(("name", "hours"), [("calm", 1.0), ("crash", 2.0)])
+def test_every_bundled_scenario_sweeps_reproducibly_with_invariants_and_adl_causes(
+        name: str, hours: float) -> None:
+    doc, _ = stress.load_doc(name)
+    stress.apply_override(doc, "run.check_every", "500")
+    axes = stress.parse_sweep(["insurance_fund=10,20000"])
+    runs = stress.sweep_runs(doc, name, axes, spec=SPEC, data=str(MARCH), start_ms=FALL_MS,
+                             hours=hours)
+    first = stress.run_all(runs, workers=2)
+    second = stress.run_all(runs, workers=1)
+    for a, b in zip(first, second, strict=True):
+        assert a.digest == b.digest and a.row() == b.row()
+        assert a.invariant_checks == a.commands // 500 + 1 >= 2  # all held
+        # Every ADL step has one cause, derived from the takeover's events.
+        assert sum(a.adl_causes.values()) == a.adl_steps
+    if name == "crash":  # the fall: the thin book sends takeovers to ADL; 10 USDT runs out
+        small, large = first
+        assert small.adl_steps and small.adl_causes["book"] and small.adl_causes["fund"]
+        assert small.exhausted() and not large.exhausted() and not large.adl_causes["fund"]

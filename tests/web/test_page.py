@@ -5,8 +5,12 @@ The page loads, fills its book, trades and chart from the public streams; a key 
 orders) with the cost and liquidation price of `perpx calc` beside the ticket, amends it (it
 moves in the book) and cancels it, shows Bybit's message for a bad order, and opens a position
 by market whose liquidation price is the one REST `/v5/position/list` gives; it sets TP/SL on
-the position, closes it and finds the closed P&L row in the history tab. A conditional order
-rests as Untriggered, and the operator view shows the insurance fund and funding history.
+the position, closes it and finds the closed P&L row in the history tab. An isolated
+position's liquidation price is `perpx calc position`'s; a conditional order rests as
+Untriggered; orders by value and by cost send `perpx calc qty`'s contracts; a partial
+take-profit lists as REST lists it and close-all flattens; BTCUSD (inverse) and BTCPERP
+(USDC) trade in their units and coins; the Demo account button opens a funded account; the
+operator view shows the insurance fund, funding history and `/perpx/status`.
 Screenshots go to a temporary folder, or to docs/img/ (the README's) with
 PERPX_SCREENSHOTS=docs/img, so a test run leaves the tree as it was. Without Chromium or
 Playwright the test skips, or fails under PERPX_REQUIRE_BROWSER=1 (CI).
@@ -263,6 +267,178 @@ def test_conditional_order_rests_untriggered(page: Page, venue: tuple[Server, Ap
     page.uncheck("#o-cond")
 
 
+def _spec(symbol: str) -> Any:
+    return next(s for s in bundled_instruments() if s.symbol == symbol)
+
+
+def test_quantity_by_value_and_by_cost(page: Page, venue: tuple[Server, ApiKey]) -> None:
+    """Seed 000's order by value and by cost: the ticket asks the server's calculator (`perpx
+    calc qty`) for the contracts, shows them with the cost, and sends them."""
+    expect(page.locator("#signed")).to_be_visible(timeout=10_000)
+    page.select_option("#o-type", "Limit")
+    book = _rest(venue, "GET", "/v5/market/orderbook",
+                 {"category": "linear", "symbol": "BTCUSDT", "limit": 1})["result"]
+    price = f"{float(book['b'][0][0]) - 50.0:.1f}"
+    page.fill("#o-price", price)
+    page.select_option("#o-by", "value")
+    expect(page.locator("#o-qty-unit")).to_have_text("USDT")
+    page.fill("#o-qty", "1500")
+    given = calculator.inputs(_spec("BTCUSDT"), "buy", page.input_value("#o-lev"), None)
+    wanted = calculator.quantity(given, price, value="1500")["qty"]
+    expect(page.locator("#o-estimate")).to_have_attribute("data-qty", wanted, timeout=10_000)
+    expect(page.locator("#o-estimate")).to_contain_text(f"{wanted} BTC")
+    page.click("#o-submit")
+    expect(page.locator("#ticket-msg")).to_have_class("ok", timeout=10_000)
+    row = page.locator("#orders tbody tr").first
+    expect(row).to_be_visible(timeout=10_000)
+    placed = _rest(venue, "GET", "/v5/order/realtime",
+                   {"category": "linear", "symbol": "BTCUSDT"})["result"]["list"]
+    assert [float(o["qty"]) for o in placed] == [float(wanted)]
+    row.get_by_role("button", name="Cancel").click()
+    expect(page.locator("#orders tbody tr")).to_have_count(0, timeout=10_000)
+    # by cost: initial margin and both fees, no more than the amount
+    page.select_option("#o-by", "cost")
+    page.fill("#o-qty", "100")
+    wanted = calculator.quantity(given, price, cost="100")["qty"]
+    cost = calculator.order_cost(given, price, wanted)["order_cost"]
+    expect(page.locator("#o-estimate")).to_have_attribute("data-qty", wanted, timeout=10_000)
+    expect(page.locator("#o-estimate")).to_have_attribute("data-cost", cost)
+    assert float(cost) <= 100
+    page.select_option("#o-by", "qty")
+    expect(page.locator("#o-qty-unit")).to_have_text("BTC")
+
+
+def test_partial_take_profit_and_close_all(page: Page, venue: tuple[Server, ApiKey]) -> None:
+    """tpslMode Partial from the position row: a take-profit order for part of the position,
+    listed in open orders as REST lists it; then close-all flattens the account."""
+    page.select_option("#o-type", "Market")
+    page.fill("#o-qty", "0.1")
+    page.click("#o-submit")
+    expect(page.locator("#positions tbody tr")).to_have_count(1, timeout=10_000)
+    held = _rest(venue, "GET", "/v5/position/list",
+                 {"category": "linear", "symbol": "BTCUSDT"})["result"]["list"][0]
+    take = f"{round(float(held['avgPrice']) * 1.04):.1f}"
+    position = page.locator("#positions tbody tr").first
+    position.locator(".mode").select_option("Partial")
+    expect(position.locator(".size-in")).to_be_visible()
+    position.locator(".size-in").fill("0.04")
+    position.locator(".tp").fill(take)
+    position.get_by_role("button", name="Set").click()
+    expect(page.locator("#ticket-msg")).to_have_text("TP/SL set", timeout=10_000)
+    legs = [o for o in _rest(venue, "GET", "/v5/order/realtime",
+                             {"category": "linear", "symbol": "BTCUSDT"})["result"]["list"]
+            if o["stopOrderType"] == "PartialTakeProfit"]
+    assert len(legs) == 1 and float(legs[0]["qty"]) == 0.04
+    assert float(legs[0]["triggerPrice"]) == float(take)
+    leg = page.locator("#orders tbody tr", has_text="PartialTakeProfit")
+    expect(leg).to_have_count(1, timeout=10_000)
+    expect(leg).to_contain_text(legs[0]["qty"])
+    page.screenshot(path=str(IMG / "web-partial-tpsl.png"))
+    page.click("#close-all")
+    expect(page.locator("#positions tbody tr")).to_have_count(0, timeout=10_000)
+    assert not [p for p in _rest(venue, "GET", "/v5/position/list",
+                                 {"category": "linear", "settleCoin": "USDT"})["result"]["list"]
+                if float(p["size"]) > 0]
+    for row in _rest(venue, "GET", "/v5/order/realtime",
+                     {"category": "linear", "settleCoin": "USDT"})["result"]["list"]:
+        _rest(venue, "POST", "/v5/order/cancel", {"category": "linear", "symbol": row["symbol"],
+                                                  "orderId": row["orderId"]})
+    expect(page.locator("#orders tbody tr")).to_have_count(0, timeout=10_000)
+
+
+def test_isolated_position_liquidation_price_is_perpx_calc_s(page: Page,
+                                                             venue: tuple[Server, ApiKey]) -> None:
+    """In isolated margin the position row's liquidation price is `perpx calc position`'s at
+    the fill price and leverage, and REST's: one formula behind the page, REST and the CLI."""
+    page.select_option("#margin-mode", "ISOLATED_MARGIN")
+    expect(page.locator("#ticket-msg")).to_have_text("Margin mode set", timeout=10_000)
+    try:
+        page.select_option("#o-type", "Market")
+        page.fill("#o-qty", "0.01")  # one maker level: one fill price
+        page.click("#o-submit")
+        row = page.locator('#positions tbody tr[data-symbol="BTCUSDT"]')
+        expect(row).to_have_count(1, timeout=10_000)
+        held = _rest(venue, "GET", "/v5/position/list",
+                     {"category": "linear", "symbol": "BTCUSDT"})["result"]["list"][0]
+        made = subprocess.run([sys.executable, "-m", "perpx.cli", "calc", "position", "--json",
+                               "--symbol", "BTCUSDT", "--side", "buy", "--entry",
+                               held["avgPrice"], "--qty", held["size"], "--leverage",
+                               held["leverage"]], check=True, capture_output=True, text=True)
+        cli = json.loads(made.stdout)["liquidation_price"]
+        assert float(held["liqPrice"]) == float(cli), (held, cli)
+        expect(row.locator(".liq")).to_have_text(held["liqPrice"], timeout=10_000)
+        row.get_by_role("button", name="Close").click()
+        expect(row).to_have_count(0, timeout=10_000)
+    finally:
+        page.select_option("#margin-mode", "REGULAR_MARGIN")
+        expect(page.locator("#ticket-msg")).to_have_text("Margin mode set", timeout=10_000)
+
+
+def test_inverse_and_usdc_symbols(page: Page, venue: tuple[Server, ApiKey]) -> None:
+    """BTCUSD (category inverse: USD contracts, BTC margin) and BTCPERP (USDC) on the page,
+    each on its category's stream and REST calls, coin figures in their coin."""
+    funded = _rest(venue, "POST", "/v5/account/demo-apply-money",
+                   {"adjustType": 0, "utaDemoApplyMoney": [{"coin": "BTC", "amountStr": "1"}]})
+    assert funded["retCode"] == 0, funded
+    page.select_option("#symbol", "BTCUSD")
+    expect(page.locator("#asks tr").first).to_be_visible(timeout=15_000)
+    expect(page.locator("#o-qty-unit")).to_have_text("USD")
+    page.select_option("#o-type", "Market")
+    page.fill("#o-qty", "2000")
+    expect(page.locator("#o-estimate")).to_contain_text(" BTC", timeout=10_000)
+    page.click("#o-submit")
+    expect(page.locator("#ticket-msg")).to_have_class("ok", timeout=10_000)
+    row = page.locator('#positions tbody tr[data-symbol="BTCUSD"]')
+    expect(row).to_have_count(1, timeout=10_000)
+    held = _rest(venue, "GET", "/v5/position/list",
+                 {"category": "inverse", "symbol": "BTCUSD"})["result"]["list"][0]
+    assert held["size"] == "2000"
+    expect(row.locator(".size")).to_have_text("2000 USD")
+    expect(row.locator(".liq")).to_have_text(held["liqPrice"], timeout=10_000)
+    expect(row.locator(".im")).to_contain_text(" BTC")
+    expect(row.locator(".upnl")).to_contain_text(" BTC")
+    expect(page.locator('#coins tr[data-coin="BTC"]')).to_be_visible()
+    page.screenshot(path=str(IMG / "web-inverse.png"))
+    row.get_by_role("button", name="Close").click()
+    expect(row).to_have_count(0, timeout=10_000)
+    page.get_by_role("tab", name="Closed P&L").click()
+    closed = _rest(venue, "GET", "/v5/position/closed-pnl",
+                   {"category": "inverse", "symbol": "BTCUSD"})["result"]["list"]
+    assert closed
+    expect(page.locator("#history tbody tr").first).to_contain_text("BTCUSD", timeout=10_000)
+    expect(page.locator("#history tbody tr").first).to_contain_text(closed[0]["closedPnl"])
+    # a USDC perpetual: linear, margined in USDC
+    page.select_option("#symbol", "BTCPERP")
+    expect(page.locator("#asks tr").first).to_be_visible(timeout=15_000)
+    expect(page.locator("#o-qty-unit")).to_have_text("BTC")
+    page.select_option("#o-by", "value")
+    expect(page.locator("#o-qty-unit")).to_have_text("USDC")
+    page.select_option("#o-by", "qty")
+    page.select_option("#symbol", "BTCUSDT")
+    expect(page.locator("#asks tr").first).to_be_visible(timeout=15_000)
+
+
+def test_one_click_demo_account(page: Page, venue: tuple[Server, ApiKey]) -> None:
+    """On a demo-mode server a new tab opens a demo account in one click: a key minted by
+    POST /perpx/demo/account, USDT demo funds, and BTC, ETH and USDC from demo-apply-money."""
+    browser = page.context.browser
+    assert browser is not None
+    tab = browser.new_page(viewport={"width": 1440, "height": 900})
+    try:
+        tab.goto(venue[0].url + "/")
+        expect(tab.locator("body")).to_have_attribute("data-ready", "1", timeout=20_000)
+        expect(tab.locator("#demo-btn")).to_be_visible(timeout=10_000)
+        tab.click("#demo-btn")
+        expect(tab.locator("#signed")).to_be_visible(timeout=10_000)
+        expect(tab.locator("#ticket-msg")).to_have_text("Demo account ready", timeout=10_000)
+        expect(tab.locator('#coins tr[data-coin="USDT"] .equity')).to_have_text("100000",
+                                                                              timeout=10_000)
+        expect(tab.locator('#coins tr[data-coin="BTC"] .equity')).to_have_text("1")
+        expect(tab.locator("#who")).to_contain_text("demo")
+    finally:
+        tab.close()
+
+
 def test_operator_view(page: Page, venue: tuple[Server, ApiKey]) -> None:
     """`/#operator`: the insurance fund (polled, charted) and funding history, as REST has them."""
     page.evaluate("() => { location.hash = '#operator'; }")
@@ -279,6 +455,15 @@ def test_operator_view(page: Page, venue: tuple[Server, ApiKey]) -> None:
     expect(page.locator("#funding")).to_have_attribute(
         "data-rows", str(len(funding["result"]["list"])), timeout=10_000)
     expect(page.locator("#status")).to_contain_text("Round trip", timeout=10_000)
+    # the service state from GET /perpx/status: journal seq and lag, connections, sessions
+    state = httpx.get(venue[0].url + "/perpx/status", timeout=10).json()["result"]
+    assert int(state["seq"]) > 0 and int(state["journalLag"]) >= 0
+    assert int(state["wsSessions"]["public"]) >= 2 and int(state["connections"]) >= 2
+    expect(page.locator('#status [data-k="Journal lag"]')).to_have_text(
+        re.compile(r"^\d+ commands$"))
+    assert int(page.get_attribute("#status", "data-seq") or 0) > 0
+    expect(page.locator('#status [data-k="Connections (HTTP + WS)"]')).to_have_text(
+        re.compile(r"^\d+$"))
     page.screenshot(path=str(IMG / "web-operator.png"))
     page.evaluate("() => { location.hash = ''; }")
     expect(page.locator("#trade-view")).to_be_visible()

@@ -27,14 +27,14 @@ from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
 
 from perpx.api.auth import DEFAULT_LIMITS, AuthLimits, authenticate
-from perpx.api.context import Access, Context, Endpoint
+from perpx.api.context import Access, Context, Endpoint, ServerInfo
 from perpx.api.envelope import envelope
 from perpx.api.jsondepth import MAX_DEPTH, too_deep
 from perpx.api.keys import ApiKey, KeyStore
-from perpx.api.limits import AddressThrottle, BodyTooLarge, Limits
+from perpx.api.limits import AddressThrottle, BodyTooLarge, ConnectionGuard, Limits
 from perpx.api.permissions import authorize
 from perpx.api.ratelimit import Limiter, RateLimiter
-from perpx.api.rest import account, calc, collateral, market, order, position
+from perpx.api.rest import account, calc, collateral, demo, market, order, position, status
 from perpx.api.ws.gate import Gate
 from perpx.api.ws.hub import StreamHub
 from perpx.api.ws.server import build_routes
@@ -51,7 +51,7 @@ from perpx.web import is_web_path, web_routes
 log = logging.getLogger("perpx.api")
 
 ENDPOINTS: list[Endpoint] = [*market.ROUTES, *order.ROUTES, *position.ROUTES, *account.ROUTES,
-                             *collateral.ROUTES, *calc.ROUTES]
+                             *collateral.ROUTES, *calc.ROUTES, *status.ROUTES, *demo.ROUTES]
 _decoder = msgspec.json.Decoder()
 EMPTY_PARAMS = Params({})
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
@@ -139,6 +139,8 @@ class Dispatcher:
         self.limits = limits = limits or Limits()
         self.throttle = AddressThrottle(limits.public_requests, limits.public_window_ms,
                                         limits.public_tracked_addresses)
+        # perpx's own endpoints (status, demo accounts) read the server through this.
+        self.server = ServerInfo(limiter)
         self.table = {(e.method, e.path): e for e in ENDPOINTS}
         self.paths = {e.path for e in ENDPOINTS}
 
@@ -163,7 +165,7 @@ class Dispatcher:
                                  now), {"Timenow": str(now)}
         try:
             payload = raw if isinstance(raw, bytes) else await raw()
-            ctx = Context(service, self.keys, EMPTY_PARAMS, now)
+            ctx = Context(service, self.keys, EMPTY_PARAMS, now, server=self.server)
             if endpoint.access is not Access.PUBLIC:
                 key = authenticate(self.keys, headers, payload, now, self.auth_limits)
                 allowed, remaining, reset = self.limiter.hit(key.api_key, key.rate_limit, now)
@@ -301,12 +303,14 @@ def create_app(service: Venue, keys: KeyStore, *,
                extra_routes: Sequence[BaseRoute] = (), manage_service: bool = False,
                rate_limiter: Limiter | None = None,
                limits: Limits | None = None,
-               auth_limits: AuthLimits = DEFAULT_LIMITS) -> RestApp:
+               auth_limits: AuthLimits = DEFAULT_LIMITS,
+               connections: ConnectionGuard | None = None) -> RestApp:
     """Build the app: the service's WebSocket streams, `extra_routes`, then the REST table.
 
     With `manage_service`, the app's lifespan starts the service (feed, market maker) and
     closes it at shutdown. REST and `/v5/trade` share one rate limiter, clock and key check;
-    `limits` gives the body cap and the public throttle, `auth_limits` the replay windows.
+    `limits` gives the body cap and the public throttle, `auth_limits` the replay windows;
+    `connections`, the server's connection guard, is what `/perpx/status` counts.
     """
     limiter = rate_limiter or RateLimiter()
     dispatcher = Dispatcher(service, keys, limiter, limits, auth_limits)
@@ -340,7 +344,10 @@ def create_app(service: Venue, keys: KeyStore, *,
             if manage_service:
                 await service.close()
 
-    streams = build_routes(service_hub(service), gate, service.submit)
+    hub = service_hub(service)
+    dispatcher.server.sessions = hub.sessions
+    dispatcher.server.connections = connections
+    streams = build_routes(hub, gate, service.submit)
     routes: list[BaseRoute] = [*streams, *web_routes(), *extra_routes,
                                Route("/{path:path}", dispatch, methods=METHODS)]
     return RestApp(dispatcher, Starlette(routes=routes, lifespan=lifespan), extra_routes)

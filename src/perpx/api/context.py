@@ -2,19 +2,41 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from perpx.api.keys import ApiKey, KeyStore
+from perpx.api.limits import ConnectionGuard
 from perpx.api.permissions import Access
+from perpx.api.ratelimit import Limiter, RateLimiter
 from perpx.bybit.errors import ApiError
 from perpx.bybit.params import Params
 from perpx.bybit.retcodes import bybit_code
 from perpx.core.events import CommandRejected, Event, OrderRejected
 from perpx.venue import Venue
 
-__all__ = ["Access", "Context", "Endpoint", "Handler", "Result", "raise_rejection", "rejection"]
+__all__ = ["Access", "Context", "Endpoint", "Handler", "Result", "ServerInfo", "raise_rejection",
+           "rejection"]
+
+
+@dataclass(slots=True)
+class ServerInfo:
+    """What perpx's own endpoints read of the server rather than of the venue.
+
+    `connections` is the server's connection guard (open HTTP and WebSocket connections; None
+    when the app is served by something else), `sessions` the open WebSocket sessions by
+    endpoint kind (the stream hub's count), `limiter` the key limiter (shared with the
+    gateways on the machine), which also paces the demo accounts made for browsers.
+    """
+
+    limiter: Limiter = field(default_factory=RateLimiter)
+    sessions: dict[str, int] = field(default_factory=dict)
+    connections: ConnectionGuard | None = None
+    # When the app was built, on the monotonic clock (uptime; the venue's clock may be a
+    # replay's, so it is not used for this).
+    started_s: float = field(default_factory=time.monotonic)
 
 
 @dataclass(slots=True)
@@ -26,6 +48,7 @@ class Context:
     params: Params
     now_ms: int
     key: ApiKey | None = None
+    server: ServerInfo | None = None
 
     @property
     def account_id(self) -> int:

@@ -89,9 +89,11 @@ async def serve(service: Venue, keys: KeyStore, host: str, port: int,
     `rate_limiter`: the key's counts (a gateway's, shared with the others on the machine).
     """
     limits = limits or Limits()
+    guard = _guard(limits)
     app = create_app(service, keys, manage_service=True, limits=limits,
-                     auth_limits=auth_limits or AuthLimits(), rate_limiter=rate_limiter)
-    server = uvicorn.Server(_config(app, limits, _guard(limits), host, port))
+                     auth_limits=auth_limits or AuthLimits(), rate_limiter=rate_limiter,
+                     connections=guard)
+    server = uvicorn.Server(_config(app, limits, guard, host, port))
     sockets = [shared_port_socket(host, port)] if reuse_port else None
 
     async def watch() -> None:

@@ -737,12 +737,13 @@ class Engine:
 
     @classmethod
     def from_snapshot(
-        cls, instruments: Iterable[InstrumentSpec], snapshot: dict[str, Any]
+        cls, instruments: Iterable[InstrumentSpec], snapshot: dict[str, Any],
+        collateral: CollateralTable | None = None,
     ) -> Engine:
-        """Rebuild an engine from `to_snapshot`'s data and the same instruments."""
+        """Rebuild an engine from `to_snapshot`'s data, the same instruments and collateral."""
         if snapshot.get("version") != SNAPSHOT_VERSION:
             raise ValueError(f"unsupported snapshot version {snapshot.get('version')}")
-        engine = cls(instruments)
+        engine = cls(instruments, collateral)
         for record in snapshot.get("listed", ()):
             engine._add_instrument(spec_from_record(record))
         if sorted(engine.instruments) != snapshot["symbols"]:

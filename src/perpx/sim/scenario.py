@@ -12,7 +12,9 @@ A scenario has a `[run]` table and one table per kind of agent, each optional:
 An agent's allowed fields are its constructor's keyword settings (so a setting has one
 definition, in the agent), each of the default's type; anything else is refused with a
 `ScenarioError` naming the table and the field. The bundled `default` scenario
-(``perpx/sim/scenarios/default.toml``) documents every field with its value.
+(``perpx/sim/scenarios/default.toml``) documents every field with its value; `calm` (modest
+leverage, a deeper book) and `crash` (a sparse book, 20x-100x retail without stops: the fund
+pays for some takeovers) are variations of it.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from perpx.core.enums import MarginMode, PositionMode
 from perpx.sim.agents import Agent, NoiseTrader
 from perpx.sim.market import Arbitrageur, DepthMaker, SignalTrader, weighted_choice
 
-BUNDLED = ("default",)
+BUNDLED = ("default", "calm", "crash")
 MAKER_IDS, ARB_IDS, SIGNAL_IDS, RETAIL_IDS = 1, 20, 40, 100
 _RUN_FIELDS: dict[str, type] = {"step_ms": int, "seed": int, "insurance_fund": str,
                                 "check_every": int}
@@ -41,7 +43,8 @@ _NOT_SETTINGS = {"self", "account_id", "symbol", "seed"}
 _RETAIL_DRAWN = {"leverage", "margin_mode", "position_mode", "long_bias"}
 _LIST_TABLES: dict[str, type] = {"makers": DepthMaker, "arbitrageurs": Arbitrageur,
                                  "signals": SignalTrader}
-_MARGIN = {"cross": MarginMode.CROSS, "isolated": MarginMode.ISOLATED}
+_MARGIN = {"cross": MarginMode.CROSS, "isolated": MarginMode.ISOLATED,
+           "portfolio": MarginMode.PORTFOLIO}
 _POSITION = {"oneway": PositionMode.ONE_WAY, "hedge": PositionMode.HEDGE}
 
 
@@ -222,7 +225,7 @@ def scenario_from_doc(doc: dict[str, Any], name: str = "scenario") -> Scenario:
 
 
 def scenario_text(name_or_path: str) -> tuple[str, str]:
-    """Return a bundled scenario's (`default`) or a TOML file's text and its name."""
+    """Return a bundled scenario's (`BUNDLED`) or a TOML file's text and its name."""
     if name_or_path in BUNDLED:
         text = (resources.files("perpx.sim") / "scenarios" / f"{name_or_path}.toml").read_text()
         return text, name_or_path
@@ -234,6 +237,6 @@ def scenario_text(name_or_path: str) -> tuple[str, str]:
 
 
 def load_scenario(name_or_path: str) -> Scenario:
-    """Return a bundled scenario by name (`default`) or the one in a TOML file."""
+    """Return a bundled scenario by name (`BUNDLED`) or the one in a TOML file."""
     text, name = scenario_text(name_or_path)
     return parse_scenario(text, name)

@@ -40,6 +40,7 @@ from perpx.core.events import BalanceChanged, Deleveraged, Event, Liquidated
 from perpx.core.instruments import InstrumentSpec, spec_from_record, spec_record
 from perpx.feeds.base import IndexObservation, round_to_tick
 from perpx.feeds.csv_replay import CandleReplay, read_candles
+from perpx.sim.adlcause import CAUSES, AdlCauses, watch_pool
 from perpx.sim.runner import Simulation
 from perpx.sim.scenario import (
     SIGNAL_IDS,
@@ -54,7 +55,8 @@ ALIASES = {"insurance_fund": "run.insurance_fund", "seed": "run.seed",
 MAX_LEVERAGE = "max_leverage"
 CASCADE_WINDOW_MS = 5 * 60_000  # the deepest cascade: most liquidations within 5 minutes
 SUMMARY_COLUMNS = ["run", "params", "liquidations", "deepest_cascade_5min", "adl_steps",
-                   "adl_notional", "bad_debt", "fund_start", "fund_end", "fund_min",
+                   "adl_fund", "adl_pool", "adl_book", "adl_notional", "bad_debt", "fund_start",
+                   "fund_end", "fund_min",
                    "max_drawdown", "recovery_minutes", "exhausted", "invariant_checks",
                    "commands", "digest"]
 
@@ -93,6 +95,7 @@ class RunResult:
     commands: int
     digest: str  # sha256 of every event's msgpack, in order: the run to the event
     fields: dict[str, Any] = field(default_factory=dict)
+    adl_causes: dict[str, int] = field(default_factory=dict)  # ADL steps by cause (adlcause)
 
     @property
     def fund_min(self) -> int:
@@ -135,15 +138,22 @@ class RunResult:
         return None if back is None else back - below
 
     def exhausted(self) -> bool:
-        """Tell whether the fund reached zero or less (ADL condition 2's trigger)."""
-        return self.fund_min <= 0
+        """Tell whether the fund ran out (reached 0 or less, or could not pay for a close).
+
+        The fund never closes past what its balance covers, so its balance itself rarely
+        reaches 0: running out shows as an ADL step caused by the fund's balance (ADL
+        condition 2's side of a takeover, `perpx.sim.adlcause`).
+        """
+        return self.fund_min <= 0 or self.adl_causes.get("fund", 0) > 0
 
     def row(self) -> list[str]:
         """Return the summary-table row (SUMMARY_COLUMNS)."""
         recovery = self.recovery_ms()
         return [self.label, " ".join(f"{k}={v}" for k, v in self.params),
                 str(len(self.liquidation_times)), str(self.deepest_cascade()),
-                str(self.adl_steps), format_atoms(self.adl_notional),
+                str(self.adl_steps),
+                *(str(self.adl_causes.get(c, 0)) for c in CAUSES),
+                format_atoms(self.adl_notional),
                 format_atoms(self.bad_debt), format_atoms(self.fund_start),
                 format_atoms(self.fund_end), format_atoms(self.fund_min),
                 format_atoms(self.max_drawdown()),
@@ -152,7 +162,7 @@ class RunResult:
                 self.digest[:16]]
 
 
-class _Watcher:
+class FundWatcher:
     """Observer folding the figures of a stress report from events, with a running digest."""
 
     def __init__(self, spec: InstrumentSpec) -> None:
@@ -164,8 +174,11 @@ class _Watcher:
         self.bad_debt = 0
         self.hash = hashlib.sha256()
         self.encoder = msgspec.msgpack.Encoder()
+        self.causes = AdlCauses(spec)
 
     def __call__(self, command: Command, events: list[Event]) -> None:
+        """Observe one applied command (the `Simulation` observer signature)."""
+        self.causes(command, events)
         for event in events:
             self.hash.update(self.encoder.encode(event))
             if isinstance(event, BalanceChanged):
@@ -221,18 +234,20 @@ def run_one(run: RunSpec) -> RunResult:
                                     step_ms=venue.step_ms), run.start_ms)
         start_ms = run.start_ms
     fund = to_atoms(venue.insurance_fund)
-    watcher = _Watcher(spec)
+    watcher = FundWatcher(spec)
     agents = venue.agents(spec.symbol, venue.seed)
     simulation = Simulation([spec], feed, agents, tick_every_ms=venue.step_ms, seed=venue.seed,
                             check_every=venue.check_every, observers=[watcher],
                             insurance_fund_atoms=fund)
+    watch_pool(watcher.causes, simulation.engine)
     report = simulation.run(until_ms=start_ms + int(run.hours * 3_600_000))
     # The seed deposit is the fund's start level, not a movement of it.
     path = watcher.fund_path[1:] if watcher.fund_path and fund > 0 else watcher.fund_path
     return RunResult(run.label, run.params, path, fund, watcher.liquidation_times,
                      watcher.adl_steps, watcher.adl_notional, watcher.bad_debt,
                      simulation.invariant_checks, report.commands, watcher.hash.hexdigest(),
-                     {"traders": sum(a.account_id >= SIGNAL_IDS for a in agents)})
+                     {"traders": sum(a.account_id >= SIGNAL_IDS for a in agents)},
+                     dict(watcher.causes.counts))
 
 
 def run_all(runs: Sequence[RunSpec], workers: int | None = None) -> list[RunResult]:
@@ -409,7 +424,7 @@ def sizing_runs(doc: dict[str, Any], name: str, *, spec: InstrumentSpec, data: s
 
 
 EXHAUSTION_COLUMNS = ["insurance_fund", "paths", "exhausted", "probability", "with_adl",
-                      "mean_max_drawdown"]
+                      "mean_max_drawdown", "mean_bad_debt"]
 
 
 def exhaustion_curve(results: Sequence[RunResult]) -> list[list[str]]:
@@ -422,5 +437,6 @@ def exhaustion_curve(results: Sequence[RunResult]) -> list[list[str]]:
         exhausted = sum(r.exhausted() for r in group)
         rows.append([fund, str(len(group)), str(exhausted), f"{exhausted / len(group):.3f}",
                      str(sum(r.adl_steps > 0 for r in group)),
-                     format_atoms(sum(r.max_drawdown() for r in group) // len(group))])
+                     format_atoms(sum(r.max_drawdown() for r in group) // len(group)),
+                     format_atoms(sum(r.bad_debt for r in group) // len(group))])
     return rows

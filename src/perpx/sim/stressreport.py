@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from perpx.convert import format_atoms
+from perpx.sim.adlcause import CAUSE_TEXT
 from perpx.sim.stress import (
     CASCADE_WINDOW_MS,
     EXHAUSTION_COLUMNS,
@@ -39,7 +40,9 @@ def write_sweep_report(results: Sequence[RunResult], axes: Sequence[tuple[str, l
              f"Deepest cascade: most liquidations within {CASCADE_WINDOW_MS // 60_000} "
              "minutes. Bad debt: the loss the fund did not cover (ADL at the bankruptcy "
              "price instead of the mark). Recovery: minutes from the first fall below the "
-             "start level back to it.", "",
+             "start level back to it. ADL steps by cause (`perpx.sim.adlcause`): "
+             f"adl_fund = {CAUSE_TEXT['fund']}, adl_pool = {CAUSE_TEXT['pool']}, "
+             f"adl_book = {CAUSE_TEXT['book']}.", "",
              "| " + " | ".join(SUMMARY_COLUMNS[:-1]) + " |",
              "|" + "---|" * (len(SUMMARY_COLUMNS) - 1)]
     lines += ["| " + " | ".join(r.row()[:-1]) + " |" for r in results]
@@ -73,8 +76,11 @@ def write_sizing_report(results: Sequence[RunResult], folder: Path, *, command_l
         writer.writerows(r.row() for r in results)
     lines = ["# Insurance fund sizing", "", f"    {command_line}", "",
              f"Price paths: moving-block bootstrap of the file's minute returns, blocks of "
-             f"{block} minutes. Exhausted: the fund's balance reached 0 or less within the "
-             "horizon (ADL condition 2).", "",
+             f"{block} minutes. Exhausted: within the horizon the fund's balance reached 0 or "
+             "less, or it could not pay for a takeover's close (an ADL step caused by its "
+             "balance: the fund never closes past what its balance covers). Bad debt: the "
+             "loss the fund did not cover (ADL at the bankruptcy price instead of the "
+             "mark).", "",
              "| " + " | ".join(EXHAUSTION_COLUMNS) + " |",
              "|" + "---|" * len(EXHAUSTION_COLUMNS)]
     lines += ["| " + " | ".join(row) + " |" for row in curve]

@@ -1,8 +1,9 @@
 """The web trading page that `perpx serve` serves at `/` (static files, no build step).
 
-The page is plain HTML, CSS and ES modules in `static/`; it speaks only the public Bybit V5
+The page is plain HTML, CSS and ES modules in `static/`; it trades through the public Bybit V5
 REST and WebSocket API the server already serves (signing private requests in the browser),
-so it needs no route of its own beyond these files.
+and reads perpx's own public routes for what Bybit's API lacks (`/perpx/calc/order`,
+`/perpx/status`, and in demo mode `/perpx/demo/account`); this module serves the files only.
 """
 
 from __future__ import annotations

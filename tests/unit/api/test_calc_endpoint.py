@@ -70,3 +70,32 @@ def test_it_is_throttled_per_address_like_the_market_endpoints() -> None:
     query = "symbol=BTCUSDT&side=Buy&price=60000&qty=0.1&leverage=10"
     statuses = [_get(dispatcher, query)[0] for _ in range(5)]
     assert statuses[:3] == [200, 200, 200] and statuses[-1] == 403
+
+
+def test_quantity_by_value_or_cost_is_perpx_calc_qty_s() -> None:
+    """Seed 000's "order by value" and "order by cost": `perpx calc qty`, then its figures."""
+    dispatcher = _dispatcher()
+    for symbol, price, by, amount in [("BTCUSDT", "60000", "value", "1234.5"),
+                                      ("BTCUSDT", "60000", "cost", "150"),
+                                      ("ETHUSDT", "3000", "cost", "77.7")]:
+        status, reply = _get(dispatcher, f"symbol={symbol}&side=Buy&price={price}"
+                                         f"&leverage=10&{by}={amount}")
+        assert status == 200 and reply["retCode"] == 0, reply
+        result = reply["result"]
+        wanted = _cli("qty", "--symbol", symbol, "--price", price, f"--{by}", amount,
+                      "--leverage", "10")
+        assert result["qty"] == wanted["qty"] and result["by"] == by
+        assert result["cost"] == _cli("cost", "--symbol", symbol, "--price", price,
+                                      "--qty", wanted["qty"], "--leverage", "10")
+        # never more than asked
+        spent = result["cost"]["order_value" if by == "value" else "order_cost"]
+        assert float(spent) <= float(amount)
+
+
+def test_quantity_is_given_one_way_only() -> None:
+    dispatcher = _dispatcher()
+    base = "symbol=BTCUSDT&side=Buy&price=60000&leverage=10"
+    for extra in ["", "&qty=0.1&value=100", "&value=100&cost=10", "&value=0", "&cost=-3",
+                  "&value=1"]:  # 1 USDT buys less than the minimum quantity
+        status, reply = _get(dispatcher, base + extra)
+        assert status == 200 and reply["retCode"] == 10001, (extra, reply)

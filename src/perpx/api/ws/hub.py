@@ -121,6 +121,7 @@ class StreamHub:
         self.ticker_views: dict[str, _TickerView] = {}
         self.kline_views: dict[tuple[str, str], _KlineView] = {}
         self.messages = 0  # frames queued, over all connections
+        self.sessions: dict[str, int] = {}  # open sessions by endpoint kind (/perpx/status)
         self._flusher: asyncio.Task[None] | None = None
 
     # -- the folded state it publishes (the read side's) --------------------------------------

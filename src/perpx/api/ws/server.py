@@ -193,6 +193,7 @@ async def _serve(websocket: WebSocket, hub: StreamHub, endpoint: str, gate: Gate
         session.reply({"success": False, "ret_msg": error, "conn_id": conn.conn_id, "op": ""})
 
     sender = asyncio.create_task(pump())
+    hub.sessions[endpoint] = hub.sessions.get(endpoint, 0) + 1
     try:
         while not conn.closed:
             text, binary = _frame(await websocket.receive())
@@ -213,6 +214,7 @@ async def _serve(websocket: WebSocket, hub: StreamHub, endpoint: str, gate: Gate
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
+        hub.sessions[endpoint] -= 1
         hub.drop(conn)
         gate.release(conn)
         with contextlib.suppress(Exception):

@@ -451,16 +451,10 @@ class Clearing:
                 continue
             for coin in self.account_coins(account):
                 terms = table.coin(coin)
-                if terms is None:
+                due = self.interest_due(account, coin)
+                if terms is None or due is None:
                     continue
-                wallet = account.balances.get(coin, 0)
-                equity = self.equity_atoms(account, coin)
-                if equity >= 0:
-                    continue
-                borrow = -equity
-                free = free_borrow_atoms(terms, wallet, equity)
-                cost = interest_atoms(terms, borrow, free)
-                unrealised = max(0, borrow - max(0, -wallet))
+                borrow, free, unrealised, cost = due
                 events.append(InterestCharged(seq, ts_ms, account_id, hour_ms or ts_ms, coin,
                                               borrow, free,
                                               max(0, borrow - free), unrealised,
@@ -475,6 +469,24 @@ class Clearing:
                     # with other collateral, in liquidation order.
                     self.repay_liabilities(account, coin, seq, ts_ms, events,
                                            borrow + cost - limit)
+
+    def interest_due(self, account: Account, coin: str) -> tuple[int, int, int, int] | None:
+        """Return a coin's hour of interest now: (borrow, free, unrealised part, cost).
+
+        The liability (`|min(0, equity)|`), its interest-free part, the part owed to
+        unrealised losses, and the interest on the rest at the coin's hourly rate (§4.4);
+        None without a liability or borrowing terms. `charge_interest` books it at hh:05;
+        `perpx calc account` shows it.
+        """
+        terms = self.collateral.coin(coin)
+        equity = self.equity_atoms(account, coin)
+        if terms is None or equity >= 0:
+            return None
+        wallet = account.balances.get(coin, 0)
+        borrow = -equity
+        free = free_borrow_atoms(terms, wallet, equity)
+        return (borrow, free, max(0, borrow - max(0, -wallet)),
+                interest_atoms(terms, borrow, free))
 
     def equity_atoms(self, account: Account, coin: str) -> int:
         """Return total equity in `coin`: wallet + unrealized P&L at the marks (seed 001).

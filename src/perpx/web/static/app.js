@@ -29,8 +29,21 @@ async function priv(method, path, params) {
   return (await fetch(url, { method, headers, body: method === "GET" ? undefined : payload })).json();
 }
 
-// ---- formatting ----
+// ---- instruments: category and coins ----
+// Each symbol carries its own category (linear: USDT and USDC perpetuals; inverse: BTCUSD,
+// ETHUSD), named on every REST call and picking the public stream's path. Coin amounts
+// (margin, P&L, fees, cost) are in the settle coin; an inverse quantity is USD contracts.
 const spec = () => state.instruments[state.symbol] || {};
+const catOf = (symbol) => state.instruments[symbol]?.category || "linear";
+const coinOf = (symbol) => state.instruments[symbol]?.settleCoin || "USDT";
+const cat = () => catOf(state.symbol);
+const qtyUnit = (symbol) => (catOf(symbol) === "inverse" ? "USD" : state.instruments[symbol]?.baseCoin || "");
+const coined = (v, coin) => (v === undefined || v === "" ? "" : `${esc(v)} <small class="coin">${esc(coin)}</small>`);
+// One (category, settle coin) pair per kind of contract served: what the account lists ask.
+const accountScopes = () => [...new Set(Object.values(state.instruments).map((i) => `${i.category}:${i.settleCoin}`))]
+  .sort().map((k) => { const [category, settleCoin] = k.split(":"); return { category, settleCoin }; });
+
+// ---- formatting ----
 const decimals = (step) => (String(step).split(".")[1] || "").replace(/0+$/, "").length;
 const fmtP = (v) => (v === undefined || v === "" ? "–" : Number(v).toFixed(decimals(spec().priceFilter?.tickSize || "0.01")));
 const fmtQ = (v) => Number(v).toFixed(decimals(spec().lotSizeFilter?.qtyStep || "0.001"));
@@ -49,7 +62,7 @@ function makeChart() {
 }
 const bar = (row) => ({ time: Number(row[0]) / 1000, open: +row[1], high: +row[2], low: +row[3], close: +row[4] });
 async function loadHistory() {
-  const q = { category: "linear", symbol: state.symbol, interval: state.interval, limit: 300 };
+  const q = { category: cat(), symbol: state.symbol, interval: state.interval, limit: 300 };
   const [k, m, i] = await Promise.all([pub("/v5/market/kline", q), pub("/v5/market/mark-price-kline", q),
     pub("/v5/market/index-price-kline", q).catch(() => ({ list: [] }))]);
   const bars = k.list.map(bar).reverse();
@@ -79,7 +92,7 @@ function onTicker(d) {
   const pct = Number(t.price24hPcnt || 0) * 100;
   $("t-change").textContent = `${pct >= 0 ? "+" : ""}${pct.toFixed(2)}%`;
   $("t-change").className = pct >= 0 ? "buy-t" : "sell-t";
-  $("t-oi").textContent = t.openInterest ?? "–";
+  $("t-oi").textContent = t.openInterest === undefined ? "–" : `${t.openInterest} ${qtyUnit(state.symbol)}`;
   if (state.lastBar !== null && t.markPrice) markLine.update({ time: state.lastBar, value: +t.markPrice });
   if (state.lastBar !== null && t.indexPrice) indexLine.update({ time: state.lastBar, value: +t.indexPrice });
 }
@@ -95,7 +108,8 @@ function tickFunding() {
 function onBook(msg) {
   const d = msg.data;
   if (msg.type === "snapshot") { state.asks.clear(); state.bids.clear(); }
-  state.bookFrames = (state.bookFrames || 0) + 1;  // read by the browser test (stream rate)
+  state.bookFrames = (state.bookFrames || 0) + 1;  // read by the browser test and benchmarks/bench_web.py
+  window.perpxBookFrames = state.bookFrames;
   if (d.seq !== undefined) state.bookSeq = d.seq;
   for (const [side, rows] of [[state.asks, d.a], [state.bids, d.b]])
     for (const [p, s] of rows) { if (Number(s) === 0) side.delete(p); else side.set(p, Number(s)); }
@@ -120,6 +134,7 @@ function rows(levels, color) {
 function renderBook() {
   bookPending = false;
   $("book").dataset.frames = String(state.bookFrames || 0);
+  $("book").dataset.paints = String((state.bookPaints = (state.bookPaints || 0) + 1));
   const asks = grouped(state.asks, true), bids = grouped(state.bids, false);
   $("asks").innerHTML = rows(asks, "rgba(246,70,93,.15)").reverse().join("");
   $("bids").innerHTML = rows(bids, "rgba(14,203,129,.15)").join("");
@@ -142,7 +157,7 @@ function onTrades(list) {
 // ---- public stream ----
 function connectPublic() {
   if (state.ws) { state.ws.onclose = null; state.ws.close(); }
-  const ws = new WebSocket(`${WS_BASE}/v5/public/linear`);
+  const ws = new WebSocket(`${WS_BASE}/v5/public/${cat()}`);
   state.ws = ws;
   const s = state.symbol;
   ws.onopen = () => ws.send(JSON.stringify({ op: "subscribe", args: [`tickers.${s}`, `orderbook.50.${s}`, `publicTrade.${s}`, `kline.${state.interval}.${s}`] }));
@@ -162,11 +177,13 @@ async function selectSymbol(symbol) {
   state.symbol = symbol;
   state.ticker = {}; state.trades = []; state.asks.clear(); state.bids.clear();
   fillGroups();
-  const t = await pub("/v5/market/tickers", { category: "linear", symbol });
+  const t = await pub("/v5/market/tickers", { category: cat(), symbol });
   if (t.list[0]) onTicker(t.list[0]);
   await loadHistory();
   connectPublic();
-  $("o-qty").placeholder = `min ${spec().lotSizeFilter?.minOrderQty ?? ""}`;
+  showQtyUnit();
+  if (state.history && state.creds) loadAccountHistory(state.history, false);
+  if (location.hash === "#operator") { loadFunding().catch(() => {}); loadOpenInterest().catch(() => {}); }
 }
 function fillIntervals() {
   $("intervals").innerHTML = INTERVALS.map((i) => `<button type="button" data-i="${i}" aria-pressed="${i === state.interval}">${/\d/.test(i) ? (i >= 60 ? i / 60 + "h" : i + "m") : i}</button>`).join("");
@@ -181,35 +198,43 @@ function fillIntervals() {
 
 // ---- account ----
 const stopText = (v) => (v && Number(v) !== 0 ? v : "");
-const editing = () => document.activeElement?.matches?.("#positions input, #orders input");
+const editing = () => document.activeElement?.matches?.("#positions input, #positions select, #orders input");
 function positionRow(p) {
   // ROI as Bybit's page shows it: unrealised P&L over the position's IM, both REST's figures.
   const roi = Number(p.positionIM) > 0 ? `${(100 * Number(p.unrealisedPnl) / Number(p.positionIM)).toFixed(2)}%` : "–";
-  return `<tr data-symbol="${esc(p.symbol)}"><td>${esc(p.symbol)}</td><td class="${p.side === "Buy" ? "buy-t" : "sell-t"}">${esc(p.side)}</td><td>${esc(p.size)}</td><td>${esc(p.avgPrice)}</td><td>${esc(p.markPrice)}</td><td class="liq">${esc(p.liqPrice)}</td><td>${esc(p.unrealisedPnl)}</td>
-     <td class="roi">${roi}</td><td class="im">${esc(p.positionIM)}</td><td class="adl">${esc(p.adlRankIndicator ?? "")}</td>
-     <td class="tpsl"><input class="tp" aria-label="Take profit" placeholder="TP" size="8" value="${esc(stopText(p.takeProfit))}"><input class="sl" aria-label="Stop loss" placeholder="SL" size="8" value="${esc(stopText(p.stopLoss))}"><input class="trail" aria-label="Trailing stop distance" placeholder="trail" size="6" value="${esc(stopText(p.trailingStop))}"><button type="button" data-tpsl="${esc(p.symbol)}" data-idx="${p.positionIdx}">Set</button></td>
+  const coin = coinOf(p.symbol);
+  // Full: the position's TP/SL (and trailing stop); Partial: a TP/SL pair for `size` contracts.
+  return `<tr data-symbol="${esc(p.symbol)}"><td>${esc(p.symbol)}</td><td class="${p.side === "Buy" ? "buy-t" : "sell-t"}">${esc(p.side)}</td><td class="size">${esc(p.size)} <small class="coin">${esc(qtyUnit(p.symbol))}</small></td><td>${esc(p.avgPrice)}</td><td>${esc(p.markPrice)}</td><td class="liq">${esc(p.liqPrice)}</td><td class="upnl">${coined(p.unrealisedPnl, coin)}</td>
+     <td class="roi">${roi}</td><td class="im">${coined(p.positionIM, coin)}</td><td class="adl">${esc(p.adlRankIndicator ?? "")}</td>
+     <td class="tpsl"><select class="mode" aria-label="TP/SL mode"><option>Full</option><option>Partial</option></select><input class="size-in" aria-label="TP/SL size" placeholder="size" size="6" hidden><input class="tp" aria-label="Take profit" placeholder="TP" size="8" value="${esc(stopText(p.takeProfit))}"><input class="sl" aria-label="Stop loss" placeholder="SL" size="8" value="${esc(stopText(p.stopLoss))}"><input class="trail" aria-label="Trailing stop distance" placeholder="trail" size="6" value="${esc(stopText(p.trailingStop))}"><button type="button" data-tpsl="${esc(p.symbol)}" data-idx="${p.positionIdx}">Set</button></td>
      <td><button type="button" data-close="${esc(p.symbol)}" data-side="${p.side === "Buy" ? "Sell" : "Buy"}" data-qty="${esc(p.size)}" data-idx="${p.positionIdx}">Close</button></td></tr>`;
 }
 function orderRow(o) {
   const trig = Number(o.triggerPrice) > 0 ? `${esc(o.triggerPrice)} ${esc(o.triggerBy)} ${o.triggerDirection === 1 ? "↑" : "↓"}` : "";
   // A position's TP/SL (quantity 0: the whole position) is edited in the position's row.
+  // A partial TP/SL pair's legs (stopOrderType Partial...) are cancelled here, set again in the position row.
   const whole = Number(o.qty) === 0;
-  const price = o.orderType === "Market" ? "Market" : `<input class="am-price" aria-label="Amend price" size="9" value="${esc(o.price)}">`;
-  const qty = whole ? "position" : `<input class="am-qty" aria-label="Amend quantity" size="7" value="${esc(o.qty)}">`;
-  const amend = whole ? "" : `<button type="button" data-amend="${esc(o.orderId)}" data-symbol="${esc(o.symbol)}" data-price="${esc(o.price)}" data-qty="${esc(o.qty)}">Amend</button> `;
-  return `<tr data-order="${esc(o.orderId)}"><td>${esc(o.symbol)}</td><td class="${o.side === "Buy" ? "buy-t" : "sell-t"}">${esc(o.side)}</td><td>${esc(o.orderType)}</td><td>${price}</td><td>${qty}</td><td>${trig}</td><td>${esc(o.cumExecQty)}</td><td class="status">${esc(o.orderStatus)}</td>
+  const leg = /TakeProfit|StopLoss|TrailingStop/.test(o.stopOrderType || "");
+  const price = o.orderType === "Market" || leg ? esc(o.orderType) : `<input class="am-price" aria-label="Amend price" size="9" value="${esc(o.price)}">`;
+  const qty = whole ? "position" : leg ? esc(o.qty) : `<input class="am-qty" aria-label="Amend quantity" size="7" value="${esc(o.qty)}">`;
+  const amend = whole || leg ? "" : `<button type="button" data-amend="${esc(o.orderId)}" data-symbol="${esc(o.symbol)}" data-price="${esc(o.price)}" data-qty="${esc(o.qty)}">Amend</button> `;
+  const type = o.stopOrderType && o.stopOrderType !== "UNKNOWN" ? `${o.orderType} · ${o.stopOrderType}` : o.orderType;
+  return `<tr data-order="${esc(o.orderId)}"><td>${esc(o.symbol)}</td><td class="${o.side === "Buy" ? "buy-t" : "sell-t"}">${esc(o.side)}</td><td class="type">${esc(type)}</td><td>${price}</td><td>${qty}</td><td>${trig}</td><td>${esc(o.cumExecQty)}</td><td class="status">${esc(o.orderStatus)}</td>
      <td>${amend}<button type="button" data-cancel="${esc(o.orderId)}" data-symbol="${esc(o.symbol)}">Cancel</button></td></tr>`;
 }
 async function refreshAccount() {
   if (!state.creds) return;
   if (editing()) { scheduleRefresh(); return; }  // don't wipe a field the user is typing in
-  const [pos, ord, wal, info] = await Promise.all([
-    priv("GET", "/v5/position/list", { category: "linear", settleCoin: "USDT" }),
-    priv("GET", "/v5/order/realtime", { category: "linear", settleCoin: "USDT" }),
+  const scopes = accountScopes();
+  const [wal, info, ...lists] = await Promise.all([
     priv("GET", "/v5/account/wallet-balance", { accountType: "UNIFIED" }),
-    priv("GET", "/v5/account/info", {})]);
+    priv("GET", "/v5/account/info", {}),
+    ...scopes.map((q) => priv("GET", "/v5/position/list", { ...q, limit: 200 })),
+    ...scopes.map((q) => priv("GET", "/v5/order/realtime", { ...q, limit: 50 }))]);
   if (editing()) { scheduleRefresh(); return; }
-  const all = pos.result?.list || [];
+  const rowsOf = (replies) => replies.flatMap((r) => r.result?.list || []);
+  const all = rowsOf(lists.slice(0, scopes.length));
+  const ord = { result: { list: rowsOf(lists.slice(scopes.length)) } };
   const mine = all.find((p) => p.symbol === state.symbol);
   if (mine && document.activeElement !== $("o-lev")) $("o-lev").value = mine.leverage;
   if (info.result?.marginMode) $("margin-mode").value = info.result.marginMode;
@@ -218,10 +243,13 @@ async function refreshAccount() {
   document.querySelector("#orders tbody").innerHTML = (ord.result?.list || []).map(orderRow).join("");
   const w = wal.result?.list?.[0];
   if (w) {
+    // The totals are USD (perpx values each coin at its index); each coin's row is in that coin.
     const pct = (v) => `${(Number(v) * 100).toFixed(2)}%`;
     $("wallet").innerHTML = [["Equity", w.totalEquity], ["Available", w.totalAvailableBalance],
       ["IM rate", pct(w.accountIMRate)], ["MM rate", pct(w.accountMMRate)]]
-      .map(([k, v]) => `<span>${k}</span><span id="w-${k.split(" ")[0].toLowerCase()}">${esc(v)}</span>`).join("");
+      .map(([k, v]) => `<span>${k}</span><span id="w-${k.split(" ")[0].toLowerCase()}">${esc(v)}</span>`).join("")
+      + `<table id="coins"><thead><tr><th>Coin</th><th>Wallet</th><th>Equity</th></tr></thead><tbody>${
+        (w.coin || []).map((c) => `<tr data-coin="${esc(c.coin)}"><td>${esc(c.coin)}</td><td>${esc(c.walletBalance)}</td><td class="equity">${esc(c.equity)}</td></tr>`).join("")}</tbody></table>`;
   }
   if (state.history) loadAccountHistory(state.history, false);
 }
@@ -229,14 +257,14 @@ async function refreshAccount() {
 // ---- history tabs (REST, paged by cursor) ----
 const when = (ms) => new Date(Number(ms)).toLocaleString([], { hour12: false });
 const HISTORY = {
-  orders: { path: "/v5/order/history", params: { category: "linear" }, cols: [["Time", "createdTime", when], ["Symbol", "symbol"], ["Side", "side"], ["Type", "orderType"], ["Price", "price"], ["Qty", "qty"], ["Filled", "cumExecQty"], ["Status", "orderStatus"]] },
-  trades: { path: "/v5/execution/list", params: { category: "linear" }, cols: [["Time", "execTime", when], ["Symbol", "symbol"], ["Side", "side"], ["Price", "execPrice"], ["Qty", "execQty"], ["Fee", "execFee"], ["Type", "execType"]] },
-  pnl: { path: "/v5/position/closed-pnl", params: { category: "linear" }, cols: [["Time", "updatedTime", when], ["Symbol", "symbol"], ["Side", "side"], ["Qty", "closedSize"], ["Entry", "avgEntryPrice"], ["Exit", "avgExitPrice"], ["Closed P&L", "closedPnl"]] },
-  log: { path: "/v5/account/transaction-log", params: { accountType: "UNIFIED" }, cols: [["Time", "transactionTime", when], ["Symbol", "symbol"], ["Type", "type"], ["Qty", "qty"], ["Change", "change"], ["Cash flow", "cashFlow"], ["Balance", "cashBalance"], ["Fee", "fee"]] },
+  orders: { path: "/v5/order/history", params: () => ({ category: cat() }), cols: [["Time", "createdTime", when], ["Symbol", "symbol"], ["Side", "side"], ["Type", "orderType"], ["Price", "price"], ["Qty", "qty"], ["Filled", "cumExecQty"], ["Status", "orderStatus"]] },
+  trades: { path: "/v5/execution/list", params: () => ({ category: cat() }), cols: [["Time", "execTime", when], ["Symbol", "symbol"], ["Side", "side"], ["Price", "execPrice"], ["Qty", "execQty"], ["Fee", "execFee"], ["Type", "execType"]] },
+  pnl: { path: "/v5/position/closed-pnl", params: () => ({ category: cat() }), cols: [["Time", "updatedTime", when], ["Symbol", "symbol"], ["Side", "side"], ["Qty", "closedSize"], ["Entry", "avgEntryPrice"], ["Exit", "avgExitPrice"], ["Closed P&L", "closedPnl"]] },
+  log: { path: "/v5/account/transaction-log", params: () => ({ accountType: "UNIFIED" }), cols: [["Time", "transactionTime", when], ["Symbol", "symbol"], ["Coin", "currency"], ["Type", "type"], ["Qty", "qty"], ["Change", "change"], ["Cash flow", "cashFlow"], ["Balance", "cashBalance"], ["Fee", "fee"]] },
 };
 async function loadAccountHistory(name, more) {
   const h = HISTORY[name];
-  const params = { ...h.params, limit: 20 };
+  const params = { ...h.params(), limit: 20 };
   if (more && state.historyCursor) params.cursor = state.historyCursor;
   const r = await priv("GET", h.path, params);
   if (r.retCode !== 0) { showMsg(`${r.retMsg} (${r.retCode})`, true); return; }
@@ -276,12 +304,26 @@ async function connectPrivate() {
 async function signIn(key, secret) {
   state.creds = { key, secret };
   const r = await priv("GET", "/v5/account/wallet-balance", { accountType: "UNIFIED" });
-  if (r.retCode !== 0) { state.creds = null; showMsg(r.retMsg, true); return; }
+  if (r.retCode !== 0) { state.creds = null; showMsg(r.retMsg, true); return false; }
   sessionStorage.setItem("perpx-creds", JSON.stringify(state.creds));
   $("signin").hidden = true; $("signed").hidden = false; $("signin-hint").hidden = true;
   $("who").textContent = `key ${key.slice(0, 6)}…`;
   connectPrivate();
   refreshAccount();
+  return true;
+}
+// One-click demo account (demo-mode servers only): perpx's POST /perpx/demo/account makes a key on a
+// new account with USDT demo funds; Bybit's demo-apply-money then adds the coins that margin the
+// USDC and inverse contracts, so every symbol on the page can be traded.
+const DEMO_COINS = [{ coin: "USDC", amountStr: "100000" }, { coin: "BTC", amountStr: "1" }, { coin: "ETH", amountStr: "20" }];
+async function demoAccount() {
+  const reply = await (await fetch("/perpx/demo/account", { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" })).json();
+  if (reply.retCode !== 0) { showMsg(`${reply.retMsg} (${reply.retCode})`, true); return; }
+  const { apiKey, apiSecret } = reply.result;
+  if (!(await signIn(apiKey, apiSecret))) return;
+  const coins = DEMO_COINS.filter((c) => Object.values(state.instruments).some((i) => i.settleCoin === c.coin));
+  if (coins.length) await act("/v5/account/demo-apply-money", { adjustType: 0, utaDemoApplyMoney: coins }, "Demo account ready");
+  $("who").textContent = `demo ${apiKey.slice(0, 6)}…`;
 }
 function signOut() {
   sessionStorage.removeItem("perpx-creds");
@@ -298,8 +340,13 @@ async function placeOrder(e) {
   e.preventDefault();
   if (!state.creds) { showMsg("Sign in first", true); return; }
   const type = $("o-type").value;
-  const body = { category: "linear", symbol: state.symbol, side: document.querySelector("input[name=side]:checked").value,
-    orderType: type, qty: $("o-qty").value.trim() };
+  let qty = $("o-qty").value.trim();
+  if ($("o-by").value !== "qty") {
+    // By value or by cost: the server's calculator turns the amount into contracts (as `perpx calc qty`).
+    try { qty = (await calcOrder()).qty; } catch (err) { showMsg(String(err.message), true); return; }
+  }
+  const body = { category: cat(), symbol: state.symbol, side: document.querySelector("input[name=side]:checked").value,
+    orderType: type, qty };
   if (type === "Limit") {
     body.price = $("o-price").value.trim();
     body.timeInForce = $("o-post").checked ? "PostOnly" : $("o-tif").value;
@@ -334,29 +381,36 @@ async function onAccountClick(e) {
   if (b.id === "close-all") {
     // Bybit's "close all": a reduce-only market order against each open position.
     for (const p of state.positions || [])
-      await send({ category: "linear", symbol: p.symbol, side: p.side === "Buy" ? "Sell" : "Buy", orderType: "Market",
+      await send({ category: catOf(p.symbol), symbol: p.symbol, side: p.side === "Buy" ? "Sell" : "Buy", orderType: "Market",
         qty: p.size, reduceOnly: true, positionIdx: p.positionIdx });
   } else if (b.dataset.h) chooseHistory(b.dataset.h);
   else if (b.id === "history-more") loadAccountHistory(state.history, true);
   else if (b.dataset.tpsl) {
-    // An empty field is "0": Bybit's way of removing that stop.
-    const v = (cls) => row.querySelector(cls).value.trim() || "0";
-    await act("/v5/position/trading-stop", { category: "linear", symbol: b.dataset.tpsl, positionIdx: Number(b.dataset.idx),
-      tpslMode: "Full", takeProfit: v(".tp"), stopLoss: v(".sl"), trailingStop: v(".trail") }, "TP/SL set");
+    const body = { category: catOf(b.dataset.tpsl), symbol: b.dataset.tpsl, positionIdx: Number(b.dataset.idx) };
+    const field = (cls) => row.querySelector(cls).value.trim();
+    if (row.querySelector(".mode").value === "Partial") {
+      // Partial: a TP and/or SL for tpSize = slSize contracts, each its own order (listed in open orders).
+      Object.assign(body, { tpslMode: "Partial", tpSize: field(".size-in"), slSize: field(".size-in") });
+      for (const [k, cls] of [["takeProfit", ".tp"], ["stopLoss", ".sl"], ["trailingStop", ".trail"]]) if (field(cls)) body[k] = field(cls);
+    } else {
+      // Full: the whole position; an empty field is "0", Bybit's way of removing that stop.
+      Object.assign(body, { tpslMode: "Full", takeProfit: field(".tp") || "0", stopLoss: field(".sl") || "0", trailingStop: field(".trail") || "0" });
+    }
+    await act("/v5/position/trading-stop", body, "TP/SL set");
     b.blur();
   } else if (b.dataset.amend) {
-    const body = { category: "linear", symbol: b.dataset.symbol, orderId: b.dataset.amend };
+    const body = { category: catOf(b.dataset.symbol), symbol: b.dataset.symbol, orderId: b.dataset.amend };
     const price = row.querySelector(".am-price")?.value.trim(), qty = row.querySelector(".am-qty").value.trim();
     if (price && price !== b.dataset.price) body.price = price;
     if (qty !== b.dataset.qty) body.qty = qty;
     await act("/v5/order/amend", body, "Amended");
     b.blur();
   } else if (b.dataset.cancel) {
-    const r = await priv("POST", "/v5/order/cancel", { category: "linear", symbol: b.dataset.symbol, orderId: b.dataset.cancel });
+    const r = await priv("POST", "/v5/order/cancel", { category: catOf(b.dataset.symbol), symbol: b.dataset.symbol, orderId: b.dataset.cancel });
     showMsg(r.retCode === 0 ? "Cancelled" : `${r.retMsg} (${r.retCode})`, r.retCode !== 0);
     scheduleRefresh();
   } else if (b.dataset.close) {
-    await send({ category: "linear", symbol: b.dataset.close, side: b.dataset.side, orderType: "Market",
+    await send({ category: catOf(b.dataset.close), symbol: b.dataset.close, side: b.dataset.side, orderType: "Market",
       qty: b.dataset.qty, reduceOnly: true, positionIdx: Number(b.dataset.idx) });
   }
 }
@@ -366,29 +420,44 @@ async function onAccountClick(e) {
 // code behind `perpx calc`): the page holds no copy of the formulas.
 let estimateTimer = 0;
 function scheduleEstimate() { clearTimeout(estimateTimer); estimateTimer = setTimeout(estimate, 200); }
-async function estimate() {
-  const out = $("o-estimate");
+// The ticket's quantity field holds contracts, or (by value / by cost, seed 000) an amount of the
+// settle coin that the calculator turns into contracts: the most whose value or cost is no more.
+function showQtyUnit() {
+  const by = $("o-by").value;
+  $("o-qty-unit").textContent = by === "qty" ? qtyUnit(state.symbol) : coinOf(state.symbol);
+  $("o-qty").placeholder = by === "qty" ? `min ${spec().lotSizeFilter?.minOrderQty ?? ""}` : `${by} in ${coinOf(state.symbol)}`;
+  $("o-qty-label").textContent = { qty: "Qty", value: "Value", cost: "Cost" }[by];
+}
+async function calcOrder() {
   const market = $("o-type").value === "Market";
   const price = market ? ($("o-cond").checked ? $("o-trig").value.trim() : state.ticker.lastPrice) : $("o-price").value.trim();
-  const qty = $("o-qty").value.trim();
-  if (!price || !qty) { out.textContent = ""; out.dataset.cost = ""; return; }
+  const amount = $("o-qty").value.trim();
+  if (!price || !amount) return null;
   const side = document.querySelector("input[name=side]:checked").value;
+  return pub("/perpx/calc/order", { symbol: state.symbol, side, price, [$("o-by").value]: amount, leverage: $("o-lev").value.trim() });
+}
+async function estimate() {
+  const out = $("o-estimate");
   try {
-    const r = await pub("/perpx/calc/order", { symbol: state.symbol, side, price, qty, leverage: $("o-lev").value.trim() });
+    const r = await calcOrder();
+    if (!r) { out.textContent = ""; out.dataset.cost = ""; out.dataset.qty = ""; return; }
+    const coin = coinOf(state.symbol);
     out.className = "";
     out.dataset.cost = r.cost.order_cost;
     out.dataset.liq = r.position.liquidation_price;
-    out.textContent = `Cost ${r.cost.order_cost} · isolated liq. ${r.position.liquidation_price || "none"}`;
-  } catch (err) { out.className = "dim"; out.dataset.cost = ""; out.textContent = String(err.message); }
+    out.dataset.qty = r.qty;
+    const qty = r.by === "qty" ? "" : `${r.qty} ${qtyUnit(state.symbol)} · `;
+    out.textContent = `${qty}Cost ${r.cost.order_cost} ${coin} · isolated liq. ${r.position.liquidation_price || "none"}`;
+  } catch (err) { out.className = "dim"; out.dataset.cost = ""; out.dataset.qty = ""; out.textContent = String(err.message); }
 }
 async function setLeverage() {
   const lev = $("o-lev").value.trim();
-  await act("/v5/position/set-leverage", { category: "linear", symbol: state.symbol, buyLeverage: lev, sellLeverage: lev }, `Leverage ${lev}x`);
+  await act("/v5/position/set-leverage", { category: cat(), symbol: state.symbol, buyLeverage: lev, sellLeverage: lev }, `Leverage ${lev}x`);
   scheduleEstimate();
 }
 
 // ---- operator view ----
-const op = { timers: [], ws: null, chart: null, series: {}, last: 0 };
+const op = { timers: [], ws: [], chart: null, series: {}, last: 0 };
 async function pollInsurance() {
   const r = await pub("/v5/market/insurance", {});
   document.querySelector("#insurance tbody").innerHTML = r.list.map((f) =>
@@ -406,27 +475,38 @@ async function pollInsurance() {
 }
 async function loadFunding() {
   $("funding-symbol").textContent = state.symbol;
-  const r = await pub("/v5/market/funding/history", { category: "linear", symbol: state.symbol, limit: 20 });
+  const r = await pub("/v5/market/funding/history", { category: cat(), symbol: state.symbol, limit: 20 });
   document.querySelector("#funding tbody").innerHTML = r.list.length ? r.list.map((f) =>
     `<tr><td>${when(f.fundingRateTimestamp)}</td><td>${(Number(f.fundingRate) * 100).toFixed(4)}%</td></tr>`).join("")
     : `<tr class="empty"><td colspan="2">No funding settled yet (next at ${state.ticker.nextFundingTime ? when(state.ticker.nextFundingTime) : "–"})</td></tr>`;
   $("funding").dataset.rows = String(r.list.length);
 }
 async function loadOpenInterest() {
-  const r = await pub("/v5/market/open-interest", { category: "linear", symbol: state.symbol, intervalTime: "5min", limit: 12 });
+  $("oi-symbol").textContent = `${state.symbol} (${qtyUnit(state.symbol)})`;
+  const r = await pub("/v5/market/open-interest", { category: cat(), symbol: state.symbol, intervalTime: "5min", limit: 12 });
   document.querySelector("#oi tbody").innerHTML = r.list.map((p) => `<tr><td>${when(p.timestamp)}</td><td>${esc(p.openInterest)}</td></tr>`).join("");
 }
 async function loadStatus() {
   const t0 = performance.now();
   const time = await pub("/v5/market/time", {});
   const rtt = performance.now() - t0;
-  const status = await pub("/v5/system/status", {});
-  const streams = [state.ws, op.ws].map((w) => (w && w.readyState === 1 ? "open" : "closed")).join(" / ");
-  $("status").innerHTML = [["Server time", when(Number(time.timeSecond) * 1000)],
+  const [status, svc] = await Promise.all([pub("/v5/system/status", {}), pub("/perpx/status", {})]);
+  const open = (w) => (w && w.readyState === 1 ? "open" : "closed");
+  const streams = [open(state.ws), ...op.ws.map(open)].join(" / ");
+  const ws = svc.wsSessions;
+  const up = Number(svc.uptimeMs || 0) / 1000;
+  $("status").innerHTML = [["Journal seq", svc.seq], ["Durable (readable) seq", svc.durableSeq],
+    ["Journal lag", `${svc.journalLag} commands`],
+    ["Connections (HTTP + WS)", svc.connections === "" ? "n/a" : svc.connections],
+    ["WS sessions (public / private / trade)", `${ws.public} / ${ws.private} / ${ws.trade}`],
+    ["Uptime", svc.uptimeMs ? `${Math.floor(up / 3600)} h ${Math.floor((up % 3600) / 60)} min` : "–"],
+    ["Mode", svc.demo ? "demo" : "production"],
+    ["Server time", when(Number(time.timeSecond) * 1000)],
     ["Clock offset", `${Math.round(Number(time.timeNano) / 1e6 - Date.now() + rtt / 2)} ms`],
     ["Round trip", `${rtt.toFixed(0)} ms`], ["Maintenance", status.list.length ? "scheduled" : "none"],
-    ["Book seq", state.bookSeq ?? "–"], ["Streams (market / liquidations)", streams]]
-    .map(([k, v]) => `<span>${k}</span><span>${esc(v)}</span>`).join("");
+    ["Book seq", state.bookSeq ?? "–"], ["This tab's streams (market / liquidations)", streams]]
+    .map(([k, v]) => `<span>${k}</span><span data-k="${esc(k)}">${esc(v)}</span>`).join("");
+  $("status").dataset.seq = svc.seq;
 }
 function onLiquidation(rows) {
   const body = document.querySelector("#liquidations tbody");
@@ -442,15 +522,20 @@ function startOperator() {
   for (const f of [pollInsurance, loadFunding, loadOpenInterest, loadStatus]) safe(f)();
   op.timers = [setInterval(safe(pollInsurance), 5000), setInterval(safe(loadStatus), 5000),
     setInterval(safe(loadOpenInterest), 60000), setInterval(safe(loadFunding), 60000)];
-  const ws = new WebSocket(`${WS_BASE}/v5/public/linear`);
-  op.ws = ws;
-  ws.onopen = () => ws.send(JSON.stringify({ op: "subscribe", args: Object.keys(state.instruments).map((s) => `allLiquidation.${s}`) }));
-  ws.onmessage = (e) => { const m = JSON.parse(e.data); if (m.topic?.startsWith("allLiquidation.")) onLiquidation(m.data); };
+  // Every symbol's liquidations, each on its category's public stream.
+  for (const category of new Set(Object.values(state.instruments).map((i) => i.category))) {
+    const ws = new WebSocket(`${WS_BASE}/v5/public/${category}`);
+    op.ws.push(ws);
+    const symbols = Object.keys(state.instruments).filter((s) => catOf(s) === category);
+    ws.onopen = () => ws.send(JSON.stringify({ op: "subscribe", args: symbols.map((s) => `allLiquidation.${s}`) }));
+    ws.onmessage = (e) => { const m = JSON.parse(e.data); if (m.topic?.startsWith("allLiquidation.")) onLiquidation(m.data); };
+  }
 }
 function stopOperator() {
   for (const t of op.timers) clearInterval(t);
   op.timers = [];
-  if (op.ws) { op.ws.close(); op.ws = null; }
+  for (const ws of op.ws) ws.close();
+  op.ws = [];
 }
 function route() {
   const operator = location.hash === "#operator";
@@ -466,11 +551,25 @@ function route() {
 async function main() {
   makeChart();
   fillIntervals();
-  const info = await pub("/v5/market/instruments-info", { category: "linear" });
-  for (const i of info.list) state.instruments[i.symbol] = i;
+  // Every perpetual served, by category: USDT and USDC (linear), inverse.
+  const [linear, inverse] = await Promise.all(["linear", "inverse"].map((category) => pub("/v5/market/instruments-info", { category })));
+  for (const [category, info] of [["linear", linear], ["inverse", inverse]])
+    for (const i of info.list) if (i.status === "Trading" && /Perpetual/.test(i.contractType)) state.instruments[i.symbol] = { ...i, category };
   const names = Object.keys(state.instruments).sort();
   if (!names.includes(state.symbol)) state.symbol = names[0];
-  $("symbol").innerHTML = names.map((n) => `<option ${n === state.symbol ? "selected" : ""}>${esc(n)}</option>`).join("");
+  const groups = [["USDT perpetuals", (i) => i.category === "linear" && i.settleCoin === "USDT"],
+    ["USDC perpetuals", (i) => i.category === "linear" && i.settleCoin === "USDC"], ["Inverse perpetuals", (i) => i.category === "inverse"]];
+  $("symbol").innerHTML = groups.map(([label, keep]) => `<optgroup label="${label}">${names.filter((n) => keep(state.instruments[n]))
+    .map((n) => `<option value="${esc(n)}" ${n === state.symbol ? "selected" : ""}>${esc(n)}</option>`).join("")}</optgroup>`).join("");
+  $("o-by").onchange = () => { showQtyUnit(); scheduleEstimate(); };
+  $("account-box").addEventListener("change", (e) => {
+    if (!e.target.matches(".mode")) return;  // Partial shows the size; its legs start empty
+    const row = e.target.closest("tr"), partial = e.target.value === "Partial";
+    row.querySelector(".size-in").hidden = !partial;
+    if (partial) for (const c of [".tp", ".sl", ".trail"]) row.querySelector(c).value = "";
+  });
+  $("demo-btn").onclick = demoAccount;
+  pub("/perpx/status", {}).then((s) => { $("demo-btn").hidden = !s.demo; }).catch(() => {});
   $("symbol").onchange = () => selectSymbol($("symbol").value);
   $("group").onchange = () => { state.group = Number($("group").value); scheduleBook(); };
   $("ticket").onsubmit = placeOrder;
