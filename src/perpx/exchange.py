@@ -33,7 +33,14 @@ from perpx.bybit import stops, translate
 from perpx.bybit.errors import ApiError
 from perpx.bybit.params import LINEAR, Params, category_of
 from perpx.bybit.retcodes import OK
-from perpx.convert import ConversionError, format_scaled, to_atoms, to_rate, to_ticks
+from perpx.convert import (
+    ConversionError,
+    format_atoms,
+    format_scaled,
+    to_atoms,
+    to_rate,
+    to_ticks,
+)
 from perpx.core import Engine
 from perpx.core.account.collateral import CollateralTable
 from perpx.core.codes import RejectCode
@@ -47,9 +54,7 @@ from perpx.core.commands import (
     ListInstrument,
     MarkPrice,
     PlaceOrder,
-    RepayLiability,
     SetAutoAddMargin,
-    SetCollateralSwitch,
     SetFundingInterval,
     SetLeverage,
     SetMarginMode,
@@ -73,11 +78,13 @@ from perpx.instruments import bundled_instruments, load_instruments, spec_from_b
 from perpx.store.codec import decode_snapshot, encode_snapshot
 from perpx.store.journal import Journal
 from perpx.views import (
+    AccountRiskView,
     OrderBookView,
     OrderView,
     PositionView,
     Result,
     WalletView,
+    account_risk_view,
     book_view,
     order_view,
     position_view,
@@ -289,19 +296,35 @@ class Exchange:
         return self._run(lambda seq, ts: Deposit(seq, ts, INSURANCE_FUND_ID, coin,
                                                  to_atoms(amount)))
 
+    # -- collateral and liabilities (next-mechanics §4) -------------------------------------
+
     def set_collateral_switch(self, account: int, coin: str, on: bool) -> Result:
-        """Switch a coin on or off as collateral (`/v5/account/set-collateral-switch`)."""
-        return self._run(lambda seq, ts: SetCollateralSwitch(seq, ts, account, [(coin, on)]))
+        """Switch `coin` on or off as collateral (Bybit's set-collateral-switch).
 
-    def repay(self, account: int, coin: str = "", amount: str = "0", *,
-              convert: bool = True) -> Result:
-        """Repay a coin's liability (`coin` "": all; `amount` "0": all of it).
-
-        `convert` sells other coins in liquidation order (`/v5/account/repay`); without it
-        only the coin's own balance repays (`no-convert-repay`).
+        USDT and USDC cannot be switched off; switching off is refused when it would leave
+        the account's IM above its margin balance.
         """
-        return self._run(lambda seq, ts: RepayLiability(seq, ts, account, coin,
-                                                        to_atoms(amount), convert))
+        wire = {"coin": coin, "collateralSwitch": "ON" if on else "OFF"}
+        return self._run(lambda seq, ts: msgspec.structs.replace(
+            translate.collateral_switch(account, Params(wire)), seq=seq, ts_ms=ts))
+
+    def repay(self, account: int, coin: str | None = None, amount: str | None = None, *,
+              convert: bool = True) -> Result:
+        """Repay a liability: `coin` None repays every one, `amount` None all of the coin's.
+
+        With `convert` (Bybit's repay and quick-repayment) other coins are converted at the
+        USD index prices, in liquidation order; without (no-convert-repay) only the coin's
+        own balance may repay, which a derivatives liability never leaves (nothing repaid).
+        Refused between hh:04:00 and hh:05:30, while interest is computed.
+        """
+        wire = {"coin": coin, "amount": amount}
+
+        def build(seq: int, ts: int) -> Command:
+            command = translate.repay(account, Params(wire), convert=convert,
+                                      coin_required=not convert)
+            return msgspec.structs.replace(command, seq=seq, ts_ms=ts)
+
+        return self._run(build)
 
     # -- orders -----------------------------------------------------------------------------
 
@@ -512,6 +535,20 @@ class Exchange:
         """Return the account's figures in `coin` (zeros for an account never funded)."""
         return wallet_view(self.engine, self.engine.clearing.account(account), coin)
 
+    def account_risk(self, account: int) -> AccountRiskView:
+        """Return the account's figures in USD across its coins.
+
+        Total equity, margin balance after the collateral ratios, IM, MM, available balance
+        and the account rates (next-mechanics §4.3), as decimal strings.
+        """
+        return account_risk_view(self.engine, self.engine.clearing.account(account))
+
+    def liability(self, account: int, coin: str = "USDT") -> str:
+        """Return the account's liability in `coin` now: |min(0, equity)| ("0" if none)."""
+        held = self.engine.clearing.account(account)
+        return format_atoms(self.engine.clearing.liability_atoms(held, coin)
+                            if held is not None else 0)
+
     def open_orders(self, account: int, symbol: str) -> list[OrderView]:
         """Return the account's orders resting in `symbol`'s book, oldest first."""
         spec = self._spec_or_error(symbol)
@@ -534,7 +571,6 @@ class Exchange:
 
     def insurance_fund(self, coin: str = "USDT") -> str:
         """Return the insurance fund's balance."""
-        from perpx.convert import format_atoms
         from perpx.core.account.accounts import INSURANCE_FUND_ID
 
         fund = self.engine.clearing.accounts.get(INSURANCE_FUND_ID)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from perpx.bybit.retcodes import OK, bybit_code
 from perpx.convert import (
+    account_rate_e4,
     format_atoms,
     format_average_price,
     format_lots,
@@ -110,6 +111,34 @@ class WalletView:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountRiskView:
+    """An account's figures in USD across its coins (next-mechanics §4.3, seed 001).
+
+    `total_equity` is every coin's equity at its USD price; `margin_balance` the same after
+    each coin's collateral value ratio (`haircut` is the difference; a liability counts in
+    full); `available_balance` = margin balance + order loss − IM. The rates divide IM and
+    MM by margin balance + order loss, 4 decimals rounded down ("" when it is not
+    positive). `pooled` tells whether the account's margin is this USD pool (cross or
+    portfolio margin across coins), or each coin on its own (isolated, or one coin at par).
+    """
+
+    total_equity: str
+    wallet_balance: str
+    unrealised_pnl: str
+    margin_balance: str
+    haircut: str
+    position_im: str
+    order_im: str
+    initial_margin: str
+    maintenance_margin: str
+    order_loss: str
+    available_balance: str
+    account_im_rate: str
+    account_mm_rate: str
+    pooled: bool
+
+
+@dataclass(frozen=True, slots=True)
 class OrderView:
     """One open order in the book."""
 
@@ -139,9 +168,8 @@ class OrderBookView:
 
 def _ratio(numerator: int, denominator: int) -> str:
     """Return numerator/denominator to 4 decimals, rounded down; "" if undefined."""
-    if denominator <= 0:
-        return ""
-    return format_scaled(numerator * 10**4 // denominator, 4, 4)
+    rate = account_rate_e4(numerator, denominator)
+    return "" if rate is None else format_scaled(rate, 4, 4)
 
 
 def wallet_view(engine: Engine, account: Account | None, coin: str) -> WalletView:
@@ -166,6 +194,33 @@ def wallet_view(engine: Engine, account: Account | None, coin: str) -> WalletVie
         withdrawable=format_atoms(figures.withdrawable_atoms),
         account_im_rate=_ratio(figures.total_im_atoms, base),
         account_mm_rate=_ratio(figures.mm_atoms, base),
+    )
+
+
+def account_risk_view(engine: Engine, account: Account | None) -> AccountRiskView:
+    """Return an account's USD figures (`Clearing.account_risk`; zeros without a wallet)."""
+    if account is None:
+        zero = "0"
+        return AccountRiskView(zero, zero, zero, zero, zero, zero, zero, zero, zero, zero,
+                               zero, "", "", False)
+    clearing = engine.clearing
+    risk = clearing.account_risk(account)
+    base = risk.margin_balance_atoms + risk.order_loss_atoms
+    return AccountRiskView(
+        total_equity=format_atoms(risk.total_equity_atoms),
+        wallet_balance=format_atoms(risk.wallet_atoms),
+        unrealised_pnl=format_atoms(risk.upnl_atoms),
+        margin_balance=format_atoms(risk.margin_balance_atoms),
+        haircut=format_atoms(risk.haircut_atoms),
+        position_im=format_atoms(risk.position_im_atoms),
+        order_im=format_atoms(risk.order_im_atoms),
+        initial_margin=format_atoms(risk.total_im_atoms),
+        maintenance_margin=format_atoms(risk.mm_atoms),
+        order_loss=format_atoms(risk.order_loss_atoms),
+        available_balance=format_atoms(risk.available_atoms),
+        account_im_rate=_ratio(risk.total_im_atoms, base),
+        account_mm_rate=_ratio(risk.mm_atoms, base),
+        pooled=clearing.pooled(account),
     )
 
 

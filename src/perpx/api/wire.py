@@ -11,6 +11,7 @@ from typing import Any, Protocol, TypeVar
 
 from perpx.bybit.params import category_of
 from perpx.convert import (
+    account_rate_e4,
     format_atoms,
     format_average_price,
     format_lots,
@@ -373,16 +374,12 @@ def _usd(atoms: int, price: tuple[int, int]) -> int:
 
 
 def rate_text_value(fraction: tuple[int, int]) -> int:
-    """Return an account rate in 10**-4 as the wallet shows it (`_rate_up`)."""
-    return _rate_up(fraction)
+    """Return an account rate (requirement over balance) in 10**-4 as the wallet shows it.
 
-
-def _rate_up(fraction: tuple[int, int]) -> int:
-    """Return an account rate (requirement over balance) in 10**-4, rounded up; 0 without one."""
-    numerator, denominator = fraction
-    if denominator <= 0:
-        return 0
-    return -(-numerator * 10_000 // denominator)
+    Truncated (`convert.account_rate_e4`, as Bybit prints the rates); 0 without a base.
+    """
+    rate = account_rate_e4(*fraction)
+    return 0 if rate is None else rate
 
 
 def wallet(engine: Engine, account: Account | None) -> dict[str, Any]:
@@ -424,8 +421,8 @@ def wallet(engine: Engine, account: Account | None) -> dict[str, Any]:
                                 ("mm", figures.mm_atoms)):
                 totals[name] += _usd(atoms, price)
         if not pooled:
-            im_rate = max(im_rate, _rate_up(figures.im_rate()))
-            mm_rate = max(mm_rate, _rate_up(figures.mm_rate()))
+            im_rate = max(im_rate, rate_text_value(figures.im_rate()))
+            mm_rate = max(mm_rate, rate_text_value(figures.mm_rate()))
         terms = clearing.collateral.coin(coin)
         rows.append(_wallet_coin(coin, figures.wallet_atoms, figures.upnl_atoms,
                                  figures.order_im_atoms, figures.position_im_atoms,
@@ -440,7 +437,7 @@ def wallet(engine: Engine, account: Account | None) -> dict[str, Any]:
                       margin=risk.margin_balance_atoms,
                       available=max(0, risk.available_atoms), upnl=risk.upnl_atoms,
                       im=risk.total_im_atoms, mm=risk.mm_atoms)
-        im_rate, mm_rate = _rate_up(risk.im_rate()), _rate_up(risk.mm_rate())
+        im_rate, mm_rate = rate_text_value(risk.im_rate()), rate_text_value(risk.mm_rate())
     if not rows and clearing.coins:
         rows.append(_wallet_coin("USDT" if "USDT" in clearing.coins else clearing.coins[0],
                                  0, 0, 0, 0, 0, 0, 0))
