@@ -253,7 +253,7 @@ def collateral_record(table: CollateralTable) -> dict[str, object]:
     }
 
 
-def record_int(record: dict[str, object], key: str, where: str, low: int = 0,
+def _record_int(record: dict[str, object], key: str, where: str, low: int = 0,
                high: int | None = None) -> int:
     """Read an integer field of a plain-data record within [low, high]; ValueError if not."""
     value = record.get(key)
@@ -279,13 +279,13 @@ def _tiers_from_record(value: object, where: str) -> tuple[CollateralTier, ...]:
     tiers: list[CollateralTier] = []
     start = 0
     for n, item in enumerate(value):
-        if not isinstance(item, list | tuple) or len(item) != 3:
+        if not isinstance(item, (list, tuple)) or len(item) != 3:
             raise ValueError(f"{where}: tier {n} must be [min, max|None, ratio]")
         row = {"min": item[0], "max": item[1], "ratio": item[2]}
-        low = record_int(row, "min", f"{where} tier {n}")
+        low = _record_int(row, "min", f"{where} tier {n}")
         if low != start:
             raise ValueError(f"{where}: tier {n} starts at {low}, expected {start}")
-        ratio = record_int(row, "ratio", f"{where} tier {n}", 0, RATE_ONE)
+        ratio = _record_int(row, "ratio", f"{where} tier {n}", 0, RATE_ONE)
         last = n == len(value) - 1
         if item[1] is None:
             if not last:
@@ -294,7 +294,7 @@ def _tiers_from_record(value: object, where: str) -> tuple[CollateralTier, ...]:
             continue
         if last:
             raise ValueError(f"{where}: the last tier must be unbounded (max None)")
-        high = record_int(row, "max", f"{where} tier {n}", low + 1)
+        high = _record_int(row, "max", f"{where} tier {n}", low + 1)
         tiers.append(CollateralTier(low, high, ratio))
         start = high
     return tuple(tiers)
@@ -310,8 +310,8 @@ def collateral_from_record(record: object) -> CollateralTable:
     if not isinstance(record, dict) or set(record) != {"usdtRate", "conversionFeeRate",
                                                        "coins"}:
         raise ValueError("collateral: expected usdtRate, conversionFeeRate and coins")
-    usdt_rate = record_int(record, "usdtRate", "collateral", 1)
-    fee = record_int(record, "conversionFeeRate", "collateral", 0, RATE_ONE - 1)
+    usdt_rate = _record_int(record, "usdtRate", "collateral", 1)
+    fee = _record_int(record, "conversionFeeRate", "collateral", 0, RATE_ONE - 1)
     items = record["coins"]
     if not isinstance(items, list):
         raise ValueError("collateral: coins must be a list")
@@ -328,13 +328,13 @@ def collateral_from_record(record: object) -> CollateralTable:
             raise ValueError(f"{where}: priceSymbol must be a string ('' for a fixed price)")
         coins.append(CollateralCoin(
             name, _tiers_from_record(item["tiers"], where), price_symbol=symbol,
-            fixed_px_e8=record_int(item, "fixedPx", where, 1),
+            fixed_px_e8=_record_int(item, "fixedPx", where, 1),
             switchable=_record_bool(item, "switchable", where),
             margin_collateral=_record_bool(item, "marginCollateral", where),
-            liquidation_order=record_int(item, "liquidationOrder", where),
-            hourly_borrow_rate=record_int(item, "hourlyBorrowRate", where),
-            free_borrowing_limit_atoms=record_int(item, "freeBorrowingLimit", where),
-            max_borrowing_atoms=record_int(item, "maxBorrowing", where)))
+            liquidation_order=_record_int(item, "liquidationOrder", where),
+            hourly_borrow_rate=_record_int(item, "hourlyBorrowRate", where),
+            free_borrowing_limit_atoms=_record_int(item, "freeBorrowingLimit", where),
+            max_borrowing_atoms=_record_int(item, "maxBorrowing", where)))
     names = [c.coin for c in coins]
     if len(set(names)) != len(names):
         raise ValueError("collateral: a coin is listed twice")

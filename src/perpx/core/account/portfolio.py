@@ -199,7 +199,7 @@ def pm_params_record(params: PmParams) -> dict[str, object]:
 
 
 def _range_from(value: object, where: str) -> PmRange:
-    if (not isinstance(value, list | tuple) or len(value) != 2
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
             or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
         raise ValueError(f"{where}: a range is [maxMove, step] in integers of 10**-8")
     if value[1] <= 0:
@@ -223,7 +223,7 @@ def pm_params_from_record(record: object) -> PmParams:
         raise ValueError("portfolio margin: ranges must be a list of [coin, maxMove, step]")
     ranges: dict[str, PmRange] = {}
     for item in items:
-        if not isinstance(item, list | tuple) or len(item) != 3 or not isinstance(item[0], str):
+        if not isinstance(item, (list, tuple)) or len(item) != 3 or not isinstance(item[0], str):
             raise ValueError("portfolio margin: a range is [coin, maxMove, step]")
         if item[0] in ranges or not item[0]:
             raise ValueError(f"portfolio margin: range of {item[0]!r} is empty or repeated")
