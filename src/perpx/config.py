@@ -38,11 +38,14 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from perpx.api.auth import AuthLimits
 from perpx.api.limits import Limits
 from perpx.venue_config import VenueConfigError, collateral_from_toml, pm_params_from_toml
+
+# The venue's parameters: tables read by `perpx.venue_config`, not flat sections.
+VENUE_TABLES: Final = ["collateral", "portfolio_margin"]
 
 
 class ConfigError(ValueError):
@@ -132,7 +135,7 @@ def _build(cls: type[Any], table: dict[str, Any], where: str, section: str) -> A
         if key not in names:
             kind = "key" if section else "table"
             raise ConfigError(f"{where}: {label}unknown {kind} {key!r} "
-                              f"(known: {', '.join(names)})")
+                              f"(known: {', '.join(names + ([] if section else VENUE_TABLES))})")
         wanted = hints[key]
         if dataclasses.is_dataclass(wanted):
             if not isinstance(value, dict):
