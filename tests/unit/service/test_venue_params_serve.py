@@ -140,6 +140,9 @@ def test_a_restart_from_a_snapshot_and_a_full_replay_keep_the_params(tmp_path: P
         assert service.snapshotter is not None
         await asyncio.to_thread(service.snapshotter.wait, 30.0)
         state = service.engine.state_hash()
+        # The writer's durable follower (what the API reads) replayed the command too.
+        assert service.durable.seq == service.engine.last_seq
+        assert service.durable.engine.state_hash() == state
         await service.close()
         return state
 
