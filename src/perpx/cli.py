@@ -144,8 +144,12 @@ def serve(
         # The gateways reach the writer on its command socket: one by default.
         socket_path = settings.command_socket or private_folder(settings.data) / "command.sock"
         settings = dataclasses.replace(settings, command_socket=socket_path)
-    exchange = (take_over(settings, say=typer.echo) if settings.role == "standby"
-                else open_exchange(settings, say=typer.echo))
+    # The venue's configured parameters ([collateral], [portfolio_margin]), checked at load:
+    # one journaled SetVenueParams at start if the recovered venue's differ (issue #17).
+    venue = file_config.venue_params
+    exchange = (take_over(settings, say=typer.echo, venue_params=venue)
+                if settings.role == "standby"
+                else open_exchange(settings, say=typer.echo, venue_params=venue))
 
     def ready(bound: int) -> None:
         base = f"{settings.host}:{bound}"
@@ -394,7 +398,8 @@ class Exchange:
     demo: DemoKey | None
 
 
-def take_over(settings: ServeSettings, say: Callable[[str], None]) -> Exchange:
+def take_over(settings: ServeSettings, say: Callable[[str], None],
+              venue_params: dict[str, Any] | None = None) -> Exchange:
     """`--role standby`: follow the journal until the leader is gone, then open the exchange.
 
     The exchange is recovered as on any restart (snapshot + tail, read side, history); it
@@ -415,7 +420,8 @@ def take_over(settings: ServeSettings, say: Callable[[str], None]) -> Exchange:
     say(f"standby: the leader is gone; took the journal over at seq "
         f"{takeover.engine.last_seq} as leader epoch {epoch} in "
         f"{takeover.took_s * 1000:.0f} ms")
-    exchange = open_exchange(settings, say, command_journal=takeover.journal)
+    exchange = open_exchange(settings, say, command_journal=takeover.journal,
+                             venue_params=venue_params)
     followed, recovered = takeover.engine.state_hash(), exchange.service.engine.state_hash()
     if followed != recovered:
         takeover.journal.close()
@@ -425,10 +431,13 @@ def take_over(settings: ServeSettings, say: Callable[[str], None]) -> Exchange:
 
 
 def open_exchange(settings: ServeSettings, say: Callable[[str], None],
-                  command_journal: Journal | None = None) -> Exchange:
+                  command_journal: Journal | None = None,
+                  venue_params: dict[str, Any] | None = None) -> Exchange:
     """Open the journal, snapshots, history and keys and recover the service (no serving).
 
     `command_journal`: the writer journal already open (a standby's, at takeover).
+    `venue_params`: the configured halves of the venue's parameters (`Config.venue_params`),
+    journaled at the service's start if they differ from the recovered ones.
     In demo mode the demo key is made on first start; in production none is, and a demo key
     left live by earlier demo runs is named so the operator can revoke it.
     """
@@ -466,7 +475,7 @@ def open_exchange(settings: ServeSettings, say: Callable[[str], None],
         snapshots=snapshots, snapshot_every=settings.snapshot_every,
         snapshot_seconds=settings.snapshot_seconds, snapshot_keep=settings.snapshot_keep,
         on_snapshot=say, demo=not settings.production,
-        bus=open_publisher(settings, specs, command_journal))
+        bus=open_publisher(settings, specs, command_journal), venue_params=venue_params)
     recovered = service.recovery
     for refusal in recovered.rejected:
         console.print(f"[yellow]{refusal}[/yellow]", soft_wrap=True)
@@ -1448,6 +1457,48 @@ def leader(
         typer.echo(" ".join(f"{name}={value}" for name, value in figures.items()))
     if not alive:
         raise typer.Exit(1)
+
+
+@app.command("venue-params")
+def venue_params(
+    journal: str | None = typer.Option(
+        None, help="A venue's journal (a file path, sqlite:///PATH or postgresql://...): "
+                   "print the parameters in force there (snapshot + tail, read only)."),
+    config: Path | None = typer.Option(
+        None, help="Check this TOML's [collateral] and [portfolio_margin] and print the "
+                   "parameters `perpx serve --config` would put in force."),
+    instruments: str | None = typer.Option(None, help=_INSTRUMENTS_HELP),
+) -> None:
+    """Print the venue's collateral table and PM parameters as TOML for `serve --config`.
+
+    Without options: perpx's defaults (the spec's decisions where Bybit publishes nothing),
+    the tables an operator starts from. Exit 2 if --config holds a bad table.
+    """
+    from perpx.core.engine import Engine
+    from perpx.store import open_snapshots
+    from perpx.store.journal import JournalMissing
+    from perpx.store.recovery import recover_engine
+    from perpx.venue_config import venue_params_toml
+
+    specs = _journal_instruments(instruments)
+    if journal is None:
+        current = Engine(specs).current_venue_params()
+    else:
+        source = _open_readonly_journal(journal)
+        try:
+            store = open_snapshots(journal, readonly=True)
+        except JournalMissing:
+            store = None
+        current = recover_engine(specs, source, store, verify=False).current_venue_params()
+        if store is not None:
+            store.close()
+        source.close()
+    if config is not None:
+        try:
+            current = {**current, **load_config(config).venue_params}
+        except ConfigError as bad:
+            raise typer.BadParameter(str(bad), param_hint="--config") from None
+    typer.echo(venue_params_toml(current), nl=False)
 
 
 @app.command("list-contract")

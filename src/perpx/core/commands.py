@@ -250,3 +250,16 @@ class ListInstrument(Command, frozen=True, gc=False, tag=True):
     """
 
     record: dict[str, Any]
+
+
+class SetVenueParams(Command, frozen=True, gc=False, tag=True):
+    """Set the venue's collateral table and portfolio-margin parameters (operator, #17).
+
+    `record` is `perpx.core.account.venue.venue_params_record`'s data (integers in the
+    core's units). Journaled like any command, so every replica applies the same parameters
+    at the same seq; refused with `INVALID_PARAMETER` if the record is malformed. Allowed
+    with accounts open: the new ratios and grids apply from this command on, as Bybit
+    changes its collateral ratios live.
+    """
+
+    record: dict[str, Any]

@@ -17,6 +17,7 @@ from perpx.core.account import settings
 from perpx.core.account.clearing import Clearing
 from perpx.core.account.collateral import HOUR_MS, CollateralTable, next_interest_ms
 from perpx.core.account.portfolio import PmParams
+from perpx.core.account.venue import venue_params_from_record, venue_params_record
 from perpx.core.book.book import OrderBook
 from perpx.core.book.fills import Fill
 from perpx.core.book.order import RestingOrder
@@ -39,6 +40,7 @@ from perpx.core.commands import (
     SetLeverage,
     SetMarginMode,
     SetTradingStop,
+    SetVenueParams,
     SwitchPositionMode,
     Tick,
     Withdraw,
@@ -65,6 +67,7 @@ from perpx.core.events import (
     OrderCancelled,
     OrderRejected,
     Trade,
+    VenueParamsSet,
 )
 from perpx.core.instruments import InstrumentSpec, dated_symbol, spec_from_record, spec_record
 from perpx.core.lifecycle import TRANSITIONS, Happening
@@ -140,6 +143,8 @@ class Engine:
         self.pricing = Pricing(market, clearing, self.stops, self, self.delivery)
         # Specs listed by `ListInstrument`, as its records, in listing order (for snapshots).
         self.listed: list[dict[str, Any]] = []
+        # The record of the last accepted `SetVenueParams` (None: the parameters given here).
+        self.venue_params: dict[str, Any] | None = None
         self._reduce_room = partial(reduce_room, clearing)
         pricing = self.pricing
         self._handlers: dict[type[Command], Callable[[Any, list[Event]], None]] = {
@@ -162,6 +167,7 @@ class Engine:
             Tick: pricing.tick,
             SetFundingInterval: self._refusable(pricing.set_funding_interval),
             ListInstrument: self._refusable(self._list_instrument),
+            SetVenueParams: self._refusable(self._set_venue_params),
         }
 
     # -- the one public mutator -------------------------------------------------------------
@@ -399,6 +405,26 @@ class Engine:
                                f"{spec.symbol}: Bybit names this contract {named}")
         self._add_instrument(spec)
         events.append(InstrumentListed(cmd.seq, cmd.ts_ms, spec.symbol, spec_record(spec)))
+
+    # -- venue parameters (issue #17) -----------------------------------------------------
+
+    def _set_venue_params(self, cmd: SetVenueParams, events: list[Event]) -> None:
+        """Put the operator's collateral table and PM parameters in force; refuse a bad record.
+
+        The record kept (and snapshotted, and told in the event) is the parsed parameters'
+        own canonical record, so equal parameters always hash alike.
+        """
+        try:
+            collateral, pm_params = venue_params_from_record(cmd.record)
+        except ValueError as bad:
+            raise Rejected(RejectCode.INVALID_PARAMETER, str(bad)) from bad
+        self.clearing.set_params(collateral, pm_params)
+        self.venue_params = venue_params_record(collateral, pm_params)
+        events.append(VenueParamsSet(cmd.seq, cmd.ts_ms, self.venue_params))
+
+    def current_venue_params(self) -> dict[str, Any]:
+        """Return the parameters in force as a `SetVenueParams` record (set or default)."""
+        return venue_params_record(self.clearing.collateral, self.clearing.pm_params)
 
     def _add_instrument(self, spec: InstrumentSpec) -> None:
         """Put a listed contract in the market (and its coin in the clearing, if new)."""
@@ -742,6 +768,7 @@ class Engine:
             # before dated futures and listings existed.
             **({"listed": list(self.listed)} if self.listed else {}),
             **({"delivery": self.delivery.to_snapshot()} if self.dated else {}),
+            **({"venue_params": self.venue_params} if self.venue_params is not None else {}),
         }
 
     @classmethod
@@ -753,6 +780,10 @@ class Engine:
         if snapshot.get("version") != SNAPSHOT_VERSION:
             raise ValueError(f"unsupported snapshot version {snapshot.get('version')}")
         engine = cls(instruments, collateral)
+        if "venue_params" in snapshot:  # before the accounts: their pools follow the table
+            collateral, pm_params = venue_params_from_record(snapshot["venue_params"])
+            engine.clearing.set_params(collateral, pm_params)
+            engine.venue_params = venue_params_record(collateral, pm_params)
         for record in snapshot.get("listed", ()):
             engine._add_instrument(spec_from_record(record))
         if sorted(engine.instruments) != snapshot["symbols"]:

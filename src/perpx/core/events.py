@@ -472,6 +472,16 @@ class InstrumentListed(Event, frozen=True, gc=False, tag=True):
     record: dict[str, Any]
 
 
+class VenueParamsSet(Event, frozen=True, gc=False, tag=True):
+    """The operator set the venue's collateral table and PM parameters (`SetVenueParams`).
+
+    `record` is the parameters now in force, as plain data
+    (`perpx.core.account.venue.venue_params_from_record` parses it).
+    """
+
+    record: dict[str, Any]
+
+
 class InstrumentStatusChanged(Event, frozen=True, gc=False, tag=True):
     """A dated future's status moved (Trading -> Delivering -> Closed)."""
 

@@ -397,6 +397,25 @@ class Clearing:
             bought_total += bought
         return bought_total
 
+    def set_params(self, collateral: CollateralTable, pm_params: PmParams) -> None:
+        """Put a venue's collateral table and PM parameters in force (`SetVenueParams`).
+
+        The coins and the coins at par follow the new table; every account is re-filed by
+        the risk index, since ratios, prices and grids may all have moved. An account that
+        now holds a coin off par joins the accounts the hourly interest looks at.
+        """
+        self.collateral = collateral
+        self.pm_params = pm_params
+        self.refresh_coins()
+        self.dirty.update(self.accounts)
+        self.multi_coin.update(a.account_id for a in self.accounts.values()
+                               if self._may_pool(a))
+
+    def _may_pool(self, account: Account) -> bool:
+        """Tell whether an account can be a USD pool (the `multi_coin` rule)."""
+        return (len(account.balances) > 1 or account.model.pools
+                or any(c not in self.par_coins for c in account.balances))
+
     def set_collateral_switch(self, cmd: SetCollateralSwitch, events: list[Event]) -> None:
         """Switch coins on or off as collateral, all or nothing (§4.2).
 
@@ -1171,6 +1190,4 @@ class Clearing:
                 account.positions[position.symbol, position.position_idx] = position
             self.accounts[account.account_id] = account
         self.dirty = set(self.accounts)
-        self.multi_coin = {a.account_id for a in self.accounts.values()
-                           if len(a.balances) > 1 or a.model.pools
-                           or any(c not in self.par_coins for c in a.balances)}
+        self.multi_coin = {a.account_id for a in self.accounts.values() if self._may_pool(a)}

@@ -220,3 +220,124 @@ def in_repay_blackout(ts_ms: int) -> bool:
     """Tell whether repayment is refused now: hh:04:00 to hh:05:30 (§4.4, §7 N18)."""
     into_hour = ts_ms % HOUR_MS
     return REPAY_BLACKOUT_FROM_MS <= into_hour < REPAY_BLACKOUT_TO_MS
+
+
+# --- the table as plain data (the `SetVenueParams` command's record, issue #17) ------------
+#
+# One parser: an operator's TOML (`perpx.config`), a journaled command and a snapshot all
+# reach the table through `collateral_from_record`. Integers in the core's units (atoms,
+# 10**-8 rates and prices, 10**-18 hourly rates); a record that is not exactly that raises
+# ValueError, which the engine answers as a rejection.
+
+_COIN_KEYS: Final = ("coin", "tiers", "priceSymbol", "fixedPx", "switchable",
+                     "marginCollateral", "liquidationOrder", "hourlyBorrowRate",
+                     "freeBorrowingLimit", "maxBorrowing")
+
+
+def collateral_record(table: CollateralTable) -> dict[str, object]:
+    """Return the table as plain data (ints, strings, bools, None, lists), coins by name."""
+    return {
+        "usdtRate": table.usdt_rate_e8,
+        "conversionFeeRate": table.conversion_fee_rate,
+        "coins": [
+            {"coin": c.coin,
+             "tiers": [[t.min_atoms, t.max_atoms, t.ratio] for t in c.tiers],
+             "priceSymbol": c.price_symbol, "fixedPx": c.fixed_px_e8,
+             "switchable": c.switchable, "marginCollateral": c.margin_collateral,
+             "liquidationOrder": c.liquidation_order,
+             "hourlyBorrowRate": c.hourly_borrow_rate,
+             "freeBorrowingLimit": c.free_borrowing_limit_atoms,
+             "maxBorrowing": c.max_borrowing_atoms}
+            for c in (table.coins[name] for name in sorted(table.coins))
+        ],
+    }
+
+
+def _record_int(record: dict[str, object], key: str, where: str, low: int = 0,
+               high: int | None = None) -> int:
+    """Read an integer field of a plain-data record within [low, high]; ValueError if not."""
+    value = record.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{where}: {key} must be an integer, got {value!r}")
+    if value < low or (high is not None and value > high):
+        top = "" if high is None else f", at most {high}"
+        raise ValueError(f"{where}: {key} must be at least {low}{top}, got {value}")
+    return value
+
+
+def _record_bool(record: dict[str, object], key: str, where: str) -> bool:
+    value = record.get(key)
+    if not isinstance(value, bool):
+        raise ValueError(f"{where}: {key} must be true or false, got {value!r}")
+    return value
+
+
+def _tiers_from_record(value: object, where: str) -> tuple[CollateralTier, ...]:
+    """Tiers must tile [0, ∞): each starts where the last ended, the last is unbounded."""
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"{where}: tiers must be a non-empty list of [min, max|None, ratio]")
+    tiers: list[CollateralTier] = []
+    start = 0
+    for n, item in enumerate(value):
+        if not isinstance(item, (list, tuple)) or len(item) != 3:
+            raise ValueError(f"{where}: tier {n} must be [min, max|None, ratio]")
+        row = {"min": item[0], "max": item[1], "ratio": item[2]}
+        low = _record_int(row, "min", f"{where} tier {n}")
+        if low != start:
+            raise ValueError(f"{where}: tier {n} starts at {low}, expected {start}")
+        ratio = _record_int(row, "ratio", f"{where} tier {n}", 0, RATE_ONE)
+        last = n == len(value) - 1
+        if item[1] is None:
+            if not last:
+                raise ValueError(f"{where}: only the last tier may be unbounded")
+            tiers.append(CollateralTier(low, None, ratio))
+            continue
+        if last:
+            raise ValueError(f"{where}: the last tier must be unbounded (max None)")
+        high = _record_int(row, "max", f"{where} tier {n}", low + 1)
+        tiers.append(CollateralTier(low, high, ratio))
+        start = high
+    return tuple(tiers)
+
+
+def collateral_from_record(record: object) -> CollateralTable:
+    """Rebuild a table from `collateral_record`'s data; ValueError if it is malformed.
+
+    Every key is required and no other is allowed, so a record means one table only. USDT
+    must be a coin (every USD price goes through its rate); a coin has a price symbol or a
+    positive fixed price.
+    """
+    if not isinstance(record, dict) or set(record) != {"usdtRate", "conversionFeeRate",
+                                                       "coins"}:
+        raise ValueError("collateral: expected usdtRate, conversionFeeRate and coins")
+    usdt_rate = _record_int(record, "usdtRate", "collateral", 1)
+    fee = _record_int(record, "conversionFeeRate", "collateral", 0, RATE_ONE - 1)
+    items = record["coins"]
+    if not isinstance(items, list):
+        raise ValueError("collateral: coins must be a list")
+    coins: list[CollateralCoin] = []
+    for item in items:
+        if not isinstance(item, dict) or set(item) != set(_COIN_KEYS):
+            raise ValueError(f"collateral: a coin needs exactly {', '.join(_COIN_KEYS)}")
+        name = item["coin"]
+        if not isinstance(name, str) or not name.isalnum() or not name.isupper():
+            raise ValueError(f"collateral: coin {name!r} must be upper-case letters/digits")
+        where = f"collateral {name}"
+        symbol = item["priceSymbol"]
+        if not isinstance(symbol, str):
+            raise ValueError(f"{where}: priceSymbol must be a string ('' for a fixed price)")
+        coins.append(CollateralCoin(
+            name, _tiers_from_record(item["tiers"], where), price_symbol=symbol,
+            fixed_px_e8=_record_int(item, "fixedPx", where, 1),
+            switchable=_record_bool(item, "switchable", where),
+            margin_collateral=_record_bool(item, "marginCollateral", where),
+            liquidation_order=_record_int(item, "liquidationOrder", where),
+            hourly_borrow_rate=_record_int(item, "hourlyBorrowRate", where),
+            free_borrowing_limit_atoms=_record_int(item, "freeBorrowingLimit", where),
+            max_borrowing_atoms=_record_int(item, "maxBorrowing", where)))
+    names = [c.coin for c in coins]
+    if len(set(names)) != len(names):
+        raise ValueError("collateral: a coin is listed twice")
+    if "USDT" not in names:
+        raise ValueError("collateral: USDT must be a coin (USD prices go through its rate)")
+    return CollateralTable(tuple(coins), usdt_rate, fee)

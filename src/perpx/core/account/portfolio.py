@@ -178,6 +178,65 @@ class PmParams:
         return self.range_for(base_coin).shocks()
 
 
+# --- the parameters as plain data (the `SetVenueParams` command's record, issue #17) ------
+
+_PM_KEYS: Final = frozenset({"ranges", "defaultRange", "riskFactor", "imFactor", "shockBase",
+                             "deltaSpreadRate", "usdtUsdcRate"})
+
+
+def pm_params_record(params: PmParams) -> dict[str, object]:
+    """Return the parameters as plain data: ranges as [coin, maxMove, step], base by name."""
+    return {
+        "ranges": [[coin, r.max_move, r.step]
+                   for coin, r in sorted(params.ranges.items())],
+        "defaultRange": [params.default_range.max_move, params.default_range.step],
+        "riskFactor": params.risk_factor,
+        "imFactor": params.im_factor,
+        "shockBase": params.shock_base.name,
+        "deltaSpreadRate": params.delta_spread_rate,
+        "usdtUsdcRate": params.usdt_usdc_rate,
+    }
+
+
+def _range_from(value: object, where: str) -> PmRange:
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+        raise ValueError(f"{where}: a range is [maxMove, step] in integers of 10**-8")
+    if value[1] <= 0:
+        raise ValueError(f"{where}: the step must be positive")
+    return PmRange(value[0], value[1])  # ValueError if not a whole grid below 100%
+
+
+def _rate(record: dict[str, object], key: str) -> int:
+    value = record[key]
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"portfolio margin: {key} must be an integer, got {value!r}")
+    return value
+
+
+def pm_params_from_record(record: object) -> PmParams:
+    """Rebuild `pm_params_record`'s data; ValueError if malformed (every key, no other)."""
+    if not isinstance(record, dict) or set(record) != _PM_KEYS:
+        raise ValueError(f"portfolio margin: expected exactly {', '.join(sorted(_PM_KEYS))}")
+    items = record["ranges"]
+    if not isinstance(items, list):
+        raise ValueError("portfolio margin: ranges must be a list of [coin, maxMove, step]")
+    ranges: dict[str, PmRange] = {}
+    for item in items:
+        if not isinstance(item, (list, tuple)) or len(item) != 3 or not isinstance(item[0], str):
+            raise ValueError("portfolio margin: a range is [coin, maxMove, step]")
+        if item[0] in ranges or not item[0]:
+            raise ValueError(f"portfolio margin: range of {item[0]!r} is empty or repeated")
+        ranges[item[0]] = _range_from(item[1:], f"portfolio margin range {item[0]}")
+    base = record["shockBase"]
+    if base not in ("INDEX", "MARK"):
+        raise ValueError(f"portfolio margin: shockBase must be INDEX or MARK, got {base!r}")
+    return PmParams(ranges, _range_from(record["defaultRange"], "portfolio margin default"),
+                    _rate(record, "riskFactor"), _rate(record, "imFactor"),
+                    ShockBase[str(base)], _rate(record, "deltaSpreadRate"),
+                    _rate(record, "usdtUsdcRate"))
+
+
 # --- inputs -------------------------------------------------------------------------------------
 
 
