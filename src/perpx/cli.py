@@ -144,8 +144,12 @@ def serve(
         # The gateways reach the writer on its command socket: one by default.
         socket_path = settings.command_socket or private_folder(settings.data) / "command.sock"
         settings = dataclasses.replace(settings, command_socket=socket_path)
-    exchange = (take_over(settings, say=typer.echo) if settings.role == "standby"
-                else open_exchange(settings, say=typer.echo))
+    # The venue's configured parameters ([collateral], [portfolio_margin]), checked at load:
+    # one journaled SetVenueParams at start if the recovered venue's differ (issue #17).
+    venue = file_config.venue_params
+    exchange = (take_over(settings, say=typer.echo, venue_params=venue)
+                if settings.role == "standby"
+                else open_exchange(settings, say=typer.echo, venue_params=venue))
 
     def ready(bound: int) -> None:
         base = f"{settings.host}:{bound}"
@@ -394,7 +398,8 @@ class Exchange:
     demo: DemoKey | None
 
 
-def take_over(settings: ServeSettings, say: Callable[[str], None]) -> Exchange:
+def take_over(settings: ServeSettings, say: Callable[[str], None],
+              venue_params: dict[str, Any] | None = None) -> Exchange:
     """`--role standby`: follow the journal until the leader is gone, then open the exchange.
 
     The exchange is recovered as on any restart (snapshot + tail, read side, history); it
@@ -415,7 +420,8 @@ def take_over(settings: ServeSettings, say: Callable[[str], None]) -> Exchange:
     say(f"standby: the leader is gone; took the journal over at seq "
         f"{takeover.engine.last_seq} as leader epoch {epoch} in "
         f"{takeover.took_s * 1000:.0f} ms")
-    exchange = open_exchange(settings, say, command_journal=takeover.journal)
+    exchange = open_exchange(settings, say, command_journal=takeover.journal,
+                             venue_params=venue_params)
     followed, recovered = takeover.engine.state_hash(), exchange.service.engine.state_hash()
     if followed != recovered:
         takeover.journal.close()
@@ -425,10 +431,13 @@ def take_over(settings: ServeSettings, say: Callable[[str], None]) -> Exchange:
 
 
 def open_exchange(settings: ServeSettings, say: Callable[[str], None],
-                  command_journal: Journal | None = None) -> Exchange:
+                  command_journal: Journal | None = None,
+                  venue_params: dict[str, Any] | None = None) -> Exchange:
     """Open the journal, snapshots, history and keys and recover the service (no serving).
 
     `command_journal`: the writer journal already open (a standby's, at takeover).
+    `venue_params`: the configured halves of the venue's parameters (`Config.venue_params`),
+    journaled at the service's start if they differ from the recovered ones.
     In demo mode the demo key is made on first start; in production none is, and a demo key
     left live by earlier demo runs is named so the operator can revoke it.
     """
@@ -466,7 +475,7 @@ def open_exchange(settings: ServeSettings, say: Callable[[str], None],
         snapshots=snapshots, snapshot_every=settings.snapshot_every,
         snapshot_seconds=settings.snapshot_seconds, snapshot_keep=settings.snapshot_keep,
         on_snapshot=say, demo=not settings.production,
-        bus=open_publisher(settings, specs, command_journal))
+        bus=open_publisher(settings, specs, command_journal), venue_params=venue_params)
     recovered = service.recovery
     for refusal in recovered.rejected:
         console.print(f"[yellow]{refusal}[/yellow]", soft_wrap=True)
@@ -1073,6 +1082,118 @@ def calc_qty(price: str = typer.Option(..., help="Order price."),
     _run("quantity", lambda: calculator.quantity(given, price, value, cost), as_json)
 
 
+@calc_app.command("pm")
+def calc_pm(position: list[str] = typer.Option(
+                [], help="A position SYMBOL:QTY, signed (repeatable): BTCUSDT:1, "
+                         "BTCUSDT-25DEC26:-1, BTCUSD:60000 (inverse: USD contracts)."),
+            order: list[str] = typer.Option(
+                [], help="Open orders SYMBOL:buy|sell:QTY (repeatable); they enter the IM."),
+            index: list[str] = typer.Option(
+                [], help="Index price COIN=PRICE for a base coin's instruments, or "
+                         "SYMBOL=PRICE for one (repeatable): BTC=60000."),
+            mark: list[str] = typer.Option(
+                [], help="Mark price SYMBOL=PRICE (repeatable; default the index)."),
+            usd: list[str] = typer.Option(
+                [], help="USD price of a settle coin COIN=PRICE (default USDT=1, USDC=1)."),
+            shock_base: str = typer.Option(
+                "index", help="Price the grid shocks: index (default) or mark."),
+            risk_factor: str | None = typer.Option(
+                None, help="Futures contingency rate (default 0.006, not Bybit's)."),
+            im_factor: str | None = typer.Option(None, help="IM = MM x this (default 1.2)."),
+            fill: list[str] = typer.Option(
+                [], help="What if an order SYMBOL:buy|sell:QTY fills (repeatable): the book's "
+                         "MM and IM before and after."),
+            as_json: bool = AS_JSON) -> None:
+    """Portfolio margin of a book: each unit's P&L grid, MaxLoss, contingencies, MM and IM (USD)."""
+    specs = {spec.symbol: spec for spec in bundled_instruments()}
+    try:
+        params = calculator.portfolio_params(shock_base, risk_factor, im_factor)
+        legs = calculator.portfolio_legs(specs, position, order, index, mark, usd)
+        figures = calculator.portfolio(legs, params)
+        if fill:
+            after = calculator.portfolio_legs(
+                specs, calculator.filled_positions(position, fill), order, index, mark, usd)
+            figures["what_if"] = calculator.portfolio_what_if(legs, after, params)
+    except (ValueError, ConversionError) as error:
+        raise typer.BadParameter(str(error)) from None
+    if as_json:
+        typer.echo(json.dumps(figures))
+        return
+    for unit in figures["units"]:
+        grid = Table(title=f"{unit['base_coin']} unit: scenario P&L (USD)")
+        columns = list(unit["pnl_grid"][0]) if unit["pnl_grid"] else []
+        for name in columns:
+            grid.add_column(name, justify="right")
+        for row in unit["pnl_grid"]:
+            grid.add_row(*(row[name] for name in columns))
+        console.print(grid)
+        shown = {f"position {symbol}": qty for symbol, qty in unit["positions"].items()}
+        shown |= {name: value for name, value in unit.items()
+                  if isinstance(value, str) and name != "base_coin"}
+        _show(f"{unit['base_coin']} unit: margin (USD)", shown, False)
+    _show("portfolio margin (USD)",
+          {name: value for name, value in figures.items() if isinstance(value, str)}, False)
+    if "what_if" in figures:
+        what_if = figures["what_if"]
+        _show("what if the fills trade (USD)",
+              {f"{figure} {when}": what_if[when][figure]
+               for when in ("before", "after", "change") for figure in ("mm", "im")}, False)
+
+
+@calc_app.command("account")
+def calc_account(coin: list[str] = typer.Option(
+                     [], help="A coin balance COIN=AMOUNT (repeatable; negative: owed): "
+                              "BTC=1, USDT=1500."),
+                 position: list[str] = typer.Option(
+                     [], help="A position SYMBOL:QTY@ENTRY, signed (repeatable): "
+                              "BTCUSDT:2@61000, BTCUSD:-60000@60000 (inverse: contracts)."),
+                 index: list[str] = typer.Option(
+                     [], help="Index price SYMBOL=PRICE, or COIN=PRICE for the instruments on "
+                              "that base coin (repeatable); a coin's USD price is its USDT "
+                              "perpetual's index times the USDT rate."),
+                 mark: list[str] = typer.Option(
+                     [], help="Mark price SYMBOL=PRICE (repeatable; default the index)."),
+                 leverage: list[str] = typer.Option(
+                     [], help="Leverage SYMBOL=L of a position (repeatable; default 10)."),
+                 usdt_rate: str | None = typer.Option(
+                     None, help="USD per USDT (default 1): BTCUSD index / BTCUSDT index."),
+                 ratio: list[str] = typer.Option(
+                     [], help="Collateral ratio COIN=R, or tiers COIN=R1:UPTO1,R2:UPTO2,...,Rn "
+                              "applied slice by slice (repeatable): BTC=0.98."),
+                 usd_price: list[str] = typer.Option(
+                     [], help="USD price COIN=P of a coin no index prices (USDC, or a coin of "
+                              "your own; repeatable)."),
+                 usdt_price: list[str] = typer.Option(
+                     [], help="USDT (spot) price COIN=P of such a coin, times the USDT rate "
+                              "(repeatable): USDC=1.0002."),
+                 borrow_limit: list[str] = typer.Option(
+                     [], help="Borrowing limit COIN=QTY (repeatable): above it the penalty "
+                              "interest applies."),
+                 as_json: bool = AS_JSON) -> None:
+    """Multi-coin cross account: per-coin and USD figures, rates, liquidation prices."""
+    specs = {spec.symbol: spec for spec in bundled_instruments()}
+    try:
+        table = calculator.collateral_table(usdt_rate, ratio, usd_price, usdt_price,
+                                            borrow_limit)
+        book = calculator.AccountBook(specs, table, coin, position, index, mark, leverage)
+        figures = book.figures()
+    except (ValueError, ConversionError) as error:
+        raise typer.BadParameter(str(error)) from None
+    if as_json:
+        typer.echo(json.dumps(figures))
+        return
+    coins = figures["coins"]
+    table_view = Table(title="coins (amounts in the coin; usd_ and collateral_ in USD)")
+    table_view.add_column("figure")
+    for name in coins:
+        table_view.add_column(name, justify="right")
+    for row in next(iter(coins.values()), {}):
+        table_view.add_row(row, *(coins[name][row] for name in coins))
+    if coins:
+        console.print(table_view)
+    _show("account (USD)", figures["account"], False)
+
+
 @bench_app.command("ws")
 def bench_ws_command(
     subscribers: int = typer.Option(200, help="WebSocket connections subscribed at once."),
@@ -1129,11 +1250,17 @@ def bench_api_command(
 def bench_risk_command(
     accounts: int = typer.Option(100_000, help="Isolated accounts (even)."),
     symbols: int = typer.Option(10, help="Contracts; each account holds one position in each."),
+    pooled_every: int = typer.Option(
+        2, help="Every Nth cross pair holds BTC collateral instead of USDT (a multi-coin USD "
+                "pool); 0: none."),
+    pm_every: int = typer.Option(
+        2, help="Every Nth other cross pair trades in portfolio margin; 0: none."),
 ) -> None:
     """Open positions in every contract, then move one mark: how long the risk sweep takes."""
     from perpx.bench.risk import bench_risk
 
-    bench_risk(accounts, symbols, echo=typer.echo)
+    bench_risk(accounts, symbols, echo=typer.echo, pooled_every=pooled_every,
+               pm_every=pm_every)
 
 
 @bench_app.command("restart")
@@ -1330,6 +1457,48 @@ def leader(
         typer.echo(" ".join(f"{name}={value}" for name, value in figures.items()))
     if not alive:
         raise typer.Exit(1)
+
+
+@app.command("venue-params")
+def venue_params(
+    journal: str | None = typer.Option(
+        None, help="A venue's journal (a file path, sqlite:///PATH or postgresql://...): "
+                   "print the parameters in force there (snapshot + tail, read only)."),
+    config: Path | None = typer.Option(
+        None, help="Check this TOML's [collateral] and [portfolio_margin] and print the "
+                   "parameters `perpx serve --config` would put in force."),
+    instruments: str | None = typer.Option(None, help=_INSTRUMENTS_HELP),
+) -> None:
+    """Print the venue's collateral table and PM parameters as TOML for `serve --config`.
+
+    Without options: perpx's defaults (the spec's decisions where Bybit publishes nothing),
+    the tables an operator starts from. Exit 2 if --config holds a bad table.
+    """
+    from perpx.core.engine import Engine
+    from perpx.store import open_snapshots
+    from perpx.store.journal import JournalMissing
+    from perpx.store.recovery import recover_engine
+    from perpx.venue_config import venue_params_toml
+
+    specs = _journal_instruments(instruments)
+    if journal is None:
+        current = Engine(specs).current_venue_params()
+    else:
+        source = _open_readonly_journal(journal)
+        try:
+            store = open_snapshots(journal, readonly=True)
+        except JournalMissing:
+            store = None
+        current = recover_engine(specs, source, store, verify=False).current_venue_params()
+        if store is not None:
+            store.close()
+        source.close()
+    if config is not None:
+        try:
+            current = {**current, **load_config(config).venue_params}
+        except ConfigError as bad:
+            raise typer.BadParameter(str(bad), param_hint="--config") from None
+    typer.echo(venue_params_toml(current), nl=False)
 
 
 @app.command("list-contract")

@@ -14,6 +14,9 @@ A section is a frozen dataclass; `Config` holds one field per section, named as 
     [auth]                      # perpx.api.auth.AuthLimits
     max_recv_window_ms = 60000
 
+    [collateral]                # perpx.venue_config: the venue's collateral table
+    [portfolio_margin]          # and its portfolio-margin parameters (issue #17)
+
 A new section is one line in `Config` (``limits: Limits = field(default_factory=Limits)``):
 its keys map onto the dataclass's fields by name and are checked against the fields' types.
 An unknown table or key is an error naming the file, the table and the known keys, so a
@@ -21,6 +24,10 @@ mistyped setting never passes silently (a misspelt ``prodution = true`` would ot
 leave a production server handing out demo money).
 
 Command-line options given explicitly win over the file (see `perpx serve`).
+
+`[collateral]` and `[portfolio_margin]` are not flat sections but the venue's parameters
+(coins, tiers, grids): `perpx.venue_config` converts and checks them here, at load, into
+the record a journaled `SetVenueParams` carries (`Config.venue_params`).
 """
 
 from __future__ import annotations
@@ -31,10 +38,14 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from perpx.api.auth import AuthLimits
 from perpx.api.limits import Limits
+from perpx.venue_config import VenueConfigError, collateral_from_toml, pm_params_from_toml
+
+# The venue's parameters: tables read by `perpx.venue_config`, not flat sections.
+VENUE_TABLES: Final = ["collateral", "portfolio_margin"]
 
 
 class ConfigError(ValueError):
@@ -86,6 +97,10 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     # How long a signed request or a WebSocket auth may be replayed.
     auth: AuthLimits = field(default_factory=AuthLimits)
+    # The configured halves of the venue's parameters, as core records: "collateral" from
+    # [collateral], "portfolioMargin" from [portfolio_margin]; a table left out is absent
+    # (the venue keeps its own). Not a TOML table itself.
+    venue_params: dict[str, Any] = field(default_factory=dict, metadata={"table": False})
 
 
 def load_config(path: str | Path) -> Config:
@@ -98,21 +113,29 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"{where}: no such file") from None
     except (OSError, tomllib.TOMLDecodeError) as bad:
         raise ConfigError(f"{where}: {bad}") from None
+    venue: dict[str, Any] = {}
+    try:
+        if "collateral" in document:
+            venue["collateral"] = collateral_from_toml(document.pop("collateral"))
+        if "portfolio_margin" in document:
+            venue["portfolioMargin"] = pm_params_from_toml(document.pop("portfolio_margin"))
+    except VenueConfigError as bad:
+        raise ConfigError(f"{where}: {bad}") from None
     config: Config = _build(Config, document, where, "")
-    return config
+    return dataclasses.replace(config, venue_params=venue)
 
 
 def _build(cls: type[Any], table: dict[str, Any], where: str, section: str) -> Any:
     """Make a `cls` from a TOML table: every key must be a field of the right type."""
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    names = [f.name for f in dataclasses.fields(cls) if f.metadata.get("table", True)]
     label = f"[{section}] " if section else ""
     values: dict[str, Any] = {}
     for key, value in table.items():
         if key not in names:
             kind = "key" if section else "table"
             raise ConfigError(f"{where}: {label}unknown {kind} {key!r} "
-                              f"(known: {', '.join(names)})")
+                              f"(known: {', '.join(names + ([] if section else VENUE_TABLES))})")
         wanted = hints[key]
         if dataclasses.is_dataclass(wanted):
             if not isinstance(value, dict):

@@ -130,6 +130,18 @@ def format_average_price(spec: InstrumentSpec, value_atoms: int, lots: int,
     return format_scaled(scaled_price, decimals, spec.price_scale)
 
 
+def account_rate_e4(numerator: int, denominator: int) -> int | None:
+    """Return an account IM or MM rate (requirement over margin base) in 10**-4.
+
+    Truncated, as Bybit prints them (next-mechanics §4.3: the PM sample's 0.020498 is
+    "0.0204"); display only, the core compares the exact integers. None when the base is
+    not positive (no rate).
+    """
+    if denominator <= 0:
+        return None
+    return numerator * 10_000 // denominator
+
+
 def format_atoms(atoms: int) -> str:
     """Format an amount in atoms as a plain decimal string without trailing zeros."""
     return format_scaled(atoms, ATOM_DECIMALS)

@@ -33,8 +33,16 @@ from perpx.bybit import stops, translate
 from perpx.bybit.errors import ApiError
 from perpx.bybit.params import LINEAR, Params, category_of
 from perpx.bybit.retcodes import OK
-from perpx.convert import ConversionError, format_scaled, to_atoms, to_rate, to_ticks
+from perpx.convert import (
+    ConversionError,
+    format_atoms,
+    format_scaled,
+    to_atoms,
+    to_rate,
+    to_ticks,
+)
 from perpx.core import Engine
+from perpx.core.account.collateral import CollateralTable
 from perpx.core.codes import RejectCode
 from perpx.core.commands import (
     AdjustMargin,
@@ -70,11 +78,13 @@ from perpx.instruments import bundled_instruments, load_instruments, spec_from_b
 from perpx.store.codec import decode_snapshot, encode_snapshot
 from perpx.store.journal import Journal
 from perpx.views import (
+    AccountRiskView,
     OrderBookView,
     OrderView,
     PositionView,
     Result,
     WalletView,
+    account_risk_view,
     book_view,
     order_view,
     position_view,
@@ -144,7 +154,9 @@ class Exchange:
     """An in-process exchange: call methods with decimal strings, read views back.
 
     `instruments`: specs, bundled symbol names (the inverse BTCUSD and ETHUSD among them), or
-    None for the default bundled table (what `perpx replay` assumes). `check_invariants=True`
+    None for the default bundled table (what `perpx replay` assumes). `collateral`: the
+    collateral table (coins, tiered ratios, USDT rate; default `default_collateral()`).
+    `check_invariants=True`
     runs the core's invariant checks after every command (slow; for tests). Listeners given
     to `subscribe` see every applied command with its events, in seq order.
     """
@@ -152,9 +164,13 @@ class Exchange:
     def __init__(self, instruments: Iterable[InstrumentSpec | str] | None = None, *,
                  start_ms: int = DEFAULT_START_MS, wall_clock: bool = False,
                  journal: Journal | None = None, journal_batch: int = 1_000,
-                 check_invariants: bool = False) -> None:
+                 check_invariants: bool = False,
+                 collateral: CollateralTable | None = None) -> None:
         self._specs = _resolve(instruments)
-        self.engine = Engine(self._specs)
+        # The venue's collateral coins and USDT rate (next-mechanics §4); perpx's defaults
+        # unless given. A journal replays only on the same table: it is configuration.
+        self._collateral = collateral
+        self.engine = Engine(self._specs, collateral)
         self._now_ms = start_ms
         self._wall_clock = wall_clock
         self._journal = journal
@@ -201,7 +217,8 @@ class Exchange:
             listed = {record["symbol"] for record in body["engine"].get("listed", ())}
             instruments = [s for s in body["engine"]["symbols"] if s not in listed]
         exchange = cls(instruments, start_ms=body["now_ms"], **options)
-        exchange.engine = Engine.from_snapshot(exchange._specs, body["engine"])
+        exchange.engine = Engine.from_snapshot(exchange._specs, body["engine"],
+                                               exchange._collateral)
         if journal is not None:
             if journal.last_seq() != exchange.engine.last_seq:
                 raise ValueError(f"Exchange.restore: the journal ends at seq "
@@ -278,6 +295,36 @@ class Exchange:
 
         return self._run(lambda seq, ts: Deposit(seq, ts, INSURANCE_FUND_ID, coin,
                                                  to_atoms(amount)))
+
+    # -- collateral and liabilities (next-mechanics §4) -------------------------------------
+
+    def set_collateral_switch(self, account: int, coin: str, on: bool) -> Result:
+        """Switch `coin` on or off as collateral (Bybit's set-collateral-switch).
+
+        USDT and USDC cannot be switched off; switching off is refused when it would leave
+        the account's IM above its margin balance.
+        """
+        wire = {"coin": coin, "collateralSwitch": "ON" if on else "OFF"}
+        return self._run(lambda seq, ts: msgspec.structs.replace(
+            translate.collateral_switch(account, Params(wire)), seq=seq, ts_ms=ts))
+
+    def repay(self, account: int, coin: str | None = None, amount: str | None = None, *,
+              convert: bool = True) -> Result:
+        """Repay a liability: `coin` None repays every one, `amount` None all of the coin's.
+
+        With `convert` (Bybit's repay and quick-repayment) other coins are converted at the
+        USD index prices, in liquidation order; without (no-convert-repay) only the coin's
+        own balance may repay, which a derivatives liability never leaves (nothing repaid).
+        Refused between hh:04:00 and hh:05:30, while interest is computed.
+        """
+        wire = {"coin": coin, "amount": amount}
+
+        def build(seq: int, ts: int) -> Command:
+            command = translate.repay(account, Params(wire), convert=convert,
+                                      coin_required=not convert)
+            return msgspec.structs.replace(command, seq=seq, ts_ms=ts)
+
+        return self._run(build)
 
     # -- orders -----------------------------------------------------------------------------
 
@@ -488,6 +535,20 @@ class Exchange:
         """Return the account's figures in `coin` (zeros for an account never funded)."""
         return wallet_view(self.engine, self.engine.clearing.account(account), coin)
 
+    def account_risk(self, account: int) -> AccountRiskView:
+        """Return the account's figures in USD across its coins.
+
+        Total equity, margin balance after the collateral ratios, IM, MM, available balance
+        and the account rates (next-mechanics §4.3), as decimal strings.
+        """
+        return account_risk_view(self.engine, self.engine.clearing.account(account))
+
+    def liability(self, account: int, coin: str = "USDT") -> str:
+        """Return the account's liability in `coin` now: |min(0, equity)| ("0" if none)."""
+        held = self.engine.clearing.account(account)
+        return format_atoms(self.engine.clearing.liability_atoms(held, coin)
+                            if held is not None else 0)
+
     def open_orders(self, account: int, symbol: str) -> list[OrderView]:
         """Return the account's orders resting in `symbol`'s book, oldest first."""
         spec = self._spec_or_error(symbol)
@@ -510,7 +571,6 @@ class Exchange:
 
     def insurance_fund(self, coin: str = "USDT") -> str:
         """Return the insurance fund's balance."""
-        from perpx.convert import format_atoms
         from perpx.core.account.accounts import INSURANCE_FUND_ID
 
         fund = self.engine.clearing.accounts.get(INSURANCE_FUND_ID)

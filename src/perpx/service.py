@@ -42,13 +42,14 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from perpx import readside
 from perpx.bus.publisher import BusPublisher
 from perpx.convert import ConversionError, format_ticks, to_atoms, to_ticks
-from perpx.core.commands import Command, Deposit, IndexPrice, Tick
+from perpx.core.commands import Command, Deposit, IndexPrice, SetVenueParams, Tick
 from perpx.core.engine import Engine
-from perpx.core.events import Event
+from perpx.core.events import CommandRejected, Event
 from perpx.core.instruments import InstrumentSpec
 from perpx.durable import DurableState
 from perpx.feeds import CandleReplay, IndexObservation, RandomWalkFeed
@@ -115,8 +116,12 @@ class ExchangeService:
                  snapshot_every: int = 0, snapshot_seconds: float = 0.0,
                  snapshot_keep: int = 3,
                  on_snapshot: Callable[[str], None] | None = None,
-                 demo: bool = True, bus: BusPublisher | None = None) -> None:
+                 demo: bool = True, bus: BusPublisher | None = None,
+                 venue_params: dict[str, Any] | None = None) -> None:
         specs = list(instruments)
+        # The operator's configured parameters (`Config.venue_params`): put in force by one
+        # journaled `SetVenueParams` at start when the recovered venue's differ (issue #17).
+        self.venue_params = venue_params or {}
         self.demo = demo  # False in production: no demo funds, no demo-apply-money
         self.specs: dict[str, InstrumentSpec] = {spec.symbol: spec for spec in specs}
         self.clock = clock
@@ -417,10 +422,31 @@ class ExchangeService:
             feeds[spec.symbol] = _walk(spec, start_price, seed + number)
         return feeds
 
+    async def apply_venue_params(self) -> bool:
+        """Journal one `SetVenueParams` if the configured parameters differ from the venue's.
+
+        Run before any traffic (and before the makers' setup). Journaled rather than read
+        from the process's configuration, so followers, standbys, gateways, projectors,
+        replays and audits all apply the same parameters at the same seq. Returns whether a
+        command was needed; a refusal (the config was checked at load, so a bug) stops.
+        """
+        if not self.venue_params:
+            return False
+        current = self.engine.current_venue_params()
+        wanted = {**current, **self.venue_params}
+        if wanted == current:
+            return False
+        events = await self.submit(SetVenueParams(0, 0, wanted))
+        refused = [e for e in events if isinstance(e, CommandRejected)]
+        if refused:
+            raise ValueError(f"the configured venue parameters were refused: {refused[0].detail}")
+        return True
+
     async def start(self) -> None:
         """Set up the market makers and start the feed loop."""
         if self.bus is not None:
             self.bus.start()  # catches the bus up to the journal even before any command
+        await self.apply_venue_params()
         view = MarketView(self.engine)
         for maker in self.makers:
             for command in maker.setup(view):

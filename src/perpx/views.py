@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from perpx.bybit.retcodes import OK, bybit_code
 from perpx.convert import (
+    account_rate_e4,
     format_atoms,
     format_average_price,
     format_lots,
@@ -17,7 +18,6 @@ from perpx.convert import (
     format_scaled,
     format_ticks,
 )
-from perpx.core import liqprice
 from perpx.core.account.accounts import Account
 from perpx.core.account.margin_model import position_risk
 from perpx.core.account.positions import Position
@@ -27,7 +27,7 @@ from perpx.core.engine import Engine
 from perpx.core.enums import MarginMode, Side
 from perpx.core.events import Event
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.risk.liquidation import liquidation_price_ticks, position_prices
+from perpx.core.risk.liquidation import position_prices
 
 SIDE_WORDS = {Side.BUY: "Buy", Side.SELL: "Sell"}
 AVERAGE_EXTRA_DECIMALS = 4  # an average entry may fall between ticks: up to 4 more decimals
@@ -75,7 +75,7 @@ class PositionView:
     avg_price: str
     position_value: str  # entry value
     leverage: str
-    margin_mode: str  # "isolated" or "cross"
+    margin_mode: str  # "isolated", "cross" or "portfolio"
     mark_price: str
     unrealised_pnl: str
     cur_realised_pnl: str
@@ -111,6 +111,34 @@ class WalletView:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountRiskView:
+    """An account's figures in USD across its coins (next-mechanics §4.3, seed 001).
+
+    `total_equity` is every coin's equity at its USD price; `margin_balance` the same after
+    each coin's collateral value ratio (`haircut` is the difference; a liability counts in
+    full); `available_balance` = margin balance + order loss − IM. The rates divide IM and
+    MM by margin balance + order loss, 4 decimals rounded down ("" when it is not
+    positive). `pooled` tells whether the account's margin is this USD pool (cross or
+    portfolio margin across coins), or each coin on its own (isolated, or one coin at par).
+    """
+
+    total_equity: str
+    wallet_balance: str
+    unrealised_pnl: str
+    margin_balance: str
+    haircut: str
+    position_im: str
+    order_im: str
+    initial_margin: str
+    maintenance_margin: str
+    order_loss: str
+    available_balance: str
+    account_im_rate: str
+    account_mm_rate: str
+    pooled: bool
+
+
+@dataclass(frozen=True, slots=True)
 class OrderView:
     """One open order in the book."""
 
@@ -140,9 +168,8 @@ class OrderBookView:
 
 def _ratio(numerator: int, denominator: int) -> str:
     """Return numerator/denominator to 4 decimals, rounded down; "" if undefined."""
-    if denominator <= 0:
-        return ""
-    return format_scaled(numerator * 10**4 // denominator, 4, 4)
+    rate = account_rate_e4(numerator, denominator)
+    return "" if rate is None else format_scaled(rate, 4, 4)
 
 
 def wallet_view(engine: Engine, account: Account | None, coin: str) -> WalletView:
@@ -170,6 +197,33 @@ def wallet_view(engine: Engine, account: Account | None, coin: str) -> WalletVie
     )
 
 
+def account_risk_view(engine: Engine, account: Account | None) -> AccountRiskView:
+    """Return an account's USD figures (`Clearing.account_risk`; zeros without a wallet)."""
+    if account is None:
+        zero = "0"
+        return AccountRiskView(zero, zero, zero, zero, zero, zero, zero, zero, zero, zero,
+                               zero, "", "", False)
+    clearing = engine.clearing
+    risk = clearing.account_risk(account)
+    base = risk.margin_balance_atoms + risk.order_loss_atoms
+    return AccountRiskView(
+        total_equity=format_atoms(risk.total_equity_atoms),
+        wallet_balance=format_atoms(risk.wallet_atoms),
+        unrealised_pnl=format_atoms(risk.upnl_atoms),
+        margin_balance=format_atoms(risk.margin_balance_atoms),
+        haircut=format_atoms(risk.haircut_atoms),
+        position_im=format_atoms(risk.position_im_atoms),
+        order_im=format_atoms(risk.order_im_atoms),
+        initial_margin=format_atoms(risk.total_im_atoms),
+        maintenance_margin=format_atoms(risk.mm_atoms),
+        order_loss=format_atoms(risk.order_loss_atoms),
+        available_balance=format_atoms(risk.available_atoms),
+        account_im_rate=_ratio(risk.total_im_atoms, base),
+        account_mm_rate=_ratio(risk.mm_atoms, base),
+        pooled=clearing.pooled(account),
+    )
+
+
 def position_view(engine: Engine, account: Account, position: Position) -> PositionView:
     """Return an open position's view, valued at the mark (at its entry before any mark)."""
     spec = engine.instruments[position.symbol]
@@ -179,24 +233,20 @@ def position_view(engine: Engine, account: Account, position: Position) -> Posit
     value_mark = mark if mark else position.average_entry_ticks(spec)
     mode = account.margin_mode
     risk = position_risk(position, spec, value_mark, mode)
-    liq: int | None = None
-    if mode is MarginMode.ISOLATED:
-        liq = liquidation_price_ticks(engine.clearing, position)
-    elif mark:
-        tier = spec.tier_for_value(risk.value_atoms) or spec.risk_tiers[-1]
-        figures = engine.clearing.figures(account, spec.settle_coin)
-        liq = liqprice.cross_liquidation_price_estimate_ticks(
-            spec, side, qty, mark, figures.margin_balance_atoms, figures.mm_atoms, tier.mmr)
+    # The margin model's prices (`MarginModel.position_prices`): isolated, the position's own;
+    # cross, the account estimate, shown once a mark exists; portfolio margin, none.
+    liq, bust = position_prices(engine.clearing, account, position)
+    if mode is not MarginMode.ISOLATED and not mark:
+        liq = None
     if liq is not None and not spec.min_price_ticks <= liq <= spec.max_price_ticks:
         liq = None
-    bust = position_prices(engine.clearing, account, position)[1]
     return PositionView(
         symbol=position.symbol, position_idx=position.position_idx, side=SIDE_WORDS[side],
         size=format_lots(spec, qty),
         avg_price=average_price(spec, position.true_entry_value_atoms(spec), qty),
         position_value=format_atoms(position.entry_value_atoms),
         leverage=format_rate(position.leverage),
-        margin_mode="isolated" if mode is MarginMode.ISOLATED else "cross",
+        margin_mode=_MODE_WORDS[mode],
         mark_price=format_ticks(spec, mark) if mark else "",
         unrealised_pnl=format_atoms(risk.upnl_atoms),
         cur_realised_pnl=format_atoms(position.realized_pnl_atoms),
@@ -208,6 +258,10 @@ def position_view(engine: Engine, account: Account, position: Position) -> Posit
         session_avg_price=(average_price(spec, position.entry_value_atoms, qty)
                            if spec.session_settled else ""),
     )
+
+
+_MODE_WORDS = {MarginMode.ISOLATED: "isolated", MarginMode.CROSS: "cross",
+               MarginMode.PORTFOLIO: "portfolio"}
 
 
 def average_price(spec: InstrumentSpec, value_atoms: int, lots: int) -> str:

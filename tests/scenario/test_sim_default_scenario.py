@@ -77,3 +77,28 @@ def test_the_march_3_fall_liquidates_leveraged_retail_with_invariants_held() -> 
     assert figures.liquidations > 0
     assert figures.adl_steps <= figures.liquidations
     assert simulation.invariant_checks > 1
+
+
+def test_a_population_in_portfolio_margin_trades_through_the_crash() -> None:
+    """Retail in cross, isolated and portfolio margin (issue #17) through the 2023-03-03 fall."""
+    from perpx.core.enums import MarginMode
+    from perpx.sim.scenario import parse_scenario, scenario_text
+
+    text, _ = scenario_text("default")
+    scenario = parse_scenario(text.replace('margin_modes = ["cross", "isolated"]',
+                                           'margin_modes = ["cross", "isolated", "portfolio"]'),
+                              "default-pm")
+    spec = btcusdt()
+    feed = _From(CandleReplay(MINUTE_FILE, spec.symbol, spec.tick_size,
+                              step_ms=scenario.step_ms), CRASH - HOUR_MS // 2)
+    simulation = Simulation([spec], feed, scenario.agents(spec.symbol),  # type: ignore[arg-type]
+                            tick_every_ms=scenario.step_ms, seed=scenario.seed, check_every=600,
+                            keep_events=True,
+                            insurance_fund_atoms=to_atoms(scenario.insurance_fund))
+    simulation.run(until_ms=CRASH + HOUR_MS)
+    accounts = simulation.engine.clearing.accounts.values()
+    in_pm = [a for a in accounts if a.margin_mode is MarginMode.PORTFOLIO]
+    assert (in_pm and any(p.size_lots for a in in_pm for p in a.positions.values())) or any(
+        isinstance(e, Liquidated) and e.account_id in {a.account_id for a in in_pm}
+        for e in simulation.events or ())
+    simulation.engine.check_invariants()

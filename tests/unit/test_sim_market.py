@@ -42,7 +42,7 @@ def test_agents_of_a_scenario_are_the_same_for_the_same_seed() -> None:
     ("[run]\nspeed = 1\n", "run.speed: unknown field"),
     ("[casino]\n", "casino: unknown table"),
     ("[retail]\nleverage = [[500, 1]]\n", "retail.leverage"),
-    ("[retail]\nmargin_modes = [\"portfolio\"]\n", "retail.margin_modes"),
+    ("[retail]\nmargin_modes = [\"unified\"]\n", "retail.margin_modes"),
     ("[retail]\nleverage = 20\n", "retail.leverage: a list"),
     ("[[signals]]\nstyle = \"momentum\"\n", "style trend or revert"),
     ("[[arbitrageurs]]\nentry = \"lots\"\n", "arbitrageurs"),

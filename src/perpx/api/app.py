@@ -35,7 +35,17 @@ from perpx.api.keys import ApiKey, KeyStore
 from perpx.api.limits import AddressThrottle, BodyTooLarge, ConnectionGuard, Limits
 from perpx.api.permissions import authorize
 from perpx.api.ratelimit import Limiter, RateLimiter
-from perpx.api.rest import account, calc, demo, insurance, market, order, position, status
+from perpx.api.rest import (
+    account,
+    calc,
+    collateral,
+    demo,
+    insurance,
+    market,
+    order,
+    position,
+    status,
+)
 from perpx.api.ws.gate import Gate
 from perpx.api.ws.hub import StreamHub
 from perpx.api.ws.server import build_routes
@@ -52,7 +62,7 @@ from perpx.web import is_web_path, web_routes
 log = logging.getLogger("perpx.api")
 
 ENDPOINTS: list[Endpoint] = [*market.ROUTES, *order.ROUTES, *position.ROUTES, *account.ROUTES,
-                             *calc.ROUTES, *status.ROUTES, *demo.ROUTES,
+                             *collateral.ROUTES, *calc.ROUTES, *status.ROUTES, *demo.ROUTES,
                              *insurance.ROUTES]
 _decoder = msgspec.json.Decoder()
 EMPTY_PARAMS = Params({})

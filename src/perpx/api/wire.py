@@ -11,6 +11,7 @@ from typing import Any, Protocol, TypeVar
 
 from perpx.bybit.params import category_of
 from perpx.convert import (
+    account_rate_e4,
     format_atoms,
     format_average_price,
     format_lots,
@@ -349,27 +350,22 @@ def position(engine: Engine, account: Account | None, spec: InstrumentSpec,
             held.realized_pnl_atoms)),
         "seq": engine.last_seq,
     })
+    if account.margin_mode is MarginMode.PORTFOLIO:
+        # Portfolio margin switches the per-position risk-limit machinery off (next-mechanics
+        # §5.1): no risk tier, no leverage, no liquidation price, no position IM or MM.
+        row.update({"riskId": 0, "riskLimitValue": "0", "leverage": "", "liqPrice": "",
+                    "bustPrice": "", "positionIM": "", "positionIMByMp": "",
+                    "positionMM": "", "positionMMByMp": ""})
     return row
 
 
 def usd_price(engine: Engine, coin: str) -> tuple[int, int] | None:
-    """Return a coin's USD index price as a fraction (USD atoms per coin atom), None unknown.
+    """Return a coin's USD price as a fraction (USD atoms per coin atom), None while unknown.
 
-    USDT (and USDC, next-mechanics §7 N17) counts as 1 USD: perpx's linear accounts have always
-    summed USDT as USD. Another coin takes the venue's own index of it: an inverse contract's
-    (quoted in USD) before a linear one's (in USDT, taken as USD). Multi-collateral valuation
-    with haircuts is issue #17.
+    The clearing's (`Clearing.usd_px`, next-mechanics §4.1): one rule for margin and display.
     """
-    if coin in USD_COINS:
-        return 1, 1
-    candidates = sorted((spec for spec in engine.instruments.values()
-                         if spec.base_coin == coin and spec.quote_coin in USD_COINS),
-                        key=lambda spec: spec.quote_coin != "USD")
-    for spec in candidates:
-        index = engine.index_price.get(spec.symbol)
-        if index:
-            return index * spec.tick_atoms, 10**8
-    return None
+    px = engine.clearing.usd_px(coin)
+    return (px, 10**8) if px > 0 else None
 
 
 def _usd(atoms: int, price: tuple[int, int]) -> int:
@@ -377,33 +373,39 @@ def _usd(atoms: int, price: tuple[int, int]) -> int:
     return atoms * price[0] // price[1]
 
 
-def _rate_up(fraction: tuple[int, int]) -> int:
-    """Return an account rate (requirement over balance) in 10**-4, rounded up; 0 without one."""
-    numerator, denominator = fraction
-    if denominator <= 0:
-        return 0
-    return -(-numerator * 10_000 // denominator)
+def rate_text_value(fraction: tuple[int, int]) -> int:
+    """Return an account rate (requirement over balance) in 10**-4 as the wallet shows it.
+
+    Truncated (`convert.account_rate_e4`, as Bybit prints the rates); 0 without a base.
+    """
+    rate = account_rate_e4(*fraction)
+    return 0 if rate is None else rate
 
 
 def wallet(engine: Engine, account: Account | None) -> dict[str, Any]:
-    """Return the UNIFIED wallet-balance object of §7.1: a row per settle coin, totals in USD.
+    """Return the UNIFIED wallet-balance object of §7.1: a row per coin, totals in USD.
 
     Each coin row is in its coin (a BTC row: walletBalance, unrealisedPnl, cumRealisedPnl,
-    totalPositionIM in BTC). A coin row is listed once the account holds or owes the coin; an
-    account without any shows the first settle coin's zero row, as Bybit shows an empty
-    wallet. The account totals are the rows' sums valued in USD (`usd_price`: USDT 1:1, a
-    coin at the venue's index; a coin with no index yet adds nothing). The core margins each
-    settle coin on its own until multi-collateral (#17), so the account IM and MM rates are
-    the highest of the coins' own rates: the one nearest its liquidation.
+    totalPositionIM in BTC), with the coin's own figures: its wallet and the contracts settled
+    in it; `borrowAmount` is its liability (|min(0, equity)|, next-mechanics §4.4). A row is
+    listed once the account holds, owes or trades the coin; an account without any shows the
+    first settle coin's zero row, as Bybit shows an empty wallet.
+
+    The account totals of a USD pool (cross or portfolio margin across coins, §4.3) are the
+    pool's: total equity at the USD prices, the margin balance after collateral ratios, IM,
+    MM and the account rates in USD. An account margined per coin (isolated, or one coin at
+    par) sums its rows in USD, and its IM and MM rates are the highest of its coins' own.
     """
     clearing = engine.clearing
     rows: list[dict[str, Any]] = []
     totals = dict.fromkeys(("equity", "wallet", "margin", "available", "upnl", "im", "mm"), 0)
     im_rate = mm_rate = 0  # in 10**-4
+    pooled = account is not None and clearing.pooled(account)
+    portfolio = account is not None and account.model.mode is MarginMode.PORTFOLIO
     for coin in clearing.coins:
         if account is None:
             continue
-        figures = clearing.figures(account, coin)
+        figures = clearing.coin_figures(account, coin)
         cum_realized = sum(p.cum_realized_pnl_atoms for p in account.positions.values()
                            if engine.instruments[p.symbol].settle_coin == coin)
         if not (figures.wallet_atoms or figures.upnl_atoms or figures.total_im_atoms
@@ -411,19 +413,31 @@ def wallet(engine: Engine, account: Account | None) -> dict[str, Any]:
             continue
         equity = figures.wallet_atoms + figures.upnl_atoms
         price = usd_price(engine, coin)
-        if price is not None:
+        if price is not None and not pooled:
             for name, atoms in (("equity", equity), ("wallet", figures.wallet_atoms),
                                 ("margin", figures.margin_balance_atoms),
                                 ("available", max(0, figures.available_atoms)),
                                 ("upnl", figures.upnl_atoms), ("im", figures.total_im_atoms),
                                 ("mm", figures.mm_atoms)):
                 totals[name] += _usd(atoms, price)
-        im_rate = max(im_rate, _rate_up(figures.im_rate()))
-        mm_rate = max(mm_rate, _rate_up(figures.mm_rate()))
+        if not pooled:
+            im_rate = max(im_rate, rate_text_value(figures.im_rate()))
+            mm_rate = max(mm_rate, rate_text_value(figures.mm_rate()))
+        terms = clearing.collateral.coin(coin)
         rows.append(_wallet_coin(coin, figures.wallet_atoms, figures.upnl_atoms,
                                  figures.order_im_atoms, figures.position_im_atoms,
                                  figures.mm_atoms, cum_realized,
-                                 _usd(equity, price) if price is not None else None))
+                                 _usd(equity, price) if price is not None else None,
+                                 margin_collateral=terms is not None and terms.margin_collateral,
+                                 switched_on=coin not in account.collateral_off,
+                                 portfolio=portfolio))
+    if pooled and account is not None:
+        risk = clearing.account_risk(account)
+        totals.update(equity=risk.total_equity_atoms, wallet=risk.wallet_atoms,
+                      margin=risk.margin_balance_atoms,
+                      available=max(0, risk.available_atoms), upnl=risk.upnl_atoms,
+                      im=risk.total_im_atoms, mm=risk.mm_atoms)
+        im_rate, mm_rate = rate_text_value(risk.im_rate()), rate_text_value(risk.mm_rate())
     if not rows and clearing.coins:
         rows.append(_wallet_coin("USDT" if "USDT" in clearing.coins else clearing.coins[0],
                                  0, 0, 0, 0, 0, 0, 0))
@@ -445,19 +459,30 @@ def wallet(engine: Engine, account: Account | None) -> dict[str, Any]:
 
 
 def _wallet_coin(coin: str, wallet_atoms: int, upnl: int, order_im: int, position_im: int,
-                 mm: int, cum_realized: int, usd_value: int | None) -> dict[str, Any]:
-    """One coin row of the wallet, every amount in the coin (usdValue: "" without an index)."""
+                 mm: int, cum_realized: int, usd_value: int | None, *,
+                 margin_collateral: bool = True, switched_on: bool = True,
+                 portfolio: bool = False) -> dict[str, Any]:
+    """One coin row of the wallet, every amount in the coin (usdValue: "" without a price).
+
+    `borrowAmount` is the coin's liability (a negative equity, next-mechanics §4.4); interest
+    is booked into the balance when charged, so nothing is left accrued. Under portfolio margin
+    the per-coin IM and MM are "" (§5.1).
+    """
     equity = wallet_atoms + upnl
     return {
         "coin": coin, "equity": format_atoms(equity),
         "usdValue": format_atoms(usd_value) if usd_value is not None else "",
         "walletBalance": format_atoms(wallet_atoms), "locked": "0",
-        "spotHedgingQty": "0", "borrowAmount": "0", "accruedInterest": "0",
-        "spotBorrow": "0", "totalOrderIM": format_atoms(order_im),
-        "totalPositionIM": format_atoms(position_im),
-        "totalPositionMM": format_atoms(mm), "unrealisedPnl": format_atoms(upnl),
+        "spotHedgingQty": "0", "borrowAmount": format_atoms(max(0, -equity)),
+        "accruedInterest": "0",
+        "spotBorrow": "0",
+        "totalOrderIM": "" if portfolio else format_atoms(order_im),
+        "totalPositionIM": "" if portfolio else format_atoms(position_im),
+        "totalPositionMM": "" if portfolio else format_atoms(mm),
+        "unrealisedPnl": format_atoms(upnl),
         "cumRealisedPnl": format_atoms(cum_realized), "bonus": "0",
-        "marginCollateral": True, "collateralSwitch": True, "colRes": "0",
+        "marginCollateral": margin_collateral, "collateralSwitch": switched_on, "colRes": "0",
+        # Deprecated for UNIFIED: Bybit answers "" and ccxt then derives free from the IMs.
         "availableToWithdraw": "", "availableToBorrow": "", "free": "",
     }
 

@@ -9,6 +9,18 @@ whole book, so the index files them by margin budget across all their symbols. A
 maker rests bids and asks from 0.1% to 20% away from the mark for the liquidation engine to
 trade into, and the insurance fund starts with 10M USDT.
 
+Multi-coin accounts (issue #17): every `pooled_every`-th cross pair holds BTC instead of USDT
+(the same USD value at 50,000, over its 0.95 collateral ratio), BTC being priced by SYM0USDT
+(all the contracts are BTCUSDT copies). Their USDT fees and losses are liabilities backed by
+BTC, so their margin is one USD pool (next-mechanics §4.3) that a move of SYM0USDT revalues
+twice (collateral and positions); the risk index files them to be checked on every move of
+their symbols (`RiskIndex._file_pool`). `pooled_every` 0 leaves them out (the population
+before multi-coin accounts). Portfolio-margin accounts: every `pm_every`-th of the other cross
+pairs trades in PORTFOLIO_MARGIN with 1,000 USDT or 21% of its book, whichever is more
+(§5.1's entry floor); the index files them by a USD budget over their symbols as well.
+`pooled_accounts` counts the multi-coin pools alone, `pm_accounts` the PM ones, and
+`pm_closed_on_symbol` the PM positions the 10% move closed.
+
 Measured, on one symbol:
 - `find_ms`: the risk index's lookup of the candidates a 0.1% move may breach;
   `detect_ms`: the engine's whole `apply` of that move (index refresh, candidates, exact
@@ -28,6 +40,7 @@ from typing import Any
 
 from perpx.core import Engine, OrderType, PlaceOrder, Side
 from perpx.core.account.accounts import INSURANCE_FUND_ID
+from perpx.core.account.collateral import CollateralTable, default_collateral
 from perpx.core.commands import Command, Deposit, MarkPrice, SetLeverage, SetMarginMode
 from perpx.core.enums import MarginMode
 from perpx.core.events import Liquidated
@@ -64,10 +77,32 @@ def is_cross(pair: int) -> bool:
     return pair % 4 == 1
 
 
-def build(accounts: int, symbols: int, echo: Callable[[str], None]) -> tuple[Engine, Stamper]:
+def is_pooled(pair: int, pooled_every: int) -> bool:
+    """Whether a cross pair holds BTC collateral: every `pooled_every`-th cross pair."""
+    return pooled_every > 0 and is_cross(pair) and (pair // 4) % pooled_every == 0
+
+
+def is_portfolio(pair: int, pm_every: int) -> bool:
+    """Whether a cross pair trades in portfolio margin: every `pm_every`-th cross pair not pooled.
+
+    Counted on the cross pairs offset by one from the pooled ones, so the two never coincide
+    when both are every 2nd.
+    """
+    return pm_every > 0 and is_cross(pair) and (pair // 4 + 1) % pm_every == 0
+
+
+def collateral(specs: list[InstrumentSpec]) -> CollateralTable:
+    """Return the default collateral table with BTC priced by the first contract's index."""
+    table = default_collateral()
+    table.coins["BTC"].price_symbol = specs[0].symbol
+    return table
+
+
+def build(accounts: int, symbols: int, echo: Callable[[str], None],
+          pooled_every: int = 0, pm_every: int = 0) -> tuple[Engine, Stamper]:
     """Build the population through the engine; return it with its stamper."""
     specs = contracts(symbols)
-    engine = Engine(specs)
+    engine = Engine(specs, collateral(specs))
     stamp = Stamper(engine)
     started = time.perf_counter()
     stamp(Deposit, MAKER, "USDT", 10**12 * 10**8)
@@ -81,8 +116,18 @@ def build(accounts: int, symbols: int, echo: Callable[[str], None]) -> tuple[Eng
             # plus 1% of one position's value to carry the fees and order loss of opening.
             effective = 5 + (account * 7919) % 70
             per_symbol = 50 * (1 + pair % 5) * 10**8
-            stamp(Deposit, account, "USDT",  # accounts are cross by default
-                  per_symbol * symbols // effective + per_symbol // 100)
+            wallet = per_symbol * symbols // effective + per_symbol // 100
+            if is_pooled(pair, pooled_every):
+                # The same USD value in BTC at 50,000, grossed up by its 0.95 ratio.
+                stamp(Deposit, account, "BTC", wallet * 100 // (50_000 * 95))
+            elif is_portfolio(pair, pm_every) and not is_pooled(pair, pooled_every):
+                # Portfolio margin needs 1,000 USD of equity to enter (next-mechanics §5.1),
+                # and asks ~10.6% of an unhedged book: twice that, at least 1,000.
+                notional = per_symbol * symbols
+                stamp(Deposit, account, "USDT", max(1_000 * 10**8, notional * 21 // 100))
+                stamp(SetMarginMode, account, MarginMode.PORTFOLIO)
+            else:
+                stamp(Deposit, account, "USDT", wallet)  # accounts are cross by default
             leverage = 100 * RATE_ONE
         else:
             stamp(Deposit, account, "USDT", 10_000 * 10**8)
@@ -131,7 +176,7 @@ def brute_force_breached(engine: Engine, symbol: str, mark: int) -> int:
                 if (p := account.positions.get((symbol, idx))) is not None and p.size_lots]
         if not held:
             continue
-        if account.margin_mode is MarginMode.CROSS:
+        if not account.model.holds_position_margin:  # cross and portfolio: the account
             if cross_is_liquidatable(engine.clearing, account, coin):
                 count += len(held)
             continue
@@ -140,12 +185,26 @@ def brute_force_breached(engine: Engine, symbol: str, mark: int) -> int:
 
 
 def bench_risk(accounts: int = 100_000, symbols: int = 10,
-               echo: Callable[[str], None] = print) -> dict[str, Any]:
+               echo: Callable[[str], None] = print, pooled_every: int = 2,
+               pm_every: int = 2) -> dict[str, Any]:
     """Run the risk benchmark and return its summary (also echoed, JSON last)."""
     if accounts % 2:
         raise ValueError("accounts must be even: longs and shorts are paired")
-    engine, stamp = build(accounts, symbols, echo)
+    engine, stamp = build(accounts, symbols, echo, pooled_every, pm_every)
+    clearing = engine.clearing
+    portfolio = {i for i, a in clearing.accounts.items()
+                 if i > 0 and a.margin_mode is MarginMode.PORTFOLIO}
+    pooled = {i for i, a in clearing.accounts.items()
+              if i > 0 and clearing.pooled(a)} - portfolio
+    pooled_positions = sum(1 for i in pooled for p in clearing.accounts[i].positions.values()
+                           if p.size_lots)
     symbol = "SYM0USDT"
+
+    def pm_held() -> int:
+        return sum(1 for i in portfolio for p in clearing.accounts[i].positions.values()
+                   if p.size_lots and p.symbol == symbol)
+
+    pm_before = pm_held()
     positions = sum(1 for a in engine.clearing.accounts.values()
                     for p in a.positions.values() if p.size_lots)
     gc.collect()
@@ -170,6 +229,10 @@ def bench_risk(accounts: int = 100_000, symbols: int = 10,
         isinstance(e, Liquidated)
         and engine.clearing.accounts[e.account_id].margin_mode is MarginMode.CROSS
         for e in events)
+    pooled_liquidated = sum(isinstance(e, Liquidated) and e.account_id in pooled
+                            for e in events)
+    # A PM account's positions are first closed in the book (no takeover): count them gone.
+    pm_closed = pm_before - pm_held()
     left = brute_force_breached(engine, symbol, big)
     engine.check_invariants()
     summary = {
@@ -187,6 +250,13 @@ def bench_risk(accounts: int = 100_000, symbols: int = 10,
         "cross_liquidated": cross_liquidated,
         "cross_accounts": sum(1 for a in engine.clearing.accounts.values()
                               if a.margin_mode is MarginMode.CROSS),
+        "pooled_accounts": len(pooled),
+        "pooled_positions": pooled_positions,
+        "pooled_liquidated": pooled_liquidated,
+        "pm_accounts": len(portfolio),
+        "pm_positions": sum(1 for i in portfolio for p in clearing.accounts[i].positions.values()
+                            if p.size_lots) + pm_closed,
+        "pm_closed_on_symbol": pm_closed,
         "process_ms": round(process_ns / 1e6, 3),
         "us_per_liquidation": round(process_ns / 1e3 / liquidated, 2) if liquidated else None,
         "breached_left_after": left,

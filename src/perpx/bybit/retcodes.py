@@ -67,6 +67,15 @@ _MAP: dict[RejectCode, tuple[int, str]] = {
     RejectCode.CLOSE_ONLY_BEFORE_DELIVERY: (
         110042, "Currently in pre-delivery status, only position reduction is allowed"),
     RejectCode.INVALID_INSTRUMENT: (10001, "params error: instrument invalid"),
+    # Multi-collateral and portfolio margin (next-mechanics §4.4, §5.4); Bybit's own numbers
+    # for these refusals are not in the documents read, so the generic ones answer.
+    RejectCode.COLLATERAL_SWITCH_REFUSED: (
+        110007, "Insufficient available balance to switch the collateral off"),
+    RejectCode.PM_TRIAL_MM_OVER_EQUITY: (110007, "CancelByPmTrialMmOverEquity"),
+    RejectCode.COLLATERAL_NOT_SWITCHABLE: (10001, "params error: coin cannot be switched off"),
+    RejectCode.REPAY_WINDOW_CLOSED: (
+        10001, "Repayment is unavailable between 04:00 and 05:30 of each hour"),
+    RejectCode.NOTHING_TO_REPAY: (10001, "params error: no liability to repay"),
 }
 
 

@@ -5,7 +5,9 @@ REST (order/create, amend, cancel, cancel-all, their batches and position/tradin
 `orderType`, `qty`, `price`, `timeInForce`, `positionIdx`, `orderLinkId`, `reduceOnly`,
 `closeOnTrigger`, `smpType`, `orderId`, `settleCoin`/`baseCoin`, `orderFilter`, the trigger
 and TP/SL fields of `perpx.bybit.stops`) into PlaceOrder / AmendOrder / CancelOrder /
-CancelAllOrders / SetTradingStop here, so one request means one command (and one bad field
+CancelAllOrders / SetTradingStop here, and the collateral requests (`coin`,
+`collateralSwitch`, a batch's `request`, a repayment's `amount`) into SetCollateralSwitch /
+RepayLiability, so one request means one command (and one bad field
 one refusal) whichever way it came. A bad value raises
 `ApiError` with Bybit's code (and the core's `reject` where there is one); nothing is
 submitted. Decimal strings go through `perpx.convert` only.
@@ -22,7 +24,7 @@ from perpx.bybit import stops
 from perpx.bybit.errors import ApiError, params_error
 from perpx.bybit.params import LISTED_CATEGORIES, Params, in_category
 from perpx.bybit.retcodes import bybit_code
-from perpx.convert import ConversionError, to_lots, to_ticks
+from perpx.convert import ConversionError, to_atoms, to_lots, to_ticks
 from perpx.core.codes import RejectCode
 from perpx.core.commands import (
     AmendOrder,
@@ -30,6 +32,8 @@ from perpx.core.commands import (
     CancelOrder,
     Command,
     PlaceOrder,
+    RepayLiability,
+    SetCollateralSwitch,
     SetTradingStop,
 )
 from perpx.core.enums import OrderType, Side, SmpType, TimeInForce
@@ -186,3 +190,76 @@ def command(op: str, data: Mapping[str, Any], account_id: int, specs: Specs) -> 
         raise ApiError(10404, f"unknown op {op[:40]}")
     params = Params(data)
     return build(account_id, params, category_specs(params, specs))
+
+
+# -- collateral and liabilities (next-mechanics §4.6) ----------------------------------------
+
+SWITCHES = {"ON": True, "OFF": False}
+
+
+def _coin(value: Any, name: str = "coin") -> str:
+    """Return a coin name: Bybit's are uppercase only; whether the venue knows it is the core's.
+
+    Only the shape is checked here, so an unknown coin is refused once, by the core
+    (`RejectCode.UNKNOWN_COIN`), whichever way it came.
+    """
+    if not isinstance(value, str) or not value or len(value) > 20 or not value.isascii() \
+            or not value.isalnum() or value != value.upper():
+        raise params_error(f"{name} invalid")
+    return value
+
+
+def _switch(item: Mapping[str, Any]) -> tuple[str, bool]:
+    params = Params(item)
+    coin = _coin(params.text("coin", required=True))
+    return coin, params.choice("collateralSwitch", SWITCHES, required=True)
+
+
+def collateral_switch(account_id: int, params: Params) -> SetCollateralSwitch:
+    """Return the SetCollateralSwitch of `/v5/account/set-collateral-switch` {coin, ON/OFF}."""
+    return SetCollateralSwitch(0, 0, account_id, [_switch(params.data)])
+
+
+MAX_SWITCHES = 50  # a batch names each coin at most once; perpx has far fewer coins
+
+
+def collateral_switch_batch(account_id: int, params: Params) -> SetCollateralSwitch:
+    """Return the one SetCollateralSwitch of a `set-collateral-switch-batch` request.
+
+    `request` is a non-empty list of {coin, collateralSwitch}; the whole batch is one
+    command, so it applies entirely or not at all (a coin named twice is refused).
+    """
+    items = params.data.get("request")
+    if not isinstance(items, list) or not items or len(items) > MAX_SWITCHES or \
+            not all(isinstance(item, dict) for item in items):
+        raise params_error("request must be a non-empty list of {coin, collateralSwitch}")
+    switches = [_switch(item) for item in items]
+    if len({coin for coin, _ in switches}) != len(switches):
+        raise params_error("request names a coin twice")
+    return SetCollateralSwitch(0, 0, account_id, switches)
+
+
+def repay(account_id: int, params: Params, *, convert: bool,
+          coin_required: bool = False, with_amount: bool = True) -> RepayLiability:
+    """Return the RepayLiability of `/v5/account/repay`, `no-convert-repay` or `quick-repayment`.
+
+    `coin` absent repays every liability (repay, quick-repayment); `amount` absent repays
+    the coin's whole liability, and needs a coin (Bybit: "If coin is not passed, amount can
+    not be passed"). `convert` says whether other coins may be converted to repay it.
+    """
+    coin = params.text("coin", required=coin_required)
+    if coin:
+        coin = _coin(coin)
+    amount = 0
+    if with_amount and "amount" in params:
+        if not coin:
+            raise params_error("amount needs a coin")
+        try:
+            amount = to_atoms(params.text("amount"))
+        except ConversionError as bad:
+            code, message = bybit_code(bad.code)
+            raise ApiError(code, message, reject=bad.code) from bad
+        if amount <= 0:
+            raise ApiError(10001, "params error: amount must be positive",
+                           reject=RejectCode.INVALID_AMOUNT)
+    return RepayLiability(0, 0, account_id, coin, amount, convert)

@@ -46,6 +46,8 @@ class RejectCode(IntEnum):
     INSUFFICIENT_WALLET_BALANCE = 2010
     NO_POSITION_FOR_TRADING_STOP = 2011
     HEDGE_MODE_UNSUPPORTED = 2012  # inverse and USDC contracts are one-way only (UTA 2.0)
+    COLLATERAL_SWITCH_REFUSED = 2013  # switching a coin off would leave too little margin
+    PM_TRIAL_MM_OVER_EQUITY = 2014  # portfolio margin: the order's trial MM exceeds equity
 
     # 3xxx: book and matching
     ORDER_NOT_FOUND = 3001
@@ -59,6 +61,9 @@ class RejectCode(IntEnum):
     UNKNOWN_ACCOUNT = 4001
     INVALID_AMOUNT = 4002
     UNKNOWN_COIN = 4003
+    COLLATERAL_NOT_SWITCHABLE = 4004  # USDT and USDC are always collateral (§4.2)
+    REPAY_WINDOW_CLOSED = 4005  # hh:04:00-hh:05:30, while interest is computed (§7 N18)
+    NOTHING_TO_REPAY = 4006
 
     # 5xxx: admin
     DUPLICATE_INSTRUMENT = 5001

@@ -150,6 +150,30 @@ class Withdraw(Command, frozen=True, gc=False, tag=True):
     amount_atoms: int
 
 
+class SetCollateralSwitch(Command, frozen=True, gc=False, tag=True):
+    """Switch coins on or off as collateral (`/v5/account/set-collateral-switch`, §4.2).
+
+    All or nothing: a batch request is one command.
+    """
+
+    account_id: int
+    switches: list[tuple[str, bool]]
+
+
+class RepayLiability(Command, frozen=True, gc=False, tag=True):
+    """Repay a coin's liability, or every liability (`coin` "") (next-mechanics §4.4).
+
+    `convert`: other coins are converted in liquidation order (`/v5/account/repay`,
+    `quick-repayment`); otherwise only the coin's own balance repays (`no-convert-repay`).
+    `amount_atoms` 0 repays all.
+    """
+
+    account_id: int
+    coin: str
+    amount_atoms: int
+    convert: bool
+
+
 class SetLeverage(Command, frozen=True, gc=False, tag=True):
     """Set buy and sell leverage of a symbol (equal in one-way mode), in 10**-8."""
 
@@ -223,6 +247,19 @@ class ListInstrument(Command, frozen=True, gc=False, tag=True):
     Journaled like any command, so a replay lists it at the same point; refused with
     `INVALID_INSTRUMENT` if the record is malformed (or a dated future's delivery time has
     passed) and `DUPLICATE_INSTRUMENT` if the symbol is already listed.
+    """
+
+    record: dict[str, Any]
+
+
+class SetVenueParams(Command, frozen=True, gc=False, tag=True):
+    """Set the venue's collateral table and portfolio-margin parameters (operator, #17).
+
+    `record` is `perpx.core.account.venue.venue_params_record`'s data (integers in the
+    core's units). Journaled like any command, so every replica applies the same parameters
+    at the same seq; refused with `INVALID_PARAMETER` if the record is malformed. Allowed
+    with accounts open: the new ratios and grids apply from this command on, as Bybit
+    changes its collateral ratios live.
     """
 
     record: dict[str, Any]

@@ -15,6 +15,9 @@ from typing import Any, Final, cast
 from perpx.core import invariants
 from perpx.core.account import settings
 from perpx.core.account.clearing import Clearing
+from perpx.core.account.collateral import HOUR_MS, CollateralTable, next_interest_ms
+from perpx.core.account.portfolio import PmParams
+from perpx.core.account.venue import venue_params_from_record, venue_params_record
 from perpx.core.book.book import OrderBook
 from perpx.core.book.fills import Fill
 from perpx.core.book.order import RestingOrder
@@ -30,11 +33,14 @@ from perpx.core.commands import (
     ListInstrument,
     MarkPrice,
     PlaceOrder,
+    RepayLiability,
     SetAutoAddMargin,
+    SetCollateralSwitch,
     SetFundingInterval,
     SetLeverage,
     SetMarginMode,
     SetTradingStop,
+    SetVenueParams,
     SwitchPositionMode,
     Tick,
     Withdraw,
@@ -61,6 +67,7 @@ from perpx.core.events import (
     OrderCancelled,
     OrderRejected,
     Trade,
+    VenueParamsSet,
 )
 from perpx.core.instruments import InstrumentSpec, dated_symbol, spec_from_record, spec_record
 from perpx.core.lifecycle import TRANSITIONS, Happening
@@ -93,7 +100,9 @@ _POST_ONLY: Final = TimeInForce.POST_ONLY
 class Engine:
     """All exchange state, changed only by `apply`."""
 
-    def __init__(self, instruments: Iterable[InstrumentSpec]) -> None:
+    def __init__(self, instruments: Iterable[InstrumentSpec],
+                 collateral: CollateralTable | None = None,
+                 pm_params: PmParams | None = None) -> None:
         # The market state every subsystem reads; its dicts and queries are bound here too
         # (the same objects), so the engine's own paths and its callers look nothing up twice.
         market = self.market = Market(instruments)
@@ -113,11 +122,14 @@ class Engine:
         self.price_band = market.price_band
         self.last_seq = 0
         self.last_ts_ms = 0
+        # The next hh:05, when interest on liabilities is charged (derived from last_ts_ms).
+        self.interest_due_ms = next_interest_ms(0)
         self.next_order_id = 1
         self.next_trade_id = 1
         self.clearing = Clearing(market.instruments, market.mark_of, market.orders_of,
                                  market.mark_price.get, market.last_price.get,
-                                 market.open_orders.get)
+                                 market.open_orders.get, market.index_price.get, collateral,
+                                 pm_params)
         clearing = self.clearing
         # The subsystems get the market, the clearing and the engine as the protocols they
         # need (`perpx.core.ports`): the order runner, and the reactions to a new mark.
@@ -131,6 +143,8 @@ class Engine:
         self.pricing = Pricing(market, clearing, self.stops, self, self.delivery)
         # Specs listed by `ListInstrument`, as its records, in listing order (for snapshots).
         self.listed: list[dict[str, Any]] = []
+        # The record of the last accepted `SetVenueParams` (None: the parameters given here).
+        self.venue_params: dict[str, Any] | None = None
         self._reduce_room = partial(reduce_room, clearing)
         pricing = self.pricing
         self._handlers: dict[type[Command], Callable[[Any, list[Event]], None]] = {
@@ -143,6 +157,8 @@ class Engine:
             Withdraw: self._refusable(clearing.withdraw),
             SetLeverage: self._refusable(partial(settings.set_leverage, clearing)),
             SetMarginMode: self._refusable(partial(settings.set_margin_mode, clearing)),
+            SetCollateralSwitch: self._refusable(clearing.set_collateral_switch),
+            RepayLiability: self._refusable(clearing.repay),
             SwitchPositionMode: self._refusable(self._switch_position_mode),
             SetTradingStop: self._refusable(partial(tpsl.set_trading_stop, self.stops)),
             AdjustMargin: self._refusable(partial(settings.adjust_margin, clearing)),
@@ -151,6 +167,7 @@ class Engine:
             Tick: pricing.tick,
             SetFundingInterval: self._refusable(pricing.set_funding_interval),
             ListInstrument: self._refusable(self._list_instrument),
+            SetVenueParams: self._refusable(self._set_venue_params),
         }
 
     # -- the one public mutator -------------------------------------------------------------
@@ -171,6 +188,8 @@ class Engine:
         self.last_seq = seq
         self.last_ts_ms = ts_ms
         events: list[Event] = []
+        if ts_ms >= self.interest_due_ms:
+            self._charge_interest(seq, ts_ms, events)
         due = self.pricing.next_due_ms
         if due is not None and ts_ms >= due:
             self.pricing.settle_due(seq, ts_ms, events)
@@ -195,6 +214,20 @@ class Engine:
         if self.next_trade_id != trade_id:
             self._sweep_traded(events, start, seq, ts_ms)
         return events
+
+    def _charge_interest(self, seq: int, ts_ms: int, events: list[Event]) -> None:
+        """Charge each hh:05 passed since the last command its hour of interest (§4.4).
+
+        At most a week of hours at once: a venue is never silent that long, and a replay
+        that jumps in time should not loop for ever.
+        """
+        due = self.interest_due_ms
+        for _ in range(168):
+            if ts_ms < due:
+                break
+            self.clearing.charge_interest(seq, ts_ms, events, due)
+            due += HOUR_MS
+        self.interest_due_ms = next_interest_ms(ts_ms)
 
     def _drop_unwatched_moves(self) -> None:
         """Forget moved positions that no TP/SL and no reduce-only order watches.
@@ -279,6 +312,15 @@ class Engine:
         self.stops.price_moved(symbol, TriggerBy.MARK_PRICE, mark)
         self.sweep(symbol, seq, ts_ms, events)
 
+    def after_index_move(self, symbol: str, seq: int, ts_ms: int, events: list[Event]) -> None:
+        """Sweep on an index move that left the mark unchanged, if some pool watches the index.
+
+        Only USD pools and portfolio-margin accounts are filed by index (`RiskIndex`), so a
+        venue without them does nothing here.
+        """
+        if self.risk.watches_index(symbol):
+            self.sweep(symbol, seq, ts_ms, events)
+
     def sweep(self, symbol: str, seq: int, ts_ms: int, events: list[Event]) -> None:
         """Replenish and liquidate what the current mark of `symbol` breaches.
 
@@ -296,7 +338,7 @@ class Engine:
             if stops.busy():
                 stops.settle(seq, ts_ms, events)
             self.risk.refresh(self.clearing.dirty)
-            candidates = self.risk.candidates(symbol, mark)
+            candidates = self.risk.candidates(symbol, mark, self.index_price.get(symbol))
             if not candidates:
                 return
             before = len(events)
@@ -364,12 +406,31 @@ class Engine:
         self._add_instrument(spec)
         events.append(InstrumentListed(cmd.seq, cmd.ts_ms, spec.symbol, spec_record(spec)))
 
+    # -- venue parameters (issue #17) -----------------------------------------------------
+
+    def _set_venue_params(self, cmd: SetVenueParams, events: list[Event]) -> None:
+        """Put the operator's collateral table and PM parameters in force; refuse a bad record.
+
+        The record kept (and snapshotted, and told in the event) is the parsed parameters'
+        own canonical record, so equal parameters always hash alike.
+        """
+        try:
+            collateral, pm_params = venue_params_from_record(cmd.record)
+        except ValueError as bad:
+            raise Rejected(RejectCode.INVALID_PARAMETER, str(bad)) from bad
+        self.clearing.set_params(collateral, pm_params)
+        self.venue_params = venue_params_record(collateral, pm_params)
+        events.append(VenueParamsSet(cmd.seq, cmd.ts_ms, self.venue_params))
+
+    def current_venue_params(self) -> dict[str, Any]:
+        """Return the parameters in force as a `SetVenueParams` record (set or default)."""
+        return venue_params_record(self.clearing.collateral, self.clearing.pm_params)
+
     def _add_instrument(self, spec: InstrumentSpec) -> None:
         """Put a listed contract in the market (and its coin in the clearing, if new)."""
         self.instruments[spec.symbol] = spec
         self.books[spec.symbol] = OrderBook(spec.symbol)
-        if spec.settle_coin not in self.clearing.coins:
-            self.clearing.coins = sorted({*self.clearing.coins, spec.settle_coin})
+        self.clearing.refresh_coins()
         if spec.dated:
             self.delivery.add(spec)
         self.listed.append(spec_record(spec))
@@ -707,16 +768,22 @@ class Engine:
             # before dated futures and listings existed.
             **({"listed": list(self.listed)} if self.listed else {}),
             **({"delivery": self.delivery.to_snapshot()} if self.dated else {}),
+            **({"venue_params": self.venue_params} if self.venue_params is not None else {}),
         }
 
     @classmethod
     def from_snapshot(
-        cls, instruments: Iterable[InstrumentSpec], snapshot: dict[str, Any]
+        cls, instruments: Iterable[InstrumentSpec], snapshot: dict[str, Any],
+        collateral: CollateralTable | None = None,
     ) -> Engine:
-        """Rebuild an engine from `to_snapshot`'s data and the same instruments."""
+        """Rebuild an engine from `to_snapshot`'s data, the same instruments and collateral."""
         if snapshot.get("version") != SNAPSHOT_VERSION:
             raise ValueError(f"unsupported snapshot version {snapshot.get('version')}")
-        engine = cls(instruments)
+        engine = cls(instruments, collateral)
+        if "venue_params" in snapshot:  # before the accounts: their pools follow the table
+            collateral, pm_params = venue_params_from_record(snapshot["venue_params"])
+            engine.clearing.set_params(collateral, pm_params)
+            engine.venue_params = venue_params_record(collateral, pm_params)
         for record in snapshot.get("listed", ()):
             engine._add_instrument(spec_from_record(record))
         if sorted(engine.instruments) != snapshot["symbols"]:
@@ -725,6 +792,7 @@ class Engine:
         engine.next_order_id = snapshot["next_order_id"]
         engine.next_trade_id = snapshot["next_trade_id"]
         engine.last_ts_ms = snapshot["last_ts_ms"]
+        engine.interest_due_ms = next_interest_ms(engine.last_ts_ms)
         # Filled in place: the clearing holds these dicts' lookups.
         engine.last_price.update(snapshot["last_price"])
         engine.mark_price.update(snapshot["mark_price"])

@@ -114,6 +114,9 @@ class BalanceReason(IntEnum):
     ADL = 10
     DELIVERY = 11  # a dated future's settlement at delivery: P&L less the delivery fee
     SESSION_SETTLEMENT = 12  # a USDC contract's session uPnL realised (next-mechanics §3.2)
+    INTEREST = 13  # hourly interest on a liability, booked as more liability (§4.4)
+    CURRENCY_SELL = 14  # collateral converted away to repay a liability (§4.5)
+    CURRENCY_BUY = 15  # the coin a conversion bought to repay its liability
 
 
 class TriggerDirection(IntEnum):

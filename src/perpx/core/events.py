@@ -472,6 +472,16 @@ class InstrumentListed(Event, frozen=True, gc=False, tag=True):
     record: dict[str, Any]
 
 
+class VenueParamsSet(Event, frozen=True, gc=False, tag=True):
+    """The operator set the venue's collateral table and PM parameters (`SetVenueParams`).
+
+    `record` is the parameters now in force, as plain data
+    (`perpx.core.account.venue.venue_params_from_record` parses it).
+    """
+
+    record: dict[str, Any]
+
+
 class InstrumentStatusChanged(Event, frozen=True, gc=False, tag=True):
     """A dated future's status moved (Trading -> Delivering -> Closed)."""
 
@@ -518,3 +528,56 @@ class FuturesDelivered(Event, frozen=True, gc=False, tag=True):
     positions: int
     fee_atoms: int
     remainder_atoms: int
+
+
+class InterestCharged(Event, frozen=True, gc=False, tag=True):
+    """An hour's interest on a coin's liability, booked as more liability (next-mechanics §4.4).
+
+    One `/v5/account/borrow-history` row: the liability at hh:05 (`borrow_atoms`), its
+    interest-free part, the interest-bearing rest, the hourly rate (10⁻¹⁸) and the cost.
+    `hour_ms` is the hh:05 it is charged for (the first command at or after it books it).
+    """
+
+    account_id: int
+    hour_ms: int
+    coin: str
+    borrow_atoms: int
+    free_atoms: int
+    bearing_atoms: int
+    unrealised_loss_atoms: int
+    hourly_rate: int
+    cost_atoms: int
+
+
+class Converted(Event, frozen=True, gc=False, tag=True):
+    """Collateral converted at the USD index prices to repay a liability (§4.5).
+
+    `sold_atoms` of `sold_coin` went to the conversion desk for `bought_atoms` of
+    `bought_coin`; `automatic` when liquidation or auto-repayment did it, not the user.
+    """
+
+    account_id: int
+    sold_coin: str
+    sold_atoms: int
+    bought_coin: str
+    bought_atoms: int
+    sold_px_e8: int
+    bought_px_e8: int
+    automatic: bool
+
+
+class CollateralSwitched(Event, frozen=True, gc=False, tag=True):
+    """A user switched a coin on or off as collateral (`collateralSwitch`, §4.2)."""
+
+    account_id: int
+    coin: str
+    on: bool
+
+
+class LiabilityRepaid(Event, frozen=True, gc=False, tag=True):
+    """A repayment request's outcome: what each coin's liability fell by (§4.4)."""
+
+    account_id: int
+    coin: str
+    repaid_atoms: int
+    convert: bool

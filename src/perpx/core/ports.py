@@ -43,3 +43,11 @@ class MarkReactions(Protocol):
     def sweep(self, symbol: str, seq: int, ts_ms: int, events: list[Event]) -> None:
         """Replenish and liquidate what the current mark of `symbol` breaches."""
         ...
+
+    def after_index_move(self, symbol: str, seq: int, ts_ms: int, events: list[Event]) -> None:
+        """React to a new index of `symbol` that left its mark where it was.
+
+        A USD pool's collateral and a portfolio-margin account's scenarios are valued at the
+        index, so such accounts are swept on it (next-mechanics §4.1, §5.3).
+        """
+        ...

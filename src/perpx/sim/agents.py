@@ -294,8 +294,6 @@ class NoiseTrader:
                  stop_loss: float = 0.5, take_profit: float = 1.0,
                  max_hold_ms: int = 2 * 3_600_000, order_ttl_ms: int = 5 * 60_000,
                  trend_weight: float = 0.0, trend_lookback_ms: int = 30 * 60_000) -> None:
-        if margin_mode is MarginMode.PORTFOLIO:
-            raise ValueError("NoiseTrader: portfolio margin is not offered by the engine")
         self.account_id = account_id
         self.symbol = symbol
         self.seed = seed

@@ -43,7 +43,8 @@ _NOT_SETTINGS = {"self", "account_id", "symbol", "seed"}
 _RETAIL_DRAWN = {"leverage", "margin_mode", "position_mode", "long_bias"}
 _LIST_TABLES: dict[str, type] = {"makers": DepthMaker, "arbitrageurs": Arbitrageur,
                                  "signals": SignalTrader}
-_MARGIN = {"cross": MarginMode.CROSS, "isolated": MarginMode.ISOLATED}
+_MARGIN = {"cross": MarginMode.CROSS, "isolated": MarginMode.ISOLATED,
+           "portfolio": MarginMode.PORTFOLIO}
 _POSITION = {"oneway": PositionMode.ONE_WAY, "hedge": PositionMode.HEDGE}
 
 

@@ -1,10 +1,10 @@
 """The history read models' base: the `History` port, its pages, cursors and errors.
 
 Read models built from events, in the same database as the journal (issue #7): final
-orders, executions, closed P&L, the wallet's transaction log, settled funding rates,
-closed candles and the insurance fund's changes, plus the service's read-side checkpoints.
-They are what the API's history endpoints read. Two backends implement the port over the
-same tables and queries:
+orders, executions, closed P&L, the wallet's transaction log, the borrow history, settled
+funding rates, closed candles and the insurance fund's changes, plus the service's read-side
+checkpoints. They are what the API's history endpoints read. Two backends implement the port
+over the same tables and queries:
 `perpx.store.history_sqlite` (a ``history.db`` beside the SQLite journal) and
 `perpx.store.history_postgres` (the journal's PostgreSQL schema); the shared machinery (a
 writer thread, batched writes, the ``history_meta`` high watermark committed in the same
@@ -25,6 +25,7 @@ from typing import Generic, Protocol, TypeAlias, TypeVar
 
 from perpx.rows import Candle, ClosedCandles, FundingRateRecord, InsuranceRecord
 from perpx.store.records import (
+    BorrowRecord,
     ClosedPnlRecord,
     DeliveryRecord,
     ExecutionRecord,
@@ -101,6 +102,9 @@ class History(Protocol):
     def settlement(self, record: SettlementRecord) -> None:
         """Queue a session-settlement row (USDC contracts)."""
 
+    def borrow(self, record: BorrowRecord) -> None:
+        """Queue a borrow-history row (an hour's interest on a liability)."""
+
     def candle_closed(self, source: str, symbol: str, interval: str, candle: Candle) -> None:
         """Queue a closed candle."""
 
@@ -171,6 +175,11 @@ class History(Protocol):
                     start_ms: int | None = None, end_ms: int | None = None, limit: int = 20,
                     cursor: str = "") -> Page[SettlementRecord]:
         """Return session-settlement rows of an account, newest first."""
+
+    def borrows(self, account_id: int, *, coin: str | None = None,
+                start_ms: int | None = None, end_ms: int | None = None, limit: int = 20,
+                cursor: str = "") -> Page[BorrowRecord]:
+        """Return borrow-history rows of an account, newest first."""
 
     def funding_rates(self, symbol: str, *, start_ms: int | None = None,
                       end_ms: int | None = None, limit: int = 200) -> list[FundingRateRecord]:

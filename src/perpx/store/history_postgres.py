@@ -62,6 +62,11 @@ CREATE TABLE IF NOT EXISTS settlements (
     account_id BIGINT NOT NULL, symbol TEXT NOT NULL, ts_ms BIGINT NOT NULL,
     record BYTEA NOT NULL);
 CREATE INDEX IF NOT EXISTS settlements_account ON settlements (account_id, id);
+CREATE TABLE IF NOT EXISTS borrows (
+    id BIGSERIAL PRIMARY KEY, entry_id TEXT NOT NULL UNIQUE,
+    account_id BIGINT NOT NULL, coin TEXT NOT NULL, ts_ms BIGINT NOT NULL,
+    record BYTEA NOT NULL);
+CREATE INDEX IF NOT EXISTS borrows_account ON borrows (account_id, id);
 CREATE TABLE IF NOT EXISTS klines (
     symbol TEXT NOT NULL, kind TEXT NOT NULL, "interval" TEXT NOT NULL,
     start_ms BIGINT NOT NULL, open BIGINT NOT NULL, high BIGINT NOT NULL,

@@ -4,9 +4,9 @@ Rows are queued on the event loop as (statement, values) and written in batches 
 worker thread (one connection), together with the high-watermark seq of the last projected
 command, in one transaction: after a crash the tables and the watermark agree, and the
 service re-projects the journal past it. Rows are keyed by their natural ids (order id,
-execution id, ledger entry id; symbol and funding time; symbol, price source, interval and
-start time for a candle; seq and place for a change of the insurance fund), so projecting a
-command twice changes nothing.
+execution id, ledger and borrow entry id; symbol and funding time; symbol, price source,
+interval and start time for a candle; seq and place for a change of the insurance fund), so
+projecting a command twice changes nothing.
 
 The SQL below is written once with ``?`` placeholders and upserts in the dialect SQLite and
 PostgreSQL share (``ON CONFLICT ... DO UPDATE/NOTHING``); a backend supplies the connection,
@@ -51,6 +51,7 @@ from perpx.rows import (
 )
 from perpx.store.history import Among, HistoryUnavailable, Page, decode_cursor, encode_cursor
 from perpx.store.records import (
+    BorrowRecord,
     ClosedPnlRecord,
     DeliveryRecord,
     ExecutionRecord,
@@ -66,7 +67,7 @@ RETRY_MAX_S = 5.0  # the longest wait between two retries
 MAX_BACKLOG_ROWS = 250_000  # rows held back before giving up until a restart (~100 MB)
 Row = tuple[str, tuple[Any, ...]]
 TABLES = ("orders", "executions", "closed_pnl", "ledger", "delivery", "settlements",
-          "klines", "funding", "insurance", "history_meta", "read_side")
+          "borrows", "klines", "funding", "insurance", "history_meta", "read_side")
 
 _ENCODER = msgspec.msgpack.Encoder()
 _ORDER_SQL = (
@@ -89,6 +90,9 @@ _DELIVERY_SQL = (
     "VALUES (?,?,?,?,?) ON CONFLICT (delivery_id) DO NOTHING")
 _SETTLEMENT_SQL = (
     "INSERT INTO settlements (entry_id, account_id, symbol, ts_ms, record) "
+    "VALUES (?,?,?,?,?) ON CONFLICT (entry_id) DO NOTHING")
+_BORROW_SQL = (
+    "INSERT INTO borrows (entry_id, account_id, coin, ts_ms, record) "
     "VALUES (?,?,?,?,?) ON CONFLICT (entry_id) DO NOTHING")
 _KLINE_SQL = (
     'INSERT INTO klines VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (symbol, kind, "interval", '
@@ -120,6 +124,7 @@ _CLOSED = _Table("closed_pnl", "order_id", "updated_ms", ClosedPnlRecord)
 _LEDGER = _Table("ledger", "id", "ts_ms", LedgerRecord)
 _DELIVERY = _Table("delivery", "id", "delivery_ms", DeliveryRecord)
 _SETTLEMENTS = _Table("settlements", "id", "ts_ms", SettlementRecord)
+_BORROWS = _Table("borrows", "id", "ts_ms", BorrowRecord)
 
 
 def _candle(row: Sequence[Any]) -> Candle:
@@ -256,6 +261,12 @@ class SqlHistory(ABC):
         """Queue a delivery-record row."""
         self._pending.append((_DELIVERY_SQL, (
             record.delivery_id, record.account_id, record.symbol, record.delivery_ms,
+            _ENCODER.encode(record))))
+
+    def borrow(self, record: BorrowRecord) -> None:
+        """Queue a borrow-history row."""
+        self._pending.append((_BORROW_SQL, (
+            record.entry_id, record.account_id, record.coin, record.ts_ms,
             _ENCODER.encode(record))))
 
     def candle_closed(self, source: str, symbol: str, interval: str, candle: Candle) -> None:
@@ -514,6 +525,12 @@ class SqlHistory(ABC):
         """Return session-settlement rows of an account, newest first."""
         return self._page(_SETTLEMENTS, account_id, {"symbol": symbol}, start_ms, end_ms,
                           limit, cursor)
+
+    def borrows(self, account_id: int, *, coin: str | None = None,
+                start_ms: int | None = None, end_ms: int | None = None, limit: int = 20,
+                cursor: str = "") -> Page[BorrowRecord]:
+        """Return borrow-history rows of an account, newest first."""
+        return self._page(_BORROWS, account_id, {"coin": coin}, start_ms, end_ms, limit, cursor)
 
     def funding_rates(self, symbol: str, *, start_ms: int | None = None,
                       end_ms: int | None = None, limit: int = 200) -> list[FundingRateRecord]:

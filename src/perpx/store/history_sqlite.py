@@ -53,6 +53,11 @@ CREATE TABLE IF NOT EXISTS settlements (
     account_id INTEGER NOT NULL, symbol TEXT NOT NULL, ts_ms INTEGER NOT NULL,
     record BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS settlements_account ON settlements (account_id, id);
+CREATE TABLE IF NOT EXISTS borrows (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, entry_id TEXT NOT NULL UNIQUE,
+    account_id INTEGER NOT NULL, coin TEXT NOT NULL, ts_ms INTEGER NOT NULL,
+    record BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS borrows_account ON borrows (account_id, id);
 CREATE TABLE IF NOT EXISTS klines (
     symbol TEXT NOT NULL, kind TEXT NOT NULL, "interval" TEXT NOT NULL,
     start_ms INTEGER NOT NULL, open INTEGER NOT NULL, high INTEGER NOT NULL,

@@ -38,6 +38,7 @@ from perpx.core.events import (
     FundingPaid,
     HedgedPairClosed,
     InstrumentListed,
+    InterestCharged,
     Liquidated,
     MarkPriceUpdated,
     OrderAccepted,
@@ -269,6 +270,27 @@ class SettlementRecord(msgspec.Struct, frozen=True, gc=False):
     seq: int
 
 
+class BorrowRecord(msgspec.Struct, frozen=True, gc=False):
+    """One row of GET /v5/account/borrow-history: an hour's interest on a liability (§4.4).
+
+    What `InterestCharged` states: the liability at hh:05, its interest-free part, the
+    interest-bearing rest, the part caused by unrealised losses, the hourly rate (10**-18)
+    and the interest booked; `ts_ms` is the hh:05 it is for.
+    """
+
+    entry_id: str
+    account_id: int
+    coin: str
+    borrow_atoms: int
+    free_atoms: int
+    bearing_atoms: int
+    unrealised_loss_atoms: int
+    hourly_rate: int
+    cost_atoms: int
+    ts_ms: int
+    seq: int
+
+
 class _OrderRow(OrderRecord, array_like=True, gc=False):
     """An `OrderRecord` in a checkpoint: the same fields as an array (no field names)."""
 
@@ -314,6 +336,11 @@ LEDGER_TYPES: dict[BalanceReason, str] = {
     # Bybit books the USDC session settlement as SETTLEMENT too ("USDC Perp funding
     # settlement + USDC 8-hour session settlement", next-mechanics §3.2).
     BalanceReason.SESSION_SETTLEMENT: "SETTLEMENT",
+    # Multi-collateral (next-mechanics §4.6): interest on a liability, and the two legs of a
+    # conversion that repays one.
+    BalanceReason.INTEREST: "INTEREST",
+    BalanceReason.CURRENCY_SELL: "CURRENCY_SELL",
+    BalanceReason.CURRENCY_BUY: "CURRENCY_BUY",
 }
 
 
@@ -437,6 +464,9 @@ class RecordSink(Protocol):
 
     def settlement(self, record: SettlementRecord) -> None:
         """Take a new session-settlement row (USDC contracts)."""
+
+    def borrow(self, record: BorrowRecord) -> None:
+        """Take a new borrow-history row (interest charged on a liability)."""
 
 
 class Projector:
@@ -1091,6 +1121,20 @@ class Projector:
             trades.append((event.trade_id, event.price_ticks, event.qty_lots,
                            int(event.taker_side), event.ts_ms, event.seq))
 
+    def _interest(self, event: InterestCharged) -> None:
+        if event.account_id <= 0 or self.sink is None:
+            return
+        # Ids as the wallet lines': the n-th line of the command (a command that passes
+        # several hh:05 at once charges a coin once an hour).
+        self._ledger_lines += 1
+        # Its time is the hh:05 it is charged for (`hour_ms`), Bybit's `createdTime`, not
+        # that of the command that came first after it.
+        self.sink.borrow(BorrowRecord(
+            f"{event.seq}-{self._ledger_lines}", event.account_id, event.coin,
+            event.borrow_atoms, event.free_atoms, event.bearing_atoms,
+            event.unrealised_loss_atoms, event.hourly_rate, event.cost_atoms, event.hour_ms,
+            event.seq))
+
     def _balance(self, event: BalanceChanged) -> None:
         if event.account_id <= 0 or self.sink is None:
             return
@@ -1099,7 +1143,10 @@ class Projector:
         cash_flow = event.cash_flow_atoms
         if reason in (BalanceReason.DEPOSIT, BalanceReason.WITHDRAW, BalanceReason.LIQUIDATION,
                       BalanceReason.ADL, BalanceReason.REALIZED_PNL,
-                      BalanceReason.SESSION_SETTLEMENT):
+                      BalanceReason.SESSION_SETTLEMENT, BalanceReason.INTEREST,
+                      BalanceReason.CURRENCY_SELL, BalanceReason.CURRENCY_BUY):
+            # Money in or out that is neither a fee nor funding: its `change` is its cash
+            # flow (interest and the legs of a conversion too, so change = cashFlow).
             cash_flow = event.change_atoms
         # The n-th wallet line of the command: unique even when an account trades with its
         # own resting order (two lines with the same trade id and reason).
@@ -1144,6 +1191,7 @@ _HANDLERS: dict[type[Event], Callable[[Projector, Any], None]] = {
     Deleveraged: Projector._deleveraged,
     HedgedPairClosed: Projector._hedged_pair,
     BalanceChanged: Projector._balance,
+    InterestCharged: Projector._interest,
     Trade: Projector._trade,
     ConditionalOrderAccepted: Projector._conditional,
     ConditionalOrderAmended: Projector._conditional_amended,

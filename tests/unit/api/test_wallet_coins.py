@@ -1,7 +1,9 @@
 """The wallet object (`wire.wallet`, REST and the `wallet` topic) with a USDT and a BTC row.
 
-Each row in its coin; totals in USD (USDT at 1, BTC at the venue's BTCUSD index, floored to
-the atom); the account IM and MM rates the highest coin's (each coin is margined on its own).
+Each row in its coin; totals in USD (USDT at 1, BTC at the BTCUSDT index times the USDT rate
+of 1, next-mechanics §4.1, floored to the atom). The account holds two coins, so its cross
+margin is one USD pool (§4.3): the margin balance counts BTC at its 0.95 collateral ratio and
+the account IM and MM rates are the pool's.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ def traded() -> Exchange:
         ex.deposit(account, "2", "BTC")
         ex.set_leverage(account, "BTCUSD", "10", "10")
     ex.index_price("BTCUSD", "8000")
-    ex.index_price("BTCUSDT", "9000")  # a different BTC price in USDT: the USD one is used
+    ex.index_price("BTCUSDT", "9000")  # the BTC price in USDT, with usdtRate 1 its USD price
     assert ex.place_order(2, "BTCUSD", "Sell", "Limit", qty="10000", price="8000").ret_code == 0
     assert ex.place_order(1, "BTCUSD", "Buy", "Market", qty="10000").ret_code == 0
     return ex
@@ -38,15 +40,21 @@ def test_a_coin_row_each_and_totals_in_usd_at_the_inverse_index() -> None:
     btc = ex.wallet(1, "BTC")
     assert coins["BTC"]["walletBalance"] == btc.wallet_balance == "1.9993125"  # taker fee
     assert coins["BTC"]["totalPositionIM"] == btc.position_im
-    index = Decimal(8000)  # BTCUSD's, not BTCUSDT's 9,000
+    index = Decimal(9000)  # BTCUSDT's index x usdtRate 1 (§4.1), not BTCUSD's 8,000
     usd = (Decimal(btc.wallet_balance) * index).quantize(SAT, ROUND_FLOOR)
     assert Decimal(row["totalWalletBalance"]) == Decimal(1000) + usd
-    assert Decimal(coins["BTC"]["usdValue"]) == (Decimal(btc.equity) * index).quantize(
-        SAT, ROUND_FLOOR)
-    # The BTC coin is the only one with a requirement: its rates are the account's.
-    im_rate = (Decimal(btc.position_im) + Decimal(btc.order_im)) / (
-        Decimal(btc.margin_balance) + Decimal(btc.order_loss))
-    assert Decimal(row["accountIMRate"]) == im_rate.quantize(Decimal("0.0001"), ROUND_CEILING)
+    btc_usd = (Decimal(btc.equity) * index).quantize(SAT, ROUND_FLOOR)
+    assert Decimal(coins["BTC"]["usdValue"]) == btc_usd
+    assert Decimal(row["totalEquity"]) == Decimal(1000) + btc_usd
+    # The margin balance: USDT in full, BTC equity at its 0.95 collateral ratio (§7 N6).
+    counted = (Decimal(btc.equity) * Decimal("0.95")).quantize(SAT, ROUND_FLOOR)
+    margin = Decimal(1000) + (counted * index).quantize(SAT, ROUND_FLOOR)
+    assert Decimal(row["totalMarginBalance"]) == margin
+    im = (Decimal(btc.position_im) * index).quantize(SAT, ROUND_CEILING)
+    assert Decimal(row["totalInitialMargin"]) == im
+    # Truncated to 4 decimals, as Bybit prints the rates (next-mechanics §4.3).
+    assert Decimal(row["accountIMRate"]) == (im / margin).quantize(Decimal("0.0001"),
+                                                                   ROUND_FLOOR)
     assert Decimal(row["accountIMRate"]) > 0
 
 

@@ -13,7 +13,7 @@ import pytest
 from perpx.convert import to_atoms, to_ticks
 from perpx.core.account.accounts import Account, MarginModel
 from perpx.core.account.clearing import Clearing
-from perpx.core.account.margin_model import CROSS, ISOLATED, model_for
+from perpx.core.account.margin_model import CROSS, ISOLATED, PORTFOLIO, model_for
 from perpx.core.account.positions import Position, apply_fill
 from perpx.core.codes import RejectCode, Rejected
 from perpx.core.enums import MarginMode, Side
@@ -46,10 +46,9 @@ class Book:
 
 def test_each_mode_has_one_model_and_the_account_reads_its_mode_from_it() -> None:
     assert model_for(MarginMode.CROSS) is CROSS and model_for(MarginMode.ISOLATED) is ISOLATED
+    assert model_for(MarginMode.PORTFOLIO) is PORTFOLIO
     assert Book(ISOLATED).account.margin_mode is MarginMode.ISOLATED
-    with pytest.raises(Rejected) as refused:
-        model_for(MarginMode.PORTFOLIO)
-    assert refused.value.code is RejectCode.MARGIN_MODE_SWITCH_REFUSED
+    assert PORTFOLIO.pools and not CROSS.pools and not ISOLATED.pools
 
 
 def test_cross_risk_value_at_the_entry_and_after_a_fall() -> None:

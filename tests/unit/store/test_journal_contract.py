@@ -30,6 +30,10 @@ def _sample(info: msgspec.inspect.Type, big: bool) -> Any:
         return members[-1]
     if isinstance(info, msgspec.inspect.DictType):  # ListInstrument's record: plain data
         return {"BTCUSDT-é": 10**30 if big else -123_456_789_012, "tiers": [[1, "x"]]}
+    if isinstance(info, msgspec.inspect.ListType):  # SetCollateralSwitch's (coin, on) pairs
+        return [_sample(info.item_type, big)]
+    if isinstance(info, msgspec.inspect.TupleType):
+        return tuple(_sample(item, big) for item in info.item_types)
     raise AssertionError(f"no sample for {info}")
 
 

@@ -8,13 +8,17 @@ from typing import Any
 
 from perpx.api import wire
 from perpx.api.context import Access, Context, Endpoint, raise_rejection, rejection
+from perpx.api.pm_wire import PmWallet, portfolio_margin_result
 from perpx.bybit.errors import ApiError, params_error
 from perpx.bybit.params import LISTED_CATEGORIES, in_category, request_specs
 from perpx.bybit.retcodes import bybit_code
 from perpx.convert import ConversionError, format_rate, to_atoms
+from perpx.core.account.margin_model import pm_legs
+from perpx.core.account.portfolio import portfolio_margin as portfolio_margin_of
 from perpx.core.codes import RejectCode
 from perpx.core.commands import Deposit, SetMarginMode, Withdraw
 from perpx.core.enums import MarginMode
+from perpx.core.events import CommandRejected, Event
 
 MARGIN_MODES = {"ISOLATED_MARGIN": MarginMode.ISOLATED, "REGULAR_MARGIN": MarginMode.CROSS,
                 "PORTFOLIO_MARGIN": MarginMode.PORTFOLIO}
@@ -180,11 +184,52 @@ async def set_margin_mode(ctx: Context) -> dict[str, Any]:
         # Nothing to do, as the writer's state says: answer once that state is durable.
         await ctx.service.settled()
         return {"reasons": []}
-    error = rejection(await ctx.service.submit(SetMarginMode(0, 0, ctx.account_id, mode)))
+    events = await ctx.service.submit(SetMarginMode(0, 0, ctx.account_id, mode))
+    error = rejection(events)
     if error is not None:
         raise ApiError(3400045, "Set margin mode failed", {"reasons": [
-            {"reasonCode": str(error.code), "reasonMsg": error.message}]})
+            _mode_reason(events, error)]})
     return {"reasons": []}
+
+
+def _mode_reason(events: list[Event], error: ApiError) -> dict[str, str]:
+    """Return Bybit's `reasons[]` item for a refused switch (next-mechanics §5.1).
+
+    The core words a reason Bybit numbers as "NNNNNNN: message" (3400000, the PM equity
+    floor); any other refusal is reported under the endpoint's own code.
+    """
+    for event in events:
+        if isinstance(event, CommandRejected):
+            number, _, text = event.detail.partition(": ")
+            if number.isdigit() and text:
+                return {"reasonCode": number, "reasonMsg": text}
+            return {"reasonCode": str(error.code), "reasonMsg": event.detail or error.message}
+    return {"reasonCode": str(error.code), "reasonMsg": error.message}
+
+
+async def portfolio_margin(ctx: Context) -> dict[str, Any]:
+    """GET /v5/asset/portfolio-margin: the PM calculation of the account (§5.6).
+
+    Read from the durable state. An account not in portfolio margin is refused, as Bybit
+    shows the endpoint only to PM accounts.
+    """
+    base_coin = ctx.params.text("baseCoin") or None
+    state = ctx.service.durable.engine
+    clearing = state.clearing
+    account = clearing.account(ctx.account_id)
+    if account is None or account.margin_mode is not MarginMode.PORTFOLIO:
+        raise params_error("account is not in portfolio margin mode")
+    result = portfolio_margin_of(pm_legs(clearing, account), clearing.pm_params)
+    risk = clearing.account_risk(account)
+    im_rate = wire.rate_text_value(risk.im_rate())
+    mm_rate = wire.rate_text_value(risk.mm_rate())
+    wallet_figures = PmWallet(risk.total_equity_atoms, risk.wallet_atoms,
+                              risk.margin_balance_atoms, max(0, risk.available_atoms),
+                              risk.total_im_atoms, risk.mm_atoms, im_rate, mm_rate)
+    sessions = {symbol: wire.average_price(spec, held.entry_value_atoms, held.qty_lots)
+                for (symbol, _idx), held in account.positions.items()
+                if held.size_lots and (spec := state.instruments[symbol]).session_settled}
+    return portfolio_margin_result(result, wallet_figures, base_coin, sessions)
 
 
 async def demo_apply_money(ctx: Context) -> dict[str, Any]:
@@ -246,6 +291,7 @@ ROUTES = [
     Endpoint("GET", "/v5/account/transaction-log", transaction_log, Access.READ),
     Endpoint("GET", "/v5/asset/delivery-record", delivery_record, Access.READ),
     Endpoint("POST", "/v5/account/set-margin-mode", set_margin_mode, Access.WRITE),
+    Endpoint("GET", "/v5/asset/portfolio-margin", portfolio_margin, Access.READ),
     Endpoint("POST", "/v5/account/demo-apply-money", demo_apply_money, Access.WRITE),
 ]
 

@@ -28,6 +28,7 @@ from perpx.bybit.params import category_of
 from perpx.core.engine import Engine
 from perpx.core.events import (
     BalanceChanged,
+    CollateralSwitched,
     Event,
     LeverageSet,
     MarginAdjusted,
@@ -99,7 +100,8 @@ class PrivateFeed:
                 if target is not None and account is not None:
                     target.positions.update(k for k in account.positions if k[0] == event.symbol)
                     target.wallet = True
-            elif isinstance(event, (BalanceChanged, MarginModeSet)):
+            elif isinstance(event, (BalanceChanged, MarginModeSet, CollateralSwitched)):
+                # Money moved (a conversion, interest too), or a coin's collateralSwitch.
                 target = rows(event.account_id)
                 if target is not None:
                     target.wallet = True

@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final, Protocol
 
+from perpx.core.account.portfolio import PmParams
 from perpx.core.account.positions import Position
-from perpx.core.account.risk_value import RiskValue
+from perpx.core.account.risk_value import AccountRisk, RiskValue
 from perpx.core.enums import MarginMode, PositionMode, Side
 from perpx.core.errors import InvariantViolation
 from perpx.core.instruments import InstrumentSpec
@@ -23,7 +24,12 @@ from perpx.core.numbers import RATE_ONE
 
 FEE_ACCOUNT_ID: Final = -1
 INSURANCE_FUND_ID: Final = -2
-SYSTEM_ACCOUNT_IDS: Final = (FEE_ACCOUNT_ID, INSURANCE_FUND_ID)
+# The conversion desk: the counterparty of every conversion that repays a liability
+# (next-mechanics §4.5; perpx has no spot market). Opened at its first conversion, so a venue
+# that never converts keeps the state it always had.
+CONVERSION_DESK_ID: Final = -3
+SYSTEM_ACCOUNT_IDS: Final = (FEE_ACCOUNT_ID, INSURANCE_FUND_ID, CONVERSION_DESK_ID)
+OPENING_ACCOUNT_IDS: Final = (FEE_ACCOUNT_ID, INSURANCE_FUND_ID)  # opened with the venue
 DEFAULT_LEVERAGE: Final = 10 * RATE_ONE  # Bybit's default for a new USDT-perpetual position
 
 MarkOf = Callable[[str], "int | None"]
@@ -72,6 +78,7 @@ class Account:
         "account_id",
         "auto_add_margin",
         "balances",
+        "collateral_off",
         "leverage",
         "model",
         "order_margin_cache",
@@ -83,6 +90,8 @@ class Account:
     def __init__(self, account_id: int, model: MarginModel) -> None:
         self.account_id = account_id
         self.balances: dict[str, int] = {}
+        # Coins the user switched off as collateral (`collateralSwitch` OFF, §4.2).
+        self.collateral_off: set[str] = set()
         # The margin model of the account's margin mode (`perpx.core.account.margin_model`): every
         # rule that differs between modes is asked of it, chosen once when the mode is set.
         self.model = model
@@ -120,6 +129,7 @@ class Account:
         """
         twin = Account(self.account_id, self.model)
         twin.balances = dict(self.balances)
+        twin.collateral_off = set(self.collateral_off)
         twin.position_modes = dict(self.position_modes)
         twin.leverage = dict(self.leverage)
         twin.auto_add_margin = dict(self.auto_add_margin)
@@ -180,10 +190,14 @@ class MarginModel:
     margin check and every fill). The modes subclass it (`perpx.core.account.margin_model`).
     """
 
-    __slots__ = ("holds_position_margin", "mode")
+    __slots__ = ("holds_position_margin", "mode", "pools")
 
-    def __init__(self, mode: MarginMode, holds_position_margin: bool) -> None:
+    def __init__(self, mode: MarginMode, holds_position_margin: bool,
+                 pools: bool = False) -> None:
         self.mode = mode
+        # The account is always one USD pool across coins, even in one coin at par
+        # (portfolio margin: its IM and MM exist only in USD, by risk unit).
+        self.pools = pools
         # Each position holds its own margin, adjusted by hand or by AMR, and is liquidated
         # on its own; otherwise the account is one pool, liquidated as a whole.
         self.holds_position_margin = holds_position_margin
@@ -196,6 +210,10 @@ class MarginModel:
     def risk_value(self, account: Account, coin: str, instruments: dict[str, InstrumentSpec],
                    mark_of: MarkOf, order_loss_of: OrderLossOf) -> RiskValue:
         """Return the account's risk value in `coin` at the current marks, from scratch."""
+        raise NotImplementedError
+
+    def account_risk(self, clearing: MarginLedger, account: Account) -> AccountRisk:
+        """Return the account's figures in USD across its coins (next-mechanics §4.3)."""
         raise NotImplementedError
 
     def available_atoms(self, clearing: MarginLedger, account: Account, coin: str) -> int:
@@ -254,6 +272,11 @@ class MarginLedger(Protocol):
     """
 
     instruments: dict[str, InstrumentSpec]
+    # Coins worth exactly 1 USD that count in full (`Clearing.par_coins`).
+    par_coins: set[str]
+    # The index price of a symbol; the venue's portfolio-margin parameters.
+    index_of: MarkOf
+    pm_params: PmParams
     # The price positions are valued at (mark, else last traded); the published mark alone
     # (order loss is measured only against it); the last traded price.
     mark_of: MarkOf
@@ -262,6 +285,30 @@ class MarginLedger(Protocol):
 
     def figures(self, account: Account, coin: str = "USDT") -> RiskValue:
         """Return an account's risk value in `coin` at the current marks."""
+        ...
+
+    def coin_figures(self, account: Account, coin: str) -> RiskValue:
+        """Return the risk value of `coin` alone (its wallet and its contracts)."""
+        ...
+
+    def pooled(self, account: Account) -> bool:
+        """Tell whether the account's margin is a USD pool across coins."""
+        ...
+
+    def account_coins(self, account: Account) -> list[str]:
+        """Return the coins an account holds, owes or trades."""
+        ...
+
+    def account_risk(self, account: Account) -> AccountRisk:
+        """Return the account's figures in USD."""
+        ...
+
+    def usd_terms(self, account: Account, coin: str) -> tuple[RiskValue, int, int, int]:
+        """Return a coin's own figures, USD price, USD equity and USD margin value."""
+        ...
+
+    def usd_px(self, coin: str) -> int:
+        """Return a coin's USD price in 10**-8 USD; 0 while unknown."""
         ...
 
     def equity_atoms(self, account: Account, coin: str) -> int:

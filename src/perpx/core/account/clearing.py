@@ -11,21 +11,39 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from perpx.core.account.accounts import (
+    CONVERSION_DESK_ID,
     DEFAULT_LEVERAGE,
     FEE_ACCOUNT_ID,
     INSURANCE_FUND_ID,
+    OPENING_ACCOUNT_IDS,
     SYSTEM_ACCOUNT_IDS,
     Account,
     OpenOrderSums,
 )
+from perpx.core.account.collateral import (
+    PX_ONE,
+    CollateralTable,
+    coin_ceil,
+    coin_floor,
+    default_collateral,
+    free_borrow_atoms,
+    in_repay_blackout,
+    interest_atoms,
+    margin_value_usd,
+    usd_ceil,
+    usd_floor,
+)
 from perpx.core.account.margin import order_cost_fast_atoms
 from perpx.core.account.margin_model import CROSS, ISOLATED, account_figures, model_for
+from perpx.core.account.portfolio import PmParams
 from perpx.core.account.positions import Position, apply_fill
-from perpx.core.account.risk_value import AccountFigures
+from perpx.core.account.risk_value import AccountFigures, AccountRisk, RiskValue
 from perpx.core.book.order import RestingOrder
 from perpx.core.codes import RejectCode, Rejected
 from perpx.core.commands import (
     Deposit,
+    RepayLiability,
+    SetCollateralSwitch,
     Withdraw,
 )
 from perpx.core.contract import settlement_fee_atoms
@@ -33,10 +51,14 @@ from perpx.core.enums import BalanceReason, MarginMode, PositionMode, Side
 from perpx.core.errors import InvariantViolation
 from perpx.core.events import (
     BalanceChanged,
+    CollateralSwitched,
+    Converted,
     Event,
     Executed,
     FundingPaid,
     FundingSettled,
+    InterestCharged,
+    LiabilityRepaid,
     MarginAdjusted,
     PositionChanged,
     PositionDelivered,
@@ -67,6 +89,10 @@ class _Stamp:
         self.ts_ms = ts_ms
 
 
+def _no_price(symbol: str) -> int | None:
+    return None
+
+
 class DeliverySettled:
     """What settling a future's positions at delivery did (`Clearing.settle_delivery`)."""
 
@@ -90,6 +116,9 @@ class Clearing:
         published_mark_of: Callable[[str], int | None],
         last_price_of: Callable[[str], int | None],
         order_by_id: Callable[[int], RestingOrder | None],
+        index_of: Callable[[str], int | None] | None = None,
+        collateral: CollateralTable | None = None,
+        pm_params: PmParams | None = None,
     ) -> None:
         self.instruments = instruments
         self.mark_of = mark_of
@@ -100,11 +129,25 @@ class Clearing:
         # Derived: every resting, non-reduce-only order by account and symbol, for order loss.
         self._opening_orders: dict[tuple[int, str], dict[int, RestingOrder]] = {}
         self._value_caps: dict[tuple[str, int], int] = {}
-        self.coins = sorted({spec.settle_coin for spec in instruments.values()})
-        self.accounts: dict[int, Account] = {i: Account(i, CROSS) for i in SYSTEM_ACCOUNT_IDS}
+        self.index_of = index_of if index_of is not None else _no_price
+        self.collateral = collateral if collateral is not None else default_collateral()
+        # Portfolio margin's scenario grid, risk factor and IM factor (§5, §7 N14).
+        self.pm_params = pm_params if pm_params is not None else PmParams()
+        # Coins a wallet may hold: every settle coin, and every collateral coin the venue can
+        # price (its USD price symbol is listed, or it has a fixed price).
+        self.coins: list[str] = []
+        # Coins worth exactly 1 USD that count in full: an account holding only one of them
+        # is margined in that coin as it always was, without valuing anything in USD.
+        self.par_coins: set[str] = set()
+        self.refresh_coins()
+        self.accounts: dict[int, Account] = {i: Account(i, CROSS) for i in OPENING_ACCOUNT_IDS}
         # Derived: accounts whose wallet, positions or orders moved since the risk index last
         # looked at them.
         self.dirty: set[int] = set()
+        # Derived: accounts that have held a second coin, or a coin not at par, or entered
+        # portfolio margin: the only ones that can be a USD pool, so the only ones the hourly
+        # interest looks at (never every account).
+        self.multi_coin: set[int] = set()
         self.net_deposits: dict[str, int] = {}
         # Derived: resting reduce-only orders by (account, symbol, position idx, side).
         self.reduce_only_orders: dict[tuple[int, str, int, Side], dict[int, RestingOrder]] = {}
@@ -121,9 +164,368 @@ class Clearing:
         return self.accounts.get(account_id)
 
     def figures(self, account: Account, coin: str = "USDT") -> AccountFigures:
-        """Return an account's figures for `coin` at the current marks."""
+        """Return an account's figures for `coin` at the current marks, as its margin sees them.
+
+        An account margined in one coin at par (`pooled` is False) has that coin's own
+        figures. A pooled account's margin is one USD pool (next-mechanics §4.3): its margin
+        balance, IM, MM, order loss and available balance are the pool's, expressed in
+        `coin` at the coin's USD price (amounts down, requirements up); wallet and unrealized
+        P&L stay the coin's own.
+        """
+        own = account_figures(account, coin, self.instruments, self.mark_of,
+                              self.order_loss_atoms)
+        if not self.pooled(account):
+            return own
+        risk = self.account_risk(account)
+        px = self.usd_px(coin)
+        if px <= 0:
+            return own
+        return RiskValue(own.wallet_atoms, own.upnl_atoms,
+                         coin_floor(risk.margin_balance_atoms, px),
+                         coin_ceil(risk.position_im_atoms, px), coin_ceil(risk.order_im_atoms, px),
+                         coin_ceil(risk.mm_atoms, px), coin_floor(risk.order_loss_atoms, px),
+                         coin_floor(risk.available_atoms, px))
+
+    def coin_figures(self, account: Account, coin: str) -> AccountFigures:
+        """Return the figures of `coin` alone: its wallet and the contracts settled in it."""
         return account_figures(account, coin, self.instruments, self.mark_of,
                                self.order_loss_atoms)
+
+    # -- collateral across coins (next-mechanics §4) ---------------------------------------
+
+    def refresh_coins(self) -> None:
+        """Derive the coins a wallet may hold and the coins at par from the instruments."""
+        table = self.collateral
+        coins = {spec.settle_coin for spec in self.instruments.values()}
+        for terms in table.coins.values():
+            if not terms.price_symbol or terms.price_symbol in self.instruments:
+                coins.add(terms.coin)
+        self.coins = sorted(coins)
+        par: set[str] = set()
+        for coin in self.coins:
+            known = table.coin(coin)
+            if known is not None and known.at_par() and self.usd_px(coin) == PX_ONE and (
+                    not known.price_symbol):
+                par.add(coin)
+        self.par_coins = par
+
+    def usd_px(self, coin: str) -> int:
+        """Return a coin's USD price in 10⁻⁸ USD (next-mechanics §4.1); 0 while unknown.
+
+        USDT is worth the table's USDT rate; a coin with a price symbol takes that USDT
+        perpetual's index (its mark, then its last price, before any index) times the rate;
+        otherwise an inverse contract on the coin (quoted in USD) prices it, or the table's
+        fixed price (USDC, §7 N17).
+        """
+        symbol, _by_index = self.usd_price_source(coin)
+        if not symbol:
+            terms = self.collateral.coin(coin)
+            if coin == "USDT":
+                return self.collateral.usdt_rate_e8
+            return terms.fixed_px_e8 if terms is not None and not terms.price_symbol else 0
+        spec = self.instruments[symbol]
+        ticks = self._price_ticks(symbol) or 0
+        if spec.quote_coin == "USD":
+            return ticks * spec.tick_atoms
+        return ticks * spec.tick_atoms * self.collateral.usdt_rate_e8 // PX_ONE
+
+    def usd_price_source(self, coin: str) -> tuple[str, bool]:
+        """Return the symbol whose price sets a coin's USD price, and whether it is its index.
+
+        ("", True) for a coin at a constant price (USDT at the table's rate, a fixed price);
+        (symbol, False) while that symbol has no index yet (its mark or last price stands in)
+        or none at all. The risk index bands a pool's collateral on this index (`usd_px`'s
+        one rule).
+        """
+        if coin == "USDT":
+            return "", True
+        terms = self.collateral.coin(coin)
+        candidates: list[str] = []
+        if terms is not None and terms.price_symbol:
+            if terms.price_symbol in self.instruments:
+                candidates.append(terms.price_symbol)
+        elif terms is not None:
+            return "", True
+        if not candidates:
+            candidates = [s.symbol for s in sorted(self.instruments.values(),
+                                                   key=lambda s: s.symbol)
+                          if s.base_coin == coin and s.quote_coin == "USD"]
+        for symbol in candidates:
+            if self.index_of(symbol):
+                return symbol, True
+            if self.mark_of(symbol) or self.last_price_of(symbol):
+                return symbol, False
+        return (candidates[0], False) if candidates else ("", False)
+
+    def _price_ticks(self, symbol: str) -> int | None:
+        return self.index_of(symbol) or self.mark_of(symbol) or self.last_price_of(symbol)
+
+    def pooled(self, account: Account) -> bool:
+        """Tell whether the account's margin is a USD pool across coins (§4.3).
+
+        Isolated margin never pools (each position keeps its settle coin). A cross account
+        pools once it holds, owes or trades more than one coin, or one coin not at par; an
+        account in one coin at par is margined in it exactly as a USD pool would be, and
+        cheaper.
+        """
+        if account.model.holds_position_margin:
+            return False
+        if account.model.pools:
+            return True
+        coin = ""
+        for held, balance in account.balances.items():
+            if balance:
+                if not coin:
+                    coin = held
+                elif held != coin:
+                    return True
+        instruments = self.instruments
+        for (symbol, _idx), position in account.positions.items():
+            if position.size_lots:
+                settle = instruments[symbol].settle_coin
+                if not coin:
+                    coin = settle
+                elif settle != coin:
+                    return True
+        for (symbol, _idx, _side), sums in account.order_sums.items():
+            if sums.leaves_lots:
+                settle = instruments[symbol].settle_coin
+                if not coin:
+                    coin = settle
+                elif settle != coin:
+                    return True
+        return bool(coin) and coin not in self.par_coins
+
+    def account_coins(self, account: Account) -> list[str]:
+        """Return the coins an account holds, owes or trades, sorted."""
+        coins = {c for c, b in account.balances.items() if b}
+        instruments = self.instruments
+        coins.update(instruments[s].settle_coin for (s, _i), p in account.positions.items()
+                     if p.size_lots)
+        coins.update(instruments[s].settle_coin for (s, _i, _d), o in account.order_sums.items()
+                     if o.leaves_lots)
+        return sorted(coins)
+
+    def account_risk(self, account: Account) -> AccountRisk:
+        """Return the account's figures in USD atoms (next-mechanics §4.3, seed 001).
+
+        Σ over its coins: total equity at the USD price, the margin balance after each
+        coin's collateral ratio (`collateral.margin_value_usd`), IM, MM and order loss in USD.
+        The margin model answers IM and MM (portfolio margin by its own scenarios).
+        """
+        return account.model.account_risk(self, account)
+
+    def usd_terms(self, account: Account, coin: str) -> tuple[RiskValue, int, int, int]:
+        """Return a coin's own figures, its USD price, its USD equity and its margin value."""
+        own = self.coin_figures(account, coin)
+        px = self.usd_px(coin)
+        equity = own.wallet_atoms + own.upnl_atoms
+        value = margin_value_usd(self.collateral.coin(coin), equity, px,
+                                 coin not in account.collateral_off)
+        return own, px, usd_floor(equity, px), value
+
+    def requirement_usd(self, amount_atoms: int, coin: str) -> int:
+        """Return a requirement in `coin` valued in USD atoms, rounded up."""
+        return usd_ceil(amount_atoms, self.usd_px(coin))
+
+    def liability_atoms(self, account: Account, coin: str) -> int:
+        """Return a coin's liability: |min(0, equity)| (next-mechanics §4.4, `borrowAmount`)."""
+        return max(0, -self.equity_atoms(account, coin))
+
+    def repay_liabilities(self, account: Account, coin: str, seq: int, ts_ms: int,
+                          events: list[Event], amount_atoms: int = 0,
+                          automatic: bool = True) -> int:
+        """Convert other collateral to repay liabilities; return what `coin`'s fell by.
+
+        `coin` "" repays every owed coin, in the order of the coins' names. Sources are the
+        account's other coins with a positive wallet balance, in ascending liquidation
+        order (ties: lowest collateral ratio first, §7 N9), each sold at its USD index price
+        to the conversion desk for the owed coin at its own, less the conversion fee
+        (§4.5). `amount_atoms` caps one coin's repayment (0: all of it).
+        """
+        repaid = 0
+        owed_coins = [coin] if coin else [c for c in self.account_coins(account)
+                                          if self.liability_atoms(account, c)]
+        for owed in owed_coins:
+            need = self.liability_atoms(account, owed)
+            if amount_atoms:
+                need = min(need, amount_atoms)
+            repaid += self._convert_into(account, owed, need, seq, ts_ms, events, automatic)
+        return repaid
+
+    def _convert_into(self, account: Account, owed: str, need: int, seq: int, ts_ms: int,
+                      events: list[Event], automatic: bool) -> int:
+        """Sell other coins for up to `need` of `owed`; return how much was bought."""
+        table = self.collateral
+        owed_px = self.usd_px(owed)
+        if need <= 0 or owed_px <= 0:
+            return 0
+        keep = RATE_ONE - table.conversion_fee_rate
+
+        def order(coin: str) -> tuple[int, int, str]:
+            terms = table.coin(coin)
+            if terms is None:
+                return (1 << 62, 0, coin)
+            return (terms.liquidation_order, terms.tiers[0].ratio if terms.tiers else 0, coin)
+
+        sources = sorted((c for c, b in account.balances.items() if b > 0 and c != owed),
+                         key=order)
+        bought_total = 0
+        for source in sources:
+            if need <= 0:
+                break
+            px = self.usd_px(source)
+            if px <= 0:
+                continue
+            # Enough of the source to buy `need`, rounded up, and never more than it holds.
+            sold = min(account.balances[source],
+                       -(-need * owed_px * RATE_ONE // (px * keep)))
+            bought = sold * px * keep // (owed_px * RATE_ONE)
+            if bought <= 0:
+                continue
+            desk = self.accounts.get(CONVERSION_DESK_ID)
+            if desk is None:
+                desk = self.accounts[CONVERSION_DESK_ID] = Account(CONVERSION_DESK_ID, CROSS)
+            stamp = _Stamp(seq, ts_ms)
+            self._move(account, source, -sold, BalanceReason.CURRENCY_SELL, stamp, events)
+            self._move(desk, source, sold, BalanceReason.CURRENCY_SELL, stamp, events)
+            self._move(desk, owed, -bought, BalanceReason.CURRENCY_BUY, stamp, events)
+            self._move(account, owed, bought, BalanceReason.CURRENCY_BUY, stamp, events)
+            events.append(Converted(seq, ts_ms, account.account_id, source, sold, owed, bought,
+                                    px, owed_px, automatic))
+            need -= bought
+            bought_total += bought
+        return bought_total
+
+    def set_params(self, collateral: CollateralTable, pm_params: PmParams) -> None:
+        """Put a venue's collateral table and PM parameters in force (`SetVenueParams`).
+
+        The coins and the coins at par follow the new table; every account is re-filed by
+        the risk index, since ratios, prices and grids may all have moved. An account that
+        now holds a coin off par joins the accounts the hourly interest looks at.
+        """
+        self.collateral = collateral
+        self.pm_params = pm_params
+        self.refresh_coins()
+        self.dirty.update(self.accounts)
+        self.multi_coin.update(a.account_id for a in self.accounts.values()
+                               if self._may_pool(a))
+
+    def _may_pool(self, account: Account) -> bool:
+        """Tell whether an account can be a USD pool (the `multi_coin` rule)."""
+        return (len(account.balances) > 1 or account.model.pools
+                or any(c not in self.par_coins for c in account.balances))
+
+    def set_collateral_switch(self, cmd: SetCollateralSwitch, events: list[Event]) -> None:
+        """Switch coins on or off as collateral, all or nothing (§4.2).
+
+        USDT and USDC cannot be switched off; a coin the venue does not take as collateral
+        cannot be switched on; switching off may not leave the account's IM rate at or above
+        100% (its available balance below zero).
+        """
+        account = self.user_account(cmd.account_id)
+        off = set(account.collateral_off)
+        for coin, on in cmd.switches:
+            terms = self.collateral.coin(coin)
+            if terms is None or coin not in self.coins:
+                raise Rejected(RejectCode.UNKNOWN_COIN, f"coin {coin} is not collateral here")
+            if not on and not terms.switchable:
+                raise Rejected(RejectCode.COLLATERAL_NOT_SWITCHABLE,
+                               f"{coin} cannot be switched off as collateral")
+            if on:
+                off.discard(coin)
+            else:
+                off.add(coin)
+        before = account.collateral_off
+        account.collateral_off = off
+        risk = self.account_risk(account)
+        if off - before and risk.total_im_atoms and risk.available_atoms < 0:
+            account.collateral_off = before
+            raise Rejected(RejectCode.COLLATERAL_SWITCH_REFUSED,
+                           "switching the collateral off would leave too little margin")
+        self.dirty.add(account.account_id)
+        for coin, on in cmd.switches:
+            events.append(CollateralSwitched(cmd.seq, cmd.ts_ms, account.account_id, coin, on))
+
+    def repay(self, cmd: RepayLiability, events: list[Event]) -> None:
+        """Repay liabilities on the user's request (`/v5/account/repay` and kin, §4.4).
+
+        Refused while interest is computed (hh:04:00–hh:05:30, §7 N18). A liability here is
+        a negative equity, so a coin's own balance has nothing to repay it with: without
+        conversion nothing can be repaid (Bybit's no-convert-repay uses a spot balance).
+        """
+        account = self.user_account(cmd.account_id)
+        if in_repay_blackout(cmd.ts_ms):
+            raise Rejected(RejectCode.REPAY_WINDOW_CLOSED,
+                           "repayment is unavailable between hh:04:00 and hh:05:30")
+        if cmd.coin and cmd.coin not in self.coins:
+            raise Rejected(RejectCode.UNKNOWN_COIN, f"coin {cmd.coin} is not settled here")
+        if cmd.amount_atoms < 0:
+            raise Rejected(RejectCode.INVALID_AMOUNT, "amount must not be negative")
+        owed = [cmd.coin] if cmd.coin else [c for c in self.account_coins(account)
+                                            if self.liability_atoms(account, c)]
+        if not any(self.liability_atoms(account, c) for c in owed):
+            raise Rejected(RejectCode.NOTHING_TO_REPAY, "no liability to repay")
+        for coin in owed:
+            repaid = 0
+            if cmd.convert:
+                repaid = self.repay_liabilities(account, coin, cmd.seq, cmd.ts_ms, events,
+                                                cmd.amount_atoms, automatic=False)
+            events.append(LiabilityRepaid(cmd.seq, cmd.ts_ms, account.account_id, coin, repaid,
+                                          cmd.convert))
+
+    def charge_interest(self, seq: int, ts_ms: int, events: list[Event],
+                        hour_ms: int = 0) -> None:
+        """Charge an hour's interest on every liability of a pooled account (§4.4, §7 N18).
+
+        The liability at this hh:05 (`|min(0, equity)|`), less its interest-free part, at the
+        coin's hourly rate; booked at once as more liability in the same coin, paid to the
+        fee account, with an `InterestCharged` row for the borrow history.
+        """
+        table = self.collateral
+        fee_account = self.accounts[FEE_ACCOUNT_ID]
+        for account_id in sorted(self.multi_coin):
+            account = self.accounts[account_id]
+            if account_id <= 0 or not self.pooled(account):
+                continue
+            for coin in self.account_coins(account):
+                terms = table.coin(coin)
+                due = self.interest_due(account, coin)
+                if terms is None or due is None:
+                    continue
+                borrow, free, unrealised, cost = due
+                events.append(InterestCharged(seq, ts_ms, account_id, hour_ms or ts_ms, coin,
+                                              borrow, free,
+                                              max(0, borrow - free), unrealised,
+                                              terms.hourly_borrow_rate, cost))
+                if cost:
+                    stamp = _Stamp(seq, ts_ms)
+                    self._move(account, coin, -cost, BalanceReason.INTEREST, stamp, events)
+                    self._move(fee_account, coin, cost, BalanceReason.INTEREST, stamp, events)
+                limit = terms.max_borrowing_atoms
+                if limit and borrow + cost > limit:
+                    # Above the borrowing limit Bybit auto-repays (§4.4): the excess is bought
+                    # with other collateral, in liquidation order.
+                    self.repay_liabilities(account, coin, seq, ts_ms, events,
+                                           borrow + cost - limit)
+
+    def interest_due(self, account: Account, coin: str) -> tuple[int, int, int, int] | None:
+        """Return a coin's hour of interest now: (borrow, free, unrealised part, cost).
+
+        The liability (`|min(0, equity)|`), its interest-free part, the part owed to
+        unrealised losses, and the interest on the rest at the coin's hourly rate (§4.4);
+        None without a liability or borrowing terms. `charge_interest` books it at hh:05;
+        `perpx calc account` shows it.
+        """
+        terms = self.collateral.coin(coin)
+        equity = self.equity_atoms(account, coin)
+        if terms is None or equity >= 0:
+            return None
+        wallet = account.balances.get(coin, 0)
+        borrow = -equity
+        free = free_borrow_atoms(terms, wallet, equity)
+        return (borrow, free, max(0, borrow - max(0, -wallet)),
+                interest_atoms(terms, borrow, free))
 
     def equity_atoms(self, account: Account, coin: str) -> int:
         """Return total equity in `coin`: wallet + unrealized P&L at the marks (seed 001).
@@ -209,6 +611,8 @@ class Clearing:
               cmd: Any, events: list[Event], symbol: str = "", trade_id: int = 0) -> None:
         balance = account.credit(coin, change)
         self.dirty.add(account.account_id)
+        if len(account.balances) > 1 or coin not in self.par_coins:
+            self.multi_coin.add(account.account_id)
         events.append(BalanceChanged(cmd.seq, cmd.ts_ms, account.account_id, coin, change,
                                      balance, reason, symbol, trade_id))
 
@@ -756,6 +1160,9 @@ class Clearing:
                 {
                     "id": a.account_id,
                     "balances": sorted(a.balances.items()),
+                    # Only where a coin is off, so states without it hash as they did.
+                    **({"collateral_off": sorted(a.collateral_off)} if a.collateral_off
+                       else {}),
                     "margin_mode": int(a.margin_mode),
                     "position_modes": sorted((s, int(m)) for s, m in a.position_modes.items()),
                     "leverage": sorted([s, i, v] for (s, i), v in a.leverage.items()),
@@ -774,6 +1181,7 @@ class Clearing:
         for data in snapshot["accounts"]:
             account = Account(data["id"], model_for(MarginMode(data["margin_mode"])))
             account.balances = dict(data["balances"])
+            account.collateral_off = set(data.get("collateral_off", ()))
             account.position_modes = {s: PositionMode(m) for s, m in data["position_modes"]}
             account.leverage = {(s, i): v for s, i, v in data["leverage"]}
             account.auto_add_margin = {(s, i): v for s, i, v in data["auto_add_margin"]}
@@ -782,3 +1190,4 @@ class Clearing:
                 account.positions[position.symbol, position.position_idx] = position
             self.accounts[account.account_id] = account
         self.dirty = set(self.accounts)
+        self.multi_coin = {a.account_id for a in self.accounts.values() if self._may_pool(a)}

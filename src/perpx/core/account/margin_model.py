@@ -20,13 +20,15 @@ from typing import Final
 
 from perpx.core import calc, liqprice
 from perpx.core.account.accounts import Account, MarginLedger, MarginModel, MarkOf, OrderLossOf
+from perpx.core.account.collateral import usd_ceil, usd_floor
 from perpx.core.account.margin import order_margin_atoms
+from perpx.core.account.portfolio import PmAccountResult, PmLeg, portfolio_margin
 from perpx.core.account.positions import Position
-from perpx.core.account.risk_value import PositionRisk, RiskValue
+from perpx.core.account.risk_value import AccountRisk, PositionRisk, RiskValue
 from perpx.core.codes import RejectCode, Rejected
 from perpx.core.enums import MarginMode, Side
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.numbers import RATE_ONE
+from perpx.core.numbers import RATE_ONE, div_ceil
 from perpx.core.risk import liquidation
 
 _BUY: Final = Side.BUY
@@ -73,7 +75,7 @@ def _order_terms(account: Account, coin: str, instruments: dict[str, InstrumentS
     return order_im, order_loss
 
 
-def _positions_at_mark(model: CrossMargin | IsolatedMargin, account: Account, coin: str,
+def _positions_at_mark(model: MarginModel, account: Account, coin: str,
                        instruments: dict[str, InstrumentSpec],
                        mark_of: MarkOf) -> tuple[int, int, int, set[str]]:
     """Return (uPnL, IM, MM, symbols) of the account's open positions settled in `coin`.
@@ -106,6 +108,29 @@ def _positions_at_mark(model: CrossMargin | IsolatedMargin, account: Account, co
         mm += calc.maintenance_margin_atoms(spec, value, ftc)
         position_im += model.position_im_atoms(position, spec, value, ftc)
     return upnl, position_im, mm, symbols
+
+
+def pool_risk(clearing: MarginLedger, account: Account) -> AccountRisk:
+    """Sum an account's coins in USD (next-mechanics §4.3): its cross-margin figures.
+
+    Each coin's own figures (its wallet, and the IM, MM and order loss of the contracts
+    settled in it, by the account's model) at the coin's USD price: equity and order loss
+    rounded down, IM and MM up, the margin balance after each coin's collateral ratio. An
+    account in one coin at par comes out exactly as that coin's own figures.
+    """
+    total_equity = wallet = upnl = margin = position_im = order_im = mm = order_loss = 0
+    for coin in clearing.account_coins(account):
+        own, px, equity_usd, value = clearing.usd_terms(account, coin)
+        total_equity += equity_usd
+        margin += value
+        wallet += usd_floor(own.wallet_atoms, px)
+        upnl += usd_floor(own.upnl_atoms, px)
+        position_im += usd_ceil(own.position_im_atoms, px)
+        order_im += usd_ceil(own.order_im_atoms, px)
+        mm += usd_ceil(own.mm_atoms, px)
+        order_loss += usd_floor(own.order_loss_atoms, px)
+    return AccountRisk(total_equity, wallet, upnl, margin, position_im, order_im, mm,
+                       order_loss)
 
 
 class _Stateless(MarginModel):
@@ -169,14 +194,24 @@ class CrossMargin(_Stateless):
         return RiskValue(wallet, upnl, margin_balance, position_im, order_im, mm, order_loss,
                          available)
 
+    def account_risk(self, clearing: MarginLedger, account: Account) -> AccountRisk:
+        """Return the USD pool of the account's coins (`pool_risk`)."""
+        return pool_risk(clearing, account)
+
     def available_atoms(self, clearing: MarginLedger, account: Account, coin: str) -> int:
         """Wallet + Σ (uPnL − IM − fee to close) + order loss − order margin, skipping MM.
 
         A hedged pair takes the full risk value. Equal to `risk_value(...).available_atoms`
         (the property tests compare the two). Only symbols with open orders hold order
-        margin or order loss, so only those are looked up.
+        margin or order loss, so only those are looked up. An account that holds, owes or
+        trades another coin, or a coin not at par, is a USD pool: its available balance is
+        the pool's (`MarginLedger.figures`), not this coin's own.
         """
-        total = account.balances.get(coin, 0)
+        balances = account.balances
+        total = balances.get(coin, 0)
+        if (len(balances) > 1 or coin not in balances or coin not in clearing.par_coins) and (
+                clearing.pooled(account)):
+            return clearing.figures(account, coin).available_atoms
         instruments = clearing.instruments
         positions = account.positions
         mark_of = clearing.mark_of
@@ -186,7 +221,7 @@ class CrossMargin(_Stateless):
                 continue
             spec = instruments[symbol]
             if spec.settle_coin != coin:
-                continue
+                return clearing.figures(account, coin).available_atoms  # a USD pool
             if idx:
                 other = positions.get((symbol, 3 - idx))
                 if other is not None and other.size_lots:
@@ -215,7 +250,7 @@ class CrossMargin(_Stateless):
             seen.append(symbol)
             spec = instruments[symbol]
             if spec.settle_coin != coin:
-                continue
+                return clearing.figures(account, coin).available_atoms  # a USD pool
             total -= order_margin_atoms(account, spec)
             total += clearing.order_loss_atoms(account.account_id, spec)
         return total
@@ -252,9 +287,7 @@ class CrossMargin(_Stateless):
         MM rate = ΣMM / (margin balance + order loss); a denominator at or below zero counts
         as breached too.
         """
-        mm, denominator = clearing.figures(
-            account, clearing.instruments[position.symbol].settle_coin).mm_rate()
-        return mm > 0 and mm >= denominator
+        return clearing.account_risk(account).breached()
 
     def trigger_ticks(self, clearing: MarginLedger, position: Position) -> int | None:
         """None: a cross position is liquidated with its account, not at a price of its own."""
@@ -269,7 +302,12 @@ class CrossMargin(_Stateless):
 
     def adl_margin_atoms(self, clearing: MarginLedger, account: Account, position: Position,
                          coin: str) -> int:
-        """Margin balance = wallet + uPnL: the equity, without valuing any margin."""
+        """Margin balance = wallet + uPnL: the equity, without valuing any margin.
+
+        A USD pool's margin balance, in `coin`.
+        """
+        if clearing.pooled(account):
+            return max(0, clearing.figures(account, coin).margin_balance_atoms)
         return max(0, clearing.equity_atoms(account, coin))
 
     def position_prices(self, clearing: MarginLedger, account: Account,
@@ -322,6 +360,10 @@ class IsolatedMargin(_Stateless):
         available = wallet - position_im - order_im
         return RiskValue(wallet, upnl, wallet + upnl, position_im, order_im, mm, order_loss,
                          available)
+
+    def account_risk(self, clearing: MarginLedger, account: Account) -> AccountRisk:
+        """Sum the account's coins in USD for display; isolated margin never pools them."""
+        return pool_risk(clearing, account)
 
     def available_atoms(self, clearing: MarginLedger, account: Account, coin: str) -> int:
         """Wallet − position margins − order margin: no mark needed (seed 001)."""
@@ -417,16 +459,162 @@ class IsolatedMargin(_Stateless):
         return liq, bust
 
 
+def pm_legs(clearing: MarginLedger, account: Account,
+            extra: tuple[str, Side, int] | None = None) -> list[PmLeg]:
+    """Return the account's PM legs: per instrument, the net position and open order lots.
+
+    `extra` adds a trial order (symbol, side, lots) to its instrument's orders: what
+    `PortfolioMargin.can_open` asks. Each leg carries the instrument's index (the scenarios'
+    base, §7 N13; the mark, then the entry, before any index), its mark and the USD price of
+    its settle coin.
+    """
+    held: dict[str, list[int]] = {}  # symbol -> [net lots, buy lots, sell lots]
+    for (symbol, _idx), position in account.positions.items():
+        if position.size_lots:
+            held.setdefault(symbol, [0, 0, 0])[0] += position.size_lots
+    for (symbol, _idx, side), sums in account.order_sums.items():
+        if sums.leaves_lots:
+            held.setdefault(symbol, [0, 0, 0])[1 if side is _BUY else 2] += sums.leaves_lots
+    if extra is not None:
+        symbol, side, lots = extra
+        held.setdefault(symbol, [0, 0, 0])[1 if side is _BUY else 2] += lots
+    legs: list[PmLeg] = []
+    instruments = clearing.instruments
+    for symbol in sorted(held):
+        net, buys, sells = held[symbol]
+        spec = instruments[symbol]
+        mark = clearing.mark_of(symbol)
+        index = clearing.index_of(symbol) or mark
+        if not index:
+            held_position = (account.positions.get((symbol, 0))
+                             or account.positions.get((symbol, 1)))
+            if held_position is None or not held_position.size_lots:
+                continue
+            index = held_position.average_entry_ticks(spec)
+        legs.append(PmLeg(spec, net, index, clearing.usd_px(spec.settle_coin), mark or index,
+                          buys, sells))
+    return legs
+
+
+class PortfolioMargin(_Stateless):
+    """Portfolio margin (next-mechanics §5): IM and MM by risk unit, from price scenarios.
+
+    One USD pool across coins, as cross margin, but the requirement is each underlying's
+    worst scenario loss plus its contingencies (`perpx.core.account.portfolio`), not a sum
+    of position margins: a hedged book needs less, an unhedged one more. No position has a
+    leverage, a risk limit or a liquidation price (§5.1); the account is liquidated at an MM
+    rate of 100% (§5.5), its positions first closed in the book.
+    """
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__(MarginMode.PORTFOLIO, False, True)
+
+    def position_im_atoms(self, position: Position, spec: InstrumentSpec, value_atoms: int,
+                          fee_to_close_atoms: int) -> int:
+        """No position margin: IM exists only per risk unit."""
+        return 0
+
+    def risk_value(self, account: Account, coin: str, instruments: dict[str, InstrumentSpec],
+                   mark_of: MarkOf, order_loss_of: OrderLossOf) -> RiskValue:
+        """Return the coin's wallet, uPnL and order loss; its IM and MM are the units' (in USD)."""
+        upnl, _im, _mm, symbols = _positions_at_mark(self, account, coin, instruments, mark_of)
+        for (symbol, _idx, _side), sums in account.order_sums.items():
+            if sums.leaves_lots and instruments[symbol].settle_coin == coin:
+                symbols.add(symbol)
+        order_loss = 0
+        for symbol in sorted(symbols):
+            order_loss += order_loss_of(account.account_id, instruments[symbol])
+        wallet = account.balance(coin)
+        return RiskValue(wallet, upnl, wallet + upnl, 0, 0, 0, order_loss,
+                         wallet + upnl + order_loss)
+
+    def margins(self, clearing: MarginLedger, account: Account,
+                extra: tuple[str, Side, int] | None = None) -> PmAccountResult:
+        """Return the account's PM figures by unit (with a trial order, if given)."""
+        return portfolio_margin(pm_legs(clearing, account, extra), clearing.pm_params)
+
+    def account_risk(self, clearing: MarginLedger, account: Account) -> AccountRisk:
+        """Return the USD pool's balances, with IM and MM from the units' scenarios (§5.4, §5.5).
+
+        Position IM is IMfactor × the units' MM; order IM what the orders add on top (the
+        units' IM beyond it).
+        """
+        pool = pool_risk(clearing, account)
+        result = self.margins(clearing, account)
+        im_factor = clearing.pm_params.im_factor
+        position_im = sum(div_ceil(unit.mm * im_factor, RATE_ONE) for unit in result.units)
+        return AccountRisk(pool.total_equity_atoms, pool.wallet_atoms, pool.upnl_atoms,
+                           pool.margin_balance_atoms, position_im, result.im - position_im,
+                           result.mm, pool.order_loss_atoms)
+
+    def available_atoms(self, clearing: MarginLedger, account: Account, coin: str) -> int:
+        """Return the pool's available balance, in `coin`."""
+        return clearing.figures(account, coin).available_atoms
+
+    def can_open(self, clearing: MarginLedger, account: Account, spec: InstrumentSpec, side: Side,
+                 price_ticks: int, qty_lots: int, cost_atoms: int) -> bool:
+        """Tell whether the account's IM with the order stays within its margin balance.
+
+        First, the order's trial MM (the unit's MM with every order on its side filled,
+        §5.4) may not exceed the account's equity: Bybit's `CancelByPmTrialMmOverEquity`.
+        """
+        pool = pool_risk(clearing, account)
+        trial = self.margins(clearing, account, (spec.symbol, side, qty_lots))
+        unit = trial.unit(spec.base_coin)
+        trial_mm = trial.mm
+        if unit is not None:
+            trial_mm += (unit.mm_with_buys if side is _BUY else unit.mm_with_sells) - unit.mm
+        if trial_mm > pool.total_equity_atoms:
+            raise Rejected(RejectCode.PM_TRIAL_MM_OVER_EQUITY,
+                           "CancelByPmTrialMmOverEquity: the order's trial MM exceeds equity")
+        return trial.im <= pool.margin_balance_atoms + pool.order_loss_atoms
+
+    def margin_on_open(self, position: Position, spec: InstrumentSpec, side: Side,
+                       price_ticks: int, opened_lots: int) -> None:
+        """Nothing: PM margin is valued by unit, not allocated."""
+
+    def cover_funding(self, clearing: MarginLedger, account: Account, position: Position,
+                      amount_atoms: int, coin: str) -> None:
+        """Nothing: the payment comes out of the shared wallet."""
+
+    def apply_leverage(self, clearing: MarginLedger, spec: InstrumentSpec, position: Position,
+                       raised: bool) -> None:
+        """Nothing: leverage does not enter PM margin (§5.1)."""
+
+    def is_liquidatable(self, clearing: MarginLedger, account: Account, position: Position,
+                        mark_ticks: int) -> bool:
+        """Tell whether the account's MM rate is at or above 100% (§5.5)."""
+        return clearing.account_risk(account).breached()
+
+    def trigger_ticks(self, clearing: MarginLedger, position: Position) -> int | None:
+        """None: liquidated with its account."""
+        return None
+
+    def fully_hedged(self, account: Account, position: Position) -> bool:
+        """Tell whether the opposite hedge-mode side is at least as large."""
+        return CROSS.fully_hedged(account, position)
+
+    def adl_margin_atoms(self, clearing: MarginLedger, account: Account, position: Position,
+                         coin: str) -> int:
+        """Return the pool's margin balance, in `coin`."""
+        return max(0, clearing.figures(account, coin).margin_balance_atoms)
+
+    def position_prices(self, clearing: MarginLedger, account: Account,
+                        position: Position) -> tuple[int | None, int | None]:
+        """No liquidation or bankruptcy price under PM (§5.1: `liqPrice ""`)."""
+        return None, None
+
+
 CROSS: Final = CrossMargin()
 ISOLATED: Final = IsolatedMargin()
+PORTFOLIO: Final = PortfolioMargin()
 _MODELS: dict[MarginMode, MarginModel] = {MarginMode.CROSS: CROSS,
-                                          MarginMode.ISOLATED: ISOLATED}
+                                          MarginMode.ISOLATED: ISOLATED,
+                                          MarginMode.PORTFOLIO: PORTFOLIO}
 
 
 def model_for(mode: MarginMode) -> MarginModel:
-    """Return the model of a margin mode; portfolio margin is not offered yet."""
-    model = _MODELS.get(mode)
-    if model is None:
-        raise Rejected(RejectCode.MARGIN_MODE_SWITCH_REFUSED,
-                       "portfolio margin is not offered yet")
-    return model
+    """Return the model of a margin mode."""
+    return _MODELS[mode]

@@ -59,6 +59,53 @@ class RiskValue(msgspec.Struct, frozen=True, gc=False):
         return self.mm_atoms, self.margin_balance_atoms + self.order_loss_atoms
 
 
+class AccountRisk(msgspec.Struct, frozen=True, gc=False):
+    """An account's figures in USD atoms across its coins (next-mechanics §4.3, seed 001).
+
+    `total_equity_atoms` is every coin's equity at its USD price; `margin_balance_atoms` the
+    same after each coin's collateral value ratio (a liability counts in full). Available
+    balance = margin balance + order loss − IM; the IM and MM rates divide by margin balance
+    + order loss.
+    """
+
+    total_equity_atoms: int
+    wallet_atoms: int
+    upnl_atoms: int
+    margin_balance_atoms: int
+    position_im_atoms: int
+    order_im_atoms: int
+    mm_atoms: int
+    order_loss_atoms: int
+
+    @property
+    def total_im_atoms(self) -> int:
+        """Σ IM of positions and orders."""
+        return self.position_im_atoms + self.order_im_atoms
+
+    @property
+    def available_atoms(self) -> int:
+        """Margin balance + order loss − IM (cross and portfolio margin alike, §4.3, §5.5)."""
+        return self.margin_balance_atoms + self.order_loss_atoms - self.total_im_atoms
+
+    @property
+    def haircut_atoms(self) -> int:
+        """What the collateral ratios take off the equity."""
+        return self.total_equity_atoms - self.margin_balance_atoms
+
+    def im_rate(self) -> tuple[int, int]:
+        """Return the account IM rate as a fraction (numerator, denominator)."""
+        return self.total_im_atoms, self.margin_balance_atoms + self.order_loss_atoms
+
+    def mm_rate(self) -> tuple[int, int]:
+        """Return the account MM rate as a fraction (numerator, denominator)."""
+        return self.mm_atoms, self.margin_balance_atoms + self.order_loss_atoms
+
+    def breached(self) -> bool:
+        """Tell whether the MM rate is at or above 100% (a denominator ≤ 0 counts too)."""
+        mm, denominator = self.mm_rate()
+        return mm > 0 and mm >= denominator
+
+
 class PositionSummary(msgspec.Struct, frozen=True, gc=False):
     """A position as the trader reads it (the API's position fields, in integers)."""
 

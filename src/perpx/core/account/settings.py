@@ -83,13 +83,25 @@ def _check_leverage_value(clearing: Clearing, account: Account, spec: Instrument
                        "leverage above the risk limit tier's maximum")
 
 
+# Portfolio margin's entry condition: "Equity needs to be equal to or greater than 1000 USDC"
+# (Bybit's reason 3400000, next-mechanics §5.1), read as the account's total equity in USD.
+PM_MIN_EQUITY_ATOMS = 1_000 * 10**8
+PM_EQUITY_REASON = "3400000: Equity needs to be equal to or greater than 1000 USDC"
+
+
 def set_margin_mode(clearing: Clearing, cmd: SetMarginMode, events: list[Event]) -> None:
-    """Switch isolated ↔ cross; refused with open positions or orders (seed 000)."""
+    """Switch between isolated, cross and portfolio margin (seed 000; next-mechanics §5.1).
+
+    Isolated ↔ anything is refused with open positions or orders (seed 000). Cross ↔
+    portfolio keeps the positions, and is refused if the account's margin under the new
+    mode would not cover its IM. Portfolio margin needs a total equity of 1,000 USD.
+    """
     account = clearing.user_account(cmd.account_id)
-    model = model_for(cmd.margin_mode)  # refuses a mode without a model (portfolio, for now)
+    model = model_for(cmd.margin_mode)
     if model is account.model:
         raise Rejected(RejectCode.MARGIN_MODE_SWITCH_REFUSED, "margin mode not modified")
-    if account.has_exposure():
+    pooled_pair = not model.holds_position_margin and not account.model.holds_position_margin
+    if account.has_exposure() and not pooled_pair:
         raise Rejected(RejectCode.MARGIN_MODE_SWITCH_REFUSED,
                        "close positions and cancel orders before switching margin mode")
     for symbol in {s for s, _ in account.leverage}:
@@ -97,7 +109,18 @@ def set_margin_mode(clearing: Clearing, cmd: SetMarginMode, events: list[Event])
                 and account.leverage_for(symbol, 1) != account.leverage_for(symbol, 2)):
             raise Rejected(RejectCode.MARGIN_MODE_SWITCH_REFUSED,
                            "long and short leverage differ")
+    if model.pools and clearing.account_risk(account).total_equity_atoms < PM_MIN_EQUITY_ATOMS:
+        raise Rejected(RejectCode.MARGIN_MODE_SWITCH_REFUSED, PM_EQUITY_REASON)
+    before = account.model
     account.model = model
+    if account.has_exposure() and clearing.account_risk(account).available_atoms < 0:
+        account.model = before
+        raise Rejected(RejectCode.MARGIN_MODE_SWITCH_REFUSED,
+                       "insufficient margin under the new margin mode")
+    account.order_margin_cache.clear()
+    clearing.dirty.add(account.account_id)
+    if model.pools:
+        clearing.multi_coin.add(account.account_id)
     events.append(MarginModeSet(cmd.seq, cmd.ts_ms, cmd.account_id, cmd.margin_mode))
 
 

@@ -101,10 +101,12 @@ class Pricing:
         events.append(IndexPriceUpdated(cmd.seq, cmd.ts_ms, cmd.symbol, cmd.price_ticks))
         self.stops.price_moved(cmd.symbol, TriggerBy.INDEX_PRICE, cmd.price_ticks)
         if spec.dated:
-            self._refresh_futures_mark(cmd.symbol, cmd.seq, cmd.ts_ms, events)
+            moved = self._refresh_futures_mark(cmd.symbol, cmd.seq, cmd.ts_ms, events)
             self.delivery.sample(cmd.symbol, cmd.ts_ms, cmd.price_ticks, cmd.seq, events)
-            return
-        self._refresh_mark(cmd.symbol, cmd.seq, cmd.ts_ms, events)
+        else:
+            moved = self._refresh_mark(cmd.symbol, cmd.seq, cmd.ts_ms, events)
+        if not moved:
+            self.reactions.after_index_move(cmd.symbol, cmd.seq, cmd.ts_ms, events)
 
     def tick(self, cmd: Tick, events: list[Event]) -> None:
         """Sample basis and premium for every indexed symbol, then refresh its mark."""
@@ -188,7 +190,8 @@ class Pricing:
                 self.reactions.sweep(symbol, seq, ts_ms, events)
             self._refresh_due()
 
-    def _refresh_mark(self, symbol: str, seq: int, ts_ms: int, events: list[Event]) -> None:
+    def _refresh_mark(self, symbol: str, seq: int, ts_ms: int, events: list[Event]) -> bool:
+        """Recompute the mark from the index; return whether it moved (and was reacted to)."""
         state = self.funding[symbol]
         index = self.market.index_price[symbol]
         interval_ms = state.interval_min * MINUTE_MS
@@ -201,9 +204,12 @@ class Pricing:
             self.market.drop_band(symbol)
             events.append(MarkPriceUpdated(seq, ts_ms, symbol, mark))
             self.reactions.after_mark_move(symbol, seq, ts_ms, events)
+            return True
+        return False
 
     def _refresh_futures_mark(self, symbol: str, seq: int, ts_ms: int,
-                              events: list[Event]) -> None:
+                              events: list[Event]) -> bool:
+        """Recompute a future's mark from its index; return whether it moved."""
         index = self.market.index_price[symbol]
         mark = futures_mark_price(index, self.basis_rate[symbol].average_rate())
         if mark > 0 and mark != self.market.mark_price.get(symbol):
@@ -211,6 +217,8 @@ class Pricing:
             self.market.drop_band(symbol)
             events.append(MarkPriceUpdated(seq, ts_ms, symbol, mark))
             self.reactions.after_mark_move(symbol, seq, ts_ms, events)
+            return True
+        return False
 
     # -- snapshots ----------------------------------------------------------------------------
 

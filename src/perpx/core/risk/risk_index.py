@@ -23,6 +23,7 @@ from sortedcontainers import SortedList
 
 from perpx.core import calc
 from perpx.core.account.accounts import SYSTEM_ACCOUNT_IDS, Account
+from perpx.core.account.collateral import PX_ONE
 from perpx.core.enums import Side
 from perpx.core.numbers import RATE_ONE, apply_rate_ceil, mul_div_floor
 from perpx.core.risk import liquidation
@@ -36,6 +37,9 @@ Entry = tuple[int, int, int]  # (trigger price in ticks, account id, position id
 Filing = tuple[str, bool, Entry | None]
 
 _NOTHING: list[Filing] = []  # the filing of an account not in the index (never changed)
+# The key prefix of a band on a symbol's *index* (a pool's collateral, a PM unit's scenarios)
+# rather than its mark; no symbol starts with it.
+_INDEX: Final = "index:"
 _BUDGET_IDX: Final = -1  # the position idx of an account-wide budget entry
 # A budget band is at most this share of the mark wide (in RATE_ONE), so the risk tier met
 # inside it is known when the band is drawn.
@@ -84,8 +88,24 @@ class RiskIndex:
                 del filed[account_id]
         account_ids.clear()
 
-    def candidates(self, symbol: str, mark: int) -> list[int]:
-        """Return the ids of accounts that a mark of `mark` may breach on `symbol`, sorted."""
+    def watches_index(self, symbol: str) -> bool:
+        """Tell whether some account is filed by the index of `symbol` (a pool's band)."""
+        key = _INDEX + symbol
+        return bool(self.longs.get(key) or self.shorts.get(key) or self.always.get(key))
+
+    def candidates(self, symbol: str, mark: int, index: int | None = None) -> list[int]:
+        """Return the ids of accounts that a mark of `mark` may breach on `symbol`, sorted.
+
+        With the symbol's `index`, also the pools whose band on that index it left.
+        """
+        found = self._found(symbol, mark)
+        if index is not None and self.filed:
+            key = _INDEX + symbol
+            if key in self.always or key in self.longs:
+                found |= self._found(key, index)
+        return sorted(found)
+
+    def _found(self, symbol: str, mark: int) -> set[int]:
         found: set[int] = set(self.always.get(symbol, ()))
         longs = self.longs.get(symbol)
         if longs:
@@ -100,7 +120,7 @@ class RiskIndex:
                 if trigger > mark:
                     break
                 found.add(account_id)
-        return sorted(found)
+        return found
 
     # -- filing -----------------------------------------------------------------------------
 
@@ -137,6 +157,9 @@ class RiskIndex:
                     out.append((position.symbol, position.size_lots > 0,
                                 (trigger, account_id, position.position_idx)))
             return
+        if self.clearing.pooled(account):
+            self._file_pool(account, out)
+            return
         has_orders = any(s.leaves_lots for s in account.order_sums.values())
         if len(held) == 1 and not has_orders and held[0].position_idx == 0:
             [position] = held
@@ -146,6 +169,138 @@ class RiskIndex:
                             (trigger, account_id, position.position_idx)))
                 return
         self._file_budget(account, out)
+
+    def _file_pool(self, account: Account, out: list[Filing]) -> None:
+        """File a USD pool (several coins, or portfolio margin) by a margin budget in USD.
+
+        As `_budget_bands`, but the slack is the pool's (margin balance + order loss − MM, in
+        USD) and it is shared among the marks of the symbols the account trades and the
+        indices that price its collateral (a BTC balance moves with BTCUSDT's index, §4.1)
+        or its portfolio-margin scenarios (§5.3). A band the pool cannot be given (no price
+        yet, no slack) files it under every symbol concerned, checked on every move.
+        """
+        bands = self._pool_bands(account)
+        if bands is None:
+            for key in self._pool_keys(account):
+                out.append((key, False, None))
+            return
+        account_id = account.account_id
+        for key in sorted(bands):
+            low, high = bands[key]
+            out.append((key, True, (low, account_id, _BUDGET_IDX)))
+            out.append((key, False, (high, account_id, _BUDGET_IDX)))
+
+    def _pool_keys(self, account: Account) -> list[str]:
+        """Return every mark and index key a pool's figures depend on."""
+        instruments = self.market.instruments
+        clearing = self.clearing
+        symbols = {p.symbol for p in account.positions.values() if p.size_lots}
+        symbols.update(s for (s, _i, _d), o in account.order_sums.items() if o.leaves_lots)
+        keys = set(symbols) | {_INDEX + s for s in symbols}
+        for coin in clearing.account_coins(account):
+            keys.update(_INDEX + s for s, spec in instruments.items() if spec.base_coin == coin)
+            keys.update(s for s, spec in instruments.items() if spec.base_coin == coin)
+        return sorted(keys)
+
+    def _pool_bands(self, account: Account) -> dict[str, tuple[int, int]] | None:
+        """Return the pool's safe bands by key (mark: symbol; index: `_INDEX` + symbol).
+
+        Weights bound the change in USD of the pool's slack for a relative move of each
+        price over its band (at most `_BAND_CAP`): for a traded symbol's mark, the value of
+        its net position and orders (uPnL, order loss) and, in cross margin, its MM at the
+        band's dearest end; for a portfolio-margin symbol's index, its gross value times the
+        scenario range plus the contingency rate (MaxLoss and the contingency scale with the
+        index); for a coin priced by an index, its equity plus twice the value of what is
+        settled in it. A coin amount is valued at its USD price at the top of its own band.
+        """
+        market = self.market
+        clearing = self.clearing
+        instruments = market.instruments
+        pm = account.model.pools
+        risk = clearing.account_risk(account)
+        exposure: dict[str, list[int]] = {}  # symbol -> [net lots, gross lots, order lots]
+        for position in account.positions.values():
+            if position.size_lots:
+                held = exposure.setdefault(position.symbol, [0, 0, 0])
+                held[0] += position.size_lots
+                held[1] += abs(position.size_lots)
+        for (symbol, _idx, _side), sums in account.order_sums.items():
+            if sums.leaves_lots:
+                exposure.setdefault(symbol, [0, 0, 0])[2] += sums.leaves_lots
+        coins = clearing.account_coins(account)
+        px_top: dict[str, int] = {}
+        rounding = 0
+        terms = 4 * (len(account.positions) + len(account.order_sums) + 1)
+        for coin in coins:
+            px = clearing.usd_px(coin)
+            if px <= 0:
+                return None
+            source, by_index = clearing.usd_price_source(coin)
+            if source and not by_index and market.mark_price.get(source) is None:
+                return None  # priced by a last trade: no band can hold it
+            top = px if not source else apply_rate_ceil(px, RATE_ONE + _BAND_CAP)
+            px_top[coin] = top
+            # Each coin term rounds by an atom or so in its coin, and again into USD.
+            rounding += -(-terms * top // PX_ONE) + 16
+        slack = risk.margin_balance_atoms + risk.order_loss_atoms - risk.mm_atoms - rounding
+        if slack <= 0:
+            return None
+        prices: dict[str, int] = {}  # key -> the price its band is drawn around
+        weights: dict[str, int] = {}
+        settled_value: dict[str, int] = {}  # coin -> value of what settles in it, at the top
+        params = clearing.pm_params
+        for symbol, (net, gross, ordered) in exposure.items():
+            spec = instruments[symbol]
+            mark = market.mark_of(symbol)
+            if mark is None:
+                return None
+            cap = apply_rate_ceil(mark, _BAND_CAP)
+            top = mark + cap if spec.contract.value_sign > 0 else max(1, mark - cap)
+            value_at = spec.contract.value_ceil_atoms
+            coin_px = px_top[spec.settle_coin]
+            gross_value = value_at(top, gross + ordered)
+            settled_value[spec.settle_coin] = settled_value.get(spec.settle_coin, 0) + gross_value
+            weight = value_at(top, abs(net) + ordered) + 1
+            if not pm:
+                mmr = calc.tier_for_position(spec, value_at(top, gross)).mmr
+                weight += apply_rate_ceil(value_at(top, gross), mmr + 2 * spec.taker_fee_rate)
+            prices[symbol] = mark
+            weights[symbol] = -(-weight * coin_px // PX_ONE)
+            if pm:
+                # The scenarios' base is the index, or the mark before any index
+                # (`margin_model.pm_legs`): the band goes on whichever it reads.
+                index = market.index_price.get(symbol)
+                move = params.range_for(spec.base_coin).max_move + params.risk_factor
+                key = _INDEX + symbol if index else symbol
+                if index:
+                    prices[key] = index
+                weights[key] = weights.get(key, 0) + (
+                    -(-(apply_rate_ceil(value_at(top, gross), move) + 1) * coin_px // PX_ONE))
+        for coin in coins:
+            source, by_index = clearing.usd_price_source(coin)
+            if not source:
+                continue
+            # The price `usd_px` reads: the index, or the mark before any index.
+            key = _INDEX + source if by_index else source
+            coin_price = (market.index_price.get(source) if by_index
+                          else market.mark_price.get(source))
+            if not coin_price:
+                return None
+            equity = clearing.equity_atoms(account, coin)
+            amount = abs(equity) + 2 * settled_value.get(coin, 0) + 1
+            prices[key] = coin_price
+            weights[key] = weights.get(key, 0) + (-(-amount * px_top[coin] // PX_ONE))
+        weight_total = sum(weights.values())
+        if not weight_total:
+            return None
+        bands: dict[str, tuple[int, int]] = {}
+        for key, price in prices.items():
+            reach = min(mul_div_floor(slack, price, weight_total),
+                        mul_div_floor(price, _BAND_CAP, RATE_ONE))
+            if reach <= 0:
+                return None
+            bands[key] = (price - reach, price + reach)
+        return bands
 
     def _file_budget(self, account: Account, out: list[Filing]) -> None:
         """File a cross account by margin budget: one band per symbol it holds or orders."""

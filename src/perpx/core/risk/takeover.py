@@ -86,8 +86,9 @@ def maybe_liquidate(desk: LiquidationDesk, symbol: str, seq: int, ts_ms: int,
     index proposes the accounts the move may have breached; each is checked exactly by its
     margin model, in account-id then position-index order, so the outcome is deterministic.
     A model that holds position margin liquidates each breached position on its own; the
-    other (cross) liquidates the whole account once any of its positions on `symbol` is
-    breached (its account-wide test).
+    other (cross, portfolio) liquidates the whole account once it is breached (its
+    account-wide test). A USD pool is tested even without a position on `symbol`: the move
+    may have priced its collateral down (next-mechanics §4.5).
     """
     mark = desk.mark_price.get(symbol)
     if mark is None:
@@ -97,6 +98,7 @@ def maybe_liquidate(desk: LiquidationDesk, symbol: str, seq: int, ts_ms: int,
     for account_id in candidates:
         account = clearing.accounts[account_id]
         model = account.model
+        tested = False
         for idx in (0, 1, 2):
             position = account.positions.get((symbol, idx))
             if position is None or not position.size_lots:
@@ -106,38 +108,49 @@ def maybe_liquidate(desk: LiquidationDesk, symbol: str, seq: int, ts_ms: int,
                     _liquidate(desk, spec, account, position, mark, seq, ts_ms, events)
                 continue
             # The account is tested once, at its first position on the symbol.
+            tested = True
             if model.is_liquidatable(clearing, account, position, mark):
                 _liquidate_cross(desk, account, spec.settle_coin, seq, ts_ms, events)
             break
+        if not tested and not model.holds_position_margin and clearing.pooled(account) and (
+                clearing.account_risk(account).breached()):
+            _liquidate_cross(desk, account, spec.settle_coin, seq, ts_ms, events)
 
 
 def cross_is_liquidatable(clearing: Clearing, account: Account, coin: str) -> bool:
     """Tell whether a cross account's MM rate is at or above 100% (seed 001, spec §7.2).
 
     MM rate = ΣMM / (margin balance + order loss); a denominator at or below zero counts as
-    breached too.
+    breached too. A USD pool's rate is the account's across its coins (next-mechanics
+    §4.3); an account in one coin at par has that coin's.
     """
-    figures = clearing.figures(account, coin)
-    mm, denominator = figures.mm_rate()
-    return mm > 0 and mm >= denominator  # `CrossMargin.is_liquidatable`, for any coin
+    return clearing.account_risk(account).breached()  # `CrossMargin.is_liquidatable`
 
 
 def _liquidate_cross(desk: LiquidationDesk, account: Account, coin: str, seq: int, ts_ms: int,
                      events: list[Event]) -> None:
     """Liquidate a cross account step by step until its MM rate is back under 100%.
 
-    1. cancel all its orders; 2. close fully hedged pairs against each other at the mark
-    (seed 000: hedged first); 3. the largest maintenance margin first, cut a position above
-    tier 1 to the tier below (spec §7.1) and stop if that ends the breach; else take it over
-    at the price where the account's margin balance is gone, close it in the book and
-    deleverage what the book will not take.
+    1. cancel all its orders; 2. a USD pool repays its liabilities by converting collateral
+    in liquidation order (next-mechanics §4.5 step 2); 3. close fully hedged pairs against
+    each other at the mark (seed 000: hedged first); 4. the largest maintenance margin first
+    (in USD across a pool's coins), cut a position above tier 1 to the tier below (spec
+    §7.1) and stop if that ends the breach; else take it over at the price where the
+    account's margin balance is gone, close it in the book and deleverage what the book
+    will not take. A pool left without positions has its remaining liabilities repaid from
+    collateral, and what no collateral covers is made whole by each coin's fund.
     """
     clearing = desk.clearing
+    pooled = clearing.pooled(account)
     for symbol in sorted({s for s, _ in account.positions}):
         for order in desk.orders_of(account.account_id, symbol):
             desk.cancel_order(order, CancelReason.BEFORE_LIQUIDATION, seq, ts_ms, events)
     if not cross_is_liquidatable(clearing, account, coin):
         return
+    if pooled:
+        clearing.repay_liabilities(account, "", seq, ts_ms, events)
+        if not cross_is_liquidatable(clearing, account, coin):
+            return
     for symbol in sorted({s for s, _ in account.positions}):
         long, short = account.positions.get((symbol, 1)), account.positions.get((symbol, 2))
         if long is None or short is None or not long.size_lots or not short.size_lots:
@@ -155,8 +168,8 @@ def _liquidate_cross(desk: LiquidationDesk, account: Account, coin: str, seq: in
         events.append(HedgedPairClosed(seq, ts_ms, account.account_id, symbol, hedged, mark,
                                        pnl))
         if pnl:
-            clearing.move(account, coin, pnl, BalanceReason.LIQUIDATION, seq, ts_ms, events,
-                          symbol)
+            clearing.move(account, spec.settle_coin, pnl, BalanceReason.LIQUIDATION, seq, ts_ms,
+                          events, symbol)
         for position in (long, short):
             clearing.position_changed(position, seq, ts_ms, events)
         account.order_margin_cache.pop(symbol, None)
@@ -164,20 +177,36 @@ def _liquidate_cross(desk: LiquidationDesk, account: Account, coin: str, seq: in
             return
     while cross_is_liquidatable(clearing, account, coin):
         held = [p for p in account.positions.values()
-                if p.size_lots and desk.instruments[p.symbol].settle_coin == coin]
+                if p.size_lots and (pooled or desk.instruments[p.symbol].settle_coin == coin)]
         if not held:
             break
-        position = max(held, key=lambda p: (_maintenance(desk, p), p.symbol, p.position_idx))
+        position = max(held, key=lambda p: (_maintenance_usd(desk, p), p.symbol,
+                                            p.position_idx))
         spec = desk.instruments[position.symbol]
         mark = desk.mark_of(position.symbol) or position.average_entry_ticks(spec)
         bust = _cross_bust(desk, account, position, spec, mark)
-        if _reduce_to_lower_tier(desk, spec, position, mark, bust, seq, ts_ms, events) and (
+        if account.model.pools:
+            # Portfolio margin: the position is first closed in the book, no worse than the
+            # bankruptcy price; the account keeps what is left of its equity (§5.5).
+            _close_position_in_book(desk, spec, position, bust, seq, ts_ms, events)
+            if not cross_is_liquidatable(clearing, account, coin):
+                return
+        elif _reduce_to_lower_tier(desk, spec, position, mark, bust, seq, ts_ms, events) and (
                 not cross_is_liquidatable(clearing, account, coin)):
             return
         if position.size_lots:
             _take_over(desk, spec, account, position,
                        _cross_bust(desk, account, position, spec, mark), mark, seq, ts_ms,
                        events)
+    if pooled and not any(p.size_lots for p in account.positions.values()):
+        for owed in clearing.account_coins(account):
+            make_whole(desk, account, owed, seq, ts_ms, events)
+
+
+def _maintenance_usd(desk: LiquidationDesk, position: Position) -> int:
+    """Return a position's maintenance margin in USD, to rank a pool's positions."""
+    return desk.clearing.requirement_usd(_maintenance(desk, position),
+                                         desk.instruments[position.symbol].settle_coin)
 
 
 def _cross_bust(desk: LiquidationDesk, account: Account, position: Position, spec: InstrumentSpec,
@@ -304,6 +333,16 @@ def _reduce_to_lower_tier(desk: LiquidationDesk, spec: InstrumentSpec, position:
     return True
 
 
+def _close_position_in_book(desk: LiquidationDesk, spec: InstrumentSpec, position: Position,
+                            bust: int, seq: int, ts_ms: int, events: list[Event]) -> None:
+    """Send a reduce-only IOC for the whole position, no worse than `bust` (`CreateByLiq`)."""
+    side = Side.BUY if position.size_lots > 0 else Side.SELL
+    order = RestingOrder(desk.new_order_id(), position.account_id, spec.symbol, side.opposite,
+                         OrderType.LIMIT, bust, position.qty_lots, TimeInForce.IOC, True,
+                         False, position.position_idx, "", SmpType.NONE, ts_ms)
+    desk.run_order(order, seq, ts_ms, events)
+
+
 def transfer(desk: LiquidationDesk, spec: InstrumentSpec, seller: Account, position: Position,
              buyer: Account, qty: int, price: int, reason: BalanceReason, seq: int,
              ts_ms: int, events: list[Event]) -> None:
@@ -335,9 +374,19 @@ def transfer(desk: LiquidationDesk, spec: InstrumentSpec, seller: Account, posit
 
 def make_whole(desk: LiquidationDesk, account: Account, coin: str, seq: int, ts_ms: int,
                events: list[Event]) -> None:
-    """Have the insurance fund bring an account back to zero equity if it fell below."""
+    """Have the insurance fund bring an account back to zero equity if it fell below.
+
+    A USD pool first repays the coin's liability by converting its other collateral
+    (next-mechanics §4.5); while it still holds positions, what is left stays a liability
+    backed by them, and the fund makes whole only an account left with none.
+    """
     clearing = desk.clearing
     equity = clearing.equity_atoms(account, coin)
+    if equity < 0 and clearing.pooled(account):
+        clearing.repay_liabilities(account, coin, seq, ts_ms, events)
+        equity = clearing.equity_atoms(account, coin)
+        if equity < 0 and any(p.size_lots for p in account.positions.values()):
+            return
     if equity < 0:
         fund = clearing.accounts[INSURANCE_FUND_ID]
         clearing.move(fund, coin, equity, BalanceReason.INSURANCE, seq, ts_ms, events)
