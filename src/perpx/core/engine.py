@@ -414,8 +414,12 @@ class Engine:
         The record kept (and snapshotted, and told in the event) is the parsed parameters'
         own canonical record, so equal parameters always hash alike.
         """
+        # Read untyped: a command built in Python (not decoded from the journal, which checks
+        # it is a dict) may carry anything, and the compiled core would raise a TypeError
+        # reading the field as a dict instead of refusing it.
+        record: object = getattr(cmd, "record", None)
         try:
-            collateral, pm_params = venue_params_from_record(cmd.record)
+            collateral, pm_params = venue_params_from_record(record)
         except ValueError as bad:
             raise Rejected(RejectCode.INVALID_PARAMETER, str(bad)) from bad
         self.clearing.set_params(collateral, pm_params)
