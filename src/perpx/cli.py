@@ -109,6 +109,11 @@ def serve(
         help="Start N API gateway processes on --port (SO_REUSEPORT) that forward commands "
              "to this writer over --command-socket (default DATA/command.sock); the writer "
              "then serves no HTTP itself. 0: one process serves all (the default)."),
+    shared_limits: str = typer.Option(
+        _SERVE.shared_limits,
+        help="API gateways (--role gateway, --gateways N) share each key's rate limit with "
+             "the gateways of every machine through this nats://HOST:PORT (JetStream KV); "
+             "default: with those of this data folder only."),
     history: str | None = typer.Option(
         _SERVE.history, help="With --role projector: its own history tables, a SQLite file "
                              "or postgresql://...?schema=NAME."),
@@ -230,6 +235,8 @@ async def serve_through_gateways(settings: ServeSettings, config: Path | None,
             "--production" if settings.production else "--demo"]
     if settings.journal:
         args += ["--journal", settings.journal]
+    if settings.shared_limits:
+        args += ["--shared-limits", settings.shared_limits]
     if config is not None:
         args += ["--config", str(config)]  # the same [limits] and [auth]
     gateways = Gateways(settings.gateways, args, say=typer.echo)
@@ -259,9 +266,10 @@ def serve_gateway(settings: ServeSettings, file_config: Config) -> None:
     import sys
 
     from perpx.api.keys import KeyStore, private_folder
-    from perpx.api.ratelimit import SharedRateLimiter
+    from perpx.api.ratelimit import Limiter, SharedRateLimiter
     from perpx.api.server import run as run_loop
     from perpx.api.server import serve as serve_api
+    from perpx.api.sharedlimits import NatsLimits
     from perpx.roles.gateway import GatewayService
     from perpx.store import open_history
     from perpx.transport import NatsWriterClient, UnixWriterClient, WriterClient
@@ -286,8 +294,16 @@ def serve_gateway(settings: ServeSettings, file_config: Config) -> None:
     except Exception as bad:
         raise typer.BadParameter(f"--journal: {bad}") from bad
     keys = KeyStore(data)
-    # Every gateway with this data folder counts a key's requests in one table.
-    limiter = SharedRateLimiter(data / "rate-limits.bin")
+    # Every gateway with this data folder counts a key's requests in one table; with
+    # --shared-limits, every gateway on that NATS (any machine) shares grants instead.
+    shared = NatsLimits(settings.shared_limits) if settings.shared_limits else None
+    table = SharedRateLimiter(data / "rate-limits.bin") if shared is None else None
+    limiter: Limiter
+    if shared is not None:
+        limiter = shared
+    else:
+        assert table is not None
+        limiter = table
 
     def ready(bound: int) -> None:
         say(f"perpx {perpx.__version__} gateway serving Bybit V5 REST on "
@@ -296,16 +312,23 @@ def serve_gateway(settings: ServeSettings, file_config: Config) -> None:
     async def main() -> int:
         service = GatewayService(served_instruments(), location, writer, history,
                                  demo=not settings.production, say=say)
-        await serve_api(service, keys, settings.host, settings.port, ready,
-                        limits=file_config.limits, auth_limits=file_config.auth,
-                        reuse_port=True, rate_limiter=limiter)
+        if shared is not None:
+            await shared.start()
+        try:
+            await serve_api(service, keys, settings.host, settings.port, ready,
+                            limits=file_config.limits, auth_limits=file_config.auth,
+                            reuse_port=True, rate_limiter=limiter)
+        finally:
+            if shared is not None:
+                await shared.close()
         return 1 if service.fatal is not None else 0
 
     try:
         failed = run_loop(main())
     finally:
         keys.close()
-        limiter.close()
+        if table is not None:
+            table.close()
     if failed:
         raise typer.Exit(1)
     say("gateway stopped")
