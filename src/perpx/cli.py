@@ -236,7 +236,7 @@ async def serve_through_gateways(settings: ServeSettings, config: Path | None,
     if settings.journal:
         args += ["--journal", settings.journal]
     if settings.shared_limits:
-        args += ["--shared-limits", settings.shared_limits]
+        args += ["--shared-limits", settings.shared_limits, "--bus-stream", settings.bus_stream]
     if config is not None:
         args += ["--config", str(config)]  # the same [limits] and [auth]
     gateways = Gateways(settings.gateways, args, say=typer.echo)
@@ -296,7 +296,8 @@ def serve_gateway(settings: ServeSettings, file_config: Config) -> None:
     keys = KeyStore(data)
     # Every gateway with this data folder counts a key's requests in one table; with
     # --shared-limits, every gateway on that NATS (any machine) shares grants instead.
-    shared = NatsLimits(settings.shared_limits) if settings.shared_limits else None
+    shared = (NatsLimits(settings.shared_limits, bucket=f"perpx_limits_{settings.bus_stream}")
+              if settings.shared_limits else None)
     table = SharedRateLimiter(data / "rate-limits.bin") if shared is None else None
     limiter: Limiter
     if shared is not None:

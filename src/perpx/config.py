@@ -87,7 +87,7 @@ class ServeSettings:
     # the API itself, in one process, as before.
     gateways: int = 0
     # API gateways on several machines share each key's rate limit through this NATS
-    # (JetStream KV bucket `perpx_limits`, `api/sharedlimits.py`); "": the gateways of one
+    # (JetStream KV bucket `perpx_limits_<bus_stream>`, `api/sharedlimits.py`); "": those of one
     # data folder share a file, as before.
     shared_limits: str = ""
 

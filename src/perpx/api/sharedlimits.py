@@ -8,17 +8,18 @@ of the key's requests in this window it may allow. Grants are reserved in a JetS
 bucket, one entry per (key, window) holding the requests granted to all gateways so far and
 which gateways hold some, updated by compare-and-set on the entry's revision.
 
-- The first request of a key in a window, at a gateway, takes a **credit** of ⌈L / G⌉ (L the
-  key's limit, G the live gateways, counted in a members bucket every second): no round
-  trip, nobody else knows of it yet.
+- The first request of a key in a window, at a gateway, takes a **credit** of ⌊L / G⌋ (at
+  least 1; L the key's limit, G the live gateways, counted in a members bucket every
+  second): no round trip, nobody else knows of it yet. Rounded down, so that gateways
+  starting a window together hold at most L between them.
 - Every `SYNC_S` the gateway **reserves** what it granted itself and has not reserved (its
   credit) in the entry and, if it used more than half its grant, a **top-up**: its share of
   what is left, ⌈(L − granted) / H⌉ (H the gateways holding grants of this key in the
   window, itself included). A top-up is never more than what is left, so once credits are
   reserved no gateway's grant takes the total past L.
 - Overshoot: only credits not yet reserved, i.e. a gateway's first ⌈L / G⌉ requests of a key
-  in a window within `SYNC_S` of another gateway having reserved the rest. Worst case under
-  L + (G − 1)·⌈L / G⌉ per window; a key whose requests reach gateways evenly, or one at a
+  in a window within `SYNC_S` of another gateway having reserved the rest. Worst case
+  L + (G − 1)·max(1, ⌊L / G⌋) per window; a key whose requests reach gateways evenly, or one at a
   time, stays within L (`tests/unit/api/test_shared_limits.py`). Undershoot: a burst at one
   gateway above its credit is refused until its next sync tops it up (≤ `SYNC_S`), and
   grants another gateway holds unused stay its own until the window ends (≤ 1 s).
@@ -93,7 +94,7 @@ class Store(Protocol):
 
 
 def top_up(limit: int, total: int, holders: int) -> int:
-    """Return a gateway's share of what is left of `limit` when `total` is granted among `holders`."""
+    """Return a gateway's share of what is left of `limit`, `total` granted among `holders`."""
     left = limit - total
     return 0 if left <= 0 else -(-left // max(1, holders))
 
@@ -117,18 +118,22 @@ class SyncedLimiter:
         start = now_ms - now_ms % WINDOW_MS
         cell = self.cells.get(key)
         if cell is None or cell.start != start:
-            credit = -(-limit // max(1, self.gateways)) if self.shared else limit
+            credit = max(1, limit // max(1, self.gateways)) if self.shared else limit
             cell = Cell(start, limit, credit)
             self.cells[key] = cell
             if len(self.cells) > 100_000:  # forget idle keys, as `RateLimiter` does
                 self.cells = {k: c for k, c in self.cells.items() if c.start == start}
         cell.limit = limit
-        grant = cell.granted if self.shared else limit
-        others = cell.seen - cell.reserved  # granted elsewhere, as of the last sync
-        allowed = cell.used < grant and others + cell.used < limit
+        # Shared, the grant alone decides: the store holds grants, not use, so what others
+        # were granted is no measure of what they allowed.
+        allowed = cell.used < (cell.granted if self.shared else limit)
         if allowed:
             cell.used += 1
-        remaining = max(0, limit - others - cell.used)
+        # What the key has left as far as this gateway knows: its own grant's rest, or more
+        # if the store showed more unclaimed.
+        others = cell.seen - cell.reserved
+        remaining = max(0, cell.granted - cell.used if self.shared else 0,
+                        min(limit - cell.used, limit - others - cell.used))
         return allowed, remaining, start + WINDOW_MS
 
     def pending(self, now_ms: int) -> list[Reservation]:
@@ -159,7 +164,7 @@ class SyncedLimiter:
         self.shared = False
 
     def go_shared(self, gateways: int) -> None:
-        """Share again (the store answers): new windows start from ⌈L / `gateways`⌉."""
+        """Share again (the store answers): new windows start from ⌊L / `gateways`⌋."""
         self.gateways = max(1, gateways)
         if not self.shared:
             # Cells counted alone meanwhile hold their use as their grant: reserved at the
@@ -255,8 +260,13 @@ class NatsLimits:
         import nats
         from nats.js.api import KeyValueConfig
 
+        async def quiet(_: Exception) -> None:
+            """Say nothing per failure: `_run` says once that the store is down."""
+
+        # One attempt, no reconnecting: `_run` retries every `RETRY_S`, counting alone between.
         self._nc = await nats.connect(self.url, connect_timeout=STORE_TIMEOUT_S,
-                                      allow_reconnect=False, max_reconnect_attempts=0)
+                                      allow_reconnect=False, max_reconnect_attempts=1,
+                                      reconnect_time_wait=0, error_cb=quiet)
         js = self._nc.jetstream(timeout=STORE_TIMEOUT_S)
         counts = await js.create_key_value(KeyValueConfig(bucket=self.bucket, history=1,
                                                           ttl=COUNTS_TTL_S))
