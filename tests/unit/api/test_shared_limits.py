@@ -16,10 +16,9 @@ from types import SimpleNamespace
 import pytest
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
-from perpx.api.ratelimit import WINDOW_MS, RateLimiter
 from perpx.api import sharedlimits
-from perpx.api.sharedlimits import (KvStore, NatsLimits, Reserved, SyncedLimiter, store_key,
-                                     top_up)
+from perpx.api.ratelimit import WINDOW_MS, RateLimiter
+from perpx.api.sharedlimits import KvStore, NatsLimits, Reserved, SyncedLimiter, store_key, top_up
 
 SYNC_MS = 50
 
