@@ -14,15 +14,21 @@ which gateways hold some, updated by compare-and-set on the entry's revision.
   starting a window together hold at most L between them.
 - Every `SYNC_S` the gateway **reserves** what it granted itself and has not reserved (its
   credit) in the entry and, if it used more than half its grant, a **top-up**: its share of
-  what is left, ⌈(L − granted) / H⌉ (H the gateways holding grants of this key in the
-  window, itself included). A top-up is never more than what is left, so once credits are
-  reserved no gateway's grant takes the total past L.
-- Overshoot: only credits not yet reserved, i.e. a gateway's first ⌈L / G⌉ requests of a key
-  in a window within `SYNC_S` of another gateway having reserved the rest. Worst case
-  L + (G − 1)·max(1, ⌊L / G⌋) per window; a key whose requests reach gateways evenly, or one at a
-  time, stays within L (`tests/unit/api/test_shared_limits.py`). Undershoot: a burst at one
-  gateway above its credit is refused until its next sync tops it up (≤ `SYNC_S`), and
-  grants another gateway holds unused stay its own until the window ends (≤ 1 s).
+  what is left. What is left is L minus the total granted, minus a credit for each gateway
+  *expected* to take one that has not reserved it yet: the key's holders in the previous
+  window, as this gateway saw them at its last sync then, or, if it did not see the key
+  then, every live gateway. The share divides that among the holders and the expected.
+  A top-up is never more than what is left, so no top-up takes the total past L.
+- Overshoot: only a credit nobody expected, i.e. a gateway taking up a key it did not serve
+  in the previous window, in a window where the others were already topped up to the rest
+  (a client opening a connection to a new gateway mid-second). Worst case
+  L + (G − 1)·max(1, ⌊L / G⌋) per window; requests reaching the same gateways as in the
+  window before stay within L (`tests/unit/api/test_shared_limits.py`).
+- Undershoot: a burst at one gateway above its credit is refused until its next sync tops
+  it up (≤ `SYNC_S`); in a key's first window at a gateway, the credits of every other live
+  gateway are set aside, so a key reaching one gateway gets about L / G in its first
+  second and L from its second on; grants another gateway holds unused stay its own
+  until the window ends (≤ 1 s).
 - The store down (NATS unreachable, a KV call failing or slow): every gateway counts alone
   with its grants lifted to L (the local limit, as before), logged once; requests never wait
   on the store. It is tried again every `RETRY_S` and used again, logged once, when it answers.
@@ -65,6 +71,10 @@ class Cell:
     used: int = 0  # requests it allowed
     reserved: int = 0  # of `granted`, what the store holds
     seen: int = 0  # the store's total granted at the last sync (all gateways)
+    holders: tuple[str, ...] = ()  # the gateways holding grants, as of the last sync
+    # The gateways that held grants of the key in the previous window (None: this gateway
+    # did not see it then): those expected to take credits in this one.
+    expected: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +86,8 @@ class Reservation:
     limit: int
     credit: int
     wants_more: bool
+    gateways: int = 1  # live gateways
+    expected: tuple[str, ...] | None = None  # `Cell.expected`
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +96,7 @@ class Reserved:
 
     topup: int
     total: int
+    holders: tuple[str, ...] = ()
 
 
 class Store(Protocol):
@@ -119,7 +132,9 @@ class SyncedLimiter:
         cell = self.cells.get(key)
         if cell is None or cell.start != start:
             credit = max(1, limit // max(1, self.gateways)) if self.shared else limit
-            cell = Cell(start, limit, credit)
+            expected = (cell.holders if cell is not None and cell.holders
+                        and cell.start == start - WINDOW_MS else None)
+            cell = Cell(start, limit, credit, expected=expected)
             self.cells[key] = cell
             if len(self.cells) > 100_000:  # forget idle keys, as `RateLimiter` does
                 self.cells = {k: c for k, c in self.cells.items() if c.start == start}
@@ -130,10 +145,11 @@ class SyncedLimiter:
         if allowed:
             cell.used += 1
         # What the key has left as far as this gateway knows: its own grant's rest, or more
-        # if the store showed more unclaimed.
+        # if the store showed more unclaimed; none once refused (as Bybit's header says).
         others = cell.seen - cell.reserved
-        remaining = max(0, cell.granted - cell.used if self.shared else 0,
-                        min(limit - cell.used, limit - others - cell.used))
+        remaining = 0 if not allowed else max(
+            0, cell.granted - cell.used if self.shared else 0,
+            min(limit - cell.used, limit - others - cell.used))
         return allowed, remaining, start + WINDOW_MS
 
     def pending(self, now_ms: int) -> list[Reservation]:
@@ -146,7 +162,8 @@ class SyncedLimiter:
             credit = cell.granted - cell.reserved
             wants_more = cell.used * 2 > cell.granted and cell.seen < cell.limit
             if credit > 0 or wants_more:
-                asks.append(Reservation(key, start // WINDOW_MS, cell.limit, credit, wants_more))
+                asks.append(Reservation(key, start // WINDOW_MS, cell.limit, credit, wants_more,
+                                        self.gateways, cell.expected))
         return asks
 
     def settle(self, ask: Reservation, answer: Reserved) -> None:
@@ -158,6 +175,7 @@ class SyncedLimiter:
         cell.granted += answer.topup
         cell.reserved += answer.topup
         cell.seen = answer.total
+        cell.holders = answer.holders
 
     def go_local(self) -> None:
         """Count alone (the store is down): grants no longer bind, each allows up to L."""
@@ -205,7 +223,14 @@ class KvStore:
             if me not in holders:
                 holders.append(me)
             total += ask.credit
-            topup = top_up(ask.limit, total, len(holders)) if ask.wants_more else 0
+            topup = 0
+            if ask.wants_more:
+                # Gateways expected to take a credit that have not reserved it yet: what
+                # they may have allowed is not left to share.
+                absent = (max(0, ask.gateways - len(holders)) if ask.expected is None
+                          else len(set(ask.expected) - set(holders)))
+                credit_each = max(1, ask.limit // max(1, ask.gateways))
+                topup = top_up(ask.limit, total + absent * credit_each, len(holders) + absent)
             total += topup
             value = f"{total} {','.join(holders)}".encode()
             try:
@@ -215,7 +240,7 @@ class KvStore:
                     await self.kv.update(name, value, last=revision)
             except KeyWrongLastSequenceError:
                 continue  # another gateway reserved in between: read again
-            return Reserved(topup, total)
+            return Reserved(topup, total, tuple(holders))
 
 
 class NatsLimits:

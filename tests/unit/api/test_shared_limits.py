@@ -110,17 +110,24 @@ def test_one_gateway_decides_as_the_local_limiter() -> None:
 @pytest.mark.parametrize("count", [2, 3])
 def test_requests_spread_evenly_get_the_limit_and_no_more(count: int) -> None:
     limit = 100
-    arrivals = [(3_000 + t, t % count) for t in range(0, 3 * WINDOW_MS, 2)]  # 500/s
-    counts = allowed_per_window(Venue.of(count), arrivals, limit)
+    arrivals = [(3_000 + t, n % count) for n, t in enumerate(range(0, 3 * WINDOW_MS, 2))]
+    counts = allowed_per_window(Venue.of(count), arrivals, limit)  # 500/s over all
     assert counts == {3: limit, 4: limit, 5: limit}
+
+
+def test_a_key_at_one_gateway_gets_a_share_in_its_first_second_then_all() -> None:
+    arrivals = [(3_000 + t, 0) for t in range(0, 3 * WINDOW_MS, 2)]
+    counts = allowed_per_window(Venue.of(2), arrivals, 100)
+    assert counts == {3: 50, 4: 100, 5: 100}  # the other's credit set aside, at first
 
 
 def test_a_burst_at_one_gateway_gets_the_rest_at_its_next_sync() -> None:
     venue, limit = Venue.of(2, offsets=[20, 45]), 10
+    assert venue.hit(0, 900, limit)  # the window before: gateway 0 alone serves the key
     first = [venue.hit(0, 1_000 + t, limit) for t in range(15)]  # before gateway 0 syncs
-    assert first.count(True) == 5  # its credit: ⌈10 / 2⌉
-    after = [venue.hit(0, 1_030 + t, limit) for t in range(15)]  # synced at 1,020: alone
-    assert after.count(True) == 5  # the rest: nobody else holds a grant of this key
+    assert first.count(True) == 5  # its credit: ⌊10 / 2⌋
+    after = [venue.hit(0, 1_030 + t, limit) for t in range(15)]  # synced at 1,020
+    assert after.count(True) == 5  # the rest: nobody else was expected to take a credit
     # The other gateway, new to the key in this window, has its credit (the overshoot the
     # next test bounds); its first sync shows the key spent.
     assert sum(venue.hit(1, 1_100 + t, limit) for t in range(10)) == 5
@@ -132,6 +139,7 @@ def test_the_worst_case_is_a_late_credit_and_it_is_bounded() -> None:
     """A gateway's first requests of a window, before its first sync, use a credit no one saw."""
     count, limit = 3, 10
     venue = Venue.of(count, offsets=[0, 10, 20])
+    assert venue.hit(0, 1_900, limit)  # the window before: gateway 0 alone
     assert sum(venue.hit(0, 2_001 + t, limit) for t in range(20)) == 3  # ⌊10 / 3⌋
     venue.advance(2_100)  # gateway 0 reserves, tops up to the rest, uses it
     assert sum(venue.hit(0, 2_100 + t, limit) for t in range(20)) == 7
@@ -165,7 +173,7 @@ def test_a_compare_and_set_that_loses_reads_again() -> None:
     kv.before_update.append((name, b"4 b"))  # gateway b reserves again in between
     answer = asyncio.run(store.reserve("a", ask))
     # a's credit of 5 on b's 4, then half of what is left (two holders), rounded up.
-    assert answer == Reserved(1, 10)  # (a credit is ⌊10 / 2⌋ = 5)
+    assert answer == Reserved(1, 10, ("b", "a"))  # (a credit is ⌊10 / 2⌋ = 5)
     assert kv.entries[name][0] == b"10 b,a"
     gateway.settle(ask, answer)
     assert gateway.hit("k", 10, 1_020) == (True, 0, 2_000)
