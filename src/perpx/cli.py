@@ -1257,6 +1257,9 @@ def bench_api_command(
     gateways: str = typer.Option(
         "", help="Also measure through `perpx serve --gateways N` for each N of this comma "
                  "list (e.g. 1,2): baseline GET, signed orders, RSS of every process."),
+    shared_limits: str = typer.Option(
+        "", help="With --gateways: measure each count again with the gateways sharing rate "
+                 "limits through this nats://HOST:PORT (perpx serve --shared-limits)."),
 ) -> None:
     """Signed orders/s against `perpx serve`, GET baseline, client ceiling, WS msgs/s."""
     from perpx.bench.api import bench_api
@@ -1267,7 +1270,8 @@ def bench_api_command(
         raise typer.BadParameter("a comma list of gateway counts, e.g. 1,2",
                                  param_hint="--gateways") from None
     bench_api(clients, seconds, pipeline=pipeline, ws_subscribers=ws_subscribers, idle=idle,
-              idle_per_address=idle_per_address, gateways=counts, echo=typer.echo)
+              idle_per_address=idle_per_address, gateways=counts, shared_limits=shared_limits,
+              echo=typer.echo)
 
 
 @bench_app.command("risk")

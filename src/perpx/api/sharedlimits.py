@@ -350,3 +350,21 @@ class NatsLimits:
         answers = await asyncio.gather(*(store.reserve(self.limiter.me, ask) for ask in asks))
         for ask, answer in zip(asks, answers, strict=True):
             self.limiter.settle(ask, answer)
+
+
+def drop_buckets(url: str, bucket: str) -> None:
+    """Delete a limits bucket and its members (a benchmark's or a test's, fresh to it)."""
+    from nats.js.errors import NotFoundError
+
+    async def drop() -> None:
+        import nats
+
+        nc = await nats.connect(url, connect_timeout=3)
+        try:
+            for name in (bucket, f"{bucket}_members"):
+                with contextlib.suppress(NotFoundError):
+                    await nc.jetstream().delete_key_value(name)
+        finally:
+            await nc.close()
+
+    asyncio.run(drop())

@@ -7,15 +7,13 @@ share a key's limit in each window; the entry in the bucket holds what they rese
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 
 import nats
-from nats.js.errors import NotFoundError
 
 from perpx.api.ratelimit import WINDOW_MS
-from perpx.api.sharedlimits import NatsLimits, store_key
+from perpx.api.sharedlimits import NatsLimits, drop_buckets, store_key
 
 
 def test_two_gateways_share_a_key_limit_through_jetstream(nats_url: str) -> None:
@@ -53,15 +51,10 @@ def test_two_gateways_share_a_key_limit_through_jetstream(nats_url: str) -> None
         finally:
             for gateway in gateways:
                 await gateway.close()
-            nc = await nats.connect(nats_url)
-            try:
-                for name in (bucket, f"{bucket}_members"):
-                    with contextlib.suppress(NotFoundError):
-                        await nc.jetstream().delete_key_value(name)
-            finally:
-                await nc.close()
-
-    allowed, entry = asyncio.run(scenario())
+    try:
+        allowed, entry = asyncio.run(scenario())
+    finally:
+        drop_buckets(nats_url, bucket)
     assert list(allowed.values()) == [limit, limit], allowed
     total, holders = entry.decode().split(" ")
     assert int(total) == limit and len(holders.split(",")) == 2, entry
