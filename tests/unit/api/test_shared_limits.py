@@ -30,8 +30,11 @@ class FakeKv:
         self.entries: dict[str, tuple[bytes, int]] = {}
         self.revision = 0
         self.before_update: list[tuple[str, bytes]] = []  # writes "another gateway" slips in
+        self.down = False  # NATS unreachable: every call fails
 
     async def get(self, name: str) -> SimpleNamespace:
+        if self.down:
+            raise ConnectionError("nats: connection closed")
         if name not in self.entries:
             raise KeyNotFoundError
         value, revision = self.entries[name]
@@ -214,3 +217,61 @@ def test_top_up_is_never_more_than_what_is_left() -> None:
     assert top_up(10, 10, 1) == 0 and top_up(10, 13, 1) == 0
     assert all(top_up(limit, total, holders) <= max(0, limit - total)
                for limit in range(1, 30) for total in range(0, 40) for holders in range(1, 5))
+
+
+class FakeMembers:
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    async def put(self, name: str, value: bytes) -> int:
+        self.names.add(name)
+        return 1
+
+    async def keys(self) -> list[str]:
+        return sorted(self.names)
+
+
+def test_a_store_lost_mid_run_means_counting_alone_then_sharing_again(
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sharedlimits, "RETRY_S", 0.02)
+    kv, members = FakeKv(), FakeMembers()
+    members.names.add("another gateway")
+
+    async def connect(self: NatsLimits) -> None:
+        if kv.down:
+            raise ConnectionRefusedError("nats: no servers available")
+        self._store, self._members = KvStore(kv), members
+
+    monkeypatch.setattr(NatsLimits, "_connect", connect)
+    clock = [10_000]
+
+    async def until(condition: object, what: str) -> None:
+        for _ in range(200):
+            if condition():  # type: ignore[operator]
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(what)
+
+    async def scenario() -> list[bool]:
+        limits = NatsLimits("nats://unused", clock=lambda: clock[0], sync_s=0.01)
+        await limits.start()
+        await until(lambda: limits.limiter.shared, "never shared")
+        assert limits.limiter.gateways == 2
+        shared = [limits.hit("k", 10, clock[0])[0] for _ in range(6)]  # its credit: 5
+        kv.down = True
+        await until(lambda: not limits.limiter.shared, "never went local")
+        clock[0] = 11_000
+        alone = [limits.hit("k", 10, clock[0])[0] for _ in range(12)]  # the local limit
+        kv.down = False
+        await until(lambda: limits.limiter.shared, "never shared again")
+        await until(lambda: not limits.limiter.pending(clock[0]), "never reserved")
+        await limits.close()
+        assert kv.entries[store_key("k", 11)][0].startswith(b"10 ")  # what it allowed alone
+        return shared + alone
+
+    with caplog.at_level(logging.WARNING, "perpx.ratelimit"):
+        decisions = asyncio.run(scenario())
+    assert decisions == [True] * 5 + [False] + [True] * 10 + [False] * 2
+    said = [r.getMessage() for r in caplog.records]
+    assert len([m for m in said if "unavailable" in m]) == 1, said
+    assert len([m for m in said if "counting with 2 gateways" in m]) == 2, said
