@@ -129,6 +129,7 @@ def serve(
 
     from perpx.api.server import run as run_loop
     from perpx.api.server import serve as serve_api
+    from perpx.api.sharedlimits import running_limits
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     settings, file_config = serve_settings(ctx, config)
@@ -191,8 +192,11 @@ def serve(
             if settings.gateways:
                 await serve_through_gateways(settings, config, service, ready)
             else:
-                await serve_api(service, exchange.keys, settings.host, settings.port, ready,
-                                limits=file_config.limits, auth_limits=file_config.auth)
+                # Serving HTTP itself, the writer shares rate limits as a gateway would.
+                async with running_limits(settings.shared_limits, settings.bus_stream) as shared:
+                    await serve_api(service, exchange.keys, settings.host, settings.port, ready,
+                                    limits=file_config.limits, auth_limits=file_config.auth,
+                                    rate_limiter=shared)
         finally:
             if endpoint is not None:
                 await endpoint.close()
@@ -266,10 +270,10 @@ def serve_gateway(settings: ServeSettings, file_config: Config) -> None:
     import sys
 
     from perpx.api.keys import KeyStore, private_folder
-    from perpx.api.ratelimit import Limiter, SharedRateLimiter
+    from perpx.api.ratelimit import SharedRateLimiter
     from perpx.api.server import run as run_loop
     from perpx.api.server import serve as serve_api
-    from perpx.api.sharedlimits import NatsLimits
+    from perpx.api.sharedlimits import running_limits
     from perpx.roles.gateway import GatewayService
     from perpx.store import open_history
     from perpx.transport import NatsWriterClient, UnixWriterClient, WriterClient
@@ -296,15 +300,7 @@ def serve_gateway(settings: ServeSettings, file_config: Config) -> None:
     keys = KeyStore(data)
     # Every gateway with this data folder counts a key's requests in one table; with
     # --shared-limits, every gateway on that NATS (any machine) shares grants instead.
-    shared = (NatsLimits(settings.shared_limits, bucket=f"perpx_limits_{settings.bus_stream}")
-              if settings.shared_limits else None)
-    table = SharedRateLimiter(data / "rate-limits.bin") if shared is None else None
-    limiter: Limiter
-    if shared is not None:
-        limiter = shared
-    else:
-        assert table is not None
-        limiter = table
+    table = None if settings.shared_limits else SharedRateLimiter(data / "rate-limits.bin")
 
     def ready(bound: int) -> None:
         say(f"perpx {perpx.__version__} gateway serving Bybit V5 REST on "
@@ -313,15 +309,10 @@ def serve_gateway(settings: ServeSettings, file_config: Config) -> None:
     async def main() -> int:
         service = GatewayService(served_instruments(), location, writer, history,
                                  demo=not settings.production, say=say)
-        if shared is not None:
-            await shared.start()
-        try:
+        async with running_limits(settings.shared_limits, settings.bus_stream) as shared:
             await serve_api(service, keys, settings.host, settings.port, ready,
                             limits=file_config.limits, auth_limits=file_config.auth,
-                            reuse_port=True, rate_limiter=limiter)
-        finally:
-            if shared is not None:
-                await shared.close()
+                            reuse_port=True, rate_limiter=shared or table)
         return 1 if service.fatal is not None else 0
 
     try:

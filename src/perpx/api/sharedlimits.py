@@ -45,7 +45,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -350,6 +350,20 @@ class NatsLimits:
         answers = await asyncio.gather(*(store.reserve(self.limiter.me, ask) for ask in asks))
         for ask, answer in zip(asks, answers, strict=True):
             self.limiter.settle(ask, answer)
+
+
+@contextlib.asynccontextmanager
+async def running_limits(url: str, venue: str) -> AsyncIterator[NatsLimits | None]:
+    """Run a `NatsLimits` for the venue's gateways (bucket `perpx_limits_<venue>`) if `url`."""
+    if not url:
+        yield None
+        return
+    limits = NatsLimits(url, bucket=f"perpx_limits_{venue}")
+    await limits.start()
+    try:
+        yield limits
+    finally:
+        await limits.close()
 
 
 def drop_buckets(url: str, bucket: str) -> None:
