@@ -11,6 +11,7 @@ import asyncio
 import logging
 import random
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -19,6 +20,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from perpx.api import sharedlimits
 from perpx.api.ratelimit import WINDOW_MS, RateLimiter
 from perpx.api.sharedlimits import KvStore, NatsLimits, Reserved, SyncedLimiter, store_key, top_up
+from perpx.config import ServeSettings, load_config
 
 SYNC_MS = 50
 
@@ -275,3 +277,10 @@ def test_a_store_lost_mid_run_means_counting_alone_then_sharing_again(
     said = [r.getMessage() for r in caplog.records]
     assert len([m for m in said if "unavailable" in m]) == 1, said
     assert len([m for m in said if "counting with 2 gateways" in m]) == 2, said
+
+
+def test_the_operator_file_turns_shared_limits_on(tmp_path: Path) -> None:
+    config = tmp_path / "perpx.toml"
+    config.write_text('[serve]\nshared_limits = "nats://10.0.0.2:4222"\n')
+    assert load_config(config).serve.shared_limits == "nats://10.0.0.2:4222"
+    assert ServeSettings().shared_limits == ""  # off by default: the machine's file table
