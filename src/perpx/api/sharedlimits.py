@@ -220,7 +220,8 @@ class KvStore:
                 revision: int | None = entry.revision
             except KeyNotFoundError:
                 total, holders, revision = 0, [], None
-            if me not in holders:
+            known = me in holders
+            if not known:
                 holders.append(me)
             total += ask.credit
             topup = 0
@@ -232,6 +233,8 @@ class KvStore:
                 credit_each = max(1, ask.limit // max(1, ask.gateways))
                 topup = top_up(ask.limit, total + absent * credit_each, len(holders) + absent)
             total += topup
+            if known and ask.credit == 0 and topup == 0:
+                return Reserved(0, total, tuple(holders))  # nothing to write: just a look
             value = f"{total} {','.join(holders)}".encode()
             try:
                 if revision is None:
