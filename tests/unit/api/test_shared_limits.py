@@ -284,3 +284,16 @@ def test_the_operator_file_turns_shared_limits_on(tmp_path: Path) -> None:
     config.write_text('[serve]\nshared_limits = "nats://10.0.0.2:4222"\n')
     assert load_config(config).serve.shared_limits == "nats://10.0.0.2:4222"
     assert ServeSettings().shared_limits == ""  # off by default: the machine's file table
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_steady_traffic_to_the_same_gateways_stays_within_the_limit(seed: int) -> None:
+    """Every gateway serves the key all along (its holders seen by all): never above L."""
+    rng = random.Random(seed)
+    count = rng.choice((2, 3))
+    limit = rng.choice((3, 10, 50, 200))
+    venue = Venue.of(count, offsets=[rng.randrange(SYNC_MS) for _ in range(count)])
+    arrivals = [(7_000 + t, rng.randrange(count)) for t in range(0, 5 * WINDOW_MS)]
+    counts = allowed_per_window(venue, arrivals, limit)
+    assert max(counts.values()) <= limit, counts
+    assert min(counts.values()) >= limit * 3 // 4, counts  # and not far below it
