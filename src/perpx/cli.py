@@ -109,6 +109,11 @@ def serve(
         help="Start N API gateway processes on --port (SO_REUSEPORT) that forward commands "
              "to this writer over --command-socket (default DATA/command.sock); the writer "
              "then serves no HTTP itself. 0: one process serves all (the default)."),
+    shared_limits: str = typer.Option(
+        _SERVE.shared_limits,
+        help="API gateways (--role gateway, --gateways N) share each key's rate limit with "
+             "the gateways of every machine through this nats://HOST:PORT (JetStream KV); "
+             "default: with those of this data folder only."),
     history: str | None = typer.Option(
         _SERVE.history, help="With --role projector: its own history tables, a SQLite file "
                              "or postgresql://...?schema=NAME."),
@@ -124,6 +129,7 @@ def serve(
 
     from perpx.api.server import run as run_loop
     from perpx.api.server import serve as serve_api
+    from perpx.api.sharedlimits import running_limits
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     settings, file_config = serve_settings(ctx, config)
@@ -186,8 +192,11 @@ def serve(
             if settings.gateways:
                 await serve_through_gateways(settings, config, service, ready)
             else:
-                await serve_api(service, exchange.keys, settings.host, settings.port, ready,
-                                limits=file_config.limits, auth_limits=file_config.auth)
+                # Serving HTTP itself, the writer shares rate limits as a gateway would.
+                async with running_limits(settings.shared_limits, settings.bus_stream) as shared:
+                    await serve_api(service, exchange.keys, settings.host, settings.port, ready,
+                                    limits=file_config.limits, auth_limits=file_config.auth,
+                                    rate_limiter=shared)
         finally:
             if endpoint is not None:
                 await endpoint.close()
@@ -230,6 +239,8 @@ async def serve_through_gateways(settings: ServeSettings, config: Path | None,
             "--production" if settings.production else "--demo"]
     if settings.journal:
         args += ["--journal", settings.journal]
+    if settings.shared_limits:
+        args += ["--shared-limits", settings.shared_limits, "--bus-stream", settings.bus_stream]
     if config is not None:
         args += ["--config", str(config)]  # the same [limits] and [auth]
     gateways = Gateways(settings.gateways, args, say=typer.echo)
@@ -262,6 +273,7 @@ def serve_gateway(settings: ServeSettings, file_config: Config) -> None:
     from perpx.api.ratelimit import SharedRateLimiter
     from perpx.api.server import run as run_loop
     from perpx.api.server import serve as serve_api
+    from perpx.api.sharedlimits import running_limits
     from perpx.roles.gateway import GatewayService
     from perpx.store import open_history
     from perpx.transport import NatsWriterClient, UnixWriterClient, WriterClient
@@ -286,8 +298,9 @@ def serve_gateway(settings: ServeSettings, file_config: Config) -> None:
     except Exception as bad:
         raise typer.BadParameter(f"--journal: {bad}") from bad
     keys = KeyStore(data)
-    # Every gateway with this data folder counts a key's requests in one table.
-    limiter = SharedRateLimiter(data / "rate-limits.bin")
+    # Every gateway with this data folder counts a key's requests in one table; with
+    # --shared-limits, every gateway on that NATS (any machine) shares grants instead.
+    table = None if settings.shared_limits else SharedRateLimiter(data / "rate-limits.bin")
 
     def ready(bound: int) -> None:
         say(f"perpx {perpx.__version__} gateway serving Bybit V5 REST on "
@@ -296,16 +309,18 @@ def serve_gateway(settings: ServeSettings, file_config: Config) -> None:
     async def main() -> int:
         service = GatewayService(served_instruments(), location, writer, history,
                                  demo=not settings.production, say=say)
-        await serve_api(service, keys, settings.host, settings.port, ready,
-                        limits=file_config.limits, auth_limits=file_config.auth,
-                        reuse_port=True, rate_limiter=limiter)
+        async with running_limits(settings.shared_limits, settings.bus_stream) as shared:
+            await serve_api(service, keys, settings.host, settings.port, ready,
+                            limits=file_config.limits, auth_limits=file_config.auth,
+                            reuse_port=True, rate_limiter=shared or table)
         return 1 if service.fatal is not None else 0
 
     try:
         failed = run_loop(main())
     finally:
         keys.close()
-        limiter.close()
+        if table is not None:
+            table.close()
     if failed:
         raise typer.Exit(1)
     say("gateway stopped")
@@ -1233,6 +1248,9 @@ def bench_api_command(
     gateways: str = typer.Option(
         "", help="Also measure through `perpx serve --gateways N` for each N of this comma "
                  "list (e.g. 1,2): baseline GET, signed orders, RSS of every process."),
+    shared_limits: str = typer.Option(
+        "", help="With --gateways: measure each count again with the gateways sharing rate "
+                 "limits through this nats://HOST:PORT (perpx serve --shared-limits)."),
 ) -> None:
     """Signed orders/s against `perpx serve`, GET baseline, client ceiling, WS msgs/s."""
     from perpx.bench.api import bench_api
@@ -1243,7 +1261,8 @@ def bench_api_command(
         raise typer.BadParameter("a comma list of gateway counts, e.g. 1,2",
                                  param_hint="--gateways") from None
     bench_api(clients, seconds, pipeline=pipeline, ws_subscribers=ws_subscribers, idle=idle,
-              idle_per_address=idle_per_address, gateways=counts, echo=typer.echo)
+              idle_per_address=idle_per_address, gateways=counts, shared_limits=shared_limits,
+              echo=typer.echo)
 
 
 @bench_app.command("risk")

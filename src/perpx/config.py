@@ -86,6 +86,10 @@ class ServeSettings:
     # API gateway processes the writer starts on `port` (SO_REUSEPORT); 0: the writer serves
     # the API itself, in one process, as before.
     gateways: int = 0
+    # API gateways on several machines share each key's rate limit through this NATS
+    # (JetStream KV bucket `perpx_limits_<bus_stream>`, `api/sharedlimits.py`); "": those of one
+    # data folder share a file, as before.
+    shared_limits: str = ""
 
 
 @dataclass(frozen=True, slots=True)

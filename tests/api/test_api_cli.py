@@ -14,6 +14,7 @@ from perpx.api import server
 from perpx.api.auth import AuthLimits
 from perpx.api.keys import DEMO_KEY_FILE, KeyStore
 from perpx.api.limits import Limits
+from perpx.api.ratelimit import Limiter
 from perpx.bench.api import bench_api
 from perpx.cli import app
 from perpx.service import ExchangeService
@@ -60,7 +61,8 @@ def served(monkeypatch: pytest.MonkeyPatch) -> list[ExchangeService]:
 
     async def fake_serve(service: ExchangeService, keys: KeyStore, host: str, port: int,
                          ready: Callable[[int], None], limits: Limits | None = None,
-                         auth_limits: AuthLimits | None = None) -> None:
+                         auth_limits: AuthLimits | None = None,
+                         rate_limiter: Limiter | None = None) -> None:
         started.append(service)
         SERVED_LIMITS.append((limits, auth_limits))
         ready(port)

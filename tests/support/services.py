@@ -80,7 +80,8 @@ def nats_or_skip() -> str:
             await nc.close()
 
     try:
-        asyncio.run(probe())
+        # Bounded: with no server nats-py retries its one server without end.
+        asyncio.run(asyncio.wait_for(probe(), 5))
     except Exception as failure:  # nats-py raises several kinds for an absent server
         message = f"NATS JetStream at {NATS_URL} unreachable ({failure!r}); set PERPX_TEST_NATS"
         if services_required():

@@ -43,6 +43,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -142,14 +143,20 @@ def _new_keys(data: Path, clients: int) -> list[list[str]]:
 
 
 def _through_gateways(count: int, clients: int, seconds: float,
-                      pipeline: int) -> dict[str, Any]:
-    """Baseline GET and signed orders against `perpx serve --gateways count`; RSS of each."""
+                      pipeline: int, shared_limits: str = "") -> dict[str, Any]:
+    """Baseline GET and signed orders against `perpx serve --gateways count`; RSS of each.
+
+    With `shared_limits` (a NATS URL) the gateways share rate limits through it (a bucket
+    fresh to the run), and the figures are named `gateways_N_shared_*`.
+    """
+    venue = f"PERPX_BENCH_{uuid.uuid4().hex[:10].upper()}"
+    shared = ["--shared-limits", shared_limits, "--bus-stream", venue] if shared_limits else []
     with tempfile.TemporaryDirectory(prefix="perpx-bench-gw-") as folder:
         data = Path(folder)
         pairs = _new_keys(data, clients)
         port = _free_port()
         server = _start(["perpx.cli", "serve", "--port", str(port), "--data", str(data),
-                         "--no-maker", "--gateways", str(count)])
+                         "--no-maker", "--gateways", str(count), *shared])
         try:
             assert server.stdout is not None
             pids: list[int] = []
@@ -171,7 +178,11 @@ def _through_gateways(count: int, clients: int, seconds: float,
             gateway_rss = [_server_memory(pid)["rss_mb"] for pid in pids]
         finally:
             _stop(server)
-    name = f"gateways_{count}"
+            if shared_limits:
+                from perpx.api.sharedlimits import drop_buckets
+
+                drop_buckets(shared_limits, f"perpx_limits_{venue}")
+    name = f"gateways_{count}" + ("_shared" if shared_limits else "")
     return {
         f"{name}_orders_per_s": orders["per_s"], f"{name}_p50_ms": orders["p50_ms"],
         f"{name}_p99_ms": orders["p99_ms"], f"{name}_order_retcodes": orders["codes"],
@@ -198,12 +209,13 @@ def _trivial_ceiling(pairs: list[list[str]], seconds: float, pipeline: int) -> d
 
 def bench_api(clients: int = 64, seconds: float = 5.0, *, pipeline: int = 1,
               ws_subscribers: int = 200, idle: int = 0, idle_per_address: int = 400,
-              gateways: list[int] | None = None,
+              gateways: list[int] | None = None, shared_limits: str = "",
               echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Measure the client's ceiling, the baseline, signed orders and WS fan-out; JSON last.
 
     With `idle`, signed orders are measured again beside that many idle connections; with
-    `gateways`, again through that many gateway processes (each count in the list).
+    `gateways`, again through that many gateway processes (each count in the list), and
+    with `shared_limits` (a NATS URL) once more with the gateways sharing rate limits there.
     """
     gateways = gateways or []
     if clients < 1 or seconds <= 0 or pipeline < 1 or ws_subscribers < 0 or idle < 0 \
@@ -234,6 +246,8 @@ def bench_api(clients: int = 64, seconds: float = 5.0, *, pipeline: int = 1,
     through: dict[str, Any] = {}
     for count in gateways:
         through.update(_through_gateways(count, clients, seconds, pipeline))
+        if shared_limits:
+            through.update(_through_gateways(count, clients, seconds, pipeline, shared_limits))
     from perpx.bench.ladder import measure
 
     writer = measure("writer", clients, seconds)
@@ -258,7 +272,8 @@ def bench_api(clients: int = 64, seconds: float = 5.0, *, pipeline: int = 1,
         "ws_subscribers": ws_subscribers,
         "ws_msgs_per_s": ws["ws_msgs_per_s"] if ws is not None else None,
         "idle": idle, **under_idle,
-        "server_rss_mb": server_rss, "gateways": gateways, **through,
+        "server_rss_mb": server_rss, "gateways": gateways, "shared_limits": shared_limits,
+        **through,
     }
     echo(f"client ceiling (signed requests, trivial server): {ceiling['per_s']:,} req/s, "
          f"p50 {ceiling['p50_ms']} ms, p99 {ceiling['p99_ms']} ms")
@@ -273,8 +288,11 @@ def bench_api(clients: int = 64, seconds: float = 5.0, *, pipeline: int = 1,
          f"p50 {writer['p50_ms']} ms, p99 {writer['p99_ms']} ms")
     if ws is not None:
         echo(f"WebSocket: {ws['ws_msgs_per_s']:,} msgs/s to {ws_subscribers} subscribers")
-    for count in gateways:
-        name = f"gateways_{count}"
+    for name in [f"gateways_{count}{suffix}" for count in gateways
+                 for suffix in ("", "_shared") if suffix == "" or shared_limits]:
+        count = int(name.split("_")[1])
+        if name.endswith("_shared"):
+            echo(f"  (next: the gateways share rate limits through {shared_limits})")
         base_per_s = through[name + "_baseline_time_req_per_s"]
         echo(f"through {count} gateway(s): baseline GET {base_per_s:,} req/s; signed "
              f"orders {through[name + '_orders_per_s']:,}/s, p50 "
