@@ -86,6 +86,10 @@ class ServeSettings:
     # API gateway processes the writer starts on `port` (SO_REUSEPORT); 0: the writer serves
     # the API itself, in one process, as before.
     gateways: int = 0
+    # Projector processes the writer starts, restarts and stops (issue #15; needs `bus` on
+    # NATS): each folds the history tables from the bus into tables of its own, by default
+    # DATA/projector-K/history.db, or schema <journal's>_projector_K on a PostgreSQL journal.
+    projectors: int = 0
 
 
 @dataclass(frozen=True, slots=True)
