@@ -1,5 +1,8 @@
 """`perpx serve --projectors N`: the writer starts, restarts and stops its projectors (#15).
 
+On both journals: with a PostgreSQL one the projector's tables are the schema
+``<journal's>_projector_0`` of the same database.
+
 A venue publishing on a fresh JetStream stream (`--bus nats://...`) starts one projector
 (`--projectors 1`) into DATA/projector-0/history.db. Two keys trade through the API
 (resting orders, crossing ones, cancels): the projector folds them into its own tables and
@@ -17,6 +20,7 @@ import os
 import re
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +31,7 @@ from perpx.api.keys import ApiKey, KeyStore
 from perpx.bus import JetStreamBus
 from perpx.instruments import served_instruments
 from perpx.roles.projector import HistoryProjector, project
-from perpx.store import open_history
+from perpx.store import open_history, parse_location
 from perpx.store.history_sql import SqlHistory
 from support.projector import same_tables
 from support.serving import Server, signed
@@ -44,6 +48,21 @@ def alive(pid: int) -> bool:
         return False
     with open(f"/proc/{pid}/stat") as stat:  # a zombie is gone for our purpose
         return stat.read().split(")")[-1].split()[0] != "Z"
+
+
+def watermark(location: str) -> int:
+    """A PostgreSQL projector's committed seq, from its own tables (0 before they exist)."""
+    import psycopg
+    from psycopg import sql
+
+    dsn, schema = parse_location(location)[1:]
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+            rows = conn.execute("SELECT value FROM history_meta WHERE key = 'seq'").fetchall()
+    except psycopg.Error:  # not created yet
+        return 0
+    return int(rows[0][0]) if rows else 0
 
 
 def pids(writer: Server) -> list[int]:
@@ -79,12 +98,20 @@ def trade(url: str, alice: ApiKey, bob: ApiKey, rounds: int) -> None:
                 assert signed(client, bob, "POST", "/v5/order/cancel", cancel)["retCode"] == 0
 
 
-def folded_past(writer: Server, seq: int, timeout_s: float = 60) -> int:
-    """Wait until `/perpx/status` shows the projector's committed seq at `seq` or past it."""
+def folded_past(writer: Server, seq: int, *, sqlite: bool, history_at: str,
+                timeout_s: float = 60) -> int:
+    """Wait until the projector's committed seq is at `seq` or past it.
+
+    `/perpx/status` shows it for a SQLite projector; a PostgreSQL one's is read from its
+    tables here (status leaves it out: a connection per request is not cheap).
+    """
     deadline = time.monotonic() + timeout_s
     while True:
         projectors = status(writer.url)["processes"]["projectors"]
         shown = projectors["list"][0]["seq"]
+        if not sqlite:
+            assert shown == ""
+            shown = str(watermark(history_at))
         if shown and int(shown) >= seq:
             return int(shown)
         assert time.monotonic() < deadline, f"projector at {shown!r}, not {seq}:\n" + \
@@ -92,18 +119,39 @@ def folded_past(writer: Server, seq: int, timeout_s: float = 60) -> int:
         time.sleep(0.1)
 
 
+@pytest.fixture
+def projector_cleanup(journal_location: str | None) -> Iterator[None]:
+    """Drop the projector's schema (<journal's>_projector_0) after a PostgreSQL run."""
+    yield
+    if journal_location is None:
+        return
+    import psycopg
+    from psycopg import sql
+
+    dsn, schema = parse_location(journal_location)[1:]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+            sql.Identifier(f"{schema}_projector_0")))
+
+
 def test_serve_starts_restarts_and_stops_its_projector(
-        tmp_path: Path, nats_url: str, stream_name: str) -> None:
+        tmp_path: Path, nats_url: str, stream_name: str, journal_location: str | None,
+        projector_cleanup: None) -> None:
     data = tmp_path / "data"
-    writer = Server(data, None, extra=("--bus", nats_url, "--bus-stream", stream_name,
-                                       "--projectors", "1"))
+    writer = Server(data, journal_location, extra=(
+        "--bus", nats_url, "--bus-stream", stream_name, "--projectors", "1"))
     keys = KeyStore(data)
     alice = keys.create(demo_funds="100000", rate_limit=10_000)
     bob = keys.create(demo_funds="100000", rate_limit=10_000)
-    history_at = str(data / "projector-0" / "history.db")
+    if journal_location is None:
+        journal_at, history_at = str(data / "journal.db"), str(data / "projector-0/history.db")
+    else:
+        journal_at = journal_location
+        history_at = f"{journal_location}_projector_0"  # ...?schema=NAME_projector_0
     try:
         trade(writer.url, alice, bob, 12)
-        first = folded_past(writer, int(status(writer.url)["seq"]))
+        first = folded_past(writer, int(status(writer.url)["seq"]),
+                            sqlite=journal_location is None, history_at=history_at)
         shown = status(writer.url)["processes"]["projectors"]
         assert shown["count"] == "1" and shown["restarts"] == "0", shown
         [pid] = pids(writer)
@@ -119,7 +167,8 @@ def test_serve_starts_restarts_and_stops_its_projector(
         restarted = pids(writer)[-1]
         assert restarted != pid and not alive(pid) and alive(restarted)
         trade(writer.url, alice, bob, 8)
-        assert folded_past(writer, int(status(writer.url)["seq"])) > first
+        assert folded_past(writer, int(status(writer.url)["seq"]),
+                           sqlite=journal_location is None, history_at=history_at) > first
         assert status(writer.url)["processes"]["projectors"]["restarts"] == "1"
 
         writer.stop()  # SIGTERM: the projector goes with the venue
@@ -136,7 +185,7 @@ def test_serve_starts_restarts_and_stops_its_projector(
         writer.kill()
         keys.close()
 
-    reference = open_history(str(data / "journal.db"))
+    reference = open_history(journal_at)
     ours = open_history(history_at, beside_journal=False)
     try:
         assert isinstance(ours, SqlHistory) and isinstance(reference, SqlHistory)
