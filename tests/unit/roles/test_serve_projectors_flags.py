@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -51,3 +52,19 @@ def test_the_toml_key(tmp_path: Path) -> None:
     config = tmp_path / "perpx.toml"
     config.write_text('[serve]\nprojectors = 2\nbus = "nats://127.0.0.1:4222"\n')
     assert load_config(config).serve.projectors == 2
+
+
+def test_restart_pause_doubles_while_a_child_keeps_dying_early() -> None:
+    from types import SimpleNamespace
+
+    from perpx.roles import supervisor
+    from perpx.roles.supervisor import Children
+
+    children = Children("projector", 1, lambda number: [], essential=False)
+    now = time.monotonic()
+    early = SimpleNamespace(number=0, started_s=now)  # died at once
+    pauses = [children._pause(early) for _ in range(7)]  # type: ignore[arg-type]
+    assert pauses == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    late = SimpleNamespace(number=0, started_s=now - supervisor.STABLE_S)  # ran a while
+    assert children._pause(late) == supervisor.RESTART_PAUSE_S  # type: ignore[arg-type]
+    assert children._pause(early) == 2.0  # type: ignore[arg-type]
