@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -24,6 +25,7 @@ from perpx.instruments import bundled_instruments, load_instruments, served_inst
 if TYPE_CHECKING:  # the server's modules load when a command needs them
     from perpx.api.keys import DemoKey, KeyStore
     from perpx.bus import BusPublisher
+    from perpx.roles.supervisor import Children
     from perpx.service import ExchangeService
     from perpx.store.journal import Journal
     from perpx.transport import CommandEndpoint
@@ -117,6 +119,12 @@ def serve(
     history: str | None = typer.Option(
         _SERVE.history, help="With --role projector: its own history tables, a SQLite file "
                              "or postgresql://...?schema=NAME."),
+    projectors: int = typer.Option(
+        _SERVE.projectors, min=0,
+        help="Start N projector processes following --bus (nats:// only), each folding the "
+             "history tables into its own (DATA/projector-K/history.db, or schema "
+             "<journal's>_projector_K on a PostgreSQL journal); restarted when one dies, "
+             "stopped with the venue. 0: none (the default)."),
 ) -> None:
     """Run the exchange: Bybit V5 REST, a simulated index, a market maker, snapshots.
 
@@ -142,6 +150,7 @@ def serve(
     if settings.role not in ("all", "standby"):
         raise typer.BadParameter(f"unknown role {settings.role!r}: use all, standby, gateway "
                                  "or projector", param_hint="--role")
+    projecting = projector_children(settings)  # before anything opens: a bad flag fails fast
     if settings.gateways:
         import dataclasses
 
@@ -185,9 +194,27 @@ def serve(
                       "Ctrl-C stops", soft_wrap=True)
 
     service = exchange.service
+    if projecting is not None:
+        service.process_status = lambda: {"projectors": projecting.status()}
 
     async def main() -> None:
+        import asyncio
+
         endpoint = await open_endpoint(settings, service)
+        # The projectors follow the bus, which needs no venue to wait for: they start with
+        # it, and the venue serves without waiting for them (they catch up).
+        supervising = asyncio.ensure_future(projecting.run()) if projecting else None
+
+        async def stop_projectors() -> None:
+            if supervising is not None and projecting is not None:
+                supervising.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await supervising  # a failure to start one was said: stop the others
+                await projecting.stop()
+
+        # Stopped when the service closes: a signal's shutdown closes it, then ends the
+        # process (uvicorn raises the signal again), so a `finally` here may never run.
+        service.on_close.append(stop_projectors)
         try:
             if settings.gateways:
                 await serve_through_gateways(settings, config, service, ready)
@@ -198,6 +225,7 @@ def serve(
                                     limits=file_config.limits, auth_limits=file_config.auth,
                                     rate_limiter=shared)
         finally:
+            await stop_projectors()  # also on an error before the service started
             if endpoint is not None:
                 await endpoint.close()
 
@@ -225,7 +253,7 @@ async def serve_through_gateways(settings: ServeSettings, config: Path | None,
     import signal
 
     from perpx.api.server import shared_port_socket
-    from perpx.roles.supervisor import Gateways
+    from perpx.roles.supervisor import Children
 
     try:
         held = shared_port_socket(settings.host, settings.port)
@@ -243,7 +271,7 @@ async def serve_through_gateways(settings: ServeSettings, config: Path | None,
         args += ["--shared-limits", settings.shared_limits, "--bus-stream", settings.bus_stream]
     if config is not None:
         args += ["--config", str(config)]  # the same [limits] and [auth]
-    gateways = Gateways(settings.gateways, args, say=typer.echo)
+    gateways = Children("gateway", settings.gateways, lambda number: args, say=typer.echo)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for number in (signal.SIGINT, signal.SIGTERM):
@@ -263,6 +291,78 @@ async def serve_through_gateways(settings: ServeSettings, config: Path | None,
         await gateways.stop()
         held.close()
         await service.close()
+
+
+def projector_history(settings: ServeSettings, number: int) -> str:
+    """Where projector `number` of `perpx serve --projectors` keeps its tables.
+
+    Beside the venue's own: a SQLite file DATA/projector-K/history.db, or, when the journal
+    is on PostgreSQL, the schema ``<journal's schema>_projector_K`` of the same database.
+    """
+    from perpx.api.keys import private_folder
+    from perpx.store import parse_location
+
+    if settings.journal:
+        kind, dsn, schema = parse_location(settings.journal)
+        if kind == "postgres":
+            joiner = "&" if "?" in dsn else "?"
+            return f"{dsn}{joiner}schema={schema}_projector_{number}"
+    folder = private_folder(settings.data) / f"projector-{number}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder / "history.db")
+
+
+def projector_seq(location: str) -> int | None:
+    """Return the last seq a projector committed, from its SQLite tables (None: not cheap).
+
+    For `/perpx/status`: one read-only query on a local file. A PostgreSQL schema would
+    need a connection per request, so it is left out ("").
+    """
+    import sqlite3
+
+    from perpx.store import parse_location
+
+    kind, path, _ = parse_location(location)
+    if kind != "sqlite":
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True,
+                                                timeout=0.1)) as db:
+            rows = db.execute("SELECT value FROM history_meta WHERE key = 'seq'").fetchall()
+    except sqlite3.Error:  # not created yet, or busy
+        return None
+    return int(rows[0][0]) if rows else 0
+
+
+def projector_children(settings: ServeSettings) -> Children | None:
+    """Return the projector processes `settings.projectors` asks for (None for 0), unstarted.
+
+    Refuses (BadParameter) without a NATS bus: a projector in another process can only
+    follow the venue's events on JetStream. Each child gets the venue's bus, stream and
+    snapshot pacing (its checkpoints) and a history of its own (`projector_history`).
+    """
+    from perpx.roles.supervisor import Children
+
+    if not settings.projectors:
+        return None
+    if not settings.bus.startswith(("nats://", "tls://")):
+        raise typer.BadParameter(
+            "projectors follow the venue's events on a NATS JetStream bus: --projectors "
+            "needs --bus nats://HOST:PORT", param_hint="--projectors")
+    if settings.role not in ("all", "standby"):
+        raise typer.BadParameter("only a writer (--role all or standby) starts projectors",
+                                 param_hint="--projectors")
+    places = [projector_history(settings, number) for number in range(settings.projectors)]
+
+    def args(number: int) -> list[str]:
+        return ["--role", "projector", "--bus", settings.bus, "--bus-stream",
+                settings.bus_stream, "--history", places[number],
+                "--snapshot-every", str(settings.snapshot_every),
+                "--snapshot-seconds", str(settings.snapshot_seconds),
+                "--snapshot-keep", str(settings.snapshot_keep)]
+
+    return Children("projector", settings.projectors, args, say=typer.echo, essential=False,
+                    seq_of=lambda number: projector_seq(places[number]))
 
 
 def serve_gateway(settings: ServeSettings, file_config: Config) -> None:

@@ -90,6 +90,10 @@ class ServeSettings:
     # (JetStream KV bucket `perpx_limits_<bus_stream>`, `api/sharedlimits.py`); "": those of one
     # data folder share a file, as before.
     shared_limits: str = ""
+    # Projector processes the writer starts, restarts and stops (issue #15; needs `bus` on
+    # NATS): each folds the history tables from the bus into tables of its own, by default
+    # DATA/projector-K/history.db, or schema <journal's>_projector_K on a PostgreSQL journal.
+    projectors: int = 0
 
 
 @dataclass(frozen=True, slots=True)

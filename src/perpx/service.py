@@ -40,7 +40,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +123,12 @@ class ExchangeService:
         # journaled `SetVenueParams` at start when the recovered venue's differ (issue #17).
         self.venue_params = venue_params or {}
         self.demo = demo  # False in production: no demo funds, no demo-apply-money
+        # The processes `perpx serve` supervises for this venue (projectors), as
+        # `/perpx/status` shows them; None when it runs none.
+        self.process_status: Callable[[], dict[str, Any]] | None = None
+        # Run first by `close`: `perpx serve` stops those processes with the venue (uvicorn
+        # re-raises SIGTERM once its shutdown, which closes the service, is done).
+        self.on_close: list[Callable[[], Awaitable[None]]] = []
         self.specs: dict[str, InstrumentSpec] = {spec.symbol: spec for spec in specs}
         self.clock = clock
         self.history: History = history if history is not None else SqliteHistory(None)
@@ -493,6 +499,8 @@ class ExchangeService:
 
     async def close(self) -> None:
         """Stop the feed, finish journal writes and close the history."""
+        for hook in self.on_close:
+            await hook()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -44,6 +44,7 @@ def test_status_counts_without_naming_anyone() -> None:
     assert result["connections"] == "1" and result["wsSessions"] == {
         "public": "3", "private": "0", "trade": "0"}
     assert result["uptimeMs"].isdigit() and result["demo"] is False
+    assert result["processes"] == {}  # `perpx serve` supervises no projector here
     assert "10.0.0.1" not in json.dumps(result)
 
 

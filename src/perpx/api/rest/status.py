@@ -24,8 +24,10 @@ async def status(ctx: Context) -> dict[str, Any]:
     `seq` is the last command the writer sequenced (in a gateway: the last it has read, so
     its lag is how far its follower trails what it knows), `durableSeq` the last one reads
     show, `journalLag` the commands in between (journaled or being journaled, not yet
-    readable). `connections` counts this process's open HTTP and WebSocket connections,
-    `wsSessions` its WebSocket sessions by endpoint (public, private, trade).
+    readable). `processes` lists the processes `perpx serve` supervises for this venue
+    (``{"projectors": {count, restarts, list}}``; empty when none). `connections` counts
+    this process's open HTTP and WebSocket connections, `wsSessions` its WebSocket
+    sessions by endpoint (public, private, trade).
     """
     service = ctx.service
     seq = service.engine.last_seq
@@ -33,6 +35,7 @@ async def status(ctx: Context) -> dict[str, Any]:
     server = ctx.server
     guard = server.connections if server is not None else None
     sessions = dict(server.sessions) if server is not None else {}
+    report = getattr(service, "process_status", None)  # a gateway's venue has none
     return {"seq": str(seq), "durableSeq": str(durable), "journalLag": str(max(0, seq - durable)),
             "connections": "" if guard is None else str(guard.open),
             "connectionsRefused": "" if guard is None else str(guard.refused),
@@ -40,6 +43,7 @@ async def status(ctx: Context) -> dict[str, Any]:
                            for kind in ("public", "private", "trade")},
             "uptimeMs": "" if server is None else
             str(int((time.monotonic() - server.started_s) * 1000)),
+            "processes": report() if report is not None else {},
             "demo": service.demo, "stopped": service.stopped.is_set()}
 
 
