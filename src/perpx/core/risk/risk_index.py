@@ -25,6 +25,7 @@ from perpx.core import calc
 from perpx.core.account.accounts import SYSTEM_ACCOUNT_IDS, Account
 from perpx.core.account.collateral import PX_ONE
 from perpx.core.enums import Side
+from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import RATE_ONE, apply_rate_ceil, mul_div_floor
 from perpx.core.risk import liquidation
 
@@ -44,6 +45,61 @@ _BUDGET_IDX: Final = -1  # the position idx of an account-wide budget entry
 # A budget band is at most this share of the mark wide (in RATE_ONE), so the risk tier met
 # inside it is known when the band is drawn.
 _BAND_CAP: Final = RATE_ONE // 10
+
+
+def _exposure(account: Account) -> dict[str, list[int]]:
+    """Return, per symbol an account holds or orders, [net lots, gross lots, order lots]."""
+    exposure: dict[str, list[int]] = {}
+    for position in account.positions.values():
+        if position.size_lots:
+            held = exposure.setdefault(position.symbol, [0, 0, 0])
+            held[0] += position.size_lots
+            held[1] += abs(position.size_lots)
+    for (symbol, _idx, _side), sums in account.order_sums.items():
+        if sums.leaves_lots:
+            exposure.setdefault(symbol, [0, 0, 0])[2] += sums.leaves_lots
+    return exposure
+
+
+def _band_top(spec: InstrumentSpec, mark: int) -> int:
+    """Return the band's end where a position is worth most.
+
+    Its top for a linear contract, its bottom for an inverse one (``C/P`` grows as the price
+    falls), so a weight valued there bounds the value's change over the whole band.
+    """
+    cap = apply_rate_ceil(mark, _BAND_CAP)
+    return mark + cap if spec.contract.value_sign > 0 else max(1, mark - cap)
+
+
+def _mark_weight(spec: InstrumentSpec, top: int, net: int, gross: int, ordered: int) -> int:
+    """Bound a cross account's slack change per relative mark move, in the settle coin.
+
+    The net size (unrealized P&L), the orders (order loss) and the gross size at the band's
+    highest MM rate plus twice the taker fee, all valued at `top`, plus an atom.
+    """
+    value_at = spec.contract.value_ceil_atoms
+    gross_value = value_at(top, gross)
+    mmr = calc.tier_for_position(spec, gross_value).mmr
+    return (value_at(top, abs(net) + ordered)
+            + apply_rate_ceil(gross_value, mmr + 2 * spec.taker_fee_rate) + 1)
+
+
+def _bands(slack: int, prices: dict[str, int],
+           weight_total: int) -> dict[str, tuple[int, int]] | None:
+    """Share `slack` among the prices by weight: ``d = slack · P / Σw``, capped at 10%.
+
+    None when a band would be empty (no weight, or no reach).
+    """
+    if not weight_total:
+        return None
+    bands: dict[str, tuple[int, int]] = {}
+    for key, price in prices.items():
+        reach = min(mul_div_floor(slack, price, weight_total),
+                    mul_div_floor(price, _BAND_CAP, RATE_ONE))
+        if reach <= 0:
+            return None
+        bands[key] = (price - reach, price + reach)
+    return bands
 
 
 class RiskIndex:
@@ -218,15 +274,7 @@ class RiskIndex:
         instruments = market.instruments
         pm = account.model.pools
         risk = clearing.account_risk(account)
-        exposure: dict[str, list[int]] = {}  # symbol -> [net lots, gross lots, order lots]
-        for position in account.positions.values():
-            if position.size_lots:
-                held = exposure.setdefault(position.symbol, [0, 0, 0])
-                held[0] += position.size_lots
-                held[1] += abs(position.size_lots)
-        for (symbol, _idx, _side), sums in account.order_sums.items():
-            if sums.leaves_lots:
-                exposure.setdefault(symbol, [0, 0, 0])[2] += sums.leaves_lots
+        exposure = _exposure(account)
         coins = clearing.account_coins(account)
         px_top: dict[str, int] = {}
         rounding = 0
@@ -254,16 +302,14 @@ class RiskIndex:
             mark = market.mark_of(symbol)
             if mark is None:
                 return None
-            cap = apply_rate_ceil(mark, _BAND_CAP)
-            top = mark + cap if spec.contract.value_sign > 0 else max(1, mark - cap)
+            top = _band_top(spec, mark)
             value_at = spec.contract.value_ceil_atoms
             coin_px = px_top[spec.settle_coin]
             gross_value = value_at(top, gross + ordered)
             settled_value[spec.settle_coin] = settled_value.get(spec.settle_coin, 0) + gross_value
-            weight = value_at(top, abs(net) + ordered) + 1
-            if not pm:
-                mmr = calc.tier_for_position(spec, value_at(top, gross)).mmr
-                weight += apply_rate_ceil(value_at(top, gross), mmr + 2 * spec.taker_fee_rate)
+            # Portfolio margin's MM moves with the index, weighed below; cross MM with the mark.
+            weight = (value_at(top, abs(net) + ordered) + 1 if pm
+                      else _mark_weight(spec, top, net, gross, ordered))
             prices[symbol] = mark
             weights[symbol] = -(-weight * coin_px // PX_ONE)
             if pm:
@@ -290,30 +336,12 @@ class RiskIndex:
             amount = abs(equity) + 2 * settled_value.get(coin, 0) + 1
             prices[key] = coin_price
             weights[key] = weights.get(key, 0) + (-(-amount * px_top[coin] // PX_ONE))
-        weight_total = sum(weights.values())
-        if not weight_total:
-            return None
-        bands: dict[str, tuple[int, int]] = {}
-        for key, price in prices.items():
-            reach = min(mul_div_floor(slack, price, weight_total),
-                        mul_div_floor(price, _BAND_CAP, RATE_ONE))
-            if reach <= 0:
-                return None
-            bands[key] = (price - reach, price + reach)
-        return bands
+        return _bands(slack, prices, sum(weights.values()))
 
     def _file_budget(self, account: Account, out: list[Filing]) -> None:
         """File a cross account by margin budget: one band per symbol it holds or orders."""
         instruments = self.market.instruments
-        exposure: dict[str, list[int]] = {}  # symbol -> [net lots, gross lots, order lots]
-        for position in account.positions.values():
-            if position.size_lots:
-                held = exposure.setdefault(position.symbol, [0, 0, 0])
-                held[0] += position.size_lots
-                held[1] += abs(position.size_lots)
-        for (symbol, _idx, _side), sums in account.order_sums.items():
-            if sums.leaves_lots:
-                exposure.setdefault(symbol, [0, 0, 0])[2] += sums.leaves_lots
+        exposure = _exposure(account)
         for coin in sorted({instruments[s].settle_coin for s in exposure}):
             symbols = sorted(s for s in exposure if instruments[s].settle_coin == coin)
             bands = self._budget_bands(account, coin, {s: exposure[s] for s in symbols})
@@ -353,24 +381,8 @@ class RiskIndex:
             if mark is None:
                 return None
             marks[symbol] = mark
-            # Value at the band's end where the position is worth most: its top for a linear
-            # contract, its bottom for an inverse one (``C/P`` grows as the price falls), so
-            # the weight bounds the value's change over the whole band either way.
-            cap = apply_rate_ceil(mark, _BAND_CAP)
-            top = mark + cap if spec.contract.value_sign > 0 else max(1, mark - cap)
-            value_at_top = spec.contract.value_ceil_atoms
-            gross_value = value_at_top(top, gross)
-            mmr = calc.tier_for_position(spec, gross_value).mmr
-            weight_total += (value_at_top(top, abs(net) + ordered)
-                             + apply_rate_ceil(gross_value, mmr + 2 * spec.taker_fee_rate) + 1)
-        bands: dict[str, tuple[int, int]] = {}
-        for symbol, mark in marks.items():
-            reach = min(mul_div_floor(slack, mark, weight_total),
-                        mul_div_floor(mark, _BAND_CAP, RATE_ONE))
-            if reach <= 0:
-                return None
-            bands[symbol] = (mark - reach, mark + reach)
-        return bands
+            weight_total += _mark_weight(spec, _band_top(spec, mark), net, gross, ordered)
+        return _bands(slack, marks, weight_total)
 
     def _cross_trigger(self, account: Account, symbol: str) -> int | None:
         """Estimate the mark at which a one-position cross account's MM rate reaches 100%.
