@@ -179,7 +179,6 @@ def wallet_view(engine: Engine, account: Account | None, coin: str) -> WalletVie
         return WalletView(coin, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero,
                           "", "")
     figures = engine.clearing.figures(account, coin)
-    base = figures.margin_balance_atoms + figures.order_loss_atoms
     return WalletView(
         coin=coin,
         wallet_balance=format_atoms(figures.wallet_atoms),
@@ -192,8 +191,8 @@ def wallet_view(engine: Engine, account: Account | None, coin: str) -> WalletVie
         order_loss=format_atoms(figures.order_loss_atoms),
         available_balance=format_atoms(max(0, figures.available_atoms)),
         withdrawable=format_atoms(figures.withdrawable_atoms),
-        account_im_rate=_ratio(figures.total_im_atoms, base),
-        account_mm_rate=_ratio(figures.mm_atoms, base),
+        account_im_rate=_ratio(*figures.im_rate()),
+        account_mm_rate=_ratio(*figures.mm_rate()),
     )
 
 
@@ -205,7 +204,6 @@ def account_risk_view(engine: Engine, account: Account | None) -> AccountRiskVie
                                zero, "", "", False)
     clearing = engine.clearing
     risk = clearing.account_risk(account)
-    base = risk.margin_balance_atoms + risk.order_loss_atoms
     return AccountRiskView(
         total_equity=format_atoms(risk.total_equity_atoms),
         wallet_balance=format_atoms(risk.wallet_atoms),
@@ -218,8 +216,8 @@ def account_risk_view(engine: Engine, account: Account | None) -> AccountRiskVie
         maintenance_margin=format_atoms(risk.mm_atoms),
         order_loss=format_atoms(risk.order_loss_atoms),
         available_balance=format_atoms(risk.available_atoms),
-        account_im_rate=_ratio(risk.total_im_atoms, base),
-        account_mm_rate=_ratio(risk.mm_atoms, base),
+        account_im_rate=_ratio(*risk.im_rate()),
+        account_mm_rate=_ratio(*risk.mm_rate()),
         pooled=clearing.pooled(account),
     )
 

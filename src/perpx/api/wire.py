@@ -80,7 +80,6 @@ TPSL_MODES = {int(TpSlMode.FULL): "Full", int(TpSlMode.PARTIAL): "Partial"}
 MARGIN_MODES = {MarginMode.ISOLATED: "ISOLATED_MARGIN", MarginMode.CROSS: "REGULAR_MARGIN",
                 MarginMode.PORTFOLIO: "PORTFOLIO_MARGIN"}
 EXTRA_DECIMALS = 4  # an average price may fall between ticks; show up to 4 more decimals
-USD_COINS = ("USD", "USDT", "USDC")  # valued at 1 USD in the wallet's totals (`usd_price`)
 
 
 def average_price(spec: InstrumentSpec, value_atoms: int, lots: int) -> str:

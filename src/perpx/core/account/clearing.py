@@ -475,7 +475,7 @@ class Clearing:
                                           cmd.convert))
 
     def charge_interest(self, seq: int, ts_ms: int, events: list[Event],
-                        hour_ms: int = 0) -> None:
+                        hour_ms: int) -> None:
         """Charge an hour's interest on every liability of a pooled account (§4.4, §7 N18).
 
         The liability at this hh:05 (`|min(0, equity)|`), less its interest-free part, at the
@@ -494,7 +494,7 @@ class Clearing:
                 if terms is None or due is None:
                     continue
                 borrow, free, unrealised, cost = due
-                events.append(InterestCharged(seq, ts_ms, account_id, hour_ms or ts_ms, coin,
+                events.append(InterestCharged(seq, ts_ms, account_id, hour_ms, coin,
                                               borrow, free,
                                               max(0, borrow - free), unrealised,
                                               terms.hourly_borrow_rate, cost))

@@ -325,21 +325,23 @@ def _reduce_to_lower_tier(desk: LiquidationDesk, spec: InstrumentSpec, position:
         return False
     excess = value - spec.risk_tiers[place - 1].limit_atoms
     qty = min(position.qty_lots, contract.qty_for_value_lots(mark, excess))
-    side = Side.BUY if position.size_lots > 0 else Side.SELL
-    order = RestingOrder(desk.new_order_id(), position.account_id, spec.symbol, side.opposite,
-                         OrderType.LIMIT, bust, qty, TimeInForce.IOC, True, False,
-                         position.position_idx, "", SmpType.NONE, ts_ms)
-    desk.run_order(order, seq, ts_ms, events)
+    _close_position_in_book(desk, spec, position, bust, seq, ts_ms, events, qty)
     return True
 
 
 def _close_position_in_book(desk: LiquidationDesk, spec: InstrumentSpec, position: Position,
-                            bust: int, seq: int, ts_ms: int, events: list[Event]) -> None:
-    """Send a reduce-only IOC for the whole position, no worse than `bust` (`CreateByLiq`)."""
+                            bust: int, seq: int, ts_ms: int, events: list[Event],
+                            qty_lots: int | None = None) -> None:
+    """Send a reduce-only IOC for `qty_lots` (None: the whole position), no worse than `bust`.
+
+    Bybit's `CreateByLiq`: the laddered partial liquidation's cut, and portfolio margin's
+    close in the book.
+    """
     side = Side.BUY if position.size_lots > 0 else Side.SELL
     order = RestingOrder(desk.new_order_id(), position.account_id, spec.symbol, side.opposite,
-                         OrderType.LIMIT, bust, position.qty_lots, TimeInForce.IOC, True,
-                         False, position.position_idx, "", SmpType.NONE, ts_ms)
+                         OrderType.LIMIT, bust,
+                         position.qty_lots if qty_lots is None else qty_lots, TimeInForce.IOC,
+                         True, False, position.position_idx, "", SmpType.NONE, ts_ms)
     desk.run_order(order, seq, ts_ms, events)
 
 
