@@ -291,8 +291,14 @@ def interest_and_repayment(live: Live, clock: Clock, session: HTTP, wallets: Inb
     [interest] = log
     assert (interest["currency"], interest["type"]) == ("USDT", "INTEREST")
     assert Decimal(interest["change"]) == Decimal(interest["cashFlow"]) == -cost
-    # The wallet topic was pushed with the interest in the USDT wallet.
-    wallets.wait(lambda m: Decimal(usdt_row(m)["walletBalance"]) == usdt_before - cost)
+    # The wallet topic was pushed with the interest in the USDT wallet. Moving the clock to
+    # hh:05 crosses a funding time when the wall clock reads 23:xx, 07:xx or 15:xx: the
+    # settlement booked since then is in the wallet too.
+    settled = ok(session.get_transaction_log(accountType="UNIFIED", type="SETTLEMENT"))["list"]
+    funding = sum((Decimal(r["change"]) for r in settled
+                   if r["currency"] == "USDT" and int(r["transactionTime"]) > now), Decimal(0))
+    wallets.wait(lambda m: Decimal(usdt_row(m)["walletBalance"])
+                 == usdt_before - cost + funding)
     # Still inside hh:04:00–hh:05:30: repayment refused.
     closed = call(live, key, "POST", "/v5/account/quick-repayment", "{}")
     assert closed["retCode"] == 10001 and "05:30" in closed["retMsg"]
