@@ -15,7 +15,11 @@ entered the API). The id is journaled beside the command, never inside it, and t
 keeps the last `RECENT_WINDOW` ids it applied with their outcome: a command resent with an id
 already there (a gateway retrying what was in flight when the leader died) is answered with
 that outcome, not applied again. A writer that takes the journal over fills the window from
-the journal's tail (`remember`), so the retry finds it there too.
+the journal's tail (`remember`), so the retry finds it there too. The tail replay that
+rebuilds such a writer starts from a snapshot, so the ids journaled at or before it come with
+their seq only: a resend of one of those is answered by `recompute` (the service's: a
+deterministic replay of the journal up to that seq, in a worker thread, one at a time), whose
+events are kept in the window for the next resend.
 
 A subscriber is a side task (read models, snapshots): its exception is logged and the loop
 goes on, so a durable command is always answered and every other subscriber still sees it.
@@ -26,6 +30,7 @@ service marks its read side unsound).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -69,6 +74,9 @@ class _Pending:
 
 # A request id's outcome recorded at recovery: (seq, events; None if not recomputed).
 Recorded = tuple[int, list[Event] | None]
+# recompute(seq, more): the events of the journaled command at `seq`, by replay; with those
+# of any seq of `more` the replay passed on its way (a dict by seq, `seq` in it). Blocking.
+Recompute = Callable[[int, list[int]], dict[int, list[Event]]]
 
 
 class Sequencer:
@@ -81,6 +89,7 @@ class Sequencer:
         clock: Callable[[], int] = wall_clock_ms,
         max_batch: int = 4096,
         window: int = RECENT_WINDOW,
+        recompute: Recompute | None = None,
     ) -> None:
         if journal.last_seq() != engine.last_seq:
             raise ValueError(
@@ -106,6 +115,11 @@ class Sequencer:
         self._recent: OrderedDict[bytes, _Pending | Recorded] = OrderedDict()
         self._window = window
         self.resent = 0  # commands answered from `_recent` instead of applied
+        self._recompute = recompute
+        # One replay at a time (it holds a CPU); resends of one seq wait for the same one.
+        self._replaying = asyncio.Lock()
+        self._recomputing: dict[int, asyncio.Task[list[Event]]] = {}
+        self.recomputed = 0  # replays run for resends whose events were not kept
 
     def remember(self, request_id: bytes, seq: int, events: list[Event] | None) -> None:
         """Record a journaled command's request id and outcome (recovery, takeover)."""
@@ -146,7 +160,7 @@ class Sequencer:
         if request_id is not None:
             hit = self._recent.get(request_id)
             if hit is not None:
-                return self._resent(hit)
+                return self._resent(request_id, hit)
         stamped = self.stamp(command)
         try:
             events = self.engine.apply(stamped)
@@ -166,7 +180,8 @@ class Sequencer:
             self._flusher = asyncio.create_task(self._flush_loop())
         return done
 
-    def _resent(self, hit: _Pending | Recorded) -> asyncio.Future[list[Event]]:
+    def _resent(self, request_id: bytes, hit: _Pending | Recorded
+                ) -> asyncio.Future[list[Event]]:
         """Answer a request id already applied: with its own future, or from its record."""
         self.resent += 1
         seq = hit.command.seq if isinstance(hit, _Pending) else hit[0]
@@ -177,11 +192,47 @@ class Sequencer:
             return hit.done  # in flight or durable: the same answer as the first time
         _, events = hit
         done: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
-        if events is None:
+        if events is not None:
+            done.set_result(events)
+        elif self._recompute is None:
             done.set_exception(OutcomeNotKept(seq))
         else:
-            done.set_result(events)
+            replay = self._recomputing.get(seq)
+            if replay is None:
+                replay = asyncio.ensure_future(self._replay(request_id, seq))
+                self._recomputing[seq] = replay
+                replay.add_done_callback(lambda _: self._recomputing.pop(seq, None))
+            # A future of its own per caller: one caller cancelled must not cancel the replay.
+            replay.add_done_callback(functools.partial(_settle, done))
         return done
+
+    async def _replay(self, request_id: bytes, seq: int) -> list[Event]:
+        """Recompute the events of the command at `seq` (journaled before this writer began).
+
+        The one replay also recomputes every other id of the window still without its
+        events that it passes on its way (a leader's death leaves up to a batch of them), so
+        the resends that follow are answered at once. A failure is `OutcomeNotKept`.
+        """
+        assert self._recompute is not None
+        async with self._replaying:
+            hit = self._recent.get(request_id)
+            if isinstance(hit, tuple) and hit[1] is not None:
+                return hit[1]  # an earlier replay passed it
+            missing = [(rid, kept[0]) for rid, kept in self._recent.items()
+                       if isinstance(kept, tuple) and kept[1] is None]
+            try:
+                found = await asyncio.to_thread(self._recompute, seq,
+                                                [at for _, at in missing])
+                events = found[seq]
+            except Exception as failure:
+                log.exception("recomputing the outcome of seq %d failed", seq)
+                raise OutcomeNotKept(seq) from failure
+            self.recomputed += 1
+            for rid, at in missing:
+                kept = self._recent.get(rid)
+                if at in found and isinstance(kept, tuple) and kept[1] is None:
+                    self._recent[rid] = (at, found[at])  # same key: its place is unchanged
+            return events
 
     async def _flush_loop(self) -> None:
         recent = self._recent
@@ -252,3 +303,15 @@ class Sequencer:
     def failure(self) -> BaseException | None:
         """The journal failure that stopped the sequencer, if any."""
         return self._failure
+
+
+def _settle(done: asyncio.Future[list[Event]], replay: asyncio.Future[list[Event]]) -> None:
+    """Pass a replay's result (or failure) on to one caller's future."""
+    if done.done():
+        return
+    if replay.cancelled():
+        done.cancel()
+    elif (failure := replay.exception()) is not None:
+        done.set_exception(failure)
+    else:
+        done.set_result(replay.result())

@@ -65,7 +65,12 @@ from perpx.store import open_journal
 from perpx.store.history import History
 from perpx.store.history_sqlite import SqliteHistory
 from perpx.store.journal import Journal, OutcomeNotKept, new_request_id
-from perpx.store.recovery import Recovery, latest_sound_snapshot, listed_in_snapshot
+from perpx.store.recovery import (
+    Recovery,
+    latest_sound_snapshot,
+    listed_in_snapshot,
+    replay_outcomes,
+)
 from perpx.store.snapshots import SnapshotStore
 from perpx.store.snapshotter import SnapshotResult, Snapshotter
 from perpx.venue import Listener, ServiceStopped
@@ -158,7 +163,10 @@ class ExchangeService:
         # The positions' ADL indicators, ranked at most once a second (REST and streams).
         self.adl = self.durable.adl
         self._acked: dict[int, int] = {}  # account -> the last seq acknowledged to it
-        self.sequencer = Sequencer(self.engine, journal, clock)
+        # A resend of a command journaled at or before the snapshot the recovery started
+        # from has no events in the window: they are recomputed by replay when asked.
+        self.sequencer = Sequencer(self.engine, journal, clock,
+                                   recompute=functools.partial(self._outcomes, specs))
         for rid, seq, events in self._recorded:
             self.sequencer.remember(rid, seq, events)
         del self._recorded
@@ -217,7 +225,8 @@ class ExchangeService:
             readside.install(self, usable.loaded[snapshot_seq])
         usable.loaded.clear()
         # The request ids of the journal's tail, for the sequencer's window (a resent command
-        # is answered with its recorded outcome): events for those the tail replays below.
+        # is answered with its recorded outcome): events for those the tail replays below;
+        # those at or before the snapshot get theirs by replay if resent (`_outcomes`).
         last = journal.last_seq()
         ids = journal.request_ids(max(1, last - RECENT_WINDOW + 1))
         by_seq = {seq: rid for seq, rid in ids}
@@ -234,6 +243,21 @@ class ExchangeService:
         self.history.flush().result()
         return Recovery(self.engine, snapshot_seq, replayed, time.perf_counter() - started,
                         rejected)
+
+    def _outcomes(self, specs: list[InstrumentSpec], seq: int, more: list[int]
+                  ) -> dict[int, list[Event]]:
+        """Return the events of the journaled command at `seq` (and of `more`), by replay.
+
+        The sequencer's `recompute`, run in a worker thread for a resend whose outcome the
+        recovery did not recompute: `replay_outcomes` from the newest snapshot before `seq`
+        with the configured instruments (`specs`, as `_recover` starts from), on the
+        writer's own journal and snapshot store (both guard their connections with a lock).
+        """
+        outcomes = replay_outcomes(specs, self.sequencer.journal, self._snapshots, seq, more)
+        log.warning("recomputed the outcome of seq %d for a resend (with %d more): %d "
+                    "commands replayed from snapshot %d in %.3f s", seq, len(outcomes.events) - 1,
+                    outcomes.replayed, outcomes.start_seq, outcomes.seconds)
+        return outcomes.events
 
     def _project(self, command: Command, events: list[Event], *, write: bool) -> None:
         projection, books = readside.fold(self, command, events,

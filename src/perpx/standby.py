@@ -21,7 +21,8 @@ with the read side and the history tables, as any restart) hashes the same as th
 followed, a second and independent derivation of the state before it accepts anything.
 That rebuild also refills the writer's window of recent request ids from the journal's tail
 (`ExchangeService._recover`), so the gateways' resends of what the dead leader held in
-flight are answered with its recorded outcome, not applied twice.
+flight are answered with its recorded outcome, not applied twice (recomputed by replay for
+one journaled before the snapshot the rebuild started from).
 """
 
 from __future__ import annotations

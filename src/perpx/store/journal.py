@@ -48,16 +48,17 @@ class JournalFenced(JournalError):
 
 
 class OutcomeNotKept(RuntimeError):
-    """A resent request id is journaled, but its events are not kept here.
+    """A resent request id is journaled, but this writer cannot tell its events.
 
-    Only for a command journaled before the snapshot a takeover started from: its events were
-    never recomputed (rare: the snapshot must have been stored between the command's commit
-    and its answer). It was applied once; the caller must look for its effect.
+    A command journaled before the snapshot a takeover started from has its events
+    recomputed by replay when it is resent (`perpx.sequencer`); this is raised only when
+    that replay fails (or for a sequencer given no way to replay). It was applied once; the
+    caller must look for its effect.
     """
 
     def __init__(self, seq: int) -> None:
         super().__init__(f"the request was journaled at seq {seq}, before this writer's "
-                         "snapshot: its outcome is not kept here")
+                         "snapshot, and its outcome could not be recomputed here")
         self.seq = seq
 
 

@@ -10,10 +10,11 @@ its event loop's sequencer (or in ``asyncio.to_thread``).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
 from perpx.core.engine import Engine
+from perpx.core.events import Event
 from perpx.core.instruments import InstrumentSpec, spec_from_record
 from perpx.store.codec import CodecError, decode_snapshot
 from perpx.store.journal import Journal
@@ -130,3 +131,60 @@ def recover_engine(
 ) -> Engine:
     """Return the engine rebuilt from snapshot + journal tail (see `recover_state`)."""
     return recover_state(instruments, journal, snapshots, verify, say).engine
+
+
+@dataclass(slots=True)
+class Outcomes:
+    """Events recomputed for journaled commands (`replay_outcomes`)."""
+
+    events: dict[int, list[Event]]  # seq -> the events its command made, as first answered
+    start_seq: int  # the snapshot the replay started from (0: an empty engine)
+    replayed: int  # commands applied
+    seconds: float
+
+
+def replay_outcomes(
+    instruments: Iterable[InstrumentSpec],
+    journal: Journal,
+    snapshots: SnapshotStore | None,
+    first: int,
+    wanted: Collection[int] = (),
+    verify: bool = True,
+) -> Outcomes:
+    """Recompute the events of the journaled command at seq `first` (and of `wanted` ones).
+
+    The core is deterministic and the journal holds each command as it was applied (its seq
+    and time stamped), so applying the journal to the state just before a command gives the
+    events it gave the first time. The replay starts from the newest sound snapshot strictly
+    before `first` (a snapshot at seq S holds the state after S), or from an empty engine
+    when there is none, and runs through the highest of `first` and `wanted`; the events of
+    every seq of `wanted` it passes are returned with `first`'s. Synchronous and possibly
+    long (up to the snapshot spacing plus the span asked for): run it off the event loop.
+    Raises ValueError when `first` is not in the journal.
+    """
+    started = time.perf_counter()
+    specs = list(instruments)
+    last = max(first, *wanted) if wanted else first
+    if not 0 < first <= last <= journal.last_seq():
+        raise ValueError(f"seqs {first}..{last} are not all in the journal "
+                         f"(it ends at {journal.last_seq()})")
+    engine, _ = latest_sound_snapshot(
+        specs, journal, snapshots, verify,
+        accept=lambda header: None if header.seq < first else "not before the command")
+    if engine is None:
+        engine = Engine(specs)
+    start_seq = engine.last_seq
+    keep = set(wanted)
+    keep.add(first)
+    found: dict[int, list[Event]] = {}
+    replayed = 0
+    for command in journal.read(start_seq + 1):
+        events = engine.apply(command)
+        replayed += 1
+        if command.seq in keep:
+            found[command.seq] = events
+        if command.seq >= last:
+            break
+    if first not in found:
+        raise ValueError(f"the journal ended before seq {first}")
+    return Outcomes(found, start_seq, replayed, time.perf_counter() - started)

@@ -21,8 +21,10 @@ instead of applying the command twice. A reply is a status byte, then:
   already stopped), so nothing changed;
 - ``FAILED``: a UTF-8 reason; the writer failed while holding the command (journal failure,
   broken invariant): it may or may not be in the journal.
-- ``LOST``: a UTF-8 reason; the request id was journaled once, but this writer does not keep
-  its events (`perpx.sequencer.OutcomeNotKept`): applied exactly once, outcome to be looked up.
+- ``LOST``: a UTF-8 reason; the request id was journaled once, but this writer could not
+  tell its events (`perpx.sequencer.OutcomeNotKept`: the replay that recomputes the events of
+  a command older than the writer's snapshot failed): applied exactly once, outcome to be
+  looked up.
 
 On the Unix socket each message is a frame: a 4-byte big-endian length of the rest, an
 8-byte request id (the client's, echoed so that many requests share a connection), then the

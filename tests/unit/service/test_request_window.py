@@ -9,6 +9,7 @@ the ids: the journaled commands are the same with and without them.
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from perpx.sequencer import Sequencer
 from perpx.service import ExchangeService
 from perpx.store import open_history, open_journal, open_snapshots
 from perpx.store.journal import MemoryJournal, OutcomeNotKept, new_request_id
+from perpx.store.recovery import replay_outcomes
 from support.builders import btcusdt
 
 
@@ -109,10 +111,15 @@ def test_a_restart_answers_a_journaled_request_id_from_the_journal(tmp_path: Pat
         assert 0 < snapshot < end
         recorded = service.sequencer.recorded(rid)
         assert recorded is not None and recorded <= snapshot
-        # Journaled before the snapshot the restart began from: applied once, events gone.
-        with pytest.raises(OutcomeNotKept):
-            await service.submit(_order(9001, 600_000_000), rid)
-        assert service.engine.last_seq == end
+        # Journaled before the snapshot the restart began from: its events are recomputed by
+        # replay (no snapshot before it: from an empty engine), exactly, and nothing applied.
+        assert list(await service.submit(_order(9001, 600_000_000), rid)) == first[0]
+        assert service.sequencer.recomputed == 1
+        # The same replay passed `other` (journaled after `rid`): answered from the window.
+        assert list(await service.submit(_order(9001, 600_000_001), other)) == first[1]
+        assert list(await service.submit(_order(9001, 600_000_000), rid)) == first[0]
+        assert service.sequencer.recomputed == 1 and service.sequencer.resent == 3
+        assert service.engine.last_seq == end and service.sequencer.journal.last_seq() == end
         await service.close()
 
     asyncio.run(before())
@@ -128,3 +135,91 @@ def test_a_restart_answers_a_journaled_request_id_from_the_journal(tmp_path: Pat
         await service.close()
 
     asyncio.run(replayed())
+
+
+def test_a_resend_between_two_snapshots_is_replayed_from_the_older_one(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Snapshots at S1 < seq <= S2, the restart from S2: the events of the command at seq
+    are recomputed from S1 (not from the start), once for every resend that comes at the
+    same moment, and are the first answer's exactly."""
+    location = str(tmp_path / "journal.db")
+    specs = load_instruments()
+    rids = [new_request_id() for _ in range(3)]
+    first: dict[bytes, list[object]] = {}
+    seqs: dict[bytes, int] = {}
+    snapped: list[int] = []
+
+    async def before() -> None:
+        service = ExchangeService(specs, open_journal(location), maker=False,
+                                  history=open_history(location),
+                                  snapshots=open_snapshots(location), snapshot_every=3)
+        assert service.snapshotter is not None
+        await service.ensure_funded(9001, "100000")
+        await service.submit(_order(9001, 600_000_000))
+        await service.submit(_order(9001, 600_000_001))  # seq 3: the first snapshot
+        snapped.append((await asyncio.to_thread(service.snapshotter.wait, 30.0)).seq)
+        for number, rid in enumerate(rids):  # seqs 4, 5, 6: the second snapshot
+            events = await service.submit(_order(9001, 600_000_010 + number), rid)
+            first[rid], seqs[rid] = list(events), events[0].seq
+        snapped.append((await asyncio.to_thread(service.snapshotter.wait, 30.0)).seq)
+        await service.submit(Deposit(0, 0, 9001, "USDT", 1))  # seq 7, past the snapshot
+        await service.close()
+
+    asyncio.run(before())
+    s1, s2 = snapped
+    assert s1 < min(seqs.values()) and max(seqs.values()) <= s2
+
+    async def after() -> None:
+        service = ExchangeService(specs, open_journal(location), maker=False,
+                                  history=open_history(location),
+                                  snapshots=open_snapshots(location))
+        end = service.engine.last_seq
+        assert service.recovery.snapshot_seq == s2
+        with caplog.at_level(logging.WARNING, logger="perpx.service"):
+            answers = await asyncio.gather(*(
+                service.submit(_order(9001, 0), rid) for rid in reversed(rids)))
+        assert [list(events) for events in answers] == [first[rid] for rid in reversed(rids)]
+        assert service.sequencer.recomputed == 1  # one replay answered all three
+        assert f"from snapshot {s1} " in caplog.text
+        assert service.engine.last_seq == end and service.sequencer.journal.last_seq() == end
+        await service.close()
+
+    asyncio.run(after())
+
+    # The replay itself: from the newest snapshot strictly before the seq, or from nothing.
+    journal = open_journal(location, readonly=True)
+    snapshots = open_snapshots(location, readonly=True)
+    try:
+        seq = seqs[rids[0]]
+        outcomes = replay_outcomes(specs, journal, snapshots, seq)
+        assert outcomes.start_seq == s1 and outcomes.replayed == seq - s1
+        assert list(outcomes.events[seq]) == first[rids[0]]
+        whole = replay_outcomes(specs, journal, None, seq, [seqs[rids[2]]])
+        assert whole.start_seq == 0 and whole.replayed == seqs[rids[2]]
+        assert [list(whole.events[seqs[rid]]) for rid in (rids[0], rids[2])] == \
+            [first[rids[0]], first[rids[2]]]
+        with pytest.raises(ValueError, match="not all in the journal"):
+            replay_outcomes(specs, journal, snapshots, journal.last_seq() + 1)
+    finally:
+        journal.close()
+        snapshots.close()
+
+
+def test_a_failed_replay_is_reported_as_not_kept_and_tried_again() -> None:
+    async def run() -> None:
+        calls: list[int] = []
+
+        def recompute(seq: int, more: list[int]) -> dict[int, list[object]]:
+            calls.append(seq)
+            raise RuntimeError("journal gone")
+
+        seq = Sequencer(Engine([btcusdt()]), MemoryJournal(),
+                        recompute=recompute)  # type: ignore[arg-type]
+        rid = new_request_id()
+        seq.remember(rid, 1, None)
+        for _ in range(2):
+            with pytest.raises(OutcomeNotKept, match="seq 1"):
+                await seq.submit(Deposit(0, 0, 1, "USDT", 1), rid)
+        assert calls == [1, 1] and seq.engine.last_seq == 0 and seq.recomputed == 0
+
+    asyncio.run(run())

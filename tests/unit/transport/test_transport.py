@@ -401,6 +401,73 @@ def test_a_command_resent_to_the_next_writer_with_its_request_id_is_answered_exa
     assert [p.order_link_id for p in places] == ["exact"]
 
 
+def test_a_resend_older_than_the_next_writers_snapshot_is_answered_byte_for_byte(
+        tmp_path: Path) -> None:
+    """As above, but a snapshot is stored after the commit and before the resend: the next
+    writer starts from it, so the command is not in the tail it replays. Its events are
+    recomputed by replay from the snapshot before it; the reply is the very bytes the first
+    writer would have sent, and nothing is applied twice."""
+    from perpx.core.events import Event
+    from perpx.store import open_history, open_journal, open_snapshots
+    from perpx.store.journal import new_request_id
+    from perpx.transport.wire import Wire
+    from support.journals import HeldSqliteJournal
+
+    location = str(tmp_path / "journal.db")
+    socket_path = tmp_path / "writer.sock"
+    rid = new_request_id()
+    journal = HeldSqliteJournal(location)
+    first = ExchangeService(SPECS, journal, maker=False, history=open_history(location),
+                            snapshots=open_snapshots(location), snapshot_every=1)
+    endpoint = CommandEndpoint(first.submit, first.stopped.is_set)
+    answered: dict[int, list[Event]] = {}  # what the first writer made of each command
+    first.sequencer.subscribe(lambda command, events: answered.setdefault(command.seq, events))
+
+    async def run() -> None:
+        await first.submit(Deposit(0, 0, ACCOUNT, "USDT", 10**15))
+        assert first.snapshotter is not None
+        await asyncio.to_thread(first.snapshotter.wait, 30.0)  # a snapshot before the order
+        await endpoint.start_unix(socket_path)
+        client = UnixWriterClient(socket_path, timeout_s=5)
+        journal.hold()
+        pending = asyncio.ensure_future(client.submit(order(link="exact"), rid))
+        while not journal.waiting.is_set():
+            await asyncio.sleep(0.005)
+        await endpoint.abort()  # the reply never leaves: as a kill -9 after the commit
+        with pytest.raises(OutcomeUnknown):
+            await pending
+        journal.release()
+        await first.sequencer.drain()  # the commit lands: the order is journaled...
+        seq = journal.last_seq()
+        await asyncio.to_thread(first.snapshotter.wait, 30.0)  # ...and a snapshot after it
+        await first.close()
+        await endpoint.close()
+        second = ExchangeService(SPECS, open_journal(location), maker=False,
+                                 history=open_history(location),
+                                 snapshots=open_snapshots(location))
+        assert second.recovery.snapshot_seq == seq and second.recovery.replayed == 0
+        assert second.sequencer.recorded(rid) == seq
+        again = CommandEndpoint(second.submit, second.stopped.is_set)
+        await again.start_unix(socket_path)
+        try:
+            answer_seq, events = await client.submit(order(link="exact"), rid)
+            assert answer_seq == seq and isinstance(events[0], OrderAccepted)
+            wire = Wire()
+            assert wire.ok(events) == wire.ok(answered[seq])
+            assert second.sequencer.recomputed == 1 and second.sequencer.resent == 1
+            assert second.engine.last_seq == seq and second.sequencer.journal.last_seq() == seq
+        finally:
+            await client.close()
+            await again.close()
+            await second.close()
+
+    asyncio.run(run())
+    reader = open_journal(location, readonly=True)
+    places = [c for c in journaled(reader) if isinstance(c, PlaceOrder)]
+    reader.close()
+    assert [p.order_link_id for p in places] == ["exact"]
+
+
 def test_serve_opens_the_endpoint_only_when_asked_and_refuses_during_shutdown(
         tmp_path: Path) -> None:
     from perpx.cli import open_endpoint
