@@ -212,9 +212,11 @@ def serve(
                     await supervising  # a failure to start one was said: stop the others
                 await projecting.stop()
 
-        # Stopped when the service closes: a signal's shutdown closes it, then ends the
-        # process (uvicorn raises the signal again), so a `finally` here may never run.
-        service.on_close.append(stop_projectors)
+        # Stopped once the service has closed: a signal's shutdown closes it, then ends the
+        # process (uvicorn raises the signal again), so a `finally` here may never run. The
+        # writer first, then the projectors: by then the bus holds the writer's last batch,
+        # and each projector folds up to the stream's end before it stops (`project`).
+        service.on_closed.append(stop_projectors)
         try:
             if settings.gateways:
                 await serve_through_gateways(settings, config, service, ready)
@@ -362,7 +364,7 @@ def projector_children(settings: ServeSettings) -> Children | None:
                 "--snapshot-keep", str(settings.snapshot_keep)]
 
     return Children("projector", settings.projectors, args, say=typer.echo, essential=False,
-                    seq_of=lambda number: projector_seq(places[number]))
+                    seq_of=lambda number: projector_seq(places[number]), own_session=True)
 
 
 def serve_gateway(settings: ServeSettings, file_config: Config) -> None:
@@ -453,7 +455,7 @@ def serve_projector(settings: ServeSettings) -> None:
     import sys
 
     from perpx.bus import BusError, open_bus
-    from perpx.roles.projector import HistoryProjector, ProjectorError, project
+    from perpx.roles.projector import DRAIN_S, HistoryProjector, ProjectorError, project
     from perpx.store import open_history, parse_location
 
     if not settings.bus.startswith(("nats://", "tls://")):
@@ -478,10 +480,17 @@ def serve_projector(settings: ServeSettings) -> None:
     async def run() -> int:
         bus = open_bus(settings.bus, settings.bus_stream)
         assert bus is not None
-        stop = asyncio.Event()
+        stop, hurry = asyncio.Event(), asyncio.Event()
+
+        def stopping() -> None:
+            # The first signal stops at the stream's end (`drain`); a second one at once.
+            if stop.is_set():
+                hurry.set()
+            stop.set()
+
         loop = asyncio.get_running_loop()
         for number in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(number, stop.set)
+            loop.add_signal_handler(number, stopping)
         try:
             # Its read-side checkpoints are its snapshots: the same two settings pace them.
             projector = await asyncio.to_thread(
@@ -490,7 +499,7 @@ def serve_projector(settings: ServeSettings) -> None:
                     checkpoint_every=settings.snapshot_every or 2**62,
                     checkpoint_seconds=settings.snapshot_seconds or float("inf"),
                     checkpoint_keep=settings.snapshot_keep))
-            return await project(bus, projector, stop=stop)
+            return await project(bus, projector, stop=stop, drain_s=DRAIN_S, hurry=hurry)
         finally:
             await bus.close()
 

@@ -131,9 +131,11 @@ class ExchangeService:
         # The processes `perpx serve` supervises for this venue (projectors), as
         # `/perpx/status` shows them; None when it runs none.
         self.process_status: Callable[[], dict[str, Any]] | None = None
-        # Run first by `close`: `perpx serve` stops those processes with the venue (uvicorn
-        # re-raises SIGTERM once its shutdown, which closes the service, is done).
-        self.on_close: list[Callable[[], Awaitable[None]]] = []
+        # Run last by `close`, once the writer has stopped and the bus holds every durable
+        # command it will ever publish: `perpx serve` stops those processes then, so that each
+        # projector folds the venue's final batches before it stops (uvicorn re-raises
+        # SIGTERM once its shutdown, which closes the service, is done).
+        self.on_closed: list[Callable[[], Awaitable[None]]] = []
         self.specs: dict[str, InstrumentSpec] = {spec.symbol: spec for spec in specs}
         self.clock = clock
         self.history: History = history if history is not None else SqliteHistory(None)
@@ -522,9 +524,7 @@ class ExchangeService:
                 return
 
     async def close(self) -> None:
-        """Stop the feed, finish journal writes and close the history."""
-        for hook in self.on_close:
-            await hook()
+        """Stop the feed, finish journal writes and publishing, close the history."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -540,3 +540,5 @@ class ExchangeService:
         if self._snapshots is not None:
             self._snapshots.close()
         self.history.close()
+        for hook in self.on_closed:
+            await hook()

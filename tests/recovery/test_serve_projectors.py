@@ -7,10 +7,11 @@ A venue publishing on a fresh JetStream stream (`--bus nats://...`) starts one p
 (`--projectors 1`) into DATA/projector-0/history.db. Two keys trade through the API
 (resting orders, crossing ones, cancels): the projector folds them into its own tables and
 `/perpx/status` shows it with its seq. Killed -9, it is started again by the writer and
-resumes; more trading follows. Stopping the venue (SIGTERM) stops the projector too. Its
-tables then hold exactly the writer's rows (every history table, the paged ones in the same
-order), once it has folded the few commands the venue journaled after its last batch (the
-index ticks on; an in-process projection of the same stream catches them up).
+resumes; more trading follows. Stopping the venue (SIGTERM) stops the projector too, once
+the writer has stopped and published its last batch: the projector folds up to the stream's
+end before it stops, so its watermark is the writer's last published seq (the journal's
+last seq) and its tables hold exactly the writer's rows (every history table, the paged
+ones in the same order), with no catching up afterwards.
 """
 
 from __future__ import annotations
@@ -29,9 +30,7 @@ import pytest
 
 from perpx.api.keys import ApiKey, KeyStore
 from perpx.bus import JetStreamBus
-from perpx.instruments import served_instruments
-from perpx.roles.projector import HistoryProjector, project
-from perpx.store import open_history, parse_location
+from perpx.store import open_history, open_journal, parse_location
 from perpx.store.history_sql import SqlHistory
 from support.projector import same_tables
 from support.serving import Server, signed
@@ -175,33 +174,39 @@ def test_serve_starts_restarts_and_stops_its_projector(
         # uvicorn raises the signal again after its shutdown (which closed the venue).
         assert writer.proc.returncode in (0, -signal.SIGTERM), "\n".join(writer.output)
         assert not alive(restarted)
-        # Stopped by the venue as it closed (not only by its death): it said where it stopped.
+        # Stopped by the venue as it closed (not only by its death), after the writer: it
+        # drained the stream to its end and said where it stopped.
         deadline = time.monotonic() + 10  # our reader may trail the pipe a little
         while not any("projector 0: projector stopped at seq" in line
                       for line in writer.output):
             assert time.monotonic() < deadline, "\n".join(writer.output)
             time.sleep(0.05)
+        [stopped_at] = [int(line.rsplit(" ", 1)[1]) for line in writer.output
+                        if "projector 0: projector stopped at seq" in line]
+        assert any(f"projector 0: projector: drained to the stream's end, seq {stopped_at}"
+                   in line for line in writer.output), "\n".join(writer.output)
     finally:
         writer.kill()
         keys.close()
 
+    async def stream_end() -> int:
+        bus = JetStreamBus(nats_url, stream_name)
+        try:
+            return await bus.last_seq()
+        finally:
+            await bus.close()
+
+    published = asyncio.run(stream_end())
+    journal = open_journal(journal_at, readonly=True)
+    journaled = journal.last_seq()
+    journal.close()
     reference = open_history(journal_at)
     ours = open_history(history_at, beside_journal=False)
     try:
         assert isinstance(ours, SqlHistory) and isinstance(reference, SqlHistory)
-        last = reference.high_watermark
-        if ours.high_watermark < last:  # the venue's last ticks, published after its last fold
-            catch_up = HistoryProjector(served_instruments(), ours)
-            bus = JetStreamBus(nats_url, stream_name)
-
-            async def follow() -> None:
-                try:
-                    await project(bus, catch_up, until=last)
-                finally:
-                    await bus.close()
-
-            asyncio.run(follow())
-        assert ours.high_watermark == last
+        # The writer published everything it journaled, and the projector folded all of it.
+        assert published == journaled == reference.high_watermark
+        assert ours.high_watermark == stopped_at == published
         same_tables(ours, reference)
     finally:
         ours.close()

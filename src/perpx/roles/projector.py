@@ -56,6 +56,9 @@ log = logging.getLogger("perpx.projector")
 CHECKPOINT_EVERY = 20_000  # commands between two read-side checkpoints
 CHECKPOINT_SECONDS = 60.0  # and at most this long, if anything was folded meanwhile
 CHECKPOINT_KEEP = 3
+# How long a stopping projector may go on folding to the stream's end (`drain`): under the
+# supervisor's `STOP_S` (10 s) before it kills a child, with room for the last checkpoint.
+DRAIN_S = 5.0
 
 
 class ProjectorError(RuntimeError):
@@ -210,13 +213,44 @@ class HistoryProjector:
         self.checkpointed = self.read_seq
 
 
+async def drain(bus: EventBus, projector: HistoryProjector, following: asyncio.Future[int],
+                drain_s: float, hurry: asyncio.Event | None = None) -> None:
+    """Go on folding up to the stream's last seq as it is now, for at most `drain_s`.
+
+    A stop asked of a projector means "stop at the end of the stream": `perpx serve` asks
+    only once its writer has stopped and published its last batch, so the projector's rows
+    end where the venue's do. Bounded (a projector far behind stops where it got to, and
+    resumes from there on its next start); `hurry` (a second signal) ends it at once.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + drain_s
+    try:
+        target = await asyncio.wait_for(bus.last_seq(), drain_s)
+    except Exception as failure:  # the bus is gone: nothing more will come from it anyway
+        projector.say(f"projector: stopping without draining (the bus: {failure!r})")
+        return
+    while (projector.position() < target and not following.done()
+           and (hurry is None or not hurry.is_set())):
+        left = deadline - loop.time()
+        if left <= 0:
+            projector.say(f"projector: stopping at seq {projector.position()} before the "
+                          f"stream's end ({target}): {drain_s:.0f} s passed")
+            return
+        await asyncio.wait({following}, timeout=min(left, 0.02))
+    if projector.position() >= target:
+        projector.say(f"projector: drained to the stream's end, seq {target}")
+
+
 async def project(bus: EventBus, projector: HistoryProjector, *,
-                  stop: asyncio.Event | None = None, until: int | None = None) -> int:
+                  stop: asyncio.Event | None = None, until: int | None = None,
+                  drain_s: float = 0.0, hurry: asyncio.Event | None = None) -> int:
     """Follow `bus` into `projector` until `stop` is set, `until` is reached, or a gap.
 
-    Commits and checkpoints what was folded before returning or raising; returns the seq
-    reached. Raises `GapError` (a hole in the stream) or `ProjectorError` (the bus ends
-    before the projector's rows, or ended the subscription).
+    With `drain_s`, a `stop` first folds up to the stream's last seq at that moment
+    (`drain`, at most `drain_s`; `hurry` cuts it short). Commits and checkpoints what was
+    folded before returning or raising; returns the seq reached. Raises `GapError` (a hole
+    in the stream) or `ProjectorError` (the bus ends before the projector's rows, or ended
+    the subscription).
     """
     last = await bus.last_seq()
     if 0 < last < projector.written:
@@ -231,6 +265,8 @@ async def project(bus: EventBus, projector: HistoryProjector, *,
     stopping = asyncio.ensure_future((stop or asyncio.Event()).wait())
     try:
         await asyncio.wait({following, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if drain_s > 0 and stopping.done() and not following.done():
+            await drain(bus, projector, following, drain_s, hurry)
     finally:
         stopping.cancel()
         if not following.done():

@@ -47,7 +47,7 @@ class Child:
     """One child process of a role and whether it has said it is ready."""
 
     def __init__(self, role: str, number: int, args: Sequence[str],
-                 say: Callable[[str], None]) -> None:
+                 say: Callable[[str], None], *, own_session: bool = False) -> None:
         self.role = role
         self.number = number
         self.ready = threading.Event()
@@ -55,7 +55,8 @@ class Child:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "perpx.cli", "serve", *args], stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, env=env, preexec_fn=_die_with_parent)
+            stderr=subprocess.STDOUT, text=True, env=env, preexec_fn=_die_with_parent,
+            start_new_session=own_session)
         self._say = say
         self._marker = READY_LINES[role]
         say(f"{role} {number}: started, pid {self.proc.pid}")
@@ -98,13 +99,18 @@ class Children:
     otherwise it is said and left to end and be restarted (projectors: the venue trades on
     without them, and they catch up). `seq_of(K)`: the last seq child K has committed (a
     projector's tables' watermark) for `status`, None where that is not cheap to know.
+    `own_session`: each child in a session of its own, so that a terminal's Ctrl-C (sent to
+    the whole foreground process group) reaches the writer only, and the writer stops the
+    children when it chooses (projectors: after its own last batch, `ExchangeService.close`).
     """
 
     def __init__(self, role: str, count: int, args: Callable[[int], Sequence[str]],
                  say: Callable[[str], None] = lambda line: None, *,
                  essential: bool = True,
-                 seq_of: Callable[[int], int | None] | None = None) -> None:
+                 seq_of: Callable[[int], int | None] | None = None,
+                 own_session: bool = False) -> None:
         self.role = role
+        self.own_session = own_session
         self.seq_of = seq_of
         self.count = count
         self.args = args
@@ -116,7 +122,8 @@ class Children:
         self._stopping = False
 
     def _spawn(self, number: int) -> Child:
-        return Child(self.role, number, list(self.args(number)), self.say)
+        return Child(self.role, number, list(self.args(number)), self.say,
+                     own_session=self.own_session)
 
     async def start(self) -> None:
         """Start every child; return once all are ready (RuntimeError if one is not)."""
@@ -170,14 +177,13 @@ class Children:
         await self.supervise()
 
     async def stop(self) -> None:
-        """Stop every child (they finish the work in hand)."""
+        """Stop every child (they finish the work in hand: a projector drains the stream)."""
         self._stopping = True
         for child in self.running:
             if child.proc.poll() is None:
                 child.proc.terminate()  # all at once: they stop in parallel
         for child in self.running:
             await asyncio.to_thread(child.stop)
-
 
     def status(self) -> dict[str, Any]:
         """Return `/perpx/status`'s counts: children running, restarts, each one's pid and seq."""
