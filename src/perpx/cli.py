@@ -25,6 +25,7 @@ from perpx.instruments import bundled_instruments, load_instruments, served_inst
 if TYPE_CHECKING:  # the server's modules load when a command needs them
     from perpx.api.keys import DemoKey, KeyStore
     from perpx.bus import BusPublisher
+    from perpx.core.events import Event
     from perpx.roles.supervisor import Children
     from perpx.service import ExchangeService
     from perpx.store.journal import Journal
@@ -545,7 +546,7 @@ def take_over(settings: ServeSettings, say: Callable[[str], None],
         f"{takeover.engine.last_seq} as leader epoch {epoch} in "
         f"{takeover.took_s * 1000:.0f} ms")
     exchange = open_exchange(settings, say, command_journal=takeover.journal,
-                             venue_params=venue_params)
+                             venue_params=venue_params, recorded=takeover.recorded)
     followed, recovered = takeover.engine.state_hash(), exchange.service.engine.state_hash()
     if followed != recovered:
         takeover.journal.close()
@@ -556,10 +557,12 @@ def take_over(settings: ServeSettings, say: Callable[[str], None],
 
 def open_exchange(settings: ServeSettings, say: Callable[[str], None],
                   command_journal: Journal | None = None,
-                  venue_params: dict[str, Any] | None = None) -> Exchange:
+                  venue_params: dict[str, Any] | None = None,
+                  recorded: Iterable[tuple[bytes, int, list[Event]]] = ()) -> Exchange:
     """Open the journal, snapshots, history and keys and recover the service (no serving).
 
-    `command_journal`: the writer journal already open (a standby's, at takeover).
+    `command_journal`: the writer journal already open (a standby's, at takeover), with
+    `recorded`, the request ids and events the standby followed (`Takeover.recorded`).
     `venue_params`: the configured halves of the venue's parameters (`Config.venue_params`),
     journaled at the service's start if they differ from the recovered ones.
     In demo mode the demo key is made on first start; in production none is, and a demo key
@@ -599,7 +602,8 @@ def open_exchange(settings: ServeSettings, say: Callable[[str], None],
         snapshots=snapshots, snapshot_every=settings.snapshot_every,
         snapshot_seconds=settings.snapshot_seconds, snapshot_keep=settings.snapshot_keep,
         on_snapshot=say, demo=not settings.production,
-        bus=open_publisher(settings, specs, command_journal), venue_params=venue_params)
+        bus=open_publisher(settings, specs, command_journal), venue_params=venue_params,
+        recorded=recorded)
     recovered = service.recovery
     for refusal in recovered.rejected:
         console.print(f"[yellow]{refusal}[/yellow]", soft_wrap=True)

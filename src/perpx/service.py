@@ -122,7 +122,8 @@ class ExchangeService:
                  snapshot_keep: int = 3,
                  on_snapshot: Callable[[str], None] | None = None,
                  demo: bool = True, bus: BusPublisher | None = None,
-                 venue_params: dict[str, Any] | None = None) -> None:
+                 venue_params: dict[str, Any] | None = None,
+                 recorded: Iterable[tuple[bytes, int, list[Event]]] = ()) -> None:
         specs = list(instruments)
         # The operator's configured parameters (`Config.venue_params`): put in force by one
         # journaled `SetVenueParams` at start when the recovered venue's differ (issue #17).
@@ -169,7 +170,14 @@ class ExchangeService:
         # from has no events in the window: they are recomputed by replay when asked.
         self.sequencer = Sequencer(self.engine, journal, clock,
                                    recompute=functools.partial(self._outcomes, specs))
+        # `recorded`: the outcomes a hot standby kept while it followed the journal (it
+        # applied every command, so it has those the recovery's tail, which starts from a
+        # snapshot, did not replay); the same engine, so the same events (and the takeover
+        # checks that the two states hash the same before anything is served).
+        followed = {rid: (seq, events) for rid, seq, events in recorded}
         for rid, seq, events in self._recorded:
+            if events is None and followed.get(rid, (0, None))[0] == seq:
+                events = followed[rid][1]
             self.sequencer.remember(rid, seq, events)
         del self._recorded
         self.sequencer.subscribe(self._on_durable)

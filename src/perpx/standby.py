@@ -21,23 +21,35 @@ with the read side and the history tables, as any restart) hashes the same as th
 followed, a second and independent derivation of the state before it accepts anything.
 That rebuild also refills the writer's window of recent request ids from the journal's tail
 (`ExchangeService._recover`), so the gateways' resends of what the dead leader held in
-flight are answered with its recorded outcome, not applied twice (recomputed by replay for
-one journaled before the snapshot the rebuild started from).
+flight are answered with its recorded outcome, not applied twice. The rebuild starts from a
+snapshot, so the tail it replays may miss the last commands before one; the standby has
+applied every command it followed, so it keeps the events of the last `RECENT_WINDOW`
+request ids itself (`recorded`) and hands them over with the journal: the new writer's
+window has every outcome the standby saw, with no replay at the resend (for one it did not
+see, the writer replays, `Sequencer`).
 """
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from perpx.core.engine import Engine
+from perpx.core.events import Event
 from perpx.core.instruments import InstrumentSpec
 from perpx.store import open_journal, open_snapshots
 from perpx.store.journal import Journal, JournalBusy, JournalMissing
-from perpx.store.recovery import latest_sound_snapshot, recover
+from perpx.store.recovery import latest_sound_snapshot
 
 POLL_S = 0.05
+# As many request ids as the writer's window keeps (`perpx.sequencer.RECENT_WINDOW`; the
+# standby does not import the writer).
+WINDOW = 65_536
+
+# (request id, seq, events) of a followed command that carried an id.
+Recorded = tuple[bytes, int, list[Event]]
 
 
 @dataclass(slots=True)
@@ -48,20 +60,51 @@ class Takeover:
     engine: Engine  # the followed engine, caught up to the journal's end
     waited_s: float  # from the start of the standby to the takeover
     took_s: float  # from the moment the lock was seen free to the writer journal caught up
+    # The last request ids the standby followed, with their events, oldest first: for the
+    # new writer's window (`ExchangeService(recorded=...)`).
+    recorded: list[Recorded] = field(default_factory=list)
 
 
 class Standby:
     """Follow the journal at `location` into an engine until the writer lock comes free."""
 
     def __init__(self, specs: list[InstrumentSpec], location: str, *,
-                 poll_s: float = POLL_S, say: Callable[[str], None] = lambda line: None
-                 ) -> None:
+                 poll_s: float = POLL_S, say: Callable[[str], None] = lambda line: None,
+                 window: int = WINDOW) -> None:
         self.specs = specs
         self.location = location
         self.poll_s = poll_s
         self.say = say
         self.engine = Engine(specs)
         self._reader: Journal | None = None
+        self._window = window
+        # request id -> (seq, events) of the followed commands that carried one, oldest first.
+        self._recent: OrderedDict[bytes, tuple[int, list[Event]]] = OrderedDict()
+
+    @property
+    def recorded(self) -> list[Recorded]:
+        """The last request ids followed, with their seq and events, oldest first."""
+        return [(rid, seq, events) for rid, (seq, events) in self._recent.items()]
+
+    def _fold(self, journal: Journal) -> int:
+        """Apply every command after the engine's seq; keep the outcomes of their ids."""
+        start = self.engine.last_seq + 1
+        # The events of the last `window` commands applied, whichever carry an id: the ids
+        # are read after the commands, so that none committed in between is paired wrongly
+        # (an id past what was applied is read again by the next fold).
+        applied: deque[tuple[int, list[Event]]] = deque(maxlen=self._window)
+        for command in journal.read(start):
+            applied.append((command.seq, self.engine.apply(command)))
+        if not applied:
+            return 0
+        events = dict(applied)
+        recent = self._recent
+        for seq, rid in journal.request_ids(applied[0][0]):
+            if seq in events:
+                recent[rid] = (seq, events[seq])
+                if len(recent) > self._window:
+                    recent.popitem(last=False)
+        return self.engine.last_seq - start + 1
 
     def _open_reader(self) -> Journal | None:
         """Open the follower's read-only journal once there is one, from the newest snapshot."""
@@ -88,7 +131,7 @@ class Standby:
     def follow(self) -> int:
         """Fold every command committed since the last call; return how many."""
         reader = self._open_reader()
-        return recover(self.engine, reader) if reader is not None else 0
+        return self._fold(reader) if reader is not None else 0
 
     def _leader_alive(self) -> bool:
         reader = self._reader
@@ -122,7 +165,7 @@ class Standby:
                 # Whatever the leader made durable before it died is in the journal now (the
                 # epoch bump waited for its last batch): fold it through the writer's own
                 # connection, which sees every committed row.
-                recover(self.engine, journal)
+                self._fold(journal)
                 if self._reader is not None:
                     self._reader.close()
                     self._reader = None
@@ -131,7 +174,8 @@ class Standby:
                     raise RuntimeError(f"standby engine at seq {self.engine.last_seq}, "
                                        f"journal at {journal.last_seq()}")
                 now = time.monotonic()
-                return Takeover(journal, self.engine, now - started, now - seen_free)
+                return Takeover(journal, self.engine, now - started, now - seen_free,
+                                self.recorded)
             time.sleep(self.poll_s)
         if self._reader is not None:
             self._reader.close()

@@ -8,7 +8,12 @@ builds it,
 - ``first_start``: from nothing but the journal, writing every history row (a new data folder);
 - ``full_replay``: the baseline, a restart that replays the whole journal (history current);
 - ``snapshot``: a restart from a snapshot (engine + read side) plus a tail of `tail` commands
-  journaled after it, as a server that crashed a while after its last snapshot.
+  journaled after it, as a server that crashed a while after its last snapshot;
+- ``resend_from_snapshot_s``: what a writer pays to answer a resend of the last command by
+  replay (`replay_outcomes`: the snapshot before it, then the `tail` commands), as for a
+  command journaled `tail` commands after a snapshot and at or before the one the next
+  writer started from; ``resend_from_empty_s``: the same for the command at the snapshot's
+  seq, which has no snapshot before it (a replay of `commands` commands from nothing).
 
 Ends with one JSON line; ``speedup`` is full_replay / snapshot.
 """
@@ -31,6 +36,7 @@ from perpx.service import ExchangeService
 from perpx.store import open_journal, open_snapshots
 from perpx.store.history_sqlite import SqliteHistory
 from perpx.store.loadflow import order_flow
+from perpx.store.recovery import replay_outcomes
 
 
 def _journal(location: str, commands: list[Command], first_seq: int, first_ms: int) -> None:
@@ -86,15 +92,27 @@ def bench_restart(commands: int, tail: int, echo: Callable[[str], None]) -> dict
         service, full = _start(location, data, snapshots=False)
         same = service.engine.state_hash() == state
         _stop(service)
+        journal, store = open_journal(location, readonly=True), open_snapshots(location)
+        try:
+            last = journal.last_seq()
+            late = replay_outcomes(load_instruments(), journal, store, last)
+            early = replay_outcomes(load_instruments(), journal, store, used)
+        finally:
+            journal.close()
+            store.close()
     echo(f"restart, full replay of {commands + tail:,} commands: {full:.2f} s (baseline)")
     echo(f"restart, snapshot at {used:,} + {tail:,} commands: {from_snapshot:.2f} s "
          f"= {full / from_snapshot:.1f}x faster; same state hash: {same}")
+    echo(f"a resend's outcome by replay: seq {last:,} from snapshot {late.start_seq:,} "
+         f"({late.replayed:,} commands) {late.seconds:.3f} s; seq {used:,} from nothing "
+         f"({early.replayed:,} commands) {early.seconds:.3f} s")
     figures: dict[str, Any] = {
         "bench": "restart", "commands": commands + tail, "tail": tail,
         "first_start_s": round(first, 3), "full_replay_s": round(full, 3),
         "snapshot_s": round(from_snapshot, 3), "speedup": round(full / from_snapshot, 2),
         "snapshot_seq": used, "snapshot_bytes": result.nbytes, "read_side_bytes": read_side,
-        "same_state_hash": same,
+        "same_state_hash": same, "resend_from_snapshot_s": round(late.seconds, 3),
+        "resend_from_empty_s": round(early.seconds, 3),
     }
     echo(json.dumps(figures))
     return figures

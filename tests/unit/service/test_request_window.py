@@ -16,6 +16,7 @@ import pytest
 
 from perpx.core import Engine, OrderType, PlaceOrder, Side
 from perpx.core.commands import Deposit
+from perpx.core.events import OrderAccepted
 from perpx.instruments import load_instruments
 from perpx.sequencer import Sequencer
 from perpx.service import ExchangeService
@@ -155,12 +156,13 @@ def test_a_resend_between_two_snapshots_is_replayed_from_the_older_one(
                                   snapshots=open_snapshots(location), snapshot_every=3)
         assert service.snapshotter is not None
         await service.ensure_funded(9001, "100000")
-        await service.submit(_order(9001, 600_000_000))
-        await service.submit(_order(9001, 600_000_001))  # seq 3: the first snapshot
+        await service.submit(_order(9001, 600_000))
+        await service.submit(_order(9001, 600_001))  # seq 3: the first snapshot
         snapped.append((await asyncio.to_thread(service.snapshotter.wait, 30.0)).seq)
         for number, rid in enumerate(rids):  # seqs 4, 5, 6: the second snapshot
-            events = await service.submit(_order(9001, 600_000_010 + number), rid)
+            events = await service.submit(_order(9001, 600_010 + number), rid)
             first[rid], seqs[rid] = list(events), events[0].seq
+            assert isinstance(events[0], OrderAccepted)
         snapped.append((await asyncio.to_thread(service.snapshotter.wait, 30.0)).seq)
         await service.submit(Deposit(0, 0, 9001, "USDT", 1))  # seq 7, past the snapshot
         await service.close()
@@ -223,3 +225,50 @@ def test_a_failed_replay_is_reported_as_not_kept_and_tried_again() -> None:
         assert calls == [1, 1] and seq.engine.last_seq == 0 and seq.recomputed == 0
 
     asyncio.run(run())
+
+
+def test_a_standby_hands_over_the_outcomes_it_followed(tmp_path: Path) -> None:
+    """The hot standby applied every command it followed: the new writer's window gets their
+    events from it, so a resend older than the snapshot the takeover's rebuild starts from
+    needs no replay; without them (a plain restart) the writer replays, to the same answer."""
+    from perpx.standby import Standby
+
+    location = str(tmp_path / "journal.db")
+    specs = load_instruments()
+    rid = new_request_id()
+    first: list[object] = []
+    standby = Standby(specs, location, poll_s=0.01)
+
+    async def leader() -> None:
+        service = ExchangeService(specs, open_journal(location), maker=False,
+                                  history=open_history(location),
+                                  snapshots=open_snapshots(location), snapshot_every=3)
+        await service.ensure_funded(9001, "100000")
+        first.extend(await service.submit(_order(9001, 600_000), rid))
+        assert isinstance(first[0], OrderAccepted)
+        assert standby.follow() == 2  # the standby follows as the leader goes on
+        await service.submit(_order(9001, 600_001))  # seq 3: a snapshot after `rid`
+        assert service.snapshotter is not None
+        await asyncio.to_thread(service.snapshotter.wait, 30.0)
+        await service.close()  # the leader is gone: its lock is free
+
+    asyncio.run(leader())
+    takeover = standby.run()
+    assert takeover is not None and takeover.engine.last_seq == 3
+    # Every command from the API carries an id (the deposit and seq 3 too).
+    kept = {r: (seq, list(events)) for r, seq, events in takeover.recorded}
+    assert len(kept) == 3 and kept[rid] == (2, first)
+
+    async def new_leader(recorded: bool) -> None:
+        service = ExchangeService(specs, takeover.journal if recorded else open_journal(location),
+                                  maker=False, history=open_history(location),
+                                  snapshots=open_snapshots(location),
+                                  recorded=takeover.recorded if recorded else ())
+        assert service.recovery.snapshot_seq == 3  # `rid` (seq 2) is not in the tail
+        assert list(await service.submit(_order(9001, 0), rid)) == first
+        assert service.sequencer.recomputed == (0 if recorded else 1)
+        assert service.engine.last_seq == 3 and service.sequencer.resent == 1
+        await service.close()
+
+    asyncio.run(new_leader(recorded=True))
+    asyncio.run(new_leader(recorded=False))
