@@ -209,17 +209,20 @@ class Sequencer:
     async def _replay(self, request_id: bytes, seq: int) -> list[Event]:
         """Recompute the events of the command at `seq` (journaled before this writer began).
 
-        The one replay also recomputes every other id of the window still without its
-        events that it passes on its way (a leader's death leaves up to a batch of them), so
-        the resends that follow are answered at once. A failure is `OutcomeNotKept`.
+        The one replay also recomputes the other ids of the window still without their
+        events that it passes on its way, and runs on through those up to two batches past
+        `seq` (what a leader holds in flight when it dies: the batch being journaled and the
+        next), so the resends that come with this one are answered at once. A failure is
+        `OutcomeNotKept`.
         """
         assert self._recompute is not None
         async with self._replaying:
             hit = self._recent.get(request_id)
             if isinstance(hit, tuple) and hit[1] is not None:
                 return hit[1]  # an earlier replay passed it
+            upto = seq + 2 * self._max_batch
             missing = [(rid, kept[0]) for rid, kept in self._recent.items()
-                       if isinstance(kept, tuple) and kept[1] is None]
+                       if isinstance(kept, tuple) and kept[1] is None and kept[0] <= upto]
             try:
                 found = await asyncio.to_thread(self._recompute, seq,
                                                 [at for _, at in missing])
