@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -175,6 +176,49 @@ def test_a_batch_that_fails_to_fold_is_never_checkpointed(tmp_path: Path) -> Non
         assert again.position() == reached
         await project(bus, again, until=400)
         same_tables(history, reference)
+        history.close()
+        reference.close()
+
+    asyncio.run(run())
+
+
+class SlowBus:
+    """An in-process bus whose subscription yields to the loop between batches (as NATS
+    does), so that a stop can come while batches are still on their way."""
+
+    def __init__(self, inner: InProcessBus) -> None:
+        self.inner = inner
+
+    async def last_seq(self) -> int:
+        return await self.inner.last_seq()
+
+    async def subscribe(self, from_seq: int) -> AsyncIterator[EventBatch]:
+        async for batch in self.inner.subscribe(from_seq):
+            await asyncio.sleep(0.002)
+            yield batch
+
+
+@pytest.mark.parametrize("how", ["drain", "no drain", "hurried"])
+def test_a_stopping_projector_folds_to_the_streams_end_first(tmp_path: Path, how: str) -> None:
+    """`perpx serve` stops its projectors once the writer has published its last batch: a
+    stop folds up to the stream's last seq (bounded), a second signal stops at once."""
+    async def run() -> None:
+        inner, reference = await written(tmp_path / "writer.db", len(COMMANDS))
+        last = await inner.last_seq()
+        history = SqliteHistory(tmp_path / "projector.db")
+        projector = HistoryProjector(SPECS, history)
+        stop, hurry = asyncio.Event(), asyncio.Event()
+        stop.set()  # the stop comes before the first batch is folded
+        if how == "hurried":
+            hurry.set()
+        reached = await project(SlowBus(inner), projector, stop=stop,  # type: ignore[arg-type]
+                                drain_s=0 if how == "no drain" else 30, hurry=hurry)
+        assert reached == history.high_watermark == projector.checkpointed
+        if how == "drain":
+            assert reached == last
+            same_tables(history, reference)
+        else:
+            assert reached < last
         history.close()
         reference.close()
 

@@ -6,6 +6,7 @@ import dataclasses
 import time
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from perpx.cli import app, projector_children, projector_history, projector_seq
@@ -39,6 +40,9 @@ def test_each_projector_has_tables_of_its_own(tmp_path: Path) -> None:
         "postgresql://u@db/perpx?schema=perpx_projector_3"
     children = projector_children(settings)
     assert children is not None and children.count == 2 and not children.essential
+    # Sessions of their own: a terminal's Ctrl-C reaches the writer, which stops them after
+    # its last batch.
+    assert children.own_session
     args = list(children.args(1))
     assert args[:2] == ["--role", "projector"]
     assert args[args.index("--history") + 1] == projector_history(settings, 1)
@@ -68,3 +72,23 @@ def test_restart_pause_doubles_while_a_child_keeps_dying_early() -> None:
     late = SimpleNamespace(number=0, started_s=now - supervisor.STABLE_S)  # ran a while
     assert children._pause(late) == supervisor.RESTART_PAUSE_S  # type: ignore[arg-type]
     assert children._pause(early) == 2.0  # type: ignore[arg-type]
+
+
+def test_a_child_in_a_session_of_its_own_is_started_so(monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    import io
+    import subprocess
+    from types import SimpleNamespace
+
+    from perpx.roles import supervisor
+
+    started: list[dict[str, object]] = []
+
+    def popen(args: list[str], **kwargs: object) -> SimpleNamespace:
+        started.append(kwargs)
+        return SimpleNamespace(pid=1, stdout=io.StringIO(""), poll=lambda: 0)
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    for own in (True, False):
+        supervisor.Children("projector", 1, lambda number: [], own_session=own)._spawn(0)
+    assert [kwargs["start_new_session"] for kwargs in started] == [True, False]
