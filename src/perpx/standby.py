@@ -39,14 +39,12 @@ from dataclasses import dataclass, field
 from perpx.core.engine import Engine
 from perpx.core.events import Event
 from perpx.core.instruments import InstrumentSpec
+from perpx.sequencer import RECENT_WINDOW
 from perpx.store import open_journal, open_snapshots
 from perpx.store.journal import Journal, JournalBusy, JournalMissing
 from perpx.store.recovery import latest_sound_snapshot
 
 POLL_S = 0.05
-# As many request ids as the writer's window keeps (`perpx.sequencer.RECENT_WINDOW`; the
-# standby does not import the writer).
-WINDOW = 65_536
 
 # (request id, seq, events) of a followed command that carried an id.
 Recorded = tuple[bytes, int, list[Event]]
@@ -70,7 +68,7 @@ class Standby:
 
     def __init__(self, specs: list[InstrumentSpec], location: str, *,
                  poll_s: float = POLL_S, say: Callable[[str], None] = lambda line: None,
-                 window: int = WINDOW) -> None:
+                 window: int = RECENT_WINDOW) -> None:
         self.specs = specs
         self.location = location
         self.poll_s = poll_s
