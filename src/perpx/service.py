@@ -30,6 +30,13 @@ is checkpointed only while it is a fold of the journal: if projecting a durable 
 fails, the read side is marked unsound (`read_side_fault`), snapshots stop and the history
 tables take no more rows (their watermark stays below that command), so the next start
 rebuilds from an older checkpoint or the whole journal instead of keeping what went wrong.
+
+Writer only (`read_side=False`, issue #15 item 1: `perpx serve --gateways N --projectors M`):
+nobody reads this process (its gateways serve the API from their own journal followers, and
+projector 0 writes the history tables they read), so it only sequences, applies, journals,
+acknowledges and publishes. It folds no read side and no durable follower, writes no
+history rows, and its snapshots carry no read side (they wait for nothing): its start uses
+the newest sound snapshot and the journal's tail, whatever any history holds.
 """
 
 from __future__ import annotations
@@ -117,8 +124,10 @@ class ExchangeService:
                  snapshot_keep: int = 3,
                  on_snapshot: Callable[[str], None] | None = None,
                  demo: bool = True, bus: BusPublisher | None = None,
-                 venue_params: dict[str, Any] | None = None) -> None:
+                 venue_params: dict[str, Any] | None = None, read_side: bool = True) -> None:
         specs = list(instruments)
+        # False: the writer only (see the module's doc); `history` is then never written.
+        self.read_side = read_side
         # The operator's configured parameters (`Config.venue_params`): put in force by one
         # journaled `SetVenueParams` at start when the recovered venue's differ (issue #17).
         self.venue_params = venue_params or {}
@@ -154,6 +163,8 @@ class ExchangeService:
         self._on_snapshot = on_snapshot
         self.recovery = self._recover(specs, journal, snapshots)
         # What reads see: the recovered engine is all durable, so the follower starts from it.
+        # The writer only folds no follower (nobody reads it): only its watermark moves, for
+        # `settled`, and its engine stays the recovered state.
         self.durable = DurableState(self.engine)
         # The positions' ADL indicators, ranked at most once a second (REST and streams).
         self.adl = self.durable.adl
@@ -162,7 +173,7 @@ class ExchangeService:
         for rid, seq, events in self._recorded:
             self.sequencer.remember(rid, seq, events)
         del self._recorded
-        self.sequencer.subscribe(self._on_durable)
+        self.sequencer.subscribe(self._on_durable if read_side else self._on_durable_only)
         # The event bus (issue #15): each durable command's events go on it, never waited for.
         self.bus = bus
         if bus is not None:
@@ -177,9 +188,10 @@ class ExchangeService:
                 self.snapshotter = Snapshotter(
                     self.engine, snapshots, lambda: self.sequencer.durable_seq,
                     every_commands=snapshot_every, every_seconds=snapshot_seconds,
-                    keep=snapshot_keep, fork=True, extra=self._read_side_in_child,
-                    save_extra=self._save_read_side, on_storing=self._snapshot_storing,
-                    on_stored=self._snapshot_stored)
+                    keep=snapshot_keep, fork=True,
+                    extra=self._read_side_in_child if read_side else None,
+                    save_extra=self._save_read_side if read_side else None,
+                    on_storing=self._snapshot_storing, on_stored=self._snapshot_stored)
                 self.sequencer.subscribe(self.snapshotter)
         self.makers = [_maker(MAKER_ACCOUNT_BASE + i, spec.symbol)
                        for i, spec in enumerate(specs)] if maker else []
@@ -199,23 +211,28 @@ class ExchangeService:
     def _recover(self, specs: list[InstrumentSpec], journal: Journal,
                  snapshots: SnapshotStore | None) -> Recovery:
         started = time.perf_counter()
-        if self.history.high_watermark > journal.last_seq():
-            log.warning("history is ahead of the journal (seq %d > %d): rebuilding it",
-                        self.history.high_watermark, journal.last_seq())
-            self.history.reset()
-        # A snapshot is usable with its read side only (`readside.Checkpoints`).
-        watermark = self.history.high_watermark
-        usable = readside.Checkpoints(
-            self, self.history, watermark, snapshots is not None,
-            listed_at=functools.partial(listed_in_snapshot, snapshots) if snapshots else None)
-
+        usable: readside.Checkpoints | None = None
+        watermark = 0
+        if self.read_side:
+            if self.history.high_watermark > journal.last_seq():
+                log.warning("history is ahead of the journal (seq %d > %d): rebuilding it",
+                            self.history.high_watermark, journal.last_seq())
+                self.history.reset()
+            # A snapshot is usable with its read side only (`readside.Checkpoints`).
+            watermark = self.history.high_watermark
+            usable = readside.Checkpoints(
+                self, self.history, watermark, snapshots is not None,
+                listed_at=functools.partial(listed_in_snapshot, snapshots) if snapshots
+                else None)
+        # The writer only asks nothing of any history: the newest sound snapshot will do.
         engine, rejected = latest_sound_snapshot(specs, journal, snapshots, say=log.warning,
                                                  accept=usable)
         self.engine = engine if engine is not None else Engine(specs)
         snapshot_seq = self.engine.last_seq
-        if engine is not None:
-            readside.install(self, usable.loaded[snapshot_seq])
-        usable.loaded.clear()
+        if usable is not None:
+            if engine is not None:
+                readside.install(self, usable.loaded[snapshot_seq])
+            usable.loaded.clear()
         # The request ids of the journal's tail, for the sequencer's window (a resent command
         # is answered with its recorded outcome): events for those the tail replays below.
         last = journal.last_seq()
@@ -226,12 +243,14 @@ class ExchangeService:
         replayed = 0
         for command in journal.read(self.engine.last_seq + 1):
             events = self.engine.apply(command)
-            self._project(command, events, write=command.seq > watermark)
+            if usable is not None:
+                self._project(command, events, write=command.seq > watermark)
             replayed += 1
             rid = by_seq.get(command.seq)
             if rid is not None:
                 self._recorded.append((rid, command.seq, events))
-        self.history.flush().result()
+        if usable is not None:
+            self.history.flush().result()
         return Recovery(self.engine, snapshot_seq, replayed, time.perf_counter() - started,
                         rejected)
 
@@ -262,6 +281,10 @@ class ExchangeService:
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush_history)
+
+    def _on_durable_only(self, command: Command, events: list[Event]) -> None:
+        """Say the seq is durable (`settled` waits on it): the writer only folds nothing."""
+        self.durable.watermark.advance(command.seq)
 
     def _read_side_failed(self, seq: int, failure: Exception) -> None:
         log.error("projecting seq %d failed: the read side is unsound until a restart",
