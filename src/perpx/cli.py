@@ -125,7 +125,8 @@ def serve(
         help="Start N projector processes following --bus (nats:// only), each folding the "
              "history tables into its own (DATA/projector-K/history.db, or schema "
              "<journal's>_projector_K on a PostgreSQL journal); restarted when one dies, "
-             "stopped with the venue. 0: none (the default)."),
+             "stopped with the venue. 0: none (the default). With --gateways the writer "
+             "keeps no history: projector 0's tables are what the gateways read."),
 ) -> None:
     """Run the exchange: Bybit V5 REST, a simulated index, a market maker, snapshots.
 
@@ -1363,6 +1364,12 @@ def bench_api_command(
     shared_limits: str = typer.Option(
         "", help="With --gateways: measure each count again with the gateways sharing rate "
                  "limits through this nats://HOST:PORT (perpx serve --shared-limits)."),
+    writer_only: str = typer.Option(
+        "", help="With --gateways: measure each count again split, the writer only (perpx "
+                 "serve --projectors 1 --bus nats://HOST:PORT: projector 0 keeps the history "
+                 "the gateways read)."),
+    profile_writer: str = typer.Option(
+        "", help="With --writer-only: run that writer under cProfile, statistics to this file."),
 ) -> None:
     """Signed orders/s against `perpx serve`, GET baseline, client ceiling, WS msgs/s."""
     from perpx.bench.api import bench_api
@@ -1374,7 +1381,7 @@ def bench_api_command(
                                  param_hint="--gateways") from None
     bench_api(clients, seconds, pipeline=pipeline, ws_subscribers=ws_subscribers, idle=idle,
               idle_per_address=idle_per_address, gateways=counts, shared_limits=shared_limits,
-              echo=typer.echo)
+              writer_only=writer_only, profile_writer=profile_writer, echo=typer.echo)
 
 
 @bench_app.command("risk")
