@@ -34,7 +34,7 @@ rebuilds from an older checkpoint or the whole journal instead of keeping what w
 Writer only (`read_side=False`, issue #15 item 1: `perpx serve --gateways N --projectors M`):
 nobody reads this process (its gateways serve the API from their own journal followers, and
 projector 0 writes the history tables they read), so it only sequences, applies, journals,
-acknowledges and publishes. It folds no read side and no durable follower, writes no
+acknowledges and publishes. It keeps no read side and no durable follower, writes no
 history rows, and its snapshots carry no read side (they wait for nothing): its start uses
 the newest sound snapshot and the journal's tail, whatever any history holds.
 """
@@ -52,13 +52,14 @@ from pathlib import Path
 from typing import Any
 
 from perpx import readside
+from perpx.adl import AdlIndicators
 from perpx.bus.publisher import BusPublisher
 from perpx.convert import ConversionError, format_ticks, to_atoms, to_ticks
 from perpx.core.commands import Command, Deposit, IndexPrice, SetVenueParams, Tick
 from perpx.core.engine import Engine
 from perpx.core.events import CommandRejected, Event
 from perpx.core.instruments import InstrumentSpec
-from perpx.durable import DurableState
+from perpx.durable import DurableState, Watermark
 from perpx.feeds import CandleReplay, IndexObservation, RandomWalkFeed
 from perpx.readmodels import OpenInterest
 from perpx.sequencer import (
@@ -163,11 +164,16 @@ class ExchangeService:
         self._on_snapshot = on_snapshot
         self.recovery = self._recover(specs, journal, snapshots)
         # What reads see: the recovered engine is all durable, so the follower starts from it.
-        # The writer only folds no follower (nobody reads it): only its watermark moves, for
-        # `settled`, and its engine stays the recovered state.
-        self.durable = DurableState(self.engine)
-        # The positions' ADL indicators, ranked at most once a second (REST and streams).
-        self.adl = self.durable.adl
+        # The writer only has none (nobody reads it, and it would hold a second copy of the
+        # engine): reading `durable` or `adl` there fails rather than show a stale state.
+        self.durable: DurableState
+        self.adl: AdlIndicators
+        if read_side:
+            self.durable = DurableState(self.engine)
+            # The positions' ADL indicators, ranked at most once a second (REST and streams).
+            self.adl = self.durable.adl
+        # Readable up to here (the writer only: durable up to here), for `settled`.
+        self._readable = self.durable.watermark if read_side else Watermark(self.engine.last_seq)
         self._acked: dict[int, int] = {}  # account -> the last seq acknowledged to it
         self.sequencer = Sequencer(self.engine, journal, clock)
         for rid, seq, events in self._recorded:
@@ -284,7 +290,7 @@ class ExchangeService:
 
     def _on_durable_only(self, command: Command, events: list[Event]) -> None:
         """Say the seq is durable (`settled` waits on it): the writer only folds nothing."""
-        self.durable.watermark.advance(command.seq)
+        self._readable.advance(command.seq)
 
     def _read_side_failed(self, seq: int, failure: Exception) -> None:
         log.error("projecting seq %d failed: the read side is unsound until a restart",
@@ -382,14 +388,14 @@ class ExchangeService:
         For an answer drawn from the writer's own state (a write found to be a no-op): it
         must not be given while that state holds commands a crash could still erase.
         """
-        await self.durable.wait_for(self.engine.last_seq)
+        await self._readable.wait_for(self.engine.last_seq)
 
     async def caught_up(self, account_id: int) -> None:
         """Return once reads show every write acknowledged to `account_id` (read-your-writes).
 
         At once in this process: the read side folds a batch before it is acknowledged.
         """
-        await self.durable.wait_for(self.acked_seq(account_id))
+        await self._readable.wait_for(self.acked_seq(account_id))
 
     def acked_seq(self, account_id: int) -> int:
         """Return the last seq acknowledged to `account_id` (0: none since the start)."""
