@@ -119,13 +119,15 @@ def serve(
              "default: with those of this data folder only."),
     history: str | None = typer.Option(
         _SERVE.history, help="With --role projector: its own history tables, a SQLite file "
-                             "or postgresql://...?schema=NAME."),
+                             "or postgresql://...?schema=NAME. With --role gateway: the "
+                             "history projector's tables it reads (default: the writer's)."),
     projectors: int = typer.Option(
         _SERVE.projectors, min=0,
         help="Start N projector processes following --bus (nats:// only), each folding the "
              "history tables into its own (DATA/projector-K/history.db, or schema "
              "<journal's>_projector_K on a PostgreSQL journal); restarted when one dies, "
-             "stopped with the venue. 0: none (the default)."),
+             "stopped with the venue. 0: none (the default). With --gateways the writer "
+             "keeps no history: projector 0's tables are what the gateways read."),
 ) -> None:
     """Run the exchange: Bybit V5 REST, a simulated index, a market maker, snapshots.
 
@@ -174,6 +176,8 @@ def serve(
         if advertise is not None:
             advertise(f"http://{base}")
         through = f" through {settings.gateways} gateways" if settings.gateways else ""
+        if settings.writer_only:
+            through += " (writer only: history by projector 0)"
         console.print(f"perpx {perpx.__version__} serving Bybit V5 REST on "
                       f"http://{base}{through} (data: {settings.data})", soft_wrap=True)
         console.print(f"WebSocket: ws://{base}/v5/public/linear and "
@@ -270,6 +274,8 @@ async def serve_through_gateways(settings: ServeSettings, config: Path | None,
             "--production" if settings.production else "--demo"]
     if settings.journal:
         args += ["--journal", settings.journal]
+    if settings.writer_only:  # the history tables are projector 0's, not the writer's
+        args += ["--history", projector_history(settings, 0)]
     if settings.shared_limits:
         args += ["--shared-limits", settings.shared_limits, "--bus-stream", settings.bus_stream]
     if config is not None:
@@ -397,9 +403,12 @@ def serve_gateway(settings: ServeSettings, file_config: Config) -> None:
         sys.stdout.flush()
 
     try:
-        history = open_history(location)  # the writer's tables, read only by this process
+        # Read only by this process: a history projector's tables (--history), or the
+        # writer's own beside the journal.
+        history = (open_history(settings.history, beside_journal=False) if settings.history
+                   else open_history(location))
     except Exception as bad:
-        raise typer.BadParameter(f"--journal: {bad}") from bad
+        raise typer.BadParameter(f"--history or --journal: {bad}") from bad
     keys = KeyStore(data)
     # Every gateway with this data folder counts a key's requests in one table; with
     # --shared-limits, every gateway on that NATS (any machine) shares grants instead.
@@ -411,7 +420,8 @@ def serve_gateway(settings: ServeSettings, file_config: Config) -> None:
 
     async def main() -> int:
         service = GatewayService(served_instruments(), location, writer, history,
-                                 demo=not settings.production, say=say)
+                                 demo=not settings.production, say=say,
+                                 projected=bool(settings.history))
         async with running_limits(settings.shared_limits, settings.bus_stream) as shared:
             await serve_api(service, keys, settings.host, settings.port, ready,
                             limits=file_config.limits, auth_limits=file_config.auth,
@@ -573,6 +583,7 @@ def open_exchange(settings: ServeSettings, say: Callable[[str], None],
     from perpx.store import open_history, open_snapshots
 
     data = private_folder(settings.data)
+    read_side = not settings.writer_only
     # A venue lists all its contracts: the perpetuals, the inverse ones included. Gateways,
     # the projector, the standby, replay, audit and loadtarget read the same journal with
     # the same instruments (`served_instruments`).
@@ -582,8 +593,9 @@ def open_exchange(settings: ServeSettings, say: Callable[[str], None],
         if command_journal is None:
             command_journal = open_service_journal(data, settings.journal)
         snapshots = open_snapshots(location)
-        # The history read models live in the journal's database (beside a SQLite journal).
-        history = open_history(location)
+        # The history read models live in the journal's database (beside a SQLite journal);
+        # the writer only has none (projector 0 keeps them, `ServeSettings.writer_only`).
+        history = open_history(location) if read_side else None
     except Exception as bad:  # a bad location or an unreachable database: say which
         raise typer.BadParameter(f"--journal: {bad}") from bad
     say(f"journal: {location} ({command_journal.last_seq():,} commands journaled)")
@@ -603,7 +615,7 @@ def open_exchange(settings: ServeSettings, say: Callable[[str], None],
         snapshot_seconds=settings.snapshot_seconds, snapshot_keep=settings.snapshot_keep,
         on_snapshot=say, demo=not settings.production,
         bus=open_publisher(settings, specs, command_journal), venue_params=venue_params,
-        recorded=recorded)
+        recorded=recorded, read_side=read_side)
     recovered = service.recovery
     for refusal in recovered.rejected:
         console.print(f"[yellow]{refusal}[/yellow]", soft_wrap=True)
@@ -1364,6 +1376,12 @@ def bench_api_command(
     shared_limits: str = typer.Option(
         "", help="With --gateways: measure each count again with the gateways sharing rate "
                  "limits through this nats://HOST:PORT (perpx serve --shared-limits)."),
+    writer_only: str = typer.Option(
+        "", help="With --gateways: measure each count again split, the writer only (perpx "
+                 "serve --projectors 1 --bus nats://HOST:PORT: projector 0 keeps the history "
+                 "the gateways read)."),
+    profile_writer: str = typer.Option(
+        "", help="With --writer-only: run that writer under cProfile, statistics to this file."),
 ) -> None:
     """Signed orders/s against `perpx serve`, GET baseline, client ceiling, WS msgs/s."""
     from perpx.bench.api import bench_api
@@ -1375,7 +1393,7 @@ def bench_api_command(
                                  param_hint="--gateways") from None
     bench_api(clients, seconds, pipeline=pipeline, ws_subscribers=ws_subscribers, idle=idle,
               idle_per_address=idle_per_address, gateways=counts, shared_limits=shared_limits,
-              echo=typer.echo)
+              writer_only=writer_only, profile_writer=profile_writer, echo=typer.echo)
 
 
 @bench_app.command("risk")

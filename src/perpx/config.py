@@ -95,6 +95,15 @@ class ServeSettings:
     # DATA/projector-K/history.db, or schema <journal's>_projector_K on a PostgreSQL journal.
     projectors: int = 0
 
+    @property
+    def writer_only(self) -> bool:
+        """Whether the writer folds no read side: gateways serve, projector 0 keeps history.
+
+        With both gateways and projectors (issue #15, item 1), nobody reads the writer's
+        process: the gateways read projector 0's history tables, so the writer writes none.
+        """
+        return self.gateways > 0 and self.projectors > 0 and self.role in ("all", "standby")
+
 
 @dataclass(frozen=True, slots=True)
 class Config:

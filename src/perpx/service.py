@@ -30,6 +30,13 @@ is checkpointed only while it is a fold of the journal: if projecting a durable 
 fails, the read side is marked unsound (`read_side_fault`), snapshots stop and the history
 tables take no more rows (their watermark stays below that command), so the next start
 rebuilds from an older checkpoint or the whole journal instead of keeping what went wrong.
+
+Writer only (`read_side=False`, issue #15 item 1: `perpx serve --gateways N --projectors M`):
+nobody reads this process (its gateways serve the API from their own journal followers, and
+projector 0 writes the history tables they read), so it only sequences, applies, journals,
+acknowledges and publishes. It keeps no read side and no durable follower, writes no
+history rows, and its snapshots carry no read side (they wait for nothing): its start uses
+the newest sound snapshot and the journal's tail, whatever any history holds.
 """
 
 from __future__ import annotations
@@ -45,13 +52,14 @@ from pathlib import Path
 from typing import Any
 
 from perpx import readside
+from perpx.adl import AdlIndicators
 from perpx.bus.publisher import BusPublisher
 from perpx.convert import ConversionError, format_ticks, to_atoms, to_ticks
 from perpx.core.commands import Command, Deposit, IndexPrice, SetVenueParams, Tick
 from perpx.core.engine import Engine
 from perpx.core.events import CommandRejected, Event
 from perpx.core.instruments import InstrumentSpec
-from perpx.durable import DurableState
+from perpx.durable import DurableState, Watermark
 from perpx.feeds import CandleReplay, IndexObservation, RandomWalkFeed
 from perpx.readmodels import OpenInterest
 from perpx.sequencer import (
@@ -123,8 +131,11 @@ class ExchangeService:
                  on_snapshot: Callable[[str], None] | None = None,
                  demo: bool = True, bus: BusPublisher | None = None,
                  venue_params: dict[str, Any] | None = None,
-                 recorded: Iterable[tuple[bytes, int, list[Event]]] = ()) -> None:
+                 recorded: Iterable[tuple[bytes, int, list[Event]]] = (),
+                 read_side: bool = True) -> None:
         specs = list(instruments)
+        # False: the writer only (see the module's doc); `history` is then never written.
+        self.read_side = read_side
         # The operator's configured parameters (`Config.venue_params`): put in force by one
         # journaled `SetVenueParams` at start when the recovered venue's differ (issue #17).
         self.venue_params = venue_params or {}
@@ -162,9 +173,16 @@ class ExchangeService:
         self._on_snapshot = on_snapshot
         self.recovery = self._recover(specs, journal, snapshots)
         # What reads see: the recovered engine is all durable, so the follower starts from it.
-        self.durable = DurableState(self.engine)
-        # The positions' ADL indicators, ranked at most once a second (REST and streams).
-        self.adl = self.durable.adl
+        # The writer only has none (nobody reads it, and it would hold a second copy of the
+        # engine): reading `durable` or `adl` there fails rather than show a stale state.
+        self.durable: DurableState
+        self.adl: AdlIndicators
+        if read_side:
+            self.durable = DurableState(self.engine)
+            # The positions' ADL indicators, ranked at most once a second (REST and streams).
+            self.adl = self.durable.adl
+        # Readable up to here (the writer only: durable up to here), for `settled`.
+        self._readable = self.durable.watermark if read_side else Watermark(self.engine.last_seq)
         self._acked: dict[int, int] = {}  # account -> the last seq acknowledged to it
         # A resend of a command journaled at or before the snapshot the recovery started
         # from has no events in the window: they are recomputed by replay when asked.
@@ -180,7 +198,7 @@ class ExchangeService:
                 events = followed[rid][1]
             self.sequencer.remember(rid, seq, events)
         del self._recorded
-        self.sequencer.subscribe(self._on_durable)
+        self.sequencer.subscribe(self._on_durable if read_side else self._on_durable_only)
         # The event bus (issue #15): each durable command's events go on it, never waited for.
         self.bus = bus
         if bus is not None:
@@ -195,9 +213,10 @@ class ExchangeService:
                 self.snapshotter = Snapshotter(
                     self.engine, snapshots, lambda: self.sequencer.durable_seq,
                     every_commands=snapshot_every, every_seconds=snapshot_seconds,
-                    keep=snapshot_keep, fork=True, extra=self._read_side_in_child,
-                    save_extra=self._save_read_side, on_storing=self._snapshot_storing,
-                    on_stored=self._snapshot_stored)
+                    keep=snapshot_keep, fork=True,
+                    extra=self._read_side_in_child if read_side else None,
+                    save_extra=self._save_read_side if read_side else None,
+                    on_storing=self._snapshot_storing, on_stored=self._snapshot_stored)
                 self.sequencer.subscribe(self.snapshotter)
         self.makers = [_maker(MAKER_ACCOUNT_BASE + i, spec.symbol)
                        for i, spec in enumerate(specs)] if maker else []
@@ -217,23 +236,28 @@ class ExchangeService:
     def _recover(self, specs: list[InstrumentSpec], journal: Journal,
                  snapshots: SnapshotStore | None) -> Recovery:
         started = time.perf_counter()
-        if self.history.high_watermark > journal.last_seq():
-            log.warning("history is ahead of the journal (seq %d > %d): rebuilding it",
-                        self.history.high_watermark, journal.last_seq())
-            self.history.reset()
-        # A snapshot is usable with its read side only (`readside.Checkpoints`).
-        watermark = self.history.high_watermark
-        usable = readside.Checkpoints(
-            self, self.history, watermark, snapshots is not None,
-            listed_at=functools.partial(listed_in_snapshot, snapshots) if snapshots else None)
-
+        usable: readside.Checkpoints | None = None
+        watermark = 0
+        if self.read_side:
+            if self.history.high_watermark > journal.last_seq():
+                log.warning("history is ahead of the journal (seq %d > %d): rebuilding it",
+                            self.history.high_watermark, journal.last_seq())
+                self.history.reset()
+            # A snapshot is usable with its read side only (`readside.Checkpoints`).
+            watermark = self.history.high_watermark
+            usable = readside.Checkpoints(
+                self, self.history, watermark, snapshots is not None,
+                listed_at=functools.partial(listed_in_snapshot, snapshots) if snapshots
+                else None)
+        # The writer only asks nothing of any history: the newest sound snapshot will do.
         engine, rejected = latest_sound_snapshot(specs, journal, snapshots, say=log.warning,
                                                  accept=usable)
         self.engine = engine if engine is not None else Engine(specs)
         snapshot_seq = self.engine.last_seq
-        if engine is not None:
-            readside.install(self, usable.loaded[snapshot_seq])
-        usable.loaded.clear()
+        if usable is not None:
+            if engine is not None:
+                readside.install(self, usable.loaded[snapshot_seq])
+            usable.loaded.clear()
         # The request ids of the journal's tail, for the sequencer's window (a resent command
         # is answered with its recorded outcome): events for those the tail replays below;
         # those at or before the snapshot get theirs by replay if resent (`_outcomes`).
@@ -245,12 +269,14 @@ class ExchangeService:
         replayed = 0
         for command in journal.read(self.engine.last_seq + 1):
             events = self.engine.apply(command)
-            self._project(command, events, write=command.seq > watermark)
+            if usable is not None:
+                self._project(command, events, write=command.seq > watermark)
             replayed += 1
             rid = by_seq.get(command.seq)
             if rid is not None:
                 self._recorded.append((rid, command.seq, events))
-        self.history.flush().result()
+        if usable is not None:
+            self.history.flush().result()
         return Recovery(self.engine, snapshot_seq, replayed, time.perf_counter() - started,
                         rejected)
 
@@ -296,6 +322,10 @@ class ExchangeService:
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush_history)
+
+    def _on_durable_only(self, command: Command, events: list[Event]) -> None:
+        """Say the seq is durable (`settled` waits on it): the writer only folds nothing."""
+        self._readable.advance(command.seq)
 
     def _read_side_failed(self, seq: int, failure: Exception) -> None:
         log.error("projecting seq %d failed: the read side is unsound until a restart",
@@ -393,14 +423,14 @@ class ExchangeService:
         For an answer drawn from the writer's own state (a write found to be a no-op): it
         must not be given while that state holds commands a crash could still erase.
         """
-        await self.durable.wait_for(self.engine.last_seq)
+        await self._readable.wait_for(self.engine.last_seq)
 
     async def caught_up(self, account_id: int) -> None:
         """Return once reads show every write acknowledged to `account_id` (read-your-writes).
 
         At once in this process: the read side folds a batch before it is acknowledged.
         """
-        await self.durable.wait_for(self.acked_seq(account_id))
+        await self._readable.wait_for(self.acked_seq(account_id))
 
     def acked_seq(self, account_id: int) -> int:
         """Return the last seq acknowledged to `account_id` (0: none since the start)."""

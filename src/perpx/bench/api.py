@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from perpx.api.keys import KeyStore
+from perpx.bench.procs import cpu_s as _cpu_s
 from perpx.bench.procs import free_port as _free_port
 from perpx.bench.procs import server_memory as _server_memory
 from perpx.bench.procs import start as _start
@@ -143,46 +144,67 @@ def _new_keys(data: Path, clients: int) -> list[list[str]]:
 
 
 def _through_gateways(count: int, clients: int, seconds: float,
-                      pipeline: int, shared_limits: str = "") -> dict[str, Any]:
+                      pipeline: int, shared_limits: str = "", writer_only: str = "",
+                      profile: str = "") -> dict[str, Any]:
     """Baseline GET and signed orders against `perpx serve --gateways count`; RSS of each.
 
     With `shared_limits` (a NATS URL) the gateways share rate limits through it (a bucket
-    fresh to the run), and the figures are named `gateways_N_shared_*`.
+    fresh to the run), and the figures are named `gateways_N_shared_*`. With `writer_only`
+    (a NATS URL) the venue runs split (`--projectors 1 --bus URL` on a stream fresh to the
+    run): the writer only sequences and publishes, projector 0 keeps the history tables the
+    gateways read (figures `gateways_N_writer_only_*`). The CPU each process used during the
+    orders is given per second and, for the writer, per order. With `profile` (a path) the
+    writer runs under cProfile, its statistics written there when it stops.
     """
     venue = f"PERPX_BENCH_{uuid.uuid4().hex[:10].upper()}"
     shared = ["--shared-limits", shared_limits, "--bus-stream", venue] if shared_limits else []
+    split = (["--projectors", "1", "--bus", writer_only, "--bus-stream", venue]
+             if writer_only else [])
+    profiled = ["cProfile", "-o", profile, "-m"] if profile else []
     with tempfile.TemporaryDirectory(prefix="perpx-bench-gw-") as folder:
         data = Path(folder)
         pairs = _new_keys(data, clients)
         port = _free_port()
-        server = _start(["perpx.cli", "serve", "--port", str(port), "--data", str(data),
-                         "--no-maker", "--gateways", str(count), *shared])
+        server = _start([*profiled, "perpx.cli", "serve", "--port", str(port), "--data",
+                         str(data), "--no-maker", "--gateways", str(count), *shared, *split])
         try:
             assert server.stdout is not None
-            pids: list[int] = []
+            pids: dict[str, list[int]] = {"gateway": [], "projector": []}
             deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:  # the writer names each gateway's pid
+            while time.monotonic() < deadline:  # the writer names each child's pid
                 line = server.stdout.readline().decode()
                 if not line:
                     break
-                if ": started, pid " in line:
-                    pids.append(int(line.rsplit(" ", 1)[1]))
+                role = line.split(" ", 1)[0]
+                if ": started, pid " in line and role in pids:
+                    pids[role].append(int(line.rsplit(" ", 1)[1]))
                 if f"through {count} gateways" in line:
                     break
             price = _wait_ready(f"http://127.0.0.1:{port}", server)
             job = {"host": "127.0.0.1", "port": port, "keys": pairs, "seconds": seconds,
                    "pipeline": pipeline, "price": price}
             base = _loadgen({**job, "kind": "time"})
+            everyone = [server.pid, *pids["gateway"], *pids["projector"]]
+            before, started = {pid: _cpu_s(pid) for pid in everyone}, time.monotonic()
             orders = _loadgen({**job, "kind": "order"})
+            elapsed = time.monotonic() - started
+            cpu = {pid: round((_cpu_s(pid) - before[pid]) / elapsed, 2) for pid in everyone}
+            done = orders["per_s"] * seconds  # orders acknowledged during the measurement
+            writer_us = (round((_cpu_s(server.pid) - before[server.pid]) * 1e6 / done, 1)
+                         if done else None)
             writer_rss = _server_memory(server.pid)["rss_mb"]
-            gateway_rss = [_server_memory(pid)["rss_mb"] for pid in pids]
+            gateway_rss = [_server_memory(pid)["rss_mb"] for pid in pids["gateway"]]
+            projector_rss = [_server_memory(pid)["rss_mb"] for pid in pids["projector"]]
         finally:
             _stop(server)
             if shared_limits:
                 from perpx.api.sharedlimits import drop_buckets
 
                 drop_buckets(shared_limits, f"perpx_limits_{venue}")
-    name = f"gateways_{count}" + ("_shared" if shared_limits else "")
+            if writer_only:
+                _drop_stream(writer_only, venue)
+    name = f"gateways_{count}" + ("_shared" if shared_limits else "") + (
+        "_writer_only" if writer_only else "")
     return {
         f"{name}_orders_per_s": orders["per_s"], f"{name}_p50_ms": orders["p50_ms"],
         f"{name}_p99_ms": orders["p99_ms"], f"{name}_order_retcodes": orders["codes"],
@@ -191,7 +213,29 @@ def _through_gateways(count: int, clients: int, seconds: float,
         f"{name}_ratio_to_baseline": round(orders["per_s"] / base["per_s"], 3)
         if base["per_s"] else None,
         f"{name}_writer_rss_mb": writer_rss, f"{name}_gateway_rss_mb": gateway_rss,
+        f"{name}_projector_rss_mb": projector_rss,
+        f"{name}_writer_cpu": cpu[server.pid], f"{name}_writer_cpu_us_per_order": writer_us,
+        f"{name}_gateway_cpu": [cpu[pid] for pid in pids["gateway"]],
+        f"{name}_projector_cpu": [cpu[pid] for pid in pids["projector"]],
     }
+
+
+def _drop_stream(url: str, stream: str) -> None:
+    """Delete the run's JetStream stream (a benchmark leaves nothing behind)."""
+    import asyncio
+    import contextlib
+
+    from perpx.bus import JetStreamBus
+
+    async def drop() -> None:
+        bus = JetStreamBus(url, stream)
+        try:
+            with contextlib.suppress(Exception):  # never created: nothing to drop
+                await bus.delete_stream()
+        finally:
+            await bus.close()
+
+    asyncio.run(drop())
 
 
 def _trivial_ceiling(pairs: list[list[str]], seconds: float, pipeline: int) -> dict[str, Any]:
@@ -210,12 +254,15 @@ def _trivial_ceiling(pairs: list[list[str]], seconds: float, pipeline: int) -> d
 def bench_api(clients: int = 64, seconds: float = 5.0, *, pipeline: int = 1,
               ws_subscribers: int = 200, idle: int = 0, idle_per_address: int = 400,
               gateways: list[int] | None = None, shared_limits: str = "",
+              writer_only: str = "", profile_writer: str = "",
               echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Measure the client's ceiling, the baseline, signed orders and WS fan-out; JSON last.
 
     With `idle`, signed orders are measured again beside that many idle connections; with
     `gateways`, again through that many gateway processes (each count in the list), and
-    with `shared_limits` (a NATS URL) once more with the gateways sharing rate limits there.
+    with `shared_limits` (a NATS URL) once more with the gateways sharing rate limits there,
+    and with `writer_only` (a NATS URL) once more split: the writer only, projector 0 keeping
+    the history the gateways read (`_through_gateways`; `profile_writer` profiles its writer).
     """
     gateways = gateways or []
     if clients < 1 or seconds <= 0 or pipeline < 1 or ws_subscribers < 0 or idle < 0 \
@@ -248,6 +295,9 @@ def bench_api(clients: int = 64, seconds: float = 5.0, *, pipeline: int = 1,
         through.update(_through_gateways(count, clients, seconds, pipeline))
         if shared_limits:
             through.update(_through_gateways(count, clients, seconds, pipeline, shared_limits))
+        if writer_only:
+            through.update(_through_gateways(count, clients, seconds, pipeline,
+                                             writer_only=writer_only, profile=profile_writer))
     from perpx.bench.ladder import measure
 
     writer = measure("writer", clients, seconds)
@@ -273,6 +323,7 @@ def bench_api(clients: int = 64, seconds: float = 5.0, *, pipeline: int = 1,
         "ws_msgs_per_s": ws["ws_msgs_per_s"] if ws is not None else None,
         "idle": idle, **under_idle,
         "server_rss_mb": server_rss, "gateways": gateways, "shared_limits": shared_limits,
+        "writer_only": writer_only,
         **through,
     }
     echo(f"client ceiling (signed requests, trivial server): {ceiling['per_s']:,} req/s, "
@@ -289,17 +340,25 @@ def bench_api(clients: int = 64, seconds: float = 5.0, *, pipeline: int = 1,
     if ws is not None:
         echo(f"WebSocket: {ws['ws_msgs_per_s']:,} msgs/s to {ws_subscribers} subscribers")
     for name in [f"gateways_{count}{suffix}" for count in gateways
-                 for suffix in ("", "_shared") if suffix == "" or shared_limits]:
+                 for suffix in ("", "_shared", "_writer_only")
+                 if suffix == "" or (suffix == "_shared" and shared_limits)
+                 or (suffix == "_writer_only" and writer_only)]:
         count = int(name.split("_")[1])
         if name.endswith("_shared"):
             echo(f"  (next: the gateways share rate limits through {shared_limits})")
+        if name.endswith("_writer_only"):
+            echo(f"  (next: split, the writer only; projector 0 keeps the history through "
+                 f"{writer_only}; projector RSS {through[name + '_projector_rss_mb']} MB)")
         base_per_s = through[name + "_baseline_time_req_per_s"]
         echo(f"through {count} gateway(s): baseline GET {base_per_s:,} req/s; signed "
              f"orders {through[name + '_orders_per_s']:,}/s, p50 "
              f"{through[name + '_p50_ms']} ms, p99 {through[name + '_p99_ms']} ms (ratio "
              f"{through[name + '_ratio_to_baseline']}); RSS writer "
              f"{through[name + '_writer_rss_mb']} MB, gateways "
-             f"{through[name + '_gateway_rss_mb']} MB (single process: {server_rss} MB)")
+             f"{through[name + '_gateway_rss_mb']} MB (single process: {server_rss} MB); "
+             f"CPU writer {through[name + '_writer_cpu']} "
+             f"({through[name + '_writer_cpu_us_per_order']} us/order), gateways "
+             f"{through[name + '_gateway_cpu']}, projector {through[name + '_projector_cpu']}")
     if under_idle:
         echo(f"with {idle} idle connections: {under_idle['idle_accepted']} accepted, "
              f"{under_idle['idle_refused']} refused, {under_idle['idle_connect_errors']} "

@@ -50,3 +50,13 @@ def server_memory(pid: int) -> dict[str, float | int | None]:
     except OSError:  # no /proc (macOS, Windows): the figures stay unknown
         pass
     return figures
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far (0 without /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

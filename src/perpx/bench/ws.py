@@ -42,6 +42,7 @@ from websockets.exceptions import ConnectionClosed
 from perpx.api.server import LoopServerThread
 from perpx.api.ws.hub import StreamHub
 from perpx.api.ws.server import build_routes
+from perpx.bench.procs import cpu_s as _cpu_s
 from perpx.core import CancelOrder, Engine, OrderType, PlaceOrder, Side, TimeInForce
 from perpx.core.commands import Command, Deposit, MarkPrice
 from perpx.instruments import load_instruments
@@ -172,16 +173,6 @@ def _measure(subscribers: int, seconds: float, per_tick: int, seed: int) -> dict
                 "per_subscriber_per_s": total / elapsed / subscribers, "cut_off": len(cut_off)}
     finally:
         server.stop()
-
-
-def _cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) a process has used so far (0 without /proc)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _waiting_s(pid: int) -> float:

@@ -44,6 +44,16 @@ without requests. It starts from the newest engine snapshot whose read-side chec
 writer's history tables hold (`readside.Checkpoints`, the writer's own rule), else from the
 journal's start. A gateway holds no state of its own worth keeping: killed, it is restarted
 and catches up from the journal.
+
+**With a history projector** (`projected`: `perpx serve --gateways N --projectors M`, where
+the writer only sequences and keeps no history; `ServeSettings.writer_only`) the history
+tables are projector 0's (`--history`), and so are the read-side checkpoints: a history
+query waits for that projector's watermark to pass the seq the follower shows, as it would
+for the writer's. The projector checkpoints at seqs of its own, not at the writer's
+snapshots, so the follower starts from the projector's newest usable checkpoint C: the
+engine from the newest sound snapshot at or before C, the journal's commands up to C applied
+to it alone (their read side is the checkpoint's), the read side from C, then both folded
+from C + 1 (`_start_projected`; `docs/decisions.md`).
 """
 
 from __future__ import annotations
@@ -69,6 +79,7 @@ from perpx.store import open_journal, open_snapshots
 from perpx.store.history import History
 from perpx.store.journal import Journal, JournalMissing, new_request_id
 from perpx.store.recovery import latest_sound_snapshot, listed_in_snapshot
+from perpx.store.snapshots import SnapshotStore
 from perpx.transport.client import WriterClient
 from perpx.transport.wire import NotSequenced, OutcomeLost, OutcomeUnknown
 from perpx.venue import Listener, ServiceStopped
@@ -93,6 +104,11 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _not_past(seq: int, header: readside.SnapshotHeader) -> str | None:
+    """Refuse an engine snapshot past `seq` (a checkpoint's), as `latest_sound_snapshot` asks."""
+    return None if header.seq <= seq else f"snapshot {header.seq} is past the checkpoint {seq}"
+
+
 class GatewayService:
     """A `Venue` with no writer: commands to the writer, reads from a journal follower."""
 
@@ -100,8 +116,11 @@ class GatewayService:
                  history: History, *, demo: bool = True, poll_s: float = POLL_S,
                  leader_wait_s: float = LEADER_WAIT_S,
                  clock: Callable[[], int] = wall_clock_ms,
-                 say: Callable[[str], None] = lambda line: None) -> None:
+                 say: Callable[[str], None] = lambda line: None,
+                 projected: bool = False) -> None:
         self.specs: dict[str, InstrumentSpec] = {spec.symbol: spec for spec in specs}
+        # The history tables (and read-side checkpoints) are a history projector's.
+        self.projected = projected
         self.demo = demo
         self.clock = clock
         self.poll_s = poll_s
@@ -162,6 +181,11 @@ class GatewayService:
             snapshots = open_snapshots(location, readonly=True)
         except JournalMissing:
             return Engine(specs)
+        if self.projected:
+            try:
+                return self._start_projected(specs, snapshots, say)
+            finally:
+                snapshots.close()
         usable = readside.Checkpoints(self, self.history, self.history.high_watermark,
                                       listed_at=functools.partial(listed_in_snapshot, snapshots))
         try:
@@ -173,6 +197,40 @@ class GatewayService:
             return Engine(specs)
         readside.install(self, usable.loaded[engine.last_seq])
         return engine
+
+    def _start_projected(self, specs: list[InstrumentSpec], snapshots: SnapshotStore,
+                         say: Callable[[str], None]) -> Engine:
+        """Return the engine at the history projector's newest usable checkpoint (installed).
+
+        Usable as the projector's own restart judges it (`HistoryProjector._restore`):
+        written by this code for this instrument table, loading, and within the journal.
+        """
+        last = self._reader.last_seq()
+        code = readside.fingerprint(specs)
+        for seq in self.history.checkpoint_seqs():
+            found = self.history.load_checkpoint(seq) if seq <= last else None
+            if found is None or found[0] != code:
+                say(f"gateway: the history's checkpoint {seq} is not usable (beyond the "
+                    "journal, or written by other code)")
+                continue
+            try:
+                read_side = readside.load(self, found[1], seq)
+            except readside.ReadSideError as bad:
+                say(f"gateway: the history's checkpoint {seq} is not usable: {bad}")
+                continue
+            engine, _ = latest_sound_snapshot(specs, self._reader, snapshots,
+                                              accept=functools.partial(_not_past, seq))
+            engine = engine if engine is not None else Engine(specs)
+            snapshot_seq = engine.last_seq
+            if snapshot_seq < seq:
+                for command in self._reader.read(snapshot_seq + 1):
+                    engine.apply(command)
+                    if command.seq == seq:
+                        break
+            say(f"gateway: the history's checkpoint {seq} over snapshot {snapshot_seq}")
+            readside.install(self, read_side)
+            return engine
+        return Engine(specs)
 
     # -- the follower ---------------------------------------------------------------------
 
