@@ -48,13 +48,13 @@ class FixedKeys:
 class LiveExchange:
     """Runs the server in a thread with its own event loop; the test drives the sequencer."""
 
-    def __init__(self, max_queue: int | None = None,
+    def __init__(self, max_buffer: int | None = None,
                  specs: list[InstrumentSpec] | None = None,
                  clock: Callable[[], int] | None = None) -> None:
         self.engine = Engine(specs if specs is not None else [btcusdt(), ethusdt()])
         self.sequencer = (Sequencer(self.engine, MemoryJournal()) if clock is None
                           else Sequencer(self.engine, MemoryJournal(), clock))
-        self.hub = StreamHub(self.engine, max_queue=max_queue)
+        self.hub = StreamHub(self.engine, max_buffer=max_buffer)
         self.sequencer.subscribe(self.hub.on_durable)
         self.app = Starlette(routes=build_routes(self.hub, Gate(FixedKeys()),
                                                   self.sequencer.submit))
