@@ -8,11 +8,12 @@ call; the sink of a uvicorn connection writes the prebuilt frames to the socket'
 in one write (`perpx.api.protocol.FrameWriter`), with no task, await or framing per
 subscriber. Frames leave in the order offered, acks and pongs included.
 
-A client whose unsent bytes (offered, plus what its transport could not yet hand to the
-kernel) exceed `max_buffer` is cut off (close code 1013, "try again later") and what was
-queued for it dropped, so one slow reader can neither stall the others nor grow memory
-without bound; a client that reconnects gets fresh snapshots. A session whose API key is
-revoked is closed the same way (close code 1008, policy violation).
+A client whose unsent bytes (what its transport could not yet hand to the kernel; frames
+offered in one turn are handed over at once when they alone pass the bound) exceed
+`max_buffer` is cut off (close code 1013, "try again later") and what was queued for it
+dropped, so one slow reader can neither stall the others nor grow memory without bound; a
+client that reconnects gets fresh snapshots. A session whose API key is revoked is closed
+the same way (close code 1008, policy violation).
 """
 
 from __future__ import annotations
@@ -91,7 +92,12 @@ class Connection:
         pending.append(frame)
         self._pending_bytes += len(frame.wire)
         if self._pending_bytes > self.max_buffer:
-            self._overflow()
+            # A big turn: hand it to the socket now; the client is cut off only if what the
+            # kernel could not take is still over the bound.
+            if self.sink is None:
+                self._overflow()
+            else:
+                self._flush()
 
     def _flush(self) -> None:
         frames = self._pending
