@@ -190,7 +190,9 @@ def _measure(subscribers: int, seconds: float, per_tick: int, seed: int,
         counting = threading.Event()
 
         async def client(i: int, connected: Callable[[], None]) -> None:
-            async with connect(server.url, max_size=None, ping_interval=None) as ws:
+            # From 127.0.0.2, .3, ...: under the server's cap of connections per address.
+            async with connect(server.url, max_size=None, ping_interval=None,
+                               local_addr=(f"127.0.0.{2 + i // PER_ADDRESS}", 0)) as ws:
                 await ws.send(json.dumps({"op": "subscribe", "args": TOPICS}))
                 await ws.recv()  # the ack
                 connected()
