@@ -3,9 +3,10 @@
 The hub never awaits a socket. A message is encoded once, with its WebSocket frame
 (`Outgoing`: a server's frames are unmasked, so one message's frame bytes are the same for
 every subscriber), and `offer`ed to each subscriber: O(1), an append. At the end of the
-event loop's current turn the connection hands everything offered to its `Sink` in one
-call; the sink of a uvicorn connection writes the prebuilt frames to the socket's transport
-in one write (`perpx.api.protocol.FrameWriter`), with no task, await or framing per
+event loop's current turn one callback (the `Outbox` the connections of a hub share) hands
+each connection's frames to its `Sink` in one call; the sink of a uvicorn connection writes
+the prebuilt frames to the socket's transport in one write
+(`perpx.api.protocol.FrameWriter`), with no task, await, framing or allocation per
 subscriber. Frames leave in the order offered, acks and pongs included.
 
 A client whose unsent bytes (what its transport could not yet hand to the kernel; frames
@@ -55,6 +56,33 @@ class Sink(Protocol):
         """Stop sending; with a `code`, close the WebSocket with it (the client did not leave)."""
 
 
+class Outbox:
+    """The connections offered frames in this turn of the loop; one callback flushes them.
+
+    One `call_soon` per turn for all of them, not one per connection: a handle per
+    subscriber per turn was the send path's main allocation (and so much of its garbage
+    collection).
+    """
+
+    __slots__ = ("_dirty", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._dirty: list[Connection] = []
+
+    def mark(self, conn: Connection) -> None:
+        """Flush `conn` at the end of this turn."""
+        if not self._dirty:
+            self._loop.call_soon(self._flush)
+        self._dirty.append(conn)
+
+    def _flush(self) -> None:
+        dirty = self._dirty
+        self._dirty = []
+        for conn in dirty:
+            conn.flush()
+
+
 class Connection:
     """A connected client of one endpoint."""
 
@@ -66,7 +94,7 @@ class Connection:
         self.api_key: str | None = None  # the key that authenticated this session
         self.max_buffer = max_buffer
         self.sink: Sink | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._outbox: Outbox | None = None
         self._pending: list[Outgoing] = []
         self._pending_bytes = 0
         self.closed = False
@@ -75,20 +103,23 @@ class Connection:
         self.close_reason = ""
         self.sent = 0
 
-    def attach(self, sink: Sink) -> None:
-        """Send through `sink` from now on (what was offered before goes first)."""
+    def attach(self, sink: Sink, outbox: Outbox | None = None) -> None:
+        """Send through `sink` from now on (what was offered before goes first).
+
+        `outbox`: the one shared with the other connections (else one of its own).
+        """
         self.sink = sink
-        self._loop = asyncio.get_running_loop()
+        self._outbox = outbox if outbox is not None else Outbox(asyncio.get_running_loop())
         if self._pending:
-            self._loop.call_soon(self._flush)
+            self._outbox.mark(self)
 
     def offer(self, frame: Outgoing) -> None:
         """Queue `frame` to send at the end of this turn; cut the client off if too far behind."""
         if self.closed:
             return
         pending = self._pending
-        if not pending and self._loop is not None:
-            self._loop.call_soon(self._flush)
+        if not pending and self._outbox is not None:
+            self._outbox.mark(self)
         pending.append(frame)
         self._pending_bytes += len(frame.wire)
         if self._pending_bytes > self.max_buffer:
@@ -97,17 +128,18 @@ class Connection:
             if self.sink is None:
                 self._overflow()
             else:
-                self._flush()
+                self.flush()
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Hand what was offered to the sink; cut the client off if it is too far behind."""
         frames = self._pending
         sink = self.sink
         if not frames or self.closed or sink is None:
             return
-        self._pending = []
-        self._pending_bytes = 0
-        sink.write(frames)
+        sink.write(frames)  # the sink keeps no reference to the list: it is reused
         self.sent += len(frames)
+        frames.clear()
+        self._pending_bytes = 0
         if sink.buffered() > self.max_buffer:
             self._overflow()
 
@@ -124,7 +156,7 @@ class Connection:
             return
         self.closed = True
         self.close_code, self.close_reason = code, reason
-        self._pending = []
+        self._pending.clear()
         self._pending_bytes = 0
         if self.sink is not None:
             self.sink.close(code, reason)

@@ -28,7 +28,7 @@ import msgspec
 from perpx.adl import AdlIndicators
 from perpx.api.ws import public
 from perpx.api.ws.book import DepthView
-from perpx.api.ws.connection import Connection, Outgoing
+from perpx.api.ws.connection import Connection, Outbox, Outgoing
 from perpx.api.ws.private import PRIVATE_TOPICS, PrivateFeed
 from perpx.bybit.params import category_of
 from perpx.core.commands import Command
@@ -124,6 +124,7 @@ class StreamHub:
         self.messages = 0  # frames offered, over all connections
         self.sessions: dict[str, int] = {}  # open sessions by endpoint kind (/perpx/status)
         self._flusher: asyncio.Task[None] | None = None
+        self._outbox: Outbox | None = None
 
     # -- the folded state it publishes (the read side's) --------------------------------------
 
@@ -221,6 +222,12 @@ class StreamHub:
                 found.discard(conn)
                 if not found:
                     del self.accounts[conn.account_id]
+
+    def outbox(self) -> Outbox:
+        """Return the outbox the hub's connections share (one flush per turn of the loop)."""
+        if self._outbox is None:
+            self._outbox = Outbox(asyncio.get_running_loop())
+        return self._outbox
 
     def new_connection(self, endpoint: str) -> Connection:
         """Return a connection with the hub's bound on unsent bytes."""

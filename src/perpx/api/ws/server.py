@@ -192,7 +192,7 @@ async def _serve(websocket: WebSocket, hub: StreamHub, endpoint: str, gate: Gate
             await websocket.close(code=code, reason=reason)
 
         sink = asgi = AsgiSink(websocket.send_text, close)
-    conn.attach(sink)
+    conn.attach(sink, hub.outbox())
 
     def refuse(error: str) -> None:
         session.reply({"success": False, "ret_msg": error, "conn_id": conn.conn_id, "op": ""})
