@@ -17,9 +17,17 @@ writer's command socket. Figures (``gateways_N_*``): messages/s delivered, the R
 share (of one core) of the writer, of each gateway and of this process (the clients and the
 driver), and the load average before and after, as the machine may be shared.
 
-A message is encoded once per topic (`StreamHub._publish`: one msgspec encode) and the same
-frame is queued to every subscriber; what each subscriber costs is its queue and the
-WebSocket send (the server's framing and one write per frame).
+A message is encoded and framed once per topic (`StreamHub._publish`, `Outgoing`) and the
+same frame bytes are written to every subscriber's transport, one write per connection per
+turn of the loop (`perpx.api.ws.connection`).
+
+With `client_processes` K (`--client-processes`), the subscribers are not `websockets`
+clients in a thread of this process but frame-counting clients in K processes
+(`perpx.bench.wsclient`): a `websockets` client costs about as much per frame as the server
+does, and in process it shares the interpreter lock with the server, so with it the figure
+measured the clients. The in-process server then runs alone in this process (fields
+`server_cpu`, `server_cpu_wait`, `server_rss_mb`, `clients_cpu`, `clients_rss_mb`,
+`per_subscriber_min_max`), and the gateway figures add `gateways_N_client_procs_*`.
 """
 
 from __future__ import annotations
@@ -251,12 +259,14 @@ def _measure_apart(server: _Server, subscribers: int, seconds: float, per_tick: 
         time.sleep(0.3)  # the snapshots
         clients.start()
         own, cpu = _own_cpu_s(), {pid: _cpu_s(pid) for pid in clients.pids}
+        waited = _waiting_s(os.getpid())
         started = time.perf_counter()
         commands = server.run(_drive(server, seconds, per_tick, seed))
         time.sleep(0.3)  # the last throttled deltas
         received, cut_off = clients.stop()
         elapsed = time.perf_counter() - started
         server_cpu = (_own_cpu_s() - own) / elapsed
+        server_wait = (_waiting_s(os.getpid()) - waited) / elapsed
         clients_cpu = [round((_cpu_s(pid) - cpu[pid]) / elapsed, 2) for pid in clients.pids]
         server_rss = server_memory(os.getpid())["rss_mb"]
         clients_rss = [server_memory(pid)["rss_mb"] for pid in clients.pids]
@@ -267,6 +277,7 @@ def _measure_apart(server: _Server, subscribers: int, seconds: float, per_tick: 
             "messages": total, "msgs_per_s": total / elapsed,
             "per_subscriber_per_s": total / elapsed / subscribers, "cut_off": cut_off,
             "min_max": [min(received), max(received)], "server_cpu": round(server_cpu, 2),
+            "server_cpu_wait": round(server_wait, 2),
             "server_rss_mb": server_rss, "clients_cpu": clients_cpu, "clients_rss_mb": clients_rss}
 
 
@@ -564,10 +575,13 @@ def bench_ws(subscribers: int = 200, seconds: float = 3.0, per_tick: int = 20, s
               "cut_off": many["cut_off"], "client_processes": client_processes}
     if client_processes:  # this process served alone: its share, and the clients'
         result.update({"per_subscriber_min_max": many["min_max"],
-                       "server_cpu": many["server_cpu"], "server_rss_mb": many["server_rss_mb"],
+                       "server_cpu": many["server_cpu"],
+                       "server_cpu_wait": many["server_cpu_wait"],
+                       "server_rss_mb": many["server_rss_mb"],
                        "clients_cpu": many["clients_cpu"],
                        "clients_rss_mb": many["clients_rss_mb"]})
-        echo(f"  CPU (cores) server {many['server_cpu']}, clients {many['clients_cpu']}; "
+        echo(f"  CPU (cores) server {many['server_cpu']} (waiting for a CPU "
+             f"{many['server_cpu_wait']}), clients {many['clients_cpu']}; "
              f"RSS server {many['server_rss_mb']} MB, clients {many['clients_rss_mb']} MB")
     if gateways:
         result["gateways"] = gateways
