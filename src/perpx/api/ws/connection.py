@@ -26,9 +26,11 @@ from typing import Protocol
 
 from websockets.frames import Frame, Opcode
 
-# Unsent bytes one connection may hold: about a thousand 50-level book snapshots, or tens of
-# seconds of every public topic of one symbol.
-DEFAULT_MAX_BUFFER = 4 << 20
+# Unsent bytes one connection may hold beyond the kernel's socket buffers: some 15 s of every
+# public topic of one symbol (~70 KB/s in `perpx bench ws`). Unlike the frames the hub
+# shares, these bytes are the connection's own copy (the transport's buffer), so the bound
+# is also the memory: 1,000 subscribers that all stop reading hold at most 1 GiB.
+DEFAULT_MAX_BUFFER = 1 << 20
 OVERFLOW_CLOSE_CODE = 1013
 REVOKED_CLOSE_CODE = 1008
 
