@@ -1345,6 +1345,9 @@ def bench_ws_command(
                  "list (e.g. 1,2): msgs/s, RSS and CPU of the writer and each gateway."),
     gateway_subscribers: int = typer.Option(
         1000, help="Subscribers (book, trades, ticker) in the --gateways measurements."),
+    client_processes: int = typer.Option(
+        0, help="Subscribers as frame-counting clients in this many processes (0: "
+                "`websockets` clients in a thread of the bench), so the server is measured."),
 ) -> None:
     """Messages/s delivered to many subscribers of orderbook.50 and publicTrade; JSON last."""
     from perpx.bench.ws import bench_ws
@@ -1355,7 +1358,7 @@ def bench_ws_command(
         raise typer.BadParameter("a comma list of gateway counts, e.g. 1,2",
                                  param_hint="--gateways") from None
     bench_ws(subscribers, seconds, per_tick, seed, echo=typer.echo, gateways=counts,
-             gateway_subscribers=gateway_subscribers)
+             gateway_subscribers=gateway_subscribers, client_processes=client_processes)
 
 
 @bench_app.command("api")

@@ -11,6 +11,7 @@ from typing import Any
 from starlette.applications import Starlette
 
 from perpx.api.keys import ApiKey
+from perpx.api.limits import Limits
 from perpx.api.server import LoopServerThread
 from perpx.api.ws.gate import Gate
 from perpx.api.ws.hub import StreamHub
@@ -48,17 +49,17 @@ class FixedKeys:
 class LiveExchange:
     """Runs the server in a thread with its own event loop; the test drives the sequencer."""
 
-    def __init__(self, max_queue: int | None = None,
+    def __init__(self, max_buffer: int | None = None,
                  specs: list[InstrumentSpec] | None = None,
-                 clock: Callable[[], int] | None = None) -> None:
+                 clock: Callable[[], int] | None = None, limits: Limits | None = None) -> None:
         self.engine = Engine(specs if specs is not None else [btcusdt(), ethusdt()])
         self.sequencer = (Sequencer(self.engine, MemoryJournal()) if clock is None
                           else Sequencer(self.engine, MemoryJournal(), clock))
-        self.hub = StreamHub(self.engine, max_queue=max_queue)
+        self.hub = StreamHub(self.engine, max_buffer=max_buffer)
         self.sequencer.subscribe(self.hub.on_durable)
         self.app = Starlette(routes=build_routes(self.hub, Gate(FixedKeys()),
                                                   self.sequencer.submit))
-        self.thread = LoopServerThread(self.app)
+        self.thread = LoopServerThread(self.app, limits)
         self.port = self.thread.port
         self.url = f"ws://127.0.0.1:{self.port}"
 

@@ -9,14 +9,14 @@ from websockets.sync.client import connect
 
 from api_ws.live import LiveExchange
 from api_ws.test_protocol import auth_frame, recv
-from perpx.api.ws.connection import Connection
+from perpx.api.ws.connection import Connection, Outgoing
 
 
 def test_a_connection_too_far_behind_is_closed_and_its_queue_dropped() -> None:
     async def run() -> Connection:
-        conn = Connection("public", max_queue=3)
+        conn = Connection("public", max_buffer=30)
         for i in range(10):
-            conn.offer(f"frame {i}")  # never blocks, whatever the reader does
+            conn.offer(Outgoing(f"frame {i}".encode()))  # never blocks, whatever the reader does
         return conn
 
     conn = asyncio.run(run())

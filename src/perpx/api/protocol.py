@@ -9,7 +9,10 @@
   for good. Between requests the keep-alive timeout (`Limits.keep_alive_s`) applies instead;
 - on a WebSocket upgrade uvicorn hands the transport to a WebSocket protocol instance and
   never calls the HTTP protocol's `connection_lost`, so the connection's slot moves to the
-  WebSocket protocol, which releases it when that connection ends.
+  WebSocket protocol, which releases it when that connection ends;
+- on uvicorn's sans-I/O WebSocket protocol (the `websockets` library's `ServerProtocol`, the
+  default), `FrameWriter` lets the stream endpoints write prebuilt frames straight to the
+  connection's transport (`perpx.api.ws.connection`): the fan-out's send path.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from typing import Any
 from uvicorn.config import WS_PROTOCOLS
 from uvicorn.importer import import_from_string
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from websockets.exceptions import InvalidState
 
 from perpx.api.envelope import envelope
 from perpx.api.limits import ConnectionGuard, Limits, Slot
+from perpx.api.ws.connection import Outgoing
 
 _REFUSALS = {
     "address": (10018, "Exceeded the IP Rate Limit: too many connections from this address"),
@@ -50,6 +55,90 @@ class SlotHolder:
         finally:
             if self.slot is not None:
                 self.slot.release()
+
+
+# The ASGI scope extension under which `FrameWriter` offers itself to the app.
+FRAME_WRITER = "perpx.frame_writer"
+# A connection the server closes (a slow reader cut off, a revoked key) has this long to
+# read what is buffered and answer the close frame; then the socket is reset and the
+# buffer freed. uvicorn's own close waits 10 s and then closes gracefully, which for a
+# reader that stopped reading would hold the buffer until TCP gives up.
+CUT_GRACE_S = 1.0
+
+
+class FrameWriter:
+    """A mixin for uvicorn's `WebSocketsSansIOProtocol`: offers the app a `TransportSink`.
+
+    The app finds it in the scope (`scope["extensions"][FRAME_WRITER]["sink"]`) and, once
+    it has accepted the handshake, sends every data frame through it.
+    """
+
+    def handle_connect(self, event: Any) -> None:
+        """Offer a sink to the app in the scope of a WebSocket handshake."""
+        super().handle_connect(event)  # type: ignore[misc]  # the protocol it is mixed into
+        scope = getattr(self, "scope", None)
+        if scope is not None:  # set only for a handshake the app will see
+            scope["extensions"][FRAME_WRITER] = {"sink": TransportSink(self)}
+
+
+class TransportSink:
+    """A connection's frames written straight to its transport (`perpx.api.ws.connection`).
+
+    `write` appends frames to the transport synchronously (one `transport.write` per call),
+    so nothing awaits per frame or per subscriber. Without a negotiated extension the
+    prebuilt frames (`Outgoing.wire`) are written as they are; with permessage-deflate each
+    frame is compressed through the connection's own protocol state, as uvicorn would.
+    Pings are still answered by the protocol (a control frame may come between two data
+    frames); the close handshake stays the protocol's (`close` mirrors its ASGI close). The
+    app must not mix this with ASGI `websocket.send` on one connection, or the order is lost.
+    """
+
+    __slots__ = ("protocol", "transport")
+
+    def __init__(self, protocol: Any) -> None:
+        self.protocol = protocol  # uvicorn's WebSocketsSansIOProtocol (its attributes, below)
+        self.transport: asyncio.Transport = protocol.transport
+
+    def write(self, frames: list[Outgoing]) -> None:
+        """Write `frames` to the transport, in order, in one write."""
+        transport = self.transport
+        protocol = self.protocol
+        if protocol.close_sent or transport.is_closing():
+            return
+        if protocol.conn.extensions:  # compressed: framed per connection
+            try:
+                for frame in frames:
+                    protocol.conn.send_text(frame.payload)
+            except InvalidState:  # the client is closing: it gets no more frames
+                return
+            transport.write(b"".join(protocol.conn.data_to_send()))
+        elif len(frames) == 1:
+            transport.write(frames[0].wire)
+        else:
+            transport.write(b"".join([frame.wire for frame in frames]))
+
+    def buffered(self) -> int:
+        """Bytes written and not yet taken by the kernel."""
+        return self.transport.get_write_buffer_size()
+
+    def close(self, code: int | None, reason: str) -> None:
+        """With a `code`, send the close frame behind what is buffered; reset after a grace."""
+        transport = self.transport
+        protocol = self.protocol
+        if code is None or protocol.close_sent or transport.is_closing():
+            return
+        protocol.queue.put_nowait({"type": "websocket.disconnect", "code": code,
+                                   "reason": reason})
+        try:
+            protocol.conn.send_close(code, reason)
+        except InvalidState:
+            return
+        transport.write(b"".join(protocol.conn.data_to_send()))
+        protocol.close_sent = True
+        if protocol.read_paused:  # read the client's answer to the close
+            protocol.read_paused = False
+            transport.resume_reading()
+        protocol.close_timer = protocol.loop.call_later(CUT_GRACE_S, transport.abort)
 
 
 class LimitedHttpProtocol(HttpToolsProtocol):
@@ -133,13 +222,23 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
+_SANS_IO = "websockets-sansio"
+
+
 def protocol_classes(limits: Limits, guard: ConnectionGuard,
                      ws: str = "auto") -> tuple[type[asyncio.Protocol], type[asyncio.Protocol]]:
-    """Return (HTTP protocol, WebSocket protocol) classes sharing `guard` for one server."""
+    """Return (HTTP protocol, WebSocket protocol) classes sharing `guard` for one server.
+
+    "auto" is uvicorn's sans-I/O protocol on the `websockets` library where this uvicorn has
+    it (0.35 and later), so that the stream endpoints get their `FrameWriter`.
+    """
     http = type("PerpxHttpProtocol", (LimitedHttpProtocol,),
                 {"guard": guard, "request_timeout_s": limits.request_timeout_s})
-    base = import_from_string(WS_PROTOCOLS[ws]) if ws in WS_PROTOCOLS else None
+    if ws == "auto" and WS_PROTOCOLS.get(_SANS_IO) is not None:
+        ws = _SANS_IO
+    base = import_from_string(WS_PROTOCOLS[ws]) if WS_PROTOCOLS.get(ws) is not None else None
     if base is None:
         raise RuntimeError(f"no WebSocket protocol for {ws!r}: install websockets")
-    websocket = type("PerpxWebSocketProtocol", (SlotHolder, base), {})
+    mixins: tuple[type, ...] = (SlotHolder, FrameWriter) if ws == _SANS_IO else (SlotHolder,)
+    websocket = type("PerpxWebSocketProtocol", (*mixins, base), {})
     return http, websocket

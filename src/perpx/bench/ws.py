@@ -17,9 +17,17 @@ writer's command socket. Figures (``gateways_N_*``): messages/s delivered, the R
 share (of one core) of the writer, of each gateway and of this process (the clients and the
 driver), and the load average before and after, as the machine may be shared.
 
-A message is encoded once per topic (`StreamHub._publish`: one msgspec encode) and the same
-frame is queued to every subscriber; what each subscriber costs is its queue and the
-WebSocket send (the server's framing and one write per frame).
+A message is encoded and framed once per topic (`StreamHub._publish`, `Outgoing`) and the
+same frame bytes are written to every subscriber's transport, one write per connection per
+turn of the loop (`perpx.api.ws.connection`).
+
+With `client_processes` K (`--client-processes`), the subscribers are not `websockets`
+clients in a thread of this process but frame-counting clients in K processes
+(`perpx.bench.wsclient`): a `websockets` client costs about as much per frame as the server
+does, and in process it shares the interpreter lock with the server, so with it the figure
+measured the clients. The in-process server then runs alone in this process (fields
+`server_cpu`, `server_cpu_wait`, `server_rss_mb`, `clients_cpu`, `clients_rss_mb`,
+`per_subscriber_min_max`), and the gateway figures add `gateways_N_client_procs_*`.
 """
 
 from __future__ import annotations
@@ -64,7 +72,7 @@ class _Server:
     def __init__(self) -> None:
         self.engine = Engine([s for s in load_instruments() if s.symbol == "BTCUSDT"])
         self.sequencer = Sequencer(self.engine, MemoryJournal())
-        self.hub = StreamHub(self.engine, max_queue=100_000)
+        self.hub = StreamHub(self.engine, max_buffer=1 << 28)
         self.sequencer.subscribe(self.hub.on_durable)
         app = Starlette(routes=build_routes(self.hub))
         self.thread = LoopServerThread(app)
@@ -78,6 +86,66 @@ class _Server:
 
     def stop(self) -> None:
         self.thread.stop()
+
+
+class _ClientProcesses:
+    """`processes` counting subscribers (`perpx.bench.wsclient`) sharing `subscribers`."""
+
+    def __init__(self, url: str, subscribers: int, topics: list[str], processes: int) -> None:
+        import subprocess
+        import sys
+
+        shares = [subscribers // processes + (1 if i < subscribers % processes else 0)
+                  for i in range(processes)]
+        firsts = [sum(shares[:i]) for i in range(processes)]
+        self.procs = [subprocess.Popen(
+            [sys.executable, "-m", "perpx.bench.wsclient", url, str(share), str(first),
+             *topics], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            for share, first in zip(shares, firsts, strict=True) if share]
+        self.pids = [proc.pid for proc in self.procs]
+
+    def _say(self, word: str) -> list[str]:
+        for proc in self.procs:
+            assert proc.stdin is not None
+            proc.stdin.write(word.encode() + b"\n")
+            proc.stdin.flush()
+        return [self._line(proc) for proc in self.procs]
+
+    @staticmethod
+    def _line(proc: Any) -> str:
+        assert proc.stdout is not None
+        line: str = proc.stdout.readline().decode().strip()
+        if not line:
+            raise RuntimeError(f"a subscriber process ended ({proc.wait()})")
+        return line
+
+    def ready(self) -> None:
+        """Wait for every subscription to be acknowledged."""
+        for proc in self.procs:
+            if self._line(proc) != "ready":
+                raise RuntimeError("the subscribers did not all connect")
+
+    def start(self) -> None:
+        """Mark the counts."""
+        self._say("start")
+
+    def stop(self) -> tuple[list[int], int]:
+        """Return frames per subscriber since `start`, and how many were cut off."""
+        received: list[int] = []
+        cut_off = 0
+        for line in self._say("stop"):
+            figures = json.loads(line)
+            received += figures["counts"]
+            cut_off += figures["cut_off"]
+        return received, cut_off
+
+    def close(self) -> None:
+        """End the processes."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
 
 
 def _flow_command(rng: random.Random, engine: Engine) -> Command:
@@ -110,7 +178,8 @@ async def _drive(server: _Server, seconds: float, per_tick: int, seed: int) -> i
     return count
 
 
-def _measure(subscribers: int, seconds: float, per_tick: int, seed: int) -> dict[str, Any]:
+def _measure(subscribers: int, seconds: float, per_tick: int, seed: int,
+             client_processes: int = 0) -> dict[str, Any]:
     server = _Server()
     server.start()
     try:
@@ -120,6 +189,9 @@ def _measure(subscribers: int, seconds: float, per_tick: int, seed: int) -> dict
             await server.sequencer.submit(MarkPrice(0, 0, "BTCUSDT", _MID))
 
         server.run(setup())
+        if client_processes:
+            return _measure_apart(server, subscribers, seconds, per_tick, seed,
+                                  client_processes)
         received = [0] * subscribers
         cut_off: list[int] = []
         ready = threading.Event()
@@ -127,7 +199,9 @@ def _measure(subscribers: int, seconds: float, per_tick: int, seed: int) -> dict
         counting = threading.Event()
 
         async def client(i: int, connected: Callable[[], None]) -> None:
-            async with connect(server.url, max_size=None, ping_interval=None) as ws:
+            # From 127.0.0.2, .3, ...: under the server's cap of connections per address.
+            async with connect(server.url, max_size=None, ping_interval=None,
+                               local_addr=(f"127.0.0.{2 + i // PER_ADDRESS}", 0)) as ws:
                 await ws.send(json.dumps({"op": "subscribe", "args": TOPICS}))
                 await ws.recv()  # the ack
                 connected()
@@ -173,6 +247,39 @@ def _measure(subscribers: int, seconds: float, per_tick: int, seed: int) -> dict
                 "per_subscriber_per_s": total / elapsed / subscribers, "cut_off": len(cut_off)}
     finally:
         server.stop()
+
+
+def _measure_apart(server: _Server, subscribers: int, seconds: float, per_tick: int, seed: int,
+                   processes: int) -> dict[str, Any]:
+    """`_measure` with the subscribers in `processes` counting processes: this one serves."""
+    from perpx.bench.procs import server_memory
+
+    clients = _ClientProcesses(server.url, subscribers, TOPICS, processes)
+    try:
+        clients.ready()
+        time.sleep(0.3)  # the snapshots
+        clients.start()
+        own, cpu = _own_cpu_s(), {pid: _cpu_s(pid) for pid in clients.pids}
+        waited = _waiting_s(os.getpid())
+        started = time.perf_counter()
+        commands = server.run(_drive(server, seconds, per_tick, seed))
+        time.sleep(0.3)  # the last throttled deltas
+        received, cut_off = clients.stop()
+        elapsed = time.perf_counter() - started
+        server_cpu = (_own_cpu_s() - own) / elapsed
+        server_wait = (_waiting_s(os.getpid()) - waited) / elapsed
+        clients_cpu = [round((_cpu_s(pid) - cpu[pid]) / elapsed, 2) for pid in clients.pids]
+        server_rss = server_memory(os.getpid())["rss_mb"]
+        clients_rss = [server_memory(pid)["rss_mb"] for pid in clients.pids]
+    finally:
+        clients.close()
+    total = sum(received)
+    return {"subscribers": subscribers, "commands": commands, "seconds": elapsed,
+            "messages": total, "msgs_per_s": total / elapsed,
+            "per_subscriber_per_s": total / elapsed / subscribers, "cut_off": cut_off,
+            "min_max": [min(received), max(received)], "server_cpu": round(server_cpu, 2),
+            "server_cpu_wait": round(server_wait, 2),
+            "server_rss_mb": server_rss, "clients_cpu": clients_cpu, "clients_rss_mb": clients_rss}
 
 
 def _waiting_s(pid: int) -> float:
@@ -260,7 +367,7 @@ async def _drive_writer(socket_path: Path, seconds: float, per_tick: int, seed: 
 
 
 def _through_gateways(count: int, subscribers: int, seconds: float, per_tick: int,
-                      seed: int) -> dict[str, Any]:
+                      seed: int, client_processes: int = 0) -> dict[str, Any]:
     """Fan-out to `subscribers` through `perpx serve --gateways count`: msgs/s, RSS, CPU."""
     from perpx.bench.procs import free_port as _free_port
     from perpx.bench.procs import server_memory as _server_memory
@@ -350,19 +457,28 @@ def _through_gateways(count: int, subscribers: int, seconds: float, per_tick: in
                     ready.set()
 
             failed: list[Exception] = []
+            apart: _ClientProcesses | None = None
             thread = threading.Thread(target=clients, daemon=True)
-            thread.start()
-            if not ready.wait(300) or failed:
-                raise RuntimeError(f"the subscribers did not all connect: {failed!r}")
+            if client_processes:
+                apart = _ClientProcesses(url, subscribers, GATEWAY_TOPICS, client_processes)
+                apart.ready()
+            else:
+                thread.start()
+                if not ready.wait(300) or failed:
+                    raise RuntimeError(f"the subscribers did not all connect: {failed!r}")
+            client_pids = apart.pids if apart is not None else []
             time.sleep(0.5)  # the snapshots
             marks: dict[str, float] = {}
 
             def start_counting() -> None:
+                if apart is not None:
+                    apart.start()
                 marks["started"] = time.perf_counter()
                 marks["own"] = _own_cpu_s()
-                marks.update({str(pid): _cpu_s(pid) for pid in [server.pid, *pids]})
+                marks.update({str(pid): _cpu_s(pid)
+                              for pid in [server.pid, *pids, *client_pids]})
                 marks.update({f"wait{pid}": _waiting_s(pid)
-                              for pid in [server.pid, *pids, os.getpid()]})
+                              for pid in [server.pid, *pids, os.getpid(), *client_pids]})
                 counting.set()
 
             socket_path = data / "command.sock"
@@ -370,16 +486,23 @@ def _through_gateways(count: int, subscribers: int, seconds: float, per_tick: in
                                                  start_counting))
             time.sleep(0.3)  # the last throttled deltas
             counting.clear()
+            if apart is not None:
+                received, apart_cut_off = apart.stop()
+                cut_off = [0] * apart_cut_off
             elapsed = time.perf_counter() - marks["started"]
             cpu = {pid: round((_cpu_s(pid) - marks[str(pid)]) / elapsed, 2)
-                   for pid in [server.pid, *pids]}
+                   for pid in [server.pid, *pids, *client_pids]}
             own_cpu = round((_own_cpu_s() - marks["own"]) / elapsed, 2)
             waited = {pid: round((_waiting_s(pid) - marks[f"wait{pid}"]) / elapsed, 2)
-                      for pid in [server.pid, *pids, os.getpid()]}
+                      for pid in [server.pid, *pids, os.getpid(), *client_pids]}
             writer_rss = _server_memory(server.pid)["rss_mb"]
             gateway_rss = [_server_memory(pid)["rss_mb"] for pid in pids]
+            clients_rss = [_server_memory(pid)["rss_mb"] for pid in client_pids]
             done.set()
-            thread.join(30)
+            if apart is not None:
+                apart.close()
+            else:
+                thread.join(30)
         finally:
             _stop(server)
             if server.poll() is None:
@@ -403,25 +526,32 @@ def _through_gateways(count: int, subscribers: int, seconds: float, per_tick: in
         f"{name}_clients_cpu_wait": waited[os.getpid()],
         f"{name}_loadavg_before": round(load_before[0], 2),
         f"{name}_loadavg_after": round(os.getloadavg()[0], 2),
+        # With `client_processes`: the subscriber processes (`_clients_cpu` is then the
+        # driver's alone).
+        f"{name}_client_procs_cpu": [cpu[pid] for pid in client_pids],
+        f"{name}_client_procs_cpu_wait": [waited[pid] for pid in client_pids],
+        f"{name}_client_procs_rss_mb": clients_rss,
     }
 
 
 def bench_ws(subscribers: int = 200, seconds: float = 3.0, per_tick: int = 20, seed: int = 42,
              echo: Callable[[str], None] = print, *, gateways: list[int] | None = None,
-             gateway_subscribers: int = 1000) -> dict[str, Any]:
+             gateway_subscribers: int = 1000, client_processes: int = 0) -> dict[str, Any]:
     """Measure delivered messages/s with one subscriber, then with `subscribers`; print JSON.
 
     With `gateways`, also through `perpx serve --gateways N` for each N (module docstring).
+    With `client_processes`, the subscribers are counting clients in that many processes
+    (`perpx.bench.wsclient`) rather than `websockets` clients in a thread of this one.
     """
     gateways = gateways or []
     if subscribers < 1 or seconds <= 0 or per_tick < 1 or gateway_subscribers < 1 \
-            or any(count < 1 for count in gateways):
+            or client_processes < 0 or any(count < 1 for count in gateways):
         raise ValueError("subscribers, per_tick and gateway counts must be at least 1, "
                          "seconds above 0")
-    base = _measure(1, seconds, per_tick, seed)
+    base = _measure(1, seconds, per_tick, seed, client_processes and 1)
     echo(f"baseline: 1 subscriber, {base['commands']} commands in {base['seconds']:.2f} s: "
          f"{base['msgs_per_s']:,.0f} msgs/s")
-    many = _measure(subscribers, seconds, per_tick, seed)
+    many = _measure(subscribers, seconds, per_tick, seed, client_processes)
     echo(f"{subscribers} subscribers, {many['commands']} commands in {many['seconds']:.2f} s: "
          f"{many['msgs_per_s']:,.0f} msgs/s ({many['per_subscriber_per_s']:,.1f} per subscriber)")
     ratio = many["msgs_per_s"] / base["msgs_per_s"] if base["msgs_per_s"] else 0.0
@@ -433,12 +563,23 @@ def bench_ws(subscribers: int = 200, seconds: float = 3.0, per_tick: int = 20, s
               "per_subscriber_msgs_per_s": round(many["per_subscriber_per_s"], 2),
               "baseline_per_subscriber_msgs_per_s": round(base["per_subscriber_per_s"], 2),
               "commands": many["commands"], "seconds": round(many["seconds"], 3),
-              "cut_off": many["cut_off"]}
+              "cut_off": many["cut_off"], "client_processes": client_processes}
+    if client_processes:  # this process served alone: its share, and the clients'
+        result.update({"per_subscriber_min_max": many["min_max"],
+                       "server_cpu": many["server_cpu"],
+                       "server_cpu_wait": many["server_cpu_wait"],
+                       "server_rss_mb": many["server_rss_mb"],
+                       "clients_cpu": many["clients_cpu"],
+                       "clients_rss_mb": many["clients_rss_mb"]})
+        echo(f"  CPU (cores) server {many['server_cpu']} (waiting for a CPU "
+             f"{many['server_cpu_wait']}), clients {many['clients_cpu']}; "
+             f"RSS server {many['server_rss_mb']} MB, clients {many['clients_rss_mb']} MB")
     if gateways:
         result["gateways"] = gateways
         result["gateway_topics"] = GATEWAY_TOPICS
     for count in gateways:
-        figures = _through_gateways(count, gateway_subscribers, seconds, per_tick, seed)
+        figures = _through_gateways(count, gateway_subscribers, seconds, per_tick, seed,
+                                    client_processes)
         name = f"gateways_{count}"
         echo(f"{gateway_subscribers} subscribers through {count} gateways, "
              f"{figures[name + '_commands']} commands: {figures[name + '_msgs_per_s']:,.0f} "

@@ -6,9 +6,10 @@ side; a hub alone is the sequencer's subscriber and folds its own). It publishes
 liquidations and private rows at once and marks the throttled views (order books, tickers,
 klines) dirty, in O(events).
 A flush task publishes each dirty view at most once per Bybit push interval, so a burst of
-commands yields one delta per view per interval. A message is encoded once and queued to each
-subscriber of its topic: the work per command is O(events + subscribed views), plus one queue
-put per subscriber that gets a message.
+commands yields one delta per view per interval. A message is encoded once, with its
+WebSocket frame, and offered to each subscriber of its topic: the work per command is
+O(events + subscribed views), plus one append per subscriber that gets a message (the frames
+go out at the end of the loop's turn, one write per connection: `perpx.api.ws.connection`).
 
 What is folded from events (book mirrors and tick directions: `perpx.readmodels.books`;
 tickers, klines, the order projection) belongs to the read side, which checkpoints it; the
@@ -27,7 +28,7 @@ import msgspec
 from perpx.adl import AdlIndicators
 from perpx.api.ws import public
 from perpx.api.ws.book import DepthView
-from perpx.api.ws.connection import Connection
+from perpx.api.ws.connection import Connection, Outbox, Outgoing
 from perpx.api.ws.private import PRIVATE_TOPICS, PrivateFeed
 from perpx.bybit.params import category_of
 from perpx.core.commands import Command
@@ -59,9 +60,9 @@ FLUSH_PERIOD_S = 0.005
 _encode = msgspec.json.Encoder().encode
 
 
-def encode(message: dict[str, Any]) -> str:
-    """Encode a message to the JSON text of one frame."""
-    return _encode(message).decode()
+def encode(message: dict[str, Any]) -> Outgoing:
+    """Encode a message to the JSON text of one frame, and the frame."""
+    return Outgoing(_encode(message))
 
 
 class _TickerView:
@@ -87,7 +88,7 @@ class StreamHub:
     """Public and private topics of `/v5/public/linear`, `/v5/public/inverse`, `/v5/private`."""
 
     def __init__(self, engine: Engine, instruments: list[InstrumentSpec] | None = None,
-                 max_queue: int | None = None, projector: Projector | None = None,
+                 max_buffer: int | None = None, projector: Projector | None = None,
                  tickers: Tickers | None = None, klines: Klines | None = None,
                  books: Books | None = None, adl: AdlIndicators | None = None) -> None:
         """Serve `engine`'s streams; orders come from `projector` when the caller owns one.
@@ -103,7 +104,7 @@ class StreamHub:
         self.engine = engine
         specs = instruments if instruments is not None else list(engine.instruments.values())
         self.specs = {spec.symbol: spec for spec in specs}
-        self.max_queue = max_queue
+        self.max_buffer = max_buffer  # unsent bytes per connection (None: the default)
         self._own_books = books is None
         self.books = books if books is not None else Books(list(self.specs))
         self._own_models = tickers is None and klines is None
@@ -120,9 +121,10 @@ class StreamHub:
         self.depth_views: dict[tuple[str, int], DepthView] = {}
         self.ticker_views: dict[str, _TickerView] = {}
         self.kline_views: dict[tuple[str, str], _KlineView] = {}
-        self.messages = 0  # frames queued, over all connections
+        self.messages = 0  # frames offered, over all connections
         self.sessions: dict[str, int] = {}  # open sessions by endpoint kind (/perpx/status)
         self._flusher: asyncio.Task[None] | None = None
+        self._outbox: Outbox | None = None
 
     # -- the folded state it publishes (the read side's) --------------------------------------
 
@@ -221,11 +223,17 @@ class StreamHub:
                 if not found:
                     del self.accounts[conn.account_id]
 
+    def outbox(self) -> Outbox:
+        """Return the outbox the hub's connections share (one flush per turn of the loop)."""
+        if self._outbox is None:
+            self._outbox = Outbox(asyncio.get_running_loop())
+        return self._outbox
+
     def new_connection(self, endpoint: str) -> Connection:
-        """Return a connection with the hub's queue bound."""
-        if self.max_queue is None:
+        """Return a connection with the hub's bound on unsent bytes."""
+        if self.max_buffer is None:
             return Connection(endpoint)
-        return Connection(endpoint, self.max_queue)
+        return Connection(endpoint, self.max_buffer)
 
     # -- publishing -------------------------------------------------------------------------
 

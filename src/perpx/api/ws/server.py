@@ -1,7 +1,9 @@
 """The WebSocket endpoints: connection protocol of spec §8.1-§8.2 and auth of §1.5.
 
-Each connection's frames are handled in order. Every reply goes through the connection's send
-queue, so acks, pongs and topic messages leave in the order they were produced. A subscribe is
+Each connection's frames are handled in order. Every reply goes through the connection's
+output (`Connection.offer`), so acks, pongs and topic messages leave in the order they were
+produced; under uvicorn that output is written straight to the socket's transport
+(`perpx.api.protocol.TransportSink`), elsewhere through ASGI sends (`AsgiSink`). A subscribe is
 acknowledged about 50 ms after it arrives (pybit registers its callback only after sending the
 frame), and the topic's first snapshot follows its ack. Auth, each trade command's permission
 and revocation are the `Gate`'s. No frame ends the connection: a binary frame, invalid or
@@ -21,7 +23,8 @@ from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from perpx.api.jsondepth import MAX_DEPTH, too_deep
-from perpx.api.ws.connection import Connection
+from perpx.api.protocol import FRAME_WRITER
+from perpx.api.ws.connection import AsgiSink, Connection, Sink
 from perpx.api.ws.gate import Gate, NoKeys
 from perpx.api.ws.hub import StreamHub, Submit, encode
 from perpx.api.ws.trade import handle_trade_op
@@ -178,21 +181,22 @@ async def _serve(websocket: WebSocket, hub: StreamHub, endpoint: str, gate: Gate
     await websocket.accept()
     conn = hub.new_connection(endpoint)
     session = Session(hub, conn, gate, submit, category)
+    writer = websocket.scope.get("extensions", {}).get(FRAME_WRITER)
+    sink: Sink
+    asgi: AsgiSink | None = None
+    if writer is not None:
+        sink = writer["sink"]
+    else:  # a server without a direct writer: a sending task per connection
 
-    async def pump() -> None:
-        try:
-            await conn.pump(websocket.send_text)
-        except Exception:  # the client went away while we were writing
-            conn.close()
-            return
-        if conn.close_code is not None:  # cut off (overflow) or its key revoked
-            with contextlib.suppress(Exception):
-                await websocket.close(code=conn.close_code, reason=conn.close_reason)
+        async def close(code: int, reason: str) -> None:
+            await websocket.close(code=code, reason=reason)
+
+        sink = asgi = AsgiSink(websocket.send_text, close)
+    conn.attach(sink, hub.outbox())
 
     def refuse(error: str) -> None:
         session.reply({"success": False, "ret_msg": error, "conn_id": conn.conn_id, "op": ""})
 
-    sender = asyncio.create_task(pump())
     hub.sessions[endpoint] = hub.sessions.get(endpoint, 0) + 1
     try:
         while not conn.closed:
@@ -217,8 +221,9 @@ async def _serve(websocket: WebSocket, hub: StreamHub, endpoint: str, gate: Gate
         hub.sessions[endpoint] -= 1
         hub.drop(conn)
         gate.release(conn)
-        with contextlib.suppress(Exception):
-            await sender
+        if asgi is not None:
+            with contextlib.suppress(Exception):
+                await asgi.task
 
 
 def build_routes(hub: StreamHub, gate: Gate | None = None,
