@@ -34,7 +34,6 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -76,7 +75,7 @@ class ApiKey:
     note: str
     created_ms: int
     revoked: bool = False
-    _mac: Any = field(init=False, repr=False, compare=False)
+    _mac: hmac.HMAC = field(init=False, repr=False, compare=False)
 
     def __repr__(self) -> str:
         return (f"ApiKey(api_key={self.api_key!r}, account_id={self.account_id}, "
