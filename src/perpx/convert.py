@@ -7,6 +7,7 @@ exact multiple of its unit: an off-grid price or quantity is refused, not rounde
 
 from __future__ import annotations
 
+import functools
 import re
 
 from perpx.core.codes import RejectCode
@@ -37,12 +38,20 @@ def parse_fraction(text: str, code: RejectCode = RejectCode.INVALID_PARAMETER) -
     return (-numerator if sign else numerator), len(fraction)
 
 
-def units_of(text: str, unit: str, code: RejectCode) -> int:
-    """Return `text / unit` as an int, refusing anything that is not a whole number of units."""
-    value, value_decimals = parse_fraction(text, code)
+@functools.lru_cache(maxsize=1024)
+def _unit(unit: str) -> tuple[int, int]:
+    # A unit is an instrument's tick size or qty step: a handful of strings, parsed on every
+    # order otherwise. A bad one raises (exceptions are not cached).
     step, step_decimals = parse_fraction(unit, RejectCode.INVALID_PARAMETER)
     if step <= 0:
         raise ConversionError(RejectCode.INVALID_PARAMETER, f"unit must be positive: {unit}")
+    return step, step_decimals
+
+
+def units_of(text: str, unit: str, code: RejectCode) -> int:
+    """Return `text / unit` as an int, refusing anything that is not a whole number of units."""
+    value, value_decimals = parse_fraction(text, code)
+    step, step_decimals = _unit(unit)
     # value / 10**vd divided by step / 10**sd == value * 10**sd / (step * 10**vd), exactly.
     step_scale: int = 10**step_decimals
     value_scale: int = 10**value_decimals

@@ -126,7 +126,10 @@ async def read_body(receive: Receive, declared: bytes | str | None, cap: int) ->
 
 
 def _content_length(raw: list[tuple[bytes, bytes]]) -> bytes | None:
-    return next((value for name, value in raw if name == b"content-length"), None)
+    for name, value in raw:
+        if name == b"content-length":
+            return value
+    return None
 
 
 def _signed_headers(raw: list[tuple[bytes, bytes]]) -> Headers:
@@ -237,10 +240,21 @@ class Dispatcher:
         return 200, body, reply_headers
 
 
+_HEADER_NAMES: dict[str, bytes] = {}  # a handful of names (X-Bapi-Limit, Timenow...)
+
+
+def _header_name(name: str) -> bytes:
+    raw = _HEADER_NAMES.get(name)
+    if raw is None:
+        raw = name.lower().encode("latin-1")
+        if len(_HEADER_NAMES) < 64:
+            _HEADER_NAMES[name] = raw
+    return raw
+
+
 def _raw_headers(headers: Headers, length: int) -> list[tuple[bytes, bytes]]:
     """Starlette's response headers for a JSON body: ours, then length and type."""
-    raw = [(name.lower().encode("latin-1"), value.encode("latin-1"))
-           for name, value in headers.items()]
+    raw = [(_header_name(name), value.encode("latin-1")) for name, value in headers.items()]
     raw.append((b"content-length", str(length).encode("latin-1")))
     raw.append((b"content-type", b"application/json"))
     return raw

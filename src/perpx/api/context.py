@@ -71,10 +71,13 @@ class Endpoint:
     access: Access
 
 
+_REJECTIONS = (OrderRejected, CommandRejected)  # a tuple: `A | B` builds a union per call
+
+
 def rejection(events: list[Event]) -> ApiError | None:
     """Return the ApiError for a core rejection among `events`, if any."""
     for event in events:
-        if isinstance(event, OrderRejected | CommandRejected):
+        if isinstance(event, _REJECTIONS):
             code, message = bybit_code(event.reason)
             return ApiError(code, message)
     return None

@@ -57,6 +57,8 @@ def request_specs(specs: Mapping[str, InstrumentSpec],
 
 def _text(value: Any) -> str | None:
     """Return the decimal text of a JSON value; None for null."""
+    if type(value) is str:  # nearly every parameter: before the four isinstance checks
+        return value
     if value is None:
         return None
     if isinstance(value, bool):

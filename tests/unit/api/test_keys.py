@@ -62,3 +62,31 @@ def test_a_non_ascii_signature_is_refused_not_raised() -> None:
     key = KeyStore().create()
     assert not key.verify(b"payload", "\u00e9" * 64)
     assert not key.verify(b"payload", "\ud800")
+
+
+def test_the_key_cache_sees_other_connections_writes_within_its_ttl(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cache is checked by one `data_version` query per TTL, not one lookup per key."""
+    import perpx.api.keys as keys_module
+
+    clock = [1000.0]
+    monkeypatch.setattr(keys_module.time, "monotonic", lambda: clock[0])
+    store = KeyStore(tmp_path)
+    kept, dropped = store.create(), store.create()
+    assert store.get(dropped.api_key) is not None and store.get(kept.api_key) is not None
+    other = KeyStore(tmp_path)  # as `perpx keys revoke` / `perpx keys create` would
+    assert other.revoke(dropped.api_key)
+    late = other.create()
+    clock[0] += keys_module.CACHE_TTL_S / 2
+    assert store.get(dropped.api_key) is not None  # still cached, within the TTL
+    clock[0] += keys_module.CACHE_TTL_S
+    assert store.get(dropped.api_key) is None
+    assert store.get(kept.api_key) == kept
+    assert store.get(late.api_key) == late
+    clock[0] += keys_module.CACHE_TTL_S * 2  # nothing written since: the cache is kept
+    assert store.get(kept.api_key) == kept
+    assert store.get("unknown") is None
+    fresh = store.create()  # this connection's own write: no stale "unknown" answer
+    assert store.get(fresh.api_key) == fresh
+    other.close()
+    store.close()
