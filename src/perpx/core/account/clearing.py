@@ -69,6 +69,7 @@ from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import RATE_ONE, div_floor
 from perpx.core.orders.rules import check_position_idx, closes_hedge_side
 from perpx.core.prices.funding import funding_fee_atoms
+from perpx.core.risk.liquidation import ReplenishingLedger
 
 # Enum members read on the hot path, bound once: a class attribute lookup of an enum
 # member costs several times a global's in CPython 3.11.
@@ -105,7 +106,7 @@ class DeliverySettled:
         self.remainder_atoms = 0  # the rounding of the P&L, credited to the insurance fund
 
 
-class Clearing:
+class Clearing(ReplenishingLedger):
     """Accounts and the rules that move money between them."""
 
     def __init__(
