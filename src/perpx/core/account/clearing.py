@@ -33,7 +33,7 @@ from perpx.core.account.collateral import (
     usd_ceil,
     usd_floor,
 )
-from perpx.core.account.margin import order_cost_fast_atoms
+from perpx.core.account.margin import order_cost_rates
 from perpx.core.account.margin_model import CROSS, ISOLATED, account_figures, model_for
 from perpx.core.account.portfolio import PmParams
 from perpx.core.account.positions import Position, apply_fill
@@ -706,8 +706,9 @@ class Clearing(ReplenishingLedger):
         if side_value + value > cap:
             raise Rejected(RejectCode.RISK_LIMIT_EXCEEDED,
                            "Order placement failed as your position may exceed the max limit")
-        cost = order_cost_fast_atoms(sign * spec.contract.value_sign, value, leverage,
-                                     spec.taker_fee_rate)
+        # `order_cost_fast_atoms`, one call fewer (pure Python pays per call).
+        cost = order_cost_rates(sign * spec.contract.value_sign, leverage,
+                                spec.taker_fee_rate).cost_atoms(value)
         if not account.model.can_open(self, account, spec, side, price_ticks, qty_lots, cost):
             raise Rejected(RejectCode.INSUFFICIENT_AVAILABLE_BALANCE,
                            "ab not enough for new order")

@@ -100,7 +100,7 @@ def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
     Kept per symbol in `account.order_margin_cache` until an order, a position or the
     leverage of the symbol moves, and per side group in its ``memo_*`` fields with the inputs
     it was computed from; the formulas are `calc.order_cost_for_value_atoms` and
-    `opposite_position_lots`, written out (`order_cost_fast_atoms`).
+    `opposite_position_lots`, written out (`order_cost_fast_atoms`, through its rates).
     """
     symbol = spec.symbol
     cached = account.order_margin_cache.get(symbol)
@@ -135,7 +135,7 @@ def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
             total += sums.memo_margin_atoms
             continue
         value = -(-notional * opening // leaves)
-        cost = order_cost_fast_atoms(bust_sign, value, leverage, fee_rate)
+        cost = order_cost_rates(bust_sign, leverage, fee_rate).cost_atoms(value)
         sums.memo_leaves_lots = leaves
         sums.memo_notional_atoms = notional
         sums.memo_opening_lots = opening
