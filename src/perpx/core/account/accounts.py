@@ -12,7 +12,7 @@ account it is asked about, and subclassed in `perpx.core.account.margin_model`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final, Protocol
+from typing import Final
 
 from perpx.core.account.portfolio import PmParams
 from perpx.core.account.positions import Position
@@ -264,11 +264,14 @@ class MarginModel:
         raise NotImplementedError
 
 
-class MarginLedger(Protocol):
+class MarginLedger:
     """What a margin model may ask of the clearing: instruments, prices, an account's figures.
 
     The clearing answers it; the models (and the liquidation prices they use) are typed on
-    this, not on the clearing, so they sit below it.
+    this, not on the clearing, so they sit below it. A base class the clearing extends, not a
+    Protocol (as `MarginModel`): compiled by mypyc, an attribute read or a method call through
+    a base class is native, through a Protocol a generic Python lookup, and the models read
+    the ledger on every order's margin check.
     """
 
     instruments: dict[str, InstrumentSpec]
@@ -285,36 +288,36 @@ class MarginLedger(Protocol):
 
     def figures(self, account: Account, coin: str = "USDT") -> RiskValue:
         """Return an account's risk value in `coin` at the current marks."""
-        ...
+        raise NotImplementedError
 
     def coin_figures(self, account: Account, coin: str) -> RiskValue:
         """Return the risk value of `coin` alone (its wallet and its contracts)."""
-        ...
+        raise NotImplementedError
 
     def pooled(self, account: Account) -> bool:
         """Tell whether the account's margin is a USD pool across coins."""
-        ...
+        raise NotImplementedError
 
     def account_coins(self, account: Account) -> list[str]:
         """Return the coins an account holds, owes or trades."""
-        ...
+        raise NotImplementedError
 
     def account_risk(self, account: Account) -> AccountRisk:
         """Return the account's figures in USD."""
-        ...
+        raise NotImplementedError
 
     def usd_terms(self, account: Account, coin: str) -> tuple[RiskValue, int, int, int]:
         """Return a coin's own figures, USD price, USD equity and USD margin value."""
-        ...
+        raise NotImplementedError
 
     def usd_px(self, coin: str) -> int:
         """Return a coin's USD price in 10**-8 USD; 0 while unknown."""
-        ...
+        raise NotImplementedError
 
     def equity_atoms(self, account: Account, coin: str) -> int:
         """Return wallet + unrealized P&L in `coin` at the marks."""
-        ...
+        raise NotImplementedError
 
     def order_loss_atoms(self, account_id: int, spec: InstrumentSpec) -> int:
         """Return the loss an account's open orders on `spec` carry against the mark."""
-        ...
+        raise NotImplementedError

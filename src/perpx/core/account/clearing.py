@@ -33,7 +33,7 @@ from perpx.core.account.collateral import (
     usd_ceil,
     usd_floor,
 )
-from perpx.core.account.margin import order_cost_fast_atoms
+from perpx.core.account.margin import order_cost_rates
 from perpx.core.account.margin_model import CROSS, ISOLATED, account_figures, model_for
 from perpx.core.account.portfolio import PmParams
 from perpx.core.account.positions import Position, apply_fill
@@ -69,6 +69,7 @@ from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import RATE_ONE, div_floor
 from perpx.core.orders.rules import check_position_idx, closes_hedge_side
 from perpx.core.prices.funding import funding_fee_atoms
+from perpx.core.risk.liquidation import ReplenishingLedger
 
 # Enum members read on the hot path, bound once: a class attribute lookup of an enum
 # member costs several times a global's in CPython 3.11.
@@ -105,7 +106,7 @@ class DeliverySettled:
         self.remainder_atoms = 0  # the rounding of the P&L, credited to the insurance fund
 
 
-class Clearing:
+class Clearing(ReplenishingLedger):
     """Accounts and the rules that move money between them."""
 
     def __init__(
@@ -119,6 +120,7 @@ class Clearing:
         index_of: Callable[[str], int | None] | None = None,
         collateral: CollateralTable | None = None,
         pm_params: PmParams | None = None,
+        orders_by_account_symbol: dict[tuple[int, str], dict[int, RestingOrder]] | None = None,
     ) -> None:
         self.instruments = instruments
         self.mark_of = mark_of
@@ -126,8 +128,11 @@ class Clearing:
         self.published_mark_of = published_mark_of
         self.last_price_of = last_price_of
         self.order_by_id = order_by_id
-        # Derived: every resting, non-reduce-only order by account and symbol, for order loss.
-        self._opening_orders: dict[tuple[int, str], dict[int, RestingOrder]] = {}
+        # The market's open orders by account and symbol (`Market.by_account_symbol`), read
+        # for order loss: its orders less the reduce-only ones are the account's opening
+        # orders, so the clearing keeps no second index of them.
+        self.orders_by_account_symbol = (orders_by_account_symbol
+                                         if orders_by_account_symbol is not None else {})
         self._value_caps: dict[tuple[str, int], int] = {}
         self.index_of = index_of if index_of is not None else _no_price
         self.collateral = collateral if collateral is not None else default_collateral()
@@ -701,8 +706,9 @@ class Clearing:
         if side_value + value > cap:
             raise Rejected(RejectCode.RISK_LIMIT_EXCEEDED,
                            "Order placement failed as your position may exceed the max limit")
-        cost = order_cost_fast_atoms(sign * spec.contract.value_sign, value, leverage,
-                                     spec.taker_fee_rate)
+        # `order_cost_fast_atoms`, one call fewer (pure Python pays per call).
+        cost = order_cost_rates(sign * spec.contract.value_sign, leverage,
+                                spec.taker_fee_rate).cost_atoms(value)
         if not account.model.can_open(self, account, spec, side, price_ticks, qty_lots, cost):
             raise Rejected(RejectCode.INSUFFICIENT_AVAILABLE_BALANCE,
                            "ab not enough for new order")
@@ -785,10 +791,6 @@ class Clearing:
         account = self.accounts[account_id]
         account.forget_order_margin(symbol)
         self.dirty.add(account_id)
-        mine = self._opening_orders.get((account_id, symbol))
-        if mine is None:
-            mine = self._opening_orders[account_id, symbol] = {}
-        mine[order.order_id] = order
         key3 = (symbol, order.position_idx, order.side)
         sums = account.order_sums.get(key3)
         if sums is None:
@@ -807,11 +809,6 @@ class Clearing:
             if not found:
                 del self.reduce_only_orders[key]
             return
-        key2 = (order.account_id, order.symbol)
-        mine = self._opening_orders[key2]
-        del mine[order.order_id]
-        if not mine:
-            del self._opening_orders[key2]
         if order.leaves_lots:
             self._shrink_sums(order, order.leaves_lots, 0)
 
@@ -826,12 +823,14 @@ class Clearing:
         mark = self.published_mark_of(spec.symbol)
         if mark is None:
             return 0
-        mine = self._opening_orders.get((account_id, spec.symbol))
+        mine = self.orders_by_account_symbol.get((account_id, spec.symbol))
         if not mine:
             return 0
         order_loss_atoms = spec.contract.order_loss_atoms
         loss = 0
         for order in mine.values():
+            if order.reduce_only:  # it only ever closes: no order loss (nor margin)
+                continue
             price = order.price_ticks
             if price > mark if order.side is _BUY else price < mark:
                 loss += order_loss_atoms(order.side, mark, price, order.leaves_lots)
@@ -850,9 +849,11 @@ class Clearing:
         order_sums = account.order_sums
         sums = order_sums[key]
         sums.leaves_lots -= qty_lots
-        notional_atoms = self.instruments[order.symbol].notional_atoms
-        sums.notional_atoms -= (notional_atoms(order.price_ticks, qty_lots + left_lots)
-                                - notional_atoms(order.price_ticks, left_lots))
+        # The contract's own method (`spec.notional_atoms` is the same one, bound): compiled,
+        # a native call, where a bound method in a field is a generic Python call.
+        contract = self.instruments[order.symbol].contract
+        sums.notional_atoms -= (contract.value_ceil_atoms(order.price_ticks, qty_lots + left_lots)
+                                - contract.value_ceil_atoms(order.price_ticks, left_lots))
         if sums.leaves_lots == 0:
             if sums.notional_atoms:
                 raise InvariantViolation(f"order sums {key}: notional left without leaves")

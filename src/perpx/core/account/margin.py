@@ -8,6 +8,7 @@ Requirements round up; the figures are exact integers in atoms.
 
 from __future__ import annotations
 
+from math import gcd
 from typing import Final
 
 from perpx.core.account.accounts import DEFAULT_LEVERAGE, Account
@@ -31,6 +32,55 @@ def opposite_position_lots(account: Account, symbol: str, position_idx: int, sid
     return size if size > 0 else 0
 
 
+class OrderCostRates:
+    """The three rates of an order's cost for one sign, leverage and fee rate, in lowest terms.
+
+    ``ceil(V*R/L)``, ``ceil(V*(L - s*R)*f / (L*R))`` and ``ceil(V*f/R)`` are each
+    ``ceil(V*n/d)`` for a fixed fraction ``n/d``; divided by their gcd, ``n`` and ``d`` are
+    small (10x: 1/10, 99/200000, 11/20000), so ``V*n`` stays a machine integer where ``V*R``
+    (about 10**19 for a few thousand USDT) is a heap-allocated long. Same fraction, same
+    ceiling: the cost is exactly `order_cost_fast_atoms`'s formula.
+    """
+
+    __slots__ = ("fee_den", "fee_num", "ftc_den", "ftc_num", "im_den", "im_num")
+
+    def __init__(self, sign: int, leverage: int, fee_rate: int) -> None:
+        self.im_num, self.im_den = _lowest_terms(RATE_ONE, leverage)
+        self.ftc_num, self.ftc_den = _lowest_terms((leverage - sign * RATE_ONE) * fee_rate,
+                                                   leverage * RATE_ONE)
+        self.fee_num, self.fee_den = _lowest_terms(fee_rate, RATE_ONE)
+
+    def cost_atoms(self, value_atoms: int) -> int:
+        """Return the cost of an order worth `value_atoms`: the three parts, each rounded up."""
+        return -((-value_atoms * self.im_num // self.im_den)
+                 + (-value_atoms * self.ftc_num // self.ftc_den)
+                 + (-value_atoms * self.fee_num // self.fee_den))
+
+
+def _lowest_terms(numerator: int, denominator: int) -> tuple[int, int]:
+    """Return ``numerator/denominator`` (denominator > 0) divided by their gcd."""
+    common = gcd(numerator, denominator)
+    return numerator // common, denominator // common
+
+
+# Rates by fee rate, then by signed leverage (``sign * leverage``; a leverage is positive):
+# an instrument's fee rate and the few leverages in use, so both stay small. Int keys, not a
+# tuple: no tuple to build and hash per order.
+_COST_RATES: Final[dict[int, dict[int, OrderCostRates]]] = {}
+
+
+def order_cost_rates(sign: int, leverage: int, fee_rate: int) -> OrderCostRates:
+    """Return (and keep) the `OrderCostRates` of a sign, a positive leverage and a fee rate."""
+    by_leverage = _COST_RATES.get(fee_rate)
+    if by_leverage is None:
+        by_leverage = _COST_RATES[fee_rate] = {}
+    key = leverage if sign > 0 else -leverage
+    rates = by_leverage.get(key)
+    if rates is None:
+        rates = by_leverage[key] = OrderCostRates(sign, leverage, fee_rate)
+    return rates
+
+
 def order_cost_fast_atoms(sign: int, value_atoms: int, leverage: int, fee_rate: int) -> int:
     """Return `calc.order_cost_for_value_atoms` in one expression, for the hot path.
 
@@ -38,11 +88,10 @@ def order_cost_fast_atoms(sign: int, value_atoms: int, leverage: int, fee_rate: 
     ``ceil(V*(L - s*R)*f / (L*R))`` (fee to close) and ``ceil(V*f/R)`` (fee to open); `sign`
     is the side's sign times the contract's `value_sign` (+1 for a linear buy or an inverse
     sell: the value at the bankruptcy price is ``V(1 - 1/L)``), and `leverage` is positive
-    (settings refuse any other). The property tests check it against the layered formula.
+    (settings refuse any other). Computed with the rates in lowest terms (`OrderCostRates`).
+    The property tests check it against the layered formula.
     """
-    return -((-value_atoms * RATE_ONE // leverage)
-             + (-value_atoms * (leverage - sign * RATE_ONE) * fee_rate // (leverage * RATE_ONE))
-             + (-value_atoms * fee_rate // RATE_ONE))
+    return order_cost_rates(sign, leverage, fee_rate).cost_atoms(value_atoms)
 
 
 def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
@@ -51,7 +100,7 @@ def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
     Kept per symbol in `account.order_margin_cache` until an order, a position or the
     leverage of the symbol moves, and per side group in its ``memo_*`` fields with the inputs
     it was computed from; the formulas are `calc.order_cost_for_value_atoms` and
-    `opposite_position_lots`, written out (`order_cost_fast_atoms`).
+    `opposite_position_lots`, written out (`order_cost_fast_atoms`, through its rates).
     """
     symbol = spec.symbol
     cached = account.order_margin_cache.get(symbol)
@@ -86,7 +135,7 @@ def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
             total += sums.memo_margin_atoms
             continue
         value = -(-notional * opening // leaves)
-        cost = order_cost_fast_atoms(bust_sign, value, leverage, fee_rate)
+        cost = order_cost_rates(bust_sign, leverage, fee_rate).cost_atoms(value)
         sums.memo_leaves_lots = leaves
         sums.memo_notional_atoms = notional
         sums.memo_opening_lots = opening

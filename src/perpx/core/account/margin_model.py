@@ -98,7 +98,7 @@ def _positions_at_mark(model: MarginModel, account: Account, coin: str,
         mark = mark_of(symbol)
         if mark is None:
             mark = calc.average_entry_display(spec, entry, qty)
-        value = spec.notional_atoms(mark, qty)
+        value = spec.contract.value_ceil_atoms(mark, qty)
         if spec.contract.value_sign > 0:
             upnl += value - entry if size > 0 else entry - value
         else:  # an inverse value rounds, and its uPnL picks the rounding (`InverseContract`)
@@ -390,7 +390,7 @@ class IsolatedMargin(_Stateless):
     def margin_on_open(self, position: Position, spec: InstrumentSpec, side: Side,
                        price_ticks: int, opened_lots: int) -> None:
         """Move the opened value's IM + fee to close into the position margin."""
-        opened_value = spec.notional_atoms(price_ticks, opened_lots)
+        opened_value = spec.contract.value_ceil_atoms(price_ticks, opened_lots)
         position.margin_atoms += spec.contract.position_margin_atoms(
             side, opened_value, position.leverage, spec.taker_fee_rate)
 

@@ -11,8 +11,6 @@ this one, on the liquidation path of every mark move, is compiled with the core.
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from perpx.core import calc, liqprice
 from perpx.core.account.accounts import Account, MarginLedger
 from perpx.core.account.positions import Position
@@ -23,15 +21,18 @@ from perpx.core.events import Event
 from perpx.core.instruments import LiquidationFormula
 
 
-class ReplenishingLedger(MarginLedger, Protocol):
-    """What auto margin replenishment asks of the clearing besides the margin figures."""
+class ReplenishingLedger(MarginLedger):
+    """What auto margin replenishment asks of the clearing besides the margin figures.
+
+    A base class the clearing extends, as `MarginLedger` is.
+    """
 
     accounts: dict[int, Account]
 
     def add_margin(self, position: Position, change: int, automatic: bool, seq: int,
                    ts_ms: int, events: list[Event]) -> None:
         """Move an isolated position's margin by `change` (hand or AMR) and say so."""
-        ...
+        raise NotImplementedError
 
 
 def liquidation_price_ticks(clearing: MarginLedger, position: Position) -> int | None:

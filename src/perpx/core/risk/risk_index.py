@@ -17,14 +17,14 @@ every candidate is checked exactly before anything is done.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from typing import TYPE_CHECKING, Final
-
-from sortedcontainers import SortedList
 
 from perpx.core import calc
 from perpx.core.account.accounts import SYSTEM_ACCOUNT_IDS, Account
 from perpx.core.account.collateral import PX_ONE
 from perpx.core.enums import Side
+from perpx.core.errors import InvariantViolation
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import RATE_ONE, apply_rate_ceil, mul_div_floor
 from perpx.core.risk import liquidation
@@ -108,8 +108,11 @@ class RiskIndex:
     def __init__(self, market: Market, clearing: Clearing) -> None:
         self.market = market
         self.clearing = clearing
-        self.longs: dict[str, SortedList] = {}  # breached when the mark falls to the trigger
-        self.shorts: dict[str, SortedList] = {}  # breached when the mark rises to it
+        # Entries kept sorted in plain lists with `bisect` (as a book side's prices): a
+        # symbol holds one entry per filed position, so an insertion or removal is a short
+        # memmove in C, where a `SortedList` runs Python code for each (compiled or not).
+        self.longs: dict[str, list[Entry]] = {}  # breached when the mark falls to the trigger
+        self.shorts: dict[str, list[Entry]] = {}  # breached when the mark rises to it
         self.always: dict[str, set[int]] = {}  # accounts checked on every move of the symbol
         self.filed: dict[int, list[Filing]] = {}
 
@@ -185,7 +188,11 @@ class RiskIndex:
             if entry is None:
                 self.always[symbol].discard(account_id)
             else:
-                (self.longs if is_long else self.shorts)[symbol].remove(entry)
+                entries = (self.longs if is_long else self.shorts)[symbol]
+                at = bisect_left(entries, entry)
+                if at == len(entries) or entries[at] != entry:
+                    raise InvariantViolation(f"risk index: {entry} is not filed on {symbol}")
+                del entries[at]
 
     def _put(self, filings: list[Filing], account_id: int) -> None:
         for symbol, is_long, entry in filings:
@@ -195,8 +202,8 @@ class RiskIndex:
                 book = self.longs if is_long else self.shorts
                 entries = book.get(symbol)
                 if entries is None:
-                    entries = book[symbol] = SortedList()
-                entries.add(entry)
+                    entries = book[symbol] = []
+                insort(entries, entry)
 
     def _file(self, account: Account, out: list[Filing]) -> None:
         """Append the filings of `account`'s current triggers to `out`."""
