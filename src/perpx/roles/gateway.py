@@ -432,6 +432,40 @@ class GatewayService:
         self._kick = asyncio.Event()
         self._task = asyncio.create_task(self._follow(), name="perpx-gateway-follow")
 
+    def profile_on_signals(self, path: str) -> None:
+        """Profile this gateway between SIGUSR1 and SIGUSR2; write the statistics to `path`.
+
+        For `perpx bench api --profile-gateway`: only the orders are profiled, not the
+        start or the baseline GETs. Two profilers, as cProfile sees one thread: the event
+        loop's (HTTP, API, the fold, futures) and the follower thread's (the journal's
+        reads and decoding), written together.
+        """
+        import cProfile
+        import signal
+
+        loop = asyncio.get_running_loop()
+        profilers: list[cProfile.Profile] = []
+
+        def begin() -> None:
+            if profilers:
+                return
+            profilers.extend([cProfile.Profile(), cProfile.Profile()])
+            self._executor.submit(profilers[1].enable).result()
+            profilers[0].enable()
+
+        def end() -> None:
+            if not profilers:
+                return
+            profilers[0].disable()
+            self._executor.submit(profilers[1].disable).result()
+            import pstats
+
+            pstats.Stats(profilers[0], profilers[1]).dump_stats(path)
+            profilers.clear()
+
+        loop.add_signal_handler(signal.SIGUSR1, begin)
+        loop.add_signal_handler(signal.SIGUSR2, end)
+
     async def close(self) -> None:
         """Stop following; close the writer's connection, the journal and the tables."""
         if self._task is not None:
