@@ -376,6 +376,7 @@ def projector_children(settings: ServeSettings) -> Children | None:
 
 def serve_gateway(settings: ServeSettings, file_config: Config) -> None:
     """Run the gateway role: the API over a journal follower, commands to the writer."""
+    import os
     import sys
 
     from perpx.api.keys import KeyStore, private_folder
@@ -422,6 +423,9 @@ def serve_gateway(settings: ServeSettings, file_config: Config) -> None:
         service = GatewayService(served_instruments(), location, writer, history,
                                  demo=not settings.production, say=say,
                                  projected=bool(settings.history))
+        profile = os.environ.get("PERPX_PROFILE_GATEWAY")  # `perpx bench api --profile-gateway`
+        if profile:
+            service.profile_on_signals(f"{profile}.{os.getpid()}")
         async with running_limits(settings.shared_limits, settings.bus_stream) as shared:
             await serve_api(service, keys, settings.host, settings.port, ready,
                             limits=file_config.limits, auth_limits=file_config.auth,
@@ -1385,6 +1389,9 @@ def bench_api_command(
                  "the gateways read)."),
     profile_writer: str = typer.Option(
         "", help="With --writer-only: run that writer under cProfile, statistics to this file."),
+    profile_gateway: str = typer.Option(
+        "", help="With --writer-only: profile each gateway (cProfile, both its threads) during "
+                 "the signed orders only; statistics to FILE.PID."),
 ) -> None:
     """Signed orders/s against `perpx serve`, GET baseline, client ceiling, WS msgs/s."""
     from perpx.bench.api import bench_api
@@ -1396,7 +1403,8 @@ def bench_api_command(
                                  param_hint="--gateways") from None
     bench_api(clients, seconds, pipeline=pipeline, ws_subscribers=ws_subscribers, idle=idle,
               idle_per_address=idle_per_address, gateways=counts, shared_limits=shared_limits,
-              writer_only=writer_only, profile_writer=profile_writer, echo=typer.echo)
+              writer_only=writer_only, profile_writer=profile_writer,
+              profile_gateway=profile_gateway, echo=typer.echo)
 
 
 @bench_app.command("risk")

@@ -367,9 +367,11 @@ def fold(owner: Owner, stamp: Stamp, events: list[Event],
     if len(events) == 1 and type(events[0]) is InstrumentListed:  # a listing's only event
         _learn(owner, spec_from_record(events[0].record))
     # Each event once per model; the open interest is the tickers' own.
-    for model in (owner.tickers, owner.klines, owner.funding):
-        for event in events:
-            model.apply(event)
+    owner.tickers.apply_all(events)
+    owner.klines.apply_all(events)
+    funding = owner.funding
+    for event in events:
+        funding.apply(event)
     # The insurance fund's changes: rows only, no state (`perpx.readmodels.insurance`).
     insurance.fold(events, sink)
     owner.projector.sink = sink

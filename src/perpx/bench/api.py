@@ -37,6 +37,8 @@ after its orders; with `gateways`, `gateways_N_*` for each N).
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -145,7 +147,7 @@ def _new_keys(data: Path, clients: int) -> list[list[str]]:
 
 def _through_gateways(count: int, clients: int, seconds: float,
                       pipeline: int, shared_limits: str = "", writer_only: str = "",
-                      profile: str = "") -> dict[str, Any]:
+                      profile: str = "", profile_gateway: str = "") -> dict[str, Any]:
     """Baseline GET and signed orders against `perpx serve --gateways count`; RSS of each.
 
     With `shared_limits` (a NATS URL) the gateways share rate limits through it (a bucket
@@ -154,7 +156,9 @@ def _through_gateways(count: int, clients: int, seconds: float,
     run): the writer only sequences and publishes, projector 0 keeps the history tables the
     gateways read (figures `gateways_N_writer_only_*`). The CPU each process used during the
     orders is given per second and, for the writer, per order. With `profile` (a path) the
-    writer runs under cProfile, its statistics written there when it stops.
+    writer runs under cProfile, its statistics written there when it stops; with
+    `profile_gateway` each gateway is profiled during the orders only (SIGUSR1 before them,
+    SIGUSR2 after: `GatewayService.profile_on_signals`), to `profile_gateway.PID`.
     """
     venue = f"PERPX_BENCH_{uuid.uuid4().hex[:10].upper()}"
     shared = ["--shared-limits", shared_limits, "--bus-stream", venue] if shared_limits else []
@@ -166,7 +170,8 @@ def _through_gateways(count: int, clients: int, seconds: float,
         pairs = _new_keys(data, clients)
         port = _free_port()
         server = _start([*profiled, "perpx.cli", "serve", "--port", str(port), "--data",
-                         str(data), "--no-maker", "--gateways", str(count), *shared, *split])
+                         str(data), "--no-maker", "--gateways", str(count), *shared, *split],
+                        env={"PERPX_PROFILE_GATEWAY": profile_gateway} if profile_gateway else None)
         try:
             assert server.stdout is not None
             pids: dict[str, list[int]] = {"gateway": [], "projector": []}
@@ -185,11 +190,15 @@ def _through_gateways(count: int, clients: int, seconds: float,
                    "pipeline": pipeline, "price": price}
             base = _loadgen({**job, "kind": "time"})
             everyone = [server.pid, *pids["gateway"], *pids["projector"]]
+            _signal(pids["gateway"] if profile_gateway else [], signal.SIGUSR1)
             before, started = {pid: _cpu_s(pid) for pid in everyone}, time.monotonic()
             orders = _loadgen({**job, "kind": "order"})
             elapsed = time.monotonic() - started
             cpu = {pid: round((_cpu_s(pid) - before[pid]) / elapsed, 2) for pid in everyone}
             done = orders["per_s"] * seconds  # orders acknowledged during the measurement
+            gateway_us = [round((_cpu_s(pid) - before[pid]) * 1e6 / done, 1) if done else None
+                          for pid in pids["gateway"]]
+            _signal(pids["gateway"] if profile_gateway else [], signal.SIGUSR2)
             writer_us = (round((_cpu_s(server.pid) - before[server.pid]) * 1e6 / done, 1)
                          if done else None)
             writer_rss = _server_memory(server.pid)["rss_mb"]
@@ -216,8 +225,17 @@ def _through_gateways(count: int, clients: int, seconds: float,
         f"{name}_projector_rss_mb": projector_rss,
         f"{name}_writer_cpu": cpu[server.pid], f"{name}_writer_cpu_us_per_order": writer_us,
         f"{name}_gateway_cpu": [cpu[pid] for pid in pids["gateway"]],
+        f"{name}_gateway_cpu_us_per_order": gateway_us,
         f"{name}_projector_cpu": [cpu[pid] for pid in pids["projector"]],
     }
+
+
+def _signal(pids: list[int], number: signal.Signals) -> None:
+    """Send `number` to each pid; give the profilers a moment to start (or write) first."""
+    for pid in pids:
+        os.kill(pid, number)
+    if pids:
+        time.sleep(0.5)
 
 
 def _drop_stream(url: str, stream: str) -> None:
@@ -254,7 +272,7 @@ def _trivial_ceiling(pairs: list[list[str]], seconds: float, pipeline: int) -> d
 def bench_api(clients: int = 64, seconds: float = 5.0, *, pipeline: int = 1,
               ws_subscribers: int = 200, idle: int = 0, idle_per_address: int = 400,
               gateways: list[int] | None = None, shared_limits: str = "",
-              writer_only: str = "", profile_writer: str = "",
+              writer_only: str = "", profile_writer: str = "", profile_gateway: str = "",
               echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Measure the client's ceiling, the baseline, signed orders and WS fan-out; JSON last.
 
@@ -297,7 +315,8 @@ def bench_api(clients: int = 64, seconds: float = 5.0, *, pipeline: int = 1,
             through.update(_through_gateways(count, clients, seconds, pipeline, shared_limits))
         if writer_only:
             through.update(_through_gateways(count, clients, seconds, pipeline,
-                                             writer_only=writer_only, profile=profile_writer))
+                                             writer_only=writer_only, profile=profile_writer,
+                                             profile_gateway=profile_gateway))
     from perpx.bench.ladder import measure
 
     writer = measure("writer", clients, seconds)

@@ -20,10 +20,11 @@ def free_port() -> int:
         return port
 
 
-def start(argv: list[str]) -> subprocess.Popen[bytes]:
-    """Start `python -m ARGV...` with its output piped (unbuffered)."""
+def start(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start `python -m ARGV...` with its output piped (unbuffered), `env` added."""
     return subprocess.Popen([sys.executable, "-m", *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
 
 
 def stop(process: subprocess.Popen[Any]) -> None:

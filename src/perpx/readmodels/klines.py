@@ -231,6 +231,11 @@ class _Track:
         return Candle(start_ms, previous, previous, previous, previous)
 
 
+# The events `Klines.apply` does more for than move the clock.
+_PRICED: frozenset[type[Event]] = frozenset({
+    Trade, MarkPriceUpdated, IndexPriceUpdated, PremiumIndexSampled})
+
+
 class Klines:
     """Candles of every symbol, source and interval, fed by `apply(event)`."""
 
@@ -286,6 +291,18 @@ class Klines:
             self._add(PriceSource.INDEX, event.symbol, event.ts_ms, event.price_ticks)
         elif isinstance(event, PremiumIndexSampled):
             self._add(PriceSource.PREMIUM_INDEX, event.symbol, event.ts_ms, event.premium_rate)
+
+    def apply_all(self, events: list[Event]) -> None:
+        """Fold a command's events in, in order, exactly as `apply` on each would.
+
+        Events that carry no price only move the clock: done here without `apply`'s call
+        and type tests (a gateway folds every command; `docs/decisions.md`, issue #15).
+        """
+        for event in events:
+            if type(event) in _PRICED:
+                self.apply(event)
+            elif event.ts_ms > self.now_ms:
+                self.now_ms = event.ts_ms
 
     def has_traded(self, symbol: str) -> bool:
         """Tell whether `symbol` has had a trade (else its last-price candles follow the mark).

@@ -106,3 +106,21 @@ def test_models_fed_by_engine_events_match_the_engine() -> None:
         [execution] = funding.executions(payment.account_id)
         assert execution.exec_fee_atoms == payment.amount_atoms
         assert execution.exec_price_ticks == settled.mark_price_ticks
+
+
+def test_apply_all_folds_a_command_s_events_as_apply_on_each() -> None:
+    # Arrange: the same session folded event by event, and in groups (a command's events)
+    session = run_session()
+    spec = session.driver.spec()
+    one, grouped = (Klines([spec]), Tickers([spec])), (Klines([spec]), Tickers([spec]))
+    # Act
+    for event in session.events:
+        for model in one:
+            model.apply(event)
+    for start in range(0, len(session.events), 3):
+        for model in grouped:
+            model.apply_all(session.events[start:start + 3])
+    # Assert: identical states, clocks and open interest included
+    assert one[0].to_state() == grouped[0].to_state()
+    assert one[1].to_state() == grouped[1].to_state()
+    assert one[1].open_interest.to_state() == grouped[1].open_interest.to_state()

@@ -1,0 +1,85 @@
+"""The gateway follower's per-command CPU, without HTTP or other processes (issue #15).
+
+What a gateway does for each durable command it reads, timed alone so that two versions of
+the code can be compared on a shared, noisy machine (the whole-venue figures of `perpx bench
+api --writer-only` move by a quarter between identical runs there):
+
+- `fold`: the engine's apply and the read side's fold (`readside.fold`: orders, tickers,
+  klines, funding, books) of the standard order stream (`perpx bench match`'s), per command;
+- `waits`: a signed request's two waits on a `Watermark` (the poll it needs, then its seq),
+  64 requests in flight, per request.
+
+Usage: `PYTHONPATH=src python benchmarks/bench_gateway_fold.py [COMMANDS] [ROUNDS]`
+(defaults 20000 and 5; the best round of each is kept). JSON last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import sys
+import time
+
+from perpx import readside
+from perpx.bench.match import funded_engine, perpx_commands
+from perpx.bench.stream import standard_stream
+from perpx.core.instruments import InstrumentSpec
+from perpx.durable import Watermark
+
+
+class _Owner:
+    """A read side as a gateway holds it (`readside.Owner`)."""
+
+    def __init__(self, specs: dict[str, InstrumentSpec]) -> None:
+        empty = readside.fresh(list(specs.values()))
+        self.specs = dict(specs)
+        self.read_seq = 0
+        self.projector, self.tickers, self.klines = empty.projector, empty.tickers, empty.klines
+        self.funding, self.books = empty.funding, empty.books
+
+
+def fold_us(count: int) -> float:
+    """Return the CPU µs per command of engine apply + read-side fold over `count` commands."""
+    commands = perpx_commands(standard_stream(count, 42))
+    engine = funded_engine()
+    owner = _Owner(engine.instruments)
+    gc.collect()
+    started = time.process_time()
+    for command in commands:
+        events = engine.apply(command)
+        readside.fold(owner, command, events, None)
+    return (time.process_time() - started) * 1e6 / len(commands)
+
+
+def waits_us(requests: int, in_flight: int = 64) -> float:
+    """Return the CPU µs per request of two watermark waits, `in_flight` requests at a time."""
+
+    async def run() -> float:
+        mark = Watermark(0)
+        started = time.process_time()
+        for wave in range(0, requests, in_flight):
+            waiting = [asyncio.ensure_future(mark.wait_for(wave + n + 1))
+                       for n in range(in_flight)]
+            await asyncio.sleep(0)
+            for n in range(in_flight):  # the follower passes them one poll at a time
+                mark.advance(wave + n + 1)
+            await asyncio.gather(*waiting)
+        return (time.process_time() - started) * 1e6 / requests * 2
+
+    return asyncio.run(run())
+
+
+def main() -> None:
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
+    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    fold = min(fold_us(count) for _ in range(rounds))
+    waits = min(waits_us(count) for _ in range(rounds))
+    print(f"fold (engine + read side): {fold:.1f} µs/command; two waits: {waits:.1f} µs/request")
+    print(json.dumps({"bench": "gateway-fold", "commands": count, "rounds": rounds,
+                      "fold_us_per_command": round(fold, 1),
+                      "waits_us_per_request": round(waits, 1)}))
+
+
+if __name__ == "__main__":
+    main()
