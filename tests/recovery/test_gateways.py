@@ -31,7 +31,7 @@ import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from perpx.api.keys import ApiKey, KeyStore
-from support.serving import Acked, Server, check_orders, free_port, signed
+from support.serving import Acked, Server, alive, check_orders, free_port, signed
 
 RECV = "5000"
 
@@ -87,16 +87,6 @@ def limited_burst(url: str, key: ApiKey) -> None:
                     assert reply.json()["retCode"] == 10006
                     refused += 1
     assert refused and max(allowed.values()) <= 3, allowed
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie (ended, not yet reaped by its parent) is gone for our purpose.
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().split(")")[-1].split()[0] != "Z"
 
 
 def test_two_gateways_on_one_port_kill9_and_catch_up(tmp_path: Path,

@@ -21,7 +21,6 @@ import os
 import re
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,20 +32,11 @@ from perpx.bus import JetStreamBus
 from perpx.store import open_history, open_journal, parse_location
 from perpx.store.history_sql import SqlHistory
 from support.projector import same_tables
-from support.serving import Server, signed
+from support.serving import Server, alive, signed
 
 pytestmark = pytest.mark.service
 
 _PID = re.compile(r"projector 0: started, pid (\d+)")
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as stat:  # a zombie is gone for our purpose
-        return stat.read().split(")")[-1].split()[0] != "Z"
 
 
 def watermark(location: str) -> int:
@@ -118,24 +108,9 @@ def folded_past(writer: Server, seq: int, *, sqlite: bool, history_at: str,
         time.sleep(0.1)
 
 
-@pytest.fixture
-def projector_cleanup(journal_location: str | None) -> Iterator[None]:
-    """Drop the projector's schema (<journal's>_projector_0) after a PostgreSQL run."""
-    yield
-    if journal_location is None:
-        return
-    import psycopg
-    from psycopg import sql
-
-    dsn, schema = parse_location(journal_location)[1:]
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
-            sql.Identifier(f"{schema}_projector_0")))
-
-
 def test_serve_starts_restarts_and_stops_its_projector(
         tmp_path: Path, nats_url: str, stream_name: str, journal_location: str | None,
-        projector_cleanup: None) -> None:
+        projector_schema: None) -> None:
     data = tmp_path / "data"
     writer = Server(data, journal_location, extra=(
         "--bus", nats_url, "--bus-stream", stream_name, "--projectors", "1"))

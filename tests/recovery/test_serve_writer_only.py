@@ -31,21 +31,12 @@ from perpx.store import open_history, open_journal, parse_location
 from perpx.store.history_sql import SqlHistory
 from perpx.store.history_sqlite import SqliteHistory
 from support.projector import same_tables
-from support.serving import Server, signed
+from support.serving import Server, alive, signed
 
 pytestmark = pytest.mark.service
 
 _PID = re.compile(r"projector 0: started, pid (\d+)")
 LINEAR = {"category": "linear", "symbol": "BTCUSDT"}
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as stat:  # a zombie is gone for our purpose
-        return stat.read().split(")")[-1].split()[0] != "Z"
 
 
 def writer_history_rows(data: Path, journal_location: str | None) -> int | None:
@@ -98,21 +89,6 @@ def read_back(client: httpx.Client, key: ApiKey, order_id: str) -> None:
     fills = signed(client, key, "GET", "/v5/execution/list", {**LINEAR, "orderId": order_id})
     assert fills["retCode"] == 0, fills
     assert [row["orderId"] for row in fills["result"]["list"]] == [order_id], fills
-
-
-@pytest.fixture
-def projector_schema(journal_location: str | None) -> object:
-    """Drop projector 0's schema (<journal's>_projector_0) after a PostgreSQL run."""
-    yield
-    if journal_location is None:
-        return
-    import psycopg
-    from psycopg import sql
-
-    dsn, schema = parse_location(journal_location)[1:]
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
-            sql.Identifier(f"{schema}_projector_0")))
 
 
 def test_writer_only_history_by_projector_kill9(

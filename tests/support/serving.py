@@ -31,6 +31,16 @@ RECOVERED = re.compile(r"recovered seq (\d+) from snapshot (\d+) \+ (\d+) comman
 URL = re.compile(r"http://127\.0\.0\.1:(\d+)")
 
 
+def alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, ended but not yet reaped, is gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(")")[-1].split()[0] != "Z"
+
+
 def free_port() -> int:
     """Return a loopback port free at this moment (for a leader and its standby to share)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
