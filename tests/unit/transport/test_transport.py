@@ -29,7 +29,7 @@ from perpx.transport import (
     WriterUnavailable,
 )
 from perpx.transport.wire import HEADER, REFUSED, frame
-from support.journals import HeldJournal
+from support.journals import HeldJournal, HeldSqliteJournal
 
 SPECS = load_instruments()
 BTC = next(spec for spec in SPECS if spec.symbol == "BTCUSDT")
@@ -349,6 +349,23 @@ def test_writer_gone_mid_request_is_an_unknown_outcome(tmp_path: Path, transport
     asyncio.run(run())
 
 
+async def _commit_unanswered(writer: ExchangeService, endpoint: CommandEndpoint,
+                             journal: HeldSqliteJournal, client: UnixWriterClient,
+                             rid: bytes) -> int:
+    """Send order "exact" with `rid`, drop its reply once it is being committed (as a kill -9
+    after the commit would), let the commit land; return the order's seq."""
+    journal.hold()
+    pending = asyncio.ensure_future(client.submit(order(link="exact"), rid))
+    while not journal.waiting.is_set():
+        await asyncio.sleep(0.005)
+    await endpoint.abort()  # the reply never leaves
+    with pytest.raises(OutcomeUnknown):
+        await pending
+    journal.release()
+    await writer.sequencer.drain()  # the commit lands: the order is journaled
+    return int(journal.last_seq())
+
+
 def test_a_command_resent_to_the_next_writer_with_its_request_id_is_answered_exactly(
         tmp_path: Path) -> None:
     """The writer dies after journaling the command, before answering; the next one
@@ -369,16 +386,7 @@ def test_a_command_resent_to_the_next_writer_with_its_request_id_is_answered_exa
         await first.submit(Deposit(0, 0, ACCOUNT, "USDT", 10**15))
         await endpoint.start_unix(socket_path)
         client = UnixWriterClient(socket_path, timeout_s=5)
-        journal.hold()
-        pending = asyncio.ensure_future(client.submit(order(link="exact"), rid))
-        while not journal.waiting.is_set():
-            await asyncio.sleep(0.005)
-        await endpoint.abort()  # the reply never leaves: as a kill -9 after the commit
-        with pytest.raises(OutcomeUnknown):
-            await pending
-        journal.release()
-        await first.sequencer.drain()  # the commit lands: the order is journaled
-        seq = journal.last_seq()
+        seq = await _commit_unanswered(first, endpoint, journal, client, rid)
         await first.close()
         await endpoint.close()
         # The next writer: rebuilt from the journal, its window refilled from the tail.
@@ -429,17 +437,8 @@ def test_a_resend_older_than_the_next_writers_snapshot_is_answered_byte_for_byte
         await asyncio.to_thread(first.snapshotter.wait, 30.0)  # a snapshot before the order
         await endpoint.start_unix(socket_path)
         client = UnixWriterClient(socket_path, timeout_s=5)
-        journal.hold()
-        pending = asyncio.ensure_future(client.submit(order(link="exact"), rid))
-        while not journal.waiting.is_set():
-            await asyncio.sleep(0.005)
-        await endpoint.abort()  # the reply never leaves: as a kill -9 after the commit
-        with pytest.raises(OutcomeUnknown):
-            await pending
-        journal.release()
-        await first.sequencer.drain()  # the commit lands: the order is journaled...
-        seq = journal.last_seq()
-        await asyncio.to_thread(first.snapshotter.wait, 30.0)  # ...and a snapshot after it
+        seq = await _commit_unanswered(first, endpoint, journal, client, rid)
+        await asyncio.to_thread(first.snapshotter.wait, 30.0)  # and a snapshot after it
         await first.close()
         await endpoint.close()
         second = ExchangeService(SPECS, open_journal(location), maker=False,
