@@ -63,12 +63,24 @@ Handler = Callable[[Context], Awaitable[Result]]
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """One REST route."""
+    """One REST route.
+
+    `reads_state`: the handler reads the venue's state before it submits (or only reads), so a
+    signed request waits until reads show every write acknowledged before it arrived
+    (`Venue.caught_up`, read-your-writes). False for a write that reads nothing before it
+    submits but the contract its `symbol` names: the writer applies it to its own current
+    state, and the wait for its own acknowledged seq (`Venue.submit`) covers every earlier
+    write for what the handler reads after. The contract table only grows and a listed
+    contract never changes, so the one read such a handler makes first is exact once the
+    table holds the symbol; when it does not (a listing not yet followed, or a bad name)
+    the request waits as any other (`Dispatcher`).
+    """
 
     method: str
     path: str
     handler: Handler
     access: Access
+    reads_state: bool = True
 
 
 _REJECTIONS = (OrderRejected, CommandRejected)  # a tuple: `A | B` builds a union per call

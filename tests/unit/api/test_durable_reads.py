@@ -17,13 +17,14 @@ import pytest
 from perpx.api.app import RestApp, create_app, service_hub
 from perpx.api.keys import ApiKey, KeyStore
 from perpx.convert import to_ticks
-from perpx.core.commands import Command, Deposit, PlaceOrder
+from perpx.core.commands import Command, Deposit, IndexPrice, ListInstrument, PlaceOrder
 from perpx.core.enums import OrderType, Side
 from perpx.core.events import Event, Executed
+from perpx.core.instruments import spec_record
 from perpx.durable import ReadTimeout, Watermark
-from perpx.instruments import load_instruments
+from perpx.instruments import FUTURES_TABLE, load_instruments
 from perpx.readmodels.books import BookChanges
-from perpx.roles.gateway import GatewayService
+from perpx.roles.gateway import POLL_S, GatewayService
 from perpx.service import ExchangeService
 from perpx.store import open_history
 from perpx.store.records import Projection
@@ -83,8 +84,12 @@ class Served:
         await self.service.close()
 
 
-async def _serve(through: str, tmp_path: Path, delay_s: float = 0.0) -> Served:
-    """The API of the writer itself, or of a gateway in front of it (same keys, clock)."""
+async def _serve(through: str, tmp_path: Path, delay_s: float = 0.0,
+                 poll_s: float = POLL_S) -> Served:
+    """The API of the writer itself, or of a gateway in front of it (same keys, clock).
+
+    `poll_s`: how often the gateway's follower reads the journal unasked.
+    """
     if through == "writer":
         journal = HeldJournal(delay_s)
         service, app, alice, bob = _setup(journal)
@@ -102,7 +107,7 @@ async def _serve(through: str, tmp_path: Path, delay_s: float = 0.0) -> Served:
     await endpoint.start_unix(tmp_path / "writer.sock")
     gateway = GatewayService(load_instruments(), location,
                              UnixWriterClient(tmp_path / "writer.sock"), open_history(location),
-                             clock=lambda: NOW)
+                             clock=lambda: NOW, poll_s=poll_s)
     await gateway.start()
     app = create_app(gateway, keys)
     assert isinstance(app, RestApp)
@@ -226,6 +231,55 @@ def test_a_read_after_an_acknowledged_write_sees_it_while_others_write(
         await served.reads.caught_up(alice.account_id)
         # Caught up, the follower is the writer's engine exactly (the same core, same commands).
         assert served.reads.durable.engine.state_hash() == service.engine.state_hash()
+        await served.close()
+
+    asyncio.run(run())
+
+
+@THROUGH
+def test_a_write_that_reads_only_its_contract_skips_the_catch_up_wait_and_a_read_waits(
+        through: str, tmp_path: Path) -> None:
+    """Create and amend skip `caught_up` (and a gateway's journal poll); reads still wait.
+
+    The gateway's follower polls only when asked here, so a write acknowledged elsewhere (a
+    listing submitted to the writer directly) is surely not followed yet when the next
+    request arrives: an order on that new contract must still be accepted, waiting as a read.
+    """
+    async def run() -> None:
+        served = await _serve(through, tmp_path, poll_s=3600.0)
+        service, reads, app, alice = served.service, served.reads, served.app, served.alice
+        await service.step()
+        await _get(app, alice, "/v5/account/wallet-balance", "accountType=UNIFIED")
+        waits: list[int] = []
+        wait = reads.caught_up
+
+        async def counted(account_id: int) -> None:
+            waits.append(account_id)
+            await wait(account_id)
+
+        reads.caught_up = counted  # type: ignore[method-assign]
+        placed = await _post(app, alice, "/v5/order/create", btc_order("Buy", "0.001", "60000"))
+        await _post(app, alice, "/v5/order/amend", {"category": "linear", "symbol": "BTCUSDT",
+                                                   "orderId": placed["orderId"],
+                                                   "price": "60001"})
+        assert waits == []
+        mine = ok_result(await _get(app, alice, "/v5/order/realtime",
+                                    f"category=linear&orderId={placed['orderId']}"))
+        assert [(o["orderStatus"], o["price"]) for o in mine["list"]] == [("New", "60001.00")]
+        assert waits == [alice.account_id]  # a read waits
+        await _post(app, alice, "/v5/order/cancel", {"category": "linear", "symbol": "BTCUSDT",
+                                                    "orderId": placed["orderId"]})
+        assert len(waits) == 2  # cancel reads the order it names before it submits
+
+        future = load_instruments(FUTURES_TABLE)[0]
+        await service.submit(ListInstrument(0, 0, spec_record(future)))
+        await service.submit(IndexPrice(0, 0, future.symbol, 600_000))
+        # In one process the listing is read at once; a gateway has not followed it yet.
+        assert (future.symbol in reads.specs) == (through == "writer")
+        order = dict(btc_order("Buy", "0.001", "59000"), symbol=future.symbol)
+        listed = await _post(app, alice, "/v5/order/create", order)
+        assert listed["orderId"]
+        assert len(waits) == (2 if through == "writer" else 3)
         await served.close()
 
     asyncio.run(run())

@@ -288,8 +288,10 @@ async def executions(ctx: Context) -> dict[str, Any]:
 
 
 ROUTES = [
-    Endpoint("POST", "/v5/order/create", create, Access.WRITE),
-    Endpoint("POST", "/v5/order/amend", amend, Access.WRITE),
+    # Create and amend read nothing before they submit but the contract (`Endpoint`); cancel
+    # reads the order it names first (its answer's ids), the batches and cancel-all more.
+    Endpoint("POST", "/v5/order/create", create, Access.WRITE, reads_state=False),
+    Endpoint("POST", "/v5/order/amend", amend, Access.WRITE, reads_state=False),
     Endpoint("POST", "/v5/order/cancel", cancel, Access.WRITE),
     Endpoint("POST", "/v5/order/cancel-all", cancel_all, Access.WRITE),
     Endpoint("POST", "/v5/order/create-batch", create_batch, Access.WRITE),
