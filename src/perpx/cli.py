@@ -236,6 +236,9 @@ def serve(
             if endpoint is not None:
                 await endpoint.close()
 
+    from perpx.heap import freeze_loaded
+
+    freeze_loaded()  # the recovered state: out of the cyclic GC's walks (`perpx.heap`)
     try:
         run_loop(main())
     finally:
@@ -384,6 +387,7 @@ def serve_gateway(settings: ServeSettings, file_config: Config) -> None:
     from perpx.api.server import run as run_loop
     from perpx.api.server import serve as serve_api
     from perpx.api.sharedlimits import running_limits
+    from perpx.heap import freeze_loaded
     from perpx.roles.gateway import GatewayService
     from perpx.store import open_history
     from perpx.transport import NatsWriterClient, UnixWriterClient, WriterClient
@@ -423,6 +427,7 @@ def serve_gateway(settings: ServeSettings, file_config: Config) -> None:
         service = GatewayService(served_instruments(), location, writer, history,
                                  demo=not settings.production, say=say,
                                  projected=bool(settings.history))
+        freeze_loaded()  # the followed state: out of the cyclic GC's walks (`perpx.heap`)
         profile = os.environ.get("PERPX_PROFILE_GATEWAY")  # `perpx bench api --profile-gateway`
         if profile:
             service.profile_on_signals(f"{profile}.{os.getpid()}")
@@ -470,6 +475,7 @@ def serve_projector(settings: ServeSettings) -> None:
     import sys
 
     from perpx.bus import BusError, open_bus
+    from perpx.heap import freeze_loaded
     from perpx.roles.projector import DRAIN_S, HistoryProjector, ProjectorError, project
     from perpx.store import open_history, parse_location
 
@@ -514,6 +520,7 @@ def serve_projector(settings: ServeSettings) -> None:
                     checkpoint_every=settings.snapshot_every or 2**62,
                     checkpoint_seconds=settings.snapshot_seconds or float("inf"),
                     checkpoint_keep=settings.snapshot_keep))
+            freeze_loaded()  # its checkpoint's state: out of the GC's walks (`perpx.heap`)
             return await project(bus, projector, stop=stop, drain_s=DRAIN_S, hurry=hurry)
         finally:
             await bus.close()
