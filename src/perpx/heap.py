@@ -4,13 +4,14 @@ A serving process (the writer or all-in-one `perpx serve`, a gateway, a standby 
 over, a history projector) holds a large heap that lives as long as it does: the modules it
 imported and the state it loaded (engine, read side, instruments). CPython's cyclic garbage
 collector walks every tracked object of the oldest generation on each full collection, so
-this heap costs CPU all through serving and collects nothing: a profile of a gateway put
-~11 % of its samples in the collector (`docs/decisions.md`, 2026-12-07). `freeze_loaded`
+this heap costs CPU all through serving and collects nothing (measured under signed
+orders: ~7 % of a gateway's CPU, ~5 % of the writer's; `docs/decisions.md`, 2026-12-07,
+"Writes skip the catch-up poll; the loaded heap leaves the cyclic GC"). `freeze_loaded`
 moves what exists once the state is loaded into the permanent generation (`gc.freeze`),
 which the collector never walks; everything allocated afterwards is collected as before,
 and a frozen object whose references drop is still freed by reference counting. What it
-can no longer free is a reference cycle among the frozen objects: the state loaded at start
-holds none that the process means to drop.
+can no longer free is a reference cycle among frozen objects that the process drops later:
+at most the heap frozen at the start, never what is made while serving.
 
 It also raises the collector's first threshold (`gc.set_threshold`) from Python's 700 to
 `GEN0` = 10,000: a serving process allocates and frees the objects of the requests in
