@@ -21,7 +21,9 @@ differs is behind it:
   read the journal to its end *as of the request's arrival* (`caught_up`: a poll of the
   journal that starts after the call). Any write acknowledged before the request, through
   this gateway or another, is in the journal by then, so the request sees it. Concurrent
-  requests share one poll.
+  requests share one poll. A write that reads nothing first but a contract this gateway
+  knows (order create and amend: `perpx.api.context.Endpoint.reads_state`) skips it: its
+  own seq's wait in `submit` comes after every earlier write.
 - **Demo funds** of a new key are credited by the writer (a funding request on the command
   socket, `ExchangeService.ensure_funded`), which funds an account once however many
   gateways see the key first.
