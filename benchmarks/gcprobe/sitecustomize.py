@@ -26,10 +26,26 @@ if os.environ.get("GCPROBE_DIR"):
     _found: dict[str, Any] = {}
     _started = [0.0]
 
+    def _keep(obj: Any) -> None:
+        name = type(obj).__name__
+        if name in ("Sequencer", "GatewayService"):
+            _found[name] = obj
+        elif name == "ExchangeService":
+            _found["Sequencer"] = obj.sequencer
+
     def _scan() -> None:
+        # A serving process freezes its heap (`perpx.heap`), and `gc.get_objects` does not
+        # see frozen objects: look in the frames of the running tasks too.
         for obj in gc.get_objects():
-            if type(obj).__name__ in ("Sequencer", "GatewayService"):
-                _found[type(obj).__name__] = obj
+            _keep(obj)
+        import asyncio
+
+        for task in list(asyncio.tasks._all_tasks):
+            coro: Any = task.get_coro()
+            while coro is not None and getattr(coro, "cr_frame", None) is not None:
+                for value in list(coro.cr_frame.f_locals.values()):
+                    _keep(value)
+                coro = coro.cr_await
 
     def _sample() -> None:
         seq, gateway = _found.get("Sequencer"), _found.get("GatewayService")
@@ -50,7 +66,9 @@ if os.environ.get("GCPROBE_DIR"):
         scans = 0
         while True:
             time.sleep(0.25)
-            if "serve" in sys.argv and not _found and scans < 40:
+            # The writer's sequencer or the gateway's follower; a projector has neither.
+            if "serve" in sys.argv and "projector" not in sys.argv and not _found \
+                    and scans < 80:
                 scans += 1
                 _scan()
             if _found:
