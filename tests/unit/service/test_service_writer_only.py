@@ -41,6 +41,11 @@ def _trade(service: ExchangeService, steps: int = 25) -> None:
                                             1 + step % 5, price_ticks=650_000))
             await service.submit(PlaceOrder(0, 0, 5002, "BTCUSDT", side.opposite,
                                             OrderType.MARKET, 1 + step % 5))
+            # A trigger that comes while a snapshot is in flight is passed over
+            # (`Snapshotter.start`); on a loaded machine one snapshot could outlast the run.
+            # Waiting here makes every trigger take its snapshot, whatever the load.
+            while service.snapshotter is not None and service.snapshotter.busy:
+                await asyncio.sleep(0.005)
         await service.settled()
         await service.close()
 
