@@ -95,6 +95,12 @@ _GTC: Final = TimeInForce.GTC
 _IOC: Final = TimeInForce.IOC
 _FOK: Final = TimeInForce.FOK
 _POST_ONLY: Final = TimeInForce.POST_ONLY
+# The events of every order, bound once: compiled, a name imported from a pure module (the
+# events are msgspec Structs) is looked up in the module's dict at each use; a Final is not.
+_ORDER_ACCEPTED: Final = OrderAccepted
+_ORDER_REJECTED: Final = OrderRejected
+_ORDER_CANCELLED: Final = OrderCancelled
+_TRADE: Final = Trade
 
 
 class Engine:
@@ -365,7 +371,7 @@ class Engine:
         accounts = self.clearing.accounts
         breached: set[str] = set()
         for event in events[start:]:
-            if type(event) is not Trade or event.symbol in breached:
+            if type(event) is not _TRADE or event.symbol in breached:
                 continue
             mark = self.mark_price.get(event.symbol)
             if mark is None or event.price_ticks == mark:
@@ -682,8 +688,8 @@ class Engine:
         order = self._lookup(account_id, symbol, order_id, link)
         if isinstance(order, Rejected):
             events.append(
-                OrderRejected(seq, ts_ms, account_id, symbol, order.code, order_id, link,
-                              order.detail)
+                _ORDER_REJECTED(seq, ts_ms, account_id, symbol, order.code, order_id, link,
+                                order.detail)
             )
             return
         if isinstance(order, ConditionalOrder):
@@ -718,8 +724,8 @@ class Engine:
         order.status = TRANSITIONS[order.status, _CANCEL]
         order.updated_ts_ms = ts_ms
         events.append(
-            OrderCancelled(seq, ts_ms, order.order_id, order.account_id, order.symbol,
-                           order.leaves_lots, reason)
+            _ORDER_CANCELLED(seq, ts_ms, order.order_id, order.account_id, order.symbol,
+                             order.leaves_lots, reason)
         )
         self._forget_if_known(order)
 

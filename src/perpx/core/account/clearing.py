@@ -77,6 +77,11 @@ _SELL: Final = Side.SELL
 _TRADE: Final = BalanceReason.TRADE
 _HEDGE: Final = PositionMode.HEDGE
 _FEE_INCOME: Final = BalanceReason.FEE_INCOME
+# The events of every fill, bound once: compiled, a name imported from a pure module (the
+# events are msgspec Structs) is looked up in the module's dict at each use; a Final is not.
+_BALANCE_CHANGED: Final = BalanceChanged
+_EXECUTED: Final = Executed
+_POSITION_CHANGED: Final = PositionChanged
 
 
 def _no_price(symbol: str) -> int | None:
@@ -609,8 +614,8 @@ class Clearing(ReplenishingLedger):
         self.dirty.add(account.account_id)
         if len(account.balances) > 1 or coin not in self.par_coins:
             self.multi_coin.add(account.account_id)
-        events.append(BalanceChanged(seq, ts_ms, account.account_id, coin, change, balance,
-                                     reason, symbol, trade_id))
+        events.append(_BALANCE_CHANGED(seq, ts_ms, account.account_id, coin, change, balance,
+                                       reason, symbol, trade_id))
 
     # -- settings ---------------------------------------------------------------------------
 
@@ -910,30 +915,31 @@ class Clearing(ReplenishingLedger):
         balances = account.balances
         balance = balances.get(coin, 0) + pnl - fee
         balances[coin] = balance
-        events.append(BalanceChanged(seq, ts_ms, account_id, coin, pnl - fee, balance,
-                                     _TRADE, symbol, trade_id, pnl, fee))
-        events.append(Executed(seq, ts_ms, account_id, order.order_id, trade_id, symbol,
-                               order.side, price, qty, fee, is_maker, effect.closed_lots,
-                               effect.entry_pnl_atoms - close_fee, idx, effect.open_fee_atoms,
-                               effect.funding_atoms, close_fee))
+        events.append(_BALANCE_CHANGED(seq, ts_ms, account_id, coin, pnl - fee, balance,
+                                       _TRADE, symbol, trade_id, pnl, fee))
+        events.append(_EXECUTED(seq, ts_ms, account_id, order.order_id, trade_id, symbol,
+                                order.side, price, qty, fee, is_maker, effect.closed_lots,
+                                effect.entry_pnl_atoms - close_fee, idx, effect.open_fee_atoms,
+                                effect.funding_atoms, close_fee))
         # `position_changed`, written out.
         self.dirty.add(account_id)
         self.moved_positions.add((account_id, symbol, idx))
-        events.append(PositionChanged(seq, ts_ms, account_id, symbol, idx, position.size_lots,
-                                      position.entry_value_atoms, position.leverage,
-                                      position.margin_atoms, position.realized_pnl_atoms,
-                                      position.cum_realized_pnl_atoms))
+        events.append(_POSITION_CHANGED(seq, ts_ms, account_id, symbol, idx,
+                                        position.size_lots, position.entry_value_atoms,
+                                        position.leverage, position.margin_atoms,
+                                        position.realized_pnl_atoms,
+                                        position.cum_realized_pnl_atoms))
 
     def position_changed(self, position: Position, seq: int, ts_ms: int,
                           events: list[Event]) -> None:
         """Emit the position's new state."""
         self.dirty.add(position.account_id)
         self.moved_positions.add((position.account_id, position.symbol, position.position_idx))
-        events.append(PositionChanged(seq, ts_ms, position.account_id, position.symbol,
-                                      position.position_idx, position.size_lots,
-                                      position.entry_value_atoms, position.leverage,
-                                      position.margin_atoms, position.realized_pnl_atoms,
-                                      position.cum_realized_pnl_atoms))
+        events.append(_POSITION_CHANGED(seq, ts_ms, position.account_id, position.symbol,
+                                        position.position_idx, position.size_lots,
+                                        position.entry_value_atoms, position.leverage,
+                                        position.margin_atoms, position.realized_pnl_atoms,
+                                        position.cum_realized_pnl_atoms))
 
     # -- funding ----------------------------------------------------------------------------
 
