@@ -382,6 +382,8 @@ class Engine:
         orders already count their loss at the mark); the sweep runs only when such a
         position is past its trigger, so most fills cost two comparisons.
         """
+        if not self.mark_price:  # no mark yet: nothing is valued at one, nothing breached
+            return
         accounts = self.clearing.accounts
         breached: set[str] = set()
         for event in events[start:]:
