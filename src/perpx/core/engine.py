@@ -104,6 +104,8 @@ _ORDER_REJECTED: Final = OrderRejected
 _ORDER_CANCELLED: Final = OrderCancelled
 _TRADE: Final = Trade
 _ASTUPLE: Final = astuple
+_PLACE_ORDER: Final = PlaceOrder
+_CANCEL_ORDER: Final = CancelOrder
 # `PlaceOrder`'s fields in the order `_place` unpacks them.
 PLACE_FIELDS: Final = (
     "seq", "ts_ms", "account_id", "symbol", "side", "order_type", "qty_lots", "price_ticks",
@@ -221,9 +223,9 @@ class Engine:
         # The two commands of nearly every stream are called directly: compiled, a native
         # method call, where the table's bound methods are generic Python calls.
         kind = type(command)
-        if kind is PlaceOrder:
+        if kind is _PLACE_ORDER:
             self._place(cast(PlaceOrder, command), events)
-        elif kind is CancelOrder:
+        elif kind is _CANCEL_ORDER:
             self._cancel(cast(CancelOrder, command), events)
         else:
             self._handlers[kind](command, events)
