@@ -891,7 +891,14 @@ class Clearing(ReplenishingLedger):
     def _settle_side(self, spec: InstrumentSpec, symbol: str, price: int, qty: int, seq: int,
                      ts_ms: int, trade_id: int, order: RestingOrder, is_maker: bool, fee: int,
                      events: list[Event]) -> None:
-        account_id = order.account_id
+        # Boxed once, into locals typed Any (which stay Python objects): compiled, an int
+        # handed to a Struct, a dict, a set or a tuple is boxed at each use, a new object
+        # each time above 256, and these go to three events and two indexes per side.
+        account_id: Any = order.account_id
+        seq_obj: Any = seq
+        ts_obj: Any = ts_ms
+        trade_obj: Any = trade_id
+        fee_obj: Any = fee
         account = self.accounts[account_id]
         idx = order.position_idx
         key = (symbol, idx)
@@ -913,18 +920,18 @@ class Clearing(ReplenishingLedger):
         close_fee = effect.close_fee_atoms
         # One transaction-log line per fill, as Bybit's TRADE entry: cash flow less the fee.
         balances = account.balances
-        balance = balances.get(coin, 0) + pnl - fee
+        balance: Any = balances.get(coin, 0) + pnl - fee
         balances[coin] = balance
-        events.append(_BALANCE_CHANGED(seq, ts_ms, account_id, coin, pnl - fee, balance,
-                                       _TRADE, symbol, trade_id, pnl, fee))
-        events.append(_EXECUTED(seq, ts_ms, account_id, order.order_id, trade_id, symbol,
-                                order.side, price, qty, fee, is_maker, effect.closed_lots,
+        events.append(_BALANCE_CHANGED(seq_obj, ts_obj, account_id, coin, pnl - fee, balance,
+                                       _TRADE, symbol, trade_obj, pnl, fee_obj))
+        events.append(_EXECUTED(seq_obj, ts_obj, account_id, order.order_id, trade_obj, symbol,
+                                order.side, price, qty, fee_obj, is_maker, effect.closed_lots,
                                 effect.entry_pnl_atoms - close_fee, idx, effect.open_fee_atoms,
                                 effect.funding_atoms, close_fee))
         # `position_changed`, written out.
         self.dirty.add(account_id)
         self.moved_positions.add((account_id, symbol, idx))
-        events.append(_POSITION_CHANGED(seq, ts_ms, account_id, symbol, idx,
+        events.append(_POSITION_CHANGED(seq_obj, ts_obj, account_id, symbol, idx,
                                         position.size_lots, position.entry_value_atoms,
                                         position.leverage, position.margin_atoms,
                                         position.realized_pnl_atoms,
