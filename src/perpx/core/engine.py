@@ -97,8 +97,8 @@ _GTC: Final = TimeInForce.GTC
 _IOC: Final = TimeInForce.IOC
 _FOK: Final = TimeInForce.FOK
 _POST_ONLY: Final = TimeInForce.POST_ONLY
-# The events of every order, bound once: compiled, a name imported from a pure module (the
-# events are msgspec Structs) is looked up in the module's dict at each use; a Final is not.
+# Bound once: compiled, a name imported from a pure module (the events and commands are
+# msgspec Structs) is looked up in the module's dict at each use; a Final is a C static.
 _ORDER_ACCEPTED: Final = OrderAccepted
 _ORDER_REJECTED: Final = OrderRejected
 _ORDER_CANCELLED: Final = OrderCancelled
