@@ -25,9 +25,8 @@ order loss and the price solutions are its own), and its entry value is ``sum C_
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from math import gcd
-from typing import Final, Protocol
+from typing import Final
 
 from perpx.core.enums import Side
 from perpx.core.errors import PerpxBug, require_positive
@@ -114,18 +113,11 @@ BREAK_EVEN_MIN_FEE_RATE: Final = 55_000
 # --- the interface ----------------------------------------------------------------------------
 
 
-class MaintenanceLine(Protocol):
-    """One line of maintenance margin, ``V * mmr - deduction``: a risk-limit tier's."""
-
-    @property
-    def mmr(self) -> int:
-        """The maintenance margin rate, 10**-8."""
-        ...
-
-    @property
-    def mm_deduction_atoms(self) -> int:
-        """The deduction, atoms."""
-        ...
+# One line of maintenance margin, ``V * mmr - deduction``, as (mmr 10**-8, deduction atoms):
+# a risk-limit tier's (`InstrumentSpec.maintenance_lines`). Plain int pairs, not the tiers:
+# compiled, each read of an attribute through a Protocol is a generic lookup, two per line
+# of a ladder of dozens, for every isolated position the risk index refiles.
+MaintenanceLine = tuple[int, int]
 
 
 class ContractMaths:
@@ -278,7 +270,7 @@ class ContractMaths:
 
     def isolated_margin_call_trigger_ticks(
         self, side: Side, entry_value_atoms: int, qty_lots: int, margin_atoms: int,
-        fee_to_close_atoms: int, lines: Sequence[MaintenanceLine], first_ticks: int,
+        fee_to_close_atoms: int, lines: tuple[MaintenanceLine, ...], first_ticks: int,
     ) -> int:
         """Return the first mark reached of `first_ticks` and every line's margin call."""
         raise NotImplementedError
@@ -589,7 +581,7 @@ class LinearContract(ContractMaths):
 
     def isolated_margin_call_trigger_ticks(
         self, side: Side, entry_value_atoms: int, qty_lots: int, margin_atoms: int,
-        fee_to_close_atoms: int, lines: Sequence[MaintenanceLine], first_ticks: int,
+        fee_to_close_atoms: int, lines: tuple[MaintenanceLine, ...], first_ticks: int,
     ) -> int:
         """Return the first the mark reaches of `first_ticks` and each line's margin call.
 
@@ -606,19 +598,19 @@ class LinearContract(ContractMaths):
         if side is Side.BUY:
             # N = (EV - (margin - FTC + ded - 1)) * R, D = q*a*(R - MMR); ceil(N / D).
             base = entry_value_atoms - margin_atoms + fee_to_close_atoms + 1
-            for line in lines:
-                mm_factor = RATE_ONE - line.mmr
+            for mmr, deduction in lines:
+                mm_factor = RATE_ONE - mmr
                 require_positive(function, "1 -/+ MMR", mm_factor)
-                price = -((line.mm_deduction_atoms - base) * RATE_ONE // (qa * mm_factor))
+                price = -((deduction - base) * RATE_ONE // (qa * mm_factor))
                 if price > trigger:
                     trigger = price
         else:
             # N = (EV + (margin - FTC + ded - 1)) * R, D = q*a*(R + MMR); floor(N / D).
             base = entry_value_atoms + margin_atoms - fee_to_close_atoms - 1
-            for line in lines:
-                mm_factor = RATE_ONE + line.mmr
+            for mmr, deduction in lines:
+                mm_factor = RATE_ONE + mmr
                 require_positive(function, "1 -/+ MMR", mm_factor)
-                price = (base + line.mm_deduction_atoms) * RATE_ONE // (qa * mm_factor)
+                price = (base + deduction) * RATE_ONE // (qa * mm_factor)
                 if price < trigger:
                     trigger = price
         return trigger
@@ -1036,7 +1028,7 @@ class InverseContract(ContractMaths):
 
     def isolated_margin_call_trigger_ticks(
         self, side: Side, entry_value_atoms: int, qty_lots: int, margin_atoms: int,
-        fee_to_close_atoms: int, lines: Sequence[MaintenanceLine], first_ticks: int,
+        fee_to_close_atoms: int, lines: tuple[MaintenanceLine, ...], first_ticks: int,
     ) -> int:
         """Return the first the mark reaches of `first_ticks` and each line's margin call.
 
@@ -1044,10 +1036,10 @@ class InverseContract(ContractMaths):
         keeps the highest, a short the lowest.
         """
         trigger = first_ticks
-        for line in lines:
+        for mmr, deduction in lines:
             numerator, denominator = self.isolated_margin_call_price_fraction(
                 side, entry_value_atoms, qty_lots, margin_atoms, fee_to_close_atoms,
-                line.mmr, line.mm_deduction_atoms)
+                mmr, deduction)
             price = round_liquidation_price(side, numerator, denominator)
             if (price > trigger) if side is Side.BUY else (price < trigger):
                 trigger = price

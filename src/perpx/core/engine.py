@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any, Final, cast
 
+from msgspec.structs import astuple
+
 from perpx.core import invariants
 from perpx.core.account import settings
 from perpx.core.account.clearing import Clearing
@@ -76,7 +78,7 @@ from perpx.core.orders import closing, tpsl
 from perpx.core.orders.conditional import ConditionalOrder
 from perpx.core.orders.rules import check_min_notional, check_qty
 from perpx.core.orders.stops import Stops
-from perpx.core.orders.validation import checked_limit_price, validate_place
+from perpx.core.orders.validation import checked_limit_price, validate_order
 from perpx.core.prices.pricing import Pricing
 from perpx.core.risk import liquidation, takeover
 from perpx.core.risk.risk_index import RiskIndex
@@ -95,6 +97,26 @@ _GTC: Final = TimeInForce.GTC
 _IOC: Final = TimeInForce.IOC
 _FOK: Final = TimeInForce.FOK
 _POST_ONLY: Final = TimeInForce.POST_ONLY
+# Bound once: compiled, a name imported from a pure module (the events and commands are
+# msgspec Structs) is looked up in the module's dict at each use; a Final is a C static.
+_ORDER_ACCEPTED: Final = OrderAccepted
+_ORDER_REJECTED: Final = OrderRejected
+_ORDER_CANCELLED: Final = OrderCancelled
+_TRADE: Final = Trade
+_ASTUPLE: Final = astuple
+_PLACE_ORDER: Final = PlaceOrder
+_CANCEL_ORDER: Final = CancelOrder
+# `PlaceOrder`'s fields in the order `_place` unpacks them.
+PLACE_FIELDS: Final = (
+    "seq", "ts_ms", "account_id", "symbol", "side", "order_type", "qty_lots", "price_ticks",
+    "time_in_force", "reduce_only", "close_on_trigger", "position_idx", "order_link_id",
+    "smp_type", "trigger_price_ticks", "trigger_direction", "trigger_by", "take_profit_ticks",
+    "stop_loss_ticks", "tp_trigger_by", "sl_trigger_by", "tpsl_mode", "tp_order_type",
+    "sl_order_type", "tp_limit_price_ticks", "sl_limit_price_ticks",
+)
+# `CancelOrder`'s fields in the order `_cancel` unpacks them.
+CANCEL_FIELDS: Final = ("seq", "ts_ms", "account_id", "symbol", "order_id", "order_link_id")
+_ORDER_NOT_FOUND: Final = RejectCode.ORDER_NOT_FOUND
 
 
 class Engine:
@@ -201,9 +223,9 @@ class Engine:
         # The two commands of nearly every stream are called directly: compiled, a native
         # method call, where the table's bound methods are generic Python calls.
         kind = type(command)
-        if kind is PlaceOrder:
+        if kind is _PLACE_ORDER:
             self._place(cast(PlaceOrder, command), events)
-        elif kind is CancelOrder:
+        elif kind is _CANCEL_ORDER:
             self._cancel(cast(CancelOrder, command), events)
         else:
             self._handlers[kind](command, events)
@@ -362,10 +384,12 @@ class Engine:
         orders already count their loss at the mark); the sweep runs only when such a
         position is past its trigger, so most fills cost two comparisons.
         """
+        if not self.mark_price:  # no mark yet: nothing is valued at one, nothing breached
+            return
         accounts = self.clearing.accounts
         breached: set[str] = set()
         for event in events[start:]:
-            if type(event) is not Trade or event.symbol in breached:
+            if type(event) is not _TRADE or event.symbol in breached:
                 continue
             mark = self.mark_price.get(event.symbol)
             if mark is None or event.price_ticks == mark:
@@ -466,48 +490,48 @@ class Engine:
     # -- orders -----------------------------------------------------------------------------
 
     def _place(self, cmd: PlaceOrder, events: list[Event]) -> None:
+        # Every field in one call, in declaration order (`PLACE_FIELDS`, which a test holds
+        # to `PlaceOrder`'s): compiled, each read of a msgspec Struct's field is a generic
+        # attribute lookup (some thirty a place), where `astuple` copies the slots in C. The
+        # values stay Python objects: the checks take them as they are, and the order's
+        # `OrderAccepted` is built from the same objects, not from ints boxed anew.
+        (seq, ts_ms, account_id, symbol, side, order_type, qty_lots, price_ticks, time_in_force,
+         reduce_only, close_on_trigger, position_idx, order_link_id, smp_type,
+         trigger_price_ticks, _, _, take_profit_ticks, stop_loss_ticks, _, _, _, _, _, _,
+         _) = _ASTUPLE(cmd)
         try:
-            if self.dated and cmd.symbol in self.dated:
-                self.delivery.check_order(cmd.symbol, cmd.ts_ms,
-                                          cmd.reduce_only or cmd.close_on_trigger)
-            if cmd.take_profit_ticks or cmd.stop_loss_ticks:
+            if self.dated and symbol in self.dated:
+                self.delivery.check_order(symbol, ts_ms, reduce_only or close_on_trigger)
+            if take_profit_ticks or stop_loss_ticks:
                 tpsl.refuse_with_reduce_only(cmd)
-            if cmd.trigger_price_ticks is not None:
+            if trigger_price_ticks is not None:
                 self.stops.place(cmd, events)
                 return
-            price, qty, reduce_only = validate_place(self.market, self.clearing, cmd)
+            price, qty, reduce_only = validate_order(
+                self.market, self.clearing, account_id, symbol, side, order_type, qty_lots,
+                price_ticks, reduce_only, close_on_trigger, position_idx, order_link_id)
             attachment = None
-            if cmd.take_profit_ticks is not None or cmd.stop_loss_ticks is not None:
-                base = price if cmd.order_type is not _MARKET else self.reference_price(
-                    cmd.symbol)
-                attachment = tpsl.attachment_for(cmd, self.instruments[cmd.symbol],
-                                                 reduce_only, base)
+            if take_profit_ticks is not None or stop_loss_ticks is not None:
+                base = price if order_type is not _MARKET else self.reference_price(symbol)
+                attachment = tpsl.attachment_for(cmd, self.instruments[symbol], reduce_only,
+                                                 base)
         except Rejected as rejection:
             events.append(
-                OrderRejected(cmd.seq, cmd.ts_ms, cmd.account_id, cmd.symbol, rejection.code,
-                              None, cmd.order_link_id, rejection.detail)
+                _ORDER_REJECTED(seq, ts_ms, account_id, symbol, rejection.code, None,
+                                order_link_id, rejection.detail)
             )
             return
         order_id = self.next_order_id
         self.next_order_id = order_id + 1
-        # The command's fields read once (each read of a msgspec Struct's field is a generic
-        # attribute lookup from compiled code); the order and its event take the same values.
-        seq = cmd.seq
-        ts_ms = cmd.ts_ms
-        account_id = cmd.account_id
-        symbol = cmd.symbol
-        order_type = cmd.order_type
-        tif = _IOC if order_type is _MARKET else cmd.time_in_force
+        tif = _IOC if order_type is _MARKET else time_in_force
         order = RestingOrder(
-            order_id, account_id, symbol, cmd.side, order_type, price, qty,
-            tif, reduce_only, cmd.close_on_trigger, cmd.position_idx, cmd.order_link_id,
-            cmd.smp_type, ts_ms,
+            order_id, account_id, symbol, side, order_type, price, qty, tif, reduce_only,
+            close_on_trigger, position_idx, order_link_id, smp_type, ts_ms,
         )
         events.append(
-            OrderAccepted(seq, ts_ms, order_id, account_id, symbol, order.side,
-                          order_type, price, qty, tif, reduce_only,
-                          order.close_on_trigger, order.position_idx, order.order_link_id,
-                          order.smp_type)
+            _ORDER_ACCEPTED(seq, ts_ms, order_id, account_id, symbol, side, order_type, price,
+                            qty, tif, reduce_only, close_on_trigger, position_idx,
+                            order_link_id, smp_type)
         )
         if attachment is not None:
             self.stops.attach(attachment, order_id, account_id, symbol, seq, ts_ms, events)
@@ -560,32 +584,33 @@ class Engine:
             self._remember(order)
 
     def _lookup(self, account_id: int, symbol: str, order_id: int | None,
-                link: str) -> RestingOrder | ConditionalOrder | Rejected:
+                link: str) -> RestingOrder | ConditionalOrder | tuple[RejectCode, str]:
         """Return an open or waiting order of the account on `symbol`, by id or link id.
 
-        Or the refusal to answer, returned rather than raised: a cancel of an order that has
-        just filled is common (three cancels in ten of the standard stream name one), and a
-        compiled core's raise records a traceback entry per frame it leaves, which costs
-        more than the lookup itself.
+        Or the code and detail of the refusal to answer, returned rather than raised or built
+        as a `Rejected`: a cancel of an order that has just filled is common (three cancels
+        in ten of the standard stream name one); a compiled core's raise records a traceback
+        entry per frame it leaves, and building the exception alone (its `__init__` through
+        `super()`) costs several times the lookup itself.
         """
         if symbol not in self.instruments:
-            return Rejected(RejectCode.UNKNOWN_SYMBOL, f"symbol invalid: {symbol}")
+            return RejectCode.UNKNOWN_SYMBOL, f"symbol invalid: {symbol}"
         if order_id is None and link:
             order_id = self.by_link.get((account_id, link))
         if order_id is None and not link:
-            return Rejected(RejectCode.INVALID_PARAMETER, "orderId or orderLinkId is required")
+            return RejectCode.INVALID_PARAMETER, "orderId or orderLinkId is required"
         order: RestingOrder | ConditionalOrder | None = None
         if order_id is not None:
             order = self.open_orders.get(order_id) or self.stops.waiting.orders.get(order_id)
         if order is None or order.account_id != account_id or order.symbol != symbol:
-            return Rejected(RejectCode.ORDER_NOT_FOUND, "Order does not exist")
+            return _ORDER_NOT_FOUND, "Order does not exist"
         return order
 
     def _amend(self, cmd: AmendOrder, events: list[Event]) -> None:
         try:
             found = self._lookup(cmd.account_id, cmd.symbol, cmd.order_id, cmd.order_link_id)
-            if isinstance(found, Rejected):
-                raise found
+            if isinstance(found, tuple):
+                raise Rejected(found[0], found[1])
             if isinstance(found, ConditionalOrder):
                 self.stops.amend(found, cmd, events)
                 return
@@ -672,18 +697,13 @@ class Engine:
             raise Rejected(RejectCode.REDUCE_ONLY_NOT_SATISFIED, "Reduce-only rule not satisfied")
 
     def _cancel(self, cmd: CancelOrder, events: list[Event]) -> None:
-        # Fields read once: each read of a msgspec Struct's field is a generic lookup.
-        seq = cmd.seq
-        ts_ms = cmd.ts_ms
-        account_id = cmd.account_id
-        symbol = cmd.symbol
-        order_id = cmd.order_id
-        link = cmd.order_link_id
+        # Every field in one call (`CANCEL_FIELDS`; see `_place`).
+        seq, ts_ms, account_id, symbol, order_id, link = _ASTUPLE(cmd)
         order = self._lookup(account_id, symbol, order_id, link)
-        if isinstance(order, Rejected):
+        if isinstance(order, tuple):
             events.append(
-                OrderRejected(seq, ts_ms, account_id, symbol, order.code, order_id, link,
-                              order.detail)
+                _ORDER_REJECTED(seq, ts_ms, account_id, symbol, order[0], order_id, link,
+                                order[1])
             )
             return
         if isinstance(order, ConditionalOrder):
@@ -718,8 +738,8 @@ class Engine:
         order.status = TRANSITIONS[order.status, _CANCEL]
         order.updated_ts_ms = ts_ms
         events.append(
-            OrderCancelled(seq, ts_ms, order.order_id, order.account_id, order.symbol,
-                           order.leaves_lots, reason)
+            _ORDER_CANCELLED(seq, ts_ms, order.order_id, order.account_id, order.symbol,
+                             order.leaves_lots, reason)
         )
         self._forget_if_known(order)
 

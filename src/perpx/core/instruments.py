@@ -130,6 +130,10 @@ class InstrumentSpec:
     # on a flag instead of looking anything up per fill.
     session_settled: bool = field(init=False, repr=False, compare=False)
     one_way_only: bool = field(init=False, repr=False, compare=False)
+    # The ladder's maintenance lines as (mmr, deduction) int pairs, for the margin-call
+    # trigger's loop over every tier (`ContractMaths.isolated_margin_call_trigger_ticks`).
+    maintenance_lines: tuple[tuple[int, int], ...] = field(init=False, repr=False,
+                                                           compare=False)
 
     def __post_init__(self) -> None:
         if self.tick_atoms * self.lot_base_e8 != self.atoms_per_tick_lot * 10**8:
@@ -179,6 +183,8 @@ class InstrumentSpec:
                    and self.contract_type is ContractType.LINEAR_PERPETUAL)
         object.__setattr__(self, "session_settled", session)
         object.__setattr__(self, "one_way_only", session or self.contract.value_sign < 0)
+        object.__setattr__(self, "maintenance_lines",
+                           tuple((tier.mmr, tier.mm_deduction_atoms) for tier in self.risk_tiers))
 
     @property
     def dated(self) -> bool:

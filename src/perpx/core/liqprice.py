@@ -99,8 +99,8 @@ def isolated_margin_call_trigger_ticks(
     because the risk index asks it for every position whose size, entry or margin moved.
     """
     return spec.contract.isolated_margin_call_trigger_ticks(
-        side, entry_value_atoms, qty_lots, margin_atoms, fee_to_close_atoms, spec.risk_tiers,
-        first_ticks)
+        side, entry_value_atoms, qty_lots, margin_atoms, fee_to_close_atoms,
+        spec.maintenance_lines, first_ticks)
 
 
 def isolated_liquidation_price_fraction(

@@ -50,8 +50,9 @@ def match(
     """
     levels = opposite.levels
     keys = opposite.keys
-    sign = opposite.sign
-    bound = limit_price_ticks * sign
+    # A negation for bids, not a product with the side's sign (`BookSide.key`).
+    asks = opposite.sign > 0
+    bound = limit_price_ticks if asks else -limit_price_ticks
     taker_account = taker.account_id
     smp = taker.smp_type
     remaining = taker.leaves_lots
@@ -63,7 +64,7 @@ def match(
         key = keys[0]
         if key > bound:
             break
-        price = key * sign
+        price = key if asks else -key
         level = levels[price]
         queue = level.queue
         while remaining and queue:

@@ -23,6 +23,10 @@ from perpx.core.events import Event, OrderCancelled, Trade
 
 _BUY: Final = Side.BUY
 _SELL: Final = Side.SELL
+# Bound once: compiled, a name imported from a pure module (the events are msgspec Structs)
+# is looked up in the module's dict at each use; a Final is not.
+_TRADE: Final = Trade
+_ORDER_CANCELLED: Final = OrderCancelled
 
 
 def settle_steps(
@@ -42,16 +46,20 @@ def settle_steps(
     for step in steps:
         maker = step.maker
         if isinstance(step, Fill):
-            trade = Trade(seq, ts_ms, step.trade_id, symbol, step.price_ticks, step.qty_lots,
-                          side, taker_id, taker_account, maker.order_id, maker.account_id,
-                          step.taker_leaves_lots, step.maker_leaves_lots)
-            events.append(trade)
-            clearing.settle(trade, taker, maker, events)
-            if step.maker_leaves_lots == 0:
+            trade_id = step.trade_id
+            price = step.price_ticks
+            qty = step.qty_lots
+            maker_leaves = step.maker_leaves_lots
+            events.append(_TRADE(seq, ts_ms, trade_id, symbol, price, qty, side, taker_id,
+                                 taker_account, maker.order_id, maker.account_id,
+                                 step.taker_leaves_lots, maker_leaves))
+            clearing.settle(symbol, price, qty, trade_id, maker_leaves, taker, maker, seq,
+                            ts_ms, events)
+            if maker_leaves == 0:
                 close_order(maker)
         else:
-            events.append(OrderCancelled(seq, ts_ms, maker.order_id, maker.account_id, symbol,
-                                  step.leaves_lots, step.reason))
+            events.append(_ORDER_CANCELLED(seq, ts_ms, maker.order_id, maker.account_id,
+                                           symbol, step.leaves_lots, step.reason))
             close_order(maker)
 
 

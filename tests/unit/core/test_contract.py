@@ -295,13 +295,12 @@ def test_margin_call_trigger_is_every_lines_fraction_rounded_toward_the_mark(
         mmrs_: list[int], deds: list[int]) -> None:
     # The written-out loop equals the per-line fraction rounded as a liquidation price, the
     # long's highest and the short's lowest (BTCUSDT's own ladder included).
-    lines = [dataclasses.replace(BTC.risk_tiers[0], mmr=m, mm_deduction_atoms=d)
-             for m, d in zip(mmrs_, deds, strict=False)]
-    for ladder in (lines, BTC.risk_tiers):
+    lines = tuple(zip(mmrs_, deds, strict=False))
+    for ladder in (lines, BTC.maintenance_lines):
         expected = first
-        for line in ladder:
+        for mmr, deduction in ladder:
             price = round_liquidation_price(side, *LINEAR.isolated_margin_call_price_fraction(
-                side, entry_value, qty, margin, ftc, line.mmr, line.mm_deduction_atoms))
+                side, entry_value, qty, margin, ftc, mmr, deduction))
             expected = max(expected, price) if side is BUY else min(expected, price)
         assert LINEAR.isolated_margin_call_trigger_ticks(
             side, entry_value, qty, margin, ftc, ladder, first) == expected

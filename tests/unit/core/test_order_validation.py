@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from perpx.bybit.retcodes import bybit_code
-from perpx.core import OrderRejected, OrderType, PlaceOrder, RejectCode, Side
+from perpx.core import CancelOrder, OrderRejected, OrderType, PlaceOrder, RejectCode, Side
+from perpx.core.engine import CANCEL_FIELDS, PLACE_FIELDS
 from support.builders import Driver, btcusdt, of_type, state_apart_from_seq
 
 BASE: dict[str, Any] = {"account_id": 1, "symbol": "BTCUSDT", "side": Side.BUY,
@@ -58,3 +59,9 @@ def test_reduce_only_order_is_exempt_from_min_notional() -> None:
     events = d.apply(PlaceOrder(seq, ts, **{**BASE, "qty_lots": 1, "price_ticks": 10_000,
                                             "reduce_only": True}))
     assert not of_type(events, OrderRejected)
+
+
+def test_fields_are_the_order_the_engine_unpacks() -> None:
+    # `Engine._place` and `_cancel` read a command's fields in one `astuple`, unpacked by place.
+    assert PlaceOrder.__struct_fields__ == PLACE_FIELDS
+    assert CancelOrder.__struct_fields__ == CANCEL_FIELDS

@@ -63,7 +63,6 @@ from perpx.core.events import (
     PositionChanged,
     PositionDelivered,
     SessionSettled,
-    Trade,
 )
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import RATE_ONE, div_floor
@@ -78,16 +77,11 @@ _SELL: Final = Side.SELL
 _TRADE: Final = BalanceReason.TRADE
 _HEDGE: Final = PositionMode.HEDGE
 _FEE_INCOME: Final = BalanceReason.FEE_INCOME
-
-
-class _Stamp:
-    """The seq and time of the command being applied, for events raised without a trade."""
-
-    __slots__ = ("seq", "ts_ms")
-
-    def __init__(self, seq: int, ts_ms: int) -> None:
-        self.seq = seq
-        self.ts_ms = ts_ms
+# The events of every fill, bound once: compiled, a name imported from a pure module (the
+# events are msgspec Structs) is looked up in the module's dict at each use; a Final is not.
+_BALANCE_CHANGED: Final = BalanceChanged
+_EXECUTED: Final = Executed
+_POSITION_CHANGED: Final = PositionChanged
 
 
 def _no_price(symbol: str) -> int | None:
@@ -391,11 +385,10 @@ class Clearing(ReplenishingLedger):
             desk = self.accounts.get(CONVERSION_DESK_ID)
             if desk is None:
                 desk = self.accounts[CONVERSION_DESK_ID] = Account(CONVERSION_DESK_ID, CROSS)
-            stamp = _Stamp(seq, ts_ms)
-            self._move(account, source, -sold, BalanceReason.CURRENCY_SELL, stamp, events)
-            self._move(desk, source, sold, BalanceReason.CURRENCY_SELL, stamp, events)
-            self._move(desk, owed, -bought, BalanceReason.CURRENCY_BUY, stamp, events)
-            self._move(account, owed, bought, BalanceReason.CURRENCY_BUY, stamp, events)
+            self._move(account, source, -sold, BalanceReason.CURRENCY_SELL, seq, ts_ms, events)
+            self._move(desk, source, sold, BalanceReason.CURRENCY_SELL, seq, ts_ms, events)
+            self._move(desk, owed, -bought, BalanceReason.CURRENCY_BUY, seq, ts_ms, events)
+            self._move(account, owed, bought, BalanceReason.CURRENCY_BUY, seq, ts_ms, events)
             events.append(Converted(seq, ts_ms, account.account_id, source, sold, owed, bought,
                                     px, owed_px, automatic))
             need -= bought
@@ -504,9 +497,9 @@ class Clearing(ReplenishingLedger):
                                               max(0, borrow - free), unrealised,
                                               terms.hourly_borrow_rate, cost))
                 if cost:
-                    stamp = _Stamp(seq, ts_ms)
-                    self._move(account, coin, -cost, BalanceReason.INTEREST, stamp, events)
-                    self._move(fee_account, coin, cost, BalanceReason.INTEREST, stamp, events)
+                    self._move(account, coin, -cost, BalanceReason.INTEREST, seq, ts_ms, events)
+                    self._move(fee_account, coin, cost, BalanceReason.INTEREST, seq, ts_ms,
+                               events)
                 limit = terms.max_borrowing_atoms
                 if limit and borrow + cost > limit:
                     # Above the borrowing limit Bybit auto-repays (§4.4): the excess is bought
@@ -592,7 +585,8 @@ class Clearing(ReplenishingLedger):
         if account is None:
             account = self.accounts[cmd.account_id] = Account(cmd.account_id, CROSS)
         self.net_deposits[cmd.coin] = self.net_deposits.get(cmd.coin, 0) + cmd.amount_atoms
-        self._move(account, cmd.coin, cmd.amount_atoms, BalanceReason.DEPOSIT, cmd, events)
+        self._move(account, cmd.coin, cmd.amount_atoms, BalanceReason.DEPOSIT, cmd.seq,
+                   cmd.ts_ms, events)
 
     def withdraw(self, cmd: Withdraw, events: list[Event]) -> None:
         """Pay out a withdrawal of at most the withdrawable amount."""
@@ -605,21 +599,23 @@ class Clearing(ReplenishingLedger):
             raise Rejected(RejectCode.INSUFFICIENT_WALLET_BALANCE,
                            "Wallet balance is insufficient")
         self.net_deposits[cmd.coin] -= cmd.amount_atoms
-        self._move(account, cmd.coin, -cmd.amount_atoms, BalanceReason.WITHDRAW, cmd, events)
+        self._move(account, cmd.coin, -cmd.amount_atoms, BalanceReason.WITHDRAW, cmd.seq,
+                   cmd.ts_ms, events)
 
     def move(self, account: Account, coin: str, change: int, reason: BalanceReason, seq: int,
              ts_ms: int, events: list[Event], symbol: str = "") -> None:
         """Credit `change` (may be negative) to a wallet and log it."""
-        self._move(account, coin, change, reason, _Stamp(seq, ts_ms), events, symbol)
+        self._move(account, coin, change, reason, seq, ts_ms, events, symbol)
 
     def _move(self, account: Account, coin: str, change: int, reason: BalanceReason,
-              cmd: Any, events: list[Event], symbol: str = "", trade_id: int = 0) -> None:
+              seq: int, ts_ms: int, events: list[Event], symbol: str = "",
+              trade_id: int = 0) -> None:
         balance = account.credit(coin, change)
         self.dirty.add(account.account_id)
         if len(account.balances) > 1 or coin not in self.par_coins:
             self.multi_coin.add(account.account_id)
-        events.append(BalanceChanged(cmd.seq, cmd.ts_ms, account.account_id, coin, change,
-                                     balance, reason, symbol, trade_id))
+        events.append(_BALANCE_CHANGED(seq, ts_ms, account.account_id, coin, change, balance,
+                                       reason, symbol, trade_id))
 
     # -- settings ---------------------------------------------------------------------------
 
@@ -861,20 +857,18 @@ class Clearing(ReplenishingLedger):
 
     # -- settlement -------------------------------------------------------------------------
 
-    def settle(self, trade: Trade, taker: RestingOrder, maker: RestingOrder,
+    def settle(self, symbol: str, price: int, qty: int, trade_id: int, maker_leaves_lots: int,
+               taker: RestingOrder, maker: RestingOrder, seq: int, ts_ms: int,
                events: list[Event]) -> None:
-        """Settle one trade for both sides: position, realized P&L, fees, isolated margin."""
-        # The trade's fields read once (each read of a msgspec Struct's field is a generic
-        # attribute lookup from compiled code) and handed to both sides.
-        symbol = trade.symbol
-        price = trade.price_ticks
-        qty = trade.qty_lots
-        seq = trade.seq
-        ts_ms = trade.ts_ms
-        trade_id = trade.trade_id
+        """Settle one trade for both sides: position, realized P&L, fees, isolated margin.
+
+        Given the trade's numbers, not its `Trade` event: the settlement pass holds them as
+        native ints, where each read of a msgspec Struct's field from compiled code is a
+        generic attribute lookup.
+        """
         spec = self.instruments[symbol]
         if not maker.reduce_only:
-            self._shrink_sums(maker, qty, trade.maker_leaves_lots)
+            self._shrink_sums(maker, qty, maker_leaves_lots)
         if self.fill_watch:
             for order in (taker, maker):
                 if order.order_id in self.fill_watch:
@@ -891,13 +885,20 @@ class Clearing(ReplenishingLedger):
         fee_income = taker_fee + maker_fee
         if fee_income:
             fees = self.accounts[FEE_ACCOUNT_ID]
-            self._move(fees, spec.settle_coin, fee_income, _FEE_INCOME, trade,
-                       events, symbol, trade_id)
+            self._move(fees, spec.settle_coin, fee_income, _FEE_INCOME, seq, ts_ms, events,
+                       symbol, trade_id)
 
     def _settle_side(self, spec: InstrumentSpec, symbol: str, price: int, qty: int, seq: int,
                      ts_ms: int, trade_id: int, order: RestingOrder, is_maker: bool, fee: int,
                      events: list[Event]) -> None:
-        account_id = order.account_id
+        # Boxed once, into locals typed Any (which stay Python objects): compiled, an int
+        # handed to a Struct, a dict, a set or a tuple is boxed at each use, a new object
+        # each time above 256, and these go to three events and two indexes per side.
+        account_id: Any = order.account_id
+        seq_obj: Any = seq
+        ts_obj: Any = ts_ms
+        trade_obj: Any = trade_id
+        fee_obj: Any = fee
         account = self.accounts[account_id]
         idx = order.position_idx
         key = (symbol, idx)
@@ -919,32 +920,33 @@ class Clearing(ReplenishingLedger):
         close_fee = effect.close_fee_atoms
         # One transaction-log line per fill, as Bybit's TRADE entry: cash flow less the fee.
         balances = account.balances
-        balance = balances.get(coin, 0) + pnl - fee
+        balance: Any = balances.get(coin, 0) + pnl - fee
         balances[coin] = balance
-        events.append(BalanceChanged(seq, ts_ms, account_id, coin, pnl - fee, balance,
-                                     _TRADE, symbol, trade_id, pnl, fee))
-        events.append(Executed(seq, ts_ms, account_id, order.order_id, trade_id, symbol,
-                               order.side, price, qty, fee, is_maker, effect.closed_lots,
-                               effect.entry_pnl_atoms - close_fee, idx, effect.open_fee_atoms,
-                               effect.funding_atoms, close_fee))
+        events.append(_BALANCE_CHANGED(seq_obj, ts_obj, account_id, coin, pnl - fee, balance,
+                                       _TRADE, symbol, trade_obj, pnl, fee_obj))
+        events.append(_EXECUTED(seq_obj, ts_obj, account_id, order.order_id, trade_obj, symbol,
+                                order.side, price, qty, fee_obj, is_maker, effect.closed_lots,
+                                effect.entry_pnl_atoms - close_fee, idx, effect.open_fee_atoms,
+                                effect.funding_atoms, close_fee))
         # `position_changed`, written out.
         self.dirty.add(account_id)
         self.moved_positions.add((account_id, symbol, idx))
-        events.append(PositionChanged(seq, ts_ms, account_id, symbol, idx, position.size_lots,
-                                      position.entry_value_atoms, position.leverage,
-                                      position.margin_atoms, position.realized_pnl_atoms,
-                                      position.cum_realized_pnl_atoms))
+        events.append(_POSITION_CHANGED(seq_obj, ts_obj, account_id, symbol, idx,
+                                        position.size_lots, position.entry_value_atoms,
+                                        position.leverage, position.margin_atoms,
+                                        position.realized_pnl_atoms,
+                                        position.cum_realized_pnl_atoms))
 
     def position_changed(self, position: Position, seq: int, ts_ms: int,
                           events: list[Event]) -> None:
         """Emit the position's new state."""
         self.dirty.add(position.account_id)
         self.moved_positions.add((position.account_id, position.symbol, position.position_idx))
-        events.append(PositionChanged(seq, ts_ms, position.account_id, position.symbol,
-                                      position.position_idx, position.size_lots,
-                                      position.entry_value_atoms, position.leverage,
-                                      position.margin_atoms, position.realized_pnl_atoms,
-                                      position.cum_realized_pnl_atoms))
+        events.append(_POSITION_CHANGED(seq, ts_ms, position.account_id, position.symbol,
+                                        position.position_idx, position.size_lots,
+                                        position.entry_value_atoms, position.leverage,
+                                        position.margin_atoms, position.realized_pnl_atoms,
+                                        position.cum_realized_pnl_atoms))
 
     # -- funding ----------------------------------------------------------------------------
 
@@ -980,7 +982,7 @@ class Clearing(ReplenishingLedger):
                 position.book_realized(-signed)
                 position.funding_atoms += signed
                 self._move(account, coin, -signed, BalanceReason.FUNDING,
-                           _Stamp(seq, ts_ms), events, symbol)
+                           seq, ts_ms, events, symbol)
                 events.append(FundingPaid(seq, ts_ms, account_id, symbol, idx,
                                           position.size_lots, value, rate, signed, funding_ms,
                                           mark_ticks))
@@ -988,7 +990,7 @@ class Clearing(ReplenishingLedger):
         remainder = paid - received
         if remainder:
             self._move(self.accounts[INSURANCE_FUND_ID], coin, remainder, BalanceReason.FUNDING,
-                       _Stamp(seq, ts_ms), events, symbol)
+                       seq, ts_ms, events, symbol)
         events.append(FundingSettled(seq, ts_ms, symbol, rate, mark_ticks, funding_ms, paid,
                                      received, remainder, next_funding_ms, predicted_rate))
 
@@ -1012,7 +1014,6 @@ class Clearing(ReplenishingLedger):
         denominator = spec.tick_atoms
         result = DeliverySettled()
         cash = 0  # the change of the cash view (wallet - signed entry value), fees aside
-        stamp = _Stamp(seq, ts_ms)
         for account_id in sorted(self.accounts):
             account = self.accounts[account_id]
             settled = False
@@ -1054,14 +1055,14 @@ class Clearing(ReplenishingLedger):
                 result.accounts.append(account_id)
         if result.fee_atoms:
             self._move(self.accounts[FEE_ACCOUNT_ID], coin, result.fee_atoms, _FEE_INCOME,
-                       stamp, events, symbol)
+                       seq, ts_ms, events, symbol)
         # Exact P&L would leave the cash view unchanged; the rounding kept -cash >= 0.
         result.remainder_atoms = -cash
         if cash > 0:
             raise InvariantViolation(f"delivery of {symbol} paid out {cash} atoms too many")
         if cash:
             self._move(self.accounts[INSURANCE_FUND_ID], coin, -cash, BalanceReason.DELIVERY,
-                       stamp, events, symbol)
+                       seq, ts_ms, events, symbol)
         return result
 
     # -- session settlement (USDC contracts) -------------------------------------------------
@@ -1114,7 +1115,7 @@ class Clearing(ReplenishingLedger):
             position.updated_ts_ms = ts_ms
             if pnl:
                 self._move(account, coin, pnl, BalanceReason.SESSION_SETTLEMENT,
-                           _Stamp(seq, ts_ms), events, symbol)
+                           seq, ts_ms, events, symbol)
             events.append(SessionSettled(seq, ts_ms, account_id, symbol, 0, size, before,
                                          mark_ticks, pnl, session_ms))
             self.position_changed(position, seq, ts_ms, events)

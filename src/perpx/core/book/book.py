@@ -61,7 +61,7 @@ class OrderBook:
         """Return whether an order of `side` at `price_ticks` would trade now."""
         opposite = self.asks if side is _BUY else self.bids
         # `levels` holds exactly the prices of `keys`: both are empty or neither is.
-        return bool(opposite.levels) and opposite.keys[0] <= price_ticks * opposite.sign
+        return bool(opposite.levels) and opposite.keys[0] <= opposite.key(price_ticks)
 
     def fillable_lots(self, order: RestingOrder) -> int:
         """Return how much of `order` could fill now, honouring its self-match prevention."""

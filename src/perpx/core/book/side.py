@@ -27,9 +27,17 @@ class BookSide:
         self.levels: dict[int, PriceLevel] = {}
         self.keys: list[int] = []
 
+    def key(self, price_ticks: int) -> int:
+        """Return the sort key of `price_ticks` on this side (and the price of a key).
+
+        A negation for bids, not a product with `sign`: compiled, a product with a negative
+        operand always takes mypyc's slow path (both operands boxed, a generic multiply).
+        """
+        return price_ticks if self.sign > 0 else -price_ticks
+
     def best_price(self) -> int | None:
         """Return the best price of this side, or None if empty."""
-        return self.keys[0] * self.sign if self.levels else None  # `levels`: the same prices
+        return self.key(self.keys[0]) if self.levels else None  # `levels`: the same prices
 
     def add(self, order: RestingOrder) -> None:
         """Queue `order` at its price, creating the level if needed."""
@@ -38,7 +46,7 @@ class BookSide:
         if level is None:
             level = PriceLevel(price)
             self.levels[price] = level
-            insort(self.keys, price * self.sign)
+            insort(self.keys, self.key(price))
         level.append(order)
 
     def remove(self, order: RestingOrder) -> None:
@@ -54,7 +62,7 @@ class BookSide:
         """Forget the level at `price_ticks`."""
         del self.levels[price_ticks]
         keys = self.keys
-        del keys[bisect_left(keys, price_ticks * self.sign)]
+        del keys[bisect_left(keys, self.key(price_ticks))]
 
     def depth(self, limit: int) -> list[tuple[int, int]]:
         """Return up to `limit` (price_ticks, qty_lots) pairs, best first, in O(limit)."""
@@ -68,14 +76,14 @@ class BookSide:
 
     def total_lots_within(self, limit_price_ticks: int, wanted_lots: int) -> int:
         """Return the lots resting at `limit_price_ticks` or better, stopping at `wanted_lots`."""
-        sign = self.sign
+        asks = self.sign > 0
         levels = self.levels
-        bound = limit_price_ticks * sign
+        bound = limit_price_ticks if asks else -limit_price_ticks
         total = 0
         for key in self.keys:
             if key > bound:
                 break
-            total += levels[key * sign].total_lots
+            total += levels[key if asks else -key].total_lots
             if total >= wanted_lots:
                 break
         return total

@@ -34,26 +34,32 @@ _MARKET: Final = OrderType.MARKET
 
 
 def validate_place(market: Market, clearing: Clearing, cmd: PlaceOrder) -> tuple[int, int, bool]:
-    """Check an order; return its working price, quantity and reduce-only flag.
+    """Check an order; return its working price, quantity and reduce-only flag."""
+    return validate_order(market, clearing, cmd.account_id, cmd.symbol, cmd.side,
+                          cmd.order_type, cmd.qty_lots, cmd.price_ticks, cmd.reduce_only,
+                          cmd.close_on_trigger, cmd.position_idx, cmd.order_link_id)
+
+
+def validate_order(market: Market, clearing: Clearing, account_id: int, symbol: str,
+                   side: Side, order_type: OrderType, qty: int, price_ticks: int | None,
+                   reduce_only: bool, close_on_trigger: bool, position_idx: int,
+                   order_link_id: str) -> tuple[int, int, bool]:
+    """Check an order given by its fields; return its working price, quantity and reduce-only.
 
     Steps: 1. instrument, quantity (0 with close-on-trigger: the whole position) and link
     id; 2. the price (market: the band's protection price; limit: range and band); 3. min
     notional; 4. position index, reduce-only and margin, by the clearing.
+
+    By its fields, not the command: the engine reads a new order's fields in one call, where
+    each read of a msgspec Struct's field from compiled code is a generic attribute lookup.
     """
-    # The command is a msgspec Struct, whose every field read is a generic attribute lookup
-    # from compiled code: the fields read more than once are read once here.
-    symbol = cmd.symbol
-    side = cmd.side
-    account_id = cmd.account_id
-    position_idx = cmd.position_idx
     spec = market.instruments.get(symbol)
     if spec is None:
         raise Rejected(RejectCode.UNKNOWN_SYMBOL, f"symbol invalid: {symbol}")
-    is_market = cmd.order_type is _MARKET
-    qty = cmd.qty_lots
+    is_market = order_type is _MARKET
     # A close-on-trigger order only ever closes (spec §10): it is reduce-only.
-    reduce_only = cmd.reduce_only or cmd.close_on_trigger
-    if qty == 0 and cmd.close_on_trigger:
+    reduce_only = reduce_only or close_on_trigger
+    if qty == 0 and close_on_trigger:
         # Bybit: qty "0" with reduceOnly and closeOnTrigger closes the whole position, up
         # to the largest quantity one order may carry.
         qty = min(max_qty_lots(spec, is_market),
@@ -63,7 +69,7 @@ def validate_place(market: Market, clearing: Clearing, cmd: PlaceOrder) -> tuple
             raise Rejected(RejectCode.REDUCE_ONLY_NOT_SATISFIED,
                            "Reduce-only rule not satisfied")
     check_qty(spec, qty, is_market)
-    check_order_link_id(cmd.order_link_id, account_id, market.by_link)
+    check_order_link_id(order_link_id, account_id, market.by_link)
     active = market.by_account_symbol.get((account_id, symbol))
     if active is not None and len(active) >= spec.max_active_orders:
         raise Rejected(RejectCode.TOO_MANY_ACTIVE_ORDERS,
@@ -82,34 +88,35 @@ def validate_place(market: Market, clearing: Clearing, cmd: PlaceOrder) -> tuple
             value_price = market.reference_price(symbol) or 0
         price = band[1] if side is _BUY else band[0]
     else:
-        if cmd.price_ticks is None:
+        if price_ticks is None:
             raise Rejected(RejectCode.INVALID_PRICE, "price is required for a limit order")
-        price = checked_limit_price(market, spec, side, cmd.price_ticks)
+        price = checked_limit_price(market, spec, side, price_ticks)
         value_price = price
     check_min_notional(spec, value_price, qty, reduce_only)
     qty, reduce_only = clearing.check_order(
         account_id, spec, side, position_idx, reduce_only, qty, price)
     if not reduce_only and not is_market:
-        _check_beyond_liquidation(clearing, cmd, price)
+        _check_beyond_liquidation(clearing, account_id, symbol, position_idx, side, price)
     return price, qty, reduce_only
 
 
-def _check_beyond_liquidation(clearing: Clearing, cmd: PlaceOrder, price: int) -> None:
+def _check_beyond_liquidation(clearing: Clearing, account_id: int, symbol: str,
+                              position_idx: int, side: Side, price: int) -> None:
     """Refuse a limit order that adds to an isolated position beyond its liquidation price.
 
     Spec §10: a limit order must be better than the position's liquidation price; a buy at
     or under a long's (a sell at or over a short's) would fill into a breached position.
     """
-    account = clearing.accounts.get(cmd.account_id)
+    account = clearing.accounts.get(account_id)
     # Only a mode that liquidates a position on its own (isolated) has its trigger; the
     # others' `trigger_ticks` is always None, so they are not asked.
     if account is None or not account.model.holds_position_margin:
         return
-    position = account.positions.get((cmd.symbol, cmd.position_idx))
-    if position is None or position.side is not cmd.side:
+    position = account.positions.get((symbol, position_idx))
+    if position is None or position.side is not side:
         return
     liq = account.model.trigger_ticks(clearing, position)
-    if liq is not None and (price <= liq if cmd.side is _BUY else price >= liq):
+    if liq is not None and (price <= liq if side is _BUY else price >= liq):
         raise Rejected(RejectCode.WOULD_TRIGGER_LIQUIDATION,
                        "The order will trigger a forced liquidation, please re-submit the "
                        "order.")
