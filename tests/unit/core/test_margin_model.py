@@ -175,3 +175,20 @@ def test_adl_margin_and_hedging_per_mode() -> None:
                                   "USDT") == USDT("99")
     assert not ISOLATED.fully_hedged(isolated.account, isolated.position)
     assert not CROSS.fully_hedged(cross.account, cross.position)  # one-way: nothing opposite
+
+
+def test_fee_to_close_follows_the_side_when_a_position_turns_at_the_same_entry_value() -> None:
+    """A long closed and reopened short at the same price and size keeps its entry value.
+
+    The fee to close is taken on the value at bankruptcy, V(1 − 1/L) long and V(1 + 1/L)
+    short: 50 × 0.9 × 0.055% = 0.02475 and 50 × 1.1 × 0.055% = 0.03025. The position's
+    memo of it must not hand the long's figure to the short.
+    """
+    held = Position(1, "BTCUSDT", 0, 10 * RATE_ONE)
+    held.entry_value_atoms = USDT("50")
+    held.size_lots = 1
+    assert held.fee_to_close_atoms(SPEC) == USDT("0.02475")
+    held.size_lots = -1
+    assert held.fee_to_close_atoms(SPEC) == USDT("0.03025")
+    held.size_lots = 1
+    assert held.fee_to_close_atoms(SPEC) == USDT("0.02475")

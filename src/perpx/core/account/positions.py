@@ -69,7 +69,10 @@ class Position:
         self.funding_atoms = 0
         # Session-settled contracts only: the true entry value (see the module's docstring).
         self.true_entry_atoms = 0
-        self._ftc_cache = (0, 0, 0)  # (entry value, leverage, fee to close)
+        # (entry value, negated for a short; leverage; fee to close): the fee is on the value
+        # at bankruptcy, V(1 - 1/L) long and V(1 + 1/L) short, and a one-way position that
+        # turns at the price it was opened at keeps its entry value.
+        self._ftc_cache = (0, 0, 0)
         # Derived: ((size, entry value, leverage, added margin), isolated liquidation price),
         # and ((size, entry value, leverage, added margin, margin), liquidation trigger).
         self.liq_cache: tuple[tuple[int, int, int, int], int] | None = None
@@ -95,13 +98,14 @@ class Position:
         return twin
 
     def fee_to_close_atoms(self, spec: InstrumentSpec) -> int:
-        """Return the estimated fee to close (spec §1.1), recomputed when entry or L change."""
-        entry, leverage, ftc = self._ftc_cache
-        if entry != self.entry_value_atoms or leverage != self.leverage:
-            side = Side.BUY if self.size_lots > 0 else Side.SELL
+        """Return the estimated fee to close (spec §1.1), recomputed when entry, side or L change."""
+        signed_entry, leverage, ftc = self._ftc_cache
+        long = self.size_lots > 0
+        entry = self.entry_value_atoms
+        if signed_entry != (entry if long else -entry) or leverage != self.leverage:
             ftc = spec.contract.fee_to_close_atoms(
-                side, self.entry_value_atoms, self.leverage, spec.taker_fee_rate)
-            self._ftc_cache = (self.entry_value_atoms, self.leverage, ftc)
+                Side.BUY if long else Side.SELL, entry, self.leverage, spec.taker_fee_rate)
+            self._ftc_cache = (entry if long else -entry, self.leverage, ftc)
         return ftc
 
     @property
