@@ -98,7 +98,7 @@ class Position:
         return twin
 
     def fee_to_close_atoms(self, spec: InstrumentSpec) -> int:
-        """Return the estimated fee to close (spec §1.1), recomputed when entry, side or L change."""
+        """Return the estimated fee to close (spec §1.1), recomputed as entry, side or L change."""
         signed_entry, leverage, ftc = self._ftc_cache
         long = self.size_lots > 0
         entry = self.entry_value_atoms
