@@ -8,6 +8,7 @@ commands over the command socket, reads from its follower of the SQLite journal)
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -239,7 +240,7 @@ def test_a_read_after_an_acknowledged_write_sees_it_while_others_write(
 @THROUGH
 def test_a_write_that_reads_only_its_contract_skips_the_catch_up_wait_and_a_read_waits(
         through: str, tmp_path: Path) -> None:
-    """Create and amend skip `caught_up` (and a gateway's journal poll); reads still wait.
+    """Create, amend and cancel skip `caught_up` (and a gateway's journal poll); reads wait.
 
     The gateway's follower polls only when asked here, so a write acknowledged elsewhere (a
     listing submitted to the writer directly) is surely not followed yet when the next
@@ -269,7 +270,7 @@ def test_a_write_that_reads_only_its_contract_skips_the_catch_up_wait_and_a_read
         assert waits == [alice.account_id]  # a read waits
         await _post(app, alice, "/v5/order/cancel", {"category": "linear", "symbol": "BTCUSDT",
                                                     "orderId": placed["orderId"]})
-        assert len(waits) == 2  # cancel reads the order it names before it submits
+        assert len(waits) == 1  # cancel reads nothing before it submits either (below)
 
         future = load_instruments(FUTURES_TABLE)[0]
         await service.submit(ListInstrument(0, 0, spec_record(future)))
@@ -279,7 +280,7 @@ def test_a_write_that_reads_only_its_contract_skips_the_catch_up_wait_and_a_read
         order = dict(btc_order("Buy", "0.001", "59000"), symbol=future.symbol)
         listed = await _post(app, alice, "/v5/order/create", order)
         assert listed["orderId"]
-        assert len(waits) == (2 if through == "writer" else 3)
+        assert len(waits) == (1 if through == "writer" else 2)
         await served.close()
 
     asyncio.run(run())
@@ -353,5 +354,77 @@ def test_a_reader_waits_for_the_seq_it_was_acknowledged_at() -> None:
         await settled
         assert service.durable.seq == service.engine.last_seq
         await service.close()
+
+    asyncio.run(run())
+
+
+async def _answer(app: RestApp, key: ApiKey, path: str, params: dict[str, Any]
+                  ) -> tuple[int, str, Any]:
+    """POST a signed JSON body; return the reply's retCode, retMsg and result."""
+    payload = json.dumps(params)
+    status, body, _ = await app.dispatcher("POST", path, payload.encode(),
+                                           _headers(key, payload))
+    assert status == 200, body
+    reply = json.loads(body)
+    return reply["retCode"], reply["retMsg"], reply["result"]
+
+
+@THROUGH
+def test_cancel_skips_the_catch_up_wait_and_answers_with_the_ids_it_did_before(
+        through: str, tmp_path: Path) -> None:
+    """Cancel takes its answer's ids from its own outcome, so it no longer waits to read first.
+
+    By link id, with an older closed order holding the same link (which a read of the
+    projection after the cancel would find first), by id, a waiting conditional order, and
+    the refusals (an unknown id, an order already cancelled, one already filled): the same
+    answers the read before the submit gave.
+    """
+    async def run() -> None:
+        served = await _serve(through, tmp_path, poll_s=3600.0)
+        service, reads, app = served.service, served.reads, served.app
+        alice, bob = served.alice, served.bob
+        await service.step()
+        for key in (alice, bob):
+            await _get(app, key, "/v5/account/wallet-balance", "accountType=UNIFIED")
+        waits: list[int] = []
+        wait = reads.caught_up
+
+        async def counted(account_id: int) -> None:
+            waits.append(account_id)
+            await wait(account_id)
+
+        reads.caught_up = counted  # type: ignore[method-assign]
+        btc = {"category": "linear", "symbol": "BTCUSDT"}
+
+        async def place(order: dict[str, Any], key: ApiKey = alice) -> str:
+            placed = await _post(app, key, "/v5/order/create", order)
+            return str(placed["orderId"])
+
+        async def cancel(**name: str) -> tuple[int, str, Any]:
+            return await _answer(app, alice, "/v5/order/cancel", dict(btc, **name))
+
+        first = await place(dict(btc_order("Buy", "0.001", "60000"), orderLinkId="same"))
+        assert await cancel(orderLinkId="same") == (
+            0, "OK", {"orderId": first, "orderLinkId": "same"})
+        second = await place(dict(btc_order("Buy", "0.001", "60001"), orderLinkId="same"))
+        assert await cancel(orderLinkId="same") == (
+            0, "OK", {"orderId": second, "orderLinkId": "same"})
+        third = await place(dict(btc_order("Buy", "0.001", "60002"), orderLinkId="by-id"))
+        assert await cancel(orderId=third) == (
+            0, "OK", {"orderId": third, "orderLinkId": "by-id"})
+        waiting = await place(dict(btc_order("Buy", "0.001", "70000"), orderLinkId="stop",
+                                   triggerPrice="71000", triggerDirection=1))
+        assert await cancel(orderLinkId="stop") == (
+            0, "OK", {"orderId": waiting, "orderLinkId": "stop"})
+        await place(btc_order("Sell", "0.001", "65000"), bob)
+        filled = await place(dict(btc_order("Buy", "0.001", "65000"), orderLinkId="filled"))
+        missing = (110001, "Order does not exist", {})
+        assert await cancel(orderId="123456789") == missing
+        assert await cancel(orderLinkId="nobody") == missing
+        assert await cancel(orderId=third) == missing
+        assert await cancel(orderId=filled) == missing
+        assert await cancel(orderLinkId="filled") == missing
+        assert waits == []
+        await served.close()
 
     asyncio.run(run())

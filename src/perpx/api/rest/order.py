@@ -71,16 +71,33 @@ def _cancel_command(ctx: Context, params: Params, specs: translate.Specs) -> Can
     return translate.cancel(ctx.account_id, params, specs)
 
 
+def _cancelled_ids(ctx: Context, command: CancelOrder, events: list[Event]) -> dict[str, str]:
+    """The ids of the order a successful `command` cancelled, from its own outcome.
+
+    The core ends the order it names first (`OrderCancelled` or `OrderDeactivated`; any
+    attached leg or pair it takes along comes after), found by `order_id` or, without one,
+    by the link id of the account's one open order holding it: so by link, the first such
+    event's id and the command's link; by id, the id and the link its record holds, read
+    by id after the submit (exact: ids are never reused, and the submit returned once its
+    seq is shown here). Nothing is read before the submit, so the request needs no
+    catch-up wait (`Endpoint.reads_state`); by link, reading the projection after the
+    cancel would find an older closed order of the same link first.
+    """
+    if command.order_id is not None:
+        return _ids(ctx, command.order_id, command.order_link_id)
+    for event in events:
+        if isinstance(event, (OrderCancelled, OrderDeactivated)):
+            return {"orderId": str(event.order_id), "orderLinkId": command.order_link_id}
+    raise ApiError(10016, "Internal system error.")
+
+
 async def cancel(ctx: Context) -> dict[str, Any]:
     """POST /v5/order/cancel."""
     command = _cancel_command(ctx, ctx.params,
                               translate.category_specs(ctx.params, ctx.service.specs))
-    before = ctx.service.projector.find(ctx.account_id, command.order_id, command.order_link_id)
     events = await ctx.service.submit(command)
     raise_rejection(events)
-    if before is not None:
-        return {"orderId": str(before.order_id), "orderLinkId": before.order_link_id}
-    return _ids(ctx, command.order_id, command.order_link_id)
+    return _cancelled_ids(ctx, command, events)
 
 
 def _symbols(ctx: Context, params: Params, specs: translate.Specs) -> list[str]:
@@ -288,11 +305,12 @@ async def executions(ctx: Context) -> dict[str, Any]:
 
 
 ROUTES = [
-    # Create and amend read nothing before they submit but the contract (`Endpoint`); cancel
-    # reads the order it names first (its answer's ids), the batches and cancel-all more.
+    # Create, amend and cancel read nothing before they submit but the contract (`Endpoint`;
+    # cancel's answer comes from its outcome, `_cancelled_ids`); the batches and cancel-all
+    # read more.
     Endpoint("POST", "/v5/order/create", create, Access.WRITE, reads_state=False),
     Endpoint("POST", "/v5/order/amend", amend, Access.WRITE, reads_state=False),
-    Endpoint("POST", "/v5/order/cancel", cancel, Access.WRITE),
+    Endpoint("POST", "/v5/order/cancel", cancel, Access.WRITE, reads_state=False),
     Endpoint("POST", "/v5/order/cancel-all", cancel_all, Access.WRITE),
     Endpoint("POST", "/v5/order/create-batch", create_batch, Access.WRITE),
     Endpoint("POST", "/v5/order/amend-batch", amend_batch, Access.WRITE),
