@@ -72,7 +72,7 @@ def _cancel_command(ctx: Context, params: Params, specs: translate.Specs) -> Can
 
 
 def _cancelled_ids(ctx: Context, command: CancelOrder, events: list[Event]) -> dict[str, str]:
-    """The ids of the order a successful `command` cancelled, from its own outcome.
+    """Return the ids of the order a successful `command` cancelled, from its outcome.
 
     The core ends the order it names first (`OrderCancelled` or `OrderDeactivated`; any
     attached leg or pair it takes along comes after), found by `order_id` or, without one,
