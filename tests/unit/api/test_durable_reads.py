@@ -118,6 +118,19 @@ async def _serve(through: str, tmp_path: Path, delay_s: float = 0.0,
 THROUGH = pytest.mark.parametrize("through", ["writer", "gateway"])
 
 
+def _count_catch_up_waits(reads: Venue) -> list[int]:
+    """Return the list that records the account of each `caught_up` wait `reads` makes."""
+    waits: list[int] = []
+    wait = reads.caught_up
+
+    async def counted(account_id: int) -> None:
+        waits.append(account_id)
+        await wait(account_id)
+
+    reads.caught_up = counted  # type: ignore[method-assign]
+    return waits
+
+
 def _reads(alice: ApiKey, bob: ApiKey) -> list[tuple[ApiKey | None, str, str]]:
     positions = "category=linear&symbol=BTCUSDT"
     return [
@@ -251,14 +264,7 @@ def test_a_write_that_reads_only_its_contract_skips_the_catch_up_wait_and_a_read
         service, reads, app, alice = served.service, served.reads, served.app, served.alice
         await service.step()
         await _get(app, alice, "/v5/account/wallet-balance", "accountType=UNIFIED")
-        waits: list[int] = []
-        wait = reads.caught_up
-
-        async def counted(account_id: int) -> None:
-            waits.append(account_id)
-            await wait(account_id)
-
-        reads.caught_up = counted  # type: ignore[method-assign]
+        waits = _count_catch_up_waits(reads)
         placed = await _post(app, alice, "/v5/order/create", btc_order("Buy", "0.001", "60000"))
         await _post(app, alice, "/v5/order/amend", {"category": "linear", "symbol": "BTCUSDT",
                                                    "orderId": placed["orderId"],
@@ -386,14 +392,7 @@ def test_cancel_skips_the_catch_up_wait_and_answers_with_the_ids_it_did_before(
         await service.step()
         for key in (alice, bob):
             await _get(app, key, "/v5/account/wallet-balance", "accountType=UNIFIED")
-        waits: list[int] = []
-        wait = reads.caught_up
-
-        async def counted(account_id: int) -> None:
-            waits.append(account_id)
-            await wait(account_id)
-
-        reads.caught_up = counted  # type: ignore[method-assign]
+        waits = _count_catch_up_waits(reads)
         btc = {"category": "linear", "symbol": "BTCUSDT"}
 
         async def place(order: dict[str, Any], key: ApiKey = alice) -> str:
