@@ -47,7 +47,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -404,18 +404,45 @@ class ExchangeService:
             events = await self.sequencer.submit(command, request_id)
         except OutcomeNotKept:
             raise  # a resend whose outcome this writer cannot tell: not a failure of its own
-        except SequencerStopped as stopped:
-            self._stop(self.sequencer.failure or stopped)
-            raise ServiceStopped("the service has stopped") from stopped
-        except Exception as bug:
+        except Exception as failure:
+            raise self._stopping(failure) from failure
+        self._ack(command, events)
+        return events
+
+    async def submit_all(self, commands: Sequence[Command]) -> list[list[Event]]:
+        """Apply `commands` one after the other now; return their events once all are durable.
+
+        Each is applied before the next is (`Sequencer.submit_nowait` applies at once, in
+        call order, with nothing of another request between them), each with a request id
+        of its own, and all are journaled by the same group commits: a batch request costs
+        the rounds of one command, not one each.
+        """
+        if self.fatal is not None:
+            raise ServiceStopped("the service has stopped") from self.fatal
+        try:
+            done = [self.sequencer.submit_nowait(command, new_request_id())
+                    for command in commands]
+            outcomes = await asyncio.gather(*done)
+        except Exception as failure:  # fresh request ids: never OutcomeNotKept
+            raise self._stopping(failure) from failure
+        for command, events in zip(commands, outcomes, strict=True):
+            self._ack(command, events)
+        return outcomes
+
+    def _stopping(self, failure: Exception) -> ServiceStopped:
+        """Stop the service for what the sequencer raised; return what `submit` raises then."""
+        if isinstance(failure, SequencerStopped):
+            self._stop(self.sequencer.failure or failure)
+        else:
             # An exception out of the core is a broken invariant (DESIGN): stop the service.
-            self._stop(bug)
-            raise ServiceStopped("the service has stopped") from bug
+            self._stop(failure)
+        return ServiceStopped("the service has stopped")
+
+    def _ack(self, command: Command, events: list[Event]) -> None:
         account_id = getattr(command, "account_id", None)
         if account_id is not None and events:
             # Every event of a command carries its seq (a refused one: its rejection).
             self._acked[account_id] = max(self._acked.get(account_id, 0), events[0].seq)
-        return events
 
     async def settled(self) -> None:
         """Wait until every command the writer has applied so far is durable and readable.

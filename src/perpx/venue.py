@@ -13,6 +13,7 @@ typed on this protocol so that one API serves both and needs neither's internals
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Protocol
 
 from perpx.adl import AdlIndicators
@@ -108,6 +109,15 @@ class Venue(Protocol):
 
         It is journaled with `request_id`, or a fresh one drawn where the request entered
         (`perpx.store.journal.new_request_id`): what lets a retry be answered exactly.
+        """
+
+    async def submit_all(self, commands: Sequence[Command]) -> list[list[Event]]:
+        """Sequence `commands` in their order; return each one's events once all are durable.
+
+        What a batch request submits: each command has its own request id and outcome (a
+        refused one refuses only itself), and each is applied after the one before it. The
+        writer applies them together, so they share group commits; a gateway sends them one
+        after the other (`GatewayService.submit_all` says why).
         """
 
     async def settled(self) -> None:
