@@ -90,12 +90,20 @@ def _params(method: str, raw: bytes) -> Params:
 
 
 def _names_known_contract(params: Params, specs: Mapping[str, object]) -> bool:
-    """Whether the request's `symbol` is a contract this process already knows.
+    """Whether every contract the request names is one this process already knows.
 
+    A request names its `symbol`, or a batch each item's of its `request` list; a request
+    naming none (cancel-all by coin) or an item that is not an object names no known one.
     Contracts are only ever added, never changed (`readside._learn`): a known one reads the
     same whether or not this process has followed every write acknowledged so far.
     """
-    symbol = params.data.get("symbol")
+    items = params.data.get("request")
+    if type(items) is list and items:
+        return all(type(item) is dict and _known(item.get("symbol"), specs) for item in items)
+    return _known(params.data.get("symbol"), specs)
+
+
+def _known(symbol: object, specs: Mapping[str, object]) -> bool:
     return type(symbol) is str and symbol in specs
 
 
@@ -208,7 +216,7 @@ class Dispatcher:
                 # reads first only the contract it names skips it once that is known here.
                 if endpoint.reads_state or not _names_known_contract(ctx.params,
                                                                      service.specs):
-                    await service.caught_up(key.account_id)
+                    await ctx.catch_up()
             else:
                 ctx.params = _params(method, payload)
             result: Any = await endpoint.handler(ctx)

@@ -49,12 +49,25 @@ class Context:
     now_ms: int
     key: ApiKey | None = None
     server: ServerInfo | None = None
+    # Whether this request has waited for `Venue.caught_up` (`catch_up`): at most once.
+    caught_up: bool = False
 
     @property
     def account_id(self) -> int:
         """The caller's account (signed endpoints only)."""
         assert self.key is not None
         return self.key.account_id
+
+    async def catch_up(self) -> None:
+        """Wait until reads show every write acknowledged to the caller before this call.
+
+        Once per request: the dispatcher's wait (`Endpoint.reads_state`) or a handler's own,
+        taken only when its answer needs it (cancel-all finding nothing to cancel), the
+        first one covers the second (`Venue.caught_up` is as of the call; later is stronger).
+        """
+        if not self.caught_up:
+            await self.service.caught_up(self.account_id)
+            self.caught_up = True
 
 
 Result = dict[str, Any] | tuple[dict[str, Any], dict[str, Any]]
@@ -68,12 +81,14 @@ class Endpoint:
     `reads_state`: the handler reads the venue's state before it submits (or only reads), so a
     signed request waits until reads show every write acknowledged before it arrived
     (`Venue.caught_up`, read-your-writes). False for a write that reads nothing before it
-    submits but the contract its `symbol` names: the writer applies it to its own current
-    state, and the wait for its own acknowledged seq (`Venue.submit`) covers every earlier
-    write for what the handler reads after. The contract table only grows and a listed
-    contract never changes, so the one read such a handler makes first is exact once the
-    table holds the symbol; when it does not (a listing not yet followed, or a bad name)
-    the request waits as any other (`Dispatcher`).
+    submits but the contracts it names (its `symbol`, or each item's of a batch's `request`):
+    the writer applies it to its own current state, and the wait for its own acknowledged
+    seq (`Venue.submit`) covers every earlier write for what the handler reads after. The
+    contract table only grows and a listed contract never changes, so the one read such a
+    handler makes first is exact once the table holds every symbol named; when it does not
+    (a listing not yet followed, a bad name, or none: cancel-all by coin) the request
+    waits as any other (`Dispatcher`). A handler that needs the wait for one outcome only
+    takes it itself then (`Context.catch_up`).
     """
 
     method: str

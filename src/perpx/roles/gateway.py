@@ -21,9 +21,10 @@ differs is behind it:
   read the journal to its end *as of the request's arrival* (`caught_up`: a poll of the
   journal that starts after the call). Any write acknowledged before the request, through
   this gateway or another, is in the journal by then, so the request sees it. Concurrent
-  requests share one poll. A write that reads nothing first but a contract this gateway
-  knows (order create and amend: `perpx.api.context.Endpoint.reads_state`) skips it: its
-  own seq's wait in `submit` comes after every earlier write.
+  requests share one poll. A write that reads nothing first but contracts this gateway
+  knows (order create, amend, cancel, their batches and cancel-all by symbol:
+  `perpx.api.context.Endpoint.reads_state`) skips it: its own seq's wait in `submit`
+  comes after every earlier write.
 - **Demo funds** of a new key are credited by the writer (a funding request on the command
   socket, `ExchangeService.ensure_funded`), which funds an account once however many
   gateways see the key first.
@@ -65,7 +66,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -368,6 +369,17 @@ class GatewayService:
             self._acked[account_id] = max(self._acked.get(account_id, 0), seq)
         await self._shows(seq)
         return events
+
+    async def submit_all(self, commands: Sequence[Command]) -> list[list[Event]]:
+        """`submit` each of `commands` in turn, each once the one before it is durable.
+
+        One at a time, not pipelined: each command is resent on its own after a failure
+        (`_to_writer`), so with several in flight a later one could reach a new leader (or a
+        reconnected socket) before an earlier one's resend does and be applied first, and a
+        batch's items must be applied in request order. Keeping that order would take the
+        batch over the wire as one request, journaled and resent whole.
+        """
+        return [await self.submit(command) for command in commands]
 
     async def _to_writer(self, send: Callable[[], Awaitable[T]]) -> T:
         """Return `send()`'s answer, resending while no writer gave one, for `LEADER_WAIT_S`.

@@ -427,3 +427,144 @@ def test_cancel_skips_the_catch_up_wait_and_answers_with_the_ids_it_did_before(
         await served.close()
 
     asyncio.run(run())
+
+
+async def _reply(app: RestApp, key: ApiKey, path: str, params: dict[str, Any]
+                 ) -> dict[str, Any]:
+    """POST a signed JSON body; return the reply's retCode, retMsg, result and retExtInfo."""
+    payload = json.dumps(params)
+    status, body, _ = await app.dispatcher("POST", path, payload.encode(),
+                                           _headers(key, payload))
+    assert status == 200, body
+    reply = json.loads(body)
+    return {name: reply[name] for name in ("retCode", "retMsg", "result", "retExtInfo")}
+
+
+def _batch_answer(*items: tuple[dict[str, str], int, str]) -> dict[str, Any]:
+    """A batch's whole reply: each item's list entry, with its code and message."""
+    return {"retCode": 0, "retMsg": "OK",
+            "result": {"list": [dict(entry, category="linear") for entry, _, _ in items]},
+            "retExtInfo": {"list": [{"code": code, "msg": msg} for _, code, msg in items]}}
+
+
+@THROUGH
+def test_batches_and_cancel_all_skip_the_catch_up_wait_and_answer_as_they_did(
+        through: str, tmp_path: Path) -> None:
+    """The batches and cancel-all take their answers from their outcomes (`_named_ids`).
+
+    Each item is applied in request order (a duplicate link refused after its first use, an
+    amend to the price an earlier item set, a cancel of an order an earlier item cancelled),
+    by id and by link (an older closed order holding the same link), waiting conditional
+    orders, the item-level codes, and cancel-all by symbol, base coin and settle coin, with
+    orders and with none: the same answers as when they read before they submitted. Only
+    cancel-all finding nothing to cancel waits (once), and cancel-all by coin, which names
+    no contract (the dispatcher's wait, not a second one).
+    """
+    async def run() -> None:
+        served = await _serve(through, tmp_path, poll_s=3600.0)
+        service, reads, app = served.service, served.reads, served.app
+        alice, bob = served.alice, served.bob
+        await service.step()
+        for key in (alice, bob):
+            await _get(app, key, "/v5/account/wallet-balance", "accountType=UNIFIED")
+        waits = _count_catch_up_waits(reads)
+        btc = {"category": "linear", "symbol": "BTCUSDT"}
+
+        async def place(order: dict[str, Any], key: ApiKey = alice) -> str:
+            return str((await _post(app, key, "/v5/order/create", order))["orderId"])
+
+        async def batch(kind: str, *items: dict[str, Any]) -> dict[str, Any]:
+            return await _reply(app, alice, f"/v5/order/{kind}-batch",
+                                {"category": "linear", "request": list(items)})
+
+        stop = dict(btc_order("Buy", "0.001", "70000"), triggerPrice="71000",
+                    triggerDirection=1)
+        created = await batch(
+            "create", dict(btc_order("Buy", "0.001", "60000"), orderLinkId="b1"),
+            dict(btc_order("Buy", "0.001", "60001"), orderLinkId="b1"),
+            dict(stop, orderLinkId="b3"),
+            dict(btc_order("Up", "0.001", "60002"), orderLinkId="b4"),
+            dict(btc_order("Buy", "0.001", "60003"), orderLinkId="b5"))
+        ids = [entry["orderId"] for entry in created["result"]["list"]]
+        b1, b3, b5 = ids[0], ids[2], ids[4]
+        assert all((b1, b3, b5)) and len({b1, b3, b5}) == 3
+        at = str(NOW)
+        assert created == _batch_answer(
+            ({"symbol": "BTCUSDT", "orderId": b1, "orderLinkId": "b1", "createAt": at}, 0,
+             "OK"),
+            ({"symbol": "BTCUSDT", "orderId": "", "orderLinkId": "b1", "createAt": ""},
+             110072, "OrderLinkedID is duplicate"),
+            ({"symbol": "BTCUSDT", "orderId": b3, "orderLinkId": "b3", "createAt": at}, 0,
+             "OK"),
+            ({"symbol": "BTCUSDT", "orderId": "", "orderLinkId": "b4", "createAt": ""},
+             10001, "params error: side invalid"),
+            ({"symbol": "BTCUSDT", "orderId": b5, "orderLinkId": "b5", "createAt": at}, 0,
+             "OK"))
+        # An older closed order holds the link "same" the open one holds too.
+        old = await place(dict(btc_order("Buy", "0.001", "59000"), orderLinkId="same"))
+        await _post(app, alice, "/v5/order/cancel", dict(btc, orderId=old))
+        same = await place(dict(btc_order("Buy", "0.001", "59001"), orderLinkId="same"))
+        await place(btc_order("Sell", "0.001", "65000"), bob)
+        filled = await place(dict(btc_order("Buy", "0.001", "65000"), orderLinkId="filled"))
+        ok = (0, "OK")
+        unknown = (110001, "Order does not exist")
+        amended = await batch(
+            "amend", dict(btc, orderId=b1, price="60010"),
+            dict(btc, orderLinkId="b3", triggerPrice="71500"),
+            dict(btc, orderLinkId="same", qty="0.002"),
+            dict(btc, orderLinkId="b1", price="60010"),
+            dict(btc, orderId="123456789", price="60000"),
+            dict(btc, orderId=filled, price="64000"),
+            dict(btc, orderLinkId="nobody", price="60000"))
+        assert amended == _batch_answer(
+            ({"symbol": "BTCUSDT", "orderId": b1, "orderLinkId": "b1"}, *ok),
+            ({"symbol": "BTCUSDT", "orderId": b3, "orderLinkId": "b3"}, *ok),
+            ({"symbol": "BTCUSDT", "orderId": same, "orderLinkId": "same"}, *ok),
+            ({"symbol": "BTCUSDT", "orderId": "", "orderLinkId": "b1"}, 10001,
+             "order not modified"),
+            ({"symbol": "BTCUSDT", "orderId": "123456789", "orderLinkId": ""}, *unknown),
+            ({"symbol": "BTCUSDT", "orderId": filled, "orderLinkId": ""}, *unknown),
+            ({"symbol": "BTCUSDT", "orderId": "", "orderLinkId": "nobody"}, *unknown))
+        cancelled = await batch(
+            "cancel", dict(btc, orderLinkId="same"), dict(btc, orderId=b1),
+            dict(btc, orderLinkId="b3"), dict(btc, orderId=b1),
+            dict(btc, orderId=filled), dict(btc, orderLinkId="nobody"),
+            dict(btc, orderId="x1"))
+        assert cancelled == _batch_answer(
+            ({"symbol": "BTCUSDT", "orderId": same, "orderLinkId": "same"}, *ok),
+            ({"symbol": "BTCUSDT", "orderId": b1, "orderLinkId": "b1"}, *ok),
+            ({"symbol": "BTCUSDT", "orderId": b3, "orderLinkId": "b3"}, *ok),
+            ({"symbol": "BTCUSDT", "orderId": b1, "orderLinkId": ""}, *unknown),
+            ({"symbol": "BTCUSDT", "orderId": filled, "orderLinkId": ""}, *unknown),
+            ({"symbol": "BTCUSDT", "orderId": "", "orderLinkId": "nobody"}, *unknown),
+            ({"symbol": "BTCUSDT", "orderId": "x1", "orderLinkId": ""}, *unknown))
+        assert waits == []
+
+        async def cancel_all(**how: str) -> dict[str, Any]:
+            return await _reply(app, alice, "/v5/order/cancel-all", dict(category="linear",
+                                                                         **how))
+
+        def listed(*orders: tuple[str, str]) -> dict[str, Any]:
+            return {"retCode": 0, "retMsg": "OK", "retExtInfo": {},
+                    "result": {"list": [{"orderId": order_id, "orderLinkId": link}
+                                        for order_id, link in orders], "success": "1"}}
+
+        # b5 rests; a waiting stop and an unlinked order join it; the resting go first.
+        waiting = await place(dict(stop, orderLinkId="w"))
+        plain = await place(btc_order("Buy", "0.001", "58000"))
+        assert await cancel_all(symbol="BTCUSDT") == listed((b5, "b5"), (plain, ""),
+                                                            (waiting, "w"))
+        assert waits == []
+        assert await cancel_all(symbol="BTCUSDT") == listed()
+        assert waits == [alice.account_id]  # nothing to cancel: drawn from state, once
+        eth = await place(dict(btc_order("Buy", "0.01", "1000"), symbol="ETHUSDT",
+                               orderLinkId="e"))
+        btc_order_id = await place(dict(btc_order("Buy", "0.001", "58000"), orderLinkId="c"))
+        assert await cancel_all(baseCoin="ETH") == listed((eth, "e"))
+        assert len(waits) == 2  # by coin: the dispatcher's wait, not a second
+        assert await cancel_all(settleCoin="USDT") == listed((btc_order_id, "c"))
+        assert await cancel_all(settleCoin="USDT") == listed()
+        assert len(waits) == 4
+        await served.close()
+
+    asyncio.run(run())

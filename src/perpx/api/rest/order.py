@@ -9,20 +9,24 @@ changes. Parameters become commands in `perpx.bybit.translate` (shared with `/v5
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from perpx.api import wire
-from perpx.api.context import Access, Context, Endpoint, raise_rejection, rejection
+from perpx.api.context import Access, Context, Endpoint, raise_rejection
 from perpx.bybit import stops, translate
 from perpx.bybit.errors import ApiError, params_error
 from perpx.bybit.params import LISTED_CATEGORIES, Params, in_category, request_specs
-from perpx.core.commands import AmendOrder, CancelOrder
+from perpx.core.commands import AmendOrder, CancelAllOrders, CancelOrder, PlaceOrder
 from perpx.core.events import (
     ConditionalOrderAccepted,
+    ConditionalOrderAmended,
     Event,
     OrderAccepted,
+    OrderAmended,
     OrderCancelled,
     OrderDeactivated,
+    TpSlAttached,
 )
 from perpx.store.history import decode_cursor, encode_cursor
 from perpx.store.records import OrderRecord, is_final
@@ -58,37 +62,52 @@ def _ids(ctx: Context, order_id: int | None, link: str) -> dict[str, str]:
     return {"orderId": str(order_id or ""), "orderLinkId": link}
 
 
+# The events that name an order an amend or cancel changed: the one it names, and any other
+# it takes along (a pair leg, an attached TP/SL, a position's TP/SL resized).
+_NAMING = (OrderCancelled, OrderDeactivated, OrderAmended, ConditionalOrderAmended, TpSlAttached)
+
+
+def _named_ids(ctx: Context, command: AmendOrder | CancelOrder,
+               events: list[Event]) -> dict[str, str]:
+    """Return the ids of the order a successful amend or cancel `command` named, from its outcome.
+
+    The core finds the order by `order_id` or, without one, by the link id of the account's
+    one open order holding it. By id: the id and the link its record holds, read by id after
+    the submit (exact: ids are never reused, and the submit returned once its seq is shown
+    here). By link: the first order the outcome names (`_NAMING`; a cancel names its order
+    first, an amend of a waiting leg names the other leg of its pair first) whose record,
+    read by id, holds the link. Nothing is read before the submit, so neither the single
+    requests nor the batches need the catch-up wait (`Endpoint.reads_state`); reading the
+    projection by link after the submit would find an older closed order of the same link
+    first.
+    """
+    if command.order_id is not None:
+        return _ids(ctx, command.order_id, command.order_link_id)
+    link = command.order_link_id
+    first: int | None = None
+    for event in events:
+        if isinstance(event, _NAMING) and event.account_id == ctx.account_id:
+            found = ctx.service.projector.find(ctx.account_id, event.order_id, "")
+            if found is not None and found.order_link_id == link:
+                return {"orderId": str(found.order_id), "orderLinkId": link}
+            if first is None:
+                first = event.order_id
+    if first is None:
+        raise ApiError(10016, "Internal system error.")
+    return {"orderId": str(first), "orderLinkId": link}  # its record is no longer kept
+
+
 async def amend(ctx: Context) -> dict[str, Any]:
     """POST /v5/order/amend."""
     command = _amend_command(ctx, ctx.params,
                              translate.category_specs(ctx.params, ctx.service.specs))
     events = await ctx.service.submit(command)
     raise_rejection(events)
-    return _ids(ctx, command.order_id, command.order_link_id)
+    return _named_ids(ctx, command, events)
 
 
 def _cancel_command(ctx: Context, params: Params, specs: translate.Specs) -> CancelOrder:
     return translate.cancel(ctx.account_id, params, specs)
-
-
-def _cancelled_ids(ctx: Context, command: CancelOrder, events: list[Event]) -> dict[str, str]:
-    """Return the ids of the order a successful `command` cancelled, from its outcome.
-
-    The core ends the order it names first (`OrderCancelled` or `OrderDeactivated`; any
-    attached leg or pair it takes along comes after), found by `order_id` or, without one,
-    by the link id of the account's one open order holding it: so by link, the first such
-    event's id and the command's link; by id, the id and the link its record holds, read
-    by id after the submit (exact: ids are never reused, and the submit returned once its
-    seq is shown here). Nothing is read before the submit, so the request needs no
-    catch-up wait (`Endpoint.reads_state`); by link, reading the projection after the
-    cancel would find an older closed order of the same link first.
-    """
-    if command.order_id is not None:
-        return _ids(ctx, command.order_id, command.order_link_id)
-    for event in events:
-        if isinstance(event, (OrderCancelled, OrderDeactivated)):
-            return {"orderId": str(event.order_id), "orderLinkId": command.order_link_id}
-    raise ApiError(10016, "Internal system error.")
 
 
 async def cancel(ctx: Context) -> dict[str, Any]:
@@ -97,7 +116,7 @@ async def cancel(ctx: Context) -> dict[str, Any]:
                               translate.category_specs(ctx.params, ctx.service.specs))
     events = await ctx.service.submit(command)
     raise_rejection(events)
-    return _cancelled_ids(ctx, command, events)
+    return _named_ids(ctx, command, events)
 
 
 def _symbols(ctx: Context, params: Params, specs: translate.Specs) -> list[str]:
@@ -105,26 +124,42 @@ def _symbols(ctx: Context, params: Params, specs: translate.Specs) -> list[str]:
     return translate.cancel_symbols(params, specs)
 
 
+def _holds_orders(ctx: Context, command: CancelAllOrders) -> bool:
+    """Whether the account has orders, resting or waiting, on the command's symbol."""
+    engine = ctx.service.engine
+    return bool(engine.orders_of(ctx.account_id, command.symbol)
+                or engine.stops.waiting.of(ctx.account_id, command.symbol))
+
+
 async def cancel_all(ctx: Context) -> dict[str, Any]:
-    """POST /v5/order/cancel-all."""
+    """POST /v5/order/cancel-all.
+
+    A symbol where the venue's state (`Venue.engine`) shows orders of the account gets its
+    command, and the answer lists what the outcomes cancelled. A symbol it shows none on is
+    skipped, which is an answer drawn from that state: only once it holds every write
+    acknowledged before the request (`Context.catch_up`: a gateway's follower may lag; the
+    request by coin has waited already) and once the writer's state is durable (`settled`).
+    """
     commands = translate.cancel_all(ctx.account_id, ctx.params, ctx.service.specs)
-    links = {o.order_id: o.order_link_id for o in ctx.service.projector.open_orders(
-        ctx.account_id)}
-    engine = ctx.service.engine  # the writer's: which symbols need a command at all
+    if not all(_holds_orders(ctx, command) for command in commands):
+        await ctx.catch_up()
+    wanted = [command for command in commands if _holds_orders(ctx, command)]
+    projector = ctx.service.projector
+    # Link ids: an open order's as the read side shows it now, else the cancelled order's
+    # record read by id after the submit (the recent closed orders keep only the newest).
+    links = {o.order_id: o.order_link_id for o in projector.open_orders(ctx.account_id)}
     cancelled: list[dict[str, str]] = []
-    skipped = False
-    for command in commands:
-        if not engine.orders_of(ctx.account_id, command.symbol) and \
-                not engine.stops.waiting.of(ctx.account_id, command.symbol):
-            skipped = True
-            continue
-        events = await ctx.service.submit(command)
+    for events in await ctx.service.submit_all(wanted):
         raise_rejection(events)
-        cancelled += [{"orderId": str(e.order_id), "orderLinkId": links.get(e.order_id, "")}
-                      for e in events if isinstance(e, (OrderCancelled, OrderDeactivated))
-                      and e.account_id == ctx.account_id]
-    if skipped:
-        # "Nothing to cancel" came from the writer's state: answer once it is durable.
+        for event in events:
+            if isinstance(event, (OrderCancelled, OrderDeactivated)) \
+                    and event.account_id == ctx.account_id:
+                link = links.get(event.order_id)
+                if link is None:
+                    found = projector.find(ctx.account_id, event.order_id, "")
+                    link = found.order_link_id if found is not None else ""
+                cancelled.append({"orderId": str(event.order_id), "orderLinkId": link})
+    if len(wanted) < len(commands):
         await ctx.service.settled()
     return {"list": cancelled, "success": "1"}
 
@@ -142,61 +177,81 @@ def _batch_items(ctx: Context) -> tuple[str, translate.Specs, list[Params]]:
     return ctx.params.category(), specs, [Params(item) for item in items]
 
 
+C = TypeVar("C", PlaceOrder, AmendOrder, CancelOrder)
+
+
+async def _batch(ctx: Context, build: Callable[[Context, Params, translate.Specs], C],
+                 answer: Callable[[Context, C, list[Event]], dict[str, str]],
+                 failed: Callable[[Params], dict[str, str]]
+                 ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run a batch: each item's command in request order, each answered on its own.
+
+    All items' commands are built first, then submitted together (`Venue.submit_all`:
+    applied in request order, sharing group commits). An item refused before the core (its
+    parameters) or by it gets its code in `retExtInfo` and `failed(params)` in the list;
+    the others `answer(ctx, command, events)`, from their own outcome.
+    """
+    category, specs, items = _batch_items(ctx)
+    built: list[C | ApiError] = []
+    for params in items:
+        try:
+            built.append(build(ctx, params, specs))
+        except ApiError as error:
+            built.append(error)
+    outcomes = iter(await ctx.service.submit_all(
+        [command for command in built if not isinstance(command, ApiError)]))
+    results, codes = [], []
+    for params, command in zip(items, built, strict=True):
+        try:
+            if isinstance(command, ApiError):
+                raise command
+            results.append({"category": category, **answer(ctx, command, next(outcomes))})
+            codes.append({"code": 0, "msg": "OK"})
+        except ApiError as error:
+            results.append({"category": category, **failed(params)})
+            codes.append({"code": error.code, "msg": error.message})
+    return {"list": results}, {"list": codes}
+
+
+def _place_command(ctx: Context, params: Params, specs: translate.Specs) -> PlaceOrder:
+    return translate.place(ctx.account_id, params, specs)
+
+
+def _created(ctx: Context, command: PlaceOrder, events: list[Event]) -> dict[str, str]:
+    accepted = _accepted(events)
+    return {"symbol": accepted.symbol, "orderId": str(accepted.order_id),
+            "orderLinkId": accepted.order_link_id, "createAt": str(accepted.ts_ms)}
+
+
+def _not_created(params: Params) -> dict[str, str]:
+    return {"symbol": params.text("symbol"), "orderId": "",
+            "orderLinkId": params.text("orderLinkId"), "createAt": ""}
+
+
+def _changed(ctx: Context, command: AmendOrder | CancelOrder,
+             events: list[Event]) -> dict[str, str]:
+    raise_rejection(events)
+    return {"symbol": command.symbol, **_named_ids(ctx, command, events)}
+
+
+def _not_changed(params: Params) -> dict[str, str]:
+    return {"symbol": params.text("symbol"), "orderId": params.text("orderId"),
+            "orderLinkId": params.text("orderLinkId")}
+
+
 async def create_batch(ctx: Context) -> tuple[dict[str, Any], dict[str, Any]]:
     """POST /v5/order/create-batch."""
-    results, codes = [], []
-    category, specs, items = _batch_items(ctx)
-    for params in items:
-        try:
-            command = translate.place(ctx.account_id, params, specs)
-            events = await ctx.service.submit(command)
-            accepted = _accepted(events)
-            results.append({"category": category, "symbol": accepted.symbol,
-                            "orderId": str(accepted.order_id),
-                            "orderLinkId": accepted.order_link_id,
-                            "createAt": str(accepted.ts_ms)})
-            codes.append({"code": 0, "msg": "OK"})
-        except ApiError as error:
-            results.append({"category": category, "symbol": params.text("symbol"),
-                            "orderId": "", "orderLinkId": params.text("orderLinkId"),
-                            "createAt": ""})
-            codes.append({"code": error.code, "msg": error.message})
-    return {"list": results}, {"list": codes}
-
-
-async def _each(ctx: Context, build: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    results, codes = [], []
-    category, specs, items = _batch_items(ctx)
-    for params in items:
-        try:
-            command = build(ctx, params, specs)
-            before = ctx.service.projector.find(ctx.account_id, command.order_id,
-                                                command.order_link_id)
-            events = await ctx.service.submit(command)
-            error = rejection(events)
-            if error is not None:
-                raise error
-            ids = ({"orderId": str(before.order_id), "orderLinkId": before.order_link_id}
-                   if before is not None else _ids(ctx, command.order_id,
-                                                   command.order_link_id))
-            results.append({"category": category, "symbol": command.symbol, **ids})
-            codes.append({"code": 0, "msg": "OK"})
-        except ApiError as error:
-            results.append({"category": category, "symbol": params.text("symbol"),
-                            "orderId": params.text("orderId"),
-                            "orderLinkId": params.text("orderLinkId")})
-            codes.append({"code": error.code, "msg": error.message})
-    return {"list": results}, {"list": codes}
+    return await _batch(ctx, _place_command, _created, _not_created)
 
 
 async def amend_batch(ctx: Context) -> tuple[dict[str, Any], dict[str, Any]]:
     """POST /v5/order/amend-batch."""
-    return await _each(ctx, _amend_command)
+    return await _batch(ctx, _amend_command, _changed, _not_changed)
 
 
 async def cancel_batch(ctx: Context) -> tuple[dict[str, Any], dict[str, Any]]:
     """POST /v5/order/cancel-batch."""
-    return await _each(ctx, _cancel_command)
+    return await _batch(ctx, _cancel_command, _changed, _not_changed)
 
 
 def _page(orders: list[OrderRecord], limit: int, cursor: str) -> tuple[list[OrderRecord], str]:
@@ -305,16 +360,18 @@ async def executions(ctx: Context) -> dict[str, Any]:
 
 
 ROUTES = [
-    # Create, amend and cancel read nothing before they submit but the contract (`Endpoint`;
-    # cancel's answer comes from its outcome, `_cancelled_ids`); the batches and cancel-all
-    # read more.
+    # The writes read nothing before they submit but the contracts they name (`Endpoint`):
+    # amend's and cancel's answers, single or batch, come from their outcome (`_named_ids`),
+    # and cancel-all waits itself only when it finds nothing to cancel (`cancel_all`).
     Endpoint("POST", "/v5/order/create", create, Access.WRITE, reads_state=False),
     Endpoint("POST", "/v5/order/amend", amend, Access.WRITE, reads_state=False),
     Endpoint("POST", "/v5/order/cancel", cancel, Access.WRITE, reads_state=False),
-    Endpoint("POST", "/v5/order/cancel-all", cancel_all, Access.WRITE),
-    Endpoint("POST", "/v5/order/create-batch", create_batch, Access.WRITE),
-    Endpoint("POST", "/v5/order/amend-batch", amend_batch, Access.WRITE),
-    Endpoint("POST", "/v5/order/cancel-batch", cancel_batch, Access.WRITE),
+    Endpoint("POST", "/v5/order/cancel-all", cancel_all, Access.WRITE, reads_state=False),
+    Endpoint("POST", "/v5/order/create-batch", create_batch, Access.WRITE,
+             reads_state=False),
+    Endpoint("POST", "/v5/order/amend-batch", amend_batch, Access.WRITE, reads_state=False),
+    Endpoint("POST", "/v5/order/cancel-batch", cancel_batch, Access.WRITE,
+             reads_state=False),
     Endpoint("GET", "/v5/order/realtime", realtime, Access.READ),
     Endpoint("GET", "/v5/order/history", history, Access.READ),
     Endpoint("GET", "/v5/execution/list", executions, Access.READ),
