@@ -15,9 +15,13 @@ Run: `PYTHONPATH=src python benchmarks/bench_cancel_polls.py [COUNT]` (default 2
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import sys
 import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +35,12 @@ from perpx.store.sqlite import SqliteJournal
 from perpx.transport import CommandEndpoint, UnixWriterClient
 
 NOW = 1_700_000_000_000
+# Where the journal goes: a disk (fsync costs what it costs there), not a RAM /tmp.
+TEMP = os.environ.get("PERPX_BENCH_TMP") or None
 
 
 async def _call(app: RestApp, key: ApiKey, method: str, path: str, payload: str) -> Any:
+    """Send one signed request straight to the dispatcher; return its result (a success)."""
     sign = key.sign(f"{NOW}{key.api_key}5000{payload}")
     headers = {"x-bapi-api-key": key.api_key, "x-bapi-timestamp": str(NOW),
                "x-bapi-recv-window": "5000", "x-bapi-sign": sign}
@@ -44,9 +51,30 @@ async def _call(app: RestApp, key: ApiKey, method: str, path: str, payload: str)
     return reply["result"]
 
 
-async def measure(count: int) -> dict[str, Any]:
-    """Place `count` orders through the gateway, cancel them; return the polls counted."""
-    with tempfile.TemporaryDirectory(prefix="perpx-cancel-polls-") as folder:
+@dataclass
+class Served:
+    """The writer, the gateway in front of it, their keys and one funded key."""
+
+    service: ExchangeService
+    gateway: GatewayService
+    keys: KeyStore
+    alice: ApiKey
+
+    def app(self, through: str) -> RestApp:
+        """The REST app over the writer itself (`writer`) or over the gateway (`gateway`)."""
+        app = create_app(self.service if through == "writer" else self.gateway, self.keys)
+        assert isinstance(app, RestApp)
+        return app
+
+
+@contextlib.asynccontextmanager
+async def served(poll_s: float = 3600.0) -> AsyncIterator[Served]:
+    """The writer on a SQLite journal in a temporary folder, a gateway in front, one funded key.
+
+    The gateway's follower polls the journal every `poll_s` unasked (an hour: only when a
+    request asks). Shared with `bench_batch_polls.py` and `bench_batch_latency.py`.
+    """
+    with tempfile.TemporaryDirectory(prefix="perpx-bench-", dir=TEMP) as folder:
         location = str(Path(folder) / "journal.db")
         keys = KeyStore(None)
         alice = keys.create(demo_funds="100000", rate_limit=1_000_000)
@@ -59,30 +87,39 @@ async def measure(count: int) -> dict[str, Any]:
         await endpoint.start_unix(Path(folder) / "writer.sock")
         gateway = GatewayService(load_instruments(), location,
                                  UnixWriterClient(Path(folder) / "writer.sock"),
-                                 open_history(location), clock=lambda: NOW, poll_s=3600.0)
+                                 open_history(location), clock=lambda: NOW, poll_s=poll_s)
         await gateway.start()
         try:
-            app = create_app(gateway, keys)
-            assert isinstance(app, RestApp)
             await service.step()
-            await _call(app, alice, "GET", "/v5/account/wallet-balance", "accountType=UNIFIED")
-            ids = []
-            for n in range(count):
-                order = {"category": "linear", "symbol": "BTCUSDT", "side": "Buy",
-                         "qty": "0.001", "orderType": "Limit", "price": "60000",
-                         "timeInForce": "GTC", "orderLinkId": f"link-{n}"}
-                placed = await _call(app, alice, "POST", "/v5/order/create", json.dumps(order))
-                ids.append(placed["orderId"])
-            polls = gateway._polls_started
-            for n, order_id in enumerate(ids):
-                name = {"orderId": order_id} if n % 2 else {"orderLinkId": f"link-{n}"}
-                await _call(app, alice, "POST", "/v5/order/cancel", json.dumps(
-                    {"category": "linear", "symbol": "BTCUSDT", **name}))
-            polls = gateway._polls_started - polls
+            yield Served(service, gateway, keys, alice)
         finally:
             await gateway.close()
             await endpoint.close()
             await service.close()
+
+
+def order(n: int, price: str = "60000") -> dict[str, Any]:
+    """A resting BTCUSDT buy with the link id `link-{n}`."""
+    return {"category": "linear", "symbol": "BTCUSDT", "side": "Buy", "qty": "0.001",
+            "orderType": "Limit", "price": price, "timeInForce": "GTC",
+            "orderLinkId": f"link-{n}"}
+
+
+async def measure(count: int) -> dict[str, Any]:
+    """Place `count` orders through the gateway, cancel them; return the polls counted."""
+    async with served() as serving:
+        app, gateway, alice = serving.app("gateway"), serving.gateway, serving.alice
+        await _call(app, alice, "GET", "/v5/account/wallet-balance", "accountType=UNIFIED")
+        ids = []
+        for n in range(count):
+            placed = await _call(app, alice, "POST", "/v5/order/create", json.dumps(order(n)))
+            ids.append(placed["orderId"])
+        polls = gateway._polls_started
+        for n, order_id in enumerate(ids):
+            name = {"orderId": order_id} if n % 2 else {"orderLinkId": f"link-{n}"}
+            await _call(app, alice, "POST", "/v5/order/cancel", json.dumps(
+                {"category": "linear", "symbol": "BTCUSDT", **name}))
+        polls = gateway._polls_started - polls
     return {"bench": "cancel_polls", "cancels": count, "gateway_polls": polls,
             "polls_per_cancel": round(polls / count, 3)}
 

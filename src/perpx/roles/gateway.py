@@ -360,26 +360,40 @@ class GatewayService:
         The command carries `request_id` or one drawn here, so that it can be resent after
         a failover without being applied twice (`_to_writer`).
         """
-        if self.fatal is not None:
-            raise ServiceStopped("the gateway has stopped") from self.fatal
-        rid = request_id or new_request_id()
-        seq, events = await self._to_writer(lambda: self.writer.submit(command, rid))
-        account_id = getattr(command, "account_id", None)
-        if account_id is not None:
-            self._acked[account_id] = max(self._acked.get(account_id, 0), seq)
+        seq, events = await self._sequenced(command, request_id or new_request_id())
         await self._shows(seq)
         return events
 
     async def submit_all(self, commands: Sequence[Command]) -> list[list[Event]]:
-        """`submit` each of `commands` in turn, each once the one before it is durable.
+        """Have the writer sequence `commands` in turn; return their events once all show here.
 
-        One at a time, not pipelined: each command is resent on its own after a failure
-        (`_to_writer`), so with several in flight a later one could reach a new leader (or a
-        reconnected socket) before an earlier one's resend does and be applied first, and a
-        batch's items must be applied in request order. Keeping that order would take the
-        batch over the wire as one request, journaled and resent whole.
+        One at a time, each sent once the one before it is durable, not pipelined: each
+        command is resent on its own after a failure (`_to_writer`), so with several in
+        flight a later one could reach a new leader (or a reconnected socket) before an
+        earlier one's resend does and be applied first, and a batch's items must be applied
+        in request order. Sharing group commits while keeping that order would take the
+        batch over the wire as one request, journaled and resent whole. Only the last seq
+        is waited for here: it shows every earlier one.
         """
-        return [await self.submit(command) for command in commands]
+        outcomes: list[list[Event]] = []
+        last = 0
+        for command in commands:
+            seq, events = await self._sequenced(command, new_request_id())
+            outcomes.append(events)
+            last = max(last, seq)
+        await self._shows(last)
+        return outcomes
+
+    async def _sequenced(self, command: Command, request_id: bytes) -> tuple[int, list[Event]]:
+        """Return the seq and events the writer answered `command` with, once durable."""
+        if self.fatal is not None:
+            raise ServiceStopped("the gateway has stopped") from self.fatal
+        seq, events = await self._to_writer(
+            functools.partial(self.writer.submit, command, request_id))
+        account_id = getattr(command, "account_id", None)
+        if account_id is not None:
+            self._acked[account_id] = max(self._acked.get(account_id, 0), seq)
+        return seq, events
 
     async def _to_writer(self, send: Callable[[], Awaitable[T]]) -> T:
         """Return `send()`'s answer, resending while no writer gave one, for `LEADER_WAIT_S`.
