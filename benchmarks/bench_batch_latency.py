@@ -1,7 +1,7 @@
 """Latency of a signed 10-item `create-batch` and `cancel-batch` (issue #15). Timing: alternate A/B.
 
 The layout of `bench_cancel_polls.py` (its `served`: the writer on a SQLite journal with
-fsync'd group commits, under `PERPX_BENCH_TMP` if set, and one `GatewayService` in front
+fsync'd group commits (`/tmp` here is on the disk), and one `GatewayService` in front
 polling every `POLL_S` as served), the requests sent straight to the REST dispatcher (no
 socket, no HTTP), one client, serially, through the writer's own API (`writer`) and through
 the gateway (`gateway`). Each of ROUNDS rounds: a create-batch of ITEMS resting orders, then

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import sys
 import tempfile
 from collections.abc import AsyncIterator
@@ -35,8 +34,6 @@ from perpx.store.sqlite import SqliteJournal
 from perpx.transport import CommandEndpoint, UnixWriterClient
 
 NOW = 1_700_000_000_000
-# Where the journal goes: a disk (fsync costs what it costs there), not a RAM /tmp.
-TEMP = os.environ.get("PERPX_BENCH_TMP") or None
 
 
 async def _call(app: RestApp, key: ApiKey, method: str, path: str, payload: str) -> Any:
@@ -74,7 +71,7 @@ async def served(poll_s: float = 3600.0) -> AsyncIterator[Served]:
     The gateway's follower polls the journal every `poll_s` unasked (an hour: only when a
     request asks). Shared with `bench_batch_polls.py` and `bench_batch_latency.py`.
     """
-    with tempfile.TemporaryDirectory(prefix="perpx-bench-", dir=TEMP) as folder:
+    with tempfile.TemporaryDirectory(prefix="perpx-bench-") as folder:
         location = str(Path(folder) / "journal.db")
         keys = KeyStore(None)
         alice = keys.create(demo_funds="100000", rate_limit=1_000_000)
