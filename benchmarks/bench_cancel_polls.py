@@ -80,7 +80,8 @@ async def served(poll_s: float = 3600.0) -> AsyncIterator[Served]:
                                   maker=False, feed_interval_s=3600)
         endpoint = CommandEndpoint(service.submit, service.stopped.is_set,
                                    durable_seq=lambda: service.sequencer.durable_seq,
-                                   fund=service.fund_for_gateway)
+                                   fund=service.fund_for_gateway,
+                                   submit_all=service.submit_all)
         await endpoint.start_unix(Path(folder) / "writer.sock")
         gateway = GatewayService(load_instruments(), location,
                                  UnixWriterClient(Path(folder) / "writer.sock"),

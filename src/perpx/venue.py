@@ -115,9 +115,9 @@ class Venue(Protocol):
         """Sequence `commands` in their order; return each one's events once all are durable.
 
         What a batch request submits: each command has its own request id and outcome (a
-        refused one refuses only itself), and each is applied after the one before it. The
-        writer applies them together, so they share group commits; a gateway sends them one
-        after the other (`GatewayService.submit_all` says why).
+        refused one refuses only itself), and each is applied after the one before it, with
+        nothing between them. The writer applies them together, so they share group
+        commits; a gateway sends them to it as one request (`GatewayService.submit_all`).
         """
 
     async def settled(self) -> None:

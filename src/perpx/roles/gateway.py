@@ -360,40 +360,40 @@ class GatewayService:
         The command carries `request_id` or one drawn here, so that it can be resent after
         a failover without being applied twice (`_to_writer`).
         """
-        seq, events = await self._sequenced(command, request_id or new_request_id())
+        if self.fatal is not None:
+            raise ServiceStopped("the gateway has stopped") from self.fatal
+        rid = request_id or new_request_id()
+        seq, events = await self._to_writer(functools.partial(self.writer.submit, command, rid))
+        self._acknowledged(command, seq)
         await self._shows(seq)
         return events
 
     async def submit_all(self, commands: Sequence[Command]) -> list[list[Event]]:
-        """Have the writer sequence `commands` in turn; return their events once all show here.
+        """Have the writer sequence `commands` in order; return their events once shown here.
 
-        One at a time, each sent once the one before it is durable, not pipelined: each
-        command is resent on its own after a failure (`_to_writer`), so with several in
-        flight a later one could reach a new leader (or a reconnected socket) before an
-        earlier one's resend does and be applied first, and a batch's items must be applied
-        in request order. Sharing group commits while keeping that order would take the
-        batch over the wire as one request, journaled and resent whole. Only the last seq
-        is waited for here: it shows every earlier one.
+        One request for them all (`WriterClient.submit_all`), each command with a request
+        id drawn here: the writer applies them in their order at once, so they share group
+        commits, and a resend after a failure goes whole, with the same ids (`_to_writer`),
+        so the new leader answers those journaled (a prefix) and applies the rest, still in
+        order. Sent one by one, a later command's resend could reach a new leader before an
+        earlier one's and be applied first. The last seq shows every earlier one.
         """
-        outcomes: list[list[Event]] = []
-        last = 0
-        for command in commands:
-            seq, events = await self._sequenced(command, new_request_id())
-            outcomes.append(events)
-            last = max(last, seq)
-        await self._shows(last)
-        return outcomes
-
-    async def _sequenced(self, command: Command, request_id: bytes) -> tuple[int, list[Event]]:
-        """Return the seq and events the writer answered `command` with, once durable."""
         if self.fatal is not None:
             raise ServiceStopped("the gateway has stopped") from self.fatal
-        seq, events = await self._to_writer(
-            functools.partial(self.writer.submit, command, request_id))
+        if not commands:
+            return []
+        rids = [new_request_id() for _ in commands]
+        answers = await self._to_writer(functools.partial(self.writer.submit_all, commands,
+                                                          rids))
+        for command, (seq, _) in zip(commands, answers, strict=True):
+            self._acknowledged(command, seq)
+        await self._shows(max(seq for seq, _ in answers))
+        return [events for _, events in answers]
+
+    def _acknowledged(self, command: Command, seq: int) -> None:
         account_id = getattr(command, "account_id", None)
         if account_id is not None:
             self._acked[account_id] = max(self._acked.get(account_id, 0), seq)
-        return seq, events
 
     async def _to_writer(self, send: Callable[[], Awaitable[T]]) -> T:
         """Return `send()`'s answer, resending while no writer gave one, for `LEADER_WAIT_S`.

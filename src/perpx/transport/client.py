@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -38,6 +39,14 @@ class WriterClient(Protocol):
 
         `request_id` is journaled with the command; resending the command with the same id
         after an `OutcomeUnknown` cannot apply it twice (`perpx.transport.wire`).
+        """
+
+    async def submit_all(self, commands: Sequence[Command], request_ids: Sequence[bytes]
+                         ) -> list[tuple[int, list[Event]]]:
+        """Return each command's seq and events once all are durable, applied in order.
+
+        One request (`Wire.requests`): resending it whole with the same ids after an
+        `OutcomeUnknown` applies each command once, still in order.
         """
 
     async def fund(self, account_id: int, demo_funds: str) -> int:
@@ -126,13 +135,19 @@ class UnixWriterClient:
     async def submit(self, command: Command, request_id: bytes | None = None
                      ) -> tuple[int, list[Event]]:
         """Send `command`; return its seq and events once the writer says it is durable."""
-        return await self._ask(self._wire.request(command, request_id))
+        return self._wire.reply(await self._ask(self._wire.request(command, request_id)))
+
+    async def submit_all(self, commands: Sequence[Command], request_ids: Sequence[bytes]
+                         ) -> list[tuple[int, list[Event]]]:
+        """Send a batch's `commands` as one request; return each one's seq and events."""
+        return self._wire.replies(await self._ask(self._wire.requests(commands, request_ids)))
 
     async def fund(self, account_id: int, demo_funds: str) -> int:
         """Have the writer credit a key's demo funds once; return a durable seq past it."""
-        return (await self._ask(Wire.fund_request(account_id, demo_funds)))[0]
+        return self._wire.reply(await self._ask(Wire.fund_request(account_id, demo_funds)))[0]
 
-    async def _ask(self, request: bytes) -> tuple[int, list[Event]]:
+    async def _ask(self, request: bytes) -> bytes:
+        """Send `request`; return the writer's reply body."""
         writer = await self._connected()
         request_id = next(self._ids)
         waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
@@ -144,7 +159,7 @@ class UnixWriterClient:
             self._waiting.pop(request_id, None)
             raise OutcomeUnknown(f"no answer from the writer in {self.timeout_s} s: the "
                                  "command may have been journaled") from None
-        return self._wire.reply(body)
+        return body
 
     def waiting_since(self) -> float | None:
         """None: a dead writer's socket is closed by the kernel, failing its commands at once."""
@@ -199,13 +214,19 @@ class NatsWriterClient:
     async def submit(self, command: Command, request_id: bytes | None = None
                      ) -> tuple[int, list[Event]]:
         """Send `command`; return its seq and events once the writer says it is durable."""
-        return await self._ask(self._wire.request(command, request_id))
+        return self._wire.reply(await self._ask(self._wire.request(command, request_id)))
+
+    async def submit_all(self, commands: Sequence[Command], request_ids: Sequence[bytes]
+                         ) -> list[tuple[int, list[Event]]]:
+        """Send a batch's `commands` as one request; return each one's seq and events."""
+        return self._wire.replies(await self._ask(self._wire.requests(commands, request_ids)))
 
     async def fund(self, account_id: int, demo_funds: str) -> int:
         """Have the writer credit a key's demo funds once; return a durable seq past it."""
-        return (await self._ask(Wire.fund_request(account_id, demo_funds)))[0]
+        return self._wire.reply(await self._ask(Wire.fund_request(account_id, demo_funds)))[0]
 
-    async def _ask(self, request: bytes) -> tuple[int, list[Event]]:
+    async def _ask(self, request: bytes) -> bytes:
+        """Send `request`; return the writer's reply body."""
         from nats.errors import NoRespondersError
         from nats.errors import TimeoutError as NatsTimeout
 
@@ -236,7 +257,7 @@ class NatsWriterClient:
         finally:
             self._in_flight.pop(waiting, None)
             self._abandoned.discard(waiting)
-        return self._wire.reply(msg.data)
+        return bytes(msg.data)
 
     def waiting_since(self) -> float | None:
         """Return when the oldest request still unanswered was sent (monotonic), or None."""

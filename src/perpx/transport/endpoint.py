@@ -6,7 +6,9 @@ with its request id if it carries one, in the order it arrived; the reply is wri
 Many requests are in flight at once, on one connection or many, so one group commit carries
 them all.
 
-A funding request (a gateway meeting a new demo key) is handed to `fund` instead
+A batch's commands in one request (`Wire.requests`) are handed to `submit_all`
+(`ExchangeService.submit_all`), which applies them in their order at once. A funding
+request (a gateway meeting a new demo key) is handed to `fund` instead
 (`ExchangeService.fund_for_gateway`). The endpoint takes the service as callables
 (`submit`, `stopped`, `durable_seq`, `fund`), so that the transport depends on commands and
 events only, never on the service or the API above it. It trusts
@@ -45,6 +47,8 @@ log = logging.getLogger("perpx.transport")
 
 # submit(command, request_id): the events once durable (a known request id: its recorded ones).
 Submit = Callable[[Command, bytes | None], Awaitable[list[Event]]]
+# submit_all(commands, request_ids): each one's events, applied in order, once all are durable.
+SubmitAll = Callable[[list[Command], list[bytes | None]], Awaitable[list[list[Event]]]]
 Fund = Callable[[int, str], Awaitable[None]]
 
 
@@ -52,14 +56,17 @@ class CommandEndpoint:
     """Answer encoded commands with their seq and events, once durable, over both transports."""
 
     def __init__(self, submit: Submit, stopped: Callable[[], bool] | None = None, *,
-                 durable_seq: Callable[[], int] = lambda: 0, fund: Fund | None = None
-                 ) -> None:
+                 durable_seq: Callable[[], int] = lambda: 0, fund: Fund | None = None,
+                 submit_all: SubmitAll | None = None) -> None:
         """Answer with `submit`; `stopped()` refuses commands unread.
 
         `durable_seq`: the writer's durable seq (the reply's seq for a command without
-        events); `fund`: credit a key's demo funds once (`ExchangeService.ensure_funded`).
+        events); `fund`: credit a key's demo funds once (`ExchangeService.ensure_funded`);
+        `submit_all`: a batch's commands (`ExchangeService.submit_all`; without it they
+        are submitted one after the other).
         """
         self._submit = submit
+        self._submit_all = submit_all
         self._stopped = stopped
         self._durable_seq = durable_seq
         self._fund = fund
@@ -75,7 +82,9 @@ class CommandEndpoint:
         """Return the reply to one request body (never raises)."""
         try:
             funding = Wire.funding(body)
-            command, request_id = wire.command(body) if funding is None else (None, None)
+            many = wire.many(body) if funding is None else None
+            command, request_id = (wire.command(body) if funding is None and many is None
+                                   else (None, None))
         except CodecError as bad:
             self.refused += 1
             return Wire.error(REFUSED, str(bad))
@@ -88,6 +97,10 @@ class CommandEndpoint:
         try:
             if command is not None:
                 events = await self._submit(command, request_id)
+            elif many is not None:
+                outcomes = await self._batch(many)
+                self.answered += 1
+                return wire.ok_all(outcomes, self._durable_seq())
             else:
                 assert funding is not None and self._fund is not None
                 await self._fund(*funding)
@@ -98,6 +111,12 @@ class CommandEndpoint:
             return Wire.error(FAILED, repr(failure))
         self.answered += 1
         return wire.ok(events, self._durable_seq())
+
+    async def _batch(self, many: list[tuple[Command, bytes | None]]) -> list[list[Event]]:
+        """Submit a batch's commands in order: together, or without `submit_all` in turn."""
+        if self._submit_all is not None:
+            return await self._submit_all([c for c, _ in many], [r for _, r in many])
+        return [await self._submit(command, rid) for command, rid in many]
 
     def _spawn(self, work: Awaitable[None]) -> None:
         # Tasks start in creation order, so commands reach `submit` in the order they came.

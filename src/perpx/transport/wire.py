@@ -13,6 +13,12 @@ instead of applying the command twice. A reply is a status byte, then:
   (a `Tick`, a cancel-all with nothing open) is durable too: it is answered with the
   writer's durable seq when it was acknowledged (at or past its own seq), so a gateway that
   waits for its reads to pass the reply's seq sees everything durable before the answer;
+- ``MANY``-requests (a first byte ``MANY``, never a codec's format byte) carry a batch's
+  commands (a msgpack array of command requests as above, each with its request id), to be
+  applied in their order with nothing between them (`ExchangeService.submit_all`); the
+  ``OK`` reply is a msgpack array of each command's ``OK`` reply, any other reply is the
+  whole batch's. Resent whole with the same ids, the writer answers the journaled ones from
+  its window and applies the rest, still in order;
 - ``FUNDED``-requests (a first byte ``FUND``, never a codec's format byte) ask the writer to
   credit an API key's demo funds once (`ExchangeService.ensure_funded`), so that two
   gateways seeing a new key at once cannot both fund it; the reply is ``OK`` as above, with
@@ -43,6 +49,7 @@ applied once and its answer is gone, so the gateway tells its caller to look.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 
 import msgspec
 
@@ -57,6 +64,7 @@ FAILED = 2
 LOST = 3
 FUND = 0xF0  # first byte of a demo-funding request (command bodies start with 1 or 2)
 REQ = 0xF1  # first byte of a command with its request id
+MANY = 0xF2  # first byte of a batch's commands
 REQUEST_ID_BYTES = 16
 
 HEADER = struct.Struct(">IQ")  # frame length (of what follows it), request id
@@ -126,6 +134,43 @@ class Wire:
             start = 1 + REQUEST_ID_BYTES
             return self.commands.decode(body[start:]), bytes(body[1:start])
         return self.commands.decode(body), None
+
+    def requests(self, commands: Sequence[Command], request_ids: Sequence[bytes]) -> bytes:
+        """Return the request body of a batch's `commands`, each with its request id."""
+        return bytes([MANY]) + msgspec.msgpack.encode(
+            [self.request(command, rid) for command, rid in zip(commands, request_ids,
+                                                                strict=True)])
+
+    def many(self, body: bytes) -> list[tuple[Command, bytes | None]] | None:
+        """Return the commands of a batch request and their ids; None for another request.
+
+        Raise `CodecError` if the batch is unreadable.
+        """
+        if not body or body[0] != MANY:
+            return None
+        try:
+            items = msgspec.msgpack.decode(body[1:], type=list[bytes])
+        except (msgspec.DecodeError, msgspec.ValidationError) as bad:
+            raise CodecError(f"unreadable batch request: {bad}") from None
+        if not items:
+            raise CodecError("a batch request without commands")
+        return [self.command(item) for item in items]
+
+    def ok_all(self, outcomes: list[list[Event]], durable_seq: int = 0) -> bytes:
+        """Return the reply of a durable batch: each command's `ok`."""
+        return bytes([OK]) + msgspec.msgpack.encode(
+            [self.ok(events, durable_seq) for events in outcomes])
+
+    def replies(self, body: bytes) -> list[tuple[int, list[Event]]]:
+        """Return each command's (seq, events) of a batch's OK reply; raise as `reply` does."""
+        if not body or body[0] != OK:
+            self.reply(body)  # raises the error it means
+            raise OutcomeUnknown("a batch reply with a command's answer")
+        try:
+            items = msgspec.msgpack.decode(body[1:], type=list[bytes])
+        except (msgspec.DecodeError, msgspec.ValidationError) as bad:
+            raise OutcomeUnknown(f"unreadable batch reply from the writer: {bad}") from bad
+        return [self.reply(item) for item in items]
 
     def ok(self, events: list[Event], durable_seq: int = 0) -> bytes:
         """Return the reply of a durable command that emitted `events`.

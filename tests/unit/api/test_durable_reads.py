@@ -104,7 +104,8 @@ async def _serve(through: str, tmp_path: Path, delay_s: float = 0.0,
                               clock=lambda: NOW, maker=False, feed_interval_s=3600)
     endpoint = CommandEndpoint(service.submit, service.stopped.is_set,
                                durable_seq=lambda: service.sequencer.durable_seq,
-                               fund=service.fund_for_gateway)
+                               fund=service.fund_for_gateway,
+                               submit_all=service.submit_all)
     await endpoint.start_unix(tmp_path / "writer.sock")
     gateway = GatewayService(load_instruments(), location,
                              UnixWriterClient(tmp_path / "writer.sock"), open_history(location),

@@ -135,7 +135,7 @@ def writer_endpoint(service: ExchangeService) -> CommandEndpoint:
     """The endpoint as `perpx serve` opens it: durable seq for event-less replies, funding."""
     return CommandEndpoint(service.submit, service.stopped.is_set,
                            durable_seq=lambda: service.sequencer.durable_seq,
-                           fund=service.fund_for_gateway)
+                           fund=service.fund_for_gateway, submit_all=service.submit_all)
 
 
 def test_a_command_without_events_carries_the_seq_it_was_durable_at(
@@ -545,3 +545,43 @@ def test_a_request_whose_answer_is_gone_is_lost_not_resent(tmp_path: Path) -> No
 
     asyncio.run(over_unix(service, body, tmp_path / "writer.sock"))
     assert service.fatal is None and service.engine.last_seq == 0
+
+
+@pytest.mark.parametrize("together", [True, False])
+def test_a_batch_is_applied_in_order_once_and_a_resend_applies_only_the_rest(
+        tmp_path: Path, transport: Run, together: bool) -> None:
+    """One request carries a batch; resent whole with the same ids, nothing applies twice.
+
+    The resend names two commands already applied (sent alone, as a leader that died after
+    journaling a prefix of the batch would hold them) and one not: those two are answered
+    with their recorded events, the third is applied after them. An endpoint without
+    `submit_all` (`together` False) submits a batch's commands in turn: the same answers.
+    """
+    service = sqlite_service(tmp_path)
+    endpoint = (writer_endpoint(service) if together
+                else CommandEndpoint(service.submit, service.stopped.is_set))
+    ids = [uuid.uuid4().bytes for _ in range(3)]
+
+    async def body(client: WriterClient) -> None:
+        await client.submit(Deposit(0, 0, ACCOUNT, "USDT", 10**8 * 100_000))
+        batches = service.sequencer.batches
+        answers = await client.submit_all([order("60000", "a"), order("60000", "a"),
+                                           order("60001", "b")], [uuid.uuid4().bytes
+                                                                  for _ in range(3)])
+        assert [seq for seq, _ in answers] == [2, 3, 4]
+        assert isinstance(answers[0][1][0], OrderAccepted)
+        assert not isinstance(answers[1][1][0], OrderAccepted)  # "a" taken by the first
+        assert isinstance(answers[2][1][0], OrderAccepted)
+        if together:
+            assert service.sequencer.batches == batches + 1  # one group commit for all
+        first = [await client.submit(order("59000", f"r{n}"), ids[n]) for n in range(2)]
+        again = await client.submit_all([order("59000", f"r{n}") for n in range(3)], ids)
+        assert again[:2] == first
+        assert again[2][0] == first[1][0] + 1
+        assert service.sequencer.journal.last_seq() == again[2][0]
+
+    async def run() -> None:
+        await transport(service, body, endpoint)
+        await service.close()
+
+    asyncio.run(run())
