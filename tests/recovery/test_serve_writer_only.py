@@ -91,6 +91,38 @@ def read_back(client: httpx.Client, key: ApiKey, order_id: str) -> None:
     assert [row["orderId"] for row in fills["result"]["list"]] == [order_id], fills
 
 
+def batches(client: httpx.Client, key: ApiKey) -> None:
+    """The batches and cancel-all through the gateway: each item's answer, in request order.
+
+    The gateway sends a batch to the writer as one request (`GatewayService.submit_all`).
+    """
+    low = str(mark(client) * 98 // 100)
+    rest = {**LINEAR, "side": "Buy", "qty": "0.001", "orderType": "Limit", "price": low,
+            "timeInForce": "GTC"}
+    made = signed(client, key, "POST", "/v5/order/create-batch", {"category": "linear",
+                  "request": [dict(rest, orderLinkId="wb1"), dict(rest, orderLinkId="wb1"),
+                              dict(rest, orderLinkId="wb2")]})
+    assert made["retCode"] == 0, made
+    assert [c["code"] for c in made["retExtInfo"]["list"]] == [0, 110072, 0], made
+    first, _, second = (entry["orderId"] for entry in made["result"]["list"])
+    amended = signed(client, key, "POST", "/v5/order/amend-batch", {"category": "linear",
+                     "request": [dict(LINEAR, orderLinkId="wb1", qty="0.002"),
+                                 dict(LINEAR, orderId=second, qty="0.002")]})
+    assert amended["retCode"] == 0, amended
+    assert [(e["orderId"], e["orderLinkId"]) for e in amended["result"]["list"]] == [
+        (first, "wb1"), (second, "wb2")], amended
+    gone = signed(client, key, "POST", "/v5/order/cancel-batch", {"category": "linear",
+                  "request": [dict(LINEAR, orderId=first), dict(LINEAR, orderId=first)]})
+    assert [(e["orderId"], e["orderLinkId"]) for e in gone["result"]["list"]] == [
+        (first, "wb1"), (first, "")], gone
+    assert [c["code"] for c in gone["retExtInfo"]["list"]] == [0, 110001], gone
+    everything = signed(client, key, "POST", "/v5/order/cancel-all", LINEAR)
+    assert everything["result"] == {"list": [{"orderId": second, "orderLinkId": "wb2"}],
+                                    "success": "1"}, everything
+    nothing = signed(client, key, "POST", "/v5/order/cancel-all", LINEAR)
+    assert nothing["result"] == {"list": [], "success": "1"}, nothing
+
+
 def test_writer_only_history_by_projector_kill9(
         tmp_path: Path, nats_url: str, stream_name: str, journal_location: str | None,
         projector_schema: None) -> None:
@@ -117,6 +149,7 @@ def test_writer_only_history_by_projector_kill9(
                 made, took = cross(client, alice, bob, number)
                 read_back(client, bob, took)
                 read_back(client, alice, made)
+            batches(client, alice)
 
         # Kill -9 the projector while orders flow (mid-batch, as likely as not).
         [pid] = [int(found) for found in _PID.findall("\n".join(writer.output))]
