@@ -35,6 +35,7 @@ from perpx.core.numbers import (
     apply_rate_ceil,
     div_ceil,
     div_floor,
+    mul,
     mul_div_ceil,
     mul_div_floor,
 )
@@ -470,11 +471,18 @@ class LinearContract(ContractMaths):
 
         The taker fee on the value at the unrounded bankruptcy price ``EP(1 - s/L)``
         (spec §1.1).
+
+        Computed as ``ceil((T + ceil(-s*T*R / L)) / R)`` with ``T = EV*f``: the same number,
+        since ``ceil(ceil(x/L)/R) = ceil(x/(L*R))`` for positive ``L, R`` and
+        ``T*(L - s*R)/L = T - s*T*R/L`` with ``T`` whole. Compiled, each step is a machine
+        word's (`mul`, `mul_div_ceil`), where ``EV*(L - s*R)*f`` (~2**90) never is.
         """
         require_positive("fee_to_close", "leverage", leverage)
+        fee_value = mul(entry_value_atoms, taker_fee_rate)
         return div_ceil(
-            entry_value_atoms * (leverage - side.sign * RATE_ONE) * taker_fee_rate,
-            leverage * RATE_ONE,
+            fee_value + mul_div_ceil(-fee_value if side is Side.BUY else fee_value, RATE_ONE,
+                                     leverage),
+            RATE_ONE,
         )
 
     def fee_reserve_atoms(self, side: Side, entry_value_atoms: int, qty_lots: int,

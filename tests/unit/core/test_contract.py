@@ -383,3 +383,21 @@ def test_the_bankruptcy_price_is_where_the_initial_margin_is_lost(
     bust = LINEAR.bankruptcy_price_ticks(side, entry, leverage)
     loss = -LINEAR.unrealised_pnl_atoms(side, entry_value, qty, bust)
     assert im_exact <= loss < im_exact + qty * A
+
+
+# Around each power of two, for the i64 paths of `fee_to_close_atoms` (`mul`, `mul_div_ceil`).
+def _near_powers(max_bits: int) -> st.SearchStrategy[int]:
+    return st.builds(lambda bits, delta: max(1, (1 << bits) + delta),
+                     st.integers(0, max_bits), st.integers(-2, 2))
+
+
+@given(side=sides,
+       entry_value=st.one_of(_near_powers(70), st.integers(0, 2**70),
+                             _near_powers(70).map(lambda v: -v)),
+       leverage=st.one_of(_near_powers(40), st.integers(1, 2**40),
+                          st.sampled_from([R, R + 1, R - 1, 10 * R, 100 * R, 2**35, 2**35 - 1])),
+       fee=st.one_of(st.integers(-R, R), _near_powers(30), _near_powers(30).map(lambda f: -f)))
+def test_linear_fee_to_close_equals_the_exact_formula_over_wide_ranges(
+        side: Side, entry_value: int, leverage: int, fee: int) -> None:
+    assert LINEAR.fee_to_close_atoms(side, entry_value, leverage, fee) == div_ceil(
+        entry_value * (leverage - side.sign * R) * fee, leverage * R)
