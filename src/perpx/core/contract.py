@@ -598,6 +598,10 @@ class LinearContract(ContractMaths):
         the terms every line shares taken out of the loop (the risk index asks this for every
         isolated position whose size, entry or margin moved, and a ladder has dozens of
         tiers); the property tests hold it equal to the per-line fraction, rounded.
+
+        ``floor(x*R / (q*a*m))`` is taken as ``floor(floor(x*R/m) / (q*a))`` (nested floors
+        of positive divisors are the floor of the whole): compiled, ``x*R/m`` is a machine
+        word's (`mul_div_floor`, ``R/m`` about one) where ``x*R`` (~2**67) never is.
         """
         function = "isolated_margin_call_price"
         require_positive(function, "qty_lots", qty_lots)
@@ -609,7 +613,7 @@ class LinearContract(ContractMaths):
             for mmr, deduction in lines:
                 mm_factor = RATE_ONE - mmr
                 require_positive(function, "1 -/+ MMR", mm_factor)
-                price = -((deduction - base) * RATE_ONE // (qa * mm_factor))
+                price = -(mul_div_floor(deduction - base, RATE_ONE, mm_factor) // qa)
                 if price > trigger:
                     trigger = price
         else:
@@ -618,7 +622,7 @@ class LinearContract(ContractMaths):
             for mmr, deduction in lines:
                 mm_factor = RATE_ONE + mmr
                 require_positive(function, "1 -/+ MMR", mm_factor)
-                price = (base + deduction) * RATE_ONE // (qa * mm_factor)
+                price = mul_div_floor(base + deduction, RATE_ONE, mm_factor) // qa
                 if price < trigger:
                     trigger = price
         return trigger
@@ -680,6 +684,10 @@ class LinearContract(ContractMaths):
         ``P = MP - s * (MB - sum MM) * R / (q * a * (R - s*MMR))`` ticks, rounded toward the
         mark. None when there is no position, or when a long's MMR is at least 100% (no price
         solves).
+
+        ``MP`` is whole, so rounding toward the mark (a long's up, a short's down) is
+        ``MP - s * floor(x*R / (q*a*m))`` with ``x = MB - sum MM``, ``m = R - s*MMR``, taken
+        as ``floor(floor(x*R/m) / (q*a))``: compiled, a machine word's (`mul_div_floor`).
         """
         if qty_lots <= 0:
             return None
@@ -688,11 +696,8 @@ class LinearContract(ContractMaths):
         if mm_factor <= 0:
             return None
         unit = qty_lots * self.atoms_per_tick_lot
-        numerator = (
-            mark_price_ticks * unit * mm_factor
-            - s * (margin_balance_atoms - total_mm_atoms) * RATE_ONE
-        )
-        return round_liquidation_price(side, numerator, unit * mm_factor)
+        shift = mul_div_floor(margin_balance_atoms - total_mm_atoms, RATE_ONE, mm_factor) // unit
+        return mark_price_ticks - shift if side is Side.BUY else mark_price_ticks + shift
 
     def cross_liquidation_price_legacy_ticks(
         self, side: Side, entry_price_ticks: int, qty_lots: int, available_atoms: int,

@@ -80,10 +80,12 @@ def mul_div_floor(a: int, b: int, denominator: int) -> int:
     * ``|a| < 2**bits(a)`` and ``|b| < 2**bits(b)``, so with ``bits(a) + bits(b) <= 62`` the
       product is under 2**62: one multiply and one floor division;
     * else split ``a = q*d + r`` (``0 <= r < d``, i64 floor division), so
-      ``floor(a*b/d) = q*b + floor(r*b/d)`` (``q*b`` is whole). With ``|b| <= d`` and
-      ``bits(b) + bits(d) <= 62``, ``|r*b| < d*|b| < 2**62``; ``|q| <= |a|/d + 1`` gives
-      ``|q*b| <= |a| + |b| < 2**62 + 2**31`` and ``|floor(r*b/d)| <= |b|``: under 2**63. This
-      is a rate under one (a fee ``f/R``, an IM ``R/L``) on a large amount.
+      ``floor(a*b/d) = q*b + floor(r*b/d)`` (``q*b`` is whole). With ``bits(a) <= 61``,
+      ``bits(b) <= bits(d)`` (so ``|b| < 2d``) and ``bits(b) + bits(d) <= 62`` (so also
+      ``|b| < 2**31``): ``|r*b| < d*|b| < 2**62``; ``|q*d| <= |a| + d < 2**63``;
+      ``|q| <= |a|/d + 1`` gives ``|q*b| < 2|a| + |b| < 2**62 + 2**31``; and
+      ``|floor(r*b/d)| <= |b|``, so the sum stays under 2**62 + 2**32. This is a rate of
+      about one or less (a fee ``f/R``, an IM ``R/L``, ``R/(R -/+ MMR)``) on a large amount.
 
     Anything else, and the pure-Python package (where i64 is int), takes Python's exact ints.
     The property tests compare every path with ``a * b // d`` at and around its bounds.
@@ -98,8 +100,7 @@ def mul_div_floor(a: int, b: int, denominator: int) -> int:
         y: i64 = b
         d: i64 = denominator
         return x * y // d
-    if (bits_a <= _NATIVE_BITS and bits_b + bits_d <= _NATIVE_BITS
-            and -denominator <= b <= denominator):
+    if bits_a < _NATIVE_BITS and bits_b <= bits_d and bits_b + bits_d <= _NATIVE_BITS:
         x2: i64 = a
         y2: i64 = b
         d2: i64 = denominator
