@@ -387,9 +387,13 @@ class LinearContract(ContractMaths):
 
     def unrealised_pnl_atoms(self, side: Side, entry_value_atoms: int, qty_lots: int,
                              mark_price_ticks: int) -> int:
-        """``uPnL = s * (q*MP*a - EV)`` atoms, exact because the position keeps ``EV``."""
-        return side.sign * (mark_price_ticks * qty_lots * self.atoms_per_tick_lot
-                            - entry_value_atoms)
+        """``uPnL = s * (q*MP*a - EV)`` atoms, exact because the position keeps ``EV``.
+
+        Negated rather than multiplied by the sign: compiled, a product with a negative
+        factor (or one of 2**30 or more) goes through heap longs.
+        """
+        gain = mark_price_ticks * qty_lots * self.atoms_per_tick_lot - entry_value_atoms
+        return gain if side is Side.BUY else -gain
 
     def realised_pnl_on_close_atoms(self, side: Side, entry_value_atoms: int, qty_lots: int,
                                     close_qty_lots: int, exit_price_ticks: int
@@ -432,10 +436,14 @@ class LinearContract(ContractMaths):
                          qty_lots: int) -> int:
         """Buy ``min(0, (MP - P) * q * a)``, sell ``min(0, (P - MP) * q * a)`` atoms.
 
-        Exact (spec §0, seed 001).
+        Exact (spec §0, seed 001). A loss is negated into positive factors: compiled, a
+        product with a negative factor goes through heap longs.
         """
-        return min(0, side.sign * (mark_price_ticks - order_price_ticks) * qty_lots
-                   * self.atoms_per_tick_lot)
+        gap = (mark_price_ticks - order_price_ticks if side is Side.BUY
+               else order_price_ticks - mark_price_ticks)
+        if gap < 0 <= qty_lots:
+            return -(-gap * qty_lots * self.atoms_per_tick_lot)
+        return min(0, gap * qty_lots * self.atoms_per_tick_lot)
 
     def break_even_price_ticks(self, side: Side, entry_value_atoms: int, qty_lots: int,
                                realised_pnl_atoms: int, taker_fee_rate: int) -> int | None:

@@ -92,9 +92,9 @@ def mul_div_floor(a: int, b: int, denominator: int) -> int:
     """
     if denominator <= 0:
         raise ZeroDivisionError(f"mul_div: denominator must be positive, was {denominator}")
-    bits_a = a.bit_length()
-    bits_b = b.bit_length()
-    bits_d = denominator.bit_length()
+    bits_a: i64 = a.bit_length()  # i64: the bounds' sums and comparisons in machine words
+    bits_b: i64 = b.bit_length()
+    bits_d: i64 = denominator.bit_length()
     if bits_a + bits_b <= _NATIVE_BITS and bits_d <= _NATIVE_BITS:
         x: i64 = a
         y: i64 = b

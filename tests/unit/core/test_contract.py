@@ -428,3 +428,15 @@ def test_margin_call_trigger_and_cross_estimate_equal_the_exact_formulas_over_wi
     assert LINEAR.cross_liquidation_price_estimate_ticks(
         side, qty, mark, margin, ded, mmr) == round_liquidation_price(
         side, mark * unit * mm_factor - s * (margin - ded) * R, unit * mm_factor)
+
+
+@given(side=sides, mark=st.one_of(prices, _near_powers(40)),
+       price=st.one_of(prices, _near_powers(40)),
+       qty=st.one_of(quantities, st.integers(-10, 0), _near_powers(30)), entry_value=wide_atoms)
+def test_unrealised_pnl_and_order_loss_equal_the_signed_formulas_for_any_inputs(
+        side: Side, mark: int, price: int, qty: int, entry_value: int) -> None:
+    # Negated instead of multiplied by the sign; equal for every integer, even a bad quantity.
+    s = side.sign
+    assert LINEAR.unrealised_pnl_atoms(side, entry_value, qty, mark) == s * (
+        mark * qty * A - entry_value)
+    assert LINEAR.order_loss_atoms(side, mark, price, qty) == min(0, s * (mark - price) * qty * A)
