@@ -1,8 +1,11 @@
 """Apply a bench stream's commands, for an instruction count of `Engine.apply` under callgrind.
 
-    valgrind --tool=callgrind --collect-atstart=no \
+    PYTHONPATH=src valgrind --tool=callgrind --collect-atstart=no \
         --toggle-collect='CPyDef_engine___Engine___apply' --callgrind-out-file=OUT \
-        env PYTHONPATH=src .venv/bin/python benchmarks/apply_instructions.py standard 30000
+        .venv/bin/python benchmarks/apply_instructions.py standard 30000
+
+(Not ``valgrind ... env PYTHONPATH=src python``: valgrind stops at `env`'s exec without
+``--trace-children=yes``, and the count is empty.)
 
 Only the compiled core has that symbol, so only time inside `apply` is counted; the stream's
 own dry run on a throwaway engine (`perpx_commands`, `realistic_stream`) applies every command

@@ -35,6 +35,7 @@ from perpx.core.numbers import (
     apply_rate_ceil,
     div_ceil,
     div_floor,
+    mul,
     mul_div_ceil,
     mul_div_floor,
 )
@@ -386,9 +387,13 @@ class LinearContract(ContractMaths):
 
     def unrealised_pnl_atoms(self, side: Side, entry_value_atoms: int, qty_lots: int,
                              mark_price_ticks: int) -> int:
-        """``uPnL = s * (q*MP*a - EV)`` atoms, exact because the position keeps ``EV``."""
-        return side.sign * (mark_price_ticks * qty_lots * self.atoms_per_tick_lot
-                            - entry_value_atoms)
+        """``uPnL = s * (q*MP*a - EV)`` atoms, exact because the position keeps ``EV``.
+
+        Negated rather than multiplied by the sign: compiled, a product with a negative
+        factor (or one of 2**30 or more) goes through heap longs.
+        """
+        gain = mark_price_ticks * qty_lots * self.atoms_per_tick_lot - entry_value_atoms
+        return gain if side is Side.BUY else -gain
 
     def realised_pnl_on_close_atoms(self, side: Side, entry_value_atoms: int, qty_lots: int,
                                     close_qty_lots: int, exit_price_ticks: int
@@ -431,10 +436,14 @@ class LinearContract(ContractMaths):
                          qty_lots: int) -> int:
         """Buy ``min(0, (MP - P) * q * a)``, sell ``min(0, (P - MP) * q * a)`` atoms.
 
-        Exact (spec §0, seed 001).
+        Exact (spec §0, seed 001). A loss is negated into positive factors: compiled, a
+        product with a negative factor goes through heap longs.
         """
-        return min(0, side.sign * (mark_price_ticks - order_price_ticks) * qty_lots
-                   * self.atoms_per_tick_lot)
+        gap = (mark_price_ticks - order_price_ticks if side is Side.BUY
+               else order_price_ticks - mark_price_ticks)
+        if gap < 0 <= qty_lots:
+            return -(-gap * qty_lots * self.atoms_per_tick_lot)
+        return min(0, gap * qty_lots * self.atoms_per_tick_lot)
 
     def break_even_price_ticks(self, side: Side, entry_value_atoms: int, qty_lots: int,
                                realised_pnl_atoms: int, taker_fee_rate: int) -> int | None:
@@ -470,11 +479,18 @@ class LinearContract(ContractMaths):
 
         The taker fee on the value at the unrounded bankruptcy price ``EP(1 - s/L)``
         (spec §1.1).
+
+        Computed as ``ceil((T + ceil(-s*T*R / L)) / R)`` with ``T = EV*f``: the same number,
+        since ``ceil(ceil(x/L)/R) = ceil(x/(L*R))`` for positive ``L, R`` and
+        ``T*(L - s*R)/L = T - s*T*R/L`` with ``T`` whole. Compiled, each step is a machine
+        word's (`mul`, `mul_div_ceil`), where ``EV*(L - s*R)*f`` (~2**90) never is.
         """
         require_positive("fee_to_close", "leverage", leverage)
+        fee_value = mul(entry_value_atoms, taker_fee_rate)
         return div_ceil(
-            entry_value_atoms * (leverage - side.sign * RATE_ONE) * taker_fee_rate,
-            leverage * RATE_ONE,
+            fee_value + mul_div_ceil(-fee_value if side is Side.BUY else fee_value, RATE_ONE,
+                                     leverage),
+            RATE_ONE,
         )
 
     def fee_reserve_atoms(self, side: Side, entry_value_atoms: int, qty_lots: int,
@@ -590,6 +606,10 @@ class LinearContract(ContractMaths):
         the terms every line shares taken out of the loop (the risk index asks this for every
         isolated position whose size, entry or margin moved, and a ladder has dozens of
         tiers); the property tests hold it equal to the per-line fraction, rounded.
+
+        ``floor(x*R / (q*a*m))`` is taken as ``floor(floor(x*R/m) / (q*a))`` (nested floors
+        of positive divisors are the floor of the whole): compiled, ``x*R/m`` is a machine
+        word's (`mul_div_floor`, ``R/m`` about one) where ``x*R`` (~2**67) never is.
         """
         function = "isolated_margin_call_price"
         require_positive(function, "qty_lots", qty_lots)
@@ -601,7 +621,7 @@ class LinearContract(ContractMaths):
             for mmr, deduction in lines:
                 mm_factor = RATE_ONE - mmr
                 require_positive(function, "1 -/+ MMR", mm_factor)
-                price = -((deduction - base) * RATE_ONE // (qa * mm_factor))
+                price = -(mul_div_floor(deduction - base, RATE_ONE, mm_factor) // qa)
                 if price > trigger:
                     trigger = price
         else:
@@ -610,7 +630,7 @@ class LinearContract(ContractMaths):
             for mmr, deduction in lines:
                 mm_factor = RATE_ONE + mmr
                 require_positive(function, "1 -/+ MMR", mm_factor)
-                price = (base + deduction) * RATE_ONE // (qa * mm_factor)
+                price = mul_div_floor(base + deduction, RATE_ONE, mm_factor) // qa
                 if price < trigger:
                     trigger = price
         return trigger
@@ -672,6 +692,10 @@ class LinearContract(ContractMaths):
         ``P = MP - s * (MB - sum MM) * R / (q * a * (R - s*MMR))`` ticks, rounded toward the
         mark. None when there is no position, or when a long's MMR is at least 100% (no price
         solves).
+
+        ``MP`` is whole, so rounding toward the mark (a long's up, a short's down) is
+        ``MP - s * floor(x*R / (q*a*m))`` with ``x = MB - sum MM``, ``m = R - s*MMR``, taken
+        as ``floor(floor(x*R/m) / (q*a))``: compiled, a machine word's (`mul_div_floor`).
         """
         if qty_lots <= 0:
             return None
@@ -680,11 +704,8 @@ class LinearContract(ContractMaths):
         if mm_factor <= 0:
             return None
         unit = qty_lots * self.atoms_per_tick_lot
-        numerator = (
-            mark_price_ticks * unit * mm_factor
-            - s * (margin_balance_atoms - total_mm_atoms) * RATE_ONE
-        )
-        return round_liquidation_price(side, numerator, unit * mm_factor)
+        shift = mul_div_floor(margin_balance_atoms - total_mm_atoms, RATE_ONE, mm_factor) // unit
+        return mark_price_ticks - shift if side is Side.BUY else mark_price_ticks + shift
 
     def cross_liquidation_price_legacy_ticks(
         self, side: Side, entry_price_ticks: int, qty_lots: int, available_atoms: int,

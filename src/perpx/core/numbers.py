@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Final, NewType
 
+from mypy_extensions import i64
+
 Ticks = NewType("Ticks", int)
 Lots = NewType("Lots", int)
 Atoms = NewType("Atoms", int)
@@ -45,24 +47,81 @@ def div_round(numerator: int, denominator: int) -> int:
     return magnitude if numerator >= 0 else -magnitude
 
 
+# Bits of magnitude an i64 fast path below allows any factor, product or sum it forms: under
+# 2**62, so a sum of two such values stays under 2**63.
+_NATIVE_BITS: Final = 62
+
+
+def mul(a: int, b: int) -> int:
+    """Return ``a * b``, multiplied in a machine word when compiled and provably in range.
+
+    ``bits(a) + bits(b) <= 62`` bounds the product under 2**62 (see `mul_div_floor`, whose
+    first path this is); compiled, mypyc's own int product leaves machine words from a factor
+    of 2**30 or any negative factor.
+    """
+    if a.bit_length() + b.bit_length() <= _NATIVE_BITS:
+        x: i64 = a
+        y: i64 = b
+        return x * y
+    return a * b
+
+
 def mul_div_floor(a: int, b: int, denominator: int) -> int:
-    """Return floor(a * b / denominator), exact for any size of integer."""
-    return div_floor(a * b, denominator)
+    """Return floor(a * b / denominator), exact for any size of integer.
+
+    Compiled by mypyc, an int product is a machine multiply only when both factors are under
+    2**30 and not negative (``CPyTagged_IsMultiplyOverflow``); amounts in atoms are ~2**40,
+    so every such product went through heap longs (``PyNumber_Multiply``, ~700 instructions).
+    The i64 paths multiply in machine words. An i64 product wraps silently on overflow
+    (mypyc emits C's ``*``; a compiled probe gave ``2**62 * 2 == -2**63``), while i64 ``//``
+    floors as Python's does; so each path runs only where its bounds, checked on the
+    operands' bit lengths, prove that no intermediate reaches 2**63:
+
+    * ``|a| < 2**bits(a)`` and ``|b| < 2**bits(b)``, so with ``bits(a) + bits(b) <= 62`` the
+      product is under 2**62: one multiply and one floor division;
+    * else split ``a = q*d + r`` (``0 <= r < d``, i64 floor division), so
+      ``floor(a*b/d) = q*b + floor(r*b/d)`` (``q*b`` is whole). With ``bits(a) <= 61``,
+      ``bits(b) <= bits(d)`` (so ``|b| < 2d``) and ``bits(b) + bits(d) <= 62`` (so also
+      ``|b| < 2**31``): ``|r*b| < d*|b| < 2**62``; ``|q*d| <= |a| + d < 2**63``;
+      ``|q| <= |a|/d + 1`` gives ``|q*b| < 2|a| + |b| < 2**62 + 2**31``; and
+      ``|floor(r*b/d)| <= |b|``, so the sum stays under 2**62 + 2**32. This is a rate of
+      about one or less (a fee ``f/R``, an IM ``R/L``, ``R/(R -/+ MMR)``) on a large amount.
+
+    Anything else, and the pure-Python package (where i64 is int), takes Python's exact ints.
+    The property tests compare every path with ``a * b // d`` at and around its bounds.
+    """
+    if denominator <= 0:
+        raise ZeroDivisionError(f"mul_div: denominator must be positive, was {denominator}")
+    bits_a: i64 = a.bit_length()  # i64: the bounds' sums and comparisons in machine words
+    bits_b: i64 = b.bit_length()
+    bits_d: i64 = denominator.bit_length()
+    if bits_a + bits_b <= _NATIVE_BITS and bits_d <= _NATIVE_BITS:
+        x: i64 = a
+        y: i64 = b
+        d: i64 = denominator
+        return x * y // d
+    if bits_a < _NATIVE_BITS and bits_b <= bits_d and bits_b + bits_d <= _NATIVE_BITS:
+        x2: i64 = a
+        y2: i64 = b
+        d2: i64 = denominator
+        q = x2 // d2
+        return q * y2 + (x2 - q * d2) * y2 // d2
+    return a * b // denominator
 
 
 def mul_div_ceil(a: int, b: int, denominator: int) -> int:
-    """Return ceil(a * b / denominator), exact for any size of integer."""
-    return div_ceil(a * b, denominator)
+    """Return ceil(a * b / denominator), exact for any size of integer (`mul_div_floor`'s paths)."""
+    return -mul_div_floor(-a, b, denominator)
 
 
 def apply_rate_ceil(amount: int, rate: int) -> int:
     """Charge `rate` (in 10**-8) on `amount`, rounded up: a fee or margin the exchange collects."""
-    return div_ceil(amount * rate, RATE_ONE)
+    return mul_div_ceil(amount, rate, RATE_ONE)
 
 
 def apply_rate_floor(amount: int, rate: int) -> int:
     """Pay `rate` (in 10**-8) on `amount`, rounded down: a credit the exchange hands out."""
-    return div_floor(amount * rate, RATE_ONE)
+    return mul_div_floor(amount, rate, RATE_ONE)
 
 
 def round_down_to_step(value: int, step: int) -> int:

@@ -383,3 +383,60 @@ def test_the_bankruptcy_price_is_where_the_initial_margin_is_lost(
     bust = LINEAR.bankruptcy_price_ticks(side, entry, leverage)
     loss = -LINEAR.unrealised_pnl_atoms(side, entry_value, qty, bust)
     assert im_exact <= loss < im_exact + qty * A
+
+
+# Around each power of two, for the i64 paths of `fee_to_close_atoms` (`mul`, `mul_div_ceil`).
+def _near_powers(max_bits: int) -> st.SearchStrategy[int]:
+    return st.builds(lambda bits, delta: max(1, (1 << bits) + delta),
+                     st.integers(0, max_bits), st.integers(-2, 2))
+
+
+@given(side=sides,
+       entry_value=st.one_of(_near_powers(70), st.integers(0, 2**70),
+                             _near_powers(70).map(lambda v: -v)),
+       leverage=st.one_of(_near_powers(40), st.integers(1, 2**40),
+                          st.sampled_from([R, R + 1, R - 1, 10 * R, 100 * R, 2**35, 2**35 - 1])),
+       fee=st.one_of(st.integers(-R, R), _near_powers(30), _near_powers(30).map(lambda f: -f)))
+def test_linear_fee_to_close_equals_the_exact_formula_over_wide_ranges(
+        side: Side, entry_value: int, leverage: int, fee: int) -> None:
+    assert LINEAR.fee_to_close_atoms(side, entry_value, leverage, fee) == div_ceil(
+        entry_value * (leverage - side.sign * R) * fee, leverage * R)
+
+
+wide_atoms = st.one_of(_near_powers(66), _near_powers(66).map(lambda v: -v),
+                       st.integers(-(2**66), 2**66))
+wide_mmrs = st.one_of(st.integers(0, R - 1), st.sampled_from([0, 1, R // 3, 2**25, R - 2**26,
+                                                              R - 2**26 - 1, R - 1]))
+
+
+@given(side=sides, qty=st.one_of(quantities, _near_powers(24)), entry_value=wide_atoms,
+       margin=wide_atoms, ftc=st.integers(0, 10**10), mmr=wide_mmrs, ded=wide_atoms,
+       mark=st.one_of(prices, _near_powers(40)))
+def test_margin_call_trigger_and_cross_estimate_equal_the_exact_formulas_over_wide_ranges(
+        side: Side, qty: int, entry_value: int, margin: int, ftc: int, mmr: int, ded: int,
+        mark: int) -> None:
+    # Their i64 paths (`mul_div_floor` of x*R/m, then // q*a) at and past a machine word.
+    s = side.sign
+    mm_factor = R - s * mmr
+    first = mark if side is BUY else -mark
+    price = round_liquidation_price(side, *LINEAR.isolated_margin_call_price_fraction(
+        side, entry_value, qty, margin, ftc, mmr, ded))
+    expected = max(first, price) if side is BUY else min(first, price)
+    assert LINEAR.isolated_margin_call_trigger_ticks(
+        side, entry_value, qty, margin, ftc, ((mmr, ded),), first) == expected
+    unit = qty * A
+    assert LINEAR.cross_liquidation_price_estimate_ticks(
+        side, qty, mark, margin, ded, mmr) == round_liquidation_price(
+        side, mark * unit * mm_factor - s * (margin - ded) * R, unit * mm_factor)
+
+
+@given(side=sides, mark=st.one_of(prices, _near_powers(40)),
+       price=st.one_of(prices, _near_powers(40)),
+       qty=st.one_of(quantities, st.integers(-10, 0), _near_powers(30)), entry_value=wide_atoms)
+def test_unrealised_pnl_and_order_loss_equal_the_signed_formulas_for_any_inputs(
+        side: Side, mark: int, price: int, qty: int, entry_value: int) -> None:
+    # Negated instead of multiplied by the sign; equal for every integer, even a bad quantity.
+    s = side.sign
+    assert LINEAR.unrealised_pnl_atoms(side, entry_value, qty, mark) == s * (
+        mark * qty * A - entry_value)
+    assert LINEAR.order_loss_atoms(side, mark, price, qty) == min(0, s * (mark - price) * qty * A)

@@ -13,6 +13,7 @@ from perpx.core.numbers import (
     apply_rate_floor,
     div_ceil,
     div_floor,
+    mul,
     mul_div_ceil,
     mul_div_floor,
     round_down_to_step,
@@ -209,3 +210,44 @@ def test_round_to_step_lands_on_the_nearest_multiples(value: int, step: int) -> 
     assert down % step == 0 and up % step == 0
     assert down <= value <= up
     assert up - down in (0, step)
+
+
+# Around each power of two up to 2**70, both signs: the bit-length bounds of the i64 paths
+# (`mul`, `mul_div_floor`) sit at powers of two, and their worst cases at 2**62 and 2**63.
+def _near_powers(max_bits: int = 70) -> st.SearchStrategy[int]:
+    return st.builds(lambda bits, delta, sign: sign * max(0, (1 << bits) + delta),
+                     st.integers(0, max_bits), st.integers(-2, 2), st.sampled_from([1, -1]))
+
+
+wide = st.one_of(_near_powers(), st.integers(-(2**70), 2**70), st.integers(-(2**31), 2**31))
+positive = st.one_of(_near_powers().map(abs), st.integers(1, 2**70)).filter(lambda d: d > 0)
+
+
+@given(a=wide, b=wide)
+def test_mul_is_the_exact_product(a: int, b: int) -> None:
+    assert mul(a, b) == a * b
+
+
+@given(a=wide, b=wide, denominator=positive)
+def test_mul_div_equals_the_exact_formula(a: int, b: int, denominator: int) -> None:
+    assert mul_div_floor(a, b, denominator) == a * b // denominator
+    assert mul_div_ceil(a, b, denominator) == -(-a * b // denominator)
+
+
+@given(a=wide, denominator=_near_powers(40).map(abs).filter(lambda d: d > 0), data=st.data())
+def test_mul_div_of_a_rate_under_one_equals_the_exact_formula(
+        a: int, denominator: int, data: st.DataObject) -> None:
+    # The split path: |b| <= d, b and d small together, a up to (and past) 2**62.
+    b = data.draw(st.one_of(st.integers(-denominator, denominator),
+                            st.sampled_from([-denominator, denominator, 0, 1, -1])))
+    assert mul_div_floor(a, b, denominator) == a * b // denominator
+    assert mul_div_ceil(a, b, denominator) == -(-a * b // denominator)
+
+
+@pytest.mark.parametrize("a", [2**62 - 1, -(2**62) + 1, 2**62, -(2**62), 2**63 - 1, -(2**63)])
+@pytest.mark.parametrize(("b", "denominator"), [(RATE_ONE, 10**9), (55_000, RATE_ONE),
+                                                (2**31 - 1, 2**31 - 1), (-(2**31) + 1, 2**31),
+                                                (1, 1), (-1, 1), (2, 3)])
+def test_mul_div_at_the_edge_of_a_machine_word(a: int, b: int, denominator: int) -> None:
+    assert mul_div_floor(a, b, denominator) == a * b // denominator
+    assert mul_div_ceil(a, b, denominator) == -(-a * b // denominator)

@@ -14,7 +14,7 @@ from typing import Final
 from perpx.core.account.accounts import DEFAULT_LEVERAGE, Account
 from perpx.core.enums import Side
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.numbers import RATE_ONE
+from perpx.core.numbers import RATE_ONE, mul_div_ceil
 
 _BUY: Final = Side.BUY
 
@@ -38,9 +38,9 @@ class OrderCostRates:
     ``ceil(V*R/L)``, ``ceil(V*(L - s*R)*f / (L*R))`` and ``ceil(V*f/R)`` are each
     ``ceil(V*n/d)`` for a fixed fraction ``n/d``; divided by their gcd, ``n`` and ``d`` are
     small (10x: 1/10, 99/200000, 11/20000), so ``V*n`` fits a machine word where ``V*R``
-    (about 10**19 for a few thousand USDT) does not; split as `_ceil_times` splits it, each
-    factor is also small enough for a native product when compiled. Same fraction, same
-    ceiling: the cost is exactly `order_cost_fast_atoms`'s formula.
+    (about 10**19 for a few thousand USDT) does not, and `mul_div_ceil` takes it in i64 when
+    compiled. Same fraction, same ceiling: the cost is exactly `order_cost_fast_atoms`'s
+    formula.
     """
 
     __slots__ = ("fee_den", "fee_num", "ftc_den", "ftc_num", "im_den", "im_num")
@@ -53,24 +53,9 @@ class OrderCostRates:
 
     def cost_atoms(self, value_atoms: int) -> int:
         """Return the cost of an order worth `value_atoms`: the three parts, each rounded up."""
-        return (_ceil_times(value_atoms, self.im_num, self.im_den)
-                + _ceil_times(value_atoms, self.ftc_num, self.ftc_den)
-                + _ceil_times(value_atoms, self.fee_num, self.fee_den))
-
-
-def _ceil_times(value: int, num: int, den: int) -> int:
-    """Return ``ceil(value * num / den)`` (``den > 0``) without multiplying `value` itself.
-
-    With ``value = q*den + r`` (``0 <= r < den``) it is ``q*num + ceil(r*num / den)``, exactly.
-    Compiled, a product is native only when both factors are under 2**30 and not negative
-    (mypyc's ``CPyTagged_IsMultiplyOverflow``); an order's value in atoms is above that from
-    ~10.7 USDT, and ``-value * num``, negative, never is: each went through a heap long.
-    ``q`` and ``r`` are small for the rates of `OrderCostRates` (``den`` is 10, 200,000,
-    20,000 at 10x), and a factor of 1 (IM at a whole leverage) is not multiplied at all.
-    """
-    q = value // den
-    r = value % den
-    return (q if num == 1 else q * num) + (r * num + den - 1) // den
+        return (mul_div_ceil(value_atoms, self.im_num, self.im_den)
+                + mul_div_ceil(value_atoms, self.ftc_num, self.ftc_den)
+                + mul_div_ceil(value_atoms, self.fee_num, self.fee_den))
 
 
 def _lowest_terms(numerator: int, denominator: int) -> tuple[int, int]:
@@ -150,7 +135,7 @@ def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
                 and sums.memo_opening_lots == opening and sums.memo_leverage == leverage):
             total += sums.memo_margin_atoms
             continue
-        value = -(-notional * opening // leaves)
+        value = mul_div_ceil(notional, opening, leaves)
         cost = order_cost_rates(bust_sign, leverage, fee_rate).cost_atoms(value)
         sums.memo_leaves_lots = leaves
         sums.memo_notional_atoms = notional

@@ -28,7 +28,7 @@ from perpx.core.account.risk_value import AccountRisk, PositionRisk, RiskValue
 from perpx.core.codes import RejectCode, Rejected
 from perpx.core.enums import MarginMode, Side
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.numbers import RATE_ONE, div_ceil
+from perpx.core.numbers import RATE_ONE, div_ceil, mul_div_floor
 from perpx.core.risk import liquidation
 
 _BUY: Final = Side.BUY
@@ -238,7 +238,7 @@ class CrossMargin(_Stateless):
             else:  # inverse: the contract's rounding (`InverseContract.unrealised_pnl_atoms`)
                 upnl = spec.contract.unrealised_pnl_atoms(_BUY if size > 0 else _SELL, entry,
                                                           qty, mark)
-            total += (upnl + (-value * RATE_ONE // position.leverage)
+            total += (upnl + mul_div_floor(-value, RATE_ONE, position.leverage)
                       - position.fee_to_close_atoms(spec))
         order_sums = account.order_sums
         if not order_sums:
