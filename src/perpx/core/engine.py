@@ -72,6 +72,7 @@ from perpx.core.events import (
     VenueParamsSet,
 )
 from perpx.core.instruments import InstrumentSpec, dated_symbol, spec_from_record, spec_record
+from perpx.core.keys import position_key
 from perpx.core.lifecycle import TRANSITIONS, Happening
 from perpx.core.market import Market
 from perpx.core.orders import closing, tpsl
@@ -403,7 +404,7 @@ class Engine:
                 continue
             if any(liquidation.is_past_liquidation(self.clearing, position, mark)
                    for idx in (0, 1, 2)
-                   if (position := account.positions.get((event.symbol, idx)))):
+                   if (position := account.positions.get(position_key(event.symbol, idx)))):
                 breached.add(event.symbol)
         for symbol in sorted(breached):
             self.sweep(symbol, seq, ts_ms, events)

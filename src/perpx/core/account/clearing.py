@@ -65,6 +65,7 @@ from perpx.core.events import (
     SessionSettled,
 )
 from perpx.core.instruments import InstrumentSpec
+from perpx.core.keys import position_key, side_key, symbol_keys
 from perpx.core.numbers import RATE_ONE, div_floor
 from perpx.core.orders.rules import check_position_idx, closes_hedge_side
 from perpx.core.prices.funding import funding_fee_atoms
@@ -127,7 +128,9 @@ class Clearing(ReplenishingLedger):
         # orders, so the clearing keeps no second index of them.
         self.orders_by_account_symbol = (orders_by_account_symbol
                                          if orders_by_account_symbol is not None else {})
-        self._value_caps: dict[tuple[str, int], int] = {}
+        # The value cap of each leverage, by symbol then leverage: a dict by (symbol,
+        # leverage) would build and compare a tuple at each order (issue #14).
+        self._value_caps: dict[str, dict[int, int]] = {}
         self.index_of = index_of if index_of is not None else _no_price
         self.collateral = collateral if collateral is not None else default_collateral()
         # Portfolio margin's scenario grid, risk factor and IM factor (§5, §7 N14).
@@ -627,9 +630,9 @@ class Clearing(ReplenishingLedger):
     def _side_exposure_atoms(self, account: Account, spec: InstrumentSpec, idx: int,
                              side: Side) -> int:
         """Return one side's position value at the mark plus its open-order value."""
-        sums = account.order_sums.get((spec.symbol, idx, side))
+        sums = account.order_sums.get(side_key(spec.symbol, idx, side))
         value = sums.notional_atoms if sums is not None else 0
-        position = account.positions.get((spec.symbol, idx))
+        position = account.positions.get(position_key(spec.symbol, idx))
         if position is not None and position.size_lots and (position.size_lots > 0) == (
                 side is _BUY):
             mark = self.mark_of(spec.symbol)
@@ -675,13 +678,15 @@ class Clearing(ReplenishingLedger):
         # `calc.order_loss_atoms`, written out (the property tests hold them equal).
         symbol = spec.symbol
         sign = 1 if side is _BUY else -1
-        sums = account.order_sums.get((symbol, position_idx, side))
+        keys = symbol_keys(symbol)
+        sums = account.order_sums.get(keys.side(position_idx, side))
         if sums is not None:
             resting = sums.leaves_lots
             side_value = sums.notional_atoms
         else:
             resting = side_value = 0
-        position = account.positions.get((symbol, position_idx))
+        key = keys.position(position_idx)
+        position = account.positions.get(key)
         size = position.size_lots if position is not None else 0
         closing = 0
         if position_idx == 0 and size and (size < 0) == (sign > 0):
@@ -689,9 +694,10 @@ class Clearing(ReplenishingLedger):
         opening = max(0, resting + qty_lots - closing) - max(0, resting - closing)
         if opening == 0:
             return qty_lots, False
-        leverage = account.leverage.get((symbol, position_idx), DEFAULT_LEVERAGE)
+        leverage = account.leverage.get(key, DEFAULT_LEVERAGE)
         value = spec.contract.value_ceil_atoms(price_ticks, opening)
-        cap = self._value_caps.get((symbol, leverage))
+        caps = self._value_caps.get(symbol)
+        cap = caps.get(leverage) if caps is not None else None
         if cap is None:
             cap = self._value_cap_atoms(spec, leverage)
         # Only the order's own side grows, so only its total can newly pass the cap.
@@ -748,13 +754,16 @@ class Clearing(ReplenishingLedger):
 
     def _value_cap_atoms(self, spec: InstrumentSpec, leverage: int) -> int:
         """Return the largest position value the leverage allows: the last tier it fits."""
-        cap = self._value_caps.get((spec.symbol, leverage))
+        caps = self._value_caps.get(spec.symbol)
+        if caps is None:
+            caps = self._value_caps[spec.symbol] = {}
+        cap = caps.get(leverage)
         if cap is None:
             cap = spec.risk_tiers[0].limit_atoms
             for tier in spec.risk_tiers:
                 if tier.max_leverage >= leverage:
                     cap = tier.limit_atoms
-            self._value_caps[spec.symbol, leverage] = cap
+            caps[leverage] = cap
         return cap
 
     def _reduce_only_qty(self, account: Account | None, spec: InstrumentSpec, side: Side,
@@ -787,7 +796,7 @@ class Clearing(ReplenishingLedger):
         account = self.accounts[account_id]
         account.forget_order_margin(symbol)
         self.dirty.add(account_id)
-        key3 = (symbol, order.position_idx, order.side)
+        key3 = side_key(symbol, order.position_idx, order.side)
         sums = account.order_sums.get(key3)
         if sums is None:
             sums = account.order_sums[key3] = OpenOrderSums()
@@ -841,7 +850,7 @@ class Clearing(ReplenishingLedger):
         account = self.accounts[order.account_id]
         account.forget_order_margin(order.symbol)
         self.dirty.add(order.account_id)
-        key = (order.symbol, order.position_idx, order.side)
+        key = side_key(order.symbol, order.position_idx, order.side)
         order_sums = account.order_sums
         sums = order_sums[key]
         sums.leaves_lots -= qty_lots
@@ -901,7 +910,7 @@ class Clearing(ReplenishingLedger):
         fee_obj: Any = fee
         account = self.accounts[account_id]
         idx = order.position_idx
-        key = (symbol, idx)
+        key = position_key(symbol, idx)
         position = account.positions.get(key)
         if position is None:
             position = account.positions[key] = Position(
@@ -965,7 +974,7 @@ class Clearing(ReplenishingLedger):
         for account_id in (sorted(self.accounts) if mark_ticks else ()):
             account = self.accounts[account_id]
             for idx in (0, 1, 2):
-                position = account.positions.get((symbol, idx))
+                position = account.positions.get(position_key(symbol, idx))
                 if position is None or not position.size_lots or not rate:
                     continue
                 value = spec.contract.value_ceil_atoms(mark_ticks, position.qty_lots)
@@ -1018,7 +1027,7 @@ class Clearing(ReplenishingLedger):
             account = self.accounts[account_id]
             settled = False
             for idx in (0, 1, 2):
-                position = account.positions.get((symbol, idx))
+                position = account.positions.get(position_key(symbol, idx))
                 if position is None or not position.size_lots:
                     continue
                 size = position.size_lots
@@ -1089,7 +1098,7 @@ class Clearing(ReplenishingLedger):
         contract = spec.contract
         for account_id in sorted(self.accounts):
             account = self.accounts[account_id]
-            position = account.positions.get((symbol, 0))
+            position = account.positions.get(position_key(symbol, 0))
             if position is None or not position.size_lots:
                 continue  # one-way only: index 0 is the only one (`one_way_only`)
             size = position.size_lots
@@ -1185,11 +1194,12 @@ class Clearing(ReplenishingLedger):
             account.balances = dict(data["balances"])
             account.collateral_off = set(data.get("collateral_off", ()))
             account.position_modes = {s: PositionMode(m) for s, m in data["position_modes"]}
-            account.leverage = {(s, i): v for s, i, v in data["leverage"]}
+            account.leverage = {position_key(s, i): v for s, i, v in data["leverage"]}
             account.auto_add_margin = {(s, i): v for s, i, v in data["auto_add_margin"]}
             for record in data["positions"]:
                 position = Position.from_record(record)
-                account.positions[position.symbol, position.position_idx] = position
+                key = position_key(position.symbol, position.position_idx)
+                account.positions[key] = position
             self.accounts[account.account_id] = account
         self.dirty = set(self.accounts)
         self.multi_coin = {a.account_id for a in self.accounts.values() if self._may_pool(a)}

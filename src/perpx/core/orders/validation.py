@@ -17,6 +17,7 @@ from perpx.core.codes import RejectCode, Rejected
 from perpx.core.commands import PlaceOrder
 from perpx.core.enums import OrderType, Side
 from perpx.core.instruments import InstrumentSpec, PriceLimitAction
+from perpx.core.keys import position_key
 from perpx.core.market import Market
 from perpx.core.orders import closing
 from perpx.core.orders.rules import (
@@ -112,7 +113,7 @@ def _check_beyond_liquidation(clearing: Clearing, account_id: int, symbol: str,
     # others' `trigger_ticks` is always None, so they are not asked.
     if account is None or not account.model.holds_position_margin:
         return
-    position = account.positions.get((symbol, position_idx))
+    position = account.positions.get(position_key(symbol, position_idx))
     if position is None or position.side is not side:
         return
     liq = account.model.trigger_ticks(clearing, position)
