@@ -115,7 +115,7 @@ class Clearing(ReplenishingLedger):
         index_of: Callable[[str], int | None] | None = None,
         collateral: CollateralTable | None = None,
         pm_params: PmParams | None = None,
-        orders_by_account_symbol: dict[tuple[int, str], dict[int, RestingOrder]] | None = None,
+        orders_by_account: dict[int, dict[str, dict[int, RestingOrder]]] | None = None,
     ) -> None:
         self.instruments = instruments
         self.mark_of = mark_of
@@ -123,11 +123,10 @@ class Clearing(ReplenishingLedger):
         self.published_mark_of = published_mark_of
         self.last_price_of = last_price_of
         self.order_by_id = order_by_id
-        # The market's open orders by account and symbol (`Market.by_account_symbol`), read
+        # The market's open orders by account and symbol (`Market.orders_by_account`), read
         # for order loss: its orders less the reduce-only ones are the account's opening
         # orders, so the clearing keeps no second index of them.
-        self.orders_by_account_symbol = (orders_by_account_symbol
-                                         if orders_by_account_symbol is not None else {})
+        self.orders_by_account = orders_by_account if orders_by_account is not None else {}
         # The value cap of each leverage, by symbol then leverage: a dict by (symbol,
         # leverage) would build and compare a tuple at each order (issue #14).
         self._value_caps: dict[str, dict[int, int]] = {}
@@ -828,7 +827,8 @@ class Clearing(ReplenishingLedger):
         mark = self.published_mark_of(spec.symbol)
         if mark is None:
             return 0
-        mine = self.orders_by_account_symbol.get((account_id, spec.symbol))
+        by_symbol = self.orders_by_account.get(account_id)
+        mine = by_symbol.get(spec.symbol) if by_symbol is not None else None
         if not mine:
             return 0
         order_loss_atoms = spec.contract.order_loss_atoms

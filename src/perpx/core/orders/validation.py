@@ -71,7 +71,8 @@ def validate_order(market: Market, clearing: Clearing, account_id: int, symbol: 
                            "Reduce-only rule not satisfied")
     check_qty(spec, qty, is_market)
     check_order_link_id(order_link_id, account_id, market.by_link)
-    active = market.by_account_symbol.get((account_id, symbol))
+    by_symbol = market.orders_by_account.get(account_id)
+    active = by_symbol.get(symbol) if by_symbol is not None else None
     if active is not None and len(active) >= spec.max_active_orders:
         raise Rejected(RejectCode.TOO_MANY_ACTIVE_ORDERS,
                        f"Not allowed to have more than {spec.max_active_orders} active orders")
