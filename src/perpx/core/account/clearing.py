@@ -939,7 +939,7 @@ class Clearing(ReplenishingLedger):
                                 effect.funding_atoms, close_fee))
         # `position_changed`, written out.
         self.dirty.add(account_id)
-        self.moved_positions.add((account_id, symbol, idx))
+        self.moved_positions.add(position.moved_key)
         events.append(_POSITION_CHANGED(seq_obj, ts_obj, account_id, symbol, idx,
                                         position.size_lots, position.entry_value_atoms,
                                         position.leverage, position.margin_atoms,
@@ -950,7 +950,7 @@ class Clearing(ReplenishingLedger):
                           events: list[Event]) -> None:
         """Emit the position's new state."""
         self.dirty.add(position.account_id)
-        self.moved_positions.add((position.account_id, position.symbol, position.position_idx))
+        self.moved_positions.add(position.moved_key)
         events.append(_POSITION_CHANGED(seq, ts_ms, position.account_id, position.symbol,
                                         position.position_idx, position.size_lots,
                                         position.entry_value_atoms, position.leverage,

@@ -39,6 +39,7 @@ class Position:
         "leverage",
         "liq_cache",
         "margin_atoms",
+        "moved_key",
         "open_fee_atoms",
         "position_idx",
         "realized_pnl_atoms",
@@ -53,6 +54,11 @@ class Position:
         self.account_id = account_id
         self.symbol = symbol
         self.position_idx = position_idx
+        # Its entry in the clearing's `moved_positions`, built once: every fill and change
+        # adds it, and the set then finds this very object, where a fresh tuple is allocated,
+        # then compared field by field (issue #14). Typed Any: compiled, a tuple[int, str, int]
+        # is an unboxed struct, rebuilt as a new tuple at each use.
+        self.moved_key: Any = (account_id, symbol, position_idx)
         self.size_lots = 0
         self.entry_value_atoms = 0
         self.leverage = leverage
