@@ -97,7 +97,8 @@ class Position:
         twin.open_fee_atoms = self.open_fee_atoms
         twin.funding_atoms = self.funding_atoms
         twin.true_entry_atoms = self.true_entry_atoms
-        # The caches are tuples of ints, immutable, so the copy may share them.
+        # The caches are tuples of ints, immutable, so the copy may share them (and its key).
+        twin.moved_key = self.moved_key
         twin._ftc_cache = self._ftc_cache
         twin.liq_cache = self.liq_cache
         twin.trigger_cache = self.trigger_cache
