@@ -1,12 +1,14 @@
 """Apply a bench stream's commands, for an instruction count of `Engine.apply` under callgrind.
 
-    valgrind --tool=callgrind --collect-atstart=no \
+    valgrind --tool=callgrind --trace-children=yes --collect-atstart=no \
         --toggle-collect='CPyDef_engine___Engine___apply' --callgrind-out-file=OUT \
         env PYTHONPATH=src .venv/bin/python benchmarks/apply_instructions.py standard 30000
 
-Only the compiled core has that symbol, so only time inside `apply` is counted; the stream's
-own dry run on a throwaway engine (`perpx_commands`, `realistic_stream`) applies every command
-once too, so the count is that of two runs, the same on both sides of a comparison.
+`--trace-children=yes`: valgrind otherwise follows `env` alone, and `env` execs Python, so
+the profile comes out empty. Only the compiled core has that symbol, so only time inside
+`apply` is counted; the stream's own dry run on a throwaway engine (`perpx_commands`,
+`realistic_stream`) applies every command once too, so the count is that of two runs, the
+same on both sides of a comparison.
 `callgrind_annotate --inclusive=yes OUT` shows which functions the instructions went to.
 """
 
