@@ -233,7 +233,8 @@ class Delivery:
     def _cancel_orders(self, symbol: str, seq: int, ts_ms: int, events: list[Event]) -> None:
         """Cancel every resting and waiting order of `symbol`, by account then order id."""
         market = self.market
-        accounts = sorted({account for account, s in market.by_account_symbol if s == symbol}
+        accounts = sorted({account for account, by_symbol in market.orders_by_account.items()
+                           if symbol in by_symbol}
                           | {order.account_id for order in self.stops.waiting.orders.values()
                              if order.symbol == symbol})
         for account_id in accounts:

@@ -72,6 +72,7 @@ from perpx.core.events import (
     VenueParamsSet,
 )
 from perpx.core.instruments import InstrumentSpec, dated_symbol, spec_from_record, spec_record
+from perpx.core.keys import position_key
 from perpx.core.lifecycle import TRANSITIONS, Happening
 from perpx.core.market import Market
 from perpx.core.orders import closing, tpsl
@@ -132,7 +133,7 @@ class Engine:
         self.books = market.books
         self.open_orders = market.open_orders
         self.by_link = market.by_link
-        self.by_account_symbol = market.by_account_symbol
+        self.orders_by_account = market.orders_by_account
         self.last_price = market.last_price
         self.mark_price = market.mark_price
         self.index_price = market.index_price
@@ -151,7 +152,7 @@ class Engine:
         self.clearing = Clearing(market.instruments, market.mark_of, market.orders_of,
                                  market.mark_price.get, market.last_price.get,
                                  market.open_orders.get, market.index_price.get, collateral,
-                                 pm_params, market.by_account_symbol)
+                                 pm_params, market.orders_by_account)
         clearing = self.clearing
         # The subsystems get the market, the clearing and the engine as the protocols they
         # need (`perpx.core.ports`): the order runner, and the reactions to a new mark.
@@ -403,7 +404,7 @@ class Engine:
                 continue
             if any(liquidation.is_past_liquidation(self.clearing, position, mark)
                    for idx in (0, 1, 2)
-                   if (position := account.positions.get((event.symbol, idx)))):
+                   if (position := account.positions.get(position_key(event.symbol, idx)))):
                 breached.add(event.symbol)
         for symbol in sorted(breached):
             self.sweep(symbol, seq, ts_ms, events)
@@ -750,10 +751,12 @@ class Engine:
         self.open_orders[order.order_id] = order
         if order.order_link_id:
             self.by_link[order.account_id, order.order_link_id] = order.order_id
-        key = (order.account_id, order.symbol)
-        mine = self.by_account_symbol.get(key)
+        by_symbol = self.orders_by_account.get(order.account_id)
+        if by_symbol is None:
+            by_symbol = self.orders_by_account[order.account_id] = {}
+        mine = by_symbol.get(order.symbol)
         if mine is None:
-            mine = self.by_account_symbol[key] = {}
+            mine = by_symbol[order.symbol] = {}
         mine[order.order_id] = order
 
     def _forget(self, order: RestingOrder) -> None:
@@ -763,11 +766,13 @@ class Engine:
         del self.open_orders[order.order_id]
         if order.order_link_id:
             del self.by_link[order.account_id, order.order_link_id]
-        key = (order.account_id, order.symbol)
-        mine = self.by_account_symbol[key]
+        by_symbol = self.orders_by_account[order.account_id]
+        mine = by_symbol[order.symbol]
         del mine[order.order_id]
         if not mine:
-            del self.by_account_symbol[key]
+            del by_symbol[order.symbol]
+            if not by_symbol:
+                del self.orders_by_account[order.account_id]
 
     def _forget_if_known(self, order: RestingOrder) -> None:
         if self.open_orders.get(order.order_id) is order:

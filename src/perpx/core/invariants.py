@@ -35,7 +35,8 @@ def check_all(market: Market, clearing: Clearing, stops: Stops) -> None:
             raise InvariantViolation(f"order {order_id} indexed but not the one in the book")
         if order.qty_lots != order.filled_lots + order.leaves_lots:
             raise InvariantViolation(f"order {order_id}: qty != filled + leaves")
-    indexed = sum(len(m) for m in market.by_account_symbol.values())
+    indexed = sum(len(m) for by_symbol in market.orders_by_account.values()
+                  for m in by_symbol.values())
     if indexed != len(market.open_orders):
         raise InvariantViolation("per-account order index disagrees with open orders")
     clearing.check_invariants()

@@ -29,9 +29,12 @@ class Market:
             self.instruments[spec.symbol] = spec
             self.books[spec.symbol] = OrderBook(spec.symbol)
         self.open_orders: dict[int, RestingOrder] = {}
-        # Order link ids of open and waiting orders, and open orders by account and symbol.
+        # Order link ids of open and waiting orders, and open orders by account, then symbol,
+        # then id. Nested, not keyed by (account, symbol): such a key is a tuple built, hashed
+        # and compared field by field at each of the several lookups of every order's life
+        # (issue #14). Neither level holds an empty dict.
         self.by_link: dict[tuple[int, str], int] = {}
-        self.by_account_symbol: dict[tuple[int, str], dict[int, RestingOrder]] = {}
+        self.orders_by_account: dict[int, dict[str, dict[int, RestingOrder]]] = {}
         self.last_price: dict[str, int] = {}
         self.mark_price: dict[str, int] = {}
         self.index_price: dict[str, int] = {}
@@ -54,8 +57,9 @@ class Market:
 
     def orders_of(self, account_id: int, symbol: str) -> list[RestingOrder]:
         """Return an account's open orders on `symbol` by order id (the order they were placed)."""
-        mine = self.by_account_symbol.get((account_id, symbol), {})
-        return [mine[order_id] for order_id in sorted(mine)]
+        by_symbol = self.orders_by_account.get(account_id)
+        mine = by_symbol.get(symbol) if by_symbol is not None else None
+        return [mine[order_id] for order_id in sorted(mine)] if mine else []
 
     def price_band(self, spec: InstrumentSpec) -> tuple[int, int] | None:
         """Return the (min_sell, max_buy) band of `spec` now; cached until a reference moves."""

@@ -20,6 +20,7 @@ from perpx.core.book.fills import Fill, MatchStep
 from perpx.core.book.order import RestingOrder
 from perpx.core.enums import Side
 from perpx.core.events import Event, OrderCancelled, Trade
+from perpx.core.keys import position_key
 
 _BUY: Final = Side.BUY
 _SELL: Final = Side.SELL
@@ -74,7 +75,7 @@ def reduce_room(clearing: Clearing, maker: RestingOrder, taker: RestingOrder,
     account_id = maker.account_id
     idx = maker.position_idx
     account = clearing.accounts.get(account_id)
-    position = None if account is None else account.positions.get((maker.symbol, idx))
+    position = None if account is None else account.positions.get(position_key(maker.symbol, idx))
     size = 0 if position is None else position.size_lots
     if steps:
         taker_counts = taker.account_id == account_id and taker.position_idx == idx

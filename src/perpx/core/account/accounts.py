@@ -20,6 +20,7 @@ from perpx.core.account.risk_value import AccountRisk, RiskValue
 from perpx.core.enums import MarginMode, PositionMode, Side
 from perpx.core.errors import InvariantViolation
 from perpx.core.instruments import InstrumentSpec
+from perpx.core.keys import position_key, side_key
 from perpx.core.numbers import RATE_ONE
 
 FEE_ACCOUNT_ID: Final = -1
@@ -155,11 +156,11 @@ class Account:
 
     def leverage_for(self, symbol: str, position_idx: int) -> int:
         """Return the leverage (10**-8) set for a symbol and position index."""
-        return self.leverage.get((symbol, position_idx), DEFAULT_LEVERAGE)
+        return self.leverage.get(position_key(symbol, position_idx), DEFAULT_LEVERAGE)
 
     def position(self, symbol: str, position_idx: int) -> Position | None:
         """Return the position at (symbol, idx), if it exists."""
-        return self.positions.get((symbol, position_idx))
+        return self.positions.get(position_key(symbol, position_idx))
 
     def has_exposure(self) -> bool:
         """Tell whether the account holds any open position or opening order."""
@@ -169,7 +170,7 @@ class Account:
 
     def sums(self, symbol: str, position_idx: int, side: Side) -> OpenOrderSums:
         """Return (creating if needed) the open-order sums of a side group."""
-        key = (symbol, position_idx, side)
+        key = side_key(symbol, position_idx, side)
         found = self.order_sums.get(key)
         if found is None:
             found = self.order_sums[key] = OpenOrderSums()

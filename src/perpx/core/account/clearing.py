@@ -65,6 +65,7 @@ from perpx.core.events import (
     SessionSettled,
 )
 from perpx.core.instruments import InstrumentSpec
+from perpx.core.keys import position_key, side_key, symbol_keys
 from perpx.core.numbers import RATE_ONE, apply_rate_ceil, div_floor
 from perpx.core.orders.rules import check_position_idx, closes_hedge_side
 from perpx.core.prices.funding import funding_fee_atoms
@@ -114,7 +115,7 @@ class Clearing(ReplenishingLedger):
         index_of: Callable[[str], int | None] | None = None,
         collateral: CollateralTable | None = None,
         pm_params: PmParams | None = None,
-        orders_by_account_symbol: dict[tuple[int, str], dict[int, RestingOrder]] | None = None,
+        orders_by_account: dict[int, dict[str, dict[int, RestingOrder]]] | None = None,
     ) -> None:
         self.instruments = instruments
         self.mark_of = mark_of
@@ -122,12 +123,13 @@ class Clearing(ReplenishingLedger):
         self.published_mark_of = published_mark_of
         self.last_price_of = last_price_of
         self.order_by_id = order_by_id
-        # The market's open orders by account and symbol (`Market.by_account_symbol`), read
+        # The market's open orders by account and symbol (`Market.orders_by_account`), read
         # for order loss: its orders less the reduce-only ones are the account's opening
         # orders, so the clearing keeps no second index of them.
-        self.orders_by_account_symbol = (orders_by_account_symbol
-                                         if orders_by_account_symbol is not None else {})
-        self._value_caps: dict[tuple[str, int], int] = {}
+        self.orders_by_account = orders_by_account if orders_by_account is not None else {}
+        # The value cap of each leverage, by symbol then leverage: a dict by (symbol,
+        # leverage) would build and compare a tuple at each order (issue #14).
+        self._value_caps: dict[str, dict[int, int]] = {}
         self.index_of = index_of if index_of is not None else _no_price
         self.collateral = collateral if collateral is not None else default_collateral()
         # Portfolio margin's scenario grid, risk factor and IM factor (§5, §7 N14).
@@ -627,9 +629,9 @@ class Clearing(ReplenishingLedger):
     def _side_exposure_atoms(self, account: Account, spec: InstrumentSpec, idx: int,
                              side: Side) -> int:
         """Return one side's position value at the mark plus its open-order value."""
-        sums = account.order_sums.get((spec.symbol, idx, side))
+        sums = account.order_sums.get(side_key(spec.symbol, idx, side))
         value = sums.notional_atoms if sums is not None else 0
-        position = account.positions.get((spec.symbol, idx))
+        position = account.positions.get(position_key(spec.symbol, idx))
         if position is not None and position.size_lots and (position.size_lots > 0) == (
                 side is _BUY):
             mark = self.mark_of(spec.symbol)
@@ -675,13 +677,15 @@ class Clearing(ReplenishingLedger):
         # `calc.order_loss_atoms`, written out (the property tests hold them equal).
         symbol = spec.symbol
         sign = 1 if side is _BUY else -1
-        sums = account.order_sums.get((symbol, position_idx, side))
+        keys = symbol_keys(symbol)
+        sums = account.order_sums.get(keys.side(position_idx, side))
         if sums is not None:
             resting = sums.leaves_lots
             side_value = sums.notional_atoms
         else:
             resting = side_value = 0
-        position = account.positions.get((symbol, position_idx))
+        key = keys.position(position_idx)
+        position = account.positions.get(key)
         size = position.size_lots if position is not None else 0
         closing = 0
         if position_idx == 0 and size and (size < 0) == (sign > 0):
@@ -689,9 +693,10 @@ class Clearing(ReplenishingLedger):
         opening = max(0, resting + qty_lots - closing) - max(0, resting - closing)
         if opening == 0:
             return qty_lots, False
-        leverage = account.leverage.get((symbol, position_idx), DEFAULT_LEVERAGE)
+        leverage = account.leverage.get(key, DEFAULT_LEVERAGE)
         value = spec.contract.value_ceil_atoms(price_ticks, opening)
-        cap = self._value_caps.get((symbol, leverage))
+        caps = self._value_caps.get(symbol)
+        cap = caps.get(leverage) if caps is not None else None
         if cap is None:
             cap = self._value_cap_atoms(spec, leverage)
         # Only the order's own side grows, so only its total can newly pass the cap.
@@ -748,13 +753,16 @@ class Clearing(ReplenishingLedger):
 
     def _value_cap_atoms(self, spec: InstrumentSpec, leverage: int) -> int:
         """Return the largest position value the leverage allows: the last tier it fits."""
-        cap = self._value_caps.get((spec.symbol, leverage))
+        caps = self._value_caps.get(spec.symbol)
+        if caps is None:
+            caps = self._value_caps[spec.symbol] = {}
+        cap = caps.get(leverage)
         if cap is None:
             cap = spec.risk_tiers[0].limit_atoms
             for tier in spec.risk_tiers:
                 if tier.max_leverage >= leverage:
                     cap = tier.limit_atoms
-            self._value_caps[spec.symbol, leverage] = cap
+            caps[leverage] = cap
         return cap
 
     def _reduce_only_qty(self, account: Account | None, spec: InstrumentSpec, side: Side,
@@ -787,7 +795,7 @@ class Clearing(ReplenishingLedger):
         account = self.accounts[account_id]
         account.forget_order_margin(symbol)
         self.dirty.add(account_id)
-        key3 = (symbol, order.position_idx, order.side)
+        key3 = side_key(symbol, order.position_idx, order.side)
         sums = account.order_sums.get(key3)
         if sums is None:
             sums = account.order_sums[key3] = OpenOrderSums()
@@ -819,7 +827,8 @@ class Clearing(ReplenishingLedger):
         mark = self.published_mark_of(spec.symbol)
         if mark is None:
             return 0
-        mine = self.orders_by_account_symbol.get((account_id, spec.symbol))
+        by_symbol = self.orders_by_account.get(account_id)
+        mine = by_symbol.get(spec.symbol) if by_symbol is not None else None
         if not mine:
             return 0
         order_loss_atoms = spec.contract.order_loss_atoms
@@ -841,7 +850,7 @@ class Clearing(ReplenishingLedger):
         account = self.accounts[order.account_id]
         account.forget_order_margin(order.symbol)
         self.dirty.add(order.account_id)
-        key = (order.symbol, order.position_idx, order.side)
+        key = side_key(order.symbol, order.position_idx, order.side)
         order_sums = account.order_sums
         sums = order_sums[key]
         sums.leaves_lots -= qty_lots
@@ -902,7 +911,7 @@ class Clearing(ReplenishingLedger):
         fee_obj: Any = fee
         account = self.accounts[account_id]
         idx = order.position_idx
-        key = (symbol, idx)
+        key = position_key(symbol, idx)
         position = account.positions.get(key)
         if position is None:
             position = account.positions[key] = Position(
@@ -931,7 +940,7 @@ class Clearing(ReplenishingLedger):
                                 effect.funding_atoms, close_fee))
         # `position_changed`, written out.
         self.dirty.add(account_id)
-        self.moved_positions.add((account_id, symbol, idx))
+        self.moved_positions.add(position.moved_key)
         events.append(_POSITION_CHANGED(seq_obj, ts_obj, account_id, symbol, idx,
                                         position.size_lots, position.entry_value_atoms,
                                         position.leverage, position.margin_atoms,
@@ -942,7 +951,7 @@ class Clearing(ReplenishingLedger):
                           events: list[Event]) -> None:
         """Emit the position's new state."""
         self.dirty.add(position.account_id)
-        self.moved_positions.add((position.account_id, position.symbol, position.position_idx))
+        self.moved_positions.add(position.moved_key)
         events.append(_POSITION_CHANGED(seq, ts_ms, position.account_id, position.symbol,
                                         position.position_idx, position.size_lots,
                                         position.entry_value_atoms, position.leverage,
@@ -966,7 +975,7 @@ class Clearing(ReplenishingLedger):
         for account_id in (sorted(self.accounts) if mark_ticks else ()):
             account = self.accounts[account_id]
             for idx in (0, 1, 2):
-                position = account.positions.get((symbol, idx))
+                position = account.positions.get(position_key(symbol, idx))
                 if position is None or not position.size_lots or not rate:
                     continue
                 value = spec.contract.value_ceil_atoms(mark_ticks, position.qty_lots)
@@ -1019,7 +1028,7 @@ class Clearing(ReplenishingLedger):
             account = self.accounts[account_id]
             settled = False
             for idx in (0, 1, 2):
-                position = account.positions.get((symbol, idx))
+                position = account.positions.get(position_key(symbol, idx))
                 if position is None or not position.size_lots:
                     continue
                 size = position.size_lots
@@ -1090,7 +1099,7 @@ class Clearing(ReplenishingLedger):
         contract = spec.contract
         for account_id in sorted(self.accounts):
             account = self.accounts[account_id]
-            position = account.positions.get((symbol, 0))
+            position = account.positions.get(position_key(symbol, 0))
             if position is None or not position.size_lots:
                 continue  # one-way only: index 0 is the only one (`one_way_only`)
             size = position.size_lots
@@ -1186,11 +1195,12 @@ class Clearing(ReplenishingLedger):
             account.balances = dict(data["balances"])
             account.collateral_off = set(data.get("collateral_off", ()))
             account.position_modes = {s: PositionMode(m) for s, m in data["position_modes"]}
-            account.leverage = {(s, i): v for s, i, v in data["leverage"]}
+            account.leverage = {position_key(s, i): v for s, i, v in data["leverage"]}
             account.auto_add_margin = {(s, i): v for s, i, v in data["auto_add_margin"]}
             for record in data["positions"]:
                 position = Position.from_record(record)
-                account.positions[position.symbol, position.position_idx] = position
+                key = position_key(position.symbol, position.position_idx)
+                account.positions[key] = position
             self.accounts[account.account_id] = account
         self.dirty = set(self.accounts)
         self.multi_coin = {a.account_id for a in self.accounts.values() if self._may_pool(a)}

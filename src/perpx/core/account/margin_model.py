@@ -28,6 +28,7 @@ from perpx.core.account.risk_value import AccountRisk, PositionRisk, RiskValue
 from perpx.core.codes import RejectCode, Rejected
 from perpx.core.enums import MarginMode, Side
 from perpx.core.instruments import InstrumentSpec
+from perpx.core.keys import position_key
 from perpx.core.numbers import RATE_ONE, div_ceil, mul_div_floor
 from perpx.core.risk import liquidation
 
@@ -223,7 +224,7 @@ class CrossMargin(_Stateless):
             if spec.settle_coin != coin:
                 return clearing.figures(account, coin).available_atoms  # a USD pool
             if idx:
-                other = positions.get((symbol, 3 - idx))
+                other = positions.get(position_key(symbol, 3 - idx))
                 if other is not None and other.size_lots:
                     return clearing.figures(account, coin).available_atoms
             qty = size if size > 0 else -size
@@ -297,7 +298,7 @@ class CrossMargin(_Stateless):
         """Tell whether the opposite hedge-mode side is at least as large."""
         if not position.position_idx:
             return False
-        other = account.positions.get((position.symbol, 3 - position.position_idx))
+        other = account.positions.get(position_key(position.symbol, 3 - position.position_idx))
         return other is not None and other.qty_lots >= position.qty_lots
 
     def adl_margin_atoms(self, clearing: MarginLedger, account: Account, position: Position,
@@ -486,8 +487,8 @@ def pm_legs(clearing: MarginLedger, account: Account,
         mark = clearing.mark_of(symbol)
         index = clearing.index_of(symbol) or mark
         if not index:
-            held_position = (account.positions.get((symbol, 0))
-                             or account.positions.get((symbol, 1)))
+            held_position = (account.positions.get(position_key(symbol, 0))
+                             or account.positions.get(position_key(symbol, 1)))
             if held_position is None or not held_position.size_lots:
                 continue
             index = held_position.average_entry_ticks(spec)

@@ -39,6 +39,7 @@ class Position:
         "leverage",
         "liq_cache",
         "margin_atoms",
+        "moved_key",
         "open_fee_atoms",
         "position_idx",
         "realized_pnl_atoms",
@@ -53,6 +54,11 @@ class Position:
         self.account_id = account_id
         self.symbol = symbol
         self.position_idx = position_idx
+        # Its entry in the clearing's `moved_positions`, built once: every fill and change
+        # adds it, and the set then finds this very object, where a fresh tuple is allocated,
+        # then compared field by field (issue #14). Typed Any: compiled, a tuple[int, str, int]
+        # is an unboxed struct, rebuilt as a new tuple at each use.
+        self.moved_key: Any = (account_id, symbol, position_idx)
         self.size_lots = 0
         self.entry_value_atoms = 0
         self.leverage = leverage
@@ -91,7 +97,8 @@ class Position:
         twin.open_fee_atoms = self.open_fee_atoms
         twin.funding_atoms = self.funding_atoms
         twin.true_entry_atoms = self.true_entry_atoms
-        # The caches are tuples of ints, immutable, so the copy may share them.
+        # The caches are tuples of ints, immutable, so the copy may share them (and its key).
+        twin.moved_key = self.moved_key
         twin._ftc_cache = self._ftc_cache
         twin.liq_cache = self.liq_cache
         twin.trigger_cache = self.trigger_cache

@@ -28,6 +28,7 @@ from perpx.core.events import (
     PositionModeSwitched,
 )
 from perpx.core.instruments import InstrumentSpec
+from perpx.core.keys import position_key
 from perpx.core.orders.rules import check_position_idx, position_indexes
 
 
@@ -47,7 +48,7 @@ def set_leverage(clearing: Clearing, cmd: SetLeverage, events: list[Event]) -> N
     draft = account.copy()
     draft.order_margin_cache.clear()
     for idx, leverage in wanted.items():
-        draft.leverage[cmd.symbol, idx] = leverage
+        draft.leverage[position_key(cmd.symbol, idx)] = leverage
         position = draft.position(cmd.symbol, idx)
         if position is None or not position.size_lots:
             if position is not None:
@@ -151,10 +152,10 @@ def switch_position_mode(clearing: Clearing, cmd: SwitchPositionMode, events: li
     leverage = account.leverage_for(cmd.symbol, 0 if cmd.position_mode is
                                     PositionMode.HEDGE else 1)
     for idx in (0, 1, 2):
-        account.leverage.pop((cmd.symbol, idx), None)
-        account.positions.pop((cmd.symbol, idx), None)
+        account.leverage.pop(position_key(cmd.symbol, idx), None)
+        account.positions.pop(position_key(cmd.symbol, idx), None)
     for idx in position_indexes(cmd.position_mode is PositionMode.HEDGE):
-        account.leverage[cmd.symbol, idx] = leverage
+        account.leverage[position_key(cmd.symbol, idx)] = leverage
     account.position_modes[cmd.symbol] = cmd.position_mode
     account.order_margin_cache.pop(cmd.symbol, None)
     events.append(PositionModeSwitched(cmd.seq, cmd.ts_ms, cmd.account_id, cmd.symbol,

@@ -18,6 +18,7 @@ from perpx.core.account.clearing import Clearing
 from perpx.core.book.order import RestingOrder
 from perpx.core.enums import CancelReason, Side
 from perpx.core.events import Event, OrderReduced
+from perpx.core.keys import position_key
 from perpx.core.lifecycle import TRANSITIONS, Happening
 from perpx.core.market import Market
 from perpx.core.ports import OrderRunner
@@ -31,7 +32,7 @@ def closable_lots(clearing: Clearing, account_id: int, symbol: str, position_idx
     account = clearing.accounts.get(account_id)
     if account is None:
         return 0
-    position = account.positions.get((symbol, position_idx))
+    position = account.positions.get(position_key(symbol, position_idx))
     if position is None:
         return 0
     size = position.size_lots

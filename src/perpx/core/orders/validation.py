@@ -17,6 +17,7 @@ from perpx.core.codes import RejectCode, Rejected
 from perpx.core.commands import PlaceOrder
 from perpx.core.enums import OrderType, Side
 from perpx.core.instruments import InstrumentSpec, PriceLimitAction
+from perpx.core.keys import position_key
 from perpx.core.market import Market
 from perpx.core.orders import closing
 from perpx.core.orders.rules import (
@@ -70,7 +71,8 @@ def validate_order(market: Market, clearing: Clearing, account_id: int, symbol: 
                            "Reduce-only rule not satisfied")
     check_qty(spec, qty, is_market)
     check_order_link_id(order_link_id, account_id, market.by_link)
-    active = market.by_account_symbol.get((account_id, symbol))
+    by_symbol = market.orders_by_account.get(account_id)
+    active = by_symbol.get(symbol) if by_symbol is not None else None
     if active is not None and len(active) >= spec.max_active_orders:
         raise Rejected(RejectCode.TOO_MANY_ACTIVE_ORDERS,
                        f"Not allowed to have more than {spec.max_active_orders} active orders")
@@ -112,7 +114,7 @@ def _check_beyond_liquidation(clearing: Clearing, account_id: int, symbol: str,
     # others' `trigger_ticks` is always None, so they are not asked.
     if account is None or not account.model.holds_position_margin:
         return
-    position = account.positions.get((symbol, position_idx))
+    position = account.positions.get(position_key(symbol, position_idx))
     if position is None or position.side is not side:
         return
     liq = account.model.trigger_ticks(clearing, position)

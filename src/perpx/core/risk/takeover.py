@@ -40,6 +40,7 @@ from perpx.core.enums import (
 )
 from perpx.core.events import Deleveraged, Event, HedgedPairClosed, Liquidated
 from perpx.core.instruments import InstrumentSpec
+from perpx.core.keys import position_key
 from perpx.core.market import Market
 from perpx.core.numbers import div_floor
 from perpx.core.ports import OrderRunner
@@ -100,7 +101,7 @@ def maybe_liquidate(desk: LiquidationDesk, symbol: str, seq: int, ts_ms: int,
         model = account.model
         tested = False
         for idx in (0, 1, 2):
-            position = account.positions.get((symbol, idx))
+            position = account.positions.get(position_key(symbol, idx))
             if position is None or not position.size_lots:
                 continue
             if model.holds_position_margin:
@@ -152,7 +153,8 @@ def _liquidate_cross(desk: LiquidationDesk, account: Account, coin: str, seq: in
         if not cross_is_liquidatable(clearing, account, coin):
             return
     for symbol in sorted({s for s, _ in account.positions}):
-        long, short = account.positions.get((symbol, 1)), account.positions.get((symbol, 2))
+        long = account.positions.get(position_key(symbol, 1))
+        short = account.positions.get(position_key(symbol, 2))
         if long is None or short is None or not long.size_lots or not short.size_lots:
             continue
         spec = desk.instruments[symbol]
@@ -272,7 +274,7 @@ def _take_over(desk: LiquidationDesk, spec: InstrumentSpec, account: Account, po
         desk.clearing.move(fund, coin, fee, BalanceReason.LIQUIDATION, seq,
                              ts_ms, events, spec.symbol)
     make_whole(desk, account, coin, seq, ts_ms, events)
-    held = fund.positions[spec.symbol, 0]
+    held = fund.positions[position_key(spec.symbol, 0)]
     if held.size_lots and not direct:
         if headroom is not None:
             headroom -= before - fund.balance(coin)  # what making the trader whole cost
@@ -358,7 +360,7 @@ def transfer(desk: LiquidationDesk, spec: InstrumentSpec, seller: Account, posit
     closing = apply_fill(position, spec, side.opposite, price, qty)
     position.updated_ts_ms = ts_ms
     seller.order_margin_cache.pop(spec.symbol, None)
-    key = (spec.symbol, 0)
+    key = position_key(spec.symbol, 0)
     taken = buyer.positions.get(key)
     if taken is None:
         taken = buyer.positions[key] = Position(buyer.account_id, spec.symbol, 0,
@@ -499,7 +501,7 @@ def ranked_positions(clearing: Clearing, spec: InstrumentSpec, side: Side,
         if not positions:
             continue
         for idx in (0, 1, 2):
-            position = positions.get((symbol, idx))
+            position = positions.get(position_key(symbol, idx))
             if position is None or not position.size_lots or position.side is not side:
                 continue
             model = account.model
