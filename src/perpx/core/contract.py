@@ -25,6 +25,7 @@ order loss and the price solutions are its own), and its entry value is ``sum C_
 
 from __future__ import annotations
 
+from itertools import pairwise
 from math import gcd
 from typing import Final
 
@@ -118,6 +119,123 @@ BREAK_EVEN_MIN_FEE_RATE: Final = 55_000
 # compiled, each read of an attribute through a Protocol is a generic lookup, two per line
 # of a ladder of dozens, for every isolated position the risk index refiles.
 MaintenanceLine = tuple[int, int]
+
+
+class LineEnvelope:
+    """The upper envelope of one side's maintenance lines as margin-call lines, built once.
+
+    Every margin-call price of a ladder is, for one side and contract type, a positive
+    multiple of ``(x - ded) / c`` (or its reciprocal) where ``x`` carries everything of the
+    position (entry value, margin, fee to close, size) and ``c = R - sign * MMR`` the line's
+    rate: a linear long's ``(base - ded) * R / (q*a*(R - MMR))``, a linear short's
+    ``-(-base - ded) * R / (q*a*(R + MMR))``, an inverse contract's the reciprocals. So the
+    most adverse line at a position is the line highest at ``x`` among ``y = (x - ded) / c``:
+    on the upper envelope of these lines, whatever the deductions (the recursion's, a
+    published table's, equal rates), and rounding toward the mark is monotone, so the rounded
+    price of that one line is the rounded extreme the walk over every line finds. `breaks`
+    are the integer ``x`` at which the next line of the envelope is at least as high (the
+    crossing, rounded up), so `index` is a binary search instead of a walk over dozens of
+    tiers for every isolated position the risk index refiles (#14).
+    """
+
+    __slots__ = ("bad_factor", "breaks", "deductions", "factors")
+
+    breaks: tuple[int, ...]
+    factors: tuple[int, ...]
+    deductions: tuple[int, ...]
+    bad_factor: int
+
+    def __init__(self, lines: tuple[MaintenanceLine, ...], sign: int) -> None:
+        # A line whose rate is not positive has no margin call (the linear formulas refuse
+        # it): the first one met, in the ladder's order, is kept to refuse the same way.
+        bad_factor = 1
+        usable: list[tuple[int, int]] = []
+        for mmr, deduction in lines:
+            factor = RATE_ONE - sign * mmr
+            if factor <= 0:
+                if bad_factor > 0:
+                    bad_factor = factor
+                continue
+            usable.append((factor, deduction))
+        # Shallowest first (slope 1/c: the largest rate first); of equal slopes the highest
+        # (the smallest deduction) first, so the others are dropped as never above it.
+        usable.sort(key=lambda line: (-line[0], line[1]))
+        hull: list[tuple[int, int]] = []
+        for line in usable:
+            if hull and hull[-1][0] == line[0]:
+                continue
+            # The last line is never strictly highest once the new one crosses it no later
+            # than it crossed the one before: drop it.
+            while len(hull) >= 2 and not _crosses_before(hull[-2], hull[-1], line):
+                hull.pop()
+            hull.append(line)
+        breaks: list[int] = []
+        for lower, upper in pairwise(hull):
+            numerator, denominator = _crossing(lower, upper)
+            breaks.append(div_ceil(numerator, denominator))
+        self.breaks = tuple(breaks)
+        self.factors = tuple(factor for factor, _ in hull)
+        self.deductions = tuple(deduction for _, deduction in hull)
+        self.bad_factor = bad_factor
+
+    def index(self, x: int) -> int:
+        """Return the position in `factors` of a line highest at `x`."""
+        breaks = self.breaks
+        low = 0
+        high = len(breaks)
+        while low < high:
+            middle = (low + high) >> 1
+            if breaks[middle] <= x:
+                low = middle + 1
+            else:
+                high = middle
+        return low
+
+
+def _crossing(lower: tuple[int, int], upper: tuple[int, int]) -> tuple[int, int]:
+    """Return the ``x`` where ``(x - d1)/c1`` meets ``(x - d2)/c2``, c1 > c2 > 0, exact.
+
+    ``x = (d2*c1 - d1*c2) / (c1 - c2)``; beyond it the steeper line (``c2``) is higher.
+    """
+    (c1, d1), (c2, d2) = lower, upper
+    return d2 * c1 - d1 * c2, c1 - c2
+
+
+def _crosses_before(first: tuple[int, int], middle: tuple[int, int],
+                    last: tuple[int, int]) -> bool:
+    """Tell whether `middle` is strictly highest somewhere between `first` and `last`.
+
+    True when `last` crosses `middle` strictly after `middle` crossed `first`.
+    """
+    n1, d1 = _crossing(first, middle)
+    n2, d2 = _crossing(middle, last)
+    return n1 * d2 < n2 * d1
+
+
+class MaintenanceEnvelope:
+    """A ladder's maintenance lines, as the two envelopes its margin calls search.
+
+    `minus` over the rates ``R - MMR`` (a linear long's, an inverse short's), `plus` over
+    ``R + MMR`` (a linear short's, an inverse long's). The inverse margin call has no price
+    when a line's coin amount is not positive; the deduction extremes tell when the envelope
+    alone would not answer, and `lines` keep the whole ladder for that walk.
+    """
+
+    __slots__ = ("lines", "max_deduction", "min_deduction", "minus", "plus")
+
+    lines: tuple[MaintenanceLine, ...]
+    minus: LineEnvelope
+    plus: LineEnvelope
+    min_deduction: int
+    max_deduction: int
+
+    def __init__(self, lines: tuple[MaintenanceLine, ...]) -> None:
+        self.lines = lines
+        self.minus = LineEnvelope(lines, 1)
+        self.plus = LineEnvelope(lines, -1)
+        deductions = [deduction for _, deduction in lines]
+        self.min_deduction = min(deductions, default=0)
+        self.max_deduction = max(deductions, default=0)
 
 
 class ContractMaths:
@@ -270,7 +388,7 @@ class ContractMaths:
 
     def isolated_margin_call_trigger_ticks(
         self, side: Side, entry_value_atoms: int, qty_lots: int, margin_atoms: int,
-        fee_to_close_atoms: int, lines: tuple[MaintenanceLine, ...], first_ticks: int,
+        fee_to_close_atoms: int, envelope: MaintenanceEnvelope, first_ticks: int,
     ) -> int:
         """Return the first mark reached of `first_ticks` and every line's margin call."""
         raise NotImplementedError
@@ -581,39 +699,43 @@ class LinearContract(ContractMaths):
 
     def isolated_margin_call_trigger_ticks(
         self, side: Side, entry_value_atoms: int, qty_lots: int, margin_atoms: int,
-        fee_to_close_atoms: int, lines: tuple[MaintenanceLine, ...], first_ticks: int,
+        fee_to_close_atoms: int, envelope: MaintenanceEnvelope, first_ticks: int,
     ) -> int:
         """Return the first the mark reaches of `first_ticks` and each line's margin call.
 
         Each line's `isolated_margin_call_price_fraction` rounded toward the mark (a long's
-        up, a short's down); a long keeps the highest, a short the lowest. Written out with
-        the terms every line shares taken out of the loop (the risk index asks this for every
-        isolated position whose size, entry or margin moved, and a ladder has dozens of
-        tiers); the property tests hold it equal to the per-line fraction, rounded.
+        up, a short's down); a long keeps the highest, a short the lowest. Only the line of
+        the envelope highest at the position is computed (`LineEnvelope`): the risk index
+        asks this for every isolated position whose size, entry or margin moved, and a
+        ladder has dozens of tiers; the property tests hold it equal to the walk over every
+        line.
         """
         function = "isolated_margin_call_price"
         require_positive(function, "qty_lots", qty_lots)
         qa = qty_lots * self.atoms_per_tick_lot
-        trigger = first_ticks
         if side is Side.BUY:
-            # N = (EV - (margin - FTC + ded - 1)) * R, D = q*a*(R - MMR); ceil(N / D).
+            # N = (EV - (margin - FTC + ded - 1)) * R, D = q*a*(R - MMR); ceil(N / D), the
+            # highest where (base - ded) / (R - MMR) is.
+            lines = envelope.minus
+            if lines.bad_factor <= 0:
+                require_positive(function, "1 -/+ MMR", lines.bad_factor)
+            if not lines.factors:
+                return first_ticks
             base = entry_value_atoms - margin_atoms + fee_to_close_atoms + 1
-            for mmr, deduction in lines:
-                mm_factor = RATE_ONE - mmr
-                require_positive(function, "1 -/+ MMR", mm_factor)
-                price = -((deduction - base) * RATE_ONE // (qa * mm_factor))
-                if price > trigger:
-                    trigger = price
-        else:
-            # N = (EV + (margin - FTC + ded - 1)) * R, D = q*a*(R + MMR); floor(N / D).
-            base = entry_value_atoms + margin_atoms - fee_to_close_atoms - 1
-            for mmr, deduction in lines:
-                mm_factor = RATE_ONE + mmr
-                require_positive(function, "1 -/+ MMR", mm_factor)
-                price = (base + deduction) * RATE_ONE // (qa * mm_factor)
-                if price < trigger:
-                    trigger = price
-        return trigger
+            at = lines.index(base)
+            price = -((lines.deductions[at] - base) * RATE_ONE // (qa * lines.factors[at]))
+            return price if price > first_ticks else first_ticks
+        # N = (EV + (margin - FTC + ded - 1)) * R, D = q*a*(R + MMR); floor(N / D), the lowest
+        # where (base + ded) / (R + MMR) is, i.e. the highest of (-base - ded) / (R + MMR).
+        lines = envelope.plus
+        if lines.bad_factor <= 0:
+            require_positive(function, "1 -/+ MMR", lines.bad_factor)
+        if not lines.factors:
+            return first_ticks
+        base = entry_value_atoms + margin_atoms - fee_to_close_atoms - 1
+        at = lines.index(-base)
+        price = (base + lines.deductions[at]) * RATE_ONE // (qa * lines.factors[at])
+        return price if price < first_ticks else first_ticks
 
     def isolated_liquidation_price_fraction(
         self, side: Side, entry_value_atoms: int, qty_lots: int, leverage: int,
@@ -1028,13 +1150,48 @@ class InverseContract(ContractMaths):
 
     def isolated_margin_call_trigger_ticks(
         self, side: Side, entry_value_atoms: int, qty_lots: int, margin_atoms: int,
-        fee_to_close_atoms: int, lines: tuple[MaintenanceLine, ...], first_ticks: int,
+        fee_to_close_atoms: int, envelope: MaintenanceEnvelope, first_ticks: int,
     ) -> int:
         """Return the first the mark reaches of `first_ticks` and each line's margin call.
 
         Each line's `isolated_margin_call_price_fraction` rounded toward the mark; a long
-        keeps the highest, a short the lowest.
+        keeps the highest, a short the lowest. While every line's coin amount and rate are
+        positive the price is ``q*k*c / (coin * R)``, so a long's highest is where
+        ``coin / c = (x + ded) / (R + MMR)`` is least, i.e. ``(-x - ded) / c`` highest
+        (`envelope.plus` at ``-x``), and a short's lowest where
+        ``(x - ded) / (R - MMR)`` is highest (`envelope.minus` at ``x``). Otherwise (a coin
+        amount at or below zero, a rate at or beyond 100%) every line is walked.
         """
+        s = side.sign
+        # coin = EV + s(margin - FTC + ded - 3) = x + s*ded.
+        x = entry_value_atoms + s * (margin_atoms - fee_to_close_atoms - _INVERSE_CALL_SLACK)
+        if side is Side.BUY:
+            lines = envelope.plus
+            simple = lines.bad_factor > 0 and x + envelope.min_deduction > 0
+            at = lines.index(-x) if simple and lines.factors else -1
+        else:
+            lines = envelope.minus
+            simple = lines.bad_factor > 0 and x - envelope.max_deduction > 0
+            at = lines.index(x) if simple and lines.factors else -1
+        if not simple:
+            return self._margin_call_walk_ticks(
+                side, entry_value_atoms, qty_lots, margin_atoms, fee_to_close_atoms,
+                envelope.lines, first_ticks)
+        if at < 0:  # no line: nothing to price, as the walk
+            return first_ticks
+        require_positive("isolated_margin_call_price", "qty_lots", qty_lots)
+        price = round_liquidation_price(
+            side, self._qk(qty_lots) * lines.factors[at],
+            (x + s * lines.deductions[at]) * RATE_ONE)
+        if (price > first_ticks) if side is Side.BUY else (price < first_ticks):
+            return price
+        return first_ticks
+
+    def _margin_call_walk_ticks(
+        self, side: Side, entry_value_atoms: int, qty_lots: int, margin_atoms: int,
+        fee_to_close_atoms: int, lines: tuple[MaintenanceLine, ...], first_ticks: int,
+    ) -> int:
+        """Walk every line's margin call, for the cases the envelope does not answer."""
         trigger = first_ticks
         for mmr, deduction in lines:
             numerator, denominator = self.isolated_margin_call_price_fraction(
