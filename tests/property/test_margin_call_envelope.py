@@ -1,6 +1,6 @@
 """Property tests: the margin-call trigger through the ladder's envelope equals the full walk.
 
-`ContractMaths.isolated_margin_call_trigger_ticks` computes only the line the ladder's
+`LinearContract.isolated_margin_call_trigger_ticks` computes only the line the ladder's
 envelope (`MaintenanceEnvelope`) puts highest at the position (#14). The walks below are the
 code it replaced, kept here as the reference: every line's margin-call price rounded toward
 the mark, a long keeping the highest, a short the lowest, `first_ticks` included. They must
@@ -15,7 +15,6 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from perpx.core.contract import (
-    InverseContract,
     LinearContract,
     MaintenanceEnvelope,
     MaintenanceLine,
@@ -57,10 +56,10 @@ def linear_walk(contract: LinearContract, side: Side, entry_value: int, qty: int
     return trigger
 
 
-def per_line_walk(contract: LinearContract | InverseContract, side: Side, entry_value: int,
-                  qty: int, margin: int, ftc: int, lines: tuple[MaintenanceLine, ...],
+def per_line_walk(contract: LinearContract, side: Side, entry_value: int, qty: int,
+                  margin: int, ftc: int, lines: tuple[MaintenanceLine, ...],
                   first: int) -> int:
-    """Any contract's trigger as the inverse's was: each line's fraction, rounded, kept."""
+    """The trigger by its definition: each line's fraction, rounded toward the mark."""
     trigger = first
     for mmr, deduction in lines:
         price = round_liquidation_price(side, *contract.isolated_margin_call_price_fraction(
@@ -133,20 +132,6 @@ def test_linear_trigger_equals_the_walk_over_every_line(
     # The written-out walk was itself each line's fraction, rounded.
     assert outcome(per_line_walk, contract, side, entry_value, qty, margin, ftc, ladder,
                    first) == expected or isinstance(expected, str)
-
-
-@settings(max_examples=1500)
-@given(**positions)
-@example(side=BUY, atoms_per_tick_lot=1, qty=0, entry_value=1, margin=0, ftc=0, first=5,
-         ladder=())
-def test_inverse_trigger_equals_the_walk_over_every_line(
-        side: Side, atoms_per_tick_lot: int, qty: int, entry_value: int, margin: int,
-        ftc: int, first: int, ladder: tuple[MaintenanceLine, ...]) -> None:
-    contract = InverseContract(atoms_per_tick_lot)
-    expected = outcome(per_line_walk, contract, side, entry_value, qty, margin, ftc, ladder,
-                       first)
-    assert outcome(contract.isolated_margin_call_trigger_ticks, side, entry_value, qty,
-                   margin, ftc, MaintenanceEnvelope(ladder), first) == expected
 
 
 @given(side=sides, qty=st.integers(1, 10**6), entry_value=st.integers(1, 10**17),

@@ -124,18 +124,17 @@ MaintenanceLine = tuple[int, int]
 class LineEnvelope:
     """The upper envelope of one side's maintenance lines as margin-call lines, built once.
 
-    Every margin-call price of a ladder is, for one side and contract type, a positive
-    multiple of ``(x - ded) / c`` (or its reciprocal) where ``x`` carries everything of the
-    position (entry value, margin, fee to close, size) and ``c = R - sign * MMR`` the line's
-    rate: a linear long's ``(base - ded) * R / (q*a*(R - MMR))``, a linear short's
-    ``-(-base - ded) * R / (q*a*(R + MMR))``, an inverse contract's the reciprocals. So the
-    most adverse line at a position is the line highest at ``x`` among ``y = (x - ded) / c``:
-    on the upper envelope of these lines, whatever the deductions (the recursion's, a
-    published table's, equal rates), and rounding toward the mark is monotone, so the rounded
-    price of that one line is the rounded extreme the walk over every line finds. `breaks`
-    are the integer ``x`` at which the next line of the envelope is at least as high (the
-    crossing, rounded up), so `index` is a binary search instead of a walk over dozens of
-    tiers for every isolated position the risk index refiles (#14).
+    A linear long's margin call on a line is ``(R / (q*a)) * (x - ded) / c`` ticks with
+    ``x = base`` and ``c = R - MMR``; a short's is ``-(R / (q*a)) * (x - ded) / c`` with
+    ``x = -base`` and ``c = R + MMR`` (`LinearContract.isolated_margin_call_trigger_ticks`
+    names ``base``). The factor ``R / (q*a)`` is positive and the same for every line, so the
+    most adverse line (a long's highest price, a short's lowest) is the line highest at
+    ``x`` among ``y = (x - ded) / c``, i.e. a line of their upper envelope, whatever the
+    deductions (the recursion's, a published table's, equal rates); and rounding toward the
+    mark is monotone, so that line's rounded price is the extreme the walk over every line
+    finds. `breaks` are the integer ``x`` from which the next line of the envelope is at
+    least as high (their crossing, rounded up), so `index` is a binary search instead of a
+    walk over dozens of tiers for every isolated position the risk index refiles (#14).
     """
 
     __slots__ = ("bad_factor", "breaks", "deductions", "factors")
@@ -213,29 +212,22 @@ def _crosses_before(first: tuple[int, int], middle: tuple[int, int],
 
 
 class MaintenanceEnvelope:
-    """A ladder's maintenance lines, as the two envelopes its margin calls search.
+    """A ladder's maintenance lines, whole and as the two envelopes a margin call searches.
 
-    `minus` over the rates ``R - MMR`` (a linear long's, an inverse short's), `plus` over
-    ``R + MMR`` (a linear short's, an inverse long's). The inverse margin call has no price
-    when a line's coin amount is not positive; the deduction extremes tell when the envelope
-    alone would not answer, and `lines` keep the whole ladder for that walk.
+    `minus` over the rates ``R - MMR`` (a linear long's), `plus` over ``R + MMR`` (a linear
+    short's); `lines` the whole ladder, for a contract that walks it (the inverse one).
     """
 
-    __slots__ = ("lines", "max_deduction", "min_deduction", "minus", "plus")
+    __slots__ = ("lines", "minus", "plus")
 
     lines: tuple[MaintenanceLine, ...]
     minus: LineEnvelope
     plus: LineEnvelope
-    min_deduction: int
-    max_deduction: int
 
     def __init__(self, lines: tuple[MaintenanceLine, ...]) -> None:
         self.lines = lines
         self.minus = LineEnvelope(lines, 1)
         self.plus = LineEnvelope(lines, -1)
-        deductions = [deduction for _, deduction in lines]
-        self.min_deduction = min(deductions, default=0)
-        self.max_deduction = max(deductions, default=0)
 
 
 class ContractMaths:
@@ -1155,45 +1147,12 @@ class InverseContract(ContractMaths):
         """Return the first the mark reaches of `first_ticks` and each line's margin call.
 
         Each line's `isolated_margin_call_price_fraction` rounded toward the mark; a long
-        keeps the highest, a short the lowest. While every line's coin amount and rate are
-        positive the price is ``q*k*c / (coin * R)``, so a long's highest is where
-        ``coin / c = (x + ded) / (R + MMR)`` is least, i.e. ``(-x - ded) / c`` highest
-        (`envelope.plus` at ``-x``), and a short's lowest where
-        ``(x - ded) / (R - MMR)`` is highest (`envelope.minus` at ``x``). Otherwise (a coin
-        amount at or below zero, a rate at or beyond 100%) every line is walked.
+        keeps the highest, a short the lowest. Every line is walked: no inverse ladder in
+        the benchmarks has more than a few tiers, so the envelope's search (the linear
+        contract's) would not pay here (docs/decisions.md, #14).
         """
-        s = side.sign
-        # coin = EV + s(margin - FTC + ded - 3) = x + s*ded.
-        x = entry_value_atoms + s * (margin_atoms - fee_to_close_atoms - _INVERSE_CALL_SLACK)
-        if side is Side.BUY:
-            lines = envelope.plus
-            simple = lines.bad_factor > 0 and x + envelope.min_deduction > 0
-            at = lines.index(-x) if simple and lines.factors else -1
-        else:
-            lines = envelope.minus
-            simple = lines.bad_factor > 0 and x - envelope.max_deduction > 0
-            at = lines.index(x) if simple and lines.factors else -1
-        if not simple:
-            return self._margin_call_walk_ticks(
-                side, entry_value_atoms, qty_lots, margin_atoms, fee_to_close_atoms,
-                envelope.lines, first_ticks)
-        if at < 0:  # no line: nothing to price, as the walk
-            return first_ticks
-        require_positive("isolated_margin_call_price", "qty_lots", qty_lots)
-        price = round_liquidation_price(
-            side, self._qk(qty_lots) * lines.factors[at],
-            (x + s * lines.deductions[at]) * RATE_ONE)
-        if (price > first_ticks) if side is Side.BUY else (price < first_ticks):
-            return price
-        return first_ticks
-
-    def _margin_call_walk_ticks(
-        self, side: Side, entry_value_atoms: int, qty_lots: int, margin_atoms: int,
-        fee_to_close_atoms: int, lines: tuple[MaintenanceLine, ...], first_ticks: int,
-    ) -> int:
-        """Walk every line's margin call, for the cases the envelope does not answer."""
         trigger = first_ticks
-        for mmr, deduction in lines:
+        for mmr, deduction in envelope.lines:
             numerator, denominator = self.isolated_margin_call_price_fraction(
                 side, entry_value_atoms, qty_lots, margin_atoms, fee_to_close_atoms,
                 mmr, deduction)
