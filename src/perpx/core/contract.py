@@ -25,6 +25,7 @@ order loss and the price solutions are its own), and its entry value is ``sum C_
 
 from __future__ import annotations
 
+from itertools import pairwise
 from math import gcd
 from typing import Final
 
@@ -119,6 +120,115 @@ BREAK_EVEN_MIN_FEE_RATE: Final = 55_000
 # compiled, each read of an attribute through a Protocol is a generic lookup, two per line
 # of a ladder of dozens, for every isolated position the risk index refiles.
 MaintenanceLine = tuple[int, int]
+
+
+class LineEnvelope:
+    """The upper envelope of one side's maintenance lines as margin-call lines, built once.
+
+    A linear long's margin call on a line is ``(R / (q*a)) * (x - ded) / c`` ticks with
+    ``x = base`` and ``c = R - MMR``; a short's is ``-(R / (q*a)) * (x - ded) / c`` with
+    ``x = -base`` and ``c = R + MMR`` (`LinearContract.isolated_margin_call_trigger_ticks`
+    names ``base``). The factor ``R / (q*a)`` is positive and the same for every line, so the
+    most adverse line (a long's highest price, a short's lowest) is the line highest at
+    ``x`` among ``y = (x - ded) / c``, i.e. a line of their upper envelope, whatever the
+    deductions (the recursion's, a published table's, equal rates); and rounding toward the
+    mark is monotone, so that line's rounded price is the extreme the walk over every line
+    finds. `breaks` are the integer ``x`` from which the next line of the envelope is at
+    least as high (their crossing, rounded up), so `index` is a binary search instead of a
+    walk over dozens of tiers for every isolated position the risk index refiles (#14).
+    """
+
+    __slots__ = ("bad_factor", "breaks", "deductions", "factors")
+
+    breaks: tuple[int, ...]
+    factors: tuple[int, ...]
+    deductions: tuple[int, ...]
+    bad_factor: int
+
+    def __init__(self, lines: tuple[MaintenanceLine, ...], sign: int) -> None:
+        # A line whose rate is not positive has no margin call (the linear formulas refuse
+        # it): the first one met, in the ladder's order, is kept to refuse the same way.
+        bad_factor = 1
+        usable: list[tuple[int, int]] = []
+        for mmr, deduction in lines:
+            factor = RATE_ONE - sign * mmr
+            if factor <= 0:
+                if bad_factor > 0:
+                    bad_factor = factor
+                continue
+            usable.append((factor, deduction))
+        # Shallowest first (slope 1/c: the largest rate first); of equal slopes the highest
+        # (the smallest deduction) first, so the others are dropped as never above it.
+        usable.sort(key=lambda line: (-line[0], line[1]))
+        hull: list[tuple[int, int]] = []
+        for line in usable:
+            if hull and hull[-1][0] == line[0]:
+                continue
+            # The last line is never strictly highest once the new one crosses it no later
+            # than it crossed the one before: drop it.
+            while len(hull) >= 2 and not _crosses_before(hull[-2], hull[-1], line):
+                hull.pop()
+            hull.append(line)
+        breaks: list[int] = []
+        for lower, upper in pairwise(hull):
+            numerator, denominator = _crossing(lower, upper)
+            breaks.append(div_ceil(numerator, denominator))
+        self.breaks = tuple(breaks)
+        self.factors = tuple(factor for factor, _ in hull)
+        self.deductions = tuple(deduction for _, deduction in hull)
+        self.bad_factor = bad_factor
+
+    def index(self, x: int) -> int:
+        """Return the position in `factors` of a line highest at `x`."""
+        breaks = self.breaks
+        low = 0
+        high = len(breaks)
+        while low < high:
+            middle = (low + high) >> 1
+            if breaks[middle] <= x:
+                low = middle + 1
+            else:
+                high = middle
+        return low
+
+
+def _crossing(lower: tuple[int, int], upper: tuple[int, int]) -> tuple[int, int]:
+    """Return the ``x`` where ``(x - d1)/c1`` meets ``(x - d2)/c2``, c1 > c2 > 0, exact.
+
+    ``x = (d2*c1 - d1*c2) / (c1 - c2)``; beyond it the steeper line (``c2``) is higher.
+    """
+    (c1, d1), (c2, d2) = lower, upper
+    return d2 * c1 - d1 * c2, c1 - c2
+
+
+def _crosses_before(first: tuple[int, int], middle: tuple[int, int],
+                    last: tuple[int, int]) -> bool:
+    """Tell whether `middle` is strictly highest somewhere between `first` and `last`.
+
+    True when `last` crosses `middle` strictly after `middle` crossed `first`.
+    """
+    n1, d1 = _crossing(first, middle)
+    n2, d2 = _crossing(middle, last)
+    return n1 * d2 < n2 * d1
+
+
+class MaintenanceEnvelope:
+    """A ladder's maintenance lines, whole and as the two envelopes a margin call searches.
+
+    `minus` over the rates ``R - MMR`` (a linear long's), `plus` over ``R + MMR`` (a linear
+    short's); `lines` the whole ladder, for a contract that walks it (the inverse one).
+    """
+
+    __slots__ = ("lines", "minus", "plus")
+
+    lines: tuple[MaintenanceLine, ...]
+    minus: LineEnvelope
+    plus: LineEnvelope
+
+    def __init__(self, lines: tuple[MaintenanceLine, ...]) -> None:
+        self.lines = lines
+        self.minus = LineEnvelope(lines, 1)
+        self.plus = LineEnvelope(lines, -1)
 
 
 class ContractMaths:
@@ -271,7 +381,7 @@ class ContractMaths:
 
     def isolated_margin_call_trigger_ticks(
         self, side: Side, entry_value_atoms: int, qty_lots: int, margin_atoms: int,
-        fee_to_close_atoms: int, lines: tuple[MaintenanceLine, ...], first_ticks: int,
+        fee_to_close_atoms: int, envelope: MaintenanceEnvelope, first_ticks: int,
     ) -> int:
         """Return the first mark reached of `first_ticks` and every line's margin call."""
         raise NotImplementedError
@@ -597,15 +707,16 @@ class LinearContract(ContractMaths):
 
     def isolated_margin_call_trigger_ticks(
         self, side: Side, entry_value_atoms: int, qty_lots: int, margin_atoms: int,
-        fee_to_close_atoms: int, lines: tuple[MaintenanceLine, ...], first_ticks: int,
+        fee_to_close_atoms: int, envelope: MaintenanceEnvelope, first_ticks: int,
     ) -> int:
         """Return the first the mark reaches of `first_ticks` and each line's margin call.
 
         Each line's `isolated_margin_call_price_fraction` rounded toward the mark (a long's
-        up, a short's down); a long keeps the highest, a short the lowest. Written out with
-        the terms every line shares taken out of the loop (the risk index asks this for every
-        isolated position whose size, entry or margin moved, and a ladder has dozens of
-        tiers); the property tests hold it equal to the per-line fraction, rounded.
+        up, a short's down); a long keeps the highest, a short the lowest. Only the line of
+        the envelope highest at the position is computed (`LineEnvelope`): the risk index
+        asks this for every isolated position whose size, entry or margin moved, and a
+        ladder has dozens of tiers; the property tests hold it equal to the walk over every
+        line.
 
         ``floor(x*R / (q*a*m))`` is taken as ``floor(floor(x*R/m) / (q*a))`` (nested floors
         of positive divisors are the floor of the whole): compiled, ``x*R/m`` is a machine
@@ -614,26 +725,30 @@ class LinearContract(ContractMaths):
         function = "isolated_margin_call_price"
         require_positive(function, "qty_lots", qty_lots)
         qa = qty_lots * self.atoms_per_tick_lot
-        trigger = first_ticks
         if side is Side.BUY:
-            # N = (EV - (margin - FTC + ded - 1)) * R, D = q*a*(R - MMR); ceil(N / D).
+            # N = (EV - (margin - FTC + ded - 1)) * R, D = q*a*(R - MMR); ceil(N / D), the
+            # highest where (base - ded) / (R - MMR) is.
+            lines = envelope.minus
+            if lines.bad_factor <= 0:
+                require_positive(function, "1 -/+ MMR", lines.bad_factor)
+            if not lines.factors:
+                return first_ticks
             base = entry_value_atoms - margin_atoms + fee_to_close_atoms + 1
-            for mmr, deduction in lines:
-                mm_factor = RATE_ONE - mmr
-                require_positive(function, "1 -/+ MMR", mm_factor)
-                price = -(mul_div_floor(deduction - base, RATE_ONE, mm_factor) // qa)
-                if price > trigger:
-                    trigger = price
-        else:
-            # N = (EV + (margin - FTC + ded - 1)) * R, D = q*a*(R + MMR); floor(N / D).
-            base = entry_value_atoms + margin_atoms - fee_to_close_atoms - 1
-            for mmr, deduction in lines:
-                mm_factor = RATE_ONE + mmr
-                require_positive(function, "1 -/+ MMR", mm_factor)
-                price = mul_div_floor(base + deduction, RATE_ONE, mm_factor) // qa
-                if price < trigger:
-                    trigger = price
-        return trigger
+            at = lines.index(base)
+            price = -(mul_div_floor(lines.deductions[at] - base, RATE_ONE, lines.factors[at])
+                      // qa)
+            return price if price > first_ticks else first_ticks
+        # N = (EV + (margin - FTC + ded - 1)) * R, D = q*a*(R + MMR); floor(N / D), the lowest
+        # where (base + ded) / (R + MMR) is, i.e. the highest of (-base - ded) / (R + MMR).
+        lines = envelope.plus
+        if lines.bad_factor <= 0:
+            require_positive(function, "1 -/+ MMR", lines.bad_factor)
+        if not lines.factors:
+            return first_ticks
+        base = entry_value_atoms + margin_atoms - fee_to_close_atoms - 1
+        at = lines.index(-base)
+        price = mul_div_floor(base + lines.deductions[at], RATE_ONE, lines.factors[at]) // qa
+        return price if price < first_ticks else first_ticks
 
     def isolated_liquidation_price_fraction(
         self, side: Side, entry_value_atoms: int, qty_lots: int, leverage: int,
@@ -1049,15 +1164,17 @@ class InverseContract(ContractMaths):
 
     def isolated_margin_call_trigger_ticks(
         self, side: Side, entry_value_atoms: int, qty_lots: int, margin_atoms: int,
-        fee_to_close_atoms: int, lines: tuple[MaintenanceLine, ...], first_ticks: int,
+        fee_to_close_atoms: int, envelope: MaintenanceEnvelope, first_ticks: int,
     ) -> int:
         """Return the first the mark reaches of `first_ticks` and each line's margin call.
 
         Each line's `isolated_margin_call_price_fraction` rounded toward the mark; a long
-        keeps the highest, a short the lowest.
+        keeps the highest, a short the lowest. Every line is walked: no inverse ladder in
+        the benchmarks has more than a few tiers, so the envelope's search (the linear
+        contract's) would not pay here (docs/decisions.md, #14).
         """
         trigger = first_ticks
-        for mmr, deduction in lines:
+        for mmr, deduction in envelope.lines:
             numerator, denominator = self.isolated_margin_call_price_fraction(
                 side, entry_value_atoms, qty_lots, margin_atoms, fee_to_close_atoms,
                 mmr, deduction)

@@ -13,7 +13,12 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-from perpx.core.contract import ContractMaths, InverseContract, LinearContract
+from perpx.core.contract import (
+    ContractMaths,
+    InverseContract,
+    LinearContract,
+    MaintenanceEnvelope,
+)
 from perpx.core.numbers import ATOMS_PER_COIN, RATE_ONE
 
 # The settle coin whose linear perpetuals settle each session (next-mechanics §3.2: Bybit's
@@ -130,10 +135,12 @@ class InstrumentSpec:
     # on a flag instead of looking anything up per fill.
     session_settled: bool = field(init=False, repr=False, compare=False)
     one_way_only: bool = field(init=False, repr=False, compare=False)
-    # The ladder's maintenance lines as (mmr, deduction) int pairs, for the margin-call
-    # trigger's loop over every tier (`ContractMaths.isolated_margin_call_trigger_ticks`).
+    # The ladder's maintenance lines as (mmr, deduction) int pairs, and their envelopes, for
+    # the margin-call trigger (`ContractMaths.isolated_margin_call_trigger_ticks`), which
+    # computes only the line the envelope puts highest instead of walking every tier.
     maintenance_lines: tuple[tuple[int, int], ...] = field(init=False, repr=False,
                                                            compare=False)
+    maintenance_envelope: MaintenanceEnvelope = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.tick_atoms * self.lot_base_e8 != self.atoms_per_tick_lot * 10**8:
@@ -183,8 +190,9 @@ class InstrumentSpec:
                    and self.contract_type is ContractType.LINEAR_PERPETUAL)
         object.__setattr__(self, "session_settled", session)
         object.__setattr__(self, "one_way_only", session or self.contract.value_sign < 0)
-        object.__setattr__(self, "maintenance_lines",
-                           tuple((tier.mmr, tier.mm_deduction_atoms) for tier in self.risk_tiers))
+        lines = tuple((tier.mmr, tier.mm_deduction_atoms) for tier in self.risk_tiers)
+        object.__setattr__(self, "maintenance_lines", lines)
+        object.__setattr__(self, "maintenance_envelope", MaintenanceEnvelope(lines))
 
     @property
     def dated(self) -> bool:

@@ -95,12 +95,13 @@ def isolated_margin_call_trigger_ticks(
     Each tier's `isolated_margin_call_price_fraction` rounded toward the mark (a long's up,
     a short's down, as `round_liquidation_price`); a long keeps the highest, a short the
     lowest. Every tier's line counts, since MM is the largest of them under the deduction
-    recursion. The contract writes the loop out (`isolated_margin_call_trigger_ticks`),
+    recursion. The contract computes only the line the ladder's envelope puts highest
+    (`InstrumentSpec.maintenance_envelope`), the same price as the walk over every line,
     because the risk index asks it for every position whose size, entry or margin moved.
     """
     return spec.contract.isolated_margin_call_trigger_ticks(
         side, entry_value_atoms, qty_lots, margin_atoms, fee_to_close_atoms,
-        spec.maintenance_lines, first_ticks)
+        spec.maintenance_envelope, first_ticks)
 
 
 def isolated_liquidation_price_fraction(

@@ -23,6 +23,7 @@ from perpx.core.contract import (
     ContractMaths,
     InverseContract,
     LinearContract,
+    MaintenanceEnvelope,
     round_bankruptcy_price,
     round_liquidation_price,
 )
@@ -303,7 +304,7 @@ def test_margin_call_trigger_is_every_lines_fraction_rounded_toward_the_mark(
                 side, entry_value, qty, margin, ftc, mmr, deduction))
             expected = max(expected, price) if side is BUY else min(expected, price)
         assert LINEAR.isolated_margin_call_trigger_ticks(
-            side, entry_value, qty, margin, ftc, ladder, first) == expected
+            side, entry_value, qty, margin, ftc, MaintenanceEnvelope(ladder), first) == expected
 
 
 @given(side=sides, price=prices, leverage=leverages, fee=fee_rates,
