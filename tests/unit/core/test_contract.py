@@ -424,7 +424,7 @@ def test_margin_call_trigger_and_cross_estimate_equal_the_exact_formulas_over_wi
         side, entry_value, qty, margin, ftc, mmr, ded))
     expected = max(first, price) if side is BUY else min(first, price)
     assert LINEAR.isolated_margin_call_trigger_ticks(
-        side, entry_value, qty, margin, ftc, ((mmr, ded),), first) == expected
+        side, entry_value, qty, margin, ftc, MaintenanceEnvelope(((mmr, ded),)), first) == expected
     unit = qty * A
     assert LINEAR.cross_liquidation_price_estimate_ticks(
         side, qty, mark, margin, ded, mmr) == round_liquidation_price(
