@@ -52,13 +52,19 @@ class SymbolKeys:
 
 
 _KEYS: Final[dict[str, SymbolKeys]] = {}
+# A venue lists hundreds of symbols at most; past this many the table stops growing, so no
+# stream of made-up symbol names can grow it without bound. Keys built after are equal, only
+# not shared (a lookup is then only slower).
+MAX_SHARED_SYMBOLS: Final = 4096
 
 
 def symbol_keys(symbol: str) -> SymbolKeys:
     """Return the canonical keys of `symbol`, making them at its first use."""
     keys = _KEYS.get(symbol)
     if keys is None:
-        keys = _KEYS[symbol] = SymbolKeys(symbol)
+        keys = SymbolKeys(symbol)
+        if len(_KEYS) < MAX_SHARED_SYMBOLS:
+            _KEYS[symbol] = keys
     return keys
 
 
