@@ -145,7 +145,7 @@ def test_a_real_ladder_through_the_spec_equals_the_walk(
     assert isinstance(contract, LinearContract)
     assert contract.isolated_margin_call_trigger_ticks(
         side, entry_value, qty, margin, ftc, spec.maintenance_envelope, first) == linear_walk(
-        contract, side, entry_value, qty, margin, ftc, spec.maintenance_lines, first)
+        contract, side, entry_value, qty, margin, ftc, spec.maintenance_envelope.lines, first)
 
 
 def test_envelope_keeps_only_lines_that_can_be_highest() -> None:

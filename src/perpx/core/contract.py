@@ -116,9 +116,8 @@ BREAK_EVEN_MIN_FEE_RATE: Final = 55_000
 
 
 # One line of maintenance margin, ``V * mmr - deduction``, as (mmr 10**-8, deduction atoms):
-# a risk-limit tier's (`InstrumentSpec.maintenance_lines`). Plain int pairs, not the tiers:
-# compiled, each read of an attribute through a Protocol is a generic lookup, two per line
-# of a ladder of dozens, for every isolated position the risk index refiles.
+# a risk-limit tier's (`InstrumentSpec.maintenance_envelope.lines`). Plain int pairs, not the
+# tiers: compiled, each read of an attribute through a Protocol is a generic lookup.
 MaintenanceLine = tuple[int, int]
 
 

@@ -135,11 +135,9 @@ class InstrumentSpec:
     # on a flag instead of looking anything up per fill.
     session_settled: bool = field(init=False, repr=False, compare=False)
     one_way_only: bool = field(init=False, repr=False, compare=False)
-    # The ladder's maintenance lines as (mmr, deduction) int pairs, and their envelopes, for
-    # the margin-call trigger (`ContractMaths.isolated_margin_call_trigger_ticks`), which
-    # computes only the line the envelope puts highest instead of walking every tier.
-    maintenance_lines: tuple[tuple[int, int], ...] = field(init=False, repr=False,
-                                                           compare=False)
+    # The ladder's maintenance lines as (mmr, deduction) int pairs (`.lines`) and their
+    # envelopes, for the margin-call trigger (`ContractMaths.isolated_margin_call_trigger_
+    # ticks`), which computes only the line the envelope puts highest instead of every tier.
     maintenance_envelope: MaintenanceEnvelope = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -191,7 +189,6 @@ class InstrumentSpec:
         object.__setattr__(self, "session_settled", session)
         object.__setattr__(self, "one_way_only", session or self.contract.value_sign < 0)
         lines = tuple((tier.mmr, tier.mm_deduction_atoms) for tier in self.risk_tiers)
-        object.__setattr__(self, "maintenance_lines", lines)
         object.__setattr__(self, "maintenance_envelope", MaintenanceEnvelope(lines))
 
     @property

@@ -297,7 +297,7 @@ def test_margin_call_trigger_is_every_lines_fraction_rounded_toward_the_mark(
     # The written-out loop equals the per-line fraction rounded as a liquidation price, the
     # long's highest and the short's lowest (BTCUSDT's own ladder included).
     lines = tuple(zip(mmrs_, deds, strict=False))
-    for ladder in (lines, BTC.maintenance_lines):
+    for ladder in (lines, BTC.maintenance_envelope.lines):
         expected = first
         for mmr, deduction in ladder:
             price = round_liquidation_price(side, *LINEAR.isolated_margin_call_price_fraction(

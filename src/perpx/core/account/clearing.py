@@ -46,7 +46,7 @@ from perpx.core.commands import (
     SetCollateralSwitch,
     Withdraw,
 )
-from perpx.core.contract import settlement_fee_atoms
+from perpx.core.contract import fee_for_value_atoms, settlement_fee_atoms
 from perpx.core.enums import BalanceReason, MarginMode, PositionMode, Side
 from perpx.core.errors import InvariantViolation
 from perpx.core.events import (
@@ -66,7 +66,7 @@ from perpx.core.events import (
 )
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.keys import position_key, side_key, symbol_keys
-from perpx.core.numbers import RATE_ONE, apply_rate_ceil, div_floor
+from perpx.core.numbers import RATE_ONE, div_floor
 from perpx.core.orders.rules import check_position_idx, closes_hedge_side
 from perpx.core.prices.funding import funding_fee_atoms
 from perpx.core.risk.liquidation import ReplenishingLedger
@@ -884,10 +884,9 @@ class Clearing(ReplenishingLedger):
                     self.watched_fills[order.order_id] = (
                         self.watched_fills.get(order.order_id, 0) + qty)
         value = spec.contract.value_ceil_atoms(price, qty)
-        # `calc.fee_atoms`, written out: ceil(value * rate / R), a charge rounded up (in
-        # machine words when compiled: `mul_div_floor`).
-        taker_fee = apply_rate_ceil(value, spec.taker_fee_rate)
-        maker_fee = apply_rate_ceil(value, spec.maker_fee_rate)
+        # ceil(value * rate / R), a charge rounded up (spec §11).
+        taker_fee = fee_for_value_atoms(value, spec.taker_fee_rate)
+        maker_fee = fee_for_value_atoms(value, spec.maker_fee_rate)
         self._settle_side(spec, symbol, price, qty, seq, ts_ms, trade_id, taker, False,
                           taker_fee, events)
         self._settle_side(spec, symbol, price, qty, seq, ts_ms, trade_id, maker, True,
