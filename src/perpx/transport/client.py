@@ -67,7 +67,31 @@ class WriterClient(Protocol):
         """
 
 
-class UnixWriterClient:
+class _Requests:
+    """The requests both transports send: encoded by `Wire`, sent by the transport's `_ask`."""
+
+    _wire: Wire
+
+    async def _ask(self, request: bytes) -> bytes:
+        """Send `request`; return the writer's reply body."""
+        raise NotImplementedError
+
+    async def submit(self, command: Command, request_id: bytes | None = None
+                     ) -> tuple[int, list[Event]]:
+        """Send `command`; return its seq and events once the writer says it is durable."""
+        return self._wire.reply(await self._ask(self._wire.request(command, request_id)))
+
+    async def submit_all(self, commands: Sequence[Command], request_ids: Sequence[bytes]
+                         ) -> list[tuple[int, list[Event]]]:
+        """Send a batch's `commands` as one request; return each one's seq and events."""
+        return self._wire.replies(await self._ask(self._wire.requests(commands, request_ids)))
+
+    async def fund(self, account_id: int, demo_funds: str) -> int:
+        """Have the writer credit a key's demo funds once; return a durable seq past it."""
+        return self._wire.reply(await self._ask(Wire.fund_request(account_id, demo_funds)))[0]
+
+
+class UnixWriterClient(_Requests):
     """Commands over one Unix socket connection, many in flight, matched by request id.
 
     A connection lost is noticed at once (the kernel closes a dead writer's socket): every
@@ -132,20 +156,6 @@ class UnixWriterClient:
                 waiter.set_exception(OutcomeUnknown(
                     f"{why} with the command in flight: it may have been journaled"))
 
-    async def submit(self, command: Command, request_id: bytes | None = None
-                     ) -> tuple[int, list[Event]]:
-        """Send `command`; return its seq and events once the writer says it is durable."""
-        return self._wire.reply(await self._ask(self._wire.request(command, request_id)))
-
-    async def submit_all(self, commands: Sequence[Command], request_ids: Sequence[bytes]
-                         ) -> list[tuple[int, list[Event]]]:
-        """Send a batch's `commands` as one request; return each one's seq and events."""
-        return self._wire.replies(await self._ask(self._wire.requests(commands, request_ids)))
-
-    async def fund(self, account_id: int, demo_funds: str) -> int:
-        """Have the writer credit a key's demo funds once; return a durable seq past it."""
-        return self._wire.reply(await self._ask(Wire.fund_request(account_id, demo_funds)))[0]
-
     async def _ask(self, request: bytes) -> bytes:
         """Send `request`; return the writer's reply body."""
         writer = await self._connected()
@@ -179,7 +189,7 @@ class UnixWriterClient:
             self._reader_task = None
 
 
-class NatsWriterClient:
+class NatsWriterClient(_Requests):
     """Commands as NATS requests on the venue's subject.
 
     NATS says at once when no writer is subscribed (`WriterUnavailable`), but not when one
@@ -210,20 +220,6 @@ class NatsWriterClient:
             except Exception as failure:  # nats-py raises several kinds for no server
                 raise WriterUnavailable(f"no NATS at {self.url}: {failure!r} (the command "
                                         "was not sent)") from failure
-
-    async def submit(self, command: Command, request_id: bytes | None = None
-                     ) -> tuple[int, list[Event]]:
-        """Send `command`; return its seq and events once the writer says it is durable."""
-        return self._wire.reply(await self._ask(self._wire.request(command, request_id)))
-
-    async def submit_all(self, commands: Sequence[Command], request_ids: Sequence[bytes]
-                         ) -> list[tuple[int, list[Event]]]:
-        """Send a batch's `commands` as one request; return each one's seq and events."""
-        return self._wire.replies(await self._ask(self._wire.requests(commands, request_ids)))
-
-    async def fund(self, account_id: int, demo_funds: str) -> int:
-        """Have the writer credit a key's demo funds once; return a durable seq past it."""
-        return self._wire.reply(await self._ask(Wire.fund_request(account_id, demo_funds)))[0]
 
     async def _ask(self, request: bytes) -> bytes:
         """Send `request`; return the writer's reply body."""
