@@ -365,15 +365,40 @@ def test_a_reader_waits_for_the_seq_it_was_acknowledged_at() -> None:
     asyncio.run(run())
 
 
-async def _answer(app: RestApp, key: ApiKey, path: str, params: dict[str, Any]
-                  ) -> tuple[int, str, Any]:
-    """POST a signed JSON body; return the reply's retCode, retMsg and result."""
+async def _reply(app: RestApp, key: ApiKey, path: str, params: dict[str, Any]
+                 ) -> dict[str, Any]:
+    """POST a signed JSON body; return the reply's retCode, retMsg, result and retExtInfo."""
     payload = json.dumps(params)
     status, body, _ = await app.dispatcher("POST", path, payload.encode(),
                                            _headers(key, payload))
     assert status == 200, body
     reply = json.loads(body)
+    return {name: reply[name] for name in ("retCode", "retMsg", "result", "retExtInfo")}
+
+
+async def _answer(app: RestApp, key: ApiKey, path: str, params: dict[str, Any]
+                  ) -> tuple[int, str, Any]:
+    """POST a signed JSON body; return the reply's retCode, retMsg and result."""
+    reply = await _reply(app, key, path, params)
     return reply["retCode"], reply["retMsg"], reply["result"]
+
+
+async def _place(app: RestApp, key: ApiKey, order: dict[str, Any]) -> str:
+    """Create `order` for `key`; return its order id."""
+    return str((await _post(app, key, "/v5/order/create", order))["orderId"])
+
+
+async def _serve_funded(through: str, tmp_path: Path) -> tuple[Served, list[int]]:
+    """`_serve` with a follower that polls only when asked, both keys funded by a first read.
+
+    Returns the served API and the list of accounts whose requests waited for catch-up from
+    here on (`_count_catch_up_waits`).
+    """
+    served = await _serve(through, tmp_path, poll_s=3600.0)
+    await served.service.step()
+    for key in (served.alice, served.bob):
+        await _get(served.app, key, "/v5/account/wallet-balance", "accountType=UNIFIED")
+    return served, _count_catch_up_waits(served.reads)
 
 
 @THROUGH
@@ -387,18 +412,12 @@ def test_cancel_skips_the_catch_up_wait_and_answers_with_the_ids_it_did_before(
     answers the read before the submit gave.
     """
     async def run() -> None:
-        served = await _serve(through, tmp_path, poll_s=3600.0)
-        service, reads, app = served.service, served.reads, served.app
-        alice, bob = served.alice, served.bob
-        await service.step()
-        for key in (alice, bob):
-            await _get(app, key, "/v5/account/wallet-balance", "accountType=UNIFIED")
-        waits = _count_catch_up_waits(reads)
+        served, waits = await _serve_funded(through, tmp_path)
+        app, alice, bob = served.app, served.alice, served.bob
         btc = {"category": "linear", "symbol": "BTCUSDT"}
 
         async def place(order: dict[str, Any], key: ApiKey = alice) -> str:
-            placed = await _post(app, key, "/v5/order/create", order)
-            return str(placed["orderId"])
+            return await _place(app, key, order)
 
         async def cancel(**name: str) -> tuple[int, str, Any]:
             return await _answer(app, alice, "/v5/order/cancel", dict(btc, **name))
@@ -430,17 +449,6 @@ def test_cancel_skips_the_catch_up_wait_and_answers_with_the_ids_it_did_before(
     asyncio.run(run())
 
 
-async def _reply(app: RestApp, key: ApiKey, path: str, params: dict[str, Any]
-                 ) -> dict[str, Any]:
-    """POST a signed JSON body; return the reply's retCode, retMsg, result and retExtInfo."""
-    payload = json.dumps(params)
-    status, body, _ = await app.dispatcher("POST", path, payload.encode(),
-                                           _headers(key, payload))
-    assert status == 200, body
-    reply = json.loads(body)
-    return {name: reply[name] for name in ("retCode", "retMsg", "result", "retExtInfo")}
-
-
 def _batch_answer(*items: tuple[dict[str, str], int, str]) -> dict[str, Any]:
     """A batch's whole reply: each item's list entry, with its code and message."""
     return {"retCode": 0, "retMsg": "OK",
@@ -462,17 +470,12 @@ def test_batches_and_cancel_all_skip_the_catch_up_wait_and_answer_as_they_did(
     no contract (the dispatcher's wait, not a second one).
     """
     async def run() -> None:
-        served = await _serve(through, tmp_path, poll_s=3600.0)
-        service, reads, app = served.service, served.reads, served.app
-        alice, bob = served.alice, served.bob
-        await service.step()
-        for key in (alice, bob):
-            await _get(app, key, "/v5/account/wallet-balance", "accountType=UNIFIED")
-        waits = _count_catch_up_waits(reads)
+        served, waits = await _serve_funded(through, tmp_path)
+        app, alice, bob = served.app, served.alice, served.bob
         btc = {"category": "linear", "symbol": "BTCUSDT"}
 
         async def place(order: dict[str, Any], key: ApiKey = alice) -> str:
-            return str((await _post(app, key, "/v5/order/create", order))["orderId"])
+            return await _place(app, key, order)
 
         async def batch(kind: str, *items: dict[str, Any]) -> dict[str, Any]:
             return await _reply(app, alice, f"/v5/order/{kind}-batch",
