@@ -683,7 +683,7 @@ def test_cancel_all_of_more_orders_than_the_projection_keeps_closed_answers_ever
         seen = await _place(app, alice, dict(btc_order("Buy", "0.001", "30000"),
                                              orderLinkId="seen"))
         # At the writer, unseen by the gateway's follower: 499 resting and 10 waiting orders
-        # on BTCUSDT (one symbol holds at most 500 and 10), or 299 on BTCUSDT, 200 on ETHUSDT.
+        # on BTCUSDT (one symbol holds at most 500 and 10), or 299 on BTCUSDT, 210 on ETHUSDT.
         places: list[PlaceOrder] = []
         if how == "symbol":
             places += [PlaceOrder(0, 0, alice.account_id, "BTCUSDT", Side.BUY, OrderType.LIMIT,
