@@ -10,7 +10,9 @@ started during each kind of request alone:
 - `create-batch`, `amend-batch`, `cancel-batch` of ITEMS orders (amend and cancel by id
   and by link id alternately);
 - `cancel-all` by symbol with ITEMS orders open, with none, and by settle coin (USDT) with
-  ITEMS orders open on BTCUSDT.
+  ITEMS orders open on BTCUSDT; by base coin (BTC) with ITEMS orders open on BTCUSDT; by
+  settle coin with ITEMS orders open on BTCUSDT and one on ETHUSDT (two symbols of the
+  three it lists); by settle coin with none open.
 
 Also the writer's group commits (journal batches) per request. Counts only, no timing.
 JSON last. Run: `PYTHONPATH=src python benchmarks/bench_batch_polls.py [ROUNDS] [ITEMS]`
@@ -47,6 +49,8 @@ async def measure(rounds: int = 20, items: int = 10) -> dict[str, Any]:
         def named(n: int, order_id: str) -> dict[str, str]:
             return {"orderId": order_id} if n % 2 else {"orderLinkId": f"link-{n}"}
 
+        eth_order = dict(order(items), symbol="ETHUSDT", qty="0.01", price="1000")
+
         async def place_all() -> None:
             for n in range(items):
                 await _call(app, alice, "POST", "/v5/order/create", json.dumps(order(n)))
@@ -72,6 +76,18 @@ async def measure(rounds: int = 20, items: int = 10) -> dict[str, Any]:
             done = await count("cancel-all-settle-coin", "/v5/order/cancel-all",
                                {"category": "linear", "settleCoin": "USDT"})
             assert len(done["list"]) == items, done
+            await place_all()
+            done = await count("cancel-all-base-coin", "/v5/order/cancel-all",
+                               {"category": "linear", "baseCoin": "BTC"})
+            assert len(done["list"]) == items, done
+            await place_all()
+            await _call(app, alice, "POST", "/v5/order/create", json.dumps(eth_order))
+            done = await count("cancel-all-settle-coin-2-symbols", "/v5/order/cancel-all",
+                               {"category": "linear", "settleCoin": "USDT"})
+            assert len(done["list"]) == items + 1, done
+            done = await count("cancel-all-coin-nothing", "/v5/order/cancel-all",
+                               {"category": "linear", "settleCoin": "USDT"})
+            assert done["list"] == [], done
     return {"bench": "batch_polls", "rounds": rounds, "items": items,
             "polls_per_request": {k: round(v / rounds, 3) for k, v in polls.items()},
             "writer_commits_per_request": {k: round(v / rounds, 3)

@@ -65,9 +65,9 @@ def _count(history: object) -> int:
         history.close()
 
 
-def mark(client: httpx.Client) -> int:
-    ticker = client.get("/v5/market/tickers", params=LINEAR).json()["result"]["list"][0]
-    return int(float(ticker["markPrice"]))
+def mark(client: httpx.Client, symbol: str = "BTCUSDT") -> int:
+    ticker = client.get("/v5/market/tickers", params=dict(LINEAR, symbol=symbol)).json()
+    return int(float(ticker["result"]["list"][0]["markPrice"]))
 
 
 def cross(client: httpx.Client, alice: ApiKey, bob: ApiKey, step: int) -> tuple[str, str]:
@@ -123,6 +123,29 @@ def batches(client: httpx.Client, key: ApiKey) -> None:
     assert nothing["result"] == {"list": [], "success": "1"}, nothing
 
 
+def cancel_many(client: httpx.Client, key: ApiKey) -> None:
+    """Cancel-all by settle coin of 510 orders on two symbols names each one's link id.
+
+    The gateway's read side keeps an account's newest 500 closed orders: the first ten the
+    cancel closed are read from projector 0's history tables (`order._links`).
+    """
+    placed: list[tuple[str, str]] = []
+    for symbol, qty, count in (("BTCUSDT", "0.001", 300), ("ETHUSDT", "0.01", 210)):
+        rest = {"symbol": symbol, "side": "Buy", "qty": qty, "orderType": "Limit",
+                "price": str(mark(client, symbol) * 90 // 100), "timeInForce": "GTC"}
+        for start in range(0, count, 20):
+            links = [f"{symbol}-{n}" for n in range(start, min(start + 20, count))]
+            made = signed(client, key, "POST", "/v5/order/create-batch", {
+                "category": "linear", "request": [dict(rest, orderLinkId=link)
+                                                  for link in links]})
+            assert [c["code"] for c in made["retExtInfo"]["list"]] == [0] * len(links), made
+            placed += [(e["orderId"], e["orderLinkId"]) for e in made["result"]["list"]]
+    gone = signed(client, key, "POST", "/v5/order/cancel-all",
+                  {"category": "linear", "settleCoin": "USDT"})
+    assert gone["retCode"] == 0, gone
+    assert [(e["orderId"], e["orderLinkId"]) for e in gone["result"]["list"]] == placed
+
+
 def test_writer_only_history_by_projector_kill9(
         tmp_path: Path, nats_url: str, stream_name: str, journal_location: str | None,
         projector_schema: None) -> None:
@@ -150,6 +173,7 @@ def test_writer_only_history_by_projector_kill9(
                 read_back(client, bob, took)
                 read_back(client, alice, made)
             batches(client, alice)
+            cancel_many(client, alice)
 
         # Kill -9 the projector while orders flow (mid-batch, as likely as not).
         [pid] = [int(found) for found in _PID.findall("\n".join(writer.output))]

@@ -89,18 +89,22 @@ def _params(method: str, raw: bytes) -> Params:
     return Params(body)
 
 
-def _names_known_contract(params: Params, specs: Mapping[str, object]) -> bool:
+def _names_known_contract(params: Params, specs: Mapping[str, object],
+                          by_coin: bool = False) -> bool:
     """Whether every contract the request names is one this process already knows.
 
     A request names its `symbol`, or a batch each item's of its `request` list; a request
-    naming none (cancel-all by coin) or an item that is not an object names no known one.
+    naming none or an item that is not an object names no known one, except that with
+    `by_coin` (`Endpoint.by_coin`) a request naming no `symbol` (absent or empty, as
+    `Params.spec` reads it) passes: its handler reads the contracts after its own wait.
     Contracts are only ever added, never changed (`readside._learn`): a known one reads the
     same whether or not this process has followed every write acknowledged so far.
     """
     items = params.data.get("request")
     if type(items) is list and items:
         return all(type(item) is dict and _known(item.get("symbol"), specs) for item in items)
-    return _known(params.data.get("symbol"), specs)
+    symbol = params.data.get("symbol")
+    return (by_coin and (symbol is None or symbol == "")) or _known(symbol, specs)
 
 
 def _known(symbol: object, specs: Mapping[str, object]) -> bool:
@@ -214,8 +218,8 @@ class Dispatcher:
                 # acknowledged write (at once in one process; see `perpx.durable`; a gateway
                 # waits for its follower to pass the journal's end as of now). A write that
                 # reads first only the contract it names skips it once that is known here.
-                if endpoint.reads_state or not _names_known_contract(ctx.params,
-                                                                     service.specs):
+                if endpoint.reads_state or not _names_known_contract(
+                        ctx.params, service.specs, endpoint.by_coin):
                     await ctx.catch_up()
             else:
                 ctx.params = _params(method, payload)

@@ -86,9 +86,13 @@ class Endpoint:
     seq (`Venue.submit`) covers every earlier write for what the handler reads after. The
     contract table only grows and a listed contract never changes, so the one read such a
     handler makes first is exact once the table holds every symbol named; when it does not
-    (a listing not yet followed, a bad name, or none: cancel-all by coin) the request
-    waits as any other (`Dispatcher`). A handler that needs the wait for one outcome only
-    takes it itself then (`Context.catch_up`).
+    (a listing not yet followed, a bad name, or none) the request waits as any other
+    (`Dispatcher`). A handler that needs the wait for one outcome only takes it itself then
+    (`Context.catch_up`).
+
+    `by_coin`: a request of this endpoint naming no `symbol` (cancel-all by `baseCoin` or
+    `settleCoin`) skips that wait too: its handler reads the contracts again once its own
+    commands are shown, or after its own wait (`perpx.api.rest.order.cancel_all`).
     """
 
     method: str
@@ -96,6 +100,7 @@ class Endpoint:
     handler: Handler
     access: Access
     reads_state: bool = True
+    by_coin: bool = False
 
 
 _REJECTIONS = (OrderRejected, CommandRejected)  # a tuple: `A | B` builds a union per call

@@ -24,7 +24,8 @@ differs is behind it:
   requests share one poll. A write that reads nothing first but contracts this gateway
   knows (order create, amend, cancel, their batches and cancel-all by symbol:
   `perpx.api.context.Endpoint.reads_state`) skips it: its own seq's wait in `submit`
-  comes after every earlier write.
+  comes after every earlier write. So does cancel-all by coin, which reads this gateway's
+  contracts and orders again after that wait (`Endpoint.by_coin`).
 - **Demo funds** of a new key are credited by the writer (a funding request on the command
   socket, `ExchangeService.ensure_funded`), which funds an account once however many
   gateways see the key first.

@@ -142,11 +142,12 @@ class History(Protocol):
         """Return the (fingerprint, body) of the read-side checkpoint at `seq`, if stored."""
 
     def orders(self, account_id: int, *, symbol: Among = None,
-               order_id: int | None = None, order_link_id: str | None = None,
+               order_id: int | tuple[int, ...] | None = None,
+               order_link_id: str | None = None,
                status: int | None = None, start_ms: int | None = None,
                end_ms: int | None = None, limit: int = 20,
                cursor: str = "") -> Page[OrderRecord]:
-        """Return final orders of an account, newest first."""
+        """Return final orders of an account, newest first (`order_id`: one, or any of several)."""
 
     def executions(self, account_id: int, *, symbol: Among = None,
                    order_id: int | None = None, order_link_id: str | None = None,

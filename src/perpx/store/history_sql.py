@@ -476,11 +476,12 @@ class SqlHistory(ABC):
         return Page(records, encode_cursor(int(rows[limit - 1][0])) if more else "")
 
     def orders(self, account_id: int, *, symbol: Among = None,
-               order_id: int | None = None, order_link_id: str | None = None,
+               order_id: int | tuple[int, ...] | None = None,
+               order_link_id: str | None = None,
                status: int | None = None, start_ms: int | None = None,
                end_ms: int | None = None, limit: int = 20,
                cursor: str = "") -> Page[OrderRecord]:
-        """Return final orders of an account, newest first."""
+        """Return final orders of an account, newest first (`order_id`: one, or any of several)."""
         return self._page(_ORDERS, account_id, {"symbol": symbol, "order_id": order_id,
                                                 "order_link_id": order_link_id,
                                                 "status": status},

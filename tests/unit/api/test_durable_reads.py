@@ -19,8 +19,8 @@ from perpx.api.app import RestApp, create_app, service_hub
 from perpx.api.keys import ApiKey, KeyStore
 from perpx.convert import to_ticks
 from perpx.core.commands import Command, Deposit, IndexPrice, ListInstrument, PlaceOrder
-from perpx.core.enums import OrderType, Side
-from perpx.core.events import Event, Executed
+from perpx.core.enums import OrderType, Side, TriggerDirection
+from perpx.core.events import ConditionalOrderAccepted, Event, Executed, OrderAccepted
 from perpx.core.instruments import spec_record
 from perpx.durable import ReadTimeout, Watermark
 from perpx.instruments import FUTURES_TABLE, load_instruments
@@ -466,8 +466,7 @@ def test_batches_and_cancel_all_skip_the_catch_up_wait_and_answer_as_they_did(
     by id and by link (an older closed order holding the same link), waiting conditional
     orders, the item-level codes, and cancel-all by symbol, base coin and settle coin, with
     orders and with none: the same answers as when they read before they submitted. Only
-    cancel-all finding nothing to cancel waits (once), and cancel-all by coin, which names
-    no contract (the dispatcher's wait, not a second one).
+    cancel-all finding nothing to cancel waits (once), by symbol or by coin.
     """
     async def run() -> None:
         served, waits = await _serve_funded(through, tmp_path)
@@ -565,10 +564,153 @@ def test_batches_and_cancel_all_skip_the_catch_up_wait_and_answer_as_they_did(
                                orderLinkId="e"))
         btc_order_id = await place(dict(btc_order("Buy", "0.001", "58000"), orderLinkId="c"))
         assert await cancel_all(baseCoin="ETH") == listed((eth, "e"))
-        assert len(waits) == 2  # by coin: the dispatcher's wait, not a second
+        assert len(waits) == 1  # by coin, with something to cancel: no wait either
         assert await cancel_all(settleCoin="USDT") == listed((btc_order_id, "c"))
+        assert len(waits) == 1
         assert await cancel_all(settleCoin="USDT") == listed()
-        assert len(waits) == 4
+        assert len(waits) == 2
+        await served.close()
+
+    asyncio.run(run())
+
+
+def _accepted_id(events: list[Event]) -> str:
+    """The order id an order placed at the writer directly was accepted with."""
+    return next(str(event.order_id) for event in events
+                if isinstance(event, (OrderAccepted, ConditionalOrderAccepted)))
+
+
+def _listed(*orders: tuple[str, str]) -> dict[str, Any]:
+    """Cancel-all's whole reply listing these (order id, link id)."""
+    return {"retCode": 0, "retMsg": "OK", "retExtInfo": {},
+            "result": {"list": [{"orderId": order_id, "orderLinkId": link}
+                                for order_id, link in orders], "success": "1"}}
+
+
+@THROUGH
+def test_cancel_all_by_coin_skips_the_catch_up_wait_and_answers_as_it_did(
+        through: str, tmp_path: Path) -> None:
+    """Cancel-all by base or settle coin answers as when it waited first, and waits only for
+    nothing to cancel (where the venue shows none of the account's orders at first).
+
+    Resting, unlinked and waiting orders; several symbols (listed in the contracts' order,
+    not the order placed); with nothing open; `orderFilter`; orders the venue did not show
+    yet (placed at the writer directly: a gateway's follower polls only when asked here),
+    among others it shows and alone; a contract listed at the writer and not yet followed.
+    The replies pass unchanged on the code that waited first (74a3443); only the count of
+    catch-up waits per request (last) differs: there every request by coin waited.
+    """
+    async def run() -> None:
+        served, waits = await _serve_funded(through, tmp_path)
+        service, app, alice = served.service, served.app, served.alice
+        counts: list[int] = []
+
+        async def place(order: dict[str, Any]) -> str:
+            return await _place(app, alice, order)
+
+        async def at_writer(symbol: str, price: str, link: str) -> str:
+            return _accepted_id(await service.submit(PlaceOrder(
+                0, 0, alice.account_id, symbol, Side.BUY, OrderType.LIMIT, 1,
+                to_ticks(service.specs[symbol], price), order_link_id=link)))
+
+        async def cancel_all(**how: str) -> dict[str, Any]:
+            before = len(waits)
+            reply = await _reply(app, alice, "/v5/order/cancel-all",
+                                 dict(category="linear", **how))
+            counts.append(len(waits) - before)
+            return reply
+
+        stop = dict(btc_order("Buy", "0.001", "70000"), triggerPrice="71000",
+                    triggerDirection=1)
+        waiting = await place(dict(stop, orderLinkId="w"))
+        resting = await place(dict(btc_order("Buy", "0.001", "58000"), orderLinkId="r"))
+        eth = await place(dict(btc_order("Buy", "0.01", "1000"), symbol="ETHUSDT",
+                               orderLinkId="e"))
+        assert await cancel_all(baseCoin="BTC") == _listed((resting, "r"), (waiting, "w"))
+        sol = await place(dict(btc_order("Buy", "0.1", "100"), symbol="SOLUSDT",
+                               orderLinkId="s"))
+        unlinked = await place(btc_order("Buy", "0.001", "58000"))
+        assert await cancel_all(settleCoin="USDT") == _listed(
+            (unlinked, ""), (eth, "e"), (sol, "s"))
+        assert await cancel_all(baseCoin="ETH") == _listed()
+        assert await cancel_all(settleCoin="USDT") == _listed()
+        waiting = await place(dict(stop, orderLinkId="w2"))
+        resting = await place(dict(btc_order("Buy", "0.001", "58000"), orderLinkId="r2"))
+        assert await cancel_all(settleCoin="USDT", orderFilter="StopOrder") == _listed(
+            (waiting, "w2"))
+        assert await cancel_all(settleCoin="USDT", orderFilter="StopOrder") == _listed()
+        unseen = await at_writer("ETHUSDT", "1000", "u")
+        assert await cancel_all(settleCoin="USDT") == _listed((resting, "r2"), (unseen, "u"))
+        unseen = await at_writer("SOLUSDT", "100", "u2")
+        assert await cancel_all(settleCoin="USDT") == _listed((unseen, "u2"))
+
+        future = load_instruments(FUTURES_TABLE)[0]
+        await service.submit(ListInstrument(0, 0, spec_record(future)))
+        await service.submit(IndexPrice(0, 0, future.symbol, 600_000))
+        assert (future.symbol in served.reads.specs) == (through == "writer")
+        listed_since = await at_writer(future.symbol, "50000", "f")
+        resting = await place(dict(btc_order("Buy", "0.001", "58000"), orderLinkId="r3"))
+        assert await cancel_all(baseCoin="BTC") == _listed((resting, "r3"), (listed_since, "f"))
+        listed_since = await at_writer(future.symbol, "50000", "f2")
+        assert await cancel_all(baseCoin="BTC") == _listed((listed_since, "f2"))
+        refused = await cancel_all(symbol="NOPE")  # names a contract: the dispatcher waits
+        assert (refused["retCode"], refused["retMsg"]) == (10001, "params error: symbol invalid")
+        # Nothing to cancel where the venue shows nothing (a gateway's follower had not read
+        # the orders placed at the writer alone): the handler's own wait, once.
+        lagging = 1 if through == "gateway" else 0
+        assert counts == [0, 0, 1, 1, 0, 0, 0, lagging, 0, lagging, 1]
+        await served.close()
+
+    asyncio.run(run())
+
+
+@THROUGH
+@pytest.mark.parametrize("how", ["symbol", "settleCoin"])
+def test_cancel_all_of_more_orders_than_the_projection_keeps_closed_answers_every_link(
+        through: str, how: str, tmp_path: Path) -> None:
+    """Cancel-all of 510 orders answers each one's link id, though the projection keeps 500.
+
+    The projector keeps an account's newest 500 closed orders (`RECENT_CLOSED_PER_ACCOUNT`),
+    so once the cancel is folded the first ten it cancelled are no longer there. Through a
+    gateway whose follower has not read the orders placed at the writer directly (it
+    showed one order, so the cancel did not wait to catch up), their link ids were answered
+    empty: the answer must name every link whatever the projection still holds.
+    """
+    async def run() -> None:
+        served, waits = await _serve_funded(through, tmp_path)
+        service, app, alice = served.service, served.app, served.alice
+        btc, eth = service.specs["BTCUSDT"], service.specs["ETHUSDT"]
+        seen = await _place(app, alice, dict(btc_order("Buy", "0.001", "30000"),
+                                             orderLinkId="seen"))
+        # At the writer, unseen by the gateway's follower: 499 resting and 10 waiting orders
+        # on BTCUSDT (one symbol holds at most 500 and 10), or 299 on BTCUSDT, 210 on ETHUSDT.
+        places: list[PlaceOrder] = []
+        if how == "symbol":
+            places += [PlaceOrder(0, 0, alice.account_id, "BTCUSDT", Side.BUY, OrderType.LIMIT,
+                                  1, LOW_BID - n, order_link_id=f"r{n}") for n in range(499)]
+            places += [PlaceOrder(0, 0, alice.account_id, "BTCUSDT", Side.BUY, OrderType.LIMIT,
+                                  1, to_ticks(btc, "70000"), order_link_id=f"w{n}",
+                                  trigger_price_ticks=to_ticks(btc, "71000") + n,
+                                  trigger_direction=TriggerDirection.RISING)
+                       for n in range(10)]
+        else:
+            places += [PlaceOrder(0, 0, alice.account_id, "BTCUSDT", Side.BUY, OrderType.LIMIT,
+                                  1, LOW_BID - n, order_link_id=f"r{n}") for n in range(299)]
+            places += [PlaceOrder(0, 0, alice.account_id, "ETHUSDT", Side.BUY, OrderType.LIMIT,
+                                  1, to_ticks(eth, "1000") - n, order_link_id=f"e{n}")
+                       for n in range(210)]
+        outcomes = await service.submit_all(places)
+        ids = [_accepted_id(events) for events in outcomes]
+        links = [place.order_link_id for place in places]
+        reply = await _reply(app, alice, "/v5/order/cancel-all",
+                             {"category": "linear", how: "BTCUSDT" if how == "symbol"
+                              else "USDT"})
+        assert reply["retCode"] == 0, reply
+        answered = [(entry["orderId"], entry["orderLinkId"])
+                    for entry in reply["result"]["list"]]
+        # The resting first (placed order), then the waiting; symbol by symbol.
+        assert answered == [(seen, "seen"), *zip(ids, links, strict=True)]
+        assert waits == []
         await served.close()
 
     asyncio.run(run())

@@ -9,7 +9,8 @@ changes. Parameters become commands in `perpx.bybit.translate` (shared with `/v5
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from perpx.api import wire
@@ -55,46 +56,83 @@ def _amend_command(ctx: Context, params: Params, specs: translate.Specs) -> Amen
     return translate.amend(ctx.account_id, params, specs)
 
 
-def _ids(ctx: Context, order_id: int | None, link: str) -> dict[str, str]:
-    found = ctx.service.projector.find(ctx.account_id, order_id, link)
-    if found is not None:
-        return {"orderId": str(found.order_id), "orderLinkId": found.order_link_id}
-    return {"orderId": str(order_id or ""), "orderLinkId": link}
+# Order ids a history query names at most (an SQL statement's parameters are bounded).
+HISTORY_IDS_MAX = 500
+
+
+async def _links(ctx: Context, order_ids: Iterable[int]) -> dict[int, str]:
+    """Return the link id of each of the account's orders `order_ids` that exists, by id.
+
+    Read after the command that named them, from the order's record: the read side's
+    (`Projector.find`: every open order, and the newest `RECENT_CLOSED_PER_ACCOUNT` closed
+    ones of the account), else the history tables' (every final order, durable; a query
+    waits until they hold the seq the read side shows, `History.run`). Exact either way: an
+    order's id is never reused and its link never changes. Only an order closed and pushed
+    out of the read side's recent ones (a cancel-all of more than 500 orders, or other
+    commands closing as many since) costs a query, one for up to `HISTORY_IDS_MAX`.
+    """
+    find = ctx.service.projector.find
+    links: dict[int, str] = {}
+    missing: list[int] = []
+    for order_id in dict.fromkeys(order_ids):  # each once (an amend may name one twice)
+        found = find(ctx.account_id, order_id, "")
+        if found is not None:
+            links[order_id] = found.order_link_id
+        else:
+            missing.append(order_id)
+    store = ctx.service.history
+    for start in range(0, len(missing), HISTORY_IDS_MAX):
+        chunk = tuple(missing[start:start + HISTORY_IDS_MAX])
+        page = await store.run(functools.partial(store.orders, ctx.account_id,
+                                                 order_id=chunk, limit=len(chunk)))
+        links.update((record.order_id, record.order_link_id) for record in page.records)
+    return links
 
 
 # The events that name an order an amend or cancel changed: the one it names, and any other
 # it takes along (a pair leg, an attached TP/SL, a position's TP/SL resized).
 _NAMING = (OrderCancelled, OrderDeactivated, OrderAmended, ConditionalOrderAmended, TpSlAttached)
+# The events that name an order a cancel ended.
+_ENDING = (OrderCancelled, OrderDeactivated)
 
 
-def _named_ids(ctx: Context, command: AmendOrder | CancelOrder,
-               events: list[Event]) -> dict[str, str]:
+async def _named_ids(ctx: Context, command: AmendOrder | CancelOrder,
+                     events: list[Event]) -> dict[str, str]:
     """Return the ids of the order a successful amend or cancel `command` named, from its outcome.
 
     The core finds the order by `order_id` or, without one, by the link id of the account's
-    one open order holding it. By id: the id and the link its record holds, read by id after
-    the submit (exact: ids are never reused, and the submit returned once its seq is shown
-    here). By link: the first order the outcome names (`_NAMING`; a cancel names its order
-    first, an amend of a waiting leg names the other leg of its pair first) whose record,
-    read by id, holds the link. Nothing is read before the submit, so neither the single
-    requests nor the batches need the catch-up wait (`Endpoint.reads_state`); reading the
-    projection by link after the submit would find an older closed order of the same link
-    first.
+    one open order holding it. By id: the id and the link of its record (`_links`). By link:
+    the first order the outcome names (`_NAMING`; a cancel names its order first, an amend
+    of a waiting leg names the other leg of its pair first) whose record holds the link.
+    Nothing is read before the submit, so neither the single requests nor the batches need
+    the catch-up wait (`Endpoint.reads_state`); reading by link after the submit would find
+    an older closed order of the same link first. Cancel-all answers by the same rule
+    (`_ended`).
     """
     if command.order_id is not None:
-        return _ids(ctx, command.order_id, command.order_link_id)
+        order_id = command.order_id
+        link = (await _links(ctx, (order_id,))).get(order_id, command.order_link_id)
+        return {"orderId": str(order_id), "orderLinkId": link}
     link = command.order_link_id
-    first: int | None = None
-    for event in events:
-        if isinstance(event, _NAMING) and event.account_id == ctx.account_id:
-            found = ctx.service.projector.find(ctx.account_id, event.order_id, "")
-            if found is not None and found.order_link_id == link:
-                return {"orderId": str(found.order_id), "orderLinkId": link}
-            if first is None:
-                first = event.order_id
-    if first is None:
+    named = [event.order_id for event in events
+             if isinstance(event, _NAMING) and event.account_id == ctx.account_id]
+    if not named:
         raise ApiError(10016, "Internal system error.")
-    return {"orderId": str(first), "orderLinkId": link}  # its record is no longer kept
+    links = await _links(ctx, named)
+    chosen = next((order_id for order_id in named if links.get(order_id) == link), named[0])
+    return {"orderId": str(chosen), "orderLinkId": link}
+
+
+async def _ended(ctx: Context, outcomes: Iterable[list[Event]]) -> list[dict[str, str]]:
+    """Return the ids of each order of the account that `outcomes` ended, in their order.
+
+    Cancel-all's list: each cancelled order (`_ENDING`) with its record's link (`_links`).
+    """
+    ended = [event.order_id for events in outcomes for event in events
+             if isinstance(event, _ENDING) and event.account_id == ctx.account_id]
+    links = await _links(ctx, ended)
+    return [{"orderId": str(order_id), "orderLinkId": links.get(order_id, "")}
+            for order_id in ended]
 
 
 async def amend(ctx: Context) -> dict[str, Any]:
@@ -103,7 +141,7 @@ async def amend(ctx: Context) -> dict[str, Any]:
                              translate.category_specs(ctx.params, ctx.service.specs))
     events = await ctx.service.submit(command)
     raise_rejection(events)
-    return _named_ids(ctx, command, events)
+    return await _named_ids(ctx, command, events)
 
 
 def _cancel_command(ctx: Context, params: Params, specs: translate.Specs) -> CancelOrder:
@@ -116,7 +154,7 @@ async def cancel(ctx: Context) -> dict[str, Any]:
                               translate.category_specs(ctx.params, ctx.service.specs))
     events = await ctx.service.submit(command)
     raise_rejection(events)
-    return _named_ids(ctx, command, events)
+    return await _named_ids(ctx, command, events)
 
 
 def _symbols(ctx: Context, params: Params, specs: translate.Specs) -> list[str]:
@@ -132,34 +170,38 @@ def _holds_orders(ctx: Context, command: CancelAllOrders) -> bool:
 
 
 async def cancel_all(ctx: Context) -> dict[str, Any]:
-    """POST /v5/order/cancel-all.
+    """POST /v5/order/cancel-all, by `symbol`, `baseCoin` or `settleCoin`.
 
-    A symbol where the venue's state (`Venue.engine`) shows orders of the account gets its
-    command, and the answer lists what the outcomes cancelled. A symbol it shows none on is
-    skipped, which is an answer drawn from that state: only once it holds every write
-    acknowledged before the request (`Context.catch_up`: a gateway's follower may lag; the
-    request by coin has waited already) and once the writer's state is durable (`settled`).
+    The venue's state (`Venue.engine`, its contracts) is read first only as a hint: the
+    symbols where it shows orders of the account get their `CancelAllOrders`, submitted
+    together. Once they are durable and shown, the venue shows every write acknowledged
+    before the request (each precedes them in the journal), and every contract listed by
+    then: it is read again, and the symbols it now shows orders on (a gateway's follower
+    lagged, or a contract listed since) get theirs. Without a first submit that wait is the
+    request's own (`Context.catch_up`; by symbol, as by coin: the request names no contract
+    the dispatcher waits for, `Endpoint.by_coin`). A symbol still skipped is an answer
+    drawn from the state read last, so it is given once the writer's state is durable too
+    (`settled`). The list names what the outcomes cancelled, symbol by symbol in the
+    order the contracts are listed (`_ended`).
     """
-    commands = translate.cancel_all(ctx.account_id, ctx.params, ctx.service.specs)
-    if not all(_holds_orders(ctx, command) for command in commands):
-        await ctx.catch_up()
-    wanted = [command for command in commands if _holds_orders(ctx, command)]
-    projector = ctx.service.projector
-    # Link ids: an open order's as the read side shows it now, else the cancelled order's
-    # record read by id after the submit (the recent closed orders keep only the newest).
-    links = {o.order_id: o.order_link_id for o in projector.open_orders(ctx.account_id)}
-    cancelled: list[dict[str, str]] = []
-    for events in await ctx.service.submit_all(wanted):
-        raise_rejection(events)
-        for event in events:
-            if isinstance(event, (OrderCancelled, OrderDeactivated)) \
-                    and event.account_id == ctx.account_id:
-                link = links.get(event.order_id)
-                if link is None:
-                    found = projector.find(ctx.account_id, event.order_id, "")
-                    link = found.order_link_id if found is not None else ""
-                cancelled.append({"orderId": str(event.order_id), "orderLinkId": link})
-    if len(wanted) < len(commands):
+    account_id, params = ctx.account_id, ctx.params
+    commands = translate.cancel_all(account_id, params, ctx.service.specs)
+    outcomes: dict[str, list[Event]] = {}
+    for look in range(2):
+        if look:
+            if not outcomes:
+                await ctx.catch_up()
+            commands = translate.cancel_all(account_id, params, ctx.service.specs)
+        wanted = [command for command in commands
+                  if command.symbol not in outcomes and _holds_orders(ctx, command)]
+        if wanted:
+            for command, events in zip(wanted, await ctx.service.submit_all(wanted),
+                                       strict=True):
+                raise_rejection(events)
+                outcomes[command.symbol] = events
+    cancelled = await _ended(ctx, (outcomes[command.symbol] for command in commands
+                                   if command.symbol in outcomes))
+    if len(outcomes) < len(commands):
         await ctx.service.settled()
     return {"list": cancelled, "success": "1"}
 
@@ -181,7 +223,7 @@ C = TypeVar("C", PlaceOrder, AmendOrder, CancelOrder)
 
 
 async def _batch(ctx: Context, build: Callable[[Context, Params, translate.Specs], C],
-                 answer: Callable[[Context, C, list[Event]], dict[str, str]],
+                 answer: Callable[[Context, C, list[Event]], Awaitable[dict[str, str]]],
                  failed: Callable[[Params], dict[str, str]]
                  ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run a batch: each item's command in request order, each answered on its own.
@@ -205,7 +247,8 @@ async def _batch(ctx: Context, build: Callable[[Context, Params, translate.Specs
         try:
             if isinstance(command, ApiError):
                 raise command
-            results.append({"category": category, **answer(ctx, command, next(outcomes))})
+            results.append({"category": category,
+                            **await answer(ctx, command, next(outcomes))})
             codes.append({"code": 0, "msg": "OK"})
         except ApiError as error:
             results.append({"category": category, **failed(params)})
@@ -217,7 +260,8 @@ def _place_command(ctx: Context, params: Params, specs: translate.Specs) -> Plac
     return translate.place(ctx.account_id, params, specs)
 
 
-def _created(ctx: Context, command: PlaceOrder, events: list[Event]) -> dict[str, str]:
+async def _created(ctx: Context, command: PlaceOrder,
+                   events: list[Event]) -> dict[str, str]:
     accepted = _accepted(events)
     return {"symbol": accepted.symbol, "orderId": str(accepted.order_id),
             "orderLinkId": accepted.order_link_id, "createAt": str(accepted.ts_ms)}
@@ -228,10 +272,10 @@ def _not_created(params: Params) -> dict[str, str]:
             "orderLinkId": params.text("orderLinkId"), "createAt": ""}
 
 
-def _changed(ctx: Context, command: AmendOrder | CancelOrder,
-             events: list[Event]) -> dict[str, str]:
+async def _changed(ctx: Context, command: AmendOrder | CancelOrder,
+                   events: list[Event]) -> dict[str, str]:
     raise_rejection(events)
-    return {"symbol": command.symbol, **_named_ids(ctx, command, events)}
+    return {"symbol": command.symbol, **await _named_ids(ctx, command, events)}
 
 
 def _not_changed(params: Params) -> dict[str, str]:
@@ -362,11 +406,13 @@ async def executions(ctx: Context) -> dict[str, Any]:
 ROUTES = [
     # The writes read nothing before they submit but the contracts they name (`Endpoint`):
     # amend's and cancel's answers, single or batch, come from their outcome (`_named_ids`),
-    # and cancel-all waits itself only when it finds nothing to cancel (`cancel_all`).
+    # and cancel-all, by symbol or by coin, waits itself only when it finds nothing to cancel
+    # (`cancel_all`).
     Endpoint("POST", "/v5/order/create", create, Access.WRITE, reads_state=False),
     Endpoint("POST", "/v5/order/amend", amend, Access.WRITE, reads_state=False),
     Endpoint("POST", "/v5/order/cancel", cancel, Access.WRITE, reads_state=False),
-    Endpoint("POST", "/v5/order/cancel-all", cancel_all, Access.WRITE, reads_state=False),
+    Endpoint("POST", "/v5/order/cancel-all", cancel_all, Access.WRITE, reads_state=False,
+             by_coin=True),
     Endpoint("POST", "/v5/order/create-batch", create_batch, Access.WRITE,
              reads_state=False),
     Endpoint("POST", "/v5/order/amend-batch", amend_batch, Access.WRITE, reads_state=False),
