@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from perpx.bench.journal import batched, pipeline
+from perpx.bench import journal as bench
 from perpx.store.loadflow import order_flow
 from perpx.store.sqlite import SqliteJournal
 
@@ -29,9 +29,9 @@ def main(mode: str, count: int) -> None:
         if mode == "flow":
             list(order_flow(count, seed=11))
         elif mode == "single":
-            pipeline(journal, count)
+            bench.pipeline(journal, count)
         elif mode == "batched":
-            batched(journal, count)
+            bench.batched(journal, count)  # not on versions before the batch interface
         else:
             raise SystemExit(f"unknown mode {mode!r}: flow, single or batched")
         journal.close()
