@@ -6,6 +6,12 @@ events published to subscribers only after the batch holding them is durable in 
 nothing a client or a stream has seen can be lost in a crash. While one batch is being written,
 the next accumulates, so one flush carries many commands under load (group commit).
 
+Commands that come together (a batch request, a gateway forwarding many) go in with
+`submit_all`: each is stamped and applied in its order at once, with nothing between them, and
+the whole batch shares ONE future, resolved with every command's events once the last is
+durable. What a command costs the writer is then its stamp, its apply and its place in the
+journal, not a future, a task wake-up and a result of its own (issue #14).
+
 If the journal fails, the engine has applied commands that are not durable: the sequencer
 stops (fail-stop) and every pending and later `submit` raises; a restart recovers from the
 journal, which holds exactly what was acknowledged.
@@ -34,8 +40,9 @@ import functools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import msgspec
 
@@ -66,10 +73,16 @@ class SequencerStopped(RuntimeError):
 
 @dataclass(slots=True)
 class _Pending:
+    """A command applied and not yet durable, and who waits for it."""
+
     command: Command
     events: list[Event]
-    done: asyncio.Future[list[Event]]
     request_id: bytes | None = None
+    # The command's own future: `submit`'s, or made when a resend of a batch's command comes
+    # while it is in flight (`_resent`); None for the rest of a batch's commands.
+    done: asyncio.Future[list[Event]] | None = None
+    # On a batch's last command: the batch's one future and the outcomes it resolves to.
+    batch: tuple[asyncio.Future[list[list[Event]]], list[list[Event]]] | None = None
 
 
 # A request id's outcome recorded at recovery: (seq, events; None if not recomputed).
@@ -155,12 +168,72 @@ class Sequencer:
     def submit_nowait(self, command: Command, request_id: bytes | None = None
                       ) -> asyncio.Future[list[Event]]:
         """Apply `command` now and return a future that resolves when it is durable."""
-        if self._failure is not None or self._closed:
-            raise SequencerStopped("sequencer is stopped") from self._failure
+        self._accepting()
         if request_id is not None:
             hit = self._recent.get(request_id)
             if hit is not None:
                 return self._resent(request_id, hit)
+        pending = self._apply(command, request_id)
+        done: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
+        pending.done = done
+        self._flushing()
+        return done
+
+    async def submit_all(self, commands: Sequence[Command],
+                         request_ids: Sequence[bytes | None] | None = None
+                         ) -> list[list[Event]]:
+        """Sequence, apply and journal `commands` in order; return each one's events.
+
+        `submit` for each, with nothing between them (`submit_all_nowait`).
+        """
+        return await self.submit_all_nowait(commands, request_ids)
+
+    def submit_all_nowait(self, commands: Sequence[Command],
+                          request_ids: Sequence[bytes | None] | None = None
+                          ) -> asyncio.Future[list[list[Event]]]:
+        """Apply `commands` now, in order; one future resolves to their events once durable.
+
+        Each command is what `submit_nowait` makes of it (its own stamp, apply, request id
+        and window entry, by the same code), applied right after the one before it. The batch
+        shares one future, hung on its last applied command: the journal is written in seq
+        order, so that one durable means all are. A command whose request id the window
+        holds (a resent batch, whose journaled commands are a prefix) is answered as
+        `submit_nowait` answers it, and the future waits for those answers too.
+        """
+        self._accepting()
+        ids = request_ids if request_ids is not None else [None] * len(commands)
+        if len(ids) != len(commands):
+            raise ValueError(f"{len(commands)} commands but {len(ids)} request ids")
+        recent = self._recent
+        outcomes: list[list[Event]] = []
+        last: _Pending | None = None
+        resent: list[tuple[int, asyncio.Future[list[Event]]]] = []
+        for command, request_id in zip(commands, ids, strict=True):
+            if request_id is not None:
+                hit = recent.get(request_id)
+                if hit is not None:
+                    resent.append((len(outcomes), self._resent(request_id, hit)))
+                    outcomes.append([])  # its answer comes from `_resent`
+                    continue
+            last = self._apply(command, request_id)
+            outcomes.append(last.events)
+        done: asyncio.Future[list[list[Event]]] = asyncio.get_running_loop().create_future()
+        if last is None:
+            done.set_result(outcomes)  # nothing applied: nothing to wait for but the resends
+        else:
+            last.batch = (done, outcomes)
+            self._flushing()
+        if resent:
+            return asyncio.ensure_future(_with_resent(done, outcomes, resent))
+        return done
+
+    def _accepting(self) -> None:
+        """Raise `SequencerStopped` once the journal failed or `close` began."""
+        if self._failure is not None or self._closed:
+            raise SequencerStopped("sequencer is stopped") from self._failure
+
+    def _apply(self, command: Command, request_id: bytes | None) -> _Pending:
+        """Stamp and apply `command` now and queue it for the journal, under `request_id`."""
         stamped = self.stamp(command)
         try:
             events = self.engine.apply(stamped)
@@ -168,17 +241,19 @@ class Sequencer:
             # An exception out of the core is a broken invariant: stop rather than run on.
             self._fail(bug, [])
             raise
-        done: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
-        pending = _Pending(stamped, events, done, request_id)
+        pending = _Pending(stamped, events, request_id)
         self._pending.append(pending)
         if request_id is not None:
             recent = self._recent
             recent[request_id] = pending
             if len(recent) > self._window:
                 recent.popitem(last=False)
+        return pending
+
+    def _flushing(self) -> None:
+        """Make sure the flush loop runs (it ends whenever nothing is pending)."""
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_loop())
-        return done
 
     def _resent(self, request_id: bytes, hit: _Pending | Recorded
                 ) -> asyncio.Future[list[Event]]:
@@ -189,7 +264,11 @@ class Sequencer:
         log.warning("a request id came again: answered with the outcome recorded at seq %d",
                     seq)
         if isinstance(hit, _Pending):
-            return hit.done  # in flight or durable: the same answer as the first time
+            # In flight: the same answer as the first time, once durable. A batch's command
+            # gets its future only now, when someone waits for it alone.
+            if hit.done is None:
+                hit.done = asyncio.get_running_loop().create_future()
+            return hit.done
         _, events = hit
         done: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
         if events is not None:
@@ -260,8 +339,13 @@ class Sequencer:
                         self.subscriber_failures += 1
                         log.exception("subscriber %r failed on seq %d", subscriber,
                                       pending.command.seq)
-                if not pending.done.done():
-                    pending.done.set_result(pending.events)
+                done = pending.done
+                if done is not None and not done.done():
+                    done.set_result(pending.events)
+                if pending.batch is not None:
+                    whole, outcomes = pending.batch
+                    if not whole.done():
+                        whole.set_result(outcomes)
                 rid = pending.request_id
                 if rid is not None and rid in recent:
                     # Durable: keep the outcome only, not the future and the command (the
@@ -282,8 +366,9 @@ class Sequencer:
     def _fail(self, failure: BaseException, batch: list[_Pending]) -> None:
         self._failure = failure
         for pending in batch + self._pending:
-            if not pending.done.done():
-                pending.done.set_exception(SequencerStopped(f"journal failed: {failure!r}"))
+            for done in (pending.done, pending.batch[0] if pending.batch else None):
+                if done is not None and not done.done():
+                    done.set_exception(SequencerStopped(f"journal failed: {failure!r}"))
         self._pending.clear()
 
     async def drain(self) -> None:
@@ -306,6 +391,17 @@ class Sequencer:
     def failure(self) -> BaseException | None:
         """The journal failure that stopped the sequencer, if any."""
         return self._failure
+
+
+async def _with_resent(done: asyncio.Future[list[list[Event]]], outcomes: list[list[Event]],
+                       resent: list[tuple[int, asyncio.Future[list[Event]]]]
+                       ) -> list[list[Event]]:
+    """Return a batch's outcomes once it is durable and its resent commands are answered."""
+    # gather, not one await after another: a failure of one retrieves the others' too.
+    answers = await asyncio.gather(done, *(answer for _, answer in resent))
+    for (at, _), events in zip(resent, answers[1:], strict=True):
+        outcomes[at] = cast(list[Event], events)
+    return outcomes
 
 
 def _settle(done: asyncio.Future[list[Event]], replay: asyncio.Future[list[Event]]) -> None:

@@ -414,20 +414,20 @@ class ExchangeService:
                          ) -> list[list[Event]]:
         """Apply `commands` one after the other now; return their events once all are durable.
 
-        Each is applied before the next is (`Sequencer.submit_nowait` applies at once, in
-        call order, with nothing of another request between them), each with its request id
+        Each is applied before the next is (`Sequencer.submit_all` applies them at once, in
+        their order, with nothing of another request between them), each with its request id
         (a gateway's, `CommandEndpoint`) or a fresh one, and all are journaled by the same
-        group commits: a batch request costs the rounds of one command, not one each. A
-        batch resent with the same ids is answered from the window for the commands already
-        applied, and the rest are applied, still in order (the journaled ones are a prefix).
+        group commits and answered by one future: a batch request costs the rounds of one
+        command, not one each. A batch resent with the same ids is answered from the window
+        for the commands already applied, and the rest are applied, still in order (the
+        journaled ones are a prefix).
         """
         if self.fatal is not None:
             raise ServiceStopped("the service has stopped") from self.fatal
         ids = request_ids or [None] * len(commands)
         try:
-            done = [self.sequencer.submit_nowait(command, rid or new_request_id())
-                    for command, rid in zip(commands, ids, strict=True)]
-            outcomes = await asyncio.gather(*done)
+            outcomes = await self.sequencer.submit_all(
+                commands, [rid or new_request_id() for rid in ids])
         except OutcomeNotKept:
             raise  # a resend whose outcome this writer cannot tell (see `submit`)
         except Exception as failure:

@@ -8,7 +8,15 @@ Measured in one process, on one machine:
   settings; the ratio shows what group commit buys;
 - ``durable`` (end to end): many concurrent submitters through the real `Sequencer`, which
   applies each command to the engine and acknowledges it only once its batch is durable; the
-  engine's apply (tens of thousands of orders/s in CPython) bounds this figure;
+  engine's apply (tens of thousands of orders/s in CPython) bounds this figure; each of the
+  1,000 submitters awaits one `submit` at a time, so every command also costs a future, a
+  task wake-up and a result of its own (the figure is kept, same method, across versions);
+- ``durable_batched`` (end to end, issue #14): the same pipeline fed in batches, as gateways
+  forward them and a batch request arrives: 16 submitters each `submit_all` 64 commands at
+  a time (fresh request ids), awaiting one future per batch. The same commands, engine,
+  window and group commit; what it leaves out is the per-command asyncio round, so the gap
+  between it and ``durable`` is that overhead, and between it and ``replay`` (apply alone)
+  what stamping, the request-id window and the journal's encode still cost;
 - ``replay``: read + decode alone, and read + decode + apply to a fresh engine;
 - ``snapshot``: with N resting orders: the inline cost (to_snapshot + encode + hash: what a writer
   would be paused for without fork), the state hash, the encoded bytes, the pause the writer
@@ -20,6 +28,7 @@ Ends with one JSON line.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import tempfile
 import time
@@ -43,6 +52,8 @@ from perpx.store.snapshotter import Snapshotter, encode_state
 from perpx.store.sqlite import SqliteJournal
 
 BATCH = 4096
+SUBMITTERS = 1000  # `durable`: concurrent one-at-a-time submitters
+BATCH_SUBMITTERS, BATCH_SIZE = 16, 64  # `durable_batched`: gateways forwarding batches
 SIZES = {  # pipeline commands, journal-only commands, naive commands, resting orders
     "quick": (3_000, 20_000, 200, 10_000),
     "full": (100_000, 500_000, 2_000, 1_000_000),
@@ -73,10 +84,13 @@ def naive(path: Path, commands: list[Command]) -> float:
     return rate
 
 
-def pipeline(journal: Journal, count: int, submitters: int = 1000) -> float:
+def pipeline(journal: Journal, count: int, submitters: int = SUBMITTERS,
+             batch: int = 1) -> float:
     """Drive `count` commands through the real Sequencer from concurrent tasks; commands/s.
 
     Each with a fresh request id, as every command from the API has (its window and column).
+    `batch` 1: each submitter awaits one `submit` at a time; more: one `submit_all` of
+    `batch` commands at a time (the last may be shorter).
     """
     commands = list(order_flow(count, seed=11))
 
@@ -84,16 +98,26 @@ def pipeline(journal: Journal, count: int, submitters: int = 1000) -> float:
         sequencer = Sequencer(Engine(load_instruments()), journal)
         flow = iter(commands)
 
-        async def submitter() -> None:
+        async def one_by_one() -> None:
             for command in flow:
                 await sequencer.submit(command, new_request_id())
 
+        async def in_batches() -> None:
+            while chunk := list(itertools.islice(flow, batch)):
+                await sequencer.submit_all(chunk, [new_request_id() for _ in chunk])
+
+        submitter = one_by_one if batch == 1 else in_batches
         started = time.perf_counter()
         await asyncio.gather(*(submitter() for _ in range(submitters)))
         await sequencer.drain()
         return len(commands) / (time.perf_counter() - started)
 
     return asyncio.run(run())
+
+
+def batched(journal: Journal, count: int) -> float:
+    """`pipeline` fed as gateways forward: BATCH_SUBMITTERS tasks of BATCH_SIZE commands."""
+    return pipeline(journal, count, BATCH_SUBMITTERS, BATCH_SIZE)
 
 
 def replay(journal: SqliteJournal) -> tuple[float, float, int]:
@@ -187,11 +211,19 @@ def bench_journal(quick: bool, postgres_dsn: str, echo: Callable[[str], None]) -
         pipe = SqliteJournal(base / "pipe.db")
         out["durable_orders_per_s"] = pipeline(pipe, n_pipe)
         pipe.close()
-        echo(f"durable pipeline on SQLite (Sequencer + engine, 1,000 submitters, {n_pipe:,} "
-             f"commands): {out['durable_orders_per_s']:,.0f} commands/s")
+        echo(f"durable pipeline on SQLite (Sequencer + engine, {SUBMITTERS:,} submitters, "
+             f"{n_pipe:,} commands): {out['durable_orders_per_s']:,.0f} commands/s")
+        out["batched_submitters"], out["batched_batch_size"] = BATCH_SUBMITTERS, BATCH_SIZE
+        pipe = SqliteJournal(base / "batched.db")
+        out["durable_batched_orders_per_s"] = batched(pipe, n_pipe)
+        pipe.close()
+        echo(f"durable pipeline on SQLite fed in batches ({BATCH_SUBMITTERS} submitters of "
+             f"{BATCH_SIZE}-command `submit_all`): {out['durable_batched_orders_per_s']:,.0f}"
+             " commands/s")
         if not _postgres_reachable(postgres_dsn):
             echo(f"PostgreSQL at {postgres_dsn} unreachable: its figures are null")
             out["durable_orders_per_s_postgres"] = None
+            out["durable_batched_orders_per_s_postgres"] = None
             out["journal_only_orders_per_s_postgres"] = None
         else:
             from perpx.store.postgres import PostgresJournal
@@ -204,12 +236,16 @@ def bench_journal(quick: bool, postgres_dsn: str, echo: Callable[[str], None]) -
                 pipe_pg = PostgresJournal(postgres_dsn, schema)
                 out["durable_orders_per_s_postgres"] = pipeline(pipe_pg, n_pipe)
                 pipe_pg.close()
+                pipe_pg = PostgresJournal(postgres_dsn, schema + "_b")
+                out["durable_batched_orders_per_s_postgres"] = batched(pipe_pg, n_pipe)
+                pipe_pg.close()
             finally:  # drop only the schemas this run created
-                for name in (schema, schema + "_a"):
+                for name in (schema, schema + "_a", schema + "_b"):
                     _drop_schema(postgres_dsn, name)
             echo(f"PostgreSQL journal alone: {out['journal_only_orders_per_s_postgres']:,.0f}"
                  f" commands/s; durable pipeline: {out['durable_orders_per_s_postgres']:,.0f}"
-                 " commands/s")
+                 f" commands/s; fed in batches: "
+                 f"{out['durable_batched_orders_per_s_postgres']:,.0f} commands/s")
         echo(f"building a book of {n_orders:,} resting orders ...")
         engine = resting_book(n_orders)
         out["resting_orders"] = len(engine.open_orders)

@@ -16,8 +16,10 @@ def test_bench_journal_quick_prints_the_json_keys() -> None:
     assert result.exit_code == 0, result.output
     figures = json.loads(result.output.strip().splitlines()[-1])
     for key in ("durable_orders_per_s", "durable_orders_per_s_postgres",
+                "durable_batched_orders_per_s", "durable_batched_orders_per_s_postgres",
                 "replay_commands_per_s", "snapshot_s", "snapshot_bytes",
                 "journal_only_orders_per_s", "decode_only_commands_per_s",
                 "group_commit_ratio", "snapshot_fork_pause_s"):
         assert figures[key] is not None and figures[key] > 0, key
     assert figures["resting_orders"] == 10_000
+    assert (figures["batched_submitters"], figures["batched_batch_size"]) == (16, 64)

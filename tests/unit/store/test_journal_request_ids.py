@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +105,24 @@ def test_an_old_journal_stays_readable_and_gains_the_column(location: str) -> No
     assert list(writer.read()) == old + new
     assert writer.request_ids() == [(4, rid)]
     writer.close()
+
+
+def test_sqlite_stores_bodies_and_ids_as_the_blobs_bytes_would_be(tmp_path: Path) -> None:
+    """`SqliteJournal.append` binds bytearrays (sqlite3's fast path): the same BLOB as bytes."""
+    path = tmp_path / "journal.db"
+    journal = open_journal(str(path))
+    commands, rid = _orders(1, 2), new_request_id()
+    journal.append(commands, [rid, None])
+    journal.close()
+    codec = CommandCodec()
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE expected (body BLOB, rid BLOB)")
+        db.executemany("INSERT INTO expected VALUES (?, ?)",
+                       [(codec.encode(c), r) for c, r in zip(commands, [rid, None],
+                                                               strict=True)])
+        stored = db.execute("SELECT typeof(body), typeof(rid), body, rid FROM journal "
+                            "ORDER BY seq").fetchall()
+        expected = db.execute("SELECT typeof(body), typeof(rid), body, rid FROM expected "
+                              "ORDER BY rowid").fetchall()
+    assert stored == expected
+    assert stored[0][:2] == ("blob", "blob") and type(stored[0][3]) is bytes
