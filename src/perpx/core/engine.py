@@ -739,43 +739,49 @@ class Engine:
         order.status = TRANSITIONS[order.status, _CANCEL]
         order.updated_ts_ms = ts_ms
         events.append(
-            _ORDER_CANCELLED(seq, ts_ms, order.order_id, order.account_id, order.symbol,
+            _ORDER_CANCELLED(seq, ts_ms, order.id_obj, order.account_obj, order.symbol,
                              order.leaves_lots, reason)
         )
         self._forget_if_known(order)
 
     # -- the open-order indexes -------------------------------------------------------------
+    # Keyed by the order's boxed ids (`RestingOrder.id_obj`, `account_obj`): no int boxed per
+    # use, and the id indexes find the very key object they hold.
 
     def _remember(self, order: RestingOrder) -> None:
         self.clearing.order_rested(order)
-        self.open_orders[order.order_id] = order
+        order_id = order.id_obj
+        account_id = order.account_obj
+        self.open_orders[order_id] = order
         if order.order_link_id:
-            self.by_link[order.account_id, order.order_link_id] = order.order_id
-        by_symbol = self.orders_by_account.get(order.account_id)
+            self.by_link[account_id, order.order_link_id] = order_id
+        by_symbol = self.orders_by_account.get(account_id)
         if by_symbol is None:
-            by_symbol = self.orders_by_account[order.account_id] = {}
+            by_symbol = self.orders_by_account[account_id] = {}
         mine = by_symbol.get(order.symbol)
         if mine is None:
             mine = by_symbol[order.symbol] = {}
-        mine[order.order_id] = order
+        mine[order_id] = order
 
     def _forget(self, order: RestingOrder) -> None:
         self.clearing.order_left(order)
+        order_id = order.id_obj
+        account_id = order.account_obj
         if self.stops.waiting.attachments:
             self.stops.parent_left(order.order_id)
-        del self.open_orders[order.order_id]
+        del self.open_orders[order_id]
         if order.order_link_id:
-            del self.by_link[order.account_id, order.order_link_id]
-        by_symbol = self.orders_by_account[order.account_id]
+            del self.by_link[account_id, order.order_link_id]
+        by_symbol = self.orders_by_account[account_id]
         mine = by_symbol[order.symbol]
-        del mine[order.order_id]
+        del mine[order_id]
         if not mine:
             del by_symbol[order.symbol]
             if not by_symbol:
-                del self.orders_by_account[order.account_id]
+                del self.orders_by_account[account_id]
 
     def _forget_if_known(self, order: RestingOrder) -> None:
-        if self.open_orders.get(order.order_id) is order:
+        if self.open_orders.get(order.id_obj) is order:
             self._forget(order)
 
     # -- snapshots and the state hash -------------------------------------------------------
