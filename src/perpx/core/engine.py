@@ -73,7 +73,7 @@ from perpx.core.events import (
 )
 from perpx.core.instruments import InstrumentSpec, dated_symbol, spec_from_record, spec_record
 from perpx.core.keys import position_key
-from perpx.core.lifecycle import TRANSITIONS, Happening
+from perpx.core.lifecycle import TRANSITIONS, Happening, advance, after_row
 from perpx.core.market import Market
 from perpx.core.orders import closing, tpsl
 from perpx.core.orders.conditional import ConditionalOrder
@@ -89,6 +89,7 @@ from perpx.core.settlement import reduce_room, settle_steps
 SNAPSHOT_VERSION: Final = 2
 _LAST: Final = TriggerBy.LAST_PRICE
 _CANCEL: Final = Happening.CANCEL
+_AFTER_CANCEL: Final = after_row(_CANCEL)  # its row of the lifecycle table
 _BY_USER: Final = CancelReason.BY_USER
 
 _BUY: Final = Side.BUY
@@ -736,7 +737,7 @@ class Engine:
         self, order: RestingOrder, reason: CancelReason, seq: int, ts_ms: int, events: list[Event]
     ) -> None:
         """Cancel what is left of `order` (already out of the book) and forget it."""
-        order.status = TRANSITIONS[order.status, _CANCEL]
+        order.status = advance(_AFTER_CANCEL, order.status, _CANCEL)
         order.updated_ts_ms = ts_ms
         events.append(
             _ORDER_CANCELLED(seq, ts_ms, order.id_obj, order.account_obj, order.symbol,

@@ -59,6 +59,28 @@ TRANSITIONS: Final = TransitionTable({
 })
 
 
+def after_row(happening: Happening) -> tuple[OrderStatus | None, ...]:
+    """Return `TRANSITIONS` for one happening as a tuple indexed by status (None: illegal).
+
+    For the matcher and the cancel path, which move an order per fill or cancel: indexing a
+    tuple by the status costs a fraction of building a (status, happening) key, hashing it
+    and comparing it with the table's (issue #14). Derived from the table, never written.
+    """
+    by_value = {int(status): status for status in _S}
+    return tuple(TRANSITIONS.get((by_value[value], happening)) if value in by_value else None
+                 for value in range(max(by_value) + 1))
+
+
+def advance(row: tuple[OrderStatus | None, ...], status: OrderStatus,
+            happening: Happening) -> OrderStatus:
+    """Return the status after `happening` by its `after_row`; an illegal pair raises.
+
+    The table itself names an illegal pair (`TransitionTable.__missing__`).
+    """
+    after = row[status] if status < len(row) else None
+    return after if after is not None else TRANSITIONS[status, happening]
+
+
 # Where an order starts: a plain order as New, a conditional order (or TP/SL leg) Untriggered.
 START: Final = _S.NEW
 START_CONDITIONAL: Final = _S.UNTRIGGERED

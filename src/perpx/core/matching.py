@@ -13,11 +13,15 @@ from perpx.core.book.fills import Fill, MakerCancel, MatchStep
 from perpx.core.book.interface import ReduceRoom
 from perpx.core.book.order import RestingOrder
 from perpx.core.enums import CancelReason, SmpType
-from perpx.core.lifecycle import TRANSITIONS, Happening
+from perpx.core.lifecycle import Happening, advance, after_row
 
 _FULL_FILL: Final = Happening.FULL_FILL
 _PARTIAL_FILL: Final = Happening.PARTIAL_FILL
 _CANCEL: Final = Happening.CANCEL
+# The lifecycle table's rows of the three happenings of a walk (`lifecycle.after_row`).
+_AFTER_FULL_FILL: Final = after_row(_FULL_FILL)
+_AFTER_PARTIAL_FILL: Final = after_row(_PARTIAL_FILL)
+_AFTER_CANCEL: Final = after_row(_CANCEL)
 _SMP_NONE: Final = SmpType.NONE
 _SMP_CANCEL_MAKER: Final = SmpType.CANCEL_MAKER
 _SMP_CANCEL_BOTH: Final = SmpType.CANCEL_BOTH
@@ -79,7 +83,7 @@ def match(
                     level.total_lots -= maker.leaves_lots
                     level.live -= 1
                     steps.append(MakerCancel(maker, maker.leaves_lots, _SELF_MATCH))
-                    maker.status = TRANSITIONS[maker.status, _CANCEL]
+                    maker.status = advance(_AFTER_CANCEL, maker.status, _CANCEL)
                     maker.updated_ts_ms = ts_ms
                 if smp is not _SMP_CANCEL_MAKER:
                     stopped = True
@@ -95,7 +99,7 @@ def match(
                     level.total_lots -= maker_leaves
                     level.live -= 1
                     steps.append(MakerCancel(maker, maker_leaves, _REDUCE_ONLY))
-                    maker.status = TRANSITIONS[maker.status, _CANCEL]
+                    maker.status = advance(_AFTER_CANCEL, maker.status, _CANCEL)
                     maker.updated_ts_ms = ts_ms
                     continue
                 if room < fill:
@@ -113,10 +117,10 @@ def match(
             if maker_leaves == 0:
                 queue.popleft()
                 maker.in_book = False
-                maker.status = TRANSITIONS[maker.status, _FULL_FILL]
+                maker.status = advance(_AFTER_FULL_FILL, maker.status, _FULL_FILL)
                 level.live -= 1
             else:
-                maker.status = TRANSITIONS[maker.status, _PARTIAL_FILL]
+                maker.status = advance(_AFTER_PARTIAL_FILL, maker.status, _PARTIAL_FILL)
         if level.live == 0:
             del levels[price]
             del keys[0]
@@ -125,7 +129,8 @@ def match(
     if last_price:
         taker.leaves_lots = remaining
         taker.filled_lots = taker_filled
-        taker.status = TRANSITIONS[taker.status, _PARTIAL_FILL if remaining else _FULL_FILL]
+        taker.status = (advance(_AFTER_PARTIAL_FILL, taker.status, _PARTIAL_FILL) if remaining
+                        else advance(_AFTER_FULL_FILL, taker.status, _FULL_FILL))
     return steps, next_trade_id, stopped, last_price
 
 
