@@ -170,6 +170,8 @@ class Engine:
         # The record of the last accepted `SetVenueParams` (None: the parameters given here).
         self.venue_params: dict[str, Any] | None = None
         self._reduce_room = partial(reduce_room, clearing)
+        # Bound once: `self._forget` read as a value builds a bound method at each walk.
+        self._close_maker: Callable[[RestingOrder], None] = self._forget
         pricing = self.pricing
         self._handlers: dict[type[Command], Callable[[Any, list[Event]], None]] = {
             PlaceOrder: self._place,
@@ -561,7 +563,7 @@ class Engine:
             # Match, then settle: the walk fills orders only; one pass then settles its steps.
             steps, self.next_trade_id, stopped, last_price = book.match(
                 order, price, ts_ms, self.next_trade_id, self._reduce_room)
-            settle_steps(steps, order, seq, ts_ms, self.clearing, self._forget, events)
+            settle_steps(steps, order, seq, ts_ms, self.clearing, self._close_maker, events)
             if last_price and last_price != self.last_price.get(order.symbol):
                 self.last_price[order.symbol] = last_price
                 if order.symbol in self.bands:  # in/del: compiled primitives; pop is not

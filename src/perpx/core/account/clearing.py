@@ -816,7 +816,12 @@ class Clearing(ReplenishingLedger):
                 del self.reduce_only_orders[key]
             return
         if order.leaves_lots:
-            self._shrink_sums(order, order.leaves_lots, 0)
+            account_id = order.account_obj
+            account = self.accounts[account_id]
+            account.forget_order_margin(order.symbol)
+            self.dirty.add(account_id)
+            self._shrink_sums(account, self.instruments[order.symbol], order, order.leaves_lots,
+                              0)
 
     def order_loss_atoms(self, account_id: int, spec: InstrumentSpec) -> int:
         """Return an account's order loss on one symbol against the published mark (seed 001).
@@ -843,23 +848,22 @@ class Clearing(ReplenishingLedger):
                 loss += order_loss_atoms(order.side, mark, price, order.leaves_lots)
         return loss
 
-    def _shrink_sums(self, order: RestingOrder, qty_lots: int, left_lots: int) -> None:
+    def _shrink_sums(self, account: Account, spec: InstrumentSpec, order: RestingOrder,
+                     qty_lots: int, left_lots: int) -> None:
         """Take `qty_lots` of `order` out of its side's sums, `left_lots` staying in them.
 
         The value taken is what the order was counted at less what stays: an inverse value
-        rounds up per order (``ceil(C/P)``), and rounded parts would not add up to it.
+        rounds up per order (``ceil(C/P)``), and rounded parts would not add up to it. Its
+        `account` (and `spec`) come from the caller, which also drops the account's order
+        margin and marks it dirty: a fill's settlement does both for the maker's side anyway.
         """
-        account_id = order.account_obj  # boxed once with the order (`RestingOrder.id_obj`)
-        account = self.accounts[account_id]
-        account.forget_order_margin(order.symbol)
-        self.dirty.add(account_id)
         key = side_key(order.symbol, order.position_idx, order.side)
         order_sums = account.order_sums
         sums = order_sums[key]
         sums.leaves_lots -= qty_lots
         # The contract's own method (`spec.notional_atoms` is the same one, bound): compiled,
         # a native call, where a bound method in a field is a generic Python call.
-        contract = self.instruments[order.symbol].contract
+        contract = spec.contract
         sums.notional_atoms -= (contract.value_ceil_atoms(order.price_ticks, qty_lots + left_lots)
                                 - contract.value_ceil_atoms(order.price_ticks, left_lots))
         if sums.leaves_lots == 0:
@@ -883,8 +887,11 @@ class Clearing(ReplenishingLedger):
         price: int = price_obj
         qty: int = qty_obj
         spec = self.instruments[symbol]
+        maker_account = self.accounts[maker.account_obj]
         if not maker.reduce_only:
-            self._shrink_sums(maker, qty, maker_leaves_lots)
+            # Its order margin dropped and its account marked dirty by its side's settlement
+            # below, before anything reads either.
+            self._shrink_sums(maker_account, spec, maker, qty, maker_leaves_lots)
         if self.fill_watch:
             for order in (taker, maker):
                 if order.order_id in self.fill_watch:
@@ -895,9 +902,9 @@ class Clearing(ReplenishingLedger):
         taker_fee = fee_for_value_atoms(value, spec.taker_fee_rate)
         maker_fee = fee_for_value_atoms(value, spec.maker_fee_rate)
         self._settle_side(spec, symbol, price, qty, price_obj, qty_obj, seq, ts_ms, trade_id,
-                          taker, False, taker_fee, events)
+                          taker, self.accounts[taker.account_obj], False, taker_fee, events)
         self._settle_side(spec, symbol, price, qty, price_obj, qty_obj, seq, ts_ms, trade_id,
-                          maker, True, maker_fee, events)
+                          maker, maker_account, True, maker_fee, events)
         fee_income = taker_fee + maker_fee
         if fee_income:
             fees = self.accounts[FEE_ACCOUNT_ID]
@@ -906,14 +913,13 @@ class Clearing(ReplenishingLedger):
 
     def _settle_side(self, spec: InstrumentSpec, symbol: str, price: int, qty: int,
                      price_obj: Any, qty_obj: Any, seq: Any, ts_ms: Any, trade_id: Any,
-                     order: RestingOrder, is_maker: bool, fee: int,
+                     order: RestingOrder, account: Account, is_maker: bool, fee: int,
                      events: list[Event]) -> None:
         # Boxed once, into locals typed Any (which stay Python objects): compiled, an int
         # handed to a Struct, a dict, a set or a tuple is boxed at each use, a new object
         # each time above 256. The fee goes to two events; the ids come boxed with the order.
         account_id: Any = order.account_obj
         fee_obj: Any = fee
-        account = self.accounts[account_id]
         idx = order.position_idx
         key = position_key(symbol, idx)
         position = account.positions.get(key)
