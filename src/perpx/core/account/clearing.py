@@ -614,11 +614,16 @@ class Clearing(ReplenishingLedger):
               trade_id: Any = 0) -> None:
         # `seq`, `ts_ms` and `trade_id` only go into the event: typed Any, a caller holding
         # them boxed (the settlement of a fill) hands them on without boxing them again.
-        balance = account.credit(coin, change)
-        self.dirty.add(account.account_id)
-        if len(account.balances) > 1 or coin not in self.par_coins:
-            self.multi_coin.add(account.account_id)
-        events.append(_BALANCE_CHANGED(seq, ts_ms, account.account_id, coin, change, balance,
+        # `Account.credit`, written out: the balance and the account id boxed once each,
+        # for the wallet and the event (and the dirty set).
+        balances = account.balances
+        balance: Any = balances.get(coin, 0) + change
+        balances[coin] = balance
+        account_id: Any = account.account_id
+        self.dirty.add(account_id)
+        if len(balances) > 1 or coin not in self.par_coins:
+            self.multi_coin.add(account_id)
+        events.append(_BALANCE_CHANGED(seq, ts_ms, account_id, coin, change, balance,
                                        reason, symbol, trade_id))
 
     # -- settings ---------------------------------------------------------------------------
