@@ -70,15 +70,17 @@ def match(
             break
         price = key if asks else -key
         level = levels[price]
+        # The level's queue is ``queue[head:]`` (`PriceLevel`): taking its front is a step.
         queue = level.queue
-        while remaining and queue:
-            maker = queue[0]
+        head = level.head
+        while remaining and head < len(queue):
+            maker = queue[head]
             if not maker.in_book:
-                queue.popleft()
+                head += 1
                 continue
             if smp is not _SMP_NONE and maker.account_id == taker_account:
                 if smp is _SMP_CANCEL_MAKER or smp is _SMP_CANCEL_BOTH:
-                    queue.popleft()
+                    head += 1
                     maker.in_book = False
                     level.total_lots -= maker.leaves_lots
                     level.live -= 1
@@ -94,7 +96,7 @@ def match(
             if maker.reduce_only and reduce_room is not None:
                 room = reduce_room(maker, taker, steps)
                 if room == 0:
-                    queue.popleft()
+                    head += 1
                     maker.in_book = False
                     level.total_lots -= maker_leaves
                     level.live -= 1
@@ -115,7 +117,7 @@ def match(
             next_trade_id += 1
             last_price = price
             if maker_leaves == 0:
-                queue.popleft()
+                head += 1
                 maker.in_book = False
                 maker.status = advance(_AFTER_FULL_FILL, maker.status, _FULL_FILL)
                 level.live -= 1
@@ -124,6 +126,8 @@ def match(
         if level.live == 0:
             del levels[price]
             del keys[0]
+        elif head:
+            level.move_front(head)
         if stopped:
             break
     if last_price:
