@@ -604,8 +604,11 @@ class Engine:
         if order_id is None and not link:
             return RejectCode.INVALID_PARAMETER, "orderId or orderLinkId is required"
         order: RestingOrder | ConditionalOrder | None = None
-        if order_id is not None:
-            order = self.open_orders.get(order_id) or self.stops.waiting.orders.get(order_id)
+        # The id as the object it came in (typed Any): narrowed to an int, compiled, it would be
+        # unboxed and boxed anew for each dict it is looked up in.
+        key: Any = order_id
+        if key is not None:
+            order = self.open_orders.get(key) or self.stops.waiting.orders.get(key)
         if order is None or order.account_id != account_id or order.symbol != symbol:
             return _ORDER_NOT_FOUND, "Order does not exist"
         return order
