@@ -392,14 +392,21 @@ class Engine:
             return
         accounts = self.clearing.accounts
         breached: set[str] = set()
-        for event in events[start:]:
-            if type(event) is not _TRADE or event.symbol in breached:
+        # By index, not over a slice (a copy of the command's events); each field read once
+        # (compiled, a read of a msgspec Struct's field is a generic attribute lookup).
+        for i in range(start, len(events)):
+            event = events[i]
+            if type(event) is not _TRADE:
                 continue
-            mark = self.mark_price.get(event.symbol)
-            if mark is None or event.price_ticks == mark:
+            symbol = event.symbol
+            if symbol in breached:
+                continue
+            mark = self.mark_price.get(symbol)
+            price = event.price_ticks
+            if mark is None or price == mark:
                 continue
             buyer_took = event.taker_side is _BUY
-            if (event.price_ticks > mark) is buyer_took:  # worse for the taker
+            if (price > mark) is buyer_took:  # worse for the taker
                 account = accounts.get(event.taker_account_id)
             else:
                 account = accounts.get(event.maker_account_id)
@@ -408,9 +415,10 @@ class Engine:
             if any(liquidation.is_past_liquidation(self.clearing, position, mark)
                    for idx in (0, 1, 2)
                    if (position := account.positions.get(position_key(event.symbol, idx)))):
-                breached.add(event.symbol)
-        for symbol in sorted(breached):
-            self.sweep(symbol, seq, ts_ms, events)
+                breached.add(symbol)
+        if breached:  # most commands breach nothing: no list built and sorted for none
+            for symbol in sorted(breached):
+                self.sweep(symbol, seq, ts_ms, events)
 
     # -- listing --------------------------------------------------------------------------------
 
