@@ -73,7 +73,7 @@ from perpx.core.events import (
 )
 from perpx.core.instruments import InstrumentSpec, dated_symbol, spec_from_record, spec_record
 from perpx.core.keys import position_key
-from perpx.core.lifecycle import TRANSITIONS, Happening
+from perpx.core.lifecycle import TRANSITIONS, Happening, advance, after_row
 from perpx.core.market import Market
 from perpx.core.orders import closing, tpsl
 from perpx.core.orders.conditional import ConditionalOrder
@@ -89,6 +89,7 @@ from perpx.core.settlement import reduce_room, settle_steps
 SNAPSHOT_VERSION: Final = 2
 _LAST: Final = TriggerBy.LAST_PRICE
 _CANCEL: Final = Happening.CANCEL
+_AFTER_CANCEL: Final = after_row(_CANCEL)  # its row of the lifecycle table
 _BY_USER: Final = CancelReason.BY_USER
 
 _BUY: Final = Side.BUY
@@ -169,6 +170,8 @@ class Engine:
         # The record of the last accepted `SetVenueParams` (None: the parameters given here).
         self.venue_params: dict[str, Any] | None = None
         self._reduce_room = partial(reduce_room, clearing)
+        # Bound once: `self._forget` read as a value builds a bound method at each walk.
+        self._close_maker: Callable[[RestingOrder], None] = self._forget
         pricing = self.pricing
         self._handlers: dict[type[Command], Callable[[Any, list[Event]], None]] = {
             PlaceOrder: self._place,
@@ -389,14 +392,21 @@ class Engine:
             return
         accounts = self.clearing.accounts
         breached: set[str] = set()
-        for event in events[start:]:
-            if type(event) is not _TRADE or event.symbol in breached:
+        # By index, not over a slice (a copy of the command's events); each field read once
+        # (compiled, a read of a msgspec Struct's field is a generic attribute lookup).
+        for i in range(start, len(events)):
+            event = events[i]
+            if type(event) is not _TRADE:
                 continue
-            mark = self.mark_price.get(event.symbol)
-            if mark is None or event.price_ticks == mark:
+            symbol = event.symbol
+            if symbol in breached:
+                continue
+            mark = self.mark_price.get(symbol)
+            price = event.price_ticks
+            if mark is None or price == mark:
                 continue
             buyer_took = event.taker_side is _BUY
-            if (event.price_ticks > mark) is buyer_took:  # worse for the taker
+            if (price > mark) is buyer_took:  # worse for the taker
                 account = accounts.get(event.taker_account_id)
             else:
                 account = accounts.get(event.maker_account_id)
@@ -405,9 +415,10 @@ class Engine:
             if any(liquidation.is_past_liquidation(self.clearing, position, mark)
                    for idx in (0, 1, 2)
                    if (position := account.positions.get(position_key(event.symbol, idx)))):
-                breached.add(event.symbol)
-        for symbol in sorted(breached):
-            self.sweep(symbol, seq, ts_ms, events)
+                breached.add(symbol)
+        if breached:  # most commands breach nothing: no list built and sorted for none
+            for symbol in sorted(breached):
+                self.sweep(symbol, seq, ts_ms, events)
 
     # -- listing --------------------------------------------------------------------------------
 
@@ -560,7 +571,7 @@ class Engine:
             # Match, then settle: the walk fills orders only; one pass then settles its steps.
             steps, self.next_trade_id, stopped, last_price = book.match(
                 order, price, ts_ms, self.next_trade_id, self._reduce_room)
-            settle_steps(steps, order, seq, ts_ms, self.clearing, self._forget, events)
+            settle_steps(steps, order, seq, ts_ms, self.clearing, self._close_maker, events)
             if last_price and last_price != self.last_price.get(order.symbol):
                 self.last_price[order.symbol] = last_price
                 if order.symbol in self.bands:  # in/del: compiled primitives; pop is not
@@ -601,8 +612,11 @@ class Engine:
         if order_id is None and not link:
             return RejectCode.INVALID_PARAMETER, "orderId or orderLinkId is required"
         order: RestingOrder | ConditionalOrder | None = None
-        if order_id is not None:
-            order = self.open_orders.get(order_id) or self.stops.waiting.orders.get(order_id)
+        # The id as the object it came in (typed Any): narrowed to an int, compiled, it would be
+        # unboxed and boxed anew for each dict it is looked up in.
+        key: Any = order_id
+        if key is not None:
+            order = self.open_orders.get(key) or self.stops.waiting.orders.get(key)
         if order is None or order.account_id != account_id or order.symbol != symbol:
             return _ORDER_NOT_FOUND, "Order does not exist"
         return order
@@ -736,46 +750,52 @@ class Engine:
         self, order: RestingOrder, reason: CancelReason, seq: int, ts_ms: int, events: list[Event]
     ) -> None:
         """Cancel what is left of `order` (already out of the book) and forget it."""
-        order.status = TRANSITIONS[order.status, _CANCEL]
+        order.status = advance(_AFTER_CANCEL, order.status, _CANCEL)
         order.updated_ts_ms = ts_ms
         events.append(
-            _ORDER_CANCELLED(seq, ts_ms, order.order_id, order.account_id, order.symbol,
+            _ORDER_CANCELLED(seq, ts_ms, order.id_obj, order.account_obj, order.symbol,
                              order.leaves_lots, reason)
         )
         self._forget_if_known(order)
 
     # -- the open-order indexes -------------------------------------------------------------
+    # Keyed by the order's boxed ids (`RestingOrder.id_obj`, `account_obj`): no int boxed per
+    # use, and the id indexes find the very key object they hold.
 
     def _remember(self, order: RestingOrder) -> None:
         self.clearing.order_rested(order)
-        self.open_orders[order.order_id] = order
+        order_id = order.id_obj
+        account_id = order.account_obj
+        self.open_orders[order_id] = order
         if order.order_link_id:
-            self.by_link[order.account_id, order.order_link_id] = order.order_id
-        by_symbol = self.orders_by_account.get(order.account_id)
+            self.by_link[account_id, order.order_link_id] = order_id
+        by_symbol = self.orders_by_account.get(account_id)
         if by_symbol is None:
-            by_symbol = self.orders_by_account[order.account_id] = {}
+            by_symbol = self.orders_by_account[account_id] = {}
         mine = by_symbol.get(order.symbol)
         if mine is None:
             mine = by_symbol[order.symbol] = {}
-        mine[order.order_id] = order
+        mine[order_id] = order
 
     def _forget(self, order: RestingOrder) -> None:
         self.clearing.order_left(order)
+        order_id = order.id_obj
+        account_id = order.account_obj
         if self.stops.waiting.attachments:
             self.stops.parent_left(order.order_id)
-        del self.open_orders[order.order_id]
+        del self.open_orders[order_id]
         if order.order_link_id:
-            del self.by_link[order.account_id, order.order_link_id]
-        by_symbol = self.orders_by_account[order.account_id]
+            del self.by_link[account_id, order.order_link_id]
+        by_symbol = self.orders_by_account[account_id]
         mine = by_symbol[order.symbol]
-        del mine[order.order_id]
+        del mine[order_id]
         if not mine:
             del by_symbol[order.symbol]
             if not by_symbol:
-                del self.orders_by_account[order.account_id]
+                del self.orders_by_account[account_id]
 
     def _forget_if_known(self, order: RestingOrder) -> None:
-        if self.open_orders.get(order.order_id) is order:
+        if self.open_orders.get(order.id_obj) is order:
             self._forget(order)
 
     # -- snapshots and the state hash -------------------------------------------------------

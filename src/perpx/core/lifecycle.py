@@ -59,6 +59,27 @@ TRANSITIONS: Final = TransitionTable({
 })
 
 
+def after_row(happening: Happening) -> dict[OrderStatus, OrderStatus]:
+    """Return `TRANSITIONS` for one happening, as a dict by status (absent: illegal).
+
+    For the matcher and the cancel path, which move an order per fill or cancel: a status
+    found by identity in a small dict costs a fraction of building a (status, happening)
+    key, hashing it and comparing it with the table's (issue #14). Derived from the table,
+    never written.
+    """
+    return {status: after for (status, h), after in TRANSITIONS.items() if h is happening}
+
+
+def advance(row: dict[OrderStatus, OrderStatus], status: OrderStatus,
+            happening: Happening) -> OrderStatus:
+    """Return the status after `happening` by its `after_row`; an illegal pair raises.
+
+    The table itself names an illegal pair (`TransitionTable.__missing__`).
+    """
+    after = row.get(status)
+    return after if after is not None else TRANSITIONS[status, happening]
+
+
 # Where an order starts: a plain order as New, a conditional order (or TP/SL leg) Untriggered.
 START: Final = _S.NEW
 START_CONDITIONAL: Final = _S.UNTRIGGERED

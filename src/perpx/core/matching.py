@@ -13,11 +13,15 @@ from perpx.core.book.fills import Fill, MakerCancel, MatchStep
 from perpx.core.book.interface import ReduceRoom
 from perpx.core.book.order import RestingOrder
 from perpx.core.enums import CancelReason, SmpType
-from perpx.core.lifecycle import TRANSITIONS, Happening
+from perpx.core.lifecycle import Happening, advance, after_row
 
 _FULL_FILL: Final = Happening.FULL_FILL
 _PARTIAL_FILL: Final = Happening.PARTIAL_FILL
 _CANCEL: Final = Happening.CANCEL
+# The lifecycle table's rows of the three happenings of a walk (`lifecycle.after_row`).
+_AFTER_FULL_FILL: Final = after_row(_FULL_FILL)
+_AFTER_PARTIAL_FILL: Final = after_row(_PARTIAL_FILL)
+_AFTER_CANCEL: Final = after_row(_CANCEL)
 _SMP_NONE: Final = SmpType.NONE
 _SMP_CANCEL_MAKER: Final = SmpType.CANCEL_MAKER
 _SMP_CANCEL_BOTH: Final = SmpType.CANCEL_BOTH
@@ -66,20 +70,22 @@ def match(
             break
         price = key if asks else -key
         level = levels[price]
+        # The level's queue is ``queue[head:]`` (`PriceLevel`): taking its front is a step.
         queue = level.queue
-        while remaining and queue:
-            maker = queue[0]
+        head = level.head
+        while remaining and head < len(queue):
+            maker = queue[head]
             if not maker.in_book:
-                queue.popleft()
+                head += 1
                 continue
             if smp is not _SMP_NONE and maker.account_id == taker_account:
                 if smp is _SMP_CANCEL_MAKER or smp is _SMP_CANCEL_BOTH:
-                    queue.popleft()
+                    head += 1
                     maker.in_book = False
                     level.total_lots -= maker.leaves_lots
                     level.live -= 1
                     steps.append(MakerCancel(maker, maker.leaves_lots, _SELF_MATCH))
-                    maker.status = TRANSITIONS[maker.status, _CANCEL]
+                    maker.status = advance(_AFTER_CANCEL, maker.status, _CANCEL)
                     maker.updated_ts_ms = ts_ms
                 if smp is not _SMP_CANCEL_MAKER:
                     stopped = True
@@ -90,12 +96,12 @@ def match(
             if maker.reduce_only and reduce_room is not None:
                 room = reduce_room(maker, taker, steps)
                 if room == 0:
-                    queue.popleft()
+                    head += 1
                     maker.in_book = False
                     level.total_lots -= maker_leaves
                     level.live -= 1
                     steps.append(MakerCancel(maker, maker_leaves, _REDUCE_ONLY))
-                    maker.status = TRANSITIONS[maker.status, _CANCEL]
+                    maker.status = advance(_AFTER_CANCEL, maker.status, _CANCEL)
                     maker.updated_ts_ms = ts_ms
                     continue
                 if room < fill:
@@ -111,21 +117,24 @@ def match(
             next_trade_id += 1
             last_price = price
             if maker_leaves == 0:
-                queue.popleft()
+                head += 1
                 maker.in_book = False
-                maker.status = TRANSITIONS[maker.status, _FULL_FILL]
+                maker.status = advance(_AFTER_FULL_FILL, maker.status, _FULL_FILL)
                 level.live -= 1
             else:
-                maker.status = TRANSITIONS[maker.status, _PARTIAL_FILL]
+                maker.status = advance(_AFTER_PARTIAL_FILL, maker.status, _PARTIAL_FILL)
         if level.live == 0:
             del levels[price]
             del keys[0]
+        elif head:
+            level.move_front(head)
         if stopped:
             break
     if last_price:
         taker.leaves_lots = remaining
         taker.filled_lots = taker_filled
-        taker.status = TRANSITIONS[taker.status, _PARTIAL_FILL if remaining else _FULL_FILL]
+        taker.status = (advance(_AFTER_PARTIAL_FILL, taker.status, _PARTIAL_FILL) if remaining
+                        else advance(_AFTER_FULL_FILL, taker.status, _FULL_FILL))
     return steps, next_trade_id, stopped, last_price
 
 

@@ -13,7 +13,7 @@ not yet settled: `reduce_room` reads the settled position and moves it by those 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from perpx.core.account.clearing import Clearing
 from perpx.core.book.fills import Fill, MatchStep
@@ -42,24 +42,29 @@ def settle_steps(
     """Apply a walk's steps in order, appending each one's events before the next's."""
     symbol = taker.symbol
     side = taker.side
-    taker_id = taker.order_id
-    taker_account = taker.account_id
+    # Boxed once for the walk, and a fill's own numbers once for the fill, into locals typed
+    # Any: compiled, an int handed to an event is boxed at each use (a new object above
+    # 256), and these go to the trade and to both sides' settlement events (issue #14).
+    seq_obj: Any = seq
+    ts_obj: Any = ts_ms
+    taker_id = taker.id_obj
+    taker_account = taker.account_obj
     for step in steps:
         maker = step.maker
         if isinstance(step, Fill):
-            trade_id = step.trade_id
-            price = step.price_ticks
-            qty = step.qty_lots
+            trade_id: Any = step.trade_id
+            price: Any = step.price_ticks
+            qty: Any = step.qty_lots
             maker_leaves = step.maker_leaves_lots
-            events.append(_TRADE(seq, ts_ms, trade_id, symbol, price, qty, side, taker_id,
-                                 taker_account, maker.order_id, maker.account_id,
+            events.append(_TRADE(seq_obj, ts_obj, trade_id, symbol, price, qty, side, taker_id,
+                                 taker_account, maker.id_obj, maker.account_obj,
                                  step.taker_leaves_lots, maker_leaves))
-            clearing.settle(symbol, price, qty, trade_id, maker_leaves, taker, maker, seq,
-                            ts_ms, events)
+            clearing.settle(symbol, price, qty, trade_id, maker_leaves, taker, maker, seq_obj,
+                            ts_obj, events)
             if maker_leaves == 0:
                 close_order(maker)
         else:
-            events.append(_ORDER_CANCELLED(seq, ts_ms, maker.order_id, maker.account_id,
+            events.append(_ORDER_CANCELLED(seq_obj, ts_obj, maker.id_obj, maker.account_obj,
                                            symbol, step.leaves_lots, step.reason))
             close_order(maker)
 

@@ -610,13 +610,20 @@ class Clearing(ReplenishingLedger):
         self._move(account, coin, change, reason, seq, ts_ms, events, symbol)
 
     def _move(self, account: Account, coin: str, change: int, reason: BalanceReason,
-              seq: int, ts_ms: int, events: list[Event], symbol: str = "",
-              trade_id: int = 0) -> None:
-        balance = account.credit(coin, change)
-        self.dirty.add(account.account_id)
-        if len(account.balances) > 1 or coin not in self.par_coins:
-            self.multi_coin.add(account.account_id)
-        events.append(_BALANCE_CHANGED(seq, ts_ms, account.account_id, coin, change, balance,
+              seq: Any, ts_ms: Any, events: list[Event], symbol: str = "",
+              trade_id: Any = 0) -> None:
+        # `seq`, `ts_ms` and `trade_id` only go into the event: typed Any, a caller holding
+        # them boxed (the settlement of a fill) hands them on without boxing them again.
+        # `Account.credit`, written out: the balance and the account id boxed once each,
+        # for the wallet and the event (and the dirty set).
+        balances = account.balances
+        balance: Any = balances.get(coin, 0) + change
+        balances[coin] = balance
+        account_id: Any = account.account_id
+        self.dirty.add(account_id)
+        if len(balances) > 1 or coin not in self.par_coins:
+            self.multi_coin.add(account_id)
+        events.append(_BALANCE_CHANGED(seq, ts_ms, account_id, coin, change, balance,
                                        reason, symbol, trade_id))
 
     # -- settings ---------------------------------------------------------------------------
@@ -783,14 +790,14 @@ class Clearing(ReplenishingLedger):
 
     def order_rested(self, order: RestingOrder) -> None:
         """Count a resting order's leaves toward its account's open-order sums."""
-        account_id = order.account_id
+        account_id = order.account_obj  # boxed once with the order (`RestingOrder.id_obj`)
         symbol = order.symbol
         if order.reduce_only:
             key = (account_id, symbol, order.position_idx, order.side)
             found = self.reduce_only_orders.get(key)
             if found is None:
                 found = self.reduce_only_orders[key] = {}
-            found[order.order_id] = order
+            found[order.id_obj] = order
             return
         account = self.accounts[account_id]
         account.forget_order_margin(symbol)
@@ -807,14 +814,19 @@ class Clearing(ReplenishingLedger):
     def order_left(self, order: RestingOrder) -> None:
         """Take what is left of an order that leaves the book out of the sums."""
         if order.reduce_only:
-            key = (order.account_id, order.symbol, order.position_idx, order.side)
+            key = (order.account_obj, order.symbol, order.position_idx, order.side)
             found = self.reduce_only_orders[key]
-            del found[order.order_id]
+            del found[order.id_obj]
             if not found:
                 del self.reduce_only_orders[key]
             return
         if order.leaves_lots:
-            self._shrink_sums(order, order.leaves_lots, 0)
+            account_id = order.account_obj
+            account = self.accounts[account_id]
+            account.forget_order_margin(order.symbol)
+            self.dirty.add(account_id)
+            self._shrink_sums(account, self.instruments[order.symbol], order, order.leaves_lots,
+                              0)
 
     def order_loss_atoms(self, account_id: int, spec: InstrumentSpec) -> int:
         """Return an account's order loss on one symbol against the published mark (seed 001).
@@ -841,22 +853,22 @@ class Clearing(ReplenishingLedger):
                 loss += order_loss_atoms(order.side, mark, price, order.leaves_lots)
         return loss
 
-    def _shrink_sums(self, order: RestingOrder, qty_lots: int, left_lots: int) -> None:
+    def _shrink_sums(self, account: Account, spec: InstrumentSpec, order: RestingOrder,
+                     qty_lots: int, left_lots: int) -> None:
         """Take `qty_lots` of `order` out of its side's sums, `left_lots` staying in them.
 
         The value taken is what the order was counted at less what stays: an inverse value
-        rounds up per order (``ceil(C/P)``), and rounded parts would not add up to it.
+        rounds up per order (``ceil(C/P)``), and rounded parts would not add up to it. Its
+        `account` (and `spec`) come from the caller, which also drops the account's order
+        margin and marks it dirty: a fill's settlement does both for the maker's side anyway.
         """
-        account = self.accounts[order.account_id]
-        account.forget_order_margin(order.symbol)
-        self.dirty.add(order.account_id)
         key = side_key(order.symbol, order.position_idx, order.side)
         order_sums = account.order_sums
         sums = order_sums[key]
         sums.leaves_lots -= qty_lots
         # The contract's own method (`spec.notional_atoms` is the same one, bound): compiled,
         # a native call, where a bound method in a field is a generic Python call.
-        contract = self.instruments[order.symbol].contract
+        contract = spec.contract
         sums.notional_atoms -= (contract.value_ceil_atoms(order.price_ticks, qty_lots + left_lots)
                                 - contract.value_ceil_atoms(order.price_ticks, left_lots))
         if sums.leaves_lots == 0:
@@ -866,18 +878,25 @@ class Clearing(ReplenishingLedger):
 
     # -- settlement -------------------------------------------------------------------------
 
-    def settle(self, symbol: str, price: int, qty: int, trade_id: int, maker_leaves_lots: int,
-               taker: RestingOrder, maker: RestingOrder, seq: int, ts_ms: int,
-               events: list[Event]) -> None:
+    def settle(self, symbol: str, price_obj: Any, qty_obj: Any, trade_id: Any,
+               maker_leaves_lots: int, taker: RestingOrder, maker: RestingOrder, seq: Any,
+               ts_ms: Any, events: list[Event]) -> None:
         """Settle one trade for both sides: position, realized P&L, fees, isolated margin.
 
         Given the trade's numbers, not its `Trade` event: the settlement pass holds them as
-        native ints, where each read of a msgspec Struct's field from compiled code is a
-        generic attribute lookup.
+        locals, where each read of a msgspec Struct's field from compiled code is a generic
+        attribute lookup. The numbers that only go into events (`seq`, `ts_ms`, `trade_id`)
+        and the price and quantity come boxed (typed Any), the same objects as the trade's:
+        compiled, an int is boxed anew at each event it goes to, and these go to five.
         """
+        price: int = price_obj
+        qty: int = qty_obj
         spec = self.instruments[symbol]
+        maker_account = self.accounts[maker.account_obj]
         if not maker.reduce_only:
-            self._shrink_sums(maker, qty, maker_leaves_lots)
+            # Its order margin dropped and its account marked dirty by its side's settlement
+            # below, before anything reads either.
+            self._shrink_sums(maker_account, spec, maker, qty, maker_leaves_lots)
         if self.fill_watch:
             for order in (taker, maker):
                 if order.order_id in self.fill_watch:
@@ -887,34 +906,31 @@ class Clearing(ReplenishingLedger):
         # ceil(value * rate / R), a charge rounded up (spec §11).
         taker_fee = fee_for_value_atoms(value, spec.taker_fee_rate)
         maker_fee = fee_for_value_atoms(value, spec.maker_fee_rate)
-        self._settle_side(spec, symbol, price, qty, seq, ts_ms, trade_id, taker, False,
-                          taker_fee, events)
-        self._settle_side(spec, symbol, price, qty, seq, ts_ms, trade_id, maker, True,
-                          maker_fee, events)
+        self._settle_side(spec, symbol, price, qty, price_obj, qty_obj, seq, ts_ms, trade_id,
+                          taker, self.accounts[taker.account_obj], False, taker_fee, events)
+        self._settle_side(spec, symbol, price, qty, price_obj, qty_obj, seq, ts_ms, trade_id,
+                          maker, maker_account, True, maker_fee, events)
         fee_income = taker_fee + maker_fee
         if fee_income:
             fees = self.accounts[FEE_ACCOUNT_ID]
             self._move(fees, spec.settle_coin, fee_income, _FEE_INCOME, seq, ts_ms, events,
                        symbol, trade_id)
 
-    def _settle_side(self, spec: InstrumentSpec, symbol: str, price: int, qty: int, seq: int,
-                     ts_ms: int, trade_id: int, order: RestingOrder, is_maker: bool, fee: int,
+    def _settle_side(self, spec: InstrumentSpec, symbol: str, price: int, qty: int,
+                     price_obj: Any, qty_obj: Any, seq: Any, ts_ms: Any, trade_id: Any,
+                     order: RestingOrder, account: Account, is_maker: bool, fee: int,
                      events: list[Event]) -> None:
         # Boxed once, into locals typed Any (which stay Python objects): compiled, an int
         # handed to a Struct, a dict, a set or a tuple is boxed at each use, a new object
-        # each time above 256, and these go to three events and two indexes per side.
-        account_id: Any = order.account_id
-        seq_obj: Any = seq
-        ts_obj: Any = ts_ms
-        trade_obj: Any = trade_id
+        # each time above 256. The fee goes to two events; the ids come boxed with the order.
+        account_id: Any = order.account_obj
         fee_obj: Any = fee
-        account = self.accounts[account_id]
         idx = order.position_idx
         key = position_key(symbol, idx)
         position = account.positions.get(key)
         if position is None:
             position = account.positions[key] = Position(
-                account_id, symbol, idx, account.leverage.get(key, DEFAULT_LEVERAGE))
+                order.account_id, symbol, idx, account.leverage.get(key, DEFAULT_LEVERAGE))
         effect = apply_fill(position, spec, order.side, price, qty, fee)
         account.forget_order_margin(symbol)
         model = account.model
@@ -931,16 +947,17 @@ class Clearing(ReplenishingLedger):
         balances = account.balances
         balance: Any = balances.get(coin, 0) + pnl - fee
         balances[coin] = balance
-        events.append(_BALANCE_CHANGED(seq_obj, ts_obj, account_id, coin, pnl - fee, balance,
-                                       _TRADE, symbol, trade_obj, pnl, fee_obj))
-        events.append(_EXECUTED(seq_obj, ts_obj, account_id, order.order_id, trade_obj, symbol,
-                                order.side, price, qty, fee_obj, is_maker, effect.closed_lots,
-                                effect.entry_pnl_atoms - close_fee, idx, effect.open_fee_atoms,
-                                effect.funding_atoms, close_fee))
+        events.append(_BALANCE_CHANGED(seq, ts_ms, account_id, coin, pnl - fee, balance,
+                                       _TRADE, symbol, trade_id, pnl, fee_obj))
+        idx_obj: Any = idx
+        events.append(_EXECUTED(seq, ts_ms, account_id, order.id_obj, trade_id, symbol,
+                                order.side, price_obj, qty_obj, fee_obj, is_maker,
+                                effect.closed_lots, effect.entry_pnl_atoms - close_fee, idx_obj,
+                                effect.open_fee_atoms, effect.funding_atoms, close_fee))
         # `position_changed`, written out.
         self.dirty.add(account_id)
         self.moved_positions.add(position.moved_key)
-        events.append(_POSITION_CHANGED(seq_obj, ts_obj, account_id, symbol, idx,
+        events.append(_POSITION_CHANGED(seq, ts_ms, account_id, symbol, idx_obj,
                                         position.size_lots, position.entry_value_atoms,
                                         position.leverage, position.margin_atoms,
                                         position.realized_pnl_atoms,

@@ -296,15 +296,17 @@ def apply_fill(
         if size == 0:
             position.realized_pnl_atoms = 0  # a new position starts its own realized P&L
         position.size_lots = size + qty_lots if buy else size - qty_lots
-        entry_value_atoms = spec.contract.entry_value_atoms
+        # The contract itself, not its bound method held in a local: compiled, a method
+        # called on the object is a native call, a bound method a generic Python call.
+        contract = spec.contract
         closed = effect.closed_lots
         # After a flip, the opened part is worth the fill's value less the closed part's
         # exit value: an inverse value rounds, and the two sides of a fill must move the
         # same whole value, however each splits it into closing and opening (conservation).
         position.entry_value_atoms += (
-            entry_value_atoms(price_ticks, closed + qty_lots)
-            - entry_value_atoms(price_ticks, closed) if closed
-            else entry_value_atoms(price_ticks, qty_lots))
+            contract.entry_value_atoms(price_ticks, closed + qty_lots)
+            - contract.entry_value_atoms(price_ticks, closed) if closed
+            else contract.entry_value_atoms(price_ticks, qty_lots))
         position.open_fee_atoms += fee_atoms - effect.close_fee_atoms
         effect.opened_lots = qty_lots
     if spec.session_settled:  # a flag fixed with the instrument: USDT fills pay one test
@@ -333,9 +335,9 @@ def _follow_true_entry(position: Position, spec: InstrumentSpec, side: Side, pri
         effect.entry_pnl_atoms = pnl
     opened = effect.opened_lots
     if opened:
-        entry_value_atoms = spec.contract.entry_value_atoms
-        position.true_entry_atoms += (entry_value_atoms(price_ticks, closed + opened)
-                                      - entry_value_atoms(price_ticks, closed))
+        contract = spec.contract  # its methods called on it: native calls (`apply_fill`)
+        position.true_entry_atoms += (contract.entry_value_atoms(price_ticks, closed + opened)
+                                      - contract.entry_value_atoms(price_ticks, closed))
     if not position.size_lots and position.true_entry_atoms:
         raise InvariantViolation(
             f"apply_fill: flat position keeps a true entry {position.true_entry_atoms}")

@@ -16,9 +16,11 @@ class RestingOrder:
 
     __slots__ = (
         "account_id",
+        "account_obj",
         "close_on_trigger",
         "created_ts_ms",
         "filled_lots",
+        "id_obj",
         "in_book",
         "leaves_lots",
         "order_id",
@@ -55,6 +57,12 @@ class RestingOrder:
     ) -> None:
         self.order_id = order_id
         self.account_id = account_id
+        # The same two ids boxed once, typed Any (a Python object): compiled, an int field is
+        # stored unboxed and boxed anew, a new object above 256, each time it goes into an
+        # event, a dict or a set; these go into several events and indexes per fill and per
+        # order (issue #14). As dict keys, the one object is also found by identity.
+        self.id_obj: Any = order_id
+        self.account_obj: Any = account_id
         self.symbol = symbol
         self.side = side
         self.order_type = order_type
