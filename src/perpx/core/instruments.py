@@ -19,6 +19,7 @@ from perpx.core.contract import (
     LinearContract,
     MaintenanceEnvelope,
 )
+from perpx.core.keys import SymbolKeys, symbol_keys
 from perpx.core.numbers import ATOMS_PER_COIN, RATE_ONE
 
 # The settle coin whose linear perpetuals settle each session (next-mechanics §3.2: Bybit's
@@ -139,6 +140,10 @@ class InstrumentSpec:
     # envelopes, for the margin-call trigger (`ContractMaths.isolated_margin_call_trigger_
     # ticks`), which computes only the line the envelope puts highest instead of every tier.
     maintenance_envelope: MaintenanceEnvelope = field(init=False, repr=False, compare=False)
+    # The symbol's canonical dict keys (`perpx.core.keys`), bound once: a hot path holding the
+    # spec reads `spec.keys.position(idx)` in one attribute read, where `position_key(symbol,
+    # idx)` first finds the symbol's keys by a str-keyed dict lookup (issue #14).
+    keys: SymbolKeys = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.tick_atoms * self.lot_base_e8 != self.atoms_per_tick_lot * 10**8:
@@ -190,6 +195,7 @@ class InstrumentSpec:
         object.__setattr__(self, "one_way_only", session or self.contract.value_sign < 0)
         lines = tuple((tier.mmr, tier.mm_deduction_atoms) for tier in self.risk_tiers)
         object.__setattr__(self, "maintenance_envelope", MaintenanceEnvelope(lines))
+        object.__setattr__(self, "keys", symbol_keys(self.symbol))
 
     @property
     def dated(self) -> bool:

@@ -65,7 +65,7 @@ from perpx.core.events import (
     SessionSettled,
 )
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.keys import position_key, side_key, symbol_keys
+from perpx.core.keys import position_key, side_key
 from perpx.core.numbers import RATE_ONE, div_floor
 from perpx.core.orders.rules import check_position_idx, closes_hedge_side
 from perpx.core.prices.funding import funding_fee_atoms
@@ -629,9 +629,9 @@ class Clearing(ReplenishingLedger):
     def _side_exposure_atoms(self, account: Account, spec: InstrumentSpec, idx: int,
                              side: Side) -> int:
         """Return one side's position value at the mark plus its open-order value."""
-        sums = account.order_sums.get(side_key(spec.symbol, idx, side))
+        sums = account.order_sums.get(spec.keys.side(idx, side))
         value = sums.notional_atoms if sums is not None else 0
-        position = account.positions.get(position_key(spec.symbol, idx))
+        position = account.positions.get(spec.keys.position(idx))
         if position is not None and position.size_lots and (position.size_lots > 0) == (
                 side is _BUY):
             mark = self.mark_of(spec.symbol)
@@ -677,7 +677,7 @@ class Clearing(ReplenishingLedger):
         # `calc.order_loss_atoms`, written out (the property tests hold them equal).
         symbol = spec.symbol
         sign = 1 if side is _BUY else -1
-        keys = symbol_keys(symbol)
+        keys = spec.keys
         sums = account.order_sums.get(keys.side(position_idx, side))
         if sums is not None:
             resting = sums.leaves_lots
@@ -974,7 +974,7 @@ class Clearing(ReplenishingLedger):
         for account_id in (sorted(self.accounts) if mark_ticks else ()):
             account = self.accounts[account_id]
             for idx in (0, 1, 2):
-                position = account.positions.get(position_key(symbol, idx))
+                position = account.positions.get(spec.keys.position(idx))
                 if position is None or not position.size_lots or not rate:
                     continue
                 value = spec.contract.value_ceil_atoms(mark_ticks, position.qty_lots)
@@ -1027,7 +1027,7 @@ class Clearing(ReplenishingLedger):
             account = self.accounts[account_id]
             settled = False
             for idx in (0, 1, 2):
-                position = account.positions.get(position_key(symbol, idx))
+                position = account.positions.get(spec.keys.position(idx))
                 if position is None or not position.size_lots:
                     continue
                 size = position.size_lots
@@ -1098,7 +1098,7 @@ class Clearing(ReplenishingLedger):
         contract = spec.contract
         for account_id in sorted(self.accounts):
             account = self.accounts[account_id]
-            position = account.positions.get(position_key(symbol, 0))
+            position = account.positions.get(spec.keys.position(0))
             if position is None or not position.size_lots:
                 continue  # one-way only: index 0 is the only one (`one_way_only`)
             size = position.size_lots

@@ -14,7 +14,6 @@ from typing import Final
 from perpx.core.account.accounts import DEFAULT_LEVERAGE, Account
 from perpx.core.enums import Side
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.keys import position_key
 from perpx.core.numbers import RATE_ONE, mul_div_ceil
 
 _BUY: Final = Side.BUY
@@ -112,6 +111,7 @@ def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
     positions = account.positions
     leverages = account.leverage
     fee_rate = spec.taker_fee_rate
+    keys = spec.keys
     for key, sums in account.order_sums.items():
         leaves = sums.leaves_lots
         if key[0] != symbol or not leaves:
@@ -121,7 +121,7 @@ def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
         closing = 0
         bust_sign = sign * spec.contract.value_sign
         if idx == 0:
-            position = positions.get(position_key(symbol, 0))
+            position = positions.get(keys.position(0))
             if position is not None:
                 # A one-way order against the position closes it first: no margin for that.
                 size = position.size_lots
@@ -131,7 +131,7 @@ def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
         if opening <= 0:
             continue
         notional = sums.notional_atoms
-        leverage = leverages.get(position_key(symbol, idx), DEFAULT_LEVERAGE)
+        leverage = leverages.get(keys.position(idx), DEFAULT_LEVERAGE)
         if (sums.memo_leaves_lots == leaves and sums.memo_notional_atoms == notional
                 and sums.memo_opening_lots == opening and sums.memo_leverage == leverage):
             total += sums.memo_margin_atoms

@@ -224,7 +224,7 @@ class CrossMargin(_Stateless):
             if spec.settle_coin != coin:
                 return clearing.figures(account, coin).available_atoms  # a USD pool
             if idx:
-                other = positions.get(position_key(symbol, 3 - idx))
+                other = positions.get(spec.keys.position(3 - idx))
                 if other is not None and other.size_lots:
                     return clearing.figures(account, coin).available_atoms
             qty = size if size > 0 else -size
@@ -487,8 +487,8 @@ def pm_legs(clearing: MarginLedger, account: Account,
         mark = clearing.mark_of(symbol)
         index = clearing.index_of(symbol) or mark
         if not index:
-            held_position = (account.positions.get(position_key(symbol, 0))
-                             or account.positions.get(position_key(symbol, 1)))
+            held_position = (account.positions.get(spec.keys.position(0))
+                             or account.positions.get(spec.keys.position(1)))
             if held_position is None or not held_position.size_lots:
                 continue
             index = held_position.average_entry_ticks(spec)

@@ -17,7 +17,6 @@ from perpx.core.codes import RejectCode, Rejected
 from perpx.core.commands import PlaceOrder
 from perpx.core.enums import OrderType, Side
 from perpx.core.instruments import InstrumentSpec, PriceLimitAction
-from perpx.core.keys import position_key
 from perpx.core.market import Market
 from perpx.core.orders import closing
 from perpx.core.orders.rules import (
@@ -98,11 +97,11 @@ def validate_order(market: Market, clearing: Clearing, account_id: int, symbol: 
     qty, reduce_only = clearing.check_order(
         account_id, spec, side, position_idx, reduce_only, qty, price)
     if not reduce_only and not is_market:
-        _check_beyond_liquidation(clearing, account_id, symbol, position_idx, side, price)
+        _check_beyond_liquidation(clearing, account_id, spec, position_idx, side, price)
     return price, qty, reduce_only
 
 
-def _check_beyond_liquidation(clearing: Clearing, account_id: int, symbol: str,
+def _check_beyond_liquidation(clearing: Clearing, account_id: int, spec: InstrumentSpec,
                               position_idx: int, side: Side, price: int) -> None:
     """Refuse a limit order that adds to an isolated position beyond its liquidation price.
 
@@ -114,7 +113,7 @@ def _check_beyond_liquidation(clearing: Clearing, account_id: int, symbol: str,
     # others' `trigger_ticks` is always None, so they are not asked.
     if account is None or not account.model.holds_position_margin:
         return
-    position = account.positions.get(position_key(symbol, position_idx))
+    position = account.positions.get(spec.keys.position(position_idx))
     if position is None or position.side is not side:
         return
     liq = account.model.trigger_ticks(clearing, position)
