@@ -33,7 +33,6 @@ from perpx.core.account.collateral import (
     usd_ceil,
     usd_floor,
 )
-from perpx.core.account.margin import order_cost_rates
 from perpx.core.account.margin_model import CROSS, ISOLATED, account_figures, model_for
 from perpx.core.account.portfolio import PmParams
 from perpx.core.account.positions import Position, apply_fill
@@ -127,9 +126,6 @@ class Clearing(ReplenishingLedger):
         # for order loss: its orders less the reduce-only ones are the account's opening
         # orders, so the clearing keeps no second index of them.
         self.orders_by_account = orders_by_account if orders_by_account is not None else {}
-        # The value cap of each leverage, by symbol then leverage: a dict by (symbol,
-        # leverage) would build and compare a tuple at each order (issue #14).
-        self._value_caps: dict[str, dict[int, int]] = {}
         self.index_of = index_of if index_of is not None else _no_price
         self.collateral = collateral if collateral is not None else default_collateral()
         # Portfolio margin's scenario grid, risk factor and IM factor (§5, §7 N14).
@@ -695,21 +691,17 @@ class Clearing(ReplenishingLedger):
             return qty_lots, False
         leverage = account.leverage.get(key, DEFAULT_LEVERAGE)
         value = spec.contract.value_ceil_atoms(price_ticks, opening)
-        caps = self._value_caps.get(symbol)
-        cap = caps.get(leverage) if caps is not None else None
-        if cap is None:
-            cap = self._value_cap_atoms(spec, leverage)
+        terms = spec.terms_at(leverage)
         # Only the order's own side grows, so only its total can newly pass the cap.
         if position is not None and size and (size > 0) == (sign > 0):
             mark = self.mark_of(symbol)
             side_value += (spec.contract.value_ceil_atoms(mark, size if size > 0 else -size)
                            if mark is not None else position.entry_value_atoms)
-        if side_value + value > cap:
+        if side_value + value > terms.value_cap_atoms:
             raise Rejected(RejectCode.RISK_LIMIT_EXCEEDED,
                            "Order placement failed as your position may exceed the max limit")
-        # `order_cost_fast_atoms`, one call fewer (pure Python pays per call).
-        cost = order_cost_rates(sign * spec.contract.value_sign, leverage,
-                                spec.taker_fee_rate).cost_atoms(value)
+        # `order_cost_fast_atoms`, through the spec's rates at this leverage.
+        cost = terms.rates(sign * spec.contract.value_sign).cost_atoms(value)
         if not account.model.can_open(self, account, spec, side, price_ticks, qty_lots, cost):
             raise Rejected(RejectCode.INSUFFICIENT_AVAILABLE_BALANCE,
                            "ab not enough for new order")
@@ -750,20 +742,6 @@ class Clearing(ReplenishingLedger):
         if after > before and after - before > available:
             raise Rejected(RejectCode.INSUFFICIENT_AVAILABLE_BALANCE,
                            "ab not enough for new order")
-
-    def _value_cap_atoms(self, spec: InstrumentSpec, leverage: int) -> int:
-        """Return the largest position value the leverage allows: the last tier it fits."""
-        caps = self._value_caps.get(spec.symbol)
-        if caps is None:
-            caps = self._value_caps[spec.symbol] = {}
-        cap = caps.get(leverage)
-        if cap is None:
-            cap = spec.risk_tiers[0].limit_atoms
-            for tier in spec.risk_tiers:
-                if tier.max_leverage >= leverage:
-                    cap = tier.limit_atoms
-            caps[leverage] = cap
-        return cap
 
     def _reduce_only_qty(self, account: Account | None, spec: InstrumentSpec, side: Side,
                          position_idx: int, qty_lots: int) -> int:
