@@ -76,18 +76,19 @@ def validate_order(market: Market, clearing: Clearing, account_id: int, symbol: 
         raise Rejected(RejectCode.TOO_MANY_ACTIVE_ORDERS,
                        f"Not allowed to have more than {spec.max_active_orders} active orders")
     if is_market:
-        band = market.price_band(spec)
+        band = market.band_of(spec)
         if band is None:
             book = market.books[symbol]
             best = book.best_ask() if side is _BUY else book.best_bid()
             if best is None:
                 raise Rejected(RejectCode.NO_REFERENCE_PRICE,
                                "no market price to protect a market order")
-            band = order_price_band(spec, best)
+            min_sell, max_buy = order_price_band(spec, best)
             value_price = best
         else:
+            min_sell, max_buy = band.min_sell_ticks, band.max_buy_ticks
             value_price = market.reference_price(symbol) or 0
-        price = band[1] if side is _BUY else band[0]
+        price = max_buy if side is _BUY else min_sell
     else:
         if price_ticks is None:
             raise Rejected(RejectCode.INVALID_PRICE, "price is required for a limit order")
@@ -127,10 +128,10 @@ def checked_limit_price(market: Market, spec: InstrumentSpec, side: Side,
                         price_ticks: int) -> int:
     """Validate a limit price; clamp it into the band or refuse it, as the instrument says."""
     check_order_price(spec, price_ticks)
-    band = market.price_band(spec)
+    band = market.band_of(spec)
     if band is None:
         return price_ticks
-    min_sell, max_buy = band
+    min_sell, max_buy = band.min_sell_ticks, band.max_buy_ticks
     if side is _BUY and price_ticks > max_buy:
         if spec.price_limit_action is PriceLimitAction.REJECT:
             raise Rejected(RejectCode.PRICE_OUT_OF_BAND,
