@@ -649,16 +649,17 @@ class Clearing(ReplenishingLedger):
 
     # -- orders -----------------------------------------------------------------------------
 
-    def check_order(self, account_id: int, spec: InstrumentSpec, side: Side, position_idx: int,
-                    reduce_only: bool, qty_lots: int, price_ticks: int) -> tuple[int, bool]:
+    def check_order(self, account: Account | None, spec: InstrumentSpec, side: Side,
+                    position_idx: int, reduce_only: bool, qty_lots: int,
+                    price_ticks: int) -> tuple[int, bool]:
         """Check an order's position index and margin; return its (qty, reduce_only).
 
         A closing order in hedge mode (sell on the long side, buy on the short side) is
         reduce-only. A reduce-only quantity is cut to what the position can still close;
         nothing left is a 110017 rejection. Only the part of an order that opens exposure
-        needs margin: the account's margin model says whether its cost is funded.
+        needs margin: the account's margin model says whether its cost is funded. The
+        account is the caller's (None if it has none yet), looked up once per order.
         """
-        account = self.accounts.get(account_id)
         hedge = account is not None and account.position_modes.get(spec.symbol) is _HEDGE
         if hedge or position_idx:  # one-way mode with index 0 passes both rules as they are
             check_position_idx(hedge, position_idx)
@@ -689,7 +690,9 @@ class Clearing(ReplenishingLedger):
         opening = max(0, resting + qty_lots - closing) - max(0, resting - closing)
         if opening == 0:
             return qty_lots, False
-        leverage = account.leverage.get(key, DEFAULT_LEVERAGE)
+        leverage = account.leverage.get(key)  # no default: it would be boxed at each order
+        if leverage is None:
+            leverage = DEFAULT_LEVERAGE
         value = spec.contract.value_ceil_atoms(price_ticks, opening)
         terms = spec.terms_at(leverage)
         # Only the order's own side grows, so only its total can newly pass the cap.

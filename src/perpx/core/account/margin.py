@@ -98,7 +98,10 @@ def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
         if opening <= 0:
             continue
         notional = sums.notional_atoms
-        leverage = leverages.get(keys.position(idx), DEFAULT_LEVERAGE)
+        # No default in the lookup: compiled, the default would be boxed anew at each call.
+        leverage = leverages.get(keys.position(idx))
+        if leverage is None:
+            leverage = DEFAULT_LEVERAGE
         if (sums.memo_leaves_lots == leaves and sums.memo_notional_atoms == notional
                 and sums.memo_opening_lots == opening and sums.memo_leverage == leverage):
             total += sums.memo_margin_atoms

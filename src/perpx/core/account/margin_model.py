@@ -209,18 +209,22 @@ class CrossMargin(_Stateless):
         the pool's (`MarginLedger.figures`), not this coin's own.
         """
         balances = account.balances
-        total = balances.get(coin, 0)
-        if (len(balances) > 1 or coin not in balances or coin not in clearing.par_coins) and (
+        held = balances.get(coin)  # one lookup: None exactly when the coin is not held
+        total = held if held is not None else 0
+        if (len(balances) > 1 or held is None or coin not in clearing.par_coins) and (
                 clearing.pooled(account)):
             return clearing.figures(account, coin).available_atoms
         instruments = clearing.instruments
         positions = account.positions
         mark_of = clearing.mark_of
+        # The spec of the last position counted: an account's orders are mostly on the
+        # symbol it holds, and their loop below takes it again without a dict lookup.
+        held_spec: InstrumentSpec | None = None
         for (symbol, idx), position in positions.items():
             size = position.size_lots
             if not size:
                 continue
-            spec = instruments[symbol]
+            spec = held_spec = instruments[symbol]
             if spec.settle_coin != coin:
                 return clearing.figures(account, coin).available_atoms  # a USD pool
             if idx:
@@ -244,12 +248,23 @@ class CrossMargin(_Stateless):
         order_sums = account.order_sums
         if not order_sums:
             return total
-        seen: list[str] = []  # an account's symbols are few: a list beats a set here
+        # The symbols counted: the first alone, any other in a list made only then (an
+        # account's symbols are few: a list beats a set, and most trade one symbol).
+        first = ""
+        others: list[str] | None = None
         for (symbol, _idx, _side), sums in order_sums.items():
-            if not sums.leaves_lots or symbol in seen:
+            if not sums.leaves_lots or symbol == first:
                 continue
-            seen.append(symbol)
-            spec = instruments[symbol]
+            if not first:
+                first = symbol
+            elif others is None:
+                others = [symbol]
+            elif symbol in others:
+                continue
+            else:
+                others.append(symbol)
+            spec = (held_spec if held_spec is not None and held_spec.symbol == symbol
+                    else instruments[symbol])
             if spec.settle_coin != coin:
                 return clearing.figures(account, coin).available_atoms  # a USD pool
             total -= order_margin_atoms(account, spec)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from perpx.core.account.accounts import Account
 from perpx.core.account.clearing import Clearing
 from perpx.core.codes import RejectCode, Rejected
 from perpx.core.commands import PlaceOrder
@@ -95,21 +96,22 @@ def validate_order(market: Market, clearing: Clearing, account_id: int, symbol: 
         price = checked_limit_price(market, spec, side, price_ticks)
         value_price = price
     check_min_notional(spec, value_price, qty, reduce_only)
+    # Looked up once here for both checks: compiled, each lookup boxes the id anew.
+    account = clearing.accounts.get(account_id)
     qty, reduce_only = clearing.check_order(
-        account_id, spec, side, position_idx, reduce_only, qty, price)
+        account, spec, side, position_idx, reduce_only, qty, price)
     if not reduce_only and not is_market:
-        _check_beyond_liquidation(clearing, account_id, spec, position_idx, side, price)
+        _check_beyond_liquidation(clearing, account, spec, position_idx, side, price)
     return price, qty, reduce_only
 
 
-def _check_beyond_liquidation(clearing: Clearing, account_id: int, spec: InstrumentSpec,
+def _check_beyond_liquidation(clearing: Clearing, account: Account | None, spec: InstrumentSpec,
                               position_idx: int, side: Side, price: int) -> None:
     """Refuse a limit order that adds to an isolated position beyond its liquidation price.
 
     Spec §10: a limit order must be better than the position's liquidation price; a buy at
     or under a long's (a sell at or over a short's) would fill into a breached position.
     """
-    account = clearing.accounts.get(account_id)
     # Only a mode that liquidates a position on its own (isolated) has its trigger; the
     # others' `trigger_ticks` is always None, so they are not asked.
     if account is None or not account.model.holds_position_margin:
