@@ -690,9 +690,10 @@ class Clearing(ReplenishingLedger):
         opening = max(0, resting + qty_lots - closing) - max(0, resting - closing)
         if opening == 0:
             return qty_lots, False
-        leverage = account.leverage.get(key)  # no default: it would be boxed at each order
-        if leverage is None:
-            leverage = DEFAULT_LEVERAGE
+        # No default in the lookup, and an int variable apart from the lookup's: compiled,
+        # either way the default would be boxed anew at each order.
+        found = account.leverage.get(key)
+        leverage = DEFAULT_LEVERAGE if found is None else found
         value = spec.contract.value_ceil_atoms(price_ticks, opening)
         terms = spec.terms_at(leverage)
         # Only the order's own side grows, so only its total can newly pass the cap.

@@ -98,10 +98,10 @@ def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
         if opening <= 0:
             continue
         notional = sums.notional_atoms
-        # No default in the lookup: compiled, the default would be boxed anew at each call.
-        leverage = leverages.get(keys.position(idx))
-        if leverage is None:
-            leverage = DEFAULT_LEVERAGE
+        # No default in the lookup, and an int variable apart from the lookup's: compiled,
+        # either way the default would be boxed anew at each call.
+        found = leverages.get(keys.position(idx))
+        leverage = DEFAULT_LEVERAGE if found is None else found
         if (sums.memo_leaves_lots == leaves and sums.memo_notional_atoms == notional
                 and sums.memo_opening_lots == opening and sums.memo_leverage == leverage):
             total += sums.memo_margin_atoms
