@@ -254,6 +254,10 @@ def assert_incremental_totals_match(engine: Engine, accounts: tuple[int, ...] = 
                     if held == symbol} == sums, (account_id, symbol)
             assert clearing.order_loss_atoms(account_id, spec) == order_loss_from_scratch(
                 engine, account, spec), (account_id, symbol)
+            # The native price reads of the hot paths answer as the callables do.
+            assert clearing.mark_ticks(symbol) == clearing.mark_of(symbol), symbol
+            assert clearing.published_mark_ticks(symbol) == (
+                clearing.published_mark_of(symbol)), symbol
         for coin in sorted({spec.settle_coin for spec in specs}):
             figures = clearing.figures(account, coin)
             assert clearing.available_atoms(account, coin) == figures.available_atoms, (

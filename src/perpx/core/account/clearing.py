@@ -65,6 +65,7 @@ from perpx.core.events import (
 )
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.keys import position_key, side_key
+from perpx.core.market import Market
 from perpx.core.numbers import RATE_ONE, div_floor
 from perpx.core.orders.rules import check_position_idx, closes_hedge_side
 from perpx.core.prices.funding import funding_fee_atoms
@@ -115,8 +116,13 @@ class Clearing(ReplenishingLedger):
         collateral: CollateralTable | None = None,
         pm_params: PmParams | None = None,
         orders_by_account: dict[int, dict[str, dict[int, RestingOrder]]] | None = None,
+        market: Market | None = None,
     ) -> None:
         self.instruments = instruments
+        # The market whose `mark_of` and `mark_price.get` the price callables are (the
+        # engine's), if any: `mark_ticks` asks it by a native call, where calling a stored
+        # callable from compiled code is a generic Python call (issue #14).
+        self.market = market
         self.mark_of = mark_of
         self.orders_of = orders_of
         self.published_mark_of = published_mark_of
@@ -698,7 +704,7 @@ class Clearing(ReplenishingLedger):
         terms = spec.terms_at(leverage)
         # Only the order's own side grows, so only its total can newly pass the cap.
         if position is not None and size and (size > 0) == (sign > 0):
-            mark = self.mark_of(symbol)
+            mark = self.mark_ticks(symbol)
             side_value += (spec.contract.value_ceil_atoms(mark, size if size > 0 else -size)
                            if mark is not None else position.entry_value_atoms)
         if side_value + value > terms.value_cap_atoms:
@@ -710,6 +716,20 @@ class Clearing(ReplenishingLedger):
             raise Rejected(RejectCode.INSUFFICIENT_AVAILABLE_BALANCE,
                            "ab not enough for new order")
         return qty_lots, False
+
+    def mark_ticks(self, symbol: str) -> int | None:
+        """Return `mark_of(symbol)`, through the market when the clearing has it."""
+        market = self.market
+        if market is not None:
+            return market.mark_of(symbol)
+        return self.mark_of(symbol)
+
+    def published_mark_ticks(self, symbol: str) -> int | None:
+        """Return `published_mark_of(symbol)`, through the market when the clearing has it."""
+        market = self.market
+        if market is not None:
+            return market.mark_price.get(symbol)
+        return self.published_mark_of(symbol)
 
     def available_atoms(self, account: Account, coin: str) -> int:
         """Return the available balance: the risk value's, computed the short way.
@@ -806,7 +826,7 @@ class Clearing(ReplenishingLedger):
         (`calc.order_loss_atoms`, summed exactly). An account holds few orders, so a scan of
         them is cheaper than keeping them sorted by price.
         """
-        mark = self.published_mark_of(spec.symbol)
+        mark = self.published_mark_ticks(spec.symbol)
         if mark is None:
             return 0
         by_symbol = self.orders_by_account.get(account_id)

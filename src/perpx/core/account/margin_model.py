@@ -216,7 +216,6 @@ class CrossMargin(_Stateless):
             return clearing.figures(account, coin).available_atoms
         instruments = clearing.instruments
         positions = account.positions
-        mark_of = clearing.mark_of
         # The spec of the last position counted: an account's orders are mostly on the
         # symbol it holds, and their loop below takes it again without a dict lookup.
         held_spec: InstrumentSpec | None = None
@@ -232,7 +231,7 @@ class CrossMargin(_Stateless):
                 if other is not None and other.size_lots:
                     return clearing.figures(account, coin).available_atoms
             qty = size if size > 0 else -size
-            mark = mark_of(symbol)
+            mark = clearing.mark_ticks(symbol)
             if mark is None:
                 mark = calc.average_entry_display(spec, position.entry_value_atoms, qty)
             value = spec.contract.value_ceil_atoms(mark, qty)
@@ -278,7 +277,7 @@ class CrossMargin(_Stateless):
         The cost, less the order's own order loss against the published mark, must fit the
         available balance.
         """
-        mark = clearing.published_mark_of(spec.symbol)
+        mark = clearing.published_mark_ticks(spec.symbol)
         # Only a buy above the mark or a sell below it carries an order loss.
         if mark is not None and (price_ticks > mark if side is _BUY else price_ticks < mark):
             cost_atoms -= spec.contract.order_loss_atoms(side, mark, price_ticks, qty_lots)
