@@ -666,7 +666,9 @@ class Clearing(ReplenishingLedger):
         needs margin: the account's margin model says whether its cost is funded. The
         account is the caller's (None if it has none yet), looked up once per order.
         """
-        hedge = account is not None and account.position_modes.get(spec.symbol) is _HEDGE
+        # Most accounts never switch a mode: an empty table is not looked up.
+        modes = account.position_modes if account is not None else None
+        hedge = modes is not None and bool(modes) and modes.get(spec.symbol) is _HEDGE
         if hedge or position_idx:  # one-way mode with index 0 passes both rules as they are
             check_position_idx(hedge, position_idx)
             reduce_only = reduce_only or closes_hedge_side(hedge, position_idx, side)

@@ -10,7 +10,7 @@ themselves are written once in `rules`; this module says which apply to a new or
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from perpx.core.account.accounts import Account
 from perpx.core.account.clearing import Clearing
@@ -71,7 +71,10 @@ def validate_order(market: Market, clearing: Clearing, account_id: int, symbol: 
                            "Reduce-only rule not satisfied")
     check_qty(spec, qty, is_market)
     check_order_link_id(order_link_id, account_id, market.by_link)
-    by_symbol = market.orders_by_account.get(account_id)
+    # The id boxed once for both its lookups (here and the account's below): compiled, each
+    # lookup by an int boxes it anew, a new object past 256.
+    account_key: Any = account_id
+    by_symbol = market.orders_by_account.get(account_key)
     active = by_symbol.get(symbol) if by_symbol is not None else None
     if active is not None and len(active) >= spec.max_active_orders:
         raise Rejected(RejectCode.TOO_MANY_ACTIVE_ORDERS,
@@ -97,7 +100,7 @@ def validate_order(market: Market, clearing: Clearing, account_id: int, symbol: 
         value_price = price
     check_min_notional(spec, value_price, qty, reduce_only)
     # Looked up once here for both checks: compiled, each lookup boxes the id anew.
-    account = clearing.accounts.get(account_id)
+    account = clearing.accounts.get(account_key)
     qty, reduce_only = clearing.check_order(
         account, spec, side, position_idx, reduce_only, qty, price)
     if not reduce_only and not is_market:
