@@ -254,6 +254,10 @@ def assert_incremental_totals_match(engine: Engine, accounts: tuple[int, ...] = 
                     if held == symbol} == sums, (account_id, symbol)
             assert clearing.order_loss_atoms(account_id, spec) == order_loss_from_scratch(
                 engine, account, spec), (account_id, symbol)
+            # The native price reads of the hot paths answer as the callables do.
+            assert clearing.mark_ticks(symbol) == clearing.mark_of(symbol), symbol
+            assert clearing.published_mark_ticks(symbol) == (
+                clearing.published_mark_of(symbol)), symbol
         for coin in sorted({spec.settle_coin for spec in specs}):
             figures = clearing.figures(account, coin)
             assert clearing.available_atoms(account, coin) == figures.available_atoms, (
@@ -456,6 +460,23 @@ def test_written_out_order_cost_equals_the_layered_formula(side: Side, value: in
                                                            fee_rate: int) -> None:
     assert order_cost_fast_atoms(side.sign, value, leverage, fee_rate) == (
         calc.order_cost_for_value_atoms(side, value, leverage, fee_rate))
+
+
+@given(st.lists(st.integers(1, 200 * RATE_ONE), min_size=1, max_size=20),
+       st.integers(0, 10**22))
+def test_a_specs_leverage_terms_equal_the_formulas(leverages: list[int], value: int) -> None:
+    # A fresh spec each time, so both its scanned list and (past 8 leverages) its table serve.
+    spec = btcusdt()
+    for leverage in leverages + leverages:
+        terms = spec.terms_at(leverage)
+        assert terms.leverage == leverage
+        assert spec.terms_at(leverage) is terms
+        fitting = [t.limit_atoms for t in spec.risk_tiers if t.max_leverage >= leverage]
+        assert terms.value_cap_atoms == (fitting[-1] if fitting else
+                                         spec.risk_tiers[0].limit_atoms)
+        for side in (Side.BUY, Side.SELL):
+            assert terms.rates(side.sign).cost_atoms(value) == (
+                calc.order_cost_for_value_atoms(side, value, leverage, spec.taker_fee_rate))
 
 
 def window_max_by_walking(samples: list[tuple[int, int]], now_ms: int) -> int | None:

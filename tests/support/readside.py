@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from perpx import readside
@@ -33,6 +34,13 @@ def differences(a: Any, b: Any, path: str = "", found: list[str] | None = None) 
                                                            frozenset)) or a is None:
         if a != b:
             out.append(f"{path}: {a!r:.80} != {b!r:.80}")
+    elif dataclasses.is_dataclass(a):
+        # Its compared fields only: one left out of `==` (compare=False) is derived from the
+        # others, or a cache of such values (`InstrumentSpec.leverage_terms`), not state.
+        for item in dataclasses.fields(a):
+            if item.compare:
+                differences(getattr(a, item.name), getattr(b, item.name),
+                            f"{path}.{item.name}", out)
     elif hasattr(a, "__dict__"):
         differences({k: v for k, v in vars(a).items() if k not in _NOT_STATE},
                     {k: v for k, v in vars(b).items() if k not in _NOT_STATE}, path + ".", out)

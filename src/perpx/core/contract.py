@@ -112,6 +112,38 @@ def round_bankruptcy_price(side: Side, numerator: int, denominator: int) -> int:
 BREAK_EVEN_MIN_FEE_RATE: Final = 55_000
 
 
+class OrderCostRates:
+    """The three rates of an order's cost for one sign, leverage and fee rate, in lowest terms.
+
+    ``ceil(V*R/L)``, ``ceil(V*(L - s*R)*f / (L*R))`` and ``ceil(V*f/R)`` are each
+    ``ceil(V*n/d)`` for a fixed fraction ``n/d``; divided by their gcd, ``n`` and ``d`` are
+    small (10x: 1/10, 99/200000, 11/20000), so ``V*n`` fits a machine word where ``V*R``
+    (about 10**19 for a few thousand USDT) does not, and `mul_div_ceil` takes it in i64 when
+    compiled. Same fraction, same ceiling: the cost is exactly
+    `perpx.core.account.margin.order_cost_fast_atoms`'s formula.
+    """
+
+    __slots__ = ("fee_den", "fee_num", "ftc_den", "ftc_num", "im_den", "im_num")
+
+    def __init__(self, sign: int, leverage: int, fee_rate: int) -> None:
+        self.im_num, self.im_den = _lowest_terms(RATE_ONE, leverage)
+        self.ftc_num, self.ftc_den = _lowest_terms((leverage - sign * RATE_ONE) * fee_rate,
+                                                   leverage * RATE_ONE)
+        self.fee_num, self.fee_den = _lowest_terms(fee_rate, RATE_ONE)
+
+    def cost_atoms(self, value_atoms: int) -> int:
+        """Return the cost of an order worth `value_atoms`: the three parts, each rounded up."""
+        return (mul_div_ceil(value_atoms, self.im_num, self.im_den)
+                + mul_div_ceil(value_atoms, self.ftc_num, self.ftc_den)
+                + mul_div_ceil(value_atoms, self.fee_num, self.fee_den))
+
+
+def _lowest_terms(numerator: int, denominator: int) -> tuple[int, int]:
+    """Return ``numerator/denominator`` (denominator > 0) divided by their gcd."""
+    common = gcd(numerator, denominator)
+    return numerator // common, denominator // common
+
+
 # --- the interface ----------------------------------------------------------------------------
 
 

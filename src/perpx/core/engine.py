@@ -153,7 +153,7 @@ class Engine:
         self.clearing = Clearing(market.instruments, market.mark_of, market.orders_of,
                                  market.mark_price.get, market.last_price.get,
                                  market.open_orders.get, market.index_price.get, collateral,
-                                 pm_params, market.orders_by_account)
+                                 pm_params, market.orders_by_account, market)
         clearing = self.clearing
         # The subsystems get the market, the clearing and the engine as the protocols they
         # need (`perpx.core.ports`): the order runner, and the reactions to a new mark.

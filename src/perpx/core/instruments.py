@@ -18,7 +18,9 @@ from perpx.core.contract import (
     InverseContract,
     LinearContract,
     MaintenanceEnvelope,
+    OrderCostRates,
 )
+from perpx.core.keys import SymbolKeys, symbol_keys
 from perpx.core.numbers import ATOMS_PER_COIN, RATE_ONE
 
 # The settle coin whose linear perpetuals settle each session (next-mechanics §3.2: Bybit's
@@ -64,6 +66,36 @@ class RiskLimitTier:
     imr: int  # initial margin rate, 10**-8
     max_leverage: int  # 10**-8 (100x == 100 * RATE_ONE)
     mm_deduction_atoms: int
+
+
+class LeverageTerms:
+    """An instrument's constants at one leverage, found by an order in one place.
+
+    The largest position value the leverage allows (`value_cap_atoms`) and the rates of an
+    order's cost (`OrderCostRates`) for each sign, the side's sign times the contract's
+    `value_sign` (`rates`), at the instrument's taker fee rate. Pure functions of the spec
+    and the leverage, kept by the spec (`InstrumentSpec.terms_at`): an opening order reads
+    them where nested dicts keyed by symbol, fee rate and leverage took a boxed int and a
+    dict lookup per level (issue #14).
+    """
+
+    __slots__ = ("leverage", "minus", "plus", "value_cap_atoms")
+
+    def __init__(self, spec: InstrumentSpec, leverage: int) -> None:
+        self.leverage = leverage
+        self.value_cap_atoms = spec.value_cap_atoms(leverage)
+        self.plus = OrderCostRates(1, leverage, spec.taker_fee_rate)
+        self.minus = OrderCostRates(-1, leverage, spec.taker_fee_rate)
+
+    def rates(self, sign: int) -> OrderCostRates:
+        """Return the cost rates of `sign` (side sign x value sign, +1 or -1)."""
+        return self.plus if sign > 0 else self.minus
+
+
+# The leverages a spec scans for before its dict (`InstrumentSpec.terms_at`): a symbol's
+# accounts use a few leverages; a scan of a few native objects comparing an unboxed int beats
+# a dict lookup, which boxes a leverage past 256 into a new int object first.
+_SCANNED_LEVERAGES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +171,15 @@ class InstrumentSpec:
     # envelopes, for the margin-call trigger (`ContractMaths.isolated_margin_call_trigger_
     # ticks`), which computes only the line the envelope puts highest instead of every tier.
     maintenance_envelope: MaintenanceEnvelope = field(init=False, repr=False, compare=False)
+    # The symbol's canonical dict keys (`perpx.core.keys`), bound once: a hot path holding the
+    # spec reads `spec.keys.position(idx)` in one attribute read, where `position_key(symbol,
+    # idx)` first finds the symbol's keys by a str-keyed dict lookup (issue #14).
+    keys: SymbolKeys = field(init=False, repr=False, compare=False)
+    # Its `LeverageTerms` met so far (`terms_at`): the first few in a list, scanned, every one
+    # by leverage. Caches of values derived from the spec alone, so shared by every engine
+    # holding the spec.
+    leverage_terms: list[LeverageTerms] = field(init=False, repr=False, compare=False)
+    leverage_table: dict[int, LeverageTerms] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.tick_atoms * self.lot_base_e8 != self.atoms_per_tick_lot * 10**8:
@@ -190,11 +231,34 @@ class InstrumentSpec:
         object.__setattr__(self, "one_way_only", session or self.contract.value_sign < 0)
         lines = tuple((tier.mmr, tier.mm_deduction_atoms) for tier in self.risk_tiers)
         object.__setattr__(self, "maintenance_envelope", MaintenanceEnvelope(lines))
+        object.__setattr__(self, "keys", symbol_keys(self.symbol))
+        object.__setattr__(self, "leverage_terms", [])
+        object.__setattr__(self, "leverage_table", {})
 
     @property
     def dated(self) -> bool:
         """Tell whether this is a dated (expiry) future: delivered, never funded."""
         return self.contract_type in _DATED
+
+    def value_cap_atoms(self, leverage: int) -> int:
+        """Return the largest position value `leverage` allows: the last tier it fits."""
+        cap = self.risk_tiers[0].limit_atoms
+        for tier in self.risk_tiers:
+            if tier.max_leverage >= leverage:
+                cap = tier.limit_atoms
+        return cap
+
+    def terms_at(self, leverage: int) -> LeverageTerms:
+        """Return (and keep) the `LeverageTerms` of a positive `leverage`."""
+        for terms in self.leverage_terms:
+            if terms.leverage == leverage:
+                return terms
+        found = self.leverage_table.get(leverage)
+        if found is None:
+            found = self.leverage_table[leverage] = LeverageTerms(self, leverage)
+            if len(self.leverage_terms) < _SCANNED_LEVERAGES:
+                self.leverage_terms.append(found)
+        return found
 
     def tier_for_value(self, value_atoms: int) -> RiskLimitTier | None:
         """Return the smallest tier whose cap is at or above `value_atoms` (inclusive), if any."""

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from perpx.core.book.book import OrderBook
 from perpx.core.book.order import RestingOrder
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.prices.prices import order_price_band
+from perpx.core.prices.prices import PriceBand, order_price_band
 
 
 class Market:
@@ -39,7 +39,7 @@ class Market:
         self.mark_price: dict[str, int] = {}
         self.index_price: dict[str, int] = {}
         # Bands by symbol; an entry is dropped whenever the symbol's last, mark or index moves.
-        self.bands: dict[str, tuple[int, int]] = {}
+        self.bands: dict[str, PriceBand] = {}
 
     def mark_of(self, symbol: str) -> int | None:
         """Return the price positions are valued at: mark, else last traded, else None."""
@@ -63,13 +63,19 @@ class Market:
 
     def price_band(self, spec: InstrumentSpec) -> tuple[int, int] | None:
         """Return the (min_sell, max_buy) band of `spec` now; cached until a reference moves."""
+        band = self.band_of(spec)
+        return None if band is None else (band.min_sell_ticks, band.max_buy_ticks)
+
+    def band_of(self, spec: InstrumentSpec) -> PriceBand | None:
+        """Return `price_band` as its record, for the hot path of every order."""
         band = self.bands.get(spec.symbol)
         if band is None:
             reference = self.reference_price(spec.symbol)
             if reference is None:
                 return None
-            band = order_price_band(spec, reference, self.index_price.get(spec.symbol))
-            self.bands[spec.symbol] = band
+            min_sell, max_buy = order_price_band(spec, reference,
+                                                 self.index_price.get(spec.symbol))
+            band = self.bands[spec.symbol] = PriceBand(min_sell, max_buy)
         return band
 
     def drop_band(self, symbol: str) -> None:

@@ -8,6 +8,7 @@ import textwrap
 
 from perpx.core.enums import Side
 from perpx.core.keys import position_key, side_key
+from support.builders import btcusdt
 
 
 def test_keys_of_a_symbol_are_one_object_each_and_equal_to_fresh_tuples() -> None:
@@ -35,3 +36,10 @@ def test_the_table_stops_growing_at_its_bound_and_keys_stay_equal() -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_spec_holds_its_symbols_canonical_keys() -> None:
+    spec = btcusdt()
+    assert spec.keys.position(0) is position_key("BTCUSDT", 0)
+    assert spec.keys.position(2) is position_key("BTCUSDT", 2)
+    assert spec.keys.side(1, Side.BUY) is side_key("BTCUSDT", 1, Side.BUY)

@@ -293,6 +293,14 @@ class MarginLedger:
         """Return an account's risk value in `coin` at the current marks."""
         raise NotImplementedError
 
+    def mark_ticks(self, symbol: str) -> int | None:
+        """Return `mark_of(symbol)` by a native call, for the checks of every order."""
+        raise NotImplementedError
+
+    def published_mark_ticks(self, symbol: str) -> int | None:
+        """Return `published_mark_of(symbol)` by a native call, as `mark_ticks`."""
+        raise NotImplementedError
+
     def coin_figures(self, account: Account, coin: str) -> RiskValue:
         """Return the risk value of `coin` alone (its wallet and its contracts)."""
         raise NotImplementedError

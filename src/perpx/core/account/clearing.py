@@ -33,7 +33,6 @@ from perpx.core.account.collateral import (
     usd_ceil,
     usd_floor,
 )
-from perpx.core.account.margin import order_cost_rates
 from perpx.core.account.margin_model import CROSS, ISOLATED, account_figures, model_for
 from perpx.core.account.portfolio import PmParams
 from perpx.core.account.positions import Position, apply_fill
@@ -65,7 +64,8 @@ from perpx.core.events import (
     SessionSettled,
 )
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.keys import position_key, side_key, symbol_keys
+from perpx.core.keys import position_key, side_key
+from perpx.core.market import Market
 from perpx.core.numbers import RATE_ONE, div_floor
 from perpx.core.orders.rules import check_position_idx, closes_hedge_side
 from perpx.core.prices.funding import funding_fee_atoms
@@ -116,8 +116,13 @@ class Clearing(ReplenishingLedger):
         collateral: CollateralTable | None = None,
         pm_params: PmParams | None = None,
         orders_by_account: dict[int, dict[str, dict[int, RestingOrder]]] | None = None,
+        market: Market | None = None,
     ) -> None:
         self.instruments = instruments
+        # The market whose `mark_of` and `mark_price.get` the price callables are (the
+        # engine's), if any: `mark_ticks` asks it by a native call, where calling a stored
+        # callable from compiled code is a generic Python call (issue #14).
+        self.market = market
         self.mark_of = mark_of
         self.orders_of = orders_of
         self.published_mark_of = published_mark_of
@@ -127,9 +132,6 @@ class Clearing(ReplenishingLedger):
         # for order loss: its orders less the reduce-only ones are the account's opening
         # orders, so the clearing keeps no second index of them.
         self.orders_by_account = orders_by_account if orders_by_account is not None else {}
-        # The value cap of each leverage, by symbol then leverage: a dict by (symbol,
-        # leverage) would build and compare a tuple at each order (issue #14).
-        self._value_caps: dict[str, dict[int, int]] = {}
         self.index_of = index_of if index_of is not None else _no_price
         self.collateral = collateral if collateral is not None else default_collateral()
         # Portfolio margin's scenario grid, risk factor and IM factor (§5, §7 N14).
@@ -636,9 +638,9 @@ class Clearing(ReplenishingLedger):
     def _side_exposure_atoms(self, account: Account, spec: InstrumentSpec, idx: int,
                              side: Side) -> int:
         """Return one side's position value at the mark plus its open-order value."""
-        sums = account.order_sums.get(side_key(spec.symbol, idx, side))
+        sums = account.order_sums.get(spec.keys.side(idx, side))
         value = sums.notional_atoms if sums is not None else 0
-        position = account.positions.get(position_key(spec.symbol, idx))
+        position = account.positions.get(spec.keys.position(idx))
         if position is not None and position.size_lots and (position.size_lots > 0) == (
                 side is _BUY):
             mark = self.mark_of(spec.symbol)
@@ -660,17 +662,20 @@ class Clearing(ReplenishingLedger):
 
     # -- orders -----------------------------------------------------------------------------
 
-    def check_order(self, account_id: int, spec: InstrumentSpec, side: Side, position_idx: int,
-                    reduce_only: bool, qty_lots: int, price_ticks: int) -> tuple[int, bool]:
+    def check_order(self, account: Account | None, spec: InstrumentSpec, side: Side,
+                    position_idx: int, reduce_only: bool, qty_lots: int,
+                    price_ticks: int) -> tuple[int, bool]:
         """Check an order's position index and margin; return its (qty, reduce_only).
 
         A closing order in hedge mode (sell on the long side, buy on the short side) is
         reduce-only. A reduce-only quantity is cut to what the position can still close;
         nothing left is a 110017 rejection. Only the part of an order that opens exposure
-        needs margin: the account's margin model says whether its cost is funded.
+        needs margin: the account's margin model says whether its cost is funded. The
+        account is the caller's (None if it has none yet), looked up once per order.
         """
-        account = self.accounts.get(account_id)
-        hedge = account is not None and account.position_modes.get(spec.symbol) is _HEDGE
+        # Most accounts never switch a mode: an empty table is not looked up.
+        modes = account.position_modes if account is not None else None
+        hedge = modes is not None and bool(modes) and modes.get(spec.symbol) is _HEDGE
         if hedge or position_idx:  # one-way mode with index 0 passes both rules as they are
             check_position_idx(hedge, position_idx)
             reduce_only = reduce_only or closes_hedge_side(hedge, position_idx, side)
@@ -684,7 +689,7 @@ class Clearing(ReplenishingLedger):
         # `calc.order_loss_atoms`, written out (the property tests hold them equal).
         symbol = spec.symbol
         sign = 1 if side is _BUY else -1
-        keys = symbol_keys(symbol)
+        keys = spec.keys
         sums = account.order_sums.get(keys.side(position_idx, side))
         if sums is not None:
             resting = sums.leaves_lots
@@ -700,27 +705,40 @@ class Clearing(ReplenishingLedger):
         opening = max(0, resting + qty_lots - closing) - max(0, resting - closing)
         if opening == 0:
             return qty_lots, False
-        leverage = account.leverage.get(key, DEFAULT_LEVERAGE)
+        # No default in the lookup, and an int variable apart from the lookup's: compiled,
+        # either way the default would be boxed anew at each order.
+        found = account.leverage.get(key)
+        leverage = DEFAULT_LEVERAGE if found is None else found
         value = spec.contract.value_ceil_atoms(price_ticks, opening)
-        caps = self._value_caps.get(symbol)
-        cap = caps.get(leverage) if caps is not None else None
-        if cap is None:
-            cap = self._value_cap_atoms(spec, leverage)
+        terms = spec.terms_at(leverage)
         # Only the order's own side grows, so only its total can newly pass the cap.
         if position is not None and size and (size > 0) == (sign > 0):
-            mark = self.mark_of(symbol)
+            mark = self.mark_ticks(symbol)
             side_value += (spec.contract.value_ceil_atoms(mark, size if size > 0 else -size)
                            if mark is not None else position.entry_value_atoms)
-        if side_value + value > cap:
+        if side_value + value > terms.value_cap_atoms:
             raise Rejected(RejectCode.RISK_LIMIT_EXCEEDED,
                            "Order placement failed as your position may exceed the max limit")
-        # `order_cost_fast_atoms`, one call fewer (pure Python pays per call).
-        cost = order_cost_rates(sign * spec.contract.value_sign, leverage,
-                                spec.taker_fee_rate).cost_atoms(value)
+        # `order_cost_fast_atoms`, through the spec's rates at this leverage.
+        cost = terms.rates(sign * spec.contract.value_sign).cost_atoms(value)
         if not account.model.can_open(self, account, spec, side, price_ticks, qty_lots, cost):
             raise Rejected(RejectCode.INSUFFICIENT_AVAILABLE_BALANCE,
                            "ab not enough for new order")
         return qty_lots, False
+
+    def mark_ticks(self, symbol: str) -> int | None:
+        """Return `mark_of(symbol)`, through the market when the clearing has it."""
+        market = self.market
+        if market is not None:
+            return market.mark_of(symbol)
+        return self.mark_of(symbol)
+
+    def published_mark_ticks(self, symbol: str) -> int | None:
+        """Return `published_mark_of(symbol)`, through the market when the clearing has it."""
+        market = self.market
+        if market is not None:
+            return market.mark_price.get(symbol)
+        return self.published_mark_of(symbol)
 
     def available_atoms(self, account: Account, coin: str) -> int:
         """Return the available balance: the risk value's, computed the short way.
@@ -757,20 +775,6 @@ class Clearing(ReplenishingLedger):
         if after > before and after - before > available:
             raise Rejected(RejectCode.INSUFFICIENT_AVAILABLE_BALANCE,
                            "ab not enough for new order")
-
-    def _value_cap_atoms(self, spec: InstrumentSpec, leverage: int) -> int:
-        """Return the largest position value the leverage allows: the last tier it fits."""
-        caps = self._value_caps.get(spec.symbol)
-        if caps is None:
-            caps = self._value_caps[spec.symbol] = {}
-        cap = caps.get(leverage)
-        if cap is None:
-            cap = spec.risk_tiers[0].limit_atoms
-            for tier in spec.risk_tiers:
-                if tier.max_leverage >= leverage:
-                    cap = tier.limit_atoms
-            caps[leverage] = cap
-        return cap
 
     def _reduce_only_qty(self, account: Account | None, spec: InstrumentSpec, side: Side,
                          position_idx: int, qty_lots: int) -> int:
@@ -836,7 +840,7 @@ class Clearing(ReplenishingLedger):
         (`calc.order_loss_atoms`, summed exactly). An account holds few orders, so a scan of
         them is cheaper than keeping them sorted by price.
         """
-        mark = self.published_mark_of(spec.symbol)
+        mark = self.published_mark_ticks(spec.symbol)
         if mark is None:
             return 0
         by_symbol = self.orders_by_account.get(account_id)
@@ -991,7 +995,7 @@ class Clearing(ReplenishingLedger):
         for account_id in (sorted(self.accounts) if mark_ticks else ()):
             account = self.accounts[account_id]
             for idx in (0, 1, 2):
-                position = account.positions.get(position_key(symbol, idx))
+                position = account.positions.get(spec.keys.position(idx))
                 if position is None or not position.size_lots or not rate:
                     continue
                 value = spec.contract.value_ceil_atoms(mark_ticks, position.qty_lots)
@@ -1044,7 +1048,7 @@ class Clearing(ReplenishingLedger):
             account = self.accounts[account_id]
             settled = False
             for idx in (0, 1, 2):
-                position = account.positions.get(position_key(symbol, idx))
+                position = account.positions.get(spec.keys.position(idx))
                 if position is None or not position.size_lots:
                     continue
                 size = position.size_lots
@@ -1115,7 +1119,7 @@ class Clearing(ReplenishingLedger):
         contract = spec.contract
         for account_id in sorted(self.accounts):
             account = self.accounts[account_id]
-            position = account.positions.get(position_key(symbol, 0))
+            position = account.positions.get(spec.keys.position(0))
             if position is None or not position.size_lots:
                 continue  # one-way only: index 0 is the only one (`one_way_only`)
             size = position.size_lots

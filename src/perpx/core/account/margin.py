@@ -8,14 +8,13 @@ Requirements round up; the figures are exact integers in atoms.
 
 from __future__ import annotations
 
-from math import gcd
 from typing import Final
 
 from perpx.core.account.accounts import DEFAULT_LEVERAGE, Account
+from perpx.core.contract import OrderCostRates
 from perpx.core.enums import Side
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.keys import position_key
-from perpx.core.numbers import RATE_ONE, mul_div_ceil
+from perpx.core.numbers import mul_div_ceil
 
 _BUY: Final = Side.BUY
 
@@ -31,38 +30,6 @@ def opposite_position_lots(account: Account, symbol: str, position_idx: int, sid
     if side is _BUY:
         return -size if size < 0 else 0
     return size if size > 0 else 0
-
-
-class OrderCostRates:
-    """The three rates of an order's cost for one sign, leverage and fee rate, in lowest terms.
-
-    ``ceil(V*R/L)``, ``ceil(V*(L - s*R)*f / (L*R))`` and ``ceil(V*f/R)`` are each
-    ``ceil(V*n/d)`` for a fixed fraction ``n/d``; divided by their gcd, ``n`` and ``d`` are
-    small (10x: 1/10, 99/200000, 11/20000), so ``V*n`` fits a machine word where ``V*R``
-    (about 10**19 for a few thousand USDT) does not, and `mul_div_ceil` takes it in i64 when
-    compiled. Same fraction, same ceiling: the cost is exactly `order_cost_fast_atoms`'s
-    formula.
-    """
-
-    __slots__ = ("fee_den", "fee_num", "ftc_den", "ftc_num", "im_den", "im_num")
-
-    def __init__(self, sign: int, leverage: int, fee_rate: int) -> None:
-        self.im_num, self.im_den = _lowest_terms(RATE_ONE, leverage)
-        self.ftc_num, self.ftc_den = _lowest_terms((leverage - sign * RATE_ONE) * fee_rate,
-                                                   leverage * RATE_ONE)
-        self.fee_num, self.fee_den = _lowest_terms(fee_rate, RATE_ONE)
-
-    def cost_atoms(self, value_atoms: int) -> int:
-        """Return the cost of an order worth `value_atoms`: the three parts, each rounded up."""
-        return (mul_div_ceil(value_atoms, self.im_num, self.im_den)
-                + mul_div_ceil(value_atoms, self.ftc_num, self.ftc_den)
-                + mul_div_ceil(value_atoms, self.fee_num, self.fee_den))
-
-
-def _lowest_terms(numerator: int, denominator: int) -> tuple[int, int]:
-    """Return ``numerator/denominator`` (denominator > 0) divided by their gcd."""
-    common = gcd(numerator, denominator)
-    return numerator // common, denominator // common
 
 
 # Rates by fee rate, then by signed leverage (``sign * leverage``; a leverage is positive):
@@ -111,7 +78,7 @@ def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
     total = 0
     positions = account.positions
     leverages = account.leverage
-    fee_rate = spec.taker_fee_rate
+    keys = spec.keys
     for key, sums in account.order_sums.items():
         leaves = sums.leaves_lots
         if key[0] != symbol or not leaves:
@@ -121,7 +88,7 @@ def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
         closing = 0
         bust_sign = sign * spec.contract.value_sign
         if idx == 0:
-            position = positions.get(position_key(symbol, 0))
+            position = positions.get(keys.position(0))
             if position is not None:
                 # A one-way order against the position closes it first: no margin for that.
                 size = position.size_lots
@@ -131,13 +98,16 @@ def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
         if opening <= 0:
             continue
         notional = sums.notional_atoms
-        leverage = leverages.get(position_key(symbol, idx), DEFAULT_LEVERAGE)
+        # No default in the lookup, and an int variable apart from the lookup's: compiled,
+        # either way the default would be boxed anew at each call.
+        found = leverages.get(keys.position(idx))
+        leverage = DEFAULT_LEVERAGE if found is None else found
         if (sums.memo_leaves_lots == leaves and sums.memo_notional_atoms == notional
                 and sums.memo_opening_lots == opening and sums.memo_leverage == leverage):
             total += sums.memo_margin_atoms
             continue
         value = mul_div_ceil(notional, opening, leaves)
-        cost = order_cost_rates(bust_sign, leverage, fee_rate).cost_atoms(value)
+        cost = spec.terms_at(leverage).rates(bust_sign).cost_atoms(value)
         sums.memo_leaves_lots = leaves
         sums.memo_notional_atoms = notional
         sums.memo_opening_lots = opening

@@ -209,26 +209,29 @@ class CrossMargin(_Stateless):
         the pool's (`MarginLedger.figures`), not this coin's own.
         """
         balances = account.balances
-        total = balances.get(coin, 0)
-        if (len(balances) > 1 or coin not in balances or coin not in clearing.par_coins) and (
+        held = balances.get(coin)  # one lookup: None exactly when the coin is not held
+        total = held if held is not None else 0
+        if (len(balances) > 1 or held is None or coin not in clearing.par_coins) and (
                 clearing.pooled(account)):
             return clearing.figures(account, coin).available_atoms
         instruments = clearing.instruments
         positions = account.positions
-        mark_of = clearing.mark_of
+        # The spec of the last position counted: an account's orders are mostly on the
+        # symbol it holds, and their loop below takes it again without a dict lookup.
+        held_spec: InstrumentSpec | None = None
         for (symbol, idx), position in positions.items():
             size = position.size_lots
             if not size:
                 continue
-            spec = instruments[symbol]
+            spec = held_spec = instruments[symbol]
             if spec.settle_coin != coin:
                 return clearing.figures(account, coin).available_atoms  # a USD pool
             if idx:
-                other = positions.get(position_key(symbol, 3 - idx))
+                other = positions.get(spec.keys.position(3 - idx))
                 if other is not None and other.size_lots:
                     return clearing.figures(account, coin).available_atoms
             qty = size if size > 0 else -size
-            mark = mark_of(symbol)
+            mark = clearing.mark_ticks(symbol)
             if mark is None:
                 mark = calc.average_entry_display(spec, position.entry_value_atoms, qty)
             value = spec.contract.value_ceil_atoms(mark, qty)
@@ -244,12 +247,23 @@ class CrossMargin(_Stateless):
         order_sums = account.order_sums
         if not order_sums:
             return total
-        seen: list[str] = []  # an account's symbols are few: a list beats a set here
+        # The symbols counted: the first alone, any other in a list made only then (an
+        # account's symbols are few: a list beats a set, and most trade one symbol).
+        first = ""
+        others: list[str] | None = None
         for (symbol, _idx, _side), sums in order_sums.items():
-            if not sums.leaves_lots or symbol in seen:
+            if not sums.leaves_lots or symbol == first:
                 continue
-            seen.append(symbol)
-            spec = instruments[symbol]
+            if not first:
+                first = symbol
+            elif others is None:
+                others = [symbol]
+            elif symbol in others:
+                continue
+            else:
+                others.append(symbol)
+            spec = (held_spec if held_spec is not None and held_spec.symbol == symbol
+                    else instruments[symbol])
             if spec.settle_coin != coin:
                 return clearing.figures(account, coin).available_atoms  # a USD pool
             total -= order_margin_atoms(account, spec)
@@ -263,7 +277,7 @@ class CrossMargin(_Stateless):
         The cost, less the order's own order loss against the published mark, must fit the
         available balance.
         """
-        mark = clearing.published_mark_of(spec.symbol)
+        mark = clearing.published_mark_ticks(spec.symbol)
         # Only a buy above the mark or a sell below it carries an order loss.
         if mark is not None and (price_ticks > mark if side is _BUY else price_ticks < mark):
             cost_atoms -= spec.contract.order_loss_atoms(side, mark, price_ticks, qty_lots)
@@ -487,8 +501,8 @@ def pm_legs(clearing: MarginLedger, account: Account,
         mark = clearing.mark_of(symbol)
         index = clearing.index_of(symbol) or mark
         if not index:
-            held_position = (account.positions.get(position_key(symbol, 0))
-                             or account.positions.get(position_key(symbol, 1)))
+            held_position = (account.positions.get(spec.keys.position(0))
+                             or account.positions.get(spec.keys.position(1)))
             if held_position is None or not held_position.size_lots:
                 continue
             index = held_position.average_entry_ticks(spec)

@@ -10,14 +10,14 @@ themselves are written once in `rules`; this module says which apply to a new or
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
+from perpx.core.account.accounts import Account
 from perpx.core.account.clearing import Clearing
 from perpx.core.codes import RejectCode, Rejected
 from perpx.core.commands import PlaceOrder
 from perpx.core.enums import OrderType, Side
 from perpx.core.instruments import InstrumentSpec, PriceLimitAction
-from perpx.core.keys import position_key
 from perpx.core.market import Market
 from perpx.core.orders import closing
 from perpx.core.orders.rules import (
@@ -71,50 +71,55 @@ def validate_order(market: Market, clearing: Clearing, account_id: int, symbol: 
                            "Reduce-only rule not satisfied")
     check_qty(spec, qty, is_market)
     check_order_link_id(order_link_id, account_id, market.by_link)
-    by_symbol = market.orders_by_account.get(account_id)
+    # The id boxed once for both its lookups (here and the account's below): compiled, each
+    # lookup by an int boxes it anew, a new object past 256.
+    account_key: Any = account_id
+    by_symbol = market.orders_by_account.get(account_key)
     active = by_symbol.get(symbol) if by_symbol is not None else None
     if active is not None and len(active) >= spec.max_active_orders:
         raise Rejected(RejectCode.TOO_MANY_ACTIVE_ORDERS,
                        f"Not allowed to have more than {spec.max_active_orders} active orders")
     if is_market:
-        band = market.price_band(spec)
+        band = market.band_of(spec)
         if band is None:
             book = market.books[symbol]
             best = book.best_ask() if side is _BUY else book.best_bid()
             if best is None:
                 raise Rejected(RejectCode.NO_REFERENCE_PRICE,
                                "no market price to protect a market order")
-            band = order_price_band(spec, best)
+            min_sell, max_buy = order_price_band(spec, best)
             value_price = best
         else:
+            min_sell, max_buy = band.min_sell_ticks, band.max_buy_ticks
             value_price = market.reference_price(symbol) or 0
-        price = band[1] if side is _BUY else band[0]
+        price = max_buy if side is _BUY else min_sell
     else:
         if price_ticks is None:
             raise Rejected(RejectCode.INVALID_PRICE, "price is required for a limit order")
         price = checked_limit_price(market, spec, side, price_ticks)
         value_price = price
     check_min_notional(spec, value_price, qty, reduce_only)
+    # Looked up once here for both checks: compiled, each lookup boxes the id anew.
+    account = clearing.accounts.get(account_key)
     qty, reduce_only = clearing.check_order(
-        account_id, spec, side, position_idx, reduce_only, qty, price)
+        account, spec, side, position_idx, reduce_only, qty, price)
     if not reduce_only and not is_market:
-        _check_beyond_liquidation(clearing, account_id, symbol, position_idx, side, price)
+        _check_beyond_liquidation(clearing, account, spec, position_idx, side, price)
     return price, qty, reduce_only
 
 
-def _check_beyond_liquidation(clearing: Clearing, account_id: int, symbol: str,
+def _check_beyond_liquidation(clearing: Clearing, account: Account | None, spec: InstrumentSpec,
                               position_idx: int, side: Side, price: int) -> None:
     """Refuse a limit order that adds to an isolated position beyond its liquidation price.
 
     Spec §10: a limit order must be better than the position's liquidation price; a buy at
     or under a long's (a sell at or over a short's) would fill into a breached position.
     """
-    account = clearing.accounts.get(account_id)
     # Only a mode that liquidates a position on its own (isolated) has its trigger; the
     # others' `trigger_ticks` is always None, so they are not asked.
     if account is None or not account.model.holds_position_margin:
         return
-    position = account.positions.get(position_key(symbol, position_idx))
+    position = account.positions.get(spec.keys.position(position_idx))
     if position is None or position.side is not side:
         return
     liq = account.model.trigger_ticks(clearing, position)
@@ -128,10 +133,10 @@ def checked_limit_price(market: Market, spec: InstrumentSpec, side: Side,
                         price_ticks: int) -> int:
     """Validate a limit price; clamp it into the band or refuse it, as the instrument says."""
     check_order_price(spec, price_ticks)
-    band = market.price_band(spec)
+    band = market.band_of(spec)
     if band is None:
         return price_ticks
-    min_sell, max_buy = band
+    min_sell, max_buy = band.min_sell_ticks, band.max_buy_ticks
     if side is _BUY and price_ticks > max_buy:
         if spec.price_limit_action is PriceLimitAction.REJECT:
             raise Rejected(RejectCode.PRICE_OUT_OF_BAND,

@@ -13,6 +13,22 @@ from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import RATE_ONE, div_ceil, div_floor
 
 
+class PriceBand:
+    """An order price band as a record: (min_sell, max_buy) ticks, `order_price_band`'s pair.
+
+    What the market keeps per symbol and an order reads. Compiled, a ``tuple[int, int]`` is
+    an unboxed pair: each read of one from a dict unboxed it and each return built a new
+    tuple of two new int objects (ticks past 256), per order (issue #14); a record's fields
+    are read in place.
+    """
+
+    __slots__ = ("max_buy_ticks", "min_sell_ticks")
+
+    def __init__(self, min_sell_ticks: int, max_buy_ticks: int) -> None:
+        self.min_sell_ticks = min_sell_ticks
+        self.max_buy_ticks = max_buy_ticks
+
+
 def order_price_band(
     spec: InstrumentSpec,
     mark_ticks: int,

@@ -26,7 +26,6 @@ from perpx.core.account.collateral import PX_ONE
 from perpx.core.enums import Side
 from perpx.core.errors import InvariantViolation
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.keys import position_key
 from perpx.core.numbers import RATE_ONE, apply_rate_ceil, mul_div_floor
 from perpx.core.risk import liquidation
 
@@ -401,7 +400,7 @@ class RiskIndex:
         market = self.market
         clearing = self.clearing
         spec = market.instruments[symbol]
-        position = account.positions.get(position_key(symbol, 0))
+        position = account.positions.get(spec.keys.position(0))
         if position is None or not position.size_lots:
             return None
         mark = market.mark_of(symbol)

@@ -101,7 +101,7 @@ def maybe_liquidate(desk: LiquidationDesk, symbol: str, seq: int, ts_ms: int,
         model = account.model
         tested = False
         for idx in (0, 1, 2):
-            position = account.positions.get(position_key(symbol, idx))
+            position = account.positions.get(spec.keys.position(idx))
             if position is None or not position.size_lots:
                 continue
             if model.holds_position_margin:
@@ -274,7 +274,7 @@ def _take_over(desk: LiquidationDesk, spec: InstrumentSpec, account: Account, po
         desk.clearing.move(fund, coin, fee, BalanceReason.LIQUIDATION, seq,
                              ts_ms, events, spec.symbol)
     make_whole(desk, account, coin, seq, ts_ms, events)
-    held = fund.positions[position_key(spec.symbol, 0)]
+    held = fund.positions[spec.keys.position(0)]
     if held.size_lots and not direct:
         if headroom is not None:
             headroom -= before - fund.balance(coin)  # what making the trader whole cost
@@ -360,7 +360,7 @@ def transfer(desk: LiquidationDesk, spec: InstrumentSpec, seller: Account, posit
     closing = apply_fill(position, spec, side.opposite, price, qty)
     position.updated_ts_ms = ts_ms
     seller.order_margin_cache.pop(spec.symbol, None)
-    key = position_key(spec.symbol, 0)
+    key = spec.keys.position(0)
     taken = buyer.positions.get(key)
     if taken is None:
         taken = buyer.positions[key] = Position(buyer.account_id, spec.symbol, 0,
@@ -492,7 +492,7 @@ def ranked_positions(clearing: Clearing, spec: InstrumentSpec, side: Side,
     # with one integer comparison, and only ranks with equal floors compare exactly, so the
     # order is exactly that of (rank, -account id).
     ranked: list[tuple[int, _Rank, int, Position]] = []
-    symbol = spec.symbol
+    keys = spec.keys
     coin = spec.settle_coin
     for account_id, account in clearing.accounts.items():
         if account_id in SYSTEM_ACCOUNT_IDS:
@@ -501,7 +501,7 @@ def ranked_positions(clearing: Clearing, spec: InstrumentSpec, side: Side,
         if not positions:
             continue
         for idx in (0, 1, 2):
-            position = positions.get(position_key(symbol, idx))
+            position = positions.get(keys.position(idx))
             if position is None or not position.size_lots or position.side is not side:
                 continue
             model = account.model
