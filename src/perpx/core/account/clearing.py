@@ -64,7 +64,7 @@ from perpx.core.events import (
     SessionSettled,
 )
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.keys import position_key, side_key
+from perpx.core.keys import position_key
 from perpx.core.market import Market
 from perpx.core.numbers import RATE_ONE, div_floor
 from perpx.core.orders.rules import check_position_idx, closes_hedge_side
@@ -806,14 +806,14 @@ class Clearing(ReplenishingLedger):
         account = self.accounts[account_id]
         account.forget_order_margin(symbol)
         self.dirty.add(account_id)
-        key3 = side_key(symbol, order.position_idx, order.side)
+        spec = self.instruments[symbol]
+        key3 = spec.keys.side(order.position_idx, order.side)
         sums = account.order_sums.get(key3)
         if sums is None:
             sums = account.order_sums[key3] = OpenOrderSums()
         leaves = order.leaves_lots
         sums.leaves_lots += leaves
-        sums.notional_atoms += self.instruments[symbol].contract.value_ceil_atoms(
-            order.price_ticks, leaves)
+        sums.notional_atoms += spec.contract.value_ceil_atoms(order.price_ticks, leaves)
 
     def order_left(self, order: RestingOrder) -> None:
         """Take what is left of an order that leaves the book out of the sums."""
@@ -866,7 +866,7 @@ class Clearing(ReplenishingLedger):
         `account` (and `spec`) come from the caller, which also drops the account's order
         margin and marks it dirty: a fill's settlement does both for the maker's side anyway.
         """
-        key = side_key(order.symbol, order.position_idx, order.side)
+        key = spec.keys.side(order.position_idx, order.side)
         order_sums = account.order_sums
         sums = order_sums[key]
         sums.leaves_lots -= qty_lots
@@ -930,7 +930,7 @@ class Clearing(ReplenishingLedger):
         account_id: Any = order.account_obj
         fee_obj: Any = fee
         idx = order.position_idx
-        key = position_key(symbol, idx)
+        key = spec.keys.position(idx)
         position = account.positions.get(key)
         if position is None:
             position = account.positions[key] = Position(
