@@ -72,6 +72,22 @@ class OpenOrderSums:
         return twin
 
 
+class OrderLossMemo:
+    """An account's order loss on one symbol at one published mark, kept exact as orders move.
+
+    `Clearing.order_loss_atoms` scans the account's opening orders once at a mark and keeps
+    the sum here; each order that rests, fills or leaves adds the change of its own term
+    (`Clearing._order_loss_moved`), so the sum stays that of a fresh scan until the mark
+    moves. Plain int fields: native ints when compiled.
+    """
+
+    __slots__ = ("loss_atoms", "mark_ticks")
+
+    def __init__(self, mark_ticks: int, loss_atoms: int) -> None:
+        self.mark_ticks = mark_ticks
+        self.loss_atoms = loss_atoms
+
+
 class Account:
     """One trader's (or a system account's) state."""
 
@@ -82,6 +98,7 @@ class Account:
         "collateral_off",
         "leverage",
         "model",
+        "order_loss_memos",
         "order_margin_cache",
         "order_sums",
         "position_modes",
@@ -105,6 +122,9 @@ class Account:
         self.order_sums: dict[tuple[str, int, Side], OpenOrderSums] = {}
         # Derived: margin of open orders by symbol; dropped whenever orders or positions move.
         self.order_margin_cache: dict[str, int] = {}
+        # Derived: order loss by symbol at the mark it was summed at (`OrderLossMemo`); kept
+        # up to date by every order change, summed afresh when the mark moves.
+        self.order_loss_memos: dict[str, OrderLossMemo] = {}
 
     @property
     def margin_mode(self) -> MarginMode:
@@ -137,6 +157,7 @@ class Account:
         twin.positions = {key: p.copy() for key, p in self.positions.items()}
         twin.order_sums = {key: s.copy() for key, s in self.order_sums.items()}
         twin.order_margin_cache = dict(self.order_margin_cache)
+        # `order_loss_memos` start empty: mutable, and a draft sums its order loss afresh.
         return twin
 
     def balance(self, coin: str) -> int:

@@ -19,6 +19,7 @@ from perpx.core.account.accounts import (
     SYSTEM_ACCOUNT_IDS,
     Account,
     OpenOrderSums,
+    OrderLossMemo,
 )
 from perpx.core.account.collateral import (
     PX_ONE,
@@ -46,7 +47,7 @@ from perpx.core.commands import (
     SetCollateralSwitch,
     Withdraw,
 )
-from perpx.core.contract import fee_for_value_atoms, settlement_fee_atoms
+from perpx.core.contract import ContractMaths, fee_for_value_atoms, settlement_fee_atoms
 from perpx.core.enums import BalanceReason, MarginMode, PositionMode, Side
 from perpx.core.errors import InvariantViolation
 from perpx.core.events import (
@@ -87,6 +88,34 @@ _POSITION_CHANGED: Final = PositionChanged
 
 def _no_price(symbol: str) -> int | None:
     return None
+
+
+def _order_loss_term(contract: ContractMaths, mark: int, order: RestingOrder,
+                     leaves_lots: int) -> int:
+    """Return one opening order's order loss at `mark` with `leaves_lots` left: the one rule.
+
+    Only a buy above the mark or a sell below it loses anything; the contract's own method,
+    called natively (a bound method in a local is a generic Python call when compiled).
+    """
+    price = order.price_ticks
+    side = order.side
+    if leaves_lots and (price > mark if side is _BUY else price < mark):
+        return contract.order_loss_atoms(side, mark, price, leaves_lots)
+    return 0
+
+
+def _order_loss_moved(account: Account, contract: ContractMaths, order: RestingOrder,
+                      before_lots: int, after_lots: int) -> None:
+    """Move the account's kept order loss (`OrderLossMemo`) as an opening order's leaves move.
+
+    Per order, old term out and new term in: an inverse contract rounds each order's loss,
+    so a term is not linear in its lots.
+    """
+    memo = account.order_loss_memos.get(order.symbol)
+    if memo is not None:
+        mark = memo.mark_ticks
+        memo.loss_atoms += (_order_loss_term(contract, mark, order, after_lots)
+                            - _order_loss_term(contract, mark, order, before_lots))
 
 
 class DeliverySettled:
@@ -801,8 +830,10 @@ class Clearing(ReplenishingLedger):
             sums = account.order_sums[key3] = OpenOrderSums()
         leaves = order.leaves_lots
         sums.leaves_lots += leaves
-        sums.notional_atoms += self.instruments[symbol].contract.value_ceil_atoms(
-            order.price_ticks, leaves)
+        contract = self.instruments[symbol].contract
+        sums.notional_atoms += contract.value_ceil_atoms(order.price_ticks, leaves)
+        if account.order_loss_memos:
+            _order_loss_moved(account, contract, order, 0, leaves)
 
     def order_left(self, order: RestingOrder) -> None:
         """Take what is left of an order that leaves the book out of the sums."""
@@ -821,24 +852,41 @@ class Clearing(ReplenishingLedger):
 
         Only buys above the mark and sells below it lose anything: Σ ``min(0, s*(MP − P)*q)``
         lots × ticks over the account's opening orders, times the atoms of a tick on a lot
-        (`calc.order_loss_atoms`, summed exactly). An account holds few orders, so a scan of
-        them is cheaper than keeping them sorted by price.
+        (`calc.order_loss_atoms`, summed exactly). The sum is kept per account and symbol at
+        the mark it was taken at (`OrderLossMemo`), each order change adding its own term's
+        change, so only a moved mark pays a scan (issue #14: a scan per call was 43% of the
+        journal bench's order flow).
         """
         mark = self.published_mark_of(spec.symbol)
         if mark is None:
             return 0
+        account = self.accounts.get(account_id)
+        memos = account.order_loss_memos if account is not None else None
+        if memos is not None:
+            memo = memos.get(spec.symbol)
+            if memo is not None and memo.mark_ticks == mark:
+                return memo.loss_atoms
+        loss = self.scan_order_loss_atoms(account_id, spec, mark)
+        if memos is not None:
+            memos[spec.symbol] = OrderLossMemo(mark, loss)
+        return loss
+
+    def scan_order_loss_atoms(self, account_id: int, spec: InstrumentSpec, mark: int) -> int:
+        """Return an account's order loss on one symbol at `mark`, summed over its orders.
+
+        An account holds few orders, so a scan of them is cheaper than keeping them sorted
+        by price; `order_loss_atoms` keeps its result until the mark moves.
+        """
         by_symbol = self.orders_by_account.get(account_id)
         mine = by_symbol.get(spec.symbol) if by_symbol is not None else None
         if not mine:
             return 0
-        order_loss_atoms = spec.contract.order_loss_atoms
+        contract = spec.contract
         loss = 0
         for order in mine.values():
             if order.reduce_only:  # it only ever closes: no order loss (nor margin)
                 continue
-            price = order.price_ticks
-            if price > mark if order.side is _BUY else price < mark:
-                loss += order_loss_atoms(order.side, mark, price, order.leaves_lots)
+            loss += _order_loss_term(contract, mark, order, order.leaves_lots)
         return loss
 
     def _shrink_sums(self, order: RestingOrder, qty_lots: int, left_lots: int) -> None:
@@ -859,6 +907,8 @@ class Clearing(ReplenishingLedger):
         contract = self.instruments[order.symbol].contract
         sums.notional_atoms -= (contract.value_ceil_atoms(order.price_ticks, qty_lots + left_lots)
                                 - contract.value_ceil_atoms(order.price_ticks, left_lots))
+        if account.order_loss_memos:
+            _order_loss_moved(account, contract, order, qty_lots + left_lots, left_lots)
         if sums.leaves_lots == 0:
             if sums.notional_atoms:
                 raise InvariantViolation(f"order sums {key}: notional left without leaves")
