@@ -7,6 +7,7 @@ on a copy of the account, checked, and only then put in place.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
@@ -18,6 +19,7 @@ from perpx.core.account.accounts import (
     OPENING_ACCOUNT_IDS,
     SYSTEM_ACCOUNT_IDS,
     Account,
+    OpeningLevels,
     OpenOrderSums,
     OrderLossMemo,
 )
@@ -47,7 +49,12 @@ from perpx.core.commands import (
     SetCollateralSwitch,
     Withdraw,
 )
-from perpx.core.contract import ContractMaths, fee_for_value_atoms, settlement_fee_atoms
+from perpx.core.contract import (
+    ContractMaths,
+    LinearContract,
+    fee_for_value_atoms,
+    settlement_fee_atoms,
+)
 from perpx.core.enums import BalanceReason, MarginMode, PositionMode, Side
 from perpx.core.errors import InvariantViolation
 from perpx.core.events import (
@@ -90,18 +97,37 @@ def _no_price(symbol: str) -> int | None:
     return None
 
 
-def _order_loss_term(contract: ContractMaths, mark: int, order: RestingOrder,
+def _order_loss_term(contract: ContractMaths, mark: int, side: Side, price: int,
                      leaves_lots: int) -> int:
     """Return one opening order's order loss at `mark` with `leaves_lots` left: the one rule.
 
     Only a buy above the mark or a sell below it loses anything; the contract's own method,
     called natively (a bound method in a local is a generic Python call when compiled).
     """
-    price = order.price_ticks
-    side = order.side
     if leaves_lots and (price > mark if side is _BUY else price < mark):
         return contract.order_loss_atoms(side, mark, price, leaves_lots)
     return 0
+
+
+def _levels_loss_atoms(contract: ContractMaths, mark: int, buys: OpeningLevels,
+                       sells: OpeningLevels) -> int:
+    """Return the order loss at `mark` of opening orders kept by price (a linear contract).
+
+    A linear loss is exact, so one term over a price's summed lots equals the sum of its
+    orders' terms; only the buys above the mark and the sells below it are read.
+    """
+    loss = 0
+    prices = buys.prices
+    lots = buys.lots
+    for i in range(bisect_right(prices, mark), len(prices)):
+        price = prices[i]
+        loss += _order_loss_term(contract, mark, _BUY, price, lots[price])
+    prices = sells.prices
+    lots = sells.lots
+    for i in range(bisect_left(prices, mark)):
+        price = prices[i]
+        loss += _order_loss_term(contract, mark, _SELL, price, lots[price])
+    return loss
 
 
 def _order_loss_moved(account: Account, contract: ContractMaths, order: RestingOrder,
@@ -109,13 +135,19 @@ def _order_loss_moved(account: Account, contract: ContractMaths, order: RestingO
     """Move the account's kept order loss (`OrderLossMemo`) as an opening order's leaves move.
 
     Per order, old term out and new term in: an inverse contract rounds each order's loss,
-    so a term is not linear in its lots.
+    so a term is not linear in its lots. The lots by price move too, where kept.
     """
     memo = account.order_loss_memos.get(order.symbol)
-    if memo is not None:
-        mark = memo.mark_ticks
-        memo.loss_atoms += (_order_loss_term(contract, mark, order, after_lots)
-                            - _order_loss_term(contract, mark, order, before_lots))
+    if memo is None:
+        return
+    mark = memo.mark_ticks
+    side = order.side
+    price = order.price_ticks
+    memo.loss_atoms += (_order_loss_term(contract, mark, side, price, after_lots)
+                        - _order_loss_term(contract, mark, side, price, before_lots))
+    levels = memo.buys if side is _BUY else memo.sells
+    if levels is not None:
+        levels.add(price, after_lots - before_lots)
 
 
 class DeliverySettled:
@@ -861,21 +893,44 @@ class Clearing(ReplenishingLedger):
         if mark is None:
             return 0
         account = self.accounts.get(account_id)
-        memos = account.order_loss_memos if account is not None else None
-        if memos is not None:
-            memo = memos.get(spec.symbol)
-            if memo is not None and memo.mark_ticks == mark:
-                return memo.loss_atoms
+        if account is None:
+            return self.scan_order_loss_atoms(account_id, spec, mark)
+        memos = account.order_loss_memos
+        memo = memos.get(spec.symbol)
+        if memo is not None:
+            if memo.mark_ticks != mark:
+                buys = memo.buys
+                sells = memo.sells
+                if buys is None or sells is None:
+                    memo.loss_atoms = self.scan_order_loss_atoms(account_id, spec, mark)
+                else:
+                    memo.loss_atoms = _levels_loss_atoms(spec.contract, mark, buys, sells)
+                memo.mark_ticks = mark
+            return memo.loss_atoms
         loss = self.scan_order_loss_atoms(account_id, spec, mark)
-        if memos is not None:
-            memos[spec.symbol] = OrderLossMemo(mark, loss)
+        if isinstance(spec.contract, LinearContract):
+            buys = OpeningLevels()
+            sells = OpeningLevels()
+            for order in self._opening_orders(account_id, spec.symbol):
+                (buys if order.side is _BUY else sells).add(order.price_ticks, order.leaves_lots)
+            memos[spec.symbol] = OrderLossMemo(mark, loss, buys, sells)
+        else:
+            memos[spec.symbol] = OrderLossMemo(mark, loss, None, None)
         return loss
 
-    def scan_order_loss_atoms(self, account_id: int, spec: InstrumentSpec, mark: int) -> int:
-        """Return an account's order loss on one symbol at `mark`, summed over its orders.
+    def _opening_orders(self, account_id: int, symbol: str) -> list[RestingOrder]:
+        """Return an account's resting orders on `symbol` that may open (not reduce-only)."""
+        by_symbol = self.orders_by_account.get(account_id)
+        mine = by_symbol.get(symbol) if by_symbol is not None else None
+        if not mine:
+            return []
+        return [order for order in mine.values() if not order.reduce_only]
 
-        An account holds few orders, so a scan of them is cheaper than keeping them sorted
-        by price; `order_loss_atoms` keeps its result until the mark moves.
+    def scan_order_loss_atoms(self, account_id: int, spec: InstrumentSpec, mark: int) -> int:
+        """Return an account's order loss on one symbol at `mark`, summed order by order.
+
+        `order_loss_atoms` keeps its result, and on a linear contract the orders by price,
+        until the mark moves.
         """
         by_symbol = self.orders_by_account.get(account_id)
         mine = by_symbol.get(spec.symbol) if by_symbol is not None else None
@@ -886,7 +941,8 @@ class Clearing(ReplenishingLedger):
         for order in mine.values():
             if order.reduce_only:  # it only ever closes: no order loss (nor margin)
                 continue
-            loss += _order_loss_term(contract, mark, order, order.leaves_lots)
+            loss += _order_loss_term(contract, mark, order.side, order.price_ticks,
+                                     order.leaves_lots)
         return loss
 
     def _shrink_sums(self, order: RestingOrder, qty_lots: int, left_lots: int) -> None:
