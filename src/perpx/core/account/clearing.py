@@ -91,6 +91,10 @@ _FEE_INCOME: Final = BalanceReason.FEE_INCOME
 _BALANCE_CHANGED: Final = BalanceChanged
 _EXECUTED: Final = Executed
 _POSITION_CHANGED: Final = PositionChanged
+# An account's order loss on a symbol is kept (`OrderLossMemo`) once it holds this many orders
+# there: a scan of fewer costs less than keeping the sum up to date at each of their changes
+# (the realistic stream's accounts hold few; the journal bench's order flow, ~126 each).
+_ORDER_LOSS_KEPT_FROM: Final = 16
 
 
 def _no_price(symbol: str) -> int | None:
@@ -884,9 +888,10 @@ class Clearing(ReplenishingLedger):
 
         Only buys above the mark and sells below it lose anything: Σ ``min(0, s*(MP − P)*q)``
         lots × ticks over the account's opening orders, times the atoms of a tick on a lot
-        (`calc.order_loss_atoms`, summed exactly). The sum is kept per account and symbol at
-        the mark it was taken at (`OrderLossMemo`), each order change adding its own term's
-        change, so only a moved mark pays a scan (issue #14: a scan per call was 43% of the
+        (`calc.order_loss_atoms`, summed exactly). For an account with many orders on the
+        symbol the sum is kept at the mark it was taken at (`OrderLossMemo`), each order
+        change adding its own term's change; a moved mark re-sums it by price on a linear
+        contract, by a scan on an inverse one (issue #14: a scan per call was 43% of the
         journal bench's order flow).
         """
         mark = self.published_mark_of(spec.symbol)
@@ -908,23 +913,21 @@ class Clearing(ReplenishingLedger):
                 memo.mark_ticks = mark
             return memo.loss_atoms
         loss = self.scan_order_loss_atoms(account_id, spec, mark)
+        by_symbol = self.orders_by_account.get(account_id)
+        mine = by_symbol.get(spec.symbol) if by_symbol is not None else None
+        if mine is None or len(mine) < _ORDER_LOSS_KEPT_FROM:
+            return loss
         if isinstance(spec.contract, LinearContract):
             buys = OpeningLevels()
             sells = OpeningLevels()
-            for order in self._opening_orders(account_id, spec.symbol):
-                (buys if order.side is _BUY else sells).add(order.price_ticks, order.leaves_lots)
+            for order in mine.values():
+                if not order.reduce_only:
+                    (buys if order.side is _BUY else sells).add(order.price_ticks,
+                                                                 order.leaves_lots)
             memos[spec.symbol] = OrderLossMemo(mark, loss, buys, sells)
         else:
             memos[spec.symbol] = OrderLossMemo(mark, loss, None, None)
         return loss
-
-    def _opening_orders(self, account_id: int, symbol: str) -> list[RestingOrder]:
-        """Return an account's resting orders on `symbol` that may open (not reduce-only)."""
-        by_symbol = self.orders_by_account.get(account_id)
-        mine = by_symbol.get(symbol) if by_symbol is not None else None
-        if not mine:
-            return []
-        return [order for order in mine.values() if not order.reduce_only]
 
     def scan_order_loss_atoms(self, account_id: int, spec: InstrumentSpec, mark: int) -> int:
         """Return an account's order loss on one symbol at `mark`, summed order by order.
