@@ -11,6 +11,7 @@ account it is asked about, and subclassed in `perpx.core.account.margin_model`.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Callable
 from typing import Final
 
@@ -72,6 +73,53 @@ class OpenOrderSums:
         return twin
 
 
+class OpeningLevels:
+    """One side of an account's opening orders on one symbol: lots by price, prices sorted."""
+
+    __slots__ = ("lots", "prices")
+
+    def __init__(self) -> None:
+        self.prices: list[int] = []  # ascending, each with lots
+        self.lots: dict[int, int] = {}
+
+    def add(self, price_ticks: int, lots: int) -> None:
+        """Add `lots` (negative: take them) at a price; a price left with none goes."""
+        if not lots:
+            return
+        held = self.lots.get(price_ticks)
+        if held is None:
+            self.lots[price_ticks] = lots
+            insort(self.prices, price_ticks)
+            return
+        held += lots
+        if held:
+            self.lots[price_ticks] = held
+        else:
+            del self.lots[price_ticks]
+            del self.prices[bisect_left(self.prices, price_ticks)]
+
+
+class OrderLossMemo:
+    """An account's order loss on one symbol at one published mark, kept exact as orders move.
+
+    `Clearing.order_loss_atoms` scans the account's opening orders once at a mark and keeps
+    the sum here; each order that rests, fills or leaves adds the change of its own term
+    (`perpx.core.account.clearing`'s ``_order_loss_moved``), so the sum stays that of a fresh
+    scan while the mark stays. On a linear contract, whose loss is exact and so adds up over
+    lots, the orders are also kept by price (`buys`, `sells`): at a new mark only the prices
+    past it are summed, not every order. Plain int fields: native ints when compiled.
+    """
+
+    __slots__ = ("buys", "loss_atoms", "mark_ticks", "sells")
+
+    def __init__(self, mark_ticks: int, loss_atoms: int, buys: OpeningLevels | None,
+                 sells: OpeningLevels | None) -> None:
+        self.mark_ticks = mark_ticks
+        self.loss_atoms = loss_atoms
+        self.buys = buys  # None: not kept by price (an inverse contract rounds per order)
+        self.sells = sells
+
+
 class Account:
     """One trader's (or a system account's) state."""
 
@@ -82,6 +130,7 @@ class Account:
         "collateral_off",
         "leverage",
         "model",
+        "order_loss_memos",
         "order_margin_cache",
         "order_sums",
         "position_modes",
@@ -105,6 +154,9 @@ class Account:
         self.order_sums: dict[tuple[str, int, Side], OpenOrderSums] = {}
         # Derived: margin of open orders by symbol; dropped whenever orders or positions move.
         self.order_margin_cache: dict[str, int] = {}
+        # Derived: order loss by symbol at the mark it was summed at (`OrderLossMemo`); kept
+        # up to date by every order change, summed afresh when the mark moves.
+        self.order_loss_memos: dict[str, OrderLossMemo] = {}
 
     @property
     def margin_mode(self) -> MarginMode:
@@ -139,6 +191,7 @@ class Account:
         twin.positions = {key: p.copy() for key, p in self.positions.items()}
         twin.order_sums = {key: s.copy() for key, s in self.order_sums.items()}
         twin.order_margin_cache = dict(self.order_margin_cache)
+        # `order_loss_memos` start empty: mutable, and a draft sums its order loss afresh.
         return twin
 
     def balance(self, coin: str) -> int:

@@ -7,6 +7,7 @@ on a copy of the account, checked, and only then put in place.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
@@ -18,7 +19,9 @@ from perpx.core.account.accounts import (
     OPENING_ACCOUNT_IDS,
     SYSTEM_ACCOUNT_IDS,
     Account,
+    OpeningLevels,
     OpenOrderSums,
+    OrderLossMemo,
 )
 from perpx.core.account.collateral import (
     PX_ONE,
@@ -45,7 +48,12 @@ from perpx.core.commands import (
     SetCollateralSwitch,
     Withdraw,
 )
-from perpx.core.contract import fee_for_value_atoms, settlement_fee_atoms
+from perpx.core.contract import (
+    ContractMaths,
+    LinearContract,
+    fee_for_value_atoms,
+    settlement_fee_atoms,
+)
 from perpx.core.enums import BalanceReason, MarginMode, PositionMode, Side
 from perpx.core.errors import InvariantViolation
 from perpx.core.events import (
@@ -83,10 +91,67 @@ _FEE_INCOME: Final = BalanceReason.FEE_INCOME
 _BALANCE_CHANGED: Final = BalanceChanged
 _EXECUTED: Final = Executed
 _POSITION_CHANGED: Final = PositionChanged
+# An account's order loss on a symbol is kept (`OrderLossMemo`) once it holds this many orders
+# there: a scan of fewer costs less than keeping the sum up to date at each of their changes
+# (the realistic stream's accounts hold few; the journal bench's order flow, ~126 each).
+_ORDER_LOSS_KEPT_FROM: Final = 16
 
 
 def _no_price(symbol: str) -> int | None:
     return None
+
+
+def _order_loss_term(contract: ContractMaths, mark: int, side: Side, price: int,
+                     leaves_lots: int) -> int:
+    """Return one opening order's order loss at `mark` with `leaves_lots` left: the one rule.
+
+    Only a buy above the mark or a sell below it loses anything; the contract's own method,
+    called natively (a bound method in a local is a generic Python call when compiled).
+    """
+    if leaves_lots and (price > mark if side is _BUY else price < mark):
+        return contract.order_loss_atoms(side, mark, price, leaves_lots)
+    return 0
+
+
+def _levels_loss_atoms(contract: ContractMaths, mark: int, buys: OpeningLevels,
+                       sells: OpeningLevels) -> int:
+    """Return the order loss at `mark` of opening orders kept by price (a linear contract).
+
+    A linear loss is exact, so one term over a price's summed lots equals the sum of its
+    orders' terms; only the buys above the mark and the sells below it are read.
+    """
+    loss = 0
+    prices = buys.prices
+    lots = buys.lots
+    for i in range(bisect_right(prices, mark), len(prices)):
+        price = prices[i]
+        loss += _order_loss_term(contract, mark, _BUY, price, lots[price])
+    prices = sells.prices
+    lots = sells.lots
+    for i in range(bisect_left(prices, mark)):
+        price = prices[i]
+        loss += _order_loss_term(contract, mark, _SELL, price, lots[price])
+    return loss
+
+
+def _order_loss_moved(account: Account, contract: ContractMaths, order: RestingOrder,
+                      before_lots: int, after_lots: int) -> None:
+    """Move the account's kept order loss (`OrderLossMemo`) as an opening order's leaves move.
+
+    Per order, old term out and new term in: an inverse contract rounds each order's loss,
+    so a term is not linear in its lots. The lots by price move too, where kept.
+    """
+    memo = account.order_loss_memos.get(order.symbol)
+    if memo is None:
+        return
+    mark = memo.mark_ticks
+    side = order.side
+    price = order.price_ticks
+    memo.loss_atoms += (_order_loss_term(contract, mark, side, price, after_lots)
+                        - _order_loss_term(contract, mark, side, price, before_lots))
+    levels = memo.buys if side is _BUY else memo.sells
+    if levels is not None:
+        levels.add(price, after_lots - before_lots)
 
 
 class DeliverySettled:
@@ -813,7 +878,10 @@ class Clearing(ReplenishingLedger):
             sums = account.order_sums[key3] = OpenOrderSums()
         leaves = order.leaves_lots
         sums.leaves_lots += leaves
-        sums.notional_atoms += spec.contract.value_ceil_atoms(order.price_ticks, leaves)
+        contract = spec.contract
+        sums.notional_atoms += contract.value_ceil_atoms(order.price_ticks, leaves)
+        if account.order_loss_memos:
+            _order_loss_moved(account, contract, order, 0, leaves)
 
     def order_left(self, order: RestingOrder) -> None:
         """Take what is left of an order that leaves the book out of the sums."""
@@ -837,24 +905,64 @@ class Clearing(ReplenishingLedger):
 
         Only buys above the mark and sells below it lose anything: Σ ``min(0, s*(MP − P)*q)``
         lots × ticks over the account's opening orders, times the atoms of a tick on a lot
-        (`calc.order_loss_atoms`, summed exactly). An account holds few orders, so a scan of
-        them is cheaper than keeping them sorted by price.
+        (`calc.order_loss_atoms`, summed exactly). For an account with many orders on the
+        symbol the sum is kept at the mark it was taken at (`OrderLossMemo`), each order
+        change adding its own term's change; a moved mark re-sums it by price on a linear
+        contract, by a scan on an inverse one (issue #14: a scan per call was 43% of the
+        journal bench's order flow).
         """
         mark = self.published_mark_ticks(spec.symbol)
         if mark is None:
             return 0
+        account = self.accounts.get(account_id)
+        if account is None:
+            return self.scan_order_loss_atoms(account_id, spec, mark)
+        memos = account.order_loss_memos
+        memo = memos.get(spec.symbol)
+        if memo is not None:
+            if memo.mark_ticks != mark:
+                buys = memo.buys
+                sells = memo.sells
+                if buys is None or sells is None:
+                    memo.loss_atoms = self.scan_order_loss_atoms(account_id, spec, mark)
+                else:
+                    memo.loss_atoms = _levels_loss_atoms(spec.contract, mark, buys, sells)
+                memo.mark_ticks = mark
+            return memo.loss_atoms
+        loss = self.scan_order_loss_atoms(account_id, spec, mark)
+        by_symbol = self.orders_by_account.get(account_id)
+        mine = by_symbol.get(spec.symbol) if by_symbol is not None else None
+        if mine is None or len(mine) < _ORDER_LOSS_KEPT_FROM:
+            return loss
+        if isinstance(spec.contract, LinearContract):
+            buys = OpeningLevels()
+            sells = OpeningLevels()
+            for order in mine.values():
+                if not order.reduce_only:
+                    (buys if order.side is _BUY else sells).add(order.price_ticks,
+                                                                 order.leaves_lots)
+            memos[spec.symbol] = OrderLossMemo(mark, loss, buys, sells)
+        else:
+            memos[spec.symbol] = OrderLossMemo(mark, loss, None, None)
+        return loss
+
+    def scan_order_loss_atoms(self, account_id: int, spec: InstrumentSpec, mark: int) -> int:
+        """Return an account's order loss on one symbol at `mark`, summed order by order.
+
+        `order_loss_atoms` keeps its result, and on a linear contract the orders by price,
+        until the mark moves.
+        """
         by_symbol = self.orders_by_account.get(account_id)
         mine = by_symbol.get(spec.symbol) if by_symbol is not None else None
         if not mine:
             return 0
-        order_loss_atoms = spec.contract.order_loss_atoms
+        contract = spec.contract
         loss = 0
         for order in mine.values():
             if order.reduce_only:  # it only ever closes: no order loss (nor margin)
                 continue
-            price = order.price_ticks
-            if price > mark if order.side is _BUY else price < mark:
-                loss += order_loss_atoms(order.side, mark, price, order.leaves_lots)
+            loss += _order_loss_term(contract, mark, order.side, order.price_ticks,
+                                     order.leaves_lots)
         return loss
 
     def _shrink_sums(self, account: Account, spec: InstrumentSpec, order: RestingOrder,
@@ -875,6 +983,8 @@ class Clearing(ReplenishingLedger):
         contract = spec.contract
         sums.notional_atoms -= (contract.value_ceil_atoms(order.price_ticks, qty_lots + left_lots)
                                 - contract.value_ceil_atoms(order.price_ticks, left_lots))
+        if account.order_loss_memos:
+            _order_loss_moved(account, contract, order, qty_lots + left_lots, left_lots)
         if sums.leaves_lots == 0:
             if sums.notional_atoms:
                 raise InvariantViolation(f"order sums {key}: notional left without leaves")
