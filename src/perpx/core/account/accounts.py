@@ -11,7 +11,6 @@ account it is asked about, and subclassed in `perpx.core.account.margin_model`.
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
 from collections.abc import Callable
 from typing import Final
 
@@ -73,51 +72,21 @@ class OpenOrderSums:
         return twin
 
 
-class OpeningLevels:
-    """One side of an account's opening orders on one symbol: lots by price, prices sorted."""
-
-    __slots__ = ("lots", "prices")
-
-    def __init__(self) -> None:
-        self.prices: list[int] = []  # ascending, each with lots
-        self.lots: dict[int, int] = {}
-
-    def add(self, price_ticks: int, lots: int) -> None:
-        """Add `lots` (negative: take them) at a price; a price left with none goes."""
-        if not lots:
-            return
-        held = self.lots.get(price_ticks)
-        if held is None:
-            self.lots[price_ticks] = lots
-            insort(self.prices, price_ticks)
-            return
-        held += lots
-        if held:
-            self.lots[price_ticks] = held
-        else:
-            del self.lots[price_ticks]
-            del self.prices[bisect_left(self.prices, price_ticks)]
-
-
 class OrderLossMemo:
     """An account's order loss on one symbol at one published mark, kept exact as orders move.
 
     `Clearing.order_loss_atoms` scans the account's opening orders once at a mark and keeps
     the sum here; each order that rests, fills or leaves adds the change of its own term
     (`perpx.core.account.clearing`'s ``_order_loss_moved``), so the sum stays that of a fresh
-    scan while the mark stays. On a linear contract, whose loss is exact and so adds up over
-    lots, the orders are also kept by price (`buys`, `sells`): at a new mark only the prices
-    past it are summed, not every order. Plain int fields: native ints when compiled.
+    scan while the mark stays; a moved mark scans again. Plain int fields: native ints when
+    compiled.
     """
 
-    __slots__ = ("buys", "loss_atoms", "mark_ticks", "sells")
+    __slots__ = ("loss_atoms", "mark_ticks")
 
-    def __init__(self, mark_ticks: int, loss_atoms: int, buys: OpeningLevels | None,
-                 sells: OpeningLevels | None) -> None:
+    def __init__(self, mark_ticks: int, loss_atoms: int) -> None:
         self.mark_ticks = mark_ticks
         self.loss_atoms = loss_atoms
-        self.buys = buys  # None: not kept by price (an inverse contract rounds per order)
-        self.sells = sells
 
 
 class Account:

@@ -7,7 +7,6 @@ on a copy of the account, checked, and only then put in place.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
@@ -19,7 +18,6 @@ from perpx.core.account.accounts import (
     OPENING_ACCOUNT_IDS,
     SYSTEM_ACCOUNT_IDS,
     Account,
-    OpeningLevels,
     OpenOrderSums,
     OrderLossMemo,
 )
@@ -50,7 +48,6 @@ from perpx.core.commands import (
 )
 from perpx.core.contract import (
     ContractMaths,
-    LinearContract,
     fee_for_value_atoms,
     settlement_fee_atoms,
 )
@@ -113,33 +110,12 @@ def _order_loss_term(contract: ContractMaths, mark: int, side: Side, price: int,
     return 0
 
 
-def _levels_loss_atoms(contract: ContractMaths, mark: int, buys: OpeningLevels,
-                       sells: OpeningLevels) -> int:
-    """Return the order loss at `mark` of opening orders kept by price (a linear contract).
-
-    A linear loss is exact, so one term over a price's summed lots equals the sum of its
-    orders' terms; only the buys above the mark and the sells below it are read.
-    """
-    loss = 0
-    prices = buys.prices
-    lots = buys.lots
-    for i in range(bisect_right(prices, mark), len(prices)):
-        price = prices[i]
-        loss += _order_loss_term(contract, mark, _BUY, price, lots[price])
-    prices = sells.prices
-    lots = sells.lots
-    for i in range(bisect_left(prices, mark)):
-        price = prices[i]
-        loss += _order_loss_term(contract, mark, _SELL, price, lots[price])
-    return loss
-
-
 def _order_loss_moved(account: Account, contract: ContractMaths, order: RestingOrder,
                       before_lots: int, after_lots: int) -> None:
     """Move the account's kept order loss (`OrderLossMemo`) as an opening order's leaves move.
 
     Per order, old term out and new term in: an inverse contract rounds each order's loss,
-    so a term is not linear in its lots. The lots by price move too, where kept.
+    so a term is not linear in its lots.
     """
     memo = account.order_loss_memos.get(order.symbol)
     if memo is None:
@@ -149,9 +125,6 @@ def _order_loss_moved(account: Account, contract: ContractMaths, order: RestingO
     price = order.price_ticks
     memo.loss_atoms += (_order_loss_term(contract, mark, side, price, after_lots)
                         - _order_loss_term(contract, mark, side, price, before_lots))
-    levels = memo.buys if side is _BUY else memo.sells
-    if levels is not None:
-        levels.add(price, after_lots - before_lots)
 
 
 class DeliverySettled:
@@ -907,9 +880,10 @@ class Clearing(ReplenishingLedger):
         lots × ticks over the account's opening orders, times the atoms of a tick on a lot
         (`calc.order_loss_atoms`, summed exactly). For an account with many orders on the
         symbol the sum is kept at the mark it was taken at (`OrderLossMemo`), each order
-        change adding its own term's change; a moved mark re-sums it by price on a linear
-        contract, by a scan on an inverse one (issue #14: a scan per call was 43% of the
-        journal bench's order flow).
+        change adding its own term's change; a moved mark scans again (issue #14: a scan per
+        call was 43% of the journal bench's order flow). Keeping the orders by price as well
+        made a moved mark cheaper (-10% of that flow's instructions) but cost ~95 bytes per
+        resting order of an account holding many, so it is not done.
         """
         mark = self.published_mark_ticks(spec.symbol)
         if mark is None:
@@ -921,12 +895,7 @@ class Clearing(ReplenishingLedger):
         memo = memos.get(spec.symbol)
         if memo is not None:
             if memo.mark_ticks != mark:
-                buys = memo.buys
-                sells = memo.sells
-                if buys is None or sells is None:
-                    memo.loss_atoms = self.scan_order_loss_atoms(account_id, spec, mark)
-                else:
-                    memo.loss_atoms = _levels_loss_atoms(spec.contract, mark, buys, sells)
+                memo.loss_atoms = self.scan_order_loss_atoms(account_id, spec, mark)
                 memo.mark_ticks = mark
             return memo.loss_atoms
         loss = self.scan_order_loss_atoms(account_id, spec, mark)
@@ -934,16 +903,7 @@ class Clearing(ReplenishingLedger):
         mine = by_symbol.get(spec.symbol) if by_symbol is not None else None
         if mine is None or len(mine) < _ORDER_LOSS_KEPT_FROM:
             return loss
-        if isinstance(spec.contract, LinearContract):
-            buys = OpeningLevels()
-            sells = OpeningLevels()
-            for order in mine.values():
-                if not order.reduce_only:
-                    (buys if order.side is _BUY else sells).add(order.price_ticks,
-                                                                 order.leaves_lots)
-            memos[spec.symbol] = OrderLossMemo(mark, loss, buys, sells)
-        else:
-            memos[spec.symbol] = OrderLossMemo(mark, loss, None, None)
+        memos[spec.symbol] = OrderLossMemo(mark, loss)
         return loss
 
     def scan_order_loss_atoms(self, account_id: int, spec: InstrumentSpec, mark: int) -> int:
