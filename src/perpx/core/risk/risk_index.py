@@ -373,11 +373,10 @@ class RiskIndex:
         rate of 100% there.
         """
         market = self.market
-        figures = self.clearing.figures(account, coin)
+        margin_balance, mm, order_loss = self.clearing.slack_terms(account, coin)
         # Each rounded-up term of MM and order loss may move by an atom within a band.
         rounding = 4 * (len(account.positions) + len(account.order_sums) + 1)
-        slack = (figures.margin_balance_atoms + figures.order_loss_atoms - figures.mm_atoms
-                 - rounding)
+        slack = margin_balance + order_loss - mm - rounding
         if slack <= 0:
             return None
         marks: dict[str, int] = {}
