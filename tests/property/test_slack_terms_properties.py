@@ -6,7 +6,7 @@ streams (one-way and hedge-mode accounts, accounts in one coin and pooled ones h
 second coin, a linear and an inverse perpetual, orders near the mark, fills, amends, cancels,
 mark and index moves), on the journal bench's order flow and on realistic streams, after
 every command: for every account and coin, `slack_terms` equals the margin balance, MM and
-order loss of `figures`.
+order loss of `figures`, and `coin_slack_terms` those of `coin_figures`.
 """
 
 from __future__ import annotations
@@ -45,6 +45,9 @@ def _check(engine: Engine) -> int:
             assert narrow == (figures.margin_balance_atoms, figures.mm_atoms,
                               figures.order_loss_atoms), (account.account_id, coin)
             live += any(narrow[1:])
+            own = clearing.coin_figures(account, coin)
+            assert clearing.coin_slack_terms(account, coin) == (
+                own.margin_balance_atoms, own.mm_atoms, own.order_loss_atoms)
     return live
 
 

@@ -263,6 +263,14 @@ class Clearing(ReplenishingLedger):
         if self.pooled(account):
             figures = self.figures(account, coin)
             return figures.margin_balance_atoms, figures.mm_atoms, figures.order_loss_atoms
+        return self.coin_slack_terms(account, coin)
+
+    def coin_slack_terms(self, account: Account, coin: str) -> tuple[int, int, int]:
+        """Return `coin_figures`' (margin balance, MM, order loss), as `slack_terms`.
+
+        For a caller that already knows the account is not pooled (the risk index's budget
+        of a cross account in one coin), where `figures` are the coin's own.
+        """
         return account.model.slack_terms(account, coin, self.instruments, self.mark_of,
                                          self.order_loss_atoms)
 
