@@ -237,6 +237,15 @@ class MarginModel:
         """Return the account's risk value in `coin` at the current marks, from scratch."""
         raise NotImplementedError
 
+    def slack_terms(self, account: Account, coin: str, instruments: dict[str, InstrumentSpec],
+                    mark_of: MarkOf, order_loss_of: OrderLossOf) -> tuple[int, int, int]:
+        """Return `risk_value`'s (margin balance, MM, order loss): what a margin budget reads.
+
+        A mode that can compute them for less than the whole risk value overrides this.
+        """
+        figures = self.risk_value(account, coin, instruments, mark_of, order_loss_of)
+        return figures.margin_balance_atoms, figures.mm_atoms, figures.order_loss_atoms
+
     def account_risk(self, clearing: MarginLedger, account: Account) -> AccountRisk:
         """Return the account's figures in USD across its coins (next-mechanics §4.3)."""
         raise NotImplementedError

@@ -227,6 +227,26 @@ class Clearing(ReplenishingLedger):
                          coin_ceil(risk.mm_atoms, px), coin_floor(risk.order_loss_atoms, px),
                          coin_floor(risk.available_atoms, px))
 
+    def slack_terms(self, account: Account, coin: str = "USDT") -> tuple[int, int, int]:
+        """Return `figures`' (margin balance, MM, order loss), skipping the IM terms it can.
+
+        A margin budget reads only these (`RiskIndex`); an account margined in one coin has
+        them from its model's `slack_terms`, a pooled one from its whole figures.
+        """
+        if self.pooled(account):
+            figures = self.figures(account, coin)
+            return figures.margin_balance_atoms, figures.mm_atoms, figures.order_loss_atoms
+        return self.coin_slack_terms(account, coin)
+
+    def coin_slack_terms(self, account: Account, coin: str) -> tuple[int, int, int]:
+        """Return `coin_figures`' (margin balance, MM, order loss), as `slack_terms`.
+
+        For a caller that already knows the account is not pooled (the risk index's budget
+        of a cross account in one coin), where `figures` are the coin's own.
+        """
+        return account.model.slack_terms(account, coin, self.instruments, self.mark_of,
+                                         self.order_loss_atoms)
+
     def coin_figures(self, account: Account, coin: str) -> AccountFigures:
         """Return the figures of `coin` alone: its wallet and the contracts settled in it."""
         return account_figures(account, coin, self.instruments, self.mark_of,

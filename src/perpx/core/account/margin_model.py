@@ -60,10 +60,12 @@ def account_figures(account: Account, coin: str, instruments: dict[str, Instrume
 
 
 def _order_terms(account: Account, coin: str, instruments: dict[str, InstrumentSpec],
-                 symbols: set[str], order_loss_of: OrderLossOf) -> tuple[int, int]:
+                 symbols: set[str], order_loss_of: OrderLossOf,
+                 with_im: bool = True) -> tuple[int, int]:
     """Return (order IM, order loss) over `symbols` and those with open orders in `coin`.
 
-    Order loss is measured only against a published mark price (`order_loss_of`).
+    Order loss is measured only against a published mark price (`order_loss_of`). Without
+    `with_im` the order IM is not computed (0): a margin budget reads only the order loss.
     """
     for (symbol, _idx, _side), sums in account.order_sums.items():
         if sums.leaves_lots and instruments[symbol].settle_coin == coin:
@@ -71,18 +73,20 @@ def _order_terms(account: Account, coin: str, instruments: dict[str, InstrumentS
     order_im = order_loss = 0
     for symbol in sorted(symbols):
         spec = instruments[symbol]
-        order_im += order_margin_atoms(account, spec)
+        if with_im:
+            order_im += order_margin_atoms(account, spec)
         order_loss += order_loss_of(account.account_id, spec)
     return order_im, order_loss
 
 
 def _positions_at_mark(model: MarginModel, account: Account, coin: str,
-                       instruments: dict[str, InstrumentSpec],
-                       mark_of: MarkOf) -> tuple[int, int, int, set[str]]:
+                       instruments: dict[str, InstrumentSpec], mark_of: MarkOf,
+                       with_im: bool = True) -> tuple[int, int, int, set[str]]:
     """Return (uPnL, IM, MM, symbols) of the account's open positions settled in `coin`.
 
     Each is valued at `mark_of` (the entry price before any mark); the model says what IM a
-    position takes. `position_risk`, written out: the property tests compare the figures.
+    position takes (not computed, 0, without `with_im`). `position_risk`, written out: the
+    property tests compare the figures.
     """
     upnl = position_im = mm = 0
     symbols: set[str] = set()
@@ -107,7 +111,8 @@ def _positions_at_mark(model: MarginModel, account: Account, coin: str,
                                                        mark)
         ftc = position.fee_to_close_atoms(spec)
         mm += calc.maintenance_margin_atoms(spec, value, ftc)
-        position_im += model.position_im_atoms(position, spec, value, ftc)
+        if with_im:
+            position_im += model.position_im_atoms(position, spec, value, ftc)
     return upnl, position_im, mm, symbols
 
 
@@ -166,8 +171,29 @@ class CrossMargin(_Stateless):
         Both sides of a hedge-mode symbol open: seed 001's hedged formulas replace the sum
         of the two positions' own IM and MM.
         """
+        wallet, upnl, margin_balance, position_im, mm, order_im, order_loss = self._terms(
+            account, coin, instruments, mark_of, order_loss_of, True)
+        available = margin_balance + order_loss - position_im - order_im
+        return RiskValue(wallet, upnl, margin_balance, position_im, order_im, mm, order_loss,
+                         available)
+
+    def slack_terms(self, account: Account, coin: str, instruments: dict[str, InstrumentSpec],
+                    mark_of: MarkOf, order_loss_of: OrderLossOf) -> tuple[int, int, int]:
+        """`risk_value`'s margin balance, MM and order loss, without its IM terms."""
+        _wallet, _upnl, margin_balance, _im, mm, _order_im, order_loss = self._terms(
+            account, coin, instruments, mark_of, order_loss_of, False)
+        return margin_balance, mm, order_loss
+
+    def _terms(self, account: Account, coin: str, instruments: dict[str, InstrumentSpec],
+               mark_of: MarkOf, order_loss_of: OrderLossOf,
+               with_im: bool) -> tuple[int, int, int, int, int, int, int]:
+        """Return (wallet, uPnL, margin balance, position IM, MM, order IM, order loss).
+
+        The one rule for both `risk_value` and `slack_terms`; without `with_im` the two IM
+        terms are not computed (0), which is all a margin budget saves.
+        """
         upnl, position_im, mm, symbols = _positions_at_mark(self, account, coin, instruments,
-                                                            mark_of)
+                                                            mark_of, with_im)
         hedged: dict[str, list[Position]] = {}
         for (symbol, idx), position in account.positions.items():
             if idx and position.size_lots and symbol in symbols:
@@ -179,21 +205,21 @@ class CrossMargin(_Stateless):
                     spec, pair[0].entry_value_atoms, pair[0].qty_lots)
                 for position in pair:
                     risk = position_risk(position, spec, mark, MarginMode.CROSS)
-                    position_im -= risk.im_atoms
+                    if with_im:
+                        position_im -= risk.im_atoms
                     mm -= risk.mm_atoms
                 long, short = sorted(pair, key=lambda p: p.position_idx)
                 margins = calc.hedge_im_mm_atoms(
                     spec, long.qty_lots, long.entry_value_atoms, short.qty_lots,
                     short.entry_value_atoms, mark, min(long.leverage, short.leverage),
                     spec.taker_fee_rate)
-                position_im += margins.long_im + margins.short_im
+                if with_im:
+                    position_im += margins.long_im + margins.short_im
                 mm += margins.long_mm + margins.short_mm
-        order_im, order_loss = _order_terms(account, coin, instruments, symbols, order_loss_of)
+        order_im, order_loss = _order_terms(account, coin, instruments, symbols, order_loss_of,
+                                            with_im)
         wallet = account.balance(coin)
-        margin_balance = wallet + upnl
-        available = margin_balance + order_loss - position_im - order_im
-        return RiskValue(wallet, upnl, margin_balance, position_im, order_im, mm, order_loss,
-                         available)
+        return wallet, upnl, wallet + upnl, position_im, mm, order_im, order_loss
 
     def account_risk(self, clearing: MarginLedger, account: Account) -> AccountRisk:
         """Return the USD pool of the account's coins (`pool_risk`)."""

@@ -45,19 +45,28 @@ _BUDGET_IDX: Final = -1  # the position idx of an account-wide budget entry
 # A budget band is at most this share of the mark wide (in RATE_ONE), so the risk tier met
 # inside it is known when the band is drawn.
 _BAND_CAP: Final = RATE_ONE // 10
+# Up to this many filings old and new, `refresh` finds the changed ones by list scans, not sets.
+_SMALL_DIFF: Final = 8
 
 
 def _exposure(account: Account) -> dict[str, list[int]]:
     """Return, per symbol an account holds or orders, [net lots, gross lots, order lots]."""
+    # `get` before building a row: `setdefault` would build a list per call.
     exposure: dict[str, list[int]] = {}
     for position in account.positions.values():
-        if position.size_lots:
-            held = exposure.setdefault(position.symbol, [0, 0, 0])
-            held[0] += position.size_lots
-            held[1] += abs(position.size_lots)
+        size = position.size_lots
+        if size:
+            held = exposure.get(position.symbol)
+            if held is None:
+                held = exposure[position.symbol] = [0, 0, 0]
+            held[0] += size
+            held[1] += size if size > 0 else -size
     for (symbol, _idx, _side), sums in account.order_sums.items():
         if sums.leaves_lots:
-            exposure.setdefault(symbol, [0, 0, 0])[2] += sums.leaves_lots
+            held = exposure.get(symbol)
+            if held is None:
+                held = exposure[symbol] = [0, 0, 0]
+            held[2] += sums.leaves_lots
     return exposure
 
 
@@ -134,10 +143,15 @@ class RiskIndex:
             if old == new:
                 continue
             if old and new:
-                kept = set(new)
-                self._unfile([f for f in old if f not in kept], account_id)
-                was = set(old)
-                self._put([f for f in new if f not in was], account_id)
+                if len(old) + len(new) <= _SMALL_DIFF:
+                    # A few filings: a list scan is cheaper than hashing each tuple into a set.
+                    self._unfile([f for f in old if f not in new], account_id)
+                    self._put([f for f in new if f not in old], account_id)
+                else:
+                    kept = set(new)
+                    self._unfile([f for f in old if f not in kept], account_id)
+                    was = set(old)
+                    self._put([f for f in new if f not in was], account_id)
             else:
                 self._unfile(old, account_id)
                 self._put(new, account_id)
@@ -223,7 +237,11 @@ class RiskIndex:
         if self.clearing.pooled(account):
             self._file_pool(account, out)
             return
-        has_orders = any(s.leaves_lots for s in account.order_sums.values())
+        has_orders = False
+        for sums in account.order_sums.values():  # a loop: a generator costs more compiled
+            if sums.leaves_lots:
+                has_orders = True
+                break
         if len(held) == 1 and not has_orders and held[0].position_idx == 0:
             [position] = held
             trigger = self._cross_trigger(account, position.symbol)
@@ -349,17 +367,38 @@ class RiskIndex:
         """File a cross account by margin budget: one band per symbol it holds or orders."""
         instruments = self.market.instruments
         exposure = _exposure(account)
+        if not exposure:
+            return
+        coin = ""
+        for symbol in exposure:
+            settle = instruments[symbol].settle_coin
+            if coin and settle != coin:
+                break
+            coin = settle
+        else:
+            # All in one coin (the usual case): one budget over the whole exposure, without
+            # the per-coin split (`_budget_bands` does not depend on the dict's order).
+            self._put_bands(account, sorted(exposure),
+                            self._budget_bands(account, coin, exposure), out)
+            return
         for coin in sorted({instruments[s].settle_coin for s in exposure}):
             symbols = sorted(s for s in exposure if instruments[s].settle_coin == coin)
             bands = self._budget_bands(account, coin, {s: exposure[s] for s in symbols})
-            for symbol in symbols:
-                band = None if bands is None else bands.get(symbol)
-                if band is None:
-                    out.append((symbol, False, None))
-                    continue
-                low, high = band
-                out.append((symbol, True, (low, account.account_id, _BUDGET_IDX)))
-                out.append((symbol, False, (high, account.account_id, _BUDGET_IDX)))
+            self._put_bands(account, symbols, bands, out)
+
+    @staticmethod
+    def _put_bands(account: Account, symbols: list[str],
+                   bands: dict[str, tuple[int, int]] | None, out: list[Filing]) -> None:
+        """Append the filings of `symbols`' bands; a symbol without one is always checked."""
+        account_id = account.account_id
+        for symbol in symbols:
+            band = None if bands is None else bands.get(symbol)
+            if band is None:
+                out.append((symbol, False, None))
+                continue
+            low, high = band
+            out.append((symbol, True, (low, account_id, _BUDGET_IDX)))
+            out.append((symbol, False, (high, account_id, _BUDGET_IDX)))
 
     def _budget_bands(self, account: Account, coin: str,
                       exposure: dict[str, list[int]]) -> dict[str, tuple[int, int]] | None:
@@ -373,11 +412,12 @@ class RiskIndex:
         rate of 100% there.
         """
         market = self.market
-        figures = self.clearing.figures(account, coin)
+        # `_file` sends here only a cross account that is not pooled: its figures are the
+        # coin's own, so the pool test `slack_terms` would repeat is skipped.
+        margin_balance, mm, order_loss = self.clearing.coin_slack_terms(account, coin)
         # Each rounded-up term of MM and order loss may move by an atom within a band.
         rounding = 4 * (len(account.positions) + len(account.order_sums) + 1)
-        slack = (figures.margin_balance_atoms + figures.order_loss_atoms - figures.mm_atoms
-                 - rounding)
+        slack = margin_balance + order_loss - mm - rounding
         if slack <= 0:
             return None
         marks: dict[str, int] = {}
