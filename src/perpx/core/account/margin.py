@@ -69,16 +69,23 @@ def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
     Kept per symbol in `account.order_margin_cache` until an order, a position or the
     leverage of the symbol moves, and per side group in its ``memo_*`` fields with the inputs
     it was computed from; the formulas are `calc.order_cost_for_value_atoms` and
-    `opposite_position_lots`, written out (`order_cost_fast_atoms`, through its rates).
+    `opposite_position_lots`, written out (`order_cost_fast_atoms`, through its rates). The
+    one-way position and leverage are read once per call, shared by both side groups.
     """
     symbol = spec.symbol
     cached = account.order_margin_cache.get(symbol)
     if cached is not None:
         return cached
     total = 0
-    positions = account.positions
     leverages = account.leverage
     keys = spec.keys
+    value_sign = spec.contract.value_sign
+    # The one-way position and leverage (index 0, where nearly every order is), each looked up
+    # once per call and only when a group needs it, not once per side group: compiled, a dict
+    # lookup by a tuple key hashes the tuple anew each time.
+    size0 = 0
+    size0_found = False
+    leverage0 = 0
     for key, sums in account.order_sums.items():
         leaves = sums.leaves_lots
         if key[0] != symbol or not leaves:
@@ -86,28 +93,33 @@ def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
         idx = key[1]
         sign = 1 if key[2] is _BUY else -1
         closing = 0
-        bust_sign = sign * spec.contract.value_sign
         if idx == 0:
-            position = positions.get(keys.position(0))
-            if position is not None:
-                # A one-way order against the position closes it first: no margin for that.
-                size = position.size_lots
-                if (size < 0) if sign > 0 else (size > 0):
-                    closing = size if size > 0 else -size
+            if not size0_found:
+                position = account.positions.get(keys.position(0))
+                size0 = 0 if position is None else position.size_lots
+                size0_found = True
+            # A one-way order against the position closes it first: no margin for that.
+            if (size0 < 0) if sign > 0 else (size0 > 0):
+                closing = size0 if size0 > 0 else -size0
         opening = leaves - closing
         if opening <= 0:
             continue
         notional = sums.notional_atoms
-        # No default in the lookup, and an int variable apart from the lookup's: compiled,
-        # either way the default would be boxed anew at each call.
-        found = leverages.get(keys.position(idx))
-        leverage = DEFAULT_LEVERAGE if found is None else found
+        if idx == 0 and leverage0:
+            leverage = leverage0
+        else:
+            # No default in the lookup, and an int variable apart from the lookup's: compiled,
+            # either way the default would be boxed anew at each call.
+            found = leverages.get(keys.position(idx))
+            leverage = DEFAULT_LEVERAGE if found is None else found
+            if idx == 0:
+                leverage0 = leverage
         if (sums.memo_leaves_lots == leaves and sums.memo_notional_atoms == notional
                 and sums.memo_opening_lots == opening and sums.memo_leverage == leverage):
             total += sums.memo_margin_atoms
             continue
         value = mul_div_ceil(notional, opening, leaves)
-        cost = spec.terms_at(leverage).rates(bust_sign).cost_atoms(value)
+        cost = spec.terms_at(leverage).rates(sign * value_sign).cost_atoms(value)
         sums.memo_leaves_lots = leaves
         sums.memo_notional_atoms = notional
         sums.memo_opening_lots = opening
