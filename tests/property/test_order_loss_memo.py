@@ -18,16 +18,15 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from perpx.core import AmendOrder, Command, Engine, OrderType, PlaceOrder, Side
+from perpx.core import Command, Engine, OrderType, PlaceOrder, Side
 from perpx.core.commands import (
-    CancelOrder,
     Deposit,
     IndexPrice,
     MarkPrice,
     SwitchPositionMode,
 )
 from perpx.core.enums import PositionMode
-from support.builders import btcusd, btcusdt
+from support.builders import amend_or_cancel_open, btcusd, btcusdt
 
 LINEAR, INVERSE = btcusdt(), btcusd()
 SPECS = (LINEAR, INVERSE)
@@ -56,14 +55,7 @@ def _command(rng: random.Random, seq: int, engine: Engine) -> Command:
                           reduce_only=account not in HEDGED and rng.random() < 0.1,
                           position_idx=idx)
     if draw < 0.75 and engine.open_orders:
-        order = engine.open_orders[rng.choice(sorted(engine.open_orders))]
-        if rng.random() < 0.4:
-            return CancelOrder(seq, seq, order.account_id, order.symbol, order.order_id)
-        qty = (max(1, order.qty_lots // LOT[order.symbol] + rng.randint(-5, 5))
-               * LOT[order.symbol]) if rng.random() < 0.5 else None
-        price = order.price_ticks + rng.randint(-15, 15) if rng.random() < 0.7 else None
-        return AmendOrder(seq, seq, order.account_id, order.symbol, order.order_id,
-                          qty_lots=qty, price_ticks=price)
+        return amend_or_cancel_open(rng, seq, engine, LOT)
     if draw < 0.85:
         return MarkPrice(seq, seq, symbol, MID + rng.randint(-40, 40))
     return IndexPrice(seq, seq, symbol, MID + rng.randint(-40, 40))

@@ -18,12 +18,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from perpx.bench.realistic import realistic_stream
-from perpx.core import AmendOrder, Command, Engine, OrderType, PlaceOrder, Side
-from perpx.core.commands import CancelOrder, Deposit, IndexPrice, MarkPrice, SwitchPositionMode
+from perpx.core import Command, Engine, OrderType, PlaceOrder, Side
+from perpx.core.commands import Deposit, IndexPrice, MarkPrice, SwitchPositionMode
 from perpx.core.enums import PositionMode
 from perpx.instruments import load_instruments
 from perpx.store.loadflow import order_flow
-from support.builders import btcusd, btcusdt
+from support.builders import amend_or_cancel_open, btcusd, btcusdt
 
 LINEAR, INVERSE = btcusdt(), btcusd()
 MID = 650_000
@@ -66,14 +66,7 @@ def _command(rng: random.Random, seq: int, engine: Engine) -> Command:
                           reduce_only=account not in HEDGED and rng.random() < 0.1,
                           position_idx=rng.choice([1, 2]) if account in HEDGED else 0)
     if draw < 0.75 and engine.open_orders:
-        order = engine.open_orders[rng.choice(sorted(engine.open_orders))]
-        if rng.random() < 0.4:
-            return CancelOrder(seq, seq, order.account_id, order.symbol, order.order_id)
-        qty = (max(1, order.qty_lots // LOT[order.symbol] + rng.randint(-5, 5))
-               * LOT[order.symbol]) if rng.random() < 0.5 else None
-        price = order.price_ticks + rng.randint(-15, 15) if rng.random() < 0.7 else None
-        return AmendOrder(seq, seq, order.account_id, order.symbol, order.order_id,
-                          qty_lots=qty, price_ticks=price)
+        return amend_or_cancel_open(rng, seq, engine, LOT)
     if draw < 0.9:
         return MarkPrice(seq, seq, symbol, MID + rng.randint(-400, 400))
     return IndexPrice(seq, seq, symbol, MID + rng.randint(-400, 400))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from functools import cache
 from pathlib import Path
+from random import Random
 from typing import Any
 
 from perpx.convert import to_atoms, to_lots, to_rate, to_ticks
@@ -278,3 +279,20 @@ def restored_midway(specs: list[InstrumentSpec], commands: list[Command], cut: i
         restored.apply(command)
     restored.check_invariants()
     return restored
+
+
+def amend_or_cancel_open(rng: Random, seq: int, engine: Engine, lot: dict[str, int]) -> Command:
+    """Draw a cancel (2 in 5) or an amend of a random open order of `engine`.
+
+    The amend moves the quantity by up to 5 lots (half the time) and the price by up to 15
+    ticks (7 in 10); either may stay. The streams of the property tests that keep state per
+    order (the kept order loss, the slack terms) draw their order changes here.
+    """
+    order = engine.open_orders[rng.choice(sorted(engine.open_orders))]
+    if rng.random() < 0.4:
+        return CancelOrder(seq, seq, order.account_id, order.symbol, order.order_id)
+    qty = (max(1, order.qty_lots // lot[order.symbol] + rng.randint(-5, 5))
+           * lot[order.symbol]) if rng.random() < 0.5 else None
+    price = order.price_ticks + rng.randint(-15, 15) if rng.random() < 0.7 else None
+    return AmendOrder(seq, seq, order.account_id, order.symbol, order.order_id,
+                      qty_lots=qty, price_ticks=price)
