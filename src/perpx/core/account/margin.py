@@ -32,35 +32,18 @@ def opposite_position_lots(account: Account, symbol: str, position_idx: int, sid
     return size if size > 0 else 0
 
 
-# Rates by fee rate, then by signed leverage (``sign * leverage``; a leverage is positive):
-# an instrument's fee rate and the few leverages in use, so both stay small. Int keys, not a
-# tuple: no tuple to build and hash per order.
-_COST_RATES: Final[dict[int, dict[int, OrderCostRates]]] = {}
-
-
-def order_cost_rates(sign: int, leverage: int, fee_rate: int) -> OrderCostRates:
-    """Return (and keep) the `OrderCostRates` of a sign, a positive leverage and a fee rate."""
-    by_leverage = _COST_RATES.get(fee_rate)
-    if by_leverage is None:
-        by_leverage = _COST_RATES[fee_rate] = {}
-    key = leverage if sign > 0 else -leverage
-    rates = by_leverage.get(key)
-    if rates is None:
-        rates = by_leverage[key] = OrderCostRates(sign, leverage, fee_rate)
-    return rates
-
-
 def order_cost_fast_atoms(sign: int, value_atoms: int, leverage: int, fee_rate: int) -> int:
-    """Return `calc.order_cost_for_value_atoms` in one expression, for the hot path.
+    """Return `calc.order_cost_for_value_atoms` in one expression, as the hot path computes it.
 
     The same three parts, each rounded up on its own: ``ceil(V*R/L)`` (IM),
     ``ceil(V*(L - s*R)*f / (L*R))`` (fee to close) and ``ceil(V*f/R)`` (fee to open); `sign`
     is the side's sign times the contract's `value_sign` (+1 for a linear buy or an inverse
     sell: the value at the bankruptcy price is ``V(1 - 1/L)``), and `leverage` is positive
-    (settings refuse any other). Computed with the rates in lowest terms (`OrderCostRates`).
-    The property tests check it against the layered formula.
+    (settings refuse any other). Computed with the rates in lowest terms (`OrderCostRates`);
+    the hot path keeps those per spec and leverage (`InstrumentSpec.terms_at`). The property
+    tests check it against the layered formula.
     """
-    return order_cost_rates(sign, leverage, fee_rate).cost_atoms(value_atoms)
+    return OrderCostRates(sign, leverage, fee_rate).cost_atoms(value_atoms)
 
 
 def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
