@@ -18,6 +18,7 @@ every candidate is checked exactly before anything is done.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Final
 
 from perpx.core import calc
@@ -143,15 +144,12 @@ class RiskIndex:
             if old == new:
                 continue
             if old and new:
-                if len(old) + len(new) <= _SMALL_DIFF:
-                    # A few filings: a list scan is cheaper than hashing each tuple into a set.
-                    self._unfile([f for f in old if f not in new], account_id)
-                    self._put([f for f in new if f not in old], account_id)
-                else:
-                    kept = set(new)
-                    self._unfile([f for f in old if f not in kept], account_id)
-                    was = set(old)
-                    self._put([f for f in new if f not in was], account_id)
+                # A few filings: a list scan is cheaper than hashing each tuple into a set.
+                small = len(old) + len(new) <= _SMALL_DIFF
+                kept: Collection[Filing] = new if small else set(new)
+                was: Collection[Filing] = old if small else set(old)
+                self._unfile([f for f in old if f not in kept], account_id)
+                self._put([f for f in new if f not in was], account_id)
             else:
                 self._unfile(old, account_id)
                 self._put(new, account_id)
