@@ -7,7 +7,9 @@ orders near the mark, so many buys rest above it and sells below it; market orde
 them, reduce-only orders, amends of price and quantity, cancels, mark and index moves, and
 accounts in hedge mode), after every command: each kept sum equals the scan at the mark it
 was kept at, and the order loss asked for now equals the scan at the published mark (asking
-keeps a sum, so the next commands move it, once the account holds enough orders there).
+keeps a sum, so the next commands move it, once the account holds enough orders there),
+and the memo's lists by price (what a moved mark re-sums) hold exactly the account's opening
+orders with leaves on the symbol, each side sorted by (price, order id).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from perpx.core import Command, Engine, OrderType, PlaceOrder, Side
+from perpx.core.book.order import RestingOrder
 from perpx.core.commands import (
     Deposit,
     IndexPrice,
@@ -61,6 +64,17 @@ def _command(rng: random.Random, seq: int, engine: Engine) -> Command:
     return IndexPrice(seq, seq, symbol, MID + rng.randint(-40, 40))
 
 
+def _check_lists(engine: Engine, account_id: int, symbol: str, buys: list[RestingOrder],
+                 sells: list[RestingOrder]) -> None:
+    """The memo's lists are the account's opening orders with leaves, sorted by price and id."""
+    mine = engine.clearing.orders_by_account.get(account_id, {}).get(symbol, {})
+    for side, listed in ((Side.BUY, buys), (Side.SELL, sells)):
+        expected = sorted((o for o in mine.values()
+                           if o.side is side and not o.reduce_only and o.leaves_lots),
+                          key=lambda o: (o.price_ticks, o.order_id))
+        assert [id(o) for o in listed] == [id(o) for o in expected], (account_id, symbol, side)
+
+
 def _check_kept_sums(engine: Engine) -> int:
     """Assert every kept sum and every fresh answer equal a scan; return the sums kept."""
     clearing = engine.clearing
@@ -75,6 +89,7 @@ def _check_kept_sums(engine: Engine) -> int:
                 kept += 1
                 assert memo.loss_atoms == clearing.scan_order_loss_atoms(
                     account_id, spec, memo.mark_ticks), (account_id, spec.symbol)
+                _check_lists(engine, account_id, spec.symbol, memo.buys, memo.sells)
             mark = clearing.published_mark_of(spec.symbol)
             fresh = 0 if mark is None else clearing.scan_order_loss_atoms(account_id, spec, mark)
             assert clearing.order_loss_atoms(account_id, spec) == fresh

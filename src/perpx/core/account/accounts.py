@@ -17,6 +17,7 @@ from typing import Final
 from perpx.core.account.portfolio import PmParams
 from perpx.core.account.positions import Position
 from perpx.core.account.risk_value import AccountRisk, RiskValue
+from perpx.core.book.order import RestingOrder
 from perpx.core.enums import MarginMode, PositionMode, Side
 from perpx.core.errors import InvariantViolation
 from perpx.core.instruments import InstrumentSpec
@@ -78,15 +79,22 @@ class OrderLossMemo:
     `Clearing.order_loss_atoms` scans the account's opening orders once at a mark and keeps
     the sum here; each order that rests, fills or leaves adds the change of its own term
     (`perpx.core.account.clearing`'s ``_order_loss_moved``), so the sum stays that of a fresh
-    scan while the mark stays; a moved mark scans again. Plain int fields: native ints when
-    compiled.
+    scan while the mark stays. Beside the sum, the account's opening orders with leaves on the
+    symbol, one list per side sorted by (price, order id) (`perpx.core.account.order_loss`):
+    only buys above the mark and sells below it lose anything, so a moved mark re-sums just
+    those, from the lists' ends, instead of scanning every order (issue #14). One pointer an
+    order: the price levels kept before cost ~95 bytes an order. Plain int fields: native ints
+    when compiled.
     """
 
-    __slots__ = ("loss_atoms", "mark_ticks")
+    __slots__ = ("buys", "loss_atoms", "mark_ticks", "sells")
 
-    def __init__(self, mark_ticks: int, loss_atoms: int) -> None:
+    def __init__(self, mark_ticks: int, loss_atoms: int, buys: list[RestingOrder],
+                 sells: list[RestingOrder]) -> None:
         self.mark_ticks = mark_ticks
         self.loss_atoms = loss_atoms
+        self.buys = buys
+        self.sells = sells
 
 
 class Account:

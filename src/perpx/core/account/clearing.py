@@ -35,6 +35,15 @@ from perpx.core.account.collateral import (
     usd_floor,
 )
 from perpx.core.account.margin_model import CROSS, ISOLATED, account_figures, model_for
+from perpx.core.account.order_loss import (
+    list_order,
+    listed_loss_atoms,
+    listed_orders,
+    unlist_order,
+)
+from perpx.core.account.order_loss import (
+    order_loss_term as _order_loss_term,
+)
 from perpx.core.account.portfolio import PmParams
 from perpx.core.account.positions import Position, apply_fill
 from perpx.core.account.risk_value import AccountFigures, AccountRisk, RiskValue
@@ -98,24 +107,14 @@ def _no_price(symbol: str) -> int | None:
     return None
 
 
-def _order_loss_term(contract: ContractMaths, mark: int, side: Side, price: int,
-                     leaves_lots: int) -> int:
-    """Return one opening order's order loss at `mark` with `leaves_lots` left: the one rule.
-
-    Only a buy above the mark or a sell below it loses anything; the contract's own method,
-    called natively (a bound method in a local is a generic Python call when compiled).
-    """
-    if leaves_lots and (price > mark if side is _BUY else price < mark):
-        return contract.order_loss_atoms(side, mark, price, leaves_lots)
-    return 0
-
-
 def _order_loss_moved(account: Account, contract: ContractMaths, order: RestingOrder,
                       before_lots: int, after_lots: int) -> None:
     """Move the account's kept order loss (`OrderLossMemo`) as an opening order's leaves move.
 
     Per order, old term out and new term in: an inverse contract rounds each order's loss,
-    so a term is not linear in its lots.
+    so a term is not linear in its lots. An order whose leaves come from or go to nothing
+    enters or leaves the memo's lists by price (every such change passes here: resting,
+    requeue, fills, cancels, amends in place, cuts).
     """
     memo = account.order_loss_memos.get(order.symbol)
     if memo is None:
@@ -125,6 +124,11 @@ def _order_loss_moved(account: Account, contract: ContractMaths, order: RestingO
     price = order.price_ticks
     memo.loss_atoms += (_order_loss_term(contract, mark, side, price, after_lots)
                         - _order_loss_term(contract, mark, side, price, before_lots))
+    if not before_lots:
+        if after_lots:
+            list_order(memo.buys if side is _BUY else memo.sells, order)
+    elif not after_lots:
+        unlist_order(memo.buys if side is _BUY else memo.sells, order)
 
 
 class DeliverySettled:
@@ -900,10 +904,10 @@ class Clearing(ReplenishingLedger):
         lots × ticks over the account's opening orders, times the atoms of a tick on a lot
         (`calc.order_loss_atoms`, summed exactly). For an account with many orders on the
         symbol the sum is kept at the mark it was taken at (`OrderLossMemo`), each order
-        change adding its own term's change; a moved mark scans again (issue #14: a scan per
-        call was 43% of the journal bench's order flow). Keeping the orders by price as well
-        made a moved mark cheaper (-10% of that flow's instructions) but cost ~95 bytes per
-        resting order of an account holding many, so it is not done.
+        change adding its own term's change (issue #14: a scan per call was 43% of the
+        journal bench's order flow). The memo also lists the orders by price per side, one
+        pointer each, so a moved mark re-sums only the buys above it and the sells below it
+        (`perpx.core.account.order_loss`), not every order.
         """
         mark = self.published_mark_ticks(spec.symbol)
         if mark is None:
@@ -915,22 +919,23 @@ class Clearing(ReplenishingLedger):
         memo = memos.get(spec.symbol)
         if memo is not None:
             if memo.mark_ticks != mark:
-                memo.loss_atoms = self.scan_order_loss_atoms(account_id, spec, mark)
+                memo.loss_atoms = listed_loss_atoms(spec.contract, mark, memo.buys, memo.sells)
                 memo.mark_ticks = mark
             return memo.loss_atoms
-        loss = self.scan_order_loss_atoms(account_id, spec, mark)
         by_symbol = self.orders_by_account.get(account_id)
         mine = by_symbol.get(spec.symbol) if by_symbol is not None else None
         if mine is None or len(mine) < _ORDER_LOSS_KEPT_FROM:
-            return loss
-        memos[spec.symbol] = OrderLossMemo(mark, loss)
+            return self.scan_order_loss_atoms(account_id, spec, mark)
+        buys, sells = listed_orders(list(mine.values()))
+        loss = listed_loss_atoms(spec.contract, mark, buys, sells)
+        memos[spec.symbol] = OrderLossMemo(mark, loss, buys, sells)
         return loss
 
     def scan_order_loss_atoms(self, account_id: int, spec: InstrumentSpec, mark: int) -> int:
         """Return an account's order loss on one symbol at `mark`, summed order by order.
 
-        `order_loss_atoms` keeps its result, and on a linear contract the orders by price,
-        until the mark moves.
+        The fresh sum over the market's index of the account's orders; `order_loss_atoms`
+        keeps it, and the orders by price, once the account holds many there.
         """
         by_symbol = self.orders_by_account.get(account_id)
         mine = by_symbol.get(spec.symbol) if by_symbol is not None else None
