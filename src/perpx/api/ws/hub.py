@@ -56,6 +56,7 @@ Submit = Callable[[Command], Awaitable[list[Event]]]
 
 _TICKER_EVENTS = (MarkPriceUpdated, IndexPriceUpdated, PremiumIndexSampled, FundingSettled,
                   FundingIntervalSet, PositionChanged)
+_TICKER_TYPES: frozenset[type[Event]] = frozenset(_TICKER_EVENTS)
 FLUSH_PERIOD_S = 0.005
 _encode = msgspec.json.Encoder().encode
 
@@ -330,18 +331,21 @@ class StreamHub:
             if own_models:
                 self.tickers.apply(event)
                 self.klines.apply(event)
-            if isinstance(event, Trade):
+            # Exact types (the event classes are leaves): a miss costs a set lookup, not a
+            # walk of the tuple (a gateway's hub sees every command; issue #15).
+            if type(event) is Trade:
                 direction = next(directions)
                 rows = trades.setdefault(event.symbol, [])
                 # Rows cost more than the match itself: build them only for listeners.
                 if self.subscribers.get(f"publicTrade.{event.symbol}"):
                     rows.append(public.trade_row(self.specs[event.symbol], event, direction))
-            elif isinstance(event, _TICKER_EVENTS):
-                ticker_symbols.add(event.symbol)
-                if isinstance(event, MarkPriceUpdated) and event.symbol not in trades \
-                        and not self.klines.has_traded(event.symbol):
-                    trades[event.symbol] = []  # the mark moves the last-price candle (C3)
-            elif isinstance(event, Liquidated):
+            elif type(event) in _TICKER_TYPES:
+                symbol = event.symbol  # type: ignore[attr-defined]  # every ticker event's
+                ticker_symbols.add(symbol)
+                if type(event) is MarkPriceUpdated and symbol not in trades \
+                        and not self.klines.has_traded(symbol):
+                    trades[symbol] = []  # the mark moves the last-price candle (C3)
+            elif type(event) is Liquidated:
                 liquidations.append(event)
         for symbol in books.changed:
             for depth in public.ORDERBOOK_DEPTHS:
