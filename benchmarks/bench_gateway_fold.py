@@ -18,7 +18,9 @@ Usage: `PYTHONPATH=src python benchmarks/bench_gateway_fold.py [COMMANDS] [ROUND
 else, inside `any(map(...))`, so that valgrind counts its instructions alone, steadier than
 any clock on a shared machine: `valgrind --tool=callgrind --collect-atstart=no
 --toggle-collect=builtin_any python benchmarks/bench_gateway_fold.py 20000 readside`
-(the total `Ir` divided by COMMANDS is instructions per command).
+(the total `Ir` divided by COMMANDS is instructions per command). `... COMMANDS follower`
+counts the same way a gateway follower's whole fold: the engine, the read side and the
+stream hub (no subscribers).
 """
 
 from __future__ import annotations
@@ -92,6 +94,31 @@ def read_side_once(count: int) -> None:
     print(json.dumps({"bench": "gateway-fold", "mode": "readside-once", "commands": count}))
 
 
+def follower_once(count: int) -> None:
+    """A gateway follower's whole fold of `count` commands, once, inside `any(map(...))`.
+
+    Per command what `GatewayService._fold` does: the engine's apply, the read side's fold
+    and the stream hub's `on_durable` (no subscribers), for callgrind as `readside`.
+    """
+    from perpx.api.ws.hub import StreamHub
+
+    commands = perpx_commands(standard_stream(count, 42))
+    engine = funded_engine()
+    owner = _Owner(engine.instruments)
+    hub = StreamHub(engine, list(owner.specs.values()), projector=owner.projector,
+                    tickers=owner.tickers, klines=owner.klines, books=owner.books)
+    gc.collect()
+
+    def fold(command: Command) -> bool:
+        events = engine.apply(command)
+        projection, books = readside.fold(owner, command, events, None)
+        hub.on_durable(command, events, projection, books)
+        return False
+
+    any(map(fold, commands))  # the only `any` while it runs: valgrind's toggle
+    print(json.dumps({"bench": "gateway-fold", "mode": "follower-once", "commands": count}))
+
+
 def waits_us(requests: int, in_flight: int = 64) -> float:
     """Return the CPU µs per request of two watermark waits, `in_flight` requests at a time."""
 
@@ -112,8 +139,8 @@ def waits_us(requests: int, in_flight: int = 64) -> float:
 
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
-    if len(sys.argv) > 2 and sys.argv[2] == "readside":
-        read_side_once(count)
+    if len(sys.argv) > 2 and sys.argv[2] in ("readside", "follower"):
+        (read_side_once if sys.argv[2] == "readside" else follower_once)(count)
         return
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
     fold = min(fold_us(count) for _ in range(rounds))
