@@ -347,24 +347,32 @@ class StreamHub:
                     trades[symbol] = []  # the mark moves the last-price candle (C3)
             elif type(event) is Liquidated:
                 liquidations.append(event)
-        for symbol in books.changed:
-            for depth in public.ORDERBOOK_DEPTHS:
-                view = self.depth_views.get((symbol, depth))
-                if view is not None:
-                    view.dirty = True
-        for symbol in ticker_symbols:
-            ticker_view = self.ticker_views.get(symbol)
-            if ticker_view is not None:
-                ticker_view.dirty = True
+        # The views exist only once someone subscribed: with none, their lookups (a key
+        # per depth, per interval: 13 for each traded symbol) are skipped, not made to miss.
+        depth_views = self.depth_views
+        if depth_views:
+            for symbol in books.changed:
+                for depth in public.ORDERBOOK_DEPTHS:
+                    view = depth_views.get((symbol, depth))
+                    if view is not None:
+                        view.dirty = True
+        ticker_views = self.ticker_views
+        if ticker_views:
+            for symbol in ticker_symbols:
+                ticker_view = ticker_views.get(symbol)
+                if ticker_view is not None:
+                    ticker_view.dirty = True
+        kline_views = self.kline_views
         for symbol, rows in trades.items():
             if rows:
                 self._publish(f"publicTrade.{symbol}", {
                     "topic": f"publicTrade.{symbol}", "type": "snapshot", "ts": self.now_ms,
                     "data": rows})
-            for interval in KLINE_INTERVALS:
-                kline_view = self.kline_views.get((symbol, interval))
-                if kline_view is not None:
-                    kline_view.dirty = True
+            if kline_views:
+                for interval in KLINE_INTERVALS:
+                    kline_view = kline_views.get((symbol, interval))
+                    if kline_view is not None:
+                        kline_view.dirty = True
         # A new period starts a new candle even without a trade (#13 C3): push it.
         for (_symbol, interval), kline_view in self.kline_views.items():
             if not kline_view.dirty and (kline_view.start_ms is None or kline_view.start_ms
