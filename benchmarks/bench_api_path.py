@@ -15,6 +15,11 @@ everyone else's load. These figures are steadier, and say where the time goes:
   translation, envelope, headers, with a stub service that accepts every order at once (no
   engine, journal or read side).
 
+- `dispatch-once`: the same requests run once, synchronously (the stub never suspends),
+  inside `any(map(...))`, for valgrind to count the API layer's instructions alone:
+  `valgrind --tool=callgrind --collect-atstart=no --toggle-collect=builtin_any python
+  benchmarks/bench_api_path.py dispatch-once --requests 3000` (`Ir` / requests).
+
 Measurement only, nothing asserted. One JSON line last.
 Run: `PYTHONPATH=src .venv/bin/python benchmarks/bench_api_path.py cpu` (or `profile OUT`,
 `dispatch`).
@@ -158,9 +163,10 @@ def dispatch(requests: int, rounds: int) -> dict[str, Any]:
         def __init__(self) -> None:
             self.specs = {s.symbol: s for s in load_instruments()}
             self.orders = 0
+            self.frozen_ms = 0  # `dispatch-once`: the clock stands still (valgrind is slow)
 
         def now_ms(self) -> int:
-            return time.time_ns() // 1_000_000
+            return self.frozen_ms or time.time_ns() // 1_000_000
 
         async def ensure_funded(self, account_id: int, funds: str) -> None:
             return None
@@ -179,7 +185,8 @@ def dispatch(requests: int, rounds: int) -> dict[str, Any]:
     folder = tempfile.TemporaryDirectory(prefix="perpx-path-")
     maker, server_keys = KeyStore(folder.name), KeyStore(folder.name)  # server: its own
     made = [maker.create(demo_funds="100000", rate_limit=1_000_000) for _ in range(64)]
-    app = RestApp(Dispatcher(Stub(), server_keys, RateLimiter()),  # type: ignore[arg-type]
+    stub = Stub()
+    app = RestApp(Dispatcher(stub, server_keys, RateLimiter()),  # type: ignore[arg-type]
                   Starlette(), [])
     body = msgspec.json.encode({"category": "linear", "symbol": "BTCUSDT", "side": "Buy",
                                 "orderType": "Limit", "qty": "0.001", "price": "65000",
@@ -195,7 +202,7 @@ def dispatch(requests: int, rounds: int) -> dict[str, Any]:
 
     def scope(number: int) -> dict[str, Any]:
         key = made[number % len(made)]
-        stamp = str(time.time_ns() // 1_000_000)
+        stamp = str(stub.now_ms())
         sign = hmac.new(key.secret.encode(), (stamp + key.api_key + "5000").encode() + body,
                         hashlib.sha256).hexdigest()
         headers = [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
@@ -204,6 +211,33 @@ def dispatch(requests: int, rounds: int) -> dict[str, Any]:
                    (b"x-bapi-timestamp", stamp.encode()), (b"x-bapi-sign", sign.encode())]
         return {"type": "http", "method": "POST", "path": "/v5/order/create",
                 "query_string": b"", "headers": headers, "client": ("127.0.0.1", 40000)}
+
+    if rounds == 0:  # `dispatch-once`: the requests once, inside `any(map(...))`
+        import perpx.api.keys
+
+        # Slowed down ~50x by valgrind, the key cache would look at the database far more
+        # often per request than at full speed: the same work per request on both sides.
+        perpx.api.keys.CACHE_TTL_S = 3600.0
+        stub.frozen_ms = time.time_ns() // 1_000_000
+        scopes = [scope(i) for i in range(requests)]
+
+        def drive(each: dict[str, Any]) -> bool:
+            # The stub service never suspends, so one `send` runs a request to its end.
+            request = app(each, receive, send)
+            try:
+                request.send(None)
+            except StopIteration:
+                return False
+            raise RuntimeError("a request suspended")
+
+        try:
+            any(map(drive, scopes))  # the only `any` while it runs: valgrind's toggle
+        finally:
+            maker.close()
+            server_keys.close()
+            folder.cleanup()
+        return {"requests": requests, "answered": len(replies),
+                "refused": sum(b'"retCode":0,' not in reply for reply in replies)}
 
     async def main() -> float:
         best = float("inf")
@@ -229,7 +263,7 @@ def dispatch(requests: int, rounds: int) -> dict[str, Any]:
 def run() -> None:
     """Parse the command line, measure, print the JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("mode", choices=["cpu", "profile", "dispatch"])
+    parser.add_argument("mode", choices=["cpu", "profile", "dispatch", "dispatch-once"])
     parser.add_argument("out", nargs="?", default="api-path.prof")
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--clients", type=int, default=64)
@@ -240,6 +274,8 @@ def run() -> None:
         result = cpu(args.seconds, args.clients)
     elif args.mode == "profile":
         result = profile(str(Path(args.out).resolve()), args.seconds, args.clients)
+    elif args.mode == "dispatch-once":
+        result = dispatch(args.requests, 0)
     else:
         result = dispatch(args.requests, args.rounds)
     print(json.dumps({"bench": "api_path", "mode": args.mode, **result}))

@@ -369,9 +369,7 @@ def fold(owner: Owner, stamp: Stamp, events: list[Event],
     # Each event once per model; the open interest is the tickers' own.
     owner.tickers.apply_all(events)
     owner.klines.apply_all(events)
-    funding = owner.funding
-    for event in events:
-        funding.apply(event)
+    owner.funding.apply_all(events)
     # The insurance fund's changes: rows only, no state (`perpx.readmodels.insurance`).
     insurance.fold(events, sink)
     owner.projector.sink = sink

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from uvicorn.config import WS_PROTOCOLS
@@ -64,6 +65,8 @@ FRAME_WRITER = "perpx.frame_writer"
 # buffer freed. uvicorn's own close waits 10 s and then closes gracefully, which for a
 # reader that stopped reading would hold the buffer until TCP gives up.
 CUT_GRACE_S = 1.0
+# How early asyncio may run a timer (its `_clock_resolution`); see `LimitedHttpProtocol`.
+_RESOLUTION = time.get_clock_info("monotonic").resolution
 
 
 class FrameWriter:
@@ -150,7 +153,13 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.slot: Slot | None = None
-        self.deadline: asyncio.TimerHandle | None = None
+        # When (loop time) the request now arriving must have arrived; None: no clock runs.
+        self.deadline: float | None = None
+        # The one timer that looks at `deadline`. A keep-alive connection arms and disarms
+        # the clock on every request: moving a float, not making and cancelling a timer
+        # (asyncio's `TimerHandle`, pure Python, and the heap's work) each time; the timer
+        # comes back at most once per `request_timeout_s` (issue #15, gateway cost).
+        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Count the connection, or refuse it over a cap; start the first request's clock."""
@@ -165,7 +174,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Stop the clock and uncount the connection."""
-        self._disarm()
+        self._stop_clock()
         if self.slot is not None:
             self.slot.release()
             self.slot = None
@@ -198,7 +207,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def handle_websocket_upgrade(self) -> None:
         """Hand the transport, and the connection's slot, to the WebSocket protocol."""
-        self._disarm()
+        self._stop_clock()
         super().handle_websocket_upgrade()
         protocol = self.transport.get_protocol()
         if isinstance(protocol, SlotHolder):
@@ -208,15 +217,30 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             self.slot = None
 
     def _arm(self) -> None:
-        self._disarm()
-        self.deadline = self.loop.call_later(self.request_timeout_s, self._expire)
+        self.deadline = deadline = self.loop.time() + self.request_timeout_s
+        if self._timer is None:
+            self._timer = self.loop.call_at(deadline, self._check)
 
     def _disarm(self) -> None:
-        if self.deadline is not None:
-            self.deadline.cancel()
-            self.deadline = None
+        self.deadline = None  # the timer, if any, finds no clock and goes
 
-    def _expire(self) -> None:
+    def _stop_clock(self) -> None:
+        self.deadline = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _check(self) -> None:
+        """Close the connection if its clock ran out, else wait for it again (the timer)."""
+        self._timer = None
+        deadline = self.deadline
+        if deadline is None:
+            return
+        # asyncio runs a timer up to its clock's resolution early (`BaseEventLoop._run_once`):
+        # the same allowance here, so the connection closes when a timer of its own would.
+        if deadline > self.loop.time() + _RESOLUTION:  # re-armed since the timer was set
+            self._timer = self.loop.call_at(deadline, self._check)
+            return
         self.deadline = None
         if not self.transport.is_closing():
             self.transport.close()

@@ -27,6 +27,9 @@ from perpx.core.events import Event, OrderAccepted, OrderAmended, OrderCancelled
 from perpx.rows import Stamp
 
 BOOK_EVENTS = (OrderAccepted, Trade, OrderCancelled, OrderAmended)
+# The same as a set of exact types, for `Books.apply`'s one test per event (the event
+# classes are leaves: nothing subclasses them, so `type(e) in` is `isinstance(e, ...)`).
+_BOOK_TYPES: frozenset[type[Event]] = frozenset(BOOK_EVENTS)
 
 Level = tuple[int, int]  # (price_ticks, qty_lots)
 
@@ -116,7 +119,8 @@ class BookMirror:
 
     def apply(self, event: Event) -> None:
         """Fold one event of this symbol in."""
-        if isinstance(event, Trade):
+        # One exact-type test per kind (leaf classes, see `_BOOK_TYPES`).
+        if type(event) is Trade:
             if event.taker_order_id not in self._pending:
                 self._rest_pending()
             taker = self._orders.get(event.taker_order_id)
@@ -130,16 +134,16 @@ class BookMirror:
                 maker.leaves = event.maker_leaves_lots
                 if not maker.leaves:
                     del self._orders[event.maker_order_id]
-        elif isinstance(event, OrderAccepted):
+        elif type(event) is OrderAccepted:
             self._rest_pending()
             self._orders[event.order_id] = _MirrorOrder(event.side, event.price_ticks,
                                                         event.qty_lots)
             self._pending.append(event.order_id)
-        elif isinstance(event, OrderCancelled):
+        elif type(event) is OrderCancelled:
             order = self._orders.pop(event.order_id, None)
             if order is not None and order.resting:
                 self._add(order, -order.leaves)
-        elif isinstance(event, OrderAmended):
+        elif type(event) is OrderAmended:
             self._rest_pending()
             order = self._orders.get(event.order_id)
             if order is None:
@@ -268,17 +272,20 @@ class Books:
 
     def apply(self, command: Stamp, events: list[Event]) -> BookChanges:
         """Fold a durable command's events in; return what changed."""
-        self.now_ms = max(self.now_ms, command.ts_ms)
+        if command.ts_ms > self.now_ms:  # `max` of two ints, without the builtin's call
+            self.now_ms = command.ts_ms
         self.seq = command.seq
         changes = BookChanges()
         touched: set[str] = set()
+        mirrors = self.mirrors
         for event in events:
-            if isinstance(event, BOOK_EVENTS):
-                self.mirrors[event.symbol].apply(event)
-                touched.add(event.symbol)
-                if isinstance(event, Trade):
-                    changes.directions.append(
-                        self.directions.next(event.symbol, event.price_ticks))
+            kind = type(event)
+            if kind in _BOOK_TYPES:
+                symbol = event.symbol  # type: ignore[attr-defined]  # every book event's
+                mirrors[symbol].apply(event)
+                touched.add(symbol)
+                if type(event) is Trade:
+                    changes.directions.append(self.directions.next(symbol, event.price_ticks))
         for symbol in touched:
             mirror = self.mirrors[symbol]
             mirror.end_command()

@@ -120,8 +120,10 @@ class _Bar:
         if ts_ms >= self.updated_ms:  # an older event cannot move the close
             self.close = price
             self.updated_ms = ts_ms
-        self.high = max(self.high, price)
-        self.low = min(self.low, price)
+        if price > self.high:  # `max` and `min` of ints, without the builtins' calls
+            self.high = price
+        if price < self.low:
+            self.low = price
         self.volume_lots += volume_lots
         self.turnover_atoms += turnover_atoms
 
@@ -278,7 +280,8 @@ class Klines:
 
     def apply(self, event: Event) -> None:
         """Fold one event into the candles; events that carry no price are only a clock tick."""
-        self.now_ms = max(self.now_ms, event.ts_ms)
+        if event.ts_ms > self.now_ms:  # `max` of two ints, without the builtin's call
+            self.now_ms = event.ts_ms
         if isinstance(event, Trade):
             turnover = self.specs[event.symbol].notional_atoms(event.price_ticks, event.qty_lots)
             self._add(PriceSource.LAST, event.symbol, event.ts_ms, event.price_ticks,
@@ -321,6 +324,22 @@ class Klines:
              volume_lots: int = 0, turnover_atoms: int = 0) -> None:
         sink = self.sink
         for track in self._tracks_of(source, symbol):
+            bar = track.current
+            if bar is not None and bar.start_ms <= ts_ms < track.current_end_ms:
+                # `_Track.add` of an update inside the open candle's period, inlined: a
+                # trade updates every interval's track (13), and a gateway folds every
+                # command (`docs/decisions.md`, issue #15). Same fields, same rules
+                # (`_Bar.add`: max and min of integers as comparisons).
+                if ts_ms >= bar.updated_ms:
+                    bar.close = price
+                    bar.updated_ms = ts_ms
+                if price > bar.high:
+                    bar.high = price
+                if price < bar.low:
+                    bar.low = price
+                bar.volume_lots += volume_lots
+                bar.turnover_atoms += turnover_atoms
+                continue
             closed = track.add(ts_ms, price, volume_lots, turnover_atoms)
             if closed is not None and sink is not None:
                 sink.candle_closed(source.value, symbol, track.interval, closed.freeze())

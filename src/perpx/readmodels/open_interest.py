@@ -87,7 +87,8 @@ class OpenInterest:
 
     def apply(self, event: Event) -> None:
         """Fold one event in; only `PositionChanged` moves open interest, any event moves time."""
-        self.now_ms = max(self.now_ms, event.ts_ms)
+        if event.ts_ms > self.now_ms:  # `max` of two ints, without the builtin's call
+            self.now_ms = event.ts_ms
         if not isinstance(event, PositionChanged):
             return
         key = (event.account_id, event.symbol, event.position_idx)
@@ -97,8 +98,9 @@ class OpenInterest:
             self._sizes[key] = after
         else:
             self._sizes.pop(key, None)
-        long_change = max(after, 0) - max(before, 0)
-        short_change = max(-after, 0) - max(-before, 0)
+        # `max(x, 0)` of ints as conditionals (a position's every change comes here).
+        long_change = (after if after > 0 else 0) - (before if before > 0 else 0)
+        short_change = (-after if after < 0 else 0) - (-before if before < 0 else 0)
         if short_change:
             self._short[event.symbol] = self._short.get(event.symbol, 0) + short_change
         if long_change:

@@ -112,7 +112,8 @@ def test_apply_all_folds_a_command_s_events_as_apply_on_each() -> None:
     # Arrange: the same session folded event by event, and in groups (a command's events)
     session = run_session()
     spec = session.driver.spec()
-    one, grouped = (Klines([spec]), Tickers([spec])), (Klines([spec]), Tickers([spec]))
+    one = (Klines([spec]), Tickers([spec]), FundingHistory([spec]))
+    grouped = (Klines([spec]), Tickers([spec]), FundingHistory([spec]))
     # Act
     for event in session.events:
         for model in one:
@@ -124,3 +125,5 @@ def test_apply_all_folds_a_command_s_events_as_apply_on_each() -> None:
     assert one[0].to_state() == grouped[0].to_state()
     assert one[1].to_state() == grouped[1].to_state()
     assert one[1].open_interest.to_state() == grouped[1].open_interest.to_state()
+    assert one[2].to_state() == grouped[2].to_state()
+    assert grouped[2].rates("BTCUSDT")  # the session settles funding: both kinds were seen

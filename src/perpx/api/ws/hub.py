@@ -56,6 +56,7 @@ Submit = Callable[[Command], Awaitable[list[Event]]]
 
 _TICKER_EVENTS = (MarkPriceUpdated, IndexPriceUpdated, PremiumIndexSampled, FundingSettled,
                   FundingIntervalSet, PositionChanged)
+_TICKER_TYPES: frozenset[type[Event]] = frozenset(_TICKER_EVENTS)
 FLUSH_PERIOD_S = 0.005
 _encode = msgspec.json.Encoder().encode
 
@@ -330,37 +331,48 @@ class StreamHub:
             if own_models:
                 self.tickers.apply(event)
                 self.klines.apply(event)
-            if isinstance(event, Trade):
+            # Exact types (the event classes are leaves): a miss costs a set lookup, not a
+            # walk of the tuple (a gateway's hub sees every command; issue #15).
+            if type(event) is Trade:
                 direction = next(directions)
                 rows = trades.setdefault(event.symbol, [])
                 # Rows cost more than the match itself: build them only for listeners.
                 if self.subscribers.get(f"publicTrade.{event.symbol}"):
                     rows.append(public.trade_row(self.specs[event.symbol], event, direction))
-            elif isinstance(event, _TICKER_EVENTS):
-                ticker_symbols.add(event.symbol)
-                if isinstance(event, MarkPriceUpdated) and event.symbol not in trades \
-                        and not self.klines.has_traded(event.symbol):
-                    trades[event.symbol] = []  # the mark moves the last-price candle (C3)
-            elif isinstance(event, Liquidated):
+            elif type(event) in _TICKER_TYPES:
+                symbol = event.symbol  # type: ignore[attr-defined]  # every ticker event's
+                ticker_symbols.add(symbol)
+                if type(event) is MarkPriceUpdated and symbol not in trades \
+                        and not self.klines.has_traded(symbol):
+                    trades[symbol] = []  # the mark moves the last-price candle (C3)
+            elif type(event) is Liquidated:
                 liquidations.append(event)
-        for symbol in books.changed:
-            for depth in public.ORDERBOOK_DEPTHS:
-                view = self.depth_views.get((symbol, depth))
-                if view is not None:
-                    view.dirty = True
-        for symbol in ticker_symbols:
-            ticker_view = self.ticker_views.get(symbol)
-            if ticker_view is not None:
-                ticker_view.dirty = True
+        # The views exist only once someone subscribed: with none, their lookups (a key
+        # per depth, per interval: 13 for each traded symbol) are skipped, not made to miss.
+        depth_views = self.depth_views
+        if depth_views:
+            for symbol in books.changed:
+                for depth in public.ORDERBOOK_DEPTHS:
+                    view = depth_views.get((symbol, depth))
+                    if view is not None:
+                        view.dirty = True
+        ticker_views = self.ticker_views
+        if ticker_views:
+            for symbol in ticker_symbols:
+                ticker_view = ticker_views.get(symbol)
+                if ticker_view is not None:
+                    ticker_view.dirty = True
+        kline_views = self.kline_views
         for symbol, rows in trades.items():
             if rows:
                 self._publish(f"publicTrade.{symbol}", {
                     "topic": f"publicTrade.{symbol}", "type": "snapshot", "ts": self.now_ms,
                     "data": rows})
-            for interval in KLINE_INTERVALS:
-                kline_view = self.kline_views.get((symbol, interval))
-                if kline_view is not None:
-                    kline_view.dirty = True
+            if kline_views:
+                for interval in KLINE_INTERVALS:
+                    kline_view = kline_views.get((symbol, interval))
+                    if kline_view is not None:
+                        kline_view.dirty = True
         # A new period starts a new candle even without a trade (#13 C3): push it.
         for (_symbol, interval), kline_view in self.kline_views.items():
             if not kline_view.dirty and (kline_view.start_ms is None or kline_view.start_ms
