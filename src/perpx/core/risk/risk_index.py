@@ -169,9 +169,25 @@ class RiskIndex:
             if account is not None and account_id not in SYSTEM_ACCOUNT_IDS:
                 self._file(account, new)
             old = filed.get(account_id, _NOTHING)
-            if old == new:
-                continue
-            if old and new:
+            count = len(new)
+            if len(old) == count:
+                # Filings come out in one order (symbols sorted, a band's low before its
+                # high), so a filing of the same length is diffed place by place: what differs
+                # at a place is unfiled and its replacement put. Neither list repeats a filing,
+                # so that leaves the books holding `new`, as the diff by membership does.
+                gone: list[Filing] = []
+                came: list[Filing] = []
+                for at in range(count):
+                    before = old[at]
+                    after = new[at]
+                    if before != after:
+                        gone.append(before)
+                        came.append(after)
+                if not gone:
+                    continue
+                self._unfile(gone, account_id)
+                self._put(came, account_id)
+            elif old and new:
                 # A few filings: a list scan is cheaper than hashing each tuple into a set.
                 small = len(old) + len(new) <= _SMALL_DIFF
                 kept: Collection[Filing] = new if small else set(new)
