@@ -23,6 +23,7 @@ from perpx.core.account.positions import Position
 from perpx.core.enums import MarginMode, Side
 from perpx.core.instruments import LiquidationFormula
 from perpx.core.risk import liquidation, takeover
+from perpx.core.risk.risk_index import entry_key, entry_parts
 
 
 def _trigger_from_scratch(engine: Engine, position: Position) -> int | None:
@@ -54,11 +55,13 @@ def _check_books_match_filings(engine: Engine) -> None:
             if entry is None:
                 always.setdefault(symbol, set()).add(account_id)
             else:
-                assert entry[1] == account_id
+                assert entry_parts(entry)[1] == account_id
+                assert entry_key(*entry_parts(entry)) == entry
                 filed[symbol, is_long, entry] += 1
     held: Counter[tuple[str, bool, object]] = Counter()
     for is_long, books in ((True, risk.longs), (False, risk.shorts)):
         for symbol, entries in books.items():
+            assert entries == sorted(entries)
             for entry in entries:
                 held[symbol, is_long, entry] += 1
     assert held == filed
@@ -93,7 +96,7 @@ def _check_isolated_triggers(engine: Engine) -> None:
             assert cached == recomputed
             if account_id in clearing.dirty or cached is None:
                 continue
-            entry = (cached, account_id, position.position_idx)
+            entry = entry_key(cached, account_id, position.position_idx)
             assert (position.symbol, position.size_lots > 0, entry) in (
                 engine.risk.filed.get(account_id, []))
 

@@ -240,6 +240,33 @@ def isolated_liquidation_price_selected_fraction(
         mm_deduction_atoms, taker_fee_rate)
 
 
+def isolated_liquidation_price_selected_ticks(
+    spec: InstrumentSpec,
+    side: Side,
+    entry_value_atoms: int,
+    qty_lots: int,
+    leverage: int,
+    extra_margin_atoms: int,
+    mmr: int,
+    mm_deduction_atoms: int,
+) -> int:
+    """Return `isolated_liquidation_price_selected_fraction` rounded toward the mark.
+
+    At the instrument's taker fee rate. The UTA formula's rounded price comes from the
+    contract (`ContractMaths.isolated_liquidation_price_rounded_ticks`, which a linear
+    contract finds in machine words), the legacy one from its fraction.
+    """
+    contract = spec.contract
+    if spec.liq_price_formula is LiquidationFormula.LEGACY:
+        numerator, denominator = contract.isolated_liquidation_price_legacy_fraction(
+            side, entry_value_atoms, qty_lots, leverage, extra_margin_atoms, mmr,
+            mm_deduction_atoms)
+        return round_liquidation_price(side, numerator, denominator)
+    return contract.isolated_liquidation_price_rounded_ticks(
+        side, entry_value_atoms, qty_lots, leverage, extra_margin_atoms, mmr,
+        mm_deduction_atoms, spec.taker_fee_rate)
+
+
 def isolated_liquidation_price_with_tier(
     spec: InstrumentSpec,
     side: Side,

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from perpx.convert import format_ticks
 from perpx.core.enums import MarginMode, PositionMode
+from perpx.core.risk.risk_index import entry_parts
 from support.builders import Driver, btcusdt, ethusdt
 
 TRADER = 1
@@ -38,7 +39,8 @@ def _bands(d: Driver) -> dict[str, tuple[int, int]]:
     for symbol, is_long, entry in d.engine.risk.filed[TRADER]:
         assert entry is not None, "a mixed cross account is filed by budget, not 'always'"
         low, high = bands.get(symbol, (0, 0))
-        bands[symbol] = (entry[0], high) if is_long else (low, entry[0])
+        trigger = entry_parts(entry)[0]
+        bands[symbol] = (trigger, high) if is_long else (low, trigger)
     return bands
 
 

@@ -51,10 +51,9 @@ def liquidation_price_ticks(clearing: MarginLedger, position: Position) -> int |
     spec = clearing.instruments[position.symbol]
     side = Side.BUY if position.size_lots > 0 else Side.SELL
     tier = calc.tier_for_position(spec, position.entry_value_atoms)
-    numerator, denominator = liqprice.isolated_liquidation_price_selected_fraction(
+    price = max(0, liqprice.isolated_liquidation_price_selected_ticks(
         spec, side, position.entry_value_atoms, position.qty_lots, position.leverage,
-        position.extra_margin_atoms, tier.mmr, tier.mm_deduction_atoms, spec.taker_fee_rate)
-    price = max(0, liqprice.round_liquidation_price(side, numerator, denominator))
+        position.extra_margin_atoms, tier.mmr, tier.mm_deduction_atoms))
     position.liq_cache = (key, price)
     return price
 

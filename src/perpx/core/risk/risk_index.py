@@ -13,17 +13,25 @@ symbols in proportion to how fast each can consume it, giving every symbol a ban
 band makes the account a candidate; it is checked exactly and refiled around the new marks.
 The index is derived state: it may only ever propose too many candidates, never too few, and
 every candidate is checked exactly before anything is done.
+
+An entry is one int, ``trigger << 32 | account id << 2 | (position idx + 1)`` (`entry_key`):
+ints in the same order as the tuples (trigger, account id, idx), but a sorted list's
+`bisect` compares two ints where it compared two tuples element by element, and a filing
+holds one object where it held a tuple of three. An account whose id does not fit the low
+bits (below 0 or from 2**30; commands never create one below 1) is checked on every move of
+its symbols instead, which only adds candidates.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections.abc import Collection
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from perpx.core import calc
 from perpx.core.account.accounts import SYSTEM_ACCOUNT_IDS, Account
 from perpx.core.account.collateral import PX_ONE
+from perpx.core.account.positions import Position
 from perpx.core.enums import Side
 from perpx.core.errors import InvariantViolation
 from perpx.core.instruments import InstrumentSpec
@@ -34,9 +42,10 @@ if TYPE_CHECKING:
     from perpx.core.account.clearing import Clearing
     from perpx.core.market import Market
 
-Entry = tuple[int, int, int]  # (trigger price in ticks, account id, position idx)
-# (symbol, filed with the longs, entry or None for "check on every move of the symbol")
-Filing = tuple[str, bool, Entry | None]
+# (symbol, filed with the longs, entry or None for "check on every move of the symbol"). The
+# entry (`entry_key`) is typed Any: compiled, an `int | None` read from a filing is unboxed
+# and boxed again for `bisect`, a new int object per call; Any hands on the object as filed.
+Filing = tuple[str, bool, Any]
 
 _NOTHING: list[Filing] = []  # the filing of an account not in the index (never changed)
 # The key prefix of a band on a symbol's *index* (a pool's collateral, a PM unit's scenarios)
@@ -48,6 +57,25 @@ _BUDGET_IDX: Final = -1  # the position idx of an account-wide budget entry
 _BAND_CAP: Final = RATE_ONE // 10
 # Up to this many filings old and new, `refresh` finds the changed ones by list scans, not sets.
 _SMALL_DIFF: Final = 8
+# The low bits of an entry: account id << 2 | (position idx + 1), the idx from -1 (a budget
+# band) to 2. Ids in [0, _CODED_IDS) fit; an entry's trigger is the rest, shifted above them.
+_CODE_BITS: Final = 32
+_CODE_MASK: Final = (1 << _CODE_BITS) - 1
+_CODED_IDS: Final = 1 << (_CODE_BITS - 2)
+
+
+def entry_key(trigger: int, account_id: int, idx: int) -> int:
+    """Return the entry of (trigger, account id, idx) for an id in ``[0, 2**30)``.
+
+    Ordered as the tuple is: the trigger first (any sign: Python's shift floors), then the
+    id, then the idx.
+    """
+    return (trigger << _CODE_BITS) | (account_id << 2) | (idx + 1)
+
+
+def entry_parts(key: int) -> tuple[int, int, int]:
+    """Return the (trigger, account id, idx) an entry was made of (`entry_key`)."""
+    return key >> _CODE_BITS, (key & _CODE_MASK) >> 2, (key & 3) - 1
 
 
 def _exposure(account: Account) -> dict[str, list[int]]:
@@ -121,8 +149,8 @@ class RiskIndex:
         # Entries kept sorted in plain lists with `bisect` (as a book side's prices): a
         # symbol holds one entry per filed position, so an insertion or removal is a short
         # memmove in C, where a `SortedList` runs Python code for each (compiled or not).
-        self.longs: dict[str, list[Entry]] = {}  # breached when the mark falls to the trigger
-        self.shorts: dict[str, list[Entry]] = {}  # breached when the mark rises to it
+        self.longs: dict[str, list[int]] = {}  # breached when the mark falls to the trigger
+        self.shorts: dict[str, list[int]] = {}  # breached when the mark rises to it
         self.always: dict[str, set[int]] = {}  # accounts checked on every move of the symbol
         self.filed: dict[int, list[Filing]] = {}
 
@@ -141,9 +169,25 @@ class RiskIndex:
             if account is not None and account_id not in SYSTEM_ACCOUNT_IDS:
                 self._file(account, new)
             old = filed.get(account_id, _NOTHING)
-            if old == new:
-                continue
-            if old and new:
+            count = len(new)
+            if len(old) == count:
+                # Filings come out in one order (symbols sorted, a band's low before its
+                # high), so a filing of the same length is diffed place by place: what differs
+                # at a place is unfiled and its replacement put. Neither list repeats a filing,
+                # so that leaves the books holding `new`, as the diff by membership does.
+                gone: list[Filing] = []
+                came: list[Filing] = []
+                for at in range(count):
+                    before = old[at]
+                    after = new[at]
+                    if before != after:
+                        gone.append(before)
+                        came.append(after)
+                if not gone:
+                    continue
+                self._unfile(gone, account_id)
+                self._put(came, account_id)
+            elif old and new:
                 # A few filings: a list scan is cheaper than hashing each tuple into a set.
                 small = len(old) + len(new) <= _SMALL_DIFF
                 kept: Collection[Filing] = new if small else set(new)
@@ -180,17 +224,21 @@ class RiskIndex:
         found: set[int] = set(self.always.get(symbol, ()))
         longs = self.longs.get(symbol)
         if longs:
-            # Longs whose trigger is at or above the mark, from the highest down.
-            for trigger, account_id, _idx in reversed(longs):
-                if trigger < mark:
+            # Longs whose trigger is at or above the mark, from the highest down: an entry's
+            # trigger is at least the mark exactly when the entry is at least mark << bits.
+            lowest = mark << _CODE_BITS
+            for key in reversed(longs):
+                if key < lowest:
                     break
-                found.add(account_id)
+                found.add((key & _CODE_MASK) >> 2)
         shorts = self.shorts.get(symbol)
         if shorts:
-            for trigger, account_id, _idx in shorts:
-                if trigger > mark:
+            # Shorts whose trigger is at or below the mark: entries under (mark + 1) << bits.
+            beyond = (mark + 1) << _CODE_BITS
+            for key in shorts:
+                if key >= beyond:
                     break
-                found.add(account_id)
+                found.add((key & _CODE_MASK) >> 2)
         return found
 
     # -- filing -----------------------------------------------------------------------------
@@ -223,14 +271,18 @@ class RiskIndex:
         if not held:
             return
         account_id = account.account_id
+        if not 0 <= account_id < _CODED_IDS:
+            self._file_always(account, held, out)
+            return
         if account.model.holds_position_margin:
             clearing = self.clearing
-            trigger_of = liquidation.liquidation_trigger_ticks
             for position in held:
-                trigger = trigger_of(clearing, position)
+                # Called by name, not through a local: compiled, a function held in a local
+                # is a generic Python call (argument parsing and boxing) each time.
+                trigger = liquidation.liquidation_trigger_ticks(clearing, position)
                 if trigger is not None:
                     out.append((position.symbol, position.size_lots > 0,
-                                (trigger, account_id, position.position_idx)))
+                                entry_key(trigger, account_id, position.position_idx)))
             return
         if self.clearing.pooled(account):
             self._file_pool(account, out)
@@ -245,9 +297,25 @@ class RiskIndex:
             trigger = self._cross_trigger(account, position.symbol)
             if trigger is not None:
                 out.append((position.symbol, position.size_lots > 0,
-                            (trigger, account_id, position.position_idx)))
+                            entry_key(trigger, account_id, 0)))
                 return
         self._file_budget(account, out)
+
+    def _file_always(self, account: Account, held: list[Position], out: list[Filing]) -> None:
+        """File an account no entry can carry (`entry_key`) as checked on every move.
+
+        Under every key its filing by trigger or band would use: the symbols an isolated
+        account holds, the keys a pool's figures read, the symbols a cross account holds or
+        orders. One filing per key: a hedged pair shares the key's set.
+        """
+        if account.model.holds_position_margin:
+            keys = sorted({p.symbol for p in held})
+        elif self.clearing.pooled(account):
+            keys = self._pool_keys(account)
+        else:
+            keys = sorted(_exposure(account))
+        for key in keys:
+            out.append((key, False, None))
 
     def _file_pool(self, account: Account, out: list[Filing]) -> None:
         """File a USD pool (several coins, or portfolio margin) by a margin budget in USD.
@@ -258,16 +326,16 @@ class RiskIndex:
         or its portfolio-margin scenarios (§5.3). A band the pool cannot be given (no price
         yet, no slack) files it under every symbol concerned, checked on every move.
         """
+        account_id = account.account_id
         bands = self._pool_bands(account)
         if bands is None:
             for key in self._pool_keys(account):
                 out.append((key, False, None))
             return
-        account_id = account.account_id
         for key in sorted(bands):
             low, high = bands[key]
-            out.append((key, True, (low, account_id, _BUDGET_IDX)))
-            out.append((key, False, (high, account_id, _BUDGET_IDX)))
+            out.append((key, True, entry_key(low, account_id, _BUDGET_IDX)))
+            out.append((key, False, entry_key(high, account_id, _BUDGET_IDX)))
 
     def _pool_keys(self, account: Account) -> list[str]:
         """Return every mark and index key a pool's figures depend on."""
@@ -395,8 +463,8 @@ class RiskIndex:
                 out.append((symbol, False, None))
                 continue
             low, high = band
-            out.append((symbol, True, (low, account_id, _BUDGET_IDX)))
-            out.append((symbol, False, (high, account_id, _BUDGET_IDX)))
+            out.append((symbol, True, entry_key(low, account_id, _BUDGET_IDX)))
+            out.append((symbol, False, entry_key(high, account_id, _BUDGET_IDX)))
 
     def _budget_bands(self, account: Account, coin: str,
                       exposure: dict[str, list[int]]) -> dict[str, tuple[int, int]] | None:
