@@ -147,7 +147,7 @@ def main() -> None:
             results.append(run(_writer(Path(tmp) / f"r{i}", args.bus, args.clients,
                                        args.connections, args.orders, None)))
         if args.profile:
-            profile = cProfile.Profile()
+            profile = cProfile.Profile(time.thread_time)  # CPU, not waits for the GIL
             run(_writer(Path(tmp) / "profiled", args.bus, args.clients, args.connections,
                         args.orders, profile))
             profile.dump_stats(args.profile)
