@@ -11,11 +11,11 @@ from concurrent.futures import Future
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_history_failures import _Feeder, _reference
 
 from perpx.store.history_sql import record_bytearray, record_bytes
 from perpx.store.history_sqlite import SqliteHistory
 from support.stores import history_rows
-from test_history_failures import _Feeder, _reference
 
 
 @settings(max_examples=30, deadline=None)
