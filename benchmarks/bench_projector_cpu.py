@@ -1,7 +1,7 @@
 """CPU per command of a history projector folding N durable batches, in process.
 
     PYTHONPATH=src python benchmarks/bench_projector_cpu.py [--commands N] [--batch B]
-        [--flow api|mixed] [--runs R] [--profile FILE]
+        [--flow api|mixed] [--runs R] [--rate R] [--profile FILE]
 
 What projector 0 does for each message of the split layout (`perpx serve --gateways 1
 --projectors 1 --bus nats://...`), minus the NATS client: decode the batch's bytes
@@ -13,9 +13,12 @@ encoded in batches of B commands before the clock starts.
 Flows: ``api`` is what `perpx bench api` sends, 64 accounts each placing 1-lot limit orders
 at one price, alternating sides, so about every other order trades with a resting one;
 ``mixed`` is `perpx.store.loadflow.order_flow` (crosses, cancels, market orders, prices).
-Figures: the process's CPU (every thread: `time.process_time`) and the main thread's
-(`time.thread_time`) per command, min over R runs on fresh SQLite tables. With --profile,
-one more run under cProfile (main thread only), its statistics written to FILE.
+With --rate R the messages arrive at R commands per second (the main thread sleeps
+between them, as a projector waits on NATS): a commit then carries several batches only
+when the history thread is slower than the messages come. Figures: the process's CPU
+(every thread: `time.process_time`) and the main thread's (`time.thread_time`) per command,
+min over the runs, each on fresh SQLite tables. With --profile, one more run under cProfile
+(main thread only, CPU time), its statistics written to FILE.
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ def bodies(flow: str, count: int, batch: int) -> list[bytes]:
 
 
 def run(messages: list[bytes], folder: Path, name: str,
-        profile: cProfile.Profile | None = None) -> dict[str, Any]:
+        profile: cProfile.Profile | None = None, every_s: float = 0.0) -> dict[str, Any]:
     """Fold every message into fresh tables; CPU seconds of the process and main thread."""
     history = open_history(str(folder / f"{name}.db"), beside_journal=False)
     projector = HistoryProjector(load_instruments(), history, checkpoint_every=2**62,
@@ -82,7 +85,11 @@ def run(messages: list[bytes], folder: Path, name: str,
         cpu, thread = time.process_time(), time.thread_time()
         if profile is not None:
             profile.enable()
+        due = time.perf_counter()
         for body in messages:
+            if every_s:  # messages arrive at the writer's pace, not all at once
+                due += every_s
+                time.sleep(max(0.0, due - time.perf_counter()))
             projector.apply(codec.decode(body))
         projector.sync()
         if profile is not None:
@@ -100,6 +107,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--flow", choices=("api", "mixed"), default="api")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="commands per second the messages arrive at (0: all at once)")
     parser.add_argument("--profile", default="")
     args = parser.parse_args()
     messages = bodies(args.flow, args.commands, args.batch)
@@ -107,7 +116,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="perpx-projector-cpu-") as tmp:
         folder = Path(tmp)
         for i in range(args.runs):
-            results.append(run(messages, folder, f"r{i}"))
+            results.append(run(messages, folder, f"r{i}",
+                               every_s=args.batch / args.rate if args.rate else 0.0))
         if args.profile:
             profile = cProfile.Profile(time.thread_time)  # CPU, not waits for the GIL
             run(messages, folder, "profiled", profile)
@@ -117,7 +127,7 @@ def main() -> None:
     main_us = [r["main_s"] * 1e6 / commands for r in results]
     print(json.dumps({
         "flow": args.flow, "commands": commands, "events": results[0]["events"],
-        "batch": args.batch, "cpu_us_per_command_min": round(min(cpu), 2),
+        "batch": args.batch, "rate": args.rate, "cpu_us_per_command_min": round(min(cpu), 2),
         "cpu_us_per_command": [round(x, 2) for x in cpu],
         "main_thread_us_per_command_min": round(min(main_us), 2)}))
 
