@@ -90,14 +90,14 @@ def _clients_main(socket_path: str, clients: int, connections: int, orders: int,
 
 
 async def _writer(folder: Path, bus_url: str, clients: int, connections: int, orders: int,
-                  profile: cProfile.Profile | None) -> dict[str, Any]:
+                  profile: cProfile.Profile | None, no_share: bool = False) -> dict[str, Any]:
     stream = f"PERPX_BENCH_{uuid.uuid4().hex[:10].upper()}"
     bus = JetStreamBus(bus_url, stream) if bus_url.startswith("nats") else EncodingBus()
     publisher = BusPublisher(bus)
     service = ExchangeService(load_instruments(), open_service_journal(folder), maker=False,
                               bus=publisher, read_side=False)
     # As `perpx.cli.open_endpoint` (where the code measured has it: `shared_entries`).
-    shared = getattr(publisher, "shared_entries", None)
+    shared = None if no_share else getattr(publisher, "shared_entries", None)
     entries = {"entries": shared()} if shared is not None else {}
     endpoint = CommandEndpoint(service.submit, stopped=service.stopped.is_set,
                                durable_seq=lambda: service.sequencer.durable_seq,
@@ -146,12 +146,14 @@ def main() -> None:
     parser.add_argument("--bus", default="memory")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profile", default="")
+    parser.add_argument("--no-share", action="store_true",
+                        help="replies and bus batches encode each entry on their own")
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory(prefix="perpx-writer-cpu-") as tmp:
         for i in range(args.runs):
             results.append(run(_writer(Path(tmp) / f"r{i}", args.bus, args.clients,
-                                       args.connections, args.orders, None)))
+                                       args.connections, args.orders, None, args.no_share)))
         if args.profile:
             profile = cProfile.Profile(time.thread_time)  # CPU, not waits for the GIL
             run(_writer(Path(tmp) / "profiled", args.bus, args.clients, args.connections,
