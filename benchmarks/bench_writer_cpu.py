@@ -56,9 +56,6 @@ class EncodingBus(InProcessBus):
         self._codec.encode(batch)
         return await super().publish(batch)
 
-    def share_entries(self, entries: Any) -> None:  # the code measured may not have it
-        self._codec = BatchCodec(entries)  # type: ignore[call-arg,unused-ignore]
-
 
 def _clients_main(socket_path: str, clients: int, connections: int, orders: int, start: Any,
                   done: Any) -> None:
@@ -90,18 +87,15 @@ def _clients_main(socket_path: str, clients: int, connections: int, orders: int,
 
 
 async def _writer(folder: Path, bus_url: str, clients: int, connections: int, orders: int,
-                  profile: cProfile.Profile | None, no_share: bool = False) -> dict[str, Any]:
+                  profile: cProfile.Profile | None) -> dict[str, Any]:
     stream = f"PERPX_BENCH_{uuid.uuid4().hex[:10].upper()}"
     bus = JetStreamBus(bus_url, stream) if bus_url.startswith("nats") else EncodingBus()
     publisher = BusPublisher(bus)
     service = ExchangeService(load_instruments(), open_service_journal(folder), maker=False,
                               bus=publisher, read_side=False)
-    # As `perpx.cli.open_endpoint` (where the code measured has it: `shared_entries`).
-    shared = None if no_share else getattr(publisher, "shared_entries", None)
-    entries = {"entries": shared()} if shared is not None else {}
     endpoint = CommandEndpoint(service.submit, stopped=service.stopped.is_set,
                                durable_seq=lambda: service.sequencer.durable_seq,
-                               submit_all=service.submit_all, **entries)
+                               submit_all=service.submit_all)
     freeze_loaded()  # as `perpx serve` does once the writer's state is loaded
     socket_path = str(folder / "w.sock")
     await endpoint.start_unix(socket_path)
@@ -146,14 +140,12 @@ def main() -> None:
     parser.add_argument("--bus", default="memory")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profile", default="")
-    parser.add_argument("--no-share", action="store_true",
-                        help="replies and bus batches encode each entry on their own")
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory(prefix="perpx-writer-cpu-") as tmp:
         for i in range(args.runs):
             results.append(run(_writer(Path(tmp) / f"r{i}", args.bus, args.clients,
-                                       args.connections, args.orders, None, args.no_share)))
+                                       args.connections, args.orders, None)))
         if args.profile:
             profile = cProfile.Profile(time.thread_time)  # CPU, not waits for the GIL
             run(_writer(Path(tmp) / "profiled", args.bus, args.clients, args.connections,

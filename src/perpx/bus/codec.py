@@ -30,8 +30,6 @@ from perpx.store.codec import (
     encode_body,
 )
 
-_MSGPACK = bytes([FORMAT_MSGPACK])
-
 
 class Durable(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """One durable command's seq, time and events."""
@@ -75,67 +73,18 @@ def event_types() -> list[type[Event]]:
     return concrete_types(Event)
 
 
-class EncodedEntries:
-    """Durable entries' msgpack, kept from one encoding to the next: each encoded once.
-
-    The writer answers a command with its entry (`perpx.transport.wire.Wire.ok`) and
-    publishes the same entry in a bus batch (`JetStreamBus`); a filled order's events are
-    ~1.8 kB of maps, ~17k instructions to encode, so the two share one encoding: whichever
-    comes first encodes and keeps it, the second takes it (and it is dropped). Found again
-    only for the same events object at the same seq and time, so an entry rebuilt elsewhere
-    (a replay, another service in the process) is encoded afresh; an event list is never
-    changed once `Engine.apply` returned it (the sequencer's window, its subscribers and
-    the answer share it already). At most `keep` wait for their second use (the rest are
-    dropped oldest first and encoded again if asked: the bytes are the same).
-    """
-
-    def __init__(self, keep: int = 4096) -> None:
-        self.keep = keep
-        self._encoder = msgspec.msgpack.Encoder()
-        self._kept: dict[int, tuple[list[Event], int, msgspec.Raw]] = {}
-        self.hits = 0
-
-    def raw(self, entry: Durable) -> msgspec.Raw:
-        """Return the msgpack of `entry` (raises OverflowError past 64-bit integers)."""
-        kept = self._kept
-        found = kept.pop(entry.seq, None)
-        if found is not None and found[0] is entry.events and found[1] == entry.ts_ms:
-            self.hits += 1
-            return found[2]
-        raw = msgspec.Raw(self._encoder.encode(entry))
-        if entry.events:  # an answer without events (`Wire.ok`) is no bus entry
-            kept[entry.seq] = (entry.events, entry.ts_ms, raw)
-            if len(kept) > self.keep:
-                del kept[next(iter(kept))]
-        return raw
-
-
 class BatchCodec:
-    """Encode and decode event batches; cheap to build, one per task or thread.
+    """Encode and decode event batches; cheap to build, one per task or thread."""
 
-    With `entries` (shared by the codecs that encode the same entries: the writer's replies
-    and its bus), each entry is encoded once; the bytes are the same either way.
-    """
-
-    def __init__(self, entries: EncodedEntries | None = None) -> None:
+    def __init__(self) -> None:
         union: Any = Union[tuple(event_types())]  # noqa: UP007  (built at run time)
         wire: Any = tuple[int, int, list[tuple[int, int, list[union]]]]
         self._encoder = msgspec.msgpack.Encoder()
         self._msgpack = msgspec.msgpack.Decoder(wire)
         self._json = msgspec.json.Decoder(wire)
-        self._entries = entries
 
     def encode(self, batch: EventBatch) -> bytes:
         """Return the format byte and the encoded batch."""
-        entries = self._entries
-        if entries is not None:
-            try:
-                # The batch is an array of three (array_like), its entries arrays: the same
-                # bytes as encoding the batch whole.
-                return _MSGPACK + self._encoder.encode(
-                    (batch.first_seq, batch.last_seq, [entries.raw(e) for e in batch.entries]))
-            except OverflowError:
-                pass  # JSON, as `encode_body` decides for the whole batch
         return encode_body(batch, self._encoder)
 
     def decode(self, body: bytes) -> EventBatch:

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from perpx.bus.base import BusError, InOrder
-from perpx.bus.codec import BatchCodec, EncodedEntries, EventBatch
+from perpx.bus.codec import BatchCodec, EventBatch
 from perpx.store.codec import CodecError
 
 log = logging.getLogger("perpx.bus")
@@ -47,7 +47,7 @@ class JetStreamBus:
     def __init__(self, url: str = "nats://127.0.0.1:4222", stream: str = "PERPX_EVENTS",
                  subject: str | None = None, *, duplicate_window_s: float = 120.0,
                  max_bytes: int = 256 * 1024, timeout_s: float = 2.0,
-                 max_age_s: float = 0.0, entries: EncodedEntries | None = None) -> None:
+                 max_age_s: float = 0.0) -> None:
         self.url = url
         self.stream = stream
         self.subject = subject if subject is not None else f"perpx.{stream.lower()}.events"
@@ -56,7 +56,7 @@ class JetStreamBus:
         self.timeout_s = timeout_s
         self.max_age_s = max_age_s
         self.duplicates = 0
-        self._codec = BatchCodec(entries)
+        self._codec = BatchCodec()
         self._nc: Any = None
         self._js: Any = None
         self._lock = asyncio.Lock()
@@ -112,10 +112,6 @@ class JetStreamBus:
         await js.delete_stream(self.stream)
 
     # -- publishing -------------------------------------------------------------------------
-
-    def share_entries(self, entries: EncodedEntries) -> None:
-        """Encode batches through `entries`, shared with the writer's replies (each once)."""
-        self._codec = BatchCodec(entries)
 
     def encode(self, batch: EventBatch) -> list[tuple[EventBatch, bytes]]:
         """Return `batch` as messages of at most `max_bytes`, split at fixed points."""

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
 from perpx.bus.base import EventBus
-from perpx.bus.codec import Durable, EncodedEntries, EventBatch
+from perpx.bus.codec import Durable, EventBatch
 from perpx.bus.replay import EventSource
 from perpx.core.commands import Command
 from perpx.core.events import Event
@@ -105,20 +105,6 @@ class BusPublisher:
         self.overflows = 0
         self.republished = 0
         self.unfilled = 0  # commands the bus will never get (no source to rebuild them)
-
-    def shared_entries(self) -> EncodedEntries | None:
-        """Return entries the bus encodes through, for the writer's replies; None: no sharing.
-
-        The writer's command endpoint answers each command with the entry this publisher
-        then puts in a batch: sharing one `EncodedEntries` encodes it once. Only a bus that
-        encodes (JetStream) shares; one that keeps objects (in memory) needs nothing.
-        """
-        share = getattr(self.bus, "share_entries", None)
-        if share is None:
-            return None
-        entries = EncodedEntries()
-        share(entries)
-        return entries
 
     @property
     def lag(self) -> int:

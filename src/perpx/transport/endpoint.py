@@ -27,7 +27,6 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from perpx.bus.codec import EncodedEntries
 from perpx.core.commands import Command
 from perpx.core.events import Event
 from perpx.store.codec import CodecError
@@ -58,19 +57,15 @@ class CommandEndpoint:
 
     def __init__(self, submit: Submit, stopped: Callable[[], bool] | None = None, *,
                  durable_seq: Callable[[], int] = lambda: 0, fund: Fund | None = None,
-                 submit_all: SubmitAll | None = None,
-                 entries: EncodedEntries | None = None) -> None:
+                 submit_all: SubmitAll | None = None) -> None:
         """Answer with `submit`; `stopped()` refuses commands unread.
 
         `durable_seq`: the writer's durable seq (the reply's seq for a command without
         events); `fund`: credit a key's demo funds once (`ExchangeService.ensure_funded`);
         `submit_all`: a batch's commands (`ExchangeService.submit_all`; without it they
-        are submitted one after the other); `entries`: encode each reply's entry through
-        these (shared with the writer's bus, `BusPublisher.shared_entries`).
+        are submitted one after the other).
         """
         self._submit = submit
-        # The writer's bus encodes the same entries (`BusPublisher.shared_entries`).
-        self._entries = entries
         self._submit_all = submit_all
         self._stopped = stopped
         self._durable_seq = durable_seq
@@ -146,7 +141,7 @@ class CommandEndpoint:
     async def _connection(self, reader: asyncio.StreamReader,
                           writer: asyncio.StreamWriter) -> None:
         self._streams.add(writer)
-        wire = Wire(self._entries)
+        wire = Wire()
         try:
             while True:
                 try:
@@ -202,7 +197,7 @@ class CommandEndpoint:
         # Bounded: nats-py keeps retrying a first connection as it would a reconnection.
         self._nats = await asyncio.wait_for(
             nats.connect(url, connect_timeout=5, name="perpx-writer"), 10)
-        wire = Wire(self._entries)
+        wire = Wire()
 
         async def on_request(msg: Any) -> None:
             # nats-py awaits a callback before the next message: answer in a task of its own.

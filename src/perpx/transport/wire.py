@@ -53,7 +53,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from perpx.bus.codec import BatchCodec, Durable, EncodedEntries, EventBatch
+from perpx.bus.codec import BatchCodec, Durable, EventBatch
 from perpx.core.commands import Command
 from perpx.core.events import Event
 from perpx.store.codec import CodecError, CommandCodec
@@ -111,10 +111,9 @@ def command_subject(venue: str) -> str:
 class Wire:
     """Encode and decode requests and replies; one per connection or task."""
 
-    def __init__(self, entries: EncodedEntries | None = None) -> None:
-        """`entries`: the writer's, shared with its bus, so a reply's entry is encoded once."""
+    def __init__(self) -> None:
         self.commands = CommandCodec()
-        self.batches = BatchCodec(entries)
+        self.batches = BatchCodec()
 
     def request(self, command: Command, request_id: bytes | None = None) -> bytes:
         """Return the request body of `command`, with its request id if it has one."""
