@@ -401,7 +401,9 @@ class ExchangeService:
         if self.fatal is not None:
             raise ServiceStopped("the service has stopped") from self.fatal
         try:
-            events = await self.sequencer.submit(command, request_id)
+            # The sequencer's future itself (`submit` would only wrap it in one more
+            # coroutine per command).
+            events = await self.sequencer.submit_nowait(command, request_id)
         except OutcomeNotKept:
             raise  # a resend whose outcome this writer cannot tell: not a failure of its own
         except Exception as failure:
@@ -426,7 +428,7 @@ class ExchangeService:
             raise ServiceStopped("the service has stopped") from self.fatal
         ids = request_ids or [None] * len(commands)
         try:
-            outcomes = await self.sequencer.submit_all(
+            outcomes = await self.sequencer.submit_all_nowait(
                 commands, [rid or new_request_id() for rid in ids])
         except OutcomeNotKept:
             raise  # a resend whose outcome this writer cannot tell (see `submit`)

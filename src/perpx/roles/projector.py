@@ -38,6 +38,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 
@@ -59,6 +60,9 @@ CHECKPOINT_KEEP = 3
 # How long a stopping projector may go on folding to the stream's end (`drain`): under the
 # supervisor's `STOP_S` (10 s) before it kills a child, with room for the last checkpoint.
 DRAIN_S = 5.0
+# Commands folded and handed to the tables whose commit is not yet confirmed, at most (a few
+# MB of rows): the batches handed over while a commit runs go in the next one together.
+MAX_UNCOMMITTED = 4096
 
 
 class ProjectorError(RuntimeError):
@@ -77,6 +81,7 @@ class HistoryProjector:
                  checkpoint_every: int = CHECKPOINT_EVERY,
                  checkpoint_seconds: float = CHECKPOINT_SECONDS,
                  checkpoint_keep: int = CHECKPOINT_KEEP,
+                 max_uncommitted: int = MAX_UNCOMMITTED,
                  say: Callable[[str], None] = log.info) -> None:
         self.specs: dict[str, InstrumentSpec] = {spec.symbol: spec for spec in specs}
         self.history = history
@@ -96,7 +101,11 @@ class HistoryProjector:
         self.written = history.high_watermark
         self.checkpointed = self._restore()
         self._checkpoint_at = time.monotonic()
-        self._inflight: Future[None] | None = None
+        # The flushes not yet settled, oldest first, each with the seq folded before its
+        # batch (the commands it waits for are past that seq).
+        self._inflight: deque[tuple[int, Future[None]]] = deque()
+        self._handed_seq = self.read_seq
+        self.max_uncommitted = max_uncommitted
         self.fault = ""  # why the in-memory read side is no longer a fold of the stream
         # Counters for operators, tests and `perpx bench projector`.
         self.batches = 0
@@ -164,14 +173,20 @@ class HistoryProjector:
     # -- writing ----------------------------------------------------------------------------
 
     def _commit(self) -> None:
-        """Hand the batch's rows to the writer thread; wait for the batch before it.
+        """Hand the batch's rows to the writer thread; settle the batches it has committed.
 
-        Two batches in flight at most: folding overlaps the database's commit, and a slow
-        or failing database slows the projector down instead of filling its memory.
+        Folding overlaps the database's commits, and the batches handed over while one
+        commit runs share the next (`SqlHistory` commits whatever is queued in one
+        transaction, and a commit's cost hardly depends on its rows). At most
+        `max_uncommitted` commands wait for their commit: past that the projector waits,
+        so a slow or failing database slows it down instead of filling its memory.
         """
-        previous, self._inflight = self._inflight, self.history.flush()
-        if previous is not None:
-            self._settle(previous)
+        inflight = self._inflight
+        inflight.append((self._handed_seq, self.history.flush()))
+        self._handed_seq = self.read_seq
+        while inflight and (inflight[0][1].done()
+                            or self.read_seq - inflight[0][0] > self.max_uncommitted):
+            self._settle(inflight.popleft()[1])
 
     def _settle(self, future: Future[None]) -> None:
         try:
@@ -189,13 +204,13 @@ class HistoryProjector:
                 self.history.flush().result()
             except HistoryUnavailable:
                 continue
-            self._inflight = None
+            self._inflight.clear()  # that flush committed every row handed over before it
             self.say("projector: history writes resumed")
             return
 
     def sync(self) -> None:
         """Commit every row handed over so far (waiting out a failing database)."""
-        self._inflight = None
+        self._inflight.clear()  # the flush below commits after them, or fails as they would
         self._settle(self.history.flush())
 
     def checkpoint(self) -> None:

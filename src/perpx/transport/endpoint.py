@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,8 @@ class CommandEndpoint:
         self._server: asyncio.AbstractServer | None = None
         self._socket_path: Path | None = None
         self._streams: set[asyncio.StreamWriter] = set()
+        # Replies answered this turn of the loop, per connection, written at its end.
+        self._replies: dict[asyncio.StreamWriter, list[bytes]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._nats: Any = None
         self.answered = 0
@@ -118,9 +120,9 @@ class CommandEndpoint:
             return await self._submit_all([c for c, _ in many], [r for _, r in many])
         return [await self._submit(command, rid) for command, rid in many]
 
-    def _spawn(self, work: Awaitable[None]) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         # Tasks start in creation order, so commands reach `submit` in the order they came.
-        task = asyncio.ensure_future(work)
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -169,8 +171,22 @@ class CommandEndpoint:
     async def _answer(self, writer: asyncio.StreamWriter, request_id: int, body: bytes,
                       wire: Wire) -> None:
         reply = await self.handle(body, wire)
-        if not writer.is_closing():  # a gateway gone: its command still completes
-            writer.write(frame(request_id, reply))
+        if writer.is_closing():  # a gateway gone: its command still completes
+            return
+        # The replies of one group commit are answered in one turn of the loop: they are
+        # written together, one send for the connection instead of one each (frames in the
+        # order they were answered, as before).
+        queued = self._replies.get(writer)
+        if queued is None:
+            self._replies[writer] = [frame(request_id, reply)]
+            asyncio.get_running_loop().call_soon(self._send_replies, writer)
+        else:
+            queued.append(frame(request_id, reply))
+
+    def _send_replies(self, writer: asyncio.StreamWriter) -> None:
+        frames = self._replies.pop(writer, None)
+        if frames and not writer.is_closing():
+            writer.write(frames[0] if len(frames) == 1 else b"".join(frames))
 
     # -- NATS request/reply ---------------------------------------------------------------
 
