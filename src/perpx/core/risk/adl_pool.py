@@ -148,8 +148,14 @@ class _Peaks:
         samples = self.samples
         if not samples:
             return None
-        first = bisect_right(samples, now_ms - WINDOW_MS, lo=1, key=_time) - 1
         stack = self.stack
+        start = now_ms - WINDOW_MS
+        if len(samples) < 2 or samples[1][0] > start:
+            # The whole series is in the window (the usual case: `_record` dropped what had
+            # left it when it last sampled): the bisections would find the first sample and
+            # the stack's bottom, which every entry of the stack is at or after.
+            return stack[0][1]
+        first = bisect_right(samples, start, lo=1, key=_time) - 1
         return stack[bisect_left(stack, self.dropped + first, key=_time)][1]
 
 
