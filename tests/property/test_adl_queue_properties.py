@@ -1,8 +1,8 @@
 """The ADL queue's heap and float-first comparisons give exactly the old full sort's order.
 
-`perpx.core.risk.adl_queue` compares two ranks by float approximations and falls back to the
-exact cross-multiplication only for near-ties; `AdlQueue` serves the order from a heap.
-Checked against Fractions (entries with exact ties and ties closer than a float can tell)
+`perpx.core.risk.adl_queue` compares two ranks by their floors at 2**-32 and falls back to the
+exact cross-multiplication only on equal floors; `AdlQueue` serves the order from a heap.
+Checked against Fractions (entries with exact ties and ties closer than the floor tells)
 and against the sort it replaced (`adl_queue_oracle`), over random accounts: isolated,
 cross, multi-coin pools and portfolio margin, one-way and hedge mode, on linear and inverse
 contracts, with positions copied from a few templates so that exact ties are common.
@@ -25,66 +25,67 @@ from perpx.core.enums import MarginMode, Side
 from perpx.core.risk import takeover
 from perpx.core.risk.adl_queue import AdlEntry, AdlQueue, adl_entries
 
-Factors = tuple[int, int, int, int]
+Terms = tuple[int, int]
 
 
 @st.composite
-def _factor_lists(draw: st.DrawFn) -> list[tuple[Factors, int, int]]:
-    """Rank factors (a, b, c, d > 0) with their (account id, idx), unique by (id, idx).
+def _term_lists(draw: st.DrawFn) -> list[tuple[Terms, int, int]]:
+    """Rank terms (numerator, denominator > 0) with their (account id, idx), unique by both.
 
-    Drawn around a few base ranks: copies, exact ties (a and c scaled by one factor) and
-    near-ties (a nudged by one after scaling by 2**30..2**90, closer than a float tells).
+    Drawn around a few base ranks: copies, exact ties (both terms scaled by one factor) and
+    near-ties (the numerator nudged by one after scaling by 2**20..2**90: equal floors at
+    2**-32 for the larger scales, different ones for the smaller).
     """
-    base = draw(st.lists(st.tuples(st.integers(-10**12, 10**12), st.integers(1, 10**13),
-                                   st.integers(1, 10**13), st.integers(1, 10**13)),
+    base = draw(st.lists(st.tuples(st.integers(-10**24, 10**24), st.integers(1, 10**26)),
                          min_size=1, max_size=4))
     keys = draw(st.lists(st.tuples(st.integers(1, 12), st.integers(0, 2)), unique=True,
                          max_size=36))
-    out: list[tuple[Factors, int, int]] = []
+    out: list[tuple[Terms, int, int]] = []
     for account_id, idx in keys:
-        a, b, c, d = draw(st.sampled_from(base))
+        numerator, denominator = draw(st.sampled_from(base))
         kind = draw(st.sampled_from(("copy", "tie", "near", "zero")))
         if kind == "tie":
             scale = draw(st.integers(1, 2**40))
-            a, c = a * scale, c * scale
+            numerator, denominator = numerator * scale, denominator * scale
         elif kind == "near":
-            scale = 2 ** draw(st.integers(30, 90))
-            a, c = a * scale + draw(st.sampled_from((-1, 1))), c * scale
+            scale = 2 ** draw(st.integers(20, 90))
+            numerator = numerator * scale + draw(st.sampled_from((-1, 1)))
+            denominator *= scale
         elif kind == "zero":
-            a = 0
-        out.append(((a, b, c, d), account_id, idx))
+            numerator = 0
+        out.append(((numerator, denominator), account_id, idx))
     return out
 
 
-def _entries(factor_list: list[tuple[Factors, int, int]]) -> list[AdlEntry]:
-    # The queue reads only the factors and the tie-break; a position stands for the entry.
+def _entries(term_list: list[tuple[Terms, int, int]]) -> list[AdlEntry]:
+    # The queue reads only the terms and the tie-break; a position stands for the entry.
     out = []
-    for (a, b, c, d), account_id, idx in factor_list:
+    for (numerator, denominator), account_id, idx in term_list:
         position = Position(account_id, "BTCUSDT", idx, 0)
-        out.append(AdlEntry(a, b, c, d, account_id, idx, position))
+        out.append(AdlEntry(numerator, denominator, account_id, idx, position))
     return out
 
 
 def _exact_key(entry: AdlEntry) -> tuple[Fraction, int, int]:
-    rank = Fraction(entry.num_a * entry.num_b, entry.den_a * entry.den_b)
+    rank = Fraction(entry.numerator, entry.denominator)
     return rank, -entry.account_id, -entry.idx
 
 
 @settings(max_examples=300, deadline=None)
-@given(_factor_lists())
-def test_precedes_answers_as_the_exact_ranks_do(factor_list: list[tuple[Factors, int, int]]
+@given(_term_lists())
+def test_precedes_answers_as_the_exact_ranks_do(term_list: list[tuple[Terms, int, int]]
                                                  ) -> None:
-    entries = _entries(factor_list)
+    entries = _entries(term_list)
     for first in entries:
         for second in entries:
             assert first.precedes(second) == (_exact_key(first) > _exact_key(second))
 
 
 @settings(max_examples=300, deadline=None)
-@given(_factor_lists(), st.integers(0, 40))
-def test_the_heap_serves_the_sorted_order(factor_list: list[tuple[Factors, int, int]],
+@given(_term_lists(), st.integers(0, 40))
+def test_the_heap_serves_the_sorted_order(term_list: list[tuple[Terms, int, int]],
                                           taken: int) -> None:
-    entries = _entries(factor_list)
+    entries = _entries(term_list)
     expected = [e.position for e in sorted(entries, key=_exact_key, reverse=True)]
     queue = AdlQueue((0, "BTCUSDT", Side.BUY), list(entries))
     served = []

@@ -9,12 +9,10 @@ costs about two comparisons a position, a full sort about log2(n).
 
 The order is exactly that of the exact ranks, ties to the lower account id and then the lower
 position index, as the sort this replaces (`tests/property/adl_queue_oracle.py` keeps it).
-A rank is ``a·b / (c·d)`` with ``c·d > 0`` (`adl_rank_factors`). Two ranks are compared first
-by a float approximation of each (four correctly rounded conversions and three correctly
-rounded operations: within ``8·2**-53`` of the rank, relatively), and only when the
-approximations are too close for that bound to decide (`_SLACK`, far wider) by the exact
-cross-multiplication of their integers. Every comparison therefore answers as the exact one
-does, and the big-integer products are computed only for near-ties.
+Two ranks are compared first by their floors at 2**-32 (`AdlEntry.key`, an integer that fits
+a machine word for any rank below 2**30), and only on equal floors by the exact
+cross-multiplication of their terms: the floor is monotone in the rank, so every comparison
+answers as the exact one does.
 """
 
 from __future__ import annotations
@@ -27,68 +25,52 @@ from perpx.core.account.positions import Position
 from perpx.core.enums import Side
 from perpx.core.instruments import InstrumentSpec
 
-# The approximations of two ranks decide their order only when they differ by more than
-# this share of their magnitudes; each is within 8 * 2**-53 (about 2**-50) of its rank, so
-# 2**-40 leaves a factor of a thousand to spare.
-_SLACK: Final = 2.0 ** -40
-
-
-def adl_rank_factors(spec: InstrumentSpec, position: Position, mark: int,
-                     margin: int) -> tuple[int, int, int, int]:
-    """Return Bybit's ADL rank of a position (spec §8) as factors: ``a·b / (c·d)``, c·d > 0.
-
-    ``PnL% = (mark value - entry value) / entry value`` (signed by side) and
-    ``EffLev = mark value / (mark value - bankrupt value)`` where the bankrupt value is what
-    the position is worth when its `margin` is gone; profit ranks ``PnL% × EffLev``, loss
-    ``PnL% / EffLev``. The products are left to the caller: most comparisons need none.
-    """
-    side = Side.BUY if position.size_lots > 0 else Side.SELL
-    qty = position.qty_lots
-    value = spec.contract.value_floor_atoms(mark, qty)
-    entry = position.entry_value_atoms
-    profit = spec.contract.unrealised_pnl_atoms(side, entry, qty, mark)  # PnL% = profit / entry
-    cushion = max(1, profit + margin)  # mark value - bankrupt value; EffLev = value / cushion
-    if profit > 0:
-        return profit, value, entry, cushion
-    return profit, cushion, entry, value
+# The floor's scale: fine enough that equal floors are rare, coarse enough that the floor of
+# a rank below 2**30 is a small integer (compiled, compared without a heap long).
+_KEY_BITS: Final = 32
 
 
 def adl_rank_terms(spec: InstrumentSpec, position: Position, mark: int,
                    margin: int) -> tuple[int, int]:
-    """Return the ADL rank (`adl_rank_factors`) as (numerator, denominator > 0), not reduced."""
-    a, b, c, d = adl_rank_factors(spec, position, mark, margin)
-    return a * b, c * d
+    """Return Bybit's ADL ranking of a position (spec §8) as (numerator, denominator > 0).
+
+    ``PnL% = (mark value - entry value) / entry value`` (signed by side) and
+    ``EffLev = mark value / (mark value - bankrupt value)`` where the bankrupt value is what
+    the position is worth when its `margin` is gone; profit ranks ``PnL% × EffLev``, loss
+    ``PnL% / EffLev``. Not reduced: the ranking compares them exactly without a gcd.
+    """
+    side = Side.BUY if position.size_lots > 0 else Side.SELL
+    value = spec.contract.value_floor_atoms(mark, position.qty_lots)
+    entry = position.entry_value_atoms
+    profit = spec.contract.unrealised_pnl_atoms(  # PnL% = profit / entry
+        side, entry, position.qty_lots, mark)
+    cushion = max(1, profit + margin)  # mark value - bankrupt value; EffLev = value / cushion
+    if profit > 0:
+        return profit * value, entry * cushion
+    return profit * cushion, entry * value
 
 
 class AdlEntry:
-    """One position in a queue: its rank's factors, their approximation, and its tie-break."""
+    """One position in a queue: its exact rank, the rank's floor, and its tie-break."""
 
-    __slots__ = ("account_id", "approx", "den_a", "den_b", "idx", "num_a", "num_b", "position")
+    __slots__ = ("account_id", "denominator", "idx", "key", "numerator", "position")
 
-    def __init__(self, num_a: int, num_b: int, den_a: int, den_b: int, account_id: int,
-                 idx: int, position: Position) -> None:
-        self.num_a = num_a
-        self.num_b = num_b
-        self.den_a = den_a
-        self.den_b = den_b
+    def __init__(self, numerator: int, denominator: int, account_id: int, idx: int,
+                 position: Position) -> None:
+        self.numerator = numerator
+        self.denominator = denominator  # > 0
         self.account_id = account_id
         self.idx = idx
         self.position = position
-        self.approx: float = (float(num_a) * float(num_b)) / (float(den_a) * float(den_b))
+        self.key = (numerator << _KEY_BITS) // denominator  # floor(rank * 2**32)
 
     def precedes(self, other: AdlEntry) -> bool:
         """Tell whether this entry comes first: a higher rank, else a lower account id, idx."""
-        mine = self.approx
-        theirs = other.approx
-        gap = mine - theirs
-        slack = _SLACK * (abs(mine) + abs(theirs))
-        if gap > slack:
-            return True
-        if gap < -slack:
-            return False
-        # Too close for the approximations: compare exactly (both denominators are > 0).
-        left = self.num_a * self.num_b * (other.den_a * other.den_b)
-        right = other.num_a * other.num_b * (self.den_a * self.den_b)
+        if self.key != other.key:
+            return self.key > other.key
+        # Equal floors: compare exactly (both denominators are > 0).
+        left = self.numerator * other.denominator
+        right = other.numerator * self.denominator
         if left != right:
             return left > right
         if self.account_id != other.account_id:
@@ -156,10 +138,10 @@ def _entry(clearing: Clearing, spec: InstrumentSpec, account_id: int, account: A
     if model.fully_hedged(account, position):
         return None  # fully hedged in cross mode: never deleveraged
     margin = model.adl_margin_atoms(clearing, account, position, spec.settle_coin)
-    num_a, num_b, den_a, den_b = adl_rank_factors(spec, position, mark, margin)
-    if not den_a or not den_b or (den_a > 0) != (den_b > 0):  # the denominator is <= 0
-        raise ZeroDivisionError(f"ADL rank of account {account_id} over {den_a * den_b}")
-    return AdlEntry(num_a, num_b, den_a, den_b, account_id, idx, position)
+    numerator, denominator = adl_rank_terms(spec, position, mark, margin)
+    if denominator <= 0:
+        raise ZeroDivisionError(f"ADL rank of account {account_id} over {denominator}")
+    return AdlEntry(numerator, denominator, account_id, idx, position)
 
 
 def adl_entries(clearing: Clearing, spec: InstrumentSpec, side: Side,
