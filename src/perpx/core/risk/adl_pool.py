@@ -181,7 +181,9 @@ class AdlPool:
 
     def _record(self, series: str, samples: Samples, ts_ms: int, value: int) -> None:
         peaks = self._peaks_of(series, samples)
-        peaks.follow(*_record(samples, ts_ms, value))
+        # Unpacked by name: compiled, a star-args call goes through the generic call path.
+        added, dropped = _record(samples, ts_ms, value)
+        peaks.follow(added, dropped)
 
     def observe_balance(self, ts_ms: int, balance_atoms: int) -> None:
         """Sample the pool's balance."""
@@ -228,7 +230,9 @@ class AdlPool:
     def record_takeover(self, symbol: str, ts_ms: int, contribution_atoms: int,
                         balance_atoms: int) -> None:
         """Book a takeover's gain (or loss) to the symbol's P&L and sample both series."""
-        samples = self.pnl_samples.setdefault(symbol, [])
+        samples = self.pnl_samples.get(symbol)
+        if samples is None:  # not `setdefault`, which would build a list at every call
+            samples = self.pnl_samples[symbol] = []
         previous = self.pnl.get(symbol, 0)
         if not samples:
             # the P&L held before this takeover counts
