@@ -148,8 +148,14 @@ class _Peaks:
         samples = self.samples
         if not samples:
             return None
-        first = bisect_right(samples, now_ms - WINDOW_MS, lo=1, key=_time) - 1
         stack = self.stack
+        start = now_ms - WINDOW_MS
+        if len(samples) < 2 or samples[1][0] > start:
+            # The whole series is in the window (the usual case: `_record` dropped what had
+            # left it when it last sampled): the bisections would find the first sample and
+            # the stack's bottom, which every entry of the stack is at or after.
+            return stack[0][1]
+        first = bisect_right(samples, start, lo=1, key=_time) - 1
         return stack[bisect_left(stack, self.dropped + first, key=_time)][1]
 
 
@@ -175,7 +181,9 @@ class AdlPool:
 
     def _record(self, series: str, samples: Samples, ts_ms: int, value: int) -> None:
         peaks = self._peaks_of(series, samples)
-        peaks.follow(*_record(samples, ts_ms, value))
+        # Unpacked by name: compiled, a star-args call goes through the generic call path.
+        added, dropped = _record(samples, ts_ms, value)
+        peaks.follow(added, dropped)
 
     def observe_balance(self, ts_ms: int, balance_atoms: int) -> None:
         """Sample the pool's balance."""
@@ -222,7 +230,9 @@ class AdlPool:
     def record_takeover(self, symbol: str, ts_ms: int, contribution_atoms: int,
                         balance_atoms: int) -> None:
         """Book a takeover's gain (or loss) to the symbol's P&L and sample both series."""
-        samples = self.pnl_samples.setdefault(symbol, [])
+        samples = self.pnl_samples.get(symbol)
+        if samples is None:  # not `setdefault`, which would build a list at every call
+            samples = self.pnl_samples[symbol] = []
         previous = self.pnl.get(symbol, 0)
         if not samples:
             # the P&L held before this takeover counts

@@ -21,11 +21,9 @@ conserved exactly; an account left below zero equity is made whole by the fund.
 from __future__ import annotations
 
 from fractions import Fraction
-from operator import itemgetter
-from typing import Final
 
 from perpx.core import calc, liqprice
-from perpx.core.account.accounts import INSURANCE_FUND_ID, SYSTEM_ACCOUNT_IDS, Account
+from perpx.core.account.accounts import INSURANCE_FUND_ID, Account
 from perpx.core.account.clearing import Clearing
 from perpx.core.account.margin_model import ISOLATED
 from perpx.core.account.positions import Position, apply_fill
@@ -45,6 +43,7 @@ from perpx.core.market import Market
 from perpx.core.numbers import div_floor
 from perpx.core.ports import OrderRunner
 from perpx.core.risk.adl_pool import AdlPool
+from perpx.core.risk.adl_queue import AdlQueue, adl_entries, adl_rank_terms
 
 
 class LiquidationDesk:
@@ -427,57 +426,10 @@ def _close_in_book(desk: LiquidationDesk, spec: InstrumentSpec, fund: Account, h
     desk.run_order(order, seq, ts_ms, events)
 
 
-def adl_rank_terms(spec: InstrumentSpec, position: Position, mark: int,
-                   margin: int) -> tuple[int, int]:
-    """Return Bybit's ADL ranking of a position (spec §8) as (numerator, denominator > 0).
-
-    ``PnL% = (mark value - entry value) / entry value`` (signed by side) and
-    ``EffLev = mark value / (mark value - bankrupt value)`` where the bankrupt value is what
-    the position is worth when its `margin` is gone; profit ranks ``PnL% × EffLev``, loss
-    ``PnL% / EffLev``. Not reduced: the ranking compares them exactly without a gcd.
-    """
-    side = Side.BUY if position.size_lots > 0 else Side.SELL
-    value = spec.contract.value_floor_atoms(mark, position.qty_lots)
-    entry = position.entry_value_atoms
-    profit = spec.contract.unrealised_pnl_atoms(  # PnL% = profit / entry
-        side, entry, position.qty_lots, mark)
-    cushion = max(1, profit + margin)  # mark value - bankrupt value; EffLev = value / cushion
-    if profit > 0:
-        return profit * value, entry * cushion
-    return profit * cushion, entry * value
-
-
 def adl_rank(spec: InstrumentSpec, position: Position, mark: int, margin: int) -> Fraction:
     """Return Bybit's ADL ranking of a position (spec §8), exact (`adl_rank_terms`)."""
     numerator, denominator = adl_rank_terms(spec, position, mark, margin)
     return Fraction(numerator, denominator)
-
-
-class _Rank:
-    """An exact rank compared by cross-multiplication: a `Fraction` without its gcd.
-
-    The queue sorts on (rank floored at 2**-64, rank, -account id); a tuple compares its
-    second item only when the floors are equal, which is rare, so most ranks are never
-    compared at all and building a `Fraction` for each would be wasted.
-    """
-
-    __slots__ = ("denominator", "numerator")
-
-    def __init__(self, numerator: int, denominator: int) -> None:
-        self.numerator = numerator
-        self.denominator = denominator  # > 0
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, _Rank):
-            return NotImplemented
-        return self.numerator * other.denominator == other.numerator * self.denominator
-
-    def __lt__(self, other: _Rank) -> bool:
-        return self.numerator * other.denominator < other.numerator * self.denominator
-
-
-_RANK_SCALE: Final = 1 << 64
-_rank_key = itemgetter(0, 1, 2)
 
 
 def ranked_positions(clearing: Clearing, spec: InstrumentSpec, side: Side,
@@ -486,35 +438,10 @@ def ranked_positions(clearing: Clearing, spec: InstrumentSpec, side: Side,
 
     Ties go to the lower account id. In cross mode the bankrupt value uses the account's
     margin balance; a cross account holding both sides (hedge mode) offers only its
-    unhedged part, so its fully hedged positions are never chosen (seed 000).
+    unhedged part, so its fully hedged positions are never chosen (seed 000). The whole
+    queue, in the order `deleverage` takes it (`perpx.core.risk.adl_queue`).
     """
-    # (rank scaled and floored, rank, -account id, position): the floor orders most pairs
-    # with one integer comparison, and only ranks with equal floors compare exactly, so the
-    # order is exactly that of (rank, -account id).
-    ranked: list[tuple[int, _Rank, int, Position]] = []
-    keys = spec.keys
-    coin = spec.settle_coin
-    for account_id, account in clearing.accounts.items():
-        if account_id in SYSTEM_ACCOUNT_IDS:
-            continue
-        positions = account.positions
-        if not positions:
-            continue
-        for idx in (0, 1, 2):
-            position = positions.get(keys.position(idx))
-            if position is None or not position.size_lots or position.side is not side:
-                continue
-            model = account.model
-            if model.fully_hedged(account, position):
-                continue  # fully hedged in cross mode: never deleveraged
-            margin = model.adl_margin_atoms(clearing, account, position, coin)
-            numerator, denominator = adl_rank_terms(spec, position, mark, margin)
-            if denominator <= 0:
-                raise ZeroDivisionError(f"ADL rank of account {account_id} over {denominator}")
-            ranked.append((numerator * _RANK_SCALE // denominator,
-                           _Rank(numerator, denominator), -account_id, position))
-    ranked.sort(key=_rank_key, reverse=True)
-    return [entry[3] for entry in ranked]
+    return AdlQueue((0, spec.symbol, side), adl_entries(clearing, spec, side, mark)).drain()
 
 
 def adl_rank_indicator(clearing: Clearing, symbol: str) -> dict[tuple[int, int], int]:
@@ -542,10 +469,12 @@ def deleverage(desk: LiquidationDesk, spec: InstrumentSpec, fund: Account, held:
     mark = desk.mark_price.get(spec.symbol, bust)
     counterparty_side = Side.SELL if held.size_lots > 0 else Side.BUY
     queue = _adl_queue(desk, spec, counterparty_side, mark, seq)
-    while held.size_lots and queue.cursor < len(queue.positions):
-        position = queue.positions[queue.cursor]
+    while held.size_lots:
+        position = queue.head()
+        if position is None:
+            break
         if position.side is not counterparty_side or _fully_hedged(desk, position):
-            queue.cursor += 1  # closed, flipped or hedged since it was ranked
+            queue.pop()  # closed, flipped or hedged since it was ranked
             continue
         account = clearing.accounts[position.account_id]
         for order in desk.orders_of(account.account_id, spec.symbol):
@@ -559,18 +488,7 @@ def deleverage(desk: LiquidationDesk, spec: InstrumentSpec, fund: Account, held:
                  ts_ms, events)
         make_whole(desk, account, spec.settle_coin, seq, ts_ms, events)
         if not position.size_lots:
-            queue.cursor += 1
-
-
-class AdlQueue:
-    """One side's ADL ranking, computed once per command and walked from the front."""
-
-    __slots__ = ("cursor", "key", "positions")
-
-    def __init__(self, key: tuple[int, str, Side], positions: list[Position]) -> None:
-        self.key = key
-        self.positions = positions
-        self.cursor = 0
+            queue.pop()
 
 
 def _adl_queue(desk: LiquidationDesk, spec: InstrumentSpec, side: Side, mark: int,
@@ -579,12 +497,13 @@ def _adl_queue(desk: LiquidationDesk, spec: InstrumentSpec, side: Side, mark: in
 
     Bybit ranks the queue periodically, not per fill; ranking once per command keeps a
     cascade of takeovers from re-ranking every position of the symbol for each one, while a
-    position that closed, flipped or became fully hedged since is skipped when reached.
+    position that closed, flipped or became fully hedged since is skipped when reached. The
+    ranks are all computed here, but only the head is taken out of the heap as it is used.
     """
     key = (seq, spec.symbol, side)
     queue = desk.adl_queues.get((spec.symbol, side))
     if queue is None or queue.key != key:
-        queue = AdlQueue(key, ranked_positions(desk.clearing, spec, side, mark))
+        queue = AdlQueue(key, adl_entries(desk.clearing, spec, side, mark))
         desk.adl_queues[spec.symbol, side] = queue
     return queue
 
