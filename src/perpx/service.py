@@ -69,6 +69,7 @@ from perpx.sequencer import (
     wall_clock_ms,
 )
 from perpx.sim.agents import MarketMaker, MarketView
+from perpx.stopping import stop_task
 from perpx.store import open_journal
 from perpx.store.history import History
 from perpx.store.history_sqlite import SqliteHistory
@@ -602,8 +603,7 @@ class ExchangeService:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task)  # cancelled again if 3.11's wait_for swallows it
         self._tasks.clear()
         with contextlib.suppress(Exception):
             await self.sequencer.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import threading
 import time
@@ -19,6 +18,7 @@ from perpx.api.keys import KeyStore
 from perpx.api.limits import ConnectionGuard, Limits
 from perpx.api.protocol import protocol_classes
 from perpx.api.ratelimit import Limiter
+from perpx.stopping import stop_task
 from perpx.venue import Venue
 
 T = TypeVar("T")
@@ -108,9 +108,7 @@ async def serve(service: Venue, keys: KeyStore, host: str, port: int,
     try:
         await server.serve(sockets=sockets)
     finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        await stop_task(watcher)  # cancelled again if 3.11's wait_for swallows it
 
 
 class ServerThread:

@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from perpx.api.ratelimit import WINDOW_MS
+from perpx.stopping import stop_task
 
 log = logging.getLogger("perpx.ratelimit")
 
@@ -278,9 +279,7 @@ class NatsLimits:
     async def close(self) -> None:
         """Stop syncing and leave NATS."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)  # cancelled again if 3.11's wait_for swallows it
             self._task = None
         await self._disconnect()
 

@@ -79,6 +79,7 @@ from perpx.core.events import Event
 from perpx.core.instruments import InstrumentSpec
 from perpx.durable import READ_WAIT_S, DurableState, Watermark
 from perpx.readmodels import OpenInterest
+from perpx.stopping import stop_task
 from perpx.store import open_journal, open_snapshots
 from perpx.store.history import History
 from perpx.store.journal import Journal, JournalMissing, new_request_id
@@ -512,9 +513,7 @@ class GatewayService:
     async def close(self) -> None:
         """Stop following; close the writer's connection, the journal and the tables."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)  # cancelled again if 3.11's wait_for swallows it
             self._task = None
         await self.writer.close()
         self._executor.submit(self._reader.close).result()

@@ -35,7 +35,6 @@ waited for (rows held back and retried, `SqlHistory`), not skipped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -49,6 +48,7 @@ from perpx.bus.consumer import follow
 from perpx.core.instruments import InstrumentSpec
 from perpx.readmodels import FundingHistory, Klines, Tickers
 from perpx.readmodels.books import Books
+from perpx.stopping import stop_task
 from perpx.store.history import History, HistoryUnavailable
 from perpx.store.records import Projector
 
@@ -285,9 +285,7 @@ async def project(bus: EventBus, projector: HistoryProjector, *,
     finally:
         stopping.cancel()
         if not following.done():
-            following.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await following
+            await stop_task(following)  # cancelled again if 3.11's wait_for swallows it
         # Batches are folded whole between two awaits: what is folded is a clean prefix.
         projector.checkpoint()
         projector.sync()
