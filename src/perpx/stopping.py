@@ -20,9 +20,16 @@ RECANCEL_S = 0.1  # how long a cancelled task may run on before it is cancelled 
 
 
 async def stop_task(task: asyncio.Task[Any]) -> None:
-    """Cancel `task` and wait until it ends; raise what it raised, other than cancellation."""
+    """Cancel `task` and wait until it ends; raise what it raised, other than cancellation.
+
+    Like the ``task.cancel(); with suppress(CancelledError): await task`` it replaces, it
+    absorbs a cancellation of the caller while it waits: uvicorn raises a captured SIGINT
+    again once it has stopped serving, which cancels the main task inside its clean-up, and a
+    Ctrl-C must still end `perpx serve` cleanly (exit 0, `tests/recovery/test_serve_crash.py`).
+    """
     while not task.done():
         task.cancel()
-        await asyncio.wait({task}, timeout=RECANCEL_S)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait({task}, timeout=RECANCEL_S)
     with contextlib.suppress(asyncio.CancelledError):
         await task

@@ -59,3 +59,26 @@ def test_a_finished_task_is_left_as_it_is() -> None:
         return task.result()
 
     assert asyncio.run(scenario()) == 7
+
+
+def test_a_cancellation_of_the_caller_while_it_waits_is_absorbed_as_before() -> None:
+    async def slow_to_stop() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.05)  # unwinds for a moment
+            raise
+
+    async def closing(task: asyncio.Task[None]) -> str:
+        await stop_task(task)
+        return "closed"
+
+    async def scenario() -> tuple[str, bool]:
+        task = asyncio.create_task(slow_to_stop())
+        await asyncio.sleep(0)
+        closer = asyncio.create_task(closing(task))
+        await asyncio.sleep(0.01)
+        closer.cancel()  # as a re-raised SIGINT cancels the main task in its clean-up
+        return await closer, task.done()
+
+    assert asyncio.run(scenario()) == ("closed", True)
