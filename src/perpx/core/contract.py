@@ -855,9 +855,9 @@ class LinearContract(ContractMaths):
         common = gcd(RATE_ONE, mm_factor)
         n2 = RATE_ONE // common
         d2 = mm_factor // common
-        # x = EV*n1 - s*ded*d1, each product by `mul_div_floor` (exact; i64 where it fits).
-        base = mul_div_floor(entry_value_atoms, n1, 1)
-        deduction = mul_div_floor(mm_deduction_atoms, d1, 1)
+        # x = EV*n1 - s*ded*d1, each product by `mul` (exact; i64 where it fits).
+        base = mul(entry_value_atoms, n1)
+        deduction = mul(mm_deduction_atoms, d1)
         unit = qty_lots * self.atoms_per_tick_lot
         if side is Side.BUY:  # ceil(x*n2 / (d1*d2*q*a)) = -floor(-x*n2 / (d1*d2) / (q*a))
             return -(mul_div_floor(deduction - base, n2, d1 * d2) // unit)

@@ -326,19 +326,10 @@ class Klines:
         for track in self._tracks_of(source, symbol):
             bar = track.current
             if bar is not None and bar.start_ms <= ts_ms < track.current_end_ms:
-                # `_Track.add` of an update inside the open candle's period, inlined: a
-                # trade updates every interval's track (13), and a gateway folds every
-                # command (`docs/decisions.md`, issue #15). Same fields, same rules
-                # (`_Bar.add`: max and min of integers as comparisons).
-                if ts_ms >= bar.updated_ms:
-                    bar.close = price
-                    bar.updated_ms = ts_ms
-                if price > bar.high:
-                    bar.high = price
-                if price < bar.low:
-                    bar.low = price
-                bar.volume_lots += volume_lots
-                bar.turnover_atoms += turnover_atoms
+                # An update inside the open candle's period goes to the bar directly, one
+                # call where `_Track.add` made two: a trade updates every interval's track
+                # (13), and a gateway folds every command (`docs/decisions.md`, issue #15).
+                bar.add(ts_ms, price, volume_lots, turnover_atoms)
                 continue
             closed = track.add(ts_ms, price, volume_lots, turnover_atoms)
             if closed is not None and sink is not None:

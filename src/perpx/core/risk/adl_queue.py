@@ -132,8 +132,11 @@ class AdlQueue:
 
 
 def _entry(clearing: Clearing, spec: InstrumentSpec, account_id: int, account: Account,
-           position: Position, idx: int, mark: int) -> AdlEntry | None:
-    """Return a position's queue entry, or None if it is fully hedged (never deleveraged)."""
+           position: Position, idx: int, mark: int, long: bool) -> AdlEntry | None:
+    """Return a position's queue entry; None if it is flat, on the other side, or fully hedged."""
+    size = position.size_lots
+    if not size or (size > 0) != long:
+        return None
     model = account.model
     if model.fully_hedged(account, position):
         return None  # fully hedged in cross mode: never deleveraged
@@ -164,25 +167,17 @@ def adl_entries(clearing: Clearing, spec: InstrumentSpec, side: Side,
         if held <= 3:
             # Most accounts hold a position or two: reading them costs less than hashing the
             # symbol's three keys.
-            for key, position in positions.items():
-                size = position.size_lots
-                if not size or (size > 0) != long or key[0] != symbol:
-                    continue
-                idx = key[1]
-                if not 0 <= idx <= 2:
-                    continue
-                entry = _entry(clearing, spec, account_id, account, position, idx, mark)
-                if entry is not None:
-                    out.append(entry)
+            for (held_symbol, idx), position in positions.items():
+                if held_symbol == symbol and 0 <= idx <= 2:
+                    entry = _entry(clearing, spec, account_id, account, position, idx, mark,
+                                   long)
+                    if entry is not None:
+                        out.append(entry)
             continue
         for idx in range(3):
             found = positions.get(keys[idx])
-            if found is None:
-                continue
-            size = found.size_lots
-            if not size or (size > 0) != long:
-                continue
-            entry = _entry(clearing, spec, account_id, account, found, idx, mark)
-            if entry is not None:
-                out.append(entry)
+            if found is not None:
+                entry = _entry(clearing, spec, account_id, account, found, idx, mark, long)
+                if entry is not None:
+                    out.append(entry)
     return out
