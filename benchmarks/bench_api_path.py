@@ -147,50 +147,92 @@ def profile(out: str, seconds: float, clients: int) -> dict[str, Any]:
     return result
 
 
+class _Stub:
+    """A venue that accepts every order at once (no engine, journal or read side)."""
+
+    def __init__(self) -> None:
+        from perpx.instruments import load_instruments
+
+        self.specs = {s.symbol: s for s in load_instruments()}
+        self.orders = 0
+        self.frozen_ms = 0  # the `-once` modes: the clock stands still (valgrind is slow)
+
+    def now_ms(self) -> int:
+        return self.frozen_ms or time.time_ns() // 1_000_000
+
+    async def ensure_funded(self, account_id: int, funds: str) -> None:
+        return None
+
+    async def caught_up(self, account_id: int) -> None:
+        return None
+
+    async def submit(self, command: Any, request_id: bytes | None = None) -> list[Any]:
+        from perpx.core.enums import SmpType
+        from perpx.core.events import OrderAccepted
+
+        self.orders += 1
+        return [OrderAccepted(command.seq, command.ts_ms, self.orders, command.account_id,
+                              command.symbol, command.side, command.order_type,
+                              command.price_ticks or 0, command.qty_lots,
+                              command.time_in_force, False, False, 0,
+                              command.order_link_id, SmpType.NONE)]
+
+
+_ORDER = {"category": "linear", "symbol": "BTCUSDT", "side": "Buy", "orderType": "Limit",
+          "qty": "0.001", "price": "65000", "timeInForce": "GTC"}
+
+
+class _Signed:
+    """The stubbed app and 64 keys that sign order creates (the signing is not measured)."""
+
+    def __init__(self) -> None:
+        import msgspec
+        from starlette.applications import Starlette
+
+        from perpx.api.app import Dispatcher, RestApp
+        from perpx.api.keys import KeyStore
+        from perpx.api.ratelimit import RateLimiter
+
+        self.folder = tempfile.TemporaryDirectory(prefix="perpx-path-")
+        self.maker = KeyStore(self.folder.name)
+        self.server_keys = KeyStore(self.folder.name)  # the server's own
+        self.made = [self.maker.create(demo_funds="100000", rate_limit=1_000_000)
+                     for _ in range(64)]
+        self.stub = _Stub()
+        self.app = RestApp(Dispatcher(self.stub, self.server_keys,  # type: ignore[arg-type]
+                                      RateLimiter()), Starlette(), [])
+        self.body = msgspec.json.encode(_ORDER)
+
+    def once(self) -> None:
+        """For valgrind (~50x slower): a still clock, and a key cache that does not expire."""
+        import perpx.api.keys
+
+        # Slowed down ~50x by valgrind, the key cache would look at the database far more
+        # often per request than at full speed: the same work per request on both sides.
+        perpx.api.keys.CACHE_TTL_S = 3600.0
+        self.stub.frozen_ms = time.time_ns() // 1_000_000
+
+    def headers(self, number: int) -> list[tuple[bytes, bytes]]:
+        key = self.made[number % len(self.made)]
+        stamp = str(self.stub.now_ms())
+        sign = hmac.new(key.secret.encode(),
+                        (stamp + key.api_key + "5000").encode() + self.body,
+                        hashlib.sha256).hexdigest()
+        return [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
+                (b"x-bapi-api-key", key.api_key.encode()), (b"x-bapi-recv-window", b"5000"),
+                (b"content-length", str(len(self.body)).encode()),
+                (b"x-bapi-timestamp", stamp.encode()), (b"x-bapi-sign", sign.encode())]
+
+    def close(self) -> None:
+        self.maker.close()
+        self.server_keys.close()
+        self.folder.cleanup()
+
+
 def dispatch(requests: int, rounds: int) -> dict[str, Any]:
     """CPU µs per signed order create through `RestApp`, the service stubbed."""
-    import msgspec
-    from starlette.applications import Starlette
-
-    from perpx.api.app import Dispatcher, RestApp
-    from perpx.api.keys import KeyStore
-    from perpx.api.ratelimit import RateLimiter
-    from perpx.core.enums import SmpType
-    from perpx.core.events import OrderAccepted
-    from perpx.instruments import load_instruments
-
-    class Stub:
-        def __init__(self) -> None:
-            self.specs = {s.symbol: s for s in load_instruments()}
-            self.orders = 0
-            self.frozen_ms = 0  # `dispatch-once`: the clock stands still (valgrind is slow)
-
-        def now_ms(self) -> int:
-            return self.frozen_ms or time.time_ns() // 1_000_000
-
-        async def ensure_funded(self, account_id: int, funds: str) -> None:
-            return None
-
-        async def caught_up(self, account_id: int) -> None:
-            return None
-
-        async def submit(self, command: Any, request_id: bytes | None = None) -> list[Any]:
-            self.orders += 1
-            return [OrderAccepted(command.seq, command.ts_ms, self.orders, command.account_id,
-                                  command.symbol, command.side, command.order_type,
-                                  command.price_ticks or 0, command.qty_lots,
-                                  command.time_in_force, False, False, 0,
-                                  command.order_link_id, SmpType.NONE)]
-
-    folder = tempfile.TemporaryDirectory(prefix="perpx-path-")
-    maker, server_keys = KeyStore(folder.name), KeyStore(folder.name)  # server: its own
-    made = [maker.create(demo_funds="100000", rate_limit=1_000_000) for _ in range(64)]
-    stub = Stub()
-    app = RestApp(Dispatcher(stub, server_keys, RateLimiter()),  # type: ignore[arg-type]
-                  Starlette(), [])
-    body = msgspec.json.encode({"category": "linear", "symbol": "BTCUSDT", "side": "Buy",
-                                "orderType": "Limit", "qty": "0.001", "price": "65000",
-                                "timeInForce": "GTC"})
+    signed = _Signed()
+    app, body = signed.app, signed.body
     replies: list[bytes] = []
 
     async def receive() -> dict[str, Any]:
@@ -201,24 +243,12 @@ def dispatch(requests: int, rounds: int) -> dict[str, Any]:
             replies.append(message["body"])
 
     def scope(number: int) -> dict[str, Any]:
-        key = made[number % len(made)]
-        stamp = str(stub.now_ms())
-        sign = hmac.new(key.secret.encode(), (stamp + key.api_key + "5000").encode() + body,
-                        hashlib.sha256).hexdigest()
-        headers = [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
-                   (b"x-bapi-api-key", key.api_key.encode()), (b"x-bapi-recv-window", b"5000"),
-                   (b"content-length", str(len(body)).encode()),
-                   (b"x-bapi-timestamp", stamp.encode()), (b"x-bapi-sign", sign.encode())]
         return {"type": "http", "method": "POST", "path": "/v5/order/create",
-                "query_string": b"", "headers": headers, "client": ("127.0.0.1", 40000)}
+                "query_string": b"", "headers": signed.headers(number),
+                "client": ("127.0.0.1", 40000)}
 
     if rounds == 0:  # `dispatch-once`: the requests once, inside `any(map(...))`
-        import perpx.api.keys
-
-        # Slowed down ~50x by valgrind, the key cache would look at the database far more
-        # often per request than at full speed: the same work per request on both sides.
-        perpx.api.keys.CACHE_TTL_S = 3600.0
-        stub.frozen_ms = time.time_ns() // 1_000_000
+        signed.once()
         scopes = [scope(i) for i in range(requests)]
 
         def drive(each: dict[str, Any]) -> bool:
@@ -233,9 +263,7 @@ def dispatch(requests: int, rounds: int) -> dict[str, Any]:
         try:
             any(map(drive, scopes))  # the only `any` while it runs: valgrind's toggle
         finally:
-            maker.close()
-            server_keys.close()
-            folder.cleanup()
+            signed.close()
         return {"requests": requests, "answered": len(replies),
                 "refused": sum(b'"retCode":0,' not in reply for reply in replies)}
 
@@ -252,18 +280,117 @@ def dispatch(requests: int, rounds: int) -> dict[str, Any]:
     try:
         best = asyncio.run(main())
     finally:
-        maker.close()
-        server_keys.close()
-        folder.cleanup()
+        signed.close()
     refused = sum(b'"retCode":0,' not in reply for reply in replies)
     return {"api_cpu_us_per_order": round(best, 1), "requests": requests, "rounds": rounds,
             "refused": refused}
 
 
+class _Transport:
+    """A connection's transport that keeps what is written (uvicorn's protocol's peer)."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.protocol: Any = None
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 40000),
+                "sockname": ("127.0.0.1", 8080)}.get(name, default)
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def get_protocol(self) -> Any:
+        return self.protocol
+
+    def set_protocol(self, protocol: Any) -> None:
+        self.protocol = protocol
+
+
+def http(requests: int, rounds: int) -> dict[str, Any]:
+    """CPU µs (or with `rounds` 0, one pass for valgrind) per signed order create over HTTP.
+
+    The bytes of a keep-alive connection's requests fed to the server's own uvicorn
+    protocol (`perpx.api.protocol`, httptools) over a transport that keeps the replies, on
+    the server's event loop: HTTP parsing, uvicorn's request cycle and task, the whole API
+    layer and the response's bytes, with the stub service. What this leaves out is the
+    kernel's sockets and the venue (a gateway's writer and follower).
+    """
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from perpx.api.limits import ConnectionGuard, Limits
+    from perpx.api.server import _config, event_loop_factory
+
+    signed = _Signed()
+    limits = Limits()
+    guard = ConnectionGuard(limits.max_connections_per_address, limits.connection_cap())
+    config: uvicorn.Config = _config(signed.app, limits, guard)
+    config.load()
+    state = ServerState()
+    state.default_headers = [(b"date", b"Mon, 07 Dec 2026 14:00:00 GMT"),
+                             *config.encoded_headers]
+    loop = event_loop_factory()()
+    asyncio.set_event_loop(loop)
+    transport = _Transport()
+    protocol = config.http_protocol_class(config=config, server_state=state, app_state={},
+                                          _loop=loop)
+    protocol.connection_made(transport)
+
+    def wire(number: int) -> bytes:
+        head = [b"POST /v5/order/create HTTP/1.1"]
+        head += [name + b": " + value for name, value in signed.headers(number)]
+        return b"\r\n".join(head) + b"\r\n\r\n" + signed.body
+
+    async def serve(wires: list[bytes]) -> None:
+        for each in wires:
+            written = len(transport.written)
+            protocol.data_received(each)
+            while len(transport.written) < written + 2:  # the head, then the body
+                await asyncio.sleep(0)
+
+    def refused() -> int:
+        bodies = transport.written[1::2]
+        return sum(b'"retCode":0,' not in reply for reply in bodies)
+
+    try:
+        if rounds == 0:  # `http-once`: the requests once, inside `any(map(...))`
+            signed.once()
+            wires = [wire(i) for i in range(requests)]
+            any(map(loop.run_until_complete, [serve(wires)]))  # valgrind's toggle
+            return {"requests": requests, "answered": len(transport.written) // 2,
+                    "refused": refused()}
+        best = float("inf")
+        for _ in range(rounds):
+            wires = [wire(i) for i in range(requests)]
+            began = time.process_time()
+            loop.run_until_complete(serve(wires))
+            best = min(best, (time.process_time() - began) / requests * 1e6)
+        return {"http_cpu_us_per_order": round(best, 1), "requests": requests,
+                "rounds": rounds, "refused": refused()}
+    finally:
+        protocol.connection_lost(None)
+        loop.close()
+        signed.close()
+
+
 def run() -> None:
     """Parse the command line, measure, print the JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("mode", choices=["cpu", "profile", "dispatch", "dispatch-once"])
+    parser.add_argument("mode", choices=["cpu", "profile", "dispatch", "dispatch-once",
+                                         "http", "http-once"])
     parser.add_argument("out", nargs="?", default="api-path.prof")
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--clients", type=int, default=64)
@@ -276,6 +403,10 @@ def run() -> None:
         result = profile(str(Path(args.out).resolve()), args.seconds, args.clients)
     elif args.mode == "dispatch-once":
         result = dispatch(args.requests, 0)
+    elif args.mode == "http":
+        result = http(args.requests, args.rounds)
+    elif args.mode == "http-once":
+        result = http(args.requests, 0)
     else:
         result = dispatch(args.requests, args.rounds)
     print(json.dumps({"bench": "api_path", "mode": args.mode, **result}))
