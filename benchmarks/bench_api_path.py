@@ -151,9 +151,12 @@ class _Stub:
     """A venue that accepts every order at once (no engine, journal or read side)."""
 
     def __init__(self) -> None:
+        from perpx.core.enums import SmpType
+        from perpx.core.events import OrderAccepted
         from perpx.instruments import load_instruments
 
         self.specs = {s.symbol: s for s in load_instruments()}
+        self.accepted, self.smp_none = OrderAccepted, SmpType.NONE
         self.orders = 0
         self.frozen_ms = 0  # the `-once` modes: the clock stands still (valgrind is slow)
 
@@ -167,15 +170,12 @@ class _Stub:
         return None
 
     async def submit(self, command: Any, request_id: bytes | None = None) -> list[Any]:
-        from perpx.core.enums import SmpType
-        from perpx.core.events import OrderAccepted
-
         self.orders += 1
-        return [OrderAccepted(command.seq, command.ts_ms, self.orders, command.account_id,
+        return [self.accepted(command.seq, command.ts_ms, self.orders, command.account_id,
                               command.symbol, command.side, command.order_type,
                               command.price_ticks or 0, command.qty_lots,
                               command.time_in_force, False, False, 0,
-                              command.order_link_id, SmpType.NONE)]
+                              command.order_link_id, self.smp_none)]
 
 
 _ORDER = {"category": "linear", "symbol": "BTCUSDT", "side": "Buy", "orderType": "Limit",
