@@ -15,6 +15,7 @@ with the same request id found no writer in time, or the writer no longer had th
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -27,13 +28,13 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
 
-from perpx.api.auth import DEFAULT_LIMITS, AuthLimits, authenticate
+from perpx.api.auth import DEFAULT_LIMITS, SIGNED_HEADERS, AuthLimits, authenticate
 from perpx.api.context import Access, Context, Endpoint, ServerInfo
 from perpx.api.envelope import envelope
 from perpx.api.jsondepth import MAX_DEPTH, too_deep
 from perpx.api.keys import ApiKey, KeyStore
 from perpx.api.limits import AddressThrottle, BodyTooLarge, ConnectionGuard, Limits
-from perpx.api.permissions import authorize
+from perpx.api.permissions import permit
 from perpx.api.ratelimit import Limiter, RateLimiter
 from perpx.api.rest import (
     account,
@@ -142,25 +143,29 @@ async def read_body(receive: Receive, declared: bytes | str | None, cap: int) ->
         size += len(chunk)
         if size > cap:
             raise BodyTooLarge
-        chunks.append(chunk)
         if not message.get("more_body", False):
-            return b"".join(chunks)
+            # The common case, a body in one message, is returned as it came (no join).
+            return b"".join([*chunks, chunk]) if chunks else chunk
+        chunks.append(chunk)
 
 
-def _content_length(raw: list[tuple[bytes, bytes]]) -> bytes | None:
-    for name, value in raw:
-        if name == b"content-length":
-            return value
-    return None
+# What the dispatcher reads of a request's headers: those `authenticate` checks, by name.
+_SIGNED = {name.encode("latin-1"): name for name in SIGNED_HEADERS}
 
 
-def _signed_headers(raw: list[tuple[bytes, bytes]]) -> Headers:
-    """Return the `x-bapi-*` request headers; the first of a repeated name wins (Starlette's)."""
+def _request_headers(raw: list[tuple[bytes, bytes]]) -> tuple[Headers, bytes | None]:
+    """Return the signature headers (the first of a repeated name wins, as Starlette's
+    `Headers.get`) and the Content-Length, in one pass over the request's headers."""
     found: Headers = {}
+    declared: bytes | None = None
     for name, value in raw:
-        if name.startswith(b"x-bapi-"):
-            found.setdefault(name.decode("latin-1"), value.decode("latin-1"))
-    return found
+        text = _SIGNED.get(name)
+        if text is not None:
+            if text not in found:
+                found[text] = value.decode("latin-1")
+        elif name == b"content-length" and declared is None:
+            declared = value
+    return found, declared
 
 
 class Dispatcher:
@@ -211,7 +216,9 @@ class Dispatcher:
                                  "X-Bapi-Limit-Reset-Timestamp": str(reset)}
                 if not allowed:
                     raise ApiError(10006, "Too many visits. Exceeded the API Rate Limit.")
-                ctx.key = authorize(self.keys, key.api_key, endpoint.access)
+                # The key `authenticate` just looked up (nothing was awaited since): the
+                # permission check on it, without looking it up again (`authorize`'s own).
+                ctx.key = permit(key, endpoint.access)
                 await service.ensure_funded(key.account_id, key.demo_funds)
                 ctx.params = _params(method, payload)
                 # Read-your-writes: the read side must have passed this key's account's last
@@ -279,11 +286,16 @@ def _header_name(name: str) -> bytes:
     return raw
 
 
+_JSON_TYPE = (b"content-type", b"application/json")
+
+
 def _raw_headers(headers: Headers, length: int) -> list[tuple[bytes, bytes]]:
     """Starlette's response headers for a JSON body: ours, then length and type."""
-    raw = [(_header_name(name), value.encode("latin-1")) for name, value in headers.items()]
+    names = _HEADER_NAMES
+    raw = [(names.get(name) or _header_name(name), value.encode("latin-1"))
+           for name, value in headers.items()]
     raw.append((b"content-length", str(length).encode("latin-1")))
-    raw.append((b"content-type", b"application/json"))
+    raw.append(_JSON_TYPE)
     return raw
 
 
@@ -314,18 +326,15 @@ class RestApp:
             await self.starlette(scope, receive, send)
             return
         method: str = scope["method"]
-        cap = self.dispatcher.limits.max_body_bytes
-
-        async def body() -> bytes:
-            return await read_body(receive, _content_length(scope["headers"]), cap)
-
+        signed, declared = _request_headers(scope["headers"])
+        # The body's reader as a partial: awaiting it runs `read_body` itself.
         raw: bytes | Callable[[], Awaitable[bytes]] = scope["query_string"] \
-            if method == "GET" else body
+            if method == "GET" else functools.partial(
+                read_body, receive, declared, self.dispatcher.limits.max_body_bytes)
         client = scope.get("client")
         try:
             status, reply, headers = await self.dispatcher(
-                method, scope["path"], raw, _signed_headers(scope["headers"]),
-                client[0] if client else "")
+                method, scope["path"], raw, signed, client[0] if client else "")
         except ClientGone:
             return  # nobody to answer
         await send({"type": "http.response.start", "status": status,

@@ -21,6 +21,13 @@ from perpx.bybit.errors import ApiError
 
 DEFAULT_RECV_WINDOW = 5000
 FUTURE_TOLERANCE_MS = 1000  # Bybit: timestamp < server_time + 1000
+# The request headers a signed request is checked by (lowercase, as HTTP servers give them):
+# all `authenticate` reads, so all a server needs to hand it.
+API_KEY = "x-bapi-api-key"
+TIMESTAMP = "x-bapi-timestamp"
+RECV_WINDOW = "x-bapi-recv-window"
+SIGN = "x-bapi-sign"
+SIGNED_HEADERS = (API_KEY, TIMESTAMP, RECV_WINDOW, SIGN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +54,11 @@ def _integer(text: str | None) -> int | None:
 def authenticate(keys: KeyStore, headers: Mapping[str, str], payload: bytes,
                  now_ms: int, limits: AuthLimits = DEFAULT_LIMITS) -> ApiKey:
     """Return the key of a correctly signed, timely request; raise ApiError otherwise."""
-    api_key = headers.get("x-bapi-api-key")
+    api_key = headers.get(API_KEY)
     if not api_key:
         raise ApiError(10003, INVALID_KEY)
-    timestamp_text = headers.get("x-bapi-timestamp")
-    window_text = headers.get("x-bapi-recv-window")
+    timestamp_text = headers.get(TIMESTAMP)
+    window_text = headers.get(RECV_WINDOW)
     timestamp = _integer(timestamp_text)
     window = DEFAULT_RECV_WINDOW if window_text is None else _integer(window_text)
     if timestamp is None or window is None or window > limits.max_recv_window_ms or \
@@ -62,7 +69,7 @@ def authenticate(keys: KeyStore, headers: Mapping[str, str], payload: bytes,
     key = keys.get(api_key)
     if key is None:
         raise ApiError(10003, INVALID_KEY)
-    signature = headers.get("x-bapi-sign", "")
+    signature = headers.get(SIGN, "")
     origin = f"{timestamp_text}{api_key}{window_text if window_text is not None else ''}"
     if not signature or not key.verify(origin.encode() + payload, signature):
         shown = (origin.encode() + payload)[:2000].decode("utf-8", "replace")

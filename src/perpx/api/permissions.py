@@ -39,7 +39,15 @@ def authorize(keys: KeyLookup, api_key: str, access: Access) -> ApiKey:
 
     10003 for an unknown or revoked key, 10005 for a read-only key asked to trade.
     """
-    key = keys.get(api_key)
+    return permit(keys.get(api_key), access)
+
+
+def permit(key: ApiKey | None, access: Access) -> ApiKey:
+    """The check itself, on a key just looked up (`KeyLookup.get`; None: unknown or revoked).
+
+    For a caller that has the key from this very lookup already (a REST request's
+    authentication, with nothing awaited in between), so it is not looked up twice.
+    """
     if key is None or key.revoked:
         raise ApiError(10003, INVALID_KEY)
     if access is Access.WRITE and key.read_only:
