@@ -157,8 +157,10 @@ _SIGNED = {name.encode("latin-1"): name for name in SIGNED_HEADERS}
 
 
 def _request_headers(raw: list[tuple[bytes, bytes]]) -> tuple[Headers, bytes | None]:
-    """Return the signature headers (the first of a repeated name wins, as Starlette's
-    `Headers.get`) and the Content-Length, in one pass over the request's headers."""
+    """Return the signature headers and the Content-Length, in one pass over the headers.
+
+    The first of a repeated name wins, as in Starlette's `Headers.get`.
+    """
     found: Headers = {}
     declared: bytes | None = None
     for name, value in raw:

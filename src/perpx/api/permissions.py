@@ -43,10 +43,11 @@ def authorize(keys: KeyLookup, api_key: str, access: Access) -> ApiKey:
 
 
 def permit(key: ApiKey | None, access: Access) -> ApiKey:
-    """The check itself, on a key just looked up (`KeyLookup.get`; None: unknown or revoked).
+    """Return `key` if it may do what `access` needs: `authorize`'s check, on a key looked up.
 
-    For a caller that has the key from this very lookup already (a REST request's
-    authentication, with nothing awaited in between), so it is not looked up twice.
+    `key` is what `KeyLookup.get` just returned (None: unknown or revoked). For a caller that
+    holds the key from that very lookup (a REST request's authentication, nothing awaited
+    since), so that it is not looked up twice.
     """
     if key is None or key.revoked:
         raise ApiError(10003, INVALID_KEY)

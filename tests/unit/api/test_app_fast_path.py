@@ -7,8 +7,14 @@ import hashlib
 import hmac
 from typing import Any
 
-from perpx.api.app import RestApp, create_app
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from starlette.datastructures import Headers
+
+from perpx.api.app import RestApp, _request_headers, create_app, read_body
+from perpx.api.auth import SIGNED_HEADERS
 from perpx.api.keys import KeyStore
+from perpx.api.limits import BodyTooLarge
 from perpx.instruments import load_instruments
 from perpx.service import ExchangeService
 from perpx.store.journal import MemoryJournal
@@ -116,3 +122,40 @@ def test_a_failing_history_is_answered_10016_and_the_next_read_recovers() -> Non
 
     asyncio.run(go())
     service.history.close()
+
+
+_NAMES = st.sampled_from([b"x-bapi-api-key", b"x-bapi-timestamp", b"x-bapi-recv-window",
+                          b"x-bapi-sign", b"x-bapi-sign-type", b"x-bapi-other",
+                          b"content-length", b"content-type", b"host"])
+_VALUES = st.binary(max_size=12).map(lambda raw: raw.replace(b"\r", b"").replace(b"\n", b""))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_NAMES, _VALUES), max_size=12))
+def test_request_headers_read_as_starlette_reads_them(raw: list[tuple[bytes, bytes]]) -> None:
+    # One pass finds what the Starlette route's `request.headers.get` finds: each signature
+    # header `authenticate` reads (the first of a repeated name), and the Content-Length.
+    signed, declared = _request_headers(raw)
+    headers = Headers(raw=raw)
+    assert signed == {name: headers[name] for name in SIGNED_HEADERS if name in headers}
+    assert declared == (None if "content-length" not in headers
+                        else headers["content-length"].encode("latin-1"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=40), min_size=1, max_size=5), st.integers(0, 120))
+def test_read_body_joins_its_chunks_or_refuses_over_the_cap(chunks: list[bytes],
+                                                             cap: int) -> None:
+    messages = [{"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
+                for i, chunk in enumerate(chunks)]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    whole = b"".join(chunks)
+    try:
+        body = asyncio.run(read_body(receive, None, cap))
+    except BodyTooLarge:
+        assert len(whole) > cap
+    else:
+        assert body == whole and len(whole) <= cap
