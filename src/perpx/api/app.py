@@ -318,6 +318,8 @@ class RestApp:
     def __init__(self, dispatcher: Dispatcher, starlette: Starlette,
                  extra_routes: Sequence[BaseRoute]) -> None:
         self.dispatcher = dispatcher
+        # Bound once: an instance called through its type's `__call__` slot costs more.
+        self._dispatch = dispatcher.__call__
         self.starlette = starlette
         self.extra_routes = list(extra_routes)
         self.methods = frozenset(METHODS)
@@ -339,7 +341,7 @@ class RestApp:
                 read_body, receive, declared, self.dispatcher.limits.max_body_bytes)
         client = scope.get("client")
         try:
-            status, reply, headers = await self.dispatcher(
+            status, reply, headers = await self._dispatch(
                 method, scope["path"], raw, signed, client[0] if client else "")
         except ClientGone:
             return  # nobody to answer
