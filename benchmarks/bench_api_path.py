@@ -15,6 +15,13 @@ everyone else's load. These figures are steadier, and say where the time goes:
   translation, envelope, headers, with a stub service that accepts every order at once (no
   engine, journal or read side).
 
+- `http` / `http-once`: the same, over HTTP: a keep-alive connection's request bytes fed
+  to the server's own uvicorn protocol (httptools, the request clock) over a transport that
+  keeps the replies, on the server's loop; `http-once` for valgrind as `dispatch-once`
+  (count two request numbers: the difference over the difference is per request).
+- `params-once` / `translate-once`: the order's JSON body into `Params`, and then into its
+  `PlaceOrder` (`perpx.bybit.translate`), for valgrind as `dispatch-once`.
+
 - `dispatch-once`: the same requests run once, synchronously (the stub never suspends),
   inside `any(map(...))`, for valgrind to count the API layer's instructions alone:
   `valgrind --tool=callgrind --collect-atstart=no --toggle-collect=builtin_any python
@@ -386,11 +393,37 @@ def http(requests: int, rounds: int) -> dict[str, Any]:
         signed.close()
 
 
+def translate_once(requests: int, parse_only: bool) -> dict[str, Any]:
+    """An order create's parameters (`_params`) and command (`translate.place`), once each.
+
+    For valgrind as `dispatch-once`: what of the API layer's instructions per order are the
+    JSON body's decoding and the order's parsing (`perpx.bybit`, `perpx.convert`).
+    """
+    import msgspec
+
+    from perpx.api.app import _params
+    from perpx.bybit import translate
+    from perpx.instruments import load_instruments
+
+    specs = {s.symbol: s for s in load_instruments()}
+    body = msgspec.json.encode(_ORDER)
+
+    def parse(_: int) -> bool:
+        params = _params("POST", body)
+        if not parse_only:
+            translate.place(1001, params, translate.category_specs(params, specs))
+        return False
+
+    any(map(parse, range(requests)))  # valgrind's toggle
+    return {"requests": requests, "parse_only": parse_only}
+
+
 def run() -> None:
     """Parse the command line, measure, print the JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("mode", choices=["cpu", "profile", "dispatch", "dispatch-once",
-                                         "http", "http-once"])
+                                         "http", "http-once", "params-once",
+                                         "translate-once"])
     parser.add_argument("out", nargs="?", default="api-path.prof")
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--clients", type=int, default=64)
@@ -407,6 +440,8 @@ def run() -> None:
         result = http(args.requests, args.rounds)
     elif args.mode == "http-once":
         result = http(args.requests, 0)
+    elif args.mode in ("params-once", "translate-once"):
+        result = translate_once(args.requests, args.mode == "params-once")
     else:
         result = dispatch(args.requests, args.rounds)
     print(json.dumps({"bench": "api_path", "mode": args.mode, **result}))
