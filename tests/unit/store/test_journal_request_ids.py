@@ -28,6 +28,9 @@ def test_new_request_ids_are_16_bytes_and_distinct() -> None:
     ids = {new_request_id() for _ in range(10_000)}
     assert len(ids) == 10_000
     assert {len(rid) for rid in ids} == {16}
+    first, second = new_request_id(), new_request_id()
+    assert first[:8] == second[:8]  # the process's random prefix, then its counter
+    assert int.from_bytes(second[8:], "big") == int.from_bytes(first[8:], "big") + 1
 
 
 def test_request_ids_round_trip_and_survive_reopening(opener: Callable[[], Journal],
