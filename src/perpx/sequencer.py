@@ -39,9 +39,8 @@ import asyncio
 import functools
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import cast
 
 import msgspec
@@ -71,22 +70,13 @@ class SequencerStopped(RuntimeError):
     """The sequencer stopped after a journal failure or `close`; nothing more is accepted."""
 
 
-@dataclass(slots=True)
-class _Pending:
-    """A command applied and not yet durable, and who waits for it."""
-
-    command: Command
-    events: list[Event]
-    request_id: bytes | None = None
-    # The command's own future: `submit`'s, or made when a resend of a batch's command comes
-    # while it is in flight (`_resent`); None for the rest of a batch's commands.
-    done: asyncio.Future[list[Event]] | None = None
-    # On a batch's last command: the batch's one future and the outcomes it resolves to.
-    batch: tuple[asyncio.Future[list[list[Event]]], list[list[Event]]] | None = None
-
-
 # A request id's outcome recorded at recovery: (seq, events; None if not recomputed).
 Recorded = tuple[int, list[Event] | None]
+# A request id in the window: the seq of its command while in flight (applied, not yet
+# durable), then its Recorded outcome.
+Kept = int | Recorded
+# A `submit_all` batch's one future: (its last command's seq, the future, the outcomes).
+BatchAck = tuple[int, asyncio.Future[list[list[Event]]], list[list[Event]]]
 # recompute(seq, more): the events of the journaled command at `seq`, by replay; with those
 # of any seq of `more` the replay passed on its way (a dict by seq, `seq` in it). Blocking.
 Recompute = Callable[[int, list[int]], dict[int, list[Event]]]
@@ -113,8 +103,18 @@ class Sequencer:
         self.journal = journal
         self._clock = clock
         self._max_batch = max_batch
-        self._pending: list[_Pending] = []
-        self._in_flight: list[_Pending] = []  # the batch being journaled or handed out
+        # The commands applied and not yet taken by the flush loop, side by side with their
+        # events and request ids: three appends a command, no object of its own (issue #14).
+        self._commands: list[Command] = []
+        self._events: list[list[Event]] = []
+        self._rids: list[bytes | None] = []
+        # The batch being journaled or handed out (commands, events); `applied_after`.
+        self._in_flight: tuple[list[Command], list[list[Event]]] = ([], [])
+        self._in_flight_last = engine.last_seq  # its last seq (durable_seq when none)
+        # Who waits: one command's future by its seq (`submit`'s, or a resend's of a batch's
+        # command in flight), and the batches' futures in seq order of their last command.
+        self._waiters: dict[int, asyncio.Future[list[Event]]] = {}
+        self._batch_acks: deque[BatchAck] = deque()
         self._subscribers: list[Subscriber] = []
         self._flusher: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
@@ -122,10 +122,11 @@ class Sequencer:
         self.batches = 0
         self.subscriber_failures = 0
         self.durable_seq = engine.last_seq
-        # request id -> its command in flight, or its recorded outcome; oldest first. An
-        # OrderedDict: dropping a plain dict's first key again and again costs O(size) per
-        # drop (iteration skips the deleted slots), ~33 us at 65,536; popitem is O(1).
-        self._recent: OrderedDict[bytes, _Pending | Recorded] = OrderedDict()
+        # request id -> its command's seq while in flight, or its recorded outcome (`Kept`);
+        # oldest first. An OrderedDict: dropping a plain dict's first key again and again
+        # costs O(size) per drop (iteration skips the deleted slots), ~33 us at 65,536;
+        # popitem is O(1).
+        self._recent: OrderedDict[bytes, Kept] = OrderedDict()
         self._window = window
         self.resent = 0  # commands answered from `_recent` instead of applied
         self._recompute = recompute
@@ -145,7 +146,7 @@ class Sequencer:
         hit = self._recent.get(request_id)
         if hit is None:
             return None
-        return hit.command.seq if isinstance(hit, _Pending) else hit[0]
+        return hit if isinstance(hit, int) else hit[0]
 
     def subscribe(self, subscriber: Subscriber) -> None:
         """Call `subscriber(command, events)` for every durable command, in seq order."""
@@ -173,9 +174,9 @@ class Sequencer:
             hit = self._recent.get(request_id)
             if hit is not None:
                 return self._resent(request_id, hit)
-        pending = self._apply(command, request_id)
+        self._apply(command, request_id)
         done: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
-        pending.done = done
+        self._waiters[self._commands[-1].seq] = done
         self._flushing()
         return done
 
@@ -206,8 +207,9 @@ class Sequencer:
             raise ValueError(f"{len(commands)} commands but {len(ids)} request ids")
         recent = self._recent
         outcomes: list[list[Event]] = []
-        last: _Pending | None = None
+        applied = False
         resent: list[tuple[int, asyncio.Future[list[Event]]]] = []
+        apply = self._apply
         for command, request_id in zip(commands, ids, strict=True):
             if request_id is not None:
                 hit = recent.get(request_id)
@@ -215,13 +217,13 @@ class Sequencer:
                     resent.append((len(outcomes), self._resent(request_id, hit)))
                     outcomes.append([])  # its answer comes from `_resent`
                     continue
-            last = self._apply(command, request_id)
-            outcomes.append(last.events)
+            outcomes.append(apply(command, request_id))
+            applied = True
         done: asyncio.Future[list[list[Event]]] = asyncio.get_running_loop().create_future()
-        if last is None:
+        if not applied:
             done.set_result(outcomes)  # nothing applied: nothing to wait for but the resends
         else:
-            last.batch = (done, outcomes)
+            self._batch_acks.append((self._commands[-1].seq, done, outcomes))
             self._flushing()
         if resent:
             return asyncio.ensure_future(_with_resent(done, outcomes, resent))
@@ -232,43 +234,45 @@ class Sequencer:
         if self._failure is not None or self._closed:
             raise SequencerStopped("sequencer is stopped") from self._failure
 
-    def _apply(self, command: Command, request_id: bytes | None) -> _Pending:
+    def _apply(self, command: Command, request_id: bytes | None) -> list[Event]:
         """Stamp and apply `command` now and queue it for the journal, under `request_id`."""
         stamped = self.stamp(command)
         try:
             events = self.engine.apply(stamped)
         except BaseException as bug:
             # An exception out of the core is a broken invariant: stop rather than run on.
-            self._fail(bug, [])
+            # The batch in flight is durable whatever happens here: it is still answered.
+            self._fail(bug, self._in_flight_last)
             raise
-        pending = _Pending(stamped, events, request_id)
-        self._pending.append(pending)
+        self._commands.append(stamped)
+        self._events.append(events)
+        self._rids.append(request_id)
         if request_id is not None:
             recent = self._recent
-            recent[request_id] = pending
+            recent[request_id] = stamped.seq
             if len(recent) > self._window:
                 recent.popitem(last=False)
-        return pending
+        return events
 
     def _flushing(self) -> None:
         """Make sure the flush loop runs (it ends whenever nothing is pending)."""
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_loop())
 
-    def _resent(self, request_id: bytes, hit: _Pending | Recorded
-                ) -> asyncio.Future[list[Event]]:
+    def _resent(self, request_id: bytes, hit: Kept) -> asyncio.Future[list[Event]]:
         """Answer a request id already applied: with its own future, or from its record."""
         self.resent += 1
-        seq = hit.command.seq if isinstance(hit, _Pending) else hit[0]
+        seq = hit if isinstance(hit, int) else hit[0]
         # Rare (a gateway's resend after a failover or a timeout), and worth seeing.
         log.warning("a request id came again: answered with the outcome recorded at seq %d",
                     seq)
-        if isinstance(hit, _Pending):
+        if isinstance(hit, int):
             # In flight: the same answer as the first time, once durable. A batch's command
             # gets its future only now, when someone waits for it alone.
-            if hit.done is None:
-                hit.done = asyncio.get_running_loop().create_future()
-            return hit.done
+            waiting = self._waiters.get(seq)
+            if waiting is None:
+                waiting = self._waiters[seq] = asyncio.get_running_loop().create_future()
+            return waiting
         _, events = hit
         done: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
         if events is not None:
@@ -318,40 +322,61 @@ class Sequencer:
 
     async def _flush_loop(self) -> None:
         recent = self._recent
-        while self._pending:
-            batch = self._pending[: self._max_batch]
-            del self._pending[: self._max_batch]
-            self._in_flight = batch
-            commands = [p.command for p in batch]
-            request_ids = [p.request_id for p in batch]
+        while self._commands:
+            commands, events, rids = self._take()
+            self._in_flight = (commands, events)
+            self._in_flight_last = last = commands[-1].seq
             try:
-                await asyncio.to_thread(self.journal.append, commands, request_ids)
+                await asyncio.to_thread(self.journal.append, commands, rids)
             except BaseException as failure:
-                self._fail(failure, batch)
+                self._fail(failure, self.durable_seq)
                 return
             self.batches += 1
-            self.durable_seq = commands[-1].seq
-            for pending in batch:
-                for subscriber in self._subscribers:
-                    try:
-                        subscriber(pending.command, pending.events)
-                    except Exception:  # a side task must never cost an answer (see above)
-                        self.subscriber_failures += 1
-                        log.exception("subscriber %r failed on seq %d", subscriber,
-                                      pending.command.seq)
-                done = pending.done
-                if done is not None and not done.done():
-                    done.set_result(pending.events)
-                if pending.batch is not None:
-                    whole, outcomes = pending.batch
-                    if not whole.done():
-                        whole.set_result(outcomes)
-                rid = pending.request_id
+            self.durable_seq = last
+            first = commands[0].seq
+            subscribers = self._subscribers
+            if subscribers:  # every one sees every durable command, in seq order
+                for command, outcome in zip(commands, events, strict=True):
+                    for subscriber in subscribers:
+                        try:
+                            subscriber(command, outcome)
+                        except Exception:  # a side task must never cost an answer (see above)
+                            self.subscriber_failures += 1
+                            log.exception("subscriber %r failed on seq %d", subscriber,
+                                          command.seq)
+            # Answers only now (their callbacks run once this loop yields, after every
+            # subscriber above has seen the batch, as when each was answered in turn).
+            waiters = self._waiters
+            if waiters:
+                due = (range(first, last + 1) if len(waiters) >= len(commands)
+                       else [seq for seq in waiters if first <= seq <= last])
+                for seq in due:
+                    done = waiters.pop(seq, None)
+                    if done is not None and not done.done():
+                        done.set_result(events[seq - first])
+            acks = self._batch_acks
+            while acks and acks[0][0] <= last:
+                _, whole, outcomes = acks.popleft()
+                if not whole.done():
+                    whole.set_result(outcomes)
+            for seq, rid, outcome in zip(range(first, last + 1), rids, events,
+                                         strict=True):
                 if rid is not None and rid in recent:
-                    # Durable: keep the outcome only, not the future and the command (the
-                    # window is long-lived memory; same key, so its place is unchanged).
-                    recent[rid] = (pending.command.seq, pending.events)
-            self._in_flight = []
+                    # Durable: keep the outcome only (seq and events; the window is
+                    # long-lived memory; same key, so its place is unchanged).
+                    recent[rid] = (seq, outcome)
+            self._in_flight = ([], [])
+
+    def _take(self) -> tuple[list[Command], list[list[Event]], list[bytes | None]]:
+        """Take the next batch (up to `max_batch` commands) off the pending lists."""
+        if len(self._commands) <= self._max_batch:  # all of them: no copy
+            taken = (self._commands, self._events, self._rids)
+            self._commands, self._events, self._rids = [], [], []
+            return taken
+        n = self._max_batch
+        taken = (self._commands[:n], self._events[:n], self._rids[:n])
+        del self._commands[:n], self._events[:n], self._rids[:n]
+        return taken
 
     def applied_after(self, seq: int) -> list[tuple[Command, list[Event]]]:
         """Return every applied command after `seq` with its events, in seq order.
@@ -360,16 +385,29 @@ class Sequencer:
         (being journaled, or waiting for the next batch): a forked snapshot folds them into
         its copy of the read side so that it stands at the engine's seq.
         """
-        return [(p.command, p.events) for p in self._in_flight + self._pending
-                if p.command.seq > seq]
+        commands = self._in_flight[0] + self._commands
+        events = self._in_flight[1] + self._events
+        return [(command, outcome) for command, outcome in zip(commands, events, strict=True)
+                if command.seq > seq]
 
-    def _fail(self, failure: BaseException, batch: list[_Pending]) -> None:
+    def _fail(self, failure: BaseException, after: int) -> None:
+        """Stop: fail every wait for a command after seq `after`, drop what is pending.
+
+        `after` is the last seq that is or will be durable: the batch in flight is still
+        answered when the engine (not the journal) failed.
+        """
         self._failure = failure
-        for pending in batch + self._pending:
-            for done in (pending.done, pending.batch[0] if pending.batch else None):
-                if done is not None and not done.done():
-                    done.set_exception(SequencerStopped(f"journal failed: {failure!r}"))
-        self._pending.clear()
+        waits: list[asyncio.Future[list[Event]] | asyncio.Future[list[list[Event]]]] = [
+            done for seq, done in self._waiters.items() if seq > after]
+        waits += [whole for last, whole, _ in self._batch_acks if last > after]
+        for done in waits:
+            if not done.done():
+                done.set_exception(SequencerStopped(f"journal failed: {failure!r}"))
+        self._waiters = {seq: done for seq, done in self._waiters.items() if seq <= after}
+        self._batch_acks = deque(ack for ack in self._batch_acks if ack[0] <= after)
+        self._commands.clear()
+        self._events.clear()
+        self._rids.clear()
 
     async def drain(self) -> None:
         """Wait until every submitted command is durable (or the sequencer has failed)."""

@@ -17,6 +17,11 @@ Measured in one process, on one machine:
   window and group commit; what it leaves out is the per-command asyncio round, so the gap
   between it and ``durable`` is that overhead, and between it and ``replay`` (apply alone)
   what stamping, the request-id window and the journal's encode still cost;
+- with both durable figures, the same run's process CPU per command (``*_cpu_us_per_command``,
+  both threads: steadier than the rate when the machine is shared) and the journal batches'
+  mean size (``*_mean_batch``). The submitters wait for their own acknowledgement, so what
+  is in flight is bounded (~1,000 commands either way) and so is every group commit: the
+  batches do not grow past it however loaded the writer is;
 - ``replay``: read + decode alone, and read + decode + apply to a fresh engine;
 - ``snapshot``: with N resting orders: the inline cost (to_snapshot + encode + hash: what a writer
   would be paused for without fork), the state hash, the encoded bytes, the pause the writer
@@ -85,12 +90,14 @@ def naive(path: Path, commands: list[Command]) -> float:
 
 
 def pipeline(journal: Journal, count: int, submitters: int = SUBMITTERS,
-             batch: int = 1) -> float:
+             batch: int = 1, stats: dict[str, float] | None = None) -> float:
     """Drive `count` commands through the real Sequencer from concurrent tasks; commands/s.
 
     Each with a fresh request id, as every command from the API has (its window and column).
     `batch` 1: each submitter awaits one `submit` at a time; more: one `submit_all` of
-    `batch` commands at a time (the last may be shorter).
+    `batch` commands at a time (the last may be shorter). `stats`, if given, receives the
+    same run's process CPU time per command (both threads, in us: steadier than the rate on
+    a shared machine) and its journal batches' mean size (the group commit's reach).
     """
     commands = list(order_flow(count, seed=11))
 
@@ -107,17 +114,22 @@ def pipeline(journal: Journal, count: int, submitters: int = SUBMITTERS,
                 await sequencer.submit_all(chunk, [new_request_id() for _ in chunk])
 
         submitter = one_by_one if batch == 1 else in_batches
+        cpu = time.process_time()
         started = time.perf_counter()
         await asyncio.gather(*(submitter() for _ in range(submitters)))
         await sequencer.drain()
-        return len(commands) / (time.perf_counter() - started)
+        rate = len(commands) / (time.perf_counter() - started)
+        if stats is not None:
+            stats["cpu_us_per_command"] = (time.process_time() - cpu) / len(commands) * 1e6
+            stats["mean_batch"] = len(commands) / max(sequencer.batches, 1)
+        return rate
 
     return asyncio.run(run())
 
 
-def batched(journal: Journal, count: int) -> float:
+def batched(journal: Journal, count: int, stats: dict[str, float] | None = None) -> float:
     """`pipeline` fed as gateways forward: BATCH_SUBMITTERS tasks of BATCH_SIZE commands."""
-    return pipeline(journal, count, BATCH_SUBMITTERS, BATCH_SIZE)
+    return pipeline(journal, count, BATCH_SUBMITTERS, BATCH_SIZE, stats)
 
 
 def replay(journal: SqliteJournal) -> tuple[float, float, int]:
@@ -209,17 +221,26 @@ def bench_journal(quick: bool, postgres_dsn: str, echo: Callable[[str], None]) -
         echo(f"replay of {count:,} commands: read + decode {decode:,.0f}/s; "
              f"read + decode + apply {apply:,.0f}/s")
         pipe = SqliteJournal(base / "pipe.db")
-        out["durable_orders_per_s"] = pipeline(pipe, n_pipe)
+        single: dict[str, float] = {}
+        out["durable_orders_per_s"] = pipeline(pipe, n_pipe, stats=single)
         pipe.close()
+        out["durable_cpu_us_per_command"] = single["cpu_us_per_command"]
+        out["durable_mean_batch"] = single["mean_batch"]
         echo(f"durable pipeline on SQLite (Sequencer + engine, {SUBMITTERS:,} submitters, "
-             f"{n_pipe:,} commands): {out['durable_orders_per_s']:,.0f} commands/s")
+             f"{n_pipe:,} commands): {out['durable_orders_per_s']:,.0f} commands/s "
+             f"({single['cpu_us_per_command']:.1f} us CPU a command, journal batches of "
+             f"{single['mean_batch']:,.0f} on average)")
         out["batched_submitters"], out["batched_batch_size"] = BATCH_SUBMITTERS, BATCH_SIZE
         pipe = SqliteJournal(base / "batched.db")
-        out["durable_batched_orders_per_s"] = batched(pipe, n_pipe)
+        fed: dict[str, float] = {}
+        out["durable_batched_orders_per_s"] = batched(pipe, n_pipe, fed)
         pipe.close()
+        out["durable_batched_cpu_us_per_command"] = fed["cpu_us_per_command"]
+        out["durable_batched_mean_batch"] = fed["mean_batch"]
         echo(f"durable pipeline on SQLite fed in batches ({BATCH_SUBMITTERS} submitters of "
              f"{BATCH_SIZE}-command `submit_all`): {out['durable_batched_orders_per_s']:,.0f}"
-             " commands/s")
+             f" commands/s ({fed['cpu_us_per_command']:.1f} us CPU a command, journal "
+             f"batches of {fed['mean_batch']:,.0f} on average)")
         if not _postgres_reachable(postgres_dsn):
             echo(f"PostgreSQL at {postgres_dsn} unreachable: its figures are null")
             out["durable_orders_per_s_postgres"] = None

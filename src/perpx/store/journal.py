@@ -74,7 +74,12 @@ class LeaderRecord:
 REQUEST_ID_BYTES = 16
 RequestIds = Sequence[bytes | None]
 
-_PROCESS_PREFIX = os.urandom(REQUEST_ID_BYTES - 8)
+def _draw_prefix() -> int:
+    """Return 8 random bytes as the high half of a 16-byte integer."""
+    return int.from_bytes(os.urandom(REQUEST_ID_BYTES - 8), "big") << 64
+
+
+_PROCESS_PREFIX = _draw_prefix()
 _REQUEST_COUNTER = itertools.count(1)
 
 
@@ -82,15 +87,17 @@ def new_request_id() -> bytes:
     """Return a request id unique across processes and restarts: a random prefix, a counter.
 
     8 random bytes drawn once per process, then a per-process counter: no syscall per request,
-    and two processes (or one restarted) collide only if their prefixes do (2**-64).
+    and two processes (or one restarted) collide only if their prefixes do (2**-64). Built
+    as one integer's 16 bytes (the prefix's, then the counter's 8): one conversion and no
+    concatenation per id.
     """
-    return _PROCESS_PREFIX + next(_REQUEST_COUNTER).to_bytes(8, "big")
+    return (_PROCESS_PREFIX + next(_REQUEST_COUNTER)).to_bytes(REQUEST_ID_BYTES, "big")
 
 
 def fork_request_ids() -> None:
     """Draw a new prefix (in a forked child, which would otherwise share its parent's)."""
     global _PROCESS_PREFIX
-    _PROCESS_PREFIX = os.urandom(REQUEST_ID_BYTES - 8)
+    _PROCESS_PREFIX = _draw_prefix()
 
 
 if hasattr(os, "register_at_fork"):

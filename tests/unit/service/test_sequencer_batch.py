@@ -252,6 +252,28 @@ def test_a_core_failure_mid_batch_stops_the_sequencer() -> None:
     asyncio.run(run())
 
 
+def test_a_core_failure_answers_the_batch_in_flight_and_fails_the_rest() -> None:
+    """The batch being journaled is durable whatever the core does next: it is answered."""
+    async def run() -> None:
+        seq = await _funded(_SlowJournal())
+        flying = seq.submit_all_nowait(_orders(2))
+        one = seq.submit_nowait(_order(1, 500_000))
+        await asyncio.sleep(0)  # the flush takes all three: in flight for ~2 ms
+        seq.engine = _BreaksOnThird(seq.engine)  # type: ignore[assignment]
+        waiting = seq.submit_nowait(_order(1, 500_001))
+        batch = seq.submit_all_nowait(_orders(1))
+        with pytest.raises(AssertionError):
+            seq.submit_nowait(_order(1, 500_002))
+        assert len(await flying) == 2 and (await one)[0].seq == 4
+        for lost in (waiting, batch):
+            with pytest.raises(SequencerStopped):
+                await lost
+        await seq.drain()
+        assert seq.journal.last_seq() == seq.durable_seq == 4
+
+    asyncio.run(run())
+
+
 def test_close_drains_a_batch_then_refuses_more() -> None:
     async def run() -> None:
         seq = await _funded(_SlowJournal())

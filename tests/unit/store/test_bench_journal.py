@@ -19,7 +19,9 @@ def test_bench_journal_quick_prints_the_json_keys() -> None:
                 "durable_batched_orders_per_s", "durable_batched_orders_per_s_postgres",
                 "replay_commands_per_s", "snapshot_s", "snapshot_bytes",
                 "journal_only_orders_per_s", "decode_only_commands_per_s",
-                "group_commit_ratio", "snapshot_fork_pause_s"):
+                "group_commit_ratio", "snapshot_fork_pause_s", "durable_cpu_us_per_command",
+                "durable_batched_cpu_us_per_command", "durable_mean_batch",
+                "durable_batched_mean_batch"):
         assert figures[key] is not None and figures[key] > 0, key
     assert figures["resting_orders"] == 10_000
     assert (figures["batched_submitters"], figures["batched_batch_size"]) == (16, 64)

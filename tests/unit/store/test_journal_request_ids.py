@@ -28,6 +28,9 @@ def test_new_request_ids_are_16_bytes_and_distinct() -> None:
     ids = {new_request_id() for _ in range(10_000)}
     assert len(ids) == 10_000
     assert {len(rid) for rid in ids} == {16}
+    first, second = new_request_id(), new_request_id()
+    assert first[:8] == second[:8]  # the process's random prefix, then its counter
+    assert int.from_bytes(second[8:], "big") == int.from_bytes(first[8:], "big") + 1
 
 
 def test_request_ids_round_trip_and_survive_reopening(opener: Callable[[], Journal],
@@ -126,3 +129,22 @@ def test_sqlite_stores_bodies_and_ids_as_the_blobs_bytes_would_be(tmp_path: Path
                               "ORDER BY rowid").fetchall()
     assert stored == expected
     assert stored[0][:2] == ("blob", "blob") and type(stored[0][3]) is bytes
+
+
+@pytest.mark.parametrize("sizes", [[1, 15, 16, 17], [255, 256, 257], [600, 3, 4096, 31]])
+def test_sqlite_batches_of_any_size_round_trip(tmp_path: Path, sizes: list[int]) -> None:
+    """`SqliteJournal.append` inserts by statements of 256, 16 and 1 rows: every size lands."""
+    journal = open_journal(str(tmp_path / "journal.db"))
+    commands, rids, seq = [], [], 1
+    for size in sizes:
+        batch = _orders(seq, size)
+        ids = [new_request_id() if n % 3 else None for n in range(size)]
+        journal.append(batch, ids)
+        commands += batch
+        rids += ids
+        seq += size
+    assert journal.last_seq() == seq - 1
+    assert list(journal.read()) == commands
+    assert journal.request_ids() == [(n + 1, rid) for n, rid in enumerate(rids)
+                                     if rid is not None]
+    journal.close()
