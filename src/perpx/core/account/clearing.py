@@ -45,7 +45,7 @@ from perpx.core.account.order_loss import (
     order_loss_term as _order_loss_term,
 )
 from perpx.core.account.portfolio import PmParams
-from perpx.core.account.positions import Position, apply_fill
+from perpx.core.account.positions import FillEffect, Position, apply_fill
 from perpx.core.account.risk_value import AccountFigures, AccountRisk, RiskValue
 from perpx.core.book.order import RestingOrder
 from perpx.core.codes import RejectCode, Rejected
@@ -201,6 +201,9 @@ class Clearing(ReplenishingLedger):
         # Orders carrying TP/SL that start on fill, and their lots filled since last looked.
         self.fill_watch: set[int] = set()
         self.watched_fills: dict[int, int] = {}
+        # What `apply_fill` did to the side `_settle_side` is settling, written into this one
+        # object and read at once (one object per side of every fill was allocated and freed).
+        self._fill_effect = FillEffect()
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -977,9 +980,10 @@ class Clearing(ReplenishingLedger):
 
     # -- settlement -------------------------------------------------------------------------
 
-    def settle(self, symbol: str, price_obj: Any, qty_obj: Any, trade_id: Any,
-               maker_leaves_lots: int, taker: RestingOrder, maker: RestingOrder, seq: Any,
-               ts_ms: Any, events: list[Event]) -> None:
+    def settle(self, spec: InstrumentSpec, price_obj: Any, qty_obj: Any, trade_id: Any,
+               maker_leaves_lots: int, taker: RestingOrder, taker_account: Account,
+               maker: RestingOrder, fees: Account, seq: Any, ts_ms: Any,
+               events: list[Event]) -> None:
         """Settle one trade for both sides: position, realized P&L, fees, isolated margin.
 
         Given the trade's numbers, not its `Trade` event: the settlement pass holds them as
@@ -987,10 +991,12 @@ class Clearing(ReplenishingLedger):
         attribute lookup. The numbers that only go into events (`seq`, `ts_ms`, `trade_id`)
         and the price and quantity come boxed (typed Any), the same objects as the trade's:
         compiled, an int is boxed anew at each event it goes to, and these go to five.
+        The instrument, the taker's account and the fee account are the same for every fill
+        of a walk, so the settlement pass looks them up once per walk (`settle_steps`).
         """
         price: int = price_obj
         qty: int = qty_obj
-        spec = self.instruments[symbol]
+        symbol = spec.symbol
         maker_account = self.accounts[maker.account_obj]
         if not maker.reduce_only:
             # Its order margin dropped and its account marked dirty by its side's settlement
@@ -1006,12 +1012,11 @@ class Clearing(ReplenishingLedger):
         taker_fee = fee_for_value_atoms(value, spec.taker_fee_rate)
         maker_fee = fee_for_value_atoms(value, spec.maker_fee_rate)
         self._settle_side(spec, symbol, price, qty, price_obj, qty_obj, seq, ts_ms, trade_id,
-                          taker, self.accounts[taker.account_obj], False, taker_fee, events)
+                          taker, taker_account, False, taker_fee, events)
         self._settle_side(spec, symbol, price, qty, price_obj, qty_obj, seq, ts_ms, trade_id,
                           maker, maker_account, True, maker_fee, events)
         fee_income = taker_fee + maker_fee
         if fee_income:
-            fees = self.accounts[FEE_ACCOUNT_ID]
             self._move(fees, spec.settle_coin, fee_income, _FEE_INCOME, seq, ts_ms, events,
                        symbol, trade_id)
 
@@ -1026,11 +1031,14 @@ class Clearing(ReplenishingLedger):
         fee_obj: Any = fee
         idx = order.position_idx
         key = spec.keys.position(idx)
-        position = account.positions.get(key)
-        if position is None:
+        found = account.positions.get(key)
+        if found is None:
             position = account.positions[key] = Position(
                 order.account_id, symbol, idx, account.leverage.get(key, DEFAULT_LEVERAGE))
-        effect = apply_fill(position, spec, order.side, price, qty, fee)
+        else:
+            position = found
+        # Into the clearing's own effect, read here and dropped: no object per side.
+        effect = apply_fill(position, spec, order.side, price, qty, fee, self._fill_effect)
         account.forget_order_margin(symbol)
         model = account.model
         if effect.opened_lots and model.holds_position_margin:  # a cross model's is a no-op
