@@ -6,7 +6,7 @@ Every division names its rounding direction; `/` and floats never touch an amoun
 
 from __future__ import annotations
 
-from typing import Final, NewType
+from typing import Any, Final, NewType
 
 from mypy_extensions import i64
 
@@ -19,6 +19,18 @@ ATOM_DECIMALS: Final = 8
 ATOMS_PER_COIN: Final = 10**ATOM_DECIMALS
 RATE_DECIMALS: Final = 8
 RATE_ONE: Final = 10**RATE_DECIMALS
+
+
+# Zero as an object, boxed once. Compiled, an int handed to an event (a msgspec Struct) is
+# boxed at each use, a call even for a cached small int; a fill's events carry many zeros (an
+# opening fill closes nothing, a cross position holds no margin). A Final of type Any is a C
+# static: reading it is a load.
+BOXED_ZERO: Final[Any] = 0
+
+
+def boxed(value: int) -> Any:
+    """Return `value` as an object: `BOXED_ZERO` for zero, else the value boxed as usual."""
+    return BOXED_ZERO if value == 0 else value
 
 
 def div_floor(numerator: int, denominator: int) -> int:

@@ -23,6 +23,7 @@ from perpx.core.enums import Side
 from perpx.core.events import Event, OrderCancelled, Trade
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.keys import position_key
+from perpx.core.numbers import boxed
 
 _BUY: Final = Side.BUY
 _SELL: Final = Side.SELL
@@ -67,9 +68,10 @@ def settle_steps(
             price: Any = step.price_ticks
             qty: Any = step.qty_lots
             maker_leaves = step.maker_leaves_lots
+            # A taker or maker that this fill completes leaves nothing: the boxed zero.
             events.append(_TRADE(seq_obj, ts_obj, trade_id, symbol, price, qty, side, taker_id,
                                  taker_account_id, maker.id_obj, maker.account_obj,
-                                 step.taker_leaves_lots, maker_leaves))
+                                 boxed(step.taker_leaves_lots), boxed(maker_leaves)))
             clearing.settle(spec, price, qty, trade_id, maker_leaves, taker, taker_account,
                             maker, fees, seq_obj, ts_obj, events)
             if maker_leaves == 0:

@@ -80,7 +80,7 @@ from perpx.core.events import (
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.keys import position_key
 from perpx.core.market import Market
-from perpx.core.numbers import RATE_ONE, div_floor
+from perpx.core.numbers import BOXED_ZERO, RATE_ONE, boxed, div_floor
 from perpx.core.orders.rules import check_position_idx, closes_hedge_side
 from perpx.core.prices.funding import funding_fee_atoms
 from perpx.core.risk.liquidation import ReplenishingLedger
@@ -1002,7 +1002,7 @@ class Clearing(ReplenishingLedger):
             # Its order margin dropped and its account marked dirty by its side's settlement
             # below, before anything reads either.
             self._shrink_sums(maker_account, spec, maker, qty, maker_leaves_lots)
-        if self.fill_watch:
+        if len(self.fill_watch):  # a set's size is a primitive; its truth a generic call
             for order in (taker, maker):
                 if order.order_id in self.fill_watch:
                     self.watched_fills[order.order_id] = (
@@ -1049,24 +1049,40 @@ class Clearing(ReplenishingLedger):
         position.updated_ts_ms = ts_ms
         coin = spec.settle_coin
         pnl = effect.pnl_atoms
-        close_fee = effect.close_fee_atoms
+        # What the fill closed, boxed for the events: all zero when it closed nothing (an
+        # opening fill: about three sides in five of the standard stream), so the one boxed
+        # zero (`numbers.BOXED_ZERO`; boxing is a call per use even for a cached small int).
+        closed_obj: Any = BOXED_ZERO
+        cash_flow: Any = BOXED_ZERO
+        closed_pnl: Any = BOXED_ZERO
+        open_fee: Any = BOXED_ZERO
+        funding: Any = BOXED_ZERO
+        close_fee_obj: Any = BOXED_ZERO
+        if effect.closed_lots:
+            close_fee = effect.close_fee_atoms
+            closed_obj = effect.closed_lots
+            cash_flow = pnl
+            closed_pnl = effect.entry_pnl_atoms - close_fee
+            open_fee = boxed(effect.open_fee_atoms)
+            funding = boxed(effect.funding_atoms)
+            close_fee_obj = close_fee
         # One transaction-log line per fill, as Bybit's TRADE entry: cash flow less the fee.
         balances = account.balances
         balance: Any = balances.get(coin, 0) + pnl - fee
         balances[coin] = balance
         events.append(_BALANCE_CHANGED(seq, ts_ms, account_id, coin, pnl - fee, balance,
-                                       _TRADE, symbol, trade_id, pnl, fee_obj))
-        idx_obj: Any = idx
+                                       _TRADE, symbol, trade_id, cash_flow, fee_obj))
+        idx_obj: Any = boxed(idx)
         events.append(_EXECUTED(seq, ts_ms, account_id, order.id_obj, trade_id, symbol,
                                 order.side, price_obj, qty_obj, fee_obj, is_maker,
-                                effect.closed_lots, effect.entry_pnl_atoms - close_fee, idx_obj,
-                                effect.open_fee_atoms, effect.funding_atoms, close_fee))
+                                closed_obj, closed_pnl, idx_obj, open_fee, funding,
+                                close_fee_obj))
         # `position_changed`, written out.
         self.dirty.add(account_id)
         self.moved_positions.add(position.moved_key)
         events.append(_POSITION_CHANGED(seq, ts_ms, account_id, symbol, idx_obj,
                                         position.size_lots, position.entry_value_atoms,
-                                        position.leverage, position.margin_atoms,
+                                        position.leverage, boxed(position.margin_atoms),
                                         position.realized_pnl_atoms,
                                         position.cum_realized_pnl_atoms))
 
