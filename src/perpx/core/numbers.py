@@ -62,6 +62,9 @@ def div_round(numerator: int, denominator: int) -> int:
 # Bits of magnitude an i64 fast path below allows any factor, product or sum it forms: under
 # 2**62, so a sum of two such values stays under 2**63.
 _NATIVE_BITS: Final = 62
+# The largest value of at most 62 bits: for a positive d, ``d <= _NATIVE_MAX`` is
+# ``bits(d) <= 62``.
+_NATIVE_MAX: Final = 2**62 - 1
 
 
 def mul(a: int, b: int) -> int:
@@ -106,12 +109,14 @@ def mul_div_floor(a: int, b: int, denominator: int) -> int:
         raise ZeroDivisionError(f"mul_div: denominator must be positive, was {denominator}")
     bits_a: i64 = a.bit_length()  # i64: the bounds' sums and comparisons in machine words
     bits_b: i64 = b.bit_length()
-    bits_d: i64 = denominator.bit_length()
-    if bits_a + bits_b <= _NATIVE_BITS and bits_d <= _NATIVE_BITS:
+    # ``bits(d) <= 62`` as a comparison (inline when compiled), not a third bit length: the
+    # first path needs no more of the denominator; the split path takes its bit length.
+    if bits_a + bits_b <= _NATIVE_BITS and denominator <= _NATIVE_MAX:
         x: i64 = a
         y: i64 = b
         d: i64 = denominator
         return x * y // d
+    bits_d: i64 = denominator.bit_length()
     if bits_a < _NATIVE_BITS and bits_b <= bits_d and bits_b + bits_d <= _NATIVE_BITS:
         x2: i64 = a
         y2: i64 = b
