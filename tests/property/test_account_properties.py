@@ -582,10 +582,20 @@ def test_apply_fill_equals_the_plain_rule(
         held.realized_pnl_atoms = held.cum_realized_pnl_atoms = 5
         return held
 
-    slow, fast = position(), position()
+    slow, fast, reused = position(), position(), position()
     expected = reference_fill(slow, side, price, qty, fee)
     got = apply_fill(fast, SPEC, side, price, qty, fee)
     assert fast.to_record() == slow.to_record()
-    fields = ("closed_lots", "opened_lots", "pnl_atoms", "close_fee_atoms", "open_fee_atoms",
-              "funding_atoms")
+    fields = ("closed_lots", "opened_lots", "pnl_atoms", "entry_pnl_atoms", "close_fee_atoms",
+              "open_fee_atoms", "funding_atoms")
+    expected.entry_pnl_atoms = expected.pnl_atoms  # a linear USDT contract: the same number
     assert [getattr(got, f) for f in fields] == [getattr(expected, f) for f in fields]
+    # The settlement hands in one effect for every fill (`Clearing._fill_effect`): whatever
+    # an earlier fill left in it, every field is written anew.
+    stale = FillEffect()
+    for number, name in enumerate(fields, start=1):
+        setattr(stale, name, -7919 * number)
+    into = apply_fill(reused, SPEC, side, price, qty, fee, stale)
+    assert into is stale
+    assert reused.to_record() == slow.to_record()
+    assert [getattr(into, f) for f in fields] == [getattr(expected, f) for f in fields]

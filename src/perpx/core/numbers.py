@@ -6,7 +6,7 @@ Every division names its rounding direction; `/` and floats never touch an amoun
 
 from __future__ import annotations
 
-from typing import Final, NewType
+from typing import Any, Final, NewType
 
 from mypy_extensions import i64
 
@@ -19,6 +19,18 @@ ATOM_DECIMALS: Final = 8
 ATOMS_PER_COIN: Final = 10**ATOM_DECIMALS
 RATE_DECIMALS: Final = 8
 RATE_ONE: Final = 10**RATE_DECIMALS
+
+
+# Zero as an object, boxed once. Compiled, an int handed to an event (a msgspec Struct) is
+# boxed at each use, a call even for a cached small int; a fill's events carry many zeros (an
+# opening fill closes nothing, a cross position holds no margin). A Final of type Any is a C
+# static: reading it is a load.
+BOXED_ZERO: Final[Any] = 0
+
+
+def boxed(value: int) -> Any:
+    """Return `value` as an object: `BOXED_ZERO` for zero, else the value boxed as usual."""
+    return BOXED_ZERO if value == 0 else value
 
 
 def div_floor(numerator: int, denominator: int) -> int:
@@ -50,6 +62,9 @@ def div_round(numerator: int, denominator: int) -> int:
 # Bits of magnitude an i64 fast path below allows any factor, product or sum it forms: under
 # 2**62, so a sum of two such values stays under 2**63.
 _NATIVE_BITS: Final = 62
+# The largest value of at most 62 bits: for a positive d, ``d <= _NATIVE_MAX`` is
+# ``bits(d) <= 62``.
+_NATIVE_MAX: Final = 2**62 - 1
 
 
 def mul(a: int, b: int) -> int:
@@ -94,12 +109,14 @@ def mul_div_floor(a: int, b: int, denominator: int) -> int:
         raise ZeroDivisionError(f"mul_div: denominator must be positive, was {denominator}")
     bits_a: i64 = a.bit_length()  # i64: the bounds' sums and comparisons in machine words
     bits_b: i64 = b.bit_length()
-    bits_d: i64 = denominator.bit_length()
-    if bits_a + bits_b <= _NATIVE_BITS and bits_d <= _NATIVE_BITS:
+    # ``bits(d) <= 62`` as a comparison (inline when compiled), not a third bit length: the
+    # first path needs no more of the denominator; the split path takes its bit length.
+    if bits_a + bits_b <= _NATIVE_BITS and denominator <= _NATIVE_MAX:
         x: i64 = a
         y: i64 = b
         d: i64 = denominator
         return x * y // d
+    bits_d: i64 = denominator.bit_length()
     if bits_a < _NATIVE_BITS and bits_b <= bits_d and bits_b + bits_d <= _NATIVE_BITS:
         x2: i64 = a
         y2: i64 = b

@@ -15,12 +15,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
+from perpx.core.account.accounts import FEE_ACCOUNT_ID, Account
 from perpx.core.account.clearing import Clearing
 from perpx.core.book.fills import Fill, MatchStep
 from perpx.core.book.order import RestingOrder
 from perpx.core.enums import Side
 from perpx.core.events import Event, OrderCancelled, Trade
+from perpx.core.instruments import InstrumentSpec
 from perpx.core.keys import position_key
+from perpx.core.numbers import boxed
 
 _BUY: Final = Side.BUY
 _SELL: Final = Side.SELL
@@ -48,19 +51,29 @@ def settle_steps(
     seq_obj: Any = seq
     ts_obj: Any = ts_ms
     taker_id = taker.id_obj
-    taker_account = taker.account_obj
+    taker_account_id = taker.account_obj
+    # The same for every fill of the walk: looked up at its first fill, not at each
+    # (issue #14). A walk of cancelled makers only looks nothing up, as before.
+    spec: InstrumentSpec | None = None
+    taker_account: Account | None = None
+    fees: Account | None = None
     for step in steps:
         maker = step.maker
         if isinstance(step, Fill):
+            if spec is None or taker_account is None or fees is None:
+                spec = clearing.instruments[symbol]
+                taker_account = clearing.accounts[taker_account_id]
+                fees = clearing.accounts[FEE_ACCOUNT_ID]
             trade_id: Any = step.trade_id
             price: Any = step.price_ticks
             qty: Any = step.qty_lots
             maker_leaves = step.maker_leaves_lots
+            # A taker or maker that this fill completes leaves nothing: the boxed zero.
             events.append(_TRADE(seq_obj, ts_obj, trade_id, symbol, price, qty, side, taker_id,
-                                 taker_account, maker.id_obj, maker.account_obj,
-                                 step.taker_leaves_lots, maker_leaves))
-            clearing.settle(symbol, price, qty, trade_id, maker_leaves, taker, maker, seq_obj,
-                            ts_obj, events)
+                                 taker_account_id, maker.id_obj, maker.account_obj,
+                                 boxed(step.taker_leaves_lots), boxed(maker_leaves)))
+            clearing.settle(spec, price, qty, trade_id, maker_leaves, taker, taker_account,
+                            maker, fees, seq_obj, ts_obj, events)
             if maker_leaves == 0:
                 close_order(maker)
         else:

@@ -8,9 +8,11 @@ from hypothesis import strategies as st
 
 from perpx.core.numbers import (
     ATOMS_PER_COIN,
+    BOXED_ZERO,
     RATE_ONE,
     apply_rate_ceil,
     apply_rate_floor,
+    boxed,
     div_ceil,
     div_floor,
     mul,
@@ -251,3 +253,12 @@ def test_mul_div_of_a_rate_under_one_equals_the_exact_formula(
 def test_mul_div_at_the_edge_of_a_machine_word(a: int, b: int, denominator: int) -> None:
     assert mul_div_floor(a, b, denominator) == a * b // denominator
     assert mul_div_ceil(a, b, denominator) == -(-a * b // denominator)
+
+
+@given(value=wide)
+def test_boxed_is_the_value_and_zero_is_the_one_boxed_zero(value: int) -> None:
+    # `boxed` hands the settlement's events one shared object for zero (no box per use);
+    # any other value comes back equal, an int, whatever its size.
+    got = boxed(value)
+    assert got == value and type(got) is int
+    assert boxed(0) is BOXED_ZERO and BOXED_ZERO == 0

@@ -45,7 +45,7 @@ from perpx.core.account.order_loss import (
     order_loss_term as _order_loss_term,
 )
 from perpx.core.account.portfolio import PmParams
-from perpx.core.account.positions import Position, apply_fill
+from perpx.core.account.positions import FillEffect, Position, apply_fill
 from perpx.core.account.risk_value import AccountFigures, AccountRisk, RiskValue
 from perpx.core.book.order import RestingOrder
 from perpx.core.codes import RejectCode, Rejected
@@ -80,7 +80,7 @@ from perpx.core.events import (
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.keys import position_key
 from perpx.core.market import Market
-from perpx.core.numbers import RATE_ONE, div_floor
+from perpx.core.numbers import BOXED_ZERO, RATE_ONE, boxed, div_floor
 from perpx.core.orders.rules import check_position_idx, closes_hedge_side
 from perpx.core.prices.funding import funding_fee_atoms
 from perpx.core.risk.liquidation import ReplenishingLedger
@@ -201,6 +201,9 @@ class Clearing(ReplenishingLedger):
         # Orders carrying TP/SL that start on fill, and their lots filled since last looked.
         self.fill_watch: set[int] = set()
         self.watched_fills: dict[int, int] = {}
+        # What `apply_fill` did to the side `_settle_side` is settling, written into this one
+        # object and read at once (one object per side of every fill was allocated and freed).
+        self._fill_effect = FillEffect()
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -977,9 +980,10 @@ class Clearing(ReplenishingLedger):
 
     # -- settlement -------------------------------------------------------------------------
 
-    def settle(self, symbol: str, price_obj: Any, qty_obj: Any, trade_id: Any,
-               maker_leaves_lots: int, taker: RestingOrder, maker: RestingOrder, seq: Any,
-               ts_ms: Any, events: list[Event]) -> None:
+    def settle(self, spec: InstrumentSpec, price_obj: Any, qty_obj: Any, trade_id: Any,
+               maker_leaves_lots: int, taker: RestingOrder, taker_account: Account,
+               maker: RestingOrder, fees: Account, seq: Any, ts_ms: Any,
+               events: list[Event]) -> None:
         """Settle one trade for both sides: position, realized P&L, fees, isolated margin.
 
         Given the trade's numbers, not its `Trade` event: the settlement pass holds them as
@@ -987,16 +991,18 @@ class Clearing(ReplenishingLedger):
         attribute lookup. The numbers that only go into events (`seq`, `ts_ms`, `trade_id`)
         and the price and quantity come boxed (typed Any), the same objects as the trade's:
         compiled, an int is boxed anew at each event it goes to, and these go to five.
+        The instrument, the taker's account and the fee account are the same for every fill
+        of a walk, so the settlement pass looks them up once per walk (`settle_steps`).
         """
         price: int = price_obj
         qty: int = qty_obj
-        spec = self.instruments[symbol]
+        symbol = spec.symbol
         maker_account = self.accounts[maker.account_obj]
         if not maker.reduce_only:
             # Its order margin dropped and its account marked dirty by its side's settlement
             # below, before anything reads either.
             self._shrink_sums(maker_account, spec, maker, qty, maker_leaves_lots)
-        if self.fill_watch:
+        if len(self.fill_watch):  # a set's size is a primitive; its truth a generic call
             for order in (taker, maker):
                 if order.order_id in self.fill_watch:
                     self.watched_fills[order.order_id] = (
@@ -1006,12 +1012,11 @@ class Clearing(ReplenishingLedger):
         taker_fee = fee_for_value_atoms(value, spec.taker_fee_rate)
         maker_fee = fee_for_value_atoms(value, spec.maker_fee_rate)
         self._settle_side(spec, symbol, price, qty, price_obj, qty_obj, seq, ts_ms, trade_id,
-                          taker, self.accounts[taker.account_obj], False, taker_fee, events)
+                          taker, taker_account, False, taker_fee, events)
         self._settle_side(spec, symbol, price, qty, price_obj, qty_obj, seq, ts_ms, trade_id,
                           maker, maker_account, True, maker_fee, events)
         fee_income = taker_fee + maker_fee
         if fee_income:
-            fees = self.accounts[FEE_ACCOUNT_ID]
             self._move(fees, spec.settle_coin, fee_income, _FEE_INCOME, seq, ts_ms, events,
                        symbol, trade_id)
 
@@ -1026,11 +1031,14 @@ class Clearing(ReplenishingLedger):
         fee_obj: Any = fee
         idx = order.position_idx
         key = spec.keys.position(idx)
-        position = account.positions.get(key)
-        if position is None:
+        found = account.positions.get(key)
+        if found is None:
             position = account.positions[key] = Position(
                 order.account_id, symbol, idx, account.leverage.get(key, DEFAULT_LEVERAGE))
-        effect = apply_fill(position, spec, order.side, price, qty, fee)
+        else:
+            position = found
+        # Into the clearing's own effect, read here and dropped: no object per side.
+        effect = apply_fill(position, spec, order.side, price, qty, fee, self._fill_effect)
         account.forget_order_margin(symbol)
         model = account.model
         if effect.opened_lots and model.holds_position_margin:  # a cross model's is a no-op
@@ -1041,24 +1049,40 @@ class Clearing(ReplenishingLedger):
         position.updated_ts_ms = ts_ms
         coin = spec.settle_coin
         pnl = effect.pnl_atoms
-        close_fee = effect.close_fee_atoms
+        # What the fill closed, boxed for the events: all zero when it closed nothing (an
+        # opening fill: about three sides in five of the standard stream), so the one boxed
+        # zero (`numbers.BOXED_ZERO`; boxing is a call per use even for a cached small int).
+        closed_obj: Any = BOXED_ZERO
+        cash_flow: Any = BOXED_ZERO
+        closed_pnl: Any = BOXED_ZERO
+        open_fee: Any = BOXED_ZERO
+        funding: Any = BOXED_ZERO
+        close_fee_obj: Any = BOXED_ZERO
+        if effect.closed_lots:
+            close_fee = effect.close_fee_atoms
+            closed_obj = effect.closed_lots
+            cash_flow = pnl
+            closed_pnl = effect.entry_pnl_atoms - close_fee
+            open_fee = boxed(effect.open_fee_atoms)
+            funding = boxed(effect.funding_atoms)
+            close_fee_obj = close_fee
         # One transaction-log line per fill, as Bybit's TRADE entry: cash flow less the fee.
         balances = account.balances
         balance: Any = balances.get(coin, 0) + pnl - fee
         balances[coin] = balance
         events.append(_BALANCE_CHANGED(seq, ts_ms, account_id, coin, pnl - fee, balance,
-                                       _TRADE, symbol, trade_id, pnl, fee_obj))
-        idx_obj: Any = idx
+                                       _TRADE, symbol, trade_id, cash_flow, fee_obj))
+        idx_obj: Any = boxed(idx)
         events.append(_EXECUTED(seq, ts_ms, account_id, order.id_obj, trade_id, symbol,
                                 order.side, price_obj, qty_obj, fee_obj, is_maker,
-                                effect.closed_lots, effect.entry_pnl_atoms - close_fee, idx_obj,
-                                effect.open_fee_atoms, effect.funding_atoms, close_fee))
+                                closed_obj, closed_pnl, idx_obj, open_fee, funding,
+                                close_fee_obj))
         # `position_changed`, written out.
         self.dirty.add(account_id)
         self.moved_positions.add(position.moved_key)
         events.append(_POSITION_CHANGED(seq, ts_ms, account_id, symbol, idx_obj,
                                         position.size_lots, position.entry_value_atoms,
-                                        position.leverage, position.margin_atoms,
+                                        position.leverage, boxed(position.margin_atoms),
                                         position.realized_pnl_atoms,
                                         position.cum_realized_pnl_atoms))
 

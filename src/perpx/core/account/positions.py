@@ -229,7 +229,7 @@ class FillEffect:
 
 def apply_fill(
     position: Position, spec: InstrumentSpec, side: Side, price_ticks: int, qty_lots: int,
-    fee_atoms: int = 0,
+    fee_atoms: int = 0, into: FillEffect | None = None,
 ) -> FillEffect:
     """Move `position` by a fill: reduce first (realizing P&L), then open with what is left.
 
@@ -243,13 +243,23 @@ def apply_fill(
     opens the remainder the other way at the same price (a flip). Isolated margin is
     released pro rata to the closed quantity (the extra margin with it); the caller allocates
     margin for the opened part.
+
+    The effect is written into `into` when given (every field, so whatever it held before
+    does not matter) and returned: the settlement of a fill reads it at once and drops it, so
+    it hands in one it keeps rather than allocating and freeing an object per side of every
+    fill (issue #14).
     """
     # Written out for the settlement of every fill (this runs once per side per trade):
     # plain integer steps, the contract's maths called once for the reduction's P&L and once
-    # for the opened value.
-    effect = FillEffect()
+    # for the opened value; the effect's fields kept in locals and written once at the end.
+    effect = FillEffect() if into is None else into
     size = position.size_lots
     buy = side is _BUY
+    closed = 0
+    pnl = 0
+    open_fee = 0
+    funding = 0
+    close_fee = 0
     if size and (size > 0) != buy:
         long = size > 0
         held = size if long else -size
@@ -271,9 +281,7 @@ def apply_fill(
             released_extra = take_share(extra, closed, held) if extra else 0
             open_fee = take_share(open_fee, closed, held) if open_fee else 0
             funding = take_share(funding, closed, held) if funding else 0
-        effect.open_fee_atoms = open_fee
-        effect.funding_atoms = funding
-        effect.close_fee_atoms = take_share(fee_atoms, closed, qty_lots) if fee_atoms else 0
+        close_fee = take_share(fee_atoms, closed, qty_lots) if fee_atoms else 0
         position.entry_value_atoms -= released
         size = position.size_lots = size - closed if long else size + closed
         position.margin_atoms -= released_margin
@@ -282,8 +290,6 @@ def apply_fill(
         position.funding_atoms -= funding
         position.realized_pnl_atoms += pnl
         position.cum_realized_pnl_atoms += pnl
-        effect.closed_lots = closed
-        effect.pnl_atoms = effect.entry_pnl_atoms = pnl
         qty_lots -= closed
         if size == 0 and (position.entry_value_atoms or position.margin_atoms
                           or position.open_fee_atoms or position.funding_atoms):
@@ -292,6 +298,13 @@ def apply_fill(
                 f"margin {position.margin_atoms}, opening fee {position.open_fee_atoms} or "
                 f"funding {position.funding_atoms}"
             )
+    effect.closed_lots = closed
+    effect.opened_lots = qty_lots
+    effect.pnl_atoms = pnl
+    effect.entry_pnl_atoms = pnl
+    effect.close_fee_atoms = close_fee
+    effect.open_fee_atoms = open_fee
+    effect.funding_atoms = funding
     if qty_lots:
         if size == 0:
             position.realized_pnl_atoms = 0  # a new position starts its own realized P&L
@@ -299,7 +312,6 @@ def apply_fill(
         # The contract itself, not its bound method held in a local: compiled, a method
         # called on the object is a native call, a bound method a generic Python call.
         contract = spec.contract
-        closed = effect.closed_lots
         # After a flip, the opened part is worth the fill's value less the closed part's
         # exit value: an inverse value rounds, and the two sides of a fill must move the
         # same whole value, however each splits it into closing and opening (conservation).
@@ -307,8 +319,7 @@ def apply_fill(
             contract.entry_value_atoms(price_ticks, closed + qty_lots)
             - contract.entry_value_atoms(price_ticks, closed) if closed
             else contract.entry_value_atoms(price_ticks, qty_lots))
-        position.open_fee_atoms += fee_atoms - effect.close_fee_atoms
-        effect.opened_lots = qty_lots
+        position.open_fee_atoms += fee_atoms - close_fee
     if spec.session_settled:  # a flag fixed with the instrument: USDT fills pay one test
         _follow_true_entry(position, spec, side, price_ticks, effect)
     return effect
