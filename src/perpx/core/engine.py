@@ -173,10 +173,9 @@ class Engine:
         # Bound once: `self._forget` read as a value builds a bound method at each walk.
         self._close_maker: Callable[[RestingOrder], None] = self._forget
         pricing = self.pricing
+        # `PlaceOrder` and `CancelOrder` are not here: `apply` calls their handlers itself.
         self._handlers: dict[type[Command], Callable[[Any, list[Event]], None]] = {
-            PlaceOrder: self._place,
             AmendOrder: self._amend,
-            CancelOrder: self._cancel,
             CancelAllOrders: self._cancel_all,
             MarkPrice: self._mark_price,
             Deposit: self._refusable(clearing.deposit),
@@ -200,9 +199,19 @@ class Engine:
 
     def apply(self, command: Command) -> list[Event]:
         """Apply one sequenced command and return the events it caused, in order."""
-        # Read once: each read of a msgspec Struct's field is a generic attribute lookup.
-        seq = command.seq
-        ts_ms = command.ts_ms
+        # The two commands of nearly every stream are read whole, in one `astuple` (their
+        # handlers unpack it), and seq and time taken from it: compiled, each read of a
+        # msgspec Struct's field is a generic attribute lookup (~180 instructions). Others'
+        # two fields are read once each.
+        kind = type(command)
+        fields: tuple[Any, ...] = ()
+        if kind is _PLACE_ORDER or kind is _CANCEL_ORDER:
+            fields = _ASTUPLE(command)
+            seq: int = fields[0]
+            ts_ms: int = fields[1]
+        else:
+            seq = command.seq
+            ts_ms = command.ts_ms
         if seq <= self.last_seq:
             raise InvariantViolation(
                 f"apply: seq must rise, got {seq} after {self.last_seq}"
@@ -226,11 +235,10 @@ class Engine:
         trade_id = self.next_trade_id
         # The two commands of nearly every stream are called directly: compiled, a native
         # method call, where the table's bound methods are generic Python calls.
-        kind = type(command)
         if kind is _PLACE_ORDER:
-            self._place(cast(PlaceOrder, command), events)
+            self._place(cast(PlaceOrder, command), fields, events)
         elif kind is _CANCEL_ORDER:
-            self._cancel(cast(CancelOrder, command), events)
+            self._cancel(fields, events)
         else:
             self._handlers[kind](command, events)
         if self.clearing.moved_positions:
@@ -501,16 +509,17 @@ class Engine:
 
     # -- orders -----------------------------------------------------------------------------
 
-    def _place(self, cmd: PlaceOrder, events: list[Event]) -> None:
-        # Every field in one call, in declaration order (`PLACE_FIELDS`, which a test holds
-        # to `PlaceOrder`'s): compiled, each read of a msgspec Struct's field is a generic
-        # attribute lookup (some thirty a place), where `astuple` copies the slots in C. The
-        # values stay Python objects: the checks take them as they are, and the order's
-        # `OrderAccepted` is built from the same objects, not from ints boxed anew.
+    def _place(self, cmd: PlaceOrder, fields: tuple[Any, ...], events: list[Event]) -> None:
+        # `fields` is every field of `cmd` from one `astuple`, in declaration order
+        # (`PLACE_FIELDS`, which a test holds to `PlaceOrder`'s): compiled, each read of a
+        # msgspec Struct's field is a generic attribute lookup (some thirty a place), where
+        # `astuple` copies the slots in C. The values stay Python objects: the checks take
+        # them as they are, and the order's `OrderAccepted` and its record's boxed ids are the
+        # same objects, not ints boxed anew.
         (seq, ts_ms, account_id, symbol, side, order_type, qty_lots, price_ticks, time_in_force,
          reduce_only, close_on_trigger, position_idx, order_link_id, smp_type,
          trigger_price_ticks, _, _, take_profit_ticks, stop_loss_ticks, _, _, _, _, _, _,
-         _) = _ASTUPLE(cmd)
+         _) = fields
         try:
             if self.dated and symbol in self.dated:
                 self.delivery.check_order(symbol, ts_ms, reduce_only or close_on_trigger)
@@ -533,8 +542,9 @@ class Engine:
                                 order_link_id, rejection.detail)
             )
             return
-        order_id = self.next_order_id
-        self.next_order_id = order_id + 1
+        next_id = self.next_order_id
+        self.next_order_id = next_id + 1
+        order_id: Any = next_id  # boxed once, for the record and the event
         tif = _IOC if order_type is _MARKET else time_in_force
         order = RestingOrder(
             order_id, account_id, symbol, side, order_type, price, qty, tif, reduce_only,
@@ -711,9 +721,9 @@ class Engine:
         if leaves_lots > room:
             raise Rejected(RejectCode.REDUCE_ONLY_NOT_SATISFIED, "Reduce-only rule not satisfied")
 
-    def _cancel(self, cmd: CancelOrder, events: list[Event]) -> None:
-        # Every field in one call (`CANCEL_FIELDS`; see `_place`).
-        seq, ts_ms, account_id, symbol, order_id, link = _ASTUPLE(cmd)
+    def _cancel(self, fields: tuple[Any, ...], events: list[Event]) -> None:
+        # A `CancelOrder`'s every field from one `astuple` (`CANCEL_FIELDS`; see `_place`).
+        seq, ts_ms, account_id, symbol, order_id, link = fields
         order = self._lookup(account_id, symbol, order_id, link)
         if isinstance(order, tuple):
             events.append(
@@ -741,15 +751,20 @@ class Engine:
                               cmd.ts_ms, events)
 
     def _cancel_resting(
-        self, order: RestingOrder, reason: CancelReason, seq: int, ts_ms: int, events: list[Event]
+        self, order: RestingOrder, reason: CancelReason, seq: Any, ts_ms: Any, events: list[Event]
     ) -> None:
         self.books[order.symbol].side(order.side).remove(order)
         self._end(order, reason, seq, ts_ms, events)
 
     def _end(
-        self, order: RestingOrder, reason: CancelReason, seq: int, ts_ms: int, events: list[Event]
+        self, order: RestingOrder, reason: CancelReason, seq: Any, ts_ms: Any, events: list[Event]
     ) -> None:
-        """Cancel what is left of `order` (already out of the book) and forget it."""
+        """Cancel what is left of `order` (already out of the book) and forget it.
+
+        `seq` and `ts_ms` (ints) are typed Any: they only go into the event and the record,
+        and a caller holding them boxed (a user's cancel, from its command) hands them on
+        instead of having them boxed again.
+        """
         order.status = advance(_AFTER_CANCEL, order.status, _CANCEL)
         order.updated_ts_ms = ts_ms
         events.append(
