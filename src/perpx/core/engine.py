@@ -119,6 +119,12 @@ PLACE_FIELDS: Final = (
 # `CancelOrder`'s fields in the order `_cancel` unpacks them.
 CANCEL_FIELDS: Final = ("seq", "ts_ms", "account_id", "symbol", "order_id", "order_link_id")
 _ORDER_NOT_FOUND: Final = RejectCode.ORDER_NOT_FOUND
+# `Trade`'s fields in the order `_sweep_traded` unpacks them.
+TRADE_FIELDS: Final = (
+    "seq", "ts_ms", "trade_id", "symbol", "price_ticks", "qty_lots", "taker_side",
+    "taker_order_id", "taker_account_id", "maker_order_id", "maker_account_id",
+    "taker_leaves_lots", "maker_leaves_lots",
+)
 
 
 class Engine:
@@ -399,30 +405,34 @@ class Engine:
         if not self.mark_price:  # no mark yet: nothing is valued at one, nothing breached
             return
         accounts = self.clearing.accounts
-        breached: set[str] = set()
-        # By index, not over a slice (a copy of the command's events); each field read once
-        # (compiled, a read of a msgspec Struct's field is a generic attribute lookup).
+        breached: set[str] | None = None  # built at the first breach: most have none
+        # By index, not over a slice (a copy of the command's events). A trade's fields in
+        # one `astuple` (`TRADE_FIELDS`, held to `Trade`'s by a test): compiled, each read of
+        # a msgspec Struct's field is a generic attribute lookup, and this reads five.
         for i in range(start, len(events)):
             event = events[i]
             if type(event) is not _TRADE:
                 continue
-            symbol = event.symbol
-            if symbol in breached:
+            (_, _, _, symbol, price_ticks, _, taker_side, _, taker_account_id, _,
+             maker_account_id, _, _) = _ASTUPLE(event)
+            if breached is not None and symbol in breached:
                 continue
             mark = self.mark_price.get(symbol)
-            price = event.price_ticks
+            price: int = price_ticks
             if mark is None or price == mark:
                 continue
-            buyer_took = event.taker_side is _BUY
+            buyer_took = taker_side is _BUY
             if (price > mark) is buyer_took:  # worse for the taker
-                account = accounts.get(event.taker_account_id)
+                account = accounts.get(taker_account_id)
             else:
-                account = accounts.get(event.maker_account_id)
+                account = accounts.get(maker_account_id)
             if account is None or not account.model.holds_position_margin:
                 continue
             if any(liquidation.is_past_liquidation(self.clearing, position, mark)
                    for idx in (0, 1, 2)
-                   if (position := account.positions.get(position_key(event.symbol, idx)))):
+                   if (position := account.positions.get(position_key(symbol, idx)))):
+                if breached is None:
+                    breached = set()
                 breached.add(symbol)
         if breached:  # most commands breach nothing: no list built and sorted for none
             for symbol in sorted(breached):
