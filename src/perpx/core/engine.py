@@ -530,6 +530,14 @@ class Engine:
          reduce_only, close_on_trigger, position_idx, order_link_id, smp_type,
          trigger_price_ticks, _, _, take_profit_ticks, stop_loss_ticks, _, _, _, _, _, _,
          _) = fields
+        # The listed symbol's own str object from here on: a command's symbol is an equal
+        # but other object (decoded, or built by a client), and every dict keyed by symbol
+        # that this order's path looks it up in (instruments, books, prices, bands, the
+        # order indexes) would compare the two strings' bytes, where its own key is found by
+        # identity. An unknown symbol is left as it came, for its refusal.
+        spec = self.instruments.get(symbol)
+        if spec is not None:
+            symbol = spec.symbol
         try:
             if self.dated and symbol in self.dated:
                 self.delivery.check_order(symbol, ts_ms, reduce_only or close_on_trigger)
@@ -603,7 +611,9 @@ class Engine:
                 if last_price != first:
                     self.stops.price_moved(order.symbol, _LAST, last_price)
             if order.leaves_lots == 0:
-                self._forget_if_known(order)
+                # Nothing to forget: an order is in the open-order indexes only once it rests
+                # (`_remember`), and a taker never has (an amended order's twin runs after its
+                # original was forgotten).
                 return
         if stopped:
             self._end(order, CancelReason.SELF_MATCH, seq, ts_ms, events)
@@ -765,11 +775,15 @@ class Engine:
     ) -> None:
         self.books[order.symbol].side(order.side).remove(order)
         self._end(order, reason, seq, ts_ms, events)
+        self._forget(order)  # a resting order is always in the open-order indexes
 
     def _end(
         self, order: RestingOrder, reason: CancelReason, seq: Any, ts_ms: Any, events: list[Event]
     ) -> None:
-        """Cancel what is left of `order` (already out of the book) and forget it.
+        """Cancel what is left of `order`, out of the book or never in it.
+
+        Not forgotten here: a taker that never rested is in no index (`_execute`), and
+        `_cancel_resting` forgets the orders it takes out of the book.
 
         `seq` and `ts_ms` (ints) are typed Any: they only go into the event and the record,
         and a caller holding them boxed (a user's cancel, from its command) hands them on
@@ -781,7 +795,6 @@ class Engine:
             _ORDER_CANCELLED(seq, ts_ms, order.id_obj, order.account_obj, order.symbol,
                              order.leaves_lots, reason)
         )
-        self._forget_if_known(order)
 
     # -- the open-order indexes -------------------------------------------------------------
     # Keyed by the order's boxed ids (`RestingOrder.id_obj`, `account_obj`): no int boxed per
@@ -818,10 +831,6 @@ class Engine:
             del by_symbol[order.symbol]
             if not by_symbol:
                 del self.orders_by_account[account_id]
-
-    def _forget_if_known(self, order: RestingOrder) -> None:
-        if self.open_orders.get(order.id_obj) is order:
-            self._forget(order)
 
     # -- snapshots and the state hash -------------------------------------------------------
 
