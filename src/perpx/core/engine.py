@@ -119,6 +119,12 @@ PLACE_FIELDS: Final = (
 # `CancelOrder`'s fields in the order `_cancel` unpacks them.
 CANCEL_FIELDS: Final = ("seq", "ts_ms", "account_id", "symbol", "order_id", "order_link_id")
 _ORDER_NOT_FOUND: Final = RejectCode.ORDER_NOT_FOUND
+# `Trade`'s fields in the order `_sweep_traded` unpacks them.
+TRADE_FIELDS: Final = (
+    "seq", "ts_ms", "trade_id", "symbol", "price_ticks", "qty_lots", "taker_side",
+    "taker_order_id", "taker_account_id", "maker_order_id", "maker_account_id",
+    "taker_leaves_lots", "maker_leaves_lots",
+)
 
 
 class Engine:
@@ -173,10 +179,9 @@ class Engine:
         # Bound once: `self._forget` read as a value builds a bound method at each walk.
         self._close_maker: Callable[[RestingOrder], None] = self._forget
         pricing = self.pricing
+        # `PlaceOrder` and `CancelOrder` are not here: `apply` calls their handlers itself.
         self._handlers: dict[type[Command], Callable[[Any, list[Event]], None]] = {
-            PlaceOrder: self._place,
             AmendOrder: self._amend,
-            CancelOrder: self._cancel,
             CancelAllOrders: self._cancel_all,
             MarkPrice: self._mark_price,
             Deposit: self._refusable(clearing.deposit),
@@ -200,9 +205,19 @@ class Engine:
 
     def apply(self, command: Command) -> list[Event]:
         """Apply one sequenced command and return the events it caused, in order."""
-        # Read once: each read of a msgspec Struct's field is a generic attribute lookup.
-        seq = command.seq
-        ts_ms = command.ts_ms
+        # The two commands of nearly every stream are read whole, in one `astuple` (their
+        # handlers unpack it), and seq and time taken from it: compiled, each read of a
+        # msgspec Struct's field is a generic attribute lookup (~180 instructions). Others'
+        # two fields are read once each.
+        kind = type(command)
+        fields: tuple[Any, ...] = ()
+        if kind is _PLACE_ORDER or kind is _CANCEL_ORDER:
+            fields = _ASTUPLE(command)
+            seq: int = fields[0]
+            ts_ms: int = fields[1]
+        else:
+            seq = command.seq
+            ts_ms = command.ts_ms
         if seq <= self.last_seq:
             raise InvariantViolation(
                 f"apply: seq must rise, got {seq} after {self.last_seq}"
@@ -226,11 +241,10 @@ class Engine:
         trade_id = self.next_trade_id
         # The two commands of nearly every stream are called directly: compiled, a native
         # method call, where the table's bound methods are generic Python calls.
-        kind = type(command)
         if kind is _PLACE_ORDER:
-            self._place(cast(PlaceOrder, command), events)
+            self._place(cast(PlaceOrder, command), fields, events)
         elif kind is _CANCEL_ORDER:
-            self._cancel(cast(CancelOrder, command), events)
+            self._cancel(fields, events)
         else:
             self._handlers[kind](command, events)
         if self.clearing.moved_positions:
@@ -391,30 +405,34 @@ class Engine:
         if not self.mark_price:  # no mark yet: nothing is valued at one, nothing breached
             return
         accounts = self.clearing.accounts
-        breached: set[str] = set()
-        # By index, not over a slice (a copy of the command's events); each field read once
-        # (compiled, a read of a msgspec Struct's field is a generic attribute lookup).
+        breached: set[str] | None = None  # built at the first breach: most have none
+        # By index, not over a slice (a copy of the command's events). A trade's fields in
+        # one `astuple` (`TRADE_FIELDS`, held to `Trade`'s by a test): compiled, each read of
+        # a msgspec Struct's field is a generic attribute lookup, and this reads five.
         for i in range(start, len(events)):
             event = events[i]
             if type(event) is not _TRADE:
                 continue
-            symbol = event.symbol
-            if symbol in breached:
+            (_, _, _, symbol, price_ticks, _, taker_side, _, taker_account_id, _,
+             maker_account_id, _, _) = _ASTUPLE(event)
+            if breached is not None and symbol in breached:
                 continue
             mark = self.mark_price.get(symbol)
-            price = event.price_ticks
+            price: int = price_ticks
             if mark is None or price == mark:
                 continue
-            buyer_took = event.taker_side is _BUY
+            buyer_took = taker_side is _BUY
             if (price > mark) is buyer_took:  # worse for the taker
-                account = accounts.get(event.taker_account_id)
+                account = accounts.get(taker_account_id)
             else:
-                account = accounts.get(event.maker_account_id)
+                account = accounts.get(maker_account_id)
             if account is None or not account.model.holds_position_margin:
                 continue
             if any(liquidation.is_past_liquidation(self.clearing, position, mark)
                    for idx in (0, 1, 2)
-                   if (position := account.positions.get(position_key(event.symbol, idx)))):
+                   if (position := account.positions.get(position_key(symbol, idx)))):
+                if breached is None:
+                    breached = set()
                 breached.add(symbol)
         if breached:  # most commands breach nothing: no list built and sorted for none
             for symbol in sorted(breached):
@@ -501,16 +519,25 @@ class Engine:
 
     # -- orders -----------------------------------------------------------------------------
 
-    def _place(self, cmd: PlaceOrder, events: list[Event]) -> None:
-        # Every field in one call, in declaration order (`PLACE_FIELDS`, which a test holds
-        # to `PlaceOrder`'s): compiled, each read of a msgspec Struct's field is a generic
-        # attribute lookup (some thirty a place), where `astuple` copies the slots in C. The
-        # values stay Python objects: the checks take them as they are, and the order's
-        # `OrderAccepted` is built from the same objects, not from ints boxed anew.
+    def _place(self, cmd: PlaceOrder, fields: tuple[Any, ...], events: list[Event]) -> None:
+        # `fields` is every field of `cmd` from one `astuple`, in declaration order
+        # (`PLACE_FIELDS`, which a test holds to `PlaceOrder`'s): compiled, each read of a
+        # msgspec Struct's field is a generic attribute lookup (some thirty a place), where
+        # `astuple` copies the slots in C. The values stay Python objects: the checks take
+        # them as they are, and the order's `OrderAccepted` and its record's boxed ids are the
+        # same objects, not ints boxed anew.
         (seq, ts_ms, account_id, symbol, side, order_type, qty_lots, price_ticks, time_in_force,
          reduce_only, close_on_trigger, position_idx, order_link_id, smp_type,
          trigger_price_ticks, _, _, take_profit_ticks, stop_loss_ticks, _, _, _, _, _, _,
-         _) = _ASTUPLE(cmd)
+         _) = fields
+        # The listed symbol's own str object from here on: a command's symbol is an equal
+        # but other object (decoded, or built by a client), and every dict keyed by symbol
+        # that this order's path looks it up in (instruments, books, prices, bands, the
+        # order indexes) would compare the two strings' bytes, where its own key is found by
+        # identity. An unknown symbol is left as it came, for its refusal.
+        spec = self.instruments.get(symbol)
+        if spec is not None:
+            symbol = spec.symbol
         try:
             if self.dated and symbol in self.dated:
                 self.delivery.check_order(symbol, ts_ms, reduce_only or close_on_trigger)
@@ -533,8 +560,9 @@ class Engine:
                                 order_link_id, rejection.detail)
             )
             return
-        order_id = self.next_order_id
-        self.next_order_id = order_id + 1
+        next_id = self.next_order_id
+        self.next_order_id = next_id + 1
+        order_id: Any = next_id  # boxed once, for the record and the event
         tif = _IOC if order_type is _MARKET else time_in_force
         order = RestingOrder(
             order_id, account_id, symbol, side, order_type, price, qty, tif, reduce_only,
@@ -583,7 +611,9 @@ class Engine:
                 if last_price != first:
                     self.stops.price_moved(order.symbol, _LAST, last_price)
             if order.leaves_lots == 0:
-                self._forget_if_known(order)
+                # Nothing to forget: an order is in the open-order indexes only once it rests
+                # (`_remember`), and a taker never has (an amended order's twin runs after its
+                # original was forgotten).
                 return
         if stopped:
             self._end(order, CancelReason.SELF_MATCH, seq, ts_ms, events)
@@ -711,9 +741,9 @@ class Engine:
         if leaves_lots > room:
             raise Rejected(RejectCode.REDUCE_ONLY_NOT_SATISFIED, "Reduce-only rule not satisfied")
 
-    def _cancel(self, cmd: CancelOrder, events: list[Event]) -> None:
-        # Every field in one call (`CANCEL_FIELDS`; see `_place`).
-        seq, ts_ms, account_id, symbol, order_id, link = _ASTUPLE(cmd)
+    def _cancel(self, fields: tuple[Any, ...], events: list[Event]) -> None:
+        # A `CancelOrder`'s every field from one `astuple` (`CANCEL_FIELDS`; see `_place`).
+        seq, ts_ms, account_id, symbol, order_id, link = fields
         order = self._lookup(account_id, symbol, order_id, link)
         if isinstance(order, tuple):
             events.append(
@@ -741,22 +771,30 @@ class Engine:
                               cmd.ts_ms, events)
 
     def _cancel_resting(
-        self, order: RestingOrder, reason: CancelReason, seq: int, ts_ms: int, events: list[Event]
+        self, order: RestingOrder, reason: CancelReason, seq: Any, ts_ms: Any, events: list[Event]
     ) -> None:
         self.books[order.symbol].side(order.side).remove(order)
         self._end(order, reason, seq, ts_ms, events)
+        self._forget(order)  # a resting order is always in the open-order indexes
 
     def _end(
-        self, order: RestingOrder, reason: CancelReason, seq: int, ts_ms: int, events: list[Event]
+        self, order: RestingOrder, reason: CancelReason, seq: Any, ts_ms: Any, events: list[Event]
     ) -> None:
-        """Cancel what is left of `order` (already out of the book) and forget it."""
+        """Cancel what is left of `order`, out of the book or never in it.
+
+        Not forgotten here: a taker that never rested is in no index (`_execute`), and
+        `_cancel_resting` forgets the orders it takes out of the book.
+
+        `seq` and `ts_ms` (ints) are typed Any: they only go into the event and the record,
+        and a caller holding them boxed (a user's cancel, from its command) hands them on
+        instead of having them boxed again.
+        """
         order.status = advance(_AFTER_CANCEL, order.status, _CANCEL)
         order.updated_ts_ms = ts_ms
         events.append(
             _ORDER_CANCELLED(seq, ts_ms, order.id_obj, order.account_obj, order.symbol,
                              order.leaves_lots, reason)
         )
-        self._forget_if_known(order)
 
     # -- the open-order indexes -------------------------------------------------------------
     # Keyed by the order's boxed ids (`RestingOrder.id_obj`, `account_obj`): no int boxed per
@@ -793,10 +831,6 @@ class Engine:
             del by_symbol[order.symbol]
             if not by_symbol:
                 del self.orders_by_account[account_id]
-
-    def _forget_if_known(self, order: RestingOrder) -> None:
-        if self.open_orders.get(order.id_obj) is order:
-            self._forget(order)
 
     # -- snapshots and the state hash -------------------------------------------------------
 

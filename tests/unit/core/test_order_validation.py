@@ -8,7 +8,8 @@ import pytest
 
 from perpx.bybit.retcodes import bybit_code
 from perpx.core import CancelOrder, OrderRejected, OrderType, PlaceOrder, RejectCode, Side
-from perpx.core.engine import CANCEL_FIELDS, PLACE_FIELDS
+from perpx.core.engine import CANCEL_FIELDS, PLACE_FIELDS, TRADE_FIELDS
+from perpx.core.events import Trade
 from support.builders import Driver, btcusdt, of_type, state_apart_from_seq
 
 BASE: dict[str, Any] = {"account_id": 1, "symbol": "BTCUSDT", "side": Side.BUY,
@@ -62,6 +63,8 @@ def test_reduce_only_order_is_exempt_from_min_notional() -> None:
 
 
 def test_fields_are_the_order_the_engine_unpacks() -> None:
-    # `Engine._place` and `_cancel` read a command's fields in one `astuple`, unpacked by place.
+    # `Engine.apply` reads a place's or cancel's fields in one `astuple`, unpacked by place.
     assert PlaceOrder.__struct_fields__ == PLACE_FIELDS
     assert CancelOrder.__struct_fields__ == CANCEL_FIELDS
+    # `Engine._sweep_traded` reads a `Trade`'s fields the same way.
+    assert Trade.__struct_fields__ == TRADE_FIELDS

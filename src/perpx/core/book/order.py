@@ -40,8 +40,8 @@ class RestingOrder:
 
     def __init__(
         self,
-        order_id: int,
-        account_id: int,
+        order_id: Any,
+        account_id: Any,
         symbol: str,
         side: Side,
         order_type: OrderType,
@@ -55,12 +55,14 @@ class RestingOrder:
         smp_type: SmpType,
         ts_ms: int,
     ) -> None:
-        self.order_id = order_id
-        self.account_id = account_id
+        self.order_id: int = order_id
+        self.account_id: int = account_id
         # The same two ids boxed once, typed Any (a Python object): compiled, an int field is
         # stored unboxed and boxed anew, a new object above 256, each time it goes into an
         # event, a dict or a set; these go into several events and indexes per fill and per
-        # order (issue #14). As dict keys, the one object is also found by identity.
+        # order (issue #14). As dict keys, the one object is also found by identity. The two
+        # parameters are typed Any so that a caller holding them boxed (the engine's
+        # placement, `requeued`) hands its objects on instead of having them boxed again.
         self.id_obj: Any = order_id
         self.account_obj: Any = account_id
         self.symbol = symbol
@@ -87,7 +89,7 @@ class RestingOrder:
         Field by field, not through `__slots__`: a class compiled by mypyc has none to walk.
         """
         twin = RestingOrder(
-            self.order_id, self.account_id, self.symbol, self.side, self.order_type,
+            self.id_obj, self.account_obj, self.symbol, self.side, self.order_type,
             self.price_ticks, self.qty_lots, self.time_in_force, self.reduce_only,
             self.close_on_trigger, self.position_idx, self.order_link_id, self.smp_type,
             self.created_ts_ms)

@@ -113,9 +113,13 @@ class Stops:
 
     def busy(self) -> bool:
         """Tell whether `settle` has anything to do."""
+        # Asked after every command. Tested one by one as conditions: compiled, each is its
+        # container's own size test, where ``bool(a or b or ...)`` of containers of
+        # different types carries an object along and tests it generically.
         clearing = self.clearing
-        return bool(self.waiting.points or clearing.moved_positions or clearing.watched_fills
-                    or self._parents_left)
+        if clearing.moved_positions or clearing.watched_fills or self._parents_left:
+            return True
+        return len(self.waiting.points) != 0
 
     def parent_left(self, order_id: int) -> None:
         """Note that an order carrying TP/SL left the book (filled, cancelled or re-queued)."""
