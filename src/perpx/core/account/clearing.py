@@ -799,7 +799,8 @@ class Clearing(ReplenishingLedger):
         """Return `published_mark_of(symbol)`, through the market when the clearing has it."""
         market = self.market
         if market is not None:
-            return market.mark_price.get(symbol)
+            marks = market.mark_price  # none published yet: no lookup (see `Market.mark_of`)
+            return marks.get(symbol) if marks else None
         return self.published_mark_of(symbol)
 
     def available_atoms(self, account: Account, coin: str) -> int:

@@ -8,13 +8,13 @@ Requirements round up; the figures are exact integers in atoms.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from perpx.core.account.accounts import DEFAULT_LEVERAGE, Account
 from perpx.core.contract import OrderCostRates
 from perpx.core.enums import Side
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.numbers import mul_div_ceil
+from perpx.core.numbers import RATE_ONE, mul_div_ceil
 
 _BUY: Final = Side.BUY
 
@@ -111,3 +111,33 @@ def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
         total += cost
     account.order_margin_cache[symbol] = total
     return total
+
+
+def order_margin_ceiling(leverages: dict[Any, int], notional_atoms: int, groups: int,
+                         fee_rate: int) -> int:
+    """Return a bound at or above `order_margin_atoms` summed over some side groups, or -1.
+
+    The groups are `groups` side groups with leaves worth `notional_atoms` in all, on symbols
+    whose taker fee rate is at most `fee_rate`, of an account whose leverage table is
+    `leverages` (a group's leverage is its entry there, else `DEFAULT_LEVERAGE`). No position,
+    leverage lookup or costing: what a margin check reads when the balance covers the order
+    many times over (`CrossMargin.can_open`).
+
+    Why it bounds: a group's margin is ``ceil(V*R/L) + ceil(V*(L - s*R)*f/(L*R)) +
+    ceil(V*f/R)`` (`OrderCostRates.cost_atoms`) of its opening value ``V``, at most its
+    notional ``N`` (``V = ceil(N*opening/leaves)``, ``0 < opening <= leaves``). At a leverage
+    ``L >= R`` (1x), ``ceil(V*R/L) <= V``; with ``f <= 0`` the other two parts are at most 0,
+    and with ``f > 0`` each is under its fraction plus 1, the fractions at most
+    ``V*f/R + V*f/L <= 2*V*f/R`` and ``V*f/R``. So a group takes less than
+    ``N + 3*N*f/R + 2``, and with ``k = R // (3*f)`` (``3*f <= R/k``) all of them at most
+    ``ΣN + ΣN // k + 1 + 2*groups``. A leverage under 1x (settings refuse it; the bound
+    would not hold) or a fee rate over a third gives -1: no bound, cost the groups.
+    """
+    for leverage in leverages.values():
+        if leverage < RATE_ONE:
+            return -1
+    if fee_rate <= 0:
+        return notional_atoms
+    if 3 * fee_rate > RATE_ONE:
+        return -1
+    return notional_atoms + notional_atoms // (RATE_ONE // (3 * fee_rate)) + 1 + 2 * groups
