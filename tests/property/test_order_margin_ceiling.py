@@ -1,12 +1,14 @@
 """The order margin's ceiling bounds the exact order margin; the bounded margin check is exact.
 
 `margin.order_margin_ceiling` stands in for `order_margin_atoms` when a cross margin check
-(`CrossMargin.can_open`) finds the balance covers the order with the ceiling in its place;
-then the exact figure is not computed. Held here: the ceiling is at or above the exact order
-margin of any side groups (any leaves, notional, one-way position, leverage from 1x, taker
-fee rate of either sign, linear and inverse), and `can_open` answers exactly
-``cost <= available_atoms`` for every cost around the available balance, after every command
-of random streams whose accounts hold little, so both the bound and the exact path answer.
+(`CrossMargin.can_open`) finds the balance covers the order with the ceiling in its place
+(through `margin.cost_ceiling_atoms`, the ceiling of any orders' cost); then the exact figure
+is not computed. Held here: each ceiling is at or above the exact figure
+(any side groups: leaves, notional, one-way position, leverage from 1x, taker fee rate of
+either sign, linear and inverse; any orders' values and signs), and `can_open` answers
+exactly ``cost <= available_atoms`` for every cost around the available balance, after every
+command of random streams whose accounts hold little, so both the bound and the exact path
+answer.
 """
 
 from __future__ import annotations
@@ -16,16 +18,21 @@ import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support.builders import btcusd, btcusdt, ethusdt
 
 from perpx.core import Engine, OrderType, PlaceOrder, Side
 from perpx.core.account.accounts import Account, OpenOrderSums
-from perpx.core.account.margin import order_margin_atoms, order_margin_ceiling
+from perpx.core.account.margin import (
+    cost_ceiling_atoms,
+    order_cost_fast_atoms,
+    order_margin_atoms,
+    order_margin_ceiling,
+)
 from perpx.core.account.margin_model import CROSS
 from perpx.core.account.positions import Position
 from perpx.core.commands import CancelOrder, Command, Deposit, MarkPrice, SetLeverage
 from perpx.core.keys import position_key, side_key
 from perpx.core.numbers import RATE_ONE
+from support.builders import btcusd, btcusdt, ethusdt
 
 USDT = 10**8
 
@@ -48,7 +55,8 @@ def test_the_ceiling_is_at_or_above_the_exact_order_margin(
         groups: list[tuple[int, int, Side, int, int]], sizes: tuple[int, int],
         leverages: list[tuple[int, int, int]], fees: tuple[int, int], inverse: bool) -> None:
     base = [btcusd() if inverse else btcusdt(), ethusdt()]
-    specs = [dataclasses.replace(spec, taker_fee_rate=fee) for spec, fee in zip(base, fees)]
+    specs = [dataclasses.replace(spec, taker_fee_rate=fee)
+             for spec, fee in zip(base, fees, strict=True)]
     account = Account(1, CROSS)
     for which, idx, side, leaves, notional in groups:
         key = side_key(specs[which].symbol, idx, side)
@@ -57,7 +65,7 @@ def test_the_ceiling_is_at_or_above_the_exact_order_margin(
             sums = account.order_sums[key] = OpenOrderSums()
         sums.leaves_lots += leaves
         sums.notional_atoms += notional
-    for spec, size in zip(specs, sizes):
+    for spec, size in zip(specs, sizes, strict=True):
         position = Position(1, spec.symbol, 0, RATE_ONE)
         position.size_lots = size
         account.positions[position_key(spec.symbol, 0)] = position
@@ -72,11 +80,26 @@ def test_the_ceiling_is_at_or_above_the_exact_order_margin(
     assert ceiling >= exact, (ceiling, exact)
 
 
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([1, -1]), st.integers(0, 10**22),
+                          st.integers(0, 100 * RATE_ONE)), min_size=1, max_size=5),
+       st.integers(RATE_ONE, 500 * RATE_ONE), st.integers(-RATE_ONE, RATE_ONE // 3))
+def test_the_cost_ceiling_is_at_or_above_the_summed_costs(parts: list[tuple[int, int, int]],
+                                                          leverage: int, fee_rate: int) -> None:
+    # Each part at `leverage` or above it, as the groups of an account's leverage table.
+    exact = sum(order_cost_fast_atoms(sign, value, leverage + above, fee_rate)
+                for sign, value, above in parts)
+    ceiling = cost_ceiling_atoms(sum(value for _sign, value, _above in parts), len(parts),
+                                 leverage, fee_rate)
+    assert ceiling >= exact, (ceiling, exact)
+
+
 def test_no_ceiling_under_1x_or_past_a_third_in_fees() -> None:
     account = Account(1, CROSS)
     assert order_margin_ceiling(account.leverage, 10**12, 2, RATE_ONE // 3 + 1) == -1
     account.leverage[position_key("BTCUSDT", 0)] = RATE_ONE - 1
     assert order_margin_ceiling(account.leverage, 10**12, 2, 55_000) == -1
+    assert cost_ceiling_atoms(10**12, 1, RATE_ONE - 1, 55_000) == -1
 
 
 def _random_command(rng: random.Random, seq: int, engine: Engine) -> Command:

@@ -234,10 +234,10 @@ class CrossMargin(_Stateless):
         trades another coin, or a coin not at par, is a USD pool: its available balance is
         the pool's (`MarginLedger.figures`), not this coin's own.
         """
-        return self._available(clearing, account, coin, False, 0)
+        return self._available(clearing, account, coin, False, 0, None)
 
     def _available(self, clearing: MarginLedger, account: Account, coin: str, bounded: bool,
-                   need: int) -> int:
+                   need: int, hint: InstrumentSpec | None) -> int:
         """Return `available_atoms`; with `bounded`, possibly a lower bound of it at or over `need`.
 
         What `can_open` asks is only whether `need` fits. The order margin is the costliest
@@ -246,7 +246,8 @@ class CrossMargin(_Stateless):
         ceiling in place of the margin already covers `need`, the exact figure, larger or
         equal, covers it too, and is not computed. Otherwise the margin is computed as
         `available_atoms` does and the exact figure returned. Either way
-        ``need <= result`` says what ``need <= available_atoms(...)`` says.
+        ``need <= result`` says what ``need <= available_atoms(...)`` says. `hint` is a spec
+        the caller holds (the order's), taken for its symbol without a lookup.
         """
         balances = account.balances
         held = balances.get(coin)  # one lookup: None exactly when the coin is not held
@@ -259,11 +260,16 @@ class CrossMargin(_Stateless):
         # The spec of the last position counted: an account's orders are mostly on the
         # symbol it holds, and their loop below takes it again without a dict lookup.
         held_spec: InstrumentSpec | None = None
-        for (symbol, idx), position in positions.items():
+        # By value, its symbol and index read off the position: compiled, each key of the
+        # items would be unpacked and type-checked.
+        for position in positions.values():
             size = position.size_lots
             if not size:
                 continue
-            spec = held_spec = instruments[symbol]
+            symbol = position.symbol
+            idx = position.position_idx
+            spec = held_spec = (hint if hint is not None and hint.symbol == symbol
+                                else instruments[symbol])
             if spec.settle_coin != coin:
                 return clearing.figures(account, coin).available_atoms  # a USD pool
             if idx:
@@ -313,6 +319,7 @@ class CrossMargin(_Stateless):
             else:
                 others.append(symbol)
             spec = (held_spec if held_spec is not None and held_spec.symbol == symbol
+                    else hint if hint is not None and hint.symbol == symbol
                     else instruments[symbol])
             if spec.settle_coin != coin:
                 return clearing.figures(account, coin).available_atoms  # a USD pool
@@ -350,7 +357,7 @@ class CrossMargin(_Stateless):
         if mark is not None and (price_ticks > mark if side is _BUY else price_ticks < mark):
             cost_atoms -= spec.contract.order_loss_atoms(side, mark, price_ticks, qty_lots)
         return cost_atoms <= self._available(clearing, account, spec.settle_coin, True,
-                                             cost_atoms)
+                                             cost_atoms, spec)
 
     def margin_on_open(self, position: Position, spec: InstrumentSpec, side: Side,
                        price_ticks: int, opened_lots: int) -> None:
