@@ -42,14 +42,18 @@ class Market:
         self.bands: dict[str, PriceBand] = {}
 
     def mark_of(self, symbol: str) -> int | None:
-        """Return the price positions are valued at: mark, else last traded, else None."""
-        mark = self.mark_price.get(symbol)
+        """Return the price positions are valued at: mark, else last traded, else None.
+
+        A venue with no mark published yet (a matching bench, a fresh book) is told by the
+        marks' size, not by a lookup that cannot find one: several are asked per order.
+        """
+        marks = self.mark_price
+        mark = marks.get(symbol) if marks else None
         return mark if mark is not None else self.last_price.get(symbol)
 
     def reference_price(self, symbol: str) -> int | None:
         """Return the price the band is built around: mark, else last traded, else None."""
-        mark = self.mark_price.get(symbol)
-        return mark if mark is not None else self.last_price.get(symbol)
+        return self.mark_of(symbol)
 
     def order(self, order_id: int) -> RestingOrder | None:
         """Return the open order with `order_id`, if any."""

@@ -771,8 +771,10 @@ class Clearing(ReplenishingLedger):
         if opening == 0:
             return qty_lots, False
         # No default in the lookup, and an int variable apart from the lookup's: compiled,
-        # either way the default would be boxed anew at each order.
-        found = account.leverage.get(key)
+        # either way the default would be boxed anew at each order. An empty table (the
+        # default leverage everywhere, as most accounts keep it) is not looked up.
+        leverages = account.leverage
+        found = leverages.get(key) if leverages else None
         leverage = DEFAULT_LEVERAGE if found is None else found
         value = spec.contract.value_ceil_atoms(price_ticks, opening)
         terms = spec.terms_at(leverage)
@@ -784,8 +786,11 @@ class Clearing(ReplenishingLedger):
         if side_value + value > terms.value_cap_atoms:
             raise Rejected(RejectCode.RISK_LIMIT_EXCEEDED,
                            "Order placement failed as your position may exceed the max limit")
-        # `order_cost_fast_atoms`, through the spec's rates at this leverage.
-        cost = terms.rates(sign * spec.contract.value_sign).cost_atoms(value)
+        # `order_cost_fast_atoms`, through the spec's rates at this leverage; the rates of
+        # ``sign * value_sign`` chosen by comparing signs (compiled, a product with a
+        # negative factor leaves the machine word's fast path).
+        cost = (terms.plus if (sign > 0) == (spec.contract.value_sign > 0)
+                else terms.minus).cost_atoms(value)
         if not account.model.can_open(self, account, spec, side, price_ticks, qty_lots, cost):
             raise Rejected(RejectCode.INSUFFICIENT_AVAILABLE_BALANCE,
                            "ab not enough for new order")
@@ -802,7 +807,8 @@ class Clearing(ReplenishingLedger):
         """Return `published_mark_of(symbol)`, through the market when the clearing has it."""
         market = self.market
         if market is not None:
-            return market.mark_price.get(symbol)
+            marks = market.mark_price  # none published yet: no lookup (see `Market.mark_of`)
+            return marks.get(symbol) if marks else None
         return self.published_mark_of(symbol)
 
     def available_atoms(self, account: Account, coin: str) -> int:

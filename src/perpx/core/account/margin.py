@@ -8,13 +8,13 @@ Requirements round up; the figures are exact integers in atoms.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from perpx.core.account.accounts import DEFAULT_LEVERAGE, Account
 from perpx.core.contract import OrderCostRates
 from perpx.core.enums import Side
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.numbers import mul_div_ceil
+from perpx.core.numbers import RATE_ONE, mul_div_ceil
 
 _BUY: Final = Side.BUY
 
@@ -92,8 +92,9 @@ def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
             leverage = leverage0
         else:
             # No default in the lookup, and an int variable apart from the lookup's: compiled,
-            # either way the default would be boxed anew at each call.
-            found = leverages.get(keys.position(idx))
+            # either way the default would be boxed anew at each call. An empty table (the
+            # default leverage everywhere) is not looked up.
+            found = leverages.get(keys.position(idx)) if leverages else None
             leverage = DEFAULT_LEVERAGE if found is None else found
             if idx == 0:
                 leverage0 = leverage
@@ -102,7 +103,10 @@ def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
             total += sums.memo_margin_atoms
             continue
         value = mul_div_ceil(notional, opening, leaves)
-        cost = spec.terms_at(leverage).rates(sign * value_sign).cost_atoms(value)
+        # `rates(sign * value_sign)`, chosen by comparing signs: compiled, a product with a
+        # negative factor leaves the machine word's fast path.
+        terms = spec.terms_at(leverage)
+        cost = (terms.plus if (sign > 0) == (value_sign > 0) else terms.minus).cost_atoms(value)
         sums.memo_leaves_lots = leaves
         sums.memo_notional_atoms = notional
         sums.memo_opening_lots = opening
@@ -111,3 +115,50 @@ def order_margin_atoms(account: Account, spec: InstrumentSpec) -> int:
         total += cost
     account.order_margin_cache[symbol] = total
     return total
+
+
+def cost_ceiling_atoms(value_atoms: int, parts: int, leverage: int, fee_rate: int) -> int:
+    """Return a bound at or above the cost of `parts` values worth `value_atoms` in all, or -1.
+
+    The cost of each part is `OrderCostRates.cost_atoms` at a leverage of `leverage` or
+    more and a taker fee rate of `fee_rate` or less: what an opening order or a side group of
+    them costs (`order_cost_fast_atoms`). Two small divisions, no costing: what a margin
+    check reads when the balance covers the orders with room to spare
+    (`order_margin_ceiling`, for `CrossMargin.can_open`).
+
+    Why it bounds: a part worth ``V`` at a leverage ``L`` costs ``ceil(V*R/L) +
+    ceil(V*(L - s*R)*f/(L*R)) + ceil(V*f/R)``. With ``w = leverage // R >= 1`` (so
+    ``R/L <= 1/w``) the first is under ``V/w + 1``; with ``f <= 0`` the other two are at most
+    0, and with ``f > 0`` each is under its fraction plus 1, the fractions at most
+    ``V*f/R + V*f/L <= 2*V*f/R`` and ``V*f/R``. So with ``k = R // (3*f)`` (``3*f <= R/k``)
+    the parts cost less than ``ΣV/w + ΣV/k + 3*parts``, an integer at most
+    ``ΣV // w + ΣV // k + 3*parts``. A leverage under 1x (settings refuse one) or a fee rate
+    over a third gives -1: no bound.
+    """
+    if leverage < RATE_ONE:
+        return -1
+    ceiling = value_atoms // (leverage // RATE_ONE) + parts
+    if fee_rate <= 0:
+        return ceiling
+    if 3 * fee_rate > RATE_ONE:
+        return -1
+    return ceiling + value_atoms // (RATE_ONE // (3 * fee_rate)) + 2 * parts
+
+
+def order_margin_ceiling(leverages: dict[Any, int], notional_atoms: int, groups: int,
+                         fee_rate: int) -> int:
+    """Return a bound at or above `order_margin_atoms` summed over some side groups, or -1.
+
+    The groups are `groups` side groups with leaves worth `notional_atoms` in all, on symbols
+    whose taker fee rate is at most `fee_rate`, of an account whose leverage table is
+    `leverages` (a group's leverage is its entry there, else `DEFAULT_LEVERAGE`): each is at
+    the lowest of those or above. A group's margin is the cost (`cost_ceiling_atoms`) of its
+    opening value, at most its notional (``ceil(N*opening/leaves)``, ``0 < opening <=
+    leaves``).
+    """
+    lowest = DEFAULT_LEVERAGE
+    if leverages:  # most accounts keep the default leverage: nothing to look at
+        for leverage in leverages.values():
+            if leverage < lowest:
+                lowest = leverage
+    return cost_ceiling_atoms(notional_atoms, groups, lowest, fee_rate)

@@ -21,7 +21,7 @@ from typing import Final
 from perpx.core import calc, liqprice
 from perpx.core.account.accounts import Account, MarginLedger, MarginModel, MarkOf, OrderLossOf
 from perpx.core.account.collateral import usd_ceil, usd_floor
-from perpx.core.account.margin import order_margin_atoms
+from perpx.core.account.margin import order_margin_atoms, order_margin_ceiling
 from perpx.core.account.portfolio import PmAccountResult, PmLeg, portfolio_margin
 from perpx.core.account.positions import Position
 from perpx.core.account.risk_value import AccountRisk, PositionRisk, RiskValue
@@ -234,6 +234,21 @@ class CrossMargin(_Stateless):
         trades another coin, or a coin not at par, is a USD pool: its available balance is
         the pool's (`MarginLedger.figures`), not this coin's own.
         """
+        return self._available(clearing, account, coin, False, 0, None)
+
+    def _available(self, clearing: MarginLedger, account: Account, coin: str, bounded: bool,
+                   need: int, hint: InstrumentSpec | None) -> int:
+        """Return `available_atoms`; with `bounded`, possibly a lower bound of it at or over `need`.
+
+        What `can_open` asks is only whether `need` fits. The order margin is the costliest
+        term (each side group costed at its leverage), and its ceiling
+        (`order_margin_ceiling`) is a sum of the groups' notional: when the balance with the
+        ceiling in place of the margin already covers `need`, the exact figure, larger or
+        equal, covers it too, and is not computed. Otherwise the margin is computed as
+        `available_atoms` does and the exact figure returned. Either way
+        ``need <= result`` says what ``need <= available_atoms(...)`` says. `hint` is a spec
+        the caller holds (the order's), taken for its symbol without a lookup.
+        """
         balances = account.balances
         held = balances.get(coin)  # one lookup: None exactly when the coin is not held
         total = held if held is not None else 0
@@ -245,11 +260,16 @@ class CrossMargin(_Stateless):
         # The spec of the last position counted: an account's orders are mostly on the
         # symbol it holds, and their loop below takes it again without a dict lookup.
         held_spec: InstrumentSpec | None = None
-        for (symbol, idx), position in positions.items():
+        # By value, its symbol and index read off the position: compiled, each key of the
+        # items would be unpacked and type-checked.
+        for position in positions.values():
             size = position.size_lots
             if not size:
                 continue
-            spec = held_spec = instruments[symbol]
+            symbol = position.symbol
+            idx = position.position_idx
+            spec = held_spec = (hint if hint is not None and hint.symbol == symbol
+                                else instruments[symbol])
             if spec.settle_coin != coin:
                 return clearing.figures(account, coin).available_atoms  # a USD pool
             if idx:
@@ -276,9 +296,19 @@ class CrossMargin(_Stateless):
         # The symbols counted: the first alone, any other in a list made only then (an
         # account's symbols are few: a list beats a set, and most trade one symbol).
         first = ""
+        first_spec: InstrumentSpec | None = None
         others: list[str] | None = None
+        other_specs: list[InstrumentSpec] | None = None
+        # With `bounded`: the groups' notional, their count and the highest taker fee rate,
+        # for the order margin's ceiling; the margin itself only if the ceiling does not do.
+        notional = groups = fee_rate = 0
         for (symbol, _idx, _side), sums in order_sums.items():
-            if not sums.leaves_lots or symbol == first:
+            if not sums.leaves_lots:
+                continue
+            if bounded:
+                notional += sums.notional_atoms
+                groups += 1
+            if symbol == first:
                 continue
             if not first:
                 first = symbol
@@ -289,11 +319,30 @@ class CrossMargin(_Stateless):
             else:
                 others.append(symbol)
             spec = (held_spec if held_spec is not None and held_spec.symbol == symbol
+                    else hint if hint is not None and hint.symbol == symbol
                     else instruments[symbol])
             if spec.settle_coin != coin:
                 return clearing.figures(account, coin).available_atoms  # a USD pool
-            total -= order_margin_atoms(account, spec)
             total += clearing.order_loss_atoms(account.account_id, spec)
+            if not bounded:
+                total -= order_margin_atoms(account, spec)
+                continue
+            if spec.taker_fee_rate > fee_rate:
+                fee_rate = spec.taker_fee_rate
+            if first_spec is None:
+                first_spec = spec
+            elif other_specs is None:
+                other_specs = [spec]
+            else:
+                other_specs.append(spec)
+        if first_spec is not None:
+            ceiling = order_margin_ceiling(account.leverage, notional, groups, fee_rate)
+            if ceiling >= 0 and total - ceiling >= need:
+                return total - ceiling
+            total -= order_margin_atoms(account, first_spec)
+            if other_specs is not None:
+                for spec in other_specs:
+                    total -= order_margin_atoms(account, spec)
         return total
 
     def can_open(self, clearing: MarginLedger, account: Account, spec: InstrumentSpec, side: Side,
@@ -307,7 +356,8 @@ class CrossMargin(_Stateless):
         # Only a buy above the mark or a sell below it carries an order loss.
         if mark is not None and (price_ticks > mark if side is _BUY else price_ticks < mark):
             cost_atoms -= spec.contract.order_loss_atoms(side, mark, price_ticks, qty_lots)
-        return cost_atoms <= self.available_atoms(clearing, account, spec.settle_coin)
+        return cost_atoms <= self._available(clearing, account, spec.settle_coin, True,
+                                             cost_atoms, spec)
 
     def margin_on_open(self, position: Position, spec: InstrumentSpec, side: Side,
                        price_ticks: int, opened_lots: int) -> None:
