@@ -128,12 +128,13 @@ def cost_ceiling_atoms(value_atoms: int, parts: int, leverage: int, fee_rate: in
 
     Why it bounds: a part worth ``V`` at a leverage ``L`` costs ``ceil(V*R/L) +
     ceil(V*(L - s*R)*f/(L*R)) + ceil(V*f/R)``. With ``w = leverage // R >= 1`` (so
-    ``R/L <= 1/w``) the first is under ``V/w + 1``; with ``f <= 0`` the other two are at most
-    0, and with ``f > 0`` each is under its fraction plus 1, the fractions at most
-    ``V*f/R + V*f/L <= 2*V*f/R`` and ``V*f/R``. So with ``k = R // (3*f)`` (``3*f <= R/k``)
-    the parts cost less than ``ΣV/w + ΣV/k + 3*parts``, an integer at most
-    ``ΣV // w + ΣV // k + 3*parts``. A leverage under 1x (settings refuse one) or a fee rate
-    over a third gives -1: no bound.
+    ``R/L <= 1/w``) the first is at most ``ceil(V/w) <= floor(V/w) + 1``; with ``f <= 0`` the
+    other two are at most 0, and with ``f > 0`` they are at most ``ceil(2*V*f/R) +
+    ceil(V*f/R) <= floor(2*V*f/R) + floor(V*f/R) + 2`` (``V*f/R + V*f/L <= 2*V*f/R``). A sum
+    of floors is at most the floor of the sum, so the parts cost at most
+    ``floor(ΣV/w) + floor(3*ΣV*f/R) + 3*parts``, and with ``k = R // (3*f)``
+    (``3*f/R <= 1/k``) at most ``ΣV // w + ΣV // k + 3*parts``. A leverage under 1x (settings
+    refuse one) or a fee rate over a third gives -1: no bound.
     """
     if leverage < RATE_ONE:
         return -1
