@@ -14,7 +14,7 @@ from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import ATOM_DECIMALS, RATE_DECIMALS
 
 # 10**n for every count of decimals `parse_fraction` returns (0..30): no `**` per order.
-_POW10 = tuple(10**n for n in range(31))
+_POW10: tuple[int, ...] = tuple(10**n for n in range(31))
 _INVALID_PRICE = RejectCode.INVALID_PRICE  # enum members read once, not per order
 _INVALID_QTY = RejectCode.INVALID_QTY
 
