@@ -32,8 +32,9 @@ def parse_fraction(text: str, code: RejectCode = RejectCode.INVALID_PARAMETER) -
 
     The grammar is the regular expression ``-?[0-9]{1,50}([.][0-9]{0,30})?`` (a full match):
     an optional "-", 1 to 50 ASCII digits, then optionally "." and 0 to 30 ASCII digits ("1."
-    is 1; ".5", "+1", "1e3", " 1" are refused). Checked with str methods, not `re`: a third
-    of the instructions per order (`test_convert_parse_oracle.py` holds the two equal).
+    is 1; ".5", "+1", "1e3", " 1" are refused). Checked with str methods, not `re` (~0.75k
+    fewer instructions a call, twice per order; `test_convert_parse_oracle.py` holds the two
+    equal).
     """
     if not isinstance(text, str):
         raise ConversionError(code, f"expected a decimal string, got {type(text).__name__}")
