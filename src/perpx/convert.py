@@ -8,13 +8,15 @@ exact multiple of its unit: an off-grid price or quantity is refused, not rounde
 from __future__ import annotations
 
 import functools
-import re
 
 from perpx.core.codes import RejectCode
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.numbers import ATOM_DECIMALS, RATE_DECIMALS
 
-_PLAIN_DECIMAL = re.compile(r"(-?)([0-9]{1,50})(?:\.([0-9]{0,30}))?", re.ASCII)
+# 10**n for every count of decimals `parse_fraction` returns (0..30): no `**` per order.
+_POW10: tuple[int, ...] = tuple(10**n for n in range(31))
+_INVALID_PRICE = RejectCode.INVALID_PRICE  # enum members read once, not per order
+_INVALID_QTY = RejectCode.INVALID_QTY
 
 
 class ConversionError(ValueError):
@@ -26,16 +28,23 @@ class ConversionError(ValueError):
 
 
 def parse_fraction(text: str, code: RejectCode = RejectCode.INVALID_PARAMETER) -> tuple[int, int]:
-    """Parse a plain decimal string into (numerator, decimals): "-1.25" -> (-125, 2)."""
+    """Parse a plain decimal string into (numerator, decimals): "-1.25" -> (-125, 2).
+
+    The grammar is the regular expression ``-?[0-9]{1,50}([.][0-9]{0,30})?`` (a full match):
+    an optional "-", 1 to 50 ASCII digits, then optionally "." and 0 to 30 ASCII digits ("1."
+    is 1; ".5", "+1", "1e3", " 1" are refused). Checked with str methods, not `re` (~0.75k
+    fewer instructions a call, twice per order; `test_convert_parse_oracle.py` holds the two
+    equal).
+    """
     if not isinstance(text, str):
         raise ConversionError(code, f"expected a decimal string, got {type(text).__name__}")
-    found = _PLAIN_DECIMAL.fullmatch(text)
-    if found is None:
+    negative = text.startswith("-")
+    whole, _, fraction = (text[1:] if negative else text).partition(".")
+    if not (whole.isascii() and whole.isdigit() and len(whole) <= 50 and len(fraction) <= 30
+            and (not fraction or (fraction.isascii() and fraction.isdigit()))):
         raise ConversionError(code, f"not a plain decimal number: {text[:40]!r}")
-    sign, whole, fraction = found.groups()
-    fraction = fraction or ""
     numerator = int(whole + fraction)
-    return (-numerator if sign else numerator), len(fraction)
+    return (-numerator if negative else numerator), len(fraction)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -53,8 +62,8 @@ def units_of(text: str, unit: str, code: RejectCode) -> int:
     value, value_decimals = parse_fraction(text, code)
     step, step_decimals = _unit(unit)
     # value / 10**vd divided by step / 10**sd == value * 10**sd / (step * 10**vd), exactly.
-    step_scale: int = 10**step_decimals
-    value_scale: int = 10**value_decimals
+    step_scale = _POW10[step_decimals]
+    value_scale = _POW10[value_decimals]
     count, remainder = divmod(value * step_scale, step * value_scale)
     if remainder:
         raise ConversionError(code, f"{text} is not a multiple of {unit}")
@@ -76,12 +85,12 @@ def scaled(text: str, decimals: int, code: RejectCode = RejectCode.INVALID_PARAM
 
 def to_ticks(spec: InstrumentSpec, price: str) -> int:
     """Convert a price string to ticks of `spec`."""
-    return units_of(price, spec.tick_size, RejectCode.INVALID_PRICE)
+    return units_of(price, spec.tick_size, _INVALID_PRICE)
 
 
 def to_lots(spec: InstrumentSpec, qty: str) -> int:
     """Convert a quantity string to lots (qty steps) of `spec`."""
-    return units_of(qty, spec.qty_step, RejectCode.INVALID_QTY)
+    return units_of(qty, spec.qty_step, _INVALID_QTY)
 
 
 def to_atoms(amount: str) -> int:

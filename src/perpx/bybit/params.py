@@ -83,7 +83,9 @@ class Params:
 
     def text(self, name: str, default: str = "", *, required: bool = False) -> str:
         """Return a string parameter ('' when absent unless required)."""
-        value = _text(self.data.get(name))
+        value = self.data.get(name)
+        if type(value) is not str:  # nearly every parameter is: no `_text` call for it
+            value = _text(value)
         if value is None or value == "":
             if required:
                 raise params_error(f"{name} is required")

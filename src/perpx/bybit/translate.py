@@ -47,6 +47,13 @@ TIME_IN_FORCE = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "FOK": TimeInFo
 SMP_TYPES = {"None": SmpType.NONE, "CancelMaker": SmpType.CANCEL_MAKER,
              "CancelTaker": SmpType.CANCEL_TAKER, "CancelBoth": SmpType.CANCEL_BOTH}
 Specs = Mapping[str, InstrumentSpec]
+# Members read once: in Python 3.11 a member read from its enum class goes through
+# `EnumType.__getattr__` (~1k instructions a read, callgrind), and `place` runs per order.
+_LIMIT = OrderType.LIMIT
+_MARKET = OrderType.MARKET
+_GTC = TimeInForce.GTC
+_IOC = TimeInForce.IOC
+_SMP_NONE = SmpType.NONE
 
 
 def category_specs(params: Params, specs: Specs) -> Specs:
@@ -110,19 +117,19 @@ def place(account_id: int, params: Params, specs: Specs) -> PlaceOrder:
         raise params_error("trailingStop is set on a position by /v5/position/trading-stop")
     qty = _convert(to_lots, spec, params.text("qty", required=True))
     price = None
-    if order_type is OrderType.LIMIT:
+    if order_type is _LIMIT:
         if "price" not in params:
             raise ApiError(10001, "params error: price is required",
                            reject=RejectCode.INVALID_PRICE)
         price = _convert(to_ticks, spec, params.text("price"))
-    tif = params.choice("timeInForce", TIME_IN_FORCE, TimeInForce.GTC)
-    if order_type is OrderType.MARKET:
-        tif = TimeInForce.IOC
+    tif = params.choice("timeInForce", TIME_IN_FORCE, _GTC)
+    if order_type is _MARKET:
+        tif = _IOC
     return PlaceOrder(0, 0, account_id, spec.symbol, side, order_type, qty, price,
                       time_in_force=tif, reduce_only=params.flag("reduceOnly"),
                       close_on_trigger=params.flag("closeOnTrigger"),
                       position_idx=position_idx(params), order_link_id=params.text("orderLinkId"),
-                      smp_type=params.choice("smpType", SMP_TYPES, SmpType.NONE),
+                      smp_type=params.choice("smpType", SMP_TYPES, _SMP_NONE),
                       **stops.place_fields(params, spec))
 
 
