@@ -845,10 +845,9 @@ class LinearContract(ContractMaths):
         mm_factor = RATE_ONE - s * mmr
         if (extra_margin_atoms or qty_lots <= 0 or leverage <= 0 or mm_factor <= 0
                 or RATE_ONE - s * taker_fee_rate <= 0):
-            numerator, denominator = self.isolated_liquidation_price_fraction(
+            return super().isolated_liquidation_price_rounded_ticks(
                 side, entry_value_atoms, qty_lots, leverage, extra_margin_atoms, mmr,
                 mm_deduction_atoms, taker_fee_rate)
-            return round_liquidation_price(side, numerator, denominator)
         common = gcd(leverage, RATE_ONE)
         n1 = (leverage - s * RATE_ONE) // common
         d1 = leverage // common

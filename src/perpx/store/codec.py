@@ -93,8 +93,8 @@ class CommandCodec:
             blob = bytearray(_MSGPACK)
             try:
                 encode_into(command, blob, 1)
-            except OverflowError:  # past msgpack's 64-bit integers: JSON, as `encode_body`
-                blob = bytearray(_JSON + msgspec.json.encode(command))
+            except OverflowError:  # past msgpack's 64-bit integers: `encode_body`'s JSON
+                blob = bytearray(encode_body(command, self._msgpack_encoder))
             blobs.append(blob)
         return blobs
 
