@@ -200,9 +200,23 @@ def test_an_unreachable_nats_never_blocks_a_request_and_is_logged_once(
 
     async def scenario() -> tuple[list[bool], list[bool]]:
         limits = NatsLimits("nats://127.0.0.1:1", bucket="perpx_limits_unused")
+        failures = 0
+        disconnect = limits._disconnect
+
+        async def counted() -> None:  # each failed attempt ends by disconnecting
+            nonlocal failures
+            failures += 1
+            await disconnect()
+
+        limits._disconnect = counted  # type: ignore[method-assign]
         await limits.start()
         first = [limits.hit("k", 3, 1_000)[0] for _ in range(4)]
-        await asyncio.sleep(0.3)  # several failed attempts meanwhile
+        # Several failed attempts meanwhile. Waited for, not slept for: on a loaded machine
+        # (CI once) even a refused connection can take longer than a fixed sleep.
+        deadline = asyncio.get_running_loop().time() + 30
+        while failures < 4:
+            assert asyncio.get_running_loop().time() < deadline, failures
+            await asyncio.sleep(0.01)
         later = [limits.hit("k", 3, 2_000)[0] for _ in range(4)]
         await limits.close()
         return first, later
