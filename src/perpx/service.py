@@ -435,8 +435,7 @@ class ExchangeService:
             raise  # a resend whose outcome this writer cannot tell (see `submit`)
         except Exception as failure:
             raise self._stopping(failure) from failure
-        for command, events in zip(commands, outcomes, strict=True):
-            self._ack(command, events)
+        self._ack_all(commands, outcomes)
         return outcomes
 
     def _stopping(self, failure: Exception) -> ServiceStopped:
@@ -449,10 +448,17 @@ class ExchangeService:
         return ServiceStopped("the service has stopped")
 
     def _ack(self, command: Command, events: list[Event]) -> None:
-        account_id = getattr(command, "account_id", None)
-        if account_id is not None and events:
-            # Every event of a command carries its seq (a refused one: its rejection).
-            self._acked[account_id] = max(self._acked.get(account_id, 0), events[0].seq)
+        self._ack_all((command,), (events,))
+
+    def _ack_all(self, commands: Sequence[Command], outcomes: Sequence[list[Event]]) -> None:
+        """Record each command's seq as acknowledged to its account (read-your-writes)."""
+        acked = self._acked
+        for command, events in zip(commands, outcomes, strict=True):
+            if events:
+                account_id = getattr(command, "account_id", None)
+                # Every event of a command carries its seq (a refused one: its rejection).
+                if account_id is not None and acked.get(account_id, 0) < events[0].seq:
+                    acked[account_id] = events[0].seq
 
     async def settled(self) -> None:
         """Wait until every command the writer has applied so far is durable and readable.

@@ -38,10 +38,16 @@ from perpx.transport.wire import (
     LOST,
     MAX_FRAME,
     REFUSED,
+    REQ,
     Wire,
     command_subject,
     frame,
 )
+
+# What one read of a connection asks for: many frames of ~120 bytes (a gateway's commands in
+# flight), all cut and submitted together.
+READ_BYTES = 1 << 18
+_REQ = bytes([REQ])
 
 log = logging.getLogger("perpx.transport")
 
@@ -74,7 +80,7 @@ class CommandEndpoint:
         self._socket_path: Path | None = None
         self._streams: set[asyncio.StreamWriter] = set()
         # Replies answered this turn of the loop, per connection, written at its end.
-        self._replies: dict[asyncio.StreamWriter, list[bytes]] = {}
+        self._replies: dict[asyncio.StreamWriter, list[bytes | bytearray]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._nats: Any = None
         self.answered = 0
@@ -96,23 +102,21 @@ class CommandEndpoint:
         if funding is not None and self._fund is None:
             self.refused += 1
             return Wire.error(REFUSED, "this writer funds no keys")
+        if command is not None:
+            return await self._one(command, request_id, wire)
         try:
-            if command is not None:
-                events = await self._submit(command, request_id)
-            elif many is not None:
+            if many is not None:
                 outcomes = await self._batch(many)
                 self.answered += 1
                 return wire.ok_all(outcomes, self._durable_seq())
-            else:
-                assert funding is not None and self._fund is not None
-                await self._fund(*funding)
-                events = []
+            assert funding is not None and self._fund is not None
+            await self._fund(*funding)
         except OutcomeNotKept as lost:
             return Wire.error(LOST, str(lost))
         except Exception as failure:  # any failure past this point: the outcome is unknown
             return Wire.error(FAILED, repr(failure))
         self.answered += 1
-        return wire.ok(events, self._durable_seq())
+        return wire.ok([], self._durable_seq())
 
     async def _batch(self, many: list[tuple[Command, bytes | None]]) -> list[list[Event]]:
         """Submit a batch's commands in order: together, or without `submit_all` in turn."""
@@ -142,31 +146,136 @@ class CommandEndpoint:
                           writer: asyncio.StreamWriter) -> None:
         self._streams.add(writer)
         wire = Wire()
+        rest = b""  # the start of a frame not yet whole
         try:
             while True:
+                # Whatever has arrived, not a frame at a time: the frames of one read are cut
+                # here in a loop, and the commands among them go to the sequencer together.
                 try:
-                    head = await reader.readexactly(LENGTH.size)
-                except (asyncio.IncompleteReadError, ConnectionError):
+                    chunk = await reader.read(READ_BYTES)
+                except ConnectionError:
                     return
-                (length,) = LENGTH.unpack(head)
-                if not HEADER.size - LENGTH.size <= length <= MAX_FRAME:
-                    # The stream is out of step: no request id to answer, nothing to resync on.
-                    self.refused += 1
-                    writer.write(frame(0, Wire.error(REFUSED, f"bad frame length {length}")))
+                if not chunk:
+                    return  # closed: a partial frame left has no one to answer
+                data = rest + chunk if rest else chunk
+                cut = self._frames(writer, data, wire)
+                if cut is None:
                     with contextlib.suppress(ConnectionError):
                         await writer.drain()
                     return
-                try:
-                    data = await reader.readexactly(length)
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    return
-                request_id = int.from_bytes(data[:8], "big")
-                self._spawn(self._answer(writer, request_id, data[8:], wire))
+                rest = cut
                 with contextlib.suppress(ConnectionError):
                     await writer.drain()  # back-pressure: stop reading while replies queue
         finally:
             self._streams.discard(writer)
             writer.close()
+
+    def _frames(self, writer: asyncio.StreamWriter, data: bytes, wire: Wire) -> bytes | None:
+        """Answer the whole frames in `data`; return the bytes after them (None: hang up).
+
+        Consecutive commands with a request id (what a gateway sends) go to `submit_all` as
+        one group, in one task: a command then costs its decode, its place in the batch and
+        its reply, not a task, coroutines and a future of its own (issue #14). Anything else
+        (a funding or batch request, an unreadable body, a command without an id) is
+        answered alone by `handle`, as before. Tasks start in creation order, so the
+        commands still reach the sequencer in the order they came.
+        """
+        at, end = 0, len(data)
+        group = self._submit_all is not None
+        frame_ids: list[int] = []
+        commands: list[Command] = []
+        rids: list[bytes | None] = []
+        command = wire.command
+        unpack = LENGTH.unpack_from
+        while end - at >= LENGTH.size:
+            (length,) = unpack(data, at)
+            if not HEADER.size - LENGTH.size <= length <= MAX_FRAME:
+                # The stream is out of step: no request id to answer, nothing to resync on.
+                if commands:
+                    self._spawn(self._answer_group(writer, frame_ids, commands, rids, wire))
+                self.refused += 1
+                writer.write(frame(0, Wire.error(REFUSED, f"bad frame length {length}")))
+                return None
+            start = at + LENGTH.size
+            if end - start < length:
+                break
+            at = start + length
+            request_id = int.from_bytes(data[start:start + 8], "big")
+            body = data[start + 8:at]
+            if group and body[:1] == _REQ:
+                try:
+                    one, rid = command(body)
+                except CodecError:
+                    pass  # `handle` refuses it, in its turn
+                else:
+                    frame_ids.append(request_id)
+                    commands.append(one)
+                    rids.append(rid)
+                    continue
+            if commands:  # what came before it goes first
+                self._spawn(self._answer_group(writer, frame_ids, commands, rids, wire))
+                frame_ids, commands, rids = [], [], []
+            self._spawn(self._answer(writer, request_id, body, wire))
+        if commands:
+            self._spawn(self._answer_group(writer, frame_ids, commands, rids, wire))
+        return data[at:] if at < end else b""
+
+    async def _answer_group(self, writer: asyncio.StreamWriter, frame_ids: list[int],
+                            commands: list[Command], rids: list[bytes | None],
+                            wire: Wire) -> None:
+        """Submit a group of commands read together; answer each in its own frame."""
+        outcomes: list[list[Event]] | None = None
+        replies: list[bytes] = []
+        if self._stopped is not None and self._stopped():
+            self.refused += len(commands)
+            replies = [Wire.error(REFUSED, "the writer has stopped")] * len(commands)
+        else:
+            assert self._submit_all is not None
+            try:
+                outcomes = await self._submit_all(commands, rids)
+            except OutcomeNotKept:
+                # One of them is a resend whose outcome this writer cannot tell: answer each
+                # alone, as `handle` would have. Every one carries its request id, so those
+                # this call applied are answered from the sequencer's window, never applied
+                # twice (each counts as a resend there).
+                replies = [await self._one(one, rid, wire)
+                           for one, rid in zip(commands, rids, strict=True)]
+            except Exception as failure:  # any failure past this point: the outcome is unknown
+                replies = [Wire.error(FAILED, repr(failure))] * len(commands)
+            else:
+                self.answered += len(commands)
+        if writer.is_closing():  # a gateway gone: its commands still complete
+            return
+        frames: list[bytes | bytearray]
+        if outcomes is not None:
+            durable = self._durable_seq()
+            ok_frame = wire.ok_frame
+            frames = [ok_frame(request_id, events, durable)
+                      for request_id, events in zip(frame_ids, outcomes, strict=True)]
+        else:
+            frames = [frame(request_id, reply)
+                      for request_id, reply in zip(frame_ids, replies, strict=True)]
+        self._queue(writer, frames)
+
+    def _queue(self, writer: asyncio.StreamWriter, frames: list[bytes | bytearray]) -> None:
+        """Queue `frames` for the connection's write at the end of this turn of the loop."""
+        queued = self._replies.get(writer)
+        if queued is None:
+            self._replies[writer] = frames
+            asyncio.get_running_loop().call_soon(self._send_replies, writer)
+        else:
+            queued += frames
+
+    async def _one(self, command: Command, request_id: bytes | None, wire: Wire) -> bytes:
+        """Return the reply to one decoded command (`handle`'s, and a group's retry)."""
+        try:
+            events = await self._submit(command, request_id)
+        except OutcomeNotKept as lost:
+            return Wire.error(LOST, str(lost))
+        except Exception as failure:  # any failure past this point: the outcome is unknown
+            return Wire.error(FAILED, repr(failure))
+        self.answered += 1
+        return wire.ok(events, self._durable_seq())
 
     async def _answer(self, writer: asyncio.StreamWriter, request_id: int, body: bytes,
                       wire: Wire) -> None:
@@ -176,12 +285,7 @@ class CommandEndpoint:
         # The replies of one group commit are answered in one turn of the loop: they are
         # written together, one send for the connection instead of one each (frames in the
         # order they were answered, as before).
-        queued = self._replies.get(writer)
-        if queued is None:
-            self._replies[writer] = [frame(request_id, reply)]
-            asyncio.get_running_loop().call_soon(self._send_replies, writer)
-        else:
-            queued.append(frame(request_id, reply))
+        self._queue(writer, [frame(request_id, reply)])
 
     def _send_replies(self, writer: asyncio.StreamWriter) -> None:
         frames = self._replies.pop(writer, None)

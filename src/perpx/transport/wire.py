@@ -70,6 +70,8 @@ REQUEST_ID_BYTES = 16
 HEADER = struct.Struct(">IQ")  # frame length (of what follows it), request id
 LENGTH = struct.Struct(">I")
 MAX_FRAME = 1 << 20  # a command is ~100 bytes; anything near this is not a request
+# A reply frame before its batch: the header (filled in last) and the status byte.
+_OK_FRAME_HEAD = bytes(HEADER.size) + bytes([OK])
 
 
 class WriterError(RuntimeError):
@@ -180,6 +182,19 @@ class Wire:
         """
         seq, ts_ms = (events[0].seq, events[0].ts_ms) if events else (durable_seq, 0)
         return bytes([OK]) + self.batches.encode(EventBatch.of([Durable(seq, ts_ms, events)]))
+
+    def ok_frame(self, request_id: int, events: list[Event], durable_seq: int = 0
+                 ) -> bytearray:
+        """Return `frame(request_id, self.ok(events, durable_seq))`, built in one buffer.
+
+        The socket's reply to each command of a group (`CommandEndpoint`): the frame's
+        header, the status and the batch written in place (`BatchCodec.encode_one_into`).
+        """
+        seq, ts_ms = (events[0].seq, events[0].ts_ms) if events else (durable_seq, 0)
+        buffer = bytearray(_OK_FRAME_HEAD)
+        self.batches.encode_one_into(buffer, seq, ts_ms, events)
+        HEADER.pack_into(buffer, 0, len(buffer) - LENGTH.size, request_id)
+        return buffer
 
     @staticmethod
     def fund_request(account_id: int, demo_funds: str) -> bytes:
