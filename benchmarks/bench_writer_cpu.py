@@ -15,6 +15,21 @@ per order acknowledged, while the orders flow; min over R runs, each on a fresh 
 ``--bus nats://...`` publishes to a fresh JetStream stream (deleted afterwards); ``memory``
 to an in-process bus that only encodes each batch as JetStream would (no network).
 With --profile, one more run with the writer's main thread under cProfile, to FILE.
+
+Instructions per order (deterministic under load, unlike the CPU figure):
+
+    env -u PYTHONDONTWRITEBYTECODE PYTHONPATH=src python benchmarks/bench_writer_cpu.py \
+        --orders 640 --runs 1   # once: writes the .pyc files
+    env -u PYTHONDONTWRITEBYTECODE PYTHONPATH=src valgrind --tool=callgrind \
+        --trace-children=no --callgrind-out-file=OUT.N python benchmarks/bench_writer_cpu.py \
+        --orders N --runs 1     # N = 3200, then 9600
+
+(totals of 9600 − 3200) / 6400 is the writer's instructions per order (its start, the
+deposits and the imports cancel out). With ``PYTHONDONTWRITEBYTECODE=1`` (this workplace's
+environment) every run compiles every module it imports, and two runs that happen to import
+differently (a source edited between them, two runs racing to write the same .pyc) differ
+by millions of instructions of `compile`: warm the .pyc files first, and check that
+`builtin_compile` is the same in both outputs (`callgrind_annotate --inclusive=yes`).
 """
 
 from __future__ import annotations
