@@ -87,22 +87,14 @@ class BatchCodec:
         """Return the format byte and the encoded batch."""
         return encode_body(batch, self._encoder)
 
-    def encode_one_into(self, buffer: bytearray, seq: int, ts_ms: int,
-                        events: list[Event]) -> None:
-        """Append to `buffer` what `encode` gives the batch of the one entry (seq, ts_ms, events).
+    def encode_one(self, seq: int, ts_ms: int, events: list[Event]) -> bytes:
+        """Return what `encode` gives the batch of the one entry (seq, ts_ms, events).
 
-        The command path's reply (`Wire.ok_frame`), written into its frame: no `Durable`,
-        no `EventBatch`, no bytes object of its own and no concatenation per reply. Tuples
-        encode as the array-like structs do (tests/unit/bus/test_bus_encode_one.py holds the
-        two to the same bytes).
+        The command path's reply (`Wire.ok`), once per command: tuples encode as the
+        array-like structs do, so no `Durable` and no `EventBatch` is built for it
+        (tests/unit/bus/test_bus_encode_one.py holds the two to the same bytes).
         """
-        at = len(buffer)
-        buffer.append(FORMAT_MSGPACK)
-        try:
-            self._encoder.encode_into((seq, seq, ((seq, ts_ms, events),)), buffer, at + 1)
-        except OverflowError:  # past msgpack's 64-bit integers: `encode`'s JSON
-            del buffer[at:]
-            buffer += self.encode(EventBatch.of([Durable(seq, ts_ms, events)]))
+        return encode_body((seq, seq, ((seq, ts_ms, events),)), self._encoder)
 
     def decode(self, body: bytes) -> EventBatch:
         """Return the batch in `body`; raise `CodecError` if it is not a sound one."""

@@ -80,7 +80,7 @@ class CommandEndpoint:
         self._socket_path: Path | None = None
         self._streams: set[asyncio.StreamWriter] = set()
         # Replies answered this turn of the loop, per connection, written at its end.
-        self._replies: dict[asyncio.StreamWriter, list[bytes | bytearray]] = {}
+        self._replies: dict[asyncio.StreamWriter, list[bytes]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._nats: Any = None
         self.answered = 0
@@ -246,18 +246,14 @@ class CommandEndpoint:
                 self.answered += len(commands)
         if writer.is_closing():  # a gateway gone: its commands still complete
             return
-        frames: list[bytes | bytearray]
         if outcomes is not None:
             durable = self._durable_seq()
-            ok_frame = wire.ok_frame
-            frames = [ok_frame(request_id, events, durable)
-                      for request_id, events in zip(frame_ids, outcomes, strict=True)]
-        else:
-            frames = [frame(request_id, reply)
-                      for request_id, reply in zip(frame_ids, replies, strict=True)]
-        self._queue(writer, frames)
+            ok = wire.ok
+            replies = [ok(events, durable) for events in outcomes]
+        self._queue(writer, [frame(request_id, reply)
+                             for request_id, reply in zip(frame_ids, replies, strict=True)])
 
-    def _queue(self, writer: asyncio.StreamWriter, frames: list[bytes | bytearray]) -> None:
+    def _queue(self, writer: asyncio.StreamWriter, frames: list[bytes]) -> None:
         """Queue `frames` for the connection's write at the end of this turn of the loop."""
         queued = self._replies.get(writer)
         if queued is None:

@@ -53,7 +53,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from perpx.bus.codec import BatchCodec, Durable, EventBatch
+from perpx.bus.codec import BatchCodec
 from perpx.core.commands import Command
 from perpx.core.events import Event
 from perpx.store.codec import CodecError, CommandCodec
@@ -70,8 +70,7 @@ REQUEST_ID_BYTES = 16
 HEADER = struct.Struct(">IQ")  # frame length (of what follows it), request id
 LENGTH = struct.Struct(">I")
 MAX_FRAME = 1 << 20  # a command is ~100 bytes; anything near this is not a request
-# A reply frame before its batch: the header (filled in last) and the status byte.
-_OK_FRAME_HEAD = bytes(HEADER.size) + bytes([OK])
+_OK = bytes([OK])
 
 
 class WriterError(RuntimeError):
@@ -181,20 +180,7 @@ class Wire:
         is answered with `durable_seq`, the writer's durable seq when it was acknowledged.
         """
         seq, ts_ms = (events[0].seq, events[0].ts_ms) if events else (durable_seq, 0)
-        return bytes([OK]) + self.batches.encode(EventBatch.of([Durable(seq, ts_ms, events)]))
-
-    def ok_frame(self, request_id: int, events: list[Event], durable_seq: int = 0
-                 ) -> bytearray:
-        """Return `frame(request_id, self.ok(events, durable_seq))`, built in one buffer.
-
-        The socket's reply to each command of a group (`CommandEndpoint`): the frame's
-        header, the status and the batch written in place (`BatchCodec.encode_one_into`).
-        """
-        seq, ts_ms = (events[0].seq, events[0].ts_ms) if events else (durable_seq, 0)
-        buffer = bytearray(_OK_FRAME_HEAD)
-        self.batches.encode_one_into(buffer, seq, ts_ms, events)
-        HEADER.pack_into(buffer, 0, len(buffer) - LENGTH.size, request_id)
-        return buffer
+        return _OK + self.batches.encode_one(seq, ts_ms, events)
 
     @staticmethod
     def fund_request(account_id: int, demo_funds: str) -> bytes:

@@ -1,9 +1,9 @@
-"""`BatchCodec.encode_one_into` and `Wire.ok_frame` give the bytes of the code they shortcut.
+"""`BatchCodec.encode_one` gives the bytes of the code it shortcuts.
 
-The command path writes each reply in place (`Wire.ok_frame`); it must stay byte for byte
-`frame(request_id, Wire.ok(events, durable_seq))`, the one-entry `EventBatch` encoded by
-`BatchCodec.encode`, for any events, ids and seqs, the JSON fallback past 64-bit integers
-included.
+The command path's reply (`Wire.ok`) encodes a command's one entry as tuples, without
+building a `Durable` and an `EventBatch`; it must stay byte for byte what `BatchCodec.encode`
+gives that one-entry batch, for any events and seqs, the JSON fallback past 64-bit integers
+included, and a reply must still read back as the entry it was made from.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from perpx.bus.codec import BatchCodec, Durable, EventBatch
 from perpx.core.enums import BalanceReason
 from perpx.core.events import BalanceChanged, Event
-from perpx.transport.wire import Wire, frame
+from perpx.transport.wire import Wire
 
+CODEC = BatchCodec()
 WIRE = Wire()
 
 seqs = st.integers(min_value=0, max_value=2**63 - 1)
@@ -32,18 +33,16 @@ def outcomes(draw: st.DrawFn) -> list[Event]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(outcomes(), st.integers(min_value=0, max_value=2**64 - 1), seqs)
-def test_ok_frame_is_the_frame_of_ok(events: list[Event], request_id: int,
-                                     durable_seq: int) -> None:
-    built = WIRE.ok_frame(request_id, events, durable_seq)
-    assert bytes(built) == frame(request_id, WIRE.ok(events, durable_seq))
+@given(outcomes(), seqs, seqs)
+def test_encode_one_is_encode_of_the_one_entry_batch(events: list[Event], seq: int,
+                                                    ts_ms: int) -> None:
+    one = CODEC.encode_one(seq, ts_ms, events)
+    assert one == CODEC.encode(EventBatch.of([Durable(seq, ts_ms, events)]))
 
 
 @settings(max_examples=100, deadline=None)
-@given(outcomes(), st.binary(max_size=8))
-def test_encode_one_into_appends_what_encode_gives(events: list[Event], before: bytes) -> None:
-    codec = BatchCodec()
-    seq, ts_ms = (events[0].seq, events[0].ts_ms) if events else (7, 0)
-    buffer = bytearray(before)
-    codec.encode_one_into(buffer, seq, ts_ms, events)
-    assert bytes(buffer) == before + codec.encode(EventBatch.of([Durable(seq, ts_ms, events)]))
+@given(outcomes(), seqs)
+def test_a_reply_reads_back_as_its_entry(events: list[Event], durable_seq: int) -> None:
+    seq, answered = WIRE.reply(WIRE.ok(events, durable_seq))
+    assert answered == events
+    assert seq == (events[0].seq if events else durable_seq)
