@@ -4,7 +4,10 @@ Each request is decoded and handed to `submit` (the service's: `ExchangeService.
 with its request id if it carries one, in the order it arrived; the reply is written when
 `submit` returns, i.e. once the command is durable, as an in-process API call is answered.
 Many requests are in flight at once, on one connection or many, so one group commit carries
-them all.
+them all. On the Unix socket, the commands with a request id that arrive in one read (a
+gateway's, many in flight on its connection) go to `submit_all` together, each still
+answered in its own frame once durable (`_frames`): the same journal rows and answers, for
+one task and one future per read instead of one each.
 
 A batch's commands in one request (`Wire.requests`) are handed to `submit_all`
 (`ExchangeService.submit_all`), which applies them in their order at once. A funding
