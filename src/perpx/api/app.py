@@ -28,7 +28,16 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
 
-from perpx.api.auth import DEFAULT_LIMITS, SIGNED_HEADERS, AuthLimits, authenticate
+from perpx.api.auth import (
+    API_KEY,
+    DEFAULT_LIMITS,
+    RECV_WINDOW,
+    SIGN,
+    SIGNED_HEADERS,
+    TIMESTAMP,
+    AuthLimits,
+    authenticate,
+)
 from perpx.api.context import Access, Context, Endpoint, ServerInfo
 from perpx.api.envelope import envelope
 from perpx.api.jsondepth import MAX_DEPTH, too_deep
@@ -159,22 +168,27 @@ async def read_body(receive: Receive, declared: bytes | str | None, cap: int) ->
 
 
 # What the dispatcher reads of a request's headers: those `authenticate` checks, by name.
-_SIGNED = tuple((name.encode("latin-1"), name) for name in SIGNED_HEADERS)
+_API_KEY, _TIMESTAMP, _RECV_WINDOW, _SIGN = (name.encode("latin-1") for name in SIGNED_HEADERS)
 
 
 def _request_headers(raw: list[tuple[bytes, bytes]]) -> tuple[Headers, bytes | None]:
     """Return the signature headers and the Content-Length of an ASGI scope's headers.
 
     The first of a repeated name wins, as in Starlette's `Headers.get`: the dict is built
-    from the last pair to the first (in C, not a loop here).
+    from the last pair to the first (in C, not a loop here). Each of `SIGNED_HEADERS` is
+    read in line, not in a loop (four per request).
     """
-    named = dict(reversed(raw))
+    get = dict(reversed(raw)).get
     found: Headers = {}
-    for name, text in _SIGNED:
-        value = named.get(name)
-        if value is not None:
-            found[text] = value.decode("latin-1")
-    return found, named.get(b"content-length")
+    if (value := get(_API_KEY)) is not None:
+        found[API_KEY] = value.decode("latin-1")
+    if (value := get(_TIMESTAMP)) is not None:
+        found[TIMESTAMP] = value.decode("latin-1")
+    if (value := get(_RECV_WINDOW)) is not None:
+        found[RECV_WINDOW] = value.decode("latin-1")
+    if (value := get(_SIGN)) is not None:
+        found[SIGN] = value.decode("latin-1")
+    return found, get(b"content-length")
 
 
 class Dispatcher:
@@ -194,6 +208,15 @@ class Dispatcher:
         self.server = ServerInfo(limiter)
         self.table = {(e.method, e.path): e for e in ENDPOINTS}
         self.paths = {e.path for e in ENDPOINTS}
+        self._limit_texts: dict[int, bytes] = {}
+
+    def _limit_text(self, limit: int) -> bytes:
+        """Return `X-Bapi-Limit`'s value for a key's `limit`, kept for the next request."""
+        text = b"%d" % limit
+        if len(self._limit_texts) >= 256:  # bounded, whatever limits keys are given
+            self._limit_texts.clear()
+        self._limit_texts[limit] = text
+        return text
 
     async def __call__(self, method: str, path: str, raw: bytes | Callable[[], Awaitable[bytes]],
                        headers: Mapping[str, str], client: str = "") -> Reply:
@@ -227,8 +250,13 @@ class Dispatcher:
             payload = raw if isinstance(raw, bytes) else await raw()
             if not public:
                 key = authenticate(self.keys, headers, payload, now, self.auth_limits)
-                allowed, remaining, reset = self.limiter.hit(key.api_key, key.rate_limit, now)
-                reply_headers = [(_LIMIT, b"%d" % key.rate_limit),
+                limit = key.rate_limit
+                allowed, remaining, reset = self.limiter.hit(key.api_key, limit, now)
+                # A key's limit is one of a handful of figures: its text is kept, not made.
+                limit_text = self._limit_texts.get(limit)
+                if limit_text is None:
+                    limit_text = self._limit_text(limit)
+                reply_headers = [(_LIMIT, limit_text),
                                  (_LIMIT_STATUS, b"%d" % remaining),
                                  (_LIMIT_RESET, b"%d" % reset)]
                 if not allowed:
@@ -320,14 +348,19 @@ class RestApp:
         self.starlette = starlette
         self.extra_routes = list(extra_routes)
         self.methods = frozenset(METHODS)
+        # A REST path is never the web page's, so for one `is_web_path` need not be asked.
+        self.rest_paths = frozenset(dispatcher.paths)
+        assert not any(is_web_path(path) for path in self.rest_paths)
 
     def _claimed(self, scope: Scope) -> bool:
         return any(route.matches(scope)[0] is not Match.NONE for route in self.extra_routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection scope."""
+        # A lifespan scope has no path: the type is looked at first.
         if scope["type"] != "http" or scope["method"] not in self.methods or \
-                is_web_path(scope["path"]) or (self.extra_routes and self._claimed(scope)):
+                ((path := scope["path"]) not in self.rest_paths and is_web_path(path)) or \
+                (self.extra_routes and self._claimed(scope)):
             await self.starlette(scope, receive, send)
             return
         method: str = scope["method"]
@@ -339,7 +372,7 @@ class RestApp:
         client = scope.get("client")
         try:
             status, reply, headers = await self._answer(
-                method, scope["path"], raw, signed, client[0] if client else "")
+                method, path, raw, signed, client[0] if client else "")
         except ClientGone:
             return  # nobody to answer
         # Starlette's response headers for a JSON body: ours, then length and type.

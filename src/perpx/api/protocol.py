@@ -228,7 +228,8 @@ class LimitedHttpProtocol(_Base):
             self._start_asgi_task(cycle, app)
         else:
             self.idle_until = until = self.loop.time() + self.timeout_keep_alive
-            self._wait(until)
+            if self._timer is None or until < self._timer_at:  # else the timer comes first
+                self._wait(until)
 
     def handle_websocket_upgrade(self) -> None:
         """Hand the transport, and the connection's slot, to the WebSocket protocol."""
@@ -243,7 +244,8 @@ class LimitedHttpProtocol(_Base):
 
     def _arm(self) -> None:
         self.deadline = deadline = self.loop.time() + self.request_timeout_s
-        self._wait(deadline)
+        if self._timer is None or deadline < self._timer_at:  # else the timer comes first
+            self._wait(deadline)
 
     def _wait(self, due: float) -> None:
         """Have the timer come at `due` at the latest (a clock was set to end then)."""
