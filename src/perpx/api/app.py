@@ -75,7 +75,6 @@ ENDPOINTS: list[Endpoint] = [*market.ROUTES, *order.ROUTES, *position.ROUTES, *a
                              *collateral.ROUTES, *calc.ROUTES, *status.ROUTES, *demo.ROUTES,
                              *insurance.ROUTES]
 _decoder = msgspec.json.Decoder()
-EMPTY_PARAMS = Params({})
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
 
 
