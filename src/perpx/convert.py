@@ -40,10 +40,13 @@ def parse_fraction(text: str, code: RejectCode = RejectCode.INVALID_PARAMETER) -
         raise ConversionError(code, f"expected a decimal string, got {type(text).__name__}")
     negative = text.startswith("-")
     whole, _, fraction = (text[1:] if negative else text).partition(".")
-    if not (whole.isascii() and whole.isdigit() and len(whole) <= 50 and len(fraction) <= 30
-            and (not fraction or (fraction.isascii() and fraction.isdigit()))):
+    # Both parts' digits checked at once: `whole` is not empty and the two are ASCII digits
+    # only when their concatenation is (the numerator's text, needed anyway).
+    digits = whole + fraction
+    if not (whole and digits.isascii() and digits.isdigit() and len(whole) <= 50
+            and len(fraction) <= 30):
         raise ConversionError(code, f"not a plain decimal number: {text[:40]!r}")
-    numerator = int(whole + fraction)
+    numerator = int(digits)
     return (-numerator if negative else numerator), len(fraction)
 
 

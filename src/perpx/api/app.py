@@ -28,7 +28,16 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
 
-from perpx.api.auth import DEFAULT_LIMITS, SIGNED_HEADERS, AuthLimits, authenticate
+from perpx.api.auth import (
+    API_KEY,
+    DEFAULT_LIMITS,
+    RECV_WINDOW,
+    SIGN,
+    SIGNED_HEADERS,
+    TIMESTAMP,
+    AuthLimits,
+    authenticate,
+)
 from perpx.api.context import Access, Context, Endpoint, ServerInfo
 from perpx.api.envelope import envelope
 from perpx.api.jsondepth import MAX_DEPTH, too_deep
@@ -66,7 +75,6 @@ ENDPOINTS: list[Endpoint] = [*market.ROUTES, *order.ROUTES, *position.ROUTES, *a
                              *collateral.ROUTES, *calc.ROUTES, *status.ROUTES, *demo.ROUTES,
                              *insurance.ROUTES]
 _decoder = msgspec.json.Decoder()
-EMPTY_PARAMS = Params({})
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
 
 
@@ -77,7 +85,7 @@ def _params(method: str, raw: bytes) -> Params:
         except UnicodeDecodeError as bad:
             raise ApiError(10001, "params error: query string is not UTF-8") from bad
         return Params(dict(parse_qsl(text, keep_blank_values=True)))
-    if not raw.strip():
+    if not raw or raw.isspace():  # `not raw.strip()`, without copying the body
         return Params({})
     if too_deep(raw):  # before the recursive decoder, which would raise RecursionError
         raise ApiError(10001, f"params error: JSON nested deeper than {MAX_DEPTH} levels")
@@ -105,7 +113,9 @@ def _names_known_contract(params: Params, specs: Mapping[str, object],
     if type(items) is list and items:
         return all(type(item) is dict and _known(item.get("symbol"), specs) for item in items)
     symbol = params.data.get("symbol")
-    return (by_coin and (symbol is None or symbol == "")) or _known(symbol, specs)
+    if type(symbol) is str:  # `_known`'s test, inline for the one-symbol request
+        return symbol in specs or (by_coin and symbol == "")
+    return by_coin and symbol is None
 
 
 def _known(symbol: object, specs: Mapping[str, object]) -> bool:
@@ -113,10 +123,14 @@ def _known(symbol: object, specs: Mapping[str, object]) -> bool:
 
 
 Headers = dict[str, str]
+# A reply's headers as they go on the wire (lowercase names, latin-1 values), ours only:
+# the server adds the length and the type.
+RawHeaders = list[tuple[bytes, bytes]]
 # An enum member read from its class goes through the enum type's `__getattr__` hook
 # (Python 3.11: ~500 instructions); per request, it is read once, here.
 _PUBLIC = Access.PUBLIC
 Reply = tuple[int, bytes, Headers]
+RawReply = tuple[int, bytes, RawHeaders]
 
 
 class ClientGone(Exception):
@@ -153,24 +167,27 @@ async def read_body(receive: Receive, declared: bytes | str | None, cap: int) ->
 
 
 # What the dispatcher reads of a request's headers: those `authenticate` checks, by name.
-_SIGNED = {name.encode("latin-1"): name for name in SIGNED_HEADERS}
+_API_KEY, _TIMESTAMP, _RECV_WINDOW, _SIGN = (name.encode("latin-1") for name in SIGNED_HEADERS)
 
 
 def _request_headers(raw: list[tuple[bytes, bytes]]) -> tuple[Headers, bytes | None]:
-    """Return the signature headers and the Content-Length, in one pass over the headers.
+    """Return the signature headers and the Content-Length of an ASGI scope's headers.
 
-    The first of a repeated name wins, as in Starlette's `Headers.get`.
+    The first of a repeated name wins, as in Starlette's `Headers.get`: the dict is built
+    from the last pair to the first (in C, not a loop here). Each of `SIGNED_HEADERS` is
+    read in line, not in a loop (four per request).
     """
+    get = dict(reversed(raw)).get
     found: Headers = {}
-    declared: bytes | None = None
-    for name, value in raw:
-        text = _SIGNED.get(name)
-        if text is not None:
-            if text not in found:
-                found[text] = value.decode("latin-1")
-        elif name == b"content-length" and declared is None:
-            declared = value
-    return found, declared
+    if (value := get(_API_KEY)) is not None:
+        found[API_KEY] = value.decode("latin-1")
+    if (value := get(_TIMESTAMP)) is not None:
+        found[TIMESTAMP] = value.decode("latin-1")
+    if (value := get(_RECV_WINDOW)) is not None:
+        found[RECV_WINDOW] = value.decode("latin-1")
+    if (value := get(_SIGN)) is not None:
+        found[SIGN] = value.decode("latin-1")
+    return found, get(b"content-length")
 
 
 class Dispatcher:
@@ -190,43 +207,65 @@ class Dispatcher:
         self.server = ServerInfo(limiter)
         self.table = {(e.method, e.path): e for e in ENDPOINTS}
         self.paths = {e.path for e in ENDPOINTS}
+        self._limit_texts: dict[int, bytes] = {}
+
+    def _limit_text(self, limit: int) -> bytes:
+        """Return `X-Bapi-Limit`'s value for a key's `limit`, kept for the next request."""
+        text = b"%d" % limit
+        if len(self._limit_texts) >= 256:  # bounded, whatever limits keys are given
+            self._limit_texts.clear()
+        self._limit_texts[limit] = text
+        return text
 
     async def __call__(self, method: str, path: str, raw: bytes | Callable[[], Awaitable[bytes]],
                        headers: Mapping[str, str], client: str = "") -> Reply:
         """Answer one request; `raw` is the query string, or (POST...) reads the body.
 
         `client` is the client's address, for the per-address throttle of public endpoints.
+        The reply's headers by (lowercase) name; `answer` gives them as they go on the wire.
         """
+        status, body, raw_headers = await self.answer(method, path, raw, headers, client)
+        return status, body, {name.decode("latin-1"): value.decode("latin-1")
+                              for name, value in raw_headers}
+
+    async def answer(self, method: str, path: str, raw: bytes | Callable[[], Awaitable[bytes]],
+                     headers: Mapping[str, str], client: str = "") -> RawReply:
+        """Answer as `__call__` does, the headers as they go on the wire (the ASGI fast path)."""
         service = self.service
         now = service.now_ms()
         endpoint = self.table.get((method, path))
-        reply_headers: Headers = {}
         if endpoint is None:
             known = path in self.paths
             code = 10001 if known else 10017
             message = "params error: method" if known else "route not found"
-            return (200 if known else 404), envelope(code, message, {}, now), reply_headers
+            return (200 if known else 404), envelope(code, message, {}, now), []
         public = endpoint.access is _PUBLIC
         if public and not self.throttle.allow(client):
             # Bybit answers an IP over 600 requests per 5 s with HTTP 403 "access too frequent".
             return 403, envelope(10018, "access too frequent: exceeded the IP rate limit", {},
-                                 now), {"Timenow": str(now)}
+                                 now), [(_TIMENOW, b"%d" % now)]
+        reply_headers: RawHeaders = []
         try:
             payload = raw if isinstance(raw, bytes) else await raw()
-            ctx = Context(service, self.keys, EMPTY_PARAMS, now, server=self.server)
             if not public:
                 key = authenticate(self.keys, headers, payload, now, self.auth_limits)
-                allowed, remaining, reset = self.limiter.hit(key.api_key, key.rate_limit, now)
-                reply_headers = {"X-Bapi-Limit": str(key.rate_limit),
-                                 "X-Bapi-Limit-Status": str(remaining),
-                                 "X-Bapi-Limit-Reset-Timestamp": str(reset)}
+                limit = key.rate_limit
+                allowed, remaining, reset = self.limiter.hit(key.api_key, limit, now)
+                # A key's limit is one of a handful of figures: its text is kept, not made.
+                limit_text = self._limit_texts.get(limit)
+                if limit_text is None:
+                    limit_text = self._limit_text(limit)
+                reply_headers = [(_LIMIT, limit_text),
+                                 (_LIMIT_STATUS, b"%d" % remaining),
+                                 (_LIMIT_RESET, b"%d" % reset)]
                 if not allowed:
                     raise ApiError(10006, "Too many visits. Exceeded the API Rate Limit.")
                 # The key `authenticate` just looked up (nothing was awaited since): the
                 # permission check on it, without looking it up again (`authorize`'s own).
-                ctx.key = permit(key, endpoint.access)
+                key = permit(key, endpoint.access)
                 await service.ensure_funded(key.account_id, key.demo_funds)
-                ctx.params = _params(method, payload)
+                ctx = Context(service, self.keys, _params(method, payload), now, key,
+                              self.server)
                 # Read-your-writes: the read side must have passed this key's account's last
                 # acknowledged write (at once in one process; see `perpx.durable`; a gateway
                 # waits for its follower to pass the journal's end as of now). A write that
@@ -235,7 +274,8 @@ class Dispatcher:
                         ctx.params, service.specs, endpoint.by_coin):
                     await ctx.catch_up()
             else:
-                ctx.params = _params(method, payload)
+                ctx = Context(service, self.keys, _params(method, payload), now, None,
+                              self.server)
             result: Any = await endpoint.handler(ctx)
             if isinstance(result, tuple):
                 body = envelope(0, "OK", result[0], now, result[1])
@@ -245,8 +285,8 @@ class Dispatcher:
             raise
         except BodyTooLarge:
             message = f"request body too large: at most {self.limits.max_body_bytes} bytes"
-            return 413, envelope(10001, message, {}, now), {"Connection": "close",
-                                                             "Timenow": str(now)}
+            return 413, envelope(10001, message, {}, now), [(b"connection", b"close"),
+                                                             (_TIMENOW, b"%d" % now)]
         except ApiError as error:
             body = envelope(error.code, error.message, error.result, now, error.ext)
         except ConversionError as bad:
@@ -276,33 +316,17 @@ class Dispatcher:
         except Exception:
             log.exception("unexpected error on %s %s", method, path)
             body = envelope(10016, "Internal system error.", {}, now)
-        reply_headers["Timenow"] = str(now)
+        reply_headers.append((_TIMENOW, b"%d" % now))
         return 200, body, reply_headers
 
 
-_HEADER_NAMES: dict[str, bytes] = {}  # a handful of names (X-Bapi-Limit, Timenow...)
-
-
-def _header_name(name: str) -> bytes:
-    raw = _HEADER_NAMES.get(name)
-    if raw is None:
-        raw = name.lower().encode("latin-1")
-        if len(_HEADER_NAMES) < 64:
-            _HEADER_NAMES[name] = raw
-    return raw
-
-
+# Bybit's reply headers (`perpx.api.ratelimit`), as the wire has them (names lowercased, as
+# Starlette's `Response` writes a name given in any case).
+_LIMIT = b"x-bapi-limit"
+_LIMIT_STATUS = b"x-bapi-limit-status"
+_LIMIT_RESET = b"x-bapi-limit-reset-timestamp"
+_TIMENOW = b"timenow"
 _JSON_TYPE = (b"content-type", b"application/json")
-
-
-def _raw_headers(headers: Headers, length: int) -> list[tuple[bytes, bytes]]:
-    """Starlette's response headers for a JSON body: ours, then length and type."""
-    names = _HEADER_NAMES
-    raw = [(names.get(name) or _header_name(name), value.encode("latin-1"))
-           for name, value in headers.items()]
-    raw.append((b"content-length", str(length).encode("latin-1")))
-    raw.append(_JSON_TYPE)
-    return raw
 
 
 class RestApp:
@@ -318,19 +342,24 @@ class RestApp:
     def __init__(self, dispatcher: Dispatcher, starlette: Starlette,
                  extra_routes: Sequence[BaseRoute]) -> None:
         self.dispatcher = dispatcher
-        # Bound once: an instance called through its type's `__call__` slot costs more.
-        self._dispatch = dispatcher.__call__
+        # Bound once: a method looked up per request costs more.
+        self._answer = dispatcher.answer
         self.starlette = starlette
         self.extra_routes = list(extra_routes)
         self.methods = frozenset(METHODS)
+        # A REST path is never the web page's, so for one `is_web_path` need not be asked.
+        self.rest_paths = frozenset(dispatcher.paths)
+        assert not any(is_web_path(path) for path in self.rest_paths)
 
     def _claimed(self, scope: Scope) -> bool:
         return any(route.matches(scope)[0] is not Match.NONE for route in self.extra_routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection scope."""
+        # A lifespan scope has no path: the type is looked at first.
         if scope["type"] != "http" or scope["method"] not in self.methods or \
-                is_web_path(scope["path"]) or (self.extra_routes and self._claimed(scope)):
+                ((path := scope["path"]) not in self.rest_paths and is_web_path(path)) or \
+                (self.extra_routes and self._claimed(scope)):
             await self.starlette(scope, receive, send)
             return
         method: str = scope["method"]
@@ -341,12 +370,14 @@ class RestApp:
                 read_body, receive, declared, self.dispatcher.limits.max_body_bytes)
         client = scope.get("client")
         try:
-            status, reply, headers = await self._dispatch(
-                method, scope["path"], raw, signed, client[0] if client else "")
+            status, reply, headers = await self._answer(
+                method, path, raw, signed, client[0] if client else "")
         except ClientGone:
             return  # nobody to answer
-        await send({"type": "http.response.start", "status": status,
-                    "headers": _raw_headers(headers, len(reply))})
+        # Starlette's response headers for a JSON body: ours, then length and type.
+        headers.append((b"content-length", b"%d" % len(reply)))
+        headers.append(_JSON_TYPE)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": reply})
 
     @property

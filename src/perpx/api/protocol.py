@@ -152,16 +152,20 @@ class LimitedHttpProtocol(_Base):
 
     guard: ConnectionGuard
     request_timeout_s: float
+    # When an idle keep-alive connection is closed (uvicorn's keep-alive timer: set when a
+    # response completes, cleared by the next bytes); None: not waiting.
+    idle_until: float | None = None
+    _timer_at = 0.0  # when `_timer` is due
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.slot: Slot | None = None
         # When (loop time) the request now arriving must have arrived; None: no clock runs.
         self.deadline: float | None = None
-        # The one timer that looks at `deadline`. A keep-alive connection arms and disarms
-        # the clock on every request: moving a float, not making and cancelling a timer
-        # (asyncio's `TimerHandle`, pure Python, and the heap's work) each time; the timer
-        # comes back at most once per `request_timeout_s` (issue #15, gateway cost).
+        # The one timer that looks at both clocks (`idle_until` too), and when it is due. A
+        # keep-alive connection arms and disarms them on every request: moving a float, not
+        # making and cancelling a timer (a `TimerHandle` and the loop's timer queue) each
+        # time; the timer comes back at most once per `request_timeout_s` (issue #15).
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -185,6 +189,8 @@ class LimitedHttpProtocol(_Base):
 
     def data_received(self, data: bytes) -> None:
         """Feed the parser, starting the clock on the first byte of a request."""
+        # Any bytes end the keep-alive wait (uvicorn cancels its timer here).
+        self.idle_until = None
         # Bytes between requests (even blank lines the parser skips) start the clock; bytes
         # while a request is being answered do not: the server, not the client, is slow.
         if self.deadline is None and (self.cycle is None or self.cycle.response_complete):
@@ -210,6 +216,21 @@ class LimitedHttpProtocol(_Base):
         self.deadline = None  # `_disarm`, inline: the timer, if any, finds no clock and goes
         _Base.on_message_complete(self)
 
+    def on_response_complete(self) -> None:
+        """uvicorn's, with its keep-alive timer kept on the connection's one timer (`_wait`)."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._unset_keepalive_if_required()  # a timer of uvicorn's own, were there one
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self.idle_until = until = self.loop.time() + self.timeout_keep_alive
+            if self._timer is None or until < self._timer_at:  # else the timer comes first
+                self._wait(until)
+
     def handle_websocket_upgrade(self) -> None:
         """Hand the transport, and the connection's slot, to the WebSocket protocol."""
         self._stop_clock()
@@ -223,30 +244,44 @@ class LimitedHttpProtocol(_Base):
 
     def _arm(self) -> None:
         self.deadline = deadline = self.loop.time() + self.request_timeout_s
-        if self._timer is None:
-            self._timer = self.loop.call_at(deadline, self._check)
+        if self._timer is None or deadline < self._timer_at:  # else the timer comes first
+            self._wait(deadline)
+
+    def _wait(self, due: float) -> None:
+        """Have the timer come at `due` at the latest (a clock was set to end then)."""
+        timer = self._timer
+        if timer is None:
+            self._timer, self._timer_at = self.loop.call_at(due, self._check), due
+        elif due < self._timer_at:  # a keep-alive shorter than the request timeout
+            timer.cancel()
+            self._timer, self._timer_at = self.loop.call_at(due, self._check), due
 
     def _disarm(self) -> None:
         self.deadline = None  # the timer, if any, finds no clock and goes
 
     def _stop_clock(self) -> None:
         self.deadline = None
+        self.idle_until = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
     def _check(self) -> None:
-        """Close the connection if its clock ran out, else wait for it again (the timer)."""
+        """Close the connection if a clock ran out, else wait for the next one (the timer)."""
         self._timer = None
-        deadline = self.deadline
+        deadline, idle_until = self.deadline, self.idle_until
         if deadline is None:
-            return
+            if idle_until is None:
+                return
+            due = idle_until
+        else:
+            due = deadline if idle_until is None or deadline < idle_until else idle_until
         # asyncio runs a timer up to its clock's resolution early (`BaseEventLoop._run_once`):
         # the same allowance here, so the connection closes when a timer of its own would.
-        if deadline > self.loop.time() + _RESOLUTION:  # re-armed since the timer was set
-            self._timer = self.loop.call_at(deadline, self._check)
+        if due > self.loop.time() + _RESOLUTION:  # moved on since the timer was set
+            self._timer, self._timer_at = self.loop.call_at(due, self._check), due
             return
-        self.deadline = None
+        self.deadline = self.idle_until = None
         if not self.transport.is_closing():
             self.transport.close()
 

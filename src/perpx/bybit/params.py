@@ -7,7 +7,7 @@ through float arithmetic. Unknown parameters are ignored, as Bybit does.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from perpx.bybit.errors import ApiError, params_error
@@ -45,6 +45,48 @@ def in_category(specs: Mapping[str, InstrumentSpec],
     return {symbol: spec for symbol, spec in specs.items() if category_of(spec) == category}
 
 
+class CategoryView(Mapping[str, InstrumentSpec]):
+    """The instruments of one category, read through to the live table (`in_category`'s).
+
+    What `in_category` copies out (O(instruments) per request) this answers per lookup,
+    from the table as it is at that moment: an instrument listed or replaced in place is
+    seen at once, so nothing can go stale. For a request's synchronous reads (an order's
+    symbol, cancel-all's symbols): a reader that holds the mapping across an await or hands
+    it to a thread takes `in_category`'s copy instead. `test_params_shortcuts.py` holds the
+    two equal.
+    """
+
+    __slots__ = ("category", "specs")
+
+    def __init__(self, specs: Mapping[str, InstrumentSpec], category: str) -> None:
+        self.specs = specs
+        self.category = category
+
+    def get(self, symbol: str, default: Any = None) -> Any:
+        """Return the instrument `symbol` if it is of this category, else `default`."""
+        spec = self.specs.get(symbol)
+        if spec is None or category_of(spec) != self.category:
+            return default
+        return spec
+
+    def __getitem__(self, symbol: str) -> InstrumentSpec:
+        spec = self.get(symbol)
+        if spec is None:
+            raise KeyError(symbol)
+        return spec  # type: ignore[no-any-return]
+
+    def __contains__(self, symbol: object) -> bool:
+        return type(symbol) is str and self.get(symbol) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        category = self.category
+        return iter([symbol for symbol, spec in self.specs.items()
+                     if category_of(spec) == category])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 def request_specs(specs: Mapping[str, InstrumentSpec],
                   category: str) -> Mapping[str, InstrumentSpec]:
     """Return the instruments a read of `category` may name: its category's (`in_category`).
@@ -72,14 +114,21 @@ def _text(value: Any) -> str | None:
     raise params_error("value must be a string or a number")
 
 
+# The raw values a parameter is absent as (`Params.__contains__`, `Params.text`).
+_ABSENT = (None, "")
+MAX_TEXT = 200  # the longest text a parameter may be (`Params.text`)
+
+
 class Params:
     """The parameters of one request (query or JSON body)."""
+
+    __slots__ = ("data",)
 
     def __init__(self, data: Mapping[str, Any]) -> None:
         self.data = data
 
     def __contains__(self, name: str) -> bool:
-        return self.data.get(name) not in (None, "")
+        return self.data.get(name) not in _ABSENT
 
     def text(self, name: str, default: str = "", *, required: bool = False) -> str:
         """Return a string parameter ('' when absent unless required)."""
@@ -90,13 +139,27 @@ class Params:
             if required:
                 raise params_error(f"{name} is required")
             return default
-        if len(value) > 200:
+        if len(value) > MAX_TEXT:
             raise params_error(f"{name} too long")
         return value
 
     def choice(self, name: str, choices: Mapping[str, Any], default: Any = None, *,
                required: bool = False) -> Any:
         """Return a parameter that must be one of `choices` (keys); returns the mapped value."""
+        value = self.data.get(name)
+        # The common cases answered before `text` is called (a frame with keywords, per
+        # parameter; issue #15): a string key of `choices` that `text` returns as it is,
+        # and an optional parameter left out. `test_params_shortcuts.py` holds the result
+        # to the general reading below for any value.
+        if type(value) is str and value in choices and value and len(value) <= MAX_TEXT:
+            return choices[value]
+        if value is None and not required:
+            return default
+        return self._choice(name, choices, default, required)
+
+    def _choice(self, name: str, choices: Mapping[str, Any], default: Any,
+                required: bool) -> Any:
+        """`choice`'s general reading, through `text`."""
         value = self.text(name, required=required)
         if value == "":
             return default
@@ -107,6 +170,14 @@ class Params:
     def integer(self, name: str, default: int | None = None, *, low: int | None = None,
                 high: int | None = None, required: bool = False) -> int | None:
         """Return an integer parameter within [low, high]."""
+        # An optional parameter left out, answered before `text` is called (as `choice`).
+        if not required and self.data.get(name) in _ABSENT:
+            return default
+        return self._integer(name, default, low, high, required)
+
+    def _integer(self, name: str, default: int | None, low: int | None, high: int | None,
+                 required: bool) -> int | None:
+        """`integer`'s general reading, through `text`."""
         value = self.text(name, required=required)
         if value == "":
             return default
@@ -150,6 +221,13 @@ class Params:
 
     def category(self, *, required: bool = True, default: str = LINEAR) -> str:
         """`category`: 'linear', 'inverse', or another Bybit category (an empty list)."""
+        value = self.data.get("category")
+        if type(value) is str and value in LISTED_CATEGORIES:  # as `text` returns it
+            return value
+        return self._category(required, default)
+
+    def _category(self, required: bool, default: str) -> str:
+        """`category`'s general reading, through `text`."""
         value = self.text("category", required=required) or default
         if value not in LISTED_CATEGORIES and value not in OTHER_CATEGORIES:
             raise params_error("category invalid")
@@ -158,7 +236,10 @@ class Params:
     def spec(self, specs: Mapping[str, InstrumentSpec], *,
              required: bool = True) -> InstrumentSpec | None:
         """`symbol` as an instrument; an unknown symbol is Bybit's 10001 'symbol invalid'."""
-        symbol = self.text("symbol", required=required)
+        symbol = self.data.get("symbol")
+        # A string `text` returns as it is (the common case) is looked up without its call.
+        if type(symbol) is not str or not 0 < len(symbol) <= MAX_TEXT:
+            symbol = self.text("symbol", required=required)
         if symbol == "":
             return None
         spec = specs.get(symbol)

@@ -22,7 +22,7 @@ from typing import Any
 
 from perpx.bybit import stops
 from perpx.bybit.errors import ApiError, params_error
-from perpx.bybit.params import LISTED_CATEGORIES, Params, in_category
+from perpx.bybit.params import LISTED_CATEGORIES, CategoryView, Params
 from perpx.bybit.retcodes import bybit_code
 from perpx.convert import ConversionError, to_atoms, to_lots, to_ticks
 from perpx.core.codes import RejectCode
@@ -65,7 +65,8 @@ def category_specs(params: Params, specs: Specs) -> Specs:
     category = params.category()
     if category not in LISTED_CATEGORIES:
         raise params_error("category invalid: perpx lists linear and inverse contracts only")
-    return in_category(specs, category)
+    # A view, not `in_category`'s copy: every reader of it reads at once (no await between).
+    return CategoryView(specs, category)
 
 
 def order_id(params: Params) -> int | None:
@@ -78,13 +79,17 @@ def order_id(params: Params) -> int | None:
     return int(text)
 
 
+def _conversion_error(bad: ConversionError) -> ApiError:
+    code, message = bybit_code(bad.code)
+    return ApiError(code, message, reject=bad.code)
+
+
 def _convert(convert: Callable[[InstrumentSpec, str], int], spec: InstrumentSpec,
              text: str) -> int:
     try:
         return convert(spec, text)
     except ConversionError as bad:
-        code, message = bybit_code(bad.code)
-        raise ApiError(code, message, reject=bad.code) from bad
+        raise _conversion_error(bad) from bad
 
 
 def _spec(params: Params, specs: Specs) -> InstrumentSpec:
@@ -110,18 +115,24 @@ def position_idx(params: Params) -> int:
 
 def place(account_id: int, params: Params, specs: Specs) -> PlaceOrder:
     """Return the PlaceOrder of an order/create request (or batch item)."""
-    spec = _spec(params, specs)
+    spec = params.spec(specs)
+    assert spec is not None  # required
     side = params.choice("side", SIDES, required=True)
     order_type = params.choice("orderType", ORDER_TYPES, required=True)
     if "trailingStop" in params:
         raise params_error("trailingStop is set on a position by /v5/position/trading-stop")
-    qty = _convert(to_lots, spec, params.text("qty", required=True))
-    price = None
-    if order_type is _LIMIT:
-        if "price" not in params:
-            raise ApiError(10001, "params error: price is required",
-                           reject=RejectCode.INVALID_PRICE)
-        price = _convert(to_ticks, spec, params.text("price"))
+    # `_convert`'s rule inline (a frame less per amount, issue #15): a bad amount is the
+    # ApiError of its ConversionError; the other refusals in between are not caught.
+    try:
+        qty = to_lots(spec, params.text("qty", required=True))
+        price = None
+        if order_type is _LIMIT:
+            if "price" not in params:
+                raise ApiError(10001, "params error: price is required",
+                               reject=RejectCode.INVALID_PRICE)
+            price = to_ticks(spec, params.text("price"))
+    except ConversionError as bad:
+        raise _conversion_error(bad) from bad
     tif = params.choice("timeInForce", TIME_IN_FORCE, _GTC)
     if order_type is _MARKET:
         tif = _IOC
