@@ -123,6 +123,10 @@ class Journal(Protocol):
         """Yield the commands with seq >= `from_seq`, in order."""
         ...
 
+    def read_chunks(self, from_seq: int = 1) -> Iterator[list[Command]]:
+        """Yield the commands with seq >= `from_seq`, in order, a list at a time."""
+        ...
+
     def last_seq(self) -> int:
         """Return the seq of the last durable command (0 when empty)."""
         ...
@@ -159,6 +163,24 @@ def decode_chunks(codec: CommandCodec, chunks: Iterable[list[bytes]]) -> Iterato
             yield decode(body)
 
 
+def decode_joined_run(codec: CommandCodec, joined: bytes, count: int, first_seq: int
+                      ) -> list[Command] | None:
+    """Return the `count` commands of rows `first_seq`, `first_seq` + 1, ... joined, or None.
+
+    `CommandCodec.decode_joined` (bodies joined by `JOIN_SEPARATOR`), held to the rows: the
+    commands must carry exactly those seqs, in order (a journal's rows are its commands'
+    seqs without a gap; this also says the bodies were joined in seq order). None
+    otherwise, or when the bodies are not all msgpack commands: the caller decodes the rows
+    one by one, which gives what reading them one by one always gave, or its `CodecError`.
+    """
+    commands = codec.decode_joined(joined, count)
+    if commands is None:
+        return None
+    if [command.seq for command in commands] != list(range(first_seq, first_seq + count)):
+        return None
+    return commands
+
+
 class SqlJournal:
     """What the SQL journals share: one guarded connection, the codec, the durable end.
 
@@ -182,9 +204,19 @@ class SqlJournal:
         """Yield the encoded bodies from `from_seq` on, a list of up to `chunk` at a time."""
         raise NotImplementedError
 
+    def read_chunks(self, from_seq: int = 1) -> Iterator[list[Command]]:
+        """Yield the commands from `from_seq` on, decoded, a list per chunk of rows.
+
+        A backend that can hand a chunk's bodies joined overrides this (`SqliteJournal`).
+        """
+        codec = self._codec
+        for bodies in self.read_bodies(from_seq):
+            yield [codec.decode(body) for body in bodies]
+
     def read(self, from_seq: int = 1) -> Iterator[Command]:
         """Yield the commands from `from_seq` on, decoded, in chunks of rows."""
-        return decode_chunks(self._codec, self.read_bodies(from_seq))
+        for commands in self.read_chunks(from_seq):
+            yield from commands
 
     def request_ids(self, from_seq: int = 1) -> list[tuple[int, bytes]]:
         """Return (seq, request id) of the commands from `from_seq` on that carry one."""
@@ -230,6 +262,12 @@ class MemoryJournal:
         """Yield the commands from `from_seq` on."""
         start = max(from_seq, 1) - 1
         yield from self._commands[start:]
+
+    def read_chunks(self, from_seq: int = 1) -> Iterator[list[Command]]:
+        """Yield the commands from `from_seq` on as one list (none when there are none)."""
+        commands = self._commands[max(from_seq, 1) - 1:]
+        if commands:
+            yield commands
 
     def last_seq(self) -> int:
         """Return the last seq held."""
