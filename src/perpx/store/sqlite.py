@@ -35,7 +35,7 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
 
@@ -51,7 +51,6 @@ from perpx.store.journal import (
     SqlJournal,
     check_continues,
     check_request_ids,
-    decode_joined_run,
 )
 
 _SCHEMA = """
@@ -72,7 +71,6 @@ CREATE TABLE IF NOT EXISTS journal_leader (
 )
 """
 
-READ_CHUNK = 4096
 # A chunk of the journal as one row: how many rows, the last seq, and their bodies joined by
 # the codec's separator in seq order (`SqliteJournal.read_chunks`). group_concat keeps a
 # BLOB's bytes as they are (NULs too, in a UTF-8 database) and joins in the order the
@@ -330,7 +328,6 @@ class SqliteJournal(SqlJournal):
             self._last_seq = commands[-1].seq
 
     def _rows(self, from_seq: int, limit: int) -> list[tuple[int, bytes]]:
-        """Return (seq, body) of up to `limit` rows from `from_seq` on, in seq order."""
         with self._lock:
             if self._closed:
                 raise JournalError("journal is closed")
@@ -339,45 +336,13 @@ class SqliteJournal(SqlJournal):
                 (from_seq, limit)).fetchall()
         return rows
 
-    def read_bodies(self, from_seq: int = 1, chunk: int = READ_CHUNK) -> Iterator[list[bytes]]:
-        """Yield the encoded bodies from `from_seq` on, a list of up to `chunk` at a time."""
-        next_seq = max(from_seq, 1)
-        while rows := self._rows(next_seq, chunk):
-            next_seq = rows[-1][0] + 1
-            yield [row[1] for row in rows]
-
-    def read_chunks(self, from_seq: int = 1, chunk: int = READ_CHUNK
-                    ) -> Iterator[list[Command]]:
-        """Yield the commands from `from_seq` on, decoded, a list of up to `chunk` at a time.
-
-        Each chunk is one row from SQLite: its rows' count, last seq and bodies joined
-        (`_READ_JOINED`), decoded by one msgspec call (`decode_joined_run`). Fetched row by
-        row, sqlite3 builds a tuple, an integer and a bytes per row and releases and takes
-        the GIL around each step (~4,300 instructions a row), and each body is then decoded
-        by a call of its own. A chunk whose bytes are not its rows' commands in seq order
-        (a JSON body, damage, a gap in seq) is read again row by row (`read_bodies`), which
-        decodes it or raises as it always did. A chunk shorter than `chunk` was the
-        journal's end when read: no further query (a follower's poll is one query).
-        """
-        next_seq = max(from_seq, 1)
-        codec = self._codec
-        while True:
-            with self._lock:
-                if self._closed:
-                    raise JournalError("journal is closed")
-                count, last, joined = self._conn.execute(
-                    _READ_JOINED, (next_seq, chunk)).fetchone()
-            if not count:
-                return
-            # Joined only when the rows are `next_seq`, `next_seq` + 1, ... without a gap.
-            commands = (decode_joined_run(codec, joined, count, next_seq)
-                        if last - next_seq + 1 == count and joined is not None else None)
-            if commands is None:  # row by row, as `read_bodies` reads them
-                commands = [codec.decode(row[1]) for row in self._rows(next_seq, count)]
-            next_seq = last + 1
-            yield commands
-            if count < chunk:
-                return
+    def _joined(self, from_seq: int, limit: int) -> tuple[int, int, bytes | None]:
+        with self._lock:
+            if self._closed:
+                raise JournalError("journal is closed")
+            row: tuple[int, int, bytes | None] = self._conn.execute(
+                _READ_JOINED, (from_seq, limit)).fetchone()
+        return row
 
     def request_ids(self, from_seq: int = 1) -> list[tuple[int, bytes]]:
         """Return (seq, request id) of the commands from `from_seq` on that carry one."""

@@ -10,6 +10,7 @@ commands, in the same order, or the same error.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -20,7 +21,7 @@ from tests.unit.store.test_journal_contract import every_command
 
 from perpx.core.commands import Command, Deposit
 from perpx.store.codec import JOIN_SEPARATOR, CodecError, CommandCodec
-from perpx.store.journal import MemoryJournal, decode_joined_run
+from perpx.store.journal import MemoryJournal, SqlJournal, decode_joined_run
 from perpx.store.loadflow import order_flow
 from perpx.store.sqlite import SqliteJournal
 
@@ -67,6 +68,27 @@ def test_every_command_type_and_json_bodies_read_alike(tmp_path: Path) -> None:
     journal.append(big)
     for chunk in (1, 3, len(small), 4096):
         assert _joined(journal, 1, chunk) == small + big == _row_by_row(journal, 1)
+    journal.close()
+
+
+def test_both_backends_read_chunks_as_their_rows_one_by_one(
+        opener: Callable[[], SqlJournal]) -> None:
+    journal = opener()
+    small = every_command(1)
+    big = every_command(len(small) + 1, big=True)  # JSON bodies among msgpack ones
+    orders = _stamped(500, 8, 2 * len(small) + 1)
+    journal.append(small)
+    journal.append(big)
+    journal.append(orders)
+    codec = CommandCodec()
+    for start in (1, len(small), 2 * len(small) + 1, 300, 10_000):
+        expected = [codec.decode(body) for bodies in journal.read_bodies(start)
+                    for body in bodies]
+        assert expected == (small + big + orders)[start - 1:]
+        for chunk in (1, 7, 64, 4096):
+            chunks = list(journal.read_chunks(start, chunk))
+            assert all(0 < len(commands) <= chunk for commands in chunks)
+            assert [command for commands in chunks for command in commands] == expected
     journal.close()
 
 
