@@ -7,8 +7,10 @@ counts it alone with `--toggle-collect=builtin_any`:
 
 - `read`: read + decode only (`perpx bench journal`'s first replay figure: the journal's
   `read_chunks`; before issue #14's seventh session, `read_bodies` then each body decoded);
-- `replay`: read + decode + apply to a fresh engine (its "replay with apply": `journal.read`
-  as `replay` in `perpx.bench.journal` does);
+- `replay`: read + decode + apply to a fresh engine, command by command from `journal.read`
+  (its "replay with apply" until issue #14's seventh session; kept to compare with before);
+- `replay-chunks`: the same from `journal.read_chunks`, as `perpx bench journal`'s replay
+  and `perpx.store.replay.replay_journal` now read;
 - `follow`: a gateway follower's polls (`GatewayService._read_new` and `_fold_all`, the very
   methods, on a service built without its network parts): read, decode, the durable
   engine's fold, the read side's fold, the listeners (none), the watermark. A writer
@@ -17,8 +19,8 @@ counts it alone with `--toggle-collect=builtin_any`:
 
 Usage: `PYTHONPATH=src valgrind --tool=callgrind --collect-atstart=no
 --toggle-collect=builtin_any --callgrind-out-file=OUT /work/main/.venv/bin/python
-benchmarks/replay_instructions.py read|replay|follow COMMANDS [POLL]`; the total `Ir` over
-COMMANDS is instructions per command. The engine's own share: `callgrind_annotate
+benchmarks/replay_instructions.py read|replay|replay-chunks|follow COMMANDS [POLL]`; the
+total `Ir` over COMMANDS is instructions per command. The engine's own share: `callgrind_annotate
 --inclusive=yes OUT | grep Engine___apply` (compiled core) beside the total.
 Without valgrind it prints the wall-clock rate too (noisy; for a sanity check only).
 """
@@ -77,6 +79,21 @@ def run_replay(journal: SqliteJournal) -> int:
     return engine.last_seq
 
 
+def run_replay_chunks(journal: SqliteJournal) -> int:
+    """The same as `replay`, the journal read a chunk at a time as `perpx bench journal`'s
+    replay and `replay_journal` read it since issue #14's seventh session."""
+    engine = Engine(load_instruments())
+    apply = engine.apply
+
+    def chunk(commands: list[Command]) -> bool:
+        for command in commands:
+            apply(command)
+        return False
+
+    any(map(chunk, journal.read_chunks(1)))
+    return engine.last_seq
+
+
 def _follower(journal: SqliteJournal) -> GatewayService:
     """A `GatewayService` with only its follower's parts: reader, durable state, read side."""
     specs = load_instruments()
@@ -124,15 +141,16 @@ def main() -> None:
             gc.collect()
             started = time.perf_counter()
             done = run_follow(path, count, poll)
-        elif mode in ("read", "replay"):
+        elif mode in ("read", "replay", "replay-chunks"):
             write_journal(path, count)
             journal = SqliteJournal(path, readonly=True)
             gc.collect()
             started = time.perf_counter()
-            done = (run_read if mode == "read" else run_replay)(journal)
+            done = {"read": run_read, "replay": run_replay,
+                    "replay-chunks": run_replay_chunks}[mode](journal)
             journal.close()
         else:
-            raise SystemExit(f"unknown mode {mode}: read, replay or follow")
+            raise SystemExit(f"unknown mode {mode}: read, replay, replay-chunks or follow")
         seconds = time.perf_counter() - started
     print(json.dumps({"bench": "replay-instructions", "mode": mode, "commands": done,
                       "per_s": round(done / seconds)}))

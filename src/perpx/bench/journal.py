@@ -139,9 +139,11 @@ def replay(journal: SqliteJournal) -> tuple[float, float, int]:
         count += len(commands)
     decode_rate = count / (time.perf_counter() - started)
     engine = Engine(load_instruments())
+    apply = engine.apply
     started = time.perf_counter()
-    for command in journal.read(1):
-        engine.apply(command)
+    for commands in journal.read_chunks(1):  # as `replay_journal` reads the journal
+        for command in commands:
+            apply(command)
     return decode_rate, count / (time.perf_counter() - started), count
 
 
