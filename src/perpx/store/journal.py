@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -154,14 +154,6 @@ def check_request_ids(commands: Sequence[Command], request_ids: RequestIds | Non
     if len(request_ids) != len(commands):
         raise JournalError(f"{len(request_ids)} request ids for {len(commands)} commands")
     return request_ids
-
-
-def decode_chunks(codec: CommandCodec, chunks: Iterable[list[bytes]]) -> Iterator[Command]:
-    """Yield the commands of chunks of encoded bodies, in order (the SQL journals' `read`)."""
-    decode = codec.decode
-    for bodies in chunks:
-        for body in bodies:
-            yield decode(body)
 
 
 def decode_joined_run(codec: CommandCodec, joined: bytes, count: int, first_seq: int
