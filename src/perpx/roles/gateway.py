@@ -261,7 +261,12 @@ class GatewayService:
             self.durable.published(commands[-1].seq)
 
     def _read_new(self, after: int) -> list[Command]:
-        return list(self._reader.read(after + 1))
+        # A poll's commands come as one chunk (one query and one decode call on SQLite):
+        # handed on as they are, not copied command by command into another list.
+        chunks = list(self._reader.read_chunks(after + 1))
+        if len(chunks) == 1:
+            return chunks[0]
+        return [command for chunk in chunks for command in chunk]
 
     def _leader_epoch(self) -> int:
         leader = getattr(self._reader, "leader", None)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -72,6 +72,7 @@ class LeaderRecord:
 
 
 REQUEST_ID_BYTES = 16
+READ_CHUNK = 4096  # rows a SQL journal reads per query
 RequestIds = Sequence[bytes | None]
 
 def _draw_prefix() -> int:
@@ -123,6 +124,10 @@ class Journal(Protocol):
         """Yield the commands with seq >= `from_seq`, in order."""
         ...
 
+    def read_chunks(self, from_seq: int = 1) -> Iterator[list[Command]]:
+        """Yield the commands with seq >= `from_seq`, in order, a list at a time."""
+        ...
+
     def last_seq(self) -> int:
         """Return the seq of the last durable command (0 when empty)."""
         ...
@@ -151,19 +156,29 @@ def check_request_ids(commands: Sequence[Command], request_ids: RequestIds | Non
     return request_ids
 
 
-def decode_chunks(codec: CommandCodec, chunks: Iterable[list[bytes]]) -> Iterator[Command]:
-    """Yield the commands of chunks of encoded bodies, in order (the SQL journals' `read`)."""
-    decode = codec.decode
-    for bodies in chunks:
-        for body in bodies:
-            yield decode(body)
+def decode_joined_run(codec: CommandCodec, joined: bytes, count: int, first_seq: int
+                      ) -> list[Command] | None:
+    """Return the `count` commands of rows `first_seq`, `first_seq` + 1, ... joined, or None.
+
+    `CommandCodec.decode_joined` (bodies joined by `JOIN_SEPARATOR`), held to the rows: the
+    commands must carry exactly those seqs, in order (a journal's rows are its commands'
+    seqs without a gap; this also says the bodies were joined in seq order). None
+    otherwise, or when the bodies are not all msgpack commands: the caller decodes the rows
+    one by one, which gives what reading them one by one always gave, or its `CodecError`.
+    """
+    commands = codec.decode_joined(joined, count)
+    if commands is None:
+        return None
+    if [command.seq for command in commands] != list(range(first_seq, first_seq + count)):
+        return None
+    return commands
 
 
 class SqlJournal:
     """What the SQL journals share: one guarded connection, the codec, the durable end.
 
-    A backend opens `_conn`, calls `_start(last_seq)` and implements `append` and
-    `read_bodies`; reading, `last_seq` and `close` are the same for all.
+    A backend opens `_conn`, calls `_start(last_seq)` and implements `append`, `_rows` and
+    `_joined`; reading, `last_seq` and `close` are the same for all.
     """
 
     _conn: Any  # a DB-API connection with close()
@@ -178,13 +193,59 @@ class SqlJournal:
         self._closed = False
         self._last_seq = last_seq
 
-    def read_bodies(self, from_seq: int = 1, chunk: int = 4096) -> Iterator[list[bytes]]:
-        """Yield the encoded bodies from `from_seq` on, a list of up to `chunk` at a time."""
+    def _rows(self, from_seq: int, limit: int) -> list[tuple[int, bytes]]:
+        """Return (seq, body) of up to `limit` rows from `from_seq` on, in seq order."""
         raise NotImplementedError
+
+    def _joined(self, from_seq: int, limit: int) -> tuple[int, int, bytes | None]:
+        """Return the count, last seq and bodies of the same rows as `_rows`, in one row.
+
+        The bodies joined in seq order by `JOIN_SEPARATOR` (None for no rows; the count
+        then 0), for `read_chunks`.
+        """
+        raise NotImplementedError
+
+    def read_bodies(self, from_seq: int = 1, chunk: int = READ_CHUNK) -> Iterator[list[bytes]]:
+        """Yield the encoded bodies from `from_seq` on, a list of up to `chunk` at a time."""
+        next_seq = max(from_seq, 1)
+        while rows := self._rows(next_seq, chunk):
+            next_seq = rows[-1][0] + 1
+            yield [row[1] for row in rows]
+
+    def read_chunks(self, from_seq: int = 1, chunk: int = READ_CHUNK
+                    ) -> Iterator[list[Command]]:
+        """Yield the commands from `from_seq` on, decoded, a list of up to `chunk` at a time.
+
+        Each chunk is one row from the database: its rows' count, last seq and bodies
+        joined (`_joined`), decoded by one msgspec call (`decode_joined_run`). Fetched row
+        by row, sqlite3 builds a tuple, an integer and a bytes per row and releases and
+        takes the GIL around each step (~4,300 instructions a row; psycopg more), and each
+        body was then decoded by a call of its own. A chunk whose bytes are not its rows'
+        commands in seq order (a JSON body, damage, a gap in seq) is read again row by
+        row (`_rows`) and each body decoded by `CommandCodec.decode`, which gives what
+        reading it so always gave, or its `CodecError`. A chunk shorter than `chunk` was
+        the journal's end when read: no further query (a follower's poll is one query).
+        """
+        next_seq = max(from_seq, 1)
+        codec = self._codec
+        while True:
+            count, last, joined = self._joined(next_seq, chunk)
+            if not count:
+                return
+            # Joined only when the rows are `next_seq`, `next_seq` + 1, ... without a gap.
+            commands = (decode_joined_run(codec, joined, count, next_seq)
+                        if last - next_seq + 1 == count and joined is not None else None)
+            if commands is None:  # row by row, as `read_bodies` reads them
+                commands = [codec.decode(row[1]) for row in self._rows(next_seq, count)]
+            next_seq = last + 1
+            yield commands
+            if count < chunk:
+                return
 
     def read(self, from_seq: int = 1) -> Iterator[Command]:
         """Yield the commands from `from_seq` on, decoded, in chunks of rows."""
-        return decode_chunks(self._codec, self.read_bodies(from_seq))
+        for commands in self.read_chunks(from_seq):
+            yield from commands
 
     def request_ids(self, from_seq: int = 1) -> list[tuple[int, bytes]]:
         """Return (seq, request id) of the commands from `from_seq` on that carry one."""
@@ -230,6 +291,12 @@ class MemoryJournal:
         """Yield the commands from `from_seq` on."""
         start = max(from_seq, 1) - 1
         yield from self._commands[start:]
+
+    def read_chunks(self, from_seq: int = 1) -> Iterator[list[Command]]:
+        """Yield the commands from `from_seq` on as one list (none when there are none)."""
+        commands = self._commands[max(from_seq, 1) - 1:]
+        if commands:
+            yield commands
 
     def last_seq(self) -> int:
         """Return the last seq held."""

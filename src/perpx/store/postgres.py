@@ -28,12 +28,13 @@ import hashlib
 import os
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import psycopg
 from psycopg import sql
 
 from perpx.core.commands import Command
+from perpx.store.codec import JOIN_SEPARATOR
 from perpx.store.journal import (
     JournalBusy,
     JournalError,
@@ -47,7 +48,6 @@ from perpx.store.journal import (
 )
 
 DEFAULT_SCHEMA = "perpx"
-READ_CHUNK = 4096
 WRITER_LOCK_WAIT_S = 15.0
 
 
@@ -148,6 +148,12 @@ class PostgresJournal(SqlJournal):
         row = self._conn.execute(sql.SQL("SELECT max(seq) FROM {}").format(self._table)).fetchone()
         self._start(int(row[0] or 0) if row else 0)  # type: ignore[call-overload]
         self._copy = sql.SQL("COPY {} (seq, ts_ms, body, rid) FROM STDIN").format(self._table)
+        self._read_rows = sql.SQL(
+            "SELECT seq, body FROM {} WHERE seq >= %s ORDER BY seq LIMIT %s").format(self._table)
+        self._read_joined = sql.SQL(
+            "SELECT count(*), max(seq), string_agg(body, %s::bytea ORDER BY seq) FROM "
+            "(SELECT seq, body FROM {} WHERE seq >= %s ORDER BY seq LIMIT %s) AS chunk"
+        ).format(self._table)
         self._fence = sql.SQL("SELECT epoch FROM {} WHERE id = 1 FOR SHARE").format(self._leader)
 
     def _lead(self, holder: str) -> int:
@@ -228,20 +234,24 @@ class PostgresJournal(SqlJournal):
                 raise JournalError(f"postgres journal write failed: {failure}") from failure
             self._last_seq = commands[-1].seq
 
-    def read_bodies(self, from_seq: int = 1, chunk: int = READ_CHUNK) -> Iterator[list[bytes]]:
-        """Yield the encoded bodies from `from_seq` on, a list of up to `chunk` at a time."""
-        query = sql.SQL(
-            "SELECT seq, body FROM {} WHERE seq >= %s ORDER BY seq LIMIT %s").format(self._table)
-        next_seq = max(from_seq, 1)
-        while True:
-            with self._lock:
-                if self._closed:
-                    raise JournalError("journal is closed")
-                rows = self._conn.execute(query, (next_seq, chunk)).fetchall()
-            if not rows:
-                return
-            next_seq = int(rows[-1][0]) + 1  # type: ignore[call-overload]
-            yield [bytes(row[1]) for row in rows]  # type: ignore[call-overload]
+    def _rows(self, from_seq: int, limit: int) -> list[tuple[int, bytes]]:
+        with self._lock:
+            if self._closed:
+                raise JournalError("journal is closed")
+            rows = self._conn.execute(self._read_rows, (from_seq, limit)).fetchall()
+        return [(int(seq), bytes(body)) for seq, body in rows]  # type: ignore[call-overload]
+
+    def _joined(self, from_seq: int, limit: int) -> tuple[int, int, bytes | None]:
+        # string_agg's own ORDER BY joins the bodies in seq order (`SqlJournal.read_chunks`).
+        with self._lock:
+            if self._closed:
+                raise JournalError("journal is closed")
+            row = self._conn.execute(self._read_joined, (JOIN_SEPARATOR, from_seq, limit)
+                                     ).fetchone()
+        assert row is not None  # an aggregate: one row, also over no rows
+        count, last, joined = row
+        return (int(count), int(last or 0),  # type: ignore[call-overload]
+                None if joined is None else bytes(joined))  # type: ignore[call-overload]
 
     def request_ids(self, from_seq: int = 1) -> list[tuple[int, bytes]]:
         """Return (seq, request id) of the commands from `from_seq` on that carry one."""

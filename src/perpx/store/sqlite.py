@@ -35,11 +35,12 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
 
 from perpx.core.commands import Command
+from perpx.store.codec import JOIN_SEPARATOR
 from perpx.store.journal import (
     JournalBusy,
     JournalError,
@@ -70,13 +71,14 @@ CREATE TABLE IF NOT EXISTS journal_leader (
 )
 """
 
-READ_CHUNK = 4096
-# A batch is inserted by statements of many rows each (`_insert`): one statement of 256 rows
-# costs sqlite3 ~35% less a row than `executemany` row by row (one step, one reset, one GIL
-# release for all of them, and no Python iteration per row). Sizes run from the largest down,
-# so a batch of n rows takes at most n // 256 + 15 + 15 statements; each size is one cached
-# prepared statement (sqlite3 keeps 128 by text). 256 rows bind 1,024 values, far below
-# SQLite's limit of 32,766.
+# A chunk of the journal as one row: how many rows, the last seq, and their bodies joined by
+# the codec's separator in seq order (`SqliteJournal.read_chunks`). group_concat keeps a
+# BLOB's bytes as they are (NULs too, in a UTF-8 database) and joins in the order the
+# ordered subquery gives (the reader checks it: the commands must carry the rows' seqs in
+# order); the cast makes the join a BLOB again, so sqlite3 returns bytes.
+_READ_JOINED = ("SELECT count(*), max(seq), CAST(group_concat(body, "
+                f"x'{JOIN_SEPARATOR.hex()}') AS BLOB) FROM "
+                "(SELECT seq, body FROM journal WHERE seq >= ? ORDER BY seq LIMIT ?)")
 _ROW = "(?, ?, ?, ?)"
 _INSERT_ROWS = {rows: "INSERT INTO journal (seq, ts_ms, body, rid) VALUES "
                 + ", ".join([_ROW] * rows) for rows in (256, 16, 1)}
@@ -325,20 +327,22 @@ class SqliteJournal(SqlJournal):
                 raise JournalError(f"sqlite journal write failed: {failure}") from failure
             self._last_seq = commands[-1].seq
 
-    def read_bodies(self, from_seq: int = 1, chunk: int = READ_CHUNK) -> Iterator[list[bytes]]:
-        """Yield the encoded bodies from `from_seq` on, a list of up to `chunk` at a time."""
-        next_seq = max(from_seq, 1)
-        while True:
-            with self._lock:
-                if self._closed:
-                    raise JournalError("journal is closed")
-                rows = self._conn.execute(
-                    "SELECT seq, body FROM journal WHERE seq >= ? ORDER BY seq LIMIT ?",
-                    (next_seq, chunk)).fetchall()
-            if not rows:
-                return
-            next_seq = rows[-1][0] + 1
-            yield [row[1] for row in rows]
+    def _rows(self, from_seq: int, limit: int) -> list[tuple[int, bytes]]:
+        with self._lock:
+            if self._closed:
+                raise JournalError("journal is closed")
+            rows: list[tuple[int, bytes]] = self._conn.execute(
+                "SELECT seq, body FROM journal WHERE seq >= ? ORDER BY seq LIMIT ?",
+                (from_seq, limit)).fetchall()
+        return rows
+
+    def _joined(self, from_seq: int, limit: int) -> tuple[int, int, bytes | None]:
+        with self._lock:
+            if self._closed:
+                raise JournalError("journal is closed")
+            row: tuple[int, int, bytes | None] = self._conn.execute(
+                _READ_JOINED, (from_seq, limit)).fetchone()
+        return row
 
     def request_ids(self, from_seq: int = 1) -> list[tuple[int, bytes]]:
         """Return (seq, request id) of the commands from `from_seq` on that carry one."""
