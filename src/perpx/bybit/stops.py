@@ -65,9 +65,16 @@ def _lots(params: Params, spec: InstrumentSpec, name: str) -> int | None:
         raise ApiError(code, f"{message}: {name}", reject=bad.code) from bad
 
 
+# The prices that make an order conditional or give it a TP/SL: every other field of
+# `place_fields` is read only when one of these is sent.
+_PLACE_PRICES = frozenset(("triggerPrice", "takeProfit", "stopLoss"))
+
+
 def place_fields(params: Params, spec: InstrumentSpec) -> dict[str, Any]:
     """Return PlaceOrder's trigger and TP/SL fields from an order/create request."""
     fields: dict[str, Any] = {}
+    if _PLACE_PRICES.isdisjoint(params.data):  # a plain order (most): nothing to read
+        return fields
     trigger = _price(params, spec, "triggerPrice")
     if trigger:
         fields["trigger_price_ticks"] = trigger
