@@ -184,6 +184,9 @@ class Clearing(ReplenishingLedger):
         # Coins worth exactly 1 USD that count in full: an account holding only one of them
         # is margined in that coin as it always was, without valuing anything in USD.
         self.par_coins: set[str] = set()
+        # The settle coin of every listed contract when they all share one and it is at par,
+        # else "": `pooled`'s shortcut for an account holding no other coin (`refresh_coins`).
+        self.lone_coin = ""
         self.refresh_coins()
         self.accounts: dict[int, Account] = {i: Account(i, CROSS) for i in OPENING_ACCOUNT_IDS}
         # Derived: accounts whose wallet, positions or orders moved since the risk index last
@@ -276,6 +279,9 @@ class Clearing(ReplenishingLedger):
                     not known.price_symbol):
                 par.add(coin)
         self.par_coins = par
+        settles = {spec.settle_coin for spec in self.instruments.values()}
+        lone = next(iter(settles)) if len(settles) == 1 else ""
+        self.lone_coin = lone if lone in par else ""
 
     def usd_px(self, coin: str) -> int:
         """Return a coin's USD price in 10⁻⁸ USD (next-mechanics §4.1); 0 while unknown.
@@ -340,6 +346,18 @@ class Clearing(ReplenishingLedger):
             return False
         if account.model.pools:
             return True
+        # Every contract settles in the one coin at par, and the account holds no other (not
+        # even at zero): whatever it trades, its one coin is that one, at par. The property
+        # tests hold this to the walk below (`pooled_walk`).
+        lone = self.lone_coin
+        if lone:
+            balances = account.balances
+            if not balances or (len(balances) == 1 and lone in balances):
+                return False
+        return self.pooled_walk(account)
+
+    def pooled_walk(self, account: Account) -> bool:
+        """`pooled` for a cross account that does not pool by its model, coin by coin."""
         coin = ""
         for held, balance in account.balances.items():
             if balance:
