@@ -36,10 +36,13 @@ from perpx.core.numbers import (
     apply_rate_ceil,
     div_ceil,
     div_floor,
+    gcd_positive,
     mul,
     mul_div_ceil,
     mul_div_floor,
 )
+
+_BUY: Final = Side.BUY
 
 # --- rules shared by every contract type ----------------------------------------------------
 
@@ -841,24 +844,29 @@ class LinearContract(ContractMaths):
         or a factor that is not positive (which the fraction refuses), the fraction is
         rounded as before. The property tests hold both equal.
         """
-        s = side.sign
+        buy = side is _BUY
+        # `side.sign` and `gcd`, compiled: a generic property read and generic calls of a
+        # pure module's name; the sign by comparison and a native gcd (`gcd_positive`; its
+        # arguments here are positive) are not (the risk index asks this for every isolated
+        # position it files).
+        s = 1 if buy else -1
         mm_factor = RATE_ONE - s * mmr
         if (extra_margin_atoms or qty_lots <= 0 or leverage <= 0 or mm_factor <= 0
                 or RATE_ONE - s * taker_fee_rate <= 0):
             return super().isolated_liquidation_price_rounded_ticks(
                 side, entry_value_atoms, qty_lots, leverage, extra_margin_atoms, mmr,
                 mm_deduction_atoms, taker_fee_rate)
-        common = gcd(leverage, RATE_ONE)
+        common = gcd_positive(leverage, RATE_ONE)
         n1 = (leverage - s * RATE_ONE) // common
         d1 = leverage // common
-        common = gcd(RATE_ONE, mm_factor)
+        common = gcd_positive(RATE_ONE, mm_factor)
         n2 = RATE_ONE // common
         d2 = mm_factor // common
         # x = EV*n1 - s*ded*d1, each product by `mul` (exact; i64 where it fits).
         base = mul(entry_value_atoms, n1)
         deduction = mul(mm_deduction_atoms, d1)
         unit = qty_lots * self.atoms_per_tick_lot
-        if side is Side.BUY:  # ceil(x*n2 / (d1*d2*q*a)) = -floor(-x*n2 / (d1*d2) / (q*a))
+        if buy:  # ceil(x*n2 / (d1*d2*q*a)) = -floor(-x*n2 / (d1*d2) / (q*a))
             return -(mul_div_floor(deduction - base, n2, d1 * d2) // unit)
         return mul_div_floor(base + deduction, n2, d1 * d2) // unit
 

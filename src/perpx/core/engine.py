@@ -16,7 +16,12 @@ from msgspec.structs import astuple
 
 from perpx.core import invariants
 from perpx.core.account import settings
-from perpx.core.account.clearing import Clearing
+from perpx.core.account.clearing import (
+    MARGIN_REFUSED,
+    NO_BALANCE_CODE,
+    NO_BALANCE_DETAIL,
+    Clearing,
+)
 from perpx.core.account.collateral import HOUR_MS, CollateralTable, next_interest_ms
 from perpx.core.account.portfolio import PmParams
 from perpx.core.account.venue import venue_params_from_record, venue_params_record
@@ -549,6 +554,10 @@ class Engine:
             price, qty, reduce_only = validate_order(
                 self.market, self.clearing, account_id, symbol, side, order_type, qty_lots,
                 price_ticks, reduce_only, close_on_trigger, position_idx, order_link_id)
+            if qty == MARGIN_REFUSED:  # returned, not raised (`MARGIN_REFUSED`): the same event
+                events.append(_ORDER_REJECTED(seq, ts_ms, account_id, symbol, NO_BALANCE_CODE,
+                                              None, order_link_id, NO_BALANCE_DETAIL))
+                return
             attachment = None
             if take_profit_ticks is not None or stop_loss_ticks is not None:
                 base = price if order_type is not _MARKET else self.reference_price(symbol)

@@ -141,6 +141,19 @@ def apply_rate_floor(amount: int, rate: int) -> int:
     return mul_div_floor(amount, rate, RATE_ONE)
 
 
+def gcd_positive(a: int, b: int) -> int:
+    """Return ``math.gcd(a, b)`` for positive `a` and `b`, by Euclid's remainders.
+
+    Compiled, a native loop of a few machine-word remainders for the rates and leverages it
+    meets (``gcd(L, R)``, ``gcd(R, R - MMR)``), where `math.gcd` is a generic call of a
+    pure module's name, looked up in the module's dict at each use. The property tests
+    compare it with `math.gcd`.
+    """
+    while b:
+        a, b = b, a % b
+    return a
+
+
 def round_down_to_step(value: int, step: int) -> int:
     """Round a non-negative integer down to a multiple of `step`."""
     return div_floor(value, step) * step

@@ -33,12 +33,11 @@ def fields(cls: type) -> tuple[str, ...]:
 
 def position(size: int = 3) -> Position:
     held = Position(7, "BTCUSDT", 0, 25 * 10**8)
-    caches = ("_ftc_cache", "liq_cache", "trigger_cache")
+    caches = ("liq_cache", "trigger_cache")
     for number, name in enumerate(fields(Position), start=11):
         if name not in ("account_id", "symbol", "position_idx", "leverage", *caches):
             setattr(held, name, number)  # a distinct int in every money and size field
     held.size_lots = size
-    held._ftc_cache = (1, 2, 3)
     held.liq_cache = ((1, 2, 3, 4), 5)
     held.trigger_cache = ((1, 2, 3, 4, 5), 6)
     return held

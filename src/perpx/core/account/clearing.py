@@ -103,6 +103,22 @@ _POSITION_CHANGED: Final = PositionChanged
 _ORDER_LOSS_KEPT_FROM: Final = 16
 
 
+# `check_order`'s quantity for an opening order whose cost the account's margin does not fund:
+# returned, not raised. A refused order is common where margin runs short (a third of the
+# realistic stream's orders), and compiled, a raised `Rejected` costs some 13k instructions
+# (its construction, a traceback entry at each compiled frame it passes, the catch) where the
+# hot caller only turns it into an event (`Engine._place`). Its code and detail are
+# `NO_BALANCE_CODE` and `NO_BALANCE_DETAIL`; `no_balance` raises them for every other caller.
+MARGIN_REFUSED: Final = -1
+NO_BALANCE_CODE: Final = RejectCode.INSUFFICIENT_AVAILABLE_BALANCE
+NO_BALANCE_DETAIL: Final = "ab not enough for new order"
+
+
+def no_balance() -> Rejected:
+    """Return the refusal of an order whose margin is not funded (110007)."""
+    return Rejected(NO_BALANCE_CODE, NO_BALANCE_DETAIL)
+
+
 def _no_price(symbol: str) -> int | None:
     return None
 
@@ -184,6 +200,9 @@ class Clearing(ReplenishingLedger):
         # Coins worth exactly 1 USD that count in full: an account holding only one of them
         # is margined in that coin as it always was, without valuing anything in USD.
         self.par_coins: set[str] = set()
+        # The settle coin of every listed contract when they all share one and it is at par,
+        # else "": `pooled`'s shortcut for an account holding no other coin (`refresh_coins`).
+        self.lone_coin = ""
         self.refresh_coins()
         self.accounts: dict[int, Account] = {i: Account(i, CROSS) for i in OPENING_ACCOUNT_IDS}
         # Derived: accounts whose wallet, positions or orders moved since the risk index last
@@ -276,6 +295,9 @@ class Clearing(ReplenishingLedger):
                     not known.price_symbol):
                 par.add(coin)
         self.par_coins = par
+        settles = {spec.settle_coin for spec in self.instruments.values()}
+        lone = next(iter(settles)) if len(settles) == 1 else ""
+        self.lone_coin = lone if lone in par else ""
 
     def usd_px(self, coin: str) -> int:
         """Return a coin's USD price in 10⁻⁸ USD (next-mechanics §4.1); 0 while unknown.
@@ -340,6 +362,18 @@ class Clearing(ReplenishingLedger):
             return False
         if account.model.pools:
             return True
+        # Every contract settles in the one coin at par, and the account holds no other (not
+        # even at zero): whatever it trades, its one coin is that one, at par. The property
+        # tests hold this to the walk below (`pooled_walk`).
+        lone = self.lone_coin
+        if lone:
+            balances = account.balances
+            if not balances or (len(balances) == 1 and lone in balances):
+                return False
+        return self.pooled_walk(account)
+
+    def pooled_walk(self, account: Account) -> bool:
+        """`pooled` for a cross account that does not pool by its model, coin by coin."""
         coin = ""
         for held, balance in account.balances.items():
             if balance:
@@ -608,7 +642,9 @@ class Clearing(ReplenishingLedger):
             spec = instruments[position.symbol]
             if spec.settle_coin != coin:
                 continue
-            mark = self.mark_of(position.symbol)
+            # `mark_of`, through the market (`mark_ticks`): a native call, where the bound
+            # method held in a field is a generic one.
+            mark = self.mark_ticks(position.symbol)
             if mark is None:
                 continue  # valued at entry: no unrealized P&L
             qty = size if size > 0 else -size
@@ -732,6 +768,10 @@ class Clearing(ReplenishingLedger):
                     price_ticks: int) -> tuple[int, bool]:
         """Check an order's position index and margin; return its (qty, reduce_only).
 
+        An opening order whose cost the margin does not fund comes back as
+        (`MARGIN_REFUSED`, False): the caller refuses it with `no_balance`'s code and detail.
+        Every other refusal is raised.
+
         A closing order in hedge mode (sell on the long side, buy on the short side) is
         reduce-only. A reduce-only quantity is cut to what the position can still close;
         nothing left is a 110017 rejection. Only the part of an order that opens exposure
@@ -747,8 +787,7 @@ class Clearing(ReplenishingLedger):
         if reduce_only:
             return self._reduce_only_qty(account, spec, side, position_idx, qty_lots), True
         if account is None:
-            raise Rejected(RejectCode.INSUFFICIENT_AVAILABLE_BALANCE,
-                           "ab not enough for new order")
+            raise no_balance()
         # The hot path of every opening order: the formulas of `opposite_position_lots`,
         # `_side_exposure_atoms`, `calc.order_cost_for_value_atoms` and
         # `calc.order_loss_atoms`, written out (the property tests hold them equal).
@@ -792,8 +831,7 @@ class Clearing(ReplenishingLedger):
         cost = (terms.plus if (sign > 0) == (spec.contract.value_sign > 0)
                 else terms.minus).cost_atoms(value)
         if not account.model.can_open(self, account, spec, side, price_ticks, qty_lots, cost):
-            raise Rejected(RejectCode.INSUFFICIENT_AVAILABLE_BALANCE,
-                           "ab not enough for new order")
+            return MARGIN_REFUSED, False  # `no_balance`, returned (see `MARGIN_REFUSED`)
         return qty_lots, False
 
     def mark_ticks(self, symbol: str) -> int | None:
@@ -844,8 +882,7 @@ class Clearing(ReplenishingLedger):
             spec.taker_fee_rate)
         available = self.figures(account, spec.settle_coin).available_atoms
         if after > before and after - before > available:
-            raise Rejected(RejectCode.INSUFFICIENT_AVAILABLE_BALANCE,
-                           "ab not enough for new order")
+            raise no_balance()
 
     def _reduce_only_qty(self, account: Account | None, spec: InstrumentSpec, side: Side,
                          position_idx: int, qty_lots: int) -> int:

@@ -71,7 +71,9 @@ def _order_terms(account: Account, coin: str, instruments: dict[str, InstrumentS
         if sums.leaves_lots and instruments[symbol].settle_coin == coin:
             symbols.add(symbol)
     order_im = order_loss = 0
-    for symbol in sorted(symbols):
+    # In the set's order, not sorted: exact integer sums do not depend on the order, and
+    # each symbol's terms (and the caches they fill) are its own.
+    for symbol in symbols:
         spec = instruments[symbol]
         if with_im:
             order_im += order_margin_atoms(account, spec)

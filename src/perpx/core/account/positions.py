@@ -30,11 +30,13 @@ class Position:
     """One position of one account: (symbol, position_idx); size > 0 long, < 0 short."""
 
     __slots__ = (
-        "_ftc_cache",
         "account_id",
         "cum_realized_pnl_atoms",
         "entry_value_atoms",
         "extra_margin_atoms",
+        "ftc_atoms",
+        "ftc_leverage",
+        "ftc_signed_entry",
         "funding_atoms",
         "leverage",
         "liq_cache",
@@ -78,7 +80,11 @@ class Position:
         # (entry value, negated for a short; leverage; fee to close): the fee is on the value
         # at bankruptcy, V(1 - 1/L) long and V(1 + 1/L) short, and a one-way position that
         # turns at the price it was opened at keeps its entry value.
-        self._ftc_cache = (0, 0, 0)
+        # Three int fields, not one tuple: compiled, a tuple of ints is unpacked (each item
+        # unboxed) at every read and a new one boxed at every miss (issue #14).
+        self.ftc_signed_entry = 0
+        self.ftc_leverage = 0
+        self.ftc_atoms = 0
         # Derived: ((size, entry value, leverage, added margin), isolated liquidation price),
         # and ((size, entry value, leverage, added margin, margin), liquidation trigger).
         self.liq_cache: tuple[tuple[int, int, int, int], int] | None = None
@@ -99,20 +105,26 @@ class Position:
         twin.true_entry_atoms = self.true_entry_atoms
         # The caches are tuples of ints, immutable, so the copy may share them (and its key).
         twin.moved_key = self.moved_key
-        twin._ftc_cache = self._ftc_cache
+        twin.ftc_signed_entry = self.ftc_signed_entry
+        twin.ftc_leverage = self.ftc_leverage
+        twin.ftc_atoms = self.ftc_atoms
         twin.liq_cache = self.liq_cache
         twin.trigger_cache = self.trigger_cache
         return twin
 
     def fee_to_close_atoms(self, spec: InstrumentSpec) -> int:
         """Return the estimated fee to close (spec §1.1), recomputed as entry, side or L change."""
-        signed_entry, leverage, ftc = self._ftc_cache
         long = self.size_lots > 0
         entry = self.entry_value_atoms
-        if signed_entry != (entry if long else -entry) or leverage != self.leverage:
-            ftc = spec.contract.fee_to_close_atoms(
-                Side.BUY if long else Side.SELL, entry, self.leverage, spec.taker_fee_rate)
-            self._ftc_cache = (entry if long else -entry, self.leverage, ftc)
+        signed_entry = entry if long else -entry
+        leverage = self.leverage
+        if self.ftc_signed_entry == signed_entry and self.ftc_leverage == leverage:
+            return self.ftc_atoms
+        ftc = spec.contract.fee_to_close_atoms(
+            _BUY if long else _SELL, entry, leverage, spec.taker_fee_rate)
+        self.ftc_signed_entry = signed_entry
+        self.ftc_leverage = leverage
+        self.ftc_atoms = ftc
         return ftc
 
     @property

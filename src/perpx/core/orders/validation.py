@@ -4,7 +4,8 @@ Quantity, order link id and the active-order cap; the price (a market order's pr
 price from the band, a limit price's range and band); min notional; then position index,
 reduce-only and margin by the clearing; and, in isolated mode, a limit order that would add
 beyond the position's liquidation price. A triggered conditional order passes the same checks
-at the moment it fires. Each failure raises `Rejected`; nothing is changed here. The rules
+at the moment it fires. Each failure raises `Rejected` (but the margin's, which
+`validate_order` returns to its caller: `MARGIN_REFUSED`); nothing is changed here. The rules
 themselves are written once in `rules`; this module says which apply to a new order, and when.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from perpx.core.account.accounts import Account
-from perpx.core.account.clearing import Clearing
+from perpx.core.account.clearing import MARGIN_REFUSED, Clearing, no_balance
 from perpx.core.codes import RejectCode, Rejected
 from perpx.core.commands import PlaceOrder
 from perpx.core.enums import OrderType, Side
@@ -35,10 +36,17 @@ _MARKET: Final = OrderType.MARKET
 
 
 def validate_place(market: Market, clearing: Clearing, cmd: PlaceOrder) -> tuple[int, int, bool]:
-    """Check an order; return its working price, quantity and reduce-only flag."""
-    return validate_order(market, clearing, cmd.account_id, cmd.symbol, cmd.side,
-                          cmd.order_type, cmd.qty_lots, cmd.price_ticks, cmd.reduce_only,
-                          cmd.close_on_trigger, cmd.position_idx, cmd.order_link_id)
+    """Check an order; return its working price, quantity and reduce-only flag.
+
+    Every refusal raised, the margin's too (`validate_order` returns that one).
+    """
+    price, qty, reduce_only = validate_order(
+        market, clearing, cmd.account_id, cmd.symbol, cmd.side, cmd.order_type, cmd.qty_lots,
+        cmd.price_ticks, cmd.reduce_only, cmd.close_on_trigger, cmd.position_idx,
+        cmd.order_link_id)
+    if qty == MARGIN_REFUSED:
+        raise no_balance()
+    return price, qty, reduce_only
 
 
 def validate_order(market: Market, clearing: Clearing, account_id: int, symbol: str,
@@ -49,7 +57,9 @@ def validate_order(market: Market, clearing: Clearing, account_id: int, symbol: 
 
     Steps: 1. instrument, quantity (0 with close-on-trigger: the whole position) and link
     id; 2. the price (market: the band's protection price; limit: range and band); 3. min
-    notional; 4. position index, reduce-only and margin, by the clearing.
+    notional; 4. position index, reduce-only and margin, by the clearing. Every refusal is
+    raised but the margin's, returned as a quantity of `MARGIN_REFUSED` (see there): the
+    caller refuses the order with `no_balance`'s code and detail.
 
     By its fields, not the command: the engine reads a new order's fields in one call, where
     each read of a msgspec Struct's field from compiled code is a generic attribute lookup.
@@ -103,6 +113,8 @@ def validate_order(market: Market, clearing: Clearing, account_id: int, symbol: 
     account = clearing.accounts.get(account_key)
     qty, reduce_only = clearing.check_order(
         account, spec, side, position_idx, reduce_only, qty, price)
+    if qty == MARGIN_REFUSED:
+        return price, qty, reduce_only
     if not reduce_only and not is_market:
         _check_beyond_liquidation(clearing, account, spec, position_idx, side, price)
     return price, qty, reduce_only
