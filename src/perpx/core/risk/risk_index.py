@@ -24,7 +24,6 @@ its symbols instead, which only adds candidates.
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, Final
 
@@ -78,25 +77,59 @@ def entry_parts(key: int) -> tuple[int, int, int]:
     return key >> _CODE_BITS, (key & _CODE_MASK) >> 2, (key & 3) - 1
 
 
-def _exposure(account: Account) -> dict[str, list[int]]:
-    """Return, per symbol an account holds or orders, [net lots, gross lots, order lots]."""
-    # `get` before building a row: `setdefault` would build a list per call.
-    exposure: dict[str, list[int]] = {}
+class _Held:
+    """What an account holds and orders on one symbol, in lots (`_exposure`).
+
+    A class of native ints rather than a list: compiled, ``row[0] += size`` on a list
+    unboxes, adds and boxes a new int (a generic in-place add), an attribute adds in place.
+    """
+
+    __slots__ = ("gross", "net", "ordered")
+
+    def __init__(self) -> None:
+        self.net = 0  # signed: long positive
+        self.gross = 0
+        self.ordered = 0  # leaves lots of resting orders
+
+
+def _exposure(account: Account) -> dict[str, _Held]:
+    """Return, per symbol an account holds or orders, its net, gross and ordered lots."""
+    # `get` before building a row: `setdefault` would build a row per call.
+    exposure: dict[str, _Held] = {}
     for position in account.positions.values():
         size = position.size_lots
         if size:
             held = exposure.get(position.symbol)
             if held is None:
-                held = exposure[position.symbol] = [0, 0, 0]
-            held[0] += size
-            held[1] += size if size > 0 else -size
+                held = exposure[position.symbol] = _Held()
+            held.net += size
+            held.gross += size if size > 0 else -size
     for (symbol, _idx, _side), sums in account.order_sums.items():
-        if sums.leaves_lots:
+        leaves = sums.leaves_lots
+        if leaves:
             held = exposure.get(symbol)
             if held is None:
-                held = exposure[symbol] = [0, 0, 0]
-            held[2] += sums.leaves_lots
+                held = exposure[symbol] = _Held()
+            held.ordered += leaves
     return exposure
+
+
+def _place(entries: list[int], entry: int) -> int:
+    """Return the first index in the sorted `entries` whose entry is not below `entry`.
+
+    `bisect_left` written out: compiled, the module's function is a generic Python call
+    (a vectorcall and its arguments boxed) costing more than the few native comparisons of
+    a book's search (a property test holds it to `bisect_left`).
+    """
+    low = 0
+    high = len(entries)
+    while low < high:
+        middle = (low + high) >> 1
+        if entries[middle] < entry:
+            low = middle + 1
+        else:
+            high = middle
+    return low
 
 
 def _band_top(spec: InstrumentSpec, mark: int) -> int:
@@ -115,10 +148,12 @@ def _mark_weight(spec: InstrumentSpec, top: int, net: int, gross: int, ordered: 
     The net size (unrealized P&L), the orders (order loss) and the gross size at the band's
     highest MM rate plus twice the taker fee, all valued at `top`, plus an atom.
     """
-    value_at = spec.contract.value_ceil_atoms
-    gross_value = value_at(top, gross)
+    # The contract's method called on it, not through a local: compiled, a bound method in a
+    # local is a generic Python call (a vectorcall and its arguments boxed) each time.
+    contract = spec.contract
+    gross_value = contract.value_ceil_atoms(top, gross)
     mmr = calc.tier_for_position(spec, gross_value).mmr
-    return (value_at(top, abs(net) + ordered)
+    return (contract.value_ceil_atoms(top, (net if net >= 0 else -net) + ordered)
             + apply_rate_ceil(gross_value, mmr + 2 * spec.taker_fee_rate) + 1)
 
 
@@ -130,10 +165,15 @@ def _bands(slack: int, prices: dict[str, int],
     """
     if not weight_total:
         return None
+    # A slack of at least the total weight reaches a whole price (``slack · P / Σw >= P``),
+    # past the cap (`_BAND_CAP` <= RATE_ONE): the capped reach, without the share's product
+    # (a slack in atoms times a price overflows a machine word: heap longs). The usual case
+    # of an account far from liquidation; a property test holds it to the plain formula.
+    capped = slack >= weight_total
     bands: dict[str, tuple[int, int]] = {}
     for key, price in prices.items():
-        reach = min(mul_div_floor(slack, price, weight_total),
-                    mul_div_floor(price, _BAND_CAP, RATE_ONE))
+        cap = mul_div_floor(price, _BAND_CAP, RATE_ONE)
+        reach = cap if capped else min(mul_div_floor(slack, price, weight_total), cap)
         if reach <= 0:
             return None
         bands[key] = (price - reach, price + reach)
@@ -249,10 +289,10 @@ class RiskIndex:
                 self.always[symbol].discard(account_id)
             else:
                 entries = (self.longs if is_long else self.shorts)[symbol]
-                at = bisect_left(entries, entry)
+                at = _place(entries, entry)
                 if at == len(entries) or entries[at] != entry:
                     raise InvariantViolation(f"risk index: {entry} is not filed on {symbol}")
-                del entries[at]
+                entries.pop(at)
 
     def _put(self, filings: list[Filing], account_id: int) -> None:
         for symbol, is_long, entry in filings:
@@ -263,7 +303,7 @@ class RiskIndex:
                 entries = book.get(symbol)
                 if entries is None:
                     entries = book[symbol] = []
-                insort(entries, entry)
+                entries.insert(_place(entries, entry), entry)
 
     def _file(self, account: Account, out: list[Filing]) -> None:
         """Append the filings of `account`'s current triggers to `out`."""
@@ -388,18 +428,21 @@ class RiskIndex:
         weights: dict[str, int] = {}
         settled_value: dict[str, int] = {}  # coin -> value of what settles in it, at the top
         params = clearing.pm_params
-        for symbol, (net, gross, ordered) in exposure.items():
+        for symbol, held in exposure.items():
+            net = held.net
+            gross = held.gross
+            ordered = held.ordered
             spec = instruments[symbol]
             mark = market.mark_of(symbol)
             if mark is None:
                 return None
             top = _band_top(spec, mark)
-            value_at = spec.contract.value_ceil_atoms
+            contract = spec.contract  # its method called on it: a local bound method is generic
             coin_px = px_top[spec.settle_coin]
-            gross_value = value_at(top, gross + ordered)
+            gross_value = contract.value_ceil_atoms(top, gross + ordered)
             settled_value[spec.settle_coin] = settled_value.get(spec.settle_coin, 0) + gross_value
             # Portfolio margin's MM moves with the index, weighed below; cross MM with the mark.
-            weight = (value_at(top, abs(net) + ordered) + 1 if pm
+            weight = (contract.value_ceil_atoms(top, abs(net) + ordered) + 1 if pm
                       else _mark_weight(spec, top, net, gross, ordered))
             prices[symbol] = mark
             weights[symbol] = -(-weight * coin_px // PX_ONE)
@@ -411,8 +454,8 @@ class RiskIndex:
                 key = _INDEX + symbol if index else symbol
                 if index:
                     prices[key] = index
-                weights[key] = weights.get(key, 0) + (
-                    -(-(apply_rate_ceil(value_at(top, gross), move) + 1) * coin_px // PX_ONE))
+                scenario = apply_rate_ceil(contract.value_ceil_atoms(top, gross), move) + 1
+                weights[key] = weights.get(key, 0) + (-(-scenario * coin_px // PX_ONE))
         for coin in coins:
             source, by_index = clearing.usd_price_source(coin)
             if not source:
@@ -444,8 +487,10 @@ class RiskIndex:
         else:
             # All in one coin (the usual case): one budget over the whole exposure, without
             # the per-coin split (`_budget_bands` does not depend on the dict's order).
-            self._put_bands(account, sorted(exposure),
-                            self._budget_bands(account, coin, exposure), out)
+            symbols = list(exposure)
+            if len(symbols) > 1:  # most accounts trade one symbol: no sort called for it
+                symbols.sort()
+            self._put_bands(account, symbols, self._budget_bands(account, coin, exposure), out)
             return
         for coin in sorted({instruments[s].settle_coin for s in exposure}):
             symbols = sorted(s for s in exposure if instruments[s].settle_coin == coin)
@@ -467,7 +512,7 @@ class RiskIndex:
             out.append((symbol, False, entry_key(high, account_id, _BUDGET_IDX)))
 
     def _budget_bands(self, account: Account, coin: str,
-                      exposure: dict[str, list[int]]) -> dict[str, tuple[int, int]] | None:
+                      exposure: dict[str, _Held]) -> dict[str, tuple[int, int]] | None:
         """Return each symbol's safe band of marks, or None when no band can be drawn.
 
         Moving symbol s's mark by Δ ticks changes the slack by at most
@@ -488,13 +533,14 @@ class RiskIndex:
             return None
         marks: dict[str, int] = {}
         weight_total = 0
-        for symbol, (net, gross, ordered) in exposure.items():
+        for symbol, held in exposure.items():
             spec = market.instruments[symbol]
             mark = market.mark_of(symbol)
             if mark is None:
                 return None
             marks[symbol] = mark
-            weight_total += _mark_weight(spec, _band_top(spec, mark), net, gross, ordered)
+            weight_total += _mark_weight(spec, _band_top(spec, mark), held.net, held.gross,
+                                         held.ordered)
         return _bands(slack, marks, weight_total)
 
     def _cross_trigger(self, account: Account, symbol: str) -> int | None:
