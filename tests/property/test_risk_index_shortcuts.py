@@ -1,6 +1,7 @@
 """The risk index's shortcuts answer exactly as the plain rules they stand for.
 
-The books' search (`_place`) is `bisect_left` written out; a budget band drawn from a slack
+The books' search (`_place`) is `bisect_left` written out, and an entry moved within its
+book (`_moved`) leaves it as unfiling and filing would; a budget band drawn from a slack
 of at least the total weight is the capped reach without the share's product (`_bands`).
 On realistic streams and the journal bench's order flow, refreshing the accounts that changed
 after every command leaves each of them filed exactly as an index built from scratch (a new
@@ -26,13 +27,42 @@ from perpx.store.loadflow import order_flow
 keys = st.integers(min_value=-(2**70), max_value=2**70)
 
 
-@given(st.lists(keys, max_size=80), keys)
-def test_the_books_search_is_bisect_left(entries: list[int], entry: int) -> None:
+@given(st.lists(keys, max_size=80), keys, st.data())
+def test_the_books_search_is_bisect_left(entries: list[int], entry: int,
+                                         data: st.DataObject) -> None:
     entries.sort()
-    assert _place(entries, entry) == bisect_left(entries, entry)
+    count = len(entries)
+    assert _place(entries, entry, 0, count) == bisect_left(entries, entry)
+    low = data.draw(st.integers(min_value=0, max_value=count))
+    high = data.draw(st.integers(min_value=low, max_value=count))
+    assert _place(entries, entry, low, high) == bisect_left(entries, entry, low, high)
     # A probe equal to a filed entry (or between two equal ones) lands on the first of them.
     for filed in entries[:5]:
-        assert _place(entries, filed) == bisect_left(entries, filed)
+        assert _place(entries, filed, 0, count) == bisect_left(entries, filed)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.integers(min_value=-50, max_value=50), min_size=1, max_size=40),
+       st.integers(min_value=-60, max_value=60), st.data())
+def test_an_entry_moved_in_its_book_leaves_the_book_sorted_as_refiling_would(
+        book: list[int], new_entry: int, data: st.DataObject) -> None:
+    # Small values, so that the new entry often equals or neighbours others (duplicates too).
+    book.sort()
+    old_entry = data.draw(st.sampled_from(book))
+    is_long = data.draw(st.booleans())
+    risk = Engine(load_instruments()).risk
+    (risk.longs if is_long else risk.shorts)["BTCUSDT"] = list(book)
+    expected = list(book)
+    expected.remove(old_entry)
+    expected.append(new_entry)
+    expected.sort()
+    assert risk._moved(("BTCUSDT", is_long, old_entry), ("BTCUSDT", is_long, new_entry))
+    assert (risk.longs if is_long else risk.shorts)["BTCUSDT"] == expected
+    # Another side, symbol or an "always" filing is not a move: nothing done.
+    for after in (("BTCUSDT", not is_long, new_entry), ("ETHUSDT", is_long, new_entry),
+                  ("BTCUSDT", is_long, None)):
+        assert not risk._moved(("BTCUSDT", is_long, new_entry), after)
+    assert (risk.longs if is_long else risk.shorts)["BTCUSDT"] == expected
 
 
 def _plain_bands(slack: int, prices: dict[str, int],

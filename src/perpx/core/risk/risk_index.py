@@ -114,15 +114,13 @@ def _exposure(account: Account) -> dict[str, _Held]:
     return exposure
 
 
-def _place(entries: list[int], entry: int) -> int:
-    """Return the first index in the sorted `entries` whose entry is not below `entry`.
+def _place(entries: list[int], entry: int, low: int, high: int) -> int:
+    """Return the first index in ``entries[low:high]`` (sorted) whose entry is not below `entry`.
 
     `bisect_left` written out: compiled, the module's function is a generic Python call
     (a vectorcall and its arguments boxed) costing more than the few native comparisons of
     a book's search (a property test holds it to `bisect_left`).
     """
-    low = 0
-    high = len(entries)
     while low < high:
         middle = (low + high) >> 1
         if entries[middle] < entry:
@@ -215,18 +213,26 @@ class RiskIndex:
                 # high), so a filing of the same length is diffed place by place: what differs
                 # at a place is unfiled and its replacement put. Neither list repeats a filing,
                 # so that leaves the books holding `new`, as the diff by membership does.
+                # An entry replaced by one in the same book (a band or trigger that moved) is
+                # moved there at once (`_moved`): one lookup of the book, and a search of
+                # only the part of it the new entry can go to. A sorted list is its multiset,
+                # so this leaves the books as unfiling and filing would.
+                changed = False
                 gone: list[Filing] = []
                 came: list[Filing] = []
                 for at in range(count):
                     before = old[at]
                     after = new[at]
                     if before != after:
-                        gone.append(before)
-                        came.append(after)
-                if not gone:
+                        changed = True
+                        if not self._moved(before, after):
+                            gone.append(before)
+                            came.append(after)
+                if not changed:
                     continue
-                self._unfile(gone, account_id)
-                self._put(came, account_id)
+                if gone:
+                    self._unfile(gone, account_id)
+                    self._put(came, account_id)
             elif old and new:
                 # A few filings: a list scan is cheaper than hashing each tuple into a set.
                 small = len(old) + len(new) <= _SMALL_DIFF
@@ -283,13 +289,48 @@ class RiskIndex:
 
     # -- filing -----------------------------------------------------------------------------
 
+    def _moved(self, before: Filing, after: Filing) -> bool:
+        """Move `before`'s entry to `after`'s if both are on the same symbol and side.
+
+        One lookup of the book and a search for the old entry; the new one is searched for
+        only on the old one's side of it (the entries before the old one are below it, those
+        from it on not below it), or put in its place when it sorts strictly between the old
+        one's neighbours (no shift of the list's tail). False (nothing done) otherwise.
+        """
+        symbol, is_long, entry = before
+        new_symbol, new_is_long, new_entry = after
+        if entry is None or new_entry is None or is_long != new_is_long or (
+                symbol != new_symbol):
+            return False
+        # Compared as native ints; the list keeps the filed objects (`Filing`).
+        key: int = entry
+        new_key: int = new_entry
+        entries = (self.longs if is_long else self.shorts)[symbol]
+        count = len(entries)
+        at = _place(entries, key, 0, count)
+        if at == count or entries[at] != key:
+            raise InvariantViolation(f"risk index: {entry} is not filed on {symbol}")
+        if new_key > key:
+            if at + 1 == count or entries[at + 1] > new_key:
+                entries[at] = new_entry
+                return True
+            entries.pop(at)
+            entries.insert(_place(entries, new_key, at, count - 1), new_entry)
+        else:
+            if at == 0 or entries[at - 1] < new_key:
+                entries[at] = new_entry
+                return True
+            entries.pop(at)
+            entries.insert(_place(entries, new_key, 0, at), new_entry)
+        return True
+
     def _unfile(self, filings: list[Filing], account_id: int) -> None:
         for symbol, is_long, entry in filings:
             if entry is None:
                 self.always[symbol].discard(account_id)
             else:
                 entries = (self.longs if is_long else self.shorts)[symbol]
-                at = _place(entries, entry)
+                at = _place(entries, entry, 0, len(entries))
                 if at == len(entries) or entries[at] != entry:
                     raise InvariantViolation(f"risk index: {entry} is not filed on {symbol}")
                 entries.pop(at)
@@ -303,7 +344,7 @@ class RiskIndex:
                 entries = book.get(symbol)
                 if entries is None:
                     entries = book[symbol] = []
-                entries.insert(_place(entries, entry), entry)
+                entries.insert(_place(entries, entry, 0, len(entries)), entry)
 
     def _file(self, account: Account, out: list[Filing]) -> None:
         """Append the filings of `account`'s current triggers to `out`."""
@@ -479,15 +520,16 @@ class RiskIndex:
         if not exposure:
             return
         coin = ""
+        symbols: list[str] = []
         for symbol in exposure:
             settle = instruments[symbol].settle_coin
             if coin and settle != coin:
                 break
             coin = settle
+            symbols.append(symbol)  # appended: compiled, `list(exposure)` is a generic call
         else:
             # All in one coin (the usual case): one budget over the whole exposure, without
             # the per-coin split (`_budget_bands` does not depend on the dict's order).
-            symbols = list(exposure)
             if len(symbols) > 1:  # most accounts trade one symbol: no sort called for it
                 symbols.sort()
             self._put_bands(account, symbols, self._budget_bands(account, coin, exposure), out)
