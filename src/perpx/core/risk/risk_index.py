@@ -24,7 +24,6 @@ its symbols instead, which only adds candidates.
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, Final
 
@@ -78,25 +77,57 @@ def entry_parts(key: int) -> tuple[int, int, int]:
     return key >> _CODE_BITS, (key & _CODE_MASK) >> 2, (key & 3) - 1
 
 
-def _exposure(account: Account) -> dict[str, list[int]]:
-    """Return, per symbol an account holds or orders, [net lots, gross lots, order lots]."""
-    # `get` before building a row: `setdefault` would build a list per call.
-    exposure: dict[str, list[int]] = {}
+class _Held:
+    """What an account holds and orders on one symbol, in lots (`_exposure`).
+
+    A class of native ints rather than a list: compiled, ``row[0] += size`` on a list
+    unboxes, adds and boxes a new int (a generic in-place add), an attribute adds in place.
+    """
+
+    __slots__ = ("gross", "net", "ordered")
+
+    def __init__(self) -> None:
+        self.net = 0  # signed: long positive
+        self.gross = 0
+        self.ordered = 0  # leaves lots of resting orders
+
+
+def _exposure(account: Account) -> dict[str, _Held]:
+    """Return, per symbol an account holds or orders, its net, gross and ordered lots."""
+    # `get` before building a row: `setdefault` would build a row per call.
+    exposure: dict[str, _Held] = {}
     for position in account.positions.values():
         size = position.size_lots
         if size:
             held = exposure.get(position.symbol)
             if held is None:
-                held = exposure[position.symbol] = [0, 0, 0]
-            held[0] += size
-            held[1] += size if size > 0 else -size
+                held = exposure[position.symbol] = _Held()
+            held.net += size
+            held.gross += size if size > 0 else -size
     for (symbol, _idx, _side), sums in account.order_sums.items():
-        if sums.leaves_lots:
+        leaves = sums.leaves_lots
+        if leaves:
             held = exposure.get(symbol)
             if held is None:
-                held = exposure[symbol] = [0, 0, 0]
-            held[2] += sums.leaves_lots
+                held = exposure[symbol] = _Held()
+            held.ordered += leaves
     return exposure
+
+
+def _place(entries: list[int], entry: int, low: int, high: int) -> int:
+    """Return the first index in ``entries[low:high]`` (sorted) whose entry is not below `entry`.
+
+    `bisect_left` written out: compiled, the module's function is a generic Python call
+    (a vectorcall and its arguments boxed) costing more than the few native comparisons of
+    a book's search (a property test holds it to `bisect_left`).
+    """
+    while low < high:
+        middle = (low + high) >> 1
+        if entries[middle] < entry:
+            low = middle + 1
+        else:
+            high = middle
+    return low
 
 
 def _band_top(spec: InstrumentSpec, mark: int) -> int:
@@ -115,10 +146,12 @@ def _mark_weight(spec: InstrumentSpec, top: int, net: int, gross: int, ordered: 
     The net size (unrealized P&L), the orders (order loss) and the gross size at the band's
     highest MM rate plus twice the taker fee, all valued at `top`, plus an atom.
     """
-    value_at = spec.contract.value_ceil_atoms
-    gross_value = value_at(top, gross)
+    # The contract's method called on it, not through a local: compiled, a bound method in a
+    # local is a generic Python call (a vectorcall and its arguments boxed) each time.
+    contract = spec.contract
+    gross_value = contract.value_ceil_atoms(top, gross)
     mmr = calc.tier_for_position(spec, gross_value).mmr
-    return (value_at(top, abs(net) + ordered)
+    return (contract.value_ceil_atoms(top, (net if net >= 0 else -net) + ordered)
             + apply_rate_ceil(gross_value, mmr + 2 * spec.taker_fee_rate) + 1)
 
 
@@ -130,10 +163,15 @@ def _bands(slack: int, prices: dict[str, int],
     """
     if not weight_total:
         return None
+    # A slack of at least the total weight reaches a whole price (``slack · P / Σw >= P``),
+    # past the cap (`_BAND_CAP` <= RATE_ONE): the capped reach, without the share's product
+    # (a slack in atoms times a price overflows a machine word: heap longs). The usual case
+    # of an account far from liquidation; a property test holds it to the plain formula.
+    capped = slack >= weight_total
     bands: dict[str, tuple[int, int]] = {}
     for key, price in prices.items():
-        reach = min(mul_div_floor(slack, price, weight_total),
-                    mul_div_floor(price, _BAND_CAP, RATE_ONE))
+        cap = mul_div_floor(price, _BAND_CAP, RATE_ONE)
+        reach = cap if capped else min(mul_div_floor(slack, price, weight_total), cap)
         if reach <= 0:
             return None
         bands[key] = (price - reach, price + reach)
@@ -175,18 +213,26 @@ class RiskIndex:
                 # high), so a filing of the same length is diffed place by place: what differs
                 # at a place is unfiled and its replacement put. Neither list repeats a filing,
                 # so that leaves the books holding `new`, as the diff by membership does.
+                # An entry replaced by one in the same book (a band or trigger that moved) is
+                # moved there at once (`_moved`): one lookup of the book, and a search of
+                # only the part of it the new entry can go to. A sorted list is its multiset,
+                # so this leaves the books as unfiling and filing would.
+                changed = False
                 gone: list[Filing] = []
                 came: list[Filing] = []
                 for at in range(count):
                     before = old[at]
                     after = new[at]
                     if before != after:
-                        gone.append(before)
-                        came.append(after)
-                if not gone:
+                        changed = True
+                        if not self._moved(before, after):
+                            gone.append(before)
+                            came.append(after)
+                if not changed:
                     continue
-                self._unfile(gone, account_id)
-                self._put(came, account_id)
+                if gone:
+                    self._unfile(gone, account_id)
+                    self._put(came, account_id)
             elif old and new:
                 # A few filings: a list scan is cheaper than hashing each tuple into a set.
                 small = len(old) + len(new) <= _SMALL_DIFF
@@ -243,16 +289,51 @@ class RiskIndex:
 
     # -- filing -----------------------------------------------------------------------------
 
+    def _moved(self, before: Filing, after: Filing) -> bool:
+        """Move `before`'s entry to `after`'s if both are on the same symbol and side.
+
+        One lookup of the book and a search for the old entry; the new one is searched for
+        only on the old one's side of it (the entries before the old one are below it, those
+        from it on not below it), or put in its place when it sorts strictly between the old
+        one's neighbours (no shift of the list's tail). False (nothing done) otherwise.
+        """
+        symbol, is_long, entry = before
+        new_symbol, new_is_long, new_entry = after
+        if entry is None or new_entry is None or is_long != new_is_long or (
+                symbol != new_symbol):
+            return False
+        # Compared as native ints; the list keeps the filed objects (`Filing`).
+        key: int = entry
+        new_key: int = new_entry
+        entries = (self.longs if is_long else self.shorts)[symbol]
+        count = len(entries)
+        at = _place(entries, key, 0, count)
+        if at == count or entries[at] != key:
+            raise InvariantViolation(f"risk index: {entry} is not filed on {symbol}")
+        if new_key > key:
+            if at + 1 == count or entries[at + 1] > new_key:
+                entries[at] = new_entry
+                return True
+            entries.pop(at)
+            entries.insert(_place(entries, new_key, at, count - 1), new_entry)
+        else:
+            if at == 0 or entries[at - 1] < new_key:
+                entries[at] = new_entry
+                return True
+            entries.pop(at)
+            entries.insert(_place(entries, new_key, 0, at), new_entry)
+        return True
+
     def _unfile(self, filings: list[Filing], account_id: int) -> None:
         for symbol, is_long, entry in filings:
             if entry is None:
                 self.always[symbol].discard(account_id)
             else:
                 entries = (self.longs if is_long else self.shorts)[symbol]
-                at = bisect_left(entries, entry)
+                at = _place(entries, entry, 0, len(entries))
                 if at == len(entries) or entries[at] != entry:
                     raise InvariantViolation(f"risk index: {entry} is not filed on {symbol}")
-                del entries[at]
+                entries.pop(at)
 
     def _put(self, filings: list[Filing], account_id: int) -> None:
         for symbol, is_long, entry in filings:
@@ -263,7 +344,7 @@ class RiskIndex:
                 entries = book.get(symbol)
                 if entries is None:
                     entries = book[symbol] = []
-                insort(entries, entry)
+                entries.insert(_place(entries, entry, 0, len(entries)), entry)
 
     def _file(self, account: Account, out: list[Filing]) -> None:
         """Append the filings of `account`'s current triggers to `out`."""
@@ -388,18 +469,21 @@ class RiskIndex:
         weights: dict[str, int] = {}
         settled_value: dict[str, int] = {}  # coin -> value of what settles in it, at the top
         params = clearing.pm_params
-        for symbol, (net, gross, ordered) in exposure.items():
+        for symbol, held in exposure.items():
+            net = held.net
+            gross = held.gross
+            ordered = held.ordered
             spec = instruments[symbol]
             mark = market.mark_of(symbol)
             if mark is None:
                 return None
             top = _band_top(spec, mark)
-            value_at = spec.contract.value_ceil_atoms
+            contract = spec.contract  # its method called on it: a local bound method is generic
             coin_px = px_top[spec.settle_coin]
-            gross_value = value_at(top, gross + ordered)
+            gross_value = contract.value_ceil_atoms(top, gross + ordered)
             settled_value[spec.settle_coin] = settled_value.get(spec.settle_coin, 0) + gross_value
             # Portfolio margin's MM moves with the index, weighed below; cross MM with the mark.
-            weight = (value_at(top, abs(net) + ordered) + 1 if pm
+            weight = (contract.value_ceil_atoms(top, abs(net) + ordered) + 1 if pm
                       else _mark_weight(spec, top, net, gross, ordered))
             prices[symbol] = mark
             weights[symbol] = -(-weight * coin_px // PX_ONE)
@@ -411,8 +495,8 @@ class RiskIndex:
                 key = _INDEX + symbol if index else symbol
                 if index:
                     prices[key] = index
-                weights[key] = weights.get(key, 0) + (
-                    -(-(apply_rate_ceil(value_at(top, gross), move) + 1) * coin_px // PX_ONE))
+                scenario = apply_rate_ceil(contract.value_ceil_atoms(top, gross), move) + 1
+                weights[key] = weights.get(key, 0) + (-(-scenario * coin_px // PX_ONE))
         for coin in coins:
             source, by_index = clearing.usd_price_source(coin)
             if not source:
@@ -436,16 +520,19 @@ class RiskIndex:
         if not exposure:
             return
         coin = ""
+        symbols: list[str] = []
         for symbol in exposure:
             settle = instruments[symbol].settle_coin
             if coin and settle != coin:
                 break
             coin = settle
+            symbols.append(symbol)  # appended: compiled, `list(exposure)` is a generic call
         else:
             # All in one coin (the usual case): one budget over the whole exposure, without
             # the per-coin split (`_budget_bands` does not depend on the dict's order).
-            self._put_bands(account, sorted(exposure),
-                            self._budget_bands(account, coin, exposure), out)
+            if len(symbols) > 1:  # most accounts trade one symbol: no sort called for it
+                symbols.sort()
+            self._put_bands(account, symbols, self._budget_bands(account, coin, exposure), out)
             return
         for coin in sorted({instruments[s].settle_coin for s in exposure}):
             symbols = sorted(s for s in exposure if instruments[s].settle_coin == coin)
@@ -467,7 +554,7 @@ class RiskIndex:
             out.append((symbol, False, entry_key(high, account_id, _BUDGET_IDX)))
 
     def _budget_bands(self, account: Account, coin: str,
-                      exposure: dict[str, list[int]]) -> dict[str, tuple[int, int]] | None:
+                      exposure: dict[str, _Held]) -> dict[str, tuple[int, int]] | None:
         """Return each symbol's safe band of marks, or None when no band can be drawn.
 
         Moving symbol s's mark by Δ ticks changes the slack by at most
@@ -488,13 +575,14 @@ class RiskIndex:
             return None
         marks: dict[str, int] = {}
         weight_total = 0
-        for symbol, (net, gross, ordered) in exposure.items():
+        for symbol, held in exposure.items():
             spec = market.instruments[symbol]
             mark = market.mark_of(symbol)
             if mark is None:
                 return None
             marks[symbol] = mark
-            weight_total += _mark_weight(spec, _band_top(spec, mark), net, gross, ordered)
+            weight_total += _mark_weight(spec, _band_top(spec, mark), held.net, held.gross,
+                                         held.ordered)
         return _bands(slack, marks, weight_total)
 
     def _cross_trigger(self, account: Account, symbol: str) -> int | None:
