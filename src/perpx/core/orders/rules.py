@@ -9,7 +9,6 @@ Which rules a site runs, and in which order, stays with the site (the digests pi
 
 from __future__ import annotations
 
-import re
 from collections.abc import Container
 from typing import Final
 
@@ -17,8 +16,11 @@ from perpx.core.codes import RejectCode, Rejected
 from perpx.core.enums import Side
 from perpx.core.instruments import InstrumentSpec
 
-# Bybit: orderLinkId is 1 to 36 letters, digits, '_' or '-'.
-ORDER_LINK_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,36}")
+# Bybit's order link id: 1 to 36 of [A-Za-z0-9_-]. Checked by str methods that loop in C,
+# not a regular expression (`fullmatch` cost ~1.5k instructions an order, a character set's
+# `issuperset` ~1.9k for a 36-character id); tests/property/test_order_link_id_oracle.py holds
+# the check to the expression.
+ORDER_LINK_ID_MAX: Final = 36
 HEDGE_INDEXES: Final = (1, 2)  # 1: the buy (long) side, 2: the sell (short) side
 ONE_WAY_INDEXES: Final = (0,)
 _BUY: Final = Side.BUY
@@ -44,6 +46,14 @@ def check_qty(spec: InstrumentSpec, qty_lots: int, is_market: bool) -> None:
                        "The number of contracts exceeds maximum limit allowed: too large")
 
 
+def _well_formed_link_id(link: str) -> bool:
+    """Tell whether a non-empty `link` is 1 to 36 of [A-Za-z0-9_-]."""
+    if len(link) > ORDER_LINK_ID_MAX or not link.isascii():
+        return False
+    alnum = link.replace("-", "").replace("_", "")  # ASCII: isalnum is [A-Za-z0-9]
+    return not alnum or alnum.isalnum()
+
+
 def check_order_link_id(order_link_id: str, account_id: int,
                         taken: Container[tuple[int, str]]) -> None:
     """Refuse a malformed link id, or one the account already uses on a live order.
@@ -53,7 +63,7 @@ def check_order_link_id(order_link_id: str, account_id: int,
     """
     if not order_link_id:
         return
-    if not ORDER_LINK_ID.fullmatch(order_link_id):
+    if not _well_formed_link_id(order_link_id):
         raise Rejected(RejectCode.INVALID_ORDER_LINK_ID, "orderLinkId invalid")
     if (account_id, order_link_id) in taken:
         raise Rejected(RejectCode.DUPLICATE_ORDER_LINK_ID, "OrderLinkedID is duplicate")
