@@ -116,17 +116,6 @@ class _Bar:
         self.turnover_atoms = 0
         self.updated_ms = ts_ms
 
-    def add(self, ts_ms: int, price: int, volume_lots: int, turnover_atoms: int) -> None:
-        if ts_ms >= self.updated_ms:  # an older event cannot move the close
-            self.close = price
-            self.updated_ms = ts_ms
-        if price > self.high:  # `max` and `min` of ints, without the builtins' calls
-            self.high = price
-        if price < self.low:
-            self.low = price
-        self.volume_lots += volume_lots
-        self.turnover_atoms += turnover_atoms
-
     def freeze(self) -> Candle:
         return Candle(self.start_ms, self.open, self.high, self.low, self.close,
                       self.volume_lots, self.turnover_atoms, self.updated_ms)
@@ -145,15 +134,14 @@ class _Track:
         self.current: _Bar | None = None  # the bar of the latest period, cached
         self.current_end_ms = 0
 
-    def add(self, ts_ms: int, price: int, volume_lots: int, turnover_atoms: int) -> _Bar | None:
-        """Fold one update in; return the bar it closed (a later period began), if any."""
-        bar = self.current
-        closed = None
-        if bar is None or not bar.start_ms <= ts_ms < self.current_end_ms:
-            closed = self.current if self.starts and ts_ms >= self.current_end_ms else None
-            bar = self._bar_for(ts_ms, price)
-        bar.add(ts_ms, price, volume_lots, turnover_atoms)
-        return closed
+    def roll(self, ts_ms: int, price: int) -> tuple[_Bar, _Bar | None]:
+        """Return the bar for an update outside the open candle's period, and the closed one.
+
+        The closed bar is the open candle a later period replaced (None when the update is
+        older than it); `Klines._add` then updates the returned bar.
+        """
+        closed = self.current if self.starts and ts_ms >= self.current_end_ms else None
+        return self._bar_for(ts_ms, price), closed
 
     def _bar_for(self, ts_ms: int, price: int) -> _Bar:
         start = period_start(self.interval, ts_ms)
@@ -325,15 +313,23 @@ class Klines:
         sink = self.sink
         for track in self._tracks_of(source, symbol):
             bar = track.current
-            if bar is not None and bar.start_ms <= ts_ms < track.current_end_ms:
-                # An update inside the open candle's period goes to the bar directly, one
-                # call where `_Track.add` made two: a trade updates every interval's track
-                # (13), and a gateway folds every command (`docs/decisions.md`, issue #15).
-                bar.add(ts_ms, price, volume_lots, turnover_atoms)
-                continue
-            closed = track.add(ts_ms, price, volume_lots, turnover_atoms)
-            if closed is not None and sink is not None:
-                sink.candle_closed(source.value, symbol, track.interval, closed.freeze())
+            if bar is None or not bar.start_ms <= ts_ms < track.current_end_ms:
+                bar, closed = track.roll(ts_ms, price)
+                if closed is not None and sink is not None:
+                    sink.candle_closed(source.value, symbol, track.interval, closed.freeze())
+            # The one rule of a candle's update, here and nowhere else, inline rather than a
+            # method: a trade updates every interval's track (13), and a gateway folds every
+            # command (`docs/decisions.md`, issue #15). A closed candle handed on above is
+            # never this bar (its period is over).
+            if ts_ms >= bar.updated_ms:  # an older event cannot move the close
+                bar.close = price
+                bar.updated_ms = ts_ms
+            if price > bar.high:  # `max` and `min` of ints, without the builtins' calls
+                bar.high = price
+            if price < bar.low:
+                bar.low = price
+            bar.volume_lots += volume_lots
+            bar.turnover_atoms += turnover_atoms
 
     def _track(self, source: PriceSource, symbol: str, interval: str) -> _Track | None:
         if interval not in KLINE_INTERVALS:

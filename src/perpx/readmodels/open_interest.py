@@ -89,8 +89,11 @@ class OpenInterest:
         """Fold one event in; only `PositionChanged` moves open interest, any event moves time."""
         if event.ts_ms > self.now_ms:  # `max` of two ints, without the builtin's call
             self.now_ms = event.ts_ms
-        if not isinstance(event, PositionChanged):
-            return
+        if isinstance(event, PositionChanged):
+            self.position_changed(event)
+
+    def position_changed(self, event: PositionChanged) -> None:
+        """Fold a position's change in (its clock moved by the caller, as `apply` does)."""
         key = (event.account_id, event.symbol, event.position_idx)
         before = self._sizes.get(key, 0)
         after = event.size_lots

@@ -248,10 +248,11 @@ class _SymbolState:
         self.next_funding_ms: int | None = None
 
 
-# The events `Tickers.apply` (with its open interest) does more for than move the clocks.
+# The events `Tickers.apply` does more for than move the clocks (`PositionChanged`, the open
+# interest's only one, `apply_all` hands straight to it).
 _TICKER_EVENTS: frozenset[type[Event]] = frozenset({
     Trade, MarkPriceUpdated, IndexPriceUpdated, PremiumIndexSampled, FundingIntervalSet,
-    FundingSettled, PositionChanged})
+    FundingSettled})
 
 
 class Tickers:
@@ -316,6 +317,10 @@ class Tickers:
                 self.now_ms = ts_ms
             if ts_ms > interest.now_ms:
                 interest.now_ms = ts_ms
+            if type(event) is PositionChanged:
+                # Every fill changes a position or two: straight to the open interest, not
+                # through `apply`'s type tests, none of which is for it (issue #15).
+                interest.position_changed(event)
 
     def to_state(self) -> TickersState:
         """Return the model as data."""

@@ -622,9 +622,13 @@ class Projector:
             handler = _HANDLERS.get(type(event))
             if handler is not None:
                 handler(self, event)
-        self._flush_trade_line()
-        self._flush_settlement()
-        self._flush_takeovers()
+        # Most commands leave nothing pending: three calls and a fresh dict saved per command.
+        if self._pending_trade_line is not None:
+            self._flush_trade_line()
+        if self._pending_settlement is not None:
+            self._flush_settlement()
+        if self._takeovers:
+            self._flush_takeovers()
         self._ledger_lines = 0
         self._closings = 0
         return out
@@ -673,7 +677,7 @@ class Projector:
             self._new_record(event)
             return
         # A triggered order is sent with its own id: it becomes a live order (status New).
-        record.status = int(lifecycle.next_status(record.status, _ACCEPT))
+        record.status = _next_status(record.status, _ACCEPT)
         record.order_type = int(event.order_type)
         record.price_ticks = event.price_ticks
         record.qty_lots = event.qty_lots
@@ -721,7 +725,7 @@ class Projector:
         record = self.open.get(event.order_id)
         if record is None:
             return
-        record.status = int(lifecycle.next_status(record.status, _TRIGGER))
+        record.status = _next_status(record.status, _TRIGGER)
         record.updated_ms = event.ts_ms
         if record.account_id > 0:
             self._out.triggered.append(msgspec.structs.replace(record))
@@ -731,7 +735,7 @@ class Projector:
         record = self.open.get(event.order_id)
         if record is None:
             return
-        record.status = int(lifecycle.next_status(record.status, _DEACTIVATE))
+        record.status = _next_status(record.status, _DEACTIVATE)
         record.cancel_reason = int(event.reason)
         record.updated_ms = event.ts_ms
         self._touch(record)
@@ -824,8 +828,8 @@ class Projector:
                 record.exit_value_atoms += spec.notional_atoms(event.price_ticks,
                                                                event.closed_qty_lots)
             self._touch(record)
-            record.status = int(lifecycle.next_status(
-                record.status, lifecycle.fill_happening(record.cum_lots, record.qty_lots)))
+            record.status = _next_status(
+                record.status, lifecycle.fill_happening(record.cum_lots, record.qty_lots))
             if record.status in _FINAL:
                 self._finish(record, leverage)
         if event.account_id <= 0:
@@ -885,7 +889,7 @@ class Projector:
         record = self.open.get(event.order_id)
         if record is None:
             return
-        record.status = int(lifecycle.next_status(record.status, _CANCEL))
+        record.status = _next_status(record.status, _CANCEL)
         record.cancel_reason = int(event.reason)
         record.updated_ms = event.ts_ms
         self._touch(record)
@@ -1171,10 +1175,25 @@ class Projector:
 
 
 _TRIGGERED = int(OrderStatus.TRIGGERED)
-_ACCEPT = lifecycle.Happening.ACCEPT
-_TRIGGER = lifecycle.Happening.TRIGGER
-_DEACTIVATE = lifecycle.Happening.DEACTIVATE
-_CANCEL = lifecycle.Happening.CANCEL
+_ACCEPT = int(lifecycle.Happening.ACCEPT)
+_TRIGGER = int(lifecycle.Happening.TRIGGER)
+_DEACTIVATE = int(lifecycle.Happening.DEACTIVATE)
+_CANCEL = int(lifecycle.Happening.CANCEL)
+# The core's transition table with plain-int keys and values: a record keeps its status as an
+# int, and `lifecycle.next_status` names it as an `OrderStatus` first (a Python enum call,
+# once per fill and cancel of every order a gateway folds; issue #15). Only the legal pairs:
+# an illegal one still goes to `next_status`, which raises the core's own error.
+_NEXT_STATUS: dict[tuple[int, int], int] = {
+    (int(status), int(happening)): int(after)
+    for (status, happening), after in lifecycle.TRANSITIONS.items()}
+
+
+def _next_status(status: int, happening: int) -> int:
+    """Return `lifecycle.next_status(status, happening)` as an int (the same table)."""
+    after = _NEXT_STATUS.get((status, happening))
+    if after is None:
+        return int(lifecycle.next_status(status, lifecycle.Happening(happening)))
+    return after
 _TRAILING = int(StopOrderType.TRAILING_STOP)
 _NO_STOP = TradingStop()
 
