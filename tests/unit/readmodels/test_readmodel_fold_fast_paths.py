@@ -1,9 +1,10 @@
 """The read side's fast paths (issue #15, gateway cost) against plain recomputations.
 
-- `Klines._add` updates the open candle of each interval in place (the inlined `_Track.add`):
-  every candle equals the plain formula over the updates of its period (open the first,
-  high and low the extremes, close the latest by time, sums), in any arrival order, and a
-  bounded model hands its sink exactly the candles that closed;
+- `Klines._add` updates the open candle of each interval in place (the update rule inline,
+  `_Track.roll` for a bar out of period): every candle equals the plain formula over the
+  updates of its period (open the first, high and low the extremes, close the latest by
+  time, sums), in any arrival order, and a bounded model hands its sink exactly the candles
+  that closed;
 - `Books.apply` and `BookMirror.apply` dispatch on exact event types: the mirror of a random
   order stream folded command by command shows the engine's own book after each command;
 - `FundingHistory.apply_all` is `apply` on each event (in `test_readmodels_from_engine`).
