@@ -1,6 +1,6 @@
 """The risk index's shortcuts answer exactly as the plain rules they stand for.
 
-The books' search (`_place`) is `bisect_left` written out, and an entry moved within its
+The books' search (`numbers.bisect_left_ints`) is `bisect_left`, and an entry moved within its
 book (`_moved`) leaves it as unfiling and filing would; a budget band drawn from a slack
 of at least the total weight is the capped reach without the share's product (`_bands`).
 On realistic streams and the journal bench's order flow, refreshing the accounts that changed
@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from perpx.bench.realistic import realistic_stream
 from perpx.core import Engine
-from perpx.core.numbers import RATE_ONE, mul_div_floor
-from perpx.core.risk.risk_index import _BAND_CAP, RiskIndex, _bands, _place
+from perpx.core.numbers import RATE_ONE, bisect_left_ints, mul_div_floor
+from perpx.core.risk.risk_index import _BAND_CAP, RiskIndex, _bands
 from perpx.instruments import load_instruments
 from perpx.store.loadflow import order_flow
 
@@ -32,13 +32,13 @@ def test_the_books_search_is_bisect_left(entries: list[int], entry: int,
                                          data: st.DataObject) -> None:
     entries.sort()
     count = len(entries)
-    assert _place(entries, entry, 0, count) == bisect_left(entries, entry)
+    assert bisect_left_ints(entries, entry, 0, count) == bisect_left(entries, entry)
     low = data.draw(st.integers(min_value=0, max_value=count))
     high = data.draw(st.integers(min_value=low, max_value=count))
-    assert _place(entries, entry, low, high) == bisect_left(entries, entry, low, high)
+    assert bisect_left_ints(entries, entry, low, high) == bisect_left(entries, entry, low, high)
     # A probe equal to a filed entry (or between two equal ones) lands on the first of them.
     for filed in entries[:5]:
-        assert _place(entries, filed, 0, count) == bisect_left(entries, filed)
+        assert bisect_left_ints(entries, filed, 0, count) == bisect_left(entries, filed)
 
 
 @settings(max_examples=300)

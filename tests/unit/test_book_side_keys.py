@@ -9,18 +9,19 @@ from hypothesis import strategies as st
 
 from perpx.core import OrderType, Side, SmpType, TimeInForce
 from perpx.core.book.order import RestingOrder
-from perpx.core.book.side import BookSide, _find
+from perpx.core.book.side import BookSide
+from perpx.core.numbers import bisect_left_ints
 
 PRICES = st.integers(-(2**62), 2**62)
 
 
 @given(st.lists(PRICES, unique=True, max_size=80), PRICES)
-def test_find_is_bisect_left(keys: list[int], key: int) -> None:
+def test_the_native_search_is_bisect_left(keys: list[int], key: int) -> None:
     """The native search answers what `bisect.bisect_left` does, for a present key or not."""
     keys.sort()
-    assert _find(keys, key) == bisect_left(keys, key)
+    assert bisect_left_ints(keys, key, 0, len(keys)) == bisect_left(keys, key)
     for present in keys:
-        assert _find(keys, present) == bisect_left(keys, present)
+        assert bisect_left_ints(keys, present, 0, len(keys)) == bisect_left(keys, present)
 
 
 @given(st.sampled_from([Side.BUY, Side.SELL]),

@@ -207,15 +207,6 @@ class Dispatcher:
         self.server = ServerInfo(limiter)
         self.table = {(e.method, e.path): e for e in ENDPOINTS}
         self.paths = {e.path for e in ENDPOINTS}
-        self._limit_texts: dict[int, bytes] = {}
-
-    def _limit_text(self, limit: int) -> bytes:
-        """Return `X-Bapi-Limit`'s value for a key's `limit`, kept for the next request."""
-        text = b"%d" % limit
-        if len(self._limit_texts) >= 256:  # bounded, whatever limits keys are given
-            self._limit_texts.clear()
-        self._limit_texts[limit] = text
-        return text
 
     async def __call__(self, method: str, path: str, raw: bytes | Callable[[], Awaitable[bytes]],
                        headers: Mapping[str, str], client: str = "") -> Reply:
@@ -251,11 +242,7 @@ class Dispatcher:
                 key = authenticate(self.keys, headers, payload, now, self.auth_limits)
                 limit = key.rate_limit
                 allowed, remaining, reset = self.limiter.hit(key.api_key, limit, now)
-                # A key's limit is one of a handful of figures: its text is kept, not made.
-                limit_text = self._limit_texts.get(limit)
-                if limit_text is None:
-                    limit_text = self._limit_text(limit)
-                reply_headers = [(_LIMIT, limit_text),
+                reply_headers = [(_LIMIT, b"%d" % limit),
                                  (_LIMIT_STATUS, b"%d" % remaining),
                                  (_LIMIT_RESET, b"%d" % reset)]
                 if not allowed:

@@ -115,8 +115,7 @@ def position_idx(params: Params) -> int:
 
 def place(account_id: int, params: Params, specs: Specs) -> PlaceOrder:
     """Return the PlaceOrder of an order/create request (or batch item)."""
-    spec = params.spec(specs)
-    assert spec is not None  # required
+    spec = _spec(params, specs)
     side = params.choice("side", SIDES, required=True)
     order_type = params.choice("orderType", ORDER_TYPES, required=True)
     if "trailingStop" in params:

@@ -154,6 +154,23 @@ def gcd_positive(a: int, b: int) -> int:
     return a
 
 
+def bisect_left_ints(keys: list[int], key: int, low: int, high: int) -> int:
+    """Return the first index in ``keys[low:high]`` (sorted) whose key is not below `key`.
+
+    `bisect.bisect_left` written out: compiled, this is a native loop over the list's ints,
+    where `bisect`'s functions are a module-dict lookup and a generic call each (issue #14).
+    The book's sides and the risk index's books search with it; property tests hold it to
+    `bisect_left`, bounds and ints past a machine word included.
+    """
+    while low < high:
+        middle = (low + high) >> 1
+        if keys[middle] < key:
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
 def round_down_to_step(value: int, step: int) -> int:
     """Round a non-negative integer down to a multiple of `step`."""
     return div_floor(value, step) * step

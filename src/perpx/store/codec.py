@@ -124,7 +124,6 @@ class CommandCodec:
             raise CodecError(f"corrupt command body: {bad}") from bad
         return command
 
-
     def decode_joined(self, joined: bytes, count: int) -> list[Command] | None:
         """Return what `decode` makes of `count` bodies joined by `JOIN_SEPARATOR`, or None.
 

@@ -1194,6 +1194,8 @@ def _next_status(status: int, happening: int) -> int:
     if after is None:
         return int(lifecycle.next_status(status, lifecycle.Happening(happening)))
     return after
+
+
 _TRAILING = int(StopOrderType.TRAILING_STOP)
 _NO_STOP = TradingStop()
 

@@ -79,6 +79,12 @@ CREATE TABLE IF NOT EXISTS journal_leader (
 _READ_JOINED = ("SELECT count(*), max(seq), CAST(group_concat(body, "
                 f"x'{JOIN_SEPARATOR.hex()}') AS BLOB) FROM "
                 "(SELECT seq, body FROM journal WHERE seq >= ? ORDER BY seq LIMIT ?)")
+# A batch is inserted by statements of many rows each (`_insert`): one statement of 256 rows
+# costs sqlite3 ~35% less a row than `executemany` row by row (one step, one reset, one GIL
+# release for all of them, and no Python iteration per row). Sizes run from the largest down,
+# so a batch of n rows takes at most n // 256 + 15 + 15 statements; each size is one cached
+# prepared statement (sqlite3 keeps 128 by text). 256 rows bind 1,024 values, far below
+# SQLite's limit of 32,766.
 _ROW = "(?, ?, ?, ?)"
 _INSERT_ROWS = {rows: "INSERT INTO journal (seq, ts_ms, body, rid) VALUES "
                 + ", ".join([_ROW] * rows) for rows in (256, 16, 1)}

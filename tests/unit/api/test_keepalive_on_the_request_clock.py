@@ -9,68 +9,17 @@ of those two timers would have fired, and not at all if neither would.
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.support.virtual_loop import ClosingTransport, VirtualLoop
 
 from perpx.api.protocol import LimitedHttpProtocol
 
 TIMEOUT = 5.0
-
-
-class _Handle:
-    def __init__(self, when: float, callback: Callable[[], None]) -> None:
-        self.when, self.callback, self.cancelled = when, callback, False
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-    def __lt__(self, other: _Handle) -> bool:
-        return self.when < other.when
-
-
-class _Loop:
-    """A virtual clock with asyncio's `call_at`/`call_later` (run exactly when due)."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.timers: list[_Handle] = []
-
-    def time(self) -> float:
-        return self.now
-
-    def call_at(self, when: float, callback: Callable[[], None]) -> _Handle:
-        handle = _Handle(when, callback)
-        heapq.heappush(self.timers, handle)
-        return handle
-
-    def call_later(self, delay: float, callback: Callable[[], None]) -> _Handle:
-        return self.call_at(self.now + delay, callback)
-
-    def run_until(self, until: float) -> None:
-        while self.timers and self.timers[0].when <= until:
-            handle = heapq.heappop(self.timers)
-            self.now = max(self.now, handle.when)
-            if not handle.cancelled:
-                handle.callback()
-        self.now = until
-
-
-class _Transport:
-    def __init__(self, loop: _Loop) -> None:
-        self.loop = loop
-        self.closed_at: float | None = None
-
-    def is_closing(self) -> bool:
-        return self.closed_at is not None
-
-    def close(self) -> None:
-        self.closed_at = self.loop.now
 
 
 class _Quiet:
@@ -86,9 +35,9 @@ class _Quiet:
         pass
 
 
-def _protocol(loop: _Loop, keep_alive: float) -> Any:
+def _protocol(loop: VirtualLoop, keep_alive: float) -> Any:
     protocol: Any = object.__new__(LimitedHttpProtocol)
-    protocol.loop, protocol.transport = loop, _Transport(loop)
+    protocol.loop, protocol.transport = loop, ClosingTransport(loop)
     protocol.request_timeout_s, protocol.deadline, protocol._timer = TIMEOUT, None, None
     protocol.timeout_keep_alive, protocol.timeout_keep_alive_task = keep_alive, None
     protocol.parser = protocol.flow = protocol.server_state = _Quiet()
@@ -109,7 +58,7 @@ steps = st.lists(st.tuples(st.sampled_from(["bytes", "arrived", "answered", "wai
 def test_the_connection_closes_when_the_first_of_the_two_timers_would(
         actions: list[tuple[str, float]], keep_alive: float) -> None:
     # Arrange: the reference keeps uvicorn's keep-alive timer and the request deadline apart
-    loop = _Loop()
+    loop = VirtualLoop()
     protocol = _protocol(loop, keep_alive)
     expected_close: float | None = None
     request: float | None = None
@@ -149,7 +98,7 @@ def test_the_connection_closes_when_the_first_of_the_two_timers_would(
 
 
 def test_requests_on_a_kept_alive_connection_make_one_timer() -> None:
-    loop = _Loop()
+    loop = VirtualLoop()
     protocol = _protocol(loop, 75.0)
     for _ in range(100):
         protocol.data_received(b"x")

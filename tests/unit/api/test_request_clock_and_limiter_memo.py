@@ -9,15 +9,14 @@
 
 from __future__ import annotations
 
-import heapq
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.support.virtual_loop import ClosingTransport, VirtualLoop
 
 from perpx.api import ratelimit
 from perpx.api.protocol import LimitedHttpProtocol
@@ -26,59 +25,9 @@ from perpx.api.ratelimit import RateLimiter, SharedRateLimiter
 TIMEOUT = 5.0
 
 
-class _Handle:
-    def __init__(self, loop: _Loop, when: float, callback: Callable[[], None]) -> None:
-        self.loop, self.when, self.callback, self.cancelled = loop, when, callback, False
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-    def __lt__(self, other: _Handle) -> bool:
-        return self.when < other.when
-
-
-class _Loop:
-    """A virtual clock with asyncio's `call_at`/`call_later` (run exactly when due)."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.timers: list[_Handle] = []
-
-    def time(self) -> float:
-        return self.now
-
-    def call_at(self, when: float, callback: Callable[[], None]) -> _Handle:
-        handle = _Handle(self, when, callback)
-        heapq.heappush(self.timers, handle)
-        return handle
-
-    def call_later(self, delay: float, callback: Callable[[], None]) -> _Handle:
-        return self.call_at(self.now + delay, callback)
-
-    def run_until(self, until: float) -> None:
-        while self.timers and self.timers[0].when <= until:
-            handle = heapq.heappop(self.timers)
-            self.now = max(self.now, handle.when)
-            if not handle.cancelled:
-                handle.callback()
-        self.now = until
-
-
-class _Transport:
-    def __init__(self, loop: _Loop) -> None:
-        self.loop = loop
-        self.closed_at: float | None = None
-
-    def is_closing(self) -> bool:
-        return self.closed_at is not None
-
-    def close(self) -> None:
-        self.closed_at = self.loop.now
-
-
-def _protocol(loop: _Loop) -> Any:
+def _protocol(loop: VirtualLoop) -> Any:
     protocol: Any = object.__new__(LimitedHttpProtocol)
-    protocol.loop, protocol.transport = loop, _Transport(loop)
+    protocol.loop, protocol.transport = loop, ClosingTransport(loop)
     protocol.request_timeout_s, protocol.deadline, protocol._timer = TIMEOUT, None, None
     return protocol
 
@@ -92,7 +41,7 @@ steps = st.lists(st.tuples(st.sampled_from(["arm", "disarm", "wait"]),
 def test_the_clock_closes_the_connection_when_a_timer_per_request_would(
         actions: list[tuple[str, float]]) -> None:
     # Arrange: the reference keeps one deadline, set at each arm, cleared at each disarm
-    loop = _Loop()
+    loop = VirtualLoop()
     protocol = _protocol(loop)
     expected_close: float | None = None
     deadline: float | None = None
@@ -120,7 +69,7 @@ def test_the_clock_closes_the_connection_when_a_timer_per_request_would(
 
 
 def test_a_stopped_clock_leaves_no_timer_behind() -> None:
-    loop = _Loop()
+    loop = VirtualLoop()
     protocol = _protocol(loop)
     for _ in range(100):  # a keep-alive connection's requests: one timer in all
         protocol._arm()

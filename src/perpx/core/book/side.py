@@ -5,6 +5,7 @@ from __future__ import annotations
 from perpx.core.book.level import PriceLevel
 from perpx.core.book.order import RestingOrder
 from perpx.core.enums import Side
+from perpx.core.numbers import bisect_left_ints
 
 
 class BookSide:
@@ -13,10 +14,10 @@ class BookSide:
     Prices are stored as sort keys: the price for asks, its negation for bids, so that
     ``keys[0]`` is always the best level and depth is a walk from the front.
 
-    The keys are a plain list kept sorted by a binary search (`_find`): a side holds few
-    levels, so an insert or delete is a short memmove in C, where a `SortedList` runs Python
-    code for every ``keys[0]`` the matcher and `crosses` read (and a compiled core cannot
-    inline it).
+    The keys are a plain list kept sorted by a binary search (`numbers.bisect_left_ints`; a
+    level's key is never in the list twice): a side holds few levels, so an insert or delete
+    is a short memmove in C, where a `SortedList` runs Python code for every ``keys[0]`` the
+    matcher and `crosses` read (and a compiled core cannot inline it).
     """
 
     __slots__ = ("keys", "levels", "sign")
@@ -47,7 +48,7 @@ class BookSide:
             self.levels[price] = level
             keys = self.keys
             key = self.key(price)
-            keys.insert(_find(keys, key), key)
+            keys.insert(bisect_left_ints(keys, key, 0, len(keys)), key)
         level.append(order)
 
     def remove(self, order: RestingOrder) -> None:
@@ -63,7 +64,7 @@ class BookSide:
         """Forget the level at `price_ticks`."""
         del self.levels[price_ticks]
         keys = self.keys
-        del keys[_find(keys, self.key(price_ticks))]
+        del keys[bisect_left_ints(keys, self.key(price_ticks), 0, len(keys))]
 
     def depth(self, limit: int) -> list[tuple[int, int]]:
         """Return up to `limit` (price_ticks, qty_lots) pairs, best first, in O(limit)."""
@@ -88,21 +89,3 @@ class BookSide:
             if total >= wanted_lots:
                 break
         return total
-
-
-def _find(keys: list[int], key: int) -> int:
-    """Return where `key` stands or would stand in the sorted `keys` (`bisect.bisect_left`).
-
-    Written out, not `bisect`: compiled, this is a native loop over the list's ints, where
-    `bisect`'s functions are a module-dict lookup and a generic call each (issue #14). A
-    level's key is never in the list twice, so left and right insertion points agree.
-    """
-    lo = 0
-    hi = len(keys)
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if keys[mid] < key:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo

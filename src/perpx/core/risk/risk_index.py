@@ -34,7 +34,7 @@ from perpx.core.account.positions import Position
 from perpx.core.enums import Side
 from perpx.core.errors import InvariantViolation
 from perpx.core.instruments import InstrumentSpec
-from perpx.core.numbers import RATE_ONE, apply_rate_ceil, mul_div_floor
+from perpx.core.numbers import RATE_ONE, apply_rate_ceil, bisect_left_ints, mul_div_floor
 from perpx.core.risk import liquidation
 
 if TYPE_CHECKING:
@@ -112,22 +112,6 @@ def _exposure(account: Account) -> dict[str, _Held]:
                 held = exposure[symbol] = _Held()
             held.ordered += leaves
     return exposure
-
-
-def _place(entries: list[int], entry: int, low: int, high: int) -> int:
-    """Return the first index in ``entries[low:high]`` (sorted) whose entry is not below `entry`.
-
-    `bisect_left` written out: compiled, the module's function is a generic Python call
-    (a vectorcall and its arguments boxed) costing more than the few native comparisons of
-    a book's search (a property test holds it to `bisect_left`).
-    """
-    while low < high:
-        middle = (low + high) >> 1
-        if entries[middle] < entry:
-            low = middle + 1
-        else:
-            high = middle
-    return low
 
 
 def _band_top(spec: InstrumentSpec, mark: int) -> int:
@@ -307,7 +291,7 @@ class RiskIndex:
         new_key: int = new_entry
         entries = (self.longs if is_long else self.shorts)[symbol]
         count = len(entries)
-        at = _place(entries, key, 0, count)
+        at = bisect_left_ints(entries, key, 0, count)
         if at == count or entries[at] != key:
             raise InvariantViolation(f"risk index: {entry} is not filed on {symbol}")
         if new_key > key:
@@ -315,13 +299,13 @@ class RiskIndex:
                 entries[at] = new_entry
                 return True
             entries.pop(at)
-            entries.insert(_place(entries, new_key, at, count - 1), new_entry)
+            entries.insert(bisect_left_ints(entries, new_key, at, count - 1), new_entry)
         else:
             if at == 0 or entries[at - 1] < new_key:
                 entries[at] = new_entry
                 return True
             entries.pop(at)
-            entries.insert(_place(entries, new_key, 0, at), new_entry)
+            entries.insert(bisect_left_ints(entries, new_key, 0, at), new_entry)
         return True
 
     def _unfile(self, filings: list[Filing], account_id: int) -> None:
@@ -330,7 +314,7 @@ class RiskIndex:
                 self.always[symbol].discard(account_id)
             else:
                 entries = (self.longs if is_long else self.shorts)[symbol]
-                at = _place(entries, entry, 0, len(entries))
+                at = bisect_left_ints(entries, entry, 0, len(entries))
                 if at == len(entries) or entries[at] != entry:
                     raise InvariantViolation(f"risk index: {entry} is not filed on {symbol}")
                 entries.pop(at)
@@ -344,7 +328,7 @@ class RiskIndex:
                 entries = book.get(symbol)
                 if entries is None:
                     entries = book[symbol] = []
-                entries.insert(_place(entries, entry, 0, len(entries)), entry)
+                entries.insert(bisect_left_ints(entries, entry, 0, len(entries)), entry)
 
     def _file(self, account: Account, out: list[Filing]) -> None:
         """Append the filings of `account`'s current triggers to `out`."""
