@@ -123,7 +123,11 @@ PLACE_FIELDS: Final = (
 )
 # `CancelOrder`'s fields in the order `_cancel` unpacks them.
 CANCEL_FIELDS: Final = ("seq", "ts_ms", "account_id", "symbol", "order_id", "order_link_id")
-_ORDER_NOT_FOUND: Final = RejectCode.ORDER_NOT_FOUND
+# `_lookup`'s commonest refusal, built once: a cancel of an order that has just left is
+# common, and a tuple returned through a union is otherwise built anew per refusal. Typed as a
+# tuple of any length so that mypyc keeps the one tuple object (a `tuple[RejectCode, str]`
+# is an unboxed pair when compiled, boxed anew wherever it becomes an object).
+_ORDER_NOT_FOUND: Final[tuple[Any, ...]] = (RejectCode.ORDER_NOT_FOUND, "Order does not exist")
 # `Trade`'s fields in the order `_sweep_traded` unpacks them.
 TRADE_FIELDS: Final = (
     "seq", "ts_ms", "trade_id", "symbol", "price_ticks", "qty_lots", "taker_side",
@@ -252,7 +256,8 @@ class Engine:
             self._cancel(fields, events)
         else:
             self._handlers[kind](command, events)
-        if self.clearing.moved_positions:
+        # A set's size is a primitive when compiled; its truth is a generic call.
+        if len(self.clearing.moved_positions):
             self._drop_unwatched_moves()
         if self.stops.busy():
             self.stops.settle(seq, ts_ms, events)
@@ -552,8 +557,9 @@ class Engine:
                 self.stops.place(cmd, events)
                 return
             price, qty, reduce_only = validate_order(
-                self.market, self.clearing, account_id, symbol, side, order_type, qty_lots,
-                price_ticks, reduce_only, close_on_trigger, position_idx, order_link_id)
+                self.market, self.clearing, spec, account_id, symbol, side, order_type,
+                qty_lots, price_ticks, reduce_only, close_on_trigger, position_idx,
+                order_link_id)
             if qty == MARGIN_REFUSED:  # returned, not raised (`MARGIN_REFUSED`): the same event
                 events.append(_ORDER_REJECTED(seq, ts_ms, account_id, symbol, NO_BALANCE_CODE,
                                               None, order_link_id, NO_BALANCE_DETAIL))
@@ -609,7 +615,10 @@ class Engine:
             steps, self.next_trade_id, stopped, last_price = book.match(
                 order, price, ts_ms, self.next_trade_id, self._reduce_room)
             settle_steps(steps, order, seq, ts_ms, self.clearing, self._close_maker, events)
-            if last_price and last_price != self.last_price.get(order.symbol):
+            # The last price held read into its own int | None: compiled, comparing the
+            # native int with the lookup's object would be a generic rich comparison.
+            held = self.last_price.get(order.symbol)
+            if last_price and (held is None or held != last_price):
                 self.last_price[order.symbol] = last_price
                 if order.symbol in self.bands:  # in/del: compiled primitives; pop is not
                     del self.bands[order.symbol]
@@ -635,7 +644,7 @@ class Engine:
             self._remember(order)
 
     def _lookup(self, account_id: int, symbol: str, order_id: int | None,
-                link: str) -> RestingOrder | ConditionalOrder | tuple[RejectCode, str]:
+                link: str) -> RestingOrder | ConditionalOrder | tuple[Any, ...]:
         """Return an open or waiting order of the account on `symbol`, by id or link id.
 
         Or the code and detail of the refusal to answer, returned rather than raised or built
@@ -657,7 +666,7 @@ class Engine:
         if key is not None:
             order = self.open_orders.get(key) or self.stops.waiting.orders.get(key)
         if order is None or order.account_id != account_id or order.symbol != symbol:
-            return _ORDER_NOT_FOUND, "Order does not exist"
+            return _ORDER_NOT_FOUND
         return order
 
     def _amend(self, cmd: AmendOrder, events: list[Event]) -> None:

@@ -115,9 +115,10 @@ class Stops:
         """Tell whether `settle` has anything to do."""
         # Asked after every command. Tested one by one as conditions: compiled, each is its
         # container's own size test, where ``bool(a or b or ...)`` of containers of
-        # different types carries an object along and tests it generically.
+        # different types carries an object along and tests it generically; a set by its
+        # size (`len` is a primitive, a set's truth a generic call).
         clearing = self.clearing
-        if clearing.moved_positions or clearing.watched_fills or self._parents_left:
+        if len(clearing.moved_positions) or clearing.watched_fills or self._parents_left:
             return True
         return len(self.waiting.points) != 0
 

@@ -41,16 +41,17 @@ def validate_place(market: Market, clearing: Clearing, cmd: PlaceOrder) -> tuple
     Every refusal raised, the margin's too (`validate_order` returns that one).
     """
     price, qty, reduce_only = validate_order(
-        market, clearing, cmd.account_id, cmd.symbol, cmd.side, cmd.order_type, cmd.qty_lots,
-        cmd.price_ticks, cmd.reduce_only, cmd.close_on_trigger, cmd.position_idx,
-        cmd.order_link_id)
+        market, clearing, market.instruments.get(cmd.symbol), cmd.account_id, cmd.symbol,
+        cmd.side, cmd.order_type, cmd.qty_lots, cmd.price_ticks, cmd.reduce_only,
+        cmd.close_on_trigger, cmd.position_idx, cmd.order_link_id)
     if qty == MARGIN_REFUSED:
         raise no_balance()
     return price, qty, reduce_only
 
 
-def validate_order(market: Market, clearing: Clearing, account_id: int, symbol: str,
-                   side: Side, order_type: OrderType, qty: int, price_ticks: int | None,
+def validate_order(market: Market, clearing: Clearing, spec: InstrumentSpec | None,
+                   account_id: int, symbol: str, side: Side, order_type: OrderType, qty: int,
+                   price_ticks: int | None,
                    reduce_only: bool, close_on_trigger: bool, position_idx: int,
                    order_link_id: str) -> tuple[int, int, bool]:
     """Check an order given by its fields; return its working price, quantity and reduce-only.
@@ -63,8 +64,10 @@ def validate_order(market: Market, clearing: Clearing, account_id: int, symbol: 
 
     By its fields, not the command: the engine reads a new order's fields in one call, where
     each read of a msgspec Struct's field from compiled code is a generic attribute lookup.
+    `spec` is `symbol`'s listed instrument, None if it is not listed: the caller has looked
+    it up already (the engine, to take the listed symbol's own str), so it is not looked up
+    twice per order (issue #14).
     """
-    spec = market.instruments.get(symbol)
     if spec is None:
         raise Rejected(RejectCode.UNKNOWN_SYMBOL, f"symbol invalid: {symbol}")
     is_market = order_type is _MARKET
