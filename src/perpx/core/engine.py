@@ -596,8 +596,13 @@ class Engine:
             # what its fills started.
             self.stops.parent_left(order_id)
 
-    def _execute(self, order: RestingOrder, seq: int, ts_ms: int, events: list[Event]) -> None:
-        """Run an accepted order through its time in force: reject, match, rest or cancel."""
+    def _execute(self, order: RestingOrder, seq: Any, ts_ms: Any, events: list[Event]) -> None:
+        """Run an accepted order through its time in force: reject, match, rest or cancel.
+
+        `seq` and `ts_ms` (ints) are typed Any, as in `_end`: they go into the walk's events,
+        and `_place` hands on its command's objects instead of having them unboxed here and
+        boxed again for the settlement.
+        """
         book = self.books[order.symbol]
         tif = order.time_in_force
         price = order.price_ticks

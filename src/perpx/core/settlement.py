@@ -36,18 +36,23 @@ _ORDER_CANCELLED: Final = OrderCancelled
 def settle_steps(
     steps: list[MatchStep],
     taker: RestingOrder,
-    seq: int,
-    ts_ms: int,
+    seq: Any,
+    ts_ms: Any,
     clearing: Clearing,
     close_order: Callable[[RestingOrder], None],
     events: list[Event],
 ) -> None:
-    """Apply a walk's steps in order, appending each one's events before the next's."""
+    """Apply a walk's steps in order, appending each one's events before the next's.
+
+    `seq` and `ts_ms` (ints) are typed Any: they only go into events, and the engine hands on
+    the objects its command came with instead of having them boxed again here.
+    """
     symbol = taker.symbol
     side = taker.side
-    # Boxed once for the walk, and a fill's own numbers once for the fill, into locals typed
-    # Any: compiled, an int handed to an event is boxed at each use (a new object above
-    # 256), and these go to the trade and to both sides' settlement events (issue #14).
+    # Boxed once (by the caller, for the walk), and a fill's own numbers once for the fill,
+    # into locals typed Any: compiled, an int handed to an event is boxed at each use (a new
+    # object above 256), and these go to the trade and to both sides' settlement events
+    # (issue #14).
     seq_obj: Any = seq
     ts_obj: Any = ts_ms
     taker_id = taker.id_obj
