@@ -217,8 +217,17 @@ def test_cancel_of_an_order_one_cannot_see_is_not_found(account: int) -> None:
     d = Driver()
     ask = accepted_id(d.limit(1, "sell", "50000", "0.2"))
     events = d.cancel(2, ask if account == 2 else ask + 99)
-    assert of_type(events, OrderRejected)[0].reason is RejectCode.ORDER_NOT_FOUND
+    refused = of_type(events, OrderRejected)[0]
+    assert refused.reason is RejectCode.ORDER_NOT_FOUND
+    assert refused.detail == "Order does not exist"
     assert d.engine.order(ask) is not None
+    # The engine hands back one refusal object (`engine._ORDER_NOT_FOUND`) for every such
+    # cancel and amend: each answer still carries its own ids.
+    again = of_type(d.cancel(2, ask if account == 2 else ask + 98), OrderRejected)[0]
+    assert (again.reason, again.detail) == (refused.reason, refused.detail)
+    assert again.order_id == (ask if account == 2 else ask + 98)
+    amended = of_type(d.amend(2, ask if account == 2 else ask + 99, qty="0.3"), OrderRejected)[0]
+    assert (amended.reason, amended.detail) == (refused.reason, refused.detail)
 
 
 def test_cancel_all_takes_only_that_accounts_orders_on_that_symbol() -> None:
