@@ -370,8 +370,10 @@ def fold(owner: Owner, stamp: Stamp, events: list[Event],
     owner.tickers.apply_all(events)
     owner.klines.apply_all(events)
     owner.funding.apply_all(events)
-    # The insurance fund's changes: rows only, no state (`perpx.readmodels.insurance`).
-    insurance.fold(events, sink)
+    # The insurance fund's changes: rows only, no state (`perpx.readmodels.insurance`), so
+    # without a sink (a gateway's fold) not even its call.
+    if sink is not None:
+        insurance.fold(events, sink)
     owner.projector.sink = sink
     projection = owner.projector.project(stamp, events)
     return projection, owner.books.apply(stamp, events)

@@ -16,8 +16,8 @@ subscribers have been shown.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import msgspec
 from sortedcontainers import SortedDict
@@ -32,6 +32,8 @@ BOOK_EVENTS = (OrderAccepted, Trade, OrderCancelled, OrderAmended)
 _BOOK_TYPES: frozenset[type[Event]] = frozenset(BOOK_EVENTS)
 
 Level = tuple[int, int]  # (price_ticks, qty_lots)
+_BUY = Side.BUY
+_dict_setitem = dict.__setitem__
 
 
 class BookMirrorState(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
@@ -44,14 +46,17 @@ class BookMirrorState(msgspec.Struct, array_like=True, forbid_unknown_fields=Tru
     changed: bool
 
 
-class _MirrorOrder:
-    __slots__ = ("leaves", "price", "resting", "side")
+class _MirrorOrder(msgspec.Struct, gc=False):
+    """An order the mirror follows, until it leaves the book.
 
-    def __init__(self, side: Side, price: int, leaves: int) -> None:
-        self.side = side
-        self.price = price
-        self.leaves = leaves
-        self.resting = False
+    A struct, built by msgspec's C constructor (one per accepted order, issue #15); it
+    refers to no container, so the GC need not track it.
+    """
+
+    side: Side
+    price: int
+    leaves: int
+    resting: bool = False
 
 
 class BookMirror:
@@ -88,17 +93,23 @@ class BookMirror:
         mirror.changed = state.changed
         return mirror
 
-    def _side(self, side: Side) -> tuple[SortedDict, int]:
-        return (self.bids, -1) if side is Side.BUY else (self.asks, 1)
-
     def _add(self, order: _MirrorOrder, lots: int) -> None:
-        levels, sign = self._side(order.side)
-        key = order.price * sign
-        total = levels.get(key, 0) + lots
-        if total:
-            levels[key] = total
+        # Sort keys: -price for bids, price for asks (the side picked inline, no call).
+        if order.side is _BUY:
+            levels, key = self.bids, -order.price
         else:
+            levels, key = self.asks, order.price
+        before = levels.get(key)
+        total = lots if before is None else before + lots
+        if not total:
             del levels[key]
+        elif before is None:
+            levels[key] = total  # a new level: `SortedDict` files its key
+        else:
+            # A level already filed: only its quantity moves, so the dict's own store
+            # (`SortedDict` is a dict whose keys it also keeps sorted) skips the Python-level
+            # `SortedDict.__setitem__`'s membership test (issue #15).
+            _dict_setitem(levels, key, total)
         self.changed = True
 
     def _rest_pending(self, keep: int | None = None) -> None:
@@ -118,50 +129,64 @@ class BookMirror:
         self._pending = still
 
     def apply(self, event: Event) -> None:
-        """Fold one event of this symbol in."""
-        # One exact-type test per kind (leaf classes, see `_BOOK_TYPES`).
-        if type(event) is Trade:
-            if event.taker_order_id not in self._pending:
-                self._rest_pending()
-            taker = self._orders.get(event.taker_order_id)
-            if taker is not None:
-                taker.leaves = event.taker_leaves_lots
-            maker = self._orders.get(event.maker_order_id)
-            if maker is not None:
-                if not maker.resting:
-                    self._rest_pending(keep=event.taker_order_id)
-                self._add(maker, -event.qty_lots)
-                maker.leaves = event.maker_leaves_lots
-                if not maker.leaves:
-                    del self._orders[event.maker_order_id]
-        elif type(event) is OrderAccepted:
+        """Fold one event of this symbol in (any other event than the book's is ignored)."""
+        handler = _MIRROR_HANDLERS.get(type(event))
+        if handler is not None:
+            handler(self, event)
+
+    # One method per book event, found by exact type (leaf classes, see `_BOOK_TYPES`).
+    # `_rest_pending` is called only when something is pending: with nothing pending it
+    # would only replace the empty list with another (issue #15: once per accepted order).
+
+    def _trade(self, event: Trade) -> None:
+        if self._pending and event.taker_order_id not in self._pending:
             self._rest_pending()
-            self._orders[event.order_id] = _MirrorOrder(event.side, event.price_ticks,
-                                                        event.qty_lots)
-            self._pending.append(event.order_id)
-        elif type(event) is OrderCancelled:
-            order = self._orders.pop(event.order_id, None)
-            if order is not None and order.resting:
+        orders = self._orders
+        taker = orders.get(event.taker_order_id)
+        if taker is not None:
+            taker.leaves = event.taker_leaves_lots
+        maker = orders.get(event.maker_order_id)
+        if maker is not None:
+            if not maker.resting and self._pending:
+                self._rest_pending(keep=event.taker_order_id)
+            self._add(maker, -event.qty_lots)
+            maker.leaves = event.maker_leaves_lots
+            if not maker.leaves:
+                del orders[event.maker_order_id]
+
+    def _accepted(self, event: OrderAccepted) -> None:
+        if self._pending:
+            self._rest_pending()
+        self._orders[event.order_id] = _MirrorOrder(event.side, event.price_ticks,
+                                                    event.qty_lots)
+        self._pending.append(event.order_id)
+
+    def _cancelled(self, event: OrderCancelled) -> None:
+        order = self._orders.pop(event.order_id, None)
+        if order is not None and order.resting:
+            self._add(order, -order.leaves)
+
+    def _amended(self, event: OrderAmended) -> None:
+        if self._pending:
+            self._rest_pending()
+        order = self._orders.get(event.order_id)
+        if order is None:
+            return
+        if event.kept_priority:
+            self._add(order, event.leaves_lots - order.leaves)
+            order.leaves = event.leaves_lots
+        else:
+            if order.resting:
                 self._add(order, -order.leaves)
-        elif type(event) is OrderAmended:
-            self._rest_pending()
-            order = self._orders.get(event.order_id)
-            if order is None:
-                return
-            if event.kept_priority:
-                self._add(order, event.leaves_lots - order.leaves)
-                order.leaves = event.leaves_lots
-            else:
-                if order.resting:
-                    self._add(order, -order.leaves)
-                order.resting = False
-                order.price = event.price_ticks
-                order.leaves = event.leaves_lots
-                self._pending.append(event.order_id)
+            order.resting = False
+            order.price = event.price_ticks
+            order.leaves = event.leaves_lots
+            self._pending.append(event.order_id)
 
     def end_command(self) -> None:
         """Close the command: orders still open after their matching now rest."""
-        self._rest_pending()
+        if self._pending:
+            self._rest_pending()
 
     def top(self, depth: int) -> tuple[list[Level], list[Level]]:
         """Return the best `depth` (price, qty) levels of bids and asks, best first."""
@@ -228,15 +253,15 @@ class BooksState(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
     directions: TickDirectionState
 
 
-@dataclass(slots=True)
-class BookChanges:
+class BookChanges(msgspec.Struct):
     """What one command did to the books: which changed, and each trade's tick direction.
 
-    `directions` follows the command's trades in event order.
+    `directions` follows the command's trades in event order. A struct rather than a
+    dataclass: built once per folded command, by msgspec's C constructor (issue #15).
     """
 
-    changed: set[str] = field(default_factory=set)
-    directions: list[str] = field(default_factory=list)
+    changed: set[str] = msgspec.field(default_factory=set)
+    directions: list[str] = msgspec.field(default_factory=list)
 
 
 class Books:
@@ -275,21 +300,32 @@ class Books:
         if command.ts_ms > self.now_ms:  # `max` of two ints, without the builtin's call
             self.now_ms = command.ts_ms
         self.seq = command.seq
-        changes = BookChanges()
+        directions: list[str] = []
         touched: set[str] = set()
         mirrors = self.mirrors
         for event in events:
-            kind = type(event)
-            if kind in _BOOK_TYPES:
+            handler = _MIRROR_HANDLERS.get(type(event))
+            if handler is not None:
                 symbol = event.symbol  # type: ignore[attr-defined]  # every book event's
-                mirrors[symbol].apply(event)
+                handler(mirrors[symbol], event)
                 touched.add(symbol)
-                if type(event) is Trade:
-                    changes.directions.append(self.directions.next(symbol, event.price_ticks))
+                if handler is _TRADE:
+                    price = event.price_ticks  # type: ignore[attr-defined]  # a trade's
+                    directions.append(self.directions.next(symbol, price))
+        changed: set[str] = set()
         for symbol in touched:
-            mirror = self.mirrors[symbol]
-            mirror.end_command()
+            mirror = mirrors[symbol]
+            if mirror._pending:  # `end_command`, without its call when nothing is pending
+                mirror._rest_pending()
             if mirror.changed:
                 mirror.changed = False
-                changes.changed.add(symbol)
-        return changes
+                changed.add(symbol)
+        return BookChanges(changed, directions)
+
+
+# `BookMirror.apply`'s dispatch: each book event's method, by exact type.
+_MIRROR_HANDLERS: dict[type[Event], Callable[[BookMirror, Any], None]] = {
+    Trade: BookMirror._trade, OrderAccepted: BookMirror._accepted,
+    OrderCancelled: BookMirror._cancelled, OrderAmended: BookMirror._amended}
+_TRADE = BookMirror._trade
+assert set(_MIRROR_HANDLERS) == _BOOK_TYPES

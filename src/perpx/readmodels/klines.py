@@ -221,6 +221,8 @@ class _Track:
         return Candle(start_ms, previous, previous, previous, previous)
 
 
+# `Klines._add` reads the open candles of the minute's track (the first) for all of them.
+assert KLINE_INTERVALS[0] == "1"
 # The events `Klines.apply` does more for than move the clock.
 _PRICED: frozenset[type[Event]] = frozenset({
     Trade, MarkPriceUpdated, IndexPriceUpdated, PremiumIndexSampled})
@@ -311,9 +313,17 @@ class Klines:
     def _add(self, source: PriceSource, symbol: str, ts_ms: int, price: int,
              volume_lots: int = 0, turnover_atoms: int = 0) -> None:
         sink = self.sink
-        for track in self._tracks_of(source, symbol):
+        tracks = self._tracks_of(source, symbol)
+        # A source's tracks of a symbol take the same updates, so each one's open candle is
+        # the period of the same latest update: when the minute's holds `ts_ms`, so does
+        # every longer interval's (each period is whole minutes, UTC-aligned), and no track
+        # needs its own test (13 per trade; issue #15).
+        minute = tracks[0]
+        first = minute.current
+        fits = first is not None and first.start_ms <= ts_ms < minute.current_end_ms
+        for track in tracks:
             bar = track.current
-            if bar is None or not bar.start_ms <= ts_ms < track.current_end_ms:
+            if bar is None or (not fits and not bar.start_ms <= ts_ms < track.current_end_ms):
                 bar, closed = track.roll(ts_ms, price)
                 if closed is not None and sink is not None:
                     sink.candle_closed(source.value, symbol, track.interval, closed.freeze())

@@ -113,8 +113,11 @@ class OpenInterest:
     def _record(self, symbol: str, ts_ms: int, long_lots: int) -> None:
         self._long[symbol] = long_lots
         bucket = ts_ms - ts_ms % _BUCKET_MS
-        starts = self._bucket_starts.setdefault(symbol, [])
-        values = self._bucket_values.setdefault(symbol, [])
+        starts = self._bucket_starts.get(symbol)
+        if starts is None:  # not `setdefault(symbol, [])`: two lists built per change
+            starts = self._bucket_starts[symbol] = []
+            self._bucket_values[symbol] = []
+        values = self._bucket_values[symbol]
         if starts and starts[-1] >= bucket:
             # The same period; or an event stamped before one already seen (times do not go
             # back in a journal), which counts in the latest period rather than rewrite history.

@@ -248,10 +248,10 @@ class _SymbolState:
         self.next_funding_ms: int | None = None
 
 
-# The events `Tickers.apply` does more for than move the clocks (`PositionChanged`, the open
-# interest's only one, `apply_all` hands straight to it).
+# The events `Tickers.apply` does more for than move the clocks, but for `Trade` and
+# `PositionChanged` (the open interest's only one): `apply_all` hands those straight on.
 _TICKER_EVENTS: frozenset[type[Event]] = frozenset({
-    Trade, MarkPriceUpdated, IndexPriceUpdated, PremiumIndexSampled, FundingIntervalSet,
+    MarkPriceUpdated, IndexPriceUpdated, PremiumIndexSampled, FundingIntervalSet,
     FundingSettled})
 
 
@@ -277,10 +277,7 @@ class Tickers:
             self.now_ms = event.ts_ms
         self.open_interest.apply(event)
         if isinstance(event, Trade):
-            state = self._state(event.symbol)
-            turnover = self.specs[event.symbol].notional_atoms(event.price_ticks, event.qty_lots)
-            state.day.add(self.now_ms // MINUTE_MS, event.price_ticks, event.qty_lots, turnover)
-            state.last = event.price_ticks
+            self._trade(event)
         elif isinstance(event, MarkPriceUpdated):
             self._state(event.symbol).mark = event.price_ticks
         elif isinstance(event, IndexPriceUpdated):
@@ -300,6 +297,13 @@ class Tickers:
                                               state.funding_interval_min)
             state.next_funding_ms = event.funding_ms + state.funding_interval_min * MINUTE_MS
 
+    def _trade(self, event: Trade) -> None:
+        """Count a trade in its symbol's day (the clocks moved by the caller, as `apply`)."""
+        state = self._state(event.symbol)
+        turnover = self.specs[event.symbol].notional_atoms(event.price_ticks, event.qty_lots)
+        state.day.add(self.now_ms // MINUTE_MS, event.price_ticks, event.qty_lots, turnover)
+        state.last = event.price_ticks
+
     def apply_all(self, events: list[Event]) -> None:
         """Fold a command's events in, in order, exactly as `apply` on each would.
 
@@ -309,7 +313,8 @@ class Tickers:
         """
         interest = self.open_interest
         for event in events:
-            if type(event) in _TICKER_EVENTS:
+            kind = type(event)
+            if kind in _TICKER_EVENTS:
                 self.apply(event)
                 continue
             ts_ms = event.ts_ms
@@ -317,10 +322,14 @@ class Tickers:
                 self.now_ms = ts_ms
             if ts_ms > interest.now_ms:
                 interest.now_ms = ts_ms
-            if type(event) is PositionChanged:
+            if kind is PositionChanged:
                 # Every fill changes a position or two: straight to the open interest, not
                 # through `apply`'s type tests, none of which is for it (issue #15).
-                interest.position_changed(event)
+                interest.position_changed(event)  # type: ignore[arg-type]  # `kind` said so
+            elif kind is Trade:
+                # A trade: `apply`'s first test, without `apply`'s call and the open
+                # interest's (which for a trade only moves its clock, done above).
+                self._trade(event)  # type: ignore[arg-type]  # `kind` said so
 
     def to_state(self) -> TickersState:
         """Return the model as data."""

@@ -35,18 +35,18 @@ updates_strategy = st.lists(
     min_size=1, max_size=60)
 
 
-def _expected(interval: str, updates: list[Update]) -> dict[int, Candle]:
+def _expected(interval: str, updates: list[Update], t0: int = T0) -> dict[int, Candle]:
     """Each period's candle by the plain formula (close: the latest time, then arrival)."""
     grouped: dict[int, list[Update]] = {}
     for update in updates:
-        grouped.setdefault(period_start(interval, T0 + update[0]), []).append(update)
+        grouped.setdefault(period_start(interval, t0 + update[0]), []).append(update)
     candles = {}
     for start, found in grouped.items():
         latest = max(range(len(found)), key=lambda n: (found[n][0], n))
         prices = [price for _, price, _ in found]
         candles[start] = Candle(start, found[0][1], max(prices), min(prices), found[latest][1],
                                 sum(qty for _, _, qty in found),
-                                sum(qty * 3 for _, _, qty in found), T0 + found[latest][0])
+                                sum(qty * 3 for _, _, qty in found), t0 + found[latest][0])
     return candles
 
 
@@ -68,6 +68,32 @@ def test_every_candle_is_the_plain_formula_over_its_period_in_any_order(
     # Assert
     for interval in KLINE_INTERVALS:
         assert _held(klines, interval) == _expected(interval, updates)
+
+
+# 2023-12-31 23:57 UTC, a Sunday: three minutes later a new hour, day, week (Monday) and
+# month begin at once. Updates a few seconds apart over the six minutes around it mostly
+# land in the open minute, which `Klines._add` then takes for every track's open candle.
+NEW_YEAR_T0 = 1_704_067_020_000
+clustered_updates = st.lists(
+    st.tuples(st.integers(0, 6 * 60_000), st.integers(1, 10_000), st.integers(0, 50)),
+    min_size=1, max_size=60)
+
+
+@settings(max_examples=150, deadline=None)
+@given(clustered_updates, st.booleans())
+def test_updates_within_the_open_minute_are_the_plain_formula_on_every_track(
+        updates: list[Update], in_time_order: bool) -> None:
+    # Arrange: updates clustered around every interval's boundary, in time order (bounded
+    # model, as the engine's clock) or in any order (unbounded)
+    if in_time_order:
+        updates = sorted(updates, key=lambda update: update[0])
+    klines = Klines([btcusdt()], keep_closed=None if not in_time_order else 10_000)
+    # Act
+    for ts, price, qty in updates:
+        klines._add(PriceSource.LAST, SYMBOL, NEW_YEAR_T0 + ts, price, qty, qty * 3)
+    # Assert
+    for interval in KLINE_INTERVALS:
+        assert _held(klines, interval) == _expected(interval, updates, NEW_YEAR_T0)
 
 
 class _Closed:
