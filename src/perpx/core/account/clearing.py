@@ -239,8 +239,7 @@ class Clearing(ReplenishingLedger):
         `coin` at the coin's USD price (amounts down, requirements up); wallet and unrealized
         P&L stay the coin's own.
         """
-        own = account_figures(account, coin, self.instruments, self.mark_of,
-                              self.order_loss_atoms)
+        own = account_figures(self, account, coin)
         if not self.pooled(account):
             return own
         risk = self.account_risk(account)
@@ -270,13 +269,11 @@ class Clearing(ReplenishingLedger):
         For a caller that already knows the account is not pooled (the risk index's budget
         of a cross account in one coin), where `figures` are the coin's own.
         """
-        return account.model.slack_terms(account, coin, self.instruments, self.mark_of,
-                                         self.order_loss_atoms)
+        return account.model.slack_terms(self, account, coin)
 
     def coin_figures(self, account: Account, coin: str) -> AccountFigures:
         """Return the figures of `coin` alone: its wallet and the contracts settled in it."""
-        return account_figures(account, coin, self.instruments, self.mark_of,
-                               self.order_loss_atoms)
+        return account_figures(self, account, coin)
 
     # -- collateral across coins (next-mechanics §4) ---------------------------------------
 
