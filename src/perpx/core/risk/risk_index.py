@@ -331,7 +331,12 @@ class RiskIndex:
                 entries.insert(bisect_left_ints(entries, entry, 0, len(entries)), entry)
 
     def _file(self, account: Account, out: list[Filing]) -> None:
-        """Append the filings of `account`'s current triggers to `out`."""
+        """Append the filings of `account`'s current triggers to `out`.
+
+        An isolated account's come from its positions alone, and an account without a held
+        position has none: the clearing marks an account dirty on an order only where they
+        read orders (`perpx.core.account.clearing.index_reads_orders`).
+        """
         held = [p for p in account.positions.values() if p.size_lots]
         if not held:
             return
