@@ -69,9 +69,14 @@ def _order_terms(ledger: MarginLedger, account: Account, coin: str, symbols: set
     """
     instruments = ledger.instruments
     account_id = account.account_id
+    # A symbol's side groups mostly come one after another: one that repeats the last symbol
+    # looked at is skipped (its coin, so its verdict, is the same), not looked up again.
+    last = ""
     for (symbol, _idx, _side), sums in account.order_sums.items():
-        if sums.leaves_lots and instruments[symbol].settle_coin == coin:
-            symbols.add(symbol)
+        if sums.leaves_lots and symbol != last:
+            last = symbol
+            if instruments[symbol].settle_coin == coin:
+                symbols.add(symbol)
     order_im = order_loss = 0
     # In the set's order, not sorted: exact integer sums do not depend on the order, and
     # each symbol's terms (and the caches they fill) are its own.
