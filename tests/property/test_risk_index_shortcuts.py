@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from perpx.bench.realistic import realistic_stream
 from perpx.core import Engine
+from perpx.core.account.clearing import index_reads_orders
 from perpx.core.numbers import RATE_ONE, bisect_left_ints, mul_div_floor
 from perpx.core.risk.risk_index import _BAND_CAP, RiskIndex, _bands
 from perpx.instruments import load_instruments
@@ -122,3 +123,27 @@ def test_the_order_flow_is_filed_as_from_scratch(seed: int) -> None:
     for seq, command in enumerate(order_flow(1_500, seed), start=1):
         engine.apply(msgspec.structs.replace(command, seq=seq, ts_ms=1_700_000_000_000 + seq))
         _check_refreshed_as_from_scratch(engine)
+
+
+def _check_order_blind_filings_current(engine: Engine) -> None:
+    # An isolated account, or one with no position record, is not marked dirty by its
+    # orders (`clearing.index_reads_orders`): after refreshing the dirty accounts, each is
+    # filed as a fresh index files it (neither filing reads marks), whatever its orders did.
+    risk = engine.risk
+    risk.refresh(engine.clearing.dirty)
+    blind = {account_id for account_id, account in engine.clearing.accounts.items()
+             if not index_reads_orders(account)}
+    scratch = RiskIndex(risk.market, risk.clearing)
+    scratch.refresh(set(blind))
+    for account_id in blind:
+        assert risk.filed.get(account_id) == scratch.filed.get(account_id), account_id
+
+
+@settings(max_examples=3, deadline=None)
+@given(seed=st.integers(min_value=0, max_value=2**16))
+def test_accounts_not_dirtied_by_orders_stay_filed_as_from_scratch(seed: int) -> None:
+    stream = realistic_stream(1_000, seed=seed)
+    engine = stream.engine()
+    for command in stream.commands:
+        engine.apply(command)
+        _check_order_blind_filings_current(engine)

@@ -35,7 +35,6 @@ OPENING_ACCOUNT_IDS: Final = (FEE_ACCOUNT_ID, INSURANCE_FUND_ID)  # opened with 
 DEFAULT_LEVERAGE: Final = 10 * RATE_ONE  # Bybit's default for a new USDT-perpetual position
 
 MarkOf = Callable[[str], "int | None"]
-OrderLossOf = Callable[[int, InstrumentSpec], int]
 
 
 class OpenOrderSums:
@@ -240,18 +239,22 @@ class MarginModel:
         """Return the IM a position counts at a value (with its fee to close)."""
         raise NotImplementedError
 
-    def risk_value(self, account: Account, coin: str, instruments: dict[str, InstrumentSpec],
-                   mark_of: MarkOf, order_loss_of: OrderLossOf) -> RiskValue:
-        """Return the account's risk value in `coin` at the current marks, from scratch."""
+    def risk_value(self, ledger: MarginLedger, account: Account, coin: str) -> RiskValue:
+        """Return the account's risk value in `coin` at the ledger's marks, from scratch.
+
+        Prices and order loss are asked of the ledger (`mark_ticks`, `order_loss_atoms`):
+        compiled, a method of this base class is a native call, where a callable handed in
+        was a generic one per symbol (issue #14).
+        """
         raise NotImplementedError
 
-    def slack_terms(self, account: Account, coin: str, instruments: dict[str, InstrumentSpec],
-                    mark_of: MarkOf, order_loss_of: OrderLossOf) -> tuple[int, int, int]:
+    def slack_terms(self, ledger: MarginLedger, account: Account,
+                    coin: str) -> tuple[int, int, int]:
         """Return `risk_value`'s (margin balance, MM, order loss): what a margin budget reads.
 
         A mode that can compute them for less than the whole risk value overrides this.
         """
-        figures = self.risk_value(account, coin, instruments, mark_of, order_loss_of)
+        figures = self.risk_value(ledger, account, coin)
         return figures.margin_balance_atoms, figures.mm_atoms, figures.order_loss_atoms
 
     def account_risk(self, clearing: MarginLedger, account: Account) -> AccountRisk:

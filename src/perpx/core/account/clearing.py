@@ -147,6 +147,20 @@ def _order_loss_moved(account: Account, contract: ContractMaths, order: RestingO
         unlist_order(memo.buys if side is _BUY else memo.sells, order)
 
 
+def index_reads_orders(account: Account) -> bool:
+    """Tell whether the risk index's filing of `account` can read its open orders.
+
+    An isolated account is filed by its positions' own triggers, and an account with no
+    position record (never held one) is not filed at all (`RiskIndex._file`): an order
+    resting on or leaving either changes nothing the index holds, so it does not mark the
+    account dirty (issue #14: most refreshes of isolated accounts found their filing as it
+    was). Whatever moves a position or its margin marks the account by its own path. A
+    property test holds every such account filed as a fresh index files it, after every
+    command.
+    """
+    return bool(account.positions) and not account.model.holds_position_margin
+
+
 class DeliverySettled:
     """What settling a future's positions at delivery did (`Clearing.settle_delivery`)."""
 
@@ -206,7 +220,7 @@ class Clearing(ReplenishingLedger):
         self.refresh_coins()
         self.accounts: dict[int, Account] = {i: Account(i, CROSS) for i in OPENING_ACCOUNT_IDS}
         # Derived: accounts whose wallet, positions or orders moved since the risk index last
-        # looked at them.
+        # looked at them (orders only where its filing reads them: `index_reads_orders`).
         self.dirty: set[int] = set()
         # Derived: accounts that have held a second coin, or a coin not at par, or entered
         # portfolio margin: the only ones that can be a USD pool, so the only ones the hourly
@@ -239,8 +253,7 @@ class Clearing(ReplenishingLedger):
         `coin` at the coin's USD price (amounts down, requirements up); wallet and unrealized
         P&L stay the coin's own.
         """
-        own = account_figures(account, coin, self.instruments, self.mark_of,
-                              self.order_loss_atoms)
+        own = account_figures(self, account, coin)
         if not self.pooled(account):
             return own
         risk = self.account_risk(account)
@@ -270,13 +283,11 @@ class Clearing(ReplenishingLedger):
         For a caller that already knows the account is not pooled (the risk index's budget
         of a cross account in one coin), where `figures` are the coin's own.
         """
-        return account.model.slack_terms(account, coin, self.instruments, self.mark_of,
-                                         self.order_loss_atoms)
+        return account.model.slack_terms(self, account, coin)
 
     def coin_figures(self, account: Account, coin: str) -> AccountFigures:
         """Return the figures of `coin` alone: its wallet and the contracts settled in it."""
-        return account_figures(account, coin, self.instruments, self.mark_of,
-                               self.order_loss_atoms)
+        return account_figures(self, account, coin)
 
     # -- collateral across coins (next-mechanics §4) ---------------------------------------
 
@@ -913,7 +924,8 @@ class Clearing(ReplenishingLedger):
             return
         account = self.accounts[account_id]
         account.forget_order_margin(symbol)
-        self.dirty.add(account_id)
+        if index_reads_orders(account):
+            self.dirty.add(account_id)
         spec = self.instruments[symbol]
         key3 = spec.keys.side(order.position_idx, order.side)
         sums = account.order_sums.get(key3)
@@ -939,7 +951,8 @@ class Clearing(ReplenishingLedger):
             account_id = order.account_obj
             account = self.accounts[account_id]
             account.forget_order_margin(order.symbol)
-            self.dirty.add(account_id)
+            if index_reads_orders(account):
+                self.dirty.add(account_id)
             self._shrink_sums(account, self.instruments[order.symbol], order, order.leaves_lots,
                               0)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Final
 
 from perpx.core import calc, liqprice
-from perpx.core.account.accounts import Account, MarginLedger, MarginModel, MarkOf, OrderLossOf
+from perpx.core.account.accounts import Account, MarginLedger, MarginModel
 from perpx.core.account.collateral import usd_ceil, usd_floor
 from perpx.core.account.margin import order_margin_atoms, order_margin_ceiling
 from perpx.core.account.portfolio import PmAccountResult, PmLeg, portfolio_margin
@@ -53,23 +53,30 @@ def position_risk(position: Position, spec: InstrumentSpec, mark_ticks: int,
     return PositionRisk(value, upnl, im, mm, ftc)
 
 
-def account_figures(account: Account, coin: str, instruments: dict[str, InstrumentSpec],
-                    mark_of: MarkOf, order_loss_of: OrderLossOf) -> RiskValue:
+def account_figures(ledger: MarginLedger, account: Account, coin: str) -> RiskValue:
     """Return an account's risk value for `coin` by its own model (seed 001)."""
-    return account.model.risk_value(account, coin, instruments, mark_of, order_loss_of)
+    return account.model.risk_value(ledger, account, coin)
 
 
-def _order_terms(account: Account, coin: str, instruments: dict[str, InstrumentSpec],
-                 symbols: set[str], order_loss_of: OrderLossOf,
+def _order_terms(ledger: MarginLedger, account: Account, coin: str, symbols: set[str],
                  with_im: bool = True) -> tuple[int, int]:
     """Return (order IM, order loss) over `symbols` and those with open orders in `coin`.
 
-    Order loss is measured only against a published mark price (`order_loss_of`). Without
-    `with_im` the order IM is not computed (0): a margin budget reads only the order loss.
+    Order loss is measured only against a published mark price (`order_loss_atoms`, asked
+    of the ledger by a native call: a callable handed in was a generic call per symbol).
+    Without `with_im` the order IM is not computed (0): a margin budget reads only the
+    order loss.
     """
+    instruments = ledger.instruments
+    account_id = account.account_id
+    # A symbol's side groups mostly come one after another: one that repeats the last symbol
+    # looked at is skipped (its coin, so its verdict, is the same), not looked up again.
+    last = ""
     for (symbol, _idx, _side), sums in account.order_sums.items():
-        if sums.leaves_lots and instruments[symbol].settle_coin == coin:
-            symbols.add(symbol)
+        if sums.leaves_lots and symbol != last:
+            last = symbol
+            if instruments[symbol].settle_coin == coin:
+                symbols.add(symbol)
     order_im = order_loss = 0
     # In the set's order, not sorted: exact integer sums do not depend on the order, and
     # each symbol's terms (and the caches they fill) are its own.
@@ -77,19 +84,19 @@ def _order_terms(account: Account, coin: str, instruments: dict[str, InstrumentS
         spec = instruments[symbol]
         if with_im:
             order_im += order_margin_atoms(account, spec)
-        order_loss += order_loss_of(account.account_id, spec)
+        order_loss += ledger.order_loss_atoms(account_id, spec)
     return order_im, order_loss
 
 
-def _positions_at_mark(model: MarginModel, account: Account, coin: str,
-                       instruments: dict[str, InstrumentSpec], mark_of: MarkOf,
+def _positions_at_mark(model: MarginModel, ledger: MarginLedger, account: Account, coin: str,
                        with_im: bool = True) -> tuple[int, int, int, set[str]]:
     """Return (uPnL, IM, MM, symbols) of the account's open positions settled in `coin`.
 
-    Each is valued at `mark_of` (the entry price before any mark); the model says what IM a
-    position takes (not computed, 0, without `with_im`). `position_risk`, written out: the
-    property tests compare the figures.
+    Each is valued at the ledger's `mark_ticks` (the entry price before any mark); the model
+    says what IM a position takes (not computed, 0, without `with_im`). `position_risk`,
+    written out: the property tests compare the figures.
     """
+    instruments = ledger.instruments
     upnl = position_im = mm = 0
     symbols: set[str] = set()
     for (symbol, _idx), position in account.positions.items():
@@ -102,7 +109,7 @@ def _positions_at_mark(model: MarginModel, account: Account, coin: str,
         symbols.add(symbol)
         qty = size if size > 0 else -size
         entry = position.entry_value_atoms
-        mark = mark_of(symbol)
+        mark = ledger.mark_ticks(symbol)
         if mark is None:
             mark = calc.average_entry_display(spec, entry, qty)
         value = spec.contract.value_ceil_atoms(mark, qty)
@@ -166,44 +173,41 @@ class CrossMargin(_Stateless):
         """IM = ceil(PV / L) + fee to close, at the current value (spec §1.1)."""
         return calc.initial_margin_atoms(value_atoms, position.leverage) + fee_to_close_atoms
 
-    def risk_value(self, account: Account, coin: str, instruments: dict[str, InstrumentSpec],
-                   mark_of: MarkOf, order_loss_of: OrderLossOf) -> RiskValue:
-        """Positions at `mark_of` (the mark, or the last price before any mark exists).
+    def risk_value(self, ledger: MarginLedger, account: Account, coin: str) -> RiskValue:
+        """Positions at the mark (or the last price before any mark exists).
 
         Both sides of a hedge-mode symbol open: seed 001's hedged formulas replace the sum
         of the two positions' own IM and MM.
         """
         wallet, upnl, margin_balance, position_im, mm, order_im, order_loss = self._terms(
-            account, coin, instruments, mark_of, order_loss_of, True)
+            ledger, account, coin, True)
         available = margin_balance + order_loss - position_im - order_im
         return RiskValue(wallet, upnl, margin_balance, position_im, order_im, mm, order_loss,
                          available)
 
-    def slack_terms(self, account: Account, coin: str, instruments: dict[str, InstrumentSpec],
-                    mark_of: MarkOf, order_loss_of: OrderLossOf) -> tuple[int, int, int]:
+    def slack_terms(self, ledger: MarginLedger, account: Account,
+                    coin: str) -> tuple[int, int, int]:
         """`risk_value`'s margin balance, MM and order loss, without its IM terms."""
         _wallet, _upnl, margin_balance, _im, mm, _order_im, order_loss = self._terms(
-            account, coin, instruments, mark_of, order_loss_of, False)
+            ledger, account, coin, False)
         return margin_balance, mm, order_loss
 
-    def _terms(self, account: Account, coin: str, instruments: dict[str, InstrumentSpec],
-               mark_of: MarkOf, order_loss_of: OrderLossOf,
+    def _terms(self, ledger: MarginLedger, account: Account, coin: str,
                with_im: bool) -> tuple[int, int, int, int, int, int, int]:
         """Return (wallet, uPnL, margin balance, position IM, MM, order IM, order loss).
 
         The one rule for both `risk_value` and `slack_terms`; without `with_im` the two IM
         terms are not computed (0), which is all a margin budget saves.
         """
-        upnl, position_im, mm, symbols = _positions_at_mark(self, account, coin, instruments,
-                                                            mark_of, with_im)
+        upnl, position_im, mm, symbols = _positions_at_mark(self, ledger, account, coin, with_im)
         hedged: dict[str, list[Position]] = {}
         for (symbol, idx), position in account.positions.items():
             if idx and position.size_lots and symbol in symbols:
                 hedged.setdefault(symbol, []).append(position)
         for symbol, pair in hedged.items():
             if len(pair) == 2:
-                spec = instruments[symbol]
-                mark = mark_of(symbol) or calc.average_entry_display(
+                spec = ledger.instruments[symbol]
+                mark = ledger.mark_ticks(symbol) or calc.average_entry_display(
                     spec, pair[0].entry_value_atoms, pair[0].qty_lots)
                 for position in pair:
                     risk = position_risk(position, spec, mark, MarginMode.CROSS)
@@ -218,8 +222,7 @@ class CrossMargin(_Stateless):
                 if with_im:
                     position_im += margins.long_im + margins.short_im
                 mm += margins.long_mm + margins.short_mm
-        order_im, order_loss = _order_terms(account, coin, instruments, symbols, order_loss_of,
-                                            with_im)
+        order_im, order_loss = _order_terms(ledger, account, coin, symbols, with_im)
         wallet = account.balance(coin)
         return wallet, upnl, wallet + upnl, position_im, mm, order_im, order_loss
 
@@ -443,12 +446,10 @@ class IsolatedMargin(_Stateless):
         return spec.contract.position_margin_atoms(side, position.entry_value_atoms,
                                                    position.leverage, spec.taker_fee_rate)
 
-    def risk_value(self, account: Account, coin: str, instruments: dict[str, InstrumentSpec],
-                   mark_of: MarkOf, order_loss_of: OrderLossOf) -> RiskValue:
-        """Positions at `mark_of` for uPnL and MM; IM is their allocated margin."""
-        upnl, position_im, mm, symbols = _positions_at_mark(self, account, coin, instruments,
-                                                            mark_of)
-        order_im, order_loss = _order_terms(account, coin, instruments, symbols, order_loss_of)
+    def risk_value(self, ledger: MarginLedger, account: Account, coin: str) -> RiskValue:
+        """Positions at the mark for uPnL and MM; IM is their allocated margin."""
+        upnl, position_im, mm, symbols = _positions_at_mark(self, ledger, account, coin)
+        order_im, order_loss = _order_terms(ledger, account, coin, symbols)
         wallet = account.balance(coin)
         available = wallet - position_im - order_im
         return RiskValue(wallet, upnl, wallet + upnl, position_im, order_im, mm, order_loss,
@@ -609,16 +610,16 @@ class PortfolioMargin(_Stateless):
         """No position margin: IM exists only per risk unit."""
         return 0
 
-    def risk_value(self, account: Account, coin: str, instruments: dict[str, InstrumentSpec],
-                   mark_of: MarkOf, order_loss_of: OrderLossOf) -> RiskValue:
+    def risk_value(self, ledger: MarginLedger, account: Account, coin: str) -> RiskValue:
         """Return the coin's wallet, uPnL and order loss; its IM and MM are the units' (in USD)."""
-        upnl, _im, _mm, symbols = _positions_at_mark(self, account, coin, instruments, mark_of)
+        instruments = ledger.instruments
+        upnl, _im, _mm, symbols = _positions_at_mark(self, ledger, account, coin)
         for (symbol, _idx, _side), sums in account.order_sums.items():
             if sums.leaves_lots and instruments[symbol].settle_coin == coin:
                 symbols.add(symbol)
         order_loss = 0
         for symbol in sorted(symbols):
-            order_loss += order_loss_of(account.account_id, instruments[symbol])
+            order_loss += ledger.order_loss_atoms(account.account_id, instruments[symbol])
         wallet = account.balance(coin)
         return RiskValue(wallet, upnl, wallet + upnl, 0, 0, 0, order_loss,
                          wallet + upnl + order_loss)

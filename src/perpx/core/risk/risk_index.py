@@ -104,13 +104,19 @@ def _exposure(account: Account) -> dict[str, _Held]:
                 held = exposure[position.symbol] = _Held()
             held.net += size
             held.gross += size if size > 0 else -size
+    # A symbol's side groups mostly come one after another: the last row is kept, not
+    # looked up again for the same symbol.
+    last = ""
+    row: _Held | None = None
     for (symbol, _idx, _side), sums in account.order_sums.items():
         leaves = sums.leaves_lots
         if leaves:
-            held = exposure.get(symbol)
-            if held is None:
-                held = exposure[symbol] = _Held()
-            held.ordered += leaves
+            if row is None or symbol != last:
+                row = exposure.get(symbol)
+                if row is None:
+                    row = exposure[symbol] = _Held()
+                last = symbol
+            row.ordered += leaves
     return exposure
 
 
@@ -331,7 +337,12 @@ class RiskIndex:
                 entries.insert(bisect_left_ints(entries, entry, 0, len(entries)), entry)
 
     def _file(self, account: Account, out: list[Filing]) -> None:
-        """Append the filings of `account`'s current triggers to `out`."""
+        """Append the filings of `account`'s current triggers to `out`.
+
+        An isolated account's come from its positions alone, and an account without a held
+        position has none: the clearing marks an account dirty on an order only where they
+        read orders (`perpx.core.account.clearing.index_reads_orders`).
+        """
         held = [p for p in account.positions.values() if p.size_lots]
         if not held:
             return
