@@ -14,9 +14,9 @@ journal, not a future, a task wake-up and a result of its own (issue #14).
 
 A command's entry is the event bus's (`perpx.bus.codec.Durable`: seq, time, events), made
 once when it is applied: the batch's future answers with it, and subscribers that take entries
-(`subscribe_entries`: the bus publisher) get the same object, so the msgpack of its events,
-made once on first need and kept on it, serves both the command's reply and its bus batch
-(issue #15).
+(`subscribe_entries`: the bus publisher) get the same object, a durable batch's at once, so the
+msgpack of its events, made once on first need and kept on it, serves both the command's reply
+and its bus batch (issue #15).
 
 If the journal fails, the engine has applied commands that are not durable: the sequencer
 stops (fail-stop) and every pending and later `submit` raises; a restart recovers from the
@@ -60,8 +60,8 @@ from perpx.store.journal import Journal, OutcomeNotKept
 log = logging.getLogger("perpx.sequencer")
 
 Subscriber = Callable[[Command, list[Event]], None]
-# A subscriber that takes each durable command's entry itself (the bus publisher).
-EntrySubscriber = Callable[[Durable], None]
+# A subscriber that takes each durable batch's entries at once, in seq order (the bus publisher).
+EntrySubscriber = Callable[[list[Durable]], None]
 
 # How many recent request ids the writer remembers with their outcome. It must cover every
 # command that can be in flight when a leader dies (a batch being journaled and the next one
@@ -163,7 +163,11 @@ class Sequencer:
         self._subscribers.append(subscriber)
 
     def subscribe_entries(self, subscriber: EntrySubscriber) -> None:
-        """Call `subscriber(entry)` for every durable command, in seq order (see the doc)."""
+        """Call `subscriber(entries)` for every durable batch: its entries, in seq order.
+
+        After the `subscribe` subscribers have seen the batch's commands; one call a batch,
+        not one a command (the entries are the ones the batch's futures answer with).
+        """
         self._entry_subscribers.append(subscriber)
 
     def stamp(self, command: Command) -> Command:
@@ -352,19 +356,18 @@ class Sequencer:
             self.durable_seq = last
             first = commands[0].seq
             subscribers = self._subscribers
-            takers = self._entry_subscribers
-            if subscribers or takers:  # every one sees every durable command, in seq order
+            if subscribers:  # every one sees every durable command, in seq order
                 for command, entry in zip(commands, entries, strict=True):
                     for subscriber in subscribers:
                         try:
                             subscriber(command, entry.events)
                         except Exception:  # a side task must never cost an answer (see above)
                             self._subscriber_failed(subscriber, command.seq)
-                    for taker in takers:
-                        try:
-                            taker(entry)
-                        except Exception:
-                            self._subscriber_failed(taker, command.seq)
+            for taker in self._entry_subscribers:
+                try:
+                    taker(entries)
+                except Exception:
+                    self._subscriber_failed(taker, first)
             # Answers only now (their callbacks run once this loop yields, after every
             # subscriber above has seen the batch, as when each was answered in turn).
             waiters = self._waiters
@@ -388,7 +391,10 @@ class Sequencer:
             self._in_flight = ([], [])
 
     def _subscriber_failed(self, subscriber: object, seq: int) -> None:
-        """Count and log a subscriber's exception (called from its `except`)."""
+        """Count and log a subscriber's exception (called from its `except`).
+
+        `seq`: the command's, or the first of a batch handed whole.
+        """
         self.subscriber_failures += 1
         log.exception("subscriber %r failed on seq %d", subscriber, seq)
 

@@ -200,13 +200,16 @@ class ExchangeService:
                 events = followed[rid][1]
             self.sequencer.remember(rid, seq, events)
         del self._recorded
-        self.sequencer.subscribe(self._on_durable if read_side else self._on_durable_only)
+        if read_side:
+            self.sequencer.subscribe(self._on_durable)
+        else:  # one call a durable batch: the writer only folds nothing
+            self.sequencer.subscribe_entries(self._on_durable_only)
         # The event bus (issue #15): each durable command's events go on it, never waited for.
         self.bus = bus
         if bus is not None:
             bus.follow(self.engine.last_seq)  # republish what the bus missed before a restart
             # The sequencer's entries themselves: their msgpack is the command's reply's too.
-            self.sequencer.subscribe_entries(bus.on_entry)
+            self.sequencer.subscribe_entries(bus.on_entries)
         self.snapshotter: Snapshotter | None = None
         if snapshots is not None and (snapshot_every or snapshot_seconds):
             if not hasattr(os, "fork"):
@@ -326,9 +329,9 @@ class ExchangeService:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush_history)
 
-    def _on_durable_only(self, command: Command, events: list[Event]) -> None:
-        """Say the seq is durable (`settled` waits on it): the writer only folds nothing."""
-        self._readable.advance(command.seq)
+    def _on_durable_only(self, entries: list[Durable]) -> None:
+        """Say the batch is durable (`settled` waits on it): the writer only folds nothing."""
+        self._readable.advance(entries[-1].seq)
 
     def _read_side_failed(self, seq: int, failure: Exception) -> None:
         log.error("projecting seq %d failed: the read side is unsound until a restart",

@@ -220,7 +220,7 @@ def test_the_writer_replies_and_publishes_the_old_bytes_on_a_real_flow() -> None
         sequencer = Sequencer(Engine([spec]), MemoryJournal(), clock=lambda: next(clock))
         seen: dict[int, list[Event]] = {}
         sequencer.subscribe(lambda command, events: seen.__setitem__(command.seq, events))
-        sequencer.subscribe_entries(publisher.on_entry)
+        sequencer.subscribe_entries(publisher.on_entries)
         at, turn = 0, 0
         while at < len(commands):
             group = commands[at:at + next(sizes)]
