@@ -49,7 +49,6 @@ from perpx.transport.wire import (
     Wire,
     command_subject,
     frame,
-    frame_pieces,
 )
 
 # What one read of a connection asks for: many frames of ~120 bytes (a gateway's commands in
@@ -260,16 +259,17 @@ class CommandEndpoint:
             durable = self._durable_seq()
             ok = wire.ok_entry
             replies = [ok(entry, durable) for entry in entries]
-        self._queue(writer, frame_pieces(frame_ids, replies))
+        self._queue(writer, [frame(request_id, reply)
+                             for request_id, reply in zip(frame_ids, replies, strict=True)])
 
-    def _queue(self, writer: asyncio.StreamWriter, pieces: list[bytes]) -> None:
-        """Queue frames (`frame_pieces`) for the connection's write at the end of this turn."""
+    def _queue(self, writer: asyncio.StreamWriter, frames: list[bytes]) -> None:
+        """Queue `frames` for the connection's write at the end of this turn of the loop."""
         queued = self._replies.get(writer)
         if queued is None:
-            self._replies[writer] = pieces
+            self._replies[writer] = frames
             asyncio.get_running_loop().call_soon(self._send_replies, writer)
         else:
-            queued += pieces
+            queued += frames
 
     async def _one(self, command: Command, request_id: bytes | None, wire: Wire) -> bytes:
         """Return the reply to one decoded command (`handle`'s, and a group's retry)."""
@@ -293,12 +293,12 @@ class CommandEndpoint:
         # The replies of one group commit are answered in one turn of the loop: they are
         # written together, one send for the connection instead of one each (frames in the
         # order they were answered, as before).
-        self._queue(writer, frame_pieces((request_id,), (reply,)))
+        self._queue(writer, [frame(request_id, reply)])
 
     def _send_replies(self, writer: asyncio.StreamWriter) -> None:
-        pieces = self._replies.pop(writer, None)
-        if pieces and not writer.is_closing():
-            writer.write(b"".join(pieces))
+        frames = self._replies.pop(writer, None)
+        if frames and not writer.is_closing():
+            writer.write(frames[0] if len(frames) == 1 else b"".join(frames))
 
     # -- NATS request/reply ---------------------------------------------------------------
 

@@ -235,16 +235,3 @@ class Wire:
 def frame(request_id: int, body: bytes) -> bytes:
     """Return `body` framed for the socket under `request_id`."""
     return HEADER.pack(8 + len(body), request_id) + body
-
-
-def frame_pieces(request_ids: Sequence[int], bodies: Sequence[bytes]) -> list[bytes]:
-    """Return `bodies` framed under their `request_ids`: each one's header, then its body.
-
-    Joined, they are the frames `frame` makes; the writer joins a turn's replies once
-    (`CommandEndpoint`) rather than copying each reply into its frame first.
-    """
-    pack = HEADER.pack
-    pieces: list[bytes] = []
-    for request_id, body in zip(request_ids, bodies, strict=True):
-        pieces += (pack(8 + len(body), request_id), body)
-    return pieces

@@ -6,14 +6,11 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from test_transport import ACCOUNT, order, sqlite_service
 
 from perpx.core.commands import Deposit
 from perpx.core.events import OrderAccepted
 from perpx.transport import CommandEndpoint, UnixWriterClient
-from perpx.transport.wire import frame, frame_pieces
 
 
 def test_replies_answered_in_one_turn_share_one_write(tmp_path: Path,
@@ -24,7 +21,7 @@ def test_replies_answered_in_one_turn_share_one_write(tmp_path: Path,
     send = CommandEndpoint._send_replies
 
     def counted(self: CommandEndpoint, writer: asyncio.StreamWriter) -> None:
-        writes.append(len(self._replies.get(writer, [])) // 2)  # a header and a body each
+        writes.append(len(self._replies.get(writer, [])))
         send(self, writer)
 
     monkeypatch.setattr(CommandEndpoint, "_send_replies", counted)
@@ -51,9 +48,3 @@ def test_replies_answered_in_one_turn_share_one_write(tmp_path: Path,
     assert sum(writes) == count
     assert len(writes) < count  # a group commit's replies went out in one write
     assert not endpoint._replies
-
-
-@given(st.lists(st.tuples(st.integers(0, 2**64 - 1), st.binary(max_size=300)), max_size=5))
-def test_frame_pieces_joined_are_the_frames(replies: list[tuple[int, bytes]]) -> None:
-    ids, bodies = [rid for rid, _ in replies], [body for _, body in replies]
-    assert b"".join(frame_pieces(ids, bodies)) == b"".join(map(frame, ids, bodies))
