@@ -110,7 +110,7 @@ async def _writer(folder: Path, bus_url: str, clients: int, connections: int, or
                               bus=publisher, read_side=False)
     endpoint = CommandEndpoint(service.submit, stopped=service.stopped.is_set,
                                durable_seq=lambda: service.sequencer.durable_seq,
-                               submit_all=service.submit_all)
+                               submit_entries=service.submit_entries)
     freeze_loaded()  # as `perpx serve` does once the writer's state is loaded
     socket_path = str(folder / "w.sock")
     await endpoint.start_unix(socket_path)

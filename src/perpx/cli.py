@@ -665,7 +665,7 @@ async def open_endpoint(settings: ServeSettings,
     endpoint = CommandEndpoint(service.submit, stopped=lambda: service.stopped.is_set()
                                or service.sequencer.closed,
                                durable_seq=lambda: service.sequencer.durable_seq,
-                               fund=service.fund_for_gateway, submit_all=service.submit_all)
+                               fund=service.fund_for_gateway, submit_entries=service.submit_entries)
     if settings.command_socket is not None:
         await endpoint.start_unix(settings.command_socket)
         console.print(f"commands: unix://{settings.command_socket}", soft_wrap=True)

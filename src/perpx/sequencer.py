@@ -8,9 +8,15 @@ the next accumulates, so one flush carries many commands under load (group commi
 
 Commands that come together (a batch request, a gateway forwarding many) go in with
 `submit_all`: each is stamped and applied in its order at once, with nothing between them, and
-the whole batch shares ONE future, resolved with every command's events once the last is
+the whole batch shares ONE future, resolved with every command's entry once the last is
 durable. What a command costs the writer is then its stamp, its apply and its place in the
 journal, not a future, a task wake-up and a result of its own (issue #14).
+
+A command's entry is the event bus's (`perpx.bus.codec.Durable`: seq, time, events), made
+once when it is applied: the batch's future answers with it, and subscribers that take entries
+(`subscribe_entries`: the bus publisher) get the same object, a durable batch's at once, so the
+msgpack of its events, made once on first need and kept on it, serves both the command's reply
+and its bus batch (issue #15).
 
 If the journal fails, the engine has applied commands that are not durable: the sequencer
 stops (fail-stop) and every pending and later `submit` raises; a restart recovers from the
@@ -45,6 +51,7 @@ from typing import cast
 
 import msgspec
 
+from perpx.bus.codec import Durable
 from perpx.core.commands import Command
 from perpx.core.engine import Engine
 from perpx.core.events import Event
@@ -53,6 +60,8 @@ from perpx.store.journal import Journal, OutcomeNotKept
 log = logging.getLogger("perpx.sequencer")
 
 Subscriber = Callable[[Command, list[Event]], None]
+# A subscriber that takes each durable batch's entries at once, in seq order (the bus publisher).
+EntrySubscriber = Callable[[list[Durable]], None]
 
 # How many recent request ids the writer remembers with their outcome. It must cover every
 # command that can be in flight when a leader dies (a batch being journaled and the next one
@@ -75,8 +84,8 @@ Recorded = tuple[int, list[Event] | None]
 # A request id in the window: the seq of its command while in flight (applied, not yet
 # durable), then its Recorded outcome.
 Kept = int | Recorded
-# A `submit_all` batch's one future: (its last command's seq, the future, the outcomes).
-BatchAck = tuple[int, asyncio.Future[list[list[Event]]], list[list[Event]]]
+# A `submit_all` batch's one future: (its last command's seq, the future, the entries).
+BatchAck = tuple[int, asyncio.Future[list[Durable]], list[Durable]]
 # recompute(seq, more): the events of the journaled command at `seq`, by replay; with those
 # of any seq of `more` the replay passed on its way (a dict by seq, `seq` in it). Blocking.
 Recompute = Callable[[int, list[int]], dict[int, list[Event]]]
@@ -104,18 +113,19 @@ class Sequencer:
         self._clock = clock
         self._max_batch = max_batch
         # The commands applied and not yet taken by the flush loop, side by side with their
-        # events and request ids: three appends a command, no object of its own (issue #14).
+        # entries and request ids: three appends a command (issue #14).
         self._commands: list[Command] = []
-        self._events: list[list[Event]] = []
+        self._entries: list[Durable] = []
         self._rids: list[bytes | None] = []
-        # The batch being journaled or handed out (commands, events); `applied_after`.
-        self._in_flight: tuple[list[Command], list[list[Event]]] = ([], [])
+        # The batch being journaled or handed out (commands, entries); `applied_after`.
+        self._in_flight: tuple[list[Command], list[Durable]] = ([], [])
         self._in_flight_last = engine.last_seq  # its last seq (durable_seq when none)
         # Who waits: one command's future by its seq (`submit`'s, or a resend's of a batch's
         # command in flight), and the batches' futures in seq order of their last command.
         self._waiters: dict[int, asyncio.Future[list[Event]]] = {}
         self._batch_acks: deque[BatchAck] = deque()
         self._subscribers: list[Subscriber] = []
+        self._entry_subscribers: list[EntrySubscriber] = []
         self._flusher: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
         self._closed = False
@@ -152,6 +162,14 @@ class Sequencer:
         """Call `subscriber(command, events)` for every durable command, in seq order."""
         self._subscribers.append(subscriber)
 
+    def subscribe_entries(self, subscriber: EntrySubscriber) -> None:
+        """Call `subscriber(entries)` for every durable batch: its entries, in seq order.
+
+        After the `subscribe` subscribers have seen the batch's commands; one call a batch,
+        not one a command (the entries are the ones the batch's futures answer with).
+        """
+        self._entry_subscribers.append(subscriber)
+
     def stamp(self, command: Command) -> Command:
         """Give `command` the next seq and a time no earlier than the last one's."""
         ts_ms = max(self._clock(), self.engine.last_ts_ms)
@@ -182,8 +200,8 @@ class Sequencer:
 
     async def submit_all(self, commands: Sequence[Command],
                          request_ids: Sequence[bytes | None] | None = None
-                         ) -> list[list[Event]]:
-        """Sequence, apply and journal `commands` in order; return each one's events.
+                         ) -> list[Durable]:
+        """Sequence, apply and journal `commands` in order; return each one's entry.
 
         `submit` for each, with nothing between them (`submit_all_nowait`).
         """
@@ -191,22 +209,23 @@ class Sequencer:
 
     def submit_all_nowait(self, commands: Sequence[Command],
                           request_ids: Sequence[bytes | None] | None = None
-                          ) -> asyncio.Future[list[list[Event]]]:
-        """Apply `commands` now, in order; one future resolves to their events once durable.
+                          ) -> asyncio.Future[list[Durable]]:
+        """Apply `commands` now, in order; one future resolves to their entries once durable.
 
         Each command is what `submit_nowait` makes of it (its own stamp, apply, request id
         and window entry, by the same code), applied right after the one before it. The batch
         shares one future, hung on its last applied command: the journal is written in seq
         order, so that one durable means all are. A command whose request id the window
         holds (a resent batch, whose journaled commands are a prefix) is answered as
-        `submit_nowait` answers it, and the future waits for those answers too.
+        `submit_nowait` answers it, and the future waits for those answers too (its entry
+        then is its recorded events' seq and time, `Durable.from_events`).
         """
         self._accepting()
         ids = request_ids if request_ids is not None else [None] * len(commands)
         if len(ids) != len(commands):
             raise ValueError(f"{len(commands)} commands but {len(ids)} request ids")
         recent = self._recent
-        outcomes: list[list[Event]] = []
+        outcomes: list[Durable] = []
         applied = False
         resent: list[tuple[int, asyncio.Future[list[Event]]]] = []
         apply = self._apply
@@ -215,11 +234,12 @@ class Sequencer:
                 hit = recent.get(request_id)
                 if hit is not None:
                     resent.append((len(outcomes), self._resent(request_id, hit)))
-                    outcomes.append([])  # its answer comes from `_resent`
+                    # Its answer comes from `_resent`; until then, its seq without events.
+                    outcomes.append(Durable(hit if isinstance(hit, int) else hit[0], 0, []))
                     continue
             outcomes.append(apply(command, request_id))
             applied = True
-        done: asyncio.Future[list[list[Event]]] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[list[Durable]] = asyncio.get_running_loop().create_future()
         if not applied:
             done.set_result(outcomes)  # nothing applied: nothing to wait for but the resends
         else:
@@ -234,7 +254,7 @@ class Sequencer:
         if self._failure is not None or self._closed:
             raise SequencerStopped("sequencer is stopped") from self._failure
 
-    def _apply(self, command: Command, request_id: bytes | None) -> list[Event]:
+    def _apply(self, command: Command, request_id: bytes | None) -> Durable:
         """Stamp and apply `command` now and queue it for the journal, under `request_id`."""
         stamped = self.stamp(command)
         try:
@@ -244,15 +264,16 @@ class Sequencer:
             # The batch in flight is durable whatever happens here: it is still answered.
             self._fail(bug, self._in_flight_last)
             raise
+        entry = Durable(stamped.seq, stamped.ts_ms, events)
         self._commands.append(stamped)
-        self._events.append(events)
+        self._entries.append(entry)
         self._rids.append(request_id)
         if request_id is not None:
             recent = self._recent
             recent[request_id] = stamped.seq
             if len(recent) > self._window:
                 recent.popitem(last=False)
-        return events
+        return entry
 
     def _flushing(self) -> None:
         """Make sure the flush loop runs (it ends whenever nothing is pending)."""
@@ -323,8 +344,8 @@ class Sequencer:
     async def _flush_loop(self) -> None:
         recent = self._recent
         while self._commands:
-            commands, events, rids = self._take()
-            self._in_flight = (commands, events)
+            commands, entries, rids = self._take()
+            self._in_flight = (commands, entries)
             self._in_flight_last = last = commands[-1].seq
             try:
                 await asyncio.to_thread(self.journal.append, commands, rids)
@@ -336,14 +357,17 @@ class Sequencer:
             first = commands[0].seq
             subscribers = self._subscribers
             if subscribers:  # every one sees every durable command, in seq order
-                for command, outcome in zip(commands, events, strict=True):
+                for command, entry in zip(commands, entries, strict=True):
                     for subscriber in subscribers:
                         try:
-                            subscriber(command, outcome)
+                            subscriber(command, entry.events)
                         except Exception:  # a side task must never cost an answer (see above)
-                            self.subscriber_failures += 1
-                            log.exception("subscriber %r failed on seq %d", subscriber,
-                                          command.seq)
+                            self._subscriber_failed(subscriber, command.seq)
+            for taker in self._entry_subscribers:
+                try:
+                    taker(entries)
+                except Exception:
+                    self._subscriber_failed(taker, first)
             # Answers only now (their callbacks run once this loop yields, after every
             # subscriber above has seen the batch, as when each was answered in turn).
             waiters = self._waiters
@@ -353,29 +377,36 @@ class Sequencer:
                 for seq in due:
                     done = waiters.pop(seq, None)
                     if done is not None and not done.done():
-                        done.set_result(events[seq - first])
+                        done.set_result(entries[seq - first].events)
             acks = self._batch_acks
             while acks and acks[0][0] <= last:
                 _, whole, outcomes = acks.popleft()
                 if not whole.done():
                     whole.set_result(outcomes)
-            for seq, rid, outcome in zip(range(first, last + 1), rids, events,
-                                         strict=True):
+            for seq, rid, entry in zip(range(first, last + 1), rids, entries, strict=True):
                 if rid is not None and rid in recent:
                     # Durable: keep the outcome only (seq and events; the window is
                     # long-lived memory; same key, so its place is unchanged).
-                    recent[rid] = (seq, outcome)
+                    recent[rid] = (seq, entry.events)
             self._in_flight = ([], [])
 
-    def _take(self) -> tuple[list[Command], list[list[Event]], list[bytes | None]]:
+    def _subscriber_failed(self, subscriber: object, seq: int) -> None:
+        """Count and log a subscriber's exception (called from its `except`).
+
+        `seq`: the command's, or the first of a batch handed whole.
+        """
+        self.subscriber_failures += 1
+        log.exception("subscriber %r failed on seq %d", subscriber, seq)
+
+    def _take(self) -> tuple[list[Command], list[Durable], list[bytes | None]]:
         """Take the next batch (up to `max_batch` commands) off the pending lists."""
         if len(self._commands) <= self._max_batch:  # all of them: no copy
-            taken = (self._commands, self._events, self._rids)
-            self._commands, self._events, self._rids = [], [], []
+            taken = (self._commands, self._entries, self._rids)
+            self._commands, self._entries, self._rids = [], [], []
             return taken
         n = self._max_batch
-        taken = (self._commands[:n], self._events[:n], self._rids[:n])
-        del self._commands[:n], self._events[:n], self._rids[:n]
+        taken = (self._commands[:n], self._entries[:n], self._rids[:n])
+        del self._commands[:n], self._entries[:n], self._rids[:n]
         return taken
 
     def applied_after(self, seq: int) -> list[tuple[Command, list[Event]]]:
@@ -386,8 +417,8 @@ class Sequencer:
         its copy of the read side so that it stands at the engine's seq.
         """
         commands = self._in_flight[0] + self._commands
-        events = self._in_flight[1] + self._events
-        return [(command, outcome) for command, outcome in zip(commands, events, strict=True)
+        entries = self._in_flight[1] + self._entries
+        return [(command, entry.events) for command, entry in zip(commands, entries, strict=True)
                 if command.seq > seq]
 
     def _fail(self, failure: BaseException, after: int) -> None:
@@ -397,7 +428,7 @@ class Sequencer:
         answered when the engine (not the journal) failed.
         """
         self._failure = failure
-        waits: list[asyncio.Future[list[Event]] | asyncio.Future[list[list[Event]]]] = [
+        waits: list[asyncio.Future[list[Event]] | asyncio.Future[list[Durable]]] = [
             done for seq, done in self._waiters.items() if seq > after]
         waits += [whole for last, whole, _ in self._batch_acks if last > after]
         for done in waits:
@@ -406,7 +437,7 @@ class Sequencer:
         self._waiters = {seq: done for seq, done in self._waiters.items() if seq <= after}
         self._batch_acks = deque(ack for ack in self._batch_acks if ack[0] <= after)
         self._commands.clear()
-        self._events.clear()
+        self._entries.clear()
         self._rids.clear()
 
     async def drain(self) -> None:
@@ -431,14 +462,14 @@ class Sequencer:
         return self._failure
 
 
-async def _with_resent(done: asyncio.Future[list[list[Event]]], outcomes: list[list[Event]],
+async def _with_resent(done: asyncio.Future[list[Durable]], outcomes: list[Durable],
                        resent: list[tuple[int, asyncio.Future[list[Event]]]]
-                       ) -> list[list[Event]]:
-    """Return a batch's outcomes once it is durable and its resent commands are answered."""
+                       ) -> list[Durable]:
+    """Return a batch's entries once it is durable and its resent commands are answered."""
     # gather, not one await after another: a failure of one retrieves the others' too.
     answers = await asyncio.gather(done, *(answer for _, answer in resent))
     for (at, _), events in zip(resent, answers[1:], strict=True):
-        outcomes[at] = cast(list[Event], events)
+        outcomes[at] = Durable.from_events(cast(list[Event], events), outcomes[at].seq)
     return outcomes
 
 

@@ -53,6 +53,7 @@ from typing import Any
 
 from perpx import readside
 from perpx.adl import AdlIndicators
+from perpx.bus.codec import Durable
 from perpx.bus.publisher import BusPublisher
 from perpx.convert import ConversionError, format_ticks, to_atoms, to_ticks
 from perpx.core.commands import Command, Deposit, IndexPrice, SetVenueParams, Tick
@@ -199,12 +200,16 @@ class ExchangeService:
                 events = followed[rid][1]
             self.sequencer.remember(rid, seq, events)
         del self._recorded
-        self.sequencer.subscribe(self._on_durable if read_side else self._on_durable_only)
+        if read_side:
+            self.sequencer.subscribe(self._on_durable)
+        else:  # one call a durable batch: the writer only folds nothing
+            self.sequencer.subscribe_entries(self._on_durable_only)
         # The event bus (issue #15): each durable command's events go on it, never waited for.
         self.bus = bus
         if bus is not None:
             bus.follow(self.engine.last_seq)  # republish what the bus missed before a restart
-            self.sequencer.subscribe(bus.on_durable)
+            # The sequencer's entries themselves: their msgpack is the command's reply's too.
+            self.sequencer.subscribe_entries(bus.on_entries)
         self.snapshotter: Snapshotter | None = None
         if snapshots is not None and (snapshot_every or snapshot_seconds):
             if not hasattr(os, "fork"):
@@ -324,9 +329,9 @@ class ExchangeService:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush_history)
 
-    def _on_durable_only(self, command: Command, events: list[Event]) -> None:
-        """Say the seq is durable (`settled` waits on it): the writer only folds nothing."""
-        self._readable.advance(command.seq)
+    def _on_durable_only(self, entries: list[Durable]) -> None:
+        """Say the batch is durable (`settled` waits on it): the writer only folds nothing."""
+        self._readable.advance(entries[-1].seq)
 
     def _read_side_failed(self, seq: int, failure: Exception) -> None:
         log.error("projecting seq %d failed: the read side is unsound until a restart",
@@ -417,13 +422,24 @@ class ExchangeService:
                          ) -> list[list[Event]]:
         """Apply `commands` one after the other now; return their events once all are durable.
 
+        `submit_entries`, each command's events only.
+        """
+        return [entry.events for entry in await self.submit_entries(commands, request_ids)]
+
+    async def submit_entries(self, commands: Sequence[Command],
+                             request_ids: Sequence[bytes | None] | None = None
+                             ) -> list[Durable]:
+        """Apply `commands` one after the other now; return their entries once all are durable.
+
         Each is applied before the next is (`Sequencer.submit_all` applies them at once, in
         their order, with nothing of another request between them), each with its request id
         (a gateway's, `CommandEndpoint`) or a fresh one, and all are journaled by the same
         group commits and answered by one future: a batch request costs the rounds of one
         command, not one each. A batch resent with the same ids is answered from the window
         for the commands already applied, and the rest are applied, still in order (the
-        journaled ones are a prefix).
+        journaled ones are a prefix). An entry is the bus's (`perpx.bus.codec.Durable`), the
+        same object the bus publisher queues: the writer's endpoint answers from it, so its
+        events are encoded once for the reply and the bus (`Wire.ok_entry`).
         """
         if self.fatal is not None:
             raise ServiceStopped("the service has stopped") from self.fatal
@@ -435,7 +451,7 @@ class ExchangeService:
             raise  # a resend whose outcome this writer cannot tell (see `submit`)
         except Exception as failure:
             raise self._stopping(failure) from failure
-        self._ack_all(commands, outcomes)
+        self._ack_all(commands, [entry.events for entry in outcomes])
         return outcomes
 
     def _stopping(self, failure: Exception) -> ServiceStopped:

@@ -57,7 +57,7 @@ def gateway_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     endpoint = CommandEndpoint(service.submit, service.stopped.is_set,
                                durable_seq=lambda: service.sequencer.durable_seq,
                                fund=service.fund_for_gateway,
-                               submit_all=service.submit_all)
+                               submit_entries=service.submit_entries)
     writer.run(endpoint.start_unix(folder / "writer.sock"), 10)
     gateway = GatewayService(served_instruments(), location,
                              UnixWriterClient(folder / "writer.sock"), open_history(location))

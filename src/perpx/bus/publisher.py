@@ -1,6 +1,6 @@
 """The writer's side of the bus: hand on each durable command, never wait for the bus.
 
-`BusPublisher.on_durable` is a sequencer subscriber: it appends the command's entry to an
+`BusPublisher.on_entries` is a sequencer subscriber: it appends a durable batch's entries to an
 in-memory backlog and returns at once, so the writer never waits on NATS. A task on the same
 event loop cuts the backlog into batches of at most `max_batch` commands (whatever has
 accumulated since the last publish: one command when idle, so latency stays one round trip,
@@ -116,16 +116,26 @@ class BusPublisher:
         self.durable_seq = max(self.durable_seq, durable_seq)
 
     def on_durable(self, command: Command, events: list[Event]) -> None:
-        """Queue a durable command's events (the sequencer's subscriber); never blocks."""
-        self.durable_seq = command.seq
-        if len(self._backlog) >= self.max_backlog:
+        """Queue a durable command's events (a sequencer's subscriber); never blocks."""
+        self.on_entries([Durable(command.seq, command.ts_ms, events)])
+
+    def on_entries(self, entries: list[Durable]) -> None:
+        """Queue a durable batch's entries (`Sequencer.subscribe_entries`); never blocks.
+
+        The sequencer's own entries: the msgpack of each, once made for the command's
+        reply or for the bus batch, serves both (`BatchCodec.body`).
+        """
+        self.durable_seq = entries[-1].seq
+        backlog = self._backlog
+        if len(backlog) + len(entries) > self.max_backlog:
             # Memory stays bounded; the journal still has everything, and the publisher
             # republishes the dropped range from it once the bus takes messages again.
-            self._backlog.clear()
+            backlog.clear()
+            entries = entries[-self.max_backlog:]
             self.overflows += 1
             log.warning("bus backlog full (%d commands): dropped, will republish from the "
                         "journal", self.max_backlog)
-        self._backlog.append(Durable(command.seq, command.ts_ms, events))
+        backlog.extend(entries)
         self._wake.set()
         if self._task is None:
             self.start()

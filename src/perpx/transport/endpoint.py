@@ -1,20 +1,23 @@
 """The writer's command endpoint: commands in over a Unix socket or NATS, events out once durable.
 
-Each request is decoded and handed to `submit` (the service's: `ExchangeService.submit`),
-with its request id if it carries one, in the order it arrived; the reply is written when
-`submit` returns, i.e. once the command is durable, as an in-process API call is answered.
-Many requests are in flight at once, on one connection or many, so one group commit carries
-them all. On the Unix socket, the commands with a request id that arrive in one read (a
-gateway's, many in flight on its connection) go to `submit_all` together, each still
-answered in its own frame once durable (`_frames`): the same journal rows and answers, for
-one task and one future per read instead of one each.
+Each request is decoded and handed to `submit_entries` (the service's:
+`ExchangeService.submit_entries`; without it, to `submit`, `ExchangeService.submit`), with its
+request id if it carries one, in the order it arrived; the reply is written when it returns,
+i.e. once the command is durable, as an in-process API call is answered. Many requests are in
+flight at once, on one connection or many, so one group commit carries them all. On the Unix
+socket, the commands with a request id that arrive in one read (a gateway's, many in flight
+on its connection) go to `submit_entries` together, each still answered in its own frame once
+durable (`_frames`): the same journal rows and answers, for one task and one future per read
+instead of one each. A reply is made from the command's entry (`Wire.ok_entry`), whose
+msgpack the bus publisher splices into the command's bus batch too: each command's events
+are encoded once on the writer, not once for the reply and once for the bus (issue #15).
 
-A batch's commands in one request (`Wire.requests`) are handed to `submit_all`
-(`ExchangeService.submit_all`), which applies them in their order at once. A funding
-request (a gateway meeting a new demo key) is handed to `fund` instead
-(`ExchangeService.fund_for_gateway`). The endpoint takes the service as callables
-(`submit`, `stopped`, `durable_seq`, `fund`), so that the transport depends on commands and
-events only, never on the service or the API above it. It trusts
+A batch's commands in one request (`Wire.requests`) are handed to `submit_entries`, which
+applies them in their order at once. A funding request (a gateway meeting a new demo key)
+is handed to `fund` instead (`ExchangeService.fund_for_gateway`). The endpoint takes the
+service as callables (`submit`, `submit_entries`, `stopped`, `durable_seq`, `fund`), so that
+the transport depends on commands, events and the bus's entries only, never on the service
+or the API above it. It trusts
 its callers as the API trusts itself: a gateway sends commands it has authenticated and
 validated (the socket is local and its file mode is the operator's; NATS subjects are guarded
 by NATS accounts).
@@ -30,6 +33,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from perpx.bus.codec import Durable
 from perpx.core.commands import Command
 from perpx.core.events import Event
 from perpx.store.codec import CodecError
@@ -56,8 +60,9 @@ log = logging.getLogger("perpx.transport")
 
 # submit(command, request_id): the events once durable (a known request id: its recorded ones).
 Submit = Callable[[Command, bytes | None], Awaitable[list[Event]]]
-# submit_all(commands, request_ids): each one's events, applied in order, once all are durable.
-SubmitAll = Callable[[list[Command], list[bytes | None]], Awaitable[list[list[Event]]]]
+# submit_entries(commands, request_ids): each one's entry, applied in order, once all are
+# durable (a known request id: its recorded events).
+SubmitEntries = Callable[[list[Command], list[bytes | None]], Awaitable[list[Durable]]]
 Fund = Callable[[int, str], Awaitable[None]]
 
 
@@ -66,16 +71,17 @@ class CommandEndpoint:
 
     def __init__(self, submit: Submit, stopped: Callable[[], bool] | None = None, *,
                  durable_seq: Callable[[], int] = lambda: 0, fund: Fund | None = None,
-                 submit_all: SubmitAll | None = None) -> None:
+                 submit_entries: SubmitEntries | None = None) -> None:
         """Answer with `submit`; `stopped()` refuses commands unread.
 
         `durable_seq`: the writer's durable seq (the reply's seq for a command without
         events); `fund`: credit a key's demo funds once (`ExchangeService.ensure_funded`);
-        `submit_all`: a batch's commands (`ExchangeService.submit_all`; without it they
-        are submitted one after the other).
+        `submit_entries`: commands in order, each answered with its entry
+        (`ExchangeService.submit_entries`; without it each command is submitted alone, one
+        after the other, and its reply encoded from its events).
         """
         self._submit = submit
-        self._submit_all = submit_all
+        self._submit_entries = submit_entries
         self._stopped = stopped
         self._durable_seq = durable_seq
         self._fund = fund
@@ -109,9 +115,9 @@ class CommandEndpoint:
             return await self._one(command, request_id, wire)
         try:
             if many is not None:
-                outcomes = await self._batch(many)
+                entries = await self._batch(many)
                 self.answered += 1
-                return wire.ok_all(outcomes, self._durable_seq())
+                return wire.ok_all(entries, self._durable_seq())
             assert funding is not None and self._fund is not None
             await self._fund(*funding)
         except OutcomeNotKept as lost:
@@ -121,11 +127,11 @@ class CommandEndpoint:
         self.answered += 1
         return wire.ok([], self._durable_seq())
 
-    async def _batch(self, many: list[tuple[Command, bytes | None]]) -> list[list[Event]]:
-        """Submit a batch's commands in order: together, or without `submit_all` in turn."""
-        if self._submit_all is not None:
-            return await self._submit_all([c for c, _ in many], [r for _, r in many])
-        return [await self._submit(command, rid) for command, rid in many]
+    async def _batch(self, many: list[tuple[Command, bytes | None]]) -> list[Durable]:
+        """Submit a batch's commands in order: together, or without `submit_entries` in turn."""
+        if self._submit_entries is not None:
+            return await self._submit_entries([c for c, _ in many], [r for _, r in many])
+        return [Durable.from_events(await self._submit(command, rid)) for command, rid in many]
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         # Tasks start in creation order, so commands reach `submit` in the order they came.
@@ -176,7 +182,7 @@ class CommandEndpoint:
     def _frames(self, writer: asyncio.StreamWriter, data: bytes, wire: Wire) -> bytes | None:
         """Answer the whole frames in `data`; return the bytes after them (None: hang up).
 
-        Consecutive commands with a request id (what a gateway sends) go to `submit_all` as
+        Consecutive commands with a request id (what a gateway sends) go to `submit_entries` as
         one group, in one task: a command then costs its decode, its place in the batch and
         its reply, not a task, coroutines and a future of its own (issue #14). Anything else
         (a funding or batch request, an unreadable body, a command without an id) is
@@ -184,7 +190,7 @@ class CommandEndpoint:
         commands still reach the sequencer in the order they came.
         """
         at, end = 0, len(data)
-        group = self._submit_all is not None
+        group = self._submit_entries is not None
         frame_ids: list[int] = []
         commands: list[Command] = []
         rids: list[bytes | None] = []
@@ -227,15 +233,15 @@ class CommandEndpoint:
                             commands: list[Command], rids: list[bytes | None],
                             wire: Wire) -> None:
         """Submit a group of commands read together; answer each in its own frame."""
-        outcomes: list[list[Event]] | None = None
+        entries: list[Durable] | None = None
         replies: list[bytes] = []
         if self._stopped is not None and self._stopped():
             self.refused += len(commands)
             replies = [Wire.error(REFUSED, "the writer has stopped")] * len(commands)
         else:
-            assert self._submit_all is not None
+            assert self._submit_entries is not None
             try:
-                outcomes = await self._submit_all(commands, rids)
+                entries = await self._submit_entries(commands, rids)
             except OutcomeNotKept:
                 # One of them is a resend whose outcome this writer cannot tell: answer each
                 # alone, as `handle` would have. Every one carries its request id, so those
@@ -249,10 +255,10 @@ class CommandEndpoint:
                 self.answered += len(commands)
         if writer.is_closing():  # a gateway gone: its commands still complete
             return
-        if outcomes is not None:
+        if entries is not None:
             durable = self._durable_seq()
-            ok = wire.ok
-            replies = [ok(events, durable) for events in outcomes]
+            ok = wire.ok_entry
+            replies = [ok(entry, durable) for entry in entries]
         self._queue(writer, [frame(request_id, reply)
                              for request_id, reply in zip(frame_ids, replies, strict=True)])
 
@@ -268,13 +274,16 @@ class CommandEndpoint:
     async def _one(self, command: Command, request_id: bytes | None, wire: Wire) -> bytes:
         """Return the reply to one decoded command (`handle`'s, and a group's retry)."""
         try:
-            events = await self._submit(command, request_id)
+            if self._submit_entries is not None:
+                (entry,) = await self._submit_entries([command], [request_id])
+            else:
+                entry = Durable.from_events(await self._submit(command, request_id))
         except OutcomeNotKept as lost:
             return Wire.error(LOST, str(lost))
         except Exception as failure:  # any failure past this point: the outcome is unknown
             return Wire.error(FAILED, repr(failure))
         self.answered += 1
-        return wire.ok(events, self._durable_seq())
+        return wire.ok_entry(entry, self._durable_seq())
 
     async def _answer(self, writer: asyncio.StreamWriter, request_id: int, body: bytes,
                       wire: Wire) -> None:
@@ -354,3 +363,4 @@ class CommandEndpoint:
             with contextlib.suppress(Exception):
                 await self._nats.close()
             self._nats = None
+

@@ -53,7 +53,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from perpx.bus.codec import BatchCodec
+from perpx.bus.codec import BatchCodec, Durable
 from perpx.core.commands import Command
 from perpx.core.events import Event
 from perpx.store.codec import CodecError, CommandCodec
@@ -157,10 +157,10 @@ class Wire:
             raise CodecError("a batch request without commands")
         return [self.command(item) for item in items]
 
-    def ok_all(self, outcomes: list[list[Event]], durable_seq: int = 0) -> bytes:
-        """Return the reply of a durable batch: each command's `ok`."""
+    def ok_all(self, entries: list[Durable], durable_seq: int = 0) -> bytes:
+        """Return the reply of a durable batch: each command's `ok_entry`."""
         return bytes([OK]) + msgspec.msgpack.encode(
-            [self.ok(events, durable_seq) for events in outcomes])
+            [self.ok_entry(entry, durable_seq) for entry in entries])
 
     def replies(self, body: bytes) -> list[tuple[int, list[Event]]]:
         """Return each command's (seq, events) of a batch's OK reply; raise as `reply` does."""
@@ -174,13 +174,21 @@ class Wire:
         return [self.reply(item) for item in items]
 
     def ok(self, events: list[Event], durable_seq: int = 0) -> bytes:
-        """Return the reply of a durable command that emitted `events`.
+        """Return the reply of a durable command that emitted `events` (`ok_entry`)."""
+        return self.ok_entry(Durable.from_events(events), durable_seq)
 
-        Every event of a command carries the command's seq and time; a command without one
-        is answered with `durable_seq`, the writer's durable seq when it was acknowledged.
+    def ok_entry(self, entry: Durable, durable_seq: int = 0) -> bytes:
+        """Return the reply of a durable command from its entry.
+
+        The entry's msgpack is made once and kept on it (`BatchCodec.body`): the writer's
+        entry of a command (`Sequencer.submit_all`) is the one its bus batch splices too.
+        Every event of a command carries the command's seq and time, as its entry does; a
+        command without one is answered with `durable_seq`, the writer's durable seq when it
+        was acknowledged.
         """
-        seq, ts_ms = (events[0].seq, events[0].ts_ms) if events else (durable_seq, 0)
-        return _OK + self.batches.encode_one(seq, ts_ms, events)
+        if not entry.events:
+            entry = Durable(durable_seq, 0, [])
+        return _OK + self.batches.encode_entry(entry)
 
     @staticmethod
     def fund_request(account_id: int, demo_funds: str) -> bytes:

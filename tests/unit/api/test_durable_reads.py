@@ -105,7 +105,7 @@ async def _serve(through: str, tmp_path: Path, delay_s: float = 0.0,
     endpoint = CommandEndpoint(service.submit, service.stopped.is_set,
                                durable_seq=lambda: service.sequencer.durable_seq,
                                fund=service.fund_for_gateway,
-                               submit_all=service.submit_all)
+                               submit_entries=service.submit_entries)
     await endpoint.start_unix(tmp_path / "writer.sock")
     gateway = GatewayService(load_instruments(), location,
                              UnixWriterClient(tmp_path / "writer.sock"), open_history(location),

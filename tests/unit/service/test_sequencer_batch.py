@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from perpx.bus.codec import Durable
 from perpx.core import Engine, OrderType, PlaceOrder, Side
 from perpx.core.commands import Command, Deposit
 from perpx.core.events import Event, OrderAccepted
@@ -99,7 +100,11 @@ def _run(chunks: list[int], seed: int) -> tuple[list[Command], list[tuple[int, b
             part, ids = commands[at:at + size], rids[at:at + size]
             at += size
             if batched:
-                outcomes.extend(await seq.submit_all(part, ids))
+                entries = await seq.submit_all(part, ids)
+                # Each answered with its entry: the seq and time its events carry.
+                assert all(entry == Durable.from_events(entry.events)
+                           for entry in entries if entry.events)
+                outcomes.extend(entry.events for entry in entries)
             else:
                 outcomes.extend(await asyncio.gather(*(
                     seq.submit(command, rid) for command, rid in zip(part, ids, strict=True))))
@@ -131,9 +136,9 @@ def test_a_batch_is_stamped_in_order_with_nothing_between_its_commands() -> None
         two = seq.submit_all_nowait(_orders(3, 700_000))
         assert not one.done() and not two.done()  # nothing is answered before it is durable
         first, second = await asyncio.gather(one, two)
-        assert [events[0].seq for events in first] == [2, 3, 4]
-        assert [events[0].seq for events in second] == [5, 6, 7]
-        assert all(isinstance(events[0], OrderAccepted) for events in first + second)
+        assert [entry.seq for entry in first] == [2, 3, 4]
+        assert [entry.seq for entry in second] == [5, 6, 7]
+        assert all(isinstance(entry.events[0], OrderAccepted) for entry in first + second)
         stamped = list(seq.journal.read())
         assert [c.ts_ms for c in stamped] == [5_000, 5_000, 6_000, 6_500, 7_000, 8_000, 9_000]
         assert await seq.submit_all([]) == []
@@ -153,7 +158,7 @@ def test_subscribers_see_a_batch_command_by_command_in_seq_order_once_durable() 
         assert [c.seq for c, _ in seq.applied_after(10)] == list(range(11, 23))
         outcomes = await done
         assert single.done()  # earlier in seq: durable before the batch's last command
-        assert [events[0].seq for events in outcomes] == list(range(3, 23))
+        assert [entry.events[0].seq for entry in outcomes] == list(range(3, 23))
 
     asyncio.run(run())
     assert seen == list(range(2, 23))
@@ -168,7 +173,7 @@ def test_a_resent_batch_answers_its_journaled_prefix_and_applies_the_rest() -> N
         # window, the rest applied, in order.
         again = await seq.submit_all(_orders(4), rids)
         assert again[:2] == first
-        assert [events[0].seq for events in again] == [2, 3, 4, 5]
+        assert [entry.events[0].seq for entry in again] == [2, 3, 4, 5]
         assert seq.resent == 2 and seq.engine.last_seq == 5 == seq.journal.last_seq()
         assert seq.journal.request_ids() == list(zip([2, 3, 4, 5], rids, strict=True))
         # Answered whole from the window: nothing applied.
@@ -191,8 +196,8 @@ def test_a_resend_while_the_batch_is_in_flight_waits_for_it() -> None:
         assert seq.engine.last_seq == 5
         first = await batch
         answers = await again
-        assert answers[:3] == first and answers[3][0].seq == 5
-        assert await alone == first[1]
+        assert answers[:3] == first and answers[3].events[0].seq == 5
+        assert await alone == first[1].events
         assert seq.resent == 5 and seq.journal.last_seq() == 5
         # A request id twice in one batch: the second is the first's answer.
         rid = new_request_id()

@@ -1,4 +1,4 @@
-"""Frames read together: a gateway's commands go to `submit_all` as one group, in order.
+"""Frames read together: a gateway's commands go to `submit_entries` as one group, in order.
 
 The endpoint cuts every whole frame of one read and submits consecutive commands that carry a
 request id together (`CommandEndpoint._frames`); anything else is answered alone, in its
@@ -13,8 +13,9 @@ from pathlib import Path
 
 from test_transport import ACCOUNT, order, sqlite_service, writer_endpoint
 
+from perpx.bus.codec import Durable
 from perpx.core.commands import Command, Deposit
-from perpx.core.events import Event, OrderAccepted
+from perpx.core.events import OrderAccepted
 from perpx.store.journal import new_request_id
 from perpx.transport.wire import FAILED, HEADER, LOST, OK, REFUSED, Wire, frame
 
@@ -31,15 +32,14 @@ def test_frames_read_together_are_grouped_answered_alone_and_kept_in_order(
         tmp_path: Path) -> None:
     service = sqlite_service(tmp_path)
     endpoint = writer_endpoint(service)
-    groups: list[int] = []  # commands per `submit_all` call
-    submit_all = service.submit_all
+    groups: list[int] = []  # commands per `submit_entries` call
+    submit_entries = service.submit_entries
 
-    async def counted(commands: list[Command], rids: list[bytes | None]
-                      ) -> list[list[Event]]:
+    async def counted(commands: list[Command], rids: list[bytes | None]) -> list[Durable]:
         groups.append(len(commands))
-        return await submit_all(commands, rids)
+        return await submit_entries(commands, rids)
 
-    endpoint._submit_all = counted
+    endpoint._submit_entries = counted
     wire = Wire()
     path = tmp_path / "w.sock"
 
@@ -83,13 +83,15 @@ def test_frames_read_together_are_grouped_answered_alone_and_kept_in_order(
 
     asyncio.run(run())
     assert groups[:2] == [4, 2]  # the deposit and three orders, then two orders
-    assert sum(groups) == 7  # and the last order, when its frame was whole
+    # Then the order without a request id, alone (`handle`), and the last order, when its
+    # frame was whole.
+    assert groups[2:] == [1, 1]
 
 
 def test_a_lost_resend_in_a_group_costs_the_others_nothing(tmp_path: Path) -> None:
     """A group holding a resend whose outcome is gone: it is LOST, the rest are answered.
 
-    The group is answered one by one after its `submit_all` failed; the commands that call
+    The group is answered one by one after its `submit_entries` failed; the commands that call
     applied are answered from the window, so the journal holds each once.
     """
     service = sqlite_service(tmp_path)

@@ -135,7 +135,7 @@ def writer_endpoint(service: ExchangeService) -> CommandEndpoint:
     """The endpoint as `perpx serve` opens it: durable seq for event-less replies, funding."""
     return CommandEndpoint(service.submit, service.stopped.is_set,
                            durable_seq=lambda: service.sequencer.durable_seq,
-                           fund=service.fund_for_gateway, submit_all=service.submit_all)
+                           fund=service.fund_for_gateway, submit_entries=service.submit_entries)
 
 
 def test_a_command_without_events_carries_the_seq_it_was_durable_at(
