@@ -221,9 +221,10 @@ class SqlJournal:
         by row, sqlite3 builds a tuple, an integer and a bytes per row and releases and
         takes the GIL around each step (~4,300 instructions a row; psycopg more), and each
         body was then decoded by a call of its own. A chunk whose bytes are not its rows'
-        commands in seq order (a JSON body, damage, a gap in seq) is read again row by
-        row (`_rows`) and each body decoded by `CommandCodec.decode`, which gives what
-        reading it so always gave, or its `CodecError`. A chunk shorter than `chunk` was
+        commands in seq order (a JSON body, damage, a gap in seq, or both command formats
+        where an older journal's rows meet a newer writer's: `perpx.store.codec`) is read
+        again row by row (`_rows`) and each body decoded by `CommandCodec.decode`, which
+        gives what reading it so always gave, or its `CodecError`. A chunk shorter than `chunk` was
         the journal's end when read: no further query (a follower's poll is one query).
         """
         next_seq = max(from_seq, 1)

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from perpx.core.commands import Deposit
-from perpx.store.codec import FORMAT_JSON, FORMAT_MSGPACK, CommandCodec
+from perpx.store.codec import FORMAT_COMMAND_ARRAY, FORMAT_JSON, CommandCodec
 from perpx.store.loadflow import order_flow
 
 
@@ -27,5 +27,5 @@ def test_encode_blobs_fall_back_to_json_past_64_bits_as_encode_does(amount: int)
     command = Deposit(1, 1, 7, "USDT", amount)
     blob = codec.encode_blobs([command])[0]
     assert bytes(blob) == codec.encode(command)
-    assert blob[0] == (FORMAT_MSGPACK if amount < 2**64 else FORMAT_JSON)
+    assert blob[0] == (FORMAT_COMMAND_ARRAY if amount < 2**64 else FORMAT_JSON)
     assert codec.decode(bytes(blob)) == command

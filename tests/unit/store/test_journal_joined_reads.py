@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from tests.unit.store.test_journal_contract import every_command
 
 from perpx.core.commands import Command, Deposit
-from perpx.store.codec import JOIN_SEPARATOR, CodecError, CommandCodec
+from perpx.store.codec import FORMAT_COMMAND_ARRAY, JOIN_SEPARATOR, CodecError, CommandCodec
 from perpx.store.journal import MemoryJournal, SqlJournal, decode_joined_run
 from perpx.store.loadflow import order_flow
 from perpx.store.sqlite import SqliteJournal
@@ -170,7 +170,7 @@ def test_decode_joined_is_decode_of_each_body(seed: int, count: int, first: int,
     bodies = codec.encode_many(commands)
     joined = JOIN_SEPARATOR.join(bodies)
     decoded = decode_joined_run(codec, joined, count, first)
-    if all(body[0] == 1 for body in bodies):
+    if all(body[0] == FORMAT_COMMAND_ARRAY for body in bodies):
         assert decoded == [codec.decode(body) for body in bodies] == commands
     else:
         assert decoded is None
