@@ -45,6 +45,7 @@ from perpx.api.keys import ApiKey, KeyStore
 from perpx.api.limits import AddressThrottle, BodyTooLarge, ConnectionGuard, Limits
 from perpx.api.permissions import permit
 from perpx.api.ratelimit import Limiter, RateLimiter
+from perpx.api.replywriter import write_reply
 from perpx.api.rest import (
     account,
     calc,
@@ -364,6 +365,8 @@ class RestApp:
         # Starlette's response headers for a JSON body: ours, then length and type.
         headers.append((b"content-length", b"%d" % len(reply)))
         headers.append(_JSON_TYPE)
+        if write_reply(send, status, headers, reply):  # on uvicorn: at once, as its send
+            return
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": reply})
 
