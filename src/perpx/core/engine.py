@@ -79,7 +79,7 @@ from perpx.core.events import (
 from perpx.core.instruments import InstrumentSpec, dated_symbol, spec_from_record, spec_record
 from perpx.core.keys import position_key
 from perpx.core.lifecycle import TRANSITIONS, Happening, advance, after_row
-from perpx.core.market import Market
+from perpx.core.market import Market, index_link, linked_order_id, unindex_link
 from perpx.core.orders import closing, tpsl
 from perpx.core.orders.conditional import ConditionalOrder
 from perpx.core.orders.rules import check_min_notional, check_qty
@@ -661,7 +661,7 @@ class Engine:
         if symbol not in self.instruments:
             return RejectCode.UNKNOWN_SYMBOL, f"symbol invalid: {symbol}"
         if order_id is None and link:
-            order_id = self.by_link.get((account_id, link))
+            order_id = linked_order_id(self.by_link, account_id, link)
         if order_id is None and not link:
             return RejectCode.INVALID_PARAMETER, "orderId or orderLinkId is required"
         order: RestingOrder | ConditionalOrder | None = None
@@ -829,7 +829,7 @@ class Engine:
         account_id = order.account_obj
         self.open_orders[order_id] = order
         if order.order_link_id:
-            self.by_link[account_id, order.order_link_id] = order_id
+            index_link(self.by_link, account_id, order.order_link_id, order_id)
         by_symbol = self.orders_by_account.get(account_id)
         if by_symbol is None:
             by_symbol = self.orders_by_account[account_id] = {}
@@ -846,7 +846,7 @@ class Engine:
             self.stops.parent_left(order.order_id)
         del self.open_orders[order_id]
         if order.order_link_id:
-            del self.by_link[account_id, order.order_link_id]
+            unindex_link(self.by_link, account_id, order.order_link_id)
         by_symbol = self.orders_by_account[account_id]
         mine = by_symbol[order.symbol]
         del mine[order_id]

@@ -10,11 +10,42 @@ reference price drops the symbol's cached band (`drop_band`).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any, cast
 
 from perpx.core.book.book import OrderBook
 from perpx.core.book.order import RestingOrder
 from perpx.core.instruments import InstrumentSpec
 from perpx.core.prices.prices import PriceBand, order_price_band
+
+# Order link ids in use: account id -> link id -> order id (the open and waiting orders').
+# Read and changed only through the three functions below.
+LinkIndex = dict[int, dict[str, int]]
+
+
+def linked_order_id(by_link: LinkIndex, account_id: Any, link: str) -> int | None:
+    """Return the id of the account's open or waiting order with link id `link`, if any.
+
+    `account_id` is typed Any so that a caller's boxed id is looked up as it is: compiled, an
+    int parameter is unboxed and boxed anew for the lookup.
+    """
+    links = by_link.get(account_id)
+    return links.get(link) if links is not None else None
+
+
+def index_link(by_link: LinkIndex, account_id: Any, link: str, order_id: Any) -> None:
+    """Note that the account's order `order_id` carries link id `link`."""
+    links = by_link.get(account_id)
+    if links is None:
+        links = by_link[account_id] = {}
+    links[link] = order_id
+
+
+def unindex_link(by_link: LinkIndex, account_id: Any, link: str) -> None:
+    """Forget the account's link id `link` (its order left); drop an account left with none."""
+    links = by_link[account_id]
+    del links[link]
+    if not links:
+        del by_link[account_id]
 
 
 class Market:
@@ -29,11 +60,12 @@ class Market:
             self.instruments[spec.symbol] = spec
             self.books[spec.symbol] = OrderBook(spec.symbol)
         self.open_orders: dict[int, RestingOrder] = {}
-        # Order link ids of open and waiting orders, and open orders by account, then symbol,
-        # then id. Nested, not keyed by (account, symbol): such a key is a tuple built, hashed
-        # and compared field by field at each of the several lookups of every order's life
-        # (issue #14). Neither level holds an empty dict.
-        self.by_link: dict[tuple[int, str], int] = {}
+        # Order link ids of open and waiting orders by account (`LinkIndex`), and open orders
+        # by account, then symbol, then id. Nested, not keyed by (account, symbol) or
+        # (account, link id): such a key is a tuple built, hashed and compared field by field
+        # at each of the several lookups of every order's life (issue #14). Neither level
+        # holds an empty dict.
+        self.by_link: LinkIndex = {}
         self.orders_by_account: dict[int, dict[str, dict[int, RestingOrder]]] = {}
         self.last_price: dict[str, int] = {}
         self.mark_price: dict[str, int] = {}
@@ -48,8 +80,13 @@ class Market:
         marks' size, not by a lookup that cannot find one: several are asked per order.
         """
         marks = self.mark_price
-        mark = marks.get(symbol) if marks else None
-        return mark if mark is not None else self.last_price.get(symbol)
+        # Typed Any: compiled, a mark narrowed to int by the test below is unboxed and boxed
+        # anew (a new object past 256) to be returned, at each of the several calls an order.
+        # (The cast to a union is a type check, not an unboxing.)
+        mark: Any = marks.get(symbol) if marks else None
+        if mark is not None:
+            return cast("int | None", mark)
+        return self.last_price.get(symbol)
 
     def reference_price(self, symbol: str) -> int | None:
         """Return the price the band is built around: mark, else last traded, else None."""

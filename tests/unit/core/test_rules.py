@@ -96,7 +96,7 @@ def test_max_qty_lots_is_the_cap_of_the_order_type() -> None:
 )
 def test_check_order_link_id(link: str, code: RejectCode | None) -> None:
     # Arrange
-    taken = {(1, "taken"): 7}
+    taken = {1: {"taken": 7}}
 
     # Act / Assert
     assert refusal(lambda: check_order_link_id(link, 1, taken)) is code
@@ -104,7 +104,7 @@ def test_check_order_link_id(link: str, code: RejectCode | None) -> None:
 
 def test_a_link_id_of_another_account_is_free() -> None:
     # Act / Assert
-    assert refusal(lambda: check_order_link_id("taken", 2, {(1, "taken"): 7})) is None
+    assert refusal(lambda: check_order_link_id("taken", 2, {1: {"taken": 7}})) is None
 
 
 @pytest.mark.parametrize(

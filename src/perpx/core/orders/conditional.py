@@ -26,6 +26,7 @@ from perpx.core.enums import (
     TriggerDirection,
 )
 from perpx.core.errors import InvariantViolation
+from perpx.core.market import LinkIndex, index_link, linked_order_id, unindex_link
 from perpx.core.orders.triggers import EntryKind, TriggerIndex
 
 _RISING: Final = TriggerDirection.RISING
@@ -242,7 +243,7 @@ PositionKey = tuple[int, str, int]  # (account id, symbol, position idx)
 class Waiting:
     """Every waiting order, its trigger entries, and the price points still to look at."""
 
-    def __init__(self, by_link: dict[tuple[int, str], int]) -> None:
+    def __init__(self, by_link: LinkIndex) -> None:
         self.orders: dict[int, ConditionalOrder] = {}
         self.by_account_symbol: dict[tuple[int, str], dict[int, ConditionalOrder]] = {}
         self.by_position: dict[PositionKey, dict[int, ConditionalOrder]] = {}
@@ -262,7 +263,7 @@ class Waiting:
             self.by_position.setdefault(
                 (order.account_id, order.symbol, order.position_idx), {})[order.order_id] = order
         if order.order_link_id:
-            self.by_link[order.account_id, order.order_link_id] = order.order_id
+            index_link(self.by_link, order.account_id, order.order_link_id, order.order_id)
         self.refile(order)
 
     def remove(self, order: ConditionalOrder) -> None:
@@ -280,7 +281,7 @@ class Waiting:
             if not guarding:
                 del self.by_position[position_key]
         if order.order_link_id:
-            del self.by_link[order.account_id, order.order_link_id]
+            unindex_link(self.by_link, order.account_id, order.order_link_id)
         self.index.unfile(order.order_id)
 
     def refile(self, order: ConditionalOrder) -> None:
@@ -345,8 +346,8 @@ class Waiting:
         for order in self.orders.values():
             if order.status is not OrderStatus.UNTRIGGERED:
                 raise InvariantViolation(f"waiting order {order.order_id} is {order.status}")
-            if order.order_link_id and self.by_link.get(
-                    (order.account_id, order.order_link_id)) != order.order_id:
+            if order.order_link_id and linked_order_id(
+                    self.by_link, order.account_id, order.order_link_id) != order.order_id:
                 raise InvariantViolation(f"waiting order {order.order_id}: link not indexed")
             pair = self.orders.get(order.pair_order_id) if order.pair_order_id else None
             if order.pair_order_id and (pair is None or pair.pair_order_id != order.order_id):

@@ -9,11 +9,12 @@ Which rules a site runs, and in which order, stays with the site (the digests pi
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from perpx.core.codes import RejectCode, Rejected
 from perpx.core.enums import Side
 from perpx.core.instruments import InstrumentSpec
+from perpx.core.market import LinkIndex, linked_order_id
 
 # Bybit's order link id: 1 to 36 of [A-Za-z0-9_-]. Checked by a loop over its code points,
 # not a regular expression (`fullmatch` cost ~1.5k instructions an order, a character set's
@@ -63,19 +64,20 @@ def _well_formed_link_id(link: str) -> bool:
     return True
 
 
-def check_order_link_id(order_link_id: str, account_id: int,
-                        taken: dict[tuple[int, str], int]) -> None:
+def check_order_link_id(order_link_id: str, account_id: Any,
+                        taken: LinkIndex) -> None:
     """Refuse a malformed link id, or one the account already uses on a live order.
 
-    An empty link id means none and passes. `taken` holds the (account, link id) pairs of the
-    account's open and waiting orders (`Market.by_link`): typed as the dict it is, so the
-    compiled test is a dict lookup, where a `Container` was a generic `in` (issue #14).
+    An empty link id means none and passes. `taken` holds the link ids of each account's
+    open and waiting orders (`Market.by_link`, a `market.LinkIndex`): typed as the dicts it
+    is, so the compiled test is two dict lookups, where a `Container` was a generic `in`
+    (issue #14). `account_id` is typed Any: a caller's boxed id is looked up as it is.
     """
     if not order_link_id:
         return
     if not _well_formed_link_id(order_link_id):
         raise Rejected(RejectCode.INVALID_ORDER_LINK_ID, "orderLinkId invalid")
-    if (account_id, order_link_id) in taken:
+    if linked_order_id(taken, account_id, order_link_id) is not None:
         raise Rejected(RejectCode.DUPLICATE_ORDER_LINK_ID, "OrderLinkedID is duplicate")
 
 

@@ -83,10 +83,10 @@ def validate_order(market: Market, clearing: Clearing, spec: InstrumentSpec | No
             raise Rejected(RejectCode.REDUCE_ONLY_NOT_SATISFIED,
                            "Reduce-only rule not satisfied")
     check_qty(spec, qty, is_market)
-    check_order_link_id(order_link_id, account_id, market.by_link)
-    # The id boxed once for both its lookups (here and the account's below): compiled, each
-    # lookup by an int boxes it anew, a new object past 256.
+    # The id boxed once for its lookups (the link ids', the orders' here and the account's
+    # below): compiled, each lookup by an int boxes it anew, a new object past 256.
     account_key: Any = account_id
+    check_order_link_id(order_link_id, account_key, market.by_link)
     by_symbol = market.orders_by_account.get(account_key)
     active = by_symbol.get(symbol) if by_symbol is not None else None
     if active is not None and len(active) >= spec.max_active_orders:
