@@ -374,3 +374,7 @@ class MarginLedger:
     def order_loss_atoms(self, account_id: int, spec: InstrumentSpec) -> int:
         """Return the loss an account's open orders on `spec` carry against the mark."""
         raise NotImplementedError
+
+    def account_order_loss_atoms(self, account: Account, spec: InstrumentSpec) -> int:
+        """Return `order_loss_atoms` of an account the caller holds."""
+        raise NotImplementedError

@@ -39,6 +39,7 @@ from perpx.core.account.order_loss import (
     list_order,
     listed_loss_atoms,
     listed_orders,
+    order_loss_change,
     unlist_order,
 )
 from perpx.core.account.order_loss import (
@@ -127,19 +128,18 @@ def _order_loss_moved(account: Account, contract: ContractMaths, order: RestingO
                       before_lots: int, after_lots: int) -> None:
     """Move the account's kept order loss (`OrderLossMemo`) as an opening order's leaves move.
 
-    Per order, old term out and new term in: an inverse contract rounds each order's loss,
-    so a term is not linear in its lots. An order whose leaves come from or go to nothing
-    enters or leaves the memo's lists by price (every such change passes here: resting,
-    requeue, fills, cancels, amends in place, cuts).
+    Per order, its term's change (`order_loss_change`): an inverse contract rounds each
+    order's loss, so there a term is not linear in its lots. An order whose leaves come from
+    or go to nothing enters or leaves the memo's lists by price (every such change passes
+    here: resting, requeue, fills, cancels, amends in place, cuts).
     """
     memo = account.order_loss_memos.get(order.symbol)
     if memo is None:
         return
-    mark = memo.mark_ticks
     side = order.side
     price = order.price_ticks
-    memo.loss_atoms += (_order_loss_term(contract, mark, side, price, after_lots)
-                        - _order_loss_term(contract, mark, side, price, before_lots))
+    memo.loss_atoms += order_loss_change(contract, memo.mark_ticks, side, price, before_lots,
+                                         after_lots)
     if not before_lots:
         if after_lots:
             list_order(memo.buys if side is _BUY else memo.sells, order)
@@ -968,12 +968,22 @@ class Clearing(ReplenishingLedger):
         pointer each, so a moved mark re-sums only the buys above it and the sells below it
         (`perpx.core.account.order_loss`), not every order.
         """
+        account = self.accounts.get(account_id)
+        if account is None:
+            mark = self.published_mark_ticks(spec.symbol)
+            return 0 if mark is None else self.scan_order_loss_atoms(account_id, spec, mark)
+        return self.account_order_loss_atoms(account, spec)
+
+    def account_order_loss_atoms(self, account: Account, spec: InstrumentSpec) -> int:
+        """Return `order_loss_atoms` of an account the caller holds (no lookup of its id).
+
+        The margin models ask it per symbol of every margin check and filing (issue #14: the
+        id's lookup was a boxing and a dict probe each time).
+        """
         mark = self.published_mark_ticks(spec.symbol)
         if mark is None:
             return 0
-        account = self.accounts.get(account_id)
-        if account is None:
-            return self.scan_order_loss_atoms(account_id, spec, mark)
+        account_id = account.account_id
         memos = account.order_loss_memos
         memo = memos.get(spec.symbol)
         if memo is not None:

@@ -68,7 +68,6 @@ def _order_terms(ledger: MarginLedger, account: Account, coin: str, symbols: set
     order loss.
     """
     instruments = ledger.instruments
-    account_id = account.account_id
     # A symbol's side groups mostly come one after another: one that repeats the last symbol
     # looked at is skipped (its coin, so its verdict, is the same), not looked up again.
     last = ""
@@ -84,7 +83,7 @@ def _order_terms(ledger: MarginLedger, account: Account, coin: str, symbols: set
         spec = instruments[symbol]
         if with_im:
             order_im += order_margin_atoms(account, spec)
-        order_loss += ledger.order_loss_atoms(account_id, spec)
+        order_loss += ledger.account_order_loss_atoms(account, spec)
     return order_im, order_loss
 
 
@@ -328,7 +327,7 @@ class CrossMargin(_Stateless):
                     else instruments[symbol])
             if spec.settle_coin != coin:
                 return clearing.figures(account, coin).available_atoms  # a USD pool
-            total += clearing.order_loss_atoms(account.account_id, spec)
+            total += clearing.account_order_loss_atoms(account, spec)
             if not bounded:
                 total -= order_margin_atoms(account, spec)
                 continue
@@ -619,7 +618,7 @@ class PortfolioMargin(_Stateless):
                 symbols.add(symbol)
         order_loss = 0
         for symbol in sorted(symbols):
-            order_loss += ledger.order_loss_atoms(account.account_id, instruments[symbol])
+            order_loss += ledger.account_order_loss_atoms(account, instruments[symbol])
         wallet = account.balance(coin)
         return RiskValue(wallet, upnl, wallet + upnl, 0, 0, 0, order_loss,
                          wallet + upnl + order_loss)

@@ -38,6 +38,35 @@ def order_loss_term(contract: ContractMaths, mark: int, side: Side, price: int,
     return 0
 
 
+def order_loss_change(contract: ContractMaths, mark: int, side: Side, price: int,
+                      before_lots: int, after_lots: int) -> int:
+    """Return how an opening order's loss at `mark` moves as its leaves go from one to another.
+
+    ``order_loss_term(.., after) - order_loss_term(.., before)``: the general form. On a
+    linear contract a losing order's term is exactly ``-(gap · q · a)`` (gap in ticks,
+    `LinearContract.order_loss_atoms`), so the change is ``-(gap · Δq · a)`` in one step,
+    where each term was a method call (issue #14: every resting, fill and cancel of an
+    account whose order loss is kept passes here). A property test holds both to the terms'
+    difference.
+    """
+    if isinstance(contract, LinearContract):
+        if side is _BUY:
+            if price <= mark:
+                return 0
+            gap = price - mark
+        else:
+            if price >= mark:
+                return 0
+            gap = mark - price
+        # Products of non-negative factors: compiled, a negative factor leaves the machine
+        # word's fast path.
+        if after_lots >= before_lots:
+            return -(gap * (after_lots - before_lots) * contract.atoms_per_tick_lot)
+        return gap * (before_lots - after_lots) * contract.atoms_per_tick_lot
+    return (order_loss_term(contract, mark, side, price, after_lots)
+            - order_loss_term(contract, mark, side, price, before_lots))
+
+
 def _place_of(orders: list[RestingOrder], price: int, order_id: int) -> int:
     """Return the first index in `orders` whose (price, id) is not below (`price`, `order_id`).
 
