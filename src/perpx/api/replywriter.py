@@ -23,6 +23,7 @@ invalid or says something of the framing) returns False and goes through uvicorn
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from types import MethodType
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import (
@@ -116,7 +117,10 @@ def take_body(receive: Callable[..., Any]) -> bytes | None:
     httptools cycle (exactly), or not that state; the caller awaits `receive` as before.
     `tests/unit/api/test_take_body_oracle.py` holds it to `receive`.
     """
-    cycle = getattr(receive, "__self__", None)
+    # A bound method first: `getattr` with a default on a plain function raises inside.
+    if type(receive) is not MethodType:
+        return None
+    cycle = receive.__self__
     if type(cycle) is not RequestResponseCycle or cycle.more_body or \
             cycle.waiting_for_100_continue or cycle.disconnected or cycle.response_complete:
         return None
