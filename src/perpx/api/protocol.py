@@ -18,12 +18,13 @@
 from __future__ import annotations
 
 import asyncio
+import string
 import time
 from typing import Any
 
 from uvicorn.config import WS_PROTOCOLS
 from uvicorn.importer import import_from_string
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from websockets.exceptions import InvalidState
 
 from perpx.api.envelope import envelope
@@ -146,6 +147,20 @@ class TransportSink:
 
 _Base = HttpToolsProtocol
 
+# The bytes of a request target `on_headers_complete` splits itself (`_plain_target`): an
+# origin-form path and query of letters, digits and `/-._~=&,?` only. For such a target
+# `httptools.parse_url` gives the path before the first `?` and the query after it (no
+# fragment, nothing to unquote): `test_request_setup_oracle.py` holds the two to each other.
+_PLAIN = (string.ascii_letters + string.digits + "/-._~=&,?").encode("ascii")
+
+
+def _plain_target(url: bytes) -> tuple[bytes, bytes] | None:
+    """(raw path, query) of `url` as `httptools.parse_url` reads it, or None: not plain."""
+    if url[:1] != b"/" or url.translate(None, _PLAIN):
+        return None
+    path, _, query = url.partition(b"?")
+    return path, query
+
 
 class LimitedHttpProtocol(_Base):
     """httptools' protocol, counted by a guard and timed while a request arrives."""
@@ -195,26 +210,75 @@ class LimitedHttpProtocol(_Base):
         # while a request is being answered do not: the server, not the client, is slow.
         if self.deadline is None and (self.cycle is None or self.cycle.response_complete):
             self._arm()
-        # The base class named, not `super()` (an object per call), on the four callbacks
-        # every request runs: the protocol's bases are one line, so it is the same method.
+        # The base class named, not `super()` (an object per call), on the callbacks every
+        # request runs: the protocol's bases are one line, so it is the same method.
         _Base.data_received(self, data)
 
     def on_message_begin(self) -> None:
-        """Start the clock for a request, unless it already runs."""
-        _Base.on_message_begin(self)
+        """uvicorn's, line for line (a frame less per request); then the clock, unless it runs."""
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
+        self.scope = {  # type: ignore[typeddict-item]
+            "type": "http",
+            "asgi": {"version": self.asgi_version, "spec_version": "2.3"},
+            "http_version": "1.1",
+            "server": self.server,
+            "client": self.client,
+            "scheme": self.scheme,  # type: ignore[typeddict-item]
+            "root_path": self.root_path,
+            "headers": self.headers,
+            "state": self.app_state.copy(),
+        }
         if self.deadline is None:  # a pipelined request arriving after its predecessor
             self._arm()
 
     def on_headers_complete(self) -> None:
-        """Start the request, or queue it (and stop its clock) behind one in progress."""
-        _Base.on_headers_complete(self)
-        if self.pipeline:  # queued behind a request in progress: reading stops, so the clock
-            self._disarm()
+        """Start the request, or queue it (and stop its clock) behind one in progress.
+
+        The common request (no upgrade, none in progress, a plain target, no root path or
+        concurrency limit) is set up here as uvicorn's `on_headers_complete` and
+        `_start_asgi_task` would set it up, without parsing the target into a URL object
+        or the three calls between; any other goes to uvicorn's. The scope, the cycle and
+        the task are the same (`test_request_setup_oracle.py`).
+        """
+        parser = self.parser
+        cycle = self.cycle
+        target = _plain_target(self.url)
+        if target is None or parser.should_upgrade() or self.root_path or \
+                self.limit_concurrency is not None or self.config.reset_contextvars or \
+                (cycle is not None and not cycle.response_complete):
+            _Base.on_headers_complete(self)
+            if self.pipeline:  # queued behind a request in progress: reading stops, so the
+                self._disarm()  # clock stops too
+            return
+        scope = self.scope
+        scope["method"] = parser.get_method().decode("ascii")
+        http_version = parser.get_http_version()
+        if http_version != "1.1":
+            scope["http_version"] = http_version
+        raw_path, query = target
+        scope["path"] = raw_path.decode("ascii")
+        scope["raw_path"] = raw_path
+        scope["query_string"] = query
+        self.cycle = cycle = RequestResponseCycle(
+            scope, self.transport, self.flow, self.logger, self.access_logger,
+            self.access_log, self.server_state.default_headers, asyncio.Event(),
+            self.expect_100_continue, http_version != "1.0" and parser.should_keep_alive(),
+            self.on_response_complete)
+        task = self.loop.create_task(cycle.run_asgi(self.app))
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
 
     def on_message_complete(self) -> None:
         """Stop the clock: the whole request arrived."""
         self.deadline = None  # `_disarm`, inline: the timer, if any, finds no clock and goes
-        _Base.on_message_complete(self)
+        # uvicorn's, line for line (a frame less per request).
+        cycle = self.cycle
+        if (self.parser.should_upgrade() and self._should_upgrade()) or cycle.response_complete:
+            return
+        cycle.more_body = False
+        cycle.message_event.set()
 
     def on_response_complete(self) -> None:
         """uvicorn's, with its keep-alive timer kept on the connection's one timer (`_wait`)."""
