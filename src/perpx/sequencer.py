@@ -83,7 +83,8 @@ class SequencerStopped(RuntimeError):
 
 # A request id's outcome in the window: (seq, events; None if recorded at recovery and not
 # recomputed). Kept from the moment its command is applied: while its seq is past the durable
-# one, it is in flight and a resend waits for it to be durable; no update when it is.
+# one (and not past the engine's), it is in flight and a resend waits for it to be durable;
+# no update when it is.
 Recorded = tuple[int, list[Event] | None]
 # A `submit_all` batch's one future: (its last command's seq, the future, the entries).
 BatchAck = tuple[int, asyncio.Future[list[Durable]], list[Durable]]
@@ -298,9 +299,11 @@ class Sequencer:
         # Rare (a gateway's resend after a failover or a timeout), and worth seeing.
         log.warning("a request id came again: answered with the outcome recorded at seq %d",
                     seq)
-        if seq > self.durable_seq:
-            # In flight: the same answer as the first time, once durable. A batch's command
-            # gets its future only now, when someone waits for it alone.
+        if self.durable_seq < seq <= self.engine.last_seq:
+            # In flight (applied here, not yet durable): the same answer as the first time,
+            # once durable. A batch's command gets its future only now, when someone waits
+            # for it alone. (A remembered seq past the engine's is no command of this
+            # writer: answered from its record like any other.)
             waiting = self._waiters.get(seq)
             if waiting is None:
                 waiting = self._waiters[seq] = asyncio.get_running_loop().create_future()
