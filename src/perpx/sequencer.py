@@ -69,6 +69,8 @@ EntrySubscriber = Callable[[list[Durable]], None]
 # resends reach it (they resend within `LEADER_WAIT_S` of the takeover); docs/decisions.md.
 RECENT_WINDOW = 65_536
 
+_replace = msgspec.structs.replace  # a command's stamp: one global, not two attribute reads
+
 
 def wall_clock_ms() -> int:
     """Milliseconds since the epoch, from the system clock."""
@@ -79,11 +81,11 @@ class SequencerStopped(RuntimeError):
     """The sequencer stopped after a journal failure or `close`; nothing more is accepted."""
 
 
-# A request id's outcome recorded at recovery: (seq, events; None if not recomputed).
+# A request id's outcome in the window: (seq, events; None if recorded at recovery and not
+# recomputed). Kept from the moment its command is applied: while its seq is past the durable
+# one (and not past the engine's), it is in flight and a resend waits for it to be durable;
+# no update when it is.
 Recorded = tuple[int, list[Event] | None]
-# A request id in the window: the seq of its command while in flight (applied, not yet
-# durable), then its Recorded outcome.
-Kept = int | Recorded
 # A `submit_all` batch's one future: (its last command's seq, the future, the entries).
 BatchAck = tuple[int, asyncio.Future[list[Durable]], list[Durable]]
 # recompute(seq, more): the events of the journaled command at `seq`, by replay; with those
@@ -132,11 +134,11 @@ class Sequencer:
         self.batches = 0
         self.subscriber_failures = 0
         self.durable_seq = engine.last_seq
-        # request id -> its command's seq while in flight, or its recorded outcome (`Kept`);
+        # request id -> its command's outcome (`Recorded`), in flight or durable;
         # oldest first. An OrderedDict: dropping a plain dict's first key again and again
         # costs O(size) per drop (iteration skips the deleted slots), ~33 us at 65,536;
         # popitem is O(1).
-        self._recent: OrderedDict[bytes, Kept] = OrderedDict()
+        self._recent: OrderedDict[bytes, Recorded] = OrderedDict()
         self._window = window
         self.resent = 0  # commands answered from `_recent` instead of applied
         self._recompute = recompute
@@ -156,7 +158,7 @@ class Sequencer:
         hit = self._recent.get(request_id)
         if hit is None:
             return None
-        return hit if isinstance(hit, int) else hit[0]
+        return hit[0]
 
     def subscribe(self, subscriber: Subscriber) -> None:
         """Call `subscriber(command, events)` for every durable command, in seq order."""
@@ -169,11 +171,6 @@ class Sequencer:
         not one a command (the entries are the ones the batch's futures answer with).
         """
         self._entry_subscribers.append(subscriber)
-
-    def stamp(self, command: Command) -> Command:
-        """Give `command` the next seq and a time no earlier than the last one's."""
-        ts_ms = max(self._clock(), self.engine.last_ts_ms)
-        return msgspec.structs.replace(command, seq=self.engine.last_seq + 1, ts_ms=ts_ms)
 
     async def submit(self, command: Command, request_id: bytes | None = None) -> list[Event]:
         """Sequence, apply and journal `command`; return its events once it is durable.
@@ -188,13 +185,11 @@ class Sequencer:
                       ) -> asyncio.Future[list[Event]]:
         """Apply `command` now and return a future that resolves when it is durable."""
         self._accepting()
-        if request_id is not None:
-            hit = self._recent.get(request_id)
-            if hit is not None:
-                return self._resent(request_id, hit)
-        self._apply(command, request_id)
+        outcomes, resent = self._apply_each((command,), (request_id,))
+        if resent:
+            return resent[0][1]
         done: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
-        self._waiters[self._commands[-1].seq] = done
+        self._waiters[outcomes[0].seq] = done
         self._flushing()
         return done
 
@@ -224,21 +219,8 @@ class Sequencer:
         ids = request_ids if request_ids is not None else [None] * len(commands)
         if len(ids) != len(commands):
             raise ValueError(f"{len(commands)} commands but {len(ids)} request ids")
-        recent = self._recent
-        outcomes: list[Durable] = []
-        applied = False
-        resent: list[tuple[int, asyncio.Future[list[Event]]]] = []
-        apply = self._apply
-        for command, request_id in zip(commands, ids, strict=True):
-            if request_id is not None:
-                hit = recent.get(request_id)
-                if hit is not None:
-                    resent.append((len(outcomes), self._resent(request_id, hit)))
-                    # Its answer comes from `_resent`; until then, its seq without events.
-                    outcomes.append(Durable(hit if isinstance(hit, int) else hit[0], 0, []))
-                    continue
-            outcomes.append(apply(command, request_id))
-            applied = True
+        outcomes, resent = self._apply_each(commands, ids)
+        applied = len(resent) < len(outcomes) if resent else bool(outcomes)
         done: asyncio.Future[list[Durable]] = asyncio.get_running_loop().create_future()
         if not applied:
             done.set_result(outcomes)  # nothing applied: nothing to wait for but the resends
@@ -254,47 +236,78 @@ class Sequencer:
         if self._failure is not None or self._closed:
             raise SequencerStopped("sequencer is stopped") from self._failure
 
-    def _apply(self, command: Command, request_id: bytes | None) -> Durable:
-        """Stamp and apply `command` now and queue it for the journal, under `request_id`."""
-        stamped = self.stamp(command)
-        try:
-            events = self.engine.apply(stamped)
-        except BaseException as bug:
-            # An exception out of the core is a broken invariant: stop rather than run on.
-            # The batch in flight is durable whatever happens here: it is still answered.
-            self._fail(bug, self._in_flight_last)
-            raise
-        entry = Durable(stamped.seq, stamped.ts_ms, events)
-        self._commands.append(stamped)
-        self._entries.append(entry)
-        self._rids.append(request_id)
-        if request_id is not None:
-            recent = self._recent
-            recent[request_id] = stamped.seq
-            if len(recent) > self._window:
-                recent.popitem(last=False)
-        return entry
+    def _apply_each(self, commands: Sequence[Command], ids: Sequence[bytes | None]
+                    ) -> tuple[list[Durable], list[tuple[int, asyncio.Future[list[Event]]]]]:
+        """Stamp, apply and queue each of `commands` in order, under its request id.
+
+        Return each one's entry, and the resent ones (a request id the window holds): their
+        place in the entries and the future `_resent` gives (until answered, their entry is
+        their seq without events). The one place where a command is stamped: the next seq,
+        and a time from the clock (read once a command) no earlier than the last one's.
+        Locals and no call per command but the clock, `replace` and `apply`: this loop is
+        every command's path through the writer (issue #14).
+        """
+        recent = self._recent
+        clock = self._clock
+        engine = self.engine
+        apply = engine.apply
+        pending, entries, rids = self._commands, self._entries, self._rids
+        outcomes: list[Durable] = []
+        resent: list[tuple[int, asyncio.Future[list[Event]]]] = []
+        for command, request_id in zip(commands, ids, strict=True):
+            if request_id is not None:
+                hit = recent.get(request_id)
+                if hit is not None:
+                    resent.append((len(outcomes), self._resent(request_id, hit)))
+                    outcomes.append(Durable(hit[0], 0, []))
+                    continue
+            seq = engine.last_seq + 1
+            ts_ms = clock()
+            if ts_ms < engine.last_ts_ms:
+                ts_ms = engine.last_ts_ms
+            stamped = _replace(command, seq=seq, ts_ms=ts_ms)
+            try:
+                events = apply(stamped)
+            except BaseException as bug:
+                # An exception out of the core is a broken invariant: stop rather than run
+                # on. The batch in flight is durable whatever happens here: still answered.
+                self._fail(bug, self._in_flight_last)
+                raise
+            entry = Durable(seq, ts_ms, events)
+            pending.append(stamped)
+            entries.append(entry)
+            rids.append(request_id)
+            outcomes.append(entry)
+            if request_id is not None:
+                # Its outcome at once: a resend while `seq` is past `durable_seq` waits for
+                # it to be durable (`_resent`), so nothing is answered before; durable, the
+                # same entry answers it, and the flush loop touches the window no more.
+                recent[request_id] = (seq, events)
+                if len(recent) > self._window:
+                    recent.popitem(last=False)
+        return outcomes, resent
 
     def _flushing(self) -> None:
         """Make sure the flush loop runs (it ends whenever nothing is pending)."""
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_loop())
 
-    def _resent(self, request_id: bytes, hit: Kept) -> asyncio.Future[list[Event]]:
+    def _resent(self, request_id: bytes, hit: Recorded) -> asyncio.Future[list[Event]]:
         """Answer a request id already applied: with its own future, or from its record."""
         self.resent += 1
-        seq = hit if isinstance(hit, int) else hit[0]
+        seq, events = hit
         # Rare (a gateway's resend after a failover or a timeout), and worth seeing.
         log.warning("a request id came again: answered with the outcome recorded at seq %d",
                     seq)
-        if isinstance(hit, int):
-            # In flight: the same answer as the first time, once durable. A batch's command
-            # gets its future only now, when someone waits for it alone.
+        if self.durable_seq < seq <= self.engine.last_seq:
+            # In flight (applied here, not yet durable): the same answer as the first time,
+            # once durable. A batch's command gets its future only now, when someone waits
+            # for it alone. (A remembered seq past the engine's is no command of this
+            # writer: answered from its record like any other.)
             waiting = self._waiters.get(seq)
             if waiting is None:
                 waiting = self._waiters[seq] = asyncio.get_running_loop().create_future()
             return waiting
-        _, events = hit
         done: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
         if events is not None:
             done.set_result(events)
@@ -322,11 +335,11 @@ class Sequencer:
         assert self._recompute is not None
         async with self._replaying:
             hit = self._recent.get(request_id)
-            if isinstance(hit, tuple) and hit[1] is not None:
+            if hit is not None and hit[1] is not None:
                 return hit[1]  # an earlier replay passed it
             upto = seq + 2 * self._max_batch
             missing = [(rid, kept[0]) for rid, kept in self._recent.items()
-                       if isinstance(kept, tuple) and kept[1] is None and kept[0] <= upto]
+                       if kept[1] is None and kept[0] <= upto]
             try:
                 found = await asyncio.to_thread(self._recompute, seq,
                                                 [at for _, at in missing])
@@ -337,12 +350,11 @@ class Sequencer:
             self.recomputed += 1
             for rid, at in missing:
                 kept = self._recent.get(rid)
-                if at in found and isinstance(kept, tuple) and kept[1] is None:
+                if at in found and kept is not None and kept[1] is None:
                     self._recent[rid] = (at, found[at])  # same key: its place is unchanged
             return events
 
     async def _flush_loop(self) -> None:
-        recent = self._recent
         while self._commands:
             commands, entries, rids = self._take()
             self._in_flight = (commands, entries)
@@ -383,11 +395,6 @@ class Sequencer:
                 _, whole, outcomes = acks.popleft()
                 if not whole.done():
                     whole.set_result(outcomes)
-            for seq, rid, entry in zip(range(first, last + 1), rids, entries, strict=True):
-                if rid is not None and rid in recent:
-                    # Durable: keep the outcome only (seq and events; the window is
-                    # long-lived memory; same key, so its place is unchanged).
-                    recent[rid] = (seq, entry.events)
             self._in_flight = ([], [])
 
     def _subscriber_failed(self, subscriber: object, seq: int) -> None:
