@@ -16,11 +16,11 @@ subscribers have been shown.
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, Literal
 
 import msgspec
+from sortedcontainers import SortedDict
 
 from perpx.core.enums import Side
 from perpx.core.events import Event, OrderAccepted, OrderAmended, OrderCancelled, Trade
@@ -33,6 +33,7 @@ _BOOK_TYPES: frozenset[type[Event]] = frozenset(BOOK_EVENTS)
 
 Level = tuple[int, int]  # (price_ticks, qty_lots)
 _BUY = Side.BUY
+_dict_setitem = dict.__setitem__
 
 
 class BookMirrorState(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
@@ -58,51 +59,14 @@ class _MirrorOrder(msgspec.Struct, gc=False):
     resting: bool = False
 
 
-class Levels:
-    """One side's price levels: lots by sort key, and the keys in order (best first).
-
-    A dict and a plain list kept sorted by `bisect` (C), in place of sortedcontainers'
-    `SortedDict`, whose `__setitem__` and `__delitem__` are Python: a level filed or emptied
-    (every trade that takes the last lots of a level, every order that opens one) cost
-    ~15,000 instructions per order in the writer's process (issue #15). Filing or dropping a
-    key moves the keys after it (a C `memmove`): cheap for a mirror's few thousand levels.
-    """
-
-    __slots__ = ("keys", "lots")
-
-    def __init__(self) -> None:
-        self.lots: dict[int, int] = {}
-        self.keys: list[int] = []  # sorted ascending: index 0 is the best level
-
-    def __len__(self) -> int:
-        return len(self.lots)
-
-    def __getitem__(self, key: int) -> int:
-        return self.lots[key]
-
-    def get(self, key: int) -> int | None:
-        """Return the lots at `key`, if a level is filed there."""
-        return self.lots.get(key)
-
-    def items(self) -> list[Level]:
-        """Return (key, lots) of every level, in key order."""
-        lots = self.lots
-        return [(key, lots[key]) for key in self.keys]
-
-    def update(self, levels: Iterable[Level]) -> None:
-        """File (key, lots) levels (a later one of a key replaces an earlier one)."""
-        self.lots.update(levels)
-        self.keys = sorted(self.lots)
-
-
 class BookMirror:
     """Aggregated price levels of one symbol, rebuilt from events."""
 
     def __init__(self, symbol: str) -> None:
         self.symbol = symbol
         # Sort keys: -price for bids, price for asks, so index 0 is the best level.
-        self.bids = Levels()
-        self.asks = Levels()
+        self.bids: SortedDict = SortedDict()
+        self.asks: SortedDict = SortedDict()
         self._orders: dict[int, _MirrorOrder] = {}
         # Orders accepted (or re-queued by an amend) in this command that have not rested yet:
         # they are takers until their matching is over.
@@ -135,18 +99,17 @@ class BookMirror:
             levels, key = self.bids, -order.price
         else:
             levels, key = self.asks, order.price
-        book = levels.lots
-        before = book.get(key)
+        before = levels.get(key)
         total = lots if before is None else before + lots
         if not total:
-            del book[key]
-            keys = levels.keys
-            del keys[bisect_left(keys, key)]
+            del levels[key]
         elif before is None:
-            book[key] = total  # a new level: its key is filed too
-            insort(levels.keys, key)
+            levels[key] = total  # a new level: `SortedDict` files its key
         else:
-            book[key] = total  # a level already filed: only its quantity moves
+            # A level already filed: only its quantity moves, so the dict's own store
+            # (`SortedDict` is a dict whose keys it also keeps sorted) skips the Python-level
+            # `SortedDict.__setitem__`'s membership test (issue #15).
+            _dict_setitem(levels, key, total)
         self.changed = True
 
     def _rest_pending(self, keep: int | None = None) -> None:
@@ -227,9 +190,8 @@ class BookMirror:
 
     def top(self, depth: int) -> tuple[list[Level], list[Level]]:
         """Return the best `depth` (price, qty) levels of bids and asks, best first."""
-        bid_lots, ask_lots = self.bids.lots, self.asks.lots
-        bids = [(-key, bid_lots[key]) for key in self.bids.keys[:depth]]
-        asks = [(key, ask_lots[key]) for key in self.asks.keys[:depth]]
+        bids = [(-key, self.bids[key]) for key in self.bids.islice(0, depth)]
+        asks = [(key, self.asks[key]) for key in self.asks.islice(0, depth)]
         return bids, asks
 
     def best(self) -> tuple[Level | None, Level | None]:
