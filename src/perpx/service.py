@@ -47,7 +47,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -393,14 +393,16 @@ class ExchangeService:
 
     # -- writes ---------------------------------------------------------------------------
 
-    async def submit(self, command: Command, request_id: bytes | None = None) -> list[Event]:
-        """Sequence, apply and journal `command`; return its events once durable.
+    def submit(self, command: Command, request_id: bytes | None = None
+               ) -> Coroutine[Any, Any, list[Event]]:
+        """Sequence, apply and journal `command`; return its events once durable (awaited).
 
         A request from the API: it is journaled with `request_id` (a gateway's, which a
         retry after a failover resends), or with a fresh one (`new_request_id`). A request id
         the writer has seen recently is answered with its recorded events (`Sequencer`).
+        `_submit`'s coroutine itself, not one more wrapped around it (one frame per order).
         """
-        return await self._submit(command, request_id or new_request_id())
+        return self._submit(command, request_id or new_request_id())
 
     async def _submit(self, command: Command, request_id: bytes | None) -> list[Event]:
         """`submit`; the writer's own commands (feeds, makers) carry no request id."""
@@ -464,17 +466,17 @@ class ExchangeService:
         return ServiceStopped("the service has stopped")
 
     def _ack(self, command: Command, events: list[Event]) -> None:
-        self._ack_all((command,), (events,))
+        """Record the command's seq as acknowledged to its account (read-your-writes)."""
+        if events:
+            account_id = getattr(command, "account_id", None)
+            # Every event of a command carries its seq (a refused one: its rejection).
+            if account_id is not None and self._acked.get(account_id, 0) < events[0].seq:
+                self._acked[account_id] = events[0].seq
 
     def _ack_all(self, commands: Sequence[Command], outcomes: Sequence[list[Event]]) -> None:
-        """Record each command's seq as acknowledged to its account (read-your-writes)."""
-        acked = self._acked
+        """`_ack` each command with its events."""
         for command, events in zip(commands, outcomes, strict=True):
-            if events:
-                account_id = getattr(command, "account_id", None)
-                # Every event of a command carries its seq (a refused one: its rejection).
-                if account_id is not None and acked.get(account_id, 0) < events[0].seq:
-                    acked[account_id] = events[0].seq
+            self._ack(command, events)
 
     async def settled(self) -> None:
         """Wait until every command the writer has applied so far is durable and readable.

@@ -31,7 +31,8 @@ Figures, in one run:
 
 The last line is JSON with `orders_per_s`, `p50_ms`, `p99_ms` and `ws_msgs_per_s` (and the
 `idle_*` and `server_*` figures with `idle`; `server_rss_mb` is the single process's RSS
-after its orders; with `gateways`, `gateways_N_*` for each N).
+after its orders, `server_cpu` its CPU per second during them and `server_cpu_us_per_order`
+per order; with `gateways`, `gateways_N_*` for each N).
 """
 
 from __future__ import annotations
@@ -303,7 +304,14 @@ def bench_api(clients: int = 64, seconds: float = 5.0, *, pipeline: int = 1,
             job = {"host": "127.0.0.1", "port": port, "keys": pairs, "seconds": seconds,
                    "pipeline": pipeline, "price": price}
             base = _loadgen({**job, "kind": "time"})
+            cpu_before, started = _cpu_s(server.pid), time.monotonic()
             orders = _loadgen({**job, "kind": "order"})
+            # The single process's CPU (every thread) during the orders: per second, and
+            # per order acknowledged (what bounds it on 2 cores beside the load generator).
+            server_cpu_s = _cpu_s(server.pid) - cpu_before
+            server_cpu = round(server_cpu_s / (time.monotonic() - started), 2)
+            done = orders["per_s"] * seconds
+            server_us = round(server_cpu_s * 1e6 / done, 1) if done else None
             server_rss = _server_memory(server.pid)["rss_mb"]
             under_idle = _under_idle(job, server, idle, idle_per_address) if idle else {}
         finally:
@@ -341,7 +349,8 @@ def bench_api(clients: int = 64, seconds: float = 5.0, *, pipeline: int = 1,
         "ws_subscribers": ws_subscribers,
         "ws_msgs_per_s": ws["ws_msgs_per_s"] if ws is not None else None,
         "idle": idle, **under_idle,
-        "server_rss_mb": server_rss, "gateways": gateways, "shared_limits": shared_limits,
+        "server_rss_mb": server_rss, "server_cpu": server_cpu,
+        "server_cpu_us_per_order": server_us, "gateways": gateways, "shared_limits": shared_limits,
         "writer_only": writer_only,
         **through,
     }
@@ -352,6 +361,7 @@ def bench_api(clients: int = 64, seconds: float = 5.0, *, pipeline: int = 1,
     echo(f"signed POST /v5/order/create: {orders['per_s']:,} orders/s, "
          f"p50 {orders['p50_ms']} ms, p99 {orders['p99_ms']} ms "
          f"({clients} clients, pipeline {pipeline}, retCodes {orders['codes']})")
+    echo(f"  the serving process's CPU during them: {server_cpu} ({server_us} us/order)")
     echo(f"ratio to baseline: {result['ratio_to_baseline']}, "
          f"to the client's ceiling: {result['ratio_to_client_ceiling']}")
     echo(f"the single writer alone (no HTTP, in process): {writer['per_s']:,} orders/s, "

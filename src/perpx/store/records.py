@@ -1154,13 +1154,14 @@ class Projector:
     def _balance(self, event: BalanceChanged) -> None:
         if event.account_id <= 0 or self.sink is None:
             return
-        reason = BalanceReason(event.reason)
-        funding = event.change_atoms if reason is BalanceReason.FUNDING else 0
+        # The member by a dict, not `BalanceReason(...)` (the enum's call), and the members
+        # compared below are module constants: on 3.11 each `BalanceReason.X` read goes
+        # through the enum class's `__getattr__` (~700 instructions), and this runs for
+        # every wallet line (issue #15). An unknown reason still raises as the call does.
+        reason = _REASONS.get(event.reason) or BalanceReason(event.reason)
+        funding = event.change_atoms if reason is _FUNDING else 0
         cash_flow = event.cash_flow_atoms
-        if reason in (BalanceReason.DEPOSIT, BalanceReason.WITHDRAW, BalanceReason.LIQUIDATION,
-                      BalanceReason.ADL, BalanceReason.REALIZED_PNL,
-                      BalanceReason.SESSION_SETTLEMENT, BalanceReason.INTEREST,
-                      BalanceReason.CURRENCY_SELL, BalanceReason.CURRENCY_BUY):
+        if reason in _CASH_FLOW_REASONS:
             # Money in or out that is neither a fee nor funding: its `change` is its cash
             # flow (interest and the legs of a conversion too, so change = cashFlow).
             cash_flow = event.change_atoms
@@ -1177,15 +1178,23 @@ class Projector:
             event.account_id, event.coin, event.symbol, LEDGER_TYPES.get(reason, "OTHER"),
             event.change_atoms, cash_flow, event.fee_atoms, funding,
             event.balance_atoms, event.trade_id, event.ts_ms, event.seq)
-        if reason is BalanceReason.TRADE and event.trade_id:
+        if reason is _TRADE_REASON and event.trade_id:
             self._pending_trade_line = line
-        elif (reason is BalanceReason.FUNDING
-              or reason is BalanceReason.SESSION_SETTLEMENT) and event.symbol:
+        elif (reason is _FUNDING or reason is _SESSION_SETTLEMENT) and event.symbol:
             self._pending_settlement = line
         else:
             self.sink.ledger(line)
 
 
+_REASONS: dict[int, BalanceReason] = {int(reason): reason for reason in BalanceReason}
+_FUNDING = BalanceReason.FUNDING
+_TRADE_REASON = BalanceReason.TRADE
+_SESSION_SETTLEMENT = BalanceReason.SESSION_SETTLEMENT
+# Money in or out that is neither a fee nor funding (`Projector._balance`).
+_CASH_FLOW_REASONS = frozenset((
+    BalanceReason.DEPOSIT, BalanceReason.WITHDRAW, BalanceReason.LIQUIDATION, BalanceReason.ADL,
+    BalanceReason.REALIZED_PNL, BalanceReason.SESSION_SETTLEMENT, BalanceReason.INTEREST,
+    BalanceReason.CURRENCY_SELL, BalanceReason.CURRENCY_BUY))
 _TRIGGERED = int(OrderStatus.TRIGGERED)
 _ACCEPT = int(lifecycle.Happening.ACCEPT)
 _TRIGGER = int(lifecycle.Happening.TRIGGER)

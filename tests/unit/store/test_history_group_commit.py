@@ -64,3 +64,13 @@ def test_grouped_hand_overs_store_what_one_transaction_each_stores(
 def test_a_record_encodes_to_the_same_bytes_in_a_bytearray(number: int, text: str) -> None:
     record = {"n": number, "s": text, "l": [number, text]}
     assert bytes(record_bytearray(record)) == record_bytes(record)
+
+
+@given(st.text(min_size=900, max_size=3000), st.integers(0, 2**63 - 1))
+def test_a_record_past_the_room_reserved_for_it_encodes_to_the_same_bytes(
+        text: str, number: int) -> None:
+    # `record_bytearray` encodes into a bytearray with room for an order's record: a larger
+    # one grows it, and a smaller one leaves it truncated to what was written.
+    record = {"s": text, "n": number}
+    assert bytes(record_bytearray(record)) == record_bytes(record)
+    assert bytes(record_bytearray(number)) == record_bytes(number)

@@ -322,11 +322,17 @@ class StreamHub:
             if not self._own_books:
                 raise ValueError("a hub sharing its books needs the command's book changes")
             books = self.books.apply(command, events)
+        own_models = self._own_models
+        if not (own_models or self.subscribers or self.accounts or self.depth_views
+                or self.ticker_views or self.kline_views):
+            # Nobody subscribed and no view open: the rest only publishes (to no one) and
+            # marks views dirty (none), and the models are the owner's, folded already: a
+            # command costs the writer's process no more here (issue #15).
+            return
         directions = iter(books.directions)
         trades: dict[str, list[dict[str, Any]]] = {}
         liquidations: list[Liquidated] = []
         ticker_symbols: set[str] = set(books.changed)
-        own_models = self._own_models
         for event in events:
             if own_models:
                 self.tickers.apply(event)
