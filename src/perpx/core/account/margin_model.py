@@ -74,7 +74,9 @@ def _order_terms(ledger: MarginLedger, account: Account, coin: str, symbols: set
     for (symbol, _idx, _side), sums in account.order_sums.items():
         if sums.leaves_lots and symbol != last:
             last = symbol
-            if instruments[symbol].settle_coin == coin:
+            # A symbol already held in `coin` is there: no lookup of its spec (the usual
+            # account orders where it holds, and a filing's every order comes here).
+            if symbol not in symbols and instruments[symbol].settle_coin == coin:
                 symbols.add(symbol)
     order_im = order_loss = 0
     # In the set's order, not sorted: exact integer sums do not depend on the order, and
@@ -200,9 +202,13 @@ class CrossMargin(_Stateless):
         """
         upnl, position_im, mm, symbols = _positions_at_mark(self, ledger, account, coin, with_im)
         hedged: dict[str, list[Position]] = {}
-        for (symbol, idx), position in account.positions.items():
-            if idx and position.size_lots and symbol in symbols:
-                hedged.setdefault(symbol, []).append(position)
+        # A held pair is two position records on one symbol of `symbols`, each of which has
+        # at least one: with no more records than symbols there is none, and the records are
+        # not walked again (most accounts hold one position: every filing by a budget).
+        if len(account.positions) > len(symbols):
+            for (symbol, idx), position in account.positions.items():
+                if idx and position.size_lots and symbol in symbols:
+                    hedged.setdefault(symbol, []).append(position)
         for symbol, pair in hedged.items():
             if len(pair) == 2:
                 spec = ledger.instruments[symbol]
