@@ -18,7 +18,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -28,58 +28,22 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from uvicorn.protocols.http.flow_control import FlowControl
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
-from uvicorn.server import ServerState
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 import perpx.api.app
 from perpx.api.app import create_app
 from perpx.api.keys import KeyStore
-from perpx.api.limits import ConnectionGuard, Limits
+from perpx.api.limits import Limits
 from perpx.api.replywriter import write_reply
-from perpx.api.server import _config
 from perpx.instruments import load_instruments
 from perpx.service import ExchangeService
 from perpx.store.journal import MemoryJournal
+from support.uvicorn_connection import DATE, RecordingTransport, open_connection
 
 NOW = 1_700_000_000_000
-DATE = b"Mon, 07 Dec 2026 14:00:00 GMT"
 ORDER = (b'{"category":"linear","symbol":"BTCUSDT","side":"Buy","orderType":"Limit",'
          b'"qty":"0.001","price":"60000","timeInForce":"GTC"}')
 LIMITS = Limits(max_body_bytes=4096)
-
-
-class _Transport:
-    """A connection's transport that keeps what is written and whether it was closed."""
-
-    def __init__(self) -> None:
-        self.written: list[bytes] = []
-        self.closed = False
-        self.protocol: Any = None
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 40000),
-                "sockname": ("127.0.0.1", 8080)}.get(name, default)
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def get_protocol(self) -> Any:
-        return self.protocol
-
-    def set_protocol(self, protocol: Any) -> None:
-        self.protocol = protocol
 
 
 async def _boom(request: Request) -> Response:
@@ -119,18 +83,10 @@ def _serve(ours: bool, keys: KeyStore, chunks: list[bytes], lose: bool
     the app behind a plain `send`.
     """
     app, _service = _app(keys)
-    guard = ConnectionGuard(LIMITS.max_connections_per_address, LIMITS.connection_cap())
-    config = _config(app if ours else _uvicorns_path(app), LIMITS, guard, lifespan="off")
-    config.load()
-    protocol_class: Callable[..., Any] = config.http_protocol_class if ours \
-        else HttpToolsProtocol
-    state = ServerState()
-    state.default_headers = [(b"date", DATE), *config.encoded_headers]
     loop = asyncio.new_event_loop()
-    transport = _Transport()
     try:
-        protocol = protocol_class(config=config, server_state=state, app_state={}, _loop=loop)
-        protocol.connection_made(transport)
+        protocol, state, transport = open_connection(app if ours else _uvicorns_path(app),
+                                                     LIMITS, ours, loop, {})
 
         async def settle(rounds: int = 5000) -> None:
             """Until the requests' tasks are done (an order waits for its journal's flush)."""
@@ -240,8 +196,8 @@ _defaults = st.lists(st.tuples(
 
 
 def _cycle(method: str, keep_alive: bool, defaults: list[tuple[bytes, bytes]]
-           ) -> tuple[RequestResponseCycle, _Transport, list[int]]:
-    transport = _Transport()
+           ) -> tuple[RequestResponseCycle, RecordingTransport, list[int]]:
+    transport = RecordingTransport()
     completed: list[int] = []
     cycle = RequestResponseCycle(
         scope={"type": "http", "method": method, "http_version": "1.1",  # type: ignore[typeddict-item]

@@ -22,52 +22,15 @@ from typing import Any
 import httptools
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-from uvicorn.server import ServerState
 
-from perpx.api.limits import ConnectionGuard, Limits
+from perpx.api.limits import Limits
 from perpx.api.protocol import _plain_target
-from perpx.api.server import _config
+from support.uvicorn_connection import open_connection
 
-DATE = b"Mon, 07 Dec 2026 14:00:00 GMT"
 LIMITS = Limits(max_body_bytes=4096)
 # What a target is drawn from: the plain characters and those that make uvicorn's reading
 # differ (escapes, fragments, a scheme's colon, spaces and controls the parser refuses).
 _TARGET = st.text(alphabet="/aZ09-._~=&,?%#:@+; \t\x01\x7f\u00e9", max_size=24)
-
-
-class _Transport:
-    """A connection's transport that keeps what is written and whether it was closed."""
-
-    def __init__(self) -> None:
-        self.written: list[bytes] = []
-        self.closed = False
-        self.protocol: Any = None
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 40000),
-                "sockname": ("127.0.0.1", 8080)}.get(name, default)
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def get_protocol(self) -> Any:
-        return self.protocol
-
-    def set_protocol(self, protocol: Any) -> None:
-        self.protocol = protocol
 
 
 def _recording_app(seen: list[Any]) -> Callable[..., Any]:
@@ -89,19 +52,10 @@ def _recording_app(seen: list[Any]) -> Callable[..., Any]:
 def _serve(ours: bool, chunks: list[bytes]) -> tuple[list[Any], bytes, bool, int]:
     """Feed `chunks` to a new connection of perpx's protocol (`ours`) or stock uvicorn's."""
     seen: list[Any] = []
-    guard = ConnectionGuard(LIMITS.max_connections_per_address, LIMITS.connection_cap())
-    config = _config(_recording_app(seen), LIMITS, guard, lifespan="off")
-    config.load()
-    protocol_class: Callable[..., Any] = config.http_protocol_class if ours \
-        else HttpToolsProtocol
-    state = ServerState()
-    state.default_headers = [(b"date", DATE), *config.encoded_headers]
     loop = asyncio.new_event_loop()
-    transport = _Transport()
     try:
-        protocol = protocol_class(config=config, server_state=state, app_state={"a": 1},
-                                  _loop=loop)
-        protocol.connection_made(transport)
+        protocol, state, transport = open_connection(_recording_app(seen), LIMITS, ours, loop,
+                                                     {"a": 1})
 
         async def settle() -> None:
             for _ in range(200):
